@@ -1,0 +1,255 @@
+"""Contract base classes the core calls directly: camera adapters, detectors and integrations.
+
+Plugins subclass these; hooks (``alarmcloud.hookspecs``) only register them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from alarmcloud.events import Event
+
+# ---------------------------------------------------------------- clips and frames
+
+
+@dataclass(frozen=True)
+class ClipProbe:
+    """What the core learned about an uploaded file by probing its container (never trusted blindly)."""
+
+    container: str
+    video_codec: str | None
+    width: int
+    height: int
+    fps: float
+    duration: float
+    has_audio: bool = False
+    audio_codec: str | None = None
+    size_bytes: int = 0
+    bit_rate: int | None = None
+    keyframe_interval: float | None = None
+
+
+@dataclass(frozen=True)
+class FrameRequest:
+    """Which frames a detector needs; the core decodes each clip once and serves every request.
+
+    ``keyframes``: up to ``max_keyframes`` keyframes spread over the clip (cheap: no inter frames decoded).
+    ``windows``: for each position in ``window_at`` (fractions of the clip duration, 0..1) ``window_length``
+    consecutive frames starting at the first frame at or after that position.
+    ``width``/``height``: target size (give one to keep the aspect ratio; none for the native size).
+    """
+
+    keyframes: bool = True
+    max_keyframes: int = 10
+    window_at: tuple[float, ...] = ()
+    window_length: int = 0
+    width: int | None = None
+    height: int | None = None
+    color: Literal["rgb", "gray"] = "rgb"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: ``image`` is uint8 HxW (gray) or HxWx3 (RGB); ``time`` in seconds from clip start."""
+
+    time: float
+    image: np.ndarray
+    keyframe: bool = False
+
+
+@dataclass
+class ClipFrames:
+    """The frames served to one detector for one clip."""
+
+    probe: ClipProbe
+    keyframes: list[Frame] = field(default_factory=list)
+    windows: list[list[Frame]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A positive detection. ``box`` is (x1, y1, x2, y2) as fractions of the frame size."""
+
+    detector: str
+    label: str
+    score: float
+    time: float | None = None
+    box: tuple[float, float, float, float] | None = None
+    text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON shape (DESIGN.md): optional keys only when set."""
+        out: dict[str, Any] = {"detector": self.detector, "label": self.label, "score": round(self.score, 4)}
+        if self.text is not None:
+            out["text"] = self.text
+        if self.time is not None:
+            out["time"] = round(self.time, 3)
+        if self.box is not None:
+            out["box"] = [round(v, 4) for v in self.box]
+        return out
+
+
+class Detector(ABC):
+    """A detector: declares the frames it needs and analyses them purely (no I/O, no file access).
+
+    Instances are built once per process and shared across threads: keep ``analyze`` free of mutable state
+    (onnxruntime sessions are thread-safe for ``run``).
+    """
+
+    name: ClassVar[str]
+    labels: ClassVar[tuple[str, ...]]
+    #: labels that mean "false alarm" when the core's motion analysis sees no real mover (e.g. rain)
+    false_alarm_labels: ClassVar[frozenset[str]] = frozenset()
+    #: a finding is only emitted at or above this score
+    threshold: float = 0.5
+
+    @abstractmethod
+    def frame_request(self) -> FrameRequest:
+        """The frames this detector needs from every clip."""
+
+    @abstractmethod
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        """Return positive findings only (score >= ``self.threshold``)."""
+
+
+# ---------------------------------------------------------------- cameras
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """One camera model an adapter supports."""
+
+    name: str
+    generation: str
+    resolutions: tuple[tuple[int, int], ...]
+    codecs: tuple[str, ...] = ("h264",)
+    frame_rates: tuple[float, ...] = (15.0,)
+    ptz: bool = False
+    pir: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClipValidation:
+    """An adapter's answer: ``accepted`` or a human ``reason``; ``flags`` (e.g. ``long_clip``) feed fair use."""
+
+    accepted: bool
+    reason: str = ""
+    flags: tuple[str, ...] = ()
+
+    @classmethod
+    def ok(cls, *flags: str) -> ClipValidation:
+        return cls(True, "", tuple(flags))
+
+    @classmethod
+    def reject(cls, reason: str) -> ClipValidation:
+        return cls(False, reason)
+
+
+@dataclass(frozen=True)
+class CameraAccess:
+    """What an adapter needs to reach one camera; ``password`` is decrypted only for this call.
+
+    ``address`` is the host already checked against the operator's ``camera_networks``.
+    """
+
+    id: str
+    model: str
+    address: str | None
+    port: int = 80
+    username: str | None = None
+    password: str | None = None
+    p2p_id: str | None = None
+    https: bool = False
+
+    def __repr__(self) -> str:  # never print the password
+        return f"CameraAccess(id={self.id!r}, model={self.model!r}, address={self.address!r})"
+
+
+@dataclass(frozen=True)
+class LiveStream:
+    """Stream and snapshot URLs; ``*_with_credentials`` variants are only for integrations allowed to use them."""
+
+    rtsp_main: str
+    rtsp_sub: str | None = None
+    rtsp_third: str | None = None
+    snapshot: str | None = None
+    credentials_in_url: dict[str, str] = field(default_factory=dict)
+
+
+CAMERA_ACTIONS = ("motion_detection", "alarm_email", "go_to_preset", "alarm_area", "area_sensitivity")
+
+
+class CameraError(Exception):
+    """A camera could not do what was asked; ``code`` is one of unreachable, refused, unsupported, invalid."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where a camera should push its alarm clips (for one-click setup)."""
+
+    ftp_host: str
+    ftp_port: int
+    username: str
+    password: str
+    http_url: str
+    alarm_server_url: str | None = None
+    ftps: bool = False
+
+
+class CameraAdapter(ABC):
+    """One camera brand: validation of its clips, control, live view."""
+
+    brand: ClassVar[str]
+
+    @abstractmethod
+    def models(self) -> Sequence[CameraModel]:
+        """The models this adapter supports."""
+
+    @abstractmethod
+    def validate_clip(self, model: str, probe: ClipProbe) -> ClipValidation:
+        """Is this a video this camera model produces?"""
+
+    @abstractmethod
+    async def control(self, camera: CameraAccess, action: str, value: Any, area: int | None = None) -> None:
+        """Run one of ``CAMERA_ACTIONS``; raise ``CameraError`` on failure."""
+
+    @abstractmethod
+    def live_stream(self, camera: CameraAccess) -> LiveStream:
+        """Stream and snapshot URLs (without credentials; see ``LiveStream.credentials_in_url``)."""
+
+    async def snapshot(self, camera: CameraAccess) -> bytes:
+        """A JPEG from the camera (the core proxies it so browsers never see the password)."""
+        raise CameraError("unsupported", f"{self.brand} cameras do not support snapshots")
+
+    async def setup_upload(self, camera: CameraAccess, target: UploadTarget) -> list[str]:
+        """Configure the camera to push alarm clips here; returns what was set (one-click setup)."""
+        raise CameraError("unsupported", f"{self.brand} cameras do not support one-click setup")
+
+
+# ---------------------------------------------------------------- integrations
+
+
+class Integration(ABC):
+    """A platform linked to customer accounts (IFTTT, Alexa, Google Home)."""
+
+    name: ClassVar[str]
+    #: OAuth scopes this platform may request
+    scopes: ClassVar[tuple[str, ...]] = ()
+
+    async def handle_event(self, event: Event) -> None:  # noqa: B027 - optional override
+        """React to a core event (notify the platform); default: ignore."""
+
+    async def forget_account(self, pseudonym: str) -> None:  # noqa: B027 - optional override
+        """The account was deleted or unlinked: drop everything kept for this pseudonymous user."""

@@ -1,0 +1,119 @@
+"""The core services plugins may call (the only way a plugin reaches accounts, cameras and events).
+
+Plugins receive the running ``AlarmCloud`` object in their hooks and use ``app.services``. Every method takes the
+account id it acts for and enforces that account's rights, so a plugin cannot reach another tenant's data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from alarmcloud.contracts import LiveStream
+
+
+class ServiceError(Exception):
+    """A service call failed; ``status`` and ``code`` map to the API error shape."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who called: an account, through an OAuth client with these scopes; ``pseudonym`` is per-client."""
+
+    account_id: str
+    client_id: str | None
+    scopes: frozenset[str]
+    pseudonym: str
+    token_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CameraSummary:
+    """A camera as an integration may see it (never its credentials)."""
+
+    id: str
+    name: str
+    brand: str
+    model: str
+    motion_detection: bool | None = None
+    online: bool = True
+    capabilities: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CoreServices(ABC):
+    """What the core offers plugins. All ids are strings; all methods are tenant-scoped."""
+
+    @abstractmethod
+    async def authenticate(self, request: Request, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
+        """Validate the request's OAuth bearer token for ``integration`` and required scopes.
+
+        Raises ``ServiceError(401, "invalid_token", ...)`` or ``ServiceError(403, "insufficient_scope", ...)``.
+        """
+
+    @abstractmethod
+    async def principal_for_token(self, token: str, integration: str) -> Principal:
+        """Like ``authenticate`` for a token taken from a message body (Alexa directives carry it there)."""
+
+    @abstractmethod
+    async def account_for_pseudonym(self, integration: str, pseudonym: str) -> str | None:
+        """The account id behind a pseudonymous user id of ``integration``, or None."""
+
+    @abstractmethod
+    async def pseudonyms(self, integration: str) -> dict[str, str]:
+        """All pseudonym → account id pairs of ``integration`` that are linked now (for proactive reports)."""
+
+    @abstractmethod
+    async def list_cameras(self, account_id: str) -> list[CameraSummary]:
+        """The account's cameras."""
+
+    @abstractmethod
+    async def camera_action(
+        self, account_id: str, camera_id: str, action: str, value: Any, area: int | None = None
+    ) -> None:
+        """Run a camera action (see ``contracts.CAMERA_ACTIONS``); 404 for a camera of another account."""
+
+    @abstractmethod
+    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
+        """Stream URLs; credentials only when the customer allowed it for the calling client."""
+
+    @abstractmethod
+    async def list_events(
+        self,
+        account_id: str,
+        *,
+        camera_id: str | None = None,
+        label: str | None = None,
+        real_alarms_only: bool = False,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Newest events first, in the public API shape."""
+
+    @abstractmethod
+    async def storage(self, account_id: str) -> dict[str, Any]:
+        """The account's storage status (quota, used bytes, per camera)."""
+
+    @abstractmethod
+    async def get_state(self, plugin: str, account_id: str | None, key: str) -> Any | None:
+        """Read a JSON value a plugin stored (per account, or global with ``account_id=None``)."""
+
+    @abstractmethod
+    async def set_state(self, plugin: str, account_id: str | None, key: str, value: Any) -> None:
+        """Store a JSON value for a plugin; account-scoped values are deleted and exported with the account."""
+
+    @abstractmethod
+    async def delete_state(self, plugin: str, account_id: str | None, key: str | None = None) -> None:
+        """Delete one key, or every key of the plugin for that account with ``key=None``."""
+
+    @abstractmethod
+    async def unlink(self, account_id: str, integration: str) -> None:
+        """Revoke every OAuth grant and token of ``integration`` for the account (platform-side unlink)."""

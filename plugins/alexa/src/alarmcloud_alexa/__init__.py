@@ -1,0 +1,3 @@
+"""alarmcloud plugin alexa."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""alarmcloud plugin instar."""
+
+__version__ = "0.1.0"

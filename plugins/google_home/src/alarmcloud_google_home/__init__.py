@@ -1,0 +1,3 @@
+"""alarmcloud plugin google_home."""
+
+__version__ = "0.1.0"

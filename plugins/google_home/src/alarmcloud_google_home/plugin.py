@@ -1,0 +1,3 @@
+"""Hook implementations of this plugin (entry-point target)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""alarmcloud plugin ifttt."""
+
+__version__ = "0.1.0"
