@@ -69,6 +69,8 @@ class ClipFrames:
     probe: ClipProbe
     keyframes: list[Frame] = field(default_factory=list)
     windows: list[list[Frame]] = field(default_factory=list)
+    #: per-camera settings of this detector chosen by the owner (e.g. {"countries": ["DE", "AT"]})
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -115,5 +115,13 @@ class CoreServices(ABC):
         """Delete one key, or every key of the plugin for that account with ``key=None``."""
 
     @abstractmethod
+    async def authenticate_camera(self, username: str, password: str) -> str | None:
+        """The camera id whose upload credentials these are, or None (constant-time check)."""
+
+    @abstractmethod
+    async def record_camera_trigger(self, camera_id: str, trigger: dict[str, Any]) -> None:
+        """Remember what triggered a camera's alarm; the next clip it uploads carries it as metadata."""
+
+    @abstractmethod
     async def unlink(self, account_id: str, integration: str) -> None:
         """Revoke every OAuth grant and token of ``integration`` for the account (platform-side unlink)."""

@@ -1,0 +1,88 @@
+"""Helpers for tests of the core and of plugins: real H.264 MP4 clips made with PyAV."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+Scene = Callable[[int, float, int, int], np.ndarray]
+
+
+def moving_box_scene(index: int, t: float, width: int, height: int) -> np.ndarray:
+    """A textured still background with one box walking across it (a 'real mover')."""
+    rng = np.random.default_rng(7)
+    base = rng.integers(40, 200, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    img = np.repeat(np.repeat(base, 8, axis=0), 8, axis=1)[:height, :width].copy()
+    bw, bh = max(8, width // 10), max(16, height // 4)
+    x = int((t * width / 6) % max(1, width - bw))
+    y = height // 2 - bh // 2
+    img[y : y + bh, x : x + bw] = (230, 60, 40)
+    return img
+
+
+def static_scene(index: int, t: float, width: int, height: int) -> np.ndarray:
+    """A textured background where nothing moves (only faint sensor noise)."""
+    rng = np.random.default_rng(7)
+    base = rng.integers(40, 200, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    img = np.repeat(np.repeat(base, 8, axis=0), 8, axis=1)[:height, :width]
+    noise = np.random.default_rng(index).integers(-3, 4, size=img.shape)
+    return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def make_clip(
+    path: str | Path,
+    seconds: float = 18.0,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 15,
+    gop_seconds: float = 2.0,
+    scene: Scene = moving_box_scene,
+    audio: bool = False,
+    codec: str = "libx264",
+    container_format: str | None = None,
+) -> Path:
+    """Write a camera-like clip: H.264 Main, no B-frames, one slice per frame, fixed GOP."""
+    path = Path(path)
+    n = max(1, round(seconds * fps))
+    with av.open(str(path), mode="w", format=container_format) as out:
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height = width, height
+        vs.pix_fmt = "yuv420p"
+        vs.codec_context.gop_size = max(1, round(gop_seconds * fps))
+        if codec == "libx264":
+            vs.codec_context.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "bf": "0",
+                "sc_threshold": "0",
+                "keyint_min": str(vs.codec_context.gop_size),
+                "x264-params": "sliced-threads=0:slices=1",
+            }
+            vs.codec_context.thread_count = 1
+        aus = None
+        if audio:
+            aus = out.add_stream("aac", rate=8000)
+        for i in range(n):
+            t = i / fps
+            frame = av.VideoFrame.from_ndarray(scene(i, t, width, height), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+        if aus is not None:
+            samples = np.zeros((1, int(8000 * seconds)), dtype=np.float32)
+            layout = "mono"
+            af = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
+            af.sample_rate = 8000
+            af.pts = 0
+            for packet in aus.encode(af):
+                out.mux(packet)
+            for packet in aus.encode(None):
+                out.mux(packet)
+    return path

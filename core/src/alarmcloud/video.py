@@ -1,0 +1,216 @@
+"""Probe and decode alarm clips with PyAV: one demux pass per clip serves every detector's frame request.
+
+Only the packets somebody asked for are decoded: keyframes (cheap, one per GOP) and short windows of consecutive
+frames that start at a keyframe. Camera streams have no B-frames, so a window decodes from its keyframe on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from alarmcloud.contracts import ClipFrames, ClipProbe, Frame, FrameRequest
+
+log = logging.getLogger(__name__)
+
+
+class ProbeError(Exception):
+    """The file is not a video the core can read; ``code`` names why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def probe(path: str | Path) -> ClipProbe:
+    """Read container and stream facts; raises ``ProbeError`` for anything that is not a readable video."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ProbeError("empty_file", "the file is empty")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise ProbeError("not_a_video", f"not a readable video container: {exc.__class__.__name__}") from None
+    with container:
+        fmt = container.format.name or ""
+        if not container.streams.video:
+            raise ProbeError("no_video_stream", "the file has no video stream")
+        vs = container.streams.video[0]
+        cc = vs.codec_context
+        width, height = int(cc.width or 0), int(cc.height or 0)
+        if width <= 0 or height <= 0:
+            raise ProbeError("bad_video_stream", "the video stream has no frame size")
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = _duration(container, vs)
+        keyframe_times: list[float] = []
+        packets = 0
+        try:
+            for packet in container.demux(vs):
+                if packet.pts is None:
+                    continue
+                packets += 1
+                if packet.is_keyframe and packet.time_base is not None:
+                    keyframe_times.append(float(packet.pts * packet.time_base))
+        except av.error.FFmpegError as exc:
+            raise ProbeError("corrupt_video", f"the video data is corrupt: {exc.__class__.__name__}") from None
+        if packets == 0:
+            raise ProbeError("no_video_frames", "the video stream holds no frames")
+        if not keyframe_times:
+            raise ProbeError("no_keyframes", "the video stream has no keyframe")
+        gop = None
+        if len(keyframe_times) > 1:
+            gop = (keyframe_times[-1] - keyframe_times[0]) / (len(keyframe_times) - 1)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return ClipProbe(
+            container=fmt,
+            video_codec=cc.name,
+            width=width,
+            height=height,
+            fps=round(fps, 3),
+            duration=round(duration, 3),
+            has_audio=audio is not None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+            size_bytes=size,
+            bit_rate=int(container.bit_rate) if container.bit_rate else None,
+            keyframe_interval=round(gop, 3) if gop else None,
+        )
+
+
+def _duration(container: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float:
+    if vs.duration is not None and vs.time_base is not None:
+        return float(vs.duration * vs.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    if vs.frames and vs.average_rate:
+        return vs.frames / float(vs.average_rate)
+    return 0.0
+
+
+def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe | None = None) -> list[ClipFrames]:
+    """Decode one clip once and return one ``ClipFrames`` per request (same order)."""
+    clip = clip or probe(path)
+    if not requests:
+        return []
+    duration = max(clip.duration, 0.001)
+    want_key = any(r.keyframes for r in requests)
+    # windows: union of all requested positions, each as long as the longest request needs
+    positions = sorted({round(min(max(a, 0.0), 1.0), 4) for r in requests for a in r.window_at})
+    win_len = max((r.window_length for r in requests if r.window_at), default=0)
+    starts = [p * duration for p in positions]
+
+    key_frames: list[tuple[float, av.VideoFrame]] = []
+    windows: dict[int, list[tuple[float, av.VideoFrame]]] = {i: [] for i in range(len(starts))}
+    with av.open(str(path), metadata_errors="ignore") as container:
+        vs = container.streams.video[0]
+        cc = vs.codec_context
+        cc.thread_type = "SLICE"  # frame threading delays output and gains nothing on keyframes
+        tb = vs.time_base or Fraction(1, 90000)
+        active: dict[int, int] = {}  # window index -> packets still to decode
+        next_window = 0
+        chain_ok = False  # every packet since the last keyframe was decoded, so a P-frame may be decoded
+        for packet in container.demux(vs):
+            if packet.pts is None:
+                continue
+            t = float(packet.pts * tb)
+            is_key = bool(packet.is_keyframe)
+            if is_key:
+                # a window starts at the first keyframe at or after its position
+                while next_window < len(starts) and starts[next_window] <= t + 1e-6:
+                    active[next_window] = win_len
+                    next_window += 1
+            in_window = [w for w in active if is_key or chain_ok]
+            if not ((is_key and want_key) or in_window):
+                chain_ok = False
+                continue
+            for frame in cc.decode(packet):
+                ft = float(frame.pts * tb) if frame.pts is not None else t
+                if frame.key_frame and want_key:
+                    key_frames.append((ft, frame))
+                for w in in_window:
+                    windows[w].append((ft, frame))
+            chain_ok = True
+            for w in in_window:
+                active[w] -= 1
+                if active[w] <= 0:
+                    del active[w]
+        # camera streams have no reorder delay; flush anyway so no requested frame is lost
+        for frame in cc.decode(None):
+            if frame.key_frame and want_key and frame.pts is not None:
+                key_frames.append((float(frame.pts * tb), frame))
+
+    out: list[ClipFrames] = []
+    cache: dict[tuple[int, int | None, int | None, str], np.ndarray] = {}
+    for req in requests:
+        cf = ClipFrames(probe=clip)
+        if req.keyframes and key_frames:
+            for t, frame in _spread(key_frames, req.max_keyframes):
+                cf.keyframes.append(Frame(t, _convert(frame, req, cache), keyframe=True))
+        for pos in req.window_at:
+            w = positions.index(round(min(max(pos, 0.0), 1.0), 4))
+            frames = windows.get(w, [])[: req.window_length]
+            cf.windows.append([Frame(t, _convert(f, req, cache), keyframe=f.key_frame) for t, f in frames])
+        out.append(cf)
+    return out
+
+
+def _spread(items: list[tuple[float, av.VideoFrame]], n: int) -> list[tuple[float, av.VideoFrame]]:
+    """Up to ``n`` items evenly spread over the list (first and last included)."""
+    if n <= 0 or len(items) <= n:
+        return items
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in sorted(set(idx.tolist()))]
+
+
+def _convert(
+    frame: av.VideoFrame, req: FrameRequest, cache: dict[tuple[int, int | None, int | None, str], np.ndarray]
+) -> np.ndarray:
+    """Scale and convert a frame once per (frame, size, colour), shared by every request that wants it."""
+    w, h = _target_size(frame.width, frame.height, req.width, req.height)
+    key = (id(frame), w, h, req.color)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    if req.color == "gray" and w == frame.width and h == frame.height and frame.format.name.startswith("yuv"):
+        plane = frame.planes[0]
+        arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width].copy()
+    else:
+        fmt = "gray" if req.color == "gray" else "rgb24"
+        arr = frame.reformat(width=w, height=h, format=fmt, interpolation="FAST_BILINEAR").to_ndarray()
+        if fmt == "gray" and arr.ndim == 3:
+            arr = arr[..., 0]
+    cache[key] = arr
+    return arr
+
+
+def _target_size(src_w: int, src_h: int, width: int | None, height: int | None) -> tuple[int, int]:
+    if width and height:
+        return width, height
+    if width:
+        return width, max(2, round(src_h * width / src_w / 2) * 2)
+    if height:
+        return max(2, round(src_w * height / src_h / 2) * 2), height
+    return src_w, src_h
+
+
+def thumbnail_jpeg(path: str | Path, width: int = 480) -> bytes:
+    """A JPEG of the clip's first keyframe, ``width`` pixels wide."""
+    import io
+
+    with av.open(str(path), metadata_errors="ignore") as container:
+        vs = container.streams.video[0]
+        vs.codec_context.skip_frame = "NONKEY"
+        for frame in container.decode(vs):
+            w, h = _target_size(frame.width, frame.height, width, None)
+            img = frame.to_image(width=w, height=h)
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=80)
+            return buf.getvalue()
+    raise ProbeError("no_video_frames", "no frame to make a thumbnail from")
