@@ -1,0 +1,196 @@
+"""Settings: one TOML file plus ``ALARMCLOUD_*`` environment variables. These models are the configuration docs."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+
+
+class PluginsConfig(BaseModel):
+    """Which plugins this deployment enables (no config file: every installed plugin)."""
+
+    cameras: list[str] | None = Field(None, description="Enabled camera adapters (entry names); None: all installed")
+    detectors: list[str] | None = Field(None, description="Enabled detectors (entry names); None: all installed")
+    integrations: list[str] | None = Field(
+        None, description="Enabled integrations (entry names); None: all installed"
+    )
+    disable: list[str] = Field(
+        default_factory=list,
+        description="Deny list 'group:name' or 'name' (env ALARMCLOUD_PLUGINS__DISABLE='detectors:plates,alexa')",
+    )
+    strict: bool = Field(False, description="Abort start-up when an enabled plugin fails to load")
+
+
+class FtpConfig(BaseModel):
+    """The built-in FTP/FTPS ingest server cameras upload to."""
+
+    port: int = Field(2121, description="FTP control port; 0 disables FTP ingest")
+    host: str = Field("0.0.0.0", description="Address the FTP server listens on")
+    public_host: str | None = Field(None, description="Host name cameras use to reach the FTP server")
+    passive_ports: str = Field("60000-60100", description="Passive data port range 'from-to'")
+    masquerade_address: str | None = Field(None, description="Public IP announced for passive mode behind NAT")
+    tls_cert: Path | None = Field(None, description="PEM certificate; when set, FTPS (explicit TLS) is offered")
+    tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
+    tls_required: bool = Field(False, description="Refuse logins without TLS when a certificate is configured")
+
+
+class IngestConfig(BaseModel):
+    """Limits for uploaded clips."""
+
+    max_upload_bytes: int = Field(200 * 1024 * 1024, description="Hard cap per upload; larger bodies get 413")
+    max_clip_seconds: float = Field(300.0, description="Clips longer than this are rejected")
+    probe_timeout_seconds: float = Field(20.0, description="Time limit for probing one upload")
+    probe_memory_mb: int = Field(1024, description="Address-space limit of the probe process")
+    series_gap_seconds: float = Field(60.0, description="Clips closer than this form one alarm series")
+
+
+class StorageConfig(BaseModel):
+    """Default per-account quota; operators can change it per account."""
+
+    quota_bytes: int = Field(10 * 1024**3, description="Default quota per account in bytes")
+    retention_days: int = Field(30, description="Default days a clip is kept")
+    almost_full_ratio: float = Field(0.9, description="Raise storage.almost_full above this share of the quota")
+
+
+class WorkerConfig(BaseModel):
+    """Detection workers."""
+
+    count: int = Field(1, description="In-process worker threads started by serve (0: none)")
+    lease_seconds: float = Field(60.0, description="A claimed job returns to the queue when its lease expires")
+    max_attempts: int = Field(3, description="Attempts before a job goes to the dead-letter state")
+    retry_base_seconds: float = Field(5.0, description="Backoff base: base * 2**attempt")
+    poll_seconds: float = Field(0.5, description="Idle poll interval")
+
+
+class FairUseConfig(BaseModel):
+    """Fair-use rules (the account administrator is told before any slowdown)."""
+
+    long_clip_seconds: float = Field(30.0, description="Clips longer than this are processed at low priority")
+    continuous_alarm_minutes: float = Field(30.0, description="A series longer than this is a continuous alarm")
+    false_alarm_rate: float = Field(0.9, description="Daily false-alarm share that raises a notice")
+    min_clips: int = Field(20, description="Clips per day before the false-alarm rate counts")
+    grace_hours: float = Field(24.0, description="After the notice, hours before the priority is lowered")
+
+
+class SmtpConfig(BaseModel):
+    """Outgoing e-mail (notices and alarm mails). No host: e-mails are logged, not sent."""
+
+    host: str | None = Field(None, description="SMTP server")
+    port: int = Field(25, description="SMTP port")
+    sender: str = Field("alarmcloud@localhost", description="From address")
+    username: str | None = Field(None, description="SMTP login")
+    password: SecretStr | None = Field(None, description="SMTP password")
+    starttls: bool = Field(False, description="Use STARTTLS")
+
+
+class PrivacyConfig(BaseModel):
+    """Retention of personal data (days)."""
+
+    access_log_days: int = Field(90, description="Access data is deleted after this many days (max 90)", le=90)
+    inactive_days: int = Field(730, description="Accounts inactive this long get a deletion notice")
+    inactive_grace_days: int = Field(30, description="Days between the notice and the deletion")
+    export_days: int = Field(7, description="Finished exports are deleted after this many days")
+    plates_days: int | None = Field(None, description="Plate reads are deleted after this many days (None: with clip)")
+
+
+class Settings(BaseSettings):
+    """alarmcloud settings. Env: ALARMCLOUD_<FIELD>, nested with '__' (ALARMCLOUD_FTP__PORT=0)."""
+
+    model_config = SettingsConfigDict(env_prefix="ALARMCLOUD_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="SQLite database, local blobs and keys of the embedded default")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/alarmcloud.db")
+    public_url: str = Field("http://localhost:8000", description="Base URL customers and cameras use")
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on")
+    port: int = Field(8000, description="HTTP port")
+    secret_key: SecretStr | None = Field(
+        None, description="Base64 32-byte key for encrypting camera secrets; default: generated into data_dir"
+    )
+    secret_key_id: str = Field("k1", description="Id of secret_key, stored with each ciphertext for rotation")
+    old_secret_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Earlier keys by id, still accepted for decryption"
+    )
+    secure_cookies: bool | None = Field(None, description="Mark cookies Secure; default: when public_url is https")
+    session_idle_minutes: int = Field(60 * 24 * 7, description="Sessions end after this much inactivity")
+    session_absolute_days: int = Field(30, description="Sessions end this long after login")
+    login_attempts: int = Field(5, description="Failed logins per e-mail and network per window before 429")
+    login_window_seconds: int = Field(900, description="Login rate-limit window")
+    camera_networks: list[str] = Field(
+        default_factory=lambda: list(PRIVATE_NETWORKS),
+        description="CIDRs the server may contact cameras in (never loopback/link-local unless listed)",
+    )
+    registration_open: bool = Field(True, description="Allow anyone to register")
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig, description="Plugin selection")
+    plugin: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-plugin settings tables: [plugin.<name>]"
+    )
+    ftp: FtpConfig = Field(default_factory=FtpConfig, description="FTP/FTPS ingest")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="Upload limits")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Quota defaults")
+    workers: WorkerConfig = Field(default_factory=WorkerConfig, description="Detection workers")
+    fair_use: FairUseConfig = Field(default_factory=FairUseConfig, description="Fair-use rules")
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig, description="Outgoing e-mail")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Retention of personal data")
+    config_file: Path | None = Field(None, description="The TOML file these settings were read from")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (CLI / config file values) < env: operators override a file with the environment
+        return env_settings, init_settings, file_secret_settings
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'alarmcloud.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.public_url.startswith("https://")
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        """The ``[plugin.<name>]`` table (empty when absent)."""
+        return dict(self.plugin.get(name, {}))
+
+
+def _resolve_secrets(value: Any) -> Any:
+    """``{"$env": "NAME"}`` and ``{"$file": "path"}`` indirection for secrets in the TOML file."""
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            return os.environ.get(value["$env"])
+        if set(value) == {"$file"}:
+            return Path(value["$file"]).read_text().strip()
+        return {k: _resolve_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_secrets(v) for v in value]
+    return value
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (if any), then the environment; ``overrides`` (CLI flags) win over the file."""
+    data: dict[str, Any] = {}
+    path = config_file or (Path(os.environ["ALARMCLOUD_CONFIG"]) if os.environ.get("ALARMCLOUD_CONFIG") else None)
+    if path is not None:
+        with open(path, "rb") as fh:
+            data = _resolve_secrets(tomllib.load(fh))
+        data["config_file"] = path
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**data)

@@ -1,0 +1,101 @@
+"""Secrets at rest: AES-GCM for camera credentials, argon2id for passwords, SHA-256 for tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+_DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+
+def burn_password_check(password: str) -> None:
+    """Spend the same time as a real check, so unknown e-mails cannot be told apart by timing."""
+    verify_password(_DUMMY_HASH, password)
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_hash(token: str) -> str:
+    """Tokens are high-entropy: a fast hash is enough and allows lookup by hash."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def constant_eq(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+class SecretBox:
+    """AES-256-GCM with a key id in every ciphertext so keys can rotate: ``kid$nonce$ciphertext`` (base64)."""
+
+    def __init__(self, current_id: str, keys: dict[str, bytes]) -> None:
+        if current_id not in keys:
+            raise ValueError("the current key id has no key")
+        self.current_id = current_id
+        self._keys = {k: AESGCM(v) for k, v in keys.items()}
+
+    def encrypt(self, plaintext: str | None, context: str = "") -> str | None:
+        if plaintext is None or plaintext == "":
+            return None
+        nonce = os.urandom(12)
+        ct = self._keys[self.current_id].encrypt(nonce, plaintext.encode(), context.encode())
+        return "$".join([self.current_id, _b64(nonce), _b64(ct)])
+
+    def decrypt(self, stored: str | None, context: str = "") -> str | None:
+        if not stored:
+            return None
+        kid, nonce, ct = stored.split("$")
+        return self._keys[kid].decrypt(_unb64(nonce), _unb64(ct), context.encode()).decode()
+
+    def key_id(self, stored: str | None) -> str | None:
+        return stored.split("$", 1)[0] if stored else None
+
+
+def _b64(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+
+def _unb64(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The embedded default's key file (0600), created on first start."""
+    if path.exists():
+        return _unb64(path.read_text().strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = AESGCM.generate_key(bit_length=256)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(_b64(key))
+    return key
+
+
+def decode_key(value: str) -> bytes:
+    key = _unb64(value.strip())
+    if len(key) != 32:
+        raise ValueError("secret keys must be 32 bytes, base64-encoded")
+    return key

@@ -1,0 +1,270 @@
+"""Database tables (SQLModel). Times are naive UTC. Every customer row carries ``account_id`` for tenancy."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    email: str = Field(index=True, unique=True, max_length=320)
+    password_hash: str = Field(max_length=200)
+    role: str = Field(default="user", max_length=16)  # user | operator
+    owner_id: str | None = Field(default=None, foreign_key="accounts.id", max_length=32)  # set for sub-users
+    created_at: datetime = Field(default_factory=utcnow)
+    last_active_at: datetime = Field(default_factory=utcnow)
+    restricted: bool = False  # GDPR Art. 18: no processing of clips
+    quota_bytes: int | None = None
+    retention_days: int | None = None
+    pending_email: str | None = Field(default=None, max_length=320)
+    pending_email_token_hash: str | None = Field(default=None, max_length=64)
+    deletion_notice_at: datetime | None = None
+    notify_email: bool = False
+    notify_only_real: bool = True
+    notify_cooldown_seconds: int = 300
+
+
+class SessionRow(SQLModel, table=True):
+    __tablename__ = "sessions"
+    id_hash: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie value
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    __tablename__ = "api_tokens"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(index=True, unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class CameraRight(SQLModel, table=True):
+    """A sub-user's right on one camera of its owner: view < control < admin."""
+
+    __tablename__ = "camera_rights"
+    account_id: str = Field(foreign_key="accounts.id", primary_key=True, max_length=32)
+    camera_id: str = Field(foreign_key="cameras.id", primary_key=True, max_length=32)
+    right: str = Field(max_length=16)
+
+
+class Camera(SQLModel, table=True):
+    __tablename__ = "cameras"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    name: str = Field(max_length=100)
+    brand: str = Field(max_length=50)
+    model: str = Field(max_length=100)
+    host_enc: str | None = Field(default=None, sa_column=Column(Text))
+    port: int = 80
+    p2p_id_enc: str | None = Field(default=None, sa_column=Column(Text))
+    username_enc: str | None = Field(default=None, sa_column=Column(Text))
+    password_enc: str | None = Field(default=None, sa_column=Column(Text))
+    integrations_may_use_credentials: bool = False
+    upload_username: str | None = Field(default=None, index=True, unique=True, max_length=64)
+    upload_password_hash: str | None = Field(default=None, max_length=200)
+    detectors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    detector_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+    rejected_count: int = 0
+    motion_detection: bool | None = None
+    last_trigger: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    last_trigger_at: datetime | None = None
+    fair_use_state: str = Field(default="normal", max_length=32)  # normal | notice | low_priority
+    fair_use_reason: str | None = Field(default=None, max_length=300)
+    fair_use_since: datetime | None = None
+    fair_use_override: str | None = Field(default=None, max_length=32)  # operator: normal | low_priority
+    false_alarm_rate: float | None = None
+
+
+class Series(SQLModel, table=True):
+    __tablename__ = "series"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    camera_id: str = Field(foreign_key="cameras.id", index=True, max_length=32)
+    started_at: datetime
+    ended_at: datetime
+    clip_count: int = 0
+
+
+class Clip(SQLModel, table=True):
+    """One stored alarm clip = one event of the API."""
+
+    __tablename__ = "clips"
+    __table_args__ = (
+        Index("ix_clips_account_started", "account_id", "started_at", "id"),
+        Index("ix_clips_camera_started", "camera_id", "started_at", "id"),
+    )
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", max_length=32)
+    camera_id: str = Field(foreign_key="cameras.id", max_length=32)
+    series_id: str = Field(foreign_key="series.id", index=True, max_length=32)
+    blob_key: str = Field(max_length=200)
+    thumb_key: str | None = Field(default=None, max_length=200)
+    size_bytes: int = 0
+    started_at: datetime = Field(default_factory=utcnow)
+    received_at: datetime = Field(default_factory=utcnow)
+    duration: float = 0.0
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    codec: str = Field(default="", max_length=20)
+    original_name: str | None = Field(default=None, max_length=255)
+    trigger: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    flags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    status: str = Field(default="pending", max_length=16)  # pending | done | failed | skipped
+    verdict: str | None = Field(default=None, max_length=64, index=True)
+    mover: bool | None = None
+    labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class FindingRow(SQLModel, table=True):
+    __tablename__ = "findings"
+    id: int | None = Field(default=None, primary_key=True)
+    clip_id: str = Field(foreign_key="clips.id", index=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    detector: str = Field(max_length=50)
+    label: str = Field(max_length=50, index=True)
+    score: float
+    time: float | None = None
+    box: list[float] | None = Field(default=None, sa_column=Column(JSON))
+    text: str | None = Field(default=None, max_length=64, index=True)
+
+
+class Job(SQLModel, table=True):
+    """Durable detection job; written in the clip's transaction."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "state", "priority", "fair_round", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clip_id: str = Field(foreign_key="clips.id", index=True, max_length=32)
+    camera_id: str = Field(max_length=32, index=True)
+    account_id: str = Field(max_length=32, index=True)
+    state: str = Field(default="queued", max_length=16)  # queued | running | done | dead
+    priority: int = 0  # 0 normal, 1 low (fair use)
+    fair_round: int = 0  # position in its camera's queue when written: round-robin between cameras
+    attempts: int = 0
+    available_at: datetime = Field(default_factory=utcnow)
+    lease_until: datetime | None = None
+    worker: str | None = Field(default=None, max_length=100)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class Rejection(SQLModel, table=True):
+    """A rejected upload: the reason is kept, the data never."""
+
+    __tablename__ = "rejections"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    camera_id: str = Field(foreign_key="cameras.id", index=True, max_length=32)
+    at: datetime = Field(default_factory=utcnow)
+    code: str = Field(max_length=50)
+    message: str = Field(max_length=300)
+
+
+class Feedback(SQLModel, table=True):
+    __tablename__ = "feedback"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    clip_id: str = Field(foreign_key="clips.id", index=True, max_length=32)
+    detector: str = Field(max_length=50)
+    label: str = Field(max_length=50)  # e.g. rain | not_rain
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Consent(SQLModel, table=True):
+    """Append-only consent ledger: releases of recordings and integration grants."""
+
+    __tablename__ = "consents"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    kind: str = Field(max_length=32)  # clip_release | integration_grant
+    subject: str = Field(max_length=100)  # clip id, client id
+    purpose: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    withdrawn_at: datetime | None = None
+
+
+class PluginState(SQLModel, table=True):
+    __tablename__ = "plugin_state"
+    __table_args__ = (UniqueConstraint("plugin", "account_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    plugin: str = Field(max_length=50)
+    account_id: str | None = Field(default=None, foreign_key="accounts.id", index=True, max_length=32)
+    key: str = Field(max_length=200)
+    value: Any = Field(default=None, sa_column=Column(JSON))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Webhook(SQLModel, table=True):
+    __tablename__ = "webhooks"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    url: str = Field(max_length=500)
+    secret: str = Field(max_length=100)
+    only_real_alarms: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Outbox(SQLModel, table=True):
+    """Notifications to deliver (webhooks, e-mail) with retries; survives restarts."""
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    kind: str = Field(max_length=16)  # webhook | email
+    target: str = Field(max_length=500)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    attempts: int = 0
+    available_at: datetime = Field(default_factory=utcnow)
+    state: str = Field(default="queued", max_length=16)  # queued | sent | dead
+    last_error: str | None = Field(default=None, max_length=300)
+
+
+class UsageHour(SQLModel, table=True):
+    """Usage aggregated per account, camera or token and hour (no IPs): statistics and billing."""
+
+    __tablename__ = "usage_hours"
+    __table_args__ = (UniqueConstraint("hour", "subject"),)
+    id: int | None = Field(default=None, primary_key=True)
+    hour: datetime
+    subject: str = Field(max_length=80)  # account:<id> | camera:<id> | token:<id>
+    account_id: str | None = Field(default=None, foreign_key="accounts.id", index=True, max_length=32)
+    requests: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class AccessLog(SQLModel, table=True):
+    """Access data without persons: truncated IPs, no tokens, kept at most 90 days."""
+
+    __tablename__ = "access_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    ip_prefix: str = Field(max_length=64)
+    method: str = Field(max_length=10)
+    path: str = Field(max_length=300)
+    status: int
+    bytes_out: int = 0
+    duration_ms: int = 0
