@@ -1,0 +1,179 @@
+"""The ``plates`` detector: find text lines that look like plates, read them, validate, vote across frames."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
+from pydantic import BaseModel, Field
+
+from alarmcloud_detect_plates.formats import COUNTRY_FORMATS, fit_plate, plate_distance
+from alarmcloud_detect_plates.ocr import OcrEngine, TextBox, crop_quad
+
+log = logging.getLogger(__name__)
+
+
+class PlatesConfig(BaseModel):
+    """Deployment-wide settings of the plate detector (cameras may narrow ``countries``)."""
+
+    countries: list[str] = Field(
+        default_factory=lambda: list(COUNTRY_FORMATS),
+        description="Country plate formats accepted by default (codes of COUNTRY_FORMATS, e.g. DE, AT, US); a "
+        "camera's own 'countries' option replaces this list.",
+    )
+    threshold: float = Field(0.8, ge=0.0, le=1.0, description="Minimum clip-level score of a reported plate.")
+    frames: int = Field(
+        3, ge=1, le=10, description="Keyframes per clip searched for plates (cost grows with it)."
+    )
+    detect_side: int = Field(
+        960, ge=320, le=1920, description="Longer side, in pixels, of a frame given to the text detector."
+    )
+    min_char_height: int = Field(
+        10,
+        ge=4,
+        description="Smallest plate text height in source pixels worth reading (smaller is unreadable).",
+    )
+    min_read_score: float = Field(
+        0.75, ge=0.0, le=1.0, description="Minimum mean character confidence of a single-frame read."
+    )
+    threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads per model.")
+
+
+@dataclass(frozen=True)
+class PlateRead:
+    """One validated read in one frame."""
+
+    text: str
+    country: str
+    score: float
+    time: float
+    box: tuple[float, float, float, float]
+
+
+class PlateDetector(Detector):
+    """Reads licence plates in alarm clips with PP-OCR det/rec (weights from the rapidocr wheel)."""
+
+    name = "plates"
+    labels = ("plate",)
+
+    def __init__(self, config: PlatesConfig | None = None, engine: OcrEngine | None = None) -> None:
+        self.config = config or PlatesConfig()
+        self.threshold = self.config.threshold
+        self._engine = engine
+        self._lock = threading.Lock()
+        if engine is None:
+            self._engine = OcrEngine(threads=self.config.threads)
+
+    @property
+    def engine(self) -> OcrEngine:
+        """The shared OCR engine (sessions created once)."""
+        assert self._engine is not None
+        return self._engine
+
+    def frame_request(self) -> FrameRequest:
+        """Native-size RGB keyframes: plates are small, so no downscaling before the crop."""
+        return FrameRequest(keyframes=True, max_keyframes=self.config.frames, color="rgb")
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        """Read plates in every sampled keyframe and return one finding per vehicle above threshold."""
+        countries = self._countries(frames.options)
+        reads: list[PlateRead] = []
+        for frame in frames.keyframes:
+            reads.extend(self.read_frame(frame.image, frame.time, countries))
+        findings = []
+        for text, score, best in vote(reads):
+            if score >= self.threshold:
+                findings.append(
+                    Finding(
+                        self.name,
+                        "plate",
+                        round(score, 4),
+                        time=best.time,
+                        box=best.box,
+                        text=text,
+                        extra={"country": best.country, "reads": sum(r.text == text for r in reads)},
+                    )
+                )
+        return findings
+
+    def _countries(self, options: dict[str, object]) -> list[str]:
+        wanted = options.get("countries") if options else None
+        if isinstance(wanted, str):
+            wanted = [c.strip() for c in wanted.split(",")]
+        codes = [str(c).upper() for c in (wanted or self.config.countries)]
+        known = [c for c in codes if c in COUNTRY_FORMATS]
+        return known or list(COUNTRY_FORMATS)
+
+    def read_frame(self, rgb: np.ndarray, time: float, countries: list[str]) -> list[PlateRead]:
+        """All validated plate reads in one RGB frame."""
+        bgr = np.ascontiguousarray(rgb[..., ::-1]) if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=2)
+        h, w = bgr.shape[:2]
+        boxes = self.engine.detect(bgr, self.config.detect_side)
+        cands = [b for b in candidates(boxes, self.config.min_char_height, h)]
+        crops = [crop_quad(bgr, b.quad, 0.12) for b in cands]
+        keep = [i for i, c in enumerate(crops) if _contrast(c) >= 20]
+        cands, crops = [cands[i] for i in keep], [crops[i] for i in keep]
+        out: list[PlateRead] = []
+        for box, read in zip(cands, self.engine.recognize(crops), strict=True):
+            if read.score < self.config.min_read_score or len(read.text) < 4:
+                continue
+            fitted = fit_plate(read.text, countries)
+            if fitted is None:
+                continue
+            plate, country, swaps = fitted
+            score = read.score * (0.97**swaps)
+            x1, y1 = box.quad.min(axis=0)
+            x2, y2 = box.quad.max(axis=0)
+            out.append(PlateRead(plate, country, score, time, (x1 / w, y1 / h, x2 / w, y2 / h)))
+            log.debug("read %s (%s) %.3f raw=%s at %.2fs", plate, country, score, read.text, time)
+        return out
+
+
+def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[TextBox]:
+    """Text lines with plate geometry, plus neighbours on the same line merged (plates split by seals/gaps)."""
+    lines = [b for b in boxes if min_height <= b.height <= frame_h * 0.25 and 1.0 <= b.width / b.height <= 12]
+    merged: list[TextBox] = []
+    for i, a in enumerate(lines):
+        for b in lines[i + 1 :]:
+            left, right = (a, b) if a.quad[0, 0] <= b.quad[0, 0] else (b, a)
+            hmax = max(a.height, b.height)
+            gap = right.quad[0, 0] - left.quad[1, 0]
+            same_line = abs(left.quad[:, 1].mean() - right.quad[:, 1].mean()) < 0.3 * hmax
+            if same_line and -0.2 * hmax < gap < 1.2 * hmax and min(a.height, b.height) > 0.7 * hmax:
+                quad = np.array([left.quad[0], right.quad[1], right.quad[2], left.quad[3]], np.float32)
+                merged.append(TextBox(quad, min(a.score, b.score)))
+    return [b for b in lines if b.width / b.height >= 1.5] + merged
+
+
+def _contrast(crop: np.ndarray) -> float:
+    """Grey-level spread of a crop (plates are dark on light or light on dark)."""
+    grey = crop.mean(axis=2)
+    lo, hi = np.percentile(grey, (5, 95))
+    return float(hi - lo)
+
+
+def vote(reads: list[PlateRead]) -> list[tuple[str, float, PlateRead]]:
+    """Cluster reads of the same plate (one character apart) and return (text, score, best read) per cluster."""
+    clusters: list[list[PlateRead]] = []
+    for read in sorted(reads, key=lambda r: -r.score):
+        for cluster in clusters:
+            if plate_distance(cluster[0].text, read.text) <= 1:
+                cluster.append(read)
+                break
+        else:
+            clusters.append([read])
+    out = []
+    for cluster in clusters:
+        totals: dict[str, float] = {}
+        for r in cluster:
+            totals[r.text] = totals.get(r.text, 0.0) + r.score
+        text = max(totals, key=lambda t: (totals[t], len(t)))
+        # agreement: the winner's share of all the evidence in the cluster, times its mean confidence
+        winners = [r for r in cluster if r.text == text]
+        score = totals[text] / len(cluster)
+        best = max(winners, key=lambda r: r.score)
+        out.append((text, score, best))
+    return sorted(out, key=lambda x: -x[1])

@@ -1,0 +1,185 @@
+"""PP-OCR text detection and recognition on onnxruntime, with the ONNX weights shipped inside the rapidocr wheel."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+REC_MODEL = "PP-OCRv6_rec_small.onnx"
+#: characters a plate reader may output; every other symbol of the 18,710-symbol dictionary is masked out
+PLATE_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+REC_HEIGHT = 48
+
+
+def model_dir() -> Path:
+    """The folder inside the installed rapidocr wheel that holds the PP-OCR ONNX files (never downloaded)."""
+    return Path(str(resources.files("rapidocr") / "models"))
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """A detected text region: ``quad`` is 4x2 float (clockwise from top-left) in input-image pixels."""
+
+    quad: np.ndarray
+    score: float
+
+    @property
+    def width(self) -> float:
+        """Length of the top edge."""
+        return float(np.linalg.norm(self.quad[1] - self.quad[0]))
+
+    @property
+    def height(self) -> float:
+        """Length of the left edge."""
+        return float(np.linalg.norm(self.quad[3] - self.quad[0]))
+
+
+@dataclass(frozen=True)
+class TextRead:
+    """A recognised line restricted to plate characters: text, mean character confidence, per-char confidences."""
+
+    text: str
+    score: float
+    char_scores: tuple[float, ...]
+
+
+class OcrEngine:
+    """One onnxruntime session per model, created once; ``run`` is thread-safe so instances are shared."""
+
+    def __init__(self, threads: int = 1, models: Path | None = None) -> None:
+        folder = models or model_dir()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        self.det = ort.InferenceSession(str(folder / DET_MODEL), sess_options=opts, providers=providers)
+        self.rec = ort.InferenceSession(str(folder / REC_MODEL), sess_options=opts, providers=providers)
+        meta = self.rec.get_modelmeta().custom_metadata_map["character"].splitlines()
+        charset = ["<blank>", *meta, " "]
+        self._keep = np.array([i for i, c in enumerate(charset) if c in PLATE_CHARS], dtype=np.int64)
+        self._keep_chars = [charset[i] for i in self._keep]
+        log.debug("PP-OCR sessions ready from %s (%d symbols)", folder, len(charset))
+
+    # ------------------------------------------------------------ detection
+
+    def detect(
+        self, bgr: np.ndarray, max_side: int = 640, thresh: float = 0.3, box_thresh: float = 0.5
+    ) -> list[TextBox]:
+        """Text boxes in ``bgr`` (resized so its longer side is at most ``max_side``, multiple of 32)."""
+        h, w = bgr.shape[:2]
+        ratio = min(1.0, max_side / max(h, w))
+        rh, rw = max(32, round(h * ratio / 32) * 32), max(32, round(w * ratio / 32) * 32)
+        img = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR)
+        x = (img.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        pred = self.det.run(None, {"x": x})[0][0, 0]
+        mask = cv2.dilate((pred > thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
+        contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        sx, sy = w / rw, h / rh
+        boxes: list[TextBox] = []
+        for contour in contours[:1000]:
+            if len(contour) < 3:
+                continue
+            (cx, cy), (bw, bh), angle = cv2.minAreaRect(contour)
+            if min(bw, bh) < 3:
+                continue
+            x0, y0, cw, ch = cv2.boundingRect(contour)
+            cmask = np.zeros((ch, cw), np.uint8)
+            cv2.fillPoly(cmask, [contour - (x0, y0)], 1)
+            score = float(cv2.mean(pred[y0 : y0 + ch, x0 : x0 + cw], cmask)[0])
+            if score < box_thresh:
+                continue
+            # DB "unclip": the probability map covers a shrunk text kernel; grow it back by area*1.6/perimeter
+            dist = bw * bh * 1.6 / (2 * (bw + bh))
+            quad = cv2.boxPoints(((cx, cy), (bw + 2 * dist, bh + 2 * dist), angle))
+            quad[:, 0] = np.clip(quad[:, 0] * sx, 0, w)
+            quad[:, 1] = np.clip(quad[:, 1] * sy, 0, h)
+            boxes.append(TextBox(_order(quad), score))
+        return boxes
+
+    # ------------------------------------------------------------ recognition
+
+    def recognize(self, crops: list[np.ndarray]) -> list[TextRead]:
+        """Read one text line per BGR crop, batched by similar width."""
+        if not crops:
+            return []
+        out: list[TextRead | None] = [None] * len(crops)
+        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / max(1, crops[i].shape[0]))
+        for start in range(0, len(order), 8):
+            idx = order[start : start + 8]
+            ratios = [crops[i].shape[1] / max(1, crops[i].shape[0]) for i in idx]
+            width = int(REC_HEIGHT * max(max(ratios), 320 / REC_HEIGHT))
+            batch = np.zeros((len(idx), 3, REC_HEIGHT, width), np.float32)
+            for j, i in enumerate(idx):
+                rw = min(width, math.ceil(REC_HEIGHT * ratios[j]))
+                img = cv2.resize(crops[i], (max(1, rw), REC_HEIGHT)).astype(np.float32)
+                batch[j, :, :, :rw] = (img / 127.5 - 1.0).transpose(2, 0, 1)
+            probs = self.rec.run(None, {"x": batch})[0]
+            for j, i in enumerate(idx):
+                out[i] = self._decode(probs[j])
+        return [r for r in out if r is not None]
+
+    def _decode(self, probs: np.ndarray) -> TextRead:
+        """Greedy CTC decoding over blank + plate characters only."""
+        blank = probs[:, 0]
+        kept = probs[:, self._keep]
+        best = kept.argmax(axis=1)
+        best_p = kept[np.arange(len(best)), best]
+        chars: list[str] = []
+        scores: list[float] = []
+        prev = -1
+        for t in range(len(best)):
+            if blank[t] >= best_p[t]:
+                prev = -1
+                continue
+            if best[t] != prev:
+                chars.append(self._keep_chars[best[t]])
+                scores.append(float(best_p[t]))
+            else:
+                scores[-1] = max(scores[-1], float(best_p[t]))
+            prev = int(best[t])
+        text = "".join(chars)
+        return TextRead(text, float(np.mean(scores)) if scores else 0.0, tuple(scores))
+
+
+def _order(quad: np.ndarray) -> np.ndarray:
+    """Order 4 points clockwise starting top-left."""
+    s = quad.sum(axis=1)
+    d = np.diff(quad, axis=1).ravel()
+    return np.array([quad[s.argmin()], quad[d.argmin()], quad[s.argmax()], quad[d.argmax()]], np.float32)
+
+
+def crop_quad(bgr: np.ndarray, quad: np.ndarray, pad: float = 0.0) -> np.ndarray:
+    """Perspective-rectified crop of ``quad``, grown by ``pad`` times its height on each side."""
+    q = quad.astype(np.float32).copy()
+    w = max(np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[2] - q[3]))
+    h = max(np.linalg.norm(q[3] - q[0]), np.linalg.norm(q[2] - q[1]))
+    if pad:
+        c = q.mean(axis=0)
+        ux = (q[1] - q[0]) / max(w, 1e-6)
+        uy = (q[3] - q[0]) / max(h, 1e-6)
+        g = pad * h
+        q = np.array(
+            [
+                c + (-w / 2 - g) * ux + (-h / 2 - g) * uy,
+                c + (w / 2 + g) * ux + (-h / 2 - g) * uy,
+                c + (w / 2 + g) * ux + (h / 2 + g) * uy,
+                c + (-w / 2 - g) * ux + (h / 2 + g) * uy,
+            ],
+            np.float32,
+        )
+        w, h = w + 2 * g, h + 2 * g
+    wi, hi = max(2, round(w)), max(2, round(h))
+    dst = np.array([[0, 0], [wi, 0], [wi, hi], [0, hi]], np.float32)
+    m = cv2.getPerspectiveTransform(q, dst)
+    return cv2.warpPerspective(bgr, m, (wi, hi), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
