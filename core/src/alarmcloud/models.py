@@ -1,4 +1,4 @@
-"""Database tables (SQLModel). Times are naive UTC. Every customer row carries ``account_id`` for tenancy."""
+"""Database tables (SQLModel). Times are aware UTC. Every customer row carries ``account_id`` for tenancy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with a Z."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def new_id() -> str:
@@ -268,3 +275,16 @@ class AccessLog(SQLModel, table=True):
     status: int
     bytes_out: int = 0
     duration_ms: int = 0
+
+
+class KnownPlate(SQLModel, table=True):
+    """A licence plate the customer knows (name it, be told when it appears or when an unknown one does)."""
+
+    __tablename__ = "known_plates"
+    __table_args__ = (UniqueConstraint("account_id", "text"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    text: str = Field(max_length=20)
+    name: str = Field(max_length=100)
+    notify: bool = True
+    created_at: datetime = Field(default_factory=utcnow)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from alarmcloud import models  # noqa: F401
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
-
-from alarmcloud import models  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

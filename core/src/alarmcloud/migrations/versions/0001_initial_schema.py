@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 11:04:35.499175
+Create Date: 2026-11-21 11:07:46.796561
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
-
 
 revision = '0001'
 down_revision = None
@@ -118,6 +117,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consents_account_id'), ['account_id'], unique=False)
+
+    op.create_table('known_plates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('text', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('notify', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('account_id', 'text')
+    )
+    with op.batch_alter_table('known_plates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_known_plates_account_id'), ['account_id'], unique=False)
 
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -381,6 +394,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_outbox_account_id'))
 
     op.drop_table('outbox')
+    with op.batch_alter_table('known_plates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_known_plates_account_id'))
+
+    op.drop_table('known_plates')
     with op.batch_alter_table('consents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consents_account_id'))
 

@@ -1,0 +1,321 @@
+"""The application object and ``create_app``: explicit Starlette routes and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import threading
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from alarmcloud import auth, cameras, crypto, db, eventsapi, ingest, notify, openapi, storage
+from alarmcloud.blobstore import LocalBlobStore
+from alarmcloud.config import Settings
+from alarmcloud.errors import ApiError, api_error_handler, http_error_handler, server_error_handler
+from alarmcloud.events import Event
+from alarmcloud.models import Clip, iso, utcnow
+from alarmcloud.plugins import PluginHost
+from alarmcloud.usage import UsageRecorder
+
+log = logging.getLogger(__name__)
+
+
+class TrainingArea:
+    """Clips released by their owners for improving a detector: ``<data_dir>/training/<detector>/<label>/``."""
+
+    def __init__(self, app: AlarmCloud) -> None:
+        self.app = app
+        self.root = app.settings.data_dir / "training"
+
+    def release(self, clip: Clip, detector: str, label: str) -> Path:
+        dst = self.root / detector / label / f"{clip.id}.mp4"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with self.app.blobs.open(clip.blob_key) as src, open(dst, "wb") as out:
+            shutil.copyfileobj(src, out)
+        return dst
+
+    def withdraw(self, clip_id: str) -> int:
+        n = 0
+        if self.root.exists():
+            for p in self.root.rglob(f"{clip_id}.mp4"):
+                p.unlink()
+                n += 1
+        return n
+
+
+class AlarmCloud:
+    """Everything a running deployment holds; plugins receive it in their hooks (``app.services``)."""
+
+    def __init__(self, settings: Settings, plugins: PluginHost | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = db.Database(settings.db_url)
+        self.blobs = LocalBlobStore(settings.blob_dir)
+        keys = {settings.secret_key_id: (crypto.decode_key(settings.secret_key.get_secret_value())
+                                         if settings.secret_key else
+                                         crypto.load_or_create_key(settings.data_dir / "secret.key"))}
+        keys.update({k: crypto.decode_key(v.get_secret_value()) for k, v in settings.old_secret_keys.items()})
+        self.secret_box = crypto.SecretBox(settings.secret_key_id, keys)
+        self.plugins = plugins or PluginHost(
+            {"cameras": settings.plugins.cameras, "detectors": settings.plugins.detectors,
+             "integrations": settings.plugins.integrations},
+            disable=settings.plugins.disable, strict=settings.plugins.strict,
+            plugin_settings=settings.plugin_settings,
+        ).load()
+        self.storage = storage.StorageService(self)
+        self.upload_logins = ingest.UploadLogins(self)
+        self.login_limiter = auth.LoginLimiter(settings.login_attempts, settings.login_window_seconds)
+        self.training = TrainingArea(self)
+        self.usage = UsageRecorder(self)
+        from alarmcloud.facade import Services
+
+        self.services = Services(self)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._workers: list[Any] = []
+        self.extra: dict[str, Any] = {}  # plugins may keep per-deployment objects here
+
+    # ---------------------------------------------------------------- events
+
+    async def emit(self, event: Event) -> None:
+        """Fan an event out to every plugin's ``handle_event`` and every integration; each one isolated."""
+        await self.plugins.call_each("handle_event", app=self, event=event)
+        for name in self.plugins.integration_specs:
+            integ = self.plugins.integration(name)
+            if integ is None:
+                continue
+            try:
+                with anyio.fail_after(30):
+                    await integ.handle_event(event)
+            except Exception:
+                log.exception("integration %s failed on %s", name, event.type)
+
+    def emit_sync(self, event: Event) -> None:
+        """Emit from a worker thread: hand over to the server's loop, or run a loop of our own."""
+        loop = self.loop
+        if loop is not None and loop.is_running():
+            try:
+                if asyncio.get_running_loop() is loop:
+                    loop.create_task(self.emit(event))
+                    return
+            except RuntimeError:
+                pass
+            asyncio.run_coroutine_threadsafe(self.emit(event), loop)
+        else:
+            asyncio.run(self.emit(event))
+
+    def wake_workers(self) -> None:
+        for w in self._workers:
+            w.wake.set()
+
+    def forget_upload_login(self, username: str) -> None:
+        self.upload_logins.forget(username)
+
+    def upload_endpoints(self) -> dict[str, Any]:
+        from urllib.parse import urlparse
+
+        host = self.settings.ftp.public_host or urlparse(self.settings.public_url).hostname or "localhost"
+        return {"http_url": self.settings.public_url.rstrip("/") + "/api/v1/ingest/clips",
+                "ftp_host": host, "ftp_port": self.settings.ftp.port,
+                "ftps": self.settings.ftp.tls_cert is not None}
+
+    # ---------------------------------------------------------------- start-up housekeeping
+
+    def sweep_orphans(self) -> int:
+        """After a crash: drop staged uploads and blobs whose clip row was never committed."""
+        n = self.blobs.clean_tmp()
+        with self.db.session() as s:
+            known = set()
+            for blob, thumb in s.exec(select(Clip.blob_key, Clip.thumb_key)).all():
+                known.add(blob)
+                if thumb:
+                    known.add(thumb)
+        for key in list(self.blobs.keys()):
+            if key.endswith((".mp4", ".jpg")) and key.count("/") == 2 and key not in known:
+                self.blobs.delete(key)
+                n += 1
+        if n:
+            log.warning("removed %d partial or orphaned files left by an interrupted upload", n)
+        return n
+
+    def start_workers(self, count: int) -> threading.Event:
+        from alarmcloud.pipeline import Worker
+
+        stop = threading.Event()
+        for i in range(count):
+            w = Worker(self, name=f"serve-{i}")
+            self._workers.append(w)
+            threading.Thread(target=w.run_forever, args=(stop,), name=f"alarmcloud-worker-{i}",
+                             daemon=True).start()
+        return stop
+
+
+# -------------------------------------------------------------------- core endpoints
+
+
+async def health(request: Request) -> Response:
+    """Readiness: database and plugin health checks."""
+    app: AlarmCloud = request.app.state.alarmcloud
+    checks: dict[str, bool] = {}
+    try:
+        await app.db.run(lambda s: s.exec(select(1)).one())
+        checks["database"] = True
+    except Exception:
+        checks["database"] = False
+    for batch in await app.plugins.call_each("health_checks", app=app):
+        for hc in batch or ():
+            try:
+                ok = hc.check()
+                if asyncio.iscoroutine(ok):
+                    ok = await ok
+                checks[hc.name] = bool(ok)
+            except Exception:
+                checks[hc.name] = False
+    ok = all(checks.values())
+    return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+
+
+async def plugins_status(request: Request) -> Response:
+    """The plugin status table: installed / enabled / loaded / failed with the error."""
+    app: AlarmCloud = request.app.state.alarmcloud
+    return JSONResponse({"plugins": app.plugins.status_table()})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def me(request: Request) -> Response:
+    """The caller's profile."""
+    user = await auth.require_user(request)
+    a = user.account
+    return JSONResponse({"id": a.id, "email": a.email, "role": a.role, "owner_id": a.owner_id,
+                         "restricted": a.restricted, "created_at": iso(a.created_at),
+                         "notify_email": a.notify_email, "notify_only_real": a.notify_only_real,
+                         "notify_cooldown_seconds": a.notify_cooldown_seconds,
+                         "pending_email": a.pending_email, "csrf_token": user.csrf_token})
+
+
+def api_routes() -> list[BaseRoute]:
+    R = Route  # noqa: N806
+    return [
+        R("/api/v1/auth/register", auth.register, methods=["POST"]),
+        R("/api/v1/auth/login", auth.login, methods=["POST"]),
+        R("/api/v1/auth/logout", auth.logout, methods=["POST"]),
+        R("/api/v1/me", me, methods=["GET"]),
+        R("/api/v1/tokens", auth.list_tokens, methods=["GET"]),
+        R("/api/v1/tokens", auth.create_token, methods=["POST"]),
+        R("/api/v1/tokens/{token_id}", auth.revoke_token, methods=["DELETE"]),
+        R("/api/v1/subusers", auth.list_subusers, methods=["GET"]),
+        R("/api/v1/subusers", auth.create_subuser, methods=["POST"]),
+        R("/api/v1/camera-models", cameras.camera_models, methods=["GET"]),
+        R("/api/v1/cameras", cameras.list_cameras, methods=["GET"]),
+        R("/api/v1/cameras", cameras.create_camera, methods=["POST"]),
+        R("/api/v1/cameras/{camera_id}", cameras.get_camera, methods=["GET"]),
+        R("/api/v1/cameras/{camera_id}", cameras.update_camera, methods=["PATCH"]),
+        R("/api/v1/cameras/{camera_id}", cameras.delete_camera, methods=["DELETE"]),
+        R("/api/v1/cameras/{camera_id}/upload-credentials", cameras.upload_credentials, methods=["POST"]),
+        R("/api/v1/cameras/{camera_id}/detectors", cameras.get_detectors, methods=["GET"]),
+        R("/api/v1/cameras/{camera_id}/detectors", cameras.put_detectors, methods=["PUT"]),
+        R("/api/v1/cameras/{camera_id}/actions", cameras.camera_action, methods=["POST"]),
+        R("/api/v1/cameras/{camera_id}/live", cameras.live, methods=["GET"]),
+        R("/api/v1/cameras/{camera_id}/snapshot", cameras.snapshot, methods=["GET"]),
+        R("/api/v1/cameras/{camera_id}/setup", cameras.setup_upload, methods=["POST"]),
+        R("/api/v1/cameras/{camera_id}/rejections", cameras.rejections, methods=["GET"]),
+        R("/api/v1/events", eventsapi.list_events, methods=["GET"]),
+        R("/api/v1/events/{event_id}", eventsapi.get_event, methods=["GET"]),
+        R("/api/v1/events/{event_id}", eventsapi.delete_event, methods=["DELETE"]),
+        R("/api/v1/events/{event_id}/video", eventsapi.video, methods=["GET", "HEAD"]),
+        R("/api/v1/events/{event_id}/thumbnail", eventsapi.thumbnail, methods=["GET"]),
+        R("/api/v1/events/{event_id}/feedback", eventsapi.feedback, methods=["POST"]),
+        R("/api/v1/series", eventsapi.list_series, methods=["GET"]),
+        R("/api/v1/plates", eventsapi.known_plates, methods=["GET", "POST"]),
+        R("/api/v1/plates/{plate_id}", eventsapi.delete_known_plate, methods=["DELETE"]),
+        R("/api/v1/storage", storage.storage_status, methods=["GET"]),
+        R("/api/v1/ingest/clips", ingest.ingest_http, methods=["POST"]),
+        R("/-/health", health, methods=["GET"]),
+        R("/-/plugins", plugins_status, methods=["GET"]),
+        R("/metrics", metrics, methods=["GET"]),
+    ]
+
+
+#: extra route factories the core's own feature modules add (privacy, oauth, web UI): fn(app) -> routes
+ROUTE_FACTORIES: list[Any] = []
+
+
+def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrations: bool = True,
+               workers: int | None = None, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
+    """Build the Starlette app for ``settings``; the lifespan migrates, starts workers and plugin hooks."""
+    if run_migrations:
+        db.migrate(settings.db_url)
+    core = AlarmCloud(settings, plugins)
+    routes: list[BaseRoute] = [*api_routes(), *extra_routes]
+    for factory in ROUTE_FACTORIES:
+        routes += factory(core)
+    for owner, fn in core.plugins.impls("register_routes"):
+        try:
+            plugin_routes = fn(app=core) or []
+        except Exception:
+            log.exception("plugin %s failed to register routes", owner)
+            continue
+        routes.append(Mount(f"/plugins/{owner}", routes=list(plugin_routes)))
+    routes.append(Route("/openapi.json", openapi.endpoint, methods=["GET"]))
+    n_workers = settings.workers.count if workers is None else workers
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        core.loop = asyncio.get_running_loop()
+        await anyio.to_thread.run_sync(core.sweep_orphans)
+        await core.plugins.call_each("startup", app=core)
+        stop = core.start_workers(n_workers)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_background, core)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+        stop.set()
+        await anyio.to_thread.run_sync(core.usage.flush)
+        await core.plugins.call_each("shutdown", app=core)
+        core.loop = None
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
+        ApiError: api_error_handler, HTTPException: http_error_handler, Exception: server_error_handler})
+    app.state.alarmcloud = core
+    for mw in MIDDLEWARE:
+        app.add_middleware(mw)
+    return app
+
+
+#: middleware classes the core's feature modules add (access log)
+MIDDLEWARE: list[Any] = []
+
+
+async def _background(core: AlarmCloud) -> None:
+    """Outbox delivery and usage flushing while the server runs."""
+    last_flush = 0.0
+    while True:
+        try:
+            await anyio.to_thread.run_sync(notify.deliver_once, core)
+            now = anyio.current_time()
+            if now - last_flush > 30:
+                await anyio.to_thread.run_sync(core.usage.flush)
+                last_flush = now
+        except Exception:
+            log.exception("background task failed")
+        await anyio.sleep(1.0)
+
+
+_ = utcnow

@@ -1,0 +1,378 @@
+"""Accounts and authentication: server-side sessions, CSRF, API tokens, login rate limiting, rights."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from alarmcloud import crypto
+from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.models import Account, ApiToken, Camera, CameraRight, SessionRow, iso, utcnow
+from alarmcloud.netutil import client_prefix
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+SESSION_COOKIE = "ac_session"
+CSRF_COOKIE = "ac_csrf"
+CSRF_HEADER = "x-csrf-token"
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+RIGHTS = {"view": 1, "control": 2, "admin": 3}
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def core(request: Request) -> AlarmCloud:
+    return request.app.state.alarmcloud
+
+
+@dataclass
+class User:
+    """The authenticated caller of a core API request."""
+
+    account: Account
+    via: str  # session | token
+    token_id: str | None = None
+    csrf_token: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.account.id
+
+    @property
+    def tenant_id(self) -> str:
+        """The account that owns the data this user works on (a sub-user works on its owner's cameras)."""
+        return self.account.owner_id or self.account.id
+
+    @property
+    def is_operator(self) -> bool:
+        return self.account.role == "operator"
+
+
+class LoginLimiter:
+    """Failed logins per (e-mail, network prefix) in a sliding window; in-memory per API node."""
+
+    def __init__(self, attempts: int, window: float) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        q = self._failures[key]
+        now = time.monotonic()
+        while q and q[0] < now - self.window:
+            q.popleft()
+        return q
+
+    def blocked(self, key: tuple[str, str]) -> float:
+        q = self._recent(key)
+        if len(q) >= self.attempts:
+            return max(1.0, q[0] + self.window - time.monotonic())
+        return 0.0
+
+    def fail(self, key: tuple[str, str]) -> None:
+        self._recent(key).append(time.monotonic())
+
+    def reset(self, key: tuple[str, str]) -> None:
+        self._failures.pop(key, None)
+
+
+def validate_credentials(data: dict[str, Any]) -> tuple[str, str]:
+    email = field(data, "email", str, max_len=320).strip().lower()
+    password = field(data, "password", str, max_len=1024)
+    if not EMAIL_RE.match(email):
+        raise ApiError(400, "invalid_email", "that is not a valid e-mail address")
+    if len(password) < 10:
+        raise ApiError(400, "weak_password", "passwords need at least 10 characters")
+    return email, password
+
+
+# ---------------------------------------------------------------- resolving the caller
+
+
+def _session_user(s: Session, app: AlarmCloud, cookie: str) -> User | None:
+    row = s.get(SessionRow, crypto.token_hash(cookie))
+    if row is None:
+        return None
+    now = utcnow()
+    st = app.settings
+    if (now - row.created_at > timedelta(days=st.session_absolute_days)
+            or now - row.last_seen_at > timedelta(minutes=st.session_idle_minutes)):
+        s.delete(row)
+        s.commit()
+        return None
+    account = s.get(Account, row.account_id)
+    if account is None:
+        return None
+    if (now - row.last_seen_at).total_seconds() > 60:  # write at most once a minute
+        row.last_seen_at = now
+        account.last_active_at = now
+        s.add(row)
+        s.add(account)
+        s.commit()
+    return User(account, "session", csrf_token=row.csrf_token)
+
+
+def _token_user(s: Session, token: str) -> User | None:
+    row = s.exec(select(ApiToken).where(ApiToken.token_hash == crypto.token_hash(token))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    account = s.get(Account, row.account_id)
+    if account is None:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now
+        account.last_active_at = now
+        s.add(row)
+        s.add(account)
+        s.commit()
+    return User(account, "token", token_id=row.id)
+
+
+async def optional_user(request: Request) -> User | None:
+    app = core(request)
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        token = auth[7:].strip()
+        user = await app.db.run(lambda s: _token_user(s, token))
+        if user is None:
+            raise ApiError(401, "invalid_token", "the bearer token is invalid or revoked",
+                           {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return user
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        return await app.db.run(lambda s: _session_user(s, app, cookie))
+    return None
+
+
+async def require_user(request: Request) -> User:
+    """The caller, or 401; for cookie sessions, unsafe methods need the CSRF token (header or form)."""
+    user = await optional_user(request)
+    if user is None:
+        raise ApiError(401, "unauthorized", "log in or send a bearer token",
+                       {"WWW-Authenticate": 'Bearer realm="alarmcloud"'})
+    if user.via == "session" and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER)
+        if not sent or not user.csrf_token or not crypto.constant_eq(sent, user.csrf_token):
+            raise ApiError(403, "csrf_failed", "missing or wrong CSRF token (header X-CSRF-Token)")
+    request.state.user = user
+    return user
+
+
+async def require_operator(request: Request) -> User:
+    user = await require_user(request)
+    if not user.is_operator:
+        raise ApiError(403, "forbidden", "operators only")
+    return user
+
+
+def camera_for(s: Session, user: User, camera_id: str, need: str = "view") -> Camera:
+    """The camera if this user may use it with ``need`` rights; 404 otherwise (never reveal existence)."""
+    cam = s.get(Camera, camera_id)
+    if cam is None or cam.account_id != user.tenant_id:
+        raise ApiError(404, "not_found", "camera not found")
+    if user.account.owner_id is not None:  # sub-user: per-camera rights
+        right = s.get(CameraRight, (user.id, camera_id))
+        if right is None:
+            raise ApiError(404, "not_found", "camera not found")
+        if RIGHTS[right.right] < RIGHTS[need]:
+            raise ApiError(403, "forbidden", f"you need the {need!r} right on this camera")
+    return cam
+
+
+def visible_camera_ids(s: Session, user: User) -> list[str] | None:
+    """None: every camera of the tenant; else the sub-user's cameras."""
+    if user.account.owner_id is None:
+        return None
+    return list(s.exec(select(CameraRight.camera_id).where(CameraRight.account_id == user.id)).all())
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+async def register(request: Request) -> Response:
+    """Create an account."""
+    app = core(request)
+    if not app.settings.registration_open:
+        raise ApiError(403, "registration_closed", "registration is closed on this deployment")
+    email, password = validate_credentials(await json_body(request))
+    pw_hash = crypto.hash_password(password)
+
+    def _create(s: Session) -> Account:
+        if s.exec(select(Account).where(Account.email == email)).first() is not None:
+            raise ApiError(409, "email_taken", "an account with this e-mail address exists")
+        acc = Account(email=email, password_hash=pw_hash)
+        s.add(acc)
+        s.commit()
+        return acc
+
+    acc = await app.db.run(_create)
+    return JSONResponse({"id": acc.id, "email": acc.email}, status_code=201)
+
+
+async def start_session(app: AlarmCloud, account_id: str, response: Response) -> str:
+    cookie = crypto.new_token(32)  # 256-bit random id; nothing personal in it
+    csrf = crypto.new_token(24)
+
+    def _store(s: Session) -> None:
+        s.add(SessionRow(id_hash=crypto.token_hash(cookie), account_id=account_id, csrf_token=csrf))
+        s.commit()
+
+    await app.db.run(_store)
+    secure = app.settings.cookies_secure
+    max_age = app.settings.session_absolute_days * 86400
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=max_age, httponly=True, samesite="lax", secure=secure,
+                        path="/")
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="lax", secure=secure,
+                        path="/")
+    return csrf
+
+
+async def check_login(app: AlarmCloud, request: Request, email: str, password: str) -> Account:
+    key = (email, client_prefix(request))
+    wait = app.login_limiter.blocked(key)
+    if wait:
+        raise ApiError(429, "rate_limited", "too many failed logins; try again later",
+                       {"Retry-After": str(int(wait))})
+    acc = await app.db.run(lambda s: s.exec(select(Account).where(Account.email == email)).first())
+    if acc is None:
+        crypto.burn_password_check(password)
+    if acc is None or not crypto.verify_password(acc.password_hash, password):
+        app.login_limiter.fail(key)
+        raise ApiError(401, "invalid_credentials", "wrong e-mail address or password")
+    app.login_limiter.reset(key)
+    return acc
+
+
+async def login(request: Request) -> Response:
+    """Log in; sets the session cookie (HttpOnly, SameSite=Lax) and returns the CSRF token."""
+    app = core(request)
+    data = await json_body(request)
+    email = field(data, "email", str, max_len=320).strip().lower()
+    password = field(data, "password", str, max_len=1024)
+    acc = await check_login(app, request, email, password)
+    response = JSONResponse({"id": acc.id, "email": acc.email, "role": acc.role})
+    csrf = await start_session(app, acc.id, response)
+    response.body = response.render({"id": acc.id, "email": acc.email, "role": acc.role, "csrf_token": csrf})
+    response.headers["content-length"] = str(len(response.body))
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """End the session."""
+    app = core(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        await require_user(request)
+
+        def _drop(s: Session) -> None:
+            row = s.get(SessionRow, crypto.token_hash(cookie))
+            if row is not None:
+                s.delete(row)
+                s.commit()
+
+        await app.db.run(_drop)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+async def create_token(request: Request) -> Response:
+    """Create a personal API token (shown once)."""
+    user = await require_user(request)
+    data = await json_body(request)
+    name = field(data, "name", str, max_len=100).strip() or "token"
+    token = "act_" + crypto.new_token(32)
+
+    def _store(s: Session) -> ApiToken:
+        row = ApiToken(account_id=user.id, name=name, token_hash=crypto.token_hash(token))
+        s.add(row)
+        s.commit()
+        return row
+
+    row = await core(request).db.run(_store)
+    return JSONResponse({"id": row.id, "name": row.name, "token": token}, status_code=201)
+
+
+async def list_tokens(request: Request) -> Response:
+    """The caller's API tokens (never the token itself)."""
+    user = await require_user(request)
+    rows = await core(request).db.run(
+        lambda s: s.exec(select(ApiToken).where(ApiToken.account_id == user.id)).all())
+    return JSONResponse({"items": [
+        {"id": r.id, "name": r.name, "created_at": iso(r.created_at),
+         "last_used_at": iso(r.last_used_at) if r.last_used_at else None,
+         "revoked": r.revoked_at is not None} for r in rows]})
+
+
+async def revoke_token(request: Request) -> Response:
+    """Revoke one API token."""
+    user = await require_user(request)
+    token_id = request.path_params["token_id"]
+
+    def _revoke(s: Session) -> None:
+        row = s.get(ApiToken, token_id)
+        if row is None or row.account_id != user.id:
+            raise ApiError(404, "not_found", "token not found")
+        row.revoked_at = utcnow()
+        s.add(row)
+        s.commit()
+
+    await core(request).db.run(_revoke)
+    return Response(status_code=204)
+
+
+async def create_subuser(request: Request) -> Response:
+    """An account owner adds a sub-user with per-camera rights (view / control / admin)."""
+    user = await require_user(request)
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "sub-users cannot create users")
+    data = await json_body(request)
+    email, password = validate_credentials(data)
+    rights = field(data, "rights", dict, required=False, default={})
+    for right in rights.values():
+        if right not in RIGHTS:
+            raise ApiError(400, "invalid_field", "rights must be view, control or admin")
+    pw_hash = crypto.hash_password(password)
+
+    def _create(s: Session) -> Account:
+        for cam_id in rights:
+            cam = s.get(Camera, cam_id)
+            if cam is None or cam.account_id != user.id:
+                raise ApiError(404, "not_found", "camera not found")
+        if s.exec(select(Account).where(Account.email == email)).first() is not None:
+            raise ApiError(409, "email_taken", "an account with this e-mail address exists")
+        acc = Account(email=email, password_hash=pw_hash, owner_id=user.id)
+        s.add(acc)
+        s.flush()
+        for cam_id, right in rights.items():
+            s.add(CameraRight(account_id=acc.id, camera_id=cam_id, right=right))
+        s.commit()
+        return acc
+
+    acc = await core(request).db.run(_create)
+    return JSONResponse({"id": acc.id, "email": acc.email, "rights": rights}, status_code=201)
+
+
+async def list_subusers(request: Request) -> Response:
+    """The owner's sub-users and their rights."""
+    user = await require_user(request)
+
+    def _list(s: Session) -> list[dict[str, Any]]:
+        out = []
+        for acc in s.exec(select(Account).where(Account.owner_id == user.id)).all():
+            rights = {r.camera_id: r.right for r in
+                      s.exec(select(CameraRight).where(CameraRight.account_id == acc.id)).all()}
+            out.append({"id": acc.id, "email": acc.email, "rights": rights})
+        return out
+
+    return JSONResponse({"items": await core(request).db.run(_list)})

@@ -1,0 +1,127 @@
+"""Blob storage for clips, thumbnails and exports: an interface with a local-disk implementation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+class BlobStore(ABC):
+    """Keys are relative paths like ``<account>/<camera>/<clip>.mp4``."""
+
+    @abstractmethod
+    def put_file(self, key: str, src: Path) -> int:
+        """Move ``src`` into the store atomically (a reader never sees a half file); returns its size."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> int:
+        """Store bytes atomically."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open for reading (seekable)."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Size in bytes; FileNotFoundError when missing."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete; missing keys are ignored."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key under a prefix."""
+
+    @abstractmethod
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        """Every key under a prefix."""
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+            return True
+        except FileNotFoundError:
+            return False
+
+
+class LocalBlobStore(BlobStore):
+    """Files under a root directory; writes go to a temp file in the same filesystem, then ``os.replace``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".tmp").mkdir(exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if self.root not in p.parents:
+            raise ValueError("blob key escapes the store")
+        return p
+
+    def tmp_path(self, name: str) -> Path:
+        """A path on the store's filesystem for staging uploads (so the final move is a rename)."""
+        return self.root / ".tmp" / name
+
+    def put_file(self, key: str, src: Path) -> int:
+        dst = self._path(key)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(src, dst)
+        except OSError:  # another filesystem: copy to a temp name beside the target, then rename
+            tmp = dst.with_name(dst.name + ".part")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+            os.unlink(src)
+        return dst.stat().st_size
+
+    def put_bytes(self, key: str, data: bytes) -> int:
+        dst = self._path(key)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
+        return len(data)
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def path(self, key: str) -> Path:
+        return self._path(key)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            pass
+
+    def delete_prefix(self, prefix: str) -> None:
+        p = self._path(prefix)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.exists():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and ".tmp" not in path.relative_to(self.root).parts:
+                yield str(path.relative_to(self.root))
+
+    def clean_tmp(self) -> int:
+        """Remove staged uploads left by a crash; returns how many."""
+        n = 0
+        for p in (self.root / ".tmp").iterdir():
+            p.unlink(missing_ok=True)
+            n += 1
+        for p in self.root.rglob("*.part"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n

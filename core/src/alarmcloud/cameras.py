@@ -1,0 +1,387 @@
+"""Cameras: CRUD, encrypted credentials, upload credentials, detector switches, actions, live view."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from alarmcloud import crypto
+from alarmcloud.auth import User, camera_for, core, require_user, visible_camera_ids
+from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraError, UploadTarget
+from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
+from alarmcloud.models import Camera, CameraRight, Rejection, iso, utcnow
+from alarmcloud.netutil import AddressNotAllowed, check_camera_address
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+log = logging.getLogger(__name__)
+
+
+def camera_json(cam: Camera) -> dict[str, Any]:
+    """The public shape of a camera: never its credentials."""
+    return {
+        "id": cam.id,
+        "name": cam.name,
+        "brand": cam.brand,
+        "model": cam.model,
+        "port": cam.port,
+        "has_address": cam.host_enc is not None,
+        "has_p2p_id": cam.p2p_id_enc is not None,
+        "has_credentials": cam.password_enc is not None,
+        "integrations_may_use_credentials": cam.integrations_may_use_credentials,
+        "upload_username": cam.upload_username,
+        "detectors": cam.detectors or {},
+        "detector_options": cam.detector_options or {},
+        "motion_detection": cam.motion_detection,
+        "rejected_uploads": cam.rejected_count,
+        "false_alarm_rate": cam.false_alarm_rate,
+        "fair_use": {"state": cam.fair_use_override or cam.fair_use_state, "reason": cam.fair_use_reason,
+                     "since": iso(cam.fair_use_since) if cam.fair_use_since else None,
+                     "override": cam.fair_use_override},
+        "last_trigger": cam.last_trigger,
+        "created_at": iso(cam.created_at),
+    }
+
+
+def _secret_fields(app: AlarmCloud, cam: Camera, data: dict[str, Any]) -> None:
+    box = app.secret_box
+    for name, attr, max_len in (("host", "host_enc", 255), ("p2p_id", "p2p_id_enc", 64),
+                                ("username", "username_enc", 100), ("password", "password_enc", 200)):
+        if name in data:
+            value = field(data, name, str, required=False, max_len=max_len)
+            setattr(cam, attr, box.encrypt(value, context=f"camera:{cam.id}:{name}") if value else None)
+    if "port" in data:
+        port = field(data, "port", int)
+        if not 1 <= port <= 65535:
+            raise ApiError(400, "invalid_field", "port must be 1..65535")
+        cam.port = port
+    if "integrations_may_use_credentials" in data:
+        cam.integrations_may_use_credentials = field(data, "integrations_may_use_credentials", bool)
+
+
+def _check_brand_model(app: AlarmCloud, brand: str, model: str) -> None:
+    adapter = app.plugins.camera_adapter(brand)
+    if adapter is None:
+        raise ApiError(400, "unknown_brand", f"no camera adapter {brand!r} is enabled on this deployment")
+    models = {m.name.lower() for m in adapter.models()}
+    if models and model.lower() not in models:
+        raise ApiError(400, "unknown_model", f"{brand} has no model {model!r} (see /api/v1/camera-models)")
+
+
+async def create_camera(request: Request) -> Response:
+    """Add a camera."""
+    user = await require_user(request)
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "sub-users cannot add cameras")
+    app = core(request)
+    data = await json_body(request)
+    name = field(data, "name", str, max_len=100).strip()
+    brand = field(data, "brand", str, max_len=50)
+    model = field(data, "model", str, max_len=100)
+    if not name:
+        raise ApiError(400, "invalid_field", "field 'name' must not be empty")
+    _check_brand_model(app, brand, model)
+    cam = Camera(account_id=user.id, name=name, brand=brand, model=model)
+    _secret_fields(app, cam, data)
+
+    def _store(s: Session) -> Camera:
+        s.add(cam)
+        s.commit()
+        return cam
+
+    await app.db.run(_store)
+    await app.emit(Event(CAMERA_CHANGED, user.id, cam.id, {"change": "added"}))
+    return JSONResponse(camera_json(cam), status_code=201)
+
+
+async def list_cameras(request: Request) -> Response:
+    """The caller's cameras."""
+    user = await require_user(request)
+
+    def _list(s: Session) -> list[dict[str, Any]]:
+        ids = visible_camera_ids(s, user)
+        q = select(Camera).where(Camera.account_id == user.tenant_id).order_by(Camera.created_at)
+        return [camera_json(c) for c in s.exec(q).all() if ids is None or c.id in ids]
+
+    return JSONResponse({"items": await core(request).db.run(_list)})
+
+
+async def get_camera(request: Request) -> Response:
+    """One camera."""
+    user = await require_user(request)
+    cid = request.path_params["camera_id"]
+    cam = await core(request).db.run(lambda s: camera_for(s, user, cid))
+    return JSONResponse(camera_json(cam))
+
+
+async def update_camera(request: Request) -> Response:
+    """Change name, model, address or credentials."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    data = await json_body(request)
+
+    def _update(s: Session) -> Camera:
+        cam = camera_for(s, user, cid, "admin")
+        if "name" in data:
+            cam.name = field(data, "name", str, max_len=100).strip() or cam.name
+        if "model" in data:
+            model = field(data, "model", str, max_len=100)
+            _check_brand_model(app, cam.brand, model)
+            cam.model = model
+        _secret_fields(app, cam, data)
+        s.add(cam)
+        s.commit()
+        return cam
+
+    cam = await app.db.run(_update)
+    await app.emit(Event(CAMERA_CHANGED, user.tenant_id, cam.id, {"change": "updated"}))
+    return JSONResponse(camera_json(cam))
+
+
+async def delete_camera(request: Request) -> Response:
+    """Delete a camera with all its clips."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "only the account owner can delete cameras")
+    await app.db.run(lambda s: camera_for(s, user, cid, "admin"))
+    await app.storage.delete_camera(cid)
+    await app.emit(Event(CAMERA_DELETED, user.id, cid, {}))
+    return Response(status_code=204)
+
+
+async def upload_credentials(request: Request) -> Response:
+    """Generate (or rotate) the camera's upload login; the password is shown once."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    password = secrets.token_urlsafe(18)
+    pw_hash = crypto.hash_password(password)
+
+    def _rotate(s: Session) -> Camera:
+        cam = camera_for(s, user, cid, "admin")
+        cam.upload_username = cam.upload_username or f"cam-{secrets.token_hex(6)}"
+        cam.upload_password_hash = pw_hash
+        s.add(cam)
+        s.commit()
+        return cam
+
+    cam = await app.db.run(_rotate)
+    app.forget_upload_login(cam.upload_username or "")
+    return JSONResponse(
+        {"username": cam.upload_username, "password": password, **app.upload_endpoints()}, status_code=201)
+
+
+async def get_detectors(request: Request) -> Response:
+    """Which detectors run for this camera, and which the deployment offers."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    cam = await app.db.run(lambda s: camera_for(s, user, cid))
+    available = {name: {"labels": list(spec.labels), "description": spec.description}
+                 for name, spec in app.plugins.detector_specs.items()}
+    enabled = {name: bool((cam.detectors or {}).get(name)) for name in available}
+    return JSONResponse({"enabled": enabled, "available": available, "options": cam.detector_options or {}})
+
+
+async def put_detectors(request: Request) -> Response:
+    """Switch detectors on or off: ``{"rain": true, "plates": false}``; optional ``options`` per detector."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    data = await json_body(request)
+    options = data.pop("options", None)
+    for name, value in data.items():
+        if name not in app.plugins.detector_specs:
+            raise ApiError(400, "unknown_detector", f"no detector {name!r} is enabled on this deployment")
+        if not isinstance(value, bool):
+            raise ApiError(400, "invalid_field", f"detector {name!r} must be true or false")
+    if options is not None and not isinstance(options, dict):
+        raise ApiError(400, "invalid_field", "options must be an object per detector")
+
+    def _put(s: Session) -> Camera:
+        cam = camera_for(s, user, cid, "admin")
+        cam.detectors = {**(cam.detectors or {}), **data}
+        if options is not None:
+            cam.detector_options = {**(cam.detector_options or {}), **options}
+        s.add(cam)
+        s.commit()
+        return cam
+
+    cam = await app.db.run(_put)
+    await app.emit(Event(CAMERA_CHANGED, user.tenant_id, cam.id, {"change": "detectors"}))
+    return JSONResponse({"enabled": {n: bool((cam.detectors or {}).get(n)) for n in app.plugins.detector_specs},
+                         "options": cam.detector_options or {}})
+
+
+def camera_access(app: AlarmCloud, cam: Camera) -> CameraAccess:
+    """Decrypt the camera's login for one call; the address must lie in the allowed networks."""
+    box = app.secret_box
+    host = box.decrypt(cam.host_enc, context=f"camera:{cam.id}:host")
+    address = None
+    if host:
+        try:
+            address = check_camera_address(host, app.settings.camera_networks)
+        except AddressNotAllowed as exc:
+            raise ApiError(403, "address_not_allowed", str(exc)) from None
+    return CameraAccess(
+        id=cam.id, model=cam.model, address=address, port=cam.port,
+        username=box.decrypt(cam.username_enc, context=f"camera:{cam.id}:username"),
+        password=box.decrypt(cam.password_enc, context=f"camera:{cam.id}:password"),
+        p2p_id=box.decrypt(cam.p2p_id_enc, context=f"camera:{cam.id}:p2p_id"),
+    )
+
+
+def _camera_error(exc: CameraError) -> ApiError:
+    status = {"unreachable": 504, "refused": 502, "unsupported": 400, "invalid": 400}.get(exc.code, 502)
+    return ApiError(status, f"camera_{exc.code}", exc.message)
+
+
+async def run_action(app: AlarmCloud, cam: Camera, action: str, value: Any, area: int | None) -> None:
+    """Validate and run a camera action through its adapter; records state the API shows."""
+    if action not in CAMERA_ACTIONS:
+        raise ApiError(400, "unknown_action", f"action must be one of {', '.join(CAMERA_ACTIONS)}")
+    adapter = app.plugins.camera_adapter(cam.brand)
+    if adapter is None:
+        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    access = camera_access(app, cam)
+    if access.address is None:
+        raise ApiError(409, "no_address", "the camera has no local address; set 'host' first")
+    try:
+        await adapter.control(access, action, value, area)
+    except CameraError as exc:
+        raise _camera_error(exc) from None
+    if action == "motion_detection":
+        def _remember(s: Session) -> None:
+            row = s.get(Camera, cam.id)
+            if row is not None:
+                row.motion_detection = bool(value)
+                s.add(row)
+                s.commit()
+
+        await app.db.run(_remember)
+    await app.emit(Event(CAMERA_CHANGED, cam.account_id, cam.id, {"change": "action", "action": action,
+                                                                  "value": value, "area": area}))
+
+
+async def camera_action(request: Request) -> Response:
+    """Control the camera: motion detection, alarm e-mail, presets, alarm areas, sensitivity."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    data = await json_body(request)
+    action = field(data, "action", str)
+    area = field(data, "area", int, required=False)
+    if "value" not in data:
+        raise ApiError(400, "missing_field", "field 'value' is required")
+    cam = await app.db.run(lambda s: camera_for(s, user, cid, "control"))
+    await run_action(app, cam, action, data["value"], area)
+    return JSONResponse({"ok": True, "action": action, "value": data["value"], "area": area})
+
+
+async def live(request: Request) -> Response:
+    """Live-view URLs without credentials, and the snapshot proxy URL."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    cam = await app.db.run(lambda s: camera_for(s, user, cid))
+    adapter = app.plugins.camera_adapter(cam.brand)
+    if adapter is None:
+        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    stream = adapter.live_stream(camera_access(app, cam))
+    return JSONResponse({"rtsp_main": stream.rtsp_main, "rtsp_sub": stream.rtsp_sub,
+                         "rtsp_third": stream.rtsp_third,
+                         "snapshot_url": f"/api/v1/cameras/{cam.id}/snapshot"})
+
+
+async def snapshot(request: Request) -> Response:
+    """A JPEG from the camera, proxied so the browser never sees the camera password."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    cam = await app.db.run(lambda s: camera_for(s, user, cid))
+    adapter = app.plugins.camera_adapter(cam.brand)
+    if adapter is None:
+        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    try:
+        jpeg = await adapter.snapshot(camera_access(app, cam))
+    except CameraError as exc:
+        raise _camera_error(exc) from None
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+async def setup_upload(request: Request) -> Response:
+    """One-click setup: configure the camera to push alarm clips here (rotates the upload password)."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    password = secrets.token_urlsafe(18)
+    pw_hash = crypto.hash_password(password)
+
+    def _rotate(s: Session) -> Camera:
+        cam = camera_for(s, user, cid, "admin")
+        cam.upload_username = cam.upload_username or f"cam-{secrets.token_hex(6)}"
+        cam.upload_password_hash = pw_hash
+        s.add(cam)
+        s.commit()
+        return cam
+
+    cam = await app.db.run(_rotate)
+    app.forget_upload_login(cam.upload_username or "")
+    adapter = app.plugins.camera_adapter(cam.brand)
+    if adapter is None:
+        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    ep = app.upload_endpoints()
+    target = UploadTarget(ftp_host=ep["ftp_host"], ftp_port=ep["ftp_port"], username=cam.upload_username or "",
+                          password=password, http_url=ep["http_url"],
+                          alarm_server_url=app.settings.public_url.rstrip("/") + f"/plugins/{cam.brand}/alarm",
+                          ftps=app.settings.ftp.tls_cert is not None)
+    try:
+        done = await adapter.setup_upload(camera_access(app, cam), target)
+    except CameraError as exc:
+        raise _camera_error(exc) from None
+    return JSONResponse({"ok": True, "configured": done})
+
+
+async def rejections(request: Request) -> Response:
+    """Rejected uploads of a camera: when and why (the data itself was deleted at once)."""
+    user = await require_user(request)
+    cid = request.path_params["camera_id"]
+
+    def _list(s: Session) -> list[dict[str, Any]]:
+        camera_for(s, user, cid)
+        rows = s.exec(select(Rejection).where(Rejection.camera_id == cid).order_by(
+            Rejection.at.desc()).limit(100)).all()  # type: ignore[attr-defined]
+        return [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rows]
+
+    return JSONResponse({"items": await core(request).db.run(_list)})
+
+
+async def camera_models(request: Request) -> Response:
+    """The model catalogue of every enabled camera adapter."""
+    app = core(request)
+    out: dict[str, Any] = {}
+    for brand in app.plugins.camera_specs:
+        adapter = app.plugins.camera_adapter(brand)
+        if adapter is None:
+            continue
+        out[brand] = [{"name": m.name, "generation": m.generation, "resolutions": [list(r) for r in m.resolutions],
+                       "codecs": list(m.codecs), "frame_rates": list(m.frame_rates), "ptz": m.ptz, "pir": m.pir}
+                      for m in adapter.models()]
+    return JSONResponse({"brands": out})
+
+
+def right_rows_for(s: Session, camera_id: str) -> list[CameraRight]:
+    return list(s.exec(select(CameraRight).where(CameraRight.camera_id == camera_id)).all())
+
+
+_ = (utcnow, User)

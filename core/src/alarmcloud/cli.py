@@ -1,0 +1,348 @@
+"""The ``alarmcloud`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from alarmcloud.config import Settings, load_settings
+
+console = Console(stderr=True)
+log = logging.getLogger("alarmcloud")
+
+config_option = click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                             help="TOML settings file (env ALARMCLOUD_CONFIG). Environment ALARMCLOUD_* wins.")
+data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+                               help="Directory for the SQLite database, local blobs and keys.")
+
+
+def _settings(config_file: Path | None, **overrides: Any) -> Settings:
+    return load_settings(config_file, **overrides)
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="alarmcloud")
+def main() -> None:
+    """alarmcloud: a self-hostable camera alarm cloud.
+
+    Cameras upload alarm clips over HTTP or FTP; alarmcloud validates and stores them, runs the detectors each
+    customer switched on, and links accounts to IFTTT, Alexa and Google Home. Start with `alarmcloud serve`.
+    """
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
+@data_dir_option
+@config_option
+@click.option("--ftp-port", type=int, default=None, help="FTP ingest port (default 2121; 0 disables FTP).")
+@click.option("--workers", type=int, default=None, help="In-process detection worker threads (default 1).")
+@click.option("--log-level", default="INFO", show_default=True, help="Logging level.")
+def serve(host: str | None, port: int | None, data_dir: Path | None, config_file: Path | None,
+          ftp_port: int | None, workers: int | None, log_level: str) -> None:
+    """Run the API, web UI, detection workers and FTP ingest (migrates the database first)."""
+    import uvicorn
+
+    from alarmcloud.app import create_app
+
+    _logging(log_level)
+    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
+    st = _settings(config_file, **overrides)
+    if ftp_port is not None:
+        st.ftp.port = ftp_port
+    if workers is not None:
+        st.workers.count = workers
+    app = create_app(st)
+    ftp = None
+    if st.ftp.port:
+        from alarmcloud.ftp import start_ftp_server
+
+        ftp = start_ftp_server(app.state.alarmcloud)
+    console.print(f"alarmcloud on http://{st.host}:{st.port}  data: {st.data_dir.resolve()}"
+                  + (f"  FTP: {st.ftp.port}" if st.ftp.port else ""))
+    try:
+        uvicorn.run(app, host=st.host, port=st.port, log_level=log_level.lower(), access_log=False,
+                    proxy_headers=False, timeout_graceful_shutdown=5)
+    finally:
+        if ftp is not None:
+            ftp.stop()
+
+
+def _worker_process(config_file: Path | None, data_dir: Path | None, index: int) -> None:
+    from alarmcloud.app import AlarmCloud
+    from alarmcloud.pipeline import Worker
+
+    _logging()
+    st = _settings(config_file, data_dir=data_dir)
+    app = AlarmCloud(st)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    Worker(app, name=f"worker-{os.getpid()}-{index}").run_forever(stop)
+
+
+@main.command()
+@data_dir_option
+@config_option
+@click.option("--processes", "-n", type=int, default=1, show_default=True, help="Worker processes to start.")
+def worker(data_dir: Path | None, config_file: Path | None, processes: int) -> None:
+    """Run detection workers only (scale out: many processes or machines sharing one PostgreSQL)."""
+    from alarmcloud import db
+
+    _logging()
+    st = _settings(config_file, data_dir=data_dir)
+    db.migrate(st.db_url)
+    if processes == 1:
+        _worker_process(config_file, data_dir, 0)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_process, args=(config_file, data_dir, i)) for i in range(processes)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+
+
+@main.command()
+@data_dir_option
+@config_option
+@click.option("--revision", default="head", show_default=True, help="Target Alembic revision.")
+def migrate(data_dir: Path | None, config_file: Path | None, revision: str) -> None:
+    """Create or upgrade the database schema."""
+    from alarmcloud import db
+
+    st = _settings(config_file, data_dir=data_dir)
+    db.migrate(st.db_url, revision)
+    console.print(f"database at {revision}: {st.db_url.split('@')[-1]}")
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(config_file: Path | None, as_json: bool) -> None:
+    """Show installed, enabled, loaded and failed plugins."""
+    from alarmcloud.plugins import PluginHost
+
+    st = _settings(config_file)
+    host = PluginHost({"cameras": st.plugins.cameras, "detectors": st.plugins.detectors,
+                       "integrations": st.plugins.integrations}, disable=st.plugins.disable).load()
+    rows = host.status_table()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("group", "name", "distribution", "version", "enabled", "loaded", "error")
+    for r in rows:
+        table.add_row(r["group"], r["name"], r["distribution"] or "-", r["version"] or "-",
+                      "yes" if r["enabled"] else "no", "[green]yes[/]" if r["loaded"] else "[red]no[/]",
+                      r["error"] or "")
+    Console().print(table)
+
+
+@main.group()
+def users() -> None:
+    """Manage accounts: create an operator, reset a password, list accounts."""
+
+
+def _db_app(config_file: Path | None, data_dir: Path | None) -> Any:
+    from alarmcloud import db
+
+    st = _settings(config_file, data_dir=data_dir)
+    db.migrate(st.db_url)
+    return db.Database(st.db_url)
+
+
+@users.command("create-operator")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters.")
+@data_dir_option
+@config_option
+def create_operator(email: str, password: str, data_dir: Path | None, config_file: Path | None) -> None:
+    """Create an operator (deployment admin) account, or promote an existing one."""
+    from sqlmodel import select
+
+    from alarmcloud import crypto
+    from alarmcloud.models import Account
+
+    if len(password) < 10:
+        raise click.BadParameter("passwords need at least 10 characters", param_hint="--password")
+    database = _db_app(config_file, data_dir)
+    with database.session() as s:
+        acc = s.exec(select(Account).where(Account.email == email.lower())).first()
+        if acc is None:
+            acc = Account(email=email.lower(), password_hash=crypto.hash_password(password))
+        acc.role = "operator"
+        s.add(acc)
+        s.commit()
+    console.print(f"operator {email.lower()} ready")
+
+
+@users.command("reset-password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+@data_dir_option
+@config_option
+def reset_password(email: str, password: str, data_dir: Path | None, config_file: Path | None) -> None:
+    """Set a new password and end the account's sessions."""
+    from sqlmodel import delete, select
+
+    from alarmcloud import crypto
+    from alarmcloud.models import Account, SessionRow
+
+    database = _db_app(config_file, data_dir)
+    with database.session() as s:
+        acc = s.exec(select(Account).where(Account.email == email.lower())).first()
+        if acc is None:
+            raise click.ClickException(f"no account {email}")
+        acc.password_hash = crypto.hash_password(password)
+        s.add(acc)
+        s.exec(delete(SessionRow).where(SessionRow.account_id == acc.id))  # type: ignore[arg-type]
+        s.commit()
+    console.print(f"password of {email.lower()} changed; sessions ended")
+
+
+@users.command("list")
+@data_dir_option
+@config_option
+def list_users(data_dir: Path | None, config_file: Path | None) -> None:
+    """List accounts (id, e-mail, role)."""
+    from sqlmodel import select
+
+    from alarmcloud.models import Account
+
+    database = _db_app(config_file, data_dir)
+    with database.session() as s:
+        for acc in s.exec(select(Account).order_by(Account.created_at)).all():
+            click.echo(f"{acc.id}  {acc.role:8}  {acc.email}")
+
+
+@main.command()
+@click.option("--detector", "-d", "detectors", multiple=True, help="Detector to run (repeatable); default: all.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
+@click.option("--option", "options", multiple=True, help="Detector option NAME.KEY=JSON, e.g. plates.countries='[\"DE\"]'.")
+@config_option
+def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, options: tuple[str, ...],
+           config_file: Path | None) -> None:
+    """Run detectors on local clips with the same pipeline as the server (decode once, verdict)."""
+    from alarmcloud.pipeline import analyze_file
+    from alarmcloud.plugins import PluginHost
+    from alarmcloud.video import ProbeError
+
+    st = _settings(config_file)
+    host = PluginHost({"cameras": st.plugins.cameras, "detectors": st.plugins.detectors,
+                       "integrations": st.plugins.integrations}, disable=st.plugins.disable,
+                      plugin_settings=st.plugin_settings).load()
+    names = list(detectors) or list(host.detector_specs)
+    unknown = [n for n in names if n not in host.detector_specs]
+    if unknown:
+        raise click.BadParameter(f"unknown detector {unknown[0]!r}; available: "
+                                 f"{', '.join(host.detector_specs) or 'none'}", param_hint="--detector")
+    opts: dict[str, dict[str, Any]] = {}
+    for item in options:
+        key, _, raw = item.partition("=")
+        det, _, k = key.partition(".")
+        try:
+            opts.setdefault(det, {})[k] = json.loads(raw)
+        except ValueError:
+            opts.setdefault(det, {})[k] = raw
+    failed = 0
+    with progress() as bar:
+        task = bar.add_task("analysing", total=len(files))
+        for path in files:
+            try:
+                res = analyze_file(host, path, names, opts)
+                out = {"file": str(path), "verdict": res.verdict, "findings": [f.to_dict() for f in res.findings]}
+            except (ProbeError, OSError) as exc:
+                failed += 1
+                out = {"file": str(path), "verdict": None, "findings": [], "error": str(exc)}
+            bar.advance(task)
+            if as_json:
+                click.echo(json.dumps(out))
+            else:
+                found = ", ".join(f"{f['label']}{'=' + f['text'] if 'text' in f else ''} ({f['score']:.2f})"
+                                  for f in out["findings"]) or "nothing found"
+                click.echo(f"{path}: {out['verdict'] or 'error: ' + out.get('error', '')}  [{found}]")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@data_dir_option
+@config_option
+@click.option("--camera", "camera_id", default=None, help="Only this camera's clips.")
+@click.option("--since", default=None, help="Only clips since this ISO time.")
+def reprocess(data_dir: Path | None, config_file: Path | None, camera_id: str | None, since: str | None) -> None:
+    """Re-run the detectors over stored clips (queues jobs; workers pick them up)."""
+    from sqlmodel import select
+
+    from alarmcloud import jobs
+    from alarmcloud.app import AlarmCloud
+    from alarmcloud.ingest import parse_time
+    from alarmcloud.models import Account, Clip, Job
+
+    st = _settings(config_file, data_dir=data_dir)
+    from alarmcloud import db
+
+    db.migrate(st.db_url)
+    app = AlarmCloud(st)
+    with app.db.session() as s:
+        q = select(Clip)
+        if camera_id:
+            q = q.where(Clip.camera_id == camera_id)
+        if since:
+            q = q.where(Clip.started_at >= parse_time(since))
+        clips = list(s.exec(q).all())
+    queued = 0
+    with progress() as bar:
+        task = bar.add_task("queueing", total=len(clips))
+        for clip in clips:
+            with app.db.session() as s:
+                acc = s.get(Account, clip.account_id)
+                busy = s.exec(select(Job).where(Job.clip_id == clip.id, Job.state.in_(  # type: ignore[attr-defined]
+                    ("queued", "running")))).first()
+                if acc is not None and not acc.restricted and busy is None:
+                    jobs.enqueue(s, clip, jobs.LOW)
+                    s.commit()
+                    queued += 1
+            bar.advance(task)
+    console.print(f"{queued} clips queued for re-analysis")
+
+
+def _register_plugin_commands() -> None:
+    """Plugins add sub-commands through ``register_commands``."""
+    try:
+        from alarmcloud.plugins import PluginHost
+
+        st = load_settings()
+        host = PluginHost({"cameras": st.plugins.cameras, "detectors": st.plugins.detectors,
+                           "integrations": st.plugins.integrations}, disable=st.plugins.disable).load()
+        host.pm.hook.register_commands(cli=main)
+    except Exception as exc:  # a broken plugin must not break the CLI
+        log.debug("plugin commands unavailable: %s", exc)
+
+
+_register_plugin_commands()

@@ -1,0 +1,94 @@
+"""The one error shape: ``{"error": {"code", "message"}}`` with the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def not_found(what: str = "resource") -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+               429: "rate_limited"}
+
+
+async def api_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith(("/api/", "/plugins/", "/oauth/", "/-/")) or "text/html" not in request.headers.get(
+        "accept", ""
+    ):
+        return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), exc.detail or "error",
+                              dict(exc.headers) if exc.headers else None)
+    from starlette.responses import HTMLResponse
+
+    return HTMLResponse(f"<h1>{exc.status_code}</h1><p>{exc.detail}</p>", status_code=exc.status_code)
+
+
+async def server_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal_error", "internal server error")
+
+
+async def json_body(request: Request, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
+    """Parse a JSON object body with a size cap and clear errors."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, "payload_too_large", f"JSON body larger than {max_bytes} bytes")
+    if not body:
+        raise ApiError(400, "invalid_json", "a JSON object body is required")
+    import json
+
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True,
+          default: Any = None, max_len: int | None = None) -> Any:
+    """Read one field of a JSON body with a typed, precise 400 on mistakes."""
+    if name not in data or data[name] is None:
+        if required:
+            raise ApiError(400, "missing_field", f"field {name!r} is required")
+        return default
+    value = data[name]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ApiError(400, "invalid_field", f"field {name!r} must be a number")
+    if not isinstance(value, kind):
+        tname = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ApiError(400, "invalid_field", f"field {name!r} must be of type {tname}")
+    if max_len is not None and isinstance(value, str) and len(value) > max_len:
+        raise ApiError(400, "invalid_field", f"field {name!r} is longer than {max_len} characters")
+    return value

@@ -1,0 +1,337 @@
+"""Read API: events (clips) with findings, series, video with HTTP Range, thumbnails, feedback, deletion."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from alarmcloud.auth import User, core, require_user, visible_camera_ids
+from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.ingest import Rejected, parse_time
+from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso
+from alarmcloud.notify import normalize_plate
+
+MAX_LIMIT = 200
+
+
+def event_json(clip: Clip, findings: list[FindingRow], camera_name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": clip.id, "camera_id": clip.camera_id, "camera_name": camera_name, "series_id": clip.series_id,
+        "started_at": iso(clip.started_at), "received_at": iso(clip.received_at),
+        "duration": clip.duration, "width": clip.width, "height": clip.height, "fps": clip.fps,
+        "size_bytes": clip.size_bytes, "status": clip.status, "verdict": clip.verdict, "mover": clip.mover,
+        "flags": clip.flags or [], "trigger": clip.trigger, "original_name": clip.original_name,
+        "findings": [_finding(f) for f in findings],
+        "video_url": f"/api/v1/events/{clip.id}/video", "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
+    }
+
+
+def _finding(f: FindingRow) -> dict[str, Any]:
+    out: dict[str, Any] = {"detector": f.detector, "label": f.label, "score": round(f.score, 4)}
+    if f.text is not None:
+        out["text"] = f.text
+    if f.time is not None:
+        out["time"] = f.time
+    if f.box is not None:
+        out["box"] = f.box
+    return out
+
+
+def _cursor(clip: Clip) -> str:
+    return base64.urlsafe_b64encode(json.dumps([clip.started_at.isoformat(), clip.id]).encode()).decode()
+
+
+def _uncursor(value: str) -> tuple[datetime, str]:
+    try:
+        ts, cid = json.loads(base64.urlsafe_b64decode(value.encode()))
+        dt = datetime.fromisoformat(ts)
+        return (dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt), str(cid)
+    except (ValueError, TypeError):
+        raise ApiError(400, "invalid_cursor", "the cursor is invalid") from None
+
+
+def _levenshtein_le1(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1:]
+
+
+def query_events(s: Session, user: User, params: dict[str, str], limit: int) -> tuple[list[dict[str, Any]],
+                                                                                     str | None]:
+    q = select(Clip).where(Clip.account_id == user.tenant_id)
+    ids = visible_camera_ids(s, user)
+    if ids is not None:
+        q = q.where(col(Clip.camera_id).in_(ids))
+    if params.get("camera_id"):
+        q = q.where(Clip.camera_id == params["camera_id"])
+    if params.get("series_id"):
+        q = q.where(Clip.series_id == params["series_id"])
+    try:
+        since, until = parse_time(params.get("since")), parse_time(params.get("until"))
+    except Rejected as exc:
+        raise ApiError(400, "invalid_time", "since/until must be ISO 8601 or Unix seconds") from exc
+    if since:
+        q = q.where(Clip.started_at >= since)
+    if until:
+        q = q.where(Clip.started_at < until)
+    verdict = params.get("verdict")
+    if verdict == "false_alarm":
+        q = q.where(col(Clip.verdict).like("false_alarm:%"))
+    elif verdict:
+        q = q.where(Clip.verdict == verdict)
+    if params.get("label"):
+        sub = select(FindingRow.clip_id).where(FindingRow.account_id == user.tenant_id,
+                                               FindingRow.label == params["label"])
+        q = q.where(col(Clip.id).in_(sub))
+    if params.get("plate"):
+        wanted = normalize_plate(params["plate"])
+        texts = s.exec(select(FindingRow.text).where(FindingRow.account_id == user.tenant_id,
+                                                     FindingRow.label == "plate").distinct()).all()
+        matches = [t for t in texts if t and _levenshtein_le1(normalize_plate(t), wanted)]
+        sub = select(FindingRow.clip_id).where(FindingRow.account_id == user.tenant_id,
+                                               col(FindingRow.text).in_(matches or ["\x00"]))
+        q = q.where(col(Clip.id).in_(sub))
+    if params.get("cursor"):
+        ts, cid = _uncursor(params["cursor"])
+        q = q.where(or_(Clip.started_at < ts, (Clip.started_at == ts) & (col(Clip.id) < cid)))
+    clips = s.exec(q.order_by(col(Clip.started_at).desc(), col(Clip.id).desc()).limit(limit + 1)).all()
+    more = len(clips) > limit
+    clips = clips[:limit]
+    findings: dict[str, list[FindingRow]] = {}
+    if clips:
+        for f in s.exec(select(FindingRow).where(col(FindingRow.clip_id).in_([c.id for c in clips]))).all():
+            findings.setdefault(f.clip_id, []).append(f)
+    names = {c.id: c.name for c in s.exec(select(Camera).where(Camera.account_id == user.tenant_id)).all()}
+    items = [event_json(c, findings.get(c.id, []), names.get(c.camera_id)) for c in clips]
+    return items, (_cursor(clips[-1]) if more and clips else None)
+
+
+def _limit(request: Request, default: int = 50) -> int:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit():
+        raise ApiError(400, "invalid_limit", "limit must be a positive integer")
+    return max(1, min(MAX_LIMIT, int(raw)))
+
+
+async def list_events(request: Request) -> Response:
+    """Events newest first. Filters: camera_id, since, until, label, verdict, plate (fuzzy), series_id."""
+    user = await require_user(request)
+    limit = _limit(request)
+    params = dict(request.query_params)
+    items, cursor = await core(request).db.run(lambda s: query_events(s, user, params, limit))
+    return JSONResponse({"items": items, "next_cursor": cursor})
+
+
+def clip_for(s: Session, user: User, clip_id: str) -> Clip:
+    clip = s.get(Clip, clip_id)
+    if clip is None or clip.account_id != user.tenant_id:
+        raise ApiError(404, "not_found", "event not found")
+    ids = visible_camera_ids(s, user)
+    if ids is not None and clip.camera_id not in ids:
+        raise ApiError(404, "not_found", "event not found")
+    return clip
+
+
+async def get_event(request: Request) -> Response:
+    """One event with its findings."""
+    user = await require_user(request)
+    eid = request.path_params["event_id"]
+
+    def _get(s: Session) -> dict[str, Any]:
+        clip = clip_for(s, user, eid)
+        findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip.id)).all())
+        cam = s.get(Camera, clip.camera_id)
+        return event_json(clip, findings, cam.name if cam else None)
+
+    return JSONResponse(await core(request).db.run(_get))
+
+
+async def delete_event(request: Request) -> Response:
+    """Delete an event: its clip, thumbnail and findings."""
+    user = await require_user(request)
+    app = core(request)
+    eid = request.path_params["event_id"]
+    await app.db.run(lambda s: clip_for(s, user, eid))
+    await app.storage.delete_clip(eid)
+    return Response(status_code=204)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+async def video(request: Request) -> Response:
+    """The MP4, with HTTP Range support so browsers can seek."""
+    user = await require_user(request)
+    app = core(request)
+    eid = request.path_params["event_id"]
+    clip = await app.db.run(lambda s: clip_for(s, user, eid))
+    size = app.blobs.size(clip.blob_key)
+    headers = {"Accept-Ranges": "bytes", "Content-Type": "video/mp4", "Cache-Control": "private, max-age=3600"}
+    start, end = 0, size - 1
+    status = 200
+    rng = request.headers.get("range")
+    if rng:
+        m = _RANGE.match(rng.strip())
+        if not m or (not m.group(1) and not m.group(2)):
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        if m.group(1):
+            start = int(m.group(1))
+            end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+        else:
+            start = max(0, size - int(m.group(2)))
+        if start > end or start >= size:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=end - start + 1)
+
+    def _chunks():  # type: ignore[no-untyped-def]
+        with app.blobs.open(clip.blob_key) as fh:
+            fh.seek(start)
+            left = end - start + 1
+            while left > 0:
+                data = fh.read(min(256 * 1024, left))
+                if not data:
+                    break
+                left -= len(data)
+                yield data
+
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(_chunks(), status_code=status, headers=headers)
+
+
+async def thumbnail(request: Request) -> Response:
+    """The clip's JPEG thumbnail."""
+    user = await require_user(request)
+    app = core(request)
+    eid = request.path_params["event_id"]
+    clip = await app.db.run(lambda s: clip_for(s, user, eid))
+    if not clip.thumb_key:
+        raise ApiError(404, "not_found", "this event has no thumbnail")
+    with app.blobs.open(clip.thumb_key) as fh:
+        data = fh.read()
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+async def feedback(request: Request) -> Response:
+    """Mark an event (e.g. ``{"detector": "rain", "label": "rain" | "not_rain", "release": true}``).
+
+    With ``release`` the owner consents to the clip being used to improve the detector; the release is recorded
+    in the consent ledger and the clip is copied to the training area.
+    """
+    user = await require_user(request)
+    app = core(request)
+    eid = request.path_params["event_id"]
+    data = await json_body(request)
+    detector = field(data, "detector", str, required=False, default="rain", max_len=50)
+    label = field(data, "label", str, max_len=50)
+    release = field(data, "release", bool, required=False, default=False)
+    if label not in ("rain", "not_rain", "snow", "not_snow", "plate_wrong", "false_alarm", "real_alarm"):
+        raise ApiError(400, "invalid_field", "label must be rain, not_rain, snow, not_snow, plate_wrong, "
+                                             "false_alarm or real_alarm")
+
+    def _store(s: Session) -> Clip:
+        clip = clip_for(s, user, eid)
+        s.add(Feedback(account_id=user.tenant_id, clip_id=clip.id, detector=detector, label=label))
+        if release:
+            s.add(Consent(account_id=user.tenant_id, kind="clip_release", subject=clip.id,
+                          purpose=f"improve the {detector} detector (label {label})"))
+        s.commit()
+        return clip
+
+    clip = await app.db.run(_store)
+    if release:
+        app.training.release(clip, detector, label)
+    return JSONResponse({"ok": True, "released": release}, status_code=201)
+
+
+async def list_series(request: Request) -> Response:
+    """Alarm series (clips of one camera close in time), newest first, with their clips' ids and verdicts."""
+    user = await require_user(request)
+    limit = _limit(request, 20)
+    camera_id = request.query_params.get("camera_id")
+
+    def _list(s: Session) -> list[dict[str, Any]]:
+        q = select(Series).where(Series.account_id == user.tenant_id)
+        ids = visible_camera_ids(s, user)
+        if ids is not None:
+            q = q.where(col(Series.camera_id).in_(ids))
+        if camera_id:
+            q = q.where(Series.camera_id == camera_id)
+        out = []
+        for ser in s.exec(q.order_by(col(Series.ended_at).desc()).limit(limit)).all():
+            clips = s.exec(select(Clip).where(Clip.series_id == ser.id).order_by(col(Clip.started_at))).all()
+            out.append({"id": ser.id, "camera_id": ser.camera_id, "started_at": iso(ser.started_at),
+                        "ended_at": iso(ser.ended_at), "clip_count": ser.clip_count,
+                        "clips": [{"id": c.id, "started_at": iso(c.started_at), "verdict": c.verdict,
+                                   "duration": c.duration} for c in clips]})
+        return out
+
+    return JSONResponse({"items": await core(request).db.run(_list)})
+
+
+async def known_plates(request: Request) -> Response:
+    """GET: the account's known plates; POST ``{"text", "name", "notify"}`` adds one."""
+    user = await require_user(request)
+    app = core(request)
+    if request.method == "POST":
+        data = await json_body(request)
+        text = normalize_plate(field(data, "text", str, max_len=20))
+        name = field(data, "name", str, max_len=100)
+        notify = field(data, "notify", bool, required=False, default=True)
+        if not text:
+            raise ApiError(400, "invalid_field", "text must contain letters or digits")
+
+        def _add(s: Session) -> KnownPlate:
+            row = s.exec(select(KnownPlate).where(KnownPlate.account_id == user.tenant_id,
+                                                  KnownPlate.text == text)).first() or KnownPlate(
+                account_id=user.tenant_id, text=text, name=name)
+            row.name, row.notify = name, notify
+            s.add(row)
+            s.commit()
+            return row
+
+        row = await app.db.run(_add)
+        return JSONResponse({"id": row.id, "text": row.text, "name": row.name, "notify": row.notify},
+                            status_code=201)
+    rows = await app.db.run(lambda s: s.exec(select(KnownPlate).where(
+        KnownPlate.account_id == user.tenant_id)).all())
+    return JSONResponse({"items": [{"id": r.id, "text": r.text, "name": r.name, "notify": r.notify}
+                                   for r in rows]})
+
+
+async def delete_known_plate(request: Request) -> Response:
+    """Forget a known plate."""
+    user = await require_user(request)
+    pid = request.path_params["plate_id"]
+
+    def _del(s: Session) -> None:
+        row = s.get(KnownPlate, int(pid)) if pid.isdigit() else None
+        if row is None or row.account_id != user.tenant_id:
+            raise ApiError(404, "not_found", "known plate not found")
+        s.delete(row)
+        s.commit()
+
+    await core(request).db.run(_del)
+    return Response(status_code=204)
+
+
+_ = os

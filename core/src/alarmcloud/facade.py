@@ -1,0 +1,172 @@
+"""The implementation of ``CoreServices`` that plugins call (tenant-scoped, never leaking secrets)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from sqlmodel import Session, select
+from starlette.requests import Request
+
+from alarmcloud.contracts import LiveStream
+from alarmcloud.errors import ApiError
+from alarmcloud.models import Account, Camera, PluginState, utcnow
+from alarmcloud.services import CameraSummary, CoreServices, Principal, ServiceError
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+
+def _api(exc: ApiError) -> ServiceError:
+    return ServiceError(exc.status, exc.code, exc.message)
+
+
+class Services(CoreServices):
+    def __init__(self, app: AlarmCloud) -> None:
+        self.app = app
+
+    # ------------------------------------------------------------ OAuth-backed identity (alarmcloud.oauth)
+
+    async def authenticate(self, request: Request, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            raise ServiceError(401, "invalid_token", "a bearer token is required")
+        principal = await self.principal_for_token(auth[7:].strip(), integration)
+        missing = [s for s in scopes if s not in principal.scopes]
+        if missing:
+            raise ServiceError(403, "insufficient_scope", f"the token lacks scope {missing[0]}")
+        return principal
+
+    async def principal_for_token(self, token: str, integration: str) -> Principal:
+        from alarmcloud import oauth
+
+        principal = await self.app.db.run(lambda s: oauth.principal_for_token(s, token, integration))
+        if principal is None:
+            raise ServiceError(401, "invalid_token", "the access token is invalid, expired or revoked")
+        return principal
+
+    async def account_for_pseudonym(self, integration: str, pseudonym: str) -> str | None:
+        from alarmcloud import oauth
+
+        return await self.app.db.run(lambda s: oauth.account_for_pseudonym(s, integration, pseudonym))
+
+    async def pseudonyms(self, integration: str) -> dict[str, str]:
+        from alarmcloud import oauth
+
+        return await self.app.db.run(lambda s: oauth.linked_pseudonyms(s, integration))
+
+    async def unlink(self, account_id: str, integration: str) -> None:
+        from alarmcloud import oauth
+
+        await self.app.db.run(lambda s: oauth.unlink(s, account_id, integration))
+
+    # ------------------------------------------------------------ cameras and events
+
+    def _camera(self, s: Session, account_id: str, camera_id: str) -> Camera:
+        cam = s.get(Camera, camera_id)
+        if cam is None or cam.account_id != account_id:
+            raise ServiceError(404, "not_found", "camera not found")
+        return cam
+
+    async def list_cameras(self, account_id: str) -> list[CameraSummary]:
+        rows = await self.app.db.run(lambda s: s.exec(select(Camera).where(Camera.account_id == account_id)
+                                                      .order_by(Camera.created_at)).all())
+        out = []
+        for c in rows:
+            adapter = self.app.plugins.camera_adapter(c.brand)
+            caps = ("control", "stream") if adapter is not None else ()
+            out.append(CameraSummary(id=c.id, name=c.name, brand=c.brand, model=c.model,
+                                     motion_detection=c.motion_detection, online=True, capabilities=caps))
+        return out
+
+    async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
+                            area: int | None = None) -> None:
+        from alarmcloud.cameras import run_action
+
+        cam = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id))
+        try:
+            await run_action(self.app, cam, action, value, area)
+        except ApiError as exc:
+            raise _api(exc) from None
+
+    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
+        from alarmcloud.cameras import camera_access
+
+        cam = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id))
+        adapter = self.app.plugins.camera_adapter(cam.brand)
+        if adapter is None:
+            raise ServiceError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+        try:
+            stream = adapter.live_stream(camera_access(self.app, cam))
+        except ApiError as exc:
+            raise _api(exc) from None
+        if not (with_credentials and cam.integrations_may_use_credentials):
+            stream = LiveStream(stream.rtsp_main, stream.rtsp_sub, stream.rtsp_third, stream.snapshot, {})
+        return stream
+
+    async def list_events(self, account_id: str, *, camera_id: str | None = None, label: str | None = None,
+                          real_alarms_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+        from alarmcloud.auth import User
+        from alarmcloud.eventsapi import query_events
+
+        def _q(s: Session) -> list[dict[str, Any]]:
+            acc = s.get(Account, account_id)
+            if acc is None:
+                return []
+            params = {k: v for k, v in {"camera_id": camera_id, "label": label,
+                                        "verdict": "alarm" if real_alarms_only else None}.items() if v}
+            return query_events(s, User(acc, "service"), params, max(1, min(limit, 200)))[0]
+
+        return await self.app.db.run(_q)
+
+    async def storage(self, account_id: str) -> dict[str, Any]:
+        return await self.app.db.run(lambda s: self.app.storage.status(s, account_id))
+
+    # ------------------------------------------------------------ plugin state
+
+    def _state_row(self, s: Session, plugin: str, account_id: str | None, key: str) -> PluginState | None:
+        return s.exec(select(PluginState).where(PluginState.plugin == plugin, PluginState.account_id == account_id,
+                                                PluginState.key == key)).first()
+
+    async def get_state(self, plugin: str, account_id: str | None, key: str) -> Any | None:
+        row = await self.app.db.run(lambda s: self._state_row(s, plugin, account_id, key))
+        return row.value if row else None
+
+    async def set_state(self, plugin: str, account_id: str | None, key: str, value: Any) -> None:
+        def _set(s: Session) -> None:
+            row = self._state_row(s, plugin, account_id, key) or PluginState(plugin=plugin,
+                                                                               account_id=account_id, key=key)
+            row.value = value
+            row.updated_at = utcnow()
+            s.add(row)
+            s.commit()
+
+        await self.app.db.run(_set)
+
+    async def delete_state(self, plugin: str, account_id: str | None, key: str | None = None) -> None:
+        def _del(s: Session) -> None:
+            q = select(PluginState).where(PluginState.plugin == plugin, PluginState.account_id == account_id)
+            if key is not None:
+                q = q.where(PluginState.key == key)
+            for row in s.exec(q).all():
+                s.delete(row)
+            s.commit()
+
+        await self.app.db.run(_del)
+
+    # ------------------------------------------------------------ cameras calling in
+
+    async def authenticate_camera(self, username: str, password: str) -> str | None:
+        return await anyio.to_thread.run_sync(self.app.upload_logins.check, username, password)
+
+    async def record_camera_trigger(self, camera_id: str, trigger: dict[str, Any]) -> None:
+        def _rec(s: Session) -> None:
+            cam = s.get(Camera, camera_id)
+            if cam is None:
+                raise ServiceError(404, "not_found", "camera not found")
+            cam.last_trigger = trigger
+            cam.last_trigger_at = utcnow()
+            s.add(cam)
+            s.commit()
+
+        await self.app.db.run(_rec)

@@ -1,0 +1,224 @@
+"""Turn a stored clip into findings, a verdict and events: decode once, run the enabled detectors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import case, delete, func
+from sqlmodel import select
+
+from alarmcloud import jobs, motion, notify
+from alarmcloud.contracts import ClipProbe, Detector, Finding
+from alarmcloud.events import CAMERA_FAIR_USE_CHANGED, DETECTIONS_READY, PLATE_RECOGNISED, Event
+from alarmcloud.models import Account, Camera, Clip, FindingRow, iso, utcnow
+from alarmcloud.video import decode, probe
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+    from alarmcloud.plugins import PluginHost
+
+log = logging.getLogger(__name__)
+JOBS = Counter("alarmcloud_jobs_total", "Detection jobs by outcome", ["outcome"])
+JOB_SECONDS = Histogram("alarmcloud_job_seconds", "Seconds per detection job")
+MOVER_THRESHOLD = 0.5
+
+
+@dataclass
+class Analysis:
+    probe: ClipProbe
+    findings: list[Finding] = field(default_factory=list)
+    mover: bool = False
+    mover_score: float = 0.0
+    verdict: str = "alarm"
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def verdict_for(findings: list[Finding], mover: bool, detectors: list[Detector]) -> str:
+    """``alarm`` when a real mover or a positive object finding is present; else the false-alarm cause."""
+    weather = {lbl for d in detectors for lbl in d.false_alarm_labels}
+    real = [f for f in findings if f.label not in weather]
+    if mover or real:
+        return "alarm"
+    causes = sorted({f.label for f in findings if f.label in weather})
+    if causes:
+        return f"false_alarm:{causes[0]}"
+    return "false_alarm:no_motion"
+
+
+def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[str, Any] | None = None,
+                 clip: ClipProbe | None = None) -> Analysis:
+    """Decode ``path`` once and run the named detectors plus the built-in motion analysis."""
+    clip = clip or probe(path)
+    detectors: list[Detector] = []
+    for name in names:
+        det = host.detector(name)
+        if det is None:
+            raise KeyError(f"detector {name!r} is not enabled")
+        detectors.append(det)
+    frames = decode(path, [motion.REQUEST, *[d.frame_request() for d in detectors]], clip)
+    result = Analysis(probe=clip)
+    result.mover_score = motion.mover_score(frames[0])
+    result.mover = result.mover_score >= MOVER_THRESHOLD
+    for det, cf in zip(detectors, frames[1:], strict=True):
+        cf.options = dict((options or {}).get(det.name, {}))
+        try:
+            result.findings += [f for f in det.analyze(cf) if f.score >= det.threshold]
+        except Exception as exc:  # one broken detector must not hide the others' findings
+            log.exception("detector %s failed", det.name)
+            result.errors[det.name] = f"{type(exc).__name__}: {exc}"
+    result.verdict = verdict_for(result.findings, result.mover, detectors)
+    return result
+
+
+def process_job(app: AlarmCloud, job: jobs.Job) -> None:
+    """Run one job's clip through the pipeline and store the outcome (idempotent: findings are replaced)."""
+    with app.db.session() as s:
+        clip = s.get(Clip, job.clip_id)
+        cam = s.get(Camera, job.camera_id)
+        acc = s.get(Account, job.account_id)
+        if clip is None or cam is None or acc is None:
+            return
+        if acc.restricted:
+            clip.status = "skipped"
+            s.add(clip)
+            s.commit()
+            return
+        enabled = [n for n, on in (cam.detectors or {}).items() if on and n in app.plugins.detector_specs]
+        options = dict(cam.detector_options or {})
+        path = app.blobs.path(clip.blob_key)  # type: ignore[attr-defined]
+        clip_probe = ClipProbe(container="mp4", video_codec=clip.codec, width=clip.width, height=clip.height,
+                               fps=clip.fps, duration=clip.duration, size_bytes=clip.size_bytes)
+    started = time.process_time()
+    analysis = analyze_file(app.plugins, path, enabled, options, clip_probe)
+    if analysis.errors and len(analysis.errors) == len(enabled) and enabled:
+        raise RuntimeError("every detector failed: " + "; ".join(analysis.errors.values()))
+    JOB_SECONDS.observe(time.process_time() - started)
+    events: list[Event] = []
+    with app.db.session() as s:
+        clip = s.get(Clip, job.clip_id)
+        if clip is None:
+            return
+        s.exec(delete(FindingRow).where(FindingRow.clip_id == clip.id))  # type: ignore[arg-type]
+        for f in analysis.findings:
+            s.add(FindingRow(clip_id=clip.id, account_id=clip.account_id, detector=f.detector, label=f.label,
+                             score=f.score, time=f.time, box=list(f.box) if f.box else None, text=f.text))
+        clip.status = "done"
+        clip.verdict = analysis.verdict
+        clip.mover = analysis.mover
+        clip.labels = sorted({f.label for f in analysis.findings})
+        s.add(clip)
+        if not jobs.complete(s, job.id or 0, job.worker or ""):
+            s.rollback()  # the lease was lost: another worker owns the job now
+            return
+        cam = s.get(Camera, clip.camera_id)
+        if cam is not None:
+            events += update_fair_use(app, s, cam)
+        payload = {"clip_id": clip.id, "series_id": clip.series_id, "verdict": clip.verdict,
+                   "findings": [f.to_dict() for f in analysis.findings], "started_at": iso(clip.started_at), "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
+                   "camera_name": cam.name if cam else None}
+        events.insert(0, Event(DETECTIONS_READY, clip.account_id, clip.camera_id, payload))
+        for f in analysis.findings:
+            if f.label == "plate" and f.text:
+                events.append(Event(PLATE_RECOGNISED, clip.account_id, clip.camera_id,
+                                    {"clip_id": clip.id, "text": f.text, "score": f.score,
+                                     **notify.known_plate(s, clip.account_id, f.text)}))
+        notify.queue_notifications(app, s, clip, cam, payload)
+        s.commit()
+    JOBS.labels("done").inc()
+    for ev in events:
+        app.emit_sync(ev)
+
+
+def update_fair_use(app: AlarmCloud, s: Any, cam: Camera) -> list[Event]:
+    """Rolling false-alarm rate; notice first, lower priority only after the grace period."""
+    fu = app.settings.fair_use
+    now = utcnow()
+    since = now - timedelta(days=1)
+    total, false = s.exec(select(func.count(), func.sum(case((Clip.verdict.like("false_alarm:%"), 1),  # type: ignore[union-attr]
+                                                             else_=0)))
+                          .where(Clip.camera_id == cam.id, Clip.status == "done", Clip.started_at >= since)).one()
+    total, false = int(total or 0), int(false or 0)
+    cam.false_alarm_rate = round(false / total, 4) if total else None
+    events: list[Event] = []
+    high = total >= fu.min_clips and total and false / total >= fu.false_alarm_rate
+    old = cam.fair_use_state
+    if high and old == "normal":
+        cam.fair_use_state, cam.fair_use_since = "notice", now
+        cam.fair_use_reason = (f"{false} of {total} clips in the last 24 h were false alarms; processing "
+                               f"priority will be lowered in {fu.grace_hours:g} h unless this improves")
+        notify.queue_admin_notice(app, s, cam)
+    elif high and old == "notice" and cam.fair_use_since and now - cam.fair_use_since >= timedelta(
+            hours=fu.grace_hours):
+        cam.fair_use_state, cam.fair_use_since = "low_priority", now
+        cam.fair_use_reason = f"false-alarm rate {false / total:.0%} over 24 h after a notice: low priority"
+    elif not high and old != "normal":
+        cam.fair_use_state, cam.fair_use_since, cam.fair_use_reason = "normal", now, None
+    if cam.fair_use_state != old:
+        events.append(Event(CAMERA_FAIR_USE_CHANGED, cam.account_id, cam.id,
+                            {"from": old, "to": cam.fair_use_state, "reason": cam.fair_use_reason}))
+    s.add(cam)
+    return events
+
+
+class Worker:
+    """Claims jobs and runs them; one per thread (serve) or process (``alarmcloud worker``)."""
+
+    def __init__(self, app: AlarmCloud, name: str | None = None) -> None:
+        self.app = app
+        self.name = name or f"{jobs.worker_name()}:{threading.get_ident()}"
+        self.wake = threading.Event()
+
+    def run_once(self) -> bool:
+        """Claim and process one job; False when the queue was empty."""
+        st = self.app.settings.workers
+        with self.app.db.session() as s:
+            job = jobs.claim(s, self.name, st.lease_seconds)
+        if job is None:
+            return False
+        stop = threading.Event()
+
+        def _beat() -> None:
+            while not stop.wait(st.lease_seconds / 3):
+                with self.app.db.session() as hs:
+                    if not jobs.heartbeat(hs, job.id or 0, self.name, st.lease_seconds):
+                        return
+
+        beater = threading.Thread(target=_beat, daemon=True)
+        beater.start()
+        try:
+            process_job(self.app, job)
+        except Exception as exc:
+            log.exception("job %s failed on clip %s", job.id, job.clip_id)
+            JOBS.labels("failed").inc()
+            with self.app.db.session() as s:
+                jobs.fail(s, job, f"{type(exc).__name__}: {exc}", st.max_attempts, st.retry_base_seconds)
+        finally:
+            stop.set()
+        return True
+
+    def run_forever(self, stop: threading.Event) -> None:
+        st = self.app.settings.workers
+        last_reap = 0.0
+        while not stop.is_set():
+            if time.monotonic() - last_reap > max(1.0, st.lease_seconds / 4):
+                try:
+                    with self.app.db.session() as s:
+                        jobs.reap(s, st.max_attempts)
+                except Exception:
+                    log.exception("reaper failed")
+                last_reap = time.monotonic()
+            try:
+                busy = self.run_once()
+            except Exception:
+                log.exception("worker loop error")
+                busy = False
+            if not busy:
+                self.wake.wait(st.poll_seconds)
+                self.wake.clear()

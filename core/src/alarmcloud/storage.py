@@ -1,0 +1,127 @@
+"""Stored clips: quota and retention accounting, eviction of the oldest clips, deletion, storage status."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func
+from sqlmodel import Session, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from alarmcloud.auth import core, require_user
+from alarmcloud.models import Account, Camera, Clip, Feedback, FindingRow, Job, Series, iso, utcnow
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+log = logging.getLogger(__name__)
+
+
+def delete_clip_rows(s: Session, clip: Clip) -> list[str]:
+    """Delete a clip's rows (findings, feedback, jobs, the clip; its series when empty); returns blob keys."""
+    s.exec(delete(FindingRow).where(FindingRow.clip_id == clip.id))  # type: ignore[arg-type]
+    s.exec(delete(Feedback).where(Feedback.clip_id == clip.id))  # type: ignore[arg-type]
+    s.exec(delete(Job).where(Job.clip_id == clip.id))  # type: ignore[arg-type]
+    keys = [clip.blob_key] + ([clip.thumb_key] if clip.thumb_key else [])
+    series = s.get(Series, clip.series_id)
+    s.delete(clip)
+    s.flush()
+    if series is not None:
+        series.clip_count = max(0, series.clip_count - 1)
+        if series.clip_count == 0:
+            s.delete(series)
+        else:
+            s.add(series)
+    return keys
+
+
+def used_bytes(s: Session, account_id: str) -> int:
+    total = s.exec(select(func.coalesce(func.sum(Clip.size_bytes), 0)).where(Clip.account_id == account_id)).one()
+    return int(total)
+
+
+def make_room(s: Session, account: Account, incoming: int, quota: int) -> list[str]:
+    """Evict the account's oldest clips until ``incoming`` bytes fit; returns blob keys to delete after commit."""
+    keys: list[str] = []
+    used = used_bytes(s, account.id)
+    while used + incoming > quota:
+        oldest = s.exec(select(Clip).where(Clip.account_id == account.id).order_by(
+            Clip.started_at, Clip.id).limit(1)).first()
+        if oldest is None:
+            break
+        used -= oldest.size_bytes
+        keys += delete_clip_rows(s, oldest)
+    return keys
+
+
+def expired_clips(s: Session, account_id: str, retention_days: int, now: datetime | None = None) -> list[Clip]:
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    return list(s.exec(select(Clip).where(Clip.account_id == account_id, Clip.started_at < cutoff)).all())
+
+
+class StorageService:
+    """Deletes blobs only after the rows are gone, so a crash never leaves a row pointing at nothing."""
+
+    def __init__(self, app: AlarmCloud) -> None:
+        self.app = app
+
+    def delete_blobs(self, keys: list[str]) -> None:
+        for key in keys:
+            self.app.blobs.delete(key)
+
+    async def delete_clip(self, clip_id: str) -> None:
+        def _del(s: Session) -> list[str]:
+            clip = s.get(Clip, clip_id)
+            if clip is None:
+                return []
+            keys = delete_clip_rows(s, clip)
+            s.commit()
+            return keys
+
+        self.delete_blobs(await self.app.db.run(_del))
+
+    async def delete_camera(self, camera_id: str) -> None:
+        def _del(s: Session) -> list[str]:
+            keys: list[str] = []
+            for clip in s.exec(select(Clip).where(Clip.camera_id == camera_id)).all():
+                keys += delete_clip_rows(s, clip)
+            from alarmcloud.models import CameraRight, Rejection
+
+            s.exec(delete(Rejection).where(Rejection.camera_id == camera_id))  # type: ignore[arg-type]
+            s.exec(delete(CameraRight).where(CameraRight.camera_id == camera_id))  # type: ignore[arg-type]
+            s.exec(delete(Series).where(Series.camera_id == camera_id))  # type: ignore[arg-type]
+            cam = s.get(Camera, camera_id)
+            if cam is not None:
+                s.delete(cam)
+            s.commit()
+            return keys
+
+        self.delete_blobs(await self.app.db.run(_del))
+
+    def status(self, s: Session, account_id: str) -> dict[str, Any]:
+        acc = s.get(Account, account_id)
+        st = self.app.settings.storage
+        quota = (acc.quota_bytes if acc and acc.quota_bytes else None) or st.quota_bytes
+        days = (acc.retention_days if acc and acc.retention_days else None) or st.retention_days
+        rows = s.exec(select(Clip.camera_id, func.count(), func.coalesce(func.sum(Clip.size_bytes), 0),
+                             func.min(Clip.started_at)).where(Clip.account_id == account_id)
+                      .group_by(Clip.camera_id)).all()
+        names = {c.id: c.name for c in s.exec(select(Camera).where(Camera.account_id == account_id)).all()}
+        per_camera = [{"camera_id": cid, "name": names.get(cid), "clips": int(n), "bytes": int(b),
+                       "oldest_clip": iso(o) if o else None} for cid, n, b, o in rows]
+        used = sum(p["bytes"] for p in per_camera)
+        oldest = min((p["oldest_clip"] for p in per_camera if p["oldest_clip"]), default=None)
+        return {"quota_bytes": quota, "used_bytes": used, "free_bytes": max(0, quota - used),
+                "used_ratio": round(used / quota, 4) if quota else 0.0, "retention_days": days,
+                "clip_count": sum(p["clips"] for p in per_camera), "oldest_clip": oldest,
+                "per_camera": per_camera}
+
+
+async def storage_status(request: Request) -> Response:
+    """Quota, used bytes, clip count, oldest clip, per camera."""
+    user = await require_user(request)
+    app = core(request)
+    return JSONResponse(await app.db.run(lambda s: app.storage.status(s, user.tenant_id)))
