@@ -114,7 +114,8 @@ async def _params(request: Request) -> dict[str, str] | JSONResponse:
     # parse the raw query ourselves: blank pairs (the leading "&" of old firmware) are skipped
     params = dict(parse_qsl(request.url.query, keep_blank_values=True))
     if request.method == "POST":
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        length = request.headers.get("content-length") or "0"
+        if not length.isdigit() or int(length) > MAX_BODY:
             return _error(413, "body_too_large", "the alarm-server body is too large")
         body = (await request.body())[:MAX_BODY].decode("utf-8", "replace").strip()
         if body.startswith("{"):

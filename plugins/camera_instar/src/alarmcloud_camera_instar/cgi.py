@@ -73,9 +73,7 @@ def check_set_reply(api: str, command: str, text: str) -> None:
 def base_url(camera: CameraAccess) -> str:
     """``http(s)://host[:port]`` of the camera's web server (IPv6 literals in brackets)."""
     if not camera.address:
-        raise CameraError(
-            "unreachable", "the camera has no network address (P2P-only cameras cannot be controlled)"
-        )
+        raise CameraError("unreachable", "the camera has no network address (P2P-only cameras cannot be controlled)")
     host = f"[{camera.address}]" if ":" in camera.address else camera.address
     scheme = "https" if camera.https else "http"
     default = 443 if camera.https else 80
@@ -138,9 +136,7 @@ class CameraClient:
                 last = f"HTTP {response.status_code}"
                 continue
             if response.status_code >= 400:
-                raise CameraError(
-                    "invalid", f"the camera answered {command} with HTTP {response.status_code}"
-                )
+                raise CameraError("invalid", f"the camera answered {command} with HTTP {response.status_code}")
             return response
         log.info("camera %s: %s failed after %d attempts: %s", self.camera.id, command, attempts, last)
         raise CameraError("unreachable", f"the camera did not answer {command}: {last} ({attempts} attempts)")

@@ -9,9 +9,7 @@ class InstarConfig(BaseModel):
     """How the adapter talks to cameras and which clips it accepts."""
 
     timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for one camera HTTP request.")
-    retries: int = Field(
-        2, ge=0, le=5, description="Extra attempts when a camera does not answer (0 = none)."
-    )
+    retries: int = Field(2, ge=0, le=5, description="Extra attempts when a camera does not answer (0 = none).")
     retry_backoff_s: float = Field(0.2, ge=0, description="Pause before the first retry; doubled each time.")
     verify_tls: bool = Field(
         False,
@@ -26,6 +24,4 @@ class InstarConfig(BaseModel):
         description="Alarm clips are 18 s (3 s before, 15 s after the trigger); longer clips are accepted "
         "but flagged `long_clip` for the fair-use rules.",
     )
-    max_clip_s: float = Field(
-        600.0, gt=0, description="Longer uploads are rejected as not a camera alarm clip."
-    )
+    max_clip_s: float = Field(600.0, gt=0, description="Longer uploads are rejected as not a camera alarm clip.")

@@ -40,9 +40,6 @@ def live_stream(camera: CameraAccess, gen: Generation, rtsp_port: int = 554) -> 
         user_key = "user" if gen.api == "wqhd" else "usr"
         sep = "&" if "?" in snapshot else "?"
         with_login["snapshot"] = (
-            f"{snapshot}{sep}{user_key}={quote(camera.username, safe='')}"
-            f"&pwd={quote(camera.password or '', safe='')}"
+            f"{snapshot}{sep}{user_key}={quote(camera.username, safe='')}&pwd={quote(camera.password or '', safe='')}"
         )
-    return LiveStream(
-        rtsp_main=main, rtsp_sub=sub, rtsp_third=third, snapshot=snapshot, credentials_in_url=with_login
-    )
+    return LiveStream(rtsp_main=main, rtsp_sub=sub, rtsp_third=third, snapshot=snapshot, credentials_in_url=with_login)

@@ -115,7 +115,9 @@ class FakeInstarCamera:
         self._server = ThreadingHTTPServer((self.address, 0), Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-instar", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-instar", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -425,9 +427,7 @@ class FakeInstarCamera:
 
     def _wq_setasaction(self, args: Params) -> tuple[list[str], int]:
         # the openHAB string mixes dashed and plain names; the camera takes both
-        return self._wq_update(
-            self.state["asaction"], [(k.lstrip("-"), v) for k, v in args if k != "-server"]
-        )
+        return self._wq_update(self.state["asaction"], [(k.lstrip("-"), v) for k, v in args if k != "-server"])
 
     def _wq_setasattr(self, args: Params) -> tuple[list[str], int]:
         a = {k.lstrip("-"): v for k, v in args}

@@ -61,9 +61,7 @@ def _hi3510_ftp(gen: Generation, target: UploadTarget) -> tuple[list[SetupStep],
     else:
         params.append(("-ft_ssl", "1" if target.ftps else "0"))
         tls = "FTPS" if target.ftps else "plain FTP"
-    ftp = SetupStep(
-        params, f"FTP upload: {target.ftp_host}:{target.ftp_port} as {target.username} ({tls}, passive)"
-    )
+    ftp = SetupStep(params, f"FTP upload: {target.ftp_host}:{target.ftp_port} as {target.username} ({tls}, passive)")
     actions = SetupStep(
         [
             ("cmd", "setmdalarm"),
@@ -168,6 +166,4 @@ def _wqhd_alarm_server(server: _Server, target: UploadTarget) -> SetupStep:
     ]
     params += [(f"-as_query{i}", "0") for i in range(1, 6)]
     scheme = "https" if server.ssl else "http"
-    return SetupStep(
-        params, f"alarm server: {scheme}://{server.host}:{server.port}{server.path} (Basic auth)"
-    )
+    return SetupStep(params, f"alarm server: {scheme}://{server.host}:{server.port}{server.path} (Basic auth)")
