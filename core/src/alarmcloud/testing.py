@@ -86,3 +86,61 @@ def make_clip(
             for packet in aus.encode(None):
                 out.mux(packet)
     return path
+
+
+class LiveServer:
+    """Run the real app with uvicorn on a free loopback port in a thread (tests, benchmarks).
+
+    ``with LiveServer(settings) as srv: httpx.get(srv.url + "/-/health")``; ``srv.core`` is the AlarmCloud object.
+    """
+
+    def __init__(self, settings: object, **create_kwargs: object) -> None:
+        self.settings = settings
+        self.create_kwargs = create_kwargs
+        self.url = ""
+        self.core: object = None
+
+    def __enter__(self) -> LiveServer:
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        from alarmcloud.app import create_app
+
+        app = create_app(self.settings, **self.create_kwargs)  # type: ignore[arg-type]
+        self.app = app
+        self.core = app.state.alarmcloud
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def test_settings(data_dir: Path, **overrides: object) -> object:
+    """Settings for tests: a temp data dir, FTP off, fast workers; ``ALARMCLOUD_TEST_DATABASE_URL`` if set."""
+    import os
+
+    from alarmcloud.config import Settings
+
+    st = Settings(data_dir=data_dir, database_url=os.environ.get("ALARMCLOUD_TEST_DATABASE_URL") or None,
+                  **overrides)  # type: ignore[arg-type]
+    st.ftp.port = 0
+    st.workers.poll_seconds = 0.1
+    return st
