@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import importlib.util
 import logging
 import shutil
 import threading
@@ -251,6 +253,9 @@ def api_routes() -> list[BaseRoute]:
     ]
 
 
+#: core feature modules; each may define ``routes(core) -> list[BaseRoute]`` and ``MIDDLEWARE`` (a list)
+FEATURE_MODULES = ["alarmcloud.oauth", "alarmcloud.privacy", "alarmcloud.web"]
+
 #: extra route factories the core's own feature modules add (privacy, oauth, web UI): fn(app) -> routes
 ROUTE_FACTORIES: list[Any] = []
 
@@ -262,6 +267,10 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         db.migrate(settings.db_url)
     core = AlarmCloud(settings, plugins)
     routes: list[BaseRoute] = [*api_routes(), *extra_routes]
+    feature_modules = [importlib.import_module(m) for m in FEATURE_MODULES if importlib.util.find_spec(m)]
+    for mod in feature_modules:
+        if hasattr(mod, "routes"):
+            routes += mod.routes(core)
     for factory in ROUTE_FACTORIES:
         routes += factory(core)
     for owner, fn in core.plugins.impls("register_routes"):
@@ -296,6 +305,9 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
     app.state.alarmcloud = core
     for mw in MIDDLEWARE:
         app.add_middleware(mw)
+    for mod in feature_modules:
+        for mw in getattr(mod, "MIDDLEWARE", ()):
+            app.add_middleware(mw)
     return app
 
 
