@@ -21,13 +21,11 @@ class PlatesConfig(BaseModel):
 
     countries: list[str] = Field(
         default_factory=lambda: list(COUNTRY_FORMATS),
-        description="Country plate formats accepted by default (codes of COUNTRY_FORMATS, e.g. DE, AT, US); a "
-        "camera's own 'countries' option replaces this list.",
+        description="Country plate formats accepted by default (codes of COUNTRY_FORMATS, e.g. DE, AT, US); "
+        "a camera's own 'countries' option replaces this list.",
     )
     threshold: float = Field(0.8, ge=0.0, le=1.0, description="Minimum clip-level score of a reported plate.")
-    frames: int = Field(
-        3, ge=1, le=10, description="Keyframes per clip searched for plates (cost grows with it)."
-    )
+    frames: int = Field(3, ge=1, le=10, description="Keyframes per clip searched for plates (cost grows with it).")
     detect_side: int = Field(
         960, ge=320, le=1920, description="Longer side, in pixels, of a frame given to the text detector."
     )
@@ -113,7 +111,7 @@ class PlateDetector(Detector):
         h, w = bgr.shape[:2]
         boxes = self.engine.detect(bgr, self.config.detect_side)
         cands = [b for b in candidates(boxes, self.config.min_char_height, h)]
-        crops = [crop_quad(bgr, b.quad, 0.12) for b in cands]
+        crops = [crop_quad(bgr, b.quad) for b in cands]
         keep = [i for i, c in enumerate(crops) if _contrast(c) >= 20]
         cands, crops = [cands[i] for i in keep], [crops[i] for i in keep]
         out: list[PlateRead] = []
@@ -129,11 +127,11 @@ class PlateDetector(Detector):
             x2, y2 = box.quad.max(axis=0)
             out.append(PlateRead(plate, country, score, time, (x1 / w, y1 / h, x2 / w, y2 / h)))
             log.debug("read %s (%s) %.3f raw=%s at %.2fs", plate, country, score, read.text, time)
-        return out
+        return suppress(out)
 
 
 def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[TextBox]:
-    """Text lines with plate geometry, plus neighbours on the same line merged (plates split by seals/gaps)."""
+    """Text lines with plate geometry plus same-line neighbours merged (plates split by seals or gaps)."""
     lines = [b for b in boxes if min_height <= b.height <= frame_h * 0.25 and 1.0 <= b.width / b.height <= 12]
     merged: list[TextBox] = []
     for i, a in enumerate(lines):
@@ -155,12 +153,36 @@ def _contrast(crop: np.ndarray) -> float:
     return float(hi - lo)
 
 
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over the smaller box's area."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih / max(small, 1e-9)
+
+
+def suppress(reads: list[PlateRead]) -> list[PlateRead]:
+    """Within one frame keep one read per place: the one with the most character evidence (length x score)."""
+    kept: list[PlateRead] = []
+    for read in sorted(reads, key=lambda r: -len(r.text) * r.score):
+        if all(_overlap(read.box, k.box) < 0.5 for k in kept):
+            kept.append(read)
+    return kept
+
+
+def _same_place(a: PlateRead, b: PlateRead) -> bool:
+    """Two reads in about the same place of the view (a parked or slow vehicle)."""
+    return _overlap(a.box, b.box) >= 0.5
+
+
 def vote(reads: list[PlateRead]) -> list[tuple[str, float, PlateRead]]:
-    """Cluster reads of the same plate (one character apart) and return (text, score, best read) per cluster."""
+    """Cluster reads of one plate (one character apart or same place); (text, score, best read) each."""
     clusters: list[list[PlateRead]] = []
     for read in sorted(reads, key=lambda r: -r.score):
         for cluster in clusters:
-            if plate_distance(cluster[0].text, read.text) <= 1:
+            if plate_distance(cluster[0].text, read.text) <= 1 or _same_place(cluster[0], read):
                 cluster.append(read)
                 break
         else:

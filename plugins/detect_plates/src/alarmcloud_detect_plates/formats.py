@@ -23,12 +23,14 @@ TO_DIGIT = {
     "A": "4",
     "E": "3",
 }
+#: more look-alike swaps than this and the read is more guess than reading
+MAX_SWAPS = 2
 TO_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T", "3": "E"}
 
 
 @dataclass(frozen=True)
 class PlateFormat:
-    """One country's plate formats as regexes over normalised text, plus the class pattern of each fixed layout.
+    """One country's plate formats: a regex over normalised text plus the class pattern of each layout.
 
     ``layouts`` use L (letter), N (digit) and ? (either); a read of the same length is corrected position by
     position (O->0 where a digit must be, 0->O where a letter must be). ``regex`` is the final validation.
@@ -141,7 +143,7 @@ _SEPARATORS = re.compile(r"[^A-Z0-9]")
 
 
 def normalize_plate(text: str) -> str:
-    """Upper-case plate text without separators or accents ("m-ab 123" -> "MAB123"); for storage and search."""
+    """Upper-case plate text without separators or accents ("m-ab 123" -> "MAB123"), for storage/search."""
     folded = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
     return _SEPARATORS.sub("", folded.upper())
 
@@ -181,6 +183,8 @@ def _fit_layout(text: str, layout: str) -> tuple[str, int] | None:
 def fit_plate(text: str, countries: list[str] | tuple[str, ...]) -> tuple[str, str, int] | None:
     """Best valid plate for ``text`` among ``countries``: (plate, country, swaps); None if no format fits."""
     text = normalize_plate(text)
+    if not any(c.isdigit() for c in text):
+        return None  # every supported format has a digit; words on signs and cars ("TEXAS") have none
     best: tuple[str, str, int] | None = None
     for code in countries:
         fmt = COUNTRY_FORMATS.get(code.upper())
@@ -194,6 +198,8 @@ def fit_plate(text: str, countries: list[str] | tuple[str, ...]) -> tuple[str, s
             if fitted is None or not re.match(fmt.regex, fitted[0]):
                 continue
             swaps = fitted[1] + sum(x != y for x, y in zip(text, base, strict=True))
+            if swaps > MAX_SWAPS:
+                continue
             if best is None or swaps < best[2]:
                 best = (fitted[0], fmt.country, swaps)
     return best

@@ -1,4 +1,4 @@
-"""PP-OCR text detection and recognition on onnxruntime, with the ONNX weights shipped inside the rapidocr wheel."""
+"""PP-OCR text detection and recognition on onnxruntime; the ONNX weights ship inside the rapidocr wheel."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class TextBox:
 
 @dataclass(frozen=True)
 class TextRead:
-    """A recognised line restricted to plate characters: text, mean character confidence, per-char confidences."""
+    """A line read with plate characters only: text, mean and per-character confidence."""
 
     text: str
     score: float

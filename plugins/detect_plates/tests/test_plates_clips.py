@@ -1,0 +1,86 @@
+"""End to end on real H.264 clips: probe, decode once, analyse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from alarmcloud.contracts import Finding
+from alarmcloud.testing import make_clip, moving_box_scene, static_scene
+from alarmcloud_detect_plates.detector import PlateDetector
+
+
+@pytest.mark.parametrize(("photo", "plate"), [("br/HPM9362.jpg", "HPM9362"), ("us/wts-lg-000174.jpg", "5BDE732")])
+def test_clip_of_a_real_car_yields_its_plate(
+    photo: str, plate: str, photo_clip: Callable[..., Path], run_clip: Callable[..., list[Finding]]
+) -> None:
+    findings = run_clip(photo_clip(photo))
+    assert [f.text for f in findings] == [plate]
+    found = findings[0]
+    assert found.label == "plate" and found.detector == "plates"
+    assert found.score >= PlateDetector.threshold
+    assert found.time is not None and found.box is not None
+    x1, y1, x2, y2 = found.box
+    assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+
+
+def test_camera_countries_option_filters_foreign_formats(
+    photo_clip: Callable[..., Path], run_clip: Callable[..., list[Finding]]
+) -> None:
+    clip = photo_clip("br/HPM9362.jpg")
+    assert [f.text for f in run_clip(clip, {"countries": ["BR"]})] == ["HPM9362"]
+    # a Brazilian plate is no valid Italian, French or Dutch plate
+    assert run_clip(clip, {"countries": ["IT", "FR", "NL"]}) == []
+
+
+def _plate_scene(text: str) -> Callable[[int, float, int, int], np.ndarray]:
+    """A grey driveway with a white plate carrying ``text`` that drives slowly to the right."""
+
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        img = np.full((h, w, 3), 90, np.uint8)
+        img[h // 2 :, :] = 60
+        x = int(w * 0.3 + t * 20)
+        y = int(h * 0.6)
+        cv2.rectangle(img, (x - 10, y - 45), (x + 330, y + 12), (245, 245, 245), -1)
+        cv2.rectangle(img, (x - 10, y - 45), (x + 330, y + 12), (20, 20, 20), 3)
+        cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (15, 15, 15), 4, cv2.LINE_AA)
+        noise = np.random.default_rng(i).integers(-4, 5, size=img.shape)
+        return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+    return scene
+
+
+def test_synthetic_german_plate_is_read_without_shared_data(
+    tmp_path: Path, run_clip: Callable[..., list[Finding]]
+) -> None:
+    clip = make_clip(
+        tmp_path / "de.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=_plate_scene("M AB 1234")
+    )
+    findings = run_clip(clip, {"countries": ["DE", "AT"]})
+    assert [(f.text, f.extra.get("country")) for f in findings] == [("MAB1234", "DE")]
+
+
+@pytest.mark.parametrize("scene", [static_scene, moving_box_scene])
+def test_clip_without_a_plate_yields_nothing(
+    scene: Callable[[int, float, int, int], np.ndarray], tmp_path: Path, run_clip: Callable[..., list[Finding]]
+) -> None:
+    clip = make_clip(tmp_path / "empty.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    assert run_clip(clip) == []
+
+
+def test_real_photo_without_its_plate_yields_nothing(
+    tmp_path: Path, plates_data: Path, labels: dict[str, dict[str, str]], run_clip: Callable[..., list[Finding]]
+) -> None:
+    from PIL import Image
+
+    row = labels["br/JRV1942.jpg"]
+    photo = Image.open(plates_data / row["file"]).convert("RGB")
+    top = photo.crop((0, 0, photo.width, int(float(row["y"])) - 5)).resize((1280, 720))
+    view = np.asarray(top)
+    clip = make_clip(
+        tmp_path / "noplate.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=lambda i, t, w, h: view
+    )
+    assert run_clip(clip) == []
