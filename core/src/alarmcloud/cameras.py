@@ -66,13 +66,20 @@ def _secret_fields(app: AlarmCloud, cam: Camera, data: dict[str, Any]) -> None:
         cam.integrations_may_use_credentials = field(data, "integrations_may_use_credentials", bool)
 
 
-def _check_brand_model(app: AlarmCloud, brand: str, model: str) -> None:
+def _check_brand_model(app: AlarmCloud, brand: str, model: str) -> str:
+    """The catalogue's name for ``model`` ("IN-9008" -> "IN-9008 Full HD"); 400 for unknown brands/models."""
     adapter = app.plugins.camera_adapter(brand)
     if adapter is None:
         raise ApiError(400, "unknown_brand", f"no camera adapter {brand!r} is enabled on this deployment")
-    models = {m.name.lower() for m in adapter.models()}
-    if models and model.lower() not in models:
-        raise ApiError(400, "unknown_model", f"{brand} has no model {model!r} (see /api/v1/camera-models)")
+    names = [m.name for m in adapter.models()]
+    if not names:
+        return model
+    wanted = model.strip().lower()
+    exact = [n for n in names if n.lower() == wanted]
+    prefix = [n for n in names if n.lower().startswith(wanted + " ")]
+    if exact or len(prefix) == 1:
+        return (exact or prefix)[0]
+    raise ApiError(400, "unknown_model", f"{brand} has no model {model!r} (see /api/v1/camera-models)")
 
 
 async def create_camera(request: Request) -> Response:
@@ -87,7 +94,7 @@ async def create_camera(request: Request) -> Response:
     model = field(data, "model", str, max_len=100)
     if not name:
         raise ApiError(400, "invalid_field", "field 'name' must not be empty")
-    _check_brand_model(app, brand, model)
+    model = _check_brand_model(app, brand, model)
     cam = Camera(account_id=user.id, name=name, brand=brand, model=model)
     _secret_fields(app, cam, data)
 
@@ -134,8 +141,7 @@ async def update_camera(request: Request) -> Response:
             cam.name = field(data, "name", str, max_len=100).strip() or cam.name
         if "model" in data:
             model = field(data, "model", str, max_len=100)
-            _check_brand_model(app, cam.brand, model)
-            cam.model = model
+            cam.model = _check_brand_model(app, cam.brand, model)
         _secret_fields(app, cam, data)
         s.add(cam)
         s.commit()

@@ -1,0 +1,259 @@
+"""Shared fixtures for the cross-package tests: a real server on loopback, an API client, real MP4 clips.
+
+Other test modules append fixtures below; keep this file append-only.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from alarmcloud.testing import LiveServer, make_clip, test_settings
+
+SHARED = Path(os.environ.get("ALARMCLOUD_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+CAMERA_MODEL = "IN-9008 Full HD"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def clip(clip_dir: Path) -> Path:
+    """An 18 s camera-like clip (640x352, 15 fps, H.264, a mover walking) the INSTAR adapter accepts."""
+    return make_clip(clip_dir / "A-alarm.mp4", seconds=18, width=640, height=352, fps=15)
+
+
+@pytest.fixture(scope="session")
+def make_test_clip(clip_dir: Path) -> Callable[..., Path]:
+    """Make (and cache) a clip with the given ``make_clip`` arguments."""
+    cache: dict[str, Path] = {}
+
+    def _make(name: str, **kwargs: Any) -> Path:
+        if name not in cache:
+            kwargs.setdefault("width", 640)
+            kwargs.setdefault("height", 352)
+            cache[name] = make_clip(clip_dir / f"{name}.mp4", **kwargs)
+        return cache[name]
+
+    return _make
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Any:
+    return test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
+
+
+@pytest.fixture
+def server(settings: Any) -> Iterator[LiveServer]:
+    with LiveServer(settings) as srv:
+        yield srv
+
+
+class Api:
+    """A customer using the JSON API over real HTTP (session cookie + CSRF header)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=60)
+        self.csrf = ""
+        self.id = ""
+        self.email = ""
+
+    def register(self, email: str, password: str = PASSWORD) -> Api:
+        r = self.http.post("/api/v1/auth/register", json={"email": email, "password": password})
+        assert r.status_code == 201, r.text
+        return self.login(email, password)
+
+    def login(self, email: str, password: str = PASSWORD) -> Api:
+        r = self.http.post("/api/v1/auth/login", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        self.csrf, self.id, self.email = r.json()["csrf_token"], r.json()["id"], email
+        return self
+
+    def req(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = {"X-CSRF-Token": self.csrf, **kw.pop("headers", {})}
+        return self.http.request(method, path, headers=headers, **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.req("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return self.req("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> httpx.Response:
+        return self.req("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> httpx.Response:
+        return self.req("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.req("DELETE", path, **kw)
+
+    def camera(self, name: str = "Garage", model: str = CAMERA_MODEL, **extra: Any) -> dict[str, Any]:
+        r = self.post("/api/v1/cameras", json={"name": name, "brand": "instar", "model": model, **extra})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def upload_credentials(self, camera_id: str) -> dict[str, Any]:
+        r = self.post(f"/api/v1/cameras/{camera_id}/upload-credentials")
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def upload(self, creds: dict[str, Any], path: Path, **headers: str) -> httpx.Response:
+        auth = base64.b64encode(f"{creds['username']}:{creds['password']}".encode()).decode()
+        return httpx.post(self.base + "/api/v1/ingest/clips", content=path.read_bytes(), timeout=60,
+                          headers={"Authorization": f"Basic {auth}", "Content-Type": "video/mp4", **headers})
+
+    def wait_event(self, event_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until the pipeline has analysed the event."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ev = self.get(f"/api/v1/events/{event_id}").json()
+            if ev.get("status") in ("done", "failed", "skipped") or time.monotonic() > deadline:
+                return ev
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def api(server: LiveServer) -> Callable[[], Api]:
+    """A factory of API clients against the live server."""
+    return lambda: Api(server.url)
+
+
+# ---------------------------------------------------------------- ingest (HTTP, FTP, crash) helpers
+
+
+def stored_files(core: Any) -> list[str]:
+    """Every file under the blob store, staging included (relative paths)."""
+    root = Path(core.blobs.root)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def row_counts(core: Any) -> dict[str, int]:
+    """Clip, job and series rows in the database."""
+    from alarmcloud.models import Clip, Job, Series
+    from sqlmodel import func, select
+
+    with core.db.session() as s:
+        return {name: int(s.exec(select(func.count()).select_from(model)).one())
+                for name, model in (("clips", Clip), ("jobs", Job), ("series", Series))}
+
+
+def small_clip(path: Path, seconds: float = 3.0, **kw: Any) -> Path:
+    """A quick 320x176 H.264 clip the INSTAR Full HD models accept."""
+    kw.setdefault("width", 320)
+    kw.setdefault("height", 176)
+    kw.setdefault("fps", 10)
+    return make_clip(path, seconds=seconds, **kw)
+
+
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 / localhost (cert.pem, key.pem)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def kit() -> Any:
+    """The ingest helpers above (test modules cannot import conftest under --import-mode=importlib)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(stored_files=stored_files, row_counts=row_counts, small_clip=small_clip,
+                           self_signed_cert=self_signed_cert)
+
+
+# ---------------------------------------------------------------- privacy helpers
+
+
+def privacy_populate(api: Callable[[], Api], tmp_path: Path, email: str, subuser: str | None = None) -> dict[str, Any]:
+    """An account with a camera, an uploaded clip, a token, a plate, feedback with a release and a sub-user."""
+    from alarmcloud.models import FindingRow
+
+    a = api().register(email)
+    cam = a.camera("Garage")
+    creds = a.upload_credentials(cam["id"])
+    clip_path = small_clip(tmp_path / f"{a.id}.mp4")
+    r = a.upload(creds, clip_path)
+    assert r.status_code in (200, 201), r.text
+    event_id = r.json()["event_id"]
+    a.wait_event(event_id)
+    tok = a.post("/api/v1/tokens", json={"name": "ha"}).json()
+    assert a.post("/api/v1/plates", json={"text": "M-AB 123", "name": "Mine"}).status_code == 201
+    r = a.post(f"/api/v1/events/{event_id}/feedback", json={"detector": "rain", "label": "rain", "release": True})
+    assert r.status_code == 201, r.text
+    sub = None
+    if subuser:
+        r = a.post("/api/v1/subusers", json={"email": subuser, "password": PASSWORD, "rights": {cam["id"]: "view"}})
+        assert r.status_code == 201, r.text
+        sub = r.json()["id"]
+    return {"api": a, "camera": cam, "event_id": event_id, "token": tok["token"], "token_id": tok["id"],
+            "subuser_id": sub, "finding_cls": FindingRow}
+
+
+def privacy_scan(core: Any, needles: list[str]) -> list[str]:
+    """Every table row and every blob / training file that mentions one of ``needles``."""
+    from sqlalchemy import select as sa_select
+    from sqlmodel import SQLModel
+
+    import alarmcloud.privacy_erase as pe
+
+    pe._load_all_tables()
+    hits: list[str] = []
+    with core.db.session() as s:
+        for table in SQLModel.metadata.sorted_tables:
+            for row in s.execute(sa_select(table)).mappings().all():
+                text = repr(dict(row))
+                for n in needles:
+                    if n and n in text:
+                        hits.append(f"{table.name}: {text[:200]}")
+    root = Path(core.settings.data_dir)
+    for p in root.rglob("*"):
+        rel = str(p.relative_to(root))
+        if any(n and n in rel for n in needles):
+            hits.append(f"file: {rel}")
+    return hits
+
+
+@pytest.fixture
+def privacy() -> Any:
+    """Privacy test helpers (populate an account, scan every table and file for ids)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(populate=privacy_populate, scan=privacy_scan)
