@@ -1,0 +1,346 @@
+"""Alexa protocol layer against a CoreServices test double; every message validated with Amazon's schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alarmcloud import CameraSummary, CoreServices, Event, LiveStream, Principal, ServiceError
+from alarmcloud_alexa import messages as m
+from alarmcloud_alexa.config import AlexaConfig
+from alarmcloud_alexa.gateway import GRANT_KEY, EventGateway
+from alarmcloud_alexa.plugin import AlexaIntegration
+
+jsonschema = pytest.importorskip("jsonschema")
+
+SHARED = Path(os.environ.get("ALARMCLOUD_SHARED") or Path(__file__).resolve().parents[3].parent / "shared")
+SCHEMA_FILE = SHARED / "schemas" / "alexa" / "alexa_smart_home_message_schema.json"
+SAMPLES = SHARED / "schemas" / "alexa" / "sample_messages"
+pytestmark = [pytest.mark.anyio,
+              pytest.mark.skipif(not SCHEMA_FILE.exists(), reason=f"Alexa schema not found under {SHARED}")]
+
+PASSWORD = "s3cret-cam-pw"
+TOKEN = "good-token"
+ALL = frozenset({m.SCOPE_STREAM, m.SCOPE_CONTROL, m.SCOPE_EVENTS})
+# DeleteReport is not in Amazon's schema: a local mini-schema (§2.8 of the reference)
+DELETE_REPORT = {"type": "object", "required": ["event"], "properties": {"event": {
+    "type": "object", "required": ["header", "payload"], "properties": {
+        "header": {"type": "object", "required": ["namespace", "name", "payloadVersion", "messageId"],
+                   "properties": {"namespace": {"enum": ["Alexa.Discovery"]}, "name": {"enum": ["DeleteReport"]},
+                                  "payloadVersion": {"enum": ["3"]},
+                                  "messageId": {"type": "string", "pattern": "^[a-zA-Z0-9\\-]{1,127}$"}}},
+        "payload": {"type": "object", "required": ["endpoints", "scope"], "additionalProperties": False,
+                    "properties": {"endpoints": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "required": ["endpointId"], "additionalProperties": False,
+                        "properties": {"endpointId": {"type": "string",
+                                                      "pattern": "^[a-zA-Z0-9_\\-=#;:?@&]{1,256}$"}}}},
+                        "scope": {"type": "object", "required": ["type", "token"],
+                                  "properties": {"type": {"enum": ["BearerToken"]}}}}}}}}}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def validator() -> Any:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def check(validator: Any, message: dict[str, Any]) -> dict[str, Any]:
+    """Validate against Amazon's schema (or the DeleteReport mini-schema) with a useful error."""
+    if message["event"]["header"]["name"] == "DeleteReport":
+        jsonschema.validate(message, DELETE_REPORT)
+        return message
+    err = jsonschema.exceptions.best_match(validator.iter_errors(message))
+    assert err is None, f"{err.message} at {list(err.absolute_path)}\n{json.dumps(message, indent=1)}"
+    return message
+
+
+class FakeServices(CoreServices):
+    """Just enough of the core for the protocol layer; records camera actions."""
+
+    def __init__(self, scopes: frozenset[str] = ALL) -> None:
+        self.scopes = scopes
+        self.cameras = [CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True),
+                        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False)]
+        self.actions: list[tuple[str, str, Any]] = []
+        self.state: dict[tuple[str, str | None, str], Any] = {}
+        self.fail_action: ServiceError | None = None
+
+    async def authenticate(self, request: Any, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
+        raise NotImplementedError
+
+    async def principal_for_token(self, token: str, integration: str) -> Principal:
+        if token == "expired-token":
+            raise ServiceError(401, "expired_token", "expired")
+        if token != TOKEN or integration != "alexa":
+            raise ServiceError(401, "invalid_token", "bad token")
+        return Principal("acc-1", "alexa-client", self.scopes, "pseudo-1")
+
+    async def account_for_pseudonym(self, integration: str, pseudonym: str) -> str | None:
+        return "acc-1" if pseudonym == "pseudo-1" else None
+
+    async def pseudonyms(self, integration: str) -> dict[str, str]:
+        return {"pseudo-1": "acc-1"}
+
+    async def list_cameras(self, account_id: str) -> list[CameraSummary]:
+        return list(self.cameras) if account_id == "acc-1" else []
+
+    async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
+                            area: int | None = None) -> None:
+        if self.fail_action:
+            raise self.fail_action
+        self.actions.append((camera_id, action, value))
+
+    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
+        creds = {"rtsp_main": f"rtsp://admin:{PASSWORD}@192.168.1.5/11",
+                 "snapshot": f"http://192.168.1.5/snap.cgi?usr=admin&pwd={PASSWORD}"} if with_credentials else {}
+        return LiveStream("rtsp://192.168.1.5/11", "rtsp://192.168.1.5/12", None, "http://192.168.1.5/snap.cgi", creds)
+
+    async def list_events(self, account_id: str, **kw: Any) -> list[dict[str, Any]]:
+        return []
+
+    async def storage(self, account_id: str) -> dict[str, Any]:
+        return {}
+
+    async def get_state(self, plugin: str, account_id: str | None, key: str) -> Any | None:
+        return copy.deepcopy(self.state.get((plugin, account_id, key)))
+
+    async def set_state(self, plugin: str, account_id: str | None, key: str, value: Any) -> None:
+        self.state[(plugin, account_id, key)] = copy.deepcopy(value)
+
+    async def delete_state(self, plugin: str, account_id: str | None, key: str | None = None) -> None:
+        for k in [k for k in self.state if k[0] == plugin and k[1] == account_id and key in (None, k[2])]:
+            del self.state[k]
+
+    async def authenticate_camera(self, username: str, password: str) -> str | None:
+        return None
+
+    async def record_camera_trigger(self, camera_id: str, trigger: dict[str, Any]) -> None:
+        return None
+
+    async def unlink(self, account_id: str, integration: str) -> None:
+        return None
+
+
+class FakeAmazon:
+    """LWA token endpoint and event gateway as an httpx mock transport."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.auth: list[str] = []
+        self.lwa: list[dict[str, str]] = []
+        self.gateway_replies: list[tuple[int, dict[str, Any]]] = []
+        self.lwa_status = 200
+        self.n = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/auth/o2/token":
+            form = dict(httpx.QueryParams(request.content.decode()))
+            self.lwa.append(form)
+            if self.lwa_status != 200:
+                return httpx.Response(self.lwa_status, json={"error": "invalid_grant"})
+            self.n += 1
+            return httpx.Response(200, json={"access_token": f"Atza|{self.n}", "refresh_token": f"Atzr|{self.n}",
+                                             "token_type": "bearer", "expires_in": 3600})
+        self.events.append(json.loads(request.content))
+        self.auth.append(request.headers["authorization"])
+        if self.gateway_replies:
+            status, body = self.gateway_replies.pop(0)
+            return httpx.Response(status, json=body)
+        return httpx.Response(202)
+
+
+@pytest.fixture
+def amazon() -> FakeAmazon:
+    return FakeAmazon()
+
+
+@pytest.fixture
+def integ(amazon: FakeAmazon) -> AlexaIntegration:
+    cfg = AlexaConfig(lwa_client_id="skill", lwa_client_secret="skill-secret",
+                      lwa_token_url="https://lwa.test/auth/o2/token", event_gateway_url="https://gw.test/v3/events")
+    return AlexaIntegration(cfg, EventGateway(cfg, httpx.MockTransport(amazon)))
+
+
+def directive(namespace: str, name: str, endpoint_id: str | None = "cam-1", token: str = TOKEN,
+              payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {"header": {"namespace": namespace, "name": name, "payloadVersion": "3",
+                                    "messageId": "abc-123", "correlationToken": "corr-xyz=="},
+                         "payload": payload or {}}
+    if endpoint_id:
+        d["endpoint"] = {"scope": {"type": "BearerToken", "token": token}, "endpointId": endpoint_id, "cookie": {}}
+    return {"directive": d}
+
+
+async def run(integ: AlexaIntegration, svc: FakeServices, validator: Any, body: Any) -> dict[str, Any]:
+    return check(validator, await integ.handler(svc).handle(body))
+
+
+def props(resp: dict[str, Any]) -> dict[str, Any]:
+    return {(p["namespace"], p["name"]): p["value"] for p in resp["context"]["properties"]}
+
+
+async def test_discovery_from_sample_request(integ: AlexaIntegration, validator: Any) -> None:
+    body = json.loads((SAMPLES / "Discovery" / "Discovery.request.json").read_text())
+    body["directive"]["payload"]["scope"]["token"] = TOKEN
+    resp = await run(integ, FakeServices(), validator, body)
+    eps = {e["endpointId"]: e for e in resp["event"]["payload"]["endpoints"]}
+    assert set(eps) == {"cam-1", "cam-2", "cam-1:motion", "cam-2:motion"}
+    cam = eps["cam-1"]
+    assert cam["displayCategories"] == ["CAMERA"] and cam["friendlyName"] == "Front door"
+    ifaces = {c["interface"] for c in cam["capabilities"]}
+    assert ifaces == {"Alexa", "Alexa.CameraStreamController", "Alexa.PowerController", "Alexa.EndpointHealth"}
+    assert eps["cam-1:motion"]["displayCategories"] == ["MOTION_SENSOR"]
+
+
+async def test_discovery_follows_scopes_and_bad_tokens(integ: AlexaIntegration, validator: Any) -> None:
+    body = directive("Alexa.Discovery", "Discover", None, payload={"scope": {"type": "BearerToken", "token": TOKEN}})
+    resp = await run(integ, FakeServices(frozenset({m.SCOPE_STREAM})), validator, body)
+    eps = resp["event"]["payload"]["endpoints"]
+    assert [e["endpointId"] for e in eps] == ["cam-1", "cam-2"]
+    assert all("Alexa.PowerController" not in {c["interface"] for c in e["capabilities"]} for e in eps)
+    body["directive"]["payload"]["scope"]["token"] = "wrong"
+    assert (await run(integ, FakeServices(), validator, body))["event"]["payload"]["endpoints"] == []
+
+
+async def test_power_controller_reaches_camera(integ: AlexaIntegration, validator: Any) -> None:
+    svc = FakeServices()
+    for sample, value in (("PowerController.TurnOff.request.json", False),
+                          ("PowerController.TurnOn.request.json", True)):
+        body = json.loads((SAMPLES / "PowerController" / sample).read_text())
+        body["directive"]["endpoint"]["endpointId"] = "cam-1"
+        body["directive"]["endpoint"]["scope"]["token"] = TOKEN
+        resp = await run(integ, svc, validator, body)
+        assert resp["event"]["header"]["correlationToken"] == body["directive"]["header"]["correlationToken"]
+        assert props(resp)[("Alexa.PowerController", "powerState")] == ("ON" if value else "OFF")
+    assert svc.actions == [("cam-1", "motion_detection", False), ("cam-1", "motion_detection", True)]
+
+
+async def test_report_state(integ: AlexaIntegration, validator: Any) -> None:
+    svc = FakeServices()
+    resp = await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-1"))
+    assert resp["event"]["header"]["name"] == "StateReport"
+    p = props(resp)
+    assert p[("Alexa.PowerController", "powerState")] == "ON"
+    assert p[("Alexa.EndpointHealth", "connectivity")] == {"value": "OK"}
+    for prop in resp["context"]["properties"]:
+        assert prop["timeOfSample"].endswith("Z") and len(prop["timeOfSample"].split(".")[1]) == 4
+    offline = props(await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-2")))
+    assert offline[("Alexa.EndpointHealth", "connectivity")] == {"value": "UNREACHABLE"}
+    sensor = props(await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-1:motion")))
+    assert sensor[("Alexa.MotionSensor", "detectionState")] == "NOT_DETECTED"
+
+
+async def test_camera_streams(integ: AlexaIntegration, validator: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    body = json.loads((SAMPLES / "CameraStreamController" / "CameraStreamController.request.json").read_text())
+    body["directive"]["endpoint"]["endpointId"] = "cam-1"
+    body["directive"]["endpoint"]["scope"]["token"] = TOKEN
+    resp = await run(integ, FakeServices(), validator, body)
+    payload = resp["event"]["payload"]
+    assert payload["cameraStreams"][0]["protocol"] == "RTSP"
+    assert payload["cameraStreams"][0]["uri"].startswith("rtsp://admin:")
+    assert payload["imageUri"]
+    assert PASSWORD not in caplog.text
+    integ.config.stream_url_template = "rtsps://cams.example.com:443/{camera_id}"
+    integ.config.image_url_template = "https://cams.example.com/{camera_id}.jpg"
+    resp = await run(integ, FakeServices(), validator, body)
+    assert resp["event"]["payload"]["cameraStreams"][0]["uri"] == "rtsps://cams.example.com:443/cam-1"
+
+
+@pytest.mark.parametrize(("body", "error_type"), [
+    (directive("Alexa", "ReportState", "cam-1", token="wrong"), "INVALID_AUTHORIZATION_CREDENTIAL"),
+    (directive("Alexa", "ReportState", "cam-1", token="expired-token"), "EXPIRED_AUTHORIZATION_CREDENTIAL"),
+    (directive("Alexa", "ReportState", "cam-9"), "NO_SUCH_ENDPOINT"),
+    (directive("Alexa.PowerController", "TurnOn", "cam-2"), "ENDPOINT_UNREACHABLE"),
+    (directive("Alexa.CameraStreamController", "InitializeCameraStreams", "cam-2"), "ENDPOINT_UNREACHABLE"),
+    (directive("Alexa.ThermostatController", "SetTargetTemperature", "cam-1"), "INVALID_DIRECTIVE"),
+    (directive("Alexa.PowerController", "TurnOn", "cam-1:motion"), "INVALID_DIRECTIVE"),
+    ({"not": "a directive"}, "INVALID_DIRECTIVE"),
+    (directive("Alexa", "ReportState", None), "INVALID_DIRECTIVE"),
+])
+async def test_errors(integ: AlexaIntegration, validator: Any, body: Any, error_type: str) -> None:
+    resp = await run(integ, FakeServices(), validator, body)
+    assert resp["event"]["header"]["name"] == "ErrorResponse"
+    assert resp["event"]["payload"]["type"] == error_type
+
+
+async def test_scope_and_camera_failures(integ: AlexaIntegration, validator: Any) -> None:
+    svc = FakeServices(frozenset({m.SCOPE_STREAM}))
+    resp = await run(integ, svc, validator, directive("Alexa.PowerController", "TurnOff", "cam-1"))
+    assert resp["event"]["payload"]["type"] == "INSUFFICIENT_PERMISSIONS" and svc.actions == []
+    svc = FakeServices(frozenset({m.SCOPE_CONTROL}))
+    resp = await run(integ, svc, validator, directive("Alexa.CameraStreamController", "InitializeCameraStreams"))
+    assert resp["event"]["payload"]["type"] == "INSUFFICIENT_PERMISSIONS"
+    svc = FakeServices()
+    for exc, error_type in ((ServiceError(504, "camera_unreachable", "x"), "ENDPOINT_UNREACHABLE"),
+                            (ServiceError(404, "not_found", "x"), "NO_SUCH_ENDPOINT"),
+                            (ServiceError(500, "boom", "x"), "INTERNAL_ERROR"),
+                            (RuntimeError("boom"), "INTERNAL_ERROR")):
+        svc.fail_action = exc  # type: ignore[assignment]
+        resp = await run(integ, svc, validator, directive("Alexa.PowerController", "TurnOff", "cam-1"))
+        assert resp["event"]["payload"]["type"] == error_type
+
+
+async def test_accept_grant_and_proactive_events(integ: AlexaIntegration, amazon: FakeAmazon, validator: Any) -> None:
+    svc = FakeServices()
+    body = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
+    body["directive"]["payload"]["grantee"]["token"] = TOKEN
+    resp = await run(integ, svc, validator, body)
+    assert resp["event"]["header"]["name"] == "AcceptGrant.Response"
+    assert amazon.lwa[0]["grant_type"] == "authorization_code" and amazon.lwa[0]["client_secret"] == "skill-secret"
+    assert svc.state[("alexa", "acc-1", GRANT_KEY)]["access_token"] == "Atza|1"
+
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-1",
+                                    {"change": "action", "action": "motion_detection", "value": False}))
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-1", {"change": "added"}))
+    await integ.on_event(svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    await integ.on_event(svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "false_alarm:rain"}))
+    await integ.on_event(svc, Event("camera.deleted", "acc-1", "cam-1", {}))
+    await integ.on_event(svc, Event("camera.changed", "acc-other", "cam-7", {"change": "added"}))
+    names = [e["event"]["header"]["name"] for e in amazon.events]
+    assert names == ["ChangeReport", "AddOrUpdateReport", "ChangeReport", "DeleteReport"]
+    for event in amazon.events:
+        check(validator, event)
+    assert set(amazon.auth) == {"Bearer Atza|1"}
+    assert amazon.events[0]["event"]["payload"]["change"]["properties"][0]["value"] == "OFF"
+    assert amazon.events[2]["event"]["endpoint"]["endpointId"] == "cam-1:motion"
+
+    # invalid LWA token: refresh once and retry; skill disabled: forget the grant
+    amazon.gateway_replies = [(401, {"payload": {"code": "INVALID_ACCESS_TOKEN_EXCEPTION", "description": "x"}})]
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-2", {"change": "updated"}))
+    assert amazon.lwa[-1]["grant_type"] == "refresh_token" and amazon.auth[-1] == "Bearer Atza|2"
+    check(validator, amazon.events[-1])
+    amazon.gateway_replies = [(500, {}), (403, {"payload": {"code": "SKILL_DISABLED_EXCEPTION", "description": "x"}})]
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-2", {"change": "updated"}))
+    assert ("alexa", "acc-1", GRANT_KEY) not in svc.state
+
+
+async def test_accept_grant_failures(integ: AlexaIntegration, amazon: FakeAmazon, validator: Any) -> None:
+    svc = FakeServices()
+    body = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
+    body["directive"]["payload"]["grantee"]["token"] = TOKEN
+    amazon.lwa_status = 400
+    resp = await run(integ, svc, validator, body)
+    assert resp["event"]["header"]["namespace"] == "Alexa.Authorization"
+    assert resp["event"]["payload"]["type"] == "ACCEPT_GRANT_FAILED"
+    amazon.lwa_status = 200
+    body["directive"]["payload"]["grantee"]["token"] = "wrong"
+    assert (await run(integ, svc, validator, body))["event"]["payload"]["type"] == "ACCEPT_GRANT_FAILED"
+
+
+async def test_alarm_sets_motion_sensor_state(integ: AlexaIntegration, validator: Any) -> None:
+    svc = FakeServices()
+    svc.state[("alexa", "acc-1", "last_alarm:cam-1")] = time.time()
+    resp = await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-1:motion"))
+    assert props(resp)[("Alexa.MotionSensor", "detectionState")] == "DETECTED"
