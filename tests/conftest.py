@@ -229,10 +229,9 @@ def privacy_populate(api: Callable[[], Api], tmp_path: Path, email: str, subuser
 
 def privacy_scan(core: Any, needles: list[str]) -> list[str]:
     """Every table row and every blob / training file that mentions one of ``needles``."""
+    import alarmcloud.privacy_erase as pe
     from sqlalchemy import select as sa_select
     from sqlmodel import SQLModel
-
-    import alarmcloud.privacy_erase as pe
 
     pe._load_all_tables()
     hits: list[str] = []

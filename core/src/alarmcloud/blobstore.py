@@ -119,8 +119,16 @@ class LocalBlobStore(BlobStore):
         """Remove staged uploads left by a crash; returns how many."""
         n = 0
         for p in (self.root / ".tmp").iterdir():
-            p.unlink(missing_ok=True)
-            n += 1
+            if p.is_dir() and not p.is_symlink():  # e.g. FTP staging: empty the sessions' dirs, keep the root
+                for sub in p.iterdir():
+                    if sub.is_dir() and not sub.is_symlink():
+                        shutil.rmtree(sub, ignore_errors=True)
+                    else:
+                        sub.unlink(missing_ok=True)
+                    n += 1
+            else:
+                p.unlink(missing_ok=True)
+                n += 1
         for p in self.root.rglob("*.part"):
             p.unlink(missing_ok=True)
             n += 1
