@@ -1,0 +1,53 @@
+"""Operator-only data for the operator page, and the fair-use override endpoint the core did not offer yet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from alarmcloud.auth import core, require_operator
+from alarmcloud.cameras import camera_json
+from alarmcloud.errors import ApiError, json_body
+from alarmcloud.models import Account, Camera, Clip, iso
+
+OVERRIDES = (None, "normal", "low_priority")
+
+
+def overview(s: Session) -> dict[str, Any]:
+    """Accounts with camera and clip counts; cameras that are not in the normal fair-use state first."""
+    cams = {aid: n for aid, n in s.exec(select(Camera.account_id, func.count()).group_by(Camera.account_id)).all()}
+    clips = {aid: n for aid, n in s.exec(select(Clip.account_id, func.count()).group_by(Clip.account_id)).all()}
+    users = [{"id": a.id, "email": a.email, "role": a.role, "sub_user": a.owner_id is not None,
+              "restricted": a.restricted, "created_at": iso(a.created_at), "last_active_at": iso(a.last_active_at),
+              "cameras": cams.get(a.id, 0), "clips": clips.get(a.id, 0)}
+             for a in s.exec(select(Account).order_by(col(Account.created_at).desc()).limit(500)).all()]
+    emails = {u["id"]: u["email"] for u in users}
+    rows = s.exec(select(Camera).order_by(col(Camera.created_at).desc()).limit(500)).all()
+    cameras = [{**camera_json(c), "account": emails.get(c.account_id, c.account_id)} for c in rows]
+    cameras.sort(key=lambda c: c["fair_use"]["state"] == "normal" and not c["fair_use"]["override"])
+    return {"users": users, "cameras": cameras}
+
+
+async def set_fair_use(request: Request) -> Response:
+    """``PUT /api/v1/operator/cameras/{id}/fair-use {"override": null | "normal" | "low_priority"}``."""
+    await require_operator(request)
+    data = await json_body(request)
+    override = data.get("override")
+    if override not in OVERRIDES:
+        raise ApiError(400, "invalid_field", "override must be null, 'normal' or 'low_priority'")
+    cid = request.path_params["camera_id"]
+
+    def _set(s: Session) -> dict[str, Any]:
+        cam = s.get(Camera, cid)
+        if cam is None:
+            raise ApiError(404, "not_found", "camera not found")
+        cam.fair_use_override = override
+        s.add(cam)
+        s.commit()
+        return camera_json(cam)
+
+    return JSONResponse(await core(request).db.run(_set))

@@ -1,0 +1,322 @@
+"""Page handlers: log-in gate, then render a template with data read under the same tenant rules as the API."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from alarmcloud import auth
+from alarmcloud.auth import User
+from alarmcloud.cameras import camera_json
+from alarmcloud.errors import ApiError
+from alarmcloud.eventsapi import clip_for, event_json, query_events
+from alarmcloud.models import Camera, FindingRow, Rejection, iso
+from alarmcloud.web import charts, operator
+
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+                          autoescape=jinja2.select_autoescape(("html",)), trim_blocks=True, lstrip_blocks=True)
+
+VERDICTS: dict[str, tuple[str, str]] = {
+    "alarm": ("Real alarm", "alarm"),
+    "false_alarm:rain": ("Rain", "rain"),
+    "false_alarm:no_motion": ("No motion", "quiet"),
+    "analysis_failed": ("Analysis failed", "failed"),
+}
+PAGE_SIZE = 24
+
+
+def verdict_badge(verdict: str | None, status: str | None = None) -> dict[str, str]:
+    if verdict is None:
+        return {"text": "Skipped" if status == "skipped" else "Analysing…", "cls": "pending"}
+    if verdict in VERDICTS:
+        text, cls = VERDICTS[verdict]
+        return {"text": text, "cls": cls}
+    if verdict.startswith("false_alarm:"):
+        return {"text": "False alarm: " + verdict.split(":", 1)[1].replace("_", " "), "cls": "quiet"}
+    return {"text": verdict.replace("_", " "), "cls": "quiet"}
+
+
+def human_bytes(n: float | None) -> str:
+    n = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def when(value: str | None) -> str:
+    """ISO time as a short UTC string; the JS turns ``<time>`` elements into local time."""
+    if not value:
+        return ""
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return value
+
+
+_env.globals.update(verdict_badge=verdict_badge)
+_env.filters.update(bytes=human_bytes, when=when)
+
+
+async def page_user(request: Request) -> User | None:
+    try:
+        return await auth.optional_user(request)
+    except ApiError:
+        return None
+
+
+def to_login(request: Request) -> Response:
+    nxt = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?next=" + quote(nxt, safe=""), status_code=303)
+
+
+def render(request: Request, name: str, user: User | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
+    html = _env.get_template(name).render(request=request, user=user, path=request.url.path, **ctx)
+    return HTMLResponse(html, status_code=status, headers={
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; "
+                                   "style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
+
+
+def _safe_next(raw: str | None) -> str:
+    return raw if raw and raw.startswith("/") and not raw.startswith("//") else "/"
+
+
+# ---------------------------------------------------------------- accounts
+
+
+async def login(request: Request) -> Response:
+    user = await page_user(request)
+    nxt = _safe_next(request.query_params.get("next"))
+    if user is not None:
+        return RedirectResponse(nxt, status_code=303)
+    return render(request, "login.html", next=nxt)
+
+
+async def signup(request: Request) -> Response:
+    return render(request, "signup.html", user=await page_user(request),
+                  open=auth.core(request).settings.registration_open)
+
+
+async def account_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    return render(request, "account.html", user)
+
+
+# ---------------------------------------------------------------- timeline and clips
+
+
+def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive clips of one alarm series become one group (newest first within it)."""
+    groups: list[dict[str, Any]] = []
+    for it in items:
+        plates = sorted({f["text"] for f in it["findings"] if f.get("text")})
+        it["plates"] = plates
+        it["labels"] = sorted({f["label"] for f in it["findings"]})
+        if groups and groups[-1]["series_id"] == it["series_id"]:
+            groups[-1]["items"].append(it)
+        else:
+            groups.append({"series_id": it["series_id"], "items": [it]})
+    return groups
+
+
+def _filters(request: Request) -> tuple[dict[str, str], dict[str, str]]:
+    """The form's filters, and the API parameters they mean (a day becomes since/until in UTC)."""
+    qp = request.query_params
+    form = {k: qp.get(k, "").strip() for k in ("camera_id", "day", "label", "verdict", "plate")}
+    params = {k: v for k, v in form.items() if v and k != "day"}
+    if form["day"]:
+        try:
+            d = date.fromisoformat(form["day"])
+            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            params["since"], params["until"] = start.isoformat(), (start + timedelta(days=1)).isoformat()
+        except ValueError:
+            form["day"] = ""
+    if qp.get("cursor"):
+        params["cursor"] = qp["cursor"]
+    return form, params
+
+
+async def timeline(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    app = auth.core(request)
+    form, params = _filters(request)
+
+    def _load(s: Session) -> dict[str, Any]:
+        try:
+            items, cursor = query_events(s, user, params, PAGE_SIZE)
+        except ApiError:
+            items, cursor = [], None
+        ids = auth.visible_camera_ids(s, user)
+        q = select(Camera).where(Camera.account_id == user.tenant_id)
+        if ids is not None:
+            q = q.where(col(Camera.id).in_(ids))
+        cams = [{"id": c.id, "name": c.name} for c in s.exec(q.order_by(Camera.name)).all()]
+        labels = sorted(set(s.exec(select(FindingRow.label).where(
+            FindingRow.account_id == user.tenant_id).distinct()).all()))
+        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels}
+
+    data = await app.db.run(_load)
+    more_url = None
+    if data["cursor"]:
+        more_url = "/?" + urlencode({**{k: v for k, v in form.items() if v}, "cursor": data["cursor"],
+                                     "partial": "1"})
+    ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
+           "cameras": data["cameras"], "labels": data["labels"], "verdicts": VERDICTS,
+           "filtered": any(form.values())}
+    if request.query_params.get("partial") == "1":
+        return render(request, "_events.html", user, **ctx)
+    return render(request, "timeline.html", user, **ctx)
+
+
+async def clip_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    app = auth.core(request)
+    eid = request.path_params["event_id"]
+
+    def _load(s: Session) -> dict[str, Any] | None:
+        try:
+            clip = clip_for(s, user, eid)
+        except ApiError:
+            return None
+        findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip.id)).all())
+        cam = s.get(Camera, clip.camera_id)
+        ev = event_json(clip, findings, cam.name if cam else None)
+        ev["findings"].sort(key=lambda f: (f.get("time") is None, f.get("time") or 0))
+        return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}}
+
+    data = await app.db.run(_load)
+    if data is None:
+        return render(request, "error.html", user, status=404, title="Clip not found",
+                      message="This clip does not exist or was deleted.")
+    return render(request, "clip.html", user, **data)
+
+
+# ---------------------------------------------------------------- cameras
+
+
+def _catalogue(request: Request) -> dict[str, list[str]]:
+    app = auth.core(request)
+    out: dict[str, list[str]] = {}
+    for brand in app.plugins.camera_specs:
+        adapter = app.plugins.camera_adapter(brand)
+        if adapter is not None:
+            out[brand] = [m.name for m in adapter.models()]
+    return out
+
+
+async def cameras_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    app = auth.core(request)
+
+    def _load(s: Session) -> list[dict[str, Any]]:
+        ids = auth.visible_camera_ids(s, user)
+        q = select(Camera).where(Camera.account_id == user.tenant_id)
+        if ids is not None:
+            q = q.where(col(Camera.id).in_(ids))
+        return [camera_json(c) for c in s.exec(q.order_by(Camera.name)).all()]
+
+    return render(request, "cameras.html", user, cameras=await app.db.run(_load), catalogue=_catalogue(request),
+                  can_add=user.account.owner_id is None)
+
+
+async def camera_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    app = auth.core(request)
+    cid = request.path_params["camera_id"]
+
+    def _load(s: Session) -> dict[str, Any] | None:
+        try:
+            cam = auth.camera_for(s, user, cid)
+        except ApiError:
+            return None
+        rej = s.exec(select(Rejection).where(Rejection.camera_id == cid).order_by(
+            col(Rejection.at).desc()).limit(20)).all()
+        return {"camera": camera_json(cam),
+                "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej]}
+
+    data = await app.db.run(_load)
+    if data is None:
+        return render(request, "error.html", user, status=404, title="Camera not found",
+                      message="This camera does not exist or you may not see it.")
+    cam = data["camera"]
+    detectors = [{"name": n, "description": spec.description, "labels": list(spec.labels),
+                  "on": bool(cam["detectors"].get(n))} for n, spec in sorted(app.plugins.detector_specs.items())]
+    adapter = app.plugins.camera_adapter(cam["brand"])
+    model = next((m for m in adapter.models() if m.name == cam["model"]), None) if adapter else None
+    return render(request, "camera.html", user, detectors=detectors, adapter=adapter is not None,
+                  ptz=bool(model and model.ptz), **data)
+
+
+# ---------------------------------------------------------------- storage and statistics
+
+
+async def storage_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    app = auth.core(request)
+    days = 14
+
+    def _load(s: Session) -> dict[str, Any]:
+        return {"storage": app.storage.status(s, user.tenant_id), "stats": charts.daily_stats(s, user, days)}
+
+    data = await app.db.run(_load)
+    st = data["storage"]
+    rows = data["stats"]
+    top = max([p["bytes"] for p in st["per_camera"]] + [1])
+    return render(request, "storage.html", user, storage=st, days=days, top=top,
+                  gauge=charts.gauge(st["used_ratio"], f"{st['used_ratio'] * 100:.0f}% of the quota used"),
+                  alarms_chart=charts.bar_chart(rows, f"Alarms per day, last {days} days"),
+                  rate_chart=charts.rate_chart(rows, f"False-alarm rate per day, last {days} days"),
+                  totals={"alarms": sum(r["alarms"] for r in rows),
+                          "false_alarms": sum(r["false_alarms"] for r in rows),
+                          "clips": sum(r["clips"] for r in rows)})
+
+
+# ---------------------------------------------------------------- linked services, privacy, operator
+
+
+async def links_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    return render(request, "links.html", user)
+
+
+async def privacy_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    return render(request, "privacy.html", user)
+
+
+async def operator_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    if not user.is_operator:
+        return render(request, "error.html", user, status=403, title="Operators only",
+                      message="This page is for the people who run this deployment.")
+    app = auth.core(request)
+    data = await app.db.run(operator.overview)
+    return render(request, "operator.html", user, plugins=app.plugins.status_table(), **data)

@@ -1,0 +1,379 @@
+// alarmcloud web UI: progressive behaviour for server-rendered pages. No dependencies, no third-party requests.
+"use strict";
+(function () {
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+
+  function csrf() {
+    const m = document.cookie.match(/(?:^|;\s*)ac_csrf=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  // fetch JSON from the core API; never throws: {ok, status, data, message}
+  async function api(method, url, body) {
+    const headers = { Accept: "application/json" };
+    if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrf();
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let res;
+    try {
+      res = await fetch(url, { method, headers, credentials: "same-origin",
+                               body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      return { ok: false, status: 0, data: null, message: "The server cannot be reached. Check your connection." };
+    }
+    let data = null;
+    const type = res.headers.get("content-type") || "";
+    if (type.includes("json")) { try { data = await res.json(); } catch (e) { data = null; } }
+    let message = "";
+    if (!res.ok) {
+      const err = (data && data.error) || {};
+      // a route that does not exist (yet) answers Starlette's plain "Not Found"
+      if ((res.status === 404 && (!err.message || err.message === "Not Found")) || res.status === 405) {
+        message = "This feature is not available on this server yet.";
+      } else {
+        message = err.message || ("Request failed (" + res.status + ").");
+      }
+    }
+    return { ok: res.ok, status: res.status, data, message, response: res };
+  }
+  window.alarmcloud = { api, csrf };
+
+  function flash(text, kind) {
+    const el = $(".flash");
+    if (!el) return;
+    el.textContent = text;
+    el.className = "flash " + (kind || "ok");
+    el.hidden = false;
+    clearTimeout(flash.t);
+    flash.t = setTimeout(() => { el.hidden = true; }, 6000);
+  }
+
+  function showError(form, text) {
+    const el = $(".error", form);
+    if (el) { el.textContent = text; el.hidden = !text; } else if (text) flash(text, "bad");
+  }
+
+  function formObject(form) {
+    const out = {};
+    for (const el of form.elements) {
+      if (!el.name || el.disabled || el.type === "submit" || el.type === "button") continue;
+      if (el.type === "checkbox") out[el.name] = el.checked;
+      else if (el.type === "number") { if (el.value !== "") out[el.name] = Number(el.value); }
+      else if (el.value !== "" || el.required) out[el.name] = el.value;
+    }
+    return out;
+  }
+
+  function busy(form, on) { $$("button", form).forEach((b) => { b.disabled = on; }); }
+
+  // local times for <time datetime>
+  function localTimes(root) {
+    $$("time[datetime]", root).forEach((t) => {
+      const d = new Date(t.getAttribute("datetime"));
+      if (!isNaN(d)) { t.textContent = d.toLocaleString(); t.title = t.getAttribute("datetime"); }
+    });
+  }
+
+  // thumbnails or snapshots that fail to load get a placeholder
+  document.addEventListener("error", (e) => {
+    const img = e.target;
+    if (img && img.tagName === "IMG" && img.hasAttribute("data-fallback")) {
+      img.removeAttribute("data-fallback");
+      img.closest(".thumb, .snapshot")?.classList.add("no-image");
+      img.alt = img.alt || "No picture";
+    }
+  }, true);
+
+  async function onSubmit(e) {
+    const form = e.target;
+    if (form.matches("[data-api]")) {
+      e.preventDefault();
+      showError(form, "");
+      if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
+      busy(form, true);
+      const r = await api(form.dataset.method || "POST", form.dataset.api, formObject(form));
+      busy(form, false);
+      if (!r.ok) return showError(form, r.message);
+      if (form.dataset.redirect) { location.assign(form.dataset.redirect); return; }
+      if (form.dataset.done) flash(form.dataset.done);
+      form.reset();
+    } else if (form.matches("[data-signup]")) {
+      e.preventDefault();
+      showError(form, "");
+      busy(form, true);
+      const body = formObject(form);
+      let r = await api("POST", "/api/v1/auth/register", body);
+      if (r.ok) r = await api("POST", "/api/v1/auth/login", body);
+      busy(form, false);
+      if (!r.ok) return showError(form, r.message);
+      location.assign("/cameras?welcome=1");
+    } else if (form.matches("[data-feedback]")) {
+      e.preventDefault();
+      const label = (e.submitter && e.submitter.value) || "rain";
+      busy(form, true);
+      const r = await api("POST", form.dataset.feedback,
+                          { detector: "rain", label, release: form.elements.release.checked });
+      busy(form, false);
+      if (!r.ok) return showError(form, r.message);
+      showError(form, "");
+      const txt = label === "rain" ? "Thanks — marked as rain." : "Thanks — marked as not rain.";
+      flash(txt + (r.data && r.data.released ? " The clip was released to improve the detector." : ""));
+      form.dataset.sent = label;
+      const note = $(".sent", form) || form.appendChild(Object.assign(document.createElement("p"), { className: "sent" }));
+      note.textContent = txt;
+    } else if (form.matches("[data-add-camera]")) {
+      e.preventDefault();
+      await addCamera(form);
+    }
+  }
+  document.addEventListener("submit", onSubmit);
+
+  document.addEventListener("click", async (e) => {
+    const t = e.target.closest("button, a");
+    if (!t) return;
+    if (t.matches("[data-logout]")) {
+      await api("POST", "/api/v1/auth/logout", {});
+      location.assign("/login");
+    } else if (t.matches(".menu-toggle")) {
+      const open = t.getAttribute("aria-expanded") !== "true";
+      t.setAttribute("aria-expanded", String(open));
+      $("#nav").classList.toggle("open", open);
+    } else if (t.matches("[data-more]")) {
+      t.disabled = true;
+      t.textContent = "Loading…";
+      const res = await fetch(t.dataset.more, { credentials: "same-origin" });
+      if (!res.ok) { t.disabled = false; t.textContent = "Load more"; return flash("Could not load more alarms.", "bad"); }
+      const html = await res.text();
+      const tpl = document.createElement("template");
+      tpl.innerHTML = html;
+      localTimes(tpl.content);
+      t.closest(".more").replaceWith(tpl.content);
+    } else if (t.matches("[data-seek]")) {
+      const v = $("#player");
+      v.currentTime = Number(t.dataset.seek);
+      v.play().catch(() => {});
+      v.focus();
+    } else if (t.matches("[data-delete]")) {
+      if (t.dataset.confirm && !confirm(t.dataset.confirm)) return;
+      const r = await api("DELETE", t.dataset.delete);
+      if (!r.ok) return flash(r.message, "bad");
+      if (t.dataset.redirect) location.assign(t.dataset.redirect);
+    } else if (t.matches("[data-copy]")) {
+      const src = document.getElementById(t.dataset.copy);
+      const text = src.value !== undefined ? src.value : src.textContent;
+      try { await navigator.clipboard.writeText(text); } catch (err) { src.select && src.select(); document.execCommand("copy"); }
+      t.textContent = "Copied";
+      setTimeout(() => { t.textContent = "Copy"; }, 1500);
+    } else if (t.matches("[data-credentials]")) {
+      if (t.dataset.confirm && !confirm(t.dataset.confirm)) return;
+      const r = await api("POST", t.dataset.credentials, {});
+      if (!r.ok) return flash(r.message, "bad");
+      showCredentials(r.data);
+    } else if (t.matches("[data-setup]")) {
+      t.disabled = true;
+      const r = await api("POST", t.dataset.setup, {});
+      t.disabled = false;
+      const out = $("#setup-result");
+      out.hidden = false;
+      out.className = r.ok ? "ok" : "error";
+      out.textContent = r.ok ? "Done: the camera now uploads its alarm clips here." : r.message;
+    } else if (t.matches("[data-action]")) {
+      const form = t.closest("[data-controls]");
+      let value = t.dataset.value;
+      if (value === "true" || value === "false") value = value === "true";
+      const input = t.dataset.input && $("#" + t.dataset.input);
+      if (input) value = Number(input.value);
+      const body = { action: t.dataset.action, value };
+      const area = t.dataset.area && $("#" + t.dataset.area);
+      if (area) body.area = Number(area.value);
+      t.disabled = true;
+      const r = await api("POST", form.dataset.controls, body);
+      t.disabled = false;
+      flash(r.ok ? "Sent to the camera." : r.message, r.ok ? "ok" : "bad");
+    } else if (t.matches("[data-snapshot]")) {
+      const box = $(".snapshot");
+      box.classList.remove("no-image");
+      const img = $("img", box);
+      img.setAttribute("data-fallback", "");
+      img.hidden = false;
+      img.src = t.dataset.snapshot + "?t=" + Date.now();
+    } else if (t.matches("[data-revoke]")) {
+      if (!confirm("Revoke this link? The service loses access at once.")) return;
+      const r = await api("DELETE", t.dataset.revoke);
+      if (!r.ok) return flash(r.message, "bad");
+      t.closest("li").remove();
+      flash("Link revoked.");
+    } else if (t.matches("[data-export]")) {
+      await runExport(t);
+    }
+  });
+
+  document.addEventListener("change", async (e) => {
+    const el = e.target;
+    if (el.matches("[data-detector]")) {
+      const body = {}; body[el.dataset.detector] = el.checked;
+      el.disabled = true;
+      const r = await api("PUT", el.closest("[data-detectors]").dataset.detectors, body);
+      el.disabled = false;
+      if (!r.ok) { el.checked = !el.checked; return flash(r.message, "bad"); }
+      el.closest("label").querySelector(".state").textContent = el.checked ? "on" : "off";
+      flash(el.dataset.detector + " detection switched " + (el.checked ? "on" : "off") + ".");
+    } else if (el.matches("[data-brand]")) {
+      fillModels(el);
+    } else if (el.matches("[data-restrict]")) {
+      const r = await api("PATCH", "/api/v1/me", { restricted: el.checked });
+      if (!r.ok) { el.checked = !el.checked; return flash(r.message, "bad"); }
+      flash(el.checked ? "Processing restricted: no detectors run on your clips." : "Processing allowed again.");
+    } else if (el.matches("[data-fair-use]")) {
+      const r = await api("PUT", el.dataset.fairUse, { override: el.value || null });
+      flash(r.ok ? "Override saved." : r.message, r.ok ? "ok" : "bad");
+    }
+  });
+
+  // ------------------------------------------------------------ cameras
+  function fillModels(brandSel) {
+    const cat = JSON.parse(brandSel.dataset.brand);
+    const sel = $("#" + brandSel.dataset.models);
+    sel.innerHTML = "";
+    (cat[brandSel.value] || []).forEach((m) => sel.add(new Option(m, m)));
+  }
+
+  function showCredentials(c) {
+    const panel = $("#credentials");
+    const set = (id, v) => { const el = $("#" + id); if (el) el.value = v == null ? "" : String(v); };
+    set("cred-username", c.username);
+    set("cred-password", c.password);
+    set("cred-http", c.http_url);
+    set("cred-ftp-host", c.ftp_host);
+    set("cred-ftp-port", c.ftp_port);
+    panel.hidden = false;
+    panel.scrollIntoView({ block: "nearest" });
+    $("#cred-password").focus();
+  }
+
+  async function addCamera(form) {
+    showError(form, "");
+    const body = formObject(form);
+    busy(form, true);
+    const r = await api("POST", "/api/v1/cameras", body);
+    if (!r.ok) { busy(form, false); return showError(form, r.message); }
+    const c = await api("POST", "/api/v1/cameras/" + r.data.id + "/upload-credentials", {});
+    busy(form, false);
+    if (!c.ok) return showError(form, c.message);
+    const link = $("#new-camera-link");
+    link.href = "/cameras/" + r.data.id;
+    link.textContent = "Open " + r.data.name;
+    showCredentials(c.data);
+    form.reset();
+    fillModels($("[data-brand]", form));
+  }
+
+  // ------------------------------------------------------------ linked services
+  async function loadLinks() {
+    const box = $("#links");
+    if (!box) return;
+    const r = await api("GET", "/api/v1/me/links");
+    if (!r.ok) { box.innerHTML = ""; box.append(Object.assign(document.createElement("p"), { className: "error", textContent: r.message })); return; }
+    const items = (r.data && (r.data.items || r.data.links)) || [];
+    box.innerHTML = "";
+    if (!items.length) { box.append(Object.assign(document.createElement("p"), { className: "muted", textContent: "No services are linked to your account." })); return; }
+    const ul = document.createElement("ul");
+    ul.className = "list";
+    items.forEach((l) => {
+      const li = document.createElement("li");
+      const name = document.createElement("div");
+      const title = document.createElement("strong");
+      title.textContent = l.name || l.client_name || l.client_id;
+      name.append(title);
+      const scopes = document.createElement("div");
+      scopes.className = "muted";
+      const sc = Array.isArray(l.scopes) ? l.scopes.join(", ") : (l.scope || "");
+      scopes.textContent = (sc ? "Scopes: " + sc : "") + (l.created_at ? " · linked " + new Date(l.created_at).toLocaleDateString() : "");
+      name.append(scopes);
+      const btn = document.createElement("button");
+      btn.type = "button"; btn.className = "danger";
+      btn.textContent = "Revoke";
+      btn.dataset.revoke = "/api/v1/me/links/" + encodeURIComponent(l.client_id);
+      btn.setAttribute("aria-label", "Revoke " + title.textContent);
+      li.append(name, btn);
+      ul.append(li);
+    });
+    box.append(ul);
+  }
+
+  // ------------------------------------------------------------ privacy
+  async function runExport(btn) {
+    const status = $("#export-status");
+    const bar = $("#export-progress");
+    status.className = "";
+    btn.disabled = true;
+    status.textContent = "Preparing your export…";
+    bar.hidden = false; bar.removeAttribute("value");
+    let r = await api("POST", "/api/v1/me/exports", {});
+    if (r.ok && r.data && r.data.id) {
+      for (let i = 0; i < 600; i++) {
+        const s = await api("GET", "/api/v1/me/exports/" + encodeURIComponent(r.data.id));
+        if (!s.ok) { r = s; break; }
+        const d = s.data || {};
+        if (typeof d.progress === "number") { bar.max = 1; bar.value = d.progress > 1 ? d.progress / 100 : d.progress; }
+        if (d.state === "failed" || d.status === "failed") { r = { ok: false, message: d.error || "The export failed." }; break; }
+        if (d.download_url || d.state === "done" || d.status === "done" || d.state === "ready" || d.status === "ready") {
+          return exportReady(btn, d.download_url || ("/api/v1/me/exports/" + encodeURIComponent(r.data.id) + "/download"));
+        }
+        await new Promise((ok) => setTimeout(ok, 1000));
+      }
+    } else if (r.status === 404 || r.status === 405) {
+      // no background exports: the direct download
+      const h = await fetch("/api/v1/me/export", { method: "HEAD", credentials: "same-origin" });
+      if (h.ok) return exportReady(btn, "/api/v1/me/export");
+      r = { ok: false, message: h.status === 404 ? "Data export is not available on this server yet." : "The export failed (" + h.status + ")." };
+    }
+    btn.disabled = false;
+    bar.hidden = true;
+    status.className = "error";
+    status.textContent = r.message || "The export failed.";
+  }
+
+  function exportReady(btn, url) {
+    const bar = $("#export-progress");
+    bar.max = 1; bar.value = 1;
+    const status = $("#export-status");
+    status.textContent = "Your export is ready. ";
+    const a = document.createElement("a");
+    a.href = url; a.id = "export-download"; a.textContent = "Download the ZIP"; a.setAttribute("download", "");
+    status.append(a);
+    btn.disabled = false;
+  }
+
+  async function loadPrivacy() {
+    const sw = $("[data-restrict]");
+    if (!sw) return;
+    const me = await api("GET", "/api/v1/me");
+    if (me.ok) sw.checked = !!me.data.restricted;
+    const box = $("#consents");
+    const r = await api("GET", "/api/v1/me/consents");
+    box.innerHTML = "";
+    if (!r.ok) { box.append(Object.assign(document.createElement("p"), { className: "error", textContent: r.message })); return; }
+    const items = (r.data && (r.data.items || r.data.consents)) || [];
+    if (!items.length) { box.append(Object.assign(document.createElement("p"), { className: "muted", textContent: "You have not given or withdrawn any consent yet." })); return; }
+    const ul = document.createElement("ul"); ul.className = "list";
+    items.forEach((c) => {
+      const li = document.createElement("li");
+      const d = document.createElement("div");
+      const s = document.createElement("strong");
+      s.textContent = (c.purpose || c.kind || "consent");
+      const m = document.createElement("div"); m.className = "muted";
+      const at = c.given_at || c.at || c.created_at;
+      m.textContent = (c.kind || "") + (at ? " · " + new Date(at).toLocaleString() : "") + (c.withdrawn_at ? " · withdrawn " + new Date(c.withdrawn_at).toLocaleString() : "");
+      d.append(s, m); li.append(d); ul.append(li);
+    });
+    box.append(ul);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    localTimes(document);
+    $$("[data-brand]").forEach(fillModels);
+    loadLinks();
+    loadPrivacy();
+  });
+})();
