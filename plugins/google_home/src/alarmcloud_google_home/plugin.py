@@ -1,3 +1,124 @@
-"""Hook implementations of this plugin (entry-point target)."""
+"""Hook implementations of this plugin (entry-point target ``google_home`` in ``alarmcloud.integrations``)."""
 
 from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, ServiceError, hookimpl
+from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from alarmcloud_google_home.config import GoogleHomeConfig
+from alarmcloud_google_home.fulfillment import (
+    AGENT_KEY,
+    INTEGRATION,
+    PLUGIN,
+    SCOPE_CONTROL,
+    SCOPE_STREAM,
+    Fulfillment,
+    auth_failure,
+)
+from alarmcloud_google_home.homegraph import HomeGraph
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+log = logging.getLogger(__name__)
+SCOPES = (SCOPE_STREAM, SCOPE_CONTROL)
+PRIVACY = ProcessingRecord(
+    data=("pseudonymous agent user id", "camera names, brands, models and ids",
+          "motion-detection state and online state of the cameras", "live-stream relay URLs"),
+    purpose="show the customer's cameras in Google Home, switch motion detection and start live views on request, "
+    "and keep Google's device states current",
+    recipients=("Google (Google Home / HomeGraph)",),
+    retention="until the customer unlinks Google Home or deletes the account",
+)
+
+
+class GoogleHomeIntegration(Integration):
+    """Google cloud-to-cloud fulfillment plus HomeGraph reports."""
+
+    name = INTEGRATION
+    scopes = SCOPES
+
+    def __init__(self, config: GoogleHomeConfig | None = None, homegraph: HomeGraph | None = None) -> None:
+        self.config = config or GoogleHomeConfig()
+        self.homegraph = homegraph or HomeGraph(self.config)
+
+    def fulfillment(self, services: CoreServices) -> Fulfillment:
+        """A fulfillment bound to the core services."""
+        return Fulfillment(services, self.config)
+
+    async def on_event(self, services: CoreServices, event: Event) -> None:
+        """Request Sync on camera list changes, Report State on motion-detection changes (linked users only)."""
+        if event.type not in (CAMERA_CHANGED, CAMERA_DELETED) or event.camera_id is None:
+            return
+        agent = await services.get_state(PLUGIN, event.account_id, AGENT_KEY)
+        if not isinstance(agent, str):
+            return
+        if event.type == CAMERA_CHANGED and event.payload.get("change") == "action":
+            if event.payload.get("action") != "motion_detection":
+                return
+            cams = {c.id: c for c in await services.list_cameras(event.account_id)}
+            cam = cams.get(event.camera_id)
+            if cam is not None:
+                await self.homegraph.report_state(agent, {cam.id: {"online": cam.online,
+                                                                   "on": bool(event.payload.get("value"))}})
+            return
+        await self.homegraph.request_sync(agent)
+
+
+def build(config: GoogleHomeConfig | None) -> GoogleHomeIntegration:
+    """Factory the core calls with the validated ``[plugin.google_home]`` settings."""
+    return GoogleHomeIntegration(config)
+
+
+@hookimpl
+def register_integrations() -> Iterable[IntegrationSpec]:
+    """The Google Home cloud-to-cloud integration."""
+    return [IntegrationSpec(name=INTEGRATION, factory=build, config_model=GoogleHomeConfig, scopes=SCOPES,
+                            description="Google Home: cameras (live view through your relay, motion detection "
+                            "on/off), Report State and Request Sync", privacy=PRIVACY)]
+
+
+def _integration(app: Any) -> GoogleHomeIntegration:
+    integ = app.plugins.integration(INTEGRATION)
+    return integ if isinstance(integ, GoogleHomeIntegration) else GoogleHomeIntegration()
+
+
+async def fulfillment(request: Request) -> Response:
+    """``POST /plugins/google_home/fulfillment``: SYNC, QUERY, EXECUTE, DISCONNECT."""
+    app = request.app.state.alarmcloud
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse({"error": {"code": "invalid_request", "message": "a JSON object is required"}},
+                            status_code=400)
+    inputs = body.get("inputs") if isinstance(body.get("inputs"), list) else [{}]
+    intent = str(inputs[0].get("intent", "")) if inputs and isinstance(inputs[0], dict) else ""
+    try:
+        principal = await app.services.authenticate(request, INTEGRATION)
+    except ServiceError as exc:
+        if exc.status not in (401, 403):
+            raise
+        return JSONResponse(auth_failure(str(body.get("requestId", "")), intent), status_code=401)
+    return JSONResponse(await _integration(app).fulfillment(app.services).handle(principal, body))
+
+
+@hookimpl
+def register_routes(app: Any) -> list[BaseRoute]:
+    """The fulfillment endpoint."""
+    return [Route("/fulfillment", fulfillment, methods=["POST"])]
+
+
+@hookimpl
+async def handle_event(app: Any, event: Event) -> None:
+    """Report State / Request Sync to HomeGraph."""
+    await _integration(app).on_event(app.services, event)
