@@ -1,0 +1,264 @@
+"""Erasure (Art. 17), inactive accounts and retention schedules per data kind."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel, col, select
+
+from alarmcloud import events
+from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, PluginState, iso, utcnow
+from alarmcloud.storage import delete_clip_rows
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+log = logging.getLogger(__name__)
+
+#: columns that tie a row to an account when they hold its id
+ACCOUNT_COLUMNS = ("account_id", "owner_id", "user_id", "subject_account_id")
+
+
+def _account_ids(s: Session, account_id: str) -> list[str]:
+    """The account and its sub-users."""
+    subs = s.exec(select(Account.id).where(Account.owner_id == account_id)).all()
+    return [account_id, *subs]
+
+
+def _clip_ids(s: Session, ids: list[str]) -> list[str]:
+    return list(s.exec(select(Clip.id).where(col(Clip.account_id).in_(ids))).all())
+
+
+def _load_all_tables() -> None:
+    """Import optional model modules so ``SQLModel.metadata`` knows every table (OAuth grants included)."""
+    import importlib
+    import importlib.util
+
+    for mod in ("alarmcloud.oauth_models",):
+        if importlib.util.find_spec(mod):
+            importlib.import_module(mod)
+
+
+def delete_account_rows(s: Session, ids: list[str]) -> dict[str, int]:
+    """Delete every row tied to ``ids`` in every table, children first; returns counts per table."""
+    _load_all_tables()
+    counts: dict[str, int] = {}
+    # pass 1: primary keys of the rows that go, per table (for tables that only reference them)
+    doomed: dict[str, list[Any]] = {}
+    tables = list(SQLModel.metadata.sorted_tables)
+    for table in tables:
+        cond = _ownership(table, ids, doomed)
+        if cond is None:
+            continue
+        pk = list(table.primary_key.columns)
+        if len(pk) == 1:
+            doomed[table.name] = [r[0] for r in s.execute(sa.select(pk[0]).where(cond)).all()]
+    for table in reversed(tables):
+        cond = _ownership(table, ids, doomed)
+        if cond is None:
+            continue
+        n = s.execute(table.delete().where(cond)).rowcount
+        if n:
+            counts[table.name] = n
+    return counts
+
+
+def _ownership(table: sa.Table, ids: list[str], doomed: dict[str, list[Any]]) -> Any:
+    """The condition selecting ``table``'s rows that belong to the accounts ``ids`` (or None)."""
+    conds = []
+    if table.name == Account.__tablename__:
+        conds.append(table.c.id.in_(ids))
+    for name in ACCOUNT_COLUMNS:
+        if name in table.c:
+            conds.append(table.c[name].in_(ids))
+    for column in table.c:
+        for fk in column.foreign_keys:
+            target = fk.column.table.name
+            if target == Account.__tablename__:
+                conds.append(column.in_(ids))
+            elif target in doomed and doomed[target]:
+                conds.append(column.in_(doomed[target]))
+    if not conds:
+        return None
+    return sa.or_(*conds)
+
+
+def erase_blobs(core: AlarmCloud, ids: list[str], clip_ids: list[str], blob_keys: list[str]) -> int:
+    """Delete clips, thumbnails, exports and training-area copies of the accounts ``ids``."""
+    n = 0
+    for key in blob_keys:
+        core.blobs.delete(key)
+        n += 1
+    for aid in ids:
+        core.blobs.delete_prefix(aid)
+        core.blobs.delete_prefix(f"exports/{aid}")
+    for cid in clip_ids:
+        n += core.training.withdraw(cid)
+    return n
+
+
+def _emit_deleted(core: AlarmCloud, ids: list[str]) -> None:
+    """Tell plugins (revoke platform links) and wait for them, before the rows go."""
+    for aid in ids:
+        ev = events.Event(events.ACCOUNT_DELETED, aid)
+        loop = core.loop
+        running = None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        try:
+            if loop is not None and loop.is_running() and running is not loop:
+                asyncio.run_coroutine_threadsafe(core.emit(ev), loop).result(timeout=120)
+            else:
+                asyncio.run(core.emit(ev))
+        except Exception:
+            log.exception("account.deleted hooks failed")
+
+
+def _erase_data(core: AlarmCloud, account_id: str) -> dict[str, Any]:
+    with core.db.session() as s:
+        ids = _account_ids(s, account_id)
+        clips = s.exec(select(Clip).where(col(Clip.account_id).in_(ids))).all()
+        keys = [k for c in clips for k in (c.blob_key, c.thumb_key) if k]
+        clip_ids = [c.id for c in clips]
+        counts = delete_account_rows(s, ids)
+        s.commit()
+    blobs = erase_blobs(core, ids, clip_ids, keys)
+    for aid in ids:
+        core.forget_upload_login(aid)
+    log.info("account erased: %d rows, %d blobs", sum(counts.values()), blobs)
+    return {"accounts": len(ids), "rows": counts, "blobs": blobs}
+
+
+def erase_account(core: AlarmCloud, account_id: str) -> dict[str, Any]:
+    """Remove every row and blob of the account and its sub-users; plugins hear ``account.deleted`` first."""
+    with core.db.session() as s:
+        ids = _account_ids(s, account_id)
+    _emit_deleted(core, ids)
+    return _erase_data(core, account_id)
+
+
+async def erase_account_async(core: AlarmCloud, account_id: str) -> dict[str, Any]:
+    """``erase_account`` from the event loop."""
+    import anyio
+
+    ids = await core.db.run(lambda s: _account_ids(s, account_id))
+    for aid in ids:
+        try:
+            await core.emit(events.Event(events.ACCOUNT_DELETED, aid))
+        except Exception:
+            log.exception("account.deleted hooks failed")
+    return await anyio.to_thread.run_sync(_erase_data, core, account_id)
+
+
+# ---------------------------------------------------------------- inactive accounts
+
+
+def process_inactive(core: AlarmCloud, dry_run: bool = False) -> dict[str, list[str]]:
+    """Notice e-mail after ``inactive_days``; erasure ``inactive_grace_days`` after the notice."""
+    cfg = core.settings.privacy
+    now = utcnow()
+    notify_before = now - timedelta(days=cfg.inactive_days)
+    report: dict[str, list[str]] = {"noticed": [], "erased": [], "reactivated": []}
+    to_erase: list[str] = []
+    with core.db.session() as s:
+        rows = s.exec(select(Account).where(Account.owner_id == None, Account.role != "operator")).all()  # noqa: E711
+        for acc in rows:
+            last = acc.last_active_at
+            notice = acc.deletion_notice_at
+            if notice is not None and _aware(last) > _aware(notice):
+                report["reactivated"].append(acc.id)
+                if not dry_run:
+                    acc.deletion_notice_at = None
+                    s.add(acc)
+                continue
+            if notice is None and _aware(last) < notify_before:
+                report["noticed"].append(acc.id)
+                if not dry_run:
+                    acc.deletion_notice_at = now
+                    s.add(acc)
+                    erase_on = now + timedelta(days=cfg.inactive_grace_days)
+                    s.add(Outbox(account_id=acc.id, kind="email", target=acc.email, payload={
+                        "subject": "Your alarmcloud account will be deleted",
+                        "text": f"Your account has not been used for {cfg.inactive_days} days. "
+                                f"It and all its recordings will be deleted on {erase_on:%Y-%m-%d}.\n"
+                                "Log in before then to keep it.\n"}))
+            elif notice is not None and _aware(notice) < now - timedelta(days=cfg.inactive_grace_days):
+                report["erased"].append(acc.id)
+                to_erase.append(acc.id)
+        if not dry_run:
+            s.commit()
+    if not dry_run:
+        for aid in to_erase:
+            erase_account(core, aid)
+    return report
+
+
+def _aware(dt: Any) -> Any:
+    from datetime import UTC
+
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+# ---------------------------------------------------------------- retention per data kind
+
+
+def run_retention(core: AlarmCloud, dry_run: bool = False) -> dict[str, Any]:
+    """Enforce retention of clips, events, plates, access logs and exports (+ inactive accounts)."""
+    st = core.settings
+    cfg = st.privacy
+    now = utcnow()
+    report: dict[str, Any] = {"dry_run": dry_run, "at": iso(now)}
+    keys: list[str] = []
+    with core.db.session() as s:
+        # clips = events: per account retention days or the default
+        n_clips = 0
+        for acc in s.exec(select(Account)).all():
+            days = acc.retention_days or st.storage.retention_days
+            cutoff = now - timedelta(days=days)
+            for clip in s.exec(select(Clip).where(Clip.account_id == acc.id, Clip.started_at < cutoff)).all():
+                n_clips += 1
+                if not dry_run:
+                    keys += delete_clip_rows(s, clip)
+                    core.training.withdraw(clip.id)
+        report["clips"] = n_clips
+        report["events"] = n_clips
+        # plate reads
+        n_plates = 0
+        if cfg.plates_days is not None:
+            cutoff = now - timedelta(days=cfg.plates_days)
+            q = (select(FindingRow.id).join(Clip, col(Clip.id) == FindingRow.clip_id)
+                 .where(FindingRow.label == "plate", Clip.started_at < cutoff))
+            plate_ids = list(s.exec(q).all())
+            n_plates = len(plate_ids)
+            if plate_ids and not dry_run:
+                s.execute(sa.delete(FindingRow).where(col(FindingRow.id).in_(plate_ids)))
+        report["plates"] = n_plates
+        # access data: at most 90 days
+        cutoff = now - timedelta(days=min(cfg.access_log_days, 90))
+        cond = AccessLog.at < cutoff  # type: ignore[operator]
+        report["access_log"] = s.execute(sa.select(sa.func.count()).select_from(AccessLog).where(cond)).scalar_one()
+        if not dry_run:
+            s.execute(sa.delete(AccessLog).where(cond))
+        # export jobs
+        cutoff = now - timedelta(days=cfg.export_days)
+        old = [r for r in s.exec(select(PluginState).where(PluginState.plugin == "privacy",
+                                                           col(PluginState.key).startswith("export:"))).all()
+               if _aware(r.updated_at) < cutoff]
+        report["exports"] = len(old)
+        if not dry_run:
+            for r in old:
+                blob = (r.value or {}).get("blob_key")
+                if blob:
+                    keys.append(blob)
+                s.delete(r)
+            s.commit()
+    if not dry_run:
+        core.storage.delete_blobs(keys)
+    report["inactive_accounts"] = process_inactive(core, dry_run=dry_run)
+    return report

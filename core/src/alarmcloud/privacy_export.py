@@ -1,0 +1,168 @@
+"""Right of access / portability (Art. 15, 20): a streamed ZIP of everything stored about an account."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel, col, select
+
+from alarmcloud.models import Account, Clip, PluginState, iso, new_id, utcnow
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+#: never exported: secrets, password and token hashes, encrypted camera credentials
+SECRET_COLUMNS = {"password_hash", "pending_email_token_hash", "token_hash", "id_hash", "csrf_token", "secret",
+                  "upload_password_hash", "host_enc", "p2p_id_enc", "username_enc", "password_enc",
+                  "client_secret_hash", "code_hash", "access_token_hash", "refresh_token_hash"}
+#: friendly section names for the tables of ``account.json``
+SECTIONS = {"accounts": "profile", "cameras": "cameras", "clips": "events", "findings": "findings",
+            "known_plates": "plates", "feedback": "feedback", "consents": "consents",
+            "plugin_state": "plugin_state", "usage_hours": "usage"}
+
+
+class _Sink:
+    """A non-seekable file for ``zipfile`` that hands written bytes to the generator."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, b: bytes) -> int:
+        self.parts.append(bytes(b))
+        return len(b)
+
+    def flush(self) -> None:
+        return None
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return iso(v)
+    return v
+
+
+def account_data(s: Session, account_id: str) -> dict[str, Any]:
+    """Every row stored about the account (secrets left out), grouped by kind."""
+    from alarmcloud.privacy_erase import _load_all_tables, _ownership
+
+    _load_all_tables()
+    subs = list(s.exec(select(Account.id).where(Account.owner_id == account_id)).all())
+    ids = [account_id, *subs]
+    out: dict[str, Any] = {"format": "alarmcloud-export/1", "exported_at": iso(utcnow()), "account_id": account_id}
+    doomed: dict[str, list[Any]] = {}
+    for table in SQLModel.metadata.sorted_tables:
+        cond = _ownership(table, ids, doomed)
+        if cond is None:
+            continue
+        pk = list(table.primary_key.columns)
+        rows = s.execute(sa.select(table).where(cond)).mappings().all()
+        if len(pk) == 1:
+            doomed[table.name] = [r[pk[0].name] for r in rows]
+        items = [{k: _jsonable(v) for k, v in r.items() if k not in SECRET_COLUMNS} for r in rows]
+        out[SECTIONS.get(table.name, table.name)] = items
+    out["plates_read"] = [f for f in out.get("findings", []) if f.get("label") == "plate"]
+    out["linked_services"] = [c for c in out.get("consents", []) if c.get("kind") == "integration_grant"]
+    for name in ("oauth_grants", "oauth_tokens", "oauth_links"):
+        if name in out:
+            out["linked_services"] += out[name]
+    return out
+
+
+def zip_chunks(core: AlarmCloud, account_id: str,
+               progress: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
+    """Yield the export ZIP piece by piece: ``account.json`` then every clip and thumbnail (ZIP64)."""
+    sink = _Sink()
+    with core.db.session() as s:
+        data = account_data(s, account_id)
+        clips = list(s.exec(select(Clip).where(col(Clip.account_id) == account_id)
+                            .order_by(col(Clip.started_at))).all())
+    total = len(clips)
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[arg-type]
+        zf.writestr("account.json", json.dumps(data, indent=2, default=str))
+        yield sink.take()
+        for i, clip in enumerate(clips):
+            for key, name in ((clip.blob_key, f"clips/{clip.id}.mp4"),
+                              (clip.thumb_key, f"clips/{clip.id}.jpg")):
+                if not key or not core.blobs.exists(key):
+                    continue
+                with core.blobs.open(key) as src, zf.open(name, "w", force_zip64=True) as dst:
+                    while chunk := src.read(CHUNK):
+                        dst.write(chunk)
+                        yield sink.take()
+            if progress:
+                progress(i + 1, total)
+            yield sink.take()
+    yield sink.take()
+
+
+# ---------------------------------------------------------------- background export jobs
+
+
+def _state_key(export_id: str) -> str:
+    return f"export:{export_id}"
+
+
+def _save(core: AlarmCloud, account_id: str, export_id: str, value: dict[str, Any]) -> None:
+    with core.db.session() as s:
+        row = s.exec(select(PluginState).where(PluginState.plugin == "privacy",
+                                               PluginState.account_id == account_id,
+                                               PluginState.key == _state_key(export_id))).first()
+        if row is None:
+            row = PluginState(plugin="privacy", account_id=account_id, key=_state_key(export_id))
+        row.value = {**(row.value or {}), **value}
+        row.updated_at = utcnow()
+        s.add(row)
+        s.commit()
+
+
+def get_export(core: AlarmCloud, account_id: str, export_id: str) -> dict[str, Any] | None:
+    with core.db.session() as s:
+        row = s.exec(select(PluginState).where(PluginState.plugin == "privacy",
+                                               PluginState.account_id == account_id,
+                                               PluginState.key == _state_key(export_id))).first()
+        return dict(row.value or {}) if row else None
+
+
+def run_export(core: AlarmCloud, account_id: str, export_id: str) -> None:
+    """Write the ZIP to a temp file on the blob store's disk, then move it to ``exports/<account>/<id>.zip``."""
+    key = f"exports/{account_id}/{export_id}.zip"
+    tmp = core.blobs.tmp_path(f"export-{export_id}.zip")
+
+    def _progress(done: int, total: int) -> None:
+        _save(core, account_id, export_id, {"progress": round(done / total, 3) if total else 1.0,
+                                            "clips_done": done, "clips_total": total})
+
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in zip_chunks(core, account_id, _progress):
+                out.write(chunk)
+        size = core.blobs.put_file(key, tmp)
+        _save(core, account_id, export_id, {"state": "done", "progress": 1.0, "blob_key": key, "size": size,
+                                            "finished_at": iso(utcnow())})
+    except Exception as exc:
+        log.exception("export failed")
+        tmp.unlink(missing_ok=True)
+        _save(core, account_id, export_id, {"state": "failed", "error": type(exc).__name__})
+
+
+def start_export(core: AlarmCloud, account_id: str) -> str:
+    """Record a queued export and run it in a thread; returns its id."""
+    export_id = new_id()
+    _save(core, account_id, export_id, {"id": export_id, "state": "running", "progress": 0.0,
+                                        "created_at": iso(utcnow())})
+    threading.Thread(target=run_export, args=(core, account_id, export_id), name="alarmcloud-export",
+                     daemon=True).start()
+    return export_id

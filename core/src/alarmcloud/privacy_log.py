@@ -1,0 +1,180 @@
+"""Access logging without persons: truncated IPs, scrubbed paths, batched rows, usage per subject and hour."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from alarmcloud.models import AccessLog
+from alarmcloud.netutil import truncate_ip
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from alarmcloud.app import AlarmCloud
+
+log = logging.getLogger(__name__)
+
+EMAIL_RE = re.compile(r"[^/@\s]+(@|%40)[^/@\s]+")
+#: long opaque segments: tokens, hashes, ids; they become ``{id}`` (no secret and no id reaches the log)
+TOKEN_RE = re.compile(r"(?<=/)[A-Za-z0-9_\-.~%+=]{20,}(?=/|$)")
+IPV4_RE = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b")
+IPV6_RE = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{0,4}\b")
+BATCH = 50
+FLUSH_SECONDS = 2.0
+
+
+def scrub_path(path: str) -> str:
+    """Path without query string; e-mail addresses, tokens and long ids replaced by placeholders."""
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    path = EMAIL_RE.sub("{email}", path)
+    path = TOKEN_RE.sub("{id}", path)
+    return path[:300]
+
+
+def scrub_text(text: str) -> str:
+    """Log text with addresses truncated and e-mail addresses removed."""
+    text = EMAIL_RE.sub("{email}", text)
+    text = IPV4_RE.sub(lambda m: truncate_ip(m.group(0)) if _valid_ip(m.group(0)) else m.group(0), text)
+    return IPV6_RE.sub(lambda m: truncate_ip(m.group(0)) if _valid_ip(m.group(0)) else m.group(0), text)
+
+
+def _valid_ip(s: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(s)
+        return True
+    except ValueError:
+        return False
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that removes e-mail addresses and full IP addresses from records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:
+            return True
+        clean = scrub_text(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+def configure_logging() -> None:
+    """uvicorn's access log off (it writes full IPs and query strings); scrub what uvicorn.error writes."""
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = True
+    access.propagate = False
+    access.handlers = []
+    err = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ScrubFilter) for f in err.filters):
+        err.addFilter(ScrubFilter())
+    root = logging.getLogger("alarmcloud")
+    if not any(isinstance(f, ScrubFilter) for f in root.filters):
+        root.addFilter(ScrubFilter())
+
+
+class AccessLogWriter:
+    """Buffers access rows in memory (already anonymous) and writes them in batches from a thread."""
+
+    def __init__(self, core: AlarmCloud) -> None:
+        self.core = core
+        self._lock = threading.Lock()
+        self._rows: list[AccessLog] = []
+        self._last = time.monotonic()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="alarmcloud-accesslog", daemon=True)
+        self._thread.start()
+
+    def add(self, row: AccessLog) -> None:
+        with self._lock:
+            self._rows.append(row)
+            if len(self._rows) >= BATCH:
+                self._wake.set()
+
+    def flush(self) -> int:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if rows:
+            with self.core.db.session() as s:
+                s.add_all(rows)
+                s.commit()
+        self.core.usage.flush()
+        return len(rows)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("writing the access log failed")
+
+
+def writer_for(core: AlarmCloud) -> AccessLogWriter:
+    w = core.extra.get("privacy.access_log")
+    if w is None:
+        w = core.extra.setdefault("privacy.access_log", AccessLogWriter(core))
+    return w  # type: ignore[no-any-return]
+
+
+class AccessLogMiddleware:
+    """Pure ASGI: counts bytes out, times the request, writes an anonymous row and feeds usage."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # truncate before anything else touches the address
+        client = scope.get("client")
+        prefix = truncate_ip(client[0] if client else None)
+        start = time.perf_counter()
+        state: dict[str, Any] = {"status": 500, "bytes": 0, "bytes_in": 0}
+
+        async def _send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                state["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        async def _receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["bytes_in"] += len(message.get("body", b""))
+            return message
+
+        try:
+            await self.app(scope, _receive, _send)
+        finally:
+            self._record(scope, prefix, state, start)
+
+    def _record(self, scope: Scope, prefix: str, state: dict[str, Any], start: float) -> None:
+        app = scope.get("app")
+        core = getattr(getattr(app, "state", None), "alarmcloud", None)
+        if core is None:
+            return
+        try:
+            row = AccessLog(at=datetime.now(UTC), ip_prefix=prefix, method=scope.get("method", "")[:10],
+                            path=scrub_path(scope.get("path", "")), status=int(state["status"]),
+                            bytes_out=int(state["bytes"]),
+                            duration_ms=int((time.perf_counter() - start) * 1000))
+            writer_for(core).add(row)
+            user = (scope.get("state") or {}).get("user")
+            if user is not None:
+                subject = f"token:{user.token_id}" if user.token_id else f"account:{user.id}"
+                core.usage.add(account_id=user.tenant_id, subject=subject, bytes_in=state["bytes_in"],
+                               bytes_out=state["bytes"])
+        except Exception:
+            log.exception("access log failed")

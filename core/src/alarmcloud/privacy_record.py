@@ -1,0 +1,100 @@
+"""Record of processing activities (Art. 30) and the privacy policy page rendered from it."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+
+def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
+    """What the core itself processes."""
+    st = core.settings
+    p = st.privacy
+    contract = "contract (Art. 6(1)(b) GDPR)"
+    return [
+        {"name": "core: accounts and login", "source": "core", "data": ["e-mail address", "password hash"],
+         "purpose": "login and necessary account information", "recipients": [],
+         "retention": f"until the account is deleted; inactive accounts after {p.inactive_days} days "
+                      f"plus a {p.inactive_grace_days}-day notice period", "legal_basis": contract},
+        {"name": "core: session cookie", "source": "core", "data": ["random session id"],
+         "purpose": "keep the customer logged in", "recipients": [],
+         "retention": f"at most {st.session_absolute_days} days", "legal_basis": contract},
+        {"name": "core: alarm clips and events", "source": "core",
+         "data": ["video recordings", "snapshots", "detections", "plate reads"],
+         "purpose": "store and analyse alarm recordings of the customer's cameras", "recipients": [],
+         "retention": f"{st.storage.retention_days} days by default (configurable per account); plate reads "
+                      + (f"{p.plates_days} days" if p.plates_days is not None else "with their clip"),
+         "legal_basis": contract},
+        {"name": "core: camera credentials", "source": "core",
+         "data": ["camera P2P id", "camera user name", "camera password"],
+         "purpose": "control the customer's cameras", "recipients": [],
+         "retention": "until the camera or account is deleted; stored encrypted", "legal_basis": contract},
+        {"name": "core: access log", "source": "core",
+         "data": ["IP address truncated to /24 (IPv4) or /48 (IPv6)", "path without query", "status"],
+         "purpose": "operation and security of the service", "recipients": [],
+         "retention": f"{min(p.access_log_days, 90)} days",
+         "legal_basis": "legitimate interest (Art. 6(1)(f) GDPR)"},
+        {"name": "core: usage statistics", "source": "core",
+         "data": ["requests and bytes per API key, camera and hour"],
+         "purpose": "statistics and billing", "recipients": [], "retention": "until the account is deleted",
+         "legal_basis": contract},
+        {"name": "core: data exports", "source": "core", "data": ["all data of the account"],
+         "purpose": "right of access and portability", "recipients": [],
+         "retention": f"{p.export_days} days", "legal_basis": "legal obligation (Art. 6(1)(c) GDPR)"},
+        {"name": "core: consent ledger", "source": "core",
+         "data": ["releases of recordings", "integration grants"],
+         "purpose": "prove and honour the customer's consent", "recipients": [],
+         "retention": "until the account is deleted", "legal_basis": "legal obligation (Art. 6(1)(c) GDPR)"},
+    ]
+
+
+def processing_record(core: AlarmCloud) -> list[dict[str, Any]]:
+    """The core's activities plus every enabled plugin's ``ProcessingRecord``."""
+    out = core_activities(core)
+    host = core.plugins
+    for kind, specs in (("detector", host.detector_specs), ("camera", host.camera_specs),
+                        ("integration", host.integration_specs)):
+        for name, spec in sorted(specs.items()):
+            rec = getattr(spec, "privacy", None)
+            item: dict[str, Any] = {"name": f"{kind}: {name}", "source": f"plugin {name}", "kind": kind,
+                                    "description": getattr(spec, "description", "")}
+            if rec is None:
+                item.update({"data": [], "purpose": "not declared by the plugin", "recipients": [],
+                             "retention": "not declared", "legal_basis": "not declared", "declared": False})
+            else:
+                item.update({"data": list(rec.data), "purpose": rec.purpose, "recipients": list(rec.recipients),
+                             "retention": rec.retention, "legal_basis": rec.legal_basis, "declared": True})
+            out.append(item)
+    return out
+
+
+def policy_html(core: AlarmCloud) -> str:
+    """A self-contained privacy policy page (no third-party resources)."""
+    e = html.escape
+    rows = []
+    for a in processing_record(core):
+        rows.append("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            e(a["name"]), e(", ".join(a["data"]) or "-"), e(a["purpose"]),
+            e(", ".join(a["recipients"]) or "none"), e(a["retention"]), e(a["legal_basis"])))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Privacy policy</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{border:1px solid #ccc;padding:4px}}
+table{{border-collapse:collapse}}</style></head><body>
+<h1>Privacy policy</h1>
+<p>This deployment ({e(core.settings.public_url)}) processes personal data only as listed below.</p>
+<h2>Your rights</h2>
+<ul><li>Export all your data: <code>GET /api/v1/me/export</code></li>
+<li>Correct it: <code>PATCH /api/v1/me</code></li>
+<li>Block processing: <code>PATCH /api/v1/me {{"restricted": true}}</code></li>
+<li>Delete your account and every recording: <code>DELETE /api/v1/me</code></li>
+<li>Withdraw a release: <code>DELETE /api/v1/me/consents/{{id}}</code></li></ul>
+<p>Recordings are never opened by the operator unless you release them. Server logs keep only truncated
+IP addresses, for at most {min(core.settings.privacy.access_log_days, 90)} days.</p>
+<h2>Processing activities</h2>
+<table><tr><th>Activity</th><th>Data</th><th>Purpose</th><th>Recipients</th><th>Retention</th>
+<th>Legal basis</th></tr>
+{chr(10).join(rows)}
+</table></body></html>"""

@@ -1,0 +1,97 @@
+"""Erasure (Art. 17): every row and blob of the account goes, another account stays; inactive accounts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from alarmcloud import events
+from alarmcloud.models import Account, Clip, utcnow
+from alarmcloud.privacy import run_retention
+from alarmcloud.testing import LiveServer
+
+
+def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:
+    core: Any = server.core
+    seen: list[str] = []
+
+    async def _hook(event: events.Event) -> None:
+        # plugins hear account.deleted while the rows still exist (to revoke platform links)
+        if event.type == events.ACCOUNT_DELETED:
+            with core.db.session() as s:
+                seen.append(event.account_id if s.get(Account, event.account_id) else "gone")
+
+    orig_emit = core.emit
+
+    async def _emit(event: events.Event) -> None:
+        await _hook(event)
+        await orig_emit(event)
+
+    core.emit = _emit
+    a = privacy.populate(api, tmp_path, "gone@example.com", subuser="sub-gone@example.com")
+    b = privacy.populate(api, tmp_path, "stays@example.com")
+    acc = a["api"]
+    r = acc.post("/api/v1/me/exports")
+    assert r.status_code == 202
+    clip_ids = [a["event_id"]]
+    with core.db.session() as s:
+        b_clip = s.get(Clip, b["event_id"])
+        assert b_clip is not None
+    training = list((Path(core.settings.data_dir) / "training").rglob("*.mp4"))
+    assert {p.stem for p in training} == {a["event_id"], b["event_id"]}
+    needles = [acc.id, a["subuser_id"], a["camera"]["id"], *clip_ids, "gone@example.com"]
+    assert privacy.scan(core, needles)  # the scan finds the account before erasure
+
+    # re-authentication is required
+    assert acc.delete("/api/v1/me", json={"password": "wrong password 123"}).status_code == 401
+    assert acc.delete("/api/v1/me", json={}).status_code == 400
+    r = acc.delete("/api/v1/me", json={"password": "correct horse battery staple"})
+    assert r.status_code == 200, r.text
+    assert seen == [acc.id, a["subuser_id"]]
+    hits = privacy.scan(core, needles)
+    assert hits == [], hits
+    # tokens and sessions are gone
+    assert httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {a['token']}"}).status_code == 401
+    assert acc.get("/api/v1/me").status_code == 401
+    # the other account is untouched
+    bb = b["api"]
+    assert bb.get("/api/v1/me").json()["email"] == "stays@example.com"
+    assert bb.get(f"/api/v1/events/{b['event_id']}/video").status_code == 200
+    assert [c["kind"] for c in bb.get("/api/v1/me/consents").json()["items"]] == ["clip_release"]
+    assert (Path(core.settings.data_dir) / "training" / "rain" / "rain" / f"{b['event_id']}.mp4").exists()
+    assert privacy.scan(core, [bb.id, b["camera"]["id"], b["event_id"]])
+
+
+def test_inactive_account_notice_then_erasure(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "sleepy@example.com")
+    b = privacy.populate(api, tmp_path, "awake@example.com")
+    cfg = core.settings.privacy
+    old = utcnow() - timedelta(days=cfg.inactive_days + 1)
+    with core.db.session() as s:
+        acc = s.get(Account, a["api"].id)
+        acc.last_active_at = old
+        s.add(acc)
+        s.commit()
+    dry = run_retention(core, dry_run=True)
+    assert dry["inactive_accounts"]["noticed"] == [a["api"].id]
+    report = run_retention(core)
+    assert report["inactive_accounts"]["noticed"] == [a["api"].id]
+    from alarmcloud.models import Outbox
+    from sqlmodel import select
+
+    with core.db.session() as s:
+        mails = s.exec(select(Outbox).where(Outbox.account_id == a["api"].id, Outbox.kind == "email")).all()
+        assert any("deleted" in m.payload["subject"] for m in mails)
+        acc = s.get(Account, a["api"].id)
+        assert acc.deletion_notice_at is not None
+        # the grace period passes without a login
+        acc.deletion_notice_at = utcnow() - timedelta(days=cfg.inactive_grace_days + 1)
+        s.add(acc)
+        s.commit()
+    report = run_retention(core)
+    assert report["inactive_accounts"]["erased"] == [a["api"].id]
+    assert privacy.scan(core, [a["api"].id, a["camera"]["id"], a["event_id"], "sleepy@example.com"]) == []
+    assert b["api"].get("/api/v1/me").status_code == 200
