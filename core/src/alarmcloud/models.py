@@ -288,3 +288,4 @@ class KnownPlate(SQLModel, table=True):
     name: str = Field(max_length=100)
     notify: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+from alarmcloud import oauth_models as _oauth_models  # noqa: E402,F401  (OAuth tables)

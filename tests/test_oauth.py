@@ -1,0 +1,255 @@
+"""The OAuth 2 authorization server over real HTTP: PKCE code flow, refresh rotation, revocation, links."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import httpx
+import pytest
+from alarmcloud import oauth
+from alarmcloud.models import Consent
+from alarmcloud.oauth_models import OAuthCode, OAuthToken
+from alarmcloud.testing import LiveServer
+from sqlmodel import select
+
+REDIRECT = "https://ifttt.com/channels/alarmcloud/authorize"
+SCOPES = ["alarms:read", "cameras:control", "storage:read"]
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def add_client(server: LiveServer, public: bool = False, integration: str = "ifttt") -> tuple[str, str | None]:
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        row, secret = oauth.add_client(s, "IFTTT", integration, [REDIRECT], SCOPES, public=public,
+                                       require_pkce=True)
+        return row.id, secret
+
+
+def authorize(user: Any, client_id: str, challenge: str | None, redirect: str = REDIRECT,
+              decision: str = "approve", **extra: str) -> httpx.Response:
+    """GET the consent page, then POST the form as the browser would; returns the POST response."""
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect, "state": "st-1",
+              "scope": "ifttt"}
+    if challenge:
+        params.update(code_challenge=challenge, code_challenge_method="S256")
+    params.update(extra)
+    url = "/oauth/authorize?" + urlencode(params)
+    page = user.http.get(url)
+    if page.status_code != 200:
+        return page
+    assert "IFTTT" in page.text and "cameras:control" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    csrf = re.search(r'name=csrf_token value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return user.http.post(url, data={"csrf_token": csrf, "decision": decision})
+
+
+def code_of(resp: httpx.Response) -> str:
+    assert resp.status_code == 303, resp.text
+    loc = urlparse(resp.headers["location"])
+    assert f"{loc.scheme}://{loc.netloc}{loc.path}" == REDIRECT
+    q = parse_qs(loc.query)
+    assert q["state"] == ["st-1"]
+    return q["code"][0]
+
+
+def token(server: LiveServer, data: dict[str, str], auth: tuple[str, str] | None = None) -> httpx.Response:
+    return httpx.post(server.url + "/oauth/token", data=data, auth=auth)
+
+
+def principal(server: LiveServer, access: str) -> Any:
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        return oauth.principal_for_token(s, access, "ifttt")
+
+
+def test_full_code_flow_with_pkce_refresh_and_revocation(api: Any, server: LiveServer) -> None:
+    user = api().register("link@example.com")
+    client_id, secret = add_client(server)
+    assert secret
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    r = token(server, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                       "code_verifier": verifier}, auth=(client_id, secret))
+    assert r.status_code == 200, r.text
+    tok = r.json()
+    assert tok["token_type"] == "Bearer" and tok["expires_in"] >= 3600 and tok["refresh_token"]
+    assert r.headers["cache-control"] == "no-store"
+    p = principal(server, tok["access_token"])
+    assert p.account_id == user.id and p.scopes == frozenset(SCOPES)
+    assert p.pseudonym != user.id and "@" not in p.pseudonym
+    # pseudonyms are stable and per integration
+    assert principal(server, tok["access_token"]).pseudonym == p.pseudonym
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        assert oauth.account_for_pseudonym(s, "ifttt", p.pseudonym) == user.id
+        assert oauth.linked_pseudonyms(s, "ifttt") == {p.pseudonym: user.id}
+        assert oauth.account_for_pseudonym(s, "alexa", p.pseudonym) is None
+        # only hashes are stored
+        row = s.exec(select(OAuthToken)).one()
+        assert tok["access_token"] not in str(row.model_dump())
+        assert s.exec(select(Consent).where(Consent.account_id == user.id,
+                                            Consent.kind == "integration_grant")).one().subject == client_id
+
+    # refresh with body credentials; rotation keeps the old refresh token alive until the new one is used
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"],
+                       "client_id": client_id, "client_secret": secret})
+    assert r.status_code == 200, r.text
+    new = r.json()
+    assert new["access_token"] != tok["access_token"] and new["refresh_token"] != tok["refresh_token"]
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]},
+              auth=(client_id, secret))
+    assert r.status_code == 200, "the old refresh token must not die immediately"
+    newer = r.json()
+    assert principal(server, newer["access_token"]) is not None  # the successor is used: old one retires
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]},
+              auth=(client_id, secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # reuse detected: the whole family is revoked
+    assert principal(server, newer["access_token"]) is None
+
+    # a fresh link, then revocation via /oauth/revoke
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    tok = token(server, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                         "code_verifier": verifier}, auth=(client_id, secret)).json()
+    assert principal(server, tok["access_token"]) is not None
+    r = httpx.post(server.url + "/oauth/revoke", data={"token": tok["refresh_token"]}, auth=(client_id, secret))
+    assert r.status_code == 200
+    assert principal(server, tok["access_token"]) is None
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]},
+              auth=(client_id, secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_links_list_and_unlink(api: Any, server: LiveServer) -> None:
+    user = api().register("links@example.com")
+    client_id, secret = add_client(server)
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    tok = token(server, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                         "code_verifier": verifier}, auth=(client_id, secret)).json()
+    items = user.get("/api/v1/me/links").json()["items"]
+    assert [(i["client_id"], i["integration"]) for i in items] == [(client_id, "ifttt")]
+    other = api().register("other@example.com")
+    assert other.delete(f"/api/v1/me/links/{client_id}").status_code == 404
+    assert principal(server, tok["access_token"]) is not None
+    assert user.delete(f"/api/v1/me/links/{client_id}").status_code == 204
+    assert user.get("/api/v1/me/links").json()["items"] == []
+    assert principal(server, tok["access_token"]) is None
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        c = s.exec(select(Consent).where(Consent.account_id == user.id)).one()
+        assert c.withdrawn_at is not None
+
+
+def test_deny_redirects_with_access_denied(api: Any, server: LiveServer) -> None:
+    user = api().register("deny@example.com")
+    client_id, _ = add_client(server)
+    _, challenge = pkce()
+    r = authorize(user, client_id, challenge, decision="deny")
+    assert r.status_code == 303
+    q = parse_qs(urlparse(r.headers["location"]).query)
+    assert q["error"] == ["access_denied"] and q["state"] == ["st-1"]
+    assert user.get("/api/v1/me/links").json()["items"] == []
+
+
+def test_login_required_and_csrf(api: Any, server: LiveServer) -> None:
+    client_id, _ = add_client(server)
+    _, challenge = pkce()
+    url = "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": client_id,
+                                           "redirect_uri": REDIRECT, "code_challenge": challenge,
+                                           "code_challenge_method": "S256"})
+    r = httpx.get(server.url + url)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=%2Foauth%2Fauthorize")
+    user = api().register("csrf@example.com")
+    r = user.http.post(url, data={"csrf_token": "forged", "decision": "approve"})
+    assert r.status_code == 403 and "location" not in r.headers
+
+
+def test_wrong_redirect_uri_never_redirects(api: Any, server: LiveServer) -> None:
+    user = api().register("redir@example.com")
+    client_id, _ = add_client(server)
+    _, challenge = pkce()
+    for bad in (REDIRECT + "/x", "https://evil.example/cb", REDIRECT.replace("https", "http")):
+        r = authorize(user, client_id, challenge, redirect=bad)
+        assert r.status_code == 400 and "location" not in r.headers, bad
+    r = user.http.get("/oauth/authorize?" + urlencode({"response_type": "code", "client_id": "nope",
+                                                       "redirect_uri": REDIRECT}))
+    assert r.status_code == 400 and "location" not in r.headers
+
+
+def test_code_errors_reused_expired_pkce(api: Any, server: LiveServer) -> None:
+    user = api().register("codes@example.com")
+    client_id, secret = add_client(server)
+    assert secret
+    auth = (client_id, secret)
+    # PKCE is required for this client: no challenge → error sent back to the (valid) redirect URI
+    r = authorize(user, client_id, None)
+    assert r.status_code == 303 and parse_qs(urlparse(r.headers["location"]).query)["error"] == ["invalid_request"]
+    # plain is rejected
+    r = authorize(user, client_id, "x" * 43, code_challenge_method="plain")
+    assert r.status_code == 303 and parse_qs(urlparse(r.headers["location"]).query)["error"] == ["invalid_request"]
+    verifier, challenge = pkce()
+    base = {"grant_type": "authorization_code", "redirect_uri": REDIRECT}
+    # missing and wrong verifier
+    code = code_of(authorize(user, client_id, challenge))
+    r = token(server, {**base, "code": code}, auth=auth)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    r = token(server, {**base, "code": code, "code_verifier": pkce()[0]}, auth=auth)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # wrong redirect URI at the token endpoint
+    r = token(server, {**base, "code": code, "code_verifier": verifier, "redirect_uri": REDIRECT + "x"}, auth=auth)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # wrong client secret
+    r = token(server, {**base, "code": code, "code_verifier": verifier}, auth=(client_id, "wrong"))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    # success, then the reused code fails and revokes what it produced
+    r = token(server, {**base, "code": code, "code_verifier": verifier}, auth=auth)
+    assert r.status_code == 200, r.text
+    access = r.json()["access_token"]
+    r = token(server, {**base, "code": code, "code_verifier": verifier}, auth=auth)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert principal(server, access) is None
+    # expired code
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        row = s.get(OAuthCode, hashlib.sha256(code.encode()).hexdigest())
+        assert row is not None
+        row.expires_at = row.expires_at - timedelta(seconds=oauth.CODE_SECONDS + 1)
+        s.add(row)
+        s.commit()
+    r = token(server, {**base, "code": code, "code_verifier": verifier}, auth=auth)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_public_client_needs_pkce_and_no_secret(api: Any, server: LiveServer) -> None:
+    user = api().register("public@example.com")
+    client_id, secret = add_client(server, public=True)
+    assert secret is None
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    r = token(server, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                       "client_id": client_id, "code_verifier": verifier})
+    assert r.status_code == 200, r.text
+
+
+def test_issue_tokens_and_integration_isolation(api: Any, server: LiveServer) -> None:
+    user = api().register("issue@example.com")
+    client_id, _ = add_client(server, integration="alexa")
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        tok = oauth.issue_tokens(s, user.id, client_id, ["alarms:read"])
+        assert oauth.principal_for_token(s, tok["access_token"], "ifttt") is None  # another integration's token
+        p = oauth.principal_for_token(s, tok["access_token"], "alexa")
+        assert p is not None and p.scopes == frozenset({"alarms:read"})
+        oauth.unlink(s, user.id, "alexa")
+        assert oauth.principal_for_token(s, tok["access_token"], "alexa") is None
+        with pytest.raises(ValueError):
+            oauth.add_client(s, "x", "alexa", [REDIRECT], ["everything"])
