@@ -346,3 +346,34 @@ def _register_plugin_commands() -> None:
 
 
 _register_plugin_commands()
+
+
+@main.group()
+def oauth() -> None:
+    """OAuth clients for account linking (IFTTT, Alexa, Google)."""
+
+
+@oauth.command("add-client")
+@click.option("--name", required=True, help="Name shown on the consent page, e.g. IFTTT.")
+@click.option("--integration", required=True, help="Integration plugin the client belongs to: ifttt, alexa, ...")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True, help="Exact redirect URI (repeat).")
+@click.option("--scope", "scopes", multiple=True, required=True, help="Scope the client may get (repeat).")
+@click.option("--public", is_flag=True, help="A public client: no secret, PKCE required.")
+@click.option("--no-pkce", is_flag=True, help="Confidential clients only: allow code flow without PKCE.")
+@data_dir_option
+@config_option
+def oauth_add_client(name: str, integration: str, redirect_uris: tuple[str, ...], scopes: tuple[str, ...],
+                     public: bool, no_pkce: bool, data_dir: Path | None, config_file: Path | None) -> None:
+    """Register a client; prints the client id and the secret (shown once)."""
+    from alarmcloud import oauth as oauth_server
+
+    database = _db_app(config_file, data_dir)
+    with database.session() as s:
+        try:
+            row, secret = oauth_server.add_client(s, name, integration, list(redirect_uris), list(scopes),
+                                                  public=public, require_pkce=not no_pkce)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--scope") from None
+        client_id = row.id
+    click.echo(f"client_id: {client_id}")
+    click.echo(f"client_secret: {secret}" if secret else "client_secret: (none: public client)")
