@@ -13,7 +13,7 @@ from alarmcloud.testing import make_clip, moving_box_scene, static_scene
 from alarmcloud_detect_plates.detector import PlateDetector
 
 
-@pytest.mark.parametrize(("photo", "plate"), [("br/HPM9362.jpg", "HPM9362"), ("us/wts-lg-000174.jpg", "5BDE732")])
+@pytest.mark.parametrize(("photo", "plate"), [("br/HPM9362.jpg", "HPM9362"), ("us/wts-lg-000193.jpg", "RZN384")])
 def test_clip_of_a_real_car_yields_its_plate(
     photo: str, plate: str, photo_clip: Callable[..., Path], run_clip: Callable[..., list[Finding]]
 ) -> None:

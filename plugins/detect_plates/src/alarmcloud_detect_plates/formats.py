@@ -186,6 +186,7 @@ def fit_plate(text: str, countries: list[str] | tuple[str, ...]) -> tuple[str, s
     if not any(c.isdigit() for c in text):
         return None  # every supported format has a digit; words on signs and cars ("TEXAS") have none
     best: tuple[str, str, int] | None = None
+    best_rank = 0.0
     for code in countries:
         fmt = COUNTRY_FORMATS.get(code.upper())
         if fmt is None:
@@ -200,8 +201,11 @@ def fit_plate(text: str, countries: list[str] | tuple[str, ...]) -> tuple[str, s
             swaps = fitted[1] + sum(x != y for x, y in zip(text, base, strict=True))
             if swaps > MAX_SWAPS:
                 continue
-            if best is None or swaps < best[2]:
-                best = (fitted[0], fmt.country, swaps)
+            # a generic layout (US: any 5-8 characters) fits almost anything: rank it behind a fixed layout
+            # that needs one swap, so "0KM2371" is the Brazilian OKM2371, not a US plate
+            rank = swaps + (1.5 if set(layout) == {"?"} else 0.0)
+            if best is None or rank < best_rank:
+                best, best_rank = (fitted[0], fmt.country, swaps), rank
     return best
 
 
