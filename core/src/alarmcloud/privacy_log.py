@@ -131,8 +131,12 @@ class AccessLogMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._configured = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._configured:  # after uvicorn's dictConfig, which re-enables its access logger
+            configure_logging()
+            self._configured = True
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -1,0 +1,62 @@
+"""Right of access / portability: the streamed ZIP and the background export job."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from alarmcloud.testing import LiveServer
+
+
+def test_export_streams_zip_with_data_and_clips(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:
+    a = privacy.populate(api, tmp_path, "export@example.com")
+    other = privacy.populate(api, tmp_path, "other@example.com")
+    acc = a["api"]
+    with acc.http.stream("GET", "/api/v1/me/export") as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/zip"
+        assert "content-length" not in r.headers  # streamed, not built in memory first
+        body = b"".join(r.iter_bytes())
+    zf = zipfile.ZipFile(io.BytesIO(body))
+    data = json.loads(zf.read("account.json"))
+    assert data["profile"][0]["email"] == "export@example.com"
+    assert "password_hash" not in data["profile"][0]
+    cam = data["cameras"][0]
+    assert cam["id"] == a["camera"]["id"] and "password_enc" not in cam and "upload_password_hash" not in cam
+    assert [e["id"] for e in data["events"]] == [a["event_id"]]
+    assert data["plates"][0]["text"] == "MAB123"
+    assert data["feedback"][0]["label"] == "rain"
+    assert data["consents"][0]["kind"] == "clip_release"
+    assert "usage" in data and "linked_services" in data and "plugin_state" in data
+    assert all("token_hash" not in t for t in data["api_tokens"])
+    assert f"clips/{a['event_id']}.mp4" in zf.namelist()
+    clip_bytes = zf.read(f"clips/{a['event_id']}.mp4")
+    assert clip_bytes == acc.get(f"/api/v1/events/{a['event_id']}/video").content
+    # nothing of the other account
+    assert other["event_id"] not in body.decode("latin-1") and "other@example.com" not in body.decode("latin-1")
+
+
+def test_background_export_job_with_progress_and_download(api: Any, server: LiveServer, privacy: Any,
+                                                          tmp_path: Path) -> None:
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "job@example.com")
+    acc = a["api"]
+    r = acc.post("/api/v1/me/exports")
+    assert r.status_code == 202, r.text
+    url = r.json()["url"]
+    deadline = time.monotonic() + 30
+    while (info := acc.get(url).json())["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert info["state"] == "done" and info["progress"] == 1.0, info
+    assert any(k.startswith(f"exports/{acc.id}/") for k in core.blobs.keys("exports"))
+    z = acc.get(info["download_url"])
+    assert z.status_code == 200
+    assert "account.json" in zipfile.ZipFile(io.BytesIO(z.content)).namelist()
+    # another account cannot fetch it
+    b = api().register("nosy@example.com")
+    assert b.get(url).status_code == 404
+    assert b.get(info["download_url"]).status_code == 404

@@ -1,0 +1,79 @@
+"""Server logs without persons: truncated IPs, scrubbed paths, no e-mail addresses, usage per subject and hour."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alarmcloud.models import AccessLog, UsageHour, utcnow
+from alarmcloud.privacy import run_retention
+from alarmcloud.privacy_log import scrub_path, scrub_text, writer_for
+from alarmcloud.testing import LiveServer
+from sqlmodel import select
+
+
+def test_access_log_has_no_ip_email_or_token(api: Any, server: LiveServer, caplog: pytest.LogCaptureFixture,
+                                             tmp_path: Path) -> None:
+    core: Any = server.core
+    caplog.set_level(logging.DEBUG)
+    a = api().register("logged.person@example.com")
+    tok = a.post("/api/v1/tokens", json={"name": "t"}).json()
+    secret = tok["token"]
+    bearer = {"Authorization": f"Bearer {secret}"}
+    httpx.get(server.url + "/api/v1/me", headers=bearer)
+    httpx.get(server.url + f"/api/v1/me?token={secret}&email=logged.person@example.com", headers=bearer)
+    httpx.get(server.url + f"/api/v1/users/logged.person@example.com/{secret}")
+    httpx.post(server.url + "/api/v1/auth/login", json={"email": "logged.person@example.com", "password": "nope nope"})
+    writer_for(core).flush()
+    with core.db.session() as s:
+        rows = s.exec(select(AccessLog)).all()
+        usage = s.exec(select(UsageHour).where(UsageHour.subject == f"token:{tok['id']}")).all()
+    assert len(rows) >= 5
+    dump = "\n".join(repr(r.model_dump()) for r in rows)
+    assert {r.ip_prefix for r in rows} == {"127.0.0.0/24"}
+    for bad in ("127.0.0.1", "logged.person", "example.com", secret, "?"):
+        assert bad not in dump, bad
+    assert any(r.path == "/api/v1/users/{email}/{id}" and r.status == 404 for r in rows)
+    assert any(r.path == "/api/v1/auth/login" and r.status == 401 for r in rows)
+    assert all(r.duration_ms >= 0 and r.method for r in rows)
+    # usage per API token and hour: counts and bytes, no IP
+    assert usage and usage[0].requests == 2 and usage[0].bytes_out > 0 and usage[0].account_id == a.id
+    # the test run's log output holds no full address and no e-mail address
+    server_side = [r for r in caplog.records if r.name.startswith(("alarmcloud", "uvicorn", "starlette"))]
+    text = "\n".join(r.getMessage() for r in server_side)
+    assert "127.0.0.1" not in text and "logged.person@example.com" not in text
+    assert logging.getLogger("uvicorn.access").disabled
+    for f in Path(core.settings.data_dir).rglob("*.log"):
+        content = f.read_text(errors="replace")
+        assert "127.0.0.1" not in content and "@example.com" not in content
+
+
+def test_scrubbers() -> None:
+    assert scrub_path("/a/b@c.de/x?token=abc") == "/a/{email}/x"
+    assert scrub_path("/api/v1/events/0123456789abcdef0123456789abcdef") == "/api/v1/events/{id}"
+    assert scrub_text("from 192.168.17.42 by joe@x.org") == "from 192.168.17.0/24 by {email}"
+    assert "2001:db8:1::/48" in scrub_text("peer 2001:db8:1:2:3:4:5:6 said hi")
+
+
+def test_access_log_retention_at_most_90_days(server: LiveServer) -> None:
+    core: Any = server.core
+    now = utcnow()
+    with core.db.session() as s:
+        s.add(AccessLog(at=now - timedelta(days=91), ip_prefix="10.0.0.0/24", method="GET", path="/old", status=200))
+        s.add(AccessLog(at=now - timedelta(days=10), ip_prefix="10.0.0.0/24", method="GET", path="/new", status=200))
+        s.commit()
+    assert run_retention(core, dry_run=True)["access_log"] == 1
+    with core.db.session() as s:
+        assert len(s.exec(select(AccessLog).where(AccessLog.path == "/old")).all()) == 1  # dry run keeps it
+    run_retention(core)
+    with core.db.session() as s:
+        paths = {r.path for r in s.exec(select(AccessLog).where(AccessLog.path.in_(["/old", "/new"]))).all()}  # type: ignore[attr-defined]
+    assert paths == {"/new"}
+    core.settings.privacy.access_log_days = 5
+    run_retention(core)
+    with core.db.session() as s:
+        assert s.exec(select(AccessLog).where(AccessLog.path == "/new")).first() is None
