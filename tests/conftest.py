@@ -256,3 +256,9 @@ def privacy() -> Any:
     from types import SimpleNamespace
 
     return SimpleNamespace(populate=privacy_populate, scan=privacy_scan)
+
+
+@pytest.fixture
+def api_at() -> Callable[[str], Api]:
+    """API clients against any base URL (e.g. an ``alarmcloud serve`` subprocess)."""
+    return Api
