@@ -1,3 +1,89 @@
-"""Hook implementations of this plugin (entry-point target)."""
+"""Hook implementations of this plugin (entry-point target ``ifttt`` in ``alarmcloud.integrations``)."""
 
 from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from alarmcloud import Event, Integration, IntegrationSpec, ProcessingRecord, hookimpl
+from alarmcloud.events import DETECTIONS_READY, PLATE_RECOGNISED, STORAGE_ALMOST_FULL
+from starlette.routing import BaseRoute
+
+from alarmcloud_ifttt import api, realtime
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("alarms:read", "cameras:control", "storage:read")
+PRIVACY = ProcessingRecord(
+    data=("pseudonymous user id", "camera names and ids", "alarm times, detection labels and plate texts",
+          "storage usage"),
+    purpose="run the customer's IFTTT Applets: alarm triggers, camera actions and queries",
+    recipients=("IFTTT Inc.",),
+    retention="until the customer unlinks IFTTT or deletes the account",
+)
+#: which triggers an event type feeds
+EVENT_TRIGGERS = {DETECTIONS_READY: ("new_alarm", "alarm_with_detection"), PLATE_RECOGNISED: ("plate_recognised",),
+                  STORAGE_ALMOST_FULL: ("storage_almost_full",)}
+
+
+class IftttIntegration(Integration):
+    """IFTTT service: IFTTT polls our triggers; we push Realtime hints (in the ``handle_event`` hook)."""
+
+    name = "ifttt"
+    scopes = SCOPES
+
+
+@hookimpl
+def register_integrations() -> Iterable[IntegrationSpec]:
+    """IFTTT triggers, actions and queries."""
+    return [IntegrationSpec(name="ifttt", factory=lambda config: IftttIntegration(), scopes=SCOPES,
+                            description="IFTTT service: alarm, detection, plate and storage triggers; camera "
+                            "actions; alarm and storage queries", privacy=PRIVACY)]
+
+
+@hookimpl
+def register_routes(app: Any) -> list[BaseRoute]:
+    """The IFTTT service API at ``/plugins/ifttt/ifttt/v1``."""
+    return api.routes()
+
+
+def _matches(trigger: str, fields: dict[str, Any], event: Event) -> bool:
+    if trigger == "new_alarm":
+        verdict = str(event.payload.get("verdict") or "alarm")
+        cam = fields.get("camera")
+        return not verdict.startswith("false_alarm") and (not cam or cam == event.camera_id)
+    if trigger == "alarm_with_detection":
+        labels = {f.get("label") for f in event.payload.get("findings", []) if isinstance(f, dict)}
+        return fields.get("label") in labels
+    return True
+
+
+@hookimpl
+async def handle_event(app: Any, event: Event) -> None:
+    """Record storage warnings on the timeline and send Realtime notifications for affected trigger identities."""
+    triggers = EVENT_TRIGGERS.get(event.type)
+    if not triggers:
+        return
+    services = app.services
+    if event.account_id not in set((await services.pseudonyms("ifttt")).values()):
+        return  # not linked to IFTTT
+    if event.type == STORAGE_ALMOST_FULL:
+        rows = await services.get_state(api.PLUGIN, event.account_id, "storage_events") or []
+        now = int(event.occurred_at.timestamp())
+        rows = [{"id": f"storage-{now}-{len(rows)}", "timestamp": now,
+                 "used_ratio": float(event.payload.get("used_ratio", 0.0))}, *rows][:50]
+        await services.set_state(api.PLUGIN, event.account_id, "storage_events", rows)
+    identities = await services.get_state(api.PLUGIN, event.account_id, "identities") or {}
+    entries = [{"trigger_identity": ti} for ti, v in identities.items()
+               if v.get("trigger") in triggers and _matches(v["trigger"], v.get("fields") or {}, event)]
+    if not entries:
+        return
+    conf = api.settings(app)
+    if not conf.get("service_key"):
+        log.warning("IFTTT realtime: no service key configured")
+        return
+    started = time.monotonic()
+    await realtime.notify(conf["realtime_url"], conf["service_key"], entries)
+    log.debug("IFTTT realtime: %d identities in %.2fs", len(entries), time.monotonic() - started)

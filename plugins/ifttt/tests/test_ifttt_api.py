@@ -1,0 +1,157 @@
+"""The IFTTT service API against a live server (core + ifttt only) and a fake Realtime endpoint."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from alarmcloud.events import DETECTIONS_READY, Event
+from alarmcloud.testing import LiveServer, test_settings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+KEY = "service-key-for-tests-0123456789"
+BASE = "/plugins/ifttt/ifttt/v1"
+
+
+class FakeRealtime:
+    """A tiny IFTTT Realtime endpoint on loopback that records what it receives."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+        async def notifications(request: Request) -> JSONResponse:
+            self.calls.append({"headers": dict(request.headers), "body": await request.json()})
+            return JSONResponse({})
+
+        app = Starlette(routes=[Route("/v1/notifications", notifications, methods=["POST"])])
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/notifications"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def fake_realtime() -> Iterator[FakeRealtime]:
+    fake = FakeRealtime()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def srv(tmp_path: Path, fake_realtime: FakeRealtime) -> Iterator[LiveServer]:
+    st = test_settings(tmp_path / "data", plugin={"ifttt": {"service_key": KEY, "realtime_url": fake_realtime.url}})
+    with LiveServer(st) as s:
+        yield s
+
+
+def setup(srv: LiveServer) -> dict[str, Any]:
+    r = httpx.post(srv.url + BASE + "/test/setup", headers={"IFTTT-Service-Key": KEY})
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def call(srv: LiveServer, token: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    return httpx.post(srv.url + BASE + path, json=body if body is not None else {},
+                      headers={"Authorization": f"Bearer {token}"})
+
+
+def test_status_and_keys(srv: LiveServer) -> None:
+    assert httpx.get(srv.url + BASE + "/status", headers={"IFTTT-Service-Key": KEY}).status_code == 200
+    assert httpx.get(srv.url + BASE + "/status", headers={"IFTTT-Channel-Key": KEY}).status_code == 200
+    for headers in ({}, {"IFTTT-Service-Key": "wrong"}):
+        r = httpx.get(srv.url + BASE + "/status", headers=headers)
+        assert r.status_code == 401 and r.json()["errors"][0]["message"]
+    assert httpx.post(srv.url + BASE + "/test/setup", headers={"IFTTT-Service-Key": "x"}).status_code == 401
+
+
+def test_endpoint_tests_as_ifttt_runs_them(srv: LiveServer) -> None:
+    data = setup(srv)
+    token, samples = data["accessToken"], data["samples"]
+    info = httpx.get(srv.url + BASE + "/user/info", headers={"Authorization": f"Bearer {token}"}).json()["data"]
+    assert info["id"] and "@" not in info["id"]
+    for slug in ("new_alarm", "alarm_with_detection", "plate_recognised", "storage_almost_full"):
+        fields = samples["triggers"].get(slug, {})
+        r = call(srv, token, f"/triggers/{slug}", {"trigger_identity": f"ti-{slug}", "triggerFields": fields,
+                                                    "user": {"timezone": "UTC"}, "extra_key": "ignored"})
+        assert r.status_code == 200, (slug, r.text)
+        items = r.json()["data"]
+        assert len(items) >= 3, slug
+        stamps = [i["meta"]["timestamp"] for i in items]
+        assert stamps == sorted(stamps, reverse=True) and all(isinstance(t, int) for t in stamps)
+        assert len({i["meta"]["id"] for i in items}) == len(items)
+        one = call(srv, token, f"/triggers/{slug}", {"triggerFields": fields, "limit": 1}).json()["data"]
+        assert len(one) == 1 and one[0]["meta"]["id"] == items[0]["meta"]["id"]
+        assert call(srv, token, f"/triggers/{slug}", {"triggerFields": fields, "limit": 0}).json() == {"data": []}
+        r = call(srv, token, f"/triggers/{slug}", {})
+        assert r.status_code == 400 and r.json()["errors"]
+    for slug, fields in samples["actions"].items():
+        r = call(srv, token, f"/actions/{slug}", {"actionFields": fields, "user": {}})
+        assert r.status_code == 200, (slug, r.text)
+        assert len(r.json()["data"]) == 1 and r.json()["data"][0]["id"]
+    for slug, fields in samples["actionRecordSkipping"].items():
+        r = call(srv, token, f"/actions/{slug}", {"actionFields": fields, "user": {}})
+        assert r.status_code == 400 and r.json()["errors"][0]["status"] == "SKIP", slug
+    for slug, fields in samples["queries"].items():
+        r = call(srv, token, f"/queries/{slug}", {"queryFields": fields})
+        assert r.status_code == 200 and r.json()["data"], slug
+    cam = samples["triggers"]["new_alarm"]["camera"]
+    opts = call(srv, token, "/triggers/new_alarm/fields/camera/options").json()["data"]
+    assert [o["value"] for o in opts] == [cam]
+    v = samples["triggerFieldValidations"]["new_alarm"]["camera"]
+    assert call(srv, token, "/triggers/new_alarm/fields/camera/validate", {"value": v["valid"]}).json() == {
+        "data": {"valid": True}}
+    assert call(srv, token, "/triggers/new_alarm/fields/camera/validate",
+                {"value": v["invalid"]}).json()["data"]["valid"] is False
+    r = httpx.delete(srv.url + BASE + "/triggers/new_alarm/trigger_identity/ti-new_alarm",
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+
+
+def test_bad_tokens_get_401(srv: LiveServer) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        r = httpx.post(srv.url + BASE + "/triggers/new_alarm", json={"triggerFields": {}}, headers=headers)
+        assert r.status_code == 401 and r.json()["errors"][0]["message"]
+        r = httpx.get(srv.url + BASE + "/user/info", headers=headers)
+        assert r.status_code == 401
+
+
+def test_realtime_notification_for_known_trigger_identities(srv: LiveServer, fake_realtime: FakeRealtime) -> None:
+    data = setup(srv)
+    token = data["accessToken"]
+    cam = data["samples"]["triggers"]["new_alarm"]["camera"]
+    call(srv, token, "/triggers/new_alarm", {"trigger_identity": "ti-cam", "triggerFields": {"camera": cam}})
+    call(srv, token, "/triggers/alarm_with_detection", {"trigger_identity": "ti-plate",
+                                                        "triggerFields": {"label": "plate"}})
+    call(srv, token, "/triggers/storage_almost_full", {"trigger_identity": "ti-storage", "triggerFields": {}})
+    core: Any = srv.core
+    from alarmcloud.models import Camera
+
+    with core.db.session() as s:
+        account_id = s.get(Camera, cam).account_id
+    event = Event(DETECTIONS_READY, account_id, cam, {"verdict": "alarm", "findings": [{"label": "rain"}]})
+    core.emit_sync(event)
+    deadline = time.monotonic() + 10
+    while not fake_realtime.calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_realtime.calls, "no realtime notification"
+    sent = fake_realtime.calls[0]
+    assert sent["headers"]["ifttt-service-key"] == KEY
+    assert sent["body"] == {"data": [{"trigger_identity": "ti-cam"}]}  # not the plate or storage identities
