@@ -26,12 +26,14 @@ from alarmcloud import auth, cameras, crypto, db, eventsapi, ingest, notify, ope
 from alarmcloud.blobstore import LocalBlobStore
 from alarmcloud.config import Settings
 from alarmcloud.errors import ApiError, api_error_handler, http_error_handler, server_error_handler
-from alarmcloud.events import Event
-from alarmcloud.models import Clip, iso, utcnow
+from alarmcloud.events import ACCOUNT_DELETED, LINK_REVOKED, Event
+from alarmcloud.models import Account, Clip, iso, utcnow
 from alarmcloud.plugins import PluginHost
 from alarmcloud.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
+#: events that reach plugins even for restricted accounts (they remove data or links)
+_ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
 
 
 class TrainingArea:
@@ -92,6 +94,8 @@ class AlarmCloud:
 
     async def emit(self, event: Event) -> None:
         """Fan an event out to every plugin's ``handle_event`` and every integration; each one isolated."""
+        if event.type not in _ALWAYS_DELIVERED and await self._restricted(event.account_id):
+            return  # GDPR Art. 18: a restricted account's data goes to no plugin and no integration
         await self.plugins.call_each("handle_event", app=self, event=event)
         for name in self.plugins.integration_specs:
             integ = self.plugins.integration(name)
@@ -102,6 +106,12 @@ class AlarmCloud:
                     await integ.handle_event(event)
             except Exception:
                 log.exception("integration %s failed on %s", name, event.type)
+
+    async def _restricted(self, account_id: str | None) -> bool:
+        if not account_id:
+            return False
+        acc = await self.db.run(lambda s: s.get(Account, account_id))
+        return bool(acc is not None and acc.restricted)
 
     def emit_sync(self, event: Event) -> None:
         """Emit from a worker thread: hand over to the server's loop, or run a loop of our own."""

@@ -1,0 +1,67 @@
+"""Rectification (Art. 16) and restriction (Art. 18) through ``PATCH /api/v1/me``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+from alarmcloud import events
+from alarmcloud.models import Outbox
+from alarmcloud.testing import LiveServer
+from sqlmodel import select
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_email_and_password_change_need_reauthentication_and_confirmation(api: Any, server: LiveServer) -> None:
+    core: Any = server.core
+    a = api().register("old@example.com")
+    assert a.patch("/api/v1/me", json={"email": "new@example.com"}).status_code == 403
+    r = a.patch("/api/v1/me", json={"email": "new@example.com", "current_password": "wrong password!!"})
+    assert r.status_code == 401
+    r = a.patch("/api/v1/me", json={"email": "new@example.com", "current_password": PASSWORD,
+                                    "notify_email": True, "notify_cooldown_seconds": 60})
+    assert r.status_code == 200, r.text
+    me = a.get("/api/v1/me").json()
+    assert me["email"] == "old@example.com" and me["pending_email"] == "new@example.com"
+    assert me["notify_email"] is True and me["notify_cooldown_seconds"] == 60
+    with core.db.session() as s:
+        mail = s.exec(select(Outbox).where(Outbox.target == "new@example.com")).one()
+    token = re.search(r"\n\n(\S+)\n\n", mail.payload["text"]).group(1)  # type: ignore[union-attr]
+    assert a.post("/api/v1/me/email/confirm", json={"token": "nope"}).status_code == 400
+    assert a.post("/api/v1/me/email/confirm", json={"token": token}).json()["email"] == "new@example.com"
+    assert a.post("/api/v1/me/email/confirm", json={"token": token}).status_code == 400  # used once
+    # password change: re-authentication, then the new password works and the old one does not
+    r = a.patch("/api/v1/me", json={"password": "a brand new password", "current_password": PASSWORD})
+    assert r.status_code == 200
+    api().login("new@example.com", "a brand new password")
+    assert a.http.post("/api/v1/auth/login", json={"email": "new@example.com", "password": PASSWORD}).status_code == 401
+
+
+def test_restriction_stops_integrations_and_is_visible(api: Any, server: LiveServer, tmp_path: Path) -> None:
+    core: Any = server.core
+    a = api().register("restrict@example.com")
+    received: list[str] = []
+
+    core.plugins.call_each = _recorder(core.plugins.call_each, received)
+    r = a.patch("/api/v1/me", json={"restricted": True})
+    assert r.status_code == 200 and r.json()["restricted"] is True
+    assert a.get("/api/v1/me").json()["restricted"] is True
+    anyio.run(core.emit, events.Event(events.CLIP_STORED, a.id))
+    assert received == []
+    anyio.run(core.emit, events.Event(events.ACCOUNT_DELETED, a.id))  # deletion hooks still run
+    assert received == [events.ACCOUNT_DELETED]
+    a.patch("/api/v1/me", json={"restricted": False})
+    anyio.run(core.emit, events.Event(events.CLIP_STORED, a.id))
+    assert received[-1] == events.CLIP_STORED
+
+
+def _recorder(orig: Any, received: list[str]) -> Any:
+    async def call_each(name: str, **kw: Any) -> Any:
+        if name == "handle_event":
+            received.append(kw["event"].type)
+        return await orig(name, **kw)
+
+    return call_each
