@@ -377,3 +377,58 @@ def oauth_add_client(name: str, integration: str, redirect_uris: tuple[str, ...]
         client_id = row.id
     click.echo(f"client_id: {client_id}")
     click.echo(f"client_secret: {secret}" if secret else "client_secret: (none: public client)")
+
+
+@main.group()
+def privacy() -> None:
+    """Privacy: record of processing, retention schedules, inactive accounts."""
+
+
+def _privacy_core(config_file: Path | None, data_dir: Path | None) -> Any:
+    from alarmcloud import db
+    from alarmcloud.app import AlarmCloud
+
+    st = _settings(config_file, data_dir=data_dir)
+    db.migrate(st.db_url)
+    return AlarmCloud(st)
+
+
+@privacy.command("record")
+@data_dir_option
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def privacy_record(data_dir: Path | None, config_file: Path | None, as_json: bool) -> None:
+    """The record of processing activities (Art. 30 GDPR) of this deployment."""
+    from alarmcloud.privacy import processing_record
+
+    activities = processing_record(_privacy_core(config_file, data_dir))
+    if as_json:
+        click.echo(json.dumps({"activities": activities}, indent=2))
+        return
+    table = Table("Activity", "Data", "Purpose", "Recipients", "Retention", "Legal basis")
+    for a in activities:
+        table.add_row(a["name"], ", ".join(a["data"]), a["purpose"], ", ".join(a["recipients"]) or "none",
+                      a["retention"], a["legal_basis"])
+    Console().print(table)
+
+
+@privacy.command("retention")
+@data_dir_option
+@config_option
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+def privacy_retention(data_dir: Path | None, config_file: Path | None, dry_run: bool) -> None:
+    """Enforce the retention schedules (clips, events, plates, access logs, exports, inactive accounts)."""
+    from alarmcloud.privacy import run_retention
+
+    click.echo(json.dumps(run_retention(_privacy_core(config_file, data_dir), dry_run=dry_run), indent=2))
+
+
+@privacy.command("erase-inactive")
+@data_dir_option
+@config_option
+@click.option("--dry-run", is_flag=True, help="Only report which accounts would be noticed or erased.")
+def privacy_erase_inactive(data_dir: Path | None, config_file: Path | None, dry_run: bool) -> None:
+    """Send deletion notices to inactive accounts and erase those whose grace period has passed."""
+    from alarmcloud.privacy import process_inactive
+
+    click.echo(json.dumps(process_inactive(_privacy_core(config_file, data_dir), dry_run=dry_run), indent=2))
