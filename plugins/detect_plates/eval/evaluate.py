@@ -66,10 +66,12 @@ def negative_crop(img: Image.Image, box: tuple[float, float, float, float]) -> I
     return top if top.height >= bottom.height else bottom
 
 
-def run_clip(det: PlateDetector, path: Path) -> tuple[list, float]:
+def run_clip(det: PlateDetector, path: Path, countries: list[str] | None = None) -> tuple[list, float]:
     """Probe, decode once and analyse; returns findings and the detector's CPU seconds."""
     probe = video.probe(path)
     frames = video.decode(path, [det.frame_request()], probe)[0]
+    if countries:
+        frames.options = {"countries": countries}
     t0 = time.process_time()
     findings = det.analyze(frames)
     return findings, time.process_time() - t0
@@ -85,6 +87,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--negatives", type=int, default=60)
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument(
+        "--camera-countries",
+        action="store_true",
+        help="configure each clip's camera with its region's country (us -> US, br -> BR), as an owner would",
+    )
     args = ap.parse_args()
 
     with open(args.data / "labels.csv", encoding="utf-8") as fh:
@@ -107,7 +114,8 @@ def main() -> None:
                 gop_seconds=1.0,
                 scene=photo_scene(img, motion, args.seconds, box),
             )
-            findings, cpu = run_clip(det, clip)
+            region = row["region"].upper()
+            findings, cpu = run_clip(det, clip, [region] if args.camera_countries else None)
             truth = row["plate"]
             texts = [f.text for f in findings]
             best = min(texts, key=lambda t: plate_distance(t, truth)) if texts else ""
