@@ -1,0 +1,88 @@
+"""Record of processing (Art. 30), the privacy policy page, the CLI and the retention schedules."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from alarmcloud.cli import main
+from alarmcloud.models import Clip, FindingRow, PluginState, utcnow
+from alarmcloud.privacy import run_retention
+from alarmcloud.testing import LiveServer
+from click.testing import CliRunner
+from sqlmodel import select
+
+
+def test_processing_record_lists_core_and_every_enabled_plugin(server: LiveServer) -> None:
+    core: Any = server.core
+    r = httpx.get(server.url + "/api/v1/privacy/processing")
+    assert r.status_code == 200
+    acts = r.json()["activities"]
+    names = {a["name"] for a in acts}
+    assert "core: access log" in names and "core: accounts and login" in names
+    plugins = [*core.plugins.detector_specs, *core.plugins.camera_specs, *core.plugins.integration_specs]
+    assert plugins, "the test deployment enables plugins"
+    for name in plugins:
+        assert any(a["name"].endswith(f": {name}") for a in acts), name
+    for a in acts:
+        assert {"data", "purpose", "recipients", "retention", "legal_basis"} <= set(a)
+    page = httpx.get(server.url + "/privacy")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for a in acts:
+        assert a["purpose"].replace("'", "&#x27;") in page.text
+    assert "http://" not in page.text.replace(core.settings.public_url, "") and "https://" not in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+def test_cli_record_and_retention_dry_run(tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(main, ["privacy", "record", "--json", "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert any(a["name"] == "core: access log" for a in json.loads(r.stdout)["activities"])
+    r = runner.invoke(main, ["privacy", "retention", "--dry-run", "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["dry_run"] is True
+    r = runner.invoke(main, ["privacy", "erase-inactive", "--dry-run", "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 0 and json.loads(r.stdout)["erased"] == []
+
+
+def test_retention_of_clips_plates_and_exports(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "old-clips@example.com")
+    b = privacy.populate(api, tmp_path, "new-clips@example.com")
+    acc = a["api"]
+    assert acc.post("/api/v1/me/exports").status_code == 202
+    core.settings.privacy.plates_days = 3
+    with core.db.session() as s:
+        clip = s.get(Clip, a["event_id"])
+        clip.started_at = utcnow() - timedelta(days=core.settings.storage.retention_days + 1)
+        s.add(clip)
+        bclip = s.get(Clip, b["event_id"])
+        bclip.started_at = utcnow() - timedelta(days=5)  # older than plates_days, younger than clip retention
+        s.add(bclip)
+        for cid, acc_id in ((a["event_id"], acc.id), (b["event_id"], b["api"].id)):
+            s.add(FindingRow(clip_id=cid, account_id=acc_id, detector="plates", label="plate", score=0.9,
+                             text="MAB123"))
+        s.commit()
+    import time
+
+    time.sleep(1.0)  # let the export job finish
+    with core.db.session() as s:
+        for row in s.exec(select(PluginState).where(PluginState.plugin == "privacy")).all():
+            row.updated_at = utcnow() - timedelta(days=core.settings.privacy.export_days + 1)
+            s.add(row)
+        s.commit()
+    dry = run_retention(core, dry_run=True)
+    assert (dry["clips"], dry["plates"], dry["exports"]) == (1, 2, 1)
+    assert core.blobs.exists(f"{acc.id}/{a['camera']['id']}/{a['event_id']}.mp4")
+    report = run_retention(core)
+    assert (report["clips"], report["exports"]) == (1, 1)
+    assert acc.get(f"/api/v1/events/{a['event_id']}").status_code == 404
+    assert not core.blobs.exists(f"{acc.id}/{a['camera']['id']}/{a['event_id']}.mp4")
+    assert list(core.blobs.keys("exports")) == []
+    with core.db.session() as s:
+        assert s.exec(select(FindingRow).where(FindingRow.label == "plate")).all() == []
+        assert s.get(Clip, b["event_id"]) is not None  # within its retention
