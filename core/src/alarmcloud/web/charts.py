@@ -80,7 +80,7 @@ def bar_chart(rows: list[dict[str, Any]], title: str) -> str:
                      f'<rect x="{x:.1f}" y="{y0 - ha:.1f}" width="{bw:.1f}" height="{ha:.1f}" class="bar-alarm"/>'
                      f'<rect x="{x:.1f}" y="{y0 - ha - hf:.1f}" width="{bw:.1f}" height="{hf:.1f}" '
                      f'class="bar-false"/></g>')
-        if i % max(1, n // 7) == 0 or i == n - 1:
+        if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
             parts.append(f'<text x="{x + bw / 2:.1f}" y="{h - 10}" class="tick" text-anchor="middle">'
                          f'{escape(r["day"][5:])}</text>')
     return _frame(w, h, title, "".join(parts))
@@ -91,7 +91,7 @@ def rate_chart(rows: list[dict[str, Any]], title: str) -> str:
     w, h, left, bottom, top = 640, 220, 40, 28, 12
     n = max(1, len(rows))
     plot_h = h - bottom - top
-    step = (w - left - 8) / max(1, n - 1) if n > 1 else 0
+    step = (w - left - 24) / max(1, n - 1) if n > 1 else 0
     parts = [f'<line x1="{left}" y1="{h - bottom}" x2="{w - 4}" y2="{h - bottom}" class="axis"/>']
     for pct in (0, 50, 100):
         y = h - bottom - plot_h * pct / 100
@@ -111,7 +111,7 @@ def rate_chart(rows: list[dict[str, Any]], title: str) -> str:
             seg.append(f"{x:.1f},{y:.1f}")
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" class="dot"><title>'
                          f'{escape(r["day"])}: {round(rate * 100)}% false alarms</title></circle>')
-        if i % max(1, n // 7) == 0 or i == n - 1:
+        if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
             parts.append(f'<text x="{x:.1f}" y="{h - 10}" class="tick" text-anchor="middle">'
                          f'{escape(r["day"][5:])}</text>')
     if seg:
