@@ -25,7 +25,7 @@ class PlatesConfig(BaseModel):
         "a camera's own 'countries' option replaces this list.",
     )
     threshold: float = Field(0.8, ge=0.0, le=1.0, description="Minimum clip-level score of a reported plate.")
-    frames: int = Field(4, ge=1, le=10, description="Keyframes per clip searched for plates (cost grows with it).")
+    frames: int = Field(3, ge=1, le=10, description="Keyframes per clip searched for plates (cost grows with it).")
     detect_side: int = Field(
         960, ge=320, le=1920, description="Longer side, in pixels, of a frame given to the text detector."
     )
@@ -122,8 +122,7 @@ class PlateDetector(Detector):
             if fitted is None:
                 continue
             plate, country, swaps = fitted
-            # a single doubtful character (often an inserted border or bolt) must weigh the read down
-            score = read.score * min(read.char_scores) ** 0.5 * 0.97**swaps
+            score = read.score * (0.97**swaps)
             x1, y1 = box.quad.min(axis=0)
             x2, y2 = box.quad.max(axis=0)
             out.append(PlateRead(plate, country, score, time, (x1 / w, y1 / h, x2 / w, y2 / h)))
@@ -194,10 +193,9 @@ def vote(reads: list[PlateRead]) -> list[tuple[str, float, PlateRead]]:
         for r in cluster:
             totals[r.text] = totals.get(r.text, 0.0) + r.score
         text = max(totals, key=lambda t: (totals[t], len(t)))
-        # the winner's mean confidence, lowered when other frames disagree about the text
+        # agreement: the winner's share of all the evidence in the cluster, times its mean confidence
         winners = [r for r in cluster if r.text == text]
-        share = totals[text] / sum(totals.values())
-        score = totals[text] / len(winners) * (0.6 + 0.4 * share)
+        score = totals[text] / len(cluster)
         best = max(winners, key=lambda r: r.score)
         out.append((text, score, best))
     return sorted(out, key=lambda x: -x[1])
