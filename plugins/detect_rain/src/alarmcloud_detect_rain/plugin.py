@@ -1,3 +1,50 @@
 """Hook implementations of this plugin (entry-point target)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from alarmcloud.hookspecs import hookimpl
+from alarmcloud.specs import DetectorSpec, ProcessingRecord
+
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector
+
+if TYPE_CHECKING:
+    import click
+
+PRIVACY = ProcessingRecord(
+    data=("video frames of the alarm clip (a few short grey windows, downscaled)",),
+    purpose="tell whether an alarm was caused by rain or snow, so the owner is not woken by weather",
+    recipients=(),
+    retention="none beyond the finding: frames and features are discarded after analysis; only the label and "
+    "score are stored with the event",
+)
+
+
+def _factory(config: Any) -> RainDetector:
+    if config is None or isinstance(config, RainConfig):
+        return RainDetector(config)
+    return RainDetector(RainConfig.model_validate(config))
+
+
+@hookimpl
+def register_detectors() -> list[DetectorSpec]:
+    """The rain / snow detector."""
+    return [
+        DetectorSpec(
+            name="rain",
+            factory=_factory,
+            labels=RainDetector.labels,
+            description="Rain and snow false-alarm classifier (temporal streak features + small ONNX model).",
+            config_model=RainConfig,
+            privacy=PRIVACY,
+        )
+    ]
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """Add ``alarmcloud rain recalibrate``."""
+    from alarmcloud_detect_rain.cli import rain
+
+    cli.add_command(rain)

@@ -1,0 +1,137 @@
+"""The rain/snow detector: a few short grey frame windows -> physical features -> shipped ONNX MLP."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
+from pydantic import BaseModel, Field
+
+from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, WIDTH, WINDOW_LENGTH, window_features
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "rain_mlp.onnx"
+_SPIKE4 = FEATURE_NAMES.index("log_spike_4")
+_SPIKE2 = FEATURE_NAMES.index("log_spike2_8")
+#: log10 share of pixels below which a window has no transient brightening at all (< 1 in 30,000)
+_QUIET = -4.5
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package."""
+    return Path(str(resources.files("alarmcloud_detect_rain") / "models" / MODEL_FILE))
+
+
+class RainConfig(BaseModel):
+    """Settings of the rain detector (``[detectors.rain]`` in the config file)."""
+
+    threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this."
+    )
+    model_path: Path | None = Field(
+        None,
+        description="ONNX model to use instead of the shipped one, e.g. the output of `alarmcloud rain "
+        "recalibrate`; read once when the detector is built.",
+    )
+    window_at: tuple[float, ...] = Field(
+        (0.2, 0.5, 0.8), description="Where the frame windows start, as fractions of the clip duration."
+    )
+    threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads (the MLP is tiny: keep 1).")
+
+
+class RainDetector(Detector):
+    """Scores 'rain or snow present' per clip; both labels count as false alarm when nothing real moves."""
+
+    name = "rain"
+    labels = ("rain", "snow")
+    false_alarm_labels = frozenset({"rain", "snow"})
+
+    def __init__(self, config: RainConfig | None = None) -> None:
+        self.config = config or RainConfig()
+        self.threshold = self.config.threshold
+        self.model_path = Path(self.config.model_path or default_model_path())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.config.threads
+        opts.inter_op_num_threads = 1
+        # one session for the life of the detector; InferenceSession.run is thread-safe
+        self.session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
+            raise ValueError(
+                f"{self.model_path} was trained on feature version {meta.get('feature_version')}, "
+                f"this plugin computes version {FEATURE_VERSION}"
+            )
+        n_in = self.session.get_inputs()[0].shape[1]
+        if n_in != len(FEATURE_NAMES):
+            raise ValueError(f"{self.model_path} expects {n_in} features, not {len(FEATURE_NAMES)}")
+        self.classes = tuple(meta.get("classes", "clear,rain,snow").split(","))
+        self._input = self.session.get_inputs()[0].name
+        log.info("rain model %s loaded (classes %s)", self.model_path, ",".join(self.classes))
+
+    @staticmethod
+    def default_request(window_at: tuple[float, ...] = (0.2, 0.5, 0.8)) -> FrameRequest:
+        """Short windows of consecutive grey frames at 640 px wide; no keyframes."""
+        return FrameRequest(
+            keyframes=False, window_at=window_at, window_length=WINDOW_LENGTH, width=WIDTH, color="gray"
+        )
+
+    def frame_request(self) -> FrameRequest:
+        """The frames this detector needs from every clip."""
+        return self.default_request(tuple(self.config.window_at))
+
+    def features(self, frames: ClipFrames) -> tuple[np.ndarray, list[float]]:
+        """Feature rows (windows x F) and each window's start time; windows shorter than 5 frames are skipped."""
+        rows, times = [], []
+        for window in frames.windows:
+            if len(window) < 5:
+                continue
+            rows.append(window_features([f.image for f in window]))
+            times.append(window[0].time)
+        return (np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), np.float32)), times
+
+    def window_probs(self, x: np.ndarray) -> np.ndarray:
+        """Per-window class probabilities; windows without any transient brightening are clear by physics."""
+        probs = self.session.run(None, {self._input: x.astype(np.float32)})[0]
+        # no pixel brightened for one or two frames: neither rain nor snow can be present, whatever the
+        # model extrapolates for such (out-of-distribution) input
+        quiet = (x[:, _SPIKE4] < _QUIET) & (x[:, _SPIKE2] < _QUIET)
+        if quiet.any() and "clear" in self.classes:
+            probs[quiet] = np.eye(len(self.classes))[self.classes.index("clear")]
+        return probs
+
+    def scores(self, frames: ClipFrames) -> dict[str, float]:
+        """Class probabilities for the clip: the mean over its windows (rain persists, distractors flicker)."""
+        x, _ = self.features(frames)
+        if not len(x):
+            return {c: 1.0 if c == "clear" else 0.0 for c in self.classes}
+        probs = self.window_probs(x).mean(axis=0)
+        return {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        """One finding (rain or snow, whichever is likelier) when the weather probability reaches the threshold."""
+        threshold = float(frames.options.get("threshold", self.threshold))
+        x, times = self.features(frames)
+        if not len(x):
+            return []
+        probs = self.window_probs(x)
+        mean = probs.mean(axis=0)
+        by_class = dict(zip(self.classes, mean.tolist(), strict=True))
+        weather = 1.0 - by_class.get("clear", 0.0)
+        if weather < threshold:
+            return []
+        label = "snow" if by_class.get("snow", 0.0) > by_class.get("rain", 0.0) else "rain"
+        best = int(np.argmax(1.0 - probs[:, self.classes.index("clear")]))
+        return [
+            Finding(
+                detector=self.name,
+                label=label,
+                score=weather,
+                time=times[best],
+                extra={k: round(v, 4) for k, v in by_class.items()} | {"windows": len(x)},
+            )
+        ]

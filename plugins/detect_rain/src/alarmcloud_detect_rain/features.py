@@ -1,0 +1,188 @@
+"""Physically motivated rain/snow features of one window of consecutive grey frames (numpy only).
+
+Cues (see README): a falling drop brightens a pixel for one frame only (Garg & Nayar), streaks share a
+direction and are elongated, rain is spread over the whole image and is temporally uncorrelated, snow flakes are
+blobs that stay bright for two or three frames while drifting slowly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+FEATURE_VERSION = "1"
+#: frames per window the features expect (at least 5; the detector asks for this many)
+WINDOW_LENGTH = 6
+#: analysis width in pixels (1080p/3): thin streaks survive, cost stays in budget
+WIDTH = 640
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "log_spike_4",
+    "log_spike_8",
+    "log_spike_16",
+    "log_spike_3sigma",
+    "log_spike_6sigma",
+    "log_dark_spike_8",
+    "log_persist_16",
+    "log_spike_vs_persist",
+    "log_spike2_8",
+    "log_spike2_vs_spike",
+    "log_noise",
+    "brightness",
+    "contrast",
+    "cells_hit",
+    "cells_entropy",
+    "cells_top10_share",
+    "cells_time_corr",
+    "pixel_repeat_adjacent",
+    "pixel_repeat_skip",
+    "cooc_vertical",
+    "cooc_horizontal",
+    "cooc_diag",
+    "cooc_antidiag",
+    "elongation",
+    "cooc_far_best",
+    "tensor_coherence",
+    "tensor_verticality",
+    "spike_amp_mean",
+    "frame_flicker",
+    "global_motion",
+)
+
+_EPS = 1e-5
+_GRID = (6, 8)  # rows, cols of the spatial-spread grid
+
+
+def _logd(mask_sum: float, total: float) -> float:
+    return float(np.log10(mask_sum / total + _EPS))
+
+
+def _cooc(mask: np.ndarray, dy: int, dx: int) -> float:
+    """Share of set pixels whose neighbour at (dy, dx) is also set (streak direction / blob size)."""
+    h, w = mask.shape[-2:]
+    a = mask[..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
+    b = mask[..., max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)]
+    n = a.sum()
+    return float((a & b).sum() / n) if n else 0.0
+
+
+def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Feature vector (float32, ``len(FEATURE_NAMES)``) of one window of >= 5 grey uint8 frames."""
+    if len(frames) < 5:
+        raise ValueError(f"need at least 5 consecutive frames, got {len(frames)}")
+    x = np.stack([np.asarray(f, dtype=np.float32) for f in frames[:WINDOW_LENGTH]])
+    if x.ndim == 4:  # tolerate RGB input: luma only
+        x = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    t, h, w = x.shape
+    total_px = float(h * w)
+    # automatic gain control and lightning change every pixel at once: cancel per-frame offset and gain
+    means = x.mean(axis=(1, 2))
+    stds = x.std(axis=(1, 2)) + 1e-3
+    flicker = float(np.abs(np.diff(means)).max() / (means.mean() + 1.0))
+    x -= means[:, None, None]
+    x *= (stds.mean() / stds)[:, None, None]
+
+    d = np.diff(x, axis=0)  # x[t+1] - x[t]
+    absd = np.abs(d)
+    sigma = float(np.median(absd[:, ::4, ::4])) * 1.4826 / np.sqrt(2.0) + 0.25
+    up, down = d[:-1], -d[1:]  # x[t]-x[t-1], x[t]-x[t+1] for t = 1..T-2
+    spike = np.minimum(up, down)  # > 0: brighter than both neighbours (one-frame brightening)
+    n_sp = spike.shape[0] * total_px
+    dark = np.minimum(-up, -down)
+    persist = np.abs(x[2:] - x[:-2])
+    # two-frame brightening: bright at t and t+1, dark at t-1 and t+2 (slow flakes)
+    lo2 = np.minimum(x[1:-2], x[2:-1])
+    hi2 = np.maximum(x[:-3], x[3:])
+    spike2 = lo2 - hi2
+
+    m4 = spike > 4.0
+    m8 = spike > 8.0
+    m16 = spike > 16.0
+    n4, n8, n16 = float(m4.sum()), float(m8.sum()), float(m16.sum())
+    n3s = float((spike > 3.0 * sigma).sum())
+    n6s = float((spike > 6.0 * sigma).sum())
+    nd8 = float((dark > 8.0).sum())
+    np16 = float((persist > 16.0).sum())
+    n2 = float((spike2 > 8.0).sum())
+
+    # spatial spread over a coarse grid (rain covers the image, a mover or an insect does not)
+    gy, gx = _GRID
+    hh, ww = h // gy * gy, w // gx * gx
+    cells = m8[:, :hh, :ww].reshape(m8.shape[0], gy, hh // gy, gx, ww // gx).sum(axis=(2, 4)).astype(np.float64)
+    cell_tot = cells.sum(axis=0).ravel()
+    cell_area = (hh // gy) * (ww // gx) * m8.shape[0]
+    cells_hit = float((cell_tot / cell_area > 1e-3).mean())
+    if cell_tot.sum() > 0:
+        p = cell_tot / cell_tot.sum()
+        nz = p[p > 0]
+        entropy = float(-(nz * np.log(nz)).sum() / np.log(p.size))
+        top = float(np.sort(p)[-max(1, p.size // 10) :].sum())
+    else:
+        entropy, top = 0.0, 1.0
+    c0, c1 = cells[0].ravel(), cells[-1].ravel()
+    time_corr = float(np.corrcoef(c0, c1)[0, 1]) if c0.std() > 0 and c1.std() > 0 else 0.0
+
+    # the same pixels spiking again points at flickering texture or compression noise, not at rain
+    def overlap(a: np.ndarray, b: np.ndarray) -> float:
+        na, nb = a.sum(), b.sum()
+        return float((a & b).sum() / np.sqrt(na * nb)) if na and nb else 0.0
+
+    rep_adj = overlap(m4[0], m4[1])
+    rep_skip = overlap(m4[0], m4[2]) if m4.shape[0] > 2 else rep_adj
+
+    # orientation and elongation of the spike blobs
+    cv = _cooc(m4, 2, 0)
+    ch = _cooc(m4, 0, 2)
+    cd = _cooc(m4, 2, 2)
+    ca = _cooc(m4, 2, -2)
+    dirs = {(4, 0): cv, (0, 4): ch, (4, 4): cd, (4, -4): ca}
+    best = max(dirs, key=lambda k: dirs[k])
+    far = _cooc(m4, *best)
+    vals = np.array([cv, ch, cd, ca])
+    elong = float((vals.max() + 0.01) / (vals.min() + 0.01))
+
+    # structure tensor of the mid spike map: coherent orientation of streaks
+    s_mid = spike[spike.shape[0] // 2].clip(0, None)
+    gyy, gxx = np.gradient(s_mid)
+    jxx, jyy, jxy = float((gxx * gxx).sum()), float((gyy * gyy).sum()), float((gxx * gyy).sum())
+    tr = jxx + jyy + 1e-6
+    coherence = float(np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / tr)
+    verticality = float((jxx - jyy) / tr)  # vertical streaks: intensity varies across x
+
+    amp = float(spike[m4].mean() / 32.0) if n4 else 0.0
+    # global motion (camera shake, pan) from the mean absolute frame difference
+    gmotion = float(np.log10(absd.mean() + 0.1))
+    feats = [
+        _logd(n4, n_sp),
+        _logd(n8, n_sp),
+        _logd(n16, n_sp),
+        _logd(n3s, n_sp),
+        _logd(n6s, n_sp),
+        _logd(nd8, n_sp),
+        _logd(np16, persist.shape[0] * total_px),
+        float(np.log10((n8 + 1.0) / (np16 * spike.shape[0] / persist.shape[0] + 1.0))),
+        _logd(n2, spike2.shape[0] * total_px),
+        float(np.log10((n2 + 1.0) / (n8 + 1.0))),
+        float(np.log10(sigma)),
+        float(means.mean() / 255.0),
+        float(stds.mean() / 128.0),
+        cells_hit,
+        entropy,
+        top,
+        time_corr,
+        rep_adj,
+        rep_skip,
+        cv,
+        ch,
+        cd,
+        ca,
+        float(np.log10(elong)),
+        far,
+        coherence,
+        verticality,
+        amp,
+        float(np.log10(flicker + 1e-3)),
+        gmotion,
+    ]
+    return np.asarray(feats, dtype=np.float32)

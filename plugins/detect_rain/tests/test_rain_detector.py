@@ -1,0 +1,86 @@
+"""The detector on real H.264 clips decoded by the core pipeline, and its contract."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alarmcloud.contracts import ClipFrames, Detector, Frame
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector
+from alarmcloud_detect_rain.features import FEATURE_NAMES, WINDOW_LENGTH
+
+
+def test_contract(detector: RainDetector) -> None:
+    assert isinstance(detector, Detector)
+    assert detector.name == "rain"
+    assert detector.labels == ("rain", "snow")
+    assert detector.false_alarm_labels == frozenset({"rain", "snow"})
+    req = detector.frame_request()
+    assert req.color == "gray" and not req.keyframes
+    assert req.window_length == WINDOW_LENGTH >= 5 and len(req.window_at) == 3
+
+
+@pytest.mark.parametrize("name", ["rain", "night_rain"])
+def test_rain_is_detected(detector: RainDetector, clips: dict[str, Path], name: str, frames_for) -> None:
+    findings = detector.analyze(frames_for(detector, clips[name]))
+    assert len(findings) == 1
+    f = findings[0]
+    assert f.detector == "rain" and f.label in detector.labels
+    assert f.score >= detector.threshold
+    assert f.time is not None and f.time >= 0
+    out = f.to_dict()
+    assert set(out) == {"detector", "label", "score", "time"}
+
+
+@pytest.mark.parametrize("name", ["person", "vegetation", "static", "night_clear"])
+def test_clear_clips_are_not_rain(detector: RainDetector, clips: dict[str, Path], name: str, frames_for) -> None:
+    frames = frames_for(detector, clips[name])
+    assert detector.analyze(frames) == []
+    assert detector.scores(frames)["clear"] > 0.5
+
+
+def test_threshold_decides(clips: dict[str, Path], frames_for) -> None:
+    strict = RainDetector(RainConfig(threshold=1.0))
+    lenient = RainDetector(RainConfig(threshold=0.0))
+    frames = frames_for(strict, clips["rain"])
+    assert strict.analyze(frames) == []
+    assert len(lenient.analyze(frames)) == 1
+    # a per-camera option overrides the configured threshold
+    frames.options = {"threshold": 1.0}
+    assert lenient.analyze(frames) == []
+
+
+def test_rain_scores_higher_than_distractors(detector: RainDetector, clips: dict[str, Path], frames_for) -> None:
+    def weather(name: str) -> float:
+        return 1 - detector.scores(frames_for(detector, clips[name]))["clear"]
+
+    assert weather("rain") > max(weather("person"), weather("vegetation")) + 0.3
+
+
+def test_no_usable_windows_gives_no_finding(detector: RainDetector, clips: dict[str, Path], frames_for) -> None:
+    frames = frames_for(detector, clips["rain"])
+    short = ClipFrames(probe=frames.probe, windows=[w[:3] for w in frames.windows])
+    assert detector.analyze(short) == []
+    assert detector.analyze(ClipFrames(probe=frames.probe)) == []
+
+
+def test_features_are_finite_and_cheap(detector: RainDetector, clips: dict[str, Path], frames_for) -> None:
+    frames = frames_for(detector, clips["rain"])
+    x, times = detector.features(frames)
+    assert x.shape == (3, len(FEATURE_NAMES)) and np.isfinite(x).all()
+    assert times == sorted(times)
+    detector.analyze(frames)
+    t0 = time.process_time()
+    for _ in range(3):
+        detector.analyze(frames)
+    per_clip = (time.process_time() - t0) / 3
+    # budget: 0.15 CPU-s per clip beyond decode; allow slack for a loaded test machine
+    assert per_clip < 0.3, per_clip
+
+
+def test_flat_frames_are_not_rain(detector: RainDetector, clips: dict[str, Path], frames_for) -> None:
+    probe = frames_for(detector, clips["static"]).probe
+    flat = [Frame(i / 15, np.full((360, 640), 90, np.uint8)) for i in range(WINDOW_LENGTH)]
+    assert detector.analyze(ClipFrames(probe=probe, windows=[flat, flat])) == []

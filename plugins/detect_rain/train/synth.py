@@ -1,0 +1,343 @@
+"""Render synthetic camera clips with rain, snow or only distractors, encode them with real H.264 (PyAV).
+
+Everything is driven by a seeded ``ClipSpec`` so the training and evaluation sets are reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageFilter
+
+PLATES = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "plates"
+DISTRACTORS = ("movers", "vegetation", "headlights", "insects", "flicker", "shake")
+INTENSITY = {"light": (40, 150), "medium": (150, 600), "heavy": (600, 2500)}
+SNOW_COUNT = {"light": (60, 250), "medium": (250, 900), "heavy": (900, 2500)}
+
+
+@dataclass
+class ClipSpec:
+    """One synthetic clip: what weather, which scene, which distractors, which camera."""
+
+    seed: int
+    kind: str  # clear | rain | snow
+    intensity: str = "medium"
+    night: bool = False
+    photo: str | None = None
+    distractors: tuple[str, ...] = ()
+    size: tuple[int, int] = (640, 360)
+    fps: int = 15
+    crf: int = 26
+    noise: float = 2.0
+    windows: int = 2
+    window_length: int = 6
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def photo_list(split: str) -> list[Path]:
+    """Real photos from ../shared/data/plates: even-indexed files train, odd-indexed files evaluate."""
+    files = sorted(PLATES.resolve().glob("*/*.jpg"))
+    return files[0::2] if split == "train" else files[1::2]
+
+
+def random_spec(rng: np.random.Generator, seed: int, photos: list[Path], windows: int = 2) -> ClipSpec:
+    """Draw a varied clip spec: a third clear, a bit under half rain, the rest snow."""
+    u = rng.random()
+    kind = "clear" if u < 0.42 else ("rain" if u < 0.82 else "snow")
+    night = bool(rng.random() < 0.4)
+    p_dis = 0.45 if kind == "clear" else 0.2
+    distractors = tuple(d for d in DISTRACTORS if rng.random() < p_dis and not (d == "insects" and not night))
+    if kind == "clear" and not distractors and rng.random() < 0.5:
+        distractors = (str(rng.choice(DISTRACTORS[:3] + ("flicker",))),)
+    size = (640, 360) if rng.random() < 0.65 else ((960, 540) if rng.random() < 0.7 else (1280, 720))
+    return ClipSpec(
+        seed=seed,
+        kind=kind,
+        intensity=str(rng.choice(["light", "medium", "heavy"], p=[0.3, 0.4, 0.3])),
+        night=night,
+        photo=str(rng.choice(photos)) if photos and rng.random() < 0.5 else None,
+        distractors=distractors,
+        size=size,
+        fps=int(rng.choice([10, 12, 15, 20, 25])),
+        crf=int(rng.integers(19, 33)),
+        noise=float(rng.uniform(3, 10) if night else rng.uniform(0.3, 4)),
+        windows=windows,
+    )
+
+
+# ---------------------------------------------------------------- backgrounds
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    small = rng.random((h // cell + 2, w // cell + 2)).astype(np.float32)
+    img = Image.fromarray((small * 255).astype(np.uint8)).resize((w + cell, h + cell), Image.BILINEAR)
+    return np.asarray(img, dtype=np.float32)[:h, :w] / 255.0
+
+
+def procedural_background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """Sky, ground, buildings, texture: an RGB float image in 0..255."""
+    horizon = int(h * rng.uniform(0.15, 0.6))
+    yy = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    sky_top, sky_bot = rng.uniform(80, 230, 3), rng.uniform(120, 250, 3)
+    ground = rng.uniform(30, 150, 3)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = ground
+    img[:horizon] = sky_top + (sky_bot - sky_top) * yy[:horizon] / max(yy[horizon, 0, 0], 1e-3)
+    tex = sum(_smooth_noise(rng, h, w, c) * a for c, a in ((64, 60), (16, 30), (4, 18)))
+    img[horizon:] += (tex[horizon:, :, None] - 54) * rng.uniform(0.3, 1.2)
+    for _ in range(int(rng.integers(2, 10))):
+        bw, bh = int(rng.integers(w // 12, w // 3)), int(rng.integers(h // 8, h // 2))
+        x, y = int(rng.integers(0, w - bw)), int(rng.integers(max(1, horizon - bh), max(2, h - bh)))
+        img[y : y + bh, x : x + bw] = rng.uniform(20, 220, 3)
+        if rng.random() < 0.5:  # windows / facade texture: sharp edges that compress badly
+            step = int(rng.integers(6, 20))
+            img[y : y + bh : step, x : x + bw] *= rng.uniform(0.4, 0.9)
+            img[y : y + bh, x : x + bw : step] *= rng.uniform(0.4, 0.9)
+    return np.clip(img, 0, 255)
+
+
+def photo_background(rng: np.random.Generator, path: str, w: int, h: int) -> np.ndarray:
+    """A random crop of a real photo, resized to the clip size (RGB float)."""
+    im = Image.open(path).convert("RGB")
+    scale = rng.uniform(0.6, 1.0)
+    cw, ch = int(im.width * scale), int(im.width * scale * h / w)
+    if ch > im.height:
+        ch, cw = im.height, int(im.height * w / h)
+    x, y = int(rng.integers(0, im.width - cw + 1)), int(rng.integers(0, im.height - ch + 1))
+    im = im.crop((x, y, x + cw, y + ch)).resize((w, h), Image.BILINEAR)
+    if rng.random() < 0.5:
+        im = im.transpose(Image.FLIP_LEFT_RIGHT)
+    arr = np.asarray(im, dtype=np.float32)
+    return np.clip((arr - 128) * rng.uniform(0.6, 1.2) + 128 + rng.uniform(-40, 30), 0, 255)
+
+
+def to_night(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Infra-red night look: grey, dark, low contrast, lit by the camera's IR lamp (returns image, lamp map)."""
+    h, w = rgb.shape[:2]
+    g = rgb @ np.array([0.3, 0.59, 0.11], dtype=np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.4, 0.8)
+    lamp = np.exp(-(((xx - cx) / (w * 0.6)) ** 2 + ((yy - cy) / (h * 0.7)) ** 2))
+    g = g * rng.uniform(0.25, 0.7) * (0.3 + 0.7 * lamp) + rng.uniform(5, 25)
+    return np.repeat(g[:, :, None], 3, axis=2), lamp
+
+
+# ---------------------------------------------------------------- weather layers
+
+
+def _splat(h: int, w: int, xs: np.ndarray, ys: np.ndarray, wts: np.ndarray) -> np.ndarray:
+    ok = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    idx = ys[ok].astype(np.int64) * w + xs[ok].astype(np.int64)
+    return np.bincount(idx, weights=wts[ok], minlength=h * w).reshape(h, w).astype(np.float32)
+
+
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma < 0.3:
+        return a
+    peak = float(a.max()) or 1.0
+    im = Image.fromarray(np.clip(a / peak * 255, 0, 255).astype(np.uint8))
+    out = np.asarray(im.filter(ImageFilter.GaussianBlur(sigma)), dtype=np.float32) / 255 * peak
+    return out * math.sqrt(2 * math.pi) * sigma  # keep a thin streak's peak near its alpha
+
+
+def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: float) -> np.ndarray:
+    """One frame of rain streaks as an alpha map (three depth layers, independent per frame)."""
+    lo, hi = INTENSITY[spec.intensity]
+    scale = w / 640.0
+    n_total = int(rng.uniform(lo, hi) * (w * h) / (640 * 360))
+    alpha = np.zeros((h, w), np.float32)
+    # far: short, thin, faint; mid; near: long, wide, blurred
+    for share, (l_lo, l_hi), (a_lo, a_hi), sigma in (
+        (0.55, (4, 18), (0.05, 0.2), 0.5),
+        (0.35, (12, 45), (0.06, 0.25), 0.9),
+        (0.10, (30, 110), (0.04, 0.18), 2.2),
+    ):
+        n = max(1, int(n_total * share))
+        length = rng.uniform(l_lo, l_hi, n) * scale * spec.extra.get("speed", 1.0) * 15 / spec.fps
+        a = rng.uniform(a_lo, a_hi, n)
+        th = angle + rng.normal(0, 0.05, n)
+        x0, y0 = rng.uniform(-20, w + 20, n), rng.uniform(-40, h, n)
+        k = int(max(2, np.ceil(length.max())))
+        s = np.arange(k, dtype=np.float32)[None, :]
+        keep = s < length[:, None]
+        xs = (x0[:, None] + np.cos(th)[:, None] * s)[keep]
+        ys = (y0[:, None] + np.sin(th)[:, None] * s)[keep]
+        wts = np.broadcast_to(a[:, None], keep.shape)[keep]
+        alpha += _blur(_splat(h, w, np.round(xs), np.round(ys), wts), sigma * scale)
+    return np.clip(alpha, 0, 0.85)
+
+
+class Snow:
+    """Flakes that persist across frames, drift with the wind and wobble (state carried frame to frame)."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, spec: ClipSpec) -> None:
+        lo, hi = SNOW_COUNT[spec.intensity]
+        n = int(rng.uniform(lo, hi) * (w * h) / (640 * 360))
+        self.rng, self.h, self.w = rng, h, w
+        self.scale = w / 640.0
+        self.layer = rng.choice(3, n, p=[0.55, 0.35, 0.10])
+        self.x, self.y = rng.uniform(0, w, n), rng.uniform(0, h, n)
+        speed = np.array([0.8, 2.0, 5.0])[self.layer] * rng.uniform(0.5, 1.6, n) * self.scale * 15 / spec.fps
+        self.vy = speed
+        self.vx = rng.normal(0, 0.6, n) * speed + rng.uniform(-1.0, 1.0) * speed.mean()
+        self.phase = rng.uniform(0, 2 * np.pi, n)
+        self.a = rng.uniform(0.25, 0.8, n)
+
+    def step(self, i: int) -> np.ndarray:
+        """Alpha map of frame ``i`` and advance the flakes."""
+        alpha = np.zeros((self.h, self.w), np.float32)
+        for layer, sigma in ((0, 0.5), (1, 1.1), (2, 2.6)):
+            m = self.layer == layer
+            alpha += _blur(_splat(self.h, self.w, np.round(self.x[m]), np.round(self.y[m]), self.a[m]),
+                           sigma * self.scale) * (0.6 if layer else 1.0)
+        self.x = (self.x + self.vx + 0.6 * np.sin(self.phase + 0.5 * i) * self.scale) % self.w
+        self.y = (self.y + self.vy) % self.h
+        return np.clip(alpha, 0, 0.9)
+
+
+# ---------------------------------------------------------------- distractors
+
+
+class Distractors:
+    """Movers, swaying vegetation, headlight sweeps, insects at the IR lamp, AGC flicker, camera shake."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, spec: ClipSpec, bg: np.ndarray) -> None:
+        self.rng, self.h, self.w, self.spec = rng, h, w, spec
+        s = w / 640.0
+        self.movers = []
+        if "movers" in spec.distractors:
+            for _ in range(int(rng.integers(1, 4))):
+                mw, mh = rng.uniform(15, 120) * s, rng.uniform(40, 140) * s
+                color = rng.uniform(10, 240, 3)
+                tex = 1 + 0.25 * (_smooth_noise(rng, int(mh) + 1, int(mw) + 1, 4)[..., None] - 0.5)
+                self.movers.append(
+                    dict(x=rng.uniform(0, w), y=rng.uniform(h * 0.3, h - mh), vx=rng.uniform(-12, 12) * s,
+                         vy=rng.uniform(-2, 2) * s, mw=int(mw), mh=int(mh), color=color, tex=tex)
+                )
+        self.veg = None
+        if "vegetation" in spec.distractors:
+            vw, vh = int(rng.uniform(0.2, 0.6) * w), int(rng.uniform(0.2, 0.6) * h)
+            leaves = sum(_smooth_noise(rng, vh + 8, vw + 8, c) * a for c, a in ((2, 0.5), (6, 0.5)))
+            self.veg = dict(x=int(rng.integers(0, w - vw)), y=int(rng.integers(0, h - vh)), vw=vw, vh=vh,
+                            leaves=leaves, base=rng.uniform(20, 120, 3), amp=rng.uniform(0.5, 3.0) * s,
+                            glint=rng.uniform(0.0, 0.04))
+        self.lights = []
+        if "headlights" in spec.distractors:
+            self.lights.append(dict(x=rng.uniform(-0.3, 1.3) * w, y=rng.uniform(0.3, 0.9) * h,
+                                    vx=rng.uniform(-40, 40) * s, r=rng.uniform(40, 200) * s,
+                                    amp=rng.uniform(40, 160)))
+        self.insects = []
+        if "insects" in spec.distractors:
+            for _ in range(int(rng.integers(1, 9))):
+                self.insects.append(dict(x=rng.uniform(0, w), y=rng.uniform(0, h), r=rng.uniform(2, 12) * s,
+                                         v=rng.uniform(5, 40) * s, amp=rng.uniform(60, 200)))
+        self.gains = np.ones(64)
+        if "flicker" in spec.distractors:
+            jumps = rng.random(64) < rng.uniform(0.15, 0.5)
+            self.gains = np.where(jumps, rng.uniform(0.75, 1.3, 64), 1.0)
+        self.shake = rng.uniform(0.5, 2.5) * s if "shake" in spec.distractors else 0.0
+        self.yy, self.xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def apply(self, img: np.ndarray, i: int) -> np.ndarray:
+        """Draw every distractor of frame ``i`` onto ``img`` (RGB float)."""
+        rng, h, w = self.rng, self.h, self.w
+        if self.veg is not None:
+            v = self.veg
+            dx = v["amp"] * math.sin(0.9 * i + rng.uniform(-0.5, 0.5))
+            dy = 0.4 * v["amp"] * math.sin(0.7 * i)
+            ox, oy = int(np.clip(round(4 + dx), 0, 8)), int(np.clip(round(4 + dy), 0, 8))
+            patch = v["leaves"][oy : oy + v["vh"], ox : ox + v["vw"]]
+            patch = patch + (rng.random(patch.shape) < v["glint"]) * rng.uniform(0.3, 1.0)  # leaf glints
+            img[v["y"] : v["y"] + v["vh"], v["x"] : v["x"] + v["vw"]] = v["base"] * (0.4 + patch[..., None])
+        for m in self.movers:
+            x, y = int(m["x"] + m["vx"] * i), int(m["y"] + m["vy"] * i)
+            x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + m["mw"]), min(h, y + m["mh"])
+            if x1 > x0 and y1 > y0:
+                img[y0:y1, x0:x1] = (m["color"] * m["tex"])[y0 - y : y1 - y, x0 - x : x1 - x]
+        for li in self.lights:
+            cx = li["x"] + li["vx"] * i
+            img += (li["amp"] * np.exp(-((self.xx - cx) ** 2 + (self.yy - li["y"]) ** 2) / li["r"] ** 2))[..., None]
+        for ins in self.insects:
+            ins["x"] += rng.normal(0, ins["v"])
+            ins["y"] += rng.normal(0, ins["v"])
+            ins["x"], ins["y"] = ins["x"] % w, ins["y"] % h
+            x0, x1 = int(max(0, ins["x"] - 4 * ins["r"])), int(min(w, ins["x"] + 4 * ins["r"]))
+            y0, y1 = int(max(0, ins["y"] - 4 * ins["r"])), int(min(h, ins["y"] + 4 * ins["r"]))
+            blob = np.exp(-((self.xx[y0:y1, x0:x1] - ins["x"]) ** 2 + (self.yy[y0:y1, x0:x1] - ins["y"]) ** 2)
+                          / ins["r"] ** 2)
+            img[y0:y1, x0:x1] += (ins["amp"] * blob)[..., None]
+        img *= self.gains[i % 64]
+        if self.shake:
+            img = np.roll(img, (int(round(rng.normal(0, self.shake))), int(round(rng.normal(0, self.shake)))), (0, 1))
+        return img
+
+
+# ---------------------------------------------------------------- clip
+
+
+def render_frames(spec: ClipSpec) -> list[np.ndarray]:
+    """All frames of the clip as RGB uint8 arrays."""
+    rng = np.random.default_rng(spec.seed)
+    w, h = spec.size
+    bg = photo_background(rng, spec.photo, w, h) if spec.photo else procedural_background(rng, w, h)
+    lamp = np.ones((h, w), np.float32)
+    if spec.night:
+        bg, lamp = to_night(rng, bg)
+    dis = Distractors(rng, h, w, spec, bg)
+    angle = math.pi / 2 + rng.normal(0, 0.25)  # rain falls down, tilted by wind
+    snow = Snow(rng, h, w, spec) if spec.kind == "snow" else None
+    drop_light = rng.uniform(150, 255) if not spec.night else rng.uniform(120, 255)
+    spec.extra.setdefault("speed", float(rng.uniform(0.7, 1.4)))
+    n = spec.windows * spec.window_length
+    frames = []
+    for i in range(n):
+        img = dis.apply(bg.copy(), i)
+        if spec.kind != "clear":
+            a = rain_alpha(rng, h, w, spec, angle) if snow is None else snow.step(i)
+            if spec.night:
+                a = a * (0.25 + 0.75 * lamp)  # drops are only lit near the IR lamp
+            img = img * (1 - a[..., None]) + drop_light * a[..., None]
+        img += rng.normal(0, spec.noise, (h, w, 1)).astype(np.float32)
+        if not spec.night:
+            img += rng.normal(0, spec.noise * 0.5, (h, w, 3)).astype(np.float32)  # chroma noise
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return frames
+
+
+def encode(frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, preset: str = "veryfast") -> Path:
+    """Encode like a camera: H.264, no B-frames, one slice, fixed GOP, given CRF."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.gop_size = gop
+        vs.codec_context.options = {
+            "preset": preset,
+            "tune": "zerolatency",
+            "bf": "0",
+            "sc_threshold": "0",
+            "keyint_min": str(gop),
+            "crf": str(crf),
+            "x264-params": "sliced-threads=0:slices=1",
+        }
+        vs.codec_context.thread_count = 1
+        for i, arr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    return path
+
+
+def render_clip(spec: ClipSpec, path: Path) -> Path:
+    """Render and encode ``spec``; every window starts at a keyframe (GOP = window length)."""
+    preset = "ultrafast" if spec.seed % 3 == 0 else "veryfast"
+    return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset)
