@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from alarmcloud.testing import LiveServer, make_clip, test_settings
 
 SHARED = Path(os.environ.get("ALARMCLOUD_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sqlalchemy import text
-
 from alarmcloud.testing import LiveServer
+from sqlalchemy import text
 
 
 def test_register_login_camera_flow(api: Any) -> None:

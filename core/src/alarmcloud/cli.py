@@ -243,7 +243,8 @@ def list_users(data_dir: Path | None, config_file: Path | None) -> None:
 @click.option("--detector", "-d", "detectors", multiple=True, help="Detector to run (repeatable); default: all.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file on stdout.")
-@click.option("--option", "options", multiple=True, help="Detector option NAME.KEY=JSON, e.g. plates.countries='[\"DE\"]'.")
+@click.option("--option", "options", multiple=True,
+              help="Detector option NAME.KEY=JSON, e.g. plates.countries='[\"DE\"]'.")
 @config_option
 def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, options: tuple[str, ...],
            config_file: Path | None) -> None:
@@ -432,3 +433,7 @@ def privacy_erase_inactive(data_dir: Path | None, config_file: Path | None, dry_
     from alarmcloud.privacy import process_inactive
 
     click.echo(json.dumps(process_inactive(_privacy_core(config_file, data_dir), dry_run=dry_run), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ from alarmcloud.events import CLIP_STORED, Event
 from alarmcloud.models import Account, Camera, Clip, Rejection, Series, new_id, utcnow
 from alarmcloud.safeprobe import safe_probe
 from alarmcloud.storage import make_room
-from alarmcloud.video import ProbeError, thumbnail_jpeg
+from alarmcloud.video import ProbeError
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -100,6 +100,7 @@ def reject(app: AlarmCloud, camera_id: str, path: Path, code: str, message: str,
            channel: str = "http") -> Rejected:
     """Delete the data at once, count it on the camera, keep only the reason for the owner."""
     path.unlink(missing_ok=True)
+    path.with_name(path.name + ".thumb.jpg").unlink(missing_ok=True)
     with app.db.session() as s:
         cam = s.get(Camera, camera_id)
         if cam is not None:
@@ -131,8 +132,10 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     except Rejected as exc:
         raise reject(app, camera_id, path, exc.code, exc.message, 400, channel) from None
     try:
-        probe = safe_probe(path, st.ingest.probe_timeout_seconds, st.ingest.probe_memory_mb)
+        thumb_file = path.with_name(path.name + ".thumb.jpg") if thumbnail is None else None
+        probe = safe_probe(path, st.ingest.probe_timeout_seconds, st.ingest.probe_memory_mb, thumb_file)
     except ProbeError as exc:
+        path.with_name(path.name + ".thumb.jpg").unlink(missing_ok=True)
         raise reject(app, camera_id, path, exc.code, exc.message, 422, channel) from None
     if probe.duration <= 0.0:
         raise reject(app, camera_id, path, "no_duration", "the video has no duration", 422, channel)
@@ -150,11 +153,10 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     flags = list(verdict.flags)
     if probe.duration > st.fair_use.long_clip_seconds and "long_clip" not in flags:
         flags.append("long_clip")
-    if thumbnail is None:
-        try:
-            thumbnail = thumbnail_jpeg(path)
-        except Exception:  # a clip that probes fine but has no decodable keyframe still gets stored
-            thumbnail = None
+    if thumbnail is None and thumb_file is not None and thumb_file.exists():
+        thumbnail = thumb_file.read_bytes()  # decoded in the limited child, never in the server process
+    if thumb_file is not None:
+        thumb_file.unlink(missing_ok=True)
 
     clip_id = new_id()
     blob_key = f"{account_id}/{camera_id}/{clip_id}.mp4"
@@ -293,7 +295,7 @@ def _split_multipart(raw: Path, content_type: str, out_dir: Path) -> tuple[Path 
         state["name"] = name
         if b"filename" in disp and (ctype.startswith("video/") or name in ("file", "clip", "video")):
             p = out_dir / f"{raw.name}.part{len(video)}"
-            state["fh"] = open(p, "wb")
+            state["fh"] = open(p, "wb")  # noqa: SIM115 - closed in on_part_end (streaming parser callbacks)
             state["kind"] = "video"
             video.append(p)
         elif b"filename" in disp and ctype.startswith("image/"):

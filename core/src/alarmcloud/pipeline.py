@@ -121,7 +121,8 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
         if cam is not None:
             events += update_fair_use(app, s, cam)
         payload = {"clip_id": clip.id, "series_id": clip.series_id, "verdict": clip.verdict,
-                   "findings": [f.to_dict() for f in analysis.findings], "started_at": iso(clip.started_at), "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
+                   "findings": [f.to_dict() for f in analysis.findings], "started_at": iso(clip.started_at),
+                   "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
                    "camera_name": cam.name if cam else None}
         events.insert(0, Event(DETECTIONS_READY, clip.account_id, clip.camera_id, payload))
         for f in analysis.findings:
@@ -141,8 +142,8 @@ def update_fair_use(app: AlarmCloud, s: Any, cam: Camera) -> list[Event]:
     fu = app.settings.fair_use
     now = utcnow()
     since = now - timedelta(days=1)
-    total, false = s.exec(select(func.count(), func.sum(case((Clip.verdict.like("false_alarm:%"), 1),  # type: ignore[union-attr]
-                                                             else_=0)))
+    is_false = case((Clip.verdict.like("false_alarm:%"), 1), else_=0)  # type: ignore[union-attr]
+    total, false = s.exec(select(func.count(), func.sum(is_false))
                           .where(Clip.camera_id == cam.id, Clip.status == "done", Clip.started_at >= since)).one()
     total, false = int(total or 0), int(false or 0)
     cam.false_alarm_rate = round(false / total, 4) if total else None

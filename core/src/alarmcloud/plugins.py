@@ -96,7 +96,8 @@ class PluginHost:
                 rows.setdefault(n, PluginStatus(group, n, None, None, False, True, False, "not installed"))
             failures: dict[str, str] = {}
 
-            def on_fail(_mgr: Any, ep: metadata.EntryPoint, err: BaseException, failures=failures) -> None:
+            def on_fail(_mgr: Any, ep: metadata.EntryPoint, err: BaseException, failures=failures,
+                        group=group) -> None:
                 failures[ep.name] = f"{type(err).__name__}: {err}"
                 log.error("plugin %s:%s failed to load: %s", group, ep.name, failures[ep.name])
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,14 +21,18 @@ def _limits(memory_mb: int, cpu_seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def safe_probe(path: Path, timeout: float = 20.0, memory_mb: int = 1024) -> ClipProbe:
-    """Probe ``path`` in a child; ProbeError on a bad file, a crash, a timeout or too much memory."""
+#: probes wait here instead of competing for the CPU, so the time limit measures the child's own work
+_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
+def safe_probe(path: Path, timeout: float = 20.0, memory_mb: int = 1024,
+               thumbnail: Path | None = None) -> ClipProbe:
+    """Probe ``path`` (and write a JPEG thumbnail) in a child; ProbeError on a bad file, crash, timeout or OOM."""
+    args = [sys.executable, "-m", "alarmcloud.safeprobe", str(path)] + ([str(thumbnail)] if thumbnail else [])
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "alarmcloud.safeprobe", str(path)],
-            capture_output=True, timeout=timeout, check=False,
-            preexec_fn=lambda: _limits(memory_mb, int(timeout) + 1),
-        )
+        with _SLOTS:
+            proc = subprocess.run(args, capture_output=True, timeout=timeout, check=False,
+                                  preexec_fn=lambda: _limits(memory_mb, int(timeout) + 1))
     except subprocess.TimeoutExpired:
         raise ProbeError("probe_timeout", "probing the file took too long") from None
     if proc.returncode != 0:
@@ -49,6 +55,13 @@ def _main(argv: list[str]) -> int:
     except ProbeError as exc:
         sys.stdout.write(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
         return 2
+    if len(argv) > 2:
+        from alarmcloud.video import thumbnail_jpeg
+
+        try:
+            Path(argv[2]).write_bytes(thumbnail_jpeg(Path(argv[1])))
+        except Exception:  # a clip without a decodable keyframe is still a clip; it just has no thumbnail
+            pass
     sys.stdout.write(json.dumps(asdict(result)))
     return 0
 

@@ -144,3 +144,6 @@ def test_settings(data_dir: Path, **overrides: object) -> object:
     st.ftp.port = 0
     st.workers.poll_seconds = 0.1
     return st
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test

@@ -1,0 +1,192 @@
+"""One real test per hook: a plugin object registered with the core, called through a running server or CLI."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from alarmcloud import ClipFrames, Detector, DetectorSpec, Finding, FrameRequest, HealthCheck, hookimpl
+from alarmcloud.contracts import CameraAdapter, ClipValidation, Integration, LiveStream
+from alarmcloud.plugins import PluginHost
+from alarmcloud.specs import CameraAdapterSpec, IntegrationSpec
+from alarmcloud.testing import LiveServer, test_settings
+from click.testing import CliRunner
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+class BrightDetector(Detector):
+    name = "bright"
+    labels = ("bright",)
+    threshold = 0.1
+
+    def frame_request(self) -> FrameRequest:
+        return FrameRequest(max_keyframes=3, width=64, color="gray")
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        mean = max(float(f.image.mean()) for f in frames.keyframes)
+        return [Finding("bright", "bright", mean / 255, time=frames.keyframes[0].time)] if mean > 10 else []
+
+
+class ToyCamera(CameraAdapter):
+    brand = "toy"
+
+    def models(self) -> list[Any]:
+        return []
+
+    def validate_clip(self, model: str, probe: Any) -> ClipValidation:
+        return ClipValidation.ok() if probe.video_codec == "h264" else ClipValidation.reject("toys record H.264")
+
+    async def control(self, camera: Any, action: str, value: Any, area: int | None = None) -> None:
+        return None
+
+    def live_stream(self, camera: Any) -> LiveStream:
+        return LiveStream(rtsp_main=f"rtsp://{camera.address}/live")
+
+
+class ToyIntegration(Integration):
+    name = "toylink"
+    scopes = ("alarms:read",)
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def handle_event(self, event: Any) -> None:
+        self.events.append(event.type)
+
+
+class ToyPlugin:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.integration = ToyIntegration()
+
+    @hookimpl
+    async def startup(self, app: Any) -> None:
+        self.calls.append("startup")
+
+    @hookimpl
+    def shutdown(self, app: Any) -> None:
+        self.calls.append("shutdown")
+
+    @hookimpl
+    def register_routes(self, app: Any) -> list[Route]:
+        async def hello(request: Request) -> JSONResponse:
+            return JSONResponse({"hello": request.app.state.alarmcloud is app})
+
+        return [Route("/hello", hello)]
+
+    @hookimpl
+    def register_commands(self, cli: click.Group) -> None:
+        @cli.command("toy")
+        def toy() -> None:
+            """A plugin command."""
+            click.echo("toy command ran")
+
+    @hookimpl
+    def register_camera_adapters(self) -> list[CameraAdapterSpec]:
+        return [CameraAdapterSpec("toy", lambda cfg: ToyCamera(), "toy cameras")]
+
+    @hookimpl
+    def register_detectors(self) -> list[DetectorSpec]:
+        return [DetectorSpec("bright", lambda cfg: BrightDetector(), ("bright",), "brightness")]
+
+    @hookimpl
+    def register_integrations(self) -> list[IntegrationSpec]:
+        return [IntegrationSpec("toylink", lambda cfg: self.integration, "toy link", scopes=("alarms:read",))]
+
+    @hookimpl
+    def health_checks(self, app: Any) -> list[HealthCheck]:
+        async def ok() -> bool:
+            return True
+
+        return [HealthCheck("toy-ok", ok), HealthCheck("toy-broken", lambda: False)]
+
+
+def _host(plugin: ToyPlugin) -> PluginHost:
+    host = PluginHost({"cameras": [], "detectors": [], "integrations": []})
+    host.register(plugin, "test:toy", "toy")
+    return host.load()
+
+
+def _server(tmp_path: Path, plugin: ToyPlugin) -> LiveServer:
+    return LiveServer(test_settings(tmp_path / "data"), plugins=_host(plugin))
+
+
+def test_hook_startup(tmp_path: Path) -> None:
+    plugin = ToyPlugin()
+    with _server(tmp_path, plugin):
+        assert plugin.calls == ["startup"]
+
+
+def test_hook_shutdown(tmp_path: Path) -> None:
+    plugin = ToyPlugin()
+    with _server(tmp_path, plugin):
+        pass
+    assert plugin.calls == ["startup", "shutdown"]
+
+
+def test_hook_register_routes(tmp_path: Path) -> None:
+    with _server(tmp_path, ToyPlugin()) as srv:
+        r = httpx.get(srv.url + "/plugins/toy/hello")
+        assert r.status_code == 200 and r.json() == {"hello": True}
+        assert "/plugins/toy/hello" in httpx.get(srv.url + "/openapi.json").json()["paths"]
+
+
+def test_hook_register_commands() -> None:
+    group = click.Group("alarmcloud")
+    _host(ToyPlugin()).pm.hook.register_commands(cli=group)
+    result = CliRunner().invoke(group, ["toy"])
+    assert result.exit_code == 0 and "toy command ran" in result.output
+
+
+def test_hook_register_camera_adapters(tmp_path: Path, make_test_clip: Any) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with _server(tmp_path, ToyPlugin()) as srv:
+        a = Api(srv.url).register("toy@example.com")
+        r = a.post("/api/v1/cameras", json={"name": "t", "brand": "toy", "model": "any"})
+        assert r.status_code == 201, r.text
+        creds = a.upload_credentials(r.json()["id"])
+        r = a.upload(creds, make_test_clip("toy", seconds=4))
+        assert r.status_code == 201, r.text
+        assert a.post("/api/v1/cameras", json={"name": "t", "brand": "instar", "model": "IN-9008"}).status_code == 400
+
+
+def test_hook_register_detectors(tmp_path: Path, make_test_clip: Any) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with _server(tmp_path, ToyPlugin()) as srv:
+        a = Api(srv.url).register("det@example.com")
+        cam = a.post("/api/v1/cameras", json={"name": "t", "brand": "toy", "model": "any"}).json()
+        assert a.get(f"/api/v1/cameras/{cam['id']}/detectors").json()["enabled"] == {"bright": False}
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"bright": True}).status_code == 200
+        r = a.upload(a.upload_credentials(cam["id"]), make_test_clip("toy", seconds=4))
+        ev = a.wait_event(r.json()["event_id"])
+        assert [f["label"] for f in ev["findings"]] == ["bright"]
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"nope": True}).status_code == 400
+
+
+def test_hook_register_integrations(tmp_path: Path, make_test_clip: Any) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    plugin = ToyPlugin()
+    with _server(tmp_path, plugin) as srv:
+        a = Api(srv.url).register("int@example.com")
+        cam = a.post("/api/v1/cameras", json={"name": "t", "brand": "toy", "model": "any"}).json()
+        r = a.upload(a.upload_credentials(cam["id"]), make_test_clip("toy", seconds=4))
+        a.wait_event(r.json()["event_id"])
+        deadline = time.monotonic() + 10
+        while "detections.ready" not in plugin.integration.events and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert {"camera.changed", "clip.stored", "detections.ready"} <= set(plugin.integration.events)
+
+
+def test_hook_health_checks(tmp_path: Path) -> None:
+    with _server(tmp_path, ToyPlugin()) as srv:
+        r = httpx.get(srv.url + "/-/health")
+        assert r.status_code == 503
+        assert r.json()["checks"] == {"database": True, "toy-ok": True, "toy-broken": False}
