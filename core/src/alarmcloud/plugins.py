@@ -107,7 +107,7 @@ class PluginHost:
             )
             for ext in mgr:
                 try:
-                    self.register(ext.plugin, f"{group}:{ext.name}", ext.name)
+                    self.register(ext.plugin, f"{group}:{ext.name}", ext.name, track=False)
                     rows[ext.name].loaded = True
                 except Exception as exc:  # a plugin with a bad hook must not take the others down
                     failures[ext.name] = f"{type(exc).__name__}: {exc}"
@@ -127,10 +127,13 @@ class PluginHost:
         return PluginStatus(group, name, dist.name if dist else None, dist.version if dist else None,
                             installed=ep is not None, enabled=enabled, loaded=False)
 
-    def register(self, plugin: object, pluggy_name: str, entry_name: str) -> None:
+    def register(self, plugin: object, pluggy_name: str, entry_name: str, track: bool = True) -> None:
         """Register one plugin object (module) directly; tests use this for fixtures."""
         self.pm.register(plugin, name=pluggy_name)
         self.owner[pluggy_name] = entry_name
+        if track and not any(r.name == entry_name for r in self.status):
+            group = pluggy_name.split(":", 1)[0]
+            self.status.append(PluginStatus(group, entry_name, None, None, True, True, True))
 
     def _build_registries(self) -> None:
         for specs, target in (
