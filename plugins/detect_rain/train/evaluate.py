@@ -59,18 +59,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--save", type=Path, default=None, help="also save the held-out features (.npz)")
     ap.add_argument("--threshold", type=float, default=None)
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model) if args.model else None)
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
     items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers)
+    if args.save:
+        np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
     for feats, spec in items:
         probs = det.window_probs(feats).mean(axis=0)
         rows.append((spec, float(1 - probs[0]), float(probs[2] > probs[1])))
-    print(f"held-out set: {len(rows)} clips, seed {args.seed}, eval photos, threshold {thr}, "
-          f"rendered in {time.time() - t0:.0f} s\n")
+    print(
+        f"held-out set: {len(rows)} clips, seed {args.seed}, eval photos, threshold {thr}, "
+        f"rendered in {time.time() - t0:.0f} s\n"
+    )
     weather = [s for s, _, _ in rows if s.kind != "clear"]
     pos = np.array([p for s, p, _ in rows if s.kind != "clear"])
     neg = np.array([p for s, p, _ in rows if s.kind == "clear"])
@@ -97,6 +102,13 @@ def main() -> None:
             groups[d][s.night].append(p >= thr)
     for name in ("(all clear clips)", "nothing but noise", *DISTRACTORS):
         print(f"| {name} | {_rate(groups[name][False])} | {_rate(groups[name][True])} |")
+    print("\n| threshold | weather recall (all) | rain medium+heavy recall | clear FPR (all) |")
+    print("|---|---|---|---|")
+    for t in (0.5, 0.6, 0.7, 0.8, 0.9):
+        rec = [p >= t for s, p, _ in rows if s.kind != "clear"]
+        rmh = [p >= t for s, p, _ in rows if s.kind == "rain" and s.intensity != "light"]
+        fpr = [p >= t for s, p, _ in rows if s.kind == "clear"]
+        print(f"| {t} | {_rate(rec)} | {_rate(rmh)} | {_rate(fpr)} |")
     snow_ok = [lab == (s.kind == "snow") for s, p, lab in rows if s.kind != "clear" and p >= thr]
     print(f"\nrain-vs-snow label agreement on detected weather clips: {_rate(snow_ok)}")
     dec, an = time_1080p(det)

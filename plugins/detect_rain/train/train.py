@@ -30,10 +30,12 @@ log = logging.getLogger("train")
 def main() -> None:
     """Render the training set, fit, report training accuracy and write the ONNX model."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--clips", type=int, default=1200)
+    ap.add_argument("--clips", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=default_model_path())
+    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--l2", type=float, default=1e-3)
     ap.add_argument("--cache", type=Path, default=None, help="save/load the rendered feature set (.npz)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -52,11 +54,17 @@ def main() -> None:
     counts = np.bincount(y, minlength=len(CLASSES)).astype(float)
     sw = (1.0 / counts)[y]
     t1 = time.time()
-    w = fit_mlp(x, y, len(CLASSES), hidden=32, epochs=1500, lr=0.01, l2=1e-3, seed=args.seed, sample_weight=sw)
+    w = fit_mlp(
+        x, y, len(CLASSES), hidden=args.hidden, epochs=1500, lr=0.01, l2=args.l2, seed=args.seed, sample_weight=sw
+    )
     pred = w.predict(x)
     weather = 1 - pred[:, 0]
-    log.info("fit in %.1f s; train recall %.3f, train FPR %.3f", time.time() - t1,
-             float((weather[y > 0] >= 0.5).mean()), float((weather[y == 0] >= 0.5).mean()))
+    log.info(
+        "fit in %.1f s; train recall %.3f, train FPR %.3f",
+        time.time() - t1,
+        float((weather[y > 0] >= 0.5).mean()),
+        float((weather[y == 0] >= 0.5).mean()),
+    )
     w.metadata = {
         "feature_version": FEATURE_VERSION,
         "classes": ",".join(CLASSES),
