@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from alarmcloud.testing import LiveServer, test_settings
 
 PG = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
@@ -55,6 +54,7 @@ def test_api_flow_on_postgres(pg_url: str, tmp_path: Path, clip: Path) -> None:
 def test_fair_queue_on_postgres(pg_url: str, tmp_path: Path) -> None:
     from alarmcloud import db
     from alarmcloud.app import AlarmCloud
+
     from tests.test_pipeline import fair_order  # type: ignore[import-not-found]
 
     st: Any = test_settings(tmp_path / "data", database_url=pg_url)

@@ -139,8 +139,8 @@ def test_settings(data_dir: Path, **overrides: object) -> object:
 
     from alarmcloud.config import Settings
 
-    st = Settings(data_dir=data_dir, database_url=os.environ.get("ALARMCLOUD_TEST_DATABASE_URL") or None,
-                  **overrides)  # type: ignore[arg-type]
+    kwargs: dict[str, object] = {"database_url": os.environ.get("ALARMCLOUD_TEST_DATABASE_URL") or None, **overrides}
+    st = Settings(data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
     st.ftp.port = 0
     st.workers.poll_seconds = 0.1
     return st
