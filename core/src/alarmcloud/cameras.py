@@ -15,7 +15,7 @@ from alarmcloud.auth import User, camera_for, core, require_user, visible_camera
 from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraError, UploadTarget
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
-from alarmcloud.models import Camera, CameraRight, Rejection, iso, utcnow
+from alarmcloud.models import Camera, CameraRight, Rejection, iso
 from alarmcloud.netutil import AddressNotAllowed, check_camera_address
 
 if TYPE_CHECKING:
@@ -165,11 +165,8 @@ async def delete_camera(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def upload_credentials(request: Request) -> Response:
-    """Generate (or rotate) the camera's upload login; the password is shown once."""
-    user = await require_user(request)
-    app = core(request)
-    cid = request.path_params["camera_id"]
+async def _rotate_upload_login(app: AlarmCloud, user: User, cid: str) -> tuple[Camera, str]:
+    """Give the camera an upload user name (once) and a new password; returns the password to show once."""
     password = secrets.token_urlsafe(18)
     pw_hash = crypto.hash_password(password)
 
@@ -183,6 +180,15 @@ async def upload_credentials(request: Request) -> Response:
 
     cam = await app.db.run(_rotate)
     app.forget_upload_login(cam.upload_username or "")
+    return cam, password
+
+
+async def upload_credentials(request: Request) -> Response:
+    """Generate (or rotate) the camera's upload login; the password is shown once."""
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+    cam, password = await _rotate_upload_login(app, user, cid)
     return JSONResponse(
         {"username": cam.upload_username, "password": password, **app.upload_endpoints()}, status_code=201)
 
@@ -330,19 +336,7 @@ async def setup_upload(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
-    password = secrets.token_urlsafe(18)
-    pw_hash = crypto.hash_password(password)
-
-    def _rotate(s: Session) -> Camera:
-        cam = camera_for(s, user, cid, "admin")
-        cam.upload_username = cam.upload_username or f"cam-{secrets.token_hex(6)}"
-        cam.upload_password_hash = pw_hash
-        s.add(cam)
-        s.commit()
-        return cam
-
-    cam = await app.db.run(_rotate)
-    app.forget_upload_login(cam.upload_username or "")
+    cam, password = await _rotate_upload_login(app, user, cid)
     adapter = app.plugins.camera_adapter(cam.brand)
     if adapter is None:
         raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
@@ -389,5 +383,3 @@ async def camera_models(request: Request) -> Response:
 def right_rows_for(s: Session, camera_id: str) -> list[CameraRight]:
     return list(s.exec(select(CameraRight).where(CameraRight.camera_id == camera_id)).all())
 
-
-_ = (utcnow, User)
