@@ -1,0 +1,38 @@
+"""Operator configuration: TOML file, environment over file, secrets by indirection."""
+
+from __future__ import annotations
+
+from alarmcloud.config import load_settings
+
+
+def test_toml_secrets_by_env_and_file(tmp_path, monkeypatch) -> None:
+    secret_file = tmp_path / "smtp-password"
+    secret_file.write_text("from-file\n")
+    monkeypatch.setenv("AC_TEST_SMTP_USER", "from-env")
+    cfg = tmp_path / "alarmcloud.toml"
+    cfg.write_text(
+        f"""
+data_dir = "{tmp_path}/data"
+[smtp]
+host = "mail.example.org"
+username = {{ "$env" = "AC_TEST_SMTP_USER" }}
+password = {{ "$file" = "{secret_file}" }}
+"""
+    )
+    s = load_settings(cfg)
+    assert s.smtp.host == "mail.example.org"
+    assert s.smtp.username == "from-env"
+    pw = s.smtp.password
+    assert (pw.get_secret_value() if hasattr(pw, "get_secret_value") else pw) == "from-file"
+    assert str(s.db_url).endswith("data/alarmcloud.db")
+
+
+def test_environment_overrides_file(tmp_path, monkeypatch) -> None:
+    cfg = tmp_path / "alarmcloud.toml"
+    cfg.write_text('public_url = "https://file.example"\n[smtp]\nhost = "file-host"\n')
+    monkeypatch.setenv("ALARMCLOUD_PUBLIC_URL", "https://env.example")
+    monkeypatch.setenv("ALARMCLOUD_SMTP__HOST", "env-host")
+    s = load_settings(cfg)
+    assert s.public_url == "https://env.example"
+    assert s.smtp.host == "env-host"
+    assert s.cookies_secure is True
