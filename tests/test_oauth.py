@@ -253,3 +253,41 @@ def test_issue_tokens_and_integration_isolation(api: Any, server: LiveServer) ->
         assert oauth.principal_for_token(s, tok["access_token"], "alexa") is None
         with pytest.raises(ValueError):
             oauth.add_client(s, "x", "alexa", [REDIRECT], ["everything"])
+
+
+def test_expired_access_token_is_told_apart_from_unknown_and_revoked(api: Any, server: LiveServer) -> None:
+    import asyncio
+
+    from alarmcloud import ServiceError, crypto
+
+    user = api().register("expiry@example.com")
+    client_id, _ = add_client(server, integration="alexa")
+    core: Any = server.core
+    with core.db.session() as s:
+        live = oauth.issue_tokens(s, user.id, client_id, ["alarms:read"])["access_token"]
+        old = oauth.issue_tokens(s, user.id, client_id, ["alarms:read"])["access_token"]
+        row = s.exec(select(OAuthToken).where(OAuthToken.access_hash == crypto.token_hash(old))).one()
+        row.access_expires_at = row.access_expires_at - timedelta(seconds=oauth.ACCESS_SECONDS + 1)
+        s.add(row)
+        s.commit()
+        assert oauth.principal_for_token(s, old, "alexa") is None
+        assert oauth.access_token_expired(s, old, "alexa")
+        assert not oauth.access_token_expired(s, live, "alexa")  # still valid
+        assert not oauth.access_token_expired(s, "aco_never-issued", "alexa")
+        assert not oauth.access_token_expired(s, old, "ifttt")  # another integration's token is just invalid
+
+    def code_of_failure(token: str) -> str:
+        try:
+            asyncio.run(core.services.principal_for_token(token, "alexa"))
+        except ServiceError as exc:
+            assert exc.status == 401
+            return exc.code
+        raise AssertionError("the token was accepted")
+
+    assert code_of_failure(old) == "expired_token"
+    assert code_of_failure("aco_never-issued") == "invalid_token"
+    with core.db.session() as s:
+        oauth.unlink(s, user.id, "alexa")  # unlinked: refreshing cannot help, so it is invalid, not expired
+        assert not oauth.access_token_expired(s, old, "alexa")
+    assert code_of_failure(old) == "invalid_token"
+    assert code_of_failure(live) == "invalid_token"

@@ -42,7 +42,9 @@ class Services(CoreServices):
 
         principal = await self.app.db.run(lambda s: oauth.principal_for_token(s, token, integration))
         if principal is None:
-            raise ServiceError(401, "invalid_token", "the access token is invalid, expired or revoked")
+            if await self.app.db.run(lambda s: oauth.access_token_expired(s, token, integration)):
+                raise ServiceError(401, "expired_token", "the access token has expired; refresh it")
+            raise ServiceError(401, "invalid_token", "the access token is invalid or revoked")
         return principal
 
     async def account_for_pseudonym(self, integration: str, pseudonym: str) -> str | None:

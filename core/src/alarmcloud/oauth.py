@@ -456,6 +456,20 @@ def principal_for_token(s: Session, token: str, integration: str) -> Principal |
                      pseudonym=pseudonym, token_id=row.id)
 
 
+def access_token_expired(s: Session, token: str, integration: str) -> bool:
+    """True when ``token`` was a valid access token of ``integration`` whose lifetime is over but whose link lives.
+
+    ``principal_for_token`` answers None for it like for an unknown or revoked token; this tells them apart, so a
+    platform can refresh (Alexa's ``EXPIRED_AUTHORIZATION_CREDENTIAL``) instead of asking the customer to relink.
+    """
+    row = s.exec(select(OAuthToken).where(OAuthToken.access_hash == crypto.token_hash(token))).first()
+    if row is None or row.revoked_at is not None or _aware(row.access_expires_at) >= utcnow():
+        return False
+    client = s.get(OAuthClient, row.client_id)
+    return (client is not None and client.integration == integration
+            and _live_grant(s, row.account_id, row.client_id) is not None)
+
+
 def account_for_pseudonym(s: Session, integration: str, pseudonym: str) -> str | None:
     """The account behind an integration's pseudonymous user id."""
     row = s.exec(select(Pseudonym).where(Pseudonym.integration == integration,

@@ -57,7 +57,9 @@ class CoreServices(ABC):
     async def authenticate(self, request: Request, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
         """Validate the request's OAuth bearer token for ``integration`` and required scopes.
 
-        Raises ``ServiceError(401, "invalid_token", ...)`` or ``ServiceError(403, "insufficient_scope", ...)``.
+        Raises ``ServiceError(401, "invalid_token", ...)`` (unknown, revoked or unlinked),
+        ``ServiceError(401, "expired_token", ...)`` (expired, a refresh helps) or
+        ``ServiceError(403, "insufficient_scope", ...)``.
         """
 
     @abstractmethod
