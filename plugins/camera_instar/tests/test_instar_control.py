@@ -108,11 +108,13 @@ async def test_area_sensitivity_keeps_the_area_switch(adapter: InstarAdapter, ca
 
 async def test_go_to_preset(adapter: InstarAdapter, camera: FakeInstarCamera) -> None:
     if camera.generation.key == "wqhd":
+        # WQHD presets exist only as an MQTT topic, and MQTT is off by default (see test_instar_mqtt.py)
         with pytest.raises(CameraError) as err:
             await adapter.control(camera.access(), "go_to_preset", 3)
         assert err.value.code == "unsupported"
-        assert "MQTT" in err.value.message
-        assert camera.cgi_requests() == []
+        assert "Smarthome → MQTT" in err.value.message
+        assert [r.params for r in camera.cgi_requests()] == [[("cmd", "getmqttattr")]]
+        assert camera.broker is not None and camera.broker.connects == []
         return
     await adapter.control(camera.access(), "go_to_preset", 3)
     # web-UI position 3 is CGI number 2 (hi3510 numbers presets from 0)

@@ -19,7 +19,7 @@ from alarmcloud.contracts import (
     UploadTarget,
 )
 
-from alarmcloud_camera_instar import commands
+from alarmcloud_camera_instar import commands, mqtt
 from alarmcloud_camera_instar.catalog import MODELS, Generation, find_model, generation_of
 from alarmcloud_camera_instar.cgi import CameraClient
 from alarmcloud_camera_instar.config import InstarConfig
@@ -50,7 +50,7 @@ class InstarAdapter(CameraAdapter):
         return validate_clip(model, probe, self.config)
 
     async def control(self, camera: CameraAccess, action: str, value: Any, area: int | None = None) -> None:
-        """Send the documented CGI request of ``action`` for the camera's generation."""
+        """Send the documented request of ``action`` for the camera's generation (CGI; MQTT where WQHD needs it)."""
         if action not in CAMERA_ACTIONS:
             raise CameraError("invalid", f"unknown action {action!r}")
         model, gen = self._lookup(camera)
@@ -58,10 +58,19 @@ class InstarAdapter(CameraAdapter):
             if action == "motion_detection":
                 await client.set(commands.motion_detection(gen, commands.to_switch(value)))
             elif action == "alarm_email":
-                await client.set(commands.alarm_email(gen, commands.to_switch(value)))
+                on = commands.to_switch(value)
+                if gen.api != "wqhd":
+                    await client.set(commands.alarm_email(gen, on))
+                elif not await client.set_if_known(commands.alarm_email(gen, on)):
+                    # firmware without the web UI's setmaaction: the documented MQTT topic does the same
+                    await self._publish(camera, client, *commands.mqtt_alarm_email(on), what="alarm e-mail")
             elif action == "go_to_preset":
                 position = commands.to_int(value, 1, 8, "preset")
-                await client.set(commands.go_to_preset(gen, model, position))
+                if gen.api == "wqhd":
+                    commands.check_presets(model)
+                    await self._publish(camera, client, *commands.mqtt_preset(position), what="presets")
+                else:
+                    await client.set(commands.go_to_preset(gen, model, position))
             elif action == "alarm_area":
                 number = self._area(gen, area)
                 await client.set(commands.alarm_area(gen, number, commands.to_switch(value)))
@@ -106,6 +115,35 @@ class InstarAdapter(CameraAdapter):
         return done + notes
 
     # ------------------------------------------------------------ helpers
+
+    async def _publish(self, camera: CameraAccess, client: CameraClient, path: str, value: str, what: str) -> None:
+        """Publish ``{"val": value}`` to ``<prefix><client id><path>`` on the camera's built-in MQTT broker.
+
+        The prefix, client ID and ports come from the camera itself (``getmqttattr``); the broker is reached at
+        the camera's own (allow-listed) address with the camera login, over TLS when the camera is on HTTPS.
+        """
+        settings = await client.read(commands.read_mqtt_settings())
+        if settings.get("mq_enable") != "1":
+            raise CameraError(
+                "unsupported",
+                f"this camera takes {what} only over MQTT, which is switched off: turn it on in the camera's "
+                "web UI under Smarthome → MQTT",
+            )
+        prefix, client_id = settings.get("mq_prefix", ""), settings.get("mq_clientid", "")
+        if not client_id.strip("/"):
+            raise CameraError("unsupported", "the camera reports no MQTT client ID, so its topics are unknown")
+        port_key, default = ("mq_portssl", 8883) if camera.https else ("mq_port", 1883)
+        raw_port = settings.get(port_key, "")
+        port = int(raw_port) if raw_port.isdigit() and 0 < int(raw_port) < 65536 else default
+        auth = settings.get("mq_auth", "1") != "0"
+        broker = mqtt.Broker(
+            host=camera.address or "",
+            port=port,
+            username=(camera.username or "") if auth else None,
+            password=(camera.password or "") if auth else None,
+            tls=camera.https,
+        )
+        await mqtt.publish(broker, mqtt.topic(prefix, client_id, path), mqtt.json_value(value), self.config)
 
     def _lookup(self, camera: CameraAccess) -> tuple[CameraModel, Generation]:
         model = find_model(camera.model)

@@ -49,6 +49,15 @@ _WQHD_CODES: dict[str, tuple[str, str]] = {
 _WQHD_OK = {"200", "219"}
 
 
+def response_codes(text: str) -> list[str]:
+    """The ``response="NNN";`` codes of a WQHD reply, one per ``cmd=`` block."""
+    return re.findall(r'response="(\d+)";', text)
+
+
+#: WQHD codes meaning "this firmware does not have the command" (nothing was changed)
+UNKNOWN_COMMAND = frozenset({"203", "204"})
+
+
 def parse_reply(text: str) -> dict[str, str]:
     """All ``name="value";`` pairs of a reply (both generations); later duplicates win."""
     return {m.group(1): m.group(2) for m in _LINE.finditer(text)}
@@ -61,7 +70,7 @@ def check_set_reply(api: str, command: str, text: str) -> None:
             detail = text.strip().splitlines()[0] if text.strip() else "empty reply"
             raise CameraError("invalid", f"the camera rejected {command}: {detail[:80]}")
         return
-    codes = re.findall(r'response="(\d+)";', text)
+    codes = response_codes(text)
     if not codes:
         raise CameraError("invalid", f"the camera sent no response code for {command}")
     for code in codes:
@@ -142,14 +151,24 @@ class CameraClient:
         raise CameraError("unreachable", f"the camera did not answer {command}: {last} ({attempts} attempts)")
 
     async def read(self, params: Params) -> dict[str, str]:
-        """Run a GET command and parse its ``name="value";`` reply."""
+        """Run a GET command and parse its ``name="value";`` reply (WQHD: the response code must be 200)."""
         response = await self.get(self.generation.cgi_path, params)
+        if self.generation.api == "wqhd":
+            check_set_reply("wqhd", _command_name(params), response.text)
         return parse_reply(response.text)
 
     async def set(self, params: Params) -> None:
         """Run one SET request (possibly several ``cmd=`` blocks) and check every reply line."""
         response = await self.get(self.generation.cgi_path, params)
         check_set_reply(self.generation.api, _command_name(params), response.text)
+
+    async def set_if_known(self, params: Params) -> bool:
+        """Like ``set``, but False (instead of an error) when a WQHD camera does not know the command."""
+        response = await self.get(self.generation.cgi_path, params)
+        if self.generation.api == "wqhd" and UNKNOWN_COMMAND & set(response_codes(response.text)):
+            return False
+        check_set_reply(self.generation.api, _command_name(params), response.text)
+        return True
 
 
 def with_query(path: str, params: Params) -> str:

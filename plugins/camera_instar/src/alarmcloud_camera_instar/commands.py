@@ -60,7 +60,12 @@ def motion_detection(gen: Generation, on: bool) -> Params:
 
 
 def alarm_email(gen: Generation, on: bool) -> Params:
-    """720p: ``email`` and ``emailsnap``; Full HD: ``emailsnap``; WQHD: the mail action ``setmaaction``."""
+    """720p: ``email`` and ``emailsnap``; Full HD: ``emailsnap``; WQHD: the web UI's mail action ``setmaaction``.
+
+    WQHD: the 1440p CGI list names only the getter ``getmaaction``; the setter and its ``enable`` key come from a
+    command map of the 2K+ web UI. The documented route is MQTT (``mqtt_alarm_email``), used when the camera
+    does not know ``setmaaction``.
+    """
     if gen.api == "wqhd":
         return [("cmd", "setmaaction"), ("enable", "1" if on else "0")]
     switch = "on" if on else "off"
@@ -72,15 +77,39 @@ def alarm_email(gen: Generation, on: bool) -> Params:
 
 
 def go_to_preset(gen: Generation, model: CameraModel, position: int) -> Params:
-    """hi3510: ``preset&-act=goto&-number=<0-based>``; WQHD has no documented CGI for it (MQTT only)."""
+    """hi3510: ``preset&-act=goto&-number=<0-based>``; WQHD has no documented CGI for it (see ``mqtt_preset``)."""
+    check_presets(model)
+    if gen.api == "wqhd":
+        raise CameraError("unsupported", "WQHD cameras move to presets over MQTT (features/ptz/preset/goto)")
+    return [("cmd", "preset"), ("-act", "goto"), ("-number", str(position - 1))]
+
+
+def check_presets(model: CameraModel) -> None:
+    """Fixed cameras have no presets: refuse before anything is sent."""
     if not model.ptz:
         raise CameraError("unsupported", f"the {model.name} cannot pan or tilt, so it has no presets")
-    if gen.api == "wqhd":
-        raise CameraError(
-            "unsupported",
-            "WQHD cameras move to presets only over MQTT (features/ptz/preset/goto); no CGI is documented",
-        )
-    return [("cmd", "preset"), ("-act", "goto"), ("-number", str(position - 1))]
+
+
+# ---------------------------------------------------------------- WQHD MQTT (reference §3.2)
+
+#: MQTT v5 API paths (under ``<prefix><client id>``); payload ``{"val":"..."}``
+MQTT_PRESET_GOTO = "features/ptz/preset/goto"
+MQTT_ALARM_EMAIL = "alarm/actions/email/enable"
+
+
+def mqtt_preset(position: int) -> tuple[str, str]:
+    """WQHD preset: path ``features/ptz/preset/goto`` with the web-UI position 1-8 (not 0-based)."""
+    return MQTT_PRESET_GOTO, str(position)
+
+
+def mqtt_alarm_email(on: bool) -> tuple[str, str]:
+    """WQHD alarm e-mail: path ``alarm/actions/email/enable`` with ``1`` / ``0``."""
+    return MQTT_ALARM_EMAIL, "1" if on else "0"
+
+
+def read_mqtt_settings() -> Params:
+    """WQHD: the camera's MQTT settings (``mq_enable``, ``mq_port``, ``mq_portssl``, ``mq_prefix``, ...)."""
+    return [("cmd", "getmqttattr")]
 
 
 def alarm_area(gen: Generation, area: int, on: bool) -> Params:

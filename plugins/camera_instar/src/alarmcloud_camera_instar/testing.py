@@ -2,7 +2,8 @@
 
 It serves the CGI commands the adapter uses, per generation, over real HTTP with Basic auth, replies like the
 cameras do (``var name="value";`` + ``[Succeed]set ok.`` on 720p/Full HD, ``name="value";`` +
-``response="200";`` on WQHD), keeps state, records every request and can refuse or stall::
+``response="200";`` on WQHD), keeps state, records every request and can refuse or stall. A WQHD fake also
+runs the camera's built-in MQTT broker (off by default, as on the cameras; ``mqtt=True`` switches it on)::
 
     with FakeInstarCamera("wqhd", password="Secr3t!pass") as cam:
         await adapter.control(cam.access(), "motion_detection", False)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 from alarmcloud.contracts import CameraAccess
 
 from alarmcloud_camera_instar.catalog import FULL_HD, GENERATIONS, HD, WQHD
+from alarmcloud_camera_instar.testing_mqtt import FakeMqttBroker, MqttMessage
 
 Params = list[tuple[str, str]]
 
@@ -35,6 +38,11 @@ _HI_FTP_KEYS = ("-ft_server", "-ft_port", "-ft_username", "-ft_password", "-ft_m
 _WQHD_FTP_KEYS = (
     "ft_server", "ft_port", "ft_username", "ft_password", "ft_mode", "ft_dirname", "ft_autocreatedir",
     "ft_dirmode", "ft_ssl", "ft_insecure",
+)  # fmt: skip
+#: getmqttattr keys (2K+ web UI command map); mq_pass is write-only like every password on these cameras
+_MQTT_KEYS = (
+    "mq_enable", "mq_broker", "mq_host", "mq_port", "mq_portssl", "mq_ssl", "mq_auth", "mq_user", "mq_pass",
+    "mq_insecure", "mq_prefix", "mq_lwt", "mq_clientid", "mq_qos",
 )  # fmt: skip
 _OK = "[Succeed]set ok."
 _PARAM_ERROR = "[Error]Param error."
@@ -77,6 +85,7 @@ class FakeInstarCamera:
         username: str = "admin",
         password: str = "instar",
         ptz: bool = True,
+        mqtt: bool = False,
     ) -> None:
         if generation not in GENERATIONS:
             raise ValueError(f"unknown generation {generation!r}")
@@ -88,7 +97,15 @@ class FakeInstarCamera:
         self.mode = "ok"
         self.stall_s = 5.0
         self.requests: list[ReceivedRequest] = []
+        #: CGI commands this firmware does not know (answered 404 on 720p/Full HD, ``response="204";`` on WQHD)
+        self.unknown_commands: set[str] = set()
         self.state: dict[str, Any] = self._initial_state()
+        self.broker: FakeMqttBroker | None = None
+        if self.generation.api == "wqhd":
+            self.state["mqtt"]["mq_enable"] = "1" if mqtt else "0"
+            self.broker = FakeMqttBroker(
+                self._mqtt_login, self._on_mqtt, lambda: self.state["mqtt"]["mq_enable"] == "1"
+            )
         self.snapshot_jpeg = _jpeg()
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -119,11 +136,16 @@ class FakeInstarCamera:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-instar", daemon=True
         )
         self._thread.start()
+        if self.broker is not None:
+            self.broker.start()
+            self.state["mqtt"]["mq_port"] = str(self.broker.port)
         return self
 
     def stop(self) -> None:
         """Stop serving (stalled requests are released)."""
         self._release.set()
+        if self.broker is not None:
+            self.broker.stop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -159,6 +181,11 @@ class FakeInstarCamera:
     def cgi_requests(self) -> list[ReceivedRequest]:
         """The authorised requests to the CGI endpoint, oldest first."""
         return [r for r in self.requests if r.authorized and r.path.endswith("param.cgi")]
+
+    @property
+    def mqtt_messages(self) -> list[MqttMessage]:
+        """Every message published to the built-in broker (WQHD), oldest first."""
+        return list(self.broker.messages) if self.broker else []
 
     # ------------------------------------------------------------ state
 
@@ -200,6 +227,24 @@ class FakeInstarCamera:
             "ftpaction": {t: {"enable": "0", "interval": "60"} for t in ("rec", "snap", "timersnap")},
             "asaction": {"enable": "0", "interval": "1"},
             "as": {i: {} for i in (1, 2, 3)},
+            "ptz": {"preset": None},
+            # MQTT is off by default (1440p web UI docs); prefix and client ID as in INSTAR's examples
+            "mqtt": {
+                "mq_enable": "0",
+                "mq_broker": "0",
+                "mq_host": "127.0.0.1",
+                "mq_port": "1883",
+                "mq_portssl": "8883",
+                "mq_ssl": "0",
+                "mq_auth": "1",
+                "mq_user": self.username,
+                "mq_pass": self.password,
+                "mq_insecure": "1",
+                "mq_prefix": "cameras/",
+                "mq_lwt": "status/testament",
+                "mq_clientid": "115/",
+                "mq_qos": "1",
+            },  # fmt: skip
         }
 
     # ------------------------------------------------------------ request handling
@@ -260,7 +305,7 @@ class FakeInstarCamera:
         lines: list[str] = []
         for block in blocks:
             cmd, args = block[0][1] if block[0][0] == "cmd" else "", block[1:]
-            handler = getattr(self, f"_hi_{cmd}", None)
+            handler = None if cmd in self.unknown_commands else getattr(self, f"_hi_{cmd}", None)
             if handler is None:
                 return 404, "text/html", b"404 Not Found"  # old-API cameras answer 404 to unknown commands
             lines += handler(args)
@@ -340,7 +385,7 @@ class FakeInstarCamera:
         for block in blocks:
             cmd, args = block[0][1] if block[0][0] == "cmd" else "", block[1:]
             lines.append(f'cmd="{cmd}";')
-            handler = getattr(self, f"_wq_{cmd}", None)
+            handler = None if cmd in self.unknown_commands else getattr(self, f"_wq_{cmd}", None)
             if handler is None:
                 lines.append('response="204";')
                 continue
@@ -442,6 +487,45 @@ class FakeInstarCamera:
     def _wq_getasattr(self, args: Params) -> tuple[list[str], int]:
         index = int(dict(args).get("as_index", "1"))
         return [f'{k}="{v}";' for k, v in self.state["as"][index].items() if k != "as_password"], 200
+
+    def _wq_getmqttattr(self, args: Params) -> tuple[list[str], int]:
+        return [f'{k}="{v}";' for k, v in self.state["mqtt"].items() if k != "mq_pass"], 200
+
+    def _wq_setmqttattr(self, args: Params) -> tuple[list[str], int]:
+        if any(k == "mq_port" for k, _ in args):
+            return [], 212  # the fake's broker port is fixed (an ephemeral loopback port)
+        return self._wq_update(self.state["mqtt"], args)
+
+    # ------------------------------------------------------------ WQHD MQTT (built-in broker)
+
+    def _mqtt_login(self, username: str | None, password: str | None) -> bool:
+        if self.mode == "refuse":
+            return False
+        if self.state["mqtt"]["mq_auth"] == "0":
+            return True
+        return username == self.state["mqtt"]["mq_user"] and password == self.state["mqtt"]["mq_pass"]
+
+    def _on_mqtt(self, message: MqttMessage) -> None:
+        """Act on ``<prefix><client id><path>`` (payload ``{"val":"x"}``) or ``<path>/raw`` (payload ``x``)."""
+        mq = self.state["mqtt"]
+        base = mq["mq_prefix"] + mq["mq_clientid"]
+        if not message.topic.startswith(base):
+            return  # another camera's topic
+        path = message.topic[len(base) :]
+        try:
+            if path.endswith("/raw"):
+                path, value = path[: -len("/raw")], message.payload.decode()
+            else:
+                value = str(json.loads(message.payload)["val"])
+        except (ValueError, KeyError, TypeError):
+            return  # the camera ignores payloads it cannot read
+        with self._lock:
+            if path == "features/ptz/preset/goto" and self.ptz and value in {str(n) for n in range(1, 9)}:
+                self.state["ptz"]["preset"] = int(value)
+            elif path == "alarm/actions/email/enable" and value in ("0", "1"):
+                self.state["maaction"]["enable"] = value
+            elif path == "alarm/actions/enable" and value in ("0", "1"):
+                self.state["alarm"]["armed"] = value
 
     @staticmethod
     def _wq_update(target: dict[str, str], args: Params) -> tuple[list[str], int]:
