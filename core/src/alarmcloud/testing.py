@@ -147,3 +147,124 @@ def test_settings(data_dir: Path, **overrides: object) -> object:
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+# ---------------------------------------------------------------- a CoreServices double for integration plugins
+
+import copy  # noqa: E402 - this section was appended
+from collections.abc import Iterable  # noqa: E402
+from typing import Any  # noqa: E402
+
+from alarmcloud.contracts import LiveStream  # noqa: E402
+from alarmcloud.services import CameraSummary, CoreServices, Principal, ServiceError  # noqa: E402
+
+
+class FakeServices(CoreServices):
+    """An in-memory ``CoreServices`` for unit tests of one integration plugin (no database, no server).
+
+    ``link(token, account_id, scopes)`` makes ``token`` an access token of ``integration`` (``expired=True``: one
+    whose hour is over); other tokens, or tokens for another integration, fail like the core's do
+    (``ServiceError(401, "invalid_token" | "expired_token")``). ``cameras`` maps account ids to their
+    ``CameraSummary`` list and ``streams`` camera ids to ``LiveStream``s (their ``credentials_in_url`` only with
+    ``with_credentials=True``). Camera actions land in ``actions`` as ``(account_id, camera_id, action, value)``, or
+    raise ``fail_action`` when set; plugin state lives in ``state``; ``unlink`` drops the account's tokens and
+    records ``(account_id, integration)`` in ``unlinked``. Use the real server (``LiveServer``) for end-to-end tests.
+    """
+
+    def __init__(self, integration: str, cameras: dict[str, list[CameraSummary]] | None = None) -> None:
+        self.integration = integration
+        self.cameras: dict[str, list[CameraSummary]] = cameras or {}
+        self.streams: dict[str, LiveStream] = {}
+        self.tokens: dict[str, Principal] = {}
+        self.expired: set[str] = set()
+        self.actions: list[tuple[str, str, str, Any]] = []
+        self.fail_action: Exception | None = None
+        self.state: dict[tuple[str, str | None, str], Any] = {}
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self.unlinked: list[tuple[str, str]] = []
+
+    def link(self, token: str, account_id: str, scopes: Iterable[str], pseudonym: str | None = None,
+             client_id: str | None = None, expired: bool = False) -> Principal:
+        """Make ``token`` an access token of ``account_id``; returns the ``Principal`` it stands for."""
+        principal = Principal(account_id, client_id or f"{self.integration}-client", frozenset(scopes),
+                              pseudonym or f"pseudo-{account_id}")
+        self.tokens[token] = principal
+        (self.expired.add if expired else self.expired.discard)(token)
+        return principal
+
+    def _camera(self, account_id: str, camera_id: str) -> CameraSummary:
+        for cam in self.cameras.get(account_id, []):
+            if cam.id == camera_id:
+                return cam
+        raise ServiceError(404, "not_found", "camera not found")
+
+    async def authenticate(self, request: Any, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            raise ServiceError(401, "invalid_token", "a bearer token is required")
+        principal = await self.principal_for_token(auth[7:].strip(), integration)
+        missing = [s for s in scopes if s not in principal.scopes]
+        if missing:
+            raise ServiceError(403, "insufficient_scope", f"the token lacks scope {missing[0]}")
+        return principal
+
+    async def principal_for_token(self, token: str, integration: str) -> Principal:
+        if integration != self.integration or token not in self.tokens:
+            raise ServiceError(401, "invalid_token", "the access token is invalid or revoked")
+        if token in self.expired:
+            raise ServiceError(401, "expired_token", "the access token has expired; refresh it")
+        return self.tokens[token]
+
+    async def account_for_pseudonym(self, integration: str, pseudonym: str) -> str | None:
+        return (await self.pseudonyms(integration)).get(pseudonym)
+
+    async def pseudonyms(self, integration: str) -> dict[str, str]:
+        if integration != self.integration:
+            return {}
+        return {p.pseudonym: p.account_id for p in self.tokens.values()}
+
+    async def list_cameras(self, account_id: str) -> list[CameraSummary]:
+        return list(self.cameras.get(account_id, []))
+
+    async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
+                            area: int | None = None) -> None:
+        self._camera(account_id, camera_id)
+        if self.fail_action is not None:
+            raise self.fail_action
+        self.actions.append((account_id, camera_id, action, value))
+
+    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
+        self._camera(account_id, camera_id)
+        s = self.streams.get(camera_id) or LiveStream(f"rtsp://camera.invalid/{camera_id}")
+        return s if with_credentials else LiveStream(s.rtsp_main, s.rtsp_sub, s.rtsp_third, s.snapshot, {})
+
+    async def list_events(self, account_id: str, *, camera_id: str | None = None, label: str | None = None,
+                          real_alarms_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+        items = [e for e in self.events.get(account_id, []) if camera_id in (None, e.get("camera_id"))
+                 and (not real_alarms_only or e.get("verdict") == "alarm")]
+        return items[:limit]
+
+    async def storage(self, account_id: str) -> dict[str, Any]:
+        return {"quota_bytes": 0, "used_bytes": 0, "cameras": []}
+
+    async def get_state(self, plugin: str, account_id: str | None, key: str) -> Any | None:
+        return copy.deepcopy(self.state.get((plugin, account_id, key)))
+
+    async def set_state(self, plugin: str, account_id: str | None, key: str, value: Any) -> None:
+        self.state[(plugin, account_id, key)] = copy.deepcopy(value)
+
+    async def delete_state(self, plugin: str, account_id: str | None, key: str | None = None) -> None:
+        for k in [k for k in self.state if k[:2] == (plugin, account_id) and key in (None, k[2])]:
+            del self.state[k]
+
+    async def authenticate_camera(self, username: str, password: str) -> str | None:
+        return None
+
+    async def record_camera_trigger(self, camera_id: str, trigger: dict[str, Any]) -> None:
+        return None
+
+    async def unlink(self, account_id: str, integration: str) -> None:
+        if integration == self.integration:
+            for token in [t for t, p in self.tokens.items() if p.account_id == account_id]:
+                del self.tokens[token]
+        self.unlinked.append((account_id, integration))

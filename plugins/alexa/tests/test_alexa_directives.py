@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import time
@@ -11,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from alarmcloud import CameraSummary, CoreServices, Event, LiveStream, Principal, ServiceError
+from alarmcloud import CameraSummary, Event, LiveStream, ServiceError
+from alarmcloud.testing import FakeServices
 from alarmcloud_alexa import messages as m
 from alarmcloud_alexa.config import AlexaConfig
 from alarmcloud_alexa.gateway import GRANT_KEY, EventGateway
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.anyio,
 
 PASSWORD = "s3cret-cam-pw"
 TOKEN = "good-token"
-ALL = frozenset({m.SCOPE_STREAM, m.SCOPE_CONTROL, m.SCOPE_EVENTS})
+ALL = frozenset({m.SCOPE_STREAM, m.SCOPE_CONTROL, m.SCOPE_ALARMS})
 # DeleteReport is not in Amazon's schema: a local mini-schema (§2.8 of the reference)
 DELETE_REPORT = {"type": "object", "required": ["event"], "properties": {"event": {
     "type": "object", "required": ["header", "payload"], "properties": {
@@ -65,71 +65,18 @@ def check(validator: Any, message: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-class FakeServices(CoreServices):
-    """Just enough of the core for the protocol layer; records camera actions."""
-
-    def __init__(self, scopes: frozenset[str] = ALL) -> None:
-        self.scopes = scopes
-        self.cameras = [CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True),
-                        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False)]
-        self.actions: list[tuple[str, str, Any]] = []
-        self.state: dict[tuple[str, str | None, str], Any] = {}
-        self.fail_action: ServiceError | None = None
-
-    async def authenticate(self, request: Any, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
-        raise NotImplementedError
-
-    async def principal_for_token(self, token: str, integration: str) -> Principal:
-        if token == "expired-token":
-            raise ServiceError(401, "expired_token", "expired")
-        if token != TOKEN or integration != "alexa":
-            raise ServiceError(401, "invalid_token", "bad token")
-        return Principal("acc-1", "alexa-client", self.scopes, "pseudo-1")
-
-    async def account_for_pseudonym(self, integration: str, pseudonym: str) -> str | None:
-        return "acc-1" if pseudonym == "pseudo-1" else None
-
-    async def pseudonyms(self, integration: str) -> dict[str, str]:
-        return {"pseudo-1": "acc-1"}
-
-    async def list_cameras(self, account_id: str) -> list[CameraSummary]:
-        return list(self.cameras) if account_id == "acc-1" else []
-
-    async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
-                            area: int | None = None) -> None:
-        if self.fail_action:
-            raise self.fail_action
-        self.actions.append((camera_id, action, value))
-
-    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
-        creds = {"rtsp_main": f"rtsp://admin:{PASSWORD}@192.168.1.5/11",
-                 "snapshot": f"http://192.168.1.5/snap.cgi?usr=admin&pwd={PASSWORD}"} if with_credentials else {}
-        return LiveStream("rtsp://192.168.1.5/11", "rtsp://192.168.1.5/12", None, "http://192.168.1.5/snap.cgi", creds)
-
-    async def list_events(self, account_id: str, **kw: Any) -> list[dict[str, Any]]:
-        return []
-
-    async def storage(self, account_id: str) -> dict[str, Any]:
-        return {}
-
-    async def get_state(self, plugin: str, account_id: str | None, key: str) -> Any | None:
-        return copy.deepcopy(self.state.get((plugin, account_id, key)))
-
-    async def set_state(self, plugin: str, account_id: str | None, key: str, value: Any) -> None:
-        self.state[(plugin, account_id, key)] = copy.deepcopy(value)
-
-    async def delete_state(self, plugin: str, account_id: str | None, key: str | None = None) -> None:
-        for k in [k for k in self.state if k[0] == plugin and k[1] == account_id and key in (None, k[2])]:
-            del self.state[k]
-
-    async def authenticate_camera(self, username: str, password: str) -> str | None:
-        return None
-
-    async def record_camera_trigger(self, camera_id: str, trigger: dict[str, Any]) -> None:
-        return None
-
-    async def unlink(self, account_id: str, integration: str) -> None:
-        return None
+def services(scopes: frozenset[str] = ALL) -> FakeServices:
+    """Account acc-1 linked with ``scopes``: an online camera with motion detection on, an offline one."""
+    svc = FakeServices("alexa", {"acc-1": [
+        CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True),
+        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False)]})
+    svc.link(TOKEN, "acc-1", scopes, "pseudo-1")
+    svc.link("expired-token", "acc-1", scopes, "pseudo-1", expired=True)
+    svc.streams["cam-1"] = LiveStream("rtsp://192.168.1.5/11", "rtsp://192.168.1.5/12", None,
+                                      "http://192.168.1.5/snap.cgi",
+                                      {"rtsp_main": f"rtsp://admin:{PASSWORD}@192.168.1.5/11",
+                                       "snapshot": f"http://192.168.1.5/snap.cgi?usr=admin&pwd={PASSWORD}"})
+    return svc
 
 
 class FakeAmazon:
@@ -193,7 +140,7 @@ def props(resp: dict[str, Any]) -> dict[str, Any]:
 async def test_discovery_from_sample_request(integ: AlexaIntegration, validator: Any) -> None:
     body = json.loads((SAMPLES / "Discovery" / "Discovery.request.json").read_text())
     body["directive"]["payload"]["scope"]["token"] = TOKEN
-    resp = await run(integ, FakeServices(), validator, body)
+    resp = await run(integ, services(), validator, body)
     eps = {e["endpointId"]: e for e in resp["event"]["payload"]["endpoints"]}
     assert set(eps) == {"cam-1", "cam-2", "cam-1:motion", "cam-2:motion"}
     cam = eps["cam-1"]
@@ -205,16 +152,16 @@ async def test_discovery_from_sample_request(integ: AlexaIntegration, validator:
 
 async def test_discovery_follows_scopes_and_bad_tokens(integ: AlexaIntegration, validator: Any) -> None:
     body = directive("Alexa.Discovery", "Discover", None, payload={"scope": {"type": "BearerToken", "token": TOKEN}})
-    resp = await run(integ, FakeServices(frozenset({m.SCOPE_STREAM})), validator, body)
+    resp = await run(integ, services(frozenset({m.SCOPE_STREAM})), validator, body)
     eps = resp["event"]["payload"]["endpoints"]
     assert [e["endpointId"] for e in eps] == ["cam-1", "cam-2"]
     assert all("Alexa.PowerController" not in {c["interface"] for c in e["capabilities"]} for e in eps)
     body["directive"]["payload"]["scope"]["token"] = "wrong"
-    assert (await run(integ, FakeServices(), validator, body))["event"]["payload"]["endpoints"] == []
+    assert (await run(integ, services(), validator, body))["event"]["payload"]["endpoints"] == []
 
 
 async def test_power_controller_reaches_camera(integ: AlexaIntegration, validator: Any) -> None:
-    svc = FakeServices()
+    svc = services()
     for sample, value in (("PowerController.TurnOff.request.json", False),
                           ("PowerController.TurnOn.request.json", True)):
         body = json.loads((SAMPLES / "PowerController" / sample).read_text())
@@ -223,11 +170,11 @@ async def test_power_controller_reaches_camera(integ: AlexaIntegration, validato
         resp = await run(integ, svc, validator, body)
         assert resp["event"]["header"]["correlationToken"] == body["directive"]["header"]["correlationToken"]
         assert props(resp)[("Alexa.PowerController", "powerState")] == ("ON" if value else "OFF")
-    assert svc.actions == [("cam-1", "motion_detection", False), ("cam-1", "motion_detection", True)]
+    assert svc.actions == [("acc-1", "cam-1", "motion_detection", False), ("acc-1", "cam-1", "motion_detection", True)]
 
 
 async def test_report_state(integ: AlexaIntegration, validator: Any) -> None:
-    svc = FakeServices()
+    svc = services()
     resp = await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-1"))
     assert resp["event"]["header"]["name"] == "StateReport"
     p = props(resp)
@@ -246,7 +193,7 @@ async def test_camera_streams(integ: AlexaIntegration, validator: Any, caplog: p
     body = json.loads((SAMPLES / "CameraStreamController" / "CameraStreamController.request.json").read_text())
     body["directive"]["endpoint"]["endpointId"] = "cam-1"
     body["directive"]["endpoint"]["scope"]["token"] = TOKEN
-    resp = await run(integ, FakeServices(), validator, body)
+    resp = await run(integ, services(), validator, body)
     payload = resp["event"]["payload"]
     assert payload["cameraStreams"][0]["protocol"] == "RTSP"
     assert payload["cameraStreams"][0]["uri"].startswith("rtsp://admin:")
@@ -254,7 +201,7 @@ async def test_camera_streams(integ: AlexaIntegration, validator: Any, caplog: p
     assert PASSWORD not in caplog.text
     integ.config.stream_url_template = "rtsps://cams.example.com:443/{camera_id}"
     integ.config.image_url_template = "https://cams.example.com/{camera_id}.jpg"
-    resp = await run(integ, FakeServices(), validator, body)
+    resp = await run(integ, services(), validator, body)
     assert resp["event"]["payload"]["cameraStreams"][0]["uri"] == "rtsps://cams.example.com:443/cam-1"
 
 
@@ -270,30 +217,30 @@ async def test_camera_streams(integ: AlexaIntegration, validator: Any, caplog: p
     (directive("Alexa", "ReportState", None), "INVALID_DIRECTIVE"),
 ])
 async def test_errors(integ: AlexaIntegration, validator: Any, body: Any, error_type: str) -> None:
-    resp = await run(integ, FakeServices(), validator, body)
+    resp = await run(integ, services(), validator, body)
     assert resp["event"]["header"]["name"] == "ErrorResponse"
     assert resp["event"]["payload"]["type"] == error_type
 
 
 async def test_scope_and_camera_failures(integ: AlexaIntegration, validator: Any) -> None:
-    svc = FakeServices(frozenset({m.SCOPE_STREAM}))
+    svc = services(frozenset({m.SCOPE_STREAM}))
     resp = await run(integ, svc, validator, directive("Alexa.PowerController", "TurnOff", "cam-1"))
     assert resp["event"]["payload"]["type"] == "INSUFFICIENT_PERMISSIONS" and svc.actions == []
-    svc = FakeServices(frozenset({m.SCOPE_CONTROL}))
+    svc = services(frozenset({m.SCOPE_CONTROL}))
     resp = await run(integ, svc, validator, directive("Alexa.CameraStreamController", "InitializeCameraStreams"))
     assert resp["event"]["payload"]["type"] == "INSUFFICIENT_PERMISSIONS"
-    svc = FakeServices()
+    svc = services()
     for exc, error_type in ((ServiceError(504, "camera_unreachable", "x"), "ENDPOINT_UNREACHABLE"),
                             (ServiceError(404, "not_found", "x"), "NO_SUCH_ENDPOINT"),
                             (ServiceError(500, "boom", "x"), "INTERNAL_ERROR"),
                             (RuntimeError("boom"), "INTERNAL_ERROR")):
-        svc.fail_action = exc  # type: ignore[assignment]
+        svc.fail_action = exc
         resp = await run(integ, svc, validator, directive("Alexa.PowerController", "TurnOff", "cam-1"))
         assert resp["event"]["payload"]["type"] == error_type
 
 
 async def test_accept_grant_and_proactive_events(integ: AlexaIntegration, amazon: FakeAmazon, validator: Any) -> None:
-    svc = FakeServices()
+    svc = services()
     body = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
     body["directive"]["payload"]["grantee"]["token"] = TOKEN
     resp = await run(integ, svc, validator, body)
@@ -327,7 +274,7 @@ async def test_accept_grant_and_proactive_events(integ: AlexaIntegration, amazon
 
 
 async def test_accept_grant_failures(integ: AlexaIntegration, amazon: FakeAmazon, validator: Any) -> None:
-    svc = FakeServices()
+    svc = services()
     body = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
     body["directive"]["payload"]["grantee"]["token"] = TOKEN
     amazon.lwa_status = 400
@@ -340,7 +287,15 @@ async def test_accept_grant_failures(integ: AlexaIntegration, amazon: FakeAmazon
 
 
 async def test_alarm_sets_motion_sensor_state(integ: AlexaIntegration, validator: Any) -> None:
-    svc = FakeServices()
+    svc = services()
     svc.state[("alexa", "acc-1", "last_alarm:cam-1")] = time.time()
     resp = await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-1:motion"))
     assert props(resp)[("Alexa.MotionSensor", "detectionState")] == "DETECTED"
+
+
+def test_scopes_are_ones_the_core_can_grant() -> None:
+    from alarmcloud.oauth import SCOPES as CORE_SCOPES
+    from alarmcloud_alexa.plugin import SCOPES, register_integrations
+
+    assert set(SCOPES) <= set(CORE_SCOPES)
+    assert [set(spec.scopes) for spec in register_integrations()] == [set(SCOPES)]

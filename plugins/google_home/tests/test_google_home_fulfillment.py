@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import os
 import uuid
@@ -13,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from alarmcloud import CameraSummary, CoreServices, Event, LiveStream, Principal, ServiceError
+from alarmcloud import CameraSummary, Event, ServiceError
+from alarmcloud.testing import FakeServices
 from alarmcloud_google_home import plugin
 from alarmcloud_google_home.config import GoogleHomeConfig
 from alarmcloud_google_home.homegraph import HomeGraph
@@ -56,69 +56,13 @@ def _codes(obj: Any) -> list[str]:
     return []
 
 
-class FakeServices(CoreServices):
-    """Just enough of the core; records actions and unlinks."""
-
-    def __init__(self, scopes: frozenset[str] = ALL) -> None:
-        self.scopes = scopes
-        self.cameras = [CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True),
-                        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False)]
-        self.actions: list[tuple[str, str, Any]] = []
-        self.unlinked: list[tuple[str, str]] = []
-        self.state: dict[tuple[str, str | None, str], Any] = {}
-        self.fail_action: ServiceError | None = None
-
-    async def authenticate(self, request: Any, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
-        auth = request.headers.get("authorization", "")
-        return await self.principal_for_token(auth[7:] if auth.lower().startswith("bearer ") else "", integration)
-
-    async def principal_for_token(self, token: str, integration: str) -> Principal:
-        if token != TOKEN or integration != "google_home" or self.unlinked:
-            raise ServiceError(401, "invalid_token", "bad token")
-        return Principal("acc-1", "google-client", self.scopes, "pseudo-1")
-
-    async def account_for_pseudonym(self, integration: str, pseudonym: str) -> str | None:
-        return "acc-1"
-
-    async def pseudonyms(self, integration: str) -> dict[str, str]:
-        return {"pseudo-1": "acc-1"}
-
-    async def list_cameras(self, account_id: str) -> list[CameraSummary]:
-        return list(self.cameras)
-
-    async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
-                            area: int | None = None) -> None:
-        if self.fail_action:
-            raise self.fail_action
-        self.actions.append((camera_id, action, value))
-
-    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
-        return LiveStream("rtsp://192.168.1.5/11")
-
-    async def list_events(self, account_id: str, **kw: Any) -> list[dict[str, Any]]:
-        return []
-
-    async def storage(self, account_id: str) -> dict[str, Any]:
-        return {}
-
-    async def get_state(self, plugin: str, account_id: str | None, key: str) -> Any | None:
-        return copy.deepcopy(self.state.get((plugin, account_id, key)))
-
-    async def set_state(self, plugin: str, account_id: str | None, key: str, value: Any) -> None:
-        self.state[(plugin, account_id, key)] = copy.deepcopy(value)
-
-    async def delete_state(self, plugin: str, account_id: str | None, key: str | None = None) -> None:
-        for k in [k for k in self.state if k[0] == plugin and k[1] == account_id and key in (None, k[2])]:
-            del self.state[k]
-
-    async def authenticate_camera(self, username: str, password: str) -> str | None:
-        return None
-
-    async def record_camera_trigger(self, camera_id: str, trigger: dict[str, Any]) -> None:
-        return None
-
-    async def unlink(self, account_id: str, integration: str) -> None:
-        self.unlinked.append((account_id, integration))
+def services(scopes: frozenset[str] = ALL) -> FakeServices:
+    """Account acc-1 linked with ``scopes``: an online camera with motion detection on, an offline one."""
+    svc = FakeServices("google_home", {"acc-1": [
+        CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True),
+        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False)]})
+    svc.link(TOKEN, "acc-1", scopes, "pseudo-1")
+    return svc
 
 
 @pytest.fixture
@@ -162,7 +106,7 @@ def env(rsa_key: rsa.RSAPrivateKey) -> SimpleNamespace:
                            stream_url_template="https://cams.example.com/{camera_id}/index.m3u8")
     google = FakeGoogle(rsa_key)
     integ = plugin.GoogleHomeIntegration(cfg, HomeGraph(cfg, httpx.MockTransport(google)))
-    svc = FakeServices()
+    svc = services()
     app = Starlette(routes=[Mount("/plugins/google_home", routes=plugin.register_routes(None))])
     app.state.alarmcloud = SimpleNamespace(services=svc, plugins=SimpleNamespace(integration=lambda n: integ))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
@@ -200,7 +144,7 @@ async def test_sync(env: SimpleNamespace) -> None:
         assert d["type"] == "action.devices.types.CAMERA"
         assert set(d["traits"]) == {"action.devices.traits.CameraStream", "action.devices.traits.OnOff"}
         check("traits/camerastream/camerastream.attributes.schema.json", d["attributes"])
-    env.svc.scopes = frozenset({"cameras:stream"})
+    env.svc.link(TOKEN, "acc-1", {"cameras:stream"}, "pseudo-1")
     payload = (await post(env, "action.devices.SYNC")).json()["payload"]
     assert all(d["traits"] == ["action.devices.traits.CameraStream"] for d in payload["devices"])
 
@@ -219,7 +163,7 @@ async def test_execute_onoff_and_stream(env: SimpleNamespace) -> None:
     check("traits/onoff/onoff.params.schema.json", params)
     cmds = (await post(env, "action.devices.EXECUTE", execute("cam-1", ONOFF, params))).json()["payload"]["commands"]
     assert cmds == [{"ids": ["cam-1"], "status": "SUCCESS", "states": {"online": True, "on": False}}]
-    assert env.svc.actions == [("cam-1", "motion_detection", False)]
+    assert env.svc.actions == [("acc-1", "cam-1", "motion_detection", False)]
     params = {"StreamToChromecast": True, "SupportedStreamProtocols": ["progressive_mp4", "hls", "dash"]}
     check("traits/camerastream/getcamerastream.params.schema.json", params)
     cmd = (await post(env, "action.devices.EXECUTE", execute("cam-1", STREAM, params))).json()["payload"]["commands"][0]
@@ -249,7 +193,7 @@ async def test_execute_camera_failures_and_scopes(env: SimpleNamespace) -> None:
     cmd = (await post(env, "action.devices.EXECUTE", execute("cam-1", ONOFF, {"on": True}))).json()
     assert cmd["payload"]["commands"][0]["errorCode"] == "deviceOffline"
     env.svc.fail_action = None
-    env.svc.scopes = frozenset({"cameras:stream"})
+    env.svc.link(TOKEN, "acc-1", {"cameras:stream"}, "pseudo-1")
     cmd = (await post(env, "action.devices.EXECUTE", execute("cam-1", ONOFF, {"on": True}))).json()
     assert cmd["payload"]["commands"][0]["errorCode"] == "functionNotSupported" and env.svc.actions == []
     env.integ.config.stream_url_template = None
@@ -272,13 +216,19 @@ async def test_report_state_request_sync_and_disconnect(env: SimpleNamespace) ->
     await post(env, "action.devices.SYNC")
     await env.integ.on_event(env.svc, Event("camera.changed", "acc-1", "cam-1",
                                             {"change": "action", "action": "motion_detection", "value": False}))
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-2", {"verdict": "alarm",
+                                                                                  "clip_id": "clip-7"}))
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "false_alarm:rain"}))
     await env.integ.on_event(env.svc, Event("camera.deleted", "acc-1", "cam-2", {}))
     paths = [c[0] for c in env.google.calls]
-    assert paths == ["/v1/devices:reportStateAndNotification", "/v1/devices:requestSync"]
-    report, sync = env.google.calls[0][1], env.google.calls[1][1]
+    assert paths == ["/v1/devices:reportStateAndNotification"] * 2 + ["/v1/devices:requestSync"]
+    report, alarm, sync = (c[1] for c in env.google.calls)
     assert report["agentUserId"] == "pseudo-1" and report["payload"]["devices"]["states"] == {
         "cam-1": {"online": True, "on": False}}
     check("traits/onoff/onoff.states.schema.json", {"on": False})
+    # an alarm clip proves the (formerly offline) camera is online; its motion detection state comes along
+    assert alarm["payload"]["devices"]["states"] == {"cam-2": {"online": True, "on": False}}
+    assert alarm["eventId"] == "alarm-clip-7" and "eventId" not in report
     assert sync == {"agentUserId": "pseudo-1", "async": True}
     assert {c[2] for c in env.google.calls} == {"Bearer ya29.test"}
     claims = env.google.assertions[0]
@@ -289,4 +239,25 @@ async def test_report_state_request_sync_and_disconnect(env: SimpleNamespace) ->
     assert resp.status_code == 200 and resp.json() == {}
     assert env.svc.unlinked == [("acc-1", "google_home")]
     await env.integ.on_event(env.svc, Event("camera.changed", "acc-1", "cam-1", {"change": "updated"}))
-    assert len(env.google.calls) == 2  # forgotten: no more reports
+    assert len(env.google.calls) == 3  # forgotten: no more reports
+
+
+async def test_report_state_carries_only_declared_traits(env: SimpleNamespace) -> None:
+    env.svc.link(TOKEN, "acc-1", {"cameras:stream"}, "pseudo-1")
+    await post(env, "action.devices.SYNC")  # devices without OnOff
+    await env.integ.on_event(env.svc, Event("camera.changed", "acc-1", "cam-1",
+                                            {"change": "action", "action": "motion_detection", "value": True}))
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    states = [c[1]["payload"]["devices"]["states"] for c in env.google.calls]
+    assert states == [{"cam-1": {"online": True}}, {"cam-1": {"online": True}}]
+    env.svc.link(TOKEN, "acc-1", {"cameras:control"}, "pseudo-1")
+    await post(env, "action.devices.SYNC")  # no CAMERA device at all without cameras:stream
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    assert len(env.google.calls) == 2
+
+
+def test_scopes_are_ones_the_core_can_grant() -> None:
+    from alarmcloud.oauth import SCOPES as CORE_SCOPES
+
+    assert set(plugin.SCOPES) <= set(CORE_SCOPES)
+    assert [set(spec.scopes) for spec in plugin.register_integrations()] == [set(plugin.SCOPES)]

@@ -30,7 +30,7 @@ class AlexaError(Exception):
 def _auth_error(exc: ServiceError) -> AlexaError:
     if exc.status == 403:
         return AlexaError("INSUFFICIENT_PERMISSIONS", "the account link does not allow this")
-    if "expired" in exc.code:
+    if exc.code == "expired_token":  # the link lives: Alexa refreshes instead of asking the customer to relink
         return AlexaError("EXPIRED_AUTHORIZATION_CREDENTIAL", "the access token has expired")
     return AlexaError("INVALID_AUTHORIZATION_CREDENTIAL", "the access token is invalid or revoked")
 
@@ -155,7 +155,7 @@ class DirectiveHandler:
         cam, sensor = await self._camera(principal, endpoint_id)
         props = [m.connectivity(cam.online)]
         if sensor:
-            self._need(principal, m.SCOPE_EVENTS)
+            self._need(principal, m.SCOPE_ALARMS)
             props.append(m.detection_state(await self._alarm_active(principal.account_id, cam.id)))
         elif m.SCOPE_CONTROL in principal.scopes and cam.motion_detection is not None:
             props.append(m.power_state(cam.motion_detection))

@@ -12,7 +12,7 @@ from alarmcloud import CameraSummary
 SENSOR_SUFFIX = ":motion"
 SCOPE_STREAM = "cameras:stream"
 SCOPE_CONTROL = "cameras:control"
-SCOPE_EVENTS = "events:read"
+SCOPE_ALARMS = "alarms:read"
 
 
 def timestamp(when: datetime | None = None) -> str:
@@ -94,7 +94,7 @@ def camera_endpoints(cam: CameraSummary, scopes: frozenset[str], manufacturer: s
                     "description": _text(f"{cam.brand} {cam.model} camera via {manufacturer}"),
                     "displayCategories": ["CAMERA"], "cookie": {}, "additionalAttributes": attributes,
                     "capabilities": caps})
-    if SCOPE_EVENTS in scopes:
+    if SCOPE_ALARMS in scopes:
         out.append({"endpointId": cam.id + SENSOR_SUFFIX, "manufacturerName": _text(manufacturer),
                     "friendlyName": _text(f"{cam.name} alarm"),
                     "description": _text(f"Alarm (motion) of camera {cam.name} via {manufacturer}"),

@@ -34,7 +34,7 @@ PRIVACY = ProcessingRecord(
     recipients=("Amazon (Alexa Smart Home)",),
     retention="until the customer unlinks the skill or deletes the account",
 )
-SCOPES = (m.SCOPE_STREAM, m.SCOPE_CONTROL, m.SCOPE_EVENTS)
+SCOPES = (m.SCOPE_STREAM, m.SCOPE_CONTROL, m.SCOPE_ALARMS)
 
 
 class AlexaIntegration(Integration):
@@ -69,7 +69,7 @@ class AlexaIntegration(Integration):
         if cam is None:
             return
         if event.type == DETECTIONS_READY:
-            if m.SCOPE_EVENTS not in scopes or str(event.payload.get("verdict", "alarm")).startswith("false_alarm"):
+            if m.SCOPE_ALARMS not in scopes or str(event.payload.get("verdict", "alarm")).startswith("false_alarm"):
                 return
             await services.set_state(PLUGIN, event.account_id, f"{ALARM_KEY}:{cam_id}", time.time())
             await self.gateway.send(services, event.account_id, lambda t: m.change_report(

@@ -12,6 +12,7 @@ from alarmcloud_google_home.config import GoogleHomeConfig
 log = logging.getLogger(__name__)
 INTEGRATION = PLUGIN = "google_home"
 AGENT_KEY = "agent_user_id"
+SCOPES_KEY = "scopes"
 SCOPE_STREAM = "cameras:stream"
 SCOPE_CONTROL = "cameras:control"
 CAMERA_STREAM = "action.devices.traits.CameraStream"
@@ -92,6 +93,8 @@ class Fulfillment:
     async def sync(self, principal: Principal) -> dict[str, Any]:
         """The account's cameras; remembers the agent user so Report State knows it is linked."""
         await self.services.set_state(PLUGIN, principal.account_id, AGENT_KEY, principal.pseudonym)
+        # Report State may only carry states of the traits SYNC declared, and those follow the scopes
+        await self.services.set_state(PLUGIN, principal.account_id, SCOPES_KEY, sorted(principal.scopes))
         devices = [d for c in (await self._cameras(principal)).values()
                    if (d := device(c, principal.scopes, self.config))]
         return {"agentUserId": principal.pseudonym, "devices": devices}

@@ -90,10 +90,13 @@ class HomeGraph:
                 await anyio.sleep(0.2 * 2 ** attempt)
         return False
 
-    async def report_state(self, agent_user_id: str, states: dict[str, dict[str, Any]]) -> bool:
-        """``devices:reportStateAndNotification`` for one user."""
-        body = {"requestId": str(uuid.uuid4()), "agentUserId": agent_user_id,
-                "payload": {"devices": {"states": states}}}
+    async def report_state(self, agent_user_id: str, states: dict[str, dict[str, Any]],
+                           event_id: str | None = None) -> bool:
+        """``devices:reportStateAndNotification`` for one user (``event_id``: what caused it, for Google's logs)."""
+        body: dict[str, Any] = {"requestId": str(uuid.uuid4()), "agentUserId": agent_user_id,
+                                "payload": {"devices": {"states": states}}}
+        if event_id:
+            body["eventId"] = event_id
         return await self._post("/v1/devices:reportStateAndNotification", body)
 
     async def request_sync(self, agent_user_id: str) -> bool:

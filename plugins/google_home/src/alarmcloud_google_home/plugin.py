@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, ServiceError, hookimpl
-from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED
+from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -20,8 +20,10 @@ from alarmcloud_google_home.fulfillment import (
     PLUGIN,
     SCOPE_CONTROL,
     SCOPE_STREAM,
+    SCOPES_KEY,
     Fulfillment,
     auth_failure,
+    state,
 )
 from alarmcloud_google_home.homegraph import HomeGraph
 
@@ -55,22 +57,38 @@ class GoogleHomeIntegration(Integration):
         return Fulfillment(services, self.config)
 
     async def on_event(self, services: CoreServices, event: Event) -> None:
-        """Request Sync on camera list changes, Report State on motion-detection changes (linked users only)."""
-        if event.type not in (CAMERA_CHANGED, CAMERA_DELETED) or event.camera_id is None:
+        """Request Sync on camera list changes; Report State on motion-detection changes and alarms.
+
+        Only for users whose Google account is linked (a SYNC happened since the last DISCONNECT).
+        """
+        if event.type not in (CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY) or event.camera_id is None:
             return
         agent = await services.get_state(PLUGIN, event.account_id, AGENT_KEY)
         if not isinstance(agent, str):
             return
-        if event.type == CAMERA_CHANGED and event.payload.get("change") == "action":
-            if event.payload.get("action") != "motion_detection":
+        scopes = frozenset(await services.get_state(PLUGIN, event.account_id, SCOPES_KEY) or ())
+        if event.type == DETECTIONS_READY or event.payload.get("change") == "action":
+            if SCOPE_STREAM not in scopes:
+                return  # no device in Google for this camera
+            if event.type == DETECTIONS_READY and str(event.payload.get("verdict", "")).startswith("false_alarm"):
                 return
-            cams = {c.id: c for c in await services.list_cameras(event.account_id)}
-            cam = cams.get(event.camera_id)
-            if cam is not None:
-                await self.homegraph.report_state(agent, {cam.id: {"online": cam.online,
-                                                                   "on": bool(event.payload.get("value"))}})
+            if event.type == CAMERA_CHANGED and event.payload.get("action") != "motion_detection":
+                return
+            cam = next((c for c in await services.list_cameras(event.account_id) if c.id == event.camera_id), None)
+            if cam is None:
+                return
+            # an alarm clip proves the camera is online; Google has no alarm state for a cloud camera
+            states = state(cam, scopes) | {"online": cam.online or event.type == DETECTIONS_READY}
+            if event.type == CAMERA_CHANGED and SCOPE_CONTROL in scopes:
+                states["on"] = bool(event.payload.get("value"))
+            await self.homegraph.report_state(agent, {cam.id: states}, event_id=_event_id(event))
             return
         await self.homegraph.request_sync(agent)
+
+
+def _event_id(event: Event) -> str | None:
+    clip = event.payload.get("clip_id")
+    return f"alarm-{clip}" if event.type == DETECTIONS_READY and isinstance(clip, str) else None
 
 
 def build(config: GoogleHomeConfig | None) -> GoogleHomeIntegration:
