@@ -138,10 +138,22 @@ def test_links_list_and_unlink(api: Any, server: LiveServer) -> None:
                          "code_verifier": verifier}, auth=(client_id, secret)).json()
     items = user.get("/api/v1/me/links").json()["items"]
     assert [(i["client_id"], i["integration"]) for i in items] == [(client_id, "ifttt")]
+    core: Any = server.core
+    emitted: list[Any] = []
+    emit = core.emit
+
+    async def record(event: Any) -> None:
+        emitted.append(event)
+        await emit(event)
+
+    core.emit = record  # integrations learn of the unlink through the event
     other = api().register("other@example.com")
     assert other.delete(f"/api/v1/me/links/{client_id}").status_code == 404
     assert principal(server, tok["access_token"]) is not None
+    assert emitted == []
     assert user.delete(f"/api/v1/me/links/{client_id}").status_code == 204
+    assert [(e.type, e.account_id, e.payload) for e in emitted] == [
+        ("link.revoked", user.id, {"client_id": client_id, "integration": "ifttt"})]
     assert user.get("/api/v1/me/links").json()["items"] == []
     assert principal(server, tok["access_token"]) is None
     with server.core.db.session() as s:  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 from alarmcloud import crypto
 from alarmcloud.auth import SESSION_COOKIE, User, _session_user, require_user
 from alarmcloud.errors import ApiError
+from alarmcloud.events import LINK_REVOKED, Event
 from alarmcloud.models import Consent, iso, new_id, utcnow
 from alarmcloud.oauth_models import OAuthClient, OAuthCode, OAuthGrant, OAuthToken, Pseudonym
 from alarmcloud.services import Principal
@@ -648,13 +649,18 @@ async def delete_link(request: Request) -> Response:
     user = await require_user(request)
     client_id = request.path_params["client_id"]
 
-    def _del(s: Session) -> bool:
+    def _del(s: Session) -> str | None:
         found = revoke_link(s, user.id, client_id)
         s.commit()
-        return found
+        client = s.get(OAuthClient, client_id)
+        return (client.integration if client else "") if found else None
 
-    if not await _core(request).db.run(_del):
+    integration = await _core(request).db.run(_del)
+    if integration is None:
         raise ApiError(404, "not_found", "no such linked service")
+    # the integration stops reporting to its platform (Alexa event gateway, Google HomeGraph)
+    await _core(request).emit(Event(LINK_REVOKED, user.id, None, {"client_id": client_id,
+                                                                  "integration": integration}))
     return Response(status_code=204)
 
 

@@ -271,6 +271,26 @@ async def test_accept_grant_and_proactive_events(integ: AlexaIntegration, amazon
     amazon.gateway_replies = [(500, {}), (403, {"payload": {"code": "SKILL_DISABLED_EXCEPTION", "description": "x"}})]
     await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-2", {"change": "updated"}))
     assert ("alexa", "acc-1", GRANT_KEY) not in svc.state
+    # the skill disabled on Amazon's side is an unlink: our grant goes too
+    assert svc.unlinked == [("acc-1", "alexa")]
+    resp = await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-1"))
+    assert resp["event"]["payload"]["type"] == "INVALID_AUTHORIZATION_CREDENTIAL"
+
+
+async def test_unlink_on_our_side_stops_proactive_events(integ: AlexaIntegration, amazon: FakeAmazon,
+                                                         validator: Any) -> None:
+    svc = services()
+    body = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
+    body["directive"]["payload"]["grantee"]["token"] = TOKEN
+    await run(integ, svc, validator, body)
+    await integ.on_event(svc, Event("link.revoked", "acc-1", None, {"integration": "ifttt"}))  # not ours
+    await integ.on_event(svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    assert len(amazon.events) == 1
+    await integ.on_event(svc, Event("link.revoked", "acc-1", None, {"integration": "alexa", "client_id": "c"}))
+    assert not [k for k in svc.state if k[:2] == ("alexa", "acc-1")]
+    await integ.on_event(svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-1", {"change": "updated"}))
+    assert len(amazon.events) == 1
 
 
 async def test_accept_grant_failures(integ: AlexaIntegration, amazon: FakeAmazon, validator: Any) -> None:

@@ -261,3 +261,14 @@ def test_scopes_are_ones_the_core_can_grant() -> None:
 
     assert set(plugin.SCOPES) <= set(CORE_SCOPES)
     assert [set(spec.scopes) for spec in plugin.register_integrations()] == [set(plugin.SCOPES)]
+
+
+async def test_unlink_on_our_side_stops_reports(env: SimpleNamespace) -> None:
+    await post(env, "action.devices.SYNC")
+    await env.integ.on_event(env.svc, Event("link.revoked", "acc-1", None, {"integration": "alexa"}))  # not ours
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    assert len(env.google.calls) == 1
+    await env.integ.on_event(env.svc, Event("link.revoked", "acc-1", None, {"integration": "google_home"}))
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    await env.integ.on_event(env.svc, Event("camera.changed", "acc-1", "cam-1", {"change": "added"}))
+    assert len(env.google.calls) == 1

@@ -116,8 +116,9 @@ class EventGateway:
                     return False
                 continue
             if resp.status_code == 403 and code == "SKILL_DISABLED_EXCEPTION":
-                log.info("alexa: the skill was disabled for an account; dropping its event-gateway tokens")
-                await services.delete_state(PLUGIN, account_id, GRANT_KEY)
+                log.info("alexa: the skill was disabled for an account; unlinking it")
+                await services.delete_state(PLUGIN, account_id, None)
+                await services.unlink(account_id, PLUGIN)  # unlinked on Amazon's side: revoke the grant on ours
                 return False
             if (resp.status_code >= 500 or resp.status_code == 429) and attempt < self.config.http_retries:
                 await anyio.sleep(0.2 * 2 ** attempt)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, hookimpl
-from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY
+from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY, LINK_REVOKED
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -53,6 +53,10 @@ class AlexaIntegration(Integration):
 
     async def on_event(self, services: CoreServices, event: Event) -> None:
         """Turn a core event into the proactive Alexa events it implies (accounts that accepted a grant only)."""
+        if event.type == LINK_REVOKED and event.payload.get("integration") == INTEGRATION:
+            # the customer unlinked on our side: nothing more goes to Amazon for this account
+            await services.delete_state(PLUGIN, event.account_id, None)
+            return
         if event.camera_id is None or event.type not in (CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY):
             return
         grant = await self.gateway.grant(services, event.account_id)
