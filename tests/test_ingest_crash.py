@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ftplib
 import os
 import signal
 import socket
@@ -32,12 +33,14 @@ class Serve:
     def __init__(self, data: Path, port: int) -> None:
         self.data, self.port, self.proc = data, port, None
         self.url = f"http://127.0.0.1:{port}"
+        self.ftp_port = 0
 
     def start(self) -> Serve:
-        env = {**os.environ, "ALARMCLOUD_TEST_DATABASE_URL": ""}
+        env = {**os.environ, "ALARMCLOUD_TEST_DATABASE_URL": "", "ALARMCLOUD_FTP__HOST": "127.0.0.1",
+               "ALARMCLOUD_FTP__PASSIVE_PORTS": ""}
         self.proc = subprocess.Popen(  # type: ignore[assignment]
             [str(ALARMCLOUD), "serve", "--data-dir", str(self.data), "--host", "127.0.0.1", "--port",
-             str(self.port), "--ftp-port", "0", "--workers", "0", "--log-level", "WARNING"],
+             str(self.port), "--ftp-port", str(self.ftp_port), "--workers", "0", "--log-level", "WARNING"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -116,3 +119,44 @@ def test_kill_9_mid_upload(serve: Serve, api_at: Any, kit: Any, tmp_path: Path) 
     assert not list((serve.data / "blobs").rglob("*.part"))
     # the camera's retry after the restart is accepted
     assert client.upload(creds, big).status_code == 201
+
+
+def test_serve_ftp_kill_9_mid_upload(serve: Serve, api_at: Any, kit: Any, tmp_path: Path) -> None:
+    """``serve`` runs the FTP server; a camera's FTP upload cut by kill -9 leaves nothing, the retry lands."""
+    serve.ftp_port = _free_port()
+    serve.start()
+    client = api_at(serve.url).register("ftpcrash@example.com")
+    cam = client.camera("Drive")
+    creds = client.upload_credentials(cam["id"])
+    big = kit.small_clip(tmp_path / "A_ftp.mp4", seconds=4, width=640, height=352, fps=15, scene=_noise)
+    data = big.read_bytes()
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", serve.ftp_port, timeout=30)
+    ftp.login(creds["username"], creds["password"])
+    ftp.voidcmd("TYPE I")
+    conn = ftp.transfercmd("STOR A_ftp.mp4")
+    conn.sendall(data[: len(data) // 2])
+    staging = serve.data / "blobs" / ".tmp"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [p for p in staging.rglob("*") if p.is_file()]:
+        time.sleep(0.05)
+    assert [p for p in staging.rglob("*") if p.is_file()], "the half upload should be staged on disk"
+    serve.kill9()
+    conn.close()
+    ftp.close()
+    serve.start()
+    assert not [p for p in staging.rglob("*") if p.is_file()]
+    assert client.get("/api/v1/events").json()["items"] == []
+    assert not list((serve.data / "blobs").rglob("*.mp4"))
+    # the camera uploads again after the restart: accepted through the restarted FTP server
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", serve.ftp_port, timeout=30)
+    ftp.login(creds["username"], creds["password"])
+    with big.open("rb") as fh:
+        ftp.storbinary("STOR A_ftp.mp4", fh)
+    ftp.quit()
+    deadline = time.monotonic() + 20
+    while not (items := client.get("/api/v1/events").json()["items"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [e["original_name"] for e in items] == ["A_ftp.mp4"]
+    assert client.get(items[0]["video_url"]).content == data

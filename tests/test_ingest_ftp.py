@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -173,3 +174,37 @@ def test_ftps_required_tls(server: LiveServer, camera: Any, tmp_path: Path) -> N
     items = _wait_events(a, 1)
     assert [e["original_name"] for e in items] == ["A_tls.mp4"]
     assert a.get(items[0]["video_url"]).content == clip.read_bytes()
+
+
+def test_passive_ports_and_nat_address(server: LiveServer, camera: Any, tmp_path: Path) -> None:
+    """Behind NAT the server announces the configured public address and only the forwarded passive ports."""
+    a, _, creds = camera
+    core: Any = server.core
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = probe.getsockname()[1]
+    core.settings.ftp.passive_ports = f"{low}-{low + 2}"
+    core.settings.ftp.masquerade_address = "203.0.113.9"
+    srv = start_ftp_server(core, port=0, host="127.0.0.1")
+    try:
+        ftp = _login(srv, creds)
+        reply = ftp.sendcmd("PASV")
+        nums = [int(x) for x in reply[reply.index("(") + 1:reply.index(")")].split(",")]
+        assert nums[:4] == [203, 0, 113, 9]
+        assert low <= nums[4] * 256 + nums[5] <= low + 2
+        ftp.close()
+        # a client on the LAN side still uploads: data connections use the announced port range
+        core.settings.ftp.masquerade_address = None
+    finally:
+        srv.stop()
+    srv = start_ftp_server(core, port=0, host="127.0.0.1")
+    try:
+        ftp = _login(srv, creds)
+        ftp.set_pasv(True)
+        clip = K.small_clip(tmp_path / "A_nat.mp4", seconds=3)
+        with clip.open("rb") as fh:
+            ftp.storbinary("STOR A_nat.mp4", fh)
+        ftp.quit()
+    finally:
+        srv.stop()
+    assert [e["original_name"] for e in _wait_events(a, 1)] == ["A_nat.mp4"]

@@ -60,3 +60,33 @@ def test_background_export_job_with_progress_and_download(api: Any, server: Live
     b = api().register("nosy@example.com")
     assert b.get(url).status_code == 404
     assert b.get(info["download_url"]).status_code == 404
+
+
+def test_export_interrupted_by_a_crash_runs_again_on_start(api: Any, server: LiveServer, privacy: Any,
+                                                           settings: Any, tmp_path: Path) -> None:
+    """An export whose process died (kill -9, power loss) is started again by the next server start."""
+    import socket
+    import subprocess
+    import sys
+
+    from alarmcloud.models import PluginState
+
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "crashed.export@example.com")
+    acc = a["api"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with core.db.session() as s:
+        s.add(PluginState(plugin="privacy", account_id=acc.id, key="export:interrupted01",
+                          value={"id": "interrupted01", "state": "running", "progress": 0.4,
+                                 "runner": f"{socket.gethostname()}:{dead.pid}"}))
+        s.commit()
+    url = "/api/v1/me/exports/interrupted01"
+    assert acc.get(url).json()["state"] == "running"
+    with LiveServer(settings):  # a restarted server process on the same database
+        deadline = time.monotonic() + 30
+        while (info := acc.get(url).json())["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert info["state"] == "done", info
+    z = acc.get(info["download_url"])
+    assert "account.json" in zipfile.ZipFile(io.BytesIO(z.content)).namelist()

@@ -77,3 +77,14 @@ def test_access_log_retention_at_most_90_days(server: LiveServer) -> None:
     run_retention(core)
     with core.db.session() as s:
         assert s.exec(select(AccessLog).where(AccessLog.path == "/new")).first() is None
+
+
+def test_buffered_access_rows_written_at_shutdown(settings: Any) -> None:
+    """Rows still buffered when the server stops are written, not lost (usage accounting depends on them)."""
+    with LiveServer(settings) as srv:
+        core: Any = srv.core
+        httpx.get(srv.url + "/-/health")
+        httpx.get(srv.url + "/api/v1/me")
+    with core.db.session() as s:
+        paths = {r.path for r in s.exec(select(AccessLog)).all()}
+    assert {"/-/health", "/api/v1/me"} <= paths

@@ -96,6 +96,7 @@ class AlarmCloud:
         """Fan an event out to every plugin's ``handle_event`` and every integration; each one isolated."""
         if event.type not in _ALWAYS_DELIVERED and await self._restricted(event.account_id):
             return  # GDPR Art. 18: a restricted account's data goes to no plugin and no integration
+        await notify.queue_event(self, event)  # the account's webhooks that subscribed to this event
         await self.plugins.call_each("handle_event", app=self, event=event)
         for name in self.plugins.integration_specs:
             integ = self.plugins.integration(name)
@@ -264,15 +265,19 @@ def api_routes() -> list[BaseRoute]:
 
 
 #: core feature modules; each may define ``routes(core) -> list[BaseRoute]`` and ``MIDDLEWARE`` (a list)
-FEATURE_MODULES = ["alarmcloud.oauth", "alarmcloud.privacy", "alarmcloud.web"]
+FEATURE_MODULES = ["alarmcloud.oauth", "alarmcloud.privacy", "alarmcloud.webhooksapi", "alarmcloud.web"]
 
 #: extra route factories the core's own feature modules add (privacy, oauth, web UI): fn(app) -> routes
 ROUTE_FACTORIES: list[Any] = []
 
 
 def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrations: bool = True,
-               workers: int | None = None, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
-    """Build the Starlette app for ``settings``; the lifespan migrates, starts workers and plugin hooks."""
+               workers: int | None = None, extra_routes: Iterable[BaseRoute] = (), ftp: bool = False) -> Starlette:
+    """Build the Starlette app for ``settings``; the lifespan migrates, starts workers and plugin hooks.
+
+    With ``ftp`` the lifespan also starts the FTP(S) ingest server (``settings.ftp.port``), after the start-up
+    sweep of interrupted uploads so the sweep can never remove a file an FTP upload is writing.
+    """
     if run_migrations:
         db.migrate(settings.db_url)
     core = AlarmCloud(settings, plugins)
@@ -297,15 +302,31 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         core.loop = asyncio.get_running_loop()
         await anyio.to_thread.run_sync(core.sweep_orphans)
+        for mod in feature_modules:
+            if hasattr(mod, "on_startup"):
+                await anyio.to_thread.run_sync(mod.on_startup, core)
+        ftp_server = None
+        if ftp and settings.ftp.port:
+            from alarmcloud.ftp import start_ftp_server
+
+            ftp_server = await anyio.to_thread.run_sync(start_ftp_server, core)
         await core.plugins.call_each("startup", app=core)
         stop = core.start_workers(n_workers)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_background, core)
+            for mod in feature_modules:
+                if hasattr(mod, "background"):
+                    tg.start_soon(mod.background, core)
             try:
                 yield
             finally:
                 tg.cancel_scope.cancel()
         stop.set()
+        if ftp_server is not None:
+            await anyio.to_thread.run_sync(ftp_server.stop)
+        for mod in feature_modules:
+            if hasattr(mod, "on_shutdown"):
+                await anyio.to_thread.run_sync(mod.on_shutdown, core)
         await anyio.to_thread.run_sync(core.usage.flush)
         await core.plugins.call_each("shutdown", app=core)
         core.loop = None

@@ -73,20 +73,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
         st.ftp.port = ftp_port
     if workers is not None:
         st.workers.count = workers
-    app = create_app(st)
-    ftp = None
-    if st.ftp.port:
-        from alarmcloud.ftp import start_ftp_server
-
-        ftp = start_ftp_server(app.state.alarmcloud)
+    app = create_app(st, ftp=True)  # the FTP server starts inside the lifespan, after the crash sweep
     console.print(f"alarmcloud on http://{st.host}:{st.port}  data: {st.data_dir.resolve()}"
                   + (f"  FTP: {st.ftp.port}" if st.ftp.port else ""))
-    try:
-        uvicorn.run(app, host=st.host, port=st.port, log_level=log_level.lower(), access_log=False,
-                    proxy_headers=False, timeout_graceful_shutdown=5)
-    finally:
-        if ftp is not None:
-            ftp.stop()
+    uvicorn.run(app, host=st.host, port=st.port, log_level=log_level.lower(), access_log=False,
+                proxy_headers=False, timeout_graceful_shutdown=5)
 
 
 def _worker_process(config_file: Path | None, data_dir: Path | None, index: int) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -48,7 +48,6 @@ async def create_export(request: Request) -> Response:
     """Start a background export; poll ``GET /api/v1/me/exports/{id}`` for progress and the download."""
     user = await require_user(request)
     app = core(request)
-    import anyio
 
     export_id = await anyio.to_thread.run_sync(start_export, app, user.id)
     return JSONResponse({"id": export_id, "state": "running",
@@ -275,29 +274,38 @@ async def policy_page(request: Request) -> Response:
 # ---------------------------------------------------------------- scheduled task
 
 
-def _retention_loop(app: AlarmCloud) -> None:
-    """Run ``run_retention`` every ``RETENTION_INTERVAL`` seconds while the server's loop runs."""
-    stop = threading.Event()
-    started = False
-    while not stop.wait(5.0 if not started else RETENTION_INTERVAL):
-        if app.loop is None:
-            if started:
-                return
-            continue
-        if not started:
-            started = True
-            continue
+async def background(app: AlarmCloud) -> None:
+    """Run ``run_retention`` every ``RETENTION_INTERVAL`` seconds while the server runs (first run after one)."""
+    while True:
+        await anyio.sleep(RETENTION_INTERVAL)
         try:
-            report = run_retention(app)
+            report = await anyio.to_thread.run_sync(run_retention, app)
             log.info("retention: %s", {k: v for k, v in report.items() if k != "inactive_accounts"})
         except Exception:
             log.exception("retention task failed")
 
 
+def on_startup(app: AlarmCloud) -> None:
+    """Exports interrupted by a crash or restart start again: the owner's request is not lost."""
+    from alarmcloud.privacy_export import resume_exports
+
+    n = resume_exports(app)
+    if n:
+        log.info("resumed %d interrupted data export(s)", n)
+
+
+def on_shutdown(app: AlarmCloud) -> None:
+    """Write the access-log rows still buffered in memory before the process ends."""
+    from alarmcloud.privacy_log import AccessLogWriter
+
+    writer = app.extra.get("privacy.access_log")
+    if isinstance(writer, AccessLogWriter):
+        writer.flush()
+
+
 def routes(app: AlarmCloud) -> list[BaseRoute]:
-    """The privacy center's routes; also turns uvicorn's access log off and starts the retention loop."""
+    """The privacy center's routes; also turns uvicorn's access log off (retention runs in ``background``)."""
     configure_logging()
-    threading.Thread(target=_retention_loop, args=(app,), name="alarmcloud-retention", daemon=True).start()
     R = Route  # noqa: N806
     return [
         R("/api/v1/me", patch_me, methods=["PATCH"]),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
+#: an export whose row was not updated for this long is taken to be orphaned by a process on another host
+STALE_EXPORT_SECONDS = 900
 #: never exported: secrets, password and token hashes, encrypted camera credentials
 SECRET_COLUMNS = {"password_hash", "pending_email_token_hash", "token_hash", "id_hash", "csrf_token", "secret",
                   "upload_password_hash", "host_enc", "p2p_id_enc", "username_enc", "password_enc",
@@ -158,11 +162,56 @@ def run_export(core: AlarmCloud, account_id: str, export_id: str) -> None:
         _save(core, account_id, export_id, {"state": "failed", "error": type(exc).__name__})
 
 
+def _runner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _runner_gone(runner: str | None) -> bool:
+    """True when the process that ran an export on this host no longer exists."""
+    host, _, pid = (runner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _spawn(core: AlarmCloud, account_id: str, export_id: str) -> None:
+    threading.Thread(target=run_export, args=(core, account_id, export_id), name="alarmcloud-export",
+                     daemon=True).start()
+
+
 def start_export(core: AlarmCloud, account_id: str) -> str:
     """Record a queued export and run it in a thread; returns its id."""
     export_id = new_id()
     _save(core, account_id, export_id, {"id": export_id, "state": "running", "progress": 0.0,
-                                        "created_at": iso(utcnow())})
-    threading.Thread(target=run_export, args=(core, account_id, export_id), name="alarmcloud-export",
-                     daemon=True).start()
+                                        "created_at": iso(utcnow()), "runner": _runner()})
+    _spawn(core, account_id, export_id)
     return export_id
+
+
+def resume_exports(core: AlarmCloud) -> int:
+    """Start again the exports whose process died (crash, restart): on this host by pid, elsewhere when stale."""
+    stale_before = utcnow() - timedelta(seconds=STALE_EXPORT_SECONDS)
+    with core.db.session() as s:
+        rows = s.exec(select(PluginState).where(PluginState.plugin == "privacy",
+                                                col(PluginState.key).startswith("export:"))).all()
+        todo = [(r.account_id, r.key.split(":", 1)[1]) for r in rows
+                if (r.value or {}).get("state") == "running"
+                and (_runner_gone((r.value or {}).get("runner")) or _aware(r.updated_at) < stale_before)]
+    for account_id, export_id in todo:
+        if account_id is None:
+            continue
+        _save(core, account_id, export_id, {"progress": 0.0, "runner": _runner(), "resumed": True})
+        _spawn(core, account_id, export_id)
+    return len(todo)
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
