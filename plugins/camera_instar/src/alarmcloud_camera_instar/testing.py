@@ -97,6 +97,8 @@ class FakeInstarCamera:
         self.mode = "ok"
         self.stall_s = 5.0
         self.requests: list[ReceivedRequest] = []
+        #: alarm-server calls the fake made (``pushhostalarm`` / ``testas``): (method, URL without login, status)
+        self.alarm_calls: list[tuple[str, str, int | None]] = []
         #: CGI commands this firmware does not know (answered 404 on 720p/Full HD, ``response="204";`` on WQHD)
         self.unknown_commands: set[str] = set()
         self.state: dict[str, Any] = self._initial_state()
@@ -373,6 +375,16 @@ class FakeInstarCamera:
         self.state["alarmserver"].update(a)
         return [_OK]
 
+    def _hi_pushhostalarm(self, args: Params) -> list[str]:
+        # manual trigger: the alarm server (if switched on) is called with active=99, older firmware style "?&"
+        s = self.state["alarmserver"]
+        if self.state["mdalarm"]["server2"] == "on" and s.get("-as_server"):
+            self._call_alarm_server(
+                "GET", s["-as_server"], s.get("-as_port", "80"), s.get("-as_path", "/"), False,
+                (s.get("-as_username"), s.get("-as_password")) if s.get("-as_auth") == "1" else None, "&active=99",
+            )  # fmt: skip
+        return [_OK]
+
     def _hi_getalarmserverattr(self, args: Params) -> list[str]:
         s = self.state["alarmserver"]
         return [f'var {k.lstrip("-")}="{v}";' for k, v in s.items() if k != "-as_password"]
@@ -483,6 +495,41 @@ class FakeInstarCamera:
             return [], 201
         self.state["as"][int(index)].update(a)
         return [], 200
+
+    def _wq_testas(self, args: Params) -> tuple[list[str], int]:
+        # 1440p CGI list: makes the camera call alarm server <index> now; result 0, or -1 if it cannot connect
+        a = dict(args)
+        index, active = a.get("index", "1"), a.get("active", "")
+        if index not in ("1", "2", "3") or not active.isdigit():
+            return [], 202
+        s = self.state["as"][int(index)]
+        query = f"active={active}" + (f"&object={a['object']}" if a.get("object", "").isdigit() else "")
+        ok = bool(s.get("as_server")) and self._call_alarm_server(
+            "POST" if s.get("as_mode") == "1" else "GET", s["as_server"], s.get("as_port", "80"),
+            s.get("as_path", "/"), s.get("as_ssl") == "1",
+            (s.get("as_username"), s.get("as_password")) if s.get("as_auth") == "1" else None, query,
+        )  # fmt: skip
+        return ['result="0";' if ok else 'result="-1";'], 200
+
+    def _call_alarm_server(
+        self, method: str, host: str, port: str, path: str, tls: bool, login: tuple[Any, Any] | None, query: str
+    ) -> bool:
+        """Call the configured alarm server like the camera does (GET query, or POST with a form body)."""
+        import httpx
+
+        url = f"{'https' if tls else 'http'}://{host}:{port}{path}"
+        auth = httpx.BasicAuth(login[0] or "", login[1] or "") if login else None
+        try:
+            if method == "POST":
+                response = httpx.post(url, content=query.lstrip("&"), auth=auth, timeout=5, verify=False,
+                                      headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+            else:
+                response = httpx.get(f"{url}?{query}", auth=auth, timeout=5, verify=False)
+        except httpx.HTTPError:
+            self.alarm_calls.append((method, url, None))
+            return False
+        self.alarm_calls.append((method, url, response.status_code))
+        return True
 
     def _wq_getasattr(self, args: Params) -> tuple[list[str], int]:
         index = int(dict(args).get("as_index", "1"))
