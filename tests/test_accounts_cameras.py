@@ -77,6 +77,20 @@ def test_login_rate_limit(api: Any, server: LiveServer) -> None:
     assert r.status_code == 429  # even the right password waits out the window
 
 
+def test_password_spraying_from_one_network_is_limited(api: Any, server: LiveServer) -> None:
+    """Few tries per address but many addresses from one network: the network is slowed down too."""
+    api().register("sprayed@example.com")
+    limit = server.core.settings.login_attempts * 4  # type: ignore[attr-defined]
+    codes = [httpx.post(server.url + "/api/v1/auth/login",
+                        json={"email": f"guess{i}@example.com", "password": "Winter2026!!"}).status_code
+             for i in range(limit)]
+    assert set(codes) == {401}
+    r = httpx.post(server.url + "/api/v1/auth/login",
+                   json={"email": "sprayed@example.com", "password": "Winter2026!!"})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+    assert int(r.headers["Retry-After"]) > 0
+
+
 def test_session_cookie_and_csrf(api: Any, server: LiveServer) -> None:
     a = api().register("e@example.com")
     cookie = a.http.cookies.get("ac_session")

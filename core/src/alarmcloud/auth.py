@@ -56,6 +56,10 @@ class User:
         return self.account.role == "operator"
 
 
+#: a network may fail this many times the per-account limit, summed over all e-mail addresses, per window
+NETWORK_FACTOR = 4
+
+
 class LoginLimiter:
     """Failed logins per (e-mail, network prefix) in a sliding window; in-memory per API node."""
 
@@ -71,9 +75,9 @@ class LoginLimiter:
             q.popleft()
         return q
 
-    def blocked(self, key: tuple[str, str]) -> float:
+    def blocked(self, key: tuple[str, str], attempts: int | None = None) -> float:
         q = self._recent(key)
-        if len(q) >= self.attempts:
+        if len(q) >= (attempts or self.attempts):
             return max(1.0, q[0] + self.window - time.monotonic())
         return 0.0
 
@@ -204,7 +208,7 @@ async def register(request: Request) -> Response:
     if not app.settings.registration_open:
         raise ApiError(403, "registration_closed", "registration is closed on this deployment")
     email, password = validate_credentials(await json_body(request))
-    pw_hash = crypto.hash_password(password)
+    pw_hash = await crypto.hash_password_async(password)
 
     def _create(s: Session) -> Account:
         if s.exec(select(Account).where(Account.email == email)).first() is not None:
@@ -237,16 +241,18 @@ async def start_session(app: AlarmCloud, account_id: str, response: Response) ->
 
 
 async def check_login(app: AlarmCloud, request: Request, email: str, password: str) -> Account:
-    key = (email, client_prefix(request))
-    wait = app.login_limiter.blocked(key)
+    prefix = client_prefix(request)
+    key, net_key = (email, prefix), ("*", prefix)
+    # per account and network, and per network over all accounts (password spraying)
+    limiter = app.login_limiter
+    wait = max(limiter.blocked(key), limiter.blocked(net_key, NETWORK_FACTOR * limiter.attempts))
     if wait:
         raise ApiError(429, "rate_limited", "too many failed logins; try again later",
                        {"Retry-After": str(int(wait))})
     acc = await app.db.run(lambda s: s.exec(select(Account).where(Account.email == email)).first())
-    if acc is None:
-        crypto.burn_password_check(password)
-    if acc is None or not crypto.verify_password(acc.password_hash, password):
+    if not await crypto.verify_password_async(acc.password_hash if acc else None, password) or acc is None:
         app.login_limiter.fail(key)
+        app.login_limiter.fail(net_key)
         raise ApiError(401, "invalid_credentials", "wrong e-mail address or password")
     app.login_limiter.reset(key)
     return acc
@@ -342,7 +348,7 @@ async def create_subuser(request: Request) -> Response:
     for right in rights.values():
         if right not in RIGHTS:
             raise ApiError(400, "invalid_field", "rights must be view, control or admin")
-    pw_hash = crypto.hash_password(password)
+    pw_hash = await crypto.hash_password_async(password)
 
     def _create(s: Session) -> Account:
         for cam_id in rights:

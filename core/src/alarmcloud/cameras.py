@@ -168,7 +168,7 @@ async def delete_camera(request: Request) -> Response:
 async def _rotate_upload_login(app: AlarmCloud, user: User, cid: str) -> tuple[Camera, str]:
     """Give the camera an upload user name (once) and a new password; returns the password to show once."""
     password = secrets.token_urlsafe(18)
-    pw_hash = crypto.hash_password(password)
+    pw_hash = await crypto.hash_password_async(password)
 
     def _rotate(s: Session) -> Camera:
         cam = camera_for(s, user, cid, "admin")

@@ -7,12 +7,17 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+T = TypeVar("T")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
 
@@ -28,6 +33,27 @@ def verify_password(stored: str, password: str) -> bool:
 
 
 _DUMMY_HASH = _hasher.hash("timing-equaliser")
+
+#: at most one argon2 computation per CPU at a time: each takes ~64 MiB, so a login flood cannot exhaust memory
+_HASH_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
+def _slotted(fn: Callable[..., T], *args: Any) -> T:
+    with _HASH_SLOTS:
+        return fn(*args)
+
+
+async def hash_password_async(password: str) -> str:
+    """``hash_password`` in a worker thread, so the event loop keeps serving while argon2 runs."""
+    return await anyio.to_thread.run_sync(_slotted, hash_password, password)
+
+
+async def verify_password_async(stored: str | None, password: str) -> bool:
+    """``verify_password`` off the event loop; ``stored=None`` spends the same time and returns False."""
+    if stored is None:
+        await anyio.to_thread.run_sync(_slotted, burn_password_check, password)
+        return False
+    return await anyio.to_thread.run_sync(_slotted, verify_password, stored, password)
 
 
 def burn_password_check(password: str) -> None:
