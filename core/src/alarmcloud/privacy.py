@@ -109,7 +109,7 @@ async def patch_me(request: Request) -> Response:
     if "restricted" in settings and user.account.owner_id is not None:
         raise ApiError(403, "forbidden", "only the account owner can restrict processing")
     token = crypto.new_token(24) if new_email else None
-    pw_hash = crypto.hash_password(new_password) if new_password else None
+    pw_hash = await crypto.hash_password_async(new_password) if new_password else None
     cookie = request.cookies.get("ac_session")
 
     def _update(s: Session) -> Account:
