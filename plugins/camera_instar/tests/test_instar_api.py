@@ -198,3 +198,33 @@ def test_setup_then_alarm_server_call_then_upload_shows_the_trigger(
         assert event["trigger"]["summary"] == expected
         assert event["trigger"]["source"] == "instar_alarm_server"
         assert "password" not in str(event["trigger"]) and upload_login[1] not in str(event)
+
+
+def test_catalogue_is_served_by_the_api(server: LiveServer) -> None:
+    models = httpx.get(f"{server.url}/api/v1/camera-models").json()["brands"]["instar"]
+    assert len(models) == 15
+    by_name = {m["name"]: m for m in models}
+    assert {m["generation"] for m in models} == {"hd", "fullhd", "wqhd"}
+    assert by_name["IN-9420 2K+"]["ptz"] is True and "h265" in by_name["IN-9420 2K+"]["codecs"]
+    assert by_name["IN-5905 HD"]["resolutions"][0] == [1280, 720]
+
+
+def test_uploads_are_judged_by_the_model_they_come_from(server: LiveServer, tmp_path: Path) -> None:
+    owner = Customer(server.url, "uploads@example.com")
+    r = owner.http.post("/api/v1/cameras", json={"name": "Yard", "brand": "instar", "model": "IN-9008"})
+    cid = r.json()["id"]
+    login = owner.http.post(f"/api/v1/cameras/{cid}/upload-credentials").json()
+    auth = (login["username"], login["password"])
+
+    def upload(path: Path) -> httpx.Response:
+        return httpx.post(f"{server.url}/api/v1/ingest/clips", content=path.read_bytes(), auth=auth,
+                          headers={"Content-Type": "video/mp4"}, timeout=60)  # fmt: skip
+
+    square = upload(make_clip(tmp_path / "square.mp4", seconds=2, width=480, height=480, fps=10))
+    assert square.status_code in (400, 415, 422), square.text
+    reasons = owner.http.get(f"/api/v1/cameras/{cid}/rejections").json()["items"]
+    assert "480x480" in reasons[0]["message"] and "IN-9008 Full HD" in reasons[0]["message"]
+    # longer than the 18 s alarm clip: stored, but flagged for the fair-use rules
+    long = upload(make_clip(tmp_path / "long.mp4", seconds=24, width=320, height=176, fps=5))
+    assert long.status_code == 201, long.text
+    assert "long_clip" in owner.http.get(f"/api/v1/events/{long.json()['event_id']}").json()["flags"]
