@@ -1,6 +1,6 @@
 """A minimal MQTT 3.1.1 publisher for the WQHD cameras' built-in broker (no third-party MQTT library).
 
-WQHD (2K+) cameras document some controls only as MQTT topics (``reference/instar_cameras.md`` §3.2): going
+For WQHD (2K+) cameras some controls are known only as MQTT topics (``reference/instar_cameras.md`` §3.2): going
 to a PTZ preset (``features/ptz/preset/goto``) and the alarm e-mail switch (``alarm/actions/email/enable``).
 The adapter needs one thing from MQTT: publish one message with QoS 1 and wait for the broker's PUBACK. That is
 four packets (CONNECT/CONNACK, PUBLISH/PUBACK, DISCONNECT), written here against the MQTT 3.1.1 standard
