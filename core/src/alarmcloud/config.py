@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 
@@ -90,6 +92,30 @@ class SmtpConfig(BaseModel):
     starttls: bool = Field(False, description="Use STARTTLS")
 
 
+class NotifyConfig(BaseModel):
+    """Delivery of webhooks and e-mail from the outbox (after the verdict), and where webhooks may point."""
+
+    webhook_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks (CIDRs, comma-separated in the environment) webhook URLs may point into, "
+                    "e.g. a receiver on the LAN; loopback, private, link-local and other non-public addresses are "
+                    "refused unless listed",
+    )
+    timeout_seconds: float = Field(10.0, description="Time limit for one webhook request or SMTP session", gt=0)
+    max_attempts: int = Field(8, description="Delivery attempts before a notification is given up (dead)", ge=1)
+    retry_base_seconds: float = Field(10.0, description="Backoff after failed attempt n: base * 2**(n-1)", ge=0)
+
+    @field_validator("webhook_networks", mode="before")
+    @classmethod
+    def _cidrs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        for net in value if isinstance(value, list) else ():
+            ipaddress.ip_network(net, strict=False)  # a typo fails at start-up, not at the first delivery
+        return value
+
+
 class PrivacyConfig(BaseModel):
     """Retention of personal data (days)."""
 
@@ -137,6 +163,7 @@ class Settings(BaseSettings):
     workers: WorkerConfig = Field(default_factory=WorkerConfig, description="Detection workers")
     fair_use: FairUseConfig = Field(default_factory=FairUseConfig, description="Fair-use rules")
     smtp: SmtpConfig = Field(default_factory=SmtpConfig, description="Outgoing e-mail")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Webhook and e-mail delivery")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Retention of personal data")
     config_file: Path | None = Field(None, description="The TOML file these settings were read from")
 

@@ -229,8 +229,9 @@ class Webhook(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
     url: str = Field(max_length=500)
-    secret: str = Field(max_length=100)
+    secret: str = Field(max_length=300)  # encrypted (SecretBox); deliveries are signed with it
     only_real_alarms: bool = True
+    events: list[str] | None = Field(default=None, sa_column=Column(JSON))  # None: detections.ready only
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -238,6 +239,7 @@ class Outbox(SQLModel, table=True):
     """Notifications to deliver (webhooks, e-mail) with retries; survives restarts."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_kind_target", "kind", "target"),)
     id: int | None = Field(default=None, primary_key=True)
     account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
     kind: str = Field(max_length=16)  # webhook | email
@@ -245,8 +247,10 @@ class Outbox(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     attempts: int = 0
     available_at: datetime = Field(default_factory=utcnow)
-    state: str = Field(default="queued", max_length=16)  # queued | sent | dead
+    state: str = Field(default="queued", max_length=16)  # queued | sent | dead | skipped
     last_error: str | None = Field(default=None, max_length=300)
+    created_at: datetime | None = Field(default_factory=utcnow)
+    last_attempt_at: datetime | None = None
 
 
 class UsageHour(SQLModel, table=True):

@@ -4,24 +4,51 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import re
 import smtplib
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
-from alarmcloud.models import Account, Camera, Clip, KnownPlate, Outbox, PluginState, Webhook, utcnow
+from alarmcloud import crypto
+from alarmcloud.events import (
+    CAMERA_CHANGED,
+    CAMERA_DELETED,
+    CAMERA_FAIR_USE_CHANGED,
+    CLIP_STORED,
+    DETECTIONS_READY,
+    PLATE_RECOGNISED,
+    STORAGE_ALMOST_FULL,
+    Event,
+)
+from alarmcloud.models import Account, Camera, Clip, KnownPlate, Outbox, PluginState, Webhook, iso, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Alarmcloud-Signature"
+EVENT_HEADER = "X-Alarmcloud-Event"
+DELIVERY_HEADER = "X-Alarmcloud-Delivery"
+TEST_EVENT = "webhook.test"
+#: event types a webhook can subscribe to; ``detections.ready`` honours cooldown and "only real alarms"
+WEBHOOK_EVENTS = (DETECTIONS_READY, CLIP_STORED, PLATE_RECOGNISED, CAMERA_CHANGED, CAMERA_DELETED,
+                  CAMERA_FAIR_USE_CHANGED, STORAGE_ALMOST_FULL)
+DEFAULT_EVENTS = (DETECTIONS_READY,)
+#: rows per target in one delivery round, so one slow receiver cannot hold up everyone else's alarms
+PER_TARGET = 2
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def normalize_plate(text: str) -> str:
@@ -34,19 +61,159 @@ def known_plate(s: Session, account_id: str, text: str) -> dict[str, Any]:
     return {"known": row is not None, "name": row.name if row else None, "notify": row.notify if row else True}
 
 
-def _cooldown_ok(s: Session, account: Account, camera_id: str) -> bool:
-    key = f"notified:{camera_id}"
+# ---------------------------------------------------------------- webhook secrets and targets
+
+
+def new_secret() -> str:
+    return "whsec_" + crypto.new_token(24)
+
+
+def seal_secret(app: AlarmCloud, hook_id: str, secret: str) -> str:
+    """Encrypt a webhook's signing secret for the database (bound to the webhook's id)."""
+    return app.secret_box.encrypt(secret, f"webhook:{hook_id}") or ""
+
+
+def open_secret(app: AlarmCloud, hook: Webhook) -> str:
+    if hook.secret.count("$") == 2:
+        return app.secret_box.decrypt(hook.secret, f"webhook:{hook.id}") or ""
+    return hook.secret  # stored before secrets were encrypted
+
+
+def subscribed(hook: Webhook) -> list[str]:
+    return list(hook.events) if hook.events else list(DEFAULT_EVENTS)
+
+
+class TargetNotAllowed(ValueError):
+    """A webhook URL that is malformed or points where the operator does not allow (SSRF guard)."""
+
+
+def parse_webhook_url(url: str) -> httpx.URL:
+    """Syntax checks: http(s), a host, no user info."""
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise TargetNotAllowed("the webhook URL is not a valid URL") from None
+    if u.scheme not in ("http", "https"):
+        raise TargetNotAllowed("webhook URLs must start with http:// or https://")
+    if not u.raw_host:
+        raise TargetNotAllowed("the webhook URL has no host")
+    if u.userinfo:
+        raise TargetNotAllowed("user names or passwords in webhook URLs are not supported; "
+                               "receivers check the signature instead")
+    return u
+
+
+def address_allowed(ip: str, networks: list[str]) -> bool:
+    """Public unicast addresses, plus the non-public networks the operator listed."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    if any(addr in ipaddress.ip_network(n, strict=False) for n in networks):
+        return True
+    return addr.is_global and not addr.is_multicast
+
+
+def resolve_target(u: httpx.URL, networks: list[str]) -> str:
+    """Resolve the URL's host once; every address must be allowed. The request then goes to this IP."""
+    host = u.raw_host.decode("ascii")
+    try:
+        infos = socket.getaddrinfo(host, u.port or (443 if u.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError, OSError):
+        raise TargetNotAllowed(f"cannot resolve the webhook host {host!r}") from None
+    ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not ips:
+        raise TargetNotAllowed(f"cannot resolve the webhook host {host!r}")
+    for ip in ips:
+        if not address_allowed(ip, networks):
+            raise TargetNotAllowed(f"the webhook host {host!r} is not a public address (loopback, private and "
+                                   "link-local networks are refused unless the operator allows them)")
+    return ips[0]
+
+
+def check_webhook_url(app: AlarmCloud, url: str) -> httpx.URL:
+    u = parse_webhook_url(url)
+    resolve_target(u, app.settings.notify.webhook_networks)
+    return u
+
+
+def sign(secret: str, body: bytes, ts: str) -> str:
+    return "t=" + ts + ",v1=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def post_signed(app: AlarmCloud, url: str, secret: str, body: bytes, event_type: str, delivery_id: str) -> int:
+    """POST ``body`` to the checked address (pinned: DNS cannot change it afterwards); the HTTP status."""
+    u = parse_webhook_url(url)
+    ip = resolve_target(u, app.settings.notify.webhook_networks)
+    host = u.raw_host.decode("ascii")
+    ts = str(int(time.time()))
+    headers = {"Host": u.netloc.decode("ascii"), "Content-Type": "application/json",
+               "User-Agent": "alarmcloud-webhook/1", SIGNATURE_HEADER: sign(secret, body, ts),
+               EVENT_HEADER: event_type, DELIVERY_HEADER: delivery_id}
+    ext: dict[str, Any] = {}
+    if u.scheme == "https" and not _is_ip(host):
+        ext["sni_hostname"] = host  # TLS name and certificate check use the host name, not the pinned IP
+    # no proxies from the environment and no redirects: both would bypass the address check
+    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
+    with client, client.stream("POST", u.copy_with(host=ip), content=body, headers=headers, extensions=ext) as r:
+        return r.status_code  # the receiver's body is never read
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- queueing (inside the caller's transaction)
+
+
+def _cooldown_ok(s: Session, account: Account, camera_id: str, channel: str) -> bool:
+    """Per camera and channel (e-mail, each webhook): at most one alarm notification per cooldown."""
+    if account.notify_cooldown_seconds <= 0:
+        return True
+    key = f"notified:{camera_id}:{channel}"
     row = s.exec(select(PluginState).where(PluginState.plugin == "core", PluginState.account_id == account.id,
-                                           PluginState.key == key)).first()
+                                           PluginState.key == key).with_for_update()).first()
     now = utcnow()
     if row is not None and row.value and now.timestamp() - float(row.value) < account.notify_cooldown_seconds:
         return False
-    if row is None:
-        row = PluginState(plugin="core", account_id=account.id, key=key)
-    row.value = now.timestamp()
-    row.updated_at = now
-    s.add(row)
+    if row is not None:
+        row.value, row.updated_at = now.timestamp(), now
+        s.add(row)
+        return True
+    s.flush()
+    try:
+        with s.begin_nested():
+            s.add(PluginState(plugin="core", account_id=account.id, key=key, value=now.timestamp(), updated_at=now))
+    except IntegrityError:
+        return False  # another worker notified for this camera at the same moment
     return True
+
+
+def _header_safe(text: str, limit: int = 100) -> str:
+    """No line breaks or control characters in e-mail headers (names are chosen by customers)."""
+    return _CONTROL.sub(" ", text).strip()[:limit]
+
+
+def alarm_email(app: AlarmCloud, clip: Clip, cam: Camera | None) -> dict[str, Any]:
+    """Subject and text of the e-mail for one analysed clip."""
+    base = app.settings.public_url.rstrip("/")
+    name = _header_safe(cam.name if cam else "") or "camera"
+    when = f"{clip.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    verdict = clip.verdict or "unknown"
+    if verdict.startswith("alarm"):
+        subject, headline = f"Alarm: {name}", f"Camera {name} recorded an alarm at {when}."
+    else:
+        why = verdict.split(":", 1)[1].replace("_", " ") if ":" in verdict else verdict
+        subject, headline = f"False alarm ({why}): {name}", f"Camera {name} recorded a false alarm ({why}) at {when}."
+    lines = [headline, f"Verdict: {verdict}"]
+    if clip.labels:
+        lines.append("Detected: " + ", ".join(clip.labels))
+    lines += [f"Open the clip: {base}/events/{clip.id}", f"Picture: {base}/api/v1/events/{clip.id}/thumbnail", "",
+              f"Change your notifications: {base}/notifications"]
+    return {"subject": subject, "text": "\n".join(lines) + "\n", "event_id": clip.id}
 
 
 def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | None,
@@ -56,23 +223,17 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
     if acc is None:
         return
     real = (clip.verdict or "").startswith("alarm")
-    hooks = s.exec(select(Webhook).where(Webhook.account_id == acc.id)).all()
-    wants_mail = acc.notify_email and (real or not acc.notify_only_real)
-    targets = [h for h in hooks if real or not h.only_real_alarms]
-    if not targets and not wants_mail:
-        return
-    if not _cooldown_ok(s, acc, clip.camera_id):
-        return
-    body = {"type": "detections.ready", "event_id": clip.id, "camera_id": clip.camera_id, **payload,
-            "thumbnail_url": app.settings.public_url.rstrip("/") + f"/api/v1/events/{clip.id}/thumbnail"}
-    for h in targets:
-        s.add(Outbox(account_id=acc.id, kind="webhook", target=h.id, payload=body))
-    if wants_mail:
-        name = cam.name if cam else "camera"
-        s.add(Outbox(account_id=acc.id, kind="email", target=acc.email, payload={
-            "subject": f"Alarm: {name} ({clip.verdict})",
-            "text": f"Camera {name} recorded an alarm at {clip.started_at:%Y-%m-%d %H:%M:%S} UTC.\n"
-                    f"Verdict: {clip.verdict}\nOpen: {app.settings.public_url.rstrip('/')}/events/{clip.id}\n"}))
+    base = app.settings.public_url.rstrip("/")
+    body = {"type": DETECTIONS_READY, "occurred_at": iso(utcnow()), "event_id": clip.id,
+            "camera_id": clip.camera_id, **payload,
+            "thumbnail_url": f"{base}/api/v1/events/{clip.id}/thumbnail", "event_url": f"{base}/events/{clip.id}"}
+    hooks = s.exec(select(Webhook).where(Webhook.account_id == acc.id).order_by(col(Webhook.created_at))).all()
+    for h in hooks:
+        if (DETECTIONS_READY in subscribed(h) and (real or not h.only_real_alarms)
+                and _cooldown_ok(s, acc, clip.camera_id, f"webhook:{h.id}")):
+            s.add(Outbox(account_id=acc.id, kind="webhook", target=h.id, payload=body))
+    if acc.notify_email and (real or not acc.notify_only_real) and _cooldown_ok(s, acc, clip.camera_id, "email"):
+        s.add(Outbox(account_id=acc.id, kind="email", target=acc.email, payload=alarm_email(app, clip, cam)))
 
 
 def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
@@ -81,58 +242,147 @@ def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
     if acc is None:
         return
     s.add(Outbox(account_id=acc.id, kind="email", target=acc.email, payload={
-        "subject": f"Fair use notice for camera {cam.name}",
+        "subject": f"Fair use notice for camera {_header_safe(cam.name)}",
         "text": f"{cam.fair_use_reason}.\nCheck the camera's detection areas and sensitivity.\n"}))
 
 
-def sign(secret: str, body: bytes, ts: str) -> str:
-    return "t=" + ts + ",v1=" + hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+async def queue_event(app: AlarmCloud, event: Event) -> None:
+    """Other events (clip stored, camera changed, …) to the webhooks that subscribed to them."""
+    if event.type == DETECTIONS_READY or event.type not in WEBHOOK_EVENTS or not event.account_id:
+        return  # detections.ready is queued with the verdict, in the pipeline's transaction
+
+    def _queue(s: Session) -> None:
+        body = {"type": event.type, "occurred_at": iso(event.occurred_at), "camera_id": event.camera_id,
+                **event.payload}
+        rows = [Outbox(account_id=event.account_id, kind="webhook", target=h.id, payload=body)
+                for h in s.exec(select(Webhook).where(Webhook.account_id == event.account_id)).all()
+                if event.type in subscribed(h)]
+        if rows:
+            s.add_all(rows)
+            s.commit()
+
+    try:
+        await app.db.run(_queue)
+    except Exception:
+        log.exception("could not queue webhooks for %s", event.type)
+
+
+# ---------------------------------------------------------------- delivery
+
+
+def _lease(app: AlarmCloud) -> timedelta:
+    return timedelta(seconds=app.settings.notify.timeout_seconds * 3 + 30)
+
+
+def claim(app: AlarmCloud, limit: int) -> list[Outbox]:
+    """Take due rows for this process: a conditional update moves each one's due time past the lease, so
+    concurrent senders (several API nodes) never send a row twice and a crashed sender's rows come back."""
+    with app.db.session() as s:
+        now = utcnow()
+        due = s.exec(select(Outbox).where(Outbox.state == "queued", Outbox.available_at <= now)
+                     .order_by(col(Outbox.id)).limit(limit * 5)).all()
+        picked: list[Outbox] = []
+        per_target: dict[str, int] = {}
+        for row in due:
+            if per_target.get(row.target, 0) >= PER_TARGET:
+                continue
+            res = s.exec(update(Outbox).where(col(Outbox.id) == row.id, col(Outbox.state) == "queued",  # type: ignore[call-overload]
+                                              col(Outbox.available_at) <= now)
+                         .values(available_at=now + _lease(app)))
+            if res.rowcount == 1:
+                picked.append(row)
+                per_target[row.target] = per_target.get(row.target, 0) + 1
+                if len(picked) >= limit:
+                    break
+        s.commit()
+    return picked
+
+
+def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
+    """One delivery attempt outside any transaction: (outcome, error) with outcome sent | failed | dead | skipped."""
+    if row.kind == "webhook":
+        with app.db.session() as s:
+            hook = s.get(Webhook, row.target)
+        if hook is None:
+            return "dead", "the webhook was deleted"
+        body = json.dumps(row.payload, separators=(",", ":")).encode()
+        status = post_signed(app, hook.url, open_secret(app, hook), body, str(row.payload.get("type", "")),
+                             str(row.id))
+        if 200 <= status < 300:
+            return "sent", None
+        return "failed", f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
+    if not send_email(app, row.target, row.payload["subject"], row.payload["text"]):
+        return "skipped", "no SMTP host is configured"
+    return "sent", None
+
+
+def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
+    """Attempt one claimed row and record the outcome (retry with backoff, dead after max_attempts)."""
+    try:
+        outcome, error = _attempt(app, row)
+    except TargetNotAllowed as exc:
+        outcome, error = "failed", str(exc)
+    except Exception as exc:  # the receiver's or the mail server's failure, kept for the owner to see
+        outcome, error = "failed", f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    cfg = app.settings.notify
+    with app.db.session() as s:
+        fresh = s.get(Outbox, row.id)
+        if fresh is None:
+            return None  # removed meanwhile (webhook deleted)
+        now = utcnow()
+        fresh.attempts += 1
+        fresh.last_attempt_at = now
+        if error is not None:
+            fresh.last_error = error[:300]
+        if outcome == "failed":
+            if fresh.attempts >= cfg.max_attempts:
+                fresh.state = "dead"
+            else:
+                fresh.state = "queued"
+                fresh.available_at = now + timedelta(seconds=cfg.retry_base_seconds * 2 ** (fresh.attempts - 1))
+            log.info("delivery %s (%s) failed on attempt %d: %s", row.id, row.kind, fresh.attempts, error)
+        else:
+            fresh.state = outcome
+        s.add(fresh)
+        s.commit()
+    return fresh
 
 
 def deliver_once(app: AlarmCloud, limit: int = 20) -> int:
-    """Send due outbox rows; failures retry with backoff, then go dead after 8 attempts."""
-    sent = 0
+    """Send due outbox rows in parallel, outside any database transaction; the number delivered."""
+    rows = claim(app, limit)
+    if not rows:
+        return 0
+    with ThreadPoolExecutor(max_workers=min(8, len(rows)), thread_name_prefix="alarmcloud-outbox") as pool:
+        done = list(pool.map(lambda r: deliver_row(app, r), rows))
+    return sum(1 for r in done if r is not None and r.state == "sent")
+
+
+def send_test(app: AlarmCloud, hook: Webhook) -> Outbox | None:
+    """Queue a ``webhook.test`` delivery and attempt it at once; it retries like any other when it fails."""
+    now = utcnow()
+    row = Outbox(account_id=hook.account_id, kind="webhook", target=hook.id, available_at=now + _lease(app),
+                 payload={"type": TEST_EVENT, "occurred_at": iso(now), "webhook_id": hook.id,
+                          "message": "Test delivery from alarmcloud: your receiver works."})
     with app.db.session() as s:
-        rows = s.exec(select(Outbox).where(Outbox.state == "queued", Outbox.available_at <= utcnow())
-                      .order_by(Outbox.id).limit(limit)).all()
-        for row in rows:
-            try:
-                if row.kind == "webhook":
-                    hook = s.get(Webhook, row.target)
-                    if hook is None:
-                        row.state = "dead"
-                        s.add(row)
-                        continue
-                    body = json.dumps(row.payload).encode()
-                    ts = str(int(time.time()))
-                    r = httpx.post(hook.url, content=body, timeout=10, headers={
-                        "Content-Type": "application/json", SIGNATURE_HEADER: sign(hook.secret, body, ts)})
-                    r.raise_for_status()
-                else:
-                    send_email(app, row.target, row.payload["subject"], row.payload["text"])
-                row.state = "sent"
-                sent += 1
-            except Exception as exc:
-                row.attempts += 1
-                row.last_error = f"{type(exc).__name__}"[:300]
-                row.state = "dead" if row.attempts >= 8 else "queued"
-                row.available_at = utcnow() + timedelta(seconds=5 * 2 ** row.attempts)
-            s.add(row)
+        s.add(row)
         s.commit()
-    return sent
+    return deliver_row(app, row)
 
 
-def send_email(app: AlarmCloud, to: str, subject: str, text: str) -> None:
+def send_email(app: AlarmCloud, to: str, subject: str, text: str) -> bool:
+    """Send one e-mail; False when no SMTP host is configured (then it is only logged)."""
     cfg = app.settings.smtp
     if not cfg.host:
         log.info("e-mail not sent (no SMTP host configured): %s", subject)
-        return
+        return False
     msg = EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = cfg.sender, to, subject
+    msg["From"], msg["To"], msg["Subject"] = cfg.sender, to, _header_safe(subject, 200)
     msg.set_content(text)
-    with smtplib.SMTP(cfg.host, cfg.port, timeout=15) as smtp:
+    with smtplib.SMTP(cfg.host, cfg.port, timeout=app.settings.notify.timeout_seconds) as smtp:
         if cfg.starttls:
             smtp.starttls()
         if cfg.username and cfg.password:
             smtp.login(cfg.username, cfg.password.get_secret_value())
         smtp.send_message(msg)
+    return True
