@@ -261,3 +261,85 @@ def privacy() -> Any:
 def api_at() -> Callable[[str], Api]:
     """API clients against any base URL (e.g. an ``alarmcloud serve`` subprocess)."""
     return Api
+
+
+# ---------------------------------------------------------------- notification helpers
+
+
+class Receiver:
+    """A real HTTP server on loopback that records webhook deliveries.
+
+    ``script[path]`` lists the statuses to answer in turn (then 200); ``gate`` (a threading.Event) holds each
+    request until it is set.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.requests: list[dict[str, Any]] = []
+        self.arrivals = 0  # requests that reached the handler (also those still held by the gate)
+        self.script: dict[str, list[int]] = {}
+        self.gate: Any = None
+        self._lock = threading.Lock()
+        self._server: Any = None
+
+    def __enter__(self) -> Receiver:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer._lock:
+                    outer.arrivals += 1
+                if outer.gate is not None:
+                    outer.gate.wait(30)
+                with outer._lock:
+                    queue = outer.script.get(self.path, [])
+                    status = queue.pop(0) if queue else 200
+                    outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                                           "at": time.monotonic(), "status": status})
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/redirected")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.gate is not None:
+            self.gate.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def received(self, path: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if path is None or r["path"] == path]
+
+    def wait(self, count: int, path: str | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """At least ``count`` requests (to ``path``), or what arrived until the timeout."""
+        deadline = time.monotonic() + timeout
+        while len(self.received(path)) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.received(path)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (see ``Receiver``)."""
+    with Receiver() as rcv:
+        yield rcv
