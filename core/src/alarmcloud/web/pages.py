@@ -30,6 +30,12 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "analysis_failed": ("Analysis failed", "failed"),
 }
 PAGE_SIZE = 24
+WEBHOOK_EVENT_LABELS = [
+    ("detections.ready", "Clip analysed (verdict)"), ("clip.stored", "Clip received"),
+    ("plate.recognised", "Licence plate read"), ("camera.fair_use_changed", "Fair-use state changed"),
+    ("camera.changed", "Camera changed"), ("camera.deleted", "Camera removed"),
+    ("storage.almost_full", "Storage almost full"),
+]
 
 
 def verdict_badge(verdict: str | None, status: str | None = None) -> dict[str, str]:
@@ -105,6 +111,14 @@ async def login(request: Request) -> Response:
 async def signup(request: Request) -> Response:
     return render(request, "signup.html", user=await page_user(request),
                   open=auth.core(request).settings.registration_open)
+
+
+async def notifications_page(request: Request) -> Response:
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    return render(request, "notifications.html", user, account=user.account, is_owner=user.account.owner_id is None,
+                  events=WEBHOOK_EVENT_LABELS)
 
 
 async def account_page(request: Request) -> Response:

@@ -96,7 +96,7 @@
       if (!r.ok) return showError(form, r.message);
       if (form.dataset.redirect) { location.assign(form.dataset.redirect); return; }
       if (form.dataset.done) flash(form.dataset.done);
-      form.reset();
+      if (!form.hasAttribute("data-keep")) form.reset();
     } else if (form.matches("[data-signup]")) {
       e.preventDefault();
       showError(form, "");
@@ -124,6 +124,9 @@
     } else if (form.matches("[data-add-camera]")) {
       e.preventDefault();
       await addCamera(form);
+    } else if (form.matches("[data-add-webhook]")) {
+      e.preventDefault();
+      await addWebhook(form);
     }
   }
   document.addEventListener("submit", onSubmit);
@@ -205,6 +208,23 @@
       flash("Link revoked.");
     } else if (t.matches("[data-export]")) {
       await runExport(t);
+    } else if (t.matches("[data-webhook-test]")) {
+      t.disabled = true;
+      const r = await api("POST", "/api/v1/webhooks/" + encodeURIComponent(t.dataset.webhookTest) + "/test", {});
+      t.disabled = false;
+      if (!r.ok) return flash(r.message, "bad");
+      const d = r.data || {};
+      flash(d.state === "sent" ? "Test delivered." : "Test failed: " + (d.last_error || d.state) + " (it will be retried).",
+            d.state === "sent" ? "ok" : "bad");
+      await showDeliveries(t.dataset.webhookTest, true);
+    } else if (t.matches("[data-webhook-deliveries]")) {
+      await showDeliveries(t.dataset.webhookDeliveries, false);
+    } else if (t.matches("[data-webhook-remove]")) {
+      if (!confirm("Remove this webhook? Deliveries not yet sent are dropped.")) return;
+      const r = await api("DELETE", "/api/v1/webhooks/" + encodeURIComponent(t.dataset.webhookRemove));
+      if (!r.ok) return flash(r.message, "bad");
+      flash("Webhook removed.");
+      await loadWebhooks();
     }
   });
 
@@ -301,6 +321,72 @@
     box.append(ul);
   }
 
+  // ------------------------------------------------------------ notifications (webhooks)
+  const el = (tag, props, ...kids) => { const n = Object.assign(document.createElement(tag), props || {}); n.append(...kids); return n; };
+
+  async function addWebhook(form) {
+    showError(form, "");
+    const events = $$("input[name=events]", form).filter((c) => c.checked).map((c) => c.value);
+    if (!events.length) return showError(form, "Choose at least one event.");
+    const body = { url: form.elements.url.value.trim(), events, only_real_alarms: form.elements.only_real_alarms.checked };
+    busy(form, true);
+    const r = await api("POST", "/api/v1/webhooks", body);
+    busy(form, false);
+    if (!r.ok) return showError(form, r.message);
+    const panel = $("#webhook-secret");
+    $("#webhook-secret-value").value = r.data.secret;
+    panel.hidden = false;
+    panel.scrollIntoView({ block: "nearest" });
+    flash("Webhook added.");
+    form.elements.url.value = "";
+    await loadWebhooks();
+  }
+
+  async function loadWebhooks() {
+    const box = $("#webhooks");
+    if (!box) return;
+    const r = await api("GET", "/api/v1/webhooks");
+    box.innerHTML = "";
+    if (!r.ok) { box.append(el("p", { className: "error", textContent: r.message })); return; }
+    const items = (r.data && r.data.items) || [];
+    if (!items.length) { box.append(el("p", { className: "muted", textContent: "No webhooks yet." })); return; }
+    const ul = el("ul", { className: "list hooks" });
+    items.forEach((h) => {
+      const info = el("div", { className: "hook-info" },
+        el("strong", { className: "url", textContent: h.url }),
+        el("div", { className: "muted", textContent: h.events.join(", ") + (h.only_real_alarms ? " · only real alarms" : " · all verdicts") }));
+      const btn = (label, key, cls) => { const b = el("button", { type: "button", textContent: label, className: cls || "" }); b.dataset[key] = h.id; b.setAttribute("aria-label", label + " " + h.url); return b; };
+      const actions = el("div", { className: "row" }, btn("Test", "webhookTest"), btn("Deliveries", "webhookDeliveries"),
+                         btn("Remove", "webhookRemove", "danger"));
+      const li = el("li", {}, info, actions);
+      li.dataset.hook = h.id;
+      ul.append(li, el("li", { className: "deliveries", hidden: true, id: "deliveries-" + h.id }));
+    });
+    box.append(ul);
+  }
+
+  async function showDeliveries(id, keepOpen) {
+    const row = document.getElementById("deliveries-" + id);
+    if (!row) return;
+    if (!row.hidden && !keepOpen) { row.hidden = true; return; }
+    const r = await api("GET", "/api/v1/webhooks/" + encodeURIComponent(id) + "/deliveries?limit=20");
+    row.innerHTML = "";
+    row.hidden = false;
+    if (!r.ok) { row.append(el("p", { className: "error", textContent: r.message })); return; }
+    const items = (r.data && r.data.items) || [];
+    if (!items.length) { row.append(el("p", { className: "muted", textContent: "No deliveries yet." })); return; }
+    const time = (v) => v ? el("time", { dateTime: v, textContent: v }) : "";
+    const table = el("table", {}, el("thead", {}, el("tr", {}, ...["Queued", "Event", "State", "Attempts", "Last error", "Next attempt"].map((h) => el("th", { scope: "col", textContent: h })))));
+    const tbody = el("tbody");
+    items.forEach((d) => tbody.append(el("tr", {},
+      el("td", {}, time(d.created_at)), el("td", { textContent: d.event_type || "" }),
+      el("td", {}, el("span", { className: "badge " + ({ sent: "ok", dead: "alarm", queued: "pending" }[d.state] || "quiet"), textContent: d.state })),
+      el("td", { textContent: String(d.attempts) }), el("td", { textContent: d.last_error || "" }), el("td", {}, time(d.next_attempt_at)))));
+    table.append(tbody);
+    row.append(el("div", { className: "table-wrap" }, table));
+    localTimes(row);
+  }
+
   // ------------------------------------------------------------ privacy
   async function runExport(btn) {
     const status = $("#export-status");
@@ -375,5 +461,6 @@
     $$("[data-brand]").forEach(fillModels);
     loadLinks();
     loadPrivacy();
+    loadWebhooks();
   });
 })();
