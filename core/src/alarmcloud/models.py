@@ -120,6 +120,7 @@ class Clip(SQLModel, table=True):
     __table_args__ = (
         Index("ix_clips_account_started", "account_id", "started_at", "id"),
         Index("ix_clips_camera_started", "camera_id", "started_at", "id"),
+        Index("ix_clips_account_verdict_started", "account_id", "verdict", "started_at", "id"),  # verdict filter
     )
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     account_id: str = Field(foreign_key="accounts.id", max_length=32)
@@ -139,16 +140,18 @@ class Clip(SQLModel, table=True):
     trigger: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     flags: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     status: str = Field(default="pending", max_length=16)  # pending | done | failed | skipped
-    verdict: str | None = Field(default=None, max_length=64, index=True)
+    verdict: str | None = Field(default=None, max_length=64)
     mover: bool | None = None
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
 
 
 class FindingRow(SQLModel, table=True):
     __tablename__ = "findings"
+    # label and plate filters of the events API; covers the clip ids and the distinct plate texts
+    __table_args__ = (Index("ix_findings_account_label_text", "account_id", "label", "text", "clip_id"),)
     id: int | None = Field(default=None, primary_key=True)
     clip_id: str = Field(foreign_key="clips.id", index=True, max_length=32)
-    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", max_length=32)
     detector: str = Field(max_length=50)
     label: str = Field(max_length=50, index=True)
     score: float
