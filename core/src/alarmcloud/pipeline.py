@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,12 +69,18 @@ def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[s
     for det, cf in zip(detectors, frames[1:], strict=True):
         cf.options = dict((options or {}).get(det.name, {}))
         try:
-            result.findings += [f for f in det.analyze(cf) if f.score >= det.threshold]
+            result.findings += [_plain(f) for f in det.analyze(cf) if f.score >= det.threshold]
         except Exception as exc:  # one broken detector must not hide the others' findings
             log.exception("detector %s failed", det.name)
             result.errors[det.name] = f"{type(exc).__name__}: {exc}"
     result.verdict = verdict_for(result.findings, result.mover, detectors)
     return result
+
+
+def _plain(f: Finding) -> Finding:
+    """The finding with plain Python numbers (detectors often return numpy scalars; JSON columns reject them)."""
+    return replace(f, score=float(f.score), time=None if f.time is None else float(f.time),
+                   box=None if f.box is None else tuple(float(v) for v in f.box))  # type: ignore[arg-type]
 
 
 def process_job(app: AlarmCloud, job: jobs.Job) -> None:
