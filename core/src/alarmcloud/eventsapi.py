@@ -90,14 +90,16 @@ def _plate_texts(s: Session, account_id: str) -> list[str]:
     return [r[0] for r in s.connection().execute(_PLATE_TEXTS, {"a": account_id})]
 
 
-def _with_findings(s: Session, q: Any, *conds: Any) -> Any:
+def _with_findings(s: Session, q: Any, account_id: str, *conds: Any) -> Any:
     """Keep clips that have a finding matching ``conds``; the plan depends on how many findings match."""
-    matches = select(FindingRow.clip_id).where(*conds)
+    matches = select(FindingRow.clip_id).where(FindingRow.account_id == account_id, *conds)
     n = s.exec(select(func.count()).select_from(matches.limit(DRIVE_FROM_FINDINGS_MAX + 1).subquery())).one()
     if n <= DRIVE_FROM_FINDINGS_MAX:
         few = matches.distinct().subquery()
         return q.join(few, few.c.clip_id == Clip.id)
-    return q.where(exists(matches.where(FindingRow.clip_id == Clip.id)))
+    # per clip through ix_findings_clip_label; no account term here (the clips are the account's already, and
+    # account_id + label would make SQLite probe the account's whole label range for every clip)
+    return q.where(exists().where(FindingRow.clip_id == Clip.id, *conds))
 
 
 def query_events(s: Session, user: User, params: dict[str, str], limit: int) -> tuple[list[dict[str, Any]],
@@ -125,12 +127,11 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int) -> 
     elif verdict:
         q = q.where(Clip.verdict == verdict)
     if params.get("label"):
-        q = _with_findings(s, q, FindingRow.account_id == user.tenant_id, FindingRow.label == params["label"])
+        q = _with_findings(s, q, user.tenant_id, FindingRow.label == params["label"])
     if params.get("plate"):
         wanted = normalize_plate(params["plate"])
         matches = [t for t in _plate_texts(s, user.tenant_id) if _levenshtein_le1(normalize_plate(t), wanted)]
-        q = _with_findings(s, q, FindingRow.account_id == user.tenant_id, FindingRow.label == "plate",
-                           col(FindingRow.text).in_(matches))
+        q = _with_findings(s, q, user.tenant_id, FindingRow.label == "plate", col(FindingRow.text).in_(matches))
     if params.get("cursor"):
         ts, cid = _uncursor(params["cursor"])
         # the redundant ``started_at <= ts`` lets the database seek to the cursor instead of skipping earlier pages

@@ -147,10 +147,14 @@ class Clip(SQLModel, table=True):
 
 class FindingRow(SQLModel, table=True):
     __tablename__ = "findings"
-    # label and plate filters of the events API; covers the clip ids and the distinct plate texts
-    __table_args__ = (Index("ix_findings_account_label_text", "account_id", "label", "text", "clip_id"),)
+    __table_args__ = (
+        # label and plate filters of the events API: the matching clip ids, the distinct plate texts
+        Index("ix_findings_account_label_text", "account_id", "label", "text", "clip_id"),
+        # a clip's findings, and "has this clip a finding with this label"
+        Index("ix_findings_clip_label", "clip_id", "label"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    clip_id: str = Field(foreign_key="clips.id", index=True, max_length=32)
+    clip_id: str = Field(foreign_key="clips.id", max_length=32)
     account_id: str = Field(foreign_key="accounts.id", max_length=32)
     detector: str = Field(max_length=50)
     label: str = Field(max_length=50, index=True)

@@ -1,7 +1,8 @@
 """events API indexes: verdict filter per account in time order; findings by account, label and plate text
 
-Replaces ix_clips_verdict (verdict alone: useless with an account filter and a time order) and
-ix_findings_account_id (a prefix of the new findings index).
+Replaces ix_clips_verdict (verdict alone: useless with an account filter and a time order),
+ix_findings_account_id (a prefix of the new account/label/text index) and ix_findings_clip_id (a prefix of the new
+clip/label index).
 
 Revision ID: 0004
 Revises: 0003
@@ -27,10 +28,14 @@ def upgrade() -> None:
         batch_op.create_index('ix_findings_account_label_text', ['account_id', 'label', 'text', 'clip_id'],
                               unique=False)
         batch_op.drop_index('ix_findings_account_id')
+        batch_op.create_index('ix_findings_clip_label', ['clip_id', 'label'], unique=False)
+        batch_op.drop_index('ix_findings_clip_id')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('findings', schema=None) as batch_op:
+        batch_op.create_index('ix_findings_clip_id', ['clip_id'], unique=False)
+        batch_op.drop_index('ix_findings_clip_label')
         batch_op.create_index('ix_findings_account_id', ['account_id'], unique=False)
         batch_op.drop_index('ix_findings_account_label_text')
     with op.batch_alter_table('clips', schema=None) as batch_op:
