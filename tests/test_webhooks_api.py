@@ -341,3 +341,39 @@ def test_notifications_page(api: Any, receiver: Any) -> None:
     assert "data-add-webhook" not in sub_page.text and "account owner" in sub_page.text
     anon = api().http.get("/notifications", follow_redirects=False)
     assert anon.status_code == 303 and anon.headers["location"].startswith("/login")
+
+
+def test_browser_adds_tests_and_removes_a_webhook(server: Any, api: Any, receiver: Any,
+                                                  verify_signature: Any) -> None:
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian chromium is missing (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev group) is not installed")
+    a = api().register("wh14@example.com")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/login")
+            page.get_by_label("E-mail address").fill("wh14@example.com")
+            page.get_by_label("Password").fill("correct horse battery staple")
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(server.url + "/")
+            page.goto(server.url + "/notifications")
+            page.get_by_label("URL").fill(receiver.url + "/ui")
+            page.locator("input[value='clip.stored']").check()
+            page.get_by_role("button", name="Add webhook").click()
+            page.wait_for_selector("#webhook-secret:not([hidden])")
+            secret = page.input_value("#webhook-secret-value")
+            page.get_by_role("button", name="Test " + receiver.url + "/ui").click()
+            page.locator("#webhooks table").wait_for()
+            assert page.locator("#webhooks table .badge").inner_text() == "sent"
+            assert "detections.ready, clip.stored · only real alarms" in page.locator("#webhooks").inner_text()
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.get_by_role("button", name="Remove " + receiver.url + "/ui").click()
+            page.get_by_text("No webhooks yet.").wait_for()
+        finally:
+            browser.close()
+    (req,) = receiver.received("/ui")
+    assert verify_signature(secret, req["body"], req["headers"]["X-Alarmcloud-Signature"])
+    assert a.get("/api/v1/webhooks").json()["items"] == []
