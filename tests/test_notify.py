@@ -18,7 +18,7 @@ import pytest
 from alarmcloud import db, notify
 from alarmcloud.app import AlarmCloud
 from alarmcloud.events import CLIP_STORED, Event
-from alarmcloud.models import Account, Camera, Clip, Outbox, PluginState, Series, Webhook, utcnow
+from alarmcloud.models import Account, Camera, Clip, Job, Outbox, PluginState, Series, Webhook, utcnow
 from alarmcloud.testing import static_scene, test_settings
 from sqlmodel import select
 
@@ -372,6 +372,20 @@ def test_cooldown_is_per_camera_and_channel(tmp_path: Path) -> None:
     assert sorted(_notify(app, _clip(app, acc, cam_b, "alarm"))) == [("email", email_addr), ("webhook", hook)]
 
 
+def test_reanalysis_of_a_stored_clip_notifies_nobody_again(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    acc, (cam_a, _) = _account(app, notify_email=True, notify_cooldown_seconds=0)
+    clip = _clip(app, acc, cam_a, "alarm")
+    with app.db.session() as s:
+        s.add(Job(clip_id=clip.id, camera_id=cam_a, account_id=acc, state="done"))
+        s.commit()
+    assert [k for k, _ in _notify(app, clip)] == ["email"]  # the first analysis
+    with app.db.session() as s:  # ``alarmcloud reprocess`` ran the detectors again
+        s.add(Job(clip_id=clip.id, camera_id=cam_a, account_id=acc, state="done"))
+        s.commit()
+    assert _notify(app, clip) == []
+
+
 def test_camera_names_cannot_inject_mail_headers(tmp_path: Path, mailbox: Mailbox) -> None:
     app = _app(tmp_path, host="127.0.0.1", port=mailbox.port)
     acc, (cam_id, _) = _account(app, notify_email=True)
@@ -415,3 +429,21 @@ def test_webhook_networks_setting_from_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("ALARMCLOUD_NOTIFY__WEBHOOK_NETWORKS", "10.0.0.0/33")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_finished_deliveries_are_pruned_after_keep_days(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    acc, _ = _account(app)
+    ids = _outbox(app, acc, "email", "someone@example.com", n=4)
+    old = utcnow() - timedelta(days=31)
+    with app.db.session() as s:
+        for rid, state, when in zip(ids, ("sent", "dead", "queued", "sent"), (old, old, old, utcnow()),
+                                    strict=True):
+            row = s.get(Outbox, rid)
+            row.state, row.created_at, row.available_at = state, when, when  # type: ignore[union-attr]
+            s.add(row)
+        s.commit()
+    assert notify.prune(app) == 2
+    with app.db.session() as s:
+        left = {r.id: r.state for r in s.exec(select(Outbox).where(Outbox.account_id == acc)).all()}
+    assert left == {ids[2]: "queued", ids[3]: "sent"}  # pending work and recent history stay

@@ -104,6 +104,7 @@ class NotifyConfig(BaseModel):
     timeout_seconds: float = Field(10.0, description="Time limit for one webhook request or SMTP session", gt=0)
     max_attempts: int = Field(8, description="Delivery attempts before a notification is given up (dead)", ge=1)
     retry_base_seconds: float = Field(10.0, description="Backoff after failed attempt n: base * 2**(n-1)", ge=0)
+    keep_days: int = Field(30, description="Finished deliveries (sent, dead) are deleted after this many days", ge=1)
 
     @field_validator("webhook_networks", mode="before")
     @classmethod

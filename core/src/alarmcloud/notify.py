@@ -17,9 +17,9 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto
 from alarmcloud.events import (
@@ -32,7 +32,7 @@ from alarmcloud.events import (
     STORAGE_ALMOST_FULL,
     Event,
 )
-from alarmcloud.models import Account, Camera, Clip, KnownPlate, Outbox, PluginState, Webhook, iso, utcnow
+from alarmcloud.models import Account, Camera, Clip, Job, KnownPlate, Outbox, PluginState, Webhook, iso, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -222,6 +222,9 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
     acc = s.get(Account, clip.account_id)
     if acc is None:
         return
+    analyses = s.exec(select(func.count()).select_from(Job).where(Job.clip_id == clip.id, Job.state == "done")).one()
+    if analyses > 1:
+        return  # a re-analysis (alarmcloud reprocess): the owner heard about this clip when it arrived
     real = (clip.verdict or "").startswith("alarm")
     base = app.settings.public_url.rstrip("/")
     body = {"type": DETECTIONS_READY, "occurred_at": iso(utcnow()), "event_id": clip.id,
@@ -348,13 +351,34 @@ def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
     return fresh
 
 
+def prune(app: AlarmCloud) -> int:
+    """Delete finished deliveries older than ``notify.keep_days`` (they hold e-mail addresses and event data)."""
+    before = utcnow() - timedelta(days=app.settings.notify.keep_days)
+    with app.db.session() as s:
+        old = or_(col(Outbox.created_at).is_(None), col(Outbox.created_at) < before)
+        res = s.exec(delete(Outbox).where(col(Outbox.state).in_(("sent", "dead", "skipped")),  # type: ignore[call-overload]
+                                          col(Outbox.available_at) < before, old))
+        s.commit()
+    return int(res.rowcount or 0)
+
+
+_pruned_at = 0.0
+
+
 def deliver_once(app: AlarmCloud, limit: int = 20) -> int:
     """Send due outbox rows in parallel, outside any database transaction; the number delivered."""
+    global _pruned_at
+    if time.monotonic() - _pruned_at > 3600:
+        _pruned_at = time.monotonic()
+        prune(app)
     rows = claim(app, limit)
     if not rows:
         return 0
-    with ThreadPoolExecutor(max_workers=min(8, len(rows)), thread_name_prefix="alarmcloud-outbox") as pool:
-        done = list(pool.map(lambda r: deliver_row(app, r), rows))
+    by_target: dict[str, list[Outbox]] = {}
+    for row in rows:  # one target's rows in order, different targets in parallel
+        by_target.setdefault(row.target, []).append(row)
+    with ThreadPoolExecutor(max_workers=min(8, len(by_target)), thread_name_prefix="alarmcloud-outbox") as pool:
+        done = [r for group in pool.map(lambda g: [deliver_row(app, r) for r in g], by_target.values()) for r in group]
     return sum(1 for r in done if r is not None and r.state == "sent")
 
 
