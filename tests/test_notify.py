@@ -447,3 +447,13 @@ def test_finished_deliveries_are_pruned_after_keep_days(tmp_path: Path) -> None:
     with app.db.session() as s:
         left = {r.id: r.state for r in s.exec(select(Outbox).where(Outbox.account_id == acc)).all()}
     assert left == {ids[2]: "queued", ids[3]: "sent"}  # pending work and recent history stay
+
+
+def test_one_receivers_backlog_does_not_starve_the_others(tmp_path: Path, receiver: Any) -> None:
+    app = _app(tmp_path)
+    acc, _ = _account(app)
+    _outbox(app, acc, "webhook", _webhook(app, acc, receiver.url + "/flood"), n=300)
+    (other,) = _outbox(app, acc, "webhook", _webhook(app, acc, receiver.url + "/other"))
+    notify.deliver_once(app)  # one round
+    assert _row(app, other).state == "sent"
+    assert len(receiver.received("/flood")) == notify.PER_TARGET

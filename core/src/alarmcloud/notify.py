@@ -48,6 +48,7 @@ WEBHOOK_EVENTS = (DETECTIONS_READY, CLIP_STORED, PLATE_RECOGNISED, CAMERA_CHANGE
 DEFAULT_EVENTS = (DETECTIONS_READY,)
 #: rows per target in one delivery round, so one slow receiver cannot hold up everyone else's alarms
 PER_TARGET = 2
+SCAN = 2000  # due rows looked at per round to find other targets' work behind one receiver's backlog
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -282,23 +283,25 @@ def claim(app: AlarmCloud, limit: int) -> list[Outbox]:
     concurrent senders (several API nodes) never send a row twice and a crashed sender's rows come back."""
     with app.db.session() as s:
         now = utcnow()
-        due = s.exec(select(Outbox).where(Outbox.state == "queued", Outbox.available_at <= now)
-                     .order_by(col(Outbox.id)).limit(limit * 5)).all()
-        picked: list[Outbox] = []
+        # ids and targets only, over a wide window: a backlog for one receiver must not starve the others
+        due = s.exec(select(Outbox.id, Outbox.target).where(Outbox.state == "queued", Outbox.available_at <= now)
+                     .order_by(col(Outbox.id)).limit(SCAN)).all()
+        picked: list[int] = []
         per_target: dict[str, int] = {}
-        for row in due:
-            if per_target.get(row.target, 0) >= PER_TARGET:
+        for row_id, target in due:
+            if per_target.get(target, 0) >= PER_TARGET:
                 continue
-            res = s.exec(update(Outbox).where(col(Outbox.id) == row.id, col(Outbox.state) == "queued",  # type: ignore[call-overload]
+            res = s.exec(update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.state) == "queued",  # type: ignore[call-overload]
                                               col(Outbox.available_at) <= now)
                          .values(available_at=now + _lease(app)))
             if res.rowcount == 1:
-                picked.append(row)
-                per_target[row.target] = per_target.get(row.target, 0) + 1
+                picked.append(row_id)
+                per_target[target] = per_target.get(target, 0) + 1
                 if len(picked) >= limit:
                     break
+        rows = list(s.exec(select(Outbox).where(col(Outbox.id).in_(picked)).order_by(col(Outbox.id))).all())
         s.commit()
-    return picked
+    return rows
 
 
 def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
