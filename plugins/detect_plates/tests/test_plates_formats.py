@@ -33,7 +33,7 @@ def test_all_required_countries_have_formats() -> None:
         ("DE", "M AB 1234", "AB 0123"),
         ("AT", "W 12345 A", "W"),
         ("CH", "ZH 123456", "Z 1234567"),
-        ("NL", "12-ABC-3", "1234-AB-56"),
+        ("NL", "12-BDF-3", "12-ABC-3"),
         ("FR", "AB-123-CD", "A-123-CDE"),
         ("IT", "AB 123 CD", "ABC 12 D"),
         ("ES", "1234 BCD", "1234 ABE"),

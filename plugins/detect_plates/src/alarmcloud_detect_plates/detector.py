@@ -10,10 +10,15 @@ import numpy as np
 from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
 from pydantic import BaseModel, Field
 
-from alarmcloud_detect_plates.formats import COUNTRY_FORMATS, fit_plate, plate_distance
+from alarmcloud_detect_plates.formats import COUNTRY_FORMATS, Dist, fit_read, looks_like_timestamp, plate_distance
 from alarmcloud_detect_plates.ocr import OcrEngine, TextBox, crop_quad
 
 log = logging.getLogger(__name__)
+
+#: text taller than this share of the frame is no plate (or one too close to read as a whole)
+MAX_TEXT_HEIGHT = 0.45
+#: runs of more boxes than this are sentences, not plates (a plate splits into at most three or four parts)
+MAX_RUN = 4
 
 
 class PlatesConfig(BaseModel):
@@ -49,6 +54,12 @@ class PlateRead:
     score: float
     time: float
     box: tuple[float, float, float, float]
+    #: per-character probabilities of the characters the text was made of (for fusing frames)
+    dists: tuple[Dist, ...] = ()
+
+    def char_dists(self) -> tuple[Dist, ...]:
+        """``dists``, or the text itself at the read's score when the recogniser gave none."""
+        return self.dists or tuple({c: self.score} for c in self.text)
 
 
 class PlateDetector(Detector):
@@ -82,7 +93,7 @@ class PlateDetector(Detector):
         for frame in frames.keyframes:
             reads.extend(self.read_frame(frame.image, frame.time, countries))
         findings = []
-        for text, score, best in vote(reads):
+        for text, score, best in vote(reads, countries):
             if score >= self.threshold:
                 findings.append(
                     Finding(
@@ -116,34 +127,62 @@ class PlateDetector(Detector):
         cands, crops = [cands[i] for i in keep], [crops[i] for i in keep]
         out: list[PlateRead] = []
         for box, read in zip(cands, self.engine.recognize(crops), strict=True):
-            if read.score < self.config.min_read_score or len(read.text) < 4:
+            if len(read.text) < 4 or read.clock:
                 continue
-            fitted = fit_plate(read.text, countries)
-            if fitted is None:
+            fit = fit_read(read.dists, countries)
+            if fit is None or fit.score < self.config.min_read_score or looks_like_timestamp(fit.text):
                 continue
-            plate, country, swaps = fitted
-            score = read.score * (0.97**swaps)
             x1, y1 = box.quad.min(axis=0)
             x2, y2 = box.quad.max(axis=0)
-            out.append(PlateRead(plate, country, score, time, (x1 / w, y1 / h, x2 / w, y2 / h)))
-            log.debug("read %s (%s) %.3f raw=%s at %.2fs", plate, country, score, read.text, time)
+            dists = tuple(read.dists[i] for i in fit.kept)
+            out.append(PlateRead(fit.text, fit.country, fit.score, time, (x1 / w, y1 / h, x2 / w, y2 / h), dists))
+            log.debug("read %s (%s) %.3f raw=%s at %.2fs", fit.text, fit.country, fit.score, read.text, time)
         return suppress(out)
 
 
 def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[TextBox]:
-    """Text lines with plate geometry plus same-line neighbours merged (plates split by seals or gaps)."""
-    lines = [b for b in boxes if min_height <= b.height <= frame_h * 0.25 and 1.0 <= b.width / b.height <= 12]
-    merged: list[TextBox] = []
-    for i, a in enumerate(lines):
-        for b in lines[i + 1 :]:
-            left, right = (a, b) if a.quad[0, 0] <= b.quad[0, 0] else (b, a)
-            hmax = max(a.height, b.height)
-            gap = right.quad[0, 0] - left.quad[1, 0]
-            same_line = abs(left.quad[:, 1].mean() - right.quad[:, 1].mean()) < 0.3 * hmax
-            if same_line and -0.2 * hmax < gap < 1.2 * hmax and min(a.height, b.height) > 0.7 * hmax:
-                quad = np.array([left.quad[0], right.quad[1], right.quad[2], left.quad[3]], np.float32)
-                merged.append(TextBox(quad, min(a.score, b.score)))
-    return [b for b in lines if b.width / b.height >= 1.5] + merged
+    """Plate-sized text lines, same-line neighbour pairs and runs joined (plates split at seals or gaps)."""
+    lines = [
+        b for b in boxes if min_height <= b.height <= frame_h * MAX_TEXT_HEIGHT and 1.0 <= b.width / b.height <= 12
+    ]
+    lines.sort(key=lambda b: float(b.quad[0, 0]))
+    out = [b for b in lines if b.width / b.height >= 1.5]
+    n = len(lines)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if _neighbours(lines[i], lines[j]):
+                out.append(_join([lines[i], lines[j]]))
+                parent[root(j)] = root(i)
+    runs: dict[int, list[TextBox]] = {}
+    for i in range(n):
+        runs.setdefault(root(i), []).append(lines[i])
+    # three or four parts: "M | AB | 1234" with seals between; longer runs are sentences, not plates
+    out += [_join(run) for run in runs.values() if 3 <= len(run) <= MAX_RUN]
+    return out
+
+
+def _join(run: list[TextBox]) -> TextBox:
+    """One box over text boxes of one line (sorted left to right)."""
+    left, right = run[0], max(run, key=lambda b: float(b.quad[1, 0]))
+    quad = np.array([left.quad[0], right.quad[1], right.quad[2], left.quad[3]], np.float32)
+    return TextBox(quad, min(b.score for b in run))
+
+
+def _neighbours(a: TextBox, b: TextBox) -> bool:
+    """Two text boxes of similar height next to each other on one line."""
+    left, right = (a, b) if a.quad[0, 0] <= b.quad[0, 0] else (b, a)
+    hmax = max(a.height, b.height)
+    gap = right.quad[0, 0] - left.quad[1, 0]
+    same_line = abs(left.quad[:, 1].mean() - right.quad[:, 1].mean()) < 0.3 * hmax
+    return bool(same_line and -0.2 * hmax < gap < 1.2 * hmax and min(a.height, b.height) > 0.7 * hmax)
 
 
 def _contrast(crop: np.ndarray) -> float:
@@ -177,8 +216,14 @@ def _same_place(a: PlateRead, b: PlateRead) -> bool:
     return _overlap(a.box, b.box) >= 0.5
 
 
-def vote(reads: list[PlateRead]) -> list[tuple[str, float, PlateRead]]:
-    """Cluster reads of one plate (one character apart or same place); (text, score, best read) each."""
+def vote(reads: list[PlateRead], countries: list[str] | None = None) -> list[tuple[str, float, PlateRead]]:
+    """One (text, score, best read) per vehicle: reads one character apart or in the same place are fused.
+
+    The reads of the length with the most evidence are averaged character by character and fitted to the
+    formats once more, so a character misread in one frame is outvoted by the others; the score is the fused
+    read's geometric mean probability, lowered by the share of reads of another length.
+    """
+    codes = countries or list(COUNTRY_FORMATS)
     clusters: list[list[PlateRead]] = []
     for read in sorted(reads, key=lambda r: -r.score):
         for cluster in clusters:
@@ -189,13 +234,27 @@ def vote(reads: list[PlateRead]) -> list[tuple[str, float, PlateRead]]:
             clusters.append([read])
     out = []
     for cluster in clusters:
-        totals: dict[str, float] = {}
+        by_len: dict[int, list[PlateRead]] = {}
         for r in cluster:
-            totals[r.text] = totals.get(r.text, 0.0) + r.score
-        text = max(totals, key=lambda t: (totals[t], len(t)))
-        # agreement: the winner's share of all the evidence in the cluster, times its mean confidence
-        winners = [r for r in cluster if r.text == text]
-        score = totals[text] / len(cluster)
-        best = max(winners, key=lambda r: r.score)
+            by_len.setdefault(len(r.text), []).append(r)
+        group = max(by_len.values(), key=lambda g: (sum(r.score for r in g), len(g[0].text)))
+        share = sum(r.score for r in group) / sum(r.score for r in cluster)
+        fused = [_mean_dist([r.char_dists()[i] for r in group]) for i in range(len(group[0].text))]
+        fit = fit_read(fused, codes, drops=False)
+        if fit is None:  # the fused read fits no format (frames disagree on a letter/digit): best single read
+            text, score = group[0].text, group[0].score
+        else:
+            text, score = fit.text, fit.score
+        score *= share ** (1 / max(1, len(text)))
+        best = max(group, key=lambda r: (plate_distance(r.text, text) == 0, r.score))
         out.append((text, score, best))
     return sorted(out, key=lambda x: -x[1])
+
+
+def _mean_dist(dists: list[Dist]) -> dict[str, float]:
+    """Character probabilities averaged over frames."""
+    out: dict[str, float] = {}
+    for d in dists:
+        for ch, p in d.items():
+            out[ch] = out.get(ch, 0.0) + p / len(dists)
+    return out

@@ -1,11 +1,21 @@
-"""Plate text helpers shared with the core and UI: normalisation, fuzzy distance, per-country formats."""
+"""Plate text helpers shared with the core and UI: normalisation, fuzzy distance, per-country formats.
+
+Fitting a read to the formats is a small constrained decoding: every position of a layout says whether it must
+be a letter, a digit or either; the recogniser's per-character probabilities say how much each replacement
+costs (``-ln p(new) + ln p(read)``). Text without probabilities falls back to a table of look-alikes.
+"""
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
+DIGITS = "0123456789"
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Look-alikes the recogniser confuses; used only where a country format says which kind a position must be.
 TO_DIGIT = {
     "O": "0",
@@ -23,9 +33,24 @@ TO_DIGIT = {
     "A": "4",
     "E": "3",
 }
-#: more look-alike swaps than this and the read is more guess than reading
-MAX_SWAPS = 2
 TO_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "8": "B", "6": "G", "4": "A", "7": "T", "3": "E"}
+#: more look-alike swaps than this and a text-only read is more guess than reading
+MAX_SWAPS = 2
+#: cost (nats) of one table swap when the recogniser gave no probabilities
+SWAP_COST = 1.0
+#: pairs that many plate fonts draw the same: a swap costs at most TWIN_COST even when the model is sure
+TWINS = {("O", "0"), ("0", "O"), ("I", "1"), ("1", "I"), ("Q", "0")}
+TWIN_COST = 2.0
+#: a generic layout (US: any 5-8 characters) fits nearly everything; a fixed layout is preferred unless it needs
+#: a replacement the recogniser finds less than ~1/4 as likely as what it read (e^-1.5)
+GENERIC_COST = 1.5
+#: a character read with less confidence than DROP_BELOW, where the recogniser puts at least DROP_REST of its
+#: probability on symbols that are no plate characters, may be left out (state emblems, seals, a border stroke)
+DROP_BELOW = 0.5
+DROP_REST = 0.3
+MAX_DROPS = 2
+
+Dist = Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -34,6 +59,7 @@ class PlateFormat:
 
     ``layouts`` use L (letter), N (digit) and ? (either); a read of the same length is corrected position by
     position (O->0 where a digit must be, 0->O where a letter must be). ``regex`` is the final validation.
+    ``letters`` are the letters the country issues (NL, IT, ES and PL leave out vowels or look-alikes).
     """
 
     country: str
@@ -43,6 +69,30 @@ class PlateFormat:
     example: str
     #: substitutions applied everywhere (US states mostly omit O, I and Q)
     always: tuple[tuple[str, str], ...] = ()
+    letters: str = LETTERS
+
+    @property
+    def generic(self) -> bool:
+        """Whether a layout of this format accepts any character in every position."""
+        return all(set(layout) == {"?"} for layout in self.layouts)
+
+
+@dataclass(frozen=True)
+class PlateFit:
+    """A read fitted to one country's layout."""
+
+    text: str
+    country: str
+    #: look-alike replacements made
+    swaps: int
+    #: low-confidence characters left out
+    drops: int
+    #: cost in nats versus the raw read (replacements and drops), without the generic-layout penalty
+    cost: float
+    #: geometric mean probability per read character of this interpretation (1.0 for text-only fits)
+    score: float
+    #: positions of the read that the plate text is made of (all but the dropped ones)
+    kept: tuple[int, ...] = ()
 
 
 _NL = (
@@ -61,6 +111,11 @@ _NL = (
     "NLLNNN",
     "NNNLLN",
 )
+# Poland: district (2-3 letters, first one of the voivodeship letters) + individual part of fixed patterns
+_PL_2 = ("NNNNN", "NNNNL", "NNNLL", "NLNNN", "NLLNN")
+_PL_3 = ("LNNN", "NNLL", "NLNN", "NNLN", "NLLN", "LLNN", "LLNNN", *_PL_2)
+_PL_IND = "ACEFGHJKLMNPRSTUVWXY"  # B, D, I, O and Z are not issued in the individual part
+_CH_CANTONS = "AG|AI|AR|BE|BL|BS|FR|GE|GL|GR|JU|LU|NE|NW|OW|SG|SH|SO|SZ|TG|TI|UR|VD|VS|ZG|ZH"
 
 
 def _span(lo: int, hi: int, *cls: str) -> tuple[str, ...]:
@@ -71,6 +126,12 @@ def _span(lo: int, hi: int, *cls: str) -> tuple[str, ...]:
         a, b = (int(v) for v in rng.split("-")) if "-" in rng else (int(rng), int(rng))
         out = [p + kind * k for p in out for k in range(a, b + 1)]
     return tuple(p for p in out if lo <= len(p) <= hi)
+
+
+def _rx(layouts: Sequence[str], letters: str = "A-Z") -> str:
+    """Regex alternatives for layouts of L (a letter of ``letters``) and N (a digit)."""
+    cls = {"L": f"[{letters}]", "N": "[0-9]", "?": "[A-Z0-9]"}
+    return "|".join("".join(cls[k] for k in p) for p in layouts)
 
 
 COUNTRY_FORMATS: dict[str, PlateFormat] = {
@@ -90,22 +151,32 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
             _span(4, 8, "L1-2", "N1-5", "L1-3") + _span(4, 8, "L1-2", "L1-3", "N1-5"),
             "W 12345 A",
         ),
-        PlateFormat("CH", "Switzerland", r"^[A-Z]{2}[0-9]{1,6}$", _span(3, 8, "L2", "N1-6"), "ZH 123456"),
+        PlateFormat(
+            "CH", "Switzerland", rf"^({_CH_CANTONS})[1-9][0-9]{{0,5}}$", _span(3, 8, "L2", "N1-6"), "ZH 123456"
+        ),
         PlateFormat(
             "NL",
             "Netherlands",
-            "^(" + "|".join(p.replace("L", "[A-Z]").replace("N", "[0-9]") for p in _NL) + ")$",
+            f"^({_rx(_NL, 'BDFGHJKLMNPRSTVXZ')})$",
             _NL,
-            "12-ABC-3",
+            "12-BDF-3",
+            letters="BDFGHJKLMNPRSTVXZ",
         ),
         PlateFormat(
             "FR",
             "France",
-            r"^([A-Z]{2}[0-9]{3}[A-Z]{2}|[0-9]{1,4}[A-Z]{1,3}[0-9]{2})$",
-            ("LLNNNLL", *_span(4, 9, "N1-4", "L1-3", "N2")),
+            r"^([A-HJ-NP-TV-Z]{2}[0-9]{3}[A-HJ-NP-TV-Z]{2}|[0-9]{1,4}[A-Z]{1,3}([0-9]{2}|2A|2B))$",
+            ("LLNNNLL", *_span(5, 9, "N1-4", "L1-3", "N2")),
             "AB-123-CD",
         ),
-        PlateFormat("IT", "Italy", r"^[A-Z]{2}[0-9]{3}[A-Z]{2}$", ("LLNNNLL",), "AB 123 CD"),
+        PlateFormat(
+            "IT",
+            "Italy",
+            r"^[A-HJ-NPR-TV-Z]{2}[0-9]{3}[A-HJ-NPR-TV-Z]{2}$",
+            ("LLNNNLL",),
+            "AB 123 CD",
+            letters="ABCDEFGHJKLMNPRSTVWXYZ",
+        ),
         PlateFormat(
             "ES",
             "Spain",
@@ -116,8 +187,8 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
         PlateFormat(
             "PL",
             "Poland",
-            r"^[A-Z]{2,3}(?=[A-Z0-9]*[0-9])[A-Z0-9]{4,5}$",
-            ("LL" + "?????", "LLL" + "????", "LLL" + "?????", "LL" + "????"),
+            rf"^[BCDEFGKLNOPRSTWZ]([A-Z]({_rx(_PL_2, _PL_IND)})|[A-Z]{{2}}({_rx(_PL_3, _PL_IND)}))$",
+            tuple("LL" + p for p in _PL_2) + tuple("LLL" + p for p in _PL_3),
             "WA 12345",
         ),
         PlateFormat(
@@ -162,22 +233,129 @@ def plate_distance(a: str, b: str) -> int:
     return prev[-1]
 
 
-def _fit_layout(text: str, layout: str) -> tuple[str, int] | None:
-    """Coerce ``text`` to ``layout`` with look-alike swaps; returns (text, swaps) or None if impossible."""
-    if len(text) != len(layout):
+def _lookalike(read: str, want: str) -> bool:
+    return TO_DIGIT.get(read) == want or TO_LETTER.get(read) == want
+
+
+def _choose(dist: Dist, allowed: str, always: dict[str, str], table: bool) -> tuple[str, float, bool] | None:
+    """Best character of ``allowed`` at one position: (char, cost in nats, whether it replaced the read)."""
+    top_char = max(dist, key=dist.__getitem__)
+    top = dist[top_char]
+    # a country's fixed substitutions (US: O is 0) merge the two characters' evidence at no cost
+    merged: dict[str, float] = {}
+    for ch, p in dist.items():
+        merged[always.get(ch, ch)] = merged.get(always.get(ch, ch), 0.0) + p
+    canon = always.get(top_char, top_char)
+    best: tuple[str, float, bool] | None = None
+    for ch in allowed:
+        p = merged.get(ch, 0.0)
+        cost = math.log(top) - math.log(p) if p > 0 else math.inf
+        if ch != canon and table and _lookalike(canon, ch):
+            cost = min(cost, SWAP_COST)
+        elif (canon, ch) in TWINS:
+            cost = min(cost, TWIN_COST)
+        cost = max(cost, 0.0)
+        if best is None or cost < best[1]:
+            best = (ch, cost, ch != canon)
+    return best if best is not None and best[1] < math.inf else None
+
+
+def _fit_layout(dists: Sequence[Dist], layout: str, fmt: PlateFormat, table: bool) -> tuple[str, float, int] | None:
+    """Coerce the read to ``layout``: (text, cost, swaps) or None if impossible."""
+    always = dict(fmt.always)
+    letters = "".join(c for c in fmt.letters if c not in always)
+    digits = DIGITS
+    out, cost, swaps = [], 0.0, 0
+    for dist, kind in zip(dists, layout, strict=True):
+        allowed = digits if kind == "N" else letters if kind == "L" else letters + digits
+        got = _choose(dist, allowed, always, table)
+        if got is None:
+            return None
+        out.append(got[0])
+        cost += got[1]
+        swaps += got[2]
+    return "".join(out), cost, swaps
+
+
+def fit_read(
+    dists: Sequence[Dist],
+    countries: Sequence[str],
+    *,
+    table: bool = False,
+    max_swaps: int | None = None,
+    drops: bool = True,
+) -> PlateFit | None:
+    """Best plate of ``countries`` for one read given as per-character probabilities (plate characters only).
+
+    Characters read with probability below ``DROP_BELOW`` may be left out (at ``-ln(1 - p)`` each). Ranking is
+    by cost, plus ``GENERIC_COST`` for generic layouts. ``table`` allows look-alike swaps the probabilities do
+    not support (text-only reads), ``max_swaps`` caps them.
+    """
+    n = len(dists)
+    if n == 0:
         return None
-    out, swaps = [], 0
-    for ch, kind in zip(text, layout, strict=True):
-        if kind == "N" and not ch.isdigit():
-            if ch not in TO_DIGIT:
-                return None
-            ch, swaps = TO_DIGIT[ch], swaps + 1
-        elif kind == "L" and ch.isdigit():
-            if ch not in TO_LETTER:
-                return None
-            ch, swaps = TO_LETTER[ch], swaps + 1
-        out.append(ch)
-    return "".join(out), swaps
+    tops = [max(d.values()) if d else 0.0 for d in dists]
+    if any(t <= 0 for t in tops):
+        return None
+    base = -sum(math.log(t) for t in tops)  # -ln p of the raw read
+    low = [i for i, t in enumerate(tops) if t < DROP_BELOW and 1.0 - sum(dists[i].values()) >= DROP_REST]
+    low = low if drops else []
+    variants: list[tuple[tuple[int, ...], float]] = [(tuple(range(n)), 0.0)]
+    for k in range(1, min(MAX_DROPS, len(low)) + 1):
+        for drop in combinations(low, k):
+            kept = tuple(i for i in range(n) if i not in drop)
+            variants.append((kept, sum(_drop_cost(dists[i]) for i in drop)))
+    best: PlateFit | None = None
+    best_rank = math.inf
+    for kept, drop_cost in variants:
+        sub = [dists[i] for i in kept]
+        if not any(max(d, key=d.__getitem__).isdigit() for d in sub):
+            continue  # every supported format has a digit; words on signs and cars ("TEXAS") have none
+        for code in countries:
+            fmt = COUNTRY_FORMATS.get(code.upper())
+            if fmt is None:
+                continue
+            for layout in fmt.layouts:
+                if len(layout) != len(sub):
+                    continue
+                fitted = _fit_layout(sub, layout, fmt, table)
+                if fitted is None or not re.match(fmt.regex, fitted[0]):
+                    continue
+                text, cost, swaps = fitted
+                if max_swaps is not None and swaps > max_swaps:
+                    continue
+                cost += drop_cost
+                rank = cost + (GENERIC_COST if set(layout) == {"?"} else 0.0) + 1e-6 * len(kept)
+                if rank < best_rank:
+                    score = 1.0 if table else math.exp(-(base + cost) / n)
+                    best_rank = rank
+                    best = PlateFit(text, fmt.country, swaps, n - len(kept), cost, score, kept)
+    return best
+
+
+def _drop_cost(dist: Dist) -> float:
+    """Cost of leaving a character out, relative to reading it: -ln P(no plate character) + ln P(read)."""
+    rest = 1.0 - sum(dist.values())
+    return -math.log(min(1.0, max(rest, 1e-6))) + math.log(max(dist.values()))
+
+
+def looks_like_timestamp(text: str) -> bool:
+    """Whether all-digit text reads as a date or time of day (camera clocks on screen, receipts, signs)."""
+    if not text.isdigit() or len(text) not in (6, 7, 8):
+        return False
+
+    def ymd(y: str, m: str, d: str = "01") -> bool:
+        return 1990 <= int(y) <= 2099 and 1 <= int(m) <= 12 and 1 <= int(d) <= 31
+
+    if len(text) == 8:
+        return (
+            ymd(text[:4], text[4:6], text[6:])
+            or ymd(text[4:], text[2:4], text[:2])
+            or ymd(text[4:], text[:2], text[2:4])
+        )
+    if ymd(text[:4], text[4:6]):
+        return True  # a date cut after the month
+    return len(text) == 6 and int(text[:2]) < 24 and int(text[2:4]) < 60 and int(text[4:]) < 60
 
 
 def fit_plate(text: str, countries: list[str] | tuple[str, ...]) -> tuple[str, str, int] | None:
@@ -185,28 +363,8 @@ def fit_plate(text: str, countries: list[str] | tuple[str, ...]) -> tuple[str, s
     text = normalize_plate(text)
     if not any(c.isdigit() for c in text):
         return None  # every supported format has a digit; words on signs and cars ("TEXAS") have none
-    best: tuple[str, str, int] | None = None
-    best_rank = 0.0
-    for code in countries:
-        fmt = COUNTRY_FORMATS.get(code.upper())
-        if fmt is None:
-            continue
-        base = text
-        for a, b in fmt.always:
-            base = base.replace(a, b)
-        for layout in fmt.layouts:
-            fitted = _fit_layout(base, layout)
-            if fitted is None or not re.match(fmt.regex, fitted[0]):
-                continue
-            swaps = fitted[1] + sum(x != y for x, y in zip(text, base, strict=True))
-            if swaps > MAX_SWAPS:
-                continue
-            # a generic layout (US: any 5-8 characters) fits almost anything: rank it behind a fixed layout
-            # that needs one swap, so "0KM2371" is the Brazilian OKM2371, not a US plate
-            rank = swaps + (1.5 if set(layout) == {"?"} else 0.0)
-            if best is None or rank < best_rank:
-                best, best_rank = (fitted[0], fmt.country, swaps), rank
-    return best
+    fit = fit_read([{c: 1.0} for c in text], countries, table=True, max_swaps=MAX_SWAPS)
+    return (fit.text, fit.country, fit.swaps) if fit else None
 
 
 def validate_plate(text: str, country: str) -> bool:

@@ -19,6 +19,10 @@ REC_MODEL = "PP-OCRv6_rec_small.onnx"
 #: characters a plate reader may output; every other symbol of the 18,710-symbol dictionary is masked out
 PLATE_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REC_HEIGHT = 48
+#: alternatives kept per character for the format fit
+TOP_K = 6
+#: symbols of on-screen clocks and dates that no plate carries
+CLOCK_MARKS = ":/：／"
 
 
 def model_dir() -> Path:
@@ -46,11 +50,18 @@ class TextBox:
 
 @dataclass(frozen=True)
 class TextRead:
-    """A line read with plate characters only: text, mean and per-character confidence."""
+    """A line read with plate characters only: text, mean and per-character confidence.
+
+    ``dists`` holds, per character, the recogniser's most likely plate characters and their probabilities at
+    the character's peak (what a format fit may swap it for, and at which cost).
+    """
 
     text: str
     score: float
     char_scores: tuple[float, ...]
+    dists: tuple[dict[str, float], ...] = ()
+    #: the unrestricted recogniser saw a digit, ":" or "/", and a digit: an on-screen clock or date
+    clock: bool = False
 
 
 class OcrEngine:
@@ -69,6 +80,8 @@ class OcrEngine:
         charset = ["<blank>", *meta, " "]
         self._keep = np.array([i for i, c in enumerate(charset) if c in PLATE_CHARS], dtype=np.int64)
         self._keep_chars = [charset[i] for i in self._keep]
+        self._clock_set = {i for i, c in enumerate(charset) if c in CLOCK_MARKS}
+        self._digit_set = {i for i, c in enumerate(charset) if c in "0123456789"}
         log.debug("PP-OCR sessions ready from %s (%d symbols)", folder, len(charset))
 
     # ------------------------------------------------------------ detection
@@ -129,6 +142,14 @@ class OcrEngine:
                 out[i] = self._decode(probs[j])
         return [r for r in out if r is not None]
 
+    def _has_clock(self, path: np.ndarray) -> bool:
+        """Whether the best path over all symbols has a clock or date mark between two digits ("08:41")."""
+        seq = _collapse(path)
+        return any(
+            seq[i] in self._clock_set and seq[i - 1] in self._digit_set and seq[i + 1] in self._digit_set
+            for i in range(1, len(seq) - 1)
+        )
+
     def _decode(self, probs: np.ndarray) -> TextRead:
         """Greedy CTC decoding over blank + plate characters only."""
         blank = probs[:, 0]
@@ -137,6 +158,7 @@ class OcrEngine:
         best_p = kept[np.arange(len(best)), best]
         chars: list[str] = []
         scores: list[float] = []
+        peaks: list[int] = []
         prev = -1
         for t in range(len(best)):
             if blank[t] >= best_p[t]:
@@ -145,11 +167,23 @@ class OcrEngine:
             if best[t] != prev:
                 chars.append(self._keep_chars[best[t]])
                 scores.append(float(best_p[t]))
-            else:
-                scores[-1] = max(scores[-1], float(best_p[t]))
+                peaks.append(t)
+            elif best_p[t] > scores[-1]:
+                scores[-1] = float(best_p[t])
+                peaks[-1] = t
             prev = int(best[t])
+        dists = []
+        for t in peaks:
+            top = np.argsort(-kept[t])[:TOP_K]
+            dists.append({self._keep_chars[j]: float(kept[t, j]) for j in top if kept[t, j] > 1e-6})
         text = "".join(chars)
-        return TextRead(text, float(np.mean(scores)) if scores else 0.0, tuple(scores))
+        clock = self._has_clock(probs.argmax(axis=1))
+        return TextRead(text, float(np.mean(scores)) if scores else 0.0, tuple(scores), tuple(dists), clock)
+
+
+def _collapse(path: np.ndarray) -> list[int]:
+    """CTC best path without repeats and blanks."""
+    return [int(c) for i, c in enumerate(path) if c != 0 and (i == 0 or path[i - 1] != c)]
 
 
 def _order(quad: np.ndarray) -> np.ndarray:
