@@ -36,3 +36,22 @@ def test_environment_overrides_file(tmp_path, monkeypatch) -> None:
     assert s.public_url == "https://env.example"
     assert s.smtp.host == "env-host"
     assert s.cookies_secure is True
+
+
+def test_lists_in_the_environment_comma_separated_or_json(monkeypatch) -> None:
+    monkeypatch.setenv("ALARMCLOUD_CAMERA_NETWORKS", "192.168.1.0/24, 10.8.0.0/16")
+    monkeypatch.setenv("ALARMCLOUD_NOTIFY__WEBHOOK_NETWORKS", '["192.168.5.0/24"]')
+    monkeypatch.setenv("ALARMCLOUD_PLUGINS__DISABLE", "detectors:plates,alexa")
+    s = load_settings()
+    assert s.camera_networks == ["192.168.1.0/24", "10.8.0.0/16"]
+    assert s.notify.webhook_networks == ["192.168.5.0/24"]
+    assert s.plugins.disable == ["detectors:plates", "alexa"]
+
+
+def test_network_typo_fails_at_start(monkeypatch) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("ALARMCLOUD_CAMERA_NETWORKS", "192.168.1.0/33")
+    with pytest.raises(ValidationError, match="camera_networks"):
+        load_settings()

@@ -9,8 +9,28 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _split_list(value: Any) -> Any:
+    """Lists in the environment: a JSON array or comma-separated (``a,b``); TOML arrays pass through."""
+    if isinstance(value, str):
+        text = value.strip()
+        return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+    return value
+
+
+def _check_cidrs(value: list[str]) -> list[str]:
+    for net in value:
+        ipaddress.ip_network(net, strict=False)  # a typo fails at start-up, not at the first connection
+    return value
+
+
+#: a list of strings, comma-separated or JSON in the environment
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+#: a list of networks in CIDR notation, validated at start-up
+CidrList = Annotated[list[str], NoDecode, BeforeValidator(_split_list), AfterValidator(_check_cidrs)]
 
 PRIVATE_NETWORKS = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 
@@ -23,7 +43,7 @@ class PluginsConfig(BaseModel):
     integrations: list[str] | None = Field(
         None, description="Enabled integrations (entry names); None: all installed"
     )
-    disable: list[str] = Field(
+    disable: CommaList = Field(
         default_factory=list,
         description="Deny list 'group:name' or 'name' (env ALARMCLOUD_PLUGINS__DISABLE='detectors:plates,alexa')",
     )
@@ -95,7 +115,7 @@ class SmtpConfig(BaseModel):
 class NotifyConfig(BaseModel):
     """Delivery of webhooks and e-mail from the outbox (after the verdict), and where webhooks may point."""
 
-    webhook_networks: Annotated[list[str], NoDecode] = Field(
+    webhook_networks: CidrList = Field(
         default_factory=list,
         description="Non-public networks (CIDRs, comma-separated in the environment) webhook URLs may point into, "
                     "e.g. a receiver on the LAN; loopback, private, link-local and other non-public addresses are "
@@ -105,16 +125,6 @@ class NotifyConfig(BaseModel):
     max_attempts: int = Field(8, description="Delivery attempts before a notification is given up (dead)", ge=1)
     retry_base_seconds: float = Field(10.0, description="Backoff after failed attempt n: base * 2**(n-1)", ge=0)
     keep_days: int = Field(30, description="Finished deliveries (sent, dead) are deleted after this many days", ge=1)
-
-    @field_validator("webhook_networks", mode="before")
-    @classmethod
-    def _cidrs(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
-        for net in value if isinstance(value, list) else ():
-            ipaddress.ip_network(net, strict=False)  # a typo fails at start-up, not at the first delivery
-        return value
 
 
 class PrivacyConfig(BaseModel):
@@ -149,7 +159,7 @@ class Settings(BaseSettings):
     session_absolute_days: int = Field(30, description="Sessions end this long after login")
     login_attempts: int = Field(5, description="Failed logins per e-mail and network per window before 429")
     login_window_seconds: int = Field(900, description="Login rate-limit window")
-    camera_networks: list[str] = Field(
+    camera_networks: CidrList = Field(
         default_factory=lambda: list(PRIVATE_NETWORKS),
         description="CIDRs the server may contact cameras in (never loopback/link-local unless listed)",
     )
