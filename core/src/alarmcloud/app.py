@@ -9,13 +9,14 @@ import importlib.util
 import logging
 import shutil
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -27,11 +28,13 @@ from alarmcloud.blobstore import LocalBlobStore
 from alarmcloud.config import Settings
 from alarmcloud.errors import ApiError, api_error_handler, http_error_handler, server_error_handler
 from alarmcloud.events import ACCOUNT_DELETED, LINK_REVOKED, Event
-from alarmcloud.models import Account, Clip, iso, utcnow
+from alarmcloud.models import Account, Clip, PluginState, iso, utcnow
 from alarmcloud.plugins import PluginHost
 from alarmcloud.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
+#: plugin_state key (plugin "core") holding when the last orphan sweep started
+SWEEP_KEY = "orphan_sweep"
 #: events that reach plugins even for restricted accounts (they remove data or links)
 _ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
 
@@ -146,18 +149,36 @@ class AlarmCloud:
     # ---------------------------------------------------------------- start-up housekeeping
 
     def sweep_orphans(self) -> int:
-        """After a crash: drop staged uploads and blobs whose clip row was never committed."""
+        """After a crash: drop staged uploads and blobs whose clip row was never committed.
+
+        Only blobs written since the previous sweep (less an hour for clock steps) are looked up, in batches, so
+        start-up stays fast with millions of clips.
+        """
         n = self.blobs.clean_tmp()
+        started = time.time()
         with self.db.session() as s:
-            known = set()
-            for blob, thumb in s.exec(select(Clip.blob_key, Clip.thumb_key)).all():
-                known.add(blob)
-                if thumb:
-                    known.add(thumb)
-        for key in list(self.blobs.keys()):
-            if key.endswith((".mp4", ".jpg")) and key.count("/") == 2 and key not in known:
-                self.blobs.delete(key)
-                n += 1
+            marker = s.exec(select(PluginState).where(PluginState.plugin == "core",
+                                                      PluginState.key == SWEEP_KEY)).first()
+        since = float((marker.value or {}).get("at", 0)) - 3600 if marker and marker.value else None
+        candidates = [k for k in self.blobs.keys_changed_since(since)
+                      if k.endswith((".mp4", ".jpg")) and k.count("/") == 2]
+        for i in range(0, len(candidates), 500):
+            batch = candidates[i:i + 500]
+            with self.db.session() as s:
+                known = set(s.exec(select(Clip.blob_key).where(col(Clip.blob_key).in_(batch))).all())
+                known |= set(s.exec(select(Clip.thumb_key).where(col(Clip.thumb_key).in_(batch))).all())
+            for key in batch:
+                if key not in known:
+                    self.blobs.delete(key)
+                    n += 1
+        with self.db.session() as s:
+            marker = s.exec(select(PluginState).where(PluginState.plugin == "core",
+                                                      PluginState.key == SWEEP_KEY)).first()
+            marker = marker or PluginState(plugin="core", account_id=None, key=SWEEP_KEY)
+            marker.value = {"at": started}
+            marker.updated_at = utcnow()
+            s.add(marker)
+            s.commit()
         if n:
             log.warning("removed %d partial or orphaned files left by an interrupted upload", n)
         return n

@@ -41,6 +41,10 @@ class BlobStore(ABC):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Every key under a prefix."""
 
+    def keys_changed_since(self, since: float | None) -> Iterator[str]:
+        """Keys that may have been written after ``since`` (Unix time; None: every key). May yield more."""
+        return self.keys()
+
     def exists(self, key: str) -> bool:
         try:
             self.size(key)
@@ -114,6 +118,27 @@ class LocalBlobStore(BlobStore):
         for path in base.rglob("*"):
             if path.is_file() and ".tmp" not in path.relative_to(self.root).parts:
                 yield str(path.relative_to(self.root))
+
+    def keys_changed_since(self, since: float | None) -> Iterator[str]:
+        """Only directories whose entries changed after ``since`` are listed (a rename into a directory updates its
+        mtime), so a start-up check after a clean run costs one ``stat`` per directory, not one per clip."""
+        if since is None:
+            yield from self.keys()
+            return
+        stack = [self.root]
+        while stack:
+            d = stack.pop()
+            try:
+                changed = d.stat().st_mtime >= since
+                entries = list(os.scandir(d))
+            except FileNotFoundError:
+                continue
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name != ".tmp":
+                        stack.append(Path(e.path))
+                elif changed and e.is_file(follow_symlinks=False):
+                    yield str(Path(e.path).relative_to(self.root))
 
     def clean_tmp(self) -> int:
         """Remove staged uploads left by a crash; returns how many."""
