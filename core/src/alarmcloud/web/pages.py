@@ -179,8 +179,8 @@ async def timeline(request: Request) -> Response:
         if ids is not None:
             q = q.where(col(Camera.id).in_(ids))
         cams = [{"id": c.id, "name": c.name} for c in s.exec(q.order_by(Camera.name)).all()]
-        labels = sorted(set(s.exec(select(FindingRow.label).where(
-            FindingRow.account_id == user.tenant_id).distinct()).all()))
+        # the labels the installed detectors can produce (no scan over the account's findings)
+        labels = sorted({label for spec in app.plugins.detector_specs.values() for label in spec.labels})
         return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels}
 
     data = await app.db.run(_load)
