@@ -254,6 +254,8 @@ async def queue_event(app: AlarmCloud, event: Event) -> None:
     """Other events (clip stored, camera changed, …) to the webhooks that subscribed to them."""
     if event.type == DETECTIONS_READY or event.type not in WEBHOOK_EVENTS or not event.account_id:
         return  # detections.ready is queued with the verdict, in the pipeline's transaction
+    if event.type == PLATE_RECOGNISED and event.payload.get("notify") is False:
+        return  # a known plate the owner asked not to be told about (their own car)
 
     def _queue(s: Session) -> None:
         body = {"type": event.type, "occurred_at": iso(event.occurred_at), "camera_id": event.camera_id,
