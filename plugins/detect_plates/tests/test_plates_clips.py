@@ -84,3 +84,18 @@ def test_real_photo_without_its_plate_yields_nothing(
         tmp_path / "noplate.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=lambda i, t, w, h: view
     )
     assert run_clip(clip) == []
+
+
+def test_camera_clock_on_screen_is_no_plate(tmp_path: Path, run_clip: Callable[..., list[Finding]]) -> None:
+    plate = _plate_scene("M AB 1234")
+
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        img = plate(i, t, w, h)
+        # date and time in opposite corners, as many cameras draw them: each one plate-length on its own
+        cv2.putText(img, "17/05/2024", (30, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (250, 250, 250), 3, cv2.LINE_AA)
+        stamp = f"08:41:{int(t):02d}"
+        cv2.putText(img, stamp, (w - 260, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (250, 250, 250), 3, cv2.LINE_AA)
+        return img
+
+    clip = make_clip(tmp_path / "osd.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    assert [f.text for f in run_clip(clip)] == ["MAB1234"]

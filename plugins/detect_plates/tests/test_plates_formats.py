@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from alarmcloud_detect_plates import COUNTRY_FORMATS, fit_plate, normalize_plate, plate_distance, validate_plate
+from alarmcloud_detect_plates.formats import fit_read, looks_like_timestamp
 
 REQUIRED = {"DE", "AT", "CH", "NL", "FR", "IT", "ES", "PL", "UK", "US", "BR"}
 
@@ -64,3 +65,64 @@ def test_fit_respects_the_camera_countries() -> None:
     assert fit_plate("0000000", ["UK"]) is None  # more than two look-alike swaps is a guess
     assert fit_plate("ABCDEF", list(COUNTRY_FORMATS)) is None  # words without digits are never plates
     assert fit_plate("TEXAS", ["US"]) is None
+
+
+def _dists(*chars: dict[str, float] | str) -> list[dict[str, float]]:
+    """Per-character probabilities: a plain character is read with certainty 0.99."""
+    return [{c: 0.99} if isinstance(c, str) else c for c in chars]
+
+
+def test_confident_read_is_not_bent_into_another_countrys_format() -> None:
+    # "6LKR481": a US plate; the German layout would need 6 -> G, which the recogniser found 700x less likely
+    read = _dists({"6": 0.998, "G": 0.0014}, *"LKR481")
+    fit = fit_read(read, list(COUNTRY_FORMATS))
+    assert fit is not None and (fit.text, fit.country) == ("6LKR481", "US")
+
+
+def test_unsure_character_is_settled_by_the_layout() -> None:
+    # the recogniser is torn between 0 and O; Brazil's LLLNNNN needs a letter first
+    read = _dists({"0": 0.55, "O": 0.44}, *"KM2371")
+    fit = fit_read(read, ["BR", "US"])
+    assert fit is not None and (fit.text, fit.country, fit.swaps) == ("OKM2371", "BR", 1)
+    assert fit.score > 0.6
+
+
+def test_emblem_between_characters_is_dropped_but_unsure_plate_characters_are_kept() -> None:
+    # a state emblem read as a faint "L": almost all probability on symbols that are no plate characters
+    emblem = fit_read(_dists(*"UG9", {"L": 0.02}, *"L8U"), ["US"])
+    assert emblem is not None and (emblem.text, emblem.drops) == ("UG9L8U", 1)
+    # an unsure "9" whose alternatives are plate characters stays in
+    unsure = fit_read(_dists(*"SK5K", {"9": 0.43, "S": 0.22, "8": 0.05}, "V"), ["US"])
+    assert unsure is not None and (unsure.text, unsure.drops) == ("SK5K9V", 0)
+
+
+def test_unlikely_reads_score_low() -> None:
+    sure = fit_read(_dists(*"MAB1234"), ["DE"])
+    shaky = fit_read(_dists(*"MAB", {"1": 0.4, "7": 0.3}, {"2": 0.5}, "3", "4"), ["DE"])
+    assert sure is not None and shaky is not None
+    assert sure.score > 0.95 > 0.8 > shaky.score
+
+
+@pytest.mark.parametrize(
+    ("text", "clock"),
+    [
+        ("20240517", True),  # YYYYMMDD
+        ("17052024", True),  # DDMMYYYY
+        ("084155", True),  # HHMMSS
+        ("2024051", True),  # a date cut off
+        ("1268205", False),  # a Californian plate
+        ("78188", False),
+        ("MAB1234", False),
+        ("995577", False),  # no time of day
+    ],
+)
+def test_dates_and_times_are_recognised(text: str, clock: bool) -> None:
+    assert looks_like_timestamp(text) is clock
+
+
+def test_tightened_formats_reject_what_the_country_never_issues() -> None:
+    assert not validate_plate("AB 123 CD", "NL")  # six characters only, no vowels
+    assert validate_plate("XX 123456", "US") and not validate_plate("XX 123456", "CH")  # no canton XX
+    assert validate_plate("ZH 12345", "CH")
+    assert not validate_plate("AI 123 CD", "IT")  # I, O, Q, U are not issued
+    assert validate_plate("KR 1AC23", "PL") and not validate_plate("KR 1AB23", "PL")  # no B in the serial

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alarmcloud_detect_plates.detector import PlateRead, suppress, vote
+from alarmcloud_detect_plates.detector import PlateDetector, PlateRead, suppress, vote
 
 
 def _read(text: str, score: float, time: float, x: float = 0.4) -> PlateRead:
@@ -39,3 +39,23 @@ def test_partial_read_in_the_same_place_joins_the_vehicle() -> None:
 def test_suppress_keeps_the_fullest_read_per_place_in_a_frame() -> None:
     full, part = _read("MAB1234", 0.9, 0.0), _read("AB1234", 0.95, 0.0)
     assert suppress([part, full]) == [full]
+
+
+def test_one_frame_misreading_a_character_neither_wins_nor_sinks_the_clip() -> None:
+    def read(second: dict[str, float], time: float) -> PlateRead:
+        dists = ({"M": 0.99}, {"H": 0.98}, second, {"V": 0.99}, {"4": 0.99}, {"L": 0.97})
+        text = "".join(max(d, key=d.__getitem__) for d in dists)
+        return PlateRead(text, "US", 0.95, time, (0.4, 0.6, 0.5, 0.65), dists)
+
+    reads = [read({"6": 0.9, "G": 0.08}, 0.0), read({"G": 0.6, "6": 0.35}, 2.0), read({"6": 0.95}, 4.0)]
+    [(text, score, best)] = vote(reads, ["US"])
+    assert text == "MH6V4L"
+    assert score >= PlateDetector.threshold  # one frame's doubt costs one character's share, not the plate
+    assert best.time in (0.0, 4.0)
+
+
+def test_fused_read_is_fitted_to_the_camera_countries() -> None:
+    # every frame reads "0" first, but only a little surer than "O": for a Brazilian camera it is a letter
+    dists = ({"0": 0.5, "O": 0.45}, {"K": 0.99}, {"M": 0.99}, {"2": 0.99}, {"3": 0.99}, {"7": 0.99}, {"1": 0.99})
+    reads = [PlateRead("0KM2371", "US", 0.9, t, (0.4, 0.6, 0.5, 0.65), dists) for t in (0.0, 2.0)]
+    assert [t for t, _, _ in vote(reads, ["BR"])] == ["OKM2371"]
