@@ -99,3 +99,17 @@ def test_camera_clock_on_screen_is_no_plate(tmp_path: Path, run_clip: Callable[.
 
     clip = make_clip(tmp_path / "osd.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
     assert [f.text for f in run_clip(clip)] == ["MAB1234"]
+
+
+def test_price_on_a_sign_is_no_plate(tmp_path: Path, run_clip: Callable[..., list[Finding]]) -> None:
+    """A price painted on a van or a billboard ("$59990", "59990%") is digits of plate length, not a plate."""
+    plate = _plate_scene("M AB 1234")
+
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        img = plate(i, t, w, h)
+        cv2.putText(img, "$59990", (30, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
+        cv2.putText(img, "34990%", (w - 360, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
+        return img
+
+    clip = make_clip(tmp_path / "price.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    assert [f.text for f in run_clip(clip)] == ["MAB1234"]

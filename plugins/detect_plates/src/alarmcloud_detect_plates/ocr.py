@@ -23,6 +23,8 @@ REC_HEIGHT = 48
 TOP_K = 6
 #: symbols of on-screen clocks and dates that no plate carries
 CLOCK_MARKS = ":/：／"
+#: currency and percent signs: prices on signs and vans, never on a plate
+PRICE_MARKS = "$€£¥%"
 
 
 def model_dir() -> Path:
@@ -60,7 +62,8 @@ class TextRead:
     score: float
     char_scores: tuple[float, ...]
     dists: tuple[dict[str, float], ...] = ()
-    #: the unrestricted recogniser saw a digit, ":" or "/", and a digit: an on-screen clock or date
+    #: the unrestricted recogniser saw a digit, ":" or "/", and a digit (an on-screen clock or date) or a currency
+    #: or percent sign (a price): text that is not a plate
     clock: bool = False
 
 
@@ -82,6 +85,7 @@ class OcrEngine:
         self._keep_chars = [charset[i] for i in self._keep]
         self._clock_set = {i for i, c in enumerate(charset) if c in CLOCK_MARKS}
         self._digit_set = {i for i, c in enumerate(charset) if c in "0123456789"}
+        self._price_set = {i for i, c in enumerate(charset) if c in PRICE_MARKS}
         log.debug("PP-OCR sessions ready from %s (%d symbols)", folder, len(charset))
 
     # ------------------------------------------------------------ detection
@@ -143,8 +147,11 @@ class OcrEngine:
         return [r for r in out if r is not None]
 
     def _has_clock(self, path: np.ndarray) -> bool:
-        """Whether the best path over all symbols has a clock or date mark between two digits ("08:41")."""
+        """Whether the best path over all symbols has a clock or date mark between two digits ("08:41"), or a
+        currency or percent sign anywhere ("R$59.990")."""
         seq = _collapse(path)
+        if any(c in self._price_set for c in seq):
+            return True
         return any(
             seq[i] in self._clock_set and seq[i - 1] in self._digit_set and seq[i + 1] in self._digit_set
             for i in range(1, len(seq) - 1)
