@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 from alarmcloud_detect_rain.detector import default_model_path
 from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION
+from alarmcloud_detect_rain.mlp import merge_ensemble
 from alarmcloud_detect_rain.onnx_io import MLPWeights, read_mlp, write_mlp
 
 
@@ -40,3 +41,19 @@ def test_written_model_runs_in_onnxruntime_like_numpy(tmp_path: Path) -> None:
     back = read_mlp(path)
     np.testing.assert_allclose(back.predict(x), w.predict(x), atol=1e-5)
     assert back.metadata == {"k": "v"}
+
+
+def test_merged_ensemble_is_the_logit_average_of_its_members() -> None:
+    rng = np.random.default_rng(1)
+    members = [
+        MLPWeights(rng.normal(size=5), rng.uniform(0.5, 2, 5), rng.normal(size=(5, 4)), rng.normal(size=4),
+                   rng.normal(size=(4, 3)), rng.normal(size=3))
+        for _ in range(3)
+    ]
+    x = rng.normal(size=(7, 5))
+    logits = np.mean([m.hidden(x) @ m.w2 + m.b2 for m in members], axis=0)
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    merged = merge_ensemble(members)
+    assert merged.w1.shape == (5, 12)
+    np.testing.assert_allclose(merged.predict(x), expected, atol=1e-9)

@@ -13,8 +13,8 @@ from alarmcloud_detect_rain.recalibrate import recalibrate
 from click.testing import CliRunner
 
 
-def _samples(root: Path, rain: list[Path], not_rain: list[Path]) -> Path:
-    for label, paths in (("rain", rain), ("not_rain", not_rain)):
+def _samples(root: Path, rain: list[Path], not_rain: list[Path], **more: list[Path]) -> Path:
+    for label, paths in (("rain", rain), ("not_rain", not_rain), *more.items()):
         (root / label).mkdir(parents=True)
         for i, p in enumerate(paths):
             shutil.copy(p, root / label / f"clip{i}.mp4")
@@ -67,3 +67,11 @@ def test_too_few_samples_is_an_error(tmp_path: Path, clips: dict[str, Path]) -> 
     )
     assert result.exit_code != 0 and "at least 2" in result.output
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_snow_feedback_counts_as_weather(tmp_path: Path, clips: dict[str, Path]) -> None:
+    # the feedback API also stores "snow" / "not_snow" releases in the rain detector's training area
+    samples = _samples(tmp_path / "s", [clips["rain"]], [clips["person"]], snow=[clips["night_rain"]],
+                       not_snow=[clips["static"]], other=[clips["vegetation"]])
+    report = recalibrate(samples, tmp_path / "m.onnx")
+    assert (report.clips, report.rain_clips, report.not_rain_clips) == (4, 2, 2)  # "other" is not a label

@@ -1,47 +1,122 @@
-"""Build feature sets from synthetic clips: render, encode, decode through the core pipeline, extract features."""
+"""Build feature sets from synthetic clips: render, encode, decode through the core pipeline, extract features.
+
+Rendering dominates the cost, so the decoded grey windows can be kept in a cache folder (``--frames``): a
+feature change then needs no new rendering, and the same seed always gives the same clips.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 from alarmcloud.contracts import FrameRequest
 from alarmcloud.video import decode
 from alarmcloud_detect_rain.detector import RainDetector
-from alarmcloud_detect_rain.features import window_features
+from alarmcloud_detect_rain.features import WIDTH, WINDOW_LENGTH, window_features
 from synth import ClipSpec, random_spec, render_clip
 
 CLASSES = ("clear", "rain", "snow")
+HEIGHT = WIDTH * 9 // 16  # every rendered size is 16:9
 
 
 def clip_request(spec: ClipSpec) -> FrameRequest:
     """The detector's own request, with windows placed at this short clip's keyframes."""
     base = RainDetector.default_request()
-    at = tuple(i / spec.windows for i in range(spec.windows))
+    # half a GOP before each keyframe: a window starts at the first keyframe after its position
+    at = tuple(max(0.0, (i - 0.5) / spec.windows) for i in range(spec.windows))
     return replace(base, window_at=at)
 
 
-def clip_features(spec: ClipSpec) -> tuple[np.ndarray, ClipSpec]:
-    """Features (windows x F) of one rendered clip."""
+def clip_windows(spec: ClipSpec) -> np.ndarray:
+    """The decoded grey windows (windows x frames x H x W, uint8) the detector would see for one clip."""
     with tempfile.TemporaryDirectory(prefix="rain-train-") as tmp:
         path = render_clip(spec, Path(tmp) / "clip.mp4")
         (cf,) = decode(path, [clip_request(spec)])
-    feats = np.stack([window_features([f.image for f in w]) for w in cf.windows if len(w) >= 5])
-    return feats, spec
+    if len(cf.windows) != spec.windows or any(len(w) < WINDOW_LENGTH for w in cf.windows):
+        raise ValueError(f"clip {spec.seed}: expected {spec.windows} windows of {WINDOW_LENGTH} frames")
+    return np.stack([np.stack([f.image for f in w[:WINDOW_LENGTH]]) for w in cf.windows])
+
+
+def features_of(windows: np.ndarray) -> np.ndarray:
+    """Feature rows (windows x F) of one clip's decoded windows."""
+    return np.stack([window_features(list(w)) for w in windows])
+
+
+def specs_for(seed: int, n: int, photos: list[Path], windows: int) -> list[ClipSpec]:
+    """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs)."""
+    rng = np.random.default_rng(seed)
+    return [random_spec(rng, seed * 1_000_003 + i, photos, windows) for i in range(n)]
+
+
+def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
+    workers = max(1, min(workers, os.cpu_count() or 1))
+    if workers == 1:
+        return [fn(s) for s in items]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items, chunksize=4))
+
+
+def render_frames(specs: list[ClipSpec], folder: Path, workers: int = 2) -> np.memmap:
+    """Render every spec and keep the decoded windows in ``folder/frames.u8`` (resumable, a memmap)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    w = specs[0].windows
+    shape = (len(specs), w, WINDOW_LENGTH, HEIGHT, WIDTH)
+    path = folder / "frames.u8"
+    done_file = folder / "done.json"
+    done = json.loads(done_file.read_text())["done"] if done_file.exists() else 0
+    mm = np.memmap(path, dtype=np.uint8, mode="r+" if path.exists() else "w+", shape=shape)
+    (folder / "specs.json").write_text(json.dumps([asdict(s) for s in specs]))
+    step = 40
+    for start in range(done, len(specs), step):
+        chunk = specs[start : start + step]
+        for i, arr in enumerate(_map(clip_windows, chunk, workers)):
+            mm[start + i] = arr
+        mm.flush()
+        done_file.write_text(json.dumps({"done": start + len(chunk)}))
+    return mm
+
+
+def load_frames(folder: Path) -> tuple[np.memmap, list[ClipSpec]]:
+    """The cached windows and their specs."""
+    specs = [ClipSpec(**{**d, "distractors": tuple(d["distractors"]), "size": tuple(d["size"])})
+             for d in json.loads((folder / "specs.json").read_text())]
+    shape = (len(specs), specs[0].windows, WINDOW_LENGTH, HEIGHT, WIDTH)
+    return np.memmap(folder / "frames.u8", dtype=np.uint8, mode="r", shape=shape), specs
+
+
+def _features_chunk(args: tuple[str, int, int, tuple[int, ...]]) -> np.ndarray:
+    path, start, stop, shape = args
+    mm = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+    return np.stack([features_of(mm[i]) for i in range(start, stop)])
+
+
+def cached_features(folder: Path, workers: int = 2) -> tuple[np.ndarray, list[ClipSpec]]:
+    """Features (clips x windows x F) of a frame cache, computed in parallel."""
+    mm, specs = load_frames(folder)
+    step = 50
+    jobs = [(str(folder / "frames.u8"), s, min(s + step, len(specs)), mm.shape) for s in range(0, len(specs), step)]
+    return np.concatenate(_map(_features_chunk, jobs, workers)), specs
+
+
+def _clip_features(spec: ClipSpec) -> tuple[np.ndarray, ClipSpec]:
+    return features_of(clip_windows(spec)), spec
 
 
 def build(
-    seed: int, n: int, photos: list[Path], windows: int = 2, workers: int = 2
+    seed: int, n: int, photos: list[Path], windows: int = 2, workers: int = 2, frames: Path | None = None
 ) -> list[tuple[np.ndarray, ClipSpec]]:
-    """Render ``n`` clips drawn from ``seed`` in parallel worker processes."""
-    rng = np.random.default_rng(seed)
-    specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows) for i in range(n)]
-    workers = max(1, min(workers, os.cpu_count() or 1))
-    if workers == 1:
-        return [clip_features(s) for s in specs]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(clip_features, specs, chunksize=8))
+    """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there."""
+    specs = specs_for(seed, n, photos, windows)
+    if frames is None:
+        return _map(_clip_features, specs, workers)
+    if not (frames / "done.json").exists() or json.loads((frames / "done.json").read_text())["done"] < n:
+        render_frames(specs, frames, workers)
+    feats, cached = cached_features(frames, workers)
+    if [asdict(s) for s in cached] != [asdict(s) for s in specs]:
+        raise ValueError(f"{frames} holds another set of clips (seed / count / renderer changed)")
+    return list(zip(feats, cached, strict=True))

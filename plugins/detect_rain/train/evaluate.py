@@ -1,7 +1,7 @@
 """Evaluate a rain model on a held-out synthetic set (other seed, other photos) and time a 1080p clip.
 
 Usage (from the repository root):
-    .venv/bin/python plugins/detect_rain/train/evaluate.py --clips 400 --seed 2
+    PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py --clips 400 --seed 2
 """
 
 from __future__ import annotations
@@ -61,11 +61,12 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--save", type=Path, default=None, help="also save the held-out features (.npz)")
     ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--frames", type=Path, default=None, help="cache folder for the decoded windows (resumable)")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model) if args.model else None)
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
-    items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers)
+    items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames)
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
@@ -89,6 +90,21 @@ def main() -> None:
                 hits = [p >= thr for s, p, _ in rows if s.kind == kind and s.intensity == inten and s.night == night]
                 cells.append(_rate(hits))
             print(f"| {kind} | {inten} | {cells[0]} | {cells[1]} |")
+    print("\n| weather clips (rain + snow) with | day recall | night recall |")
+    print("|---|---|---|")
+    wgroups: dict[str, dict[bool, list[bool]]] = defaultdict(lambda: {False: [], True: []})
+    for s, p, _ in rows:
+        if s.kind == "clear":
+            continue
+        wgroups["(all weather clips)"][s.night].append(p >= thr)
+        wgroups["no distractor" if not s.distractors else "any distractor"][s.night].append(p >= thr)
+        wgroups["camera noise reduction (3DNR)" if s.tnr else "no noise reduction"][s.night].append(p >= thr)
+        wgroups["strong compression (CRF >= 30)" if s.crf >= 30 else "CRF < 30"][s.night].append(p >= thr)
+        for d in s.distractors:
+            wgroups[d][s.night].append(p >= thr)
+    for name in ("(all weather clips)", "no distractor", "any distractor", *DISTRACTORS,
+                 "no noise reduction", "camera noise reduction (3DNR)", "CRF < 30", "strong compression (CRF >= 30)"):
+        print(f"| {name} | {_rate(wgroups[name][False])} | {_rate(wgroups[name][True])} |")
     print("\n| clear clips with | day FPR | night FPR |")
     print("|---|---|---|")
     groups: dict[str, dict[bool, list[bool]]] = defaultdict(lambda: {False: [], True: []})
@@ -100,11 +116,13 @@ def main() -> None:
             groups["nothing but noise"][s.night].append(p >= thr)
         for d in s.distractors:
             groups[d][s.night].append(p >= thr)
-    for name in ("(all clear clips)", "nothing but noise", *DISTRACTORS):
+        if s.tnr:
+            groups["camera noise reduction (3DNR)"][s.night].append(p >= thr)
+    for name in ("(all clear clips)", "nothing but noise", *DISTRACTORS, "camera noise reduction (3DNR)"):
         print(f"| {name} | {_rate(groups[name][False])} | {_rate(groups[name][True])} |")
     print("\n| threshold | weather recall (all) | rain medium+heavy recall | clear FPR (all) |")
     print("|---|---|---|---|")
-    for t in (0.5, 0.6, 0.7, 0.8, 0.9):
+    for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
         rec = [p >= t for s, p, _ in rows if s.kind != "clear"]
         rmh = [p >= t for s, p, _ in rows if s.kind == "rain" and s.intensity != "light"]
         fpr = [p >= t for s, p, _ in rows if s.kind == "clear"]

@@ -34,6 +34,7 @@ class ClipSpec:
     fps: int = 15
     crf: int = 26
     noise: float = 2.0
+    tnr: float = 0.0  # camera temporal noise reduction strength (0 = off), motion-adaptive like 3DNR
     windows: int = 2
     window_length: int = 6
     extra: dict[str, float] = field(default_factory=dict)
@@ -48,24 +49,28 @@ def photo_list(split: str) -> list[Path]:
 def random_spec(rng: np.random.Generator, seed: int, photos: list[Path], windows: int = 2) -> ClipSpec:
     """Draw a varied clip spec: a third clear, a bit under half rain, the rest snow."""
     u = rng.random()
-    kind = "clear" if u < 0.42 else ("rain" if u < 0.82 else "snow")
+    kind = "clear" if u < 0.42 else ("rain" if u < 0.77 else "snow")
     night = bool(rng.random() < 0.4)
-    p_dis = 0.45 if kind == "clear" else 0.2
+    p_dis = 0.45 if kind == "clear" else 0.3
     distractors = tuple(d for d in DISTRACTORS if rng.random() < p_dis and not (d == "insects" and not night))
     if kind == "clear" and not distractors and rng.random() < 0.5:
         distractors = (str(rng.choice(DISTRACTORS[:3] + ("flicker",))),)
     size = (640, 360) if rng.random() < 0.65 else ((960, 540) if rng.random() < 0.7 else (1280, 720))
+    # many cameras run motion-adaptive temporal noise reduction (3DNR), strongest at night: it smears and
+    # dims one-frame streaks, so part of the set goes through it
+    tnr = float(rng.uniform(0.3, 0.8)) if rng.random() < (0.5 if night else 0.25) else 0.0
     return ClipSpec(
         seed=seed,
         kind=kind,
         intensity=str(rng.choice(["light", "medium", "heavy"], p=[0.3, 0.4, 0.3])),
         night=night,
-        photo=str(rng.choice(photos)) if photos and rng.random() < 0.5 else None,
+        photo=str(rng.choice(photos)) if photos and rng.random() < 0.6 else None,
         distractors=distractors,
         size=size,
         fps=int(rng.choice([10, 12, 15, 20, 25])),
-        crf=int(rng.integers(19, 33)),
-        noise=float(rng.uniform(3, 10) if night else rng.uniform(0.3, 4)),
+        crf=int(rng.integers(19, 36)),
+        noise=float(rng.uniform(2, 12) if night else rng.uniform(0.3, 5)),
+        tnr=tnr,
         windows=windows,
     )
 
@@ -136,13 +141,16 @@ def _splat(h: int, w: int, xs: np.ndarray, ys: np.ndarray, wts: np.ndarray) -> n
     return np.bincount(idx, weights=wts[ok], minlength=h * w).reshape(h, w).astype(np.float32)
 
 
-def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+def _blur(a: np.ndarray, sigma: float, points: bool = False) -> np.ndarray:
+    """Gaussian blur that keeps a thin streak's peak (or, with ``points``, a flake's peak) near its alpha."""
     if sigma < 0.3:
         return a
     peak = float(a.max()) or 1.0
     im = Image.fromarray(np.clip(a / peak * 255, 0, 255).astype(np.uint8))
     out = np.asarray(im.filter(ImageFilter.GaussianBlur(sigma)), dtype=np.float32) / 255 * peak
-    return out * math.sqrt(2 * math.pi) * sigma  # keep a thin streak's peak near its alpha
+    # a line loses sqrt(2 pi) sigma of its peak to the blur, a point 2 pi sigma^2 (one pixel at most)
+    gain = max(1.0, 2 * math.pi * sigma * sigma) if points else math.sqrt(2 * math.pi) * sigma
+    return out * gain
 
 
 def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: float) -> np.ndarray:
@@ -186,15 +194,21 @@ class Snow:
         self.vy = speed
         self.vx = rng.normal(0, 0.6, n) * speed + rng.uniform(-1.0, 1.0) * speed.mean()
         self.phase = rng.uniform(0, 2 * np.pi, n)
-        self.a = rng.uniform(0.25, 0.8, n)
+        self.a = rng.uniform(0.3, 0.9, n)
+        self.size = rng.uniform(0.7, 1.5)  # wet snow: big flakes; powder: small
 
     def step(self, i: int) -> np.ndarray:
         """Alpha map of frame ``i`` and advance the flakes."""
         alpha = np.zeros((self.h, self.w), np.float32)
         for layer, sigma in ((0, 0.5), (1, 1.1), (2, 2.6)):
             m = self.layer == layer
-            alpha += _blur(_splat(self.h, self.w, np.round(self.x[m]), np.round(self.y[m]), self.a[m]),
-                           sigma * self.scale) * (0.6 if layer else 1.0)
+            # near flakes move several pixels during the exposure: a short vertical smear
+            y0 = np.round(self.y[m])
+            pts = _splat(self.h, self.w, np.round(self.x[m]), y0, self.a[m])
+            if layer == 2:
+                pts = 0.5 * (pts + _splat(self.h, self.w, np.round(self.x[m]), y0 + np.round(self.vy[m] / 2),
+                                          self.a[m]))
+            alpha += _blur(pts, sigma * self.scale * self.size, points=True) * (0.8 if layer else 1.0)
         self.x = (self.x + self.vx + 0.6 * np.sin(self.phase + 0.5 * i) * self.scale) % self.w
         self.y = (self.y + self.vy) % self.h
         return np.clip(alpha, 0, 0.9)
@@ -233,7 +247,9 @@ class Distractors:
                                     amp=rng.uniform(40, 160)))
         self.insects = []
         if "insects" in spec.distractors:
-            for _ in range(int(rng.integers(1, 9))):
+            # a few moths at the lamp, sometimes a swarm of small ones
+            n_ins = int(rng.integers(1, 9)) if rng.random() < 0.75 else int(rng.integers(9, 25))
+            for _ in range(n_ins):
                 self.insects.append(dict(x=rng.uniform(0, w), y=rng.uniform(0, h), r=rng.uniform(2, 12) * s,
                                          v=rng.uniform(5, 40) * s, amp=rng.uniform(60, 200)))
         self.gains = np.ones(64)
@@ -291,10 +307,11 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     dis = Distractors(rng, h, w, spec, bg)
     angle = math.pi / 2 + rng.normal(0, 0.25)  # rain falls down, tilted by wind
     snow = Snow(rng, h, w, spec) if spec.kind == "snow" else None
-    drop_light = rng.uniform(150, 255) if not spec.night else rng.uniform(120, 255)
+    drop_light = rng.uniform(110, 255) if not spec.night else rng.uniform(120, 255)
     spec.extra.setdefault("speed", float(rng.uniform(0.7, 1.4)))
     n = spec.windows * spec.window_length
     frames = []
+    prev: np.ndarray | None = None
     for i in range(n):
         img = dis.apply(bg.copy(), i)
         if spec.kind != "clear":
@@ -305,6 +322,13 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
         img += rng.normal(0, spec.noise, (h, w, 1)).astype(np.float32)
         if not spec.night:
             img += rng.normal(0, spec.noise * 0.5, (h, w, 3)).astype(np.float32)  # chroma noise
+        if spec.tnr and prev is not None:
+            # motion-adaptive temporal noise reduction: small changes (noise, faint streaks) are blended
+            # toward the previous output, large ones pass
+            d = img - prev
+            k = spec.tnr * np.exp(-((d / (3.0 * spec.noise + 6.0)) ** 2))
+            img = img - k * d
+        prev = img
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
     return frames
 

@@ -1,7 +1,11 @@
 """Train the rain/snow MLP on synthetic clips and export the shipped ONNX model (seeded, reproducible).
 
 Usage (from the repository root):
-    .venv/bin/python plugins/detect_rain/train/train.py --clips 1200 --seed 1
+    PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/train.py --clips 1200 --seed 1 \\
+        --frames /tmp/rain-frames-train
+
+The threshold shipped as the detector default is chosen on a clip-grouped validation split of the training set
+(the held-out evaluation set of ``evaluate.py`` is never used for a decision).
 """
 
 from __future__ import annotations
@@ -19,56 +23,87 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import default_model_path  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_VERSION  # noqa: E402
-from alarmcloud_detect_rain.mlp import fit_mlp  # noqa: E402
-from alarmcloud_detect_rain.onnx_io import write_mlp  # noqa: E402
+from alarmcloud_detect_rain.mlp import fit_mlp, merge_ensemble  # noqa: E402
+from alarmcloud_detect_rain.onnx_io import MLPWeights, write_mlp  # noqa: E402
 from dataset import CLASSES, build  # noqa: E402
 from synth import photo_list  # noqa: E402
 
 log = logging.getLogger("train")
 
 
+def fit(feats: np.ndarray, kinds: np.ndarray, hidden: int, l2: float, seed: int, epochs: int,
+        members: int = 1) -> MLPWeights:
+    """Class-balanced fit on clips (clips x windows x F); ``members`` > 1: a bagged ensemble merged into one MLP."""
+    n, k, f = feats.shape
+    rng = np.random.default_rng(seed)
+    nets = []
+    for i in range(members):
+        pick = np.arange(n) if members == 1 else rng.integers(0, n, n)  # bootstrap resample of whole clips
+        x, y = feats[pick].reshape(-1, f), np.repeat(kinds[pick], k)
+        counts = np.bincount(y, minlength=len(CLASSES)).astype(float)
+        nets.append(fit_mlp(x, y, len(CLASSES), hidden=hidden, epochs=epochs, lr=0.01, l2=l2, seed=seed + i,
+                            sample_weight=(1.0 / np.maximum(counts, 1))[y]))
+    return nets[0] if members == 1 else merge_ensemble(nets)
+
+
+def clip_scores(w: MLPWeights, feats: np.ndarray) -> np.ndarray:
+    """Clip weather score as in the detector: mean over windows of 1 - p(clear); feats is clips x windows x F."""
+    n, k, f = feats.shape
+    return 1.0 - w.predict(feats.reshape(n * k, f))[:, 0].reshape(n, k).mean(axis=1)
+
+
+def threshold_for(scores: np.ndarray, is_weather: np.ndarray, fpr: float) -> float:
+    """The lowest threshold (0.05 steps, 0.5..0.95) whose false-positive rate on clear clips is at most ``fpr``."""
+    neg = scores[~is_weather]
+    for t in np.arange(0.5, 0.951, 0.05):
+        if (neg >= t).mean() <= fpr:
+            return round(float(t), 2)
+    return 0.95
+
+
 def main() -> None:
-    """Render the training set, fit, report training accuracy and write the ONNX model."""
+    """Render the training set, validate, fit on everything, write the ONNX model."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--clips", type=int, default=1000)
+    ap.add_argument("--clips", type=int, default=1200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=default_model_path())
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--l2", type=float, default=1e-3)
-    ap.add_argument("--cache", type=Path, default=None, help="save/load the rendered feature set (.npz)")
+    ap.add_argument("--epochs", type=int, default=1500)
+    ap.add_argument("--members", type=int, default=1, help="bagged ensemble size (merged into one MLP)")
+    ap.add_argument("--target-fpr", type=float, default=0.03, help="validation FPR the threshold is chosen for")
+    ap.add_argument("--frames", type=Path, default=None, help="cache folder for the decoded windows (resumable)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.time()
-    if args.cache and args.cache.exists():
-        data = np.load(args.cache)
-        x, y = data["x"], data["y"]
-    else:
-        items = build(args.seed, args.clips, photo_list("train"), windows=2, workers=args.workers)
-        x = np.concatenate([f for f, _ in items])
-        y = np.concatenate([np.full(len(f), CLASSES.index(s.kind)) for f, s in items])
-        if args.cache:
-            np.savez(args.cache, x=x, y=y)
-    log.info("%d windows rendered in %.0f s (classes %s)", len(x), time.time() - t0, np.bincount(y).tolist())
-    # balance classes so the clear/distractor population is not drowned by weather samples
-    counts = np.bincount(y, minlength=len(CLASSES)).astype(float)
-    sw = (1.0 / counts)[y]
+    items = build(args.seed, args.clips, photo_list("train"), windows=2, workers=args.workers, frames=args.frames)
+    feats = np.stack([f for f, _ in items])  # clips x windows x F
+    kinds = np.array([CLASSES.index(s.kind) for _, s in items])
+    log.info("%d clips ready in %.0f s (classes %s)", len(items), time.time() - t0, np.bincount(kinds).tolist())
+    n, k, f = feats.shape
+
+    # clip-grouped validation: every fifth clip, never seen by the validation fit
+    val = np.arange(n) % 5 == 0
     t1 = time.time()
-    w = fit_mlp(
-        x, y, len(CLASSES), hidden=args.hidden, epochs=1500, lr=0.01, l2=args.l2, seed=args.seed, sample_weight=sw
-    )
-    pred = w.predict(x)
-    weather = 1 - pred[:, 0]
-    log.info(
-        "fit in %.1f s; train recall %.3f, train FPR %.3f",
-        time.time() - t1,
-        float((weather[y > 0] >= 0.5).mean()),
-        float((weather[y == 0] >= 0.5).mean()),
-    )
+    w_val = fit(feats[~val], kinds[~val], args.hidden, args.l2, args.seed, args.epochs, args.members)
+    s_val = clip_scores(w_val, feats[val])
+    thr = threshold_for(s_val, kinds[val] > 0, args.target_fpr)
+    pos, neg = s_val[kinds[val] > 0], s_val[kinds[val] == 0]
+    log.info("validation (%d clips, fit %.0f s): threshold %.2f -> recall %.3f, FPR %.3f; at 0.5: %.3f / %.3f",
+             val.sum(), time.time() - t1, thr, (pos >= thr).mean(), (neg >= thr).mean(), (pos >= 0.5).mean(),
+             (neg >= 0.5).mean())
+
+    w = fit(feats, kinds, args.hidden, args.l2, args.seed, args.epochs, args.members)
+    s_all = clip_scores(w, feats)
+    log.info("training set: recall %.3f, FPR %.3f at %.2f", (s_all[kinds > 0] >= thr).mean(),
+             (s_all[kinds == 0] >= thr).mean(), thr)
     w.metadata = {
         "feature_version": FEATURE_VERSION,
         "classes": ",".join(CLASSES),
-        "trained_on": f"synthetic clips={args.clips} seed={args.seed}",
+        "trained_on": f"synthetic clips={args.clips} seed={args.seed} hidden={args.hidden}x{args.members} "
+        f"l2={args.l2}",
+        "validation_threshold": f"{thr:.2f}",
     }
     write_mlp(args.out, w)
     log.info("wrote %s (%d bytes) in %.0f s total", args.out, args.out.stat().st_size, time.time() - t0)

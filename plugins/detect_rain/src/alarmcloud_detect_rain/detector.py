@@ -28,10 +28,10 @@ def default_model_path() -> Path:
 
 
 class RainConfig(BaseModel):
-    """Settings of the rain detector (``[detectors.rain]`` in the config file)."""
+    """Settings of the rain detector (``[plugin.rain]`` in the config file)."""
 
     threshold: float = Field(
-        0.8, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this."
+        0.85, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this."
     )
     model_path: Path | None = Field(
         None,

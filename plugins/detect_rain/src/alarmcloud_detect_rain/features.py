@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-FEATURE_VERSION = "1"
+FEATURE_VERSION = "2"
 #: frames per window the features expect (at least 5; the detector asks for this many)
 WINDOW_LENGTH = 6
 #: analysis width in pixels (1080p/3): thin streaks survive, cost stays in budget
@@ -48,10 +48,19 @@ FEATURE_NAMES: tuple[str, ...] = (
     "spike_amp_mean",
     "frame_flicker",
     "global_motion",
+    "cells_median_density",
+    "cells_q25_density",
+    "static_cell_spike_share",
+    "frame_count_cv",
+    "orientation_agreement",
+    "shake_px",
+    "log_flat_spike_8",
+    "flat_spike_share",
 )
 
 _EPS = 1e-5
 _GRID = (6, 8)  # rows, cols of the spatial-spread grid
+_MAX_SHIFT = 5  # pixels of camera shake undone at analysis width
 
 
 def _logd(mask_sum: float, total: float) -> float:
@@ -63,8 +72,29 @@ def _cooc(mask: np.ndarray, dy: int, dx: int) -> float:
     h, w = mask.shape[-2:]
     a = mask[..., max(0, -dy) : h - max(0, dy), max(0, -dx) : w - max(0, dx)]
     b = mask[..., max(0, dy) : h - max(0, -dy), max(0, dx) : w - max(0, -dx)]
-    n = a.sum()
-    return float((a & b).sum() / n) if n else 0.0
+    n = np.count_nonzero(a)
+    return float(np.count_nonzero(a & b) / n) if n else 0.0
+
+
+def _best_shift(p: np.ndarray, ref: np.ndarray, m: int) -> int:
+    """Integer shift ``d`` (|d| <= m) with ``p[i + d] ~ ref[i]``: how far the frame's content moved."""
+    n = len(ref)
+    core = ref[m : n - m]
+    errs = [float(np.abs(p[m + d : n - m + d] - core).mean()) for d in range(-m, m + 1)]
+    return int(np.argmin(errs)) - m
+
+
+def _stabilise(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Undo whole-pixel camera shake (wind, a pole swaying) against the middle frame via row/column profiles."""
+    m = _MAX_SHIFT
+    t, h, w = x.shape
+    ref = x[t // 2]
+    ref_r, ref_c = ref.mean(axis=1), ref.mean(axis=0)
+    shifts = [(_best_shift(f.mean(axis=1), ref_r, m), _best_shift(f.mean(axis=0), ref_c, m)) for f in x]
+    if not any(dy or dx for dy, dx in shifts):
+        return x, 0.0
+    out = np.stack([f[m + dy : h - m + dy, m + dx : w - m + dx] for f, (dy, dx) in zip(x, shifts, strict=True)])
+    return out, float(np.mean([abs(dy) + abs(dx) for dy, dx in shifts]))
 
 
 def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
@@ -74,14 +104,16 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     x = np.stack([np.asarray(f, dtype=np.float32) for f in frames[:WINDOW_LENGTH]])
     if x.ndim == 4:  # tolerate RGB input: luma only
         x = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    t, h, w = x.shape
-    total_px = float(h * w)
     # automatic gain control and lightning change every pixel at once: cancel per-frame offset and gain
     means = x.mean(axis=(1, 2))
     stds = x.std(axis=(1, 2)) + 1e-3
     flicker = float(np.abs(np.diff(means)).max() / (means.mean() + 1.0))
     x -= means[:, None, None]
     x *= (stds.mean() / stds)[:, None, None]
+    # a shaking camera moves every edge for one frame, which looks like streaks everywhere
+    x, shake = _stabilise(x)
+    t, h, w = x.shape
+    total_px = float(h * w)
 
     d = np.diff(x, axis=0)  # x[t+1] - x[t]
     absd = np.abs(d)
@@ -89,7 +121,7 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     up, down = d[:-1], -d[1:]  # x[t]-x[t-1], x[t]-x[t+1] for t = 1..T-2
     spike = np.minimum(up, down)  # > 0: brighter than both neighbours (one-frame brightening)
     n_sp = spike.shape[0] * total_px
-    dark = np.minimum(-up, -down)
+    dark_neg = np.maximum(up, down)  # -(darker than both neighbours): min(-a, -b) = -max(a, b)
     persist = np.abs(x[2:] - x[:-2])
     # two-frame brightening: bright at t and t+1, dark at t-1 and t+2 (slow flakes)
     lo2 = np.minimum(x[1:-2], x[2:-1])
@@ -99,12 +131,14 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     m4 = spike > 4.0
     m8 = spike > 8.0
     m16 = spike > 16.0
-    n4, n8, n16 = float(m4.sum()), float(m8.sum()), float(m16.sum())
-    n3s = float((spike > 3.0 * sigma).sum())
-    n6s = float((spike > 6.0 * sigma).sum())
-    nd8 = float((dark > 8.0).sum())
-    np16 = float((persist > 16.0).sum())
-    n2 = float((spike2 > 8.0).sum())
+    cnt = np.count_nonzero
+    n4, n8, n16 = float(cnt(m4)), float(cnt(m8)), float(cnt(m16))
+    n3s = float(cnt(spike > 3.0 * sigma))
+    n6s = float(cnt(spike > 6.0 * sigma))
+    nd8 = float(cnt(dark_neg < -8.0))
+    p16 = persist > 16.0
+    np16 = float(cnt(p16))
+    n2 = float(cnt(spike2 > 8.0))
 
     # spatial spread over a coarse grid (rain covers the image, a mover or an insect does not)
     gy, gx = _GRID
@@ -120,13 +154,24 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
         top = float(np.sort(p)[-max(1, p.size // 10) :].sum())
     else:
         entropy, top = 0.0, 1.0
+    # robust spread: the typical cell, not the busiest, must show spikes (a mover or a bush is local)
+    dens = np.sort(cell_tot / cell_area)
+    cell_med = float(np.log10(dens[dens.size // 2] + _EPS))
+    cell_q25 = float(np.log10(dens[dens.size // 4] + _EPS))
+    # spikes where nothing changes persistently: rain falls on still background, a mover's edges do not count
+    pcells = p16[:, :hh, :ww].reshape(persist.shape[0], gy, hh // gy, gx, ww // gx).sum(axis=(0, 2, 4))
+    still = (pcells.ravel() / ((hh // gy) * (ww // gx) * persist.shape[0])) < 0.01
+    static_share = float(cell_tot[still].sum() / cell_tot.sum()) if cell_tot.sum() > 0 else 0.0
+    # rain keeps a steady count frame to frame; insects, flicker and headlights come in bursts
+    per_frame = np.array([np.count_nonzero(m) for m in m4], dtype=np.float64)
+    count_cv = float(per_frame.std() / (per_frame.mean() + 1.0))
     c0, c1 = cells[0].ravel(), cells[-1].ravel()
     time_corr = float(np.corrcoef(c0, c1)[0, 1]) if c0.std() > 0 and c1.std() > 0 else 0.0
 
     # the same pixels spiking again points at flickering texture or compression noise, not at rain
     def overlap(a: np.ndarray, b: np.ndarray) -> float:
-        na, nb = a.sum(), b.sum()
-        return float((a & b).sum() / np.sqrt(na * nb)) if na and nb else 0.0
+        na, nb = np.count_nonzero(a), np.count_nonzero(b)
+        return float(np.count_nonzero(a & b) / np.sqrt(na * nb)) if na and nb else 0.0
 
     rep_adj = overlap(m4[0], m4[1])
     rep_skip = overlap(m4[0], m4[2]) if m4.shape[0] > 2 else rep_adj
@@ -149,7 +194,30 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     tr = jxx + jyy + 1e-6
     coherence = float(np.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / tr)
     verticality = float((jxx - jyy) / tr)  # vertical streaks: intensity varies across x
+    # rain falls in one direction everywhere: do the quadrants' dominant orientations agree?
+    qh, qw = s_mid.shape[0] // 2, s_mid.shape[1] // 2
+    vec, mag = 0j, 0.0
+    for qy in (0, 1):
+        for qx in (0, 1):
+            a = gxx[qy * qh : (qy + 1) * qh, qx * qw : (qx + 1) * qw]
+            b = gyy[qy * qh : (qy + 1) * qh, qx * qw : (qx + 1) * qw]
+            z = complex(float((a * a).sum() - (b * b).sum()), 2.0 * float((a * b).sum()))
+            vec += z
+            mag += abs(z)
+    agreement = float(abs(vec) / (mag + 1e-6))
 
+    # spikes on flat background (middle frame): sub-pixel shake and moving edges only spike on gradients
+    k = spike.shape[0] // 2
+    bg = np.minimum(x[k], x[k + 2])  # the background around frame k+1 without a one-frame streak
+    grad = np.zeros_like(bg)
+    grad[:, 1:] = np.abs(np.diff(bg, axis=1))
+    grad[1:, :] = np.maximum(grad[1:, :], np.abs(np.diff(bg, axis=0)))
+    flat = grad < 4.0 + 2.0 * sigma
+    mk = m8[k]
+    n_mk = np.count_nonzero(mk)
+    n_flat = np.count_nonzero(mk & flat)
+    flat_density = _logd(n_flat, max(float(np.count_nonzero(flat)), 1.0))
+    flat_share = float(n_flat / n_mk) if n_mk else 0.0
     amp = float(spike[m4].mean() / 32.0) if n4 else 0.0
     # global motion (camera shake, pan) from the mean absolute frame difference
     gmotion = float(np.log10(absd.mean() + 0.1))
@@ -184,5 +252,13 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
         amp,
         float(np.log10(flicker + 1e-3)),
         gmotion,
+        cell_med,
+        cell_q25,
+        static_share,
+        count_cv,
+        agreement,
+        shake,
+        flat_density,
+        flat_share,
     ]
     return np.asarray(feats, dtype=np.float32)

@@ -97,3 +97,28 @@ def refit_head(
             v[i] = 0.999 * v[i] + 0.001 * g * g
             params[i] = params[i] - lr * (m[i] / (1 - 0.9**step)) / (np.sqrt(v[i] / (1 - 0.999**step)) + 1e-8)
     return MLPWeights(base.mean, base.scale, base.w1, base.b1, params[0], params[1], dict(base.metadata))
+
+
+def merge_ensemble(members: list[MLPWeights]) -> MLPWeights:
+    """One MLP equal to the logit average of ``members`` (their hidden layers side by side).
+
+    Each member's own standardisation is folded into its first layer so all share the first member's.
+    """
+    mean, scale = members[0].mean, members[0].scale
+    w1s, b1s = [], []
+    for m in members:
+        # z_m = (x - m.mean) / m.scale = (z * scale + mean - m.mean) / m.scale
+        a = scale / m.scale
+        c = (mean - m.mean) / m.scale
+        w1s.append(a[:, None] * m.w1)
+        b1s.append(m.b1 + c @ m.w1)
+    k = len(members)
+    return MLPWeights(
+        mean=mean,
+        scale=scale,
+        w1=np.concatenate(w1s, axis=1),
+        b1=np.concatenate(b1s),
+        w2=np.concatenate([m.w2 for m in members], axis=0) / k,
+        b2=np.mean([m.b2 for m in members], axis=0),
+        metadata=dict(members[0].metadata),
+    )

@@ -1,4 +1,4 @@
-"""Recalibrate the rain model from clips that owners released with a "rain" / "not_rain" label."""
+"""Recalibrate the rain model from clips that owners released with a rain/snow or not_rain/not_snow label."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp
 
 log = logging.getLogger(__name__)
 
-LABELS = {"rain": True, "not_rain": False}
+#: training-area folders (``<data_dir>/training/rain/<label>/``) and whether they count as weather
+LABELS = {"rain": True, "snow": True, "not_rain": False, "not_snow": False}
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class RecalibrationReport:
 
 
 def feedback_clips(samples_dir: str | Path) -> list[tuple[Path, bool]]:
-    """``(clip, is_rain)`` for every ``<samples_dir>/{rain,not_rain}/*.mp4``, sorted for reproducibility."""
+    """``(clip, is_weather)`` for every ``<samples_dir>/{rain,snow,not_rain,not_snow}/*.mp4``, sorted."""
     root = Path(samples_dir)
     return [(p, is_rain) for label, is_rain in LABELS.items() for p in sorted((root / label).glob("*.mp4"))]
 
