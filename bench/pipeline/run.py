@@ -154,6 +154,12 @@ def _children_cpu(pid: int) -> float:
     return total
 
 
+def _cpu_times() -> tuple[float, float]:
+    """(idle, total) jiffies of the whole machine from /proc/stat."""
+    vals = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return vals[3] + vals[4], sum(vals[:8])
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop the worker processes first, then their parent (SIGTERM to the parent alone leaves them running)."""
     kids = [k for k in _children(proc.pid) if "multiprocessing.spawn" in _cmdline(k)]
@@ -265,16 +271,18 @@ def throughput(queue: Queue, processes: int, n_jobs: int) -> dict[str, Any]:
             if len(warm) >= processes:
                 break
         load_before = load()
-        cpu0, t0 = _children_cpu(proc.pid), time.perf_counter()
+        cpu0, t0, (idle0, all0) = _children_cpu(proc.pid), time.perf_counter(), _cpu_times()
         ids = queue.enqueue(n_jobs)
         _, workers = queue.wait(ids, 3600)
         wall = time.perf_counter() - t0
         cpu_s = _children_cpu(proc.pid) - cpu0
+        idle1, all1 = _cpu_times()
     finally:
         _stop(proc)
         log.close()
     return {"processes": processes, "jobs": n_jobs, "wall": wall, "clips_s": n_jobs / wall,
             "cpu_per_clip": cpu_s / n_jobs, "workers_used": len(workers),
+            "idle": (idle1 - idle0) / max(all1 - all0, 1.0),
             "load_before": load_before, "load_after": load()}
 
 
@@ -378,11 +386,11 @@ def main() -> None:
                 rows.append(throughput(queue, n, args.jobs))
         print(f"\n## Throughput ({args.jobs} {tp_res} jobs per batch, rain+plates, `alarmcloud worker`, SQLite)\n")
         print("| processes | clips/s | wall s | worker CPU-s per clip | processes that took jobs "
-              "| load avg 1/5/15 before → after |")
-        print("|---|---|---|---|---|---|")
+              "| machine CPU idle | load avg 1/5/15 before → after |")
+        print("|---|---|---|---|---|---|---|")
         for row in rows:
             print(f"| {row['processes']} | {row['clips_s']:.2f} | {row['wall']:.1f} | {row['cpu_per_clip']:.2f} | "
-                  f"{row['workers_used']} | {row['load_before']} → {row['load_after']} |")
+                  f"{row['workers_used']} | {row['idle']:.0%} | {row['load_before']} → {row['load_after']} |")
         rate = {n: statistics.median([r["clips_s"] for r in rows if r["processes"] == n]) for n in (1, 2)}
         print(f"\nmedian clips/s: 1 process {rate[1]:.2f}, 2 processes {rate[2]:.2f}: "
               f"{rate[2] / rate[1]:.2f}× (machine has {os.cpu_count()} CPUs; load now {load()})")
