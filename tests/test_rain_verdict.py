@@ -152,13 +152,15 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
     from alarmcloud.config import load_settings
 
     file_settings = load_settings(config)
-    settings = test_settings(tmp_path / "data2", camera_networks=["127.0.0.0/8"], plugin=file_settings.plugin)
+    # its own SQLite database: with a shared test database the first server's workers would take its jobs
+    settings = test_settings(tmp_path / "data2", camera_networks=["127.0.0.0/8"], plugin=file_settings.plugin,
+                             database_url=None)
     with LiveServer(settings) as srv2:
         det = srv2.core.plugins.detector("rain")
         assert det is not None and Path(det.model_path) == model
         meta = det.session.get_modelmeta().custom_metadata_map
         assert "4 feedback clips" in meta["recalibrated_from"]
-        b = api_at(srv2.url).register("rain-feedback@example.com")
+        b = api_at(srv2.url).register("rain-model@example.com")
         creds2 = _camera_with_rain(b)
         assert _analysed(b, creds2, rain_clips["rain"])["verdict"] == "false_alarm:rain"
         assert _analysed(b, creds2, rain_clips["person"])["verdict"] == "alarm"
