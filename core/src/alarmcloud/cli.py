@@ -110,12 +110,21 @@ def worker(data_dir: Path | None, config_file: Path | None, processes: int) -> N
     procs = [ctx.Process(target=_worker_process, args=(config_file, data_dir, i)) for i in range(processes)]
     for p in procs:
         p.start()
+
+    def _stop_children(*_: Any) -> None:
+        # each worker finishes or hands back its current job (SIGTERM sets its stop flag)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, _stop_children)
     try:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
+        _stop_children()
         for p in procs:
-            p.terminate()
+            p.join(timeout=30)
 
 
 @main.command()

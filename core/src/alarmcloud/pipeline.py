@@ -56,14 +56,19 @@ def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[s
                  clip: ClipProbe | None = None) -> Analysis:
     """Decode ``path`` once and run the named detectors plus the built-in motion analysis."""
     clip = clip or probe(path)
+    result = Analysis(probe=clip)
     detectors: list[Detector] = []
     for name in names:
-        det = host.detector(name)
+        try:
+            det = host.detector(name)
+        except Exception as exc:  # e.g. a model file that does not load: the other detectors still run
+            log.exception("detector %s could not be created", name)
+            result.errors[name] = f"{type(exc).__name__}: {exc}"
+            continue
         if det is None:
             raise KeyError(f"detector {name!r} is not enabled")
         detectors.append(det)
     frames = decode(path, [motion.REQUEST, *[d.frame_request() for d in detectors]], clip)
-    result = Analysis(probe=clip)
     result.mover_score = motion.mover_score(frames[0])
     result.mover = result.mover_score >= MOVER_THRESHOLD
     for det, cf in zip(detectors, frames[1:], strict=True):
@@ -119,6 +124,9 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
         clip.verdict = analysis.verdict
         clip.mover = analysis.mover
         clip.labels = sorted({f.label for f in analysis.findings})
+        # the owner sees which detector could not look at this clip (the others' findings still count)
+        clip.flags = [f for f in (clip.flags or []) if not f.startswith("detector_failed:")] + [
+            f"detector_failed:{name}" for name in sorted(analysis.errors)]
         s.add(clip)
         if not jobs.complete(s, job.id or 0, job.worker or ""):
             s.rollback()  # the lease was lost: another worker owns the job now

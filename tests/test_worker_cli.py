@@ -1,0 +1,114 @@
+"""Worker robustness: numpy numbers from detectors, a detector that cannot load, and stopping worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from alarmcloud import ClipFrames, Detector, DetectorSpec, Finding, FrameRequest, hookimpl
+from alarmcloud.plugins import PluginHost
+from alarmcloud.testing import LiveServer, test_settings
+
+
+class NumpyDetector(Detector):
+    """Returns numpy scalars, as detectors built on numpy/onnxruntime naturally do."""
+
+    name = "npdet"
+    labels = ("thing",)
+    threshold = 0.1
+
+    def frame_request(self) -> FrameRequest:
+        return FrameRequest(max_keyframes=1, width=64, color="gray")
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        box = np.array([0.1, 0.2, 0.5, 0.6], dtype=np.float32)
+        return [Finding("npdet", "thing", np.float32(0.9), time=np.float64(frames.keyframes[0].time),
+                        box=tuple(box))]
+
+
+class BrokenModel(Detector):
+    name = "broken"
+    labels = ("never",)
+
+    def __init__(self) -> None:
+        raise RuntimeError("model file is damaged")
+
+    def frame_request(self) -> FrameRequest:
+        return FrameRequest(max_keyframes=1)
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        return []
+
+
+class Plugin:
+    @hookimpl
+    def register_detectors(self) -> list[DetectorSpec]:
+        return [DetectorSpec("npdet", lambda cfg: NumpyDetector(), ("thing",), "numpy numbers"),
+                DetectorSpec("broken", lambda cfg: BrokenModel(), ("never",), "cannot load")]
+
+
+def test_numpy_findings_stored_and_a_broken_detector_does_not_block_the_others(tmp_path: Path,
+                                                                                make_test_clip: Any) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    host = PluginHost({"cameras": None, "detectors": [], "integrations": []})
+    host.register(Plugin(), "test:np", "np")
+    with LiveServer(test_settings(tmp_path / "data"), plugins=host.load()) as srv:
+        a = Api(srv.url).register("numpy@example.com")
+        cam = a.camera("Drive")
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"npdet": True, "broken": True}).status_code == 200
+        r = a.upload(a.upload_credentials(cam["id"]), make_test_clip("np", seconds=4))
+        assert r.status_code == 201, r.text
+        ev = a.wait_event(r.json()["event_id"])
+    assert ev["status"] == "done", ev
+    assert [f["label"] for f in ev["findings"]] == ["thing"]
+    assert ev["findings"][0]["score"] == pytest.approx(0.9)
+    assert ev["findings"][0]["box"] == pytest.approx([0.1, 0.2, 0.5, 0.6])
+    assert "detector_failed:broken" in ev["flags"]
+    assert ev["verdict"] == "alarm"
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(x) for x in text]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_worker_processes_stop_with_the_parent(tmp_path: Path) -> None:
+    """SIGTERM to ``alarmcloud worker -n 2`` (systemd, docker stop) stops every worker process it started."""
+    env = {**os.environ, "ALARMCLOUD_DATA_DIR": str(tmp_path / "data"), "ALARMCLOUD_TEST_DATABASE_URL": ""}
+    env.pop("ALARMCLOUD_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "alarmcloud.cli", "worker", "-n", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(kids := _children(proc.pid)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker processes did not start"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) is not None
+        deadline = time.monotonic() + 30
+        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [k for k in kids if _alive(k)], "worker processes outlived their parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
