@@ -55,8 +55,9 @@ def mover_score(frames: ClipFrames) -> float:
         if len(window) < 3:
             continue
         imgs = [f.image for f in window]
-        # persistent change: pixels that differ from the window's first frame in most later frames
-        persist = np.mean([_mask(imgs[0], im) for im in imgs[2:]], axis=0) >= 0.6
+        # persistent change: pixels that differ from both of the window's first two frames in most later frames
+        # (one reference alone would turn a rain streak that happens to be in it into lasting change)
+        persist = np.mean([_mask(imgs[0], im) & _mask(imgs[1], im) for im in imgs[2:]], axis=0) >= 0.6
         # a one-frame flash (rain streak) is not persistent; a mover leaves a compact persistent region
         cells = _cells(persist)
         total = cells.size
