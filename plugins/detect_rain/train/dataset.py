@@ -69,6 +69,10 @@ def render_frames(specs: list[ClipSpec], folder: Path, workers: int = 2) -> np.m
     path = folder / "frames.u8"
     done_file = folder / "done.json"
     done = json.loads(done_file.read_text())["done"] if done_file.exists() else 0
+    size = int(np.prod(shape))
+    if path.exists() and path.stat().st_size < size:
+        with open(path, "r+b") as fh:  # more clips of the same seed: the first ones stay valid
+            fh.truncate(size)
     mm = np.memmap(path, dtype=np.uint8, mode="r+" if path.exists() else "w+", shape=shape)
     (folder / "specs.json").write_text(json.dumps([asdict(s) for s in specs]))
     step = 40
