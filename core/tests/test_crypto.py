@@ -81,3 +81,15 @@ def test_passwords_argon2id() -> None:
 def test_token_hash_is_stable_and_not_the_token() -> None:
     assert token_hash("abc") == token_hash("abc") != "abc"
     assert token_hash("abc") != token_hash("abd")
+
+
+def test_generated_upload_secrets_fast_hash_and_legacy_argon2() -> None:
+    from alarmcloud.crypto import hash_generated_secret, verify_generated_secret
+
+    stored = hash_generated_secret("Zr4-generated-upload-password")
+    assert stored.startswith("sha256:") and "Zr4" not in stored
+    assert verify_generated_secret(stored, "Zr4-generated-upload-password")
+    assert not verify_generated_secret(stored, "Zr4-generated-upload-passwore")
+    legacy = hash_password("older-camera-password")  # rows written before generated secrets used SHA-256
+    assert verify_generated_secret(legacy, "older-camera-password")
+    assert not verify_generated_secret(legacy, "wrong")

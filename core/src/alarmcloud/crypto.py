@@ -43,6 +43,27 @@ def _slotted(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
 
+def verify_password_limited(stored: str, password: str) -> bool:
+    """``verify_password`` for code already in a worker thread, under the same one-hash-per-CPU limit."""
+    return _slotted(verify_password, stored, password)
+
+
+#: prefix of secrets the server generated itself (>= 128 bits of randomness): SHA-256 is enough, argon2 would only
+#: cost memory and CPU on every camera upload
+GENERATED_PREFIX = "sha256:"
+
+
+def hash_generated_secret(secret: str) -> str:
+    return GENERATED_PREFIX + token_hash(secret)
+
+
+def verify_generated_secret(stored: str, secret: str) -> bool:
+    """Check a secret stored by ``hash_generated_secret`` (or, for rows from older versions, by argon2id)."""
+    if stored.startswith(GENERATED_PREFIX):
+        return constant_eq(stored, hash_generated_secret(secret))
+    return verify_password_limited(stored, secret)
+
+
 async def hash_password_async(password: str) -> str:
     """``hash_password`` in a worker thread, so the event loop keeps serving while argon2 runs."""
     return await anyio.to_thread.run_sync(_slotted, hash_password, password)
