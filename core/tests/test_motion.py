@@ -74,3 +74,19 @@ def test_walking_object_is_a_mover_even_in_rain() -> None:
 def test_static_scene_is_no_mover() -> None:
     bg = _background()
     assert mover_score(_clip(lambda t, i: bg)) == 0.0
+
+
+def test_verdicts() -> None:
+    from alarmcloud import Finding
+    from alarmcloud.pipeline import verdict_for
+
+    class Rain:
+        false_alarm_labels = ("rain", "snow")
+
+    rain, plate = Finding("rain", "rain", 0.9), Finding("plates", "plate", 0.9, text="B AB 123")
+    dets: list = [Rain()]
+    assert verdict_for([rain], mover=True, detectors=dets) == "alarm"  # a burglar in the rain
+    assert verdict_for([rain], mover=False, detectors=dets) == "false_alarm:rain"
+    assert verdict_for([rain, plate], mover=False, detectors=dets) == "false_alarm:rain"  # parked car in the rain
+    assert verdict_for([plate], mover=False, detectors=dets) == "alarm"
+    assert verdict_for([], mover=False, detectors=dets) == "false_alarm:no_motion"

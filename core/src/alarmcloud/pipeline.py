@@ -41,14 +41,20 @@ class Analysis:
 
 
 def verdict_for(findings: list[Finding], mover: bool, detectors: list[Detector]) -> str:
-    """``alarm`` when a real mover or a positive object finding is present; else the false-alarm cause."""
+    """The clip's verdict: ``alarm`` or the false-alarm cause.
+
+    A real mover always makes an alarm (rain does not hide a burglar). Without a mover, weather wins over object
+    findings: a parked car's plate read in every rainy clip of a driveway must not turn rain into alarms. Without a
+    mover and without weather, an object finding still counts (a mover the motion analysis missed).
+    """
     weather = {lbl for d in detectors for lbl in d.false_alarm_labels}
-    real = [f for f in findings if f.label not in weather]
-    if mover or real:
+    if mover:
         return "alarm"
     causes = sorted({f.label for f in findings if f.label in weather})
     if causes:
         return f"false_alarm:{causes[0]}"
+    if any(f.label not in weather for f in findings):
+        return "alarm"
     return "false_alarm:no_motion"
 
 
