@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from sqlmodel import Session, select
-from starlette.requests import Request
 
 from alarmcloud.contracts import LiveStream
 from alarmcloud.errors import ApiError
@@ -26,16 +25,6 @@ class Services(CoreServices):
         self.app = app
 
     # ------------------------------------------------------------ OAuth-backed identity (alarmcloud.oauth)
-
-    async def authenticate(self, request: Request, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
-        auth = request.headers.get("authorization", "")
-        if not auth.lower().startswith("bearer "):
-            raise ServiceError(401, "invalid_token", "a bearer token is required")
-        principal = await self.principal_for_token(auth[7:].strip(), integration)
-        missing = [s for s in scopes if s not in principal.scopes]
-        if missing:
-            raise ServiceError(403, "insufficient_scope", f"the token lacks scope {missing[0]}")
-        return principal
 
     async def principal_for_token(self, token: str, integration: str) -> Principal:
         from alarmcloud import oauth

@@ -53,7 +53,6 @@ class CameraSummary:
 class CoreServices(ABC):
     """What the core offers plugins. All ids are strings; all methods are tenant-scoped."""
 
-    @abstractmethod
     async def authenticate(self, request: Request, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
         """Validate the request's OAuth bearer token for ``integration`` and required scopes.
 
@@ -61,6 +60,14 @@ class CoreServices(ABC):
         ``ServiceError(401, "expired_token", ...)`` (expired, a refresh helps) or
         ``ServiceError(403, "insufficient_scope", ...)``.
         """
+        auth = request.headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            raise ServiceError(401, "invalid_token", "a bearer token is required")
+        principal = await self.principal_for_token(auth[7:].strip(), integration)
+        missing = [s for s in scopes if s not in principal.scopes]
+        if missing:
+            raise ServiceError(403, "insufficient_scope", f"the token lacks scope {missing[0]}")
+        return principal
 
     @abstractmethod
     async def principal_for_token(self, token: str, integration: str) -> Principal:

@@ -198,16 +198,6 @@ class FakeServices(CoreServices):
                 return cam
         raise ServiceError(404, "not_found", "camera not found")
 
-    async def authenticate(self, request: Any, integration: str, scopes: tuple[str, ...] = ()) -> Principal:
-        auth = request.headers.get("authorization", "")
-        if not auth.lower().startswith("bearer "):
-            raise ServiceError(401, "invalid_token", "a bearer token is required")
-        principal = await self.principal_for_token(auth[7:].strip(), integration)
-        missing = [s for s in scopes if s not in principal.scopes]
-        if missing:
-            raise ServiceError(403, "insufficient_scope", f"the token lacks scope {missing[0]}")
-        return principal
-
     async def principal_for_token(self, token: str, integration: str) -> Principal:
         if integration != self.integration or token not in self.tokens:
             raise ServiceError(401, "invalid_token", "the access token is invalid or revoked")
