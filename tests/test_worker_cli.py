@@ -67,6 +67,8 @@ def test_numpy_findings_stored_and_a_broken_detector_does_not_block_the_others(t
         r = a.upload(a.upload_credentials(cam["id"]), make_test_clip("np", seconds=4))
         assert r.status_code == 201, r.text
         ev = a.wait_event(r.json()["event_id"])
+        page = a.http.get(f"/events/{ev['id']}").text  # the owner's clip page says which detector failed
+    assert 'data-flag="detector_failed:broken"' in page and "broken detector could not look" in page
     assert ev["status"] == "done", ev
     assert [f["label"] for f in ev["findings"]] == ["thing"]
     assert ev["findings"][0]["score"] == pytest.approx(0.9)
