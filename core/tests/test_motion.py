@@ -90,3 +90,26 @@ def test_verdicts() -> None:
     assert verdict_for([rain, plate], mover=False, detectors=dets) == "false_alarm:rain"  # parked car in the rain
     assert verdict_for([plate], mover=False, detectors=dets) == "alarm"
     assert verdict_for([], mover=False, detectors=dets) == "false_alarm:no_motion"
+
+
+def test_quick_crossing_seen_in_two_keyframes_is_a_mover() -> None:
+    """Someone walking through in ~4 s appears in two keyframes (GOP 2 s) and in none of the short windows."""
+    bg = _background()
+
+    def key(t: float, i: int) -> np.ndarray:
+        img = bg.copy()
+        k = round(t / 2)
+        if k in (3, 4):
+            img[30:75, 20 + 12 * k:34 + 12 * k] = 30
+        return img
+
+    assert mover_score(_clip(lambda t, i: bg, key)) >= MOVER_THRESHOLD
+
+
+def test_one_keyframe_flash_is_no_mover() -> None:
+    bg = _background()
+
+    def key(t: float, i: int) -> np.ndarray:
+        return bg if round(t / 2) != 4 else _lit_rain(bg, np.random.default_rng(5), 30)
+
+    assert mover_score(_clip(lambda t, i: bg, key)) < MOVER_THRESHOLD

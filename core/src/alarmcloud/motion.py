@@ -68,6 +68,7 @@ def mover_score(frames: ClipFrames) -> float:
         else:
             scores.append(0.0)
     keys = [f.image for f in frames.keyframes]
+    key_score = 0.0
     if len(keys) >= 3:
         bg = np.median(np.stack(keys), axis=0).astype(np.uint8)
         hits = 0
@@ -77,6 +78,11 @@ def mover_score(frames: ClipFrames) -> float:
             if blob >= 2 and blob / cells.size < 0.6:
                 hits += 1
         scores.append(min(1.0, hits / max(2, len(keys) // 3)))
+        # a compact object against the clip's background in two or more keyframes is a mover on its own (someone
+        # crossing in 4 s shows up in two keyframes and may miss every short window); one keyframe is not (a
+        # burst of rain or a flash can do that)
+        if hits >= 2:
+            key_score = scores[-1]
     if not scores:
         return 0.0
-    return float(np.clip(np.mean(sorted(scores)[-2:]), 0.0, 1.0))
+    return float(np.clip(max(np.mean(sorted(scores)[-2:]), key_score), 0.0, 1.0))
