@@ -208,3 +208,20 @@ def test_passive_ports_and_nat_address(server: LiveServer, camera: Any, tmp_path
     finally:
         srv.stop()
     assert [e["original_name"] for e in _wait_events(a, 1)] == ["A_nat.mp4"]
+
+
+def test_two_ftp_servers_in_one_process_do_not_disturb_each_other(server: LiveServer, camera: Any) -> None:
+    """Each FTP server has its own event loop: stopping one leaves the other serving (several test or tenant
+    servers in one process shared pyftpdlib's process-wide loop before)."""
+    _, _, creds = camera
+    core: Any = server.core
+    core.settings.ftp.passive_ports = ""
+    first = start_ftp_server(core, port=0, host="127.0.0.1")
+    second = start_ftp_server(core, port=0, host="127.0.0.1")
+    first.stop()
+    try:
+        ftp = _login(second, creds)
+        assert ftp.sendcmd("NOOP").startswith("200")
+        ftp.quit()
+    finally:
+        second.stop()

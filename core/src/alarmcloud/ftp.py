@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pyftpdlib.authorizers import AuthenticationFailed
 from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
 
 from alarmcloud.ingest import Rejected, ingest_file
@@ -183,7 +184,10 @@ class FtpIngestServer:
         if cfg.masquerade_address:
             attrs["masquerade_address"] = cfg.masquerade_address
         self.handler: type = type("IngestHandler", (_IngestMixin, base), attrs)
-        self.server = ThreadedFTPServer((host or cfg.host, cfg.port if port is None else port), self.handler)
+        # an IOLoop of its own: pyftpdlib's default is one process-wide loop, and two servers (or a stopped one
+        # closing "all" channels) would then share and break each other's connections
+        self.server = ThreadedFTPServer((host or cfg.host, cfg.port if port is None else port), self.handler,
+                                        ioloop=IOLoop())
         self.server.max_cons = 512
         self.server.max_cons_per_ip = 64
         self.port: int = self.server.address[1]
