@@ -14,11 +14,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(dt: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite hands timestamps back without a zone)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+
+
 def iso(dt: datetime) -> str:
     """ISO 8601 in UTC with a Z."""
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return aware(dt).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def new_id() -> str:

@@ -32,7 +32,7 @@ from alarmcloud import crypto
 from alarmcloud.auth import SESSION_COOKIE, User, _session_user, require_user
 from alarmcloud.errors import ApiError
 from alarmcloud.events import LINK_REVOKED, Event
-from alarmcloud.models import Consent, iso, new_id, utcnow
+from alarmcloud.models import Consent, aware, iso, new_id, utcnow
 from alarmcloud.oauth_models import OAuthClient, OAuthCode, OAuthGrant, OAuthToken, Pseudonym
 from alarmcloud.services import Principal
 
@@ -215,7 +215,7 @@ class _CodeGrant(grants.AuthorizationCodeGrant):
                 _revoke_family(s, tok.family_id)
             s.commit()
             return None
-        if _aware(row.expires_at) < utcnow():
+        if aware(row.expires_at) < utcnow():
             return None
         return _Code(row)
 
@@ -236,7 +236,7 @@ class _RefreshGrant(grants.RefreshTokenGrant):
         row = s.exec(select(OAuthToken).where(OAuthToken.refresh_hash == crypto.token_hash(refresh_token))).first()
         if row is None or row.revoked_at is not None:
             return None
-        if row.refresh_expires_at is not None and _aware(row.refresh_expires_at) < utcnow():
+        if row.refresh_expires_at is not None and aware(row.refresh_expires_at) < utcnow():
             return None
         if row.refresh_retired_at is not None:  # its successor is in use: this is reuse, kill the family
             log.warning("refresh token reuse for client %s; revoking the token family", row.client_id)
@@ -309,10 +309,6 @@ class _Server(AuthorizationServer):
 # ---------------------------------------------------------------- storage helpers
 
 
-def _aware(dt: Any) -> Any:
-    from datetime import UTC
-
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
 
 def _store_token(s: Session, token: dict[str, Any], client_id: str, account_id: str,
@@ -443,7 +439,7 @@ def issue_tokens(s: Session, account_id: str, client_id: str, scopes: Iterable[s
 def principal_for_token(s: Session, token: str, integration: str) -> Principal | None:
     """Who an access token stands for, if it is live and was issued to a client of ``integration``."""
     row = s.exec(select(OAuthToken).where(OAuthToken.access_hash == crypto.token_hash(token))).first()
-    if row is None or row.revoked_at is not None or _aware(row.access_expires_at) < utcnow():
+    if row is None or row.revoked_at is not None or aware(row.access_expires_at) < utcnow():
         return None
     client = s.get(OAuthClient, row.client_id)
     if client is None or client.integration != integration:
@@ -464,7 +460,7 @@ def access_token_expired(s: Session, token: str, integration: str) -> bool:
     platform can refresh (Alexa's ``EXPIRED_AUTHORIZATION_CREDENTIAL``) instead of asking the customer to relink.
     """
     row = s.exec(select(OAuthToken).where(OAuthToken.access_hash == crypto.token_hash(token))).first()
-    if row is None or row.revoked_at is not None or _aware(row.access_expires_at) >= utcnow():
+    if row is None or row.revoked_at is not None or aware(row.access_expires_at) >= utcnow():
         return False
     client = s.get(OAuthClient, row.client_id)
     return (client is not None and client.integration == integration

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from alarmcloud import events
-from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, PluginState, iso, utcnow
+from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, PluginState, aware, iso, utcnow
 from alarmcloud.storage import delete_clip_rows
 
 if TYPE_CHECKING:
@@ -171,13 +171,13 @@ def process_inactive(core: AlarmCloud, dry_run: bool = False) -> dict[str, list[
         for acc in rows:
             last = acc.last_active_at
             notice = acc.deletion_notice_at
-            if notice is not None and _aware(last) > _aware(notice):
+            if notice is not None and aware(last) > aware(notice):
                 report["reactivated"].append(acc.id)
                 if not dry_run:
                     acc.deletion_notice_at = None
                     s.add(acc)
                 continue
-            if notice is None and _aware(last) < notify_before:
+            if notice is None and aware(last) < notify_before:
                 report["noticed"].append(acc.id)
                 if not dry_run:
                     acc.deletion_notice_at = now
@@ -188,7 +188,7 @@ def process_inactive(core: AlarmCloud, dry_run: bool = False) -> dict[str, list[
                         "text": f"Your account has not been used for {cfg.inactive_days} days. "
                                 f"It and all its recordings will be deleted on {erase_on:%Y-%m-%d}.\n"
                                 "Log in before then to keep it.\n"}))
-            elif notice is not None and _aware(notice) < now - timedelta(days=cfg.inactive_grace_days):
+            elif notice is not None and aware(notice) < now - timedelta(days=cfg.inactive_grace_days):
                 report["erased"].append(acc.id)
                 to_erase.append(acc.id)
         if not dry_run:
@@ -199,10 +199,6 @@ def process_inactive(core: AlarmCloud, dry_run: bool = False) -> dict[str, list[
     return report
 
 
-def _aware(dt: Any) -> Any:
-    from datetime import UTC
-
-    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
 # ---------------------------------------------------------------- retention per data kind
@@ -249,7 +245,7 @@ def run_retention(core: AlarmCloud, dry_run: bool = False) -> dict[str, Any]:
         cutoff = now - timedelta(days=cfg.export_days)
         old = [r for r in s.exec(select(PluginState).where(PluginState.plugin == "privacy",
                                                            col(PluginState.key).startswith("export:"))).all()
-               if _aware(r.updated_at) < cutoff]
+               if aware(r.updated_at) < cutoff]
         report["exports"] = len(old)
         if not dry_run:
             for r in old:

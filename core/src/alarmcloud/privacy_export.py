@@ -9,13 +9,13 @@ import socket
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from alarmcloud.models import Account, Clip, PluginState, iso, new_id, utcnow
+from alarmcloud.models import Account, Clip, PluginState, aware, iso, new_id, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -204,7 +204,7 @@ def resume_exports(core: AlarmCloud) -> int:
                                                 col(PluginState.key).startswith("export:"))).all()
         todo = [(r.account_id, r.key.split(":", 1)[1]) for r in rows
                 if (r.value or {}).get("state") == "running"
-                and (_runner_gone((r.value or {}).get("runner")) or _aware(r.updated_at) < stale_before)]
+                and (_runner_gone((r.value or {}).get("runner")) or aware(r.updated_at) < stale_before)]
     for account_id, export_id in todo:
         if account_id is None:
             continue
@@ -213,5 +213,4 @@ def resume_exports(core: AlarmCloud) -> int:
     return len(todo)
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
