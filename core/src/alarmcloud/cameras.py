@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
 from alarmcloud.auth import User, camera_for, core, require_user, visible_camera_ids
-from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraError, UploadTarget
+from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, CameraError, UploadTarget
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.models import Camera, CameraRight, Rejection, iso
@@ -253,6 +253,14 @@ def camera_access(app: AlarmCloud, cam: Camera) -> CameraAccess:
     )
 
 
+def adapter_for(app: AlarmCloud, cam: Camera) -> CameraAdapter:
+    """The camera's brand adapter; 409 when the operator has not enabled it."""
+    adapter = app.plugins.camera_adapter(cam.brand)
+    if adapter is None:
+        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    return adapter
+
+
 def _camera_error(exc: CameraError) -> ApiError:
     status = {"unreachable": 504, "refused": 502, "unsupported": 400, "invalid": 400}.get(exc.code, 502)
     return ApiError(status, f"camera_{exc.code}", exc.message)
@@ -262,9 +270,7 @@ async def run_action(app: AlarmCloud, cam: Camera, action: str, value: Any, area
     """Validate and run a camera action through its adapter; records state the API shows."""
     if action not in CAMERA_ACTIONS:
         raise ApiError(400, "unknown_action", f"action must be one of {', '.join(CAMERA_ACTIONS)}")
-    adapter = app.plugins.camera_adapter(cam.brand)
-    if adapter is None:
-        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    adapter = adapter_for(app, cam)
     access = camera_access(app, cam)
     if access.address is None:
         raise ApiError(409, "no_address", "the camera has no local address; set 'host' first")
@@ -306,9 +312,7 @@ async def live(request: Request) -> Response:
     app = core(request)
     cid = request.path_params["camera_id"]
     cam = await app.db.run(lambda s: camera_for(s, user, cid))
-    adapter = app.plugins.camera_adapter(cam.brand)
-    if adapter is None:
-        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    adapter = adapter_for(app, cam)
     stream = adapter.live_stream(camera_access(app, cam))
     return JSONResponse({"rtsp_main": stream.rtsp_main, "rtsp_sub": stream.rtsp_sub,
                          "rtsp_third": stream.rtsp_third,
@@ -321,9 +325,7 @@ async def snapshot(request: Request) -> Response:
     app = core(request)
     cid = request.path_params["camera_id"]
     cam = await app.db.run(lambda s: camera_for(s, user, cid))
-    adapter = app.plugins.camera_adapter(cam.brand)
-    if adapter is None:
-        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    adapter = adapter_for(app, cam)
     try:
         jpeg = await adapter.snapshot(camera_access(app, cam))
     except CameraError as exc:
@@ -337,9 +339,7 @@ async def setup_upload(request: Request) -> Response:
     app = core(request)
     cid = request.path_params["camera_id"]
     cam, password = await _rotate_upload_login(app, user, cid)
-    adapter = app.plugins.camera_adapter(cam.brand)
-    if adapter is None:
-        raise ApiError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
+    adapter = adapter_for(app, cam)
     ep = app.upload_endpoints()
     target = UploadTarget(ftp_host=ep["ftp_host"], ftp_port=ep["ftp_port"], username=cam.upload_username or "",
                           password=password, http_url=ep["http_url"],

@@ -81,14 +81,11 @@ class Services(CoreServices):
             raise _api(exc) from None
 
     async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
-        from alarmcloud.cameras import camera_access
+        from alarmcloud.cameras import adapter_for, camera_access
 
         cam = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id))
-        adapter = self.app.plugins.camera_adapter(cam.brand)
-        if adapter is None:
-            raise ServiceError(409, "adapter_unavailable", f"the {cam.brand} adapter is not enabled")
         try:
-            stream = adapter.live_stream(camera_access(self.app, cam))
+            stream = adapter_for(self.app, cam).live_stream(camera_access(self.app, cam))
         except ApiError as exc:
             raise _api(exc) from None
         if not (with_credentials and cam.integrations_may_use_credentials):
