@@ -35,6 +35,12 @@ from alarmcloud.usage import UsageRecorder
 log = logging.getLogger(__name__)
 #: plugin_state key (plugin "core") holding when the last orphan sweep started
 SWEEP_KEY = "orphan_sweep"
+
+
+def _sweep_marker(s: Any) -> PluginState | None:
+    return s.exec(select(PluginState).where(PluginState.plugin == "core", PluginState.key == SWEEP_KEY)).first()
+
+
 #: events that reach plugins even for restricted accounts (they remove data or links)
 _ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
 
@@ -157,8 +163,7 @@ class AlarmCloud:
         n = self.blobs.clean_tmp()
         started = time.time()
         with self.db.session() as s:
-            marker = s.exec(select(PluginState).where(PluginState.plugin == "core",
-                                                      PluginState.key == SWEEP_KEY)).first()
+            marker = _sweep_marker(s)
         since = float((marker.value or {}).get("at", 0)) - 3600 if marker and marker.value else None
         candidates = [k for k in self.blobs.keys_changed_since(since)
                       if k.endswith((".mp4", ".jpg")) and k.count("/") == 2]
@@ -172,9 +177,7 @@ class AlarmCloud:
                     self.blobs.delete(key)
                     n += 1
         with self.db.session() as s:
-            marker = s.exec(select(PluginState).where(PluginState.plugin == "core",
-                                                      PluginState.key == SWEEP_KEY)).first()
-            marker = marker or PluginState(plugin="core", account_id=None, key=SWEEP_KEY)
+            marker = _sweep_marker(s) or PluginState(plugin="core", account_id=None, key=SWEEP_KEY)
             marker.value = {"at": started}
             marker.updated_at = utcnow()
             s.add(marker)
