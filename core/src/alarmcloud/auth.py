@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -197,6 +197,15 @@ def visible_camera_ids(s: Session, user: User) -> list[str] | None:
     if user.account.owner_id is None:
         return None
     return list(s.exec(select(CameraRight.camera_id).where(CameraRight.account_id == user.id)).all())
+
+
+def visible_cameras(s: Session, user: User, order_by: Any) -> list[Camera]:
+    """The cameras the caller may see (all of the tenant's, or a sub-user's granted ones), in ``order_by`` order."""
+    q = select(Camera).where(Camera.account_id == user.tenant_id)
+    ids = visible_camera_ids(s, user)
+    if ids is not None:
+        q = q.where(col(Camera.id).in_(ids))
+    return list(s.exec(q.order_by(order_by)).all())
 
 
 # ---------------------------------------------------------------- endpoints

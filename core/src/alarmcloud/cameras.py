@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
-from alarmcloud.auth import User, camera_for, core, require_user, visible_camera_ids
+from alarmcloud.auth import User, camera_for, core, require_user, visible_cameras
 from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, CameraError, UploadTarget
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
@@ -113,9 +113,7 @@ async def list_cameras(request: Request) -> Response:
     user = await require_user(request)
 
     def _list(s: Session) -> list[dict[str, Any]]:
-        ids = visible_camera_ids(s, user)
-        q = select(Camera).where(Camera.account_id == user.tenant_id).order_by(Camera.created_at)
-        return [camera_json(c) for c in s.exec(q).all() if ids is None or c.id in ids]
+        return [camera_json(c) for c in visible_cameras(s, user, Camera.created_at)]
 
     return JSONResponse({"items": await core(request).db.run(_list)})
 

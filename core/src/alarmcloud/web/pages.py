@@ -174,11 +174,7 @@ async def timeline(request: Request) -> Response:
             items, cursor = query_events(s, user, params, PAGE_SIZE)
         except ApiError:
             items, cursor = [], None
-        ids = auth.visible_camera_ids(s, user)
-        q = select(Camera).where(Camera.account_id == user.tenant_id)
-        if ids is not None:
-            q = q.where(col(Camera.id).in_(ids))
-        cams = [{"id": c.id, "name": c.name} for c in s.exec(q.order_by(Camera.name)).all()]
+        cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
         # the labels the installed detectors can produce (no scan over the account's findings)
         labels = sorted({label for spec in app.plugins.detector_specs.values() for label in spec.labels})
         return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels}
@@ -241,11 +237,7 @@ async def cameras_page(request: Request) -> Response:
     app = auth.core(request)
 
     def _load(s: Session) -> list[dict[str, Any]]:
-        ids = auth.visible_camera_ids(s, user)
-        q = select(Camera).where(Camera.account_id == user.tenant_id)
-        if ids is not None:
-            q = q.where(col(Camera.id).in_(ids))
-        return [camera_json(c) for c in s.exec(q.order_by(Camera.name)).all()]
+        return [camera_json(c) for c in auth.visible_cameras(s, user, Camera.name)]
 
     return render(request, "cameras.html", user, cameras=await app.db.run(_load), catalogue=_catalogue(request),
                   can_add=user.account.owner_id is None)
