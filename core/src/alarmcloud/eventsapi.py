@@ -174,18 +174,21 @@ def clip_for(s: Session, user: User, clip_id: str) -> Clip:
     return clip
 
 
+def load_event(s: Session, user: User, event_id: str) -> tuple[dict[str, Any], Camera | None]:
+    """One event as the API shows it (404 for another tenant's id), and its camera."""
+    clip = clip_for(s, user, event_id)
+    findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip.id)).all())
+    cam = s.get(Camera, clip.camera_id)
+    return event_json(clip, findings, cam.name if cam else None), cam
+
+
 async def get_event(request: Request) -> Response:
     """One event with its findings."""
     user = await require_user(request)
     eid = request.path_params["event_id"]
 
-    def _get(s: Session) -> dict[str, Any]:
-        clip = clip_for(s, user, eid)
-        findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip.id)).all())
-        cam = s.get(Camera, clip.camera_id)
-        return event_json(clip, findings, cam.name if cam else None)
-
-    return JSONResponse(await core(request).db.run(_get))
+    event, _ = await core(request).db.run(lambda s: load_event(s, user, eid))
+    return JSONResponse(event)
 
 
 async def delete_event(request: Request) -> Response:

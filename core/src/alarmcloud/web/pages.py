@@ -16,8 +16,8 @@ from alarmcloud import auth
 from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json
 from alarmcloud.errors import ApiError
-from alarmcloud.eventsapi import clip_for, event_json, query_events
-from alarmcloud.models import Camera, FindingRow, Rejection, iso
+from alarmcloud.eventsapi import load_event, query_events
+from alarmcloud.models import Camera, Rejection, iso
 from alarmcloud.web import charts, operator
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -201,12 +201,9 @@ async def clip_page(request: Request) -> Response:
 
     def _load(s: Session) -> dict[str, Any] | None:
         try:
-            clip = clip_for(s, user, eid)
+            ev, cam = load_event(s, user, eid)
         except ApiError:
             return None
-        findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip.id)).all())
-        cam = s.get(Camera, clip.camera_id)
-        ev = event_json(clip, findings, cam.name if cam else None)
         ev["findings"].sort(key=lambda f: (f.get("time") is None, f.get("time") or 0))
         return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}}
 
