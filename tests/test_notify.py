@@ -174,6 +174,22 @@ def test_only_real_alarms_and_false_alarms(api: Any, server: Any, mailbox: Mailb
     assert len(mailbox.messages) == 2
 
 
+def test_subusers_get_alarm_emails_for_their_cameras_by_their_own_settings(api: Any, server: Any, mailbox: Mailbox,
+                                                                            clip: Path) -> None:
+    owner = api().register("family@example.com")  # the owner has e-mails off
+    garage, garden = owner.camera("Garage"), owner.camera("Garden")
+    for email_, cam in (("kid@example.com", garage), ("neighbour@example.com", garden)):
+        r = owner.post("/api/v1/subusers", json={"email": email_, "password": "another good pw",
+                                                 "rights": {cam["id"]: "view"}})
+        assert r.status_code == 201, r.text
+        _mail_on(api().login(email_, "another good pw"), notify_cooldown_seconds=0)
+    _upload_done(owner, owner.upload_credentials(garage["id"]), clip)
+    (msg,) = mailbox.wait(1)
+    assert mailbox.messages[0][0].rcpt_tos == ["kid@example.com"] and msg["Subject"] == "Alarm: Garage"
+    time.sleep(1.5)  # the neighbour has no right on the garage camera, the owner asked for none
+    assert len(mailbox.messages) == 1
+
+
 # ---------------------------------------------------------------- the outbox, without a server
 
 

@@ -339,6 +339,7 @@ def test_notifications_page(api: Any, receiver: Any) -> None:
                                      "rights": {cam["id"]: "view"}})
     sub_page = api().login("wh13sub@example.com").get("/notifications")
     assert "data-add-webhook" not in sub_page.text and "account owner" in sub_page.text
+    assert 'name="notify_email"' in sub_page.text  # their own e-mail switch, for the cameras shared with them
     anon = api().http.get("/notifications", follow_redirects=False)
     assert anon.status_code == 303 and anon.headers["location"].startswith("/login")
 

@@ -32,7 +32,19 @@ from alarmcloud.events import (
     STORAGE_ALMOST_FULL,
     Event,
 )
-from alarmcloud.models import Account, Camera, Clip, Job, KnownPlate, Outbox, PluginState, Webhook, iso, utcnow
+from alarmcloud.models import (
+    Account,
+    Camera,
+    CameraRight,
+    Clip,
+    Job,
+    KnownPlate,
+    Outbox,
+    PluginState,
+    Webhook,
+    iso,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -236,8 +248,14 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
         if (DETECTIONS_READY in subscribed(h) and (real or not h.only_real_alarms)
                 and _cooldown_ok(s, acc, clip.camera_id, f"webhook:{h.id}")):
             s.add(Outbox(account_id=acc.id, kind="webhook", target=h.id, payload=body))
-    if acc.notify_email and (real or not acc.notify_only_real) and _cooldown_ok(s, acc, clip.camera_id, "email"):
-        s.add(Outbox(account_id=acc.id, kind="email", target=acc.email, payload=alarm_email(app, clip, cam)))
+    # the owner and every sub-user with a right on this camera, each by their own e-mail settings
+    subusers = s.exec(select(Account).join(CameraRight, col(CameraRight.account_id) == col(Account.id))
+                      .where(CameraRight.camera_id == clip.camera_id, Account.owner_id == acc.id)
+                      .order_by(col(Account.email))).all()
+    for person in (acc, *subusers):
+        if (person.notify_email and (real or not person.notify_only_real)
+                and _cooldown_ok(s, person, clip.camera_id, "email")):
+            s.add(Outbox(account_id=person.id, kind="email", target=person.email, payload=alarm_email(app, clip, cam)))
 
 
 def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
