@@ -6,6 +6,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,7 @@ def test_openapi_lists_the_webhook_endpoints(server: Any) -> None:
     assert set(paths["/api/v1/webhooks/{webhook_id}"]) == {"get", "patch", "delete"}
     assert "post" in paths["/api/v1/webhooks/{webhook_id}/test"]
     assert "get" in paths["/api/v1/webhooks/{webhook_id}/deliveries"]
+    assert "post" in paths["/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"]
     assert "secret" in paths["/api/v1/webhooks"]["post"]["description"]
 
 
@@ -275,6 +277,43 @@ def test_failing_receiver_is_retried_with_backoff(api: Any, server: Any, receive
     assert dead[0]["state"] == "dead" and dead[0]["attempts"] == 3 and dead[0]["next_attempt_at"] is None
     time.sleep(1.5)
     assert len(receiver.received("/broken")) == 3  # max_attempts, then given up
+
+
+def test_a_dead_delivery_can_be_sent_again_once_the_receiver_is_back(api: Any, server: Any, receiver: Any,
+                                                                      clip: Path, verify_signature: Any) -> None:
+    a = api().register("wh15@example.com")
+    hook = _hook(a, receiver.url + "/down")
+    receiver.script["/down"] = [503] * 3  # the receiver is down for all three attempts
+    cam = a.camera()
+    assert a.upload(a.upload_credentials(cam["id"]), clip).status_code == 201
+    (dead,) = _wait_deliveries(a, hook["id"], lambda items: bool(items) and items[0]["state"] == "dead")
+    url = f"/api/v1/webhooks/{hook['id']}/deliveries/{dead['id']}/redeliver"
+
+    other = api().register("wh15b@example.com")  # another account cannot resend (or learn about) it
+    assert other.post(url).status_code == 404
+    assert a.post(f"/api/v1/webhooks/{hook['id']}/deliveries/999999/redeliver").status_code == 404
+    assert a.post(f"/api/v1/webhooks/{hook['id']}/deliveries/abc/redeliver").json()["error"]["code"] == "not_found"
+
+    r = a.post(url)  # the receiver answers 200 now
+    assert r.status_code == 202, r.text
+    again = r.json()
+    assert again["id"] != dead["id"] and again["state"] == "queued" and again["event_id"] == dead["event_id"]
+    items = _wait_deliveries(a, hook["id"], lambda items: items[0]["state"] == "sent")
+    assert [(d["id"], d["state"]) for d in items] == [(again["id"], "sent"), (dead["id"], "dead")]
+    hits = receiver.received("/down")
+    assert [h["status"] for h in hits] == [503, 503, 503, 200]
+    assert hits[-1]["body"] == hits[0]["body"]  # the same event, signed again with the current secret
+    assert verify_signature(hook["secret"], hits[-1]["body"], hits[-1]["headers"]["X-Alarmcloud-Signature"])
+    assert hits[-1]["headers"]["X-Alarmcloud-Delivery"] == str(again["id"])
+
+    with server.core.db.session() as s:  # a delivery still waiting for its next retry is not copied
+        row = s.get(Outbox, again["id"])
+        row.state, row.available_at = "queued", row.available_at + timedelta(days=1)
+        s.add(row)
+        s.commit()
+    r = a.post(f"/api/v1/webhooks/{hook['id']}/deliveries/{again['id']}/redeliver")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "still_queued"
+    assert len(_deliveries(a, hook["id"])) == 2
 
 
 def test_false_alarm_only_real_and_event_filter(api: Any, receiver: Any, make_test_clip: Any) -> None:
@@ -370,11 +409,22 @@ def test_browser_adds_tests_and_removes_a_webhook(server: Any, api: Any, receive
             page.locator("#webhooks table").wait_for()
             assert page.locator("#webhooks table .badge").inner_text() == "sent"
             assert "detections.ready, clip.stored · only real alarms" in page.locator("#webhooks").inner_text()
+            page.locator("#webhooks table button", has_text="Send again").click()  # the test, resent
+            page.locator("#webhooks table tbody tr").nth(1).wait_for()
+            page.locator("#webhooks table .badge").nth(1).wait_for()
+            for _ in range(100):
+                if [b.inner_text() for b in page.locator("#webhooks table .badge").all()] == ["sent", "sent"]:
+                    break
+                page.get_by_role("button", name="Deliveries " + receiver.url + "/ui").click()
+                page.get_by_role("button", name="Deliveries " + receiver.url + "/ui").click()
+                page.wait_for_timeout(100)
+            assert [b.inner_text() for b in page.locator("#webhooks table .badge").all()] == ["sent", "sent"]
             page.on("dialog", lambda dialog: dialog.accept())
             page.get_by_role("button", name="Remove " + receiver.url + "/ui").click()
             page.get_by_text("No webhooks yet.").wait_for()
         finally:
             browser.close()
-    (req,) = receiver.received("/ui")
-    assert verify_signature(secret, req["body"], req["headers"]["X-Alarmcloud-Signature"])
+    first, again = receiver.received("/ui")
+    assert verify_signature(secret, first["body"], first["headers"]["X-Alarmcloud-Signature"])
+    assert again["body"] == first["body"]
     assert a.get("/api/v1/webhooks").json()["items"] == []

@@ -1,4 +1,4 @@
-"""Customer webhooks: create (the signing secret is shown once), change, delete, test, recent deliveries."""
+"""Customer webhooks: create (the signing secret is shown once), change, delete, test, recent deliveries, redeliver."""
 
 from __future__ import annotations
 
@@ -201,6 +201,33 @@ async def list_deliveries(request: Request) -> Response:
     return JSONResponse({"items": [delivery_json(r) for r in rows]})
 
 
+async def redeliver(request: Request) -> Response:
+    """Queue a finished delivery again (e.g. after the receiver was down longer than the retries lasted).
+
+    The copy is a new delivery with the same body and a fresh attempt count; the old one stays as it was.
+    A delivery that is still queued answers 409.
+    """
+    user = await _owner(request)
+    hid = request.path_params["webhook_id"]
+    raw = request.path_params["delivery_id"]
+
+    def _again(s: Session) -> Outbox:
+        hook = _hook_for(s, user, hid)
+        row = s.get(Outbox, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+        if row is None or row.kind != "webhook" or row.target != hook.id:
+            raise ApiError(404, "not_found", "delivery not found")
+        if row.state == "queued":
+            raise ApiError(409, "still_queued", "this delivery is still queued; it is retried on its own")
+        copy = Outbox(account_id=row.account_id, kind="webhook", target=hook.id, payload=dict(row.payload or {}))
+        s.add(copy)
+        s.commit()
+        s.refresh(copy)
+        return copy
+
+    row = await core(request).db.run(_again)
+    return JSONResponse(delivery_json(row), status_code=202)
+
+
 def routes(app: AlarmCloud) -> list[BaseRoute]:
     """Mounted by ``create_app`` (a core feature module)."""
     return [
@@ -211,4 +238,5 @@ def routes(app: AlarmCloud) -> list[BaseRoute]:
         Route("/api/v1/webhooks/{webhook_id}", delete_webhook, methods=["DELETE"]),
         Route("/api/v1/webhooks/{webhook_id}/test", send_test_delivery, methods=["POST"]),
         Route("/api/v1/webhooks/{webhook_id}/deliveries", list_deliveries, methods=["GET"]),
+        Route("/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", redeliver, methods=["POST"]),
     ]

@@ -217,6 +217,12 @@
       flash(d.state === "sent" ? "Test delivered." : "Test failed: " + (d.last_error || d.state) + " (it will be retried).",
             d.state === "sent" ? "ok" : "bad");
       await showDeliveries(t.dataset.webhookTest, true);
+    } else if (t.matches("[data-webhook-redeliver]")) {
+      t.disabled = true;
+      const r = await api("POST", t.dataset.webhookRedeliver, {});
+      if (!r.ok) { t.disabled = false; return flash(r.message, "bad"); }
+      flash("Queued again: it is sent within a few seconds.");
+      await showDeliveries(t.dataset.webhookId, true);
     } else if (t.matches("[data-webhook-deliveries]")) {
       await showDeliveries(t.dataset.webhookDeliveries, false);
     } else if (t.matches("[data-webhook-remove]")) {
@@ -378,10 +384,18 @@
     const time = (v) => v ? el("time", { dateTime: v, textContent: v }) : "";
     const table = el("table", {}, el("thead", {}, el("tr", {}, ...["Queued", "Event", "State", "Attempts", "Last error", "Next attempt"].map((h) => el("th", { scope: "col", textContent: h })))));
     const tbody = el("tbody");
+    const again = (d) => {
+      if (d.state === "queued") return time(d.next_attempt_at);
+      const b = el("button", { type: "button", textContent: "Send again" });
+      b.dataset.webhookRedeliver = "/api/v1/webhooks/" + encodeURIComponent(id) + "/deliveries/" + d.id + "/redeliver";
+      b.dataset.webhookId = id;
+      b.setAttribute("aria-label", "Send delivery " + d.id + " again");
+      return b;
+    };
     items.forEach((d) => tbody.append(el("tr", {},
       el("td", {}, time(d.created_at)), el("td", { textContent: d.event_type || "" }),
       el("td", {}, el("span", { className: "badge " + ({ sent: "ok", dead: "alarm", queued: "pending" }[d.state] || "quiet"), textContent: d.state })),
-      el("td", { textContent: String(d.attempts) }), el("td", { textContent: d.last_error || "" }), el("td", {}, time(d.next_attempt_at)))));
+      el("td", { textContent: String(d.attempts) }), el("td", { textContent: d.last_error || "" }), el("td", {}, again(d)))));
     table.append(tbody);
     row.append(el("div", { className: "table-wrap" }, table));
     localTimes(row);
