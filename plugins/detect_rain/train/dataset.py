@@ -47,10 +47,10 @@ def features_of(windows: np.ndarray) -> np.ndarray:
     return np.stack([window_features(list(w)) for w in windows])
 
 
-def specs_for(seed: int, n: int, photos: list[Path], windows: int) -> list[ClipSpec]:
+def specs_for(seed: int, n: int, photos: list[Path], windows: int, domain: str = "train") -> list[ClipSpec]:
     """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs)."""
     rng = np.random.default_rng(seed)
-    return [random_spec(rng, seed * 1_000_003 + i, photos, windows) for i in range(n)]
+    return [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
 
 
 def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
@@ -112,10 +112,16 @@ def _clip_features(spec: ClipSpec) -> tuple[np.ndarray, ClipSpec]:
 
 
 def build(
-    seed: int, n: int, photos: list[Path], windows: int = 2, workers: int = 2, frames: Path | None = None
+    seed: int,
+    n: int,
+    photos: list[Path],
+    windows: int = 2,
+    workers: int = 2,
+    frames: Path | None = None,
+    domain: str = "train",
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there."""
-    specs = specs_for(seed, n, photos, windows)
+    specs = specs_for(seed, n, photos, windows, domain)
     if frames is None:
         return _map(_clip_features, specs, workers)
     if not (frames / "done.json").exists() or json.loads((frames / "done.json").read_text())["done"] < n:

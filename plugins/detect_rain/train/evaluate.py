@@ -2,6 +2,9 @@
 
 Usage (from the repository root):
     PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py --clips 400 --seed 2
+    # the stress set: renderer code paths and camera parameters the training never uses
+    PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py --clips 400 --seed 3 \
+        --domain stress
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
 from dataset import build  # noqa: E402
-from synth import DISTRACTORS, photo_list  # noqa: E402
+from synth import DISTRACTORS, DOMAINS, photo_list  # noqa: E402
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -62,11 +65,14 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="also save the held-out features (.npz)")
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--frames", type=Path, default=None, help="cache folder for the decoded windows (resumable)")
+    ap.add_argument("--domain", choices=DOMAINS, default="train", help="stress: conditions the training never sees")
+    ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model) if args.model else None)
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
-    items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames)
+    items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
+                  domain=args.domain)
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
@@ -74,7 +80,7 @@ def main() -> None:
         probs = det.window_probs(feats).mean(axis=0)
         rows.append((spec, float(1 - probs[0]), float(probs[2] > probs[1])))
     print(
-        f"held-out set: {len(rows)} clips, seed {args.seed}, eval photos, threshold {thr}, "
+        f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )
     weather = [s for s, _, _ in rows if s.kind != "clear"]
@@ -99,11 +105,28 @@ def main() -> None:
         wgroups["(all weather clips)"][s.night].append(p >= thr)
         wgroups["no distractor" if not s.distractors else "any distractor"][s.night].append(p >= thr)
         wgroups["camera noise reduction (3DNR)" if s.tnr else "no noise reduction"][s.night].append(p >= thr)
-        wgroups["strong compression (CRF >= 30)" if s.crf >= 30 else "CRF < 30"][s.night].append(p >= thr)
+        if s.bitrate:
+            wgroups["bitrate-capped encoding"][s.night].append(p >= thr)
+        else:
+            wgroups["strong compression (CRF >= 30)" if s.crf >= 30 else "CRF < 30"][s.night].append(p >= thr)
+        wgroups[f"{s.noise_kind} noise"][s.night].append(p >= thr)
+        wgroups["larger than 720p" if s.size[0] > 1280 else "720p or smaller"][s.night].append(p >= thr)
+        wgroups[f"{s.fps} fps" if s.fps in (5, 8, 24, 30) else "10-25 fps"][s.night].append(p >= thr)
+        if s.defocus:
+            wgroups["out-of-focus drops"][s.night].append(p >= thr)
+        if s.gust:
+            wgroups["wind gusts"][s.night].append(p >= thr)
+        if s.lamp_boost:
+            wgroups["lamp-lit drops"][s.night].append(p >= thr)
         for d in s.distractors:
             wgroups[d][s.night].append(p >= thr)
     for name in ("(all weather clips)", "no distractor", "any distractor", *DISTRACTORS,
-                 "no noise reduction", "camera noise reduction (3DNR)", "CRF < 30", "strong compression (CRF >= 30)"):
+                 "no noise reduction", "camera noise reduction (3DNR)", "CRF < 30", "strong compression (CRF >= 30)",
+                 "bitrate-capped encoding", "gauss noise", "correlated noise", "shot noise", "720p or smaller",
+                 "larger than 720p", "5 fps", "8 fps", "10-25 fps", "24 fps", "30 fps", "out-of-focus drops",
+                 "wind gusts", "lamp-lit drops"):
+        if not wgroups[name][False] and not wgroups[name][True]:
+            continue
         print(f"| {name} | {_rate(wgroups[name][False])} | {_rate(wgroups[name][True])} |")
     print("\n| clear clips with | day FPR | night FPR |")
     print("|---|---|---|")
@@ -118,7 +141,13 @@ def main() -> None:
             groups[d][s.night].append(p >= thr)
         if s.tnr:
             groups["camera noise reduction (3DNR)"][s.night].append(p >= thr)
-    for name in ("(all clear clips)", "nothing but noise", *DISTRACTORS, "camera noise reduction (3DNR)"):
+        if s.bitrate:
+            groups["bitrate-capped encoding"][s.night].append(p >= thr)
+        groups["larger than 720p" if s.size[0] > 1280 else "720p or smaller"][s.night].append(p >= thr)
+    for name in ("(all clear clips)", "nothing but noise", *DISTRACTORS, "camera noise reduction (3DNR)",
+                 "bitrate-capped encoding", "720p or smaller", "larger than 720p"):
+        if not groups[name][False] and not groups[name][True]:
+            continue
         print(f"| {name} | {_rate(groups[name][False])} | {_rate(groups[name][True])} |")
     print("\n| threshold | weather recall (all) | rain medium+heavy recall | clear FPR (all) |")
     print("|---|---|---|---|")
@@ -129,6 +158,8 @@ def main() -> None:
         print(f"| {t} | {_rate(rec)} | {_rate(rmh)} | {_rate(fpr)} |")
     snow_ok = [lab == (s.kind == "snow") for s, p, lab in rows if s.kind != "clear" and p >= thr]
     print(f"\nrain-vs-snow label agreement on detected weather clips: {_rate(snow_ok)}")
+    if args.no_timing:
+        return
     dec, an = time_1080p(det)
     print(f"\n18 s 1080p 15 fps clip: decode of the 3 windows {dec:.3f} CPU-s, analysis {an:.3f} CPU-s")
 

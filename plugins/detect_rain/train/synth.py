@@ -15,7 +15,10 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 PLATES = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "plates"
-DISTRACTORS = ("movers", "vegetation", "headlights", "insects", "flicker", "shake")
+DISTRACTORS = ("movers", "vegetation", "headlights", "insects", "flicker", "shake", "lens_drops")
+#: ``train``: the conditions the model is trained and calibrated on; ``stress``: a held-out set drawn with
+#: renderer code paths and parameter values the training never uses (see ``random_spec``)
+DOMAINS = ("train", "stress")
 INTENSITY = {"light": (40, 150), "medium": (150, 600), "heavy": (600, 2500)}
 SNOW_COUNT = {"light": (60, 250), "medium": (250, 900), "heavy": (900, 2500)}
 
@@ -38,6 +41,15 @@ class ClipSpec:
     windows: int = 2
     window_length: int = 6
     extra: dict[str, float] = field(default_factory=dict)
+    domain: str = "train"
+    bitrate: int = 0  # kbit/s with a VBV cap (starved hardware-like rate control); 0: constant quality (crf)
+    preset: str = ""  # x264 preset; "" picks ultrafast / veryfast by seed
+    noise_kind: str = "gauss"  # gauss | correlated (demosaiced / denoised blotches) | shot (+ row noise, stress)
+    drop_model: str = "constant"  # constant drop radiance | refract (drops show the blurred, flipped scene; stress)
+    speed: float = 1.0  # streak length factor (fall speed x exposure time)
+    gust: float = 0.0  # std of the per-frame change of the rain angle (wind gusts), radians
+    defocus: float = 0.0  # share of streaks that are out-of-focus drops right in front of the lens
+    lamp_boost: float = 0.0  # night: drops in the IR lamp's cone shine up to (1 + lamp_boost) times brighter
 
 
 def photo_list(split: str) -> list[Path]:
@@ -46,32 +58,71 @@ def photo_list(split: str) -> list[Path]:
     return files[0::2] if split == "train" else files[1::2]
 
 
-def random_spec(rng: np.random.Generator, seed: int, photos: list[Path], windows: int = 2) -> ClipSpec:
-    """Draw a varied clip spec: a third clear, a bit under half rain, the rest snow."""
+def random_spec(
+    rng: np.random.Generator, seed: int, photos: list[Path], windows: int = 2, domain: str = "train"
+) -> ClipSpec:
+    """Draw a varied clip spec: a bit over a third clear, a bit under half rain, the rest snow.
+
+    ``domain="stress"`` draws a held-out set the training never sees: other frame rates (5, 8, 24) and sizes
+    (1600x900, 1920x1080), other x264 presets, mostly bitrate-starved encoding, signal-dependent shot noise with
+    row noise, drops that refract the scene instead of a constant radiance, longer streaks.
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}")
+    stress = domain == "stress"
     u = rng.random()
     kind = "clear" if u < 0.42 else ("rain" if u < 0.77 else "snow")
     night = bool(rng.random() < 0.4)
     p_dis = 0.45 if kind == "clear" else 0.3
-    distractors = tuple(d for d in DISTRACTORS if rng.random() < p_dis and not (d == "insects" and not night))
+    distractors = tuple(
+        d for d in DISTRACTORS
+        if rng.random() < (p_dis if d != "lens_drops" else (0.15 if kind == "clear" else 0.3))
+        and not (d == "insects" and not night)
+    )
     if kind == "clear" and not distractors and rng.random() < 0.5:
         distractors = (str(rng.choice(DISTRACTORS[:3] + ("flicker",))),)
-    size = (640, 360) if rng.random() < 0.65 else ((960, 540) if rng.random() < 0.7 else (1280, 720))
+    if stress:
+        r = rng.random()
+        size = (640, 360) if r < 0.65 else ((1600, 900) if r < 0.85 else (1920, 1080))
+        fps = int(rng.choice([5, 8, 24]))
+        preset = str(rng.choice(["superfast", "faster", "medium"]))
+    else:
+        r = rng.random()
+        size = (640, 360) if r < 0.55 else ((960, 540) if r < 0.8 else ((1280, 720) if r < 0.95 else (1920, 1080)))
+        fps = int(rng.choice([10, 12, 15, 20, 25, 30]))
+        preset = ""
     # many cameras run motion-adaptive temporal noise reduction (3DNR), strongest at night: it smears and
     # dims one-frame streaks, so part of the set goes through it
     tnr = float(rng.uniform(0.3, 0.8)) if rng.random() < (0.5 if night else 0.25) else 0.0
+    # rate control: constant quality, or a bitrate cap as on most cameras (bits per pixel and frame
+    # 0.015..0.15 = 1 to 10 Mbit/s for 1080p at 15 fps); starved streams block heavily in rain
+    bitrate = 0
+    if rng.random() < (0.6 if stress else 0.35):
+        bpp = float(np.exp(rng.uniform(np.log(0.01 if stress else 0.015), np.log(0.1 if stress else 0.15))))
+        bitrate = max(30, int(bpp * size[0] * size[1] * fps / 1000))
+    noise_kind = "shot" if stress else ("correlated" if rng.random() < 0.4 else "gauss")
     return ClipSpec(
         seed=seed,
         kind=kind,
-        intensity=str(rng.choice(["light", "medium", "heavy"], p=[0.3, 0.4, 0.3])),
+        intensity=str(rng.choice(["light", "medium", "heavy"], p=[0.35, 0.35, 0.3])),
         night=night,
         photo=str(rng.choice(photos)) if photos and rng.random() < 0.6 else None,
         distractors=distractors,
         size=size,
-        fps=int(rng.choice([10, 12, 15, 20, 25])),
-        crf=int(rng.integers(19, 36)),
+        fps=fps,
+        crf=int(rng.integers(22, 39) if stress else rng.integers(19, 36)),
         noise=float(rng.uniform(2, 12) if night else rng.uniform(0.3, 5)),
         tnr=tnr,
         windows=windows,
+        domain=domain,
+        bitrate=bitrate,
+        preset=preset,
+        noise_kind=noise_kind,
+        drop_model="refract" if stress else "constant",
+        speed=float(rng.uniform(0.6, 2.6) if stress else rng.uniform(0.5, 2.0)),
+        gust=float(rng.uniform(0.02, 0.15)) if rng.random() < 0.4 else 0.0,
+        defocus=float(rng.uniform(0.01, 0.06)) if rng.random() < 0.4 else 0.0,
+        lamp_boost=float(rng.uniform(0.3, 2.0)) if night and rng.random() < 0.5 else 0.0,
     )
 
 
@@ -159,14 +210,17 @@ def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: 
     scale = w / 640.0
     n_total = int(rng.uniform(lo, hi) * (w * h) / (640 * 360))
     alpha = np.zeros((h, w), np.float32)
-    # far: short, thin, faint; mid; near: long, wide, blurred
-    for share, (l_lo, l_hi), (a_lo, a_hi), sigma in (
+    layers = [
+        # far: short, thin, faint; mid; near: long, wide, blurred
         (0.55, (4, 18), (0.05, 0.2), 0.5),
         (0.35, (12, 45), (0.06, 0.25), 0.9),
         (0.10, (30, 110), (0.04, 0.18), 2.2),
-    ):
+    ]
+    if spec.defocus:  # drops right in front of the lens: huge, very faint, far out of focus
+        layers.append((spec.defocus, (60, 220), (0.02, 0.08), float(rng.uniform(4, 9))))
+    for share, (l_lo, l_hi), (a_lo, a_hi), sigma in layers:
         n = max(1, int(n_total * share))
-        length = rng.uniform(l_lo, l_hi, n) * scale * spec.extra.get("speed", 1.0) * 15 / spec.fps
+        length = rng.uniform(l_lo, l_hi, n) * scale * spec.speed * 15 / spec.fps
         a = rng.uniform(a_lo, a_hi, n)
         th = angle + rng.normal(0, 0.05, n)
         x0, y0 = rng.uniform(-20, w + 20, n), rng.uniform(-40, h, n)
@@ -256,6 +310,8 @@ class Distractors:
         if "flicker" in spec.distractors:
             jumps = rng.random(64) < rng.uniform(0.15, 0.5)
             self.gains = np.where(jumps, rng.uniform(0.75, 1.3, 64), 1.0)
+            # auto exposure hunting: a slow gain ramp under the jumps
+            self.gains = self.gains * (1 + rng.uniform(0, 0.12) * np.sin(np.arange(64) * rng.uniform(0.1, 0.6)))
         self.shake = rng.uniform(0.5, 2.5) * s if "shake" in spec.distractors else 0.0
         self.yy, self.xx = np.mgrid[0:h, 0:w].astype(np.float32)
 
@@ -296,6 +352,79 @@ class Distractors:
 # ---------------------------------------------------------------- clip
 
 
+class LensDrops:
+    """Water drops on the lens or dome: out of focus, they show a blurred and brighter patch of the scene; some
+    slide down, and in the rain a new one may land during the clip."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, spec: ClipSpec) -> None:
+        s = w / 640.0
+        n = int(rng.integers(1, 9))
+        self.h, self.w = h, w
+        self.sigma = float(rng.uniform(3, 8)) * s
+        self.drops = [
+            dict(x=rng.uniform(0, w), y=rng.uniform(0, h), r=rng.uniform(8, 50) * s,
+                 vy=rng.uniform(0.5, 3.0) * s if rng.random() < 0.3 else 0.0, gain=rng.uniform(0.9, 1.3),
+                 lift=rng.uniform(0, 30), start=0)
+            for _ in range(n)
+        ]
+        if spec.kind != "clear" and rng.random() < 0.5:
+            self.drops[0]["start"] = int(rng.integers(1, spec.windows * spec.window_length))
+        self.yy, self.xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def apply(self, img: np.ndarray, i: int) -> np.ndarray:
+        """Blend the drops of frame ``i`` into ``img`` (RGB float)."""
+        live = [d for d in self.drops if i >= d["start"]]
+        if not live:
+            return img
+        arr = np.clip(img, 0, 255).astype(np.uint8)
+        blurred = np.asarray(Image.fromarray(arr).filter(ImageFilter.GaussianBlur(self.sigma)), dtype=np.float32)
+        mask = np.zeros((self.h, self.w), np.float32)
+        look = np.zeros((self.h, self.w), np.float32)
+        for d in live:
+            cy = d["y"] + d["vy"] * (i - d["start"])
+            r = d["r"]
+            y0, y1 = int(max(0, cy - 2 * r)), int(min(self.h, cy + 2 * r))
+            x0, x1 = int(max(0, d["x"] - 2 * r)), int(min(self.w, d["x"] + 2 * r))
+            if y1 <= y0 or x1 <= x0:
+                continue
+            rr = ((self.xx[y0:y1, x0:x1] - d["x"]) ** 2 + ((self.yy[y0:y1, x0:x1] - cy) * 0.8) ** 2) / r**2
+            m = np.clip(1.5 - rr, 0, 1)  # soft-edged disc, a bit taller than wide
+            mask[y0:y1, x0:x1] = np.maximum(mask[y0:y1, x0:x1], m)
+            look[y0:y1, x0:x1] = np.where(m > 0, d["gain"], look[y0:y1, x0:x1])
+            look[y0:y1, x0:x1] += m * d["lift"] / 255
+        inner = blurred * np.maximum(look, 1e-3)[..., None]
+        return img * (1 - mask[..., None]) + inner * mask[..., None]
+
+
+def drop_radiance(rng: np.random.Generator, spec: ClipSpec, bg: np.ndarray) -> np.ndarray | float:
+    """What a drop shows: a constant radiance, or (``refract``) the scene above it, blurred, flipped and lifted."""
+    if spec.drop_model != "refract":
+        return float(rng.uniform(110, 255) if not spec.night else rng.uniform(120, 255))
+    h, w = bg.shape[:2]
+    small = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8)).resize((max(8, w // 16), max(8, h // 16)))
+    env = np.asarray(small.filter(ImageFilter.GaussianBlur(2)).transpose(Image.FLIP_TOP_BOTTOM).resize((w, h)),
+                     dtype=np.float32)
+    return np.clip(env * rng.uniform(0.7, 1.0) + rng.uniform(30, 90), 0, 255)
+
+
+def add_noise(rng: np.random.Generator, img: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """Camera noise of one frame (RGB float in, RGB float out)."""
+    h, w = img.shape[:2]
+    n = rng.normal(0, 1, (h, w, 1)).astype(np.float32)
+    if spec.noise_kind == "correlated":  # demosaicing / spatial denoising: 2x2 blotches of the same std
+        n = (n + np.roll(n, 1, 0) + np.roll(n, 1, 1) + np.roll(n, (1, 1), (0, 1))) * 0.5
+    if spec.noise_kind == "shot":  # signal-dependent (photon shot noise), plus row noise of CMOS sensors at night
+        luma = np.clip(img.mean(axis=2, keepdims=True), 1, 255)
+        img = img + n * spec.noise * np.sqrt(luma / 100.0)
+        if spec.night:
+            img = img + rng.normal(0, 0.4 * spec.noise, (h, 1, 1)).astype(np.float32)
+    else:
+        img = img + n * spec.noise
+    if not spec.night:
+        img = img + rng.normal(0, spec.noise * 0.5, (h, w, 3)).astype(np.float32)  # chroma noise
+    return img
+
+
 def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     """All frames of the clip as RGB uint8 arrays."""
     rng = np.random.default_rng(spec.seed)
@@ -305,23 +434,28 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     if spec.night:
         bg, lamp = to_night(rng, bg)
     dis = Distractors(rng, h, w, spec, bg)
-    angle = math.pi / 2 + rng.normal(0, 0.25)  # rain falls down, tilted by wind
+    lens = LensDrops(rng, h, w, spec) if "lens_drops" in spec.distractors else None
+    angle = math.pi / 2 + rng.normal(0, 0.3)  # rain falls down, tilted by wind
     snow = Snow(rng, h, w, spec) if spec.kind == "snow" else None
-    drop_light = rng.uniform(110, 255) if not spec.night else rng.uniform(120, 255)
-    spec.extra.setdefault("speed", float(rng.uniform(0.7, 1.4)))
+    drop_light = drop_radiance(rng, spec, bg)
+    if isinstance(drop_light, np.ndarray):
+        drop_light = drop_light[..., None] if drop_light.ndim == 2 else drop_light
+    lit = (0.25 + 0.75 * lamp) * (1 + spec.lamp_boost * lamp**2)  # drops are only lit near the IR lamp
     n = spec.windows * spec.window_length
     frames = []
     prev: np.ndarray | None = None
     for i in range(n):
         img = dis.apply(bg.copy(), i)
         if spec.kind != "clear":
+            if spec.gust:
+                angle += rng.normal(0, spec.gust)
             a = rain_alpha(rng, h, w, spec, angle) if snow is None else snow.step(i)
             if spec.night:
-                a = a * (0.25 + 0.75 * lamp)  # drops are only lit near the IR lamp
+                a = np.clip(a * lit, 0, 0.95)
             img = img * (1 - a[..., None]) + drop_light * a[..., None]
-        img += rng.normal(0, spec.noise, (h, w, 1)).astype(np.float32)
-        if not spec.night:
-            img += rng.normal(0, spec.noise * 0.5, (h, w, 3)).astype(np.float32)  # chroma noise
+        if lens is not None:
+            img = lens.apply(img, i)
+        img = add_noise(rng, img, spec)
         if spec.tnr and prev is not None:
             # motion-adaptive temporal noise reduction: small changes (noise, faint streaks) are blended
             # toward the previous output, large ones pass
@@ -333,8 +467,10 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     return frames
 
 
-def encode(frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, preset: str = "veryfast") -> Path:
-    """Encode like a camera: H.264, no B-frames, one slice, fixed GOP, given CRF."""
+def encode(
+    frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, preset: str = "veryfast", bitrate: int = 0
+) -> Path:
+    """Encode like a camera: H.264, no B-frames, one slice, fixed GOP, given CRF or capped bitrate (kbit/s)."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream("libx264", rate=fps)
@@ -346,9 +482,13 @@ def encode(frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, p
             "bf": "0",
             "sc_threshold": "0",
             "keyint_min": str(gop),
-            "crf": str(crf),
             "x264-params": "sliced-threads=0:slices=1",
         }
+        if bitrate:  # a camera's rate control: average bitrate with a one-second VBV buffer
+            vs.codec_context.bit_rate = bitrate * 1000
+            vs.codec_context.options |= {"maxrate": f"{bitrate}k", "bufsize": f"{bitrate}k"}
+        else:
+            vs.codec_context.options |= {"crf": str(crf)}
         vs.codec_context.thread_count = 1
         for i, arr in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
@@ -363,5 +503,5 @@ def encode(frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, p
 
 def render_clip(spec: ClipSpec, path: Path) -> Path:
     """Render and encode ``spec``; every window starts at a keyframe (GOP = window length)."""
-    preset = "ultrafast" if spec.seed % 3 == 0 else "veryfast"
-    return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset)
+    preset = spec.preset or ("ultrafast" if spec.seed % 3 == 0 else "veryfast")
+    return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset, spec.bitrate)

@@ -1,0 +1,60 @@
+"""The training renderer: reproducible clips, and held-out sets that really differ from the training set."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TRAIN = Path(__file__).resolve().parents[1] / "train"
+sys.path.insert(0, str(TRAIN))
+
+from dataset import specs_for  # noqa: E402
+from synth import ClipSpec, photo_list, render_clip, render_frames  # noqa: E402
+
+
+def test_held_out_sets_use_other_clips_photos_and_camera_conditions() -> None:
+    photos_train, photos_eval = photo_list("train"), photo_list("eval")
+    assert not set(photos_train) & set(photos_eval)
+    train = specs_for(1, 300, photos_train, 2)
+    calib = specs_for(101, 100, photos_train, 3)
+    held_out = specs_for(2, 100, photos_eval, 3)
+    stress = specs_for(3, 300, photos_eval, 3, domain="stress")
+    seeds = [{s.seed for s in group} for group in (train, calib, held_out, stress)]
+    assert sum(len(s) for s in seeds) == len(set().union(*seeds))  # no clip is drawn twice
+    assert not {s.photo for s in train if s.photo} & {s.photo for s in held_out + stress if s.photo}
+    # the stress set draws from renderer paths and camera parameters the training never uses
+    for attr in ("fps", "preset", "noise_kind", "drop_model"):
+        seen = {getattr(s, attr) for s in train + calib}
+        unseen = {getattr(s, attr) for s in stress}
+        assert not seen & unseen, attr
+    assert {s.size for s in stress} - {s.size for s in train}
+    # and it still covers every weather, intensity, day and night
+    assert {(s.kind, s.intensity, s.night) for s in stress if s.kind != "clear"} == {
+        (k, i, n) for k in ("rain", "snow") for i in ("light", "medium", "heavy") for n in (False, True)
+    }
+
+
+@pytest.mark.parametrize("domain", ["train", "stress"])
+def test_the_same_spec_renders_the_same_clip(domain: str) -> None:
+    spec = next(s for s in specs_for(5, 50, photo_list("train"), 1, domain) if s.kind == "rain" and s.size[0] == 640)
+    a = render_frames(ClipSpec(**asdict(spec)))
+    b = render_frames(ClipSpec(**asdict(spec)))
+    assert len(a) == spec.window_length
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    other = render_frames(ClipSpec(**{**asdict(spec), "seed": spec.seed + 1}))
+    assert not np.array_equal(a[0], other[0])
+
+
+def test_bitrate_capped_encoding_keeps_to_the_cap(tmp_path: Path) -> None:
+    base = ClipSpec(seed=11, kind="rain", intensity="heavy", windows=2, fps=15)
+    sizes = {}
+    for kbit in (0, 60):
+        spec = ClipSpec(**{**asdict(base), "bitrate": kbit, "crf": 19})
+        sizes[kbit] = render_clip(spec, tmp_path / f"{kbit}.mp4").stat().st_size
+    # 12 frames at 15 fps = 0.8 s; a one-second VBV buffer allows up to about twice the rate in so short a clip
+    assert sizes[60] * 8 / 1000 < 2 * 60 * 0.8 * 2
+    assert sizes[60] < sizes[0] / 2  # heavy rain at CRF 19 needs far more than 60 kbit/s
