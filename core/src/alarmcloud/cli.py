@@ -358,9 +358,11 @@ def oauth() -> None:
 @click.option("--name", required=True, help="Name shown on the consent page, e.g. IFTTT.")
 @click.option("--integration", required=True, help="Integration plugin the client belongs to: ifttt, alexa, ...")
 @click.option("--redirect-uri", "redirect_uris", multiple=True, required=True, help="Exact redirect URI (repeat).")
-@click.option("--scope", "scopes", multiple=True, required=True, help="Scope the client may get (repeat).")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              help="Scope the client may get (repeat): alarms:read, cameras:control, cameras:stream, storage:read.")
 @click.option("--public", is_flag=True, help="A public client: no secret, PKCE required.")
-@click.option("--no-pkce", is_flag=True, help="Confidential clients only: allow code flow without PKCE.")
+@click.option("--no-pkce", is_flag=True, help="Confidential clients only: allow the code flow without PKCE "
+              "(IFTTT and Google send none); a challenge, when sent, is still enforced.")
 @data_dir_option
 @config_option
 def oauth_add_client(name: str, integration: str, redirect_uris: tuple[str, ...], scopes: tuple[str, ...],
@@ -378,6 +380,42 @@ def oauth_add_client(name: str, integration: str, redirect_uris: tuple[str, ...]
         client_id = row.id
     click.echo(f"client_id: {client_id}")
     click.echo(f"client_secret: {secret}" if secret else "client_secret: (none: public client)")
+
+
+@oauth.command("list-clients")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@data_dir_option
+@config_option
+def oauth_list_clients(as_json: bool, data_dir: Path | None, config_file: Path | None) -> None:
+    """List registered clients (id, integration, redirect URIs, scopes, live links); secrets are never shown."""
+    from alarmcloud import oauth as oauth_server
+
+    with _db_app(config_file, data_dir).session() as s:
+        rows = oauth_server.list_clients(s)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        kind = "public" if r["public"] else "confidential"
+        pkce = "PKCE required" if r["require_pkce"] else "PKCE optional"
+        click.echo(f"{r['client_id']}  {r['name']} ({r['integration']}, {kind}, {pkce}, {r['links']} links)")
+        click.echo(f"    redirect: {' '.join(r['redirect_uris'])}")
+        click.echo(f"    scopes:   {' '.join(r['scopes'])}")
+
+
+@oauth.command("remove-client")
+@click.argument("client_id")
+@data_dir_option
+@config_option
+def oauth_remove_client(client_id: str, data_dir: Path | None, config_file: Path | None) -> None:
+    """Delete a client: every customer's link to it ends at once (tokens revoked, consent marked withdrawn)."""
+    from alarmcloud import oauth as oauth_server
+
+    with _db_app(config_file, data_dir).session() as s:
+        ended = oauth_server.remove_client(s, client_id)
+    if ended is None:
+        raise click.ClickException(f"no OAuth client {client_id!r}")
+    click.echo(f"removed {client_id}; {ended} linked account(s) unlinked")
 
 
 @main.group()

@@ -18,11 +18,11 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     grants,
 )
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -220,8 +220,14 @@ class _CodeGrant(grants.AuthorizationCodeGrant):
         return _Code(row)
 
     def delete_authorization_code(self, authorization_code: _Code) -> None:
-        authorization_code.row.used_at = utcnow()
-        self.server.session.add(authorization_code.row)
+        # one conditional UPDATE: of two concurrent exchanges of the same code only one can win (PostgreSQL too);
+        # the loser's token is rolled back by the endpoint
+        s: Session = self.server.session
+        done = s.execute(update(OAuthCode).where(
+            OAuthCode.code_hash == authorization_code.row.code_hash,  # type: ignore[arg-type]
+            OAuthCode.used_at == None).values(used_at=utcnow()))  # type: ignore[arg-type]  # noqa: E711
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidGrantError("Invalid 'code' in request.")
 
     def authenticate_user(self, authorization_code: _Code) -> str:
         return authorization_code.row.account_id
@@ -245,8 +251,7 @@ class _RefreshGrant(grants.RefreshTokenGrant):
             return None
         if _live_grant(s, row.account_id, row.client_id) is None:
             return None
-        _mark_used(s, row)
-        return _Token(row)
+        return _Token(row)  # marked used in save_token, once authlib has checked the client and the scope
 
     def authenticate_user(self, refresh_token: _Token) -> str:
         return refresh_token.row.account_id
@@ -290,6 +295,8 @@ class _Server(AuthorizationServer):
         s = self.session
         parent: _Token | None = request.refresh_token
         code: _Code | None = request.authorization_code
+        if parent is not None:  # a successful refresh is the first use of this refresh token
+            _mark_used(s, parent.row, commit=False)
         _store_token(s, token, client_id=request.client.get_client_id(), account_id=request.user,
                      parent=parent.row if parent else None, code_hash=code.row.code_hash if code else None)
 
@@ -309,8 +316,6 @@ class _Server(AuthorizationServer):
 # ---------------------------------------------------------------- storage helpers
 
 
-
-
 def _store_token(s: Session, token: dict[str, Any], client_id: str, account_id: str,
                  parent: OAuthToken | None = None, code_hash: str | None = None) -> OAuthToken:
     now = utcnow()
@@ -325,7 +330,7 @@ def _store_token(s: Session, token: dict[str, Any], client_id: str, account_id: 
     return row
 
 
-def _mark_used(s: Session, row: OAuthToken) -> None:
+def _mark_used(s: Session, row: OAuthToken, commit: bool = True) -> None:
     """The first use of a token retires its parent's refresh token (reuse after that revokes the family)."""
     if row.used_at is not None:
         return
@@ -336,7 +341,8 @@ def _mark_used(s: Session, row: OAuthToken) -> None:
         if parent is not None and parent.refresh_retired_at is None:
             parent.refresh_retired_at = row.used_at
             s.add(parent)
-    s.commit()
+    if commit:
+        s.commit()
 
 
 def _revoke_family(s: Session, family_id: str) -> None:
@@ -419,6 +425,39 @@ def add_client(s: Session, name: str, integration: str, redirect_uris: list[str]
     s.add(row)
     s.commit()
     return row, secret
+
+
+def list_clients(s: Session) -> list[dict[str, Any]]:
+    """Every registered client with its settings and the number of live links (no secrets)."""
+    out = []
+    for c in s.exec(select(OAuthClient).order_by(OAuthClient.created_at)).all():  # type: ignore[arg-type]
+        links = s.exec(select(OAuthGrant.id).where(OAuthGrant.client_id == c.id,
+                                                   OAuthGrant.revoked_at == None)).all()  # noqa: E711
+        out.append({"client_id": c.id, "name": c.name, "integration": c.integration, "public": c.secret_hash is None,
+                    "require_pkce": c.require_pkce, "redirect_uris": list(c.redirect_uris or []),
+                    "scopes": list(c.scopes or []), "links": len(links), "created_at": iso(c.created_at)})
+    return out
+
+
+def remove_client(s: Session, client_id: str) -> int | None:
+    """Unlink every account from the client and delete it with its codes and tokens; the number of links ended.
+
+    The consent ledger keeps the grants as withdrawn. None when there is no such client.
+    """
+    client = s.get(OAuthClient, client_id)
+    if client is None:
+        return None
+    accounts = set(s.exec(select(OAuthGrant.account_id).where(OAuthGrant.client_id == client_id,
+                                                              OAuthGrant.revoked_at == None)).all())  # noqa: E711
+    for account_id in accounts:
+        revoke_link(s, account_id, client_id)
+    for model in (OAuthCode, OAuthToken, OAuthGrant):
+        for row in s.exec(select(model).where(model.client_id == client_id)).all():  # type: ignore[attr-defined]
+            s.delete(row)
+    s.flush()
+    s.delete(client)
+    s.commit()
+    return len(accounts)
 
 
 def issue_tokens(s: Session, account_id: str, client_id: str, scopes: Iterable[str] | str) -> dict[str, Any]:
@@ -526,9 +565,9 @@ PAGE_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-anc
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     doc = (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
-           f"content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title></head>"
-           f"<body style='font-family:sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem'>"
-           f"<h1>{html.escape(title)}</h1>{body}</body></html>")
+           f"content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title>"
+           f"<link rel=stylesheet href=/static/app.css></head><body><main class=consent>"  # the web UI's look
+           f"<section class='card narrow'><h1>{html.escape(title)}</h1>{body}</section></main></body></html>")
     return HTMLResponse(doc, status_code=status, headers=PAGE_HEADERS)
 
 
@@ -593,8 +632,8 @@ def _consent_page(request: Request, client: OAuthClient, scopes: list[str], user
             f"({html.escape(user.account.email)}). It will be able to:</p><ul>{items}</ul>"
             f"<p>It sees a pseudonymous id, never your e-mail address. You can unlink it at any time.</p>"
             f"<form method=post action=\"{action}\"><input type=hidden name=csrf_token value=\"{csrf}\">"
-            f"<button name=decision value=approve>Allow</button> "
-            f"<button name=decision value=deny>Deny</button></form>")
+            f"<div class=row><button name=decision value=approve class=primary>Allow</button> "
+            f"<button name=decision value=deny>Deny</button></div></form>")
     return _page(f"Link {client.name}", body)
 
 
@@ -605,7 +644,10 @@ async def token(request: Request) -> Response:
 
     def _run(s: Session) -> tuple[int, Any, list[tuple[str, str]]]:
         result = _Server(s).create_token_response(req)
-        s.commit()
+        if result[0] == 200:
+            s.commit()
+        else:  # nothing half-written: a token saved before a late failure is dropped (reuse revocations are
+            s.rollback()  # committed where they are detected)
         return result
 
     return _to_response(await core.db.run(_run))
