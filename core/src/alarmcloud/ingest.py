@@ -19,10 +19,10 @@ from starlette.responses import JSONResponse, Response
 from alarmcloud import crypto, jobs
 from alarmcloud.auth import core
 from alarmcloud.errors import ApiError
-from alarmcloud.events import CLIP_STORED, Event
+from alarmcloud.events import CLIP_STORED, STORAGE_ALMOST_FULL, Event
 from alarmcloud.models import Account, Camera, Clip, Rejection, Series, new_id, utcnow
 from alarmcloud.safeprobe import safe_probe
-from alarmcloud.storage import make_room
+from alarmcloud.storage import make_room, used_bytes
 from alarmcloud.video import ProbeError
 
 if TYPE_CHECKING:
@@ -174,6 +174,7 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
             quota = acc.quota_bytes or st.storage.quota_bytes
             if size > quota:
                 raise Rejected("over_quota", "the clip is larger than the account's whole quota", 413)
+            used_before = used_bytes(s, account_id)
             evicted = make_room(s, acc, size, quota)
             trigger = meta.get("trigger")
             if cam.last_trigger and cam.last_trigger_at and now - cam.last_trigger_at < timedelta(seconds=120):
@@ -198,6 +199,8 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
             s.flush()
             if not acc.restricted:
                 jobs.enqueue(s, clip, jobs.priority_for(app, cam, clip, series))
+            s.flush()
+            used_after = used_bytes(s, account_id)
             s.commit()
             series_id = series.id
     except Exception:
@@ -211,6 +214,10 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     app.usage.add(account_id=account_id, subject=f"camera:{camera_id}", bytes_in=size)
     app.emit_sync(Event(CLIP_STORED, account_id, camera_id, {"clip_id": clip_id, "series_id": series_id,
                                                             "duration": probe.duration}))
+    limit = st.storage.almost_full_ratio * quota
+    if used_before < limit <= used_after:  # once per crossing, not for every clip while the store stays full
+        app.emit_sync(Event(STORAGE_ALMOST_FULL, account_id, None, {
+            "used_ratio": round(used_after / quota, 4), "used_bytes": used_after, "quota_bytes": quota}))
     app.wake_workers()
     return IngestResult(clip_id=clip_id, event_id=clip_id, series_id=series_id)
 
