@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from alarmcloud.contracts import LiveStream
 from alarmcloud.errors import ApiError
 from alarmcloud.models import Account, Camera, PluginState, utcnow
-from alarmcloud.services import CameraSummary, CoreServices, Principal, ServiceError
+from alarmcloud.services import CameraSummary, CoreServices, EndpointTestAccount, Principal, ServiceError
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -50,6 +50,13 @@ class Services(CoreServices):
         from alarmcloud import oauth
 
         await self.app.db.run(lambda s: oauth.unlink(s, account_id, integration))
+
+    async def endpoint_test_account(self, integration: str, scopes: tuple[str, ...]) -> EndpointTestAccount:
+        from alarmcloud import samples
+
+        account_id, camera_id = await anyio.to_thread.run_sync(samples.ensure_sample_account, self.app, integration)
+        token = await self.app.db.run(lambda s: samples.endpoint_test_token(s, integration, account_id, scopes))
+        return EndpointTestAccount(account_id=account_id, camera_id=camera_id, access_token=token)
 
     # ------------------------------------------------------------ cameras and events
 

@@ -50,6 +50,15 @@ class CameraSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EndpointTestAccount:
+    """A platform's endpoint-test user: its account, its camera and a fresh access token of the integration."""
+
+    account_id: str
+    camera_id: str
+    access_token: str
+
+
 class CoreServices(ABC):
     """What the core offers plugins. All ids are strings; all methods are tenant-scoped."""
 
@@ -130,6 +139,12 @@ class CoreServices(ABC):
     @abstractmethod
     async def record_camera_trigger(self, camera_id: str, trigger: dict[str, Any]) -> None:
         """Remember what triggered a camera's alarm; the next clip it uploads carries it as metadata."""
+
+    async def endpoint_test_account(self, integration: str, scopes: tuple[str, ...]) -> EndpointTestAccount:
+        """The account a platform's endpoint tests use (IFTTT ``test/setup``), made once with a camera and three
+        alarms stored as ingest and the pipeline store them (videos, thumbnails, rain and plate findings); each call
+        links it to the integration with ``scopes`` and returns a fresh access token."""
+        raise ServiceError(501, "not_supported", "this deployment has no endpoint-test accounts")
 
     @abstractmethod
     async def unlink(self, account_id: str, integration: str) -> None:

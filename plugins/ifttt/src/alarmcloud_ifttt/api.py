@@ -22,6 +22,8 @@ ACTIONS = ("motion_detection", "alarm_email", "go_to_preset", "alarm_area", "are
 QUERIES = ("list_alarms", "storage_status")
 #: which core event types make which triggers fire (Realtime)
 TRIGGER_SCOPE = {"storage_almost_full": "storage:read"}
+#: what the endpoint-test user's token may do (everything IFTTT's tests call)
+TEST_SCOPES = ("alarms:read", "cameras:control", "storage:read")
 
 
 class IftttError(Exception):
@@ -120,14 +122,21 @@ async def status(request: Request) -> Response:
 
 
 async def test_setup(request: Request) -> Response:
-    """Create the endpoint-test user, its fixtures and a token; return samples for every trigger and action."""
+    """The endpoint-test user (made once by the core: a camera, three alarms with videos and findings), storage
+    warnings on its timeline, a fresh token, and samples for every trigger, field validation, action and query."""
     _check_key(request)
-    from alarmcloud_ifttt.fixtures import setup_test_account
-
-    app = _app(request)
-    redirect = settings(app).get("redirect_uri") or "https://ifttt.com/channels/alarmcloud/authorize"
-    info = await app.db.run(lambda s: setup_test_account(s, redirect))
-    cam = info["camera_id"]
+    services = _app(request).services
+    try:
+        acc = await services.endpoint_test_account(INTEGRATION, TEST_SCOPES)
+    except ServiceError as exc:
+        raise IftttError(503 if exc.status >= 500 else exc.status, exc.message) from None
+    if not await services.get_state(PLUGIN, acc.account_id, "storage_events"):
+        now = int(datetime.now(UTC).timestamp())
+        await services.set_state(PLUGIN, acc.account_id, "storage_events", [
+            {"id": f"test-storage-{i}", "timestamp": now - 3600 * (i + 1), "used_ratio": 0.9 + i / 100}
+            for i in range(3)])
+    await services.set_state(PLUGIN, acc.account_id, "test_account", True)  # its camera is no device: see action
+    cam = acc.camera_id
     on = {"camera": cam, "on": "on"}
     samples = {
         "triggers": {"new_alarm": {"camera": cam}, "alarm_with_detection": {"label": "rain"}},
@@ -141,7 +150,7 @@ async def test_setup(request: Request) -> Response:
                                  for a in ACTIONS},
         "queries": {"list_alarms": {"camera": cam}, "storage_status": {}},
     }
-    return JSONResponse({"data": {"accessToken": info["access_token"], "samples": samples}})
+    return JSONResponse({"data": {"accessToken": acc.access_token, "samples": samples}})
 
 
 async def user_info(request: Request) -> Response:
@@ -275,7 +284,7 @@ def _plan(slug: str, fields: dict[str, Any]) -> list[tuple[str, Any, int | None]
     if slug in ("motion_detection", "alarm_email"):
         return [(slug, _on(fields.get("on")), None)]
     if slug == "go_to_preset":
-        return [("go_to_preset", _int(fields.get("preset"), "preset", 0, 15), None)]
+        return [("go_to_preset", _int(fields.get("preset"), "preset", 1, 16), None)]
     if slug == "alarm_area":
         return [("alarm_area", _on(fields.get("on")), _int(fields.get("area"), "area", 1, 4))]
     if slug == "area_sensitivity":
