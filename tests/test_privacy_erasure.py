@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,7 @@ def test_inactive_account_notice_then_erasure(api: Any, server: LiveServer, priv
     b = privacy.populate(api, tmp_path, "awake@example.com")
     cfg = core.settings.privacy
     old = utcnow() - timedelta(days=cfg.inactive_days + 1)
-    with core.db.session() as s:
-        acc = s.get(Account, a["api"].id)
-        acc.last_active_at = old
-        s.add(acc)
-        s.commit()
+    _age(core, a["api"].id, old)
     dry = run_retention(core, dry_run=True)
     assert dry["inactive_accounts"]["noticed"] == [a["api"].id]
     report = run_retention(core)
@@ -95,3 +92,62 @@ def test_inactive_account_notice_then_erasure(api: Any, server: LiveServer, priv
     assert report["inactive_accounts"]["erased"] == [a["api"].id]
     assert privacy.scan(core, [a["api"].id, a["camera"]["id"], a["event_id"], "sleepy@example.com"]) == []
     assert b["api"].get("/api/v1/me").status_code == 200
+
+
+def _age(core: Any, account_id: str, when: Any) -> None:
+    """Make the account (its last request and its logins) look inactive since ``when``."""
+    from alarmcloud.models import SessionRow
+    from sqlmodel import select
+
+    with core.db.session() as s:
+        acc = s.get(Account, account_id)
+        acc.last_active_at = when
+        s.add(acc)
+        for row in s.exec(select(SessionRow).where(SessionRow.account_id == account_id)).all():
+            row.created_at = row.last_seen_at = when
+            s.add(row)
+        s.commit()
+
+
+def test_logging_in_after_the_notice_keeps_the_account(api: Any, server: LiveServer, privacy: Any,
+                                                       tmp_path: Path) -> None:
+    """The notice says "log in before then to keep it": a login (even a short visit) cancels the erasure."""
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "back@example.com")
+    cfg = core.settings.privacy
+    _age(core, a["api"].id, utcnow() - timedelta(days=cfg.inactive_days + 1))
+    assert run_retention(core)["inactive_accounts"]["noticed"] == [a["api"].id]
+    with core.db.session() as s:
+        acc = s.get(Account, a["api"].id)
+        acc.deletion_notice_at = utcnow() - timedelta(days=cfg.inactive_grace_days + 1)
+        s.add(acc)
+        s.commit()
+    back = api().login("back@example.com", "correct horse battery staple")  # the customer comes back
+    report = run_retention(core)["inactive_accounts"]
+    assert report["reactivated"] == [a["api"].id] and report["erased"] == []
+    assert back.get(f"/api/v1/events/{a['event_id']}/video").status_code == 200
+    with core.db.session() as s:
+        assert s.get(Account, a["api"].id).deletion_notice_at is None
+
+
+def test_the_server_runs_the_retention_task_on_schedule(settings: Any, monkeypatch: Any) -> None:
+    """Retention (access log, inactive accounts, ...) runs by itself while the server runs, with no operator."""
+    from alarmcloud import privacy
+    from alarmcloud.models import AccessLog
+    from sqlmodel import select
+
+    monkeypatch.setattr(privacy, "RETENTION_INTERVAL", 0.2)
+    with LiveServer(settings) as srv:
+        core: Any = srv.core
+        with core.db.session() as s:
+            s.add(AccessLog(at=utcnow() - timedelta(days=91), ip_prefix="10.0.0.0/24", method="GET", path="/stale",
+                            status=200))
+            s.commit()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with core.db.session() as s:
+                if s.exec(select(AccessLog).where(AccessLog.path == "/stale")).first() is None:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the retention task did not run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ftplib
 import logging
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from alarmcloud.ftp import start_ftp_server
 from alarmcloud.models import AccessLog, UsageHour, utcnow
 from alarmcloud.privacy import run_retention
 from alarmcloud.privacy_log import scrub_path, scrub_text, writer_for
@@ -28,6 +30,20 @@ def test_access_log_has_no_ip_email_or_token(api: Any, server: LiveServer, caplo
     httpx.get(server.url + f"/api/v1/me?token={secret}&email=logged.person@example.com", headers=bearer)
     httpx.get(server.url + f"/api/v1/users/logged.person@example.com/{secret}")
     httpx.post(server.url + "/api/v1/auth/login", json={"email": "logged.person@example.com", "password": "nope nope"})
+    # the FTP ingest logs failed logins with the peer address (and pyftpdlib logs its sessions): scrubbed too
+    core.settings.ftp.passive_ports = ""
+    ftp_srv = start_ftp_server(core, port=0, host="127.0.0.1")
+    ftp_srv.handler.auth_failed_timeout = 0.01
+    try:
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", ftp_srv.port, timeout=30)
+        with pytest.raises(ftplib.error_perm):
+            ftp.login("logged.person@example.com", secret)
+        ftp.close()
+    finally:
+        ftp_srv.stop()
+    logging.getLogger("alarmcloud.privacy.probe").warning("request %s from %s failed", f"/x?token={secret}",
+                                                           "2001:db8:4:5::9")
     writer_for(core).flush()
     with core.db.session() as s:
         rows = s.exec(select(AccessLog)).all()
@@ -43,13 +59,32 @@ def test_access_log_has_no_ip_email_or_token(api: Any, server: LiveServer, caplo
     # usage per API token and hour: counts and bytes, no IP
     assert usage and usage[0].requests == 2 and usage[0].bytes_out > 0 and usage[0].account_id == a.id
     # the test run's log output holds no full address and no e-mail address
-    server_side = [r for r in caplog.records if r.name.startswith(("alarmcloud", "uvicorn", "starlette"))]
-    text = "\n".join(r.getMessage() for r in server_side)
-    assert "127.0.0.1" not in text and "logged.person@example.com" not in text
+    text = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "FTP login failed" in text and "127.0.0.0/24" in text and "2001:db8:4::/48" in text  # lines were logged
+    for bad in ("127.0.0.1", "logged.person@example.com", secret, "2001:db8:4:5::9"):
+        assert bad not in text, bad
     assert logging.getLogger("uvicorn.access").disabled
     for f in Path(core.settings.data_dir).rglob("*.log"):
         content = f.read_text(errors="replace")
         assert "127.0.0.1" not in content and "@example.com" not in content
+
+
+def test_access_log_truncates_ipv6_to_48(server: LiveServer) -> None:
+    """A client connecting over IPv6 is stored as its /48 network (requests go through the app's middleware)."""
+    import anyio
+
+    core: Any = server.core
+
+    async def _get() -> int:
+        transport = httpx.ASGITransport(app=server.app, client=("2001:db8:abcd:12:34::7", 40000))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return (await c.get("/-/health?probe=ipv6")).status_code
+
+    assert anyio.run(_get) == 200
+    writer_for(core).flush()
+    with core.db.session() as s:
+        rows = s.exec(select(AccessLog).where(AccessLog.ip_prefix != "127.0.0.0/24")).all()
+    assert [(r.ip_prefix, r.path) for r in rows] == [("2001:db8:abcd::/48", "/-/health")]
 
 
 def test_scrubbers() -> None:
@@ -57,6 +92,10 @@ def test_scrubbers() -> None:
     assert scrub_path("/api/v1/events/0123456789abcdef0123456789abcdef") == "/api/v1/events/{id}"
     assert scrub_text("from 192.168.17.42 by joe@x.org") == "from 192.168.17.0/24 by {email}"
     assert "2001:db8:1::/48" in scrub_text("peer 2001:db8:1:2:3:4:5:6 said hi")
+    assert scrub_text("peer [2001:db8:1:2::5]:443 at 12:30:45") == "peer [2001:db8:1::/48]:443 at 12:30:45"
+    tok = "act_" + "x" * 43
+    assert scrub_text(f"GET https://h.example/a?key=s3cr3t {tok} Bearer abc.def") == \
+        "GET https://h.example/a?{query} {token} Bearer {token}"
 
 
 def test_access_log_retention_at_most_90_days(server: LiveServer) -> None:

@@ -65,3 +65,33 @@ def _recorder(orig: Any, received: list[str]) -> Any:
         return await orig(name, **kw)
 
     return call_each
+
+
+def test_restricted_account_clips_are_kept_but_not_analysed_or_shared(api: Any, server: LiveServer,
+                                                                       privacy: Any, tmp_path: Path) -> None:
+    """Art. 18: an upload of a restricted account is stored, but no detector, webhook or integration sees it."""
+    from alarmcloud.models import FindingRow, Job
+
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "blocked@example.com")
+    acc, cam = a["api"], a["camera"]
+    assert acc.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
+    core.settings.notify.webhook_networks = ["127.0.0.0/8"]
+    r = acc.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
+    assert r.status_code == 201, r.text
+    assert anyio.run(lambda: core.services.list_events(acc.id))  # integrations (IFTTT polling) see events
+    assert acc.patch("/api/v1/me", json={"restricted": True}).json()["restricted"] is True
+
+    r = acc.upload(acc.upload_credentials(cam["id"]), tmp_path / f"{acc.id}.mp4")
+    assert r.status_code in (200, 201), r.text
+    clip_id = r.json()["event_id"]
+    ev = acc.wait_event(clip_id)
+    assert ev["status"] == "skipped"
+    assert acc.get(f"/api/v1/events/{clip_id}/video").status_code == 200  # the data is kept
+    with core.db.session() as s:
+        assert s.exec(select(Job).where(Job.clip_id == clip_id)).all() == []
+        assert s.exec(select(FindingRow).where(FindingRow.clip_id == clip_id)).all() == []
+        assert s.exec(select(Outbox).where(Outbox.account_id == acc.id, Outbox.kind == "webhook")).all() == []
+    assert anyio.run(lambda: core.services.list_events(acc.id)) == []  # nothing for IFTTT polling either
+    acc.patch("/api/v1/me", json={"restricted": False})
+    assert anyio.run(lambda: core.services.list_events(acc.id))

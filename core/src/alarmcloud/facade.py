@@ -106,8 +106,8 @@ class Services(CoreServices):
 
         def _q(s: Session) -> list[dict[str, Any]]:
             acc = s.get(Account, account_id)
-            if acc is None:
-                return []
+            if acc is None or acc.restricted:
+                return []  # GDPR Art. 18: a restricted account's events go to no integration
             params = {k: v for k, v in {"camera_id": camera_id, "label": label,
                                         "verdict": "alarm" if real_alarms_only else None}.items() if v}
             return query_events(s, User(acc, "service"), params, max(1, min(limit, 200)))[0]

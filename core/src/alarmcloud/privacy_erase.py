@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from alarmcloud import events
-from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, PluginState, aware, iso, utcnow
+from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, PluginState, SessionRow, aware, iso, utcnow
 from alarmcloud.storage import delete_clip_rows
 
 if TYPE_CHECKING:
@@ -159,6 +159,16 @@ async def erase_account_async(core: AlarmCloud, account_id: str) -> dict[str, An
 # ---------------------------------------------------------------- inactive accounts
 
 
+def _last_activity(s: Session, acc: Account) -> datetime:
+    """When the account or one of its sub-users was last used: a request, or a login (a new session)."""
+    ids = _account_ids(s, acc.id)
+    times = [aware(t) for t in s.exec(select(Account.last_active_at).where(col(Account.id).in_(ids))).all()]
+    for created, seen in s.exec(select(SessionRow.created_at, SessionRow.last_seen_at)
+                                .where(col(SessionRow.account_id).in_(ids))).all():
+        times += [aware(created), aware(seen)]
+    return max(times)
+
+
 def process_inactive(core: AlarmCloud, dry_run: bool = False) -> dict[str, list[str]]:
     """Notice e-mail after ``inactive_days``; erasure ``inactive_grace_days`` after the notice."""
     cfg = core.settings.privacy
@@ -169,15 +179,15 @@ def process_inactive(core: AlarmCloud, dry_run: bool = False) -> dict[str, list[
     with core.db.session() as s:
         rows = s.exec(select(Account).where(Account.owner_id == None, Account.role != "operator")).all()  # noqa: E711
         for acc in rows:
-            last = acc.last_active_at
+            last = _last_activity(s, acc)
             notice = acc.deletion_notice_at
-            if notice is not None and aware(last) > aware(notice):
+            if notice is not None and last > aware(notice):
                 report["reactivated"].append(acc.id)
                 if not dry_run:
                     acc.deletion_notice_at = None
                     s.add(acc)
                 continue
-            if notice is None and aware(last) < notify_before:
+            if notice is None and last < notify_before:
                 report["noticed"].append(acc.id)
                 if not dry_run:
                     acc.deletion_notice_at = now

@@ -23,7 +23,13 @@ EMAIL_RE = re.compile(r"[^/@\s]+(@|%40)[^/@\s]+")
 #: long opaque segments: tokens, hashes, ids; they become ``{id}`` (no secret and no id reaches the log)
 TOKEN_RE = re.compile(r"(?<=/)[A-Za-z0-9_\-.~%+=]{20,}(?=/|$)")
 IPV4_RE = re.compile(r"\b(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\b")
-IPV6_RE = re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{0,4}\b")
+#: IPv6 candidates, compressed forms (``2001:db8::1``) included; ``ipaddress`` decides
+IPV6_RE = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{0,4}:){2,7}[0-9a-fA-F]{0,4}(?![\w:])")
+#: query strings of URLs in log text (API keys, signatures, tokens travel there)
+URL_QUERY_RE = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"]*)\?[^\s'\"]*")
+BEARER_RE = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9_\-.~+/=]+", re.IGNORECASE)
+#: this deployment's own tokens (API keys ``act_``, OAuth access ``aco_`` and refresh ``acr_`` tokens)
+SECRET_TOKEN_RE = re.compile(r"\bac[tor]_[A-Za-z0-9_\-]{16,}")
 BATCH = 50
 FLUSH_SECONDS = 2.0
 
@@ -37,7 +43,10 @@ def scrub_path(path: str) -> str:
 
 
 def scrub_text(text: str) -> str:
-    """Log text with addresses truncated and e-mail addresses removed."""
+    """Log text with addresses truncated; e-mail addresses, tokens and URL query strings removed."""
+    text = URL_QUERY_RE.sub(r"\1?{query}", text)
+    text = BEARER_RE.sub(r"\1 {token}", text)
+    text = SECRET_TOKEN_RE.sub("{token}", text)
     text = EMAIL_RE.sub("{email}", text)
     text = IPV4_RE.sub(lambda m: truncate_ip(m.group(0)) if _valid_ip(m.group(0)) else m.group(0), text)
     return IPV6_RE.sub(lambda m: truncate_ip(m.group(0)) if _valid_ip(m.group(0)) else m.group(0), text)
@@ -53,22 +62,52 @@ def _valid_ip(s: str) -> bool:
         return False
 
 
+def scrub_record(record: logging.LogRecord) -> None:
+    """Scrub a log record's message and traceback in place (see ``scrub_text``)."""
+    try:
+        msg = record.getMessage()
+    except Exception:
+        return
+    clean = scrub_text(msg)
+    if clean != msg:
+        record.msg, record.args = clean, None
+    if record.exc_info and not record.exc_text:
+        # formatted once here; handlers reuse ``exc_text`` (exception texts can quote SQL parameters)
+        record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = scrub_text(record.exc_text)
+
+
 class ScrubFilter(logging.Filter):
-    """A logging filter that removes e-mail addresses and full IP addresses from records."""
+    """A logging filter that removes e-mail addresses, tokens and full IP addresses from records."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except Exception:
-            return True
-        clean = scrub_text(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
+        scrub_record(record)
         return True
 
 
+def install_record_scrubber() -> None:
+    """Scrub every record of the process when it is created, whatever logger or handler it goes to.
+
+    A filter on the ``alarmcloud`` logger alone would miss its children (``alarmcloud.ftp``) and libraries such as
+    pyftpdlib and httpx: filters of a parent logger do not apply to records that propagate to it.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, "alarmcloud_scrubs", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        scrub_record(record)
+        return record
+
+    factory.alarmcloud_scrubs = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def configure_logging() -> None:
-    """uvicorn's access log off (it writes full IPs and query strings); scrub what uvicorn.error writes."""
+    """uvicorn's access log off (it writes full IPs and query strings); every log record scrubbed."""
+    install_record_scrubber()
     access = logging.getLogger("uvicorn.access")
     access.disabled = True
     access.propagate = False
