@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
-from alarmcloud.testing import LiveServer
+import pytest
+import sqlalchemy as sa
+from alarmcloud.testing import LiveServer, test_settings
 from sqlalchemy import text
+
+PG = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Every test here runs on SQLite and on a fresh database of a real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
+        return
+    if not PG:
+        pytest.skip("set ALARMCLOUD_TEST_POSTGRES_URL (scripts/test starts a server)")
+    name = "ac_acc_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"],
+                            database_url=PG.rsplit("/", 1)[0] + "/" + name)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 def test_register_login_camera_flow(api: Any) -> None:
@@ -151,3 +185,148 @@ def test_secrets_never_stored_in_clear(api: Any, server: LiveServer) -> None:
                    creds["password"], tok, a.http.cookies.get("ac_session")):
         assert secret not in blob, secret
     assert "$argon2id$" in blob
+
+
+def test_subuser_rights_control_admin_and_removal(api: Any, server: LiveServer) -> None:
+    from alarmcloud.models import Account, ApiToken, CameraRight, SessionRow
+    from sqlmodel import select
+
+    owner = api().register("owner3@example.com")
+    cam = owner.camera("Front")
+    other = api().register("stranger@example.com")
+    other_cam = other.camera("Not yours")
+    sub = owner.post("/api/v1/subusers", json={"email": "helper@example.com", "password": "another good pw",
+                                               "rights": {cam["id"]: "view"}}).json()
+    helper = api().login("helper@example.com", "another good pw")
+    action = {"action": "motion_detection", "value": False}
+    assert helper.post(f"/api/v1/cameras/{cam['id']}/actions", json=action).status_code == 403
+    # control: actions pass the rights check (this camera has no address: 409), settings do not
+    r = owner.put(f"/api/v1/subusers/{sub['id']}", json={"rights": {cam["id"]: "control"}})
+    assert r.status_code == 200 and r.json()["rights"] == {cam["id"]: "control"}
+    r = helper.post(f"/api/v1/cameras/{cam['id']}/actions", json=action)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "no_address"
+    assert helper.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 403
+    assert helper.post(f"/api/v1/cameras/{cam['id']}/upload-credentials").status_code == 403
+    # admin: camera settings and upload credentials, but never deleting the owner's camera or adding cameras
+    assert owner.put(f"/api/v1/subusers/{sub['id']}", json={"rights": {cam["id"]: "admin"}}).status_code == 200
+    assert helper.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
+    assert helper.patch(f"/api/v1/cameras/{cam['id']}", json={"name": "Front door"}).status_code == 200
+    assert helper.post(f"/api/v1/cameras/{cam['id']}/upload-credentials").status_code == 201
+    assert helper.delete(f"/api/v1/cameras/{cam['id']}").status_code == 403
+    assert helper.post("/api/v1/cameras", json={"name": "x", "brand": "instar", "model": "IN-9008"}).status_code == 403
+    # nobody else's cameras or users can be granted or touched
+    r = owner.put(f"/api/v1/subusers/{sub['id']}", json={"rights": {other_cam["id"]: "view"}})
+    assert r.status_code == 404
+    assert other.put(f"/api/v1/subusers/{sub['id']}", json={"rights": {}}).status_code == 404
+    assert other.delete(f"/api/v1/subusers/{sub['id']}").status_code == 404
+    assert owner.delete(f"/api/v1/subusers/{other.id}").status_code == 404
+    assert helper.delete(f"/api/v1/subusers/{sub['id']}").status_code == 403
+    r = owner.put(f"/api/v1/subusers/{sub['id']}", json={"rights": {cam["id"]: "root"}})
+    assert r.status_code == 400
+    # rights revoked: the camera disappears for the sub-user
+    assert owner.put(f"/api/v1/subusers/{sub['id']}", json={"rights": {}}).status_code == 200
+    assert helper.get(f"/api/v1/cameras/{cam['id']}").status_code == 404
+    assert helper.get("/api/v1/cameras").json()["items"] == []
+    helper.post("/api/v1/tokens", json={"name": "t"})
+    # removal: the sub-user's login, sessions, tokens and rights are gone; the owner keeps the camera
+    assert owner.delete(f"/api/v1/subusers/{sub['id']}").status_code == 204
+    assert helper.get("/api/v1/me").status_code == 401
+    assert owner.get("/api/v1/subusers").json()["items"] == []
+    assert owner.get(f"/api/v1/cameras/{cam['id']}").json()["name"] == "Front door"
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        assert s.get(Account, sub["id"]) is None
+        for model in (SessionRow, ApiToken, CameraRight):
+            assert s.exec(select(model).where(model.account_id == sub["id"])).all() == []
+    r = httpx.post(server.url + "/api/v1/auth/login", json={"email": "helper@example.com",
+                                                             "password": "another good pw"})
+    assert r.status_code == 401
+
+
+def test_sessions_expire_when_idle_and_after_the_absolute_limit(api: Any, server: LiveServer) -> None:
+    from alarmcloud.crypto import token_hash
+    from alarmcloud.models import SessionRow, utcnow
+
+    st = server.core.settings  # type: ignore[attr-defined]
+    idle, absolute = api().register("idle@example.com"), api().register("absolute@example.com")
+    fresh = api().register("fresh@example.com")
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        row = s.get(SessionRow, token_hash(idle.http.cookies["ac_session"]))
+        row.last_seen_at = utcnow() - timedelta(minutes=st.session_idle_minutes + 1)
+        s.add(row)
+        row = s.get(SessionRow, token_hash(absolute.http.cookies["ac_session"]))
+        row.created_at = utcnow() - timedelta(days=st.session_absolute_days, minutes=1)
+        row.last_seen_at = utcnow()  # in use all along: still ends
+        s.add(row)
+        row = s.get(SessionRow, token_hash(fresh.http.cookies["ac_session"]))
+        row.created_at = row.last_seen_at = utcnow() - timedelta(minutes=st.session_idle_minutes - 5)
+        s.add(row)
+        s.commit()
+    for gone in (idle, absolute):
+        r = gone.get("/api/v1/me")
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        with server.core.db.session() as s:  # type: ignore[attr-defined]
+            assert s.get(SessionRow, token_hash(gone.http.cookies["ac_session"])) is None  # removed, not kept
+    assert fresh.get("/api/v1/me").status_code == 200
+
+
+@pytest.mark.anyio
+async def test_session_cookie_secure_when_served_over_tls(settings: Any) -> None:
+    from alarmcloud.app import create_app
+
+    app = create_app(settings)
+    body = {"email": "tls@example.com", "password": "correct horse battery staple"}
+    for base, secure in (("https://cloud.example", True), ("http://cloud.example", False)):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as client:
+            await client.post("/api/v1/auth/register", json=body)
+            r = await client.post("/api/v1/auth/login", json=body)
+            assert r.status_code == 200
+            cookies = [v for k, v in r.headers.multi_items() if k == "set-cookie"]
+            assert len(cookies) == 2
+            assert all(("; Secure" in c) is secure for c in cookies), cookies
+            assert "HttpOnly" in next(c for c in cookies if c.startswith("ac_session="))
+
+
+def _serve(data: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).with_name("alarmcloud")
+    proc = subprocess.Popen([str(exe), "serve", "--data-dir", str(data), "--port", str(port), "--ftp-port", "0",
+                             "--workers", "0", "--log-level", "WARNING"],
+                            env={**os.environ, "ALARMCLOUD_TEST_DATABASE_URL": "", **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/-/health", timeout=2).status_code < 500:
+                return proc, url
+        except httpx.TransportError:
+            assert proc.poll() is None, "alarmcloud serve exited"
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("alarmcloud serve did not start")
+
+
+def test_serve_trusts_forwarded_https_only_from_configured_proxies(tmp_path: Path) -> None:
+    body = {"email": "proxy@example.com", "password": "correct horse battery staple"}
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    for name, env, secure in (("trusted", {"ALARMCLOUD_FORWARDED_ALLOW_IPS": "127.0.0.1"}, True),
+                              ("default", {}, False)):
+        proc, url = _serve(tmp_path / name, env)
+        try:
+            httpx.post(url + "/api/v1/auth/register", json=body)
+            r = httpx.post(url + "/api/v1/auth/login", json=body, headers=forwarded)
+            assert r.status_code == 200
+            cookie = next(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("ac_session="))
+            assert ("; Secure" in cookie) is secure, (name, cookie)
+            # the upload URL the cameras get points at the port actually served (no public_url configured)
+            # (a client only returns a Secure cookie over https, which the proxy would terminate: send it by hand)
+            h = {"X-CSRF-Token": r.json()["csrf_token"], "Cookie": f"ac_session={r.cookies['ac_session']}"}
+            with httpx.Client(base_url=url, headers=h) as c:
+                cam = c.post("/api/v1/cameras", json={"name": "x", "brand": "instar", "model": "IN-9008"}).json()
+                creds = c.post(f"/api/v1/cameras/{cam['id']}/upload-credentials").json()
+            assert creds["http_url"] == url + "/api/v1/ingest/clips"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -190,3 +190,78 @@ def test_hook_health_checks(tmp_path: Path) -> None:
         r = httpx.get(srv.url + "/-/health")
         assert r.status_code == 503
         assert r.json()["checks"] == {"database": True, "toy-ok": True, "toy-broken": False}
+
+
+# ---------------------------------------------------------------- the plugin status table
+
+BUNDLED = {("cameras", "instar"), ("detectors", "rain"), ("detectors", "plates"), ("integrations", "ifttt"),
+           ("integrations", "alexa"), ("integrations", "google_home")}
+
+
+def _broken_distribution(root: Path) -> Path:
+    """An installed distribution whose entry point fails on import, as a broken third-party plugin would."""
+    (root / "alarmcloud_broken_fixture.py").write_text('raise ImportError("needs libfoo.so.3")\n')
+    info = root / "alarmcloud_broken_fixture-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: alarmcloud-broken-fixture\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[alarmcloud.detectors]\nbroken = alarmcloud_broken_fixture\n")
+    return root
+
+
+def _check_table(rows: list[dict[str, Any]]) -> None:
+    by_key = {(r["group"], r["name"]): r for r in rows}
+    for key in BUNDLED:
+        assert by_key[key]["installed"] and by_key[key]["enabled"] and by_key[key]["loaded"], by_key[key]
+        assert by_key[key]["distribution"].startswith("alarmcloud-") and by_key[key]["error"] is None
+    broken = by_key[("detectors", "broken")]
+    assert broken["installed"] and broken["enabled"] and not broken["loaded"]
+    assert broken["distribution"] == "alarmcloud-broken-fixture"
+    assert "ImportError" in broken["error"] and "libfoo.so.3" in broken["error"]
+
+
+def test_plugin_status_cli_shows_bundled_loaded_and_broken_failed(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    site = _broken_distribution(tmp_path)
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("ALARMCLOUD_CONFIG", None)
+    out = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "plugins", "--json"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    _check_table(json.loads(out.stdout))
+    table = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "plugins"], env={**env, "COLUMNS": "200"},
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "broken" in table.stdout and "libfoo.so.3" in table.stdout and "google_home" in table.stdout
+
+
+def test_plugin_status_endpoint_and_strict_start(tmp_path: Path, monkeypatch: Any) -> None:
+    import sys
+
+    import pytest
+    from alarmcloud.app import create_app
+    from alarmcloud.plugins import PluginLoadError
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(_broken_distribution(site)))
+    st: Any = test_settings(tmp_path / "data")
+    # by default a broken enabled plugin stops start-up, naming the plugin and its error
+    with pytest.raises(PluginLoadError, match="detectors:broken.*libfoo.so.3"):
+        create_app(st)
+    sys.modules.pop("alarmcloud_broken_fixture", None)
+    st.plugins.strict = False  # the operator allows starting without it
+    with LiveServer(st) as srv:
+        r = httpx.get(srv.url + "/-/plugins")
+        assert r.status_code == 200
+        _check_table(r.json()["plugins"])
+        assert httpx.get(srv.url + "/-/health").status_code == 200
+    # a config that does not enable the broken plugin never imports it
+    st = test_settings(tmp_path / "data2")
+    st.plugins.detectors = ["rain", "plates"]
+    with LiveServer(st) as srv:
+        rows = {(r["group"], r["name"]): r for r in httpx.get(srv.url + "/-/plugins").json()["plugins"]}
+        assert rows[("detectors", "broken")]["enabled"] is False and rows[("detectors", "broken")]["error"] is None
+        assert rows[("detectors", "rain")]["loaded"]

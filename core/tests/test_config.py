@@ -55,3 +55,13 @@ def test_network_typo_fails_at_start(monkeypatch) -> None:
     monkeypatch.setenv("ALARMCLOUD_CAMERA_NETWORKS", "192.168.1.0/33")
     with pytest.raises(ValidationError, match="camera_networks"):
         load_settings()
+
+
+def test_public_url_follows_the_served_address_unless_set(monkeypatch) -> None:
+    monkeypatch.delenv("ALARMCLOUD_PUBLIC_URL", raising=False)
+    assert load_settings(None, port=18765).public_url == "http://127.0.0.1:18765"  # cameras upload here
+    assert load_settings(None, host="0.0.0.0", port=9000).public_url == "http://localhost:9000"
+    assert load_settings(None, host="::1", port=9000).public_url == "http://[::1]:9000"
+    assert load_settings(None, port=9000, public_url="https://cams.example").public_url == "https://cams.example"
+    monkeypatch.setenv("ALARMCLOUD_PUBLIC_URL", "https://env.example")
+    assert load_settings(None, port=9000).public_url == "https://env.example"

@@ -257,6 +257,8 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/tokens/{token_id}", auth.revoke_token, methods=["DELETE"]),
         R("/api/v1/subusers", auth.list_subusers, methods=["GET"]),
         R("/api/v1/subusers", auth.create_subuser, methods=["POST"]),
+        R("/api/v1/subusers/{subuser_id}", auth.set_subuser_rights, methods=["PUT"]),
+        R("/api/v1/subusers/{subuser_id}", auth.delete_subuser, methods=["DELETE"]),
         R("/api/v1/camera-models", cameras.camera_models, methods=["GET"]),
         R("/api/v1/cameras", cameras.list_cameras, methods=["GET"]),
         R("/api/v1/cameras", cameras.create_camera, methods=["POST"]),

@@ -231,7 +231,8 @@ async def register(request: Request) -> Response:
     return JSONResponse({"id": acc.id, "email": acc.email}, status_code=201)
 
 
-async def start_session(app: AlarmCloud, account_id: str, response: Response) -> str:
+async def start_session(app: AlarmCloud, account_id: str, response: Response, request: Request | None = None) -> str:
+    """Store a new server-side session and set its cookies; returns the CSRF token."""
     cookie = crypto.new_token(32)  # 256-bit random id; nothing personal in it
     csrf = crypto.new_token(24)
 
@@ -240,7 +241,9 @@ async def start_session(app: AlarmCloud, account_id: str, response: Response) ->
         s.commit()
 
     await app.db.run(_store)
-    secure = app.settings.cookies_secure
+    # Secure when configured, when public_url is https, or when this request came over TLS (directly or through
+    # a trusted proxy's X-Forwarded-Proto, see forwarded_allow_ips)
+    secure = app.settings.cookies_secure or (request is not None and request.url.scheme == "https")
     max_age = app.settings.session_absolute_days * 86400
     response.set_cookie(SESSION_COOKIE, cookie, max_age=max_age, httponly=True, samesite="lax", secure=secure,
                         path="/")
@@ -275,7 +278,7 @@ async def login(request: Request) -> Response:
     password = field(data, "password", str, max_len=1024)
     acc = await check_login(app, request, email, password)
     response = JSONResponse({"id": acc.id, "email": acc.email, "role": acc.role})
-    csrf = await start_session(app, acc.id, response)
+    csrf = await start_session(app, acc.id, response, request)
     response.body = response.render({"id": acc.id, "email": acc.email, "role": acc.role, "csrf_token": csrf})
     response.headers["content-length"] = str(len(response.body))
     return response
@@ -391,3 +394,51 @@ async def list_subusers(request: Request) -> Response:
         return out
 
     return JSONResponse({"items": await core(request).db.run(_list)})
+
+
+def _own_subuser(s: Session, user: User, subuser_id: str) -> Account:
+    """The owner's sub-user; 404 for anyone else's account (never reveal existence)."""
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "sub-users cannot manage users")
+    acc = s.get(Account, subuser_id)
+    if acc is None or acc.owner_id != user.id:
+        raise ApiError(404, "not_found", "user not found")
+    return acc
+
+
+async def set_subuser_rights(request: Request) -> Response:
+    """Replace a sub-user's per-camera rights: ``{"rights": {"<camera id>": "view" | "control" | "admin"}}``."""
+    user = await require_user(request)
+    sid = request.path_params["subuser_id"]
+    data = await json_body(request)
+    rights = field(data, "rights", dict)
+    for right in rights.values():
+        if right not in RIGHTS:
+            raise ApiError(400, "invalid_field", "rights must be view, control or admin")
+
+    def _set(s: Session) -> None:
+        acc = _own_subuser(s, user, sid)
+        for cam_id in rights:
+            cam = s.get(Camera, cam_id)
+            if cam is None or cam.account_id != user.id:
+                raise ApiError(404, "not_found", "camera not found")
+        for row in s.exec(select(CameraRight).where(CameraRight.account_id == acc.id)).all():
+            s.delete(row)
+        s.flush()
+        for cam_id, right in rights.items():
+            s.add(CameraRight(account_id=acc.id, camera_id=cam_id, right=right))
+        s.commit()
+
+    await core(request).db.run(_set)
+    return JSONResponse({"id": sid, "rights": rights})
+
+
+async def delete_subuser(request: Request) -> Response:
+    """Remove a sub-user with its sessions, tokens and rights (the owner's cameras and clips stay)."""
+    from alarmcloud.privacy_erase import erase_account_async
+
+    user = await require_user(request)
+    sid = request.path_params["subuser_id"]
+    await core(request).db.run(lambda s: _own_subuser(s, user, sid))
+    await erase_account_async(core(request), sid)
+    return Response(status_code=204)

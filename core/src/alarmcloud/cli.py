@@ -73,11 +73,18 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
         st.ftp.port = ftp_port
     if workers is not None:
         st.workers.count = workers
-    app = create_app(st, ftp=True)  # the FTP server starts inside the lifespan, after the crash sweep
+    from alarmcloud.plugins import PluginLoadError
+
+    try:
+        app = create_app(st, ftp=True)  # the FTP server starts inside the lifespan, after the crash sweep
+    except PluginLoadError as exc:
+        raise click.ClickException(str(exc)) from None
     console.print(f"alarmcloud on http://{st.host}:{st.port}  data: {st.data_dir.resolve()}"
                   + (f"  FTP: {st.ftp.port}" if st.ftp.port else ""))
+    # X-Forwarded-For/-Proto count only from the proxies the operator named (client networks, Secure cookies)
     uvicorn.run(app, host=st.host, port=st.port, log_level=log_level.lower(), access_log=False,
-                proxy_headers=False, timeout_graceful_shutdown=5)
+                proxy_headers=bool(st.forwarded_allow_ips), forwarded_allow_ips=st.forwarded_allow_ips or None,
+                timeout_graceful_shutdown=5)
 
 
 def _worker_process(config_file: Path | None, data_dir: Path | None, index: int) -> None:
@@ -202,7 +209,8 @@ def create_operator(email: str, password: str, data_dir: Path | None, config_fil
 
 @users.command("reset-password")
 @click.argument("email")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="The new password (at least 10 characters).")
 @data_dir_option
 @config_option
 def reset_password(email: str, password: str, data_dir: Path | None, config_file: Path | None) -> None:
@@ -212,6 +220,8 @@ def reset_password(email: str, password: str, data_dir: Path | None, config_file
     from alarmcloud import crypto
     from alarmcloud.models import Account, SessionRow
 
+    if len(password) < 10:
+        raise click.BadParameter("passwords need at least 10 characters", param_hint="--password")
     database = _db_app(config_file, data_dir)
     with database.session() as s:
         acc = s.exec(select(Account).where(Account.email == email.lower())).first()

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -47,7 +47,10 @@ class PluginsConfig(BaseModel):
         default_factory=list,
         description="Deny list 'group:name' or 'name' (env ALARMCLOUD_PLUGINS__DISABLE='detectors:plates,alexa')",
     )
-    strict: bool = Field(False, description="Abort start-up when an enabled plugin fails to load")
+    strict: bool = Field(
+        True, description="Refuse to start when an enabled plugin fails to load; false: start without it (it shows "
+                          "as failed at /-/plugins and in 'alarmcloud plugins')",
+    )
 
 
 class FtpConfig(BaseModel):
@@ -144,7 +147,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="SQLite database, local blobs and keys of the embedded default")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<data_dir>/alarmcloud.db")
-    public_url: str = Field("http://localhost:8000", description="Base URL customers and cameras use")
+    public_url: str = Field(
+        "http://localhost:8000",
+        description="Base URL customers and cameras use (upload URLs, links in e-mails); default: "
+                    "http://<host>:<port> of this server, localhost when it listens on every address",
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on")
     port: int = Field(8000, description="HTTP port")
     secret_key: SecretStr | None = Field(
@@ -154,7 +161,14 @@ class Settings(BaseSettings):
     old_secret_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description="Earlier keys by id, still accepted for decryption"
     )
-    secure_cookies: bool | None = Field(None, description="Mark cookies Secure; default: when public_url is https")
+    secure_cookies: bool | None = Field(
+        None, description="Mark cookies Secure; default: when public_url is https or the request came over TLS"
+    )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="Reverse proxies (comma-separated IPs, or '*') whose X-Forwarded-For / X-Forwarded-Proto "
+                    "headers serve trusts: client networks and https then come from the proxy; default: none",
+    )
     session_idle_minutes: int = Field(60 * 24 * 7, description="Sessions end after this much inactivity")
     session_absolute_days: int = Field(30, description="Sessions end this long after login")
     login_attempts: int = Field(5, description="Failed logins per e-mail and network per window before 429")
@@ -189,6 +203,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # init (CLI / config file values) < env: operators override a file with the environment
         return env_settings, init_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Settings:
+        # cameras get upload URLs from public_url: without one, point them at the address actually served
+        if "public_url" not in self.model_fields_set:
+            host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+            self.public_url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        return self
 
     @property
     def db_url(self) -> str:

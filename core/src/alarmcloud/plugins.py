@@ -119,7 +119,10 @@ class PluginHost:
         self._build_registries()
         broken = [s for s in self.status if s.enabled and not s.loaded]
         if broken and self.strict:
-            raise PluginLoadError("; ".join(f"{s.group}:{s.name}: {s.error}" for s in broken))
+            raise PluginLoadError(
+                "enabled plugins failed to load: " + "; ".join(f"{s.group}:{s.name}: {s.error}" for s in broken)
+                + " (fix or disable them, e.g. ALARMCLOUD_PLUGINS__DISABLE=<group>:<name>, or start without them "
+                "with ALARMCLOUD_PLUGINS__STRICT=false)")
         return self
 
     def _row(self, group: str, name: str, ep: metadata.EntryPoint | None, enabled: bool) -> PluginStatus:
