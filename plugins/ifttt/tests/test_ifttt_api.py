@@ -155,3 +155,105 @@ def test_realtime_notification_for_known_trigger_identities(srv: LiveServer, fak
     sent = fake_realtime.calls[0]
     assert sent["headers"]["ifttt-service-key"] == KEY
     assert sent["body"] == {"data": [{"trigger_identity": "ti-cam"}]}  # not the plate or storage identities
+
+
+def test_setup_sample_data_is_complete_and_made_once(srv: LiveServer) -> None:
+    """test/setup's alarms are stored like real ones: a playable MP4 and a thumbnail per event, findings, series."""
+    import av
+    from alarmcloud.models import Clip, FindingRow
+    from sqlmodel import select
+
+    first = setup(srv)
+    second = setup(srv)
+    assert first["accessToken"] != second["accessToken"]
+    cam = first["samples"]["triggers"]["new_alarm"]["camera"]
+    assert second["samples"]["triggers"]["new_alarm"]["camera"] == cam  # same user and camera, no duplicates
+    for token in (first["accessToken"], second["accessToken"]):
+        assert call(srv, token, "/triggers/new_alarm", {"triggerFields": {"camera": cam}}).status_code == 200
+    plates = call(srv, second["accessToken"], "/triggers/plate_recognised", {"triggerFields": {}}).json()["data"]
+    assert len({p["plate"] for p in plates}) == len(plates) >= 3
+    core: Any = srv.core
+    with core.db.session() as s:
+        clips = s.exec(select(Clip).where(Clip.camera_id == cam)).all()
+        assert len(clips) == 3
+        for c in clips:
+            assert c.status == "done" and c.verdict == "alarm" and c.series_id and c.thumb_key
+            assert core.blobs.size(c.blob_key) == c.size_bytes > 0
+            assert core.blobs.size(c.thumb_key) > 0
+            with av.open(str(core.blobs.path(c.blob_key))) as container:
+                assert container.streams.video[0].codec_context.name == "h264"
+                assert sum(1 for _ in container.decode(video=0)) >= 10
+            labels = {f.label for f in s.exec(select(FindingRow).where(FindingRow.clip_id == c.id)).all()}
+            assert labels == set(c.labels) == {"plate", "rain"}
+
+
+def test_trigger_identity_delete_stops_realtime(srv: LiveServer, fake_realtime: FakeRealtime) -> None:
+    data = setup(srv)
+    token = data["accessToken"]
+    cam = data["samples"]["triggers"]["new_alarm"]["camera"]
+    for ti in ("ti-a", "ti-b"):
+        call(srv, token, "/triggers/new_alarm", {"trigger_identity": ti, "triggerFields": {"camera": cam}})
+    r = httpx.delete(srv.url + BASE + "/triggers/new_alarm/trigger_identity/ti-a",
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.json() == {}
+    core: Any = srv.core
+    from alarmcloud.models import Camera
+
+    with core.db.session() as s:
+        account_id = s.get(Camera, cam).account_id
+    core.emit_sync(Event(DETECTIONS_READY, account_id, cam, {"verdict": "alarm", "findings": []}))
+    deadline = time.monotonic() + 10
+    while not fake_realtime.calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [c["body"] for c in fake_realtime.calls] == [{"data": [{"trigger_identity": "ti-b"}]}]
+    # a false alarm fires no new_alarm trigger
+    core.emit_sync(Event(DETECTIONS_READY, account_id, cam, {"verdict": "false_alarm:rain", "findings": []}))
+    time.sleep(0.5)
+    assert len(fake_realtime.calls) == 1
+
+
+class FlakyRealtime:
+    """A Realtime endpoint that answers the given statuses in turn (then 200)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = list(statuses)
+        self.bodies: list[dict[str, Any]] = []
+
+        async def notifications(request: Request) -> JSONResponse:
+            self.bodies.append(await request.json())
+            return JSONResponse({}, status_code=self.statuses.pop(0) if self.statuses else 200)
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/notifications"
+        self.server = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/v1/notifications", notifications,
+                                                                            methods=["POST"])]), log_level="warning"))
+        threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+        while not self.server.started:
+            time.sleep(0.02)
+
+
+@pytest.mark.anyio
+async def test_realtime_retries_5xx_and_429_but_not_4xx() -> None:
+    from alarmcloud_ifttt import realtime
+
+    entries = [{"trigger_identity": "ti-1"}]
+    flaky = FlakyRealtime([503, 429])
+    assert await realtime.notify(flaky.url, KEY, entries, backoff=0.01)
+    assert flaky.bodies == [{"data": entries}] * 3
+    rejected = FlakyRealtime([400])
+    assert not await realtime.notify(rejected.url, KEY, entries, backoff=0.01)
+    assert len(rejected.bodies) == 1  # a bad request is not repeated
+    down = FlakyRealtime([500, 500, 500, 500])
+    assert not await realtime.notify(down.url, KEY, entries, attempts=3, backoff=0.01)
+    assert len(down.bodies) == 3
+    many = FlakyRealtime([])
+    assert await realtime.notify(many.url, KEY, [{"trigger_identity": f"ti-{i}"} for i in range(1500)], backoff=0.01)
+    assert [len(b["data"]) for b in many.bodies] == [1000, 500]  # IFTTT takes at most 1000 per call
+    for f in (flaky, rejected, down, many):
+        f.server.should_exit = True
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/notifications"
+    sock.close()  # nothing listens: connection refused on every attempt
+    assert not await realtime.notify(closed, KEY, entries, backoff=0.01)
