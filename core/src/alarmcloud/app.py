@@ -76,11 +76,7 @@ class AlarmCloud:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = db.Database(settings.db_url)
         self.blobs = LocalBlobStore(settings.blob_dir)
-        keys = {settings.secret_key_id: (crypto.decode_key(settings.secret_key.get_secret_value())
-                                         if settings.secret_key else
-                                         crypto.load_or_create_key(settings.data_dir / "secret.key"))}
-        keys.update({k: crypto.decode_key(v.get_secret_value()) for k, v in settings.old_secret_keys.items()})
-        self.secret_box = crypto.SecretBox(settings.secret_key_id, keys)
+        self.secret_box = crypto.secret_box(settings)
         self.plugins = plugins or PluginHost(
             {"cameras": settings.plugins.cameras, "detectors": settings.plugins.detectors,
              "integrations": settings.plugins.integrations},

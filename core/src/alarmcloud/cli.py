@@ -249,6 +249,49 @@ def list_users(data_dir: Path | None, config_file: Path | None) -> None:
             click.echo(f"{acc.id}  {acc.role:8}  {acc.email}")
 
 
+@main.group()
+def keys() -> None:
+    """Encryption keys of camera credentials and webhook secrets: make a new key, re-encrypt under it.
+
+    \b
+    Rotation: 1. `alarmcloud keys generate` prints a new key.
+    2. Configure it as secret_key with a new secret_key_id (e.g. k2) and keep the previous key in
+       old_secret_keys under its id (the generated default is data_dir/secret.key, id k1):
+       ALARMCLOUD_SECRET_KEY=<new> ALARMCLOUD_SECRET_KEY_ID=k2 ALARMCLOUD_OLD_SECRET_KEYS='{"k1": "<old>"}'
+    3. `alarmcloud keys rotate` re-encrypts every stored secret under k2; then drop k1 from old_secret_keys.
+    """
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new random 256-bit key (base64) for secret_key."""
+    from alarmcloud import crypto
+
+    click.echo(crypto.generate_key())
+
+
+@keys.command("rotate")
+@data_dir_option
+@config_option
+@click.option("--dry-run", is_flag=True, help="Only count what would be re-encrypted.")
+def keys_rotate(data_dir: Path | None, config_file: Path | None, dry_run: bool) -> None:
+    """Re-encrypt every stored secret under the current key (secret_key_id), in one transaction."""
+    from alarmcloud import crypto
+
+    st = _settings(config_file, data_dir=data_dir)
+    database = _db_app(config_file, data_dir)
+    box = crypto.secret_box(st)
+    try:
+        counts = crypto.rotate_stored_secrets(database, box, dry_run=dry_run)
+    except crypto.MissingKeys as exc:
+        raise click.ClickException(f"stored secrets use key ids that are not configured: {exc}; add them to "
+                                   "old_secret_keys (ALARMCLOUD_OLD_SECRET_KEYS) first. Nothing was changed.") from None
+    total = sum(counts.values())
+    detail = ", ".join(f"{n} from {kid}" for kid, n in sorted(counts.items())) or "all current already"
+    verb = "would re-encrypt" if dry_run else "re-encrypted"
+    click.echo(f"{verb} {total} secrets under {box.current_id} ({detail})")
+
+
 @main.command()
 @click.option("--detector", "-d", "detectors", multiple=True, help="Detector to run (repeatable); default: all.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))

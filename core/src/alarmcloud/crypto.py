@@ -141,8 +141,75 @@ def load_or_create_key(path: Path) -> bytes:
     return key
 
 
+def generate_key() -> str:
+    """A new random AES-256 key, base64 as ``secret_key`` expects it."""
+    return _b64(AESGCM.generate_key(bit_length=256))
+
+
 def decode_key(value: str) -> bytes:
     key = _unb64(value.strip())
     if len(key) != 32:
         raise ValueError("secret keys must be 32 bytes, base64-encoded")
     return key
+
+
+def secret_box(settings: Any) -> SecretBox:
+    """The deployment's box: ``secret_key`` (or the key file in ``data_dir``) as current, ``old_secret_keys``."""
+    current = (decode_key(settings.secret_key.get_secret_value()) if settings.secret_key
+               else load_or_create_key(settings.data_dir / "secret.key"))
+    keys = {k: decode_key(v.get_secret_value()) for k, v in settings.old_secret_keys.items()}
+    keys[settings.secret_key_id] = current
+    return SecretBox(settings.secret_key_id, keys)
+
+
+class MissingKeys(Exception):
+    """Stored secrets use key ids the settings do not hold."""
+
+
+def _stored_secrets(s: Any) -> list[tuple[Any, str, str]]:
+    """Every encrypted column value: (row, attribute, AES-GCM context)."""
+    from sqlmodel import select
+
+    from alarmcloud.models import Camera, Webhook
+
+    out: list[tuple[Any, str, str]] = []
+    for cam in s.exec(select(Camera)).all():
+        for name in ("host", "p2p_id", "username", "password"):
+            if getattr(cam, f"{name}_enc"):
+                out.append((cam, f"{name}_enc", f"camera:{cam.id}:{name}"))
+    for hook in s.exec(select(Webhook)).all():
+        out.append((hook, "secret", f"webhook:{hook.id}"))
+    return out
+
+
+def rotate_stored_secrets(db: Any, box: SecretBox, dry_run: bool = False) -> dict[str, int]:
+    """Re-encrypt every stored secret under the current key, in one transaction; counts per former key id.
+
+    Raises ``MissingKeys`` (nothing changed) when some ciphertext uses a key id that is not configured.
+    """
+    counts: dict[str, int] = {}
+    with db.session() as s:
+        items = _stored_secrets(s)
+        missing = sorted({kid for row, attr, _ in items if (kid := _kid(getattr(row, attr))) and kid not in box._keys})
+        if missing:
+            raise MissingKeys(", ".join(missing))
+        for row, attr, context in items:
+            stored = getattr(row, attr)
+            kid = _kid(stored)
+            if kid == box.current_id:
+                continue
+            # webhook secrets written before they were encrypted are sealed now as well
+            plain = box.decrypt(stored, context) if kid else stored
+            counts[kid or "unencrypted"] = counts.get(kid or "unencrypted", 0) + 1
+            setattr(row, attr, box.encrypt(plain, context))
+            s.add(row)
+        if dry_run:
+            s.rollback()
+        else:
+            s.commit()
+    return counts
+
+
+def _kid(stored: str | None) -> str | None:
+    """The key id of a ``kid$nonce$ciphertext`` value (None for a value that is not one)."""
+    return stored.split("$", 1)[0] if stored and stored.count("$") == 2 else None
