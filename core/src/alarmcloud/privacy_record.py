@@ -81,8 +81,10 @@ def policy_html(core: AlarmCloud) -> str:
             e(", ".join(a["recipients"]) or "none"), e(a["retention"]), e(a["legal_basis"])))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Privacy policy</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{border:1px solid #ccc;padding:4px}}
-table{{border-collapse:collapse}}</style></head><body>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
+td,th{{border:1px solid #ccc;padding:4px}}
+table{{border-collapse:collapse;display:block;overflow-x:auto}}</style></head><body>
 <h1>Privacy policy</h1>
 <p>This deployment ({e(core.settings.public_url)}) processes personal data only as listed below.</p>
 <h2>Your rights</h2>

@@ -303,7 +303,9 @@ async def links_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
-    return render(request, "links.html", user)
+    from alarmcloud.oauth import SCOPES
+
+    return render(request, "links.html", user, scopes=SCOPES)
 
 
 async def privacy_page(request: Request) -> Response:

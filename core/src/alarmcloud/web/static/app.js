@@ -95,6 +95,7 @@
       busy(form, false);
       if (!r.ok) return showError(form, r.message);
       if (form.dataset.redirect) { location.assign(form.dataset.redirect); return; }
+      if (form.hasAttribute("data-reload")) { sessionStorage.setItem("ac-flash", form.dataset.done || ""); location.reload(); return; }
       if (form.dataset.done) flash(form.dataset.done);
       if (!form.hasAttribute("data-keep")) form.reset();
     } else if (form.matches("[data-signup]")) {
@@ -313,8 +314,12 @@
       name.append(title);
       const scopes = document.createElement("div");
       scopes.className = "muted";
-      const sc = Array.isArray(l.scopes) ? l.scopes.join(", ") : (l.scope || "");
-      scopes.textContent = (sc ? "Scopes: " + sc : "") + (l.created_at ? " · linked " + new Date(l.created_at).toLocaleDateString() : "");
+      const known = JSON.parse(box.dataset.scopes || "{}");
+      const list = Array.isArray(l.scopes) ? l.scopes : (l.scope || "").split(" ").filter(Boolean);
+      const ul2 = el("ul", { className: "scopes" }, ...list.map((x) => el("li", {}, el("code", { textContent: x }), known[x] ? ": " + known[x] : "")));
+      const since = l.linked_at || l.created_at;
+      scopes.textContent = (since ? "Linked " + new Date(since).toLocaleDateString() + ". " : "") + "It may:";
+      scopes.append(ul2);
       name.append(scopes);
       const btn = document.createElement("button");
       btn.type = "button"; btn.className = "danger";
@@ -471,6 +476,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    const pending = sessionStorage.getItem("ac-flash");
+    if (pending) { sessionStorage.removeItem("ac-flash"); flash(pending); }
     localTimes(document);
     $$("[data-brand]").forEach(fillModels);
     loadLinks();

@@ -1,0 +1,197 @@
+"""Every page in a real browser: accessibility basics, phone width, dark theme, keyboard, and same-origin only.
+
+One seeded deployment (an owner with two cameras and analysed clips, a linked service, an operator) is shared by
+the tests of this module; each test opens its own browser context.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from uihelpers import PASSWORD, browser, require_chromium  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
+OWNER = "demo@example.org"
+OPERATOR = "operator@example.org"
+REDIRECT = "https://example.com/callback"
+
+
+class Site:
+    def __init__(self, url: str, core: Any, event_id: str, camera_id: str, client_id: str) -> None:
+        self.url, self.core, self.event_id, self.camera_id, self.client_id = url, core, event_id, camera_id, client_id
+
+    def owner_pages(self) -> dict[str, str]:
+        consent = "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": self.client_id,
+                                                   "redirect_uri": REDIRECT, "scope": "alarms:read cameras:control",
+                                                   "state": "xyz"})
+        return {"timeline": "/", "clip": f"/events/{self.event_id}", "cameras": "/cameras",
+                "camera": f"/cameras/{self.camera_id}", "storage": "/storage", "notifications": "/notifications",
+                "links": "/links", "privacy": "/privacy-center", "account": "/account", "consent": consent,
+                "not found": "/events/nope", "policy": "/privacy"}
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[Site]:
+    require_chromium()
+    from alarmcloud import oauth
+    from alarmcloud.models import Account, Camera
+    from alarmcloud.testing import LiveServer, test_settings
+    from screenshots import demo_history, seed
+    from sqlmodel import select
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        with LiveServer(test_settings(tmp / "data")) as srv:
+            client, _ = seed(srv.url, tmp)
+            demo_history(srv.core)
+            event_id = client.get("/api/v1/events").json()["items"][0]["id"]
+            cam_id = next(c["id"] for c in client.get("/api/v1/cameras").json()["items"] if c["name"] == "Garden")
+            import httpx
+
+            httpx.post(srv.url + "/api/v1/auth/register", json={"email": OPERATOR, "password": PASSWORD})
+            core: Any = srv.core
+            with core.db.session() as s:
+                op = s.exec(select(Account).where(Account.email == OPERATOR)).one()
+                op.role = "operator"
+                owner = s.exec(select(Account).where(Account.email == OWNER)).one()
+                cam = s.get(Camera, cam_id)
+                cam.fair_use_state = "low_priority"
+                cam.fair_use_reason = "more than 300 alarm clips in the last 24 hours"
+                s.add_all([op, cam])
+                s.commit()
+                row, _secret = oauth.add_client(s, "Home Automation", "ifttt", [REDIRECT],
+                                                ["alarms:read", "cameras:control"])
+                oauth.issue_tokens(s, owner.id, row.id, ["alarms:read", "cameras:control"])
+                client_id = row.id
+            yield Site(srv.url, srv.core, event_id, cam_id, client_id)
+
+
+@pytest.fixture(scope="module")
+def chromium(site: Site) -> Iterator[Any]:
+    with browser() as b:
+        yield b
+
+
+def login(page: Any, base: str, email: str) -> None:
+    page.goto(base + "/login")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/")
+
+
+class Recorder:
+    """Every request the browser makes and every script error, across pages."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.base = base
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.requests = 0
+        page.on("request", self._request)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # a failed sub-request is reported by the response handler; error pages (404, 403) are expected
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error"
+                and not m.text.startswith("Failed to load resource") else None)
+        page.on("response", lambda r: self.errors.append(f"{r.status} {r.url}") if r.status >= 400
+                and r.request.resource_type != "document" else None)
+
+    def _request(self, r: Any) -> None:
+        self.requests += 1
+        if not r.url.startswith((self.base + "/", "data:", "blob:")):
+            self.outside.append(r.url)
+
+
+def audit_pages(chromium: Any, site: Site, width: int, height: int, scheme: str) -> tuple[dict[str, list[str]], Recorder]:
+    ctx = chromium.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    page = ctx.new_page()
+    rec = Recorder(page, site.url)
+    found: dict[str, list[str]] = {}
+    for name, path in {"login": "/login", "signup": "/signup"}.items():
+        page.goto(site.url + path)
+        page.wait_for_load_state("networkidle")
+        found[name] = page.evaluate(AUDIT_JS)
+    login(page, site.url, OWNER)
+    for name, path in site.owner_pages().items():
+        page.goto(site.url + path)
+        page.wait_for_load_state("networkidle")
+        found[name] = page.evaluate(AUDIT_JS)
+    page.goto(site.url + "/operator")
+    found["operator (customer)"] = page.evaluate(AUDIT_JS)
+    ctx.clear_cookies()
+    login(page, site.url, OPERATOR)
+    page.goto(site.url + "/operator")
+    page.wait_for_load_state("networkidle")
+    found["operator"] = page.evaluate(AUDIT_JS)
+    ctx.close()
+    return {k: v for k, v in found.items() if v}, rec
+
+
+@pytest.mark.parametrize(("width", "height", "scheme"), [(1280, 800, "light"), (375, 740, "light"),
+                                                          (375, 740, "dark")])
+def test_every_page_passes_the_basics(chromium: Any, site: Site, width: int, height: int, scheme: str) -> None:
+    """Labels, headings, lang, contrast >= 4.5:1, no horizontal scroll, no script errors, same-origin only."""
+    problems, rec = audit_pages(chromium, site, width, height, scheme)
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+    assert rec.requests > 30  # the recorder saw the pages' CSS, JS, images and API calls
+    assert not rec.outside, f"third-party requests: {rec.outside}"
+    assert not rec.errors, "\n".join(rec.errors)
+
+
+FOCUS_JS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const st = getComputedStyle(el);
+  const ring = (st.outlineStyle !== "none" && parseFloat(st.outlineWidth) >= 2) || st.boxShadow !== "none";
+  if (!el.dataset.auditId) el.dataset.auditId = String(Math.random());
+  return { id: el.dataset.auditId, ring, what: el.tagName + " " + (el.textContent || el.name || "").trim().slice(0, 30) };
+}"""
+FOCUSABLE_JS = """() => Array.from(document.querySelectorAll(
+    'a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select:not([disabled]), ' +
+    'textarea, video[controls], [tabindex]:not([tabindex="-1"])'))
+  .filter((el) => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
+                    return r.width > 0 && r.height > 0 && st.visibility !== "hidden" && !el.closest("[hidden]"); })
+  .map((el) => el.tagName + " " + (el.textContent || el.name || "").trim().slice(0, 30))"""
+
+
+def test_keyboard_reaches_everything_with_a_visible_focus(chromium: Any, site: Site) -> None:
+    """Tab walks every visible control of every page, and each shows a focus ring."""
+    ctx = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = ctx.new_page()
+    login(page, site.url, OWNER)
+    problems: list[str] = []
+    pages = {k: v for k, v in site.owner_pages().items() if k not in ("not found", "policy")}
+    for name, path in pages.items():
+        page.goto(site.url + path)
+        page.wait_for_load_state("networkidle")
+        wanted = page.evaluate(FOCUSABLE_JS)
+        reached: dict[str, str] = {}
+        first = ""
+        for _ in range(len(wanted) * 4 + 20):  # date inputs and video controls take several Tabs
+            page.keyboard.press("Tab")
+            f = page.evaluate(FOCUS_JS)
+            if f is None:
+                continue
+            if f["id"] == first:
+                break  # round the page once
+            first = first or f["id"]
+            if f["id"] in reached:
+                continue
+            reached[f["id"]] = f["what"]
+            if not f["ring"]:
+                problems.append(f"{name}: no visible focus on {f['what']}")
+        if len(reached) < len(wanted):
+            missing = sorted(set(wanted) - set(reached.values()))
+            problems.append(f"{name}: Tab reached {len(reached)} of {len(wanted)} controls; not {missing}")
+    ctx.close()
+    assert not problems, "\n".join(problems)
