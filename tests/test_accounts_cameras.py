@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -330,3 +331,69 @@ def test_serve_trusts_forwarded_https_only_from_configured_proxies(tmp_path: Pat
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_openapi_covers_every_route_and_the_fixed_shapes_match_real_answers(api: Any, server: LiveServer,
+                                                                             kit: Any, tmp_path: Path) -> None:
+    import jsonschema
+    from alarmcloud.openapi import SHAPES
+    from starlette.routing import Mount, Route
+
+    doc = httpx.get(server.url + "/openapi.json").json()
+    paths = doc["paths"]
+
+    def routes(rs: list[Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+        for r in rs:
+            if isinstance(r, Mount):
+                yield from routes(list(r.routes), prefix + r.path)
+            elif isinstance(r, Route):
+                yield from ((m, prefix + r.path) for m in (r.methods or set()) - {"HEAD"})
+
+    served = set(routes(list(server.app.routes)))  # type: ignore[attr-defined]
+    assert {(m.upper(), p) for p, ops in paths.items() for m in ops} == served
+    assert set(SHAPES) <= served, set(SHAPES) - served  # no shape documents a route that does not exist
+
+    def check(method: str, path: str, r: httpx.Response) -> None:
+        op = paths[path][method.lower()]
+        assert str(r.status_code) in op["responses"], (method, path, r.status_code, r.text)
+        schema = op["responses"][str(r.status_code)].get("content", {}).get("application/json", {}).get("schema")
+        if schema is not None:
+            jsonschema.validate(r.json(), schema)
+        request_schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        if request_schema is not None and r.request.content:
+            jsonschema.validate(json.loads(r.request.content), request_schema)
+
+    body = {"email": "shapes@example.com", "password": "correct horse battery staple"}
+    check("POST", "/api/v1/auth/register", httpx.post(server.url + "/api/v1/auth/register", json=body))
+    a = api().login(body["email"])
+    check("POST", "/api/v1/auth/login", httpx.post(server.url + "/api/v1/auth/login", json=body))
+    r = a.post("/api/v1/cameras", json={"name": "Yard", "brand": "instar", "model": "IN-9008", "host": "10.0.0.5",
+                                        "username": "admin", "password": "camera pw 1"})
+    check("POST", "/api/v1/cameras", r)
+    cid = r.json()["id"]
+    check("GET", "/api/v1/cameras", a.get("/api/v1/cameras"))
+    check("GET", "/api/v1/cameras/{camera_id}", a.get(f"/api/v1/cameras/{cid}"))
+    check("PATCH", "/api/v1/cameras/{camera_id}", a.patch(f"/api/v1/cameras/{cid}", json={"name": "Back yard"}))
+    check("PUT", "/api/v1/cameras/{camera_id}/detectors", a.put(f"/api/v1/cameras/{cid}/detectors",
+                                                                json={"rain": True}))
+    r = a.post(f"/api/v1/cameras/{cid}/upload-credentials")
+    check("POST", "/api/v1/cameras/{camera_id}/upload-credentials", r)
+    up = a.upload(r.json(), kit.small_clip(tmp_path / "shape.mp4"))
+    check("POST", "/api/v1/ingest/clips", up)
+    a.wait_event(up.json()["event_id"])
+    check("GET", "/api/v1/events", a.get("/api/v1/events"))
+    check("GET", "/api/v1/events/{event_id}", a.get(f"/api/v1/events/{up.json()['event_id']}"))
+    r = a.post("/api/v1/tokens", json={"name": "cli"})
+    check("POST", "/api/v1/tokens", r)
+    check("GET", "/api/v1/tokens", a.get("/api/v1/tokens"))
+    check("DELETE", "/api/v1/tokens/{token_id}", a.delete(f"/api/v1/tokens/{r.json()['id']}"))
+    r = a.post("/api/v1/subusers", json={"email": "sub@example.com", "password": "another good pw",
+                                         "rights": {cid: "view"}})
+    check("POST", "/api/v1/subusers", r)
+    check("GET", "/api/v1/subusers", a.get("/api/v1/subusers"))
+    check("PUT", "/api/v1/subusers/{subuser_id}", a.put(f"/api/v1/subusers/{r.json()['id']}",
+                                                        json={"rights": {cid: "control"}}))
+    check("DELETE", "/api/v1/subusers/{subuser_id}", a.delete(f"/api/v1/subusers/{r.json()['id']}"))
+    check("DELETE", "/api/v1/cameras/{camera_id}", a.delete(f"/api/v1/cameras/{cid}"))
+    check("POST", "/api/v1/auth/logout", a.post("/api/v1/auth/logout"))
+    assert paths["/api/v1/ingest/clips"]["post"]["security"] == [{"cameraUpload": []}]

@@ -1,4 +1,8 @@
-"""OpenAPI 3.1 document generated from the route table and the endpoints' docstrings."""
+"""OpenAPI 3.1 document generated from the route table and the endpoints' docstrings.
+
+The fixed shapes of the public surface (DESIGN.md: scripts and integrations rely on them) carry their request and
+response schemas and status codes from ``SHAPES``; a test checks real answers against them.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,100 @@ ERROR = {"type": "object", "properties": {"error": {"type": "object", "propertie
     "code": {"type": "string"}, "message": {"type": "string"}}, "required": ["code", "message"]}}}
 
 
+def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": {**required, **(optional or {})}, "required": list(required)}
+
+
+STR, INT, BOOL, ANY = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {}
+NSTR = {"type": ["string", "null"]}
+CREDENTIALS = _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 10}})
+CAMERA = _obj({"id": STR, "name": STR, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
+               "has_p2p_id": BOOL, "has_credentials": BOOL, "upload_username": NSTR,
+               "detectors": {"type": "object", "additionalProperties": BOOL}, "created_at": STR})
+CAMERA_IN = _obj({"name": STR, "brand": STR, "model": STR},
+                 {"host": STR, "p2p_id": STR, "username": STR, "password": STR, "port": INT,
+                  "integrations_may_use_credentials": BOOL})
+FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
+               {"text": STR, "time": {"type": "number"}, "box": {"type": "array"}})
+EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
+              "findings": {"type": "array", "items": FINDING}})
+ACTIONS = ["motion_detection", "alarm_email", "go_to_preset", "alarm_area", "area_sensitivity"]
+RIGHTS = {"type": "object", "additionalProperties": {"enum": ["view", "control", "admin"]}}
+
+
+def _items(item: dict[str, Any]) -> dict[str, Any]:
+    return _obj({"items": {"type": "array", "items": item}})
+
+
+#: (method, path) -> status, request schema, response schema
+SHAPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/v1/auth/register"): {"status": 201, "request": CREDENTIALS,
+                                        "response": _obj({"id": STR, "email": STR})},
+    ("POST", "/api/v1/auth/login"): {"status": 200, "request": CREDENTIALS,
+                                     "response": _obj({"id": STR, "email": STR, "role": STR, "csrf_token": STR})},
+    ("POST", "/api/v1/auth/logout"): {"status": 204},
+    ("GET", "/api/v1/tokens"): {"status": 200, "response": _items(_obj(
+        {"id": STR, "name": STR, "created_at": STR, "last_used_at": NSTR, "revoked": BOOL}))},
+    ("POST", "/api/v1/tokens"): {"status": 201, "request": _obj({"name": STR}),
+                                 "response": _obj({"id": STR, "name": STR, "token": STR})},
+    ("DELETE", "/api/v1/tokens/{token_id}"): {"status": 204},
+    ("GET", "/api/v1/subusers"): {"status": 200, "response": _items(_obj({"id": STR, "email": STR,
+                                                                          "rights": RIGHTS}))},
+    ("POST", "/api/v1/subusers"): {"status": 201, "request": _obj({**CREDENTIALS["properties"]}, {"rights": RIGHTS}),
+                                   "response": _obj({"id": STR, "email": STR, "rights": RIGHTS})},
+    ("PUT", "/api/v1/subusers/{subuser_id}"): {"status": 200, "request": _obj({"rights": RIGHTS}),
+                                               "response": _obj({"id": STR, "rights": RIGHTS})},
+    ("DELETE", "/api/v1/subusers/{subuser_id}"): {"status": 204},
+    ("GET", "/api/v1/cameras"): {"status": 200, "response": _items(CAMERA)},
+    ("POST", "/api/v1/cameras"): {"status": 201, "request": CAMERA_IN, "response": CAMERA},
+    ("GET", "/api/v1/cameras/{camera_id}"): {"status": 200, "response": CAMERA},
+    ("PATCH", "/api/v1/cameras/{camera_id}"): {"status": 200, "request": {
+        "type": "object", "properties": CAMERA_IN["properties"]}, "response": CAMERA},
+    ("DELETE", "/api/v1/cameras/{camera_id}"): {"status": 204},
+    ("POST", "/api/v1/cameras/{camera_id}/upload-credentials"): {"status": 201, "response": _obj(
+        {"username": STR, "password": STR, "http_url": STR, "ftp_host": STR, "ftp_port": INT}, {"ftps": BOOL})},
+    ("PUT", "/api/v1/cameras/{camera_id}/detectors"): {
+        "status": 200, "request": {"type": "object", "properties": {"options": {"type": "object"}},
+                                   "additionalProperties": BOOL},
+        "response": _obj({"enabled": {"type": "object", "additionalProperties": BOOL}, "options": {"type": "object"}})},
+    ("POST", "/api/v1/cameras/{camera_id}/actions"): {
+        "status": 200, "request": _obj({"action": {"enum": ACTIONS}, "value": ANY}, {"area": INT}),
+        "response": _obj({"ok": BOOL, "action": STR, "value": ANY})},
+    ("POST", "/api/v1/ingest/clips"): {"status": 201, "media": "video/mp4", "security": "cameraUpload",
+                                       "response": _obj({"clip_id": STR, "event_id": STR}, {"series_id": NSTR})},
+    ("GET", "/api/v1/events"): {"status": 200, "response": _obj({"items": {"type": "array", "items": EVENT},
+                                                                 "next_cursor": NSTR})},
+    ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
+}
+
+
+def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
+    doc = (route.endpoint.__doc__ or "").strip()
+    shape = SHAPES.get((method, path), {})
+    status = str(shape.get("status", 200))
+    ok: dict[str, Any] = {"description": "No content" if status == "204" else "OK"}
+    if "response" in shape:
+        ok["content"] = {"application/json": {"schema": shape["response"]}}
+    op: dict[str, Any] = {
+        "summary": doc.splitlines()[0] if doc else route.name, "description": doc,
+        "operationId": f"{method.lower()}_{route.name}",
+        "tags": [path.split("/")[3] if path.startswith("/api/v1/") else path.split("/")[1] or "root"],
+        "responses": {status: ok, "4XX": {"description": "Error", "content": {"application/json": {"schema": ERROR}}}},
+    }
+    params = re.findall(r"{(\w+)}", path)
+    if params:
+        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+    if "media" in shape:
+        op["requestBody"] = {"required": True, "content": {shape["media"]: {
+            "schema": {"type": "string", "contentMediaType": shape["media"]}}}}
+    elif method in ("POST", "PUT", "PATCH"):
+        op["requestBody"] = {"required": "request" in shape, "content": {"application/json": {
+            "schema": shape.get("request", {"type": "object"})}}}
+    if "security" in shape:
+        op["security"] = [{shape["security"]: []}]
+    return op
+
+
 def build(routes: list[Any], prefix: str = "") -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in routes:
@@ -23,24 +121,8 @@ def build(routes: list[Any], prefix: str = "") -> dict[str, Any]:
         if not isinstance(route, Route):
             continue
         path = prefix + route.path
-        doc = (route.endpoint.__doc__ or "").strip()
-        summary = doc.splitlines()[0] if doc else route.name
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            op: dict[str, Any] = {
-                "summary": summary, "description": doc, "operationId": f"{method.lower()}_{route.name}",
-                "tags": [path.split("/")[3] if path.startswith("/api/v1/") else path.split("/")[1] or "root"],
-                "responses": {"200": {"description": "OK"},
-                              "4XX": {"description": "Error",
-                                      "content": {"application/json": {"schema": ERROR}}}},
-            }
-            params = re.findall(r"{(\w+)}", path)
-            if params:
-                op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                                    for p in params]
-            if method in ("POST", "PUT", "PATCH"):
-                op["requestBody"] = {"required": False, "content": {"application/json": {
-                    "schema": {"type": "object"}}}}
-            paths.setdefault(path, {})[method.lower()] = op
+            paths.setdefault(path, {})[method.lower()] = _operation(method, path, route)
     return {"openapi": "3.1.0", "info": {"title": "alarmcloud API", "version": "1",
                                          "description": "Camera alarm cloud API; errors are "
                                                         "{\"error\": {\"code\", \"message\"}}."},
