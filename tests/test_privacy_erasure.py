@@ -7,8 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
-from alarmcloud import events
+from alarmcloud import crypto, events, oauth
 from alarmcloud.models import Account, Clip, utcnow
 from alarmcloud.privacy import run_retention
 from alarmcloud.testing import LiveServer
@@ -36,13 +37,20 @@ def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, priv
     acc = a["api"]
     r = acc.post("/api/v1/me/exports")
     assert r.status_code == 202
+    _link_ifttt(core, acc.id)  # OAuth grant, tokens, pseudonym, consent ledger entry
+    anyio.run(lambda: core.services.set_state("ifttt", acc.id, "trigger:abc", {"fields": {"camera": "Garage"}}))
+    _link_ifttt(core, b["api"].id)
     clip_ids = [a["event_id"]]
     with core.db.session() as s:
         b_clip = s.get(Clip, b["event_id"])
         assert b_clip is not None
     training = list((Path(core.settings.data_dir) / "training").rglob("*.mp4"))
     assert {p.stem for p in training} == {a["event_id"], b["event_id"]}
-    needles = [acc.id, a["subuser_id"], a["camera"]["id"], *clip_ids, "gone@example.com"]
+    with core.db.session() as s:
+        pseudonym = oauth.pseudonym_for(s, "ifttt", acc.id)
+        s.commit()
+    needles = [acc.id, a["subuser_id"], a["camera"]["id"], *clip_ids, "gone@example.com", pseudonym,
+               crypto.token_hash(a["token"])]
     assert privacy.scan(core, needles)  # the scan finds the account before erasure
 
     # re-authentication is required
@@ -59,8 +67,10 @@ def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, priv
     # the other account is untouched
     bb = b["api"]
     assert bb.get("/api/v1/me").json()["email"] == "stays@example.com"
+    assert [li["integration"] for li in bb.get("/api/v1/me/links").json()["items"]] == ["ifttt"]
     assert bb.get(f"/api/v1/events/{b['event_id']}/video").status_code == 200
-    assert [c["kind"] for c in bb.get("/api/v1/me/consents").json()["items"]] == ["clip_release"]
+    assert sorted(c["kind"] for c in bb.get("/api/v1/me/consents").json()["items"]) == ["clip_release",
+                                                                                        "integration_grant"]
     assert (Path(core.settings.data_dir) / "training" / "rain" / "rain" / f"{b['event_id']}.mp4").exists()
     assert privacy.scan(core, [bb.id, b["camera"]["id"], b["event_id"]])
 
@@ -151,3 +161,43 @@ def test_the_server_runs_the_retention_task_on_schedule(settings: Any, monkeypat
             time.sleep(0.1)
         else:
             raise AssertionError("the retention task did not run")
+
+
+def _link_ifttt(core: Any, account_id: str) -> str:
+    """Link the account to an IFTTT OAuth client (a grant, tokens, a pseudonym); returns the client id."""
+    with core.db.session() as s:
+        client, _ = oauth.add_client(s, "IFTTT", "ifttt", ["https://ifttt.com/channels/x/authorize"],
+                                     ["alarms:read"])
+        oauth.issue_tokens(s, account_id, client.id, ["alarms:read"])
+        return client.id
+
+
+def test_erasure_while_an_export_runs_leaves_no_copy(api: Any, server: LiveServer, privacy: Any, tmp_path: Path,
+                                                     monkeypatch: Any) -> None:
+    """An export still being written when the account is erased must not leave its ZIP (all the data) behind."""
+    import threading
+
+    from alarmcloud import privacy_export
+
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "racing@example.com")
+    acc = a["api"]
+    erased = threading.Event()
+    real = privacy_export.zip_chunks
+
+    def slow_chunks(*args: Any, **kw: Any) -> Any:
+        for i, piece in enumerate(real(*args, **kw)):
+            if i == 1:
+                erased.wait(30)  # the account goes while the ZIP is half written
+            yield piece
+
+    monkeypatch.setattr(privacy_export, "zip_chunks", slow_chunks)
+    r = acc.post("/api/v1/me/exports")
+    assert r.status_code == 202
+    assert acc.delete("/api/v1/me", json={"password": "correct horse battery staple"}).status_code == 200
+    erased.set()
+    for t in threading.enumerate():
+        if t.name == "alarmcloud-export":
+            t.join(30)
+    assert privacy.scan(core, [acc.id, a["camera"]["id"], a["event_id"], "racing@example.com"]) == []
+    assert list(core.blobs.keys("exports")) == []

@@ -9,13 +9,33 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import anyio
 from alarmcloud.testing import LiveServer
 
 
+def _link_ifttt(core: Any, account_id: str) -> str:
+    """Link the account to an IFTTT OAuth client (a grant, tokens, a pseudonym); returns the client id."""
+    from alarmcloud import oauth
+
+    with core.db.session() as s:
+        client, _ = oauth.add_client(s, "IFTTT", "ifttt", ["https://ifttt.com/channels/x/authorize"],
+                                     ["alarms:read"])
+        oauth.issue_tokens(s, account_id, client.id, ["alarms:read"])
+        return client.id
+
+
 def test_export_streams_zip_with_data_and_clips(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:
+    core: Any = server.core
     a = privacy.populate(api, tmp_path, "export@example.com")
     other = privacy.populate(api, tmp_path, "other@example.com")
     acc = a["api"]
+    link = _link_ifttt(core, acc.id)
+    anyio.run(lambda: core.services.set_state("ifttt", acc.id, "trigger:abc", {"fields": {"camera": "Garage"}}))
+    core.usage.flush()
+    with core.db.session() as s:
+        s.add(a["finding_cls"](clip_id=a["event_id"], account_id=acc.id, detector="plates", label="plate",
+                               score=0.9, text="MAB123"))
+        s.commit()
     with acc.http.stream("GET", "/api/v1/me/export") as r:
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/zip"
@@ -31,13 +51,35 @@ def test_export_streams_zip_with_data_and_clips(api: Any, server: LiveServer, pr
     assert data["plates"][0]["text"] == "MAB123"
     assert data["feedback"][0]["label"] == "rain"
     assert data["consents"][0]["kind"] == "clip_release"
-    assert "usage" in data and "linked_services" in data and "plugin_state" in data
+    assert [(f["clip_id"], f["text"]) for f in data["findings"]] == [(a["event_id"], "MAB123")]
+    assert [f["text"] for f in data["plates_read"]] == ["MAB123"]
+    assert {u["subject"] for u in data["usage"]} >= {f"camera:{a['camera']['id']}", f"account:{acc.id}"}
+    assert any(x.get("client_id") == link and x.get("integration") == "ifttt" for x in data["linked_services"])
+    assert any(c["kind"] == "integration_grant" for c in data["linked_services"])
+    assert [(p["plugin"], p["key"]) for p in data["plugin_state"]] == [("ifttt", "trigger:abc")]
+    assert all("access_token_hash" not in x and "refresh_token_hash" not in x for x in data["linked_services"])
+    assert a["token"] not in body.decode("latin-1")
     assert all("token_hash" not in t for t in data["api_tokens"])
-    assert f"clips/{a['event_id']}.mp4" in zf.namelist()
+    assert f"clips/{a['event_id']}.mp4" in zf.namelist() and f"clips/{a['event_id']}.jpg" in zf.namelist()
     clip_bytes = zf.read(f"clips/{a['event_id']}.mp4")
     assert clip_bytes == acc.get(f"/api/v1/events/{a['event_id']}/video").content
     # nothing of the other account
     assert other["event_id"] not in body.decode("latin-1") and "other@example.com" not in body.decode("latin-1")
+
+
+def test_export_is_produced_piece_by_piece(api: Any, server: LiveServer, privacy: Any, tmp_path: Path,
+                                          monkeypatch: Any) -> None:
+    """The ZIP leaves in pieces no bigger than one read buffer: memory stays flat however many GB an account has."""
+    from alarmcloud import privacy_export
+
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "pieces@example.com")
+    clip_size = (tmp_path / f"{a['api'].id}.mp4").stat().st_size
+    monkeypatch.setattr(privacy_export, "CHUNK", 4096)
+    pieces = list(privacy_export.zip_chunks(core, a["api"].id))
+    assert zipfile.ZipFile(io.BytesIO(b"".join(pieces))).namelist()[0] == "account.json"
+    after_json = [len(p) for p in pieces[1:] if p]
+    assert len(after_json) >= clip_size // 4096 and max(after_json) <= 4096 + 512, (len(after_json), max(after_json))
 
 
 def test_background_export_job_with_progress_and_download(api: Any, server: LiveServer, privacy: Any,
@@ -52,6 +94,7 @@ def test_background_export_job_with_progress_and_download(api: Any, server: Live
     while (info := acc.get(url).json())["state"] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert info["state"] == "done" and info["progress"] == 1.0, info
+    assert (info["clips_done"], info["clips_total"]) == (1, 1)  # progress was reported per clip
     assert any(k.startswith(f"exports/{acc.id}/") for k in core.blobs.keys("exports"))
     z = acc.get(info["download_url"])
     assert z.status_code == 200

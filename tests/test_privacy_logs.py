@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from alarmcloud.config import PrivacyConfig
 from alarmcloud.ftp import start_ftp_server
 from alarmcloud.models import AccessLog, UsageHour, utcnow
 from alarmcloud.privacy import run_retention
@@ -112,10 +113,35 @@ def test_access_log_retention_at_most_90_days(server: LiveServer) -> None:
     with core.db.session() as s:
         paths = {r.path for r in s.exec(select(AccessLog).where(AccessLog.path.in_(["/old", "/new"]))).all()}  # type: ignore[attr-defined]
     assert paths == {"/new"}
+    # never longer than 90 days: the configuration refuses more, and the task caps what it is given
+    with pytest.raises(ValueError):
+        PrivacyConfig(access_log_days=91)
+    with core.db.session() as s:
+        s.add(AccessLog(at=now - timedelta(days=95), ip_prefix="10.0.0.0/24", method="GET", path="/old", status=200))
+        s.commit()
+    core.settings.privacy.access_log_days = 365
+    assert run_retention(core)["access_log"] == 1
     core.settings.privacy.access_log_days = 5
     run_retention(core)
     with core.db.session() as s:
         assert s.exec(select(AccessLog).where(AccessLog.path == "/new")).first() is None
+
+
+def test_usage_per_camera_and_hour_without_addresses(api: Any, server: LiveServer, privacy: Any,
+                                                     tmp_path: Path) -> None:
+    """Uploads count per camera and hour (requests, bytes); the usage table has no column for an address."""
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "usage@example.com")
+    cam_id = a["camera"]["id"]
+    size = (tmp_path / f"{a['api'].id}.mp4").stat().st_size
+    core.usage.flush()
+    with core.db.session() as s:
+        rows = s.exec(select(UsageHour).where(UsageHour.subject == f"camera:{cam_id}")).all()
+    assert [(r.account_id, r.requests, r.bytes_in) for r in rows] == [(a["api"].id, 1, size)]
+    hour = rows[0].hour
+    assert (hour.minute, hour.second, hour.microsecond) == (0, 0, 0)
+    columns = set(UsageHour.__table__.columns.keys())  # type: ignore[attr-defined]
+    assert not {c for c in columns if "ip" in c.split("_") or "addr" in c or "host" in c}, columns
 
 
 def test_buffered_access_rows_written_at_shutdown(settings: Any) -> None:

@@ -154,12 +154,23 @@ def run_export(core: AlarmCloud, account_id: str, export_id: str) -> None:
             for chunk in zip_chunks(core, account_id, _progress):
                 out.write(chunk)
         size = core.blobs.put_file(key, tmp)
+        if not _account_exists(core, account_id):
+            core.blobs.delete(key)  # the account was erased while its export ran: keep no copy
+            return
         _save(core, account_id, export_id, {"state": "done", "progress": 1.0, "blob_key": key, "size": size,
                                             "finished_at": iso(utcnow())})
     except Exception as exc:
-        log.exception("export failed")
         tmp.unlink(missing_ok=True)
+        if not _account_exists(core, account_id):
+            core.blobs.delete(key)
+            return
+        log.exception("export failed")
         _save(core, account_id, export_id, {"state": "failed", "error": type(exc).__name__})
+
+
+def _account_exists(core: AlarmCloud, account_id: str) -> bool:
+    with core.db.session() as s:
+        return s.get(Account, account_id) is not None
 
 
 def _runner() -> str:
