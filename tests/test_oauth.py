@@ -303,3 +303,184 @@ def test_expired_access_token_is_told_apart_from_unknown_and_revoked(api: Any, s
         assert not oauth.access_token_expired(s, old, "alexa")
     assert code_of_failure(old) == "invalid_token"
     assert code_of_failure(live) == "invalid_token"
+
+
+def count(server: LiveServer, model: Any) -> int:
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        return len(s.exec(select(model)).all())
+
+
+def test_wrong_redirect_or_client_writes_nothing(api: Any, server: LiveServer) -> None:
+    from alarmcloud.oauth_models import OAuthGrant
+
+    user = api().register("nothing@example.com")
+    client_id, _ = add_client(server)
+    _, challenge = pkce()
+    for bad in (REDIRECT + "?x=1", REDIRECT.upper(), REDIRECT + "#f", ""):
+        r = authorize(user, client_id, challenge, redirect=bad)
+        if bad == "":  # the one registered URI is the default when none is sent
+            assert r.status_code == 303 and r.headers["location"].startswith(REDIRECT + "?code=")
+            continue
+        assert r.status_code == 400 and "location" not in r.headers, bad
+    assert count(server, OAuthCode) == 1 and count(server, OAuthGrant) == 1
+
+
+def test_client_authentication_and_token_binding(api: Any, server: LiveServer) -> None:
+    user = api().register("binding@example.com")
+    client_id, secret = add_client(server)
+    other_id, other_secret = add_client(server)
+    assert secret and other_secret
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    base = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    # a confidential client must authenticate: client_id alone, a wrong secret, or another client's secret fail
+    for data, auth in (({"client_id": client_id}, None), ({"client_id": client_id, "client_secret": "x"}, None),
+                       ({}, (client_id, other_secret))):
+        r = token(server, {**base, **data}, auth=auth)
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client", data
+    # another client cannot redeem this client's code
+    r = token(server, base, auth=(other_id, other_secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert count(server, OAuthToken) == 0
+    first = token(server, base, auth=(client_id, secret)).json()
+    second = token(server, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+                   auth=(client_id, secret)).json()
+    # another client presenting the new refresh token is refused and changes nothing: the first one stays usable
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]},
+              auth=(other_id, other_secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+              auth=(client_id, secret))
+    assert r.status_code == 200, "a refused presentation by another client must not count as use"
+    # revocation needs the owning client
+    r = httpx.post(server.url + "/oauth/revoke", data={"token": second["access_token"]}, auth=(other_id, other_secret))
+    assert r.status_code == 400 and principal(server, second["access_token"]) is not None
+    r = httpx.post(server.url + "/oauth/revoke", data={"token": second["access_token"]}, auth=(client_id, "nope"))
+    assert r.status_code == 401 and principal(server, second["access_token"]) is not None
+    r = httpx.post(server.url + "/oauth/revoke", data={"token": "acr_unknown"}, auth=(client_id, secret))
+    assert r.status_code == 200  # RFC 7009: unknown tokens are not an error
+
+
+def test_only_code_and_refresh_grants(api: Any, server: LiveServer) -> None:
+    user = api().register("grants@example.com")
+    client_id, secret = add_client(server)
+    for grant in ("password", "client_credentials", "implicit", "urn:ietf:params:oauth:grant-type:device_code"):
+        r = token(server, {"grant_type": grant, "username": user.email, "password": "x", "scope": "alarms:read"},
+                  auth=(client_id, secret or ""))
+        assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type", grant
+    _, challenge = pkce()
+    r = authorize(user, client_id, challenge, response_type="token")  # implicit: refused at the consent step
+    assert r.status_code == 303 and "#" not in r.headers["location"]
+    assert parse_qs(urlparse(r.headers["location"]).query)["error"] == ["unsupported_response_type"]
+    assert count(server, OAuthToken) == 0
+
+
+def test_pkce_rules(api: Any, server: LiveServer) -> None:
+    user = api().register("pkce@example.com")
+    strict_id, strict_secret = add_client(server)
+    with server.core.db.session() as s:  # type: ignore[attr-defined]  # `add-client --no-pkce` (IFTTT, Google)
+        row, lax_secret = oauth.add_client(s, "IFTTT", "ifttt", [REDIRECT], SCOPES, require_pkce=False)
+        lax_id = row.id
+    assert strict_secret and lax_secret
+    verifier, challenge = pkce()
+    # the method must be given and be S256 (a missing method would mean plain)
+    r = authorize(user, strict_id, challenge, code_challenge_method="")
+    assert r.status_code == 303 and parse_qs(urlparse(r.headers["location"]).query)["error"] == ["invalid_request"]
+    # --no-pkce: the plain code flow works ...
+    code = code_of(authorize(user, lax_id, None))
+    base = {"grant_type": "authorization_code", "redirect_uri": REDIRECT}
+    r = token(server, {**base, "code": code}, auth=(lax_id, lax_secret))
+    assert r.status_code == 200, r.text
+    # ... a verifier without a challenge is a downgrade attempt (RFC 9700 §4.8) ...
+    code = code_of(authorize(user, lax_id, None))
+    r = token(server, {**base, "code": code, "code_verifier": verifier}, auth=(lax_id, lax_secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    # ... and a challenge, once sent, is enforced
+    code = code_of(authorize(user, lax_id, challenge))
+    r = token(server, {**base, "code": code}, auth=(lax_id, lax_secret))
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    r = token(server, {**base, "code": code, "code_verifier": verifier}, auth=(lax_id, lax_secret))
+    assert r.status_code == 200, r.text
+    # a public client always needs PKCE, even when registered otherwise
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        row, _ = oauth.add_client(s, "App", "ifttt", [REDIRECT], SCOPES, public=True, require_pkce=False)
+        public_id = row.id
+    r = authorize(user, public_id, None)
+    assert r.status_code == 303 and parse_qs(urlparse(r.headers["location"]).query)["error"] == ["invalid_request"]
+
+
+def test_concurrent_exchanges_of_one_code_issue_one_token(api: Any, server: LiveServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    user = api().register("race@example.com")
+    client_id, secret = add_client(server)
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(r.status_code for r in pool.map(lambda _: token(server, data, (client_id, secret or "")),
+                                                            range(6)))
+    assert statuses[0] == 200 and statuses[1:] == [400] * 5
+    # the losers were replays: what the code produced is revoked (RFC 6749 §4.1.2)
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        rows = s.exec(select(OAuthToken)).all()
+        assert len(rows) == 1 and rows[0].revoked_at is not None
+
+
+def test_refresh_family_revoked_by_reused_code(api: Any, server: LiveServer) -> None:
+    user = api().register("family@example.com")
+    client_id, secret = add_client(server)
+    auth = (client_id, secret or "")
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    first = token(server, data, auth).json()
+    later = token(server, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}, auth).json()
+    assert principal(server, later["access_token"]) is not None
+    assert token(server, data, auth).json()["error"] == "invalid_grant"
+    assert principal(server, later["access_token"]) is None  # tokens refreshed from the code's tokens die too
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": later["refresh_token"]}, auth)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+def test_cli_add_list_remove_client(api: Any, server: LiveServer, settings: Any) -> None:
+    import json
+
+    from alarmcloud.cli import main
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    env = {"ALARMCLOUD_DATABASE_URL": settings.database_url} if settings.database_url else {}
+    args = ["--data-dir", str(settings.data_dir)]
+    r = runner.invoke(main, ["oauth", "add-client", "--name", "IFTTT", "--integration", "ifttt", "--redirect-uri",
+                             REDIRECT, *sum((["--scope", s] for s in SCOPES), []), *args], env=env)
+    assert r.exit_code == 0, r.output
+    client_id = re.search(r"client_id: (\S+)", r.output).group(1)  # type: ignore[union-attr]
+    secret = re.search(r"client_secret: (\S+)", r.output).group(1)  # type: ignore[union-attr]
+    r = runner.invoke(main, ["oauth", "add-client", "--name", "x", "--integration", "ifttt", "--redirect-uri",
+                             REDIRECT, "--scope", "everything", *args], env=env)
+    assert r.exit_code != 0 and "unknown scope" in r.output
+    help_text = runner.invoke(main, ["oauth", "add-client", "--help"]).output
+    assert all(scope in help_text for scope in oauth.SCOPES)  # the help names every scope there is
+
+    user = api().register("cli@example.com")
+    verifier, challenge = pkce()
+    code = code_of(authorize(user, client_id, challenge))
+    tok = token(server, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                         "code_verifier": verifier}, auth=(client_id, secret)).json()
+    r = runner.invoke(main, ["oauth", "list-clients", "--json", *args], env=env)
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [(c["client_id"], c["integration"], c["links"], c["require_pkce"]) for c in rows] == [
+        (client_id, "ifttt", 1, True)]
+    assert secret not in r.output
+    r = runner.invoke(main, ["oauth", "remove-client", client_id, *args], env=env)
+    assert r.exit_code == 0 and "1 linked account" in r.output, r.output
+    assert principal(server, tok["access_token"]) is None
+    assert user.get("/api/v1/me/links").json()["items"] == []
+    r = token(server, {"grant_type": "refresh_token", "refresh_token": tok["refresh_token"]}, auth=(client_id, secret))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        assert s.exec(select(Consent).where(Consent.account_id == user.id)).one().withdrawn_at is not None
+    r = runner.invoke(main, ["oauth", "remove-client", client_id, *args], env=env)
+    assert r.exit_code != 0 and "no OAuth client" in r.output
