@@ -257,3 +257,46 @@ async def test_realtime_retries_5xx_and_429_but_not_4xx() -> None:
     closed = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/notifications"
     sock.close()  # nothing listens: connection refused on every attempt
     assert not await realtime.notify(closed, KEY, entries, backoff=0.01)
+
+
+def test_realtime_does_not_hold_up_the_event_fan_out(tmp_path: Path) -> None:
+    """handle_event returns while IFTTT has not answered yet; the notification still arrives afterwards."""
+    import asyncio
+
+    from alarmcloud_ifttt import plugin
+
+    release = threading.Event()
+    got: list[dict[str, Any]] = []
+
+    async def notifications(request: Request) -> JSONResponse:
+        got.append(await request.json())
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 20)
+        return JSONResponse({})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    hanging = uvicorn.Server(uvicorn.Config(Starlette(routes=[Route("/v1/notifications", notifications,
+                                                                    methods=["POST"])]), log_level="warning"))
+    threading.Thread(target=hanging.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not hanging.started:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1/notifications"
+    st = test_settings(tmp_path / "data", plugin={"ifttt": {"service_key": KEY, "realtime_url": url}})
+    with LiveServer(st) as srv:
+        data = setup(srv)
+        cam = data["samples"]["triggers"]["new_alarm"]["camera"]
+        call(srv, data["accessToken"], "/triggers/new_alarm", {"trigger_identity": "ti-x", "triggerFields": {}})
+        core: Any = srv.core
+        from alarmcloud.models import Camera
+
+        with core.db.session() as s:
+            account_id = s.get(Camera, cam).account_id
+        event = Event(DETECTIONS_READY, account_id, cam, {"verdict": "alarm", "findings": []})
+        done = asyncio.run_coroutine_threadsafe(plugin.handle_event(core, event), core.loop)
+        done.result(timeout=10)  # returned although IFTTT has not answered
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got == [{"data": [{"trigger_identity": "ti-x"}]}] and not release.is_set()
+        release.set()
+    hanging.should_exit = True

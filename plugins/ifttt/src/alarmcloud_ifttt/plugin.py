@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from alarmcloud import Event, Integration, IntegrationSpec, ProcessingRecord, hookimpl
@@ -84,6 +85,30 @@ async def handle_event(app: Any, event: Event) -> None:
     if not conf.get("service_key"):
         log.warning("IFTTT realtime: no service key configured")
         return
+    _in_background(_notify(conf["realtime_url"], conf["service_key"], entries))
+
+
+async def _notify(url: str, key: str, entries: list[dict[str, str]]) -> None:
     started = time.monotonic()
-    await realtime.notify(conf["realtime_url"], conf["service_key"], entries)
+    await realtime.notify(url, key, entries)
     log.debug("IFTTT realtime: %d identities in %.2fs", len(entries), time.monotonic() - started)
+
+
+#: Realtime calls in flight (a reference keeps each task alive until it is done)
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _in_background(coro: Coroutine[Any, Any, None]) -> None:
+    """Realtime is only a hint to poll: its retries must not hold up the event fan-out to the other plugins."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+@hookimpl
+async def shutdown(app: Any) -> None:
+    """Give Realtime calls in flight a moment to finish, then drop them (IFTTT polls anyway)."""
+    if _pending:
+        await asyncio.wait(set(_pending), timeout=2)
+    for task in list(_pending):
+        task.cancel()
