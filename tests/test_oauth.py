@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 import secrets
 from datetime import timedelta
@@ -484,3 +485,29 @@ def test_cli_add_list_remove_client(api: Any, server: LiveServer, settings: Any)
         assert s.exec(select(Consent).where(Consent.account_id == user.id)).one().withdrawn_at is not None
     r = runner.invoke(main, ["oauth", "remove-client", client_id, *args], env=env)
     assert r.exit_code != 0 and "no OAuth client" in r.output
+
+
+def test_login_page_leads_back_to_the_consent_page_only(api: Any, server: LiveServer) -> None:
+    """Not logged in: authorize → login page → (after login) back to the consent page, never to another site."""
+    client_id, _ = add_client(server)
+    _, challenge = pkce()
+    url = "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": client_id, "scope": "ifttt",
+                                           "redirect_uri": REDIRECT, "code_challenge": challenge,
+                                           "code_challenge_method": "S256"})
+    browser = httpx.Client(base_url=server.url)
+    r = browser.get(url)
+    assert r.status_code == 303
+    login = browser.get(r.headers["location"])
+    assert login.status_code == 200
+    target = re.search(r'data-redirect="([^"]*)"', login.text).group(1)  # type: ignore[union-attr]
+    assert html.unescape(target) == url
+    for evil in ("//evil.example/x", "/\\evil.example/x", "/\t/evil.example", "https://evil.example/",
+                 "/%5Cevil.example"):
+        page = browser.get("/login", params={"next": evil})
+        target = html.unescape(re.search(r'data-redirect="([^"]*)"', page.text).group(1))  # type: ignore[union-attr]
+        assert not urlparse(target.replace("\\", "/")).netloc and "\t" not in target, evil
+    api().register("browser@example.com")
+    assert browser.post("/api/v1/auth/login", json={"email": "browser@example.com",
+                                                    "password": "correct horse battery staple"}).status_code == 200
+    page = browser.get(url)
+    assert page.status_code == 200 and "Allow" in page.text

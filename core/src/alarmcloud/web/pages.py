@@ -94,7 +94,10 @@ def render(request: Request, name: str, user: User | None = None, status: int = 
 
 
 def _safe_next(raw: str | None) -> str:
-    return raw if raw and raw.startswith("/") and not raw.startswith("//") else "/"
+    # same-site paths only: browsers read "/\host" and "/<tab>/host" as "//host" (an open redirect after login)
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or any(c < " " for c in raw):
+        return "/"
+    return raw
 
 
 # ---------------------------------------------------------------- accounts
