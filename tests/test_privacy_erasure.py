@@ -10,9 +10,10 @@ from typing import Any
 import anyio
 import httpx
 from alarmcloud import crypto, events, oauth
-from alarmcloud.models import Account, Clip, utcnow
+from alarmcloud.models import Account, Clip, UsageHour, utcnow
 from alarmcloud.privacy import run_retention
 from alarmcloud.testing import LiveServer
+from sqlmodel import select
 
 
 def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:
@@ -59,6 +60,10 @@ def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, priv
     r = acc.delete("/api/v1/me", json={"password": "correct horse battery staple"})
     assert r.status_code == 200, r.text
     assert seen == [acc.id, a["subuser_id"]]
+    # the DELETE request itself is counted for the erased account after the erasure: no row comes back,
+    # and the other account's usage in the same batch is still written
+    b["api"].get("/api/v1/me")
+    core.usage.flush()
     hits = privacy.scan(core, needles)
     assert hits == [], hits
     # tokens and sessions are gone
@@ -73,6 +78,8 @@ def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, priv
                                                                                         "integration_grant"]
     assert (Path(core.settings.data_dir) / "training" / "rain" / "rain" / f"{b['event_id']}.mp4").exists()
     assert privacy.scan(core, [bb.id, b["camera"]["id"], b["event_id"]])
+    with core.db.session() as s:
+        assert s.exec(select(UsageHour).where(UsageHour.subject == f"account:{bb.id}")).first() is not None
 
 
 def test_inactive_account_notice_then_erasure(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:

@@ -25,8 +25,18 @@ def test_processing_record_lists_core_and_every_enabled_plugin(server: LiveServe
     assert "core: access log" in names and "core: accounts and login" in names
     plugins = [*core.plugins.detector_specs, *core.plugins.camera_specs, *core.plugins.integration_specs]
     assert plugins, "the test deployment enables plugins"
-    for name in plugins:
-        assert any(a["name"].endswith(f": {name}") for a in acts), name
+    by_name = {a["name"]: a for a in acts}
+    declared = 0
+    for kind, specs in (("detector", core.plugins.detector_specs), ("camera", core.plugins.camera_specs),
+                        ("integration", core.plugins.integration_specs)):
+        for name, spec in specs.items():
+            act = by_name[f"{kind}: {name}"]
+            rec = getattr(spec, "privacy", None)
+            if rec is not None:  # the plugin's own declaration, word for word
+                declared += 1
+                assert (act["data"], act["purpose"], act["recipients"], act["retention"], act["declared"]) == \
+                    (list(rec.data), rec.purpose, list(rec.recipients), rec.retention, True), name
+    assert declared, "the plugins of this deployment declare what they process"
     for a in acts:
         assert {"data", "purpose", "recipients", "retention", "legal_basis"} <= set(a)
     page = httpx.get(server.url + "/privacy")
@@ -41,7 +51,14 @@ def test_cli_record_and_retention_dry_run(tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(main, ["privacy", "record", "--json", "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 0, r.output
-    assert any(a["name"] == "core: access log" for a in json.loads(r.stdout)["activities"])
+    names = {a["name"] for a in json.loads(r.stdout)["activities"]}
+    assert {"core: access log", "integration: alexa", "integration: ifttt"} <= names
+    # only what this deployment enables: a disabled plugin is not in the record
+    r = runner.invoke(main, ["privacy", "record", "--json", "--data-dir", str(tmp_path / "d")],
+                      env={"ALARMCLOUD_PLUGINS__DISABLE": "integrations:alexa"})
+    assert r.exit_code == 0, r.output
+    names = {a["name"] for a in json.loads(r.stdout)["activities"]}
+    assert "integration: alexa" not in names and "integration: ifttt" in names
     r = runner.invoke(main, ["privacy", "retention", "--dry-run", "--data-dir", str(tmp_path / "d")])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["dry_run"] is True

@@ -7,9 +7,9 @@ from collections import defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 
-from alarmcloud.models import UsageHour, utcnow
+from alarmcloud.models import Account, UsageHour, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -36,7 +36,12 @@ class UsageRecorder:
         if not pending:
             return
         with self.app.db.session() as s:
+            ids = {a for (_, _, a) in pending if a}
+            # an account erased meanwhile (its own DELETE request is counted after the erasure) leaves no row
+            live = set(s.exec(select(Account.id).where(col(Account.id).in_(ids))).all()) if ids else set()
             for (hour, subject, account_id), (n, bi, bo) in pending.items():
+                if account_id and account_id not in live:
+                    continue
                 row = s.exec(select(UsageHour).where(UsageHour.hour == hour, UsageHour.subject == subject)).first()
                 if row is None:
                     row = UsageHour(hour=hour, subject=subject, account_id=account_id)
