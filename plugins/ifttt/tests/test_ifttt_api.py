@@ -300,3 +300,20 @@ def test_realtime_does_not_hold_up_the_event_fan_out(tmp_path: Path) -> None:
         assert got == [{"data": [{"trigger_identity": "ti-x"}]}] and not release.is_set()
         release.set()
     hanging.should_exit = True
+
+
+def test_status_is_503_while_the_core_cannot_answer(srv: LiveServer) -> None:
+    core: Any = srv.core
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("database is unavailable")
+
+    real = core.services.get_state
+    core.services.get_state = broken
+    try:
+        r = httpx.get(srv.url + BASE + "/status", headers={"IFTTT-Service-Key": KEY})
+        assert r.status_code == 503 and r.json()["errors"][0]["message"]
+        assert httpx.get(srv.url + BASE + "/status", headers={"IFTTT-Service-Key": "x"}).status_code == 401
+    finally:
+        core.services.get_state = real
+    assert httpx.get(srv.url + BASE + "/status", headers={"IFTTT-Service-Key": KEY}).status_code == 200

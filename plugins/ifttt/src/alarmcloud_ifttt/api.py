@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,8 @@ from alarmcloud import Principal, ServiceError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+
+log = logging.getLogger(__name__)
 
 PLUGIN = "ifttt"
 INTEGRATION = "ifttt"
@@ -116,8 +119,13 @@ def _ts(value: str) -> int:
 
 
 async def status(request: Request) -> Response:
-    """Health for IFTTT (service key)."""
+    """Health for IFTTT (service key): 503 while the database cannot be read, so IFTTT retries later."""
     _check_key(request)
+    try:
+        await _app(request).services.get_state(PLUGIN, None, "status")
+    except Exception:
+        log.exception("IFTTT status: the core cannot answer")
+        raise IftttError(503, "alarmcloud is temporarily unavailable") from None
     return JSONResponse({})
 
 
