@@ -511,3 +511,40 @@ def test_login_page_leads_back_to_the_consent_page_only(api: Any, server: LiveSe
                                                     "password": "correct horse battery staple"}).status_code == 200
     page = browser.get(url)
     assert page.status_code == 200 and "Allow" in page.text
+
+
+@pytest.mark.anyio
+async def test_the_core_uses_camera_logins_only_for_links_with_the_scope(api: Any, server: LiveServer) -> None:
+    """cameras:control / cameras:stream decide whether the core uses the stored camera login for a client."""
+    from alarmcloud import Principal, ServiceError
+    from alarmcloud_camera_instar.testing import FakeInstarCamera
+
+    with FakeInstarCamera("fullhd", password="S3cret!pass") as fake:  # the settings allow loopback cameras
+        core: Any = server.core
+        owner = api().register("scopes@example.com")
+        cam = owner.camera("Gate", model="IN-9020 Full HD", host="127.0.0.1", port=fake.port, username="admin",
+                           password="S3cret!pass")
+        assert owner.patch(f"/api/v1/cameras/{cam['id']}", json={"integrations_may_use_credentials": True}
+                           ).status_code == 200
+
+        def who(*scopes: str, account: str = owner.id) -> Principal:
+            return Principal(account_id=account, client_id="c", scopes=frozenset(scopes), pseudonym="p")
+
+        services = core.services
+        for principal, status in ((who("alarms:read", "cameras:stream"), 403), (who("cameras:control",
+                                                                                     account="someone"), 404)):
+            with pytest.raises(ServiceError) as err:
+                await services.camera_action(owner.id, cam["id"], "motion_detection", False, principal=principal)
+            assert err.value.status == status
+        assert fake.requests == []  # the camera never heard of it
+        await services.camera_action(owner.id, cam["id"], "motion_detection", False,
+                                     principal=who("cameras:control"))
+        assert {a["enable"] for a in fake.state["areas"].values()} == {"0"}
+        with pytest.raises(ServiceError) as err:
+            await services.live_stream(owner.id, cam["id"], with_credentials=True, principal=who("cameras:control"))
+        assert err.value.status == 403
+        live = await services.live_stream(owner.id, cam["id"], with_credentials=True,
+                                          principal=who("cameras:stream"))
+        assert live.credentials_in_url and "S3cret" in str(live.credentials_in_url)
+        assert "S3cret" not in live.rtsp_main
+

@@ -10,7 +10,14 @@ from sqlmodel import Session, select
 from alarmcloud.contracts import LiveStream
 from alarmcloud.errors import ApiError
 from alarmcloud.models import Account, Camera, PluginState, utcnow
-from alarmcloud.services import CameraSummary, CoreServices, EndpointTestAccount, Principal, ServiceError
+from alarmcloud.services import (
+    CameraSummary,
+    CoreServices,
+    EndpointTestAccount,
+    Principal,
+    ServiceError,
+    require_camera_scope,
+)
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -78,18 +85,21 @@ class Services(CoreServices):
         return out
 
     async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
-                            area: int | None = None) -> None:
+                            area: int | None = None, *, principal: Principal | None = None) -> None:
         from alarmcloud.cameras import run_action
 
+        require_camera_scope(principal, account_id, "control")
         cam = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id))
         try:
             await run_action(self.app, cam, action, value, area)
         except ApiError as exc:
             raise _api(exc) from None
 
-    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
+    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False, *,
+                          principal: Principal | None = None) -> LiveStream:
         from alarmcloud.cameras import adapter_for, camera_access
 
+        require_camera_scope(principal, account_id, "stream")
         cam = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id))
         try:
             stream = adapter_for(self.app, cam).live_stream(camera_access(self.app, cam))

@@ -36,6 +36,25 @@ class Principal:
     token_id: str | None = None
 
 
+#: what a client's link must include before the core uses the customer's stored camera login on its behalf
+CAMERA_SCOPES = {"control": "cameras:control", "stream": "cameras:stream"}
+
+
+def require_camera_scope(principal: Principal | None, account_id: str, use: str) -> None:
+    """Check a caller's link before a camera is used for it (``use``: control or stream); no principal: no check.
+
+    Raises ``ServiceError(404)`` when the principal stands for another account and ``ServiceError(403,
+    "insufficient_scope")`` when its link lacks ``cameras:control`` / ``cameras:stream``.
+    """
+    if principal is None:
+        return
+    if principal.account_id != account_id:
+        raise ServiceError(404, "not_found", "camera not found")
+    scope = CAMERA_SCOPES[use]
+    if scope not in principal.scopes:
+        raise ServiceError(403, "insufficient_scope", f"the customer did not allow {scope} for this link")
+
+
 @dataclass(frozen=True)
 class CameraSummary:
     """A camera as an integration may see it (never its credentials)."""
@@ -96,13 +115,20 @@ class CoreServices(ABC):
 
     @abstractmethod
     async def camera_action(
-        self, account_id: str, camera_id: str, action: str, value: Any, area: int | None = None
+        self, account_id: str, camera_id: str, action: str, value: Any, area: int | None = None, *,
+        principal: Principal | None = None,
     ) -> None:
-        """Run a camera action (see ``contracts.CAMERA_ACTIONS``); 404 for a camera of another account."""
+        """Run a camera action (see ``contracts.CAMERA_ACTIONS``); 404 for a camera of another account.
+
+        Integrations pass the caller's ``principal``: the core then refuses (403 ``insufficient_scope``) unless the
+        customer granted that link ``cameras:control`` (``require_camera_scope``).
+        """
 
     @abstractmethod
-    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
-        """Stream URLs; credentials only when the customer allowed it for the calling client."""
+    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False, *,
+                          principal: Principal | None = None) -> LiveStream:
+        """Stream URLs; credentials only when the customer allowed it for the camera (and, with a ``principal``,
+        only for a link with ``cameras:stream``: 403 without it)."""
 
     @abstractmethod
     async def list_events(

@@ -156,7 +156,13 @@ from collections.abc import Iterable  # noqa: E402
 from typing import Any  # noqa: E402
 
 from alarmcloud.contracts import LiveStream  # noqa: E402
-from alarmcloud.services import CameraSummary, CoreServices, Principal, ServiceError  # noqa: E402
+from alarmcloud.services import (  # noqa: E402
+    CameraSummary,
+    CoreServices,
+    Principal,
+    ServiceError,
+    require_camera_scope,
+)
 
 
 class FakeServices(CoreServices):
@@ -217,13 +223,16 @@ class FakeServices(CoreServices):
         return list(self.cameras.get(account_id, []))
 
     async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
-                            area: int | None = None) -> None:
+                            area: int | None = None, *, principal: Principal | None = None) -> None:
+        require_camera_scope(principal, account_id, "control")
         self._camera(account_id, camera_id)
         if self.fail_action is not None:
             raise self.fail_action
         self.actions.append((account_id, camera_id, action, value))
 
-    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False) -> LiveStream:
+    async def live_stream(self, account_id: str, camera_id: str, with_credentials: bool = False, *,
+                          principal: Principal | None = None) -> LiveStream:
+        require_camera_scope(principal, account_id, "stream")
         self._camera(account_id, camera_id)
         s = self.streams.get(camera_id) or LiveStream(f"rtsp://camera.invalid/{camera_id}")
         return s if with_credentials else LiveStream(s.rtsp_main, s.rtsp_sub, s.rtsp_third, s.snapshot, {})

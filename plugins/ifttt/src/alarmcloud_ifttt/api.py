@@ -327,7 +327,7 @@ async def action(request: Request) -> Response:
         return JSONResponse({"data": [{"id": f"{cam}-{slug}"}]})  # the endpoint-test camera has no device
     for name, value, area in plan:
         try:
-            await services.camera_action(p.account_id, cam, name, value, area)
+            await services.camera_action(p.account_id, cam, name, value, area, principal=p)
         except ServiceError as exc:
             if exc.status >= 500:
                 raise IftttError(503, "the camera did not answer; try again later") from None
