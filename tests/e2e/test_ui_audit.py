@@ -7,87 +7,17 @@ the tests of this module; each test opens its own browser context.
 from __future__ import annotations
 
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import PASSWORD, browser, require_chromium  # noqa: E402
+from uihelpers import OPERATOR, OWNER, Site, login  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
-OWNER = "demo@example.org"
-OPERATOR = "operator@example.org"
-REDIRECT = "https://example.com/callback"
-
-
-class Site:
-    def __init__(self, url: str, core: Any, event_id: str, camera_id: str, client_id: str) -> None:
-        self.url, self.core, self.event_id, self.camera_id, self.client_id = url, core, event_id, camera_id, client_id
-
-    def owner_pages(self) -> dict[str, str]:
-        consent = "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": self.client_id,
-                                                   "redirect_uri": REDIRECT, "scope": "alarms:read cameras:control",
-                                                   "state": "xyz"})
-        return {"timeline": "/", "clip": f"/events/{self.event_id}", "cameras": "/cameras",
-                "camera": f"/cameras/{self.camera_id}", "storage": "/storage", "notifications": "/notifications",
-                "links": "/links", "privacy": "/privacy-center", "account": "/account", "consent": consent,
-                "not found": "/events/nope", "policy": "/privacy"}
-
-
-@pytest.fixture(scope="module")
-def site() -> Iterator[Site]:
-    require_chromium()
-    from alarmcloud import oauth
-    from alarmcloud.models import Account, Camera
-    from alarmcloud.testing import LiveServer, test_settings
-    from screenshots import demo_history, seed
-    from sqlmodel import select
-
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        with LiveServer(test_settings(tmp / "data")) as srv:
-            client, _ = seed(srv.url, tmp)
-            demo_history(srv.core)
-            event_id = client.get("/api/v1/events").json()["items"][0]["id"]
-            cam_id = next(c["id"] for c in client.get("/api/v1/cameras").json()["items"] if c["name"] == "Garden")
-            import httpx
-
-            httpx.post(srv.url + "/api/v1/auth/register", json={"email": OPERATOR, "password": PASSWORD})
-            core: Any = srv.core
-            with core.db.session() as s:
-                op = s.exec(select(Account).where(Account.email == OPERATOR)).one()
-                op.role = "operator"
-                owner = s.exec(select(Account).where(Account.email == OWNER)).one()
-                cam = s.get(Camera, cam_id)
-                cam.fair_use_state = "low_priority"
-                cam.fair_use_reason = "more than 300 alarm clips in the last 24 hours"
-                s.add_all([op, cam])
-                s.commit()
-                row, _secret = oauth.add_client(s, "Home Automation", "ifttt", [REDIRECT],
-                                                ["alarms:read", "cameras:control"])
-                oauth.issue_tokens(s, owner.id, row.id, ["alarms:read", "cameras:control"])
-                client_id = row.id
-            yield Site(srv.url, srv.core, event_id, cam_id, client_id)
-
-
-@pytest.fixture(scope="module")
-def chromium(site: Site) -> Iterator[Any]:
-    with browser() as b:
-        yield b
-
-
-def login(page: Any, base: str, email: str) -> None:
-    page.goto(base + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base + "/")
 
 
 class Recorder:

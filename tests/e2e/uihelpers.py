@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -15,6 +16,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 MODEL = "IN-9008 Full HD"  # accepts 640x352 H.264 sub-stream clips
 PASSWORD = "correct horse battery staple"
+OWNER = "demo@example.org"
+OPERATOR = "operator@example.org"
+REDIRECT = "https://example.com/callback"
 
 
 def require_chromium() -> None:
@@ -39,3 +43,29 @@ def make_accepted_clip(path: Path, seconds: float = 6.0) -> Path:
     from alarmcloud.testing import make_clip
 
     return make_clip(path, seconds=seconds, width=640, height=352, fps=15)
+
+
+class Site:
+    """The seeded deployment of the ``site`` fixture: its URL, core, and the ids the tests need."""
+
+    def __init__(self, url: str, core: Any, event_id: str, camera_id: str, client_id: str) -> None:
+        self.url, self.core, self.event_id, self.camera_id, self.client_id = url, core, event_id, camera_id, client_id
+
+    def owner_pages(self) -> dict[str, str]:
+        consent = "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": self.client_id,
+                                                   "redirect_uri": REDIRECT, "scope": "alarms:read cameras:control",
+                                                   "state": "xyz"})
+        return {"timeline": "/", "clip": f"/events/{self.event_id}", "cameras": "/cameras",
+                "camera": f"/cameras/{self.camera_id}", "storage": "/storage", "notifications": "/notifications",
+                "links": "/links", "privacy": "/privacy-center", "account": "/account", "consent": consent,
+                "not found": "/events/nope", "policy": "/privacy"}
+
+
+def login(page: Any, base: str, email: str) -> None:
+    page.goto(base + "/login")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/")
+
+

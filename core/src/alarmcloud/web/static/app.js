@@ -33,6 +33,7 @@
       } else {
         message = err.message || ("Request failed (" + res.status + ").");
       }
+      message = message.charAt(0).toUpperCase() + message.slice(1);
     }
     return { ok: res.ok, status: res.status, data, message, response: res };
   }
@@ -93,7 +94,7 @@
       busy(form, true);
       const r = await api(form.dataset.method || "POST", form.dataset.api, formObject(form));
       busy(form, false);
-      if (!r.ok) return showError(form, r.message);
+      if (!r.ok) return showError(form, (r.status === 401 && form.dataset.wrongPassword) || r.message);
       if (form.dataset.redirect) { location.assign(form.dataset.redirect); return; }
       if (form.hasAttribute("data-reload")) { sessionStorage.setItem("ac-flash", form.dataset.done || ""); location.reload(); return; }
       if (form.dataset.done) flash(form.dataset.done);

@@ -1,0 +1,529 @@
+"""The web UI's features one by one in a real browser, against a seeded deployment (see ``conftest.site``).
+
+Accounts and CSRF, timeline filters and paging, the clip page, camera controls against a fake INSTAR camera,
+storage charts, linked services and the OAuth consent page, the privacy center, the operator page, empty states.
+Tests that delete things come last.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import zipfile
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from uihelpers import OPERATOR, OWNER, PASSWORD, REDIRECT, Site, login  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def page(chromium: Any, site: Site) -> Any:
+    ctx = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    ctx.close()
+
+
+def api(site: Site, email: str = OWNER, password: str = PASSWORD) -> httpx.Client:
+    c = httpx.Client(base_url=site.url, timeout=30)
+    r = c.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert r.status_code == 200, r.text
+    c.headers["X-CSRF-Token"] = c.cookies["ac_csrf"]
+    return c
+
+
+def cards(page: Any) -> list[str]:
+    return page.eval_on_selector_all(".event", "els => els.map((e) => e.dataset.eventId)")
+
+
+def clips_by_verdict(site: Site) -> dict[str, Any]:
+    from alarmcloud.models import Clip, FindingRow
+    from sqlmodel import select
+
+    with site.core.db.session() as s:  # type: ignore[attr-defined]
+        clips = s.exec(select(Clip)).all()
+        plates = s.exec(select(FindingRow).where(FindingRow.label == "plate")).all()
+        return {"clips": [(c.id, c.camera_id, c.verdict, c.started_at) for c in clips],
+                "plate_clips": {f.clip_id for f in plates}}
+
+
+# ---------------------------------------------------------------- accounts and CSRF
+
+
+def test_log_in_errors_next_page_log_out_and_password_change(page: Any, site: Site) -> None:
+    base = site.url
+    # a protected page sends to the login page and back after logging in
+    page.goto(base + "/storage")
+    assert "/login?next=%2Fstorage" in page.url
+    page.get_by_label("E-mail address").fill(OWNER)
+    page.get_by_label("Password").fill("wrong password!")
+    page.get_by_role("button", name="Log in").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert re.search(r"e-mail|password", alert.inner_text(), re.I), alert.inner_text()
+    assert "/login" in page.url
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/storage")
+
+    # password change: the wrong current password is refused with a message, the right one works
+    page.get_by_role("link", name="Account").click()
+    form = page.locator("form[data-method=PATCH]")
+    form.get_by_label("Current password").fill("not my password")
+    form.get_by_label("New password").fill("a brand new secret 42")
+    form.get_by_role("button", name="Change password").click()
+    form.get_by_role("alert").wait_for()
+    assert form.get_by_role("alert").inner_text()
+    form.get_by_label("Current password").fill(PASSWORD)
+    form.get_by_label("New password").fill("a brand new secret 42")
+    form.get_by_role("button", name="Change password").click()
+    page.locator(".flash").get_by_text("Password changed.").wait_for()
+    assert httpx.post(base + "/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD}).status_code == 401
+
+    # log out: the session is gone, pages send to the login page again
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(re.compile(r"/login"))
+    page.goto(base + "/cameras")
+    assert "/login" in page.url
+
+    # put the password back for the other tests
+    c = api(site, password="a brand new secret 42")
+    assert c.patch("/api/v1/me", json={"current_password": "a brand new secret 42",
+                                       "password": PASSWORD}).status_code == 200
+
+
+def test_sign_up_errors_are_clear(page: Any, site: Site) -> None:
+    page.goto(site.url + "/signup")
+    page.get_by_label("E-mail address").fill(OWNER)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert re.search(r"already|exists|registered|taken", alert.inner_text(), re.I), alert.inner_text()
+    # the browser itself refuses a short password before anything is sent
+    page.get_by_label("E-mail address").fill("new@example.org")
+    page.get_by_label("Password").fill("short")
+    page.get_by_role("button", name="Sign up").click()
+    assert page.eval_on_selector("input[name=password]", "el => !el.validity.valid")
+    assert "/signup" in page.url
+
+
+def test_every_change_the_ui_makes_carries_the_csrf_token(page: Any, site: Site) -> None:
+    """Each non-GET request the pages send has X-CSRF-Token = the ac_csrf cookie; without it the server refuses."""
+    sent: list[tuple[str, str, str | None]] = []
+    page.on("request", lambda r: sent.append((r.method, r.url, r.headers.get("x-csrf-token")))
+            if r.method not in ("GET", "HEAD") else None)
+    login(page, site.url, OWNER)
+    page.goto(site.url + f"/cameras/{site.camera_id}")
+    page.locator('input[data-detector="plates"]').check()
+    page.locator(".flash").get_by_text("plates detection switched on").wait_for()
+    page.locator('input[data-detector="plates"]').uncheck()
+    page.locator(".flash").get_by_text("plates detection switched off").wait_for()
+    page.goto(site.url + "/notifications")
+    page.get_by_role("button", name="Save").click()
+    page.locator(".flash").get_by_text("E-mail notifications saved.").wait_for()
+    page.goto(site.url + f"/events/{site.event_id}")
+    page.get_by_role("button", name="Not rain").click()
+    page.locator(".sent").wait_for()
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "ac_csrf")
+    changes = [s for s in sent if "/api/v1/auth/login" not in s[1]]
+    assert len(changes) >= 4, sent
+    assert all(token == cookie for _, _, token in changes), changes
+
+    # the same requests without the header are refused (the session cookie alone is not enough)
+    req = page.context.request
+    r = req.put(site.url + f"/api/v1/cameras/{site.camera_id}/detectors", data={"plates": True})
+    assert r.status == 403 and r.json()["error"]["code"] == "csrf_failed"
+    r = req.post(site.url + f"/api/v1/events/{site.event_id}/feedback",
+                 data={"detector": "rain", "label": "rain", "release": True})
+    assert r.status == 403
+    # the OAuth consent form is a plain HTML form with its own hidden token
+    consent = site.url + site.owner_pages()["consent"]
+    r = req.post(consent, form={"decision": "approve"}, max_redirects=0)
+    assert r.status == 403
+    page.goto(consent)
+    assert page.locator("form input[type=hidden][name=csrf_token]").get_attribute("value") == cookie
+
+
+# ---------------------------------------------------------------- timeline
+
+
+def test_timeline_newest_first_with_pages(page: Any, site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alarmcloud.web import pages
+
+    monkeypatch.setattr(pages, "PAGE_SIZE", 2)
+    data = clips_by_verdict(site)
+    newest_first = [c[0] for c in sorted(data["clips"], key=lambda c: c[3], reverse=True)]
+    login(page, site.url, OWNER)
+    assert cards(page) == newest_first[:2]
+    # thumbnails load, every card has a verdict badge
+    page.wait_for_function("() => [...document.querySelectorAll('.event img')].every((i) => i.complete "
+                           "&& i.naturalWidth > 0)")
+    assert page.locator(".event .badge").count() == 2
+    while page.get_by_role("button", name="Load more").count():
+        before = len(cards(page))
+        page.get_by_role("button", name="Load more").click()
+        page.wait_for_function(f"() => document.querySelectorAll('.event').length > {before}")
+    assert cards(page) == newest_first
+    times = page.eval_on_selector_all(".event time", "els => els.map((e) => e.getAttribute('datetime'))")
+    assert times == sorted(times, reverse=True)
+    # the plate text is on the card of the clip with the plate
+    plate_card = page.locator(f'.event[data-event-id="{next(iter(data["plate_clips"]))}"]')
+    assert plate_card.locator(".plate").inner_text() == "B AC 1234"
+
+
+def test_timeline_filters(page: Any, site: Site) -> None:
+    data = clips_by_verdict(site)
+    login(page, site.url, OWNER)
+    form = page.get_by_role("form", name="Filter alarms")
+
+    def apply(**values: str) -> list[str]:
+        page.goto(site.url + "/")
+        for label, value in values.items():
+            field = form.get_by_label(label, exact=True)
+            if field.evaluate("e => e.tagName") == "SELECT":
+                field.select_option(label=value)
+            else:
+                field.fill(value)
+        form.get_by_role("button", name="Filter").click()
+        page.wait_for_load_state("networkidle")
+        return sorted(cards(page))
+
+    rain = sorted(c[0] for c in data["clips"] if c[2] == "false_alarm:rain")
+    assert rain and apply(Verdict="Rain") == rain
+    real = sorted(c[0] for c in data["clips"] if c[2] == "alarm")
+    assert apply(Verdict="Real alarm") == real
+    cams = api(site).get("/api/v1/cameras").json()["items"]
+    garden = next(c["id"] for c in cams if c["name"] == "Garden")
+    assert apply(Camera="Garden") == sorted(c[0] for c in data["clips"] if c[1] == garden)
+    assert apply(Label="plate") == sorted(data["plate_clips"])
+    assert apply(Plate="b ac 1235") == sorted(data["plate_clips"])  # whole plate, one OCR slip allowed
+    one = data["clips"][0]
+    day = one[3].replace(tzinfo=one[3].tzinfo or UTC).astimezone(UTC).date()
+    same_day = sorted(c[0] for c in data["clips"]
+                      if c[3].replace(tzinfo=c[3].tzinfo or UTC).astimezone(UTC).date() == day)
+    assert apply(Day=day.isoformat()) == same_day
+    # the filters stay in the form and can be cleared; nothing found says so
+    assert apply(Plate="ZZ 9999") == []
+    assert form.get_by_label("Plate").input_value() == "ZZ 9999"
+    page.get_by_text("No alarms match these filters.").wait_for()
+    page.get_by_role("link", name="Clear").click()
+    page.wait_for_url(site.url + "/")
+    assert len(cards(page)) == len(data["clips"])
+
+
+# ---------------------------------------------------------------- clip page
+
+
+def test_clip_page_findings_seek_the_video(page: Any, site: Site) -> None:
+    plate_clip = next(iter(clips_by_verdict(site)["plate_clips"]))
+    login(page, site.url, OWNER)
+    page.goto(site.url + f"/events/{plate_clip}")
+    page.wait_for_function("() => document.querySelector('#player').readyState >= 1")
+    finding = page.locator(".findings li", has_text="B AC 1234")
+    assert "1.2 s" in finding.inner_text()
+    finding.get_by_role("button", name=re.compile("Jump to 1.2 s")).click()
+    page.wait_for_function("() => Math.abs(document.querySelector('#player').currentTime - 1.2) < 0.3")
+    # the feedback form explains the consent box, which is off by default
+    box = page.get_by_label(re.compile("Release this clip"))
+    assert not box.is_checked()
+
+
+# ---------------------------------------------------------------- cameras
+
+
+def test_add_camera_shows_the_upload_settings_once(page: Any, site: Site) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
+    login(page, site.url, OWNER)
+    page.goto(site.url + "/cameras")
+    # a name of blanks is refused by the server with a message in the form
+    page.get_by_label("Name", exact=True).fill("   ")
+    page.get_by_role("button", name="Add camera").click()
+    page.locator("form[data-add-camera] [role=alert]").wait_for()
+    assert "name" in page.locator("form[data-add-camera] [role=alert]").inner_text()
+    page.get_by_label("Name", exact=True).fill("Porch")
+    page.get_by_label("Brand").select_option("instar")
+    models = page.eval_on_selector_all("#model option", "os => os.map((o) => o.value)")
+    assert "IN-9008 Full HD" in models
+    page.get_by_label("Model").select_option("IN-9008 Full HD")
+    page.get_by_role("button", name="Add camera").click()
+    panel = page.locator("#credentials")
+    panel.wait_for(state="visible")
+    values = {k: page.input_value(f"#cred-{k}") for k in ("username", "password", "http", "ftp-host", "ftp-port")}
+    assert all(values.values()), values
+    assert values["http"].endswith("/api/v1/ingest/clips")
+    panel.get_by_role("button", name="Copy").nth(1).click()
+    assert page.evaluate("navigator.clipboard.readText()") == values["password"]
+    # the password works for an upload, and it is not shown again on the camera's page
+    assert httpx.post(site.url + "/api/v1/ingest/clips", content=b"not a video", timeout=30,
+                      auth=(values["username"], values["password"])).status_code != 401
+    page.locator("#new-camera-link").click()
+    page.wait_for_url(re.compile(r"/cameras/\w+"))
+    assert values["password"] not in page.content()
+    assert page.locator("#credentials").is_hidden()
+    # a new password needs a confirmation, because the camera stops uploading until it gets it
+    page.once("dialog", lambda d: d.dismiss())
+    page.get_by_role("button", name="New upload password").click()
+    assert page.locator("#credentials").is_hidden()
+
+
+def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) -> None:
+    from alarmcloud_camera_instar.testing import FakeInstarCamera
+
+    cams = api(site).get("/api/v1/cameras").json()["items"]
+    cam = next(c for c in cams if c["name"] == "Driveway")
+    with FakeInstarCamera("fullhd", password="S3cret!pass") as fake:
+        login(page, site.url, OWNER)
+        page.goto(site.url + f"/cameras/{cam['id']}")
+        assert page.get_by_role("button", name="Take snapshot").is_disabled()
+        form = page.locator("form[data-method=PATCH]")
+        form.get_by_label("Local address").fill("127.0.0.1")
+        form.get_by_label("HTTP port").fill(str(fake.port))
+        form.get_by_label("Camera user name").fill("admin")
+        form.get_by_label("Camera password").fill("S3cret!pass")
+        form.get_by_role("button", name="Save").click()
+        page.locator(".flash").get_by_text("Camera saved.").wait_for()
+        assert page.get_by_role("button", name="Take snapshot").is_enabled()
+
+        page.get_by_role("button", name="Take snapshot").click()
+        page.wait_for_function("() => { const i = document.querySelector('.snapshot img'); "
+                               "return i && !i.hidden && i.complete && i.naturalWidth > 0; }")
+
+        controls = page.locator("[data-controls]")
+
+        def sent() -> None:
+            page.locator(".flash").get_by_text("Sent to the camera.").wait_for()
+            page.locator(".flash").evaluate("e => { e.hidden = true; e.textContent = ''; }")
+
+        controls.get_by_role("group", name="Motion detection").get_by_role("button", name="Off").click()
+        sent()
+        assert all(a["enable"] == "0" for a in fake.state["areas"].values())
+        controls.get_by_role("group", name="Alarm e-mail").get_by_role("button", name="On").click()
+        sent()
+        assert fake.state["mdalarm"]["emailsnap"] == "on"
+        controls.get_by_label("Alarm area").select_option("2")
+        controls.get_by_role("button", name="On", exact=True).nth(2).click()
+        sent()
+        assert fake.state["areas"][2]["enable"] == "1"
+        controls.get_by_label("Area sensitivity").fill("80")
+        controls.get_by_role("button", name="Set", exact=True).click()
+        sent()
+        assert fake.state["areas"][2]["s"] == "80"
+        if controls.get_by_label("Go to preset").count():
+            controls.get_by_label("Go to preset").fill("3")
+            controls.get_by_role("button", name="Go", exact=True).click()
+            sent()
+            assert fake.state["preset"] == 3
+
+        page.get_by_role("button", name="One-click setup").click()
+        result = page.locator("#setup-result")
+        result.wait_for(state="visible")
+        assert "Done" in result.inner_text(), result.inner_text()
+        assert fake.state["ftp"]["-ft_username"] == page.locator("#upload-user").inner_text()
+
+        # a camera that cannot be reached gives a message, not a hang
+        fake.mode = "refuse"
+        send_btn = controls.get_by_role("group", name="Motion detection").get_by_role("button", name="On")
+        send_btn.click()
+        bad = page.locator(".flash.bad")
+        bad.wait_for()
+        assert bad.inner_text()
+
+
+def test_camera_page_shows_fair_use_and_detectors(page: Any, site: Site) -> None:
+    login(page, site.url, OWNER)
+    page.goto(site.url + f"/cameras/{site.camera_id}")
+    notice = page.locator("#fair-use")
+    assert "low priority" in notice.inner_text().lower()
+    assert "more than 300 alarm clips" in notice.inner_text()
+    page.goto(site.url + "/cameras")
+    assert "more than 300 alarm clips" in page.locator(".cam-list").inner_text()
+    # another camera in the normal state says so
+    other = next(c for c in api(site).get("/api/v1/cameras").json()["items"] if c["id"] != site.camera_id)
+    page.goto(site.url + f"/cameras/{other['id']}")
+    assert "normal" in page.locator("#fair-use").inner_text()
+    switches = page.locator("input[data-detector]")
+    assert switches.count() >= 2
+
+
+# ---------------------------------------------------------------- storage and statistics
+
+
+def test_storage_page_gauge_usage_and_charts(page: Any, site: Site) -> None:
+    status = api(site).get("/api/v1/storage").json()
+    stats = api(site).get("/api/v1/stats?days=14").json()["days"]
+    login(page, site.url, OWNER)
+    page.goto(site.url + "/storage")
+    gauge = page.locator(".gauge-box svg")
+    assert gauge.locator("text").text_content() == f"{status['used_ratio'] * 100:.0f}%"
+    usage = page.locator("ul.usage li")
+    assert usage.count() == len(status["per_camera"]) == 2
+    assert "Driveway" in page.locator("ul.usage").inner_text()
+    charts = page.locator("svg.chart[role=img]")
+    assert charts.count() == 3
+    # one bar group per day, each titled with that day's counts, heights in proportion
+    groups = page.locator("svg.chart").nth(1).locator("g")
+    assert groups.count() == 14
+    titles = groups.evaluate_all("gs => gs.map((g) => g.querySelector('title').textContent)")
+    assert titles == [f'{d["day"]}: {d["alarms"]} alarms, {d["false_alarms"]} false alarms' for d in stats]
+    heights = groups.evaluate_all("gs => gs.map((g) => parseFloat(g.querySelector('.bar-alarm').getAttribute('height')))")
+    busiest = max(range(14), key=lambda i: stats[i]["alarms"])
+    assert heights[busiest] == max(heights) > 0
+    dots = page.locator("svg.chart").nth(2).locator("circle")
+    assert dots.count() == sum(1 for d in stats if d["false_alarm_rate"] is not None)
+
+
+# ---------------------------------------------------------------- linked services and consent
+
+
+def test_consent_page_and_linked_services(page: Any, site: Site) -> None:
+    login(page, site.url, OWNER)
+    landed: list[str] = []
+    page.route(REDIRECT + "**", lambda route: (landed.append(route.request.url),
+                                              route.fulfill(status=200, body="linked"))[1])
+    page.goto(site.url + site.owner_pages()["consent"])
+    page.get_by_role("heading", name="Link Home Automation").wait_for()
+    text = page.locator("main").inner_text()
+    assert "See your alarm events" in text and "Control your cameras" in text
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(re.compile(r"^https://example\.com/callback"))
+    query = parse_qs(urlsplit(landed[-1]).query)
+    assert query["state"] == ["xyz"] and query["code"][0]
+
+    page.goto(site.url + "/links")
+    item = page.locator("#links li", has_text="Home Automation").first
+    item.wait_for()
+    assert "alarms:read" in item.inner_text() and "See your alarm events" in item.inner_text()
+    page.once("dialog", lambda d: d.dismiss())
+    item.get_by_role("button", name="Revoke Home Automation").click()
+    assert api(site).get("/api/v1/me/links").json()["items"]
+    page.once("dialog", lambda d: d.accept())
+    item.get_by_role("button", name="Revoke Home Automation").click()
+    page.locator(".flash").get_by_text("Link revoked.").wait_for()
+    assert api(site).get("/api/v1/me/links").json()["items"] == []
+    page.reload()
+    page.get_by_text("No services are linked to your account.").wait_for()
+    # the consent history keeps the grant, marked withdrawn
+    page.goto(site.url + "/privacy-center")
+    history = page.locator("#consents")
+    history.locator("li").first.wait_for()
+    assert "withdrawn" in history.inner_text()
+
+
+# ---------------------------------------------------------------- privacy center
+
+
+def test_privacy_center_restriction_and_export(page: Any, site: Site) -> None:
+    login(page, site.url, OWNER)
+    page.goto(site.url + "/privacy-center")
+    switch = page.get_by_role("switch", name=re.compile("Restrict processing"))
+    page.wait_for_load_state("networkidle")
+    assert not switch.is_checked()
+    switch.check()
+    page.locator(".flash").get_by_text("Processing restricted").wait_for()
+    assert api(site).get("/api/v1/me").json()["restricted"] is True
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    assert switch.is_checked()
+    switch.uncheck()
+    page.locator(".flash").get_by_text("Processing allowed again.").wait_for()
+    assert api(site).get("/api/v1/me").json()["restricted"] is False
+
+    page.get_by_role("button", name="Export my data").click()
+    assert page.locator("#export-progress").is_visible()
+    page.locator("#export-download").wait_for(timeout=60_000)
+    assert page.locator("#export-progress").evaluate("p => p.value") == 1
+    with page.expect_download() as dl:
+        page.locator("#export-download").click()
+    path = dl.value.path()
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    assert any(n.endswith(".mp4") for n in names), names
+
+
+# ---------------------------------------------------------------- operator
+
+
+def test_operator_page(page: Any, site: Site) -> None:
+    login(page, site.url, OWNER)
+    assert page.get_by_role("link", name="Operator").count() == 0
+    page.goto(site.url + "/operator")
+    page.get_by_role("heading", name="Operators only").wait_for()
+    page.context.clear_cookies()
+
+    login(page, site.url, OPERATOR)
+    page.get_by_role("link", name="Operator").click()
+    plugins = page.locator("section", has=page.get_by_role("heading", name="Plugins"))
+    assert "instar" in plugins.inner_text() and "loaded" in plugins.inner_text()
+    users = page.locator("section", has=page.get_by_role("heading", name="Users"))
+    assert OWNER in users.inner_text() and OPERATOR in users.inner_text()
+    fair = page.locator("section", has=page.get_by_role("heading", name="Fair use"))
+    # the camera that is not in the normal state is listed first, with its reason
+    assert "more than 300 alarm clips" in fair.locator("tbody tr").first.inner_text()
+    fair.get_by_label("Override for Garden").select_option("normal")
+    page.locator(".flash").get_by_text("Override saved.").wait_for()
+    cam = api(site).get(f"/api/v1/cameras/{site.camera_id}").json()
+    assert cam["fair_use"]["override"] == "normal" and cam["fair_use"]["state"] == "normal"
+    fair.get_by_label("Override for Garden").select_option("")
+    page.locator(".flash").get_by_text("Override saved.").wait_for()
+    assert api(site).get(f"/api/v1/cameras/{site.camera_id}").json()["fair_use"]["override"] is None
+
+
+# ---------------------------------------------------------------- empty states
+
+
+def test_a_new_account_is_told_what_to_do_next(page: Any, site: Site) -> None:
+    page.goto(site.url + "/signup")
+    page.get_by_label("E-mail address").fill("fresh@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(re.compile(r"/cameras\?welcome=1"))
+    assert "Add your first camera" in page.locator("main").inner_text()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Alarms").click()
+    page.get_by_role("link", name="Add your first camera").wait_for()
+    page.goto(site.url + "/storage")
+    page.get_by_text("No clips stored yet.").wait_for()
+    page.goto(site.url + "/links")
+    page.get_by_text("No services are linked to your account.").wait_for()
+    page.goto(site.url + "/privacy-center")
+    page.get_by_text("You have not given or withdrawn any consent yet.").wait_for()
+    page.goto(site.url + "/notifications")
+    page.get_by_text("No webhooks yet.").wait_for()
+
+
+# ---------------------------------------------------------------- destructive actions (last)
+
+
+def test_deleting_asks_first(page: Any, site: Site) -> None:
+    victim = next(c[0] for c in clips_by_verdict(site)["clips"] if c[0] != site.event_id)
+    login(page, site.url, OWNER)
+    page.goto(site.url + f"/events/{victim}")
+    page.once("dialog", lambda d: d.dismiss())
+    page.get_by_role("button", name="Delete this clip").click()
+    assert api(site).get(f"/api/v1/events/{victim}").status_code == 200
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Delete this clip").click()
+    page.wait_for_url(site.url + "/")
+    assert api(site).get(f"/api/v1/events/{victim}").status_code == 404
+    assert victim not in cards(page)
+
+    # account deletion: a wrong password is refused with a message, a dismissed dialog deletes nothing
+    page.goto(site.url + "/privacy-center")
+    form = page.locator("form[data-method=DELETE]")
+    form.get_by_label("Your password").fill("not my password")
+    page.once("dialog", lambda d: d.accept())
+    form.get_by_role("button", name="Delete my account").click()
+    form.get_by_role("alert").wait_for()
+    form.get_by_label("Your password").fill(PASSWORD)
+    page.once("dialog", lambda d: d.dismiss())
+    form.get_by_role("button", name="Delete my account").click()
+    assert api(site).get("/api/v1/me").status_code == 200
