@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,14 @@ from uihelpers import MODEL, PASSWORD, browser, make_accepted_clip, require_chro
 pytestmark = pytest.mark.browser
 
 
-def _wait_for_verdict(page: Any, timeout: float = 60.0) -> str:
-    """Reload the timeline until the first clip has left the 'Analysing…' state; its badge text."""
-    deadline = time.monotonic() + timeout
-    while True:
-        badge = page.locator(".event .badge").first
-        if badge.count() and badge.get_attribute("data-verdict"):
-            return badge.inner_text()
-        if time.monotonic() > deadline:
-            raise AssertionError("the clip was not analysed in time; last badge: "
-                                 + (badge.inner_text() if badge.count() else "none"))
-        time.sleep(0.5)
-        page.reload()
+def _wait_for_verdict(page: Any, event_id: str, timeout: float = 60.0) -> str:
+    """Wait, without reloading, until the clip's badge has left the 'Analysing…' state; its text."""
+    badge = page.locator(f'.event[data-event-id="{event_id}"] .badge')
+    try:
+        page.wait_for_function("b => b.dataset.verdict", arg=badge.element_handle(), timeout=timeout * 1000)
+    except Exception as exc:
+        raise AssertionError("the clip's badge did not update in time; last badge: " + badge.inner_text()) from exc
+    return badge.inner_text()
 
 
 def test_customer_journey(tmp_path: Path) -> None:
@@ -85,7 +80,7 @@ def test_customer_journey(tmp_path: Path) -> None:
         page.get_by_role("link", name="Alarms", exact=True).click()
         card = page.locator(f'.event[data-event-id="{event_id}"]')
         card.wait_for()
-        verdict = _wait_for_verdict(page)
+        verdict = _wait_for_verdict(page, event_id)
         assert verdict and verdict != "Analysing…"
         thumb = page.locator(f'.event[data-event-id="{event_id}"] img')
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())

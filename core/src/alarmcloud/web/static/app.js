@@ -152,7 +152,11 @@
       const tpl = document.createElement("template");
       tpl.innerHTML = html;
       localTimes(tpl.content);
-      t.closest(".more").replaceWith(tpl.content);
+      const added = document.createElement("div");
+      added.append(tpl.content);
+      watchMore(added);
+      t.closest(".more").replaceWith(...added.childNodes);
+      if ($$("[data-pending-id]").length) setTimeout(pollPending, 2000);
     } else if (t.matches("[data-seek]")) {
       const v = $("#player");
       v.currentTime = Number(t.dataset.seek);
@@ -208,6 +212,12 @@
       if (!r.ok) return flash(r.message, "bad");
       t.closest("li").remove();
       flash("Link revoked.");
+    } else if (t.matches("[data-withdraw-consent]")) {
+      if (!confirm("Withdraw this consent? A released clip is taken out of the training set.")) return;
+      const r = await api("DELETE", "/api/v1/me/consents/" + encodeURIComponent(t.dataset.withdrawConsent));
+      if (!r.ok) return flash(r.message, "bad");
+      flash("Consent withdrawn.");
+      await loadPrivacy();
     } else if (t.matches("[data-export]")) {
       await runExport(t);
     } else if (t.matches("[data-webhook-test]")) {
@@ -462,21 +472,69 @@
     if (!r.ok) { box.append(Object.assign(document.createElement("p"), { className: "error", textContent: r.message })); return; }
     const items = (r.data && (r.data.items || r.data.consents)) || [];
     if (!items.length) { box.append(Object.assign(document.createElement("p"), { className: "muted", textContent: "You have not given or withdrawn any consent yet." })); return; }
-    const ul = document.createElement("ul"); ul.className = "list";
+    const kinds = { clip_release: "Clip released to improve a detector", integration_grant: "Linked service" };
+    const ul = el("ul", { className: "list" });
     items.forEach((c) => {
-      const li = document.createElement("li");
-      const d = document.createElement("div");
-      const s = document.createElement("strong");
-      s.textContent = (c.purpose || c.kind || "consent");
-      const m = document.createElement("div"); m.className = "muted";
       const at = c.given_at || c.at || c.created_at;
-      m.textContent = (c.kind || "") + (at ? " · " + new Date(at).toLocaleString() : "") + (c.withdrawn_at ? " · withdrawn " + new Date(c.withdrawn_at).toLocaleString() : "");
-      d.append(s, m); li.append(d); ul.append(li);
+      const when = (v) => new Date(v).toLocaleString();
+      const info = el("div", {}, el("strong", { textContent: kinds[c.kind] || c.kind || "Consent" }),
+        el("div", { className: "muted", textContent: (c.purpose || "") + (at ? " · given " + when(at) : "") +
+                                                        (c.withdrawn_at ? " · withdrawn " + when(c.withdrawn_at) : "") }));
+      const li = el("li", {}, info);
+      if (!c.withdrawn_at && c.kind === "clip_release") {
+        const b = el("button", { type: "button", textContent: "Withdraw" });
+        b.dataset.withdrawConsent = c.id;
+        b.setAttribute("aria-label", "Withdraw: " + (c.purpose || "consent"));
+        li.append(b);
+      } else if (!c.withdrawn_at && c.kind === "integration_grant") {
+        li.append(el("a", { href: "/links", textContent: "Manage" }));
+      }
+      ul.append(li);
     });
     box.append(ul);
   }
 
+  // ------------------------------------------------------------ timeline: infinite scroll, live verdicts
+  // "Load more" stays a button (keyboard, no-JS fallback of the URL); it also loads by itself when scrolled to
+  const moreObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+    entries.forEach((e) => { if (e.isIntersecting && !e.target.disabled) e.target.click(); });
+  }, { rootMargin: "400px" }) : null;
+  function watchMore(root) { if (moreObserver) $$("[data-more]", root).forEach((b) => moreObserver.observe(b)); }
+
+  function badgeFor(verdict, status) {
+    const known = { "alarm": ["Real alarm", "alarm"], "false_alarm:rain": ["Rain", "rain"],
+                    "false_alarm:no_motion": ["No motion", "quiet"], "analysis_failed": ["Analysis failed", "failed"] };
+    if (!verdict) return status === "skipped" ? ["Skipped", "pending"] : ["Analysing…", "pending"];
+    if (known[verdict]) return known[verdict];
+    if (verdict.startsWith("false_alarm:")) return ["False alarm: " + verdict.split(":")[1].replace(/_/g, " "), "quiet"];
+    return [verdict.replace(/_/g, " "), "quiet"];
+  }
+
+  // badges of clips still being analysed update themselves (timeline cards and the clip page)
+  async function pollPending() {
+    const pending = $$("[data-pending-id]");
+    for (const b of pending) {
+      const r = await api("GET", "/api/v1/events/" + encodeURIComponent(b.dataset.pendingId));
+      if (!r.ok || !r.data || r.data.status === "pending") continue;
+      const [text, cls] = badgeFor(r.data.verdict, r.data.status);
+      b.textContent = text;
+      b.className = b.className.replace(/\b(pending|alarm|rain|quiet|failed)\b/g, "").trim() + " " + cls;
+      b.dataset.verdict = r.data.verdict || "";
+      b.removeAttribute("data-pending-id");
+      const meta = b.closest(".meta");
+      if (meta) {
+        const plates = [...new Set((r.data.findings || []).filter((f) => f.text).map((f) => f.text))].sort();
+        plates.forEach((p) => meta.append(el("span", { className: "plate", textContent: p })));
+      }
+      const note = document.getElementById("analysis-done");
+      if (note) note.hidden = false;
+    }
+    if ($$("[data-pending-id]").length) setTimeout(pollPending, 3000);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    watchMore(document);
+    if ($$("[data-pending-id]").length) setTimeout(pollPending, 2000);
     const pending = sessionStorage.getItem("ac-flash");
     if (pending) { sessionStorage.removeItem("ac-flash"); flash(pending); }
     localTimes(document);
