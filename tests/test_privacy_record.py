@@ -102,4 +102,5 @@ def test_retention_of_clips_plates_and_exports(api: Any, server: LiveServer, pri
     assert list(core.blobs.keys("exports")) == []
     with core.db.session() as s:
         assert s.exec(select(FindingRow).where(FindingRow.label == "plate")).all() == []
+        assert s.exec(select(PluginState).where(PluginState.plugin == "privacy")).all() == []  # the job row too
         assert s.get(Clip, b["event_id"]) is not None  # within its retention

@@ -288,9 +288,31 @@ async def test_unlink_on_our_side_stops_proactive_events(integ: AlexaIntegration
     assert len(amazon.events) == 1
     await integ.on_event(svc, Event("link.revoked", "acc-1", None, {"integration": "alexa", "client_id": "c"}))
     assert not [k for k in svc.state if k[:2] == ("alexa", "acc-1")]
+    # the account's devices leave the customer's Alexa app at once
+    assert len(amazon.events) == 2
+    gone = check(validator, amazon.events[1])
+    assert gone["event"]["header"]["name"] == "DeleteReport"
+    assert {e["endpointId"] for e in gone["event"]["payload"]["endpoints"]} == {
+        "cam-1", "cam-1:motion", "cam-2", "cam-2:motion"}
     await integ.on_event(svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
     await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-1", {"change": "updated"}))
-    assert len(amazon.events) == 1
+    assert len(amazon.events) == 2
+
+
+async def test_account_erasure_removes_the_devices_from_alexa(integ: AlexaIntegration, amazon: FakeAmazon,
+                                                              validator: Any) -> None:
+    svc = services()
+    body = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
+    body["directive"]["payload"]["grantee"]["token"] = TOKEN
+    await run(integ, svc, validator, body)
+    await integ.on_event(svc, Event("account.deleted", "acc-2", None, {}))  # another account: nothing to send
+    assert amazon.events == []
+    await integ.on_event(svc, Event("account.deleted", "acc-1", None, {}))
+    assert [check(validator, e)["event"]["header"]["name"] for e in amazon.events] == ["DeleteReport"]
+    assert {e["endpointId"] for e in amazon.events[0]["event"]["payload"]["endpoints"]} == {
+        "cam-1", "cam-1:motion", "cam-2", "cam-2:motion"}
+    assert amazon.auth == ["Bearer Atza|1"]
+    assert not [k for k in svc.state if k[:2] == ("alexa", "acc-1")]
 
 
 async def test_accept_grant_failures(integ: AlexaIntegration, amazon: FakeAmazon, validator: Any) -> None:

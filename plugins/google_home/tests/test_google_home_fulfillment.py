@@ -81,6 +81,7 @@ class FakeGoogle:
     def __init__(self, key: rsa.RSAPrivateKey) -> None:
         self.public = key.public_key()
         self.calls: list[tuple[str, dict[str, Any], str]] = []
+        self.methods: list[str] = []
         self.assertions: list[dict[str, Any]] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -92,7 +93,8 @@ class FakeGoogle:
             self.public.verify(pad(sig), f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
             self.assertions.append(json.loads(pad(claims)))
             return httpx.Response(200, json={"access_token": "ya29.test", "expires_in": 3600})
-        self.calls.append((request.url.path, json.loads(request.content), request.headers["authorization"]))
+        self.calls.append((request.url.path, json.loads(request.content or b"{}"), request.headers["authorization"]))
+        self.methods.append(request.method)
         return httpx.Response(200, json={})
 
 
@@ -269,6 +271,18 @@ async def test_unlink_on_our_side_stops_reports(env: SimpleNamespace) -> None:
     await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
     assert len(env.google.calls) == 1
     await env.integ.on_event(env.svc, Event("link.revoked", "acc-1", None, {"integration": "google_home"}))
+    # Google unlinks the user too (agentUsers.delete), then nothing more goes out
+    assert (env.google.methods[1], env.google.calls[1][0]) == ("DELETE", "/v1/agentUsers/pseudo-1")
     await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
     await env.integ.on_event(env.svc, Event("camera.changed", "acc-1", "cam-1", {"change": "added"}))
-    assert len(env.google.calls) == 1
+    assert len(env.google.calls) == 2
+
+
+async def test_account_erasure_unlinks_the_user_at_google(env: SimpleNamespace) -> None:
+    await post(env, "action.devices.SYNC")
+    await env.integ.on_event(env.svc, Event("account.deleted", "acc-2", None, {}))  # never linked: no call
+    assert env.google.calls == []
+    await env.integ.on_event(env.svc, Event("account.deleted", "acc-1", None, {}))
+    assert [(m, c[0], c[2]) for m, c in zip(env.google.methods, env.google.calls, strict=True)] == [
+        ("DELETE", "/v1/agentUsers/pseudo-1", "Bearer ya29.test")]
+    assert not [k for k in env.svc.state if k[:2] == ("google_home", "acc-1")]

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, hookimpl
-from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY, LINK_REVOKED
+from alarmcloud.events import ACCOUNT_DELETED, CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY, LINK_REVOKED
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -53,8 +53,15 @@ class AlexaIntegration(Integration):
 
     async def on_event(self, services: CoreServices, event: Event) -> None:
         """Turn a core event into the proactive Alexa events it implies (accounts that accepted a grant only)."""
-        if event.type == LINK_REVOKED and event.payload.get("integration") == INTEGRATION:
-            # the customer unlinked on our side: nothing more goes to Amazon for this account
+        if event.type == ACCOUNT_DELETED or (event.type == LINK_REVOKED
+                                             and event.payload.get("integration") == INTEGRATION):
+            # erased or unlinked on our side: the account's devices leave the customer's Alexa (a DeleteReport;
+            # Amazon offers a skill no call to disable itself), and nothing more goes to Amazon
+            if await self.gateway.grant(services, event.account_id) is not None:
+                cams = await services.list_cameras(event.account_id)
+                ids = [i for c in cams for i in (c.id, c.id + m.SENSOR_SUFFIX)]
+                if ids:
+                    await self.gateway.send(services, event.account_id, lambda t: m.delete_report(ids, t))
             await services.delete_state(PLUGIN, event.account_id, None)
             return
         if event.camera_id is None or event.type not in (CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY):

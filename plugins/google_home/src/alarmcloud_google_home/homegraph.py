@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -66,7 +67,8 @@ class HomeGraph:
         self._token = (data["access_token"], time.time() + int(data.get("expires_in", 3600)))
         return self._token[0]
 
-    async def _post(self, path: str, body: dict[str, Any]) -> bool:
+    async def _post(self, path: str, body: dict[str, Any] | None, method: str = "POST",
+                    params: dict[str, str] | None = None) -> bool:
         key = self.key()
         if key is None:
             return False
@@ -75,7 +77,8 @@ class HomeGraph:
             try:
                 async with httpx.AsyncClient(timeout=self.config.http_timeout, transport=self.transport) as client:
                     token = await self._access_token(client, key)
-                    resp = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+                    resp = await client.request(method, url, json=body, params=params,
+                                                headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError as exc:
                 log.warning("google_home: %s failed: %s", path, type(exc).__name__)
             else:
@@ -98,6 +101,11 @@ class HomeGraph:
         if event_id:
             body["eventId"] = event_id
         return await self._post("/v1/devices:reportStateAndNotification", body)
+
+    async def delete_agent_user(self, agent_user_id: str) -> bool:
+        """``agentUsers.delete``: Google unlinks the user from the Action and forgets its devices."""
+        return await self._post(f"/v1/agentUsers/{quote(agent_user_id, safe='')}", None, method="DELETE",
+                                params={"requestId": str(uuid.uuid4())})
 
     async def request_sync(self, agent_user_id: str) -> bool:
         """``devices:requestSync``: Google calls SYNC again."""

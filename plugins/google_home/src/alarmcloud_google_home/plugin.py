@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, ServiceError, hookimpl
-from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY, LINK_REVOKED
+from alarmcloud.events import ACCOUNT_DELETED, CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY, LINK_REVOKED
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -61,8 +61,13 @@ class GoogleHomeIntegration(Integration):
 
         Only for users whose Google account is linked (a SYNC happened since the last DISCONNECT).
         """
-        if event.type == LINK_REVOKED and event.payload.get("integration") == INTEGRATION:
-            await services.delete_state(PLUGIN, event.account_id, None)  # unlinked on our side: no more reports
+        if event.type == ACCOUNT_DELETED or (event.type == LINK_REVOKED
+                                             and event.payload.get("integration") == INTEGRATION):
+            # erased or unlinked on our side: Google unlinks the user too, and no more reports go out
+            agent = await services.get_state(PLUGIN, event.account_id, AGENT_KEY)
+            if isinstance(agent, str):
+                await self.homegraph.delete_agent_user(agent)
+            await services.delete_state(PLUGIN, event.account_id, None)
             return
         if event.type not in (CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY) or event.camera_id is None:
             return
