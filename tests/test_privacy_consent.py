@@ -21,14 +21,23 @@ def _operator(core: Any, api: Any) -> Any:
 def test_operator_reads_a_clip_only_with_a_release(api: Any, server: LiveServer, privacy: Any,
                                                    tmp_path: Path) -> None:
     core: Any = server.core
-    a = privacy.populate(api, tmp_path, "owner@example.com")
+    a = privacy.populate(api, tmp_path, "owner@example.com", subuser="family@example.com")
     acc = a["api"]
     op = _operator(core, api)
+    # the release is the owner's decision: a sub-user who may view the camera cannot release its clips
+    kid = api().login("family@example.com")
+    r = kid.post(f"/api/v1/events/{a['event_id']}/feedback", json={"detector": "rain", "label": "rain", "release": True})
+    assert r.status_code == 403
+    assert kid.post(f"/api/v1/events/{a['event_id']}/feedback", json={"detector": "rain", "label": "rain"}).status_code == 201
     # an unreleased clip of the same customer
     creds = acc.upload_credentials(a["camera"]["id"])
     r = acc.upload(creds, tmp_path / f"{acc.id}.mp4")
     unreleased = r.json()["event_id"]
     assert op.get(f"/api/v1/admin/clips/{unreleased}/video").status_code == 403
+    # the customer API gives operators nothing of another account either
+    for path in (f"/api/v1/events/{unreleased}", f"/api/v1/events/{unreleased}/video",
+                 f"/api/v1/events/{unreleased}/thumbnail", f"/api/v1/events/{a['event_id']}/video"):
+        assert op.get(path).status_code == 404, path
     assert acc.get(f"/api/v1/admin/clips/{a['event_id']}/video").status_code == 403  # customers are no operators
     r = op.get(f"/api/v1/admin/clips/{a['event_id']}/video")
     assert r.status_code == 200 and r.content == acc.get(f"/api/v1/events/{a['event_id']}/video").content

@@ -273,6 +273,8 @@ async def feedback(request: Request) -> Response:
     detector = field(data, "detector", str, required=False, default="rain", max_len=50)
     label = field(data, "label", str, max_len=50)
     release = field(data, "release", bool, required=False, default=False)
+    if release and user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "only the account owner can release a recording")
     if label not in ("rain", "not_rain", "snow", "not_snow", "plate_wrong", "false_alarm", "real_alarm"):
         raise ApiError(400, "invalid_field", "label must be rain, not_rain, snow, not_snow, plate_wrong, "
                                              "false_alarm or real_alarm")
