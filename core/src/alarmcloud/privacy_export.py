@@ -58,48 +58,93 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def account_data(s: Session, account_id: str) -> dict[str, Any]:
-    """Every row stored about the account (secrets left out), grouped by kind."""
+#: tables whose rows also appear under ``linked_services`` (with the consents of kind ``integration_grant``)
+LINK_TABLES = ("oauth_grants", "oauth_tokens", "oauth_pseudonyms")
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return {k: _jsonable(v) for k, v in r.items() if k not in SECRET_COLUMNS}
+
+
+def account_json(s: Session, account_id: str) -> Iterator[str]:
+    """``account.json`` piece by piece: every row stored about the account (secrets left out), by kind.
+
+    Rows are read in batches and written as they come, so an account with very many events needs no more memory
+    than one batch (only the primary keys of its rows are kept, to find the rows that refer to them).
+    """
     from alarmcloud.privacy_erase import _load_all_tables, _ownership
 
     _load_all_tables()
     subs = list(s.exec(select(Account.id).where(Account.owner_id == account_id)).all())
     ids = [account_id, *subs]
-    out: dict[str, Any] = {"format": "alarmcloud-export/1", "exported_at": iso(utcnow()), "account_id": account_id}
+    head = {"format": "alarmcloud-export/1", "exported_at": iso(utcnow()), "account_id": account_id}
+    yield json.dumps(head)[:-1]
     doomed: dict[str, list[Any]] = {}
+    conds: dict[str, Any] = {}
     for table in SQLModel.metadata.sorted_tables:
         cond = _ownership(table, ids, doomed)
         if cond is None:
             continue
+        conds[table.name] = cond
         pk = list(table.primary_key.columns)
-        rows = s.execute(sa.select(table).where(cond)).mappings().all()
+        keys: list[Any] = []
+        yield f", {json.dumps(SECTIONS.get(table.name, table.name))}: ["
+        rows = s.execute(sa.select(table).where(cond).execution_options(yield_per=500)).mappings()
+        for n, r in enumerate(rows):
+            if len(pk) == 1:
+                keys.append(r[pk[0].name])
+            yield ("" if n == 0 else ", ") + json.dumps(_row(r), default=str)
+        yield "]"
         if len(pk) == 1:
-            doomed[table.name] = [r[pk[0].name] for r in rows]
-        items = [{k: _jsonable(v) for k, v in r.items() if k not in SECRET_COLUMNS} for r in rows]
-        out[SECTIONS.get(table.name, table.name)] = items
-    out["plates_read"] = [f for f in out.get("findings", []) if f.get("label") == "plate"]
-    out["linked_services"] = [c for c in out.get("consents", []) if c.get("kind") == "integration_grant"]
-    for name in ("oauth_grants", "oauth_tokens", "oauth_links"):
-        if name in out:
-            out["linked_services"] += out[name]
-    return out
+            doomed[table.name] = keys
+    tables = SQLModel.metadata.tables
+    derived: list[tuple[str, list[tuple[str, Any]]]] = [
+        ("plates_read", [("findings", tables["findings"].c.label == "plate")]),
+        ("linked_services", [("consents", tables["consents"].c.kind == "integration_grant"),
+                             *((name, sa.true()) for name in LINK_TABLES)]),
+    ]
+    for section, sources in derived:
+        yield f", {json.dumps(section)}: ["
+        first = True
+        for name, extra in sources:
+            if name not in conds:
+                continue
+            q = sa.select(tables[name]).where(conds[name], extra).execution_options(yield_per=500)
+            for r in s.execute(q).mappings():
+                yield ("" if first else ", ") + json.dumps(_row(r), default=str)
+                first = False
+        yield "]"
+    yield "}"
+
+
+def account_data(s: Session, account_id: str) -> dict[str, Any]:
+    """``account.json`` as a dict (small accounts, tests)."""
+    return json.loads("".join(account_json(s, account_id)))  # type: ignore[no-any-return]
 
 
 def zip_chunks(core: AlarmCloud, account_id: str,
                progress: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
-    """Yield the export ZIP piece by piece: ``account.json`` then every clip and thumbnail (ZIP64)."""
+    """Yield the export ZIP piece by piece (each at most about ``CHUNK``): ``account.json``, then every clip and
+    thumbnail (ZIP64, data descriptors: ``zipfile`` never seeks back)."""
     sink = _Sink()
-    with core.db.session() as s:
-        data = account_data(s, account_id)
-        clips = list(s.exec(select(Clip).where(col(Clip.account_id) == account_id)
-                            .order_by(col(Clip.started_at))).all())
-    total = len(clips)
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[arg-type]
-        zf.writestr("account.json", json.dumps(data, indent=2, default=str))
+        with core.db.session() as s, zf.open("account.json", "w", force_zip64=True) as dst:
+            buf = bytearray()
+            for piece in account_json(s, account_id):
+                buf += piece.encode()
+                while len(buf) >= CHUNK:
+                    dst.write(bytes(buf[:CHUNK]))
+                    del buf[:CHUNK]
+                    yield sink.take()
+            dst.write(bytes(buf))
         yield sink.take()
-        for i, clip in enumerate(clips):
-            for key, name in ((clip.blob_key, f"clips/{clip.id}.mp4"),
-                              (clip.thumb_key, f"clips/{clip.id}.jpg")):
+        with core.db.session() as s:
+            clips = list(s.execute(sa.select(Clip.id, Clip.blob_key, Clip.thumb_key)  # type: ignore[call-overload]
+                                   .where(col(Clip.account_id) == account_id)
+                                   .order_by(col(Clip.started_at))).all())
+        total = len(clips)
+        for i, (clip_id, blob_key, thumb_key) in enumerate(clips):
+            for key, name in ((blob_key, f"clips/{clip_id}.mp4"), (thumb_key, f"clips/{clip_id}.jpg")):
                 if not key or not core.blobs.exists(key):
                     continue
                 with core.blobs.open(key) as src, zf.open(name, "w", force_zip64=True) as dst:
