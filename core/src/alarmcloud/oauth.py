@@ -210,10 +210,7 @@ class _CodeGrant(grants.AuthorizationCodeGrant):
         if row is None or row.client_id != client.get_client_id():
             return None
         if row.used_at is not None:  # replay: the code leaked; revoke what it produced (RFC 6749 §4.1.2)
-            log.warning("authorization code replayed for client %s; revoking its tokens", row.client_id)
-            for tok in s.exec(select(OAuthToken).where(OAuthToken.code_hash == row.code_hash)).all():
-                _revoke_family(s, tok.family_id)
-            s.commit()
+            _code_replayed(s, row.code_hash, row.client_id)
             return None
         if aware(row.expires_at) < utcnow():
             return None
@@ -227,6 +224,10 @@ class _CodeGrant(grants.AuthorizationCodeGrant):
             OAuthCode.code_hash == authorization_code.row.code_hash,  # type: ignore[arg-type]
             OAuthCode.used_at == None).values(used_at=utcnow()))  # type: ignore[arg-type]  # noqa: E711
         if done.rowcount != 1:  # type: ignore[attr-defined]
+            # lost the race: drop our token; the winner has committed (the UPDATE waited for it), so this is a replay
+            code_hash, client_id = authorization_code.row.code_hash, authorization_code.row.client_id
+            s.rollback()
+            _code_replayed(s, code_hash, client_id)
             raise InvalidGrantError("Invalid 'code' in request.")
 
     def authenticate_user(self, authorization_code: _Code) -> str:
@@ -351,6 +352,14 @@ def _revoke_family(s: Session, family_id: str) -> None:
                                                OAuthToken.revoked_at == None)).all():  # noqa: E711
         tok.revoked_at = now
         s.add(tok)
+
+
+def _code_replayed(s: Session, code_hash: str, client_id: str) -> None:
+    """A used code came again: revoke every token family it started, at once (committed)."""
+    log.warning("authorization code replayed for client %s; revoking its tokens", client_id)
+    for tok in s.exec(select(OAuthToken).where(OAuthToken.code_hash == code_hash)).all():
+        _revoke_family(s, tok.family_id)
+    s.commit()
 
 
 def _live_grant(s: Session, account_id: str, client_id: str) -> OAuthGrant | None:
