@@ -1,4 +1,4 @@
-"""Screenshots of the main pages at phone (390×844) and desktop (1280×800) width into ``docs/img/``.
+"""Screenshots of the main pages at phone (375×812) and desktop (1280×800) width into ``docs/img/``.
 
 Run: ``.venv/bin/python tests/e2e/screenshots.py`` (or the test below with ``ALARMCLOUD_SCREENSHOTS=1``).
 """
@@ -16,7 +16,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from uihelpers import MODEL, PASSWORD, browser, make_accepted_clip  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "img"
-SIZES = {"phone": (390, 844), "desktop": (1280, 800)}
+SIZES = {"phone": (375, 812), "desktop": (1280, 800)}
+OPERATOR = "operator@example.org"
+PAGES = ("login", "timeline", "clip", "cameras", "camera", "storage", "notifications", "links", "consent", "privacy",
+         "account", "operator")
 
 
 def demo_history(core: object) -> None:
@@ -68,6 +71,45 @@ def seed(base: str, tmp: Path) -> tuple[httpx.Client, str]:
     return c, event_id
 
 
+def extras(core: object, base: str) -> str:
+    """An operator account, a linked service for the demo account, and a consent URL for a second service."""
+    from urllib.parse import urlencode
+
+    from alarmcloud import oauth
+    from alarmcloud.models import Account
+    from sqlmodel import select
+
+    httpx.post(base + "/api/v1/auth/register", json={"email": OPERATOR, "password": PASSWORD})
+    with core.db.session() as s:  # type: ignore[attr-defined]
+        op = s.exec(select(Account).where(Account.email == OPERATOR)).one()
+        op.role = "operator"
+        s.add(op)
+        from alarmcloud.models import Camera
+
+        garden = s.exec(select(Camera).where(Camera.name == "Garden")).one()
+        garden.fair_use_state = "low_priority"
+        garden.fair_use_reason = "412 alarm clips in the last 24 hours (fair use: 300)"
+        s.add(garden)
+        s.commit()
+        owner = s.exec(select(Account).where(Account.email == "demo@example.org")).one()
+        ifttt, _ = oauth.add_client(s, "IFTTT", "ifttt", ["https://ifttt.com/channels/alarmcloud/authorize"],
+                                    ["alarms:read", "cameras:control"])
+        oauth.issue_tokens(s, owner.id, ifttt.id, ["alarms:read", "cameras:control"])
+        alexa, _ = oauth.add_client(s, "Amazon Alexa", "alexa", ["https://layla.amazon.com/api/skill/link/demo"],
+                                    ["alarms:read", "cameras:stream"])
+    return "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": alexa.id, "state": "demo",
+                                            "redirect_uri": "https://layla.amazon.com/api/skill/link/demo",
+                                            "scope": "alarms:read cameras:stream"})
+
+
+def _login(page: object, base: str, email: str) -> None:
+    page.goto(base + "/login")  # type: ignore[attr-defined]
+    page.get_by_label("E-mail address").fill(email)  # type: ignore[attr-defined]
+    page.get_by_label("Password").fill(PASSWORD)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Log in").click()  # type: ignore[attr-defined]
+    page.wait_for_url(base + "/")  # type: ignore[attr-defined]
+
+
 def take(out: Path = OUT) -> list[Path]:
     from alarmcloud.testing import LiveServer, test_settings
 
@@ -78,22 +120,24 @@ def take(out: Path = OUT) -> list[Path]:
         with LiveServer(test_settings(tmp / "data")) as srv, browser() as b:
             client, event_id = seed(srv.url, tmp)
             demo_history(srv.core)
+            consent = extras(srv.core, srv.url)
             event_id = client.get("/api/v1/events").json()["items"][0]["id"]
             cam_id = client.get("/api/v1/cameras").json()["items"][0]["id"]
-            pages = {"login": "/login", "timeline": "/", "clip": f"/events/{event_id}", "cameras": "/cameras",
-                     "camera": f"/cameras/{cam_id}", "storage": "/storage", "privacy": "/privacy-center",
-                     "links": "/links"}
+            paths = {"login": "/login", "timeline": "/", "clip": f"/events/{event_id}", "cameras": "/cameras",
+                     "camera": f"/cameras/{cam_id}", "storage": "/storage", "notifications": "/notifications",
+                     "links": "/links", "consent": consent, "privacy": "/privacy-center", "account": "/account",
+                     "operator": "/operator"}
+            assert tuple(paths) == PAGES
             for size, (w, h) in SIZES.items():
                 ctx = b.new_context(viewport={"width": w, "height": h}, device_scale_factor=1,
                                     color_scheme="light")
                 page = ctx.new_page()
-                for name, path in pages.items():
-                    if name != "login" and not ctx.cookies():
-                        page.goto(srv.url + "/login")
-                        page.get_by_label("E-mail address").fill("demo@example.org")
-                        page.get_by_label("Password").fill(PASSWORD)
-                        page.get_by_role("button", name="Log in").click()
-                        page.wait_for_url(srv.url + "/")
+                for name, path in paths.items():
+                    if name == "operator":
+                        ctx.clear_cookies()
+                        _login(page, srv.url, OPERATOR)
+                    elif name != "login" and not ctx.cookies():
+                        _login(page, srv.url, "demo@example.org")
                     page.goto(srv.url + path)
                     page.wait_for_load_state("networkidle")
                     target = out / f"{name}-{size}.png"

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.browser
 @pytest.mark.skipif(os.environ.get("ALARMCLOUD_SCREENSHOTS") != "1", reason="set ALARMCLOUD_SCREENSHOTS=1 to write")
 def test_screenshots() -> None:
     require_chromium()
-    from screenshots import take
+    from screenshots import PAGES, SIZES, take
 
-    assert len(take()) == 16
+    written = take()
+    assert len(written) == len(PAGES) * len(SIZES)
+    assert all(p.stat().st_size > 5000 for p in written)
