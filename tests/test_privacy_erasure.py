@@ -66,6 +66,12 @@ def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, priv
     core.usage.flush()
     hits = privacy.scan(core, needles)
     assert hits == [], hits
+    # and no file whose name does not say whose it is (temporary export files, ...) is left but the other account's
+    root = Path(core.settings.data_dir)
+    left = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+            and not p.name.startswith(("alarmcloud.db", "secret.key"))
+            and not any(n in str(p) for n in (b["api"].id, b["event_id"]))]
+    assert left == [], left
     # tokens and sessions are gone
     assert httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {a['token']}"}).status_code == 401
     assert acc.get("/api/v1/me").status_code == 401
