@@ -33,6 +33,9 @@ def _settings(config_file: Path | None, **overrides: Any) -> Settings:
 
 
 def _logging(level: str = "INFO") -> None:
+    from alarmcloud.privacy_log import install_record_scrubber
+
+    install_record_scrubber()  # workers too: no full IP, e-mail address or token in any log line
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
