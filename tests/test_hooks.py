@@ -204,7 +204,10 @@ def _broken_distribution(root: Path) -> Path:
     info = root / "alarmcloud_broken_fixture-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: alarmcloud-broken-fixture\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[alarmcloud.detectors]\nbroken = alarmcloud_broken_fixture\n")
+    (root / "alarmcloud_misspelled_fixture.py").write_text(
+        "from alarmcloud import hookimpl\n\n\n@hookimpl\ndef startpu(app):\n    pass\n")
+    (info / "entry_points.txt").write_text("[alarmcloud.detectors]\nbroken = alarmcloud_broken_fixture\n\n"
+                                           "[alarmcloud.integrations]\nmisspelled = alarmcloud_misspelled_fixture\n")
     return root
 
 
@@ -217,6 +220,8 @@ def _check_table(rows: list[dict[str, Any]]) -> None:
     assert broken["installed"] and broken["enabled"] and not broken["loaded"]
     assert broken["distribution"] == "alarmcloud-broken-fixture"
     assert "ImportError" in broken["error"] and "libfoo.so.3" in broken["error"]
+    misspelled = by_key[("integrations", "misspelled")]  # check_pending: an unknown hook name fails the plugin
+    assert not misspelled["loaded"] and "unknown hook 'startpu'" in misspelled["error"]
 
 
 def test_plugin_status_cli_shows_bundled_loaded_and_broken_failed(tmp_path: Path) -> None:
@@ -235,6 +240,21 @@ def test_plugin_status_cli_shows_bundled_loaded_and_broken_failed(tmp_path: Path
     table = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "plugins"], env={**env, "COLUMNS": "200"},
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "broken" in table.stdout and "libfoo.so.3" in table.stdout and "google_home" in table.stdout
+    # a config file enables exactly the names it lists for a group
+    cfg = tmp_path / "alarmcloud.toml"
+    cfg.write_text('[plugins]\ndetectors = ["rain"]\nintegrations = ["alexa", "misspelled"]\n')
+    out = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "plugins", "--config", str(cfg), "--json"],
+                         cwd=tmp_path, timeout=120, env=env, capture_output=True, text=True)
+    enabled = {(r["group"], r["name"]) for r in json.loads(out.stdout) if r["enabled"]}
+    assert enabled == {("cameras", "instar"), ("detectors", "rain"), ("integrations", "alexa"),
+                       ("integrations", "misspelled")}
+    # the environment can disable plugins: a disabled one is never imported
+    out = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "plugins", "--json"], cwd=tmp_path, timeout=120,
+                         env={**env, "ALARMCLOUD_PLUGINS__DISABLE": "detectors:broken,misspelled"},
+                         capture_output=True, text=True)
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert not rows["broken"]["enabled"] and rows["broken"]["error"] is None and not rows["misspelled"]["enabled"]
+    assert rows["rain"]["loaded"] and rows["ifttt"]["loaded"]
 
 
 def test_plugin_status_endpoint_and_strict_start(tmp_path: Path, monkeypatch: Any) -> None:
@@ -243,10 +263,13 @@ def test_plugin_status_endpoint_and_strict_start(tmp_path: Path, monkeypatch: An
     import pytest
     from alarmcloud.app import create_app
     from alarmcloud.plugins import PluginLoadError
+    from stevedore.extension import ExtensionManager
 
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(_broken_distribution(site)))
+    # stevedore keeps the entry points it listed once per process; this process listed them before we installed
+    monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})
     st: Any = test_settings(tmp_path / "data")
     # by default a broken enabled plugin stops start-up, naming the plugin and its error
     with pytest.raises(PluginLoadError, match="detectors:broken.*libfoo.so.3"):
@@ -261,6 +284,7 @@ def test_plugin_status_endpoint_and_strict_start(tmp_path: Path, monkeypatch: An
     # a config that does not enable the broken plugin never imports it
     st = test_settings(tmp_path / "data2")
     st.plugins.detectors = ["rain", "plates"]
+    st.plugins.integrations = []
     with LiveServer(st) as srv:
         rows = {(r["group"], r["name"]): r for r in httpx.get(srv.url + "/-/plugins").json()["plugins"]}
         assert rows[("detectors", "broken")]["enabled"] is False and rows[("detectors", "broken")]["error"] is None

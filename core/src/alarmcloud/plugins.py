@@ -114,6 +114,10 @@ class PluginHost:
             for n, err in failures.items():
                 rows[n].loaded = False
                 rows[n].error = err
+            for n in names:
+                if rows[n].installed and not rows[n].loaded and rows[n].error is None:
+                    # installed after this process first listed entry points (stevedore lists them once)
+                    rows[n].error = "installed while running: restart to load it"
             self.status.extend(rows.values())
         self.pm.check_pending()
         self._build_registries()
@@ -133,6 +137,11 @@ class PluginHost:
     def register(self, plugin: object, pluggy_name: str, entry_name: str, track: bool = True) -> None:
         """Register one plugin object (module) directly; tests use this for fixtures."""
         self.pm.register(plugin, name=pluggy_name)
+        try:
+            self.pm.check_pending()  # a misspelled hook fails loudly here, naming this plugin and the hook
+        except pluggy.PluginValidationError:
+            self.pm.unregister(name=pluggy_name)
+            raise
         self.owner[pluggy_name] = entry_name
         if track and not any(r.name == entry_name for r in self.status):
             group = pluggy_name.split(":", 1)[0]
