@@ -267,6 +267,10 @@ def test_sessions_expire_when_idle_and_after_the_absolute_limit(api: Any, server
         assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
         with server.core.db.session() as s:  # type: ignore[attr-defined]
             assert s.get(SessionRow, token_hash(gone.http.cookies["ac_session"])) is None  # removed, not kept
+        r = gone.post("/api/v1/auth/logout")  # logging out of an expired session still clears the cookies
+        assert r.status_code == 204 and 'ac_session=""' in r.headers["set-cookie"]
+    assert fresh.get("/api/v1/me").status_code == 200
+    assert fresh.http.post("/api/v1/auth/logout").status_code == 403  # a live session: CSRF token needed
     assert fresh.get("/api/v1/me").status_code == 200
 
 
@@ -397,3 +401,57 @@ def test_openapi_covers_every_route_and_the_fixed_shapes_match_real_answers(api:
     check("DELETE", "/api/v1/cameras/{camera_id}", a.delete(f"/api/v1/cameras/{cid}"))
     check("POST", "/api/v1/auth/logout", a.post("/api/v1/auth/logout"))
     assert paths["/api/v1/ingest/clips"]["post"]["security"] == [{"cameraUpload": []}]
+
+
+def test_camera_secrets_never_logged(api: Any, server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Create, change, control, snapshot and set up a camera with every log level on: no secret in any record."""
+    import logging
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class FakeCamera(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"\xff\xd8\xff\xe0 jpeg" if "snap" in self.path else b'var error="ok";\r\n'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    cam_server = ThreadingHTTPServer(("127.0.0.1", 0), FakeCamera)
+    threading.Thread(target=cam_server.serve_forever, daemon=True).start()
+    caplog.set_level(logging.DEBUG)
+    secrets = ["Cam-Login-Name", "Cam-Pa55word!", "P2P-SECRET-0815"]
+    try:
+        a = api().register("logs@example.com")
+        cam = a.camera("Porch", host="127.0.0.1", port=cam_server.server_address[1], username=secrets[0],
+                       password=secrets[1], p2p_id=secrets[2])
+        a.patch(f"/api/v1/cameras/{cam['id']}", json={"password": secrets[1] + "2"})
+        a.post(f"/api/v1/cameras/{cam['id']}/actions", json={"action": "motion_detection", "value": True})
+        a.get(f"/api/v1/cameras/{cam['id']}/snapshot")
+        a.get(f"/api/v1/cameras/{cam['id']}/live")
+        creds = a.upload_credentials(cam["id"])
+        a.post(f"/api/v1/cameras/{cam['id']}/setup")
+    finally:
+        cam_server.shutdown()
+        cam_server.server_close()
+    assert any("127.0.0.1" in r.getMessage() or r.name.startswith("httpx") for r in caplog.records)  # logs were on
+    text = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    for secret in [*secrets, creds["password"], "correct horse battery staple"]:
+        assert secret not in text, secret
+
+
+def test_login_and_register_refuse_other_web_sites(api: Any, server: LiveServer) -> None:
+    """Login CSRF: a page elsewhere can post JSON as text/plain; browsers always say where it came from."""
+    body = {"email": "origin@example.com", "password": "correct horse battery staple"}
+    evil = {"Origin": "https://evil.example", "Content-Type": "text/plain"}
+    r = httpx.post(server.url + "/api/v1/auth/register", content=json.dumps(body), headers=evil)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "cross_site_request"
+    own = {"Origin": server.url}
+    assert httpx.post(server.url + "/api/v1/auth/register", json=body, headers=own).status_code == 201
+    r = httpx.post(server.url + "/api/v1/auth/login", content=json.dumps(body), headers=evil)
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    assert httpx.post(server.url + "/api/v1/auth/login", json=body, headers=own).status_code == 200
+    assert httpx.post(server.url + "/api/v1/auth/login", json=body).status_code == 200  # scripts send no Origin

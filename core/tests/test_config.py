@@ -65,3 +65,20 @@ def test_public_url_follows_the_served_address_unless_set(monkeypatch) -> None:
     assert load_settings(None, port=9000, public_url="https://cams.example").public_url == "https://cams.example"
     monkeypatch.setenv("ALARMCLOUD_PUBLIC_URL", "https://env.example")
     assert load_settings(None, port=9000).public_url == "https://env.example"
+
+
+def test_every_setting_is_described() -> None:
+    """The settings models are the configuration docs (docs/configuration.md is generated from them)."""
+    from alarmcloud.config import Settings
+    from pydantic import BaseModel
+
+    def walk(model: type[BaseModel], prefix: str = "") -> list[str]:
+        missing = []
+        for name, f in model.model_fields.items():
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
+                missing += walk(f.annotation, f"{prefix}{name}.")
+            if not (f.description or "").strip():
+                missing.append(prefix + name)
+        return missing
+
+    assert walk(Settings) == []

@@ -88,6 +88,22 @@ class LoginLimiter:
         self._failures.pop(key, None)
 
 
+def check_same_origin(request: Request) -> None:
+    """Refuse browser posts from other sites to login and register (login CSRF: a text/plain form can carry JSON).
+
+    Browsers send ``Origin`` on every cross-site POST; scripts and apps send none and are not affected.
+    """
+    origin = request.headers.get("origin")
+    if not origin:
+        return
+    from urllib.parse import urlparse
+
+    host = urlparse(origin).netloc.lower()
+    allowed = {request.headers.get("host", "").lower(), urlparse(core(request).settings.public_url).netloc.lower()}
+    if host not in allowed:
+        raise ApiError(403, "cross_site_request", "this request came from another web site")
+
+
 def validate_credentials(data: dict[str, Any]) -> tuple[str, str]:
     email = field(data, "email", str, max_len=320).strip().lower()
     password = field(data, "password", str, max_len=1024)
@@ -158,7 +174,7 @@ async def optional_user(request: Request) -> User | None:
 
 
 async def require_user(request: Request) -> User:
-    """The caller, or 401; for cookie sessions, unsafe methods need the CSRF token (header or form)."""
+    """The caller, or 401; for cookie sessions, unsafe methods need the CSRF token (header X-CSRF-Token)."""
     user = await optional_user(request)
     if user is None:
         raise ApiError(401, "unauthorized", "log in or send a bearer token",
@@ -216,6 +232,7 @@ async def register(request: Request) -> Response:
     app = core(request)
     if not app.settings.registration_open:
         raise ApiError(403, "registration_closed", "registration is closed on this deployment")
+    check_same_origin(request)
     email, password = validate_credentials(await json_body(request))
     pw_hash = await crypto.hash_password_async(password)
 
@@ -273,6 +290,7 @@ async def check_login(app: AlarmCloud, request: Request, email: str, password: s
 async def login(request: Request) -> Response:
     """Log in; sets the session cookie (HttpOnly, SameSite=Lax) and returns the CSRF token."""
     app = core(request)
+    check_same_origin(request)
     data = await json_body(request)
     email = field(data, "email", str, max_len=320).strip().lower()
     password = field(data, "password", str, max_len=1024)
@@ -285,11 +303,11 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """End the session."""
+    """End the session (an expired or unknown session only has its cookies cleared)."""
     app = core(request)
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        await require_user(request)
+    if cookie and await app.db.run(lambda s: _session_user(s, app, cookie)) is not None:
+        await require_user(request)  # a live session needs its CSRF token to end
 
         def _drop(s: Session) -> None:
             row = s.get(SessionRow, crypto.token_hash(cookie))
