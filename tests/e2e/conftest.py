@@ -25,7 +25,9 @@ def site() -> Iterator[Site]:
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        with LiveServer(test_settings(tmp / "data", camera_networks=["127.0.0.0/8"])) as srv:
+        settings: Any = test_settings(tmp / "data", camera_networks=["127.0.0.0/8"])
+        settings.notify.webhook_networks = ["127.0.0.0/8"]  # webhooks to a receiver on loopback
+        with LiveServer(settings) as srv:
             client, _ = seed(srv.url, tmp)
             demo_history(srv.core)
             event_id = client.get("/api/v1/events").json()["items"][0]["id"]

@@ -94,34 +94,48 @@ FOCUSABLE_JS = """() => Array.from(document.querySelectorAll(
   .map((el) => el.tagName + " " + (el.textContent || el.name || "").trim().slice(0, 30))"""
 
 
+def walk_with_tab(page: Any, name: str) -> list[str]:
+    """Tab round the page once; problems: controls never reached, focus without a visible ring."""
+    problems: list[str] = []
+    page.wait_for_load_state("networkidle")
+    wanted = page.evaluate(FOCUSABLE_JS)
+    reached: dict[str, str] = {}
+    first = ""
+    for _ in range(len(wanted) * 4 + 20):  # date inputs and video controls take several Tabs
+        page.keyboard.press("Tab")
+        f = page.evaluate(FOCUS_JS)
+        if f is None:
+            continue
+        if f["id"] == first:
+            break  # round the page once
+        first = first or f["id"]
+        if f["id"] in reached:
+            continue
+        reached[f["id"]] = f["what"]
+        if not f["ring"]:
+            problems.append(f"{name}: no visible focus on {f['what']}")
+    if len(reached) < len(wanted):
+        missing = sorted(set(wanted) - set(reached.values()))
+        problems.append(f"{name}: Tab reached {len(reached)} of {len(wanted)} controls; not {missing}")
+    return problems
+
+
 def test_keyboard_reaches_everything_with_a_visible_focus(chromium: Any, site: Site) -> None:
     """Tab walks every visible control of every page, and each shows a focus ring."""
     ctx = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = ctx.new_page()
-    login(page, site.url, OWNER)
     problems: list[str] = []
+    for name in ("login", "signup"):
+        page.goto(site.url + "/" + name)
+        problems += walk_with_tab(page, name)
+    login(page, site.url, OWNER)
     pages = {k: v for k, v in site.owner_pages().items() if k not in ("not found", "policy")}
     for name, path in pages.items():
         page.goto(site.url + path)
-        page.wait_for_load_state("networkidle")
-        wanted = page.evaluate(FOCUSABLE_JS)
-        reached: dict[str, str] = {}
-        first = ""
-        for _ in range(len(wanted) * 4 + 20):  # date inputs and video controls take several Tabs
-            page.keyboard.press("Tab")
-            f = page.evaluate(FOCUS_JS)
-            if f is None:
-                continue
-            if f["id"] == first:
-                break  # round the page once
-            first = first or f["id"]
-            if f["id"] in reached:
-                continue
-            reached[f["id"]] = f["what"]
-            if not f["ring"]:
-                problems.append(f"{name}: no visible focus on {f['what']}")
-        if len(reached) < len(wanted):
-            missing = sorted(set(wanted) - set(reached.values()))
-            problems.append(f"{name}: Tab reached {len(reached)} of {len(wanted)} controls; not {missing}")
+        problems += walk_with_tab(page, name)
+    ctx.clear_cookies()
+    login(page, site.url, OPERATOR)
+    page.goto(site.url + "/operator")
+    problems += walk_with_tab(page, "operator")
     ctx.close()
     assert not problems, "\n".join(problems)

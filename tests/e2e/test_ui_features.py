@@ -484,6 +484,36 @@ def test_privacy_center_restriction_and_export(page: Any, site: Site) -> None:
     assert any(n.endswith(".mp4") for n in names), names
 
 
+# ---------------------------------------------------------------- notifications
+
+
+def test_webhook_form_errors_secret_once_and_removal(page: Any, site: Site) -> None:
+    login(page, site.url, OWNER)
+    page.goto(site.url + "/notifications")
+    form = page.locator("form[data-add-webhook]")
+    form.get_by_label("URL").fill("ftp://example.org/hook")
+    form.get_by_role("button", name="Add webhook").click()
+    form.get_by_role("alert").wait_for()
+    assert form.get_by_role("alert").inner_text()[0].isupper()
+    assert api(site).get("/api/v1/webhooks").json()["items"] == []
+    form.get_by_label("URL").fill("http://127.0.0.1:9/alarmcloud")
+    form.get_by_role("button", name="Add webhook").click()
+    secret = page.locator("#webhook-secret-value")
+    secret.wait_for(state="visible")
+    assert len(secret.input_value()) >= 20
+    page.locator("#webhooks li", has_text="127.0.0.1:9/alarmcloud").first.wait_for()
+    page.reload()
+    assert page.locator("#webhook-secret").is_hidden()
+    row = page.locator("#webhooks li", has_text="127.0.0.1:9/alarmcloud").first
+    page.once("dialog", lambda d: d.dismiss())
+    row.get_by_role("button", name=re.compile("^Remove")).click()
+    assert len(api(site).get("/api/v1/webhooks").json()["items"]) == 1
+    page.once("dialog", lambda d: d.accept())
+    row.get_by_role("button", name=re.compile("^Remove")).click()
+    page.get_by_text("No webhooks yet.").wait_for()
+    assert api(site).get("/api/v1/webhooks").json()["items"] == []
+
+
 # ---------------------------------------------------------------- operator
 
 

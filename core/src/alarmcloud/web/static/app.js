@@ -431,7 +431,10 @@
         const s = await api("GET", "/api/v1/me/exports/" + encodeURIComponent(r.data.id));
         if (!s.ok) { r = s; break; }
         const d = s.data || {};
-        if (typeof d.progress === "number") { bar.max = 1; bar.value = d.progress > 1 ? d.progress / 100 : d.progress; }
+        if (typeof d.progress === "number") {
+          bar.max = 1; bar.value = d.progress > 1 ? d.progress / 100 : d.progress;
+          status.textContent = "Preparing your export… " + Math.round(bar.value * 100) + "%";
+        }
         if (d.state === "failed" || d.status === "failed") { r = { ok: false, message: d.error || "The export failed." }; break; }
         if (d.download_url || d.state === "done" || d.status === "done" || d.state === "ready" || d.status === "ready") {
           return exportReady(btn, d.download_url || ("/api/v1/me/exports/" + encodeURIComponent(r.data.id) + "/download"));
