@@ -82,3 +82,33 @@ def test_every_setting_is_described() -> None:
         return missing
 
     assert walk(Settings) == []
+
+
+def test_plugin_tables_under_plugins_as_documented(tmp_path) -> None:
+    cfg = tmp_path / "alarmcloud.toml"
+    cfg.write_text('[plugins]\nstrict = false\ndetectors = ["rain"]\n[plugins.ifttt]\nservice_key = "svc-key"\n'
+                   '[plugin.rain]\nthreshold = 0.8\n')
+    s = load_settings(cfg)
+    assert s.plugin_settings("ifttt") == {"service_key": "svc-key"}  # [plugins.<name>] (DESIGN.md)
+    assert s.plugin_settings("rain") == {"threshold": 0.8}  # [plugin.<name>] is read too
+    assert s.plugins.strict is False and s.plugins.detectors == ["rain"]
+
+
+def test_typos_and_wrong_values_in_the_file_are_named(tmp_path) -> None:
+    import pytest
+    from alarmcloud.cli import main
+    from alarmcloud.config import ConfigError
+    from click.testing import CliRunner
+
+    cfg = tmp_path / "alarmcloud.toml"
+    cfg.write_text('camera_networkz = ["10.0.0.0/8"]\n[ftp]\nprot = 21\n')
+    with pytest.raises(ConfigError, match="'camera_networkz', 'ftp.prot'"):
+        load_settings(cfg)
+    cfg.write_text("[ftp\nport = 21\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(cfg)
+
+    cfg.write_text('[ftp]\nport = "twenty-one"\n')
+    r = CliRunner().invoke(main, ["migrate", "--config", str(cfg)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "ftp.port: Input should be a valid integer" in r.output

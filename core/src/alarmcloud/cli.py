@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from alarmcloud.config import Settings, load_settings
+from alarmcloud.config import ConfigError, Settings, load_settings
 
 console = Console(stderr=True)
 log = logging.getLogger("alarmcloud")
@@ -29,7 +30,15 @@ data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, pa
 
 
 def _settings(config_file: Path | None, **overrides: Any) -> Settings:
-    return load_settings(config_file, **overrides)
+    """The settings, or a short error naming the file/variable and the setting (no traceback)."""
+    try:
+        return load_settings(config_file, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise click.ClickException("invalid settings (config file or ALARMCLOUD_* environment):\n"
+                                   + "\n".join(lines)) from None
 
 
 def _logging(level: str = "INFO") -> None:

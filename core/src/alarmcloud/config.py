@@ -180,7 +180,8 @@ class Settings(BaseSettings):
     registration_open: bool = Field(True, description="Allow anyone to register")
     plugins: PluginsConfig = Field(default_factory=PluginsConfig, description="Plugin selection")
     plugin: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-plugin settings tables: [plugin.<name>]"
+        default_factory=dict, description="Per-plugin settings tables: [plugins.<name>] (also read as "
+                                          "[plugin.<name>])"
     )
     ftp: FtpConfig = Field(default_factory=FtpConfig, description="FTP/FTPS ingest")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Upload limits")
@@ -227,7 +228,7 @@ class Settings(BaseSettings):
         return self.public_url.startswith("https://")
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
-        """The ``[plugin.<name>]`` table (empty when absent)."""
+        """The ``[plugins.<name>]`` table (empty when absent)."""
         return dict(self.plugin.get(name, {}))
 
 
@@ -244,13 +245,55 @@ def _resolve_secrets(value: Any) -> Any:
     return value
 
 
+class ConfigError(ValueError):
+    """A settings file the product cannot use; the message names the file and the setting."""
+
+
+def _plugin_tables(data: dict[str, Any]) -> dict[str, Any]:
+    """``[plugins.<name>]`` tables (the documented form) join ``[plugin.<name>]``; the former wins on a clash."""
+    section = data.get("plugins")
+    if not isinstance(section, dict):
+        return data
+    tables = {k: v for k, v in section.items() if k not in PluginsConfig.model_fields and isinstance(v, dict)}
+    if not tables:
+        return data
+    merged = {k: dict(v) for k, v in (data.get("plugin") or {}).items()}
+    for name, table in tables.items():
+        merged[name] = {**merged.get(name, {}), **table}
+    return {**data, "plugins": {k: v for k, v in section.items() if k not in tables}, "plugin": merged}
+
+
+def _unknown_keys(model: type[BaseModel], data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Keys of a settings file no field reads (a typo would otherwise be ignored without a word)."""
+    out: list[str] = []
+    for key, value in data.items():
+        info = model.model_fields.get(key)
+        if info is None:
+            out.append(prefix + key)
+        elif (isinstance(value, dict) and isinstance(info.annotation, type)
+              and issubclass(info.annotation, BaseModel)):
+            out += _unknown_keys(info.annotation, value, f"{prefix}{key}.")
+    return out
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read the TOML file (if any), then the environment; ``overrides`` (CLI flags) win over the file."""
+    """Read the TOML file (if any), then the environment; ``overrides`` (CLI flags) win over the file.
+
+    Raises ``ConfigError`` for a file that is not TOML or names a setting that does not exist, and pydantic's
+    ``ValidationError`` for a value of the wrong kind.
+    """
     data: dict[str, Any] = {}
     path = config_file or (Path(os.environ["ALARMCLOUD_CONFIG"]) if os.environ.get("ALARMCLOUD_CONFIG") else None)
     if path is not None:
         with open(path, "rb") as fh:
-            data = _resolve_secrets(tomllib.load(fh))
+            try:
+                data = _plugin_tables(_resolve_secrets(tomllib.load(fh)))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        unknown = _unknown_keys(Settings, data)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting {', '.join(map(repr, unknown))} "
+                              "(every setting is listed in docs/configuration.md)")
         data["config_file"] = path
     data.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**data)

@@ -1,4 +1,4 @@
-"""Operator settings of the Alexa plugin (``[plugin.alexa]`` in the config file)."""
+"""Operator settings of the Alexa plugin (``[plugins.alexa]`` in the config file)."""
 
 from __future__ import annotations
 

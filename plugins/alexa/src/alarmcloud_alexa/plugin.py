@@ -104,7 +104,7 @@ class AlexaIntegration(Integration):
 
 
 def build(config: AlexaConfig | None) -> AlexaIntegration:
-    """Factory the core calls with the validated ``[plugin.alexa]`` settings."""
+    """Factory the core calls with the validated ``[plugins.alexa]`` settings."""
     return AlexaIntegration(config)
 
 

@@ -20,7 +20,7 @@ def rain() -> None:
               help="Folder with released feedback clips: {rain,snow}/*.mp4 (weather) and "
               "{not_rain,not_snow}/*.mp4 (<data_dir>/training/rain).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the new ONNX model; point [plugin.rain] model_path at it.")
+              help="Where to write the new ONNX model; point [plugins.rain] model_path at it.")
 @click.option("--base", "base", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Model to start from (default: the shipped model).")
 @click.option("--strength", default=1.0, show_default=True, type=float,
@@ -40,4 +40,4 @@ def recalibrate_cmd(samples: Path, out: Path, base: Path | None, strength: float
         f"recalibrated on {report.clips} clips (rain {report.rain_clips}, not_rain {report.not_rain_clips}, "
         f"skipped {report.skipped}); clip accuracy {report.accuracy_before:.3f} -> {report.accuracy_after:.3f}"
     )
-    click.echo(f"wrote {report.out}; set [plugin.rain] model_path = \"{report.out}\" to use it")
+    click.echo(f"wrote {report.out}; set [plugins.rain] model_path = \"{report.out}\" to use it")

@@ -28,7 +28,7 @@ def default_model_path() -> Path:
 
 
 class RainConfig(BaseModel):
-    """Settings of the rain detector (``[plugin.rain]`` in the config file)."""
+    """Settings of the rain detector (``[plugins.rain]`` in the config file)."""
 
     threshold: float = Field(
         0.7, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this."

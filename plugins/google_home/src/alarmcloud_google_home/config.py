@@ -1,4 +1,4 @@
-"""Operator settings of the Google Home plugin (``[plugin.google_home]`` in the config file)."""
+"""Operator settings of the Google Home plugin (``[plugins.google_home]`` in the config file)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def _event_id(event: Event) -> str | None:
 
 
 def build(config: GoogleHomeConfig | None) -> GoogleHomeIntegration:
-    """Factory the core calls with the validated ``[plugin.google_home]`` settings."""
+    """Factory the core calls with the validated ``[plugins.google_home]`` settings."""
     return GoogleHomeIntegration(config)
 
 

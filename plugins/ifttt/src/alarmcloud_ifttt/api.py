@@ -44,7 +44,7 @@ class IftttError(Exception):
 
 
 def settings(app: Any) -> dict[str, Any]:
-    """``[plugin.ifttt]`` with ``ALARMCLOUD_IFTTT_SERVICE_KEY`` / ``..._REALTIME_URL`` from the environment."""
+    """``[plugins.ifttt]`` with ``ALARMCLOUD_IFTTT_SERVICE_KEY`` / ``..._REALTIME_URL`` from the environment."""
     conf = dict(app.settings.plugin_settings(PLUGIN))
     conf.setdefault("service_key", os.environ.get("ALARMCLOUD_IFTTT_SERVICE_KEY", ""))
     conf.setdefault("realtime_url", os.environ.get("ALARMCLOUD_IFTTT_REALTIME_URL",
