@@ -168,6 +168,18 @@ def test_phone_menu(chromium: Any, site: Site) -> None:
     ctx.close()
 
 
+def test_a_login_form_on_another_site_cannot_log_the_browser_in(page: Any, site: Site) -> None:
+    """Login CSRF: a text/plain form elsewhere can carry a JSON body; the server refuses it by its Origin."""
+    field = '{"email": "' + OWNER + '", "password": "' + PASSWORD + '", "pad": "'
+    html = (f"<form method=post enctype=text/plain action='{site.url}/api/v1/auth/login'>"
+            f"<input type=hidden name='{field}' value='\"}}'></form><script>document.forms[0].submit()</script>")
+    page.route("http://attacker.test/**", lambda r: r.fulfill(status=200, content_type="text/html", body=html))
+    with page.expect_response(site.url + "/api/v1/auth/login") as resp:
+        page.goto("http://attacker.test/")
+    assert resp.value.status == 403
+    assert not [c for c in page.context.cookies() if c["name"] == "ac_session"]
+
+
 # ---------------------------------------------------------------- timeline
 
 
