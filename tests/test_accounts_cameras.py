@@ -455,3 +455,17 @@ def test_login_and_register_refuse_other_web_sites(api: Any, server: LiveServer)
     assert r.status_code == 403 and "set-cookie" not in r.headers
     assert httpx.post(server.url + "/api/v1/auth/login", json=body, headers=own).status_code == 200
     assert httpx.post(server.url + "/api/v1/auth/login", json=body).status_code == 200  # scripts send no Origin
+
+
+def test_upload_credentials_rotate_and_the_old_password_stops_working(api: Any, kit: Any, tmp_path: Path) -> None:
+    a = api().register("rotate@example.com")
+    cam = a.camera("Gate")
+    clip = kit.small_clip(tmp_path / "gate.mp4", seconds=2.0)
+    first = a.upload_credentials(cam["id"])
+    assert a.upload(first, clip).status_code == 201  # the login is now cached by the ingest side
+    second = a.upload_credentials(cam["id"])
+    assert second["username"] == first["username"] and second["password"] != first["password"]
+    r = a.upload(first, clip)
+    assert r.status_code == 401 and r.json()["error"]["code"] in ("invalid_credentials", "unauthorized")
+    assert a.upload(second, clip).status_code == 201
+    assert a.get(f"/api/v1/cameras/{cam['id']}").json()["upload_username"] == first["username"]
