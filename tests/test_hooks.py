@@ -240,6 +240,12 @@ def test_plugin_status_cli_shows_bundled_loaded_and_broken_failed(tmp_path: Path
     table = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "plugins"], env={**env, "COLUMNS": "200"},
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "broken" in table.stdout and "libfoo.so.3" in table.stdout and "google_home" in table.stdout
+    # serve refuses to start with a broken enabled plugin: one clear line, no traceback
+    out = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "serve", "--data-dir", str(tmp_path / "data"),
+                          "--port", "0", "--ftp-port", "0"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "detectors:broken: ImportError: needs libfoo.so.3" in out.stderr and "PLUGINS__STRICT=false" in out.stderr
     # a config file enables exactly the names it lists for a group
     cfg = tmp_path / "alarmcloud.toml"
     cfg.write_text('[plugins]\ndetectors = ["rain"]\nintegrations = ["alexa", "misspelled"]\n')
