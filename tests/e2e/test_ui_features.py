@@ -306,8 +306,9 @@ def test_add_camera_shows_the_upload_settings_once(page: Any, site: Site) -> Non
 def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) -> None:
     from alarmcloud_camera_instar.testing import FakeInstarCamera
 
-    cams = api(site).get("/api/v1/cameras").json()["items"]
-    cam = next(c for c in cams if c["name"] == "Driveway")
+    # a pan-tilt model, so the preset control is there too
+    cam = api(site).post("/api/v1/cameras", json={"name": "Hall", "brand": "instar", "model": "IN-8015"}).json()
+    assert cam["model"] == "IN-8015 Full HD"
     with FakeInstarCamera("fullhd", password="S3cret!pass") as fake:
         login(page, site.url, OWNER)
         page.goto(site.url + f"/cameras/{cam['id']}")
@@ -345,17 +346,18 @@ def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) ->
         controls.get_by_role("button", name="Set", exact=True).click()
         sent()
         assert fake.state["areas"][2]["s"] == "80"
-        if controls.get_by_label("Go to preset").count():
-            controls.get_by_label("Go to preset").fill("3")
-            controls.get_by_role("button", name="Go", exact=True).click()
-            sent()
-            assert fake.state["preset"] == 3
+        controls.get_by_label("Go to preset").fill("3")
+        controls.get_by_role("button", name="Go", exact=True).click()
+        sent()
+        assert fake.state["preset"] == 2  # the web UI's position 3 is CGI number 2 (0-based)
 
         page.get_by_role("button", name="One-click setup").click()
         result = page.locator("#setup-result")
         result.wait_for(state="visible")
         assert "Done" in result.inner_text(), result.inner_text()
-        assert fake.state["ftp"]["-ft_username"] == page.locator("#upload-user").inner_text()
+        # the page now names the upload login the camera was given
+        page.wait_for_function("u => document.querySelector('#upload-user').textContent === u",
+                               arg=fake.state["ftp"]["-ft_username"])
 
         # a camera that cannot be reached gives a message, not a hang
         fake.mode = "refuse"

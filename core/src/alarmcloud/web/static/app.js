@@ -186,6 +186,11 @@
       out.hidden = false;
       out.className = r.ok ? "ok" : "error";
       out.textContent = r.ok ? "Done: the camera now uploads its alarm clips here." : r.message;
+      if (r.ok) {  // the setup made (or renewed) the camera's upload login
+        const cam = await api("GET", t.dataset.setup.replace(/\/setup$/, ""));
+        const user = $("#upload-user");
+        if (cam.ok && user) user.textContent = cam.data.upload_username;
+      }
     } else if (t.matches("[data-action]")) {
       const form = t.closest("[data-controls]");
       let value = t.dataset.value;
