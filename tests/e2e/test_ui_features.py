@@ -26,7 +26,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def page(chromium: Any, site: Site) -> Any:
-    ctx = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    ctx = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, timezone_id="UTC")
     pg = ctx.new_page()
     pg.set_default_timeout(15_000)
     yield pg
@@ -246,6 +246,40 @@ def test_timeline_filters(page: Any, site: Site) -> None:
     page.get_by_role("link", name="Clear").click()
     page.wait_for_url(site.url + "/")
     assert len(cards(page)) == len(data["clips"])
+
+
+def test_day_filter_means_the_day_where_the_browser_is(chromium: Any, site: Site) -> None:
+    """A clip at 23:30 UTC on 10 January is on 11 January in Berlin; the filter follows the browser's zone."""
+    from datetime import datetime
+
+    from alarmcloud.models import Clip
+
+    data = clips_by_verdict(site)
+    late = data["clips"][-1][0]
+    with site.core.db.session() as s:  # type: ignore[attr-defined]
+        clip = s.get(Clip, late)
+        original = clip.started_at
+        clip.started_at = datetime(2026, 1, 10, 23, 30, tzinfo=UTC)
+        s.add(clip)
+        s.commit()
+    ctx = chromium.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Berlin")
+    page = ctx.new_page()
+    try:
+        login(page, site.url, OWNER)
+        for day, expected in (("2026-01-11", [late]), ("2026-01-10", [])):
+            page.goto(site.url + "/")
+            page.get_by_label("Day").fill(day)
+            page.get_by_role("button", name="Filter").click()
+            page.wait_for_load_state("networkidle")
+            assert cards(page) == expected, day
+        assert "tz=-60" in page.url
+    finally:
+        ctx.close()
+        with site.core.db.session() as s:  # type: ignore[attr-defined]
+            clip = s.get(Clip, late)
+            clip.started_at = original
+            s.add(clip)
+            s.commit()
 
 
 # ---------------------------------------------------------------- clip page

@@ -156,7 +156,10 @@ def _filters(request: Request) -> tuple[dict[str, str], dict[str, str]]:
     if form["day"]:
         try:
             d = date.fromisoformat(form["day"])
-            start = datetime(d.year, d.month, d.day, tzinfo=UTC)
+            # the day in the browser's time zone (tz = JavaScript's getTimezoneOffset(), minutes), else UTC
+            raw_tz = qp.get("tz", "0").strip()
+            tz = int(raw_tz) if raw_tz.lstrip("-").isdigit() and abs(int(raw_tz)) <= 900 else 0
+            start = datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(minutes=tz)
             params["since"], params["until"] = start.isoformat(), (start + timedelta(days=1)).isoformat()
         except ValueError:
             form["day"] = ""
@@ -185,7 +188,10 @@ async def timeline(request: Request) -> Response:
     data = await app.db.run(_load)
     more_url = None
     if data["cursor"]:
-        more_url = "/?" + urlencode({**{k: v for k, v in form.items() if v}, "cursor": data["cursor"],
+        keep = {k: v for k, v in form.items() if v}
+        if form["day"] and request.query_params.get("tz"):
+            keep["tz"] = request.query_params["tz"]
+        more_url = "/?" + urlencode({**keep, "cursor": data["cursor"],
                                      "partial": "1"})
     ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"], "verdicts": VERDICTS,

@@ -87,6 +87,13 @@
 
   async function onSubmit(e) {
     const form = e.target;
+    // the timeline's day filter means the day in this browser's time zone (its offset on that very day)
+    const tz = $("[data-tz]", form);
+    if (tz) {
+      const day = form.elements.day.value;
+      tz.value = day ? String(new Date(day + "T00:00:00").getTimezoneOffset()) : "";
+      tz.disabled = !day;
+    }
     if (form.matches("[data-api]")) {
       e.preventDefault();
       showError(form, "");
