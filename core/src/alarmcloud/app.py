@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from alarmcloud import auth, cameras, crypto, db, eventsapi, ingest, notify, openapi, storage
+from alarmcloud import auth, cameras, crypto, db, eventsapi, ingest, notify, openapi, storage, subusers
 from alarmcloud.blobstore import LocalBlobStore
 from alarmcloud.config import Settings
 from alarmcloud.errors import ApiError, api_error_handler, http_error_handler, server_error_handler
@@ -251,10 +251,10 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/tokens", auth.list_tokens, methods=["GET"]),
         R("/api/v1/tokens", auth.create_token, methods=["POST"]),
         R("/api/v1/tokens/{token_id}", auth.revoke_token, methods=["DELETE"]),
-        R("/api/v1/subusers", auth.list_subusers, methods=["GET"]),
-        R("/api/v1/subusers", auth.create_subuser, methods=["POST"]),
-        R("/api/v1/subusers/{subuser_id}", auth.set_subuser_rights, methods=["PUT"]),
-        R("/api/v1/subusers/{subuser_id}", auth.delete_subuser, methods=["DELETE"]),
+        R("/api/v1/subusers", subusers.list_subusers, methods=["GET"]),
+        R("/api/v1/subusers", subusers.create_subuser, methods=["POST"]),
+        R("/api/v1/subusers/{subuser_id}", subusers.set_subuser_rights, methods=["PUT"]),
+        R("/api/v1/subusers/{subuser_id}", subusers.delete_subuser, methods=["DELETE"]),
         R("/api/v1/camera-models", cameras.camera_models, methods=["GET"]),
         R("/api/v1/cameras", cameras.list_cameras, methods=["GET"]),
         R("/api/v1/cameras", cameras.create_camera, methods=["POST"]),

@@ -1,0 +1,109 @@
+"""Sub-users: people an account owner lets use some of its cameras, with a right per camera."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from alarmcloud import crypto
+from alarmcloud.auth import RIGHTS, User, core, require_user, validate_credentials
+from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.models import Account, Camera, CameraRight
+
+
+async def create_subuser(request: Request) -> Response:
+    """An account owner adds a sub-user with per-camera rights (view / control / admin)."""
+    user = await require_user(request)
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "sub-users cannot create users")
+    data = await json_body(request)
+    email, password = validate_credentials(data)
+    rights = field(data, "rights", dict, required=False, default={})
+    for right in rights.values():
+        if right not in RIGHTS:
+            raise ApiError(400, "invalid_field", "rights must be view, control or admin")
+    pw_hash = await crypto.hash_password_async(password)
+
+    def _create(s: Session) -> Account:
+        for cam_id in rights:
+            cam = s.get(Camera, cam_id)
+            if cam is None or cam.account_id != user.id:
+                raise ApiError(404, "not_found", "camera not found")
+        if s.exec(select(Account).where(Account.email == email)).first() is not None:
+            raise ApiError(409, "email_taken", "an account with this e-mail address exists")
+        acc = Account(email=email, password_hash=pw_hash, owner_id=user.id)
+        s.add(acc)
+        s.flush()
+        for cam_id, right in rights.items():
+            s.add(CameraRight(account_id=acc.id, camera_id=cam_id, right=right))
+        s.commit()
+        return acc
+
+    acc = await core(request).db.run(_create)
+    return JSONResponse({"id": acc.id, "email": acc.email, "rights": rights}, status_code=201)
+
+
+async def list_subusers(request: Request) -> Response:
+    """The owner's sub-users and their rights."""
+    user = await require_user(request)
+
+    def _list(s: Session) -> list[dict[str, Any]]:
+        out = []
+        for acc in s.exec(select(Account).where(Account.owner_id == user.id)).all():
+            rights = {r.camera_id: r.right for r in
+                      s.exec(select(CameraRight).where(CameraRight.account_id == acc.id)).all()}
+            out.append({"id": acc.id, "email": acc.email, "rights": rights})
+        return out
+
+    return JSONResponse({"items": await core(request).db.run(_list)})
+
+
+def _own_subuser(s: Session, user: User, subuser_id: str) -> Account:
+    """The owner's sub-user; 404 for anyone else's account (never reveal existence)."""
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "sub-users cannot manage users")
+    acc = s.get(Account, subuser_id)
+    if acc is None or acc.owner_id != user.id:
+        raise ApiError(404, "not_found", "user not found")
+    return acc
+
+
+async def set_subuser_rights(request: Request) -> Response:
+    """Replace a sub-user's per-camera rights: ``{"rights": {"<camera id>": "view" | "control" | "admin"}}``."""
+    user = await require_user(request)
+    sid = request.path_params["subuser_id"]
+    data = await json_body(request)
+    rights = field(data, "rights", dict)
+    for right in rights.values():
+        if right not in RIGHTS:
+            raise ApiError(400, "invalid_field", "rights must be view, control or admin")
+
+    def _set(s: Session) -> None:
+        acc = _own_subuser(s, user, sid)
+        for cam_id in rights:
+            cam = s.get(Camera, cam_id)
+            if cam is None or cam.account_id != user.id:
+                raise ApiError(404, "not_found", "camera not found")
+        for row in s.exec(select(CameraRight).where(CameraRight.account_id == acc.id)).all():
+            s.delete(row)
+        s.flush()
+        for cam_id, right in rights.items():
+            s.add(CameraRight(account_id=acc.id, camera_id=cam_id, right=right))
+        s.commit()
+
+    await core(request).db.run(_set)
+    return JSONResponse({"id": sid, "rights": rights})
+
+
+async def delete_subuser(request: Request) -> Response:
+    """Remove a sub-user with its sessions, tokens and rights (the owner's cameras and clips stay)."""
+    from alarmcloud.privacy_erase import erase_account_async
+
+    user = await require_user(request)
+    sid = request.path_params["subuser_id"]
+    await core(request).db.run(lambda s: _own_subuser(s, user, sid))
+    await erase_account_async(core(request), sid)
+    return Response(status_code=204)
