@@ -295,3 +295,24 @@ def test_plugin_status_endpoint_and_strict_start(tmp_path: Path, monkeypatch: An
         rows = {(r["group"], r["name"]): r for r in httpx.get(srv.url + "/-/plugins").json()["plugins"]}
         assert rows[("detectors", "broken")]["enabled"] is False and rows[("detectors", "broken")]["error"] is None
         assert rows[("detectors", "rain")]["loaded"]
+
+
+class _FailingStartup:
+    @hookimpl
+    def startup(self, app: Any) -> None:
+        raise RuntimeError("cannot reach the vendor cloud")
+
+
+def test_failing_startup_hook_is_isolated_counted_and_exported_as_a_metric(tmp_path: Path) -> None:
+    plugin = ToyPlugin()
+    host = _host(plugin)
+    host.register(_FailingStartup(), "test:flaky", "flaky")
+    with LiveServer(test_settings(tmp_path / "data"), plugins=host) as srv:
+        assert plugin.calls == ["startup"]  # the other plugin still started
+        r = httpx.get(srv.url + "/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        line = next(x for x in r.text.splitlines()
+                    if x.startswith("alarmcloud_plugin_hook_errors_total{") and 'plugin="flaky"' in x)
+        assert 'hook="startup"' in line and float(line.rsplit(" ", 1)[1]) >= 1
+        rows = {row["name"]: row for row in httpx.get(srv.url + "/-/plugins").json()["plugins"]}
+        assert rows["flaky"]["hook_errors"] == 1 and rows["toy"]["hook_errors"] == 0
