@@ -628,6 +628,18 @@ def test_deleting_asks_first(page: Any, site: Site) -> None:
     assert api(site).get(f"/api/v1/events/{victim}").status_code == 404
     assert victim not in cards(page)
 
+    # removing a camera asks first, then takes it off the list
+    cam = api(site).post("/api/v1/cameras", json={"name": "Shed", "brand": "instar", "model": "IN-9008"}).json()
+    page.goto(site.url + f"/cameras/{cam['id']}")
+    page.once("dialog", lambda d: d.dismiss())
+    page.get_by_role("button", name="Remove this camera").click()
+    assert api(site).get(f"/api/v1/cameras/{cam['id']}").status_code == 200
+    page.once("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Remove this camera").click()
+    page.wait_for_url(site.url + "/cameras")
+    assert "Shed" not in page.locator("main").inner_text()
+    assert api(site).get(f"/api/v1/cameras/{cam['id']}").status_code == 404
+
     # account deletion: a wrong password is refused with a message, a dismissed dialog deletes nothing
     page.goto(site.url + "/privacy-center")
     form = page.locator("form[data-method=DELETE]")
