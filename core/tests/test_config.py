@@ -112,3 +112,13 @@ def test_typos_and_wrong_values_in_the_file_are_named(tmp_path) -> None:
     r = CliRunner().invoke(main, ["migrate", "--config", str(cfg)])
     assert r.exit_code == 1 and "Traceback" not in r.output
     assert "ftp.port: Input should be a valid integer" in r.output
+
+
+def test_serve_warns_when_cameras_would_get_loopback_upload_urls(monkeypatch) -> None:
+    from alarmcloud.cli import public_url_hint
+
+    monkeypatch.delenv("ALARMCLOUD_PUBLIC_URL", raising=False)
+    assert public_url_hint(load_settings(None)) is None  # loopback only: nothing else can connect anyway
+    hint = public_url_hint(load_settings(None, host="0.0.0.0", port=8080))
+    assert hint and "http://localhost:8080" in hint and "ALARMCLOUD_PUBLIC_URL" in hint
+    assert public_url_hint(load_settings(None, host="0.0.0.0", public_url="http://192.168.1.10:8000")) is None

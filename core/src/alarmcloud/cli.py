@@ -93,10 +93,25 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
         raise click.ClickException(str(exc)) from None
     console.print(f"alarmcloud on http://{st.host}:{st.port}  data: {st.data_dir.resolve()}"
                   + (f"  FTP: {st.ftp.port}" if st.ftp.port else ""))
+    hint = public_url_hint(st)
+    if hint:
+        console.print(f"[yellow]{hint}[/]")
     # X-Forwarded-For/-Proto count only from the proxies the operator named (client networks, Secure cookies)
     uvicorn.run(app, host=st.host, port=st.port, log_level=log_level.lower(), access_log=False,
                 proxy_headers=bool(st.forwarded_allow_ips), forwarded_allow_ips=st.forwarded_allow_ips or None,
                 timeout_graceful_shutdown=5)
+
+
+def public_url_hint(st: Settings) -> str | None:
+    """A warning when cameras on the network would get upload URLs that point at this machine's loopback."""
+    from urllib.parse import urlparse
+
+    local = {"localhost", "127.0.0.1", "::1"}
+    if st.host in local or urlparse(st.public_url).hostname not in local:
+        return None
+    return (f"public_url is {st.public_url}: cameras and e-mails get links to it, which other machines cannot "
+            "reach; set public_url (ALARMCLOUD_PUBLIC_URL) to the address cameras use, e.g. http://192.168.1.10:"
+            f"{st.port}")
 
 
 def _worker_process(config_file: Path | None, data_dir: Path | None, index: int) -> None:
