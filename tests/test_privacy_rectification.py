@@ -68,16 +68,29 @@ def _recorder(orig: Any, received: list[str]) -> Any:
 
 
 def test_restricted_account_clips_are_kept_but_not_analysed_or_shared(api: Any, server: LiveServer,
-                                                                       privacy: Any, tmp_path: Path) -> None:
+                                                                       privacy: Any, tmp_path: Path,
+                                                                       monkeypatch: Any) -> None:
     """Art. 18: an upload of a restricted account is stored, but no detector, webhook or integration sees it."""
-    from alarmcloud.models import FindingRow, Job
+    import time
+
+    from alarmcloud import jobs, pipeline
+    from alarmcloud.models import Clip, FindingRow, Job
 
     core: Any = server.core
+    analysed: list[str] = []
+    real = pipeline.analyze_file
+
+    def spy(host: Any, path: Path, *args: Any, **kw: Any) -> Any:
+        analysed.append(path.stem)
+        return real(host, path, *args, **kw)
+
+    monkeypatch.setattr(pipeline, "analyze_file", spy)
     a = privacy.populate(api, tmp_path, "blocked@example.com")
     acc, cam = a["api"], a["camera"]
     assert acc.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
     core.settings.notify.webhook_networks = ["127.0.0.0/8"]
-    r = acc.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
+    r = acc.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["clip.stored",
+                                                                                   "detections.ready"]})
     assert r.status_code == 201, r.text
     assert anyio.run(lambda: core.services.list_events(acc.id))  # integrations (IFTTT polling) see events
     assert acc.patch("/api/v1/me", json={"restricted": True}).json()["restricted"] is True
@@ -93,5 +106,22 @@ def test_restricted_account_clips_are_kept_but_not_analysed_or_shared(api: Any, 
         assert s.exec(select(FindingRow).where(FindingRow.clip_id == clip_id)).all() == []
         assert s.exec(select(Outbox).where(Outbox.account_id == acc.id, Outbox.kind == "webhook")).all() == []
     assert anyio.run(lambda: core.services.list_events(acc.id)) == []  # nothing for IFTTT polling either
+    # a job queued before the switch: the worker finishes it without running any detector
+    with core.db.session() as s:
+        queued = jobs.enqueue(s, s.get(Clip, clip_id), jobs.NORMAL)
+        s.commit()
+        job_id = queued.id
+    assert job_id is not None
+    core.wake_workers()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with core.db.session() as s:
+            if s.get(Job, job_id).state in ("done", "dead"):
+                break
+        time.sleep(0.1)
+    with core.db.session() as s:
+        assert s.get(Job, job_id).state == "done"
+        assert s.exec(select(FindingRow).where(FindingRow.clip_id == clip_id)).all() == []
+    assert clip_id not in analysed and acc.get(f"/api/v1/events/{clip_id}").json()["status"] == "skipped"
     acc.patch("/api/v1/me", json={"restricted": False})
     assert anyio.run(lambda: core.services.list_events(acc.id))

@@ -105,6 +105,7 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
         if acc.restricted:
             clip.status = "skipped"
             s.add(clip)
+            jobs.complete(s, job.id or 0, job.worker or "")  # finished: not claimed again after its lease
             s.commit()
             return
         enabled = [n for n, on in (cam.detectors or {}).items() if on and n in app.plugins.detector_specs]
