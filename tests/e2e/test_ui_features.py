@@ -101,6 +101,21 @@ def test_log_in_errors_next_page_log_out_and_password_change(page: Any, site: Si
                                        "password": PASSWORD}).status_code == 200
 
 
+def test_without_javascript_no_password_lands_in_a_url(chromium: Any, site: Site) -> None:
+    ctx = chromium.new_context(java_script_enabled=False)
+    page = ctx.new_page()
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url))
+    page.goto(site.url + "/login")
+    assert "needs JavaScript" in page.locator("main").inner_text()
+    page.get_by_label("E-mail address").fill(OWNER)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+    assert not [u for u in seen if "password" in u or "horse" in u], seen
+    ctx.close()
+
+
 def test_sign_up_errors_are_clear(page: Any, site: Site) -> None:
     page.goto(site.url + "/signup")
     page.get_by_label("E-mail address").fill(OWNER)
@@ -294,6 +309,10 @@ def test_clip_page_findings_seek_the_video(page: Any, site: Site) -> None:
     assert "1.2 s" in finding.inner_text()
     finding.get_by_role("button", name=re.compile("Jump to 1.2 s")).click()
     page.wait_for_function("() => Math.abs(document.querySelector('#player').currentTime - 1.2) < 0.3")
+    # the clip can be downloaded as the MP4 the camera sent
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Download the clip").click()
+    assert Path(dl.value.path()).read_bytes()[4:8] == b"ftyp"
     # the feedback form explains the consent box, which is off by default
     box = page.get_by_label(re.compile("Release this clip"))
     assert not box.is_checked()
