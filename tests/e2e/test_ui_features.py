@@ -631,6 +631,15 @@ def test_a_new_account_is_told_what_to_do_next(page: Any, site: Site) -> None:
     page.get_by_text("No webhooks yet.").wait_for()
 
 
+def test_a_wrong_address_gets_a_page_with_a_way_back(page: Any, site: Site) -> None:
+    login(page, site.url, OWNER)
+    response = page.goto(site.url + "/no/such/page")
+    assert response.status == 404
+    page.get_by_role("heading", name="Page not found").wait_for()
+    page.get_by_role("link", name="Back to the alarms").click()
+    page.wait_for_url(site.url + "/")
+
+
 # ---------------------------------------------------------------- destructive actions (last)
 
 

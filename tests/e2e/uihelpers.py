@@ -58,7 +58,7 @@ class Site:
         return {"timeline": "/", "clip": f"/events/{self.event_id}", "cameras": "/cameras",
                 "camera": f"/cameras/{self.camera_id}", "storage": "/storage", "notifications": "/notifications",
                 "links": "/links", "privacy": "/privacy-center", "account": "/account", "consent": consent,
-                "not found": "/events/nope", "policy": "/privacy"}
+                "not found": "/events/nope", "unknown address": "/no/such/page", "policy": "/privacy"}
 
 
 def login(page: Any, base: str, email: str) -> None:

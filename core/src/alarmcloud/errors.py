@@ -46,9 +46,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     ):
         return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), exc.detail or "error",
                               dict(exc.headers) if exc.headers else None)
-    from starlette.responses import HTMLResponse
+    from alarmcloud.web.pages import error_page  # the web UI's look, its menu and a way back
 
-    return HTMLResponse(f"<h1>{exc.status_code}</h1><p>{exc.detail}</p>", status_code=exc.status_code)
+    return await error_page(request, exc.status_code, exc.detail)
 
 
 async def server_error_handler(request: Request, exc: Exception) -> Response:

@@ -93,6 +93,16 @@ def render(request: Request, name: str, user: User | None = None, status: int = 
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
 
 
+ERROR_TEXTS = {404: ("Page not found", "There is no page at this address. It may have moved, or the link is wrong."),
+               405: ("Not possible here", "This address cannot be used like that. Go back and try again.")}
+
+
+async def error_page(request: Request, status: int, detail: str | None = None) -> Response:
+    """An HTTP error (unknown address, wrong method) for a browser, as a page of the UI."""
+    title, message = ERROR_TEXTS.get(status, (f"Error {status}", detail or "Something went wrong."))
+    return render(request, "error.html", await page_user(request), status=status, title=title, message=message)
+
+
 def _safe_next(raw: str | None) -> str:
     # same-site paths only: browsers read "/\host" and "/<tab>/host" as "//host" (an open redirect after login)
     if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or any(c < " " for c in raw):
