@@ -195,18 +195,18 @@ def test_erasure_while_an_export_runs_leaves_no_copy(api: Any, server: LiveServe
     core: Any = server.core
     a = privacy.populate(api, tmp_path, "racing@example.com")
     acc = a["api"]
-    erased = threading.Event()
+    written, erased = threading.Event(), threading.Event()
     real = privacy_export.zip_chunks
 
     def slow_chunks(*args: Any, **kw: Any) -> Any:
-        for i, piece in enumerate(real(*args, **kw)):
-            if i == 1:
-                erased.wait(30)  # the account goes while the ZIP is half written
-            yield piece
+        yield from real(*args, **kw)
+        written.set()
+        erased.wait(30)  # the whole ZIP is written, and the account goes before it is stored
 
     monkeypatch.setattr(privacy_export, "zip_chunks", slow_chunks)
     r = acc.post("/api/v1/me/exports")
     assert r.status_code == 202
+    assert written.wait(30)
     assert acc.delete("/api/v1/me", json={"password": "correct horse battery staple"}).status_code == 200
     erased.set()
     for t in threading.enumerate():

@@ -205,14 +205,14 @@ def run_export(core: AlarmCloud, account_id: str, export_id: str) -> None:
                 out.write(chunk)
         size = core.blobs.put_file(key, tmp)
         if not _account_exists(core, account_id):
-            core.blobs.delete(key)  # the account was erased while its export ran: keep no copy
+            core.blobs.delete_prefix(f"exports/{account_id}")  # erased while its export ran: keep no copy
             return
         _save(core, account_id, export_id, {"state": "done", "progress": 1.0, "blob_key": key, "size": size,
                                             "finished_at": iso(utcnow())})
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         if not _account_exists(core, account_id):
-            core.blobs.delete(key)
+            core.blobs.delete_prefix(f"exports/{account_id}")
             return
         log.exception("export failed")
         _save(core, account_id, export_id, {"state": "failed", "error": type(exc).__name__})
