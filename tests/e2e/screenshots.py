@@ -140,6 +140,11 @@ def take(out: Path = OUT) -> list[Path]:
                         _login(page, srv.url, "demo@example.org")
                     page.goto(srv.url + path)
                     page.wait_for_load_state("networkidle")
+                    if name == "clip":  # the first frame, not the buffering spinner
+                        page.evaluate("""() => new Promise((ok) => { const v = document.querySelector('#player');
+                            v.muted = true; v.addEventListener('seeked', () => { v.pause(); ok(); }, { once: true });
+                            v.play().then(() => { v.pause(); v.currentTime = 1.2; }); })""")
+                        page.wait_for_timeout(500)
                     target = out / f"{name}-{size}.png"
                     page.screenshot(path=str(target), full_page=True)
                     written.append(target)
