@@ -388,6 +388,7 @@ def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) ->
         controls.get_by_role("group", name="Motion detection").get_by_role("button", name="Off").click()
         sent()
         assert all(a["enable"] == "0" for a in fake.state["areas"].values())
+        assert page.locator("#md-state").inner_text() == "(off)"
         controls.get_by_role("group", name="Alarm e-mail").get_by_role("button", name="On").click()
         sent()
         assert fake.state["mdalarm"]["emailsnap"] == "on"
@@ -419,6 +420,10 @@ def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) ->
         bad = page.locator(".flash.bad")
         bad.wait_for()
         assert bad.inner_text()
+        page.locator(".flash").evaluate("e => { e.hidden = true; e.className = 'flash'; }")
+        page.get_by_role("button", name="Take snapshot").click()
+        page.locator(".flash.bad").get_by_text("No snapshot").wait_for()
+        assert page.locator(".snapshot").evaluate("e => e.classList.contains('no-image')")
 
 
 def test_camera_page_shows_fair_use_and_detectors(page: Any, site: Site) -> None:

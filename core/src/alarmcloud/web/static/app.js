@@ -80,7 +80,9 @@
     const img = e.target;
     if (img && img.tagName === "IMG" && img.hasAttribute("data-fallback")) {
       img.removeAttribute("data-fallback");
-      img.closest(".thumb, .snapshot")?.classList.add("no-image");
+      const box = img.closest(".thumb, .snapshot");
+      box?.classList.add("no-image");
+      if (box && box.matches(".snapshot")) flash("No snapshot: the camera cannot be reached from the server.", "bad");
       img.alt = img.alt || "No picture";
     }
   }, true);
@@ -211,6 +213,8 @@
       const r = await api("POST", form.dataset.controls, body);
       t.disabled = false;
       flash(r.ok ? "Sent to the camera." : r.message, r.ok ? "ok" : "bad");
+      const md = $("#md-state");
+      if (r.ok && md && body.action === "motion_detection") md.textContent = "(" + (value ? "on" : "off") + ")";
     } else if (t.matches("[data-snapshot]")) {
       const box = $(".snapshot");
       box.classList.remove("no-image");
