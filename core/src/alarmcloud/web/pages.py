@@ -26,6 +26,7 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).pare
 VERDICTS: dict[str, tuple[str, str]] = {
     "alarm": ("Real alarm", "alarm"),
     "false_alarm:rain": ("Rain", "rain"),
+    "false_alarm:snow": ("Snow", "rain"),
     "false_alarm:no_motion": ("No motion", "quiet"),
     "analysis_failed": ("Analysis failed", "failed"),
 }

@@ -521,7 +521,7 @@
   function watchMore(root) { if (moreObserver) $$("[data-more]", root).forEach((b) => moreObserver.observe(b)); }
 
   function badgeFor(verdict, status) {
-    const known = { "alarm": ["Real alarm", "alarm"], "false_alarm:rain": ["Rain", "rain"],
+    const known = { "alarm": ["Real alarm", "alarm"], "false_alarm:rain": ["Rain", "rain"], "false_alarm:snow": ["Snow", "rain"],
                     "false_alarm:no_motion": ["No motion", "quiet"], "analysis_failed": ["Analysis failed", "failed"] };
     if (!verdict) return status === "skipped" ? ["Skipped", "pending"] : ["Analysing…", "pending"];
     if (known[verdict]) return known[verdict];
