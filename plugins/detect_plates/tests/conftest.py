@@ -44,9 +44,12 @@ def detector() -> PlateDetector:
     return PlateDetector(PlatesConfig())
 
 
-def photo_view(photo: Image.Image, box: tuple[float, float, float, float], width: int, height: int) -> np.ndarray:
-    """The camera's view of a photo: cover-scaled to the frame, centred on the plate as far as possible."""
-    s = max(width / photo.width, height / photo.height)
+def photo_view(
+    photo: Image.Image, box: tuple[float, float, float, float], width: int, height: int, zoom: float = 1.0
+) -> np.ndarray:
+    """The camera's view of a photo: cover-scaled to the frame (times ``zoom``), centred on the plate as far as
+    possible."""
+    s = max(width / photo.width, height / photo.height) * zoom
     big = np.asarray(photo.resize((round(photo.width * s), round(photo.height * s)), Image.BILINEAR))
     x, y, w, h = (v * s for v in box)
     x0 = int(np.clip(x + w / 2 - width / 2, 0, big.shape[1] - width))
@@ -69,15 +72,16 @@ def run_clip(detector: PlateDetector) -> Callable[..., list[Finding]]:
 
 @pytest.fixture
 def photo_clip(tmp_path: Path, plates_data: Path, labels: dict[str, dict[str, str]]) -> Callable[..., Path]:
-    """A 3 s 1280x720 H.264 clip of a labelled photo with sensor noise (a parked car)."""
+    """A 3 s 1280x720 H.264 clip of a labelled photo with sensor noise of +-``grain`` (a parked car), the photo
+    cover-scaled times ``zoom``."""
 
-    def make(name: str, seconds: float = 3.0) -> Path:
+    def make(name: str, seconds: float = 3.0, zoom: float = 1.0, grain: int = 3) -> Path:
         row = labels[name]
         photo = Image.open(plates_data / name).convert("RGB")
-        view = photo_view(photo, tuple(float(row[k]) for k in "xywh"), 1280, 720).astype(np.int16)
+        view = photo_view(photo, tuple(float(row[k]) for k in "xywh"), 1280, 720, zoom).astype(np.int16)
 
         def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
-            noise = np.random.default_rng(i).integers(-3, 4, size=view.shape)
+            noise = np.random.default_rng(i).integers(-grain, grain + 1, size=view.shape)
             return np.clip(view + noise, 0, 255).astype(np.uint8)
 
         return make_clip(tmp_path / "photo.mp4", seconds=seconds, width=1280, height=720, gop_seconds=1.0, scene=scene)

@@ -6,12 +6,20 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
 from pydantic import BaseModel, Field
 
-from alarmcloud_detect_plates.formats import COUNTRY_FORMATS, Dist, fit_read, looks_like_timestamp, plate_distance
-from alarmcloud_detect_plates.ocr import OcrEngine, TextBox, crop_quad
+from alarmcloud_detect_plates.formats import (
+    COUNTRY_FORMATS,
+    Dist,
+    PlateFit,
+    fit_read,
+    looks_like_timestamp,
+    plate_distance,
+)
+from alarmcloud_detect_plates.ocr import REC_HEIGHT, OcrEngine, TextBox, TextMap, TextRead, crop_quad
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +27,13 @@ log = logging.getLogger(__name__)
 MAX_TEXT_HEIGHT = 0.45
 #: runs of more boxes than this are sentences, not plates (a plate splits into at most three or four parts)
 MAX_RUN = 4
+#: the zoom pass looks again where the first pass's text probability exceeds this (faint or small text)
+ZOOM_THRESH = 0.1
+#: ... in at most this many windows per frame, covering at most this share of the first pass's map
+ZOOM_WINDOWS = 6
+ZOOM_AREA = 0.06
+#: doubtful candidates per frame read a second time from an equalised crop (the surest first)
+MAX_REREADS = 4
 
 
 class PlatesConfig(BaseModel):
@@ -42,7 +57,25 @@ class PlatesConfig(BaseModel):
     min_read_score: float = Field(
         0.75, ge=0.0, le=1.0, description="Minimum mean character confidence of a single-frame read."
     )
+    second_look_below: float = Field(
+        0.95,
+        ge=0.0,
+        le=1.0,
+        description="Unless a plate was read at least this surely, doubtful reads are read again from "
+        "contrast-equalised crops and faint or small text is magnified (zoom) and read again (0 turns it off).",
+    )
+    zoom: float = Field(
+        2.0,
+        ge=1.0,
+        le=4.0,
+        description="Magnification of the second look at faint or small text (1 turns the magnified detection "
+        "pass off).",
+    )
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads per model.")
+
+
+#: a candidate crop worth a second read and its place (fractions of the frame)
+Doubtful = tuple[np.ndarray, tuple[float, float, float, float]]
 
 
 @dataclass(frozen=True)
@@ -60,6 +93,17 @@ class PlateRead:
     def char_dists(self) -> tuple[Dist, ...]:
         """``dists``, or the text itself at the read's score when the recogniser gave none."""
         return self.dists or tuple({c: self.score} for c in self.text)
+
+
+@dataclass
+class FrameLook:
+    """What the first pass saw in one frame."""
+
+    reads: list[PlateRead]
+    tmap: TextMap
+    doubtful: list[Doubtful]
+    #: places (fractions of the frame) of every candidate read
+    places: list[tuple[float, float, float, float]]
 
 
 class PlateDetector(Detector):
@@ -87,13 +131,28 @@ class PlateDetector(Detector):
         return FrameRequest(keyframes=True, max_keyframes=self.config.frames, color="rgb")
 
     def analyze(self, frames: ClipFrames) -> list[Finding]:
-        """Read plates in every sampled keyframe and return one finding per vehicle above threshold."""
+        """Read plates in every sampled keyframe and return one finding per vehicle above threshold.
+
+        Unless a plate was read with at least ``second_look_below`` confidence, a second look follows: doubtful
+        plate-like reads are read again from contrast-equalised crops, and the places where the first pass saw
+        faint or small text are magnified and read again (clips with an easy plate stay cheap).
+        """
         countries = self._countries(frames.options)
         reads: list[PlateRead] = []
+        looks: list[FrameLook] = []
         for frame in frames.keyframes:
-            reads.extend(self.read_frame(frame.image, frame.time, countries))
+            look = self.read_frame(frame.image, frame.time, countries)
+            reads.extend(look.reads)
+            looks.append(look)
+        voted = vote(reads, countries)
+        if not any(score >= self.config.second_look_below for _, score, _ in voted):
+            for frame, look in zip(frames.keyframes, looks, strict=True):
+                reads.extend(self.reread(look.doubtful, frame.time, countries))
+                if self.config.zoom > 1.0:
+                    reads.extend(self.zoom_frame(frame.image, frame.time, countries, look))
+            voted = vote(reads, countries)
         findings = []
-        for text, score, best in vote(reads, countries):
+        for text, score, best in voted:
             if score >= self.threshold:
                 findings.append(
                     Finding(
@@ -116,28 +175,166 @@ class PlateDetector(Detector):
         known = [c for c in codes if c in COUNTRY_FORMATS]
         return known or list(COUNTRY_FORMATS)
 
-    def read_frame(self, rgb: np.ndarray, time: float, countries: list[str]) -> list[PlateRead]:
-        """All validated plate reads in one RGB frame."""
-        bgr = np.ascontiguousarray(rgb[..., ::-1]) if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=2)
+    def read_frame(self, rgb: np.ndarray, time: float, countries: list[str]) -> FrameLook:
+        """All validated plate reads in one RGB frame, its text probability map and its doubtful candidates."""
+        bgr = _bgr(rgb)
         h, w = bgr.shape[:2]
-        boxes = self.engine.detect(bgr, self.config.detect_side)
-        cands = [b for b in candidates(boxes, self.config.min_char_height, h)]
+        tmap = self.engine.text_map(bgr, min(1.0, self.config.detect_side / max(h, w)))
+        places: list[tuple[float, float, float, float]] = []
+        reads, doubtful = self._read_boxes(bgr, self.engine.boxes(tmap), time, countries, places)
+        return FrameLook(reads, tmap, doubtful, places)
+
+    def reread(self, doubtful: list[Doubtful], time: float, countries: list[str]) -> list[PlateRead]:
+        """Validated reads of doubtful candidates from their contrast-equalised crops."""
+        out = []
+        for (_, place), read in zip(doubtful, self.engine.recognize([equalize(c) for c, _ in doubtful]), strict=True):
+            fit = self._fit(read, countries)
+            if fit is not None:
+                out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit)))
+        return suppress(out)
+
+    def zoom_frame(
+        self, rgb: np.ndarray, time: float, countries: list[str], look: FrameLook | TextMap
+    ) -> list[PlateRead]:
+        """Reads from a magnified look at the places of the first pass's map with faint or small text
+        (``zoom_windows``), doubtful ones read again from equalised crops; candidates where the first pass already
+        read are skipped."""
+        bgr = _bgr(rgb)
+        tmap = look if isinstance(look, TextMap) else look.tmap
+        seen = [] if isinstance(look, TextMap) else list(look.places)
+        scale = self.config.zoom / max(tmap.sx, tmap.sy)
+        boxes: list[TextBox] = []
+        for x0, y0, x1, y1 in zoom_windows(tmap):
+            crop = bgr[y0:y1, x0:x1]
+            for b in self.engine.boxes(self.engine.text_map(crop, scale)):
+                boxes.append(TextBox(b.quad + np.array([x0, y0], np.float32), b.score))
+        reads, doubtful = self._read_boxes(bgr, boxes, time, countries, seen)
+        return reads + self.reread(doubtful, time, countries)
+
+    def _read_boxes(
+        self,
+        bgr: np.ndarray,
+        boxes: list[TextBox],
+        time: float,
+        countries: list[str],
+        seen: list[tuple[float, float, float, float]],
+    ) -> tuple[list[PlateRead], list[Doubtful]]:
+        """Validated reads of the plate candidates among ``boxes`` (one per place), and the doubtful ones: a
+        plate-like read (four or more characters with a digit, no clock or price mark) that fits no format or
+        scores under ``second_look_below``. Candidates in a place of ``seen`` are skipped; the places read are
+        added to it."""
+        h, w = bgr.shape[:2]
+        cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
+        seen.extend(_place(b, w, h) for b in cands)
         crops = [crop_quad(bgr, b.quad) for b in cands]
         keep = [i for i, c in enumerate(crops) if _contrast(c) >= 20]
         cands, crops = [cands[i] for i in keep], [crops[i] for i in keep]
         out: list[PlateRead] = []
-        for box, read in zip(cands, self.engine.recognize(crops), strict=True):
-            if len(read.text) < 4 or read.clock:
-                continue
-            fit = fit_read(read.dists, countries)
-            if fit is None or fit.score < self.config.min_read_score or looks_like_timestamp(fit.text):
-                continue
-            x1, y1 = box.quad.min(axis=0)
-            x2, y2 = box.quad.max(axis=0)
-            dists = tuple(read.dists[i] for i in fit.kept)
-            out.append(PlateRead(fit.text, fit.country, fit.score, time, (x1 / w, y1 / h, x2 / w, y2 / h), dists))
-            log.debug("read %s (%s) %.3f raw=%s at %.2fs", fit.text, fit.country, fit.score, read.text, time)
-        return suppress(out)
+        doubtful: list[tuple[float, np.ndarray, tuple[float, float, float, float]]] = []
+        for box, crop, read in zip(cands, crops, self.engine.recognize(crops), strict=True):
+            place = _place(box, w, h)
+            fit = self._fit(read, countries)
+            if fit is not None:
+                out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit)))
+                log.debug("read %s (%s) %.3f raw=%s at %.2fs", fit.text, fit.country, fit.score, read.text, time)
+            if (
+                not read.clock
+                and len(read.text) >= 4
+                and any(c.isdigit() for c in read.text)
+                and (fit is None or fit.score < self.config.second_look_below)
+            ):
+                doubtful.append((read.score, crop, place))
+        # the likeliest few only: a wall of text must not multiply the cost
+        doubtful.sort(key=lambda d: -d[0])
+        return suppress(out), [(crop, place) for _, crop, place in doubtful[:MAX_REREADS]]
+
+    def _fit(self, read: TextRead, countries: list[str]) -> PlateFit | None:
+        """The read fitted to the formats, or None when it is too short, a clock or price, or too unsure."""
+        if len(read.text) < 4 or read.clock:
+            return None
+        fit = fit_read(read.dists, countries)
+        if fit is None or fit.score < self.config.min_read_score or looks_like_timestamp(fit.text):
+            return None
+        return fit
+
+
+def _place(box: TextBox, w: int, h: int) -> tuple[float, float, float, float]:
+    x1, y1 = box.quad.min(axis=0)
+    x2, y2 = box.quad.max(axis=0)
+    return (float(x1 / w), float(y1 / h), float(x2 / w), float(y2 / h))
+
+
+def _unseen(place: tuple[float, float, float, float], seen: list[tuple[float, float, float, float]]) -> bool:
+    """Whether no place in ``seen`` overlaps ``place`` by half or more (intersection over union)."""
+    return all(_iou(place, s) < 0.5 for s in seen)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / (_area(a) + _area(b) - inter)
+
+
+def _kept(read: TextRead, fit: PlateFit) -> tuple[Dist, ...]:
+    return tuple(read.dists[k] for k in fit.kept)
+
+
+def equalize(crop: np.ndarray) -> np.ndarray:
+    """Grey crop with local contrast equalised (CLAHE), at least recogniser-high: faint, hazy or half-shaded
+    plates get the dark-on-light strokes the recogniser expects."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    if grey.shape[0] < REC_HEIGHT:
+        size = (max(1, round(grey.shape[1] * REC_HEIGHT / grey.shape[0])), REC_HEIGHT)
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC)
+    return cv2.cvtColor(_CLAHE.apply(grey), cv2.COLOR_GRAY2BGR)
+
+
+#: tiles of 2 rows x 8 columns: about one tile per character of a plate line
+_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(2, 8))
+
+
+def _bgr(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb[..., ::-1]) if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=2)
+
+
+def zoom_windows(
+    tmap: TextMap, thresh: float = ZOOM_THRESH, limit: int = ZOOM_WINDOWS, area: float = ZOOM_AREA
+) -> list[tuple[int, int, int, int]]:
+    """Windows (x0, y0, x1, y1 in image pixels) around faint or small text of a probability map, strongest
+    first: at most ``limit`` of them, together at most ``area`` of the image."""
+    pred = tmap.pred
+    mh, mw = pred.shape
+    # characters of one line join into one region; regions taller than a plate line are signs or walls
+    mask = cv2.dilate((pred > thresh).astype(np.uint8), np.ones((3, 7), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    regions = []
+    for i in range(1, n):
+        x, y, w, h, _ = (int(v) for v in stats[i])
+        if h > 0.15 * mh or w > 0.4 * mw:
+            continue
+        peak = float(pred[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i].max())
+        pad_x, pad_y = max(w / 2, 2 * h, 8), max(h, 8)
+        regions.append((peak, (max(0, x - pad_x), max(0, y - pad_y), min(mw, x + w + pad_x), min(mh, y + h + pad_y))))
+    regions.sort(key=lambda r: -r[0])
+    chosen: list[tuple[float, float, float, float]] = []
+    budget = area * mh * mw
+    for _, win in regions:
+        if len(chosen) >= limit:
+            break
+        # a window overlapping a chosen one is merged with it (one detector run)
+        near = [c for c in chosen if _overlap(win, c) > 0]
+        for c in near:
+            win = (min(win[0], c[0]), min(win[1], c[1]), max(win[2], c[2]), max(win[3], c[3]))
+        rest = [c for c in chosen if c not in near]
+        if sum(_area(c) for c in rest) + _area(win) <= budget:
+            chosen = [*rest, win]
+    return [
+        (int(c[0] * tmap.sx), int(c[1] * tmap.sy), int(np.ceil(c[2] * tmap.sx)), int(np.ceil(c[3] * tmap.sy)))
+        for c in chosen
+    ]
 
 
 def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[TextBox]:
@@ -183,6 +380,10 @@ def _neighbours(a: TextBox, b: TextBox) -> bool:
     gap = right.quad[0, 0] - left.quad[1, 0]
     same_line = abs(left.quad[:, 1].mean() - right.quad[:, 1].mean()) < 0.3 * hmax
     return bool(same_line and -0.2 * hmax < gap < 1.2 * hmax and min(a.height, b.height) > 0.7 * hmax)
+
+
+def _area(box: tuple[float, ...]) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _contrast(crop: np.ndarray) -> float:

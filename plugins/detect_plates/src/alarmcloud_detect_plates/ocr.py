@@ -51,6 +51,18 @@ class TextBox:
 
 
 @dataclass(frozen=True)
+class TextMap:
+    """The text detector's probability map of one image: ``pred`` pixel (i, j) covers image pixels around
+    (j * sx, i * sy); ``width`` x ``height`` is the size of the image it was made of."""
+
+    pred: np.ndarray
+    sx: float
+    sy: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
 class TextRead:
     """A line read with plate characters only: text, mean and per-character confidence.
 
@@ -95,14 +107,22 @@ class OcrEngine:
     ) -> list[TextBox]:
         """Text boxes in ``bgr`` (resized so its longer side is at most ``max_side``, multiple of 32)."""
         h, w = bgr.shape[:2]
-        ratio = min(1.0, max_side / max(h, w))
-        rh, rw = max(32, round(h * ratio / 32) * 32), max(32, round(w * ratio / 32) * 32)
-        img = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA if ratio < 1 else cv2.INTER_LINEAR)
+        return self.boxes(self.text_map(bgr, min(1.0, max_side / max(h, w))), thresh, box_thresh)
+
+    def text_map(self, bgr: np.ndarray, scale: float) -> TextMap:
+        """The detector's text probability map of ``bgr`` resized by about ``scale`` (sides multiples of 32)."""
+        h, w = bgr.shape[:2]
+        rh, rw = max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
+        img = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA if rw < w else cv2.INTER_LINEAR)
         x = (img.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
         pred = self.det.run(None, {"x": x})[0][0, 0]
+        return TextMap(pred, w / rw, h / rh, w, h)
+
+    def boxes(self, tmap: TextMap, thresh: float = 0.3, box_thresh: float = 0.5) -> list[TextBox]:
+        """Text boxes of a probability map, in the pixels of the image the map was made of."""
+        pred, sx, sy, w, h = tmap.pred, tmap.sx, tmap.sy, tmap.width, tmap.height
         mask = cv2.dilate((pred > thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-        sx, sy = w / rw, h / rh
         boxes: list[TextBox] = []
         for contour in contours[:1000]:
             if len(contour) < 3:
