@@ -94,6 +94,7 @@ def test_scrubbers() -> None:
     assert scrub_text("from 192.168.17.42 by joe@x.org") == "from 192.168.17.0/24 by {email}"
     assert "2001:db8:1::/48" in scrub_text("peer 2001:db8:1:2:3:4:5:6 said hi")
     assert scrub_text("peer [2001:db8:1:2::5]:443 at 12:30:45") == "peer [2001:db8:1::/48]:443 at 12:30:45"
+    assert scrub_text("listening on 0.0.0.0:21 and [::]:8000") == "listening on 0.0.0.0:21 and [::]:8000"
     tok = "act_" + "x" * 43
     assert scrub_text(f"GET https://h.example/a?key=s3cr3t {tok} Bearer abc.def") == \
         "GET https://h.example/a?{query} {token} Bearer {token}"

@@ -53,11 +53,11 @@ def scrub_text(text: str) -> str:
 
 
 def _valid_ip(s: str) -> bool:
+    """An address that could be a person's (the bind-all addresses ``0.0.0.0`` and ``::`` are nobody's)."""
     import ipaddress
 
     try:
-        ipaddress.ip_address(s)
-        return True
+        return not ipaddress.ip_address(s).is_unspecified
     except ValueError:
         return False
 
