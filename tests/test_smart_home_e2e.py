@@ -398,6 +398,8 @@ def test_discovery_motion_detection_and_streams(world: World, caplog: pytest.Log
     assert f"alexa: stream initialised for camera {w.front_id}" in caplog.text
     for text in w.responses + w.platforms.bodies + [caplog.text]:
         assert CAM_PASSWORD not in text
+    for text in w.responses + w.platforms.bodies:  # the platforms know the customer by a pseudonym only
+        assert w.user.id not in text and w.user.email not in text
     for message in w.platforms.alexa_events:
         check_alexa(message)
 
