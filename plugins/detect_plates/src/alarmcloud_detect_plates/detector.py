@@ -32,8 +32,9 @@ ZOOM_THRESH = 0.1
 #: ... in at most this many windows per frame, covering at most this share of the first pass's map
 ZOOM_WINDOWS = 6
 ZOOM_AREA = 0.06
-#: doubtful candidates per frame read a second time from an equalised crop (the surest first)
-MAX_REREADS = 4
+#: doubtful candidates per frame read a second time from an equalised crop (those that fit a format first,
+#: then the surest)
+MAX_REREADS = 2
 
 
 class PlatesConfig(BaseModel):
@@ -230,7 +231,7 @@ class PlateDetector(Detector):
         keep = [i for i, c in enumerate(crops) if _contrast(c) >= 20]
         cands, crops = [cands[i] for i in keep], [crops[i] for i in keep]
         out: list[PlateRead] = []
-        doubtful: list[tuple[float, np.ndarray, tuple[float, float, float, float]]] = []
+        doubtful: list[tuple[tuple[bool, float], np.ndarray, tuple[float, float, float, float]]] = []
         for box, crop, read in zip(cands, crops, self.engine.recognize(crops), strict=True):
             place = _place(box, w, h)
             fit = self._fit(read, countries)
@@ -243,9 +244,9 @@ class PlateDetector(Detector):
                 and any(c.isdigit() for c in read.text)
                 and (fit is None or fit.score < self.config.second_look_below)
             ):
-                doubtful.append((read.score, crop, place))
+                doubtful.append(((fit is not None, fit.score if fit else read.score), crop, place))
         # the likeliest few only: a wall of text must not multiply the cost
-        doubtful.sort(key=lambda d: -d[0])
+        doubtful.sort(key=lambda d: d[0], reverse=True)
         return suppress(out), [(crop, place) for _, crop, place in doubtful[:MAX_REREADS]]
 
     def _fit(self, read: TextRead, countries: list[str]) -> PlateFit | None:

@@ -23,6 +23,8 @@ REC_HEIGHT = 48
 TOP_K = 6
 #: symbols of on-screen clocks and dates that no plate carries
 CLOCK_MARKS = ":/：／"
+#: decimal and thousands separators: a digit, one of these and a digit is a number ("59.990", "1,5"), no plate
+NUMBER_MARKS = ".,．，"
 #: currency and percent signs: prices on signs and vans, never on a plate
 PRICE_MARKS = "$€£¥%"
 
@@ -74,8 +76,8 @@ class TextRead:
     score: float
     char_scores: tuple[float, ...]
     dists: tuple[dict[str, float], ...] = ()
-    #: the unrestricted recogniser saw a digit, ":" or "/", and a digit (an on-screen clock or date) or a currency
-    #: or percent sign (a price): text that is not a plate
+    #: the unrestricted recogniser saw a digit, ":", "/", "." or ",", and a digit (an on-screen clock, a date, a
+    #: number) or a currency or percent sign (a price): text that is not a plate
     clock: bool = False
 
 
@@ -95,7 +97,7 @@ class OcrEngine:
         charset = ["<blank>", *meta, " "]
         self._keep = np.array([i for i, c in enumerate(charset) if c in PLATE_CHARS], dtype=np.int64)
         self._keep_chars = [charset[i] for i in self._keep]
-        self._clock_set = {i for i, c in enumerate(charset) if c in CLOCK_MARKS}
+        self._clock_set = {i for i, c in enumerate(charset) if c in CLOCK_MARKS + NUMBER_MARKS}
         self._digit_set = {i for i, c in enumerate(charset) if c in "0123456789"}
         self._price_set = {i for i, c in enumerate(charset) if c in PRICE_MARKS}
         log.debug("PP-OCR sessions ready from %s (%d symbols)", folder, len(charset))
@@ -167,8 +169,8 @@ class OcrEngine:
         return [r for r in out if r is not None]
 
     def _has_clock(self, path: np.ndarray) -> bool:
-        """Whether the best path over all symbols has a clock or date mark between two digits ("08:41"), or a
-        currency or percent sign anywhere ("R$59.990")."""
+        """Whether the best path over all symbols has a clock, date or number mark between two digits ("08:41",
+        "17/05", "59.990"), or a currency or percent sign anywhere ("R$59990")."""
         seq = _collapse(path)
         if any(c in self._price_set for c in seq):
             return True
