@@ -154,3 +154,17 @@ def test_buffered_access_rows_written_at_shutdown(settings: Any) -> None:
     with core.db.session() as s:
         paths = {r.path for r in s.exec(select(AccessLog)).all()}
     assert {"/-/health", "/api/v1/me"} <= paths
+
+
+def test_the_server_start_line_names_the_real_listening_address() -> None:
+    """uvicorn's "running on" line carries the operator's bind address, which is nobody's: left readable."""
+    from alarmcloud.privacy_log import install_record_scrubber
+
+    install_record_scrubber()
+    start = logging.getLogger("uvicorn.error").makeRecord(
+        "uvicorn.error", logging.INFO, __file__, 1, "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)",
+        ("http", "192.168.17.42", 8000), None)
+    assert start.getMessage() == "Uvicorn running on http://192.168.17.42:8000 (Press CTRL+C to quit)"
+    other = logging.getLogger("uvicorn.error").makeRecord(  # any other line of the same logger is scrubbed
+        "uvicorn.error", logging.INFO, __file__, 1, "peer %s closed", ("192.168.17.42",), None)
+    assert other.getMessage() == "peer 192.168.17.0/24 closed"

@@ -62,8 +62,15 @@ def _valid_ip(s: str) -> bool:
         return False
 
 
+#: uvicorn's fixed start-up lines; their arguments are the listening scheme, host and port
+_SERVER_ADDRESS_LINES = frozenset({"Uvicorn running on %s://%s:%d (Press CTRL+C to quit)",
+                                   "Uvicorn running on %s://[%s]:%d (Press CTRL+C to quit)"})
+
+
 def scrub_record(record: logging.LogRecord) -> None:
     """Scrub a log record's message and traceback in place (see ``scrub_text``)."""
+    if record.name == "uvicorn.error" and record.msg in _SERVER_ADDRESS_LINES:
+        return  # the address this server listens on is the operator's, not a person's; keep it readable
     try:
         msg = record.getMessage()
     except Exception:
