@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -16,32 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from alarmcloud.testing import LiveServer, test_settings
+from alarmcloud.testing import LiveServer, settings_on
 from sqlalchemy import text
 
-PG = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BOTH_DATABASES)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """Every test here runs on SQLite and on a fresh database of a real PostgreSQL server."""
-    if request.param == "sqlite":
-        yield test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
-        return
-    if not PG:
-        pytest.skip("set ALARMCLOUD_TEST_POSTGRES_URL (scripts/test starts a server)")
-    name = "ac_acc_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"],
-                            database_url=PG.rsplit("/", 1)[0] + "/" + name)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        yield st
 
 
 def test_register_login_camera_flow(api: Any) -> None:

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+import pytest
 from alarmcloud import crypto, events, oauth
 from alarmcloud.models import Account, Clip, UsageHour, utcnow
 from alarmcloud.privacy import run_retention
-from alarmcloud.testing import LiveServer
+from alarmcloud.testing import LiveServer, settings_on
 from sqlmodel import select
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Every test here runs on SQLite and on a fresh database of a real PostgreSQL server."""
+    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        yield st
 
 
 def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:

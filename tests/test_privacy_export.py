@@ -6,12 +6,23 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 import sqlalchemy as sa
-from alarmcloud.testing import LiveServer
+from alarmcloud.testing import LiveServer, settings_on
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Every test here runs on SQLite and on a fresh database of a real PostgreSQL server."""
+    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        yield st
 
 
 def _link_ifttt(core: Any, account_id: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -147,6 +148,37 @@ def test_settings(data_dir: Path, **overrides: object) -> object:
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@contextmanager
+def settings_on(database: str, data_dir: Path, **overrides: object) -> Iterator[object]:
+    """``test_settings`` on ``"sqlite"`` or on a new database of a real PostgreSQL server (dropped afterwards).
+
+    PostgreSQL comes from ``ALARMCLOUD_TEST_POSTGRES_URL`` (``scripts/test`` starts one); without it the test is
+    skipped with that reason. Use it in a fixture with ``params=["sqlite", "postgres"]`` to run a module on both.
+    """
+    import os
+    import uuid
+
+    import pytest
+    import sqlalchemy as sa
+
+    if database == "sqlite":
+        yield test_settings(data_dir, **overrides)
+        return
+    pg = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
+    if not pg:
+        pytest.skip("set ALARMCLOUD_TEST_POSTGRES_URL (scripts/test starts a server)")
+    name = "ac_t_" + uuid.uuid4().hex[:12]
+    admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield test_settings(data_dir, database_url=pg.rsplit("/", 1)[0] + "/" + name, **overrides)
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 # ---------------------------------------------------------------- a CoreServices double for integration plugins
