@@ -249,12 +249,23 @@ def privacy_scan(core: Any, needles: list[str]) -> list[str]:
     return hits
 
 
+def privacy_link_ifttt(core: Any, account_id: str) -> str:
+    """Link the account to an IFTTT OAuth client (a grant, tokens, a pseudonym); returns the client id."""
+    from alarmcloud import oauth
+
+    with core.db.session() as s:
+        client, _ = oauth.add_client(s, "IFTTT", "ifttt", ["https://ifttt.com/channels/x/authorize"],
+                                     ["alarms:read"])
+        oauth.issue_tokens(s, account_id, client.id, ["alarms:read"])
+        return client.id
+
+
 @pytest.fixture
 def privacy() -> Any:
-    """Privacy test helpers (populate an account, scan every table and file for ids)."""
+    """Privacy test helpers (populate an account, link it to IFTTT, scan every table and file for ids)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(populate=privacy_populate, scan=privacy_scan)
+    return SimpleNamespace(populate=privacy_populate, scan=privacy_scan, link_ifttt=privacy_link_ifttt)
 
 
 @pytest.fixture

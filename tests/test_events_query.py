@@ -6,48 +6,36 @@ newest first), so each filter is checked with both; pages are walked with the cu
 
 from __future__ import annotations
 
-import os
+import contextlib
 import random
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from alarmcloud import db, eventsapi
 from alarmcloud.auth import User
 from alarmcloud.models import Account, Camera, CameraRight, Clip, FindingRow, Series
 from alarmcloud.notify import normalize_plate
+from alarmcloud.testing import postgres_database
 
-PG = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
 PLATES = ["M AB 1234", "M AB 1235", "B XY 77", "HH Q 9", "K LM 400"]
 VERDICTS = ["alarm", "false_alarm:rain", "false_alarm:no_motion", None]
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[db.Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('events') / 'events.db'}"
-        admin = None
-    else:
-        if not PG:
-            pytest.skip("set ALARMCLOUD_TEST_POSTGRES_URL (scripts/test starts a server)")
-        name = "ac_events_" + uuid.uuid4().hex[:10]
-        admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f"CREATE DATABASE {name}"))
-        url = PG.rsplit("/", 1)[0] + "/" + name
-    db.migrate(url)
-    database = db.Database(url)
-    try:
-        yield database
-    finally:
-        database.dispose()
-        if admin is not None:
-            with admin.connect() as c:
-                c.execute(sa.text(f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)"))
-            admin.dispose()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('events') / 'events.db'}"
+        else:
+            url = stack.enter_context(postgres_database("ac_events_"))
+        db.migrate(url)
+        database = db.Database(url)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 @pytest.fixture(scope="module")

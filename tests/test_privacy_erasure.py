@@ -49,9 +49,9 @@ def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, priv
     acc = a["api"]
     r = acc.post("/api/v1/me/exports")
     assert r.status_code == 202
-    _link_ifttt(core, acc.id)  # OAuth grant, tokens, pseudonym, consent ledger entry
+    privacy.link_ifttt(core, acc.id)  # OAuth grant, tokens, pseudonym, consent ledger entry
     anyio.run(lambda: core.services.set_state("ifttt", acc.id, "trigger:abc", {"fields": {"camera": "Garage"}}))
-    _link_ifttt(core, b["api"].id)
+    privacy.link_ifttt(core, b["api"].id)
     clip_ids = [a["event_id"]]
     with core.db.session() as s:
         b_clip = s.get(Clip, b["event_id"])
@@ -185,15 +185,6 @@ def test_the_server_runs_the_retention_task_on_schedule(settings: Any, monkeypat
             time.sleep(0.1)
         else:
             raise AssertionError("the retention task did not run")
-
-
-def _link_ifttt(core: Any, account_id: str) -> str:
-    """Link the account to an IFTTT OAuth client (a grant, tokens, a pseudonym); returns the client id."""
-    with core.db.session() as s:
-        client, _ = oauth.add_client(s, "IFTTT", "ifttt", ["https://ifttt.com/channels/x/authorize"],
-                                     ["alarms:read"])
-        oauth.issue_tokens(s, account_id, client.id, ["alarms:read"])
-        return client.id
 
 
 def test_erasure_while_an_export_runs_leaves_no_copy(api: Any, server: LiveServer, privacy: Any, tmp_path: Path,

@@ -25,23 +25,12 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield st
 
 
-def _link_ifttt(core: Any, account_id: str) -> str:
-    """Link the account to an IFTTT OAuth client (a grant, tokens, a pseudonym); returns the client id."""
-    from alarmcloud import oauth
-
-    with core.db.session() as s:
-        client, _ = oauth.add_client(s, "IFTTT", "ifttt", ["https://ifttt.com/channels/x/authorize"],
-                                     ["alarms:read"])
-        oauth.issue_tokens(s, account_id, client.id, ["alarms:read"])
-        return client.id
-
-
 def test_export_streams_zip_with_data_and_clips(api: Any, server: LiveServer, privacy: Any, tmp_path: Path) -> None:
     core: Any = server.core
     a = privacy.populate(api, tmp_path, "export@example.com")
     other = privacy.populate(api, tmp_path, "other@example.com")
     acc = a["api"]
-    link = _link_ifttt(core, acc.id)
+    link = privacy.link_ifttt(core, acc.id)
     anyio.run(lambda: core.services.set_state("ifttt", acc.id, "trigger:abc", {"fields": {"camera": "Garage"}}))
     core.usage.flush()
     with core.db.session() as s:

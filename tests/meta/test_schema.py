@@ -6,20 +6,17 @@ differ from the one the tests run against; Alembic's autogenerate comparison fin
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alarmcloud import db
+from alarmcloud.testing import postgres_database
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
-
-PG = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
 
 
 def _differences(url: str) -> list[object]:
@@ -40,18 +37,8 @@ def test_migrations_match_models_on_sqlite(tmp_path: Path) -> None:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    if not PG:
-        pytest.skip("set ALARMCLOUD_TEST_POSTGRES_URL (scripts/test starts a server)")
-    name = "ac_schema_" + uuid.uuid4().hex[:10]
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f"CREATE DATABASE {name}"))
-    try:
-        yield PG.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
+    with postgres_database("ac_schema_") as url:
+        yield url
 
 
 @pytest.mark.postgres

@@ -151,11 +151,10 @@ test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a 
 
 
 @contextmanager
-def settings_on(database: str, data_dir: Path, **overrides: object) -> Iterator[object]:
-    """``test_settings`` on ``"sqlite"`` or on a new database of a real PostgreSQL server (dropped afterwards).
+def postgres_database(prefix: str = "ac_t_") -> Iterator[str]:
+    """The URL of a new database on the real PostgreSQL server of ``ALARMCLOUD_TEST_POSTGRES_URL``, dropped after.
 
-    PostgreSQL comes from ``ALARMCLOUD_TEST_POSTGRES_URL`` (``scripts/test`` starts one); without it the test is
-    skipped with that reason. Use it in a fixture with ``params=["sqlite", "postgres"]`` to run a module on both.
+    ``scripts/test`` starts such a server; without the variable the calling test is skipped with that reason.
     """
     import os
     import uuid
@@ -163,22 +162,32 @@ def settings_on(database: str, data_dir: Path, **overrides: object) -> Iterator[
     import pytest
     import sqlalchemy as sa
 
-    if database == "sqlite":
-        yield test_settings(data_dir, **overrides)
-        return
     pg = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
     if not pg:
         pytest.skip("set ALARMCLOUD_TEST_POSTGRES_URL (scripts/test starts a server)")
-    name = "ac_t_" + uuid.uuid4().hex[:12]
+    name = prefix + uuid.uuid4().hex[:12]
     admin = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(sa.text(f"CREATE DATABASE {name}"))
     try:
-        yield test_settings(data_dir, database_url=pg.rsplit("/", 1)[0] + "/" + name, **overrides)
+        yield pg.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as c:
             c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@contextmanager
+def settings_on(database: str, data_dir: Path, **overrides: object) -> Iterator[object]:
+    """``test_settings`` on ``"sqlite"`` or on a new PostgreSQL database (``postgres_database``).
+
+    Use it in a fixture with ``params=["sqlite", "postgres"]`` to run a module's tests on both.
+    """
+    if database == "sqlite":
+        yield test_settings(data_dir, **overrides)
+        return
+    with postgres_database() as url:
+        yield test_settings(data_dir, database_url=url, **overrides)
 
 
 # ---------------------------------------------------------------- a CoreServices double for integration plugins
