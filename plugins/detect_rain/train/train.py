@@ -4,9 +4,10 @@ Usage (from the repository root):
     PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/train.py --clips 1200 --seed 1 \\
         --frames /tmp/rain-frames-train
 
-The threshold shipped as the detector default is chosen on a separate calibration set rendered like production
-(3 windows per clip, training photos, seed + 100); a clip-grouped validation split of the training set reports
-how well the fit generalises. The held-out evaluation set of ``evaluate.py`` is never used for a decision.
+The threshold shipped as the detector default is chosen on clips no fit has seen: by default on out-of-fold
+scores of the training set (``--folds`` clip-grouped folds, each scored by a fit without it), or with
+``--calib-clips N`` on a separate calibration set rendered like production (3 windows per clip, training photos,
+seed + 100). The held-out sets of ``evaluate.py`` are never used for a decision.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=1, help="bagged ensemble size (merged into one MLP)")
     ap.add_argument("--target-fpr", type=float, default=0.03, help="validation FPR the threshold is chosen for")
     ap.add_argument("--frames", type=Path, default=None, help="cache folder for the decoded windows (resumable)")
-    ap.add_argument("--calib-clips", type=int, default=600, help="3-window clips the threshold is chosen on")
+    ap.add_argument("--folds", type=int, default=5, help="clip-grouped folds for the out-of-fold threshold")
+    ap.add_argument("--calib-clips", type=int, default=0,
+                    help="choose the threshold on this many separate 3-window clips instead of out-of-fold scores")
     ap.add_argument("--calib-frames", type=Path, default=None, help="cache folder for the calibration windows")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -86,16 +89,18 @@ def main() -> None:
     log.info("%d clips ready in %.0f s (classes %s)", len(items), time.time() - t0, np.bincount(kinds).tolist())
     n, k, f = feats.shape
 
-    # clip-grouped validation: every fifth clip, never seen by the validation fit
-    val = np.arange(n) % 5 == 0
+    # clip-grouped cross-validation: every clip is scored by a fit that never saw it
     t1 = time.time()
-    w_val = fit(feats[~val], kinds[~val], args.hidden, args.l2, args.seed, args.epochs, args.members)
-    s_val = clip_scores(w_val, feats[val])
-    thr = threshold_for(s_val, kinds[val] > 0, args.target_fpr)
-    pos, neg = s_val[kinds[val] > 0], s_val[kinds[val] == 0]
-    log.info("validation (%d clips, fit %.0f s): threshold %.2f -> recall %.3f, FPR %.3f; at 0.5: %.3f / %.3f",
-             val.sum(), time.time() - t1, thr, (pos >= thr).mean(), (neg >= thr).mean(), (pos >= 0.5).mean(),
-             (neg >= 0.5).mean())
+    fold = np.arange(n) % args.folds
+    s_oof = np.zeros(n)
+    for j in range(args.folds):
+        w_j = fit(feats[fold != j], kinds[fold != j], args.hidden, args.l2, args.seed, args.epochs, args.members)
+        s_oof[fold == j] = clip_scores(w_j, feats[fold == j])
+    is_w = kinds > 0
+    thr = threshold_for(s_oof, is_w, args.target_fpr)
+    log.info("out-of-fold (%d clips, %d windows, %d folds, %.0f s): threshold %.2f -> recall %.3f, FPR %.3f; "
+             "at 0.5: %.3f / %.3f", n, k, args.folds, time.time() - t1, thr, (s_oof[is_w] >= thr).mean(),
+             (s_oof[~is_w] >= thr).mean(), (s_oof[is_w] >= 0.5).mean(), (s_oof[~is_w] >= 0.5).mean())
 
     w = fit(feats, kinds, args.hidden, args.l2, args.seed, args.epochs, args.members)
     if args.calib_clips:
