@@ -171,7 +171,8 @@ class DirectiveHandler:
         if not cam.online:
             raise AlexaError("ENDPOINT_UNREACHABLE", "the camera is offline")
         try:
-            await self.services.camera_action(principal.account_id, cam.id, "motion_detection", on)
+            await self.services.camera_action(principal.account_id, cam.id, "motion_detection", on,
+                                              principal=principal)
         except ServiceError as exc:
             raise _camera_error(exc) from None
         return m.response(endpoint_id, token, corr, [m.power_state(on), m.connectivity(True)])
@@ -188,7 +189,7 @@ class DirectiveHandler:
         cfg = self.config
         try:
             live = await self.services.live_stream(principal.account_id, cam.id,
-                                                   with_credentials=cfg.use_camera_credentials)
+                                                   with_credentials=cfg.use_camera_credentials, principal=principal)
         except ServiceError as exc:
             raise _camera_error(exc) from None
         creds = live.credentials_in_url or {}

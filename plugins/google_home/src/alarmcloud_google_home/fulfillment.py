@@ -145,7 +145,8 @@ class Fulfillment:
             if not cam.online:
                 return fail("OFFLINE", "deviceOffline")
             try:
-                await self.services.camera_action(principal.account_id, cam.id, "motion_detection", params["on"])
+                await self.services.camera_action(principal.account_id, cam.id, "motion_detection", params["on"],
+                                                  principal=principal)
             except ServiceError as exc:
                 return fail(*_camera_failure(exc))
             return {"ids": [dev_id], "status": "SUCCESS", "states": {"online": True, "on": params["on"]}}
