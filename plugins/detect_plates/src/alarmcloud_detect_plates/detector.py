@@ -59,7 +59,7 @@ class PlatesConfig(BaseModel):
         0.75, ge=0.0, le=1.0, description="Minimum mean character confidence of a single-frame read."
     )
     second_look_below: float = Field(
-        0.95,
+        0.9,
         ge=0.0,
         le=1.0,
         description="Unless a plate was read at least this surely, doubtful reads are read again from "
