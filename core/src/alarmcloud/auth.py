@@ -269,7 +269,8 @@ async def start_session(app: AlarmCloud, account_id: str, response: Response, re
     return csrf
 
 
-async def check_login(app: AlarmCloud, request: Request, email: str, password: str) -> Account:
+async def check_login(app: AlarmCloud, request: Request, email: str, password: str, reset: bool = True) -> Account:
+    """The account if the password is right (else 401, counted by the rate limit); ``reset`` clears its failures."""
     prefix = client_prefix(request)
     key, net_key = (email, prefix), ("*", prefix)
     # per account and network, and per network over all accounts (password spraying)
@@ -283,18 +284,34 @@ async def check_login(app: AlarmCloud, request: Request, email: str, password: s
         app.login_limiter.fail(key)
         app.login_limiter.fail(net_key)
         raise ApiError(401, "invalid_credentials", "wrong e-mail address or password")
-    app.login_limiter.reset(key)
+    if reset:
+        app.login_limiter.reset(key)
     return acc
 
 
 async def login(request: Request) -> Response:
-    """Log in; sets the session cookie (HttpOnly, SameSite=Lax) and returns the CSRF token."""
+    """Log in; sets the session cookie (HttpOnly, SameSite=Lax) and returns the CSRF token.
+
+    With two-step verification on, the password alone starts no session: 401 ``second_factor_required`` with a
+    ``pending_token`` (valid ``expires_in`` seconds) that ``POST /api/v1/auth/login/second-factor`` completes.
+    """
+    from alarmcloud import twofactor
+
     app = core(request)
     check_same_origin(request)
     data = await json_body(request)
     email = field(data, "email", str, max_len=320).strip().lower()
     password = field(data, "password", str, max_len=1024)
-    acc = await check_login(app, request, email, password)
+    acc = await check_login(app, request, email, password, reset=False)
+    if await app.db.run(lambda s: twofactor.is_enabled(s, acc.id)):
+        # the failure count stays until the second step succeeds: a known password cannot reset it for code guesses
+        return twofactor.pending_response(app, acc)
+    app.login_limiter.reset((email, client_prefix(request)))
+    return await session_response(app, acc, request)
+
+
+async def session_response(app: AlarmCloud, acc: Account, request: Request) -> Response:
+    """200 with the account, the CSRF token and a new session's cookies."""
     response = JSONResponse({"id": acc.id, "email": acc.email, "role": acc.role})
     csrf = await start_session(app, acc.id, response, request)
     response.body = response.render({"id": acc.id, "email": acc.email, "role": acc.role, "csrf_token": csrf})

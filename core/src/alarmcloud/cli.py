@@ -198,7 +198,7 @@ def plugins(config_file: Path | None, as_json: bool) -> None:
 
 @main.group()
 def users() -> None:
-    """Manage accounts: create an operator, reset a password, list accounts."""
+    """Manage accounts: create an operator, reset a password or two-step verification, list accounts."""
 
 
 def _db_app(config_file: Path | None, data_dir: Path | None) -> Any:
@@ -238,13 +238,16 @@ def create_operator(email: str, password: str, data_dir: Path | None, config_fil
 @click.argument("email")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="The new password (at least 10 characters).")
+@click.option("--reset-2fa", "reset_2fa", is_flag=True,
+              help="Also switch two-step verification off (the user lost the authenticator and recovery codes).")
 @data_dir_option
 @config_option
-def reset_password(email: str, password: str, data_dir: Path | None, config_file: Path | None) -> None:
+def reset_password(email: str, password: str, reset_2fa: bool, data_dir: Path | None,
+                   config_file: Path | None) -> None:
     """Set a new password and end the account's sessions."""
     from sqlmodel import delete, select
 
-    from alarmcloud import crypto
+    from alarmcloud import crypto, twofactor
     from alarmcloud.models import Account, SessionRow
 
     if len(password) < 10:
@@ -258,7 +261,31 @@ def reset_password(email: str, password: str, data_dir: Path | None, config_file
         s.add(acc)
         s.exec(delete(SessionRow).where(SessionRow.account_id == acc.id))  # type: ignore[arg-type]
         s.commit()
-    console.print(f"password of {email.lower()} changed; sessions ended")
+        if reset_2fa:
+            twofactor.remove(s, acc.id)
+    console.print(f"password of {email.lower()} changed; sessions ended"
+                  + ("; two-step verification switched off" if reset_2fa else ""))
+
+
+@users.command("reset-2fa")
+@click.argument("email")
+@data_dir_option
+@config_option
+def reset_2fa(email: str, data_dir: Path | None, config_file: Path | None) -> None:
+    """Switch two-step verification off for a locked-out user (the password stays; they log in with it alone)."""
+    from sqlmodel import select
+
+    from alarmcloud import twofactor
+    from alarmcloud.models import Account
+
+    database = _db_app(config_file, data_dir)
+    with database.session() as s:
+        acc = s.exec(select(Account).where(Account.email == email.lower())).first()
+        if acc is None:
+            raise click.ClickException(f"no account {email}")
+        was_on = twofactor.remove(s, acc.id)
+    console.print(f"two-step verification of {email.lower()} switched off" if was_on
+                  else f"{email.lower()} had no two-step verification; nothing changed")
 
 
 @users.command("list")
@@ -278,7 +305,7 @@ def list_users(data_dir: Path | None, config_file: Path | None) -> None:
 
 @main.group()
 def keys() -> None:
-    """Encryption keys of camera credentials and webhook secrets: make a new key, re-encrypt under it.
+    """Encryption keys of camera credentials, webhook secrets and TOTP secrets: make a new key, re-encrypt under it.
 
     \b
     Rotation: 1. `alarmcloud keys generate` prints a new key.

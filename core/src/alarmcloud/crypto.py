@@ -1,4 +1,4 @@
-"""Secrets at rest: AES-GCM for camera credentials, argon2id for passwords, SHA-256 for tokens."""
+"""Secrets at rest: AES-GCM for camera credentials and TOTP secrets, argon2id for passwords, SHA-256 for tokens."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def _stored_secrets(s: Any) -> list[tuple[Any, str, str]]:
     """Every encrypted column value: (row, attribute, AES-GCM context)."""
     from sqlmodel import select
 
-    from alarmcloud.models import Camera, Webhook
+    from alarmcloud.models import Camera, TwoFactor, Webhook
 
     out: list[tuple[Any, str, str]] = []
     for cam in s.exec(select(Camera)).all():
@@ -179,6 +179,8 @@ def _stored_secrets(s: Any) -> list[tuple[Any, str, str]]:
                 out.append((cam, f"{name}_enc", f"camera:{cam.id}:{name}"))
     for hook in s.exec(select(Webhook)).all():
         out.append((hook, "secret", f"webhook:{hook.id}"))
+    for tf in s.exec(select(TwoFactor)).all():  # TOTP secrets of two-step verification
+        out.append((tf, "secret_enc", f"totp:{tf.account_id}"))
     return out
 
 

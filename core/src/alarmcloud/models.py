@@ -302,4 +302,26 @@ class KnownPlate(SQLModel, table=True):
     name: str = Field(max_length=100)
     notify: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+class TwoFactor(SQLModel, table=True):
+    """An account's TOTP second factor (RFC 6238); ``enabled_at`` is None until a first code confirmed it."""
+
+    __tablename__ = "two_factor"
+    account_id: str = Field(foreign_key="accounts.id", primary_key=True, max_length=32)
+    secret_enc: str = Field(sa_column=Column(Text, nullable=False))  # AES-GCM, context "totp:<account_id>"
+    enabled_at: datetime | None = None
+    last_step: int = 0  # the last accepted time step: a code is never accepted twice
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """One-time recovery code of the second factor, stored hashed."""
+
+    __tablename__ = "recovery_codes"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    code_hash: str = Field(max_length=80)
+    used_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 from alarmcloud import oauth_models as _oauth_models  # noqa: E402,F401  (OAuth tables)

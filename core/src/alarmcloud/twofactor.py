@@ -1,0 +1,349 @@
+"""Two-step verification: TOTP (RFC 6238, SHA-1, 30 s, 6 digits) with one-time recovery codes.
+
+The secret is stored AES-GCM encrypted (context ``totp:<account_id>``, rotated by ``alarmcloud keys rotate``);
+recovery codes are stored as SHA-256 hashes. A code is accepted for the current time step and one step either
+side, and never twice: the last accepted step is stored and only later steps pass.
+
+Login with the second factor on: ``POST /api/v1/auth/login`` answers 401 ``second_factor_required`` with a
+``pending_token`` (sealed, valid ``PENDING_SECONDS``) instead of a session; ``POST /api/v1/auth/login/second-factor``
+with that token and a code (or a recovery code) starts the session. Wrong codes count against the login rate limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import secrets
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from sqlalchemy import update
+from sqlmodel import Session, col, delete, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from alarmcloud import auth, crypto
+from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.models import Account, RecoveryCode, TwoFactor, utcnow
+from alarmcloud.netutil import client_prefix
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+STEP = 30
+DIGITS = 6
+WINDOW = 1  # steps accepted either side of the current one (clock drift)
+RECOVERY_CODES = 10
+PENDING_SECONDS = 300
+ISSUER = "alarmcloud"
+_PENDING_CONTEXT = "login-pending"
+
+
+# ---------------------------------------------------------------- TOTP (RFC 4226 / 6238)
+
+
+def new_secret() -> str:
+    """A random 160-bit secret, base32 without padding (what authenticator apps expect)."""
+    return base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+
+
+def _key(secret: str) -> bytes:
+    s = secret.strip().replace(" ", "").upper()
+    return base64.b32decode(s + "=" * (-len(s) % 8))
+
+
+def hotp(secret: str, counter: int, digits: int = DIGITS) -> str:
+    mac = hmac.new(_key(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+def current_step(now: float | None = None) -> int:
+    return int((time.time() if now is None else now) // STEP)
+
+
+def totp(secret: str, now: float | None = None) -> str:
+    return hotp(secret, current_step(now))
+
+
+def matching_step(secret: str, code: str, after: int = 0, now: float | None = None) -> int | None:
+    """The time step (within the window, later than ``after``) whose code is ``code``; None if there is none."""
+    code = code.strip().replace(" ", "")
+    if len(code) != DIGITS or not code.isdigit():
+        return None
+    step = current_step(now)
+    found = None
+    for s in range(step - WINDOW, step + WINDOW + 1):
+        if s > after and hmac.compare_digest(hotp(secret, s), code):
+            found = s  # no early exit: the same work whatever matches
+    return found
+
+
+def otpauth_uri(secret: str, email: str) -> str:
+    label = quote(f"{ISSUER}:{email}", safe="@:")
+    return (f"otpauth://totp/{label}?secret={secret}&issuer={quote(ISSUER)}&algorithm=SHA1&digits={DIGITS}"
+            f"&period={STEP}")
+
+
+def qr_svg(data: str) -> str:
+    """The QR code of ``data`` as an inline SVG element (rendered here: no third-party request)."""
+    import segno
+
+    buf = io.BytesIO()
+    segno.make(data, error="m").save(buf, kind="svg", scale=5, border=4, xmldecl=False, svgns=True,
+                                     title="QR code of the authenticator key", dark="#000", light="#fff")
+    return buf.getvalue().decode()
+
+
+def new_recovery_code() -> str:
+    """``xxxxx-xxxxx`` in lower-case base32 (50 random bits); typed with or without the dash."""
+    raw = base64.b32encode(secrets.token_bytes(7)).decode().lower()[:10]
+    return raw[:5] + "-" + raw[5:]
+
+
+def _norm_recovery(code: str) -> str:
+    return code.strip().lower().replace("-", "").replace(" ", "")
+
+
+def hash_recovery_code(code: str) -> str:
+    return crypto.hash_generated_secret(_norm_recovery(code))
+
+
+def _context(account_id: str) -> str:
+    return f"totp:{account_id}"
+
+
+# ---------------------------------------------------------------- checks used by login and the endpoints
+
+
+def is_enabled(s: Session, account_id: str) -> bool:
+    row = s.get(TwoFactor, account_id)
+    return row is not None and row.enabled_at is not None
+
+
+def verify_code(s: Session, app: AlarmCloud, account_id: str, code: str, recovery: bool = True) -> str | None:
+    """Check a TOTP code (or, with ``recovery``, a recovery code) and use it up; 'totp' | 'recovery' | None."""
+    row = s.get(TwoFactor, account_id)
+    if row is None:
+        return None
+    secret = app.secret_box.decrypt(row.secret_enc, _context(account_id))
+    assert secret is not None
+    step = matching_step(secret, code, after=row.last_step)
+    if step is not None:
+        # conditional update: of two requests with the same code, only one gets through
+        res = s.exec(update(TwoFactor).where(col(TwoFactor.account_id) == account_id,  # type: ignore[call-overload]
+                                            col(TwoFactor.last_step) < step).values(last_step=step))
+        s.commit()
+        return "totp" if res.rowcount == 1 else None
+    if not recovery or row.enabled_at is None:
+        return None
+    wanted = hash_recovery_code(code)
+    for rc in s.exec(select(RecoveryCode).where(RecoveryCode.account_id == account_id,
+                                                col(RecoveryCode.used_at).is_(None))).all():
+        if crypto.constant_eq(rc.code_hash, wanted):
+            res = s.exec(update(RecoveryCode).where(col(RecoveryCode.id) == rc.id,  # type: ignore[call-overload]
+                                                    col(RecoveryCode.used_at).is_(None)).values(used_at=utcnow()))
+            s.commit()
+            return "recovery" if res.rowcount == 1 else None
+    return None
+
+
+def remove(s: Session, account_id: str) -> bool:
+    """Switch the second factor off (secret and recovery codes deleted); False if it was not set up."""
+    row = s.get(TwoFactor, account_id)
+    s.exec(delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id))  # type: ignore[call-overload]
+    if row is not None:
+        s.delete(row)
+    s.commit()
+    return row is not None
+
+
+def _limit_keys(request: Request, email: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    prefix = client_prefix(request)
+    return (email, prefix), ("*", prefix)
+
+
+def check_limit(app: AlarmCloud, request: Request, email: str) -> None:
+    key, net_key = _limit_keys(request, email)
+    limiter = app.login_limiter
+    wait = max(limiter.blocked(key), limiter.blocked(net_key, auth.NETWORK_FACTOR * limiter.attempts))
+    if wait:
+        raise ApiError(429, "rate_limited", "too many failed attempts; try again later",
+                       {"Retry-After": str(int(wait))})
+
+
+def count_failure(app: AlarmCloud, request: Request, email: str) -> None:
+    for key in _limit_keys(request, email):
+        app.login_limiter.fail(key)
+
+
+# ---------------------------------------------------------------- login
+
+
+def _pw_tag(acc: Account) -> str:
+    """Changes with the password: a pending login ends when the password is changed."""
+    return hashlib.sha256(acc.password_hash.encode()).hexdigest()[:16]
+
+
+def pending_response(app: AlarmCloud, acc: Account) -> JSONResponse:
+    """401 second_factor_required with a sealed pending-login token (no server state; any API node accepts it)."""
+    payload = json.dumps({"a": acc.id, "e": acc.email, "p": _pw_tag(acc), "x": int(time.time()) + PENDING_SECONDS})
+    token = app.secret_box.encrypt(payload, _PENDING_CONTEXT)
+    return JSONResponse({"error": {"code": "second_factor_required",
+                                   "message": "enter the code from your authenticator app (or a recovery code)"},
+                         "pending_token": token, "expires_in": PENDING_SECONDS}, status_code=401)
+
+
+def _open_pending(app: AlarmCloud, token: str) -> dict[str, Any]:
+    try:
+        data = json.loads(app.secret_box.decrypt(token, _PENDING_CONTEXT) or "")
+    except Exception:
+        data = None
+    if not isinstance(data, dict) or data.get("x", 0) < time.time():
+        raise ApiError(401, "login_expired", "this login has expired or is invalid; log in again")
+    return data
+
+
+async def login_second_factor(request: Request) -> Response:
+    """Finish a login that answered second_factor_required: ``{"pending_token", "code"}`` (a 6-digit code or a
+    recovery code) → 200 and the session cookie, as a login without the second factor. Wrong codes count against
+    the login rate limit (429 with Retry-After)."""
+    app = auth.core(request)
+    auth.check_same_origin(request)
+    data = await json_body(request)
+    pending = _open_pending(app, field(data, "pending_token", str, max_len=1000))
+    code = field(data, "code", str, max_len=40)
+    email = str(pending.get("e", ""))
+    check_limit(app, request, email)
+
+    def _check(s: Session) -> Account | None:
+        acc = s.get(Account, pending.get("a"))
+        if acc is None or _pw_tag(acc) != pending.get("p") or not is_enabled(s, acc.id):
+            raise ApiError(401, "login_expired", "this login has expired or is invalid; log in again")
+        return acc if verify_code(s, app, acc.id, code) else None
+
+    acc = await app.db.run(_check)
+    if acc is None:
+        count_failure(app, request, email)
+        raise ApiError(401, "invalid_code", "that code is wrong or was already used")
+    app.login_limiter.reset(_limit_keys(request, email)[0])
+    return await auth.session_response(app, acc, request)
+
+
+# ---------------------------------------------------------------- managing the second factor
+
+
+async def status(request: Request) -> Response:
+    """Whether two-step verification is on for the caller, and how many unused recovery codes are left."""
+    user = await auth.require_user(request)
+
+    def _get(s: Session) -> dict[str, Any]:
+        row = s.get(TwoFactor, user.id)
+        left = len(s.exec(select(RecoveryCode.id).where(RecoveryCode.account_id == user.id,
+                                                        col(RecoveryCode.used_at).is_(None))).all())
+        return {"enabled": row is not None and row.enabled_at is not None,
+                "pending": row is not None and row.enabled_at is None,
+                "recovery_codes_left": left if row is not None and row.enabled_at is not None else 0}
+
+    return JSONResponse(await auth.core(request).db.run(_get))
+
+
+async def enrol(request: Request) -> Response:
+    """Start enrolment: a new secret (shown now, stored encrypted) with its otpauth:// URI and QR code (SVG).
+    Two-step verification is on only after ``POST /api/v1/me/2fa/confirm`` with a first code. 409 if it is on."""
+    user = await auth.require_user(request)
+    app = auth.core(request)
+    secret = new_secret()
+
+    def _store(s: Session) -> None:
+        row = s.get(TwoFactor, user.id)
+        if row is not None and row.enabled_at is not None:
+            raise ApiError(409, "already_enabled", "two-step verification is already on; switch it off first")
+        if row is None:
+            row = TwoFactor(account_id=user.id, secret_enc="")
+        row.secret_enc = app.secret_box.encrypt(secret, _context(user.id)) or ""
+        row.last_step = 0
+        row.created_at = utcnow()
+        s.add(row)
+        s.commit()
+
+    await app.db.run(_store)
+    uri = otpauth_uri(secret, user.account.email)
+    return JSONResponse({"secret": secret, "otpauth_uri": uri, "qr_svg": qr_svg(uri)}, status_code=201)
+
+
+async def confirm(request: Request) -> Response:
+    """Switch two-step verification on with a first code ``{"code"}``; answers the 10 one-time recovery codes
+    (shown this once, stored hashed)."""
+    user = await auth.require_user(request)
+    app = auth.core(request)
+    code = field(await json_body(request), "code", str, max_len=40)
+    check_limit(app, request, user.account.email)
+    codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
+
+    def _confirm(s: Session) -> bool:
+        row = s.get(TwoFactor, user.id)
+        if row is None:
+            raise ApiError(409, "not_enrolled", "start with POST /api/v1/me/2fa")
+        if row.enabled_at is not None:
+            raise ApiError(409, "already_enabled", "two-step verification is already on")
+        if verify_code(s, app, user.id, code, recovery=False) is None:
+            return False
+        row = s.get(TwoFactor, user.id)
+        assert row is not None
+        row.enabled_at = utcnow()
+        s.add(row)
+        s.exec(delete(RecoveryCode).where(col(RecoveryCode.account_id) == user.id))  # type: ignore[call-overload]
+        for c in codes:
+            s.add(RecoveryCode(account_id=user.id, code_hash=hash_recovery_code(c)))
+        s.commit()
+        return True
+
+    if not await app.db.run(_confirm):
+        count_failure(app, request, user.account.email)
+        raise ApiError(400, "invalid_code", "that code is wrong; check the clock of your phone and try again")
+    return JSONResponse({"enabled": True, "recovery_codes": codes})
+
+
+async def disable(request: Request) -> Response:
+    """Switch two-step verification off: ``{"password", "code"}`` (a current code or a recovery code)."""
+    user = await auth.require_user(request)
+    app = auth.core(request)
+    data = await json_body(request)
+    password = field(data, "password", str, max_len=1024)
+    code = field(data, "code", str, max_len=40)
+    email = user.account.email
+    check_limit(app, request, email)
+    if not await crypto.verify_password_async(user.account.password_hash, password):
+        count_failure(app, request, email)
+        raise ApiError(401, "invalid_credentials", "the password is wrong")
+
+    def _off(s: Session) -> bool:
+        if not is_enabled(s, user.id):
+            raise ApiError(409, "not_enabled", "two-step verification is not on")
+        if verify_code(s, app, user.id, code) is None:
+            return False
+        remove(s, user.id)
+        return True
+
+    if not await app.db.run(_off):
+        count_failure(app, request, email)
+        raise ApiError(400, "invalid_code", "that code is wrong or was already used")
+    return Response(status_code=204)
+
+
+def routes(_core: AlarmCloud) -> list[BaseRoute]:
+    return [
+        Route("/api/v1/auth/login/second-factor", login_second_factor, methods=["POST"]),
+        Route("/api/v1/me/2fa", status, methods=["GET"]),
+        Route("/api/v1/me/2fa", enrol, methods=["POST"]),
+        Route("/api/v1/me/2fa/confirm", confirm, methods=["POST"]),
+        Route("/api/v1/me/2fa/disable", disable, methods=["POST"]),
+    ]
