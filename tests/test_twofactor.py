@@ -243,3 +243,13 @@ def _stored_2fa(data: Path, email: str = "locked@example.com") -> tuple[str, str
         s.commit()
         assert s.exec(select(TwoFactor)).first() is not None
         return acc.id, secret
+
+
+def test_openapi_documents_the_second_step(server: LiveServer) -> None:
+    spec = httpx.get(server.url + "/openapi.json").json()
+    paths = spec["paths"]
+    assert "second_factor_required" in paths["/api/v1/auth/login"]["post"]["description"]
+    assert "pending_token" in paths["/api/v1/auth/login/second-factor"]["post"]["description"]
+    for path, method in [("/api/v1/me/2fa", "get"), ("/api/v1/me/2fa", "post"), ("/api/v1/me/2fa/confirm", "post"),
+                         ("/api/v1/me/2fa/disable", "post")]:
+        assert paths[path][method]["description"], path

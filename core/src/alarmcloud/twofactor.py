@@ -240,19 +240,19 @@ async def login_second_factor(request: Request) -> Response:
 # ---------------------------------------------------------------- managing the second factor
 
 
+def summary(s: Session, account_id: str) -> dict[str, Any]:
+    """``{"enabled", "pending", "recovery_codes_left"}`` of an account."""
+    row = s.get(TwoFactor, account_id)
+    on = row is not None and row.enabled_at is not None
+    left = len(s.exec(select(RecoveryCode.id).where(RecoveryCode.account_id == account_id,
+                                                    col(RecoveryCode.used_at).is_(None))).all()) if on else 0
+    return {"enabled": on, "pending": row is not None and not on, "recovery_codes_left": left}
+
+
 async def status(request: Request) -> Response:
     """Whether two-step verification is on for the caller, and how many unused recovery codes are left."""
     user = await auth.require_user(request)
-
-    def _get(s: Session) -> dict[str, Any]:
-        row = s.get(TwoFactor, user.id)
-        left = len(s.exec(select(RecoveryCode.id).where(RecoveryCode.account_id == user.id,
-                                                        col(RecoveryCode.used_at).is_(None))).all())
-        return {"enabled": row is not None and row.enabled_at is not None,
-                "pending": row is not None and row.enabled_at is None,
-                "recovery_codes_left": left if row is not None and row.enabled_at is not None else 0}
-
-    return JSONResponse(await auth.core(request).db.run(_get))
+    return JSONResponse(await auth.core(request).db.run(lambda s: summary(s, user.id)))
 
 
 async def enrol(request: Request) -> Response:

@@ -139,7 +139,10 @@ async def account_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
-    return render(request, "account.html", user)
+    from alarmcloud import twofactor
+
+    two_factor = await auth.core(request).db.run(lambda s: twofactor.summary(s, user.id))
+    return render(request, "account.html", user, two_factor=two_factor)
 
 
 # ---------------------------------------------------------------- timeline and clips
