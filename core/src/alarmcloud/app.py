@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from alarmcloud import auth, cameras, crypto, db, eventsapi, ingest, notify, openapi, storage, subusers
+from alarmcloud import auth, cameras, crypto, db, download, eventsapi, ingest, notify, openapi, storage, subusers
 from alarmcloud.blobstore import LocalBlobStore
 from alarmcloud.config import Settings
 from alarmcloud.errors import ApiError, api_error_handler, http_error_handler, server_error_handler
@@ -270,6 +270,7 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/cameras/{camera_id}/setup", cameras.setup_upload, methods=["POST"]),
         R("/api/v1/cameras/{camera_id}/rejections", cameras.rejections, methods=["GET"]),
         R("/api/v1/events", eventsapi.list_events, methods=["GET"]),
+        R("/api/v1/events/download", download.download_events, methods=["POST"]),
         R("/api/v1/events/{event_id}", eventsapi.get_event, methods=["GET"]),
         R("/api/v1/events/{event_id}", eventsapi.delete_event, methods=["DELETE"]),
         R("/api/v1/events/{event_id}/video", eventsapi.video, methods=["GET", "HEAD"]),

@@ -82,6 +82,7 @@ class StorageConfig(BaseModel):
     quota_bytes: int = Field(10 * 1024**3, description="Default quota per account in bytes")
     retention_days: int = Field(30, description="Default days a clip is kept")
     almost_full_ratio: float = Field(0.9, description="Raise storage.almost_full above this share of the quota")
+    download_max_clips: int = Field(500, ge=1, description="Most clips in one bulk download of events (more: 413)")
 
 
 class WorkerConfig(BaseModel):

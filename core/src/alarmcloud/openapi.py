@@ -81,7 +81,16 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/events"): {"status": 200, "response": _obj({"items": {"type": "array", "items": EVENT},
                                                                  "next_cursor": NSTR})},
     ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
+    ("POST", "/api/v1/events/download"): {
+        "status": 200, "response_media": "application/zip", "errors": [400, 401, 403, 404, 413],
+        "request": {"type": "object", "additionalProperties": False, "properties": {
+            "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL,
+            **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")}}}},
 }
+
+
+_ERRORS = {400: "Invalid request", 401: "Not logged in", 403: "Forbidden (e.g. missing CSRF token)",
+           404: "Not found", 413: "Too large (e.g. too many items)"}
 
 
 def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
@@ -91,12 +100,18 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "No content" if status == "204" else "OK"}
     if "response" in shape:
         ok["content"] = {"application/json": {"schema": shape["response"]}}
+    if "response_media" in shape:
+        ok["content"] = {shape["response_media"]: {"schema": {"type": "string",
+                                                              "contentMediaType": shape["response_media"]}}}
     op: dict[str, Any] = {
         "summary": doc.splitlines()[0] if doc else route.name, "description": doc,
         "operationId": f"{method.lower()}_{route.name}",
         "tags": [path.split("/")[3] if path.startswith("/api/v1/") else path.split("/")[1] or "root"],
         "responses": {status: ok, "4XX": {"description": "Error", "content": {"application/json": {"schema": ERROR}}}},
     }
+    for code in shape.get("errors", ()):
+        op["responses"][str(code)] = {"description": _ERRORS.get(code, "Error"),
+                                      "content": {"application/json": {"schema": ERROR}}}
     params = re.findall(r"{(\w+)}", path)
     if params:
         op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]

@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import threading
-import zipfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -15,13 +14,16 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
+from alarmcloud import zipstream
 from alarmcloud.models import Account, Clip, PluginState, aware, iso, new_id, utcnow
+from alarmcloud.zipstream import Member, file_pieces, text_pieces, zip_stream
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
 
 log = logging.getLogger(__name__)
-CHUNK = 1024 * 1024
+#: the ZIP leaves in pieces of about this many bytes
+CHUNK = zipstream.CHUNK
 #: an export whose row was not updated for this long is taken to be orphaned by a process on another host
 STALE_EXPORT_SECONDS = 900
 #: never exported: secrets, password and token hashes, encrypted camera credentials
@@ -32,24 +34,6 @@ SECRET_COLUMNS = {"password_hash", "pending_email_token_hash", "token_hash", "id
 SECTIONS = {"accounts": "profile", "cameras": "cameras", "clips": "events", "findings": "findings",
             "known_plates": "plates", "feedback": "feedback", "consents": "consents",
             "plugin_state": "plugin_state", "usage_hours": "usage"}
-
-
-class _Sink:
-    """A non-seekable file for ``zipfile`` that hands written bytes to the generator."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def write(self, b: bytes) -> int:
-        self.parts.append(bytes(b))
-        return len(b)
-
-    def flush(self) -> None:
-        return None
-
-    def take(self) -> bytes:
-        data, self.parts = b"".join(self.parts), []
-        return data
 
 
 def _jsonable(v: Any) -> Any:
@@ -129,20 +113,15 @@ def account_data(s: Session, account_id: str) -> dict[str, Any]:
 
 def zip_chunks(core: AlarmCloud, account_id: str,
                progress: Callable[[int, int], None] | None = None) -> Iterator[bytes]:
-    """Yield the export ZIP piece by piece (each at most about ``CHUNK``): ``account.json``, then every clip and
+    """Yield the export ZIP piece by piece (each about ``CHUNK``): ``account.json``, then every clip and
     thumbnail (ZIP64, data descriptors: ``zipfile`` never seeks back)."""
-    sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:  # type: ignore[arg-type]
-        with core.db.session() as s, zf.open("account.json", "w", force_zip64=True) as dst:
-            buf = bytearray()
-            for piece in account_json(s, account_id):
-                buf += piece.encode()
-                while len(buf) >= CHUNK:
-                    dst.write(bytes(buf[:CHUNK]))
-                    del buf[:CHUNK]
-                    yield sink.take()
-            dst.write(bytes(buf))
-        yield sink.take()
+
+    def _account() -> Iterator[bytes]:
+        with core.db.session() as s:
+            yield from text_pieces(account_json(s, account_id), chunk)
+
+    def _members() -> Iterator[Member]:
+        yield "account.json", _account
         with core.db.session() as s:
             clips = list(s.execute(sa.select(Clip.id, Clip.blob_key, Clip.thumb_key)  # type: ignore[call-overload]
                                    .where(col(Clip.account_id) == account_id)
@@ -150,16 +129,13 @@ def zip_chunks(core: AlarmCloud, account_id: str,
         total = len(clips)
         for i, (clip_id, blob_key, thumb_key) in enumerate(clips):
             for key, name in ((blob_key, f"clips/{clip_id}.mp4"), (thumb_key, f"clips/{clip_id}.jpg")):
-                if not key or not core.blobs.exists(key):
-                    continue
-                with core.blobs.open(key) as src, zf.open(name, "w", force_zip64=True) as dst:
-                    while chunk := src.read(CHUNK):
-                        dst.write(chunk)
-                        yield sink.take()
+                if key and core.blobs.exists(key):
+                    yield name, file_pieces(lambda key=key: core.blobs.open(key), chunk)
             if progress:
                 progress(i + 1, total)
-            yield sink.take()
-    yield sink.take()
+
+    chunk = CHUNK
+    return zip_stream(_members(), chunk)
 
 
 # ---------------------------------------------------------------- background export jobs

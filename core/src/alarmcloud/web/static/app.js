@@ -551,8 +551,75 @@
     if ($$("[data-pending-id]").length) setTimeout(pollPending, 3000);
   }
 
+  // ------------------------------------------------------------ timeline: bulk download of clips
+  // The ZIP comes from a plain form post, so the browser saves it as it arrives (the page never holds it); a
+  // count_only request first turns a refusal (too many clips, nothing matching) into a message on the page.
+  function appliedFilters() {
+    // the filters of the shown list (the address), not unsent edits of the form; a day means since/until, as on
+    // the server: the day in this browser's time zone (tz: minutes, getTimezoneOffset)
+    const q = new URLSearchParams(location.search);
+    const out = {};
+    ["camera_id", "label", "verdict", "plate"].forEach((k) => { const v = (q.get(k) || "").trim(); if (v) out[k] = v; });
+    const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec((q.get("day") || "").trim());
+    if (m) {
+      const raw = (q.get("tz") || "0").trim();
+      const tz = /^-?\d+$/.test(raw) && Math.abs(Number(raw)) <= 900 ? Number(raw) : 0;
+      const start = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) + tz * 60000;
+      out.since = new Date(start).toISOString();
+      out.until = new Date(start + 86400000).toISOString();
+    }
+    return out;
+  }
+
+  function setupBulk() {
+    const bar = $("[data-bulk]");
+    if (!bar) return;
+    bar.hidden = false;
+    const all = $("[data-select-page]", bar);
+    const selBtn = $("[data-download-selected]", bar);
+    const allBtn = $("[data-download-all]", bar);
+    const status = $("[data-bulk-status]", bar);
+    const picks = () => $$("[data-pick]");
+    const chosen = () => picks().filter((b) => b.checked).map((b) => b.value);
+    function update() {
+      const n = chosen().length;
+      const total = picks().length;
+      selBtn.textContent = "Download selected (" + n + ")";
+      selBtn.disabled = n === 0;
+      all.checked = n > 0 && n === total;
+      all.indeterminate = n > 0 && n < total;
+    }
+    document.addEventListener("change", (e) => { if (e.target.matches && e.target.matches("[data-pick]")) update(); });
+    all.addEventListener("change", () => { picks().forEach((b) => { b.checked = all.checked; }); update(); });
+    const list = $("#events");
+    if (list && "MutationObserver" in window) new MutationObserver(update).observe(list, { childList: true, subtree: true });
+
+    function say(text, bad) { status.className = (bad ? "error" : "muted") + " bulk-status"; status.textContent = text; }
+    async function download(body) {
+      say("Preparing the download…");
+      selBtn.disabled = true; allBtn.disabled = true;
+      const r = await api("POST", "/api/v1/events/download", Object.assign({ count_only: true }, body));
+      allBtn.disabled = false; update();
+      if (!r.ok) { say(r.message, true); return; }
+      const form = document.createElement("form");
+      form.method = "post"; form.action = "/api/v1/events/download"; form.hidden = true;
+      const add = (name, value) => form.append(Object.assign(document.createElement("input"), { type: "hidden", name, value }));
+      add("csrf_token", csrf());
+      Object.entries(body).forEach(([k, v]) => (Array.isArray(v) ? v : [v]).forEach((x) => add(k, x === true ? "1" : String(x))));
+      document.body.append(form);
+      form.submit();
+      form.remove();
+      const n = r.data.count;
+      say("Downloading " + n + " clip" + (n === 1 ? "" : "s") + " as a ZIP file…");
+    }
+    selBtn.addEventListener("click", () => { const ids = chosen(); if (ids.length) download({ ids }); });
+    allBtn.addEventListener("click", () => download(Object.assign({ all: true }, appliedFilters())));
+    update();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     watchMore(document);
+    setupBulk();
     if ($$("[data-pending-id]").length) setTimeout(pollPending, 2000);
     const pending = sessionStorage.getItem("ac-flash");
     if (pending) { sessionStorage.removeItem("ac-flash"); flash(pending); }
