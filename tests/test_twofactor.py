@@ -27,7 +27,8 @@ def _enable(a: Api) -> tuple[str, list[str]]:
     r = a.post("/api/v1/me/2fa")
     assert r.status_code == 201, r.text
     secret = r.json()["secret"]
-    r = a.post("/api/v1/me/2fa/confirm", json={"code": twofactor.totp(secret, time.time() - 30)})
+    r = a.post("/api/v1/me/2fa/confirm", json={"code": twofactor.totp(secret, time.time() - 30),
+                                                "password": PASSWORD})
     assert r.status_code == 200, r.text
     return secret, r.json()["recovery_codes"]
 
@@ -63,9 +64,17 @@ def test_enrol_confirm_and_login_needs_the_code(api: Any, server: LiveServer) ->
     # not on before a first code confirms it: the password alone still logs in
     assert a.get("/api/v1/me/2fa").json()["pending"] is True
     assert _login(server, "tf@example.com").status_code == 200
-    r = a.post("/api/v1/me/2fa/confirm", json={"code": "000000" if twofactor.totp(secret) != "000000" else "111111"})
+    wrong = "000000" if twofactor.totp(secret) != "000000" else "111111"
+    r = a.post("/api/v1/me/2fa/confirm", json={"code": wrong, "password": PASSWORD})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_code"
+    # a stolen session alone cannot switch it on (and lock the owner out): the password is asked too
     r = a.post("/api/v1/me/2fa/confirm", json={"code": twofactor.totp(secret, time.time() - 30)})
+    assert r.status_code == 400 and a.get("/api/v1/me/2fa").json()["enabled"] is False
+    r = a.post("/api/v1/me/2fa/confirm", json={"code": twofactor.totp(secret, time.time() - 30),
+                                               "password": "not the password"})
+    assert r.status_code == 401 and a.get("/api/v1/me/2fa").json()["enabled"] is False
+    r = a.post("/api/v1/me/2fa/confirm", json={"code": twofactor.totp(secret, time.time() - 30),
+                                               "password": PASSWORD})
     assert r.status_code == 200
     codes = r.json()["recovery_codes"]
     assert len(codes) == 10 and len(set(codes)) == 10
@@ -138,6 +147,25 @@ def test_disable_needs_password_and_code(api: Any, server: LiveServer) -> None:
     assert a.post("/api/v1/me/2fa/disable", json={"password": PASSWORD, "code": codes[0]}).status_code == 204
 
 
+def test_password_email_and_deletion_need_a_code_too(api: Any, server: LiveServer) -> None:
+    a = api().register("sudo@example.com")
+    secret, codes = _enable(a)
+    change = {"current_password": PASSWORD, "password": "a brand new password"}
+    r = a.patch("/api/v1/me", json=change)  # the password alone is not enough any more
+    assert r.status_code == 403 and r.json()["error"]["code"] == "second_factor_required"
+    r = a.patch("/api/v1/me", json={**change, "code": "000000" if twofactor.totp(secret) != "000000" else "111111"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_code"
+    r = a.patch("/api/v1/me", json={"current_password": PASSWORD, "email": "new-sudo@example.com"})
+    assert r.status_code == 403
+    assert _login(server, "sudo@example.com").status_code == 401  # unchanged: still password + second step
+    assert a.patch("/api/v1/me", json={**change, "code": twofactor.totp(secret)}).status_code == 200
+    r = a.delete("/api/v1/me", json={"password": "a brand new password"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "second_factor_required"
+    assert a.get("/api/v1/me").status_code == 200
+    assert a.delete("/api/v1/me", json={"password": "a brand new password", "code": codes[0]}).status_code == 200
+    assert a.get("/api/v1/me").status_code == 401
+
+
 def test_api_tokens_keep_working(api: Any, server: LiveServer) -> None:
     a = api().register("tok@example.com")
     token = a.post("/api/v1/tokens", json={"name": "script"}).json()["token"]
@@ -176,8 +204,8 @@ def test_erasure_removes_the_second_factor(api: Any, server: LiveServer) -> None
     from alarmcloud.models import RecoveryCode
 
     a = api().register("gone@example.com")
-    _enable(a)
-    assert a.delete("/api/v1/me", json={"password": PASSWORD}).status_code == 200
+    _, codes = _enable(a)
+    assert a.delete("/api/v1/me", json={"password": PASSWORD, "code": codes[0]}).status_code == 200
     with server.core.db.session() as s:  # type: ignore[attr-defined]
         assert s.get(TwoFactor, a.id) is None
         assert s.exec(select(RecoveryCode).where(RecoveryCode.account_id == a.id)).all() == []

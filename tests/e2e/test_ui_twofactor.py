@@ -69,9 +69,14 @@ def test_switch_on_log_out_and_log_in_with_a_code(tmp_path: Path) -> None:
         _audit(page, "account: enrolment", audit)
         page.get_by_label("Enter the 6-digit code the app shows").fill("000000" if twofactor.totp(secret) != "000000"
                                                                           else "111111")
+        page.get_by_label("Your password, to confirm it is you").fill(PASSWORD)
         page.get_by_role("button", name="Confirm and switch on").click()
         page.get_by_text("That code is wrong").wait_for(state="visible")
         page.get_by_label("Enter the 6-digit code the app shows").fill(twofactor.totp(secret))
+        page.get_by_label("Your password, to confirm it is you").fill("not my password")
+        page.get_by_role("button", name="Confirm and switch on").click()
+        page.get_by_text("The password is wrong").wait_for(state="visible")
+        page.get_by_label("Your password, to confirm it is you").fill(PASSWORD)
         page.get_by_role("button", name="Confirm and switch on").click()
         codes_box = page.locator("[data-twofactor-codes]")
         codes_box.wait_for(state="visible")
@@ -110,6 +115,15 @@ def test_switch_on_log_out_and_log_in_with_a_code(tmp_path: Path) -> None:
         page.wait_for_url(srv.url + "/")
         page.goto(srv.url + "/account")
         page.get_by_text("9 of 10 recovery codes left").wait_for(state="visible")
+
+        # deleting the account asks for a code as well
+        page.goto(srv.url + "/privacy-center")
+        page.on("dialog", lambda dialog: dialog.accept())
+        delete = page.locator("form[data-method=DELETE]")
+        delete.get_by_label("Your password").fill(PASSWORD)
+        delete.get_by_label("Code from your app, or a recovery code").fill(codes[1])
+        delete.get_by_role("button", name="Delete my account").click()
+        page.wait_for_url(re.compile(r"/signup\?deleted=1"))
 
         ctx.close()
         assert not audit, "\n".join(f"{k}: {v}" for k, v in audit.items())

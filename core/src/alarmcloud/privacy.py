@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import crypto
+from alarmcloud import crypto, twofactor
 from alarmcloud.auth import EMAIL_RE, check_login, core, require_operator, require_user
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.models import Account, Clip, Consent, Outbox, SessionRow, iso, utcnow
@@ -79,7 +79,8 @@ async def get_export_ep(request: Request) -> Response:
 
 
 async def patch_me(request: Request) -> Response:
-    """Change profile, notification settings, ``restricted``; password and e-mail need ``current_password``."""
+    """Change profile, notification settings, ``restricted``; password and e-mail need ``current_password`` (and
+    ``code`` with two-step verification on)."""
     user = await require_user(request)
     app = core(request)
     data = await json_body(request)
@@ -98,6 +99,7 @@ async def patch_me(request: Request) -> Response:
         if not current:
             raise ApiError(403, "reauthentication_required", "send current_password to change e-mail or password")
         await check_login(app, request, user.account.email, current)
+        await twofactor.require_code_if_enabled(request, user, data)
     settings: dict[str, Any] = {}
     for name, kind in (("notify_email", bool), ("notify_only_real", bool), ("restricted", bool),
                        ("notify_cooldown_seconds", int)):
@@ -172,12 +174,14 @@ async def confirm_email(request: Request) -> Response:
 
 
 async def delete_me(request: Request) -> Response:
-    """Delete the account with every row and blob; needs ``{"password"}``."""
+    """Delete the account with every row and blob; needs ``{"password"}`` (and ``"code"`` with two-step
+    verification on)."""
     user = await require_user(request)
     app = core(request)
     data = await json_body(request)
     password = field(data, "password", str, max_len=1024)
     await check_login(app, request, user.account.email, password)
+    await twofactor.require_code_if_enabled(request, user, data)
     report = await erase_account_async(app, user.id)
     response = JSONResponse({"deleted": True, "accounts": report["accounts"]})
     response.delete_cookie("ac_session", path="/")

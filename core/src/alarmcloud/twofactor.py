@@ -184,6 +184,26 @@ def count_failure(app: AlarmCloud, request: Request, email: str) -> None:
         app.login_limiter.fail(key)
 
 
+async def require_code_if_enabled(request: Request, user: auth.User, data: dict[str, Any]) -> None:
+    """Re-authentication for a sensitive change (password, e-mail, account deletion), after the password was checked:
+    with two-step verification on, ``code`` (an app code or a recovery code) is needed as well.
+
+    403 ``second_factor_required`` without it, 400 ``invalid_code`` for a wrong one (counted like a failed login).
+    """
+    app = auth.core(request)
+    if not await app.db.run(lambda s: is_enabled(s, user.id)):
+        return
+    code = field(data, "code", str, required=False, max_len=40)
+    if not code:
+        raise ApiError(403, "second_factor_required",
+                       "two-step verification is on: send code (from your authenticator app, or a recovery code)")
+    email = user.account.email
+    check_limit(app, request, email)
+    if await app.db.run(lambda s: verify_code(s, app, user.id, code.replace(" ", ""))) is None:
+        count_failure(app, request, email)
+        raise ApiError(400, "invalid_code", "that code is wrong or was already used")
+
+
 # ---------------------------------------------------------------- login
 
 
@@ -280,12 +300,20 @@ async def enrol(request: Request) -> Response:
 
 
 async def confirm(request: Request) -> Response:
-    """Switch two-step verification on with a first code ``{"code"}``; answers the 10 one-time recovery codes
-    (shown this once, stored hashed)."""
+    """Switch two-step verification on with a first code and the account password ``{"code", "password"}``;
+    answers the 10 one-time recovery codes (shown this once, stored hashed).
+
+    The password is asked so that someone holding only a stolen session cannot lock the owner out.
+    """
     user = await auth.require_user(request)
     app = auth.core(request)
-    code = field(await json_body(request), "code", str, max_len=40)
+    data = await json_body(request)
+    code = field(data, "code", str, max_len=40)
+    password = field(data, "password", str, max_len=1024)
     check_limit(app, request, user.account.email)
+    if not await crypto.verify_password_async(user.account.password_hash, password):
+        count_failure(app, request, user.account.email)
+        raise ApiError(401, "invalid_credentials", "the password is wrong")
     codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
 
     def _confirm(s: Session) -> bool:

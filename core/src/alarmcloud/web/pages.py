@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from alarmcloud import auth
+from alarmcloud import auth, twofactor
 from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json
 from alarmcloud.errors import ApiError
@@ -139,8 +139,6 @@ async def account_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
-    from alarmcloud import twofactor
-
     two_factor = await auth.core(request).db.run(lambda s: twofactor.summary(s, user.id))
     return render(request, "account.html", user, two_factor=two_factor)
 
@@ -335,7 +333,8 @@ async def privacy_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
-    return render(request, "privacy.html", user)
+    two_factor = await auth.core(request).db.run(lambda s: twofactor.summary(s, user.id))
+    return render(request, "privacy.html", user, two_factor=two_factor)
 
 
 async def operator_page(request: Request) -> Response:

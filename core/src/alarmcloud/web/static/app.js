@@ -709,9 +709,11 @@
   let recoveryCodes = [];
   async function confirmCode(form) {
     busy(form, true);
-    const r = await api("POST", "/api/v1/me/2fa/confirm", { code: form.elements.code.value.replace(/\s/g, "") });
+    const r = await api("POST", "/api/v1/me/2fa/confirm", { code: form.elements.code.value.replace(/\s/g, ""),
+                                                             password: form.elements.password.value });
     busy(form, false);
     if (!r.ok) {
+      if (r.status === 401) { form.elements.password.select(); say(form, "The password is wrong."); return; }
       form.elements.code.select();
       say(form, r.status === 400 ? "That code is wrong. Check that your phone's clock is right and try the next code."
                                  : r.message);
