@@ -13,18 +13,15 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, PASSWORD, Site, login  # noqa: E402
+from uihelpers import OWNER, PASSWORD, Site, login, opened_page  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def page(chromium: Any, site: Site) -> Any:
-    ctx = chromium.new_context(viewport={"width": 375, "height": 740}, accept_downloads=True, timezone_id="UTC")
-    pg = ctx.new_page()
-    pg.set_default_timeout(15_000)
-    yield pg
-    ctx.close()
+    with opened_page(chromium, 375, 740, timezone_id="UTC") as pg:
+        yield pg
 
 
 def _zip_of(download: Any) -> zipfile.ZipFile:

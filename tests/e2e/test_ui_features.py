@@ -19,18 +19,15 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OPERATOR, OWNER, PASSWORD, REDIRECT, Site, login  # noqa: E402
+from uihelpers import OPERATOR, OWNER, PASSWORD, REDIRECT, Site, login, opened_page  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def page(chromium: Any, site: Site) -> Any:
-    ctx = chromium.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, timezone_id="UTC")
-    pg = ctx.new_page()
-    pg.set_default_timeout(15_000)
-    yield pg
-    ctx.close()
+    with opened_page(chromium, 1280, 900, timezone_id="UTC") as pg:
+        yield pg
 
 
 def api(site: Site, email: str = OWNER, password: str = PASSWORD) -> httpx.Client:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import MODEL, PASSWORD, browser, make_accepted_clip, require_chromium  # noqa: E402
+from uihelpers import MODEL, PASSWORD, browser, make_accepted_clip, require_chromium, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -37,10 +37,7 @@ def test_customer_journey(tmp_path: Path) -> None:
         ctx = b.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
         page = ctx.new_page()
         page.set_default_timeout(15_000)
-        outside: list[str] = []
-        page.on("request", lambda r: None if r.url.startswith((srv.url, "data:", "blob:")) else outside.append(r.url))
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        outside, errors = watch(page, srv.url)  # third-party requests, script errors
 
         # sign up: lands on the cameras page, logged in
         page.goto(srv.url + "/")

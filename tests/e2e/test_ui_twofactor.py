@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import PASSWORD, browser, require_chromium  # noqa: E402
+from uihelpers import PASSWORD, browser, require_chromium, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -46,10 +46,7 @@ def test_switch_on_log_out_and_log_in_with_a_code(tmp_path: Path) -> None:
         ctx = b.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
         page = ctx.new_page()
         page.set_default_timeout(15_000)
-        outside: list[str] = []
-        page.on("request", lambda r: None if r.url.startswith((srv.url, "data:", "blob:")) else outside.append(r.url))
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        outside, errors = watch(page, srv.url)  # third-party requests, script errors
         audit: dict[str, list[str]] = {}
 
         # the password alone still logs in while it is off

@@ -39,6 +39,27 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+@contextmanager
+def opened_page(b: Any, width: int, height: int, **context: Any) -> Iterator[Any]:
+    """A page in a new browser context of that viewport (downloads on, 15 s timeouts); the context closes after."""
+    ctx = b.new_context(viewport={"width": width, "height": height}, accept_downloads=True, **context)
+    page = ctx.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        ctx.close()
+
+
+def watch(page: Any, base: str) -> tuple[list[str], list[str]]:
+    """Lists that fill with the page's requests to other origins (a privacy promise) and its script errors."""
+    outside: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((base, "data:", "blob:")) else outside.append(r.url))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return outside, errors
+
+
 def make_accepted_clip(path: Path, seconds: float = 6.0) -> Path:
     from alarmcloud.testing import make_clip
 
