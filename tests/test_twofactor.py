@@ -100,6 +100,15 @@ def test_enrol_confirm_and_login_needs_the_code(api: Any, server: LiveServer) ->
     assert r.status_code == 401 and r.json()["error"]["code"] == "login_expired"
 
 
+def test_switching_on_ends_the_other_sessions(api: Any, server: LiveServer) -> None:
+    a = api().register("sessions@example.com")
+    elsewhere = api().login("sessions@example.com")  # e.g. someone who had learnt the password
+    assert elsewhere.get("/api/v1/me").status_code == 200
+    _enable(a)
+    assert elsewhere.get("/api/v1/me").status_code == 401
+    assert a.get("/api/v1/me").status_code == 200  # the session that switched it on stays
+
+
 def test_recovery_code_works_once(api: Any, server: LiveServer) -> None:
     a = api().register("rc@example.com")
     _, codes = _enable(a)

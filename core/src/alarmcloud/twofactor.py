@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from alarmcloud import auth, crypto
 from alarmcloud.errors import ApiError, field, json_body
-from alarmcloud.models import Account, RecoveryCode, TwoFactor, utcnow
+from alarmcloud.models import Account, RecoveryCode, SessionRow, TwoFactor, utcnow
 from alarmcloud.netutil import client_prefix
 
 if TYPE_CHECKING:
@@ -303,7 +303,8 @@ async def confirm(request: Request) -> Response:
     """Switch two-step verification on with a first code and the account password ``{"code", "password"}``;
     answers the 10 one-time recovery codes (shown this once, stored hashed).
 
-    The password is asked so that someone holding only a stolen session cannot lock the owner out.
+    The password is asked so that someone holding only a stolen session cannot lock the owner out. Every other
+    session of the account ends (opened with the password alone); the caller's stays.
     """
     user = await auth.require_user(request)
     app = auth.core(request)
@@ -314,6 +315,7 @@ async def confirm(request: Request) -> Response:
     if not await crypto.verify_password_async(user.account.password_hash, password):
         count_failure(app, request, user.account.email)
         raise ApiError(401, "invalid_credentials", "the password is wrong")
+    cookie = request.cookies.get("ac_session")
     codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
 
     def _confirm(s: Session) -> bool:
@@ -331,6 +333,11 @@ async def confirm(request: Request) -> Response:
         s.exec(delete(RecoveryCode).where(col(RecoveryCode.account_id) == user.id))  # type: ignore[call-overload]
         for c in codes:
             s.add(RecoveryCode(account_id=user.id, code_hash=hash_recovery_code(c)))
+        # sessions opened with the password alone end (someone who knew it is logged out); this one stays
+        keep = crypto.token_hash(cookie) if cookie and user.via == "session" else None
+        for other in s.exec(select(SessionRow).where(SessionRow.account_id == user.id)).all():
+            if other.id_hash != keep:
+                s.delete(other)
         s.commit()
         return True
 
