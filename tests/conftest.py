@@ -118,6 +118,14 @@ class Api:
         return httpx.post(self.base + "/api/v1/ingest/clips", content=path.read_bytes(), timeout=60,
                           headers={"Authorization": f"Basic {auth}", "Content-Type": "video/mp4", **headers})
 
+    def upload_analysed(self, creds: dict[str, Any], path: Path) -> dict[str, Any]:
+        """Upload a clip (201 expected) and return its event once the pipeline has analysed it (status done)."""
+        r = self.upload(creds, path)
+        assert r.status_code == 201, r.text
+        ev = self.wait_event(r.json()["event_id"])
+        assert ev["status"] == "done", ev
+        return ev
+
     def wait_event(self, event_id: str, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until the pipeline has analysed the event."""
         deadline = time.monotonic() + timeout

@@ -79,14 +79,6 @@ def _email_rows(core: Any, account_id: str) -> list[Outbox]:
         return list(s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == "email")).all())
 
 
-def _upload_done(a: Any, creds: dict[str, Any], path: Path) -> dict[str, Any]:
-    r = a.upload(creds, path)
-    assert r.status_code == 201, r.text
-    ev = a.wait_event(r.json()["event_id"])
-    assert ev["status"] == "done", ev
-    return ev
-
-
 # ---------------------------------------------------------------- end to end, real SMTP
 
 
@@ -129,8 +121,8 @@ def test_cooldown_per_camera(api: Any, server: Any, mailbox: Mailbox, clip: Path
     front, back = a.camera("Front"), a.camera("Back")
     front_creds, back_creds = a.upload_credentials(front["id"]), a.upload_credentials(back["id"])
     for _ in range(2):
-        assert _upload_done(a, front_creds, clip)["verdict"] == "alarm"
-    assert _upload_done(a, back_creds, clip)["verdict"] == "alarm"
+        assert a.upload_analysed(front_creds, clip)["verdict"] == "alarm"
+    assert a.upload_analysed(back_creds, clip)["verdict"] == "alarm"
     # e-mails are queued with the verdict: once the events are analysed the count is final
     assert len(_email_rows(server.core, a.id)) == 2
     msgs = mailbox.wait(2)
@@ -141,7 +133,7 @@ def test_cooldown_per_camera(api: Any, server: Any, mailbox: Mailbox, clip: Path
         row.value = float(row.value) - 3601
         s.add(row)
         s.commit()
-    assert _upload_done(a, front_creds, clip)["verdict"] == "alarm"
+    assert a.upload_analysed(front_creds, clip)["verdict"] == "alarm"
     msgs = mailbox.wait(3)
     assert [m["Subject"] for m in msgs].count("Alarm: Front") == 2
     time.sleep(1.5)  # a few delivery rounds: nothing else comes
@@ -155,20 +147,20 @@ def test_only_real_alarms_and_false_alarms(api: Any, server: Any, mailbox: Mailb
     cam = a.camera("Garden")
     creds = a.upload_credentials(cam["id"])
     still = make_test_clip("still", seconds=18, fps=15, scene=static_scene)
-    assert _upload_done(a, creds, still)["verdict"] == "false_alarm:no_motion"
+    assert a.upload_analysed(creds, still)["verdict"] == "false_alarm:no_motion"
     assert _email_rows(server.core, a.id) == []  # a false alarm sends none
-    assert _upload_done(a, creds, clip)["verdict"] == "alarm"
+    assert a.upload_analysed(creds, clip)["verdict"] == "alarm"
     (msg,) = mailbox.wait(1)
     assert msg["Subject"] == "Alarm: Garden"
 
     _mail_on(a, notify_only_real=False)
-    ev = _upload_done(a, creds, still)
+    ev = a.upload_analysed(creds, still)
     msgs = mailbox.wait(2)
     assert msgs[1]["Subject"] == "False alarm (no motion): Garden"
     assert "Verdict: false_alarm:no_motion" in msgs[1].get_content() and ev["id"] in msgs[1].get_content()
 
     assert a.patch("/api/v1/me", json={"notify_email": False}).status_code == 200
-    _upload_done(a, creds, clip)
+    a.upload_analysed(creds, clip)
     assert len(_email_rows(server.core, a.id)) == 2
     time.sleep(1.5)
     assert len(mailbox.messages) == 2
@@ -183,7 +175,7 @@ def test_subusers_get_alarm_emails_for_their_cameras_by_their_own_settings(api: 
                                                  "rights": {cam["id"]: "view"}})
         assert r.status_code == 201, r.text
         _mail_on(api().login(email_, "another good pw"), notify_cooldown_seconds=0)
-    _upload_done(owner, owner.upload_credentials(garage["id"]), clip)
+    owner.upload_analysed(owner.upload_credentials(garage["id"]), clip)
     (msg,) = mailbox.wait(1)
     assert mailbox.messages[0][0].rcpt_tos == ["kid@example.com"] and msg["Subject"] == "Alarm: Garage"
     time.sleep(1.5)  # the neighbour has no right on the garage camera, the owner asked for none

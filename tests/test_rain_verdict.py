@@ -81,35 +81,27 @@ def _camera_with_rain(a: Any) -> dict[str, Any]:
     return a.upload_credentials(cam["id"])
 
 
-def _analysed(a: Any, creds: dict[str, Any], path: Path) -> dict[str, Any]:
-    r = a.upload(creds, path)
-    assert r.status_code == 201, r.text
-    ev = a.wait_event(r.json()["event_id"])
-    assert ev["status"] == "done", ev
-    return ev
-
-
 def test_rain_alone_is_a_false_alarm_but_rain_with_a_person_stays_an_alarm(
     api: Any, rain_clips: dict[str, Path]
 ) -> None:
     a = api().register("rain-verdict@example.com")
     creds = _camera_with_rain(a)
 
-    rain = _analysed(a, creds, rain_clips["rain"])
+    rain = a.upload_analysed(creds, rain_clips["rain"])
     assert rain["verdict"] == "false_alarm:rain", rain
     assert rain["mover"] is False
     assert [f["label"] for f in rain["findings"]] == ["rain"]
 
     # the rain is still seen, but a person walking through it is a real alarm
-    both = _analysed(a, creds, rain_clips["rain_person"])
+    both = a.upload_analysed(creds, rain_clips["rain_person"])
     assert both["mover"] is True, both
     assert [f["label"] for f in both["findings"]] == ["rain"]
     assert both["verdict"] == "alarm"
 
     # without rain: a walking person is an alarm, a still scene is no rain
-    person = _analysed(a, creds, rain_clips["person"])
+    person = a.upload_analysed(creds, rain_clips["person"])
     assert person["verdict"] == "alarm" and person["findings"] == []
-    still = _analysed(a, creds, rain_clips["still"])
+    still = a.upload_analysed(creds, rain_clips["still"])
     assert still["findings"] == [] and not still["verdict"].startswith("false_alarm:rain")
 
     items = {e["id"]: e for e in a.get("/api/v1/events").json()["items"]}
@@ -121,8 +113,8 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
 ) -> None:
     a = api().register("rain-feedback@example.com")
     creds = _camera_with_rain(a)
-    labelled = {name: _analysed(a, creds, rain_clips[name])["id"] for name in ("rain", "rain2", "person", "still")}
-    kept_private = _analysed(a, creds, rain_clips["rain_person"])["id"]
+    labelled = {name: a.upload_analysed(creds, rain_clips[name])["id"] for name in ("rain", "rain2", "person", "still")}
+    kept_private = a.upload_analysed(creds, rain_clips["rain_person"])["id"]
 
     # owners mark clips; only those released with consent reach the training area
     for name, eid in labelled.items():
@@ -162,5 +154,5 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
         assert "4 feedback clips" in meta["recalibrated_from"]
         b = api_at(srv2.url).register("rain-model@example.com")
         creds2 = _camera_with_rain(b)
-        assert _analysed(b, creds2, rain_clips["rain"])["verdict"] == "false_alarm:rain"
-        assert _analysed(b, creds2, rain_clips["person"])["verdict"] == "alarm"
+        assert b.upload_analysed(creds2, rain_clips["rain"])["verdict"] == "false_alarm:rain"
+        assert b.upload_analysed(creds2, rain_clips["person"])["verdict"] == "alarm"

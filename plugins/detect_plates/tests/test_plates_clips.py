@@ -101,17 +101,22 @@ def test_camera_clock_on_screen_is_no_plate(tmp_path: Path, run_clip: Callable[.
     assert [f.text for f in run_clip(clip)] == ["MAB1234"]
 
 
-def test_price_on_a_sign_is_no_plate(tmp_path: Path, run_clip: Callable[..., list[Finding]]) -> None:
-    """A price painted on a van or a billboard ("$59990", "59990%") is digits of plate length, not a plate."""
+def _plate_beside(tmp_path: Path, name: str, left: str, right: str) -> Path:
+    """A clip of the plate ``M AB 1234`` with two other texts painted at the top, left and right."""
     plate = _plate_scene("M AB 1234")
 
     def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
         img = plate(i, t, w, h)
-        cv2.putText(img, "$59990", (30, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
-        cv2.putText(img, "34990%", (w - 360, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
+        cv2.putText(img, left, (30, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
+        cv2.putText(img, right, (w - 360, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
         return img
 
-    clip = make_clip(tmp_path / "price.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    return make_clip(tmp_path / f"{name}.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+
+
+def test_price_on_a_sign_is_no_plate(tmp_path: Path, run_clip: Callable[..., list[Finding]]) -> None:
+    """A price painted on a van or a billboard ("$59990", "59990%") is digits of plate length, not a plate."""
+    clip = _plate_beside(tmp_path, "price", "$59990", "34990%")
     assert [f.text for f in run_clip(clip)] == ["MAB1234"]
 
 
@@ -119,13 +124,5 @@ def test_number_with_a_decimal_or_thousands_mark_is_no_plate(
     tmp_path: Path, run_clip: Callable[..., list[Finding]]
 ) -> None:
     """Prices and distances written with separators ("59.990", "12,50") are numbers, not plates."""
-    plate = _plate_scene("M AB 1234")
-
-    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
-        img = plate(i, t, w, h)
-        cv2.putText(img, "59.990", (30, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
-        cv2.putText(img, "12,504", (w - 360, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (20, 20, 20), 5, cv2.LINE_AA)
-        return img
-
-    clip = make_clip(tmp_path / "number.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    clip = _plate_beside(tmp_path, "number", "59.990", "12,504")
     assert [f.text for f in run_clip(clip)] == ["MAB1234"]
