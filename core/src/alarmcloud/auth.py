@@ -173,17 +173,29 @@ async def optional_user(request: Request) -> User | None:
     return None
 
 
-async def require_user(request: Request) -> User:
-    """The caller, or 401; for cookie sessions, unsafe methods need the CSRF token (header X-CSRF-Token)."""
+async def signed_in_user(request: Request) -> User:
+    """The caller, or 401 (no CSRF check yet: see ``check_csrf``; most endpoints want ``require_user``)."""
     user = await optional_user(request)
     if user is None:
         raise ApiError(401, "unauthorized", "log in or send a bearer token",
                        {"WWW-Authenticate": 'Bearer realm="alarmcloud"'})
+    return user
+
+
+def check_csrf(request: Request, user: User, sent: str | None = None) -> None:
+    """For cookie sessions, unsafe methods need the CSRF token: the header X-CSRF-Token or, where an endpoint
+    also takes a plain form post, ``sent`` (the token from a form field)."""
     if user.via == "session" and request.method not in SAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER)
+        sent = request.headers.get(CSRF_HEADER) or sent
         if not sent or not user.csrf_token or not crypto.constant_eq(sent, user.csrf_token):
             raise ApiError(403, "csrf_failed", "missing or wrong CSRF token (header X-CSRF-Token)")
     request.state.user = user
+
+
+async def require_user(request: Request) -> User:
+    """The caller, or 401; for cookie sessions, unsafe methods need the CSRF token (header X-CSRF-Token)."""
+    user = await signed_in_user(request)
+    check_csrf(request, user)
     return user
 
 

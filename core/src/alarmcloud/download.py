@@ -19,8 +19,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from alarmcloud import crypto
-from alarmcloud.auth import CSRF_HEADER, User, core, optional_user, visible_camera_ids
+from alarmcloud.auth import User, check_csrf, core, signed_in_user, visible_camera_ids
 from alarmcloud.errors import ApiError, json_body
 from alarmcloud.eventsapi import query_events
 from alarmcloud.models import Camera, Clip, FindingRow, aware, iso, utcnow
@@ -81,12 +80,9 @@ def file_names(rows: list[dict[str, Any]]) -> list[str]:
 async def _caller_and_body(request: Request) -> tuple[User, dict[str, Any]]:
     """The caller and the body: JSON for scripts; a form post (the web UI, which lets the browser save the ZIP
     as it comes) with repeated ``ids`` fields and the CSRF token as the field ``csrf_token``."""
-    user = await optional_user(request)
-    if user is None:
-        raise ApiError(401, "unauthorized", "log in or send a bearer token",
-                       {"WWW-Authenticate": 'Bearer realm="alarmcloud"'})
+    user = await signed_in_user(request)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    sent = request.headers.get(CSRF_HEADER)
+    sent: str | None = None
     if ctype == "application/x-www-form-urlencoded":
         raw = b""
         async for chunk in request.stream():
@@ -100,7 +96,7 @@ async def _caller_and_body(request: Request) -> tuple[User, dict[str, Any]]:
         unknown = sorted(set(form) - FORM_FIELDS)
         if unknown:
             raise ApiError(400, "unknown_field", f"unknown field: {', '.join(unknown)}")
-        sent = sent or (form.get("csrf_token") or [""])[0]
+        sent = (form.get("csrf_token") or [""])[0]
         body: dict[str, Any] = {k: v[0] for k, v in form.items() if k not in ("ids", "csrf_token")}
         for flag in ("all", "count_only"):
             if flag in body:
@@ -109,9 +105,7 @@ async def _caller_and_body(request: Request) -> tuple[User, dict[str, Any]]:
             body["ids"] = [i for v in form["ids"] for i in v.split(",") if i.strip()]
     else:
         body = {}
-    if user.via == "session" and not (sent and user.csrf_token and crypto.constant_eq(sent, user.csrf_token)):
-        raise ApiError(403, "csrf_failed", "missing or wrong CSRF token (header X-CSRF-Token)")
-    request.state.user = user
+    check_csrf(request, user, sent)
     if ctype != "application/x-www-form-urlencoded":
         body = await json_body(request, MAX_BODY)
     return user, body
