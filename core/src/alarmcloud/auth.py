@@ -281,23 +281,37 @@ async def start_session(app: AlarmCloud, account_id: str, response: Response, re
     return csrf
 
 
-async def check_login(app: AlarmCloud, request: Request, email: str, password: str, reset: bool = True) -> Account:
-    """The account if the password is right (else 401, counted by the rate limit); ``reset`` clears its failures."""
+def login_limit_keys(request: Request, email: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The login limiter's keys: per account and network, and per network over all accounts (password spraying)."""
     prefix = client_prefix(request)
-    key, net_key = (email, prefix), ("*", prefix)
-    # per account and network, and per network over all accounts (password spraying)
+    return (email, prefix), ("*", prefix)
+
+
+def check_login_limit(app: AlarmCloud, request: Request, email: str,
+                      message: str = "too many failed logins; try again later") -> None:
+    """429 with Retry-After while the account (from this network) or the network is blocked."""
+    key, net_key = login_limit_keys(request, email)
     limiter = app.login_limiter
     wait = max(limiter.blocked(key), limiter.blocked(net_key, NETWORK_FACTOR * limiter.attempts))
     if wait:
-        raise ApiError(429, "rate_limited", "too many failed logins; try again later",
-                       {"Retry-After": str(int(wait))})
+        raise ApiError(429, "rate_limited", message, {"Retry-After": str(int(wait))})
+
+
+def count_login_failure(app: AlarmCloud, request: Request, email: str) -> None:
+    """A wrong password or code, counted for the account and for the network."""
+    for key in login_limit_keys(request, email):
+        app.login_limiter.fail(key)
+
+
+async def check_login(app: AlarmCloud, request: Request, email: str, password: str, reset: bool = True) -> Account:
+    """The account if the password is right (else 401, counted by the rate limit); ``reset`` clears its failures."""
+    check_login_limit(app, request, email)
     acc = await app.db.run(lambda s: s.exec(select(Account).where(Account.email == email)).first())
     if not await crypto.verify_password_async(acc.password_hash if acc else None, password) or acc is None:
-        app.login_limiter.fail(key)
-        app.login_limiter.fail(net_key)
+        count_login_failure(app, request, email)
         raise ApiError(401, "invalid_credentials", "wrong e-mail address or password")
     if reset:
-        app.login_limiter.reset(key)
+        app.login_limiter.reset(login_limit_keys(request, email)[0])
     return acc
 
 
@@ -318,7 +332,7 @@ async def login(request: Request) -> Response:
     if await app.db.run(lambda s: twofactor.is_enabled(s, acc.id)):
         # the failure count stays until the second step succeeds: a known password cannot reset it for code guesses
         return twofactor.pending_response(app, acc)
-    app.login_limiter.reset((email, client_prefix(request)))
+    app.login_limiter.reset(login_limit_keys(request, email)[0])
     return await session_response(app, acc, request)
 
 

@@ -31,7 +31,6 @@ from starlette.routing import BaseRoute, Route
 from alarmcloud import auth, crypto
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.models import Account, RecoveryCode, SessionRow, TwoFactor, utcnow
-from alarmcloud.netutil import client_prefix
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -165,23 +164,12 @@ def remove(s: Session, account_id: str) -> bool:
     return row is not None
 
 
-def _limit_keys(request: Request, email: str) -> tuple[tuple[str, str], tuple[str, str]]:
-    prefix = client_prefix(request)
-    return (email, prefix), ("*", prefix)
-
-
 def check_limit(app: AlarmCloud, request: Request, email: str) -> None:
-    key, net_key = _limit_keys(request, email)
-    limiter = app.login_limiter
-    wait = max(limiter.blocked(key), limiter.blocked(net_key, auth.NETWORK_FACTOR * limiter.attempts))
-    if wait:
-        raise ApiError(429, "rate_limited", "too many failed attempts; try again later",
-                       {"Retry-After": str(int(wait))})
+    """The login limiter, also for wrong second-step codes (429 with Retry-After)."""
+    auth.check_login_limit(app, request, email, "too many failed attempts; try again later")
 
 
-def count_failure(app: AlarmCloud, request: Request, email: str) -> None:
-    for key in _limit_keys(request, email):
-        app.login_limiter.fail(key)
+count_failure = auth.count_login_failure
 
 
 async def require_code_if_enabled(request: Request, user: auth.User, data: dict[str, Any]) -> None:
@@ -253,7 +241,7 @@ async def login_second_factor(request: Request) -> Response:
     if acc is None:
         count_failure(app, request, email)
         raise ApiError(401, "invalid_code", "that code is wrong or was already used")
-    app.login_limiter.reset(_limit_keys(request, email)[0])
+    app.login_limiter.reset(auth.login_limit_keys(request, email)[0])
     return await auth.session_response(app, acc, request)
 
 
