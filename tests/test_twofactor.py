@@ -85,15 +85,17 @@ def test_enrol_confirm_and_login_needs_the_code(api: Any, server: LiveServer) ->
     assert r.status_code == 401 and r.json()["error"]["code"] == "second_factor_required"
     assert "ac_session" not in r.cookies and "csrf_token" not in r.json()
     pending = r.json()["pending_token"]
-    r = _second(server, pending, twofactor.totp(secret))
+    code = twofactor.totp(secret)
+    r = _second(server, pending, code)
     assert r.status_code == 200, r.text
     assert r.cookies.get("ac_session") and r.json()["email"] == "tf@example.com"
     me = httpx.get(server.url + "/api/v1/me", cookies={"ac_session": r.cookies["ac_session"]})
     assert me.status_code == 200 and me.json()["email"] == "tf@example.com"
 
-    # the same code again (same window) is refused, even with a fresh pending login
+    # the same code again is refused, even with a fresh pending login (and still inside its window if the 30 s step
+    # has just turned over)
     pending = _login(server, "tf@example.com").json()["pending_token"]
-    r = _second(server, pending, twofactor.totp(secret))
+    r = _second(server, pending, code)
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_code"
     # a forged or tampered pending token is refused
     r = _second(server, pending[:-4] + "AAAA", twofactor.totp(secret, time.time() + 30))
