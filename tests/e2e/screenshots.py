@@ -39,7 +39,8 @@ def demo_history(core: object) -> None:
             s.add(clip)
         if clips:
             s.add(FindingRow(clip_id=clips[-1].id, account_id=clips[-1].account_id, detector="plates",
-                             label="plate", score=0.93, text="B AC 1234", time=1.2))
+                             label="plate", score=0.93, text="B AC 1234", time=1.2,
+                             box=[0.40, 0.60, 0.62, 0.70]))
             s.add(FindingRow(clip_id=clips[-2].id, account_id=clips[-2].account_id, detector="rain",
                              label="rain", score=0.88))
         s.commit()

@@ -306,6 +306,23 @@ def test_clip_page_findings_seek_the_video(page: Any, site: Site) -> None:
     assert "1.2 s" in finding.inner_text()
     finding.get_by_role("button", name=re.compile("Jump to 1.2 s")).click()
     page.wait_for_function("() => Math.abs(document.querySelector('#player').currentTime - 1.2) < 0.3")
+    # the plate's box is drawn over the picture around its time, where the detector found it
+    page.evaluate("() => { const v = document.querySelector('#player'); v.pause(); v.currentTime = 1.2; }")
+    overlay = page.locator(".finding-box", has_text="plate B AC 1234")
+    overlay.wait_for(state="visible")
+    placed = page.evaluate("""() => {
+        const v = document.querySelector('#player'), b = document.querySelector('.finding-box');
+        const s = Math.min(v.clientWidth / v.videoWidth, v.clientHeight / v.videoHeight);
+        const pw = v.videoWidth * s, ph = v.videoHeight * s;
+        const px = (v.clientWidth - pw) / 2, py = (v.clientHeight - ph) / 2;
+        const vr = v.getBoundingClientRect(), br = b.getBoundingClientRect();
+        return [(br.left - vr.left - px) / pw, (br.top - vr.top - py) / ph,
+                (br.right - vr.left - px) / pw, (br.bottom - vr.top - py) / ph];
+    }""")
+    assert placed == pytest.approx([0.40, 0.60, 0.62, 0.70], abs=0.02)
+    # and gone away from it
+    page.evaluate("() => { const v = document.querySelector('#player'); v.pause(); v.currentTime = 4.0; }")
+    overlay.wait_for(state="hidden")
     # the clip can be downloaded as the MP4 the camera sent
     with page.expect_download() as dl:
         page.get_by_role("link", name="Download the clip").click()

@@ -617,8 +617,37 @@
     update();
   }
 
+  // draw each finding's box (fractions of the frame) over the clip while the player is near the finding's time;
+  // the video is letterboxed inside its element (object-fit: contain), so the box follows the picture's rectangle
+  function findingBoxes() {
+    const v = $("#player");
+    const boxes = $$(".finding-box");
+    if (!v || !boxes.length) return;
+    const NEAR = 1.0;  // seconds before and after the finding's best frame
+    function place() {
+      const vw = v.videoWidth, vh = v.videoHeight;
+      const ew = v.clientWidth, eh = v.clientHeight;
+      const shown = vw && vh && ew && eh;
+      const s = shown ? Math.min(ew / vw, eh / vh) : 0;
+      const ox = v.offsetLeft + (ew - vw * s) / 2, oy = v.offsetTop + (eh - vh * s) / 2;
+      boxes.forEach((b) => {
+        const [x0, y0, x1, y1] = b.dataset.box.split(",").map(Number);
+        const on = shown && Math.abs(v.currentTime - Number(b.dataset.time)) <= NEAR;
+        b.hidden = !on;
+        b.style.display = on ? "" : "none";
+        if (!on) return;
+        Object.assign(b.style, { left: ox + x0 * vw * s + "px", top: oy + y0 * vh * s + "px",
+                                 width: (x1 - x0) * vw * s + "px", height: (y1 - y0) * vh * s + "px" });
+      });
+    }
+    ["loadedmetadata", "timeupdate", "seeked", "play", "pause"].forEach((e) => v.addEventListener(e, place));
+    window.addEventListener("resize", place);
+    place();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     watchMore(document);
+    findingBoxes();
     setupBulk();
     if ($$("[data-pending-id]").length) setTimeout(pollPending, 2000);
     const pending = sessionStorage.getItem("ac-flash");
