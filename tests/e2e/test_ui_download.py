@@ -50,7 +50,7 @@ def test_select_two_clips_and_download_them_as_one_zip(page: Any, site: Site) ->
     page.keyboard.press("Space")  # keyboard works as well as the pointer
     button = page.get_by_role("button", name="Download selected (2)")
     assert button.is_enabled()
-    assert page.get_by_role("checkbox", name="Select all on this page").evaluate("e => e.indeterminate")
+    assert page.get_by_role("checkbox", name="Select all shown").evaluate("e => e.indeterminate")
     with page.expect_download() as info:
         button.click()
     zf = _zip_of(info.value)
@@ -67,10 +67,10 @@ def test_select_two_clips_and_download_them_as_one_zip(page: Any, site: Site) ->
         with av.open(io.BytesIO(data)) as container:
             assert sum(1 for _ in container.decode(video=0)) > 0
     assert page.get_by_role("status").filter(has_text="Downloading 2 clips").count() == 1
-    # select all on this page, then none
-    page.get_by_role("checkbox", name="Select all on this page").check()
+    # select all shown (every loaded clip), then none
+    page.get_by_role("checkbox", name="Select all shown").check()
     page.get_by_role("button", name=f"Download selected ({len(ids)})").wait_for()
-    page.get_by_role("checkbox", name="Select all on this page").uncheck()
+    page.get_by_role("checkbox", name="Select all shown").uncheck()
     assert page.get_by_role("button", name="Download selected (0)").is_disabled()
 
 

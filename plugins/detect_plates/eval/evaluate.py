@@ -12,64 +12,29 @@ measured), and both are reported.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import tempfile
-import time
-import zlib
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from alarmcloud import video
-from alarmcloud.contracts import ClipFrames, Finding
-from alarmcloud.testing import make_clip, moving_box_scene, static_scene
+from alarmcloud.testing import moving_box_scene, static_scene
 from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig
-from alarmcloud_detect_plates.formats import plate_distance
+from clips import (
+    MODES,
+    MOTIONS,
+    Scene,
+    analyse,
+    box_of,
+    camera_clip,
+    char_accuracy,
+    decode,
+    default_data,
+    load_rows,
+    outcome,
+    photo_scene,
+    split_of,
+)
 from PIL import Image
-
-Scene = Callable[[int, float, int, int], np.ndarray]
-MODES = ("all countries", "camera country")
-
-
-def default_data() -> Path:
-    """``$ALARMCLOUD_SHARED/data/plates`` or ``../shared/data/plates`` next to the repository."""
-    shared = os.environ.get("ALARMCLOUD_SHARED")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / ".." / "shared"
-    return (base / "data" / "plates").resolve()
-
-
-def split_of(name: str) -> str:
-    """'holdout' for a fixed third of the photos (by a hash of the file name), else 'dev'."""
-    return "holdout" if zlib.crc32(name.encode()) % 3 == 0 else "dev"
-
-
-def photo_scene(img: Image.Image, motion: str, seconds: float, box: tuple[float, ...] | None = None) -> Scene:
-    """A camera view of a photo (cover-scaled, plate kept in view): still, slow zoom, or a slow pan."""
-    cache: dict[tuple[int, int], np.ndarray] = {}
-    px, py, pw, ph = box or (img.width / 2, img.height / 2, 0, 0)
-
-    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
-        s = max(w / img.width, h / img.height) * 1.05
-        if (w, h) not in cache:
-            size = (round(img.width * s), round(img.height * s))
-            cache[(w, h)] = np.asarray(img.resize(size, Image.BILINEAR))
-        big = cache[(w, h)]
-        bh, bw = big.shape[:2]
-        f = t / max(seconds, 1e-6)
-        z = 1.0 + 0.08 * f if motion == "zoom" else 1.0
-        cw, ch = round(w / z), round(h / z)
-        # centre the view on the plate as far as the photo allows (the camera looks at the driveway)
-        cx = (px + pw / 2) * s + (0.3 * (f - 0.5) * (bw - cw) if motion == "pan" else 0.0)
-        x0 = int(np.clip(cx - cw / 2, 0, bw - cw))
-        y0 = int(np.clip((py + ph / 2) * s - ch / 2, 0, bh - ch))
-        crop = big[y0 : y0 + ch, x0 : x0 + cw]
-        if (cw, ch) != (w, h):
-            crop = np.asarray(Image.fromarray(crop).resize((w, h), Image.BILINEAR))
-        return np.ascontiguousarray(crop)
-
-    return scene
 
 
 def negative_crop(img: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
@@ -78,32 +43,6 @@ def negative_crop(img: Image.Image, box: tuple[float, float, float, float]) -> I
     top = img.crop((0, 0, img.width, max(1, int(y) - 2)))
     bottom = img.crop((0, min(img.height - 1, int(y + h) + 2), img.width, img.height))
     return top if top.height >= bottom.height else bottom
-
-
-def decode(det: PlateDetector, path: Path) -> ClipFrames:
-    """Probe and decode once, as the worker does."""
-    return video.decode(path, [det.frame_request()], video.probe(path))[0]
-
-
-def analyse(det: PlateDetector, frames: ClipFrames, countries: list[str] | None) -> tuple[list[Finding], float]:
-    """The detector's findings and CPU seconds (``analyze`` only, not the shared decode)."""
-    frames.options = {"countries": countries} if countries else {}
-    t0 = time.process_time()
-    findings = det.analyze(frames)
-    return findings, time.process_time() - t0
-
-
-def outcome(truth: str, texts: list[str]) -> str:
-    """exact, or the kind of failure: miss (nothing read), length (a character too many or too few),
-    characters (right length, wrong characters), other text (something else in the picture was read)."""
-    if truth in texts:
-        return "exact"
-    if not texts:
-        return "miss"
-    best = min(texts, key=lambda t: plate_distance(t, truth))
-    if plate_distance(best, truth) > max(2, len(truth) // 2):
-        return "other text"
-    return "length" if len(best) != len(truth) else "characters"
 
 
 def main() -> None:
@@ -122,11 +61,10 @@ def main() -> None:
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
-    with open(args.data / "labels.csv", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))[:: args.stride]
+    rows = load_rows(args.data, args.stride)
     rows = [r for r in rows if args.split in ("all", split_of(r["file"]))]
     det = PlateDetector(PlatesConfig())
-    motions = ("still", "zoom", "pan")
+    motions = MOTIONS
     # results[mode][(split, region)] -> outcomes; chars[mode] -> character accuracy per clip
     results: dict[str, dict[tuple[str, str], list[str]]] = {m: {} for m in MODES}
     chars: dict[str, list[float]] = {m: [] for m in MODES}
@@ -134,16 +72,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n, row in enumerate(rows):
             img = Image.open(args.data / row["file"]).convert("RGB")
-            box = tuple(float(row[k]) for k in "xywh")
+            box = box_of(row)
             motion = motions[n % len(motions)]
-            clip = make_clip(
-                Path(tmp) / "c.mp4",
-                seconds=args.seconds,
-                width=args.width,
-                height=args.height,
-                fps=15,
-                gop_seconds=1.0,
-                scene=photo_scene(img, motion, args.seconds, box),
+            clip = camera_clip(
+                Path(tmp) / "c.mp4", photo_scene(img, motion, args.seconds, box), args.seconds, args.width, args.height
             )
             frames = decode(det, clip)
             truth, key = row["plate"], (split_of(row["file"]), row["region"])
@@ -154,8 +86,7 @@ def main() -> None:
                 texts = [f.text or "" for f in findings]
                 got = outcome(truth, texts)
                 results[mode].setdefault(key, []).append(got)
-                best = min(texts, key=lambda t: plate_distance(t, truth)) if texts else ""
-                chars[mode].append(max(0.0, 1 - plate_distance(best, truth) / len(truth)) if best else 0.0)
+                chars[mode].append(char_accuracy(truth, texts))
                 line.append(f"{got}={[(f.text, round(f.score, 2)) for f in findings]}")
             if args.verbose or any(not x.startswith("exact") for x in line):
                 print(f"{row['file']:<46} {key[0]:<7} {motion:<5} truth={truth:<9} " + " | ".join(line), flush=True)
@@ -165,20 +96,12 @@ def main() -> None:
         ]
         for row in rows[:: max(1, len(rows) // max(1, args.negatives - 2))][: args.negatives - 2]:
             img = Image.open(args.data / row["file"]).convert("RGB")
-            crop = negative_crop(img, tuple(float(row[k]) for k in "xywh"))
+            crop = negative_crop(img, box_of(row))
             negs.append((f"crop:{row['file']}", photo_scene(crop, "zoom", args.seconds)))
         false_reads = []
         neg_cpu: list[tuple[float, str, Scene]] = []
         for name, scene in negs:
-            clip = make_clip(
-                Path(tmp) / "n.mp4",
-                seconds=args.seconds,
-                width=args.width,
-                height=args.height,
-                fps=15,
-                gop_seconds=1.0,
-                scene=scene,
-            )
+            clip = camera_clip(Path(tmp) / "n.mp4", scene, args.seconds, args.width, args.height)
             findings, used = analyse(det, decode(det, clip), None)
             neg_cpu.append((used, name, scene))
             if findings:
@@ -186,23 +109,20 @@ def main() -> None:
                 print(f"READ IN PLATE-FREE CLIP {name}: {[(f.text, f.score) for f in findings]}", flush=True)
         # an 18 s 1080p clip (the product's alarm clip), slow zoom on the first photo
         img = Image.open(args.data / rows[0]["file"]).convert("RGB")
-        clip = make_clip(
+        clip = camera_clip(
             Path(tmp) / "l.mp4",
-            seconds=18,
-            width=1920,
-            height=1080,
-            fps=15,
-            gop_seconds=2.0,
-            scene=photo_scene(img, "zoom", 18, tuple(float(rows[0][k]) for k in "xywh")),
+            photo_scene(img, "zoom", 18, box_of(rows[0])),
+            18,
+            1920,
+            1080,
+            gop=2.0,
         )
         long_frames = decode(det, clip)
         cpu18 = min(analyse(det, long_frames, None)[1] for _ in range(2))
         # worst case: the plate-free views that cost the most above (no plate, so the zoom pass runs), 18 s 1080p
         cpu18_free: list[float] = []
         for _, name, scene in sorted(neg_cpu, key=lambda x: -x[0])[: args.long_negatives]:
-            clip = make_clip(
-                Path(tmp) / "ln.mp4", seconds=18, width=1920, height=1080, fps=15, gop_seconds=2.0, scene=scene
-            )
+            clip = camera_clip(Path(tmp) / "ln.mp4", scene, 18, 1920, 1080, gop=2.0)
             lf = decode(det, clip)
             cpu18_free.append(min(analyse(det, lf, None)[1] for _ in range(2)))
             print(f"plate-free 18 s 1080p {name}: {cpu18_free[-1]:.3f} CPU-s", flush=True)
