@@ -162,6 +162,46 @@ def test_links_list_and_unlink(api: Any, server: LiveServer) -> None:
         assert c.withdrawn_at is not None
 
 
+def test_the_platform_revoking_its_last_token_ends_the_link(api: Any, server: LiveServer) -> None:
+    """Alexa, Google and IFTTT call /oauth/revoke when the customer unlinks on their side."""
+    user = api().register("platform-unlink@example.com")
+    client_id, secret = add_client(server)
+    toks = []
+    for _ in range(2):  # linked from two devices: two token families of one link
+        verifier, challenge = pkce()
+        code = code_of(authorize(user, client_id, challenge))
+        toks.append(token(server, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                                   "code_verifier": verifier}, auth=(client_id, secret)).json())
+    core: Any = server.core
+    emitted: list[Any] = []
+    emit = core.emit
+
+    async def record(event: Any) -> None:
+        emitted.append(event)
+        await emit(event)
+
+    core.emit = record
+    r = httpx.post(server.url + "/oauth/revoke", data={"token": toks[0]["refresh_token"]}, auth=(client_id, secret))
+    assert r.status_code == 200
+    # one device's tokens end; the link and the other device stay
+    assert principal(server, toks[0]["access_token"]) is None
+    assert principal(server, toks[1]["access_token"]) is not None
+    assert [i["client_id"] for i in user.get("/api/v1/me/links").json()["items"]] == [client_id]
+    assert emitted == []
+    r = httpx.post(server.url + "/oauth/revoke", data={"token": toks[1]["access_token"]}, auth=(client_id, secret))
+    assert r.status_code == 200
+    # the last one: the link ends as if the customer had unlinked here
+    assert user.get("/api/v1/me/links").json()["items"] == []
+    assert [(e.type, e.account_id, e.payload) for e in emitted] == [
+        ("link.revoked", user.id, {"client_id": client_id, "integration": "ifttt"})]
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        c = s.exec(select(Consent).where(Consent.account_id == user.id)).one()
+        assert c.withdrawn_at is not None
+    # revoking again changes nothing and tells nobody twice
+    r = httpx.post(server.url + "/oauth/revoke", data={"token": toks[1]["access_token"]}, auth=(client_id, secret))
+    assert r.status_code == 200 and len(emitted) == 1
+
+
 def test_deny_redirects_with_access_denied(api: Any, server: LiveServer) -> None:
     user = api().register("deny@example.com")
     client_id, _ = add_client(server)

@@ -271,8 +271,17 @@ class _Revocation(RevocationEndpoint):
         return _Token(row) if row is not None else None
 
     def revoke_token(self, token: _Token, request: Any) -> None:
-        _revoke_family(self.server.session, token.row.family_id)
-        self.server.session.commit()
+        """End the token's family; when it was the link's last live family, the platform unlinked: end the link."""
+        s, row = self.server.session, token.row
+        _revoke_family(s, row.family_id)
+        s.flush()
+        live = s.exec(select(OAuthToken.id).where(OAuthToken.account_id == row.account_id,
+                                                  OAuthToken.client_id == row.client_id,
+                                                  OAuthToken.revoked_at == None)).first()  # noqa: E711
+        if live is None and revoke_link(s, row.account_id, row.client_id):
+            client = s.get(OAuthClient, row.client_id)
+            self.server.ended_links.append((row.account_id, row.client_id, client.integration if client else ""))
+        s.commit()
 
 
 class _Server(AuthorizationServer):
@@ -281,6 +290,8 @@ class _Server(AuthorizationServer):
     def __init__(self, session: Session) -> None:
         super().__init__()
         self.session = session
+        #: links that a revocation ended: (account id, client id, integration)
+        self.ended_links: list[tuple[str, str, str]] = []
         self.register_token_generator("default", BearerTokenGenerator(
             lambda *a, **k: "aco_" + crypto.new_token(32), lambda *a, **k: "acr_" + crypto.new_token(32),
             lambda client, grant_type: ACCESS_SECONDS))
@@ -663,16 +674,23 @@ async def token(request: Request) -> Response:
 
 
 async def revoke(request: Request) -> Response:
-    """RFC 7009 revocation: revoking either token ends the whole token family of that link."""
+    """RFC 7009 revocation: revoking either token ends the whole token family of that link.
+
+    Revoking the link's last live family ends the link as an unlink by the customer does (the platform unlinked).
+    """
     core = _core(request)
     req = _oauth_request(core, request, await _form(request))
 
-    def _run(s: Session) -> tuple[int, Any, list[tuple[str, str]]]:
-        result = _Server(s).create_endpoint_response("revocation", req)
+    def _run(s: Session) -> tuple[tuple[int, Any, list[tuple[str, str]]], list[tuple[str, str, str]]]:
+        server = _Server(s)
+        result = server.create_endpoint_response("revocation", req)
         s.commit()
-        return result
+        return result, server.ended_links
 
-    return _to_response(await core.db.run(_run))
+    result, ended = await core.db.run(_run)
+    for account_id, client_id, integration in ended:
+        await core.emit(Event(LINK_REVOKED, account_id, None, {"client_id": client_id, "integration": integration}))
+    return _to_response(result)
 
 
 async def list_links(request: Request) -> Response:
