@@ -1,9 +1,9 @@
-"""The ``alarmcloud`` command line."""
+"""The ``alarmcloud`` command line: serving, workers, migrations, plugins and detection; administration commands
+are in :mod:`alarmcloud.cli_admin`."""
 
 from __future__ import annotations
 
 import json
-import logging
 import multiprocessing
 import os
 import signal
@@ -13,44 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from alarmcloud.config import ConfigError, Settings, load_settings
-
-console = Console(stderr=True)
-log = logging.getLogger("alarmcloud")
-
-config_option = click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                             help="TOML settings file (env ALARMCLOUD_CONFIG). Environment ALARMCLOUD_* wins.")
-data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                               help="Directory for the SQLite database, local blobs and keys.")
-
-
-def _settings(config_file: Path | None, **overrides: Any) -> Settings:
-    """The settings, or a short error naming the file/variable and the setting (no traceback)."""
-    try:
-        return load_settings(config_file, **overrides)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
-        raise click.ClickException("invalid settings (config file or ALARMCLOUD_* environment):\n"
-                                   + "\n".join(lines)) from None
-
-
-def _logging(level: str = "INFO") -> None:
-    from alarmcloud.privacy_log import install_record_scrubber
-
-    install_record_scrubber()  # workers too: no full IP, e-mail address or token in any log line
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=console)
+from alarmcloud.cli_admin import COMMANDS
+from alarmcloud.cli_common import (
+    config_option,
+    console,
+    data_dir_option,
+    log,
+    progress,
+    settings_from,
+    setup_logging,
+)
+from alarmcloud.config import Settings, load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,9 +54,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
 
     from alarmcloud.app import create_app
 
-    _logging(log_level)
+    setup_logging(log_level)
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
-    st = _settings(config_file, **overrides)
+    st = settings_from(config_file, **overrides)
     if ftp_port is not None:
         st.ftp.port = ftp_port
     if workers is not None:
@@ -118,8 +94,8 @@ def _worker_process(config_file: Path | None, data_dir: Path | None, index: int)
     from alarmcloud.app import AlarmCloud
     from alarmcloud.pipeline import Worker
 
-    _logging()
-    st = _settings(config_file, data_dir=data_dir)
+    setup_logging()
+    st = settings_from(config_file, data_dir=data_dir)
     app = AlarmCloud(st)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -134,8 +110,8 @@ def worker(data_dir: Path | None, config_file: Path | None, processes: int) -> N
     """Run detection workers only (scale out: many processes or machines sharing one PostgreSQL)."""
     from alarmcloud import db
 
-    _logging()
-    st = _settings(config_file, data_dir=data_dir)
+    setup_logging()
+    st = settings_from(config_file, data_dir=data_dir)
     db.migrate(st.db_url)
     if processes == 1:
         _worker_process(config_file, data_dir, 0)
@@ -169,7 +145,7 @@ def migrate(data_dir: Path | None, config_file: Path | None, revision: str) -> N
     """Create or upgrade the database schema."""
     from alarmcloud import db
 
-    st = _settings(config_file, data_dir=data_dir)
+    st = settings_from(config_file, data_dir=data_dir)
     db.migrate(st.db_url, revision)
     console.print(f"database at {revision}: {st.db_url.split('@')[-1]}")
 
@@ -181,7 +157,7 @@ def plugins(config_file: Path | None, as_json: bool) -> None:
     """Show installed, enabled, loaded and failed plugins."""
     from alarmcloud.plugins import PluginHost
 
-    st = _settings(config_file)
+    st = settings_from(config_file)
     host = PluginHost({"cameras": st.plugins.cameras, "detectors": st.plugins.detectors,
                        "integrations": st.plugins.integrations}, disable=st.plugins.disable).load()
     rows = host.status_table()
@@ -194,156 +170,6 @@ def plugins(config_file: Path | None, as_json: bool) -> None:
                       "yes" if r["enabled"] else "no", "[green]yes[/]" if r["loaded"] else "[red]no[/]",
                       r["error"] or "")
     Console().print(table)
-
-
-@main.group()
-def users() -> None:
-    """Manage accounts: create an operator, reset a password or two-step verification, list accounts."""
-
-
-def _db_app(config_file: Path | None, data_dir: Path | None) -> Any:
-    from alarmcloud import db
-
-    st = _settings(config_file, data_dir=data_dir)
-    db.migrate(st.db_url)
-    return db.Database(st.db_url)
-
-
-@users.command("create-operator")
-@click.argument("email")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters.")
-@data_dir_option
-@config_option
-def create_operator(email: str, password: str, data_dir: Path | None, config_file: Path | None) -> None:
-    """Create an operator (deployment admin) account, or promote an existing one."""
-    from sqlmodel import select
-
-    from alarmcloud import crypto
-    from alarmcloud.models import Account
-
-    if len(password) < 10:
-        raise click.BadParameter("passwords need at least 10 characters", param_hint="--password")
-    database = _db_app(config_file, data_dir)
-    with database.session() as s:
-        acc = s.exec(select(Account).where(Account.email == email.lower())).first()
-        if acc is None:
-            acc = Account(email=email.lower(), password_hash=crypto.hash_password(password))
-        acc.role = "operator"
-        s.add(acc)
-        s.commit()
-    console.print(f"operator {email.lower()} ready")
-
-
-@users.command("reset-password")
-@click.argument("email")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="The new password (at least 10 characters).")
-@click.option("--reset-2fa", "reset_2fa", is_flag=True,
-              help="Also switch two-step verification off (the user lost the authenticator and recovery codes).")
-@data_dir_option
-@config_option
-def reset_password(email: str, password: str, reset_2fa: bool, data_dir: Path | None,
-                   config_file: Path | None) -> None:
-    """Set a new password and end the account's sessions."""
-    from sqlmodel import delete, select
-
-    from alarmcloud import crypto, twofactor
-    from alarmcloud.models import Account, SessionRow
-
-    if len(password) < 10:
-        raise click.BadParameter("passwords need at least 10 characters", param_hint="--password")
-    database = _db_app(config_file, data_dir)
-    with database.session() as s:
-        acc = s.exec(select(Account).where(Account.email == email.lower())).first()
-        if acc is None:
-            raise click.ClickException(f"no account {email}")
-        acc.password_hash = crypto.hash_password(password)
-        s.add(acc)
-        s.exec(delete(SessionRow).where(SessionRow.account_id == acc.id))  # type: ignore[arg-type]
-        s.commit()
-        if reset_2fa:
-            twofactor.remove(s, acc.id)
-    console.print(f"password of {email.lower()} changed; sessions ended"
-                  + ("; two-step verification switched off" if reset_2fa else ""))
-
-
-@users.command("reset-2fa")
-@click.argument("email")
-@data_dir_option
-@config_option
-def reset_2fa(email: str, data_dir: Path | None, config_file: Path | None) -> None:
-    """Switch two-step verification off for a locked-out user (the password stays; they log in with it alone)."""
-    from sqlmodel import select
-
-    from alarmcloud import twofactor
-    from alarmcloud.models import Account
-
-    database = _db_app(config_file, data_dir)
-    with database.session() as s:
-        acc = s.exec(select(Account).where(Account.email == email.lower())).first()
-        if acc is None:
-            raise click.ClickException(f"no account {email}")
-        was_on = twofactor.remove(s, acc.id)
-    console.print(f"two-step verification of {email.lower()} switched off" if was_on
-                  else f"{email.lower()} had no two-step verification; nothing changed")
-
-
-@users.command("list")
-@data_dir_option
-@config_option
-def list_users(data_dir: Path | None, config_file: Path | None) -> None:
-    """List accounts (id, e-mail, role)."""
-    from sqlmodel import select
-
-    from alarmcloud.models import Account
-
-    database = _db_app(config_file, data_dir)
-    with database.session() as s:
-        for acc in s.exec(select(Account).order_by(Account.created_at)).all():
-            click.echo(f"{acc.id}  {acc.role:8}  {acc.email}")
-
-
-@main.group()
-def keys() -> None:
-    """Encryption keys of camera credentials, webhook secrets and TOTP secrets: make a new key, re-encrypt under it.
-
-    \b
-    Rotation: 1. `alarmcloud keys generate` prints a new key.
-    2. Configure it as secret_key with a new secret_key_id (e.g. k2) and keep the previous key in
-       old_secret_keys under its id (the generated default is data_dir/secret.key, id k1):
-       ALARMCLOUD_SECRET_KEY=<new> ALARMCLOUD_SECRET_KEY_ID=k2 ALARMCLOUD_OLD_SECRET_KEYS='{"k1": "<old>"}'
-    3. `alarmcloud keys rotate` re-encrypts every stored secret under k2; then drop k1 from old_secret_keys.
-    """
-
-
-@keys.command("generate")
-def keys_generate() -> None:
-    """Print a new random 256-bit key (base64) for secret_key."""
-    from alarmcloud import crypto
-
-    click.echo(crypto.generate_key())
-
-
-@keys.command("rotate")
-@data_dir_option
-@config_option
-@click.option("--dry-run", is_flag=True, help="Only count what would be re-encrypted.")
-def keys_rotate(data_dir: Path | None, config_file: Path | None, dry_run: bool) -> None:
-    """Re-encrypt every stored secret under the current key (secret_key_id), in one transaction."""
-    from alarmcloud import crypto
-
-    st = _settings(config_file, data_dir=data_dir)
-    database = _db_app(config_file, data_dir)
-    box = crypto.secret_box(st)
-    try:
-        counts = crypto.rotate_stored_secrets(database, box, dry_run=dry_run)
-    except crypto.MissingKeys as exc:
-        raise click.ClickException(f"stored secrets use key ids that are not configured: {exc}; add them to "
-                                   "old_secret_keys (ALARMCLOUD_OLD_SECRET_KEYS) first. Nothing was changed.") from None
-    total = sum(counts.values())
-    detail = ", ".join(f"{n} from {kid}" for kid, n in sorted(counts.items())) or "all current already"
-    verb = "would re-encrypt" if dry_run else "re-encrypted"
-    click.echo(f"{verb} {total} secrets under {box.current_id} ({detail})")
 
 
 @main.command()
@@ -360,7 +186,7 @@ def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, o
     from alarmcloud.plugins import PluginHost
     from alarmcloud.video import ProbeError
 
-    st = _settings(config_file)
+    st = settings_from(config_file)
     host = PluginHost({"cameras": st.plugins.cameras, "detectors": st.plugins.detectors,
                        "integrations": st.plugins.integrations}, disable=st.plugins.disable,
                       plugin_settings=st.plugin_settings).load()
@@ -412,7 +238,7 @@ def reprocess(data_dir: Path | None, config_file: Path | None, camera_id: str | 
     from alarmcloud.ingest import parse_time
     from alarmcloud.models import Account, Clip, Job
 
-    st = _settings(config_file, data_dir=data_dir)
+    st = settings_from(config_file, data_dir=data_dir)
     from alarmcloud import db
 
     db.migrate(st.db_url)
@@ -440,6 +266,10 @@ def reprocess(data_dir: Path | None, config_file: Path | None, camera_id: str | 
     console.print(f"{queued} clips queued for re-analysis")
 
 
+for _command in COMMANDS:
+    main.add_command(_command)
+
+
 def _register_plugin_commands() -> None:
     """Plugins add sub-commands through ``register_commands``."""
     try:
@@ -454,130 +284,6 @@ def _register_plugin_commands() -> None:
 
 
 _register_plugin_commands()
-
-
-@main.group()
-def oauth() -> None:
-    """OAuth clients for account linking (IFTTT, Alexa, Google)."""
-
-
-@oauth.command("add-client")
-@click.option("--name", required=True, help="Name shown on the consent page, e.g. IFTTT.")
-@click.option("--integration", required=True, help="Integration plugin the client belongs to: ifttt, alexa, ...")
-@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True, help="Exact redirect URI (repeat).")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              help="Scope the client may get (repeat): alarms:read, cameras:control, cameras:stream, storage:read.")
-@click.option("--public", is_flag=True, help="A public client: no secret, PKCE required.")
-@click.option("--no-pkce", is_flag=True, help="Confidential clients only: allow the code flow without PKCE "
-              "(IFTTT and Google send none); a challenge, when sent, is still enforced.")
-@data_dir_option
-@config_option
-def oauth_add_client(name: str, integration: str, redirect_uris: tuple[str, ...], scopes: tuple[str, ...],
-                     public: bool, no_pkce: bool, data_dir: Path | None, config_file: Path | None) -> None:
-    """Register a client; prints the client id and the secret (shown once)."""
-    from alarmcloud import oauth as oauth_server
-
-    database = _db_app(config_file, data_dir)
-    with database.session() as s:
-        try:
-            row, secret = oauth_server.add_client(s, name, integration, list(redirect_uris), list(scopes),
-                                                  public=public, require_pkce=not no_pkce)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--scope") from None
-        client_id = row.id
-    click.echo(f"client_id: {client_id}")
-    click.echo(f"client_secret: {secret}" if secret else "client_secret: (none: public client)")
-
-
-@oauth.command("list-clients")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@data_dir_option
-@config_option
-def oauth_list_clients(as_json: bool, data_dir: Path | None, config_file: Path | None) -> None:
-    """List registered clients (id, integration, redirect URIs, scopes, live links); secrets are never shown."""
-    from alarmcloud import oauth as oauth_server
-
-    with _db_app(config_file, data_dir).session() as s:
-        rows = oauth_server.list_clients(s)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for r in rows:
-        kind = "public" if r["public"] else "confidential"
-        pkce = "PKCE required" if r["require_pkce"] else "PKCE optional"
-        click.echo(f"{r['client_id']}  {r['name']} ({r['integration']}, {kind}, {pkce}, {r['links']} links)")
-        click.echo(f"    redirect: {' '.join(r['redirect_uris'])}")
-        click.echo(f"    scopes:   {' '.join(r['scopes'])}")
-
-
-@oauth.command("remove-client")
-@click.argument("client_id")
-@data_dir_option
-@config_option
-def oauth_remove_client(client_id: str, data_dir: Path | None, config_file: Path | None) -> None:
-    """Delete a client: every customer's link to it ends at once (tokens revoked, consent marked withdrawn)."""
-    from alarmcloud import oauth as oauth_server
-
-    with _db_app(config_file, data_dir).session() as s:
-        ended = oauth_server.remove_client(s, client_id)
-    if ended is None:
-        raise click.ClickException(f"no OAuth client {client_id!r}")
-    click.echo(f"removed {client_id}; {ended} linked account(s) unlinked")
-
-
-@main.group()
-def privacy() -> None:
-    """Privacy: record of processing, retention schedules, inactive accounts."""
-
-
-def _privacy_core(config_file: Path | None, data_dir: Path | None) -> Any:
-    from alarmcloud import db
-    from alarmcloud.app import AlarmCloud
-
-    st = _settings(config_file, data_dir=data_dir)
-    db.migrate(st.db_url)
-    return AlarmCloud(st)
-
-
-@privacy.command("record")
-@data_dir_option
-@config_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def privacy_record(data_dir: Path | None, config_file: Path | None, as_json: bool) -> None:
-    """The record of processing activities (Art. 30 GDPR) of this deployment."""
-    from alarmcloud.privacy import processing_record
-
-    activities = processing_record(_privacy_core(config_file, data_dir))
-    if as_json:
-        click.echo(json.dumps({"activities": activities}, indent=2))
-        return
-    table = Table("Activity", "Data", "Purpose", "Recipients", "Retention", "Legal basis")
-    for a in activities:
-        table.add_row(a["name"], ", ".join(a["data"]), a["purpose"], ", ".join(a["recipients"]) or "none",
-                      a["retention"], a["legal_basis"])
-    Console().print(table)
-
-
-@privacy.command("retention")
-@data_dir_option
-@config_option
-@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
-def privacy_retention(data_dir: Path | None, config_file: Path | None, dry_run: bool) -> None:
-    """Enforce the retention schedules (clips, events, plates, access logs, exports, inactive accounts)."""
-    from alarmcloud.privacy import run_retention
-
-    click.echo(json.dumps(run_retention(_privacy_core(config_file, data_dir), dry_run=dry_run), indent=2))
-
-
-@privacy.command("erase-inactive")
-@data_dir_option
-@config_option
-@click.option("--dry-run", is_flag=True, help="Only report which accounts would be noticed or erased.")
-def privacy_erase_inactive(data_dir: Path | None, config_file: Path | None, dry_run: bool) -> None:
-    """Send deletion notices to inactive accounts and erase those whose grace period has passed."""
-    from alarmcloud.privacy import process_inactive
-
-    click.echo(json.dumps(process_inactive(_privacy_core(config_file, data_dir), dry_run=dry_run), indent=2))
 
 
 if __name__ == "__main__":
