@@ -393,6 +393,28 @@ def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) ->
         page.wait_for_function("() => { const i = document.querySelector('.snapshot img'); "
                                "return i && !i.hidden && i.complete && i.naturalWidth > 0; }")
 
+        # live view: a new picture every 2 s until stopped
+        def pictures() -> int:
+            return sum(1 for r in list(fake.requests) if r.authorized and "snap" in r.path)
+
+        before = pictures()
+        page.get_by_role("button", name="Start live view").click()
+        page.locator("#live-state").get_by_text("Live: picture of").wait_for()
+        deadline = before + 3
+        for _ in range(100):
+            if pictures() >= deadline:
+                break
+            page.wait_for_timeout(100)
+        assert pictures() >= deadline, "live view did not keep fetching pictures"
+        stop = page.get_by_role("button", name="Stop live view")
+        assert stop.get_attribute("aria-pressed") == "true"
+        stop.click()
+        page.locator("#live-state").get_by_text("Live view stopped.").wait_for()
+        stopped = pictures()
+        page.wait_for_timeout(2500)  # longer than one live-view period
+        assert pictures() <= stopped + 1  # at most the picture already on its way
+        assert page.get_by_role("button", name="Start live view").get_attribute("aria-pressed") == "false"
+
         controls = page.locator("[data-controls]")
 
         def sent() -> None:
@@ -438,6 +460,11 @@ def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) ->
         page.get_by_role("button", name="Take snapshot").click()
         page.locator(".flash.bad").get_by_text("No snapshot").wait_for()
         assert page.locator(".snapshot").evaluate("e => e.classList.contains('no-image')")
+        # the live view stops by itself and says why
+        page.locator(".flash").evaluate("e => { e.hidden = true; e.className = 'flash'; }")
+        page.get_by_role("button", name="Start live view").click()
+        page.locator(".flash.bad").get_by_text("Live view stopped").wait_for()
+        assert page.get_by_role("button", name="Start live view").get_attribute("aria-pressed") == "false"
 
 
 def test_camera_page_shows_fair_use_and_detectors(page: Any, site: Site) -> None:

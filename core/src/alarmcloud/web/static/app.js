@@ -215,6 +215,8 @@
       flash(r.ok ? "Sent to the camera." : r.message, r.ok ? "ok" : "bad");
       const md = $("#md-state");
       if (r.ok && md && body.action === "motion_detection") md.textContent = "(" + (value ? "on" : "off") + ")";
+    } else if (t.matches("[data-live]")) {
+      liveView(t);
     } else if (t.matches("[data-snapshot]")) {
       const box = $(".snapshot");
       box.classList.remove("no-image");
@@ -615,6 +617,56 @@
     selBtn.addEventListener("click", () => { const ids = chosen(); if (ids.length) download({ ids }); });
     allBtn.addEventListener("click", () => download(Object.assign({ all: true }, appliedFilters())));
     update();
+  }
+
+  // live view: a new snapshot every LIVE_EVERY ms while the page is visible, for at most LIVE_FOR ms (each picture
+  // is a request to the camera through the server); the next picture is loaded before it replaces the shown one
+  const LIVE_EVERY = 2000, LIVE_FOR = 5 * 60 * 1000;
+  let live = null;
+  function liveView(button) {
+    const state = $("#live-state");
+    const stop = (why) => {
+      if (!live) return;
+      clearTimeout(live.timer);
+      live = null;
+      button.setAttribute("aria-pressed", "false");
+      button.textContent = "Start live view";
+      state.textContent = why;
+      state.hidden = !why;
+    };
+    if (live) return stop("Live view stopped.");
+    const box = $(".snapshot");
+    const img = $("img", box);
+    live = { started: Date.now(), timer: 0, pictures: 0 };
+    button.setAttribute("aria-pressed", "true");
+    button.textContent = "Stop live view";
+    state.hidden = false;
+    state.textContent = "Connecting to the camera…";
+    const run = live;
+    const next = () => {
+      if (live !== run) return;
+      if (Date.now() - run.started > LIVE_FOR) return stop("Live view stopped after 5 minutes. Start it again to go on.");
+      if (document.hidden) { run.timer = setTimeout(next, LIVE_EVERY); return; }
+      const pic = new Image();
+      pic.onload = () => {
+        if (live !== run) return;
+        box.classList.remove("no-image");
+        img.removeAttribute("data-fallback");
+        img.src = pic.src;
+        img.hidden = false;
+        run.pictures += 1;
+        state.textContent = "Live: picture of " + new Date().toLocaleTimeString() + ", a new one every " + LIVE_EVERY / 1000 + " s.";
+        run.timer = setTimeout(next, LIVE_EVERY);
+      };
+      pic.onerror = () => {
+        if (live !== run) return;
+        stop("");
+        box.classList.add("no-image");
+        flash("Live view stopped: the camera cannot be reached from the server.", "bad");
+      };
+      pic.src = button.dataset.live + "?t=" + Date.now();
+    };
+    next();
   }
 
   // draw each finding's box (fractions of the frame) over the clip while the player is near the finding's time;
