@@ -15,6 +15,7 @@ from alarmcloud.auth import User, camera_for, core, require_user, visible_camera
 from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, CameraError, UploadTarget
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
+from alarmcloud.masks import validate_masks
 from alarmcloud.models import Camera, CameraRight, Rejection, iso
 from alarmcloud.netutil import AddressNotAllowed, check_camera_address
 
@@ -46,6 +47,7 @@ def camera_json(cam: Camera) -> dict[str, Any]:
                      "since": iso(cam.fair_use_since) if cam.fair_use_since else None,
                      "override": cam.fair_use_override},
         "last_trigger": cam.last_trigger,
+        "privacy_masks": cam.privacy_masks or [],
         "created_at": iso(cam.created_at),
     }
 
@@ -127,11 +129,12 @@ async def get_camera(request: Request) -> Response:
 
 
 async def update_camera(request: Request) -> Response:
-    """Change name, model, address or credentials."""
+    """Change name, model, address, credentials or privacy masks."""
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
     data = await json_body(request)
+    masks = validate_masks(data["privacy_masks"]) if "privacy_masks" in data else None  # 422 before any change
 
     def _update(s: Session) -> Camera:
         cam = camera_for(s, user, cid, "admin")
@@ -141,6 +144,8 @@ async def update_camera(request: Request) -> Response:
             model = field(data, "model", str, max_len=100)
             cam.model = _check_brand_model(app, cam.brand, model)
         _secret_fields(app, cam, data)
+        if masks is not None:
+            cam.privacy_masks = masks or None
         s.add(cam)
         s.commit()
         return cam

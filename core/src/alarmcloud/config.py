@@ -73,6 +73,10 @@ class IngestConfig(BaseModel):
     max_clip_seconds: float = Field(300.0, description="Clips longer than this are rejected")
     probe_timeout_seconds: float = Field(20.0, description="Time limit for probing one upload")
     probe_memory_mb: int = Field(1024, description="Address-space limit of the probe process")
+    mask_timeout_seconds: float = Field(180.0, description="Time limit for painting a camera's privacy masks into "
+                                        "one clip (decode and H.264 encode)")
+    mask_memory_mb: int = Field(2048, description="Address-space limit of the privacy-mask process")
+    mask_threads: int = Field(2, description="Encoder threads of the privacy-mask process")
     series_gap_seconds: float = Field(60.0, description="Clips closer than this form one alarm series")
 
 

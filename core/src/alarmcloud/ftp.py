@@ -264,12 +264,15 @@ class FtpIngestServer:
         self._set_thumbnail(clip_id, data)
 
     def _set_thumbnail(self, clip_id: str, data: bytes) -> None:
-        from alarmcloud.models import Clip
+        from alarmcloud.models import Camera, Clip
 
         with self.app.db.session() as s:
             clip = s.get(Clip, clip_id)
             if clip is None:
                 return
+            cam = s.get(Camera, clip.camera_id)
+            if cam is None or cam.privacy_masks:
+                return  # the camera's snapshot would show what its privacy masks hide; keep the masked thumbnail
             key = clip.thumb_key or clip.blob_key.rsplit(".", 1)[0] + ".jpg"
             self.app.blobs.put_bytes(key, data)
             if clip.thumb_key != key:

@@ -20,6 +20,7 @@ from alarmcloud import crypto, jobs
 from alarmcloud.auth import core
 from alarmcloud.errors import ApiError
 from alarmcloud.events import CLIP_STORED, STORAGE_ALMOST_FULL, Event
+from alarmcloud.masks import safe_mask
 from alarmcloud.models import Account, Camera, Clip, Rejection, Series, new_id, utcnow
 from alarmcloud.safeprobe import safe_probe
 from alarmcloud.storage import make_room, used_bytes
@@ -100,6 +101,7 @@ def reject(app: AlarmCloud, camera_id: str, path: Path, code: str, message: str,
     """Delete the data at once, count it on the camera, keep only the reason for the owner."""
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".thumb.jpg").unlink(missing_ok=True)
+    path.with_name(path.name + ".masked.mp4").unlink(missing_ok=True)
     with app.db.session() as s:
         cam = s.get(Camera, camera_id)
         if cam is not None:
@@ -116,7 +118,8 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
                 thumbnail: bytes | None = None, channel: str = "http") -> IngestResult:
     """Validate the staged file at ``path`` and store it as a clip of the camera (blocking; call in a thread).
 
-    The file is consumed: moved into blob storage or deleted. Rows are written in one transaction.
+    The file is consumed: moved into blob storage or deleted. Rows are written in one transaction. For a camera
+    with privacy masks the stored clip is a masked copy (``masks.safe_mask``); the upload itself is deleted.
     """
     meta = meta or {}
     st = app.settings
@@ -126,13 +129,17 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
             path.unlink(missing_ok=True)
             raise Rejected("unknown_camera", "camera not found", 404)
         brand, model, account_id = cam.brand, cam.model, cam.account_id
+        masks = list(cam.privacy_masks or [])
+    if masks:
+        thumbnail = None  # a camera's own snapshot would show the masked areas: the thumbnail comes from the result
     try:
         recorded_at = parse_time(meta.get("recorded_at"))
     except Rejected as exc:
         raise reject(app, camera_id, path, exc.code, exc.message, 400, channel) from None
     try:
         thumb_file = path.with_name(path.name + ".thumb.jpg") if thumbnail is None else None
-        probe = safe_probe(path, st.ingest.probe_timeout_seconds, st.ingest.probe_memory_mb, thumb_file)
+        probe = safe_probe(path, st.ingest.probe_timeout_seconds, st.ingest.probe_memory_mb,
+                           None if masks else thumb_file)
     except ProbeError as exc:
         path.with_name(path.name + ".thumb.jpg").unlink(missing_ok=True)
         raise reject(app, camera_id, path, exc.code, exc.message, 422, channel) from None
@@ -152,6 +159,16 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     flags = list(verdict.flags)
     if probe.duration > st.fair_use.long_clip_seconds and "long_clip" not in flags:
         flags.append("long_clip")
+    if masks:
+        # paint the masks before anything is stored: the unmasked upload is deleted, never moved into the blobs
+        masked = path.with_name(path.name + ".masked.mp4")
+        try:
+            safe_mask(path, masked, masks, st.ingest.mask_timeout_seconds, st.ingest.mask_memory_mb, thumb_file,
+                      st.ingest.mask_threads)
+        except ProbeError as exc:
+            raise reject(app, camera_id, path, exc.code, exc.message, 422, channel) from None
+        path.unlink(missing_ok=True)
+        path = masked
     if thumbnail is None and thumb_file is not None and thumb_file.exists():
         thumbnail = thumb_file.read_bytes()  # decoded in the limited child, never in the server process
     if thumb_file is not None:
@@ -162,7 +179,11 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     thumb_key = f"{account_id}/{camera_id}/{clip_id}.jpg" if thumbnail else None
     now = utcnow()
     started = recorded_at or (now - timedelta(seconds=probe.duration))
-    size = app.blobs.put_file(blob_key, path)  # the move is atomic; an orphan blob is swept at start-up
+    try:
+        size = app.blobs.put_file(blob_key, path)  # the move is atomic; an orphan blob is swept at start-up
+    finally:
+        if masks:
+            path.unlink(missing_ok=True)  # the masked copy is ours to remove (the caller removes the upload)
     if thumb_key and thumbnail:
         app.blobs.put_bytes(thumb_key, thumbnail)
     evicted: list[str] = []

@@ -104,6 +104,8 @@ class Camera(SQLModel, table=True):
     fair_use_since: datetime | None = None
     fair_use_override: str | None = Field(default=None, max_length=32)  # operator: normal | low_priority
     false_alarm_rate: float | None = None
+    # rectangles [x0, y0, x1, y1] (fractions of the frame) painted black before a clip is stored; None = no masks
+    privacy_masks: list[list[float]] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Series(SQLModel, table=True):

@@ -23,10 +23,15 @@ def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> di
 
 STR, INT, BOOL, ANY = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {}
 NSTR = {"type": ["string", "null"]}
+#: up to 8 rectangles [x0, y0, x1, y1] in fractions of the frame (x0 < x1, y0 < y1, each at least 1 % wide and high)
+MASKS = {"type": "array", "maxItems": 8, "description": "Privacy masks: rectangles [x0, y0, x1, y1] in fractions of "
+         "the frame, painted black before a clip is stored", "items": {
+             "type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number", "minimum": 0, "maximum": 1}}}
 CREDENTIALS = _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 10}})
 CAMERA = _obj({"id": STR, "name": STR, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
                "has_p2p_id": BOOL, "has_credentials": BOOL, "upload_username": NSTR,
-               "detectors": {"type": "object", "additionalProperties": BOOL}, "created_at": STR})
+               "detectors": {"type": "object", "additionalProperties": BOOL}, "privacy_masks": MASKS,
+               "created_at": STR})
 CAMERA_IN = _obj({"name": STR, "brand": STR, "model": STR},
                  {"host": STR, "p2p_id": STR, "username": STR, "password": STR, "port": INT,
                   "integrations_may_use_credentials": BOOL})
@@ -65,7 +70,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/cameras"): {"status": 201, "request": CAMERA_IN, "response": CAMERA},
     ("GET", "/api/v1/cameras/{camera_id}"): {"status": 200, "response": CAMERA},
     ("PATCH", "/api/v1/cameras/{camera_id}"): {"status": 200, "request": {
-        "type": "object", "properties": CAMERA_IN["properties"]}, "response": CAMERA},
+        "type": "object", "properties": {**CAMERA_IN["properties"], "privacy_masks": MASKS}}, "response": CAMERA,
+        "errors": [400, 401, 403, 404, 422]},
     ("DELETE", "/api/v1/cameras/{camera_id}"): {"status": 204},
     ("POST", "/api/v1/cameras/{camera_id}/upload-credentials"): {"status": 201, "response": _obj(
         {"username": STR, "password": STR, "http_url": STR, "ftp_host": STR, "ftp_port": INT}, {"ftps": BOOL})},
@@ -90,7 +96,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 _ERRORS = {400: "Invalid request", 401: "Not logged in", 403: "Forbidden (e.g. missing CSRF token)",
-           404: "Not found", 413: "Too large (e.g. too many items)"}
+           404: "Not found", 413: "Too large (e.g. too many items)",
+           422: "Invalid value (e.g. privacy masks outside the frame); nothing was changed"}
 
 
 def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
