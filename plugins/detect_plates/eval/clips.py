@@ -1,0 +1,120 @@
+"""What the plate evaluations share: the photo folder, the camera view of a photo, clip making and scoring."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from alarmcloud import video
+from alarmcloud.contracts import ClipFrames, Finding
+from alarmcloud.testing import make_clip
+from alarmcloud_detect_plates.detector import PlateDetector
+from alarmcloud_detect_plates.formats import plate_distance
+from PIL import Image
+
+Scene = Callable[[int, float, int, int], np.ndarray]
+MODES = ("all countries", "camera country")
+MOTIONS = ("still", "zoom", "pan")
+OUTCOMES = ("exact", "miss", "characters", "length", "other text")
+
+
+def default_data() -> Path:
+    """``$ALARMCLOUD_SHARED/data/plates`` or ``../shared/data/plates`` next to the repository."""
+    shared = os.environ.get("ALARMCLOUD_SHARED")
+    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / ".." / "shared"
+    return (base / "data" / "plates").resolve()
+
+
+def load_rows(data: Path, stride: int = 1) -> list[dict[str, str]]:
+    """Every ``stride``-th row of ``labels.csv`` (file, plate, x, y, w, h, region)."""
+    with open(data / "labels.csv", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))[::stride]
+
+
+def box_of(row: dict[str, str]) -> tuple[float, float, float, float]:
+    """The labelled plate box (x, y, w, h in photo pixels)."""
+    x, y, w, h = (float(row[k]) for k in "xywh")
+    return x, y, w, h
+
+
+def split_of(name: str) -> str:
+    """'holdout' for a fixed third of the photos (by a hash of the file name), else 'dev'."""
+    return "holdout" if zlib.crc32(name.encode()) % 3 == 0 else "dev"
+
+
+def view_window(
+    size: tuple[int, int], box: tuple[float, ...] | None, motion: str, f: float, w: int, h: int
+) -> tuple[float, int, int, int, int]:
+    """Where a ``w`` x ``h`` camera sees a photo of ``size`` at ``f`` (0-1) of the clip: the cover scale and the
+    window (x0, y0, width, height) in scaled-photo pixels, centred on the plate as far as the photo allows."""
+    iw, ih = size
+    px, py, pw, ph = box or (iw / 2, ih / 2, 0, 0)
+    s = max(w / iw, h / ih) * 1.05
+    bw, bh = round(iw * s), round(ih * s)
+    z = 1.0 + 0.08 * f if motion == "zoom" else 1.0
+    cw, ch = round(w / z), round(h / z)
+    # the camera looks at the driveway; a pan sweeps 30 % of the spare width
+    cx = (px + pw / 2) * s + (0.3 * (f - 0.5) * (bw - cw) if motion == "pan" else 0.0)
+    x0 = int(np.clip(cx - cw / 2, 0, bw - cw))
+    y0 = int(np.clip((py + ph / 2) * s - ch / 2, 0, bh - ch))
+    return s, x0, y0, cw, ch
+
+
+def photo_scene(img: Image.Image, motion: str, seconds: float, box: tuple[float, ...] | None = None) -> Scene:
+    """A camera view of a photo (cover-scaled, plate kept in view): still, slow zoom, or a slow pan."""
+    cache: dict[tuple[int, int], np.ndarray] = {}
+
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        s, x0, y0, cw, ch = view_window(img.size, box, motion, t / max(seconds, 1e-6), w, h)
+        if (w, h) not in cache:
+            cache[(w, h)] = np.asarray(img.resize((round(img.width * s), round(img.height * s)), Image.BILINEAR))
+        crop = cache[(w, h)][y0 : y0 + ch, x0 : x0 + cw]
+        if (cw, ch) != (w, h):
+            crop = np.asarray(Image.fromarray(crop).resize((w, h), Image.BILINEAR))
+        return np.ascontiguousarray(crop)
+
+    return scene
+
+
+def camera_clip(path: Path, scene: Scene, seconds: float, width: int, height: int, gop: float = 1.0) -> Path:
+    """An H.264 clip of ``scene`` at 15 fps, as a camera records it."""
+    return make_clip(path, seconds=seconds, width=width, height=height, fps=15, gop_seconds=gop, scene=scene)
+
+
+def decode(det: PlateDetector, path: Path) -> ClipFrames:
+    """Probe and decode once, as the worker does."""
+    return video.decode(path, [det.frame_request()], video.probe(path))[0]
+
+
+def analyse(det: PlateDetector, frames: ClipFrames, countries: list[str] | None) -> tuple[list[Finding], float]:
+    """The detector's findings and CPU seconds (``analyze`` only, not the shared decode)."""
+    frames.options = {"countries": countries} if countries else {}
+    t0 = time.process_time()
+    findings = det.analyze(frames)
+    return findings, time.process_time() - t0
+
+
+def outcome(truth: str, texts: list[str]) -> str:
+    """exact, or the kind of failure: miss (nothing read), length (a character too many or too few),
+    characters (right length, wrong characters), other text (something else in the picture was read)."""
+    if truth in texts:
+        return "exact"
+    if not texts:
+        return "miss"
+    best = min(texts, key=lambda t: plate_distance(t, truth))
+    if plate_distance(best, truth) > max(2, len(truth) // 2):
+        return "other text"
+    return "length" if len(best) != len(truth) else "characters"
+
+
+def char_accuracy(truth: str, texts: list[str]) -> float:
+    """1 - edit distance / length of the read closest to the truth (0 when nothing was read)."""
+    if not texts:
+        return 0.0
+    best = min(texts, key=lambda t: plate_distance(t, truth))
+    return max(0.0, 1 - plate_distance(best, truth) / len(truth))
