@@ -17,7 +17,7 @@ from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import load_event, query_events
-from alarmcloud.models import Camera, Rejection, iso
+from alarmcloud.models import Camera, CameraRight, Clip, Rejection, iso
 from alarmcloud.web import charts, operator
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -275,8 +275,18 @@ async def camera_page(request: Request) -> Response:
             return None
         rej = s.exec(select(Rejection).where(Rejection.camera_id == cid).order_by(
             col(Rejection.at).desc()).limit(20)).all()
+        latest = s.exec(select(Clip).where(Clip.camera_id == cid).order_by(
+            col(Clip.started_at).desc()).limit(1)).first()
+        thumb = latest if latest is not None and latest.thumb_key else s.exec(
+            select(Clip).where(Clip.camera_id == cid, col(Clip.thumb_key).is_not(None)).order_by(
+                col(Clip.started_at).desc()).limit(1)).first()
+        right = s.get(CameraRight, (user.id, cid)) if user.account.owner_id is not None else None
+        frame = thumb or latest
         return {"camera": camera_json(cam),
-                "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej]}
+                "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
+                "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,
+                          "size": (frame.width, frame.height) if frame and frame.width and frame.height else None,
+                          "can_edit": user.account.owner_id is None or (right is not None and right.right == "admin")}}
 
     data = await app.db.run(_load)
     if data is None:
@@ -287,6 +297,11 @@ async def camera_page(request: Request) -> Response:
                   "on": bool(cam["detectors"].get(n))} for n, spec in sorted(app.plugins.detector_specs.items())]
     adapter = app.plugins.camera_adapter(cam["brand"])
     model = next((m for m in adapter.models() if m.name == cam["model"]), None) if adapter else None
+    masks = data["masks"]
+    if masks["size"] is None:  # no clip yet: the frame of the model's first resolution, else 16:9
+        masks["size"] = tuple(model.resolutions[0]) if model and model.resolutions else (16, 9)
+    if masks["thumbnail"] is None and cam["has_address"] and adapter is not None:
+        masks["snapshot"] = f"/api/v1/cameras/{cam['id']}/snapshot"
     return render(request, "camera.html", user, detectors=detectors, adapter=adapter is not None,
                   ptz=bool(model and model.ptz), **data)
 

@@ -860,3 +860,159 @@
     }
   });
 })();
+
+// ------------------------------------------------------------ privacy masks (camera page)
+(function () {
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const api = (...a) => window.alarmcloud.api(...a);
+  const MAX = 8;
+  const MIN = 0.01;  // each mask at least 1 % of the picture's width and height (the server checks it too)
+  const pct = (v) => Math.round(v * 1000) / 10;
+  const r4 = (v) => Math.round(v * 10000) / 10000;
+  const place = (el, m) => Object.assign(el.style, { left: m[0] * 100 + "%", top: m[1] * 100 + "%",
+                                                     width: (m[2] - m[0]) * 100 + "%", height: (m[3] - m[1]) * 100 + "%" });
+
+  function setup(card) {
+    const stage = $("[data-mask-stage]", card);
+    const list = $("[data-mask-list]", card);
+    const empty = $("[data-mask-empty]", card);
+    const err = $("[data-mask-error]", card);
+    const state = $("[data-mask-state]", card);
+    const editable = card.hasAttribute("data-editable");
+    let masks = [];
+    try { masks = JSON.parse(stage.dataset.initial || "[]") || []; } catch (e) { masks = []; }
+    let saved = JSON.stringify(masks);
+    stage.style.aspectRatio = stage.dataset.aspect || "16 / 9";  // set here: the page's CSP allows no inline styles
+    const img = $("img", stage);
+    const noPicture = () => {
+      stage.classList.add("no-picture");
+      if (img) img.hidden = true;
+      $(".mask-note", stage).textContent = "No picture: the masks are shown on the frame's outline.";
+    };
+    if (img) {
+      img.addEventListener("error", noPicture);
+      if (img.complete && img.naturalWidth === 0) noPicture();
+    }
+
+    function say(text) { if (err) { err.textContent = text; err.hidden = !text; } }
+    function dirty() { if (state) state.textContent = JSON.stringify(masks) === saved ? "" : "Not saved yet."; }
+
+    function render() {
+      stage.querySelectorAll(".mask-rect:not(.drawing)").forEach((el) => el.remove());
+      masks.forEach((m, i) => {
+        const el = document.createElement("div");
+        el.className = "mask-rect";
+        el.setAttribute("aria-hidden", "true");  // the list below names every mask
+        el.textContent = String(i + 1);
+        place(el, m);
+        stage.append(el);
+      });
+      list.replaceChildren(...masks.map((m, i) => {
+        const li = document.createElement("li");
+        const span = document.createElement("span");
+        span.textContent = `Mask ${i + 1}: ${pct(m[0])}–${pct(m[2])} % across, ${pct(m[1])}–${pct(m[3])} % down`;
+        li.append(span);
+        if (editable) {
+          const b = document.createElement("button");
+          b.type = "button";
+          b.textContent = "Remove";
+          b.setAttribute("aria-label", `Remove mask ${i + 1}`);
+          b.addEventListener("click", () => {
+            masks.splice(i, 1);
+            say("");
+            render();
+            const next = list.querySelectorAll("button")[Math.min(i, masks.length - 1)] || $("[data-mask-save]", card);
+            if (next) next.focus();
+          });
+          li.append(b);
+        }
+        return li;
+      }));
+      list.hidden = !masks.length;
+      empty.hidden = masks.length > 0;
+      dirty();
+    }
+
+    function add(m) {
+      if (masks.length >= MAX) { say(`At most ${MAX} masks per camera: remove one first.`); return false; }
+      masks.push(m.map(r4));
+      say("");
+      render();
+      return true;
+    }
+
+    render();
+    if (!editable) return;
+
+    // draw by dragging on the picture (mouse, pen or finger)
+    let start = null;
+    let drawing = null;
+    const at = (e) => {
+      const r = stage.getBoundingClientRect();
+      return [Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)),
+              Math.min(1, Math.max(0, (e.clientY - r.top) / r.height))];
+    };
+    const box = (a, b) => [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+    stage.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      e.preventDefault();
+      if (masks.length >= MAX) { say(`At most ${MAX} masks per camera: remove one first.`); return; }
+      start = at(e);
+      stage.setPointerCapture(e.pointerId);
+      drawing = document.createElement("div");
+      drawing.className = "mask-rect drawing";
+      drawing.setAttribute("aria-hidden", "true");
+      place(drawing, [...start, ...start]);
+      stage.append(drawing);
+    });
+    stage.addEventListener("pointermove", (e) => { if (start) place(drawing, box(start, at(e))); });
+    const finish = (e, cancel) => {
+      if (!start) return;
+      const m = box(start, at(e));
+      start = null;
+      drawing.remove();
+      drawing = null;
+      if (cancel) return;
+      if (m[2] - m[0] < MIN || m[3] - m[1] < MIN) {
+        say("Drag across the area to cover: a mask is at least 1 % of the picture's width and height.");
+        return;
+      }
+      add(m);
+    };
+    stage.addEventListener("pointerup", (e) => finish(e, false));
+    stage.addEventListener("pointercancel", (e) => finish(e, true));
+
+    // the same by keyboard: four percentages
+    const form = $("[data-mask-add]", card);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = ["x0", "y0", "x1", "y1"].map((n) => form.elements[n].value.trim() === "" ? NaN
+                                                                                          : Number(form.elements[n].value));
+      if (v.some((x) => !isFinite(x) || x < 0 || x > 100)) { say("Enter four numbers from 0 to 100 (percent)."); return; }
+      if (!(v[0] < v[2] && v[1] < v[3])) { say("Left must be less than Right, and Top less than Bottom."); return; }
+      if (v[2] - v[0] < MIN * 100 || v[3] - v[1] < MIN * 100) {
+        say("A mask must be at least 1 % of the picture's width and height.");
+        return;
+      }
+      add(v.map((x) => x / 100));
+    });
+
+    const save = $("[data-mask-save]", card);
+    save.addEventListener("click", async () => {
+      say("");
+      save.disabled = true;
+      const r = await api("PATCH", card.dataset.masks, { privacy_masks: masks });
+      save.disabled = false;
+      if (!r.ok) { say(r.message); return; }
+      masks = r.data.privacy_masks || [];
+      saved = JSON.stringify(masks);
+      render();
+      state.textContent = masks.length ? "Saved: new clips are stored with these masks." : "Saved: no masks.";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const card = $("[data-masks]");
+    if (card) setup(card);
+  });
+})();
