@@ -303,3 +303,48 @@ def test_migration_0006_adds_a_nullable_column_that_keeps_existing_cameras_unmas
         assert "privacy_masks" not in {c["name"] for c in sa.inspect(engine).get_columns("cameras")}
     finally:
         engine.dispose()
+
+
+def test_ftp_uploads_of_a_masked_camera_are_masked_and_its_snapshots_never_stored(api: Any, server: LiveServer,
+                                                                                   kit: Any, tmp_path: Path) -> None:
+    """FTP cameras send a JPEG snapshot before or after the clip; for a masked camera neither becomes the thumbnail."""
+    import ftplib
+    import time
+
+    from alarmcloud.ftp import start_ftp_server
+    from PIL import Image
+
+    core: Any = server.core
+    core.settings.ftp.passive_ports = ""
+    srv = start_ftp_server(core, port=0, host="127.0.0.1")
+    try:
+        a, cam, creds = setup_camera(api, "ftp.masks@example.com")
+        buf = io.BytesIO()
+        Image.new("RGB", (W, H), (255, 255, 255)).save(buf, format="JPEG")
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", srv.port, timeout=30)
+        ftp.login(creds["username"], creds["password"])
+        clip = bright_clip(tmp_path / "ftp.mp4").read_bytes()
+        for i, order in enumerate((("snap", "clip"), ("clip", "snap"))):
+            for what in order:
+                if what == "snap":
+                    ftp.storbinary(f"STOR s{i}.jpg", io.BytesIO(buf.getvalue()))
+                else:
+                    ftp.storbinary(f"STOR c{i}.mp4", io.BytesIO(clip))
+            time.sleep(0.5)  # a late snapshot is paired with the clip in the background
+        ftp.quit()
+        deadline = time.monotonic() + 20
+        while len(items := a.get("/api/v1/events").json()["items"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(items) == 2
+        for ev in items:
+            path, _ = stored_clip(core, ev["id"])
+            inside, _ = regions(W, H)
+            assert max(float(f[inside].max()) for f in decoded(path)) <= 12
+            thumb = a.get(f"/api/v1/events/{ev['id']}/thumbnail")
+            img = np.asarray(Image.open(io.BytesIO(thumb.content)).convert("RGB")).astype(np.int16)
+            t_inside, _ = regions(img.shape[1], img.shape[0], inset=4)
+            assert img[t_inside].max() <= 25
+        assert not [f for f in kit.stored_files(core) if f.startswith(".tmp")]  # no staged file left
+    finally:
+        srv.stop()
