@@ -128,6 +128,43 @@ def test_masked_areas_are_black_in_the_stored_video_and_thumbnail_audio_kept(
     assert a.get("/api/v1/storage").json()["used_bytes"] == path.stat().st_size
 
 
+def g711_clip(path: Path, seconds: int = 3, fps: int = 10) -> Path:
+    """A camera-like H.264 clip with G.711 A-law audio, in a QuickTime file (MP4 cannot hold G.711)."""
+    from fractions import Fraction
+
+    with av.open(str(path), "w", format="mov") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        vs.codec_context.gop_size = 2 * fps
+        vs.codec_context.options = {"preset": "ultrafast", "bf": "0", "sc_threshold": "0"}
+        aus = out.add_stream("pcm_alaw", rate=8000)
+        for i in range(seconds * fps):
+            frame = av.VideoFrame.from_ndarray(bright_scene(i, i / fps, W, H), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        tone = (np.sin(np.arange(8000 * seconds) / 8000 * 2 * np.pi * 440) * 8000).astype(np.int16)[None, :]
+        af = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        af.sample_rate, af.pts = 8000, 0
+        out.mux(aus.encode(af))
+        out.mux(aus.encode(None))
+    return path
+
+
+def test_g711_audio_of_a_camera_is_kept_unchanged_when_masking(api: Any, server: LiveServer, tmp_path: Path) -> None:
+    a, cam, creds = setup_camera(api, "g711@example.com")
+    upload = g711_clip(tmp_path / "g711.mp4")
+    r = a.upload(creds, upload)
+    assert r.status_code == 201, r.text
+    path, clip = stored_clip(server.core, r.json()["clip_id"])
+    with av.open(str(path)) as c:
+        assert c.streams.audio[0].codec_context.name == "pcm_alaw"
+    assert audio_packets(path) == audio_packets(upload) != []
+    inside, _ = regions(W, H)
+    assert max(float(f[inside].max()) for f in decoded(path)) <= 12
+    assert clip.codec == "h264"
+
+
 def test_camera_snapshot_is_not_used_as_thumbnail_of_a_masked_camera(api: Any, server: LiveServer,
                                                                      tmp_path: Path) -> None:
     """A camera-sent JPEG shows the masked area: the thumbnail is made from the masked video instead."""

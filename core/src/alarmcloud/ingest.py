@@ -210,8 +210,8 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
             clip = Clip(id=clip_id, account_id=account_id, camera_id=camera_id, series_id=series.id,
                         blob_key=blob_key, thumb_key=thumb_key, size_bytes=size, started_at=started,
                         received_at=now, duration=probe.duration, width=probe.width, height=probe.height,
-                        fps=probe.fps, codec=probe.video_codec or "", original_name=(meta.get("original_name")
-                                                                                     or None),
+                        fps=probe.fps, codec="h264" if masks else probe.video_codec or "",  # masked: re-encoded
+                        original_name=meta.get("original_name") or None,
                         trigger=trigger if isinstance(trigger, dict) else None, flags=flags)
             if acc.restricted:
                 clip.status = "skipped"  # GDPR Art. 18: stored, never processed

@@ -27,6 +27,8 @@ MIN_SIZE = 0.01  # 1 % of the frame's width and height
 #: the H.264 encoding of a masked clip (x264 CRF: 23 is its default quality; veryfast keeps the CPU cost low)
 CRF = "23"
 PRESET = "veryfast"
+#: audio codecs the MP4 muxer takes as they are
+MP4_AUDIO = frozenset({"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"})
 
 
 def validate_masks(value: Any) -> list[list[float]]:
@@ -86,50 +88,62 @@ def mask_clip(src: Path, dst: Path, masks: list[list[float]], threads: int = 2) 
     """Decode ``src``, paint the masks, encode H.264 to ``dst`` (same size, frame times); copy audio packets."""
     import av
 
-    with av.open(str(src), metadata_errors="ignore") as inp, av.open(str(dst), mode="w", format="mp4") as out:
-        ivs = inp.streams.video[0]
+    with av.open(str(src), metadata_errors="ignore") as inp:
         ias = inp.streams.audio[0] if inp.streams.audio else None
-        icc = ivs.codec_context
-        width, height = int(icc.width), int(icc.height)
-        rects = pixel_rects(masks, width, height)
-        rate = ivs.average_rate or ivs.guessed_rate or ivs.base_rate or Fraction(15)
-        tb = ivs.time_base or Fraction(1, 90000)
-        ovs = out.add_stream("libx264", rate=rate)
-        ovs.width, ovs.height, ovs.pix_fmt = width, height, "yuv420p"
-        ovs.time_base = tb
-        occ = ovs.codec_context
-        occ.time_base = tb
-        occ.thread_count = threads
-        # keyframes where the camera put them (forced IDR), no B-frames: the stored clip stays camera-like for the
-        # keyframe-based decoding of thumbnails and detectors; at most one keyframe per 10 s otherwise
-        occ.gop_size = max(1, round(float(rate) * 10))
-        occ.options = {"crf": CRF, "preset": PRESET, "bf": "0", "sc_threshold": "0",
-                       "x264-params": "forced-idr=1"}
-        oas = out.add_stream_from_template(ias) if ias is not None else None
-        frames = 0
-        streams = [ivs] + ([ias] if ias is not None else [])
-        try:
-            for packet in inp.demux(*streams):  # ends with an empty packet per stream, which flushes the decoder
-                if packet.stream.index == ivs.index:
-                    for frame in icc.decode(packet):
-                        frames += 1
-                        _encode(out, ovs, frame, rects)
-                elif oas is not None and packet.dts is not None:
-                    packet.stream = oas
-                    out.mux(packet)
-        except av.error.FFmpegError as exc:
-            raise ProbeError("corrupt_video", f"the video data is corrupt: {exc.__class__.__name__}") from None
-        for packet in ovs.encode(None):
-            out.mux(packet)
-    if frames == 0:
-        raise ProbeError("no_video_frames", "the video stream holds no frames")
-    return {"frames": frames, "rects": len(rects)}
+        # G.711 / G.726 camera audio cannot go into MP4; QuickTime (the same ISO file family) holds it unchanged
+        fmt = "mp4" if ias is None or ias.codec_context.name in MP4_AUDIO else "mov"
+        with av.open(str(dst), mode="w", format=fmt) as out:
+            return _mask_streams(inp, out, ias, masks, threads)
 
 
-def _encode(out: Any, ovs: Any, frame: Any, rects: list[tuple[int, int, int, int]]) -> None:
+def _mask_streams(inp: Any, out: Any, ias: Any, masks: list[list[float]], threads: int) -> dict[str, Any]:
     import av
 
-    keyframe, pts = frame.key_frame, frame.pts
+    ivs = inp.streams.video[0]
+    icc = ivs.codec_context
+    icc.thread_count = threads
+    width, height = int(icc.width), int(icc.height)
+    rects = pixel_rects(masks, width, height)
+    rate = ivs.average_rate or ivs.guessed_rate or ivs.base_rate or Fraction(15)
+    tb = ivs.time_base or Fraction(1, 90000)
+    ovs = out.add_stream("libx264", rate=rate)
+    ovs.width, ovs.height, ovs.pix_fmt = width, height, "yuv420p"
+    ovs.time_base = tb
+    occ = ovs.codec_context
+    occ.time_base = tb
+    occ.thread_count = threads
+    # keyframes where the camera put them (forced IDR), no B-frames: the stored clip stays camera-like for the
+    # keyframe-based decoding of thumbnails and detectors; at most one keyframe per 10 s otherwise
+    occ.gop_size = max(1, round(float(rate) * 10))
+    occ.options = {"crf": CRF, "preset": PRESET, "bf": "0", "sc_threshold": "0", "x264-params": "forced-idr=1"}
+    oas = out.add_stream_from_template(ias) if ias is not None else None
+    frames = 0
+    step = max(1, round(1 / (float(rate) * tb)))  # one frame in time-base units, for frames without a time
+    last_pts = -step
+    try:
+        for packet in inp.demux(*([ivs] + ([ias] if ias is not None else []))):  # ends with flushing packets
+            if packet.stream.index == ivs.index:
+                for frame in icc.decode(packet):
+                    frames += 1
+                    pts = frame.pts if frame.pts is not None and frame.pts > last_pts else last_pts + step
+                    _encode(out, ovs, frame, pts, rects)
+                    last_pts = pts
+            elif oas is not None and packet.dts is not None:
+                packet.stream = oas
+                out.mux(packet)
+    except av.error.FFmpegError as exc:
+        raise ProbeError("corrupt_video", f"the video data is corrupt: {exc.__class__.__name__}") from None
+    for packet in ovs.encode(None):
+        out.mux(packet)
+    if frames == 0:
+        raise ProbeError("no_video_frames", "the video stream holds no frames")
+    return {"frames": frames, "rects": len(rects), "format": out.format.name}
+
+
+def _encode(out: Any, ovs: Any, frame: Any, pts: int, rects: list[tuple[int, int, int, int]]) -> None:
+    import av
+
+    keyframe = frame.key_frame
     if frame.format.name != "yuv420p" or frame.width != ovs.width or frame.height != ovs.height:
         frame = frame.reformat(width=ovs.width, height=ovs.height, format="yuv420p")
     frame.pts = pts
