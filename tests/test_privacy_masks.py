@@ -385,3 +385,18 @@ def test_ftp_uploads_of_a_masked_camera_are_masked_and_its_snapshots_never_store
         assert not [f for f in kit.stored_files(core) if f.startswith(".tmp")]  # no staged file left
     finally:
         srv.stop()
+
+
+def test_openapi_documents_the_masks_and_the_422(api: Any, server: LiveServer) -> None:
+    import jsonschema
+
+    a, cam, _ = setup_camera(api, "schema.masks@example.com")
+    op = httpx.get(server.url + "/openapi.json").json()["paths"]["/api/v1/cameras/{camera_id}"]["patch"]
+    body = {"privacy_masks": [[0.25, 0.25, 0.75, 0.5]]}
+    jsonschema.validate(body, op["requestBody"]["content"]["application/json"]["schema"])
+    r = a.patch(f"/api/v1/cameras/{cam['id']}", json=body)
+    jsonschema.validate(r.json(), op["responses"]["200"]["content"]["application/json"]["schema"])
+    assert r.json()["privacy_masks"] == body["privacy_masks"]
+    r = a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": [[0, 0, 2, 1]]})
+    assert r.status_code == 422 and "422" in op["responses"]
+    jsonschema.validate(r.json(), op["responses"]["422"]["content"]["application/json"]["schema"])
