@@ -54,6 +54,20 @@ def authorize(user: Any, client_id: str, challenge: str | None, redirect: str = 
     return user.http.post(url, data={"csrf_token": csrf, "decision": decision})
 
 
+def recorded_events(server: LiveServer) -> list[Any]:
+    """The events the core emits from now on (still delivered as usual)."""
+    core: Any = server.core
+    emitted: list[Any] = []
+    emit = core.emit
+
+    async def record(event: Any) -> None:
+        emitted.append(event)
+        await emit(event)
+
+    core.emit = record
+    return emitted
+
+
 def code_of(resp: httpx.Response) -> str:
     assert resp.status_code == 303, resp.text
     loc = urlparse(resp.headers["location"])
@@ -139,15 +153,7 @@ def test_links_list_and_unlink(api: Any, server: LiveServer) -> None:
                          "code_verifier": verifier}, auth=(client_id, secret)).json()
     items = user.get("/api/v1/me/links").json()["items"]
     assert [(i["client_id"], i["integration"]) for i in items] == [(client_id, "ifttt")]
-    core: Any = server.core
-    emitted: list[Any] = []
-    emit = core.emit
-
-    async def record(event: Any) -> None:
-        emitted.append(event)
-        await emit(event)
-
-    core.emit = record  # integrations learn of the unlink through the event
+    emitted = recorded_events(server)  # integrations learn of the unlink through the event
     other = api().register("other@example.com")
     assert other.delete(f"/api/v1/me/links/{client_id}").status_code == 404
     assert principal(server, tok["access_token"]) is not None
@@ -172,15 +178,7 @@ def test_the_platform_revoking_its_last_token_ends_the_link(api: Any, server: Li
         code = code_of(authorize(user, client_id, challenge))
         toks.append(token(server, {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
                                    "code_verifier": verifier}, auth=(client_id, secret)).json())
-    core: Any = server.core
-    emitted: list[Any] = []
-    emit = core.emit
-
-    async def record(event: Any) -> None:
-        emitted.append(event)
-        await emit(event)
-
-    core.emit = record
+    emitted = recorded_events(server)
     r = httpx.post(server.url + "/oauth/revoke", data={"token": toks[0]["refresh_token"]}, auth=(client_id, secret))
     assert r.status_code == 200
     # one device's tokens end; the link and the other device stay
