@@ -154,19 +154,13 @@ def _encode(out: Any, ovs: Any, frame: Any, pts: int, rects: list[tuple[int, int
         out.mux(packet)
 
 
-def _limits(memory_mb: int, cpu_seconds: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 1024 * 1024, memory_mb * 1024 * 1024))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
 def safe_mask(src: Path, dst: Path, masks: list[list[float]], timeout: float = 180.0, memory_mb: int = 2048,
               thumbnail: Path | None = None, threads: int = 2) -> dict[str, Any]:
     """Mask ``src`` into ``dst`` (and a JPEG thumbnail of the result) in a limited child; ProbeError on failure.
 
     ``dst`` is removed when masking fails, so nothing unmasked or half-written is left to be stored.
     """
-    from alarmcloud.safeprobe import _SLOTS
+    from alarmcloud.safeprobe import _SLOTS, _limits
 
     args = [sys.executable, "-m", "alarmcloud.masks", str(src), str(dst), json.dumps(masks), str(threads)]
     args += [str(thumbnail)] if thumbnail else []
