@@ -115,6 +115,51 @@ def test_alarm_email_arrives_after_the_verdict_with_links(api: Any, server: Any,
     assert row.state == "sent" and row.attempts == 1
 
 
+def test_the_picture_goes_with_the_email_only_when_switched_on(api: Any, server: Any, mailbox: Mailbox,
+                                                              clip: Path) -> None:
+    a = api().register("picture@example.com")
+    _mail_on(a, notify_cooldown_seconds=0)
+    assert a.get("/api/v1/me").json()["notify_email_picture"] is False  # off by default
+    cam = a.camera("Porch")
+    creds = a.upload_credentials(cam["id"])
+    assert a.upload(creds, clip).status_code == 201
+    (plain,) = mailbox.wait(1)
+    assert not plain.is_multipart() and plain.get_content_type() == "text/plain"
+
+    r = a.patch("/api/v1/me", json={"notify_email_picture": True})
+    assert r.status_code == 200 and r.json()["notify_email_picture"] is True
+    r = a.upload(creds, clip)
+    assert r.status_code == 201
+    event_id = r.json()["event_id"]
+    msgs = mailbox.wait(2)
+    assert len(msgs) == 2
+    rich = msgs[1]
+    assert "Camera Porch recorded" in rich.get_body(("plain",)).get_content()  # the text part is unchanged
+    html_part = rich.get_body(("html",))
+    assert html_part is not None and "Camera Porch recorded" in html_part.get_content()
+    (image,) = [p for p in rich.walk() if p.get_content_type() == "image/jpeg"]
+    cid = image["Content-ID"].strip("<>")
+    assert f'src="cid:{cid}"' in html_part.get_content()
+    thumb = a.get(f"/api/v1/events/{event_id}/thumbnail")
+    assert image.get_content() == thumb.content  # the stored picture of this very clip
+
+    r = a.patch("/api/v1/me", json={"notify_email_picture": "yes"})
+    assert r.status_code == 400  # a boolean, nothing else
+
+    # the picture is read when the e-mail goes out: a clip deleted before that sends none
+    core: Any = server.core
+    with core.db.session() as s:
+        row = Outbox(account_id=a.id, kind="email", target="picture@example.com",
+                     payload={**notify.alarm_email(core, s.get(Clip, event_id), None), "picture": True})
+        s.add(row)
+        s.commit()
+        s.refresh(row)
+    assert a.delete(f"/api/v1/events/{event_id}").status_code == 204
+    notify.deliver_row(core, row)
+    late = mailbox.wait(3)[2]
+    assert not late.is_multipart() and "recorded" in late.get_content()
+
+
 def test_cooldown_per_camera(api: Any, server: Any, mailbox: Mailbox, clip: Path) -> None:
     a = api().register("mail2@example.com")
     _mail_on(a, notify_cooldown_seconds=3600)

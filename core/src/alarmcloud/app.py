@@ -237,6 +237,7 @@ async def me(request: Request) -> Response:
     return JSONResponse({"id": a.id, "email": a.email, "role": a.role, "owner_id": a.owner_id,
                          "restricted": a.restricted, "created_at": iso(a.created_at),
                          "notify_email": a.notify_email, "notify_only_real": a.notify_only_real,
+                         "notify_email_picture": a.notify_email_picture,
                          "notify_cooldown_seconds": a.notify_cooldown_seconds,
                          "pending_email": a.pending_email, "csrf_token": user.csrf_token})
 

@@ -46,6 +46,8 @@ class Account(SQLModel, table=True):
     notify_email: bool = False
     notify_only_real: bool = True
     notify_cooldown_seconds: int = 300
+    #: alarm e-mails carry the clip's picture (off by default: the picture then leaves the cloud by e-mail)
+    notify_email_picture: bool = False
 
 
 class SessionRow(SQLModel, table=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import ipaddress
 import json
 import logging
@@ -14,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -255,7 +257,10 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
     for person in (acc, *subusers):
         if (person.notify_email and (real or not person.notify_only_real)
                 and _cooldown_ok(s, person, clip.camera_id, "email")):
-            s.add(Outbox(account_id=person.id, kind="email", target=person.email, payload=alarm_email(app, clip, cam)))
+            payload = alarm_email(app, clip, cam)
+            if person.notify_email_picture and clip.thumb_key:
+                payload["picture"] = True  # read at sending time: a clip deleted meanwhile sends no picture
+            s.add(Outbox(account_id=person.id, kind="email", target=person.email, payload=payload))
 
 
 def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
@@ -337,7 +342,8 @@ def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
         if 200 <= status < 300:
             return "sent", None
         return "failed", f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
-    if not send_email(app, row.target, row.payload["subject"], row.payload["text"]):
+    picture = _email_picture(app, row.payload) if row.payload.get("picture") else None
+    if not send_email(app, row.target, row.payload["subject"], row.payload["text"], picture):
         return "skipped", "no SMTP host is configured"
     return "sent", None
 
@@ -417,8 +423,29 @@ def send_test(app: AlarmCloud, hook: Webhook) -> Outbox | None:
     return deliver_row(app, row)
 
 
-def send_email(app: AlarmCloud, to: str, subject: str, text: str) -> bool:
-    """Send one e-mail; False when no SMTP host is configured (then it is only logged)."""
+#: a thumbnail larger than this is not attached (they are ~20-80 KB)
+EMAIL_PICTURE_MAX = 2 * 1024 * 1024
+
+
+def _email_picture(app: AlarmCloud, payload: dict[str, Any]) -> bytes | None:
+    """The thumbnail of the e-mail's clip as it is stored now (None when the clip or its picture is gone)."""
+    with app.db.session() as s:
+        clip = s.get(Clip, str(payload.get("event_id", "")))
+        key = clip.thumb_key if clip is not None else None
+    if not key:
+        return None
+    try:
+        with app.blobs.open(key) as f:
+            return f.read(EMAIL_PICTURE_MAX + 1) or None  # one byte more: send_email refuses it as too large
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def send_email(app: AlarmCloud, to: str, subject: str, text: str, picture: bytes | None = None) -> bool:
+    """Send one e-mail; False when no SMTP host is configured (then it is only logged).
+
+    With ``picture`` (JPEG) the mail also has an HTML part showing it inline; the text part stays as it is.
+    """
     cfg = app.settings.smtp
     if not cfg.host:
         log.info("e-mail not sent (no SMTP host configured): %s", subject)
@@ -426,6 +453,12 @@ def send_email(app: AlarmCloud, to: str, subject: str, text: str) -> bool:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = cfg.sender, to, _header_safe(subject, 200)
     msg.set_content(text)
+    if picture is not None and len(picture) <= EMAIL_PICTURE_MAX:
+        cid = make_msgid(domain="alarmcloud.invalid")
+        body = "".join(f"<p>{html.escape(line)}</p>" for line in text.splitlines() if line)
+        msg.add_alternative(f'<!doctype html><html><body>{body}<p><img src="cid:{cid[1:-1]}" '
+                            'alt="Picture of the alarm clip" style="max-width:100%"></p></body></html>', subtype="html")
+        msg.get_payload()[1].add_related(picture, "image", "jpeg", cid=cid, filename="alarm.jpg")  # type: ignore[index]
     with smtplib.SMTP(cfg.host, cfg.port, timeout=app.settings.notify.timeout_seconds) as smtp:
         if cfg.starttls:
             smtp.starttls()

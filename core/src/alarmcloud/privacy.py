@@ -101,8 +101,8 @@ async def patch_me(request: Request) -> Response:
         await check_login(app, request, user.account.email, current)
         await twofactor.require_code_if_enabled(request, user, data)
     settings: dict[str, Any] = {}
-    for name, kind in (("notify_email", bool), ("notify_only_real", bool), ("restricted", bool),
-                       ("notify_cooldown_seconds", int)):
+    for name, kind in (("notify_email", bool), ("notify_only_real", bool), ("notify_email_picture", bool),
+                       ("restricted", bool), ("notify_cooldown_seconds", int)):
         value = field(data, name, kind, required=False)
         if value is not None:
             settings[name] = value
@@ -146,7 +146,8 @@ async def patch_me(request: Request) -> Response:
 def _profile(a: Account) -> dict[str, Any]:
     return {"id": a.id, "email": a.email, "role": a.role, "owner_id": a.owner_id, "restricted": a.restricted,
             "created_at": iso(a.created_at), "notify_email": a.notify_email, "notify_only_real": a.notify_only_real,
-            "notify_cooldown_seconds": a.notify_cooldown_seconds, "pending_email": a.pending_email}
+            "notify_email_picture": a.notify_email_picture, "notify_cooldown_seconds": a.notify_cooldown_seconds,
+            "pending_email": a.pending_email}
 
 
 async def confirm_email(request: Request) -> Response:
