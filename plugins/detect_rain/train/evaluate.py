@@ -151,7 +151,7 @@ def main() -> None:
         print(f"| {name} | {_rate(groups[name][False])} | {_rate(groups[name][True])} |")
     print("\n| threshold | weather recall (all) | rain medium+heavy recall | clear FPR (all) |")
     print("|---|---|---|---|")
-    for t in (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
+    for t in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
         rec = [p >= t for s, p, _ in rows if s.kind != "clear"]
         rmh = [p >= t for s, p, _ in rows if s.kind == "rain" and s.intensity != "light"]
         fpr = [p >= t for s, p, _ in rows if s.kind == "clear"]

@@ -31,7 +31,7 @@ class RainConfig(BaseModel):
     """Settings of the rain detector (``[plugins.rain]`` in the config file)."""
 
     threshold: float = Field(
-        0.85, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this."
+        0.75, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this."
     )
     model_path: Path | None = Field(
         None,

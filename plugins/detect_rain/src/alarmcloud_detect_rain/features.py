@@ -7,11 +7,12 @@ blobs that stay bright for two or three frames while drifting slowly.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 #: frames per window the features expect (at least 5; the detector asks for this many)
 WINDOW_LENGTH = 6
 #: analysis width in pixels (1080p/3): thin streaks survive, cost stays in budget
@@ -56,6 +57,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "shake_px",
     "log_flat_spike_8",
     "flat_spike_share",
+    # matched filter: the signed one-frame brightening summed along 8-pixel lines (see _line_filter_features)
+    "mf_log_best_3.5",
+    "mf_log_best_5",
+    "mf_log_best_2.5",
+    "mf_log_horizontal_3.5",
+    "mf_cells_median_3.5",
+    "mf_cells_q25_3.5",
+    "mf_cells_median_horizontal_3.5",
+    "mf_cells_median_2.5",
 )
 
 _EPS = 1e-5
@@ -95,6 +105,110 @@ def _stabilise(x: np.ndarray) -> tuple[np.ndarray, float]:
         return x, 0.0
     out = np.stack([f[m + dy : h - m + dy, m + dx : w - m + dx] for f, (dy, dx) in zip(x, shifts, strict=True)])
     return out, float(np.mean([abs(dy) + abs(dx) for dy, dx in shifts]))
+
+
+#: 8-pixel line segments built by three shift-and-add steps (offsets dy, dx): vertical, about 16 and 30 degrees
+#: either side of vertical (rain falls within these), and horizontal as the control that rain hardly excites
+_LINES: dict[str, tuple[tuple[int, int], ...]] = {
+    "v": ((1, 0), (2, 0), (4, 0)),
+    "r16": ((1, 0), (2, 1), (4, 1)),
+    "l16": ((1, 0), (2, -1), (4, -1)),
+    "r30": ((1, 1), (2, 1), (4, 2)),
+    "l30": ((1, -1), (2, -1), (4, -2)),
+    "h": ((0, 1), (0, 2), (0, 4)),
+}
+
+
+_scratch = threading.local()
+
+
+def _buffer(key: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A per-thread scratch array: the line filter reuses its buffers (fresh multi-MB arrays cost page faults)."""
+    bufs: dict[str, np.ndarray] = _scratch.__dict__.setdefault("bufs", {})
+    n = int(np.prod(shape))
+    b = bufs.get(key)
+    if b is None or b.size < n or b.dtype != dtype:
+        b = bufs[key] = np.empty(n, dtype)
+    return b[:n].reshape(shape)
+
+
+def _shift_sum(a: np.ndarray, dy: int, dx: int, key: str) -> np.ndarray:
+    """``a[y, x] + a[y + dy, x + dx]`` (dy >= 0) on the overlap, into scratch ``key``; cropped by (dy, |dx|)."""
+    t, h, w = a.shape
+    ax = abs(dx)
+    out = _buffer(key, (t, h - dy, w - ax))
+    if dx >= 0:
+        return np.add(a[:, : h - dy, : w - ax], a[:, dy:, ax:], out=out)
+    return np.add(a[:, : h - dy, ax:], a[:, dy:, : w - ax], out=out)
+
+
+def _cell_stats(mask: np.ndarray) -> tuple[float, float]:
+    """log10 density of the median and the lower-quartile cell of the spread grid (rain covers every cell)."""
+    gy, gx = _GRID
+    t, h, w = mask.shape
+    hh, ww = h // gy * gy, w // gx * gx
+    cells = mask[:, :hh, :ww].reshape(t, gy, hh // gy, gx, ww // gx).sum(axis=(0, 2, 4), dtype=np.int32)
+    dens = np.sort(cells.ravel()) / float(t * (hh // gy) * (ww // gx))
+    return float(np.log10(dens[dens.size // 2] + _EPS)), float(np.log10(dens[dens.size // 4] + _EPS))
+
+
+def _line_filter_features(spike: np.ndarray) -> list[float]:
+    """Matched filter for faint streaks in sensor noise.
+
+    A streak brightens several pixels along one direction, sensor noise is independent from pixel to pixel, so
+    summing the signed one-frame brightening along an 8-pixel line raises a streak's signal-to-noise ratio by
+    about sqrt(8). The threshold is relative to the noise of the filtered map itself (median and MAD of each
+    filtered frame), so correlated or compressed noise stays relative too. Of the near-vertical orientations the
+    one with the most exceedances counts (the wind's angle); the horizontal line is the control: noise and
+    compression blocks excite it as much, rain hardly does. All one-frame brightening maps of the window are used.
+    """
+    s = np.ascontiguousarray(spike, dtype=np.float32)
+
+    def noise(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sub = a[:, ::4, ::4].reshape(a.shape[0], -1)
+        med = np.median(sub, axis=1)
+        mad = np.median(np.abs(sub - med[:, None]), axis=1) * 1.4826 + 1e-3
+        return med[:, None, None], mad[:, None, None]
+
+    def over(a: np.ndarray, stats: tuple[np.ndarray, np.ndarray], k: float, key: str) -> np.ndarray:
+        return np.greater(a, stats[0] + k * stats[1], out=_buffer(key, a.shape, np.bool_))
+
+    l1_step: tuple[int, int] | None = None
+    l1 = s
+    best_count, best_key = -1, "mf_b"
+    maps: dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
+    for name, steps in _LINES.items():
+        if steps[0] != l1_step:  # the first step is shared by the vertical and the 16-degree lines
+            l1, l1_step = _shift_sum(s, *steps[0], key="mf_l1"), steps[0]
+        key = "mf_h" if name == "h" else ("mf_a" if best_key == "mf_b" else "mf_b")
+        a = _shift_sum(_shift_sum(l1, *steps[1], key="mf_l2"), *steps[2], key=key)
+        stats = noise(a)
+        if name == "h":
+            maps[name] = (a, stats)
+            continue
+        c = np.count_nonzero(over(a, stats, 3.5, "mf_mask"))
+        if c > best_count:  # keep the first of equals, as max() does
+            best_count, best_key = c, key
+            maps["best"] = (a, stats)
+    a, st = maps["best"]
+    n = float(s.shape[0] * (s.shape[1] - 7) * s.shape[2])  # the size of the vertical map, for every line
+    n5 = np.count_nonzero(over(a, st, 5.0, "mf_mask"))
+    med25, _ = _cell_stats(m25 := over(a, st, 2.5, "mf_mask"))
+    n25 = np.count_nonzero(m25)
+    med35, q25_35 = _cell_stats(over(a, st, 3.5, "mf_mask"))
+    ah, sth = maps["h"]
+    mh = over(ah, sth, 3.5, "mf_mask")
+    med_h, _ = _cell_stats(mh)
+    return [
+        _logd(best_count, n),
+        _logd(n5, n),
+        _logd(n25, n),
+        _logd(np.count_nonzero(mh), n),
+        med35,
+        q25_35,
+        med_h,
+        med25,
+    ]
 
 
 def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
@@ -260,5 +374,6 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
         shake,
         flat_density,
         flat_share,
+        *_line_filter_features(spike),
     ]
     return np.asarray(feats, dtype=np.float32)
