@@ -427,6 +427,9 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--countries", default=",".join(COUNTRIES), help="comma-separated, of " + ",".join(COUNTRIES))
+    ap.add_argument(
+        "--grey", action="store_true", help="monochrome clips (night mode records grey: the band loses its colour)"
+    )
     ap.add_argument("--save", type=Path, help="folder to save the pasted photos in (for looking at them)")
     args = ap.parse_args()
 
@@ -444,6 +447,8 @@ def main() -> None:
             spec = random_plate(country, rng)
             photo = Image.open(args.data / row["file"]).convert("RGB")
             img, box = eu_photo(photo, box_of(row), spec, rng)
+            if args.grey:
+                img = img.convert("L").convert("RGB")
             if args.save:
                 args.save.mkdir(parents=True, exist_ok=True)
                 img.crop((box[0] - box[2], box[1] - 2 * box[3], box[0] + 2 * box[2], box[1] + 3 * box[3])).save(
@@ -483,7 +488,8 @@ def main() -> None:
                 print(misreads[-1], flush=True)
 
     print()
-    print(f"photos: {len(rows)} ({args.width}x{args.height}, {args.seconds:g} s, 15 fps, seed {args.seed})")
+    grey = ", monochrome" if args.grey else ""
+    print(f"photos: {len(rows)} ({args.width}x{args.height}{grey}, {args.seconds:g} s, 15 fps, seed {args.seed})")
     print()
     print(f"| exact plate reads | {' | '.join(MODES)} |")
     print("|---|" + "---|" * len(MODES))

@@ -35,6 +35,15 @@ ZOOM_AREA = 0.06
 #: doubtful candidates per frame read a second time from an equalised crop (those that fit a format first,
 #: then the surest)
 MAX_REREADS = 2
+#: the EU band is 40 mm of a plate 110 mm high (about 0.3-0.45 of a text crop's height); a stroke is < 0.15
+BAND_MIN = 0.2
+BAND_MAX = 0.9
+#: share of a column that is blue in a band, in each column and on average (its sign, stars, year or region
+#: number are not blue, and the crop is taller than the plate)
+BAND_COVER = 0.3
+BAND_MEAN = 0.4
+#: car body, frame or bumper the crop may show outside the band
+BAND_LEAD = 0.35
 
 
 class PlatesConfig(BaseModel):
@@ -227,7 +236,7 @@ class PlateDetector(Detector):
         h, w = bgr.shape[:2]
         cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
         seen.extend(_place(b, w, h) for b in cands)
-        crops = [crop_quad(bgr, b.quad) for b in cands]
+        crops = [strip_bands(crop_quad(bgr, b.quad)) for b in cands]
         keep = [i for i, c in enumerate(crops) if _contrast(c) >= 20]
         cands, crops = [cands[i] for i in keep], [crops[i] for i in keep]
         out: list[PlateRead] = []
@@ -281,6 +290,54 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 def _kept(read: TextRead, fit: PlateFit) -> tuple[Dist, ...]:
     return tuple(read.dists[k] for k in fit.kept)
+
+
+def strip_bands(crop: np.ndarray) -> np.ndarray:
+    """The crop without a blue band at its left or right end: the EU band (stars and the country's sign, "D",
+    "NL") left of a European plate's text, the French and Italian band with the region's number at the right.
+    No plate character is printed on such a field, but the recogniser reads its sign as one ("DMAB1234").
+
+    A band is a run of columns at the crop's end that are saturated blue over at least ``BAND_COVER`` of the
+    crop's height (``BAND_MEAN`` on average), at least ``BAND_MIN`` and at most ``BAND_MAX`` crop heights wide,
+    with up to ``BAND_LEAD`` crop heights of other colour (the car around the plate) outside it. A character
+    stroke, even a blue one, is far narrower than the band, and the band borders the plate's light field (a
+    plate whose whole field is blue keeps its margins).
+    """
+    h, w = crop.shape[:2]
+    if crop.ndim != 3 or h < 8 or w < 3 * h:
+        return crop
+    hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+    # saturated blue, not black: in a dark scene the band is dark too, so brightness counts relative to the crop
+    dark = max(12.0, 0.15 * float(np.percentile(hsv[..., 2], 95)))
+    blue = (hsv[..., 0] >= 95) & (hsv[..., 0] <= 135) & (hsv[..., 1] >= 90) & (hsv[..., 2] >= dark)
+    cover = blue.mean(axis=0)
+    left = _band_end(cover, h)
+    right = w - _band_end(cover[::-1], h)
+    if right - left < 2.5 * h:
+        return crop  # too little would be left: no plate with bands on both ends
+    return crop[:, left:right]
+
+
+def _band_end(cover: np.ndarray, h: int) -> int:
+    """Columns to cut at the start of ``cover`` (each column's blue share): up to the end of a band."""
+    lead = int(BAND_LEAD * h)
+    start = next((i for i in range(min(len(cover), lead + 1)) if cover[i] >= BAND_COVER), None)
+    if start is None:
+        return 0
+    end = start
+    while end < len(cover) and cover[end] >= BAND_COVER:
+        end += 1
+    if not BAND_MIN * h <= end - start <= BAND_MAX * h or cover[start:end].mean() < BAND_MEAN:
+        return 0
+    # a band borders the plate's light field (white, yellow), not more blue: a blue plate's margin is no band
+    after = cover[end : end + max(1, int(0.5 * h))]
+    if after.size == 0 or after.mean() >= 0.15:
+        return 0
+    # the band's edge is blurred (lens, compression): its last faintly blue columns go with it
+    edge = end + int(0.1 * h)
+    while end < min(len(cover), edge) and cover[end] > 0.05:
+        end += 1
+    return end
 
 
 def equalize(crop: np.ndarray) -> np.ndarray:

@@ -1,0 +1,121 @@
+"""European plates: the blue EU band (and the French and Italian right band) is no part of the plate text.
+
+The plates are drawn by the synthetic EU evaluation (``eval/synth_eu.py``) in a system font and go through the
+real clip path and detector.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from alarmcloud.contracts import Finding
+from alarmcloud.testing import make_clip
+from alarmcloud_detect_plates.detector import strip_bands
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+import synth_eu  # noqa: E402
+
+needs_fonts = pytest.mark.skipif(
+    not all(Path(f).is_file() for f in synth_eu.FONTS), reason=f"plate fonts not installed: {synth_eu.FONTS}"
+)
+
+GERMAN = synth_eu.PlateSpec("DE", "MAB1234", ("M", "|", "AB", "1234"), band="D")
+DUTCH = synth_eu.PlateSpec("NL", "12BDF3", ("12", "-", "BDF", "-", "3"), yellow=True, band="NL")
+ITALIAN = synth_eu.PlateSpec("IT", "AB123CD", ("AB", "123", "CD"), band="I")
+
+
+def _plate_crop(spec: synth_eu.PlateSpec, height: int = 48) -> np.ndarray:
+    """A flat rendered plate as a BGR crop of ``height`` pixels, with a margin of car body around it."""
+    plate = synth_eu.render_plate(spec, np.random.default_rng(0), synth_eu.FONTS[0])
+    bg = Image.new("RGBA", (plate.width + 40, plate.height + 40), (70, 60, 55, 255))
+    bg.alpha_composite(plate, (20, 20))
+    img = bg.convert("RGB").resize((round(bg.width * height / bg.height), height), Image.LANCZOS)
+    return np.ascontiguousarray(np.asarray(img)[..., ::-1])
+
+
+@needs_fonts
+@pytest.mark.parametrize("spec", [GERMAN, DUTCH, ITALIAN], ids=["DE", "NL", "IT"])
+def test_eu_band_is_cut_off_the_crop(spec: synth_eu.PlateSpec) -> None:
+    crop = _plate_crop(spec)
+    out = strip_bands(crop)
+    h, w = crop.shape[:2]
+    # the left band is about 0.36 plate heights wide; everything left of the text goes, the text stays
+    assert 0.25 * h < (w - out.shape[1]) < (0.9 if spec.country == "IT" else 0.6) * h
+    hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)
+    blue = (hsv[..., 0] >= 95) & (hsv[..., 0] <= 135) & (hsv[..., 1] >= 90) & (hsv[..., 2] >= 40)
+    blue_cols = blue.mean(axis=0) > 0.3
+    assert not blue_cols.any()
+
+
+def _lined_crop(ink: tuple[int, int, int], field: tuple[int, int, int] = (240, 240, 240)) -> np.ndarray:
+    """A 40 x 200 BGR crop: a field with five character-like vertical strokes of ``ink``."""
+    crop = np.full((40, 200, 3), field, np.uint8)
+    for x in range(4, 200, 40):
+        cv2.rectangle(crop, (x, 6), (x + 5, 34), ink, -1)
+    return crop
+
+
+def test_blue_characters_and_blue_plates_are_not_cut() -> None:
+    # navy characters on white (many US plates): strokes are far narrower than a band
+    navy = _lined_crop((120, 40, 20))
+    assert strip_bands(navy).shape == navy.shape
+    # a plate whose whole field is blue with white characters: no band that ends
+    blue = _lined_crop((250, 250, 250), field=(160, 60, 10))
+    assert strip_bands(blue).shape == blue.shape
+    # the same field with a band: cut
+    banded = _lined_crop((20, 20, 20))
+    banded[:, :16] = (153, 51, 0)
+    assert strip_bands(banded).shape[1] <= 200 - 16
+
+
+@needs_fonts
+def test_german_plate_with_band_and_seals_without_shared_data(
+    tmp_path: Path, run_clip: Callable[..., list[Finding]]
+) -> None:
+    """A rendered German plate (band "D", seals) on a car-grey scene reads without the band's letter."""
+    plate = synth_eu.weather(synth_eu.render_plate(GERMAN, np.random.default_rng(3)), np.random.default_rng(3))
+    plate = plate.resize((300, round(300 * plate.height / plate.width)), Image.LANCZOS)
+    view = Image.new("RGB", (1280, 720), (85, 88, 92))
+    view.paste(plate, (500, 420), plate)
+    arr = np.asarray(view).astype(np.int16)
+
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        noise = np.random.default_rng(i).integers(-3, 4, size=arr.shape)
+        return np.clip(arr + noise, 0, 255).astype(np.uint8)
+
+    clip = make_clip(tmp_path / "de.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    assert [f.text for f in run_clip(clip, {"countries": ["DE"]})] == ["MAB1234"]
+    assert [f.text for f in run_clip(clip)] == ["MAB1234"]
+
+
+@needs_fonts
+@pytest.mark.parametrize(
+    ("spec", "photo", "seed"),
+    [(GERMAN, "br/HPM9362.jpg", 1), (GERMAN, "us/wts-lg-000066.jpg", 1), (DUTCH, "us/wts-lg-000193.jpg", 7)],
+)
+def test_rendered_eu_plate_in_a_real_photo_reads_right(
+    spec: synth_eu.PlateSpec,
+    photo: str,
+    seed: int,
+    tmp_path: Path,
+    plates_data: Path,
+    labels: dict[str, dict[str, str]],
+    run_clip: Callable[..., list[Finding]],
+) -> None:
+    """The plate pasted over a real car's plate, through the evaluation's clip path: camera country and all.
+    (The German ones were read "BMAB1234", the band's "D" as a B, before the band was cut off.)"""
+    img, box = synth_eu.eu_photo(
+        Image.open(plates_data / photo).convert("RGB"),
+        synth_eu.box_of(labels[photo]),
+        spec,
+        np.random.default_rng(seed),
+    )
+    clip = synth_eu.camera_clip(tmp_path / "eu.mp4", synth_eu.photo_scene(img, "still", 3, box), 3, 1280, 720)
+    assert [f.text for f in run_clip(clip, {"countries": [spec.country]})] == [spec.text]
+    assert [f.text for f in run_clip(clip)] == [spec.text]
