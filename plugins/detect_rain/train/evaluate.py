@@ -1,10 +1,11 @@
 """Evaluate a rain model on a held-out synthetic set (other seed, other photos) and time a 1080p clip.
 
 Usage (from the repository root):
-    PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py --clips 400 --seed 2
+    OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py \
+        --clips 400 --seed 2 --frames /tmp/rain3-frames-eval
     # the stress set: renderer code paths and camera parameters the training never uses
-    PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py --clips 400 --seed 3 \
-        --domain stress
+    OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py \
+        --clips 200 --seed 3 --domain stress --frames /tmp/rain3-frames-stress
 """
 
 from __future__ import annotations

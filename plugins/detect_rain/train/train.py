@@ -1,8 +1,8 @@
 """Train the rain/snow MLP on synthetic clips and export the shipped ONNX model (seeded, reproducible).
 
 Usage (from the repository root):
-    PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/train.py --clips 1000 --seed 1 \\
-        --members 4 --target-fpr 0.04 --frames /tmp/rain-frames-train
+    OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/train.py \\
+        --clips 1000 --seed 1 --members 4 --target-fpr 0.04 --frames /tmp/rain3-frames-train
 
 The threshold shipped as the detector default is chosen on clips no fit has seen: by default on out-of-fold
 scores of the training set (``--folds`` clip-grouped folds, each scored by a fit without it), or with
