@@ -64,7 +64,8 @@ class RainDetector(Detector):
         if meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
             raise ValueError(
                 f"{self.model_path} was trained on feature version {meta.get('feature_version')}, "
-                f"this plugin computes version {FEATURE_VERSION}"
+                f"this plugin computes version {FEATURE_VERSION}: run `alarmcloud rain recalibrate` again (it starts "
+                "from the shipped model) or remove [plugins.rain] model_path to use the shipped model"
             )
         n_in = self.session.get_inputs()[0].shape[1]
         if n_in != len(FEATURE_NAMES):
