@@ -113,7 +113,8 @@ def random_plate(country: str, rng: np.random.Generator) -> PlateSpec:
     if country == "DE":
         district = _pick(rng, _DE_DISTRICTS)
         letters = _chars(rng, _UPPER, int(rng.integers(1, 3)))
-        number = _digits(rng, 1, max(1, min(4, 8 - len(district) - len(letters))))
+        # the reader leaves plates of fewer than four characters alone (too little to tell them from other text)
+        number = _digits(rng, max(1, 4 - len(district) - len(letters)), min(4, 8 - len(district) - len(letters)))
         return PlateSpec("DE", district + letters + number, (district, "|", letters, number), band="D")
     if country == "AT":
         district = _pick(rng, _AT_DISTRICTS)
@@ -144,8 +145,8 @@ def random_plate(country: str, rng: np.random.Generator) -> PlateSpec:
         district = _pick(rng, _PL_DISTRICTS)
         if len(district) == 2:
             rest = _digits(rng, 5, 5) if rng.random() < 0.5 else _digits(rng, 3, 3) + _chars(rng, _PL_LETTERS, 2)
-        else:
-            rest = _digits(rng, 4, 4) if rng.random() < 0.5 else _digits(rng, 2, 2) + _chars(rng, _PL_LETTERS, 2)
+        else:  # three-letter districts: five digits, or two digits and two letters (never four digits)
+            rest = _digits(rng, 5, 5) if rng.random() < 0.5 else _digits(rng, 2, 2) + _chars(rng, _PL_LETTERS, 2)
         sticker = ("|",) if rng.random() < 0.5 else ()
         return PlateSpec("PL", district + rest, (district, *sticker, rest), band="PL")
     if country == "UK":
