@@ -200,6 +200,21 @@ def test_the_platform_revoking_its_last_token_ends_the_link(api: Any, server: Li
     assert r.status_code == 200 and len(emitted) == 1
 
 
+def test_metadata_and_the_issuer_in_the_answer(api: Any, server: LiveServer) -> None:
+    """RFC 8414 metadata; RFC 9207: the redirect back names the issuer, so a client can detect a mix-up."""
+    meta = httpx.get(server.url + "/.well-known/oauth-authorization-server").json()
+    iss = server.core.settings.public_url.rstrip("/")  # type: ignore[attr-defined]
+    assert meta["issuer"] == iss and meta["authorization_response_iss_parameter_supported"] is True
+    assert meta["token_endpoint"] == iss + "/oauth/token" and meta["code_challenge_methods_supported"] == ["S256"]
+    assert set(meta["scopes_supported"]) >= set(SCOPES) and meta["response_types_supported"] == ["code"]
+    user = api().register("issuer@example.com")
+    client_id, _ = add_client(server)
+    _, challenge = pkce()
+    r = authorize(user, client_id, challenge)
+    q = parse_qs(urlparse(r.headers["location"]).query)
+    assert q["iss"] == [iss] and q["code"]
+
+
 def test_deny_redirects_with_access_denied(api: Any, server: LiveServer) -> None:
     user = api().register("deny@example.com")
     client_id, _ = add_client(server)
@@ -208,6 +223,7 @@ def test_deny_redirects_with_access_denied(api: Any, server: LiveServer) -> None
     assert r.status_code == 303
     q = parse_qs(urlparse(r.headers["location"]).query)
     assert q["error"] == ["access_denied"] and q["state"] == ["st-1"]
+    assert q["iss"] == [server.core.settings.public_url.rstrip("/")]  # type: ignore[attr-defined]  # RFC 9207
     assert user.get("/api/v1/me/links").json()["items"] == []
 
 

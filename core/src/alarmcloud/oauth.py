@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
@@ -567,11 +568,16 @@ async def _form(request: Request) -> dict[str, list[str]]:
     return parse_qs(body, keep_blank_values=True)
 
 
-def _to_response(result: tuple[int, Any, list[tuple[str, str]]], see_other: bool = False) -> Response:
+def _to_response(result: tuple[int, Any, list[tuple[str, str]]], see_other: bool = False,
+                 issuer: str | None = None) -> Response:
+    """authlib's (status, body, headers) as a response; ``issuer`` adds RFC 9207 ``iss`` to a redirect back."""
     status, body, headers = result
     hdrs = dict(headers)
     if "Location" in hdrs:
-        return RedirectResponse(hdrs["Location"], status_code=303 if see_other else 302,
+        location = hdrs["Location"]
+        if issuer:  # RFC 9207: the client can tell which server answered (mix-up attacks)
+            location = add_params_to_uri(location, [("iss", issuer)])
+        return RedirectResponse(location, status_code=303 if see_other else 302,
                                 headers={"Cache-Control": "no-store"})
     hdrs.pop("Content-Type", None)
     hdrs.setdefault("Cache-Control", "no-store")
@@ -601,7 +607,7 @@ async def _session(request: Request) -> User | None:
 
 def _error_page(core: AlarmCloud, server: _Server, req: _Request, error: OAuth2Error) -> Response:
     if error.redirect_uri:  # validated against the client's list: safe to send the error back
-        return _to_response(server.handle_error_response(req, error), see_other=True)
+        return _to_response(server.handle_error_response(req, error), see_other=True, issuer=issuer(core))
     return _page("Cannot link", f"<p>{html.escape(error.error)}: {html.escape(error.description or '')}</p>",
                  status=400)
 
@@ -639,7 +645,7 @@ async def authorize(request: Request) -> Response:
         else:
             result = server.create_authorization_response(req, grant_user=None, grant=grant)
         s.commit()
-        return _to_response(result, see_other=True)
+        return _to_response(result, see_other=True, issuer=issuer(core))
 
     return await core.db.run(_run)
 
@@ -729,9 +735,33 @@ async def delete_link(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def issuer(core: AlarmCloud) -> str:
+    """This authorization server's issuer identifier (RFC 8414): the public URL."""
+    return core.settings.public_url.rstrip("/")
+
+
+async def metadata(request: Request) -> Response:
+    """RFC 8414 authorization server metadata, so clients can configure themselves."""
+    iss = issuer(_core(request))
+    return JSONResponse({
+        "issuer": iss,
+        "authorization_endpoint": f"{iss}/oauth/authorize",
+        "token_endpoint": f"{iss}/oauth/token",
+        "revocation_endpoint": f"{iss}/oauth/revoke",
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "authorization_response_iss_parameter_supported": True,
+    }, headers={"Cache-Control": "public, max-age=3600"})
+
+
 def routes(core: AlarmCloud) -> list[BaseRoute]:
     """The OAuth endpoints and the customer's links API."""
     return [
+        Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
         Route("/oauth/authorize", authorize, methods=["GET", "POST"]),
         Route("/oauth/token", token, methods=["POST"]),
         Route("/oauth/revoke", revoke, methods=["POST"]),
