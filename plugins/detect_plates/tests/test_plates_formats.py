@@ -96,6 +96,18 @@ def test_emblem_between_characters_is_dropped_but_unsure_plate_characters_are_ke
     assert unsure is not None and (unsure.text, unsure.drops) == ("SK5K9V", 0)
 
 
+def test_a_twin_the_layout_asks_for_ranks_but_does_not_lower_the_score() -> None:
+    # Austria's "W 4736 I": the font's final I is read as a sure "1"; the layout needs a letter there
+    read = _dists(*"W4736", {"1": 0.97, "I": 0.02})
+    fit = fit_read(read, ["AT"])
+    assert fit is not None and (fit.text, fit.swaps) == ("W4736I", 1)
+    assert fit.score > 0.95  # as sure as the read itself: O/0 and I/1 are one glyph in many plate fonts
+    assert fit.cost > 1.0  # while ranking still prefers a layout that needs no swap
+    # a swap between characters that look different still costs score
+    other = fit_read(_dists(*"W4736", {"7": 0.97, "T": 0.02}), ["AT"])
+    assert other is not None and other.text == "W4736T" and other.score < 0.6
+
+
 def test_unlikely_reads_score_low() -> None:
     sure = fit_read(_dists(*"MAB1234"), ["DE"])
     shaky = fit_read(_dists(*"MAB", {"1": 0.4, "7": 0.3}, {"2": 0.5}, "3", "4"), ["DE"])

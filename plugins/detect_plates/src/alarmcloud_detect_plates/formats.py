@@ -237,8 +237,9 @@ def _lookalike(read: str, want: str) -> bool:
     return TO_DIGIT.get(read) == want or TO_LETTER.get(read) == want
 
 
-def _choose(dist: Dist, allowed: str, always: dict[str, str], table: bool) -> tuple[str, float, bool] | None:
-    """Best character of ``allowed`` at one position: (char, cost in nats, whether it replaced the read)."""
+def _choose(dist: Dist, allowed: str, always: dict[str, str], table: bool) -> tuple[str, float, bool, bool] | None:
+    """Best character of ``allowed`` at one position: (char, cost in nats, whether it replaced the read, whether
+    the replacement is a twin: a character many plate fonts draw like the one read, O for 0)."""
     top_char = max(dist, key=dist.__getitem__)
     top = dist[top_char]
     # a country's fixed substitutions (US: O is 0) merge the two characters' evidence at no cost
@@ -246,7 +247,7 @@ def _choose(dist: Dist, allowed: str, always: dict[str, str], table: bool) -> tu
     for ch, p in dist.items():
         merged[always.get(ch, ch)] = merged.get(always.get(ch, ch), 0.0) + p
     canon = always.get(top_char, top_char)
-    best: tuple[str, float, bool] | None = None
+    best: tuple[str, float, bool, bool] | None = None
     for ch in allowed:
         p = merged.get(ch, 0.0)
         cost = math.log(top) - math.log(p) if p > 0 else math.inf
@@ -256,16 +257,18 @@ def _choose(dist: Dist, allowed: str, always: dict[str, str], table: bool) -> tu
             cost = min(cost, TWIN_COST)
         cost = max(cost, 0.0)
         if best is None or cost < best[1]:
-            best = (ch, cost, ch != canon)
+            best = (ch, cost, ch != canon, (canon, ch) in TWINS)
     return best if best is not None and best[1] < math.inf else None
 
 
-def _fit_layout(dists: Sequence[Dist], layout: str, fmt: PlateFormat, table: bool) -> tuple[str, float, int] | None:
-    """Coerce the read to ``layout``: (text, cost, swaps) or None if impossible."""
+def _fit_layout(
+    dists: Sequence[Dist], layout: str, fmt: PlateFormat, table: bool
+) -> tuple[str, float, int, float] | None:
+    """Coerce the read to ``layout``: (text, cost, swaps, the part of the cost spent on twins) or None."""
     always = dict(fmt.always)
     letters = "".join(c for c in fmt.letters if c not in always)
     digits = DIGITS
-    out, cost, swaps = [], 0.0, 0
+    out, cost, swaps, twins = [], 0.0, 0, 0.0
     for dist, kind in zip(dists, layout, strict=True):
         allowed = digits if kind == "N" else letters if kind == "L" else letters + digits
         got = _choose(dist, allowed, always, table)
@@ -274,7 +277,8 @@ def _fit_layout(dists: Sequence[Dist], layout: str, fmt: PlateFormat, table: boo
         out.append(got[0])
         cost += got[1]
         swaps += got[2]
-    return "".join(out), cost, swaps
+        twins += got[1] if got[3] else 0.0
+    return "".join(out), cost, swaps, twins
 
 
 def fit_read(
@@ -321,13 +325,15 @@ def fit_read(
                 fitted = _fit_layout(sub, layout, fmt, table)
                 if fitted is None or not re.match(fmt.regex, fitted[0]):
                     continue
-                text, cost, swaps = fitted
+                text, cost, swaps, twin_cost = fitted
                 if max_swaps is not None and swaps > max_swaps:
                     continue
                 cost += drop_cost
                 rank = cost + (GENERIC_COST if set(layout) == {"?"} else 0.0) + 1e-6 * len(kept)
                 if rank < best_rank:
-                    score = 1.0 if table else math.exp(-(base + cost) / n)
+                    # a twin the layout asks for (O where the font's 0 was read) is the format's choice between
+                    # two glyphs drawn alike, not doubt about the plate: it ranks, it does not lower the score
+                    score = 1.0 if table else math.exp(-(base + cost - twin_cost) / n)
                     best_rank = rank
                     best = PlateFit(text, fmt.country, swaps, n - len(kept), cost, score, kept)
     return best
