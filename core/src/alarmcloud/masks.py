@@ -12,7 +12,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -160,28 +159,17 @@ def safe_mask(src: Path, dst: Path, masks: list[list[float]], timeout: float = 1
 
     ``dst`` is removed when masking fails, so nothing unmasked or half-written is left to be stored.
     """
-    from alarmcloud.safeprobe import _SLOTS, _limits
+    from alarmcloud.safeprobe import run_limited
 
     args = [sys.executable, "-m", "alarmcloud.masks", str(src), str(dst), json.dumps(masks), str(threads)]
     args += [str(thumbnail)] if thumbnail else []
-    try:
-        with _SLOTS:  # shares the probe's slots: the time limit measures the child's own work
-            proc = subprocess.run(args, capture_output=True, timeout=timeout, check=False,
-                                  preexec_fn=lambda: _limits(memory_mb, int(timeout * threads) + 1))
-    except subprocess.TimeoutExpired:
+    try:  # in the probe's slots: the time limit measures the child's own work
+        return run_limited(args, timeout, memory_mb, int(timeout * threads) + 1,
+                           ProbeError("mask_timeout", "masking the video took too long"),
+                           ProbeError("mask_failed", "the video could not be masked safely"))
+    except ProbeError:
         dst.unlink(missing_ok=True)
-        raise ProbeError("mask_timeout", "masking the video took too long") from None
-    try:
-        data = json.loads(proc.stdout or b"{}")
-    except ValueError:
-        data = {}
-    if proc.returncode != 0 or not isinstance(data, dict) or "error" in data:
-        dst.unlink(missing_ok=True)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict) and err.get("code"):
-            raise ProbeError(str(err["code"]), str(err.get("message") or "not a readable video"))
-        raise ProbeError("mask_failed", "the video could not be masked safely")
-    return data
+        raise
 
 
 def _main(argv: list[str]) -> int:

@@ -10,6 +10,7 @@ import sys
 import threading
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from alarmcloud.contracts import ClipProbe
 from alarmcloud.video import ProbeError
@@ -25,25 +26,36 @@ def _limits(memory_mb: int, cpu_seconds: int) -> None:
 _SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
 
+def run_limited(args: list[str], timeout: float, memory_mb: int, cpu_seconds: int,
+                timed_out: ProbeError, crashed: ProbeError) -> dict[str, Any]:
+    """Run a child that prints one JSON object (``{"error": {"code", "message"}}`` when it refuses the file) under
+    memory and CPU limits, in the probe slots; its object, or ProbeError: its own error, ``timed_out`` or
+    ``crashed`` (killed, out of memory, no JSON)."""
+    try:
+        with _SLOTS:
+            proc = subprocess.run(args, capture_output=True, timeout=timeout, check=False,
+                                  preexec_fn=lambda: _limits(memory_mb, cpu_seconds))
+    except subprocess.TimeoutExpired:
+        raise timed_out from None
+    try:
+        data = json.loads(proc.stdout or b"{}")
+    except ValueError:
+        data = None
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict) and err.get("code"):
+        raise ProbeError(str(err["code"]), str(err.get("message") or "not a readable video"))
+    if proc.returncode != 0 or not isinstance(data, dict) or err is not None:
+        raise crashed
+    return data
+
+
 def safe_probe(path: Path, timeout: float = 20.0, memory_mb: int = 1024,
                thumbnail: Path | None = None) -> ClipProbe:
     """Probe ``path`` (and write a JPEG thumbnail) in a child; ProbeError on a bad file, crash, timeout or OOM."""
     args = [sys.executable, "-m", "alarmcloud.safeprobe", str(path)] + ([str(thumbnail)] if thumbnail else [])
-    try:
-        with _SLOTS:
-            proc = subprocess.run(args, capture_output=True, timeout=timeout, check=False,
-                                  preexec_fn=lambda: _limits(memory_mb, int(timeout) + 1))
-    except subprocess.TimeoutExpired:
-        raise ProbeError("probe_timeout", "probing the file took too long") from None
-    if proc.returncode != 0:
-        try:
-            err = json.loads(proc.stdout or b"{}").get("error") or {}
-        except ValueError:
-            err = {}
-        if err:
-            raise ProbeError(err.get("code", "not_a_video"), err.get("message", "not a readable video"))
-        raise ProbeError("probe_crashed", "the file could not be read safely")
-    data = json.loads(proc.stdout)
+    data = run_limited(args, timeout, memory_mb, int(timeout) + 1,
+                       ProbeError("probe_timeout", "probing the file took too long"),
+                       ProbeError("probe_crashed", "the file could not be read safely"))
     return ClipProbe(**data)
 
 
