@@ -206,17 +206,24 @@ async def require_operator(request: Request) -> User:
     return user
 
 
+def camera_right(s: Session, user: User, camera_id: str) -> str | None:
+    """The caller's right on a camera of its tenant: "admin" for the owner, a sub-user's granted right, or None."""
+    if user.account.owner_id is None:
+        return "admin"
+    right = s.get(CameraRight, (user.id, camera_id))
+    return right.right if right is not None else None
+
+
 def camera_for(s: Session, user: User, camera_id: str, need: str = "view") -> Camera:
     """The camera if this user may use it with ``need`` rights; 404 otherwise (never reveal existence)."""
     cam = s.get(Camera, camera_id)
     if cam is None or cam.account_id != user.tenant_id:
         raise ApiError(404, "not_found", "camera not found")
-    if user.account.owner_id is not None:  # sub-user: per-camera rights
-        right = s.get(CameraRight, (user.id, camera_id))
-        if right is None:
-            raise ApiError(404, "not_found", "camera not found")
-        if RIGHTS[right.right] < RIGHTS[need]:
-            raise ApiError(403, "forbidden", f"you need the {need!r} right on this camera")
+    right = camera_right(s, user, camera_id)
+    if right is None:
+        raise ApiError(404, "not_found", "camera not found")
+    if RIGHTS[right] < RIGHTS[need]:
+        raise ApiError(403, "forbidden", f"you need the {need!r} right on this camera")
     return cam
 
 

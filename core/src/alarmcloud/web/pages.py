@@ -17,7 +17,7 @@ from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import load_event, query_events
-from alarmcloud.models import Camera, CameraRight, Clip, Rejection, iso
+from alarmcloud.models import Camera, Clip, Rejection, iso
 from alarmcloud.web import charts, operator
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -280,13 +280,12 @@ async def camera_page(request: Request) -> Response:
         thumb = latest if latest is not None and latest.thumb_key else s.exec(
             select(Clip).where(Clip.camera_id == cid, col(Clip.thumb_key).is_not(None)).order_by(
                 col(Clip.started_at).desc()).limit(1)).first()
-        right = s.get(CameraRight, (user.id, cid)) if user.account.owner_id is not None else None
         frame = thumb or latest
         return {"camera": camera_json(cam),
                 "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
                 "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,
                           "size": (frame.width, frame.height) if frame and frame.width and frame.height else None,
-                          "can_edit": user.account.owner_id is None or (right is not None and right.right == "admin")}}
+                          "can_edit": auth.camera_right(s, user, cid) == "admin"}}
 
     data = await app.db.run(_load)
     if data is None:
