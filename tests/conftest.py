@@ -68,7 +68,9 @@ class Api:
 
     def __init__(self, base: str) -> None:
         self.base = base
-        self.http = httpx.Client(base_url=base, timeout=60)
+        # idle connections are dropped before uvicorn's 5 s keep-alive ends: reusing one the server is closing
+        # at that moment fails with "connection reset" (a test that renders clips between requests idles that long)
+        self.http = httpx.Client(base_url=base, timeout=60, limits=httpx.Limits(keepalive_expiry=2.0))
         self.csrf = ""
         self.id = ""
         self.email = ""
