@@ -20,7 +20,7 @@ from alarmcloud import crypto, jobs
 from alarmcloud.auth import core
 from alarmcloud.errors import ApiError
 from alarmcloud.events import CLIP_STORED, STORAGE_ALMOST_FULL, Event
-from alarmcloud.masks import safe_mask
+from alarmcloud.masks import masks_hash, safe_mask
 from alarmcloud.models import Account, Camera, Clip, Rejection, Series, new_id, utcnow
 from alarmcloud.safeprobe import safe_probe
 from alarmcloud.storage import make_room, used_bytes
@@ -212,7 +212,8 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
                         received_at=now, duration=probe.duration, width=probe.width, height=probe.height,
                         fps=probe.fps, codec="h264" if masks else probe.video_codec or "",  # masked: re-encoded
                         original_name=meta.get("original_name") or None,
-                        trigger=trigger if isinstance(trigger, dict) else None, flags=flags)
+                        trigger=trigger if isinstance(trigger, dict) else None, flags=flags,
+                        privacy_masks_hash=masks_hash(masks))
             if acc.restricted:
                 clip.status = "skipped"  # GDPR Art. 18: stored, never processed
             s.add(clip)

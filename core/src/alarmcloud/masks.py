@@ -8,6 +8,7 @@ in a child process under time and memory limits, like the probe (``safeprobe``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -57,6 +58,13 @@ def validate_masks(value: Any) -> list[list[float]]:
             raise bad(f"{name} is smaller than 1 % of the frame's width or height")
         out.append([round(x0, 4), round(y0, 4), round(x1, 4), round(y1, 4)])
     return out
+
+
+def masks_hash(masks: list[list[float]]) -> str | None:
+    """What a stored clip records about the masks painted into it (sha256 of their JSON); None without masks."""
+    if not masks:
+        return None
+    return hashlib.sha256(json.dumps(masks, separators=(",", ":")).encode()).hexdigest()
 
 
 def pixel_rects(masks: list[list[float]], width: int, height: int) -> list[tuple[int, int, int, int]]:

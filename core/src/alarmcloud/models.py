@@ -150,6 +150,8 @@ class Clip(SQLModel, table=True):
     verdict: str | None = Field(default=None, max_length=64)
     mover: bool | None = None
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    #: sha256 of the privacy masks painted into the stored video (``masks.masks_hash``); None: stored unmasked
+    privacy_masks_hash: str | None = Field(default=None, max_length=64)
 
 
 class FindingRow(SQLModel, table=True):
@@ -187,6 +189,29 @@ class Job(SQLModel, table=True):
     available_at: datetime = Field(default_factory=utcnow)
     lease_until: datetime | None = None
     worker: str | None = Field(default=None, max_length=100)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class MaskJob(SQLModel, table=True):
+    """Durable job painting a camera's current privacy masks into its clips stored without them (``masks_apply``)."""
+
+    __tablename__ = "mask_jobs"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(max_length=32, index=True)
+    camera_id: str = Field(max_length=32, index=True)
+    masks: list[list[float]] = Field(default_factory=list, sa_column=Column(JSON))
+    masks_hash: str = Field(max_length=64)
+    state: str = Field(default="queued", max_length=16)  # queued | running | done | cancelled | dead
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    failures: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))  # clip_id, code, message
+    cursor: str | None = Field(default=None, max_length=32)  # clips are visited in id order; the last one handled
+    attempts: int = 0
+    worker: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = None
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
