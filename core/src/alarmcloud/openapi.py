@@ -41,6 +41,11 @@ EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
               "findings": {"type": "array", "items": FINDING}})
 ACTIONS = ["motion_detection", "alarm_email", "go_to_preset", "alarm_area", "area_sensitivity"]
 RIGHTS = {"type": "object", "additionalProperties": {"enum": ["view", "control", "admin"]}}
+#: a camera's latest privacy-mask apply job (``masks_apply.job_json``); state "none": no job yet
+MASK_JOB = _obj({"job_id": NSTR, "state": {"enum": ["none", "queued", "running", "done", "cancelled", "dead"]},
+                 "total": INT, "done": INT, "failed": INT, "pending_clips": INT,
+                 "failures": {"type": "array", "items": _obj({"clip_id": STR, "code": STR, "message": STR})}},
+                {"camera_id": STR, "masks": MASKS, "created_at": STR, "finished_at": NSTR, "error": NSTR})
 
 
 def _items(item: dict[str, Any]) -> dict[str, Any]:
@@ -92,11 +97,15 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "request": {"type": "object", "additionalProperties": False, "properties": {
             "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL,
             **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")}}}},
+    ("POST", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 202, "response": MASK_JOB,
+                                                                  "errors": [401, 403, 404, 409]},
+    ("GET", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 200, "response": MASK_JOB},
 }
 
 
 _ERRORS = {400: "Invalid request", 401: "Not logged in", 403: "Forbidden (e.g. missing CSRF token)",
-           404: "Not found", 413: "Too large (e.g. too many items)",
+           404: "Not found", 409: "Conflict (e.g. the camera has no privacy masks to apply)",
+           413: "Too large (e.g. too many items)",
            422: "Invalid value (e.g. privacy masks outside the frame); nothing was changed"}
 
 
