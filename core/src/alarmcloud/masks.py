@@ -29,6 +29,8 @@ CRF = "23"
 PRESET = "veryfast"
 #: audio codecs the MP4 muxer takes as they are
 MP4_AUDIO = frozenset({"aac", "mp3", "opus", "flac", "alac", "ac3", "eac3"})
+#: FFmpeg's colour ranges (AVColorRange): MPEG = limited (Y 16..235), JPEG = full (Y 0..255)
+LIMITED_RANGE, FULL_RANGE = 1, 2
 
 
 def validate_masks(value: Any) -> list[list[float]]:
@@ -151,8 +153,13 @@ def _encode(out: Any, ovs: Any, frame: Any, pts: int, rects: list[tuple[int, int
     import av
 
     keyframe = frame.key_frame
-    if frame.format.name != "yuv420p" or frame.width != ovs.width or frame.height != ovs.height:
-        frame = frame.reformat(width=ovs.width, height=ovs.height, format="yuv420p")
+    # many cameras send full-range video (yuvj420p, or yuv420p flagged full range): it is scaled to the limited
+    # range the stored yuv420p stream is played back as; passed through, its picture would come out too bright
+    full = frame.format.name.startswith("yuvj") or int(frame.color_range) == FULL_RANGE
+    if full or frame.format.name != "yuv420p" or frame.width != ovs.width or frame.height != ovs.height:
+        frame = frame.reformat(width=ovs.width, height=ovs.height, format="yuv420p",
+                               src_color_range=FULL_RANGE if full else None,
+                               dst_color_range=LIMITED_RANGE if full else None)
     frame.pts = pts
     frame.time_base = ovs.codec_context.time_base
     frame.pict_type = av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE

@@ -45,14 +45,18 @@ def make_clip(
     audio: bool = False,
     codec: str = "libx264",
     container_format: str | None = None,
+    pix_fmt: str = "yuv420p",
 ) -> Path:
-    """Write a camera-like clip: H.264 Main, no B-frames, one slice per frame, fixed GOP."""
+    """Write a camera-like clip: H.264 Main, no B-frames, one slice per frame, fixed GOP.
+
+    ``pix_fmt="yuvj420p"``: full-range video, as many cameras (INSTAR among them) send it.
+    """
     path = Path(path)
     n = max(1, round(seconds * fps))
     with av.open(str(path), mode="w", format=container_format) as out:
         vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height = width, height
-        vs.pix_fmt = "yuv420p"
+        vs.pix_fmt = pix_fmt
         vs.codec_context.gop_size = max(1, round(gop_seconds * fps))
         if codec == "libx264":
             vs.codec_context.options = {

@@ -1,0 +1,272 @@
+"""Privacy masks applied to clips stored before the masks were set, and full-range (yuvj420p) camera video masked.
+
+A durable job re-encodes each clip with the camera's current masks, swaps it in with one transaction and survives a
+kill -9 of the server; clips already masked are left alone, a clip that cannot be re-encoded stays as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from alarmcloud.testing import LiveServer, make_clip, settings_on
+
+from tests.test_privacy_masks import (  # type: ignore[import-not-found]
+    MASKS,
+    H,
+    W,
+    bright_clip,
+    bright_scene,
+    decoded,
+    regions,
+    setup_camera,
+    stored_clip,
+)
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        yield st
+
+
+def apply_url(cam: dict[str, Any]) -> str:
+    return f"/api/v1/cameras/{cam['id']}/privacy-masks/apply"
+
+
+def wait_job(a: Any, cam: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+    """Poll the progress route until the job is no longer queued or running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = a.get(apply_url(cam))
+        assert r.status_code == 200, r.text
+        info = r.json()
+        if info["state"] not in ("queued", "running") or time.monotonic() > deadline:
+            return info
+        time.sleep(0.1)
+
+
+def thumbnail_pixels(a: Any, event_id: str) -> np.ndarray:
+    from PIL import Image
+
+    r = a.get(f"/api/v1/events/{event_id}/thumbnail")
+    assert r.status_code == 200, r.text
+    return np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(np.int16)
+
+
+def assert_masked(path: Path, original: Path) -> None:
+    """The stored video: black inside the masks in every frame, the rest as before, same frames and size."""
+    before, after = decoded(original), decoded(path)
+    assert len(after) == len(before)
+    inside, outside = regions(W, H)
+    assert min(float(f[inside].mean()) for f in before) > 140  # the original really shows something there
+    assert max(float(f[inside].max()) for f in after) <= 12
+    diffs = [float(np.abs(m - o)[outside].mean()) for m, o in zip(after, before, strict=True)]
+    assert max(diffs) < 4.0, diffs
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.width, cc.height) == (W, H)
+
+
+def test_apply_masks_paints_old_clips_and_their_thumbnails(api: Any, server: LiveServer, kit: Any,
+                                                           tmp_path: Path) -> None:
+    core: Any = server.core
+    a, cam, creds = setup_camera(api, "apply@example.com", masks=None)
+    upload = bright_clip(tmp_path / "old.mp4", audio=True)
+    ids = []
+    for _ in range(2):
+        r = a.upload(creds, upload)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["event_id"])
+    old_keys = {i: (stored_clip(core, i)[1].blob_key, stored_clip(core, i)[1].thumb_key) for i in ids}
+    img = thumbnail_pixels(a, ids[0])
+    assert img[regions(img.shape[1], img.shape[0], inset=4)[0]].mean() > 140  # the garden is in the thumbnail
+    # the neighbour complains: masks are set; the stored clips still show the garden until the masks are applied
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    info = a.get(apply_url(cam)).json()
+    assert info["state"] == "none" and info["pending_clips"] == 2
+    r = a.post(apply_url(cam))
+    assert r.status_code == 202, r.text
+    assert r.json()["job_id"] and r.json()["total"] == 2
+    info = wait_job(a, cam)
+    assert (info["state"], info["total"], info["done"], info["failed"]) == ("done", 2, 2, 0), info
+    assert info["pending_clips"] == 0 and info["job_id"] == r.json()["job_id"]
+    root = Path(core.blobs.root)
+    for i in ids:
+        path, clip = stored_clip(core, i)
+        old_video, old_thumb = old_keys[i]
+        assert clip.blob_key != old_video and not (root / old_video).exists()  # the unmasked files are gone
+        assert old_thumb and clip.thumb_key != old_thumb and not (root / old_thumb).exists()
+        assert_masked(path, upload)
+        assert a.get(f"/api/v1/events/{i}/video").content == path.read_bytes()
+        img = thumbnail_pixels(a, i)
+        t_inside, t_outside = regions(img.shape[1], img.shape[0], inset=4)
+        assert img[t_inside].max() <= 25 and img[t_outside].mean() > 140
+        assert clip.size_bytes == path.stat().st_size
+    # storage accounting follows the new files; nothing unmasked or staged is left in the blob store
+    files = kit.stored_files(core)
+    assert not [f for f in files if f.startswith(".tmp")], files
+    assert sorted(f for f in files if f.endswith(".mp4")) == sorted(stored_clip(core, i)[1].blob_key for i in ids)
+    assert all((root / f).read_bytes() != upload.read_bytes() for f in files)
+    assert a.get("/api/v1/storage").json()["used_bytes"] == sum(stored_clip(core, i)[0].stat().st_size for i in ids)
+    # asked again: nothing left to do
+    r = a.post(apply_url(cam))
+    assert r.status_code == 200 and r.json()["state"] == "done" and r.json()["total"] == 0, r.text
+
+
+def test_clips_with_the_current_masks_are_left_alone_and_nothing_is_unmasked(api: Any, server: LiveServer,
+                                                                              tmp_path: Path) -> None:
+    core: Any = server.core
+    a, cam, creds = setup_camera(api, "keep@example.com")
+    upload = bright_clip(tmp_path / "k.mp4")
+    masked_id = a.upload(creds, upload).json()["event_id"]  # masked at ingest
+    masked_bytes = stored_clip(core, masked_id)[0].read_bytes()
+    # masks cleared: a new clip is stored as it came, and asking to apply refuses (clips are never un-masked)
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": []}).status_code == 200
+    plain_id = a.upload(creds, upload).json()["event_id"]
+    r = a.post(apply_url(cam))
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "no_privacy_masks" and "no privacy masks" in r.json()["error"]["message"]
+    assert stored_clip(core, masked_id)[0].read_bytes() == masked_bytes
+    assert stored_clip(core, plain_id)[0].read_bytes() == upload.read_bytes()
+    assert a.get(apply_url(cam)).json()["pending_clips"] == 0
+    # the same masks again: only the clip stored without them is re-encoded
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    r = a.post(apply_url(cam))
+    assert r.status_code == 202 and r.json()["total"] == 1, r.text
+    info = wait_job(a, cam)
+    assert (info["state"], info["done"], info["failed"]) == ("done", 1, 0), info
+    assert stored_clip(core, masked_id)[0].read_bytes() == masked_bytes
+    assert_masked(stored_clip(core, plain_id)[0], upload)
+
+
+def test_a_clip_that_cannot_be_reencoded_stays_intact_and_is_reported(api: Any, server: LiveServer, kit: Any,
+                                                                      tmp_path: Path) -> None:
+    core: Any = server.core
+    a, cam, creds = setup_camera(api, "broken@example.com", masks=None)
+    upload = bright_clip(tmp_path / "b.mp4")
+    good_id, bad_id = (a.upload(creds, upload).json()["event_id"] for _ in range(2))
+    bad_path, bad_before = stored_clip(core, bad_id)
+    garbage = np.random.default_rng(3).integers(0, 256, 40_000, dtype=np.uint8).tobytes()
+    bad_path.write_bytes(garbage)  # the stored file was damaged on disk
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    assert a.post(apply_url(cam)).status_code == 202
+    info = wait_job(a, cam)
+    assert (info["state"], info["total"], info["done"], info["failed"]) == ("done", 2, 1, 1), info
+    assert [f["clip_id"] for f in info["failures"]] == [bad_id] and info["failures"][0]["code"], info
+    assert info["pending_clips"] == 1  # it still lacks the masks, and says so
+    path, after = stored_clip(core, bad_id)
+    assert path.read_bytes() == garbage
+    assert (after.blob_key, after.thumb_key, after.size_bytes, after.privacy_masks_hash) == (
+        bad_before.blob_key, bad_before.thumb_key, bad_before.size_bytes, None)
+    assert_masked(stored_clip(core, good_id)[0], upload)
+    assert not [f for f in kit.stored_files(core) if f.startswith(".tmp")]
+
+
+def test_apply_needs_the_admin_right_on_a_camera_of_the_tenant(api: Any, server: LiveServer, tmp_path: Path) -> None:
+    a, cam, creds = setup_camera(api, "owner.apply@example.com")
+    other = api().register("other.apply@example.com")
+    for r in (other.post(apply_url(cam)), other.get(apply_url(cam)),
+              other.post("/api/v1/cameras/doesnotexist/privacy-masks/apply")):
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+    r = a.post("/api/v1/subusers", json={"email": "family.apply@example.com",
+                                         "password": "correct horse battery staple", "rights": {cam["id"]: "control"}})
+    assert r.status_code == 201, r.text
+    sub = api().login("family.apply@example.com")
+    assert sub.get(apply_url(cam)).status_code == 200  # may watch the progress ...
+    r = sub.post(apply_url(cam))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"  # ... but not start a job
+    assert a.get(apply_url(cam)).json()["state"] == "none"
+
+
+def test_openapi_documents_the_apply_route_and_its_answers(api: Any, server: LiveServer, tmp_path: Path) -> None:
+    import httpx
+    import jsonschema
+
+    op = httpx.get(server.url + "/openapi.json").json()["paths"]["/api/v1/cameras/{camera_id}/privacy-masks/apply"]
+    schema = op["post"]["responses"]["202"]["content"]["application/json"]["schema"]
+    a, cam, creds = setup_camera(api, "schema.apply@example.com", masks=None)
+    r = a.post(apply_url(cam))
+    assert r.status_code == 409
+    jsonschema.validate(r.json(), op["post"]["responses"]["409"]["content"]["application/json"]["schema"])
+    jsonschema.validate(a.get(apply_url(cam)).json(), op["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"])
+    assert a.upload(creds, bright_clip(tmp_path / "s.mp4")).status_code == 201
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    r = a.post(apply_url(cam))
+    assert r.status_code == 202
+    jsonschema.validate(r.json(), schema)
+    jsonschema.validate(wait_job(a, cam), schema)
+
+
+def test_full_range_yuvj420p_camera_video_is_stored_masked(api: Any, server: LiveServer, tmp_path: Path) -> None:
+    """INSTAR and many other cameras send full-range H.264 (yuvj420p): masked, the rest of the picture unchanged."""
+    upload = make_clip(tmp_path / "yuvj.mp4", seconds=3, width=W, height=H, fps=10, scene=bright_scene,
+                       pix_fmt="yuvj420p")
+    with av.open(str(upload)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuvj420p"
+    a, cam, creds = setup_camera(api, "yuvj@example.com")
+    r = a.upload(creds, upload)
+    assert r.status_code == 201, r.text
+    path, clip = stored_clip(server.core, r.json()["clip_id"])
+    assert_masked(path, upload)  # black inside, everything else within H.264 noise of the camera's picture
+    with av.open(str(upload)) as u, av.open(str(path)) as m:
+        us, ms = u.streams.video[0], m.streams.video[0]
+        times = [[float(p.pts * s.time_base) for p in c.demux(s) if p.pts is not None] for c, s in ((u, us), (m, ms))]
+        assert times[0] == times[1]
+    img = thumbnail_pixels(a, r.json()["event_id"])
+    t_inside, t_outside = regions(img.shape[1], img.shape[0], inset=4)
+    assert img[t_inside].max() <= 25 and img[t_outside].mean() > 140
+
+
+# ---------------------------------------------------------------- kill -9 of the server in the middle of a job
+
+
+def test_a_job_cut_by_kill_9_resumes_after_restart_and_loses_nothing(api_at: Any, tmp_path: Path) -> None:
+    from tests.test_ingest_crash import Serve, _free_port  # type: ignore[import-not-found]
+
+    srv = Serve(tmp_path / "data", _free_port())
+    try:
+        _kill_scenario(srv, api_at, tmp_path)
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:  # type: ignore[attr-defined]
+            srv.kill9()
+
+
+def _kill_scenario(srv: Any, api_at: Any, tmp_path: Path) -> None:
+    srv.start()
+    a = api_at(srv.url).register("crash.apply@example.com")
+    cam = a.camera("Hedge")
+    creds = a.upload_credentials(cam["id"])
+    upload = bright_clip(tmp_path / "c.mp4")
+    n = 6
+    ids = [a.upload(creds, upload).json()["event_id"] for _ in range(n)]
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    r = a.post(apply_url(cam))
+    assert r.status_code == 202 and r.json()["total"] == n, r.text
+    deadline = time.monotonic() + 120
+    while (info := a.get(apply_url(cam)).json())["done"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    srv.kill9()
+    assert 1 <= info["done"] < n and info["state"] == "running", info  # really cut in the middle
+    srv.start()
+    info = wait_job(a, cam)
+    assert (info["state"], info["total"], info["done"], info["failed"]) == ("done", n, n, 0), info
+    blobs = srv.data / "blobs"
+    videos = sorted(p for p in blobs.rglob("*.mp4") if ".tmp" not in p.parts)
+    assert len(videos) == n  # no old (unmasked) file and no half-written new one left behind
+    assert not [p for p in (blobs / ".tmp").rglob("*") if p.is_file()]
+    for i in ids:
+        video = a.get(f"/api/v1/events/{i}/video")
+        assert video.status_code == 200
+        f = tmp_path / f"{i}.mp4"
+        f.write_bytes(video.content)
+        assert_masked(f, upload)
