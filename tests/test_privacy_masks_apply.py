@@ -270,3 +270,25 @@ def _kill_scenario(srv: Any, api_at: Any, tmp_path: Path) -> None:
         f = tmp_path / f"{i}.mp4"
         f.write_bytes(video.content)
         assert_masked(f, upload)
+
+
+def test_operators_apply_masks_from_the_cli(api: Any, server: LiveServer, settings: Any, tmp_path: Path) -> None:
+    import json
+
+    from alarmcloud.cli import main
+    from click.testing import CliRunner
+
+    core: Any = server.core
+    a, cam, creds = setup_camera(api, "cli.apply@example.com", masks=None)
+    upload = bright_clip(tmp_path / "cli.mp4")
+    clip_id = a.upload(creds, upload).json()["event_id"]
+    env = {"ALARMCLOUD_DATABASE_URL": settings.database_url} if settings.database_url else {}
+    args = ["privacy", "apply-masks", cam["id"], "--data-dir", str(settings.data_dir)]
+    result = CliRunner().invoke(main, args, env=env, prog_name="alarmcloud")
+    assert result.exit_code != 0 and "no privacy masks" in result.output, result.output
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    result = CliRunner().invoke(main, args, env=env, prog_name="alarmcloud")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output[result.output.index("{"):])
+    assert (out["state"], out["total"], out["done"], out["failed"], out["pending_clips"]) == ("done", 1, 1, 0, 0)
+    assert_masked(stored_clip(core, clip_id)[0], upload)

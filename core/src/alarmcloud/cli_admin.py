@@ -226,7 +226,7 @@ def oauth_remove_client(client_id: str, data_dir: Path | None, config_file: Path
 
 @click.group()
 def privacy() -> None:
-    """Privacy: record of processing, retention schedules, inactive accounts."""
+    """Privacy: record of processing, retention schedules, inactive accounts, privacy masks of stored clips."""
 
 
 def _privacy_core(config_file: Path | None, data_dir: Path | None) -> Any:
@@ -277,6 +277,54 @@ def privacy_erase_inactive(data_dir: Path | None, config_file: Path | None, dry_
     from alarmcloud.privacy import process_inactive
 
     click.echo(json.dumps(process_inactive(_privacy_core(config_file, data_dir), dry_run=dry_run), indent=2))
+
+
+@privacy.command("apply-masks")
+@click.argument("camera_id")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Run the job here with a progress bar, or only queue it for the running server.")
+@data_dir_option
+@config_option
+def privacy_apply_masks(camera_id: str, wait: bool, data_dir: Path | None, config_file: Path | None) -> None:
+    """Paint a camera's current privacy masks into the clips it stored without them (resumable job)."""
+    import threading
+    import time
+
+    from rich.progress import Progress
+
+    from alarmcloud.errors import ApiError
+    from alarmcloud.masks_apply import ACTIVE, job_json, pending_clips, run_here, start_job
+    from alarmcloud.models import Camera, MaskJob
+
+    core = _privacy_core(config_file, data_dir)
+    with core.db.session() as s:
+        cam = s.get(Camera, camera_id)
+        if cam is None:
+            raise click.ClickException("camera not found")
+        try:
+            job, _ = start_job(s, cam)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+    if wait and job.state in ACTIVE:
+        stop = threading.Event()
+        worker = threading.Thread(target=run_here, args=(core, job.id, stop), daemon=True)
+        worker.start()
+        try:
+            with Progress(console=console) as bar:
+                task = bar.add_task(f"masking {job.total} clip(s)", total=job.total)
+                while worker.is_alive():
+                    with core.db.session() as s:
+                        row = s.get(MaskJob, job.id)
+                    if row is not None:
+                        bar.update(task, completed=row.done + row.failed)
+                    time.sleep(0.3)
+        except KeyboardInterrupt:
+            stop.set()  # the clip being masked is finished or dropped; the job goes back to the queue
+            worker.join()
+            raise
+    with core.db.session() as s:
+        cam = s.get(Camera, camera_id)
+        click.echo(json.dumps(job_json(s.get(MaskJob, job.id), pending_clips(s, cam) if cam else 0), indent=2))
 
 
 COMMANDS = (users, keys, oauth, privacy)

@@ -84,7 +84,7 @@ def _latest(s: Session, camera_id: str) -> MaskJob | None:
                   .order_by(col(MaskJob.created_at).desc(), col(MaskJob.id).desc()).limit(1)).first()
 
 
-def _pending(s: Session, cam: Camera) -> int:
+def pending_clips(s: Session, cam: Camera) -> int:
     wanted = masks_hash(list(cam.privacy_masks or []))
     if wanted is None:
         return 0
@@ -125,7 +125,7 @@ async def apply_masks(request: Request) -> Response:
     def _start(s: Session) -> tuple[dict[str, Any], bool]:
         cam = camera_for(s, user, cid, "admin")
         job, new = start_job(s, cam)
-        return job_json(job, _pending(s, cam)), new
+        return job_json(job, pending_clips(s, cam)), new
 
     body, new = await app.db.run(_start)
     if new and body["state"] == "queued":
@@ -142,7 +142,7 @@ async def apply_progress(request: Request) -> Response:
 
     def _get(s: Session) -> dict[str, Any]:
         cam = camera_for(s, user, cid)
-        return job_json(_latest(s, cid), _pending(s, cam))
+        return job_json(_latest(s, cid), pending_clips(s, cam))
 
     return JSONResponse(await core(request).db.run(_get))
 
@@ -155,12 +155,14 @@ def routes(app: AlarmCloud) -> list[BaseRoute]:
 # ---------------------------------------------------------------- the durable runner
 
 
-def claim(app: AlarmCloud, worker: str) -> MaskJob | None:
-    """Take the oldest queued job with a lease (a conditional UPDATE: one process wins on SQLite and PostgreSQL)."""
+def claim(app: AlarmCloud, worker: str, only: str | None = None) -> MaskJob | None:
+    """Take the oldest queued job (or job ``only``) with a lease (a conditional UPDATE: one process wins)."""
     lease = app.settings.workers.lease_seconds
     with app.db.session() as s:
-        for job_id in s.exec(select(MaskJob.id).where(MaskJob.state == "queued")
-                             .order_by(col(MaskJob.created_at), col(MaskJob.id)).limit(5)).all():
+        q = select(MaskJob.id).where(MaskJob.state == "queued")
+        if only is not None:
+            q = q.where(MaskJob.id == only)
+        for job_id in s.exec(q.order_by(col(MaskJob.created_at), col(MaskJob.id)).limit(5)).all():
             res = s.exec(update(MaskJob).where(col(MaskJob.id) == job_id, col(MaskJob.state) == "queued")  # type: ignore[call-overload]
                          .values(state="running", worker=worker, attempts=MaskJob.attempts + 1,
                                  lease_until=utcnow() + timedelta(seconds=lease)))
@@ -410,6 +412,21 @@ class MaskRunner:
             if not busy:
                 self.wake.wait(self.poll)
                 self.wake.clear()
+
+
+def run_here(app: AlarmCloud, job_id: str, stop: threading.Event) -> None:
+    """Run one job in this process (the CLI) unless a server claimed it first; returns when it is no longer active."""
+    name = worker_name()
+    while not stop.is_set():
+        reap(app)
+        job = claim(app, name, job_id)
+        if job is not None:
+            run_job(app, job, name, stop)
+        with app.db.session() as s:
+            row = s.get(MaskJob, job_id)
+            if row is None or row.state not in ACTIVE:
+                return
+        stop.wait(1.0)
 
 
 def wake(app: AlarmCloud) -> None:
