@@ -89,6 +89,15 @@ def test_apply_masks_paints_old_clips_and_their_thumbnails(api: Any, server: Liv
     old_keys = {i: (stored_clip(core, i)[1].blob_key, stored_clip(core, i)[1].thumb_key) for i in ids}
     img = thumbnail_pixels(a, ids[0])
     assert img[regions(img.shape[1], img.shape[0], inset=4)[0]].mean() > 140  # the garden is in the thumbnail
+    from alarmcloud.models import FindingRow
+
+    assert a.wait_event(ids[0])["status"] == "done"  # the clip's own analysis will not replace these findings
+    with core.db.session() as s:  # what a detector had read there: the neighbour's plate, and a car in the drive
+        s.add(FindingRow(clip_id=ids[0], account_id=a.id, detector="plates", label="plate", score=0.9,
+                         text="B AB 123", box=[0.7, 0.1, 0.8, 0.2]))
+        s.add(FindingRow(clip_id=ids[0], account_id=a.id, detector="plates", label="car", score=0.8,
+                         box=[0.1, 0.3, 0.4, 0.6]))
+        s.commit()
     # the neighbour complains: masks are set; the stored clips still show the garden until the masks are applied
     assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
     info = a.get(apply_url(cam)).json()
@@ -111,6 +120,10 @@ def test_apply_masks_paints_old_clips_and_their_thumbnails(api: Any, server: Liv
         t_inside, t_outside = regions(img.shape[1], img.shape[0], inset=4)
         assert img[t_inside].max() <= 25 and img[t_outside].mean() > 140
         assert clip.size_bytes == path.stat().st_size
+    # the plate read in the masked area went with it; the finding outside stays
+    assert [(f["label"], f.get("text")) for f in a.get(f"/api/v1/events/{ids[0]}").json()["findings"]] == [
+        ("car", None)]
+    assert stored_clip(core, ids[0])[1].labels == ["car"]
     # storage accounting follows the new files; nothing unmasked or staged is left in the blob store
     files = kit.stored_files(core)
     assert not [f for f in files if f.startswith(".tmp")], files
