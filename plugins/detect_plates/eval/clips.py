@@ -14,7 +14,7 @@ from alarmcloud import video
 from alarmcloud.contracts import ClipFrames, Finding
 from alarmcloud.testing import make_clip
 from alarmcloud_detect_plates.detector import PlateDetector
-from alarmcloud_detect_plates.formats import plate_distance
+from alarmcloud_detect_plates.formats import normalize_plate, plate_distance
 from PIL import Image
 
 Scene = Callable[[int, float, int, int], np.ndarray]
@@ -33,7 +33,10 @@ def default_data() -> Path:
 def load_rows(data: Path, stride: int = 1) -> list[dict[str, str]]:
     """Every ``stride``-th row of ``labels.csv`` (file, plate, x, y, w, h, region)."""
     with open(data / "labels.csv", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))[::stride]
+        rows = list(csv.DictReader(fh))[::stride]
+    for row in rows:  # labels written with separators or in lower case ("m-ab 1234") compare as the reader writes
+        row["plate"] = normalize_plate(row["plate"])
+    return rows
 
 
 def box_of(row: dict[str, str]) -> tuple[float, float, float, float]:

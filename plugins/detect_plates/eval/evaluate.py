@@ -4,9 +4,10 @@ Usage (from the repository root):
     nice .venv/bin/python plugins/detect_plates/eval/evaluate.py [--data ../shared/data/plates] [--stride 1]
 
 Every clip is analysed twice: with the default configuration (all countries) and with the camera set to the
-photo's country (``us`` -> US, ``br`` -> BR), as an owner would. Photos are split by a hash of the file name into
-a development part (two thirds; looked at while building the detector) and a held-out part (one third; only
-measured), and both are reported.
+photo's region, as an owner would: a country code (``us`` -> US, ``br`` -> BR, ``de`` -> DE) or a group of the
+detector (``eu`` -> every European format); a region the detector does not know falls back to all countries.
+Photos are split by a hash of the file name into a development part (two thirds; looked at while building the
+detector) and a held-out part (one third; only measured), and both are reported.
 """
 
 from __future__ import annotations

@@ -48,12 +48,17 @@ from clips import (
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 COUNTRIES = ("DE", "AT", "CH", "NL", "FR", "IT", "ES", "PL", "UK")
+#: more European countries (``--countries`` picks them): Belgian red print, the Portuguese yellow year band, the
+#: Croatian crest, the Swedish, Danish, Czech, Romanian and Finnish layouts
+MORE_COUNTRIES = ("BE", "PT", "HR", "SE", "DK", "CZ", "RO", "FI")
 FONTS = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Bold.ttf",
 )
 #: the EU distinguishing sign printed in the band
 BAND_CODE = {"DE": "D", "AT": "A", "NL": "NL", "FR": "F", "IT": "I", "ES": "E", "PL": "PL", "UK": "UK"}
+#: Belgian plates are printed in red
+BE_RED = (170, 24, 38)
 EU_BLUE = (0, 51, 153)
 EU_YELLOW = (255, 204, 0)
 PLATE_WHITE = (246, 246, 242)
@@ -77,6 +82,10 @@ _ES_LETTERS = "BCDFGHJKLMNPRSTVWXYZ"
 _PL_LETTERS = "ACEFGHJKLMNPRSTUVWXY"
 _UK_LETTERS = "ABCDEFGHJKLMNOPRSTUVWXY"
 _UPPER = "ABCDEFGHIJKLMNOPRSTUVWXYZ"
+_SE_LETTERS = "ABCDEFGHJKLMNOPRSTUWXYZ"
+_CZ_REGIONS = "ABCEHJKLMPSTUZ"
+_HR_DISTRICTS = ("ZG", "ST", "RI", "OS", "ZD", "PU", "SB", "KA", "VZ", "DU")
+_RO_COUNTIES = ("B", "CJ", "TM", "IS", "BV", "CT", "PH", "AG", "SV", "DJ")
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,38 @@ def random_plate(country: str, rng: np.random.Generator) -> PlateSpec:
         b = _chars(rng, _UK_LETTERS, 3)
         band = _pick(rng, ("UK", "GB", "")) or None
         return PlateSpec("UK", a + age + b, (a + age, b), yellow=bool(rng.random() < 0.5), band=band)
+    if country == "BE":
+        a, b = _chars(rng, _UPPER, 3), f"{int(rng.integers(0, 1000)):03d}"
+        first = _pick(rng, "12")
+        return PlateSpec("BE", first + a + b, (first, "-", a, "-", b), band="B")
+    if country == "PT":
+        a, n, b = _chars(rng, _UPPER, 2), f"{int(rng.integers(0, 100)):02d}", _chars(rng, _UPPER, 2)
+        return PlateSpec("PT", a + n + b, (a, "-", n, "-", b), band="P")
+    if country == "HR":
+        district, b = _pick(rng, _HR_DISTRICTS), _chars(rng, _UPPER, int(rng.integers(1, 3)))
+        n = _digits(rng, 3, 4)
+        return PlateSpec("HR", district + n + b, (district, "|", n, "-", b), band="HR")
+    if country == "SE":
+        a = _chars(rng, _SE_LETTERS, 3)
+        b = f"{int(rng.integers(0, 100)):02d}" + (
+            _chars(rng, _SE_LETTERS, 1) if rng.random() < 0.5 else _digits(rng, 1, 1)
+        )
+        return PlateSpec("SE", a + b, (a, b), band="S")
+    if country == "DK":
+        a, n = _chars(rng, _UPPER, 2), f"{int(rng.integers(10000, 100000))}"
+        return PlateSpec("DK", a + n, (a, n[:2], n[2:]), band="DK")
+    if country == "CZ":
+        head = _digits(rng, 1, 1) + _pick(rng, _CZ_REGIONS) + (_chars(rng, "0123456789ABCEHJKLMPSTUZ", 1))
+        n = f"{int(rng.integers(0, 10000)):04d}"
+        return PlateSpec("CZ", head + n, (head, n), band="CZ")
+    if country == "RO":
+        county = _pick(rng, _RO_COUNTIES)
+        n = f"{int(rng.integers(1, 1000 if county == 'B' and rng.random() < 0.3 else 100)):02d}"
+        b = _chars(rng, "ABCDEFGHJKLMNPRSTUVWXYZ", 3)
+        return PlateSpec("RO", county + n + b, (county, n, b), band="RO")
+    if country == "FI":
+        a, n = _chars(rng, "ABCDEFGHIJKLMNOPRSTUVXYZ", 3), _digits(rng, 1, 3)
+        return PlateSpec("FI", a + n, (a, "-", n), band="FIN")
     raise ValueError(f"no synthetic plates for {country}")
 
 
@@ -266,6 +307,18 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
             label = label.resize((round(band_w * 0.85), label.height), Image.LANCZOS)
         plate.alpha_composite(label, (round(cx - label.width / 2), round(h * 0.58)))
         right = x0 - 5 * PX_MM
+    if spec.country == "PT":
+        # the yellow band at the right: year of registration above the month
+        x0 = w - PX_MM * 2 - band_w
+        draw.rectangle((x0, PX_MM * 2, w - PX_MM * 2, h - PX_MM * 2), fill=EU_YELLOW)
+        cx = x0 + band_w / 2
+        for text, top in (
+            (_pick(rng, ("20", "21", "22", "23", "24")), 0.14),
+            (f"{int(rng.integers(1, 13)):02d}", 0.56),
+        ):
+            label = _text_image(text, font_path, round(h * 0.28), (*INK, 255))
+            plate.alpha_composite(label, (round(cx - label.width / 2), round(h * top)))
+        right = x0 - 5 * PX_MM
     if spec.country == "AT":
         # red-white-red stripes along the top and bottom edge
         for y0 in (PX_MM * 2, h - PX_MM * 2 - 9 * PX_MM):
@@ -276,6 +329,7 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
         _shield(draw, w - 44 * PX_MM, h * 0.22, 36 * PX_MM, h * 0.56, [*canton, (255, 255, 255)][:2])
         left, right = 52 * PX_MM, w - 52 * PX_MM
     char_h = round(h * (0.62 if spec.country == "AT" else 0.68))
+    ink = BE_RED if spec.country == "BE" else INK
     # the printed groups: text, a hyphen, or the place of an emblem
     pieces: list[tuple[str, Image.Image | None, float]] = []
     for g in spec.groups:
@@ -284,7 +338,7 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
         elif g == "-":
             pieces.append(("-", None, 14 * PX_MM))
         else:
-            pieces.append(("t", _text_image(g, font_path, char_h, (*INK, 255)), 0.0))
+            pieces.append(("t", _text_image(g, font_path, char_h, (*ink, 255)), 0.0))
     gap = 9 * PX_MM
     natural = sum(p[1].width if p[1] is not None else p[2] for p in pieces) + gap * (len(pieces) - 1)
     squeeze = min(1.0, (right - left) / natural)
@@ -299,7 +353,7 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
             width *= squeeze
             cx = x + width / 2
             if kind == "-":
-                draw.rectangle((cx - width * 0.35, h * 0.46, cx + width * 0.35, h * 0.54), fill=INK)
+                draw.rectangle((cx - width * 0.35, h * 0.46, cx + width * 0.35, h * 0.54), fill=ink)
             elif spec.country == "DE":
                 sticker = _pick(rng, ("pink", "green", "orange", "blue", "yellow", "brown"))
                 colour = {
@@ -316,6 +370,8 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
                     _disc(draw, cx, h * 0.7, r, (205, 205, 200), rng)
                 else:  # front plate: the registration seal only
                     _disc(draw, cx, h * 0.62, r, (205, 205, 200), rng)
+            elif spec.country == "HR":  # the red and white chequered crest
+                _shield(draw, cx - width * 0.35, h * 0.28, width * 0.7, h * 0.44, [(200, 16, 46), (255, 255, 255)] * 2)
             elif spec.country == "AT":
                 _shield(draw, cx - width * 0.35, h * 0.28, width * 0.7, h * 0.44, [(200, 16, 46), (255, 255, 255)])
             else:  # the Polish legalisation sticker
@@ -427,7 +483,11 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--seconds", type=float, default=4.0)
-    ap.add_argument("--countries", default=",".join(COUNTRIES), help="comma-separated, of " + ",".join(COUNTRIES))
+    ap.add_argument(
+        "--countries",
+        default=",".join(COUNTRIES),
+        help="comma-separated, of " + ",".join(COUNTRIES + MORE_COUNTRIES) + " (default: the first nine)",
+    )
     ap.add_argument(
         "--grey", action="store_true", help="monochrome clips (night mode records grey: the band loses its colour)"
     )

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from alarmcloud_detect_plates import COUNTRY_FORMATS, fit_plate, normalize_plate, plate_distance, validate_plate
+from alarmcloud_detect_plates import (
+    COUNTRY_FORMATS,
+    expand_countries,
+    fit_plate,
+    normalize_plate,
+    plate_distance,
+    validate_plate,
+)
 from alarmcloud_detect_plates.formats import fit_read, looks_like_timestamp
 
 REQUIRED = {"DE", "AT", "CH", "NL", "FR", "IT", "ES", "PL", "UK", "US", "BR"}
@@ -42,6 +49,26 @@ def test_all_required_countries_have_formats() -> None:
         ("UK", "AB12 CDE", "AB123 CD"),
         ("US", "7ABC123", "ABCDEFG"),
         ("BR", "ABC1D23", "AB12345"),
+        ("BE", "1-ABC-234", "A-123-BCD"),
+        ("LU", "AB 1234", "ABC 123"),
+        ("DK", "AB 12 345", "AB 1234"),
+        ("SE", "ABC 12D", "ABC 12I"),
+        ("NO", "EL 12345", "E 12345"),
+        ("FI", "ABC-123", "ABC-1234"),
+        ("IE", "161-D-12345", "D-161-12345"),
+        ("PT", "AA-00-AA", "AA-AA-AA"),
+        ("CZ", "1A2 3456", "AB2 3456"),
+        ("SK", "BA-123AB", "BA-1234A"),
+        ("HU", "AA AA-123", "AA-1234"),
+        ("HR", "ZG 1234-AB", "ZG-AB-1234"),
+        ("RO", "CJ 12 ABC", "CJ 12 AB"),
+        ("BG", "CA 1234 AB", "CA 1234 AD"),
+        ("GR", "ABK-1234", "ABC-1234"),
+        ("LT", "ABC 123", "AB 1234"),
+        ("LV", "AB-1234", "ABC-1234"),
+        ("EE", "123 ABC", "ABC 123"),
+        ("LI", "FL 12345", "FX 12345"),
+        ("RS", "BG 123-AB", "BG-AB-123"),
     ],
 )
 def test_country_formats_accept_real_layouts_and_reject_others(country: str, good: str, bad: str) -> None:
@@ -76,7 +103,8 @@ def test_confident_read_is_not_bent_into_another_countrys_format() -> None:
     # "6LKR481": a US plate; the German layout would need 6 -> G, which the recogniser found 700x less likely
     read = _dists({"6": 0.998, "G": 0.0014}, *"LKR481")
     fit = fit_read(read, list(COUNTRY_FORMATS))
-    assert fit is not None and (fit.text, fit.country) == ("6LKR481", "US")
+    assert fit is not None and fit.text == "6LKR481"
+    assert fit_read(read, ["DE", "US"]) == fit_read(read, ["US"])
 
 
 def test_unsure_character_is_settled_by_the_layout() -> None:
@@ -138,3 +166,18 @@ def test_tightened_formats_reject_what_the_country_never_issues() -> None:
     assert validate_plate("ZH 12345", "CH")
     assert not validate_plate("AI 123 CD", "IT")  # I, O, Q, U are not issued
     assert validate_plate("KR 1AC23", "PL") and not validate_plate("KR 1AB23", "PL")  # no B in the serial
+
+
+def test_country_groups_and_aliases_expand_to_formats() -> None:
+    europe = expand_countries(["EU"])
+    assert "DE" in europe and "SE" in europe and "CH" in europe and "UK" in europe
+    assert "US" not in europe and "BR" not in europe
+    assert expand_countries("gb, de ,XX") == ["UK", "DE"]  # a string, the ISO code of the UK, an unknown code
+    assert expand_countries(["ALL"]) == list(COUNTRY_FORMATS)
+    assert expand_countries(["DE", "EU"])[0] == "DE" and len(set(expand_countries(["DE", "EU"]))) == len(europe)
+    assert expand_countries(None) == [] and expand_countries(["XX"]) == []
+
+
+def test_every_format_accepts_its_own_example() -> None:
+    for code, fmt in COUNTRY_FORMATS.items():
+        assert validate_plate(fmt.example, code), code

@@ -59,3 +59,16 @@ def test_fused_read_is_fitted_to_the_camera_countries() -> None:
     dists = ({"0": 0.5, "O": 0.45}, {"K": 0.99}, {"M": 0.99}, {"2": 0.99}, {"3": 0.99}, {"7": 0.99}, {"1": 0.99})
     reads = [PlateRead("0KM2371", "US", 0.9, t, (0.4, 0.6, 0.5, 0.65), dists) for t in (0.0, 2.0)]
     assert [t for t, _, _ in vote(reads, ["BR"])] == ["OKM2371"]
+
+
+def test_a_blue_band_narrows_the_fused_read_to_banded_countries() -> None:
+    # "K69628" and a last character the recogniser takes for a 0 (90 %) rather than an O: as a US plate it
+    # needs no change; an Austrian plate ends in a letter. A blue band at the crop's end says "European".
+    dists = ({"K": 0.99}, *({c: 0.99} for c in "69628"), {"0": 0.9, "O": 0.1})
+    box = (0.4, 0.6, 0.5, 0.65)
+    plain = [PlateRead("K696280", "US", 0.95, 0.0, box, dists)]
+    banded = [PlateRead("K69628O", "AT", 0.95, 0.0, box, dists, banded=True)]
+    assert [t for t, _, _ in vote(plain)] == ["K696280"]
+    assert [t for t, _, _ in vote(banded)] == ["K69628O"]
+    # the band cannot name a country the camera does not allow
+    assert [t for t, _, _ in vote(banded, ["US"])] == ["K696280"]

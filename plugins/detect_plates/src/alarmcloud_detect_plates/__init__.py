@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alarmcloud_detect_plates.formats import (
     COUNTRY_FORMATS,
+    COUNTRY_GROUPS,
     PlateFormat,
+    expand_countries,
     fit_plate,
     normalize_plate,
     plate_distance,
@@ -14,7 +16,9 @@ from alarmcloud_detect_plates.formats import (
 __version__ = "0.1.0"
 __all__ = [
     "COUNTRY_FORMATS",
+    "COUNTRY_GROUPS",
     "PlateFormat",
+    "expand_countries",
     "fit_plate",
     "normalize_plate",
     "plate_distance",

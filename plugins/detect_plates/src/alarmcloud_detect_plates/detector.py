@@ -12,12 +12,15 @@ from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
 from pydantic import BaseModel, Field
 
 from alarmcloud_detect_plates.formats import (
+    BANDLESS,
     COUNTRY_FORMATS,
     Dist,
     PlateFit,
+    expand_countries,
     fit_read,
     looks_like_timestamp,
     plate_distance,
+    validate_plate,
 )
 from alarmcloud_detect_plates.ocr import REC_HEIGHT, OcrEngine, TextBox, TextMap, TextRead, crop_quad
 
@@ -84,8 +87,8 @@ class PlatesConfig(BaseModel):
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads per model.")
 
 
-#: a candidate crop worth a second read and its place (fractions of the frame)
-Doubtful = tuple[np.ndarray, tuple[float, float, float, float]]
+#: a candidate crop worth a second read, its place (fractions of the frame) and whether a blue band was cut off it
+Doubtful = tuple[np.ndarray, tuple[float, float, float, float], bool]
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class PlateRead:
     box: tuple[float, float, float, float]
     #: per-character probabilities of the characters the text was made of (for fusing frames)
     dists: tuple[Dist, ...] = ()
+    #: a blue band (EU, French, Italian) was cut off the crop: a European plate
+    banded: bool = False
 
     def char_dists(self) -> tuple[Dist, ...]:
         """``dists``, or the text itself at the read's score when the recogniser gave none."""
@@ -172,18 +177,20 @@ class PlateDetector(Detector):
                         time=best.time,
                         box=best.box,
                         text=text,
-                        extra={"country": best.country, "reads": sum(r.text == text for r in reads)},
+                        extra=_plate_extra(
+                            text,
+                            band_countries(countries) if best.banded else countries,
+                            sum(r.text == text for r in reads),
+                        ),
                     )
                 )
         return findings
 
     def _countries(self, options: dict[str, object]) -> list[str]:
+        """The camera's countries (groups such as ``EU`` expanded), else the deployment's, else all."""
         wanted = options.get("countries") if options else None
-        if isinstance(wanted, str):
-            wanted = [c.strip() for c in wanted.split(",")]
-        codes = [str(c).upper() for c in (wanted or self.config.countries)]
-        known = [c for c in codes if c in COUNTRY_FORMATS]
-        return known or list(COUNTRY_FORMATS)
+        codes = expand_countries(wanted if isinstance(wanted, str | list | tuple) and wanted else None)
+        return codes or expand_countries(self.config.countries) or list(COUNTRY_FORMATS)
 
     def read_frame(self, rgb: np.ndarray, time: float, countries: list[str]) -> FrameLook:
         """All validated plate reads in one RGB frame, its text probability map and its doubtful candidates."""
@@ -197,10 +204,11 @@ class PlateDetector(Detector):
     def reread(self, doubtful: list[Doubtful], time: float, countries: list[str]) -> list[PlateRead]:
         """Validated reads of doubtful candidates from their contrast-equalised crops."""
         out = []
-        for (_, place), read in zip(doubtful, self.engine.recognize([equalize(c) for c, _ in doubtful]), strict=True):
-            fit = self._fit(read, countries)
+        crops = [equalize(c) for c, _, _ in doubtful]
+        for (_, place, banded), read in zip(doubtful, self.engine.recognize(crops), strict=True):
+            fit = self._fit(read, countries, banded)
             if fit is not None:
-                out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit)))
+                out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit), banded))
         return suppress(out)
 
     def zoom_frame(
@@ -236,16 +244,16 @@ class PlateDetector(Detector):
         h, w = bgr.shape[:2]
         cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
         seen.extend(_place(b, w, h) for b in cands)
-        crops = [strip_bands(crop_quad(bgr, b.quad)) for b in cands]
-        keep = [i for i, c in enumerate(crops) if _contrast(c) >= 20]
-        cands, crops = [cands[i] for i in keep], [crops[i] for i in keep]
+        cut = [cut_bands(crop_quad(bgr, b.quad)) for b in cands]
+        keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
+        cands, crops, bands = [cands[i] for i in keep], [cut[i][0] for i in keep], [cut[i][1] for i in keep]
         out: list[PlateRead] = []
-        doubtful: list[tuple[tuple[bool, float], np.ndarray, tuple[float, float, float, float]]] = []
-        for box, crop, read in zip(cands, crops, self.engine.recognize(crops), strict=True):
+        doubtful: list[tuple[tuple[bool, float], Doubtful]] = []
+        for box, crop, banded, read in zip(cands, crops, bands, self.engine.recognize(crops), strict=True):
             place = _place(box, w, h)
-            fit = self._fit(read, countries)
+            fit = self._fit(read, countries, banded)
             if fit is not None:
-                out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit)))
+                out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit), banded))
                 log.debug("read %s (%s) %.3f raw=%s at %.2fs", fit.text, fit.country, fit.score, read.text, time)
             if (
                 not read.clock
@@ -253,16 +261,17 @@ class PlateDetector(Detector):
                 and any(c.isdigit() for c in read.text)
                 and (fit is None or fit.score < self.config.second_look_below)
             ):
-                doubtful.append(((fit is not None, fit.score if fit else read.score), crop, place))
+                doubtful.append(((fit is not None, fit.score if fit else read.score), (crop, place, banded)))
         # the likeliest few only: a wall of text must not multiply the cost
         doubtful.sort(key=lambda d: d[0], reverse=True)
-        return suppress(out), [(crop, place) for _, crop, place in doubtful[:MAX_REREADS]]
+        return suppress(out), [d for _, d in doubtful[:MAX_REREADS]]
 
-    def _fit(self, read: TextRead, countries: list[str]) -> PlateFit | None:
-        """The read fitted to the formats, or None when it is too short, a clock or price, or too unsure."""
+    def _fit(self, read: TextRead, countries: list[str], banded: bool = False) -> PlateFit | None:
+        """The read fitted to the formats, or None when it is too short, a clock or price, or too unsure. A read
+        from a crop with a blue band is fitted to the countries whose plates have one."""
         if len(read.text) < 4 or read.clock:
             return None
-        fit = fit_read(read.dists, countries)
+        fit = fit_read(read.dists, band_countries(countries) if banded else countries)
         if fit is None or fit.score < self.config.min_read_score or looks_like_timestamp(fit.text):
             return None
         return fit
@@ -288,11 +297,31 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / (_area(a) + _area(b) - inter)
 
 
+def _plate_extra(text: str, countries: list[str], reads: int) -> dict[str, object]:
+    """A finding's extra fields: the allowed countries whose format the text is (``country`` when only one
+    is: many formats share a layout, "1ABC234" is Belgian and Californian) and the number of frames read."""
+    matching = [c for c in countries if validate_plate(text, c)]
+    extra: dict[str, object] = {"countries": matching, "reads": reads}
+    if len(matching) == 1:
+        extra["country"] = matching[0]
+    return extra
+
+
 def _kept(read: TextRead, fit: PlateFit) -> tuple[Dist, ...]:
     return tuple(read.dists[k] for k in fit.kept)
 
 
+def band_countries(countries: list[str]) -> list[str]:
+    """``countries`` whose plates carry a blue band (all of them if none does)."""
+    return [c for c in countries if c not in BANDLESS] or countries
+
+
 def strip_bands(crop: np.ndarray) -> np.ndarray:
+    """``cut_bands``' crop."""
+    return cut_bands(crop)[0]
+
+
+def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
     """The crop without a blue band at its left or right end: the EU band (stars and the country's sign, "D",
     "NL") left of a European plate's text, the French and Italian band with the region's number at the right.
     No plate character is printed on such a field, but the recogniser reads its sign as one ("DMAB1234").
@@ -301,11 +330,11 @@ def strip_bands(crop: np.ndarray) -> np.ndarray:
     crop's height (``BAND_MEAN`` on average), at least ``BAND_MIN`` and at most ``BAND_MAX`` crop heights wide,
     with up to ``BAND_LEAD`` crop heights of other colour (the car around the plate) outside it. A character
     stroke, even a blue one, is far narrower than the band, and the band borders the plate's light field (a
-    plate whose whole field is blue keeps its margins).
+    plate whose whole field is blue keeps its margins). The flag says whether a band was cut.
     """
     h, w = crop.shape[:2]
     if crop.ndim != 3 or h < 8 or w < 3 * h:
-        return crop
+        return crop, False
     hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
     # saturated blue, not black: in a dark scene the band is dark too, so brightness counts relative to the crop
     value = hsv[..., 2].ravel()
@@ -315,8 +344,8 @@ def strip_bands(crop: np.ndarray) -> np.ndarray:
     left = _band_end(cover, h)
     right = w - _band_end(cover[::-1], h)
     if right - left < 2.5 * h:
-        return crop  # too little would be left: no plate with bands on both ends
-    return crop[:, left:right]
+        return crop, False  # too little would be left: no plate with bands on both ends
+    return crop[:, left:right], (left, right) != (0, w)
 
 
 def _band_end(cover: np.ndarray, h: int) -> int:
@@ -500,7 +529,8 @@ def vote(reads: list[PlateRead], countries: list[str] | None = None) -> list[tup
         group = max(by_len.values(), key=lambda g: (sum(r.score for r in g), len(g[0].text)))
         share = sum(r.score for r in group) / sum(r.score for r in cluster)
         fused = [_mean_dist([r.char_dists()[i] for r in group]) for i in range(len(group[0].text))]
-        fit = fit_read(fused, codes, drops=False)
+        banded = 2 * sum(r.score for r in group if r.banded) > sum(r.score for r in group)
+        fit = fit_read(fused, band_countries(codes) if banded else codes, drops=False)
         if fit is None:  # the fused read fits no format (frames disagree on a letter/digit): best single read
             text, score = group[0].text, group[0].score
         else:

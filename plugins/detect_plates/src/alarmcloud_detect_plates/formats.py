@@ -198,6 +198,61 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
             ("LLNNLLL", *_span(5, 7, "L1", "N1-3", "L3"), *_span(5, 7, "L3", "N1-3", "L1")),
             "AB12 CDE",
         ),
+        # the rest of Europe: current national schemes (older series that are still on the road where noted)
+        PlateFormat(
+            "BE",
+            "Belgium",
+            r"^([1-9][A-Z]{3}[0-9]{3}|[A-Z]{3}[0-9]{3}|[0-9]{3}[A-Z]{3})$",
+            ("NLLLNNN", "LLLNNN", "NNNLLL"),
+            "1-ABC-234",
+        ),
+        PlateFormat("LU", "Luxembourg", r"^[A-Z]{2}[0-9]{4}$", ("LLNNNN",), "AB 1234"),
+        PlateFormat("DK", "Denmark", r"^[A-Z]{2}[0-9]{5}$", ("LLNNNNN",), "AB 12 345"),
+        PlateFormat(
+            "SE",
+            "Sweden",
+            r"^[A-HJ-PR-UW-Z]{3}[0-9]{2}[0-9A-HJ-PR-UW-Z]$",
+            ("LLLNNN", "LLLNNL"),
+            "ABC 12D",
+            letters="ABCDEFGHJKLMNOPRSTUWXYZ",
+        ),
+        PlateFormat("NO", "Norway", r"^[A-Z]{2}[0-9]{4,5}$", ("LLNNNN", "LLNNNNN"), "AB 12345"),
+        PlateFormat("FI", "Finland", r"^[A-Z]{2,3}[0-9]{1,3}$", _span(4, 6, "L2-3", "N1-3"), "ABC-123"),
+        PlateFormat(
+            "IE", "Ireland", r"^[0-9]{2,3}[A-Z]{1,2}[0-9]{1,6}$", _span(4, 10, "N2-3", "L1-2", "N1-6"), "161-D-12345"
+        ),
+        PlateFormat(
+            "PT",
+            "Portugal",
+            r"^([A-Z]{2}[0-9]{2}[A-Z]{2}|[0-9]{2}[A-Z]{2}[0-9]{2}|[0-9]{4}[A-Z]{2}|[A-Z]{2}[0-9]{4})$",
+            ("LLNNLL", "NNLLNN", "NNNNLL", "LLNNNN"),
+            "AA-00-AA",
+        ),
+        PlateFormat("CZ", "Czechia", r"^[0-9][A-Z][A-Z0-9][0-9]{4}$", ("NLLNNNN", "NLNNNNN"), "1A2 3456"),
+        PlateFormat("SK", "Slovakia", r"^[A-Z]{2}[0-9]{3}[A-Z]{2}$", ("LLNNNLL",), "BA-123AB"),
+        PlateFormat("HU", "Hungary", r"^[A-Z]{3,4}[0-9]{3}$", ("LLLNNN", "LLLLNNN"), "AA AA-123"),
+        PlateFormat(
+            "HR", "Croatia", r"^[A-Z]{2}[0-9]{3,4}[A-Z]{1,2}$", _span(6, 8, "L2", "N3-4", "L1-2"), "ZG 1234-AB"
+        ),
+        PlateFormat(
+            "RO", "Romania", r"^(B[0-9]{2,3}|[A-Z]{2}[0-9]{2})[A-Z]{3}$", ("LNNLLL", "LNNNLLL", "LLNNLLL"), "CJ 12 ABC"
+        ),
+        PlateFormat(
+            "BG",
+            "Bulgaria",
+            r"^[ABCEHKMOPTXY]{1,2}[0-9]{4}[ABCEHKMOPTXY]{2}$",
+            ("LNNNNLL", "LLNNNNLL"),
+            "CA 1234 AB",
+            letters="ABCEHKMOPTXY",
+        ),
+        PlateFormat(
+            "GR", "Greece", r"^[ABEHIKMNOPTXYZ]{3}[0-9]{4}$", ("LLLNNNN",), "ABK-1234", letters="ABEHIKMNOPTXYZ"
+        ),
+        PlateFormat("LT", "Lithuania", r"^[A-Z]{3}[0-9]{3}$", ("LLLNNN",), "ABC 123"),
+        PlateFormat("LV", "Latvia", r"^[A-Z]{2}[0-9]{1,4}$", _span(4, 6, "L2", "N2-4"), "AB-1234"),
+        PlateFormat("EE", "Estonia", r"^[0-9]{3}[A-Z]{3}$", ("NNNLLL",), "123 ABC"),
+        PlateFormat("LI", "Liechtenstein", r"^FL[0-9]{1,5}$", _span(3, 7, "L2", "N1-5"), "FL 12345"),
+        PlateFormat("RS", "Serbia", r"^[A-Z]{2}[0-9]{3,5}[A-Z]{2}$", _span(7, 9, "L2", "N3-5", "L2"), "BG 123-AB"),
         PlateFormat(
             "US",
             "United States",
@@ -210,7 +265,37 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
     )
 }
 
+#: countries whose plates carry no blue band at the side (the EU's, Norway's, Serbia's, and most UK plates have one)
+BANDLESS = frozenset({"CH", "LI", "US", "BR"})
+#: every European format (the band, when the reader sees one, narrows a read to ``BANDED``)
+EUROPE = tuple(c for c in COUNTRY_FORMATS if c not in ("US", "BR"))
+BANDED = tuple(c for c in COUNTRY_FORMATS if c not in BANDLESS)
+#: names a camera or the deployment may use for several countries at once, and other common codes
+COUNTRY_GROUPS: dict[str, tuple[str, ...]] = {
+    "ALL": tuple(COUNTRY_FORMATS),
+    "EU": EUROPE,
+    "EUROPE": EUROPE,
+    "GB": ("UK",),
+    "EL": ("GR",),
+}
+
 _SEPARATORS = re.compile(r"[^A-Z0-9]")
+
+
+def expand_countries(codes: Sequence[str] | str | None) -> list[str]:
+    """Country codes of ``codes`` (a list or a comma-separated string) with groups expanded (``EU``: every
+    European format, ``ALL``), upper case, in order, without duplicates and unknown codes."""
+    if codes is None:
+        return []
+    if isinstance(codes, str):
+        codes = codes.split(",")
+    out: list[str] = []
+    for raw in codes:
+        code = str(raw).strip().upper()
+        for c in COUNTRY_GROUPS.get(code, (code,)):
+            if c in COUNTRY_FORMATS and c not in out:
+                out.append(c)
+    return out
 
 
 def normalize_plate(text: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from alarmcloud.hookspecs import hookimpl
-from alarmcloud.specs import DetectorSpec, ProcessingRecord
+from alarmcloud.specs import DetectorOption, DetectorSpec, ProcessingRecord
 
 from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig
+from alarmcloud_detect_plates.formats import COUNTRY_FORMATS
 
 PRIVACY = ProcessingRecord(
     data=("licence plate text read from alarm clips", "time and position of the plate in the clip"),
@@ -28,6 +29,17 @@ def _factory(config: Any) -> PlateDetector:
     return PlateDetector(PlatesConfig.model_validate(config))
 
 
+def countries_option() -> DetectorOption:
+    """The per-camera ``countries`` option: one choice per country whose plate formats this version knows."""
+    return DetectorOption(
+        key="countries",
+        label="Plate countries",
+        kind="choices",
+        choices=tuple((code, fmt.name) for code, fmt in COUNTRY_FORMATS.items()),
+        help="Plate formats of the countries where this camera is; fewer countries mean fewer misreads",
+    )
+
+
 @hookimpl
 def register_detectors() -> list[DetectorSpec]:
     """The ``plates`` detector."""
@@ -39,5 +51,6 @@ def register_detectors() -> list[DetectorSpec]:
             description="Reads licence plates (text, time, box) of vehicles in alarm clips; offline PP-OCR.",
             config_model=PlatesConfig,
             privacy=PRIVACY,
+            options=(countries_option(),),
         )
     ]
