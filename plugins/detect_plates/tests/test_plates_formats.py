@@ -69,6 +69,13 @@ def test_all_required_countries_have_formats() -> None:
         ("EE", "123 ABC", "ABC 123"),
         ("LI", "FL 12345", "FX 12345"),
         ("RS", "BG 123-AB", "BG-AB-123"),
+        ("SI", "LJ A1-234", "XX A1-234"),
+        ("BA", "A12-E-345", "B12-E-345"),
+        ("ME", "PG AB123", "PG 12345"),
+        ("MK", "SK 1234 AB", "SK 123 AB"),
+        ("AL", "AA 123 AA", "AA 1234 AA"),
+        ("UA", "AA 1234 BC", "AA 1234 BD"),
+        ("TR", "34 ABC 123", "99 ABC 123"),
     ],
 )
 def test_country_formats_accept_real_layouts_and_reject_others(country: str, good: str, bad: str) -> None:
