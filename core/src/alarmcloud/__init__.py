@@ -22,7 +22,14 @@ from alarmcloud.contracts import (
 from alarmcloud.events import Event
 from alarmcloud.hookspecs import hookimpl
 from alarmcloud.services import CameraSummary, CoreServices, Principal, ServiceError
-from alarmcloud.specs import CameraAdapterSpec, DetectorSpec, HealthCheck, IntegrationSpec, ProcessingRecord
+from alarmcloud.specs import (
+    CameraAdapterSpec,
+    DetectorOption,
+    DetectorSpec,
+    HealthCheck,
+    IntegrationSpec,
+    ProcessingRecord,
+)
 
 __version__ = "0.1.0"
 
@@ -39,6 +46,7 @@ __all__ = [
     "ClipValidation",
     "CoreServices",
     "Detector",
+    "DetectorOption",
     "DetectorSpec",
     "Event",
     "Finding",

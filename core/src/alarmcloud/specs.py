@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -24,6 +25,70 @@ class ProcessingRecord:
 
 
 @dataclass(frozen=True)
+class DetectorOption:
+    """One per-camera setting of a detector that camera owners may change (camera page, ``PUT .../detectors``).
+
+    ``kind="choices"``: a non-empty list of string codes, each one of ``choices`` ((value, label) pairs).
+    ``kind="number"``: a number from ``minimum`` to ``maximum``; ``step`` is the UI's granularity.
+    The value reaches the detector as ``ClipFrames.options[key]``; unset, the deployment default applies:
+    ``default`` if given, else the operator's value of the ``config_model`` field named ``key`` (if any).
+    """
+
+    key: str
+    label: str
+    kind: Literal["choices", "number"]
+    choices: tuple[tuple[str, str], ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    step: float | None = None
+    help: str = ""
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("choices", "number"):
+            raise ValueError(f"option {self.key!r}: kind must be 'choices' or 'number', not {self.kind!r}")
+        pairs = tuple((str(v), str(lbl)) for v, lbl in self.choices)
+        object.__setattr__(self, "choices", pairs)  # lists from a plugin become the frozen tuples the type says
+        if self.kind == "choices" and not pairs:
+            raise ValueError(f"option {self.key!r}: a 'choices' option needs at least one choice")
+        if len({v for v, _ in pairs}) != len(pairs):
+            raise ValueError(f"option {self.key!r}: choice values must be unique")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"option {self.key!r}: minimum is above maximum")
+
+    def validate(self, value: Any) -> Any:
+        """The value to store, or ``ValueError`` saying precisely what is wrong with ``value``."""
+        if self.kind == "choices":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{self.key} must be a list of codes, e.g. [{self.choices[0][0]!r}]")
+            if not value:
+                raise ValueError(f"{self.key} needs at least one choice (null falls back to the deployment default)")
+            known = {v for v, _ in self.choices}
+            unknown = [v for v in value if v not in known]
+            if unknown:
+                raise ValueError(f"{self.key}: unknown choice {unknown[0]!r}; one of " + ", ".join(sorted(known)))
+            return list(dict.fromkeys(value))  # duplicates once, in the given order
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"{self.key} must be a number")
+        lo, hi = self.minimum, self.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            wanted = (f"from {lo:g} to {hi:g}" if lo is not None and hi is not None
+                      else f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+            raise ValueError(f"{self.key} must be {wanted}, not {value:g}")
+        return value
+
+    def to_json(self, default: Any = None) -> dict[str, Any]:
+        """The JSON shape of ``GET .../detectors``; ``default`` is the deployment default to show (None: unknown)."""
+        out: dict[str, Any] = {"key": self.key, "label": self.label, "kind": self.kind, "help": self.help,
+                               "default": default}
+        if self.kind == "choices":
+            out["choices"] = [{"value": v, "label": lbl} for v, lbl in self.choices]
+        else:
+            out.update(minimum=self.minimum, maximum=self.maximum, step=self.step)
+        return out
+
+
+@dataclass(frozen=True)
 class DetectorSpec:
     """A detector: ``factory(config)`` builds one instance that the core reuses for every clip."""
 
@@ -33,6 +98,18 @@ class DetectorSpec:
     description: str
     config_model: type[BaseModel] | None = None
     privacy: ProcessingRecord | None = None
+    options: tuple[DetectorOption, ...] = ()
+    """Per-camera settings owners may change; detectors without any accept any options object (API only)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", tuple(self.options))
+        keys = [o.key for o in self.options]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"detector {self.name!r}: option keys must be unique")
+
+    def option(self, key: str) -> DetectorOption | None:
+        """The declared option ``key``, or None."""
+        return next((o for o in self.options if o.key == key), None)
 
 
 @dataclass(frozen=True)
