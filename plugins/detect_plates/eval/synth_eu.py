@@ -329,10 +329,52 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
         _shield(draw, w - 44 * PX_MM, h * 0.22, 36 * PX_MM, h * 0.56, [*canton, (255, 255, 255)][:2])
         left, right = 52 * PX_MM, w - 52 * PX_MM
     char_h = round(h * (0.62 if spec.country == "AT" else 0.68))
+    _draw_groups(plate, spec, spec.groups, (left, right, 0.0, float(h)), char_h, font_path, rng)
+    return plate
+
+
+def render_two_line(spec: PlateSpec, rng: np.random.Generator, font_path: str | None = None) -> Image.Image:
+    """A two-line plate (340 x 220 mm, square rear plates and motorcycles): the EU band down the left edge, the
+    last group of the text on the second line and everything before it on the first (``M AB`` over ``1234``,
+    ``AB12`` over ``CDE``)."""
+    font_path = font_path or _pick(rng, FONTS)
+    w, h = 340 * PX_MM, 220 * PX_MM
+    bg = PLATE_YELLOW if spec.yellow else PLATE_WHITE
+    plate = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(plate)
+    draw.rounded_rectangle((0, 0, w - 1, h - 1), 5 * PX_MM, fill=(*bg, 255), outline=(*INK, 255), width=PX_MM * 2)
+    left, right = 8 * PX_MM, w - 8 * PX_MM
+    if spec.band:
+        band_w = 40 * PX_MM
+        _eu_band(plate, spec.band, font_path, PX_MM * 2, band_w)
+        left = PX_MM * 2 + band_w + 6 * PX_MM
+    last = max(i for i, g in enumerate(spec.groups) if g not in ("|", "-"))
+    top_groups = list(spec.groups[:last])
+    while top_groups and top_groups[-1] in ("|", "-"):
+        top_groups.pop()
+    char_h = round(h * 0.33)
+    line_h = h * 0.46
+    _draw_groups(plate, spec, tuple(top_groups), (left, right, h * 0.04, line_h), char_h, font_path, rng)
+    _draw_groups(plate, spec, (spec.groups[last],), (left, right, h * 0.5, line_h), char_h, font_path, rng)
+    return plate
+
+
+def _draw_groups(
+    plate: Image.Image,
+    spec: PlateSpec,
+    groups: tuple[str, ...],
+    area: tuple[float, float, float, float],
+    char_h: int,
+    font_path: str,
+    rng: np.random.Generator,
+) -> None:
+    """Print ``groups`` centred in ``area`` (left, right, top, height) of the plate: text, hyphens, emblems."""
+    draw = ImageDraw.Draw(plate)
+    left, right, top, lh = area
     ink = BE_RED if spec.country == "BE" else INK
     # the printed groups: text, a hyphen, or the place of an emblem
     pieces: list[tuple[str, Image.Image | None, float]] = []
-    for g in spec.groups:
+    for g in groups:
         if g == "|":
             pieces.append(("|", None, 46 * PX_MM if spec.country == "DE" else 30 * PX_MM))
         elif g == "-":
@@ -343,7 +385,7 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
     natural = sum(p[1].width if p[1] is not None else p[2] for p in pieces) + gap * (len(pieces) - 1)
     squeeze = min(1.0, (right - left) / natural)
     x = left + max(0.0, (right - left - natural * squeeze) / 2)
-    y = (h - char_h) / 2
+    y = top + (lh - char_h) / 2
     for kind, img, width in pieces:
         if kind == "t" and img is not None:
             img = img.resize((max(1, round(img.width * squeeze)), img.height), Image.LANCZOS)
@@ -353,7 +395,7 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
             width *= squeeze
             cx = x + width / 2
             if kind == "-":
-                draw.rectangle((cx - width * 0.35, h * 0.46, cx + width * 0.35, h * 0.54), fill=ink)
+                draw.rectangle((cx - width * 0.35, top + lh * 0.46, cx + width * 0.35, top + lh * 0.54), fill=ink)
             elif spec.country == "DE":
                 sticker = _pick(rng, ("pink", "green", "orange", "blue", "yellow", "brown"))
                 colour = {
@@ -366,22 +408,41 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
                 }[sticker]
                 r = width * 0.36
                 if rng.random() < 0.7:  # rear plate: inspection sticker above the registration seal
-                    _disc(draw, cx, h * 0.3, r, colour, rng)
-                    _disc(draw, cx, h * 0.7, r, (205, 205, 200), rng)
+                    _disc(draw, cx, top + lh * 0.3, r, colour, rng)
+                    _disc(draw, cx, top + lh * 0.7, r, (205, 205, 200), rng)
                 else:  # front plate: the registration seal only
-                    _disc(draw, cx, h * 0.62, r, (205, 205, 200), rng)
+                    _disc(draw, cx, top + lh * 0.62, r, (205, 205, 200), rng)
             elif spec.country == "HR":  # the red and white chequered crest
-                _shield(draw, cx - width * 0.35, h * 0.28, width * 0.7, h * 0.44, [(200, 16, 46), (255, 255, 255)] * 2)
+                _shield(
+                    draw,
+                    cx - width * 0.35,
+                    top + lh * 0.28,
+                    width * 0.7,
+                    lh * 0.44,
+                    [(200, 16, 46), (255, 255, 255)] * 2,
+                )
             elif spec.country == "AT":
-                _shield(draw, cx - width * 0.35, h * 0.28, width * 0.7, h * 0.44, [(200, 16, 46), (255, 255, 255)])
+                _shield(
+                    draw,
+                    cx - width * 0.35,
+                    top + lh * 0.28,
+                    width * 0.7,
+                    lh * 0.44,
+                    [(200, 16, 46), (255, 255, 255)],
+                )
             else:  # the Polish legalisation sticker
                 draw.rounded_rectangle(
-                    (cx - width * 0.4, h * 0.3, cx + width * 0.4, h * 0.7), 3, fill=(225, 225, 230), outline=INK
+                    (cx - width * 0.4, top + lh * 0.3, cx + width * 0.4, top + lh * 0.7),
+                    3,
+                    fill=(225, 225, 230),
+                    outline=INK,
                 )
-                draw.rectangle((cx - width * 0.3, h * 0.35, cx + width * 0.3, h * 0.45), fill=(210, 30, 45))
+                draw.rectangle(
+                    (cx - width * 0.3, top + lh * 0.35, cx + width * 0.3, top + lh * 0.45),
+                    fill=(210, 30, 45),
+                )
             x += width
         x += gap * squeeze
-    return plate
 
 
 def weather(plate: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -418,11 +479,16 @@ def weather(plate: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 def paste_plate(
-    photo: Image.Image, box: tuple[float, float, float, float], plate: Image.Image, rng: np.random.Generator
+    photo: Image.Image,
+    box: tuple[float, float, float, float],
+    plate: Image.Image,
+    rng: np.random.Generator,
+    height_mm: float = PLATE_MM[1],
 ) -> tuple[Image.Image, tuple[float, float, float, float]]:
     """``photo`` with its labelled plate painted out and ``plate`` in its place: sized to 0.55-0.7 of the box
     height (EU plates are ~4.7:1, the labelled ones 2:1 to 3:1), centred, matched to the place's brightness and
-    blurred to the photo's scale. Returns the new photo and the new plate's box (x, y, w, h)."""
+    blurred to the photo's scale; a plate taller than 110 mm (``height_mm``) in proportion. Returns the new photo
+    and the new plate's box (x, y, w, h)."""
     x, y, bw, bh = box
     arr = np.asarray(photo.convert("RGB")).copy()
     region = arr[int(y) : int(y + bh), int(x) : int(x + bw)]
@@ -431,7 +497,9 @@ def paste_plate(
     mask = np.zeros(arr.shape[:2], np.uint8)
     cv2.rectangle(mask, (int(x) - 2, int(y) - 2), (int(x + bw) + 2, int(y + bh) + 2), 255, -1)
     arr = cv2.inpaint(arr, mask, 5, cv2.INPAINT_TELEA)
-    ph = bh * rng.uniform(0.55, 0.7) * plate.height / (plate.height - 2)  # the tilt adds a little margin
+    ph = (
+        bh * rng.uniform(0.55, 0.7) * height_mm / PLATE_MM[1] * plate.height / (plate.height - 2)
+    )  # the tilt adds a little margin
     pw = ph * plate.width / plate.height
     small = plate.resize((max(2, round(pw)), max(2, round(ph))), Image.LANCZOS)
     small = small.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
@@ -450,10 +518,15 @@ def paste_plate(
 
 
 def eu_photo(
-    photo: Image.Image, box: tuple[float, float, float, float], spec: PlateSpec, rng: np.random.Generator
+    photo: Image.Image,
+    box: tuple[float, float, float, float],
+    spec: PlateSpec,
+    rng: np.random.Generator,
+    two_line: bool = False,
 ) -> tuple[Image.Image, tuple[float, float, float, float]]:
-    """The photo with ``spec`` drawn, weathered and pasted over its labelled plate."""
-    return paste_plate(photo, box, weather(render_plate(spec, rng), rng), rng)
+    """The photo with ``spec`` drawn (on two lines if asked), weathered and pasted over its labelled plate."""
+    plate = render_two_line(spec, rng) if two_line else render_plate(spec, rng)
+    return paste_plate(photo, box, weather(plate, rng), rng, 220 if two_line else PLATE_MM[1])
 
 
 # ------------------------------------------------------------------ evaluation
@@ -491,6 +564,7 @@ def main() -> None:
     ap.add_argument(
         "--grey", action="store_true", help="monochrome clips (night mode records grey: the band loses its colour)"
     )
+    ap.add_argument("--two-line", action="store_true", help="two-line plates (340 x 220 mm, square rear plates)")
     ap.add_argument("--save", type=Path, help="folder to save the pasted photos in (for looking at them)")
     args = ap.parse_args()
 
@@ -507,7 +581,7 @@ def main() -> None:
             rng = np.random.default_rng([args.seed, n])
             spec = random_plate(country, rng)
             photo = Image.open(args.data / row["file"]).convert("RGB")
-            img, box = eu_photo(photo, box_of(row), spec, rng)
+            img, box = eu_photo(photo, box_of(row), spec, rng, args.two_line)
             if args.grey:
                 img = img.convert("L").convert("RGB")
             if args.save:

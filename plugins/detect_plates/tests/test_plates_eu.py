@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from alarmcloud.contracts import Finding
 from alarmcloud.testing import make_clip
-from alarmcloud_detect_plates.detector import strip_bands
+from alarmcloud_detect_plates.detector import StackedBox, candidate_crop, stacked_pairs, strip_bands
+from alarmcloud_detect_plates.ocr import TextBox
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
@@ -125,3 +126,40 @@ def test_rendered_eu_plate_in_a_real_photo_reads_right(
     clip = synth_eu.camera_clip(tmp_path / "eu.mp4", synth_eu.photo_scene(img, "still", 3, box), 3, 1280, 720)
     assert [f.text for f in run_clip(clip, {"countries": [spec.country]})] == [spec.text]
     assert [f.text for f in run_clip(clip)] == [spec.text]
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> TextBox:
+    return TextBox(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32), 0.9)
+
+
+def test_two_stacked_lines_pair_up_as_a_two_line_plate() -> None:
+    top, bottom = _box(100, 100, 180, 130), _box(105, 136, 175, 166)
+    (pair,) = stacked_pairs([top, bottom])
+    assert isinstance(pair, StackedBox) and pair.lines == (top, bottom)
+    # the pair's crop is one line: the top line, a gap, the bottom line, at the bottom line's height
+    frame = np.full((300, 300, 3), 200, np.uint8)
+    crop = candidate_crop(frame, pair)
+    assert crop.shape[0] == 30 and crop.shape[1] > 80 + 70
+    # side by side, far apart, of very different size, or a wall of text far wider than tall: no pair
+    assert stacked_pairs([top, _box(200, 100, 280, 130)]) == []
+    assert stacked_pairs([top, _box(105, 200, 175, 230)]) == []
+    assert stacked_pairs([top, _box(105, 136, 175, 148)]) == []
+    assert stacked_pairs([_box(0, 0, 400, 20), _box(0, 24, 400, 44)]) == []
+
+
+@needs_fonts
+def test_two_line_plate_is_read_as_one_plate(tmp_path: Path, run_clip: Callable[..., list[Finding]]) -> None:
+    """A square German rear plate: "M AB" with the seals above "1234"."""
+    plate = synth_eu.weather(synth_eu.render_two_line(GERMAN, np.random.default_rng(4)), np.random.default_rng(4))
+    plate = plate.resize((190, round(190 * plate.height / plate.width)), Image.LANCZOS)
+    view = Image.new("RGB", (1280, 720), (85, 88, 92))
+    view.paste(plate, (520, 380), plate)
+    arr = np.asarray(view).astype(np.int16)
+
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        noise = np.random.default_rng(i).integers(-3, 4, size=arr.shape)
+        return np.clip(arr + noise, 0, 255).astype(np.uint8)
+
+    clip = make_clip(tmp_path / "de2.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    assert [f.text for f in run_clip(clip, {"countries": ["DE"]})] == ["MAB1234"]
+    assert [f.text for f in run_clip(clip)] == ["MAB1234"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ ZOOM_AREA = 0.06
 #: doubtful candidates per frame read a second time from an equalised crop (those that fit a format first,
 #: then the surest)
 MAX_REREADS = 2
+#: two-line plates (motorcycles, square rear plates): at most this many stacked line pairs per frame are read
+MAX_STACKED = 6
 #: the EU band is 40 mm of a plate 110 mm high (about 0.3-0.45 of a text crop's height); a stroke is < 0.15
 BAND_MIN = 0.2
 BAND_MAX = 0.9
@@ -244,7 +247,7 @@ class PlateDetector(Detector):
         h, w = bgr.shape[:2]
         cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
         seen.extend(_place(b, w, h) for b in cands)
-        cut = [cut_bands(crop_quad(bgr, b.quad)) for b in cands]
+        cut = [cut_bands(candidate_crop(bgr, b)) for b in cands]
         keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
         cands, crops, bands = [cands[i] for i in keep], [cut[i][0] for i in keep], [cut[i][1] for i in keep]
         out: list[PlateRead] = []
@@ -425,8 +428,69 @@ def zoom_windows(
     ]
 
 
+@dataclass(frozen=True)
+class StackedBox(TextBox):
+    """The two lines of a two-line plate (motorcycles, square rear plates), read as one line: top, then bottom.
+    ``quad`` covers both."""
+
+    lines: tuple[TextBox, ...] = ()
+
+
+def candidate_crop(bgr: np.ndarray, box: TextBox) -> np.ndarray:
+    """The rectified crop of a candidate; a two-line plate's lines side by side at the bottom line's height,
+    a gap of the plate's own colour between them."""
+    if not isinstance(box, StackedBox):
+        return crop_quad(bgr, box.quad)
+    top, bottom = (crop_quad(bgr, line.quad) for line in box.lines)
+    h = bottom.shape[0]
+    top = cv2.resize(top, (max(1, round(top.shape[1] * h / top.shape[0])), h), interpolation=cv2.INTER_CUBIC)
+    field = np.median(np.concatenate([top[:, :2], top[:, -2:], bottom[:, :2], bottom[:, -2:]], axis=1), axis=(0, 1))
+    gap = np.broadcast_to(field.astype(np.uint8), (h, max(2, round(0.5 * h)), 3))
+    return np.ascontiguousarray(np.concatenate([top, gap, bottom], axis=1))
+
+
+def _stacked(top: TextBox, bottom: TextBox) -> bool:
+    """Two text lines of similar height and width, one right below the other, overlapping across: a two-line
+    plate."""
+    ht, hb = top.height, bottom.height
+    tx0, tx1 = float(top.quad[:, 0].min()), float(top.quad[:, 0].max())
+    bx0, bx1 = float(bottom.quad[:, 0].min()), float(bottom.quad[:, 0].max())
+    wt, wb = tx1 - tx0, bx1 - bx0
+    gap = float(bottom.quad[:, 1].min() - top.quad[:, 1].max())
+    overlap = min(tx1, bx1) - max(tx0, bx0)
+    return (
+        0.6 <= ht / hb <= 1.7
+        and 0.4 <= wt / wb <= 2.5
+        and overlap >= 0.6 * min(wt, wb)
+        and -0.15 * hb < gap < 0.6 * max(ht, hb)
+    )
+
+
+def stacked_pairs(lines: list[TextBox]) -> list[StackedBox]:
+    """Each text line paired with the nearest line right below it when the two look like a two-line plate
+    (``_stacked``); at most ``MAX_STACKED``, the most square first (a plate's two lines are about as wide as
+    they are tall together)."""
+    out: list[tuple[float, StackedBox]] = []
+    for top in lines:
+        below = [b for b in lines if b is not top and _stacked(top, b)]
+        if not below:
+            continue
+        bottom = min(below, key=lambda b: float(b.quad[:, 1].min()))
+        x0 = min(float(top.quad[:, 0].min()), float(bottom.quad[:, 0].min()))
+        x1 = max(float(top.quad[:, 0].max()), float(bottom.quad[:, 0].max()))
+        y0, y1 = float(top.quad[:, 1].min()), float(bottom.quad[:, 1].max())
+        aspect = (x1 - x0) / max(1.0, y1 - y0)
+        if not 0.7 <= aspect <= 3.5:
+            continue
+        quad = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+        out.append((abs(math.log(aspect / 1.5)), StackedBox(quad, min(top.score, bottom.score), (top, bottom))))
+    out.sort(key=lambda t: t[0])
+    return [box for _, box in out[:MAX_STACKED]]
+
+
 def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[TextBox]:
-    """Plate-sized text lines, same-line neighbour pairs and runs joined (plates split at seals or gaps)."""
+    """Plate-sized text lines, same-line neighbour pairs and runs joined (plates split at seals or gaps), and
+    pairs of lines stacked like a two-line plate."""
     lines = [
         b for b in boxes if min_height <= b.height <= frame_h * MAX_TEXT_HEIGHT and 1.0 <= b.width / b.height <= 12
     ]
@@ -451,7 +515,7 @@ def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[Text
         runs.setdefault(root(i), []).append(lines[i])
     # three or four parts: "M | AB | 1234" with seals between; longer runs are sentences, not plates
     out += [_join(run) for run in runs.values() if 3 <= len(run) <= MAX_RUN]
-    return out
+    return out + stacked_pairs(lines)
 
 
 def _join(run: list[TextBox]) -> TextBox:
