@@ -6,6 +6,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from pydantic_core import to_jsonable_python
 from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,6 +19,7 @@ from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.masks import validate_masks
 from alarmcloud.models import Camera, CameraRight, Rejection, iso
 from alarmcloud.netutil import AddressNotAllowed, check_camera_address
+from alarmcloud.specs import DetectorOption, DetectorSpec
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -196,46 +198,113 @@ async def upload_credentials(request: Request) -> Response:
         {"username": cam.upload_username, "password": password, **app.upload_endpoints()}, status_code=201)
 
 
+def _deployment_default(app: AlarmCloud, spec: DetectorSpec, opt: DetectorOption) -> Any:
+    """What a detector uses when a camera leaves ``opt`` unset: the spec's default, else the operator's setting."""
+    if opt.default is not None:
+        return opt.default
+    if spec.config_model is None or opt.key not in spec.config_model.model_fields:
+        return None
+    try:
+        config = spec.config_model(**app.settings.plugin_settings(spec.name))
+    except Exception:  # a broken [plugins.<name>] table is reported where the detector is built
+        return None
+    return to_jsonable_python(getattr(config, opt.key))
+
+
+def detectors_json(app: AlarmCloud, cam: Camera) -> dict[str, Any]:
+    """The camera's switches and options, and each available detector with the options it declares."""
+    specs = app.plugins.detector_specs
+    available = {name: {"labels": list(spec.labels), "description": spec.description,
+                        "options": [o.to_json(_deployment_default(app, spec, o)) for o in spec.options]}
+                 for name, spec in specs.items()}
+    return {"enabled": {name: bool((cam.detectors or {}).get(name)) for name in specs}, "available": available,
+            "options": cam.detector_options or {}}
+
+
 async def get_detectors(request: Request) -> Response:
-    """Which detectors run for this camera, and which the deployment offers."""
+    """Which detectors run for this camera, their options, and which detectors (and options) the deployment offers.
+
+    ``available.<name>.options`` lists the per-camera options a detector declares: ``key``, ``label``, ``kind``
+    (``choices``: a list of ``choices[].value``; ``number``: ``minimum``..``maximum``, UI ``step``), ``help`` and
+    ``default`` (the deployment default that applies while the camera leaves the option unset).
+    """
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
     cam = await app.db.run(lambda s: camera_for(s, user, cid))
-    available = {name: {"labels": list(spec.labels), "description": spec.description}
-                 for name, spec in app.plugins.detector_specs.items()}
-    enabled = {name: bool((cam.detectors or {}).get(name)) for name in available}
-    return JSONResponse({"enabled": enabled, "available": available, "options": cam.detector_options or {}})
+    return JSONResponse(detectors_json(app, cam))
+
+
+def _merged_options(specs: dict[str, DetectorSpec], stored: dict[str, Any], options: Any) -> dict[str, Any]:
+    """The camera's options after applying ``options``; ApiError (nothing changed) for anything invalid."""
+    if not isinstance(options, dict):
+        raise ApiError(400, "invalid_field", "options must be an object per detector, e.g. "
+                       '{"plates": {"countries": ["DE"]}}')
+    merged = dict(stored)
+    for name, given in options.items():
+        spec = specs.get(name)
+        if spec is None:
+            raise ApiError(400, "unknown_detector", f"no detector {name!r} is enabled on this deployment")
+        if given is None:  # all of this detector's options back to the deployment defaults
+            merged.pop(name, None)
+            continue
+        if not isinstance(given, dict):
+            raise ApiError(400, "invalid_field", f"options of detector {name!r} must be an object or null")
+        if not spec.options:  # a detector that declares none takes any object, as it is
+            merged[name] = given
+            continue
+        current = dict(merged.get(name) or {})
+        for key, value in given.items():
+            opt = spec.option(key)
+            if opt is None:
+                raise ApiError(400, "invalid_field", f"detector {name!r} has no option {key!r}; its options: "
+                               + ", ".join(o.key for o in spec.options))
+            if value is None:  # back to the deployment default
+                current.pop(key, None)
+                continue
+            try:
+                current[key] = opt.validate(value)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_field", f"detector {name!r}: {exc}") from None
+        if current:
+            merged[name] = current
+        else:
+            merged.pop(name, None)
+    return merged
 
 
 async def put_detectors(request: Request) -> Response:
-    """Switch detectors on or off: ``{"rain": true, "plates": false}``; optional ``options`` per detector."""
+    """Switch detectors on or off: ``{"rain": true, "plates": false}``; optional ``options`` per detector.
+
+    ``{"options": {"plates": {"countries": ["DE", "AT"]}, "rain": {"threshold": 0.8}}}`` sets per-camera options.
+    For a detector that declares options, each value is checked against its declaration (400 ``invalid_field``),
+    keys left out keep their values, ``null`` for a key (or for the whole detector) returns it to the deployment
+    default. Unknown detectors answer 400 ``unknown_detector``. Nothing is stored unless everything is valid.
+    """
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
     data = await json_body(request)
     options = data.pop("options", None)
+    specs = app.plugins.detector_specs
     for name, value in data.items():
-        if name not in app.plugins.detector_specs:
+        if name not in specs:
             raise ApiError(400, "unknown_detector", f"no detector {name!r} is enabled on this deployment")
         if not isinstance(value, bool):
             raise ApiError(400, "invalid_field", f"detector {name!r} must be true or false")
-    if options is not None and not isinstance(options, dict):
-        raise ApiError(400, "invalid_field", "options must be an object per detector")
 
     def _put(s: Session) -> Camera:
         cam = camera_for(s, user, cid, "admin")
-        cam.detectors = {**(cam.detectors or {}), **data}
         if options is not None:
-            cam.detector_options = {**(cam.detector_options or {}), **options}
+            cam.detector_options = _merged_options(specs, cam.detector_options or {}, options)
+        cam.detectors = {**(cam.detectors or {}), **data}
         s.add(cam)
         s.commit()
         return cam
 
     cam = await app.db.run(_put)
     await app.emit(Event(CAMERA_CHANGED, user.tenant_id, cam.id, {"change": "detectors"}))
-    return JSONResponse({"enabled": {n: bool((cam.detectors or {}).get(n)) for n in app.plugins.detector_specs},
-                         "options": cam.detector_options or {}})
+    return JSONResponse(detectors_json(app, cam))
 
 
 def camera_access(app: AlarmCloud, cam: Camera) -> CameraAccess:

@@ -39,6 +39,24 @@ FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
                {"text": STR, "time": {"type": "number"}, "box": {"type": "array"}})
 EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
               "findings": {"type": "array", "items": FINDING}})
+NNUM = {"type": ["number", "null"]}
+#: an option a detector declares for cameras (``DetectorOption``); ``default`` is the deployment default
+DETECTOR_OPTION = _obj(
+    {"key": STR, "label": STR, "kind": {"enum": ["choices", "number"]}, "help": STR, "default": ANY},
+    {"choices": {"type": "array", "items": _obj({"value": STR, "label": STR})},
+     "minimum": NNUM, "maximum": NNUM, "step": NNUM})
+DETECTOR_OPTIONS_IN = {
+    "type": "object", "description": "Per detector: an object of option values (checked against the options the "
+    "detector declares; keys left out keep their value, null resets one to the deployment default), or null to "
+    "reset all of that detector's options. Nothing is stored unless every value is valid.",
+    "additionalProperties": {"type": ["object", "null"]}}
+DETECTORS = _obj({
+    "enabled": {"type": "object", "additionalProperties": BOOL},
+    "options": {"type": "object", "description": "The camera's own option values per detector (unset: the "
+                "deployment default)", "additionalProperties": {"type": "object"}},
+}, {"available": {"type": "object", "additionalProperties": _obj(
+    {"labels": {"type": "array", "items": STR}, "description": STR,
+     "options": {"type": "array", "items": DETECTOR_OPTION}})}})
 ACTIONS = ["motion_detection", "alarm_email", "go_to_preset", "alarm_area", "area_sensitivity"]
 RIGHTS = {"type": "object", "additionalProperties": {"enum": ["view", "control", "admin"]}}
 #: a camera's latest privacy-mask apply job (``masks_apply.job_json``); state "none": no job yet
@@ -80,10 +98,11 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/api/v1/cameras/{camera_id}"): {"status": 204},
     ("POST", "/api/v1/cameras/{camera_id}/upload-credentials"): {"status": 201, "response": _obj(
         {"username": STR, "password": STR, "http_url": STR, "ftp_host": STR, "ftp_port": INT}, {"ftps": BOOL})},
+    ("GET", "/api/v1/cameras/{camera_id}/detectors"): {"status": 200, "response": DETECTORS},
     ("PUT", "/api/v1/cameras/{camera_id}/detectors"): {
-        "status": 200, "request": {"type": "object", "properties": {"options": {"type": "object"}},
+        "status": 200, "request": {"type": "object", "properties": {"options": DETECTOR_OPTIONS_IN},
                                    "additionalProperties": BOOL},
-        "response": _obj({"enabled": {"type": "object", "additionalProperties": BOOL}, "options": {"type": "object"}})},
+        "response": DETECTORS, "errors": [400, 401, 403, 404]},
     ("POST", "/api/v1/cameras/{camera_id}/actions"): {
         "status": 200, "request": _obj({"action": {"enum": ACTIONS}, "value": ANY}, {"area": INT}),
         "response": _obj({"ok": BOOL, "action": STR, "value": ANY})},
