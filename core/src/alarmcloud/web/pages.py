@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from alarmcloud import auth, twofactor
 from alarmcloud.auth import User
-from alarmcloud.cameras import camera_json
+from alarmcloud.cameras import camera_json, detectors_json
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import load_event, query_events
 from alarmcloud.models import Camera, Clip, Rejection, iso
@@ -261,6 +261,27 @@ async def cameras_page(request: Request) -> Response:
                   can_add=user.account.owner_id is None)
 
 
+def option_summary(opt: dict[str, Any], value: Any) -> str:
+    """One line for a detector option: the camera's own value, or the deployment default (app.js says the same)."""
+    def show(v: Any) -> str:
+        if isinstance(v, list):
+            codes = [c["value"] for c in opt.get("choices", [])]
+            return f"all {len(codes)}" if len(codes) > 1 and set(codes) <= set(v) else ", ".join(map(str, v))
+        return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+    if value is None:
+        default = opt.get("default")
+        return "deployment default" + (f" ({show(default)})" if default is not None else "")
+    return show(value)
+
+
+def _option_view(opt: dict[str, Any], value: Any) -> dict[str, Any]:
+    """A declared option (``GET .../detectors`` shape) with the camera's value and its summary line."""
+    chosen = set(value) if opt["kind"] == "choices" and isinstance(value, list) else set()
+    return {**opt, "value": value, "summary": option_summary(opt, value),
+            "choices": [{**c, "checked": c["value"] in chosen} for c in opt.get("choices", [])]}
+
+
 async def camera_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
@@ -281,7 +302,8 @@ async def camera_page(request: Request) -> Response:
             select(Clip).where(Clip.camera_id == cid, col(Clip.thumb_key).is_not(None)).order_by(
                 col(Clip.started_at).desc()).limit(1)).first()
         frame = thumb or latest
-        return {"camera": camera_json(cam),
+        return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam),
+                "can_admin": auth.camera_right(s, user, cid) == "admin",
                 "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
                 "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,
                           "size": (frame.width, frame.height) if frame and frame.width and frame.height else None,
@@ -292,8 +314,10 @@ async def camera_page(request: Request) -> Response:
         return render(request, "error.html", user, status=404, title="Camera not found",
                       message="This camera does not exist or you may not see it.")
     cam = data["camera"]
-    detectors = [{"name": n, "description": spec.description, "labels": list(spec.labels),
-                  "on": bool(cam["detectors"].get(n))} for n, spec in sorted(app.plugins.detector_specs.items())]
+    state = data.pop("detector_state")
+    detectors = [{"name": n, "description": d["description"], "labels": d["labels"], "on": state["enabled"][n],
+                  "options": [_option_view(o, (state["options"].get(n) or {}).get(o["key"])) for o in d["options"]]}
+                 for n, d in sorted(state["available"].items())]
     adapter = app.plugins.camera_adapter(cam["brand"])
     model = next((m for m in adapter.models() if m.name == cam["model"]), None) if adapter else None
     masks = data["masks"]

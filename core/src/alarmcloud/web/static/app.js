@@ -1016,3 +1016,119 @@
     if (card) setup(card);
   });
 })();
+
+// ------------------------------------------------------------ detector options (camera page)
+(function () {
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+  const api = (...a) => window.alarmcloud.api(...a);
+
+  // the same one-line summary as pages.option_summary: the camera's value, or the deployment default
+  function summary(box, value) {
+    const codes = $$("input[type=checkbox]", box).map((c) => c.value);
+    const show = (v) => Array.isArray(v)
+      ? (codes.length > 1 && codes.every((c) => v.includes(c)) ? "all " + codes.length : v.join(", "))
+      : String(v);
+    if (value === null || value === undefined) {
+      let d = null;
+      try { d = JSON.parse(box.dataset.default || "null"); } catch (e) { d = null; }
+      return "deployment default" + (d === null ? "" : " (" + show(d) + ")");
+    }
+    return show(value);
+  }
+
+  // what the form says for one option: a value, null (deployment default), or {error}
+  function read(box) {
+    if (box.dataset.kind === "choices") {
+      const ticked = $$("input[type=checkbox]", box).filter((c) => c.checked).map((c) => c.value);
+      return ticked.length ? ticked : null;
+    }
+    const input = $("input", box);
+    if (input.validity.badInput) return { error: box.dataset.label + ": enter a number, or leave it empty." };
+    return input.value.trim() === "" ? null : Number(input.value);
+  }
+
+  function setup(form) {
+    const name = form.dataset.detectorOptions;
+    const url = form.closest("[data-detectors]").dataset.detectors;
+    const err = $("[data-options-error]", form);
+    const state = $("[data-options-state]", form);
+    const boxes = $$("[data-option]", form);
+    const say = (text) => { err.textContent = text; err.hidden = !text; };
+    const snapshot = () => JSON.stringify(boxes.map(read));
+    let saved = snapshot();
+    const dirty = () => { state.textContent = snapshot() === saved ? "" : "Not saved yet."; };
+    form.addEventListener("input", dirty);
+    form.addEventListener("change", dirty);
+
+    for (const box of boxes) {
+      const filter = $("[data-option-filter]", box);
+      if (filter) {
+        const none = $("[data-filter-empty]", box);
+        filter.addEventListener("input", () => {
+          const q = filter.value.trim().toLowerCase();
+          let shown = 0;
+          for (const label of $$("[data-choice-list] label", box)) {
+            const hit = !q || label.textContent.toLowerCase().includes(q);
+            label.hidden = !hit;
+            if (hit) shown++;
+          }
+          none.hidden = shown > 0;
+        });
+        // Enter in the filter box narrows the list; it does not save the form
+        filter.addEventListener("keydown", (e) => { if (e.key === "Enter") e.preventDefault(); });
+      }
+      $("[data-option-reset]", box).addEventListener("click", () => {
+        $$("input[type=checkbox]", box).forEach((c) => { c.checked = false; });
+        const input = $("input[type=number]", box);
+        if (input) input.value = "";
+        say("");
+        dirty();
+      });
+    }
+
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      say("");
+      const options = {};
+      for (const box of boxes) {
+        const v = read(box);
+        if (v && v.error) { say(v.error); $("input", box).focus(); return; }
+        options[box.dataset.option] = v;
+      }
+      const button = $("button[type=submit]", form);
+      button.disabled = true;
+      state.textContent = "Saving…";
+      const body = { options: {} };
+      body.options[name] = options;
+      const r = await api("PUT", url, body);
+      button.disabled = false;
+      if (!r.ok) { state.textContent = "Not saved."; say(r.message); return; }
+      const stored = (r.data.options || {})[name] || {};
+      const parts = [];
+      for (const box of boxes) {
+        const value = stored[box.dataset.option];
+        const text = summary(box, value);
+        $("[data-option-now]", box).textContent = text;
+        const input = $("input[type=number]", box);
+        if (input) { input.value = value === undefined || value === null ? "" : String(value); input.placeholder = text; }
+        parts.push(box.dataset.label + ": " + text);
+      }
+      $("[data-options-summary]", form.closest(".detector")).textContent = parts.join("; ");
+      saved = snapshot();
+      state.textContent = "Saved.";
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $$("[data-options-toggle]").forEach((button) => {
+      const panel = document.getElementById(button.getAttribute("aria-controls"));
+      button.addEventListener("click", () => {
+        const open = button.getAttribute("aria-expanded") !== "true";
+        button.setAttribute("aria-expanded", String(open));
+        panel.hidden = !open;
+      });
+    });
+    $$("form[data-detector-options]").forEach(setup);
+  });
+})();
