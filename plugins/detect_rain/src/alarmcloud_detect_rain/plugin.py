@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from alarmcloud.hookspecs import hookimpl
-from alarmcloud.specs import DetectorSpec, ProcessingRecord
+from alarmcloud.specs import DetectorOption, DetectorSpec, ProcessingRecord
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector
 
@@ -27,6 +27,19 @@ def _factory(config: Any) -> RainDetector:
     return RainDetector(RainConfig.model_validate(config))
 
 
+#: per camera: ``frames.options["threshold"]`` replaces ``RainConfig.threshold`` (the deployment default)
+THRESHOLD = DetectorOption(
+    key="threshold",
+    label="Rain / snow threshold",
+    kind="number",
+    minimum=0.05,
+    maximum=0.99,
+    step=0.05,
+    help="A clip counts as rain or snow when the weather probability reaches this; higher means fewer clips "
+    "are called rain (fewer missed alarms, more weather alarms)",
+)
+
+
 @hookimpl
 def register_detectors() -> list[DetectorSpec]:
     """The rain / snow detector."""
@@ -38,6 +51,7 @@ def register_detectors() -> list[DetectorSpec]:
             description="Rain and snow false-alarm classifier (temporal streak features + small ONNX model).",
             config_model=RainConfig,
             privacy=PRIVACY,
+            options=(THRESHOLD,),
         )
     ]
 
