@@ -38,7 +38,8 @@ def test_the_bundled_detectors_declare_their_options_with_the_deployment_default
     assert countries["kind"] == "choices" and "misreads" in countries["help"]
     codes = [c["value"] for c in countries["choices"]]
     assert {"value": "DE", "label": "Germany"} in countries["choices"] and "AT" in codes
-    assert countries["default"] == codes  # the operator set nothing: every known country
+    assert codes[0] == "EU"  # every European format at once, then each country
+    assert countries["default"] == codes[1:]  # the operator set nothing: every known country
     threshold = rain["threshold"]
     assert (threshold["kind"], threshold["minimum"], threshold["maximum"], threshold["step"]) == (
         "number", 0.05, 0.99, 0.05)

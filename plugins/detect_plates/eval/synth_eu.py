@@ -335,8 +335,8 @@ def render_plate(spec: PlateSpec, rng: np.random.Generator, font_path: str | Non
 
 def render_two_line(spec: PlateSpec, rng: np.random.Generator, font_path: str | None = None) -> Image.Image:
     """A two-line plate (340 x 220 mm, square rear plates and motorcycles): the EU band down the left edge, the
-    last group of the text on the second line and everything before it on the first (``M AB`` over ``1234``,
-    ``AB12`` over ``CDE``)."""
+    last groups of the text (at least three characters) on the second line and everything before them on the
+    first (``M AB`` over ``1234``, ``AB12`` over ``CDE``, ``K`` over ``69628 O``)."""
     font_path = font_path or _pick(rng, FONTS)
     w, h = 340 * PX_MM, 220 * PX_MM
     bg = PLATE_YELLOW if spec.yellow else PLATE_WHITE
@@ -348,14 +348,19 @@ def render_two_line(spec: PlateSpec, rng: np.random.Generator, font_path: str | 
         band_w = 40 * PX_MM
         _eu_band(plate, spec.band, font_path, PX_MM * 2, band_w)
         left = PX_MM * 2 + band_w + 6 * PX_MM
-    last = max(i for i, g in enumerate(spec.groups) if g not in ("|", "-"))
-    top_groups = list(spec.groups[:last])
+    # the second line takes the last groups up to at least three characters (``1234``, ``69628 O``, ``90-J``)
+    split = len(spec.groups)
+    while split > 0 and sum(len(g) for g in spec.groups[split:] if g not in ("|", "-")) < 3:
+        split -= 1
+    top_groups, bottom_groups = list(spec.groups[:split]), list(spec.groups[split:])
     while top_groups and top_groups[-1] in ("|", "-"):
         top_groups.pop()
+    while bottom_groups and bottom_groups[0] in ("|", "-"):
+        bottom_groups.pop(0)
     char_h = round(h * 0.33)
     line_h = h * 0.46
     _draw_groups(plate, spec, tuple(top_groups), (left, right, h * 0.04, line_h), char_h, font_path, rng)
-    _draw_groups(plate, spec, (spec.groups[last],), (left, right, h * 0.5, line_h), char_h, font_path, rng)
+    _draw_groups(plate, spec, tuple(bottom_groups), (left, right, h * 0.5, line_h), char_h, font_path, rng)
     return plate
 
 

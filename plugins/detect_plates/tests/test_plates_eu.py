@@ -29,6 +29,8 @@ needs_fonts = pytest.mark.skipif(
 GERMAN = synth_eu.PlateSpec("DE", "MAB1234", ("M", "|", "AB", "1234"), band="D")
 DUTCH = synth_eu.PlateSpec("NL", "12BDF3", ("12", "-", "BDF", "-", "3"), yellow=True, band="NL")
 ITALIAN = synth_eu.PlateSpec("IT", "AB123CD", ("AB", "123", "CD"), band="I")
+PORTUGUESE = synth_eu.PlateSpec("PT", "AB12CD", ("AB", "-", "12", "-", "CD"), band="P")
+UK_YELLOW = synth_eu.PlateSpec("UK", "AB12CDE", ("AB12", "CDE"), yellow=True)
 
 
 def _plate_crop(spec: synth_eu.PlateSpec, height: int = 48) -> np.ndarray:
@@ -41,17 +43,25 @@ def _plate_crop(spec: synth_eu.PlateSpec, height: int = 48) -> np.ndarray:
 
 
 @needs_fonts
-@pytest.mark.parametrize("spec", [GERMAN, DUTCH, ITALIAN], ids=["DE", "NL", "IT"])
+@pytest.mark.parametrize("spec", [GERMAN, DUTCH, ITALIAN, PORTUGUESE], ids=["DE", "NL", "IT", "PT"])
 def test_eu_band_is_cut_off_the_crop(spec: synth_eu.PlateSpec) -> None:
     crop = _plate_crop(spec)
     out = strip_bands(crop)
     h, w = crop.shape[:2]
     # the left band is about 0.36 plate heights wide; everything left of the text goes, the text stays
-    assert 0.25 * h < (w - out.shape[1]) < (0.9 if spec.country == "IT" else 0.6) * h
+    assert 0.25 * h < (w - out.shape[1]) < (0.9 if spec.country in ("IT", "PT") else 0.6) * h
     hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)
     blue = (hsv[..., 0] >= 95) & (hsv[..., 0] <= 135) & (hsv[..., 1] >= 90) & (hsv[..., 2] >= 40)
     blue_cols = blue.mean(axis=0) > 0.3
     assert not blue_cols.any()
+    if spec.country == "PT":  # the yellow year band at the right goes too
+        yellow = (hsv[..., 0] >= 18) & (hsv[..., 0] <= 35) & (hsv[..., 1] >= 90)
+        assert not (yellow.mean(axis=0) > 0.3)[-out.shape[1] // 4 :].any()
+
+
+def test_a_yellow_plate_keeps_its_field() -> None:
+    crop = _plate_crop(UK_YELLOW)
+    assert strip_bands(crop).shape == crop.shape
 
 
 def _lined_crop(ink: tuple[int, int, int], field: tuple[int, int, int] = (240, 240, 240)) -> np.ndarray:

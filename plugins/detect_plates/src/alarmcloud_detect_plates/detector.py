@@ -326,8 +326,9 @@ def strip_bands(crop: np.ndarray) -> np.ndarray:
 
 def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
     """The crop without a blue band at its left or right end: the EU band (stars and the country's sign, "D",
-    "NL") left of a European plate's text, the French and Italian band with the region's number at the right.
-    No plate character is printed on such a field, but the recogniser reads its sign as one ("DMAB1234").
+    "NL") left of a European plate's text, the French and Italian band with the region's number at the right,
+    and the Portuguese yellow band with the year and month at the right. No plate character is printed on such a
+    field, but the recogniser reads its sign as one ("DMAB1234", "JV40IF2012").
 
     A band is a run of columns at the crop's end that are saturated blue over at least ``BAND_COVER`` of the
     crop's height (``BAND_MEAN`` on average), at least ``BAND_MIN`` and at most ``BAND_MAX`` crop heights wide,
@@ -346,6 +347,9 @@ def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
     cover = cv2.inRange(hsv, (95, 90, dark), (135, 255, 255)).mean(axis=0) / 255.0
     left = _band_end(cover, h)
     right = w - _band_end(cover[::-1], h)
+    if right == w:  # a yellow band at the right end (Portugal); a yellow plate's own field is no band (too wide)
+        yellow = cv2.inRange(hsv, (18, 90, dark), (35, 255, 255)).mean(axis=0) / 255.0
+        right = w - _band_end(yellow[::-1], h)
     if right - left < 2.5 * h:
         return crop, False  # too little would be left: no plate with bands on both ends
     return crop[:, left:right], (left, right) != (0, w)
@@ -451,7 +455,8 @@ def candidate_crop(bgr: np.ndarray, box: TextBox) -> np.ndarray:
 
 def _stacked(top: TextBox, bottom: TextBox) -> bool:
     """Two text lines of similar height and width, one right below the other, overlapping across: a two-line
-    plate."""
+    plate. The detector's boxes are grown around the text, so a plate's tightly spaced lines may overlap by up
+    to a third of a line."""
     ht, hb = top.height, bottom.height
     tx0, tx1 = float(top.quad[:, 0].min()), float(top.quad[:, 0].max())
     bx0, bx1 = float(bottom.quad[:, 0].min()), float(bottom.quad[:, 0].max())
@@ -462,7 +467,7 @@ def _stacked(top: TextBox, bottom: TextBox) -> bool:
         0.6 <= ht / hb <= 1.7
         and 0.4 <= wt / wb <= 2.5
         and overlap >= 0.6 * min(wt, wb)
-        and -0.15 * hb < gap < 0.6 * max(ht, hb)
+        and -0.35 * hb < gap < 0.6 * max(ht, hb)
     )
 
 

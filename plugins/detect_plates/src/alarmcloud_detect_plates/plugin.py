@@ -8,7 +8,7 @@ from alarmcloud.hookspecs import hookimpl
 from alarmcloud.specs import DetectorOption, DetectorSpec, ProcessingRecord
 
 from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig
-from alarmcloud_detect_plates.formats import COUNTRY_FORMATS
+from alarmcloud_detect_plates.formats import COUNTRY_FORMATS, EUROPE
 
 PRIVACY = ProcessingRecord(
     data=("licence plate text read from alarm clips", "time and position of the plate in the clip"),
@@ -30,12 +30,14 @@ def _factory(config: Any) -> PlateDetector:
 
 
 def countries_option() -> DetectorOption:
-    """The per-camera ``countries`` option: one choice per country whose plate formats this version knows."""
+    """The per-camera ``countries`` option: all of Europe at once (``EU``), or any of the countries whose plate
+    formats this version knows."""
+    europe = (("EU", f"All of Europe ({len(EUROPE)} countries)"),)
     return DetectorOption(
         key="countries",
         label="Plate countries",
         kind="choices",
-        choices=tuple((code, fmt.name) for code, fmt in COUNTRY_FORMATS.items()),
+        choices=europe + tuple((code, fmt.name) for code, fmt in COUNTRY_FORMATS.items()),
         help="Plate formats of the countries where this camera is; fewer countries mean fewer misreads",
     )
 
