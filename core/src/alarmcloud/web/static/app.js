@@ -872,6 +872,116 @@
   const place = (el, m) => Object.assign(el.style, { left: m[0] * 100 + "%", top: m[1] * 100 + "%",
                                                      width: (m[2] - m[0]) * 100 + "%", height: (m[3] - m[1]) * 100 + "%" });
 
+  const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+  const capital = (t) => t.charAt(0).toUpperCase() + t.slice(1);
+  const ACTIVE = ["queued", "running"];
+
+  // applying the saved masks to the clips stored without them: a job on the server, polled every second
+  function applier(card, img) {
+    const box = $("[data-mask-apply]", card);
+    if (!box) return { refresh() {} };
+    const url = box.dataset.maskApply;
+    const offer = $("[data-apply-offer]", box);
+    const pending = $("[data-apply-pending]", box);
+    const start = $("[data-apply-start]", box);
+    const bar = $("[data-apply-bar]", box);
+    const state = $("[data-apply-state]", box);
+    const err = $("[data-apply-error]", box);
+    const fails = $("[data-apply-failures]", box);
+    let timer = null;
+    let seq = 0;
+    let watched = null;  // the job this page started or saw running: its end is reported
+    state.tabIndex = -1;  // focus goes here when the button it replaces disappears
+
+    const error = (text) => { err.textContent = text; err.hidden = !text; };
+    const fit = () => { box.hidden = offer.hidden && bar.hidden && !state.textContent && err.hidden; };
+
+    // the card's picture is a thumbnail cached for a day: load the masked one
+    function reloadPicture(v) {
+      if (!img || !img.hasAttribute("data-mask-thumbnail")) return;
+      const u = new URL(img.getAttribute("src"), location.href);
+      u.searchParams.set("v", v);
+      img.src = u.pathname + u.search;
+    }
+
+    function ended(d) {
+      bar.hidden = true;
+      fails.replaceChildren();
+      if (d.state === "done") {
+        if (!d.total) { state.textContent = "Nothing to do: every stored clip has the current masks."; }
+        else {
+          state.textContent = plural(d.done, "clip", "clips") + " masked" + (d.failed ? ", " + d.failed + " failed" : "") + ".";
+          if (d.done) reloadPicture(d.job_id);
+        }
+        for (const f of d.failures || []) {
+          const a = document.createElement("a");
+          a.href = "/events/" + encodeURIComponent(f.clip_id);
+          a.textContent = "Clip " + f.clip_id;
+          const li = document.createElement("li");
+          li.append(a, ": " + (f.message || f.code || "could not be masked"));
+          fails.append(li);
+        }
+      } else {  // cancelled or dead
+        state.textContent = "Stopped: " + (d.done || 0) + " of " + plural(d.total || 0, "clip", "clips") + " masked.";
+        error(capital(d.error || "the job stopped."));
+      }
+      fails.hidden = !fails.children.length;
+    }
+
+    function show(d) {
+      const active = ACTIVE.includes(d.state);
+      const n = d.pending_clips || 0;
+      pending.textContent = plural(n, "clip", "clips") + " stored without the current masks.";
+      offer.hidden = active || n === 0;
+      if (active) {
+        watched = d.job_id;
+        const handled = (d.done || 0) + (d.failed || 0);
+        bar.hidden = false;
+        bar.max = Math.max(1, d.total || 0);
+        bar.value = handled;
+        state.textContent = (d.state === "queued" ? "Waiting to start: " : "Masking stored clips: ") +
+          handled + " of " + plural(d.total || 0, "clip", "clips") + ".";
+        fails.hidden = true;
+        error("");
+      } else if (d.job_id && d.job_id === watched) {
+        watched = null;
+        ended(d);
+      } else {
+        bar.hidden = true;
+      }
+      fit();
+    }
+
+    async function refresh(fresh) {
+      clearTimeout(timer);
+      timer = null;
+      const mine = ++seq;
+      if (fresh) { state.textContent = ""; error(""); fails.hidden = true; }
+      const r = await api("GET", url);
+      if (mine !== seq) return;  // a newer refresh answers
+      if (!r.ok) {
+        if (watched) { error(r.message); fit(); timer = setTimeout(refresh, 3000); }
+        return;
+      }
+      show(r.data || {});
+      if (ACTIVE.includes((r.data || {}).state)) timer = setTimeout(refresh, 1000);
+    }
+
+    start.addEventListener("click", async () => {
+      error("");
+      start.disabled = true;
+      const r = await api("POST", url);
+      start.disabled = false;
+      if (!r.ok) { error(r.message); fit(); return; }
+      state.textContent = "";
+      watched = r.data.job_id;
+      show(r.data);
+      state.focus();
+      if (ACTIVE.includes(r.data.state)) { clearTimeout(timer); seq++; timer = setTimeout(refresh, 1000); }
+    });
+    return { refresh };
+  }
+
   function setup(card) {
     const stage = $("[data-mask-stage]", card);
     const list = $("[data-mask-list]", card);
@@ -891,6 +1001,12 @@
     };
     if (img) {
       img.addEventListener("error", noPicture);
+      img.addEventListener("load", () => {  // e.g. the masked thumbnail after applying the masks
+        if (!img.hidden) return;
+        img.hidden = false;
+        stage.classList.remove("no-picture");
+        $(".mask-note", stage).textContent = "";
+      });
       if (img.complete && img.naturalWidth === 0) noPicture();
     }
 
@@ -997,6 +1113,8 @@
       add(v.map((x) => x / 100));
     });
 
+    const apply = applier(card, img);
+    if (saved !== "[]") apply.refresh(true);
     const save = $("[data-mask-save]", card);
     save.addEventListener("click", async () => {
       say("");
@@ -1008,7 +1126,9 @@
       saved = JSON.stringify(masks);
       render();
       state.textContent = masks.length ? "Saved: new clips are stored with these masks." : "Saved: no masks.";
+      apply.refresh(true);  // how many stored clips lack the new masks
     });
+
   }
 
   document.addEventListener("DOMContentLoaded", () => {
