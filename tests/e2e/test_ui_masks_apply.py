@@ -226,3 +226,10 @@ def test_a_viewer_sees_no_apply_button(chromium: Any, deployment: Deployment) ->
         assert card.get_by_role("button", name="Apply masks to stored clips").is_visible()
         page.wait_for_load_state("networkidle")
         assert page.evaluate(AUDIT_JS) == []
+        # the masks were removed meanwhile (another tab): the server's reason is shown, nothing starts
+        assert c.patch(f"/api/v1/cameras/{cam_id}", json={"privacy_masks": []}).status_code == 200
+        card.get_by_role("button", name="Apply masks to stored clips").click()
+        alert = card.get_by_role("alert").filter(has_text="no privacy masks to apply")
+        alert.wait_for()
+        assert alert.inner_text().startswith("This camera has no privacy masks")
+        assert deployment.progress(cam_id)["state"] == "none"
