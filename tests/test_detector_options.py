@@ -38,7 +38,8 @@ def test_the_bundled_detectors_declare_their_options_with_the_deployment_default
     assert countries["kind"] == "choices" and "misreads" in countries["help"]
     codes = [c["value"] for c in countries["choices"]]
     assert {"value": "DE", "label": "Germany"} in countries["choices"] and "AT" in codes
-    assert codes[0] == "EU"  # every European format at once, then each country
+    assert codes[0] == "EU" and countries["choices"][0].get("group") is True  # every European format at once
+    assert not any(c.get("group") for c in countries["choices"][1:])  # then each country
     assert countries["default"] == codes[1:]  # the operator set nothing: every known country
     threshold = rain["threshold"]
     assert (threshold["kind"], threshold["minimum"], threshold["maximum"], threshold["step"]) == (
@@ -233,6 +234,8 @@ def test_a_plugin_cannot_declare_a_nonsense_option() -> None:
         DetectorOption("x", "X", "text")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="minimum is above maximum"):
         DetectorOption("x", "X", "number", minimum=2, maximum=1)
+    with pytest.raises(ValueError, match="group must be one of the choices"):
+        DetectorOption("countries", "Countries", "choices", choices=(("DE", "Germany"),), groups=("EU",))
     with pytest.raises(ValueError, match="unique"):
         DetectorSpec("d", lambda cfg: EchoDetector(), ("d",), "d", options=(
             DetectorOption("x", "X", "number"), DetectorOption("x", "Y", "number")))

@@ -43,7 +43,7 @@ NNUM = {"type": ["number", "null"]}
 #: an option a detector declares for cameras (``DetectorOption``); ``default`` is the deployment default
 DETECTOR_OPTION = _obj(
     {"key": STR, "label": STR, "kind": {"enum": ["choices", "number"]}, "help": STR, "default": ANY},
-    {"choices": {"type": "array", "items": _obj({"value": STR, "label": STR})},
+    {"choices": {"type": "array", "items": _obj({"value": STR, "label": STR}, {"group": BOOL})},
      "minimum": NNUM, "maximum": NNUM, "step": NNUM})
 DETECTOR_OPTIONS_IN = {
     "type": "object", "description": "Per detector: an object of option values (checked against the options the "

@@ -28,7 +28,9 @@ class ProcessingRecord:
 class DetectorOption:
     """One per-camera setting of a detector that camera owners may change (camera page, ``PUT .../detectors``).
 
-    ``kind="choices"``: a non-empty list of string codes, each one of ``choices`` ((value, label) pairs).
+    ``kind="choices"``: a non-empty list of string codes, each one of ``choices`` ((value, label) pairs);
+    ``groups`` names the choices that stand for several others (the plates detector's ``EU``: every European
+    country), which the camera page lists first and leaves out when it says "all" of the choices.
     ``kind="number"``: a number from ``minimum`` to ``maximum``; ``step`` is the UI's granularity.
     The value reaches the detector as ``ClipFrames.options[key]``; unset, the deployment default applies:
     ``default`` if given, else the operator's value of the ``config_model`` field named ``key`` (if any).
@@ -43,6 +45,7 @@ class DetectorOption:
     step: float | None = None
     help: str = ""
     default: Any = None
+    groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("choices", "number"):
@@ -53,6 +56,9 @@ class DetectorOption:
             raise ValueError(f"option {self.key!r}: a 'choices' option needs at least one choice")
         if len({v for v, _ in pairs}) != len(pairs):
             raise ValueError(f"option {self.key!r}: choice values must be unique")
+        object.__setattr__(self, "groups", tuple(str(g) for g in self.groups))
+        if set(self.groups) - {v for v, _ in pairs}:
+            raise ValueError(f"option {self.key!r}: every group must be one of the choices")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
             raise ValueError(f"option {self.key!r}: minimum is above maximum")
 
@@ -82,7 +88,8 @@ class DetectorOption:
         out: dict[str, Any] = {"key": self.key, "label": self.label, "kind": self.kind, "help": self.help,
                                "default": default}
         if self.kind == "choices":
-            out["choices"] = [{"value": v, "label": lbl} for v, lbl in self.choices]
+            out["choices"] = [{"value": v, "label": lbl, **({"group": True} if v in self.groups else {})}
+                              for v, lbl in self.choices]
         else:
             out.update(minimum=self.minimum, maximum=self.maximum, step=self.step)
         return out

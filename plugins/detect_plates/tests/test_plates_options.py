@@ -19,7 +19,7 @@ def test_the_countries_option_offers_every_known_country_with_its_name() -> None
     assert dict(opt.choices[1:]) == {code: fmt.name for code, fmt in COUNTRY_FORMATS.items()}
     assert ("DE", "Germany") in opt.choices and ("AT", "Austria") in opt.choices
     # the group of every European format comes first
-    assert opt.choices[0][0] == "EU" and "Europe" in opt.choices[0][1]
+    assert opt.choices[0][0] == "EU" and "Europe" in opt.choices[0][1] and opt.groups == ("EU",)
     for code, name in opt.choices:
         assert code == code.upper() and code.isalpha() and name and name != code
     # every country the deployment accepts by default can also be chosen for a camera

@@ -265,7 +265,7 @@ def option_summary(opt: dict[str, Any], value: Any) -> str:
     """One line for a detector option: the camera's own value, or the deployment default (app.js says the same)."""
     def show(v: Any) -> str:
         if isinstance(v, list):
-            codes = [c["value"] for c in opt.get("choices", [])]
+            codes = [c["value"] for c in opt.get("choices", []) if not c.get("group")]  # "all" of the single ones
             return f"all {len(codes)}" if len(codes) > 1 and set(codes) <= set(v) else ", ".join(map(str, v))
         return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
 

@@ -38,6 +38,7 @@ def countries_option() -> DetectorOption:
         label="Plate countries",
         kind="choices",
         choices=europe + tuple((code, fmt.name) for code, fmt in COUNTRY_FORMATS.items()),
+        groups=("EU",),
         help="Plate formats of the countries where this camera is; fewer countries mean fewer misreads",
     )
 

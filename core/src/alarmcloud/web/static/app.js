@@ -1145,7 +1145,7 @@
 
   // the same one-line summary as pages.option_summary: the camera's value, or the deployment default
   function summary(box, value) {
-    const codes = $$("input[type=checkbox]", box).map((c) => c.value);
+    const codes = $$("input[type=checkbox]:not([data-group])", box).map((c) => c.value);  // "all" of the single ones
     const show = (v) => Array.isArray(v)
       ? (codes.length > 1 && codes.every((c) => v.includes(c)) ? "all " + codes.length : v.join(", "))
       : String(v);
