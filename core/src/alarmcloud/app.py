@@ -270,6 +270,7 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/cameras/{camera_id}/snapshot", cameras.snapshot, methods=["GET"]),
         R("/api/v1/cameras/{camera_id}/setup", cameras.setup_upload, methods=["POST"]),
         R("/api/v1/cameras/{camera_id}/rejections", cameras.rejections, methods=["GET"]),
+        R("/api/v1/cameras/{camera_id}/view/dismiss", cameras.dismiss_view, methods=["POST"]),
         R("/api/v1/events", eventsapi.list_events, methods=["GET"]),
         R("/api/v1/events/download", download.download_events, methods=["POST"]),
         R("/api/v1/events/{event_id}", eventsapi.get_event, methods=["GET"]),

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from alarmcloud import crypto
+from alarmcloud import crypto, viewcheck
 from alarmcloud.auth import User, camera_for, core, require_user, visible_cameras
 from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, CameraError, UploadTarget
 from alarmcloud.errors import ApiError, field, json_body
@@ -50,6 +50,7 @@ def camera_json(cam: Camera) -> dict[str, Any]:
                      "override": cam.fair_use_override},
         "last_trigger": cam.last_trigger,
         "privacy_masks": cam.privacy_masks or [],
+        "view": viewcheck.view_json(cam),
         "created_at": iso(cam.created_at),
     }
 
@@ -155,6 +156,28 @@ async def update_camera(request: Request) -> Response:
     cam = await app.db.run(_update)
     await app.emit(Event(CAMERA_CHANGED, user.tenant_id, cam.id, {"change": "updated"}))
     return JSONResponse(camera_json(cam))
+
+
+async def dismiss_view(request: Request) -> Response:
+    """Dismiss the camera's view notice: the view check forgets its baseline and learns the view anew.
+
+    For a camera moved on purpose, or a notice the owner judges wrong. Needs the ``admin`` right; answers the
+    camera's ``view`` object (``"state": "learning"``).
+    """
+    user = await require_user(request)
+    app = core(request)
+    cid = request.path_params["camera_id"]
+
+    def _dismiss(s: Session) -> tuple[Camera, Event | None]:
+        cam = camera_for(s, user, cid, "admin")
+        event = viewcheck.dismiss(s, cam)
+        s.commit()
+        return cam, event
+
+    cam, event = await app.db.run(_dismiss)
+    if event is not None:
+        await app.emit(event)
+    return JSONResponse(viewcheck.view_json(cam))
 
 
 async def delete_camera(request: Request) -> Response:

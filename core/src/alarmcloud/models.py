@@ -108,6 +108,13 @@ class Camera(SQLModel, table=True):
     false_alarm_rate: float | None = None
     # rectangles [x0, y0, x1, y1] (fractions of the frame) painted black before a clip is stored; None = no masks
     privacy_masks: list[list[float]] | None = Field(default=None, sa_column=Column(JSON))
+    # view check (``viewcheck``): learning | ok | obstructed, why, since when, in which light (day | night)
+    view_state: str = Field(default="learning", max_length=16)
+    view_reason: str | None = Field(default=None, max_length=32)
+    view_since: datetime | None = None
+    view_light: str | None = Field(default=None, max_length=8)
+    #: numbers only: the last clips' measures per light (the baseline), the latest verdicts, normal clips counted
+    view_data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Series(SQLModel, table=True):

@@ -28,6 +28,8 @@ from alarmcloud.events import (
     CAMERA_CHANGED,
     CAMERA_DELETED,
     CAMERA_FAIR_USE_CHANGED,
+    CAMERA_VIEW_OBSTRUCTED,
+    CAMERA_VIEW_RESTORED,
     CLIP_STORED,
     DETECTIONS_READY,
     PLATE_RECOGNISED,
@@ -58,7 +60,7 @@ DELIVERY_HEADER = "X-Alarmcloud-Delivery"
 TEST_EVENT = "webhook.test"
 #: event types a webhook can subscribe to; ``detections.ready`` honours cooldown and "only real alarms"
 WEBHOOK_EVENTS = (DETECTIONS_READY, CLIP_STORED, PLATE_RECOGNISED, CAMERA_CHANGED, CAMERA_DELETED,
-                  CAMERA_FAIR_USE_CHANGED, STORAGE_ALMOST_FULL)
+                  CAMERA_FAIR_USE_CHANGED, CAMERA_VIEW_OBSTRUCTED, CAMERA_VIEW_RESTORED, STORAGE_ALMOST_FULL)
 DEFAULT_EVENTS = (DETECTIONS_READY,)
 #: rows per target in one delivery round, so one slow receiver cannot hold up everyone else's alarms
 PER_TARGET = 2
@@ -271,6 +273,30 @@ def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
     s.add(Outbox(account_id=acc.id, kind="email", target=acc.email, payload={
         "subject": f"Fair use notice for camera {_header_safe(cam.name)}",
         "text": f"{cam.fair_use_reason}.\nCheck the camera's detection areas and sensitivity.\n"}))
+
+
+#: at most one view-check e-mail per camera in this time, however often its view comes and goes
+VIEW_NOTICE_QUIET_SECONDS = 24 * 3600
+
+
+def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, text: str) -> bool:
+    """E-mail the owner that the camera's view looks obstructed (``viewcheck``), if they get e-mails at all."""
+    acc = s.get(Account, cam.account_id)
+    if acc is None or not acc.notify_email:
+        return False
+    key = f"view_notified:{cam.id}"
+    row = s.exec(select(PluginState).where(PluginState.plugin == "core", PluginState.account_id == acc.id,
+                                           PluginState.key == key)).first()
+    now = utcnow()
+    if row is not None and row.value and now.timestamp() - float(row.value) < VIEW_NOTICE_QUIET_SECONDS:
+        return False
+    if row is None:
+        row = PluginState(plugin="core", account_id=acc.id, key=key)
+    row.value, row.updated_at = now.timestamp(), now
+    s.add(row)
+    s.add(Outbox(account_id=acc.id, kind="email", target=acc.email,
+                 payload={"subject": _header_safe(subject, 200), "text": text}))
+    return True
 
 
 async def queue_event(app: AlarmCloud, event: Event) -> None:

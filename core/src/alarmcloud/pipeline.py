@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import case, delete, func
 from sqlmodel import select
 
-from alarmcloud import jobs, motion, notify
+from alarmcloud import jobs, motion, notify, viewcheck
 from alarmcloud.contracts import ClipProbe, Detector, Finding
 from alarmcloud.events import CAMERA_FAIR_USE_CHANGED, DETECTIONS_READY, PLATE_RECOGNISED, Event
 from alarmcloud.models import Account, Camera, Clip, FindingRow, iso, utcnow
@@ -38,6 +38,7 @@ class Analysis:
     mover_score: float = 0.0
     verdict: str = "alarm"
     errors: dict[str, str] = field(default_factory=dict)
+    view: viewcheck.Measures | None = None
 
 
 def verdict_for(findings: list[Finding], mover: bool, detectors: list[Detector]) -> str:
@@ -74,10 +75,14 @@ def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[s
         if det is None:
             raise KeyError(f"detector {name!r} is not enabled")
         detectors.append(det)
-    frames = decode(path, [motion.REQUEST, *[d.frame_request() for d in detectors]], clip)
+    frames = decode(path, [motion.REQUEST, viewcheck.REQUEST, *[d.frame_request() for d in detectors]], clip)
     result.mover_score = motion.mover_score(frames[0])
     result.mover = result.mover_score >= MOVER_THRESHOLD
-    for det, cf in zip(detectors, frames[1:], strict=True):
+    try:
+        result.view = viewcheck.measure(frames[1])
+    except Exception:  # the view check must never cost a clip its analysis
+        log.exception("view measures failed")
+    for det, cf in zip(detectors, frames[2:], strict=True):
         cf.options = dict((options or {}).get(det.name, {}))
         try:
             result.findings += [_plain(f) for f in det.analyze(cf) if f.score >= det.threshold]
@@ -141,6 +146,7 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
         cam = s.get(Camera, clip.camera_id)
         if cam is not None:
             events += update_fair_use(app, s, cam)
+            events += viewcheck.update(app, s, cam, analysis.view, clip.id)
         payload = {"clip_id": clip.id, "series_id": clip.series_id, "verdict": clip.verdict,
                    "findings": [f.to_dict() for f in analysis.findings], "started_at": iso(clip.started_at),
                    "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",

@@ -1,0 +1,242 @@
+"""View check: is the camera's picture still clear? Cheap measures per clip against a per-camera baseline.
+
+Spider webs and moths glow in the infrared light at night, dirt and condensation blur the lens, a camera gets
+covered or knocked askew. Each analysed clip yields a few numbers from three keyframes the pipeline decodes anyway
+(320 px wide): sharpness, contrast, brightness, the share of near-uniform picture, whether it is a grey (infrared)
+night picture, and a 64-bit hash of the coarse layout. The camera keeps the last ``KEEP`` normal clips per light
+(day, night); when the last ``RUN`` clips of one light are all far off that baseline, the view is "obstructed"
+(one event and at most one e-mail per incident); ``RESTORE`` normal clips clear it. No pixels are stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlmodel import Session, func, select
+
+from alarmcloud import notify
+from alarmcloud.contracts import ClipFrames, FrameRequest
+from alarmcloud.events import CAMERA_VIEW_OBSTRUCTED, CAMERA_VIEW_RESTORED, Event
+from alarmcloud.models import Camera, Job, iso, utcnow
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+log = logging.getLogger(__name__)
+
+#: three keyframes (start, middle, end of the clip), small and in colour: grey pictures are infrared night
+REQUEST = FrameRequest(keyframes=True, max_keyframes=3, width=320, color="rgb")
+MIN_BASELINE = 8  # normal clips of one light before that light gets a verdict
+KEEP = 20  # normal clips per light the baseline is the median of
+RUN = 3  # clips of the same light in a row that must all be off before the view counts as obstructed
+RESTORE = 2  # normal clips that clear an obstructed view
+SHARPNESS_RATIO = 0.35  # blurred: sharpness (or contrast) below this share of the baseline
+CONTRAST_RATIO = 0.35
+UNIFORM_BLANK = 0.85  # share of near-uniform blocks from which a picture is blank (covered, black, white-out)
+UNIFORM_BLOCK_STD = 4.0  # grey levels: a 16x16 block flatter than this is near-uniform
+NIGHT_CHROMA = 3.0  # mean colour spread (max - min of R, G, B) below this: a grey infrared picture
+HASH_BITS = 20  # of 64: a layout hash farther than this from every baseline clip's is another view
+OVEREXPOSED = 200.0  # mean brightness of a blank picture from which it is white, not black or grey
+PROBLEMS = ("covered", "overexposed", "blurred", "view_changed")
+LIGHTS = ("day", "night")
+
+
+@dataclass(frozen=True)
+class Measures:
+    """View-quality numbers of one clip (medians over its keyframes)."""
+
+    sharpness: float  # std of the Laplacian (of 4x4 means) / mean brightness, so dark scenes compare
+    contrast: float  # 5th to 95th percentile of the grey levels
+    brightness: float  # mean grey level 0..255
+    uniform: float  # share of 16x16 blocks that are near-uniform (0..1)
+    night: bool  # grey picture: the camera is in infrared night mode
+    hash: str  # 64-bit difference hash of the coarse layout (16 hex digits)
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * np.float32(0.299) + rgb[..., 1] * np.float32(0.587) + rgb[..., 2] * np.float32(0.114)
+
+
+def _block_means(g: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    ys = np.linspace(0, g.shape[0], rows + 1).astype(int)[:-1]
+    xs = np.linspace(0, g.shape[1], cols + 1).astype(int)[:-1]
+    sums = np.add.reduceat(np.add.reduceat(g, ys, axis=0), xs, axis=1)
+    counts = np.outer(np.diff(np.append(ys, g.shape[0])), np.diff(np.append(xs, g.shape[1])))
+    return sums / counts
+
+
+def frame_measures(rgb: np.ndarray) -> tuple[float, float, float, float, float, np.ndarray]:
+    """(sharpness, contrast, brightness, uniform share, chroma, 8x9 layout) of one RGB frame."""
+    img = rgb.astype(np.float32)
+    g = _grey(img)
+    h, w = g.shape[0] // 16 * 16, g.shape[1] // 16 * 16
+    tiles = g[:h, :w].reshape(h // 4, 4, w // 4, 4)
+    # the Laplacian of 4x4 means: sensor noise (strong in infrared night pictures) averages out, edges stay; divided
+    # by the mean brightness, not by the picture's own contrast, which blur lowers as well
+    small = tiles.mean(axis=(1, 3))
+    lap = 4 * small[1:-1, 1:-1] - small[:-2, 1:-1] - small[2:, 1:-1] - small[1:-1, :-2] - small[1:-1, 2:]
+    sharpness = float(lap.std()) / (float(g.mean()) + 10.0)
+    p5, p95 = np.percentile(g[::2, ::2], (5, 95))
+    blocks = g[:h, :w].reshape(h // 16, 16, w // 16, 16).std(axis=(1, 3))
+    uniform = float((blocks < UNIFORM_BLOCK_STD).mean()) if blocks.size else 1.0
+    sub = img[::2, ::2]
+    chroma = float((sub.max(axis=2) - sub.min(axis=2)).mean())
+    return sharpness, float(p95 - p5), float(g.mean()), uniform, chroma, _block_means(g, 8, 9)
+
+
+def measure(frames: ClipFrames) -> Measures | None:
+    """The clip's measures from the keyframes of ``REQUEST`` (None without frames)."""
+    imgs = [f.image for f in frames.keyframes if f.image.ndim == 3]
+    if not imgs:
+        return None
+    per = [frame_measures(im) for im in imgs]
+    med = [float(np.median([p[i] for p in per])) for i in range(5)]
+    layout = np.median(np.stack([p[5] for p in per]), axis=0)  # a mover in one keyframe does not change it
+    bits = (layout[:, 1:] > layout[:, :-1]).flatten()
+    value = int("".join("1" if b else "0" for b in bits), 2)
+    return Measures(sharpness=round(med[0], 4), contrast=round(med[1], 2), brightness=round(med[2], 2),
+                    uniform=round(med[3], 4), night=med[4] < NIGHT_CHROMA, hash=f"{value:016x}")
+
+
+# ---------------------------------------------------------------- baseline and verdict
+
+
+def _baseline(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if len(samples) < MIN_BASELINE:
+        return None
+    out: dict[str, Any] = {k: float(np.median([s[k] for s in samples]))
+                           for k in ("sharpness", "contrast", "brightness", "uniform")}
+    out["hashes"] = [int(s["hash"], 16) for s in samples]
+    return out
+
+
+def _blank(m: Measures) -> bool:
+    return m.uniform >= UNIFORM_BLANK or m.contrast < 8
+
+
+def judge(m: Measures, base: dict[str, Any] | None, other: dict[str, Any] | None) -> str:
+    """``ok``, ``learning`` (no baseline for this light yet) or the problem (one of ``PROBLEMS``)."""
+    ref = base or other  # a blank picture is judged against any baseline (a covered camera looks like night)
+    if ref is not None and _blank(m) and ref["uniform"] < 0.5:
+        return "overexposed" if m.brightness >= OVEREXPOSED else "covered"
+    if base is None:
+        return "learning"
+    if m.sharpness < SHARPNESS_RATIO * base["sharpness"] or m.contrast < CONTRAST_RATIO * base["contrast"]:
+        return "blurred"
+    if m.brightness >= 220 and base["brightness"] < 170:
+        return "overexposed"
+    value = int(m.hash, 16)
+    if min(bin(value ^ h).count("1") for h in base["hashes"]) > HASH_BITS:
+        return "view_changed"
+    return "ok"
+
+
+def message(reason: str | None, light: str | None, clips: int = RUN) -> str | None:
+    """What the owner should check, in words."""
+    which = f"last {clips} {light} clips" if light else f"last {clips} clips"
+    return {
+        "blurred": f"the picture has been blurred in the {which} — a spider web or dirt on the lens?",
+        "covered": f"the picture has been black or blank in the {which} — is the camera covered?",
+        "overexposed": f"the picture has been white (overexposed) in the {which} — is something right in front "
+                       "of the lens reflecting the light?",
+        "view_changed": f"the picture has shown another view than usual in the {which} — has the camera been "
+                        "moved?",
+    }.get(reason or "")
+
+
+def view_json(cam: Camera) -> dict[str, Any]:
+    """The camera's ``view`` object of the API."""
+    data = cam.view_data or {}
+    state = cam.view_state or "learning"
+    return {"state": state, "reason": cam.view_reason if state == "obstructed" else None,
+            "since": iso(cam.view_since) if cam.view_since and state == "obstructed" else None,
+            "light": cam.view_light if state == "obstructed" else None,
+            "message": message(cam.view_reason, cam.view_light) if state == "obstructed" else None,
+            "baseline": {light: len(data.get(light, [])) for light in LIGHTS}, "baseline_min": MIN_BASELINE}
+
+
+def _reanalysis(s: Session, clip_id: str) -> bool:
+    done = s.exec(select(func.count()).select_from(Job).where(Job.clip_id == clip_id, Job.state == "done")).one()
+    return int(done) > 1
+
+
+def update(app: AlarmCloud, s: Session, cam: Camera, m: Measures | None, clip_id: str) -> list[Event]:
+    """Add one analysed clip to the camera's view state (in the pipeline's transaction); the events to emit."""
+    if m is None or _reanalysis(s, clip_id):
+        return []  # a re-analysed clip was counted when it arrived
+    s.flush()
+    s.refresh(cam, with_for_update=True)  # two workers finishing clips of one camera must not lose a sample
+    data = {light: list((cam.view_data or {}).get(light, [])) for light in LIGHTS}
+    recent = dict((cam.view_data or {}).get("recent", {}))
+    good = int((cam.view_data or {}).get("good", 0))
+    light = "night" if m.night else "day"
+    other = "day" if light == "night" else "night"
+    own = _baseline(data[light])
+    flag = judge(m, own, _baseline(data[other]))
+    blank = _blank(m)
+    # blank pictures teach only a light without a baseline: a camera without infrared light is black every night
+    # and learns that after MIN_BASELINE such clips; a covered camera is reported after RUN clips, before that
+    if (flag in ("ok", "learning") and not blank) or (blank and own is None and cam.view_state != "obstructed"):
+        data[light] = (data[light] + [{k: v for k, v in asdict(m).items() if k != "night"}])[-KEEP:]
+    recent[light] = (list(recent.get(light, [])) + [flag])[-RUN:]
+    events: list[Event] = []
+    now = utcnow()
+    if cam.view_state != "obstructed":
+        run = recent[light]
+        if len(run) == RUN and all(f in PROBLEMS for f in run):
+            counts = Counter(run)
+            reason = max(reversed(run), key=lambda f: counts[f])  # the most frequent; the latest on a tie
+            cam.view_state, cam.view_reason, cam.view_since, cam.view_light = "obstructed", reason, now, light
+            good = 0
+            events.append(Event(CAMERA_VIEW_OBSTRUCTED, cam.account_id, cam.id, _payload(cam)))
+            _queue_email(app, s, cam)
+        else:
+            cam.view_state = "ok" if any(_baseline(data[x]) for x in LIGHTS) else "learning"
+    else:
+        blank_reason = cam.view_reason in ("covered", "overexposed")
+        relevant = light == cam.view_light or blank_reason
+        if relevant and not blank and (flag == "ok" or (flag == "learning" and blank_reason)):
+            good += 1
+        elif relevant and flag in PROBLEMS:
+            good = 0
+        if good >= RESTORE:
+            payload = {**_payload(cam), "state": "ok", "dismissed": False}
+            cam.view_state, cam.view_reason, cam.view_since, cam.view_light = "ok", None, None, None
+            good = 0
+            events.append(Event(CAMERA_VIEW_RESTORED, cam.account_id, cam.id, payload))
+    cam.view_data = {**data, "recent": recent, "good": good}
+    s.add(cam)
+    return events
+
+
+def _payload(cam: Camera) -> dict[str, Any]:
+    return {"state": cam.view_state, "reason": cam.view_reason, "light": cam.view_light, "clips": RUN,
+            "since": iso(cam.view_since) if cam.view_since else None,
+            "message": message(cam.view_reason, cam.view_light), "camera_name": cam.name}
+
+
+def dismiss(s: Session, cam: Camera) -> Event | None:
+    """The owner dismissed the notice: forget the baseline and learn the view anew (a ``restored`` event if it was
+    obstructed)."""
+    s.refresh(cam, with_for_update=True)
+    event = None
+    if cam.view_state == "obstructed":
+        event = Event(CAMERA_VIEW_RESTORED, cam.account_id, cam.id,
+                      {**_payload(cam), "state": "learning", "dismissed": True})
+    cam.view_state, cam.view_reason, cam.view_since, cam.view_light, cam.view_data = "learning", None, None, None, {}
+    s.add(cam)
+    return event
+
+
+def _queue_email(app: AlarmCloud, s: Session, cam: Camera) -> None:
+    base = app.settings.public_url.rstrip("/")
+    name = cam.name or "camera"
+    text = (f"Check the view of camera {name}: {message(cam.view_reason, cam.view_light)}\n\n"
+            "Clean the lens or remove what is in front of it; this notice clears by itself once the picture is "
+            "clear again. If the camera was moved on purpose, dismiss the notice so that it learns the new view:\n"
+            f"{base}/cameras\n\nChange your notifications: {base}/notifications\n")
+    notify.queue_view_notice(app, s, cam, f"Check the view of camera {name}", text)

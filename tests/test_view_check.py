@@ -1,0 +1,249 @@
+"""The view check: a blurred, covered or moved camera view is reported once per incident and clears by itself.
+
+Real clips through the real server: sharp clips teach the camera's baseline, then blurred (a dirty lens or a
+spider web), black (covered) or shifted (moved) clips make the view "obstructed" after three in a row, with one
+event to webhooks and one e-mail through a real SMTP server; sharp clips restore it. Day and night (grey infrared)
+clips have separate baselines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from alarmcloud import viewcheck
+from alarmcloud.models import Outbox
+from alarmcloud.testing import settings_on, static_scene
+from alarmcloud.video import decode
+from PIL import Image, ImageFilter
+from sqlmodel import select
+
+from tests.test_notify import Mailbox  # type: ignore[import-not-found]
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+SUBJECT = "Check the view of camera Garage"
+CLIP = {"seconds": 2, "fps": 10, "gop_seconds": 1, "width": 320, "height": 176}
+
+
+def blurred(sigma: float) -> Callable[[int, float, int, int], np.ndarray]:
+    """The static scene seen through a blurred lens."""
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        return np.asarray(Image.fromarray(static_scene(i, t, w, h)).filter(ImageFilter.GaussianBlur(sigma)))
+    return scene
+
+
+def night(sigma: float) -> Callable[[int, float, int, int], np.ndarray]:
+    """The scene in infrared at night: grey, darker, softer than by day, with sensor noise."""
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        g = Image.fromarray(static_scene(i, t, w, h).mean(axis=2).astype(np.uint8)).filter(
+            ImageFilter.GaussianBlur(sigma))
+        img = np.asarray(g).astype(float) * 0.6 + np.random.default_rng(i).normal(0, 3, (h, w))
+        return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return scene
+
+
+def covered(i: int, t: float, w: int, h: int) -> np.ndarray:
+    """Something over the lens: black with a little noise."""
+    g = np.clip(np.random.default_rng(i).normal(6, 1.5, (h, w)), 0, 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def moved(i: int, t: float, w: int, h: int) -> np.ndarray:
+    """The camera knocked askew: another part of the scene, upside down."""
+    return np.ascontiguousarray(np.roll(static_scene(i, t, w, h), w // 3, axis=1)[::-1])
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    from aiosmtpd.controller import Controller
+
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(params=["sqlite"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path, mailbox: Mailbox) -> Iterator[Any]:
+    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        st.smtp.host, st.smtp.port, st.smtp.sender = "127.0.0.1", mailbox.port, "alarms@cloud.example"
+        st.notify.webhook_networks = ["127.0.0.0/8"]
+        yield st
+
+
+@pytest.fixture
+def clips(make_test_clip: Callable[..., Path]) -> dict[str, Path]:
+    return {"sharp": make_test_clip("view-sharp", scene=static_scene, **CLIP),
+            "blurred": make_test_clip("view-blurred", scene=blurred(3), **CLIP),
+            "covered": make_test_clip("view-covered", scene=covered, **CLIP),
+            "moved": make_test_clip("view-moved", scene=moved, **CLIP),
+            "night": make_test_clip("view-night", scene=night(2.5), **CLIP),
+            "night_blurred": make_test_clip("view-night-blurred", scene=night(6), **CLIP)}
+
+
+def measures(path: Path) -> viewcheck.Measures:
+    m = viewcheck.measure(decode(path, [viewcheck.REQUEST])[0])
+    assert m is not None
+    return m
+
+
+class Cam:
+    """One customer's camera and what it uploads."""
+
+    def __init__(self, api: Callable[[], Any], email: str, mail: bool = True) -> None:
+        self.a = api().register(email)
+        if mail:
+            assert self.a.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
+        self.cam = self.a.camera("Garage")
+        self.id = self.cam["id"]
+        self.creds = self.a.upload_credentials(self.id)
+
+    def upload(self, path: Path, times: int = 1) -> dict[str, Any]:
+        for _ in range(times):
+            self.a.upload_analysed(self.creds, path)
+        return self.view()
+
+    def view(self) -> dict[str, Any]:
+        r = self.a.get(f"/api/v1/cameras/{self.id}")
+        assert r.status_code == 200, r.text
+        return r.json()["view"]  # type: ignore[no-any-return]
+
+
+def view_mails(mailbox: Mailbox) -> list[Any]:
+    return [m for _, m in mailbox.messages if m["Subject"] == SUBJECT]
+
+
+def wait_view_mails(mailbox: Mailbox, count: int, timeout: float = 30.0) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while len(view_mails(mailbox)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return view_mails(mailbox)
+
+
+def hook_events(receiver: Any) -> list[dict[str, Any]]:
+    return [json.loads(r["body"]) for r in receiver.received("/view")]
+
+
+@pytest.mark.parametrize("settings", BOTH_DATABASES, indirect=True)
+def test_blurred_lens_is_reported_once_and_clears_when_sharp_again(api: Any, server: Any, clips: dict[str, Path],
+                                                                  mailbox: Mailbox, receiver: Any) -> None:
+    c = Cam(api, "lens@example.com")
+    r = c.a.post("/api/v1/webhooks", json={"url": receiver.url + "/view", "only_real_alarms": False,
+                                           "events": ["camera.view_obstructed", "camera.view_restored"]})
+    assert r.status_code == 201, r.text
+    assert c.view()["state"] == "learning"
+    view = c.upload(clips["sharp"], 10)
+    assert view["state"] == "ok" and view["baseline"]["day"] == 10 and view["reason"] is None
+    assert c.upload(clips["blurred"], 2)["state"] == "ok"  # two clips in a row are not enough
+    view = c.upload(clips["blurred"])
+    assert view["state"] == "obstructed" and view["reason"] == "blurred" and view["light"] == "day"
+    assert view["since"] and "blurred in the last 3 day clips" in view["message"]
+    listed = c.a.get("/api/v1/cameras").json()["items"]
+    assert [v["view"]["state"] for v in listed] == ["obstructed"]
+    (mail,) = wait_view_mails(mailbox, 1)
+    assert "spider web or dirt on the lens" in mail.get_content() and "/cameras" in mail.get_content()
+    assert c.upload(clips["blurred"])["state"] == "obstructed"  # still blurred: no second notice
+    assert c.upload(clips["sharp"])["state"] == "obstructed"  # one sharp clip is not enough yet
+    view = c.upload(clips["sharp"])
+    assert view["state"] == "ok" and view["reason"] is None and view["message"] is None
+    got = receiver.wait(2, "/view")
+    assert [e["type"] for e in hook_events(receiver)] == ["camera.view_obstructed", "camera.view_restored"], got
+    obstructed, restored = hook_events(receiver)
+    assert obstructed["camera_id"] == c.id and obstructed["reason"] == "blurred" and obstructed["light"] == "day"
+    assert restored["reason"] == "blurred" and restored["state"] == "ok" and restored["dismissed"] is False
+    assert len(view_mails(mailbox)) == 1  # one e-mail for the incident, none for the clips after it
+    with server.core.db.session() as s:
+        rows = s.exec(select(Outbox).where(Outbox.account_id == c.a.id, Outbox.kind == "email")).all()
+    assert [r.payload["subject"] for r in rows if r.payload["subject"] == SUBJECT] == [SUBJECT]
+
+
+def test_covered_camera_is_reported_without_mail_when_mails_are_off(api: Any, clips: dict[str, Path],
+                                                                   mailbox: Mailbox) -> None:
+    c = Cam(api, "covered@example.com", mail=False)
+    c.upload(clips["sharp"], 8)
+    view = c.upload(clips["covered"], 3)
+    assert view["state"] == "obstructed" and view["reason"] == "covered", view
+    assert "is the camera covered" in view["message"]
+    view = c.upload(clips["sharp"], 2)
+    assert view["state"] == "ok"
+    assert view_mails(mailbox) == []  # e-mail notifications are off for this account
+
+
+def test_no_verdict_before_the_baseline_is_learned(api: Any, clips: dict[str, Path], mailbox: Mailbox) -> None:
+    c = Cam(api, "learning@example.com")
+    view = c.upload(clips["sharp"], viewcheck.MIN_BASELINE - 4)
+    view = c.upload(clips["blurred"], 3)
+    assert view["state"] == "learning" and view["reason"] is None
+    assert view["baseline"] == {"day": viewcheck.MIN_BASELINE - 1, "night": 0}
+    assert view["baseline_min"] == viewcheck.MIN_BASELINE
+    assert view_mails(mailbox) == []
+
+
+def test_night_clips_have_their_own_baseline(api: Any, clips: dict[str, Path], mailbox: Mailbox) -> None:
+    day, soft = measures(clips["sharp"]), measures(clips["night"])
+    assert not day.night and soft.night
+    # compared with the day, the infrared picture is soft enough to count as blurred
+    assert soft.sharpness < viewcheck.SHARPNESS_RATIO * day.sharpness
+    c = Cam(api, "night@example.com")
+    c.upload(clips["sharp"], 8)
+    view = c.upload(clips["night"], 3)
+    assert view["state"] == "ok" and view["baseline"] == {"day": 8, "night": 3}
+    c.upload(clips["night"], 5)
+    view = c.upload(clips["night_blurred"], 3)
+    assert view["state"] == "obstructed" and view["reason"] == "blurred" and view["light"] == "night", view
+    assert "blurred in the last 3 night clips" in view["message"]
+    assert c.upload(clips["sharp"], 2)["state"] == "obstructed"  # clear days do not clear a night problem
+    assert c.upload(clips["night"], 2)["state"] == "ok"
+    assert len(wait_view_mails(mailbox, 1)) == 1
+
+
+def test_a_moved_camera_is_reported(api: Any, clips: dict[str, Path]) -> None:
+    c = Cam(api, "moved@example.com", mail=False)
+    c.upload(clips["sharp"], 8)
+    view = c.upload(clips["moved"], 3)
+    assert view["state"] == "obstructed" and view["reason"] == "view_changed", view
+
+
+def test_cameras_page_shows_the_notice_and_dismiss_needs_the_admin_right(api: Any, clips: dict[str, Path],
+                                                                         receiver: Any) -> None:
+    c = Cam(api, "dismiss@example.com", mail=False)
+    assert c.a.post("/api/v1/webhooks", json={"url": receiver.url + "/view",
+                                              "events": ["camera.view_restored"]}).status_code == 201
+    c.upload(clips["sharp"], 8)
+    assert c.upload(clips["covered"], 3)["state"] == "obstructed"
+    page = c.a.get("/cameras").text
+    assert "Check the camera's view" in page and "is the camera covered?" in page
+    url = f"/api/v1/cameras/{c.id}/view/dismiss"
+    assert f'data-api="{url}"' in page
+
+    for right in ("view", "control"):
+        email = f"{right}-sub@example.com"
+        r = c.a.post("/api/v1/subusers", json={"email": email, "password": "correct horse battery staple",
+                                               "rights": {c.id: right}})
+        assert r.status_code == 201, r.text
+        sub = api().login(email)
+        assert sub.get(f"/api/v1/cameras/{c.id}").json()["view"]["state"] == "obstructed"
+        r = sub.post(url)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    stranger = api().register("stranger@example.com")
+    r = stranger.post(url)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert c.view()["state"] == "obstructed"
+
+    r = c.a.post(url)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "learning" and r.json()["baseline"] == {"day": 0, "night": 0}
+    assert c.view()["state"] == "learning"
+    assert "Check the camera's view" not in c.a.get("/cameras").text
+    (event,) = [json.loads(x["body"]) for x in receiver.wait(1, "/view")]
+    assert event["type"] == "camera.view_restored" and event["dismissed"] is True
+    # learning anew: the covered clips that follow are no verdict until the view is known again
+    assert c.upload(clips["covered"], 3)["state"] == "learning"
