@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 from alarmcloud import viewcheck
@@ -238,9 +239,14 @@ def test_cameras_page_shows_the_notice_and_dismiss_needs_the_admin_right(api: An
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     assert c.view()["state"] == "obstructed"
 
+    paths = c.a.get("/openapi.json").json()["paths"]
+    camera_schema = paths["/api/v1/cameras/{camera_id}"]["get"]["responses"]["200"]["content"]
+    jsonschema.validate(c.a.get(f"/api/v1/cameras/{c.id}").json(), camera_schema["application/json"]["schema"])
     r = c.a.post(url)
     assert r.status_code == 200, r.text
     assert r.json()["state"] == "learning" and r.json()["baseline"] == {"day": 0, "night": 0}
+    dismiss_schema = paths["/api/v1/cameras/{camera_id}/view/dismiss"]["post"]["responses"]["200"]["content"]
+    jsonschema.validate(r.json(), dismiss_schema["application/json"]["schema"])
     assert c.view()["state"] == "learning"
     assert "Check the camera's view" not in c.a.get("/cameras").text
     (event,) = [json.loads(x["body"]) for x in receiver.wait(1, "/view")]

@@ -28,10 +28,15 @@ MASKS = {"type": "array", "maxItems": 8, "description": "Privacy masks: rectangl
          "the frame, painted black before a clip is stored", "items": {
              "type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number", "minimum": 0, "maximum": 1}}}
 CREDENTIALS = _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": 10}})
+#: the view check (``viewcheck``): is the camera's picture clear, blurred, covered or moved?
+VIEW = _obj({"state": {"enum": ["learning", "ok", "obstructed"]}, "reason": {
+    "enum": ["blurred", "covered", "overexposed", "view_changed", None]}, "since": NSTR},
+    {"light": {"enum": ["day", "night", None]}, "message": NSTR,
+     "baseline": {"type": "object", "additionalProperties": INT}, "baseline_min": INT})
 CAMERA = _obj({"id": STR, "name": STR, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
                "has_p2p_id": BOOL, "has_credentials": BOOL, "upload_username": NSTR,
                "detectors": {"type": "object", "additionalProperties": BOOL}, "privacy_masks": MASKS,
-               "created_at": STR})
+               "view": VIEW, "created_at": STR})
 CAMERA_IN = _obj({"name": STR, "brand": STR, "model": STR},
                  {"host": STR, "p2p_id": STR, "username": STR, "password": STR, "port": INT,
                   "integrations_may_use_credentials": BOOL})
@@ -119,6 +124,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 202, "response": MASK_JOB,
                                                                   "errors": [401, 403, 404, 409]},
     ("GET", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 200, "response": MASK_JOB},
+    ("POST", "/api/v1/cameras/{camera_id}/view/dismiss"): {"status": 200, "response": VIEW,
+                                                           "errors": [401, 403, 404]},
 }
 
 
