@@ -34,6 +34,8 @@ PAGE_SIZE = 24
 WEBHOOK_EVENT_LABELS = [
     ("detections.ready", "Clip analysed (verdict)"), ("clip.stored", "Clip received"),
     ("plate.recognised", "Licence plate read"), ("camera.fair_use_changed", "Fair-use state changed"),
+    ("camera.view_obstructed", "Camera view obstructed (check the lens)"),
+    ("camera.view_restored", "Camera view clear again"),
     ("camera.changed", "Camera changed"), ("camera.deleted", "Camera removed"),
     ("storage.almost_full", "Storage almost full"),
 ]
