@@ -29,6 +29,19 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def local_process_gone(host: str, pid: str) -> bool:
+    """True when process ``pid`` ran on this host and no longer exists (other hosts: unknown, so False)."""
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def priority_for(app: AlarmCloud, cam: Camera, clip: Clip, series: Series) -> int:
     """Fair use: long clips, continuous alarms and throttled cameras run at low priority."""
     fu = app.settings.fair_use

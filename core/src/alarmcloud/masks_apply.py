@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from alarmcloud.auth import camera_for, core, require_user
 from alarmcloud.errors import ApiError
 from alarmcloud.events import CAMERA_CHANGED, Event
+from alarmcloud.jobs import local_process_gone
 from alarmcloud.masks import masks_hash, safe_mask
 from alarmcloud.models import Camera, Clip, FindingRow, MaskJob, aware, iso, new_id, utcnow
 from alarmcloud.video import ProbeError
@@ -49,17 +50,9 @@ def worker_name() -> str:
 def _worker_gone(worker: str | None) -> bool:
     """True when the process named ``worker`` ran on this host and no longer exists."""
     host, pid, token = ((worker or "").split(":") + ["", "", ""])[:3]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
+    if host == socket.gethostname() and pid == str(os.getpid()):
         return token != _TOKEN  # an earlier process with our pid
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return local_process_gone(host, pid)
 
 
 def _outdated(camera_id: str, wanted: str) -> Any:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from alarmcloud import zipstream
+from alarmcloud.jobs import local_process_gone
 from alarmcloud.models import Account, Clip, PluginState, aware, iso, new_id, utcnow
 from alarmcloud.zipstream import Member, file_pieces, text_pieces, zip_stream
 
@@ -206,17 +207,7 @@ def _runner() -> str:
 def _runner_gone(runner: str | None) -> bool:
     """True when the process that ran an export on this host no longer exists."""
     host, _, pid = (runner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return local_process_gone(host, pid)
 
 
 def _spawn(core: AlarmCloud, account_id: str, export_id: str) -> None:
