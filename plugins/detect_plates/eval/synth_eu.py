@@ -417,24 +417,9 @@ def _draw_groups(
                     _disc(draw, cx, top + lh * 0.7, r, (205, 205, 200), rng)
                 else:  # front plate: the registration seal only
                     _disc(draw, cx, top + lh * 0.62, r, (205, 205, 200), rng)
-            elif spec.country == "HR":  # the red and white chequered crest
-                _shield(
-                    draw,
-                    cx - width * 0.35,
-                    top + lh * 0.28,
-                    width * 0.7,
-                    lh * 0.44,
-                    [(200, 16, 46), (255, 255, 255)] * 2,
-                )
-            elif spec.country == "AT":
-                _shield(
-                    draw,
-                    cx - width * 0.35,
-                    top + lh * 0.28,
-                    width * 0.7,
-                    lh * 0.44,
-                    [(200, 16, 46), (255, 255, 255)],
-                )
+            elif spec.country in ("AT", "HR"):  # the red-white-red crest, the Croatian one chequered
+                stripes = [(200, 16, 46), (255, 255, 255)] * (2 if spec.country == "HR" else 1)
+                _shield(draw, cx - width * 0.35, top + lh * 0.28, width * 0.7, lh * 0.44, stripes)
             else:  # the Polish legalisation sticker
                 draw.rounded_rectangle(
                     (cx - width * 0.4, top + lh * 0.3, cx + width * 0.4, top + lh * 0.7),

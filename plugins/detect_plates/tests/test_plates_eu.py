@@ -85,22 +85,27 @@ def test_blue_characters_and_blue_plates_are_not_cut() -> None:
     assert strip_bands(banded).shape[1] <= 200 - 16
 
 
-@needs_fonts
-def test_german_plate_with_band_and_seals_without_shared_data(
-    tmp_path: Path, run_clip: Callable[..., list[Finding]]
-) -> None:
-    """A rendered German plate (band "D", seals) on a car-grey scene reads without the band's letter."""
-    plate = synth_eu.weather(synth_eu.render_plate(GERMAN, np.random.default_rng(3)), np.random.default_rng(3))
-    plate = plate.resize((300, round(300 * plate.height / plate.width)), Image.LANCZOS)
+def _plate_clip(path: Path, plate: Image.Image, width: int, at: tuple[int, int]) -> Path:
+    """A 3 s 720p clip of ``plate`` (``width`` pixels wide, top-left at ``at``) on a car-grey, lightly noisy view."""
+    plate = plate.resize((width, round(width * plate.height / plate.width)), Image.LANCZOS)
     view = Image.new("RGB", (1280, 720), (85, 88, 92))
-    view.paste(plate, (500, 420), plate)
+    view.paste(plate, at, plate)
     arr = np.asarray(view).astype(np.int16)
 
     def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
         noise = np.random.default_rng(i).integers(-3, 4, size=arr.shape)
         return np.clip(arr + noise, 0, 255).astype(np.uint8)
 
-    clip = make_clip(tmp_path / "de.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    return make_clip(path, seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+
+
+@needs_fonts
+def test_german_plate_with_band_and_seals_without_shared_data(
+    tmp_path: Path, run_clip: Callable[..., list[Finding]]
+) -> None:
+    """A rendered German plate (band "D", seals) on a car-grey scene reads without the band's letter."""
+    plate = synth_eu.weather(synth_eu.render_plate(GERMAN, np.random.default_rng(3)), np.random.default_rng(3))
+    clip = _plate_clip(tmp_path / "de.mp4", plate, 300, (500, 420))
     assert [f.text for f in run_clip(clip, {"countries": ["DE"]})] == ["MAB1234"]
     # with every country allowed, the band leaves no US, Swiss or Brazilian format in play ("MAB1234" is a
     # valid US plate as written)
@@ -148,8 +153,11 @@ def test_two_stacked_lines_pair_up_as_a_two_line_plate() -> None:
     assert isinstance(pair, StackedBox) and pair.lines == (top, bottom)
     # the pair's crop is one line: the top line, a gap, the bottom line, at the bottom line's height
     frame = np.full((300, 300, 3), 200, np.uint8)
-    crop = candidate_crop(frame, pair)
-    assert crop.shape[0] == 30 and crop.shape[1] > 80 + 70
+    crop, banded = candidate_crop(frame, pair)
+    assert crop.shape[0] == 30 and crop.shape[1] > 80 + 70 and not banded
+    # a first line of one letter ("L" over "20234I") pairs too
+    (single,) = stacked_pairs([_box(130, 100, 150, 130), bottom])
+    assert single.lines[1] is bottom
     # side by side, far apart, of very different size, or a wall of text far wider than tall: no pair
     assert stacked_pairs([top, _box(200, 100, 280, 130)]) == []
     assert stacked_pairs([top, _box(105, 200, 175, 230)]) == []
@@ -161,15 +169,6 @@ def test_two_stacked_lines_pair_up_as_a_two_line_plate() -> None:
 def test_two_line_plate_is_read_as_one_plate(tmp_path: Path, run_clip: Callable[..., list[Finding]]) -> None:
     """A square German rear plate: "M AB" with the seals above "1234"."""
     plate = synth_eu.weather(synth_eu.render_two_line(GERMAN, np.random.default_rng(4)), np.random.default_rng(4))
-    plate = plate.resize((190, round(190 * plate.height / plate.width)), Image.LANCZOS)
-    view = Image.new("RGB", (1280, 720), (85, 88, 92))
-    view.paste(plate, (520, 380), plate)
-    arr = np.asarray(view).astype(np.int16)
-
-    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
-        noise = np.random.default_rng(i).integers(-3, 4, size=arr.shape)
-        return np.clip(arr + noise, 0, 255).astype(np.uint8)
-
-    clip = make_clip(tmp_path / "de2.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    clip = _plate_clip(tmp_path / "de2.mp4", plate, 190, (520, 380))
     assert [f.text for f in run_clip(clip, {"countries": ["DE"]})] == ["MAB1234"]
     assert [f.text for f in run_clip(clip)] == ["MAB1234"]

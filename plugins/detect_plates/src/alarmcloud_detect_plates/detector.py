@@ -247,7 +247,7 @@ class PlateDetector(Detector):
         h, w = bgr.shape[:2]
         cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
         seen.extend(_place(b, w, h) for b in cands)
-        cut = [cut_bands(candidate_crop(bgr, b)) for b in cands]
+        cut = [candidate_crop(bgr, b) for b in cands]
         keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
         cands, crops, bands = [cands[i] for i in keep], [cut[i][0] for i in keep], [cut[i][1] for i in keep]
         out: list[PlateRead] = []
@@ -440,17 +440,18 @@ class StackedBox(TextBox):
     lines: tuple[TextBox, ...] = ()
 
 
-def candidate_crop(bgr: np.ndarray, box: TextBox) -> np.ndarray:
-    """The rectified crop of a candidate; a two-line plate's lines side by side at the bottom line's height,
-    a gap of the plate's own colour between them."""
+def candidate_crop(bgr: np.ndarray, box: TextBox) -> tuple[np.ndarray, bool]:
+    """The rectified crop of a candidate without its bands (``cut_bands``), and whether one was cut; a two-line
+    plate's lines side by side at the bottom line's height, a gap of the plate's own colour between them (each
+    line's band cut first: the band runs down the plate's whole left edge, its sign next to the second line)."""
     if not isinstance(box, StackedBox):
-        return crop_quad(bgr, box.quad)
-    top, bottom = (crop_quad(bgr, line.quad) for line in box.lines)
+        return cut_bands(crop_quad(bgr, box.quad))
+    (top, top_band), (bottom, bottom_band) = (cut_bands(crop_quad(bgr, line.quad)) for line in box.lines)
     h = bottom.shape[0]
     top = cv2.resize(top, (max(1, round(top.shape[1] * h / top.shape[0])), h), interpolation=cv2.INTER_CUBIC)
     field = np.median(np.concatenate([top[:, :2], top[:, -2:], bottom[:, :2], bottom[:, -2:]], axis=1), axis=(0, 1))
     gap = np.broadcast_to(field.astype(np.uint8), (h, max(2, round(0.5 * h)), 3))
-    return np.ascontiguousarray(np.concatenate([top, gap, bottom], axis=1))
+    return np.ascontiguousarray(np.concatenate([top, gap, bottom], axis=1)), top_band or bottom_band
 
 
 def _stacked(top: TextBox, bottom: TextBox) -> bool:
@@ -465,7 +466,7 @@ def _stacked(top: TextBox, bottom: TextBox) -> bool:
     overlap = min(tx1, bx1) - max(tx0, bx0)
     return (
         0.6 <= ht / hb <= 1.7
-        and 0.4 <= wt / wb <= 2.5
+        and 0.2 <= wt / wb <= 2.5
         and overlap >= 0.6 * min(wt, wb)
         and -0.35 * hb < gap < 0.6 * max(ht, hb)
     )
@@ -495,7 +496,7 @@ def stacked_pairs(lines: list[TextBox]) -> list[StackedBox]:
 
 def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[TextBox]:
     """Plate-sized text lines, same-line neighbour pairs and runs joined (plates split at seals or gaps), and
-    pairs of lines stacked like a two-line plate."""
+    pairs of lines stacked like a two-line plate (whose first line may be a single letter)."""
     lines = [
         b for b in boxes if min_height <= b.height <= frame_h * MAX_TEXT_HEIGHT and 1.0 <= b.width / b.height <= 12
     ]
@@ -520,7 +521,8 @@ def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[Text
         runs.setdefault(root(i), []).append(lines[i])
     # three or four parts: "M | AB | 1234" with seals between; longer runs are sentences, not plates
     out += [_join(run) for run in runs.values() if 3 <= len(run) <= MAX_RUN]
-    return out + stacked_pairs(lines)
+    short = [b for b in boxes if min_height <= b.height <= frame_h * MAX_TEXT_HEIGHT and 0.4 <= b.width / b.height < 1]
+    return out + stacked_pairs(lines + short)
 
 
 def _join(run: list[TextBox]) -> TextBox:
