@@ -9,6 +9,7 @@ clips have separate baselines.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import jsonschema
 import numpy as np
 import pytest
 from alarmcloud import viewcheck
-from alarmcloud.models import Outbox
+from alarmcloud.models import Camera, Outbox
 from alarmcloud.testing import settings_on, static_scene
 from alarmcloud.video import decode
 from PIL import Image, ImageFilter
@@ -166,7 +167,7 @@ def test_blurred_lens_is_reported_once_and_clears_when_sharp_again(api: Any, ser
     assert [r.payload["subject"] for r in rows if r.payload["subject"] == SUBJECT] == [SUBJECT]
 
 
-def test_covered_camera_is_reported_without_mail_when_mails_are_off(api: Any, clips: dict[str, Path],
+def test_covered_camera_is_reported_without_mail_when_mails_are_off(api: Any, server: Any, clips: dict[str, Path],
                                                                    mailbox: Mailbox) -> None:
     c = Cam(api, "covered@example.com", mail=False)
     c.upload(clips["sharp"], 8)
@@ -176,6 +177,15 @@ def test_covered_camera_is_reported_without_mail_when_mails_are_off(api: Any, cl
     view = c.upload(clips["sharp"], 2)
     assert view["state"] == "ok"
     assert view_mails(mailbox) == []  # e-mail notifications are off for this account
+    with server.core.db.session() as s:
+        stored = s.get(Camera, c.id).view_data  # type: ignore[union-attr]
+    # numbers only: per light the baseline clips' measures and a layout hash, the last verdicts, a counter
+    assert set(stored) == {"day", "night", "recent", "good"} and len(stored["day"]) == 10
+    for sample in stored["day"] + stored["night"]:
+        assert set(sample) == {"sharpness", "contrast", "brightness", "uniform", "hash"}
+        assert all(isinstance(sample[k], float) for k in ("sharpness", "contrast", "brightness", "uniform"))
+        assert re.fullmatch(r"[0-9a-f]{16}", sample["hash"])
+    assert set(stored["recent"]) <= {"day", "night"} and isinstance(stored["good"], int)
 
 
 def test_no_verdict_before_the_baseline_is_learned(api: Any, clips: dict[str, Path], mailbox: Mailbox) -> None:
