@@ -226,19 +226,21 @@ def _star(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, fill: tuple
 
 
 def _eu_band(plate: Image.Image, code: str, font_path: str, x0: int, width: int) -> None:
-    """The blue band with the ring of twelve yellow stars and the distinguishing sign."""
+    """The blue band with the ring of twelve yellow stars and the distinguishing sign, down the plate's whole
+    left edge; stars and sign as on a one-line plate (110 mm), at the band's foot on a taller plate."""
     h = plate.height
+    unit = min(h, PLATE_MM[1] * PX_MM)
     draw = ImageDraw.Draw(plate)
     draw.rectangle((x0, 0, x0 + width, h), fill=EU_BLUE)
-    cx, cy, ring = x0 + width / 2, h * 0.3, width * 0.3
+    cx, cy, ring = x0 + width / 2, h - unit * 0.7, width * 0.3
     for k in range(12):
         a = 2 * math.pi * k / 12
         _star(draw, cx + ring * math.cos(a), cy + ring * math.sin(a), width * 0.06, EU_YELLOW)
     if code:
-        sign = _text_image(code, font_path, round(h * 0.28), (255, 255, 255, 255))
+        sign = _text_image(code, font_path, round(unit * 0.28), (255, 255, 255, 255))
         if sign.width > width * 0.85:
             sign = sign.resize((round(width * 0.85), sign.height), Image.LANCZOS)
-        plate.alpha_composite(sign, (round(cx - sign.width / 2), round(h * 0.62)))
+        plate.alpha_composite(sign, (round(cx - sign.width / 2), round(h - unit * 0.38)))
 
 
 def _disc(draw: ImageDraw.ImageDraw, cx: float, cy: float, r: float, fill: tuple[int, ...], rng: np.random.Generator):
