@@ -263,3 +263,26 @@ def test_cameras_page_shows_the_notice_and_dismiss_needs_the_admin_right(api: An
     assert event["type"] == "camera.view_restored" and event["dismissed"] is True
     # learning anew: the covered clips that follow are no verdict until the view is known again
     assert c.upload(clips["covered"], 3)["state"] == "learning"
+
+
+def test_a_reanalysed_clip_is_not_counted_again(api: Any, server: Any, clips: dict[str, Path]) -> None:
+    from alarmcloud import jobs
+    from alarmcloud.models import Clip, Job
+
+    c = Cam(api, "again@example.com", mail=False)
+    assert c.upload(clips["sharp"], 3)["baseline"] == {"day": 3, "night": 0}
+    core = server.core
+    with core.db.session() as s:  # what ``alarmcloud reprocess`` queues
+        for clip in s.exec(select(Clip).where(Clip.camera_id == c.id)).all():
+            jobs.enqueue(s, clip)
+        s.commit()
+    core.wake_workers()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with core.db.session() as s:
+            states = [j.state for j in s.exec(select(Job).where(Job.camera_id == c.id)).all()]
+        if states.count("done") == 6:
+            break
+        time.sleep(0.1)
+    assert states == ["done"] * 6
+    assert c.view()["baseline"] == {"day": 3, "night": 0}
