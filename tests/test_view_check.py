@@ -286,3 +286,19 @@ def test_a_reanalysed_clip_is_not_counted_again(api: Any, server: Any, clips: di
         time.sleep(0.1)
     assert states == ["done"] * 6
     assert c.view()["baseline"] == {"day": 3, "night": 0}
+
+
+def dusk(i: int, t: float, w: int, h: int) -> np.ndarray:
+    """The scene in colour at dusk: much darker and flatter, but as sharp."""
+    return (static_scene(i, t, w, h).astype(np.float32) * 0.25).astype(np.uint8)
+
+
+def test_a_darker_picture_at_dusk_is_not_taken_for_a_blurred_one(api: Any, clips: dict[str, Path],
+                                                                  make_test_clip: Callable[..., Path]) -> None:
+    dim = make_test_clip("view-dusk", scene=dusk, **CLIP)
+    day, evening = measures(clips["sharp"]), measures(dim)
+    assert not evening.night and evening.contrast < viewcheck.CONTRAST_RATIO * day.contrast
+    c = Cam(api, "dusk@example.com", mail=False)
+    c.upload(clips["sharp"], 8)
+    view = c.upload(dim, 3)
+    assert view["state"] == "ok", view

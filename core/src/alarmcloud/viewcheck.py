@@ -118,8 +118,14 @@ def _baseline(samples: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {k: float(np.median([s[k] for s in samples]))
                            for k in ("sharpness", "contrast", "brightness", "uniform")}
+    out["relative_contrast"] = float(np.median([_relative_contrast(s["contrast"], s["brightness"]) for s in samples]))
     out["hashes"] = [int(s["hash"], 16) for s in samples]
     return out
+
+
+def _relative_contrast(contrast: float, brightness: float) -> float:
+    """Contrast for the brightness: a dusk picture is darker and flatter than noon without being blurred."""
+    return contrast / (brightness + 10.0)
 
 
 def _blank(m: Measures) -> bool:
@@ -133,7 +139,8 @@ def judge(m: Measures, base: dict[str, Any] | None, other: dict[str, Any] | None
         return "overexposed" if m.brightness >= OVEREXPOSED else "covered"
     if base is None:
         return "learning"
-    if m.sharpness < SHARPNESS_RATIO * base["sharpness"] or m.contrast < CONTRAST_RATIO * base["contrast"]:
+    low_contrast = _relative_contrast(m.contrast, m.brightness) < CONTRAST_RATIO * base["relative_contrast"]
+    if m.sharpness < SHARPNESS_RATIO * base["sharpness"] or low_contrast:
         return "blurred"
     if m.brightness >= 220 and base["brightness"] < 170:
         return "overexposed"
