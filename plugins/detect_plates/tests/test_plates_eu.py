@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from alarmcloud.contracts import Finding
 from alarmcloud.testing import make_clip
-from alarmcloud_detect_plates.detector import StackedBox, candidate_crop, stacked_pairs, strip_bands
+from alarmcloud_detect_plates.detector import StackedBox, band_beside, candidate_crop, stacked_pairs, strip_bands
 from alarmcloud_detect_plates.ocr import TextBox
 from PIL import Image
 
@@ -33,10 +33,12 @@ PORTUGUESE = synth_eu.PlateSpec("PT", "AB12CD", ("AB", "-", "12", "-", "CD"), ba
 UK_YELLOW = synth_eu.PlateSpec("UK", "AB12CDE", ("AB12", "CDE"), yellow=True)
 
 
-def _plate_crop(spec: synth_eu.PlateSpec, height: int = 48) -> np.ndarray:
+def _plate_crop(
+    spec: synth_eu.PlateSpec, height: int = 48, body: tuple[int, int, int, int] = (70, 60, 55, 255)
+) -> np.ndarray:
     """A flat rendered plate as a BGR crop of ``height`` pixels, with a margin of car body around it."""
     plate = synth_eu.render_plate(spec, np.random.default_rng(0), synth_eu.FONTS[0])
-    bg = Image.new("RGBA", (plate.width + 40, plate.height + 40), (70, 60, 55, 255))
+    bg = Image.new("RGBA", (plate.width + 40, plate.height + 40), body)
     bg.alpha_composite(plate, (20, 20))
     img = bg.convert("RGB").resize((round(bg.width * height / bg.height), height), Image.LANCZOS)
     return np.ascontiguousarray(np.asarray(img)[..., ::-1])
@@ -172,3 +174,17 @@ def test_two_line_plate_is_read_as_one_plate(tmp_path: Path, run_clip: Callable[
     clip = _plate_clip(tmp_path / "de2.mp4", plate, 190, (520, 380))
     assert [f.text for f in run_clip(clip, {"countries": ["DE"]})] == ["MAB1234"]
     assert [f.text for f in run_clip(clip)] == ["MAB1234"]
+
+
+@needs_fonts
+def test_a_band_left_of_the_text_box_is_seen() -> None:
+    """The text detector's box often starts after the band; the band beside it still says "European"."""
+    scale = 48 / (synth_eu.PLATE_MM[1] * synth_eu.PX_MM + 40)
+    text = _box(*(v * scale for v in (20 + 100, 20 + 35, 20 + 1000, 20 + 185)))  # right of the 80 px band
+    assert band_beside(_plate_crop(GERMAN), text)
+    assert not band_beside(_plate_crop(UK_YELLOW), text)  # no band
+    white = synth_eu.PlateSpec("US", "7ABC123", ("7ABC123",))
+    assert not band_beside(_plate_crop(white), text)
+    # a blue car: blue on and on left of the text is no band
+    assert not band_beside(_plate_crop(white, body=(*synth_eu.EU_BLUE, 255)), text)
+    assert not band_beside(_plate_crop(GERMAN, body=(*synth_eu.EU_BLUE, 255)), text)

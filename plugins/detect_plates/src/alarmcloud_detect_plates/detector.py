@@ -50,6 +50,9 @@ BAND_COVER = 0.3
 BAND_MEAN = 0.4
 #: car body, frame or bumper the crop may show outside the band
 BAND_LEAD = 0.35
+#: OpenCV hue ranges of the EU band's blue and the Portuguese band's yellow
+BLUE = (95, 135)
+YELLOW = (18, 35)
 
 
 class PlatesConfig(BaseModel):
@@ -248,6 +251,8 @@ class PlateDetector(Detector):
         cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
         seen.extend(_place(b, w, h) for b in cands)
         cut = [candidate_crop(bgr, b) for b in cands]
+        # the text detector often leaves the EU band out of the plate's box: look beside it as well
+        cut = [(crop, banded or band_beside(bgr, b)) for (crop, banded), b in zip(cut, cands, strict=True)]
         keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
         cands, crops, bands = [cands[i] for i in keep], [cut[i][0] for i in keep], [cut[i][1] for i in keep]
         out: list[PlateRead] = []
@@ -340,19 +345,41 @@ def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
     if crop.ndim != 3 or h < 8 or w < 3 * h:
         return crop, False
     hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
-    # saturated blue, not black: in a dark scene the band is dark too, so brightness counts relative to the crop
-    value = hsv[..., 2].ravel()
-    k = int(0.95 * (value.size - 1))
-    dark = max(12, int(0.15 * int(np.partition(value, k)[k])))  # 15 % of the 95th percentile of brightness
-    cover = cv2.inRange(hsv, (95, 90, dark), (135, 255, 255)).mean(axis=0) / 255.0
+    cover = _cover(hsv, BLUE)
     left = _band_end(cover, h)
     right = w - _band_end(cover[::-1], h)
     if right == w:  # a yellow band at the right end (Portugal); a yellow plate's own field is no band (too wide)
-        yellow = cv2.inRange(hsv, (18, 90, dark), (35, 255, 255)).mean(axis=0) / 255.0
-        right = w - _band_end(yellow[::-1], h)
+        right = w - _band_end(_cover(hsv, YELLOW)[::-1], h)
     if right - left < 2.5 * h:
         return crop, False  # too little would be left: no plate with bands on both ends
     return crop[:, left:right], (left, right) != (0, w)
+
+
+def band_beside(bgr: np.ndarray, box: TextBox) -> bool:
+    """Whether a blue band stands just left of the text of ``box`` (of each line of a two-line plate): a run
+    of blue columns as in ``cut_bands`` (0.2-0.9 box heights wide, starting within 0.35 heights of the text)
+    with no blue beyond it, so a blue car body, blue on and on, is no band."""
+    for line in box.lines if isinstance(box, StackedBox) else (box,):
+        q = line.quad.astype(np.float32)
+        h = float(np.linalg.norm(q[3] - q[0]))
+        across = q[1] - q[0]
+        ux = across / max(float(np.linalg.norm(across)), 1e-6)
+        reach = (BAND_LEAD + BAND_MAX + 0.5) * h * ux
+        crop = crop_quad(bgr, np.array([q[0] - reach, q[0], q[3], q[3] - reach], np.float32))
+        if crop.ndim != 3 or crop.shape[0] < 8:
+            continue
+        if _band_end(_cover(cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), BLUE)[::-1], crop.shape[0]) > 0:
+            return True
+    return False
+
+
+def _cover(hsv: np.ndarray, hues: tuple[int, int]) -> np.ndarray:
+    """Each column's share of saturated colour of ``hues`` (OpenCV hue range), not black: in a dark scene the
+    band is dark too, so brightness counts relative to the crop's."""
+    value = hsv[..., 2].ravel()
+    k = int(0.95 * (value.size - 1))
+    dark = max(12, int(0.15 * int(np.partition(value, k)[k])))  # 15 % of the 95th percentile of brightness
+    return cv2.inRange(hsv, (hues[0], 90, dark), (hues[1], 255, 255)).mean(axis=0) / 255.0
 
 
 def _band_end(cover: np.ndarray, h: int) -> int:
