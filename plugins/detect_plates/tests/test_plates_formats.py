@@ -161,6 +161,8 @@ def test_unlikely_reads_score_low() -> None:
         ("78188", False),
         ("MAB1234", False),
         ("995577", False),  # no time of day
+        ("20I40513", True),  # a date the Irish layout turned into a plate ("20 I 40513")
+        ("2O24O517", True),
     ],
 )
 def test_dates_and_times_are_recognised(text: str, clock: bool) -> None:

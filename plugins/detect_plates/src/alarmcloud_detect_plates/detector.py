@@ -358,7 +358,10 @@ def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
 def band_beside(bgr: np.ndarray, box: TextBox) -> bool:
     """Whether a blue band stands just left of the text of ``box`` (of each line of a two-line plate): a run
     of blue columns as in ``cut_bands`` (0.2-0.9 box heights wide, starting within 0.35 heights of the text)
-    with no blue beyond it, so a blue car body, blue on and on, is no band."""
+    with no blue beyond it, so a blue car body, blue on and on, is no band; and as bright and as saturated as
+    the band's printed blue (at least 45 % of the text crop's light level, EU blue is about 60 %; saturation at
+    least 140 of 255), so a navy car body seen past the plate's frame is no band either. Unsure is no band: the
+    read is then fitted to all the camera's countries, as without this look."""
     for line in box.lines if isinstance(box, StackedBox) else (box,):
         q = line.quad.astype(np.float32)
         h = float(np.linalg.norm(q[3] - q[0]))
@@ -368,7 +371,15 @@ def band_beside(bgr: np.ndarray, box: TextBox) -> bool:
         crop = crop_quad(bgr, np.array([q[0] - reach, q[0], q[3], q[3] - reach], np.float32))
         if crop.ndim != 3 or crop.shape[0] < 8:
             continue
-        if _band_end(_cover(cv2.cvtColor(crop, cv2.COLOR_BGR2HSV), BLUE)[::-1], crop.shape[0]) > 0:
+        hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+        cover = _cover(hsv, BLUE)[::-1]  # from the text outwards
+        end = _band_end(cover, crop.shape[0])
+        if end == 0:
+            continue
+        start = int(np.argmax(cover >= BAND_COVER))
+        field = float(np.percentile(cv2.cvtColor(crop_quad(bgr, q), cv2.COLOR_BGR2GRAY), 90))
+        band = hsv[:, ::-1][:, start:end]
+        if np.median(band[..., 2]) >= 0.45 * field and np.median(band[..., 1]) >= 140:
             return True
     return False
 

@@ -313,6 +313,7 @@ COUNTRY_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 _SEPARATORS = re.compile(r"[^A-Z0-9]")
+_TWIN_DIGITS = str.maketrans("OI", "01")
 
 
 def expand_countries(codes: Sequence[str] | str | None) -> list[str]:
@@ -464,7 +465,9 @@ def _drop_cost(dist: Dist) -> float:
 
 
 def looks_like_timestamp(text: str) -> bool:
-    """Whether all-digit text reads as a date or time of day (camera clocks on screen, receipts, signs)."""
+    """Whether all-digit text reads as a date or time of day (camera clocks on screen, receipts, signs); a
+    letter O or I counts as the digit it looks like (a layout may have turned the date's 1 into an I)."""
+    text = text.translate(_TWIN_DIGITS)
     if not text.isdigit() or len(text) not in (6, 7, 8):
         return False
 
