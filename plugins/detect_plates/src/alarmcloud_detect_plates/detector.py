@@ -93,7 +93,7 @@ class PlatesConfig(BaseModel):
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads per model.")
 
 
-#: a candidate crop worth a second read, its place (fractions of the frame) and whether a blue band was cut off it
+#: a candidate crop worth a second read, its place (fractions of the frame) and whether it showed a band
 Doubtful = tuple[np.ndarray, tuple[float, float, float, float], bool]
 
 
@@ -108,7 +108,8 @@ class PlateRead:
     box: tuple[float, float, float, float]
     #: per-character probabilities of the characters the text was made of (for fusing frames)
     dists: tuple[Dist, ...] = ()
-    #: a blue band (EU, French, Italian) was cut off the crop: a European plate
+    #: a band (the EU band, the French, Italian or Portuguese right band) was cut off the crop or seen just left of
+    #: the text: a European plate
     banded: bool = False
 
     def char_dists(self) -> tuple[Dist, ...]:
