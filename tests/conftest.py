@@ -364,3 +364,20 @@ def receiver() -> Iterator[Receiver]:
     """A webhook receiver on loopback (see ``Receiver``)."""
     with Receiver() as rcv:
         yield rcv
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Any]:
+    """A real SMTP server on loopback (``tests.test_notify.Mailbox``) for the tests of e-mail notifications."""
+    from aiosmtpd.controller import Controller
+
+    from tests.test_notify import Mailbox  # type: ignore[import-not-found]
+
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+

@@ -8,7 +8,7 @@ import email
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from email import policy
 from pathlib import Path
@@ -47,18 +47,6 @@ class Mailbox:
             time.sleep(0.05)
         return [m for _, m in self.messages]
 
-
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    try:
-        yield box
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

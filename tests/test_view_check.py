@@ -60,18 +60,6 @@ def moved(i: int, t: float, w: int, h: int) -> np.ndarray:
     return np.ascontiguousarray(np.roll(static_scene(i, t, w, h), w // 3, axis=1)[::-1])
 
 
-@pytest.fixture
-def mailbox() -> Iterator[Mailbox]:
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    try:
-        yield box
-    finally:
-        controller.stop()
-
 
 @pytest.fixture(params=["sqlite"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path, mailbox: Mailbox) -> Iterator[Any]:

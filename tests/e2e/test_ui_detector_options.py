@@ -6,23 +6,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, PASSWORD, Site, login, opened_page  # noqa: E402
+from uihelpers import OWNER, PASSWORD, Site, login, opened_page, owner_api  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
-
-
-def owner_api(site: Site) -> httpx.Client:
-    c = httpx.Client(base_url=site.url, timeout=30)
-    r = c.post("/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    c.headers["X-CSRF-Token"] = c.cookies["ac_csrf"]
-    return c
 
 
 def stored(site: Site, camera_id: str) -> dict[str, Any]:

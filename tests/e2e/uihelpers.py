@@ -90,3 +90,12 @@ def login(page: Any, base: str, email: str) -> None:
     page.wait_for_url(base + "/")
 
 
+def owner_api(site: Any) -> Any:
+    """An API client logged in as the demo owner of ``site`` (a ``Site``), with the CSRF header set."""
+    import httpx
+
+    c = httpx.Client(base_url=site.url, timeout=30)
+    r = c.post("/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    c.headers["X-CSRF-Token"] = c.cookies["ac_csrf"]
+    return c
