@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from alarmcloud.contracts import Finding
 from alarmcloud.testing import make_clip
-from alarmcloud_detect_plates.detector import StackedBox, band_beside, candidate_crop, stacked_pairs, strip_bands
+from alarmcloud_detect_plates.detector import StackedBox, band_beside, candidate_crop, cut_bands, stacked_pairs
 from alarmcloud_detect_plates.ocr import TextBox
 from PIL import Image
 
@@ -48,7 +48,7 @@ def _plate_crop(
 @pytest.mark.parametrize("spec", [GERMAN, DUTCH, ITALIAN, PORTUGUESE], ids=["DE", "NL", "IT", "PT"])
 def test_eu_band_is_cut_off_the_crop(spec: synth_eu.PlateSpec) -> None:
     crop = _plate_crop(spec)
-    out = strip_bands(crop)
+    out = cut_bands(crop)[0]
     h, w = crop.shape[:2]
     # the left band is about 0.36 plate heights wide; everything left of the text goes, the text stays
     assert 0.25 * h < (w - out.shape[1]) < (0.9 if spec.country in ("IT", "PT") else 0.6) * h
@@ -63,7 +63,7 @@ def test_eu_band_is_cut_off_the_crop(spec: synth_eu.PlateSpec) -> None:
 
 def test_a_yellow_plate_keeps_its_field() -> None:
     crop = _plate_crop(UK_YELLOW)
-    assert strip_bands(crop).shape == crop.shape
+    assert cut_bands(crop)[0].shape == crop.shape
 
 
 def _lined_crop(ink: tuple[int, int, int], field: tuple[int, int, int] = (240, 240, 240)) -> np.ndarray:
@@ -77,14 +77,14 @@ def _lined_crop(ink: tuple[int, int, int], field: tuple[int, int, int] = (240, 2
 def test_blue_characters_and_blue_plates_are_not_cut() -> None:
     # navy characters on white (many US plates): strokes are far narrower than a band
     navy = _lined_crop((120, 40, 20))
-    assert strip_bands(navy).shape == navy.shape
+    assert cut_bands(navy)[0].shape == navy.shape
     # a plate whose whole field is blue with white characters: no band that ends
     blue = _lined_crop((250, 250, 250), field=(160, 60, 10))
-    assert strip_bands(blue).shape == blue.shape
+    assert cut_bands(blue)[0].shape == blue.shape
     # the same field with a band: cut
     banded = _lined_crop((20, 20, 20))
     banded[:, :16] = (153, 51, 0)
-    assert strip_bands(banded).shape[1] <= 200 - 16
+    assert cut_bands(banded)[0].shape[1] <= 200 - 16
 
 
 def _plate_clip(path: Path, plate: Image.Image, width: int, at: tuple[int, int]) -> Path:

@@ -252,10 +252,10 @@ class PlateDetector(Detector):
         cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
         seen.extend(_place(b, w, h) for b in cands)
         cut = [candidate_crop(bgr, b) for b in cands]
-        # the text detector often leaves the EU band out of the plate's box: look beside it as well
-        cut = [(crop, banded or band_beside(bgr, b)) for (crop, banded), b in zip(cut, cands, strict=True)]
         keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
-        cands, crops, bands = [cands[i] for i in keep], [cut[i][0] for i in keep], [cut[i][1] for i in keep]
+        cands, crops = [cands[i] for i in keep], [cut[i][0] for i in keep]
+        # the text detector often leaves the EU band out of the plate's box: look beside it as well
+        bands = [cut[i][1] or band_beside(bgr, b) for i, b in zip(keep, cands, strict=True)]
         out: list[PlateRead] = []
         doubtful: list[tuple[tuple[bool, float], Doubtful]] = []
         for box, crop, banded, read in zip(cands, crops, bands, self.engine.recognize(crops), strict=True):
@@ -323,11 +323,6 @@ def _kept(read: TextRead, fit: PlateFit) -> tuple[Dist, ...]:
 def band_countries(countries: list[str]) -> list[str]:
     """``countries`` whose plates carry a blue band (all of them if none does)."""
     return [c for c in countries if c not in BANDLESS] or countries
-
-
-def strip_bands(crop: np.ndarray) -> np.ndarray:
-    """``cut_bands``' crop."""
-    return cut_bands(crop)[0]
 
 
 def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -536,9 +531,8 @@ def stacked_pairs(lines: list[TextBox]) -> list[StackedBox]:
 def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[TextBox]:
     """Plate-sized text lines, same-line neighbour pairs and runs joined (plates split at seals or gaps), and
     pairs of lines stacked like a two-line plate (whose first line may be a single letter)."""
-    lines = [
-        b for b in boxes if min_height <= b.height <= frame_h * MAX_TEXT_HEIGHT and 1.0 <= b.width / b.height <= 12
-    ]
+    sized = [b for b in boxes if min_height <= b.height <= frame_h * MAX_TEXT_HEIGHT]
+    lines = [b for b in sized if 1.0 <= b.width / b.height <= 12]
     lines.sort(key=lambda b: float(b.quad[0, 0]))
     out = [b for b in lines if b.width / b.height >= 1.5]
     n = len(lines)
@@ -560,7 +554,7 @@ def candidates(boxes: list[TextBox], min_height: int, frame_h: int) -> list[Text
         runs.setdefault(root(i), []).append(lines[i])
     # three or four parts: "M | AB | 1234" with seals between; longer runs are sentences, not plates
     out += [_join(run) for run in runs.values() if 3 <= len(run) <= MAX_RUN]
-    short = [b for b in boxes if min_height <= b.height <= frame_h * MAX_TEXT_HEIGHT and 0.4 <= b.width / b.height < 1]
+    short = [b for b in sized if 0.4 <= b.width / b.height < 1]
     return out + stacked_pairs(lines + short)
 
 

@@ -300,9 +300,8 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
 
 #: countries whose plates carry no blue band at the side (the EU's, Norway's, Serbia's, and most UK plates have one)
 BANDLESS = frozenset({"CH", "LI", "US", "BR"})
-#: every European format (the band, when the reader sees one, narrows a read to ``BANDED``)
+#: every European format
 EUROPE = tuple(c for c in COUNTRY_FORMATS if c not in ("US", "BR"))
-BANDED = tuple(c for c in COUNTRY_FORMATS if c not in BANDLESS)
 #: names a camera or the deployment may use for several countries at once, and other common codes
 COUNTRY_GROUPS: dict[str, tuple[str, ...]] = {
     "ALL": tuple(COUNTRY_FORMATS),
