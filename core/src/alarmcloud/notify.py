@@ -188,13 +188,18 @@ def _is_ip(host: str) -> bool:
 
 def _cooldown_ok(s: Session, account: Account, camera_id: str, channel: str) -> bool:
     """Per camera and channel (e-mail, each webhook): at most one alarm notification per cooldown."""
-    if account.notify_cooldown_seconds <= 0:
+    return _quiet_ok(s, account, f"notified:{camera_id}:{channel}", account.notify_cooldown_seconds)
+
+
+def _quiet_ok(s: Session, account: Account, key: str, seconds: float) -> bool:
+    """Whether the account's last notification of kind ``key`` is at least ``seconds`` ago; if so, now is noted as
+    the last one (in the caller's transaction; two workers at the same moment: only one gets True)."""
+    if seconds <= 0:
         return True
-    key = f"notified:{camera_id}:{channel}"
     row = s.exec(select(PluginState).where(PluginState.plugin == "core", PluginState.account_id == account.id,
                                            PluginState.key == key).with_for_update()).first()
     now = utcnow()
-    if row is not None and row.value and now.timestamp() - float(row.value) < account.notify_cooldown_seconds:
+    if row is not None and row.value and now.timestamp() - float(row.value) < seconds:
         return False
     if row is not None:
         row.value, row.updated_at = now.timestamp(), now
@@ -284,16 +289,8 @@ def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, te
     acc = s.get(Account, cam.account_id)
     if acc is None or not acc.notify_email:
         return False
-    key = f"view_notified:{cam.id}"
-    row = s.exec(select(PluginState).where(PluginState.plugin == "core", PluginState.account_id == acc.id,
-                                           PluginState.key == key)).first()
-    now = utcnow()
-    if row is not None and row.value and now.timestamp() - float(row.value) < VIEW_NOTICE_QUIET_SECONDS:
+    if not _quiet_ok(s, acc, f"view_notified:{cam.id}", VIEW_NOTICE_QUIET_SECONDS):
         return False
-    if row is None:
-        row = PluginState(plugin="core", account_id=acc.id, key=key)
-    row.value, row.updated_at = now.timestamp(), now
-    s.add(row)
     s.add(Outbox(account_id=acc.id, kind="email", target=acc.email,
                  payload={"subject": _header_safe(subject, 200), "text": text}))
     return True

@@ -304,12 +304,12 @@ async def camera_page(request: Request) -> Response:
             select(Clip).where(Clip.camera_id == cid, col(Clip.thumb_key).is_not(None)).order_by(
                 col(Clip.started_at).desc()).limit(1)).first()
         frame = thumb or latest
-        return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam),
-                "can_admin": auth.camera_right(s, user, cid) == "admin",
+        admin = auth.camera_right(s, user, cid) == "admin"
+        return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam), "can_admin": admin,
                 "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
                 "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,
                           "size": (frame.width, frame.height) if frame and frame.width and frame.height else None,
-                          "can_edit": auth.camera_right(s, user, cid) == "admin"}}
+                          "can_edit": admin}}
 
     data = await app.db.run(_load)
     if data is None:
