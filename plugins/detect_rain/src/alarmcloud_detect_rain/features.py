@@ -86,6 +86,21 @@ def _cooc(mask: np.ndarray, dy: int, dx: int) -> float:
     return float(np.count_nonzero(a & b) / n) if n else 0.0
 
 
+def _median(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=-1)``, bit for bit, at a tenth of the cost.
+
+    numpy's median partitions around both middle elements at once, and a partition with two pivots skips
+    numpy's fast selection; one pivot plus the maximum of the lower part gives the same two elements.
+    """
+    n = a.shape[-1]
+    k = n // 2
+    part = np.partition(a, k, axis=-1)
+    hi = part[..., k]
+    if n % 2:
+        return hi
+    return (part[..., :k].max(axis=-1) + hi) / 2  # the mean of the two middle elements, in a's dtype
+
+
 def _best_shift(p: np.ndarray, ref: np.ndarray, m: int) -> int:
     """Integer shift ``d`` (|d| <= m) with ``p[i + d] ~ ref[i]``: how far the frame's content moved."""
     n = len(ref)
@@ -167,8 +182,8 @@ def _line_filter_features(spike: np.ndarray) -> list[float]:
 
     def noise(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sub = a[:, ::4, ::4].reshape(a.shape[0], -1)
-        med = np.median(sub, axis=1)
-        mad = np.median(np.abs(sub - med[:, None]), axis=1) * 1.4826 + 1e-3
+        med = _median(sub)
+        mad = _median(np.abs(sub - med[:, None])) * 1.4826 + 1e-3
         return med[:, None, None], mad[:, None, None]
 
     def over(a: np.ndarray, stats: tuple[np.ndarray, np.ndarray], k: float, key: str) -> np.ndarray:
@@ -232,7 +247,7 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
 
     d = np.diff(x, axis=0)  # x[t+1] - x[t]
     absd = np.abs(d)
-    sigma = float(np.median(absd[:, ::4, ::4])) * 1.4826 / np.sqrt(2.0) + 0.25
+    sigma = float(_median(absd[:, ::4, ::4].ravel())) * 1.4826 / np.sqrt(2.0) + 0.25
     up, down = d[:-1], -d[1:]  # x[t]-x[t-1], x[t]-x[t+1] for t = 1..T-2
     spike = np.minimum(up, down)  # > 0: brighter than both neighbours (one-frame brightening)
     n_sp = spike.shape[0] * total_px
