@@ -147,14 +147,27 @@ def _buffer(key: str, shape: tuple[int, ...], dtype: type = np.float32) -> np.nd
     return b[:n].reshape(shape)
 
 
-def _shift_sum(a: np.ndarray, dy: int, dx: int, key: str) -> np.ndarray:
-    """``a[y, x] + a[y + dy, x + dx]`` (dy >= 0) on the overlap, into scratch ``key``; cropped by (dy, |dx|)."""
-    t, h, w = a.shape
-    ax = abs(dx)
-    out = _buffer(key, (t, h - dy, w - ax))
-    if dx >= 0:
-        return np.add(a[:, : h - dy, : w - ax], a[:, dy:, ax:], out=out)
-    return np.add(a[:, : h - dy, ax:], a[:, dy:, : w - ax], out=out)
+def _shift_sum(a: np.ndarray, off: int, key: str) -> np.ndarray:
+    """``a[i] + a[i + off]`` on a flat buffer, into scratch ``key`` (the last ``off`` entries are set to 0).
+
+    On frames of width ``w`` flattened row by row, ``off = dy * w + dx`` adds the pixel ``(dy, dx)`` away: one
+    contiguous pass, several times faster than adding two cropped 2-D views. Sums that run over a row's end
+    wrap into the next row; ``_line_map`` crops them away.
+    """
+    out = _buffer(key, a.shape)
+    n = a.size - off
+    np.add(a[:n], a[off:], out=out[:n])
+    out[n:] = 0.0
+    return out
+
+
+def _line_map(flat: np.ndarray, shape: tuple[int, int, int], steps: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """The part of a line-filtered flat buffer whose sums stay inside the frame: ``(t, h - dy, w - |dx|)``."""
+    t, h, w = shape
+    dy = sum(s[0] for s in steps)
+    left = sum(-s[1] for s in steps if s[1] < 0)
+    right = sum(s[1] for s in steps if s[1] > 0)
+    return flat.reshape(shape)[:, : h - dy, left : w - right]
 
 
 def _cell_stats(mask: np.ndarray) -> tuple[float, float]:
@@ -189,15 +202,17 @@ def _line_filter_features(spike: np.ndarray) -> list[float]:
     def over(a: np.ndarray, stats: tuple[np.ndarray, np.ndarray], k: float, key: str) -> np.ndarray:
         return np.greater(a, stats[0] + k * stats[1], out=_buffer(key, a.shape, np.bool_))
 
+    flat = s.ravel()
     l1_step: tuple[int, int] | None = None
-    l1 = s
+    l1 = flat
     best_count, best_key = -1, "mf_b"
     maps: dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] = {}
     for name, steps in _LINES.items():
+        offs = [dy * s.shape[2] + dx for dy, dx in steps]
         if steps[0] != l1_step:  # the first step is shared by the vertical and the 16-degree lines
-            l1, l1_step = _shift_sum(s, *steps[0], key="mf_l1"), steps[0]
+            l1, l1_step = _shift_sum(flat, offs[0], key="mf_l1"), steps[0]
         key = "mf_h" if name == "h" else ("mf_a" if best_key == "mf_b" else "mf_b")
-        a = _shift_sum(_shift_sum(l1, *steps[1], key="mf_l2"), *steps[2], key=key)
+        a = _line_map(_shift_sum(_shift_sum(l1, offs[1], key="mf_l2"), offs[2], key=key), s.shape, steps)
         stats = noise(a)
         if name == "h":
             maps[name] = (a, stats)
