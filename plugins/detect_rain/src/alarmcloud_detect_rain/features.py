@@ -101,21 +101,21 @@ def _median(a: np.ndarray) -> np.ndarray:
     return (part[..., :k].max(axis=-1) + hi) / 2  # the mean of the two middle elements, in a's dtype
 
 
-def _best_shift(p: np.ndarray, ref: np.ndarray, m: int) -> int:
-    """Integer shift ``d`` (|d| <= m) with ``p[i + d] ~ ref[i]``: how far the frame's content moved."""
+def _best_shifts(p: np.ndarray, ref: np.ndarray, m: int) -> list[int]:
+    """Per profile (row of ``p``) the integer shift ``d`` (|d| <= m) with ``p[i + d] ~ ref[i]``: how far the
+    frame's content moved (the first of equally good shifts)."""
     n = len(ref)
-    core = ref[m : n - m]
-    errs = [float(np.abs(p[m + d : n - m + d] - core).mean()) for d in range(-m, m + 1)]
-    return int(np.argmin(errs)) - m
+    shifted = np.lib.stride_tricks.sliding_window_view(p, n - 2 * m, axis=-1)  # (frames, 2m + 1, n - 2m)
+    errs = np.abs(shifted - ref[m : n - m]).mean(axis=-1)
+    return (errs.argmin(axis=-1) - m).tolist()
 
 
 def _stabilise(x: np.ndarray) -> tuple[np.ndarray, float]:
     """Undo whole-pixel camera shake (wind, a pole swaying) against the middle frame via row/column profiles."""
     m = _MAX_SHIFT
     t, h, w = x.shape
-    ref = x[t // 2]
-    ref_r, ref_c = ref.mean(axis=1), ref.mean(axis=0)
-    shifts = [(_best_shift(f.mean(axis=1), ref_r, m), _best_shift(f.mean(axis=0), ref_c, m)) for f in x]
+    rows, cols = x.mean(axis=2), x.mean(axis=1)
+    shifts = list(zip(_best_shifts(rows, rows[t // 2], m), _best_shifts(cols, cols[t // 2], m), strict=True))
     if not any(dy or dx for dy, dx in shifts):
         return x, 0.0
     out = np.stack([f[m + dy : h - m + dy, m + dx : w - m + dx] for f, (dy, dx) in zip(x, shifts, strict=True)])
