@@ -246,14 +246,20 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     """Feature vector (float32, ``len(FEATURE_NAMES)``) of one window of >= 5 grey uint8 frames."""
     if len(frames) < 5:
         raise ValueError(f"need at least 5 consecutive frames, got {len(frames)}")
-    x = np.stack([np.asarray(f, dtype=np.float32) for f in frames[:WINDOW_LENGTH]])
+    first = np.asarray(frames[0])
+    x = np.empty((min(len(frames), WINDOW_LENGTH), *first.shape), np.float32)
+    for i, f in enumerate(frames[:WINDOW_LENGTH]):
+        x[i] = f
     if x.ndim == 4:  # tolerate RGB input: luma only
         x = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     # automatic gain control and lightning change every pixel at once: cancel per-frame offset and gain
     means = x.mean(axis=(1, 2))
-    stds = x.std(axis=(1, 2)) + 1e-3
     flicker = float(np.abs(np.diff(means)).max() / (means.mean() + 1.0))
     x -= means[:, None, None]
+    # x.std(axis=(1, 2)) step by step, reusing the centred frames (numpy's own sequence of operations)
+    var = np.add.reduce(np.square(x), axis=(1, 2))
+    np.true_divide(var, np.intp(x.shape[1] * x.shape[2]), out=var, casting="unsafe")
+    stds = np.sqrt(var) + 1e-3
     x *= (stds.mean() / stds)[:, None, None]
     # a shaking camera moves every edge for one frame, which looks like streaks everywhere
     x, shake = _stabilise(x)
