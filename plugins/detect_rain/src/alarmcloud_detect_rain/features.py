@@ -170,14 +170,23 @@ def _line_map(flat: np.ndarray, shape: tuple[int, int, int], steps: tuple[tuple[
     return flat.reshape(shape)[:, : h - dy, left : w - right]
 
 
+def _grid_counts(mask: np.ndarray) -> np.ndarray:
+    """Set pixels per frame and cell of the spread grid, ``(frames, rows, cols)`` (the image's last rows and
+    columns that do not fill a cell are left out). Counted as bytes, rows of a cell first: exact integers, an
+    order of magnitude faster than a boolean sum over two axes."""
+    gy, gx = _GRID
+    t, h, w = mask.shape
+    hh, ww = h // gy * gy, w // gx * gx
+    cells = mask[:, :hh, :ww].view(np.uint8).reshape(t, gy, hh // gy, gx, ww // gx)
+    return np.add.reduce(cells, axis=2, dtype=np.uint16).sum(axis=3, dtype=np.int32)
+
+
 def _cell_stats(mask: np.ndarray) -> tuple[float, float]:
     """log10 density of the median and the lower-quartile cell of the spread grid (rain covers every cell)."""
     gy, gx = _GRID
     t, h, w = mask.shape
-    hh, ww = h // gy * gy, w // gx * gx
-    per_pixel = mask.sum(axis=0, dtype=np.uint8)[:hh, :ww]  # at most one per frame: fits uint8
-    cells = per_pixel.reshape(gy, hh // gy, gx, ww // gx).sum(axis=(1, 3), dtype=np.int32)
-    dens = np.sort(cells.ravel()) / float(t * (hh // gy) * (ww // gx))
+    cells = _grid_counts(mask).sum(axis=0)
+    dens = np.sort(cells.ravel()) / float(t * (h // gy) * (w // gx))
     return float(np.log10(dens[dens.size // 2] + _EPS)), float(np.log10(dens[dens.size // 4] + _EPS))
 
 
@@ -294,7 +303,7 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     # spatial spread over a coarse grid (rain covers the image, a mover or an insect does not)
     gy, gx = _GRID
     hh, ww = h // gy * gy, w // gx * gx
-    cells = m8[:, :hh, :ww].reshape(m8.shape[0], gy, hh // gy, gx, ww // gx).sum(axis=(2, 4)).astype(np.float64)
+    cells = _grid_counts(m8).astype(np.float64)
     cell_tot = cells.sum(axis=0).ravel()
     cell_area = (hh // gy) * (ww // gx) * m8.shape[0]
     cells_hit = float((cell_tot / cell_area > 1e-3).mean())
@@ -310,7 +319,7 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     cell_med = float(np.log10(dens[dens.size // 2] + _EPS))
     cell_q25 = float(np.log10(dens[dens.size // 4] + _EPS))
     # spikes where nothing changes persistently: rain falls on still background, a mover's edges do not count
-    pcells = p16[:, :hh, :ww].reshape(persist.shape[0], gy, hh // gy, gx, ww // gx).sum(axis=(0, 2, 4))
+    pcells = _grid_counts(p16).sum(axis=0)
     still = (pcells.ravel() / ((hh // gy) * (ww // gx) * persist.shape[0])) < 0.01
     static_share = float(cell_tot[still].sum() / cell_tot.sum()) if cell_tot.sum() > 0 else 0.0
     # rain keeps a steady count frame to frame; insects, flicker and headlights come in bursts
@@ -369,7 +378,8 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     n_flat = np.count_nonzero(mk & flat)
     flat_density = _logd(n_flat, max(float(np.count_nonzero(flat)), 1.0))
     flat_share = float(n_flat / n_mk) if n_mk else 0.0
-    amp = float(spike[m4].mean() / 32.0) if n4 else 0.0
+    # spike[m4].mean(): compress selects the same values in the same order, twice as fast as a boolean index
+    amp = float(np.compress(m4.ravel(), spike.ravel()).mean() / 32.0) if n4 else 0.0
     # global motion (camera shake, pan) from the mean absolute frame difference
     gmotion = float(np.log10(absd.mean() + 0.1))
     feats = [
