@@ -76,6 +76,14 @@ def test_all_required_countries_have_formats() -> None:
         ("AL", "AA 123 AA", "AA 1234 AA"),
         ("UA", "AA 1234 BC", "AA 1234 BD"),
         ("TR", "34 ABC 123", "99 ABC 123"),
+        ("MT", "ABC 123", "AB 1234"),
+        ("CY", "KAA 123", "KA 1234"),
+        ("IS", "AB C12", "ABC 123"),
+        ("MD", "ABC 123", "AB 123"),
+        ("XK", "01-123-AB", "09-123-AB"),
+        ("BY", "1234 AB-7", "1234 AD-7"),
+        ("RU", "A 123 BC 77", "A 123 BD 77"),
+        ("UK", "ABZ 1234", "ABC 1234"),  # Northern Ireland: a county code with Z or I
     ],
 )
 def test_country_formats_accept_real_layouts_and_reject_others(country: str, good: str, bad: str) -> None:
@@ -180,11 +188,20 @@ def test_tightened_formats_reject_what_the_country_never_issues() -> None:
 def test_country_groups_and_aliases_expand_to_formats() -> None:
     europe = expand_countries(["EU"])
     assert "DE" in europe and "SE" in europe and "CH" in europe and "UK" in europe
+    assert {"MT", "CY", "IS", "MD", "BY", "RU", "XK"} <= set(europe)  # every EU member and the rest of Europe
     assert "US" not in europe and "BR" not in europe
     assert expand_countries("gb, de ,XX") == ["UK", "DE"]  # a string, the ISO code of the UK, an unknown code
     assert expand_countries(["ALL"]) == list(COUNTRY_FORMATS)
     assert expand_countries(["DE", "EU"])[0] == "DE" and len(set(expand_countries(["DE", "EU"]))) == len(europe)
     assert expand_countries(None) == [] and expand_countries(["XX"]) == []
+
+
+def test_northern_irish_and_cyrillic_letter_rules() -> None:
+    assert validate_plate("IA 123", "UK") and validate_plate("KJI 12", "UK") and validate_plate("AZ 1", "UK")
+    assert not validate_plate("IA 0123", "UK")  # numbers do not start with 0
+    assert fit_plate("A123BC77", ["RU"]) == ("A123BC77", "RU", 0)
+    assert not validate_plate("A 123 BD 77", "RU") and not validate_plate("D 123 BC 77", "RU")  # no Cyrillic look-alike
+    assert not validate_plate("1234 AB-8", "BY")  # regions 0-7
 
 
 def test_every_format_accepts_its_own_example() -> None:

@@ -115,6 +115,9 @@ _NL = (
 _PL_2 = ("NNNNN", "NNNNL", "NNNLL", "NLNNN", "NLLNN")
 _PL_3 = ("LNNN", "NNLL", "NLNN", "NNLN", "NLLN", "LLNN", "LLNNN", *_PL_2)
 _PL_IND = "ACEFGHJKLMNPRSTUVWXY"  # B, D, I, O and Z are not issued in the individual part
+_NI = r"[A-Z]?([A-HJ-Y]Z|I[ABGJLW]|[JOUX]I)[1-9][0-9]{0,3}"
+_CYRILLIC_BY = "ABEIKMHOPCTX"  # letters that look the same in Cyrillic and Latin script
+_CYRILLIC_RU = "ABEKMHOPCTYX"
 _CH_CANTONS = "AG|AI|AR|BE|BL|BS|FR|GE|GL|GR|JU|LU|NE|NW|OW|SG|SH|SO|SZ|TG|TI|UR|VD|VS|ZG|ZH"
 
 
@@ -194,8 +197,15 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
         PlateFormat(
             "UK",
             "United Kingdom",
-            r"^([A-Z]{2}[0-9]{2}[A-Z]{3}|[A-Z][0-9]{1,3}[A-Z]{3}|[A-Z]{3}[0-9]{1,3}[A-Z])$",
-            ("LLNNLLL", *_span(5, 7, "L1", "N1-3", "L3"), *_span(5, 7, "L3", "N1-3", "L1")),
+            # current, prefix and suffix series; Northern Ireland: a county code with I or Z ("AZ", "IA", "JI"),
+            # a third letter before it on newer plates, then up to four digits
+            rf"^([A-Z]{{2}}[0-9]{{2}}[A-Z]{{3}}|[A-Z][0-9]{{1,3}}[A-Z]{{3}}|[A-Z]{{3}}[0-9]{{1,3}}[A-Z]|{_NI})$",
+            (
+                "LLNNLLL",
+                *_span(5, 7, "L1", "N1-3", "L3"),
+                *_span(5, 7, "L3", "N1-3", "L1"),
+                *_span(3, 7, "L2-3", "N1-4"),
+            ),
             "AB12 CDE",
         ),
         # the rest of Europe: current national schemes (older series that are still on the road where noted)
@@ -286,6 +296,27 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
             ("NNLNNNN", "NNLNNNNN", "NNLLNNN", "NNLLNNNN", "NNLLLNN", "NNLLLNNN"),
             "34 ABC 123",
         ),
+        PlateFormat("MT", "Malta", r"^[A-Z]{3}[0-9]{3}$", ("LLLNNN",), "ABC 123"),
+        PlateFormat("CY", "Cyprus", r"^[A-Z]{3}[0-9]{3}$", ("LLLNNN",), "KAA 123"),
+        PlateFormat("IS", "Iceland", r"^[A-Z]{2}[A-Z0-9][0-9]{2}$", ("LLNNN", "LLLNN"), "AB C12"),
+        PlateFormat("MD", "Moldova", r"^[A-Z]{3}[0-9]{3}$", ("LLLNNN",), "ABC 123"),
+        PlateFormat("XK", "Kosovo", r"^0[1-7][0-9]{3}[A-Z]{2}$", ("NNNNNLL",), "01-123-AB"),
+        PlateFormat(
+            "BY",
+            "Belarus",
+            rf"^[0-9]{{4}}[{_CYRILLIC_BY}]{{2}}[0-7]$",
+            ("NNNNLLN",),
+            "1234 AB-7",
+            letters=_CYRILLIC_BY,
+        ),
+        PlateFormat(
+            "RU",
+            "Russia",
+            rf"^[{_CYRILLIC_RU}][0-9]{{3}}[{_CYRILLIC_RU}]{{2}}[0-9]{{2,3}}$",
+            ("LNNNLLNN", "LNNNLLNNN"),
+            "A 123 BC 77",
+            letters=_CYRILLIC_RU,
+        ),
         PlateFormat(
             "US",
             "United States",
@@ -298,8 +329,9 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
     )
 }
 
-#: countries whose plates carry no blue band at the side (the EU's, Norway's, Serbia's, and most UK plates have one)
-BANDLESS = frozenset({"CH", "LI", "US", "BR"})
+#: countries whose plates carry no blue band at the side (the EU's, Norway's, Serbia's, Kosovo's and most UK plates
+#: have one; Iceland's, Moldova's, Belarus's and Russia's show a flag instead)
+BANDLESS = frozenset({"CH", "LI", "IS", "MD", "BY", "RU", "US", "BR"})
 #: every European format
 EUROPE = tuple(c for c in COUNTRY_FORMATS if c not in ("US", "BR"))
 #: names a camera or the deployment may use for several countries at once, and other common codes
