@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,16 @@ class Cam:
         self.id = self.cam["id"]
         self.creds = self.a.upload_credentials(self.id)
 
-    def upload(self, path: Path, times: int = 1) -> dict[str, Any]:
-        for _ in range(times):
-            self.a.upload_analysed(self.creds, path)
+    def upload(self, path: Path, times: int = 1, at: datetime | None = None,
+               every: timedelta = timedelta(minutes=5)) -> dict[str, Any]:
+        """Upload ``path`` ``times`` times; with ``at``, as recorded then and ``every`` apart (as cameras report)."""
+        for k in range(times):
+            if at is None:
+                self.a.upload_analysed(self.creds, path)
+                continue
+            r = self.a.upload(self.creds, path, **{"X-Recorded-At": (at + k * every).isoformat()})
+            assert r.status_code == 201, r.text
+            assert self.a.wait_event(r.json()["event_id"])["status"] == "done"
         return self.view()
 
     def view(self) -> dict[str, Any]:
@@ -167,8 +175,10 @@ def test_covered_camera_is_reported_without_mail_when_mails_are_off(api: Any, se
     assert view_mails(mailbox) == []  # e-mail notifications are off for this account
     with server.core.db.session() as s:
         stored = s.get(Camera, c.id).view_data  # type: ignore[union-attr]
-    # numbers only: per light the baseline clips' measures and a layout hash, the last verdicts, a counter
-    assert set(stored) == {"day", "night", "recent", "good"} and len(stored["day"]) == 10
+    # numbers only: per light the baseline clips' measures and a layout hash, the last verdicts, a counter, the
+    # latest normal clip's time and light
+    assert set(stored) == {"day", "night", "recent", "good", "last"} and len(stored["day"]) == 10
+    assert set(stored["last"]) == {"at", "light", "full"} and isinstance(stored["last"]["at"], float)
     for sample in stored["day"] + stored["night"]:
         assert set(sample) == {"sharpness", "contrast", "brightness", "uniform", "hash"}
         assert all(isinstance(sample[k], float) for k in ("sharpness", "contrast", "brightness", "uniform"))
@@ -290,3 +300,63 @@ def test_a_darker_picture_at_dusk_is_not_taken_for_a_blurred_one(api: Any, clips
     c.upload(clips["sharp"], 8)
     view = c.upload(dim, 3)
     assert view["state"] == "ok", view
+
+
+DAY1 = datetime(2026, 3, 2, tzinfo=UTC)  # the camera's recorded times (X-Recorded-At), in its own clock
+
+
+def test_a_camera_without_infrared_is_not_reported_covered_in_its_black_nights(
+        api: Any, clips: dict[str, Path], mailbox: Mailbox) -> None:
+    """Its night picture is black like a covered lens; the first nights teach the night baseline, no verdict."""
+    black = measures(clips["covered"])  # what the camera sees at night looks exactly like this
+    assert viewcheck._blank(black) and black.night and black.brightness < viewcheck.DARK
+    c = Cam(api, "no-infrared@example.com")
+    c.upload(clips["sharp"], 8, at=DAY1 + timedelta(hours=8), every=timedelta(hours=1))
+    view = c.upload(clips["covered"], 4, at=DAY1 + timedelta(hours=20), every=timedelta(hours=2))
+    assert view["state"] == "ok" and view["baseline"] == {"day": 8, "night": 4}, view
+    c.upload(clips["sharp"], 2, at=DAY1 + timedelta(days=1, hours=9), every=timedelta(hours=3))
+    view = c.upload(clips["covered"], 6, at=DAY1 + timedelta(days=1, hours=19), every=timedelta(hours=1))
+    assert view["state"] == "ok" and view["baseline"] == {"day": 10, "night": 10}, view
+    # dusk: a full-light clip, then black more than SUDDEN_SECONDS later, night after night: still the night
+    last_day = DAY1 + timedelta(days=2, hours=17)
+    c.upload(clips["sharp"], at=last_day)
+    view = c.upload(clips["covered"], 3, at=last_day + timedelta(seconds=viewcheck.SUDDEN_SECONDS + 60))
+    assert view["state"] == "ok", view
+    assert wait_view_mails(mailbox, 1, timeout=2) == []
+    # a lens covered by day: black a few minutes after a full-light clip is judged against the day baseline
+    morning = DAY1 + timedelta(days=3, hours=10)
+    c.upload(clips["sharp"], at=morning)
+    view = c.upload(clips["covered"], 3, at=morning + timedelta(minutes=5))
+    assert view["state"] == "obstructed" and view["reason"] == "covered" and view["light"] == "day", view
+    assert len(wait_view_mails(mailbox, 1)) == 1
+
+
+def test_an_infrared_camera_covered_at_night_is_reported_against_its_night_baseline(
+        api: Any, clips: dict[str, Path]) -> None:
+    c = Cam(api, "infrared@example.com", mail=False)
+    c.upload(clips["sharp"], 8, at=DAY1 + timedelta(hours=8), every=timedelta(hours=1))
+    c.upload(clips["night"], 8, at=DAY1 + timedelta(hours=20), every=timedelta(hours=1))
+    # hours after the last day clip: no sign of daylight, but the night baseline is a grey infrared picture
+    view = c.upload(clips["covered"], 3, at=DAY1 + timedelta(days=1, hours=4))
+    assert view["state"] == "obstructed" and view["reason"] == "covered" and view["light"] == "night", view
+
+
+def test_sub_users_with_a_right_on_the_camera_get_the_view_mail_like_alarm_mails(
+        api: Any, clips: dict[str, Path], mailbox: Mailbox) -> None:
+    c = Cam(api, "house@example.com")
+    other = c.a.camera("Garden")
+    people = {"kid@example.com": {c.id: "view"}, "quiet@example.com": {c.id: "admin"},
+              "neighbour@example.com": {other["id"]: "admin"}}
+    for email, rights in people.items():
+        r = c.a.post("/api/v1/subusers", json={"email": email, "password": "another good pw", "rights": rights})
+        assert r.status_code == 201, r.text
+        if email != "quiet@example.com":  # this one asked for no e-mails
+            sub = api().login(email, "another good pw")
+            assert sub.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
+    c.upload(clips["sharp"], 8)
+    assert c.upload(clips["covered"], 3)["state"] == "obstructed"
+    mails = wait_view_mails(mailbox, 2)
+    time.sleep(1.0)  # nobody else: the neighbour has no right on this camera, the other one wants no e-mails
+    got = sorted(env.rcpt_tos[0] for env, m in mailbox.messages if m["Subject"] == SUBJECT)
+    assert got == ["house@example.com", "kid@example.com"] and len(mails) == 2
+    assert all("is the camera covered" in m.get_content() for m in view_mails(mailbox))

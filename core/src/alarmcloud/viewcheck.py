@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from sqlmodel import Session, func, select
 from alarmcloud import notify
 from alarmcloud.contracts import ClipFrames, FrameRequest
 from alarmcloud.events import CAMERA_VIEW_OBSTRUCTED, CAMERA_VIEW_RESTORED, Event
-from alarmcloud.models import Camera, Job, iso, utcnow
+from alarmcloud.models import Camera, Clip, Job, iso, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -43,6 +44,9 @@ HASH_BITS = 20  # of 64: a layout hash farther than this from every baseline cli
 OVEREXPOSED = 200.0  # mean brightness of a blank picture from which it is white, not black or grey
 PROBLEMS = ("covered", "overexposed", "blurred", "view_changed")
 LIGHTS = ("day", "night")
+DARK = 50.0  # mean brightness under which a blank picture shows no light of its own (covered lens or black night)
+FULL_LIGHT = 0.6  # a day clip at least this share of the day baseline's brightness is full daylight, not dusk
+SUDDEN_SECONDS = 30 * 60  # a blank dark picture this soon after a full-light day clip is a day picture
 
 
 @dataclass(frozen=True)
@@ -132,13 +136,41 @@ def _blank(m: Measures) -> bool:
     return m.uniform >= UNIFORM_BLANK or m.contrast < 8
 
 
-def judge(m: Measures, base: dict[str, Any] | None, other: dict[str, Any] | None) -> str:
+def _ambiguous(m: Measures) -> bool:
+    """A blank grey or dark picture does not show its light: a lens covered by day and the black night of a camera
+    without infrared light look the same."""
+    return _blank(m) and (m.night or m.brightness < DARK)
+
+
+def _dark_baseline(base: dict[str, Any]) -> bool:
+    """The light's usual picture is itself blank and dark: the night of a camera without infrared light."""
+    return bool(base["uniform"] >= 0.5 and base["brightness"] < DARK)
+
+
+def light_of(m: Measures, last: dict[str, Any] | None, day: dict[str, Any] | None, at: float | None) -> str:
+    """The light (``day`` or ``night``) a clip is judged in.
+
+    Colour is day, grey (infrared) is night. A blank grey or dark picture (``_ambiguous``) counts as night, judged
+    only against a night baseline, unless the camera's latest normal clip was a full-light day clip (at least
+    ``FULL_LIGHT`` of the day baseline's brightness) recorded at most ``SUDDEN_SECONDS`` before it: a picture that
+    goes black that suddenly by day is a covered lens, while dusk darkens a camera's clips first.
+    """
+    if not _ambiguous(m):
+        return "night" if m.night else "day"
+    if (day is not None and last is not None and at is not None and last.get("light") == "day" and last.get("full")
+            and 0 <= at - float(last["at"]) <= SUDDEN_SECONDS):
+        return "day"
+    return "night"
+
+
+def judge(m: Measures, base: dict[str, Any] | None) -> str:
     """``ok``, ``learning`` (no baseline for this light yet) or the problem (one of ``PROBLEMS``)."""
-    ref = base or other  # a blank picture is judged against any baseline (a covered camera looks like night)
-    if ref is not None and _blank(m) and ref["uniform"] < 0.5:
-        return "overexposed" if m.brightness >= OVEREXPOSED else "covered"
     if base is None:
-        return "learning"
+        return "learning"  # a light is never judged against the other light's baseline
+    if _dark_baseline(base):
+        return "ok"  # the camera sees nothing in this light anyway: nothing to compare a picture with
+    if _blank(m) and base["uniform"] < 0.5:
+        return "overexposed" if m.brightness >= OVEREXPOSED else "covered"
     low_contrast = _relative_contrast(m.contrast, m.brightness) < CONTRAST_RATIO * base["relative_contrast"]
     if m.sharpness < SHARPNESS_RATIO * base["sharpness"] or low_contrast:
         return "blurred"
@@ -179,53 +211,88 @@ def _reanalysis(s: Session, clip_id: str) -> bool:
     return int(done) > 1
 
 
-def update(app: AlarmCloud, s: Session, cam: Camera, m: Measures | None, clip_id: str) -> list[Event]:
-    """Add one analysed clip to the camera's view state (in the pipeline's transaction); the events to emit."""
-    if m is None or _reanalysis(s, clip_id):
-        return []  # a re-analysed clip was counted when it arrived
-    s.flush()
-    s.refresh(cam, with_for_update=True)  # two workers finishing clips of one camera must not lose a sample
-    data = {light: list((cam.view_data or {}).get(light, [])) for light in LIGHTS}
-    recent = dict((cam.view_data or {}).get("recent", {}))
-    good = int((cam.view_data or {}).get("good", 0))
-    light = "night" if m.night else "day"
-    other = "day" if light == "night" else "night"
-    own = _baseline(data[light])
-    flag = judge(m, own, _baseline(data[other]))
+@dataclass
+class ViewState:
+    """A camera's view state: ``state``, the problem's ``reason`` and ``light``, and the stored numbers (``data``:
+    per light the baseline clips' measures, the latest verdicts per light, the normal clips since an obstruction,
+    the latest normal clip's time and light)."""
+
+    state: str = "learning"
+    reason: str | None = None
+    light: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def step(view: ViewState, m: Measures, at: float | None) -> str | None:
+    """Add one clip's measures (recorded at ``at``, Unix seconds) to ``view``; ``obstructed``, ``restored`` or None."""
+    data = {light: list(view.data.get(light, [])) for light in LIGHTS}
+    recent = dict(view.data.get("recent", {}))
+    good = int(view.data.get("good", 0))
+    last = view.data.get("last")
+    bases = {x: _baseline(data[x]) for x in LIGHTS}
+    light = light_of(m, last, bases["day"], at)
+    own = bases[light]
+    flag = judge(m, own)
     blank = _blank(m)
-    # blank pictures teach only a light without a baseline: a camera without infrared light is black every night
-    # and learns that after MIN_BASELINE such clips; a covered camera is reported after RUN clips, before that
-    if (flag in ("ok", "learning") and not blank) or (blank and own is None and cam.view_state != "obstructed"):
+    # blank pictures teach a light only while the view is not obstructed: a camera without infrared light is black
+    # every night and learns that after MIN_BASELINE such clips; a covered lens must not become the baseline
+    if flag in ("ok", "learning") and (not blank or view.state != "obstructed"):
         data[light] = (data[light] + [{k: v for k, v in asdict(m).items() if k != "night"}])[-KEEP:]
+    if flag in ("ok", "learning") and not blank and at is not None and (last is None or at >= float(last["at"])):
+        learned = _baseline(data[light]) if light == "day" else None  # with this clip: the 8th one counts
+        full = learned is not None and m.brightness >= FULL_LIGHT * learned["brightness"]
+        last = {"at": round(at, 1), "light": light, "full": full}
     recent[light] = (list(recent.get(light, [])) + [flag])[-RUN:]
-    events: list[Event] = []
-    now = utcnow()
-    if cam.view_state != "obstructed":
+    change = None
+    if view.state != "obstructed":
         run = recent[light]
         if len(run) == RUN and all(f in PROBLEMS for f in run):
             counts = Counter(run)
             reason = max(reversed(run), key=lambda f: counts[f])  # the most frequent; the latest on a tie
-            cam.view_state, cam.view_reason, cam.view_since, cam.view_light = "obstructed", reason, now, light
+            view.state, view.reason, view.light, change = "obstructed", reason, light, "obstructed"
             good = 0
-            events.append(Event(CAMERA_VIEW_OBSTRUCTED, cam.account_id, cam.id, _payload(cam)))
-            _queue_email(app, s, cam)
         else:
-            cam.view_state = "ok" if any(_baseline(data[x]) for x in LIGHTS) else "learning"
+            view.state = "ok" if any(_baseline(data[x]) for x in LIGHTS) else "learning"
     else:
-        blank_reason = cam.view_reason in ("covered", "overexposed")
-        relevant = light == cam.view_light or blank_reason
+        blank_reason = view.reason in ("covered", "overexposed")
+        relevant = light == view.light or blank_reason
         if relevant and not blank and (flag == "ok" or (flag == "learning" and blank_reason)):
             good += 1
         elif relevant and flag in PROBLEMS:
             good = 0
         if good >= RESTORE:
-            payload = {**_payload(cam), "state": "ok", "dismissed": False}
-            cam.view_state, cam.view_reason, cam.view_since, cam.view_light = "ok", None, None, None
+            view.state, view.reason, view.light, change = "ok", None, None, "restored"
             good = 0
-            events.append(Event(CAMERA_VIEW_RESTORED, cam.account_id, cam.id, payload))
-    cam.view_data = {**data, "recent": recent, "good": good}
+    view.data = {**data, "recent": recent, "good": good, **({"last": last} if last else {})}
+    return change
+
+
+def update(app: AlarmCloud, s: Session, cam: Camera, m: Measures | None, clip_id: str) -> list[Event]:
+    """Add one analysed clip to the camera's view state (in the pipeline's transaction); the events to emit."""
+    if m is None or _reanalysis(s, clip_id):
+        return []  # a re-analysed clip was counted when it arrived
+    clip = s.get(Clip, clip_id)
+    s.flush()
+    s.refresh(cam, with_for_update=True)  # two workers finishing clips of one camera must not lose a sample
+    view = ViewState(cam.view_state or "learning", cam.view_reason, cam.view_light, dict(cam.view_data or {}))
+    before = _payload(cam)
+    change = step(view, m, _seconds(clip.started_at) if clip is not None else None)
+    cam.view_state, cam.view_reason, cam.view_light, cam.view_data = view.state, view.reason, view.light, view.data
+    events: list[Event] = []
+    if change == "obstructed":
+        cam.view_since = utcnow()
+        events.append(Event(CAMERA_VIEW_OBSTRUCTED, cam.account_id, cam.id, _payload(cam)))
+        _queue_email(app, s, cam)
+    elif change == "restored":
+        cam.view_since = None
+        events.append(Event(CAMERA_VIEW_RESTORED, cam.account_id, cam.id,
+                            {**before, "state": "ok", "dismissed": False}))
     s.add(cam)
     return events
+
+
+def _seconds(when: datetime) -> float:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _payload(cam: Camera) -> dict[str, Any]:
