@@ -285,15 +285,21 @@ VIEW_NOTICE_QUIET_SECONDS = 24 * 3600
 
 
 def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, text: str) -> bool:
-    """E-mail the owner that the camera's view looks obstructed (``viewcheck``), if they get e-mails at all."""
+    """E-mail that the camera's view looks obstructed (``viewcheck``): addressed like alarm e-mails, to the owner
+    and every sub-user with a right on this camera who get e-mails at all, each at most once per quiet period."""
     acc = s.get(Account, cam.account_id)
-    if acc is None or not acc.notify_email:
+    if acc is None:
         return False
-    if not _quiet_ok(s, acc, f"view_notified:{cam.id}", VIEW_NOTICE_QUIET_SECONDS):
-        return False
-    s.add(Outbox(account_id=acc.id, kind="email", target=acc.email,
-                 payload={"subject": _header_safe(subject, 200), "text": text}))
-    return True
+    subusers = s.exec(select(Account).join(CameraRight, col(CameraRight.account_id) == col(Account.id))
+                      .where(CameraRight.camera_id == cam.id, Account.owner_id == acc.id)
+                      .order_by(col(Account.email))).all()
+    queued = False
+    for person in (acc, *subusers):
+        if person.notify_email and _quiet_ok(s, person, f"view_notified:{cam.id}", VIEW_NOTICE_QUIET_SECONDS):
+            s.add(Outbox(account_id=person.id, kind="email", target=person.email,
+                         payload={"subject": _header_safe(subject, 200), "text": text}))
+            queued = True
+    return queued
 
 
 async def queue_event(app: AlarmCloud, event: Event) -> None:
