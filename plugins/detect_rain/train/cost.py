@@ -1,0 +1,97 @@
+"""CPU cost of the rain detector per clip: decode of its frame windows and the analysis (process time, best of N).
+
+Usage (from the repository root; nice on a shared machine):
+    OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python plugins/detect_rain/train/cost.py \\
+        --frames /tmp/rain3-frames-eval --clips /tmp/acb/1080p_*.mp4
+
+It prints
+- the 18 s 1080p 15 fps test clip of ``alarmcloud.testing.make_clip`` (what ``evaluate.py`` times): decode of the
+  3 windows and analysis;
+- with ``--frames`` (an ``evaluate.py`` frame cache): the features of the heaviest-rain and noisiest-night clips
+  (heavy rain, or night with sensor noise sigma > 10), the clips that cost most;
+- with ``--clips``: decode and analysis of any clips, e.g. the camera-like 1080p clips of ``bench/pipeline``
+  (a photo scene with sensor noise at 2-4 Mbit/s, which decode far slower than the flat test clip).
+
+``--features FILE`` times another version of ``features.py`` instead of the package's (e.g. one taken with
+``git show REV:plugins/detect_rain/src/alarmcloud_detect_rain/features.py``), for before/after comparisons in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from alarmcloud_detect_rain import detector as rain_detector  # noqa: E402
+from alarmcloud_detect_rain.detector import RainDetector  # noqa: E402
+from dataset import load_frames  # noqa: E402
+from evaluate import time_1080p  # noqa: E402
+
+
+def best_of(fn: Callable[[], Any], repeat: int) -> float:
+    """The least process time of ``repeat`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def heavy_clips(folder: Path, features: Callable[[list[np.ndarray]], np.ndarray], repeat: int) -> list[float]:
+    """Analysis CPU-s (all windows of a clip) of the heavy-rain and noisiest-night clips of a frame cache."""
+    mm, specs = load_frames(folder)
+    out = []
+    for i, s in enumerate(specs):
+        if (s.kind == "rain" and s.intensity == "heavy") or (s.night and s.noise > 10):
+            windows = [np.array(w) for w in mm[i]]
+            out.append(best_of(lambda ws=windows: [features(list(w)) for w in ws], repeat))
+    return out
+
+
+def main() -> None:
+    """Print the measured CPU seconds."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=Path, default=None, help="an evaluate.py frame cache (held-out clips)")
+    ap.add_argument("--clips", type=Path, nargs="*", default=[], help="video files to decode and analyse")
+    ap.add_argument("--features", type=Path, default=None, help="another features.py to time instead")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the least time is kept")
+    args = ap.parse_args()
+    if args.features:
+        spec = importlib.util.spec_from_file_location("rain_features_alt", args.features)
+        assert spec and spec.loader
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        rain_detector.window_features = mod.window_features  # the detector calls it by this name
+    det = RainDetector()
+    dec, an = time_1080p(det)
+    print(f"18 s 1080p 15 fps test clip: decode of the 3 windows {dec:.3f} CPU-s, analysis {an:.3f} CPU-s, "
+          f"total {dec + an:.3f}")
+    if args.frames:
+        t = heavy_clips(args.frames, rain_detector.window_features, args.repeat)
+        print(f"heavy-rain / noisiest-night clips of {args.frames}: n={len(t)}, analysis CPU-s median "
+              f"{np.median(t):.3f}, 90th percentile {np.percentile(t, 90):.3f}, max {max(t):.3f}")
+    if args.clips:
+        from alarmcloud.video import decode, probe
+
+        for path in args.clips:
+            clip = probe(path)
+            frames = decode(path, [det.frame_request()], clip)[0]
+            d = best_of(lambda p=path, c=clip: decode(p, [det.frame_request()], c), args.repeat)
+            a = best_of(lambda f=frames: det.analyze(f), args.repeat)
+            rate = f"{clip.bit_rate / 1e6:.1f} Mbit/s" if clip.bit_rate else "?"
+            print(f"{path.name} ({clip.width}x{clip.height}, {clip.fps:g} fps, {clip.duration:g} s, {rate}): decode "
+                  f"{d:.3f} CPU-s, analysis {a:.3f} CPU-s, total {d + a:.3f}")
+
+
+if __name__ == "__main__":
+    main()
