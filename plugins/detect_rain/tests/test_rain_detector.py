@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alarmcloud import motion
 from alarmcloud.contracts import ClipFrames, Detector, Frame
+from alarmcloud.testing import make_clip
+from alarmcloud.video import decode
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector
 from alarmcloud_detect_rain.features import FEATURE_NAMES, WINDOW_LENGTH
 
@@ -20,6 +23,15 @@ def test_contract(detector: RainDetector) -> None:
     req = detector.frame_request()
     assert req.color == "gray" and not req.keyframes
     assert req.window_length == WINDOW_LENGTH >= 5 and len(req.window_at) == 3
+
+
+def test_windows_are_decoded_once_with_the_motion_analysis(tmp_path: Path) -> None:
+    """In an 18 s alarm clip (2 s GOP) the rain windows start at the keyframes of the core's motion windows, so the
+    pipeline's single decode serves both and the rain detector adds one frame per window, not three windows."""
+    path = make_clip(tmp_path / "alarm.mp4", seconds=18, width=320, height=180, fps=15, gop_seconds=2.0)
+    motion_frames, rain_frames = decode(path, [motion.REQUEST, RainDetector().frame_request()])
+    assert [w[0].time for w in rain_frames.windows] == [w[0].time for w in motion_frames.windows]
+    assert [len(w) for w in rain_frames.windows] == [WINDOW_LENGTH] * 3
 
 
 @pytest.mark.parametrize("name", ["rain", "night_rain"])

@@ -10,7 +10,9 @@ It prints
 - with ``--frames`` (an ``evaluate.py`` frame cache): the features of the heaviest-rain and noisiest-night clips
   (heavy rain, or night with sensor noise sigma > 10), the clips that cost most;
 - with ``--clips``: decode and analysis of any clips, e.g. the camera-like 1080p clips of ``bench/pipeline``
-  (a photo scene with sensor noise at 2-4 Mbit/s, which decode far slower than the flat test clip).
+  (a photo scene with sensor noise at 2-4 Mbit/s, which decode far slower than the flat test clip). "decode alone"
+  is the detector's windows decoded by themselves; "in the pipeline" is what they add to the core's own single
+  decode of the clip (motion and view-check requests), which is how the pipeline runs the detector.
 
 ``--features FILE`` times another version of ``features.py`` instead of the package's (e.g. one taken with
 ``git show REV:plugins/detect_rain/src/alarmcloud_detect_rain/features.py``), for before/after comparisons in one run.
@@ -81,16 +83,22 @@ def main() -> None:
         print(f"heavy-rain / noisiest-night clips of {args.frames}: n={len(t)}, analysis CPU-s median "
               f"{np.median(t):.3f}, 90th percentile {np.percentile(t, 90):.3f}, max {max(t):.3f}")
     if args.clips:
+        from alarmcloud import motion, viewcheck
         from alarmcloud.video import decode, probe
 
+        core = [motion.REQUEST, viewcheck.REQUEST]
+        req = det.frame_request()
         for path in args.clips:
             clip = probe(path)
-            frames = decode(path, [det.frame_request()], clip)[0]
-            d = best_of(lambda p=path, c=clip: decode(p, [det.frame_request()], c), args.repeat)
+            frames = decode(path, [req], clip)[0]
+            alone = best_of(lambda p=path, c=clip: decode(p, [req], c), args.repeat)
+            base = best_of(lambda p=path, c=clip: decode(p, core, c), args.repeat)
+            both = best_of(lambda p=path, c=clip: decode(p, [*core, req], c), args.repeat)
             a = best_of(lambda f=frames: det.analyze(f), args.repeat)
             rate = f"{clip.bit_rate / 1e6:.1f} Mbit/s" if clip.bit_rate else "?"
-            print(f"{path.name} ({clip.width}x{clip.height}, {clip.fps:g} fps, {clip.duration:g} s, {rate}): decode "
-                  f"{d:.3f} CPU-s, analysis {a:.3f} CPU-s, total {d + a:.3f}")
+            print(f"{path.name} ({clip.width}x{clip.height}, {clip.fps:g} fps, {clip.duration:g} s, {rate}): "
+                  f"analysis {a:.3f} CPU-s; decode alone {alone:.3f} (total {alone + a:.3f}); decode in the pipeline "
+                  f"+{both - base:.3f} (core {base:.3f}, with rain {both:.3f}; total {both - base + a:.3f})")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ _SPIKE4 = FEATURE_NAMES.index("log_spike_4")
 _SPIKE2 = FEATURE_NAMES.index("log_spike2_8")
 #: log10 share of pixels below which a window has no transient brightening at all (< 1 in 30,000)
 _QUIET = -4.5
+#: where the frame windows start (fractions of the clip): the first two are those of the core's motion analysis
+#: (``alarmcloud.motion.REQUEST``) and the third falls on the same keyframe as its 0.85 in an 18 s clip with a 2 s
+#: or 4 s GOP, so the pipeline decodes these windows once for both; 0.8 rather than 0.85 keeps a third window in
+#: short clips
+WINDOW_AT = (0.25, 0.55, 0.8)
 
 
 def default_model_path() -> Path:
@@ -39,7 +44,7 @@ class RainConfig(BaseModel):
         "recalibrate`; read once when the detector is built.",
     )
     window_at: tuple[float, ...] = Field(
-        (0.2, 0.5, 0.8), description="Where the frame windows start, as fractions of the clip duration."
+        WINDOW_AT, description="Where the frame windows start, as fractions of the clip duration."
     )
     threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads (the MLP is tiny: keep 1).")
 
@@ -75,7 +80,7 @@ class RainDetector(Detector):
         log.info("rain model %s loaded (classes %s)", self.model_path, ",".join(self.classes))
 
     @staticmethod
-    def default_request(window_at: tuple[float, ...] = (0.2, 0.5, 0.8)) -> FrameRequest:
+    def default_request(window_at: tuple[float, ...] = WINDOW_AT) -> FrameRequest:
         """Short windows of consecutive grey frames at 640 px wide; no keyframes."""
         return FrameRequest(
             keyframes=False, window_at=window_at, window_length=WINDOW_LENGTH, width=WIDTH, color="gray"

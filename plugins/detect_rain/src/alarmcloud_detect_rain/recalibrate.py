@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from alarmcloud.video import ProbeError, decode
 
-from alarmcloud_detect_rain.detector import RainDetector, default_model_path
+from alarmcloud_detect_rain.detector import WINDOW_AT, RainDetector, default_model_path
 from alarmcloud_detect_rain.features import window_features
 from alarmcloud_detect_rain.mlp import refit_head
 from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp
@@ -44,7 +44,7 @@ def recalibrate(
     samples_dir: str | Path,
     out_model_path: str | Path,
     base_model_path: str | Path | None = None,
-    window_at: tuple[float, ...] = (0.2, 0.5, 0.8),
+    window_at: tuple[float, ...] = WINDOW_AT,
     min_per_class: int = 2,
     strength: float = 1.0,
     on_clip: Callable[[Path], None] | None = None,
