@@ -7,14 +7,17 @@ kill -9 of the server; clips already masked are left alone, a clip that cannot b
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 import pytest
+from alarmcloud import ClipFrames, Detector, DetectorSpec, Finding, FrameRequest, hookimpl
 from alarmcloud.testing import LiveServer, make_clip, settings_on
 
 from tests.test_privacy_masks import (  # type: ignore[import-not-found]
@@ -305,3 +308,232 @@ def test_operators_apply_masks_from_the_cli(api: Any, server: LiveServer, settin
     out = json.loads(result.output[result.output.index("{"):])
     assert (out["state"], out["total"], out["done"], out["failed"], out["pending_clips"]) == ("done", 1, 1, 0, 0)
     assert_masked(stored_clip(core, clip_id)[0], upload)
+
+
+# ---------------------------------------------------------------- detection running while the masks swap the video
+
+
+class GardenReader(Detector):
+    """Reads a plate wherever the masked top-right quarter shows something: a plate reader in the neighbour's garden."""
+
+    name = "garden"
+    labels = ("plate",)
+    threshold = 0.1
+
+    def frame_request(self) -> FrameRequest:
+        return FrameRequest(max_keyframes=1, width=64, color="gray")
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        img = frames.keyframes[0].image
+        h, w = img.shape[:2]
+        if float(img[: h // 2, w // 2:].mean()) < 60:  # MASKS[0]: black once masked
+            return []
+        return [Finding("garden", "plate", 0.9, time=frames.keyframes[0].time, box=(0.7, 0.1, 0.8, 0.2),
+                        text="B AB 123")]
+
+
+class GardenPlugin:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    @hookimpl
+    def register_detectors(self) -> list[DetectorSpec]:
+        return [DetectorSpec("garden", lambda cfg: GardenReader(), ("plate",), "reads plates in the masked area")]
+
+    @hookimpl
+    async def handle_event(self, app: Any, event: Any) -> None:
+        self.events.append((event.type, dict(event.payload)))
+
+
+@pytest.mark.parametrize("swap", ["after_analysis", "before_decoding"])
+def test_detection_of_the_unmasked_video_is_not_written_back_after_the_masks_swap(
+        settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: str) -> None:
+    """The mask job swaps the clip while a detection job analyses the old video: the old findings (a plate in the
+    masked area) are discarded and the clip is analysed again on the masked video, with no attempt counted."""
+    from alarmcloud import masks_apply, pipeline
+    from alarmcloud.models import Job
+    from alarmcloud.plugins import PluginHost
+    from sqlmodel import select
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    plugin = GardenPlugin()
+    host = PluginHost({"cameras": ["instar"], "detectors": [], "integrations": []})
+    host.register(plugin, "test:garden", "garden")
+    with LiveServer(settings, plugins=host.load(), workers=0) as srv:  # the test runs both jobs itself
+        core: Any = srv.core
+        masks_apply.on_shutdown(core)
+        a, cam, creds = setup_camera(lambda: Api(srv.url), f"race.{swap}@example.com", masks=None)
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"garden": True}).status_code == 200
+        upload = bright_clip(tmp_path / "race.mp4")
+        r = a.upload(creds, upload)
+        assert r.status_code == 201, r.text
+        clip_id = r.json()["event_id"]
+        assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+        assert a.post(apply_url(cam)).status_code == 202  # queued: no runner in this server takes it
+
+        def apply_masks_now() -> None:
+            job = masks_apply.claim(core, "mask-worker")
+            assert job is not None
+            assert masks_apply.run_job(core, job, "mask-worker", threading.Event()) == "done"
+
+        real = pipeline.analyze_file
+        seen: list[list[str | None]] = []
+
+        def analyse(host: Any, path: Path, *args: Any, **kw: Any) -> Any:
+            if swap == "before_decoding" and not seen:
+                apply_masks_now()  # the old file is deleted before the decoder opens it
+                seen.append(["(no video)"])
+                return real(host, path, *args, **kw)
+            result = real(host, path, *args, **kw)
+            seen.append([f.text for f in result.findings])
+            if len(seen) == 1:
+                apply_masks_now()  # between the analysis of the old video and the write-back of its findings
+            return result
+
+        monkeypatch.setattr(pipeline, "analyze_file", analyse)
+        worker = pipeline.Worker(core, "detect")
+        assert worker.run_once()
+        if swap == "after_analysis":
+            assert seen == [["B AB 123"]]  # the analysis really saw the garden in the old video
+        ev = a.get(f"/api/v1/events/{clip_id}").json()
+        assert (ev["status"], ev["findings"]) == ("pending", []), ev
+        path, stored = stored_clip(core, clip_id)
+        assert stored.privacy_masks_hash is not None and stored.labels == []
+        assert_masked(path, upload)
+        with core.db.session() as s:
+            job = s.exec(select(Job).where(Job.clip_id == clip_id)).one()
+            assert (job.state, job.attempts, job.worker) == ("queued", 0, None)  # back in the queue, not a failure
+        assert worker.run_once()  # the masked video: nothing in the garden
+        assert seen[-1] == []
+        ev = a.get(f"/api/v1/events/{clip_id}").json()
+        assert (ev["status"], ev["findings"]) == ("done", []), ev
+        assert not worker.run_once()  # nothing lost, nothing left
+        deadline = time.monotonic() + 10
+        while not any(t == "detections.ready" for t, _ in plugin.events) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    ready = [p for t, p in plugin.events if t == "detections.ready"]
+    assert [p["findings"] for p in ready] == [[]]  # announced once, from the masked video
+    assert not [p for t, p in plugin.events if t == "plate.recognised"]
+
+
+# ---------------------------------------------------------------- storage: a masked clip can be larger
+
+
+def low_quality_clip(path: Path) -> Path:
+    """The bright scene at x264's lowest quality: the masked re-encode (normal quality) is several times larger."""
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        vs.codec_context.gop_size = 20
+        vs.codec_context.options = {"crf": "51", "preset": "ultrafast", "tune": "zerolatency", "bf": "0",
+                                    "sc_threshold": "0", "keyint_min": "20", "x264-params": "sliced-threads=0"}
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(bright_scene(i, i / 10, W, H), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 10)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_masks_larger_than_the_original_are_counted_and_applied_over_the_quota(
+        api: Any, server: LiveServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Masks are a privacy duty: applied even when the re-encoded clips take the account over its quota, which the
+    job and the storage status report; the next clip stored evicts the oldest ones until the account fits again."""
+    from alarmcloud.models import Account
+
+    core: Any = server.core
+    emitted: list[Any] = []
+    real_emit = core.emit_sync
+    monkeypatch.setattr(core, "emit_sync", lambda ev: (emitted.append(ev), real_emit(ev))[1])
+    a, cam, creds = setup_camera(api, "quota.apply@example.com", masks=None)
+    upload = low_quality_clip(tmp_path / "low.mp4")
+    ids = []
+    for _ in range(2):
+        r = a.upload(creds, upload)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["event_id"])
+    used = a.get("/api/v1/storage").json()["used_bytes"]
+    assert used == 2 * upload.stat().st_size
+    quota = used + used // 4  # 80 % full: below the almost-full mark (90 %), and room for a quarter more
+    with core.db.session() as s:
+        acc = s.get(Account, a.id)
+        acc.quota_bytes = quota
+        s.add(acc)
+        s.commit()
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    r = a.post(apply_url(cam))
+    assert r.status_code == 202, r.text
+    assert r.json()["storage"] == {"used_bytes": used, "quota_bytes": quota, "over_quota_bytes": 0}
+    info = wait_job(a, cam)
+    assert (info["state"], info["done"], info["failed"]) == ("done", 2, 0), info
+    sizes = [stored_clip(core, i)[0].stat().st_size for i in ids]
+    assert min(sizes) > upload.stat().st_size  # the masked clips are larger than what the camera sent
+    inside, _ = regions(W, H)
+    for i in ids:  # masked: black inside the masks in every frame
+        frames = decoded(stored_clip(core, i)[0])
+        assert len(frames) == 30 and max(float(f[inside].max()) for f in frames) <= 12
+    status = a.get("/api/v1/storage").json()
+    assert (status["used_bytes"], status["quota_bytes"], status["free_bytes"]) == (sum(sizes), quota, 0)
+    assert sum(sizes) > quota
+    assert info["storage"] == {"used_bytes": sum(sizes), "quota_bytes": quota, "over_quota_bytes": sum(sizes) - quota}
+    full = [ev for ev in emitted if ev.type == "storage.almost_full"]
+    assert [(ev.account_id, ev.payload["quota_bytes"]) for ev in full] == [(a.id, quota)]  # once, at the crossing
+    done = [ev.payload for ev in emitted if ev.payload.get("change") == "privacy_masks_applied"]
+    assert [p["over_quota_bytes"] for p in done] == [sum(sizes) - quota]
+    # the next clip stored makes room as every upload does: the oldest clips go until the account fits again
+    r = a.upload(creds, upload)
+    assert r.status_code == 201, r.text
+    status = a.get("/api/v1/storage").json()
+    assert status["used_bytes"] <= quota and status["clip_count"] < 3
+    assert a.get(f"/api/v1/events/{ids[0]}").status_code == 404
+
+
+# ---------------------------------------------------------------- browsers must not keep the unmasked picture
+
+
+def test_browsers_revalidate_clip_media_and_get_the_masked_files_after_the_swap(api: Any, server: LiveServer,
+                                                                               tmp_path: Path) -> None:
+    core: Any = server.core
+    a, cam, creds = setup_camera(api, "cache.apply@example.com", masks=None)
+    upload = bright_clip(tmp_path / "cache.mp4")
+    eid = a.upload(creds, upload).json()["event_id"]
+    video_url, thumb_url = f"/api/v1/events/{eid}/video", f"/api/v1/events/{eid}/thumbnail"
+    old = {url: a.get(url) for url in (video_url, thumb_url)}
+    for r in old.values():
+        assert r.status_code == 200, r.text
+        assert r.headers["cache-control"] == "private, no-cache"  # kept, but asked for again every time
+        assert r.headers["etag"].startswith('"') and r.headers["etag"].endswith('"')  # strong: good for If-Range
+    assert old[video_url].content == upload.read_bytes()
+    size = len(old[video_url].content)
+    # unchanged media: the browser's copy stays good (304, no body) and seeking works as before
+    for url, r in old.items():
+        again = a.get(url, headers={"If-None-Match": f'W/"x", {r.headers["etag"]}'})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", r.headers["etag"])
+        assert again.headers["cache-control"] == "private, no-cache"
+    part = a.get(video_url, headers={"Range": "bytes=100-199", "If-Range": old[video_url].headers["etag"]})
+    assert part.status_code == 206 and part.content == upload.read_bytes()[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{size}"
+    assert part.headers["etag"] == old[video_url].headers["etag"]
+    # the masks are applied: the same cached copies are now refused and the masked files come back
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+    assert a.post(apply_url(cam)).status_code == 202
+    assert wait_job(a, cam)["done"] == 1
+    path, clip = stored_clip(core, eid)
+    current = {video_url: path.read_bytes(), thumb_url: core.blobs.path(clip.thumb_key).read_bytes()}
+    for url, r in old.items():
+        new = a.get(url, headers={"If-None-Match": r.headers["etag"]})
+        assert new.status_code == 200 and new.content == current[url] != r.content
+        assert new.headers["etag"] != r.headers["etag"]
+        assert a.get(url, headers={"If-None-Match": new.headers["etag"]}).status_code == 304
+    img = thumbnail_pixels(a, eid)
+    assert img[regions(img.shape[1], img.shape[0], inset=4)[0]].max() <= 25
+    # a player resuming the old video (If-Range: its old ETag) gets the whole new one, never a mix of the two
+    resumed = a.get(video_url, headers={"Range": "bytes=100-", "If-Range": old[video_url].headers["etag"]})
+    assert resumed.status_code == 200 and resumed.content == current[video_url]
+    tail = a.get(video_url, headers={"Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.content == current[video_url][-50:]
+    head = a.req("HEAD", video_url)
+    assert head.status_code == 200 and int(head.headers["content-length"]) == len(current[video_url])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -202,22 +203,67 @@ async def delete_event(request: Request) -> Response:
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: the browser keeps clip media but asks again each time (answered 304 while unchanged): applying privacy masks
+#: replaces a clip's video and thumbnail, and a cached copy must never show what the masks now hide
+MEDIA_CACHE = "private, no-cache"
+
+
+def media_etag(key: str) -> str:
+    """A strong validator for one stored file: blob keys are never reused (masks write the clip under a new key)."""
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` (weak comparison, RFC 9110 13.1.2) matches the current ``etag``."""
+    if not header:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+async def _media(request: Request, user: User, video: bool) -> tuple[str, Any]:
+    """The blob key served (video or thumbnail) and the opened file. Applying masks deletes the old file
+    right after the swap: when it went away between reading the row and opening it, the row is read again."""
+    app = core(request)
+    eid = request.path_params["event_id"]
+    for attempt in range(3):
+        clip = await app.db.run(lambda s: clip_for(s, user, eid))
+        key = clip.blob_key if video else clip.thumb_key
+        if not key:
+            raise ApiError(404, "not_found", "this event has no thumbnail")
+        try:
+            return key, app.blobs.open(key)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def video(request: Request) -> Response:
-    """The MP4, with HTTP Range support so browsers can seek."""
+    """The MP4, with HTTP Range support so browsers can seek; revalidated by its ETag (If-None-Match: 304)."""
     user = await require_user(request)
     app = core(request)
-    eid = request.path_params["event_id"]
-    clip = await app.db.run(lambda s: clip_for(s, user, eid))
-    size = app.blobs.size(clip.blob_key)
-    headers = {"Accept-Ranges": "bytes", "Content-Type": "video/mp4", "Cache-Control": "private, max-age=3600"}
+    key, fh = await _media(request, user, video=True)
+    etag = media_etag(key)
+    headers = {"Accept-Ranges": "bytes", "Content-Type": "video/mp4", "Cache-Control": MEDIA_CACHE, "ETag": etag}
+    if _none_match(request.headers.get("if-none-match"), etag):
+        fh.close()
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": MEDIA_CACHE})
+    try:
+        size = fh.seek(0, os.SEEK_END)
+    except Exception:
+        fh.close()
+        raise
     start, end = 0, size - 1
     status = 200
     rng = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if rng and if_range is not None and if_range.strip() != etag:
+        rng = None  # the part asked for belongs to another version of the clip (masks applied): the whole new one
     if rng:
         m = _RANGE.match(rng.strip())
         if not m or (not m.group(1) and not m.group(2)):
+            fh.close()
             return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
         if m.group(1):
             start = int(m.group(1))
@@ -225,14 +271,18 @@ async def video(request: Request) -> Response:
         else:
             start = max(0, size - int(m.group(2)))
         if start > end or start >= size:
+            fh.close()
             return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
     app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=end - start + 1)
+    if request.method == "HEAD":
+        fh.close()
+        return Response(status_code=status, headers=headers)
 
     def _chunks():  # type: ignore[no-untyped-def]
-        with app.blobs.open(clip.blob_key) as fh:
+        with fh:
             fh.seek(start)
             left = end - start + 1
             while left > 0:
@@ -242,22 +292,20 @@ async def video(request: Request) -> Response:
                 left -= len(data)
                 yield data
 
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers)
     return StreamingResponse(_chunks(), status_code=status, headers=headers)
 
 
 async def thumbnail(request: Request) -> Response:
-    """The clip's JPEG thumbnail."""
+    """The clip's JPEG thumbnail; revalidated by its ETag (If-None-Match: 304)."""
     user = await require_user(request)
-    app = core(request)
-    eid = request.path_params["event_id"]
-    clip = await app.db.run(lambda s: clip_for(s, user, eid))
-    if not clip.thumb_key:
-        raise ApiError(404, "not_found", "this event has no thumbnail")
-    with app.blobs.open(clip.thumb_key) as fh:
+    key, fh = await _media(request, user, video=False)
+    etag = media_etag(key)
+    headers = {"Cache-Control": MEDIA_CACHE, "ETag": etag}
+    with fh:
+        if _none_match(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
         data = fh.read()
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    return Response(data, media_type="image/jpeg", headers=headers)
 
 
 async def feedback(request: Request) -> Response:

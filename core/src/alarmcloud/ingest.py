@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, Response
 from alarmcloud import crypto, jobs
 from alarmcloud.auth import core
 from alarmcloud.errors import ApiError
-from alarmcloud.events import CLIP_STORED, STORAGE_ALMOST_FULL, Event
+from alarmcloud.events import CLIP_STORED, Event
 from alarmcloud.masks import masks_hash, safe_mask
 from alarmcloud.models import Account, Camera, Clip, Rejection, Series, new_id, utcnow
 from alarmcloud.safeprobe import safe_probe
-from alarmcloud.storage import make_room, used_bytes
+from alarmcloud.storage import almost_full_event, make_room, quota_bytes, used_bytes
 from alarmcloud.video import ProbeError
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
             acc = s.get(Account, account_id)
             cam = s.get(Camera, camera_id)
             assert acc is not None and cam is not None
-            quota = acc.quota_bytes or st.storage.quota_bytes
+            quota = quota_bytes(st, acc)
             if size > quota:
                 raise Rejected("over_quota", "the clip is larger than the account's whole quota", 413)
             used_before = used_bytes(s, account_id)
@@ -236,10 +236,8 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     app.usage.add(account_id=account_id, subject=f"camera:{camera_id}", bytes_in=size)
     app.emit_sync(Event(CLIP_STORED, account_id, camera_id, {"clip_id": clip_id, "series_id": series_id,
                                                             "duration": probe.duration}))
-    limit = st.storage.almost_full_ratio * quota
-    if used_before < limit <= used_after:  # once per crossing, not for every clip while the store stays full
-        app.emit_sync(Event(STORAGE_ALMOST_FULL, account_id, None, {
-            "used_ratio": round(used_after / quota, 4), "used_bytes": used_after, "quota_bytes": quota}))
+    if (full := almost_full_event(st, account_id, used_before, used_after, quota)) is not None:
+        app.emit_sync(full)
     app.wake_workers()
     return IngestResult(clip_id=clip_id, event_id=clip_id, series_id=series_id)
 

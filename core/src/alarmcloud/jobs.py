@@ -103,6 +103,18 @@ def complete(s: Session, job_id: int, worker: str) -> bool:
     return bool(res.rowcount)
 
 
+def requeue(s: Session, job_id: int, worker: str) -> bool:
+    """Hand a running job back to the queue at once, its attempt not counted (only by the lease holder).
+
+    For a job whose results are stale: its clip's video was replaced while it ran (privacy masks applied), so the
+    clip is analysed again on the new video. The caller commits.
+    """
+    res = s.exec(update(Job).where(Job.id == job_id, Job.worker == worker, Job.state == "running")  # type: ignore[call-overload]
+                 .values(state="queued", worker=None, lease_until=None, available_at=utcnow(),
+                         attempts=Job.attempts - 1))
+    return bool(res.rowcount)
+
+
 def fail(s: Session, job: Job, error: str, max_attempts: int, base: float) -> str:
     """Retry with exponential backoff, or dead-letter after ``max_attempts``; returns the new state."""
     row = s.get(Job, job.id)

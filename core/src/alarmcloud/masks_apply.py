@@ -6,6 +6,12 @@ queue: at once when that process ran on this host, else when its lease ends. Eac
 limited mask child (``masks.safe_mask``), the result is written under a new blob key, and one transaction points
 the clip at it and counts it on the job; only then is the old blob deleted. A crash at any point leaves either the
 old clip or the new one, never half of one (the start-up sweep removes a new blob whose row was never committed).
+
+The swap locks the clip row first: a detection job that analysed the old video writes its findings back only while
+the clip still has that video (``pipeline.process_job``), else it analyses the clip again. The account's stored
+bytes change with the swap (a masked clip can be larger); masks are applied even when that goes over the quota,
+which the job's ``storage`` reports, and the next clip stored evicts the oldest ones as always. Video and thumbnail
+responses carry an ETag of the blob key, so a browser's cached copy is replaced by the masked one.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from alarmcloud.errors import ApiError
 from alarmcloud.events import CAMERA_CHANGED, Event
 from alarmcloud.jobs import local_process_gone
 from alarmcloud.masks import masks_hash, safe_mask
-from alarmcloud.models import Camera, Clip, FindingRow, MaskJob, aware, iso, new_id, utcnow
+from alarmcloud.models import Account, Camera, Clip, FindingRow, MaskJob, aware, iso, new_id, utcnow
+from alarmcloud.storage import almost_full_event, quota_bytes, used_bytes
 from alarmcloud.video import ProbeError
 
 if TYPE_CHECKING:
@@ -61,15 +68,25 @@ def _outdated(camera_id: str, wanted: str) -> Any:
                                                 Clip.privacy_masks_hash != wanted)
 
 
-def job_json(job: MaskJob | None, pending: int) -> dict[str, Any]:
-    """The progress of a camera's latest apply job; ``pending_clips``: clips stored without the current masks."""
+def job_json(job: MaskJob | None, pending: int, storage: dict[str, int] | None = None) -> dict[str, Any]:
+    """The progress of a camera's latest apply job; ``pending_clips``: clips stored without the current masks;
+    ``storage``: the account's use and quota now (``storage_report``)."""
+    extra = {"storage": storage} if storage is not None else {}
     if job is None:
         return {"job_id": None, "state": "none", "total": 0, "done": 0, "failed": 0, "failures": [],
-                "pending_clips": pending}
+                "pending_clips": pending, **extra}
     return {"job_id": job.id, "camera_id": job.camera_id, "state": job.state, "total": job.total, "done": job.done,
             "failed": job.failed, "failures": list(job.failures or []), "masks": job.masks,
             "created_at": iso(job.created_at), "finished_at": iso(job.finished_at) if job.finished_at else None,
-            "error": job.last_error if job.state in ("cancelled", "dead") else None, "pending_clips": pending}
+            "error": job.last_error if job.state in ("cancelled", "dead") else None, "pending_clips": pending,
+            **extra}
+
+
+def storage_report(app: AlarmCloud, s: Session, account_id: str) -> dict[str, int]:
+    """The account's stored bytes, quota and how far it is over it: a masked clip can be larger than the original,
+    and masks are applied even when that goes over the quota (the next clip stored evicts the oldest ones)."""
+    used, quota = used_bytes(s, account_id), quota_bytes(app.settings, s.get(Account, account_id))
+    return {"used_bytes": used, "quota_bytes": quota, "over_quota_bytes": max(0, used - quota)}
 
 
 def _latest(s: Session, camera_id: str) -> MaskJob | None:
@@ -118,7 +135,7 @@ async def apply_masks(request: Request) -> Response:
     def _start(s: Session) -> tuple[dict[str, Any], bool]:
         cam = camera_for(s, user, cid, "admin")
         job, new = start_job(s, cam)
-        return job_json(job, pending_clips(s, cam)), new
+        return job_json(job, pending_clips(s, cam), storage_report(app, s, cam.account_id)), new
 
     body, new = await app.db.run(_start)
     if new and body["state"] == "queued":
@@ -131,13 +148,14 @@ async def apply_masks(request: Request) -> Response:
 async def apply_progress(request: Request) -> Response:
     """The progress of the camera's latest apply job and how many clips lack the current masks."""
     user = await require_user(request)
+    app = core(request)
     cid = request.path_params["camera_id"]
 
     def _get(s: Session) -> dict[str, Any]:
         cam = camera_for(s, user, cid)
-        return job_json(_latest(s, cid), pending_clips(s, cam))
+        return job_json(_latest(s, cid), pending_clips(s, cam), storage_report(app, s, cam.account_id))
 
-    return JSONResponse(await core(request).db.run(_get))
+    return JSONResponse(await app.db.run(_get))
 
 
 def routes(app: AlarmCloud) -> list[BaseRoute]:
@@ -265,8 +283,11 @@ def _run(app: AlarmCloud, job: MaskJob, worker: str, stop: threading.Event) -> s
             done = _finish(app, job.id, worker, "done")
             if done is not None:
                 log.info("mask job %s: %d clip(s) masked, %d failed", job.id, done.done, done.failed)
+                with app.db.session() as s:
+                    over = storage_report(app, s, job.account_id)["over_quota_bytes"]
                 app.emit_sync(Event(CAMERA_CHANGED, job.account_id, job.camera_id, {
-                    "change": "privacy_masks_applied", "job_id": job.id, "done": done.done, "failed": done.failed}))
+                    "change": "privacy_masks_applied", "job_id": job.id, "done": done.done, "failed": done.failed,
+                    "over_quota_bytes": over}))
             return "done"
         if not mask_stored_clip(app, job, clip, worker):
             return "lost"
@@ -287,6 +308,7 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
     written: list[str] = []
     error: tuple[str, str] | None = None
     size, has_thumb = 0, False
+    used_before = used_after = quota = 0
     try:
         src, copied = _source(app, clip, tmp)
         try:
@@ -317,7 +339,10 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
                 app.blobs.delete(key)
             return False
         row.cursor = clip.id
-        current = s.get(Clip, clip.id)
+        # locked first (PostgreSQL): a detection job writing findings for this clip either commits before (its
+        # findings in masked areas are dropped below) or sees the new video and analyses the clip again
+        current = s.get(Clip, clip.id, with_for_update=True)
+        account = s.get(Account, clip.account_id)
         if error is not None:
             row.failed += 1
             if len(row.failures or []) < MAX_FAILURES_LISTED:
@@ -328,6 +353,9 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
                 app.blobs.delete(key)
             written = []
         else:
+            # the re-encoded clip may be larger than the one it replaces: the account's storage use (the sum of its
+            # clips, as ingest counts it) changes with the swap; masks are applied even when that goes over the quota
+            used_before = used_bytes(s, clip.account_id)
             old = [current.blob_key] + ([current.thumb_key] if current.thumb_key else [])
             current.blob_key, current.size_bytes, current.codec = new_key, size, "h264"
             # the old thumbnail shows the masked area: without a new one the clip has none
@@ -336,6 +364,8 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
             _drop_masked_findings(s, current, list(job.masks))
             s.add(current)
             row.done += 1
+            s.flush()
+            used_after, quota = used_bytes(s, clip.account_id), quota_bytes(app.settings, account)
         s.add(row)
         try:
             s.commit()
@@ -345,6 +375,12 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
             raise
     for key in old:
         app.blobs.delete(key)
+    if old:
+        if used_after > quota >= used_before:
+            log.warning("account %s: masked clip %s is larger than before; %d bytes over the quota until the next "
+                        "clip stored evicts the oldest ones", clip.account_id, clip.id, used_after - quota)
+        if (ev := almost_full_event(app.settings, clip.account_id, used_before, used_after, quota)) is not None:
+            app.emit_sync(ev)
     return True
 
 

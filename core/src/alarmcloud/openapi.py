@@ -68,7 +68,8 @@ RIGHTS = {"type": "object", "additionalProperties": {"enum": ["view", "control",
 MASK_JOB = _obj({"job_id": NSTR, "state": {"enum": ["none", "queued", "running", "done", "cancelled", "dead"]},
                  "total": INT, "done": INT, "failed": INT, "pending_clips": INT,
                  "failures": {"type": "array", "items": _obj({"clip_id": STR, "code": STR, "message": STR})}},
-                {"camera_id": STR, "masks": MASKS, "created_at": STR, "finished_at": NSTR, "error": NSTR})
+                {"camera_id": STR, "masks": MASKS, "created_at": STR, "finished_at": NSTR, "error": NSTR,
+                 "storage": _obj({"used_bytes": INT, "quota_bytes": INT, "over_quota_bytes": INT})})
 
 
 def _items(item: dict[str, Any]) -> dict[str, Any]:

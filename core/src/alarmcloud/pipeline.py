@@ -116,17 +116,28 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
         enabled = [n for n, on in (cam.detectors or {}).items() if on and n in app.plugins.detector_specs]
         options = dict(cam.detector_options or {})
         path = app.blobs.path(clip.blob_key)  # type: ignore[attr-defined]
+        seen = clip.blob_key  # the video this run analyses; its results are written back only for this video
         clip_probe = ClipProbe(container="mp4", video_codec=clip.codec, width=clip.width, height=clip.height,
                                fps=clip.fps, duration=clip.duration, size_bytes=clip.size_bytes)
     started = time.process_time()
-    analysis = analyze_file(app.plugins, path, enabled, options, clip_probe)
-    if analysis.errors and len(analysis.errors) == len(enabled) and enabled:
-        raise RuntimeError("every detector failed: " + "; ".join(analysis.errors.values()))
+    try:
+        analysis = analyze_file(app.plugins, path, enabled, options, clip_probe)
+        if analysis.errors and len(analysis.errors) == len(enabled) and enabled:
+            raise RuntimeError("every detector failed: " + "; ".join(analysis.errors.values()))
+    except Exception:
+        if _requeue_if_replaced(app, job, seen):  # the old file went away under the decoder: not a failure
+            return
+        raise
     JOB_SECONDS.observe(time.process_time() - started)
     events: list[Event] = []
     with app.db.session() as s:
-        clip = s.get(Clip, job.clip_id)
+        # the row lock (PostgreSQL; SQLite transactions are serial) keeps the video from being swapped until this
+        # commits, and the mask job drops findings in masked areas only after it has this lock itself
+        clip = s.get(Clip, job.clip_id, with_for_update=True)
         if clip is None:
+            return
+        if clip.blob_key != seen:
+            _requeue(s, job, clip.id)
             return
         s.exec(delete(FindingRow).where(FindingRow.clip_id == clip.id))  # type: ignore[arg-type]
         for f in analysis.findings:
@@ -162,6 +173,26 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
     JOBS.labels("done").inc()
     for ev in events:
         app.emit_sync(ev)
+
+
+def _requeue(s: Any, job: jobs.Job, clip_id: str) -> None:
+    """The clip's video was replaced (privacy masks applied) while the job analysed the old one: its findings
+    describe what may now be black, so they are dropped and the clip is analysed again on the new video."""
+    s.rollback()
+    if jobs.requeue(s, job.id or 0, job.worker or ""):
+        log.info("clip %s: the video changed during analysis; analysing the new video", clip_id)
+        JOBS.labels("requeued").inc()
+    s.commit()
+
+
+def _requeue_if_replaced(app: AlarmCloud, job: jobs.Job, seen: str) -> bool:
+    """True (and the job queued again) when the clip's video is no longer the one the job analysed."""
+    with app.db.session() as s:
+        clip = s.get(Clip, job.clip_id)
+        if clip is None or clip.blob_key == seen:
+            return False
+        _requeue(s, job, clip.id)
+        return True
 
 
 def update_fair_use(app: AlarmCloud, s: Any, cam: Camera) -> list[Event]:

@@ -12,16 +12,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from alarmcloud.auth import core, require_user
+from alarmcloud.events import STORAGE_ALMOST_FULL, Event
 from alarmcloud.models import Account, Camera, Clip, Feedback, FindingRow, Job, Series, iso, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
+    from alarmcloud.config import Settings
 
 log = logging.getLogger(__name__)
 
 
 def delete_clip_rows(s: Session, clip: Clip) -> list[str]:
     """Delete a clip's rows (findings, feedback, jobs, the clip; its series when empty); returns blob keys."""
+    # the clip row is locked first, as the detection write-back and the mask swap do (PostgreSQL: no deadlock)
+    s.exec(select(Clip.id).where(Clip.id == clip.id).with_for_update())
     s.exec(delete(FindingRow).where(FindingRow.clip_id == clip.id))  # type: ignore[arg-type]
     s.exec(delete(Feedback).where(Feedback.clip_id == clip.id))  # type: ignore[arg-type]
     s.exec(delete(Job).where(Job.clip_id == clip.id))  # type: ignore[arg-type]
@@ -41,6 +45,22 @@ def delete_clip_rows(s: Session, clip: Clip) -> list[str]:
 def used_bytes(s: Session, account_id: str) -> int:
     total = s.exec(select(func.coalesce(func.sum(Clip.size_bytes), 0)).where(Clip.account_id == account_id)).one()
     return int(total)
+
+
+def quota_bytes(settings: Settings, account: Account | None) -> int:
+    """The account's own quota, else the deployment's."""
+    return (account.quota_bytes if account is not None else None) or settings.storage.quota_bytes
+
+
+def almost_full_event(settings: Settings, account_id: str, used_before: int, used_after: int,
+                      quota: int) -> Event | None:
+    """``storage.almost_full`` when a change of the stored bytes crosses the threshold (once per crossing, not for
+    every clip while the store stays full)."""
+    limit = settings.storage.almost_full_ratio * quota
+    if not used_before < limit <= used_after:
+        return None
+    return Event(STORAGE_ALMOST_FULL, account_id, None, {
+        "used_ratio": round(used_after / quota, 4), "used_bytes": used_after, "quota_bytes": quota})
 
 
 def make_room(s: Session, account: Account, incoming: int, quota: int) -> list[str]:
@@ -104,7 +124,7 @@ class StorageService:
     def status(self, s: Session, account_id: str) -> dict[str, Any]:
         acc = s.get(Account, account_id)
         st = self.app.settings.storage
-        quota = (acc.quota_bytes if acc and acc.quota_bytes else None) or st.quota_bytes
+        quota = quota_bytes(self.app.settings, acc)
         days = (acc.retention_days if acc and acc.retention_days else None) or st.retention_days
         rows = s.exec(select(Clip.camera_id, func.count(), func.coalesce(func.sum(Clip.size_bytes), 0),
                              func.min(Clip.started_at)).where(Clip.account_id == account_id)
