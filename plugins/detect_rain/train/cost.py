@@ -15,7 +15,8 @@ It prints
   decode of the clip (motion and view-check requests), which is how the pipeline runs the detector.
 
 ``--features FILE`` times another version of ``features.py`` instead of the package's (e.g. one taken with
-``git show REV:plugins/detect_rain/src/alarmcloud_detect_rain/features.py``), for before/after comparisons in one run.
+``git show REV:plugins/detect_rain/src/alarmcloud_detect_rain/features.py``) and ``--window-at`` other window
+positions, for before/after comparisons.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain import detector as rain_detector  # noqa: E402
-from alarmcloud_detect_rain.detector import RainDetector  # noqa: E402
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
 from dataset import load_frames  # noqa: E402
 from evaluate import time_1080p  # noqa: E402
 
@@ -66,6 +67,7 @@ def main() -> None:
     ap.add_argument("--frames", type=Path, default=None, help="an evaluate.py frame cache (held-out clips)")
     ap.add_argument("--clips", type=Path, nargs="*", default=[], help="video files to decode and analyse")
     ap.add_argument("--features", type=Path, default=None, help="another features.py to time instead")
+    ap.add_argument("--window-at", type=float, nargs="+", default=None, help="other window positions (fractions)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the least time is kept")
     args = ap.parse_args()
     if args.features:
@@ -74,7 +76,7 @@ def main() -> None:
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         rain_detector.window_features = mod.window_features  # the detector calls it by this name
-    det = RainDetector()
+    det = RainDetector(RainConfig(window_at=tuple(args.window_at)) if args.window_at else None)
     dec, an = time_1080p(det)
     print(f"18 s 1080p 15 fps test clip: decode of the 3 windows {dec:.3f} CPU-s, analysis {an:.3f} CPU-s, "
           f"total {dec + an:.3f}")
