@@ -4,12 +4,21 @@ built-in broker on loopback; plus the MQTT 3.1.1 packet encoding checked against
 from __future__ import annotations
 
 import socket
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alarmcloud.contracts import CameraError
 from alarmcloud_camera_instar import mqtt
 from alarmcloud_camera_instar.adapter import InstarAdapter
+from alarmcloud_camera_instar.config import InstarConfig
 from alarmcloud_camera_instar.testing import FakeInstarCamera
+from alarmcloud_camera_instar.testing_mqtt import FakeMqttBroker
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 pytestmark = pytest.mark.anyio
 
@@ -166,3 +175,60 @@ def test_connect_and_publish_packets_byte_for_byte() -> None:
 def test_topic_joins_prefix_client_id_and_path() -> None:
     assert mqtt.topic("cameras/", "115/", "alarm/actions/email/enable") == "cameras/115/alarm/actions/email/enable"
     assert mqtt.topic("cameras", "115", "features/ptz/preset/goto") == "cameras/115/features/ptz/preset/goto"
+
+
+def _self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for a DDNS-style name, as cameras present."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "abcd12.ddns3-instar.de")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("abcd12.ddns3-instar.de")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+async def test_publish_over_tls_to_a_broker_with_the_cameras_own_certificate(tmp_path: Path) -> None:
+    """MQTT over TLS (the camera's ``mq_portssl``): the message arrives encrypted by default (LAN cameras present a
+    certificate for their DDNS name); with certificate checks on, the unverifiable broker is refused clearly and
+    nothing is published; a plain connection to the TLS port gets no broker answer."""
+    logins: list[tuple[str | None, str | None]] = []
+
+    def check(user: str | None, password: str | None) -> bool:
+        logins.append((user, password))
+        return (user, password) == ("admin", PASSWORD)
+
+    broker = FakeMqttBroker(check, lambda m: None, lambda: True, ssl_context=_self_signed(tmp_path)).start()
+    try:
+        target = mqtt.Broker("127.0.0.1", broker.port, "admin", PASSWORD, tls=True)
+        await mqtt.publish(target, "cameras/115/features/ptz/preset/goto", b'{"val":"4"}', InstarConfig(retries=0))
+        (message,) = broker.messages
+        assert (message.topic, message.payload, message.qos) == ("cameras/115/features/ptz/preset/goto",
+                                                                 b'{"val":"4"}', 1)  # fmt: skip
+        assert logins == [("admin", PASSWORD)]
+
+        with pytest.raises(CameraError) as err:
+            await mqtt.publish(target, "cameras/115/x", b"{}", InstarConfig(retries=0, verify_tls=True))
+        assert err.value.code == "unreachable" and "SSLCertVerificationError" in err.value.message
+        plain = mqtt.Broker("127.0.0.1", broker.port, "admin", PASSWORD, tls=False)
+        with pytest.raises(CameraError) as err:
+            await mqtt.publish(plain, "cameras/115/x", b"{}", InstarConfig(retries=0, timeout_s=2))
+        assert err.value.code == "unreachable"
+        assert len(broker.messages) == 1 and len(logins) == 1  # neither reached the broker's login
+        assert PASSWORD not in err.value.message
+    finally:
+        broker.stop()

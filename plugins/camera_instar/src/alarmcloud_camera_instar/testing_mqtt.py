@@ -7,6 +7,8 @@ from the client fails the tests instead of being understood by the same code tha
 from __future__ import annotations
 
 import socketserver
+import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,8 +64,11 @@ class FakeMqttBroker:
         check_login: Callable[[str | None, str | None], bool],
         on_publish: Callable[[MqttMessage], None],
         enabled: Callable[[], bool],
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.check_login = check_login
+        #: a server-side context makes this a TLS broker (as on the camera's ``mq_portssl``)
+        self.ssl_context = ssl_context
         self.on_publish = on_publish
         self.enabled = enabled
         self.messages: list[MqttMessage] = []
@@ -81,13 +86,24 @@ class FakeMqttBroker:
         broker = self
 
         class Handler(socketserver.StreamRequestHandler):
+            def setup(self) -> None:
+                if broker.ssl_context is not None:  # the handshake runs here, in the connection's own thread
+                    self.request = broker.ssl_context.wrap_socket(self.request, server_side=True)
+                super().setup()
+
             def handle(self) -> None:
                 try:
                     broker._session(self.rfile, self.wfile)
                 except (_Closed, ConnectionError):
                     pass
 
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        class Server(socketserver.ThreadingTCPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                # a client that refuses the certificate ends the handshake: expected, no traceback on stderr
+                if not isinstance(sys.exc_info()[1], ssl.SSLError | ConnectionError):
+                    super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
