@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from alarmcloud.backup import COMMANDS as BACKUP_COMMANDS
 from alarmcloud.cli_admin import COMMANDS
 from alarmcloud.cli_common import (
     config_option,
@@ -266,7 +267,7 @@ def reprocess(data_dir: Path | None, config_file: Path | None, camera_id: str | 
     console.print(f"{queued} clips queued for re-analysis")
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, *BACKUP_COMMANDS):
     main.add_command(_command)
 
 
