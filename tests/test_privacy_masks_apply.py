@@ -537,3 +537,57 @@ def test_browsers_revalidate_clip_media_and_get_the_masked_files_after_the_swap(
     assert tail.status_code == 206 and tail.content == current[video_url][-50:]
     head = a.req("HEAD", video_url)
     assert head.status_code == 200 and int(head.headers["content-length"]) == len(current[video_url])
+
+
+def test_the_swap_waits_for_a_detection_write_back_in_flight_and_drops_its_masked_findings(
+        settings: Any, tmp_path: Path) -> None:
+    """PostgreSQL: a detection job is writing its findings (the clip row locked) when the mask job comes to swap the
+    clip: the swap waits for that commit and then removes the plate read in the masked area."""
+    if not settings.database_url:
+        pytest.skip("row locks: SQLite runs one write transaction at a time")
+    import sqlalchemy as sa
+    from alarmcloud import masks_apply
+    from alarmcloud.models import Clip, FindingRow
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with LiveServer(settings, workers=0) as srv:
+        core: Any = srv.core
+        masks_apply.on_shutdown(core)  # the test runs the mask job itself
+        a, cam, creds = setup_camera(lambda: Api(srv.url), "inflight@example.com", masks=None)
+        upload = bright_clip(tmp_path / "inflight.mp4")
+        clip_id = a.upload(creds, upload).json()["event_id"]
+        assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+        assert a.post(apply_url(cam)).status_code == 202
+        job = masks_apply.claim(core, "mask-worker")
+        assert job is not None
+        outcome: list[str] = []
+        swap = threading.Thread(target=lambda: outcome.append(
+            masks_apply.run_job(core, job, "mask-worker", threading.Event())))
+        with core.db.session() as s:  # the detection write-back, as pipeline.process_job does it
+            clip = s.get(Clip, clip_id, with_for_update=True)
+            assert clip is not None
+            s.add(FindingRow(clip_id=clip_id, account_id=a.id, detector="plates", label="plate", score=0.9,
+                             text="B AB 123", box=[0.7, 0.1, 0.8, 0.2]))
+            s.add(FindingRow(clip_id=clip_id, account_id=a.id, detector="plates", label="car", score=0.8,
+                             box=[0.1, 0.3, 0.4, 0.6]))
+            clip.labels, clip.status = ["car", "plate"], "done"
+            s.add(clip)
+            s.flush()
+            swap.start()
+            deadline = time.monotonic() + 120
+            while True:  # until the mask job waits for this transaction's row lock
+                with core.db.engine.connect() as watch:  # a new transaction each time: a fresh statistics snapshot
+                    if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                             "AND datname = current_database()")).scalar():
+                        break
+                assert swap.is_alive() and time.monotonic() < deadline, outcome
+                time.sleep(0.05)
+            s.commit()
+        swap.join(120)
+        assert outcome == ["done"]
+        ev = a.get(f"/api/v1/events/{clip_id}").json()
+        assert [(f["label"], f.get("text")) for f in ev["findings"]] == [("car", None)]
+        path, stored = stored_clip(core, clip_id)
+        assert stored.labels == ["car"] and stored.privacy_masks_hash is not None
+        assert_masked(path, upload)
