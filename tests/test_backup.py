@@ -23,6 +23,7 @@ from alarmcloud.testing import LiveServer, test_settings
 from click.testing import CliRunner
 
 OWNER = "owner@example.com"
+OTHER = "other@example.com"
 CAMERA_PASSWORD = "cam-secret-1234"
 
 
@@ -78,12 +79,14 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     with LiveServer(st) as srv:
         kit = type("Kit", (), {"small_clip": staticmethod(small_clip)})
         a, cam, _ = _populate(lambda: Api(srv.url), kit, root, clips=2)
-        events = a.get("/api/v1/events").json()["items"]
-        videos = {e["id"]: a.get(f"/api/v1/events/{e['id']}/video").content for e in events}
+        b = Api(srv.url).register(OTHER)
+        b.upload_analysed(b.upload_credentials(b.camera("Porch")["id"]), small_clip(root / "other.mp4"))
+        videos = {e["id"]: u.get(f"/api/v1/events/{e['id']}/video").content
+                  for u in (a, b) for e in u.get("/api/v1/events").json()["items"]}
     archive = root / "backup.tar"
     result = backup.create_backup(st, archive)
     yield {"data_dir": st.data_dir, "archive": archive, "manifest": result.manifest, "camera": cam,
-           "videos": videos}
+           "videos": videos, "owner": a.id, "other": b.id}
 
 
 # ---------------------------------------------------------------- the round trip
@@ -230,7 +233,7 @@ def test_a_clip_deleted_between_snapshot_and_copy_is_reported_not_fatal(
         result = backup.create_backup(_settings(data), tmp_path / "b.tar")
     manifest = _manifest(tmp_path / "b.tar")
     assert manifest["counts"]["missing"] == 2 and {m["clip_id"] for m in manifest["missing"]} == {victim}
-    assert manifest["counts"]["clips"] == 2 and _clip_ids(manifest) == set(stored["videos"]) - {victim}
+    assert manifest["counts"]["clips"] == 3 and _clip_ids(manifest) == set(stored["videos"]) - {victim}
     assert result.missing == manifest["missing"]
     assert victim in caplog.text
     restored = backup.restore_backup(tmp_path / "b.tar", tmp_path / "r")
@@ -371,8 +374,34 @@ def test_restore_into_a_non_empty_folder_is_refused(stored: dict[str, Any], tmp_
     assert (empty / "alarmcloud.db").is_file()
 
 
+def test_restore_can_erase_again_the_accounts_erased_after_the_backup(stored: dict[str, Any], tmp_path: Path) -> None:
+    from tests.conftest import privacy_scan  # type: ignore[import-not-found]
+
+    target = tmp_path / "restored"
+    res = _cli("restore", str(stored["archive"]), "--data-dir", str(target), "--erase", OWNER.upper(),
+               "--erase", "gone@example.com")
+    assert res.exit_code == 0, res.output
+    assert "erased again: 1 account(s)" in res.output and "not in the backup: gone@example.com" in res.output
+    from alarmcloud.db import Database
+
+    st = _settings(target)
+    database = Database(st.db_url)
+    core = type("Core", (), {"db": database, "settings": st})()
+    owner_clips = [c for c in stored["videos"] if c not in _other_clips(stored)]
+    assert privacy_scan(core, [stored["owner"], OWNER, *owner_clips]) == []  # no row, no file of the owner
+    assert privacy_scan(core, [stored["other"]])  # the other account is untouched
+    database.dispose()
+    for cid in _other_clips(stored):
+        assert list((target / "blobs").rglob(f"{cid}.mp4"))
+
+
+def _other_clips(stored: dict[str, Any]) -> set[str]:
+    return {Path(m["name"]).stem for m in stored["manifest"]["members"]
+            if m["name"].startswith(f"blobs/{stored['other']}/") and m["name"].endswith(".mp4")}
+
+
 def test_help_says_what_the_commands_do() -> None:
     out = _cli("backup", "--help").output
     assert "Back up" in out and "consistent" in out and "--include-keys / --no-keys" in out and "--blobs-only" in out
     out = _cli("restore", "--help").output
-    assert "Restore a backup" in out and "SHA-256" in out and "--key-file" in out
+    assert "Restore a backup" in out and "SHA-256" in out and "--key-file" in out and "--erase" in out

@@ -74,6 +74,8 @@ class RestoreResult:
     bytes: int = 0
     migrated_from: str | None = None
     key: str = "none"  # archive | key-file | none
+    erased: list[str] = field(default_factory=list)  # account ids erased again (--erase)
+    not_found: list[str] = field(default_factory=list)  # --erase values no account of the backup has
     warnings: list[str] = field(default_factory=list)
 
 
@@ -476,7 +478,7 @@ def _check_key(db_file: Path, key: bytes) -> bool | None:
         database.dispose()
 
 
-def restore_backup(src: Path, target: Path, *, key_file: Path | None = None,
+def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, erase: list[str] | None = None,
                    on_progress: Progress | None = None) -> RestoreResult:
     """Check and unpack ``src`` into the new or empty folder ``target``; nothing appears there unless all is well."""
     started = time.monotonic()
@@ -501,6 +503,10 @@ def restore_backup(src: Path, target: Path, *, key_file: Path | None = None,
         db_file = tmp / DB_NAME
         if manifest.get("database"):
             result.migrated_from = _migrate(db_file, manifest.get("schema_revision"))
+        if erase:
+            if not manifest.get("database"):
+                raise BackupError("--erase needs the database, and this backup has none (--blobs-only)")
+            result.erased, result.not_found = erase_accounts(tmp, erase)
         if (tmp / KEY_NAME).exists():
             result.key = "archive"
             if key_bytes is not None:
@@ -612,6 +618,50 @@ def _migrate(db_file: Path, revision: str | None) -> str | None:
     return revision or "empty"
 
 
+def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
+    """Erase accounts (e-mail address or id) with their sub-users from a restored data folder, rows and files,
+    as ``privacy_erase`` does on a live server, without telling plugins (their links ended at the first erasure).
+    Returns the ids erased and the values no account matched."""
+    from sqlmodel import col, or_, select
+
+    from alarmcloud import db
+    from alarmcloud.models import Account, Clip
+    from alarmcloud.privacy_erase import _account_ids, delete_account_rows
+
+    database = db.Database(f"sqlite:///{root / DB_NAME}")
+    erased: list[str] = []
+    not_found: list[str] = []
+    blobs = root / "blobs"
+    try:
+        for value in who:
+            with database.session() as s:
+                acc = s.exec(select(Account).where(or_(Account.email == value.strip().lower(),
+                                                       Account.id == value.strip()))).first()
+                if acc is None:
+                    not_found.append(value)
+                    continue
+                ids = _account_ids(s, acc.id)
+                clips = s.exec(select(Clip).where(col(Clip.account_id).in_(ids))).all()
+                keys = [k for c in clips for k in (c.blob_key, c.thumb_key) if k]
+                clip_ids = [c.id for c in clips]
+                delete_account_rows(s, ids)
+                s.commit()
+            for key in keys:
+                if (p := _inside(blobs, key)) is not None:
+                    p.unlink(missing_ok=True)
+            for aid in ids:
+                for folder in (blobs / aid, blobs / "exports" / aid):
+                    shutil.rmtree(folder, ignore_errors=True)
+            if (root / "training").is_dir():
+                for cid in clip_ids:
+                    for p in (root / "training").rglob(f"{cid}.mp4"):
+                        p.unlink()
+            erased += ids
+    finally:
+        database.dispose()
+    return erased, not_found
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -673,7 +723,10 @@ def backup_command(dest: Path, data_dir: Path | None, config_file: Path | None, 
               help="A new or empty folder to restore into (a folder with anything in it is refused).")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The saved secret.key for a backup made without it (checked against the backup's secrets).")
-def restore_command(src: Path, data_dir: Path, key_file: Path | None) -> None:
+@click.option("--erase", "erase", multiple=True, metavar="EMAIL_OR_ID",
+              help="Erase this account (and its sub-users) from the restored data before it is put in place: "
+                   "accounts erased after the backup was made (repeatable).")
+def restore_command(src: Path, data_dir: Path, key_file: Path | None, erase: tuple[str, ...]) -> None:
     """Restore a backup made by `alarmcloud backup` into a new data directory.
 
     Every member's size and SHA-256 are checked against the manifest and unsafe members (absolute paths, '..',
@@ -689,17 +742,23 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None) -> None:
             def _tick(done: int, total: int, _bytes: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = restore_backup(src, data_dir, key_file=key_file, on_progress=_tick)
+            result = restore_backup(src, data_dir, key_file=key_file, erase=list(erase), on_progress=_tick)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     m = result.manifest
     migrated = f", database migrated from schema {result.migrated_from}" if result.migrated_from else ""
     click.echo(f"restored {result.path}: {m['counts']['clips']} clips, {result.files} files, {_size(result.bytes)} "
                f"in {result.seconds:.1f} s (backup of {m['created_at']}){migrated}")
+    if erase:
+        click.echo(f"erased again: {len(result.erased)} account(s) with sub-users"
+                   + (f"; not in the backup: {', '.join(result.not_found)}" if result.not_found else ""))
     for w in result.warnings:
         console.print(f"[yellow]{w}[/]")
-    console.print("Before serving it: apply the erasures made since the backup's time again, then run "
-                  f"`alarmcloud privacy retention --data-dir {result.path}` (see docs/backup.md).")
+    if not erase:
+        console.print(f"Accounts erased after {m['created_at']} are back in this copy: restore again with --erase "
+                      "for each of them.")
+    console.print(f"Before serving it, run `alarmcloud privacy retention --data-dir {result.path}` "
+                  "(see docs/backup.md).")
 
 
 COMMANDS = (backup_command, restore_command)
