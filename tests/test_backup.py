@@ -237,7 +237,13 @@ def test_a_clip_deleted_between_snapshot_and_copy_is_reported_not_fatal(
     assert result.missing == manifest["missing"]
     assert victim in caplog.text
     restored = backup.restore_backup(tmp_path / "b.tar", tmp_path / "r")
-    assert restored.files == manifest["counts"]["files"]
+    assert restored.files == manifest["counts"]["files"] and restored.dropped == [victim]
+    # the restored deployment has no event without its video: that clip is gone as retention meant it to be
+    with sqlite3.connect(tmp_path / "r" / "alarmcloud.db") as con:
+        ids = {r[0] for r in con.execute("SELECT id FROM clips")}
+        keys = [r[0] for r in con.execute("SELECT blob_key FROM clips")]
+    assert ids == set(stored["videos"]) - {victim}
+    assert all((tmp_path / "r" / "blobs" / k).is_file() for k in keys)
 
 
 def test_an_interrupted_backup_leaves_the_previous_one_and_no_partial_file(

@@ -75,6 +75,7 @@ class RestoreResult:
     migrated_from: str | None = None
     key: str = "none"  # archive | key-file | none
     erased: list[str] = field(default_factory=list)  # account ids erased again (--erase)
+    dropped: list[str] = field(default_factory=list)  # clips whose video was deleted while the backup ran
     not_found: list[str] = field(default_factory=list)  # --erase values no account of the backup has
     warnings: list[str] = field(default_factory=list)
 
@@ -503,6 +504,8 @@ def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, era
         db_file = tmp / DB_NAME
         if manifest.get("database"):
             result.migrated_from = _migrate(db_file, manifest.get("schema_revision"))
+        if manifest.get("database") and manifest.get("missing"):
+            result.dropped = drop_clips_without_video(db_file, manifest["missing"])
         if erase:
             if not manifest.get("database"):
                 raise BackupError("--erase needs the database, and this backup has none (--blobs-only)")
@@ -616,6 +619,36 @@ def _migrate(db_file: Path, revision: str | None) -> str | None:
 
     db.migrate(f"sqlite:///{db_file}")
     return revision or "empty"
+
+
+def drop_clips_without_video(db_file: Path, missing: list[dict[str, Any]]) -> list[str]:
+    """Delete the events whose video was deleted between the snapshot and its copy (retention, erasure, a masks
+    swap), as retention would have; a clip that lost only its thumbnail keeps its event without one."""
+
+    from alarmcloud import db
+    from alarmcloud.models import Clip
+    from alarmcloud.storage import delete_clip_rows
+
+    gone = {str(m.get("name", "")).removeprefix("blobs/") for m in missing}
+    ids = sorted({str(m["clip_id"]) for m in missing if m.get("clip_id")})
+    dropped: list[str] = []
+    database = db.Database(f"sqlite:///{db_file}")
+    try:
+        with database.session() as s:
+            for clip_id in ids:
+                clip = s.get(Clip, clip_id)
+                if clip is None:
+                    continue
+                if clip.blob_key in gone:
+                    delete_clip_rows(s, clip)
+                    dropped.append(clip_id)
+                elif clip.thumb_key in gone:
+                    clip.thumb_key = None
+                    s.add(clip)
+            s.commit()
+    finally:
+        database.dispose()
+    return dropped
 
 
 def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
@@ -749,6 +782,9 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erase: tup
     migrated = f", database migrated from schema {result.migrated_from}" if result.migrated_from else ""
     click.echo(f"restored {result.path}: {m['counts']['clips']} clips, {result.files} files, {_size(result.bytes)} "
                f"in {result.seconds:.1f} s (backup of {m['created_at']}){migrated}")
+    if result.dropped:
+        click.echo(f"{len(result.dropped)} event(s) left out: their video was deleted while the backup ran "
+                   "(listed under missing in the manifest)")
     if erase:
         click.echo(f"erased again: {len(result.erased)} account(s) with sub-users"
                    + (f"; not in the backup: {', '.join(result.not_found)}" if result.not_found else ""))
