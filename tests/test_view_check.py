@@ -360,3 +360,30 @@ def test_sub_users_with_a_right_on_the_camera_get_the_view_mail_like_alarm_mails
     got = sorted(env.rcpt_tos[0] for env, m in mailbox.messages if m["Subject"] == SUBJECT)
     assert got == ["house@example.com", "kid@example.com"] and len(mails) == 2
     assert all("is the camera covered" in m.get_content() for m in view_mails(mailbox))
+
+
+def lamp_night(gain: float) -> Callable[[int, float, int, int], np.ndarray]:
+    """A camera without infrared light at night under a street lamp: orange light in a pool, black elsewhere; a
+    higher ``gain`` is a camera that turns its exposure up."""
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        grey = static_scene(i, t, w, h).mean(axis=2, keepdims=True)
+        yy, xx = np.mgrid[0:h, 0:w]
+        pool = np.clip(1.0 - np.hypot(yy - h * 0.2, xx - w * 0.5) / (w * 0.45), 0, 1)[..., None]
+        img = grey * pool * gain * np.array([1.0, 0.7, 0.35]) + 3 + np.random.default_rng(i).normal(0, 3, (h, w, 3))
+        return np.clip(img, 0, 255).astype(np.uint8)
+    return scene
+
+
+def test_street_lamp_nights_in_colour_are_not_taken_for_a_moved_camera(
+        api: Any, clips: dict[str, Path], make_test_clip: Callable[..., Path]) -> None:
+    dim = make_test_clip("view-lamp-dim", scene=lamp_night(0.6), **CLIP)
+    bright = make_test_clip("view-lamp-bright", scene=lamp_night(1.5), **CLIP)
+    for path in (dim, bright):  # colour, not blank, and another coarse layout than by day
+        m = measures(path)
+        assert not m.night and not viewcheck._blank(m) and m.hash != measures(clips["sharp"]).hash
+    c = Cam(api, "street-lamp@example.com", mail=False)
+    c.upload(clips["sharp"], 8, at=DAY1 + timedelta(hours=8), every=timedelta(hours=1))
+    view = c.upload(dim, 3, at=DAY1 + timedelta(hours=21), every=timedelta(hours=1))
+    assert view["state"] == "ok" and view["baseline"]["night"] == 3, view  # a dark colour picture is night
+    view = c.upload(bright, 3, at=DAY1 + timedelta(days=1, hours=1), every=timedelta(hours=1))
+    assert view["state"] == "ok", view  # brighter: a day picture, but its layout is not compared in other light

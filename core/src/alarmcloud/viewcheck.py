@@ -41,10 +41,12 @@ UNIFORM_BLANK = 0.85  # share of near-uniform blocks from which a picture is bla
 UNIFORM_BLOCK_STD = 4.0  # grey levels: a 16x16 block flatter than this is near-uniform
 NIGHT_CHROMA = 3.0  # mean colour spread (max - min of R, G, B) below this: a grey infrared picture
 HASH_BITS = 20  # of 64: a layout hash farther than this from every baseline clip's is another view
+LAYOUT_LIGHT = 2.0  # layouts are compared only for a brightness within this factor of the baseline's
 OVEREXPOSED = 200.0  # mean brightness of a blank picture from which it is white, not black or grey
 PROBLEMS = ("covered", "overexposed", "blurred", "view_changed")
 LIGHTS = ("day", "night")
 DARK = 50.0  # mean brightness under which a blank picture shows no light of its own (covered lens or black night)
+NIGHT_DARK = 25.0  # a colour picture darker than this is a night picture (lit by a street lamp, no infrared light)
 FULL_LIGHT = 0.6  # a day clip at least this share of the day baseline's brightness is full daylight, not dusk
 SUDDEN_SECONDS = 30 * 60  # a blank dark picture this soon after a full-light day clip is a day picture
 
@@ -150,13 +152,14 @@ def _dark_baseline(base: dict[str, Any]) -> bool:
 def light_of(m: Measures, last: dict[str, Any] | None, day: dict[str, Any] | None, at: float | None) -> str:
     """The light (``day`` or ``night``) a clip is judged in.
 
-    Colour is day, grey (infrared) is night. A blank grey or dark picture (``_ambiguous``) counts as night, judged
-    only against a night baseline, unless the camera's latest normal clip was a full-light day clip (at least
-    ``FULL_LIGHT`` of the day baseline's brightness) recorded at most ``SUDDEN_SECONDS`` before it: a picture that
-    goes black that suddenly by day is a covered lens, while dusk darkens a camera's clips first.
+    Colour is day, grey (infrared) or very dark (a camera without infrared light under a street lamp) is night. A
+    blank grey or dark picture (``_ambiguous``) counts as night, judged only against a night baseline, unless the
+    camera's latest normal clip was a full-light day clip (at least ``FULL_LIGHT`` of the day baseline's
+    brightness) recorded at most ``SUDDEN_SECONDS`` before it: a picture that goes black that suddenly by day is a
+    covered lens, while dusk darkens a camera's clips first.
     """
     if not _ambiguous(m):
-        return "night" if m.night else "day"
+        return "night" if m.night or m.brightness < NIGHT_DARK else "day"
     if (day is not None and last is not None and at is not None and last.get("light") == "day" and last.get("full")
             and 0 <= at - float(last["at"]) <= SUDDEN_SECONDS):
         return "day"
@@ -169,13 +172,17 @@ def judge(m: Measures, base: dict[str, Any] | None) -> str:
         return "learning"  # a light is never judged against the other light's baseline
     if _dark_baseline(base):
         return "ok"  # the camera sees nothing in this light anyway: nothing to compare a picture with
-    if _blank(m) and base["uniform"] < 0.5:
+    if _blank(m) and base["uniform"] < UNIFORM_BLANK:  # blank where the usual picture is not
         return "overexposed" if m.brightness >= OVEREXPOSED else "covered"
     low_contrast = _relative_contrast(m.contrast, m.brightness) < CONTRAST_RATIO * base["relative_contrast"]
     if m.sharpness < SHARPNESS_RATIO * base["sharpness"] or low_contrast:
         return "blurred"
     if m.brightness >= 220 and base["brightness"] < 170:
         return "overexposed"
+    # the layout only in similar light: a street lamp's pool of light in a colour night picture, or low sun, changes
+    # the coarse layout of a camera that has not moved
+    if not 1 / LAYOUT_LIGHT <= (m.brightness + 10) / (base["brightness"] + 10) <= LAYOUT_LIGHT:
+        return "ok"
     value = int(m.hash, 16)
     if min(bin(value ^ h).count("1") for h in base["hashes"]) > HASH_BITS:
         return "view_changed"
