@@ -546,8 +546,12 @@ def _unpack(src: Path, tmp: Path, on_progress: Progress | None) -> RestoreResult
         with tarfile.open(src, mode="r|*") as tar:
             manifest = _read_manifest(tar)
             expected: dict[str, dict[str, Any]] = {}
-            for e in manifest.get("members") or []:
-                check_member_name(str(e.get("name")))
+            entries = manifest.get("members")
+            for e in entries if isinstance(entries, list) else [None]:
+                if not (isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("size"), int)
+                        and isinstance(e.get("sha256"), str)):
+                    raise BackupError("manifest.json lists a member without name, size and sha256: refused")
+                check_member_name(e["name"])
                 expected[e["name"]] = e
             total_files = len(expected)
             done = 0
