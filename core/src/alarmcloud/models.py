@@ -48,6 +48,13 @@ class Account(SQLModel, table=True):
     notify_cooldown_seconds: int = 300
     #: alarm e-mails carry the clip's picture (off by default: the picture then leaves the cloud by e-mail)
     notify_email_picture: bool = False
+    #: push notifications through an ntfy server (``notify.queue_notifications``); shares only-real and cooldown
+    notify_push: bool = False
+    notify_push_url: str | None = Field(default=None, max_length=500)  # the ntfy topic URL (checked like webhooks)
+    #: the ntfy access token, encrypted (SecretBox, context "push:<account_id>"); never returned nor exported
+    notify_push_token_enc: str | None = Field(default=None, max_length=500)
+    #: the push carries the clip's picture (off by default: the picture then leaves the cloud to the push server)
+    notify_push_picture: bool = False
 
 
 class SessionRow(SQLModel, table=True):

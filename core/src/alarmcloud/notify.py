@@ -1,7 +1,9 @@
-"""Notifications after the verdict: HMAC-signed webhooks and e-mail through a durable outbox with retries."""
+"""Notifications after the verdict: HMAC-signed webhooks, e-mail and ntfy push through a durable outbox with
+retries."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import html
@@ -104,19 +106,20 @@ class TargetNotAllowed(ValueError):
     """A webhook URL that is malformed or points where the operator does not allow (SSRF guard)."""
 
 
-def parse_webhook_url(url: str) -> httpx.URL:
-    """Syntax checks: http(s), a host, no user info."""
+def parse_webhook_url(url: str, what: str = "webhook") -> httpx.URL:
+    """Syntax checks: http(s), a host, no user info (``what`` names the URL in messages)."""
     try:
         u = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError):
-        raise TargetNotAllowed("the webhook URL is not a valid URL") from None
+        raise TargetNotAllowed(f"the {what} URL is not a valid URL") from None
     if u.scheme not in ("http", "https"):
-        raise TargetNotAllowed("webhook URLs must start with http:// or https://")
+        raise TargetNotAllowed(f"{what} URLs must start with http:// or https://")
     if not u.raw_host:
-        raise TargetNotAllowed("the webhook URL has no host")
+        raise TargetNotAllowed(f"the {what} URL has no host")
     if u.userinfo:
-        raise TargetNotAllowed("user names or passwords in webhook URLs are not supported; "
-                               "receivers check the signature instead")
+        raise TargetNotAllowed(f"user names or passwords in {what} URLs are not supported; "
+                               + ("receivers check the signature instead" if what == "webhook"
+                                  else "set the access token instead"))
     return u
 
 
@@ -130,19 +133,19 @@ def address_allowed(ip: str, networks: list[str]) -> bool:
     return addr.is_global and not addr.is_multicast
 
 
-def resolve_target(u: httpx.URL, networks: list[str]) -> str:
+def resolve_target(u: httpx.URL, networks: list[str], what: str = "webhook") -> str:
     """Resolve the URL's host once; every address must be allowed. The request then goes to this IP."""
     host = u.raw_host.decode("ascii")
     try:
         infos = socket.getaddrinfo(host, u.port or (443 if u.scheme == "https" else 80), type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError):
-        raise TargetNotAllowed(f"cannot resolve the webhook host {host!r}") from None
+        raise TargetNotAllowed(f"cannot resolve the {what} host {host!r}") from None
     ips = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not ips:
-        raise TargetNotAllowed(f"cannot resolve the webhook host {host!r}")
+        raise TargetNotAllowed(f"cannot resolve the {what} host {host!r}")
     for ip in ips:
         if not address_allowed(ip, networks):
-            raise TargetNotAllowed(f"the webhook host {host!r} is not a public address (loopback, private and "
+            raise TargetNotAllowed(f"the {what} host {host!r} is not a public address (loopback, private and "
                                    "link-local networks are refused unless the operator allows them)")
     return ips[0]
 
@@ -151,6 +154,22 @@ def check_webhook_url(app: AlarmCloud, url: str) -> httpx.URL:
     u = parse_webhook_url(url)
     resolve_target(u, app.settings.notify.webhook_networks)
     return u
+
+
+def check_push_url(app: AlarmCloud, url: str) -> httpx.URL:
+    """An ntfy topic URL passes the webhooks' rules: http(s), no user info, only allowed addresses."""
+    u = parse_webhook_url(url, "push topic")
+    resolve_target(u, app.settings.notify.webhook_networks, "push topic")
+    return u
+
+
+def seal_push_token(app: AlarmCloud, account_id: str, token: str) -> str | None:
+    """Encrypt a person's ntfy access token for the database (bound to their account id)."""
+    return app.secret_box.encrypt(token, f"push:{account_id}")
+
+
+def open_push_token(app: AlarmCloud, account: Account) -> str:
+    return app.secret_box.decrypt(account.notify_push_token_enc, f"push:{account.id}") or ""
 
 
 def sign(secret: str, body: bytes, ts: str) -> str:
@@ -238,6 +257,26 @@ def alarm_email(app: AlarmCloud, clip: Clip, cam: Camera | None) -> dict[str, An
     return {"subject": subject, "text": "\n".join(lines) + "\n", "event_id": clip.id}
 
 
+def alarm_push(app: AlarmCloud, clip: Clip, cam: Camera | None,
+               findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Title, text and link of the push for one analysed clip: camera name, verdict, time, plate (nothing more)."""
+    name = _header_safe(cam.name if cam else "") or "camera"
+    when = f"{clip.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    verdict = clip.verdict or "unknown"
+    if verdict.startswith("alarm"):
+        title, lines, tags, priority = f"Alarm: {name}", [f"{name} recorded an alarm at {when}."], \
+            ["rotating_light"], "high"
+    else:
+        why = verdict.split(":", 1)[1].replace("_", " ") if ":" in verdict else verdict
+        title, lines, tags, priority = f"False alarm ({why}): {name}", \
+            [f"{name} recorded a false alarm ({why}) at {when}."], ["information_source"], "low"
+    plates = sorted({str(f["text"]) for f in findings or [] if f.get("label") == "plate" and f.get("text")})
+    if plates:
+        lines.append("Plate: " + ", ".join(plates[:3]))
+    return {"title": title, "message": "\n".join(lines), "tags": tags, "priority": priority,
+            "click": f"{app.settings.public_url.rstrip('/')}/events/{clip.id}", "event_id": clip.id}
+
+
 def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | None,
                         payload: dict[str, Any]) -> None:
     """After the verdict: one outbox row per webhook (and e-mail), honouring cooldown and 'only real alarms'."""
@@ -248,6 +287,7 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
     if analyses > 1:
         return  # a re-analysis (alarmcloud reprocess): the owner heard about this clip when it arrived
     real = (clip.verdict or "").startswith("alarm")
+    findings = list(payload.get("findings") or [])
     base = app.settings.public_url.rstrip("/")
     body = {"type": DETECTIONS_READY, "occurred_at": iso(utcnow()), "event_id": clip.id,
             "camera_id": clip.camera_id, **payload,
@@ -268,6 +308,12 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
             if person.notify_email_picture and clip.thumb_key:
                 payload["picture"] = True  # read at sending time: a clip deleted meanwhile sends no picture
             s.add(Outbox(account_id=person.id, kind="email", target=person.email, payload=payload))
+        if (person.notify_push and person.notify_push_url and (real or not person.notify_only_real)
+                and _cooldown_ok(s, person, clip.camera_id, "push")):
+            push = alarm_push(app, clip, cam, findings)
+            if person.notify_push_picture and clip.thumb_key:
+                push["picture"] = True  # read at sending time, like the e-mail's
+            s.add(Outbox(account_id=person.id, kind="push", target=person.id, payload=push))
 
 
 def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
@@ -360,6 +406,8 @@ def claim(app: AlarmCloud, limit: int) -> list[Outbox]:
 
 def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
     """One delivery attempt outside any transaction: (outcome, error) with outcome sent | failed | dead | skipped."""
+    if row.kind == "push":
+        return _attempt_push(app, row)
     if row.kind == "webhook":
         with app.db.session() as s:
             hook = s.get(Webhook, row.target)
@@ -495,3 +543,98 @@ def send_email(app: AlarmCloud, to: str, subject: str, text: str, picture: bytes
             smtp.login(cfg.username, cfg.password.get_secret_value())
         smtp.send_message(msg)
     return True
+
+
+# ---------------------------------------------------------------- push (ntfy)
+
+PUSH_TEST_MESSAGE = "Test push from alarmcloud: your phone gets alarm notifications."
+_ERROR_TEXT = re.compile(r"[^\x20-\x7e]+")
+
+
+def _ntfy_header(text: str) -> str:
+    """One header line; non-ASCII text (camera names) as an RFC 2047 encoded word, which ntfy decodes."""
+    text = _CONTROL.sub(" ", text).strip()[:1000]
+    if text.isascii():
+        return text
+    return "=?UTF-8?B?" + base64.b64encode(text.encode()).decode("ascii") + "?="
+
+
+def publish_push(app: AlarmCloud, url: str, token: str, payload: dict[str, Any],
+                 picture: bytes | None) -> tuple[int, str]:
+    """Publish one message to an ntfy topic (pinned address, as webhooks): the HTTP status and the server's error.
+
+    With ``picture`` (JPEG) it is ``PUT`` as the body (an ntfy attachment) and the text goes in ``Message``;
+    without, the text is the ``POST`` body.
+    """
+    u = parse_webhook_url(url, "push topic")
+    ip = resolve_target(u, app.settings.notify.webhook_networks, "push topic")
+    host = u.raw_host.decode("ascii")
+    headers = {"Host": u.netloc.decode("ascii"), "User-Agent": "alarmcloud-push/1",
+               "Title": _ntfy_header(str(payload.get("title", "alarmcloud"))),
+               "Tags": ",".join(str(t) for t in payload.get("tags") or []),
+               "Priority": str(payload.get("priority", "default"))}
+    if payload.get("click"):
+        headers["Click"] = str(payload["click"])
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    message = str(payload.get("message", ""))
+    if picture is not None:
+        method, body = "PUT", picture
+        headers.update({"Content-Type": "image/jpeg", "Filename": "alarm.jpg",
+                        "Message": _ntfy_header(message.replace("\n", " "))})
+    else:
+        method, body = "POST", message.encode()
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+    ext: dict[str, Any] = {}
+    if u.scheme == "https" and not _is_ip(host):
+        ext["sni_hostname"] = host
+    # no proxies from the environment and no redirects: both would bypass the address check
+    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
+    with client, client.stream(method, u.copy_with(host=ip), content=body, headers=headers, extensions=ext) as r:
+        if 200 <= r.status_code < 300:
+            return r.status_code, ""
+        raw = b""
+        for chunk in r.iter_bytes():  # a short error answer only (ntfy: {"code", "http", "error"})
+            raw += chunk
+            if len(raw) >= 2048:
+                break
+    try:
+        error = str(json.loads(raw[:2048]).get("error") or "")
+    except (ValueError, AttributeError):
+        error = raw[:200].decode("utf-8", "replace")
+    return r.status_code, _ERROR_TEXT.sub(" ", error).strip()[:200]
+
+
+def _attempt_push(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
+    """Read the person's push settings now (changed or switched off meanwhile) and publish."""
+    with app.db.session() as s:
+        person = s.get(Account, row.target)
+    if person is None:
+        return "dead", "the account was deleted"
+    if not person.notify_push_url:
+        return "skipped", "no push topic is set"
+    if not person.notify_push and not row.payload.get("test"):
+        return "skipped", "push notifications were switched off"
+    picture = _email_picture(app, row.payload) if row.payload.get("picture") else None
+    status, error = publish_push(app, person.notify_push_url, open_push_token(app, person), row.payload, picture)
+    if 200 <= status < 300:
+        return "sent", None
+    text = f"HTTP {status}" + (f": {error}" if error else "")
+    if status in (408, 429) or status >= 500:
+        return "failed", text  # the server's trouble: retried with backoff
+    if 300 <= status < 400:
+        return "dead", text + " (redirects are not followed; use the topic's final URL)"
+    return "dead", text  # refused (wrong token, no access to the topic, too large): retrying cannot help
+
+
+def send_test_push(app: AlarmCloud, account_id: str) -> Outbox | None:
+    """Queue a test push to the person's topic and attempt it at once; it retries like any other when it fails."""
+    now = utcnow()
+    base = app.settings.public_url.rstrip("/")
+    row = Outbox(account_id=account_id, kind="push", target=account_id, available_at=now + _lease(app),
+                 payload={"test": True, "title": "alarmcloud test", "message": PUSH_TEST_MESSAGE,
+                          "tags": ["white_check_mark"], "priority": "default", "click": f"{base}/notifications"})
+    with app.db.session() as s:
+        s.add(row)
+        s.commit()
+    return deliver_row(app, row)

@@ -1252,3 +1252,67 @@
     $$("form[data-detector-options]").forEach(setup);
   });
 })();
+
+// ------------------------------------------------------------ notifications: push to the phone (ntfy)
+(function () {
+  const api = window.alarmcloud.api;
+
+  function say(form, text, kind) {
+    const el = form.querySelector(".push-result");
+    el.textContent = text;
+    el.className = "push-result " + (kind || "");
+    el.hidden = !text;
+  }
+
+  async function save(form) {
+    const body = { enabled: form.elements.enabled.checked, url: form.elements.url.value.trim(),
+                   picture: form.elements.picture.checked };
+    const token = form.elements.token.value.trim();
+    if (token) body.token = token;
+    else if (form.elements.remove_token && form.elements.remove_token.checked) body.token = null;
+    const r = await api("PATCH", "/api/v1/me/push", body);
+    if (!r.ok) { say(form, r.message, "error"); return null; }
+    form.elements.token.value = "";  // never shown again
+    const has = r.data.has_token;
+    form.elements.token.placeholder = has ? "a token is saved; type a new one to replace it" : "none";
+    const remove = form.querySelector("[data-push-remove-token]");
+    if (remove) { remove.hidden = !has; form.elements.remove_token.checked = false; }
+    form.elements.enabled.checked = r.data.enabled;
+    return r.data;
+  }
+
+  function describe(d) {
+    if (d.state === "sent") return ["Test push delivered to the push server: check your phone.", "ok"];
+    const why = d.last_error || d.state;
+    if (d.state === "queued") return ["Test push not delivered yet: " + why + ". It is tried again in a moment.", "error"];
+    return ["Test push not delivered: " + why + ". Check the topic URL and the access token.", "error"];
+  }
+
+  document.addEventListener("submit", async (e) => {
+    const form = e.target;
+    if (!form.matches("[data-push]")) return;
+    e.preventDefault();
+    say(form, "");
+    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    const saved = await save(form);
+    form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+    if (saved) say(form, saved.enabled ? "Push notifications saved and on." : "Push settings saved; push is off.", "ok");
+  });
+
+  document.addEventListener("click", async (e) => {
+    const btn = e.target.closest("button[data-push-test]");
+    if (!btn) return;
+    const form = btn.closest("form");
+    say(form, "Sending a test push…");
+    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    try {
+      if (!(await save(form))) return;  // test what is on the page: save it first
+      const r = await api("POST", "/api/v1/me/push/test", {});
+      if (!r.ok) { say(form, r.message, "error"); return; }
+      const [text, kind] = describe(r.data || {});
+      say(form, text, kind);
+    } finally {
+      form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+    }
+  });
+})();
