@@ -6,6 +6,11 @@ covered or knocked askew. Each analysed clip yields a few numbers from three key
 night picture, and a 64-bit hash of the coarse layout. The camera keeps the last ``KEEP`` normal clips per light
 (day, night); when the last ``RUN`` clips of one light are all far off that baseline, the view is "obstructed"
 (one event and at most one e-mail per incident); ``RESTORE`` normal clips clear it. No pixels are stored.
+
+A light is judged only against its own baseline. A covered lens and the black night of a camera without infrared
+light look the same, so a blank dark or grey picture counts as a day picture only when it comes within
+``SUDDEN_SECONDS`` of a full-light day clip (``light_of``); otherwise it is a night picture, and a camera whose
+nights are black learns that as its night baseline instead of being reported covered.
 """
 
 from __future__ import annotations
