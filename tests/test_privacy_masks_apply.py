@@ -307,6 +307,9 @@ def test_operators_apply_masks_from_the_cli(api: Any, server: LiveServer, settin
     assert result.exit_code == 0, result.output
     out = json.loads(result.output[result.output.index("{"):])
     assert (out["state"], out["total"], out["done"], out["failed"], out["pending_clips"]) == ("done", 1, 1, 0, 0)
+    # the account's use after the swap, as the API's job report shows it
+    assert out["storage"]["used_bytes"] == stored_clip(core, clip_id)[0].stat().st_size  # its only clip
+    assert out["storage"]["over_quota_bytes"] == 0
     assert_masked(stored_clip(core, clip_id)[0], upload)
 
 
