@@ -4,10 +4,12 @@ the internet). Clips go through the real upload API; pushes leave through the du
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -279,6 +281,11 @@ def test_the_token_is_stored_encrypted_and_never_returned(api: Any, server: Any,
         assert acc is not None and acc.notify_push_token_enc and TOKEN not in acc.notify_push_token_enc
     assert a.post("/api/v1/me/push/test").json()["state"] == "sent"
     assert ntfy.received()[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"
+    export = a.get("/api/v1/me/export")  # the person's data: the topic yes, the token in no form
+    assert export.status_code == 200
+    profile = json.loads(zipfile.ZipFile(io.BytesIO(export.content)).read("account.json"))["profile"][0]
+    assert profile["notify_push_url"] == ntfy.url + "/t" and profile["notify_push"] is True
+    assert not any("token" in k for k in profile) and acc.notify_push_token_enc not in export.text
     # another server never gets the token: moving the topic elsewhere drops it
     other = Ntfy()
     try:
