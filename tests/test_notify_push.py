@@ -310,3 +310,13 @@ def test_camera_names_outside_ascii_reach_the_server_intact(api: Any, server: An
     assert _decode(req["headers"]["Title"]) == "Alarm: Küche 🐈"
     assert _decode(req["headers"]["Message"]).startswith("Küche 🐈 recorded an alarm at ")
     assert ev["id"] in req["headers"]["Click"]
+
+
+def test_the_record_of_processing_names_the_push_server_as_a_recipient(server: Any) -> None:
+    import httpx
+
+    acts = httpx.get(server.url + "/api/v1/privacy/processing").json()["activities"]
+    (act,) = [a for a in acts if a["name"] == "core: notifications"]
+    assert any("push server" in r for r in act["recipients"])
+    assert any("picture only where the person switched it on" in d for d in act["data"])
+    assert "core: notifications" in httpx.get(server.url + "/privacy").text
