@@ -1267,6 +1267,7 @@
   async function save(form) {
     const body = { enabled: form.elements.enabled.checked, url: form.elements.url.value.trim(),
                    picture: form.elements.picture.checked };
+    if (body.enabled && !body.url) { say(form, "Enter your ntfy topic to switch push on.", "error"); return null; }
     const token = form.elements.token.value.trim();
     if (token) body.token = token;
     else if (form.elements.remove_token && form.elements.remove_token.checked) body.token = null;
