@@ -27,6 +27,7 @@ from PIL import Image, ImageFilter
 from sqlmodel import select
 
 from tests.test_notify import Mailbox  # type: ignore[import-not-found]
+from tests.test_notify_push import Ntfy  # type: ignore[import-not-found]
 
 BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SUBJECT = "Check the view of camera Garage"
@@ -387,3 +388,25 @@ def test_street_lamp_nights_in_colour_are_not_taken_for_a_moved_camera(
     assert view["state"] == "ok" and view["baseline"]["night"] == 3, view  # a dark colour picture is night
     view = c.upload(bright, 3, at=DAY1 + timedelta(days=1, hours=1), every=timedelta(hours=1))
     assert view["state"] == "ok", view  # brighter: a day picture, but its layout is not compared in other light
+
+
+def test_the_view_notice_is_pushed_to_those_who_chose_push(api: Any, clips: dict[str, Path], mailbox: Mailbox) -> None:
+    """A phone push for a covered camera, to whoever switched push on (here without e-mail), once per incident."""
+    ntfy = Ntfy()
+    try:
+        c = Cam(api, "view-push@example.com", mail=False)
+        r = c.a.patch("/api/v1/me/push", json={"enabled": True, "url": f"{ntfy.url}/garage-view"})
+        assert r.status_code == 200, r.text
+        c.upload(clips["sharp"], 8)
+        before = len(ntfy.received("/garage-view"))  # alarm pushes of the learning clips, if any
+        view = c.upload(clips["covered"], 4)
+        assert view["state"] == "obstructed" and view["reason"] == "covered", view
+        pushes = [p for p in ntfy.wait(before + 1, "/garage-view")[before:] if "view" in p["headers"].get("Title", "")]
+        assert len(pushes) == 1  # one notice for the incident, not one per covered clip
+        (push,) = pushes
+        assert push["headers"]["Title"] == "Check the view of camera Garage"
+        assert "is the camera covered" in push["body"].decode() and push["headers"]["Tags"] == "warning"
+        assert push["headers"]["Click"].endswith("/cameras")
+        assert view_mails(mailbox) == []  # e-mail stays off
+    finally:
+        ntfy.close()

@@ -297,11 +297,7 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
         if (DETECTIONS_READY in subscribed(h) and (real or not h.only_real_alarms)
                 and _cooldown_ok(s, acc, clip.camera_id, f"webhook:{h.id}")):
             s.add(Outbox(account_id=acc.id, kind="webhook", target=h.id, payload=body))
-    # the owner and every sub-user with a right on this camera, each by their own e-mail settings
-    subusers = s.exec(select(Account).join(CameraRight, col(CameraRight.account_id) == col(Account.id))
-                      .where(CameraRight.camera_id == clip.camera_id, Account.owner_id == acc.id)
-                      .order_by(col(Account.email))).all()
-    for person in (acc, *subusers):
+    for person in _people(s, acc, clip.camera_id):  # each by their own e-mail and push settings
         if (person.notify_email and (real or not person.notify_only_real)
                 and _cooldown_ok(s, person, clip.camera_id, "email")):
             payload = alarm_email(app, clip, cam)
@@ -314,6 +310,14 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
             if person.notify_push_picture and clip.thumb_key:
                 push["picture"] = True  # read at sending time, like the e-mail's
             s.add(Outbox(account_id=person.id, kind="push", target=person.id, payload=push))
+
+
+def _people(s: Session, acc: Account, camera_id: str) -> list[Account]:
+    """Who hears about a camera: the account's owner and every sub-user with a right on that camera."""
+    subusers = s.exec(select(Account).join(CameraRight, col(CameraRight.account_id) == col(Account.id))
+                      .where(CameraRight.camera_id == camera_id, Account.owner_id == acc.id)
+                      .order_by(col(Account.email))).all()
+    return [acc, *subusers]
 
 
 def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
@@ -331,20 +335,27 @@ VIEW_NOTICE_QUIET_SECONDS = 24 * 3600
 
 
 def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, text: str) -> bool:
-    """E-mail that the camera's view looks obstructed (``viewcheck``): addressed like alarm e-mails, to the owner
-    and every sub-user with a right on this camera who get e-mails at all, each at most once per quiet period."""
+    """Tell that the camera's view looks obstructed (``viewcheck``): addressed like alarm notifications, to the
+    owner and every sub-user with a right on this camera, by e-mail and by push as each of them chose, each person
+    at most once per quiet period (one notice, on every channel they use)."""
     acc = s.get(Account, cam.account_id)
     if acc is None:
         return False
-    subusers = s.exec(select(Account).join(CameraRight, col(CameraRight.account_id) == col(Account.id))
-                      .where(CameraRight.camera_id == cam.id, Account.owner_id == acc.id)
-                      .order_by(col(Account.email))).all()
     queued = False
-    for person in (acc, *subusers):
-        if person.notify_email and _quiet_ok(s, person, f"view_notified:{cam.id}", VIEW_NOTICE_QUIET_SECONDS):
+    for person in _people(s, acc, cam.id):
+        email = person.notify_email
+        push = person.notify_push and bool(person.notify_push_url)
+        if not (email or push) or not _quiet_ok(s, person, f"view_notified:{cam.id}", VIEW_NOTICE_QUIET_SECONDS):
+            continue
+        if email:
             s.add(Outbox(account_id=person.id, kind="email", target=person.email,
                          payload={"subject": _header_safe(subject, 200), "text": text}))
-            queued = True
+        if push:
+            base = app.settings.public_url.rstrip("/")
+            s.add(Outbox(account_id=person.id, kind="push", target=person.id,
+                         payload={"title": _header_safe(subject, 200), "message": text.split("\n\n")[0],
+                                  "tags": ["warning"], "priority": "default", "click": f"{base}/cameras"}))
+        queued = True
     return queued
 
 
