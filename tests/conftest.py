@@ -6,6 +6,7 @@ Other test modules append fixtures below; keep this file append-only.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -288,10 +289,10 @@ def api_at() -> Callable[[str], Api]:
 
 
 class Receiver:
-    """A real HTTP server on loopback that records webhook deliveries.
+    """A real HTTP server on loopback that records webhook deliveries and ntfy publishes (POST and PUT).
 
-    ``script[path]`` lists the statuses to answer in turn (then 200); ``gate`` (a threading.Event) holds each
-    request until it is set.
+    ``script[path]`` lists the answers in turn (then 200): a status, or (status, error) for an ntfy-style JSON error
+    (``{"code", "http", "error"}``); ``gate`` (a threading.Event) holds each request until it is set.
     """
 
     def __init__(self) -> None:
@@ -299,7 +300,7 @@ class Receiver:
 
         self.requests: list[dict[str, Any]] = []
         self.arrivals = 0  # requests that reached the handler (also those still held by the gate)
-        self.script: dict[str, list[int]] = {}
+        self.script: dict[str, list[int | tuple[int, str]]] = {}
         self.gate: Any = None
         self._lock = threading.Lock()
         self._server: Any = None
@@ -319,15 +320,19 @@ class Receiver:
                     outer.gate.wait(30)
                 with outer._lock:
                     queue = outer.script.get(self.path, [])
-                    status = queue.pop(0) if queue else 200
-                    outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                           "at": time.monotonic(), "status": status})
+                    answer = queue.pop(0) if queue else 200
+                    status, error = answer if isinstance(answer, tuple) else (answer, "")
+                    outer.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+                                           "body": body, "at": time.monotonic(), "status": status})
+                reply = json.dumps({"code": status * 100 + 1, "http": status, "error": error}).encode() if error else b"ok"
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", "/redirected")
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(reply)
+
+            do_PUT = do_POST  # noqa: N815 - ntfy attachments are PUT
 
             def log_message(self, *args: Any) -> None:
                 pass

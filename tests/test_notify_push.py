@@ -7,11 +7,8 @@ import base64
 import io
 import json
 import re
-import threading
 import time
 import zipfile
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,68 +17,16 @@ from alarmcloud.models import Account, Outbox
 from alarmcloud.testing import static_scene, test_settings
 from sqlmodel import select
 
+from tests.conftest import Receiver as Ntfy  # type: ignore[import-not-found]
+
 TOKEN = "tk_0123456789abcdefghijklmnopqr"
 PW = "another good pw"
 
 
-class Ntfy:
-    """Records publishes (method, path, headers, body); ``script[path]`` lists (status, error) answers in turn."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.script: dict[str, list[tuple[int, str]]] = {}
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _publish(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with outer._lock:
-                    queue = outer.script.get(self.path, [])
-                    status, error = queue.pop(0) if queue else (200, "")
-                    outer.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                                           "body": body, "status": status})
-                answer = (json.dumps({"code": status * 100 + 1, "http": status, "error": error}) if error
-                          else json.dumps({"id": "m1", "event": "message"})).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            do_PUT = do_POST = _publish  # noqa: N815 - http.server API
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def received(self, path: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            return [r for r in self.requests if path is None or r["path"] == path]
-
-    def wait(self, count: int, path: str | None = None, timeout: float = 60.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.received(path)) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.received(path)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 @pytest.fixture
-def ntfy() -> Iterator[Ntfy]:
-    srv = Ntfy()
-    yield srv
-    srv.close()
+def ntfy(receiver: Ntfy) -> Ntfy:
+    """The stand-in ntfy server: the webhook receiver, which also takes PUT and answers ntfy's JSON errors."""
+    return receiver
 
 
 @pytest.fixture
@@ -287,14 +232,11 @@ def test_the_token_is_stored_encrypted_and_never_returned(api: Any, server: Any,
     assert profile["notify_push_url"] == ntfy.url + "/t" and profile["notify_push"] is True
     assert not any("token" in k for k in profile) and acc.notify_push_token_enc not in export.text
     # another server never gets the token: moving the topic elsewhere drops it
-    other = Ntfy()
-    try:
+    with Ntfy() as other:
         r = a.patch("/api/v1/me/push", json={"url": other.url + "/t"})
         assert r.status_code == 200 and r.json()["has_token"] is False
         assert a.post("/api/v1/me/push/test").json()["state"] == "sent"
         assert "Authorization" not in other.received()[0]["headers"]
-    finally:
-        other.close()
     # another topic on the same server keeps it; null removes it
     a.patch("/api/v1/me/push", json={"url": ntfy.url + "/t", "token": TOKEN})
     assert a.patch("/api/v1/me/push", json={"url": ntfy.url + "/u"}).json()["has_token"] is True

@@ -27,7 +27,6 @@ from PIL import Image, ImageFilter
 from sqlmodel import select
 
 from tests.test_notify import Mailbox  # type: ignore[import-not-found]
-from tests.test_notify_push import Ntfy  # type: ignore[import-not-found]
 
 BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SUBJECT = "Check the view of camera Garage"
@@ -390,23 +389,21 @@ def test_street_lamp_nights_in_colour_are_not_taken_for_a_moved_camera(
     assert view["state"] == "ok", view  # brighter: a day picture, but its layout is not compared in other light
 
 
-def test_the_view_notice_is_pushed_to_those_who_chose_push(api: Any, clips: dict[str, Path], mailbox: Mailbox) -> None:
+def test_the_view_notice_is_pushed_to_those_who_chose_push(api: Any, clips: dict[str, Path], mailbox: Mailbox,
+                                                           receiver: Any) -> None:
     """A phone push for a covered camera, to whoever switched push on (here without e-mail), once per incident."""
-    ntfy = Ntfy()
-    try:
-        c = Cam(api, "view-push@example.com", mail=False)
-        r = c.a.patch("/api/v1/me/push", json={"enabled": True, "url": f"{ntfy.url}/garage-view"})
-        assert r.status_code == 200, r.text
-        c.upload(clips["sharp"], 8)
-        before = len(ntfy.received("/garage-view"))  # alarm pushes of the learning clips, if any
-        view = c.upload(clips["covered"], 4)
-        assert view["state"] == "obstructed" and view["reason"] == "covered", view
-        pushes = [p for p in ntfy.wait(before + 1, "/garage-view")[before:] if "view" in p["headers"].get("Title", "")]
-        assert len(pushes) == 1  # one notice for the incident, not one per covered clip
-        (push,) = pushes
-        assert push["headers"]["Title"] == "Check the view of camera Garage"
-        assert "is the camera covered" in push["body"].decode() and push["headers"]["Tags"] == "warning"
-        assert push["headers"]["Click"].endswith("/cameras")
-        assert view_mails(mailbox) == []  # e-mail stays off
-    finally:
-        ntfy.close()
+    ntfy = receiver  # a stand-in ntfy server
+    c = Cam(api, "view-push@example.com", mail=False)
+    r = c.a.patch("/api/v1/me/push", json={"enabled": True, "url": f"{ntfy.url}/garage-view"})
+    assert r.status_code == 200, r.text
+    c.upload(clips["sharp"], 8)
+    before = len(ntfy.received("/garage-view"))  # alarm pushes of the learning clips, if any
+    view = c.upload(clips["covered"], 4)
+    assert view["state"] == "obstructed" and view["reason"] == "covered", view
+    pushes = [p for p in ntfy.wait(before + 1, "/garage-view")[before:] if "view" in p["headers"].get("Title", "")]
+    assert len(pushes) == 1  # one notice for the incident, not one per covered clip
+    (push,) = pushes
+    assert push["headers"]["Title"] == "Check the view of camera Garage"
+    assert "is the camera covered" in push["body"].decode() and push["headers"]["Tags"] == "warning"
+    assert push["headers"]["Click"].endswith("/cameras")
+    assert view_mails(mailbox) == []  # e-mail stays off

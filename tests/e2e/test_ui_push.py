@@ -18,10 +18,9 @@ TOKEN = "tk_browser0123456789abcdefghij"
 
 
 def test_set_the_topic_and_send_a_test_push(chromium: Any, site: Site) -> None:
-    from tests.test_notify_push import Ntfy  # type: ignore[import-not-found]
+    from tests.conftest import Receiver  # type: ignore[import-not-found]
 
-    ntfy = Ntfy()
-    try:
+    with Receiver() as ntfy:  # a stand-in ntfy server
         with opened_page(chromium, 1280, 900) as page:
             outside, errors = watch(page, site.url)
             login(page, site.url, OWNER)
@@ -59,5 +58,3 @@ def test_set_the_topic_and_send_a_test_push(chromium: Any, site: Site) -> None:
         state = owner_api(site).get("/api/v1/me/push").json()
         assert state["enabled"] is True and state["has_token"] is True
         assert [d["state"] for d in state["deliveries"]] == ["dead", "sent"]
-    finally:
-        ntfy.close()
