@@ -54,6 +54,18 @@ async def stats_endpoint(request: Request) -> Response:
     return JSONResponse({"days": rows})
 
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def day_label(day: str) -> str:
+    """An ISO day as a short axis label that reads the same everywhere: "9 Nov" (not "11-09")."""
+    try:
+        d = date.fromisoformat(day)
+    except ValueError:
+        return day
+    return f"{d.day} {MONTHS[d.month - 1]}"
+
+
 def _frame(w: int, h: int, title: str, body: str) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" class="chart" '
             f'preserveAspectRatio="xMidYMid meet"><title>{escape(title)}</title>{body}</svg>')
@@ -82,7 +94,7 @@ def bar_chart(rows: list[dict[str, Any]], title: str) -> str:
                      f'class="bar-false"/></g>')
         if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
             parts.append(f'<text x="{x + bw / 2:.1f}" y="{h - 10}" class="tick" text-anchor="middle">'
-                         f'{escape(r["day"][5:])}</text>')
+                         f'{escape(day_label(r["day"]))}</text>')
     return _frame(w, h, title, "".join(parts))
 
 
@@ -113,12 +125,17 @@ def rate_chart(rows: list[dict[str, Any]], title: str) -> str:
                          f'{escape(r["day"])}: {round(rate * 100)}% false alarms</title></circle>')
         if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
             parts.append(f'<text x="{x:.1f}" y="{h - 10}" class="tick" text-anchor="middle">'
-                         f'{escape(r["day"][5:])}</text>')
+                         f'{escape(day_label(r["day"]))}</text>')
     if seg:
         segments.append(seg)
     for sg in segments:
         parts.insert(1, f'<polyline points="{" ".join(sg)}" class="line"/>')
     return _frame(w, h, title, "".join(parts))
+
+
+def percent(ratio: float) -> str:
+    """A share as a whole percentage; "<1%" for a share that rounds to 0 but is not nothing."""
+    return "<1%" if 0 < ratio < 0.005 else f"{ratio * 100:.0f}%"
 
 
 def gauge(ratio: float, title: str) -> str:
@@ -132,5 +149,5 @@ def gauge(ratio: float, title: str) -> str:
     cls = "gauge-hi" if ratio >= 0.9 else "gauge-mid" if ratio >= 0.7 else "gauge-ok"
     body = (f'<path d="M {cx - r} {cy} A {r} {r} 0 0 1 {cx + r} {cy}" class="gauge-bg"/>'
             + (f'<path d="M {cx - r} {cy} A {r} {r} 0 0 1 {x:.2f} {y:.2f}" class="{cls}"/>' if ratio > 0 else "")
-            + f'<text x="{cx}" y="{cy - 10}" text-anchor="middle" class="gauge-text">{ratio * 100:.0f}%</text>')
+            + f'<text x="{cx}" y="{cy - 10}" text-anchor="middle" class="gauge-text">{escape(percent(ratio))}</text>')
     return _frame(220, 120, title, body)

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -257,7 +257,14 @@ async def cameras_page(request: Request) -> Response:
     app = auth.core(request)
 
     def _load(s: Session) -> list[dict[str, Any]]:
-        return [camera_json(c) for c in auth.visible_cameras(s, user, Camera.name)]
+        cams = [camera_json(c) for c in auth.visible_cameras(s, user, Camera.name)]
+        # when each camera last sent a clip: tells a new owner whether the upload settings work
+        ids = [c["id"] for c in cams]
+        last = dict(s.exec(select(Clip.camera_id, func.max(Clip.started_at)).where(  # type: ignore[call-overload]
+            col(Clip.camera_id).in_(ids)).group_by(Clip.camera_id)).all()) if ids else {}
+        for c in cams:
+            c["last_clip_at"] = iso(last[c["id"]]) if last.get(c["id"]) else None
+        return cams
 
     return render(request, "cameras.html", user, cameras=await app.db.run(_load), catalogue=_catalogue(request),
                   can_add=user.account.owner_id is None)
@@ -306,6 +313,7 @@ async def camera_page(request: Request) -> Response:
         frame = thumb or latest
         admin = auth.camera_right(s, user, cid) == "admin"
         return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam), "can_admin": admin,
+                "last_clip": {"id": latest.id, "at": iso(latest.started_at)} if latest else None,
                 "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
                 "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,
                           "size": (frame.width, frame.height) if frame and frame.width and frame.height else None,
@@ -349,7 +357,7 @@ async def storage_page(request: Request) -> Response:
     rows = data["stats"]
     top = max([p["bytes"] for p in st["per_camera"]] + [1])
     return render(request, "storage.html", user, storage=st, days=days, top=top,
-                  gauge=charts.gauge(st["used_ratio"], f"{st['used_ratio'] * 100:.0f}% of the quota used"),
+                  gauge=charts.gauge(st["used_ratio"], f"{charts.percent(st['used_ratio'])} of the quota used"),
                   alarms_chart=charts.bar_chart(rows, f"Alarms per day, last {days} days"),
                   rate_chart=charts.rate_chart(rows, f"False-alarm rate per day, last {days} days"),
                   totals={"alarms": sum(r["alarms"] for r in rows),

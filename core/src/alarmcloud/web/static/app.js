@@ -87,6 +87,16 @@
     }
   }, true);
 
+  // a field with data-invalid says in words what it wants when its pattern does not match (not "match the format")
+  document.addEventListener("invalid", (e) => {
+    const el = e.target;
+    if (el && el.dataset && el.dataset.invalid && el.validity.patternMismatch) el.setCustomValidity(el.dataset.invalid);
+  }, true);
+  document.addEventListener("input", (e) => {
+    const el = e.target;
+    if (el && el.dataset && el.dataset.invalid) el.setCustomValidity("");
+  }, true);
+
   async function onSubmit(e) {
     const form = e.target;
     // the timeline's day filter means the day in this browser's time zone (its offset on that very day)
@@ -302,6 +312,20 @@
     set("cred-http", c.http_url);
     set("cred-ftp-host", c.ftp_host);
     set("cred-ftp-port", c.ftp_port);
+    // FTP switched off on this server (port 0): only the HTTP upload is offered
+    const ftp = Boolean(c.ftp_port);
+    $$("[data-ftp]", panel).forEach((el) => { el.hidden = !ftp; });
+    const off = $("[data-ftp-off]", panel);
+    if (off) off.hidden = ftp;
+    // a loopback address in the upload settings reaches no camera: say so instead of letting it fail silently
+    let host = "";
+    try { host = new URL(c.http_url).hostname.replace(/^\[|\]$/g, ""); } catch (e) { host = ""; }
+    const local = host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "::1";
+    const warn = $("[data-cred-local]", panel);
+    if (warn) {
+      warn.hidden = !local;
+      $("[data-cred-host]", warn).textContent = host;
+    }
     panel.hidden = false;
     panel.scrollIntoView({ block: "nearest" });
     $("#cred-password").focus();
@@ -896,7 +920,8 @@
     const error = (text) => { err.textContent = text; err.hidden = !text; };
     const fit = () => { box.hidden = offer.hidden && bar.hidden && !state.textContent && err.hidden; };
 
-    // the card's picture is a thumbnail cached for a day: load the masked one
+    // the card's picture is revalidated by its ETag on each request, but the page keeps the image it has:
+    // a new query string makes the browser ask again and show the masked one
     function reloadPicture(v) {
       if (!img || !img.hasAttribute("data-mask-thumbnail")) return;
       const u = new URL(img.getAttribute("src"), location.href);
