@@ -495,6 +495,10 @@ def test_storage_page_gauge_usage_and_charts(page: Any, site: Site) -> None:
     # a small but real use reads "<1%", not "0%" (the demo clips are tiny against the quota)
     ratio = status["used_ratio"]
     assert gauge.locator("text").text_content() == ("<1%" if 0 < ratio < 0.005 else f"{ratio * 100:.0f}%")
+    # the quota reads as it is set: 10 * 1024**3 bytes is "10 GB", not "10.7 GB"
+    quota = status["quota_bytes"]
+    if quota % 1024**3 == 0:
+        assert f"of {quota // 1024**3} GB used" in page.locator(".gauge-box").inner_text()
     usage = page.locator("ul.usage li")
     assert usage.count() == len(status["per_camera"]) == 2
     assert "Driveway" in page.locator("ul.usage").inner_text()

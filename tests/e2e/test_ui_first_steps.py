@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import MODEL, OWNER, Site, login, make_accepted_clip, opened_page, owner_api  # noqa: E402
+from uihelpers import MODEL, OWNER, PASSWORD, Site, login, make_accepted_clip, opened_page, owner_api  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -143,3 +143,18 @@ def test_what_is_marked_hidden_is_not_shown_on_any_page(page: Any, site: Site) -
     assert shown == {}
     page.goto(site.url + "/notifications")
     assert page.get_by_text("Remove the saved token").is_hidden()
+
+
+def test_an_empty_timeline_with_a_camera_says_where_to_check_the_uploads(page: Any, site: Site) -> None:
+    c = httpx.Client(base_url=site.url, timeout=30)
+    assert c.post("/api/v1/auth/register", json={"email": "waiting@example.org", "password": PASSWORD}).is_success
+    c.post("/api/v1/auth/login", json={"email": "waiting@example.org", "password": PASSWORD})
+    c.headers["X-CSRF-Token"] = c.cookies["ac_csrf"]
+    assert c.post("/api/v1/cameras", json={"name": "Door", "brand": "instar", "model": MODEL}).status_code == 201
+    login(page, site.url, "waiting@example.org")
+    empty = page.locator("section.empty")
+    assert "No alarms yet." in empty.inner_text()
+    assert "Nothing after a test alarm?" in empty.inner_text()
+    empty.get_by_role("link", name="Cameras").click()
+    page.wait_for_url(site.url + "/cameras")
+    assert "No clip received yet" in page.locator(".cam-list").inner_text()
