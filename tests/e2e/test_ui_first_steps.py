@@ -105,11 +105,15 @@ def test_a_real_alarm_without_findings_says_why_it_counts(page: Any, site: Site)
     assert f"{f['detector']} detector · {f['score'] * 100:.0f}% sure" in line
 
 
-def test_a_url_in_the_local_address_field_is_refused_before_saving(page: Any, site: Site) -> None:
+def test_the_local_address_refuses_a_url_and_enables_the_controls(page: Any, site: Site) -> None:
     api = owner_api(site)
     cam = api.post("/api/v1/cameras", json={"name": "Gate", "brand": "instar", "model": MODEL}).json()
     login(page, site.url, OWNER)
     page.goto(site.url + f"/cameras/{cam['id']}")
+    # without an address the controls cannot work: they are off and say what they need
+    controls = page.locator("section.card").filter(has=page.get_by_role("heading", name="Controls"))
+    assert "Enter the camera's local address under Connection to use the controls." in controls.inner_text()
+    assert controls.get_by_role("group", name="Motion detection").get_by_role("button", name="On").is_disabled()
     form = page.locator("form[data-method=PATCH]")
     field = form.get_by_label("Local address")
     field.fill("http://192.168.1.20/")
@@ -126,6 +130,9 @@ def test_a_url_in_the_local_address_field_is_refused_before_saving(page: Any, si
     while not api.get(f"/api/v1/cameras/{cam['id']}").json()["has_address"] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert api.get(f"/api/v1/cameras/{cam['id']}").json()["has_address"] is True
+    page.goto(site.url + f"/cameras/{cam['id']}")
+    assert controls.get_by_role("group", name="Motion detection").get_by_role("button", name="On").is_enabled()
+    assert "to use the controls" not in controls.inner_text()
 
 
 def test_what_is_marked_hidden_is_not_shown_on_any_page(page: Any, site: Site) -> None:
