@@ -261,7 +261,7 @@ async def cameras_page(request: Request) -> Response:
         cams = [camera_json(c) for c in auth.visible_cameras(s, user, Camera.name)]
         # when each camera last sent a clip: tells a new owner whether the upload settings work
         ids = [c["id"] for c in cams]
-        last = dict(s.exec(select(Clip.camera_id, func.max(Clip.started_at)).where(  # type: ignore[call-overload]
+        last = dict(s.exec(select(Clip.camera_id, func.max(Clip.started_at)).where(
             col(Clip.camera_id).in_(ids)).group_by(Clip.camera_id)).all()) if ids else {}
         for c in cams:
             c["last_clip_at"] = iso(last[c["id"]]) if last.get(c["id"]) else None
