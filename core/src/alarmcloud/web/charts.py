@@ -66,6 +66,11 @@ def day_label(day: str) -> str:
     return f"{d.day} {MONTHS[d.month - 1]}"
 
 
+def _tick_class(n: int, i: int) -> str:
+    """Every other day label is "alt": a phone, where the chart is drawn at half size, shows only the others."""
+    return "tick alt" if ((n - 1 - i) // max(1, (n + 6) // 7)) % 2 else "tick"
+
+
 def _frame(w: int, h: int, title: str, body: str) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" class="chart" '
             f'preserveAspectRatio="xMidYMid meet"><title>{escape(title)}</title>{body}</svg>')
@@ -93,7 +98,7 @@ def bar_chart(rows: list[dict[str, Any]], title: str) -> str:
                      f'<rect x="{x:.1f}" y="{y0 - ha - hf:.1f}" width="{bw:.1f}" height="{hf:.1f}" '
                      f'class="bar-false"/></g>')
         if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
-            parts.append(f'<text x="{x + bw / 2:.1f}" y="{h - 10}" class="tick" text-anchor="middle">'
+            parts.append(f'<text x="{x + bw / 2:.1f}" y="{h - 10}" class="{_tick_class(n, i)}" text-anchor="middle">'
                          f'{escape(day_label(r["day"]))}</text>')
     return _frame(w, h, title, "".join(parts))
 
@@ -124,7 +129,7 @@ def rate_chart(rows: list[dict[str, Any]], title: str) -> str:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" class="dot"><title>'
                          f'{escape(r["day"])}: {round(rate * 100)}% false alarms</title></circle>')
         if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
-            parts.append(f'<text x="{x:.1f}" y="{h - 10}" class="tick" text-anchor="middle">'
+            parts.append(f'<text x="{x:.1f}" y="{h - 10}" class="{_tick_class(n, i)}" text-anchor="middle">'
                          f'{escape(day_label(r["day"]))}</text>')
     if seg:
         segments.append(seg)
