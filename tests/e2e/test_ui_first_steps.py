@@ -162,6 +162,13 @@ def test_an_empty_timeline_with_a_camera_says_where_to_check_the_uploads(page: A
     empty = page.locator("section.empty")
     assert "No alarms yet." in empty.inner_text()
     assert "Nothing after a test alarm?" in empty.inner_text()
+    # notifications are off on a new account: the empty timeline says so and where to switch them on
+    assert "You are not told about alarms yet" in empty.inner_text()
+    assert empty.get_by_role("link", name="Notifications").get_attribute("href") == "/notifications"
     empty.get_by_role("link", name="Cameras").click()
     page.wait_for_url(site.url + "/cameras")
     assert "No clip received yet" in page.locator(".cam-list").inner_text()
+    assert c.patch("/api/v1/me", json={"notify_email": True}).is_success
+    page.goto(site.url + "/")
+    assert "No alarms yet." in page.locator("section.empty").inner_text()
+    assert "You are not told about alarms yet" not in page.locator("section.empty").inner_text()
