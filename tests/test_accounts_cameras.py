@@ -86,6 +86,24 @@ def test_clear_errors_for_bad_input(api: Any, server: LiveServer) -> None:
     assert httpx.get(server.url + "/-/health").status_code == 200  # still serving
 
 
+@pytest.mark.parametrize("bad", ["http://192.168.1.20/", "192.168.1.20:80", "cam/path", "not a host!!", "-cam.lan",
+                                 "1.2.3"])
+def test_camera_address_is_an_ip_or_host_name_only(api: Any, bad: str) -> None:
+    """What owners type into "Local address" (a URL from the browser bar, an address with a port) is refused with a
+    precise message when saved, not at the first camera call; nothing is created or changed."""
+    a = api().register(f"host-{abs(hash(bad))}@example.com")
+    r = a.post("/api/v1/cameras", json={"name": "Yard", "brand": "instar", "model": "IN-9008", "host": bad})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "invalid_field" and "IP address or host name only" in r.json()["error"]["message"]
+    assert a.get("/api/v1/cameras").json()["items"] == []
+    cam = a.camera("Yard", host="camera.fritz.box")
+    assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"host": bad, "name": "Renamed"}).status_code == 400
+    after = a.get(f"/api/v1/cameras/{cam['id']}").json()
+    assert after["name"] == "Yard" and after["has_address"] is True
+    for good in ("192.168.1.20", " 10.0.0.7 ", "fe80::1", "cam-1.local", "CAMERA.fritz.box."):
+        assert a.patch(f"/api/v1/cameras/{cam['id']}", json={"host": good}).status_code == 200, good
+
+
 def test_login_rate_limit(api: Any, server: LiveServer) -> None:
     api().register("d@example.com")
     codes = [httpx.post(server.url + "/api/v1/auth/login",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -55,12 +57,33 @@ def camera_json(cam: Camera) -> dict[str, Any]:
     }
 
 
+#: one DNS label (RFC 1123): letters, digits and inner hyphens
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def check_host(value: str) -> str:
+    """The camera's local address as typed: an IP address or a host name, nothing more (no scheme, port or path,
+    which would otherwise be saved and fail only at the first camera call with a riddle)."""
+    host = value.strip()
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if len(host) <= 253 and all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit():
+        return host.rstrip(".")
+    raise ApiError(400, "invalid_field", "host must be the camera's IP address or host name only, for example "
+                   "192.168.1.20 or camera.fritz.box: no http://, no port (set that in 'port') and no path")
+
+
 def _secret_fields(app: AlarmCloud, cam: Camera, data: dict[str, Any]) -> None:
     box = app.secret_box
     for name, attr, max_len in (("host", "host_enc", 255), ("p2p_id", "p2p_id_enc", 64),
                                 ("username", "username_enc", 100), ("password", "password_enc", 200)):
         if name in data:
             value = field(data, name, str, required=False, max_len=max_len)
+            if name == "host" and value:
+                value = check_host(value)
             setattr(cam, attr, box.encrypt(value, context=f"camera:{cam.id}:{name}") if value else None)
     if "port" in data:
         port = field(data, "port", int)
@@ -368,7 +391,8 @@ async def run_action(app: AlarmCloud, cam: Camera, action: str, value: Any, area
     adapter = adapter_for(app, cam)
     access = camera_access(app, cam)
     if access.address is None:
-        raise ApiError(409, "no_address", "the camera has no local address; set 'host' first")
+        raise ApiError(409, "no_address", "the camera has no local address yet: enter its IP address or host name "
+                       "(host) on the camera page first")
     try:
         await adapter.control(access, action, value, area)
     except CameraError as exc:

@@ -38,7 +38,9 @@ CAMERA = _obj({"id": STR, "name": STR, "brand": STR, "model": STR, "port": INT, 
                "detectors": {"type": "object", "additionalProperties": BOOL}, "privacy_masks": MASKS,
                "view": VIEW, "created_at": STR})
 CAMERA_IN = _obj({"name": STR, "brand": STR, "model": STR},
-                 {"host": STR, "p2p_id": STR, "username": STR, "password": STR, "port": INT,
+                 {"host": {"type": "string", "maxLength": 255,
+                           "description": "the camera's local IP address or host name only (no scheme, port or path)"},
+                  "p2p_id": STR, "username": STR, "password": STR, "port": INT,
                   "integrations_may_use_credentials": BOOL})
 FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
                {"text": STR, "time": {"type": "number"}, "box": {"type": "array"}})
