@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alarmcloud import backup, crypto
+from alarmcloud import backup, crypto, restore
 from alarmcloud.cli import main
 from alarmcloud.models import Camera
 from alarmcloud.testing import LiveServer, test_settings
@@ -200,9 +200,9 @@ def test_restore_migrates_a_backup_of_an_older_schema(tmp_path: Path) -> None:
                     "'customer', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 0, 1, 1, 60)")
     result = backup.create_backup(st, tmp_path / "old.tar")
     assert result.manifest["schema_revision"] == "0008" and result.manifest["counts"]["accounts"] == 1
-    restored = backup.restore_backup(tmp_path / "old.tar", tmp_path / "new")
+    restored = restore.restore_backup(tmp_path / "old.tar", tmp_path / "new")
     assert restored.migrated_from == "0008"
-    _, head = backup._head_revisions()
+    _, head = restore._head_revisions()
     with sqlite3.connect(tmp_path / "new" / "alarmcloud.db") as con:
         assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == head != "0008"
         assert con.execute("SELECT email FROM accounts").fetchall() == [("old@example.com",)]
@@ -236,7 +236,7 @@ def test_a_clip_deleted_between_snapshot_and_copy_is_reported_not_fatal(
     assert manifest["counts"]["clips"] == 3 and _clip_ids(manifest) == set(stored["videos"]) - {victim}
     assert result.missing == manifest["missing"]
     assert victim in caplog.text
-    restored = backup.restore_backup(tmp_path / "b.tar", tmp_path / "r")
+    restored = restore.restore_backup(tmp_path / "b.tar", tmp_path / "r")
     assert restored.files == manifest["counts"]["files"] and restored.dropped == [victim]
     # the restored deployment has no event without its video: that clip is gone as retention meant it to be
     with sqlite3.connect(tmp_path / "r" / "alarmcloud.db") as con:
@@ -281,7 +281,7 @@ def test_postgresql_is_refused_with_what_to_do_and_blobs_only_copies_the_store(
     names = {m["name"] for m in manifest["members"]}
     assert manifest["database"] is None and "alarmcloud.db" not in names
     assert _clip_ids(manifest) == set(stored["videos"])
-    restored = backup.restore_backup(tmp_path / "b.tar", tmp_path / "r")
+    restored = restore.restore_backup(tmp_path / "b.tar", tmp_path / "r")
     assert not (tmp_path / "r" / "alarmcloud.db").exists() and restored.files == len(names)
 
 

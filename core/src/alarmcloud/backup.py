@@ -1,14 +1,11 @@
-"""Backup and restore of the embedded default: the SQLite database, the local blobs and the key file of ``data_dir``.
+"""Backup of the embedded default: the SQLite database, the local blobs and the key file of ``data_dir``.
 
 A backup is one uncompressed tar whose members mirror ``data_dir`` (``alarmcloud.db``, ``blobs/...``,
 ``training/...``, ``secret.key``) behind a first member ``manifest.json`` with the size and SHA-256 of every other
 member. The database is copied with SQLite's online backup API (one read transaction: a consistent snapshot while
 the server keeps writing); the blobs copied are the ones the snapshot references, so every clip of the snapshot
-has its video unless retention deleted it in the meantime (then it is listed under ``missing``).
-
-A restore checks every member (regular files under the known folders only, sizes and SHA-256 as the manifest says)
-into a temporary folder beside the target, migrates the database there when the backup's schema is older, and
-renames the folder into place only when all of it checked out.
+has its video unless retention deleted it in the meantime (then it is listed under ``missing``). ``restore`` reads
+it back.
 """
 
 from __future__ import annotations
@@ -18,15 +15,14 @@ import io
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -63,21 +59,6 @@ class BackupResult:
     @property
     def missing(self) -> list[dict[str, Any]]:
         return list(self.manifest["missing"])
-
-
-@dataclass
-class RestoreResult:
-    path: Path
-    manifest: dict[str, Any]
-    seconds: float
-    files: int = 0
-    bytes: int = 0
-    migrated_from: str | None = None
-    key: str = "none"  # archive | key-file | none
-    erased: list[str] = field(default_factory=list)  # account ids erased again (--erase)
-    dropped: list[str] = field(default_factory=list)  # clips whose video was deleted while the backup ran
-    not_found: list[str] = field(default_factory=list)  # --erase values no account of the backup has
-    warnings: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- helpers
@@ -380,325 +361,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-# ---------------------------------------------------------------- restore
-
-
-def check_member_name(name: str) -> None:
-    """Refuse absolute paths, ``..``, empty or ``.`` parts and anything outside the folders a backup holds."""
-    parts = PurePosixPath(name).parts
-    if (not name or name.startswith("/") or "\\" in name or "\x00" in name or any(p in ("", ".", "..") for p in
-                                                                                  name.split("/"))):
-        raise BackupError(f"archive member {name!r} has an unsafe path (absolute, '..' or empty parts): refused; "
-                          "this archive is not an alarmcloud backup or was tampered with")
-    if not (name in (DB_NAME, KEY_NAME) or (len(parts) > 1 and parts[0] in FOLDERS)):
-        raise BackupError(f"archive member {name!r} is not part of an alarmcloud backup: refused")
-
-
-def check_target(target: Path) -> None:
-    if target.exists() or target.is_symlink():
-        if not target.is_dir() or target.is_symlink():
-            raise BackupError(f"{target} exists and is not a folder; restore into a new or empty folder")
-        entries = sorted(p.name for p in target.iterdir())
-        if entries:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise BackupError(f"{target} is not empty ({len(entries)} entries: {shown}); restore only into a new or "
-                              "empty folder (move the current data away first); nothing was written")
-
-
-def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
-    while (m := tar.next()) is not None:
-        yield m
-
-
-def _kind(m: tarfile.TarInfo) -> str:
-    if m.issym():
-        return "a symbolic link"
-    if m.islnk():
-        return "a hard link"
-    if m.isdev():
-        return "a device or FIFO"
-    if m.isdir():
-        return "a folder"
-    return "not a regular file"
-
-
-def _read_manifest(tar: tarfile.TarFile) -> dict[str, Any]:
-    first = tar.next()
-    if first is None or first.name != MANIFEST or not first.isreg():
-        raise BackupError("this file is not an alarmcloud backup (its first member is not manifest.json)")
-    if first.size > MANIFEST_MAX_BYTES:
-        raise BackupError("manifest.json is implausibly large: refused")
-    fh = tar.extractfile(first)
-    assert fh is not None
-    try:
-        manifest = json.loads(fh.read())
-    except ValueError:
-        raise BackupError("manifest.json is not valid JSON (an interrupted or damaged backup)") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError("manifest.json is not an alarmcloud backup manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BackupError(f"backup format version {manifest.get('format_version')} is not supported by this "
-                          f"alarmcloud ({_version()}, format {FORMAT_VERSION}); restore with the version that wrote "
-                          f"it ({manifest.get('alarmcloud_version')}) or newer")
-    return manifest
-
-
-def _head_revisions() -> tuple[set[str], str | None]:
-    from alembic.script import ScriptDirectory
-
-    from alarmcloud import db
-
-    script = ScriptDirectory.from_config(db.alembic_config("sqlite://"))
-    return {r.revision for r in script.walk_revisions()}, script.get_current_head()
-
-
-def _check_key(db_file: Path, key: bytes) -> bool | None:
-    """Whether ``key`` opens a secret of the database (None: it stores no secret to try it on)."""
-    from cryptography.exceptions import InvalidTag
-
-    from alarmcloud import crypto, db
-
-    database = db.Database(f"sqlite:///{db_file}")
-    try:
-        with database.session() as s:
-            items = crypto._stored_secrets(s)
-            tried = set()
-            for row, attr, context in items:
-                stored = getattr(row, attr)
-                kid = _kid(stored)
-                if kid is None or kid in tried:
-                    continue
-                tried.add(kid)
-                try:
-                    crypto.SecretBox(kid, {kid: key}).decrypt(stored, context)
-                    return True
-                except (InvalidTag, ValueError):
-                    continue
-            return False if tried else None
-    finally:
-        database.dispose()
-
-
-def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, erase: list[str] | None = None,
-                   on_progress: Progress | None = None) -> RestoreResult:
-    """Check and unpack ``src`` into the new or empty folder ``target``; nothing appears there unless all is well."""
-    started = time.monotonic()
-    target = Path(target).absolute()
-    check_target(target)
-    if not Path(src).is_file():
-        raise BackupError(f"no backup file at {src}")
-    key_bytes: bytes | None = None
-    if key_file is not None:
-        from alarmcloud import crypto
-
-        try:
-            key_bytes = crypto.decode_key(Path(key_file).read_text())
-        except (OSError, ValueError) as exc:
-            raise BackupError(f"{key_file}: not a key file ({exc})") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
-    ok = False
-    try:
-        result = _unpack(Path(src), tmp, on_progress)
-        manifest = result.manifest
-        db_file = tmp / DB_NAME
-        if manifest.get("database"):
-            result.migrated_from = _migrate(db_file, manifest.get("schema_revision"))
-        if manifest.get("database") and manifest.get("missing"):
-            result.dropped = drop_clips_without_video(db_file, manifest["missing"])
-        if erase:
-            if not manifest.get("database"):
-                raise BackupError("--erase needs the database, and this backup has none (--blobs-only)")
-            result.erased, result.not_found = erase_accounts(tmp, erase)
-        if (tmp / KEY_NAME).exists():
-            result.key = "archive"
-            if key_bytes is not None:
-                result.warnings.append("the backup holds its key file; --key-file was not used")
-        elif key_bytes is not None:
-            if manifest.get("database") and _check_key(db_file, key_bytes) is False:
-                raise BackupError(f"{key_file} does not decrypt the secrets of this backup (key ids "
-                                  f"{', '.join(manifest.get('key_ids') or [])}): wrong key file; nothing was written")
-            fd = os.open(tmp / KEY_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(Path(key_file).read_text().strip())
-            result.key = "key-file"
-        elif manifest.get("key_ids"):
-            result.warnings.append(
-                f"the backup holds no key file and its camera passwords, webhook secrets and two-step secrets are "
-                f"encrypted (key ids {', '.join(manifest['key_ids'])}): copy your saved secret.key to "
-                f"{target / KEY_NAME} (or set secret_key) BEFORE the first start, else a new key is generated and "
-                "those secrets cannot be read")
-        os.sync()
-        if target.exists():
-            target.rmdir()  # empty (checked above); rename cannot replace it on every platform
-        os.rename(tmp, target)
-        ok = True
-    finally:
-        if not ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-    result.path = target
-    result.seconds = time.monotonic() - started
-    return result
-
-
-def _unpack(src: Path, tmp: Path, on_progress: Progress | None) -> RestoreResult:
-    try:
-        with tarfile.open(src, mode="r|*") as tar:
-            manifest = _read_manifest(tar)
-            expected: dict[str, dict[str, Any]] = {}
-            entries = manifest.get("members")
-            for e in entries if isinstance(entries, list) else [None]:
-                if not (isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("size"), int)
-                        and isinstance(e.get("sha256"), str)):
-                    raise BackupError("manifest.json lists a member without name, size and sha256: refused")
-                check_member_name(e["name"])
-                expected[e["name"]] = e
-            total_files = len(expected)
-            done = 0
-            done_bytes = 0
-            for m in _members(tar):
-                if not m.isreg():
-                    raise BackupError(f"archive member {m.name!r} is {_kind(m)}: refused (a backup holds regular "
-                                      "files only)")
-                check_member_name(m.name)
-                e = expected.pop(m.name, None)
-                if e is None:
-                    raise BackupError(f"archive member {m.name!r} is not in the manifest (added or repeated): "
-                                      "refused")
-                if m.size != e["size"]:
-                    raise BackupError(f"archive member {m.name!r} has {m.size} bytes, the manifest says {e['size']}")
-                _extract(tar, m, tmp, e)
-                done += 1
-                done_bytes += m.size
-                if on_progress:
-                    on_progress(done, total_files, done_bytes)
-    except (tarfile.TarError, EOFError) as exc:
-        raise BackupError(f"{src} is not a readable tar archive or is truncated ({exc}); nothing was written") from None
-    if expected:
-        names = sorted(expected)
-        raise BackupError(f"the archive lacks {len(names)} member(s) its manifest lists (e.g. {names[0]}): "
-                          "truncated backup; nothing was written")
-    return RestoreResult(path=tmp, manifest=manifest, seconds=0.0, files=done, bytes=done_bytes)
-
-
-def _extract(tar: tarfile.TarFile, m: tarfile.TarInfo, root: Path, e: dict[str, Any]) -> None:
-    dst = root / m.name
-    if root.resolve() not in dst.resolve().parents:  # defence in depth; names were checked above
-        raise BackupError(f"archive member {m.name!r} escapes the target: refused")
-    for parent in reversed(dst.relative_to(root).parents[:-1]):
-        (root / parent).mkdir(mode=0o700, exist_ok=True)
-    src = tar.extractfile(m)
-    assert src is not None
-    sha = hashlib.sha256()
-    n = 0
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        while chunk := src.read(CHUNK):
-            sha.update(chunk)
-            n += len(chunk)
-            out.write(chunk)
-    if n != e["size"] or sha.hexdigest() != e["sha256"]:
-        raise BackupError(f"archive member {m.name!r} is damaged: its SHA-256 differs from the manifest's; "
-                          "nothing was written")
-    os.utime(dst, (m.mtime, m.mtime))
-
-
-def _migrate(db_file: Path, revision: str | None) -> str | None:
-    """Bring a restored database to this version's schema; the revision it came from, or None if current."""
-    known, head = _head_revisions()
-    if revision is not None and revision not in known:
-        raise BackupError(f"the backup's database schema ({revision}) is newer than this alarmcloud ({_version()}, "
-                          f"schema {head}) knows: install the version that wrote the backup or a newer one; "
-                          "nothing was written")
-    con = sqlite3.connect(str(db_file))
-    try:
-        check = con.execute("PRAGMA quick_check").fetchone()[0]
-    finally:
-        con.close()
-    if check != "ok":
-        raise BackupError(f"the restored database fails SQLite's check ({check}); nothing was written")
-    if revision == head:
-        return None
-    from alarmcloud import db
-
-    db.migrate(f"sqlite:///{db_file}")
-    return revision or "empty"
-
-
-def drop_clips_without_video(db_file: Path, missing: list[dict[str, Any]]) -> list[str]:
-    """Delete the events whose video was deleted between the snapshot and its copy (retention, erasure, a masks
-    swap), as retention would have; a clip that lost only its thumbnail keeps its event without one."""
-
-    from alarmcloud import db
-    from alarmcloud.models import Clip
-    from alarmcloud.storage import delete_clip_rows
-
-    gone = {str(m.get("name", "")).removeprefix("blobs/") for m in missing}
-    ids = sorted({str(m["clip_id"]) for m in missing if m.get("clip_id")})
-    dropped: list[str] = []
-    database = db.Database(f"sqlite:///{db_file}")
-    try:
-        with database.session() as s:
-            for clip_id in ids:
-                clip = s.get(Clip, clip_id)
-                if clip is None:
-                    continue
-                if clip.blob_key in gone:
-                    delete_clip_rows(s, clip)
-                    dropped.append(clip_id)
-                elif clip.thumb_key in gone:
-                    clip.thumb_key = None
-                    s.add(clip)
-            s.commit()
-    finally:
-        database.dispose()
-    return dropped
-
-
-def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
-    """Erase accounts (e-mail address or id) with their sub-users from a restored data folder, rows and files,
-    as ``privacy_erase`` does on a live server, without telling plugins (their links ended at the first erasure).
-    Returns the ids erased and the values no account matched."""
-    from sqlmodel import col, or_, select
-
-    from alarmcloud import db
-    from alarmcloud.models import Account, Clip
-    from alarmcloud.privacy_erase import _account_ids, delete_account_rows
-
-    database = db.Database(f"sqlite:///{root / DB_NAME}")
-    erased: list[str] = []
-    not_found: list[str] = []
-    blobs = root / "blobs"
-    try:
-        for value in who:
-            with database.session() as s:
-                acc = s.exec(select(Account).where(or_(Account.email == value.strip().lower(),
-                                                       Account.id == value.strip()))).first()
-                if acc is None:
-                    not_found.append(value)
-                    continue
-                ids = _account_ids(s, acc.id)
-                clips = s.exec(select(Clip).where(col(Clip.account_id).in_(ids))).all()
-                keys = [k for c in clips for k in (c.blob_key, c.thumb_key) if k]
-                clip_ids = [c.id for c in clips]
-                delete_account_rows(s, ids)
-                s.commit()
-            for key in keys:
-                if (p := _inside(blobs, key)) is not None:
-                    p.unlink(missing_ok=True)
-            for aid in ids:
-                for folder in (blobs / aid, blobs / "exports" / aid):
-                    shutil.rmtree(folder, ignore_errors=True)
-            if (root / "training").is_dir():
-                for cid in clip_ids:
-                    for p in (root / "training").rglob(f"{cid}.mp4"):
-                        p.unlink()
-            erased += ids
-    finally:
-        database.dispose()
-    return erased, not_found
-
-
 # ---------------------------------------------------------------- commands
 
 
@@ -752,53 +414,3 @@ def backup_command(dest: Path, data_dir: Path | None, config_file: Path | None, 
         console.print(f"[yellow]the key file is not in the backup: keep a copy of {Path(st.data_dir) / KEY_NAME} "
                       "apart from it (restore --key-file), else the camera passwords, webhook and two-step secrets "
                       "of this backup cannot be restored[/]")
-
-
-@click.command("restore")
-@click.argument("src", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="A new or empty folder to restore into (a folder with anything in it is refused).")
-@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The saved secret.key for a backup made without it (checked against the backup's secrets).")
-@click.option("--erase", "erase", multiple=True, metavar="EMAIL_OR_ID",
-              help="Erase this account (and its sub-users) from the restored data before it is put in place: "
-                   "accounts erased after the backup was made (repeatable).")
-def restore_command(src: Path, data_dir: Path, key_file: Path | None, erase: tuple[str, ...]) -> None:
-    """Restore a backup made by `alarmcloud backup` into a new data directory.
-
-    Every member's size and SHA-256 are checked against the manifest and unsafe members (absolute paths, '..',
-    links, devices) are refused; the files go to a temporary folder beside the target that is renamed into place
-    only when everything checked out, after migrating the database if the backup's schema is older.
-    """
-    setup_logging("WARNING")
-    try:
-        check_target(data_dir.absolute())
-        with progress() as bar:
-            task = bar.add_task("restoring", total=None)
-
-            def _tick(done: int, total: int, _bytes: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            result = restore_backup(src, data_dir, key_file=key_file, erase=list(erase), on_progress=_tick)
-    except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
-    m = result.manifest
-    migrated = f", database migrated from schema {result.migrated_from}" if result.migrated_from else ""
-    click.echo(f"restored {result.path}: {m['counts']['clips']} clips, {result.files} files, {_size(result.bytes)} "
-               f"in {result.seconds:.1f} s (backup of {m['created_at']}){migrated}")
-    if result.dropped:
-        click.echo(f"{len(result.dropped)} event(s) left out: their video was deleted while the backup ran "
-                   "(listed under missing in the manifest)")
-    if erase:
-        click.echo(f"erased again: {len(result.erased)} account(s) with sub-users"
-                   + (f"; not in the backup: {', '.join(result.not_found)}" if result.not_found else ""))
-    for w in result.warnings:
-        console.print(f"[yellow]{w}[/]")
-    if not erase:
-        console.print(f"Accounts erased after {m['created_at']} are back in this copy: restore again with --erase "
-                      "for each of them.")
-    console.print(f"Before serving it, run `alarmcloud privacy retention --data-dir {result.path}` "
-                  "(see docs/backup.md).")
-
-
-COMMANDS = (backup_command, restore_command)

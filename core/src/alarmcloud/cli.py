@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from alarmcloud.backup import COMMANDS as BACKUP_COMMANDS
+from alarmcloud.backup import backup_command
 from alarmcloud.cli_admin import COMMANDS
 from alarmcloud.cli_common import (
     config_option,
@@ -28,6 +28,7 @@ from alarmcloud.cli_common import (
     setup_logging,
 )
 from alarmcloud.config import Settings, load_settings
+from alarmcloud.restore import restore_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -267,7 +268,7 @@ def reprocess(data_dir: Path | None, config_file: Path | None, camera_id: str | 
     console.print(f"{queued} clips queued for re-analysis")
 
 
-for _command in (*COMMANDS, *BACKUP_COMMANDS):
+for _command in (*COMMANDS, backup_command, restore_command):
     main.add_command(_command)
 
 
