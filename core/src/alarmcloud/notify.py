@@ -14,7 +14,9 @@ import re
 import smtplib
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -150,17 +152,28 @@ def resolve_target(u: httpx.URL, networks: list[str], what: str = "webhook") -> 
     return ips[0]
 
 
-def check_webhook_url(app: AlarmCloud, url: str) -> httpx.URL:
-    u = parse_webhook_url(url)
-    resolve_target(u, app.settings.notify.webhook_networks)
+def check_webhook_url(app: AlarmCloud, url: str, what: str = "webhook") -> httpx.URL:
+    """A URL the server will call (a webhook, an ntfy push topic): http(s), no user info, only allowed addresses."""
+    u = parse_webhook_url(url, what)
+    resolve_target(u, app.settings.notify.webhook_networks, what)
     return u
 
 
-def check_push_url(app: AlarmCloud, url: str) -> httpx.URL:
-    """An ntfy topic URL passes the webhooks' rules: http(s), no user info, only allowed addresses."""
-    u = parse_webhook_url(url, "push topic")
-    resolve_target(u, app.settings.notify.webhook_networks, "push topic")
-    return u
+@contextmanager
+def _pinned(app: AlarmCloud, url: str, what: str, method: str, body: bytes,
+            headers: dict[str, str]) -> Iterator[httpx.Response]:
+    """``method`` to the checked address of ``url`` (pinned: DNS cannot change it afterwards); the response."""
+    u = parse_webhook_url(url, what)
+    ip = resolve_target(u, app.settings.notify.webhook_networks, what)
+    host = u.raw_host.decode("ascii")
+    ext: dict[str, Any] = {}
+    if u.scheme == "https" and not _is_ip(host):
+        ext["sni_hostname"] = host  # TLS name and certificate check use the host name, not the pinned IP
+    # no proxies from the environment and no redirects: both would bypass the address check
+    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
+    with client, client.stream(method, u.copy_with(host=ip), content=body,
+                               headers={"Host": u.netloc.decode("ascii"), **headers}, extensions=ext) as r:
+        yield r
 
 
 def seal_push_token(app: AlarmCloud, account_id: str, token: str) -> str | None:
@@ -178,19 +191,10 @@ def sign(secret: str, body: bytes, ts: str) -> str:
 
 def post_signed(app: AlarmCloud, url: str, secret: str, body: bytes, event_type: str, delivery_id: str) -> int:
     """POST ``body`` to the checked address (pinned: DNS cannot change it afterwards); the HTTP status."""
-    u = parse_webhook_url(url)
-    ip = resolve_target(u, app.settings.notify.webhook_networks)
-    host = u.raw_host.decode("ascii")
     ts = str(int(time.time()))
-    headers = {"Host": u.netloc.decode("ascii"), "Content-Type": "application/json",
-               "User-Agent": "alarmcloud-webhook/1", SIGNATURE_HEADER: sign(secret, body, ts),
-               EVENT_HEADER: event_type, DELIVERY_HEADER: delivery_id}
-    ext: dict[str, Any] = {}
-    if u.scheme == "https" and not _is_ip(host):
-        ext["sni_hostname"] = host  # TLS name and certificate check use the host name, not the pinned IP
-    # no proxies from the environment and no redirects: both would bypass the address check
-    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
-    with client, client.stream("POST", u.copy_with(host=ip), content=body, headers=headers, extensions=ext) as r:
+    headers = {"Content-Type": "application/json", "User-Agent": "alarmcloud-webhook/1",
+               SIGNATURE_HEADER: sign(secret, body, ts), EVENT_HEADER: event_type, DELIVERY_HEADER: delivery_id}
+    with _pinned(app, url, "webhook", "POST", body, headers) as r:
         return r.status_code  # the receiver's body is never read
 
 
@@ -577,10 +581,7 @@ def publish_push(app: AlarmCloud, url: str, token: str, payload: dict[str, Any],
     With ``picture`` (JPEG) it is ``PUT`` as the body (an ntfy attachment) and the text goes in ``Message``;
     without, the text is the ``POST`` body.
     """
-    u = parse_webhook_url(url, "push topic")
-    ip = resolve_target(u, app.settings.notify.webhook_networks, "push topic")
-    host = u.raw_host.decode("ascii")
-    headers = {"Host": u.netloc.decode("ascii"), "User-Agent": "alarmcloud-push/1",
+    headers = {"User-Agent": "alarmcloud-push/1",
                "Title": _ntfy_header(str(payload.get("title", "alarmcloud"))),
                "Tags": ",".join(str(t) for t in payload.get("tags") or []),
                "Priority": str(payload.get("priority", "default"))}
@@ -596,12 +597,7 @@ def publish_push(app: AlarmCloud, url: str, token: str, payload: dict[str, Any],
     else:
         method, body = "POST", message.encode()
         headers["Content-Type"] = "text/plain; charset=utf-8"
-    ext: dict[str, Any] = {}
-    if u.scheme == "https" and not _is_ip(host):
-        ext["sni_hostname"] = host
-    # no proxies from the environment and no redirects: both would bypass the address check
-    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
-    with client, client.stream(method, u.copy_with(host=ip), content=body, headers=headers, extensions=ext) as r:
+    with _pinned(app, url, "push topic", method, body, headers) as r:
         if 200 <= r.status_code < 300:
             return r.status_code, ""
         raw = b""

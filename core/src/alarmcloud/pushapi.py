@@ -59,7 +59,7 @@ async def get_push(request: Request) -> Response:
 async def _checked_url(app: AlarmCloud, raw: str) -> str:
     url = raw.strip()
     try:
-        await anyio.to_thread.run_sync(notify.check_push_url, app, url)  # resolving the host blocks
+        await anyio.to_thread.run_sync(notify.check_webhook_url, app, url, "push topic")  # resolving the host blocks
     except notify.TargetNotAllowed as exc:
         raise ApiError(400, "invalid_url", str(exc)) from None
     return url
