@@ -342,7 +342,6 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
         # locked first (PostgreSQL): a detection job writing findings for this clip either commits before (its
         # findings in masked areas are dropped below) or sees the new video and analyses the clip again
         current = s.get(Clip, clip.id, with_for_update=True)
-        account = s.get(Account, clip.account_id)
         if error is not None:
             row.failed += 1
             if len(row.failures or []) < MAX_FAILURES_LISTED:
@@ -354,8 +353,13 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
             written = []
         else:
             # the re-encoded clip may be larger than the one it replaces: the account's storage use (the sum of its
-            # clips, as ingest counts it) changes with the swap; masks are applied even when that goes over the quota
-            used_before = used_bytes(s, clip.account_id)
+            # clips, as ingest counts it) changes with the swap; masks are applied even when that goes over the quota.
+            # Only growth can cross the almost-full line or the quota, so only then is the account's sum read.
+            grown = size - (current.size_bytes or 0)
+            if grown > 0:
+                used_before = used_bytes(s, clip.account_id)
+                used_after = used_before + grown
+                quota = quota_bytes(app.settings, s.get(Account, clip.account_id))
             old = [current.blob_key] + ([current.thumb_key] if current.thumb_key else [])
             current.blob_key, current.size_bytes, current.codec = new_key, size, "h264"
             # the old thumbnail shows the masked area: without a new one the clip has none
@@ -364,8 +368,6 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
             _drop_masked_findings(s, current, list(job.masks))
             s.add(current)
             row.done += 1
-            s.flush()
-            used_after, quota = used_bytes(s, clip.account_id), quota_bytes(app.settings, account)
         s.add(row)
         try:
             s.commit()
