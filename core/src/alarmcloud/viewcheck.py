@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from sqlmodel import Session, func, select
 from alarmcloud import notify
 from alarmcloud.contracts import ClipFrames, FrameRequest
 from alarmcloud.events import CAMERA_VIEW_OBSTRUCTED, CAMERA_VIEW_RESTORED, Event
-from alarmcloud.models import Camera, Clip, Job, iso, utcnow
+from alarmcloud.models import Camera, Clip, Job, aware, iso, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -288,23 +287,19 @@ def update(app: AlarmCloud, s: Session, cam: Camera, m: Measures | None, clip_id
     s.refresh(cam, with_for_update=True)  # two workers finishing clips of one camera must not lose a sample
     view = ViewState(cam.view_state or "learning", cam.view_reason, cam.view_light, dict(cam.view_data or {}))
     before = _payload(cam)
-    change = step(view, m, _seconds(clip.started_at) if clip is not None else None)
+    change = step(view, m, aware(clip.started_at).timestamp() if clip is not None else None)
     cam.view_state, cam.view_reason, cam.view_light, cam.view_data = view.state, view.reason, view.light, view.data
     events: list[Event] = []
     if change == "obstructed":
         cam.view_since = utcnow()
         events.append(Event(CAMERA_VIEW_OBSTRUCTED, cam.account_id, cam.id, _payload(cam)))
-        _queue_email(app, s, cam)
+        _queue_notice(app, s, cam)
     elif change == "restored":
         cam.view_since = None
         events.append(Event(CAMERA_VIEW_RESTORED, cam.account_id, cam.id,
                             {**before, "state": "ok", "dismissed": False}))
     s.add(cam)
     return events
-
-
-def _seconds(when: datetime) -> float:
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _payload(cam: Camera) -> dict[str, Any]:
@@ -326,7 +321,7 @@ def dismiss(s: Session, cam: Camera) -> Event | None:
     return event
 
 
-def _queue_email(app: AlarmCloud, s: Session, cam: Camera) -> None:
+def _queue_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
     base = app.settings.public_url.rstrip("/")
     name = cam.name or "camera"
     text = (f"Check the view of camera {name}: {message(cam.view_reason, cam.view_light)}\n\n"
