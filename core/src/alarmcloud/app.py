@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from alarmcloud import auth, cameras, crypto, db, download, eventsapi, ingest, notify, openapi, storage, subusers
-from alarmcloud.blobstore import LocalBlobStore
+from alarmcloud.blobstore import BlobStore, LocalBlobStore
 from alarmcloud.config import Settings
 from alarmcloud.errors import ApiError, api_error_handler, http_error_handler, server_error_handler
 from alarmcloud.events import ACCOUNT_DELETED, LINK_REVOKED, Event
@@ -48,14 +48,14 @@ _ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
 class TrainingArea:
     """Clips released by their owners for improving a detector: ``<data_dir>/training/<detector>/<label>/``."""
 
-    def __init__(self, app: AlarmCloud) -> None:
-        self.app = app
-        self.root = app.settings.data_dir / "training"
+    def __init__(self, root: Path, blobs: BlobStore) -> None:
+        self.root = root
+        self.blobs = blobs
 
     def release(self, clip: Clip, detector: str, label: str) -> Path:
         dst = self.root / detector / label / f"{clip.id}.mp4"
         dst.parent.mkdir(parents=True, exist_ok=True)
-        with self.app.blobs.open(clip.blob_key) as src, open(dst, "wb") as out:
+        with self.blobs.open(clip.blob_key) as src, open(dst, "wb") as out:
             shutil.copyfileobj(src, out)
         return dst
 
@@ -86,7 +86,7 @@ class AlarmCloud:
         self.storage = storage.StorageService(self)
         self.upload_logins = ingest.UploadLogins(self)
         self.login_limiter = auth.LoginLimiter(settings.login_attempts, settings.login_window_seconds)
-        self.training = TrainingArea(self)
+        self.training = TrainingArea(settings.data_dir / "training", self.blobs)
         self.usage = UsageRecorder(self)
         from alarmcloud.facade import Services
 

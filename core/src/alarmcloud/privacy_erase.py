@@ -15,7 +15,8 @@ from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, Plug
 from alarmcloud.storage import delete_clip_rows
 
 if TYPE_CHECKING:
-    from alarmcloud.app import AlarmCloud
+    from alarmcloud.app import AlarmCloud, TrainingArea
+    from alarmcloud.blobstore import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +88,28 @@ def _ownership(table: sa.Table, ids: list[str], doomed: dict[str, list[Any]]) ->
     return sa.or_(*conds)
 
 
-def erase_blobs(core: AlarmCloud, ids: list[str], clip_ids: list[str], blob_keys: list[str]) -> int:
+def delete_account_data(s: Session, account_id: str) -> tuple[list[str], list[str], list[str], dict[str, int]]:
+    """Delete the rows of an account and its sub-users (the caller commits): their ids, their clips' ids, the blob
+    keys of those clips' videos and thumbnails (``erase_blobs`` after the commit) and the rows deleted per table."""
+    ids = _account_ids(s, account_id)
+    clips = s.exec(select(Clip).where(col(Clip.account_id).in_(ids))).all()
+    keys = [k for c in clips for k in (c.blob_key, c.thumb_key) if k]
+    clip_ids = [c.id for c in clips]
+    return ids, clip_ids, keys, delete_account_rows(s, ids)
+
+
+def erase_blobs(blobs: BlobStore, training: TrainingArea, ids: list[str], clip_ids: list[str],
+                blob_keys: list[str]) -> int:
     """Delete clips, thumbnails, exports and training-area copies of the accounts ``ids``."""
     n = 0
     for key in blob_keys:
-        core.blobs.delete(key)
+        blobs.delete(key)
         n += 1
     for aid in ids:
-        core.blobs.delete_prefix(aid)
-        core.blobs.delete_prefix(f"exports/{aid}")
+        blobs.delete_prefix(aid)
+        blobs.delete_prefix(f"exports/{aid}")
     for cid in clip_ids:
-        n += core.training.withdraw(cid)
+        n += training.withdraw(cid)
     return n
 
 
@@ -122,13 +134,9 @@ def _emit_deleted(core: AlarmCloud, ids: list[str]) -> None:
 
 def _erase_data(core: AlarmCloud, account_id: str) -> dict[str, Any]:
     with core.db.session() as s:
-        ids = _account_ids(s, account_id)
-        clips = s.exec(select(Clip).where(col(Clip.account_id).in_(ids))).all()
-        keys = [k for c in clips for k in (c.blob_key, c.thumb_key) if k]
-        clip_ids = [c.id for c in clips]
-        counts = delete_account_rows(s, ids)
+        ids, clip_ids, keys, counts = delete_account_data(s, account_id)
         s.commit()
-    blobs = erase_blobs(core, ids, clip_ids, keys)
+    blobs = erase_blobs(core.blobs, core.training, ids, clip_ids, keys)
     for aid in ids:
         core.forget_upload_login(aid)
     log.info("account erased: %d rows, %d blobs", sum(counts.values()), blobs)

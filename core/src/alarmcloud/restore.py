@@ -335,16 +335,19 @@ def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
     """Erase accounts (e-mail address or id) with their sub-users from a restored data folder, rows and files,
     as ``privacy_erase`` does on a live server, without telling plugins (their links ended at the first erasure).
     Returns the ids erased and the values no account matched."""
-    from sqlmodel import col, or_, select
+    from sqlmodel import or_, select
 
     from alarmcloud import db
-    from alarmcloud.models import Account, Clip
-    from alarmcloud.privacy_erase import _account_ids, delete_account_rows
+    from alarmcloud.app import TrainingArea
+    from alarmcloud.blobstore import LocalBlobStore
+    from alarmcloud.models import Account
+    from alarmcloud.privacy_erase import delete_account_data, erase_blobs
 
     database = db.Database(f"sqlite:///{root / DB_NAME}")
     erased: list[str] = []
     not_found: list[str] = []
-    blobs = root / "blobs"
+    blobs = LocalBlobStore(root / "blobs")
+    training = TrainingArea(root / "training", blobs)
     try:
         for value in who:
             with database.session() as s:
@@ -353,22 +356,10 @@ def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
                 if acc is None:
                     not_found.append(value)
                     continue
-                ids = _account_ids(s, acc.id)
-                clips = s.exec(select(Clip).where(col(Clip.account_id).in_(ids))).all()
-                keys = [k for c in clips for k in (c.blob_key, c.thumb_key) if k]
-                clip_ids = [c.id for c in clips]
-                delete_account_rows(s, ids)
+                ids, clip_ids, keys, _ = delete_account_data(s, acc.id)
                 s.commit()
-            for key in keys:
-                if (p := _inside(blobs, key)) is not None:
-                    p.unlink(missing_ok=True)
-            for aid in ids:
-                for folder in (blobs / aid, blobs / "exports" / aid):
-                    shutil.rmtree(folder, ignore_errors=True)
-            if (root / "training").is_dir():
-                for cid in clip_ids:
-                    for p in (root / "training").rglob(f"{cid}.mp4"):
-                        p.unlink()
+            # a key pointing outside the store was never copied into the backup (``backup._plan``): nothing to delete
+            erase_blobs(blobs, training, ids, clip_ids, [k for k in keys if _inside(root / "blobs", k) is not None])
             erased += ids
     finally:
         database.dispose()
