@@ -225,3 +225,54 @@ def test_two_ftp_servers_in_one_process_do_not_disturb_each_other(server: LiveSe
         ftp.quit()
     finally:
         second.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_starts_ftp_on_the_http_address_by_default(settings: Any, caplog: pytest.LogCaptureFixture,
+                                                         tmp_path: Path) -> None:
+    """A first start listens on loopback only, FTP included (FTP listened on every network address before)."""
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    assert settings.host == "127.0.0.1" and settings.ftp.host is None
+    settings.ftp.port = _free_port()
+    settings.ftp.passive_ports = ""
+    caplog.set_level("INFO", logger="alarmcloud.ftp")
+    with LiveServer(settings, ftp=True) as srv:
+        a = Api(srv.url).register("first-start@example.com")
+        cam = a.camera("Porch")
+        creds = a.upload_credentials(cam["id"])
+        assert creds["ftp_port"] == settings.ftp.port
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", settings.ftp.port, timeout=30)
+        ftp.login(creds["username"], creds["password"])
+        with K.small_clip(tmp_path / "A_first.mp4", seconds=3).open("rb") as fh:
+            ftp.storbinary("STOR A_first.mp4", fh)
+        ftp.quit()
+        assert [e["original_name"] for e in _wait_events(a, 1)] == ["A_first.mp4"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "alarmcloud.ftp" and "listening" in r.getMessage()]
+    assert lines == [f"FTP ingest listening on localhost:{settings.ftp.port} (this computer only)"]
+
+
+def test_ftp_follows_the_http_address_unless_ftp_host_is_set(server: LiveServer) -> None:
+    core: Any = server.core
+    core.settings.ftp.passive_ports = ""
+
+    def bound() -> str:
+        srv = start_ftp_server(core, port=0)
+        try:
+            return str(srv.server.socket.getsockname()[0])
+        finally:
+            srv.stop()
+
+    assert bound() == "127.0.0.1"
+    core.settings.host = "0.0.0.0"  # serve --host 0.0.0.0 opens FTP to the network too
+    assert bound() == "0.0.0.0"
+    core.settings.ftp.host = "127.0.0.1"  # ftp.host set explicitly wins over the HTTP address
+    assert bound() == "127.0.0.1"
+    core.settings.host, core.settings.ftp.host = "127.0.0.1", "0.0.0.0"
+    assert bound() == "0.0.0.0"

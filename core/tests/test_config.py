@@ -122,3 +122,39 @@ def test_serve_warns_when_cameras_would_get_loopback_upload_urls(monkeypatch) ->
     hint = public_url_hint(load_settings(None, host="0.0.0.0", port=8080))
     assert hint and "http://localhost:8080" in hint and "ALARMCLOUD_PUBLIC_URL" in hint
     assert public_url_hint(load_settings(None, host="0.0.0.0", public_url="http://192.168.1.10:8000")) is None
+
+
+def test_ftp_listens_where_http_does_unless_ftp_host_is_set(tmp_path, monkeypatch) -> None:
+    from alarmcloud.cli import ftp_reach_hint, listen_lines
+
+    for var in ("ALARMCLOUD_HOST", "ALARMCLOUD_FTP__HOST", "ALARMCLOUD_PUBLIC_URL", "ALARMCLOUD_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    first = load_settings(None)  # a first start: nothing but this computer can connect, FTP included
+    assert (first.host, first.ftp_listen_host) == ("127.0.0.1", "127.0.0.1")
+    http, ftp = listen_lines(first)
+    assert http == "HTTP (web UI, API, HTTP upload) listening on http://127.0.0.1:8000 (this computer only)"
+    assert ftp.startswith("FTP upload listening on 127.0.0.1:2121 (this computer only) (the HTTP address")
+    opened = load_settings(None, host="0.0.0.0")  # serve --host 0.0.0.0 opens both
+    assert opened.ftp_listen_host == "0.0.0.0"
+    assert all("(every network address of this computer)" in line for line in listen_lines(opened))
+    assert load_settings(None, host="::").ftp_listen_host == "::"
+    assert "listening on http://[::]:8000" in listen_lines(load_settings(None, host="::"))[0]
+
+    # an explicit ftp.host wins, from the file or the environment
+    cfg = tmp_path / "alarmcloud.toml"
+    cfg.write_text('host = "0.0.0.0"\n[ftp]\nhost = "127.0.0.1"\n')
+    own = load_settings(cfg)
+    assert (own.host, own.ftp_listen_host) == ("0.0.0.0", "127.0.0.1")
+    assert listen_lines(own)[1].endswith("(this computer only) (ftp.host)")
+    monkeypatch.setenv("ALARMCLOUD_FTP__HOST", "0.0.0.0")
+    assert load_settings(None).ftp_listen_host == "0.0.0.0"
+    monkeypatch.delenv("ALARMCLOUD_FTP__HOST")
+    assert listen_lines(load_settings(None, ftp={"port": 0}))[1].startswith("FTP upload is off")
+
+    # behind a reverse proxy (HTTP on loopback, cameras told the LAN address) FTP on loopback reaches no camera
+    proxied = load_settings(None, public_url="http://192.168.1.10")
+    hint = ftp_reach_hint(proxied)
+    assert hint and "127.0.0.1" in hint and "192.168.1.10" in hint and "ALARMCLOUD_FTP__HOST=0.0.0.0" in hint
+    assert ftp_reach_hint(load_settings(None, public_url="http://192.168.1.10", ftp={"host": "0.0.0.0"})) is None
+    assert ftp_reach_hint(load_settings(None, public_url="http://192.168.1.10", ftp={"port": 0})) is None
+    assert ftp_reach_hint(first) is None  # cameras are told 127.0.0.1 as well: the upload settings page warns

@@ -42,7 +42,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--host", default=None, help="Address HTTP and FTP listen on (default 127.0.0.1: this computer only; "
+                                          "0.0.0.0: every network; ftp.host sets FTP's own).")
 @click.option("--port", type=int, default=None, help="HTTP port (default 8000).")
 @data_dir_option
 @config_option
@@ -69,15 +70,51 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
         app = create_app(st, ftp=True)  # the FTP server starts inside the lifespan, after the crash sweep
     except PluginLoadError as exc:
         raise click.ClickException(str(exc)) from None
-    console.print(f"alarmcloud on http://{st.host}:{st.port}  data: {st.data_dir.resolve()}"
-                  + (f"  FTP: {st.ftp.port}" if st.ftp.port else ""))
-    hint = public_url_hint(st)
-    if hint:
-        console.print(f"[yellow]{hint}[/]")
+    console.print(f"alarmcloud  data: {st.data_dir.resolve()}")
+    for line in listen_lines(st):  # printed, not logged: the log scrubber would cut the addresses short
+        console.print(line, markup=False, highlight=False)
+    for hint in (public_url_hint(st), ftp_reach_hint(st)):
+        if hint:
+            console.print(f"[yellow]{hint}[/]")
     # X-Forwarded-For/-Proto count only from the proxies the operator named (client networks, Secure cookies)
     uvicorn.run(app, host=st.host, port=st.port, log_level=log_level.lower(), access_log=False,
                 proxy_headers=bool(st.forwarded_allow_ips), forwarded_allow_ips=st.forwarded_allow_ips or None,
                 timeout_graceful_shutdown=5)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def listen_lines(st: Settings) -> list[str]:
+    """Where HTTP and FTP listen and who can reach them, for serve's start-up output."""
+    from alarmcloud.ftp import listen_scope
+
+    lines = [f"HTTP (web UI, API, HTTP upload) listening on http://{_bracket(st.host)}:{st.port}"
+             f"{listen_scope(st.host)}"]
+    if not st.ftp.port:
+        lines.append("FTP upload is off (ftp.port = 0): cameras upload over HTTP only")
+    else:
+        host = st.ftp_listen_host
+        origin = "ftp.host" if st.ftp.host else "the HTTP address; set ftp.host to change it"
+        ftps = "S" if st.ftp.tls_cert and st.ftp.tls_key else ""
+        lines.append(f"FTP{ftps} upload listening on {_bracket(host)}:{st.ftp.port}{listen_scope(host)} ({origin})")
+    return lines
+
+
+def ftp_reach_hint(st: Settings) -> str | None:
+    """A warning when cameras are told to upload over FTP to an address the FTP server does not listen on."""
+    from urllib.parse import urlparse
+
+    from alarmcloud.ftp import is_loopback
+
+    if not st.ftp.port or not is_loopback(st.ftp_listen_host):
+        return None
+    told = st.ftp.public_host or urlparse(st.public_url).hostname
+    if is_loopback(told):
+        return None
+    return (f"FTP listens on {st.ftp_listen_host} only, but cameras are told to upload to {told}: FTP uploads "
+            "cannot arrive; set ftp.host (ALARMCLOUD_FTP__HOST=0.0.0.0) or start serve with --host 0.0.0.0")
 
 
 def public_url_hint(st: Settings) -> str | None:

@@ -57,7 +57,10 @@ class FtpConfig(BaseModel):
     """The built-in FTP/FTPS ingest server cameras upload to."""
 
     port: int = Field(2121, description="FTP control port; 0 disables FTP ingest")
-    host: str = Field("0.0.0.0", description="Address the FTP server listens on")
+    host: str | None = Field(
+        None, description="Address the FTP server listens on; default: the HTTP server's address (host), so the "
+                          "default start listens on this computer only and 'serve --host 0.0.0.0' opens both",
+    )
     public_host: str | None = Field(None, description="Host name cameras use to reach the FTP server")
     passive_ports: str = Field("60000-60100", description="Passive data port range 'from-to'")
     masquerade_address: str | None = Field(None, description="Public IP announced for passive mode behind NAT")
@@ -157,7 +160,8 @@ class Settings(BaseSettings):
         description="Base URL customers and cameras use (upload URLs, links in e-mails); default: "
                     "http://<host>:<port> of this server, localhost when it listens on every address",
     )
-    host: str = Field("127.0.0.1", description="Address the HTTP server listens on")
+    host: str = Field("127.0.0.1", description="Address the HTTP server (and FTP, unless ftp.host is set) listens on; "
+                                             "0.0.0.0: every network address")
     port: int = Field(8000, description="HTTP port")
     secret_key: SecretStr | None = Field(
         None, description="Base64 32-byte key for encrypting camera secrets; default: generated into data_dir"
@@ -217,6 +221,11 @@ class Settings(BaseSettings):
             host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
             self.public_url = f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
         return self
+
+    @property
+    def ftp_listen_host(self) -> str:
+        """The address the FTP server binds: ``ftp.host`` when set, else the HTTP server's ``host``."""
+        return self.ftp.host or self.host
 
     @property
     def db_url(self) -> str:

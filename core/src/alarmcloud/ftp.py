@@ -157,7 +157,7 @@ class _IngestMixin:
 
 
 class FtpIngestServer:
-    """pyftpdlib's threaded server running in a daemon thread; ``.port`` is the bound port."""
+    """pyftpdlib's threaded server running in a daemon thread; ``.host`` and ``.port`` are the bound address."""
 
     def __init__(self, app: AlarmCloud, port: int | None = None, host: str | None = None) -> None:
         self.app = app
@@ -186,8 +186,8 @@ class FtpIngestServer:
         self.handler: type = type("IngestHandler", (_IngestMixin, base), attrs)
         # an IOLoop of its own: pyftpdlib's default is one process-wide loop, and two servers (or a stopped one
         # closing "all" channels) would then share and break each other's connections
-        self.server = ThreadedFTPServer((host or cfg.host, cfg.port if port is None else port), self.handler,
-                                        ioloop=IOLoop())
+        bind = host or app.settings.ftp_listen_host
+        self.server = ThreadedFTPServer((bind, cfg.port if port is None else port), self.handler, ioloop=IOLoop())
         self.server.max_cons = 512
         self.server.max_cons_per_ip = 64
         self.port: int = self.server.address[1]
@@ -195,7 +195,10 @@ class FtpIngestServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="alarmcloud-ftp", daemon=True)
         self._thread.start()
-        log.info("FTP%s ingest listening on %s:%d", "S" if tls else "", host or cfg.host, self.port)
+        self.host: str = bind
+        # loopback as "localhost": the log scrubber would print any other address of it as a /24 network
+        log.info("FTP%s ingest listening on %s:%d%s", "S" if tls else "", "localhost" if is_loopback(bind) else bind,
+                 self.port, listen_scope(bind))
 
     def _loop(self) -> None:
         try:
@@ -281,6 +284,19 @@ class FtpIngestServer:
                 s.commit()
 
 
+def is_loopback(host: str | None) -> bool:
+    """True for an address only this computer can connect to."""
+    return bool(host) and (host == "localhost" or str(host).startswith("127.") or host == "::1")
+
+
+def listen_scope(host: str) -> str:
+    """Who can connect to a server bound to ``host``, for start-up messages."""
+    if host in ("", "0.0.0.0", "::"):
+        return " (every network address of this computer)"
+    return " (this computer only)" if is_loopback(host) else ""
+
+
 def start_ftp_server(app: AlarmCloud, port: int | None = None, host: str | None = None) -> FtpIngestServer:
-    """Start the FTP(S) ingest server in a daemon thread (``port`` overrides the settings, 0 = any free port)."""
+    """Start the FTP(S) ingest server in a daemon thread (``port``/``host`` override the settings; port 0 = any
+    free port; the host defaults to ``Settings.ftp_listen_host``)."""
     return FtpIngestServer(app, port=port, host=host)
