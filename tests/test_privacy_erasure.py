@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -80,9 +81,14 @@ def test_delete_me_removes_every_row_and_blob(api: Any, server: LiveServer, priv
     # and no file whose name does not say whose it is (temporary export files, ...) is left but the other account's
     root = Path(core.settings.data_dir)
     left = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
-            and not p.name.startswith(("alarmcloud.db", "secret.key"))
+            and not p.name.startswith(("alarmcloud.db", "secret.key", "erasures.jsonl"))
             and not any(n in str(p) for n in (b["api"].id, b["event_id"]))]
     assert left == [], left
+    # the erasure register (a restore of an older backup erases them again) holds their ids and times, nothing else
+    register = (root / "erasures.jsonl").read_text()
+    assert sorted((x["kind"], x["id"]) for x in map(json.loads, register.splitlines())) == sorted(
+        [("account", acc.id), ("account", a["subuser_id"])])
+    assert "@" not in register and "Garage" not in register and pseudonym not in register
     # tokens and sessions are gone
     assert httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {a['token']}"}).status_code == 401
     assert acc.get("/api/v1/me").status_code == 401

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from alarmcloud import events
+from alarmcloud import erasures, events
 from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, PluginState, SessionRow, aware, iso, utcnow
 from alarmcloud.storage import delete_clip_rows
 
@@ -135,7 +135,10 @@ def _emit_deleted(core: AlarmCloud, ids: list[str]) -> None:
 def _erase_data(core: AlarmCloud, account_id: str) -> dict[str, Any]:
     with core.db.session() as s:
         ids, clip_ids, keys, counts = delete_account_data(s, account_id)
-        s.commit()
+        # the ids go to the erasure register before the commit (a restore of an older backup erases them again);
+        # a register that cannot be written stops the erasure here, before anything is deleted
+        with erasures.recorded(core.settings, "account", ids):
+            s.commit()
     blobs = erase_blobs(core.blobs, core.training, ids, clip_ids, keys)
     for aid in ids:
         core.forget_upload_login(aid)

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from alarmcloud import erasures
 from alarmcloud.auth import core, require_user
 from alarmcloud.events import STORAGE_ALMOST_FULL, Event
 from alarmcloud.models import Account, Camera, Clip, Feedback, FindingRow, Job, Series, iso, utcnow
@@ -39,6 +40,22 @@ def delete_clip_rows(s: Session, clip: Clip) -> list[str]:
             s.delete(series)
         else:
             s.add(series)
+    return keys
+
+
+def delete_camera_rows(s: Session, camera_id: str) -> list[str]:
+    """Delete a camera's rows with its clips' (the caller commits); returns the clips' blob keys."""
+    from alarmcloud.models import CameraRight, Rejection
+
+    keys: list[str] = []
+    for clip in s.exec(select(Clip).where(Clip.camera_id == camera_id)).all():
+        keys += delete_clip_rows(s, clip)
+    s.exec(delete(Rejection).where(Rejection.camera_id == camera_id))  # type: ignore[arg-type]
+    s.exec(delete(CameraRight).where(CameraRight.camera_id == camera_id))  # type: ignore[arg-type]
+    s.exec(delete(Series).where(Series.camera_id == camera_id))  # type: ignore[arg-type]
+    cam = s.get(Camera, camera_id)
+    if cam is not None:
+        s.delete(cam)
     return keys
 
 
@@ -93,30 +110,26 @@ class StorageService:
             self.app.blobs.delete(key)
 
     async def delete_clip(self, clip_id: str) -> None:
+        """The owner deletes an event: written to the erasure register (a restore deletes it again)."""
+
         def _del(s: Session) -> list[str]:
             clip = s.get(Clip, clip_id)
             if clip is None:
                 return []
             keys = delete_clip_rows(s, clip)
-            s.commit()
+            with erasures.recorded(self.app.settings, "clip", [clip_id]):
+                s.commit()
             return keys
 
         self.delete_blobs(await self.app.db.run(_del))
 
     async def delete_camera(self, camera_id: str) -> None:
-        def _del(s: Session) -> list[str]:
-            keys: list[str] = []
-            for clip in s.exec(select(Clip).where(Clip.camera_id == camera_id)).all():
-                keys += delete_clip_rows(s, clip)
-            from alarmcloud.models import CameraRight, Rejection
+        """The owner deletes a camera with its clips: written to the erasure register."""
 
-            s.exec(delete(Rejection).where(Rejection.camera_id == camera_id))  # type: ignore[arg-type]
-            s.exec(delete(CameraRight).where(CameraRight.camera_id == camera_id))  # type: ignore[arg-type]
-            s.exec(delete(Series).where(Series.camera_id == camera_id))  # type: ignore[arg-type]
-            cam = s.get(Camera, camera_id)
-            if cam is not None:
-                s.delete(cam)
-            s.commit()
+        def _del(s: Session) -> list[str]:
+            keys = delete_camera_rows(s, camera_id)
+            with erasures.recorded(self.app.settings, "camera", [camera_id]):
+                s.commit()
             return keys
 
         self.delete_blobs(await self.app.db.run(_del))

@@ -1,0 +1,319 @@
+"""The erasure register: what customers deleted, kept apart from the database so that a restore can delete it again.
+
+A backup made before an erasure still holds the account; restoring it would bring the account back. The register
+is an append-only file of JSON lines, one per deletion, holding ids and times only (no e-mail address, name or
+plate text)::
+
+    {"v": 1, "at": "2026-11-21T10:00:00Z", "kind": "account", "id": "<account id>", "n": "<random>"}
+    {"v": 1, "at": "2026-11-21T10:05:00Z", "kind": "clip", "id": "<clip id>", "n": "<random>"}
+    {"v": 1, "at": "2026-11-21T10:06:00Z", "kind": "camera", "id": "<camera id>", "n": "<random>"}
+    {"v": 1, "at": "2026-11-21T10:07:00Z", "kind": "void", "ref": "<random of a line above>"}
+
+Kinds: ``account`` (erased by the customer, for inactivity, or a sub-user removed by its owner; the account's
+sub-users get a line each), ``clip`` (an event the owner deleted), ``camera`` (a camera the owner deleted with all
+its clips). Deletions by retention and quota eviction are not written: the restored data's own retention and quota
+delete those again.
+
+A line is written and synced *before* the deletion's database commit (``recorded``); when the commit fails the line
+is voided by a ``void`` line. A crash between the two leaves a line for a deletion that was asked for but perhaps
+not committed: a replay then deletes it, as the customer asked (an id a replay does not find is a no-op). Lines are
+appended with one ``write`` under an exclusive ``flock``; a line torn by a crash while appending is skipped with a
+warning when read, and the next append starts on a fresh line.
+
+``replay`` applies a register to a database and blob store (``alarmcloud restore``, ``alarmcloud privacy erasures
+replay``) with the live deletion code: ``privacy_erase.delete_account_data`` + ``erase_blobs``,
+``storage.delete_clip_rows`` and ``storage.delete_camera_rows``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alarmcloud.app import TrainingArea
+    from alarmcloud.blobstore import BlobStore
+    from alarmcloud.config import Settings
+    from alarmcloud.db import Database
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "erasures.jsonl"
+VERSION = 1
+KINDS = ("account", "clip", "camera")
+VOID = "void"
+#: ids are random hex (``models.new_id``); anything else (an e-mail address, a name) is refused
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class RegisterError(OSError):
+    """The register cannot be written: the deletion is not committed (it would not survive a restore)."""
+
+
+def register_path(settings: Settings) -> Path:
+    """Where this deployment keeps its register: ``privacy.erasure_register`` or ``<data_dir>/erasures.jsonl``."""
+    configured = settings.privacy.erasure_register
+    return Path(configured) if configured is not None else Path(settings.data_dir) / FILE_NAME
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    """The register opened for appending under an exclusive lock (the file ``prune`` has not replaced meanwhile)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                if created:
+                    _fsync_dir(path.parent)
+                yield fd
+                return
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def append_lines(path: Path, lines: list[dict[str, Any]]) -> None:
+    """Append ``lines`` in one write and sync them to disk (raises ``RegisterError``)."""
+    if not lines:
+        return
+    data = b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n" for line in lines)
+    try:
+        with _locked(path) as fd:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # the last append was torn by a crash: start on a fresh line
+            if os.write(fd, data) != len(data):
+                raise OSError("short write")
+            os.fsync(fd)
+    except OSError as exc:
+        raise RegisterError(f"cannot write the erasure register {path}: {exc}") from exc
+
+
+def new_line(kind: str, id_: str) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown register kind {kind!r}")
+    if not _ID.match(id_):
+        raise ValueError("the erasure register holds ids only")
+    return {"v": VERSION, "at": _now(), "kind": kind, "id": id_, "n": secrets.token_hex(8)}
+
+
+def append(path: Path, kind: str, ids: Iterable[str]) -> list[str]:
+    """Write one line per id; returns the lines' nonces (for ``void``)."""
+    lines = [new_line(kind, i) for i in dict.fromkeys(ids)]
+    append_lines(path, lines)
+    return [line["n"] for line in lines]
+
+
+@contextlib.contextmanager
+def recorded(settings: Settings, kind: str, ids: Iterable[str]) -> Iterator[None]:
+    """Around a deletion's commit: the lines are on disk before it, voided when it fails."""
+    path = register_path(settings)
+    nonces = append(path, kind, ids)
+    try:
+        yield
+    except BaseException:
+        try:
+            append_lines(path, [{"v": VERSION, "at": _now(), "kind": VOID, "ref": n} for n in nonces])
+        except RegisterError:
+            log.exception("could not void the register lines of a failed deletion")
+        raise
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class Entry:
+    kind: str
+    id: str
+    at: str
+    line: str  # the line as read (copied into a restored folder's register)
+
+
+@dataclass
+class Register:
+    entries: list[Entry] = field(default_factory=list)
+    lines: int = 0
+    skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def last_at(self) -> str | None:
+        return max((e.at for e in self.entries), default=None)
+
+
+def read(paths: Iterable[Path]) -> Register:
+    """The valid, not voided entries of the registers ``paths``, in order; unreadable lines are skipped with a
+    warning (the last line of a file torn by a crash while appending, or a damaged one)."""
+    out = Register()
+    voided: set[str] = set()
+    raw: list[tuple[Entry, str | None]] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise RegisterError(f"cannot read the erasure register {path}: {exc}") from exc
+        lines = data.split(b"\n")
+        torn_tail = lines[-1] != b""
+        if not torn_tail:
+            lines.pop()
+        for i, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            out.lines += 1
+            try:
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError("not an object")
+                if obj.get("kind") == VOID and isinstance(obj.get("ref"), str):
+                    voided.add(obj["ref"])
+                    continue
+                if obj.get("kind") not in KINDS or not isinstance(obj.get("id"), str) or not _ID.match(obj["id"]):
+                    raise ValueError("no kind and id")
+                at = obj.get("at") if isinstance(obj.get("at"), str) else ""
+                raw.append((Entry(obj["kind"], obj["id"], at, line.decode()), obj.get("n")))
+            except (ValueError, UnicodeDecodeError):
+                out.skipped += 1
+                if torn_tail and i == len(lines):
+                    out.warnings.append(f"{path}: the last line is cut short (a crash while appending): skipped")
+                else:
+                    out.warnings.append(f"{path}: line {i} is not a register line: skipped")
+    seen: set[str] = set()
+    for entry, nonce in raw:
+        if (isinstance(nonce, str) and nonce in voided) or entry.line in seen:
+            continue
+        seen.add(entry.line)
+        out.entries.append(entry)
+    return out
+
+
+# ---------------------------------------------------------------- replay
+
+
+@dataclass
+class ReplayReport:
+    accounts: list[str] = field(default_factory=list)  # ids erased (sub-users included)
+    clips: list[str] = field(default_factory=list)  # clips deleted one by one
+    cameras: list[str] = field(default_factory=list)  # cameras deleted with their clips
+    camera_clips: int = 0  # clips that went with those cameras
+    absent: int = 0  # entries whose id the data does not hold (deleted before the backup, or never there)
+
+    @property
+    def applied(self) -> int:
+        return len(self.accounts) + len(self.clips) + len(self.cameras)
+
+    def summary(self) -> str:
+        return (f"{len(self.accounts)} account(s), {len(self.clips)} clip(s), {len(self.cameras)} camera(s) "
+                f"with {self.camera_clips} clip(s); {self.absent} already absent")
+
+
+def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries: Iterable[Entry],
+           key_ok: Callable[[str], bool] = lambda key: True) -> ReplayReport:
+    """Delete again what ``entries`` name, with the live deletion code; ids not found are no-ops.
+    ``key_ok`` filters the blob keys deleted (a restore skips keys outside its store: never copied)."""
+    from sqlmodel import col, select
+
+    from alarmcloud.models import Account, Camera, Clip
+    from alarmcloud.privacy_erase import delete_account_data, erase_blobs
+    from alarmcloud.storage import delete_camera_rows, delete_clip_rows
+
+    report = ReplayReport()
+    for e in entries:
+        with database.session() as s:
+            if e.kind == "account":
+                if s.get(Account, e.id) is None:
+                    report.absent += 1
+                    continue
+                ids, clip_ids, keys, _ = delete_account_data(s, e.id)
+                s.commit()
+                erase_blobs(blobs, training, ids, clip_ids, [k for k in keys if key_ok(k)])
+                report.accounts += ids
+            elif e.kind == "clip":
+                clip = s.get(Clip, e.id)
+                if clip is None:
+                    report.absent += 1
+                    continue
+                keys = delete_clip_rows(s, clip)
+                s.commit()
+                for k in keys:
+                    if key_ok(k):
+                        blobs.delete(k)
+                report.clips.append(e.id)
+            elif e.kind == "camera":
+                if s.get(Camera, e.id) is None:
+                    report.absent += 1
+                    continue
+                n = len(s.exec(select(Clip.id).where(col(Clip.camera_id) == e.id)).all())
+                keys = delete_camera_rows(s, e.id)
+                s.commit()
+                for k in keys:
+                    if key_ok(k):
+                        blobs.delete(k)
+                report.cameras.append(e.id)
+                report.camera_clips += n
+    return report
+
+
+def prune(path: Path, before: datetime, dry_run: bool = False) -> tuple[int, int]:
+    """Drop the lines written before ``before`` (and unreadable ones); returns (lines kept, lines dropped).
+    The file is replaced atomically under the appenders' lock."""
+    cutoff = before.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    with _locked(path):
+        data = path.read_bytes()
+        keep: list[bytes] = []
+        dropped = 0
+        for line in data.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+                at = obj.get("at") if isinstance(obj, dict) else None
+            except (ValueError, UnicodeDecodeError):
+                at = None
+            if isinstance(at, str) and at >= cutoff:
+                keep.append(line)
+            else:
+                dropped += 1
+        if not dry_run and dropped:
+            tmp = path.with_name(path.name + ".prune")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(b"".join(line + b"\n" for line in keep))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path.parent)
+    return len(keep), dropped
