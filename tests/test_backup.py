@@ -348,6 +348,8 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", size: int 
     (_member("blobs/hard.mp4", tarfile.LNKTYPE, "alarmcloud.db"), "hard link"),
     (_member("blobs/fifo", tarfile.FIFOTYPE), "device"),
     (_member("evil.sh", size=5), "not part of an alarmcloud backup"),
+    # a backup never holds an erasure register: one planted there cannot replace or hide the live one's lines
+    (_member("erasures.jsonl", size=5), "not part of an alarmcloud backup"),
 ])
 @pytest.mark.parametrize("listed", [True, False], ids=["in-manifest", "not-in-manifest"])
 def test_a_hostile_member_is_refused_and_nothing_is_written(
@@ -388,6 +390,9 @@ def test_restore_can_erase_again_the_accounts_erased_after_the_backup(stored: di
                "--erase", "gone@example.com")
     assert res.exit_code == 0, res.output
     assert "erased again: 1 account(s)" in res.output and "not in the backup: gone@example.com" in res.output
+    # and the restored folder's erasure register has it, so the next restore of an old backup erases it too
+    lines = [json.loads(x) for x in (target / "erasures.jsonl").read_text().splitlines()]
+    assert [(x["kind"], x["id"]) for x in lines] == [("account", stored["owner"])]
     from alarmcloud.db import Database
 
     st = _settings(target)
@@ -411,3 +416,4 @@ def test_help_says_what_the_commands_do() -> None:
     assert "Back up" in out and "consistent" in out and "--include-keys / --no-keys" in out and "--blobs-only" in out
     out = _cli("restore", "--help").output
     assert "Restore a backup" in out and "SHA-256" in out and "--key-file" in out and "--erase" in out
+    assert "--erasures" in out and "erasure register" in out

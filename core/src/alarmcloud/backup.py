@@ -6,6 +6,9 @@ member. The database is copied with SQLite's online backup API (one read transac
 the server keeps writing); the blobs copied are the ones the snapshot references, so every clip of the snapshot
 has its video unless retention deleted it in the meantime (then it is listed under ``missing``). ``restore`` reads
 it back.
+
+The erasure register (``erasures.py``) is never in a backup, wherever it is kept: a copy would be older than the
+live register at any restore, and the restore replays the live one (``restore --erasures``) instead.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import IO, Any
 
 import click
 
+from alarmcloud import erasures
 from alarmcloud.cli_common import config_option, console, progress, settings_from, setup_logging
 
 log = logging.getLogger(__name__)
@@ -271,6 +275,8 @@ def create_backup(settings: Any, dest: Path, *, include_keys: bool = False, blob
             if key_path.is_file():
                 members.append(_Planned(KEY_NAME, key_path))
         members += _plan(data_dir, snap)
+        register = erasures.register_path(settings).resolve()
+        members = [m for m in members if m.path.resolve() != register]  # e.g. kept under blobs/ (--blobs-only)
 
         manifest: dict[str, Any] = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "alarmcloud_version": _version(),

@@ -332,4 +332,54 @@ def privacy_apply_masks(camera_id: str, wait: bool, data_dir: Path | None, confi
                    "its quota, and the next clip it stores will evict its oldest clips", err=True)
 
 
+@privacy.group("erasures")
+def privacy_erasures() -> None:
+    """The erasure register: ids of erased accounts and deleted clips and cameras, replayed onto restored backups
+    (docs/backup.md)."""
+
+
+@privacy_erasures.command("replay")
+@click.option("--erasures", "paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="PATH", help="Register to replay (repeatable). Default: the register of the settings.")
+@data_dir_option
+@config_option
+def privacy_erasures_replay(paths: tuple[Path, ...], data_dir: Path | None, config_file: Path | None) -> None:
+    """Delete again what the register lists from the configured database and blob store: after restoring a
+    PostgreSQL dump and `restore --blobs-only` (`alarmcloud restore` replays by itself). Stop the server first."""
+    from alarmcloud import erasures
+
+    core = _privacy_core(config_file, data_dir)
+    sources = list(paths) or [erasures.register_path(core.settings)]
+    try:
+        register = erasures.read(sources)
+    except erasures.RegisterError as exc:
+        raise click.ClickException(str(exc)) from None
+    for w in register.warnings:
+        console.print(f"[yellow]{w}[/]")
+    report = erasures.replay(core.db, core.blobs, core.training, register.entries)
+    click.echo(f"erasure register {', '.join(map(str, sources))}: {len(register.entries)} deletion(s); "
+               f"deleted again: {report.summary()}")
+
+
+@privacy_erasures.command("prune")
+@click.option("--before", required=True, type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Drop the lines written before this day (UTC): the day your oldest kept backup was made.")
+@click.option("--dry-run", is_flag=True, help="Only count the lines that would be dropped.")
+@data_dir_option
+@config_option
+def privacy_erasures_prune(before: Any, dry_run: bool, data_dir: Path | None, config_file: Path | None) -> None:
+    """Drop register lines older than every backup kept: a backup made after an erasure does not hold what was
+    erased, so its line is needed only while an older backup exists."""
+    from datetime import UTC
+
+    from alarmcloud import erasures
+
+    path = erasures.register_path(settings_from(config_file, data_dir=data_dir))
+    if not path.is_file():
+        raise click.ClickException(f"no erasure register at {path}")
+    kept, dropped = erasures.prune(path, before.replace(tzinfo=UTC), dry_run=dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    click.echo(f"{path}: {verb} {dropped} line(s) written before {before:%Y-%m-%d %H:%M:%S} UTC, {kept} kept")
+
+
 COMMANDS = (users, keys, oauth, privacy)

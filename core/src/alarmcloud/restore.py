@@ -38,7 +38,9 @@ from alarmcloud.backup import (
     _size,
     _version,
 )
-from alarmcloud.cli_common import console, progress, setup_logging
+from alarmcloud.cli_common import config_option, console, progress, settings_from, setup_logging
+from alarmcloud.erasures import FILE_NAME as REGISTER_NAME
+from alarmcloud.erasures import Register, RegisterError, ReplayReport
 
 
 @dataclass
@@ -54,6 +56,8 @@ class RestoreResult:
     dropped: list[str] = field(default_factory=list)  # clips whose video was deleted while the backup ran
     not_found: list[str] = field(default_factory=list)  # --erase values no account of the backup has
     warnings: list[str] = field(default_factory=list)
+    register: Register | None = None  # the erasure register(s) replayed
+    replayed: ReplayReport | None = None  # what the replay deleted again
 
 
 # ---------------------------------------------------------------- restore
@@ -156,9 +160,23 @@ def _check_key(db_file: Path, key: bytes) -> bool | None:
 
 
 def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, erase: list[str] | None = None,
+                   erasures: list[Path] | None = None, register_out: Path | None = None,
                    on_progress: Progress | None = None) -> RestoreResult:
-    """Check and unpack ``src`` into the new or empty folder ``target``; nothing appears there unless all is well."""
+    """Check and unpack ``src`` into the new or empty folder ``target``; nothing appears there unless all is well.
+
+    ``erasures``: erasure registers (``erasures.py``) replayed onto the restored data: the accounts, clips and
+    cameras deleted after the backup was made are deleted again. Their lines, and lines for the accounts of
+    ``erase``, are written to ``target/erasures.jsonl`` (the register of a server started on it), or appended to
+    ``register_out`` when the deployment keeps its register elsewhere (``privacy.erasure_register``)."""
+    from alarmcloud import erasures as register_mod
+
     started = time.monotonic()
+    register: Register | None = None
+    if erasures:
+        try:
+            register = register_mod.read(erasures)
+        except RegisterError as exc:
+            raise BackupError(f"{exc}; nothing was written") from None
     target = Path(target).absolute()
     check_target(target)
     if not Path(src).is_file():
@@ -174,6 +192,7 @@ def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, era
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.restore-", dir=target.parent))
     ok = False
+    added: list[dict[str, Any]] = []
     try:
         result = _unpack(Path(src), tmp, on_progress)
         manifest = result.manifest
@@ -186,6 +205,27 @@ def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, era
             if not manifest.get("database"):
                 raise BackupError("--erase needs the database, and this backup has none (--blobs-only)")
             result.erased, result.not_found = erase_accounts(tmp, erase)
+        if register is not None:
+            result.register = register
+            result.warnings += register.warnings
+            if manifest.get("database"):
+                result.replayed = replay_register(tmp, register)
+            else:
+                result.warnings.append("this backup has no database (--blobs-only): the erasure register is "
+                                       "replayed onto the database with `alarmcloud privacy erasures replay` after "
+                                       "it is restored (docs/backup.md)")
+            last, made = register.last_at, manifest.get("created_at")
+            if last and made and last < made:
+                result.warnings.append(f"the erasure register's last line is from {last}, before this backup "
+                                       f"({made}): if anything was erased since, this is not the current register")
+        added = [register_mod.new_line("account", i) for i in result.erased]
+        if register_out is None:
+            lines = [e.line.encode() + b"\n" for e in register.entries] if register is not None else []
+            lines += [json.dumps(a, separators=(",", ":")).encode() + b"\n" for a in added]
+            if lines:
+                fd = os.open(tmp / REGISTER_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(b"".join(lines))
         if (tmp / KEY_NAME).exists():
             result.key = "archive"
             if key_bytes is not None:
@@ -212,6 +252,11 @@ def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, era
     finally:
         if not ok:
             shutil.rmtree(tmp, ignore_errors=True)
+    if register_out is not None and added:
+        try:
+            register_mod.append_lines(register_out, added)
+        except RegisterError as exc:
+            result.warnings.append(f"{exc}: add the accounts erased with --erase to it by hand")
     result.path = target
     result.seconds = time.monotonic() - started
     return result
@@ -331,23 +376,41 @@ def drop_clips_without_video(db_file: Path, missing: list[dict[str, Any]]) -> li
     return dropped
 
 
+def _stores(root: Path) -> tuple[Any, Any, Any]:
+    """The database, blob store and training area of a restored data folder."""
+    from alarmcloud import db
+    from alarmcloud.app import TrainingArea
+    from alarmcloud.blobstore import LocalBlobStore
+
+    blobs = LocalBlobStore(root / "blobs")
+    return db.Database(f"sqlite:///{root / DB_NAME}"), blobs, TrainingArea(root / "training", blobs)
+
+
+def replay_register(root: Path, register: Register) -> ReplayReport:
+    """Delete again, in a restored data folder, the accounts, clips and cameras the register lists."""
+    from alarmcloud.erasures import replay
+
+    database, blobs, training = _stores(root)
+    try:
+        # a key pointing outside the store was never copied into the backup (``backup._plan``): nothing to delete
+        return replay(database, blobs, training, register.entries,
+                      key_ok=lambda k: _inside(root / "blobs", k) is not None)
+    finally:
+        database.dispose()
+
+
 def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
     """Erase accounts (e-mail address or id) with their sub-users from a restored data folder, rows and files,
     as ``privacy_erase`` does on a live server, without telling plugins (their links ended at the first erasure).
     Returns the ids erased and the values no account matched."""
     from sqlmodel import or_, select
 
-    from alarmcloud import db
-    from alarmcloud.app import TrainingArea
-    from alarmcloud.blobstore import LocalBlobStore
     from alarmcloud.models import Account
     from alarmcloud.privacy_erase import delete_account_data, erase_blobs
 
-    database = db.Database(f"sqlite:///{root / DB_NAME}")
     erased: list[str] = []
     not_found: list[str] = []
-    blobs = LocalBlobStore(root / "blobs")
-    training = TrainingArea(root / "training", blobs)
+    database, blobs, training = _stores(root)
     try:
         for value in who:
             with database.session() as s:
@@ -372,17 +435,37 @@ def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
               help="A new or empty folder to restore into (a folder with anything in it is refused).")
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The saved secret.key for a backup made without it (checked against the backup's secrets).")
+@click.option("--erasures", "erasures", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="PATH",
+              help="Erasure register to replay: the accounts, clips and cameras deleted after the backup was made "
+                   "are deleted again (repeatable, e.g. one per server). Default: the register of the settings "
+                   "(privacy.erasure_register, else <data_dir>/erasures.jsonl) when it exists.")
+@click.option("--no-erasures", is_flag=True, help="Replay no erasure register (a trial restore).")
 @click.option("--erase", "erase", multiple=True, metavar="EMAIL_OR_ID",
               help="Erase this account (and its sub-users) from the restored data before it is put in place: "
-                   "accounts erased after the backup was made (repeatable).")
-def restore_command(src: Path, data_dir: Path, key_file: Path | None, erase: tuple[str, ...]) -> None:
+                   "accounts erased after the backup was made that no register lists (repeatable).")
+@config_option
+def restore_command(src: Path, data_dir: Path, key_file: Path | None, erasures: tuple[Path, ...], no_erasures: bool,
+                    erase: tuple[str, ...], config_file: Path | None) -> None:
     """Restore a backup made by `alarmcloud backup` into a new data directory.
 
     Every member's size and SHA-256 are checked against the manifest and unsafe members (absolute paths, '..',
     links, devices) are refused; the files go to a temporary folder beside the target that is renamed into place
-    only when everything checked out, after migrating the database if the backup's schema is older.
+    only when everything checked out, after migrating the database if the backup's schema is older and deleting
+    again what the erasure register lists (accounts erased, clips and cameras deleted after the backup).
     """
+    from alarmcloud.erasures import register_path
+
     setup_logging("WARNING")
+    if erasures and no_erasures:
+        raise click.UsageError("--erasures and --no-erasures exclude each other")
+    st = settings_from(config_file)
+    configured = register_path(st)
+    sources = list(erasures)
+    if not sources and not no_erasures and configured.is_file():
+        sources = [configured]
+    # a register kept apart from data_dir goes on being the deployment's; the default one is copied into the target
+    register_out = configured if st.privacy.erasure_register is not None else None
     try:
         check_target(data_dir.absolute())
         with progress() as bar:
@@ -391,7 +474,8 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erase: tup
             def _tick(done: int, total: int, _bytes: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            result = restore_backup(src, data_dir, key_file=key_file, erase=list(erase), on_progress=_tick)
+            result = restore_backup(src, data_dir, key_file=key_file, erase=list(erase), erasures=sources,
+                                    register_out=register_out, on_progress=_tick)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
     m = result.manifest
@@ -401,13 +485,21 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erase: tup
     if result.dropped:
         click.echo(f"{len(result.dropped)} event(s) left out: their video was deleted while the backup ran "
                    "(listed under missing in the manifest)")
+    if result.register is not None:
+        reg = result.register
+        skipped = f", {reg.skipped} unreadable line(s) skipped" if reg.skipped else ""
+        click.echo(f"erasure register {', '.join(map(str, sources))}: {len(reg.entries)} deletion(s){skipped}")
+        if result.replayed is not None:
+            click.echo(f"deleted again: {result.replayed.summary()}")
     if erase:
         click.echo(f"erased again: {len(result.erased)} account(s) with sub-users"
                    + (f"; not in the backup: {', '.join(result.not_found)}" if result.not_found else ""))
     for w in result.warnings:
         console.print(f"[yellow]{w}[/]")
-    if not erase:
-        console.print(f"Accounts erased after {m['created_at']} are back in this copy: restore again with --erase "
-                      "for each of them.")
+    if result.register is None and not erase:
+        where = "" if no_erasures else f" (none at {configured})"
+        console.print(f"[yellow]No erasure register was replayed{where}: accounts erased and clips deleted after "
+                      f"{m['created_at']} are back in this copy. Restore again with --erasures PATH (and --erase "
+                      "for accounts no register lists).[/]")
     console.print(f"Before serving it, run `alarmcloud privacy retention --data-dir {result.path}` "
                   "(see docs/backup.md).")

@@ -1,0 +1,272 @@
+"""The erasure register: accounts erased and clips and cameras deleted after a backup stay deleted when that backup
+is restored (docs/backup.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from alarmcloud import backup, erasures
+from alarmcloud.cli import main
+from alarmcloud.db import Database
+from alarmcloud.models import Account, Camera, Clip
+from alarmcloud.testing import LiveServer, test_settings
+from click.testing import CliRunner
+from sqlmodel import select
+
+GONE = "gone@example.com"
+SUB = "sub-of-gone@example.com"
+KEEPS = "keeps@example.com"
+OTHER = "other@example.com"
+
+
+def _settings(data_dir: Path, **overrides: Any) -> Any:
+    # the embedded SQLite default (what backup and restore copy), also when the suite runs against PostgreSQL
+    return test_settings(data_dir, camera_networks=["127.0.0.0/8"], database_url=None, **overrides)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    return CliRunner().invoke(main, list(args), prog_name="alarmcloud", env=env)
+
+
+def _restored(data_dir: Path) -> dict[str, set[str]]:
+    """Ids of the accounts, cameras and clips of a restored folder."""
+    database = Database(_settings(data_dir).db_url)
+    try:
+        with database.session() as s:
+            return {"accounts": set(s.exec(select(Account.id)).all()), "cameras": set(s.exec(select(Camera.id)).all()),
+                    "clips": set(s.exec(select(Clip.id)).all())}
+    finally:
+        database.dispose()
+
+
+def _files(data_dir: Path, name: str) -> list[Path]:
+    """The files whose path names ``name`` (a deleted camera's empty folder stays, as on the live server)."""
+    return [p for p in data_dir.rglob("*") if p.is_file() and name in str(p.relative_to(data_dir))]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A deployment backed up, then: one account erased (with its sub-user), one clip deleted by its owner, one
+    camera deleted with its clip. The server is stopped after."""
+    from tests.conftest import PASSWORD, Api, small_clip  # type: ignore[import-not-found]
+
+    root = tmp_path_factory.mktemp("register")
+    st = _settings(root / "data")
+    with LiveServer(st) as srv:
+        def clip(api: Any, creds: dict[str, Any], name: str, seconds: float) -> str:
+            return str(api.upload_analysed(creds, small_clip(root / f"{name}.mp4", seconds=seconds))["id"])
+
+        gone = Api(srv.url).register(GONE)
+        gone_cam = gone.camera("Garage")
+        gone_clip = clip(gone, gone.upload_credentials(gone_cam["id"]), "gone", 2)
+        r = gone.post("/api/v1/subusers", json={"email": SUB, "password": PASSWORD, "rights": {gone_cam["id"]: "view"}})
+        assert r.status_code == 201, r.text
+        sub_id = r.json()["id"]
+
+        keeps = Api(srv.url).register(KEEPS)
+        garage = keeps.camera("Garage")
+        creds = keeps.upload_credentials(garage["id"])
+        deleted_clip = clip(keeps, creds, "deleted", 2)
+        kept_clip = clip(keeps, creds, "kept", 3)
+        porch = keeps.camera("Porch")
+        porch_clip = clip(keeps, keeps.upload_credentials(porch["id"]), "porch", 2)
+
+        other = Api(srv.url).register(OTHER)
+        other_clip = clip(other, other.upload_credentials(other.camera("Door")["id"]), "other", 2)
+
+        archive = root / "backup.tar"
+        backup.create_backup(st, archive)
+
+        # after the backup: the erasure and the deletions a restore of it must not undo
+        assert gone.delete("/api/v1/me", json={"password": PASSWORD}).status_code == 200
+        assert keeps.delete(f"/api/v1/events/{deleted_clip}").status_code == 204
+        assert keeps.delete(f"/api/v1/cameras/{porch['id']}").status_code == 204
+    yield {"root": root, "data_dir": st.data_dir, "archive": archive, "register": st.data_dir / "erasures.jsonl",
+           "gone": gone.id, "sub": sub_id, "gone_camera": gone_cam["id"], "gone_clip": gone_clip,
+           "keeps": keeps.id, "deleted_clip": deleted_clip, "kept_clip": kept_clip, "porch": porch["id"],
+           "porch_clip": porch_clip, "garage": garage["id"], "other": other.id, "other_clip": other_clip}
+
+
+def _assert_deleted_again(w: dict[str, Any], target: Path) -> None:
+    ids = _restored(target)
+    assert ids == _restored(w["data_dir"])  # as the live deployment has them (nothing was added after the backup)
+    assert w["gone"] not in ids["accounts"] and w["sub"] not in ids["accounts"]
+    assert ids["accounts"] == {w["keeps"], w["other"]}
+    assert w["porch"] not in ids["cameras"] and w["garage"] in ids["cameras"]
+    assert ids["clips"] == {w["kept_clip"], w["other_clip"]}
+    for gone in (w["gone"], w["gone_clip"], w["deleted_clip"], w["porch_clip"], w["porch"]):
+        assert _files(target, gone) == [], gone  # no video, thumbnail, export or training copy left
+    for kept in (w["kept_clip"], w["other_clip"]):
+        assert [p.suffix for p in _files(target / "blobs", kept)].count(".mp4") == 1, kept
+
+
+def test_restore_with_the_register_deletes_again_what_was_deleted_after_the_backup(
+        world: dict[str, Any], tmp_path: Path) -> None:
+    from tests.conftest import PASSWORD, Api  # type: ignore[import-not-found]
+
+    target = tmp_path / "restored"
+    res = _cli("restore", str(world["archive"]), "--data-dir", str(target), "--erasures", str(world["register"]))
+    assert res.exit_code == 0, res.output
+    assert "deleted again: 2 account(s), 1 clip(s), 1 camera(s) with 1 clip(s)" in res.output, res.output
+    _assert_deleted_again(world, target)
+    # the restored folder carries the register on: a later restore of an even older backup still has every line
+    assert (target / "erasures.jsonl").read_bytes() == world["register"].read_bytes()
+
+    with LiveServer(_settings(target)) as srv:  # what the customers see on the restored server
+        for email in (GONE, SUB):
+            r = httpx.post(srv.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+            assert r.status_code == 401, email
+        keeps = Api(srv.url).login(KEEPS)
+        assert [e["id"] for e in keeps.get("/api/v1/events").json()["items"]] == [world["kept_clip"]]
+        assert keeps.get(f"/api/v1/events/{world['kept_clip']}/video").status_code == 200
+        assert [c["name"] for c in keeps.get("/api/v1/cameras").json()["items"]] == ["Garage"]
+        other = Api(srv.url).login(OTHER)
+        assert other.get(f"/api/v1/events/{world['other_clip']}/video").status_code == 200
+
+
+def test_restore_replays_the_configured_register_by_default(world: dict[str, Any], tmp_path: Path) -> None:
+    target = tmp_path / "restored"
+    res = _cli("restore", str(world["archive"]), "--data-dir", str(target),
+               env={"ALARMCLOUD_DATA_DIR": str(world["data_dir"])})
+    assert res.exit_code == 0, res.output
+    assert f"erasure register {world['register']}" in res.output
+    _assert_deleted_again(world, target)
+    # without it (a trial restore) everything is back, and the command says so
+    trial = tmp_path / "trial"
+    res = _cli("restore", str(world["archive"]), "--data-dir", str(trial), "--no-erasures",
+               env={"ALARMCLOUD_DATA_DIR": str(world["data_dir"])})
+    assert res.exit_code == 0 and "No erasure register was replayed" in res.output, res.output
+    assert {world["gone"], world["deleted_clip"]} <= _restored(trial)["accounts"] | _restored(trial)["clips"]
+    assert not (trial / "erasures.jsonl").exists()
+
+
+def test_the_register_holds_ids_and_times_only(world: dict[str, Any]) -> None:
+    text = world["register"].read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert {(x["kind"], x["id"]) for x in lines} == {
+        ("account", world["gone"]), ("account", world["sub"]), ("clip", world["deleted_clip"]),
+        ("camera", world["porch"])}
+    assert all(set(x) == {"v", "at", "kind", "id", "n"} for x in lines)
+    for personal in (GONE, SUB, "@", "Porch", "Garage"):
+        assert personal not in text
+    assert os.stat(world["register"]).st_mode & 0o077 == 0
+
+
+def test_unknown_ids_are_no_ops_and_a_torn_last_line_is_skipped(world: dict[str, Any], tmp_path: Path) -> None:
+    register = tmp_path / "erasures.jsonl"
+    erasures.append(register, "account", ["0" * 32])  # never existed
+    erasures.append(register, "clip", [world["deleted_clip"], "f" * 32])
+    erasures.append(register, "account", [world["gone"]])
+    with open(register, "ab") as fh:
+        fh.write(b'{"v":1,"at":"2026-11-21T10:00:00Z","kind":"clip","id":"' + world["kept_clip"][:9].encode())
+    target = tmp_path / "restored"
+    res = _cli("restore", str(world["archive"]), "--data-dir", str(target), "--erasures", str(register))
+    assert res.exit_code == 0, res.output
+    assert "the last line is cut short" in res.output and "1 unreadable line(s) skipped" in res.output
+    assert "deleted again: 2 account(s), 1 clip(s), 0 camera(s) with 0 clip(s); 2 already absent" in res.output
+    ids = _restored(target)
+    assert world["gone"] not in ids["accounts"] and world["deleted_clip"] not in ids["clips"]
+    assert {world["kept_clip"], world["porch_clip"], world["other_clip"]} <= ids["clips"]  # the torn line did nothing
+
+
+def test_an_append_after_a_torn_line_starts_on_a_fresh_line(tmp_path: Path) -> None:
+    register = tmp_path / "erasures.jsonl"
+    erasures.append(register, "clip", ["a" * 32])
+    with open(register, "ab") as fh:
+        fh.write(b'{"v":1,"kind":"cl')  # the server died in the middle of a write
+    erasures.append(register, "clip", ["b" * 32])
+    read = erasures.read([register])
+    assert [e.id for e in read.entries] == ["a" * 32, "b" * 32]
+    assert read.skipped == 1 and "line 2 is not a register line" in read.warnings[0]
+
+
+def test_a_failed_commit_voids_its_line_and_ids_only_are_accepted(tmp_path: Path) -> None:
+    st = _settings(tmp_path / "data")
+    with pytest.raises(RuntimeError), erasures.recorded(st, "clip", ["c" * 32]):
+        raise RuntimeError("the commit failed")
+    with erasures.recorded(st, "clip", ["d" * 32]):
+        pass
+    assert [e.id for e in erasures.read([erasures.register_path(st)]).entries] == ["d" * 32]
+    with pytest.raises(ValueError, match="ids only"):
+        erasures.append(tmp_path / "x.jsonl", "account", ["someone@example.com"])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Any:
+    """A register that cannot be written (its path is a folder)."""
+    (tmp_path / "register").mkdir()
+    return _settings(tmp_path / "data", privacy={"erasure_register": tmp_path / "register"})
+
+
+def test_a_deletion_that_cannot_be_registered_does_not_happen(api: Any, kit: Any, tmp_path: Path) -> None:
+    a = api().register(KEEPS)
+    cam = a.camera("Garage")
+    ev = a.upload_analysed(a.upload_credentials(cam["id"]), kit.small_clip(tmp_path / "c.mp4"))
+    assert a.delete(f"/api/v1/events/{ev['id']}").status_code == 500
+    assert a.get(f"/api/v1/events/{ev['id']}/video").status_code == 200  # still there, and deletable later
+    from tests.conftest import PASSWORD  # type: ignore[import-not-found]
+
+    assert a.delete("/api/v1/me", json={"password": PASSWORD}).status_code == 500
+    assert a.get("/api/v1/me").json()["email"] == KEEPS
+
+
+def test_a_backup_never_holds_the_register(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "blobs" / "acc").mkdir(parents=True)
+    (data / "blobs" / "acc" / "x.mp4").write_bytes(b"video")
+    register = data / "blobs" / "erasures.jsonl"  # even where --blobs-only copies every file
+    erasures.append(register, "account", ["e" * 32])
+    st = _settings(data, privacy={"erasure_register": register})
+    result = backup.create_backup(st, tmp_path / "b.tar", blobs_only=True)
+    assert [m["name"] for m in result.manifest["members"]] == ["blobs/acc/x.mp4"]
+
+
+def test_prune_drops_the_lines_older_than_the_oldest_backup(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    register = data / "erasures.jsonl"
+    lines = [{"v": 1, "at": at, "kind": "account", "id": i * 32, "n": i} for at, i in
+             (("2026-09-01T08:00:00Z", "a"), ("2026-10-31T23:59:59Z", "b"), ("2026-11-01T00:00:00Z", "c"))]
+    register.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    env = {"ALARMCLOUD_DATA_DIR": str(data)}
+    res = _cli("privacy", "erasures", "prune", "--before", "2026-11-01", "--dry-run", env=env)
+    assert res.exit_code == 0 and "would drop 2 line(s)" in res.output, res.output
+    assert len(register.read_text().splitlines()) == 3
+    res = _cli("privacy", "erasures", "prune", "--before", "2026-11-01", env=env)
+    assert res.exit_code == 0 and "dropped 2 line(s)" in res.output and "1 kept" in res.output, res.output
+    assert [e.id for e in erasures.read([register]).entries] == ["c" * 32]
+    erasures.append(register, "clip", ["d" * 32])  # appends go on into the new file
+    assert [e.id for e in erasures.read([register]).entries] == ["c" * 32, "d" * 32]
+
+
+def test_replay_onto_a_configured_deployment(world: dict[str, Any], tmp_path: Path) -> None:
+    """PostgreSQL: the database comes back with pg_restore, the files with `restore --blobs-only`; the register is
+    replayed onto the configured deployment (here a SQLite one restored without it)."""
+    target = tmp_path / "restored"
+    assert _cli("restore", str(world["archive"]), "--data-dir", str(target), "--no-erasures").exit_code == 0
+    res = _cli("privacy", "erasures", "replay", "--data-dir", str(target), "--erasures", str(world["register"]),
+               env={"ALARMCLOUD_DATABASE_URL": ""})
+    assert res.exit_code == 0, res.output
+    assert "deleted again: 2 account(s), 1 clip(s), 1 camera(s) with 1 clip(s)" in res.output
+    _assert_deleted_again(world, target)
+
+
+def test_a_register_kept_apart_goes_on_and_takes_the_accounts_erase_names(
+        world: dict[str, Any], tmp_path: Path) -> None:
+    apart = tmp_path / "offsite" / "erasures.jsonl"
+    apart.parent.mkdir()
+    apart.write_bytes(world["register"].read_bytes())
+    target = tmp_path / "restored"
+    res = _cli("restore", str(world["archive"]), "--data-dir", str(target), "--erase", OTHER,
+               env={"ALARMCLOUD_PRIVACY__ERASURE_REGISTER": str(apart)})
+    assert res.exit_code == 0, res.output
+    assert f"erasure register {apart}" in res.output and "erased again: 1 account(s)" in res.output
+    assert _restored(target)["accounts"] == {world["keeps"]}
+    assert not (target / "erasures.jsonl").exists()  # the deployment's register is the one kept apart
+    assert [(e.kind, e.id) for e in erasures.read([apart]).entries][-1] == ("account", world["other"])
