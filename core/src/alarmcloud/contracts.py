@@ -108,6 +108,11 @@ class Detector(ABC):
     labels: ClassVar[tuple[str, ...]]
     #: labels that mean "false alarm" when the core's motion analysis sees no real mover (e.g. rain)
     false_alarm_labels: ClassVar[frozenset[str]] = frozenset()
+    #: labels whose finding says that every mover the core's motion analysis may have seen in the clip is this
+    #: cause (e.g. moths at the IR lamp): with such a finding and no object finding the clip is a false alarm even
+    #: though something moved. Emit one only when the analysis found nothing else that moves: a missed burglar is
+    #: far worse than a false alarm. Each of these labels should also be in ``false_alarm_labels``.
+    mover_explaining_labels: ClassVar[frozenset[str]] = frozenset()
     #: a finding is only emitted at or above this score
     threshold: float = 0.5
 

@@ -44,14 +44,21 @@ class Analysis:
 def verdict_for(findings: list[Finding], mover: bool, detectors: list[Detector]) -> str:
     """The clip's verdict: ``alarm`` or the false-alarm cause.
 
-    A real mover always makes an alarm (rain does not hide a burglar). Without a mover, weather wins over object
-    findings: a parked car's plate read in every rainy clip of a driveway must not turn rain into alarms. Without a
-    mover and without weather, an object finding still counts (a mover the motion analysis missed).
+    A real mover always makes an alarm (rain does not hide a burglar). A mover is not real when a detector explains
+    it (a ``mover_explaining_labels`` finding: moths at the IR lamp) and no detector found an object (a plate): the
+    cause it names is the verdict. Without a mover, weather wins over object findings: a parked car's plate read in
+    every rainy clip of a driveway must not turn rain into alarms. Without a mover and without weather, an object
+    finding still counts (a mover the motion analysis missed).
     """
     weather = {lbl for d in detectors for lbl in d.false_alarm_labels}
+    explaining = {lbl for d in detectors for lbl in getattr(d, "mover_explaining_labels", ())}
     if mover:
+        explained = sorted({f.label for f in findings if f.label in explaining})
+        objects = [f for f in findings if f.label not in weather and f.label not in explaining]
+        if explained and not objects:
+            return f"false_alarm:{explained[0]}"
         return "alarm"
-    causes = sorted({f.label for f in findings if f.label in weather})
+    causes = sorted({f.label for f in findings if f.label in weather | explaining})
     if causes:
         return f"false_alarm:{causes[0]}"
     if any(f.label not in weather for f in findings):
