@@ -270,3 +270,11 @@ def test_a_register_kept_apart_goes_on_and_takes_the_accounts_erase_names(
     assert _restored(target)["accounts"] == {world["keeps"]}
     assert not (target / "erasures.jsonl").exists()  # the deployment's register is the one kept apart
     assert [(e.kind, e.id) for e in erasures.read([apart]).entries][-1] == ("account", world["other"])
+
+
+def test_the_record_of_processing_lists_the_register(tmp_path: Path) -> None:
+    res = _cli("privacy", "record", "--json", env={"ALARMCLOUD_DATA_DIR": str(tmp_path / "data")})
+    assert res.exit_code == 0, res.output
+    act = {a["name"]: a for a in json.loads(res.stdout)["activities"]}["core: erasure register"]
+    assert act["data"] == ["ids of erased accounts, deleted events and deleted cameras", "time of the deletion"]
+    assert "backup" in act["retention"] and "prune" in act["retention"]
