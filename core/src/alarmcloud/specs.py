@@ -107,6 +107,8 @@ class DetectorSpec:
     privacy: ProcessingRecord | None = None
     options: tuple[DetectorOption, ...] = ()
     """Per-camera settings owners may change; detectors without any accept any options object (API only)."""
+    title: str = ""
+    """The name people read in the web UI ("Licence plates"); empty: the entry name, humanised (see ``title_of``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
@@ -128,6 +130,8 @@ class CameraAdapterSpec:
     description: str
     config_model: type[BaseModel] | None = None
     privacy: ProcessingRecord | None = None
+    title: str = ""
+    """The brand as people write it ("INSTAR"); empty: the entry name, humanised (see ``title_of``)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,18 @@ class IntegrationSpec:
     scopes: tuple[str, ...] = ()
     config_model: type[BaseModel] | None = None
     privacy: ProcessingRecord | None = None
+    title: str = ""
+    """The service as people know it ("Google Home"); empty: the entry name, humanised (see ``title_of``)."""
+
+
+def title_of(spec: DetectorSpec | CameraAdapterSpec | IntegrationSpec | None, name: str = "") -> str:
+    """The name to show people: the spec's ``title``, else its entry name (or ``name`` without a spec, e.g. a
+    detector no longer installed) with ``_``/``-`` as spaces and each word capitalised ("google_home": "Google
+    Home")."""
+    if spec is not None and spec.title.strip():
+        return spec.title.strip()
+    raw = spec.name if spec is not None else name
+    return " ".join(w[:1].upper() + w[1:] for w in raw.replace("_", " ").replace("-", " ").split())
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ def build(config: AlexaConfig | None) -> AlexaIntegration:
 def register_integrations() -> Iterable[IntegrationSpec]:
     """The Alexa smart-home skill backend."""
     return [IntegrationSpec(name=INTEGRATION, factory=build, config_model=AlexaConfig, scopes=SCOPES,
+                            title="Amazon Alexa",
                             description="Amazon Alexa smart-home skill: cameras (live view, motion detection "
                             "on/off) and per-camera alarm motion sensors",
                             privacy=PRIVACY)]

@@ -35,6 +35,7 @@ def register_camera_adapters() -> Iterable[CameraAdapterSpec]:
     return [
         CameraAdapterSpec(
             name="instar",
+            title="INSTAR",
             factory=build_adapter,
             description="INSTAR IP cameras: HD 720p, Full HD 1080p and WQHD 2K+ (clip validation, control, "
             "live view, alarm server, one-click upload setup)",

@@ -49,6 +49,7 @@ def register_detectors() -> list[DetectorSpec]:
     return [
         DetectorSpec(
             name="plates",
+            title="Licence plates",
             factory=_factory,
             labels=PlateDetector.labels,
             description="Reads licence plates (text, time, box) of vehicles in alarm clips; offline PP-OCR.",

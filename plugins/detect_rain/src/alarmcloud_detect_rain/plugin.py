@@ -46,6 +46,7 @@ def register_detectors() -> list[DetectorSpec]:
     return [
         DetectorSpec(
             name="rain",
+            title="Rain and snow",
             factory=_factory,
             labels=RainDetector.labels,
             description="Rain and snow false-alarm classifier (temporal streak features + small ONNX model).",

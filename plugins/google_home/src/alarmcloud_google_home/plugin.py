@@ -108,6 +108,7 @@ def build(config: GoogleHomeConfig | None) -> GoogleHomeIntegration:
 def register_integrations() -> Iterable[IntegrationSpec]:
     """The Google Home cloud-to-cloud integration."""
     return [IntegrationSpec(name=INTEGRATION, factory=build, config_model=GoogleHomeConfig, scopes=SCOPES,
+                            title="Google Home",
                             description="Google Home: cameras (live view through your relay, motion detection "
                             "on/off), Report State and Request Sync", privacy=PRIVACY)]
 

@@ -39,7 +39,7 @@ class IftttIntegration(Integration):
 @hookimpl
 def register_integrations() -> Iterable[IntegrationSpec]:
     """IFTTT triggers, actions and queries."""
-    return [IntegrationSpec(name="ifttt", factory=lambda config: IftttIntegration(), scopes=SCOPES,
+    return [IntegrationSpec(name="ifttt", title="IFTTT", factory=lambda config: IftttIntegration(), scopes=SCOPES,
                             description="IFTTT service: alarm, detection, plate and storage triggers; camera "
                             "actions; alarm and storage queries", privacy=PRIVACY)]
 
