@@ -95,8 +95,8 @@ def test_download_by_ids_streams_playable_clips_and_an_index(owner: dict[str, An
     server.core.usage.flush()  # type: ignore[attr-defined]
     with acc.http.stream("POST", URL, json={"ids": chosen}, headers={"X-CSRF-Token": acc.csrf}) as r:
         assert r.status_code == 200, r.read()
-        assert "content-length" not in r.headers  # streamed, not built in memory first
         body = b"".join(r.iter_bytes())
+        assert int(r.headers["content-length"]) == len(body)  # known before the first byte: a browser shows progress
     zf = zipfile.ZipFile(io.BytesIO(body))
     index = json.loads(zf.read("events.json"))["events"]
     assert zf.namelist()[0] == "events.json"
@@ -241,3 +241,90 @@ def test_sub_user_gets_only_the_cameras_it_has_a_right_on(owner: dict[str, Any],
     assert sub.post(URL, json={"ids": [owner["yard_ids"][0], owner["hof_ids"][0]]}).status_code == 404
     assert sub.post(URL, json={"camera_id": owner["hof"]["id"]}).status_code == 404
     assert _zip(sub.post(URL, json={"ids": owner["yard_ids"]})).namelist()[0] == "events.json"
+
+
+def _link(acc: Any, body: dict[str, Any]) -> dict[str, Any]:
+    r = acc.post(URL, json={**body, "link": True})
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_a_download_link_serves_the_zip_with_range_so_a_broken_download_resumes(owner: dict[str, Any],
+                                                                                server: LiveServer) -> None:
+    acc = owner["api"]
+    chosen = [owner["hof_ids"][0], owner["yard_ids"][0]]
+    link = _link(acc, {"ids": chosen})
+    assert link["url"] == f"/api/v1/downloads/{link['id']}" and link["count"] == 2
+    head = acc.http.head(link["url"])
+    assert head.status_code == 200 and int(head.headers["content-length"]) == link["size"]
+    assert head.headers["accept-ranges"] == "bytes"
+    full = acc.get(link["url"])
+    assert full.status_code == 200 and len(full.content) == link["size"]
+    etag = full.headers["etag"]
+    zf = _zip(full)
+    assert zf.testzip() is None  # every CRC right
+    index = json.loads(zf.read("events.json"))["events"]
+    assert [e["id"] for e in index] == [owner["hof_ids"][0], owner["yard_ids"][0]]
+    for e in index:
+        assert zf.read(e["file"]) == acc.get(f"/api/v1/events/{e['id']}/video").content
+    # the connection broke off inside the first clip: the rest, asked for with Range and If-Range, completes it
+    clip_at = full.content.index(zf.read(index[0]["file"])[:64])
+    for cut in (100, clip_at + 1000, len(full.content) - 10):
+        first = acc.get(link["url"], headers={"Range": f"bytes=0-{cut - 1}"})
+        assert first.status_code == 206 and first.content == full.content[:cut]
+        rest = acc.get(link["url"], headers={"Range": f"bytes={cut}-", "If-Range": etag})
+        assert rest.status_code == 206, rest.text
+        assert rest.headers["content-range"] == f"bytes {cut}-{link['size'] - 1}/{link['size']}"
+        assert first.content + rest.content == full.content
+    # a client holding a part of something else gets the whole ZIP; a range past the end is refused
+    other = acc.get(link["url"], headers={"Range": "bytes=500-", "If-Range": '"something-else"'})
+    assert other.status_code == 200 and other.content == full.content
+    assert acc.get(link["url"], headers={"Range": f"bytes={link['size']}-"}).status_code == 416
+    # the same files as the direct download
+    direct = _zip(acc.post(URL, json={"ids": chosen}))
+    assert sorted(direct.namelist()) == sorted(zf.namelist())
+    assert all(direct.read(n) == zf.read(n) for n in zf.namelist() if n != "events.json")
+
+
+def test_a_download_link_is_its_makers_only_and_ends_when_it_expires_or_the_clips_change(
+        owner: dict[str, Any], api: Any, server: LiveServer) -> None:
+    from alarmcloud.models import DownloadLink, FindingRow
+    from sqlmodel import select
+
+    acc = owner["api"]
+    link = _link(acc, {"camera_id": owner["hof"]["id"]})
+    assert link["count"] == 2
+    other = api().register("other@example.com")
+    r = other.get(link["url"])
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert httpx.get(server.url + link["url"]).status_code == 401
+    r = acc.post(URL, json={"ids": owner["hof_ids"], "link": "yes"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_field"
+    # a plate read corrected after the link was made: the ZIP would say otherwise, so the link is outdated
+    core: Any = server.core
+    assert acc.get(link["url"]).status_code == 200
+    with core.db.session() as s:
+        row = s.exec(select(FindingRow).where(FindingRow.clip_id == owner["hof_ids"][0],
+                                              FindingRow.label == "plate")).one()
+        row.text = "MAB124"
+        s.add(row)
+        s.commit()
+    r = acc.get(link["url"])
+    assert r.status_code == 410 and r.json()["error"]["code"] == "link_outdated"
+    # a deleted clip too
+    link = _link(acc, {"camera_id": owner["hof"]["id"]})
+    assert acc.delete(f"/api/v1/events/{owner['hof_ids'][1]}").status_code == 204
+    r = acc.get(link["url"])
+    assert r.status_code == 410 and r.json()["error"]["code"] == "link_outdated"
+    # an expired link answers 410, and links that ran out are deleted when new ones are made
+    link = _link(acc, {"camera_id": owner["hof"]["id"]})
+    with core.db.session() as s:
+        for row in s.exec(select(DownloadLink)).all():
+            row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+            s.add(row)
+        s.commit()
+    r = acc.get(link["url"])
+    assert r.status_code == 410 and r.json()["error"]["code"] == "link_expired"
+    fresh = _link(acc, {"camera_id": owner["yard"]["id"]})
+    with core.db.session() as s:
+        assert [row.id for row in s.exec(select(DownloadLink)).all()] == [fresh["id"]]

@@ -273,6 +273,7 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/cameras/{camera_id}/view/dismiss", cameras.dismiss_view, methods=["POST"]),
         R("/api/v1/events", eventsapi.list_events, methods=["GET"]),
         R("/api/v1/events/download", download.download_events, methods=["POST"]),
+        R("/api/v1/downloads/{link_id}", download.fetch_link, methods=["GET", "HEAD"]),
         R("/api/v1/events/{event_id}", eventsapi.get_event, methods=["GET"]),
         R("/api/v1/events/{event_id}", eventsapi.delete_event, methods=["DELETE"]),
         R("/api/v1/events/{event_id}/video", eventsapi.video, methods=["GET", "HEAD"]),

@@ -7,32 +7,41 @@ written as the clips are read (never built in memory).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import io
 import json
 import re
 import unicodedata
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from alarmcloud.auth import User, check_csrf, core, signed_in_user, visible_camera_ids
+from alarmcloud.auth import User, check_csrf, core, require_user, signed_in_user, visible_camera_ids
 from alarmcloud.errors import ApiError, json_body
-from alarmcloud.eventsapi import query_events
-from alarmcloud.models import Camera, Clip, FindingRow, aware, iso, utcnow
-from alarmcloud.zipstream import Member, file_pieces, zip_stream
+from alarmcloud.eventsapi import byte_range, query_events
+from alarmcloud.models import Camera, Clip, DownloadLink, FindingRow, aware, iso, utcnow
+from alarmcloud.zipstream import SizedMember, SizedZip
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
 
 #: the filters of ``GET /api/v1/events`` a download accepts
 FILTERS = ("camera_id", "since", "until", "label", "verdict", "plate")
 #: every field a request body may have
-FIELDS = {"ids", "all", "count_only", *FILTERS}
+FIELDS = {"ids", "all", "count_only", "link", *FILTERS}
 #: a form post (the web UI's download button) may also carry the CSRF token as a field
 FORM_FIELDS = FIELDS | {"csrf_token"}
 MAX_BODY = 64 * 1024
 _UNSAFE = re.compile(r"[^\w.\- ]+")
+#: how long a download link serves
+LINK_LIFETIME = timedelta(hours=24)
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
 
 
@@ -98,7 +107,7 @@ async def _caller_and_body(request: Request) -> tuple[User, dict[str, Any]]:
             raise ApiError(400, "unknown_field", f"unknown field: {', '.join(unknown)}")
         sent = (form.get("csrf_token") or [""])[0]
         body: dict[str, Any] = {k: v[0] for k, v in form.items() if k not in ("ids", "csrf_token")}
-        for flag in ("all", "count_only"):
+        for flag in ("all", "count_only", "link"):
             if flag in body:
                 body[flag] = body[flag].lower() in ("1", "true", "on", "yes")
         if "ids" in form:
@@ -124,7 +133,7 @@ def _selection(body: dict[str, Any], max_clips: int) -> tuple[list[str] | None, 
         if not isinstance(v, str) or len(v) > 200:
             raise ApiError(400, "invalid_field", f"{k} must be a string of at most 200 characters")
         filters[k] = v
-    for flag in ("all", "count_only"):
+    for flag in ("all", "count_only", "link"):
         if flag in body and not isinstance(body[flag], bool):
             raise ApiError(400, "invalid_field", f"{flag} must be true or false")
     ids = body.get("ids")
@@ -179,14 +188,54 @@ def _rows(s: Session, user: User, ids: list[str] | None, filters: dict[str, str]
             for c in clips]
 
 
+def _index(rows: list[dict[str, Any]], exported_at: datetime) -> bytes:
+    """``events.json``: what each file of the ZIP is (rows without a video too, with ``file`` null)."""
+    events = [{"id": r["id"], "camera_id": r["camera_id"], "camera": r["camera"], "time": r["time"],
+               "verdict": r["verdict"], "labels": r["labels"], "plates": r["plates"], "duration": r["duration"],
+               "file": r.get("file")} for r in rows]
+    return json.dumps({"format": "alarmcloud-events/1", "exported_at": iso(exported_at), "events": events},
+                      indent=1, ensure_ascii=False).encode()
+
+
+def _archive(app: AlarmCloud, rows: list[dict[str, Any]], exported_at: datetime) -> tuple[SizedZip, bytes]:
+    """The ZIP of ``rows`` laid out (each row with a stored video gets ``file`` and ``size``), and its index."""
+    present = []
+    for r in rows:
+        try:
+            r["size"] = app.blobs.size(r["blob_key"]) if r["blob_key"] else None
+        except FileNotFoundError:
+            r["size"] = None
+        if r["size"] is not None:
+            present.append(r)
+    for r, name in zip(present, file_names(present), strict=True):
+        r["file"] = name
+    index = _index(rows, exported_at)
+    members = [SizedMember("events.json", len(index), lambda: io.BytesIO(index))]
+    members += [SizedMember(r["file"], r["size"], lambda key=r["blob_key"]: app.blobs.open(key)) for r in present]
+    return SizedZip(members, exported_at), index
+
+
+def _counted(app: AlarmCloud, user: User, pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """``pieces``, with the bytes sent counted as the account's download traffic (also when the client leaves)."""
+    sent = 0
+    try:
+        for piece in pieces:
+            sent += len(piece)
+            yield piece
+    finally:
+        app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
+
+
 async def download_events(request: Request) -> Response:
-    """Download chosen alarm clips as one ZIP, streamed.
+    """Download chosen alarm clips as one ZIP, streamed; or make a resumable download link for them.
 
     Body: ``{"ids": [...]}`` or the filters of ``GET /api/v1/events`` (camera_id, since, until, label, verdict,
     plate) and/or ``"all": true``. The ZIP holds ``events.json`` and ``<camera>/<UTC time>_<verdict>.mp4`` per
-    clip. An id of another account (or of a camera a sub-user has no right on) answers 404 for the whole request;
-    more clips than ``storage.download_max_clips`` answer 413 (the data export has every clip). With
-    ``"count_only": true`` the answer is ``{"count", "max_clips"}`` instead of the ZIP.
+    clip; its ``Content-Length`` is known before it is sent. An id of another account (or of a camera a sub-user has
+    no right on) answers 404 for the whole request; more clips than ``storage.download_max_clips`` answer 413 (the
+    data export has every clip). With ``"count_only": true`` the answer is ``{"count", "max_clips"}`` instead of
+    the ZIP. With ``"link": true`` it is 201 ``{"id", "url", "count", "size", "expires_at"}``: ``GET url`` then
+    serves the same ZIP with HTTP Range, so an interrupted download resumes where it stopped.
     """
     user, body = await _caller_and_body(request)
     app = core(request)
@@ -195,31 +244,75 @@ async def download_events(request: Request) -> Response:
     rows = await app.db.run(lambda s: _rows(s, user, ids, filters, max_clips))
     if body.get("count_only"):
         return JSONResponse({"count": len(rows), "max_clips": max_clips})
-    present = [r for r in rows if r["blob_key"] and app.blobs.exists(r["blob_key"])]
-    for r, name in zip(present, file_names(present), strict=True):
-        r["file"] = name
-    index = [{"id": r["id"], "camera_id": r["camera_id"], "camera": r["camera"], "time": r["time"],
-              "verdict": r["verdict"], "labels": r["labels"], "plates": r["plates"], "duration": r["duration"],
-              "file": r.get("file")} for r in rows]
-    subject = f"account:{user.tenant_id}"
+    now = utcnow().replace(microsecond=0)
+    archive, index = await asyncio.to_thread(_archive, app, rows, now)
+    count = len(archive.members) - 1
+    if body.get("link"):
+        link = DownloadLink(account_id=user.tenant_id, user_id=user.id, created_at=now,
+                            expires_at=now + LINK_LIFETIME, index_size=len(index),
+                            index_sha256=hashlib.sha256(index).hexdigest(),
+                            files=[{"clip_id": r["id"], "file": r.get("file"), "blob_key": r["blob_key"],
+                                    "size": r["size"]} for r in rows])
 
-    def _members() -> Iterator[Member]:
-        events = json.dumps({"format": "alarmcloud-events/1", "exported_at": iso(utcnow()), "events": index},
-                            indent=1, ensure_ascii=False).encode()
-        yield "events.json", lambda: [events]
-        for r in present:
-            yield r["file"], file_pieces(lambda key=r["blob_key"]: app.blobs.open(key))
+        def _save(s: Session) -> None:
+            # links that ran out go as new ones are made (they name clips: kept no longer than they serve)
+            s.execute(delete(DownloadLink).where(col(DownloadLink.expires_at) < now))  # type: ignore[arg-type]
+            s.add(link)
+            s.commit()
 
-    def _counted() -> Iterator[bytes]:
-        sent = 0
-        try:
-            for piece in zip_stream(_members()):
-                sent += len(piece)
-                yield piece
-        finally:
-            app.usage.add(account_id=user.tenant_id, subject=subject, bytes_out=sent)
-
-    name = f"alarmcloud-events-{utcnow():%Y%m%d-%H%M%S}.zip"
-    return StreamingResponse(_counted(), media_type="application/zip",
+        await app.db.run(_save)
+        return JSONResponse({"id": link.id, "url": f"/api/v1/downloads/{link.id}", "count": count,
+                             "size": archive.size, "expires_at": iso(link.expires_at)}, status_code=201)
+    name = f"alarmcloud-events-{now:%Y%m%d-%H%M%S}.zip"
+    return StreamingResponse(_counted(app, user, archive.pieces()), media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                      "Cache-Control": "no-store", "X-Clip-Count": str(len(present))})
+                                      "Content-Length": str(archive.size), "Cache-Control": "no-store",
+                                      "X-Clip-Count": str(count)})
+
+
+async def fetch_link(request: Request) -> Response:
+    """A download link's ZIP (``POST /api/v1/events/download`` with ``"link": true``), with HTTP Range.
+
+    Only the person who made the link may fetch it, until it expires (410 ``link_expired``). The ZIP is the one laid
+    out when the link was made, byte for byte, so a download that broke off resumes with ``Range`` (and
+    ``If-Range``: the ETag). When a clip was deleted, masked or re-analysed since, or a right on its camera was
+    withdrawn, the answer is 410 ``link_outdated``: make a new link.
+    """
+    user = await require_user(request)
+    app = core(request)
+    link_id = request.path_params["link_id"]
+    link = await app.db.run(lambda s: s.get(DownloadLink, link_id))
+    if link is None or link.user_id != user.id or link.account_id != user.tenant_id:
+        raise ApiError(404, "not_found", "download link not found")
+    if aware(link.expires_at) <= utcnow():
+        raise ApiError(410, "link_expired", "this download link has expired: choose the clips again")
+    ids = [f["clip_id"] for f in link.files]
+
+    def _current(s: Session) -> list[dict[str, Any]]:
+        try:
+            return _rows(s, user, ids, {}, len(ids))
+        except ApiError:
+            return []
+
+    rows = await app.db.run(_current)
+    archive, index = await asyncio.to_thread(_archive, app, rows, aware(link.created_at))
+    now_files = [{"clip_id": r["id"], "file": r.get("file"), "blob_key": r["blob_key"], "size": r["size"]}
+                 for r in rows]
+    if now_files != link.files or hashlib.sha256(index).hexdigest() != link.index_sha256:
+        raise ApiError(410, "link_outdated", "the chosen clips changed since this link was made (deleted, masked, "
+                                             "re-analysed or no longer shared with you): choose them again")
+    etag = f'"{link.id}"'
+    headers = {"Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "no-store",
+               "Content-Disposition": f'attachment; filename="alarmcloud-events-{aware(link.created_at):%Y%m%d-%H%M%S}'
+                                      '.zip"', "X-Clip-Count": str(len(archive.members) - 1)}
+    asked = byte_range(request, etag, archive.size)
+    if isinstance(asked, Response):
+        return asked
+    start, end, status = asked
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end}/{archive.size}"
+    headers["Content-Length"] = str(end - start + 1)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type="application/zip")
+    return StreamingResponse(_counted(app, user, archive.pieces(start, end + 1)), status_code=status,
+                             media_type="application/zip", headers=headers)

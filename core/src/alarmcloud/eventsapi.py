@@ -239,6 +239,29 @@ async def _media(request: Request, user: User, video: bool) -> tuple[str, Any]:
     raise AssertionError("unreachable")
 
 
+def byte_range(request: Request, etag: str, size: int) -> tuple[int, int, int] | Response:
+    """``(start, end, status)`` of the bytes a GET asks for (``end`` inclusive; 200 for all of them, 206 for a
+    ``Range``), or the 416 answer to a range that cannot be served. A ``Range`` with an ``If-Range`` that is not
+    ``etag`` (the resource changed since the client's first part) gets the whole new resource."""
+    rng = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if rng and if_range is not None and if_range.strip() != etag:
+        rng = None
+    if not rng:
+        return 0, size - 1, 200
+    m = _RANGE.match(rng.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    if m.group(1):
+        start = int(m.group(1))
+        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+    else:
+        start, end = max(0, size - int(m.group(2))), size - 1
+    if start > end or start >= size:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    return start, end, 206
+
+
 async def video(request: Request) -> Response:
     """The MP4, with HTTP Range support so browsers can seek; revalidated by its ETag (If-None-Match: 304)."""
     user = await require_user(request)
@@ -254,26 +277,12 @@ async def video(request: Request) -> Response:
     except Exception:
         fh.close()
         raise
-    start, end = 0, size - 1
-    status = 200
-    rng = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if rng and if_range is not None and if_range.strip() != etag:
-        rng = None  # the part asked for belongs to another version of the clip (masks applied): the whole new one
-    if rng:
-        m = _RANGE.match(rng.strip())
-        if not m or (not m.group(1) and not m.group(2)):
-            fh.close()
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-        if m.group(1):
-            start = int(m.group(1))
-            end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
-        else:
-            start = max(0, size - int(m.group(2)))
-        if start > end or start >= size:
-            fh.close()
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-        status = 206
+    asked = byte_range(request, etag, size)
+    if isinstance(asked, Response):
+        fh.close()
+        return asked
+    start, end, status = asked
+    if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1)
     app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=end - start + 1)

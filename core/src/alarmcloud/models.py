@@ -231,6 +231,23 @@ class MaskJob(SQLModel, table=True):
     finished_at: datetime | None = None
 
 
+class DownloadLink(SQLModel, table=True):
+    """A resumable bulk download (``download``): the chosen clips as laid out in the ZIP when the link was made.
+
+    Only its maker may fetch it, only until it expires, and only while every clip is as it was (else 410)."""
+
+    __tablename__ = "download_links"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(max_length=32, index=True)  # the account that owns the clips
+    user_id: str = Field(max_length=32, index=True)  # the person who made the link
+    #: one entry per clip, oldest first: clip_id, file (its name in the ZIP, or None: no video), blob_key, size
+    files: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    index_size: int = 0  # events.json: its size and SHA-256 (rebuilt on every fetch; it must not have changed)
+    index_sha256: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
 class Rejection(SQLModel, table=True):
     """A rejected upload: the reason is kept, the data never."""
 

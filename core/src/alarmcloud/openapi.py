@@ -121,9 +121,12 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
     ("POST", "/api/v1/events/download"): {
         "status": 200, "response_media": "application/zip", "errors": [400, 401, 403, 404, 413],
+        "also": {201: _obj({"id": STR, "url": STR, "count": INT, "size": INT, "expires_at": STR})},
         "request": {"type": "object", "additionalProperties": False, "properties": {
-            "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL,
+            "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL, "link": BOOL,
             **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")}}}},
+    ("GET", "/api/v1/downloads/{link_id}"): {"status": 200, "response_media": "application/zip",
+                                             "errors": [401, 404, 410, 416]},
     ("POST", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 202, "response": MASK_JOB,
                                                                   "errors": [401, 403, 404, 409]},
     ("GET", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 200, "response": MASK_JOB},
@@ -133,7 +136,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
 
 
 _ERRORS = {400: "Invalid request", 401: "Not logged in", 403: "Forbidden (e.g. missing CSRF token)",
-           404: "Not found", 409: "Conflict (e.g. the camera has no privacy masks to apply)",
+           404: "Not found", 410: "Gone (e.g. a download link that expired or whose clips changed)",
+           416: "Range not satisfiable", 409: "Conflict (e.g. the camera has no privacy masks to apply)",
            413: "Too large (e.g. too many items)",
            422: "Invalid value (e.g. privacy masks outside the frame); nothing was changed"}
 
@@ -154,6 +158,8 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
         "tags": [path.split("/")[3] if path.startswith("/api/v1/") else path.split("/")[1] or "root"],
         "responses": {status: ok, "4XX": {"description": "Error", "content": {"application/json": {"schema": ERROR}}}},
     }
+    for code, schema in shape.get("also", {}).items():  # a second success answer (e.g. 201 instead of a file)
+        op["responses"][str(code)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     for code in shape.get("errors", ()):
         op["responses"][str(code)] = {"description": _ERRORS.get(code, "Error"),
                                       "content": {"application/json": {"schema": ERROR}}}
