@@ -12,7 +12,7 @@ from alarmcloud_detect_rain.detector import RainConfig, RainDetector
 
 
 def threshold_option() -> DetectorOption:
-    (spec,) = plugin.register_detectors()
+    spec = next(s for s in plugin.register_detectors() if s.name == "rain")
     opt = spec.option("threshold")
     assert opt is not None and [o.key for o in spec.options] == ["threshold"]
     return opt

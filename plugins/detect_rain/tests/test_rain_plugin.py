@@ -18,8 +18,9 @@ def test_entry_point_targets_plugin_module() -> None:
 
 
 def test_hook_register_detectors() -> None:
-    (spec,) = plugin.register_detectors()
-    assert spec.name == "rain"
+    specs = {s.name: s for s in plugin.register_detectors()}
+    assert set(specs) == {"rain", "insects"}
+    spec = specs["rain"]
     assert spec.labels == ("rain", "snow")
     assert spec.config_model is RainConfig
     det = spec.factory({"threshold": 0.8})

@@ -8,6 +8,7 @@ from alarmcloud.hookspecs import hookimpl
 from alarmcloud.specs import DetectorOption, DetectorSpec, ProcessingRecord
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector
+from alarmcloud_detect_rain.insects import InsectDetector
 
 if TYPE_CHECKING:
     import click
@@ -18,6 +19,16 @@ PRIVACY = ProcessingRecord(
     recipients=(),
     retention="none beyond the finding: frames and features are discarded after analysis; only the label and "
     "score are stored with the event",
+)
+
+
+INSECT_PRIVACY = ProcessingRecord(
+    data=("video frames of the alarm clip (its keyframes, downscaled to 320 px)",),
+    purpose="tell whether the only thing moving in a night clip were insects at the camera's infrared lamp, so the "
+    "owner is not woken by moths",
+    recipients=(),
+    retention="none beyond the finding: frames are discarded after analysis; only the label and score are stored "
+    "with the event",
 )
 
 
@@ -42,7 +53,7 @@ THRESHOLD = DetectorOption(
 
 @hookimpl
 def register_detectors() -> list[DetectorSpec]:
-    """The rain / snow detector."""
+    """The rain / snow detector and the insects-at-the-IR-lamp detector."""
     return [
         DetectorSpec(
             name="rain",
@@ -53,7 +64,15 @@ def register_detectors() -> list[DetectorSpec]:
             config_model=RainConfig,
             privacy=PRIVACY,
             options=(THRESHOLD,),
-        )
+        ),
+        DetectorSpec(
+            name="insects",
+            factory=lambda config: InsectDetector(),
+            labels=InsectDetector.labels,
+            description="Night false alarms caused only by moths or other insects at the infrared lamp (a person "
+            "or a car among them keeps the alarm).",
+            privacy=INSECT_PRIVACY,
+        ),
     ]
 
 

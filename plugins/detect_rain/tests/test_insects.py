@@ -1,0 +1,127 @@
+"""Moths at the IR lamp: the insects detector and the verdicts it leads to through the core pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alarmcloud.plugins import PluginHost
+from alarmcloud.testing import make_clip
+from alarmcloud.video import decode
+from alarmcloud_detect_rain import plugin
+from alarmcloud_detect_rain.insects import REQUEST, InsectDetector, insect_score, is_infrared
+
+Scene = Callable[[int, float, int, int], np.ndarray]
+
+
+def _night_background(w: int, h: int) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    small = rng.integers(40, 170, size=(h // 16 + 1, w // 16 + 1)).astype(np.float32)
+    img = np.repeat(np.repeat(small, 16, axis=0), 16, axis=1)[:h, :w]
+    return img * 0.4 + 10
+
+
+def night_scene(moths: int = 2, person: bool = False, colour: bool = False, seed: int = 0) -> Scene:
+    """A grey IR picture; ``moths`` out-of-focus glows jumping about near the lens; a person walking across."""
+
+    def draw(i: int, t: float, w: int, h: int) -> np.ndarray:
+        rng = np.random.default_rng(seed * 1000 + i)
+        img = _night_background(w, h)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        for k in range(moths):
+            # erratic: a new place near the lamp every frame, a big soft rim (far out of focus)
+            cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
+            r = 25 + 10 * k
+            d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+            img = img + 150 / (1 + np.exp((d - r) / (0.4 * r)))
+        if person:
+            pw, ph = w // 14, h // 3
+            x, y = int(20 + 5 * i) % (w - pw), h // 2
+            img[y : y + ph, x : x + pw] = 170
+            img[y - pw // 2 : y, x + pw // 4 : x + 3 * pw // 4] = 190
+        img = img + rng.normal(0, 4, (h, w))
+        out = np.repeat(np.clip(img, 0, 255)[..., None], 3, axis=2)
+        if colour:  # a day picture: the same scene with colour in it
+            out = out * np.array([1.0, 0.85, 0.6])
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+    return draw
+
+
+@pytest.fixture(scope="module")
+def night_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """8 s 640x360 clips at 10 fps with a keyframe every second (8 keyframes)."""
+    d = tmp_path_factory.mktemp("insects")
+    scenes = {"moths": night_scene(2, seed=1), "moths_person": night_scene(2, person=True, seed=2),
+              "person": night_scene(0, person=True, seed=3), "clear": night_scene(0, seed=4),
+              "moths_day": night_scene(2, colour=True, seed=5)}
+    return {name: make_clip(d / f"{name}.mp4", seconds=8, width=640, height=360, fps=10, gop_seconds=1.0, scene=s)
+            for name, s in scenes.items()}
+
+
+@pytest.fixture(scope="module")
+def host() -> PluginHost:
+    return PluginHost({"cameras": [], "detectors": None, "integrations": []}).load()
+
+
+def _frames(path: Path):  # type: ignore[no-untyped-def]
+    (cf,) = decode(path, [REQUEST])
+    return cf
+
+
+def test_moth_glows_are_explained(night_clips: dict[str, Path]) -> None:
+    score, regions = insect_score(_frames(night_clips["moths"]))
+    assert score >= 0.5
+    assert regions and all(r.insect_like() for r in regions)
+    (finding,) = InsectDetector().analyze(_frames(night_clips["moths"]))
+    assert finding.label == "insect" and finding.detector == "insects" and finding.box is not None
+
+
+def test_person_among_moths_is_not_explained(night_clips: dict[str, Path]) -> None:
+    for name in ("moths_person", "person"):
+        score, regions = insect_score(_frames(night_clips[name]))
+        assert score == 0.0, name
+        assert any(not r.insect_like() for r in regions), name  # the person's outline
+        assert InsectDetector().analyze(_frames(night_clips[name])) == []
+
+
+def test_day_pictures_and_still_nights_have_no_insect_finding(night_clips: dict[str, Path]) -> None:
+    assert not is_infrared(_frames(night_clips["moths_day"]))
+    assert is_infrared(_frames(night_clips["moths"]))
+    assert InsectDetector().analyze(_frames(night_clips["moths_day"])) == []
+    assert InsectDetector().analyze(_frames(night_clips["clear"])) == []
+
+
+@pytest.mark.parametrize(("name", "verdict"), [
+    ("moths", "false_alarm:insect"),  # the moths are the mover
+    ("moths_person", "alarm"),  # a burglar among the moths
+    ("person", "alarm"),
+    ("moths_day", "alarm"),  # the insect analysis is for infrared night pictures only
+    ("clear", "false_alarm:no_motion"),
+])
+def test_verdicts_through_the_pipeline(host: PluginHost, night_clips: dict[str, Path], name: str,
+                                       verdict: str) -> None:
+    from alarmcloud.pipeline import analyze_file
+
+    res = analyze_file(host, night_clips[name], ["rain", "insects"])
+    assert res.verdict == verdict, (res.mover_score, res.findings)
+    if name.startswith("moths"):
+        assert res.mover, "the moths must fire the core's motion analysis, else this test shows nothing"
+
+
+def test_without_the_insect_detector_moths_are_alarms(host: PluginHost, night_clips: dict[str, Path]) -> None:
+    from alarmcloud.pipeline import analyze_file
+
+    assert analyze_file(host, night_clips["moths"], ["rain"]).verdict == "alarm"
+
+
+def test_hook_registers_the_insect_detector() -> None:
+    specs = {s.name: s for s in plugin.register_detectors()}
+    spec = specs["insects"]
+    assert spec.labels == ("insect",)
+    det = spec.factory(None)
+    assert isinstance(det, InsectDetector)
+    assert det.mover_explaining_labels == {"insect"} <= det.false_alarm_labels
+    assert spec.privacy is not None and "none beyond the finding" in spec.privacy.retention
