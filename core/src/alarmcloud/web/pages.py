@@ -27,6 +27,7 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "alarm": ("Real alarm", "alarm"),
     "false_alarm:rain": ("Rain", "rain"),
     "false_alarm:snow": ("Snow", "rain"),
+    "false_alarm:insect": ("Insects", "rain"),
     "false_alarm:no_motion": ("No motion", "quiet"),
     "analysis_failed": ("Analysis failed", "failed"),
 }
