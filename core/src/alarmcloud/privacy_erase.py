@@ -149,7 +149,8 @@ def _erase_data(core: AlarmCloud, account_id: str) -> dict[str, Any]:
         ids, clip_ids, keys, counts = delete_account_data(s, account_id)
         # the ids go to the erasure register before the commit (a restore of an older backup erases them again);
         # a register that cannot be written stops the erasure here, before anything is deleted
-        s.commit()
+        with erasures.recorded(core.settings, "account", ids):
+            s.commit()
     blobs = erase_blobs(core.blobs, core.training, ids, clip_ids, keys)
     for aid in ids:
         core.forget_upload_login(aid)
