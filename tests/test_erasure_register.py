@@ -15,7 +15,7 @@ from alarmcloud import backup, erasures
 from alarmcloud.cli import main
 from alarmcloud.db import Database
 from alarmcloud.models import Account, Camera, Clip
-from alarmcloud.testing import LiveServer, test_settings
+from alarmcloud.testing import LiveServer, settings_on, test_settings
 from click.testing import CliRunner
 from sqlmodel import select
 
@@ -278,3 +278,48 @@ def test_the_record_of_processing_lists_the_register(tmp_path: Path) -> None:
     act = {a["name"]: a for a in json.loads(res.stdout)["activities"]}["core: erasure register"]
     assert act["data"] == ["ids of erased accounts, deleted events and deleted cameras", "time of the deletion"]
     assert "backup" in act["retention"] and "prune" in act["retention"]
+
+
+@pytest.mark.postgres
+def test_replay_onto_a_postgresql_deployment(kit: Any, tmp_path: Path) -> None:
+    """After pg_restore of an older dump: `privacy erasures replay` deletes again on the PostgreSQL database (row
+    locks, every table) and in the blob store of the settings."""
+    from tests.conftest import PASSWORD, Api  # type: ignore[import-not-found]
+
+    with settings_on("postgres", tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        with LiveServer(st) as srv:
+            gone = Api(srv.url).register(GONE)
+            gone_cam = gone.camera("Garage")
+            gone_clip = gone.upload_analysed(gone.upload_credentials(gone_cam["id"]),
+                                             kit.small_clip(tmp_path / "g.mp4"))["id"]
+            r = gone.post("/api/v1/subusers", json={"email": SUB, "password": PASSWORD,
+                                                    "rights": {gone_cam["id"]: "view"}})
+            assert r.status_code == 201, r.text
+            keeps = Api(srv.url).register(KEEPS)
+            creds = keeps.upload_credentials(keeps.camera("Garage")["id"])
+            deleted = keeps.upload_analysed(creds, kit.small_clip(tmp_path / "d.mp4", seconds=2))["id"]
+            kept = keeps.upload_analysed(creds, kit.small_clip(tmp_path / "k.mp4", seconds=3))["id"]
+            porch = keeps.camera("Porch")["id"]
+            porch_clip = keeps.upload_analysed(keeps.upload_credentials(porch),
+                                               kit.small_clip(tmp_path / "p.mp4", seconds=4))["id"]
+        # the register of the deletions made after the dump was taken (as the live server wrote them)
+        register = tmp_path / "registers" / "erasures-web1.jsonl"
+        erasures.append(register, "account", [gone.id, r.json()["id"], "0" * 32])
+        erasures.append(register, "clip", [deleted])
+        erasures.append(tmp_path / "registers" / "erasures-web2.jsonl", "camera", [porch])
+        res = _cli("privacy", "erasures", "replay", "--erasures", str(register), "--erasures",
+                   str(tmp_path / "registers" / "erasures-web2.jsonl"),
+                   env={"ALARMCLOUD_DATABASE_URL": st.db_url, "ALARMCLOUD_DATA_DIR": str(st.data_dir)})
+        assert res.exit_code == 0, res.output
+        assert "deleted again: 2 account(s), 1 clip(s), 1 camera(s) with 1 clip(s); 2 already absent" in res.output
+        database = Database(st.db_url)
+        try:
+            with database.session() as s:
+                assert set(s.exec(select(Account.id)).all()) == {keeps.id}
+                assert set(s.exec(select(Clip.id)).all()) == {kept}
+                assert porch not in set(s.exec(select(Camera.id)).all())
+        finally:
+            database.dispose()
+        for gone_id in (gone.id, gone_clip, deleted, porch_clip):
+            assert _files(st.data_dir, gone_id) == [], gone_id
+        assert _files(st.data_dir / "blobs", kept)
