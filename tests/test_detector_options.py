@@ -45,7 +45,7 @@ def test_the_bundled_detectors_declare_their_options_with_the_deployment_default
     assert (threshold["kind"], threshold["minimum"], threshold["maximum"], threshold["step"]) == (
         "number", 0.05, 0.99, 0.05)
     assert threshold["default"] == 0.75  # RainConfig's default
-    assert got["options"] == {} and got["enabled"] == {"plates": False, "rain": False}
+    assert got["options"] == {} and got["enabled"] == {"insects": False, "plates": False, "rain": False}
     # the answer is what the OpenAPI document says it is
     doc = httpx.get(server.url + "/openapi.json").json()
     op = doc["paths"]["/api/v1/cameras/{camera_id}/detectors"]

@@ -156,3 +156,53 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
         creds2 = _camera_with_rain(b)
         assert b.upload_analysed(creds2, rain_clips["rain"])["verdict"] == "false_alarm:rain"
         assert b.upload_analysed(creds2, rain_clips["person"])["verdict"] == "alarm"
+
+
+def moth_scene(person: bool = False, seed: int = 0) -> Callable[[int, float, int, int], np.ndarray]:
+    """A grey infrared night picture with two moths jumping about in front of the lens (big soft glows), and
+    optionally a person walking across."""
+
+    def draw(i: int, t: float, w: int, h: int) -> np.ndarray:
+        rng = np.random.default_rng(seed * 10_000 + i)
+        img = _background(w, h).mean(axis=2) * 0.4 + 10
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        for r in (25, 35):
+            cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
+            img = img + 150 / (1 + np.exp((np.hypot(xx - cx, yy - cy) - r) / (0.4 * r)))
+        if person:
+            pw, ph = w // 14, h // 3
+            x, y = int(20 + 6 * i) % (w - pw), h // 2
+            img[y : y + ph, x : x + pw] = 170
+        img = img + rng.normal(0, 4, (h, w))
+        return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+    return draw
+
+
+def test_moths_alone_are_a_false_alarm_but_a_person_among_them_stays_an_alarm(
+    api: Any, tmp_path: Path
+) -> None:
+    from alarmcloud.web.pages import verdict_badge
+
+    clips = {name: make_clip(tmp_path / f"{name}.mp4", seconds=6, width=W, height=H, fps=15, gop_seconds=1.0,
+                             scene=moth_scene(person=name == "moths_person", seed=n))
+             for n, name in enumerate(("moths", "moths_person"))}
+    a = api().register("insect-verdict@example.com")
+    cam = a.camera("Porch")
+    assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True, "insects": True}).status_code == 200
+    creds = a.upload_credentials(cam["id"])
+
+    moths = a.upload_analysed(creds, clips["moths"])
+    assert moths["mover"] is True, moths  # the core's motion analysis alone would call this an alarm
+    assert [f["label"] for f in moths["findings"]] == ["insect"]
+    assert moths["verdict"] == "false_alarm:insect"
+    assert verdict_badge(moths["verdict"]) == {"text": "Insects", "cls": "rain"}
+
+    burglar = a.upload_analysed(creds, clips["moths_person"])
+    assert burglar["mover"] is True and burglar["findings"] == [], burglar
+    assert burglar["verdict"] == "alarm"
+
+    # switched off, the moths are an alarm again
+    assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"insects": False}).status_code == 200
+    again = a.upload_analysed(creds, clips["moths"])
+    assert again["verdict"] == "alarm" and again["findings"] == []
