@@ -68,7 +68,7 @@ def test_numpy_findings_stored_and_a_broken_detector_does_not_block_the_others(t
         assert r.status_code == 201, r.text
         ev = a.wait_event(r.json()["event_id"])
         page = a.http.get(f"/events/{ev['id']}").text  # the owner's clip page says which detector failed
-    assert 'data-flag="detector_failed:broken"' in page and "broken detector could not look" in page
+    assert 'data-flag="detector_failed:broken"' in page and "The Broken detector could not look" in page
     assert ev["status"] == "done", ev
     assert [f["label"] for f in ev["findings"]] == ["thing"]
     assert ev["findings"][0]["score"] == pytest.approx(0.9)

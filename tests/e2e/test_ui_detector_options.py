@@ -30,7 +30,7 @@ def test_owner_ticks_two_plate_countries_saves_reloads_and_resets(chromium: Any,
         login(page, site.url, OWNER)
         page.goto(f"{site.url}/cameras/{site.camera_id}")
         card = page.locator("#detectors")
-        summary = card.get_by_role("button", name="Options of plates")
+        summary = card.get_by_role("button", name="Options of Licence plates")
         assert "Plate countries: deployment default (all " in summary.inner_text()
         summary.click()
         countries = card.get_by_role("group", name="Plate countries")
@@ -54,13 +54,13 @@ def test_owner_ticks_two_plate_countries_saves_reloads_and_resets(chromium: Any,
         assert card.get_by_text("Not saved yet.").is_visible()
         assert stored(site, site.camera_id) == {}  # nothing changes before Save
 
-        card.get_by_role("button", name="Save plates options").click()
+        card.get_by_role("button", name="Save Licence plates options").click()
         card.get_by_role("status").filter(has_text="Saved.").wait_for()
         assert stored(site, site.camera_id) == {"plates": {"countries": ["DE", "AT"]}}
         assert "Plate countries: DE, AT" in summary.inner_text()
 
         page.reload()
-        summary = card.get_by_role("button", name="Options of plates")
+        summary = card.get_by_role("button", name="Options of Licence plates")
         assert "Plate countries: DE, AT" in summary.inner_text()
         summary.click()
         checked = card.locator("[data-option=countries] input:checked")
@@ -70,7 +70,7 @@ def test_owner_ticks_two_plate_countries_saves_reloads_and_resets(chromium: Any,
         # back to the deployment default
         countries.get_by_role("button", name="Use the deployment default").click()
         assert card.locator("[data-option=countries] input:checked").count() == 0
-        card.get_by_role("button", name="Save plates options").click()
+        card.get_by_role("button", name="Save Licence plates options").click()
         card.get_by_role("status").filter(has_text="Saved.").wait_for()
         assert stored(site, site.camera_id) == {}
         assert "Now: deployment default (all " in countries.inner_text()
@@ -82,16 +82,16 @@ def test_an_out_of_range_number_shows_the_error_and_stores_nothing(chromium: Any
         login(page, site.url, OWNER)
         page.goto(f"{site.url}/cameras/{site.camera_id}")
         card = page.locator("#detectors")
-        toggle = card.get_by_role("button", name="Options of rain")
+        toggle = card.get_by_role("button", name="Options of Rain and snow")
         assert toggle.get_attribute("aria-expanded") == "false"
-        assert not card.get_by_role("button", name="Save rain options").is_visible()
+        assert not card.get_by_role("button", name="Save Rain and snow options").is_visible()
         toggle.focus()
         page.keyboard.press("Enter")  # the options open from the keyboard
         assert toggle.get_attribute("aria-expanded") == "true"
         threshold = card.get_by_label("Rain / snow threshold")
         assert threshold.input_value() == "" and threshold.get_attribute("placeholder") == "deployment default (0.75)"
         threshold.fill("1.5")
-        card.get_by_role("button", name="Save rain options").click()
+        card.get_by_role("button", name="Save Rain and snow options").click()
         alert = card.get_by_role("alert")
         alert.wait_for()
         assert alert.inner_text() == "Detector 'rain': threshold must be from 0.05 to 0.99, not 1.5"
@@ -101,7 +101,7 @@ def test_an_out_of_range_number_shows_the_error_and_stores_nothing(chromium: Any
         card.get_by_role("status").filter(has_text="Saved.").wait_for()
         assert not alert.is_visible()
         assert stored(site, site.camera_id) == {"rain": {"threshold": 0.85}}
-        assert "Rain / snow threshold: 0.85" in card.get_by_role("button", name="Options of rain").inner_text()
+        assert "Rain / snow threshold: 0.85" in card.get_by_role("button", name="Options of Rain and snow").inner_text()
         # a phone in dark mode, the options open: the page passes the audit (labels, contrast, no sideways scroll)
         with opened_page(chromium, 375, 740, color_scheme="dark") as phone:
             login(phone, site.url, OWNER)
@@ -123,7 +123,7 @@ def test_a_viewer_sees_the_options_but_cannot_change_them(chromium: Any, site: S
         login(page, site.url, "viewer.options@example.org")
         page.goto(f"{site.url}/cameras/{site.camera_id}")
         card = page.locator("#detectors")
-        values = card.locator("dl[aria-label='Options of plates']")
+        values = card.locator("dl[aria-label='Options of Licence plates']")
         assert values.locator("dt").all_inner_texts() == ["Plate countries"]
         assert values.locator("dd").all_inner_texts() == ["NL"]
         assert card.locator("form").count() == 0 and card.get_by_role("button").count() == 0

@@ -63,7 +63,7 @@ def test_customer_journey(tmp_path: Path) -> None:
         # switch the rain detector on
         rain = page.locator('input[data-detector="rain"]')
         rain.check()
-        page.locator(".flash").get_by_text("rain detection switched on").wait_for()
+        page.locator(".flash").get_by_text("Rain and snow detection switched on").wait_for()
 
         # the camera uploads a clip over HTTP with its own credentials
         r = httpx.post(creds["http"].replace("http://localhost:8000", srv.url).replace(
@@ -109,7 +109,7 @@ def test_customer_journey(tmp_path: Path) -> None:
         # switch the detector off again
         page.goto(camera_url)
         page.locator('input[data-detector="rain"]').uncheck()
-        page.locator(".flash").get_by_text("rain detection switched off").wait_for()
+        page.locator(".flash").get_by_text("Rain and snow detection switched off").wait_for()
         page.reload()
         assert not page.locator('input[data-detector="rain"]').is_checked()
 

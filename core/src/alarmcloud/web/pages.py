@@ -18,6 +18,7 @@ from alarmcloud.cameras import camera_json, detectors_json
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import load_event, query_events
 from alarmcloud.models import Camera, Clip, Rejection, iso
+from alarmcloud.specs import title_of
 from alarmcloud.web import charts, operator
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -89,8 +90,22 @@ def to_login(request: Request) -> Response:
     return RedirectResponse("/login?next=" + quote(nxt, safe=""), status_code=303)
 
 
+def _titles(request: Request) -> dict[str, Any]:
+    """Template functions that turn plugin entry names into the titles people read ("plates": "Licence plates")."""
+    plugins = getattr(getattr(request.app.state, "alarmcloud", None), "plugins", None)
+    groups = {"cameras": "camera_specs", "detectors": "detector_specs", "integrations": "integration_specs"}
+    specs = {group: getattr(plugins, attr, None) or {} for group, attr in groups.items()}
+
+    def plugin_title(group: str, name: str) -> str:
+        return title_of(specs.get(group, {}).get(name), name)
+
+    return {"plugin_title": plugin_title, "detector_title": lambda name: plugin_title("detectors", name),
+            "brand_title": lambda name: plugin_title("cameras", name)}
+
+
 def render(request: Request, name: str, user: User | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
-    html = _env.get_template(name).render(request=request, user=user, path=request.url.path, **ctx)
+    html = _env.get_template(name).render(request=request, user=user, path=request.url.path,
+                                          **{**_titles(request), **ctx})
     return HTMLResponse(html, status_code=status, headers={
         "Cache-Control": "no-store",
         "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; "
@@ -327,9 +342,11 @@ async def camera_page(request: Request) -> Response:
                       message="This camera does not exist or you may not see it.")
     cam = data["camera"]
     state = data.pop("detector_state")
-    detectors = [{"name": n, "description": d["description"], "labels": d["labels"], "on": state["enabled"][n],
+    detectors = [{"name": n, "title": title_of(app.plugins.detector_specs.get(n), n),
+                  "description": d["description"], "labels": d["labels"], "on": state["enabled"][n],
                   "options": [_option_view(o, (state["options"].get(n) or {}).get(o["key"])) for o in d["options"]]}
-                 for n, d in sorted(state["available"].items())]
+                 for n, d in sorted(state["available"].items(), key=lambda i: title_of(
+                     app.plugins.detector_specs.get(i[0]), i[0]).lower())]
     adapter = app.plugins.camera_adapter(cam["brand"])
     model = next((m for m in adapter.models() if m.name == cam["model"]), None) if adapter else None
     masks = data["masks"]

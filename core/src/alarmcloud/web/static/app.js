@@ -283,7 +283,7 @@
       el.disabled = false;
       if (!r.ok) { el.checked = !el.checked; return flash(r.message, "bad"); }
       el.closest("label").querySelector(".state").textContent = el.checked ? "on" : "off";
-      flash(el.dataset.detector + " detection switched " + (el.checked ? "on" : "off") + ".");
+      flash((el.dataset.title || el.dataset.detector) + " detection switched " + (el.checked ? "on" : "off") + ".");
     } else if (el.matches("[data-brand]")) {
       fillModels(el);
     } else if (el.matches("[data-restrict]")) {
