@@ -3,6 +3,7 @@ and a clip page that explains its verdict."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -14,7 +15,17 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import MODEL, OWNER, PASSWORD, Site, login, make_accepted_clip, opened_page, owner_api  # noqa: E402
+from uihelpers import (  # noqa: E402
+    MODEL,
+    OPERATOR,
+    OWNER,
+    PASSWORD,
+    Site,
+    login,
+    make_accepted_clip,
+    opened_page,
+    owner_api,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -102,7 +113,8 @@ def test_a_real_alarm_without_findings_says_why_it_counts(page: Any, site: Site)
     f = found["findings"][0]
     page.goto(site.url + f"/events/{found['id']}")
     line = page.locator("ul.findings li").first.inner_text()
-    assert f"{f['detector']} detector · {f['score'] * 100:.0f}% sure" in line
+    title = {"rain": "Rain and snow", "plates": "Licence plates"}[f["detector"]]  # the plugins' titles
+    assert f"{title} detector · {f['score'] * 100:.0f}% sure" in line
 
 
 def test_the_local_address_refuses_a_url_and_enables_the_controls(page: Any, site: Site) -> None:
@@ -172,3 +184,120 @@ def test_an_empty_timeline_with_a_camera_says_where_to_check_the_uploads(page: A
     page.goto(site.url + "/")
     assert "No alarms yet." in page.locator("section.empty").inner_text()
     assert "You are not told about alarms yet" not in page.locator("section.empty").inner_text()
+
+
+def test_upload_settings_warn_about_a_loopback_ftp_server_too(page: Any, site: Site) -> None:
+    # HTTP uploads go to a LAN address, but the FTP server name (ftp.public_host) is this computer's loopback
+    def fake_credentials(route: Any) -> None:
+        route.fulfill(status=201, content_type="application/json", body=json.dumps({
+            "username": "cam-x", "password": "secret", "http_url": "http://192.168.7.23:8000/api/v1/ingest/clips",
+            "ftp_host": "localhost", "ftp_port": 2121, "ftps": False}))
+
+    page.route("**/upload-credentials", fake_credentials)
+    login(page, site.url, OWNER)
+    page.goto(site.url + "/cameras")
+    page.get_by_label("Name", exact=True).fill("Carport")
+    page.get_by_label("Model").select_option(MODEL)
+    page.get_by_role("button", name="Add camera").click()
+    panel = page.locator("#credentials")
+    panel.wait_for(state="visible")
+    assert panel.get_by_label("FTP server").input_value() == "localhost"
+    warning = panel.locator("[data-cred-local]")
+    assert warning.is_visible()
+    assert "A camera cannot reach localhost" in warning.inner_text()
+    assert "192.168.7.23" not in warning.inner_text()  # the HTTP address is fine: only the FTP server is named
+    assert "HTTP and FTP then listen on the network" in warning.inner_text()
+
+
+def test_a_wide_table_on_a_phone_says_that_it_scrolls_sideways(chromium: Any, site: Site) -> None:
+    state = """w => ({over: w.scrollWidth > w.clientWidth + 1, hint: !w.previousElementSibling.hidden,
+                    text: w.previousElementSibling.textContent, tab: w.getAttribute("tabindex"),
+                    label: w.getAttribute("aria-label")})"""
+    with opened_page(chromium, 390, 844) as page:
+        login(page, site.url, OPERATOR)
+        page.goto(site.url + "/operator")
+        wraps = page.locator(".table-wrap")
+        assert wraps.count() == 3
+        for i in range(3):
+            s = wraps.nth(i).evaluate(state)
+            assert s["over"] and s["hint"], s  # the operator's tables are wider than a phone
+            assert s["text"] == "Scroll sideways for more columns →"
+            assert s["tab"] == "0"  # keyboard users can scroll it too
+        plugins = wraps.first
+        assert plugins.evaluate(state)["label"] == "Plugins (scrolls sideways)"
+        assert page.get_by_text("Scroll sideways for more columns →").first.is_visible()
+        # arrow keys scroll the focused table; at its end the hint points back
+        plugins.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("() => document.querySelector('.table-wrap').scrollLeft > 0")
+        plugins.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
+        page.wait_for_function("() => document.querySelector('.scroll-hint').textContent.startsWith('←')")
+        assert plugins.evaluate(state)["text"] == "← Scroll back for the first columns"
+        # an edge shadow marks the side with more columns: none is drawn over the first column until it scrolls
+        assert "linear-gradient" in plugins.evaluate("w => getComputedStyle(w).backgroundImage")
+    with opened_page(chromium, 1280, 800) as page:
+        login(page, site.url, OPERATOR)
+        page.goto(site.url + "/operator")
+        for w in page.locator(".table-wrap").all():
+            s = w.evaluate(state)
+            assert not s["over"] and not s["hint"] and s["tab"] is None, s  # nothing to scroll: no hint
+        assert page.get_by_text("Scroll sideways").first.is_hidden()
+
+
+def test_detectors_brands_and_plugins_show_their_titles_not_entry_names(page: Any, chromium: Any, site: Site) -> None:
+    login(page, site.url, OWNER)
+    page.goto(site.url + f"/cameras/{site.camera_id}")
+    card = page.locator("#detectors")
+    titles = card.locator(".switch strong").all_inner_texts()
+    assert {"Licence plates", "Rain and snow"} <= set(titles) and titles == sorted(titles, key=str.lower)
+    names = [i.get_attribute("data-detector") for i in card.locator("input[data-detector]").all()]
+    assert all(t[0].isupper() and t != n for t, n in zip(titles, names, strict=True)), (titles, names)
+    assert page.locator("h1 time").inner_text().startswith("INSTAR · ")
+    rain = card.locator('input[data-detector="rain"]')  # the API still gets the entry name
+    was_on = rain.is_checked()
+    rain.click()
+    page.locator(".flash").get_by_text(f"Rain and snow detection switched {'off' if was_on else 'on'}.").wait_for()
+    assert owner_api(site).get(f"/api/v1/cameras/{site.camera_id}/detectors").json()["enabled"]["rain"] is not was_on
+    rain.click()
+    page.locator(".flash").get_by_text(f"Rain and snow detection switched {'on' if was_on else 'off'}.").wait_for()
+
+    page.goto(site.url + "/cameras")
+    garden = page.locator(".cam-list li").filter(has=page.get_by_role("heading", name="Garden"))
+    assert "Detectors: Rain and snow" in garden.inner_text()
+    assert "INSTAR · " in garden.inner_text()
+    brand = page.get_by_label("Brand")
+    assert brand.locator("option").all_inner_texts()[0] == "INSTAR"
+    assert brand.input_value() == "instar"
+
+    items = owner_api(site).get("/api/v1/events", params={"limit": 100}).json()["items"]
+    plate = next(e for e in items if any(f["detector"] == "plates" for f in e["findings"]))
+    page.goto(site.url + f"/events/{plate['id']}")
+    assert "Licence plates detector · 93% sure" in page.locator("ul.findings").inner_text()
+
+    with opened_page(chromium, 1280, 800) as op:
+        login(op, site.url, OPERATOR)
+        op.goto(site.url + "/operator")
+        rows = op.locator(".table-wrap").first.locator("tbody tr")
+        names = [rows.nth(i).locator("td").nth(1).inner_text().split("\n") for i in range(rows.count())]
+    assert ["Licence plates", "plates"] in names and ["Google Home", "google_home"] in names
+    assert ["IFTTT", "ifttt"] in names and ["INSTAR", "instar"] in names
+
+
+def test_the_day_filter_label_lines_up_with_the_other_filter_labels(chromium: Any, site: Site) -> None:
+    measure = """() => Array.from(document.querySelectorAll(".filters .field")).map((f) => {
+        const label = f.querySelector("label").getBoundingClientRect();
+        const box = f.querySelector("input:not([type=hidden]), select").getBoundingClientRect();
+        return {name: f.querySelector("label").textContent, top: label.top, bottom: box.bottom, height: box.height};
+    })"""
+    for width, height in ((390, 844), (1280, 800)):
+        with opened_page(chromium, width, height) as page:
+            login(page, site.url, OWNER)
+            fields = page.evaluate(measure)
+            assert [f["name"] for f in fields] == ["Camera", "Day", "Label", "Verdict", "Plate"]
+            day = next(f for f in fields if f["name"] == "Day")
+            row = [f for f in fields if abs(f["bottom"] - day["bottom"]) < 2 and f is not day]
+            assert row, fields  # Day shares its row with other filters (Camera on a phone, all on a desktop)
+            for other in row:
+                assert abs(other["top"] - day["top"]) <= 2, (width, day, other)
+            # every filter control is as tall as the others
+            assert max(f["height"] for f in fields) - min(f["height"] for f in fields) <= 1, fields

@@ -317,14 +317,16 @@
     $$("[data-ftp]", panel).forEach((el) => { el.hidden = !ftp; });
     const off = $("[data-ftp-off]", panel);
     if (off) off.hidden = ftp;
-    // a loopback address in the upload settings reaches no camera: say so instead of letting it fail silently
+    // a loopback address in the upload settings (HTTP URL or FTP server) reaches no camera: say so instead of
+    // letting it fail silently
     let host = "";
     try { host = new URL(c.http_url).hostname.replace(/^\[|\]$/g, ""); } catch (e) { host = ""; }
-    const local = host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "::1";
+    const isLocal = (h) => h === "localhost" || h.endsWith(".localhost") || /^127\./.test(h) || h === "::1";
+    const local = [host, ftp ? String(c.ftp_host || "") : ""].filter((h, i, all) => isLocal(h) && all.indexOf(h) === i);
     const warn = $("[data-cred-local]", panel);
     if (warn) {
-      warn.hidden = !local;
-      $("[data-cred-host]", warn).textContent = host;
+      warn.hidden = !local.length;
+      $("[data-cred-host]", warn).textContent = local.join(" and ");
     }
     panel.hidden = false;
     panel.scrollIntoView({ block: "nearest" });
@@ -455,7 +457,10 @@
       el("td", {}, el("span", { className: "badge " + ({ sent: "ok", dead: "alarm", queued: "pending" }[d.state] || "quiet"), textContent: d.state })),
       el("td", { textContent: String(d.attempts) }), el("td", { textContent: d.last_error || "" }), el("td", {}, again(d)))));
     table.append(tbody);
-    row.append(el("div", { className: "table-wrap" }, table));
+    const wrap = el("div", { className: "table-wrap" }, table);
+    wrap.dataset.label = "Deliveries";
+    row.append(wrap);
+    tableScroll(row);
     localTimes(row);
   }
 
@@ -721,7 +726,42 @@
     place();
   }
 
+  // wide tables scroll sideways inside their .table-wrap on a phone: while one does, a line above it says so, edge
+  // shadows (CSS) show on which side more columns are, and the wrapper takes keyboard focus so arrow keys scroll it
+  function tableScroll(root) {
+    $$(".table-wrap", root).forEach((wrap) => {
+      if (wrap.dataset.scrollHint) return;
+      wrap.dataset.scrollHint = "1";
+      const hint = document.createElement("p");
+      hint.className = "scroll-hint";
+      hint.setAttribute("aria-hidden", "true");  // screen readers read the whole table; the hint is for the eyes
+      hint.hidden = true;
+      wrap.before(hint);
+      const head = wrap.closest("section, .card");
+      const title = wrap.dataset.label || (head && $("h2, h3", head) ? $("h2, h3", head).textContent.trim() : "Table");
+      const update = () => {
+        const over = wrap.scrollWidth > wrap.clientWidth + 1;
+        const end = wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1;
+        hint.hidden = !over;
+        hint.textContent = over && end ? "← Scroll back for the first columns" : "Scroll sideways for more columns →";
+        wrap.classList.toggle("overflows", over);
+        if (over) {
+          wrap.tabIndex = 0;
+          wrap.setAttribute("role", "region");
+          wrap.setAttribute("aria-label", title + " (scrolls sideways)");
+        } else {
+          ["tabindex", "role", "aria-label"].forEach((a) => wrap.removeAttribute(a));
+        }
+      };
+      wrap.addEventListener("scroll", update, { passive: true });
+      if (window.ResizeObserver) new ResizeObserver(update).observe(wrap);
+      window.addEventListener("resize", update);
+      update();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    tableScroll(document);
     watchMore(document);
     findingBoxes();
     setupBulk();
