@@ -212,7 +212,8 @@ def test_upload_settings_warn_about_a_loopback_ftp_server_too(page: Any, site: S
 def test_a_wide_table_on_a_phone_says_that_it_scrolls_sideways(chromium: Any, site: Site) -> None:
     state = """w => ({over: w.scrollWidth > w.clientWidth + 1, hint: !w.previousElementSibling.hidden,
                     text: w.previousElementSibling.textContent, tab: w.getAttribute("tabindex"),
-                    label: w.getAttribute("aria-label")})"""
+                    label: w.getAttribute("aria-label"), shadows: getComputedStyle(w).backgroundImage,
+                    left: w.classList.contains("more-left"), right: w.classList.contains("more-right")})"""
     with opened_page(chromium, 390, 844) as page:
         login(page, site.url, OPERATOR)
         page.goto(site.url + "/operator")
@@ -223,6 +224,8 @@ def test_a_wide_table_on_a_phone_says_that_it_scrolls_sideways(chromium: Any, si
             assert s["over"] and s["hint"], s  # the operator's tables are wider than a phone
             assert s["text"] == "Scroll sideways for more columns →"
             assert s["tab"] == "0"  # keyboard users can scroll it too
+            # a shadow marks the right edge, where the other columns are; none on the left before it scrolls
+            assert s["right"] and not s["left"] and s["shadows"].count("linear-gradient") == 1, s
         plugins = wraps.first
         assert plugins.evaluate(state)["label"] == "Plugins (scrolls sideways)"
         assert page.get_by_text("Scroll sideways for more columns →").first.is_visible()
@@ -232,15 +235,19 @@ def test_a_wide_table_on_a_phone_says_that_it_scrolls_sideways(chromium: Any, si
         page.wait_for_function("() => document.querySelector('.table-wrap').scrollLeft > 0")
         plugins.evaluate("w => { w.scrollLeft = w.scrollWidth; }")
         page.wait_for_function("() => document.querySelector('.scroll-hint').textContent.startsWith('←')")
-        assert plugins.evaluate(state)["text"] == "← Scroll back for the first columns"
-        # an edge shadow marks the side with more columns: none is drawn over the first column until it scrolls
-        assert "linear-gradient" in plugins.evaluate("w => getComputedStyle(w).backgroundImage")
+        at_end = plugins.evaluate(state)
+        assert at_end["text"] == "← Scroll back for the first columns"
+        assert at_end["left"] and not at_end["right"] and at_end["shadows"].count("linear-gradient") == 1, at_end
+        plugins.evaluate("w => { w.scrollLeft = 20; }")
+        page.wait_for_function("() => document.querySelector('.table-wrap').classList.contains('more-right')")
+        assert plugins.evaluate(state)["shadows"].count("linear-gradient") == 2  # columns on both sides
     with opened_page(chromium, 1280, 800) as page:
         login(page, site.url, OPERATOR)
         page.goto(site.url + "/operator")
         for w in page.locator(".table-wrap").all():
             s = w.evaluate(state)
             assert not s["over"] and not s["hint"] and s["tab"] is None, s  # nothing to scroll: no hint
+            assert s["shadows"] == "none" and not s["left"] and not s["right"], s  # and no edge shadow
         assert page.get_by_text("Scroll sideways").first.is_hidden()
 
 

@@ -726,8 +726,8 @@
     place();
   }
 
-  // wide tables scroll sideways inside their .table-wrap on a phone: while one does, a line above it says so, edge
-  // shadows (CSS) show on which side more columns are, and the wrapper takes keyboard focus so arrow keys scroll it
+  // wide tables scroll sideways inside their .table-wrap on a phone: while one does, a line above it says so, a
+  // shadow (CSS) marks each edge with more columns behind it, and the wrapper takes keyboard focus for arrow keys
   function tableScroll(root) {
     $$(".table-wrap", root).forEach((wrap) => {
       if (wrap.dataset.scrollHint) return;
@@ -744,7 +744,8 @@
         const end = wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1;
         hint.hidden = !over;
         hint.textContent = over && end ? "← Scroll back for the first columns" : "Scroll sideways for more columns →";
-        wrap.classList.toggle("overflows", over);
+        wrap.classList.toggle("more-left", over && wrap.scrollLeft > 1);
+        wrap.classList.toggle("more-right", over && !end);
         if (over) {
           wrap.tabIndex = 0;
           wrap.setAttribute("role", "region");
