@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -13,11 +17,19 @@ import numpy as np
 Scene = Callable[[int, float, int, int], np.ndarray]
 
 
-def moving_box_scene(index: int, t: float, width: int, height: int) -> np.ndarray:
-    """A textured still background with one box walking across it (a 'real mover')."""
+@functools.lru_cache(maxsize=16)
+def _background(width: int, height: int) -> np.ndarray:
+    """The textured still background of the scenes below (computed once per size, read-only)."""
     rng = np.random.default_rng(7)
     base = rng.integers(40, 200, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
     img = np.repeat(np.repeat(base, 8, axis=0), 8, axis=1)[:height, :width].copy()
+    img.flags.writeable = False
+    return img
+
+
+def moving_box_scene(index: int, t: float, width: int, height: int) -> np.ndarray:
+    """A textured still background with one box walking across it (a 'real mover')."""
+    img = _background(width, height).copy()
     bw, bh = max(8, width // 10), max(16, height // 4)
     x = int((t * width / 6) % max(1, width - bw))
     y = height // 2 - bh // 2
@@ -27,9 +39,7 @@ def moving_box_scene(index: int, t: float, width: int, height: int) -> np.ndarra
 
 def static_scene(index: int, t: float, width: int, height: int) -> np.ndarray:
     """A textured background where nothing moves (only faint sensor noise)."""
-    rng = np.random.default_rng(7)
-    base = rng.integers(40, 200, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
-    img = np.repeat(np.repeat(base, 8, axis=0), 8, axis=1)[:height, :width]
+    img = _background(width, height)
     noise = np.random.default_rng(index).integers(-3, 4, size=img.shape)
     return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
@@ -52,6 +62,48 @@ def make_clip(
     ``pix_fmt="yuvj420p"``: full-range video, as many cameras (INSTAR among them) send it.
     """
     path = Path(path)
+    key = _clip_key(seconds, width, height, fps, gop_seconds, scene, audio, codec, container_format, pix_fmt)
+    if key is None:
+        return _render_clip(path, seconds, width, height, fps, gop_seconds, scene, audio, codec, container_format,
+                            pix_fmt)
+    cached = _clip_cache_dir() / f"{key}{path.suffix}"
+    if cached.is_file():
+        shutil.copyfile(cached, path)
+        return path
+    _render_clip(path, seconds, width, height, fps, gop_seconds, scene, audio, codec, container_format, pix_fmt)
+    part = cached.with_name(f"{cached.name}.{os.getpid()}.part")
+    shutil.copyfile(path, part)
+    os.replace(part, cached)  # atomic: another process reading the cache sees the whole clip or none
+    return path
+
+
+def _clip_key(*params: object) -> str | None:
+    """The cache key of a clip of the built-in scenes (deterministic); ``None`` for other scenes."""
+    scene = params[5]
+    if scene is not moving_box_scene and scene is not static_scene:
+        return None
+    named = [getattr(p, "__name__", p) for p in params]
+    return hashlib.sha256(repr((av.__version__, *named)).encode()).hexdigest()[:24]
+
+
+@functools.lru_cache(maxsize=1)
+def _clip_cache_dir() -> Path:
+    """Where rendered clips are kept: ``$ALARMCLOUD_CLIP_CACHE`` (shared by processes), else a private temp dir."""
+    import atexit
+    import tempfile
+
+    env = os.environ.get("ALARMCLOUD_CLIP_CACHE")
+    if env:
+        Path(env).mkdir(parents=True, exist_ok=True)
+        return Path(env)
+    d = tempfile.mkdtemp(prefix="alarmcloud-clips-")
+    atexit.register(shutil.rmtree, d, True)
+    return Path(d)
+
+
+def _render_clip(path: Path, seconds: float, width: int, height: int, fps: int, gop_seconds: float, scene: Scene,
+                 audio: bool, codec: str, container_format: str | None, pix_fmt: str) -> Path:
+    """Encode the clip of ``make_clip`` (no cache)."""
     n = max(1, round(seconds * fps))
     with av.open(str(path), mode="w", format=container_format) as out:
         vs = out.add_stream(codec, rate=fps)
@@ -139,10 +191,13 @@ class LiveServer:
 
 
 def test_settings(data_dir: Path, **overrides: object) -> object:
-    """Settings for tests: a temp data dir, FTP off, fast workers; ``ALARMCLOUD_TEST_DATABASE_URL`` if set."""
-    import os
+    """Settings for tests: a temp data dir, FTP off, fast workers; ``ALARMCLOUD_TEST_DATABASE_URL`` if set.
 
+    SQLite databases of the test process are written without fsync (``sqlite_without_fsync``).
+    """
     from alarmcloud.config import Settings
+
+    sqlite_without_fsync()
 
     kwargs: dict[str, object] = {"database_url": os.environ.get("ALARMCLOUD_TEST_DATABASE_URL") or None, **overrides}
     st = Settings(data_dir=data_dir, **kwargs)  # type: ignore[arg-type]
@@ -152,6 +207,24 @@ def test_settings(data_dir: Path, **overrides: object) -> object:
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+@functools.lru_cache(maxsize=1)
+def sqlite_without_fsync() -> None:
+    """Open every SQLite database of this process with ``PRAGMA synchronous=OFF`` (tests only).
+
+    Alembic runs each DDL statement of a migration in its own transaction; with fsync every new test database cost
+    seconds of disk waits. A test database need not survive a power cut; a killed process loses nothing either way.
+    """
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _no_fsync(dbapi_conn: object, _record: object) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            dbapi_conn.execute("PRAGMA synchronous=OFF")
 
 
 @contextmanager
