@@ -8,14 +8,14 @@ camera's single clip gets round 0 and runs next.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, text, update
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from alarmcloud import leases
+from alarmcloud.leases import local_process_gone, worker_name  # noqa: F401 - used through this module
 from alarmcloud.models import Camera, Clip, Job, Series, utcnow
 
 if TYPE_CHECKING:
@@ -23,23 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 NORMAL, LOW = 0, 1
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def local_process_gone(host: str, pid: str) -> bool:
-    """True when process ``pid`` ran on this host and no longer exists (other hosts: unknown, so False)."""
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def priority_for(app: AlarmCloud, cam: Camera, clip: Clip, series: Series) -> int:
@@ -71,34 +54,16 @@ def enqueue(s: Session, clip: Clip, priority: int = NORMAL) -> Job:
 def claim(s: Session, worker: str, lease_seconds: float) -> Job | None:
     """Take the next job with a lease, or None. SKIP LOCKED on PostgreSQL; SQLite serialises writers."""
     now = utcnow()
-    q = (select(Job).where(Job.state == "queued", Job.available_at <= now)
+    q = (select(Job.id).where(Job.state == "queued", Job.available_at <= now)
          .order_by(Job.priority, Job.fair_round, Job.created_at, Job.id).limit(1))
     if s.bind is not None and s.bind.dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
-    job = s.exec(q).first()
-    if job is None:
-        s.rollback()
-        return None
-    job.state = "running"
-    job.attempts += 1
-    job.worker = worker
-    job.lease_until = now + timedelta(seconds=lease_seconds)
-    s.add(job)
-    s.commit()
-    return job
-
-
-def heartbeat(s: Session, job_id: int, worker: str, lease_seconds: float) -> bool:
-    """Extend the lease; False when the job was taken away (lease expired and reclaimed)."""
-    res = s.exec(update(Job).where(Job.id == job_id, Job.worker == worker, Job.state == "running")  # type: ignore[call-overload]
-                 .values(lease_until=utcnow() + timedelta(seconds=lease_seconds)))
-    s.commit()
-    return bool(res.rowcount)
+    return leases.claim(s, Job, s.exec(q).all(), worker, lease_seconds, now)
 
 
 def complete(s: Session, job_id: int, worker: str) -> bool:
     """Mark done (only by the lease holder, so a job is never visibly done twice)."""
-    res = s.exec(update(Job).where(Job.id == job_id, Job.worker == worker, Job.state == "running")  # type: ignore[call-overload]
+    res = s.exec(update(Job).where(leases.held(Job, job_id, worker))  # type: ignore[call-overload]
                  .values(state="done", finished_at=utcnow(), lease_until=None))
     return bool(res.rowcount)
 
@@ -109,10 +74,7 @@ def requeue(s: Session, job_id: int, worker: str) -> bool:
     For a job whose results are stale: its clip's video was replaced while it ran (privacy masks applied), so the
     clip is analysed again on the new video. The caller commits.
     """
-    res = s.exec(update(Job).where(Job.id == job_id, Job.worker == worker, Job.state == "running")  # type: ignore[call-overload]
-                 .values(state="queued", worker=None, lease_until=None, available_at=utcnow(),
-                         attempts=Job.attempts - 1))
-    return bool(res.rowcount)
+    return leases.release(s, Job, job_id, worker, available_at=utcnow())
 
 
 def fail(s: Session, job: Job, error: str, max_attempts: int, base: float) -> str:
@@ -125,11 +87,7 @@ def fail(s: Session, job: Job, error: str, max_attempts: int, base: float) -> st
     if row.attempts >= max_attempts:
         row.state = "dead"
         row.finished_at = utcnow()
-        clip = s.get(Clip, row.clip_id)
-        if clip is not None:
-            clip.status = "failed"  # the clip stays viewable; the owner sees "analysis failed"
-            clip.verdict = "analysis_failed"
-            s.add(clip)
+        _dead_letter(s, row)
     else:
         row.state = "queued"
         row.available_at = utcnow() + timedelta(seconds=base * 2 ** (row.attempts - 1))
@@ -138,33 +96,23 @@ def fail(s: Session, job: Job, error: str, max_attempts: int, base: float) -> st
     return row.state
 
 
+def _dead_letter(s: Session, job: Job) -> None:
+    clip = s.get(Clip, job.clip_id)
+    if clip is not None:
+        clip.status = "failed"  # the clip stays viewable; the owner sees "analysis failed"
+        clip.verdict = "analysis_failed"
+        s.add(clip)
+
+
 def reap(s: Session, max_attempts: int) -> int:
-    """Return jobs whose lease expired (their worker died) to the queue, or dead-letter them."""
-    now = utcnow()
-    expired = s.exec(select(Job).where(Job.state == "running", Job.lease_until < now)).all()  # type: ignore[operator]
-    for job in expired:
-        log.warning("job %s lost its worker %s; %s", job.id, job.worker,
-                    "dead-lettered" if job.attempts >= max_attempts else "requeued")
-        if job.attempts >= max_attempts:
-            job.state = "dead"
-            clip = s.get(Clip, job.clip_id)
-            if clip is not None:
-                clip.status = "failed"
-                clip.verdict = "analysis_failed"
-                s.add(clip)
-        else:
-            job.state = "queued"
-            job.available_at = now
-        job.worker = None
-        job.lease_until = None
-        s.add(job)
-    s.commit()
-    return len(expired)
+    """Return jobs whose lease expired (their worker died) to the queue, or dead-letter them.
+
+    Only the lease counts: detection workers are threads and ``alarmcloud worker`` processes named by the operator.
+    """
+    return len(leases.reap(s, Job, max_attempts, _dead_letter, local=False, kind="job", available_at=utcnow()))
 
 
 def counts(s: Session) -> dict[str, int]:
     rows = s.exec(select(Job.state, func.count()).group_by(Job.state)).all()
     return {state: int(n) for state, n in rows}
 
-
-_ = text

@@ -17,26 +17,23 @@ responses carry an ETag of the blob key, so a browser's cached copy is replaced 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, or_
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from alarmcloud import leases
 from alarmcloud.auth import camera_for, core, require_user
 from alarmcloud.errors import ApiError
 from alarmcloud.events import CAMERA_CHANGED, Event
-from alarmcloud.jobs import local_process_gone
+from alarmcloud.leases import worker_name
 from alarmcloud.masks import masks_hash, safe_mask
-from alarmcloud.models import Account, Camera, Clip, FindingRow, MaskJob, aware, iso, new_id, utcnow
+from alarmcloud.models import Account, Camera, Clip, FindingRow, MaskJob, iso, new_id, utcnow
 from alarmcloud.storage import almost_full_event, quota_bytes, used_bytes
 from alarmcloud.video import ProbeError
 
@@ -47,19 +44,6 @@ log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
 #: failed clips listed on a job (the count goes on beyond)
 MAX_FAILURES_LISTED = 200
-_TOKEN = uuid.uuid4().hex[:8]  # tells this process from an earlier one that had the same pid (containers)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_TOKEN}"
-
-
-def _worker_gone(worker: str | None) -> bool:
-    """True when the process named ``worker`` ran on this host and no longer exists."""
-    host, pid, token = ((worker or "").split(":") + ["", "", ""])[:3]
-    if host == socket.gethostname() and pid == str(os.getpid()):
-        return token != _TOKEN  # an earlier process with our pid
-    return local_process_gone(host, pid)
 
 
 def _outdated(camera_id: str, wanted: str) -> Any:
@@ -168,61 +152,31 @@ def routes(app: AlarmCloud) -> list[BaseRoute]:
 
 def claim(app: AlarmCloud, worker: str, only: str | None = None) -> MaskJob | None:
     """Take the oldest queued job (or job ``only``) with a lease (a conditional UPDATE: one process wins)."""
-    lease = app.settings.workers.lease_seconds
     with app.db.session() as s:
         q = select(MaskJob.id).where(MaskJob.state == "queued")
         if only is not None:
             q = q.where(MaskJob.id == only)
-        for job_id in s.exec(q.order_by(col(MaskJob.created_at), col(MaskJob.id)).limit(5)).all():
-            res = s.exec(update(MaskJob).where(col(MaskJob.id) == job_id, col(MaskJob.state) == "queued")  # type: ignore[call-overload]
-                         .values(state="running", worker=worker, attempts=MaskJob.attempts + 1,
-                                 lease_until=utcnow() + timedelta(seconds=lease)))
-            s.commit()
-            if res.rowcount:
-                return s.get(MaskJob, job_id)
-    return None
+        candidates = s.exec(q.order_by(col(MaskJob.created_at), col(MaskJob.id)).limit(5)).all()
+        return leases.claim(s, MaskJob, candidates, worker, app.settings.workers.lease_seconds)
+
+
+def _give_up(s: Session, job: MaskJob) -> None:
+    job.finished_at = utcnow()
+    job.last_error = f"interrupted {job.attempts} times; stopped"
 
 
 def reap(app: AlarmCloud) -> int:
-    """Jobs whose process died go back to the queue (or are given up after ``workers.max_attempts``)."""
-    now = utcnow()
-    n = 0
+    """Jobs whose process died go back to the queue (or are given up after ``workers.max_attempts``): at once when
+    that process ran on this host, else when its lease ends."""
     with app.db.session() as s:
-        for job in s.exec(select(MaskJob).where(MaskJob.state == "running")).all():
-            if not (_worker_gone(job.worker) or (job.lease_until is not None and aware(job.lease_until) < now)):
-                continue
-            if job.attempts >= app.settings.workers.max_attempts:
-                job.state, job.finished_at = "dead", now
-                job.last_error = f"interrupted {job.attempts} times; stopped"
-            else:
-                job.state = "queued"
-            log.warning("mask job %s lost its worker %s; %s", job.id, job.worker, job.state)
-            job.worker, job.lease_until = None, None
-            s.add(job)
-            n += 1
-        s.commit()
-    return n
+        return len(leases.reap(s, MaskJob, app.settings.workers.max_attempts, _give_up, local=True, kind="mask job"))
 
 
 def release(app: AlarmCloud, job_id: str, worker: str) -> None:
     """Shutting down: hand a running job back to the queue at once (the next process resumes it)."""
     with app.db.session() as s:
-        s.exec(update(MaskJob).where(col(MaskJob.id) == job_id, col(MaskJob.worker) == worker,  # type: ignore[call-overload]
-                                     col(MaskJob.state) == "running")
-               .values(state="queued", worker=None, lease_until=None, attempts=MaskJob.attempts - 1))
+        leases.release(s, MaskJob, job_id, worker)
         s.commit()
-
-
-def _mine(job_id: str, worker: str) -> Any:
-    return (col(MaskJob.id) == job_id) & (col(MaskJob.worker) == worker) & (col(MaskJob.state) == "running")
-
-
-def _heartbeat(app: AlarmCloud, job_id: str, worker: str) -> bool:
-    with app.db.session() as s:
-        res = s.exec(update(MaskJob).where(_mine(job_id, worker))  # type: ignore[call-overload]
-                     .values(lease_until=utcnow() + timedelta(seconds=app.settings.workers.lease_seconds)))
-        s.commit()
-        return bool(res.rowcount)
 
 
 def _finish(app: AlarmCloud, job_id: str, worker: str, state: str, error: str | None = None) -> MaskJob | None:
@@ -241,18 +195,9 @@ def _finish(app: AlarmCloud, job_id: str, worker: str, state: str, error: str | 
 
 def run_job(app: AlarmCloud, job: MaskJob, worker: str, stop: threading.Event) -> str:
     """Mask the job's clips one by one from its cursor; returns the job's state afterwards."""
-    beat_stop = threading.Event()
-
-    def _beat() -> None:
-        while not beat_stop.wait(app.settings.workers.lease_seconds / 3):
-            if not _heartbeat(app, job.id, worker):
-                return
-
-    threading.Thread(target=_beat, daemon=True, name="alarmcloud-mask-lease").start()
-    try:
+    with leases.Heartbeat(app.db, MaskJob, job.id, worker, app.settings.workers.lease_seconds,
+                          name="alarmcloud-mask-lease"):
         return _run(app, job, worker, stop)
-    finally:
-        beat_stop.set()
 
 
 def _run(app: AlarmCloud, job: MaskJob, worker: str, stop: threading.Event) -> str:

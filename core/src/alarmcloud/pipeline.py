@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import case, delete, func
 from sqlmodel import select
 
-from alarmcloud import jobs, motion, notify, viewcheck
+from alarmcloud import jobs, leases, motion, notify, viewcheck
 from alarmcloud.contracts import ClipProbe, Detector, Finding
 from alarmcloud.events import CAMERA_FAIR_USE_CHANGED, DETECTIONS_READY, PLATE_RECOGNISED, Event
 from alarmcloud.models import Account, Camera, Clip, FindingRow, iso, utcnow
@@ -248,25 +248,14 @@ class Worker:
             job = jobs.claim(s, self.name, st.lease_seconds)
         if job is None:
             return False
-        stop = threading.Event()
-
-        def _beat() -> None:
-            while not stop.wait(st.lease_seconds / 3):
-                with self.app.db.session() as hs:
-                    if not jobs.heartbeat(hs, job.id or 0, self.name, st.lease_seconds):
-                        return
-
-        beater = threading.Thread(target=_beat, daemon=True)
-        beater.start()
-        try:
-            process_job(self.app, job)
-        except Exception as exc:
-            log.exception("job %s failed on clip %s", job.id, job.clip_id)
-            JOBS.labels("failed").inc()
-            with self.app.db.session() as s:
-                jobs.fail(s, job, f"{type(exc).__name__}: {exc}", st.max_attempts, st.retry_base_seconds)
-        finally:
-            stop.set()
+        with leases.Heartbeat(self.app.db, jobs.Job, job.id, self.name, st.lease_seconds):
+            try:
+                process_job(self.app, job)
+            except Exception as exc:
+                log.exception("job %s failed on clip %s", job.id, job.clip_id)
+                JOBS.labels("failed").inc()
+                with self.app.db.session() as s:
+                    jobs.fail(s, job, f"{type(exc).__name__}: {exc}", st.max_attempts, st.retry_base_seconds)
         return True
 
     def run_forever(self, stop: threading.Event) -> None:
