@@ -323,3 +323,14 @@ def test_replay_onto_a_postgresql_deployment(kit: Any, tmp_path: Path) -> None:
         for gone_id in (gone.id, gone_clip, deleted, porch_clip):
             assert _files(st.data_dir, gone_id) == [], gone_id
         assert _files(st.data_dir / "blobs", kept)
+
+
+def test_a_register_older_than_the_backup_is_flagged(world: dict[str, Any], tmp_path: Path) -> None:
+    """An off-site copy taken before the backup lacks every deletion since: the restore says so."""
+    stale = tmp_path / "erasures.jsonl"
+    stale.write_text(json.dumps({"v": 1, "at": "2020-01-01T00:00:00Z", "kind": "account", "id": "0" * 32,
+                                 "n": "1"}) + "\n")
+    res = _cli("restore", str(world["archive"]), "--data-dir", str(tmp_path / "restored"), "--erasures", str(stale))
+    assert res.exit_code == 0, res.output
+    assert "last line is from 2020-01-01T00:00:00Z, before this backup" in " ".join(res.output.split())
+    assert "not the current register" in " ".join(res.output.split())
