@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -66,7 +67,14 @@ def test_select_two_clips_and_download_them_as_one_zip(page: Any, site: Site) ->
         assert data == api.get(f"/api/v1/events/{e['id']}/video").content
         with av.open(io.BytesIO(data)) as container:
             assert sum(1 for _ in container.decode(video=0)) > 0
-    assert page.get_by_role("status").filter(has_text="Downloading 2 clips").count() == 1
+    status = page.get_by_role("status").filter(has_text="Downloading 2 clips")
+    assert status.count() == 1
+    # the size is said before the download ends, and the ZIP came through a resumable link
+    assert "/api/v1/downloads/" in info.value.url
+    assert re.search(r"as a ZIP file \(\d+(\.\d)? (KB|MB)\)", status.inner_text())
+    head = api.head(info.value.url)
+    assert head.headers["accept-ranges"] == "bytes"
+    assert int(head.headers["content-length"]) == Path(info.value.path()).stat().st_size
     # select all shown (every loaded clip), then none
     page.get_by_role("checkbox", name="Select all shown").check()
     page.get_by_role("button", name=f"Download selected ({len(ids)})").wait_for()

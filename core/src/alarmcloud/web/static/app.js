@@ -602,6 +602,15 @@
     return out;
   }
 
+  // sizes in steps of 1024, as the server's pages write them ("10 GB", "4.5 MB")
+  function sizeText(n) {
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let i = 0;
+    n = Number(n) || 0;
+    while (n >= 1000 && i < units.length - 1) { n /= 1024; i += 1; }
+    return (i === 0 ? String(Math.round(n)) : n.toFixed(1).replace(/\.0$/, "")) + " " + units[i];
+  }
+
   function setupBulk() {
     const bar = $("[data-bulk]");
     if (!bar) return;
@@ -629,19 +638,18 @@
     async function download(body) {
       say("Preparing the download…");
       selBtn.disabled = true; allBtn.disabled = true;
-      const r = await api("POST", "/api/v1/events/download", Object.assign({ count_only: true }, body));
+      const r = await api("POST", "/api/v1/events/download", Object.assign({ link: true }, body));
       allBtn.disabled = false; update();
       if (!r.ok) { say(r.message, true); return; }
-      const form = document.createElement("form");
-      form.method = "post"; form.action = "/api/v1/events/download"; form.hidden = true;
-      const add = (name, value) => form.append(Object.assign(document.createElement("input"), { type: "hidden", name, value }));
-      add("csrf_token", csrf());
-      Object.entries(body).forEach(([k, v]) => (Array.isArray(v) ? v : [v]).forEach((x) => add(k, x === true ? "1" : String(x))));
-      document.body.append(form);
-      form.submit();
-      form.remove();
+      // a link the browser saves like a file: it shows the size and the progress, and resumes a broken download
+      const a = Object.assign(document.createElement("a"), { href: r.data.url, hidden: true });
+      a.setAttribute("download", "");
+      document.body.append(a);
+      a.click();
+      a.remove();
       const n = r.data.count;
-      say("Downloading " + n + " clip" + (n === 1 ? "" : "s") + " as a ZIP file…");
+      say("Downloading " + n + " clip" + (n === 1 ? "" : "s") + " as a ZIP file (" + sizeText(r.data.size) +
+          "). If it breaks off, resume it in the browser's downloads within 24 hours.");
     }
     selBtn.addEventListener("click", () => { const ids = chosen(); if (ids.length) download({ ids }); });
     allBtn.addEventListener("click", () => download(Object.assign({ all: true }, appliedFilters())));
