@@ -11,7 +11,16 @@ from alarmcloud.plugins import PluginHost
 from alarmcloud.testing import make_clip
 from alarmcloud.video import decode
 from alarmcloud_detect_rain import plugin
-from alarmcloud_detect_rain.insects import REQUEST, InsectDetector, insect_score, is_infrared
+from alarmcloud_detect_rain.insects import (
+    REQUEST,
+    InsectDetector,
+    Region,
+    headlight_pair,
+    insect_score,
+    is_infrared,
+    steady_mover,
+    window_regions,
+)
 
 Scene = Callable[[int, float, int, int], np.ndarray]
 
@@ -23,7 +32,8 @@ def _night_background(w: int, h: int) -> np.ndarray:
     return img * 0.4 + 10
 
 
-def night_scene(moths: int = 2, person: bool = False, colour: bool = False, seed: int = 0) -> Scene:
+def night_scene(moths: int = 2, person: bool = False, colour: bool = False, seed: int = 0,
+                headlight: bool = False) -> Scene:
     """A grey IR picture; ``moths`` out-of-focus glows jumping about near the lens; a person walking across."""
 
     def draw(i: int, t: float, w: int, h: int) -> np.ndarray:
@@ -33,9 +43,12 @@ def night_scene(moths: int = 2, person: bool = False, colour: bool = False, seed
         for k in range(moths):
             # erratic: a new place near the lamp every frame, a big soft rim (far out of focus)
             cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
-            r = 25 + 10 * k
+            r = 25 + 15 * k  # moths differ in size and in how much of the lamp's light they catch
             d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
-            img = img + 150 / (1 + np.exp((d - r) / (0.4 * r)))
+            img = img + (150 - 40 * k) / (1 + np.exp((d - r) / (0.4 * r)))
+        if headlight:  # a car whose body is as dark as the night: only its headlight's soft glow drives across
+            hx = 20 + 7 * i
+            img = img + 170 * np.exp(-((xx - hx) ** 2 + (yy - 0.7 * h) ** 2) / 500.0)
         if person:
             pw, ph = w // 14, h // 3
             x, y = int(20 + 5 * i) % (w - pw), h // 2
@@ -56,7 +69,7 @@ def night_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("insects")
     scenes = {"moths": night_scene(2, seed=1), "moths_person": night_scene(2, person=True, seed=2),
               "person": night_scene(0, person=True, seed=3), "clear": night_scene(0, seed=4),
-              "moths_day": night_scene(2, colour=True, seed=5)}
+              "moths_day": night_scene(2, colour=True, seed=5), "moths_headlight": night_scene(2, seed=6, headlight=True)}
     return {name: make_clip(d / f"{name}.mp4", seconds=8, width=640, height=360, fps=10, gop_seconds=1.0, scene=s)
             for name, s in scenes.items()}
 
@@ -87,6 +100,32 @@ def test_person_among_moths_is_not_explained(night_clips: dict[str, Path]) -> No
         assert InsectDetector().analyze(_frames(night_clips[name])) == []
 
 
+def test_a_headlight_driving_among_moths_is_not_explained(night_clips: dict[str, Path]) -> None:
+    frames = _frames(night_clips["moths_headlight"])
+    assert any(steady_mover(w) for w in window_regions(frames))  # the glow that keeps its course
+    assert InsectDetector().analyze(frames) == []
+
+
+def _glow(t: float, x: float, y: float, cells: int = 6, peak: float = 120.0) -> Region:
+    return Region(time=t, cells=cells, peak=peak, bright_share=1.0, edge_width=8.0, sharp_share=0.05, outline=0.1,
+                  box=(0.0, 0.0, 0.1, 0.1), center=(x, y))
+
+
+def test_steady_course_is_a_vehicle_erratic_flight_is_not() -> None:
+    straight = [[_glow(i, 50 + 9 * i, 80 + 1 * i)] for i in range(5)]
+    assert steady_mover(straight)
+    zigzag = [[_glow(i, 50 + 9 * i, 80 + (12 if i % 2 else 0))] for i in range(5)]
+    assert not steady_mover(zigzag)
+    hovering = [[_glow(i, 50 + 0.3 * i, 80)] for i in range(5)]  # too slow to tell: no vehicle claimed
+    assert not steady_mover(hovering)
+
+
+def test_two_alike_glows_side_by_side_are_headlights() -> None:
+    assert headlight_pair([_glow(0, 100, 80), _glow(0, 140, 81)])
+    assert not headlight_pair([_glow(0, 100, 80), _glow(0, 140, 130)])  # different heights
+    assert not headlight_pair([_glow(0, 100, 80), _glow(0, 140, 80, cells=20, peak=200)])  # unlike
+
+
 def test_day_pictures_and_still_nights_have_no_insect_finding(night_clips: dict[str, Path]) -> None:
     assert not is_infrared(_frames(night_clips["moths_day"]))
     assert is_infrared(_frames(night_clips["moths"]))
@@ -99,6 +138,7 @@ def test_day_pictures_and_still_nights_have_no_insect_finding(night_clips: dict[
     ("moths_person", "alarm"),  # a burglar among the moths
     ("person", "alarm"),
     ("moths_day", "alarm"),  # the insect analysis is for infrared night pictures only
+    ("moths_headlight", "alarm"),
     ("clear", "false_alarm:no_motion"),
 ])
 def test_verdicts_through_the_pipeline(host: PluginHost, night_clips: dict[str, Path], name: str,

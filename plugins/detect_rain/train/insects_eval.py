@@ -5,7 +5,7 @@ Usage (from the repository root; nice on a shared machine):
         --cache /tmp/night-clips --detectors "" rain rain,insects
 
 Clips are rendered once into ``--cache`` (``<seed>-<kind>-<i>.mp4``) and reused. Seed 1 is the set the insect
-heuristic was tuned on; the README table uses seeds the tuning never saw.
+heuristic was tuned on; the README table uses seeds the tuning never saw (``--seed 2``, ``--seed 3``).
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ from night_synth import KINDS, photo_list, random_night_spec, render_night  # no
 def clips(cache: Path, seed: int, per_kind: int, kinds: list[str]) -> list[tuple[str, Path, dict]]:
     """Render (or reuse) ``per_kind`` clips of every kind; returns (kind, path, spec summary)."""
     cache.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     photos = photo_list("eval" if seed % 2 else "train")
     out = []
     for i in range(per_kind):
         for kind in kinds:
+            # one generator per clip: a clip is the same whichever other kinds are rendered with it
+            rng = np.random.default_rng([seed, i, KINDS.index(kind)])
             spec = random_night_spec(rng, seed * 100_000 + i * 100 + KINDS.index(kind), photos, kind)
             path = cache / f"{seed}-{kind}-{i}.mp4"
             if not path.exists():

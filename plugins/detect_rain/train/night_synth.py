@@ -15,7 +15,8 @@ import numpy as np
 from alarmcloud.testing import make_clip
 from synth import ClipSpec, photo_background, photo_list, procedural_background, rain_alpha, to_night
 
-KINDS = ("clear", "insects", "insects_person", "insects_car", "person", "car", "rain", "rain_insects")
+KINDS = ("clear", "insects", "insects_person", "insects_car", "person", "car", "rain", "rain_insects", "lights",
+         "insects_lights")
 
 
 @dataclass
@@ -55,7 +56,7 @@ def random_night_spec(rng: np.random.Generator, seed: int, photos: list[Path], k
         noise=float(rng.uniform(2, 10)),
         near=near,
         far=far,
-        mover="person" if "person" in kind else ("car" if "car" in kind else ""),
+        mover="person" if "person" in kind else ("car" if "car" in kind else ("lights" if "lights" in kind else "")),
         rain=int(rng.uniform(300, 1500)) if "rain" in kind else 0,
         agc=bool(rng.random() < 0.2),
     )
@@ -123,7 +124,9 @@ class _Moth:
 
 
 class _Walker:
-    """A person lit by the IR lamp walking across, or a car with its headlights on."""
+    """A person lit by the IR lamp walking across, or a car with its headlights on (``lights``: a car whose body is
+    as dark as the night behind it, so only its headlights show: two glows driving toward or away from the camera,
+    one crossing)."""
 
     def __init__(self, rng: np.random.Generator, kind: str, w: int, h: int, fps: int, seconds: float) -> None:
         s = w / 640.0
@@ -144,6 +147,8 @@ class _Walker:
         self.y = max(2.0, self.y)
         self.grey = rng.uniform(40, 230)
         self.tex = rng.uniform(0.7, 1.3, (8, 4))
+        self.pair = bool(rng.random() < 0.5)
+        self.glow, self.spread = rng.uniform(120, 240), rng.uniform(60, 600) * s * s
 
     def draw(self, img: np.ndarray, i: int, xx: np.ndarray, yy: np.ndarray) -> None:
         if i < self.t0:
@@ -169,6 +174,15 @@ class _Walker:
             m = keep & shoulders
             patch = img[y0:y1, x0:x1]
             patch[m] = body[m][:, None]
+        elif self.kind == "lights":
+            hy = y0 + (y1 - y0) * 0.6
+            lamps = ([x0 + (x1 - x0) * 0.15, x0 + (x1 - x0) * 0.85] if self.pair
+                     else [x1 - 6 if self.dir > 0 else x0 + 6])
+            for hx in lamps:
+                ly0, ly1 = int(max(0, hy - 60)), int(min(h, hy + 60))
+                lx0, lx1 = int(max(0, hx - 60)), int(min(w, hx + 60))
+                d2 = (xx[ly0:ly1, lx0:lx1] - hx) ** 2 + (yy[ly0:ly1, lx0:lx1] - hy) ** 2
+                img[ly0:ly1, lx0:lx1] += (self.glow * np.exp(-d2 / self.spread))[..., None]
         else:
             patch = img[y0:y1, x0:x1]
             patch[:] = self.grey * 0.6

@@ -67,6 +67,7 @@ def register_detectors() -> list[DetectorSpec]:
         ),
         DetectorSpec(
             name="insects",
+            title="Insects at the IR lamp",
             factory=lambda config: InsectDetector(),
             labels=InsectDetector.labels,
             description="Night false alarms caused only by moths or other insects at the infrared lamp (a person "
