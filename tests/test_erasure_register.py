@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from alarmcloud import backup, erasures
 from alarmcloud.cli import main
 from alarmcloud.db import Database
-from alarmcloud.models import Account, Camera, Clip
+from alarmcloud.models import Account, Camera, Clip, aware
 from alarmcloud.testing import LiveServer, settings_on, test_settings
 from click.testing import CliRunner
 from sqlmodel import select
@@ -276,7 +277,9 @@ def test_the_record_of_processing_lists_the_register(tmp_path: Path) -> None:
     res = _cli("privacy", "record", "--json", env={"ALARMCLOUD_DATA_DIR": str(tmp_path / "data")})
     assert res.exit_code == 0, res.output
     act = {a["name"]: a for a in json.loads(res.stdout)["activities"]}["core: erasure register"]
-    assert act["data"] == ["ids of erased accounts, deleted events and deleted cameras", "time of the deletion"]
+    assert act["data"] == ["ids of erased accounts, deleted events and deleted cameras", "time of the deletion",
+                           "ids and creation times of withdrawn consents (releases for training, integration links)",
+                           "camera ids and privacy mask rectangles as saved"]
     assert "backup" in act["retention"] and "prune" in act["retention"]
 
 
@@ -334,3 +337,186 @@ def test_a_register_older_than_the_backup_is_flagged(world: dict[str, Any], tmp_
     assert res.exit_code == 0, res.output
     assert "last line is from 2020-01-01T00:00:00Z, before this backup" in " ".join(res.output.split())
     assert "not the current register" in " ".join(res.output.split())
+
+
+# ---------------------------------------------------------------- withdrawn consents, ended links, privacy masks
+
+MASKS = [[0.0, 0.0, 0.5, 0.5]]
+
+
+def _training(data_dir: Path, clip_id: str) -> list[Path]:
+    return list((data_dir / "training").rglob(f"{clip_id}.mp4"))
+
+
+@pytest.fixture(scope="module")
+def withdrawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A deployment backed up, then: a release for training withdrawn (another release of the customer stays), an
+    integration link ended in each of the four ways (the customer unlinks, the platform revokes its last token, the
+    platform's plugin reports an unlink, the operator removes the client; a fifth link stays), privacy masks saved on
+    a camera with a stored clip. Before the backup, another camera got masks its stored clip lacks."""
+    import anyio
+    from alarmcloud import oauth
+
+    from tests.conftest import Api, small_clip  # type: ignore[import-not-found]
+
+    root = tmp_path_factory.mktemp("withdrawn")
+    st = _settings(root / "data")
+    with LiveServer(st) as srv:
+        core: Any = srv.core
+        a = Api(srv.url).register(KEEPS)
+        garage = a.camera("Garage")
+        creds = a.upload_credentials(garage["id"])
+        withdrawn_clip = a.upload_analysed(creds, small_clip(root / "w.mp4", seconds=2))["id"]
+        kept_clip = a.upload_analysed(creds, small_clip(root / "k.mp4", seconds=3))["id"]
+        for clip_id in (withdrawn_clip, kept_clip):
+            r = a.post(f"/api/v1/events/{clip_id}/feedback", json={"detector": "rain", "label": "rain",
+                                                                    "release": True})
+            assert r.status_code == 201, r.text
+        porch = a.camera("Porch")
+        porch_clip = a.upload_analysed(a.upload_credentials(porch["id"]), small_clip(root / "p.mp4", seconds=2))["id"]
+        assert a.patch(f"/api/v1/cameras/{porch['id']}", json={"privacy_masks": MASKS}).status_code == 200
+        clients: dict[str, tuple[str, str | None]] = {}
+        tokens: dict[str, dict[str, Any]] = {}
+        with core.db.session() as s:
+            for how, integration in (("customer", "ifttt"), ("revoke", "ifttt"), ("plugin", "alexa"),
+                                     ("operator", "google"), ("stays", "ifttt")):
+                row, secret = oauth.add_client(s, how, integration, ["https://example.com/cb"], ["alarms:read"])
+                clients[how] = (row.id, secret)
+                tokens[how] = oauth.issue_tokens(s, a.id, row.id, ["alarms:read"])
+        releases = {c["subject"]: c["id"] for c in a.get("/api/v1/me/consents").json()["items"]
+                    if c["kind"] == "clip_release"}
+
+        archive = root / "backup.tar"
+        backup.create_backup(st, archive)
+
+        # after the backup
+        r = a.delete(f"/api/v1/me/consents/{releases[withdrawn_clip]}")
+        assert r.status_code == 200 and r.json()["training_copies_removed"] == 1
+        assert a.delete(f"/api/v1/me/links/{clients['customer'][0]}").status_code == 204
+        r = httpx.post(srv.url + "/oauth/revoke", data={"token": tokens["revoke"]["refresh_token"]},
+                       auth=clients["revoke"])  # type: ignore[arg-type]
+        assert r.status_code == 200
+        anyio.run(core.services.unlink, a.id, "alexa")
+        res = _cli("oauth", "remove-client", clients["operator"][0], env={"ALARMCLOUD_DATA_DIR": str(st.data_dir)})
+        assert res.exit_code == 0 and "1 linked account(s) unlinked" in res.output, res.output
+        assert a.patch(f"/api/v1/cameras/{garage['id']}", json={"privacy_masks": MASKS}).status_code == 200
+        links = {i["client_id"] for i in a.get("/api/v1/me/links").json()["items"]}
+        assert links == {clients["stays"][0]}
+    yield {"root": root, "data_dir": st.data_dir, "archive": archive, "register": st.data_dir / "erasures.jsonl",
+           "account": a.id, "garage": garage["id"], "porch": porch["id"], "withdrawn_clip": withdrawn_clip,
+           "kept_clip": kept_clip, "porch_clip": porch_clip, "releases": releases, "clients": clients,
+           "tokens": tokens}
+
+
+def _principal(data_dir: Path, access_token: str, integration: str) -> Any:
+    from alarmcloud import oauth
+
+    database = Database(_settings(data_dir).db_url)
+    try:
+        with database.session() as s:
+            return oauth.principal_for_token(s, access_token, integration)
+    finally:
+        database.dispose()
+
+
+def _consents(data_dir: Path) -> dict[int, Any]:
+    from alarmcloud.models import Consent
+
+    database = Database(_settings(data_dir).db_url)
+    try:
+        with database.session() as s:
+            return {c.id: (c.kind, c.subject, c.withdrawn_at) for c in s.exec(select(Consent)).all()}
+    finally:
+        database.dispose()
+
+
+def test_withdrawn_consents_and_ended_links_stay_withdrawn_after_a_restore(withdrawn: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    w = withdrawn
+    integrations = {"customer": "ifttt", "revoke": "ifttt", "plugin": "alexa", "operator": "google", "stays": "ifttt"}
+    # what a restore without the register brings back: the release, its training copy and every link
+    trial = tmp_path / "trial"
+    assert _cli("restore", str(w["archive"]), "--data-dir", str(trial), "--no-erasures").exit_code == 0
+    assert _training(trial, w["withdrawn_clip"])
+    for how, integration in integrations.items():
+        assert _principal(trial, w["tokens"][how]["access_token"], integration) is not None, how
+
+    target = tmp_path / "restored"
+    res = _cli("restore", str(w["archive"]), "--data-dir", str(target), "--erasures", str(w["register"]))
+    assert res.exit_code == 0, res.output
+    assert ("withdrawn again: 5 consent(s), 4 integration link(s) ended, 1 training copy(ies) removed"
+            in " ".join(res.output.split())), res.output
+    # the release: withdrawn when the customer withdrew it, the training copy gone; the other release stays
+    live, restored = _consents(w["data_dir"]), _consents(target)
+    release = w["releases"][w["withdrawn_clip"]]
+    assert restored[release][2] is not None
+    # (the line is written just before the commit: the same second, or the one before)
+    assert 0 <= (aware(live[release][2]) - aware(restored[release][2])).total_seconds() < 2
+    assert _training(target, w["withdrawn_clip"]) == []
+    assert restored[w["releases"][w["kept_clip"]]][2] is None and len(_training(target, w["kept_clip"])) == 1
+    # the links: no token of an ended link works again, the one the customer kept does
+    for how, integration in integrations.items():
+        p = _principal(target, w["tokens"][how]["access_token"], integration)
+        assert (p is not None) == (how == "stays"), how
+    assert {k: (v[0], v[2] is None) for k, v in restored.items()} == {k: (v[0], v[2] is None) for k, v in live.items()}
+
+
+def test_privacy_masks_saved_after_the_backup_are_set_again_and_painted_into_the_restored_clips(
+        withdrawn: dict[str, Any], tmp_path: Path) -> None:
+    from alarmcloud.masks import masks_hash
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    w = withdrawn
+    target = tmp_path / "restored"
+    res = _cli("restore", str(w["archive"]), "--data-dir", str(target), "--erasures", str(w["register"]))
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "privacy masks set again on 1 camera(s), 2 clip(s) queued for masking" in out, res.output
+    assert f"camera {w['garage']}: 2 clip(s) stored without its current privacy masks are queued for masking" in out
+    # masks saved before the backup and never applied: the operator is told how to apply them
+    assert (f"camera {w['porch']}: 1 clip(s) stored without its current privacy masks; paint them in with "
+            f"`alarmcloud privacy apply-masks {w['porch']} --data-dir {target}`") in out, res.output
+    with LiveServer(_settings(target)) as srv:  # the restored server's mask runner paints them in
+        a = Api(srv.url).login(KEEPS)
+        assert a.get(f"/api/v1/cameras/{w['garage']}").json()["privacy_masks"] == MASKS
+        deadline = time.monotonic() + 120
+        while (job := a.get(f"/api/v1/cameras/{w['garage']}/privacy-masks/apply").json())["state"] != "done":
+            assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.2)
+        assert job["done"] == 2 and job["pending_clips"] == 0
+    database = Database(_settings(target).db_url)
+    try:
+        with database.session() as s:
+            hashes = {c.id: c.privacy_masks_hash for c in s.exec(select(Clip)).all()}
+    finally:
+        database.dispose()
+    assert hashes == {w["withdrawn_clip"]: masks_hash(MASKS), w["kept_clip"]: masks_hash(MASKS),
+                      w["porch_clip"]: None}
+
+
+def test_a_consent_line_does_not_withdraw_a_later_consent_with_the_same_number(
+        withdrawn: dict[str, Any], tmp_path: Path) -> None:
+    """A restored SQLite or PostgreSQL database numbers new consents from where the backup stood: a line of a
+    consent given and withdrawn after the backup names the number a later consent gets."""
+    w = withdrawn
+    kept = w["releases"][w["kept_clip"]]
+    register = tmp_path / "erasures.jsonl"
+    erasures.append_lines(register, [erasures.new_line("consent", str(kept), created="2020-01-01T00:00:00Z")])
+    target = tmp_path / "restored"
+    res = _cli("restore", str(w["archive"]), "--data-dir", str(target), "--erasures", str(register))
+    assert res.exit_code == 0, res.output
+    assert "1 already absent" in res.output and "withdrawn again" not in res.output, res.output
+    assert _consents(target)[kept][2] is None and len(_training(target, w["kept_clip"])) == 1
+
+
+def test_the_new_lines_hold_ids_times_and_mask_geometry_only(withdrawn: dict[str, Any]) -> None:
+    text = withdrawn["register"].read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert sorted(x["kind"] for x in lines) == ["consent"] * 5 + ["masks"] * 2  # the porch's before the backup
+    for x in lines:
+        extra = {"created"} if x["kind"] == "consent" else {"masks"}
+        assert set(x) == {"v", "at", "kind", "id", "n"} | extra, x
+    assert [x["masks"] for x in lines if x["kind"] == "masks"] == [MASKS, MASKS]
+    for personal in (KEEPS, "@", "Garage", "rain", "ifttt", "customer"):
+        assert personal not in text

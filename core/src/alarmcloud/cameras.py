@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from alarmcloud import crypto, viewcheck
+from alarmcloud import crypto, erasures, viewcheck
 from alarmcloud.auth import User, camera_for, core, require_user, visible_cameras
 from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, CameraError, UploadTarget
 from alarmcloud.errors import ApiError, field, json_body
@@ -170,10 +170,14 @@ async def update_camera(request: Request) -> Response:
             model = field(data, "model", str, max_len=100)
             cam.model = _check_brand_model(app, cam.brand, model)
         _secret_fields(app, cam, data)
-        if masks is not None:
+        lines = []
+        if masks is not None and masks != list(cam.privacy_masks or []):
             cam.privacy_masks = masks or None
+            # in the erasure register before the commit: a restore of an older backup sets them again
+            lines.append(erasures.masks_line(cam.id, masks))
         s.add(cam)
-        s.commit()
+        with erasures.recorded_lines(app.settings, lines):
+            s.commit()
         return cam
 
     cam = await app.db.run(_update)

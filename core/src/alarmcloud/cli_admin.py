@@ -218,7 +218,7 @@ def oauth_remove_client(client_id: str, data_dir: Path | None, config_file: Path
     from alarmcloud import oauth as oauth_server
 
     with db_app(config_file, data_dir).session() as s:
-        ended = oauth_server.remove_client(s, client_id)
+        ended = oauth_server.remove_client(s, client_id, settings_from(config_file, data_dir=data_dir))
     if ended is None:
         raise click.ClickException(f"no OAuth client {client_id!r}")
     click.echo(f"removed {client_id}; {ended} linked account(s) unlinked")

@@ -7,12 +7,17 @@ plate text)::
     {"v": 1, "at": "2026-11-21T10:00:00Z", "kind": "account", "id": "<account id>", "n": "<random>"}
     {"v": 1, "at": "2026-11-21T10:05:00Z", "kind": "clip", "id": "<clip id>", "n": "<random>"}
     {"v": 1, "at": "2026-11-21T10:06:00Z", "kind": "camera", "id": "<camera id>", "n": "<random>"}
+    {"v": 1, "at": "2026-11-21T10:06:30Z", "kind": "consent", "id": "<consent row id>", "created": "<its time>", ...}
+    {"v": 1, "at": "2026-11-21T10:06:40Z", "kind": "masks", "id": "<camera id>", "masks": [[x0, y0, x1, y1]], ...}
     {"v": 1, "at": "2026-11-21T10:07:00Z", "kind": "void", "ref": "<random of a line above>"}
 
 Kinds: ``account`` (erased by the customer, for inactivity, or a sub-user removed by its owner; the account's
 sub-users get a line each), ``clip`` (an event the owner deleted), ``camera`` (a camera the owner deleted with all
-its clips). Deletions by retention and quota eviction are not written: the restored data's own retention and quota
-delete those again.
+its clips), ``consent`` (a consent withdrawn: a clip released for training, or an integration link ended by the
+customer, the platform or the operator; ``created`` is the consent row's creation time, so that a row of a restored
+database that reuses the number is not taken for it), ``masks`` (a camera's privacy masks as the owner saved them:
+rectangles, fractions of the frame; an empty list when they were removed). Deletions by retention and quota
+eviction are not written: the restored data's own retention and quota delete those again.
 
 A line is written and synced *before* the deletion's database commit (``recorded``); when the commit fails the line
 is voided by a ``void`` line. A crash between the two leaves a line for a deletion that was asked for but perhaps
@@ -21,8 +26,10 @@ appended with one ``write`` under an exclusive ``flock``; a line torn by a crash
 warning when read, and the next append starts on a fresh line.
 
 ``replay`` applies a register to a database and blob store (``alarmcloud restore``, ``alarmcloud privacy erasures
-replay``) with the live deletion code: ``privacy_erase.delete_account_data`` + ``erase_blobs``,
-``storage.delete_clip_rows`` and ``storage.delete_camera_rows``.
+replay``) with the live code: ``privacy_erase.delete_account_data`` + ``erase_blobs``, ``storage.delete_clip_rows``,
+``storage.delete_camera_rows``, ``oauth.revoke_link`` (a link) or the consent marked withdrawn at the line's time
+and the training copy removed (a release), and for each camera its last ``masks`` line: the masks set and the
+clips stored without them queued for masking (``masks_apply.start_job``).
 """
 
 from __future__ import annotations
@@ -45,15 +52,17 @@ if TYPE_CHECKING:
     from alarmcloud.blobstore import BlobStore
     from alarmcloud.config import Settings
     from alarmcloud.db import Database
+    from alarmcloud.models import Consent
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "erasures.jsonl"
 VERSION = 1
-KINDS = ("account", "clip", "camera")
+KINDS = ("account", "clip", "camera", "consent", "masks")
 VOID = "void"
 #: ids are random hex (``models.new_id``); anything else (an e-mail address, a name) is refused
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 class RegisterError(OSError):
@@ -122,12 +131,51 @@ def append_lines(path: Path, lines: list[dict[str, Any]]) -> None:
         raise RegisterError(f"cannot write the erasure register {path}: {exc}") from exc
 
 
-def new_line(kind: str, id_: str) -> dict[str, Any]:
+def _stamp(dt: datetime) -> str:
+    """A stored time as the register writes it (UTC, seconds, Z); SQLite hands times back without a zone."""
+    aware = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+    return aware.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _extra(kind: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """The fields a kind carries besides its id, checked (ValueError): ``created`` of a consent, ``masks``."""
+    if kind == "consent":
+        created = extra.get("created")
+        if set(extra) != {"created"} or not isinstance(created, str) or not _TIME.match(created):
+            raise ValueError("a consent line holds the consent's creation time")
+        return {"created": created}
+    if kind == "masks":
+        from alarmcloud.errors import ApiError
+        from alarmcloud.masks import validate_masks
+
+        if set(extra) != {"masks"}:
+            raise ValueError("a masks line holds the masks only")
+        try:
+            return {"masks": validate_masks(extra["masks"]) if extra["masks"] != [] else []}
+        except ApiError as exc:
+            raise ValueError(exc.message) from None
+    if extra:
+        raise ValueError("the erasure register holds ids and times only")
+    return {}
+
+
+def new_line(kind: str, id_: str, **extra: Any) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"unknown register kind {kind!r}")
     if not _ID.match(id_):
         raise ValueError("the erasure register holds ids only")
-    return {"v": VERSION, "at": _now(), "kind": kind, "id": id_, "n": secrets.token_hex(8)}
+    return {"v": VERSION, "at": _now(), "kind": kind, "id": id_, **_extra(kind, extra), "n": secrets.token_hex(8)}
+
+
+def consent_line(consent: Consent) -> dict[str, Any]:
+    """The line of a withdrawn consent (a clip release or an integration link)."""
+    assert consent.id is not None
+    return new_line("consent", str(consent.id), created=_stamp(consent.created_at))
+
+
+def masks_line(camera_id: str, masks: list[list[float]]) -> dict[str, Any]:
+    """The line of a camera's privacy masks as saved (geometry only)."""
+    return new_line("masks", camera_id, masks=masks)
 
 
 def append(path: Path, kind: str, ids: Iterable[str]) -> list[str]:
@@ -137,11 +185,17 @@ def append(path: Path, kind: str, ids: Iterable[str]) -> list[str]:
     return [line["n"] for line in lines]
 
 
-@contextlib.contextmanager
-def recorded(settings: Settings, kind: str, ids: Iterable[str]) -> Iterator[None]:
+def recorded(settings: Settings, kind: str, ids: Iterable[str]) -> contextlib.AbstractContextManager[None]:
     """Around a deletion's commit: the lines are on disk before it, voided when it fails."""
+    return recorded_lines(settings, [new_line(kind, i) for i in dict.fromkeys(ids)])
+
+
+@contextlib.contextmanager
+def recorded_lines(settings: Settings, lines: list[dict[str, Any]]) -> Iterator[None]:
+    """``recorded`` for lines made with ``new_line`` (``consent_line``, ``masks_line``); no lines: nothing written."""
     path = register_path(settings)
-    nonces = append(path, kind, ids)
+    append_lines(path, lines)
+    nonces = [line["n"] for line in lines]
     try:
         yield
     except BaseException:
@@ -161,6 +215,7 @@ class Entry:
     id: str
     at: str
     line: str  # the line as read (copied into a restored folder's register)
+    extra: dict[str, Any] = field(default_factory=dict)  # ``created`` of a consent, ``masks`` of a camera
 
 
 @dataclass
@@ -203,8 +258,9 @@ def read(paths: Iterable[Path]) -> Register:
                     continue
                 if obj.get("kind") not in KINDS or not isinstance(obj.get("id"), str) or not _ID.match(obj["id"]):
                     raise ValueError("no kind and id")
+                extra = _extra(obj["kind"], {k: v for k, v in obj.items() if k in ("created", "masks")})
                 at = obj.get("at") if isinstance(obj.get("at"), str) else ""
-                raw.append((Entry(obj["kind"], obj["id"], at, line.decode()), obj.get("n")))
+                raw.append((Entry(obj["kind"], obj["id"], at, line.decode(), extra), obj.get("n")))
             except (ValueError, UnicodeDecodeError):
                 out.skipped += 1
                 if torn_tail and i == len(lines):
@@ -230,19 +286,83 @@ class ReplayReport:
     cameras: list[str] = field(default_factory=list)  # cameras deleted with their clips
     camera_clips: int = 0  # clips that went with those cameras
     absent: int = 0  # entries whose id the data does not hold (deleted before the backup, or never there)
+    consents: list[str] = field(default_factory=list)  # consents withdrawn again (releases and links)
+    links: int = 0  # integration links (grants and tokens) that ended again with them
+    training_copies: int = 0  # training copies of clips whose release was withdrawn again
+    masks: list[str] = field(default_factory=list)  # cameras whose privacy masks were set again
+    mask_jobs: dict[str, int] = field(default_factory=dict)  # camera id -> clips queued for masking
 
     @property
     def applied(self) -> int:
-        return len(self.accounts) + len(self.clips) + len(self.cameras)
+        return len(self.accounts) + len(self.clips) + len(self.cameras) + len(self.consents) + len(self.masks)
 
     def summary(self) -> str:
-        return (f"{len(self.accounts)} account(s), {len(self.clips)} clip(s), {len(self.cameras)} camera(s) "
-                f"with {self.camera_clips} clip(s); {self.absent} already absent")
+        out = (f"{len(self.accounts)} account(s), {len(self.clips)} clip(s), {len(self.cameras)} camera(s) "
+               f"with {self.camera_clips} clip(s); {self.absent} already absent")
+        if self.consents:
+            out += (f"; withdrawn again: {len(self.consents)} consent(s), {self.links} integration link(s) ended, "
+                    f"{self.training_copies} training copy(ies) removed")
+        if self.masks:
+            out += (f"; privacy masks set again on {len(self.masks)} camera(s), "
+                    f"{sum(self.mask_jobs.values())} clip(s) queued for masking")
+        return out
+
+
+def _withdraw_consent(s: Any, e: Entry, report: ReplayReport) -> str | None:
+    """Withdraw again the consent of a ``consent`` entry; the clip whose training copy goes, if any."""
+    from alarmcloud.models import Consent
+    from alarmcloud.oauth import revoke_link
+    from alarmcloud.privacy import _released
+
+    c = s.get(Consent, int(e.id)) if e.id.isdigit() else None
+    if c is None or _stamp(c.created_at) != e.extra.get("created"):
+        report.absent += 1  # not in this data, or another consent that got the same number later
+        return None
+    if c.withdrawn_at is not None:
+        return None  # withdrawn in this data already
+    # a link: its grant and tokens end as well (``revoke_link`` marks the consent withdrawn, at the time set below)
+    if c.kind == "integration_grant" and revoke_link(s, c.account_id, c.subject):
+        report.links += 1
+    at = _time(e.at)
+    c.withdrawn_at = at if at is not None else c.withdrawn_at or datetime.now(UTC)
+    s.add(c)
+    s.flush()
+    report.consents.append(e.id)
+    return c.subject if c.kind == "clip_release" and not _released(s, c.subject) else None
+
+
+def _time(at: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _set_masks(database: Database, camera_id: str, masks: list[list[float]], report: ReplayReport) -> None:
+    """Give a camera the masks its owner saved last and queue its clips stored without them for masking."""
+    from alarmcloud.masks_apply import pending_clips, start_job
+    from alarmcloud.models import Camera
+
+    with database.session() as s:
+        cam = s.get(Camera, camera_id)
+        if cam is None:
+            if camera_id not in report.cameras:  # not counted twice when this replay deleted the camera
+                report.absent += 1
+            return
+        if list(cam.privacy_masks or []) != masks:
+            cam.privacy_masks = masks or None
+            s.add(cam)
+            s.commit()
+            report.masks.append(camera_id)
+            if masks and pending_clips(s, cam):
+                job, _ = start_job(s, cam)
+                report.mask_jobs[camera_id] = job.total
 
 
 def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries: Iterable[Entry],
            key_ok: Callable[[str], bool] = lambda key: True) -> ReplayReport:
-    """Delete again what ``entries`` name, with the live deletion code; ids not found are no-ops.
+    """Delete again what ``entries`` name, withdraw again the consents they name, with the live code; ids not
+    found are no-ops. Then each camera gets the masks of its last ``masks`` entry (when it still exists).
     ``key_ok`` filters the blob keys deleted (a restore skips keys outside its store: never copied)."""
     from sqlmodel import col, select
 
@@ -251,6 +371,7 @@ def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries
     from alarmcloud.storage import delete_camera_rows, delete_clip_rows
 
     report = ReplayReport()
+    masks: dict[str, tuple[str, list[list[float]]]] = {}
     for e in entries:
         with database.session() as s:
             if e.kind == "account":
@@ -284,6 +405,15 @@ def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries
                         blobs.delete(k)
                 report.cameras.append(e.id)
                 report.camera_clips += n
+            elif e.kind == "consent":
+                clip_id = _withdraw_consent(s, e, report)
+                s.commit()
+                if clip_id is not None:
+                    report.training_copies += training.withdraw(clip_id)
+            elif e.kind == "masks" and (e.id not in masks or e.at >= masks[e.id][0]):
+                masks[e.id] = (e.at, e.extra["masks"])  # a camera's latest line: what its owner saved last
+    for camera_id, (_, rects) in masks.items():
+        _set_masks(database, camera_id, rects, report)
     return report
 
 

@@ -56,7 +56,7 @@ class Services(CoreServices):
     async def unlink(self, account_id: str, integration: str) -> None:
         from alarmcloud import oauth
 
-        await self.app.db.run(lambda s: oauth.unlink(s, account_id, integration))
+        await self.app.db.run(lambda s: oauth.unlink(s, account_id, integration, self.app.settings))
 
     async def endpoint_test_account(self, integration: str, scopes: tuple[str, ...]) -> EndpointTestAccount:
         from alarmcloud import samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from collections import defaultdict
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import crypto
+from alarmcloud import crypto, erasures
 from alarmcloud.auth import SESSION_COOKIE, User, _session_user, require_user
 from alarmcloud.errors import ApiError
 from alarmcloud.events import LINK_REVOKED, Event
@@ -39,6 +40,7 @@ from alarmcloud.services import Principal
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
+    from alarmcloud.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -279,18 +281,22 @@ class _Revocation(RevocationEndpoint):
         live = s.exec(select(OAuthToken.id).where(OAuthToken.account_id == row.account_id,
                                                   OAuthToken.client_id == row.client_id,
                                                   OAuthToken.revoked_at == None)).first()  # noqa: E711
-        if live is None and revoke_link(s, row.account_id, row.client_id):
-            client = s.get(OAuthClient, row.client_id)
-            self.server.ended_links.append((row.account_id, row.client_id, client.integration if client else ""))
-        s.commit()
+        ending = [(row.account_id, row.client_id)] if live is None else []
+        with withdrawal_recorded(self.server.settings, s, ending):
+            if live is None and revoke_link(s, row.account_id, row.client_id):
+                client = s.get(OAuthClient, row.client_id)
+                self.server.ended_links.append((row.account_id, row.client_id, client.integration if client else ""))
+            s.commit()
 
 
 class _Server(AuthorizationServer):
     """authlib's generic server bound to one database session (run inside ``db.run``)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, settings: Settings | None = None) -> None:
         super().__init__()
         self.session = session
+        #: where the erasure register is (a revocation that ends a link writes it)
+        self.settings = settings
         #: links that a revocation ended: (account id, client id, integration)
         self.ended_links: list[tuple[str, str, str]] = []
         self.register_token_generator("default", BearerTokenGenerator(
@@ -406,6 +412,23 @@ def record_grant(s: Session, account_id: str, client: OAuthClient, scopes: Itera
     return grant
 
 
+def _live_consents(s: Session, account_id: str, client_id: str) -> list[Consent]:
+    return list(s.exec(select(Consent).where(Consent.account_id == account_id, Consent.kind == "integration_grant",
+                                             Consent.subject == client_id,
+                                             Consent.withdrawn_at == None)).all())  # noqa: E711
+
+
+def withdrawal_recorded(settings: Settings | None, s: Session,
+                        links: Iterable[tuple[str, str]]) -> contextlib.AbstractContextManager[None]:
+    """Around the commit of ``revoke_link`` for ``links`` (account id, client id): the erasure register gets their
+    live consents first (kind ``consent``), so that a restore of an older backup ends those links again; voided when
+    the commit fails. ``settings`` None (a bare database session, tests) writes nothing."""
+    if settings is None:
+        return contextlib.nullcontext()
+    return erasures.recorded_lines(settings, [erasures.consent_line(c) for account_id, client_id in links
+                                              for c in _live_consents(s, account_id, client_id)])
+
+
 def revoke_link(s: Session, account_id: str, client_id: str) -> bool:
     """Withdraw a link: revoke the grant and all its tokens, mark the consent withdrawn."""
     now = utcnow()
@@ -421,9 +444,7 @@ def revoke_link(s: Session, account_id: str, client_id: str) -> bool:
                                                OAuthToken.revoked_at == None)).all():  # noqa: E711
         tok.revoked_at = now
         s.add(tok)
-    for c in s.exec(select(Consent).where(Consent.account_id == account_id, Consent.kind == "integration_grant",
-                                          Consent.subject == client_id,
-                                          Consent.withdrawn_at == None)).all():  # noqa: E711
+    for c in _live_consents(s, account_id, client_id):
         c.withdrawn_at = now
         s.add(c)
     return found
@@ -460,24 +481,26 @@ def list_clients(s: Session) -> list[dict[str, Any]]:
     return out
 
 
-def remove_client(s: Session, client_id: str) -> int | None:
+def remove_client(s: Session, client_id: str, settings: Settings | None = None) -> int | None:
     """Unlink every account from the client and delete it with its codes and tokens; the number of links ended.
 
-    The consent ledger keeps the grants as withdrawn. None when there is no such client.
+    The consent ledger keeps the grants as withdrawn (and the erasure register of ``settings`` has them). None when
+    there is no such client.
     """
     client = s.get(OAuthClient, client_id)
     if client is None:
         return None
     accounts = set(s.exec(select(OAuthGrant.account_id).where(OAuthGrant.client_id == client_id,
                                                               OAuthGrant.revoked_at == None)).all())  # noqa: E711
-    for account_id in accounts:
-        revoke_link(s, account_id, client_id)
-    for model in (OAuthCode, OAuthToken, OAuthGrant):
-        for row in s.exec(select(model).where(model.client_id == client_id)).all():  # type: ignore[attr-defined]
-            s.delete(row)
-    s.flush()
-    s.delete(client)
-    s.commit()
+    with withdrawal_recorded(settings, s, [(account_id, client_id) for account_id in accounts]):
+        for account_id in accounts:
+            revoke_link(s, account_id, client_id)
+        for model in (OAuthCode, OAuthToken, OAuthGrant):
+            for row in s.exec(select(model).where(model.client_id == client_id)).all():  # type: ignore[attr-defined]
+                s.delete(row)
+        s.flush()
+        s.delete(client)
+        s.commit()
     return len(accounts)
 
 
@@ -542,12 +565,14 @@ def linked_pseudonyms(s: Session, integration: str) -> dict[str, str]:
     return {r.pseudonym: r.account_id for r in rows if r.account_id in accounts}
 
 
-def unlink(s: Session, account_id: str, integration: str) -> None:
-    """Drop every link of the account to clients of ``integration`` (the platform said it unlinked)."""
+def unlink(s: Session, account_id: str, integration: str, settings: Settings | None = None) -> None:
+    """Drop every link of the account to clients of ``integration`` (the platform said it unlinked); the erasure
+    register of ``settings`` gets the consents withdrawn."""
     ids = s.exec(select(OAuthClient.id).where(OAuthClient.integration == integration)).all()
-    for cid in ids:
-        revoke_link(s, account_id, cid)
-    s.commit()
+    with withdrawal_recorded(settings, s, [(account_id, cid) for cid in ids]):
+        for cid in ids:
+            revoke_link(s, account_id, cid)
+        s.commit()
 
 
 # ---------------------------------------------------------------- HTTP endpoints
@@ -688,7 +713,7 @@ async def revoke(request: Request) -> Response:
     req = _oauth_request(core, request, await _form(request))
 
     def _run(s: Session) -> tuple[tuple[int, Any, list[tuple[str, str]]], list[tuple[str, str, str]]]:
-        server = _Server(s)
+        server = _Server(s, core.settings)
         result = server.create_endpoint_response("revocation", req)
         s.commit()
         return result, server.ended_links
@@ -721,8 +746,9 @@ async def delete_link(request: Request) -> Response:
     client_id = request.path_params["client_id"]
 
     def _del(s: Session) -> str | None:
-        found = revoke_link(s, user.id, client_id)
-        s.commit()
+        with withdrawal_recorded(_core(request).settings, s, [(user.id, client_id)]):
+            found = revoke_link(s, user.id, client_id)
+            s.commit()
         client = s.get(OAuthClient, client_id)
         return (client.integration if client else "") if found else None
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import crypto, twofactor
+from alarmcloud import crypto, erasures, twofactor
 from alarmcloud.auth import EMAIL_RE, check_login, core, require_operator, require_user
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.models import Account, Clip, Consent, Outbox, SessionRow, iso, utcnow
@@ -220,9 +220,11 @@ async def withdraw_consent(request: Request) -> Response:
         if c is None or c.account_id != user.tenant_id:
             raise ApiError(404, "not_found", "consent not found")
         if c.withdrawn_at is None:
-            c.withdrawn_at = utcnow()
-            s.add(c)
-            s.commit()
+            # in the erasure register before the commit: a restore of an older backup withdraws it again
+            with erasures.recorded_lines(app.settings, [erasures.consent_line(c)]):
+                c.withdrawn_at = utcnow()
+                s.add(c)
+                s.commit()
         return c
 
     c = await app.db.run(_withdraw)

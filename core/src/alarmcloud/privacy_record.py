@@ -63,12 +63,15 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
          "purpose": "prove and honour the customer's consent", "recipients": [],
          "retention": "until the account is deleted", "legal_basis": "legal obligation (Art. 6(1)(c) GDPR)"},
         {"name": "core: erasure register", "source": "core",
-         "data": ["ids of erased accounts, deleted events and deleted cameras", "time of the deletion"],
-         "purpose": "keep erasures and deletions in effect when a backup made before them is restored",
+         "data": ["ids of erased accounts, deleted events and deleted cameras", "time of the deletion",
+                  "ids and creation times of withdrawn consents (releases for training, integration links)",
+                  "camera ids and privacy mask rectangles as saved"],
+         "purpose": "keep erasures, deletions, withdrawn consents and privacy masks in effect when a backup made "
+                    "before them is restored",
          "recipients": [],
          "retention": "as long as a backup made before the deletion is kept (the operator prunes it with "
                       "`alarmcloud privacy erasures prune`)",
-         "legal_basis": "legal obligation (Art. 6(1)(c) and Art. 17 GDPR)"},
+         "legal_basis": "legal obligation (Art. 6(1)(c), Art. 7(3), Art. 17 and Art. 25 GDPR)"},
     ]
 
 

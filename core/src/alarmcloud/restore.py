@@ -58,6 +58,8 @@ class RestoreResult:
     warnings: list[str] = field(default_factory=list)
     register: Register | None = None  # the erasure register(s) replayed
     replayed: ReplayReport | None = None  # what the replay deleted again
+    #: camera id -> (clips stored without the camera's current privacy masks, whether a mask job is queued for them)
+    unmasked: dict[str, tuple[int, bool]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- restore
@@ -218,6 +220,8 @@ def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, era
             if last and made and last < made:
                 result.warnings.append(f"the erasure register's last line is from {last}, before this backup "
                                        f"({made}): if anything was erased since, this is not the current register")
+        if manifest.get("database"):
+            result.unmasked = unmasked_clips(tmp)
         added = [register_mod.new_line("account", i) for i in result.erased]
         if register_out is None:
             lines = [e.line.encode() + b"\n" for e in register.entries] if register is not None else []
@@ -399,6 +403,30 @@ def replay_register(root: Path, register: Register) -> ReplayReport:
         database.dispose()
 
 
+def unmasked_clips(root: Path) -> dict[str, tuple[int, bool]]:
+    """Per camera of a restored data folder, the clips stored without its current privacy masks (masks set after
+    the clips were stored, and not applied to them, in the backup or by the register's replay) and whether a mask
+    job is queued or running for them (a server started on the folder masks them)."""
+    from sqlmodel import col, select
+
+    from alarmcloud.masks_apply import ACTIVE, pending_clips
+    from alarmcloud.models import Camera, MaskJob
+
+    out: dict[str, tuple[int, bool]] = {}
+    database = _stores(root)[0]
+    try:
+        with database.session() as s:
+            for cam in s.exec(select(Camera).where(col(Camera.privacy_masks).is_not(None))).all():
+                n = pending_clips(s, cam)
+                if n:
+                    queued = s.exec(select(MaskJob.id).where(MaskJob.camera_id == cam.id,
+                                                             col(MaskJob.state).in_(ACTIVE))).first() is not None
+                    out[cam.id] = (n, queued)
+    finally:
+        database.dispose()
+    return out
+
+
 def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
     """Erase accounts (e-mail address or id) with their sub-users from a restored data folder, rows and files,
     as ``privacy_erase`` does on a live server, without telling plugins (their links ended at the first erasure).
@@ -501,5 +529,13 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erasures: 
         console.print(f"[yellow]No erasure register was replayed{where}: accounts erased and clips deleted after "
                       f"{m['created_at']} are back in this copy. Restore again with --erasures PATH (and --erase "
                       "for accounts no register lists).[/]")
+    for camera_id, (n, queued) in sorted(result.unmasked.items()):
+        if queued:
+            click.echo(f"camera {camera_id}: {n} clip(s) stored without its current privacy masks are queued for "
+                       "masking: a server started on this folder paints the masks into them")
+        else:
+            console.print(f"[yellow]camera {camera_id}: {n} clip(s) stored without its current privacy masks; "
+                          f"paint them in with `alarmcloud privacy apply-masks {camera_id} --data-dir "
+                          f"{result.path}` if its owner had applied them (the camera's page offers it too)[/]")
     console.print(f"Before serving it, run `alarmcloud privacy retention --data-dir {result.path}` "
                   "(see docs/backup.md).")
