@@ -56,3 +56,40 @@ def test_operator_reads_a_clip_only_with_a_release(api: Any, server: LiveServer,
     # append-only: the row stays, marked withdrawn
     items = acc.get("/api/v1/me/consents").json()["items"]
     assert len(items) == 1 and items[0]["withdrawn_at"] is not None
+
+
+def test_a_withdrawal_that_cannot_be_registered_does_not_happen(api: Any, server: LiveServer, privacy: Any,
+                                                                 tmp_path: Path) -> None:
+    """A withdrawal is in the erasure register before it is committed (a restore of an older backup withdraws it
+    again); when the line cannot be written, the release, the link and the masks stay as they were (500)."""
+    from alarmcloud import erasures
+
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "owner@example.com")
+    acc = a["api"]
+    client_id = privacy.link_ifttt(core, acc.id)
+    ledger = {c["kind"]: c for c in acc.get("/api/v1/me/consents").json()["items"]}
+    release, grant = ledger["clip_release"], ledger["integration_grant"]
+    copy = Path(core.settings.data_dir) / "training" / "rain" / "rain" / f"{a['event_id']}.mp4"
+    register = erasures.register_path(core.settings)
+    register.mkdir()  # a folder where the file should be: every append fails
+    cam = f"/api/v1/cameras/{a['camera']['id']}"
+    # (the server closes the connection of a request that failed: not kept for the next one)
+    close = {"Connection": "close"}
+    assert acc.delete(f"/api/v1/me/consents/{release['id']}", headers=close).status_code == 500
+    assert acc.delete(f"/api/v1/me/links/{client_id}", headers=close).status_code == 500
+    assert acc.patch(cam, json={"privacy_masks": [[0.0, 0.0, 0.5, 0.5]]}, headers=close).status_code == 500
+    items = {c["id"]: c for c in acc.get("/api/v1/me/consents").json()["items"]}
+    assert all(c["withdrawn_at"] is None for c in items.values()) and len(items) == 2
+    assert copy.exists()
+    assert [i["client_id"] for i in acc.get("/api/v1/me/links").json()["items"]] == [client_id]
+    assert acc.get(cam).json()["privacy_masks"] == []
+    # once the register can be written, the same requests succeed and each leaves its line
+    register.rmdir()
+    assert acc.delete(f"/api/v1/me/consents/{release['id']}").status_code == 200 and not copy.exists()
+    assert acc.delete(f"/api/v1/me/links/{client_id}").status_code == 204
+    assert acc.patch(cam, json={"privacy_masks": [[0.0, 0.0, 0.5, 0.5]]}).status_code == 200
+    assert acc.patch(cam, json={"name": "Garage 2"}).status_code == 200  # no masks change: no line
+    lines = erasures.read([register]).entries
+    assert [(e.kind, e.id) for e in lines] == [("consent", str(release["id"])), ("consent", str(grant["id"])),
+                                               ("masks", a["camera"]["id"])]
