@@ -32,6 +32,7 @@ import click
 
 from alarmcloud import erasures
 from alarmcloud.cli_common import config_option, console, progress, settings_from, setup_logging
+from alarmcloud.units import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -370,14 +371,6 @@ def _fsync_dir(path: Path) -> None:
 # ---------------------------------------------------------------- commands
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
-
-
 @click.command("backup")
 @click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -414,7 +407,7 @@ def backup_command(dest: Path, data_dir: Path | None, config_file: Path | None, 
     c = m["counts"]
     missing = f", {c['missing']} file(s) deleted meanwhile (listed in the manifest)" if c["missing"] else ""
     keys = "key file included" if m["keys_included"] else "without the key file"
-    click.echo(f"backup {result.path}: {c['clips']} clips, {c['files']} files, {_size(c['bytes'])} in "
+    click.echo(f"backup {result.path}: {c['clips']} clips, {c['files']} files, {human_bytes(c['bytes'])} in "
                f"{result.seconds:.1f} s, {keys}{missing}")
     if not m["keys_included"] and m["key_ids"]:
         console.print(f"[yellow]the key file is not in the backup: keep a copy of {Path(st.data_dir) / KEY_NAME} "

@@ -295,6 +295,7 @@ def privacy_apply_masks(camera_id: str, wait: bool, data_dir: Path | None, confi
     from alarmcloud.errors import ApiError
     from alarmcloud.masks_apply import ACTIVE, job_json, pending_clips, run_here, start_job, storage_report
     from alarmcloud.models import Camera, MaskJob
+    from alarmcloud.units import human_bytes
 
     core = _privacy_core(config_file, data_dir)
     with core.db.session() as s:
@@ -328,7 +329,8 @@ def privacy_apply_masks(camera_id: str, wait: bool, data_dir: Path | None, confi
         click.echo(json.dumps(job_json(s.get(MaskJob, job.id), pending_clips(s, cam) if cam else 0, report), indent=2))
     if report and report["over_quota_bytes"]:
         # masks are applied even over the quota (a privacy duty); the next clip stored evicts the oldest ones
-        click.echo(f"note: the masked clips are larger; the account is now {report['over_quota_bytes']} bytes over "
+        over = human_bytes(report["over_quota_bytes"])
+        click.echo(f"note: the masked clips are larger; the account is now {over} over "
                    "its quota, and the next clip it stores will evict its oldest clips", err=True)
 
 

@@ -35,12 +35,12 @@ from alarmcloud.backup import (
     Progress,
     _inside,
     _kid,
-    _size,
     _version,
 )
 from alarmcloud.cli_common import config_option, console, progress, settings_from, setup_logging
 from alarmcloud.erasures import FILE_NAME as REGISTER_NAME
 from alarmcloud.erasures import Register, RegisterError, ReplayReport
+from alarmcloud.units import human_bytes
 
 
 @dataclass
@@ -508,8 +508,8 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erasures: 
         raise click.ClickException(str(exc)) from None
     m = result.manifest
     migrated = f", database migrated from schema {result.migrated_from}" if result.migrated_from else ""
-    click.echo(f"restored {result.path}: {m['counts']['clips']} clips, {result.files} files, {_size(result.bytes)} "
-               f"in {result.seconds:.1f} s (backup of {m['created_at']}){migrated}")
+    click.echo(f"restored {result.path}: {m['counts']['clips']} clips, {result.files} files, "
+               f"{human_bytes(result.bytes)} in {result.seconds:.1f} s (backup of {m['created_at']}){migrated}")
     if result.dropped:
         click.echo(f"{len(result.dropped)} event(s) left out: their video was deleted while the backup ran "
                    "(listed under missing in the manifest)")

@@ -19,6 +19,7 @@ from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import load_event, query_events
 from alarmcloud.models import Camera, Clip, Rejection, iso
 from alarmcloud.specs import title_of
+from alarmcloud.units import human_bytes
 from alarmcloud.web import charts, operator
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -52,16 +53,6 @@ def verdict_badge(verdict: str | None, status: str | None = None) -> dict[str, s
     if verdict.startswith("false_alarm:"):
         return {"text": "False alarm: " + verdict.split(":", 1)[1].replace("_", " "), "cls": "quiet"}
     return {"text": verdict.replace("_", " "), "cls": "quiet"}
-
-
-def human_bytes(n: float | None) -> str:
-    """Sizes in steps of 1024, as quotas are set (10 * 1024**3 reads "10 GB", not "10.7 GB"); no ".0"."""
-    n = float(n or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f}".removesuffix(".0") + f" {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 def when(value: str | None) -> str:
