@@ -287,15 +287,20 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
         # locked first (PostgreSQL): a detection job writing findings for this clip either commits before (its
         # findings in masked areas are dropped below) or sees the new video and analyses the clip again
         current = s.get(Clip, clip.id, with_for_update=True)
-        if error is not None:
+        if current is None or current.blob_key != clip.blob_key:
+            # deleted (or changed) meanwhile: nothing to swap, and not a failure (its file may have gone under the
+            # encoder); the job no longer counts it
+            for key in written:
+                app.blobs.delete(key)
+            written = []
+        elif error is not None:
+            for key in written:  # e.g. the video stored, its thumbnail not: the clip stays as it was
+                app.blobs.delete(key)
+            written = []
             row.failed += 1
             if len(row.failures or []) < MAX_FAILURES_LISTED:
                 row.failures = [*(row.failures or []), {"clip_id": clip.id, "code": error[0],
                                                         "message": error[1][:200]}]
-        elif current is None or current.blob_key != clip.blob_key:
-            for key in written:  # deleted (or changed) meanwhile: nothing to swap
-                app.blobs.delete(key)
-            written = []
         else:
             # the re-encoded clip may be larger than the one it replaces: the account's storage use (the sum of its
             # clips, as ingest counts it) changes with the swap; masks are applied even when that goes over the quota.
