@@ -24,14 +24,19 @@ log = logging.getLogger(__name__)
 
 
 def delete_clip_rows(s: Session, clip: Clip) -> list[str]:
-    """Delete a clip's rows (findings, feedback, jobs, the clip; its series when empty); returns blob keys."""
-    # the clip row is locked first, as the detection write-back and the mask swap do (PostgreSQL: no deadlock)
-    s.exec(select(Clip.id).where(Clip.id == clip.id).with_for_update())
+    """Delete a clip's rows (findings, feedback, jobs, the clip; its series when empty); returns blob keys (none when
+    another transaction deleted the clip first)."""
+    # the clip row is locked first, as the detection write-back and the mask swap do (PostgreSQL: no deadlock), and
+    # read again under the lock: a mask swap that committed meanwhile gave the clip new files
+    locked = s.get(Clip, clip.id, with_for_update=True, populate_existing=True)
+    if locked is None:
+        return []
+    clip = locked
     s.exec(delete(FindingRow).where(FindingRow.clip_id == clip.id))  # type: ignore[arg-type]
     s.exec(delete(Feedback).where(Feedback.clip_id == clip.id))  # type: ignore[arg-type]
     s.exec(delete(Job).where(Job.clip_id == clip.id))  # type: ignore[arg-type]
     keys = [clip.blob_key] + ([clip.thumb_key] if clip.thumb_key else [])
-    series = s.get(Series, clip.series_id)
+    series = s.get(Series, clip.series_id, with_for_update=True, populate_existing=True)  # its count: one at a time
     s.delete(clip)
     s.flush()
     if series is not None:
