@@ -357,6 +357,7 @@ def withdrawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     a camera with a stored clip. Before the backup, another camera got masks its stored clip lacks."""
     import anyio
     from alarmcloud import oauth
+    from alarmcloud.models import PluginState
 
     from tests.conftest import Api, small_clip  # type: ignore[import-not-found]
 
@@ -380,10 +381,13 @@ def withdrawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         tokens: dict[str, dict[str, Any]] = {}
         with core.db.session() as s:
             for how, integration in (("customer", "ifttt"), ("revoke", "ifttt"), ("plugin", "alexa"),
-                                     ("operator", "google"), ("stays", "ifttt")):
+                                     ("operator", "google_home"), ("stays", "ifttt")):
                 row, secret = oauth.add_client(s, how, integration, ["https://example.com/cb"], ["alarms:read"])
                 clients[how] = (row.id, secret)
                 tokens[how] = oauth.issue_tokens(s, a.id, row.id, ["alarms:read"])
+            for plugin in ("alexa", "google_home", "ifttt"):  # what each integration's plugin keeps for the account
+                s.add(PluginState(plugin=plugin, account_id=a.id, key="grant", value={"platform": plugin}))
+            s.commit()
         releases = {c["subject"]: c["id"] for c in a.get("/api/v1/me/consents").json()["items"]
                     if c["kind"] == "clip_release"}
 
@@ -420,6 +424,17 @@ def _principal(data_dir: Path, access_token: str, integration: str) -> Any:
         database.dispose()
 
 
+def _plugin_state(data_dir: Path) -> set[str]:
+    from alarmcloud.models import PluginState
+
+    database = Database(_settings(data_dir).db_url)
+    try:
+        with database.session() as s:
+            return {p.plugin for p in s.exec(select(PluginState)).all()} - {"core"}
+    finally:
+        database.dispose()
+
+
 def _consents(data_dir: Path) -> dict[int, Any]:
     from alarmcloud.models import Consent
 
@@ -434,13 +449,15 @@ def _consents(data_dir: Path) -> dict[int, Any]:
 def test_withdrawn_consents_and_ended_links_stay_withdrawn_after_a_restore(withdrawn: dict[str, Any],
                                                                           tmp_path: Path) -> None:
     w = withdrawn
-    integrations = {"customer": "ifttt", "revoke": "ifttt", "plugin": "alexa", "operator": "google", "stays": "ifttt"}
+    integrations = {"customer": "ifttt", "revoke": "ifttt", "plugin": "alexa", "operator": "google_home",
+                    "stays": "ifttt"}
     # what a restore without the register brings back: the release, its training copy and every link
     trial = tmp_path / "trial"
     assert _cli("restore", str(w["archive"]), "--data-dir", str(trial), "--no-erasures").exit_code == 0
     assert _training(trial, w["withdrawn_clip"])
     for how, integration in integrations.items():
         assert _principal(trial, w["tokens"][how]["access_token"], integration) is not None, how
+    assert _plugin_state(trial) == {"alexa", "google_home", "ifttt"}
 
     target = tmp_path / "restored"
     res = _cli("restore", str(w["archive"]), "--data-dir", str(target), "--erasures", str(w["register"]))
@@ -459,6 +476,9 @@ def test_withdrawn_consents_and_ended_links_stay_withdrawn_after_a_restore(withd
     for how, integration in integrations.items():
         p = _principal(target, w["tokens"][how]["access_token"], integration)
         assert (p is not None) == (how == "stays"), how
+    # the Alexa and Google Home plugins' grants are gone with the links: nothing goes to those platforms; IFTTT's
+    # stays with the link the customer kept
+    assert _plugin_state(target) == {"ifttt"}
     assert {k: (v[0], v[2] is None) for k, v in restored.items()} == {k: (v[0], v[2] is None) for k, v in live.items()}
 
 

@@ -27,9 +27,10 @@ warning when read, and the next append starts on a fresh line.
 
 ``replay`` applies a register to a database and blob store (``alarmcloud restore``, ``alarmcloud privacy erasures
 replay``) with the live code: ``privacy_erase.delete_account_data`` + ``erase_blobs``, ``storage.delete_clip_rows``,
-``storage.delete_camera_rows``, ``oauth.revoke_link`` (a link) or the consent marked withdrawn at the line's time
-and the training copy removed (a release), and for each camera its last ``masks`` line: the masks set and the
-clips stored without them queued for masking (``masks_apply.start_job``).
+``storage.delete_camera_rows``; a consent is marked withdrawn at the line's time, a link's grant and tokens are
+revoked (``oauth.revoke_link``) with its plugin's state of the account, a release's training copy is removed; each
+camera gets the masks of its latest ``masks`` line and the clips stored without them are queued for masking
+(``masks_apply.start_job``).
 """
 
 from __future__ import annotations
@@ -323,12 +324,32 @@ def _withdraw_consent(s: Any, e: Entry, report: ReplayReport) -> str | None:
     # a link: its grant and tokens end as well (``revoke_link`` marks the consent withdrawn, at the time set below)
     if c.kind == "integration_grant" and revoke_link(s, c.account_id, c.subject):
         report.links += 1
+        _drop_link_state(s, c.account_id, c.subject)
     at = _time(e.at)
     c.withdrawn_at = at if at is not None else c.withdrawn_at or datetime.now(UTC)
     s.add(c)
     s.flush()
     report.consents.append(e.id)
     return c.subject if c.kind == "clip_release" and not _released(s, c.subject) else None
+
+
+def _drop_link_state(s: Any, account_id: str, client_id: str) -> None:
+    """Delete what the integration's plugin keeps for the account (its platform grant, the platform's user id) when
+    no other link of the account to that integration is left: the plugins delete it when a link ends, and a
+    restored copy of it would go on reporting to the platform (Alexa event gateway, Google HomeGraph)."""
+    from sqlmodel import select
+
+    from alarmcloud.models import PluginState
+    from alarmcloud.oauth_models import OAuthClient, OAuthGrant
+
+    client = s.get(OAuthClient, client_id)
+    if client is None or s.exec(select(OAuthGrant.id).where(
+            OAuthGrant.account_id == account_id, OAuthGrant.integration == client.integration,
+            OAuthGrant.revoked_at == None)).first() is not None:  # noqa: E711
+        return
+    for row in s.exec(select(PluginState).where(PluginState.plugin == client.integration,
+                                                PluginState.account_id == account_id)).all():
+        s.delete(row)
 
 
 def _time(at: str) -> datetime | None:

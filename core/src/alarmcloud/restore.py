@@ -167,9 +167,10 @@ def restore_backup(src: Path, target: Path, *, key_file: Path | None = None, era
     """Check and unpack ``src`` into the new or empty folder ``target``; nothing appears there unless all is well.
 
     ``erasures``: erasure registers (``erasures.py``) replayed onto the restored data: the accounts, clips and
-    cameras deleted after the backup was made are deleted again. Their lines, and lines for the accounts of
-    ``erase``, are written to ``target/erasures.jsonl`` (the register of a server started on it), or appended to
-    ``register_out`` when the deployment keeps its register elsewhere (``privacy.erasure_register``)."""
+    cameras deleted after the backup was made are deleted again, the consents withdrawn since are withdrawn again
+    and the privacy masks saved since are set again (their clips queued for masking). Their lines, and lines for
+    the accounts of ``erase``, are written to ``target/erasures.jsonl`` (the register of a server started on it), or
+    appended to ``register_out`` when the deployment keeps its register elsewhere (``privacy.erasure_register``)."""
     from alarmcloud import erasures as register_mod
 
     started = time.monotonic()
@@ -466,7 +467,8 @@ def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
 @click.option("--erasures", "erasures", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               metavar="PATH",
               help="Erasure register to replay: the accounts, clips and cameras deleted after the backup was made "
-                   "are deleted again (repeatable, e.g. one per server). Default: the register of the settings "
+                   "are deleted again, consents withdrawn since withdrawn again, privacy masks saved since set "
+                   "again (repeatable, e.g. one per server). Default: the register of the settings "
                    "(privacy.erasure_register, else <data_dir>/erasures.jsonl) when it exists.")
 @click.option("--no-erasures", is_flag=True, help="Replay no erasure register (a trial restore).")
 @click.option("--erase", "erase", multiple=True, metavar="EMAIL_OR_ID",
@@ -480,7 +482,8 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erasures: 
     Every member's size and SHA-256 are checked against the manifest and unsafe members (absolute paths, '..',
     links, devices) are refused; the files go to a temporary folder beside the target that is renamed into place
     only when everything checked out, after migrating the database if the backup's schema is older and deleting
-    again what the erasure register lists (accounts erased, clips and cameras deleted after the backup).
+    again what the erasure register lists (accounts erased, clips and cameras deleted, consents withdrawn and
+    privacy masks saved after the backup).
     """
     from alarmcloud.erasures import register_path
 
