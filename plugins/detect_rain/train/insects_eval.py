@@ -73,7 +73,7 @@ def cost(repeat: int = 5) -> None:
         frames = decode(path, [ins.frame_request()], clip)[0]
         analysis = best(lambda: ins.analyze(frames))
     print(f"18 s 1080p clip: decode for motion + view check + rain {without:.3f} CPU-s, with the insect detector's "
-          f"keyframes {with_ins:.3f} (+{with_ins - without:.3f}); insect analysis {analysis:.3f} CPU-s")
+          f"frames {with_ins:.3f} (+{with_ins - without:.3f}); insect analysis {analysis:.3f} CPU-s")
 
 
 def main() -> None:
