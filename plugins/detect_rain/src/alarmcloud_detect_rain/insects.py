@@ -264,6 +264,8 @@ def insect_score(frames: ClipFrames) -> tuple[float, list[Region]]:
     if not is_infrared(frames):
         return 0.0, []
     keyed = regions(frames)
+    if not all(r.insect_like() for r in keyed):  # a person or a car in a keyframe: the windows cannot change that
+        return 0.0, keyed
     windows = window_regions(frames)
     found = keyed + [r for w in windows for f in w for r in f]
     if not found or not all(r.insect_like() for r in found):
