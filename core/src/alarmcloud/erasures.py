@@ -315,7 +315,7 @@ def _withdraw_consent(s: Any, e: Entry, report: ReplayReport) -> str | None:
     from alarmcloud.oauth import revoke_link
     from alarmcloud.privacy import _released
 
-    c = s.get(Consent, int(e.id)) if e.id.isdigit() else None
+    c = s.get(Consent, int(e.id)) if e.id.isdigit() and len(e.id) <= 18 else None  # a row number (bigint)
     if c is None or _stamp(c.created_at) != e.extra.get("created"):
         report.absent += 1  # not in this data, or another consent that got the same number later
         return None
