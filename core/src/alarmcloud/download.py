@@ -215,15 +215,21 @@ def _archive(app: AlarmCloud, rows: list[dict[str, Any]], exported_at: datetime)
     return SizedZip(members, exported_at), index
 
 
-def _counted(app: AlarmCloud, user: User, pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """``pieces``, with the bytes sent counted as the account's download traffic (also when the client leaves)."""
-    sent = 0
+def _counted(app: AlarmCloud, user: User, pieces: Iterator[bytes], total: int) -> Iterator[bytes]:
+    """``pieces`` (``total`` bytes), with the bytes sent counted as the account's download traffic (also when the
+    client leaves early). A full download is counted before its last piece goes out: the client may be done before
+    this generator is closed."""
+    sent, counted = 0, False
     try:
         for piece in pieces:
             sent += len(piece)
+            if sent >= total:
+                app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
+                counted = True
             yield piece
     finally:
-        app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
+        if not counted:
+            app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
 
 
 async def download_events(request: Request) -> Response:
@@ -264,7 +270,7 @@ async def download_events(request: Request) -> Response:
         return JSONResponse({"id": link.id, "url": f"/api/v1/downloads/{link.id}", "count": count,
                              "size": archive.size, "expires_at": iso(link.expires_at)}, status_code=201)
     name = f"alarmcloud-events-{now:%Y%m%d-%H%M%S}.zip"
-    return StreamingResponse(_counted(app, user, archive.pieces()), media_type="application/zip",
+    return StreamingResponse(_counted(app, user, archive.pieces(), archive.size), media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{name}"',
                                       "Content-Length": str(archive.size), "Cache-Control": "no-store",
                                       "X-Clip-Count": str(count)})
@@ -314,5 +320,5 @@ async def fetch_link(request: Request) -> Response:
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/zip")
-    return StreamingResponse(_counted(app, user, archive.pieces(start, end + 1)), status_code=status,
+    return StreamingResponse(_counted(app, user, archive.pieces(start, end + 1), end + 1 - start), status_code=status,
                              media_type="application/zip", headers=headers)
