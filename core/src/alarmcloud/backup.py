@@ -31,6 +31,7 @@ from typing import IO, Any
 import click
 
 from alarmcloud import erasures
+from alarmcloud.blobstore import fsync_dir
 from alarmcloud.cli_common import config_option, console, progress, settings_from, setup_logging
 from alarmcloud.units import human_bytes
 
@@ -328,7 +329,7 @@ def create_backup(settings: Any, dest: Path, *, include_keys: bool = False, blob
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(partial, dest)
-            _fsync_dir(dest.parent)
+            fsync_dir(dest.parent)
             ok = True
         finally:
             if not ok:
@@ -353,19 +354,6 @@ def _add_member(tar: tarfile.TarFile, m: _Planned) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     return {"name": m.name, "size": reader.n, "sha256": reader.sha.hexdigest()}
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- commands

@@ -10,6 +10,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in folder ``path`` durable (best effort: some filesystems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class BlobStore(ABC):
     """Keys are relative paths like ``<account>/<camera>/<clip>.mp4``."""
 

@@ -48,6 +48,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alarmcloud.blobstore import fsync_dir
+
 if TYPE_CHECKING:
     from alarmcloud.app import TrainingArea
     from alarmcloud.blobstore import BlobStore
@@ -80,19 +82,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[int]:
     """The register opened for appending under an exclusive lock (the file ``prune`` has not replaced meanwhile)."""
@@ -108,7 +97,7 @@ def _locked(path: Path) -> Iterator[int]:
                 same = False
             if same:
                 if created:
-                    _fsync_dir(path.parent)
+                    fsync_dir(path.parent)
                 yield fd
                 return
         finally:
@@ -466,5 +455,5 @@ def prune(path: Path, before: datetime, dry_run: bool = False) -> tuple[int, int
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
     return len(keep), dropped
