@@ -46,12 +46,12 @@ def clips(cache: Path, seed: int, per_kind: int, kinds: list[str]) -> list[tuple
 def cost(repeat: int = 5) -> None:
     """CPU-s the insect detector adds to the pipeline's single decode of an 18 s 1080p clip, and its analysis."""
     import tempfile
-    import time
 
     from alarmcloud import motion, viewcheck
     from alarmcloud.video import decode, probe
     from alarmcloud_detect_rain.detector import RainDetector
     from alarmcloud_detect_rain.insects import InsectDetector
+    from cost import best_of
     from night_synth import NightSpec
 
     rain, ins = RainDetector(), InsectDetector()
@@ -61,12 +61,7 @@ def cost(repeat: int = 5) -> None:
         clip = probe(path)
 
         def best(fn) -> float:  # noqa: ANN001
-            out = float("inf")
-            for _ in range(repeat):
-                t0 = time.process_time()
-                fn()
-                out = min(out, time.process_time() - t0)
-            return out
+            return best_of(fn, repeat)
 
         without = best(lambda: decode(path, base, clip))
         with_ins = best(lambda: decode(path, [*base, ins.frame_request()], clip))
