@@ -113,3 +113,100 @@ def test_one_keyframe_flash_is_no_mover() -> None:
         return bg if round(t / 2) != 4 else _lit_rain(bg, np.random.default_rng(5), 30)
 
     assert mover_score(_clip(lambda t, i: bg, key)) < MOVER_THRESHOLD
+
+
+# --- frames as the analysis requests them (320 px wide): small movers and heavy weather ----------------------------
+
+H2, W2 = 180, 320
+
+
+def _night(seed: int = 0) -> np.ndarray:
+    """A dark infrared scene: a faint texture around grey 30."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.normal(30, 8, (H2 // 6 + 1, W2 // 6 + 1))
+    return np.kron(coarse, np.ones((6, 6)))[:H2, :W2].clip(0, 255)
+
+
+def _noisy(img: np.ndarray, rng: np.random.Generator, sigma: float = 3.0) -> np.ndarray:
+    return (img + rng.normal(0, sigma, img.shape)).clip(0, 255).astype(np.uint8)
+
+
+def _person(img: np.ndarray, t: float, height: float, speed: float, grey: float) -> np.ndarray:
+    """A person ``height`` of the frame height walking across at ``speed`` m/s (1.75 m tall), lit by the IR lamp."""
+    h = round(height * H2)
+    w = max(2, round(h * 0.27))
+    x = round(40 + speed / 1.75 * h * t)
+    y = 120 - h
+    out = img.copy()
+    out[y:y + h, x:x + w] = grey
+    out[y:y + h // 7, x:x + w] = grey * 0.9  # the head
+    return out
+
+
+def _rain(img: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Heavy rain in the IR beam: ``n`` bright slanted streaks, 2 px wide and up to 30 px long, new in every frame."""
+    out = img.copy()
+    for _ in range(n):
+        length = int(rng.integers(8, 30))
+        y, x = int(rng.integers(0, H2 - length)), int(rng.integers(0, W2 - 12))
+        for k in range(length):
+            out[y + k, x + k // 6:x + k // 6 + 2] = 220
+    return out
+
+
+def test_small_walking_person_at_night_is_a_mover() -> None:
+    """A person of 6 % of the frame height (65 px in 1080p), walking at 1.4 m/s in the IR lamp's light, at night."""
+    bg = _night()
+    rng = np.random.default_rng(4)
+    score = mover_score(_clip(lambda t, i: _noisy(_person(bg, t + i / 15, 0.06, 1.4, 150), rng)))
+    assert score >= MOVER_THRESHOLD
+
+
+def test_slow_small_person_is_a_mover_from_the_keyframes() -> None:
+    """At 0.5 m/s a 6 % person hardly moves within a short window; the keyframes show it on its path."""
+    bg = _night(1)
+    rng = np.random.default_rng(5)
+    score = mover_score(_clip(lambda t, i: _noisy(_person(bg, t, 0.06, 0.5, 150), rng)))
+    assert score >= MOVER_THRESHOLD
+
+
+def test_heavy_rain_in_every_frame_at_320_px_is_no_mover() -> None:
+    bg = _night(2)
+    rng = np.random.default_rng(6)
+    assert mover_score(_clip(lambda t, i: _noisy(_rain(bg, rng, 150), rng))) < MOVER_THRESHOLD
+
+
+def test_heavy_snow_is_no_mover() -> None:
+    """Big flakes that drift down a few pixels per frame: every one is a small change that moves on."""
+    bg = _night(3)
+    rng = np.random.default_rng(7)
+    n = 500
+    x0, y0 = rng.uniform(0, W2, n), rng.uniform(0, H2, n)
+    vx, vy = rng.normal(0, 8, n), rng.uniform(20, 60, n)  # px per second
+    size = rng.integers(1, 4, n)
+
+    def frame(t: float, i: int) -> np.ndarray:
+        img = bg.copy()
+        tt = t + i / 15
+        xs, ys = ((x0 + vx * tt) % (W2 - 4)).astype(int), ((y0 + vy * tt) % (H2 - 4)).astype(int)
+        for x, y, s in zip(xs, ys, size, strict=True):
+            img[y:y + s, x:x + s] = 200
+        return _noisy(img, rng)
+
+    assert mover_score(_clip(frame)) < MOVER_THRESHOLD
+
+
+def test_near_drops_far_apart_in_two_keyframes_are_no_mover() -> None:
+    """Two keyframes each with one bright drop near the lens in different places: a person-sized streak, but no one
+    walks that far in 2 s."""
+    bg = _night(4).astype(np.uint8)
+
+    def key(t: float, i: int) -> np.ndarray:
+        k = round(t / 2)
+        img = bg.copy()
+        if k in (3, 4):
+            x = 20 if k == 3 else 250
+            img[60:76, x:x + 3] = 220
+        return img
+
+    assert mover_score(_clip(lambda t, i: bg, key)) < MOVER_THRESHOLD

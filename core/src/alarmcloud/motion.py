@@ -1,20 +1,30 @@
 """Built-in motion/persistence analysis (no model): is a real mover present, or only weather and noise?
 
 Rain, snow and sensor noise change many scattered pixels for one frame; a person or car changes a compact
-region that persists over consecutive frames and moves across keyframes.
+region that persists over consecutive frames and moves across keyframes along a path.
+
+Frames are 320 px wide, changes are counted in 4x4-pixel cells (1.25 % of the frame width): a person of 6 % of the
+frame height is about 11 x 3 pixels there, two or three cells. Measured limits: ``bench/motion/RESULTS.md``.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 import numpy as np
 
 from alarmcloud.contracts import ClipFrames, FrameRequest
 
 REQUEST = FrameRequest(keyframes=True, max_keyframes=10, window_at=(0.25, 0.55, 0.85), window_length=5,
-                       width=160, color="gray")
-CELL = 8
+                       width=320, color="gray")
+CELL = 4
+#: a walker covers at most this many of its own heights per second (2 m/s for 1.75 m), plus a few cells of slack
+HEIGHTS_PER_SECOND = 1.2
+SLACK_CELLS = 2
+MIN_HEIGHT_CELLS = 3  # a blob of one or two cells may still be a person's head and shoulders: allow a person's steps
+#: an object of this many cells (2 cells of 8x8 pixels at 160 px) needs no path: a car crossing in 4 s at 20 km/h is
+#: in two keyframes far apart
+BIG_CELLS = 8
+
+Blob = tuple[int, int, int, int, int]  # size, top, bottom, left, right (cells, inclusive)
 
 
 def _mask(a: np.ndarray, b: np.ndarray, thresh: int = 25) -> np.ndarray:
@@ -28,24 +38,38 @@ def _cells(mask: np.ndarray, fill: float = 0.35) -> np.ndarray:
     return m >= fill
 
 
-def _largest_blob(cells: np.ndarray) -> int:
-    seen = np.zeros_like(cells, dtype=bool)
-    best = 0
-    h, w = cells.shape
-    for y, x in zip(*np.nonzero(cells), strict=False):
-        if seen[y, x]:
-            continue
-        size, q = 0, deque([(y, x)])
-        seen[y, x] = True
-        while q:
-            cy, cx = q.popleft()
+def _blobs(cells: np.ndarray) -> list[Blob]:
+    """The 4-connected regions of active cells with their bounding boxes."""
+    todo = set(zip(*(a.tolist() for a in np.nonzero(cells)), strict=True))
+    out: list[Blob] = []
+    while todo:
+        first = todo.pop()
+        stack = [first]
+        y0 = y1 = first[0]
+        x0 = x1 = first[1]
+        size = 0
+        while stack:
+            y, x = stack.pop()
             size += 1
-            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
-                if 0 <= ny < h and 0 <= nx < w and cells[ny, nx] and not seen[ny, nx]:
-                    seen[ny, nx] = True
-                    q.append((ny, nx))
-        best = max(best, size)
-    return best
+            y0, y1, x0, x1 = min(y0, y), max(y1, y), min(x0, x), max(x1, x)
+            for n in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if n in todo:
+                    todo.remove(n)
+                    stack.append(n)
+        out.append((size, y0, y1, x0, x1))
+    return out
+
+
+def _largest_blob(cells: np.ndarray) -> int:
+    return max((b[0] for b in _blobs(cells)), default=0)
+
+
+def _linked(a: Blob, b: Blob, dt: float) -> bool:
+    """Could one walker have made both blobs, ``dt`` seconds apart? (rain and snow put them anywhere)"""
+    h = max(a[2] - a[1] + 1, b[2] - b[1] + 1, MIN_HEIGHT_CELLS)
+    gap_y = max(0, max(a[1], b[1]) - min(a[2], b[2]))
+    gap_x = max(0, max(a[3], b[3]) - min(a[4], b[4]))
+    return gap_y <= h and gap_x <= SLACK_CELLS + HEIGHTS_PER_SECOND * h * abs(dt)
 
 
 def mover_score(frames: ClipFrames) -> float:
@@ -67,21 +91,32 @@ def mover_score(frames: ClipFrames) -> float:
             scores.append(min(1.0, blob / 6.0))
         else:
             scores.append(0.0)
-    keys = [f.image for f in frames.keyframes]
+    keys = frames.keyframes
     key_score = 0.0
     if len(keys) >= 3:
-        bg = np.median(np.stack(keys), axis=0).astype(np.uint8)
-        hits = 0
-        for im in keys:
-            cells = _cells(_mask(bg, im, 30))
-            blob = _largest_blob(cells)
-            if blob >= 2 and blob / cells.size < 0.6:
-                hits += 1
-        scores.append(min(1.0, hits / max(2, len(keys) // 3)))
-        # a compact object against the clip's background in two or more keyframes is a mover on its own (someone
-        # crossing in 4 s shows up in two keyframes and may miss every short window); one keyframe is not (a
-        # burst of rain or a flash can do that)
-        if hits >= 2:
+        bg = np.median(np.stack([k.image for k in keys]), axis=0).astype(np.uint8)
+        # each keyframe's dominant compact object against the clip's background (none where it is smaller than
+        # half of all other changes together: rain and snow change many places at once; a car's two headlights
+        # are two objects)
+        found: list[Blob | None] = []
+        for k in keys:
+            cells = _cells(_mask(bg, k.image, 30))
+            best = max(_blobs(cells), default=None)
+            ok = (best is not None and best[0] >= 2 and best[0] >= (cells.sum() - best[0]) * 0.5
+                  and best[0] / cells.size < 0.6)
+            found.append(best if ok else None)
+        # a small object counts where it lies on one path with the object of the next or previous keyframe (a
+        # person's steps); a burst of rain in two keyframes does not; a big object counts on its own
+        linked = {i for i, b in enumerate(found) if b is not None and b[0] >= BIG_CELLS}
+        for i in range(len(keys) - 1):
+            a, b = found[i], found[i + 1]
+            if a is not None and b is not None and _linked(a, b, keys[i + 1].time - keys[i].time):
+                linked |= {i, i + 1}
+        scores.append(min(1.0, len(linked) / max(2, len(keys) // 3)))
+        # a compact object in two or more keyframes (on one path where it is small) is a mover on its own (someone
+        # crossing in 4 s shows up in two keyframes and may miss every short window); one keyframe is not (a burst
+        # of rain or a flash can do that)
+        if len(linked) >= 2:
             key_score = scores[-1]
     if not scores:
         return 0.0
