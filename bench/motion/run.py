@@ -17,7 +17,7 @@ render is 4x cheaper.
     nice .venv/bin/python bench/motion/run.py render --workers 2     # renders + decodes into /tmp/motion-bench
     nice .venv/bin/python bench/motion/run.py score                  # table of the current mover_score
     nice .venv/bin/python bench/motion/run.py score --rev cee7d5c     # ... of motion.py as of a git revision
-    nice .venv/bin/python bench/motion/run.py cost --repeat 9         # CPU-s per 18 s 1080p clip
+    nice .venv/bin/python bench/motion/run.py cost --repeat 15 --rev cee7d5c   # CPU-s per 1080p clip, then and now
 """
 
 from __future__ import annotations
@@ -273,25 +273,30 @@ def table(scores: dict[Case, float], width: int | None) -> str:
     return "\n".join(lines)
 
 
-def cost(repeat: int, mod=motion) -> str:  # noqa: ANN001
-    """CPU-s of the decode (motion request alone) and of ``mover_score`` for an 18 s 1080p night clip."""
-    lines = []
+def cost(repeat: int, mods: list) -> str:  # noqa: ANN001
+    """CPU-s of the decode (motion request alone) and of ``mover_score`` for an 18 s 1080p night clip; the versions
+    given take turns, so a busy machine slows them alike."""
     case = Case("person night", 9001, "1080p", "night", 0.08)
+    times: dict[int, tuple[list[float], list[float]]] = {i: ([], []) for i in range(len(mods))}
     with tempfile.TemporaryDirectory(prefix="motion-cost-") as tmp:
         w, h = SIZES[case.size]
         clip = make_clip(Path(tmp) / "c.mp4", seconds=SECONDS, width=w, height=h, fps=FPS, gop_seconds=GOP,
                          scene=_scene(case))
         pr = probe(clip)
-        dec, ana = [], []
         for _ in range(repeat):
-            t = time.process_time()
-            (cf,) = decode(clip, [mod.REQUEST], pr)
-            dec.append(time.process_time() - t)
-            t = time.process_time()
-            mod.mover_score(cf)
-            ana.append(time.process_time() - t)
-        lines.append(f"1080p 18 s night clip, REQUEST width {mod.REQUEST.width}: decode {min(dec):.3f} CPU-s, "
-                     f"mover_score {min(ana):.4f} CPU-s, total {min(dec) + min(ana):.3f} (best of {repeat})")
+            for i, mod in enumerate(mods):
+                t = time.process_time()
+                (cf,) = decode(clip, [mod.REQUEST], pr)
+                times[i][0].append(time.process_time() - t)
+                t = time.process_time()
+                mod.mover_score(cf)
+                times[i][1].append(time.process_time() - t)
+    lines = []
+    for i, mod in enumerate(mods):
+        dec, ana = times[i]
+        lines.append(f"{mod.__name__} (REQUEST width {mod.REQUEST.width}): decode {min(dec):.3f} CPU-s (median "
+                     f"{np.median(dec):.3f}), mover_score {min(ana):.4f} CPU-s, total {min(dec) + min(ana):.3f} "
+                     f"(best of {repeat}, 1080p 18 s night clip)")
     return "\n".join(lines)
 
 
@@ -300,7 +305,8 @@ def main() -> None:
     ap.add_argument("what", choices=["render", "score", "cost"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--rev", help="score / time alarmcloud/motion.py as of this git revision (default: as it is)")
+    ap.add_argument("--rev", help="score alarmcloud/motion.py as of this git revision instead of as it is (cost: "
+                    "time both)")
     args = ap.parse_args()
     all_cases = cases()
     if args.what == "render":
@@ -314,7 +320,7 @@ def main() -> None:
         mod = motion_at(args.rev)
         print(table(score_all(all_cases, mod), mod.REQUEST.width))
     else:
-        print(cost(args.repeat, motion_at(args.rev)))
+        print(cost(args.repeat, [motion_at(args.rev)] if not args.rev else [motion_at(args.rev), motion]))
 
 
 if __name__ == "__main__":
