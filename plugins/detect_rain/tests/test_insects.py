@@ -12,6 +12,7 @@ from alarmcloud.testing import make_clip
 from alarmcloud.video import decode
 from alarmcloud_detect_rain import plugin
 from alarmcloud_detect_rain.insects import (
+    FINE_CELL,
     REQUEST,
     InsectDetector,
     Region,
@@ -33,7 +34,7 @@ def _night_background(w: int, h: int) -> np.ndarray:
 
 
 def night_scene(moths: int = 2, person: bool = False, colour: bool = False, seed: int = 0,
-                headlight: bool = False) -> Scene:
+                headlight: bool = False, person_height: float = 1 / 3) -> Scene:
     """A grey IR picture; ``moths`` out-of-focus glows jumping about near the lens; a person walking across."""
 
     def draw(i: int, t: float, w: int, h: int) -> np.ndarray:
@@ -50,7 +51,8 @@ def night_scene(moths: int = 2, person: bool = False, colour: bool = False, seed
             hx = 20 + 7 * i
             img = img + 170 * np.exp(-((xx - hx) ** 2 + (yy - 0.7 * h) ** 2) / 500.0)
         if person:
-            pw, ph = w // 14, h // 3
+            ph = int(h * person_height)
+            pw = max(2, w // 14 if person_height >= 1 / 3 else ph // 3)
             x, y = int(20 + 5 * i) % (w - pw), h // 2
             img[y : y + ph, x : x + pw] = 170
             img[y - pw // 2 : y, x + pw // 4 : x + 3 * pw // 4] = 190
@@ -98,6 +100,19 @@ def test_person_among_moths_is_not_explained(night_clips: dict[str, Path]) -> No
         assert score == 0.0, name
         assert any(not r.insect_like() for r in regions), name  # the person's outline
         assert InsectDetector().analyze(_frames(night_clips[name])) == []
+
+
+def test_a_small_person_among_moths_is_not_explained(host: PluginHost, tmp_path: Path) -> None:
+    """A person of 5 % of the picture's height is a mover to the motion analysis (its 4 px grid at 320 px) but
+    fills no cell of the coarse grid: judged on its own, their outline keeps the alarm."""
+    from alarmcloud.pipeline import analyze_file
+
+    path = make_clip(tmp_path / "small.mp4", seconds=8, width=640, height=360, fps=10, gop_seconds=1.0,
+                     scene=night_scene(2, person=True, seed=7, person_height=0.05))
+    score, found = insect_score(_frames(path))
+    assert score == 0.0
+    assert any(r.cell == FINE_CELL and not r.insect_like() for r in found)
+    assert analyze_file(host, path, ["rain", "insects"]).verdict == "alarm"
 
 
 def test_a_headlight_driving_among_moths_is_not_explained(night_clips: dict[str, Path]) -> None:

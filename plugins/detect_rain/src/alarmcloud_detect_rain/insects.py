@@ -6,14 +6,15 @@ against the clip's background in two keyframes and calls it a mover. A person or
 against the background changes within a pixel or two, whatever the light.
 
 This analysis looks at the frames the motion analysis looks at (its 10 keyframes and its three windows of 5
-consecutive frames, at twice its 160 px width, in colour) and finds, in each frame, every change region against
-the keyframes' background that the motion analysis could count (two or more of its 8x8 cells). The clip is
-explained by insects only when
+consecutive frames, at its 320 px width, in colour) and finds, in each frame, the change regions against the
+keyframes' background: those of two or more 16x16 cells, and those of two or more of the motion analysis's own
+4x4 cells outside them (a small person far away). The clip is explained by insects only when
 
 - it is a grey infrared picture (``is_infrared``);
-- there is at least one such region, and **every** region of every frame is a glow: brighter than the background,
+- there is at least one glow, and **every** coarse region of every frame is a glow: brighter than the background,
   and soft: the change rises over several pixels (``edge_width``), hardly any of its rim is steep
-  (``sharp_share``) and it has no outline of steep change (``outline``);
+  (``sharp_share``) and it has no outline of steep change (``outline``); a small region that is no glow keeps the
+  alarm where a walker could have made it (``unexplained``);
 - no two glows of one frame look like a pair of headlights (``headlight_pair``), and no glow moves steadily
   through a window like a vehicle's light (``steady_mover``);
 - a window shows the glows, so their flight was seen and not only guessed from keyframes seconds apart.
@@ -26,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from alarmcloud import motion
 from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
 
 #: the motion analysis's 10 keyframes and its three windows of 5 consecutive frames (decoded for it anyway); 320 px
@@ -33,8 +35,11 @@ from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
 #: first, middle and last keyframes are shared with the core's view check
 REQUEST = FrameRequest(keyframes=True, max_keyframes=10, window_at=(0.25, 0.55, 0.85), window_length=5, width=320,
                        color="rgb")
-#: the core motion analysis's grid (``alarmcloud.motion``): 8x8 cells at 160 px, a cell counts at 35 % changed
-CELL = 16  # 8 px at 160 = 16 px at 320
+#: the grid the glows are judged on: 16x16 cells at 320 px (the motion analysis's grid until it went to 4x4)
+CELL = 16
+#: the motion analysis's own grid (4x4 pixels at 320 px), followed if it changes: a change it could count that lies
+#: outside every region of the coarse grid (a person of 6 % of the frame height among the moths) is a region too
+FINE_CELL = max(1, motion.CELL * REQUEST.width // motion.REQUEST.width)
 FILL = 0.3  # a bit below the motion analysis's 0.35: see every region it could count
 CHANGE = 25  # grey levels (motion: > 30 against the keyframe median)
 GREY_CHROMA = 3.0  # mean |R-G| + |B-G| of an infrared picture (no colour at all, apart from coding noise)
@@ -72,6 +77,13 @@ class Region:
     outline: float  # pixels of steep change (> ``OUTLINE_STEEP``) per pixel of the perimeter of a disc as large
     box: tuple[float, float, float, float]  # fractions of the frame
     center: tuple[float, float] = (0.0, 0.0)  # change-weighted centre, pixels at 320 px
+    cell: int = CELL  # the grid it was found on (pixels at 320 px)
+    span: tuple[int, int, int, int] = (0, 0, 0, 0)  # its cells: left, top, right, bottom (pixels at 320 px)
+
+    @property
+    def area(self) -> int:
+        """Its cells' pixels at 320 px."""
+        return self.cells * self.cell * self.cell
 
     def insect_like(self, min_edge_width: float = MIN_EDGE_WIDTH, max_sharp: float = MAX_SHARP) -> bool:
         """Bright and soft: an out-of-focus glow, not an outline."""
@@ -131,11 +143,24 @@ def _background(frames: ClipFrames) -> np.ndarray | None:
 
 
 def _frame_regions(t: float, d: np.ndarray) -> list[Region]:
-    """The change regions of two or more cells of one frame's change ``d`` against the background."""
+    """The change regions of one frame's change ``d`` against the background: those of two or more cells of the
+    coarse grid, and those of two or more cells of the fine grid whose centre is outside all of them."""
+    coarse = _grid_regions(t, d, CELL)
+    fine = [r for r in _grid_regions(t, d, FINE_CELL) if not any(_within(r.center, c.box, d.shape) for c in coarse)]
+    return coarse + fine
+
+
+def _within(p: tuple[float, float], box: tuple[float, float, float, float], shape: tuple[int, ...]) -> bool:
+    h, w = shape[:2]
+    return box[0] * w <= p[0] <= box[2] * w and box[1] * h <= p[1] <= box[3] * h
+
+
+def _grid_regions(t: float, d: np.ndarray, cell: int) -> list[Region]:
+    """The change regions of two or more ``cell`` x ``cell`` cells of one frame's change ``d``."""
     h, w = d.shape
-    h2, w2 = h // CELL * CELL, w // CELL * CELL
+    h2, w2 = h // cell * cell, w // cell * cell
     changed = np.abs(d) > CHANGE
-    fill = changed[:h2, :w2].reshape(h2 // CELL, CELL, w2 // CELL, CELL).mean(axis=(1, 3))
+    fill = changed[:h2, :w2].reshape(h2 // cell, cell, w2 // cell, cell).mean(axis=(1, 3))
     cells = fill >= FILL
     if cells.sum() < 2:
         return []
@@ -146,8 +171,8 @@ def _frame_regions(t: float, d: np.ndarray) -> list[Region]:
             continue
         ys, xs = np.nonzero(comp)
         # the region's cells plus one cell around them: the whole glow or outline, not only its core
-        y0, y1 = max(0, (ys.min() - 1) * CELL), min(h, (ys.max() + 2) * CELL)
-        x0, x1 = max(0, (xs.min() - 1) * CELL), min(w, (xs.max() + 2) * CELL)
+        y0, y1 = max(0, (ys.min() - 1) * cell), min(h, (ys.max() + 2) * cell)
+        x0, x1 = max(0, (xs.min() - 1) * cell), min(w, (xs.max() + 2) * cell)
         patch = d[y0:y1, x0:x1]
         mask = np.abs(patch) > CHANGE
         vals = patch[mask]
@@ -172,17 +197,23 @@ def _frame_regions(t: float, d: np.ndarray) -> list[Region]:
             time=float(t), cells=n, peak=signed if bright >= 0.5 else -peak, bright_share=bright,
             edge_width=peak / max(steep, 1e-3), sharp_share=sharp, outline=outline,
             box=(x0 / w, y0 / h, x1 / w, y1 / h),
-            center=(float((wts * xx).sum() / total), float((wts * yy).sum() / total)),
+            center=(float((wts * xx).sum() / total), float((wts * yy).sum() / total)), cell=cell,
+            span=(int(xs.min()) * cell, int(ys.min()) * cell, (int(xs.max()) + 1) * cell, (int(ys.max()) + 1) * cell),
         ))
     return out
 
 
 def regions(frames: ClipFrames) -> list[Region]:
-    """Every change region of two or more cells in every keyframe (none with fewer than 3 keyframes)."""
+    """Every change region in every keyframe (none with fewer than 3 keyframes)."""
+    return [r for rs in keyframe_regions(frames) for r in rs]
+
+
+def keyframe_regions(frames: ClipFrames) -> list[list[Region]]:
+    """The change regions of each keyframe (``[]`` with fewer than 3 keyframes)."""
     bg = _background(frames)
     if bg is None:
         return []
-    return [r for f in frames.keyframes for r in _frame_regions(f.time, _grey(f.image) - bg)]
+    return [_frame_regions(f.time, _grey(f.image) - bg) for f in frames.keyframes]
 
 
 def window_regions(frames: ClipFrames) -> list[list[list[Region]]]:
@@ -195,6 +226,42 @@ def window_regions(frames: ClipFrames) -> list[list[list[Region]]]:
 
 def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:
     return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+
+
+def _walker_linked(a: Region, b: Region, dt: float) -> bool:
+    """Could one walker have made both regions ``dt`` seconds apart? The motion analysis's own rule
+    (``alarmcloud.motion._linked``: overlapping heights, at most its walking speed apart sideways)."""
+    h = max(a.span[3] - a.span[1], b.span[3] - b.span[1], motion.MIN_HEIGHT_CELLS * FINE_CELL)
+    gap_y = max(0, max(a.span[1], b.span[1]) - min(a.span[3], b.span[3]))
+    gap_x = max(0, max(a.span[0], b.span[0]) - min(a.span[2], b.span[2]))
+    return gap_y <= h and gap_x <= motion.SLACK_CELLS * FINE_CELL + motion.HEIGHTS_PER_SECOND * h * abs(dt)
+
+
+def unexplained(keyed: list[list[Region]], windows: list[list[list[Region]]]) -> bool:
+    """Is there a change the motion analysis could count as a mover that is no glow?
+
+    Any such region of the coarse grid is. A small one found only on the fine grid is where a walker could have
+    made it: on one path with a non-glow region of the next or previous keyframe, or near one place in three or
+    more frames of a window. Far, small insects light up as small sharp dots too, but flit about at random.
+    """
+    frames = [*keyed, *(f for w in windows for f in w)]
+    if any(not r.insect_like() for rs in frames for r in rs if r.cell == CELL):
+        return True
+    odd = [[r for r in rs if not r.insect_like()] for rs in keyed]
+    for i in range(len(odd) - 1):
+        for a in odd[i]:
+            for b in odd[i + 1]:
+                if _walker_linked(a, b, b.time - a.time):
+                    return True
+    for w in windows:
+        wodd = [[r for r in f if not r.insect_like()] for f in w]
+        for i, rs in enumerate(wodd):
+            for a in rs:
+                seen = 1 + sum(any(_walker_linked(a, b, b.time - a.time) for b in other)
+                               for j, other in enumerate(wodd) if j != i)
+                if seen >= 3:
+                    return True
+    return False
 
 
 def steady_mover(window: list[list[Region]]) -> bool:
@@ -244,11 +311,11 @@ def headlight_pair(found: list[Region]) -> bool:
 
 
 def _reach(a: Region, b: Region) -> float:
-    return CELL * float(np.sqrt(max(a.cells, b.cells)))  # about the glows' diameter
+    return float(np.sqrt(max(a.area, b.area)))  # about the glows' diameter
 
 
 def _alike(a: Region, b: Region) -> bool:
-    size = max(a.cells, b.cells) / min(a.cells, b.cells)
+    size = max(a.area, b.area) / min(a.area, b.area)
     light = max(abs(a.peak), abs(b.peak)) / max(min(abs(a.peak), abs(b.peak)), 1.0)
     return size <= ALIKE[0] and light <= ALIKE[1]
 
@@ -263,12 +330,16 @@ def insect_score(frames: ClipFrames) -> tuple[float, list[Region]]:
     """
     if not is_infrared(frames):
         return 0.0, []
-    keyed = regions(frames)
-    if not all(r.insect_like() for r in keyed):  # a person or a car in a keyframe: the windows cannot change that
+    per_key = keyframe_regions(frames)
+    keyed = [r for rs in per_key for r in rs]
+    if unexplained(per_key, []):  # a person or a car in the keyframes: the windows cannot change that
         return 0.0, keyed
     windows = window_regions(frames)
     found = keyed + [r for w in windows for f in w for r in f]
-    if not found or not all(r.insect_like() for r in found):
+    if not found or unexplained(per_key, windows):
+        return 0.0, found
+    glows = [r for r in found if r.insect_like()]
+    if not glows:
         return 0.0, found
     by_key: dict[float, list[Region]] = {}
     for r in keyed:
@@ -279,7 +350,7 @@ def insect_score(frames: ClipFrames) -> tuple[float, list[Region]]:
         return 0.0, found
     if not any(sum(1 for f in w if f) >= 2 for w in windows):
         return 0.0, found
-    worst = max(r.sharp_share for r in found)
+    worst = max(r.sharp_share for r in glows)
     return 0.5 + 0.5 * (1.0 - worst / MAX_SHARP), found
 
 
