@@ -338,7 +338,7 @@ def insect_score(frames: ClipFrames) -> tuple[float, list[Region]]:
     found = keyed + [r for w in windows for f in w for r in f]
     if not found or unexplained(per_key, windows):
         return 0.0, found
-    glows = [r for r in found if r.insect_like()]
+    glows = [r for r in found if r.cell == CELL and r.insect_like()]  # a moth near the lens is big: small dots are not
     if not glows:
         return 0.0, found
     by_key: dict[float, list[Region]] = {}
