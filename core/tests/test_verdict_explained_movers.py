@@ -41,6 +41,8 @@ def test_mover_explained_by_insects_is_a_false_alarm() -> None:
     # the mover is the insects, whatever the weather
     assert verdict_for([RAIN, INSECT], mover=True, detectors=dets) == "false_alarm:insect"
     assert verdict_for([INSECT], mover=False, detectors=dets) == "false_alarm:insect"
+    # without a mover the weather is the cause named (a moth in a rainy night is not why it was a false alarm)
+    assert verdict_for([RAIN, INSECT], mover=False, detectors=dets) == "false_alarm:rain"
 
 
 def test_mover_without_an_explaining_finding_stays_an_alarm() -> None:

@@ -58,7 +58,8 @@ def verdict_for(findings: list[Finding], mover: bool, detectors: list[Detector])
         if explained and not objects:
             return f"false_alarm:{explained[0]}"
         return "alarm"
-    causes = sorted({f.label for f in findings if f.label in weather | explaining})
+    # without a mover, weather names the cause before a mover-explaining label (rain with a moth: rain)
+    causes = sorted({f.label for f in findings if f.label in weather | explaining}, key=lambda c: (c in explaining, c))
     if causes:
         return f"false_alarm:{causes[0]}"
     if any(f.label not in weather for f in findings):
