@@ -32,7 +32,8 @@ def _settings(data_dir: Path, **overrides: Any) -> Any:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> Any:
-    return CliRunner().invoke(main, list(args), prog_name="alarmcloud", env=env)
+    # wide lines: the output names temp paths, which an 80-column console would wrap anywhere
+    return CliRunner().invoke(main, list(args), prog_name="alarmcloud", env={"COLUMNS": "1000", **(env or {})})
 
 
 def _restored(data_dir: Path) -> dict[str, set[str]]:
