@@ -38,7 +38,7 @@ from alarmcloud.pipeline import analyze_file  # noqa: E402
 from alarmcloud.plugins import PluginHost  # noqa: E402
 from alarmcloud.video import probe  # noqa: E402
 
-DETECTORS = ("rain", "plates")
+DETECTORS = ("rain", "insects", "plates")
 #: frames the naive pipeline hands to the detectors at once (2 GOPs: memory stays bounded at 1080p)
 NAIVE_CHUNK = 30
 
