@@ -401,7 +401,7 @@ def test_delete_detection_and_masks_at_once_many_rounds(rig: Rig) -> None:
     """No forcing: two detection workers, the mask swap and deletes on the same clips at the same time, round after
     round (all start together at a barrier, then random but seeded pauses)."""
     rng = random.Random(7)
-    for _ in range(8):
+    for _ in range(4):  # the forced tests above pin each interleaving; these rounds look for others
         race_round(rig, rng, [rig.new_clip(short=True) for _ in range(3)])
 
 
