@@ -33,6 +33,7 @@ import click
 from alarmcloud import erasures
 from alarmcloud.blobstore import fsync_dir
 from alarmcloud.cli_common import config_option, console, progress, settings_from, setup_logging
+from alarmcloud.models import iso_seconds
 from alarmcloud.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def _version() -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_seconds(datetime.now(UTC))
 
 
 def _kid(stored: str | None) -> str | None:

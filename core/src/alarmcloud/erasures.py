@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alarmcloud.blobstore import fsync_dir
+from alarmcloud.models import iso_seconds
 
 if TYPE_CHECKING:
     from alarmcloud.app import TrainingArea
@@ -79,7 +80,7 @@ def register_path(settings: Settings) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return iso_seconds(datetime.now(UTC))
 
 
 @contextlib.contextmanager
@@ -121,12 +122,6 @@ def append_lines(path: Path, lines: list[dict[str, Any]]) -> None:
         raise RegisterError(f"cannot write the erasure register {path}: {exc}") from exc
 
 
-def _stamp(dt: datetime) -> str:
-    """A stored time as the register writes it (UTC, seconds, Z); SQLite hands times back without a zone."""
-    aware = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
-    return aware.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _extra(kind: str, extra: dict[str, Any]) -> dict[str, Any]:
     """The fields a kind carries besides its id, checked (ValueError): ``created`` of a consent, ``masks``."""
     if kind == "consent":
@@ -160,7 +155,7 @@ def new_line(kind: str, id_: str, **extra: Any) -> dict[str, Any]:
 def consent_line(consent: Consent) -> dict[str, Any]:
     """The line of a withdrawn consent (a clip release or an integration link)."""
     assert consent.id is not None
-    return new_line("consent", str(consent.id), created=_stamp(consent.created_at))
+    return new_line("consent", str(consent.id), created=iso_seconds(consent.created_at))
 
 
 def masks_line(camera_id: str, masks: list[list[float]]) -> dict[str, Any]:
@@ -305,7 +300,7 @@ def _withdraw_consent(s: Any, e: Entry, report: ReplayReport) -> str | None:
     from alarmcloud.privacy import _released
 
     c = s.get(Consent, int(e.id)) if e.id.isdigit() and len(e.id) <= 18 else None  # a row number (bigint)
-    if c is None or _stamp(c.created_at) != e.extra.get("created"):
+    if c is None or iso_seconds(c.created_at) != e.extra.get("created"):
         report.absent += 1  # not in this data, or another consent that got the same number later
         return None
     if c.withdrawn_at is not None:
@@ -430,7 +425,7 @@ def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries
 def prune(path: Path, before: datetime, dry_run: bool = False) -> tuple[int, int]:
     """Drop the lines written before ``before`` (and unreadable ones); returns (lines kept, lines dropped).
     The file is replaced atomically under the appenders' lock."""
-    cutoff = before.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    cutoff = iso_seconds(before)
     with _locked(path):
         data = path.read_bytes()
         keep: list[bytes] = []

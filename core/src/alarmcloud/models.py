@@ -24,6 +24,11 @@ def iso(dt: datetime) -> str:
     return aware(dt).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def iso_seconds(dt: datetime) -> str:
+    """ISO 8601 in UTC to the second, with a Z (backup manifests, the erasure register)."""
+    return aware(dt).astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
