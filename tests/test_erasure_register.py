@@ -32,8 +32,7 @@ def _settings(data_dir: Path, **overrides: Any) -> Any:
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> Any:
-    # wide lines: the output names temp paths, which an 80-column console would wrap anywhere
-    return CliRunner().invoke(main, list(args), prog_name="alarmcloud", env={"COLUMNS": "1000", **(env or {})})
+    return CliRunner().invoke(main, list(args), prog_name="alarmcloud", env=env)
 
 
 def _restored(data_dir: Path) -> dict[str, set[str]]:

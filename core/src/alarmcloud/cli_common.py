@@ -13,7 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from alarmcloud.config import ConfigError, Settings, load_settings
 
-console = Console(stderr=True)
+# messages are not broken at the console's width: paths and commands in them stay whole for copy and paste (a
+# terminal wraps long lines itself; a log file keeps them as one line)
+console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("alarmcloud")
 
 config_option = click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
