@@ -364,6 +364,18 @@ def _set_masks(database: Database, camera_id: str, masks: list[list[float]], rep
                 report.mask_jobs[camera_id] = job.total
 
 
+def erase_account(s: Any, blobs: BlobStore, training: TrainingArea, account_id: str,
+                  key_ok: Callable[[str], bool] = lambda key: True) -> list[str]:
+    """Erase an account with its sub-users from this data, rows (committed) then files, with the live erasure's code
+    and without telling plugins (their links ended at the first erasure); the ids erased."""
+    from alarmcloud.privacy_erase import delete_account_data, erase_blobs
+
+    ids, clip_ids, keys, _ = delete_account_data(s, account_id)
+    s.commit()
+    erase_blobs(blobs, training, ids, clip_ids, [k for k in keys if key_ok(k)])
+    return ids
+
+
 def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries: Iterable[Entry],
            key_ok: Callable[[str], bool] = lambda key: True) -> ReplayReport:
     """Delete again what ``entries`` name, withdraw again the consents they name, with the live code; ids not
@@ -372,21 +384,23 @@ def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries
     from sqlmodel import col, select
 
     from alarmcloud.models import Account, Camera, Clip
-    from alarmcloud.privacy_erase import delete_account_data, erase_blobs
     from alarmcloud.storage import delete_camera_rows, delete_clip_rows
 
     report = ReplayReport()
     masks: dict[str, tuple[str, list[list[float]]]] = {}
+
+    def _delete(keys: list[str]) -> None:  # the files of clips whose rows are gone
+        for key in keys:
+            if key_ok(key):
+                blobs.delete(key)
+
     for e in entries:
         with database.session() as s:
             if e.kind == "account":
                 if s.get(Account, e.id) is None:
                     report.absent += 1
                     continue
-                ids, clip_ids, keys, _ = delete_account_data(s, e.id)
-                s.commit()
-                erase_blobs(blobs, training, ids, clip_ids, [k for k in keys if key_ok(k)])
-                report.accounts += ids
+                report.accounts += erase_account(s, blobs, training, e.id, key_ok)
             elif e.kind == "clip":
                 clip = s.get(Clip, e.id)
                 if clip is None:
@@ -394,9 +408,7 @@ def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries
                     continue
                 keys = delete_clip_rows(s, clip)
                 s.commit()
-                for k in keys:
-                    if key_ok(k):
-                        blobs.delete(k)
+                _delete(keys)
                 report.clips.append(e.id)
             elif e.kind == "camera":
                 if s.get(Camera, e.id) is None:
@@ -405,9 +417,7 @@ def replay(database: Database, blobs: BlobStore, training: TrainingArea, entries
                 n = len(s.exec(select(Clip.id).where(col(Clip.camera_id) == e.id)).all())
                 keys = delete_camera_rows(s, e.id)
                 s.commit()
-                for k in keys:
-                    if key_ok(k):
-                        blobs.delete(k)
+                _delete(keys)
                 report.cameras.append(e.id)
                 report.camera_clips += n
             elif e.kind == "consent":

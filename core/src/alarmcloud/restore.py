@@ -434,8 +434,8 @@ def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
     Returns the ids erased and the values no account matched."""
     from sqlmodel import or_, select
 
+    from alarmcloud.erasures import erase_account
     from alarmcloud.models import Account
-    from alarmcloud.privacy_erase import delete_account_data, erase_blobs
 
     erased: list[str] = []
     not_found: list[str] = []
@@ -448,11 +448,9 @@ def erase_accounts(root: Path, who: list[str]) -> tuple[list[str], list[str]]:
                 if acc is None:
                     not_found.append(value)
                     continue
-                ids, clip_ids, keys, _ = delete_account_data(s, acc.id)
-                s.commit()
-            # a key pointing outside the store was never copied into the backup (``backup._plan``): nothing to delete
-            erase_blobs(blobs, training, ids, clip_ids, [k for k in keys if _inside(root / "blobs", k) is not None])
-            erased += ids
+                # a key pointing outside the store was never copied into the backup (``backup._plan``): not deleted
+                erased += erase_account(s, blobs, training, acc.id,
+                                        key_ok=lambda k: _inside(root / "blobs", k) is not None)
     finally:
         database.dispose()
     return erased, not_found
