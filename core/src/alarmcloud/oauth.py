@@ -283,7 +283,7 @@ class _Revocation(RevocationEndpoint):
                                                   OAuthToken.revoked_at == None)).first()  # noqa: E711
         ending = [(row.account_id, row.client_id)] if live is None else []
         with withdrawal_recorded(self.server.settings, s, ending):
-            if live is None and revoke_link(s, row.account_id, row.client_id):
+            if ending and revoke_link(s, row.account_id, row.client_id):
                 client = s.get(OAuthClient, row.client_id)
                 self.server.ended_links.append((row.account_id, row.client_id, client.integration if client else ""))
             s.commit()

@@ -66,9 +66,13 @@ def day_label(day: str) -> str:
     return f"{d.day} {MONTHS[d.month - 1]}"
 
 
-def _tick_class(n: int, i: int) -> str:
-    """Every other day label is "alt": a phone, where the chart is drawn at half size, shows only the others."""
-    return "tick alt" if ((n - 1 - i) // max(1, (n + 6) // 7)) % 2 else "tick"
+def _tick_class(n: int, i: int) -> str | None:
+    """The class of day ``i``'s label of ``n``, or None: about 7 days are labelled, counted back from the last;
+    every other label is "alt": a phone, where the chart is drawn at half size, shows only the others."""
+    step = max(1, (n + 6) // 7)
+    if (n - 1 - i) % step:
+        return None
+    return "tick alt" if ((n - 1 - i) // step) % 2 else "tick"
 
 
 def _frame(w: int, h: int, title: str, body: str) -> str:
@@ -97,8 +101,8 @@ def bar_chart(rows: list[dict[str, Any]], title: str) -> str:
                      f'<rect x="{x:.1f}" y="{y0 - ha:.1f}" width="{bw:.1f}" height="{ha:.1f}" class="bar-alarm"/>'
                      f'<rect x="{x:.1f}" y="{y0 - ha - hf:.1f}" width="{bw:.1f}" height="{hf:.1f}" '
                      f'class="bar-false"/></g>')
-        if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
-            parts.append(f'<text x="{x + bw / 2:.1f}" y="{h - 10}" class="{_tick_class(n, i)}" text-anchor="middle">'
+        if (tick := _tick_class(n, i)) is not None:
+            parts.append(f'<text x="{x + bw / 2:.1f}" y="{h - 10}" class="{tick}" text-anchor="middle">'
                          f'{escape(day_label(r["day"]))}</text>')
     return _frame(w, h, title, "".join(parts))
 
@@ -128,8 +132,8 @@ def rate_chart(rows: list[dict[str, Any]], title: str) -> str:
             seg.append(f"{x:.1f},{y:.1f}")
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" class="dot"><title>'
                          f'{escape(r["day"])}: {round(rate * 100)}% false alarms</title></circle>')
-        if (n - 1 - i) % max(1, (n + 6) // 7) == 0:
-            parts.append(f'<text x="{x:.1f}" y="{h - 10}" class="{_tick_class(n, i)}" text-anchor="middle">'
+        if (tick := _tick_class(n, i)) is not None:
+            parts.append(f'<text x="{x:.1f}" y="{h - 10}" class="{tick}" text-anchor="middle">'
                          f'{escape(day_label(r["day"]))}</text>')
     if seg:
         segments.append(seg)
