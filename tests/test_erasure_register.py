@@ -115,6 +115,8 @@ def test_restore_with_the_register_deletes_again_what_was_deleted_after_the_back
     res = _cli("restore", str(world["archive"]), "--data-dir", str(target), "--erasures", str(world["register"]))
     assert res.exit_code == 0, res.output
     assert "deleted again: 2 account(s), 1 clip(s), 1 camera(s) with 1 clip(s)" in res.output, res.output
+    # what the register holds, by kind (the erased account and its sub-user have a line each)
+    assert "4 lines (2 accounts erased, 1 clip deleted, 1 camera deleted)" in res.output, res.output
     _assert_deleted_again(world, target)
     # the restored folder carries the register on: a later restore of an even older backup still has every line
     assert (target / "erasures.jsonl").read_bytes() == world["register"].read_bytes()

@@ -359,7 +359,7 @@ def privacy_erasures_replay(paths: tuple[Path, ...], data_dir: Path | None, conf
     for w in register.warnings:
         console.print(f"[yellow]{w}[/]")
     report = erasures.replay(core.db, core.blobs, core.training, register.entries)
-    click.echo(f"erasure register {', '.join(map(str, sources))}: {len(register.entries)} deletion(s); "
+    click.echo(f"erasure register {', '.join(map(str, sources))}: {register.describe()}; "
                f"deleted again: {report.summary()}")
 
 

@@ -214,6 +214,24 @@ class Register:
     def last_at(self) -> str | None:
         return max((e.at for e in self.entries), default=None)
 
+    def describe(self) -> str:
+        """What the entries record, by kind: ``3 lines (1 account erased, 2 clips deleted)``."""
+        counts = {k: 0 for k in KINDS}
+        for e in self.entries:
+            counts[e.kind] += 1
+        parts = [f"{n} {_KIND_WORDS[k][n != 1]}" for k, n in counts.items() if n]
+        lines = f"{len(self.entries)} line{'' if len(self.entries) == 1 else 's'}"
+        return f"{lines} ({', '.join(parts)})" if parts else lines
+
+
+_KIND_WORDS = {  # kind -> (one, many)
+    "account": ("account erased", "accounts erased"),
+    "clip": ("clip deleted", "clips deleted"),
+    "camera": ("camera deleted", "cameras deleted"),
+    "consent": ("consent withdrawn", "consents withdrawn"),
+    "masks": ("privacy mask change", "privacy mask changes"),
+}
+
 
 def read(paths: Iterable[Path]) -> Register:
     """The valid, not voided entries of the registers ``paths``, in order; unreadable lines are skipped with a

@@ -517,7 +517,7 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erasures: 
     if result.register is not None:
         reg = result.register
         skipped = f", {reg.skipped} unreadable line(s) skipped" if reg.skipped else ""
-        click.echo(f"erasure register {', '.join(map(str, sources))}: {len(reg.entries)} deletion(s){skipped}")
+        click.echo(f"erasure register {', '.join(map(str, sources))}: {reg.describe()}{skipped}")
         if result.replayed is not None:
             click.echo(f"deleted again: {result.replayed.summary()}")
     if erase:
