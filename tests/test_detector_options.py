@@ -34,6 +34,8 @@ def test_the_bundled_detectors_declare_their_options_with_the_deployment_default
     got = detectors(a, cam["id"])
     plates = {o["key"]: o for o in got["available"]["plates"]["options"]}
     rain = {o["key"]: o for o in got["available"]["rain"]["options"]}
+    assert got["available"]["plates"]["title"] == "Licence plates"  # what an app shows beside the switch
+    assert got["available"]["insects"]["title"] == "Insects at the IR lamp"
     countries = plates["countries"]
     assert countries["kind"] == "choices" and "misreads" in countries["help"]
     codes = [c["value"] for c in countries["choices"]]
@@ -110,7 +112,7 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"options": {"rain": {"threshold": 0.01}}}, "invalid_field", "from 0.05 to 0.99"),
     # all or nothing: a valid part does not get stored next to an invalid one
     ({"rain": True, "options": {"plates": {"countries": ["AT"]}, "rain": {"threshold": 2}}}, "invalid_field",
-     "detector 'rain': threshold"),
+     "detector 'rain' (Rain and snow): threshold"),
     ({"plates": False, "options": {"rain": {"threshold": 0.9}, "plates": {"countries": ["AT"], "zoom": 3}}},
      "invalid_field", "no option 'zoom'"),
 ]

@@ -21,7 +21,7 @@ from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.masks import validate_masks
 from alarmcloud.models import Camera, CameraRight, Rejection, iso
 from alarmcloud.netutil import AddressNotAllowed, check_camera_address
-from alarmcloud.specs import DetectorOption, DetectorSpec
+from alarmcloud.specs import DetectorOption, DetectorSpec, title_of
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -264,7 +264,7 @@ def _deployment_default(app: AlarmCloud, spec: DetectorSpec, opt: DetectorOption
 def detectors_json(app: AlarmCloud, cam: Camera) -> dict[str, Any]:
     """The camera's switches and options, and each available detector with the options it declares."""
     specs = app.plugins.detector_specs
-    available = {name: {"labels": list(spec.labels), "description": spec.description,
+    available = {name: {"title": title_of(spec, name), "labels": list(spec.labels), "description": spec.description,
                         "options": [o.to_json(_deployment_default(app, spec, o)) for o in spec.options]}
                  for name, spec in specs.items()}
     return {"enabled": {name: bool((cam.detectors or {}).get(name)) for name in specs}, "available": available,
@@ -315,7 +315,7 @@ def _merged_options(specs: dict[str, DetectorSpec], stored: dict[str, Any], opti
             try:
                 current[key] = opt.validate(value)
             except ValueError as exc:
-                raise ApiError(400, "invalid_field", f"detector {name!r}: {exc}") from None
+                raise ApiError(400, "invalid_field", f"detector {name!r} ({title_of(spec, name)}): {exc}") from None
         if current:
             merged[name] = current
         else:

@@ -62,7 +62,8 @@ DETECTORS = _obj({
     "options": {"type": "object", "description": "The camera's own option values per detector (unset: the "
                 "deployment default)", "additionalProperties": {"type": "object"}},
 }, {"available": {"type": "object", "additionalProperties": _obj(
-    {"labels": {"type": "array", "items": STR}, "description": STR,
+    {"title": {**STR, "description": "The detector's name as people read it (\"Licence plates\")"},
+     "labels": {"type": "array", "items": STR}, "description": STR,
      "options": {"type": "array", "items": DETECTOR_OPTION}})}})
 ACTIONS = ["motion_detection", "alarm_email", "go_to_preset", "alarm_area", "area_sensitivity"]
 RIGHTS = {"type": "object", "additionalProperties": {"enum": ["view", "control", "admin"]}}

@@ -6,7 +6,7 @@ import inspect
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -18,7 +18,7 @@ from stevedore.extension import error_on_conflict
 
 from alarmcloud import hookspecs
 from alarmcloud.contracts import CameraAdapter, Detector, Integration
-from alarmcloud.specs import CameraAdapterSpec, DetectorSpec, IntegrationSpec
+from alarmcloud.specs import CameraAdapterSpec, DetectorSpec, IntegrationSpec, title_of
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class PluginStatus:
     loaded: bool
     error: str | None = None
     hook_errors: int = 0
+    provides: list[dict[str, str]] = field(default_factory=list)
+    """What the plugin registered: ``{"name", "title"}`` of each detector, camera brand or integration."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,16 +150,22 @@ class PluginHost:
             self.status.append(PluginStatus(group, entry_name, None, None, True, True, True))
 
     def _build_registries(self) -> None:
-        for specs, target in (
-            (self.pm.hook.register_camera_adapters(), self.camera_specs),
-            (self.pm.hook.register_detectors(), self.detector_specs),
-            (self.pm.hook.register_integrations(), self.integration_specs),
+        rows = {(r.group, r.name): r for r in self.status}
+        for hook_name, target in (
+            ("register_camera_adapters", self.camera_specs),
+            ("register_detectors", self.detector_specs),
+            ("register_integrations", self.integration_specs),
         ):
-            for batch in specs:
-                for spec in batch or ():
+            hook = getattr(self.pm.hook, hook_name)
+            for impl in reversed(hook.get_hookimpls()):  # the order of a hook call: last registered first
+                for spec in impl.function() or ():
                     if spec.name in target:
                         raise PluginLoadError(f"two plugins register the name {spec.name!r}")
                     target[spec.name] = spec  # type: ignore[index]
+                    group = impl.plugin_name.split(":", 1)[0]
+                    row = rows.get((group, self.owner.get(impl.plugin_name, impl.plugin_name)))
+                    if row is not None:
+                        row.provides.append({"name": spec.name, "title": title_of(spec, spec.name)})
 
     # ------------------------------------------------------------ instances
 
