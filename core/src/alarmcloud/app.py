@@ -24,9 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from alarmcloud import auth, cameras, crypto, db, download, eventsapi, ingest, notify, openapi, storage, subusers
-from alarmcloud.blobstore import BlobStore, LocalBlobStore
+from alarmcloud.blobstore import BlobStore, BlobStoreUnavailable, make_blob_store
 from alarmcloud.config import Settings
-from alarmcloud.errors import ApiError, api_error_handler, http_error_handler, server_error_handler
+from alarmcloud.errors import ApiError, api_error_handler, error_response, http_error_handler, server_error_handler
 from alarmcloud.events import ACCOUNT_DELETED, LINK_REVOKED, Event
 from alarmcloud.models import Account, Clip, PluginState, iso, utcnow
 from alarmcloud.plugins import PluginHost
@@ -35,6 +35,8 @@ from alarmcloud.usage import UsageRecorder
 log = logging.getLogger(__name__)
 #: plugin_state key (plugin "core") holding when the last orphan sweep started
 SWEEP_KEY = "orphan_sweep"
+#: in a shared store, a blob without a clip row is an orphan only when it is older than this
+ORPHAN_GRACE_SECONDS = 600.0
 
 
 def _sweep_marker(s: Any) -> PluginState | None:
@@ -75,7 +77,7 @@ class AlarmCloud:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = db.Database(settings.db_url)
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs: BlobStore = make_blob_store(settings)
         self.secret_box = crypto.secret_box(settings)
         self.plugins = plugins or PluginHost(
             {"cameras": settings.plugins.cameras, "detectors": settings.plugins.detectors,
@@ -161,7 +163,10 @@ class AlarmCloud:
         with self.db.session() as s:
             marker = _sweep_marker(s)
         since = float((marker.value or {}).get("at", 0)) - 3600 if marker and marker.value else None
-        candidates = [k for k in self.blobs.keys_changed_since(since)
+        # a shared store (S3) may hold a clip another node stored a moment ago and is about to commit: only blobs
+        # older than ORPHAN_GRACE_SECONDS count as orphans there
+        before = started - ORPHAN_GRACE_SECONDS if self.blobs.shared else None
+        candidates = [k for k in self.blobs.keys_changed_since(since, before)
                       if k.endswith((".mp4", ".jpg")) and k.count("/") == 2]
         for i in range(0, len(candidates), 500):
             batch = candidates[i:i + 500]
@@ -359,7 +364,8 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         core.loop = None
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        ApiError: api_error_handler, HTTPException: http_error_handler, Exception: server_error_handler})
+        ApiError: api_error_handler, HTTPException: http_error_handler, BlobStoreUnavailable: storage_error_handler,
+        Exception: server_error_handler})
     app.state.alarmcloud = core
     for mw in MIDDLEWARE:
         app.add_middleware(mw)
@@ -367,6 +373,13 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         for mw in getattr(mod, "MIDDLEWARE", ()):
             app.add_middleware(mw)
     return app
+
+
+async def storage_error_handler(request: Request, exc: Exception) -> Response:
+    """The object store is unreachable or refused: 503 (retry later); an upload was not stored."""
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "storage_unavailable", "clip storage is unavailable, try again later",
+                          {"Retry-After": "30"})
 
 
 #: middleware classes the core's feature modules add (access log)

@@ -49,6 +49,13 @@ FOLDERS = ("blobs", "training")
 MANIFEST_MAX_BYTES = 512 * 1024 * 1024
 CHUNK = 1024 * 1024
 
+#: why backup and restore refuse a deployment whose clips are in a bucket, and what to do instead
+S3_BACKUP_REFUSAL = (
+    "storage.backend is 's3' (bucket {bucket}): this command copies a local data directory only. Protect the "
+    "clips, thumbnails and exports where they are: turn on versioning of the bucket (with a lifecycle rule that "
+    "removes noncurrent versions after a few days) or replicate it to a second bucket; back up the database with "
+    "its own tool (PostgreSQL: pg_dump -Fc) and keep a copy of the secret key. See docs/backup.md, 'S3 storage'.")
+
 #: (files done, files in all, bytes done)
 Progress = Callable[[int, int, int], None]
 
@@ -231,7 +238,10 @@ def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
 
 
 def check_source(settings: Any, blobs_only: bool = False) -> Path | None:
-    """The database file to copy (None for --blobs-only); refuses other databases and a missing data_dir."""
+    """The database file to copy (None for --blobs-only); refuses other databases, S3 storage and a missing
+    data_dir."""
+    if settings.storage.backend != "local":
+        raise BackupError(S3_BACKUP_REFUSAL.format(bucket=settings.storage.s3.bucket))
     db_file = sqlite_path(settings.db_url)
     if db_file is None and not blobs_only:
         from sqlalchemy.engine import make_url

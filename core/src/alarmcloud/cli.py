@@ -64,13 +64,16 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
         st.ftp.port = ftp_port
     if workers is not None:
         st.workers.count = workers
+    from alarmcloud.blobstore import BlobStoreUnavailable
     from alarmcloud.plugins import PluginLoadError
 
     try:
         app = create_app(st, ftp=True)  # the FTP server starts inside the lifespan, after the crash sweep
-    except PluginLoadError as exc:
+        app.state.alarmcloud.blobs.check()  # an unreachable or missing bucket stops here, not at the first clip
+    except (PluginLoadError, BlobStoreUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     console.print(f"alarmcloud  data: {st.data_dir.resolve()}")
+    console.print(f"storage: {app.state.alarmcloud.blobs.describe()}", markup=False, highlight=False)
     for line in listen_lines(st):  # printed, not logged: the log scrubber would cut the addresses short
         console.print(line, markup=False, highlight=False)
     for hint in (public_url_hint(st), ftp_reach_hint(st)):
@@ -148,10 +151,17 @@ def _worker_process(config_file: Path | None, data_dir: Path | None, index: int)
 def worker(data_dir: Path | None, config_file: Path | None, processes: int) -> None:
     """Run detection workers only (scale out: many processes or machines sharing one PostgreSQL)."""
     from alarmcloud import db
+    from alarmcloud.blobstore import BlobStoreUnavailable, make_blob_store
 
     setup_logging()
     st = settings_from(config_file, data_dir=data_dir)
     db.migrate(st.db_url)
+    blobs = make_blob_store(st)
+    try:
+        blobs.check()  # an unreachable or missing bucket stops here, not at the first clip
+    except BlobStoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"storage: {blobs.describe()}", markup=False, highlight=False)
     if processes == 1:
         _worker_process(config_file, data_dir, 0)
         return

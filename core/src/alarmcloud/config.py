@@ -7,7 +7,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
@@ -83,13 +83,74 @@ class IngestConfig(BaseModel):
     series_gap_seconds: float = Field(60.0, description="Clips closer than this form one alarm series")
 
 
+class S3StorageConfig(BaseModel):
+    """An S3-compatible bucket for clips, thumbnails and exports (``storage.backend = "s3"``). Credentials not set
+    here come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or the machine's
+    instance role."""
+
+    bucket: str | None = Field(None, description="Bucket name (it must exist: serve and worker check at start)")
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint, e.g. https://s3.example.net or http://127.0.0.1:9000; default: AWS S3 of "
+                          "the region")
+    region: str | None = Field(None, description="Region; default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1")
+    key_prefix: str = Field("", description="Folder inside the bucket all keys go under, e.g. 'alarmcloud'; the "
+                                            "store never reads or deletes outside it")
+    access_key_id: str | None = Field(None, description="Access key id; default: AWS_ACCESS_KEY_ID")
+    secret_access_key: SecretStr | None = Field(
+        None, description="Secret key; default: AWS_SECRET_ACCESS_KEY (or {\"$env\" = \"NAME\"} / "
+                          "{\"$file\" = \"path\"} in the file)")
+    session_token: SecretStr | None = Field(None, description="Temporary session token; default: AWS_SESSION_TOKEN")
+    allow_http: bool = Field(False, description="Allow a plain-http endpoint_url (only for a server on this machine "
+                                                "or a trusted network: keys and clips travel unencrypted)")
+    virtual_hosted_style: bool = Field(
+        False, description="Address the bucket as <bucket>.<endpoint> instead of <endpoint>/<bucket>")
+    timeout_seconds: float = Field(60.0, gt=0, description="Time limit for one request to the store (and for its "
+                                                           "retries together)")
+    connect_timeout_seconds: float = Field(5.0, gt=0, description="Time limit for connecting to the store")
+    max_retries: int = Field(3, ge=0, description="Retries of a failed request (with backoff) before the upload or "
+                                                  "read fails with 503")
+    staging_dir: Path | None = Field(
+        None, description="Local folder for uploads before they are sent and for clips being analysed; default "
+                          "<data_dir>/staging. Give each server its own")
+
+    @model_validator(mode="after")
+    def _check(self) -> S3StorageConfig:
+        from urllib.parse import urlparse
+
+        if self.bucket is not None and not self.bucket.strip():
+            raise ValueError("storage.s3.bucket is empty")
+        if self.endpoint_url:
+            url = urlparse(self.endpoint_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError(f"storage.s3.endpoint_url {self.endpoint_url!r} is not an http(s) URL")
+            if url.scheme == "http" and not self.allow_http:
+                raise ValueError(f"storage.s3.endpoint_url {self.endpoint_url!r} is plain http: use https, or set "
+                                 "storage.s3.allow_http = true for a server on this machine or a trusted network")
+        prefix = self.key_prefix.strip("/")
+        if (prefix and any(p in ("", ".", "..") for p in prefix.split("/"))) or "\\" in prefix:
+            raise ValueError(f"storage.s3.key_prefix {self.key_prefix!r} must be a plain folder name like "
+                             "'alarmcloud' or 'a/b'")
+        return self
+
+
 class StorageConfig(BaseModel):
-    """Default per-account quota; operators can change it per account."""
+    """Where clips are stored, and the default per-account quota (operators can change it per account)."""
+
+    backend: Literal["local", "s3"] = Field(
+        "local", description="'local': files under <data_dir>/blobs; 's3': an S3-compatible bucket ([storage.s3]) "
+                             "shared by any number of API nodes and workers")
+    s3: S3StorageConfig = Field(default_factory=S3StorageConfig, description="The bucket when backend = 's3'")
 
     quota_bytes: int = Field(10 * 1024**3, description="Default quota per account in bytes")
     retention_days: int = Field(30, description="Default days a clip is kept")
     almost_full_ratio: float = Field(0.9, description="Raise storage.almost_full above this share of the quota")
     download_max_clips: int = Field(500, ge=1, description="Most clips in one bulk download of events (more: 413)")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> StorageConfig:
+        if self.backend == "s3" and not self.s3.bucket:
+            raise ValueError("storage.backend = 's3' needs storage.s3.bucket (env ALARMCLOUD_STORAGE__S3__BUCKET)")
+        return self
 
 
 class WorkerConfig(BaseModel):
@@ -198,7 +259,7 @@ class Settings(BaseSettings):
     )
     ftp: FtpConfig = Field(default_factory=FtpConfig, description="FTP/FTPS ingest")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="Upload limits")
-    storage: StorageConfig = Field(default_factory=StorageConfig, description="Quota defaults")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Blob storage and quota defaults")
     workers: WorkerConfig = Field(default_factory=WorkerConfig, description="Detection workers")
     fair_use: FairUseConfig = Field(default_factory=FairUseConfig, description="Fair-use rules")
     smtp: SmtpConfig = Field(default_factory=SmtpConfig, description="Outgoing e-mail")

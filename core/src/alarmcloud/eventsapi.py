@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import exists, func, or_
 from sqlalchemy import text as sql_text
 from sqlmodel import Session, col, select
@@ -232,7 +233,7 @@ async def _media(request: Request, user: User, video: bool) -> tuple[str, Any]:
         if not key:
             raise ApiError(404, "not_found", "this event has no thumbnail")
         try:
-            return key, app.blobs.open(key)
+            return key, await anyio.to_thread.run_sync(app.blobs.open, key)  # a request when stored in S3
         except FileNotFoundError:
             if attempt == 2:
                 raise
@@ -313,7 +314,7 @@ async def thumbnail(request: Request) -> Response:
     with fh:
         if _none_match(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        data = fh.read()
+        data = await anyio.to_thread.run_sync(fh.read)
     return Response(data, media_type="image/jpeg", headers=headers)
 
 

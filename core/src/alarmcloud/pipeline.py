@@ -123,13 +123,13 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
             return
         enabled = [n for n, on in (cam.detectors or {}).items() if on and n in app.plugins.detector_specs]
         options = dict(cam.detector_options or {})
-        path = app.blobs.path(clip.blob_key)  # type: ignore[attr-defined]
         seen = clip.blob_key  # the video this run analyses; its results are written back only for this video
         clip_probe = ClipProbe(container="mp4", video_codec=clip.codec, width=clip.width, height=clip.height,
                                fps=clip.fps, duration=clip.duration, size_bytes=clip.size_bytes)
     started = time.process_time()
     try:
-        analysis = analyze_file(app.plugins, path, enabled, options, clip_probe)
+        with app.blobs.local_file(seen) as path:  # the stored file itself, or a download of it from S3
+            analysis = analyze_file(app.plugins, path, enabled, options, clip_probe)
         if analysis.errors and len(analysis.errors) == len(enabled) and enabled:
             raise RuntimeError("every detector failed: " + "; ".join(analysis.errors.values()))
     except Exception:

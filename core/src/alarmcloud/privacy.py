@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from sqlmodel import Session, col, select
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from alarmcloud import crypto, erasures, twofactor
 from alarmcloud.auth import EMAIL_RE, check_login, core, require_operator, require_user
+from alarmcloud.blobhttp import blob_response
 from alarmcloud.errors import ApiError, field, json_body
 from alarmcloud.models import Account, Clip, Consent, Outbox, SessionRow, iso, utcnow
 from alarmcloud.privacy_erase import erase_account, erase_account_async, process_inactive, run_retention
@@ -66,8 +67,8 @@ async def get_export_ep(request: Request) -> Response:
     if wants_zip:
         if info.get("state") != "done":
             raise ApiError(409, "not_ready", "the export is not finished yet")
-        return FileResponse(app.blobs.path(info["blob_key"]), media_type="application/zip",
-                            filename=f"alarmcloud-export-{export_id}.zip")
+        return await blob_response(request, app.blobs, info["blob_key"], "application/zip",
+                                   f"alarmcloud-export-{export_id}.zip")
     body = {k: v for k, v in info.items() if k != "blob_key"}
     body["id"] = export_id
     if info.get("state") == "done":
@@ -261,7 +262,7 @@ async def admin_clip_video(request: Request) -> Response:
     app = core(request)
     clip_id = request.path_params["clip_id"]
     clip = await app.db.run(lambda s: operator_may_read(s, clip_id))
-    return FileResponse(app.blobs.path(clip.blob_key), media_type="video/mp4")
+    return await blob_response(request, app.blobs, clip.blob_key, "video/mp4")
 
 
 # ---------------------------------------------------------------- record of processing (Art. 30)

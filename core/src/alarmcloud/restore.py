@@ -489,6 +489,11 @@ def restore_command(src: Path, data_dir: Path, key_file: Path | None, erasures: 
     if erasures and no_erasures:
         raise click.UsageError("--erasures and --no-erasures exclude each other")
     st = settings_from(config_file)
+    if st.storage.backend != "local":  # the restored folder holds local blobs a server using the bucket never reads
+        raise click.ClickException(
+            f"the settings use storage.backend = 's3' (bucket {st.storage.s3.bucket}): a backup restores into a "
+            "local data directory, whose clips such a server would not read. Restore with settings for local "
+            "storage, or recover objects from the bucket's versions or replica (docs/backup.md, 'S3 storage').")
     configured = register_path(st)
     sources = list(erasures)
     if not sources and not no_erasures and configured.is_file():

@@ -1,0 +1,73 @@
+"""A real S3 server on loopback for tests: moto's threaded server (in memory, random port), one bucket per test.
+
+Import the fixtures into a test module: ``from tests.s3server import s3, s3_bucket  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+ACCESS_KEY = "alarmcloud-test"
+SECRET_KEY = "alarmcloud-test-secret"
+REGION = "us-east-1"
+
+
+class MotoS3:
+    """``moto.server.ThreadedMotoServer`` on 127.0.0.1 and a boto3 client to look into its buckets."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
+                                   aws_secret_access_key=SECRET_KEY, region_name=REGION)
+
+    def new_bucket(self) -> str:
+        name = f"ac-{uuid.uuid4().hex[:16]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every object key in the bucket (the bucket's own listing, not the store's)."""
+        out: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out += [o["Key"] for o in page.get("Contents", [])]
+        return sorted(out)
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def s3_storage(endpoint: str, bucket: str, **extra: Any) -> dict[str, Any]:
+    """The ``storage`` settings of a server using ``bucket`` (staging in <data_dir>/staging)."""
+    return {"backend": "s3", "s3": {"bucket": bucket, "endpoint_url": endpoint, "region": REGION,
+                                    "access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY,
+                                    "allow_http": True, **extra}}
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[MotoS3]:
+    srv = MotoS3()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3: MotoS3) -> str:
+    return s3.new_bucket()

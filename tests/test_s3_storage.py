@@ -1,0 +1,227 @@
+"""Clips, thumbnails and exports in an S3 bucket (a real S3 server over loopback: moto), end to end over HTTP:
+upload, analysis, Range playback, thumbnail, bulk download, deletion, account erasure (checked in the bucket's own
+listing), an unreachable store, start-up checks and settings; and scale-out: two API nodes and a worker sharing
+PostgreSQL and the bucket."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alarmcloud.testing import LiveServer, test_settings
+from click.testing import CliRunner
+
+from tests.s3server import MotoS3, s3, s3_storage  # type: ignore[import-not-found]  # noqa: F401
+
+PASSWORD = "correct horse battery staple"
+
+
+def _settings(data_dir: Path, srv: MotoS3, bucket: str, **overrides: Any) -> Any:
+    storage = s3_storage(srv.endpoint, bucket, key_prefix="alarmcloud", **overrides.pop("s3", {}))
+    return test_settings(data_dir, camera_networks=["127.0.0.0/8"], storage=storage, **overrides)
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def _clip_keys(core: Any, event_id: str) -> tuple[str, str]:
+    from alarmcloud.models import Clip
+
+    with core.db.session() as s:
+        clip = s.get(Clip, event_id)
+        return clip.blob_key, clip.thumb_key
+
+
+def test_clips_live_in_the_bucket_end_to_end(s3: MotoS3, tmp_path: Path, kit: Any) -> None:  # noqa: F811
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    st = _settings(tmp_path / "data", s3, bucket)
+    first = kit.small_clip(tmp_path / "first.mp4", seconds=2.0)
+    second = kit.small_clip(tmp_path / "second.mp4", seconds=3.0)
+    with LiveServer(st) as srv:
+        core: Any = srv.core
+        acc = Api(srv.url).register("bucket@example.com")
+        other = Api(srv.url).register("neighbour@example.com")
+        creds = acc.upload_credentials(acc.camera()["id"])
+        ev = acc.upload_analysed(creds, first)  # the worker read the clip back from the bucket to analyse it
+        other_ev = other.upload_analysed(other.upload_credentials(other.camera()["id"]), second)
+        blob_key, thumb_key = _clip_keys(core, ev["id"])
+        assert {f"alarmcloud/{blob_key}", f"alarmcloud/{thumb_key}"} <= set(s3.keys(bucket))
+        assert blob_key.startswith(f"{acc.id}/")
+        assert _files(Path(st.data_dir) / "blobs") == []  # nothing stored on the local disk
+        assert _files(Path(st.data_dir) / "staging") == []  # the staged upload and the worker's copy are gone
+
+        data = first.read_bytes()
+        video = f"/api/v1/events/{ev['id']}/video"
+        r = acc.get(video, headers={"Range": "bytes=100-1123"})
+        assert r.status_code == 206, r.text
+        assert r.headers["content-range"] == f"bytes 100-1123/{len(data)}"
+        assert r.content == data[100:1124]
+        r = acc.get(video, headers={"Range": "bytes=-500"})
+        assert r.status_code == 206 and r.content == data[-500:]
+        assert acc.get(video).content == data
+        thumb = acc.get(f"/api/v1/events/{ev['id']}/thumbnail")
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        assert thumb.content == s3.read(bucket, f"alarmcloud/{thumb_key}")
+
+        zf = zipfile.ZipFile(io.BytesIO(acc.post("/api/v1/events/download", json={"ids": [ev["id"]]}).content))
+        videos = [n for n in zf.namelist() if n.endswith(".mp4")]
+        assert len(videos) == 1 and zf.read(videos[0]) == data
+        link = acc.post("/api/v1/events/download", json={"ids": [ev["id"]], "link": True}).json()
+        whole = acc.get(link["url"]).content
+        part = acc.get(link["url"], headers={"Range": "bytes=1000-2999"})  # a resumed download reads a slice
+        assert part.status_code == 206 and part.content == whole[1000:3000]
+
+        assert acc.delete(f"/api/v1/events/{ev['id']}").status_code == 204
+        keys = s3.keys(bucket)
+        assert f"alarmcloud/{blob_key}" not in keys and f"alarmcloud/{thumb_key}" not in keys
+
+        acc.upload_analysed(creds, second)
+        r = acc.post("/api/v1/me/exports")
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 30
+        while (info := acc.get(r.json()["url"]).json())["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert info["state"] == "done", info
+        assert s3.keys(bucket, f"alarmcloud/exports/{acc.id}/")
+        export = acc.get(info["download_url"])
+        assert export.status_code == 200 and "account.json" in zipfile.ZipFile(io.BytesIO(export.content)).namelist()
+
+        assert acc.delete("/api/v1/me", json={"password": PASSWORD}).status_code == 200
+        left = s3.keys(bucket)
+        assert [k for k in left if acc.id in k] == []  # no clip, thumbnail or export of the account is left
+        other_keys = _clip_keys(core, other_ev["id"])
+        assert {f"alarmcloud/{k}" for k in other_keys} <= set(left)  # the neighbour's stay
+        assert other.get(f"/api/v1/events/{other_ev['id']}/video").content == second.read_bytes()
+
+
+def test_upload_while_the_store_is_down_answers_503_and_stores_nothing(tmp_path: Path, kit: Any) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    own = MotoS3()  # a server of this test's own, stopped in the middle
+    try:
+        st = _settings(tmp_path / "data", own, own.new_bucket(), s3={"max_retries": 0, "timeout_seconds": 5})
+        clip = kit.small_clip(tmp_path / "c.mp4", seconds=2.0)
+        with LiveServer(st) as srv:
+            acc = Api(srv.url).register("down@example.com")
+            creds = acc.upload_credentials(acc.camera()["id"])
+            own.stop()
+            r = acc.upload(creds, clip)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "storage_unavailable"
+            assert r.headers["retry-after"]
+            assert kit.row_counts(srv.core) == {"clips": 0, "jobs": 0, "series": 0}
+            assert _files(Path(st.data_dir) / "staging") == []  # the staged upload was removed
+            assert acc.get("/api/v1/events").json()["items"] == []
+    finally:
+        own.stop()
+
+
+def test_serve_and_worker_refuse_to_start_without_the_bucket(s3: MotoS3, tmp_path: Path) -> None:  # noqa: F811
+    from alarmcloud.cli import main
+
+    env = {"ALARMCLOUD_STORAGE__BACKEND": "s3", "ALARMCLOUD_STORAGE__S3__BUCKET": "never-created",
+           "ALARMCLOUD_STORAGE__S3__ENDPOINT_URL": s3.endpoint, "ALARMCLOUD_STORAGE__S3__ALLOW_HTTP": "true",
+           "ALARMCLOUD_STORAGE__S3__REGION": "us-east-1", "ALARMCLOUD_STORAGE__S3__MAX_RETRIES": "0",
+           "AWS_ACCESS_KEY_ID": "id-from-env", "AWS_SECRET_ACCESS_KEY": "secret-from-env-123"}
+    runner = CliRunner(env=env)
+    for args in (["worker"], ["serve", "--port", "0", "--ftp-port", "0", "--workers", "0"]):
+        result = runner.invoke(main, [*args, "--data-dir", str(tmp_path / "data")])
+        assert result.exit_code == 1, result.output
+        assert "bucket never-created does not exist" in result.output
+        assert "secret-from-env-123" not in result.output
+
+
+def test_s3_settings_are_checked_with_the_setting_named(tmp_path: Path) -> None:
+    from alarmcloud.config import ConfigError, load_settings
+    from pydantic import ValidationError
+
+    def load(text: str) -> Any:
+        path = tmp_path / "alarmcloud.toml"
+        path.write_text(text)
+        return load_settings(path)
+
+    with pytest.raises(ValidationError, match=r"storage\.s3\.bucket"):
+        load('[storage]\nbackend = "s3"\n')
+    with pytest.raises(ValidationError, match=r"allow_http"):
+        load('[storage]\nbackend = "s3"\n[storage.s3]\nbucket = "clips"\nendpoint_url = "http://10.0.0.5:9000"\n')
+    with pytest.raises(ValidationError, match=r"key_prefix"):
+        load('[storage]\nbackend = "s3"\n[storage.s3]\nbucket = "clips"\nkey_prefix = "../other"\n')
+    with pytest.raises(ValidationError, match=r"backend"):
+        load('[storage]\nbackend = "ftp"\n')
+    with pytest.raises(ConfigError, match=r"storage\.s3\.buckt"):
+        load('[storage.s3]\nbuckt = "clips"\n')
+    os.environ["ALARMCLOUD_TEST_S3_SECRET"] = "from-the-environment"
+    try:
+        st = load('[storage]\nbackend = "s3"\n[storage.s3]\nbucket = "clips"\n'
+                  'secret_access_key = {"$env" = "ALARMCLOUD_TEST_S3_SECRET"}\n')
+    finally:
+        del os.environ["ALARMCLOUD_TEST_S3_SECRET"]
+    assert st.storage.s3.secret_access_key.get_secret_value() == "from-the-environment"
+    assert "from-the-environment" not in repr(st)
+    assert load("").storage.backend == "local"  # the default stays local disk
+
+
+def test_backup_and_restore_refuse_s3_storage_and_say_what_to_do(s3: MotoS3, tmp_path: Path) -> None:  # noqa: F811
+    from alarmcloud.backup import BackupError, create_backup
+
+    st = _settings(tmp_path / "data", s3, "clips")
+    with pytest.raises(BackupError, match="versioning") as exc:
+        create_backup(st, tmp_path / "b.tar")
+    assert "pg_dump" in str(exc.value)
+    assert not (tmp_path / "b.tar").exists()
+
+    from alarmcloud.cli import main
+
+    (tmp_path / "old.tar").write_bytes(b"")
+    env = {"ALARMCLOUD_STORAGE__BACKEND": "s3", "ALARMCLOUD_STORAGE__S3__BUCKET": "clips"}
+    result = CliRunner(env=env).invoke(main, ["restore", str(tmp_path / "old.tar"), "--data-dir",
+                                              str(tmp_path / "restored")])
+    assert result.exit_code == 1, result.output
+    assert "storage.backend = 's3'" in result.output and "versions" in result.output
+    assert not (tmp_path / "restored").exists()
+
+
+@pytest.mark.postgres
+def test_two_api_nodes_and_a_worker_share_postgres_and_the_bucket(s3: MotoS3, tmp_path: Path,  # noqa: F811
+                                                                   kit: Any) -> None:
+    """A clip uploaded through node A is analysed by a separate worker and served by node B."""
+    from alarmcloud.app import AlarmCloud
+    from alarmcloud.testing import postgres_database
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    key = base64.b64encode(os.urandom(32)).decode()
+    clip = kit.small_clip(tmp_path / "c.mp4", seconds=2.0)
+    with postgres_database() as url:
+        def node(name: str) -> Any:
+            return _settings(tmp_path / name, s3, bucket, database_url=url, secret_key=key)
+
+        with LiveServer(node("a"), workers=0) as a, LiveServer(node("b"), workers=0) as b:
+            worker = AlarmCloud(node("worker"))
+            stop: threading.Event = worker.start_workers(1)
+            try:
+                on_a = Api(a.url).register("scale@example.com")
+                r = on_a.upload(on_a.upload_credentials(on_a.camera()["id"]), clip)
+                assert r.status_code == 201, r.text
+                on_b = Api(b.url).login("scale@example.com")
+                ev = on_b.wait_event(r.json()["event_id"])
+                assert ev["status"] == "done", ev
+                data = clip.read_bytes()
+                part = on_b.get(f"/api/v1/events/{ev['id']}/video", headers={"Range": "bytes=10-2057"})
+                assert part.status_code == 206 and part.content == data[10:2058]
+                assert on_b.get(f"/api/v1/events/{ev['id']}/thumbnail").status_code == 200
+                for name in ("a", "b", "worker"):  # no node kept a copy on its own disk
+                    assert _files(tmp_path / name / "blobs") == [] and _files(tmp_path / name / "staging") == []
+            finally:
+                stop.set()
