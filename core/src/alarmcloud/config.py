@@ -197,6 +197,9 @@ class NotifyConfig(BaseModel):
     max_attempts: int = Field(8, description="Delivery attempts before a notification is given up (dead)", ge=1)
     retry_base_seconds: float = Field(10.0, description="Backoff after failed attempt n: base * 2**(n-1)", ge=0)
     keep_days: int = Field(30, description="Finished deliveries (sent, dead) are deleted after this many days", ge=1)
+    telegram_api_url: str = Field(
+        "https://api.telegram.org",
+        description="Base URL of the Telegram Bot API for Telegram notifications (e.g. a self-hosted Bot API server)")
 
 
 class PrivacyConfig(BaseModel):
