@@ -225,3 +225,112 @@ def test_two_api_nodes_and_a_worker_share_postgres_and_the_bucket(s3: MotoS3, tm
                     assert _files(tmp_path / name / "blobs") == [] and _files(tmp_path / name / "staging") == []
             finally:
                 stop.set()
+
+
+def test_ftp_upload_with_snapshot_goes_to_the_bucket(s3: MotoS3, tmp_path: Path, kit: Any) -> None:  # noqa: F811
+    import ftplib
+
+    from alarmcloud.ftp import start_ftp_server
+    from alarmcloud.video import thumbnail_jpeg
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    st = _settings(tmp_path / "data", s3, bucket)
+    st.ftp.passive_ports = ""
+    clip = kit.small_clip(tmp_path / "A_20240501-101500.mp4", seconds=2.0)
+    snap = thumbnail_jpeg(kit.small_clip(tmp_path / "other.mp4", seconds=1, fps=5), width=160)
+    with LiveServer(st) as srv:
+        ftp_srv = start_ftp_server(srv.core, port=0, host="127.0.0.1")
+        try:
+            acc = Api(srv.url).register("ftp-s3@example.com")
+            creds = acc.upload_credentials(acc.camera()["id"])
+            ftp = ftplib.FTP()
+            ftp.connect("127.0.0.1", ftp_srv.port, timeout=30)
+            ftp.login(creds["username"], creds["password"])
+            with clip.open("rb") as fh:
+                ftp.storbinary(f"STOR {clip.name}", fh)
+            ftp.storbinary("STOR A_20240501-101500.jpg", io.BytesIO(snap))  # the snapshot after its clip
+            ftp.quit()
+            deadline = time.monotonic() + 20
+            while not (items := acc.get("/api/v1/events").json()["items"]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            ev = acc.wait_event(items[0]["id"])
+            assert ev["status"] == "done", ev
+            blob_key, thumb_key = _clip_keys(srv.core, ev["id"])
+            deadline = time.monotonic() + 10
+            while s3.read(bucket, f"alarmcloud/{thumb_key}") != snap and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert s3.read(bucket, f"alarmcloud/{thumb_key}") == snap  # the camera's snapshot replaced it
+            assert s3.read(bucket, f"alarmcloud/{blob_key}") == clip.read_bytes()
+            assert acc.get(f"/api/v1/events/{ev['id']}/thumbnail").content == snap
+        finally:
+            ftp_srv.stop()
+        assert _files(Path(st.data_dir) / "staging") == []  # the FTP session's files and the worker's copy
+
+
+def test_crash_sweep_removes_old_orphans_but_not_another_nodes_fresh_upload(s3: MotoS3, tmp_path: Path,  # noqa: F811
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from alarmcloud import app as app_module
+    from alarmcloud import db
+    from alarmcloud.app import AlarmCloud
+
+    bucket = s3.new_bucket()
+    st = _settings(tmp_path / "data", s3, bucket)
+    db.migrate(st.db_url)
+    core = AlarmCloud(st)
+    core.blobs.put_bytes("acc/cam/orphan.mp4", b"never committed")  # another node may be about to commit it
+    s3.client.put_object(Bucket=bucket, Key="alarmcloud/exports/acc/e.zip", Body=b"not a clip")
+    core.blobs.tmp_path("http-left-by-a-crash").write_bytes(b"staged")
+    assert core.sweep_orphans() == 1  # only the staged file
+    assert "alarmcloud/acc/cam/orphan.mp4" in s3.keys(bucket)
+    monkeypatch.setattr(app_module, "ORPHAN_GRACE_SECONDS", -60.0)  # as if it were old
+    assert core.sweep_orphans() == 1
+    assert s3.keys(bucket) == ["alarmcloud/exports/acc/e.zip"]
+
+
+def test_health_reports_the_object_store(tmp_path: Path) -> None:
+    import httpx
+
+    own = MotoS3()
+    try:
+        st = _settings(tmp_path / "data", own, own.new_bucket(), s3={"max_retries": 0, "timeout_seconds": 5})
+        with LiveServer(st) as srv:
+            r = httpx.get(srv.url + "/-/health")
+            assert r.status_code == 200 and r.json()["checks"]["storage"] is True
+            own.stop()
+            r = httpx.get(srv.url + "/-/health")
+            assert r.status_code == 503 and r.json()["checks"]["storage"] is False
+    finally:
+        own.stop()
+
+
+def test_applying_privacy_masks_replaces_the_objects_in_the_bucket(s3: MotoS3, tmp_path: Path) -> None:  # noqa: F811
+    from tests.conftest import Api  # type: ignore[import-not-found]
+    from tests.test_privacy_masks import MASKS, bright_clip, decoded, regions  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    upload = bright_clip(tmp_path / "garden.mp4")
+    with LiveServer(_settings(tmp_path / "data", s3, bucket)) as srv:
+        acc = Api(srv.url).register("masks-s3@example.com")
+        cam = acc.camera("Street side")
+        ev = acc.upload_analysed(acc.upload_credentials(cam["id"]), upload)
+        old = _clip_keys(srv.core, ev["id"])
+        assert acc.patch(f"/api/v1/cameras/{cam['id']}", json={"privacy_masks": MASKS}).status_code == 200
+        url = f"/api/v1/cameras/{cam['id']}/privacy-masks/apply"
+        assert acc.post(url).status_code == 202
+        deadline = time.monotonic() + 120
+        while (info := acc.get(url).json())["state"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (info["state"], info["done"], info["failed"]) == ("done", 1, 0), info
+        new = _clip_keys(srv.core, ev["id"])
+        keys = s3.keys(bucket)
+        assert {f"alarmcloud/{k}" for k in old}.isdisjoint(keys)  # the unmasked video and thumbnail are gone
+        assert {f"alarmcloud/{k}" for k in new} <= set(keys)
+        masked = tmp_path / "masked.mp4"
+        masked.write_bytes(acc.get(f"/api/v1/events/{ev['id']}/video").content)
+        assert masked.read_bytes() == s3.read(bucket, f"alarmcloud/{new[0]}")
+        frames = decoded(masked)
+        inside, _ = regions(frames[0].shape[1], frames[0].shape[0])
+        assert max(float(f[inside].max()) for f in frames) <= 12  # black where the masks are
+        assert _files(Path(srv.core.settings.data_dir) / "staging") == []

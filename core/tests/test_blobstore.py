@@ -52,6 +52,8 @@ def test_put_get_size_delete(store: BlobStore) -> None:
         store.size("acc/cam/none.mp4")
     with pytest.raises(FileNotFoundError):
         store.open("acc/cam/none.mp4")
+    assert store.sizes(["acc/cam/c1.mp4", "acc/cam/none.mp4", "acc/cam/c1.jpg"]) == {
+        "acc/cam/c1.mp4": 10, "acc/cam/none.mp4": None, "acc/cam/c1.jpg": 4}
     store.delete("acc/cam/c1.mp4")
     store.delete("acc/cam/c1.mp4")  # a missing key is no error
     assert sorted(store.keys()) == ["acc/cam/c1.jpg"]

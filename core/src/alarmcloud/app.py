@@ -203,7 +203,7 @@ class AlarmCloud:
 
 
 async def health(request: Request) -> Response:
-    """Readiness: database and plugin health checks."""
+    """Readiness: database, object storage (S3) and plugin health checks."""
     app: AlarmCloud = request.app.state.alarmcloud
     checks: dict[str, bool] = {}
     try:
@@ -211,6 +211,12 @@ async def health(request: Request) -> Response:
         checks["database"] = True
     except Exception:
         checks["database"] = False
+    if app.blobs.shared:  # an object store (S3): one listing request; local disk has nothing to check
+        try:
+            await anyio.to_thread.run_sync(app.blobs.check)
+            checks["storage"] = True
+        except Exception:
+            checks["storage"] = False
     for batch in await app.plugins.call_each("health_checks", app=app):
         for hc in batch or ():
             try:

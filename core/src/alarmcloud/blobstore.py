@@ -8,7 +8,7 @@ import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -128,6 +128,16 @@ class BlobStore(ABC):
         """Keys that may have been written after ``since`` (Unix time; None: every key). May yield more. A store
         that knows when each key was written leaves out those written after ``before``."""
         return self.keys()
+
+    def sizes(self, keys: Iterable[str]) -> dict[str, int | None]:
+        """The size of each key (None: missing)."""
+        out: dict[str, int | None] = {}
+        for key in keys:
+            try:
+                out[key] = self.size(key)
+            except FileNotFoundError:
+                out[key] = None
+        return out
 
     def exists(self, key: str) -> bool:
         try:
@@ -443,6 +453,16 @@ class S3BlobStore(BlobStore):
     def size(self, key: str) -> int:
         check_key(key)
         return int(self._call(self._obstore.head, self.store, key)["size"])
+
+    def sizes(self, keys: Iterable[str]) -> dict[str, int | None]:
+        """One HEAD request per key, 16 at a time (a bulk download of 500 clips does not wait for 500 in a row)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = list(dict.fromkeys(keys))
+        if len(todo) < 2:
+            return super().sizes(todo)
+        with ThreadPoolExecutor(max_workers=min(16, len(todo))) as pool:
+            return dict(zip(todo, pool.map(lambda k: super(S3BlobStore, self).sizes([k])[k], todo), strict=True))
 
     def delete(self, key: str) -> None:
         check_key(key)
