@@ -60,6 +60,14 @@ class Account(SQLModel, table=True):
     notify_push_token_enc: str | None = Field(default=None, max_length=500)
     #: the push carries the clip's picture (off by default: the picture then leaves the cloud to the push server)
     notify_push_picture: bool = False
+    #: Telegram messages through the person's own bot (``notify.send_telegram``); shares only-real and cooldown
+    notify_telegram: bool = False
+    #: the chat the bot writes to: a numeric id (negative for groups) or ``@channelname``
+    notify_telegram_chat_id: str | None = Field(default=None, max_length=64)
+    #: the bot token from @BotFather, encrypted (SecretBox, context "telegram:<account_id>"); never returned or exported
+    notify_telegram_token_enc: str | None = Field(default=None, max_length=500)
+    #: the message is the clip's picture with the text as caption (off by default: the picture then goes to Telegram)
+    notify_telegram_picture: bool = False
 
 
 class SessionRow(SQLModel, table=True):

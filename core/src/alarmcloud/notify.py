@@ -1,5 +1,5 @@
-"""Notifications after the verdict: HMAC-signed webhooks, e-mail and ntfy push through a durable outbox with
-retries."""
+"""Notifications after the verdict: HMAC-signed webhooks, e-mail, ntfy push and Telegram through a durable outbox
+with retries."""
 
 from __future__ import annotations
 
@@ -176,13 +176,22 @@ def _pinned(app: AlarmCloud, url: str, what: str, method: str, body: bytes,
         yield r
 
 
+def seal_account_secret(app: AlarmCloud, channel: str, account_id: str, secret: str) -> str | None:
+    """Encrypt a person's credential for a channel (``push``: the ntfy access token, ``telegram``: the bot token) for
+    the database, bound to the channel and their account id."""
+    return app.secret_box.encrypt(secret, f"{channel}:{account_id}")
+
+
 def seal_push_token(app: AlarmCloud, account_id: str, token: str) -> str | None:
-    """Encrypt a person's ntfy access token for the database (bound to their account id)."""
-    return app.secret_box.encrypt(token, f"push:{account_id}")
+    return seal_account_secret(app, "push", account_id, token)
 
 
 def open_push_token(app: AlarmCloud, account: Account) -> str:
     return app.secret_box.decrypt(account.notify_push_token_enc, f"push:{account.id}") or ""
+
+
+def open_telegram_token(app: AlarmCloud, account: Account) -> str:
+    return app.secret_box.decrypt(account.notify_telegram_token_enc, f"telegram:{account.id}") or ""
 
 
 def sign(secret: str, body: bytes, ts: str) -> str:
@@ -308,12 +317,22 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
             if person.notify_email_picture and clip.thumb_key:
                 payload["picture"] = True  # read at sending time: a clip deleted meanwhile sends no picture
             s.add(Outbox(account_id=person.id, kind="email", target=person.email, payload=payload))
-        if (person.notify_push and person.notify_push_url and (real or not person.notify_only_real)
-                and _cooldown_ok(s, person, clip.camera_id, "push")):
-            push = alarm_push(app, clip, cam, findings)
-            if person.notify_push_picture and clip.thumb_key:
-                push["picture"] = True  # read at sending time, like the e-mail's
-            s.add(Outbox(account_id=person.id, kind="push", target=person.id, payload=push))
+        for channel, picture in _personal_channels(person):  # ntfy push, Telegram: the same message
+            if (real or not person.notify_only_real) and _cooldown_ok(s, person, clip.camera_id, channel):
+                push = alarm_push(app, clip, cam, findings)
+                if picture and clip.thumb_key:
+                    push["picture"] = True  # read at sending time, like the e-mail's
+                s.add(Outbox(account_id=person.id, kind=channel, target=person.id, payload=push))
+
+
+def _personal_channels(person: Account) -> list[tuple[str, bool]]:
+    """The person's message channels besides e-mail that are switched on and set up: (outbox kind, with picture)."""
+    channels = []
+    if person.notify_push and person.notify_push_url:
+        channels.append(("push", person.notify_push_picture))
+    if person.notify_telegram and person.notify_telegram_chat_id and person.notify_telegram_token_enc:
+        channels.append(("telegram", person.notify_telegram_picture))
+    return channels
 
 
 def _people(s: Session, acc: Account, camera_id: str) -> list[Account]:
@@ -340,23 +359,24 @@ VIEW_NOTICE_QUIET_SECONDS = 24 * 3600
 
 def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, text: str) -> bool:
     """Tell that the camera's view looks obstructed (``viewcheck``): addressed like alarm notifications, to the
-    owner and every sub-user with a right on this camera, by e-mail and by push as each of them chose, each person
-    at most once per quiet period (one notice, on every channel they use)."""
+    owner and every sub-user with a right on this camera, by e-mail, push and Telegram as each of them chose, each
+    person at most once per quiet period (one notice, on every channel they use)."""
     acc = s.get(Account, cam.account_id)
     if acc is None:
         return False
     queued = False
     for person in _people(s, acc, cam.id):
         email = person.notify_email
-        push = person.notify_push and bool(person.notify_push_url)
-        if not (email or push) or not _quiet_ok(s, person, f"view_notified:{cam.id}", VIEW_NOTICE_QUIET_SECONDS):
+        channels = [channel for channel, _ in _personal_channels(person)]
+        if not (email or channels) or not _quiet_ok(s, person, f"view_notified:{cam.id}",
+                                                     VIEW_NOTICE_QUIET_SECONDS):
             continue
         if email:
             s.add(Outbox(account_id=person.id, kind="email", target=person.email,
                          payload={"subject": _header_safe(subject, 200), "text": text}))
-        if push:
-            base = app.settings.public_url.rstrip("/")
-            s.add(Outbox(account_id=person.id, kind="push", target=person.id,
+        base = app.settings.public_url.rstrip("/")
+        for channel in channels:
+            s.add(Outbox(account_id=person.id, kind=channel, target=person.id,
                          payload={"title": _header_safe(subject, 200), "message": text.split("\n\n")[0],
                                   "tags": ["warning"], "priority": "default", "click": f"{base}/cameras"}))
         queued = True
@@ -387,6 +407,18 @@ async def queue_event(app: AlarmCloud, event: Event) -> None:
 
 
 # ---------------------------------------------------------------- delivery
+
+
+class RetryAfter(Exception):
+    """A failed attempt whose receiver said when to try again (seconds), instead of the usual backoff."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+#: a receiver's "retry after" is honoured up to this many seconds
+RETRY_AFTER_MAX = 3600.0
 
 
 def _lease(app: AlarmCloud) -> timedelta:
@@ -423,6 +455,8 @@ def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
     """One delivery attempt outside any transaction: (outcome, error) with outcome sent | failed | dead | skipped."""
     if row.kind == "push":
         return _attempt_push(app, row)
+    if row.kind == "telegram":
+        return _attempt_telegram(app, row)
     if row.kind == "webhook":
         with app.db.session() as s:
             hook = s.get(Webhook, row.target)
@@ -442,8 +476,11 @@ def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
 
 def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
     """Attempt one claimed row and record the outcome (retry with backoff, dead after max_attempts)."""
+    delay: float | None = None
     try:
         outcome, error = _attempt(app, row)
+    except RetryAfter as exc:  # the receiver said when to come back (Telegram's 429 ``retry_after``)
+        outcome, error, delay = "failed", str(exc), min(exc.seconds, RETRY_AFTER_MAX)
     except TargetNotAllowed as exc:
         outcome, error = "failed", str(exc)
     except Exception as exc:  # the receiver's or the mail server's failure, kept for the owner to see
@@ -463,7 +500,8 @@ def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
                 fresh.state = "dead"
             else:
                 fresh.state = "queued"
-                fresh.available_at = now + timedelta(seconds=cfg.retry_base_seconds * 2 ** (fresh.attempts - 1))
+                backoff = cfg.retry_base_seconds * 2 ** (fresh.attempts - 1)
+                fresh.available_at = now + timedelta(seconds=backoff if delay is None else delay)
             log.info("delivery %s (%s) failed on attempt %d: %s", row.id, row.kind, fresh.attempts, error)
         else:
             fresh.state = outcome
@@ -645,3 +683,139 @@ def send_test_push(app: AlarmCloud, account_id: str) -> Outbox | None:
         s.add(row)
         s.commit()
     return deliver_row(app, row)
+
+
+# ---------------------------------------------------------------- Telegram (the person's own bot)
+
+TELEGRAM_TEST_MESSAGE = "Test message from alarmcloud: this chat gets alarm notifications."
+#: a bot token as @BotFather gives it: the bot's number, a colon, the secret part
+TELEGRAM_TOKEN = re.compile(r"\d{3,20}:[A-Za-z0-9_-]{30,100}")
+#: a chat: its number (negative for groups and channels) or a public channel's @username
+TELEGRAM_CHAT = re.compile(r"-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31}")
+TELEGRAM_TEXT_MAX, TELEGRAM_CAPTION_MAX = 4096, 1024
+#: the answer of a Bot API method is read up to this size (getUpdates lists at most 100 updates)
+TELEGRAM_ANSWER_MAX = 1024 * 1024
+
+
+class TelegramError(Exception):
+    """A Bot API call that failed: ``status`` is the HTTP status (0: no answer), the text never holds the token."""
+
+    def __init__(self, status: int, description: str, retry_after: float | None = None) -> None:
+        self.status, self.description, self.retry_after = status, description, retry_after
+        super().__init__(f"HTTP {status}: {description}" if status else description)
+
+
+def telegram_call(app: AlarmCloud, token: str, method: str, data: dict[str, Any] | None = None,
+                  files: dict[str, tuple[str, bytes, str]] | None = None) -> Any:
+    """Call a Bot API method (JSON, or a multipart form with ``files``); its ``result`` or ``TelegramError``.
+
+    The bot token is part of the URL path, so the URL is never put into an error; httpx's request log line carries
+    it, and the log scrubber (``privacy_log``) replaces bot tokens in every record.
+    """
+    if not TELEGRAM_TOKEN.fullmatch(token):
+        raise TelegramError(0, "the bot token is not valid")
+    url = f"{app.settings.notify.telegram_api_url.rstrip('/')}/bot{token}/{method}"
+    # the operator's Bot API address (not a customer's): no address check, but no proxies and no redirects either
+    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
+    try:
+        with client:
+            if files:
+                form = {k: str(v) for k, v in (data or {}).items()}
+                r = client.post(url, data=form, files=files)
+            else:
+                r = client.post(url, json=data or {})
+            raw = r.content[:TELEGRAM_ANSWER_MAX]
+    except httpx.HTTPError as exc:
+        raise TelegramError(0, f"{type(exc).__name__}: {exc}".replace(token, "{token}").strip().rstrip(":")) from None
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise TelegramError(r.status_code, "the answer is not from the Telegram Bot API")
+    if answer.get("ok") is True and 200 <= r.status_code < 300:
+        return answer.get("result")
+    params = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
+    retry = params.get("retry_after")
+    text = _ERROR_TEXT.sub(" ", str(answer.get("description") or "")).replace(token, "{token}").strip()[:200]
+    code = answer.get("error_code")
+    status = code if isinstance(code, int) and code > 0 else r.status_code
+    raise TelegramError(status, text or "refused",
+                        float(retry) if isinstance(retry, int | float) and retry >= 0 else None)
+
+
+def telegram_text(payload: dict[str, Any], limit: int = TELEGRAM_TEXT_MAX) -> str:
+    """The message's text (plain, no markup): title, text and the clip's link, each on its own line."""
+    lines = [str(payload.get("title") or "alarmcloud"), str(payload.get("message") or ""),
+             str(payload.get("click") or "")]
+    text = "\n".join(line for line in lines if line)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def send_telegram(app: AlarmCloud, token: str, chat_id: str, payload: dict[str, Any],
+                  picture: bytes | None) -> None:
+    """One message to the chat: ``sendPhoto`` (the JPEG with the text as caption) or ``sendMessage``."""
+    if picture is not None and len(picture) <= EMAIL_PICTURE_MAX:
+        telegram_call(app, token, "sendPhoto", {"chat_id": chat_id,
+                                                "caption": telegram_text(payload, TELEGRAM_CAPTION_MAX)},
+                      files={"photo": ("alarm.jpg", picture, "image/jpeg")})
+        return
+    telegram_call(app, token, "sendMessage", {"chat_id": chat_id, "text": telegram_text(payload),
+                                              "link_preview_options": {"is_disabled": True}})
+
+
+def _attempt_telegram(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
+    """Read the person's Telegram settings now (changed or switched off meanwhile) and send."""
+    with app.db.session() as s:
+        person = s.get(Account, row.target)
+    if person is None:
+        return "dead", "the account was deleted"
+    token = open_telegram_token(app, person)
+    if not token or not person.notify_telegram_chat_id:
+        return "skipped", "Telegram is not set up (bot token and chat id)"
+    if not person.notify_telegram and not row.payload.get("test"):
+        return "skipped", "Telegram notifications were switched off"
+    picture = _email_picture(app, row.payload) if row.payload.get("picture") else None
+    try:
+        send_telegram(app, token, person.notify_telegram_chat_id, row.payload, picture)
+    except TelegramError as exc:
+        if exc.status == 429:
+            if exc.retry_after is not None:
+                raise RetryAfter(str(exc), exc.retry_after) from None
+            return "failed", str(exc)
+        if exc.status == 0 or exc.status == 408 or exc.status >= 500:
+            return "failed", str(exc)  # no answer or Telegram's trouble: retried with backoff
+        # 400 chat not found, 401 wrong token, 403 blocked by the user or not a member: retrying cannot help
+        return "dead", str(exc)
+    return "sent", None
+
+
+def send_test_telegram(app: AlarmCloud, account_id: str) -> Outbox | None:
+    """Queue a test message to the person's chat and attempt it at once; it retries like any other when it fails."""
+    now = utcnow()
+    base = app.settings.public_url.rstrip("/")
+    row = Outbox(account_id=account_id, kind="telegram", target=account_id, available_at=now + _lease(app),
+                 payload={"test": True, "title": "alarmcloud test", "message": TELEGRAM_TEST_MESSAGE,
+                          "click": f"{base}/notifications"})
+    with app.db.session() as s:
+        s.add(row)
+        s.commit()
+    return deliver_row(app, row)
+
+
+def telegram_chats(app: AlarmCloud, token: str) -> list[dict[str, Any]]:
+    """The chats that wrote to the bot lately (``getUpdates`` once, nothing stored): ``{chat_id, type, title}``."""
+    updates = telegram_call(app, token, "getUpdates", {"timeout": 0, "limit": 100})
+    chats: dict[str, dict[str, Any]] = {}
+    for item in updates if isinstance(updates, list) else []:
+        if not isinstance(item, dict):
+            continue
+        for key in ("message", "edited_message", "channel_post", "edited_channel_post", "my_chat_member"):
+            chat = item[key].get("chat") if isinstance(item.get(key), dict) else None
+            if not isinstance(chat, dict) or not isinstance(chat.get("id"), int):
+                continue
+            name = chat.get("title") or " ".join(str(chat[k]) for k in ("first_name", "last_name") if chat.get(k)) \
+                or (f"@{chat['username']}" if chat.get("username") else "")
+            chats[str(chat["id"])] = {"chat_id": str(chat["id"]), "type": str(chat.get("type") or ""),
+                                      "title": _CONTROL.sub(" ", str(name)).strip()[:100]}
+    return list(chats.values())

@@ -30,6 +30,8 @@ URL_QUERY_RE = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#'\"]*)\?[^\s'\"]*
 BEARER_RE = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9_\-.~+/=]+", re.IGNORECASE)
 #: this deployment's own tokens (API keys ``act_``, OAuth access ``aco_`` and refresh ``acr_`` tokens)
 SECRET_TOKEN_RE = re.compile(r"\bac[tor]_[A-Za-z0-9_\-]{16,}")
+#: Telegram bot tokens (``123456:AA…``), also inside Bot API URLs (``/bot<token>/sendMessage``)
+TELEGRAM_TOKEN_RE = re.compile(r"\b(bot)?\d{3,20}:[A-Za-z0-9_\-]{30,}")
 BATCH = 50
 FLUSH_SECONDS = 2.0
 
@@ -47,6 +49,7 @@ def scrub_text(text: str) -> str:
     text = URL_QUERY_RE.sub(r"\1?{query}", text)
     text = BEARER_RE.sub(r"\1 {token}", text)
     text = SECRET_TOKEN_RE.sub("{token}", text)
+    text = TELEGRAM_TOKEN_RE.sub(lambda m: (m.group(1) or "") + "{token}", text)
     text = EMAIL_RE.sub("{email}", text)
     text = IPV4_RE.sub(lambda m: truncate_ip(m.group(0)) if _valid_ip(m.group(0)) else m.group(0), text)
     return IPV6_RE.sub(lambda m: truncate_ip(m.group(0)) if _valid_ip(m.group(0)) else m.group(0), text)

@@ -1,4 +1,5 @@
-"""Push notifications through ntfy, per person: topic URL, access token (never shown again), picture, test push."""
+"""Push notifications through ntfy and Telegram, per person: where to (an ntfy topic URL; a Telegram chat of the
+person's own bot), credentials (an ntfy access token, a bot token: never shown again), picture, test message."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
 
 FIELDS = {"enabled", "url", "token", "picture"}
+TELEGRAM_FIELDS = {"enabled", "token", "chat_id", "picture"}
 RECENT = 10
 
 
@@ -39,9 +41,15 @@ def push_json(a: Account, rows: list[Outbox]) -> dict[str, Any]:
             "cooldown_seconds": a.notify_cooldown_seconds, "deliveries": [delivery_json(r) for r in rows]}
 
 
-def _recent(s: Session, account_id: str) -> list[Outbox]:
-    return list(s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == "push")
+def _recent(s: Session, account_id: str, kind: str = "push") -> list[Outbox]:
+    return list(s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == kind)
                        .order_by(col(Outbox.id).desc()).limit(RECENT)).all())
+
+
+def _only_known(data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 async def get_push(request: Request) -> Response:
@@ -78,9 +86,7 @@ async def update_push(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     data = await json_body(request)
-    unknown = sorted(set(data) - FIELDS)
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(FIELDS))}")
+    _only_known(data, FIELDS)
     changes: dict[str, Any] = {}
     if "url" in data:
         raw = field(data, "url", str, required=False, max_len=500)
@@ -127,10 +133,142 @@ async def send_test_push(request: Request) -> Response:
     return JSONResponse(delivery_json(row), status_code=201)
 
 
+# ---------------------------------------------------------------- Telegram
+
+
+def telegram_json(a: Account, rows: list[Outbox]) -> dict[str, Any]:
+    """The person's Telegram settings; the bot token only as ``has_token``; ``problem``: why the latest message
+    did not arrive (Telegram's answer, e.g. the bot was blocked), until one arrives again."""
+    latest = next((r for r in rows if r.state != "skipped"), None)
+    problem = latest.last_error if latest is not None and latest.state in ("dead", "queued") else None
+    return {"enabled": a.notify_telegram, "chat_id": a.notify_telegram_chat_id,
+            "has_token": bool(a.notify_telegram_token_enc), "picture": a.notify_telegram_picture,
+            "only_real": a.notify_only_real, "cooldown_seconds": a.notify_cooldown_seconds, "problem": problem,
+            "deliveries": [delivery_json(r) for r in rows]}
+
+
+def _telegram_token(data: dict[str, Any]) -> str | None:
+    """The ``token`` field: a bot token as @BotFather gives it, or None (empty or null: remove it)."""
+    token = field(data, "token", str, required=False, max_len=200)
+    if not token or not token.strip():
+        return None
+    token = token.strip()
+    if not notify.TELEGRAM_TOKEN.fullmatch(token):
+        raise ApiError(400, "invalid_token", "the bot token must look like 123456789:AAH… (the token @BotFather "
+                                             "gave you for your bot: its number, a colon and 30 or more letters, "
+                                             "digits, '-' or '_')")
+    return token
+
+
+def _telegram_chat(data: dict[str, Any]) -> str | None:
+    """The ``chat_id`` field: a chat number (JSON number or string) or a channel's @username; None removes it."""
+    value = data.get("chat_id")
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ApiError(400, "invalid_chat_id", "field 'chat_id' must be a number or a string")
+    chat = str(value).strip()
+    if len(chat) > 40 or not notify.TELEGRAM_CHAT.fullmatch(chat):
+        raise ApiError(400, "invalid_chat_id", "chat_id must be the chat's number (e.g. 123456789; a group's or "
+                                               "channel's starts with '-') or a public channel's @name")
+    return chat
+
+
+async def get_telegram(request: Request) -> Response:
+    """The caller's Telegram settings and latest messages (state, attempts, Telegram's error)."""
+    user = await require_user(request)
+
+    def _get(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        return telegram_json(acc, _recent(s, acc.id, "telegram"))
+
+    return JSONResponse(await core(request).db.run(_get))
+
+
+async def update_telegram(request: Request) -> Response:
+    """Change ``enabled``, ``token`` (the bot token, stored encrypted and never returned; empty or null removes it
+    and switches Telegram off), ``chat_id`` (empty or null removes it and switches Telegram off) or ``picture``.
+    Every field is checked before anything is stored."""
+    user = await require_user(request)
+    app = core(request)
+    data = await json_body(request)
+    _only_known(data, TELEGRAM_FIELDS)
+    changes: dict[str, Any] = {}
+    if "token" in data:
+        token = _telegram_token(data)
+        changes["notify_telegram_token_enc"] = notify.seal_account_secret(app, "telegram", user.id, token) \
+            if token else None
+    if "chat_id" in data:
+        changes["notify_telegram_chat_id"] = _telegram_chat(data)
+    if any(k in changes and changes[k] is None for k in ("notify_telegram_token_enc", "notify_telegram_chat_id")):
+        changes["notify_telegram"] = False
+    enabled = field(data, "enabled", bool, required=False)
+    if enabled is not None:
+        changes["notify_telegram"] = enabled and changes.get("notify_telegram", True)
+    picture = field(data, "picture", bool, required=False)
+    if picture is not None:
+        changes["notify_telegram_picture"] = picture
+
+    def _update(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        for k, v in changes.items():
+            setattr(acc, k, v)
+        if acc.notify_telegram and not (acc.notify_telegram_token_enc and acc.notify_telegram_chat_id):
+            missing = "the bot token (field 'token')" if not acc.notify_telegram_token_enc else \
+                "the chat (field 'chat_id')"
+            raise ApiError(400, "missing_field", f"set {missing} to switch Telegram on")
+        s.add(acc)
+        s.commit()
+        return telegram_json(acc, _recent(s, acc.id, "telegram"))
+
+    return JSONResponse(await app.db.run(_update))
+
+
+async def send_test_telegram(request: Request) -> Response:
+    """Send a test message to the saved chat now; answers with the delivery (it retries if Telegram failed)."""
+    user = await require_user(request)
+    app = core(request)
+    acc = await app.db.run(lambda s: s.get(Account, user.id))
+    if acc is None or not acc.notify_telegram_token_enc or not acc.notify_telegram_chat_id:
+        raise ApiError(409, "no_telegram_chat", "save the bot token and the chat first")
+    row = await anyio.to_thread.run_sync(notify.send_test_telegram, app, user.id)
+    if row is None:
+        raise ApiError(404, "not_found", "the test message was removed")
+    return JSONResponse(delivery_json(row), status_code=201)
+
+
+async def find_telegram_chats(request: Request) -> Response:
+    """The chats that wrote to the bot lately (Telegram's ``getUpdates``, asked once): send your bot any message,
+    then pick your chat. Uses ``token`` from the body when given (not stored), else the saved one."""
+    user = await require_user(request)
+    app = core(request)
+    data = await json_body(request) if await request.body() else {}  # the body is optional
+    _only_known(data, {"token"})
+    token = _telegram_token(data)
+    if token is None:
+        acc = await app.db.run(lambda s: s.get(Account, user.id))
+        token = notify.open_telegram_token(app, acc) if acc is not None else ""
+    if not token:
+        raise ApiError(409, "no_telegram_token", "enter the bot token first")
+    try:
+        chats = await anyio.to_thread.run_sync(notify.telegram_chats, app, token)
+    except notify.TelegramError as exc:
+        if exc.status in (401, 404):
+            raise ApiError(400, "invalid_token", f"Telegram does not know this bot token ({exc})") from None
+        raise ApiError(502, "telegram_error", f"Telegram did not list the chats: {exc}") from None
+    return JSONResponse({"chats": chats})
+
+
 def routes(app: AlarmCloud) -> list[BaseRoute]:
     """Mounted by ``create_app`` (a core feature module)."""
     return [
         Route("/api/v1/me/push", get_push, methods=["GET"]),
         Route("/api/v1/me/push", update_push, methods=["PATCH"]),
         Route("/api/v1/me/push/test", send_test_push, methods=["POST"]),
+        Route("/api/v1/me/telegram", get_telegram, methods=["GET"]),
+        Route("/api/v1/me/telegram", update_telegram, methods=["PATCH"]),
+        Route("/api/v1/me/telegram/test", send_test_telegram, methods=["POST"]),
+        Route("/api/v1/me/telegram/chats", find_telegram_chats, methods=["POST"]),
     ]
