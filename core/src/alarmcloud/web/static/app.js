@@ -1391,3 +1391,131 @@
     }
   });
 })();
+
+// ------------------------------------------------------------ notifications: Telegram (the person's own bot)
+(function () {
+  const api = window.alarmcloud.api;
+
+  function say(form, text, kind) {
+    const el = form.querySelector(".push-result");
+    el.textContent = text;
+    el.className = "push-result " + (kind || "");
+    el.hidden = !text;
+  }
+
+  function showProblem(form, problem) {
+    const el = form.querySelector("[data-telegram-problem]");
+    el.textContent = problem ? "The last message did not arrive: " + problem : "";
+    el.hidden = !problem;
+  }
+
+  function busy(form, on) { form.querySelectorAll("button").forEach((b) => { b.disabled = on; }); }
+
+  async function save(form) {
+    const body = { enabled: form.elements.enabled.checked, chat_id: form.elements.chat_id.value.trim(),
+                   picture: form.elements.picture.checked };
+    const token = form.elements.token.value.trim();
+    if (token) body.token = token;
+    else if (form.elements.remove_token && form.elements.remove_token.checked) body.token = null;
+    const r = await api("PATCH", "/api/v1/me/telegram", body);
+    if (!r.ok) { say(form, r.message, "error"); return null; }
+    form.elements.token.value = "";  // never shown again
+    const has = r.data.has_token;
+    form.elements.token.placeholder = has ? "a token is saved; type a new one to replace it" : "not set";
+    const remove = form.querySelector("[data-telegram-remove-token]");
+    remove.hidden = !has;
+    form.elements.remove_token.checked = false;
+    form.elements.enabled.checked = r.data.enabled;
+    showProblem(form, r.data.problem);
+    return r.data;
+  }
+
+  function describe(d) {
+    if (d.state === "sent") return ["Test message delivered to Telegram: check the chat.", "ok"];
+    const why = d.last_error || d.state;
+    if (d.state === "queued") return ["Test message not delivered yet: " + why + ". It is tried again in a moment.", "error"];
+    return ["Test message not delivered: " + why + ". Check the bot token and the chat.", "error"];
+  }
+
+  function listChats(form, chats) {
+    const box = form.querySelector("[data-telegram-chat-list]");
+    box.replaceChildren();
+    chats.forEach((c) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.telegramChat = c.chat_id;
+      b.textContent = (c.title || c.chat_id) + " (" + (c.type || "chat") + ", " + c.chat_id + ")";
+      box.append(b);
+    });
+    box.hidden = chats.length === 0;
+  }
+
+  document.addEventListener("DOMContentLoaded", async () => {
+    const form = document.querySelector("form[data-telegram]");
+    if (!form) return;
+    const r = await api("GET", "/api/v1/me/telegram");
+    if (r.ok) showProblem(form, r.data.problem);
+  });
+
+  document.addEventListener("submit", async (e) => {
+    const form = e.target;
+    if (!form.matches("[data-telegram]")) return;
+    e.preventDefault();
+    say(form, "");
+    busy(form, true);
+    const saved = await save(form);
+    busy(form, false);
+    if (saved) say(form, saved.enabled ? "Telegram notifications saved and on." : "Telegram settings saved; Telegram is off.", "ok");
+  });
+
+  document.addEventListener("click", async (e) => {
+    const pick = e.target.closest("button[data-telegram-chat]");
+    if (pick) {
+      const form = pick.closest("form");
+      form.elements.chat_id.value = pick.dataset.telegramChat;
+      form.querySelector("[data-telegram-chat-list]").hidden = true;
+      say(form, "Chat chosen. Apply the settings to keep it.", "ok");
+      return;
+    }
+    const find = e.target.closest("button[data-telegram-chats]");
+    if (find) {
+      const form = find.closest("form");
+      const token = form.elements.token.value.trim();
+      say(form, "Asking Telegram which chats wrote to your bot…");
+      busy(form, true);
+      try {
+        const r = await api("POST", "/api/v1/me/telegram/chats", token ? { token } : {});
+        if (!r.ok) { say(form, r.message, "error"); return; }
+        const chats = r.data.chats || [];
+        listChats(form, chats);
+        if (chats.length === 1) {
+          form.elements.chat_id.value = chats[0].chat_id;
+          say(form, "Found your chat with the bot. Apply the settings to keep it.", "ok");
+        } else if (chats.length) {
+          say(form, "Choose your chat.", "ok");
+        } else {
+          say(form, "No chat found: send any message to your bot in Telegram, then try again.", "error");
+        }
+      } finally {
+        busy(form, false);
+      }
+      return;
+    }
+    const btn = e.target.closest("button[data-telegram-test]");
+    if (!btn) return;
+    const form = btn.closest("form");
+    say(form, "Sending a test message…");
+    busy(form, true);
+    try {
+      if (!(await save(form))) return;  // test what is on the page: save it first
+      const r = await api("POST", "/api/v1/me/telegram/test", {});
+      if (!r.ok) { say(form, r.message, "error"); return; }
+      const [text, kind] = describe(r.data || {});
+      say(form, text, kind);
+      const again = await api("GET", "/api/v1/me/telegram");
+      if (again.ok) showProblem(form, again.data.problem);
+    } finally {
+      busy(form, false);
+    }
+  });
+})();
