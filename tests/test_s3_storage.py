@@ -334,3 +334,25 @@ def test_applying_privacy_masks_replaces_the_objects_in_the_bucket(s3: MotoS3, t
         inside, _ = regions(frames[0].shape[1], frames[0].shape[0])
         assert max(float(f[inside].max()) for f in frames) <= 12  # black where the masks are
         assert _files(Path(srv.core.settings.data_dir) / "staging") == []
+
+
+def test_store_failing_between_video_and_thumbnail_leaves_nothing(s3: MotoS3, tmp_path: Path,  # noqa: F811
+                                                                  kit: Any) -> None:
+    from alarmcloud.blobstore import BlobStoreUnavailable
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    with LiveServer(_settings(tmp_path / "data", s3, bucket)) as srv:
+        acc = Api(srv.url).register("half@example.com")
+        creds = acc.upload_credentials(acc.camera()["id"])
+        core: Any = srv.core
+
+        def refuse(key: str, data: bytes) -> int:
+            raise BlobStoreUnavailable("object storage failed: connection reset")
+
+        core.blobs.put_bytes = refuse  # the video went up; the thumbnail's request fails
+        r = acc.upload(creds, kit.small_clip(tmp_path / "c.mp4", seconds=2.0))
+        assert r.status_code == 503, r.text
+        assert s3.keys(bucket) == []  # the video sent before was deleted again
+        assert kit.row_counts(core) == {"clips": 0, "jobs": 0, "series": 0}

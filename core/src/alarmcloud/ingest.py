@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import time
@@ -185,7 +186,12 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
         if masks:
             path.unlink(missing_ok=True)  # the masked copy is ours to remove (the caller removes the upload)
     if thumb_key and thumbnail:
-        app.blobs.put_bytes(thumb_key, thumbnail)
+        try:
+            app.blobs.put_bytes(thumb_key, thumbnail)
+        except Exception:  # e.g. the object store went away after the video: keep no clip without a row
+            with contextlib.suppress(Exception):
+                app.blobs.delete(blob_key)  # when this fails too, the start-up sweep removes it
+            raise
     evicted: list[str] = []
     try:
         with app.db.session() as s:
