@@ -225,6 +225,24 @@ def test_sub_users_get_messages_only_for_cameras_they_have_a_right_on(api: Any, 
     assert len(telegram.received()) == 1
 
 
+def test_the_quiet_time_holds_per_camera_and_channel(api: Any, server: Any, telegram: FakeTelegram, clip: Path,
+                                                     receiver: Any) -> None:
+    server.core.settings.notify.webhook_networks = ["127.0.0.0/8"]  # the stand-in ntfy server is on loopback
+    a = api().register("tgquiet@example.com")
+    _telegram_on(a, cooldown=3600)
+    assert a.patch("/api/v1/me/push", json={"enabled": True, "url": receiver.url + "/q"}).status_code == 200
+    creds = a.upload_credentials(a.camera("Front")["id"])
+    for _ in range(2):
+        assert a.upload_analysed(creds, clip)["verdict"] == "alarm"
+    a.upload_analysed(a.upload_credentials(a.camera("Back")["id"]), clip)
+    telegram.wait(2)
+    receiver.wait(2)
+    time.sleep(1.0)
+    # one message per camera on each channel: the push did not silence Telegram, nor the other way round
+    assert sorted(r["fields"]["text"].split("\n")[0] for r in telegram.received()) == ["Alarm: Back", "Alarm: Front"]
+    assert sorted(r["headers"]["Title"] for r in receiver.received()) == ["Alarm: Back", "Alarm: Front"]
+
+
 # ---------------------------------------------------------------- Telegram's answers
 
 
