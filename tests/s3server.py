@@ -71,3 +71,63 @@ def s3() -> Iterator[MotoS3]:
 @pytest.fixture
 def s3_bucket(s3: MotoS3) -> str:
     return s3.new_bucket()
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the S3 server that, once ``cut_after(n)`` is called, drops every connection that
+    has sent ``n`` bytes towards the server: the store going away in the middle of an upload."""
+
+    def __init__(self, upstream: str) -> None:
+        import socket
+        import threading
+        from urllib.parse import urlparse
+
+        url = urlparse(upstream)
+        self.upstream = (url.hostname or "127.0.0.1", url.port or 80)
+        self.limit: int | None = None
+        self.cuts = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut_after(self, n: int) -> None:
+        self.limit = n
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pipe(self, src: Any, dst: Any, upward: bool) -> None:
+        import socket
+
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                if upward and self.limit is not None and sent + len(data) > self.limit:
+                    dst.sendall(data[:max(0, self.limit - sent)])
+                    self.cuts += 1
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()

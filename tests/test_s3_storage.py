@@ -109,7 +109,7 @@ def test_upload_while_the_store_is_down_answers_503_and_stores_nothing(tmp_path:
 
     own = MotoS3()  # a server of this test's own, stopped in the middle
     try:
-        st = _settings(tmp_path / "data", own, own.new_bucket(), s3={"max_retries": 0, "timeout_seconds": 5})
+        st = _settings(tmp_path / "data", own, own.new_bucket(), s3={"max_retries": 0, "timeout_seconds": 2})
         clip = kit.small_clip(tmp_path / "c.mp4", seconds=2.0)
         with LiveServer(st) as srv:
             acc = Api(srv.url).register("down@example.com")
@@ -294,7 +294,7 @@ def test_health_reports_the_object_store(tmp_path: Path) -> None:
 
     own = MotoS3()
     try:
-        st = _settings(tmp_path / "data", own, own.new_bucket(), s3={"max_retries": 0, "timeout_seconds": 5})
+        st = _settings(tmp_path / "data", own, own.new_bucket(), s3={"max_retries": 0, "timeout_seconds": 2})
         with LiveServer(st) as srv:
             r = httpx.get(srv.url + "/-/health")
             assert r.status_code == 200 and r.json()["checks"]["storage"] is True
@@ -356,3 +356,34 @@ def test_store_failing_between_video_and_thumbnail_leaves_nothing(s3: MotoS3, tm
         assert r.status_code == 503, r.text
         assert s3.keys(bucket) == []  # the video sent before was deleted again
         assert kit.row_counts(core) == {"clips": 0, "jobs": 0, "series": 0}
+
+
+def test_store_dropping_the_connection_mid_upload_answers_503(s3: MotoS3, tmp_path: Path,  # noqa: F811
+                                                              kit: Any) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+    from tests.s3server import CuttingProxy  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    proxy = CuttingProxy(s3.endpoint)
+    clip = kit.small_clip(tmp_path / "c.mp4", seconds=3.0)
+    try:
+        st = _settings(tmp_path / "data", s3, bucket, s3={"max_retries": 0, "timeout_seconds": 2})
+        st.storage.s3.endpoint_url = proxy.endpoint
+        with LiveServer(st) as srv:
+            acc = Api(srv.url).register("cut@example.com")
+            creds = acc.upload_credentials(acc.camera()["id"])
+            proxy.cut_after(clip.stat().st_size // 2)  # half of the video's PUT body reaches the server
+            r = acc.upload(creds, clip)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "storage_unavailable"
+            assert proxy.cuts >= 1
+            assert s3.keys(bucket) == []  # no half object
+            assert kit.row_counts(srv.core) == {"clips": 0, "jobs": 0, "series": 0}
+            assert _files(Path(st.data_dir) / "staging") == []
+            proxy.limit = None  # the store is back: the camera's next try is stored
+            r = acc.upload(creds, clip)
+            assert r.status_code == 201, r.text
+            assert acc.wait_event(r.json()["event_id"])["status"] == "done"
+            assert len(s3.keys(bucket)) == 2  # video and thumbnail
+    finally:
+        proxy.close()
