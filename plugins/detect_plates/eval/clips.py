@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
+import pickle
 import time
 import zlib
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from alarmcloud.contracts import ClipFrames, Finding
 from alarmcloud.testing import make_clip
 from alarmcloud_detect_plates.detector import PlateDetector
 from alarmcloud_detect_plates.formats import normalize_plate, plate_distance
+from alarmcloud_detect_plates.ocr import OcrEngine, TextMap, TextRead
 from PIL import Image
 
 Scene = Callable[[int, float, int, int], np.ndarray]
@@ -84,9 +87,72 @@ def photo_scene(img: Image.Image, motion: str, seconds: float, box: tuple[float,
     return scene
 
 
-def camera_clip(path: Path, scene: Scene, seconds: float, width: int, height: int, gop: float = 1.0) -> Path:
-    """An H.264 clip of ``scene`` at 15 fps, as a camera records it."""
+def camera_clip(
+    path: Path, scene: Scene, seconds: float, width: int, height: int, gop: float = 1.0, cache: Path | None = None
+) -> Path:
+    """An H.264 clip of ``scene`` at 15 fps, as a camera records it; with ``cache`` (a file name), the clip
+    saved there before, else made and saved there."""
+    if cache is not None:
+        if cache.is_file():
+            return cache
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        made = make_clip(path, seconds=seconds, width=width, height=height, fps=15, gop_seconds=gop, scene=scene)
+        cache.write_bytes(made.read_bytes())
+        return cache
     return make_clip(path, seconds=seconds, width=width, height=height, fps=15, gop_seconds=gop, scene=scene)
+
+
+class CachedEngine(OcrEngine):
+    """An ``OcrEngine`` whose results are kept on disk by a hash of their input, for re-running an evaluation
+    after a change to what follows the models (fitting, voting): with the same clips, the same calls get the
+    same answers without running the models. A recognition is keyed by all the crops of the call (the batch's
+    padding depends on them), so a re-run reproduces an uncached run exactly. CPU times of cached runs are no
+    measurement."""
+
+    def __init__(self, folder: Path, threads: int = 1) -> None:
+        super().__init__(threads=threads)
+        self.folder = folder
+        (folder / "map").mkdir(parents=True, exist_ok=True)
+        (folder / "rec").mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _key(*parts: np.ndarray | str) -> str:
+        h = hashlib.sha1()
+        for part in parts:
+            if isinstance(part, np.ndarray):
+                h.update(str(part.shape).encode())
+                h.update(np.ascontiguousarray(part).tobytes())
+            else:
+                h.update(part.encode())
+        return h.hexdigest()
+
+    def text_map(self, bgr: np.ndarray, scale: float) -> TextMap:
+        """The cached probability map of ``bgr`` at ``scale``, else the detector's (then cached)."""
+        path = self.folder / "map" / f"{self._key(bgr, repr(scale))}.npz"
+        if path.is_file():
+            self.hits += 1
+            with np.load(path) as z:
+                sx, sy, w, h = (float(v) for v in z["meta"])
+                return TextMap(z["pred"], sx, sy, int(w), int(h))
+        self.misses += 1
+        tmap = super().text_map(bgr, scale)
+        np.savez_compressed(path, pred=tmap.pred, meta=np.array([tmap.sx, tmap.sy, tmap.width, tmap.height]))
+        return tmap
+
+    def recognize(self, crops: list[np.ndarray]) -> list[TextRead]:
+        """The cached reads of this exact list of crops, else the recogniser's (then cached)."""
+        if not crops:
+            return []
+        path = self.folder / "rec" / f"{self._key(*crops)}.pkl"
+        if path.is_file():
+            self.hits += 1
+            return pickle.loads(path.read_bytes())
+        self.misses += 1
+        reads = super().recognize(crops)
+        path.write_bytes(pickle.dumps(reads))
+        return reads
 
 
 def decode(det: PlateDetector, path: Path) -> ClipFrames:

@@ -34,6 +34,7 @@ from clips import (
     MODES,
     MOTIONS,
     OUTCOMES,
+    CachedEngine,
     analyse,
     box_of,
     camera_clip,
@@ -558,11 +559,17 @@ def main() -> None:
     )
     ap.add_argument("--two-line", action="store_true", help="two-line plates (340 x 220 mm, square rear plates)")
     ap.add_argument("--save", type=Path, help="folder to save the pasted photos in (for looking at them)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        help="folder keeping the rendered clips and the models' outputs (as in evaluate.py; CPU-s are then no "
+        "measurement)",
+    )
     args = ap.parse_args()
 
     countries = [c.strip().upper() for c in args.countries.split(",")]
     rows = load_rows(args.data, args.stride)
-    det = PlateDetector(PlatesConfig())
+    det = PlateDetector(PlatesConfig(), engine=CachedEngine(args.cache / "ocr") if args.cache else None)
     results: dict[str, dict[str, list[str]]] = {m: {} for m in MODES}
     chars: dict[str, dict[str, list[float]]] = {m: {} for m in MODES}
     misreads: list[str] = []
@@ -582,8 +589,17 @@ def main() -> None:
                     args.save / f"{n:03d}-{country}-{spec.text}.png"
                 )
             motion = MOTIONS[n % len(MOTIONS)]
+            kind = ("-grey" if args.grey else "") + ("-two" if args.two_line else "")
             clip = camera_clip(
-                Path(tmp) / "c.mp4", photo_scene(img, motion, args.seconds, box), args.seconds, args.width, args.height
+                Path(tmp) / "c.mp4",
+                photo_scene(img, motion, args.seconds, box),
+                args.seconds,
+                args.width,
+                args.height,
+                cache=args.cache / "clips" / f"eu-{args.seed}-{n:03d}-{country}-{spec.text}{kind}-{args.width}x"
+                f"{args.height}-{args.seconds:g}s.mp4"
+                if args.cache
+                else None,
             )
             frames = decode(det, clip)
             line = []
