@@ -1,9 +1,17 @@
-"""Fixtures of the browser tests: one seeded deployment per test module and a Debian chromium."""
+"""Fixtures of the browser tests: one seeded deployment per test module and a Debian chromium.
+
+The seeding (an account, two cameras, five clips through the real pipeline) is done once per test process; each
+module's ``site`` runs its own server on a copy of that data folder, so modules still cannot see each other's
+changes. One browser serves the whole process; every test opens its own context (cookies, storage) in it.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +22,34 @@ sys.path.insert(0, str(Path(__file__).parent))
 from uihelpers import OPERATOR, OWNER, PASSWORD, REDIRECT, Site, browser, require_chromium  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def site() -> Iterator[Site]:
+@pytest.fixture(scope="session")
+def seeded_data(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """The data folder of a deployment after ``screenshots.seed`` (uploads analysed), made once per test process;
+    ``None`` with ``ALARMCLOUD_TEST_DATABASE_URL`` (the database is not in the folder: each module seeds its own)."""
     require_chromium()
+    if os.environ.get("ALARMCLOUD_TEST_DATABASE_URL"):
+        return None
+    from alarmcloud.models import Job
+    from alarmcloud.testing import LiveServer, test_settings
+    from screenshots import seed
+    from sqlmodel import select
+
+    tmp = tmp_path_factory.mktemp("seeded-site")
+    with LiveServer(test_settings(tmp / "data", camera_networks=["127.0.0.0/8"])) as srv:
+        seed(srv.url, tmp)
+        core: Any = srv.core
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # no job left half done in the copies (a clip is done before its job)
+            with core.db.session() as s:
+                if not s.exec(select(Job).where(Job.state.in_(("queued", "running")))).all():  # type: ignore[attr-defined]
+                    break
+            time.sleep(0.05)
+    srv.core.db.dispose()  # type: ignore[attr-defined]  # the SQLite file whole, its write-ahead log folded in
+    return tmp / "data"
+
+
+@pytest.fixture(scope="module")
+def site(seeded_data: Path | None) -> Iterator[Site]:
     from alarmcloud import oauth
     from alarmcloud.models import Account, Camera
     from alarmcloud.testing import LiveServer, test_settings
@@ -25,15 +58,21 @@ def site() -> Iterator[Site]:
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        if seeded_data is not None:
+            shutil.copytree(seeded_data, tmp / "data")
         settings: Any = test_settings(tmp / "data", camera_networks=["127.0.0.0/8"])
         settings.notify.webhook_networks = ["127.0.0.0/8"]  # webhooks to a receiver on loopback
         with LiveServer(settings) as srv:
-            client, _ = seed(srv.url, tmp)
-            demo_history(srv.core)
-            event_id = client.get("/api/v1/events").json()["items"][0]["id"]
-            cam_id = next(c["id"] for c in client.get("/api/v1/cameras").json()["items"] if c["name"] == "Garden")
             import httpx
 
+            if seeded_data is None:
+                seed(srv.url, tmp)
+            demo_history(srv.core)
+            client = httpx.Client(base_url=srv.url, timeout=60)
+            assert client.post("/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD}).status_code == 200
+            event_id = client.get("/api/v1/events").json()["items"][0]["id"]
+            cam_id = next(c["id"] for c in client.get("/api/v1/cameras").json()["items"] if c["name"] == "Garden")
+            client.close()
             httpx.post(srv.url + "/api/v1/auth/register", json={"email": OPERATOR, "password": PASSWORD})
             core: Any = srv.core
             with core.db.session() as s:
@@ -52,7 +91,14 @@ def site() -> Iterator[Site]:
             yield Site(srv.url, srv.core, event_id, cam_id, client_id)
 
 
-@pytest.fixture(scope="module")
-def chromium(site: Site) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def shared_browser() -> Iterator[Any]:
+    """One chromium for the whole test process (started when a test first needs it)."""
+    require_chromium()
     with browser() as b:
         yield b
+
+
+@pytest.fixture(scope="module")
+def chromium(site: Site, shared_browser: Any) -> Any:
+    return shared_browser
