@@ -85,7 +85,11 @@ def test_clips_live_in_the_bucket_end_to_end(s3: MotoS3, tmp_path: Path, kit: An
         keys = s3.keys(bucket)
         assert f"alarmcloud/{blob_key}" not in keys and f"alarmcloud/{thumb_key}" not in keys
 
-        acc.upload_analysed(creds, second)
+        released = acc.upload_analysed(creds, second)
+        r = acc.post(f"/api/v1/events/{released['id']}/feedback",
+                     json={"detector": "rain", "label": "not_rain", "release": True})
+        assert r.status_code == 201, r.text
+        assert s3.keys(bucket, "alarmcloud/training/") == [f"alarmcloud/training/rain/not_rain/{released['id']}.mp4"]
         r = acc.post("/api/v1/me/exports")
         assert r.status_code == 202, r.text
         deadline = time.monotonic() + 30
@@ -99,6 +103,7 @@ def test_clips_live_in_the_bucket_end_to_end(s3: MotoS3, tmp_path: Path, kit: An
         assert acc.delete("/api/v1/me", json={"password": PASSWORD}).status_code == 200
         left = s3.keys(bucket)
         assert [k for k in left if acc.id in k] == []  # no clip, thumbnail or export of the account is left
+        assert [k for k in left if "/training/" in k] == []  # nor the copy released for training
         other_keys = _clip_keys(core, other_ev["id"])
         assert {f"alarmcloud/{k}" for k in other_keys} <= set(left)  # the neighbour's stay
         assert other.get(f"/api/v1/events/{other_ev['id']}/video").content == second.read_bytes()

@@ -75,6 +75,17 @@ def test_open_is_seekable(store: BlobStore) -> None:
         assert got == data[500_000:]
 
 
+def test_copy_leaves_the_source(store: BlobStore) -> None:
+    store.put_bytes("a/b/c.mp4", b"video")
+    assert store.copy("a/b/c.mp4", "training/rain/rain/c.mp4") == 5
+    with store.open("training/rain/rain/c.mp4") as fh:
+        assert fh.read() == b"video"
+    assert store.exists("a/b/c.mp4")
+    with pytest.raises(FileNotFoundError):
+        store.copy("a/b/none.mp4", "x/y.mp4")
+    assert not store.exists("x/y.mp4")
+
+
 def test_keys_and_delete_prefix_stop_at_folder_boundaries(store: BlobStore) -> None:
     for key in ("acc1/cam/1.mp4", "acc1/cam/1.jpg", "acc10/cam/2.mp4", "exports/acc1/e.zip", "exports/acc10/f.zip"):
         store.put_bytes(key, b"x")

@@ -48,13 +48,20 @@ _ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
 
 
 class TrainingArea:
-    """Clips released by their owners for improving a detector: ``<data_dir>/training/<detector>/<label>/``."""
+    """Clips released by their owners for improving a detector: ``<data_dir>/training/<detector>/<label>/``, or
+    with a shared store (S3) the keys ``training/<detector>/<label>/<clip>.mp4`` in it, so that every node
+    withdraws the same copies (operators sync that prefix to a folder for retraining)."""
 
     def __init__(self, root: Path, blobs: BlobStore) -> None:
         self.root = root
         self.blobs = blobs
 
-    def release(self, clip: Clip, detector: str, label: str) -> Path:
+    def release(self, clip: Clip, detector: str, label: str) -> Path | str:
+        """Copy the clip into the training area: the local file, or the key in the shared store."""
+        if self.blobs.shared:
+            key = f"training/{detector}/{label}/{clip.id}.mp4"
+            self.blobs.copy(clip.blob_key, key)
+            return key
         dst = self.root / detector / label / f"{clip.id}.mp4"
         dst.parent.mkdir(parents=True, exist_ok=True)
         with self.blobs.open(clip.blob_key) as src, open(dst, "wb") as out:
@@ -62,10 +69,22 @@ class TrainingArea:
         return dst
 
     def withdraw(self, clip_id: str) -> int:
+        return self.withdraw_many([clip_id])
+
+    def withdraw_many(self, clip_ids: Iterable[str]) -> int:
+        """Delete every training copy of these clips; returns how many (one listing of a shared store)."""
+        names = {f"{cid}.mp4" for cid in clip_ids}
+        if not names:
+            return 0
         n = 0
         if self.root.exists():
-            for p in self.root.rglob(f"{clip_id}.mp4"):
-                p.unlink()
+            for p in self.root.rglob("*.mp4"):
+                if p.name in names:
+                    p.unlink()
+                    n += 1
+        if self.blobs.shared:
+            for key in [k for k in self.blobs.keys("training") if k.rsplit("/", 1)[-1] in names]:
+                self.blobs.delete(key)
                 n += 1
         return n
 

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from alarmcloud.config import Settings
 
 
-class BlobStoreUnavailable(RuntimeError):
-    """The object store could not be reached or refused the request (not a missing key): answered 503."""
+class BlobStoreUnavailable(OSError):
+    """The object store could not be reached or refused the request (not a missing key): answered 503. An
+    ``OSError``, like a failing disk: code that carries on without a file (an e-mail without its picture) does so."""
 
 
 def fsync_dir(path: Path) -> None:
@@ -87,6 +88,17 @@ class BlobStore(ABC):
             yield tmp
         finally:
             tmp.unlink(missing_ok=True)
+
+    def copy(self, src: str, dst: str) -> int:
+        """Store a copy of blob ``src`` as ``dst``; returns its size."""
+        staged = self.tmp_path(f"copy-{uuid.uuid4().hex}")
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.local_file(src) as path:
+                shutil.copyfile(path, staged)
+            return self.put_file(dst, staged)
+        finally:
+            staged.unlink(missing_ok=True)
 
     def check(self) -> None:
         """Raise ``BlobStoreUnavailable`` (with what to fix) when the store cannot be used."""
@@ -453,6 +465,13 @@ class S3BlobStore(BlobStore):
     def size(self, key: str) -> int:
         check_key(key)
         return int(self._call(self._obstore.head, self.store, key)["size"])
+
+    def copy(self, src: str, dst: str) -> int:
+        """A copy made by the server (nothing is downloaded)."""
+        check_key(src)
+        check_key(dst)
+        self._call(self._obstore.copy, self.store, src, dst)
+        return self.size(dst)
 
     def sizes(self, keys: Iterable[str]) -> dict[str, int | None]:
         """One HEAD request per key, 16 at a time (a bulk download of 500 clips does not wait for 500 in a row)."""

@@ -120,8 +120,7 @@ def erase_blobs(blobs: BlobStore, training: TrainingArea, ids: list[str], clip_i
     for aid in ids:
         blobs.delete_prefix(aid)
         blobs.delete_prefix(f"exports/{aid}")
-    for cid in clip_ids:
-        n += training.withdraw(cid)
+    n += training.withdraw_many(clip_ids)  # one listing of a shared store, not one per clip
     return n
 
 
