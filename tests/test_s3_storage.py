@@ -99,6 +99,8 @@ def test_clips_live_in_the_bucket_end_to_end(s3: MotoS3, tmp_path: Path, kit: An
         assert s3.keys(bucket, f"alarmcloud/exports/{acc.id}/")
         export = acc.get(info["download_url"])
         assert export.status_code == 200 and "account.json" in zipfile.ZipFile(io.BytesIO(export.content)).namelist()
+        head = acc.get(info["download_url"], headers={"Range": "bytes=0-99"})
+        assert head.status_code == 206 and head.content == export.content[:100]
 
         assert acc.delete("/api/v1/me", json={"password": PASSWORD}).status_code == 200
         left = s3.keys(bucket)
@@ -392,3 +394,22 @@ def test_store_dropping_the_connection_mid_upload_answers_503(s3: MotoS3, tmp_pa
             assert len(s3.keys(bucket)) == 2  # video and thumbnail
     finally:
         proxy.close()
+
+
+def test_alarm_mail_goes_out_without_its_picture_while_the_store_is_down(s3: MotoS3, tmp_path: Path,  # noqa: F811
+                                                                          kit: Any) -> None:
+    from alarmcloud.notify import _email_picture
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    own = MotoS3()
+    try:
+        st = _settings(tmp_path / "data", own, own.new_bucket(), s3={"max_retries": 0, "timeout_seconds": 2})
+        with LiveServer(st) as srv:
+            acc = Api(srv.url).register("mail@example.com")
+            ev = acc.upload_analysed(acc.upload_credentials(acc.camera()["id"]), kit.small_clip(tmp_path / "c.mp4"))
+            assert _email_picture(srv.core, {"event_id": ev["id"]})  # the thumbnail, read from the bucket
+            own.stop()
+            assert _email_picture(srv.core, {"event_id": ev["id"]}) is None  # not an error that holds the alarm
+    finally:
+        own.stop()
