@@ -413,3 +413,78 @@ def test_alarm_mail_goes_out_without_its_picture_while_the_store_is_down(s3: Mot
             assert _email_picture(srv.core, {"event_id": ev["id"]}) is None  # not an error that holds the alarm
     finally:
         own.stop()
+
+
+def test_ftp_clips_sent_while_the_store_is_down_are_kept_and_stored_when_it_is_back(
+        s3: MotoS3, tmp_path: Path, kit: Any) -> None:  # noqa: F811
+    """An FTP camera counts a clip as delivered at "226": one that cannot be stored then waits in the spool, survives
+    a restart, and is stored when the store is back; a deleted camera's waiting clips are deleted, not stored."""
+    import ftplib
+
+    from alarmcloud.ftp import start_ftp_server
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+    from tests.s3server import CuttingProxy  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    proxy = CuttingProxy(s3.endpoint)
+    st = _settings(tmp_path / "data", s3, bucket, s3={"max_retries": 0, "timeout_seconds": 2})
+    st.storage.s3.endpoint_url = proxy.endpoint
+    st.ftp.passive_ports = ""
+    spool = Path(st.data_dir) / "ftp-spool"
+    clip = kit.small_clip(tmp_path / "A_20240501-101500.mp4", seconds=2.0)
+
+    def send(srv: Any, creds: dict[str, Any]) -> None:
+        ftp = ftplib.FTP()
+        ftp.connect("127.0.0.1", srv.port, timeout=30)
+        ftp.login(creds["username"], creds["password"])
+        with clip.open("rb") as fh:
+            assert ftp.storbinary(f"STOR {clip.name}", fh).startswith("226")  # delivered, as the camera sees it
+        ftp.quit()
+
+    try:
+        with LiveServer(st) as srv:
+            acc = Api(srv.url).register("ftp-spool@example.com")
+            garage = acc.camera("Garage")
+            porch = acc.camera("Porch")
+            ftp_srv = start_ftp_server(srv.core, port=0, host="127.0.0.1")
+            try:
+                proxy.cut_after(0)  # the object store is unreachable
+                send(ftp_srv, acc.upload_credentials(garage["id"]))
+                send(ftp_srv, acc.upload_credentials(porch["id"]))
+                assert sorted(p.parent.name for p in _files(spool)) == sorted([garage["id"], porch["id"]])
+                assert ftp_srv.retry_spool() == 0  # still down: both wait
+                assert kit.row_counts(srv.core) == {"clips": 0, "jobs": 0, "series": 0}
+                assert acc.delete(f"/api/v1/cameras/{porch['id']}").status_code == 204
+            finally:
+                ftp_srv.stop()
+        proxy.limit = None  # the store is back; the server restarts
+        with LiveServer(st) as srv:
+            ftp_srv = start_ftp_server(srv.core, port=0, host="127.0.0.1")
+            acc = Api(srv.url).login("ftp-spool@example.com")
+            try:
+                deadline = time.monotonic() + 30  # the first spool pass runs a second after the start
+                while not (items := acc.get("/api/v1/events").json()["items"]) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert [e["camera_id"] for e in items] == [garage["id"]], items
+                ev = acc.wait_event(items[0]["id"])
+                assert ev["status"] == "done", ev
+                blob_key, _ = _clip_keys(srv.core, ev["id"])
+                assert s3.read(bucket, f"alarmcloud/{blob_key}") == clip.read_bytes()
+                assert _files(spool) == []  # stored, and the deleted camera's clip deleted
+                # a crash after the commit but before the spool's copy of the first try was removed: after the
+                # restart that copy waits like the others, and it is not stored twice
+                ftp_srv.stop()
+                again = spool / garage["id"] / f".inflight-{time.time_ns()}-{clip.name}"
+                again.parent.mkdir(parents=True, exist_ok=True)
+                again.write_bytes(clip.read_bytes())
+                os.utime(again, (time.time() - 60, time.time() - 60))  # written before the clip was stored
+                ftp_srv = start_ftp_server(srv.core, port=0, host="127.0.0.1")
+                deadline = time.monotonic() + 20
+                while _files(spool) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert _files(spool) == [] and len(acc.get("/api/v1/events").json()["items"]) == 1
+            finally:
+                ftp_srv.stop()
+    finally:
+        proxy.close()

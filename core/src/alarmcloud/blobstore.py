@@ -430,7 +430,7 @@ class S3BlobStore(BlobStore):
         except (BaseError, OSError) as exc:
             if "NoSuchBucket" in str(exc):
                 raise BlobStoreUnavailable(self._no_bucket()) from exc
-            raise BlobStoreUnavailable(f"object storage ({self.describe()}) failed: {_first_line(exc)}") from exc
+            raise BlobStoreUnavailable(f"object storage ({self.describe()}) failed: {first_line(exc)}") from exc
 
     def _no_bucket(self) -> str:
         return (f"bucket {self.bucket} does not exist at {self.endpoint_url or 'AWS S3'} (storage.s3.bucket; "
@@ -518,7 +518,7 @@ class S3BlobStore(BlobStore):
                 yield meta["path"]
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 

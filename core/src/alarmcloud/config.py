@@ -67,6 +67,11 @@ class FtpConfig(BaseModel):
     tls_cert: Path | None = Field(None, description="PEM certificate; when set, FTPS (explicit TLS) is offered")
     tls_key: Path | None = Field(None, description="PEM private key for tls_cert")
     tls_required: bool = Field(False, description="Refuse logins without TLS when a certificate is configured")
+    spool_max_mb: int = Field(
+        2048, ge=0, description="A camera's FTP client counts a clip as delivered once the transfer ends, so a clip "
+        "that cannot be stored then (database or object store unreachable) is kept in <data_dir>/ftp-spool and "
+        "stored when they are back; this caps that folder (MiB; 0: no spool, such clips are lost)")
+    spool_retry_seconds: float = Field(30.0, gt=0, description="How often spooled FTP clips are tried again")
 
 
 class IngestConfig(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -17,7 +18,9 @@ from pyftpdlib.filesystems import AbstractedFS
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import ThreadedFTPServer
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from alarmcloud.blobstore import BlobStoreUnavailable, first_line
 from alarmcloud.ingest import Rejected, ingest_file
 
 if TYPE_CHECKING:
@@ -30,6 +33,10 @@ SNAPSHOT_WINDOW_S = 60.0
 MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
 #: STOR, CWD, LIST/NLST/SIZE/MDTM, MKD, DELE/RMD, RNFR/RNTO: never RETR or APPE
 ALLOWED_PERMS = frozenset("elwmdf")
+#: the spool's name of an upload whose first try is under way (the spool's retries leave it alone)
+INFLIGHT = ".inflight-"
+#: failures that pass (the object store or the database unreachable, a full disk): the clip waits in the spool
+PASSING = (BlobStoreUnavailable, OperationalError, InterfaceError, OSError)
 
 
 @dataclass
@@ -164,6 +171,15 @@ class FtpIngestServer:
         cfg = app.settings.ftp
         self.staging_root = app.blobs.tmp_path("ftp")
         self.staging_root.mkdir(parents=True, exist_ok=True)
+        # the camera was told "226 transfer complete" before the clip is stored: what cannot be stored then waits
+        # here, per camera, as <time_ns>-<file name>, and is stored when the database and the store are back
+        self.spool_root = Path(app.settings.data_dir) / "ftp-spool"
+        self.spool_root.mkdir(parents=True, exist_ok=True)
+        for p in self.spool_root.glob(f"*/{INFLIGHT}*"):  # a crash cut their first try short: they wait too
+            p.rename(p.with_name(p.name.removeprefix(INFLIGHT)))
+        self.spool_cap = cfg.spool_max_mb * 1024 * 1024
+        self.spool_retry_seconds = cfg.spool_retry_seconds
+        self._spool_lock = threading.Lock()
         self._recent: dict[str, _Recent] = {}
         self._recent_lock = threading.Lock()
         fs = type("StagingFS", (_StagingFS,), {"cap": app.settings.ingest.max_upload_bytes})
@@ -195,6 +211,8 @@ class FtpIngestServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="alarmcloud-ftp", daemon=True)
         self._thread.start()
+        self._spool_thread = threading.Thread(target=self._spool_loop, name="alarmcloud-ftp-spool", daemon=True)
+        self._spool_thread.start()
         self.host: str = bind
         # loopback as "localhost": the log scrubber would print any other address of it as a /24 network
         log.info("FTP%s ingest listening on %s:%d%s", "S" if tls else "", "localhost" if is_loopback(bind) else bind,
@@ -211,6 +229,7 @@ class FtpIngestServer:
         """Stop accepting, close sessions and wait for the loop to end."""
         self._stop.set()
         self._thread.join(timeout=15)
+        self._spool_thread.join(timeout=15)
 
     def _recent_for(self, camera_id: str) -> _Recent:
         with self._recent_lock:
@@ -239,14 +258,117 @@ class FtpIngestServer:
             snap = recent.snapshot if recent.snapshot and time.monotonic() - recent.snapshot_at <= \
                 SNAPSHOT_WINDOW_S else None
             recent.snapshot = None
+        kept = self._keep(camera_id, path, name)  # until the clip is stored or refused for good
         try:
             result = ingest_file(self.app, camera_id, path, {"original_name": name[:255]}, thumbnail=snap,
                                  channel="ftp")
         except Rejected as exc:
             log.info("FTP clip %r of camera %s rejected: %s", name[:100], camera_id, exc.code)
+            _drop(kept)
             return
+        except PASSING as exc:
+            if kept is None:
+                raise  # no spool (switched off or full): logged by the caller, the clip is lost
+            kept.rename(kept.with_name(kept.name.removeprefix(INFLIGHT)))  # now the retries take it
+            log.warning("FTP clip %r of camera %s could not be stored (%s): kept in %s, stored when that passes",
+                        name[:100], camera_id, first_line(exc), self.spool_root)
+            return
+        except BaseException:
+            _drop(kept)
+            raise
+        _drop(kept)
         with recent.lock:
             recent.clip_id, recent.clip_at, recent.clip_has_snapshot = result.clip_id, time.monotonic(), bool(snap)
+
+    # ------------------------------------------------------------ spool
+
+    def _spool_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.spool_root.glob("*/*") if p.is_file())
+
+    def _keep(self, camera_id: str, path: Path, name: str) -> Path | None:
+        """A second name for the upload in the spool (a hard link: no copy), so a failed store loses nothing; None
+        when the spool is off or full."""
+        if self.spool_cap <= 0:
+            return None
+        try:
+            if self._spool_bytes() + path.stat().st_size > self.spool_cap:
+                log.error("FTP spool %s is full (ftp.spool_max_mb): clip %r of camera %s is not kept for a retry",
+                          self.spool_root, name[:100], camera_id)
+                return None
+            folder = self.spool_root / camera_id
+            folder.mkdir(exist_ok=True)
+            dst = folder / f"{INFLIGHT}{time.time_ns()}-{name[:200]}"
+            _link_or_copy(path, dst)
+            return dst
+        except OSError:
+            log.exception("cannot keep FTP clip %r of camera %s in the spool", name[:100], camera_id)
+            return None
+
+    def _spool_loop(self) -> None:
+        wait = 1.0  # after a restart the clips kept before it go first
+        while not self._stop.wait(wait):
+            wait = self.spool_retry_seconds
+            try:
+                self.retry_spool()
+            except Exception:
+                log.exception("FTP spool retry failed")
+
+    def retry_spool(self) -> int:
+        """Store the spooled clips in upload order; stops at the first that still cannot be stored. Clips of
+        cameras deleted meanwhile (an erased account's too) are deleted. Returns how many left the spool."""
+        from alarmcloud.models import Camera
+
+        done = 0
+        with self._spool_lock:
+            for folder in [d for d in self.spool_root.iterdir() if d.is_dir()]:
+                try:
+                    with self.app.db.session() as s:
+                        gone = s.get(Camera, folder.name) is None
+                except PASSING:
+                    return done
+                if gone:
+                    done += sum(1 for _ in folder.iterdir())
+                    shutil.rmtree(folder, ignore_errors=True)
+                    log.info("FTP spool: camera %s was deleted: its waiting clips are deleted too", folder.name)
+            waiting = [p for p in self.spool_root.glob("*/*") if not p.name.startswith(INFLIGHT)]
+            for kept in sorted(waiting, key=lambda p: p.name.partition("-")[0].zfill(20)):
+                camera_id, name = kept.parent.name, kept.name.partition("-")[2]
+                staged = self.staging_root / f"spool-{kept.name[:40]}.mp4"
+                try:
+                    if self._already_stored(camera_id, name, kept.stat().st_mtime):
+                        kept.unlink()  # stored before a crash cut the first try short
+                        done += 1
+                        continue
+                    _link_or_copy(kept, staged)
+                    ingest_file(self.app, camera_id, staged, {"original_name": name}, channel="ftp")
+                    log.info("FTP clip %r of camera %s stored from the spool", name[:100], camera_id)
+                except Rejected as exc:
+                    log.info("FTP clip %r of camera %s rejected: %s", name[:100], camera_id, exc.code)
+                except PASSING as exc:
+                    log.info("FTP spool: still cannot store (%s); next try in %.0f s", first_line(exc),
+                             self.spool_retry_seconds)
+                    return done
+                except Exception:
+                    log.exception("FTP clip %r of camera %s from the spool failed", name[:100], camera_id)
+                finally:
+                    staged.unlink(missing_ok=True)
+                kept.unlink(missing_ok=True)
+                done += 1
+        return done
+
+    def _already_stored(self, camera_id: str, name: str, since: float) -> bool:
+        from datetime import UTC, datetime
+
+        from sqlmodel import select
+
+        from alarmcloud.models import Clip
+
+        with self.app.db.session() as s:
+            return s.exec(select(Clip.id).where(
+                Clip.camera_id == camera_id, Clip.original_name == name[:255],
+                Clip.received_at >= datetime.fromtimestamp(since - 2, UTC))).first() is not None
+
+    # ------------------------------------------------------------ snapshots
 
     def _snapshot(self, camera_id: str, path: Path) -> None:
         size = path.stat().st_size
@@ -282,6 +404,18 @@ class FtpIngestServer:
                 clip.thumb_key = key
                 s.add(clip)
                 s.commit()
+
+
+def _drop(kept: Path | None) -> None:
+    if kept is not None:
+        kept.unlink(missing_ok=True)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not allowed
+        shutil.copyfile(src, dst)
 
 
 def is_loopback(host: str | None) -> bool:
