@@ -129,12 +129,13 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
     consents = a.get("/api/v1/me/consents").json()["items"]
     assert {c["subject"] for c in consents if c["kind"] == "clip_release"} == set(labelled.values())
 
-    # the operator recalibrates from the released clips with the real CLI
+    # the operator recalibrates from the released clips with the real CLI (by default the deployment's own)
     model = tmp_path / "models" / "rain.onnx"
-    out = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "rain", "recalibrate", "--samples", str(samples),
-                          "--out", str(model)], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "ALARMCLOUD_CONFIG": ""})
+    out = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "rain", "recalibrate", "--data-dir",
+                          str(server.core.settings.data_dir), "--out", str(model)], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "ALARMCLOUD_CONFIG": ""})
     assert out.returncode == 0, out.stdout + out.stderr
+    assert "released feedback clips of the deployment: 4" in out.stdout
     assert "recalibrated on 4 clips (rain 2, not_rain 2" in out.stdout
     assert model.exists()
 

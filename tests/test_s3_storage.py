@@ -488,3 +488,40 @@ def test_ftp_clips_sent_while_the_store_is_down_are_kept_and_stored_when_it_is_b
                 ftp_srv.stop()
     finally:
         proxy.close()
+
+
+def test_rain_recalibration_reads_the_released_clips_from_the_bucket(s3: MotoS3, tmp_path: Path,  # noqa: F811
+                                                                     kit: Any) -> None:
+    """With S3 storage the training copies live in the bucket; `alarmcloud rain recalibrate` without --samples
+    reads them from there and leaves no copy behind."""
+    pytest.importorskip("alarmcloud_detect_rain")
+    from alarmcloud.cli import main
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    bucket = s3.new_bucket()
+    st = _settings(tmp_path / "data", s3, bucket)
+    with LiveServer(st) as srv:
+        acc = Api(srv.url).register("recal-s3@example.com")
+        cam = acc.camera()
+        assert acc.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
+        creds = acc.upload_credentials(cam["id"])
+        for i, label in enumerate(("rain", "rain", "not_rain", "not_rain")):
+            ev = acc.upload_analysed(creds, kit.small_clip(tmp_path / f"c{i}.mp4", seconds=4.0 + i / 4, fps=25))
+            r = acc.post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "rain", "label": label,
+                                                                      "release": True})
+            assert r.status_code == 201 and r.json()["released"] is True, r.text
+    assert len(s3.keys(bucket, "alarmcloud/training/rain/")) == 4
+    config = tmp_path / "alarmcloud.toml"
+    s3cfg = st.storage.s3
+    config.write_text(f'data_dir = "{st.data_dir.as_posix()}"\n[storage]\nbackend = "s3"\n[storage.s3]\n'
+                      f'bucket = "{bucket}"\nendpoint_url = "{s3cfg.endpoint_url}"\nregion = "{s3cfg.region}"\n'
+                      f'key_prefix = "alarmcloud"\naccess_key_id = "{s3cfg.access_key_id}"\n'
+                      f'secret_access_key = "{s3cfg.secret_access_key.get_secret_value()}"\nallow_http = true\n')
+    model = tmp_path / "rain.onnx"
+    res = CliRunner().invoke(main, ["rain", "recalibrate", "--config", str(config), "--out", str(model)],
+                             env={"ALARMCLOUD_CONFIG": "", "ALARMCLOUD_DATABASE_URL": ""})
+    assert res.exit_code == 0, res.output
+    assert "released feedback clips of the deployment: 4" in res.output
+    assert "recalibrated on 4 clips (rain 2, not_rain 2" in res.output and model.exists()
+    assert not list((Path(st.data_dir) / "staging").glob("training-*"))  # the download is gone

@@ -8,9 +8,10 @@ import importlib
 import importlib.util
 import logging
 import shutil
+import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,24 @@ class TrainingArea:
         with self.blobs.open(clip.blob_key) as src, open(dst, "wb") as out:
             shutil.copyfileobj(src, out)
         return dst
+
+    @contextlib.contextmanager
+    def folder(self, detector: str) -> Iterator[Path]:
+        """The detector's released clips as a local folder ``<label>/<clip>.mp4`` for the length of the ``with``
+        (what retraining commands read): the training area itself on local disk; with a shared store (S3) a
+        download into the staging folder, removed afterwards, so no copy outlives a withdrawal."""
+        if not self.blobs.shared:
+            yield self.root / detector
+            return
+        self.blobs.staging.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"training-{detector}-", dir=self.blobs.staging) as tmp:
+            for key in self.blobs.keys(f"training/{detector}"):
+                label, name = key.split("/")[-2:]
+                dst = Path(tmp) / label / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                with self.blobs.open(key) as src, open(dst, "wb") as out:
+                    shutil.copyfileobj(src, out, 1024 * 1024)
+            yield Path(tmp)
 
     def withdraw(self, clip_id: str) -> int:
         return self.withdraw_many([clip_id])

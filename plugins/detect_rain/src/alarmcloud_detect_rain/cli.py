@@ -16,17 +16,40 @@ def rain() -> None:
 
 
 @rain.command("recalibrate")
-@click.option("--samples", "samples", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--samples", "samples", default=None, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder with released feedback clips: {rain,snow}/*.mp4 (weather) and "
-              "{not_rain,not_snow}/*.mp4 (<data_dir>/training/rain).")
+              "{not_rain,not_snow}/*.mp4. Default: the clips owners released on this deployment (its training "
+              "area: <data_dir>/training/rain, or the training/rain/ keys of its S3 bucket).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The deployment's data directory (without --samples).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The deployment's settings file (without --samples; env ALARMCLOUD_CONFIG).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the new ONNX model; point [plugins.rain] model_path at it.")
 @click.option("--base", "base", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Model to start from (default: the shipped model).")
 @click.option("--strength", default=1.0, show_default=True, type=float,
               help="How strongly the new model is held near the base model.")
-def recalibrate_cmd(samples: Path, out: Path, base: Path | None, strength: float) -> None:
+def recalibrate_cmd(samples: Path | None, data_dir: Path | None, config_file: Path | None, out: Path,
+                    base: Path | None, strength: float) -> None:
     """Recalibrate the rain model from clips owners released with a rain/snow or not_rain/not_snow label."""
+    if samples is not None:
+        _recalibrate(samples, out, base, strength)
+        return
+    from alarmcloud.app import TrainingArea
+    from alarmcloud.blobstore import BlobStoreUnavailable, make_blob_store
+    from alarmcloud.cli_common import settings_from
+
+    st = settings_from(config_file, data_dir=data_dir)
+    try:
+        with TrainingArea(st.data_dir / "training", make_blob_store(st)).folder("rain") as folder:
+            click.echo(f"released feedback clips of the deployment: {len(feedback_clips(folder))}")
+            _recalibrate(folder, out, base, strength)
+    except BlobStoreUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _recalibrate(samples: Path, out: Path, base: Path | None, strength: float) -> None:
     total = len(feedback_clips(samples))
     with Progress(TextColumn("[bold]decoding feedback clips"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn()) as progress:
