@@ -2,7 +2,7 @@
 
 The seeding (an account, two cameras, five clips through the real pipeline) is done once per test process; each
 module's ``site`` runs its own server on a copy of that data folder, so modules still cannot see each other's
-changes. One browser serves the whole process; every test opens its own context (cookies, storage) in it.
+changes.
 """
 
 from __future__ import annotations
@@ -91,14 +91,9 @@ def site(seeded_data: Path | None) -> Iterator[Site]:
             yield Site(srv.url, srv.core, event_id, cam_id, client_id)
 
 
-@pytest.fixture(scope="session")
-def shared_browser() -> Iterator[Any]:
-    """One chromium for the whole test process (started when a test first needs it)."""
-    require_chromium()
+@pytest.fixture(scope="module")
+def chromium(site: Site) -> Iterator[Any]:
+    # per module, not per process: the sync API keeps its event loop marked as running in this thread while the
+    # browser is open, and the anyio tests of other modules of the process could not start theirs
     with browser() as b:
         yield b
-
-
-@pytest.fixture(scope="module")
-def chromium(site: Site, shared_browser: Any) -> Any:
-    return shared_browser

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import sys
 import zipfile
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import MODEL, PASSWORD, make_accepted_clip, require_chromium, watch  # noqa: E402
+from uihelpers import MODEL, PASSWORD, browser, make_accepted_clip, require_chromium, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -28,13 +27,13 @@ def _wait_for_verdict(page: Any, event_id: str, timeout: float = 60.0) -> str:
     return badge.inner_text()
 
 
-def test_customer_journey(tmp_path: Path, shared_browser: Any) -> None:
+def test_customer_journey(tmp_path: Path) -> None:
     require_chromium()
     from alarmcloud.testing import LiveServer, test_settings
 
     clip = make_accepted_clip(tmp_path / "A_20240101_120000.mp4")
     settings = test_settings(tmp_path / "data")
-    with LiveServer(settings) as srv, nullcontext(shared_browser) as b:
+    with LiveServer(settings) as srv, browser() as b:
         ctx = b.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
         page = ctx.new_page()
         page.set_default_timeout(15_000)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import MODEL, PASSWORD, login, make_accepted_clip, opened_page, require_chromium  # noqa: E402
+from uihelpers import MODEL, PASSWORD, browser, login, make_accepted_clip, opened_page, require_chromium  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -85,8 +85,9 @@ def deployment() -> Iterator[Deployment]:
 
 
 @pytest.fixture(scope="module")
-def chromium(deployment: Deployment, shared_browser: Any) -> Any:
-    return shared_browser  # the process's one browser (conftest); each test opens its own context
+def chromium(deployment: Deployment) -> Iterator[Any]:
+    with browser() as b:
+        yield b
 
 
 def add_mask_top_left_quarter(card: Any) -> None:

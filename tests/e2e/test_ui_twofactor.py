@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import PASSWORD, require_chromium, watch  # noqa: E402
+from uihelpers import PASSWORD, browser, require_chromium, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -36,12 +35,12 @@ def _log_in_with_password(page: Any, base: str) -> None:
     page.get_by_label("Verification code").wait_for(state="visible")
 
 
-def test_switch_on_log_out_and_log_in_with_a_code(tmp_path: Path, shared_browser: Any) -> None:
+def test_switch_on_log_out_and_log_in_with_a_code(tmp_path: Path) -> None:
     require_chromium()
     from alarmcloud import twofactor
     from alarmcloud.testing import LiveServer, test_settings
 
-    with LiveServer(test_settings(tmp_path / "data")) as srv, nullcontext(shared_browser) as b:
+    with LiveServer(test_settings(tmp_path / "data")) as srv, browser() as b:
         assert httpx.post(srv.url + "/api/v1/auth/register",
                           json={"email": EMAIL, "password": PASSWORD}).status_code == 201
         ctx = b.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
