@@ -177,16 +177,26 @@ def test_setup_test_message_and_an_alarm_sends_one_photo_with_caption(api: Any, 
     thumb = a.get(f"/api/v1/events/{ev['id']}/thumbnail")
     assert filename == "alarm.jpg" and ctype == "image/jpeg" and jpeg == thumb.content and jpeg[:2] == b"\xff\xd8"
 
+    # a picture Telegram refuses (400, e.g. its dimensions): the message still arrives, as text
+    telegram.script["sendPhoto"] = [(400, {"ok": False, "error_code": 400,
+                                           "description": "Bad Request: PHOTO_INVALID_DIMENSIONS"})]
+    ev1 = a.upload_analysed(creds, clip)
+    (refused,) = telegram.wait(2, "sendPhoto")[1:]
+    (fallback,) = telegram.wait(2, "sendMessage")[1:]
+    assert refused["status"] == 400 and ev1["id"] in fallback["fields"]["text"]
+    assert _wait_state(server.core, a.id, "sent").payload.get("picture") is True
+
     # without the picture: a text message with the same lines, the picture stays in the cloud
     assert a.patch("/api/v1/me/telegram", json={"picture": False}).json()["picture"] is False
     ev2 = a.upload_analysed(creds, clip)
-    (msg,) = telegram.wait(2, "sendMessage")[1:]
+    (msg,) = telegram.wait(3, "sendMessage")[2:]
     assert msg["fields"]["text"].splitlines()[0] == "Alarm: Garage" and ev2["id"] in msg["fields"]["text"]
     time.sleep(1.0)  # a few delivery rounds: nothing is sent twice
-    assert [r["method"] for r in telegram.received()] == ["sendMessage", "sendPhoto", "sendMessage"]
-    assert [r.state for r in _rows(server.core, a.id)] == ["sent", "sent", "sent"]
+    assert [r["method"] for r in telegram.received()] == ["sendMessage", "sendPhoto", "sendPhoto", "sendMessage",
+                                                          "sendMessage"]
+    assert [r.state for r in _rows(server.core, a.id)] == ["sent"] * 4
     shown = a.get("/api/v1/me/telegram").json()["deliveries"]
-    assert [d["state"] for d in shown] == ["sent"] * 3 and shown[1]["event_id"] == ev["id"]
+    assert [d["state"] for d in shown] == ["sent"] * 4 and ev["id"] in [d["event_id"] for d in shown]
 
 
 def test_a_rain_false_alarm_sends_nothing_with_only_real_alarms(api: Any, server: Any, telegram: FakeTelegram,

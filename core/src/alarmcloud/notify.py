@@ -756,10 +756,15 @@ def send_telegram(app: AlarmCloud, token: str, chat_id: str, payload: dict[str, 
                   picture: bytes | None) -> None:
     """One message to the chat: ``sendPhoto`` (the JPEG with the text as caption) or ``sendMessage``."""
     if picture is not None and len(picture) <= EMAIL_PICTURE_MAX:
-        telegram_call(app, token, "sendPhoto", {"chat_id": chat_id,
-                                                "caption": telegram_text(payload, TELEGRAM_CAPTION_MAX)},
-                      files={"photo": ("alarm.jpg", picture, "image/jpeg")})
-        return
+        try:
+            telegram_call(app, token, "sendPhoto", {"chat_id": chat_id,
+                                                    "caption": telegram_text(payload, TELEGRAM_CAPTION_MAX)},
+                          files={"photo": ("alarm.jpg", picture, "image/jpeg")})
+            return
+        except TelegramError as exc:  # a picture Telegram will not take (its size, its format): the text still goes
+            if exc.status != 400 or "chat not found" in exc.description.lower():
+                raise
+            log.info("Telegram refused the picture (%s): the message goes without it", exc.description)
     telegram_call(app, token, "sendMessage", {"chat_id": chat_id, "text": telegram_text(payload),
                                               "link_preview_options": {"is_disabled": True}})
 
