@@ -151,6 +151,33 @@ def test_a_twin_the_layout_asks_for_ranks_but_does_not_lower_the_score() -> None
     assert other is not None and other.text == "W4736T" and other.score < 0.6
 
 
+def test_a_read_valid_in_several_formats_is_the_reading_the_recogniser_supports() -> None:
+    # "FB5X8T" with its fifth character read 8 rather than B (60:35): a US plate as read, while Austria's
+    # "FB 5 XBT" needs the B the recogniser ranked second. The fixed layout no longer overrules the recogniser.
+    def read(fifth: dict[str, float]) -> list[dict[str, float]]:
+        return _dists(*"FB5X", fifth, "T")
+
+    us = fit_read(read({"8": 0.6, "B": 0.35}), list(COUNTRY_FORMATS))
+    assert us is not None and (us.text, us.country, us.against) == ("FB5X8T", "US", 0.0)
+    # the recogniser's preference reversed, the same characters are the Austrian plate (the fixed layout still
+    # wins where the recogniser's own reading fits it)
+    at = fit_read(read({"B": 0.6, "8": 0.35}), list(COUNTRY_FORMATS))
+    assert at is not None and (at.text, at.country) == ("FB5XBT", "AT")
+    # a camera set to Austria still gets the Austrian reading, at the cost of the replacement
+    only_at = fit_read(read({"8": 0.6, "B": 0.35}), ["AT"])
+    assert only_at is not None and only_at.text == "FB5XBT" and only_at.against > 0.5
+
+
+def test_twins_are_still_settled_by_the_fixed_layout_with_every_country_allowed() -> None:
+    # Austria's "K 69628 O" whose last O the recogniser takes for a 0 (60:40): O/0 look alike in many plate fonts,
+    # so the recogniser's preference between them is no evidence against the letter the layout needs
+    fit = fit_read(_dists(*"K69628", {"0": 0.6, "O": 0.4}), list(COUNTRY_FORMATS))
+    assert fit is not None and (fit.text, fit.country, fit.against) == ("K69628O", "AT", 0.0)
+    # ... unless the recogniser is sure: a twin still costs up to TWIN_COST, more than a generic layout's penalty
+    sure = fit_read(_dists(*"K69628", {"0": 0.95, "O": 0.03}), list(COUNTRY_FORMATS))
+    assert sure is not None and sure.text == "K696280"
+
+
 def test_unlikely_reads_score_low() -> None:
     sure = fit_read(_dists(*"MAB1234"), ["DE"])
     shaky = fit_read(_dists(*"MAB", {"1": 0.4, "7": 0.3}, {"2": 0.5}, "3", "4"), ["DE"])

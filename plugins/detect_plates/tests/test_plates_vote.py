@@ -72,3 +72,22 @@ def test_a_blue_band_narrows_the_fused_read_to_banded_countries() -> None:
     assert [t for t, _, _ in vote(banded)] == ["K69628O"]
     # the band cannot name a country the camera does not allow
     assert [t for t, _, _ in vote(banded, ["US"])] == ["K696280"]
+
+
+def test_frames_fused_follow_the_recogniser_where_formats_disagree() -> None:
+    # three frames of a US "FB5X8T": the fifth character is read 8 twice and B once. Fused, the recogniser prefers
+    # 8; with every country allowed that is the US plate as read, not Austria's "FB 5 XBT" (a replacement of the
+    # recogniser's choice). A blue band beside the text says "European" and gives the Austrian reading.
+    fifths = ({"8": 0.85, "B": 0.13}, {"8": 0.63, "B": 0.35}, {"B": 0.65, "8": 0.33})
+    box = (0.4, 0.6, 0.5, 0.65)
+
+    def reads(banded: bool) -> list[PlateRead]:
+        out = []
+        for t, fifth in enumerate(fifths):
+            dists = ({"F": 0.99}, {"B": 0.99}, {"5": 0.99}, {"X": 0.99}, fifth, {"T": 0.99})
+            text = "".join(max(d, key=d.__getitem__) for d in dists)
+            out.append(PlateRead(text, "US", 0.9, float(t), box, dists, banded=banded))
+        return out
+
+    assert [t for t, _, _ in vote(reads(False))] == ["FB5X8T"]
+    assert [t for t, _, _ in vote(reads(True))] == ["FB5XBT"]

@@ -41,9 +41,12 @@ SWAP_COST = 1.0
 #: pairs that many plate fonts draw the same: a swap costs at most TWIN_COST even when the model is sure
 TWINS = {("O", "0"), ("0", "O"), ("I", "1"), ("1", "I"), ("Q", "0")}
 TWIN_COST = 2.0
-#: a generic layout (US: any 5-8 characters) fits nearly everything; a fixed layout is preferred unless it needs
-#: a replacement the recogniser finds less than ~1/4 as likely as what it read (e^-1.5)
+#: a generic layout (US: any 5-8 characters) fits nearly everything; among interpretations the recogniser
+#: supports equally (see ``fit_read``), a fixed layout is preferred unless it needs a replacement the recogniser
+#: finds less than ~1/4 as likely as what it read (e^-1.5)
 GENERIC_COST = 1.5
+#: costs of replacements against the recogniser (nats) closer than this are equal (float noise, not evidence)
+EVIDENCE_TIE = 1e-3
 #: a character read with less confidence than DROP_BELOW, where the recogniser puts at least DROP_REST of its
 #: probability on symbols that are no plate characters, may be left out (state emblems, seals, a border stroke)
 DROP_BELOW = 0.5
@@ -93,6 +96,10 @@ class PlateFit:
     score: float
     #: positions of the read that the plate text is made of (all but the dropped ones)
     kept: tuple[int, ...] = ()
+    #: the part of ``cost`` that goes against what the recogniser read: replacements of one character by another
+    #: that does not merely look alike in plate fonts (8 -> B, not O -> 0); left-out characters are not counted
+    #: (only characters the recogniser doubts are plate characters at all may be left out)
+    against: float = 0.0
 
 
 _NL = (
@@ -441,9 +448,15 @@ def fit_read(
 ) -> PlateFit | None:
     """Best plate of ``countries`` for one read given as per-character probabilities (plate characters only).
 
-    Characters read with probability below ``DROP_BELOW`` may be left out (at ``-ln(1 - p)`` each). Ranking is
-    by cost, plus ``GENERIC_COST`` for generic layouts. ``table`` allows look-alike swaps the probabilities do
-    not support (text-only reads), ``max_swaps`` caps them.
+    Characters read with probability below ``DROP_BELOW`` may be left out (at ``-ln(1 - p)`` each). A read
+    valid in several formats is the plate the recogniser supports most: interpretations are ranked first by the
+    cost of what they change against the recogniser's reading (``PlateFit.against``: replacements other than
+    twins), then by the whole cost plus ``GENERIC_COST`` for generic layouts. So a fixed layout (an
+    Austrian ``FB 5 XBT``) no longer overrules a recogniser that read ``8`` rather than ``B`` when a generic
+    layout (the US ``FB5X8T``) takes the read as it is; where the reads differ only in twins (O/0, I/1, which
+    many plate fonts draw alike) or the recogniser's reading fits both, the fixed layout is still preferred.
+    ``table`` allows look-alike swaps the probabilities do not support (text-only reads: no probabilities to
+    weigh, so only the second ranking applies), ``max_swaps`` caps them.
     """
     n = len(dists)
     if n == 0:
@@ -460,7 +473,7 @@ def fit_read(
             kept = tuple(i for i in range(n) if i not in drop)
             variants.append((kept, sum(_drop_cost(dists[i]) for i in drop)))
     best: PlateFit | None = None
-    best_rank = math.inf
+    best_rank = (math.inf, math.inf)
     for kept, drop_cost in variants:
         sub = [dists[i] for i in kept]
         if not any(max(d, key=d.__getitem__).isdigit() for d in sub):
@@ -478,14 +491,19 @@ def fit_read(
                 text, cost, swaps, twin_cost = fitted
                 if max_swaps is not None and swaps > max_swaps:
                     continue
+                # what the recogniser's probabilities argue against, in steps of EVIDENCE_TIE (text-only: none)
+                against = 0.0 if table else cost - twin_cost
                 cost += drop_cost
-                rank = cost + (GENERIC_COST if set(layout) == {"?"} else 0.0) + 1e-6 * len(kept)
+                rank = (
+                    round(against / EVIDENCE_TIE),
+                    cost + (GENERIC_COST if set(layout) == {"?"} else 0.0) + 1e-6 * len(kept),
+                )
                 if rank < best_rank:
                     # a twin the layout asks for (O where the font's 0 was read) is the format's choice between
                     # two glyphs drawn alike, not doubt about the plate: it ranks, it does not lower the score
                     score = 1.0 if table else math.exp(-(base + cost - twin_cost) / n)
                     best_rank = rank
-                    best = PlateFit(text, fmt.country, swaps, n - len(kept), cost, score, kept)
+                    best = PlateFit(text, fmt.country, swaps, n - len(kept), cost, score, kept, against)
     return best
 
 
