@@ -174,9 +174,9 @@ def safe_mask(src: Path, dst: Path, masks: list[list[float]], timeout: float = 1
 
     ``dst`` is removed when masking fails, so nothing unmasked or half-written is left to be stored.
     """
-    from alarmcloud.safeprobe import run_limited
+    from alarmcloud.safeprobe import child_args, run_limited
 
-    args = [sys.executable, "-m", "alarmcloud.masks", str(src), str(dst), json.dumps(masks), str(threads)]
+    args = child_args("alarmcloud.masks", str(src), str(dst), json.dumps(masks), str(threads))
     args += [str(thumbnail)] if thumbnail else []
     try:  # in the probe's slots: the time limit measures the child's own work
         return run_limited(args, timeout, memory_mb, int(timeout * threads) + 1,
