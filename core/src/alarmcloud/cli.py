@@ -29,6 +29,7 @@ from alarmcloud.cli_common import (
 )
 from alarmcloud.config import Settings, load_settings
 from alarmcloud.restore import restore_command
+from alarmcloud.scaleout import scale_out
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -317,7 +318,7 @@ def reprocess(data_dir: Path | None, config_file: Path | None, camera_id: str | 
     console.print(f"{queued} clips queued for re-analysis")
 
 
-for _command in (*COMMANDS, backup_command, restore_command):
+for _command in (*COMMANDS, backup_command, restore_command, scale_out):
     main.add_command(_command)
 
 
