@@ -178,6 +178,22 @@ def test_twins_are_still_settled_by_the_fixed_layout_with_every_country_allowed(
     assert sure is not None and sure.text == "K696280"
 
 
+def test_an_austrian_reading_needs_a_district_code_to_win_a_tie_with_every_country_allowed() -> None:
+    # "UH1F0F" whose fifth character the recogniser takes for the letter O: valid as Austria's "UH 1 FOF" and as a
+    # US plate; no Austrian district is called UH, so the US reading wins the tie
+    def read(first: str) -> list[dict[str, float]]:
+        return _dists(*first, "1", "F", {"O": 0.99, "0": 0.01}, "F")
+
+    us = fit_read(read("UH"), list(COUNTRY_FORMATS))
+    assert us is not None and (us.text, us.country) == ("UH1F0F", "US")
+    # Graz-Umgebung's GU is a district: the same read is the Austrian plate
+    at = fit_read(read("GU"), list(COUNTRY_FORMATS))
+    assert at is not None and (at.text, at.country) == ("GU1FOF", "AT")
+    # an Austrian camera still reads the plate as Austrian, district code or not
+    only_at = fit_read(read("UH"), ["AT"])
+    assert only_at is not None and (only_at.text, only_at.country) == ("UH1FOF", "AT")
+
+
 def test_unlikely_reads_score_low() -> None:
     sure = fit_read(_dists(*"MAB1234"), ["DE"])
     shaky = fit_read(_dists(*"MAB", {"1": 0.4, "7": 0.3}, {"2": 0.5}, "3", "4"), ["DE"])

@@ -47,6 +47,25 @@ TWIN_COST = 2.0
 GENERIC_COST = 1.5
 #: costs of replacements against the recogniser (nats) closer than this are equal (float noise, not evidence)
 EVIDENCE_TIE = 1e-3
+#: Austrian plates start with their district's code (current ones, older ones still on the road, and the federal
+#: services'). Taken generously: a code missing here only loses a tie-break (``UNKNOWN_DISTRICT_COST``), it never
+#: makes an Austrian plate invalid
+_AT_CODES = {
+    "Vienna and the cities (one letter)": "W B E G I K L P S",
+    "Lower Austria": "AM BL BN GD GF HL HO KO KR KS LF MD ME MI NK PL SB SW TU WB WN WT WU WY ZT",
+    "Upper Austria": "BR EF FR GM GR KI LL PE RI RO SD SE SR UU VB WE WL",
+    "Salzburg": "SL HA JO TA ZE",
+    "Tyrol": "IL IM KB KU LA LZ RE SZ",
+    "Vorarlberg": "BZ DO FK",
+    "Carinthia": "KL FE HE SP SV VI VL VK WO",
+    "Styria (with districts merged since)": "GU BM DL HB LB LE LI LN MT MU SO VO WZ BA BK FB FF GB JU KF MZ RA",
+    "Burgenland": "EU GS JE MA ND OP OW RU",
+    "federal services and diplomats": "A BB BD BH BP FV JW PT WD WK ZW",
+}
+AT_DISTRICTS = frozenset(code for codes in _AT_CODES.values() for code in codes.split())
+#: with every country allowed, an "Austrian" reading whose first letters are no district code gives way to a
+#: generic layout (the US) that takes the same characters: more than ``GENERIC_COST``
+UNKNOWN_DISTRICT_COST = 2.0
 #: a character read with less confidence than DROP_BELOW, where the recogniser puts at least DROP_REST of its
 #: probability on symbols that are no plate characters, may be left out (state emblems, seals, a border stroke)
 DROP_BELOW = 0.5
@@ -496,7 +515,8 @@ def fit_read(
                 cost += drop_cost
                 rank = (
                     round(against / EVIDENCE_TIE),
-                    cost + (GENERIC_COST if set(layout) == {"?"} else 0.0) + 1e-6 * len(kept),
+                    cost + (GENERIC_COST if set(layout) == {"?"} else 0.0) + 1e-6 * len(kept)
+                    + (UNKNOWN_DISTRICT_COST if fmt.country == "AT" and not at_district_known(text) else 0.0),
                 )
                 if rank < best_rank:
                     # a twin the layout asks for (O where the font's 0 was read) is the format's choice between
@@ -505,6 +525,11 @@ def fit_read(
                     best_rank = rank
                     best = PlateFit(text, fmt.country, swaps, n - len(kept), cost, score, kept, against)
     return best
+
+
+def at_district_known(text: str) -> bool:
+    """Whether an Austrian plate's first one or two letters are a district code (``AT_DISTRICTS``)."""
+    return text[:1] in AT_DISTRICTS or text[:2] in AT_DISTRICTS
 
 
 def _drop_cost(dist: Dist) -> float:
