@@ -265,3 +265,16 @@ def test_refuses_a_running_source_and_a_target_with_another_key(source: dict[str
     assert set(_pg_counts(pg_url).values()) == {0}
     assert not (dst.data_dir / "secret.key").exists()
 
+    s3.client.put_object(Bucket=bucket, Key=f"{PREFIX}/someone/else.mp4", Body=b"not ours")
+    r = _copy(source["data"], toml)
+    assert r.exit_code != 0 and "already holds 1 object(s)" in r.output, r.output  # another deployment's bucket
+    s3.client.delete_object(Bucket=bucket, Key=f"{PREFIX}/someone/else.mp4")
+    # an interrupted run left a file in the bucket: a new run resumes (the file is not sent again) and completes
+    done = next(p for p in sorted((source["data"] / "blobs").rglob("*.mp4")) if ".tmp" not in p.parts)
+    key = f"{PREFIX}/{done.relative_to(source['data'] / 'blobs')}"
+    s3.client.put_object(Bucket=bucket, Key=key, Body=done.read_bytes())
+    r = _copy(source["data"], toml)
+    assert r.exit_code == 0 and "(1 of them already in the target)" in r.output, r.output
+    assert _pg_counts(pg_url) == _sqlite_counts(source["data"] / "alarmcloud.db")
+    assert s3.read(bucket, key) == done.read_bytes()
+

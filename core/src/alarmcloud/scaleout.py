@@ -540,6 +540,7 @@ def copy_command(data_dir: Path | None, config_file: Path | None, to_config: Pat
     every clip, thumbnail, export and training copy is copied and its size checked. The old deployment is only
     read: start it again if you change your mind. See docs/architecture.md, "Moving to scale-out".
     """
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -553,7 +554,7 @@ def copy_command(data_dir: Path | None, config_file: Path | None, to_config: Pat
     setup_logging("WARNING")
     src = settings_from(config_file, data_dir=data_dir)
     dst = settings_from(to_config)
-    files_bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+    files_bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
                          TransferSpeedColumn(), TextColumn("{task.fields[files]}"), TimeRemainingColumn(),
                          console=console)
     rows_bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -592,20 +593,21 @@ def copy_command(data_dir: Path | None, config_file: Path | None, to_config: Pat
                       f"{len(plan.blobs)} files, {human_bytes(plan.bytes)}"
                       + (f" ({plan.present} already in the target)" if plan.present else "")))
     else:
-        click.echo(f"copied {total_rows} rows and {result.files} files, {human_bytes(result.bytes)} in "
-                   f"{result.seconds:.1f} s" + (f" ({result.skipped} files were already there)" if result.skipped
-                                                else "") + (" (blobs stay in the same folder)" if plan.same_store
-                                                            else ""))
+        skipped = f" ({result.skipped} of them already in the target)" if result.skipped else ""
+        same = " (blobs stay in the same folder)" if plan.same_store else ""
+        click.echo(f"copied {total_rows} rows and {result.files + result.skipped} files, "
+                   f"{human_bytes(result.bytes)} in {result.seconds:.1f} s{skipped}{same}")
     for name, n in sorted(plan.rows.items()):
         if n:
             click.echo(f"  {name}: {n}")
-    if plan.install_key and not dry_run:
-        click.echo(f"key file: {plan.install_key[0]} (the old one, mode 0600)")
+    if plan.install_key:
+        click.echo(f"key file: the old one {'would be ' if dry_run else ''}written to {plan.install_key[0]} "
+                   "(mode 0600)")
     if plan.register:
         click.echo(f"erasure register: {plan.register[0]} {'would be ' if dry_run else ''}copied to "
                    f"{plan.register[1]}")
     for note in plan.notes:
-        console.print(f"[yellow]{note}[/]", highlight=False)
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
     if not dry_run:
         console.print("Next: start the new nodes with the new settings (`alarmcloud serve --config NEW.toml`, "
                       "`alarmcloud worker --config NEW.toml -n N`), check a login and a video, then point the "
