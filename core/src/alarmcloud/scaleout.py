@@ -60,6 +60,7 @@ class Plan:
     rows: dict[str, int]
     blobs: list[BlobItem]
     present: int = 0  # of ``blobs``, already in the target with the same size (an earlier, interrupted run)
+    present_sizes: dict[str, int] = field(default_factory=dict)  # what the target holds: key -> size
     same_store: bool = False  # the target uses the source's blob folder: nothing to copy
     missing_keys: list[str] = field(default_factory=list)  # referenced by clips but not in the source store
     key_ids: list[str] = field(default_factory=list)  # key ids of the stored ciphertexts
@@ -213,7 +214,7 @@ def _plan_keys(src: Any, dst: Any, kids: set[str], plan: Plan) -> None:
     for kid in sorted(kids):
         if kid not in src_keys:
             plan.notes.append(f"secrets under key id {kid} cannot be decrypted by the source settings either; they "
-                              "are copied as they are (set old_secret_keys.{kid} on the new nodes if you find it)")
+                              f"are copied as they are (set old_secret_keys.{kid} on the new nodes if you find it)")
             continue
         if kid in dst_keys:
             if dst_keys[kid] != src_keys[kid]:
@@ -229,13 +230,20 @@ def _plan_keys(src: Any, dst: Any, kids: set[str], plan: Plan) -> None:
         raise ScaleOutError(f"the new settings lack key id {kid}, which the stored secrets need: set "
                             f"old_secret_keys.{kid} (or secret_key with secret_key_id = \"{kid}\") to the contents "
                             f"of {where}; nothing was copied")
-    if dst.secret_key is None:
-        source = dst_file if (dst_file and dst_file.exists()) or plan.install_key else src_file
-        plan.notes.append(
-            f"every node (serve, worker) must decrypt with the same key: set secret_key (env ALARMCLOUD_SECRET_KEY, "
-            f"secret_key_id = \"{dst.secret_key_id}\") in each node's settings to the contents of {source}, or copy "
-            "that file to each node's data_dir, before the first start (a node without it generates a key of its "
-            "own)")
+    if (plan.install_key is None and dst.secret_key is None and dst_file is not None and not dst_file.exists()
+            and dst.secret_key_id in src_keys):  # no secret stored yet: the new nodes still take the old key
+        plan.install_key = (dst_file, src_keys[dst.secret_key_id])
+    if dst.secret_key is None and dst_file is not None:
+        if dst_file.exists() or plan.install_key:
+            plan.notes.append(
+                f"every node (serve, worker) must decrypt with the same key: set secret_key (env "
+                f"ALARMCLOUD_SECRET_KEY, secret_key_id = \"{dst.secret_key_id}\") in each node's settings to the "
+                f"contents of {dst_file}, or copy that file to each node's data_dir, before the first start (a node "
+                "without it generates a key of its own)")
+        else:
+            plan.notes.append("every node (serve, worker) must decrypt with the same key: make one with `alarmcloud "
+                              "keys generate` and set it as secret_key in each node's settings before the first start "
+                              "(a node without it generates a key of its own)")
 
 
 def _plan_register(src: Any, dst: Any, plan: Plan) -> None:
@@ -255,11 +263,31 @@ def _plan_register(src: Any, dst: Any, plan: Plan) -> None:
                           "(docs/backup.md, 'Erasure register')")
 
 
-def _plan_blobs(src: Any, dst: Any, source: BlobStore, target: BlobStore, conn: sa.Connection, plan: Plan) -> None:
+def _source_store(src: Any) -> LocalBlobStore | None:
+    """The old blob folder (None when no clip was ever stored: nothing is created in the source)."""
+    return LocalBlobStore(src.blob_dir) if Path(src.blob_dir).is_dir() else None
+
+
+def _target_sizes(target: BlobStore, training_root: Path) -> dict[str, int]:
+    """Every key the target holds with its size, from listings (one request per 1000 objects for S3); a local
+    target's training area counts as its ``training/`` keys."""
+    from alarmcloud.blobstore import S3BlobStore
+
+    if isinstance(target, S3BlobStore):
+        out = {str(m["path"]): int(m["size"]) for m in target._list("")}
+    else:
+        out = {k: target.size(k) for k in list(target.keys())}
+        if training_root.is_dir():
+            out |= {f"training/{p.relative_to(training_root).as_posix()}": p.stat().st_size
+                    for p in training_root.rglob("*") if p.is_file() and not p.is_symlink()}
+    return {k: v for k, v in out.items() if not k.endswith(".part")}
+
+
+def _plan_blobs(src: Any, dst: Any, source: LocalBlobStore | None, target: BlobStore, conn: sa.Connection,
+                plan: Plan) -> None:
     from alarmcloud.erasures import register_path
 
-    if (isinstance(source, LocalBlobStore) and isinstance(target, LocalBlobStore)
-            and source.root == target.root):
+    if source is not None and isinstance(target, LocalBlobStore) and source.root == target.root:
         plan.same_store = True
         if Path(src.data_dir).resolve() != Path(dst.data_dir).resolve() and (Path(src.data_dir) / "training").is_dir():
             plan.notes.append(f"the new settings keep the blobs in {source.root}, but another data_dir: move "
@@ -267,8 +295,8 @@ def _plan_blobs(src: Any, dst: Any, source: BlobStore, target: BlobStore, conn: 
         return
     register = register_path(src).resolve()
     items: list[BlobItem] = []
-    for key in sorted(source.keys()):
-        if key.endswith(".part") or (source.root / key).resolve() == register:  # type: ignore[attr-defined]
+    for key in sorted(source.keys()) if source is not None else []:
+        if key.endswith(".part") or (source.root / key).resolve() == register:  # type: ignore[union-attr]
             continue
         items.append(BlobItem(key, source.size(key), source_key=key))
     training = Path(src.data_dir) / "training"  # clips released for improving detectors: <detector>/<label>/<clip>
@@ -281,17 +309,13 @@ def _plan_blobs(src: Any, dst: Any, source: BlobStore, target: BlobStore, conn: 
     have = {b.key for b in items}
     referenced = conn.execute(sa.text("SELECT blob_key, thumb_key FROM clips")).all()
     plan.missing_keys = sorted({k for row in referenced for k in row if k and k not in have})
-    if not target.shared:  # a local target keeps training copies in its own data_dir, not in the store
-        return
-    present = {k for k in list(target.keys()) if not k.endswith(".part")}  # a store, not a dict
-    foreign = sorted(present - have)
+    plan.present_sizes = _target_sizes(target, Path(dst.data_dir) / "training")
+    foreign = sorted(set(plan.present_sizes) - have)
     if foreign:
         raise ScaleOutError(f"the target store ({target.describe()}) already holds {len(foreign)} object(s) the "
                             f"source does not have (e.g. {foreign[0]}): another deployment's? Copy into an empty "
                             "bucket or give this deployment a key_prefix of its own; nothing was copied")
-    if present:
-        sizes = target.sizes(sorted(present))
-        plan.present = sum(1 for b in items if sizes.get(b.key) == b.size)
+    plan.present = sum(1 for b in items if plan.present_sizes.get(b.key) == b.size)
 
 
 def make_plan(src: Any, dst: Any, source_db: Engine, target_db: Engine) -> Plan:
@@ -305,6 +329,7 @@ def make_plan(src: Any, dst: Any, source_db: Engine, target_db: Engine) -> Plan:
                                 "migrate` on it (or start the old server once with this version), stop it, and copy "
                                 "again")
         rows = {t.name: _count(sc, t.name) for t in tables}
+        unknown = sorted(set(sa.inspect(sc).get_table_names()) - set(rows) - {"alembic_version"})
         kids = _key_ids(sc, tables)
         with target_db.connect() as tc:
             trev = _revision(tc)
@@ -319,9 +344,11 @@ def make_plan(src: Any, dst: Any, source_db: Engine, target_db: Engine) -> Plan:
                                     "just migrated (no server started on it yet). If an earlier copy finished, it "
                                     "is done; nothing was copied")
         plan = Plan(revision=rev, rows=rows, blobs=[])
+        if unknown:
+            plan.notes.append(f"tables this alarmcloud's schema does not have are not copied: {', '.join(unknown)}")
         _plan_keys(src, dst, kids, plan)
         _plan_register(src, dst, plan)
-        _plan_blobs(src, dst, make_blob_store(src), make_blob_store(dst), sc, plan)
+        _plan_blobs(src, dst, _source_store(src), make_blob_store(dst), sc, plan)
     spool = Path(src.data_dir) / "ftp-spool"
     waiting = [p for p in spool.rglob("*") if p.is_file()] if spool.is_dir() else []
     if waiting and Path(src.data_dir).resolve() != Path(dst.data_dir).resolve():
@@ -340,12 +367,10 @@ def make_plan(src: Any, dst: Any, source_db: Engine, target_db: Engine) -> Plan:
 Tick = Callable[[int, int], None]
 
 
-def copy_blobs(plan: Plan, source: BlobStore, target: BlobStore, training_root: Path, *, jobs: int = 8,
+def copy_blobs(plan: Plan, source: BlobStore | None, target: BlobStore, training_root: Path, *, jobs: int = 8,
                on_progress: Tick | None = None) -> tuple[int, int, int]:
     """Copy the planned files (sizes checked on both sides); returns files copied, bytes, files already there."""
-    present: dict[str, int | None] = {}
-    if target.shared and plan.present:
-        present = target.sizes([b.key for b in plan.blobs])
+    present = plan.present_sizes
     done = skipped = nbytes = 0
 
     def one(item: BlobItem) -> tuple[int, bool]:
@@ -365,7 +390,7 @@ def copy_blobs(plan: Plan, source: BlobStore, target: BlobStore, training_root: 
                 if item.source_path is not None:
                     shutil.copyfile(item.source_path, staged)
                 else:
-                    assert item.source_key is not None
+                    assert source is not None and item.source_key is not None
                     with source.open(item.source_key) as fh, open(staged, "wb") as out:
                         shutil.copyfileobj(fh, out, 1024 * 1024)
                 if staged.stat().st_size != item.size:
@@ -499,7 +524,7 @@ def run_copy(src: Any, dst: Any, *, jobs: int = 8, dry_run: bool = False,
                 on_plan(plan)
             if dry_run:
                 return result
-            source, target = make_blob_store(src), make_blob_store(dst)
+            source, target = _source_store(src), make_blob_store(dst)
             target.check()
             if not plan.same_store:
                 result.files, result.bytes, result.skipped = copy_blobs(
