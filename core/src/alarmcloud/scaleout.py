@@ -18,7 +18,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -405,16 +405,13 @@ def copy_blobs(plan: Plan, source: BlobStore | None, target: BlobStore, training
                                 "again (files already copied whole are not sent twice)")
         return item.size, True
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(one, b) for b in plan.blobs]
-        pending = set(futures)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        pending = {pool.submit(one, b) for b in plan.blobs}
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            if any(f.exception() for f in finished):  # the first failure stops the copy
-                for f in pending:
-                    f.cancel()
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                size, copied = f.result()
+                size, copied = f.result()  # the first failure ends the copy (the files not started are cancelled)
                 nbytes += size
                 if copied:
                     done += 1
@@ -422,6 +419,8 @@ def copy_blobs(plan: Plan, source: BlobStore | None, target: BlobStore, training
                     skipped += 1
                 if on_progress:
                     on_progress(done + skipped, nbytes)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # also on Ctrl-C: the files under way finish, no new one starts
     return done, nbytes, skipped
 
 
