@@ -264,8 +264,9 @@ def _plan_register(src: Any, dst: Any, plan: Plan) -> None:
 
 
 def _source_store(src: Any) -> LocalBlobStore | None:
-    """The old blob folder (None when no clip was ever stored: nothing is created in the source)."""
-    return LocalBlobStore(src.blob_dir) if Path(src.blob_dir).is_dir() else None
+    """The old blob folder (None when no clip was ever stored, nothing is created in the source; or the clips are in
+    a bucket the new settings share)."""
+    return LocalBlobStore(src.blob_dir) if src.storage.backend == "local" and Path(src.blob_dir).is_dir() else None
 
 
 def _target_sizes(target: BlobStore, training_root: Path) -> dict[str, int]:
@@ -287,6 +288,9 @@ def _plan_blobs(src: Any, dst: Any, source: LocalBlobStore | None, target: BlobS
                 plan: Plan) -> None:
     from alarmcloud.erasures import register_path
 
+    if _same_bucket(src, dst):  # a single node with SQLite and a bucket: the objects stay where they are
+        plan.same_store = True
+        return
     if source is not None and isinstance(target, LocalBlobStore) and source.root == target.root:
         plan.same_store = True
         if Path(src.data_dir).resolve() != Path(dst.data_dir).resolve() and (Path(src.data_dir) / "training").is_dir():
@@ -495,10 +499,16 @@ def check_target_settings(src: Any, dst: Any) -> None:
     if make_url(dst.db_url).get_backend_name() != "postgresql":
         raise ScaleOutError(f"the new settings' database_url is {make_url(dst.db_url).render_as_string(True)}: the "
                             "scale-out setup runs on PostgreSQL (database_url = \"postgresql+psycopg://USER@HOST/DB\")")
-    if src.storage.backend != "local":
-        raise ScaleOutError("the source settings use storage.backend = 's3': this command moves a deployment with "
-                            "local blobs (--data-dir); its bucket can stay as it is (set the same [storage] in the "
-                            "new settings and copy only the database with PostgreSQL's tools)")
+    if src.storage.backend != "local" and not _same_bucket(src, dst):
+        raise ScaleOutError(f"the old settings keep the clips in the bucket {src.storage.s3.bucket}: give the new "
+                            "settings the same [storage] table (the database is copied, the objects stay where they "
+                            "are), or copy the bucket first with your S3 server's tools (rclone sync)")
+
+
+def _same_bucket(src: Any, dst: Any) -> bool:
+    a, b = src.storage, dst.storage
+    return (a.backend == b.backend == "s3" and a.s3.bucket == b.s3.bucket and a.s3.endpoint_url == b.s3.endpoint_url
+            and a.s3.key_prefix.strip("/") == b.s3.key_prefix.strip("/"))
 
 
 def run_copy(src: Any, dst: Any, *, jobs: int = 8, dry_run: bool = False,
@@ -613,12 +623,12 @@ def copy_command(data_dir: Path | None, config_file: Path | None, to_config: Pat
     total_rows = sum(plan.rows.values())
     if dry_run:
         click.echo(f"would copy {total_rows} rows (schema {plan.revision}) and "
-                   + ("no files (the new settings use the same blob folder)" if plan.same_store else
+                   + ("no files (the new settings use the same blob store)" if plan.same_store else
                       f"{len(plan.blobs)} files, {human_bytes(plan.bytes)}"
                       + (f" ({plan.present} already in the target)" if plan.present else "")))
     else:
         skipped = f" ({result.skipped} of them already in the target)" if result.skipped else ""
-        same = " (blobs stay in the same folder)" if plan.same_store else ""
+        same = " (the clips stay where they are)" if plan.same_store else ""
         click.echo(f"copied {total_rows} rows and {result.files + result.skipped} files, "
                    f"{human_bytes(result.bytes)} in {result.seconds:.1f} s{skipped}{same}")
     for name, n in sorted(plan.rows.items()):
