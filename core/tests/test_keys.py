@@ -13,6 +13,7 @@ from alarmcloud.models import Account, Camera, Webhook
 from click.testing import CliRunner
 from sqlmodel import select
 
+TELEGRAM_TOKEN = "7123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 SECRETS = {"host": "192.168.1.20", "p2p_id": "INSTAR-P2P-4711", "username": "camuser", "password": "Sup3r-Secret"}
 
 
@@ -26,6 +27,8 @@ def _stored(data: Path) -> tuple[dict[str, str], str]:
         acc = Account(email="keys@example.com", password_hash="x")
         s.add(acc)
         s.flush()
+        acc.notify_push_token_enc = box.encrypt("tk_ntfy_token", f"push:{acc.id}")
+        acc.notify_telegram_token_enc = box.encrypt(TELEGRAM_TOKEN, f"telegram:{acc.id}")
         cam = Camera(account_id=acc.id, name="Cellar", brand="instar", model="IN-9008 Full HD")
         for name, value in SECRETS.items():
             setattr(cam, f"{name}_enc", box.encrypt(value, f"camera:{cam.id}:{name}"))
@@ -66,11 +69,11 @@ def test_rotate_reencrypts_everything_under_the_new_key(tmp_path: Path, monkeypa
 
     env["ALARMCLOUD_OLD_SECRET_KEYS"] = json.dumps({"k1": old_key})
     r = runner.invoke(main, ["keys", "rotate", "--data-dir", str(data), "--dry-run"], env=env)
-    assert r.exit_code == 0 and "would re-encrypt 6 secrets under k2 (5 from k1, 1 from unencrypted)" in r.output
+    assert r.exit_code == 0 and "would re-encrypt 8 secrets under k2 (7 from k1, 1 from unencrypted)" in r.output
     assert _rows(data)[0].password_enc == before
 
     r = runner.invoke(main, ["keys", "rotate", "--data-dir", str(data)], env=env)
-    assert r.exit_code == 0 and "re-encrypted 6 secrets under k2" in r.output, r.output
+    assert r.exit_code == 0 and "re-encrypted 8 secrets under k2" in r.output, r.output
     cam, hooks = _rows(data)
     only_new = crypto.SecretBox("k2", {"k2": crypto.decode_key(new_key)})  # the old key can now be dropped
     for name, value in SECRETS.items():
@@ -79,6 +82,20 @@ def test_rotate_reencrypts_everything_under_the_new_key(tmp_path: Path, monkeypa
         assert only_new.decrypt(stored, f"camera:{cam.id}:{name}") == value
     secrets = {h.id: only_new.decrypt(h.secret, f"webhook:{h.id}") for h in hooks}
     assert secrets == {ids["hook"]: "whsec_signing", ids["legacy"]: "whsec_plain_legacy"}
+    database = db.Database(load_settings(None, data_dir=data).db_url)
+    with database.session() as s:
+        acc = s.exec(select(Account)).one()
+        assert only_new.decrypt(acc.notify_push_token_enc, f"push:{acc.id}") == "tk_ntfy_token"
+        assert only_new.decrypt(acc.notify_telegram_token_enc, f"telegram:{acc.id}") == TELEGRAM_TOKEN
+        # no encrypted column of any table is left under the old key (a new *_enc column must be rotated too)
+        from sqlalchemy import text
+        from sqlmodel import SQLModel
+
+        for table in SQLModel.metadata.sorted_tables:
+            for col in [c.name for c in table.columns if c.name.endswith("_enc")]:
+                for (value,) in s.exec(text(f'SELECT "{col}" FROM "{table.name}"')).all():  # type: ignore[call-overload]
+                    assert value is None or value.startswith("k2$"), (table.name, col)
+    database.dispose()
     r = runner.invoke(main, ["keys", "rotate", "--data-dir", str(data)], env=env)
     assert "re-encrypted 0 secrets" in r.output  # idempotent
 
