@@ -1327,10 +1327,8 @@
   });
 })();
 
-// ------------------------------------------------------------ notifications: push to the phone (ntfy)
-(function () {
-  const api = window.alarmcloud.api;
-
+// ------------------------------------------------------------ notifications: what the push and Telegram cards share
+window.alarmcloud.card = (function () {
   function say(form, text, kind) {
     const el = form.querySelector(".push-result");
     el.textContent = text;
@@ -1338,70 +1336,95 @@
     el.hidden = !text;
   }
 
+  function busy(form, on) { form.querySelectorAll("button").forEach((b) => { b.disabled = on; }); }
+
+  // the secret field: a new value replaces the saved one, "remove" deletes it, empty keeps it
+  function readToken(form, body) {
+    const token = form.elements.token.value.trim();
+    if (token) body.token = token;
+    else if (form.elements.remove_token && form.elements.remove_token.checked) body.token = null;
+  }
+
+  function tokenSaved(form, has, removeSelector, noneText) {
+    form.elements.token.value = "";  // never shown again
+    form.elements.token.placeholder = has ? "a token is saved; type a new one to replace it" : noneText;
+    const remove = form.querySelector(removeSelector);
+    if (remove) { remove.hidden = !has; form.elements.remove_token.checked = false; }
+  }
+
+  // a test delivery's outcome: [text, kind]
+  function testOutcome(d, noun, delivered, check) {
+    if (d.state === "sent") return [delivered, "ok"];
+    const why = d.last_error || d.state;
+    if (d.state === "queued") return [noun + " not delivered yet: " + why + ". It is tried again in a moment.", "error"];
+    return [noun + " not delivered: " + why + ". " + check, "error"];
+  }
+
+  // "Send test ...": save what is on the page first, then ask for a test delivery and show its outcome
+  async function runTest(form, sending, save, url, outcome) {
+    say(form, sending);
+    busy(form, true);
+    try {
+      if (!(await save(form))) return null;
+      const r = await window.alarmcloud.api("POST", url, {});
+      if (!r.ok) { say(form, r.message, "error"); return null; }
+      const [text, kind] = outcome(r.data || {});
+      say(form, text, kind);
+      return r.data;
+    } finally {
+      busy(form, false);
+    }
+  }
+
+  // the card's own submit: save, then say whether the channel is on
+  function onSubmit(selector, save, on, off) {
+    document.addEventListener("submit", async (e) => {
+      const form = e.target;
+      if (!form.matches(selector)) return;
+      e.preventDefault();
+      say(form, "");
+      busy(form, true);
+      const saved = await save(form);
+      busy(form, false);
+      if (saved) say(form, saved.enabled ? on : off, "ok");
+    });
+  }
+
+  return { say, busy, readToken, tokenSaved, testOutcome, runTest, onSubmit };
+})();
+
+// ------------------------------------------------------------ notifications: push to the phone (ntfy)
+(function () {
+  const api = window.alarmcloud.api;
+  const { say, readToken, tokenSaved, testOutcome, runTest, onSubmit } = window.alarmcloud.card;
+
   async function save(form) {
     const body = { enabled: form.elements.enabled.checked, url: form.elements.url.value.trim(),
                    picture: form.elements.picture.checked };
     if (body.enabled && !body.url) { say(form, "Enter your ntfy topic to switch push on.", "error"); return null; }
-    const token = form.elements.token.value.trim();
-    if (token) body.token = token;
-    else if (form.elements.remove_token && form.elements.remove_token.checked) body.token = null;
+    readToken(form, body);
     const r = await api("PATCH", "/api/v1/me/push", body);
     if (!r.ok) { say(form, r.message, "error"); return null; }
-    form.elements.token.value = "";  // never shown again
-    const has = r.data.has_token;
-    form.elements.token.placeholder = has ? "a token is saved; type a new one to replace it" : "none";
-    const remove = form.querySelector("[data-push-remove-token]");
-    if (remove) { remove.hidden = !has; form.elements.remove_token.checked = false; }
+    tokenSaved(form, r.data.has_token, "[data-push-remove-token]", "none");
     form.elements.enabled.checked = r.data.enabled;
     return r.data;
   }
 
-  function describe(d) {
-    if (d.state === "sent") return ["Test push delivered to the push server: check your phone.", "ok"];
-    const why = d.last_error || d.state;
-    if (d.state === "queued") return ["Test push not delivered yet: " + why + ". It is tried again in a moment.", "error"];
-    return ["Test push not delivered: " + why + ". Check the topic URL and the access token.", "error"];
-  }
-
-  document.addEventListener("submit", async (e) => {
-    const form = e.target;
-    if (!form.matches("[data-push]")) return;
-    e.preventDefault();
-    say(form, "");
-    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
-    const saved = await save(form);
-    form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
-    if (saved) say(form, saved.enabled ? "Push notifications saved and on." : "Push settings saved; push is off.", "ok");
-  });
+  onSubmit("[data-push]", save, "Push notifications saved and on.", "Push settings saved; push is off.");
 
   document.addEventListener("click", async (e) => {
     const btn = e.target.closest("button[data-push-test]");
     if (!btn) return;
-    const form = btn.closest("form");
-    say(form, "Sending a test push…");
-    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
-    try {
-      if (!(await save(form))) return;  // test what is on the page: save it first
-      const r = await api("POST", "/api/v1/me/push/test", {});
-      if (!r.ok) { say(form, r.message, "error"); return; }
-      const [text, kind] = describe(r.data || {});
-      say(form, text, kind);
-    } finally {
-      form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
-    }
+    await runTest(btn.closest("form"), "Sending a test push…", save, "/api/v1/me/push/test",
+                  (d) => testOutcome(d, "Test push", "Test push delivered to the push server: check your phone.",
+                                     "Check the topic URL and the access token."));
   });
 })();
 
 // ------------------------------------------------------------ notifications: Telegram (the person's own bot)
 (function () {
   const api = window.alarmcloud.api;
-
-  function say(form, text, kind) {
-    const el = form.querySelector(".push-result");
-    el.textContent = text;
-    el.className = "push-result " + (kind || "");
-    el.hidden = !text;
-  }
+  const { say, busy, readToken, tokenSaved, testOutcome, runTest, onSubmit } = window.alarmcloud.card;
 
   function showProblem(form, problem) {
     const el = form.querySelector("[data-telegram-problem]");
@@ -1409,32 +1432,16 @@
     el.hidden = !problem;
   }
 
-  function busy(form, on) { form.querySelectorAll("button").forEach((b) => { b.disabled = on; }); }
-
   async function save(form) {
     const body = { enabled: form.elements.enabled.checked, chat_id: form.elements.chat_id.value.trim(),
                    picture: form.elements.picture.checked };
-    const token = form.elements.token.value.trim();
-    if (token) body.token = token;
-    else if (form.elements.remove_token && form.elements.remove_token.checked) body.token = null;
+    readToken(form, body);
     const r = await api("PATCH", "/api/v1/me/telegram", body);
     if (!r.ok) { say(form, r.message, "error"); return null; }
-    form.elements.token.value = "";  // never shown again
-    const has = r.data.has_token;
-    form.elements.token.placeholder = has ? "a token is saved; type a new one to replace it" : "not set";
-    const remove = form.querySelector("[data-telegram-remove-token]");
-    remove.hidden = !has;
-    form.elements.remove_token.checked = false;
+    tokenSaved(form, r.data.has_token, "[data-telegram-remove-token]", "not set");
     form.elements.enabled.checked = r.data.enabled;
     showProblem(form, r.data.problem);
     return r.data;
-  }
-
-  function describe(d) {
-    if (d.state === "sent") return ["Test message delivered to Telegram: check the chat.", "ok"];
-    const why = d.last_error || d.state;
-    if (d.state === "queued") return ["Test message not delivered yet: " + why + ". It is tried again in a moment.", "error"];
-    return ["Test message not delivered: " + why + ". Check the bot token and the chat.", "error"];
   }
 
   function listChats(form, chats) {
@@ -1457,16 +1464,7 @@
     if (r.ok) showProblem(form, r.data.problem);
   });
 
-  document.addEventListener("submit", async (e) => {
-    const form = e.target;
-    if (!form.matches("[data-telegram]")) return;
-    e.preventDefault();
-    say(form, "");
-    busy(form, true);
-    const saved = await save(form);
-    busy(form, false);
-    if (saved) say(form, saved.enabled ? "Telegram notifications saved and on." : "Telegram settings saved; Telegram is off.", "ok");
-  });
+  onSubmit("[data-telegram]", save, "Telegram notifications saved and on.", "Telegram settings saved; Telegram is off.");
 
   document.addEventListener("click", async (e) => {
     const pick = e.target.closest("button[data-telegram-chat]");
@@ -1504,18 +1502,12 @@
     const btn = e.target.closest("button[data-telegram-test]");
     if (!btn) return;
     const form = btn.closest("form");
-    say(form, "Sending a test message…");
-    busy(form, true);
-    try {
-      if (!(await save(form))) return;  // test what is on the page: save it first
-      const r = await api("POST", "/api/v1/me/telegram/test", {});
-      if (!r.ok) { say(form, r.message, "error"); return; }
-      const [text, kind] = describe(r.data || {});
-      say(form, text, kind);
+    const sent = await runTest(form, "Sending a test message…", save, "/api/v1/me/telegram/test",
+                               (d) => testOutcome(d, "Test message", "Test message delivered to Telegram: check the chat.",
+                                                  "Check the bot token and the chat."));
+    if (sent) {
       const again = await api("GET", "/api/v1/me/telegram");
       if (again.ok) showProblem(form, again.data.problem);
-    } finally {
-      busy(form, false);
     }
   });
 })();
