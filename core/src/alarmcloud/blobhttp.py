@@ -34,7 +34,7 @@ async def blob_response(request: Request, blobs: BlobStore, key: str, media_type
     range reads (FileNotFoundError when it is missing)."""
     if isinstance(blobs, LocalBlobStore):
         return FileResponse(blobs.path(key), media_type=media_type, filename=filename)
-    from alarmcloud.eventsapi import byte_range, media_etag
+    from alarmcloud.eventsapi import media_etag, ranged
 
     fh = await anyio.to_thread.run_sync(blobs.open, key)
     size = fh.seek(0, 2)
@@ -42,14 +42,11 @@ async def blob_response(request: Request, blobs: BlobStore, key: str, media_type
     headers = {"Accept-Ranges": "bytes", "ETag": etag}
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    asked = byte_range(request, etag, size)
+    asked = ranged(request, etag, size, headers)
     if isinstance(asked, Response):
         fh.close()
         return asked
     start, end, status = asked
-    if status == 206:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
         fh.close()
         return Response(status_code=status, headers=headers, media_type=media_type)

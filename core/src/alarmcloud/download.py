@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from alarmcloud.auth import User, check_csrf, core, require_user, signed_in_user, visible_camera_ids
 from alarmcloud.errors import ApiError, json_body
-from alarmcloud.eventsapi import byte_range, query_events
+from alarmcloud.eventsapi import query_events, ranged
 from alarmcloud.models import Camera, Clip, DownloadLink, FindingRow, aware, iso, utcnow
 from alarmcloud.zipstream import SizedMember, SizedZip
 
@@ -309,13 +309,10 @@ async def fetch_link(request: Request) -> Response:
     headers = {"Accept-Ranges": "bytes", "ETag": etag, "Cache-Control": "no-store",
                "Content-Disposition": f'attachment; filename="alarmcloud-events-{aware(link.created_at):%Y%m%d-%H%M%S}'
                                       '.zip"', "X-Clip-Count": str(len(archive.members) - 1)}
-    asked = byte_range(request, etag, archive.size)
+    asked = ranged(request, etag, archive.size, headers)
     if isinstance(asked, Response):
         return asked
     start, end, status = asked
-    if status == 206:
-        headers["Content-Range"] = f"bytes {start}-{end}/{archive.size}"
-    headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/zip")
     return StreamingResponse(_counted(app, user, archive.pieces(start, end + 1), end + 1 - start), status_code=status,

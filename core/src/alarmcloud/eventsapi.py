@@ -263,6 +263,18 @@ def byte_range(request: Request, etag: str, size: int) -> tuple[int, int, int] |
     return start, end, 206
 
 
+def ranged(request: Request, etag: str, size: int, headers: dict[str, str]) -> tuple[int, int, int] | Response:
+    """``byte_range``, with the answer's ``Content-Range`` (for a 206) and ``Content-Length`` put in ``headers``."""
+    asked = byte_range(request, etag, size)
+    if isinstance(asked, Response):
+        return asked
+    start, end, status = asked
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return asked
+
+
 async def video(request: Request) -> Response:
     """The MP4, with HTTP Range support so browsers can seek; revalidated by its ETag (If-None-Match: 304)."""
     user = await require_user(request)
@@ -278,14 +290,11 @@ async def video(request: Request) -> Response:
     except Exception:
         fh.close()
         raise
-    asked = byte_range(request, etag, size)
+    asked = ranged(request, etag, size, headers)
     if isinstance(asked, Response):
         fh.close()
         return asked
     start, end, status = asked
-    if status == 206:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(end - start + 1)
     app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=end - start + 1)
     if request.method == "HEAD":
         fh.close()
