@@ -386,3 +386,25 @@ def mailbox() -> Iterator[Any]:
     finally:
         controller.stop()
 
+
+
+def outbox_rows(core: Any, account_id: str, kind: str) -> list[Any]:
+    """The person's outbox rows of one channel (``push``, ``telegram``, ...), oldest first."""
+    from alarmcloud.models import Outbox
+    from sqlmodel import select
+
+    with core.db.session() as s:
+        return list(s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == kind)
+                           .order_by(Outbox.id)).all())  # type: ignore[arg-type]
+
+
+def wait_outbox_state(core: Any, account_id: str, kind: str, state: str, timeout: float = 30.0) -> Any:
+    """The person's newest row of the channel once it is in ``state`` (AssertionError with every row's state)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = outbox_rows(core, account_id, kind)
+        if rows and rows[-1].state == state:
+            return rows[-1]
+        time.sleep(0.05)
+    raise AssertionError(f"no {kind} row reached {state!r}: "
+                         f"{[(r.state, r.last_error) for r in outbox_rows(core, account_id, kind)]}")

@@ -18,6 +18,7 @@ from alarmcloud.testing import static_scene, test_settings
 from sqlmodel import select
 
 from tests.conftest import Receiver as Ntfy  # type: ignore[import-not-found]
+from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
 
 TOKEN = "tk_0123456789abcdefghijklmnopqr"
 PW = "another good pw"
@@ -47,19 +48,11 @@ def _push_on(a: Any, url: str, cooldown: int = 0, **extra: Any) -> dict[str, Any
 
 
 def _rows(core: Any, account_id: str) -> list[Outbox]:
-    with core.db.session() as s:
-        return list(s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == "push")
-                           .order_by(Outbox.id)).all())  # type: ignore[arg-type]
+    return outbox_rows(core, account_id, "push")
 
 
 def _wait_state(core: Any, account_id: str, state: str, timeout: float = 30.0) -> Outbox:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = _rows(core, account_id)
-        if rows and rows[-1].state == state:
-            return rows[-1]
-        time.sleep(0.05)
-    raise AssertionError(f"no push row reached {state!r}: {[(r.state, r.last_error) for r in _rows(core, account_id)]}")
+    return wait_outbox_state(core, account_id, "push", state, timeout)
 
 
 def _decode(value: str) -> str:

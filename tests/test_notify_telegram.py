@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from alarmcloud.models import Account, Outbox
 from alarmcloud.testing import test_settings
-from sqlmodel import select
+
+from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
 
 TOKEN = "7123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 OTHER_TOKEN = "6000000001:BBBdqTcvCH1vGWJxfSeofSAs0K5PALDsbb"
@@ -131,19 +132,11 @@ def _telegram_on(a: Any, cooldown: int = 0, **extra: Any) -> dict[str, Any]:
 
 
 def _rows(core: Any, account_id: str) -> list[Outbox]:
-    with core.db.session() as s:
-        return list(s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == "telegram")
-                           .order_by(Outbox.id)).all())  # type: ignore[arg-type]
+    return outbox_rows(core, account_id, "telegram")
 
 
 def _wait_state(core: Any, account_id: str, state: str, timeout: float = 30.0) -> Outbox:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = _rows(core, account_id)
-        if rows and rows[-1].state == state:
-            return rows[-1]
-        time.sleep(0.05)
-    raise AssertionError(f"no row reached {state!r}: {[(r.state, r.last_error) for r in _rows(core, account_id)]}")
+    return wait_outbox_state(core, account_id, "telegram", state, timeout)
 
 
 # ---------------------------------------------------------------- set up, test message, alarms
