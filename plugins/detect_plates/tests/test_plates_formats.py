@@ -194,6 +194,16 @@ def test_an_austrian_reading_needs_a_district_code_to_win_a_tie_with_every_count
     assert only_at is not None and (only_at.text, only_at.country) == ("UH1FOF", "AT")
 
 
+def test_us_plates_keep_the_letters_i_and_q_and_take_o_as_zero() -> None:
+    # California issues I and Q (7CID930, 5TQY867); the letter O is read as 0 (many states leave it out)
+    assert fit_read(_dists(*"7CID930"), ["US"]).text == "7CID930"  # type: ignore[union-attr]
+    assert fit_read(_dists(*"5TQY867"), ["US"]).text == "5TQY867"  # type: ignore[union-attr]
+    assert fit_read(_dists(*"OSG719"), ["US"]).text == "0SG719"  # type: ignore[union-attr]
+    # the recogniser still decides between I and 1 where it doubts
+    doubt = fit_read(_dists(*"7C", {"1": 0.7, "I": 0.3}, *"D930"), ["US"])
+    assert doubt is not None and doubt.text == "7C1D930"
+
+
 def test_unlikely_reads_score_low() -> None:
     sure = fit_read(_dists(*"MAB1234"), ["DE"])
     shaky = fit_read(_dists(*"MAB", {"1": 0.4, "7": 0.3}, {"2": 0.5}, "3", "4"), ["DE"])

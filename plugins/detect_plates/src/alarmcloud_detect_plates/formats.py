@@ -89,7 +89,7 @@ class PlateFormat:
     regex: str
     layouts: tuple[str, ...]
     example: str
-    #: substitutions applied everywhere (US states mostly omit O, I and Q)
+    #: substitutions applied everywhere (the US: O is read as 0; California and other states do issue I and Q)
     always: tuple[tuple[str, str], ...] = ()
     letters: str = LETTERS
 
@@ -349,7 +349,7 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
             r"^(?=[A-Z0-9]*[0-9])[A-Z0-9]{5,8}$",
             ("?????", "??????", "???????", "????????"),
             "7ABC123",
-            always=(("O", "0"), ("Q", "0"), ("I", "1")),
+            always=(("O", "0"),),
         ),
         PlateFormat("BR", "Brazil", r"^[A-Z]{3}[0-9][A-Z0-9][0-9]{2}$", ("LLLNNNN", "LLLNLNN"), "ABC1D23"),
     )
