@@ -51,7 +51,7 @@ _ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
 class TrainingArea:
     """Clips released by their owners for improving a detector: ``<data_dir>/training/<detector>/<label>/``, or
     with a shared store (S3) the keys ``training/<detector>/<label>/<clip>.mp4`` in it, so that every node
-    withdraws the same copies (operators sync that prefix to a folder for retraining)."""
+    withdraws the same copies (retraining commands read them through ``folder``)."""
 
     def __init__(self, root: Path, blobs: BlobStore) -> None:
         self.root = root
