@@ -112,7 +112,7 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({"options": {"rain": {"threshold": 0.01}}}, "invalid_field", "from 0.05 to 0.99"),
     # all or nothing: a valid part does not get stored next to an invalid one
     ({"rain": True, "options": {"plates": {"countries": ["AT"]}, "rain": {"threshold": 2}}}, "invalid_field",
-     "detector 'rain' (Rain and snow): threshold"),
+     "Rain and snow: threshold"),
     ({"plates": False, "options": {"rain": {"threshold": 0.9}, "plates": {"countries": ["AT"], "zoom": 3}}},
      "invalid_field", "no option 'zoom'"),
 ]

@@ -94,7 +94,7 @@ def test_an_out_of_range_number_shows_the_error_and_stores_nothing(chromium: Any
         card.get_by_role("button", name="Save Rain and snow options").click()
         alert = card.get_by_role("alert")
         alert.wait_for()
-        assert alert.inner_text() == "Detector 'rain': threshold must be from 0.05 to 0.99, not 1.5"
+        assert alert.inner_text() == "Rain and snow: threshold must be from 0.05 to 0.99, not 1.5"
         assert stored(site, site.camera_id) == {}
         threshold.fill("0.85")
         threshold.press("Enter")  # submits the small form from the keyboard

@@ -315,7 +315,7 @@ def _merged_options(specs: dict[str, DetectorSpec], stored: dict[str, Any], opti
             try:
                 current[key] = opt.validate(value)
             except ValueError as exc:
-                raise ApiError(400, "invalid_field", f"detector {name!r} ({title_of(spec, name)}): {exc}") from None
+                raise ApiError(400, "invalid_field", f"{title_of(spec, name)}: {exc}") from None
         if current:
             merged[name] = current
         else:
