@@ -204,6 +204,9 @@ class FtpIngestServer:
         # closing "all" channels) would then share and break each other's connections
         bind = host or app.settings.ftp_listen_host
         self.server = ThreadedFTPServer((bind, cfg.port if port is None else port), self.handler, ioloop=IOLoop())
+        # pyftpdlib keeps the "stop the session threads" flag on the class: one server stopping would end the other
+        # servers' sessions until their next loop turn cleared it again; each server gets a flag of its own
+        self.server._exit = threading.Event()
         self.server.max_cons = 512
         self.server.max_cons_per_ip = 64
         self.port: int = self.server.address[1]
