@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from alarmcloud.testing import LiveServer, test_settings
+from alarmcloud.testing import LiveServer, postgres_database, test_settings
 
 PG = os.environ.get("ALARMCLOUD_TEST_POSTGRES_URL")
 pytestmark = [pytest.mark.postgres,
@@ -20,18 +18,8 @@ pytestmark = [pytest.mark.postgres,
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh database per test on the server."""
-    assert PG
-    name = "ac_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = PG.rsplit("/", 1)[0] + "/" + name
-    try:
+    with postgres_database() as url:
         yield url
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 def test_api_flow_on_postgres(pg_url: str, tmp_path: Path, clip: Path) -> None:

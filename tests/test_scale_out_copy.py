@@ -11,7 +11,6 @@ import io
 import os
 import sqlite3
 import time
-import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from alarmcloud import crypto, db, twofactor
 from alarmcloud.cli import main
-from alarmcloud.testing import LiveServer, test_settings
+from alarmcloud.testing import LiveServer, postgres_database, test_settings
 from click.testing import CliRunner
 
 from tests.s3server import MotoS3, s3, s3_storage  # type: ignore[import-not-found]  # noqa: F401
@@ -37,18 +36,8 @@ PREFIX = "ac"
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh database per test on the server."""
-    assert PG
-    name = "ac_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = PG.rsplit("/", 1)[0] + "/" + name
-    try:
+    with postgres_database() as url:
         yield url
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 def _source_settings(data_dir: Path) -> Any:
