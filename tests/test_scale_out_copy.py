@@ -154,7 +154,7 @@ def _files(folder: Path) -> dict[str, str]:
 def test_copy_to_postgres_and_s3_serves_the_same_customers(source: dict[str, Any], tmp_path: Path, s3: MotoS3,  # noqa: F811
                                                          pg_url: str) -> None:
     from alarmcloud.models import Account, Camera, FindingRow, Job, Webhook
-    from alarmcloud.notify import open_push_token
+    from alarmcloud.notify import open_account_secret
 
     from tests.conftest import Api  # type: ignore[import-not-found]
 
@@ -221,7 +221,7 @@ def test_copy_to_postgres_and_s3_serves_the_same_customers(source: dict[str, Any
             owner = s.exec(sa.select(Account).where(Account.email == "owner@example.com")).scalar_one()
             assert core.secret_box.decrypt(cam.password_enc, f"camera:{cam.id}:password") == "cam-secret"
             assert core.secret_box.decrypt(hook.secret, f"webhook:{hook.id}") == source["hook_secret"]
-            assert open_push_token(core, owner) == "tk-push"
+            assert open_account_secret(core, owner, "push") == "tk-push"
 
         new = a.upload_analysed(source["creds"], source["clips"][1])  # the camera's upload credentials still work
         with core.db.session() as s:

@@ -170,7 +170,7 @@ def _stored_secrets(s: Any) -> list[tuple[Any, str, str]]:
     """Every encrypted column value: (row, attribute, AES-GCM context)."""
     from sqlmodel import select
 
-    from alarmcloud.models import Account, Camera, TwoFactor, Webhook
+    from alarmcloud.models import ACCOUNT_SECRETS, Account, Camera, TwoFactor, Webhook
 
     out: list[tuple[Any, str, str]] = []
     for cam in s.exec(select(Camera)).all():
@@ -182,7 +182,7 @@ def _stored_secrets(s: Any) -> list[tuple[Any, str, str]]:
     for tf in s.exec(select(TwoFactor)).all():  # TOTP secrets of two-step verification
         out.append((tf, "secret_enc", f"totp:{tf.account_id}"))
     for acc in s.exec(select(Account)).all():  # a person's ntfy access token and Telegram bot token
-        for attr, channel in (("notify_push_token_enc", "push"), ("notify_telegram_token_enc", "telegram")):
+        for channel, attr in ACCOUNT_SECRETS.items():
             if getattr(acc, attr):
                 out.append((acc, attr, f"{channel}:{acc.id}"))
     return out

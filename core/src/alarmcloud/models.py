@@ -70,6 +70,11 @@ class Account(SQLModel, table=True):
     notify_telegram_picture: bool = False
 
 
+#: a person's channel credentials: channel -> the ``Account`` column holding it encrypted (SecretBox, context
+#: "<channel>:<account id>"; ``notify.seal_account_secret``/``open_account_secret``, rotated by ``keys rotate``)
+ACCOUNT_SECRETS = {"push": "notify_push_token_enc", "telegram": "notify_telegram_token_enc"}
+
+
 class SessionRow(SQLModel, table=True):
     __tablename__ = "sessions"
     id_hash: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie value

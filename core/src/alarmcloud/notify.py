@@ -41,6 +41,7 @@ from alarmcloud.events import (
     Event,
 )
 from alarmcloud.models import (
+    ACCOUNT_SECRETS,
     Account,
     Camera,
     CameraRight,
@@ -182,16 +183,9 @@ def seal_account_secret(app: AlarmCloud, channel: str, account_id: str, secret: 
     return app.secret_box.encrypt(secret, f"{channel}:{account_id}")
 
 
-def seal_push_token(app: AlarmCloud, account_id: str, token: str) -> str | None:
-    return seal_account_secret(app, "push", account_id, token)
-
-
-def open_push_token(app: AlarmCloud, account: Account) -> str:
-    return app.secret_box.decrypt(account.notify_push_token_enc, f"push:{account.id}") or ""
-
-
-def open_telegram_token(app: AlarmCloud, account: Account) -> str:
-    return app.secret_box.decrypt(account.notify_telegram_token_enc, f"telegram:{account.id}") or ""
+def open_account_secret(app: AlarmCloud, account: Account, channel: str) -> str:
+    """A person's credential for a channel in clear ("" when none is saved)."""
+    return app.secret_box.decrypt(getattr(account, ACCOUNT_SECRETS[channel]), f"{channel}:{account.id}") or ""
 
 
 def sign(secret: str, body: bytes, ts: str) -> str:
@@ -661,7 +655,8 @@ def _attempt_push(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
     if not person.notify_push and not row.payload.get("test"):
         return "skipped", "push notifications were switched off"
     picture = _email_picture(app, row.payload) if row.payload.get("picture") else None
-    status, error = publish_push(app, person.notify_push_url, open_push_token(app, person), row.payload, picture)
+    token = open_account_secret(app, person, "push")
+    status, error = publish_push(app, person.notify_push_url, token, row.payload, picture)
     if 200 <= status < 300:
         return "sent", None
     text = f"HTTP {status}" + (f": {error}" if error else "")
@@ -775,7 +770,7 @@ def _attempt_telegram(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
         person = s.get(Account, row.target)
     if person is None:
         return "dead", "the account was deleted"
-    token = open_telegram_token(app, person)
+    token = open_account_secret(app, person, "telegram")
     if not token or not person.notify_telegram_chat_id:
         return "skipped", "Telegram is not set up (bot token and chat id)"
     if not person.notify_telegram and not row.payload.get("test"):

@@ -3,6 +3,7 @@ person's own bot), credentials (an ntfy access token, a bot token: never shown a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -52,16 +53,53 @@ def _only_known(data: dict[str, Any], allowed: set[str]) -> None:
         raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
-async def get_push(request: Request) -> Response:
-    """The caller's push settings and latest push deliveries (state, attempts, the server's error)."""
+async def _settings(request: Request, kind: str, to_json: Callable[[Account, list[Outbox]], dict[str, Any]]
+                    ) -> Response:
+    """The caller's settings of a channel (``push``, ``telegram``) with its latest deliveries."""
     user = await require_user(request)
 
     def _get(s: Session) -> dict[str, Any]:
         acc = s.get(Account, user.id)
         assert acc is not None
-        return push_json(acc, _recent(s, acc.id))
+        return to_json(acc, _recent(s, acc.id, kind))
 
     return JSONResponse(await core(request).db.run(_get))
+
+
+def _switches(data: dict[str, Any], changes: dict[str, Any], enabled_attr: str, picture_attr: str) -> None:
+    """``enabled`` (on only where no removed setting switched the channel off) and ``picture`` into ``changes``."""
+    enabled = field(data, "enabled", bool, required=False)
+    if enabled is not None:
+        changes[enabled_attr] = enabled and changes.get(enabled_attr, True)
+    picture = field(data, "picture", bool, required=False)
+    if picture is not None:
+        changes[picture_attr] = picture
+
+
+async def _save(app: AlarmCloud, user_id: str, changes: dict[str, Any], kind: str,
+                to_json: Callable[[Account, list[Outbox]], dict[str, Any]], check: Callable[[Account], None],
+                before: Callable[[Account, dict[str, Any]], None] | None = None) -> Response:
+    """Apply ``changes`` to the caller's account in one transaction: ``before(account, changes)`` may add to them
+    from what is stored, ``check(account)`` judges the result (an ApiError stores nothing)."""
+
+    def _update(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user_id)
+        assert acc is not None
+        if before is not None:
+            before(acc, changes)
+        for k, v in changes.items():
+            setattr(acc, k, v)
+        check(acc)
+        s.add(acc)
+        s.commit()
+        return to_json(acc, _recent(s, acc.id, kind))
+
+    return JSONResponse(await app.db.run(_update))
+
+
+async def get_push(request: Request) -> Response:
+    """The caller's push settings and latest push deliveries (state, attempts, the server's error)."""
+    return await _settings(request, "push", push_json)
 
 
 async def _checked_url(app: AlarmCloud, raw: str) -> str:
@@ -95,29 +133,20 @@ async def update_push(request: Request) -> Response:
             changes["notify_push"] = False
     if "token" in data:
         token = field(data, "token", str, required=False, max_len=300)
-        changes["notify_push_token_enc"] = notify.seal_push_token(app, user.id, token.strip()) if token else None
-    enabled = field(data, "enabled", bool, required=False)
-    if enabled is not None:
-        changes["notify_push"] = enabled and changes.get("notify_push", True)
-    picture = field(data, "picture", bool, required=False)
-    if picture is not None:
-        changes["notify_push_picture"] = picture
+        changes["notify_push_token_enc"] = notify.seal_account_secret(app, "push", user.id, token.strip()) \
+            if token else None
+    _switches(data, changes, "notify_push", "notify_push_picture")
 
-    def _update(s: Session) -> dict[str, Any]:
-        acc = s.get(Account, user.id)
-        assert acc is not None
+    def before(acc: Account, changes: dict[str, Any]) -> None:
         if ("notify_push_url" in changes and "notify_push_token_enc" not in changes
                 and _origin(changes["notify_push_url"]) != _origin(acc.notify_push_url)):
             changes["notify_push_token_enc"] = None  # a token is never sent to a server it was not given for
-        for k, v in changes.items():
-            setattr(acc, k, v)
+
+    def check(acc: Account) -> None:
         if acc.notify_push and not acc.notify_push_url:
             raise ApiError(400, "missing_field", "set the topic URL (field 'url') to switch push on")
-        s.add(acc)
-        s.commit()
-        return push_json(acc, _recent(s, acc.id))
 
-    return JSONResponse(await app.db.run(_update))
+    return await _save(app, user.id, changes, "push", push_json, check, before)
 
 
 async def send_test_push(request: Request) -> Response:
@@ -176,14 +205,7 @@ def _telegram_chat(data: dict[str, Any]) -> str | None:
 
 async def get_telegram(request: Request) -> Response:
     """The caller's Telegram settings and latest messages (state, attempts, Telegram's error)."""
-    user = await require_user(request)
-
-    def _get(s: Session) -> dict[str, Any]:
-        acc = s.get(Account, user.id)
-        assert acc is not None
-        return telegram_json(acc, _recent(s, acc.id, "telegram"))
-
-    return JSONResponse(await core(request).db.run(_get))
+    return await _settings(request, "telegram", telegram_json)
 
 
 async def update_telegram(request: Request) -> Response:
@@ -203,27 +225,15 @@ async def update_telegram(request: Request) -> Response:
         changes["notify_telegram_chat_id"] = _telegram_chat(data)
     if any(k in changes and changes[k] is None for k in ("notify_telegram_token_enc", "notify_telegram_chat_id")):
         changes["notify_telegram"] = False
-    enabled = field(data, "enabled", bool, required=False)
-    if enabled is not None:
-        changes["notify_telegram"] = enabled and changes.get("notify_telegram", True)
-    picture = field(data, "picture", bool, required=False)
-    if picture is not None:
-        changes["notify_telegram_picture"] = picture
+    _switches(data, changes, "notify_telegram", "notify_telegram_picture")
 
-    def _update(s: Session) -> dict[str, Any]:
-        acc = s.get(Account, user.id)
-        assert acc is not None
-        for k, v in changes.items():
-            setattr(acc, k, v)
+    def check(acc: Account) -> None:
         if acc.notify_telegram and not (acc.notify_telegram_token_enc and acc.notify_telegram_chat_id):
             missing = "the bot token (field 'token')" if not acc.notify_telegram_token_enc else \
                 "the chat (field 'chat_id')"
             raise ApiError(400, "missing_field", f"set {missing} to switch Telegram on")
-        s.add(acc)
-        s.commit()
-        return telegram_json(acc, _recent(s, acc.id, "telegram"))
 
-    return JSONResponse(await app.db.run(_update))
+    return await _save(app, user.id, changes, "telegram", telegram_json, check)
 
 
 async def send_test_telegram(request: Request) -> Response:
@@ -249,7 +259,7 @@ async def find_telegram_chats(request: Request) -> Response:
     token = _telegram_token(data)
     if token is None:
         acc = await app.db.run(lambda s: s.get(Account, user.id))
-        token = notify.open_telegram_token(app, acc) if acc is not None else ""
+        token = notify.open_account_secret(app, acc, "telegram") if acc is not None else ""
     if not token:
         raise ApiError(409, "no_telegram_token", "enter the bot token first")
     try:
