@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlmodel import select
 
 TELEGRAM_TOKEN = "7123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+OFFSITE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 SECRETS = {"host": "192.168.1.20", "p2p_id": "INSTAR-P2P-4711", "username": "camuser", "password": "Sup3r-Secret"}
 
 
@@ -29,6 +30,7 @@ def _stored(data: Path) -> tuple[dict[str, str], str]:
         s.flush()
         acc.notify_push_token_enc = box.encrypt("tk_ntfy_token", f"push:{acc.id}")
         acc.notify_telegram_token_enc = box.encrypt(TELEGRAM_TOKEN, f"telegram:{acc.id}")
+        acc.offsite_secret_key_enc = box.encrypt(OFFSITE_SECRET, f"offsite:{acc.id}")
         cam = Camera(account_id=acc.id, name="Cellar", brand="instar", model="IN-9008 Full HD")
         for name, value in SECRETS.items():
             setattr(cam, f"{name}_enc", box.encrypt(value, f"camera:{cam.id}:{name}"))
@@ -69,11 +71,11 @@ def test_rotate_reencrypts_everything_under_the_new_key(tmp_path: Path, monkeypa
 
     env["ALARMCLOUD_OLD_SECRET_KEYS"] = json.dumps({"k1": old_key})
     r = runner.invoke(main, ["keys", "rotate", "--data-dir", str(data), "--dry-run"], env=env)
-    assert r.exit_code == 0 and "would re-encrypt 8 secrets under k2 (7 from k1, 1 from unencrypted)" in r.output
+    assert r.exit_code == 0 and "would re-encrypt 9 secrets under k2 (8 from k1, 1 from unencrypted)" in r.output
     assert _rows(data)[0].password_enc == before
 
     r = runner.invoke(main, ["keys", "rotate", "--data-dir", str(data)], env=env)
-    assert r.exit_code == 0 and "re-encrypted 8 secrets under k2" in r.output, r.output
+    assert r.exit_code == 0 and "re-encrypted 9 secrets under k2" in r.output, r.output
     cam, hooks = _rows(data)
     only_new = crypto.SecretBox("k2", {"k2": crypto.decode_key(new_key)})  # the old key can now be dropped
     for name, value in SECRETS.items():
@@ -87,6 +89,7 @@ def test_rotate_reencrypts_everything_under_the_new_key(tmp_path: Path, monkeypa
         acc = s.exec(select(Account)).one()
         assert only_new.decrypt(acc.notify_push_token_enc, f"push:{acc.id}") == "tk_ntfy_token"
         assert only_new.decrypt(acc.notify_telegram_token_enc, f"telegram:{acc.id}") == TELEGRAM_TOKEN
+        assert only_new.decrypt(acc.offsite_secret_key_enc, f"offsite:{acc.id}") == OFFSITE_SECRET
         # no encrypted column of any table is left under the old key (a new *_enc column must be rotated too)
         from sqlalchemy import text
         from sqlmodel import SQLModel

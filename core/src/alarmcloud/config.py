@@ -207,6 +207,20 @@ class NotifyConfig(BaseModel):
         description="Base URL of the Telegram Bot API for Telegram notifications (e.g. a self-hosted Bot API server)")
 
 
+class OffsiteConfig(BaseModel):
+    """Off-site copies: each owner may have new clips copied into their own S3-compatible bucket."""
+
+    enabled: bool = Field(True, description="Offer off-site copies to account owners (false: the settings are hidden, "
+                                            "nothing is queued and waiting copies are skipped)")
+    allow_http: bool = Field(False, description="Allow plain-http bucket endpoints (the access key's signatures and "
+                                                "the clips then cross the network unencrypted); https otherwise")
+    timeout_seconds: float = Field(120.0, description="Time limit for one request to a bucket (a part of an upload)",
+                                   gt=0)
+    max_attempts: int = Field(24, description="Attempts to copy one clip before it is given up", ge=1)
+    retry_max_seconds: float = Field(3600.0, description="Longest wait between two attempts (the backoff of "
+                                                         "notify.retry_base_seconds doubles up to this)", gt=0)
+
+
 class PrivacyConfig(BaseModel):
     """Retention of personal data (days)."""
 
@@ -273,6 +287,8 @@ class Settings(BaseSettings):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig, description="Outgoing e-mail")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Webhook and e-mail delivery")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Retention of personal data")
+    offsite: OffsiteConfig = Field(default_factory=OffsiteConfig,
+                                   description="Off-site copies of clips into owners' own S3-compatible buckets")
     config_file: Path | None = Field(None, description="The TOML file these settings were read from")
 
     @classmethod

@@ -68,11 +68,27 @@ class Account(SQLModel, table=True):
     notify_telegram_token_enc: str | None = Field(default=None, max_length=500)
     #: the message is the clip's picture with the text as caption (off by default: the picture then goes to Telegram)
     notify_telegram_picture: bool = False
+    #: off-site copies of clips into the owner's own S3-compatible bucket (``offsite``; owners only)
+    offsite_enabled: bool = False
+    #: the bucket's endpoint URL (checked like webhook URLs: https, public addresses unless the operator allows)
+    offsite_endpoint: str | None = Field(default=None, max_length=500)
+    offsite_region: str | None = Field(default=None, max_length=64)
+    offsite_bucket: str | None = Field(default=None, max_length=63)
+    #: the folder in the bucket the copies go under ("" or None: the bucket's top)
+    offsite_prefix: str | None = Field(default=None, max_length=200)
+    offsite_access_key_id: str | None = Field(default=None, max_length=128)
+    #: the secret access key, encrypted (SecretBox, context "offsite:<account_id>"); never returned nor exported
+    offsite_secret_key_enc: str | None = Field(default=None, max_length=500)
+    #: what is copied: ``alarms`` (clips whose verdict is an alarm) or ``all`` (every analysed clip)
+    offsite_scope: str = Field(default="alarms", max_length=16)
+    #: when the latest copy arrived in the bucket
+    offsite_last_copy_at: datetime | None = None
 
 
 #: a person's channel credentials: channel -> the ``Account`` column holding it encrypted (SecretBox, context
 #: "<channel>:<account id>"; ``notify.seal_account_secret``/``open_account_secret``, rotated by ``keys rotate``)
-ACCOUNT_SECRETS = {"push": "notify_push_token_enc", "telegram": "notify_telegram_token_enc"}
+ACCOUNT_SECRETS = {"push": "notify_push_token_enc", "telegram": "notify_telegram_token_enc",
+                   "offsite": "offsite_secret_key_enc"}
 
 
 class SessionRow(SQLModel, table=True):

@@ -1,5 +1,5 @@
 """Notifications after the verdict: HMAC-signed webhooks, e-mail, ntfy push and Telegram through a durable outbox
-with retries."""
+with retries (which also carries off-site copies of clips, ``offsite``)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from alarmcloud import crypto
+from alarmcloud import crypto, offsite
 from alarmcloud.events import (
     CAMERA_CHANGED,
     CAMERA_DELETED,
@@ -425,16 +425,18 @@ def claim(app: AlarmCloud, limit: int) -> list[Outbox]:
     with app.db.session() as s:
         now = utcnow()
         # ids and targets only, over a wide window: a backlog for one receiver must not starve the others
-        due = s.exec(select(Outbox.id, Outbox.target).where(Outbox.state == "queued", Outbox.available_at <= now)
+        due = s.exec(select(Outbox.id, Outbox.target, Outbox.kind).where(Outbox.state == "queued",
+                                                                          Outbox.available_at <= now)
                      .order_by(col(Outbox.id)).limit(SCAN)).all()
         picked: list[int] = []
         per_target: dict[str, int] = {}
-        for row_id, target in due:
+        for row_id, target, kind in due:
             if per_target.get(target, 0) >= PER_TARGET:
                 continue
+            lease = offsite.lease(app) if kind == offsite.KIND else _lease(app)  # an upload takes longer
             res = s.exec(update(Outbox).where(col(Outbox.id) == row_id, col(Outbox.state) == "queued",  # type: ignore[call-overload]
                                               col(Outbox.available_at) <= now)
-                         .values(available_at=now + _lease(app)))
+                         .values(available_at=now + lease))
             if res.rowcount == 1:
                 picked.append(row_id)
                 per_target[target] = per_target.get(target, 0) + 1
@@ -451,6 +453,8 @@ def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
         return _attempt_push(app, row)
     if row.kind == "telegram":
         return _attempt_telegram(app, row)
+    if row.kind == offsite.KIND:
+        return offsite.attempt(app, row)
     if row.kind == "webhook":
         with app.db.session() as s:
             hook = s.get(Webhook, row.target)
@@ -490,11 +494,13 @@ def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
         if error is not None:
             fresh.last_error = error[:300]
         if outcome == "failed":
-            if fresh.attempts >= cfg.max_attempts:
+            copy = row.kind == offsite.KIND  # a bucket may be away for hours: more attempts, capped backoff
+            if fresh.attempts >= (app.settings.offsite.max_attempts if copy else cfg.max_attempts):
                 fresh.state = "dead"
             else:
                 fresh.state = "queued"
-                backoff = cfg.retry_base_seconds * 2 ** (fresh.attempts - 1)
+                backoff = offsite.backoff(app, fresh.attempts) if copy else \
+                    cfg.retry_base_seconds * 2 ** (fresh.attempts - 1)
                 fresh.available_at = now + timedelta(seconds=backoff if delay is None else delay)
             log.info("delivery %s (%s) failed on attempt %d: %s", row.id, row.kind, fresh.attempts, error)
         else:

@@ -73,6 +73,18 @@ MASK_JOB = _obj({"job_id": NSTR, "state": {"enum": ["none", "queued", "running",
                  "failures": {"type": "array", "items": _obj({"clip_id": STR, "code": STR, "message": STR})}},
                 {"camera_id": STR, "masks": MASKS, "created_at": STR, "finished_at": NSTR, "error": NSTR,
                  "storage": _obj({"used_bytes": INT, "quota_bytes": INT, "over_quota_bytes": INT})})
+#: off-site copies into the owner's own bucket (``offsiteapi``): settings (never the secret key) and status
+OFFSITE_COPY = _obj({"clip_id": STR, "state": {"enum": ["queued", "sent", "dead", "skipped"]}, "attempts": INT,
+                     "last_error": NSTR}, {"created_at": NSTR, "last_attempt_at": NSTR, "next_attempt_at": NSTR})
+OFFSITE = _obj({"enabled": BOOL, "endpoint": NSTR, "region": NSTR, "bucket": NSTR, "prefix": STR,
+                "access_key_id": NSTR, "has_secret_key": BOOL, "scope": {"enum": ["alarms", "all"]},
+                "last_copy_at": NSTR, "last_error": NSTR, "waiting": INT, "given_up": INT,
+                "copies": {"type": "array", "items": OFFSITE_COPY}})
+OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
+    "enabled": BOOL, "endpoint": {**NSTR, "description": "https URL of the S3-compatible server (no path)"},
+    "region": NSTR, "bucket": NSTR, "prefix": NSTR, "access_key_id": NSTR,
+    "secret_key": {**NSTR, "description": "stored encrypted, never returned; empty or null removes it"},
+    "scope": {"enum": ["alarms", "all"]}}}
 
 
 def _items(item: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +145,11 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 200, "response": MASK_JOB},
     ("POST", "/api/v1/cameras/{camera_id}/view/dismiss"): {"status": 200, "response": VIEW,
                                                            "errors": [401, 403, 404]},
+    ("GET", "/api/v1/me/offsite"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404]},
+    ("PATCH", "/api/v1/me/offsite"): {"status": 200, "request": OFFSITE_IN, "response": OFFSITE,
+                                      "errors": [400, 401, 403, 404]},
+    ("POST", "/api/v1/me/offsite/test"): {"status": 200, "response": _obj({"ok": BOOL, "message": STR}),
+                                          "errors": [400, 401, 403, 404, 409]},
 }
 
 

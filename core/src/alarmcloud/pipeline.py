@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import case, delete, func
 from sqlmodel import select
 
-from alarmcloud import jobs, leases, motion, notify, viewcheck
+from alarmcloud import jobs, leases, motion, notify, offsite, viewcheck
 from alarmcloud.contracts import ClipProbe, Detector, Finding
 from alarmcloud.events import CAMERA_FAIR_USE_CHANGED, DETECTIONS_READY, PLATE_RECOGNISED, Event
 from alarmcloud.models import Account, Camera, Clip, FindingRow, iso, utcnow
@@ -177,6 +177,7 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
                                     {"clip_id": clip.id, "text": f.text, "score": f.score,
                                      **notify.known_plate(s, clip.account_id, f.text)}))
         notify.queue_notifications(app, s, clip, cam, payload)
+        offsite.queue_copy(app, s, clip)  # the owner's own bucket, when they copy this kind of clip
         s.commit()
     JOBS.labels("done").inc()
     for ev in events:

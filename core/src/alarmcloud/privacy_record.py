@@ -60,6 +60,16 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
                         "the receivers the account owner registered (webhooks)"],
          "retention": f"deliveries {st.notify.keep_days} days; settings until the account is deleted",
          "legal_basis": contract},
+        *([{"name": "core: off-site copies", "source": "core",
+            "data": ["alarm clips (or every clip, as the owner chose) as stored, privacy masks painted in",
+                     "camera name, time, verdict and findings (plate reads included) beside each clip",
+                     "the owner's bucket address, access key id and secret key (encrypted)"],
+            "purpose": "keep a copy of the owner's clips in the owner's own storage, safe when the cameras or "
+                       "the recorder are taken",
+            "recipients": ["the S3-compatible storage the account owner chose (their own bucket)"],
+            "retention": "copy jobs as deliveries; settings until the account is deleted; the copies in the "
+                         "owner's bucket are the owner's and are not deleted by this service",
+            "legal_basis": contract}] if st.offsite.enabled else []),
         {"name": "core: consent ledger", "source": "core",
          "data": ["releases of recordings", "integration grants"],
          "purpose": "prove and honour the customer's consent", "recipients": [],

@@ -366,7 +366,9 @@ async def storage_page(request: Request) -> Response:
     st = data["storage"]
     rows = data["stats"]
     top = max([p["bytes"] for p in st["per_camera"]] + [1])
-    return render(request, "storage.html", user, storage=st, days=days, top=top,
+    offsite_card = app.settings.offsite.enabled and user.account.owner_id is None  # owners only
+    return render(request, "storage.html", user, storage=st, days=days, top=top, account=user.account,
+                  offsite=offsite_card,
                   gauge=charts.gauge(st["used_ratio"], f"{charts.percent(st['used_ratio'])} of the quota used"),
                   alarms_chart=charts.bar_chart(rows, f"Alarms per day, last {days} days"),
                   rate_chart=charts.rate_chart(rows, f"False-alarm rate per day, last {days} days"),

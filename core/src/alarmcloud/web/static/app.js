@@ -1511,3 +1511,57 @@ window.alarmcloud.card = (function () {
     }
   });
 })();
+
+// ------------------------------------------------------------ storage: off-site copies into the owner's own bucket
+(function () {
+  const api = window.alarmcloud.api;
+  const { say, readToken, tokenSaved, runTest, onSubmit } = window.alarmcloud.card;
+
+  function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
+
+  function showStatus(form, d) {
+    const parts = [d.last_copy_at ? "Last copy: " + when(d.last_copy_at) + "." : "No clip copied yet."];
+    if (d.waiting) parts.push(d.waiting + (d.waiting === 1 ? " copy is" : " copies are") + " waiting.");
+    if (d.given_up) parts.push(d.given_up + (d.given_up === 1 ? " copy was" : " copies were") + " given up after many attempts.");
+    form.querySelector("[data-offsite-status]").textContent = parts.join(" ");
+    const el = form.querySelector("[data-offsite-problem]");
+    el.textContent = d.last_error ? "The last copy did not arrive: " + d.last_error : "";
+    el.hidden = !d.last_error;
+  }
+
+  async function save(form) {
+    const scope = form.querySelector("input[name=scope]:checked");
+    const body = { enabled: form.elements.enabled.checked, scope: scope ? scope.value : "alarms" };
+    ["endpoint", "region", "bucket", "prefix", "access_key_id"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
+    const secret = {};
+    readToken(form, secret);
+    if ("token" in secret) body.secret_key = secret.token;
+    const r = await api("PATCH", "/api/v1/me/offsite", body);
+    if (!r.ok) { say(form, r.message, "error"); return null; }
+    tokenSaved(form, r.data.has_secret_key, "[data-offsite-remove-token]", "not set");
+    form.elements.token.placeholder = r.data.has_secret_key ? "a key is saved; type a new one to replace it" : "not set";
+    form.elements.enabled.checked = r.data.enabled;
+    showStatus(form, r.data);
+    return r.data;
+  }
+
+  async function refresh(form) {
+    const r = await api("GET", "/api/v1/me/offsite");
+    if (r.ok) showStatus(form, r.data);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const form = document.querySelector("form[data-offsite]");
+    if (form) refresh(form);
+  });
+
+  onSubmit("[data-offsite]", save, "Bucket settings saved; new clips are copied.", "Bucket settings saved; copies are off.");
+
+  document.addEventListener("click", async (e) => {
+    const btn = e.target.closest("button[data-offsite-test]");
+    if (!btn) return;
+    const form = btn.closest("form");
+    await runTest(form, "Writing a test object to the bucket…", save, "/api/v1/me/offsite/test",
+                  () => ["The bucket works: a test object was written and deleted again.", "ok"]);
+  });
+})();

@@ -1,0 +1,322 @@
+"""Off-site copies: each new clip that matches the owner's choice (alarms only, or every clip) is copied into the
+owner's own S3-compatible bucket through the durable outbox, after the verdict, with a small JSON sidecar.
+
+The bucket's endpoint is a URL the owner supplies and the server connects to, so it is checked like a webhook URL
+(``notify.check_webhook_url``: public addresses only unless the operator lists a network, no user info) and must be
+https unless the operator allows http. The S3 client (obstore) is given the owner's key only (never the server's own
+credentials from its environment) and follows no redirects. Copies are the owner's: deleting a clip here does not
+delete its copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlmodel import Session, col, func, select
+
+from alarmcloud import crypto
+from alarmcloud.models import Account, Camera, Clip, FindingRow, Job, Outbox, aware, iso, utcnow
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+log = logging.getLogger(__name__)
+KIND = "offsite"
+#: what the owner may choose to copy
+SCOPES = ("alarms", "all")
+#: clips larger than this are uploaded in parts of this size (S3 parts are at least 5 MiB, except the last)
+PART_SIZE = 8 * 1024 * 1024
+WHAT = "bucket endpoint"
+BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")
+REGION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+ACCESS_KEY_RE = re.compile(r"[\x21-\x7e]{1,128}")
+SECRET_RE = re.compile(r"[\x21-\x7e]{1,200}")
+_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_MESSAGE = re.compile(r"<Message>([^<]{0,300})</Message>")
+_STATUS = re.compile(r"non-2xx status code: (\d{3}[^:\n]{0,60})")
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled", "InvalidToken",
+           "ExpiredToken", "AccountProblem", "InvalidSecurity", "AuthorizationHeaderMalformed"}
+
+
+class BucketError(Exception):
+    """A bucket request that failed: ``code`` is no_such_bucket | access_denied | cannot_connect | timeout |
+    bucket_error; the message says what the bucket answered (it never holds the secret key)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_endpoint(app: AlarmCloud, url: str) -> httpx.URL:
+    """The owner's endpoint URL: https (http only where the operator allows it), no user info, no path or query,
+    and every address of its host allowed (``notify.webhook_networks``). Raises ``notify.TargetNotAllowed``."""
+    from alarmcloud import notify
+
+    u = notify.parse_webhook_url(url, WHAT)
+    if u.scheme != "https" and not app.settings.offsite.allow_http:
+        raise notify.TargetNotAllowed("the bucket endpoint must start with https:// (this server does not send "
+                                      "clips and signed requests over plain http)")
+    if u.path not in ("", "/") or u.query or u.fragment:
+        raise notify.TargetNotAllowed("the bucket endpoint is the server's address only, like "
+                                      "https://s3.eu-central-1.amazonaws.com (no path: the bucket is a field of "
+                                      "its own)")
+    notify.resolve_target(u, app.settings.notify.webhook_networks, WHAT)
+    return u
+
+
+def check_prefix(prefix: str) -> str:
+    """A key prefix (folder) in the bucket: ``a/b`` without empty, ``.`` or ``..`` parts; "" for none."""
+    prefix = prefix.strip().strip("/")
+    if not prefix:
+        return ""
+    if len(prefix) > 200 or "\\" in prefix or any(ord(ch) < 0x20 or ord(ch) == 0x7f for ch in prefix) \
+            or any(p in ("", ".", "..") for p in prefix.split("/")):
+        raise ValueError("the prefix is a folder in the bucket like alarmcloud/home: parts separated by '/', none "
+                         "empty, '.' or '..', no control characters, at most 200 characters")
+    return prefix
+
+
+def configured(acc: Account) -> bool:
+    """Endpoint, bucket, access key id and secret key are all saved."""
+    return bool(acc.offsite_endpoint and acc.offsite_bucket and acc.offsite_access_key_id
+                and acc.offsite_secret_key_enc)
+
+
+def seal_secret(app: AlarmCloud, account_id: str, secret: str) -> str | None:
+    from alarmcloud import notify
+
+    return notify.seal_account_secret(app, KIND, account_id, secret)
+
+
+def open_secret(app: AlarmCloud, acc: Account) -> str:
+    from alarmcloud import notify
+
+    return notify.open_account_secret(app, acc, KIND)
+
+
+# ---------------------------------------------------------------- the bucket
+
+
+def make_store(app: AlarmCloud, acc: Account, secret: str) -> Any:
+    """An obstore ``S3Store`` for the owner's bucket (path-style requests to the checked endpoint)."""
+    from obstore.store import S3Store
+
+    endpoint = str(acc.offsite_endpoint or "").rstrip("/")
+    key_id = str(acc.offsite_access_key_id or "")
+
+    def credentials() -> dict[str, Any]:
+        # a provider, not config values: the server's own AWS_* credentials (a session token, an instance role)
+        # from its environment are never added to the owner's requests
+        return {"access_key_id": key_id, "secret_access_key": secret, "token": None, "expires_at": None}
+
+    timeout = timedelta(seconds=app.settings.offsite.timeout_seconds)
+    # no proxy from the environment (HTTP(S)_PROXY would connect to the owner's host itself, past the address
+    # check): the client only skips those when given a proxy of its own, so it gets one that is never used (the
+    # endpoint's host is excluded from it; were it not, requests would fail against the discard port)
+    proxy = {"proxy_url": "http://127.0.0.1:9", "proxy_excludes": httpx.URL(endpoint).host}
+    return S3Store(
+        acc.offsite_bucket, config={"endpoint": endpoint, "region": acc.offsite_region or "us-east-1",
+                                    "virtual_hosted_style_request": False},
+        credential_provider=credentials,  # type: ignore[arg-type]
+        client_options={"allow_http": endpoint.startswith("http://"), "timeout": timeout, **proxy,  # type: ignore[typeddict-item]
+                        "connect_timeout": timedelta(seconds=min(10.0, app.settings.offsite.timeout_seconds))},
+        retry_config={"max_retries": 1, "retry_timeout": timeout,
+                      "backoff": {"init_backoff": timedelta(milliseconds=200), "max_backoff": timedelta(seconds=2),
+                                  "base": 2}},
+    )
+
+
+def bucket_error(exc: BaseException, acc: Account) -> BucketError:
+    """What an S3 call's failure means for the owner, in words."""
+    text = str(exc)
+    code = m.group(1) if (m := _CODE.search(text)) else ""
+    message = m.group(1).strip() if (m := _MESSAGE.search(text)) else ""
+    where = acc.offsite_endpoint or "the endpoint"
+    said = f" ({code}: {message})" if code and message else f" ({code})" if code else ""
+    if code == "NoSuchBucket":
+        return BucketError("no_such_bucket", f"the bucket {acc.offsite_bucket!r} does not exist at {where}")
+    if code in _DENIED:
+        return BucketError("access_denied", f"access denied by the bucket{said}: check the access key id, the "
+                                            "secret key and that the key may write to this bucket")
+    if "kind: Connect" in text or "error sending request" in text or "dns error" in text.lower():
+        return BucketError("cannot_connect", f"cannot connect to {where}")
+    if "kind: Timeout" in text or "timed out" in text.lower():
+        return BucketError("timeout", f"{where} did not answer within {_seconds(exc)}")
+    status = m.group(1).strip() if (m := _STATUS.search(text)) else ""
+    if status.startswith(("401", "403")):
+        return BucketError("access_denied", f"access denied by the bucket (HTTP {status}){said}")
+    if status:
+        return BucketError("bucket_error", f"the bucket answered HTTP {status}{said}")
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+    return BucketError("bucket_error", f"the bucket request failed: {first}")
+
+
+def _seconds(exc: BaseException) -> str:
+    m = re.search(r"retry_timeout: (\S+)", str(exc))
+    return m.group(1).rstrip(",") if m else "the time limit"
+
+
+def _call(acc: Account, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from obstore.exceptions import BaseError
+
+    try:
+        return fn(*args, **kwargs)
+    except (BaseError, OSError) as exc:
+        raise bucket_error(exc, acc) from None
+
+
+def _segment(name: str, fallback: str) -> str:
+    """A camera name as one folder name of a key (letters, digits, space, '.', '-' and '_'; others become '_')."""
+    clean = re.sub(r"[^\w .-]+", "_", name).strip(" ._")[:64].strip(" ._")
+    return clean or fallback
+
+
+def object_key(acc: Account, cam: Camera | None, clip: Clip) -> str:
+    """``<prefix>/<camera name or id>/<YYYY>/<MM>/<DD>/<clip time>-<clip id>.mp4`` (times in UTC)."""
+    t = aware(clip.started_at).astimezone(UTC)
+    folder = _segment(cam.name, clip.camera_id) if cam is not None else clip.camera_id
+    key = f"{folder}/{t:%Y}/{t:%m}/{t:%d}/{t:%Y%m%dT%H%M%SZ}-{clip.id}.mp4"
+    prefix = (acc.offsite_prefix or "").strip("/")
+    return f"{prefix}/{key}" if prefix else key
+
+
+def sidecar(clip: Clip, cam: Camera | None, findings: list[FindingRow], video_key: str, size: int) -> bytes:
+    """The JSON written beside the video: camera, time, verdict, findings."""
+    doc = {"format": "alarmcloud-offsite/1", "clip_id": clip.id, "camera_id": clip.camera_id,
+           "camera_name": cam.name if cam is not None else None, "started_at": iso(clip.started_at),
+           "duration_seconds": clip.duration, "verdict": clip.verdict, "labels": list(clip.labels or []),
+           "findings": [{"detector": f.detector, "label": f.label, "score": f.score, "time": f.time,
+                         "box": f.box, "text": f.text} for f in findings],
+           "video": video_key.rsplit("/", 1)[-1], "size_bytes": size, "copied_at": iso(utcnow())}
+    return json.dumps(doc, indent=1).encode()
+
+
+def copy_clip(app: AlarmCloud, acc: Account, secret: str, clip: Clip, cam: Camera | None,
+              findings: list[FindingRow]) -> str:
+    """Upload the stored video as it is (in parts when large), then its sidecar; the video's key. The same clip
+    always goes to the same key, so a retried copy replaces, never duplicates."""
+    import obstore
+
+    check_endpoint(app, acc.offsite_endpoint or "")
+    store = make_store(app, acc, secret)
+    key = object_key(acc, cam, clip)
+    with app.blobs.local_file(clip.blob_key) as path:
+        size = path.stat().st_size
+        _call(acc, obstore.put, store, key, path, use_multipart=size > PART_SIZE, chunk_size=PART_SIZE,
+              max_concurrency=2, attributes={"Content-Type": "video/mp4"})
+    _call(acc, obstore.put, store, key[:-len(".mp4")] + ".json", sidecar(clip, cam, findings, key, size),
+          use_multipart=False, attributes={"Content-Type": "application/json"})
+    return key
+
+
+def test_bucket(app: AlarmCloud, acc: Account, secret: str) -> str:
+    """Write a small object under the prefix and delete it again; its key. Raises ``BucketError`` or
+    ``notify.TargetNotAllowed``."""
+    import obstore
+
+    check_endpoint(app, acc.offsite_endpoint or "")
+    store = make_store(app, acc, secret)
+    prefix = (acc.offsite_prefix or "").strip("/")
+    key = (f"{prefix}/" if prefix else "") + f".alarmcloud-test-{crypto.new_token(6)}"
+    _call(acc, obstore.put, store, key, b"alarmcloud bucket test: this object is deleted again at once\n",
+          use_multipart=False)
+    _call(acc, obstore.delete, store, key)
+    return key
+
+
+# ---------------------------------------------------------------- queueing and copying (the outbox)
+
+
+def target(account_id: str) -> str:
+    """The outbox target of an owner's copies (apart from their messages, so an upload never holds up an alarm)."""
+    return f"{KIND}:{account_id}"
+
+
+def wanted(acc: Account, clip: Clip) -> bool:
+    return acc.offsite_scope == "all" or (clip.verdict or "").startswith("alarm")
+
+
+def queue_copy(app: AlarmCloud, s: Session, clip: Clip) -> bool:
+    """After the verdict, in the pipeline's transaction: one outbox row when the owner copies this kind of clip."""
+    if not app.settings.offsite.enabled:
+        return False
+    acc = s.get(Account, clip.account_id)
+    if acc is None or not acc.offsite_enabled or not configured(acc) or not wanted(acc, clip):
+        return False
+    analyses = s.exec(select(func.count()).select_from(Job).where(Job.clip_id == clip.id, Job.state == "done")).one()
+    if analyses > 1:
+        return False  # a re-analysis: the clip was copied (or not) when it arrived
+    s.add(Outbox(account_id=acc.id, kind=KIND, target=target(acc.id), payload={"clip_id": clip.id}))
+    return True
+
+
+def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
+    """One copy (``notify._attempt``): the owner's settings and the clip are read now (changed meanwhile)."""
+    if not app.settings.offsite.enabled:
+        return "skipped", "off-site copies are switched off on this server"
+    clip_id = str(row.payload.get("clip_id", ""))
+    with app.db.session() as s:
+        acc = s.get(Account, row.account_id)
+        clip = s.get(Clip, clip_id)
+        cam = s.get(Camera, clip.camera_id) if clip is not None else None
+        findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip_id)
+                               .order_by(col(FindingRow.id))).all())
+    if acc is None:
+        return "dead", "the account was deleted"
+    if not acc.offsite_enabled or not configured(acc):
+        return "skipped", "off-site copies were switched off"
+    if clip is None or clip.account_id != acc.id or not clip.blob_key:
+        return "skipped", "the clip was deleted before it was copied"
+    try:
+        key = copy_clip(app, acc, open_secret(app, acc), clip, cam, findings)
+    except BucketError as exc:
+        return "failed", str(exc)
+    except FileNotFoundError:
+        return "skipped", "the clip was deleted before it was copied"
+    with app.db.session() as s:
+        fresh = s.get(Account, acc.id)
+        if fresh is not None:
+            fresh.offsite_last_copy_at = utcnow()
+            s.add(fresh)
+            s.commit()
+    log.info("clip %s copied off-site (%s)", clip.id, key.rsplit("/", 1)[-1])
+    return "sent", None
+
+
+def status(s: Session, acc: Account) -> dict[str, Any]:
+    """Last copy, last error (when newer than the last copy), copies waiting and given up, the latest copies."""
+    mine = (Outbox.account_id == acc.id, Outbox.kind == KIND)
+    waiting = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "queued")).one()
+    given_up = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "dead")).one()
+    failed = s.exec(select(Outbox).where(*mine, col(Outbox.last_error).is_not(None),
+                                         col(Outbox.state).in_(("queued", "dead")))
+                    .order_by(col(Outbox.last_attempt_at).desc()).limit(1)).first()
+    last = aware(acc.offsite_last_copy_at) if acc.offsite_last_copy_at else None
+    error = None
+    if failed is not None and failed.last_attempt_at is not None and (last is None or
+                                                                      aware(failed.last_attempt_at) > last):
+        error = failed.last_error
+    recent = s.exec(select(Outbox).where(*mine).order_by(col(Outbox.id).desc()).limit(10)).all()
+    return {"last_copy_at": iso(last) if last else None, "last_error": error, "waiting": int(waiting),
+            "given_up": int(given_up),
+            "copies": [{"clip_id": r.payload.get("clip_id"), "state": r.state, "attempts": r.attempts,
+                        "last_error": r.last_error, "created_at": iso(r.created_at) if r.created_at else None,
+                        "last_attempt_at": iso(r.last_attempt_at) if r.last_attempt_at else None,
+                        "next_attempt_at": iso(r.available_at) if r.state == "queued" else None}
+                       for r in recent]}
+
+
+def lease(app: AlarmCloud) -> timedelta:
+    """How long a claimed copy is this sender's: a large clip takes several requests."""
+    return timedelta(seconds=app.settings.offsite.timeout_seconds * 4 + 60)
+
+
+def backoff(app: AlarmCloud, attempts: int) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: doubling, at most ``retry_max_seconds``."""
+    return min(app.settings.notify.retry_base_seconds * 2 ** min(attempts - 1, 30),
+               app.settings.offsite.retry_max_seconds)

@@ -1,0 +1,176 @@
+"""Off-site copies, the owner's settings: their S3-compatible bucket (endpoint, region, bucket, prefix, access key
+id, secret key: stored encrypted, never returned), what to copy, on/off, a bucket test and the copies' status.
+Sub-users can neither see nor change them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+import httpx
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from alarmcloud import notify, offsite
+from alarmcloud.auth import User, core, require_user
+from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.models import Account
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+FIELDS = {"enabled", "endpoint", "region", "bucket", "prefix", "access_key_id", "secret_key", "scope"}
+
+
+def offsite_json(s: Session, a: Account) -> dict[str, Any]:
+    """The owner's settings (the secret key only as ``has_secret_key``) and the copies' status."""
+    return {"enabled": a.offsite_enabled, "endpoint": a.offsite_endpoint, "region": a.offsite_region,
+            "bucket": a.offsite_bucket, "prefix": a.offsite_prefix or "", "access_key_id": a.offsite_access_key_id,
+            "has_secret_key": bool(a.offsite_secret_key_enc), "scope": a.offsite_scope,
+            **offsite.status(s, a)}
+
+
+async def _owner(request: Request) -> tuple[User, AlarmCloud]:
+    user = await require_user(request)
+    app = core(request)
+    if not app.settings.offsite.enabled:
+        raise ApiError(404, "not_available", "off-site copies are switched off on this server")
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "only the account owner manages off-site copies")
+    return user, app
+
+
+async def get_offsite(request: Request) -> Response:
+    """The owner's off-site copy settings and status: last copy, last error, copies waiting and given up."""
+    user, app = await _owner(request)
+
+    def _get(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        return offsite_json(s, acc)
+
+    return JSONResponse(await app.db.run(_get))
+
+
+def _text(data: dict[str, Any], name: str, max_len: int) -> str | None:
+    value = field(data, name, str, required=False, max_len=max_len)
+    return value.strip() if value and value.strip() else None
+
+
+def _matching(data: dict[str, Any], name: str, max_len: int, pattern: Any, what: str) -> str | None:
+    value = _text(data, name, max_len)
+    if value is not None and not pattern.fullmatch(value):
+        raise ApiError(400, "invalid_field", f"field {name!r}: {what}")
+    return value
+
+
+def _host(url: str | None) -> tuple[str, str, int | None] | None:
+    if not url:
+        return None
+    u = httpx.URL(url)
+    return u.scheme, u.host.lower(), u.port
+
+
+async def update_offsite(request: Request) -> Response:
+    """Change ``enabled``, ``endpoint`` (the bucket server's https URL), ``region``, ``bucket``, ``prefix`` (a
+    folder in the bucket), ``access_key_id``, ``secret_key`` (stored encrypted, never returned; empty or null
+    removes it) or ``scope`` (``alarms``: clips whose verdict is an alarm, ``all``: every clip). Removing the
+    endpoint, bucket, key id or secret switches the copies off; a new endpoint host needs the secret key again.
+    Every field is checked before anything is stored."""
+    user, app = await _owner(request)
+    data = await json_body(request)
+    unknown = sorted(set(data) - FIELDS)
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(FIELDS))}")
+    changes: dict[str, Any] = {}
+    if "endpoint" in data:
+        endpoint = _text(data, "endpoint", 500)
+        if endpoint is not None:
+            endpoint = endpoint.rstrip("/")
+            try:
+                await anyio.to_thread.run_sync(offsite.check_endpoint, app, endpoint)  # resolving blocks
+            except notify.TargetNotAllowed as exc:
+                raise ApiError(400, "invalid_url", str(exc)) from None
+        changes["offsite_endpoint"] = endpoint
+    if "region" in data:
+        changes["offsite_region"] = _matching(data, "region", 64, offsite.REGION_RE,
+                                              "a region name like eu-central-1 (letters, digits, '-', '_')")
+    if "bucket" in data:
+        changes["offsite_bucket"] = _matching(data, "bucket", 63, offsite.BUCKET_RE,
+                                              "a bucket name: 3 to 63 letters, digits, '.', '-' or '_'")
+    if "prefix" in data:
+        try:
+            changes["offsite_prefix"] = offsite.check_prefix(field(data, "prefix", str, required=False,
+                                                                   default="", max_len=200)) or None
+        except ValueError as exc:
+            raise ApiError(400, "invalid_field", f"field 'prefix': {exc}") from None
+    if "access_key_id" in data:
+        changes["offsite_access_key_id"] = _matching(data, "access_key_id", 128, offsite.ACCESS_KEY_RE,
+                                                     "the access key id, without spaces")
+    if "secret_key" in data:
+        secret = _matching(data, "secret_key", 200, offsite.SECRET_RE, "the secret access key, without spaces")
+        changes["offsite_secret_key_enc"] = offsite.seal_secret(app, user.id, secret) if secret else None
+    if "scope" in data:
+        scope = field(data, "scope", str, required=False)
+        if scope not in offsite.SCOPES:
+            raise ApiError(400, "invalid_field", "field 'scope' must be 'alarms' (clips whose verdict is an alarm) "
+                                                 "or 'all' (every clip)")
+        changes["offsite_scope"] = scope
+    needed = ("offsite_endpoint", "offsite_bucket", "offsite_access_key_id", "offsite_secret_key_enc")
+    if any(k in changes and changes[k] is None for k in needed):
+        changes["offsite_enabled"] = False
+    enabled = field(data, "enabled", bool, required=False)
+    if enabled is not None:
+        changes["offsite_enabled"] = enabled and changes.get("offsite_enabled", True)
+
+    def _update(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        if ("offsite_endpoint" in changes and "offsite_secret_key_enc" not in changes
+                and _host(changes["offsite_endpoint"]) != _host(acc.offsite_endpoint) and acc.offsite_endpoint):
+            changes["offsite_secret_key_enc"] = None  # the key signs for the server it was given for only
+            if enabled is not True:
+                changes["offsite_enabled"] = False  # until the key is entered again
+        for k, v in changes.items():
+            setattr(acc, k, v)
+        if acc.offsite_enabled and not offsite.configured(acc):
+            missing = [name for name, attr in (("endpoint", "offsite_endpoint"), ("bucket", "offsite_bucket"),
+                                               ("access_key_id", "offsite_access_key_id"),
+                                               ("secret_key", "offsite_secret_key_enc")) if not getattr(acc, attr)]
+            again = " (a new endpoint needs the secret key again)" if "secret_key" in missing and \
+                "offsite_endpoint" in changes else ""
+            raise ApiError(400, "missing_field", f"set {', '.join(repr(m) for m in missing)} to switch off-site "
+                                                 f"copies on{again}")
+        s.add(acc)
+        s.commit()
+        return offsite_json(s, acc)
+
+    return JSONResponse(await app.db.run(_update))
+
+
+async def test_offsite(request: Request) -> Response:
+    """Write a small object into the saved bucket and delete it again: 200 when both worked, else 400 with the
+    bucket's precise error (``no_such_bucket``, ``access_denied``, ``cannot_connect``, ``timeout``,
+    ``bucket_error``; ``invalid_url`` for an endpoint this server may not reach)."""
+    user, app = await _owner(request)
+    acc = await app.db.run(lambda s: s.get(Account, user.id))
+    if acc is None or not offsite.configured(acc):
+        raise ApiError(409, "not_configured", "save the endpoint, bucket, access key id and secret key first")
+    try:
+        key = await anyio.to_thread.run_sync(offsite.test_bucket, app, acc, offsite.open_secret(app, acc))
+    except notify.TargetNotAllowed as exc:
+        raise ApiError(400, "invalid_url", str(exc)) from None
+    except offsite.BucketError as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
+    return JSONResponse({"ok": True, "message": f"wrote and deleted {key} in bucket {acc.offsite_bucket}"})
+
+
+def routes(app: AlarmCloud) -> list[BaseRoute]:
+    """Mounted by ``create_app`` (a core feature module)."""
+    return [
+        Route("/api/v1/me/offsite", get_offsite, methods=["GET"]),
+        Route("/api/v1/me/offsite", update_offsite, methods=["PATCH"]),
+        Route("/api/v1/me/offsite/test", test_offsite, methods=["POST"]),
+    ]

@@ -1,0 +1,503 @@
+"""Off-site copies into the owner's own S3-compatible bucket: a real S3 server on loopback (moto) stands in for the
+owner's bucket. Clips go through the real upload API and the detectors; copies leave through the durable outbox."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import logging
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from alarmcloud import crypto, offsite
+from alarmcloud.models import Account, Clip, Outbox
+from alarmcloud.openapi import SHAPES
+from alarmcloud.testing import static_scene, test_settings
+
+from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
+from tests.s3server import ACCESS_KEY, REGION, CuttingProxy, MotoS3, s3  # type: ignore[import-not-found]  # noqa: F401
+
+SECRET = "alarmcloud-test-secret"  # moto takes any key; this one must never show up anywhere
+PW = "another good pw"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Any:
+    st = test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
+    st.notify.webhook_networks = ["127.0.0.0/8"]  # the stand-in bucket is on loopback
+    st.offsite.allow_http = True  # and speaks plain http
+    st.offsite.timeout_seconds = 5.0
+    st.offsite.retry_max_seconds = 0.6
+    st.notify.retry_base_seconds = 0.3
+    return st
+
+
+def _bucket_on(a: Any, endpoint: str, bucket: str, **extra: Any) -> dict[str, Any]:
+    body = {"enabled": True, "endpoint": endpoint, "region": REGION, "bucket": bucket, "prefix": "cams/home",
+            "access_key_id": ACCESS_KEY, "secret_key": SECRET, **extra}
+    r = a.patch("/api/v1/me/offsite", json=body)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _rows(core: Any, account_id: str) -> list[Outbox]:
+    return outbox_rows(core, account_id, "offsite")
+
+
+def _clip(core: Any, clip_id: str) -> Clip:
+    with core.db.session() as s:
+        clip = s.get(Clip, clip_id)
+        assert clip is not None
+        return clip
+
+
+def _expected_key(event: dict[str, Any], camera: str, prefix: str = "cams/home") -> str:
+    t = event["started_at"]  # 2026-11-22T05:42:31.123Z
+    day = t[:10].replace("-", "/")
+    stamp = t[:19].replace("-", "").replace(":", "") + "Z"
+    return f"{prefix}/{camera}/{day}/{stamp}-{event['id']}.mp4"
+
+
+# ---------------------------------------------------------------- copies
+
+
+def test_an_alarm_clip_lands_in_the_bucket_with_its_sidecar(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                            clip: Path) -> None:
+    bucket = s3.new_bucket()
+    a = api().register("offsite1@example.com")
+    state = _bucket_on(a, s3.endpoint, bucket)
+    assert state["enabled"] is True and state["has_secret_key"] is True and state["scope"] == "alarms"
+    assert state["bucket"] == bucket and state["prefix"] == "cams/home" and state["access_key_id"] == ACCESS_KEY
+    assert state["last_copy_at"] is None and state["waiting"] == 0 and "secret_key" not in state
+
+    r = a.post("/api/v1/me/offsite/test")
+    assert r.status_code == 200 and r.json()["ok"] is True, r.text
+    assert s3.keys(bucket) == []  # the test object is deleted again
+
+    creds = a.upload_credentials(a.camera("Front door / porch")["id"])
+    ev = a.upload_analysed(creds, clip)
+    assert ev["verdict"] == "alarm"
+    row = wait_outbox_state(server.core, a.id, "offsite", "sent")
+    assert row.attempts == 1 and row.payload == {"clip_id": ev["id"]}
+    video = _expected_key(ev, "Front door _ porch")
+    assert s3.keys(bucket) == sorted([video, video[:-4] + ".json"])
+    stored = a.get(f"/api/v1/events/{ev['id']}/video").content
+    assert s3.read(bucket, video) == stored == clip.read_bytes()  # the stored clip, byte for byte
+    side = json.loads(s3.read(bucket, video[:-4] + ".json"))
+    assert side["clip_id"] == ev["id"] and side["camera_name"] == "Front door / porch"
+    assert side["verdict"] == "alarm" and side["started_at"] == ev["started_at"]
+    assert side["size_bytes"] == len(stored) and side["video"] == video.rsplit("/", 1)[1]
+    assert [(f["detector"], f["label"]) for f in side["findings"]] == [(f["detector"], f["label"])
+                                                                      for f in ev["findings"]]
+
+    shown = a.get("/api/v1/me/offsite").json()
+    assert shown["last_copy_at"] is not None and shown["last_error"] is None and shown["waiting"] == 0
+    jsonschema.validate(shown, SHAPES[("GET", "/api/v1/me/offsite")]["response"])  # as the API documents it
+    jsonschema.validate(state, SHAPES[("PATCH", "/api/v1/me/offsite")]["response"])
+    jsonschema.validate(r.json(), SHAPES[("POST", "/api/v1/me/offsite/test")]["response"])
+    assert [(c["clip_id"], c["state"]) for c in shown["copies"]] == [(ev["id"], "sent")]
+
+    # deleting the clip here leaves the owner's copy where it is (it is theirs)
+    assert a.delete(f"/api/v1/events/{ev['id']}").status_code == 204
+    assert s3.read(bucket, video) == stored
+
+
+def test_alarms_only_leaves_false_alarms_out_and_all_copies_them(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                                 clip: Path, make_test_clip: Any) -> None:
+    bucket = s3.new_bucket()
+    a = api().register("offsite2@example.com")
+    _bucket_on(a, s3.endpoint, bucket, prefix="")
+    creds = a.upload_credentials(a.camera("Garden")["id"])
+    still = make_test_clip("still", seconds=18, fps=15, scene=static_scene)
+    quiet = a.upload_analysed(creds, still)
+    assert quiet["verdict"] == "false_alarm:no_motion"
+    real = a.upload_analysed(creds, clip)
+    wait_outbox_state(server.core, a.id, "offsite", "sent")
+    time.sleep(1.0)  # a few delivery rounds: the false alarm is not copied late either
+    assert [r.payload["clip_id"] for r in _rows(server.core, a.id)] == [real["id"]]
+    assert [k for k in s3.keys(bucket) if k.endswith(".mp4")] == [_expected_key(real, "Garden", "")[1:]]
+
+    assert a.patch("/api/v1/me/offsite", json={"scope": "all"}).json()["scope"] == "all"
+    quiet2 = a.upload_analysed(creds, still)
+    row = wait_outbox_state(server.core, a.id, "offsite", "sent")
+    assert row.payload["clip_id"] == quiet2["id"]
+    side = json.loads(s3.read(bucket, _expected_key(quiet2, "Garden", "")[1:-4] + ".json"))
+    assert side["verdict"] == "false_alarm:no_motion"
+
+    assert a.patch("/api/v1/me/offsite", json={"enabled": False}).json()["enabled"] is False
+    a.upload_analysed(creds, clip)
+    time.sleep(0.5)
+    assert len(_rows(server.core, a.id)) == 2 and len(s3.keys(bucket)) == 4  # switched off: nothing more
+
+
+def test_a_bucket_outage_is_retried_and_the_copy_arrives_once(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                              clip: Path) -> None:
+    proxy = CuttingProxy(s3.endpoint)  # the owner's bucket behind a line that drops every connection for now
+    proxy.cut_after(0)
+    try:
+        bucket = s3.new_bucket()
+        a = api().register("offsite3@example.com")
+        _bucket_on(a, proxy.endpoint, bucket)
+        ev = a.upload_analysed(a.upload_credentials(a.camera("Yard")["id"]), clip)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (_rows(server.core, a.id) and
+                                                   _rows(server.core, a.id)[0].attempts >= 2):
+            time.sleep(0.05)
+        (row,) = _rows(server.core, a.id)
+        assert row.state == "queued" and row.attempts >= 2 and row.last_error, row
+        shown = a.get("/api/v1/me/offsite").json()
+        assert shown["waiting"] == 1 and shown["last_error"] == row.last_error and shown["last_copy_at"] is None
+        assert s3.keys(bucket) == []
+
+        proxy.limit = None  # the bucket is back
+        row = wait_outbox_state(server.core, a.id, "offsite", "sent")
+        time.sleep(1.0)  # more delivery rounds: nothing is copied twice
+        assert len(_rows(server.core, a.id)) == 1 and row.attempts >= 3
+        video = _expected_key(ev, "Yard")
+        assert s3.keys(bucket) == sorted([video, video[:-4] + ".json"])
+        assert s3.read(bucket, video) == clip.read_bytes()
+        shown = a.get("/api/v1/me/offsite").json()
+        assert shown["waiting"] == 0 and shown["last_error"] is None and shown["last_copy_at"] is not None
+    finally:
+        proxy.close()
+
+
+def test_a_copy_survives_a_restart(tmp_path: Path, s3: MotoS3, clip: Path) -> None:  # noqa: F811
+    """Queued while the bucket was away and the server stopped: the next server copies it."""
+    from alarmcloud.testing import LiveServer
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    def settings() -> Any:
+        st = test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
+        st.notify.webhook_networks = ["127.0.0.0/8"]
+        st.offsite.allow_http, st.notify.retry_base_seconds = True, 0.2
+        return st
+
+    bucket = s3.new_bucket()
+    proxy = CuttingProxy(s3.endpoint)
+    proxy.cut_after(0)
+    try:
+        with LiveServer(settings()) as srv:
+            a = Api(srv.url).register("offsite4@example.com")
+            _bucket_on(a, proxy.endpoint, bucket)
+            ev = a.upload_analysed(a.upload_credentials(a.camera("Shed")["id"]), clip)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (_rows(srv.core, a.id) and _rows(srv.core, a.id)[0].attempts):
+                time.sleep(0.05)
+            assert [r.state for r in _rows(srv.core, a.id)] == ["queued"]
+        proxy.limit = None
+        with LiveServer(settings()) as srv:
+            wait_outbox_state(srv.core, a.id, "offsite", "sent")
+        assert _expected_key(ev, "Shed") in s3.keys(bucket)
+    finally:
+        proxy.close()
+
+
+def test_a_large_clip_goes_up_in_parts(server: Any, api: Any, s3: MotoS3, tmp_path: Path) -> None:  # noqa: F811
+    core = server.core
+    bucket = s3.new_bucket()
+    a = api().register("offsite5@example.com")
+    _bucket_on(a, s3.endpoint, bucket)
+    cam = a.camera("Drive")
+    data = bytes(range(256)) * (offsite.PART_SIZE * 2 // 256 + 4000)  # two full parts and a short one
+    core.blobs.put_bytes(f"{a.id}/{cam['id']}/big.mp4", data)
+    with core.db.session() as s:
+        acc = s.get(Account, a.id)
+        assert acc is not None
+        big = Clip(account_id=a.id, camera_id=cam["id"], series_id="", blob_key=f"{a.id}/{cam['id']}/big.mp4",
+                   verdict="alarm", size_bytes=len(data))
+        key = offsite.copy_clip(core, acc, SECRET, big, None, [])
+    head = s3.client.head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] == len(data) and head["ETag"].strip('"').endswith("-3")  # a three-part upload
+    assert s3.read(bucket, key) == data
+
+
+# ---------------------------------------------------------------- the bucket test and its errors
+
+
+def test_no_proxy_from_the_environment_and_not_the_servers_own_credentials(
+        server: Any, api: Any, s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A proxy would connect to the owner's host past the address check; the server's own AWS credentials (a
+    session token) must never be added to the owner's requests."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    hits: list[bytes] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            hits.append(conn.recv(200))
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    bucket = s3.new_bucket()
+    a = api().register("offsite15@example.com")
+    _bucket_on(a, s3.endpoint, bucket)
+    for var in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(var, proxy)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "the-servers-own-session-token")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "the-servers-own-key")
+    with server.core.db.session() as s:
+        acc = s.get(Account, a.id)
+        assert acc is not None
+        offsite.test_bucket(server.core, acc, SECRET)  # straight to the bucket
+    listener.close()
+    assert hits == []
+    seen: list[dict[str, str]] = []  # what reaches a bucket server, headers and all
+
+    class Peek(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # noqa: N802
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    peek = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Peek)
+    threading.Thread(target=peek.serve_forever, daemon=True).start()
+    try:
+        with server.core.db.session() as s:
+            acc = s.get(Account, a.id)
+            assert acc is not None
+            acc.offsite_endpoint = f"http://127.0.0.1:{peek.server_address[1]}"
+            with pytest.raises(offsite.BucketError):
+                offsite.test_bucket(server.core, acc, SECRET)
+    finally:
+        peek.shutdown()
+        peek.server_close()
+    assert seen and all("x-amz-security-token" not in h for h in seen), seen
+    assert all(f"Credential={ACCESS_KEY}/" in h["authorization"] for h in seen)
+
+
+def test_the_bucket_test_names_the_precise_error(api: Any, server: Any, s3: MotoS3) -> None:  # noqa: F811
+    a = api().register("offsite6@example.com")
+    assert a.post("/api/v1/me/offsite/test").json()["error"]["code"] == "not_configured"
+    _bucket_on(a, s3.endpoint, "no-such-bucket-here")
+    r = a.post("/api/v1/me/offsite/test")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "no_such_bucket", r.text
+    assert "'no-such-bucket-here' does not exist" in r.json()["error"]["message"]
+
+    import socket
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    _bucket_on(a, closed, s3.new_bucket())
+    r = a.post("/api/v1/me/offsite/test")
+    assert r.status_code == 400 and r.json()["error"] == {"code": "cannot_connect",
+                                                          "message": f"cannot connect to {closed}"}, r.text
+
+
+def test_access_denied_is_told_as_such() -> None:
+    """What S3 servers answer for a wrong key (obstore's error text, as it reports a 403)."""
+    acc = Account(email="x@example.com", password_hash="", offsite_bucket="b", offsite_endpoint="https://s3.example")
+    text = ("Generic S3 error: Error performing PUT https://s3.example/b/k in 20ms - Server returned non-2xx status "
+            "code: 403 Forbidden: <?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidAccessKeyId</Code>"
+            "<Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>")
+    err = offsite.bucket_error(RuntimeError(text), acc)
+    assert err.code == "access_denied" and "InvalidAccessKeyId" in str(err) and "does not exist in our" in str(err)
+    err = offsite.bucket_error(RuntimeError("Server returned non-2xx status code: 403 Forbidden: "), acc)
+    assert err.code == "access_denied"
+
+
+# ---------------------------------------------------------------- where the server may connect
+
+
+def test_internal_endpoints_and_plain_http_are_refused(tmp_path: Path) -> None:
+    from alarmcloud.testing import LiveServer
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    st = test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])  # the operator's defaults
+    with LiveServer(st) as srv:
+        a = Api(srv.url).register("offsite7@example.com")
+        for url, words in (("https://127.0.0.1:9000", "not a public address"),
+                           ("https://169.254.169.254", "not a public address"),  # cloud metadata
+                           ("https://[::1]:9000", "not a public address"),
+                           ("https://10.1.2.3", "not a public address"),
+                           ("https://localhost:9000", "not a public address"),
+                           ("http://8.8.8.8", "https://"),
+                           ("https://user:pw@s3.example.com", "user names"),
+                           ("https://8.8.8.8/bucket", "no path"),
+                           ("ftp://8.8.8.8", "http")):
+            r = a.patch("/api/v1/me/offsite", json={"endpoint": url})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_url", (url, r.text)
+            assert words in r.json()["error"]["message"], (url, r.text)
+        assert a.get("/api/v1/me/offsite").json()["endpoint"] is None  # nothing stored
+
+        # an endpoint saved while the operator allowed it is checked again before every request
+        srv.core.settings.notify.webhook_networks = ["127.0.0.0/8"]
+        srv.core.settings.offsite.allow_http = True
+        _bucket_on(a, "http://127.0.0.1:9", "bucket")
+        srv.core.settings.notify.webhook_networks = []
+        r = a.post("/api/v1/me/offsite/test")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_url"
+
+
+def test_bad_input_gets_a_precise_400_and_stores_nothing(api: Any, server: Any, s3: MotoS3) -> None:  # noqa: F811
+    a = api().register("offsite8@example.com")
+    for body, code in (({"bucket": "a"}, "invalid_field"), ({"bucket": "has space"}, "invalid_field"),
+                       ({"prefix": "a/../b"}, "invalid_field"), ({"scope": "some"}, "invalid_field"),
+                       ({"secret_key": "with space"}, "invalid_field"), ({"colour": "red"}, "unknown_field"),
+                       ({"enabled": True}, "missing_field"),
+                       ({"enabled": True, "endpoint": s3.endpoint, "bucket": "abc", "access_key_id": "k"},
+                        "missing_field")):
+        r = a.patch("/api/v1/me/offsite", json=body)
+        assert r.status_code == 400 and r.json()["error"]["code"] == code, (body, r.text)
+    state = a.get("/api/v1/me/offsite").json()
+    assert state["enabled"] is False and state["endpoint"] is None and state["bucket"] is None
+
+    _bucket_on(a, s3.endpoint, "abc")
+    # removing a needed setting switches the copies off; a new endpoint host needs the secret key again
+    assert a.patch("/api/v1/me/offsite", json={"secret_key": None}).status_code == 200
+    state = a.get("/api/v1/me/offsite").json()
+    assert state["enabled"] is False and state["has_secret_key"] is False
+    _bucket_on(a, s3.endpoint, "abc")
+    moved = s3.endpoint.replace("127.0.0.1", "127.0.0.2")
+    r = a.patch("/api/v1/me/offsite", json={"endpoint": moved, "enabled": True})
+    assert r.status_code == 400 and "secret key again" in r.json()["error"]["message"], r.text
+    assert a.get("/api/v1/me/offsite").json()["has_secret_key"] is True  # nothing changed
+    r = a.patch("/api/v1/me/offsite", json={"endpoint": moved})
+    assert r.status_code == 200 and r.json()["has_secret_key"] is False and r.json()["enabled"] is False
+
+
+# ---------------------------------------------------------------- secrets, tenants, privacy
+
+
+def test_the_secret_key_is_never_shown_exported_or_logged(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                          clip: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    bucket = s3.new_bucket()
+    a = api().register("offsite9@example.com")
+    answers = [a.patch("/api/v1/me/offsite", json={"endpoint": s3.endpoint, "bucket": bucket, "region": REGION,
+                                                   "access_key_id": ACCESS_KEY, "secret_key": SECRET,
+                                                   "enabled": True}),
+               a.get("/api/v1/me/offsite"), a.get("/api/v1/me"), a.get("/storage"),
+               a.post("/api/v1/me/offsite/test")]
+    for r in answers:
+        assert r.status_code == 200 and SECRET not in r.text, r.text
+    with server.core.db.session() as s:
+        acc = s.get(Account, a.id)
+        assert acc is not None and acc.offsite_secret_key_enc and SECRET not in acc.offsite_secret_key_enc
+    a.upload_analysed(a.upload_credentials(a.camera("Gate")["id"]), clip)
+    wait_outbox_state(server.core, a.id, "offsite", "sent")
+    assert a.patch("/api/v1/me/offsite", json={"bucket": "gone-bucket"}).status_code == 200
+    assert a.post("/api/v1/me/offsite/test").status_code == 400  # a failure is logged too
+
+    export = a.get("/api/v1/me/export")  # the owner's data: the settings yes, the secret key in no form
+    assert export.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(export.content))
+    profile = json.loads(archive.read("account.json"))["profile"][0]
+    assert profile["offsite_bucket"] == "gone-bucket" and profile["offsite_access_key_id"] == ACCESS_KEY
+    assert profile["offsite_endpoint"] == s3.endpoint and not any("secret" in k for k in profile)
+    for name in archive.namelist():
+        data = archive.read(name)
+        assert SECRET.encode() not in data and acc.offsite_secret_key_enc.encode() not in data, name
+    assert "copied off-site" in caplog.text  # the copy was logged, so the check below looks at real lines
+    assert SECRET not in caplog.text
+
+
+def test_another_tenant_and_sub_users_cannot_read_or_change_the_settings(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                                         clip: Path) -> None:
+    mine, theirs = s3.new_bucket(), s3.new_bucket()
+    a = api().register("offsite10@example.com")
+    _bucket_on(a, s3.endpoint, mine)
+    b = api().register("offsite11@example.com")
+    shown = b.get("/api/v1/me/offsite").json()
+    assert shown["bucket"] is None and shown["has_secret_key"] is False and shown["copies"] == []
+    assert b.post("/api/v1/me/offsite/test").json()["error"]["code"] == "not_configured"
+    _bucket_on(b, s3.endpoint, theirs, prefix="b")
+    b.upload_analysed(b.upload_credentials(b.camera("Theirs")["id"]), clip)
+    wait_outbox_state(server.core, b.id, "offsite", "sent")
+    assert s3.keys(mine) == [] and len(s3.keys(theirs)) == 2  # each tenant's clips into their own bucket only
+    assert a.get("/api/v1/me/offsite").json()["bucket"] == mine
+
+    cam = a.camera("Porch")
+    r = a.post("/api/v1/subusers", json={"email": "offsite-kid@example.com", "password": PW,
+                                         "rights": {cam["id"]: "admin"}})
+    assert r.status_code == 201, r.text
+    kid = api().login("offsite-kid@example.com", PW)
+    for r in (kid.get("/api/v1/me/offsite"), kid.patch("/api/v1/me/offsite", json={"bucket": "kids-bucket"}),
+              kid.post("/api/v1/me/offsite/test")):
+        assert r.status_code == 403 and mine not in r.text, r.text
+    assert "Off-site copies" not in kid.get("/storage").text
+    assert a.get("/api/v1/me/offsite").json()["bucket"] == mine
+
+
+def test_key_rotation_keeps_the_secret_key_readable(api: Any, server: Any, s3: MotoS3) -> None:  # noqa: F811
+    core = server.core
+    bucket = s3.new_bucket()
+    a = api().register("offsite12@example.com")
+    _bucket_on(a, s3.endpoint, bucket)
+    old = core.secret_box
+    new_key = crypto.decode_key(crypto.generate_key())
+    rotating = crypto.SecretBox("k9", {"k9": new_key})
+    rotating._keys.update(old._keys)  # the old key is still known while rotating
+    counts = crypto.rotate_stored_secrets(core.db, rotating)
+    assert counts.get(old.current_id, 0) >= 1
+    core.secret_box = crypto.SecretBox("k9", {"k9": new_key})  # the old key is gone afterwards
+    try:
+        with core.db.session() as s:
+            acc = s.get(Account, a.id)
+            assert acc is not None and acc.offsite_secret_key_enc.startswith("k9$")
+            assert offsite.open_secret(core, acc) == SECRET
+        r = a.post("/api/v1/me/offsite/test")
+        assert r.status_code == 200, r.text
+    finally:
+        core.secret_box = old
+
+
+def test_erasure_removes_the_settings_and_waiting_copies(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                         clip: Path) -> None:
+    bucket = s3.new_bucket()
+    a = api().register("offsite13@example.com")
+    _bucket_on(a, "http://127.0.0.1:9", bucket)  # nothing listens: the copy waits
+    a.upload_analysed(a.upload_credentials(a.camera("Back")["id"]), clip)
+    assert [r.state for r in _rows(server.core, a.id)] == ["queued"]
+    r = a.delete("/api/v1/me", json={"password": "correct horse battery staple"})
+    assert r.status_code in (200, 202, 204), r.text
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with server.core.db.session() as s:
+            if s.get(Account, a.id) is None:
+                break
+        time.sleep(0.1)
+    with server.core.db.session() as s:
+        assert s.get(Account, a.id) is None
+    assert _rows(server.core, a.id) == []
+
+
+def test_the_operator_can_switch_the_feature_off(api: Any, server: Any, s3: MotoS3, clip: Path) -> None:  # noqa: F811
+    bucket = s3.new_bucket()
+    a = api().register("offsite14@example.com")
+    _bucket_on(a, s3.endpoint, bucket)
+    assert "Off-site copies" in a.get("/storage").text
+    server.core.settings.offsite.enabled = False
+    assert a.get("/api/v1/me/offsite").json()["error"]["code"] == "not_available"
+    assert "Off-site copies" not in a.get("/storage").text
+    a.upload_analysed(a.upload_credentials(a.camera("Side")["id"]), clip)
+    time.sleep(0.5)
+    assert _rows(server.core, a.id) == [] and s3.keys(bucket) == []
+
+
+def test_the_record_of_processing_names_the_owners_bucket_as_a_recipient(server: Any) -> None:
+    import httpx
+
+    acts = httpx.get(server.url + "/api/v1/privacy/processing").json()["activities"]
+    (act,) = [a for a in acts if a["name"] == "core: off-site copies"]
+    assert act["recipients"] == ["the S3-compatible storage the account owner chose (their own bucket)"]
+    assert any("secret key (encrypted)" in d for d in act["data"]) and "not deleted" in act["retention"]
