@@ -36,7 +36,7 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             card = page.locator("#offsite")
             card.get_by_text("does not delete its copy").wait_for()  # the copies are the owner's
             card.get_by_label("Copy new clips to my bucket").check()
-            assert card.get_by_label("Alarms only").is_checked()  # the default
+            assert card.get_by_label("What to copy").input_value() == "alarms"  # the default
             card.get_by_label("Endpoint").fill(s3.endpoint)
             card.get_by_label("Region").fill("us-east-1")
             card.locator("input[name=bucket]").fill("not-there-bucket")
@@ -71,12 +71,16 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             assert not card.get_by_role("alert").is_visible()
             assert card.get_by_label("Copy new clips to my bucket").is_checked()
             assert card.locator("input[name=bucket]").input_value() == bucket
+            card.get_by_label("What to copy").select_option("all")
+            card.get_by_role("button", name="Apply bucket settings").click()
+            result.filter(has_text="new clips are copied").wait_for()
             assert "a key is saved" in (card.get_by_label("Secret access key").get_attribute("placeholder") or "")
             assert SECRET not in page.content()
             assert page.evaluate(AUDIT_JS) == []  # labels, contrast, sizes (tests/e2e/audit.js)
             assert outside == [] and errors == []
         state = owner_api(site).get("/api/v1/me/offsite").json()
         assert state["enabled"] is True and state["bucket"] == bucket and state["prefix"] == "home"
+        assert state["scope"] == "all"
         assert state["has_secret_key"] is True and SECRET not in str(state)
     finally:
         core.settings.offsite.allow_http = False

@@ -1530,8 +1530,7 @@ window.alarmcloud.card = (function () {
   }
 
   async function save(form) {
-    const scope = form.querySelector("input[name=scope]:checked");
-    const body = { enabled: form.elements.enabled.checked, scope: scope ? scope.value : "alarms" };
+    const body = { enabled: form.elements.enabled.checked, scope: form.elements.scope.value };
     ["endpoint", "region", "bucket", "prefix", "access_key_id"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
     const secret = {};
     readToken(form, secret);
