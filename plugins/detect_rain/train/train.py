@@ -4,6 +4,10 @@ Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/train.py \\
         --clips 1000 --seed 1 --members 4 --target-fpr 0.04 --frames /tmp/rain3-frames-train
 
+Several training sets (other seeds, the same renderer and training photos) are joined by giving one value per set:
+``--seed 1 4 --clips 1000 1000 --frames /tmp/rain3-frames-train /tmp/rain-frames-train-seed4``. With one set
+the command writes the same file as before this option existed.
+
 The threshold shipped as the detector default is chosen on clips no fit has seen: by default on out-of-fold
 scores of the training set (``--folds`` clip-grouped folds, each scored by a fit without it), or with
 ``--calib-clips N`` on a separate calibration set rendered like production (3 windows per clip, training photos,
@@ -66,8 +70,8 @@ def threshold_for(scores: np.ndarray, is_weather: np.ndarray, fpr: float) -> flo
 def main() -> None:
     """Render the training set, validate, fit on everything, write the ONNX model."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--clips", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--clips", type=int, nargs="+", default=[1000], help="clips per training set")
+    ap.add_argument("--seed", type=int, nargs="+", default=[1], help="one seed per training set (never 2, 3)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=default_model_path())
     ap.add_argument("--hidden", type=int, default=32)
@@ -75,7 +79,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1500)
     ap.add_argument("--members", type=int, default=1, help="bagged ensemble size (merged into one MLP)")
     ap.add_argument("--target-fpr", type=float, default=0.03, help="validation FPR the threshold is chosen for")
-    ap.add_argument("--frames", type=Path, default=None, help="cache folder for the decoded windows (resumable)")
+    ap.add_argument("--frames", type=Path, nargs="+", default=None,
+                    help="cache folder for the decoded windows (resumable), one per training set")
     ap.add_argument("--folds", type=int, default=5, help="clip-grouped folds for the out-of-fold threshold")
     ap.add_argument("--calib-clips", type=int, default=0,
                     help="choose the threshold on this many separate 3-window clips instead of out-of-fold scores")
@@ -83,18 +88,26 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.time()
-    items = build(args.seed, args.clips, photo_list("train"), windows=2, workers=args.workers, frames=args.frames)
+    if len(args.clips) != len(args.seed) or (args.frames is not None and len(args.frames) != len(args.seed)):
+        ap.error("give one --clips (and one --frames) value per --seed")
+    if {2, 3} & set(args.seed):
+        ap.error("seeds 2 and 3 are the held-out and stress sets of evaluate.py")
+    items = []
+    for i, (seed, clips) in enumerate(zip(args.seed, args.clips, strict=True)):
+        items += build(seed, clips, photo_list("train"), windows=2, workers=args.workers,
+                       frames=None if args.frames is None else args.frames[i])
     feats = np.stack([f for f, _ in items])  # clips x windows x F
     kinds = np.array([CLASSES.index(s.kind) for _, s in items])
     log.info("%d clips ready in %.0f s (classes %s)", len(items), time.time() - t0, np.bincount(kinds).tolist())
     n, k, f = feats.shape
+    fit_seed = args.seed[0]
 
     # clip-grouped cross-validation: every clip is scored by a fit that never saw it
     t1 = time.time()
     fold = np.arange(n) % args.folds
     s_oof = np.zeros(n)
     for j in range(args.folds):
-        w_j = fit(feats[fold != j], kinds[fold != j], args.hidden, args.l2, args.seed, args.epochs, args.members)
+        w_j = fit(feats[fold != j], kinds[fold != j], args.hidden, args.l2, fit_seed, args.epochs, args.members)
         s_oof[fold == j] = clip_scores(w_j, feats[fold == j])
     is_w = kinds > 0
     thr = threshold_for(s_oof, is_w, args.target_fpr)
@@ -102,9 +115,9 @@ def main() -> None:
              "at 0.5: %.3f / %.3f", n, k, args.folds, time.time() - t1, thr, (s_oof[is_w] >= thr).mean(),
              (s_oof[~is_w] >= thr).mean(), (s_oof[is_w] >= 0.5).mean(), (s_oof[~is_w] >= 0.5).mean())
 
-    w = fit(feats, kinds, args.hidden, args.l2, args.seed, args.epochs, args.members)
+    w = fit(feats, kinds, args.hidden, args.l2, fit_seed, args.epochs, args.members)
     if args.calib_clips:
-        cal = build(args.seed + 100, args.calib_clips, photo_list("train"), windows=3, workers=args.workers,
+        cal = build(fit_seed + 100, args.calib_clips, photo_list("train"), windows=3, workers=args.workers,
                     frames=args.calib_frames)
         s_cal = clip_scores(w, np.stack([f for f, _ in cal]))
         k_cal = np.array([s.kind != "clear" for _, s in cal])
@@ -117,7 +130,8 @@ def main() -> None:
     w.metadata = {
         "feature_version": FEATURE_VERSION,
         "classes": ",".join(CLASSES),
-        "trained_on": f"synthetic clips={args.clips} seed={args.seed} hidden={args.hidden}x{args.members} "
+        "trained_on": f"synthetic clips={'+'.join(map(str, args.clips))} seed={'+'.join(map(str, args.seed))} "
+        f"hidden={args.hidden}x{args.members} "
         f"l2={args.l2}",
         "threshold": f"{thr:.2f}",
     }
