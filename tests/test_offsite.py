@@ -167,6 +167,47 @@ def test_a_bucket_outage_is_retried_and_the_copy_arrives_once(api: Any, server: 
         proxy.close()
 
 
+def test_a_stalled_upload_does_not_hold_up_the_alarm_notifications(api: Any, server: Any, clip: Path,
+                                                                    receiver: Any) -> None:
+    """Copies run apart from notifications: a bucket that takes the upload but never answers (until the time
+    limit) must not delay the webhook of the same alarm."""
+    import socket
+    import threading
+
+    stall = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = stall.accept()
+            except OSError:
+                return
+            held.append(conn)  # read nothing, answer nothing
+
+    threading.Thread(target=accept, daemon=True).start()
+    server.core.settings.offsite.timeout_seconds = 20.0
+    try:
+        a = api().register("offsite16@example.com")
+        _bucket_on(a, f"http://127.0.0.1:{stall.getsockname()[1]}", "slow-bucket")
+        assert a.post("/api/v1/webhooks", json={"url": receiver.url + "/hook"}).status_code == 201
+        assert a.patch("/api/v1/me", json={"notify_cooldown_seconds": 0}).status_code == 200
+        ev = a.upload_analysed(a.upload_credentials(a.camera("Porch")["id"]), clip)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not held:
+            time.sleep(0.05)
+        assert held, "the copy started"
+        ev2 = a.upload_analysed(a.upload_credentials(a.camera("Gate")["id"]), clip)  # the next alarm
+        hooks = receiver.wait(2, "/hook", timeout=10)
+        assert sorted(json.loads(h["body"])["event_id"] for h in hooks) == sorted([ev["id"], ev2["id"]])
+        first = _rows(server.core, a.id)[0]
+        assert first.attempts == 0 and first.state == "queued"  # its upload still hangs: the alarms went out
+    finally:
+        stall.close()
+        for conn in held:
+            conn.close()
+
+
 def test_a_copy_survives_a_restart(tmp_path: Path, s3: MotoS3, clip: Path) -> None:  # noqa: F811
     """Queued while the bucket was away and the server stopped: the next server copies it."""
     from alarmcloud.testing import LiveServer
@@ -317,7 +358,7 @@ def test_access_denied_is_told_as_such() -> None:
 # ---------------------------------------------------------------- where the server may connect
 
 
-def test_internal_endpoints_and_plain_http_are_refused(tmp_path: Path) -> None:
+def test_internal_endpoints_and_plain_http_are_refused(tmp_path: Path, s3: MotoS3, clip: Path) -> None:  # noqa: F811
     from alarmcloud.testing import LiveServer
 
     from tests.conftest import Api  # type: ignore[import-not-found]
@@ -342,10 +383,18 @@ def test_internal_endpoints_and_plain_http_are_refused(tmp_path: Path) -> None:
         # an endpoint saved while the operator allowed it is checked again before every request
         srv.core.settings.notify.webhook_networks = ["127.0.0.0/8"]
         srv.core.settings.offsite.allow_http = True
-        _bucket_on(a, "http://127.0.0.1:9", "bucket")
+        bucket = s3.new_bucket()
+        _bucket_on(a, s3.endpoint, bucket)
         srv.core.settings.notify.webhook_networks = []
         r = a.post("/api/v1/me/offsite/test")
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_url"
+        a.upload_analysed(a.upload_credentials(a.camera("Hall")["id"]), clip)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (_rows(srv.core, a.id) and _rows(srv.core, a.id)[0].attempts):
+            time.sleep(0.05)
+        (row,) = _rows(srv.core, a.id)
+        assert row.state == "queued" and "not a public address" in (row.last_error or ""), row
+        assert s3.keys(bucket) == []  # nothing reached the internal address
 
 
 def test_bad_input_gets_a_precise_400_and_stores_nothing(api: Any, server: Any, s3: MotoS3) -> None:  # noqa: F811

@@ -390,6 +390,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         stop = core.start_workers(n_workers)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_background, core)
+            tg.start_soon(_offsite_copies, core)
             for mod in feature_modules:
                 if hasattr(mod, "background"):
                     tg.start_soon(mod.background, core)
@@ -442,6 +443,16 @@ async def _background(core: AlarmCloud) -> None:
                 last_flush = now
         except Exception:
             log.exception("background task failed")
+        await anyio.sleep(1.0)
+
+
+async def _offsite_copies(core: AlarmCloud) -> None:
+    """Off-site copies from the outbox, apart from notifications: a long upload never holds up an alarm."""
+    while True:
+        try:
+            await anyio.to_thread.run_sync(notify.deliver_once, core, 4, True)
+        except Exception:
+            log.exception("off-site copies failed")
         await anyio.sleep(1.0)
 
 

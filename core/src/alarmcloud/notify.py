@@ -419,14 +419,16 @@ def _lease(app: AlarmCloud) -> timedelta:
     return timedelta(seconds=app.settings.notify.timeout_seconds * 3 + 30)
 
 
-def claim(app: AlarmCloud, limit: int) -> list[Outbox]:
+def claim(app: AlarmCloud, limit: int, copies: bool = False) -> list[Outbox]:
     """Take due rows for this process: a conditional update moves each one's due time past the lease, so
-    concurrent senders (several API nodes) never send a row twice and a crashed sender's rows come back."""
+    concurrent senders (several API nodes) never send a row twice and a crashed sender's rows come back.
+    ``copies``: off-site copies only (``offsite``), else everything but them."""
     with app.db.session() as s:
         now = utcnow()
+        kind = col(Outbox.kind) == offsite.KIND if copies else col(Outbox.kind) != offsite.KIND
         # ids and targets only, over a wide window: a backlog for one receiver must not starve the others
         due = s.exec(select(Outbox.id, Outbox.target, Outbox.kind).where(Outbox.state == "queued",
-                                                                          Outbox.available_at <= now)
+                                                                          Outbox.available_at <= now, kind)
                      .order_by(col(Outbox.id)).limit(SCAN)).all()
         picked: list[int] = []
         per_target: dict[str, int] = {}
@@ -524,13 +526,14 @@ def prune(app: AlarmCloud) -> int:
 _pruned_at = 0.0
 
 
-def deliver_once(app: AlarmCloud, limit: int = 20) -> int:
-    """Send due outbox rows in parallel, outside any database transaction; the number delivered."""
+def deliver_once(app: AlarmCloud, limit: int = 20, copies: bool = False) -> int:
+    """Send due outbox rows in parallel, outside any database transaction; the number delivered. Off-site copies
+    (``copies``) run in a loop of their own, so a long upload never holds up a notification."""
     global _pruned_at
     if time.monotonic() - _pruned_at > 3600:
         _pruned_at = time.monotonic()
         prune(app)
-    rows = claim(app, limit)
+    rows = claim(app, limit, copies)
     if not rows:
         return 0
     by_target: dict[str, list[Outbox]] = {}

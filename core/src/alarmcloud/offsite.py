@@ -170,6 +170,13 @@ def _call(acc: Account, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise bucket_error(exc, acc) from None
 
 
+def _store(app: AlarmCloud, acc: Account, secret: str) -> Any:
+    try:
+        return make_store(app, acc, secret)
+    except Exception as exc:  # settings the client refuses; its text is not passed on (it may echo the settings)
+        raise BucketError("bucket_error", f"the S3 client refused these settings ({type(exc).__name__})") from None
+
+
 def _segment(name: str, fallback: str) -> str:
     """A camera name as one folder name of a key (letters, digits, space, '.', '-' and '_'; others become '_')."""
     clean = re.sub(r"[^\w .-]+", "_", name).strip(" ._")[:64].strip(" ._")
@@ -203,7 +210,7 @@ def copy_clip(app: AlarmCloud, acc: Account, secret: str, clip: Clip, cam: Camer
     import obstore
 
     check_endpoint(app, acc.offsite_endpoint or "")
-    store = make_store(app, acc, secret)
+    store = _store(app, acc, secret)
     key = object_key(acc, cam, clip)
     with app.blobs.local_file(clip.blob_key) as path:
         size = path.stat().st_size
@@ -220,7 +227,7 @@ def test_bucket(app: AlarmCloud, acc: Account, secret: str) -> str:
     import obstore
 
     check_endpoint(app, acc.offsite_endpoint or "")
-    store = make_store(app, acc, secret)
+    store = _store(app, acc, secret)
     prefix = (acc.offsite_prefix or "").strip("/")
     key = (f"{prefix}/" if prefix else "") + f".alarmcloud-test-{crypto.new_token(6)}"
     _call(acc, obstore.put, store, key, b"alarmcloud bucket test: this object is deleted again at once\n",
