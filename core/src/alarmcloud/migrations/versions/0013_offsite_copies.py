@@ -29,7 +29,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('offsite_access_key_id', text(length=128), nullable=True))
         batch_op.add_column(sa.Column('offsite_secret_key_enc', text(length=500), nullable=True))
         batch_op.add_column(sa.Column('offsite_scope', text(length=16), nullable=False, server_default='alarms'))
-        batch_op.add_column(sa.Column('offsite_last_copy_at', sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('offsite_last_copy_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
