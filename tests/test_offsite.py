@@ -208,6 +208,35 @@ def test_a_stalled_upload_does_not_hold_up_the_alarm_notifications(api: Any, ser
             conn.close()
 
 
+def test_copies_given_up_after_a_long_outage_can_be_retried(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                             clip: Path) -> None:
+    server.core.settings.offsite.max_attempts = 2
+    proxy = CuttingProxy(s3.endpoint)
+    proxy.cut_after(0)
+    try:
+        bucket = s3.new_bucket()
+        a = api().register("offsite17@example.com")
+        _bucket_on(a, proxy.endpoint, bucket)
+        assert a.post("/api/v1/me/offsite/retry").json()["given_up"] == 0  # nothing to retry: nothing changes
+        ev = a.upload_analysed(a.upload_credentials(a.camera("Barn")["id"]), clip)
+        row = wait_outbox_state(server.core, a.id, "offsite", "dead")
+        assert row.attempts == 2
+        shown = a.get("/api/v1/me/offsite").json()
+        assert shown["given_up"] == 1 and shown["waiting"] == 0 and shown["last_error"] == row.last_error
+
+        proxy.limit = None  # the bucket is back, long after the retries ended
+        r = a.post("/api/v1/me/offsite/retry")
+        assert r.status_code == 200 and r.json()["given_up"] == 0, r.text
+        jsonschema.validate(r.json(), SHAPES[("POST", "/api/v1/me/offsite/retry")]["response"])
+        row = wait_outbox_state(server.core, a.id, "offsite", "sent")
+        assert row.attempts == 1 and len(_rows(server.core, a.id)) == 1
+        assert _expected_key(ev, "Barn") in s3.keys(bucket)
+        assert a.patch("/api/v1/me/offsite", json={"enabled": False}).status_code == 200
+        assert a.post("/api/v1/me/offsite/retry").json()["error"]["code"] == "not_enabled"
+    finally:
+        proxy.close()
+
+
 def test_a_copy_survives_a_restart(tmp_path: Path, s3: MotoS3, clip: Path) -> None:  # noqa: F811
     """Queued while the bucket was away and the server stopped: the next server copies it."""
     from alarmcloud.testing import LiveServer
@@ -481,7 +510,7 @@ def test_another_tenant_and_sub_users_cannot_read_or_change_the_settings(api: An
     assert r.status_code == 201, r.text
     kid = api().login("offsite-kid@example.com", PW)
     for r in (kid.get("/api/v1/me/offsite"), kid.patch("/api/v1/me/offsite", json={"bucket": "kids-bucket"}),
-              kid.post("/api/v1/me/offsite/test")):
+              kid.post("/api/v1/me/offsite/test"), kid.post("/api/v1/me/offsite/retry")):
         assert r.status_code == 403 and mine not in r.text, r.text
     assert "Off-site copies" not in kid.get("/storage").text
     assert a.get("/api/v1/me/offsite").json()["bucket"] == mine

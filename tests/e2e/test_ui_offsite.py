@@ -19,7 +19,7 @@ SECRET = "ui-secret-access-key-4711"
 
 
 def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
-    from alarmcloud.models import Account, Outbox
+    from alarmcloud.models import Account, Outbox, utcnow
     from sqlmodel import select
 
     from tests.s3server import ACCESS_KEY, MotoS3  # type: ignore[import-not-found]
@@ -76,6 +76,24 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             result.filter(has_text="new clips are copied").wait_for()
             assert "a key is saved" in (card.get_by_label("Secret access key").get_attribute("placeholder") or "")
             assert SECRET not in page.content()
+            assert not card.get_by_role("button", name="Retry given-up copies").is_visible()
+
+            with core.db.session() as s:  # a copy given up after a long outage
+                s.add(Outbox(account_id=owner.id, kind="offsite", target=f"offsite:{owner.id}", state="dead",
+                             attempts=24, last_error="cannot connect to the bucket", last_attempt_at=utcnow(),
+                             payload={"clip_id": site.event_id}))
+                s.commit()
+            page.reload()
+            card = page.locator("#offsite")
+            card.get_by_role("alert").filter(has_text="cannot connect to the bucket").wait_for()
+            card.locator("[data-offsite-status]").filter(has_text="1 copy was given up").wait_for()
+            card.get_by_role("button", name="Retry given-up copies").click()
+            result.filter(has_text="queued again").wait_for()
+            assert not card.get_by_role("button", name="Retry given-up copies").is_visible()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and owner_api(site).get("/api/v1/me/offsite").json()["last_error"]:
+                time.sleep(0.1)
+            assert owner_api(site).get("/api/v1/me/offsite").json()["copies"][0]["state"] == "sent"
             assert page.evaluate(AUDIT_JS) == []  # labels, contrast, sizes (tests/e2e/audit.js)
             assert outside == [] and errors == []
         state = owner_api(site).get("/api/v1/me/offsite").json()

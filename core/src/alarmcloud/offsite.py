@@ -295,6 +295,17 @@ def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
     return "sent", None
 
 
+def retry_given_up(s: Session, account_id: str) -> int:
+    """Queue the account's given-up copies again from their first attempt (the caller commits); how many."""
+    rows = s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == KIND,
+                                       Outbox.state == "dead")).all()
+    now = utcnow()
+    for row in rows:
+        row.state, row.attempts, row.available_at = "queued", 0, now
+        s.add(row)
+    return len(rows)
+
+
 def status(s: Session, acc: Account) -> dict[str, Any]:
     """Last copy, last error (when newer than the last copy), copies waiting and given up, the latest copies."""
     mine = (Outbox.account_id == acc.id, Outbox.kind == KIND)

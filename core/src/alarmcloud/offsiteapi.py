@@ -167,10 +167,28 @@ async def test_offsite(request: Request) -> Response:
     return JSONResponse({"ok": True, "message": f"wrote and deleted {key} in bucket {acc.offsite_bucket}"})
 
 
+async def retry_offsite(request: Request) -> Response:
+    """Queue the copies that were given up (``given_up``) again, from their first attempt: after the bucket was
+    away longer than the retries last, or after fixing the key. Answers with the settings and status."""
+    user, app = await _owner(request)
+
+    def _retry(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        if not acc.offsite_enabled or not offsite.configured(acc):
+            raise ApiError(409, "not_enabled", "switch the off-site copies on first")
+        offsite.retry_given_up(s, acc.id)
+        s.commit()
+        return offsite_json(s, acc)
+
+    return JSONResponse(await app.db.run(_retry))
+
+
 def routes(app: AlarmCloud) -> list[BaseRoute]:
     """Mounted by ``create_app`` (a core feature module)."""
     return [
         Route("/api/v1/me/offsite", get_offsite, methods=["GET"]),
         Route("/api/v1/me/offsite", update_offsite, methods=["PATCH"]),
         Route("/api/v1/me/offsite/test", test_offsite, methods=["POST"]),
+        Route("/api/v1/me/offsite/retry", retry_offsite, methods=["POST"]),
     ]

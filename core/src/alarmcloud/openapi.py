@@ -150,6 +150,7 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                       "errors": [400, 401, 403, 404]},
     ("POST", "/api/v1/me/offsite/test"): {"status": 200, "response": _obj({"ok": BOOL, "message": STR}),
                                           "errors": [400, 401, 403, 404, 409]},
+    ("POST", "/api/v1/me/offsite/retry"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404, 409]},
 }
 
 

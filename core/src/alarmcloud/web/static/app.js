@@ -1527,6 +1527,7 @@ window.alarmcloud.card = (function () {
     const el = form.querySelector("[data-offsite-problem]");
     el.textContent = d.last_error ? "The last copy did not arrive: " + d.last_error : "";
     el.hidden = !d.last_error;
+    form.querySelector("[data-offsite-retry]").hidden = !d.given_up;
   }
 
   async function save(form) {
@@ -1557,6 +1558,15 @@ window.alarmcloud.card = (function () {
   onSubmit("[data-offsite]", save, "Bucket settings saved; new clips are copied.", "Bucket settings saved; copies are off.");
 
   document.addEventListener("click", async (e) => {
+    const again = e.target.closest("button[data-offsite-retry]");
+    if (again) {
+      const form = again.closest("form");
+      const r = await api("POST", "/api/v1/me/offsite/retry", {});
+      if (!r.ok) { say(form, r.message, "error"); return; }
+      showStatus(form, r.data);
+      say(form, "The given-up copies are queued again.", "ok");
+      return;
+    }
     const btn = e.target.closest("button[data-offsite-test]");
     if (!btn) return;
     const form = btn.closest("form");
