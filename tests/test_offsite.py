@@ -372,16 +372,60 @@ def test_the_bucket_test_names_the_precise_error(api: Any, server: Any, s3: Moto
                                                           "message": f"cannot connect to {closed}"}, r.text
 
 
-def test_access_denied_is_told_as_such() -> None:
-    """What S3 servers answer for a wrong key (obstore's error text, as it reports a 403)."""
-    acc = Account(email="x@example.com", password_hash="", offsite_bucket="b", offsite_endpoint="https://s3.example")
-    text = ("Generic S3 error: Error performing PUT https://s3.example/b/k in 20ms - Server returned non-2xx status "
-            "code: 403 Forbidden: <?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidAccessKeyId</Code>"
-            "<Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>")
-    err = offsite.bucket_error(RuntimeError(text), acc)
-    assert err.code == "access_denied" and "InvalidAccessKeyId" in str(err) and "does not exist in our" in str(err)
-    err = offsite.bucket_error(RuntimeError("Server returned non-2xx status code: 403 Forbidden: "), acc)
-    assert err.code == "access_denied"
+def test_a_key_that_may_only_write_passes_the_test_and_is_told_so(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import obstore
+    from obstore.exceptions import PermissionDeniedError
+
+    def refuse(*args: Any, **kwargs: Any) -> None:  # what obstore raises for a 403 (its text, abridged)
+        raise PermissionDeniedError("The operation lacked the necessary privileges to complete for path k: Error "
+                                    "performing DELETE - Server returned non-2xx status code: 403 Forbidden: <?xml "
+                                    "version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Access Denied"
+                                    "</Message></Error>")
+
+    bucket = s3.new_bucket()
+    a = api().register("offsite18@example.com")
+    _bucket_on(a, s3.endpoint, bucket)
+    monkeypatch.setattr(obstore, "delete", refuse)  # the bucket's policy allows PutObject only
+    r = a.post("/api/v1/me/offsite/test")
+    assert r.status_code == 200 and r.json()["ok"] is True and r.json()["deleted"] is False, r.text
+    assert "may not delete" in r.json()["message"]
+    (left,) = s3.keys(bucket)
+    assert left.startswith("cams/home/.alarmcloud-test-") and left in r.json()["message"]
+
+
+def test_access_denied_is_told_as_such(api: Any, server: Any) -> None:
+    """A bucket server that refuses the key (403 with S3's error document, as AWS answers a wrong key id)."""
+    import threading
+
+    body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access '
+            b'Key Id you provided does not exist in our records.</Message></Error>')
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(403)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    refuse = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=refuse.serve_forever, daemon=True).start()
+    try:
+        a = api().register("offsite19@example.com")
+        _bucket_on(a, f"http://127.0.0.1:{refuse.server_address[1]}", "bucket")
+        r = a.post("/api/v1/me/offsite/test")
+        assert r.status_code == 400 and r.json()["error"]["code"] == "access_denied", r.text
+        message = r.json()["error"]["message"]
+        assert "InvalidAccessKeyId: The AWS Access Key Id you provided does not exist" in message
+        assert message.startswith("access denied by the bucket") and SECRET not in message
+    finally:
+        refuse.shutdown()
+        refuse.server_close()
 
 
 # ---------------------------------------------------------------- where the server may connect

@@ -221,9 +221,10 @@ def copy_clip(app: AlarmCloud, acc: Account, secret: str, clip: Clip, cam: Camer
     return key
 
 
-def test_bucket(app: AlarmCloud, acc: Account, secret: str) -> str:
-    """Write a small object under the prefix and delete it again; its key. Raises ``BucketError`` or
-    ``notify.TargetNotAllowed``."""
+def test_bucket(app: AlarmCloud, acc: Account, secret: str) -> tuple[str, bool]:
+    """Write a small object under the prefix and delete it again: its key, and whether the key could delete it (a
+    key that may only write is the safer one: a thief holding it cannot delete the copies either). Raises
+    ``BucketError`` or ``notify.TargetNotAllowed``."""
     import obstore
 
     check_endpoint(app, acc.offsite_endpoint or "")
@@ -232,8 +233,13 @@ def test_bucket(app: AlarmCloud, acc: Account, secret: str) -> str:
     key = (f"{prefix}/" if prefix else "") + f".alarmcloud-test-{crypto.new_token(6)}"
     _call(acc, obstore.put, store, key, b"alarmcloud bucket test: this object is deleted again at once\n",
           use_multipart=False)
-    _call(acc, obstore.delete, store, key)
-    return key
+    try:
+        _call(acc, obstore.delete, store, key)
+    except BucketError as exc:
+        if exc.code != "access_denied":
+            raise
+        return key, False
+    return key, True
 
 
 # ---------------------------------------------------------------- queueing and copying (the outbox)

@@ -151,7 +151,8 @@ async def update_offsite(request: Request) -> Response:
 
 
 async def test_offsite(request: Request) -> Response:
-    """Write a small object into the saved bucket and delete it again: 200 when both worked, else 400 with the
+    """Write a small object into the saved bucket and delete it again: 200 when the write worked (``deleted``:
+    false when the key may not delete, the object then stays), else 400 with the
     bucket's precise error (``no_such_bucket``, ``access_denied``, ``cannot_connect``, ``timeout``,
     ``bucket_error``; ``invalid_url`` for an endpoint this server may not reach)."""
     user, app = await _owner(request)
@@ -159,12 +160,17 @@ async def test_offsite(request: Request) -> Response:
     if acc is None or not offsite.configured(acc):
         raise ApiError(409, "not_configured", "save the endpoint, bucket, access key id and secret key first")
     try:
-        key = await anyio.to_thread.run_sync(offsite.test_bucket, app, acc, offsite.open_secret(app, acc))
+        key, deleted = await anyio.to_thread.run_sync(offsite.test_bucket, app, acc, offsite.open_secret(app, acc))
     except notify.TargetNotAllowed as exc:
         raise ApiError(400, "invalid_url", str(exc)) from None
     except offsite.BucketError as exc:
         raise ApiError(400, exc.code, str(exc)) from None
-    return JSONResponse({"ok": True, "message": f"wrote and deleted {key} in bucket {acc.offsite_bucket}"})
+    if deleted:
+        return JSONResponse({"ok": True, "deleted": True,
+                             "message": f"wrote and deleted {key} in bucket {acc.offsite_bucket}"})
+    return JSONResponse({"ok": True, "deleted": False,
+                         "message": f"wrote {key} in bucket {acc.offsite_bucket}; this key may not delete it (good: "
+                                    "whoever holds the key cannot delete your copies either), remove it yourself"})
 
 
 async def retry_offsite(request: Request) -> Response:

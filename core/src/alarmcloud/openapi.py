@@ -148,8 +148,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/me/offsite"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404]},
     ("PATCH", "/api/v1/me/offsite"): {"status": 200, "request": OFFSITE_IN, "response": OFFSITE,
                                       "errors": [400, 401, 403, 404]},
-    ("POST", "/api/v1/me/offsite/test"): {"status": 200, "response": _obj({"ok": BOOL, "message": STR}),
-                                          "errors": [400, 401, 403, 404, 409]},
+    ("POST", "/api/v1/me/offsite/test"): {"status": 200, "errors": [400, 401, 403, 404, 409],
+                                          "response": _obj({"ok": BOOL, "deleted": BOOL, "message": STR})},
     ("POST", "/api/v1/me/offsite/retry"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404, 409]},
 }
 

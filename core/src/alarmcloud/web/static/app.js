@@ -1571,6 +1571,7 @@ window.alarmcloud.card = (function () {
     if (!btn) return;
     const form = btn.closest("form");
     await runTest(form, "Writing a test object to the bucket…", save, "/api/v1/me/offsite/test",
-                  () => ["The bucket works: a test object was written and deleted again.", "ok"]);
+                  (d) => [d.deleted ? "The bucket works: a test object was written and deleted again."
+                                    : "The bucket works: " + d.message + ".", "ok"]);
   });
 })();
