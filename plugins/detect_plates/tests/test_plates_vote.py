@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alarmcloud_detect_plates.detector import PlateDetector, PlateRead, suppress, vote
+from alarmcloud_detect_plates.detector import PlateDetector, PlateRead, suppress, surest, vote, votes
 
 
 def _read(text: str, score: float, time: float, x: float = 0.4) -> PlateRead:
@@ -91,3 +91,47 @@ def test_frames_fused_follow_the_recogniser_where_formats_disagree() -> None:
 
     assert [t for t, _, _ in vote(reads(False))] == ["FB5X8T"]
     assert [t for t, _, _ in vote(reads(True))] == ["FB5XBT"]
+
+
+def test_second_look_does_not_take_away_a_read_for_another_length() -> None:
+    # the first look read the plate; the second look's re-read of a crop that took in the emblem above the text
+    # ("H" + the plate + a seal read as "C") outweighed it in the vote, now only 0.72 sure
+    first = votes([_read("UH1N2A", 0.98, 0.0), _read("UHIN2A", 0.88, 2.0)])
+    reread = [_read("HUHICN2A", 0.85, 3.0), _read("HUHICN2A", 0.76, 2.0), _read("4UHICN2A", 0.76, 0.0)]
+    second = votes([_read("UH1N2A", 0.98, 0.0), _read("UHIN2A", 0.88, 2.0), *reread])
+    assert second[0].text == "HUHICN2A" and second[0].score < first[0].score
+    assert surest(first, second) == first
+
+
+def test_second_look_keeps_the_surer_score_of_the_same_text() -> None:
+    # partial re-reads ("UJ3V0") lower the share of the full text below the threshold it had reached
+    reads = [_read("UJ3V0J", 0.9, 0.0), _read("UJ3V0J", 0.9, 2.0), _read("UJ3V0", 0.88, 3.0)]
+    first = votes(reads)
+    second = votes([*reads, _read("UJ3V0", 0.7, 3.0)])
+    assert first[0].text == second[0].text == "UJ3V0J" and second[0].score < first[0].score
+    assert surest(first, second) == first
+
+
+def test_second_look_settles_a_character() -> None:
+    # the equalised re-reads read "2" where the first look read "Z": a settled character stands even though
+    # the fused vote is less sure than the first look's unanimous misread
+    first = votes([_read("R8Z0503", 0.9, t) for t in (0.0, 2.0, 4.0)])
+    second = votes([*(_read("R8Z0503", 0.88, t) for t in (0.0, 2.0, 4.0)),
+                   *(_read("R820503", 0.92, t) for t in (0.0, 2.0, 4.0))])
+    assert surest(first, second) == second
+    assert second[0].score < first[0].score
+
+
+def test_second_look_adds_a_vehicle_the_first_missed() -> None:
+    first = votes([_read("MAB1234", 0.95, 0.0, 0.1)])
+    second = votes([_read("MAB1234", 0.95, 0.0, 0.1), _read("KXY987", 0.9, 2.0, 0.7)])
+    assert {v.text for v in surest(first, second)} == {"MAB1234", "KXY987"}
+
+
+def test_second_look_that_reads_a_length_more_surely_stands() -> None:
+    # every first-look frame read a canton's shield as a "1"; the equalised re-reads leave it out, more surely
+    first = votes([_read("TI19445", 0.88, t) for t in (0.0, 2.0, 4.0)])
+    second = votes([*(_read("TI19445", 0.88, t) for t in (0.0, 2.0, 4.0)),
+                     *(_read("TI9445", 0.95, t) for t in (0.0, 2.0, 4.0))])
+    assert second[0].text == "TI9445" and second[0].score < first[0].score
+    assert [v.text for v in surest(first, second)] == ["TI9445"]

@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -166,15 +167,15 @@ class PlateDetector(Detector):
             look = self.read_frame(frame.image, frame.time, countries)
             reads.extend(look.reads)
             looks.append(look)
-        voted = vote(reads, countries)
-        if not any(score >= self.config.second_look_below for _, score, _ in voted):
+        voted = votes(reads, countries)
+        if not any(v.score >= self.config.second_look_below for v in voted):
             for frame, look in zip(frames.keyframes, looks, strict=True):
                 reads.extend(self.reread(look.doubtful, frame.time, countries))
                 if self.config.zoom > 1.0:
                     reads.extend(self.zoom_frame(frame.image, frame.time, countries, look))
-            voted = vote(reads, countries)
+            voted = surest(voted, votes(reads, countries))
         findings = []
-        for text, score, best in voted:
+        for text, score, best, _ in voted:
             if score >= self.threshold:
                 findings.append(
                     Finding(
@@ -609,8 +610,25 @@ def _same_place(a: PlateRead, b: PlateRead) -> bool:
     return _overlap(a.box, b.box) >= 0.5
 
 
+class Vote(NamedTuple):
+    """One vehicle's result of ``votes``."""
+
+    text: str
+    #: the fused read's score, lowered by the share of reads of another length
+    score: float
+    #: the read of the best frame
+    best: PlateRead
+    #: the fused read's score before that share: how sure the characters of the text are
+    certainty: float
+
+
 def vote(reads: list[PlateRead], countries: list[str] | None = None) -> list[tuple[str, float, PlateRead]]:
-    """One (text, score, best read) per vehicle: reads one character apart or in the same place are fused.
+    """One (text, score, best read) per vehicle: ``votes`` without the certainty."""
+    return [(v.text, v.score, v.best) for v in votes(reads, countries)]
+
+
+def votes(reads: list[PlateRead], countries: list[str] | None = None) -> list[Vote]:
+    """One vote per vehicle, surest first: reads one character apart or in the same place are fused.
 
     The reads of the length with the most evidence are averaged character by character and fitted to the
     formats once more, so a character misread in one frame is outvoted by the others; the score is the fused
@@ -639,10 +657,38 @@ def vote(reads: list[PlateRead], countries: list[str] | None = None) -> list[tup
             text, score = group[0].text, group[0].score
         else:
             text, score = fit.text, fit.score
-        score *= share ** (1 / max(1, len(text)))
         best = max(group, key=lambda r: (plate_distance(r.text, text) == 0, r.score))
-        out.append((text, score, best))
-    return sorted(out, key=lambda x: -x[1])
+        out.append(Vote(text, score * share ** (1 / max(1, len(text))), best, score))
+    return sorted(out, key=lambda v: -v.score)
+
+
+def surest(first: list[Vote], second: list[Vote]) -> list[Vote]:
+    """The votes after the second look, except where they only added doubt to a vehicle the first look read.
+
+    The second look re-reads doubtful crops equalised and reads magnified ones. Per vehicle (one character
+    apart or the same place, as in ``votes``) of the second votes, with the first look's vote of it:
+
+    - the same text: the surer score counts (the second look's partial re-reads only lower the share of the
+      text's length);
+    - another text of the same length: the second look's text stands (a character settled by more evidence,
+      its purpose);
+    - another length: the text whose characters are surer (``Vote.certainty``, before the share of other
+      lengths) stands. A crop that took in a neighbouring emblem or line (``HUHICN2A`` around ``UH1N2A``) reads
+      its extra characters unsurely, an equalised re-read that leaves out a canton's shield read as a ``1``
+      reads surely.
+    """
+    out: list[Vote] = []
+    for v in second:
+        same = [f for f in first if plate_distance(f.text, v.text) <= 1 or _same_place(f.best, v.best)]
+        prior = max(same, key=lambda f: f.score, default=None)
+        if prior is not None and (
+            (prior.text == v.text and prior.score > v.score)
+            or (len(prior.text) != len(v.text) and prior.certainty > v.certainty)
+        ):
+            v = prior
+        if all(o.text != v.text for o in out):
+            out.append(v)
+    return sorted(out, key=lambda v: -v.score)
 
 
 def _mean_dist(dists: list[Dist]) -> dict[str, float]:
