@@ -273,12 +273,20 @@ def test_a_blocked_bot_stops_at_once_and_the_person_sees_why(api: Any, server: A
     telegram.script["sendMessage"] = [(403, blocked), (403, blocked)]
     a.upload_analysed(a.upload_credentials(a.camera("Porch")["id"]), clip)
     row = _wait_state(server.core, a.id, "dead")
-    assert row.attempts == 1 and row.last_error == "HTTP 403: Forbidden: bot was blocked by the user"
+    why = "HTTP 403: Forbidden: bot was blocked by the user (Telegram messages were switched off; switch them on " \
+          "again once the bot may write to the chat)"
+    assert row.attempts == 1 and row.last_error == why
     time.sleep(1.0)
     assert len(telegram.received()) == 1  # not retried
     shown = a.get("/api/v1/me/telegram").json()
-    assert shown["problem"] == "HTTP 403: Forbidden: bot was blocked by the user"
+    assert shown["problem"] == why and shown["enabled"] is False
     assert shown["deliveries"][0]["state"] == "dead" and shown["deliveries"][0]["attempts"] == 1
+    # switched off: the next alarm sends nothing more to a bot its person blocked, and the reason stays shown
+    a.upload_analysed(a.upload_credentials(a.camera("Gate")["id"]), clip)
+    time.sleep(1.0)
+    assert len(telegram.received()) == 1 and len(_rows(server.core, a.id)) == 1
+    assert a.get("/api/v1/me/telegram").json()["problem"] == why
+    assert a.patch("/api/v1/me/telegram", json={"enabled": True}).json()["enabled"] is True
 
     # a wrong chat: the test message tells at once; once a message arrives again, the problem is gone
     telegram.script["sendMessage"] = [(400, {"ok": False, "error_code": 400,

@@ -795,8 +795,28 @@ def _attempt_telegram(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
         if exc.status == 0 or exc.status == 408 or exc.status >= 500:
             return "failed", str(exc)  # no answer or Telegram's trouble: retried with backoff
         # 400 chat not found, 401 wrong token, 403 blocked by the user or not a member: retrying cannot help
-        return "dead", str(exc)
+        if row.payload.get("test") or not _telegram_off(app, person.id, token, person.notify_telegram_chat_id):
+            return "dead", str(exc)
+        return "dead", f"{exc} (Telegram messages were switched off; switch them on again once the bot may " \
+                       "write to the chat)"
     return "sent", None
+
+
+def _telegram_off(app: AlarmCloud, account_id: str, token: str, chat_id: str) -> bool:
+    """Switch a person's Telegram messages off after Telegram refused their bot for good (blocked by the user, the
+    chat gone, a revoked token): every later alarm would be refused the same way, and a bot that keeps writing to
+    people who blocked it risks Telegram's limits. Only while the settings are those that were refused (not changed
+    meanwhile); whether it was switched off now."""
+    with app.db.session() as s:
+        person = s.get(Account, account_id)
+        if person is None or not person.notify_telegram or person.notify_telegram_chat_id != chat_id \
+                or open_account_secret(app, person, "telegram") != token:
+            return False
+        person.notify_telegram = False
+        s.add(person)
+        s.commit()
+    log.warning("Telegram refused account %s's bot for good: Telegram messages switched off", account_id)
+    return True
 
 
 def send_test_telegram(app: AlarmCloud, account_id: str) -> Outbox | None:
