@@ -287,6 +287,15 @@ def test_a_blocked_bot_stops_at_once_and_the_person_sees_why(api: Any, server: A
     assert len(telegram.received()) == 1 and len(_rows(server.core, a.id)) == 1
     assert a.get("/api/v1/me/telegram").json()["problem"] == why
     assert a.patch("/api/v1/me/telegram", json={"enabled": True}).json()["enabled"] is True
+    # a refusal of one message (not of the bot or the chat) leaves Telegram on
+    telegram.script["sendMessage"] = [(400, {"ok": False, "error_code": 400,
+                                             "description": "Bad Request: can't parse entities"})]
+    a.upload_analysed(a.upload_credentials(a.camera("Yard")["id"]), clip)
+    deadline = time.monotonic() + 30
+    while sum(r.state == "dead" for r in _rows(server.core, a.id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shown = a.get("/api/v1/me/telegram").json()
+    assert shown["problem"] == "HTTP 400: Bad Request: can't parse entities" and shown["enabled"] is True
 
     # a wrong chat: the test message tells at once; once a message arrives again, the problem is gone
     telegram.script["sendMessage"] = [(400, {"ok": False, "error_code": 400,

@@ -795,7 +795,9 @@ def _attempt_telegram(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
         if exc.status == 0 or exc.status == 408 or exc.status >= 500:
             return "failed", str(exc)  # no answer or Telegram's trouble: retried with backoff
         # 400 chat not found, 401 wrong token, 403 blocked by the user or not a member: retrying cannot help
-        if row.payload.get("test") or not _telegram_off(app, person.id, token, person.notify_telegram_chat_id):
+        gone = exc.status in (401, 403) or "chat not found" in exc.description.lower()
+        if row.payload.get("test") or not gone or not _telegram_off(app, person.id, token,
+                                                                     person.notify_telegram_chat_id):
             return "dead", str(exc)
         return "dead", f"{exc} (Telegram messages were switched off; switch them on again once the bot may " \
                        "write to the chat)"
