@@ -15,9 +15,10 @@ from typing import Any
 import jsonschema
 import pytest
 from alarmcloud import crypto, offsite
-from alarmcloud.models import Account, Clip, Outbox
+from alarmcloud.models import Account, Clip, Outbox, utcnow
 from alarmcloud.openapi import SHAPES
 from alarmcloud.testing import static_scene, test_settings
+from sqlmodel import select
 
 from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
 from tests.s3server import ACCESS_KEY, REGION, CuttingProxy, MotoS3, s3  # type: ignore[import-not-found]  # noqa: F401
@@ -623,3 +624,155 @@ def test_the_record_of_processing_names_the_owners_bucket_as_a_recipient(server:
     (act,) = [a for a in acts if a["name"] == "core: off-site copies"]
     assert act["recipients"] == ["the S3-compatible storage the account owner chose (their own bucket)"]
     assert any("secret key (encrypted)" in d for d in act["data"]) and "not deleted" in act["retention"]
+
+
+# ---------------------------------------------------------------- copying the clips already stored
+
+
+def _stored_clips(core: Any, account_id: str, camera_id: str, days: list[int], verdict: str = "alarm") -> list[str]:
+    """Clips stored before the copies were switched on, ``days`` days before 2026-11-20 (their blobs are real)."""
+    from datetime import UTC, datetime, timedelta
+
+    from alarmcloud.models import Series
+
+    base = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    ids = []
+    with core.db.session() as s:
+        series = Series(account_id=account_id, camera_id=camera_id, started_at=base, ended_at=base,
+                        clip_count=len(days))
+        s.add(series)
+        s.flush()
+        for n, day in enumerate(days):
+            key = f"{account_id}/{camera_id}/old-{day}-{n}.mp4"
+            data = f"old clip {day} {n}".encode() * 50
+            core.blobs.put_bytes(key, data)
+            c = Clip(account_id=account_id, camera_id=camera_id, series_id=series.id or "", blob_key=key,
+                     size_bytes=len(data), status="done", verdict=verdict, started_at=base - timedelta(days=day))
+            s.add(c)
+            ids.append(c.id)
+        s.commit()
+    return ids
+
+
+def _wait_finished(core: Any, account_id: str, timeout: float = 60.0) -> list[Outbox]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = _rows(core, account_id)
+        if rows and all(r.state != "queued" for r in rows):
+            return rows
+        time.sleep(0.05)
+    raise AssertionError([(r.state, r.last_error) for r in _rows(core, account_id)])
+
+
+def test_clips_stored_before_switching_on_are_copied_once(api: Any, server: Any, s3: MotoS3, clip: Path,  # noqa: F811
+                                                          make_test_clip: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(offsite, "BACKFILL_SPACING_SECONDS", 0.05)
+    bucket = s3.new_bucket()
+    a = api().register("offsite20@example.com")
+    creds = a.upload_credentials(a.camera("Porch")["id"])
+    old_alarm = a.upload_analysed(creds, clip)  # before any bucket was set: nothing is copied
+    old_quiet = a.upload_analysed(creds, make_test_clip("still", seconds=18, fps=15, scene=static_scene))
+    assert old_alarm["verdict"] == "alarm" and old_quiet["verdict"] == "false_alarm:no_motion"
+    b = api().register("offsite21@example.com")  # another tenant with a bucket of their own and an old alarm
+    theirs = b.upload_analysed(b.upload_credentials(b.camera("Theirs")["id"]), clip)
+    _bucket_on(b, s3.endpoint, s3.new_bucket())
+    _bucket_on(a, s3.endpoint, bucket)
+    assert _rows(server.core, a.id) == []
+
+    r = a.post("/api/v1/me/offsite/backfill")  # no body: every clip of the scope ("alarms")
+    assert r.status_code == 200 and r.json()["queued"] == 1, r.text
+    jsonschema.validate(r.json(), SHAPES[("POST", "/api/v1/me/offsite/backfill")]["response"])
+    assert r.json()["waiting"] + len([c for c in r.json()["copies"] if c["state"] == "sent"]) == 1
+    (row,) = _wait_finished(server.core, a.id)
+    assert row.state == "sent" and row.payload == {"clip_id": old_alarm["id"]}
+    video = _expected_key(old_alarm, "Porch")
+    assert s3.keys(bucket) == sorted([video, video[:-4] + ".json"])
+    assert s3.read(bucket, video) == a.get(f"/api/v1/events/{old_alarm['id']}/video").content
+
+    again = a.post("/api/v1/me/offsite/backfill", json={})
+    assert again.status_code == 200 and again.json()["queued"] == 0 and again.json()["waiting"] == 0
+
+    assert a.patch("/api/v1/me/offsite", json={"scope": "all"}).status_code == 200
+    r = a.post("/api/v1/me/offsite/backfill", json={})
+    assert r.json()["queued"] == 1  # the false alarm now; the alarm has its copy
+    rows = _wait_finished(server.core, a.id)
+    assert [(x.payload["clip_id"], x.state) for x in rows] == [(old_alarm["id"], "sent"), (old_quiet["id"], "sent")]
+    assert _expected_key(old_quiet, "Porch") in s3.keys(bucket) and len(s3.keys(bucket)) == 4
+    assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 0
+    assert all(x.payload["clip_id"] != theirs["id"] for x in rows)  # the other tenant's clip is never mine
+    assert _rows(server.core, b.id) == []  # and their own backfill was not started by mine
+
+
+def test_backfill_in_batches_by_time_and_camera_and_deleted_clips_are_skipped(
+        api: Any, server: Any, s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    core = server.core
+    monkeypatch.setattr(offsite, "BACKFILL_BATCH", 2)  # several transactions for a handful of clips
+    monkeypatch.setattr(offsite, "BACKFILL_SPACING_SECONDS", 3600.0)  # spread out: none is due during the checks
+    bucket = s3.new_bucket()
+    a = api().register("offsite22@example.com")
+    front, back = a.camera("Front"), a.camera("Back")
+    fronts = _stored_clips(core, a.id, front["id"], [30, 20, 10, 5, 3, 2, 1])
+    backs = _stored_clips(core, a.id, back["id"], [9, 4])
+    _stored_clips(core, a.id, front["id"], [6], verdict="false_alarm:rain")  # not in the "alarms" scope
+    _bucket_on(a, s3.endpoint, bucket)
+
+    r = a.post("/api/v1/me/offsite/backfill", json={"since": "2026-11-15", "camera_id": front["id"]})
+    assert r.status_code == 200 and r.json()["queued"] == 4, r.text  # 5, 3, 2 and 1 days back
+    assert r.json()["waiting"] == 4
+    r = a.post("/api/v1/me/offsite/backfill", json={})
+    assert r.json()["queued"] == 5 and r.json()["waiting"] == 9  # the older fronts and both backs
+    rows = _rows(core, a.id)
+    assert sorted(x.payload["clip_id"] for x in rows) == sorted(fronts + backs)
+    assert len({x.payload["clip_id"] for x in rows}) == 9  # no clip twice
+    dues = [x.available_at for x in rows]
+    assert dues == sorted(dues) and len(set(dues)) == 9  # spread out, none due with another
+    assert rows[0].payload["clip_id"] == fronts[3]  # the oldest of the first call is due at once, the rest later
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _rows(core, a.id)[0].state != "sent":
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert [k for k in s3.keys(bucket) if k.endswith(".mp4")] == [
+        x for x in s3.keys(bucket) if fronts[3] in x and x.endswith(".mp4")] != []  # only that one so far
+
+    assert a.delete(f"/api/v1/events/{fronts[-1]}").status_code == 204  # deleted while its copy waits
+    with core.db.session() as s:
+        for x in s.exec(select(Outbox).where(Outbox.account_id == a.id)).all():
+            x.available_at = utcnow()
+            s.add(x)
+        s.commit()
+    done = {x.payload["clip_id"]: x for x in _wait_finished(core, a.id)}
+    assert done[fronts[-1]].state == "skipped" and "deleted" in (done[fronts[-1]].last_error or "")
+    assert sorted(k for k, x in done.items() if x.state == "sent") == sorted(fronts[:-1] + backs)
+    assert done[fronts[3]].attempts == 1  # copied once
+    assert len([k for k in s3.keys(bucket) if k.endswith(".mp4")]) == 8
+    assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 0
+
+
+def test_backfill_is_the_owners_and_needs_the_copies_on(api: Any, server: Any, s3: MotoS3) -> None:  # noqa: F811
+    a = api().register("offsite23@example.com")
+    cam = a.camera("Porch")
+    r = a.post("/api/v1/me/offsite/backfill", json={})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_enabled", r.text
+    _bucket_on(a, s3.endpoint, s3.new_bucket())
+    for body, status, code in (({"since": "last tuesday"}, 400, "invalid_time"), ({"since": 5}, 400, "invalid_field"),
+                               ({"camera": cam["id"]}, 400, "unknown_field"),
+                               ({"camera_id": "0" * 32}, 404, "not_found")):
+        r = a.post("/api/v1/me/offsite/backfill", json=body)
+        assert r.status_code == status and r.json()["error"]["code"] == code, (body, r.text)
+    b = api().register("offsite24@example.com")
+    _bucket_on(b, s3.endpoint, s3.new_bucket())
+    r = b.post("/api/v1/me/offsite/backfill", json={"camera_id": cam["id"]})  # another tenant's camera
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+    assert a.post("/api/v1/subusers", json={"email": "offsite-kid2@example.com", "password": PW,
+                                            "rights": {cam["id"]: "admin"}}).status_code == 201
+    kid = api().login("offsite-kid2@example.com", PW)
+    assert kid.post("/api/v1/me/offsite/backfill", json={}).status_code == 403
+    server.core.settings.offsite.enabled = False
+    try:
+        r = a.post("/api/v1/me/offsite/backfill", json={})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_available", r.text
+    finally:
+        server.core.settings.offsite.enabled = True
+    assert _rows(server.core, a.id) == [] and _rows(server.core, b.id) == []

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlalchemy import and_, or_
 from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto
@@ -299,6 +300,76 @@ def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
             s.commit()
     log.info("clip %s copied off-site (%s)", clip.id, key.rsplit("/", 1)[-1])
     return "sent", None
+
+
+#: clips looked at (and copies queued) per transaction by ``backfill``
+BACKFILL_BATCH = 500
+#: the copies of existing clips are spread out in time, one due this much later than the one before plus the time
+#: its size takes at ``BACKFILL_BYTES_PER_SECOND``: at most a few of them are due at any moment, so a new alarm's
+#: copy (due at once) and other accounts' copies never wait behind a backlog of old clips
+BACKFILL_SPACING_SECONDS = 1.0
+BACKFILL_BYTES_PER_SECOND = 4 * 1024 * 1024
+#: copy rows that count as "this clip has its copy" for ``backfill`` (a skipped copy may be queued again)
+COPY_STATES = ("queued", "sent", "dead")
+
+
+def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, camera_id: str | None = None,
+             batch: int | None = None) -> int:
+    """Queue one copy for every stored clip of the account that matches its scope (analysed; from ``since``, of
+    ``camera_id``) and has no copy row yet (queued, sent or given up); how many were queued. Oldest clips first,
+    ``batch`` (default ``BACKFILL_BATCH``) clips per short transaction (never every clip at once); stops when the
+    copies are switched off meanwhile. Calling it again queues nothing new. A clip deleted before its copy runs is
+    skipped then."""
+    clip_of = Outbox.payload["clip_id"].as_string()  # type: ignore[index]
+    batch = batch or BACKFILL_BATCH
+    queued = 0
+    after: tuple[datetime, str] | None = None
+    due = utcnow()
+    with app.db.session() as s:  # after the copies an earlier backfill spread out, never beside them
+        last = s.exec(select(func.max(Outbox.available_at)).where(
+            Outbox.kind == KIND, Outbox.target == target(account_id), Outbox.state == "queued",
+            Outbox.attempts == 0)).one()
+    if last is not None and aware(last) > due:
+        due = aware(last) + timedelta(seconds=BACKFILL_SPACING_SECONDS)
+    while True:
+        with app.db.session() as s:
+            # the account row is locked while a batch is checked and queued (PostgreSQL; SQLite's transactions
+            # are serial anyway), so two backfills at once never queue the same clip twice
+            acc = s.exec(select(Account).where(Account.id == account_id).with_for_update()).first()
+            if acc is None or not acc.offsite_enabled or not configured(acc):
+                break
+            q = select(Clip.id, Clip.started_at, Clip.size_bytes).where(
+                Clip.account_id == account_id, Clip.status == "done", col(Clip.verdict).is_not(None),
+                Clip.blob_key != "")
+            if acc.offsite_scope != "all":
+                q = q.where(col(Clip.verdict).startswith("alarm"))
+            if since is not None:
+                q = q.where(Clip.started_at >= since)
+            if camera_id is not None:
+                q = q.where(Clip.camera_id == camera_id)
+            if after is not None:
+                q = q.where(or_(col(Clip.started_at) > after[0],
+                                and_(col(Clip.started_at) == after[0], col(Clip.id) > after[1])))
+            rows = s.exec(q.order_by(col(Clip.started_at), col(Clip.id)).limit(batch)).all()
+            if not rows:
+                break
+            after = (rows[-1][1], rows[-1][0])
+            have = set(s.exec(select(clip_of).where(Outbox.kind == KIND, Outbox.target == target(account_id),
+                                                    col(Outbox.state).in_(COPY_STATES),
+                                                    clip_of.in_([r[0] for r in rows]))).all())
+            for clip_id, _, size in rows:
+                if clip_id in have:
+                    continue
+                s.add(Outbox(account_id=account_id, kind=KIND, target=target(account_id),
+                             payload={"clip_id": clip_id}, available_at=due))
+                due += timedelta(seconds=BACKFILL_SPACING_SECONDS + (size or 0) / BACKFILL_BYTES_PER_SECOND)
+                queued += 1
+            s.commit()
+        if len(rows) < batch:
+            break
+    if queued:
+        log.info("account %s: %d existing clips queued for off-site copies", account_id, queued)
+    return queued
 
 
 def retry_given_up(s: Session, account_id: str) -> int:

@@ -190,6 +190,50 @@ async def retry_offsite(request: Request) -> Response:
     return JSONResponse(await app.db.run(_retry))
 
 
+async def backfill_offsite(request: Request) -> Response:
+    """Copy the clips already stored: queue one copy for each clip that matches ``scope`` and has none yet (queued,
+    sent or given up), oldest first; optional ``since`` (ISO 8601: clips from then on) and ``camera_id``. Calling
+    it again queues nothing new. Answers ``{"queued": n}`` with the settings and status (``waiting`` counts down)."""
+    from alarmcloud.ingest import Rejected, parse_time
+    from alarmcloud.models import Camera
+
+    user, app = await _owner(request)
+    try:
+        data = await json_body(request, max_bytes=4096)
+    except ApiError as exc:
+        if exc.code != "invalid_json" or "required" not in str(exc):
+            raise
+        data = {}  # no body: every clip
+    unknown = sorted(set(data) - {"since", "camera_id"})
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: camera_id, since")
+    try:
+        since = parse_time(field(data, "since", str, required=False, max_len=40))
+    except Rejected:
+        raise ApiError(400, "invalid_time", "field 'since' must be an ISO 8601 date or time, like 2026-11-01") from None
+    camera_id = field(data, "camera_id", str, required=False, max_len=32)
+
+    def _check(s: Session) -> None:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        if not acc.offsite_enabled or not offsite.configured(acc):
+            raise ApiError(409, "not_enabled", "switch the off-site copies on first")
+        if camera_id is not None:
+            cam = s.get(Camera, camera_id)
+            if cam is None or cam.account_id != user.id:
+                raise ApiError(404, "not_found", "no such camera")
+
+    await app.db.run(_check)
+    queued = await anyio.to_thread.run_sync(lambda: offsite.backfill(app, user.id, since, camera_id))
+
+    def _state(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        return offsite_json(s, acc)
+
+    return JSONResponse({"queued": queued, **await app.db.run(_state)})
+
+
 def routes(app: AlarmCloud) -> list[BaseRoute]:
     """Mounted by ``create_app`` (a core feature module)."""
     return [
@@ -197,4 +241,5 @@ def routes(app: AlarmCloud) -> list[BaseRoute]:
         Route("/api/v1/me/offsite", update_offsite, methods=["PATCH"]),
         Route("/api/v1/me/offsite/test", test_offsite, methods=["POST"]),
         Route("/api/v1/me/offsite/retry", retry_offsite, methods=["POST"]),
+        Route("/api/v1/me/offsite/backfill", backfill_offsite, methods=["POST"]),
     ]

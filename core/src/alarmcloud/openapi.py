@@ -86,6 +86,11 @@ OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
     "secret_key": {**NSTR, "description": "stored encrypted, never returned; empty or null removes it"},
     "scope": {"enum": ["alarms", "all"]}}}
 
+OFFSITE_BACKFILL_IN = {"type": "object", "additionalProperties": False, "description": "optional; no body: every "
+                       "clip that matches the scope", "properties": {
+                           "since": {**STR, "description": "ISO 8601 date or time: clips from then on"},
+                           "camera_id": {**STR, "description": "this camera's clips only"}}}
+
 
 def _items(item: dict[str, Any]) -> dict[str, Any]:
     return _obj({"items": {"type": "array", "items": item}})
@@ -151,6 +156,11 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/me/offsite/test"): {"status": 200, "errors": [400, 401, 403, 404, 409],
                                           "response": _obj({"ok": BOOL, "deleted": BOOL, "message": STR})},
     ("POST", "/api/v1/me/offsite/retry"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404, 409]},
+    ("POST", "/api/v1/me/offsite/backfill"): {
+        "status": 200, "errors": [400, 401, 403, 404, 409], "request": OFFSITE_BACKFILL_IN, "body_optional": True,
+        "response": {**OFFSITE, "required": [*OFFSITE["required"], "queued"],
+                     "properties": {**OFFSITE["properties"], "queued": {**INT, "description": "copies queued now "
+                                    "(0 when every matching clip has one already)"}}}},
 }
 
 
@@ -189,8 +199,8 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
         op["requestBody"] = {"required": True, "content": {shape["media"]: {
             "schema": {"type": "string", "contentMediaType": shape["media"]}}}}
     elif method in ("POST", "PUT", "PATCH"):
-        op["requestBody"] = {"required": "request" in shape, "content": {"application/json": {
-            "schema": shape.get("request", {"type": "object"})}}}
+        op["requestBody"] = {"required": "request" in shape and not shape.get("body_optional"),
+                             "content": {"application/json": {"schema": shape.get("request", {"type": "object"})}}}
     if "security" in shape:
         op["security"] = [{shape["security"]: []}]
     return op
