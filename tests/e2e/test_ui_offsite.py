@@ -1,5 +1,5 @@
 """The storage page's off-site copies card in a real browser: enter the bucket, test it (the bucket's own error,
-then success), see the copies' status; the secret key is never shown again."""
+then success), see the copies' status, copy the clips stored before; the secret key is never shown again."""
 
 from __future__ import annotations
 
@@ -94,6 +94,22 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             while time.monotonic() < deadline and owner_api(site).get("/api/v1/me/offsite").json()["last_error"]:
                 time.sleep(0.1)
             assert owner_api(site).get("/api/v1/me/offsite").json()["copies"][0]["state"] == "sent"
+
+            def copy_rows() -> int:
+                with core.db.session() as s:
+                    return len(s.exec(select(Outbox).where(Outbox.account_id == owner.id,
+                                                           Outbox.kind == "offsite")).all())
+
+            before = copy_rows()  # the clips stored before the copies were switched on
+            card.get_by_role("button", name="Copy existing clips").click()
+            queued = result.filter(has_text="queued for copying")
+            queued.wait_for()
+            n = copy_rows() - before
+            assert n > 0 and queued.inner_text().startswith(f"{n} stored clip"), (n, queued.inner_text())
+            card.locator("[data-offsite-status]").filter(has_text="waiting").wait_for()  # the count to watch
+            card.get_by_role("button", name="Copy existing clips").click()
+            result.filter(has_text="nothing new to copy").wait_for()
+            assert copy_rows() - before == n
             assert page.evaluate(AUDIT_JS) == []  # labels, contrast, sizes (tests/e2e/audit.js)
             assert outside == [] and errors == []
         state = owner_api(site).get("/api/v1/me/offsite").json()

@@ -1528,6 +1528,10 @@ window.alarmcloud.card = (function () {
     el.textContent = d.last_error ? "The last copy did not arrive: " + d.last_error : "";
     el.hidden = !d.last_error;
     form.querySelector("[data-offsite-retry]").hidden = !d.given_up;
+    form.querySelector("[data-offsite-backfill]").hidden = !d.enabled;
+    form.querySelector("[data-offsite-backfill-hint]").hidden = !d.enabled;
+    clearTimeout(form.offsiteTimer);  // while copies wait, the count goes down on its own
+    if (d.waiting) form.offsiteTimer = setTimeout(() => refresh(form), 15000);
   }
 
   async function save(form) {
@@ -1565,6 +1569,20 @@ window.alarmcloud.card = (function () {
       if (!r.ok) { say(form, r.message, "error"); return; }
       showStatus(form, r.data);
       say(form, "The given-up copies are queued again.", "ok");
+      return;
+    }
+    const backfill = e.target.closest("button[data-offsite-backfill]");
+    if (backfill) {
+      const form = backfill.closest("form");
+      backfill.disabled = true;
+      say(form, "Looking for stored clips without a copy…", "");
+      const r = await api("POST", "/api/v1/me/offsite/backfill", {});
+      backfill.disabled = false;
+      if (!r.ok) { say(form, r.message, "error"); return; }
+      showStatus(form, r.data);
+      const n = r.data.queued;
+      say(form, n ? n + (n === 1 ? " stored clip is" : " stored clips are") + " queued for copying."
+                  : "Every stored clip that matches has its copy already (or is queued): nothing new to copy.", "ok");
       return;
     }
     const btn = e.target.closest("button[data-offsite-test]");
