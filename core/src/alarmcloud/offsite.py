@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import and_, or_
+from sqlalchemy import tuple_
 from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto
@@ -348,8 +348,7 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
             if camera_id is not None:
                 q = q.where(Clip.camera_id == camera_id)
             if after is not None:
-                q = q.where(or_(col(Clip.started_at) > after[0],
-                                and_(col(Clip.started_at) == after[0], col(Clip.id) > after[1])))
+                q = q.where(tuple_(col(Clip.started_at), col(Clip.id)) > tuple_(after[0], after[1]))  # on the index
             rows = s.exec(q.order_by(col(Clip.started_at), col(Clip.id)).limit(batch)).all()
             if not rows:
                 break
