@@ -103,6 +103,24 @@ def extras(core: object, base: str) -> str:
                                             "scope": "alarms:read cameras:stream"})
 
 
+def demo_offsite(core: object) -> None:
+    """The demo owner copies alarms into a bucket (set up, nothing copied yet), so the storage page shows the card
+    in use. Stored directly: saving it through the API would look the endpoint's host up."""
+    from alarmcloud import offsite
+    from alarmcloud.models import Account
+    from sqlmodel import select
+
+    with core.db.session() as s:  # type: ignore[attr-defined]
+        acc = s.exec(select(Account).where(Account.email == "demo@example.org")).one()
+        acc.offsite_enabled, acc.offsite_scope = True, "alarms"
+        acc.offsite_endpoint, acc.offsite_region = "https://s3.eu-central-1.amazonaws.com", "eu-central-1"
+        acc.offsite_bucket, acc.offsite_prefix = "demo-camera-clips", "alarmcloud/home"
+        acc.offsite_access_key_id = "AKIAIOSFODNN7EXAMPLE"
+        acc.offsite_secret_key_enc = offsite.seal_secret(core, acc.id, "demo-secret-key")  # type: ignore[arg-type]
+        s.add(acc)
+        s.commit()
+
+
 def _login(page: object, base: str, email: str) -> None:
     page.goto(base + "/login")  # type: ignore[attr-defined]
     page.get_by_label("E-mail address").fill(email)  # type: ignore[attr-defined]
@@ -122,6 +140,7 @@ def take(out: Path = OUT) -> list[Path]:
             client, event_id = seed(srv.url, tmp)
             demo_history(srv.core)
             consent = extras(srv.core, srv.url)
+            demo_offsite(srv.core)
             event_id = client.get("/api/v1/events").json()["items"][0]["id"]
             cam_id = client.get("/api/v1/cameras").json()["items"][0]["id"]
             paths = {"login": "/login", "timeline": "/", "clip": f"/events/{event_id}", "cameras": "/cameras",
