@@ -19,7 +19,7 @@ from synth import ClipSpec, photo_list, render_clip, render_frames  # noqa: E402
 def test_held_out_sets_use_other_clips_photos_and_camera_conditions() -> None:
     photos_train, photos_eval = photo_list("train"), photo_list("eval")
     assert not set(photos_train) & set(photos_eval)
-    train = specs_for(1, 300, photos_train, 2)
+    train = specs_for(1, 300, photos_train, 2) + specs_for(4, 300, photos_train, 2)  # the two training sets
     calib = specs_for(101, 100, photos_train, 3)
     held_out = specs_for(2, 100, photos_eval, 3)
     stress = specs_for(3, 300, photos_eval, 3, domain="stress")
