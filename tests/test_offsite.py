@@ -685,7 +685,7 @@ def test_clips_stored_before_switching_on_are_copied_once(api: Any, server: Any,
     jsonschema.validate(r.json(), SHAPES[("POST", "/api/v1/me/offsite/backfill")]["response"])
     assert r.json()["waiting"] + len([c for c in r.json()["copies"] if c["state"] == "sent"]) == 1
     (row,) = _wait_finished(server.core, a.id)
-    assert row.state == "sent" and row.payload == {"clip_id": old_alarm["id"]}
+    assert row.state == "sent" and row.payload == {"clip_id": old_alarm["id"], "backfill": True}
     video = _expected_key(old_alarm, "Porch")
     assert s3.keys(bucket) == sorted([video, video[:-4] + ".json"])
     assert s3.read(bucket, video) == a.get(f"/api/v1/events/{old_alarm['id']}/video").content
@@ -702,6 +702,26 @@ def test_clips_stored_before_switching_on_are_copied_once(api: Any, server: Any,
     assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 0
     assert all(x.payload["clip_id"] != theirs["id"] for x in rows)  # the other tenant's clip is never mine
     assert _rows(server.core, b.id) == []  # and their own backfill was not started by mine
+
+    # finished copy jobs are deleted after notify.keep_days: a backfill then queues those clips again, but a copy the
+    # bucket holds complete is not uploaded again, and one missing there is made again
+    from datetime import timedelta
+
+    from alarmcloud import notify
+
+    quiet_video = _expected_key(old_quiet, "Porch")
+    s3.client.put_object(Bucket=bucket, Key=video[:-4] + ".json", Body=b"left as it is")
+    s3.client.delete_object(Bucket=bucket, Key=quiet_video)  # the owner deleted it in the bucket
+    with server.core.db.session() as s:
+        for x in s.exec(select(Outbox).where(Outbox.account_id == a.id)).all():
+            x.created_at = x.available_at = utcnow() - timedelta(days=server.core.settings.notify.keep_days + 1)
+            s.add(x)
+        s.commit()
+    assert notify.prune(server.core) >= 2 and _rows(server.core, a.id) == []
+    assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 2
+    assert [x.state for x in _wait_finished(server.core, a.id)] == ["sent", "sent"]
+    assert s3.read(bucket, video[:-4] + ".json") == b"left as it is"  # complete there: not uploaded again
+    assert s3.read(bucket, quiet_video) == a.get(f"/api/v1/events/{old_quiet['id']}/video").content
 
 
 def test_backfill_in_batches_by_time_and_camera_and_deleted_clips_are_skipped(

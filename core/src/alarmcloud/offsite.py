@@ -204,15 +204,30 @@ def sidecar(clip: Clip, cam: Camera | None, findings: list[FindingRow], video_ke
     return json.dumps(doc, indent=1).encode()
 
 
+def _already_there(store: Any, key: str, size: int) -> bool:
+    """The bucket holds this video at its size and its sidecar (written after it): a complete copy. False when
+    either is missing or the key may not read (a key that may only write: then the copy is simply made again)."""
+    import obstore
+    from obstore.exceptions import BaseError
+
+    try:
+        return int(obstore.head(store, key)["size"]) == size and bool(obstore.head(store, key[:-4] + ".json"))
+    except (BaseError, OSError, KeyError, TypeError, ValueError):
+        return False
+
+
 def copy_clip(app: AlarmCloud, acc: Account, secret: str, clip: Clip, cam: Camera | None,
-              findings: list[FindingRow]) -> str:
+              findings: list[FindingRow], unless_there: bool = False) -> str:
     """Upload the stored video as it is (in parts when large), then its sidecar; the video's key. The same clip
-    always goes to the same key, so a retried copy replaces, never duplicates."""
+    always goes to the same key, so a retried copy replaces, never duplicates. ``unless_there``: nothing is
+    uploaded when the bucket already holds the complete copy (a clip copied before, queued again by a backfill)."""
     import obstore
 
     check_endpoint(app, acc.offsite_endpoint or "")
     store = _store(app, acc, secret)
     key = object_key(acc, cam, clip)
+    if unless_there and _already_there(store, key, app.blobs.size(clip.blob_key)):  # before reading the blob
+        return key
     with app.blobs.local_file(clip.blob_key) as path:
         size = path.stat().st_size
         _call(acc, obstore.put, store, key, path, use_multipart=size > PART_SIZE, chunk_size=PART_SIZE,
@@ -287,7 +302,8 @@ def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
     if clip is None or clip.account_id != acc.id or not clip.blob_key:
         return "skipped", "the clip was deleted before it was copied"
     try:
-        key = copy_clip(app, acc, open_secret(app, acc), clip, cam, findings)
+        key = copy_clip(app, acc, open_secret(app, acc), clip, cam, findings,
+                        unless_there=bool(row.payload.get("backfill")))
     except BucketError as exc:
         return "failed", str(exc)
     except FileNotFoundError:
@@ -360,7 +376,7 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
                 if clip_id in have:
                     continue
                 s.add(Outbox(account_id=account_id, kind=KIND, target=target(account_id),
-                             payload={"clip_id": clip_id}, available_at=due))
+                             payload={"clip_id": clip_id, "backfill": True}, available_at=due))
                 due += timedelta(seconds=BACKFILL_SPACING_SECONDS + (size or 0) / BACKFILL_BYTES_PER_SECOND)
                 queued += 1
             s.commit()
