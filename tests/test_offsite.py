@@ -703,23 +703,37 @@ def test_clips_stored_before_switching_on_are_copied_once(api: Any, server: Any,
     assert all(x.payload["clip_id"] != theirs["id"] for x in rows)  # the other tenant's clip is never mine
     assert _rows(server.core, b.id) == []  # and their own backfill was not started by mine
 
-    # finished copy jobs are deleted after notify.keep_days: a backfill then queues those clips again, but a copy the
-    # bucket holds complete is not uploaded again, and one missing there is made again
+    # finished copy jobs are deleted after notify.keep_days; the clips keep the record of their copies, so a backfill
+    # then queues nothing again
     from datetime import timedelta
 
     from alarmcloud import notify
 
-    quiet_video = _expected_key(old_quiet, "Porch")
-    s3.client.put_object(Bucket=bucket, Key=video[:-4] + ".json", Body=b"left as it is")
-    s3.client.delete_object(Bucket=bucket, Key=quiet_video)  # the owner deleted it in the bucket
     with server.core.db.session() as s:
         for x in s.exec(select(Outbox).where(Outbox.account_id == a.id)).all():
             x.created_at = x.available_at = utcnow() - timedelta(days=server.core.settings.notify.keep_days + 1)
             s.add(x)
         s.commit()
     assert notify.prune(server.core) >= 2 and _rows(server.core, a.id) == []
+    assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 0
+
+    # another prefix: "Copy existing clips" copies the stored clips into the new place
+    assert a.patch("/api/v1/me/offsite", json={"prefix": "moved/here"}).status_code == 200
     assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 2
     assert [x.state for x in _wait_finished(server.core, a.id)] == ["sent", "sent"]
+    moved = [_expected_key(e, "Porch", prefix="moved/here") for e in (old_alarm, old_quiet)]
+    assert {k for k in s3.keys(bucket) if k.startswith("moved/")} == {*moved, *(k[:-4] + ".json" for k in moved)}
+    assert s3.read(bucket, moved[0]) == s3.read(bucket, video)
+    assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 0
+
+    # and back to the first place: a copy the bucket still holds complete is not uploaded again, one the owner
+    # deleted there is made again
+    quiet_video = _expected_key(old_quiet, "Porch")
+    s3.client.put_object(Bucket=bucket, Key=video[:-4] + ".json", Body=b"left as it is")
+    s3.client.delete_object(Bucket=bucket, Key=quiet_video)
+    assert a.patch("/api/v1/me/offsite", json={"prefix": "cams/home"}).status_code == 200
+    assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 2
+    assert all(x.state == "sent" for x in _wait_finished(server.core, a.id))
     assert s3.read(bucket, video[:-4] + ".json") == b"left as it is"  # complete there: not uploaded again
     assert s3.read(bucket, quiet_video) == a.get(f"/api/v1/events/{old_quiet['id']}/video").content
 

@@ -200,6 +200,9 @@ class Clip(SQLModel, table=True):
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     #: sha256 of the privacy masks painted into the stored video (``masks.masks_hash``); None: stored unmasked
     privacy_masks_hash: str | None = Field(default=None, max_length=64)
+    #: the owner's bucket this clip was last copied to (``offsite.destination``: endpoint, bucket and prefix), None:
+    #: never; a backfill copies the clips whose copy is not in the bucket set now
+    offsite_copy: str | None = Field(default=None, max_length=32)
 
 
 class FindingRow(SQLModel, table=True):

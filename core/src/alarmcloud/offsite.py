@@ -10,6 +10,7 @@ delete its copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import tuple_
+from sqlalchemy import or_, tuple_
 from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto
@@ -80,6 +81,12 @@ def check_prefix(prefix: str) -> str:
         raise ValueError("the prefix is a folder in the bucket like alarmcloud/home: parts separated by '/', none "
                          "empty, '.' or '..', no control characters, at most 200 characters")
     return prefix
+
+
+def destination(acc: Account) -> str:
+    """A fingerprint of where the account's copies go now (endpoint, bucket, prefix), kept on each copied clip."""
+    where = "\n".join((acc.offsite_endpoint or "", acc.offsite_bucket or "", (acc.offsite_prefix or "").strip("/")))
+    return hashlib.sha256(where.encode()).hexdigest()[:32]
 
 
 def configured(acc: Account) -> bool:
@@ -313,7 +320,11 @@ def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
         if fresh is not None:
             fresh.offsite_last_copy_at = utcnow()
             s.add(fresh)
-            s.commit()
+        copied = s.get(Clip, clip.id)
+        if copied is not None:
+            copied.offsite_copy = destination(acc)  # the settings this copy was made with
+            s.add(copied)
+        s.commit()
     log.info("clip %s copied off-site (%s)", clip.id, key.rsplit("/", 1)[-1])
     return "sent", None
 
@@ -325,14 +336,16 @@ BACKFILL_BATCH = 500
 #: copy (due at once) and other accounts' copies never wait behind a backlog of old clips
 BACKFILL_SPACING_SECONDS = 1.0
 BACKFILL_BYTES_PER_SECOND = 4 * 1024 * 1024
-#: copy rows that count as "this clip has its copy" for ``backfill`` (a skipped copy may be queued again)
-COPY_STATES = ("queued", "sent", "dead")
+#: copy rows that count as "this clip's copy is under way" for ``backfill`` (waiting or given up; a made copy is
+#: recorded on the clip, ``Clip.offsite_copy``, and a skipped one may be queued again)
+COPY_STATES = ("queued", "dead")
 
 
 def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, camera_id: str | None = None,
              batch: int | None = None) -> int:
     """Queue one copy for every stored clip of the account that matches its scope (analysed; from ``since``, of
-    ``camera_id``) and has no copy row yet (queued, sent or given up); how many were queued. Oldest clips first,
+    ``camera_id``) whose copy is neither made to the bucket and prefix set now (``Clip.offsite_copy``) nor waiting or
+    given up; how many were queued. Oldest clips first,
     ``batch`` (default ``BACKFILL_BATCH``) clips per short transaction (never every clip at once); stops when the
     copies are switched off meanwhile. Calling it again queues nothing new. A clip deleted before its copy runs is
     skipped then."""
@@ -363,6 +376,8 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
                 q = q.where(Clip.started_at >= since)
             if camera_id is not None:
                 q = q.where(Clip.camera_id == camera_id)
+            # not copied to the bucket set now (never, or to another bucket or prefix before)
+            q = q.where(or_(col(Clip.offsite_copy).is_(None), col(Clip.offsite_copy) != destination(acc)))
             if after is not None:
                 q = q.where(tuple_(col(Clip.started_at), col(Clip.id)) > tuple_(after[0], after[1]))  # on the index
             rows = s.exec(q.order_by(col(Clip.started_at), col(Clip.id)).limit(batch)).all()
