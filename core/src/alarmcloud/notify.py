@@ -126,6 +126,15 @@ def parse_webhook_url(url: str, what: str = "webhook") -> httpx.URL:
     return u
 
 
+def url_origin(url: str | None) -> tuple[str, str, int | None] | None:
+    """Scheme, lower-case host and port of a URL (None for none): a saved credential (a push token, a bucket key)
+    goes to the server it was given for only, so a change of origin drops it."""
+    if not url:
+        return None
+    u = httpx.URL(url)
+    return u.scheme, u.host.lower(), u.port
+
+
 def address_allowed(ip: str, networks: list[str]) -> bool:
     """Public unicast addresses, plus the non-public networks the operator listed."""
     addr = ipaddress.ip_address(ip.split("%", 1)[0])

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import httpx
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -66,13 +65,6 @@ def _matching(data: dict[str, Any], name: str, max_len: int, pattern: Any, what:
     return value
 
 
-def _host(url: str | None) -> tuple[str, str, int | None] | None:
-    if not url:
-        return None
-    u = httpx.URL(url)
-    return u.scheme, u.host.lower(), u.port
-
-
 async def update_offsite(request: Request) -> Response:
     """Change ``enabled``, ``endpoint`` (the bucket server's https URL), ``region``, ``bucket``, ``prefix`` (a
     folder in the bucket), ``access_key_id``, ``secret_key`` (stored encrypted, never returned; empty or null
@@ -128,8 +120,9 @@ async def update_offsite(request: Request) -> Response:
     def _update(s: Session) -> dict[str, Any]:
         acc = s.get(Account, user.id)
         assert acc is not None
-        if ("offsite_endpoint" in changes and "offsite_secret_key_enc" not in changes
-                and _host(changes["offsite_endpoint"]) != _host(acc.offsite_endpoint) and acc.offsite_endpoint):
+        moved = notify.url_origin(changes.get("offsite_endpoint")) != notify.url_origin(acc.offsite_endpoint)
+        if "offsite_endpoint" in changes and "offsite_secret_key_enc" not in changes and moved \
+                and acc.offsite_endpoint:
             changes["offsite_secret_key_enc"] = None  # the key signs for the server it was given for only
             if enabled is not True:
                 changes["offsite_enabled"] = False  # until the key is entered again

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import httpx
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -111,13 +110,6 @@ async def _checked_url(app: AlarmCloud, raw: str) -> str:
     return url
 
 
-def _origin(url: str | None) -> tuple[str, str, int | None] | None:
-    if not url:
-        return None
-    u = httpx.URL(url)
-    return u.scheme, u.host.lower(), u.port
-
-
 async def update_push(request: Request) -> Response:
     """Change ``enabled``, ``url`` (an ntfy topic URL; empty or null removes it and switches push off),
     ``token`` (an access token, stored encrypted and never returned; empty or null removes it) or ``picture``."""
@@ -139,7 +131,7 @@ async def update_push(request: Request) -> Response:
 
     def before(acc: Account, changes: dict[str, Any]) -> None:
         if ("notify_push_url" in changes and "notify_push_token_enc" not in changes
-                and _origin(changes["notify_push_url"]) != _origin(acc.notify_push_url)):
+                and notify.url_origin(changes["notify_push_url"]) != notify.url_origin(acc.notify_push_url)):
             changes["notify_push_token_enc"] = None  # a token is never sent to a server it was not given for
 
     def check(acc: Account) -> None:
