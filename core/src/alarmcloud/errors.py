@@ -76,6 +76,13 @@ async def json_body(request: Request, max_bytes: int = 1024 * 1024) -> dict[str,
     return data
 
 
+def only_fields(data: dict[str, Any], allowed: set[str]) -> None:
+    """A 400 ``unknown_field`` naming the first field of a JSON body that is not ``allowed`` (and what is)."""
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
 def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = True,
           default: Any = None, max_len: int | None = None) -> Any:
     """Read one field of a JSON body with a typed, precise 400 on mistakes."""

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from alarmcloud import notify, offsite
 from alarmcloud.auth import User, core, require_user
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account
 
 if TYPE_CHECKING:
@@ -73,9 +73,7 @@ async def update_offsite(request: Request) -> Response:
     Every field is checked before anything is stored."""
     user, app = await _owner(request)
     data = await json_body(request)
-    unknown = sorted(set(data) - FIELDS)
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(FIELDS))}")
+    only_fields(data, FIELDS)
     changes: dict[str, Any] = {}
     if "endpoint" in data:
         endpoint = _text(data, "endpoint", 500)
@@ -197,9 +195,7 @@ async def backfill_offsite(request: Request) -> Response:
         if exc.code != "invalid_json" or "required" not in str(exc):
             raise
         data = {}  # no body: every clip
-    unknown = sorted(set(data) - {"since", "camera_id"})
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: camera_id, since")
+    only_fields(data, {"since", "camera_id"})
     try:
         since = parse_time(field(data, "since", str, required=False, max_len=40))
     except Rejected:

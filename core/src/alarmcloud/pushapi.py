@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from alarmcloud import notify
 from alarmcloud.auth import core, require_user
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account, Outbox, iso
 
 if TYPE_CHECKING:
@@ -44,12 +44,6 @@ def push_json(a: Account, rows: list[Outbox]) -> dict[str, Any]:
 def _recent(s: Session, account_id: str, kind: str = "push") -> list[Outbox]:
     return list(s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == kind)
                        .order_by(col(Outbox.id).desc()).limit(RECENT)).all())
-
-
-def _only_known(data: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 async def _settings(request: Request, kind: str, to_json: Callable[[Account, list[Outbox]], dict[str, Any]]
@@ -116,7 +110,7 @@ async def update_push(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     data = await json_body(request)
-    _only_known(data, FIELDS)
+    only_fields(data, FIELDS)
     changes: dict[str, Any] = {}
     if "url" in data:
         raw = field(data, "url", str, required=False, max_len=500)
@@ -207,7 +201,7 @@ async def update_telegram(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     data = await json_body(request)
-    _only_known(data, TELEGRAM_FIELDS)
+    only_fields(data, TELEGRAM_FIELDS)
     changes: dict[str, Any] = {}
     if "token" in data:
         token = _telegram_token(data)
@@ -247,7 +241,7 @@ async def find_telegram_chats(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     data = await json_body(request) if await request.body() else {}  # the body is optional
-    _only_known(data, {"token"})
+    only_fields(data, {"token"})
     token = _telegram_token(data)
     if token is None:
         acc = await app.db.run(lambda s: s.get(Account, user.id))

@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from alarmcloud import notify
 from alarmcloud.auth import User, core, require_user
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Outbox, Webhook, iso
 
 if TYPE_CHECKING:
@@ -50,12 +50,6 @@ def _hook_for(s: Session, user: User, hook_id: str) -> Webhook:
     if hook is None or hook.account_id != user.tenant_id:
         raise ApiError(404, "not_found", "webhook not found")
     return hook
-
-
-def _check_fields(data: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
 async def _url(app: AlarmCloud, data: dict[str, Any]) -> str:
@@ -97,7 +91,7 @@ async def create_webhook(request: Request) -> Response:
     user = await _owner(request)
     app = core(request)
     data = await json_body(request)
-    _check_fields(data, FIELDS - {"rotate_secret"})
+    only_fields(data, FIELDS - {"rotate_secret"})
     url = await _url(app, data)
     events = _events(data)
     only_real = field(data, "only_real_alarms", bool, required=False, default=True)
@@ -131,7 +125,7 @@ async def update_webhook(request: Request) -> Response:
     hid = request.path_params["webhook_id"]
     await app.db.run(lambda s: _hook_for(s, user, hid))  # 404 before validating a stranger's body
     data = await json_body(request)
-    _check_fields(data, FIELDS)
+    only_fields(data, FIELDS)
     url = await _url(app, data) if data.get("url") is not None else None
     events = _events(data)
     only_real = field(data, "only_real_alarms", bool, required=False)
