@@ -114,3 +114,36 @@ def test_worker_processes_stop_with_the_parent(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_stop_while_the_workers_start_leaves_none_behind(tmp_path: Path) -> None:
+    """SIGTERM while the workers are still being started (a service stopped right after its start): as soon as
+    the parent has three children (multiprocessing's resource tracker, the first worker, which has its start data,
+    and the second) of the four it starts. The parent stops every worker it started, none is left orphaned."""
+    env = {**os.environ, "ALARMCLOUD_DATA_DIR": str(tmp_path / "data"), "ALARMCLOUD_TEST_DATABASE_URL": ""}
+    env.pop("ALARMCLOUD_DATABASE_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "alarmcloud.cli", "worker", "-n", "4"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while len(kids) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker processes did not start"
+            kids.update(_children(proc.pid))
+        proc.send_signal(signal.SIGTERM)
+        while proc.poll() is None and time.monotonic() < deadline:  # every child it starts meanwhile counts
+            try:
+                kids.update(_children(proc.pid))
+            except (FileNotFoundError, ProcessLookupError):
+                break
+        assert proc.wait(timeout=60) is not None
+        deadline = time.monotonic() + 30
+        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [k for k in kids if _alive(k)], "worker processes outlived their parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for k in kids:
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)

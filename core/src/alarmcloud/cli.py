@@ -168,23 +168,33 @@ def worker(data_dir: Path | None, config_file: Path | None, processes: int) -> N
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker_process, args=(config_file, data_dir, i)) for i in range(processes)]
-    for p in procs:
-        p.start()
+    stopping = threading.Event()
 
     def _stop_children(*_: Any) -> None:
         # each worker finishes or hands back its current job (SIGTERM sets its stop flag)
+        stopping.set()
         for p in procs:
             if p.is_alive():
                 p.terminate()
 
+    # the handler is in place before the first worker starts: a SIGTERM while they start (systemd stopping the
+    # service at once) stops those started and starts no more, instead of killing this process and orphaning them
     signal.signal(signal.SIGTERM, _stop_children)
+    for p in procs:
+        if stopping.is_set():
+            break
+        p.start()
+    if stopping.is_set():
+        _stop_children()  # one that was starting when the signal came
     try:
         for p in procs:
-            p.join()
+            if p.pid is not None:
+                p.join()
     except KeyboardInterrupt:
         _stop_children()
         for p in procs:
-            p.join(timeout=30)
+            if p.pid is not None:
+                p.join(timeout=30)
 
 
 @main.command()
