@@ -604,6 +604,74 @@ def test_erasure_removes_the_settings_and_waiting_copies(api: Any, server: Any, 
     assert _rows(server.core, a.id) == []
 
 
+def test_a_clip_whose_analysis_failed_is_copied_once_even_when_analysed_again(
+        api: Any, server: Any, s3: MotoS3, clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """No verdict (the detectors failed every attempt) cannot show a clip to be a false alarm: it is copied in the
+    "alarms" scope too, with a sidecar saying so; analysing it again later (alarmcloud reprocess) copies nothing
+    again."""
+    from alarmcloud import jobs, pipeline
+
+    core = server.core
+    core.settings.workers.max_attempts = 1
+    bucket = s3.new_bucket()
+    a = api().register("offsite30@example.com")
+    assert _bucket_on(a, s3.endpoint, bucket)["scope"] == "alarms"
+    working = pipeline.analyze_file
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("every detector failed: the model file does not load")
+
+    monkeypatch.setattr(pipeline, "analyze_file", broken)
+    r = a.upload(a.upload_credentials(a.camera("Hall")["id"]), clip)
+    assert r.status_code == 201, r.text
+    ev = a.wait_event(r.json()["event_id"])
+    assert ev["status"] == "failed", ev
+    row = wait_outbox_state(core, a.id, "offsite", "sent")
+    assert row.payload == {"clip_id": ev["id"]}
+    video = _expected_key(ev, "Hall")
+    assert s3.keys(bucket) == sorted([video, video[:-4] + ".json"])
+    assert s3.read(bucket, video) == clip.read_bytes()
+    side = json.loads(s3.read(bucket, video[:-4] + ".json"))
+    assert side["verdict"] is None and side["analysis"] == "failed" and side["clip_id"] == ev["id"]
+
+    # the detectors work again and the operator re-analyses the clip: it gets a verdict, and no second copy
+    monkeypatch.setattr(pipeline, "analyze_file", working)
+    with core.db.session() as s:
+        jobs.enqueue(s, _clip(core, ev["id"]), jobs.LOW)
+        s.commit()
+    core.wake_workers()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _clip(core, ev["id"]).status != "done":
+        time.sleep(0.05)
+    assert _clip(core, ev["id"]).verdict == "alarm"
+    time.sleep(0.5)  # a few delivery rounds
+    assert [(x.payload["clip_id"], x.state) for x in _rows(core, a.id)] == [(ev["id"], "sent")]
+    assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 0
+
+
+def test_a_clip_given_up_after_its_worker_died_is_copied(api: Any, server: Any, s3: MotoS3) -> None:  # noqa: F811
+    """The other way processing gives up: the worker died on the last attempt (its lease ran out); the server's
+    reaper gives the clip up and queues its copy."""
+    from datetime import timedelta
+
+    from alarmcloud.models import Job
+
+    core = server.core
+    core.settings.workers.max_attempts = 1
+    a = api().register("offsite31@example.com")
+    bucket = s3.new_bucket()
+    _bucket_on(a, s3.endpoint, bucket)
+    cam = a.camera("Loft")
+    (clip_id,) = _stored_clips(core, a.id, cam["id"], [1], verdict=None, status="pending")
+    with core.db.session() as s:
+        s.add(Job(clip_id=clip_id, camera_id=cam["id"], account_id=a.id, state="running", attempts=1,
+                  worker="gone-host:1:dead", lease_until=utcnow() - timedelta(seconds=1)))
+        s.commit()
+    row = wait_outbox_state(core, a.id, "offsite", "sent")
+    assert row.payload == {"clip_id": clip_id} and _clip(core, clip_id).status == "failed"
+    assert len([k for k in s3.keys(bucket) if clip_id in k]) == 2
+
+
 def test_the_operator_can_switch_the_feature_off(api: Any, server: Any, s3: MotoS3, clip: Path) -> None:  # noqa: F811
     bucket = s3.new_bucket()
     a = api().register("offsite14@example.com")
@@ -629,7 +697,8 @@ def test_the_record_of_processing_names_the_owners_bucket_as_a_recipient(server:
 # ---------------------------------------------------------------- copying the clips already stored
 
 
-def _stored_clips(core: Any, account_id: str, camera_id: str, days: list[int], verdict: str = "alarm") -> list[str]:
+def _stored_clips(core: Any, account_id: str, camera_id: str, days: list[int], verdict: str | None = "alarm",
+                  status: str = "done") -> list[str]:
     """Clips stored before the copies were switched on, ``days`` days before 2026-11-20 (their blobs are real)."""
     from datetime import UTC, datetime, timedelta
 
@@ -647,7 +716,7 @@ def _stored_clips(core: Any, account_id: str, camera_id: str, days: list[int], v
             data = f"old clip {day} {n}".encode() * 50
             core.blobs.put_bytes(key, data)
             c = Clip(account_id=account_id, camera_id=camera_id, series_id=series.id or "", blob_key=key,
-                     size_bytes=len(data), status="done", verdict=verdict, started_at=base - timedelta(days=day))
+                     size_bytes=len(data), status=status, verdict=verdict, started_at=base - timedelta(days=day))
             s.add(c)
             ids.append(c.id)
         s.commit()
@@ -749,18 +818,21 @@ def test_backfill_in_batches_by_time_and_camera_and_deleted_clips_are_skipped(
     fronts = _stored_clips(core, a.id, front["id"], [30, 20, 10, 5, 3, 2, 1])
     backs = _stored_clips(core, a.id, back["id"], [9, 4])
     _stored_clips(core, a.id, front["id"], [6], verdict="false_alarm:rain")  # not in the "alarms" scope
+    _stored_clips(core, a.id, front["id"], [7], verdict=None, status="pending")  # not analysed yet: not now
+    # analysis failed: no verdict cannot show it to be a false alarm, so it is copied in the "alarms" scope too
+    backs += _stored_clips(core, a.id, back["id"], [8], verdict="analysis_failed", status="failed")
     _bucket_on(a, s3.endpoint, bucket)
 
     r = a.post("/api/v1/me/offsite/backfill", json={"since": "2026-11-15", "camera_id": front["id"]})
     assert r.status_code == 200 and r.json()["queued"] == 4, r.text  # 5, 3, 2 and 1 days back
     assert r.json()["waiting"] == 4
     r = a.post("/api/v1/me/offsite/backfill", json={})
-    assert r.json()["queued"] == 5 and r.json()["waiting"] == 9  # the older fronts and both backs
+    assert r.json()["queued"] == 6 and r.json()["waiting"] == 10  # the older fronts and the backs
     rows = _rows(core, a.id)
     assert sorted(x.payload["clip_id"] for x in rows) == sorted(fronts + backs)
-    assert len({x.payload["clip_id"] for x in rows}) == 9  # no clip twice
+    assert len({x.payload["clip_id"] for x in rows}) == 10  # no clip twice
     dues = [x.available_at for x in rows]
-    assert dues == sorted(dues) and len(set(dues)) == 9  # spread out, none due with another
+    assert dues == sorted(dues) and len(set(dues)) == 10  # spread out, none due with another
     assert rows[0].payload["clip_id"] == fronts[3]  # the oldest of the first call is due at once, the rest later
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and _rows(core, a.id)[0].state != "sent":
@@ -779,7 +851,9 @@ def test_backfill_in_batches_by_time_and_camera_and_deleted_clips_are_skipped(
     assert done[fronts[-1]].state == "skipped" and "deleted" in (done[fronts[-1]].last_error or "")
     assert sorted(k for k, x in done.items() if x.state == "sent") == sorted(fronts[:-1] + backs)
     assert done[fronts[3]].attempts == 1  # copied once
-    assert len([k for k in s3.keys(bucket) if k.endswith(".mp4")]) == 8
+    assert len([k for k in s3.keys(bucket) if k.endswith(".mp4")]) == 9
+    failed = [k for k in s3.keys(bucket) if backs[-1] in k and k.endswith(".json")]
+    assert [json.loads(s3.read(bucket, k))["analysis"] for k in failed] == ["failed"]
     assert a.post("/api/v1/me/offsite/backfill", json={}).json()["queued"] == 0
 
 

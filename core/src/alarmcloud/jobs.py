@@ -77,8 +77,9 @@ def requeue(s: Session, job_id: int, worker: str) -> bool:
     return leases.release(s, Job, job_id, worker, available_at=utcnow())
 
 
-def fail(s: Session, job: Job, error: str, max_attempts: int, base: float) -> str:
-    """Retry with exponential backoff, or dead-letter after ``max_attempts``; returns the new state."""
+def fail(s: Session, job: Job, error: str, max_attempts: int, base: float, app: AlarmCloud | None = None) -> str:
+    """Retry with exponential backoff, or dead-letter after ``max_attempts``; returns the new state. ``app``: the
+    clip given up is queued for its owner's off-site copy (``offsite.queue_copy``)."""
     row = s.get(Job, job.id)
     if row is None:
         return "gone"
@@ -87,7 +88,7 @@ def fail(s: Session, job: Job, error: str, max_attempts: int, base: float) -> st
     if row.attempts >= max_attempts:
         row.state = "dead"
         row.finished_at = utcnow()
-        _dead_letter(s, row)
+        _dead_letter(s, row, app)
     else:
         row.state = "queued"
         row.available_at = utcnow() + timedelta(seconds=base * 2 ** (row.attempts - 1))
@@ -96,20 +97,25 @@ def fail(s: Session, job: Job, error: str, max_attempts: int, base: float) -> st
     return row.state
 
 
-def _dead_letter(s: Session, job: Job) -> None:
+def _dead_letter(s: Session, job: Job, app: AlarmCloud | None = None) -> None:
     clip = s.get(Clip, job.clip_id)
     if clip is not None:
         clip.status = "failed"  # the clip stays viewable; the owner sees "analysis failed"
         clip.verdict = "analysis_failed"
         s.add(clip)
+        if app is not None:  # no verdict must not cost the owner the off-site copy (in this transaction)
+            from alarmcloud import offsite
+
+            offsite.queue_copy(app, s, clip)
 
 
-def reap(s: Session, max_attempts: int) -> int:
-    """Return jobs whose lease expired (their worker died) to the queue, or dead-letter them.
+def reap(s: Session, max_attempts: int, app: AlarmCloud | None = None) -> int:
+    """Return jobs whose lease expired (their worker died) to the queue, or dead-letter them (``app``: as ``fail``).
 
     Only the lease counts: detection workers are threads and ``alarmcloud worker`` processes named by the operator.
     """
-    return len(leases.reap(s, Job, max_attempts, _dead_letter, local=False, kind="job", available_at=utcnow()))
+    return len(leases.reap(s, Job, max_attempts, lambda s, row: _dead_letter(s, row, app), local=False, kind="job",
+                           available_at=utcnow()))
 
 
 def counts(s: Session) -> dict[str, int]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import or_, tuple_
+from sqlalchemy import and_, or_, tuple_
 from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto
@@ -201,10 +201,13 @@ def object_key(acc: Account, cam: Camera | None, clip: Clip) -> str:
 
 
 def sidecar(clip: Clip, cam: Camera | None, findings: list[FindingRow], video_key: str, size: int) -> bytes:
-    """The JSON written beside the video: camera, time, verdict, findings."""
+    """The JSON written beside the video: camera, time, verdict, findings. ``analysis``: ``done``, or ``failed``
+    (no verdict: ``verdict`` is null)."""
+    failed = unanalysed(clip)
     doc = {"format": "alarmcloud-offsite/1", "clip_id": clip.id, "camera_id": clip.camera_id,
            "camera_name": cam.name if cam is not None else None, "started_at": iso(clip.started_at),
-           "duration_seconds": clip.duration, "verdict": clip.verdict, "labels": list(clip.labels or []),
+           "duration_seconds": clip.duration, "analysis": "failed" if failed else "done",
+           "verdict": None if failed else clip.verdict, "labels": list(clip.labels or []),
            "findings": [{"detector": f.detector, "label": f.label, "score": f.score, "time": f.time,
                          "box": f.box, "text": f.text} for f in findings],
            "video": video_key.rsplit("/", 1)[-1], "size_bytes": size, "copied_at": iso(utcnow())}
@@ -273,20 +276,30 @@ def target(account_id: str) -> str:
     return f"{KIND}:{account_id}"
 
 
+def unanalysed(clip: Clip) -> bool:
+    """Processing gave up on the clip (``jobs``: every attempt failed): it has no verdict, so it cannot be shown to
+    be a false alarm."""
+    return clip.status == "failed"
+
+
 def wanted(acc: Account, clip: Clip) -> bool:
-    return acc.offsite_scope == "all" or (clip.verdict or "").startswith("alarm")
+    """The owner copies this clip: every clip (``all``), an alarm, or a clip without a verdict (its analysis failed:
+    a burglar who also takes the recorder must not cost the owner that clip)."""
+    return acc.offsite_scope == "all" or unanalysed(clip) or (clip.verdict or "").startswith("alarm")
 
 
 def queue_copy(app: AlarmCloud, s: Session, clip: Clip) -> bool:
-    """After the verdict, in the pipeline's transaction: one outbox row when the owner copies this kind of clip."""
+    """When the clip's processing ends for the first time, in that transaction: with the verdict (the pipeline) or
+    given up (``jobs``: no verdict). One outbox row when the owner copies this kind of clip."""
     if not app.settings.offsite.enabled:
         return False
     acc = s.get(Account, clip.account_id)
     if acc is None or not acc.offsite_enabled or not configured(acc) or not wanted(acc, clip):
         return False
-    analyses = s.exec(select(func.count()).select_from(Job).where(Job.clip_id == clip.id, Job.state == "done")).one()
-    if analyses > 1:
-        return False  # a re-analysis: the clip was copied (or not) when it arrived
+    ended = s.exec(select(func.count()).select_from(Job).where(
+        Job.clip_id == clip.id, col(Job.state).in_(("done", "dead")))).one()
+    if ended > 1:
+        return False  # analysed again (alarmcloud reprocess, also after a failed analysis): decided the first time
     s.add(Outbox(account_id=acc.id, kind=KIND, target=target(acc.id), payload={"clip_id": clip.id}))
     return True
 
@@ -343,12 +356,11 @@ COPY_STATES = ("queued", "dead")
 
 def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, camera_id: str | None = None,
              batch: int | None = None) -> int:
-    """Queue one copy for every stored clip of the account that matches its scope (analysed; from ``since``, of
-    ``camera_id``) whose copy is neither made to the bucket and prefix set now (``Clip.offsite_copy``) nor waiting or
-    given up; how many were queued. Oldest clips first,
-    ``batch`` (default ``BACKFILL_BATCH``) clips per short transaction (never every clip at once); stops when the
-    copies are switched off meanwhile. Calling it again queues nothing new. A clip deleted before its copy runs is
-    skipped then."""
+    """Queue one copy for every stored clip of the account that matches its scope (analysed, or its analysis
+    failed; from ``since``, of ``camera_id``) whose copy is neither made to the bucket and prefix set now
+    (``Clip.offsite_copy``) nor waiting or given up; how many were queued. Oldest clips first, ``batch`` (default
+    ``BACKFILL_BATCH``) clips per short transaction (never every clip at once); stops when the copies are switched
+    off meanwhile. Calling it again queues nothing new. A clip deleted before its copy runs is skipped then."""
     clip_of = Outbox.payload["clip_id"].as_string()  # type: ignore[index]
     batch = batch or BACKFILL_BATCH
     queued = 0
@@ -367,11 +379,12 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
             acc = s.exec(select(Account).where(Account.id == account_id).with_for_update()).first()
             if acc is None or not acc.offsite_enabled or not configured(acc):
                 break
+            failed = col(Clip.status) == "failed"  # processing gave up: no verdict, copied in every scope
             q = select(Clip.id, Clip.started_at, Clip.size_bytes).where(
-                Clip.account_id == account_id, Clip.status == "done", col(Clip.verdict).is_not(None),
-                Clip.blob_key != "")
+                Clip.account_id == account_id, Clip.blob_key != "",
+                or_(and_(col(Clip.status) == "done", col(Clip.verdict).is_not(None)), failed))
             if acc.offsite_scope != "all":
-                q = q.where(col(Clip.verdict).startswith("alarm"))
+                q = q.where(or_(col(Clip.verdict).startswith("alarm"), failed))
             if since is not None:
                 q = q.where(Clip.started_at >= since)
             if camera_id is not None:

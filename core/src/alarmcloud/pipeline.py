@@ -257,7 +257,8 @@ class Worker:
                 log.exception("job %s failed on clip %s", job.id, job.clip_id)
                 JOBS.labels("failed").inc()
                 with self.app.db.session() as s:
-                    jobs.fail(s, job, f"{type(exc).__name__}: {exc}", st.max_attempts, st.retry_base_seconds)
+                    jobs.fail(s, job, f"{type(exc).__name__}: {exc}", st.max_attempts, st.retry_base_seconds,
+                              self.app)
         return True
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -267,7 +268,7 @@ class Worker:
             if time.monotonic() - last_reap > max(1.0, st.lease_seconds / 4):
                 try:
                     with self.app.db.session() as s:
-                        jobs.reap(s, st.max_attempts)
+                        jobs.reap(s, st.max_attempts, self.app)
                 except Exception:
                     log.exception("reaper failed")
                 last_reap = time.monotonic()
