@@ -97,7 +97,9 @@ def mask_clip(src: Path, dst: Path, masks: list[list[float]], threads: int = 2) 
     """Decode ``src``, paint the masks, encode H.264 to ``dst`` (same size, frame times); copy audio packets."""
     import av
 
-    with av.open(str(src), metadata_errors="ignore") as inp:
+    from alarmcloud.video import open_input
+
+    with open_input(src) as inp:
         ias = inp.streams.audio[0] if inp.streams.audio else None
         # G.711 / G.726 camera audio cannot go into MP4; QuickTime (the same ISO file family) holds it unchanged
         fmt = "mp4" if ias is None or ias.codec_context.name in MP4_AUDIO else "mov"

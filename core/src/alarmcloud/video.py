@@ -19,6 +19,22 @@ from alarmcloud.contracts import ClipFrames, ClipProbe, Frame, FrameRequest
 log = logging.getLogger(__name__)
 
 
+def open_input(path: str | Path) -> av.container.InputContainer:
+    """Open a clip for reading without decoding a frame to find its stream facts.
+
+    FFmpeg's stream-info search decodes the first frame of every stream to fill in facts the container already
+    holds for camera clips (3 to 17 ms of CPU per open on 1080p H.264); ``skip_frame=all`` lets the search parse
+    without decoding. PyAV decodes with a codec context of its own, so frames are unaffected. Should a stream's
+    frame size be missing without that decode, the clip is opened again the usual way.
+    """
+    container = av.open(str(path), metadata_errors="ignore", stream_options=[{"skip_frame": "all"}])
+    vs = container.streams.video[0] if container.streams.video else None
+    if vs is None or (vs.codec_context.width and vs.codec_context.height):
+        return container
+    container.close()
+    return av.open(str(path), metadata_errors="ignore")
+
+
 class ProbeError(Exception):
     """The file is not a video the core can read; ``code`` names why."""
 
@@ -35,7 +51,7 @@ def probe(path: str | Path) -> ClipProbe:
     if size == 0:
         raise ProbeError("empty_file", "the file is empty")
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = open_input(path)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise ProbeError("not_a_video", f"not a readable video container: {exc.__class__.__name__}") from None
     with container:
@@ -108,7 +124,7 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
 
     key_frames: list[tuple[float, av.VideoFrame]] = []
     windows: dict[int, list[tuple[float, av.VideoFrame]]] = {i: [] for i in range(len(starts))}
-    with av.open(str(path), metadata_errors="ignore") as container:
+    with open_input(path) as container:
         vs = container.streams.video[0]
         cc = vs.codec_context
         cc.thread_type = "SLICE"  # frame threading delays output and gains nothing on keyframes
@@ -204,7 +220,7 @@ def thumbnail_jpeg(path: str | Path, width: int = 480) -> bytes:
     """A JPEG of the clip's first keyframe, ``width`` pixels wide."""
     import io
 
-    with av.open(str(path), metadata_errors="ignore") as container:
+    with open_input(path) as container:
         vs = container.streams.video[0]
         vs.codec_context.skip_frame = "NONKEY"
         for frame in container.decode(vs):
