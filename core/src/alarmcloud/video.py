@@ -23,7 +23,7 @@ def open_input(path: str | Path) -> av.container.InputContainer:
     """Open a clip for reading without decoding a frame to find its stream facts.
 
     FFmpeg's stream-info search decodes the first frame of every stream to fill in facts the container already
-    holds for camera clips (3 to 17 ms of CPU per open on 1080p H.264); ``skip_frame=all`` lets the search parse
+    holds for camera clips (up to about 20 ms of CPU per open of 1080p H.264); ``skip_frame=all`` lets the search parse
     without decoding. PyAV decodes with a codec context of its own, so frames are unaffected. Should a stream's
     frame size be missing without that decode, the clip is opened again the usual way.
     """
