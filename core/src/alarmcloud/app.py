@@ -447,13 +447,39 @@ async def _background(core: AlarmCloud) -> None:
 
 
 async def _offsite_copies(core: AlarmCloud) -> None:
-    """Off-site copies from the outbox, apart from notifications: a long upload never holds up an alarm."""
+    """Off-site copies from the outbox, apart from notifications: a long upload never holds up an alarm.
+
+    Switched off by the operator: the copies still waiting are skipped once and the loop ends (no polling). Else it
+    copies while copies are due; when none is, it sleeps until the next one is due, at most a wait that doubles
+    from ``offsite.IDLE_MIN_SECONDS`` to ``offsite.IDLE_MAX_SECONDS`` (copies queued by other processes are found
+    within it), and a copy queued in this process wakes it at once."""
+    from alarmcloud import offsite
+
+    if not core.settings.offsite.enabled:
+        try:
+            await anyio.to_thread.run_sync(offsite.skip_waiting, core)
+        except Exception:
+            log.exception("off-site copies: could not skip the waiting copies")
+        return
+    waker = offsite.waker(core)
+    waker.bind()
+    idle = offsite.IDLE_MIN_SECONDS
     while True:
         try:
-            await anyio.to_thread.run_sync(notify.deliver_once, core, 4, True)
+            due = await anyio.to_thread.run_sync(offsite.due_in, core)
+            if due is not None and due <= 0:
+                if await anyio.to_thread.run_sync(notify.deliver_once, core, 4, True):
+                    idle = offsite.IDLE_MIN_SECONDS
+                    continue  # copies went out: the next ones at once
+                wait = offsite.IDLE_MIN_SECONDS  # claimed but none went out (failed, skipped): not again at once
+            else:
+                wait = idle if due is None else min(due, idle)
+                idle = min(idle * 2, offsite.IDLE_MAX_SECONDS)
         except Exception:
             log.exception("off-site copies failed")
-        await anyio.sleep(1.0)
+            wait = offsite.IDLE_MIN_SECONDS
+        if await waker.wait(wait):
+            idle = offsite.IDLE_MIN_SECONDS
 
 
 _ = utcnow

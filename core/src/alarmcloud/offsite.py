@@ -10,15 +10,18 @@ delete its copy.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import re
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
-from sqlalchemy import and_, or_, tuple_
+from sqlalchemy import and_, event, or_, tuple_, update
 from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto
@@ -301,6 +304,7 @@ def queue_copy(app: AlarmCloud, s: Session, clip: Clip) -> bool:
     if ended > 1:
         return False  # analysed again (alarmcloud reprocess, also after a failed analysis): decided the first time
     s.add(Outbox(account_id=acc.id, kind=KIND, target=target(acc.id), payload={"clip_id": clip.id}))
+    wake_after_commit(app, s)
     return True
 
 
@@ -412,10 +416,11 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
             break
     if queued:
         log.info("account %s: %d existing clips queued for off-site copies", account_id, queued)
+        waker(app).set()  # the first one is due at once
     return queued
 
 
-def retry_given_up(s: Session, account_id: str) -> int:
+def retry_given_up(app: AlarmCloud, s: Session, account_id: str) -> int:
     """Queue the account's given-up copies again from their first attempt (the caller commits); how many."""
     rows = s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == KIND,
                                        Outbox.state == "dead")).all()
@@ -423,6 +428,8 @@ def retry_given_up(s: Session, account_id: str) -> int:
     for row in rows:
         row.state, row.attempts, row.available_at = "queued", 0, now
         s.add(row)
+    if rows:
+        wake_after_commit(app, s)
     return len(rows)
 
 
@@ -458,3 +465,85 @@ def backoff(app: AlarmCloud, attempts: int) -> float:
     """Seconds before the next attempt after ``attempts`` failed ones: doubling, at most ``retry_max_seconds``."""
     return min(app.settings.notify.retry_base_seconds * 2 ** min(attempts - 1, 30),
                app.settings.offsite.retry_max_seconds)
+
+
+# ---------------------------------------------------------------- the copy loop's timing
+
+#: the copy loop waits at least this long after a round that copied nothing (failed or skipped copies) and at first
+#: when nothing is due; the wait doubles while nothing is due, up to ``IDLE_MAX_SECONDS``
+IDLE_MIN_SECONDS = 1.0
+#: the longest wait of an idle copy loop: a copy queued by another process (an ``alarmcloud worker`` on PostgreSQL)
+#: is found within this time; one queued by this process wakes the loop at once (``Waker``)
+IDLE_MAX_SECONDS = 30.0
+
+
+class Waker:
+    """Wakes this process's copy loop at once when a copy is queued here (from any thread; after the commit).
+    Without a running loop (``alarmcloud worker`` processes, commands) waking does nothing."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def bind(self) -> None:
+        """Called by the copy loop on its event loop."""
+        self._loop, self._event = asyncio.get_running_loop(), asyncio.Event()
+
+    def set(self) -> None:
+        loop, ev = self._loop, self._event
+        if loop is None or ev is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(ev.set)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    async def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when woken."""
+        assert self._event is not None, "bind() first"
+        with anyio.move_on_after(seconds):
+            await self._event.wait()
+        woken = self._event.is_set()
+        self._event.clear()
+        return woken
+
+
+_wakers: weakref.WeakKeyDictionary[Any, Waker] = weakref.WeakKeyDictionary()
+
+
+def waker(app: AlarmCloud) -> Waker:
+    """The copy loop's waker of this application object."""
+    w = _wakers.get(app)
+    if w is None:
+        w = _wakers[app] = Waker()
+    return w
+
+
+def wake_after_commit(app: AlarmCloud, s: Session) -> None:
+    """Wake the copy loop once the caller's transaction has committed (before, it could not see the copy)."""
+    if s.info.get("offsite_wake"):
+        return
+    s.info["offsite_wake"] = True
+
+    def _committed(session: Session) -> None:
+        session.info.pop("offsite_wake", None)
+        waker(app).set()
+
+    event.listen(s, "after_commit", _committed, once=True)
+
+
+def due_in(app: AlarmCloud) -> float | None:
+    """Seconds until the next waiting copy is due (0 or less: now), None when no copy waits."""
+    with app.db.session() as s:
+        first = s.exec(select(func.min(Outbox.available_at)).where(Outbox.kind == KIND,
+                                                                     Outbox.state == "queued")).one()
+    return None if first is None else (aware(first) - utcnow()).total_seconds()
+
+
+def skip_waiting(app: AlarmCloud) -> int:
+    """The operator switched the copies off: every copy still waiting is ``skipped`` (once, at start); how many."""
+    with app.db.session() as s:
+        res = s.exec(update(Outbox).where(col(Outbox.kind) == KIND, col(Outbox.state) == "queued")  # type: ignore[call-overload]
+                     .values(state="skipped", last_error="off-site copies are switched off on this server"))
+        s.commit()
+    return int(res.rowcount or 0)

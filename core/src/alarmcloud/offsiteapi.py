@@ -174,7 +174,7 @@ async def retry_offsite(request: Request) -> Response:
         assert acc is not None
         if not acc.offsite_enabled or not offsite.configured(acc):
             raise ApiError(409, "not_enabled", "switch the off-site copies on first")
-        offsite.retry_given_up(s, acc.id)
+        offsite.retry_given_up(app, s, acc.id)
         s.commit()
         return offsite_json(s, acc)
 
