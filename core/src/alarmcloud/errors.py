@@ -68,12 +68,54 @@ async def json_body(request: Request, max_bytes: int = 1024 * 1024) -> dict[str,
     import json
 
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    if _depth(data) > MAX_DEPTH:
+        raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_DEPTH} levels")
     return data
+
+
+#: how deeply a JSON body may nest: far more than any request needs, far less than what exhausts the stack
+#: when a value is stored, copied or written out again
+MAX_DEPTH = 32
+
+
+def _depth(data: Any) -> int:
+    """The nesting depth of parsed JSON (iterative: a deep value cannot exhaust the stack here)."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        value, level = todo.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            break
+        if isinstance(value, dict):
+            todo.extend((v, level + 1) for v in value.values())
+        elif isinstance(value, list):
+            todo.extend((v, level + 1) for v in value)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259); a stored one would break every later answer that shows it."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large a number")
+    return value
+
+
+def int_id(raw: str) -> int | None:
+    """A numeric id from a path: ASCII digits that fit a 64-bit column; ``None`` for anything else (a 404, never
+    a crash on "²", " 1 " or a number the database cannot hold)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 def only_fields(data: dict[str, Any], allowed: set[str]) -> None:
@@ -98,4 +140,6 @@ def field(data: dict[str, Any], name: str, kind: type | tuple[type, ...], requir
         raise ApiError(400, "invalid_field", f"field {name!r} must be of type {tname}")
     if max_len is not None and isinstance(value, str) and len(value) > max_len:
         raise ApiError(400, "invalid_field", f"field {name!r} is longer than {max_len} characters")
+    if isinstance(value, str) and "\x00" in value:  # PostgreSQL cannot store it; no name or text needs one
+        raise ApiError(400, "invalid_field", f"field {name!r} must not contain NUL characters")
     return value
