@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from alarmcloud.auth import User, core, require_user, visible_camera_ids
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
 from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso
 from alarmcloud.notify import normalize_plate
@@ -152,9 +152,9 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int) -> 
 
 def _limit(request: Request, default: int = 50) -> int:
     raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ApiError(400, "invalid_limit", "limit must be a positive integer")
-    return max(1, min(MAX_LIMIT, int(raw)))
+    return max(1, min(MAX_LIMIT, int(raw) if len(raw) <= 9 else MAX_LIMIT))
 
 
 async def list_events(request: Request) -> Response:
@@ -337,6 +337,7 @@ async def feedback(request: Request) -> Response:
     app = core(request)
     eid = request.path_params["event_id"]
     data = await json_body(request)
+    only_fields(data, {"detector", "label", "release"})
     detector = field(data, "detector", str, required=False, default="rain", max_len=50)
     label = field(data, "label", str, max_len=50)
     release = field(data, "release", bool, required=False, default=False)
@@ -392,6 +393,7 @@ async def known_plates(request: Request) -> Response:
     app = core(request)
     if request.method == "POST":
         data = await json_body(request)
+        only_fields(data, {"text", "name", "notify"})
         text = normalize_plate(field(data, "text", str, max_len=20))
         name = field(data, "name", str, max_len=100)
         notify = field(data, "notify", bool, required=False, default=True)
@@ -422,7 +424,8 @@ async def delete_known_plate(request: Request) -> Response:
     pid = request.path_params["plate_id"]
 
     def _del(s: Session) -> None:
-        row = s.get(KnownPlate, int(pid)) if pid.isdigit() else None
+        n = int_id(pid)
+        row = s.get(KnownPlate, n) if n is not None else None
         if row is None or row.account_id != user.tenant_id:
             raise ApiError(404, "not_found", "known plate not found")
         s.delete(row)

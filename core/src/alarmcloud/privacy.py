@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from alarmcloud import crypto, erasures, twofactor
 from alarmcloud.auth import EMAIL_RE, check_login, core, require_operator, require_user
 from alarmcloud.blobhttp import blob_response
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.models import Account, Clip, Consent, Outbox, SessionRow, iso, utcnow
 from alarmcloud.privacy_erase import erase_account, erase_account_async, process_inactive, run_retention
 from alarmcloud.privacy_export import get_export, start_export, zip_chunks
@@ -85,6 +85,8 @@ async def patch_me(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     data = await json_body(request)
+    only_fields(data, {"email", "password", "current_password", "code", "notify_email", "notify_only_real",
+                       "notify_email_picture", "restricted", "notify_cooldown_seconds"})
     new_email = field(data, "email", str, required=False, max_len=320)
     new_password = field(data, "password", str, required=False, max_len=1024)
     if new_email is not None:
@@ -211,10 +213,9 @@ async def withdraw_consent(request: Request) -> Response:
     """Withdraw a consent (the row stays, marked withdrawn); a clip release also leaves the training area."""
     user = await require_user(request)
     app = core(request)
-    try:
-        cid = int(request.path_params["consent_id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "consent not found") from None
+    cid = int_id(request.path_params["consent_id"])
+    if cid is None:
+        raise ApiError(404, "not_found", "consent not found")
 
     def _withdraw(s: Session) -> Consent:
         c = s.get(Consent, cid)

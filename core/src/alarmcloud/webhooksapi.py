@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from alarmcloud import notify
 from alarmcloud.auth import User, core, require_user
-from alarmcloud.errors import ApiError, field, json_body, only_fields
+from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.models import Outbox, Webhook, iso
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ async def list_deliveries(request: Request) -> Response:
     user = await _owner(request)
     hid = request.path_params["webhook_id"]
     raw = request.query_params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DELIVERIES:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_DELIVERIES:
         raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_DELIVERIES}")
     limit = int(raw)
 
@@ -207,7 +207,8 @@ async def redeliver(request: Request) -> Response:
 
     def _again(s: Session) -> Outbox:
         hook = _hook_for(s, user, hid)
-        row = s.get(Outbox, int(raw)) if raw.isdigit() and len(raw) < 19 else None
+        n = int_id(raw)
+        row = s.get(Outbox, n) if n is not None else None
         if row is None or row.kind != "webhook" or row.target != hook.id:
             raise ApiError(404, "not_found", "delivery not found")
         if row.state == "queued":

@@ -47,7 +47,7 @@ async def stats_endpoint(request: Request) -> Response:
     """``GET /api/v1/stats?days=14``: alarms and false-alarm rate per day for the caller's cameras."""
     user = await require_user(request)
     raw = request.query_params.get("days", "14")
-    if not raw.isdigit() or not 1 <= int(raw) <= 366:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= 366:
         raise ApiError(400, "invalid_days", "days must be between 1 and 366")
     days = int(raw)
     rows = await core(request).db.run(lambda s: daily_stats(s, user, days))
