@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account, ApiToken, Camera, CameraRight, SessionRow, iso, utcnow
 from alarmcloud.netutil import client_prefix
 
@@ -252,7 +252,9 @@ async def register(request: Request) -> Response:
     if not app.settings.registration_open:
         raise ApiError(403, "registration_closed", "registration is closed on this deployment")
     check_same_origin(request)
-    email, password = validate_credentials(await json_body(request))
+    data = await json_body(request)
+    only_fields(data, {"email", "password"})
+    email, password = validate_credentials(data)
     pw_hash = await crypto.hash_password_async(password)
 
     def _create(s: Session) -> Account:
@@ -333,6 +335,7 @@ async def login(request: Request) -> Response:
     app = core(request)
     check_same_origin(request)
     data = await json_body(request)
+    only_fields(data, {"email", "password"})
     email = field(data, "email", str, max_len=320).strip().lower()
     password = field(data, "password", str, max_len=1024)
     acc = await check_login(app, request, email, password, reset=False)
@@ -376,6 +379,7 @@ async def create_token(request: Request) -> Response:
     """Create a personal API token (shown once)."""
     user = await require_user(request)
     data = await json_body(request)
+    only_fields(data, {"name"})
     name = field(data, "name", str, max_len=100).strip() or "token"
     token = "act_" + crypto.new_token(32)
 

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
 from alarmcloud.auth import RIGHTS, User, core, require_user, validate_credentials
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account, Camera, CameraRight
 
 
@@ -20,10 +20,11 @@ async def create_subuser(request: Request) -> Response:
     if user.account.owner_id is not None:
         raise ApiError(403, "forbidden", "sub-users cannot create users")
     data = await json_body(request)
+    only_fields(data, {"email", "password", "rights"})
     email, password = validate_credentials(data)
     rights = field(data, "rights", dict, required=False, default={})
     for right in rights.values():
-        if right not in RIGHTS:
+        if not isinstance(right, str) or right not in RIGHTS:  # a list or object is not a right
             raise ApiError(400, "invalid_field", "rights must be view, control or admin")
     pw_hash = await crypto.hash_password_async(password)
 
@@ -76,9 +77,10 @@ async def set_subuser_rights(request: Request) -> Response:
     user = await require_user(request)
     sid = request.path_params["subuser_id"]
     data = await json_body(request)
+    only_fields(data, {"rights"})
     rights = field(data, "rights", dict)
     for right in rights.values():
-        if right not in RIGHTS:
+        if not isinstance(right, str) or right not in RIGHTS:  # a list or object is not a right
             raise ApiError(400, "invalid_field", "rights must be view, control or admin")
 
     def _set(s: Session) -> None:
