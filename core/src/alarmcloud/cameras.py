@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from alarmcloud import crypto, erasures, viewcheck
 from alarmcloud.auth import User, camera_for, core, require_user, visible_cameras
 from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, CameraError, UploadTarget
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.masks import validate_masks
 from alarmcloud.models import Camera, CameraRight, Rejection, iso
@@ -110,6 +110,11 @@ def _check_brand_model(app: AlarmCloud, brand: str, model: str) -> str:
     raise ApiError(400, "unknown_model", f"{brand} has no model {model!r} (see /api/v1/camera-models)")
 
 
+#: the fields of a camera a request may set (``privacy_masks`` only on an existing camera)
+CAMERA_FIELDS = {"name", "brand", "model", "host", "p2p_id", "username", "password", "port",
+                 "integrations_may_use_credentials"}
+
+
 async def create_camera(request: Request) -> Response:
     """Add a camera."""
     user = await require_user(request)
@@ -117,6 +122,7 @@ async def create_camera(request: Request) -> Response:
         raise ApiError(403, "forbidden", "sub-users cannot add cameras")
     app = core(request)
     data = await json_body(request)
+    only_fields(data, CAMERA_FIELDS)
     name = field(data, "name", str, max_len=100).strip()
     brand = field(data, "brand", str, max_len=50)
     model = field(data, "model", str, max_len=100)
@@ -160,6 +166,7 @@ async def update_camera(request: Request) -> Response:
     app = core(request)
     cid = request.path_params["camera_id"]
     data = await json_body(request)
+    only_fields(data, CAMERA_FIELDS | {"privacy_masks"})
     masks = validate_masks(data["privacy_masks"]) if "privacy_masks" in data else None  # 422 before any change
 
     def _update(s: Session) -> Camera:
@@ -375,6 +382,15 @@ def camera_access(app: AlarmCloud, cam: Camera) -> CameraAccess:
     )
 
 
+def reachable(app: AlarmCloud, cam: Camera) -> CameraAccess:
+    """``camera_access`` for a call to the camera; 409 ``no_address`` while it has no local address."""
+    access = camera_access(app, cam)
+    if access.address is None:
+        raise ApiError(409, "no_address", "the camera has no local address yet: enter its IP address or host name "
+                       "(host) on the camera page first")
+    return access
+
+
 def adapter_for(app: AlarmCloud, cam: Camera) -> CameraAdapter:
     """The camera's brand adapter; 409 when the operator has not enabled it."""
     adapter = app.plugins.camera_adapter(cam.brand)
@@ -393,10 +409,7 @@ async def run_action(app: AlarmCloud, cam: Camera, action: str, value: Any, area
     if action not in CAMERA_ACTIONS:
         raise ApiError(400, "unknown_action", f"action must be one of {', '.join(CAMERA_ACTIONS)}")
     adapter = adapter_for(app, cam)
-    access = camera_access(app, cam)
-    if access.address is None:
-        raise ApiError(409, "no_address", "the camera has no local address yet: enter its IP address or host name "
-                       "(host) on the camera page first")
+    access = reachable(app, cam)
     try:
         await adapter.control(access, action, value, area)
     except CameraError as exc:
@@ -436,7 +449,10 @@ async def live(request: Request) -> Response:
     cid = request.path_params["camera_id"]
     cam = await app.db.run(lambda s: camera_for(s, user, cid))
     adapter = adapter_for(app, cam)
-    stream = adapter.live_stream(camera_access(app, cam))
+    try:
+        stream = adapter.live_stream(reachable(app, cam))
+    except CameraError as exc:
+        raise _camera_error(exc) from None
     return JSONResponse({"rtsp_main": stream.rtsp_main, "rtsp_sub": stream.rtsp_sub,
                          "rtsp_third": stream.rtsp_third,
                          "snapshot_url": f"/api/v1/cameras/{cam.id}/snapshot"})
@@ -450,7 +466,7 @@ async def snapshot(request: Request) -> Response:
     cam = await app.db.run(lambda s: camera_for(s, user, cid))
     adapter = adapter_for(app, cam)
     try:
-        jpeg = await adapter.snapshot(camera_access(app, cam))
+        jpeg = await adapter.snapshot(reachable(app, cam))
     except CameraError as exc:
         raise _camera_error(exc) from None
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -461,8 +477,10 @@ async def setup_upload(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
-    cam, password = await _rotate_upload_login(app, user, cid)
+    cam = await app.db.run(lambda s: camera_for(s, user, cid, "admin"))
     adapter = adapter_for(app, cam)
+    reachable(app, cam)  # before the password changes: a camera that cannot be set up keeps uploading
+    cam, password = await _rotate_upload_login(app, user, cid)
     ep = app.upload_endpoints()
     target = UploadTarget(ftp_host=ep["ftp_host"], ftp_port=ep["ftp_port"], username=cam.upload_username or "",
                           password=password, http_url=ep["http_url"],

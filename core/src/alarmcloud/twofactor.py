@@ -75,7 +75,7 @@ def totp(secret: str, now: float | None = None) -> str:
 def matching_step(secret: str, code: str, after: int = 0, now: float | None = None) -> int | None:
     """The time step (within the window, later than ``after``) whose code is ``code``; None if there is none."""
     code = code.strip().replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not (code.isascii() and code.isdigit()):  # compare_digest: ASCII only
         return None
     step = current_step(now)
     found = None
