@@ -588,9 +588,17 @@ def _oauth_request(core: AlarmCloud, request: Request, form: dict[str, list[str]
     return _Request(request.method, uri, request.headers, query, form)
 
 
+#: an OAuth form post is a few short fields; a larger body is refused before it is held in memory
+MAX_FORM = 64 * 1024
+
+
 async def _form(request: Request) -> dict[str, list[str]]:
-    body = (await request.body()).decode("utf-8", "replace")
-    return parse_qs(body, keep_blank_values=True)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_FORM:
+            raise ApiError(413, "payload_too_large", f"form body larger than {MAX_FORM} bytes")
+    return parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
 
 
 def _to_response(result: tuple[int, Any, list[tuple[str, str]]], see_other: bool = False,
