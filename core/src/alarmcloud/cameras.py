@@ -433,6 +433,7 @@ async def camera_action(request: Request) -> Response:
     app = core(request)
     cid = request.path_params["camera_id"]
     data = await json_body(request)
+    only_fields(data, {"action", "value", "area"})
     action = field(data, "action", str)
     area = field(data, "area", int, required=False)
     if "value" not in data:

@@ -157,6 +157,7 @@ async def confirm_email(request: Request) -> Response:
     """Confirm a pending e-mail change with the mailed token."""
     app = core(request)
     data = await json_body(request)
+    only_fields(data, {"token"})
     token = field(data, "token", str, max_len=200).strip()
     h = crypto.token_hash(token)
 
@@ -183,6 +184,7 @@ async def delete_me(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     data = await json_body(request)
+    only_fields(data, {"password", "code"})
     password = field(data, "password", str, max_len=1024)
     await check_login(app, request, user.account.email, password)
     await twofactor.require_code_if_enabled(request, user, data)

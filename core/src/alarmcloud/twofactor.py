@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alarmcloud import auth, crypto
-from alarmcloud.errors import ApiError, field, json_body
+from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account, RecoveryCode, SessionRow, TwoFactor, utcnow
 
 if TYPE_CHECKING:
@@ -226,6 +226,7 @@ async def login_second_factor(request: Request) -> Response:
     app = auth.core(request)
     auth.check_same_origin(request)
     data = await json_body(request)
+    only_fields(data, {"pending_token", "code"})
     pending = _open_pending(app, field(data, "pending_token", str, max_len=1000))
     code = field(data, "code", str, max_len=40)
     email = str(pending.get("e", ""))
@@ -297,6 +298,7 @@ async def confirm(request: Request) -> Response:
     user = await auth.require_user(request)
     app = auth.core(request)
     data = await json_body(request)
+    only_fields(data, {"code", "password"})
     code = field(data, "code", str, max_len=40)
     password = field(data, "password", str, max_len=1024)
     check_limit(app, request, user.account.email)
@@ -340,6 +342,7 @@ async def disable(request: Request) -> Response:
     user = await auth.require_user(request)
     app = auth.core(request)
     data = await json_body(request)
+    only_fields(data, {"password", "code"})
     password = field(data, "password", str, max_len=1024)
     code = field(data, "code", str, max_len=40)
     email = user.account.email
