@@ -614,6 +614,8 @@ def test_json_bodies(world: World, op: tuple[str, str], variant: str) -> None:
     if variant in ("missing_fields", "wrong_content_type") and r.status_code < 400:
         return  # every field optional / JSON understood whatever its label: nothing wrong was sent
     assert_error(k, r)
+    if variant == "unknown_field" and k not in PLATFORM_SHAPE and r.status_code != 403:  # named, not ignored
+        assert r.json()["error"]["code"] in ("unknown_field", "unknown_detector"), f"{k}: {r.text[:300]}"
     if variant == "over_the_limit" and k not in PLATFORM_SHAPE:
         assert r.status_code in (401, 403, 404, 413), f"{k}: {r.status_code} {r.text[:200]}"
 
