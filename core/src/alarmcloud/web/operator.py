@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from alarmcloud.auth import core, require_operator
 from alarmcloud.cameras import camera_json
-from alarmcloud.errors import ApiError, json_body
+from alarmcloud.errors import ApiError, json_body, only_fields
 from alarmcloud.models import Account, Camera, Clip, iso
 
 OVERRIDES = (None, "normal", "low_priority")
@@ -36,6 +36,7 @@ async def set_fair_use(request: Request) -> Response:
     """``PUT /api/v1/operator/cameras/{id}/fair-use {"override": null | "normal" | "low_priority"}``."""
     await require_operator(request)
     data = await json_body(request)
+    only_fields(data, {"override"})
     override = data.get("override")
     if override not in OVERRIDES:
         raise ApiError(400, "invalid_field", "override must be null, 'normal' or 'low_priority'")
