@@ -144,6 +144,7 @@ class World:
     own: dict[str, str] = field(default_factory=dict)  # path parameter -> the owner's real id
     theirs: dict[str, str] = field(default_factory=dict)  # path parameter -> the other account's real id
     creds: dict[str, Any] = field(default_factory=dict)  # the owner's camera upload credentials
+    operator: Client | None = None  # an operator of the deployment (for the operator-only bodies)
     before: dict[str, Any] = field(default_factory=dict)
 
 
@@ -240,6 +241,20 @@ def snapshot(world: World) -> dict[str, Any]:
     return out
 
 
+def _operator(srv: LiveServer) -> Client:
+    from alarmcloud.models import Account
+    from sqlmodel import select
+
+    op = Client(srv.url).register("operator@example.com")
+    core: Any = srv.core
+    with core.db.session() as s:
+        acc = s.exec(select(Account).where(Account.email == op.email)).one()
+        acc.role = "operator"
+        s.add(acc)
+        s.commit()
+    return op
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("hostile")
@@ -250,6 +265,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w = World(srv, Client(srv.url).register("owner@example.com"), Client(srv.url).register("other@example.com"))
         _populate(w, w.owner, w.own, clip, 0)
         _populate(w, w.other, w.theirs, clip, 1)
+        w.operator = _operator(srv)
         w.before = snapshot(w)
         yield w
 
@@ -494,7 +510,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /api/v1/me/offsite/backfill": {"camera_id": "<other:camera_id>"},
     "POST /api/v1/me/2fa/confirm": {"code": "123456", "password": PASSWORD},
     "POST /api/v1/me/2fa/disable": {"code": "123456", "password": PASSWORD},
-    "PUT /api/v1/operator/cameras/{camera_id}/fair-use": {"exempt": True},
+    "PUT /api/v1/operator/cameras/{camera_id}/fair-use": {"override": None},
     "POST /plugins/ifttt/ifttt/v1/test/setup": {},
     "POST /plugins/ifttt/ifttt/v1/triggers/{slug}": {"triggerFields": {}},
     "POST /plugins/ifttt/ifttt/v1/triggers/{slug}/fields/{field}/options": {},
@@ -610,7 +626,8 @@ def test_json_bodies(world: World, op: tuple[str, str], variant: str) -> None:
         content, ctype = b"name=x&email=y", "application/x-www-form-urlencoded"
     else:
         content = body_for(world, k, dict(_field_variants(base))[variant](base))
-    r = world.owner.send(method, fill(path, world.own), content=content, headers={"Content-Type": ctype})
+    who = world.operator if "/operator/" in path and world.operator else world.owner  # operators only
+    r = who.send(method, fill(path, world.own), content=content, headers={"Content-Type": ctype})
     if variant in ("missing_fields", "wrong_content_type") and r.status_code < 400:
         return  # every field optional / JSON understood whatever its label: nothing wrong was sent
     assert_error(k, r)
