@@ -203,7 +203,13 @@ async def delete_event(request: Request) -> Response:
     return Response(status_code=204)
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits only
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range header; one of more digits than any file has bytes stands for "beyond the end"
+    (``int`` refuses more than 4,300 digits)."""
+    return int(digits) if len(digits) <= 18 else 10**18
 #: the browser keeps clip media but asks again each time (answered 304 while unchanged): applying privacy masks
 #: replaces a clip's video and thumbnail, and a cached copy must never show what the masks now hide
 MEDIA_CACHE = "private, no-cache"
@@ -254,10 +260,10 @@ def byte_range(request: Request, etag: str, size: int) -> tuple[int, int, int] |
     if not m or (not m.group(1) and not m.group(2)):
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
     if m.group(1):
-        start = int(m.group(1))
-        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
+        start = _position(m.group(1))
+        end = min(_position(m.group(2)), size - 1) if m.group(2) else size - 1
     else:
-        start, end = max(0, size - int(m.group(2))), size - 1
+        start, end = max(0, size - _position(m.group(2))), size - 1
     if start > end or start >= size:
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
     return start, end, 206
