@@ -715,6 +715,30 @@ def test_hostile_uploads(world: World, variant: str) -> None:
     assert_error("POST /api/v1/ingest/clips", r)
 
 
+# ---------------------------------------------------------------- media requests: Range and validators
+
+RANGES = ["bytes=999999999999999999999999-", "bytes=-999999999999999999999999", "bytes=5-2", "bytes=-0",
+          "bytes=0-0,5-6", "bytes=\u0661-\u0662", "items=0-10", "bytes=--1", "bytes=" + "1" * 5000 + "-"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events/{event_id}/video", "/api/v1/downloads/{link_id}"])
+@pytest.mark.parametrize("rng", RANGES)
+def test_hostile_ranges(world: World, path: str, rng: str) -> None:
+    """A range that cannot be served is a 416 (or the whole file), never a crash."""
+    headers: dict[str, Any] = {"Range": rng.encode()}  # raw UTF-8 bytes, as a hostile client sends them
+    if rng == "bytes=5-2":
+        headers["If-Range"] = '"garbage"'
+    r = world.owner.send("GET", fill(path, world.own), headers=headers)
+    assert r.status_code in (200, 206, 416), f"{path} {rng[:40]}: {r.status_code} {r.text[:200]}"
+
+
+def test_a_revoked_token_is_refused(world: World) -> None:
+    tok = world.owner.call("POST", "/api/v1/tokens", 201, json={"name": "revoked"})
+    world.owner.call("DELETE", f"/api/v1/tokens/{tok['id']}", 204)
+    r = world.owner.send("GET", "/api/v1/cameras", session=False, headers={"Authorization": f"Bearer {tok['token']}"})
+    assert_error("GET /api/v1/cameras", r, {401})
+
+
 # ---------------------------------------------------------------- OAuth form posts
 
 FORMS: dict[str, tuple[bytes, str]] = {
