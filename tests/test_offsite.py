@@ -770,7 +770,8 @@ def test_a_copy_queued_here_wakes_the_idle_copy_loop(settings: Any, s3: MotoS3, 
     with LiveServer(settings) as srv:
         time.sleep(1.5)  # idle for a while
         with srv.core.db.session() as s:  # as another process queues it: nothing here wakes the loop
-            s.add(Outbox(account_id=a.id, kind="offsite", target=offsite.target(a.id), payload={"clip_id": ev["id"]}))
+            s.add(Outbox(account_id=a.id, kind="offsite", target=offsite.target(a.id), clip_id=ev["id"],
+                         payload={"clip_id": ev["id"]}))
             s.commit()
         wait_outbox_state(srv.core, a.id, "offsite", "sent", timeout=20)
 
@@ -975,3 +976,69 @@ def test_backfill_is_the_owners_and_needs_the_copies_on(api: Any, server: Any, s
     finally:
         server.core.settings.offsite.enabled = True
     assert _rows(server.core, a.id) == [] and _rows(server.core, b.id) == []
+
+
+# ---------------------------------------------------------------- the outbox's clip column (migration 0015)
+
+
+def _upgrade_keeps_waiting_copies(url: str, tmp_path: Path) -> None:
+    from alarmcloud import db
+    from alarmcloud.app import AlarmCloud
+    from alarmcloud.models import Camera, Series
+    from alembic import command
+    from sqlalchemy import inspect
+
+    db.migrate(url)
+    core = AlarmCloud(test_settings(tmp_path / "data", database_url=url))
+    try:
+        with core.db.session() as s:
+            acc = Account(email="offsite50@example.com", password_hash="x", offsite_enabled=True,
+                          offsite_endpoint="https://s3.example.com", offsite_bucket="b", offsite_access_key_id="AKIA",
+                          offsite_secret_key_enc="sealed")
+            s.add(acc)
+            s.flush()
+            cam = Camera(account_id=acc.id, name="Yard", brand="instar", model="IN-9008")
+            s.add(cam)
+            s.flush()
+            series = Series(account_id=acc.id, camera_id=cam.id, started_at=utcnow(), ended_at=utcnow())
+            s.add(series)
+            s.flush()
+            clips = [Clip(account_id=acc.id, camera_id=cam.id, series_id=series.id or "", blob_key=f"k{n}.mp4",
+                          status="done", verdict="alarm") for n in range(3)]
+            s.add_all(clips)
+            s.flush()
+            # written before the column existed: the clip id in the payload only
+            s.add(Outbox(account_id=acc.id, kind="offsite", target=offsite.target(acc.id), state="queued",
+                         payload={"clip_id": clips[0].id}))
+            s.add(Outbox(account_id=acc.id, kind="offsite", target=offsite.target(acc.id), state="dead",
+                         payload={"clip_id": clips[1].id, "backfill": True}))
+            s.add(Outbox(account_id=acc.id, kind="webhook", target="hook", payload={"clip_id": clips[2].id}))
+            s.commit()
+            account_id, ids = acc.id, [c.id for c in clips]
+        core.db.dispose()
+        command.downgrade(db.alembic_config(url), "0014")  # back to before the column ...
+        assert "clip_id" not in [c["name"] for c in inspect(core.db.engine).get_columns("outbox")]
+        core.db.dispose()
+        db.migrate(url)  # ... and up again: the copies' rows get it from their payloads
+        with core.db.session() as s:
+            rows = {r.kind + ":" + r.state: r.clip_id for r in s.exec(select(Outbox)).all()}
+        assert rows == {"offsite:queued": ids[0], "offsite:dead": ids[1], "webhook:queued": None}
+        # the copies waiting or given up from before are found: only the third clip is queued
+        assert offsite.backfill(core, account_id) == 1
+        assert offsite.backfill(core, account_id) == 0
+        with core.db.session() as s:
+            assert offsite.waiting(s, ids) == set(ids)
+    finally:
+        core.db.dispose()
+
+
+def test_copies_queued_before_the_upgrade_are_found_on_sqlite(tmp_path: Path) -> None:
+    _upgrade_keeps_waiting_copies(f"sqlite:///{tmp_path / 'up.db'}", tmp_path)
+
+
+@pytest.mark.postgres
+def test_copies_queued_before_the_upgrade_are_found_on_postgres(tmp_path: Path) -> None:
+    from alarmcloud.testing import postgres_database
+
+    with postgres_database("ac_offsite_") as url:
+        _upgrade_keeps_waiting_copies(url, tmp_path)

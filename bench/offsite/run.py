@@ -4,8 +4,9 @@
 
 Seeds one account with ``--clips`` analysed clips (half of them alarms) straight into a fresh database (SQLite in
 a temp folder unless a URL is given), then measures: the first backfill (every alarm queued), a second one
-(nothing new: only the look-ups), the longest single batch transaction, and with ``--memory`` the peak of Python
-memory during each (tracemalloc; the times are then much longer).
+(nothing new: only the look-ups) right after it and a third after ``ANALYZE`` (as autovacuum would have run by
+then), the longest single batch transaction, with ``--memory`` the peak of Python memory during each (tracemalloc;
+the times are then much longer), and then what one look of the copy loop costs with that backlog waiting.
 """
 
 from __future__ import annotations
@@ -96,11 +97,32 @@ def main() -> None:
         t = time.perf_counter()
         account_id = seed(core, args.clips)
         print(f"seeded {args.clips} clips in {time.perf_counter() - t:.1f} s ({core.db.engine.dialect.name})")
-        for name in ("first backfill", "second backfill"):
+        for name in ("first backfill", "second backfill", "analyse", "third backfill, after ANALYZE"):
+            if name == "analyse":  # what autovacuum does within a minute or so of the first backfill's inserts
+                with core.db.engine.begin() as conn:
+                    conn.exec_driver_sql("ANALYZE")
+                continue
             n, took, peak, longest = measure(core, account_id, args.memory)
             mem = f", peak Python memory {peak:.1f} MiB" if args.memory else ""
             print(f"{name}: queued {n} in {took:.2f} s, longest transaction {longest * 1000:.0f} ms{mem}")
+        loop_looks(core)
         core.db.dispose()
+
+
+def loop_looks(core: Any, rounds: int = 20) -> None:
+    """What the copy loop costs per look with the backlog waiting (none of it due yet): the next due copy, and the
+    claim of due copies (finds none)."""
+    from alarmcloud import notify
+
+    looks = [("claim of due copies (none due)", lambda: notify.claim(core, 4, True))]
+    if hasattr(offsite, "due_in"):  # (older versions polled with the claim only)
+        looks.insert(0, ("next due copy (offsite.due_in)", lambda: offsite.due_in(core)))
+    for name, fn in looks:
+        fn()
+        t = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        print(f"copy loop, {name}: {(time.perf_counter() - t) / rounds * 1000:.1f} ms per look")
 
 
 if __name__ == "__main__":

@@ -346,12 +346,21 @@ class Outbox(SQLModel, table=True):
     """Notifications to deliver (webhooks, e-mail) with retries; survives restarts."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_kind_target", "kind", "target"),)
+    __table_args__ = (
+        Index("ix_outbox_kind_target", "kind", "target"),
+        # "is a copy of this clip waiting" (off-site copies: backfill, queueing)
+        Index("ix_outbox_clip", "clip_id", "kind", "state"),
+        # the copy loop's looks: the next copy due, the copies due now
+        Index("ix_outbox_kind_state_due", "kind", "state", "available_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
-    kind: str = Field(max_length=16)  # webhook | email
+    kind: str = Field(max_length=16)  # webhook | email | push | telegram | offsite
     target: str = Field(max_length=500)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    #: the clip an off-site copy is of (``payload.clip_id`` too), None for other kinds; no foreign key: a copy
+    #: outlives its clip's deletion (it is then skipped)
+    clip_id: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     available_at: datetime = Field(default_factory=utcnow)
     state: str = Field(default="queued", max_length=16)  # queued | sent | dead | skipped

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
-from sqlalchemy import and_, event, or_, tuple_, update
+from sqlalchemy import and_, bindparam, event, or_, tuple_, update
 from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto
@@ -303,7 +303,9 @@ def queue_copy(app: AlarmCloud, s: Session, clip: Clip) -> bool:
         Job.clip_id == clip.id, col(Job.state).in_(("done", "dead")))).one()
     if ended > 1:
         return False  # analysed again (alarmcloud reprocess, also after a failed analysis): decided the first time
-    s.add(Outbox(account_id=acc.id, kind=KIND, target=target(acc.id), payload={"clip_id": clip.id}))
+    if waiting(s, [clip.id]):
+        return False  # its copy waits already (queued by a backfill meanwhile)
+    s.add(Outbox(account_id=acc.id, kind=KIND, target=target(acc.id), clip_id=clip.id, payload={"clip_id": clip.id}))
     wake_after_commit(app, s)
     return True
 
@@ -358,6 +360,19 @@ BACKFILL_BYTES_PER_SECOND = 4 * 1024 * 1024
 COPY_STATES = ("queued", "dead")
 
 
+def waiting(s: Session, clip_ids: list[str]) -> set[str]:
+    """Those of the clips whose copy is waiting or given up (``COPY_STATES``): an index lookup per clip
+    (``outbox.clip_id``), however long the outbox."""
+    if not clip_ids:
+        return set()
+    # on the clip id alone (kind and state are checked here): PostgreSQL then never prefers another index on the
+    # strength of statistics taken while the outbox was small (a backfill that queues 50,000 copies grows it); the
+    # ids as literals: a prepared statement's generic plan would compare each row with every id in turn
+    ids = bindparam("clip_ids", list(clip_ids), expanding=True, literal_execute=True)
+    rows = s.exec(select(Outbox.clip_id, Outbox.kind, Outbox.state).where(col(Outbox.clip_id).in_(ids))).all()
+    return {str(c) for c, kind, state in rows if kind == KIND and state in COPY_STATES}
+
+
 def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, camera_id: str | None = None,
              batch: int | None = None) -> int:
     """Queue one copy for every stored clip of the account that matches its scope (analysed, or its analysis
@@ -365,7 +380,6 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
     (``Clip.offsite_copy``) nor waiting or given up; how many were queued. Oldest clips first, ``batch`` (default
     ``BACKFILL_BATCH``) clips per short transaction (never every clip at once); stops when the copies are switched
     off meanwhile. Calling it again queues nothing new. A clip deleted before its copy runs is skipped then."""
-    clip_of = Outbox.payload["clip_id"].as_string()  # type: ignore[index]
     batch = batch or BACKFILL_BATCH
     queued = 0
     after: tuple[datetime, str] | None = None
@@ -401,13 +415,11 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
             if not rows:
                 break
             after = (rows[-1][1], rows[-1][0])
-            have = set(s.exec(select(clip_of).where(Outbox.kind == KIND, Outbox.target == target(account_id),
-                                                    col(Outbox.state).in_(COPY_STATES),
-                                                    clip_of.in_([r[0] for r in rows]))).all())
+            have = waiting(s, [r[0] for r in rows])
             for clip_id, _, size in rows:
                 if clip_id in have:
                     continue
-                s.add(Outbox(account_id=account_id, kind=KIND, target=target(account_id),
+                s.add(Outbox(account_id=account_id, kind=KIND, target=target(account_id), clip_id=clip_id,
                              payload={"clip_id": clip_id, "backfill": True}, available_at=due))
                 due += timedelta(seconds=BACKFILL_SPACING_SECONDS + (size or 0) / BACKFILL_BYTES_PER_SECOND)
                 queued += 1
