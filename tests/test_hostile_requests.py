@@ -715,6 +715,48 @@ def test_hostile_uploads(world: World, variant: str) -> None:
     assert_error("POST /api/v1/ingest/clips", r)
 
 
+DOWNLOAD_FILTERS = {
+    "since_superscript": {"since": "\u00b2"},
+    "since_5000_digits": {"since": "9" * 5000},
+    "since_edge_of_time": {"since": "0001-01-01T00:00:00+01:00"},
+    "until_before_since": {"since": "2030-01-01", "until": "2020-01-01"},
+    "plate_nul": {"plate": "\x00"},
+    "label_long": {"label": "l" * 201},
+    "camera_list": {"camera_id": ["x"]},
+    "ids_and_all": {"ids": ["x"], "all": True},
+    "ids_empty": {"ids": []},
+    "ids_huge_list": {"ids": [uuid.uuid4().hex for _ in range(5000)]},
+}
+
+
+@pytest.mark.parametrize("case", list(DOWNLOAD_FILTERS))
+def test_download_filters(world: World, case: str) -> None:
+    """The download's filters are checked like the event list's: a 4xx for nonsense, never a crash."""
+    body = {**DOWNLOAD_FILTERS[case], "count_only": True}
+    r = world.owner.send("POST", "/api/v1/events/download", json=body)
+    if r.status_code == 200 and case in ("until_before_since", "plate_nul", "since_edge_of_time"):
+        assert r.json()["count"] == 0, r.text  # a valid filter that matches nothing
+        return
+    assert_error("POST /api/v1/events/download", r)
+
+
+HOSTILE_URLS = ["http://[::1", "http://127.0.0.1:-1/", "javascript:alert(1)", "file:///etc/passwd", "http://",
+                "http://" + "a" * 490 + ".example/", "http://exa mple.com/", "http://\u2603.example/",
+                "http://127.0.0.1\x00.example.com/", "http://[fe80::1%25eth0]/",
+                pytest.param("http://127.0.0.1:99999/hook", marks=pytest.mark.xfail(strict=True, reason=(
+                    "notify.check_webhook_url (notify.py) accepts a port above 65535: the URL is saved")))]
+
+
+@pytest.mark.parametrize("where", ["/api/v1/webhooks", "/api/v1/me/push"])
+@pytest.mark.parametrize("url", HOSTILE_URLS)
+def test_hostile_urls(world: World, where: str, url: str) -> None:
+    """A receiver URL that is malformed or points where it may not is a 400, never a crash (sent by the other
+    account: a URL wrongly accepted is saved there, not in the owner's data)."""
+    method = "POST" if where == "/api/v1/webhooks" else "PATCH"
+    r = world.other.send(method, where, json={"url": url})
+    assert_error(f"{method} {where}", r, {400})
+
+
 # ---------------------------------------------------------------- media requests: Range and validators
 
 RANGES = ["bytes=999999999999999999999999-", "bytes=-999999999999999999999999", "bytes=5-2", "bytes=-0",
