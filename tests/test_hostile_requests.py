@@ -588,7 +588,10 @@ def _field_variants(body: dict[str, Any]) -> list[tuple[str, Callable[[dict[str,
     return out
 
 
-#: defects of plugins (their own packages), left to them: the case runs and must still fail (strict xfail)
+#: defects of plugins (their own packages), left to them. These cases are not sent: the server thread then logs a
+#: RecursionError traceback, and on Python 3.11 two threads building tracebacks at once (pytest formats the
+#: expected failure meanwhile) can fail ast.parse with "AST constructor recursion depth mismatch", which ends
+#: the pytest worker (seen 3 times in some 15 runs with -n 2)
 PLUGIN_DEFECTS = {
     "POST /plugins/google_home/fulfillment": "json.loads of the body without catching RecursionError: 500",
     "POST /plugins/alexa/directive": "json.loads of the body without catching RecursionError: 500",
@@ -597,7 +600,7 @@ PLUGIN_DEFECTS = {
 
 def _marks(op: tuple[str, str], variant: str) -> Any:
     if key(op) in PLUGIN_DEFECTS and (variant.startswith("nested_") or variant.endswith("_deep")):
-        return pytest.mark.xfail(strict=True, reason=PLUGIN_DEFECTS[key(op)])
+        return pytest.mark.skip(reason=f"known defect of the plugin: {PLUGIN_DEFECTS[key(op)]}")
     return ()
 
 
