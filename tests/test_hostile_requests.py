@@ -745,9 +745,7 @@ def test_download_filters(world: World, case: str) -> None:
 
 HOSTILE_URLS = ["http://[::1", "http://127.0.0.1:-1/", "javascript:alert(1)", "file:///etc/passwd", "http://",
                 "http://" + "a" * 490 + ".example/", "http://exa mple.com/", "http://\u2603.example/",
-                "http://127.0.0.1\x00.example.com/", "http://[fe80::1%25eth0]/",
-                pytest.param("http://127.0.0.1:99999/hook", marks=pytest.mark.xfail(strict=True, reason=(
-                    "notify.check_webhook_url (notify.py) accepts a port above 65535: the URL is saved")))]
+                "http://127.0.0.1\x00.example.com/", "http://[fe80::1%25eth0]/", "http://127.0.0.1:99999/hook"]
 
 
 @pytest.mark.parametrize("where", ["/api/v1/webhooks", "/api/v1/me/push"])
@@ -757,6 +755,8 @@ def test_hostile_urls(world: World, where: str, url: str) -> None:
     account: a URL wrongly accepted is saved there, not in the owner's data)."""
     method = "POST" if where == "/api/v1/webhooks" else "PATCH"
     r = world.other.send(method, where, json={"url": url})
+    if ":99999/" in url and r.status_code < 400:
+        pytest.xfail("notify.parse_webhook_url (the notify module) accepted a port above 65535 and saved the URL")
     assert_error(f"{method} {where}", r, {400})
 
 
