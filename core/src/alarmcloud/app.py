@@ -27,7 +27,14 @@ from starlette.routing import BaseRoute, Mount, Route
 from alarmcloud import auth, cameras, crypto, db, download, eventsapi, ingest, notify, openapi, storage, subusers
 from alarmcloud.blobstore import BlobStore, BlobStoreUnavailable, make_blob_store
 from alarmcloud.config import Settings
-from alarmcloud.errors import ApiError, api_error_handler, error_response, http_error_handler, server_error_handler
+from alarmcloud.errors import (
+    ApiError,
+    RefuseNul,
+    api_error_handler,
+    error_response,
+    http_error_handler,
+    server_error_handler,
+)
 from alarmcloud.events import ACCOUNT_DELETED, LINK_REVOKED, Event
 from alarmcloud.models import Account, Clip, PluginState, iso, utcnow
 from alarmcloud.plugins import PluginHost
@@ -427,8 +434,8 @@ async def storage_error_handler(request: Request, exc: Exception) -> Response:
                           {"Retry-After": "30"})
 
 
-#: middleware classes the core's feature modules add (access log)
-MIDDLEWARE: list[Any] = []
+#: middleware classes of the core (NUL characters) and those its feature modules add (access log)
+MIDDLEWARE: list[Any] = [RefuseNul]
 
 
 async def _background(core: AlarmCloud) -> None:

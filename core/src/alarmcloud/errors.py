@@ -75,8 +75,11 @@ async def json_body(request: Request, max_bytes: int = 1024 * 1024) -> dict[str,
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    if _depth(data) > MAX_DEPTH:
+    depth, nul = _walk(data)
+    if depth > MAX_DEPTH:
         raise ApiError(400, "invalid_json", f"the body is nested deeper than {MAX_DEPTH} levels")
+    if nul:  # PostgreSQL cannot store or compare one; no id, name or text needs one
+        raise ApiError(400, "invalid_json", "the body holds a NUL character (\\u0000)")
     return data
 
 
@@ -85,19 +88,36 @@ async def json_body(request: Request, max_bytes: int = 1024 * 1024) -> dict[str,
 MAX_DEPTH = 32
 
 
-def _depth(data: Any) -> int:
-    """The nesting depth of parsed JSON (iterative: a deep value cannot exhaust the stack here)."""
-    deepest, todo = 0, [(data, 1)]
-    while todo:
+def _walk(data: Any) -> tuple[int, bool]:
+    """The nesting depth of parsed JSON, and whether a key or string holds a NUL character (iterative: a deep
+    value cannot exhaust the stack here)."""
+    deepest, nul, todo = 0, False, [(data, 1)]
+    while todo and deepest <= MAX_DEPTH:
         value, level = todo.pop()
         deepest = max(deepest, level)
-        if deepest > MAX_DEPTH:
-            break
         if isinstance(value, dict):
+            nul = nul or any("\x00" in k for k in value)
             todo.extend((v, level + 1) for v in value.values())
         elif isinstance(value, list):
             todo.extend((v, level + 1) for v in value)
-    return deepest
+        elif isinstance(value, str):
+            nul = nul or "\x00" in value
+    return deepest, nul
+
+
+class RefuseNul:
+    """ASGI middleware: a path or query string with a NUL character (``%00``) answers 400 before any handler
+    (no id, filter or name has one, and PostgreSQL cannot compare one: a 500 there)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")):
+            response = error_response(400, "invalid_request", "a path or query must not hold NUL characters (%00)")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def _no_constant(name: str) -> Any:

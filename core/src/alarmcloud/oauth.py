@@ -598,7 +598,10 @@ async def _form(request: Request) -> dict[str, list[str]]:
         raw += chunk
         if len(raw) > MAX_FORM:
             raise ApiError(413, "payload_too_large", f"form body larger than {MAX_FORM} bytes")
-    return parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    if any("\x00" in k or any("\x00" in v for v in vs) for k, vs in form.items()):
+        return {}  # no valid OAuth field holds NUL (PostgreSQL cannot compare one): answered as a form without any
+    return form
 
 
 def _to_response(result: tuple[int, Any, list[tuple[str, str]]], see_other: bool = False,
