@@ -337,6 +337,7 @@ BAD_IDS = {
     "unicode": "kam\u00e9ra-\u2603-\U0001f4f7",
     "long": "9" * 3000,
     "spaces": " 1 ",
+    "nul": "1\x00",
 }
 
 PATH_CASES = [pytest.param(op, name, variant, id=f"{variant}:{name}-{key(op)}")
