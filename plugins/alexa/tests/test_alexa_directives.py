@@ -341,3 +341,21 @@ def test_scopes_are_ones_the_core_can_grant() -> None:
 
     assert set(SCOPES) <= set(CORE_SCOPES)
     assert [set(spec.scopes) for spec in register_integrations()] == [set(SCOPES)]
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b"{not json", b"\xff\xfe", b""])
+async def test_a_malformed_directive_body_is_an_invalid_directive(integ: AlexaIntegration, validator: Any,
+                                                                   raw: bytes) -> None:
+    """Over HTTP: a body that is no JSON, or JSON nested 100,000 levels deep, is answered with Alexa's
+    INVALID_DIRECTIVE error event, not a server error."""
+    from alarmcloud_alexa import plugin
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    app = Starlette(routes=[Mount("/plugins/alexa", routes=plugin.register_routes(None))])
+    app.state.alarmcloud = type("App", (), {"services": services(),
+                                            "plugins": type("P", (), {"integration": lambda self, n: integ})()})()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.post("/plugins/alexa/directive", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text  # Alexa's errors are events
+    assert check(validator, r.json())["event"]["payload"]["type"] == "INVALID_DIRECTIVE"

@@ -286,3 +286,12 @@ async def test_account_erasure_unlinks_the_user_at_google(env: SimpleNamespace) 
     assert [(m, c[0], c[2]) for m, c in zip(env.google.methods, env.google.calls, strict=True)] == [
         ("DELETE", "/v1/agentUsers/pseudo-1", "Bearer ya29.test")]
     assert not [k for k in env.svc.state if k[:2] == ("google_home", "acc-1")]
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b"{not json", b"[]", b""])
+async def test_a_malformed_body_is_a_400(env: SimpleNamespace, raw: bytes) -> None:
+    """A body that is no JSON object (JSON nested 100,000 levels deep included) is a 400 with a JSON error."""
+    resp = await env.client.post("/plugins/google_home/fulfillment", content=raw,
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "invalid_request"

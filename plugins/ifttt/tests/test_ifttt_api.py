@@ -317,3 +317,15 @@ def test_status_is_503_while_the_core_cannot_answer(srv: LiveServer) -> None:
     finally:
         core.services.get_state = real
     assert httpx.get(srv.url + BASE + "/status", headers={"IFTTT-Service-Key": KEY}).status_code == 200
+
+
+def test_a_malformed_body_is_a_400(srv: LiveServer) -> None:
+    """A body that is no JSON object (JSON nested 100,000 levels deep included) is a 400 with IFTTT's error shape,
+    and the service keeps answering."""
+    token = setup(srv)["accessToken"]
+    for raw in (b"[" * 100_000 + b"]" * 100_000, b"{not json", b"[1]"):
+        r = httpx.post(srv.url + BASE + "/triggers/new_alarm", content=raw,
+                       headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.json()["errors"][0]["message"]
+    assert call(srv, token, "/triggers/new_alarm", {"triggerFields": {}}).status_code == 200

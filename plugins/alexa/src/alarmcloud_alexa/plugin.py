@@ -128,7 +128,7 @@ async def directive(request: Request) -> Response:
     app = request.app.state.alarmcloud
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         body = None
     return JSONResponse(await _integration(app).handler(app.services).handle(body))
 

@@ -123,7 +123,7 @@ async def fulfillment(request: Request) -> Response:
     app = request.app.state.alarmcloud
     try:
         body = json.loads(await request.body())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         body = None
     if not isinstance(body, dict):
         return JSONResponse({"error": {"code": "invalid_request", "message": "a JSON object is required"}},

@@ -79,7 +79,7 @@ async def _body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         raise IftttError(400, "the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise IftttError(400, "the body must be a JSON object")
