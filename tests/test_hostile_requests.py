@@ -589,23 +589,17 @@ def _field_variants(body: dict[str, Any]) -> list[tuple[str, Callable[[dict[str,
     return out
 
 
-#: defects of plugins (their own packages), left to them. These cases are not sent: the server thread then logs a
-#: RecursionError traceback, and on Python 3.11 two threads building tracebacks at once (pytest formats the
-#: expected failure meanwhile) can fail ast.parse with "AST constructor recursion depth mismatch", which ends
-#: the pytest worker (seen 3 times in some 15 runs with -n 2)
+#: defects of plugins (their own packages), left to them: while a case still answers 500 it is skipped, not failed.
+#: (A failure would be formatted by pytest while the server thread logs its RecursionError traceback; on Python 3.11
+#: two threads building tracebacks at once can fail ast.parse with "AST constructor recursion depth mismatch",
+#: which ended the pytest worker 3 times in some 15 runs with -n 2.)
 PLUGIN_DEFECTS = {
     "POST /plugins/google_home/fulfillment": "json.loads of the body without catching RecursionError: 500",
     "POST /plugins/alexa/directive": "json.loads of the body without catching RecursionError: 500",
 }
 
 
-def _marks(op: tuple[str, str], variant: str) -> Any:
-    if key(op) in PLUGIN_DEFECTS and (variant.startswith("nested_") or variant.endswith("_deep")):
-        return pytest.mark.skip(reason=f"known defect of the plugin: {PLUGIN_DEFECTS[key(op)]}")
-    return ()
-
-
-BODY_CASES = [pytest.param(op, variant, id=f"{variant}-{key(op)}", marks=_marks(op, variant)) for op in _body_ops()
+BODY_CASES = [pytest.param(op, variant, id=f"{variant}-{key(op)}") for op in _body_ops()
               for variant in [*RAW_BODIES, "unknown_field", "missing_fields", "wrong_content_type",
                               "form_body", *(n for n, _ in _field_variants(BODIES[key(op)]))]]
 
@@ -632,6 +626,8 @@ def test_json_bodies(world: World, op: tuple[str, str], variant: str) -> None:
         content = body_for(world, k, dict(_field_variants(base))[variant](base))
     who = world.operator if "/operator/" in path and world.operator else world.owner  # operators only
     r = who.send(method, fill(path, world.own), content=content, headers={"Content-Type": ctype})
+    if k in PLUGIN_DEFECTS and r.status_code >= 500 and (variant.startswith("nested_") or variant.endswith("_deep")):
+        pytest.skip(f"known defect of the plugin: {PLUGIN_DEFECTS[k]}")
     if variant in ("missing_fields", "wrong_content_type") and r.status_code < 400:
         return  # every field optional / JSON understood whatever its label: nothing wrong was sent
     assert_error(k, r)
