@@ -119,6 +119,8 @@ def parse_webhook_url(url: str, what: str = "webhook") -> httpx.URL:
         raise TargetNotAllowed(f"{what} URLs must start with http:// or https://")
     if not u.raw_host:
         raise TargetNotAllowed(f"the {what} URL has no host")
+    if u.port is not None and not 0 < u.port < 65536:
+        raise TargetNotAllowed(f"the {what} URL's port must be between 1 and 65535")
     if u.userinfo:
         raise TargetNotAllowed(f"user names or passwords in {what} URLs are not supported; "
                                + ("receivers check the signature instead" if what == "webhook"
