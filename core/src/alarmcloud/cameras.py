@@ -227,15 +227,22 @@ async def delete_camera(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _rotate_upload_login(app: AlarmCloud, user: User, cid: str) -> tuple[Camera, str]:
-    """Give the camera an upload user name (once) and a new password; returns the password to show once."""
+async def _rotate_upload_login(app: AlarmCloud, user: User, cid: str, pending: bool = False) -> tuple[Camera, str]:
+    """Give the camera an upload user name (once) and a new password; returns the password to show once.
+
+    ``pending``: the new password is valid beside the current one (``upload_password_pending_hash``) until the
+    camera uploads with it or ``_confirm_upload_login`` makes it the only one; otherwise it replaces every other at
+    once (a leaked password stops working)."""
     password = secrets.token_urlsafe(18)  # 144 random bits: a fast hash is safe, uploads stay cheap
     pw_hash = crypto.hash_generated_secret(password)
 
     def _rotate(s: Session) -> Camera:
         cam = camera_for(s, user, cid, "admin")
         cam.upload_username = cam.upload_username or f"cam-{secrets.token_hex(6)}"
-        cam.upload_password_hash = pw_hash
+        if pending and cam.upload_password_hash is not None:
+            cam.upload_password_pending_hash = pw_hash
+        else:
+            cam.upload_password_hash, cam.upload_password_pending_hash = pw_hash, None
         s.add(cam)
         s.commit()
         return cam
@@ -243,6 +250,24 @@ async def _rotate_upload_login(app: AlarmCloud, user: User, cid: str) -> tuple[C
     cam = await app.db.run(_rotate)
     app.forget_upload_login(cam.upload_username or "")
     return cam, password
+
+
+async def _confirm_upload_login(app: AlarmCloud, cid: str, password: str) -> None:
+    """The camera took ``password``: it becomes the camera's only upload password (unless rotated meanwhile)."""
+    pw_hash = crypto.hash_generated_secret(password)
+
+    def _confirm(s: Session) -> str | None:
+        cam = s.get(Camera, cid)
+        if cam is None or cam.upload_password_pending_hash != pw_hash:
+            return None
+        cam.upload_password_hash, cam.upload_password_pending_hash = pw_hash, None
+        s.add(cam)
+        s.commit()
+        return cam.upload_username
+
+    username = await app.db.run(_confirm)
+    if username:
+        app.forget_upload_login(username)
 
 
 async def upload_credentials(request: Request) -> Response:
@@ -480,8 +505,10 @@ async def setup_upload(request: Request) -> Response:
     cid = request.path_params["camera_id"]
     cam = await app.db.run(lambda s: camera_for(s, user, cid, "admin"))
     adapter = adapter_for(app, cam)
-    reachable(app, cam)  # before the password changes: a camera that cannot be set up keeps uploading
-    cam, password = await _rotate_upload_login(app, user, cid)
+    reachable(app, cam)  # before a new password is made: a camera that cannot be reached keeps uploading
+    # the new password is valid beside the old one until the camera has taken it: a setup that fails part-way (the
+    # camera refuses a step, reboots, times out) may or may not have written it, and the camera keeps uploading
+    cam, password = await _rotate_upload_login(app, user, cid, pending=True)
     ep = app.upload_endpoints()
     target = UploadTarget(ftp_host=ep["ftp_host"], ftp_port=ep["ftp_port"], username=cam.upload_username or "",
                           password=password, http_url=ep["http_url"],
@@ -491,6 +518,7 @@ async def setup_upload(request: Request) -> Response:
         done = await adapter.setup_upload(camera_access(app, cam), target)
     except CameraError as exc:
         raise _camera_error(exc) from None
+    await _confirm_upload_login(app, cam.id, password)
     return JSONResponse({"ok": True, "configured": done})
 
 

@@ -88,13 +88,27 @@ class UploadLogins:
         with self.app.db.session() as s:
             cam = s.exec(select(Camera).where(Camera.upload_username == username)).first()
             stored = cam.upload_password_hash if cam else None
+            pending = cam.upload_password_pending_hash if cam else None
             cam_id = cam.id if cam else None
         if stored is None or cam_id is None:
             return None  # user names are random ("cam-" + 48 bits): nothing to learn from timing here
         if not crypto.verify_generated_secret(stored, password):
-            return None
+            if pending is None or not crypto.verify_generated_secret(pending, password):
+                return None
+            self._take_pending(cam_id, pending)
         self._cache[username] = (digest, cam_id, time.monotonic() + 300)
         return cam_id
+
+    def _take_pending(self, cam_id: str, pending: str) -> None:
+        """The camera uploads with the password a one-click setup gave it: now its only one."""
+        with self.app.db.session() as s:
+            cam = s.get(Camera, cam_id)
+            if cam is not None and cam.upload_password_pending_hash == pending:
+                cam.upload_password_hash, cam.upload_password_pending_hash = pending, None
+                s.add(cam)
+                s.commit()
+                log.info("camera %s uploads with the password its one-click setup gave it; the previous one no "
+                         "longer works", cam_id)
 
 
 def reject(app: AlarmCloud, camera_id: str, path: Path, code: str, message: str, status: int = 422,

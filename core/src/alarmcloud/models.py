@@ -135,6 +135,9 @@ class Camera(SQLModel, table=True):
     integrations_may_use_credentials: bool = False
     upload_username: str | None = Field(default=None, index=True, unique=True, max_length=64)
     upload_password_hash: str | None = Field(default=None, max_length=200)
+    #: the password one-click setup gave the camera: valid beside ``upload_password_hash`` until the camera uploads
+    #: with it (then it replaces that one), because a setup that fails part-way may or may not have written it
+    upload_password_pending_hash: str | None = Field(default=None, max_length=200)
     detectors: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     detector_options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)

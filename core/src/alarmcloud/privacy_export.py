@@ -29,7 +29,8 @@ CHUNK = zipstream.CHUNK
 STALE_EXPORT_SECONDS = 900
 #: never exported: secrets, password and token hashes, encrypted camera credentials
 SECRET_COLUMNS = {"password_hash", "pending_email_token_hash", "token_hash", "id_hash", "csrf_token", "secret",
-                  "upload_password_hash", "host_enc", "p2p_id_enc", "username_enc", "password_enc",
+                  "upload_password_hash", "upload_password_pending_hash", "host_enc", "p2p_id_enc", "username_enc",
+                  "password_enc",
                   "client_secret_hash", "code_hash", "access_hash", "refresh_hash"}
 #: friendly section names for the tables of ``account.json``
 SECTIONS = {"accounts": "profile", "cameras": "cameras", "clips": "events", "findings": "findings",

@@ -228,3 +228,43 @@ def test_uploads_are_judged_by_the_model_they_come_from(server: LiveServer, tmp_
     long = upload(make_clip(tmp_path / "long.mp4", seconds=24, width=320, height=176, fps=5))
     assert long.status_code == 201, long.text
     assert "long_clip" in owner.http.get(f"/api/v1/events/{long.json()['event_id']}").json()["flags"]
+
+
+def _upload(server: LiveServer, clip: Path, login: tuple[str, str]) -> int:
+    r = httpx.post(f"{server.url}/api/v1/ingest/clips", content=clip.read_bytes(), auth=login,
+                   headers={"Content-Type": "video/mp4"}, timeout=60)  # fmt: skip
+    return r.status_code
+
+
+def test_a_failed_setup_never_locks_the_camera_out(server: LiveServer, tmp_path: Path) -> None:
+    """One-click setup that fails keeps the camera uploading: when the camera refuses it outright, its upload login
+    is unchanged; when it fails part-way (the new FTP password written, a later step refused), the previous and the
+    new password both work until the camera uploads with the new one, which then is the only one."""
+    clip = make_clip(tmp_path / "A20240501-101500.mp4", seconds=2, width=640, height=352, fps=15)
+    with FakeInstarCamera("fullhd", password=CAM_PASSWORD) as cam:
+        owner = Customer(server.url, "setup-fails@example.com")
+        cid = owner.add_camera(cam)
+        assert owner.http.post(f"/api/v1/cameras/{cid}/setup").status_code == 200
+        first = (cam.state["ftp"]["-ft_username"], cam.state["ftp"]["-ft_password"])
+        assert _upload(server, clip, first) == 201
+
+        cam.password = "changed-on-the-camera"  # the camera refuses every request
+        r = owner.http.post(f"/api/v1/cameras/{cid}/setup")
+        assert r.status_code >= 400 and r.json()["error"]["code"]
+        assert _upload(server, clip, first) == 201
+
+        cam.password = CAM_PASSWORD
+        cam.unknown_commands = {"setalarmserverattr"}  # the FTP step lands, the alarm-server step fails
+        r = owner.http.post(f"/api/v1/cameras/{cid}/setup")
+        assert r.status_code >= 400 and r.json()["error"]["code"]
+        second = (cam.state["ftp"]["-ft_username"], cam.state["ftp"]["-ft_password"])
+        assert second[0] == first[0] and second[1] != first[1]
+        assert _upload(server, clip, first) == 201  # the camera may still hold the old one...
+        assert _upload(server, clip, second) == 201  # ...or the new one: it uploads with the new one
+        assert _upload(server, clip, first) == 401  # from now on the new one is the only one
+
+        cam.unknown_commands = set()
+        assert owner.http.post(f"/api/v1/cameras/{cid}/setup").status_code == 200
+        third = (cam.state["ftp"]["-ft_username"], cam.state["ftp"]["-ft_password"])
+        assert _upload(server, clip, second) == 401  # a setup that succeeded leaves only the password it wrote
+        assert _upload(server, clip, third) == 201
