@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from alarmcloud.bodies import read_body
 from alarmcloud.contracts import (
     CAMERA_ACTIONS,
     CameraAccess,
@@ -61,4 +62,5 @@ __all__ = [
     "ServiceError",
     "UploadTarget",
     "hookimpl",
+    "read_body",
 ]

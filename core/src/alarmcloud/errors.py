@@ -9,6 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from alarmcloud.bodies import MAX_JSON_BYTES, read_body
+
 log = logging.getLogger(__name__)
 
 
@@ -56,13 +58,11 @@ async def server_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal server error")
 
 
-async def json_body(request: Request, max_bytes: int = 1024 * 1024) -> dict[str, Any]:
+async def json_body(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """Parse a JSON object body with a size cap and clear errors."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise ApiError(413, "payload_too_large", f"JSON body larger than {max_bytes} bytes")
+    body = await read_body(request, max_bytes)
+    if body is None:
+        raise ApiError(413, "payload_too_large", f"JSON body larger than {max_bytes} bytes")
     if not body:
         raise ApiError(400, "invalid_json", "a JSON object body is required")
     import json

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -343,11 +344,8 @@ def test_scopes_are_ones_the_core_can_grant() -> None:
     assert [set(spec.scopes) for spec in register_integrations()] == [set(SCOPES)]
 
 
-@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b"{not json", b"\xff\xfe", b""])
-async def test_a_malformed_directive_body_is_an_invalid_directive(integ: AlexaIntegration, validator: Any,
-                                                                   raw: bytes) -> None:
-    """Over HTTP: a body that is no JSON, or JSON nested 100,000 levels deep, is answered with Alexa's
-    INVALID_DIRECTIVE error event, not a server error."""
+def _http(integ: AlexaIntegration) -> httpx.AsyncClient:
+    """The directive endpoint over HTTP (ASGI), as the forwarding Lambda reaches it."""
     from alarmcloud_alexa import plugin
     from starlette.applications import Starlette
     from starlette.routing import Mount
@@ -355,7 +353,29 @@ async def test_a_malformed_directive_body_is_an_invalid_directive(integ: AlexaIn
     app = Starlette(routes=[Mount("/plugins/alexa", routes=plugin.register_routes(None))])
     app.state.alarmcloud = type("App", (), {"services": services(),
                                             "plugins": type("P", (), {"integration": lambda self, n: integ})()})()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b"{not json", b"\xff\xfe", b""])
+async def test_a_malformed_directive_body_is_an_invalid_directive(integ: AlexaIntegration, validator: Any,
+                                                                   raw: bytes) -> None:
+    """Over HTTP: a body that is no JSON, or JSON nested 100,000 levels deep, is answered with Alexa's
+    INVALID_DIRECTIVE error event, not a server error."""
+    async with _http(integ) as client:
         r = await client.post("/plugins/alexa/directive", content=raw, headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text  # Alexa's errors are events
     assert check(validator, r.json())["event"]["payload"]["type"] == "INVALID_DIRECTIVE"
+
+
+async def test_an_oversized_directive_body_is_a_413(integ: AlexaIntegration) -> None:
+    """A body over 256 KiB is refused with 413, also when it comes chunked without a declared length."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 8192
+
+    async with _http(integ) as client:
+        r = await client.post("/plugins/alexa/directive", content=chunks(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+        r = await client.post("/plugins/alexa/directive", json=directive("Alexa", "ReportState", "cam-1"))
+        assert r.status_code == 200 and r.json()["event"]["header"]["name"] != "ErrorResponse"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -134,3 +135,20 @@ async def test_bad_trigger_gets_400(client: httpx.AsyncClient, core: CoreDouble)
 async def test_other_methods_are_not_allowed(client: httpx.AsyncClient) -> None:
     response = await client.put(URL + "?active=1", auth=("cam-user", "cam-pass"))
     assert response.status_code == 405
+
+
+async def test_an_oversized_or_too_deep_body_is_refused(client: httpx.AsyncClient, core: CoreDouble) -> None:
+    """A body over 16 KiB is a 413, also when it comes chunked without a declared length; JSON nested thousands of
+    levels deep is a 400; neither records a trigger."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b"active=1&" * 300
+
+    response = await client.post(URL, content=chunks(), auth=("cam-user", "cam-pass"))
+    assert response.status_code == 413 and response.json()["error"]["code"] == "body_too_large"
+    deep = b'{"a":' * 2500 + b"1" + b"}" * 2500  # 15,001 bytes: under the size cap
+    response = await client.post(URL, content=deep, auth=("cam-user", "cam-pass"),
+                                 headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_body"
+    assert core.triggers == []

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -295,3 +296,16 @@ async def test_a_malformed_body_is_a_400(env: SimpleNamespace, raw: bytes) -> No
                                  headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "invalid_request"
+
+
+async def test_an_oversized_body_is_a_413(env: SimpleNamespace) -> None:
+    """A body over 1 MiB is refused with 413, also when it comes chunked without a declared length."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(160):
+            yield b"x" * 8192
+
+    resp = await env.client.post("/plugins/google_home/fulfillment", content=chunks(),
+                                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large"
+    assert (await post(env, "action.devices.SYNC")).status_code == 200

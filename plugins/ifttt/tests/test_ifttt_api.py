@@ -329,3 +329,17 @@ def test_a_malformed_body_is_a_400(srv: LiveServer) -> None:
         assert r.status_code == 400, r.text
         assert r.json()["errors"][0]["message"]
     assert call(srv, token, "/triggers/new_alarm", {"triggerFields": {}}).status_code == 200
+
+
+def test_an_oversized_body_is_a_413(srv: LiveServer) -> None:
+    """A body over 256 KiB is refused with 413, also when it comes chunked without a declared length."""
+    token = setup(srv)["accessToken"]
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(40):
+            yield b"x" * 8192
+
+    r = httpx.post(srv.url + BASE + "/triggers/new_alarm", content=chunks(),
+                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    assert r.status_code == 413 and r.json()["errors"][0]["message"]
+    assert call(srv, token, "/triggers/new_alarm", {"triggerFields": {}}).status_code == 200

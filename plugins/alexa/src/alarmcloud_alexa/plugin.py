@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, hookimpl
+from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, hookimpl, read_body
 from alarmcloud.events import ACCOUNT_DELETED, CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY, LINK_REVOKED
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: directives are a few kilobytes; a larger body is refused before it is held in memory
+MAX_BODY = 256 * 1024
 PRIVACY = ProcessingRecord(
     data=("pseudonymous account link (OAuth token)", "camera names, brands, models and ids",
           "motion-detection state and alarm times of the cameras",
@@ -126,8 +128,12 @@ def _integration(app: Any) -> AlexaIntegration:
 async def directive(request: Request) -> Response:
     """``POST /plugins/alexa/directive``: the forwarding Lambda posts the raw directive here."""
     app = request.app.state.alarmcloud
+    raw = await read_body(request, MAX_BODY)
+    if raw is None:
+        message = f"directives are under {MAX_BODY} bytes"
+        return JSONResponse({"error": {"code": "payload_too_large", "message": message}}, status_code=413)
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         body = None
     return JSONResponse(await _integration(app).handler(app.services).handle(body))

@@ -16,6 +16,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
+from alarmcloud import read_body
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
@@ -115,13 +116,14 @@ async def _params(request: Request) -> dict[str, str] | JSONResponse:
     params = dict(parse_qsl(request.url.query, keep_blank_values=True))
     if request.method == "POST":
         length = request.headers.get("content-length") or "0"
-        if not length.isdigit() or int(length) > MAX_BODY:
+        raw = await read_body(request, MAX_BODY) if length.isdigit() else None  # chunked bodies are counted too
+        if raw is None:
             return _error(413, "body_too_large", "the alarm-server body is too large")
-        body = (await request.body())[:MAX_BODY].decode("utf-8", "replace").strip()
+        body = raw.decode("utf-8", "replace").strip()
         if body.startswith("{"):
             try:
                 data = json.loads(body)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested thousands of levels deep
                 return _error(400, "invalid_body", "the body is not valid JSON")
             if isinstance(data, dict):
                 params.update({str(k): str(v) for k, v in data.items() if v is not None})

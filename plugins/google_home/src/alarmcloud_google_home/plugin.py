@@ -7,7 +7,16 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from alarmcloud import CoreServices, Event, Integration, IntegrationSpec, ProcessingRecord, ServiceError, hookimpl
+from alarmcloud import (
+    CoreServices,
+    Event,
+    Integration,
+    IntegrationSpec,
+    ProcessingRecord,
+    ServiceError,
+    hookimpl,
+    read_body,
+)
 from alarmcloud.events import ACCOUNT_DELETED, CAMERA_CHANGED, CAMERA_DELETED, DETECTIONS_READY, LINK_REVOKED
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SCOPES = (SCOPE_STREAM, SCOPE_CONTROL)
+#: an EXECUTE for many devices is tens of kilobytes; a larger body is refused before it is held in memory
+MAX_BODY = 1024 * 1024
 PRIVACY = ProcessingRecord(
     data=("pseudonymous agent user id", "camera names, brands, models and ids",
           "motion-detection state and online state of the cameras", "live-stream relay URLs"),
@@ -121,8 +132,12 @@ def _integration(app: Any) -> GoogleHomeIntegration:
 async def fulfillment(request: Request) -> Response:
     """``POST /plugins/google_home/fulfillment``: SYNC, QUERY, EXECUTE, DISCONNECT."""
     app = request.app.state.alarmcloud
+    raw = await read_body(request, MAX_BODY)
+    if raw is None:
+        message = f"requests are under {MAX_BODY} bytes"
+        return JSONResponse({"error": {"code": "payload_too_large", "message": message}}, status_code=413)
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: JSON nested thousands of levels deep
         body = None
     if not isinstance(body, dict):

@@ -9,13 +9,15 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from alarmcloud import Principal, ServiceError
+from alarmcloud import Principal, ServiceError, read_body
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 log = logging.getLogger(__name__)
 
+#: IFTTT's requests are small JSON objects; a larger body is refused before it is held in memory
+MAX_BODY = 256 * 1024
 PLUGIN = "ifttt"
 INTEGRATION = "ifttt"
 LABELS = ("rain", "plate", "person", "vehicle", "animal")
@@ -74,7 +76,9 @@ async def _principal(request: Request, scope: str | None = None) -> Principal:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    raw = await read_body(request, MAX_BODY)
+    if raw is None:
+        raise IftttError(413, f"the body is larger than {MAX_BODY} bytes")
     if not raw:
         return {}
     try:
