@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from alarmcloud import erasures
-from alarmcloud.auth import core, require_user
+from alarmcloud.auth import core, require_user, visible_camera_ids
 from alarmcloud.events import STORAGE_ALMOST_FULL, Event
 from alarmcloud.models import Account, Camera, Clip, Feedback, FindingRow, Job, Series, iso, utcnow
 
@@ -139,7 +139,10 @@ class StorageService:
 
         self.delete_blobs(await self.app.db.run(_del))
 
-    def status(self, s: Session, account_id: str) -> dict[str, Any]:
+    def status(self, s: Session, account_id: str, camera_ids: list[str] | None = None) -> dict[str, Any]:
+        """The account's quota and use. ``camera_ids`` (a sub-user's cameras): the clip count, the oldest clip and
+        the per-camera rows cover those cameras only; quota, used and free bytes stay the account's (the space is
+        shared: one figure, no camera, clip or name of the others)."""
         acc = s.get(Account, account_id)
         st = self.app.settings.storage
         quota = quota_bytes(self.app.settings, acc)
@@ -151,6 +154,8 @@ class StorageService:
         per_camera = [{"camera_id": cid, "name": names.get(cid), "clips": int(n), "bytes": int(b),
                        "oldest_clip": iso(o) if o else None} for cid, n, b, o in rows]
         used = sum(p["bytes"] for p in per_camera)
+        if camera_ids is not None:
+            per_camera = [p for p in per_camera if p["camera_id"] in camera_ids]
         oldest = min((p["oldest_clip"] for p in per_camera if p["oldest_clip"]), default=None)
         return {"quota_bytes": quota, "used_bytes": used, "free_bytes": max(0, quota - used),
                 "used_ratio": round(used / quota, 4) if quota else 0.0, "retention_days": days,
@@ -162,4 +167,5 @@ async def storage_status(request: Request) -> Response:
     """Quota, used bytes, clip count, oldest clip, per camera."""
     user = await require_user(request)
     app = core(request)
-    return JSONResponse(await app.db.run(lambda s: app.storage.status(s, user.tenant_id)))
+    return JSONResponse(await app.db.run(
+        lambda s: app.storage.status(s, user.tenant_id, visible_camera_ids(s, user))))

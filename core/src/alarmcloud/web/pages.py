@@ -360,7 +360,8 @@ async def storage_page(request: Request) -> Response:
     days = 14
 
     def _load(s: Session) -> dict[str, Any]:
-        return {"storage": app.storage.status(s, user.tenant_id), "stats": charts.daily_stats(s, user, days)}
+        return {"storage": app.storage.status(s, user.tenant_id, auth.visible_camera_ids(s, user)),
+                "stats": charts.daily_stats(s, user, days)}
 
     data = await app.db.run(_load)
     st = data["storage"]
