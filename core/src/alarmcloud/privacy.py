@@ -204,10 +204,11 @@ def _consent(c: Consent) -> dict[str, Any]:
 
 
 async def list_consents(request: Request) -> Response:
-    """The caller's consent ledger (releases of recordings, integration grants), newest first."""
+    """The caller's consent ledger (releases of recordings, integration grants), newest first: each person's own
+    (a sub-user sees its own integration grants, never the owner's releases or grants)."""
     user = await require_user(request)
     rows = await core(request).db.run(lambda s: s.exec(
-        select(Consent).where(Consent.account_id == user.tenant_id).order_by(col(Consent.id).desc())).all())
+        select(Consent).where(Consent.account_id == user.id).order_by(col(Consent.id).desc())).all())
     return JSONResponse({"items": [_consent(c) for c in rows]})
 
 
@@ -221,7 +222,7 @@ async def withdraw_consent(request: Request) -> Response:
 
     def _withdraw(s: Session) -> Consent:
         c = s.get(Consent, cid)
-        if c is None or c.account_id != user.tenant_id:
+        if c is None or c.account_id != user.id:  # the caller's own: a sub-user cannot withdraw the owner's
             raise ApiError(404, "not_found", "consent not found")
         if c.withdrawn_at is None:
             # in the erasure register before the commit: a restore of an older backup withdraws it again
