@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from alarmcloud.auth import User, core, require_user, visible_camera_ids
+from alarmcloud.auth import User, camera_for, core, require_user, visible_camera_ids
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
 from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso
@@ -194,11 +194,17 @@ async def get_event(request: Request) -> Response:
 
 
 async def delete_event(request: Request) -> Response:
-    """Delete an event: its clip, thumbnail and findings."""
+    """Delete an event: its clip, thumbnail and findings. Needs the ``admin`` right on the event's camera (``view``
+    reads events, ``control`` runs actions; deleting a recording changes what the camera recorded)."""
     user = await require_user(request)
     app = core(request)
     eid = request.path_params["event_id"]
-    await app.db.run(lambda s: clip_for(s, user, eid))
+
+    def _check(s: Session) -> None:
+        clip = clip_for(s, user, eid)  # 404 for an event of a camera the caller has no right on
+        camera_for(s, user, clip.camera_id, "admin")
+
+    await app.db.run(_check)
     await app.storage.delete_clip(eid)
     return Response(status_code=204)
 
