@@ -399,9 +399,18 @@ async def list_series(request: Request) -> Response:
     return JSONResponse({"items": await core(request).db.run(_list)})
 
 
-async def known_plates(request: Request) -> Response:
-    """GET: the account's known plates; POST ``{"text", "name", "notify"}`` adds one."""
+async def _plates_owner(request: Request) -> User:
+    """The account owner: known plates (people's cars by name, and who is told about them) are the owner's list,
+    refused to sub-users like the other account settings (403)."""
     user = await require_user(request)
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "only the account owner manages known plates")
+    return user
+
+
+async def known_plates(request: Request) -> Response:
+    """GET: the account's known plates; POST ``{"text", "name", "notify"}`` adds one. The owner's list only."""
+    user = await _plates_owner(request)
     app = core(request)
     if request.method == "POST":
         data = await json_body(request)
@@ -432,7 +441,7 @@ async def known_plates(request: Request) -> Response:
 
 async def delete_known_plate(request: Request) -> Response:
     """Forget a known plate."""
-    user = await require_user(request)
+    user = await _plates_owner(request)
     pid = request.path_params["plate_id"]
 
     def _del(s: Session) -> None:
