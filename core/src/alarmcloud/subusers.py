@@ -48,8 +48,10 @@ async def create_subuser(request: Request) -> Response:
 
 
 async def list_subusers(request: Request) -> Response:
-    """The owner's sub-users and their rights."""
+    """The owner's sub-users and their rights (403 for sub-users, who manage no users)."""
     user = await require_user(request)
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", "sub-users cannot manage users")
 
     def _list(s: Session) -> list[dict[str, Any]]:
         out = []
