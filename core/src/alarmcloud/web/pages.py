@@ -236,7 +236,13 @@ async def clip_page(request: Request) -> Response:
         except ApiError:
             return None
         ev["findings"].sort(key=lambda f: (f.get("time") is None, f.get("time") or 0))
-        return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}}
+        for f in ev["findings"]:  # the API leaves out what a finding does not have; the page asks for every key
+            f.setdefault("time", None)
+            f.setdefault("box", None)
+            f.setdefault("text", None)
+        # the API's rule (``eventsapi.delete_event``): the admin right on the event's camera
+        may_delete = cam is not None and auth.camera_right(s, user, cam.id) == "admin"
+        return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_delete}
 
     data = await app.db.run(_load)
     if data is None:
