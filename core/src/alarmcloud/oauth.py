@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from alarmcloud import crypto, erasures
 from alarmcloud.auth import SESSION_COOKIE, User, _session_user, require_user
+from alarmcloud.bodies import read_body
 from alarmcloud.errors import ApiError
 from alarmcloud.events import LINK_REVOKED, Event
 from alarmcloud.models import Consent, aware, iso, new_id, utcnow
@@ -593,11 +594,9 @@ MAX_FORM = 64 * 1024
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_FORM:
-            raise ApiError(413, "payload_too_large", f"form body larger than {MAX_FORM} bytes")
+    raw = await read_body(request, MAX_FORM)
+    if raw is None:
+        raise ApiError(413, "payload_too_large", f"form body larger than {MAX_FORM} bytes")
     form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
     if any("\x00" in k or any("\x00" in v for v in vs) for k, vs in form.items()):
         return {}  # no valid OAuth field holds NUL (PostgreSQL cannot compare one): answered as a form without any
