@@ -505,7 +505,7 @@ async def setup_upload(request: Request) -> Response:
     cid = request.path_params["camera_id"]
     cam = await app.db.run(lambda s: camera_for(s, user, cid, "admin"))
     adapter = adapter_for(app, cam)
-    reachable(app, cam)  # before a new password is made: a camera that cannot be reached keeps uploading
+    access = reachable(app, cam)  # before a new password is made: a camera that cannot be reached keeps uploading
     # the new password is valid beside the old one until the camera has taken it: a setup that fails part-way (the
     # camera refuses a step, reboots, times out) may or may not have written it, and the camera keeps uploading
     cam, password = await _rotate_upload_login(app, user, cid, pending=True)
@@ -515,7 +515,7 @@ async def setup_upload(request: Request) -> Response:
                           alarm_server_url=app.settings.public_url.rstrip("/") + f"/plugins/{cam.brand}/alarm",
                           ftps=app.settings.ftp.tls_cert is not None)
     try:
-        done = await adapter.setup_upload(camera_access(app, cam), target)
+        done = await adapter.setup_upload(access, target)
     except CameraError as exc:
         raise _camera_error(exc) from None
     await _confirm_upload_login(app, cam.id, password)

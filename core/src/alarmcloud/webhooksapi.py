@@ -181,10 +181,9 @@ async def list_deliveries(request: Request) -> Response:
     """Recent deliveries of a webhook, newest first: state, attempts, last error, next attempt (``limit``)."""
     user = await _owner(request)
     hid = request.path_params["webhook_id"]
-    raw = request.query_params.get("limit", "20")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= MAX_DELIVERIES:
+    limit = int_id(request.query_params.get("limit", "20"))
+    if limit is None or not 1 <= limit <= MAX_DELIVERIES:
         raise ApiError(400, "invalid_limit", f"limit must be an integer from 1 to {MAX_DELIVERIES}")
-    limit = int(raw)
 
     def _list(s: Session) -> list[Outbox]:
         hook = _hook_for(s, user, hid)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from alarmcloud.auth import User, core, require_user, visible_camera_ids
-from alarmcloud.errors import ApiError
+from alarmcloud.errors import ApiError, int_id
 from alarmcloud.models import Clip
 
 
@@ -46,10 +46,9 @@ def daily_stats(s: Session, user: User, days: int, today: date | None = None) ->
 async def stats_endpoint(request: Request) -> Response:
     """``GET /api/v1/stats?days=14``: alarms and false-alarm rate per day for the caller's cameras."""
     user = await require_user(request)
-    raw = request.query_params.get("days", "14")
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not 1 <= int(raw) <= 366:
+    days = int_id(request.query_params.get("days", "14"))
+    if days is None or not 1 <= days <= 366:
         raise ApiError(400, "invalid_days", "days must be between 1 and 366")
-    days = int(raw)
     rows = await core(request).db.run(lambda s: daily_stats(s, user, days))
     return JSONResponse({"days": rows})
 
