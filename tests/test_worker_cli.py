@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -94,23 +95,33 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
-def test_worker_processes_stop_with_the_parent(tmp_path: Path) -> None:
-    """SIGTERM to ``alarmcloud worker -n 2`` (systemd, docker stop) stops every worker process it started."""
+def _start_workers(tmp_path: Path, n: int) -> subprocess.Popen[bytes]:
+    """``alarmcloud worker -n N`` on a data directory of its own (SQLite)."""
     env = {**os.environ, "ALARMCLOUD_DATA_DIR": str(tmp_path / "data"), "ALARMCLOUD_TEST_DATABASE_URL": ""}
     env.pop("ALARMCLOUD_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "alarmcloud.cli", "worker", "-n", "2"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "alarmcloud.cli", "worker", "-n", str(n)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _assert_none_outlives(proc: subprocess.Popen[bytes], kids: Iterable[int]) -> None:
+    """The parent ends, and every one of ``kids`` ends within 30 s after it."""
+    assert proc.wait(timeout=60) is not None
+    deadline = time.monotonic() + 30
+    while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [k for k in kids if _alive(k)], "worker processes outlived their parent"
+
+
+def test_worker_processes_stop_with_the_parent(tmp_path: Path) -> None:
+    """SIGTERM to ``alarmcloud worker -n 2`` (systemd, docker stop) stops every worker process it started."""
+    proc = _start_workers(tmp_path, 2)
     try:
         deadline = time.monotonic() + 60
         while len(kids := _children(proc.pid)) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "the worker processes did not start"
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) is not None
-        deadline = time.monotonic() + 30
-        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [k for k in kids if _alive(k)], "worker processes outlived their parent"
+        _assert_none_outlives(proc, kids)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -120,10 +131,7 @@ def test_a_stop_while_the_workers_start_leaves_none_behind(tmp_path: Path) -> No
     """SIGTERM while the workers are still being started (a service stopped right after its start): as soon as
     the parent has three children (multiprocessing's resource tracker, the first worker, which has its start data,
     and the second) of the four it starts. The parent stops every worker it started, none is left orphaned."""
-    env = {**os.environ, "ALARMCLOUD_DATA_DIR": str(tmp_path / "data"), "ALARMCLOUD_TEST_DATABASE_URL": ""}
-    env.pop("ALARMCLOUD_DATABASE_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "alarmcloud.cli", "worker", "-n", "4"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _start_workers(tmp_path, 4)
     kids: set[int] = set()
     try:
         deadline = time.monotonic() + 60
@@ -136,11 +144,7 @@ def test_a_stop_while_the_workers_start_leaves_none_behind(tmp_path: Path) -> No
                 kids.update(_children(proc.pid))
             except (FileNotFoundError, ProcessLookupError):
                 break
-        assert proc.wait(timeout=60) is not None
-        deadline = time.monotonic() + 30
-        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [k for k in kids if _alive(k)], "worker processes outlived their parent"
+        _assert_none_outlives(proc, kids)
     finally:
         if proc.poll() is None:
             proc.kill()
