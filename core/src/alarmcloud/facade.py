@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from sqlmodel import Session, select
 
+from alarmcloud.auth import RIGHTS, User, camera_for, camera_right, visible_camera_ids, visible_cameras
 from alarmcloud.contracts import LiveStream
 from alarmcloud.errors import ApiError
 from alarmcloud.models import Account, Camera, PluginState, utcnow
@@ -25,6 +26,18 @@ if TYPE_CHECKING:
 
 def _api(exc: ApiError) -> ServiceError:
     return ServiceError(exc.status, exc.code, exc.message)
+
+
+def _caller(s: Session, account_id: str) -> User | None:
+    """The person a service call acts for (an owner or a sub-user), as the API's rights checks see a caller."""
+    acc = s.get(Account, account_id)
+    return User(acc, "service") if acc is not None else None
+
+
+def _restricted(s: Session, user: User) -> bool:
+    """Processing blocked (GDPR Art. 18) for the caller's account or, for a sub-user, its owner's."""
+    owner = s.get(Account, user.tenant_id) if user.tenant_id != user.id else user.account
+    return bool(user.account.restricted or (owner is not None and owner.restricted))
 
 
 class Services(CoreServices):
@@ -67,19 +80,35 @@ class Services(CoreServices):
 
     # ------------------------------------------------------------ cameras and events
 
-    def _camera(self, s: Session, account_id: str, camera_id: str) -> Camera:
-        cam = s.get(Camera, camera_id)
-        if cam is None or cam.account_id != account_id:
+    # A link acts for the person who linked it: the owner, or a sub-user with its own rights on the owner's cameras
+    # (the principal's ``account_id`` is the sub-user's own account). Rights are read on every call, so a right the
+    # owner takes away, or a sub-user the owner removes, ends at once.
+
+    def _camera(self, s: Session, account_id: str, camera_id: str, need: str) -> tuple[Camera, str]:
+        """The camera and the caller's right on it; 404 unless it may see it, 403 below ``need``."""
+        user = _caller(s, account_id)
+        if user is None:
             raise ServiceError(404, "not_found", "camera not found")
-        return cam
+        try:
+            cam = camera_for(s, user, camera_id, need)
+        except ApiError as exc:
+            raise _api(exc) from None
+        return cam, camera_right(s, user, camera_id) or need
 
     async def list_cameras(self, account_id: str) -> list[CameraSummary]:
-        rows = await self.app.db.run(lambda s: s.exec(select(Camera).where(Camera.account_id == account_id)
-                                                      .order_by(Camera.created_at)).all())
+        def _list(s: Session) -> list[tuple[Camera, str]]:
+            user = _caller(s, account_id)
+            if user is None:
+                return []
+            return [(c, camera_right(s, user, c.id) or "view")
+                    for c in visible_cameras(s, user, Camera.created_at)]
+
         out = []
-        for c in rows:
+        for c, right in await self.app.db.run(_list):
             adapter = self.app.plugins.camera_adapter(c.brand)
-            caps = ("control", "stream") if adapter is not None else ()
+            caps: tuple[str, ...] = ()
+            if adapter is not None:
+                caps = ("control", "stream") if RIGHTS[right] >= RIGHTS["control"] else ("stream",)
             out.append(CameraSummary(id=c.id, name=c.name, brand=c.brand, model=c.model,
                                      motion_detection=c.motion_detection, online=True, capabilities=caps))
         return out
@@ -89,7 +118,7 @@ class Services(CoreServices):
         from alarmcloud.cameras import run_action
 
         require_camera_scope(principal, account_id, "control")
-        cam = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id))
+        cam, _ = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id, "control"))
         try:
             await run_action(self.app, cam, action, value, area)
         except ApiError as exc:
@@ -100,33 +129,39 @@ class Services(CoreServices):
         from alarmcloud.cameras import adapter_for, camera_access
 
         require_camera_scope(principal, account_id, "stream")
-        cam = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id))
+        cam, right = await self.app.db.run(lambda s: self._camera(s, account_id, camera_id, "view"))
         try:
             stream = adapter_for(self.app, cam).live_stream(camera_access(self.app, cam))
         except ApiError as exc:
             raise _api(exc) from None
-        if not (with_credentials and cam.integrations_may_use_credentials):
+        # the camera login opens every setting of the camera: it goes only to links of people who may change the
+        # camera (the owner, admin sub-users), never with a view or control right
+        if not (with_credentials and cam.integrations_may_use_credentials and right == "admin"):
             stream = LiveStream(stream.rtsp_main, stream.rtsp_sub, stream.rtsp_third, stream.snapshot, {})
         return stream
 
     async def list_events(self, account_id: str, *, camera_id: str | None = None, label: str | None = None,
                           real_alarms_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
-        from alarmcloud.auth import User
         from alarmcloud.eventsapi import query_events
 
         def _q(s: Session) -> list[dict[str, Any]]:
-            acc = s.get(Account, account_id)
-            if acc is None or acc.restricted:
-                return []  # GDPR Art. 18: a restricted account's events go to no integration
+            user = _caller(s, account_id)
+            if user is None or _restricted(s, user):
+                return []  # GDPR Art. 18: a restricted account's events go to no integration, a sub-user's neither
             params = {k: v for k, v in {"camera_id": camera_id, "label": label,
                                         "verdict": "alarm" if real_alarms_only else None}.items() if v}
-            return query_events(s, User(acc, "service"), params, max(1, min(limit, 200)))[0]
+            return query_events(s, user, params, max(1, min(limit, 200)))[0]
 
         return await self.app.db.run(_q)
 
     async def storage(self, account_id: str) -> dict[str, Any]:
-        return await self.app.db.run(lambda s: self.app.storage.status(s, account_id))
+        def _status(s: Session) -> dict[str, Any]:
+            user = _caller(s, account_id)
+            if user is None:
+                return self.app.storage.status(s, account_id)
+            return self.app.storage.status(s, user.tenant_id, visible_camera_ids(s, user))
 
+        return await self.app.db.run(_status)
     # ------------------------------------------------------------ plugin state
 
     def _state_row(self, s: Session, plugin: str, account_id: str | None, key: str) -> PluginState | None:

@@ -1,0 +1,244 @@
+"""A sub-user links its own Alexa, Google Home or IFTTT: the link acts with the sub-user's rights, nothing more.
+
+The owner has cameras Door, Gate and Shed (fake INSTAR cameras on loopback) with one alarm clip each, and a sub-user
+with ``view`` on Door and ``control`` on Gate. The sub-user links through the real consent page and token endpoint;
+the tests call the services the integrations call (``app.services``) with the principal of that token, and Google's
+fulfillment over HTTP as Google does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import httpx
+import pytest
+from alarmcloud import oauth
+from alarmcloud.services import Principal, ServiceError
+from alarmcloud.testing import LiveServer
+from alarmcloud_camera_instar.testing import FakeInstarCamera
+
+REDIRECT = "https://layla.amazon.com/api/skill/link/M2SUBUSER"
+GOOGLE_REDIRECT = "https://oauth-redirect.googleusercontent.com/r/alarmcloud-subuser"
+SCOPES = "alarms:read cameras:control cameras:stream storage:read"
+GOOGLE_SCOPES = "cameras:control cameras:stream"
+CAM_PASSWORD = "Cam-Pw-Sub7x"
+SUB_EMAIL = "family@example.com"
+PASSWORD = "correct horse battery staple"
+
+
+def link(srv: LiveServer, user: Any, client: tuple[str, str], redirect: str, scope: str) -> dict[str, Any]:
+    """Link as Alexa does: consent page (the person's own session), Allow, code with PKCE → tokens."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    url = "/oauth/authorize?" + urlencode({"response_type": "code", "client_id": client[0], "redirect_uri": redirect,
+                                           "state": "st", "scope": scope, "code_challenge": challenge,
+                                           "code_challenge_method": "S256"})
+    page = user.http.get(url)
+    assert page.status_code == 200, page.text
+    csrf = re.search(r'name=csrf_token value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = user.http.post(url, data={"csrf_token": csrf, "decision": "approve"})
+    assert r.status_code == 303, r.text
+    code = parse_qs(urlparse(r.headers["location"]).query)["code"][0]
+    r = httpx.post(srv.url + "/oauth/token", auth=client, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "code_verifier": verifier})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+@dataclass
+class Family:
+    srv: LiveServer
+    owner: Any
+    sub: Any
+    cams: dict[str, str]  # name → camera id
+    fakes: dict[str, FakeInstarCamera]
+    events: dict[str, str]  # camera name → event id
+    alexa: tuple[str, str]
+    google: tuple[str, str]
+
+    @property
+    def services(self) -> Any:
+        return self.srv.core.services  # type: ignore[attr-defined]
+
+    def name_of(self, camera_id: str) -> str:
+        return next(n for n, i in self.cams.items() if i == camera_id)
+
+    def set_rights(self, **rights: str) -> None:
+        r = self.owner.put(f"/api/v1/subusers/{self.sub.id}",
+                           json={"rights": {self.cams[n]: right for n, right in rights.items()}})
+        assert r.status_code == 200, r.text
+
+    async def principal(self, who: Any, client: tuple[str, str] | None = None, scope: str = SCOPES,
+                        integration: str = "alexa") -> tuple[Principal, str]:
+        tok = link(self.srv, who, client or self.alexa, REDIRECT if integration == "alexa" else GOOGLE_REDIRECT,
+                   scope)
+        return await self.services.principal_for_token(tok["access_token"], integration), tok["access_token"]
+
+    async def seen(self, p: Principal) -> set[str]:
+        return {self.name_of(c.id) for c in await self.services.list_cameras(p.account_id)}
+
+    async def event_cameras(self, p: Principal, **kw: Any) -> set[str]:
+        return {self.name_of(e["camera_id"]) for e in await self.services.list_events(p.account_id, **kw)}
+
+    def motion_requests(self) -> dict[str, int]:
+        return {n: len(f.requests) for n, f in self.fakes.items()}
+
+
+@pytest.fixture
+def family(api: Any, server: LiveServer, kit: Any, tmp_path: Path) -> Iterator[Family]:
+    clip = kit.small_clip(tmp_path / "alarm.mp4")
+    with FakeInstarCamera("fullhd", password=CAM_PASSWORD) as door, \
+            FakeInstarCamera("fullhd", password=CAM_PASSWORD) as gate, \
+            FakeInstarCamera("fullhd", password=CAM_PASSWORD) as shed:
+        fakes = {"Door": door, "Gate": gate, "Shed": shed}
+        owner = api().register("owner@example.com")
+        cams, events = {}, {}
+        for name, fake in fakes.items():
+            cam = owner.camera(name, host="127.0.0.1", port=fake.port, username="admin", password=CAM_PASSWORD,
+                               integrations_may_use_credentials=True)  # the owner lets integrations use the login
+            cams[name] = cam["id"]
+            r = owner.upload(owner.upload_credentials(cam["id"]), clip)
+            assert r.status_code == 201, r.text
+            events[name] = r.json()["event_id"]
+        r = owner.post("/api/v1/subusers", json={"email": SUB_EMAIL, "password": PASSWORD,
+                                                 "rights": {cams["Door"]: "view", cams["Gate"]: "control"}})
+        assert r.status_code == 201, r.text
+        sub = api().login(SUB_EMAIL)
+        with server.core.db.session() as s:  # type: ignore[attr-defined]
+            alexa, alexa_secret = oauth.add_client(s, "Alexa", "alexa", [REDIRECT], SCOPES.split(), require_pkce=True)
+            google, google_secret = oauth.add_client(s, "Google Home", "google_home", [GOOGLE_REDIRECT],
+                                                     GOOGLE_SCOPES.split(), require_pkce=True)
+        for fake in fakes.values():
+            fake.requests.clear()
+        yield Family(server, owner, sub, cams, fakes, events, (alexa.id, alexa_secret or ""),
+                     (google.id, google_secret or ""))
+
+
+async def _refused(call: Any) -> ServiceError:
+    with pytest.raises(ServiceError) as err:
+        await call
+    return err.value
+
+
+@pytest.mark.anyio
+async def test_a_sub_users_link_sees_exactly_its_cameras(family: Family) -> None:
+    p, _ = await family.principal(family.sub)
+    assert p.account_id == family.sub.id  # the link is the sub-user's own, with its own pseudonym
+    owner_p, _ = await family.principal(family.owner)
+    assert p.pseudonym != owner_p.pseudonym
+    assert await family.seen(p) == {"Door", "Gate"}
+    assert await family.seen(owner_p) == {"Door", "Gate", "Shed"}  # the owner's link is unchanged
+    caps = {family.name_of(c.id): set(c.capabilities) for c in await family.services.list_cameras(p.account_id)}
+    assert caps == {"Door": {"stream"}, "Gate": {"stream", "control"}}  # what the sub-user may do with each
+    assert await family.event_cameras(p) == {"Door", "Gate"}
+    assert await family.event_cameras(p, camera_id=family.cams["Shed"]) == set()
+    assert await family.event_cameras(owner_p) == {"Door", "Gate", "Shed"}
+    storage = await family.services.storage(p.account_id)
+    assert {family.name_of(c["camera_id"]) for c in storage["per_camera"]} == {"Door", "Gate"}
+    assert storage["clip_count"] == 2
+
+
+@pytest.mark.anyio
+async def test_view_sees_the_stream_but_runs_no_action(family: Family) -> None:
+    p, _ = await family.principal(family.sub)
+    door = family.cams["Door"]
+    live = await family.services.live_stream(p.account_id, door, with_credentials=True, principal=p)
+    assert live.rtsp_main
+    # the camera login gives every right on the camera: a view right never carries it, though the owner allowed
+    # integrations to use it
+    assert not live.credentials_in_url and CAM_PASSWORD not in str(live)
+    err = await _refused(family.services.camera_action(p.account_id, door, "motion_detection", False, principal=p))
+    assert err.status == 403
+    assert family.motion_requests()["Door"] == 0  # the camera never heard of it
+    assert {a["enable"] for a in family.fakes["Door"].state["areas"].values()} == {"1", "0"}
+
+
+@pytest.mark.anyio
+async def test_control_switches_motion_detection(family: Family) -> None:
+    p, _ = await family.principal(family.sub)
+    gate = family.cams["Gate"]
+    await family.services.camera_action(p.account_id, gate, "motion_detection", False, principal=p)
+    assert {a["enable"] for a in family.fakes["Gate"].state["areas"].values()} == {"0"}
+    live = await family.services.live_stream(p.account_id, gate, with_credentials=True, principal=p)
+    assert live.rtsp_main and not live.credentials_in_url  # control is not the camera login either
+    # admin (which may change the camera's login and the owner's switch itself) gets it where the owner allowed it
+    family.set_rights(Door="view", Gate="admin")
+    live = await family.services.live_stream(p.account_id, gate, with_credentials=True, principal=p)
+    assert CAM_PASSWORD in str(live.credentials_in_url)
+    assert family.motion_requests()["Door"] == family.motion_requests()["Shed"] == 0
+
+
+@pytest.mark.anyio
+async def test_nothing_on_a_camera_without_a_right(family: Family) -> None:
+    p, _ = await family.principal(family.sub)
+    shed = family.cams["Shed"]
+    services = family.services
+    for call in (services.camera_action(p.account_id, shed, "motion_detection", False, principal=p),
+                 services.live_stream(p.account_id, shed, principal=p)):
+        assert (await _refused(call)).status == 404  # like a camera that does not exist
+    assert family.motion_requests()["Shed"] == 0
+
+
+@pytest.mark.anyio
+async def test_removing_a_right_or_the_sub_user_ends_it_at_once(family: Family) -> None:
+    p, token = await family.principal(family.sub)
+    gate = family.cams["Gate"]
+    assert await family.seen(p) == {"Door", "Gate"}
+    family.set_rights(Door="view")
+    assert await family.seen(p) == {"Door"}
+    assert await family.event_cameras(p) == {"Door"}
+    assert await family.event_cameras(p, camera_id=gate) == set()
+    err = await _refused(family.services.camera_action(p.account_id, gate, "motion_detection", False, principal=p))
+    assert err.status == 404
+    assert family.motion_requests()["Gate"] == 0
+    assert family.owner.delete(f"/api/v1/subusers/{family.sub.id}").status_code == 204
+    err = await _refused(family.services.principal_for_token(token, "alexa"))
+    assert (err.status, err.code) == (401, "invalid_token")
+    assert await family.services.list_cameras(p.account_id) == []
+    assert await family.services.list_events(p.account_id) == []
+
+
+@pytest.mark.anyio
+async def test_the_owner_blocking_processing_stops_the_sub_users_link_too(family: Family) -> None:
+    p, _ = await family.principal(family.sub)
+    assert await family.event_cameras(p) == {"Door", "Gate"}
+    assert family.owner.patch("/api/v1/me", json={"restricted": True}).status_code == 200
+    assert await family.services.list_events(p.account_id) == []  # GDPR Art. 18: no integration gets them
+
+
+def test_google_home_of_a_sub_user(family: Family) -> None:
+    """Google's SYNC and EXECUTE with the sub-user's token: its cameras only, OnOff only where it has control."""
+    tok = link(family.srv, family.sub, family.google, GOOGLE_REDIRECT, GOOGLE_SCOPES)["access_token"]
+
+    def google(intent: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        inp: dict[str, Any] = {"intent": f"action.devices.{intent}"}
+        if payload is not None:
+            inp["payload"] = payload
+        r = httpx.post(family.srv.url + "/plugins/google_home/fulfillment", timeout=30,
+                       json={"requestId": str(uuid.uuid4()), "inputs": [inp]},
+                       headers={"Authorization": f"Bearer {tok}"})
+        assert r.status_code == 200, r.text
+        return dict(r.json()["payload"])
+
+    devices = google("SYNC")["devices"]
+    assert {family.name_of(d["id"]) for d in devices} == {"Door", "Gate"}
+
+    def off(name: str) -> dict[str, Any]:
+        cmd = {"devices": [{"id": family.cams[name]}],
+               "execution": [{"command": "action.devices.commands.OnOff", "params": {"on": False}}]}
+        return dict(google("EXECUTE", {"commands": [cmd]})["commands"][0])
+
+    assert off("Gate")["status"] == "SUCCESS"
+    assert {a["enable"] for a in family.fakes["Gate"].state["areas"].values()} == {"0"}
+    for name in ("Door", "Shed"):
+        assert off(name)["status"] == "ERROR", name
+    assert family.motion_requests()["Door"] == family.motion_requests()["Shed"] == 0
