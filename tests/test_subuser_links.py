@@ -200,7 +200,20 @@ async def test_removing_a_right_or_the_sub_user_ends_it_at_once(family: Family) 
     err = await _refused(family.services.camera_action(p.account_id, gate, "motion_detection", False, principal=p))
     assert err.status == 404
     assert family.motion_requests()["Gate"] == 0
+    core: Any = family.srv.core
+    at_erasure: dict[str, set[str]] = {}
+    emit = core.emit
+
+    async def record(event: Any) -> None:  # what an integration can still look up when it hears account.deleted
+        if event.type == "account.deleted":
+            at_erasure[event.account_id] = {family.name_of(c.id) for c in await core.services.list_cameras(
+                event.account_id)}
+        await emit(event)
+
+    core.emit = record
     assert family.owner.delete(f"/api/v1/subusers/{family.sub.id}").status_code == 204
+    # Alexa and Google remove exactly these devices from the sub-user's app (DeleteReport, agentUsers.delete)
+    assert at_erasure == {family.sub.id: {"Door"}}
     err = await _refused(family.services.principal_for_token(token, "alexa"))
     assert (err.status, err.code) == (401, "invalid_token")
     assert await family.services.list_cameras(p.account_id) == []
