@@ -111,7 +111,8 @@ class CoreServices(ABC):
 
     @abstractmethod
     async def list_cameras(self, account_id: str) -> list[CameraSummary]:
-        """The account's cameras."""
+        """The cameras the account may see: an owner's all, a sub-user's those it has a right on (``capabilities``:
+        ``control`` only from the control right up); see docs/oauth.md "Sub-users' links"."""
 
     @abstractmethod
     async def camera_action(
