@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -58,13 +59,28 @@ async def server_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "internal server error")
 
 
-async def json_body(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """Parse a JSON object body with a size cap and clear errors."""
+async def json_body(request: Request, max_bytes: int = MAX_JSON_BYTES, *, optional: bool = False) -> dict[str, Any]:
+    """Parse a JSON object body with a size cap and clear errors.
+
+    The body must be labelled JSON (``Content-Type: application/json`` or ``application/*+json``, parameters such
+    as ``charset`` allowed, any case), else 415 ``unsupported_media_type``: a cross-site form or ``fetch`` may send
+    ``text/plain`` or a form without a CORS preflight, and a script that forgot the header learns what to send. An
+    empty body is no body, whatever its label: ``{}`` where the body is ``optional``, else 400 (a body is
+    required)."""
     body = await read_body(request, max_bytes)
     if body is None:
         raise ApiError(413, "payload_too_large", f"JSON body larger than {max_bytes} bytes")
     if not body:
-        raise ApiError(400, "invalid_json", "a JSON object body is required")
+        if optional:
+            return {}
+        raise ApiError(400, "invalid_json", "a JSON object body is required (Content-Type: application/json)")
+    ctype = request.headers.get("content-type")
+    if not is_json_type(ctype):
+        sent = f"Content-Type {ctype!r}" if ctype else "no Content-Type"
+        accept = {"POST": "Accept-Post", "PATCH": "Accept-Patch"}.get(request.method)
+        raise ApiError(415, "unsupported_media_type",
+                       f"send the body as JSON with the header Content-Type: application/json (not {sent})",
+                       {accept: "application/json"} if accept else None)
     import json
 
     try:
@@ -81,6 +97,18 @@ async def json_body(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[s
     if nul:  # PostgreSQL cannot store or compare one; no id, name or text needs one
         raise ApiError(400, "invalid_json", "the body holds a NUL character (\\u0000)")
     return data
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """Whether a Content-Type header names JSON: ``application/json`` or a ``+json`` type of ``application``
+    (``application/merge-patch+json``), with or without parameters, in any case."""
+    if not content_type:
+        return False
+    return _JSON_TYPE.fullmatch(content_type.split(";", 1)[0].strip().lower()) is not None
+
+
+#: ``application/json`` and ``application/<name>+json`` (the name an RFC 9110 token)
+_JSON_TYPE = re.compile(r"application/(?:[!#$%&'*+.^_`|~0-9a-z-]+\+)?json")
 
 
 #: how deeply a JSON body may nest: far more than any request needs, far less than what exhausts the stack

@@ -189,12 +189,7 @@ async def backfill_offsite(request: Request) -> Response:
     from alarmcloud.models import Camera
 
     user, app = await _owner(request)
-    try:
-        data = await json_body(request, max_bytes=4096)
-    except ApiError as exc:
-        if exc.code != "invalid_json" or "required" not in str(exc):
-            raise
-        data = {}  # no body: every clip
+    data = await json_body(request, max_bytes=4096, optional=True)  # no body: every clip
     only_fields(data, {"since", "camera_id"})
     try:
         since = parse_time(field(data, "since", str, required=False, max_len=40))

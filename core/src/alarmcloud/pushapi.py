@@ -240,7 +240,7 @@ async def find_telegram_chats(request: Request) -> Response:
     then pick your chat. Uses ``token`` from the body when given (not stored), else the saved one."""
     user = await require_user(request)
     app = core(request)
-    data = await json_body(request) if await request.body() else {}  # the body is optional
+    data = await json_body(request, optional=True)
     only_fields(data, {"token"})
     token = _telegram_token(data)
     if token is None:
