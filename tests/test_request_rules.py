@@ -1,5 +1,5 @@
 """Request rules every JSON endpoint of the core shares (docs/api.md): a JSON body must be labelled
-``application/json`` (or ``application/*+json``).
+``application/json`` (or ``application/*+json``), and a camera's brand cannot be changed.
 
 A body that is not labelled JSON is refused with 415 before anything is done: a cross-site form or ``fetch`` with a
 "simple" content type (``text/plain``, a form) needs no CORS preflight, so accepting it would let another web site
@@ -191,4 +191,35 @@ def test_the_download_form_post_of_the_web_ui_still_works(person: Callable[[str]
     r = a.post("/api/v1/events/download", content=b'{"all": true, "count_only": true}',
                headers={"Content-Type": "text/plain"})
     assert r.status_code == 415, r.text
+
+
+# ---------------------------------------------------------------- a camera's brand
+
+
+@pytest.mark.parametrize("brand", ["nobrand", "instar"])
+def test_a_cameras_brand_cannot_be_changed(person: Callable[[str], Any], brand: str) -> None:
+    """Sending ``brand`` to ``PATCH /cameras/{id}`` is a 400 that says so, never a silent no-op (the same brand
+    too: a client that thinks it changes something learns that it cannot); nothing else in the body is stored."""
+    a = person(f"brand-{brand}@example.com")
+    cam = a.camera("Garage")
+    r = a.patch(f"/api/v1/cameras/{cam['id']}", json={"name": "Shed", "brand": brand})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "read_only_field"
+    assert "brand" in error["message"] and "cannot be changed" in error["message"]
+    after = a.get(f"/api/v1/cameras/{cam['id']}").json()
+    assert (after["name"], after["brand"]) == ("Garage", "instar")
+
+
+def test_the_openapi_document_does_not_offer_to_change_the_brand(live: LiveServer) -> None:
+    doc = httpx.get(live.url + "/openapi.json", timeout=60).json()
+
+    def request_fields(method: str, path: str) -> set[str]:
+        schema = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+        return set(schema["properties"])
+
+    patch = request_fields("patch", "/api/v1/cameras/{camera_id}")
+    assert "brand" not in patch
+    assert {"name", "model", "host", "privacy_masks"} <= patch  # what may be changed is still described
+    assert "brand" in request_fields("post", "/api/v1/cameras")  # chosen when the camera is added
 

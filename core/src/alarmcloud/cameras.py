@@ -113,6 +113,8 @@ def _check_brand_model(app: AlarmCloud, brand: str, model: str) -> str:
 #: the fields of a camera a request may set (``privacy_masks`` only on an existing camera)
 CAMERA_FIELDS = {"name", "brand", "model", "host", "p2p_id", "username", "password", "port",
                  "integrations_may_use_credentials"}
+#: the fields ``PATCH /cameras/{id}`` may change: all but the brand, and the privacy masks
+CAMERA_PATCH_FIELDS = (CAMERA_FIELDS - {"brand"}) | {"privacy_masks"}
 
 
 async def create_camera(request: Request) -> Response:
@@ -161,12 +163,15 @@ async def get_camera(request: Request) -> Response:
 
 
 async def update_camera(request: Request) -> Response:
-    """Change name, model, address, credentials or privacy masks."""
+    """Change name, model, address, credentials or privacy masks (the brand is fixed when a camera is added)."""
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
     data = await json_body(request)
-    only_fields(data, CAMERA_FIELDS | {"privacy_masks"})
+    if "brand" in data:  # chosen when the camera is added (its adapter, models and stored settings follow from it)
+        raise ApiError(400, "read_only_field", "field 'brand' cannot be changed after a camera is added; delete the "
+                                               "camera and add it again with the other brand")
+    only_fields(data, CAMERA_PATCH_FIELDS)
     masks = validate_masks(data["privacy_masks"]) if "privacy_masks" in data else None  # 422 before any change
 
     def _update(s: Session) -> Camera:

@@ -119,7 +119,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/cameras"): {"status": 201, "request": CAMERA_IN, "response": CAMERA},
     ("GET", "/api/v1/cameras/{camera_id}"): {"status": 200, "response": CAMERA},
     ("PATCH", "/api/v1/cameras/{camera_id}"): {"status": 200, "request": {
-        "type": "object", "properties": {**CAMERA_IN["properties"], "privacy_masks": MASKS}}, "response": CAMERA,
+        "type": "object", "properties": {**{k: v for k, v in CAMERA_IN["properties"].items() if k != "brand"},
+                                         "privacy_masks": MASKS}}, "response": CAMERA,
         "errors": [400, 401, 403, 404, 422]},
     ("DELETE", "/api/v1/cameras/{camera_id}"): {"status": 204},
     ("POST", "/api/v1/cameras/{camera_id}/upload-credentials"): {"status": 201, "response": _obj(
