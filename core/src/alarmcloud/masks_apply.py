@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import leases
+from alarmcloud import leases, offsite
 from alarmcloud.auth import camera_for, core, require_user
 from alarmcloud.errors import ApiError
 from alarmcloud.events import CAMERA_CHANGED, Event
@@ -317,6 +317,8 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
             current.privacy_masks_hash = job.masks_hash
             _drop_masked_findings(s, current, list(job.masks))
             s.add(current)
+            # the owner's off-site copy follows: replaced by the masked video (or, waiting, it copies that one)
+            offsite.queue_masked(app, s, current)
             row.done += 1
         s.add(row)
         try:

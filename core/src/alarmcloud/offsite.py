@@ -5,7 +5,8 @@ The bucket's endpoint is a URL the owner supplies and the server connects to, so
 (``notify.check_webhook_url``: public addresses only unless the operator lists a network, no user info) and must be
 https unless the operator allows http. The S3 client (obstore) is given the owner's key only (never the server's own
 credentials from its environment) and follows no redirects. Copies are the owner's: deleting a clip here does not
-delete its copy.
+delete its copy. Privacy masks applied to a stored clip later replace its copy with the masked clip
+(``queue_masked``); a copy never uploads the unmasked video once the masked one is swapped in (``attempt``).
 """
 
 from __future__ import annotations
@@ -310,42 +311,101 @@ def queue_copy(app: AlarmCloud, s: Session, clip: Clip) -> bool:
     return True
 
 
+def queue_masked(app: AlarmCloud, s: Session, clip: Clip) -> bool:
+    """In the transaction that swaps a re-encoded video with new privacy masks in (``masks_apply``; the clip row
+    locked, ``clip`` already pointing at the masked video): the owner's copy is to follow. A copy waiting already
+    reads the masked video when it runs (a backfill's copy then uploads even when the bucket holds an object of the
+    same size: the unmasked one); a copy made to the bucket and folder set now gets one new copy, which replaces the
+    video and its sidecar under the same key. Nothing for a clip never copied there, out of the owner's scope now,
+    or with the copies off; a given-up copy uploads the masked video when retried. True when a copy was queued."""
+    if not app.settings.offsite.enabled:
+        return False
+    acc = s.get(Account, clip.account_id)
+    if acc is None or not acc.offsite_enabled or not configured(acc) or not wanted(acc, clip):
+        return False
+    rows = s.exec(select(Outbox).where(col(Outbox.clip_id) == clip.id)).all()
+    waiting_now = [r for r in rows if r.kind == KIND and r.state == "queued"]
+    for r in waiting_now:
+        if r.payload.get("backfill"):
+            r.payload = {"clip_id": clip.id, "masked": True}
+            s.add(r)
+    if waiting_now:
+        # one in flight now (claimed) re-reads the clip when its upload ends and copies the masked video again
+        # (``attempt``); the others read it when they run
+        return False
+    if clip.offsite_copy != destination(acc):
+        return False
+    s.add(Outbox(account_id=acc.id, kind=KIND, target=target(acc.id), clip_id=clip.id,
+                 payload={"clip_id": clip.id, "masked": True}))
+    wake_after_commit(app, s)
+    return True
+
+
+#: times one attempt copies a clip whose video was swapped (privacy masks applied) while it was uploaded
+SWAPPED_TRIES = 3
+
+
 def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
-    """One copy (``notify._attempt``): the owner's settings and the clip are read now (changed meanwhile)."""
+    """One copy (``notify._attempt``): the owner's settings and the clip are read now (changed meanwhile).
+
+    The copy counts only when the clip still has the video that was uploaded: when privacy masks were applied
+    meanwhile (``masks_apply`` swapped a re-encoded video in and deleted the old one), the masked video is copied
+    again over it. The check and the row's ``sent`` are one transaction that locks the clip row, as the swap does:
+    a swap after it finds the copy made and queues a new one (``queue_masked``), a swap before it is seen here."""
     if not app.settings.offsite.enabled:
         return "skipped", "off-site copies are switched off on this server"
     clip_id = str(row.payload.get("clip_id", ""))
+    unless_there = bool(row.payload.get("backfill"))
+    for _ in range(SWAPPED_TRIES):
+        with app.db.session() as s:
+            acc = s.get(Account, row.account_id)
+            clip = s.get(Clip, clip_id)
+            cam = s.get(Camera, clip.camera_id) if clip is not None else None
+            findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip_id)
+                                   .order_by(col(FindingRow.id))).all())
+        if acc is None:
+            return "dead", "the account was deleted"
+        if not acc.offsite_enabled or not configured(acc):
+            return "skipped", "off-site copies were switched off"
+        if clip is None or clip.account_id != acc.id or not clip.blob_key:
+            return "skipped", "the clip was deleted before it was copied"
+        try:
+            key = copy_clip(app, acc, open_secret(app, acc), clip, cam, findings, unless_there=unless_there)
+        except BucketError as exc:
+            return "failed", str(exc)
+        except FileNotFoundError:
+            if _swapped(app, clip):
+                unless_there = False
+                continue  # the video was replaced under the copy (masks applied): copy the new one
+            return "skipped", "the clip was deleted before it was copied"
+        with app.db.session() as s:
+            copied = s.get(Clip, clip.id, with_for_update=True)  # first: the lock the masks' swap takes too
+            if copied is not None and copied.blob_key != clip.blob_key:
+                s.rollback()
+                unless_there = False  # the bucket holds the unmasked video just uploaded
+                continue
+            if copied is not None:
+                copied.offsite_copy = destination(acc)  # the settings this copy was made with
+                s.add(copied)
+            fresh = s.get(Account, acc.id)
+            if fresh is not None:
+                fresh.offsite_last_copy_at = utcnow()
+                s.add(fresh)
+            done = s.get(Outbox, row.id)
+            if done is not None:
+                done.state = "sent"  # with the check: a swap from now on queues a new copy
+                s.add(done)
+            s.commit()
+        log.info("clip %s copied off-site (%s)", clip.id, key.rsplit("/", 1)[-1])
+        return "sent", None
+    return "failed", "the clip's video changed while it was copied (privacy masks applied); it is copied again"
+
+
+def _swapped(app: AlarmCloud, clip: Clip) -> bool:
+    """The clip is still stored, under another video than ``clip`` read (masks applied meanwhile)."""
     with app.db.session() as s:
-        acc = s.get(Account, row.account_id)
-        clip = s.get(Clip, clip_id)
-        cam = s.get(Camera, clip.camera_id) if clip is not None else None
-        findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip_id)
-                               .order_by(col(FindingRow.id))).all())
-    if acc is None:
-        return "dead", "the account was deleted"
-    if not acc.offsite_enabled or not configured(acc):
-        return "skipped", "off-site copies were switched off"
-    if clip is None or clip.account_id != acc.id or not clip.blob_key:
-        return "skipped", "the clip was deleted before it was copied"
-    try:
-        key = copy_clip(app, acc, open_secret(app, acc), clip, cam, findings,
-                        unless_there=bool(row.payload.get("backfill")))
-    except BucketError as exc:
-        return "failed", str(exc)
-    except FileNotFoundError:
-        return "skipped", "the clip was deleted before it was copied"
-    with app.db.session() as s:
-        fresh = s.get(Account, acc.id)
-        if fresh is not None:
-            fresh.offsite_last_copy_at = utcnow()
-            s.add(fresh)
-        copied = s.get(Clip, clip.id)
-        if copied is not None:
-            copied.offsite_copy = destination(acc)  # the settings this copy was made with
-            s.add(copied)
-        s.commit()
-    log.info("clip %s copied off-site (%s)", clip.id, key.rsplit("/", 1)[-1])
-    return "sent", None
+        now = s.get(Clip, clip.id)
+    return now is not None and bool(now.blob_key) and now.blob_key != clip.blob_key
 
 
 #: clips looked at (and copies queued) per transaction by ``backfill``
