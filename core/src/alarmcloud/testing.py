@@ -309,8 +309,11 @@ class FakeServices(CoreServices):
     (``ServiceError(401, "invalid_token" | "expired_token")``). ``cameras`` maps account ids to their
     ``CameraSummary`` list and ``streams`` camera ids to ``LiveStream``s (their ``credentials_in_url`` only with
     ``with_credentials=True``). Camera actions land in ``actions`` as ``(account_id, camera_id, action, value)``, or
-    raise ``fail_action`` when set; plugin state lives in ``state``; ``unlink`` drops the account's tokens and
-    records ``(account_id, integration)`` in ``unlinked``. Use the real server (``LiveServer``) for end-to-end tests.
+    raise ``fail_action`` when set; a camera whose ``capabilities`` are given but lack ``control`` (a sub-user's
+    ``view`` right: ``("stream",)``) answers actions with ``ServiceError(403, "forbidden")`` as the core does (no
+    capabilities at all: actions land as before); plugin state lives in ``state``; ``unlink`` drops the account's
+    tokens and records ``(account_id, integration)`` in ``unlinked``. Use the real server (``LiveServer``) for
+    end-to-end tests.
     """
 
     def __init__(self, integration: str, cameras: dict[str, list[CameraSummary]] | None = None) -> None:
@@ -361,7 +364,9 @@ class FakeServices(CoreServices):
     async def camera_action(self, account_id: str, camera_id: str, action: str, value: Any,
                             area: int | None = None, *, principal: Principal | None = None) -> None:
         require_camera_scope(principal, account_id, "control")
-        self._camera(account_id, camera_id)
+        cam = self._camera(account_id, camera_id)
+        if cam.capabilities and "control" not in cam.capabilities:
+            raise ServiceError(403, "forbidden", "you need the 'control' right on this camera")
         if self.fail_action is not None:
             raise self.fail_action
         self.actions.append((account_id, camera_id, action, value))
