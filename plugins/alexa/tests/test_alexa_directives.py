@@ -66,11 +66,16 @@ def check(validator: Any, message: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
+CONTROL = ("control", "stream")  # what the core lists for the owner or a control / admin right
+VIEW_ONLY = ("stream",)  # a sub-user's view right: live view, no camera actions
+
+
 def services(scopes: frozenset[str] = ALL) -> FakeServices:
     """Account acc-1 linked with ``scopes``: an online camera with motion detection on, an offline one."""
     svc = FakeServices("alexa", {"acc-1": [
-        CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True),
-        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False)]})
+        CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True, capabilities=CONTROL),
+        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False,
+                      capabilities=CONTROL)]})
     svc.link(TOKEN, "acc-1", scopes, "pseudo-1")
     svc.link("expired-token", "acc-1", scopes, "pseudo-1", expired=True)
     svc.streams["cam-1"] = LiveStream("rtsp://192.168.1.5/11", "rtsp://192.168.1.5/12", None,
@@ -233,11 +238,74 @@ async def test_scope_and_camera_failures(integ: AlexaIntegration, validator: Any
     svc = services()
     for exc, error_type in ((ServiceError(504, "camera_unreachable", "x"), "ENDPOINT_UNREACHABLE"),
                             (ServiceError(404, "not_found", "x"), "NO_SUCH_ENDPOINT"),
+                            # the right was taken away after discovery: the core refuses the action
+                            (ServiceError(403, "forbidden", "x"), "INSUFFICIENT_PERMISSIONS"),
                             (ServiceError(500, "boom", "x"), "INTERNAL_ERROR"),
                             (RuntimeError("boom"), "INTERNAL_ERROR")):
         svc.fail_action = exc
         resp = await run(integ, svc, validator, directive("Alexa.PowerController", "TurnOff", "cam-1"))
         assert resp["event"]["payload"]["type"] == error_type
+
+
+def with_view_only_camera(svc: FakeServices) -> FakeServices:
+    """Adds cam-3, a camera the linked person may only view (a sub-user's view right)."""
+    svc.cameras["acc-1"].append(CameraSummary("cam-3", "Driveway", "instar", "IN-9020", motion_detection=True,
+                                              capabilities=VIEW_ONLY))
+    svc.streams["cam-3"] = LiveStream("rtsp://192.168.1.7/11", None, None, "http://192.168.1.7/snap.cgi")
+    return svc
+
+
+def interfaces(endpoint: dict[str, Any]) -> set[str]:
+    return {c["interface"] for c in endpoint["capabilities"]}
+
+
+async def test_discovery_offers_the_power_controller_only_on_cameras_the_user_may_control(
+        integ: AlexaIntegration, validator: Any) -> None:
+    body = directive("Alexa.Discovery", "Discover", None, payload={"scope": {"type": "BearerToken", "token": TOKEN}})
+    resp = await run(integ, with_view_only_camera(services()), validator, body)
+    eps = {e["endpointId"]: e for e in resp["event"]["payload"]["endpoints"]}
+    assert set(eps) == {"cam-1", "cam-2", "cam-3", "cam-1:motion", "cam-2:motion", "cam-3:motion"}
+    assert interfaces(eps["cam-3"]) == {"Alexa", "Alexa.CameraStreamController", "Alexa.EndpointHealth"}
+    assert "Alexa.PowerController" in interfaces(eps["cam-1"])
+    # a link without live view: a view-only camera has nothing left to offer but its alarm sensor
+    resp = await run(integ, with_view_only_camera(services(frozenset({m.SCOPE_CONTROL, m.SCOPE_ALARMS}))),
+                     validator, body)
+    eps = {e["endpointId"]: e for e in resp["event"]["payload"]["endpoints"]}
+    assert set(eps) == {"cam-1", "cam-2", "cam-1:motion", "cam-2:motion", "cam-3:motion"}
+    assert interfaces(eps["cam-1"]) == {"Alexa", "Alexa.PowerController", "Alexa.EndpointHealth"}
+
+
+async def test_a_view_only_camera_reports_no_power_state_and_refuses_power(integ: AlexaIntegration,
+                                                                          validator: Any) -> None:
+    svc = with_view_only_camera(services())
+    p = props(await run(integ, svc, validator, directive("Alexa", "ReportState", "cam-3")))
+    assert set(p) == {("Alexa.EndpointHealth", "connectivity")}
+    for name in ("TurnOn", "TurnOff"):
+        resp = await run(integ, svc, validator, directive("Alexa.PowerController", name, "cam-3"))
+        assert resp["event"]["header"]["name"] == "ErrorResponse"
+        assert resp["event"]["payload"]["type"] == "INSUFFICIENT_PERMISSIONS"
+        assert resp["event"]["endpoint"]["endpointId"] == "cam-3"
+    assert svc.actions == []
+    resp = await run(integ, svc, validator, directive("Alexa.CameraStreamController", "InitializeCameraStreams",
+                                                      "cam-3"))
+    assert resp["event"]["payload"]["cameraStreams"][0]["protocol"] == "RTSP"  # viewing is what the right allows
+
+
+async def test_proactive_reports_leave_power_out_for_a_view_only_camera(integ: AlexaIntegration, amazon: FakeAmazon,
+                                                                        validator: Any) -> None:
+    svc = with_view_only_camera(services())
+    body = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
+    body["directive"]["payload"]["grantee"]["token"] = TOKEN
+    await run(integ, svc, validator, body)
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-3",
+                                    {"change": "action", "action": "motion_detection", "value": False}))
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-3", {"change": "updated"}))
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-1", {"change": "updated"}))
+    assert [check(validator, e)["event"]["header"]["name"] for e in amazon.events] == ["AddOrUpdateReport"] * 2
+    eps = [e["event"]["payload"]["endpoints"] for e in amazon.events]
+    assert interfaces(next(e for e in eps[0] if e["endpointId"] == "cam-3")) == {
+        "Alexa", "Alexa.CameraStreamController", "Alexa.EndpointHealth"}
+    assert "Alexa.PowerController" in interfaces(next(e for e in eps[1] if e["endpointId"] == "cam-1"))
 
 
 async def test_accept_grant_and_proactive_events(integ: AlexaIntegration, amazon: FakeAmazon, validator: Any) -> None:
