@@ -57,11 +57,16 @@ def _codes(obj: Any) -> list[str]:
     return []
 
 
+CONTROL = ("control", "stream")  # what the core lists for the owner or a control / admin right
+VIEW_ONLY = ("stream",)  # a sub-user's view right: live view, no camera actions
+
+
 def services(scopes: frozenset[str] = ALL) -> FakeServices:
     """Account acc-1 linked with ``scopes``: an online camera with motion detection on, an offline one."""
     svc = FakeServices("google_home", {"acc-1": [
-        CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True),
-        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False)]})
+        CameraSummary("cam-1", "Front door", "instar", "IN-9408", motion_detection=True, capabilities=CONTROL),
+        CameraSummary("cam-2", "Garden", "instar", "IN-8015", motion_detection=False, online=False,
+                      capabilities=CONTROL)]})
     svc.link(TOKEN, "acc-1", scopes, "pseudo-1")
     return svc
 
@@ -203,6 +208,43 @@ async def test_execute_camera_failures_and_scopes(env: SimpleNamespace) -> None:
     params = {"StreamToChromecast": False, "SupportedStreamProtocols": ["hls"]}
     cmd = (await post(env, "action.devices.EXECUTE", execute("cam-1", STREAM, params))).json()
     assert cmd["payload"]["commands"][0]["errorCode"] == "streamUnavailable"
+
+
+def add_view_only_camera(svc: FakeServices) -> None:
+    """cam-3: a camera the linked person may only view (a sub-user's view right)."""
+    svc.cameras["acc-1"].append(CameraSummary("cam-3", "Driveway", "instar", "IN-9020", motion_detection=True,
+                                              capabilities=VIEW_ONLY))
+
+
+async def test_onoff_only_on_cameras_the_user_may_control(env: SimpleNamespace) -> None:
+    add_view_only_camera(env.svc)
+    devices = {d["id"]: d for d in (await post(env, "action.devices.SYNC")).json()["payload"]["devices"]}
+    assert devices["cam-3"]["traits"] == ["action.devices.traits.CameraStream"]
+    assert set(devices["cam-1"]["traits"]) == {"action.devices.traits.CameraStream", "action.devices.traits.OnOff"}
+    devs = (await post(env, "action.devices.QUERY", {"devices": [{"id": "cam-1"}, {"id": "cam-3"}]})
+            ).json()["payload"]["devices"]
+    assert devs == {"cam-1": {"online": True, "on": True, "status": "SUCCESS"},
+                    "cam-3": {"online": True, "status": "SUCCESS"}}  # only states of declared traits
+    cmd = (await post(env, "action.devices.EXECUTE", execute("cam-3", ONOFF, {"on": False}))).json()
+    assert cmd["payload"]["commands"] == [{"ids": ["cam-3"], "status": "ERROR", "errorCode": "functionNotSupported"}]
+    params = {"StreamToChromecast": False, "SupportedStreamProtocols": ["hls"]}
+    cmd = (await post(env, "action.devices.EXECUTE", execute("cam-3", STREAM, params))).json()
+    assert cmd["payload"]["commands"][0]["status"] == "SUCCESS"  # viewing is what the right allows
+    # a right taken away after SYNC: the core refuses the action, Google hears the same code
+    env.svc.fail_action = ServiceError(403, "forbidden", "you need the 'control' right on this camera")
+    cmd = (await post(env, "action.devices.EXECUTE", execute("cam-1", ONOFF, {"on": False}))).json()
+    assert cmd["payload"]["commands"][0]["errorCode"] == "functionNotSupported"
+    assert env.svc.actions == []
+
+
+async def test_report_state_leaves_on_out_for_a_view_only_camera(env: SimpleNamespace) -> None:
+    add_view_only_camera(env.svc)
+    await post(env, "action.devices.SYNC")
+    for cam in ("cam-3", "cam-1"):
+        await env.integ.on_event(env.svc, Event("camera.changed", "acc-1", cam,
+                                                {"change": "action", "action": "motion_detection", "value": False}))
+    states = [c[1]["payload"]["devices"]["states"] for c in env.google.calls]
+    assert states == [{"cam-3": {"online": True}}, {"cam-1": {"online": True, "on": False}}]
 
 
 @pytest.mark.parametrize("intent", ["action.devices.SYNC", "action.devices.QUERY", "action.devices.EXECUTE"])
