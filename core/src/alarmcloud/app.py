@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import importlib.util
+import inspect
 import logging
 import shutil
 import tempfile
@@ -35,9 +37,17 @@ from alarmcloud.errors import (
     http_error_handler,
     server_error_handler,
 )
-from alarmcloud.events import ACCOUNT_DELETED, LINK_REVOKED, Event
-from alarmcloud.models import Account, Clip, PluginState, iso, utcnow
-from alarmcloud.plugins import PluginHost
+from alarmcloud.events import (
+    ACCOUNT_DELETED,
+    CAMERA_CHANGED,
+    CAMERA_DELETED,
+    DETECTIONS_READY,
+    LINK_REVOKED,
+    PLATE_RECOGNISED,
+    Event,
+)
+from alarmcloud.models import Account, CameraRight, Clip, PluginState, iso, utcnow
+from alarmcloud.plugins import HOOK_ERRORS, PluginHost
 from alarmcloud.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,11 @@ def _sweep_marker(s: Any) -> PluginState | None:
 
 #: events that reach plugins even for restricted accounts (they remove data or links)
 _ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
+#: events on one camera that integrations turn into reports to a platform (Alexa, Google Home, IFTTT Realtime): the
+#: integrations also get a copy for each sub-user with a right on the camera, addressed to the sub-user's account
+_FOR_SUBUSERS = frozenset({DETECTIONS_READY, CAMERA_CHANGED, CAMERA_DELETED, PLATE_RECOGNISED})
+#: sub-users' copies delivered at the same time (each integration call has its own time limit)
+_SUBUSER_CONCURRENCY = 4
 
 
 class TrainingArea:
@@ -145,7 +160,12 @@ class AlarmCloud:
     # ---------------------------------------------------------------- events
 
     async def emit(self, event: Event) -> None:
-        """Fan an event out to every plugin's ``handle_event`` and every integration; each one isolated."""
+        """Fan an event out to every plugin's ``handle_event`` and every integration; each one isolated.
+
+        An event on a camera of the types in ``_FOR_SUBUSERS`` then goes to the integrations once more for each
+        sub-user with a right on that camera (``account_id`` the sub-user's), so that the sub-user's own links get
+        their reports too; an integration ignores an account it has no link of.
+        """
         if event.type not in _ALWAYS_DELIVERED and await self._restricted(event.account_id):
             return  # GDPR Art. 18: a restricted account's data goes to no plugin and no integration
         await notify.queue_event(self, event)  # the account's webhooks that subscribed to this event
@@ -159,6 +179,59 @@ class AlarmCloud:
                     await integ.handle_event(event)
             except Exception:
                 log.exception("integration %s failed on %s", name, event.type)
+        if event.camera_id is None or event.type not in _FOR_SUBUSERS:
+            return
+        try:
+            subs = await self._subusers_on(event.account_id, event.camera_id)
+        except Exception:  # the owner's delivery is done; the sub-users' copies must not turn it into a failure
+            log.exception("sub-users of a camera not found for %s", event.type)
+            return
+        limit = anyio.CapacityLimiter(_SUBUSER_CONCURRENCY)
+
+        async def one(sub_id: str) -> None:
+            async with limit:
+                await self.tell_integrations(dataclasses.replace(event, account_id=sub_id))
+
+        async with anyio.create_task_group() as tg:
+            for sub_id in subs:
+                tg.start_soon(one, sub_id)
+
+    async def tell_integrations(self, event: Event) -> None:
+        """Deliver an event to the integrations only: the ``handle_event`` hooks of the plugins that register an
+        integration, then each integration's ``handle_event``; each call isolated and limited to 30 s.
+
+        For events addressed to a sub-user (``emit`` copies, a right taken away): the owner's webhooks and the
+        other plugins have had the owner's event, or have nothing to do with the sub-user's view.
+        """
+        pm = self.plugins.pm
+        linking = {i.plugin_name for i in pm.hook.register_integrations.get_hookimpls()}
+        calls: list[tuple[str, Any]] = [
+            (self.plugins.owner.get(i.plugin_name, i.plugin_name), i.function)
+            for i in pm.hook.handle_event.get_hookimpls() if i.plugin_name in linking]
+        for name in self.plugins.integration_specs:
+            integ = self.plugins.integration(name)
+            if integ is not None:
+                calls.append((name, integ.handle_event))
+        for owner, fn in calls:
+            try:
+                with anyio.fail_after(30):
+                    params = inspect.signature(fn).parameters
+                    value = fn(**{k: v for k, v in (("app", self), ("event", event)) if k in params})
+                    if inspect.isawaitable(value):
+                        await value
+            except Exception as exc:
+                HOOK_ERRORS.labels(owner, "handle_event").inc()
+                log.exception("plugin %s failed on %s for a sub-user: %s", owner, event.type, type(exc).__name__)
+
+    async def _subusers_on(self, owner_id: str, camera_id: str) -> list[str]:
+        """The owner's sub-users with a right on the camera whose own processing is not restricted."""
+        def _q(s: Any) -> list[str]:
+            rows = s.exec(select(Account.id).join(CameraRight, col(CameraRight.account_id) == col(Account.id))
+                          .where(CameraRight.camera_id == camera_id, Account.owner_id == owner_id,
+                                 col(Account.restricted).is_(False))).all()
+            return sorted(rows)
+
+        return await self.db.run(_q)
 
     async def _restricted(self, account_id: str | None) -> bool:
         if not account_id:
