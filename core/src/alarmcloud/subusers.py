@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from alarmcloud import crypto
 from alarmcloud.auth import RIGHTS, User, core, require_user, validate_credentials
 from alarmcloud.errors import ApiError, field, json_body, only_fields
+from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.models import Account, Camera, CameraRight
 
 
@@ -85,25 +86,61 @@ async def set_subuser_rights(request: Request) -> Response:
         if not isinstance(right, str) or right not in RIGHTS:  # a list or object is not a right
             raise ApiError(400, "invalid_field", "rights must be view, control or admin")
 
-    def _set(s: Session) -> None:
+    def _set(s: Session) -> dict[str, str]:
         acc = _own_subuser(s, user, sid)
         for cam_id in rights:
             cam = s.get(Camera, cam_id)
             if cam is None or cam.account_id != user.id:
                 raise ApiError(404, "not_found", "camera not found")
+        before: dict[str, str] = {}
         for row in s.exec(select(CameraRight).where(CameraRight.account_id == acc.id)).all():
+            before[row.camera_id] = row.right
             s.delete(row)
         s.flush()
         for cam_id, right in rights.items():
             s.add(CameraRight(account_id=acc.id, camera_id=cam_id, right=right))
         s.commit()
+        return before
 
-    await core(request).db.run(_set)
+    app = core(request)
+    before = await app.db.run(_set)
+    await tell_integrations_of_rights(app, sid, before, rights)
     return JSONResponse({"id": sid, "rights": rights})
 
 
+async def tell_integrations_of_rights(app: Any, subuser_id: str, before: dict[str, str],
+                                      after: dict[str, str]) -> None:
+    """The sub-user's integrations follow its new rights: a camera it lost is deleted from its platforms
+    (``camera.deleted``: Alexa's DeleteReport, Google's Request Sync), a camera it gained or whose right changed is
+    announced again (``camera.changed`` with ``change`` ``added`` or ``right``: Alexa's AddOrUpdateReport with what
+    the new right allows, Google's Request Sync).
+
+    Sent after the rights are committed (what the platforms then fetch no longer has the camera) and while the
+    sub-user's links still exist; addressed to the sub-user's account and to the integrations only. A lost camera
+    is told even while the owner has blocked processing: it removes a device, it sends no data.
+    """
+    for cam_id in sorted(before.keys() - after.keys()):
+        await app.tell_integrations(Event(CAMERA_DELETED, subuser_id, cam_id, {"change": "right_removed"}))
+    changed = sorted(c for c in after if before.get(c) != after[c])
+    if changed and not await app.db.run(lambda s: _restricted(s, subuser_id)):
+        for cam_id in changed:
+            change = "added" if cam_id not in before else "right"
+            await app.tell_integrations(Event(CAMERA_CHANGED, subuser_id, cam_id, {"change": change}))
+
+
+def _restricted(s: Session, subuser_id: str) -> bool:
+    """GDPR Art. 18: the sub-user or its owner blocked processing (no camera data goes to a platform)."""
+    acc = s.get(Account, subuser_id)
+    owner = s.get(Account, acc.owner_id) if acc is not None and acc.owner_id else None
+    return acc is None or acc.restricted or bool(owner is not None and owner.restricted)
+
+
 async def delete_subuser(request: Request) -> Response:
-    """Remove a sub-user with its sessions, tokens and rights (the owner's cameras and clips stay)."""
+    """Remove a sub-user with its sessions, tokens and rights (the owner's cameras and clips stay).
+
+    The erasure tells the integrations ``account.deleted`` for the sub-user before its links and rights go, so they
+    can still name its cameras (Alexa's DeleteReport) and unlink it (Google): no ``camera.deleted`` per camera.
+    """
     from alarmcloud.privacy_erase import erase_account_async
 
     user = await require_user(request)
