@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -255,3 +257,120 @@ def test_google_home_of_a_sub_user(family: Family) -> None:
     for name in ("Door", "Shed"):
         assert off(name)["status"] == "ERROR", name
     assert family.motion_requests()["Door"] == family.motion_requests()["Shed"] == 0
+
+
+# ---------------------------------------------------------------- proactive reports to a sub-user's own Alexa
+
+
+class FakeAmazon:
+    """Login with Amazon's token endpoint and Alexa's event gateway at the HTTP edge of the real Alexa plugin.
+
+    Each AcceptGrant gets its own LWA token (``Atza|1``, ``Atza|2`` …): the gateway call's bearer token tells which
+    linked person a report went to.
+    """
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, dict[str, Any]]] = []  # (bearer token, event message)
+        self.n = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/auth/o2/token":
+            self.n += 1
+            return httpx.Response(200, json={"access_token": f"Atza|{self.n}", "refresh_token": f"Atzr|{self.n}",
+                                             "token_type": "bearer", "expires_in": 3600})
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        self.reports.append((token, json.loads(request.content)))
+        return httpx.Response(202)
+
+    def sent(self, token: str, name: str) -> list[dict[str, Any]]:
+        """The payloads of the ``name`` events (ChangeReport, DeleteReport …) sent for the grant ``token``."""
+        return [msg["event"] for t, msg in list(self.reports) if t == token
+                and msg["event"]["header"]["name"] == name]
+
+    def wait_for(self, token: str, name: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while not self.sent(token, name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.sent(token, name)
+
+
+@pytest.fixture
+def amazon(family: Family, monkeypatch: pytest.MonkeyPatch) -> FakeAmazon:
+    from alarmcloud_alexa.config import AlexaConfig
+    from alarmcloud_alexa.gateway import EventGateway
+
+    fake = FakeAmazon()
+    cfg = AlexaConfig(lwa_client_id="skill", lwa_client_secret="skill-secret",
+                      lwa_token_url="https://lwa.test/auth/o2/token", event_gateway_url="https://gw.test/v3/events")
+    integ = family.srv.core.plugins.integration("alexa")  # type: ignore[attr-defined]
+    monkeypatch.setattr(integ, "config", cfg)
+    monkeypatch.setattr(integ, "gateway", EventGateway(cfg, httpx.MockTransport(fake)))
+    return fake
+
+
+def enable_skill(family: Family, amazon: FakeAmazon, who: Any) -> str:
+    """Link Alexa as ``who`` and accept the grant Alexa sends after linking; returns that grant's LWA token."""
+    tok = link(family.srv, who, family.alexa, REDIRECT, SCOPES)["access_token"]
+    directive = {"directive": {
+        "header": {"namespace": "Alexa.Authorization", "name": "AcceptGrant", "payloadVersion": "3",
+                   "messageId": str(uuid.uuid4())},
+        "payload": {"grant": {"type": "OAuth2.AuthorizationCode", "code": secrets.token_urlsafe(12)},
+                    "grantee": {"type": "BearerToken", "token": tok}}}}
+    r = httpx.post(family.srv.url + "/plugins/alexa/directive", json=directive, timeout=30)
+    assert r.status_code == 200 and r.json()["event"]["header"]["name"] == "AcceptGrant.Response", r.text
+    return f"Atza|{amazon.n}"
+
+
+def endpoints(event: dict[str, Any]) -> set[str]:
+    return {e["endpointId"] for e in event["payload"]["endpoints"]}
+
+
+def test_an_alarm_reaches_the_alexa_of_each_sub_user_with_a_right_on_the_camera(
+        family: Family, amazon: FakeAmazon, api: Any, kit: Any, tmp_path: Path) -> None:
+    sub_grant = enable_skill(family, amazon, family.sub)  # view on Door, control on Gate
+    r = family.owner.post("/api/v1/subusers", json={"email": "lodger@example.com", "password": PASSWORD,
+                                                    "rights": {family.cams["Gate"]: "view"}})
+    assert r.status_code == 201, r.text
+    lodger_grant = enable_skill(family, amazon, api().login("lodger@example.com"))  # view on Gate only
+    assert sub_grant != lodger_grant
+    clip = kit.small_clip(tmp_path / "door.mp4")
+    door, gate = family.cams["Door"], family.cams["Gate"]
+
+    r = family.owner.upload(family.owner.upload_credentials(door), clip)
+    assert r.status_code == 201, r.text
+    assert family.owner.wait_event(r.json()["event_id"])["verdict"] == "alarm"
+    reports = amazon.wait_for(sub_grant, "ChangeReport")
+    # the sub-user's Door motion sensor turns to "detected" in its own Alexa app (a view right is enough)
+    assert [e["endpoint"]["endpointId"] for e in reports] == [door + ":motion"]
+    detection = {p["name"]: p["value"] for p in reports[0]["payload"]["change"]["properties"]}
+    assert detection == {"detectionState": "DETECTED"}
+
+    # an alarm on Gate reaches both; by then the Door alarm's reports are long sent: none went to the lodger
+    r = family.owner.upload(family.owner.upload_credentials(gate), clip)
+    assert r.status_code == 201, r.text
+    assert [e["endpoint"]["endpointId"] for e in amazon.wait_for(lodger_grant, "ChangeReport")] == [gate + ":motion"]
+    deadline = time.monotonic() + 60
+    while len(amazon.sent(sub_grant, "ChangeReport")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [e["endpoint"]["endpointId"] for e in amazon.sent(sub_grant, "ChangeReport")] == [
+        door + ":motion", gate + ":motion"]
+    assert {t for t, _ in amazon.reports} == {sub_grant, lodger_grant}  # the owner never enabled the skill
+
+
+def test_a_right_taken_away_deletes_the_camera_from_the_sub_users_alexa(family: Family, amazon: FakeAmazon) -> None:
+    sub_grant = enable_skill(family, amazon, family.sub)
+    door, gate = family.cams["Door"], family.cams["Gate"]
+    family.set_rights(Door="view")  # Gate taken away
+    deletes = amazon.sent(sub_grant, "DeleteReport")
+    assert [endpoints(e) for e in deletes] == [{gate, gate + ":motion"}]
+    assert amazon.sent(sub_grant, "AddOrUpdateReport") == []  # Door's right did not change: nothing to say
+    family.set_rights(Door="view", Gate="control")  # given back: Alexa lists it again, with what control allows
+    adds = amazon.sent(sub_grant, "AddOrUpdateReport")
+    assert [{e["endpointId"] for e in a["payload"]["endpoints"]} & {door, gate} for a in adds] == [{gate}]
+    gate_ep = next(e for e in adds[0]["payload"]["endpoints"] if e["endpointId"] == gate)
+    assert "Alexa.PowerController" in {c["interface"] for c in gate_ep["capabilities"]}
+    # removing the sub-user removes every camera it still had from its Alexa, before its link goes
+    assert family.owner.delete(f"/api/v1/subusers/{family.sub.id}").status_code == 204
+    deletes = amazon.sent(sub_grant, "DeleteReport")
+    assert len(deletes) == 2 and endpoints(deletes[1]) == {door, door + ":motion", gate, gate + ":motion"}
+    assert {t for t, _ in amazon.reports} == {sub_grant}
