@@ -115,6 +115,8 @@ def test_endpoint_tests_as_ifttt_runs_them(srv: LiveServer) -> None:
     cam = samples["triggers"]["new_alarm"]["camera"]
     opts = call(srv, token, "/triggers/new_alarm/fields/camera/options").json()["data"]
     assert [o["value"] for o in opts] == [cam]
+    opts = call(srv, token, "/actions/motion_detection/fields/camera/options").json()["data"]
+    assert [o["value"] for o in opts] == [cam]  # its actions are answered without a device
     v = samples["triggerFieldValidations"]["new_alarm"]["camera"]
     assert call(srv, token, "/triggers/new_alarm/fields/camera/validate", {"value": v["valid"]}).json() == {
         "data": {"valid": True}}

@@ -252,13 +252,27 @@ async def delete_identity(request: Request) -> Response:
 
 async def field_options(request: Request) -> Response:
     """Dynamic options: the user's cameras (camera fields) or the detection labels."""
+    return await _options(request, for_action=False)
+
+
+async def action_field_options(request: Request) -> Response:
+    """Dynamic options of action fields: only the cameras the user may control."""
+    return await _options(request, for_action=True)
+
+
+async def _options(request: Request, for_action: bool) -> Response:
     p = await _principal(request)
     field = request.path_params["field"]
     if field == "label":
         return JSONResponse({"data": [{"label": lb, "value": lb} for lb in LABELS]})
     if field != "camera":
         raise IftttError(404, "no options for this field")
-    cams = await _app(request).services.list_cameras(p.account_id)
+    services = _app(request).services
+    cams = await services.list_cameras(p.account_id)
+    # a camera without the control capability (a sub-user's view right) would refuse every action: not offered;
+    # the endpoint-test camera is, as its actions are answered without a device
+    if for_action and not await services.get_state(PLUGIN, p.account_id, "test_account"):
+        cams = [c for c in cams if "control" in c.capabilities]
     return JSONResponse({"data": [{"label": c.name, "value": c.id} for c in cams]})
 
 
@@ -313,7 +327,7 @@ def _plan(slug: str, fields: dict[str, Any]) -> list[tuple[str, Any, int | None]
 
 
 async def action(request: Request) -> Response:
-    """Run a camera action; 400 SKIP when it can never succeed (unknown camera, bad value)."""
+    """Run a camera action; 400 SKIP when it can never succeed (unknown camera, bad value, no control right)."""
     slug = request.path_params["slug"]
     if slug not in ACTIONS:
         raise IftttError(404, "no such action")
@@ -374,7 +388,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{v1}/triggers/{{slug}}/fields/{{field}}/options", _wrap(field_options), methods=["POST"]),
         Route(f"{v1}/triggers/{{slug}}/fields/{{field}}/validate", _wrap(field_validate), methods=["POST"]),
         Route(f"{v1}/actions/{{slug}}", _wrap(action), methods=["POST"]),
-        Route(f"{v1}/actions/{{slug}}/fields/{{field}}/options", _wrap(field_options), methods=["POST"]),
+        Route(f"{v1}/actions/{{slug}}/fields/{{field}}/options", _wrap(action_field_options), methods=["POST"]),
         Route(f"{v1}/queries/{{slug}}", _wrap(query), methods=["POST"]),
         Route(f"{v1}/queries/{{slug}}/fields/{{field}}/options", _wrap(field_options), methods=["POST"]),
     ]
