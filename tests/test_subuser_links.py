@@ -374,3 +374,91 @@ def test_a_right_taken_away_deletes_the_camera_from_the_sub_users_alexa(family: 
     deletes = amazon.sent(sub_grant, "DeleteReport")
     assert len(deletes) == 2 and endpoints(deletes[1]) == {door, door + ":motion", gate, gate + ":motion"}
     assert {t for t, _ in amazon.reports} == {sub_grant}
+
+
+# ---------------------------------------------------------------- Report State and Request Sync to a sub-user's Google
+
+
+class FakeHomeGraph:
+    """Google's token endpoint and HomeGraph at the HTTP edge of the real Google Home plugin: records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []  # (path, body)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            return httpx.Response(200, json={"access_token": "ya29.test", "expires_in": 3600})
+        self.calls.append((request.url.path, json.loads(request.content or b"{}")))
+        return httpx.Response(200, json={})
+
+    def to(self, agent: str, path: str) -> list[dict[str, Any]]:
+        return [body for p, body in list(self.calls) if p == path and body.get("agentUserId") == agent]
+
+    def states_for(self, agent: str) -> list[set[str]]:
+        """The cameras of each Report State sent for the Google user ``agent``."""
+        return [set(b["payload"]["devices"]["states"]) for b in self.to(agent, "/v1/devices:reportStateAndNotification")]
+
+
+@pytest.fixture
+def homegraph(family: Family, monkeypatch: pytest.MonkeyPatch) -> FakeHomeGraph:
+    from alarmcloud_google_home.config import GoogleHomeConfig
+    from alarmcloud_google_home.homegraph import HomeGraph
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    key = {"type": "service_account", "client_email": "hg@proj.iam.gserviceaccount.com", "private_key": pem,
+           "private_key_id": "k1", "token_uri": "https://google.test/token"}
+    cfg = GoogleHomeConfig(service_account_json=json.dumps(key), homegraph_url="https://google.test")
+    fake = FakeHomeGraph()
+    integ = family.srv.core.plugins.integration("google_home")  # type: ignore[attr-defined]
+    monkeypatch.setattr(integ, "homegraph", HomeGraph(cfg, httpx.MockTransport(fake)))
+    return fake
+
+
+def google_devices(family: Family, tok: str) -> tuple[str, set[str]]:
+    r = httpx.post(family.srv.url + "/plugins/google_home/fulfillment", timeout=30,
+                   json={"requestId": str(uuid.uuid4()), "inputs": [{"intent": "action.devices.SYNC"}]},
+                   headers={"Authorization": f"Bearer {tok}"})
+    assert r.status_code == 200, r.text
+    payload = r.json()["payload"]
+    return payload["agentUserId"], {family.name_of(d["id"]) for d in payload["devices"]}
+
+
+def test_an_alarm_and_a_right_taken_away_reach_the_sub_users_google_home(
+        family: Family, homegraph: FakeHomeGraph, api: Any, kit: Any, tmp_path: Path) -> None:
+    tok = link(family.srv, family.sub, family.google, GOOGLE_REDIRECT, GOOGLE_SCOPES)["access_token"]
+    agent, devices = google_devices(family, tok)
+    assert devices == {"Door", "Gate"}
+    r = family.owner.post("/api/v1/subusers", json={"email": "lodger@example.com", "password": PASSWORD,
+                                                    "rights": {family.cams["Gate"]: "view"}})
+    assert r.status_code == 201, r.text
+    lodger_tok = link(family.srv, api().login("lodger@example.com"), family.google, GOOGLE_REDIRECT,
+                      GOOGLE_SCOPES)["access_token"]
+    lodger, devices = google_devices(family, lodger_tok)
+    assert devices == {"Gate"} and lodger != agent
+    clip = kit.small_clip(tmp_path / "alarm.mp4")
+    door, gate = family.cams["Door"], family.cams["Gate"]
+
+    def alarm(cam: str) -> None:
+        r = family.owner.upload(family.owner.upload_credentials(cam), clip)
+        assert r.status_code == 201, r.text
+        assert family.owner.wait_event(r.json()["event_id"])["verdict"] == "alarm"
+
+    def wait(agent: str, n: int) -> list[set[str]]:
+        deadline = time.monotonic() + 60
+        while len(homegraph.states_for(agent)) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return homegraph.states_for(agent)
+
+    alarm(door)
+    assert wait(agent, 1) == [{door}]  # Door online in the sub-user's Google Home (a view right is enough)
+    alarm(gate)
+    assert wait(lodger, 1) == [{gate}]  # by then the Door alarm's reports are long sent: none to the lodger
+    assert wait(agent, 2) == [{door}, {gate}]
+
+    family.set_rights(Gate="control")  # Door taken away: Google asks for a SYNC, which no longer lists it
+    assert len(homegraph.to(agent, "/v1/devices:requestSync")) == 1
+    assert google_devices(family, tok) == (agent, {"Gate"})
+    assert homegraph.to(lodger, "/v1/devices:requestSync") == []
