@@ -376,6 +376,15 @@ def test_a_right_taken_away_deletes_the_camera_from_the_sub_users_alexa(family: 
     assert {t for t, _ in amazon.reports} == {sub_grant}
 
 
+
+def test_a_camera_the_owner_deletes_leaves_the_sub_users_alexa(family: Family, amazon: FakeAmazon) -> None:
+    sub_grant = enable_skill(family, amazon, family.sub)  # view on Door, control on Gate
+    gate = family.cams["Gate"]
+    assert family.owner.delete(f"/api/v1/cameras/{gate}").status_code == 204
+    # the deletion takes the sub-user's right with the camera: Alexa still hears of it, for the sub-user's app
+    assert [endpoints(e) for e in amazon.sent(sub_grant, "DeleteReport")] == [{gate, gate + ":motion"}]
+    assert {t for t, _ in amazon.reports} == {sub_grant}
+
 # ---------------------------------------------------------------- Report State and Request Sync to a sub-user's Google
 
 

@@ -226,9 +226,16 @@ async def delete_camera(request: Request) -> Response:
     cid = request.path_params["camera_id"]
     if user.account.owner_id is not None:
         raise ApiError(403, "forbidden", "only the account owner can delete cameras")
-    await app.db.run(lambda s: camera_for(s, user, cid, "admin"))
+    def _check(s: Session) -> list[str]:
+        camera_for(s, user, cid, "admin")
+        return sorted(s.exec(select(CameraRight.account_id).where(CameraRight.camera_id == cid)).all())
+
+    # the sub-users with a right on it, read before the deletion takes their rights with the camera
+    subusers = await app.db.run(_check)
     await app.storage.delete_camera(cid)
     await app.emit(Event(CAMERA_DELETED, user.id, cid, {}))
+    for sub in subusers:  # the camera leaves each sub-user's own Alexa and Google Home too (it sends no data)
+        await app.tell_integrations(Event(CAMERA_DELETED, sub, cid, {"change": "camera_deleted"}))
     return Response(status_code=204)
 
 
