@@ -21,7 +21,7 @@ from alarmcloud.testing import static_scene, test_settings
 from sqlmodel import select
 
 from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
-from tests.s3server import ACCESS_KEY, REGION, CuttingProxy, MotoS3, s3  # type: ignore[import-not-found]  # noqa: F401
+from tests.s3server import ACCESS_KEY, REGION, CuttingProxy, MotoS3, bucket_on_loopback, s3  # type: ignore[import-not-found]  # noqa: F401
 
 SECRET = "alarmcloud-test-secret"  # moto takes any key; this one must never show up anywhere
 PW = "another good pw"
@@ -29,13 +29,7 @@ PW = "another good pw"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Any:
-    st = test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
-    st.notify.webhook_networks = ["127.0.0.0/8"]  # the stand-in bucket is on loopback
-    st.offsite.allow_http = True  # and speaks plain http
-    st.offsite.timeout_seconds = 5.0
-    st.offsite.retry_max_seconds = 0.6
-    st.notify.retry_base_seconds = 0.3
-    return st
+    return bucket_on_loopback(test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"]))
 
 
 def _bucket_on(a: Any, endpoint: str, bucket: str, **extra: Any) -> dict[str, Any]:
