@@ -68,6 +68,11 @@ class CameraSummary:
     capabilities: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def may_control(self, scopes: frozenset[str]) -> bool:
+        """Whether a link with ``scopes`` may switch the camera: ``cameras:control`` granted and the ``control``
+        capability (a sub-user with a view right on the camera lacks it; the core would refuse the action)."""
+        return CAMERA_SCOPES["control"] in scopes and "control" in self.capabilities
+
 
 @dataclass(frozen=True)
 class EndpointTestAccount:

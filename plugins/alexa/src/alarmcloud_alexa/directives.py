@@ -157,7 +157,7 @@ class DirectiveHandler:
         if sensor:
             self._need(principal, m.SCOPE_ALARMS)
             props.append(m.detection_state(await self._alarm_active(principal.account_id, cam.id)))
-        elif m.may_control(cam, principal.scopes) and cam.motion_detection is not None:
+        elif cam.may_control(principal.scopes) and cam.motion_detection is not None:
             props.append(m.power_state(cam.motion_detection))
         return m.response(endpoint_id, token, corr, props, name="StateReport")
 

@@ -76,12 +76,6 @@ def _text(value: str, limit: int = 128) -> str:
     return (value or "-")[:limit]
 
 
-def may_control(cam: CameraSummary, scopes: frozenset[str]) -> bool:
-    """Whether the link may switch the camera: ``cameras:control`` granted and the ``control`` capability (a
-    sub-user with a view right on the camera lacks it; the core would refuse the action)."""
-    return SCOPE_CONTROL in scopes and "control" in cam.capabilities
-
-
 def camera_endpoints(cam: CameraSummary, scopes: frozenset[str], manufacturer: str, width: int = 1920,
                      height: int = 1080) -> list[dict[str, Any]]:
     """The endpoints one camera becomes for a client with ``scopes`` (none without stream or control)."""
@@ -90,7 +84,7 @@ def camera_endpoints(cam: CameraSummary, scopes: frozenset[str], manufacturer: s
         caps.append(_iface("Alexa.CameraStreamController", cameraStreamConfigurations=[{
             "protocols": ["RTSP"], "resolutions": [{"width": width, "height": height}],
             "authorizationTypes": ["NONE"], "videoCodecs": ["H264"], "audioCodecs": ["AAC"]}]))
-    if may_control(cam, scopes):
+    if cam.may_control(scopes):
         caps.append(_iface("Alexa.PowerController", ["powerState"]))
     out: list[dict[str, Any]] = []
     attributes = {"manufacturer": _text(cam.brand, 256), "model": _text(cam.model, 256)}

@@ -91,7 +91,7 @@ class AlexaIntegration(Integration):
             return
         change = event.payload.get("change")
         if change == "action":
-            if event.payload.get("action") == "motion_detection" and m.may_control(cam, scopes):
+            if event.payload.get("action") == "motion_detection" and cam.may_control(scopes):
                 on = bool(event.payload.get("value"))
                 await self.gateway.send(services, event.account_id, lambda t: m.change_report(
                     cam_id, t, [m.power_state(on)], [m.connectivity(cam.online)]))

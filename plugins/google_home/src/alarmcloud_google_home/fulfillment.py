@@ -19,17 +19,11 @@ CAMERA_STREAM = "action.devices.traits.CameraStream"
 ON_OFF = "action.devices.traits.OnOff"
 
 
-def may_control(cam: CameraSummary, scopes: frozenset[str]) -> bool:
-    """Whether the link may switch the camera: ``cameras:control`` granted and the ``control`` capability (a
-    sub-user with a view right on the camera lacks it; the core would refuse the action)."""
-    return SCOPE_CONTROL in scopes and "control" in cam.capabilities
-
-
 def device(cam: CameraSummary, scopes: frozenset[str], config: GoogleHomeConfig) -> dict[str, Any] | None:
     """A SYNC device (CAMERA needs CameraStream, so no device without ``cameras:stream``)."""
     if SCOPE_STREAM not in scopes:
         return None
-    traits = [CAMERA_STREAM] + ([ON_OFF] if may_control(cam, scopes) else [])
+    traits = [CAMERA_STREAM] + ([ON_OFF] if cam.may_control(scopes) else [])
     return {"id": cam.id, "type": "action.devices.types.CAMERA", "traits": traits,
             "name": {"name": cam.name, "defaultNames": [f"{cam.brand} {cam.model}"], "nicknames": []},
             "willReportState": True,
@@ -41,7 +35,7 @@ def device(cam: CameraSummary, scopes: frozenset[str], config: GoogleHomeConfig)
 def state(cam: CameraSummary, scopes: frozenset[str]) -> dict[str, Any]:
     """The states of a camera (``online`` and, with control, ``on`` = motion detection)."""
     out: dict[str, Any] = {"online": cam.online}
-    if may_control(cam, scopes) and cam.motion_detection is not None:
+    if cam.may_control(scopes) and cam.motion_detection is not None:
         out["on"] = cam.motion_detection
     return out
 
@@ -146,7 +140,7 @@ class Fulfillment:
         params = execution.get("params") if isinstance(execution, dict) else None
         params = params if isinstance(params, dict) else {}
         if command == "action.devices.commands.OnOff":
-            if not may_control(cam, principal.scopes):  # no OnOff in SYNC for this camera
+            if not cam.may_control(principal.scopes):  # no OnOff in SYNC for this camera
                 return fail("ERROR", "functionNotSupported")
             if not isinstance(params.get("on"), bool):
                 return fail("ERROR", "notSupported")

@@ -32,7 +32,6 @@ from alarmcloud_google_home.fulfillment import (
     SCOPES_KEY,
     Fulfillment,
     auth_failure,
-    may_control,
     state,
 )
 from alarmcloud_google_home.homegraph import HomeGraph
@@ -99,7 +98,7 @@ class GoogleHomeIntegration(Integration):
                 return
             # an alarm clip proves the camera is online; Google has no alarm state for a cloud camera
             states = state(cam, scopes) | {"online": cam.online or event.type == DETECTIONS_READY}
-            if event.type == CAMERA_CHANGED and may_control(cam, scopes):
+            if event.type == CAMERA_CHANGED and cam.may_control(scopes):
                 states["on"] = bool(event.payload.get("value"))
             await self.homegraph.report_state(agent, {cam.id: states}, event_id=_event_id(event))
             return
