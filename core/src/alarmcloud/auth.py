@@ -206,6 +206,15 @@ async def require_operator(request: Request) -> User:
     return user
 
 
+def processing_blocked(s: Session, acc: Account | None) -> bool:
+    """GDPR Art. 18: processing blocked for the account or, for a sub-user, its owner's (no camera data goes to an
+    integration); True for an account that is gone."""
+    if acc is None:
+        return True
+    owner = s.get(Account, acc.owner_id) if acc.owner_id else None
+    return acc.restricted or bool(owner is not None and owner.restricted)
+
+
 def camera_right(s: Session, user: User, camera_id: str) -> str | None:
     """The caller's right on a camera of its tenant: "admin" for the owner, a sub-user's granted right, or None."""
     if user.account.owner_id is None:

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from sqlmodel import Session, select
 
-from alarmcloud.auth import RIGHTS, User, camera_for, camera_right, visible_camera_ids, visible_cameras
+from alarmcloud.auth import (
+    RIGHTS,
+    User,
+    camera_for,
+    camera_right,
+    processing_blocked,
+    visible_camera_ids,
+    visible_cameras,
+)
 from alarmcloud.contracts import LiveStream
 from alarmcloud.errors import ApiError
 from alarmcloud.models import Account, Camera, PluginState, utcnow
@@ -32,12 +40,6 @@ def _caller(s: Session, account_id: str) -> User | None:
     """The person a service call acts for (an owner or a sub-user), as the API's rights checks see a caller."""
     acc = s.get(Account, account_id)
     return User(acc, "service") if acc is not None else None
-
-
-def _restricted(s: Session, user: User) -> bool:
-    """Processing blocked (GDPR Art. 18) for the caller's account or, for a sub-user, its owner's."""
-    owner = s.get(Account, user.tenant_id) if user.tenant_id != user.id else user.account
-    return bool(user.account.restricted or (owner is not None and owner.restricted))
 
 
 class Services(CoreServices):
@@ -146,7 +148,7 @@ class Services(CoreServices):
 
         def _q(s: Session) -> list[dict[str, Any]]:
             user = _caller(s, account_id)
-            if user is None or _restricted(s, user):
+            if user is None or processing_blocked(s, user.account):
                 return []  # GDPR Art. 18: a restricted account's events go to no integration, a sub-user's neither
             params = {k: v for k, v in {"camera_id": camera_id, "label": label,
                                         "verdict": "alarm" if real_alarms_only else None}.items() if v}

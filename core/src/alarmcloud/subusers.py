@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
-from alarmcloud.auth import RIGHTS, User, core, require_user, validate_credentials
+from alarmcloud.auth import RIGHTS, User, core, processing_blocked, require_user, validate_credentials
 from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.models import Account, Camera, CameraRight
@@ -122,17 +122,10 @@ async def tell_integrations_of_rights(app: Any, subuser_id: str, before: dict[st
     for cam_id in sorted(before.keys() - after.keys()):
         await app.tell_integrations(Event(CAMERA_DELETED, subuser_id, cam_id, {"change": "right_removed"}))
     changed = sorted(c for c in after if before.get(c) != after[c])
-    if changed and not await app.db.run(lambda s: _restricted(s, subuser_id)):
+    if changed and not await app.db.run(lambda s: processing_blocked(s, s.get(Account, subuser_id))):
         for cam_id in changed:
             change = "added" if cam_id not in before else "right"
             await app.tell_integrations(Event(CAMERA_CHANGED, subuser_id, cam_id, {"change": change}))
-
-
-def _restricted(s: Session, subuser_id: str) -> bool:
-    """GDPR Art. 18: the sub-user or its owner blocked processing (no camera data goes to a platform)."""
-    acc = s.get(Account, subuser_id)
-    owner = s.get(Account, acc.owner_id) if acc is not None and acc.owner_id else None
-    return acc is None or acc.restricted or bool(owner is not None and owner.restricted)
 
 
 async def delete_subuser(request: Request) -> Response:
