@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.util
-import inspect
 import logging
 import shutil
 import tempfile
@@ -47,7 +46,7 @@ from alarmcloud.events import (
     Event,
 )
 from alarmcloud.models import Account, CameraRight, Clip, PluginState, iso, utcnow
-from alarmcloud.plugins import HOOK_ERRORS, PluginHost
+from alarmcloud.plugins import PluginHost
 from alarmcloud.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
@@ -170,15 +169,7 @@ class AlarmCloud:
             return  # GDPR Art. 18: a restricted account's data goes to no plugin and no integration
         await notify.queue_event(self, event)  # the account's webhooks that subscribed to this event
         await self.plugins.call_each("handle_event", app=self, event=event)
-        for name in self.plugins.integration_specs:
-            integ = self.plugins.integration(name)
-            if integ is None:
-                continue
-            try:
-                with anyio.fail_after(30):
-                    await integ.handle_event(event)
-            except Exception:
-                log.exception("integration %s failed on %s", name, event.type)
+        await self._integrations_handle(event)
         if event.camera_id is None or event.type not in _FOR_SUBUSERS:
             return
         try:
@@ -203,25 +194,21 @@ class AlarmCloud:
         For events addressed to a sub-user (``emit`` copies, a right taken away): the owner's webhooks and the
         other plugins have had the owner's event, or have nothing to do with the sub-user's view.
         """
-        pm = self.plugins.pm
-        linking = {i.plugin_name for i in pm.hook.register_integrations.get_hookimpls()}
-        calls: list[tuple[str, Any]] = [
-            (self.plugins.owner.get(i.plugin_name, i.plugin_name), i.function)
-            for i in pm.hook.handle_event.get_hookimpls() if i.plugin_name in linking]
+        linking = {i.plugin_name for i in self.plugins.pm.hook.register_integrations.get_hookimpls()}
+        await self.plugins.call_each("handle_event", app=self, event=event, only=linking)
+        await self._integrations_handle(event)
+
+    async def _integrations_handle(self, event: Event) -> None:
+        """Each integration's ``handle_event``, isolated and limited to 30 s."""
         for name in self.plugins.integration_specs:
             integ = self.plugins.integration(name)
-            if integ is not None:
-                calls.append((name, integ.handle_event))
-        for owner, fn in calls:
+            if integ is None:
+                continue
             try:
                 with anyio.fail_after(30):
-                    params = inspect.signature(fn).parameters
-                    value = fn(**{k: v for k, v in (("app", self), ("event", event)) if k in params})
-                    if inspect.isawaitable(value):
-                        await value
-            except Exception as exc:
-                HOOK_ERRORS.labels(owner, "handle_event").inc()
-                log.exception("plugin %s failed on %s for a sub-user: %s", owner, event.type, type(exc).__name__)
+                    await integ.handle_event(event)
+            except Exception:
+                log.exception("integration %s failed on %s", name, event.type)
 
     async def _subusers_on(self, owner_id: str, camera_id: str) -> list[str]:
         """The owner's sub-users with a right on the camera whose own processing is not restricted."""

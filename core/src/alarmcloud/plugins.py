@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
@@ -191,14 +191,18 @@ class PluginHost:
 
     # ------------------------------------------------------------ calling
 
-    def impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any]]]:
+    def impls(self, hook_name: str, only: Collection[str] | None = None) -> list[tuple[str, Callable[..., Any]]]:
+        """(owner, function) of each implementation; ``only``: of these plugins (pluggy's names) alone."""
         hook = getattr(self.pm.hook, hook_name)
-        return [(self.owner.get(i.plugin_name, i.plugin_name), i.function) for i in hook.get_hookimpls()]
+        return [(self.owner.get(i.plugin_name, i.plugin_name), i.function) for i in hook.get_hookimpls()
+                if only is None or i.plugin_name in only]
 
-    async def call_each(self, hook_name: str, timeout: float = 30.0, **kwargs: Any) -> list[Any]:
-        """Call every implementation, awaiting async ones; each one isolated (logged and counted on error)."""
+    async def call_each(self, hook_name: str, timeout: float = 30.0, only: Collection[str] | None = None,
+                        **kwargs: Any) -> list[Any]:
+        """Call every implementation (``only``: of these plugins), awaiting async ones; each one isolated (logged and
+        counted on error)."""
         results: list[Any] = []
-        for owner, fn in self.impls(hook_name):
+        for owner, fn in self.impls(hook_name, only):
             try:
                 with anyio.fail_after(timeout):
                     value = fn(**{k: v for k, v in kwargs.items() if k in inspect.signature(fn).parameters})
