@@ -73,6 +73,11 @@ class CameraSummary:
         capability (a sub-user with a view right on the camera lacks it; the core would refuse the action)."""
         return CAMERA_SCOPES["control"] in scopes and "control" in self.capabilities
 
+    def may_stream(self, scopes: frozenset[str]) -> bool:
+        """Whether a link with ``scopes`` may start a live view of the camera: ``cameras:stream`` granted and the
+        ``stream`` capability (a camera whose brand has no adapter enabled lacks it; the core could not stream it)."""
+        return CAMERA_SCOPES["stream"] in scopes and "stream" in self.capabilities
+
 
 @dataclass(frozen=True)
 class EndpointTestAccount:

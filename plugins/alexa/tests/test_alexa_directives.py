@@ -447,3 +447,46 @@ async def test_an_oversized_directive_body_is_a_413(integ: AlexaIntegration) -> 
         assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
         r = await client.post("/plugins/alexa/directive", json=directive("Alexa", "ReportState", "cam-1"))
         assert r.status_code == 200 and r.json()["event"]["header"]["name"] != "ErrorResponse"
+
+
+def with_camera_that_cannot_stream(svc: FakeServices) -> FakeServices:
+    """Adds cam-4, a camera whose brand has no adapter enabled: the core lists it without any capability."""
+    svc.cameras["acc-1"].append(CameraSummary("cam-4", "Shed", "acme", "X1", motion_detection=None, capabilities=()))
+    return svc
+
+
+async def test_no_live_view_on_a_camera_that_cannot_stream(integ: AlexaIntegration, amazon: FakeAmazon,
+                                                           validator: Any) -> None:
+    svc = with_camera_that_cannot_stream(services())
+    body = directive("Alexa.Discovery", "Discover", None, payload={"scope": {"type": "BearerToken", "token": TOKEN}})
+    eps = {e["endpointId"]: e for e in (await run(integ, svc, validator, body))["event"]["payload"]["endpoints"]}
+    # nothing to view and nothing to switch: only its alarm sensor is left
+    assert "cam-4" not in eps and "cam-4:motion" in eps
+    assert "Alexa.CameraStreamController" in interfaces(eps["cam-1"])
+    resp = await run(integ, svc, validator, directive("Alexa.CameraStreamController", "InitializeCameraStreams",
+                                                      "cam-4"))
+    assert resp["event"]["header"]["name"] == "ErrorResponse"
+    assert resp["event"]["payload"]["type"] == "INVALID_DIRECTIVE"
+    assert resp["event"]["endpoint"]["endpointId"] == "cam-4"
+    # the proactive AddOrUpdateReport of a changed camera offers no live view on it either
+    grant = json.loads((SAMPLES / "Authorization" / "Authorization.AcceptGrant.request.json").read_text())
+    grant["directive"]["payload"]["grantee"]["token"] = TOKEN
+    await run(integ, svc, validator, grant)
+    await integ.on_event(svc, Event("camera.changed", "acc-1", "cam-4", {"change": "updated"}))
+    assert [check(validator, e)["event"]["header"]["name"] for e in amazon.events] == ["AddOrUpdateReport"]
+    assert [e["endpointId"] for e in amazon.events[0]["event"]["payload"]["endpoints"]] == ["cam-4:motion"]
+
+
+async def test_switching_an_offline_camera_the_user_may_only_view_is_a_permission_error(
+        integ: AlexaIntegration, validator: Any) -> None:
+    svc = services()
+    svc.cameras["acc-1"].append(CameraSummary("cam-6", "Back door", "instar", "IN-9020", motion_detection=True,
+                                              online=False, capabilities=VIEW_ONLY))
+    for name in ("TurnOn", "TurnOff"):
+        resp = await run(integ, svc, validator, directive("Alexa.PowerController", name, "cam-6"))
+        assert resp["event"]["payload"]["type"] == "INSUFFICIENT_PERMISSIONS"
+        assert resp["event"]["endpoint"]["endpointId"] == "cam-6"
+    # a camera the person may switch still answers that it is offline
+    resp = await run(integ, svc, validator, directive("Alexa.PowerController", "TurnOn", "cam-2"))
+    assert resp["event"]["payload"]["type"] == "ENDPOINT_UNREACHABLE"
+    assert svc.actions == []

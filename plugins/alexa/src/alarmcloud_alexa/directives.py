@@ -168,6 +168,10 @@ class DirectiveHandler:
         if sensor:
             raise AlexaError("INVALID_DIRECTIVE", "a motion sensor cannot be switched")
         self._need(principal, m.SCOPE_CONTROL)
+        # permission before reachability: an offline camera the person may only view is still not theirs to switch
+        # (a camera without any capability has no adapter enabled: the core answers for it, as before)
+        if not cam.may_control(principal.scopes) and "stream" in cam.capabilities:
+            raise AlexaError("INSUFFICIENT_PERMISSIONS", "the person's right on this camera does not allow switching")
         if not cam.online:
             raise AlexaError("ENDPOINT_UNREACHABLE", "the camera is offline")
         try:
@@ -184,6 +188,8 @@ class DirectiveHandler:
         if sensor:
             raise AlexaError("INVALID_DIRECTIVE", "a motion sensor has no stream")
         self._need(principal, m.SCOPE_STREAM)
+        if not cam.may_stream(principal.scopes):  # no CameraStreamController in discovery for it (no adapter)
+            raise AlexaError("INVALID_DIRECTIVE", "this camera offers no live view")
         if not cam.online:
             raise AlexaError("ENDPOINT_UNREACHABLE", "the camera is offline")
         cfg = self.config

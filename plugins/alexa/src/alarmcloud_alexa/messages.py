@@ -78,9 +78,10 @@ def _text(value: str, limit: int = 128) -> str:
 
 def camera_endpoints(cam: CameraSummary, scopes: frozenset[str], manufacturer: str, width: int = 1920,
                      height: int = 1080) -> list[dict[str, Any]]:
-    """The endpoints one camera becomes for a client with ``scopes`` (none without stream or control)."""
+    """The endpoints one camera becomes for a client with ``scopes``: the camera with live view where the camera can
+    stream (``may_stream``) and the switch where it may be controlled (none with neither), and its alarm sensor."""
     caps: list[dict[str, Any]] = [_iface("Alexa")]
-    if SCOPE_STREAM in scopes:
+    if cam.may_stream(scopes):
         caps.append(_iface("Alexa.CameraStreamController", cameraStreamConfigurations=[{
             "protocols": ["RTSP"], "resolutions": [{"width": width, "height": height}],
             "authorizationTypes": ["NONE"], "videoCodecs": ["H264"], "audioCodecs": ["AAC"]}]))
