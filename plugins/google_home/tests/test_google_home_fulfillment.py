@@ -351,3 +351,19 @@ async def test_an_oversized_body_is_a_413(env: SimpleNamespace) -> None:
                                  headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
     assert resp.status_code == 413 and resp.json()["error"]["code"] == "payload_too_large"
     assert (await post(env, "action.devices.SYNC")).status_code == 200
+
+
+async def test_a_camera_that_cannot_stream_is_no_camera_device(env: SimpleNamespace) -> None:
+    """cam-4's brand has no adapter enabled: the core lists it without capabilities. A CAMERA device needs
+    CameraStream, so it is left out of SYNC, a GetCameraStream for it is refused, and no Report State names it."""
+    env.svc.cameras["acc-1"].append(CameraSummary("cam-4", "Shed", "acme", "X1", capabilities=()))
+    devices = {d["id"]: d for d in (await post(env, "action.devices.SYNC")).json()["payload"]["devices"]}
+    assert set(devices) == {"cam-1", "cam-2"}
+    params = {"StreamToChromecast": False, "SupportedStreamProtocols": ["hls"]}
+    cmd = (await post(env, "action.devices.EXECUTE", execute("cam-4", STREAM, params))).json()
+    assert cmd["payload"]["commands"] == [{"ids": ["cam-4"], "status": "ERROR", "errorCode": "functionNotSupported"}]
+    cmd = (await post(env, "action.devices.EXECUTE", execute("cam-1", STREAM, params))).json()
+    assert cmd["payload"]["commands"][0]["status"] == "SUCCESS"
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-4", {"verdict": "alarm"}))
+    await env.integ.on_event(env.svc, Event("detections.ready", "acc-1", "cam-1", {"verdict": "alarm"}))
+    assert [set(c[1]["payload"]["devices"]["states"]) for c in env.google.calls] == [{"cam-1"}]

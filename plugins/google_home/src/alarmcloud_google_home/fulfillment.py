@@ -20,8 +20,14 @@ ON_OFF = "action.devices.traits.OnOff"
 
 
 def device(cam: CameraSummary, scopes: frozenset[str], config: GoogleHomeConfig) -> dict[str, Any] | None:
-    """A SYNC device (CAMERA needs CameraStream, so no device without ``cameras:stream``)."""
-    if SCOPE_STREAM not in scopes:
+    """A SYNC device for a camera the link may view live (``may_stream``), else none.
+
+    Google's CAMERA type requires the CameraStream trait, so a camera that cannot stream (no ``cameras:stream``, or
+    no ``stream`` capability: its brand has no adapter enabled) is left out rather than declared as another type with
+    OnOff only: as a SWITCH or OUTLET it would show up as a plug named after the camera ("turn off the front door"),
+    and a camera without an adapter cannot be switched anyway (the core lists ``control`` only next to ``stream``).
+    """
+    if not cam.may_stream(scopes):
         return None
     traits = [CAMERA_STREAM] + ([ON_OFF] if cam.may_control(scopes) else [])
     return {"id": cam.id, "type": "action.devices.types.CAMERA", "traits": traits,
@@ -153,6 +159,8 @@ class Fulfillment:
                 return fail(*_camera_failure(exc))
             return {"ids": [dev_id], "status": "SUCCESS", "states": {"online": True, "on": params["on"]}}
         if command == "action.devices.commands.GetCameraStream":
+            if not cam.may_stream(principal.scopes):  # no CameraStream in SYNC for this camera (any more)
+                return fail("ERROR", "functionNotSupported")
             if not cam.online:
                 return fail("OFFLINE", "deviceOffline")
             cfg = self.config

@@ -88,14 +88,14 @@ class GoogleHomeIntegration(Integration):
         scopes = frozenset(await services.get_state(PLUGIN, event.account_id, SCOPES_KEY) or ())
         if event.type == DETECTIONS_READY or event.payload.get("change") == "action":
             if SCOPE_STREAM not in scopes:
-                return  # no device in Google for this camera
+                return  # no device in Google for any camera
             if event.type == DETECTIONS_READY and str(event.payload.get("verdict", "")).startswith("false_alarm"):
                 return
             if event.type == CAMERA_CHANGED and event.payload.get("action") != "motion_detection":
                 return
             cam = next((c for c in await services.list_cameras(event.account_id) if c.id == event.camera_id), None)
-            if cam is None:
-                return
+            if cam is None or not cam.may_stream(scopes):
+                return  # no device in Google for this camera (SYNC leaves a camera that cannot stream out)
             # an alarm clip proves the camera is online; Google has no alarm state for a cloud camera
             states = state(cam, scopes) | {"online": cam.online or event.type == DETECTIONS_READY}
             if event.type == CAMERA_CHANGED and cam.may_control(scopes):
