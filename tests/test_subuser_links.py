@@ -471,3 +471,65 @@ def test_an_alarm_and_a_right_taken_away_reach_the_sub_users_google_home(
     assert len(homegraph.to(agent, "/v1/devices:requestSync")) == 1
     assert google_devices(family, tok) == (agent, {"Gate"})
     assert homegraph.to(lodger, "/v1/devices:requestSync") == []
+
+
+# ---------------------------------------------------------------- Realtime notifications to a sub-user's IFTTT
+
+IFTTT_REDIRECT = "https://ifttt.com/channels/alarmcloud/authorize"
+IFTTT_SCOPES = "alarms:read cameras:control storage:read"
+IFTTT_KEY = "ifttt-service-key-subuser-0123456789"
+REALTIME = "/v1/notifications"
+
+
+def test_an_alarm_reaches_the_ifttt_of_a_sub_user_with_a_right_on_the_camera(
+        family: Family, receiver: Any, monkeypatch: pytest.MonkeyPatch, kit: Any, tmp_path: Path) -> None:
+    """The real IFTTT plugin with IFTTT's Realtime API faked on loopback: an alarm on Door (the sub-user's view
+    right) notifies the sub-user's trigger identities and shows in its trigger timeline; one on Shed (no right)
+    notifies only the owner's."""
+    monkeypatch.setenv("ALARMCLOUD_IFTTT_SERVICE_KEY", IFTTT_KEY)
+    monkeypatch.setenv("ALARMCLOUD_IFTTT_REALTIME_URL", receiver.url + REALTIME)
+    for event_id in family.events.values():  # the fixture's alarms are done before anyone links IFTTT
+        family.owner.wait_event(event_id)
+    with family.srv.core.db.session() as s:  # type: ignore[attr-defined]
+        client, secret = oauth.add_client(s, "IFTTT", "ifttt", [IFTTT_REDIRECT], IFTTT_SCOPES.split(),
+                                          require_pkce=True)
+        ifttt = (client.id, secret or "")
+    sub_tok = link(family.srv, family.sub, ifttt, IFTTT_REDIRECT, IFTTT_SCOPES)["access_token"]
+    owner_tok = link(family.srv, family.owner, ifttt, IFTTT_REDIRECT, IFTTT_SCOPES)["access_token"]
+
+    def new_alarms(tok: str, identity: str, fields: dict[str, Any]) -> list[str]:
+        """IFTTT polling the new_alarm trigger (which also registers the trigger identity for Realtime)."""
+        r = httpx.post(family.srv.url + "/plugins/ifttt/ifttt/v1/triggers/new_alarm", timeout=30,
+                       json={"trigger_identity": identity, "triggerFields": fields, "limit": 50},
+                       headers={"Authorization": f"Bearer {tok}"})
+        assert r.status_code == 200, r.text
+        return [item["meta"]["id"] for item in r.json()["data"]]
+
+    def notified() -> list[set[str]]:
+        """The trigger identities of each Realtime notification IFTTT received."""
+        return [{e["trigger_identity"] for e in json.loads(r["body"])["data"]} for r in receiver.received(REALTIME)]
+
+    def alarm(name: str) -> str:
+        r = family.owner.upload(family.owner.upload_credentials(family.cams[name]), clip)
+        assert r.status_code == 201, r.text
+        assert family.owner.wait_event(r.json()["event_id"])["verdict"] == "alarm"
+        return str(r.json()["event_id"])
+
+    assert set(new_alarms(sub_tok, "ti-sub", {})) == {family.events["Door"], family.events["Gate"]}
+    assert new_alarms(sub_tok, "ti-sub-door", {"camera": family.cams["Door"]}) == [family.events["Door"]]
+    assert len(new_alarms(owner_tok, "ti-owner", {})) == 3
+    clip = kit.small_clip(tmp_path / "alarm.mp4")
+
+    shed = alarm("Shed")
+    receiver.wait(1, REALTIME)
+    assert notified() == [{"ti-owner"}]  # the sub-user has no right on Shed: nothing for its Applets
+    door = alarm("Door")
+    receiver.wait(3, REALTIME)
+    # by then Shed's delivery is long over: still nothing of it reached the sub-user
+    assert sorted(notified(), key=sorted) == sorted([{"ti-owner"}, {"ti-owner"}, {"ti-sub", "ti-sub-door"}],
+                                                    key=sorted)
+    assert {r["headers"]["IFTTT-Service-Key"] for r in receiver.received(REALTIME)} == {IFTTT_KEY}
+    sub_alarms = new_alarms(sub_tok, "ti-sub", {})
+    assert door in sub_alarms and shed not in sub_alarms
+    assert new_alarms(sub_tok, "ti-sub-door", {"camera": family.cams["Door"]})[0] == door
+    assert {door, shed} <= set(new_alarms(owner_tok, "ti-owner", {}))
