@@ -11,16 +11,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import secrets
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
+import anyio
 import httpx
 import pytest
 from alarmcloud import oauth
@@ -123,6 +126,14 @@ def family(api: Any, server: LiveServer, kit: Any, tmp_path: Path) -> Iterator[F
             fake.requests.clear()
         yield Family(server, owner, sub, cams, fakes, events, (alexa.id, alexa_secret or ""),
                      (google.id, google_secret or ""))
+
+
+def wait_until(probe: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """``probe()`` once it is truthy, or its last value at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
 
 
 async def _refused(call: Any) -> ServiceError:
@@ -361,11 +372,11 @@ def test_a_right_taken_away_deletes_the_camera_from_the_sub_users_alexa(family: 
     sub_grant = enable_skill(family, amazon, family.sub)
     door, gate = family.cams["Door"], family.cams["Gate"]
     family.set_rights(Door="view")  # Gate taken away
-    deletes = amazon.sent(sub_grant, "DeleteReport")
+    deletes = amazon.wait_for(sub_grant, "DeleteReport")  # told after the answer
     assert [endpoints(e) for e in deletes] == [{gate, gate + ":motion"}]
     assert amazon.sent(sub_grant, "AddOrUpdateReport") == []  # Door's right did not change: nothing to say
     family.set_rights(Door="view", Gate="control")  # given back: Alexa lists it again, with what control allows
-    adds = amazon.sent(sub_grant, "AddOrUpdateReport")
+    adds = amazon.wait_for(sub_grant, "AddOrUpdateReport")
     assert [{e["endpointId"] for e in a["payload"]["endpoints"]} & {door, gate} for a in adds] == [{gate}]
     gate_ep = next(e for e in adds[0]["payload"]["endpoints"] if e["endpointId"] == gate)
     assert "Alexa.PowerController" in {c["interface"] for c in gate_ep["capabilities"]}
@@ -468,7 +479,7 @@ def test_an_alarm_and_a_right_taken_away_reach_the_sub_users_google_home(
     assert wait(agent, 2) == [{door}, {gate}]
 
     family.set_rights(Gate="control")  # Door taken away: Google asks for a SYNC, which no longer lists it
-    assert len(homegraph.to(agent, "/v1/devices:requestSync")) == 1
+    assert len(wait_until(lambda: homegraph.to(agent, "/v1/devices:requestSync"))) == 1  # told after the answer
     assert google_devices(family, tok) == (agent, {"Gate"})
     assert homegraph.to(lodger, "/v1/devices:requestSync") == []
 
@@ -533,3 +544,110 @@ def test_an_alarm_reaches_the_ifttt_of_a_sub_user_with_a_right_on_the_camera(
     assert door in sub_alarms and shed not in sub_alarms
     assert new_alarms(sub_tok, "ti-sub-door", {"camera": family.cams["Door"]})[0] == door
     assert {door, shed} <= set(new_alarms(owner_tok, "ti-owner", {}))
+
+
+# ---------------------------------------------------------------- a slow platform does not hold up the owner
+
+
+class SlowPlatform:
+    """A fake platform (``FakeAmazon``, ``FakeHomeGraph``) that holds every call but its token endpoint until the
+    test releases it, as a slow Amazon or Google does, and then takes the calls it held newest first (a busy
+    platform answers in any order); ``held`` records (path, body) of each call it held."""
+
+    def __init__(self, fake: Callable[[httpx.Request], httpx.Response], token_path: str) -> None:
+        self.fake = fake
+        self.token_path = token_path
+        self.held: list[tuple[str, dict[str, Any]]] = []
+        self.done: set[int] = set()
+        self.released = threading.Event()
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == self.token_path:
+            return self.fake(request)
+        n = len(self.held)
+        self.held.append((request.url.path, json.loads(request.content or b"{}")))
+        while not self.released.is_set() or not self.done >= set(range(n + 1, len(self.held))):
+            await anyio.sleep(0.02)
+        try:
+            return self.fake(request)
+        finally:
+            self.done.add(n)
+
+    def holding(self, match: Callable[[str, dict[str, Any]], bool], timeout: float = 30.0) -> bool:
+        """Whether a call ``match`` accepts has reached the platform (and is held until the release)."""
+        return bool(wait_until(lambda: [c for c in list(self.held) if match(*c)], timeout))
+
+    def __enter__(self) -> SlowPlatform:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()  # also when the test failed: the server can stop
+
+
+def test_a_right_taken_away_answers_at_once_while_amazon_is_slow(
+        family: Family, amazon: FakeAmazon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Amazon's event gateway holds the DeleteReport: the owner's PUT answers within 5 s with the new rights, which
+    hold already, and so does the next PUT that gives the camera back; once Amazon answers, the DeleteReport and
+    then the AddOrUpdateReport go out, in the order of the changes."""
+    sub_grant = enable_skill(family, amazon, family.sub)
+    door, gate = family.cams["Door"], family.cams["Gate"]
+    integ = family.srv.core.plugins.integration("alexa")  # type: ignore[attr-defined]
+    with SlowPlatform(amazon, "/auth/o2/token") as slow:
+        monkeypatch.setattr(integ.gateway, "transport", httpx.MockTransport(slow))
+        r = family.owner.put(f"/api/v1/subusers/{family.sub.id}", json={"rights": {door: "view"}}, timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"id": family.sub.id, "rights": {door: "view"}}
+        assert slow.holding(lambda _path, msg: msg["event"]["header"]["name"] == "DeleteReport")
+        # while Amazon still holds it, the owner's next request (same connection) sees the new rights
+        r = family.owner.get("/api/v1/subusers", timeout=5)
+        assert r.json()["items"] == [{"id": family.sub.id, "email": SUB_EMAIL, "rights": {door: "view"}}]
+        assert amazon.sent(sub_grant, "DeleteReport") == []
+        r = family.owner.put(f"/api/v1/subusers/{family.sub.id}", json={"rights": {door: "view", gate: "control"}},
+                             timeout=5)
+        assert r.status_code == 200, r.text
+        # the second change waits for the first to reach Amazon (were it sent now, Amazon took it first)
+        assert not slow.holding(lambda _path, msg: msg["event"]["header"]["name"] == "AddOrUpdateReport", 1.0)
+        slow.released.set()
+        adds = amazon.wait_for(sub_grant, "AddOrUpdateReport")
+    names = [m["event"]["header"]["name"] for t, m in amazon.reports if t == sub_grant]
+    assert [n for n in names if n in ("DeleteReport", "AddOrUpdateReport")] == ["DeleteReport", "AddOrUpdateReport"]
+    assert [endpoints(e) for e in amazon.sent(sub_grant, "DeleteReport")] == [{gate, gate + ":motion"}]
+    assert [{e["endpointId"] for e in a["payload"]["endpoints"]} & {door, gate} for a in adds] == [{gate}]
+
+
+def test_a_right_taken_away_answers_at_once_while_google_is_slow(
+        family: Family, homegraph: FakeHomeGraph, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HomeGraph holds the Request Sync: the PUT answers within 5 s, Google's SYNC (over HTTP meanwhile) lists the
+    new rights, and the Request Sync reaches Google once it answers."""
+    tok = link(family.srv, family.sub, family.google, GOOGLE_REDIRECT, GOOGLE_SCOPES)["access_token"]
+    agent, devices = google_devices(family, tok)
+    assert devices == {"Door", "Gate"}
+    integ = family.srv.core.plugins.integration("google_home")  # type: ignore[attr-defined]
+    with SlowPlatform(homegraph, "/token") as slow:
+        monkeypatch.setattr(integ.homegraph, "transport", httpx.MockTransport(slow))
+        r = family.owner.put(f"/api/v1/subusers/{family.sub.id}", json={"rights": {family.cams["Gate"]: "control"}},
+                             timeout=5)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"id": family.sub.id, "rights": {family.cams["Gate"]: "control"}}
+        assert slow.holding(lambda path, body: path == "/v1/devices:requestSync" and body["agentUserId"] == agent)
+        assert google_devices(family, tok) == (agent, {"Gate"})
+        assert homegraph.to(agent, "/v1/devices:requestSync") == []
+        slow.released.set()
+        assert len(wait_until(lambda: homegraph.to(agent, "/v1/devices:requestSync"))) == 1
+
+
+def test_a_failing_announcement_is_logged_and_the_rights_stay(
+        family: Family, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    core: Any = family.srv.core
+
+    async def broken(event: Any) -> None:
+        raise RuntimeError("the integrations are broken")
+
+    monkeypatch.setattr(core, "tell_integrations", broken)
+    with caplog.at_level(logging.ERROR, logger="alarmcloud.subusers"):
+        family.set_rights(Door="view")  # the answer is 200: the rights are committed
+        assert wait_until(lambda: [rec for rec in list(caplog.records) if rec.name == "alarmcloud.subusers"
+                                   and "new rights failed" in rec.getMessage()])
+    r = family.owner.get("/api/v1/subusers")
+    assert r.json()["items"] == [{"id": family.sub.id, "email": SUB_EMAIL, "rights": {family.cams["Door"]: "view"}}]
+    family.set_rights(Door="view", Gate="view")  # the next change goes through as well

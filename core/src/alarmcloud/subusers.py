@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import weakref
 from typing import Any
 
+import anyio
 from sqlmodel import Session, select
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -14,9 +18,18 @@ from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.models import Account, Camera, CameraRight
 
+log = logging.getLogger(__name__)
+#: per deployment (the AlarmCloud object): a lock per sub-user whose new rights are being announced, and how many
+#: announcements hold or wait for it, so that one sub-user's changes reach its platforms one after another
+_announcing: weakref.WeakKeyDictionary[Any, dict[str, tuple[anyio.Lock, int]]] = weakref.WeakKeyDictionary()
+
 
 async def create_subuser(request: Request) -> Response:
-    """An account owner adds a sub-user with per-camera rights (view / control / admin)."""
+    """An account owner adds a sub-user with per-camera rights (view / control / admin).
+
+    No integration hears of the rights: a new account has no links yet (it links its own once it logs in, and
+    the first SYNC or Discovery then lists what it may see).
+    """
     user = await require_user(request)
     if user.account.owner_id is not None:
         raise ApiError(403, "forbidden", "sub-users cannot create users")
@@ -76,7 +89,11 @@ def _own_subuser(s: Session, user: User, subuser_id: str) -> Account:
 
 
 async def set_subuser_rights(request: Request) -> Response:
-    """Replace a sub-user's per-camera rights: ``{"rights": {"<camera id>": "view" | "control" | "admin"}}``."""
+    """Replace a sub-user's per-camera rights: ``{"rights": {"<camera id>": "view" | "control" | "admin"}}``.
+
+    The answer comes once the rights are committed; the sub-user's integrations are told after it has been sent
+    (``tell_integrations_of_rights`` as a background task), so a slow Amazon or Google never holds the owner up.
+    """
     user = await require_user(request)
     sid = request.path_params["subuser_id"]
     data = await json_body(request)
@@ -104,8 +121,28 @@ async def set_subuser_rights(request: Request) -> Response:
 
     app = core(request)
     before = await app.db.run(_set)
-    await tell_integrations_of_rights(app, sid, before, rights)
-    return JSONResponse({"id": sid, "rights": rights})
+    return JSONResponse({"id": sid, "rights": rights},
+                        background=BackgroundTask(_announce_rights, app, sid, before, dict(rights)))
+
+
+async def _announce_rights(app: Any, subuser_id: str, before: dict[str, str], after: dict[str, str]) -> None:
+    """``tell_integrations_of_rights`` after the answer: one change of a sub-user at a time, in the order their
+    answers went out (a camera taken away and given back reaches Alexa as DeleteReport, then AddOrUpdateReport); a
+    failure is logged and ends nothing else."""
+    turns = _announcing.setdefault(app, {})
+    lock, n = turns.get(subuser_id, (anyio.Lock(), 0))
+    turns[subuser_id] = (lock, n + 1)
+    try:
+        async with lock:
+            await tell_integrations_of_rights(app, subuser_id, before, after)
+    except Exception:
+        log.exception("telling a sub-user's integrations of its new rights failed")
+    finally:
+        lock, n = turns[subuser_id]
+        if n > 1:
+            turns[subuser_id] = (lock, n - 1)
+        else:
+            del turns[subuser_id]
 
 
 async def tell_integrations_of_rights(app: Any, subuser_id: str, before: dict[str, str],
@@ -115,9 +152,11 @@ async def tell_integrations_of_rights(app: Any, subuser_id: str, before: dict[st
     announced again (``camera.changed`` with ``change`` ``added`` or ``right``: Alexa's AddOrUpdateReport with what
     the new right allows, Google's Request Sync).
 
-    Sent after the rights are committed (what the platforms then fetch no longer has the camera) and while the
-    sub-user's links still exist; addressed to the sub-user's account and to the integrations only. A lost camera
-    is told even while the owner has blocked processing: it removes a device, it sends no data.
+    Sent after the rights are committed (what the platforms then fetch no longer has the camera) and after the
+    owner's answer (``set_subuser_rights`` runs it as a background task); a sub-user erased in between has no links
+    left, and its ``account.deleted`` has removed its devices already. Addressed to the sub-user's account and to
+    the integrations only. A lost camera is told even while the owner has blocked processing: it removes a device,
+    it sends no data.
     """
     for cam_id in sorted(before.keys() - after.keys()):
         await app.tell_integrations(Event(CAMERA_DELETED, subuser_id, cam_id, {"change": "right_removed"}))
