@@ -27,6 +27,20 @@ def test_clip_of_a_real_car_yields_its_plate(
     assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
 
 
+@pytest.mark.parametrize(
+    ("photo", "plate"),
+    [
+        ("us/car9-1.jpg", "ASC7399"),  # read 4ASC7399: a character beside the plate read with it
+        ("us/wts-lg-000095.jpg", "4FCW533"),  # read LFCW533: California's 1ABC234 with its 4 taken for an L
+    ],
+)
+def test_a_us_camera_reads_the_usual_serial(
+    photo: str, plate: str, photo_clip: Callable[..., Path], run_clip: Callable[..., list[Finding]]
+) -> None:
+    """Real US photos the recogniser reads one character off: the states' usual serials put them right."""
+    assert [f.text for f in run_clip(photo_clip(photo), {"countries": "US"})] == [plate]
+
+
 def test_camera_countries_option_filters_foreign_formats(
     photo_clip: Callable[..., Path], run_clip: Callable[..., list[Finding]]
 ) -> None:
@@ -103,6 +117,22 @@ def test_camera_clock_on_screen_is_no_plate(tmp_path: Path, run_clip: Callable[.
 
     clip = make_clip(tmp_path / "osd.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
     assert [f.text for f in run_clip(clip)] == ["MAB1234"]
+
+
+def test_a_date_without_separators_is_no_plate_on_a_us_camera(
+    tmp_path: Path, run_clip: Callable[..., list[Finding]]
+) -> None:
+    """A camera drawing its date as 20240517: eight digits, and no US serial is eight characters long; leaving
+    out a character a neighbour may have added (``formats.prefer_serials``) must not turn the date into a plate."""
+    plate = _plate_scene("M AB 1234")
+
+    def scene(i: int, t: float, w: int, h: int) -> np.ndarray:
+        img = plate(i, t, w, h)
+        cv2.putText(img, "20240517", (30, 70), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (250, 250, 250), 4, cv2.LINE_AA)
+        return img
+
+    clip = make_clip(tmp_path / "date.mp4", seconds=3, width=1280, height=720, gop_seconds=1.0, scene=scene)
+    assert [f.text for f in run_clip(clip, {"countries": "US"})] == ["MAB1234"]
 
 
 def _plate_beside(tmp_path: Path, name: str, left: str, right: str) -> Path:

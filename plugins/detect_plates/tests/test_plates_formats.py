@@ -199,9 +199,48 @@ def test_us_plates_keep_the_letters_i_and_q_and_take_o_as_zero() -> None:
     assert fit_read(_dists(*"7CID930"), ["US"]).text == "7CID930"  # type: ignore[union-attr]
     assert fit_read(_dists(*"5TQY867"), ["US"]).text == "5TQY867"  # type: ignore[union-attr]
     assert fit_read(_dists(*"OSG719"), ["US"]).text == "0SG719"  # type: ignore[union-attr]
-    # the recogniser still decides between I and 1 where it doubts
-    doubt = fit_read(_dists(*"7C", {"1": 0.7, "I": 0.3}, *"D930"), ["US"])
-    assert doubt is not None and doubt.text == "7C1D930"
+    # the recogniser still decides between I and 1: a sure 1 stays, even where California's 1ABC234 wants a letter
+    sure = fit_read(_dists(*"7C", {"1": 0.9, "I": 0.1}, *"D930"), ["US"])
+    assert sure is not None and sure.text == "7C1D930"
+    # ... while a doubtful one takes the usual serial's letter
+    doubt = fit_read(_dists(*"7C", {"1": 0.6, "I": 0.4}, *"D930"), ["US"])
+    assert doubt is not None and doubt.text == "7CID930"
+
+
+def test_a_us_read_prefers_the_usual_serials_where_the_recogniser_doubts() -> None:
+    # California's "4GLS168" whose 4 the recogniser takes for an L (60:30): LGLS168 is in no usual pattern
+    def read(first: dict[str, float]) -> list[dict[str, float]]:
+        return _dists(first, *"GLS168")
+
+    fit = fit_read(read({"L": 0.6, "4": 0.3}), ["US"])
+    raw = fit_read(read({"L": 0.6, "4": 0.3}), ["US", "DE"])  # every country: Germany's L GS 168 as read
+    assert fit is not None and (fit.text, fit.country) == ("4GLS168", "US")
+    assert raw is not None and (raw.text, raw.country) == ("LGLS168", "DE")
+    # the preference pays for the replacement: as sure as the reading itself, so it is not lost under the threshold
+    assert fit.score == pytest.approx(raw.score)
+    # a recogniser sure of its L (12:1) keeps it: the preference is worth about 1:4.5 (SERIAL_UNUSUAL_COST)
+    sure = fit_read(read({"L": 0.6, "4": 0.05}), ["US"])
+    assert sure is not None and sure.text == "LGLS168"
+    # a read in a usual pattern is never bent into another one (Missouri's AB1C2D, New York's ABC1234)
+    for text in ("FB5X8T", "KDB7364"):
+        kept = fit_read(_dists(*text), ["US"])
+        assert kept is not None and kept.text == text
+
+
+def test_a_character_joined_to_a_us_plate_is_left_out() -> None:
+    # no standard US serial has eight characters: a sticker or frame letter beside the plate read with it
+    fit = fit_read(_dists(*"4ASC7399"), ["US"])
+    assert fit is not None and (fit.text, fit.drops, fit.kept) == ("ASC7399", 1, tuple(range(1, 8)))
+    assert fit.score == pytest.approx(0.99)  # the score of the characters kept
+    # either end; where both ends leave a usual serial (4ASC739: California), the less sure one goes
+    assert fit_read(_dists(*"5VCF203", {"4": 0.7}), ["US"]).text == "5VCF203"  # type: ignore[union-attr]
+    assert fit_read(_dists({"4": 0.7}, *"ASC7399"), ["US"]).text == "ASC7399"  # type: ignore[union-attr]
+    # eight characters that leave no usual serial stay as read (a vanity plate)
+    vanity = fit_read(_dists(*"GR8TDAY1"), ["US"])
+    assert vanity is not None and vanity.text == "GR8TDAY1"
+    # the country is chosen with the read as it is: eight characters Russia issues stay Russian with every country
+    ru = fit_read(_dists(*"A123BC77"), ["US", "RU"])
+    assert ru is not None and (ru.text, ru.country) == ("A123BC77", "RU")
 
 
 def test_unlikely_reads_score_low() -> None:

@@ -282,7 +282,10 @@ class PlateDetector(Detector):
         if len(read.text) < 4 or read.clock:
             return None
         fit = fit_read(read.dists, band_countries(countries) if banded else countries)
-        if fit is None or fit.score < self.config.min_read_score or looks_like_timestamp(fit.text):
+        if fit is None or fit.score < self.config.min_read_score:
+            return None
+        # a date as read stays a date when a character of it is left out (20140522 as a US 0140522)
+        if looks_like_timestamp(fit.text) or looks_like_timestamp(read.text):
             return None
         return fit
 

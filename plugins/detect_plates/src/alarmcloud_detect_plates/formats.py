@@ -71,6 +71,23 @@ UNKNOWN_DISTRICT_COST = 2.0
 DROP_BELOW = 0.5
 DROP_REST = 0.3
 MAX_DROPS = 2
+#: the serial patterns of standard US passenger plates (L letter, N digit), as the states issue them now or did in
+#: the last decades: California 1ABC234; ABC1234 (New York, Texas, Pennsylvania, Ohio, Michigan, Georgia,
+#: Virginia, Washington, ...); Maryland 1AB2345; Illinois and Connecticut AB12345; all digits (New Hampshire,
+#: older issues); ABC123 and 123ABC (many states); Missouri AB1C2D; New Jersey A12BCD; Massachusetts 1ABC23;
+#: Colorado and Florida ABCD12. Vanity and specialty plates follow none of them, and no standard serial is longer
+#: than seven characters
+US_SERIALS = (
+    "NLLLNNN", "LLLNNNN", "NLLNNNN", "LLNNNNN", "NNNNNNN",
+    "LLLNNN", "NNNLLL", "LLNLNL", "LNNLLL", "NLLLNN", "LLLLNN",
+)
+#: among the interpretations of a read as a US plate, one in no standard serial pattern costs this much more than
+#: one in a pattern (a letter the recogniser took for its look-alike digit, ``LGLS168`` for California's
+#: ``4GLS168``, is put right when the recogniser found the digit at least ~1/4 as likely, e^-1.5)
+SERIAL_UNUSUAL_COST = 1.5
+#: leaving out the first or last character of a US read one character longer than any standard serial (a
+#: neighbouring sticker, bolt or frame letter read with the plate: ``4ASC7399`` around ``ASC7399``) costs this
+SERIAL_EDGE_COST = 1.0
 
 Dist = Mapping[str, float]
 
@@ -92,6 +109,9 @@ class PlateFormat:
     #: substitutions applied everywhere (the US: O is read as 0; California and other states do issue I and Q)
     always: tuple[tuple[str, str], ...] = ()
     letters: str = LETTERS
+    #: for a generic format, the usual serial patterns (L/N) among everything it accepts: once a read is fitted
+    #: to this country, an interpretation in one of them is preferred (``prefer_serials``)
+    serials: tuple[str, ...] = ()
 
     @property
     def generic(self) -> bool:
@@ -350,6 +370,7 @@ COUNTRY_FORMATS: dict[str, PlateFormat] = {
             ("?????", "??????", "???????", "????????"),
             "7ABC123",
             always=(("O", "0"),),
+            serials=US_SERIALS,
         ),
         PlateFormat("BR", "Brazil", r"^[A-Z]{3}[0-9][A-Z0-9][0-9]{2}$", ("LLLNNNN", "LLLNLNN"), "ABC1D23"),
     )
@@ -524,6 +545,67 @@ def fit_read(
                     score = 1.0 if table else math.exp(-(base + cost - twin_cost) / n)
                     best_rank = rank
                     best = PlateFit(text, fmt.country, swaps, n - len(kept), cost, score, kept, against)
+    if best is not None and not table and COUNTRY_FORMATS[best.country].serials:
+        best = prefer_serials(dists, variants, COUNTRY_FORMATS[best.country], best)
+    return best
+
+
+def classes(text: str) -> str:
+    """The letter/digit pattern of a text (``7ABC123`` -> ``NLLLNNN``)."""
+    return "".join("N" if c.isdigit() else "L" for c in text)
+
+
+def prefer_serials(
+    dists: Sequence[Dist], variants: Sequence[tuple[tuple[int, ...], float]], fmt: PlateFormat, fit: PlateFit
+) -> PlateFit:
+    """Once a read is fitted to a country with usual serial patterns (the US, whose format accepts any 5-8
+    characters), its interpretation among that country's, with the usual patterns preferred.
+
+    Interpretations are ranked by what they change against the recogniser's reading plus
+    ``SERIAL_UNUSUAL_COST`` for a text in no usual pattern, then by their whole cost; a read one character longer
+    than any usual serial may also lose its first or last character (``SERIAL_EDGE_COST``; the score is then that
+    of the characters kept). The country was chosen before, with the read as it is, so the preference never
+    makes a European plate American or the reverse.
+    """
+    n = len(dists)
+    base = -sum(math.log(max(d.values())) for d in dists)
+    options: list[tuple[tuple[int, ...], float, bool]] = [(kept, cost, False) for kept, cost in variants]
+    if n == max(map(len, fmt.serials)) + 1:
+        options += [(tuple(range(1, n)), 0.0, True), (tuple(range(n - 1)), 0.0, True)]
+    # the reading as fitted, if in no usual pattern, is that much less likely: a replacement the preference pays
+    # for lowers the score no further than to that of the reading
+    credit = 0.0 if classes(fit.text) in fmt.serials else SERIAL_UNUSUAL_COST
+    best, best_rank = fit, (math.inf, math.inf)
+    for kept, drop_cost, edge in options:
+        sub = [dists[i] for i in kept]
+        layouts = [lay for lay in fmt.serials if len(lay) == len(sub)]
+        if not edge:
+            layouts += [lay for lay in fmt.layouts if len(lay) == len(sub)]
+        for layout in layouts:
+            fitted = _fit_layout(sub, layout, fmt, False)
+            if fitted is None or not re.match(fmt.regex, fitted[0]):
+                continue
+            text, cost, swaps, twin_cost = fitted
+            penalty = (SERIAL_EDGE_COST if edge else 0.0) + (
+                0.0 if classes(text) in fmt.serials else SERIAL_UNUSUAL_COST
+            )
+            # here twins count at their cost: within one country I and 1 or O and 0 are different plates
+            against = cost - twin_cost
+            # of the two ends, the one read less surely goes (a tie-break only)
+            left = [max(dists[i].values()) for i in range(n) if i not in kept] if edge else []
+            rank = (
+                round((cost + penalty) / EVIDENCE_TIE),
+                cost + drop_cost + penalty + sum(map(math.log, left)) * 1e-3 + 1e-6 * len(kept),
+            )
+            if rank < best_rank:
+                paid = max(0.0, cost - twin_cost - credit)
+                if edge:
+                    kept_base = -sum(math.log(max(d.values())) for d in sub)
+                    score = math.exp(-(kept_base + paid) / len(sub))
+                else:
+                    score = math.exp(-(base + paid + drop_cost) / n)
+                best_rank = rank
+                best = PlateFit(text, fmt.country, swaps, n - len(kept), cost + drop_cost, score, kept, against)
     return best
 
 
