@@ -239,6 +239,13 @@ def _run(app: AlarmCloud, job: MaskJob, worker: str, stop: threading.Event) -> s
         cursor = clip.id
 
 
+def _delete(app: AlarmCloud, keys: list[str]) -> list[str]:
+    """Delete the stored objects ``keys``; an empty list (what is left of them)."""
+    for key in keys:
+        app.blobs.delete(key)
+    return []
+
+
 def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> bool:
     """Re-encode one clip with the job's masks and swap it in; a failure is counted, the clip left as it was.
 
@@ -280,8 +287,7 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
         row = s.get(MaskJob, job.id)
         if row is None or row.worker != worker or row.state != "running":
             s.rollback()
-            for key in written:
-                app.blobs.delete(key)
+            _delete(app, written)
             return False
         row.cursor = clip.id
         # locked first (PostgreSQL): a detection job writing findings for this clip either commits before (its
@@ -290,13 +296,9 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
         if current is None or current.blob_key != clip.blob_key:
             # deleted (or changed) meanwhile: nothing to swap, and not a failure (its file may have gone under the
             # encoder); the job no longer counts it
-            for key in written:
-                app.blobs.delete(key)
-            written = []
+            written = _delete(app, written)
         elif error is not None:
-            for key in written:  # e.g. the video stored, its thumbnail not: the clip stays as it was
-                app.blobs.delete(key)
-            written = []
+            written = _delete(app, written)  # e.g. the video stored, its thumbnail not: the clip stays as it was
             row.failed += 1
             if len(row.failures or []) < MAX_FAILURES_LISTED:
                 row.failures = [*(row.failures or []), {"clip_id": clip.id, "code": error[0],
@@ -324,11 +326,9 @@ def mask_stored_clip(app: AlarmCloud, job: MaskJob, clip: Clip, worker: str) -> 
         try:
             s.commit()
         except Exception:
-            for key in written:
-                app.blobs.delete(key)
+            _delete(app, written)
             raise
-    for key in old:
-        app.blobs.delete(key)
+    _delete(app, old)
     if old:
         if used_after > quota >= used_before:
             log.warning("account %s: masked clip %s is larger than before; %d bytes over the quota until the next "
