@@ -258,12 +258,27 @@ class AlarmCloud:
     # ---------------------------------------------------------------- start-up housekeeping
 
     def sweep_orphans(self) -> int:
-        """After a crash: drop staged uploads and blobs whose clip row was never committed.
+        """After a crash: drop staged uploads (``clean_staging``) and blobs whose clip row was never committed
+        (``sweep_blobs``); the number of files removed."""
+        return self.clean_staging() + self.sweep_blobs()
+
+    def clean_staging(self) -> int:
+        """Drop the staged uploads an interrupted upload left in the local staging folder: at start-up, before
+        uploads are accepted."""
+        n = self.blobs.clean_tmp()
+        if n:
+            log.warning("removed %d partial files left by an interrupted upload", n)
+        return n
+
+    def sweep_blobs(self, stop: threading.Event | None = None) -> int:
+        """Delete the blobs whose clip row was never committed (a crash between storing and committing).
 
         Only blobs written since the previous sweep (less an hour for clock steps) are looked up, in batches, so
-        start-up stays fast with millions of clips.
+        start-up stays fast with millions of clips on a local store. In a shared store (S3) only blobs older than
+        ORPHAN_GRACE_SECONDS count. When ``stop`` is set (shutdown) the sweep ends at the next key and the sweep
+        marker keeps its old time, so the next start looks at the same blobs again.
         """
-        n = self.blobs.clean_tmp()
+        n = 0
         started = time.time()
         with self.db.session() as s:
             marker = _sweep_marker(s)
@@ -271,17 +286,25 @@ class AlarmCloud:
         # a shared store (S3) may hold a clip another node stored a moment ago and is about to commit: only blobs
         # older than ORPHAN_GRACE_SECONDS count as orphans there
         before = started - ORPHAN_GRACE_SECONDS if self.blobs.shared else None
-        candidates = [k for k in self.blobs.keys_changed_since(since, before)
-                      if k.endswith((".mp4", ".jpg")) and k.count("/") == 2]
+        candidates: list[str] = []
+        for key in self.blobs.keys_changed_since(since, before):
+            if stop is not None and stop.is_set():
+                return n
+            if key.endswith((".mp4", ".jpg")) and key.count("/") == 2:
+                candidates.append(key)
         for i in range(0, len(candidates), 500):
             batch = candidates[i:i + 500]
             with self.db.session() as s:
                 known = set(s.exec(select(Clip.blob_key).where(col(Clip.blob_key).in_(batch))).all())
                 known |= set(s.exec(select(Clip.thumb_key).where(col(Clip.thumb_key).in_(batch))).all())
             for key in batch:
+                if stop is not None and stop.is_set():
+                    return n
                 if key not in known:
                     self.blobs.delete(key)
                     n += 1
+        if stop is not None and stop.is_set():
+            return n
         with self.db.session() as s:
             marker = _sweep_marker(s) or PluginState(plugin="core", account_id=None, key=SWEEP_KEY)
             marker.value = {"at": started}
@@ -289,7 +312,7 @@ class AlarmCloud:
             s.add(marker)
             s.commit()
         if n:
-            log.warning("removed %d partial or orphaned files left by an interrupted upload", n)
+            log.warning("removed %d orphaned files whose clip was never stored (interrupted upload)", n)
         return n
 
     def start_workers(self, count: int) -> threading.Event:
@@ -444,7 +467,10 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         core.loop = asyncio.get_running_loop()
-        await anyio.to_thread.run_sync(core.sweep_orphans)
+        # staged uploads go before uploads are accepted; the blob sweep of a shared store lists the whole bucket
+        # (minutes with millions of clips) and runs in the background below: its grace period spares new uploads
+        sweep_later = core.blobs.shared
+        await anyio.to_thread.run_sync(core.clean_staging if sweep_later else core.sweep_orphans)
         for mod in feature_modules:
             if hasattr(mod, "on_startup"):
                 await anyio.to_thread.run_sync(mod.on_startup, core)
@@ -458,6 +484,8 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         async with anyio.create_task_group() as tg:
             tg.start_soon(_background, core)
             tg.start_soon(_offsite_copies, core)
+            if sweep_later:
+                tg.start_soon(_sweep_shared_store, core)
             for mod in feature_modules:
                 if hasattr(mod, "background"):
                     tg.start_soon(mod.background, core)
@@ -511,6 +539,19 @@ async def _background(core: AlarmCloud) -> None:
         except Exception:
             log.exception("background task failed")
         await anyio.sleep(1.0)
+
+
+async def _sweep_shared_store(core: AlarmCloud) -> None:
+    """The orphan sweep of a shared store (S3) while the server serves, in a worker thread. A failure is logged
+    (the next start sweeps again). At shutdown the task ends at once, leaving the thread to its listing request:
+    the thread stops at the next key and writes no sweep marker."""
+    stop = threading.Event()
+    try:
+        await anyio.to_thread.run_sync(core.sweep_blobs, stop, abandon_on_cancel=True)
+    except Exception:
+        log.exception("orphan sweep of the object store failed; the next start tries again")
+    finally:
+        stop.set()
 
 
 async def _offsite_copies(core: AlarmCloud) -> None:
