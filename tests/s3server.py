@@ -104,23 +104,26 @@ class CuttingProxy:
             except OSError:
                 return
             server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+            conn = self.new_connection()
+            threading.Thread(target=self._pipe, args=(client, server, True, conn), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False, conn), daemon=True).start()
 
-    def _pipe(self, src: Any, dst: Any, upward: bool) -> None:
+    def _pipe(self, src: Any, dst: Any, upward: bool, conn: Any) -> None:
         import socket
 
         sent = 0
         try:
             while data := src.recv(65536):
                 if upward:
-                    self.on_upward()
+                    self.on_upward(data, conn)
                 if upward and self.limit is not None and sent + len(data) > self.limit:
                     dst.sendall(data[:max(0, self.limit - sent)])
                     self.cuts += 1
                     break
                 dst.sendall(data)
                 sent += len(data)
+                if not upward:
+                    self.on_downward(data, conn)
         except OSError:
             pass
         for s in (src, dst):
@@ -130,8 +133,15 @@ class CuttingProxy:
                 pass
             s.close()
 
-    def on_upward(self) -> None:
+    def new_connection(self) -> Any:
+        """State of one proxied connection, handed to the hooks of both its directions (a subclass may keep some)."""
+        return None
+
+    def on_upward(self, data: bytes, conn: Any) -> None:
         """Called before each piece sent towards the server is passed on (a subclass may hold it there)."""
+
+    def on_downward(self, data: bytes, conn: Any) -> None:
+        """Called after each piece of the server's answer has been passed back."""
 
     def close(self) -> None:
         self._stop.set()

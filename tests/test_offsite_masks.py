@@ -182,7 +182,7 @@ class HoldingProxy(CuttingProxy):
         self.held = threading.Event()
         super().__init__(upstream)
 
-    def on_upward(self) -> None:
+    def on_upward(self, data: bytes, conn: Any) -> None:
         if not self.gate.is_set():
             self.held.set()
             self.gate.wait(60)

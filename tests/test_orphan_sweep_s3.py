@@ -5,7 +5,6 @@ leaves the sweep to the next start."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -16,76 +15,43 @@ import httpx
 import pytest
 from alarmcloud.testing import LiveServer, test_settings
 
-from tests.s3server import MotoS3, s3, s3_storage  # type: ignore[import-not-found]  # noqa: F401
+from tests.s3server import CuttingProxy, MotoS3, s3, s3_storage  # type: ignore[import-not-found]  # noqa: F401
 
 ORPHAN = "alarmcloud/acc/cam/orphanclip.mp4"
 
 
-class ListingGate:
+class ListingGate(CuttingProxy):
     """A TCP proxy in front of the S3 server that holds each request listing the whole store (ListObjectsV2 of the
     key prefix itself; the health check sends the same) until ``gate`` is set; other requests pass. ``held`` is
     set when one is held, ``answered`` when the answer to a released one has been passed back."""
 
     def __init__(self, upstream: str, whole: str) -> None:
-        host, port = upstream.removeprefix("http://").rsplit(":", 1)
-        self.upstream = (host, int(port))
         self.whole = whole
         self.gate, self.held, self.answered = threading.Event(), threading.Event(), threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.endpoint = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            listing = threading.Event()  # this connection carries a held listing whose answer is awaited
-            threading.Thread(target=self._up, args=(client, server, listing), daemon=True).start()
-            threading.Thread(target=self._down, args=(server, client, listing), daemon=True).start()
+    def new_connection(self) -> threading.Event:
+        return threading.Event()  # this connection carries a held listing whose answer is awaited
 
-    def _up(self, src: socket.socket, dst: socket.socket, listing: threading.Event) -> None:
-        try:
-            while data := src.recv(65536):
-                if self._lists_whole_store(data):
-                    if not self.gate.is_set():
-                        self.held.set()
-                        self.gate.wait(60)
-                    listing.set()
-                dst.sendall(data)
-        except OSError:
-            pass
-        self._close(src, dst)
+    def on_upward(self, data: bytes, conn: threading.Event) -> None:
+        if self._lists_whole_store(data):
+            if not self.gate.is_set():
+                self.held.set()
+                self.gate.wait(60)
+            conn.set()
+
+    def on_downward(self, data: bytes, conn: threading.Event) -> None:
+        if conn.is_set():
+            self.answered.set()
 
     def _lists_whole_store(self, data: bytes) -> bool:
         method, _, rest = data.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
         query = parse_qs(urlsplit(rest.partition(" ")[0]).query)
         return method == "GET" and query.get("list-type") == ["2"] and query.get("prefix", [""]) == [self.whole]
 
-    def _down(self, src: socket.socket, dst: socket.socket, listing: threading.Event) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-                if listing.is_set():
-                    self.answered.set()
-        except OSError:
-            pass
-        self._close(src, dst)
-
-    @staticmethod
-    def _close(*socks: socket.socket) -> None:
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
     def close(self) -> None:
         self.gate.set()
-        self.sock.close()
+        super().close()
 
 
 @pytest.fixture
