@@ -9,6 +9,7 @@ import json
 import logging
 import time
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -821,7 +822,7 @@ def _wait_finished(core: Any, account_id: str, timeout: float = 60.0) -> list[Ou
 def test_clips_stored_before_switching_on_are_copied_once(api: Any, server: Any, s3: MotoS3, clip: Path,  # noqa: F811
                                                           make_test_clip: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(offsite, "BACKFILL_SPACING_SECONDS", 0.05)
+    monkeypatch.setattr(server.core.settings.offsite, "backfill_spacing_seconds", 0.05)
     bucket = s3.new_bucket()
     a = api().register("offsite20@example.com")
     creds = a.upload_credentials(a.camera("Porch")["id"])
@@ -892,11 +893,33 @@ def test_clips_stored_before_switching_on_are_copied_once(api: Any, server: Any,
     assert s3.read(bucket, quiet_video) == a.get(f"/api/v1/events/{old_quiet['id']}/video").content
 
 
+def test_the_operator_sets_how_fast_existing_clips_are_copied(
+        api: Any, server: Any, s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """``offsite.backfill_spacing_seconds`` and ``backfill_mib_per_second`` space the backfill's copies: each is due
+    the spacing plus its size at the rate after the one before (an operator with a fast uplink copies faster)."""
+    core = server.core
+    monkeypatch.setattr(core.settings.offsite, "backfill_spacing_seconds", 100.0)
+    monkeypatch.setattr(core.settings.offsite, "backfill_mib_per_second", 0.0001)  # 104.9 bytes a second
+    bucket = s3.new_bucket()
+    a = api().register("offsite-pace@example.com")
+    ids = _stored_clips(core, a.id, a.camera("Yard")["id"], [3, 2, 1])
+    _bucket_on(a, s3.endpoint, bucket)
+    r = a.post("/api/v1/me/offsite/backfill", json={})
+    assert r.status_code == 200 and r.json()["queued"] == 3, r.text
+    # the first is due at once (it may be under way already, due again after its lease); the others wait their turn
+    rows = {x.payload["clip_id"]: x for x in _rows(core, a.id)}
+    with core.db.session() as s:
+        size = s.get(Clip, ids[1]).size_bytes  # type: ignore[union-attr]
+    gap = (rows[ids[2]].available_at - rows[ids[1]].available_at).total_seconds()
+    assert gap == pytest.approx(100.0 + size / (0.0001 * 1024 * 1024), rel=1e-3)
+    assert rows[ids[1]].available_at > utcnow() + timedelta(seconds=100)  # 1,000-byte clips: over 100 s apart
+
+
 def test_backfill_in_batches_by_time_and_camera_and_deleted_clips_are_skipped(
         api: Any, server: Any, s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     core = server.core
     monkeypatch.setattr(offsite, "BACKFILL_BATCH", 2)  # several transactions for a handful of clips
-    monkeypatch.setattr(offsite, "BACKFILL_SPACING_SECONDS", 3600.0)  # spread out: none is due during the checks
+    monkeypatch.setattr(core.settings.offsite, "backfill_spacing_seconds", 3600.0)  # none is due during the checks
     monkeypatch.setattr(offsite, "IDLE_MAX_SECONDS", 0.5)  # the copies made due below, as time passing would
     bucket = s3.new_bucket()
     a = api().register("offsite22@example.com")

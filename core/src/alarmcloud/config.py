@@ -219,6 +219,12 @@ class OffsiteConfig(BaseModel):
     max_attempts: int = Field(24, description="Attempts to copy one clip before it is given up", ge=1)
     retry_max_seconds: float = Field(3600.0, description="Longest wait between two attempts (the backoff of "
                                                          "notify.retry_base_seconds doubles up to this)", gt=0)
+    backfill_spacing_seconds: float = Field(
+        1.0, description="\"Copy existing clips\" spreads its copies out: each is due this long after the one before "
+                         "plus its size at backfill_mib_per_second (new alarms' copies never wait behind them)", ge=0)
+    backfill_mib_per_second: float = Field(
+        4.0, description="Upload rate the spreading of existing clips' copies assumes (MiB/s; 100,000 clips of 2 MB: "
+                         "about 40 h at 4 and 1 s, about 5.5 h at 20 and 0.1 s)", gt=0)
 
 
 class PrivacyConfig(BaseModel):

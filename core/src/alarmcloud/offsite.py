@@ -410,11 +410,9 @@ def _swapped(app: AlarmCloud, clip: Clip) -> bool:
 
 #: clips looked at (and copies queued) per transaction by ``backfill``
 BACKFILL_BATCH = 500
-#: the copies of existing clips are spread out in time, one due this much later than the one before plus the time
-#: its size takes at ``BACKFILL_BYTES_PER_SECOND``: at most a few of them are due at any moment, so a new alarm's
-#: copy (due at once) and other accounts' copies never wait behind a backlog of old clips
-BACKFILL_SPACING_SECONDS = 1.0
-BACKFILL_BYTES_PER_SECOND = 4 * 1024 * 1024
+#: the copies of existing clips are spread out in time (``offsite.backfill_spacing_seconds`` and
+#: ``backfill_mib_per_second``): at most a few of them are due at any moment, so a new alarm's copy (due at once) and
+#: other accounts' copies never wait behind a backlog of old clips
 #: copy rows that count as "this clip's copy is under way" for ``backfill`` (waiting or given up; a made copy is
 #: recorded on the clip, ``Clip.offsite_copy``, and a skipped one may be queued again)
 COPY_STATES = ("queued", "dead")
@@ -441,6 +439,8 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
     ``BACKFILL_BATCH``) clips per short transaction (never every clip at once); stops when the copies are switched
     off meanwhile. Calling it again queues nothing new. A clip deleted before its copy runs is skipped then."""
     batch = batch or BACKFILL_BATCH
+    spacing = app.settings.offsite.backfill_spacing_seconds
+    rate = app.settings.offsite.backfill_mib_per_second * 1024 * 1024
     queued = 0
     after: tuple[datetime, str] | None = None
     due = utcnow()
@@ -449,7 +449,7 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
             Outbox.kind == KIND, Outbox.target == target(account_id), Outbox.state == "queued",
             Outbox.attempts == 0)).one()
     if last is not None and aware(last) > due:
-        due = aware(last) + timedelta(seconds=BACKFILL_SPACING_SECONDS)
+        due = aware(last) + timedelta(seconds=spacing)
     while True:
         with app.db.session() as s:
             # the account row is locked while a batch is checked and queued (PostgreSQL; SQLite's transactions
@@ -481,7 +481,7 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
                     continue
                 s.add(Outbox(account_id=account_id, kind=KIND, target=target(account_id), clip_id=clip_id,
                              payload={"clip_id": clip_id, "backfill": True}, available_at=due))
-                due += timedelta(seconds=BACKFILL_SPACING_SECONDS + (size or 0) / BACKFILL_BYTES_PER_SECOND)
+                due += timedelta(seconds=spacing + (size or 0) / rate)
                 queued += 1
             s.commit()
         if len(rows) < batch:
