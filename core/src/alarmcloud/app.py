@@ -278,6 +278,7 @@ class AlarmCloud:
         ORPHAN_GRACE_SECONDS count. When ``stop`` is set (shutdown) the sweep ends at the next key and the sweep
         marker keeps its old time, so the next start looks at the same blobs again.
         """
+        stop = stop or threading.Event()  # none given: never set
         n = 0
         started = time.time()
         with self.db.session() as s:
@@ -288,7 +289,7 @@ class AlarmCloud:
         before = started - ORPHAN_GRACE_SECONDS if self.blobs.shared else None
         candidates: list[str] = []
         for key in self.blobs.keys_changed_since(since, before):
-            if stop is not None and stop.is_set():
+            if stop.is_set():
                 return n
             if key.endswith((".mp4", ".jpg")) and key.count("/") == 2:
                 candidates.append(key)
@@ -298,12 +299,12 @@ class AlarmCloud:
                 known = set(s.exec(select(Clip.blob_key).where(col(Clip.blob_key).in_(batch))).all())
                 known |= set(s.exec(select(Clip.thumb_key).where(col(Clip.thumb_key).in_(batch))).all())
             for key in batch:
-                if stop is not None and stop.is_set():
+                if stop.is_set():
                     return n
                 if key not in known:
                     self.blobs.delete(key)
                     n += 1
-        if stop is not None and stop.is_set():
+        if stop.is_set():
             return n
         with self.db.session() as s:
             marker = _sweep_marker(s) or PluginState(plugin="core", account_id=None, key=SWEEP_KEY)
