@@ -546,7 +546,7 @@ def fit_read(
                     best_rank = rank
                     best = PlateFit(text, fmt.country, swaps, n - len(kept), cost, score, kept, against)
     if best is not None and not table and COUNTRY_FORMATS[best.country].serials:
-        best = prefer_serials(dists, variants, COUNTRY_FORMATS[best.country], best)
+        best = prefer_serials(dists, tops, variants, COUNTRY_FORMATS[best.country], best)
     return best
 
 
@@ -556,7 +556,11 @@ def classes(text: str) -> str:
 
 
 def prefer_serials(
-    dists: Sequence[Dist], variants: Sequence[tuple[tuple[int, ...], float]], fmt: PlateFormat, fit: PlateFit
+    dists: Sequence[Dist],
+    tops: Sequence[float],
+    variants: Sequence[tuple[tuple[int, ...], float]],
+    fmt: PlateFormat,
+    fit: PlateFit,
 ) -> PlateFit:
     """Once a read is fitted to a country with usual serial patterns (the US, whose format accepts any 5-8
     characters), its interpretation among that country's, with the usual patterns preferred.
@@ -568,7 +572,7 @@ def prefer_serials(
     makes a European plate American or the reverse.
     """
     n = len(dists)
-    base = -sum(math.log(max(d.values())) for d in dists)
+    base = -sum(map(math.log, tops))  # -ln p of the raw read (``tops``: each character's best probability)
     options: list[tuple[tuple[int, ...], float, bool]] = [(kept, cost, False) for kept, cost in variants]
     if n == max(map(len, fmt.serials)) + 1:
         options += [(tuple(range(1, n)), 0.0, True), (tuple(range(n - 1)), 0.0, True)]
@@ -589,10 +593,11 @@ def prefer_serials(
             penalty = (SERIAL_EDGE_COST if edge else 0.0) + (
                 0.0 if classes(text) in fmt.serials else SERIAL_UNUSUAL_COST
             )
-            # here twins count at their cost: within one country I and 1 or O and 0 are different plates
             against = cost - twin_cost
             # of the two ends, the one read less surely goes (a tie-break only)
-            left = [max(dists[i].values()) for i in range(n) if i not in kept] if edge else []
+            left = [tops[i] for i in range(n) if i not in kept] if edge else []
+            # ranked by the whole cost: here twins count too, as within one country I and 1 or O and 0 are different
+            # plates
             rank = (
                 round((cost + penalty) / EVIDENCE_TIE),
                 cost + drop_cost + penalty + sum(map(math.log, left)) * 1e-3 + 1e-6 * len(kept),
@@ -600,7 +605,7 @@ def prefer_serials(
             if rank < best_rank:
                 paid = max(0.0, cost - twin_cost - credit)
                 if edge:
-                    kept_base = -sum(math.log(max(d.values())) for d in sub)
+                    kept_base = -sum(math.log(tops[i]) for i in kept)
                     score = math.exp(-(kept_base + paid) / len(sub))
                 else:
                     score = math.exp(-(base + paid + drop_cost) / n)
