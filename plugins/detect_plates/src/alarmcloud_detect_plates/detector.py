@@ -441,13 +441,13 @@ def equalize(crop: np.ndarray) -> np.ndarray:
     if grey.shape[0] < REC_HEIGHT:
         size = (max(1, round(grey.shape[1] * REC_HEIGHT / grey.shape[0])), REC_HEIGHT)
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_CUBIC)
-    # tiles of 2 rows x 8 columns: about one tile per character of a plate line
-    return cv2.cvtColor(_clahe(2, 8).apply(grey), cv2.COLOR_GRAY2BGR)
+    # a grid of 2 columns x 8 rows (OpenCV's tile grid is columns, rows): what the evaluation measured
+    return cv2.cvtColor(_clahe(columns=2, rows=8).apply(grey), cv2.COLOR_GRAY2BGR)
 
 
-def _clahe(rows: int, columns: int) -> cv2.CLAHE:
-    """A CLAHE of ``rows`` x ``columns`` tiles; one per call, as OpenCV's keeps buffers and detectors run in
-    several threads."""
+def _clahe(columns: int, rows: int) -> cv2.CLAHE:
+    """A CLAHE over a grid of ``columns`` x ``rows`` tiles; one per call, as OpenCV's keeps buffers between
+    calls and detectors run in several threads."""
     return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(columns, rows))
 
 
@@ -456,7 +456,7 @@ def equalize_frame(bgr: np.ndarray) -> np.ndarray:
     EU band stays blue)."""
     lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
     # tiles of an 8 x 8 grid: a plate is a small part of one tile or two
-    lab[..., 0] = _clahe(8, 8).apply(np.ascontiguousarray(lab[..., 0]))
+    lab[..., 0] = _clahe(columns=8, rows=8).apply(np.ascontiguousarray(lab[..., 0]))
     return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
 
 
