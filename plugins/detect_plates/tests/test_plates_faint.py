@@ -1,5 +1,5 @@
-"""Faint plates (bleached by low sun, hazy, dirty): with ``faint`` on, the second look searches the frames again
-with their local contrast equalised."""
+"""Faint plates (bleached by low sun, hazy, dirty): the second look searches the middle keyframe again with its
+local contrast equalised (``faint``, on by default)."""
 
 from __future__ import annotations
 
@@ -27,24 +27,23 @@ def _bright_scene_with_faint_plate(text: str, contrast: int) -> ClipFrames:
     return ClipFrames(probe, [Frame(t, img.copy(), True) for t in (0.0, 2.0, 4.0)], options={"countries": ["DE"]})
 
 
-def test_a_plate_bleached_by_the_sun_is_read_with_faint_on(detector: PlateDetector) -> None:
-    faint = PlateDetector(PlatesConfig(faint=True), engine=detector.engine)
-    [finding] = faint.analyze(_bright_scene_with_faint_plate("M AB 1234", 15))
+def test_a_plate_bleached_by_the_sun_is_read(detector: PlateDetector) -> None:
+    [finding] = detector.analyze(_bright_scene_with_faint_plate("M AB 1234", 15))
     assert finding.text == "MAB1234"
     x0, y0, x1, y1 = finding.box
     assert x0 < 900 / 1920 < x1 and y0 < 690 / 1080 < y1  # where the plate is
-    # the text detector does not see it as it is (nor does the zoom): the default, without the pass, reads nothing
-    assert detector.analyze(_bright_scene_with_faint_plate("M AB 1234", 15)) == []
+    # the text detector does not see it as it is (nor does the zoom): without the faint search nothing is read
+    without = PlateDetector(PlatesConfig(faint=False), engine=detector.engine)
+    assert without.analyze(_bright_scene_with_faint_plate("M AB 1234", 15)) == []
 
 
-def test_a_flat_frame_stays_without_a_read_with_faint_on(detector: PlateDetector) -> None:
+def test_a_flat_frame_stays_without_a_read(detector: PlateDetector) -> None:
     # equalising lifts noise as well as faint text: a featureless wall with sensor noise must give no plate
-    faint = PlateDetector(PlatesConfig(faint=True), engine=detector.engine)
     rng = np.random.default_rng(3)
     img = np.clip(200 + rng.normal(0, 3, (1080, 1920, 3)), 0, 255).astype(np.uint8)
     probe = ClipProbe("mp4", "h264", 1920, 1080, 15.0, 6.0)
     frames = ClipFrames(probe, [Frame(t, img.copy(), True) for t in (0.0, 2.0, 4.0)], options={})
-    assert faint.analyze(frames) == []
+    assert detector.analyze(frames) == []
 
 
 def test_equalize_frame_keeps_size_and_colour() -> None:
@@ -61,14 +60,13 @@ def test_equalize_frame_keeps_size_and_colour() -> None:
     assert grey.max() - grey.min() > before.max() - before.min()  # the faint letters stand out more
 
 
-def test_a_sunlit_missouri_plate_is_read_with_faint_on(
+def test_a_sunlit_missouri_plate_is_read(
     detector: PlateDetector, photo_clip: Callable[..., Path], run_clip: Callable[..., list[Finding]]
 ) -> None:
     # a real photo: a pale plate in bright sun that the text detector's map barely shows
     clip = photo_clip("us/wts-lg-000113.jpg")
-    assert [f.text for f in run_clip(clip, {"countries": ["US"]})] == []
-    faint = PlateDetector(PlatesConfig(faint=True), engine=detector.engine)
-    probe = video.probe(clip)
-    frames = video.decode(clip, [faint.frame_request()], probe)[0]
+    assert [f.text for f in run_clip(clip, {"countries": ["US"]})] == ["AG4V3U"]
+    without = PlateDetector(PlatesConfig(faint=False), engine=detector.engine)
+    frames = video.decode(clip, [without.frame_request()], video.probe(clip))[0]
     frames.options = {"countries": ["US"]}
-    assert [f.text for f in faint.analyze(frames)] == ["AG4V3U"]
+    assert without.analyze(frames) == []
