@@ -249,7 +249,7 @@ class PlateDetector(Detector):
         return reads + self.reread(doubtful, time, countries)
 
     def faint_frame(self, rgb: np.ndarray, time: float, countries: list[str], look: FrameLook) -> list[PlateRead]:
-        """Reads from the frame with its local contrast equalised (``equalize_frame``), doubtful ones read again;
+        """Reads from the frame with its local contrast equalised (``equalize_frame``), each candidate read once;
         places already read in this frame are skipped. A plate bleached by low sun, seen through haze or dirty
         has strokes only a few grey levels darker than its field: the text detector's map barely shows it (no
         box, and too faint a mark for the zoom to pick), and its crop looks flat (``_contrast``)."""
