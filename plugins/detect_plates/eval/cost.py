@@ -18,16 +18,17 @@ import argparse
 import time
 from pathlib import Path
 
+from alarmcloud.contracts import ClipFrames
 from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig
 from clips import decode
 
 
-def best_cpu(det: PlateDetector, frames: object, repeat: int) -> tuple[float, list[str]]:
+def best_cpu(det: PlateDetector, frames: ClipFrames, repeat: int) -> tuple[float, list[str]]:
     """The least CPU seconds of ``repeat`` runs of ``analyze`` on ``frames`` and the texts it read."""
     best, texts = float("inf"), []
     for _ in range(repeat):
         start = time.process_time()
-        findings = det.analyze(frames)  # type: ignore[arg-type]
+        findings = det.analyze(frames)
         best = min(best, time.process_time() - start)
         texts = [f.text or "" for f in findings]
     return best, texts

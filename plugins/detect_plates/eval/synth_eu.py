@@ -530,9 +530,8 @@ def raw_reads(det: PlateDetector, rgb: np.ndarray, place: tuple[float, float, fl
     of the frame), for the list of misreads."""
     bgr = np.ascontiguousarray(rgb[..., ::-1])
     h, w = bgr.shape[:2]
-    tmap = det.engine.text_map(bgr, min(1.0, det.config.detect_side / max(h, w)))
     out = []
-    for b in candidates(det.engine.boxes(tmap), det.config.min_char_height, h):
+    for b in candidates(det.engine.boxes(det.text_map(bgr)), det.config.min_char_height, h):
         (x1, y1), (x2, y2) = b.quad.min(axis=0), b.quad.max(axis=0)
         if x2 / w < place[0] or x1 / w > place[2] or y2 / h < place[1] or y1 / h > place[3]:
             continue

@@ -214,11 +214,15 @@ class PlateDetector(Detector):
     def read_frame(self, rgb: np.ndarray, time: float, countries: list[str]) -> FrameLook:
         """All validated plate reads in one RGB frame, its text probability map and its doubtful candidates."""
         bgr = _bgr(rgb)
-        h, w = bgr.shape[:2]
-        tmap = self.engine.text_map(bgr, min(1.0, self.config.detect_side / max(h, w)))
+        tmap = self.text_map(bgr)
         places: list[tuple[float, float, float, float]] = []
         reads, doubtful = self._read_boxes(bgr, self.engine.boxes(tmap), time, countries, places)
         return FrameLook(reads, tmap, doubtful, places)
+
+    def text_map(self, bgr: np.ndarray) -> TextMap:
+        """The text detector's map of a whole BGR frame scaled to ``detect_side``."""
+        h, w = bgr.shape[:2]
+        return self.engine.text_map(bgr, min(1.0, self.config.detect_side / max(h, w)))
 
     def reread(self, doubtful: list[Doubtful], time: float, countries: list[str]) -> list[PlateRead]:
         """Validated reads of doubtful candidates from their contrast-equalised crops."""
@@ -254,9 +258,7 @@ class PlateDetector(Detector):
         has strokes only a few grey levels darker than its field: the text detector's map barely shows it (no
         box, and too faint a mark for the zoom to pick), and its crop looks flat (``_contrast``)."""
         bgr = equalize_frame(_bgr(rgb))
-        h, w = bgr.shape[:2]
-        tmap = self.engine.text_map(bgr, min(1.0, self.config.detect_side / max(h, w)))
-        return self._read_boxes(bgr, self.engine.boxes(tmap), time, countries, look.places)[0]
+        return self._read_boxes(bgr, self.engine.boxes(self.text_map(bgr)), time, countries, look.places)[0]
 
     def _read_boxes(
         self,
