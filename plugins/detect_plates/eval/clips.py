@@ -17,7 +17,7 @@ from alarmcloud.contracts import ClipFrames, Finding
 from alarmcloud.testing import make_clip
 from alarmcloud_detect_plates.detector import PlateDetector
 from alarmcloud_detect_plates.formats import normalize_plate, plate_distance
-from alarmcloud_detect_plates.ocr import OcrEngine, TextMap, TextRead
+from alarmcloud_detect_plates.ocr import DET_MODEL, OcrEngine, TextMap, TextRead
 from PIL import Image
 
 Scene = Callable[[int, float, int, int], np.ndarray]
@@ -109,9 +109,11 @@ class CachedEngine(OcrEngine):
     padding depends on them), so a re-run reproduces an uncached run exactly. CPU times of cached runs are no
     measurement."""
 
-    def __init__(self, folder: Path, threads: int = 1) -> None:
-        super().__init__(threads=threads)
+    def __init__(self, folder: Path, threads: int = 1, int8: bool = False) -> None:
+        super().__init__(threads=threads, int8=int8)
         self.folder = folder
+        # the float model's maps keep their old keys; another model's maps are keyed by its content
+        self.model = "" if self.det_file.name == DET_MODEL else hashlib.sha1(self.det_file.read_bytes()).hexdigest()
         (folder / "map").mkdir(parents=True, exist_ok=True)
         (folder / "rec").mkdir(parents=True, exist_ok=True)
         self.hits = 0
@@ -130,7 +132,7 @@ class CachedEngine(OcrEngine):
 
     def text_map(self, bgr: np.ndarray, scale: float) -> TextMap:
         """The cached probability map of ``bgr`` at ``scale``, else the detector's (then cached)."""
-        path = self.folder / "map" / f"{self._key(bgr, repr(scale))}.npz"
+        path = self.folder / "map" / f"{self._key(bgr, repr(scale) + self.model)}.npz"
         if path.is_file():
             self.hits += 1
             with np.load(path) as z:

@@ -42,7 +42,8 @@ def main() -> None:
     args = ap.parse_args()
     changed = dict(item.split("=", 1) for item in args.set)
     base = PlateDetector(PlatesConfig())
-    other = PlateDetector(PlatesConfig(**changed), engine=base.engine)  # pydantic parses "false", "2.0", ...
+    config = PlatesConfig(**changed)  # pydantic parses "false", "2.0", ...
+    other = PlateDetector(config, engine=base.engine if config.int8 == base.config.int8 else None)
     print(f"{'clip':48s} {'default':>8s} {' '.join(args.set) or 'same':>14s} {'diff':>7s}  read (default)")
     for clip in args.clips:
         frames = decode(base, clip)

@@ -61,6 +61,7 @@ def main() -> None:
         "--long-negatives", type=int, default=3, help="costliest plate-free views re-rendered as 18 s 1080p clips"
     )
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a changed PlatesConfig field")
     ap.add_argument(
         "--cache",
         type=Path,
@@ -76,7 +77,8 @@ def main() -> None:
 
     rows = load_rows(args.data, args.stride)
     rows = [r for r in rows if args.split in ("all", split_of(r["file"]))]
-    det = PlateDetector(PlatesConfig(), engine=CachedEngine(cache / "ocr") if cache else None)
+    config = PlatesConfig(**dict(item.split("=", 1) for item in args.set))  # pydantic parses "false", "2.0", ...
+    det = PlateDetector(config, engine=CachedEngine(cache / "ocr", int8=config.int8) if cache else None)
     motions = MOTIONS
     # results[mode][(split, region)] -> outcomes; chars[mode] -> character accuracy per clip
     results: dict[str, dict[tuple[str, str], list[str]]] = {m: {} for m in MODES}

@@ -15,6 +15,8 @@ import onnxruntime as ort
 log = logging.getLogger(__name__)
 
 DET_MODEL = "PP-OCRv6_det_small.onnx"
+#: the same detector quantised to int8 by ``train/quantize.py`` (shipped in this package): cheaper, a little worse
+INT8_DET_MODEL = "PP-OCRv6_det_small_int8.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
 #: characters a plate reader may output; every other symbol of the 18,710-symbol dictionary is masked out
 PLATE_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -32,6 +34,11 @@ PRICE_MARKS = "$€£¥%"
 def model_dir() -> Path:
     """The folder inside the installed rapidocr wheel that holds the PP-OCR ONNX files (never downloaded)."""
     return Path(str(resources.files("rapidocr") / "models"))
+
+
+def package_models() -> Path:
+    """The folder inside this package that holds the int8 text detector."""
+    return Path(str(resources.files("alarmcloud_detect_plates") / "models"))
 
 
 @dataclass(frozen=True)
@@ -81,17 +88,32 @@ class TextRead:
     clock: bool = False
 
 
+def sized(bgr: np.ndarray, scale: float) -> np.ndarray:
+    """``bgr`` resized by about ``scale`` to sides that are multiples of 32 (what the text detector takes)."""
+    h, w = bgr.shape[:2]
+    rh, rw = max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
+    return cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA if rw < w else cv2.INTER_LINEAR)
+
+
+def det_input(img: np.ndarray) -> np.ndarray:
+    """The text detector's input tensor of a ``sized`` BGR image (1 x 3 x H x W, scaled to -1..1)."""
+    return (img.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+
+
 class OcrEngine:
     """One onnxruntime session per model, created once; ``run`` is thread-safe so instances are shared."""
 
-    def __init__(self, threads: int = 1, models: Path | None = None) -> None:
+    def __init__(self, threads: int = 1, models: Path | None = None, int8: bool = False) -> None:
         folder = models or model_dir()
+        det_path = package_models() / INT8_DET_MODEL if int8 else folder / DET_MODEL
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
-        self.det = ort.InferenceSession(str(folder / DET_MODEL), sess_options=opts, providers=providers)
+        self.det = ort.InferenceSession(str(det_path), sess_options=opts, providers=providers)
+        #: the text detector's file (its maps differ a little between the float and the int8 model)
+        self.det_file = det_path
         self.rec = ort.InferenceSession(str(folder / REC_MODEL), sess_options=opts, providers=providers)
         meta = self.rec.get_modelmeta().custom_metadata_map["character"].splitlines()
         charset = ["<blank>", *meta, " "]
@@ -114,9 +136,9 @@ class OcrEngine:
     def text_map(self, bgr: np.ndarray, scale: float) -> TextMap:
         """The detector's text probability map of ``bgr`` resized by about ``scale`` (sides multiples of 32)."""
         h, w = bgr.shape[:2]
-        rh, rw = max(32, round(h * scale / 32) * 32), max(32, round(w * scale / 32) * 32)
-        img = cv2.resize(bgr, (rw, rh), interpolation=cv2.INTER_AREA if rw < w else cv2.INTER_LINEAR)
-        x = (img.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        img = sized(bgr, scale)
+        rh, rw = img.shape[:2]
+        x = det_input(img)
         pred = self.det.run(None, {"x": x})[0][0, 0]
         return TextMap(pred, w / rw, h / rh, w, h)
 
