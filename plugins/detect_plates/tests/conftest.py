@@ -59,13 +59,14 @@ def photo_view(
 
 @pytest.fixture
 def run_clip(detector: PlateDetector) -> Callable[..., list[Finding]]:
-    """Run the real pipeline (probe, decode once, analyse) on a clip file."""
+    """Run the real pipeline (probe, decode once, analyse) on a clip file, with the shared detector or ``det``."""
 
-    def run(path: Path, options: dict | None = None) -> list[Finding]:
+    def run(path: Path, options: dict | None = None, det: PlateDetector | None = None) -> list[Finding]:
+        det = det or detector
         probe = video.probe(path)
-        frames = video.decode(path, [detector.frame_request()], probe)[0]
+        frames = video.decode(path, [det.frame_request()], probe)[0]
         frames.options = options or {}
-        return detector.analyze(frames)
+        return det.analyze(frames)
 
     return run
 
