@@ -15,7 +15,7 @@ import numpy as np
 from alarmcloud import video
 from alarmcloud.contracts import ClipFrames, Finding
 from alarmcloud.testing import make_clip
-from alarmcloud_detect_plates.detector import PlateDetector
+from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig
 from alarmcloud_detect_plates.formats import normalize_plate, plate_distance
 from alarmcloud_detect_plates.ocr import DET_MODEL, OcrEngine, TextMap, TextRead
 from PIL import Image
@@ -155,6 +155,12 @@ class CachedEngine(OcrEngine):
         reads = super().recognize(crops)
         path.write_bytes(pickle.dumps(reads))
         return reads
+
+
+def changed_config(items: list[str]) -> PlatesConfig:
+    """The default ``PlatesConfig`` with the ``KEY=VALUE`` fields of ``--set`` changed (pydantic parses "false",
+    "2.0", ...)."""
+    return PlatesConfig(**dict(item.split("=", 1) for item in items))
 
 
 def decode(det: PlateDetector, path: Path) -> ClipFrames:

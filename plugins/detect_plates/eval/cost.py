@@ -20,7 +20,7 @@ from pathlib import Path
 
 from alarmcloud.contracts import ClipFrames
 from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig
-from clips import decode
+from clips import changed_config, decode
 
 
 def best_cpu(det: PlateDetector, frames: ClipFrames, repeat: int) -> tuple[float, list[str]]:
@@ -40,9 +40,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a changed PlatesConfig field")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    changed = dict(item.split("=", 1) for item in args.set)
     base = PlateDetector(PlatesConfig())
-    config = PlatesConfig(**changed)  # pydantic parses "false", "2.0", ...
+    config = changed_config(args.set)
     other = PlateDetector(config, engine=base.engine if config.int8 == base.config.int8 else None)
     print(f"{'clip':48s} {'default':>8s} {' '.join(args.set) or 'same':>14s} {'diff':>7s}  read (default)")
     for clip in args.clips:

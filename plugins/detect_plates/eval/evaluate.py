@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from alarmcloud.testing import moving_box_scene, static_scene
-from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig
+from alarmcloud_detect_plates.detector import PlateDetector
 from clips import (
     MODES,
     MOTIONS,
@@ -28,6 +28,7 @@ from clips import (
     analyse,
     box_of,
     camera_clip,
+    changed_config,
     char_accuracy,
     decode,
     default_data,
@@ -77,7 +78,7 @@ def main() -> None:
 
     rows = load_rows(args.data, args.stride)
     rows = [r for r in rows if args.split in ("all", split_of(r["file"]))]
-    config = PlatesConfig(**dict(item.split("=", 1) for item in args.set))  # pydantic parses "false", "2.0", ...
+    config = changed_config(args.set)
     det = PlateDetector(config, engine=CachedEngine(cache / "ocr", int8=config.int8) if cache else None)
     motions = MOTIONS
     # results[mode][(split, region)] -> outcomes; chars[mode] -> character accuracy per clip
