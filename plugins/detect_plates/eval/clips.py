@@ -109,15 +109,20 @@ class CachedEngine(OcrEngine):
     padding depends on them), so a re-run reproduces an uncached run exactly. CPU times of cached runs are no
     measurement."""
 
-    def __init__(self, folder: Path, threads: int = 1, int8: bool = False) -> None:
-        super().__init__(threads=threads, int8=int8)
+    def __init__(self, folder: Path, threads: int = 1, int8: bool = False, int8_second_look: bool = False) -> None:
+        super().__init__(threads=threads, int8=int8, int8_second_look=int8_second_look)
         self.folder = folder
         # the float model's maps keep their old keys; another model's maps are keyed by its content
-        self.model = "" if self.det_file.name == DET_MODEL else hashlib.sha1(self.det_file.read_bytes()).hexdigest()
+        self.model = {second: _model_key(f) for second, f in ((False, self.det_file), (True, self.det_second_file))}
         (folder / "map").mkdir(parents=True, exist_ok=True)
         (folder / "rec").mkdir(parents=True, exist_ok=True)
         self.hits = 0
         self.misses = 0
+
+    @classmethod
+    def of(cls, folder: Path, config: PlatesConfig) -> CachedEngine:
+        """The cached engine with the text detectors ``config`` asks for."""
+        return cls(folder, int8=config.int8, int8_second_look=config.int8_second_look)
 
     @staticmethod
     def _key(*parts: np.ndarray | str) -> str:
@@ -130,16 +135,16 @@ class CachedEngine(OcrEngine):
                 h.update(part.encode())
         return h.hexdigest()
 
-    def text_map(self, bgr: np.ndarray, scale: float) -> TextMap:
+    def text_map(self, bgr: np.ndarray, scale: float, second: bool = False) -> TextMap:
         """The cached probability map of ``bgr`` at ``scale``, else the detector's (then cached)."""
-        path = self.folder / "map" / f"{self._key(bgr, repr(scale) + self.model)}.npz"
+        path = self.folder / "map" / f"{self._key(bgr, repr(scale) + self.model[second])}.npz"
         if path.is_file():
             self.hits += 1
             with np.load(path) as z:
                 sx, sy, w, h = (float(v) for v in z["meta"])
                 return TextMap(z["pred"], sx, sy, int(w), int(h))
         self.misses += 1
-        tmap = super().text_map(bgr, scale)
+        tmap = super().text_map(bgr, scale, second)
         np.savez_compressed(path, pred=tmap.pred, meta=np.array([tmap.sx, tmap.sy, tmap.width, tmap.height]))
         return tmap
 
@@ -155,6 +160,11 @@ class CachedEngine(OcrEngine):
         reads = super().recognize(crops)
         path.write_bytes(pickle.dumps(reads))
         return reads
+
+
+def _model_key(path: Path) -> str:
+    """The part of a cached map's key that names the text detector: none for rapidocr's float model."""
+    return "" if path.name == DET_MODEL else hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 def changed_config(items: list[str]) -> PlatesConfig:

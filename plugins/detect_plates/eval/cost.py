@@ -42,7 +42,9 @@ def main() -> None:
     args = ap.parse_args()
     base = PlateDetector(PlatesConfig())
     config = changed_config(args.set)
-    other = PlateDetector(config, engine=base.engine if config.int8 == base.config.int8 else None)
+    models = ("int8", "int8_second_look")  # the fields that choose the text detectors: another engine
+    same = all(getattr(config, k) == getattr(base.config, k) for k in models)
+    other = PlateDetector(config, engine=base.engine if same else None)
     print(f"{'clip':48s} {'default':>8s} {' '.join(args.set) or 'same':>14s} {'diff':>7s}  read (default)")
     for clip in args.clips:
         frames = decode(base, clip)

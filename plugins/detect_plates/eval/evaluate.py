@@ -79,7 +79,7 @@ def main() -> None:
     rows = load_rows(args.data, args.stride)
     rows = [r for r in rows if args.split in ("all", split_of(r["file"]))]
     config = changed_config(args.set)
-    det = PlateDetector(config, engine=CachedEngine(cache / "ocr", int8=config.int8) if cache else None)
+    det = PlateDetector(config, engine=CachedEngine.of(cache / "ocr", config) if cache else None)
     motions = MOTIONS
     # results[mode][(split, region)] -> outcomes; chars[mode] -> character accuracy per clip
     results: dict[str, dict[tuple[str, str], list[str]]] = {m: {} for m in MODES}

@@ -569,7 +569,7 @@ def main() -> None:
     countries = [c.strip().upper() for c in args.countries.split(",")]
     rows = load_rows(args.data, args.stride)
     config = PlatesConfig()
-    det = PlateDetector(config, engine=CachedEngine(args.cache / "ocr", int8=config.int8) if args.cache else None)
+    det = PlateDetector(config, engine=CachedEngine.of(args.cache / "ocr", config) if args.cache else None)
     results: dict[str, dict[str, list[str]]] = {m: {} for m in MODES}
     chars: dict[str, dict[str, list[float]]] = {m: {} for m in MODES}
     misreads: list[str] = []

@@ -10,7 +10,7 @@ import numpy as np
 from alarmcloud import video
 from alarmcloud.contracts import ClipFrames, ClipProbe, Frame
 from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig, zoom_windows
-from alarmcloud_detect_plates.ocr import OcrEngine, TextMap, TextRead
+from alarmcloud_detect_plates.ocr import DET_MODEL, INT8_DET_MODEL, OcrEngine, TextMap, TextRead
 
 
 def _map(width: int = 480, height: int = 270) -> np.ndarray:
@@ -45,16 +45,18 @@ def test_zoom_windows_stay_within_their_count_and_area() -> None:
 
 
 class CountingEngine(OcrEngine):
-    """The real engine, counting detector and recogniser runs."""
+    """The real engine, counting detector and recogniser runs (and which detector each detection asked for)."""
 
     def __init__(self, engine: OcrEngine) -> None:
         self.__dict__.update(engine.__dict__)
         self.maps = 0
         self.reads = 0
+        self.second: list[bool] = []
 
-    def text_map(self, bgr: np.ndarray, scale: float) -> TextMap:
+    def text_map(self, bgr: np.ndarray, scale: float, second: bool = False) -> TextMap:
         self.maps += 1
-        return super().text_map(bgr, scale)
+        self.second.append(second)
+        return super().text_map(bgr, scale, second)
 
     def recognize(self, crops: list[np.ndarray]) -> list[TextRead]:
         self.reads += 1
@@ -105,6 +107,20 @@ def test_easy_plate_gets_no_second_look(detector: PlateDetector, photo_clip: Cal
     assert [f.text for f in det.analyze(frames)] == ["HPM9362"]
     # one detector and one recogniser run per frame: no zoom, no second reads
     assert counting.maps == counting.reads == len(frames.keyframes)
+
+
+def test_the_second_look_runs_the_int8_detector_and_the_first_pass_the_float_one(detector: PlateDetector) -> None:
+    # a plate-free 1080p scene with a sign gets the second look (zoom and faint search)
+    img = np.full((1080, 1920, 3), 120, np.uint8)
+    cv2.putText(img, "NO PARKING", (700, 500), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (30, 30, 30), 2)
+    frames = ClipFrames(
+        ClipProbe("mp4", "h264", 1920, 1080, 15.0, 6.0), [Frame(t, img.copy(), True) for t in (0.0, 2.0, 4.0)]
+    )
+    counting = CountingEngine(detector.engine)
+    assert PlateDetector(engine=counting).analyze(frames) == []
+    assert counting.second[:3] == [False] * 3  # the first pass: the float detector, once per keyframe
+    assert len(counting.second) > 3 and all(counting.second[3:])  # the second look: the int8 one
+    assert counting.det_second_file.name == INT8_DET_MODEL and counting.det_file.name == DET_MODEL
 
 
 def test_equalize_lifts_a_faint_crop_to_recogniser_height() -> None:

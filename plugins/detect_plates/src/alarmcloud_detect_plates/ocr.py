@@ -103,7 +103,9 @@ def det_input(img: np.ndarray) -> np.ndarray:
 class OcrEngine:
     """One onnxruntime session per model, created once; ``run`` is thread-safe so instances are shared."""
 
-    def __init__(self, threads: int = 1, models: Path | None = None, int8: bool = False) -> None:
+    def __init__(
+        self, threads: int = 1, models: Path | None = None, int8: bool = False, int8_second_look: bool = False
+    ) -> None:
         folder = models or model_dir()
         det_path = package_models() / INT8_DET_MODEL if int8 else folder / DET_MODEL
         opts = ort.SessionOptions()
@@ -114,6 +116,11 @@ class OcrEngine:
         self.det = ort.InferenceSession(str(det_path), sess_options=opts, providers=providers)
         #: the text detector's file (its maps differ a little between the float and the int8 model)
         self.det_file = det_path
+        #: the second look's text detector (``text_map(..., second=True)``): the int8 one where asked
+        self.det_second, self.det_second_file = self.det, det_path
+        if int8_second_look and not int8:
+            self.det_second_file = package_models() / INT8_DET_MODEL
+            self.det_second = ort.InferenceSession(str(self.det_second_file), sess_options=opts, providers=providers)
         self.rec = ort.InferenceSession(str(folder / REC_MODEL), sess_options=opts, providers=providers)
         meta = self.rec.get_modelmeta().custom_metadata_map["character"].splitlines()
         charset = ["<blank>", *meta, " "]
@@ -133,13 +140,14 @@ class OcrEngine:
         h, w = bgr.shape[:2]
         return self.boxes(self.text_map(bgr, min(1.0, max_side / max(h, w))), thresh, box_thresh)
 
-    def text_map(self, bgr: np.ndarray, scale: float) -> TextMap:
-        """The detector's text probability map of ``bgr`` resized by about ``scale`` (sides multiples of 32)."""
+    def text_map(self, bgr: np.ndarray, scale: float, second: bool = False) -> TextMap:
+        """The detector's text probability map of ``bgr`` resized by about ``scale`` (sides multiples of 32), made
+        by the second look's detector where ``second``."""
         h, w = bgr.shape[:2]
         img = sized(bgr, scale)
         rh, rw = img.shape[:2]
         x = det_input(img)
-        pred = self.det.run(None, {"x": x})[0][0, 0]
+        pred = (self.det_second if second else self.det).run(None, {"x": x})[0][0, 0]
         return TextMap(pred, w / rw, h / rh, w, h)
 
     def boxes(self, tmap: TextMap, thresh: float = 0.3, box_thresh: float = 0.5) -> list[TextBox]:
