@@ -10,10 +10,10 @@ int8 weights per output channel, uint8 activations), all but the head's two tran
 the probability map and stay float (they cost almost nothing, and the map's values decide the boxes). The
 activations' ranges are calibrated on camera views of the *dev* photos of the labelled plate set (the held-out
 third is never seen), as the detector takes them: 1280x720 and 1920x1080 views scaled to ``detect_side`` 960.
-The result is written into the package
-(``models/PP-OCRv6_det_small_int8.onnx``), where ``PlatesConfig.int8`` picks it. The run is deterministic: the
-same data and package versions give the same file (onnx 1.23.2, onnxruntime 1.31.1, rapidocr 3.10.0: sha256
-1668ca1d...8d3d9b, 2.9 MB, in about 20 s).
+The result is written into the package (``models/PP-OCRv6_det_small_int8.onnx``): the second look's detections
+run on it by default (``PlatesConfig.int8_second_look``), every detection with ``int8``. The run is
+deterministic: the same data and package versions give the same file (onnx 1.23.2, onnxruntime 1.31.1, rapidocr
+3.10.0: sha256 1668ca1d...8d3d9b, 2.9 MB, in about 20 s).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main() -> None:
         convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
         # the head (the last two, transposed convolutions that draw the probability map) stays float: all int8
         # read 2 plates fewer of the 336 at the same cost; the first convolution (the raw pixels) may stay float
-        # for experiments, at most of the gain (see the README, "Cheaper text detection")
+        # for experiments, at the price of most of the gain (see the README, "Cheaper text detection")
         keep = [*convs[: args.keep_first], *convs[len(convs) - args.keep_last :]]
         print(f"calibrating on {len(reader.rows)} dev photos; float: {', '.join(keep) or 'none'} ...", flush=True)
         quantize_static(
