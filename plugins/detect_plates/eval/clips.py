@@ -122,7 +122,7 @@ class CachedEngine(OcrEngine):
     @classmethod
     def of(cls, folder: Path, config: PlatesConfig) -> CachedEngine:
         """The cached engine with the text detectors ``config`` asks for."""
-        return cls(folder, int8=config.int8, int8_second_look=config.int8_second_look)
+        return cls(folder, **config.text_detectors())
 
     @staticmethod
     def _key(*parts: np.ndarray | str) -> str:

@@ -42,8 +42,7 @@ def main() -> None:
     args = ap.parse_args()
     base = PlateDetector(PlatesConfig())
     config = changed_config(args.set)
-    models = ("int8", "int8_second_look")  # the fields that choose the text detectors: another engine
-    same = all(getattr(config, k) == getattr(base.config, k) for k in models)
+    same = config.text_detectors() == base.config.text_detectors()
     other = PlateDetector(config, engine=base.engine if same else None)
     print(f"{'clip':48s} {'default':>8s} {' '.join(args.set) or 'same':>14s} {'diff':>7s}  read (default)")
     for clip in args.clips:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig, candidates
+from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig, _bgr, candidates
 from alarmcloud_detect_plates.ocr import crop_quad
 from clips import (
     MODES,
@@ -528,7 +528,7 @@ def eu_photo(
 def raw_reads(det: PlateDetector, rgb: np.ndarray, place: tuple[float, float, float, float]) -> list[str]:
     """What the recogniser reads (plate characters, no format fit) in the candidates over ``place`` (fractions
     of the frame), for the list of misreads."""
-    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    bgr = _bgr(rgb)
     h, w = bgr.shape[:2]
     out = []
     for b in candidates(det.engine.boxes(det.text_map(bgr)), det.config.min_char_height, h):

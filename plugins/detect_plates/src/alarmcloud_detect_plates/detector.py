@@ -111,6 +111,11 @@ class PlatesConfig(BaseModel):
     )
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads per model.")
 
+    def text_detectors(self) -> dict[str, bool]:
+        """The ``OcrEngine`` arguments that choose its text detectors (engines built with the same ones are
+        interchangeable)."""
+        return {"int8": self.int8, "int8_second_look": self.int8_second_look}
+
 
 #: a candidate crop worth a second read, its place (fractions of the frame) and whether it showed a band
 Doubtful = tuple[np.ndarray, tuple[float, float, float, float], bool]
@@ -161,9 +166,7 @@ class PlateDetector(Detector):
         self._engine = engine
         self._lock = threading.Lock()
         if engine is None:
-            self._engine = OcrEngine(
-                threads=self.config.threads, int8=self.config.int8, int8_second_look=self.config.int8_second_look
-            )
+            self._engine = OcrEngine(threads=self.config.threads, **self.config.text_detectors())
 
     @property
     def engine(self) -> OcrEngine:
