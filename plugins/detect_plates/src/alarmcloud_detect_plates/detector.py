@@ -109,6 +109,15 @@ class PlatesConfig(BaseModel):
         "int8 detector and keep the float one for the first pass: cheaper where it costs most, in clips without "
         "a sure plate. Without effect where int8 is on.",
     )
+    widen_left: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Read each candidate whose read fits a format again from its crop widened at the left by this "
+        "many text heights, for plates whose first character the text box cut: the wider read stands where it "
+        "completes the first at that end (one character more before it, or another first character) at least as "
+        "surely (0 turns it off).",
+    )
     threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads per model.")
 
     def text_detectors(self) -> dict[str, bool]:
@@ -299,22 +308,48 @@ class PlateDetector(Detector):
         bands = [cut[i][1] or band_beside(bgr, b) for i, b in zip(keep, cands, strict=True)]
         out: list[PlateRead] = []
         doubtful: list[tuple[tuple[bool, float], Doubtful]] = []
-        for box, crop, banded, read in zip(cands, crops, bands, self.engine.recognize(crops), strict=True):
+        reads = self.engine.recognize(crops)
+        fits = [self._fit(r, countries, b) for r, b in zip(reads, bands, strict=True)]
+        if self.config.widen_left:
+            self._complete_left(bgr, cands, bands, crops, reads, fits, countries)
+        for box, crop, banded, read, fit in zip(cands, crops, bands, reads, fits, strict=True):
             place = _place(box, w, h)
-            fit = self._fit(read, countries, banded)
             if fit is not None:
                 out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit), banded))
                 log.debug("read %s (%s) %.3f raw=%s at %.2fs", fit.text, fit.country, fit.score, read.text, time)
-            if (
-                not read.clock
-                and len(read.text) >= 4
-                and any(c.isdigit() for c in read.text)
-                and (fit is None or fit.score < self.config.second_look_below)
-            ):
+            if _plate_like(read) and (fit is None or fit.score < self.config.second_look_below):
                 doubtful.append(((fit is not None, fit.score if fit else read.score), (crop, place, banded)))
         # the likeliest few only: a wall of text must not multiply the cost
         doubtful.sort(key=lambda d: d[0], reverse=True)
         return suppress(out), [d for _, d in doubtful[:MAX_REREADS]]
+
+    def _complete_left(
+        self,
+        bgr: np.ndarray,
+        cands: list[TextBox],
+        bands: list[bool],
+        crops: list[np.ndarray],
+        reads: list[TextRead],
+        fits: list[PlateFit | None],
+        countries: list[str],
+    ) -> None:
+        """Read the one-line candidates whose read fits a format again from their crops widened at the left
+        (``widen_left``), and put the wider crop, read and fit in place where its fit completes the first at
+        that end (``completes_left``) and scores at least as high.
+
+        The text detector's box sometimes begins inside a plate's first character (its map barely responds to
+        a character under a seal or a bolt): the read then lacks it (``JB7392`` for ``PJB7392``) or takes its
+        remaining strokes for another character (the right half of a ``4`` read as ``L``). A crop reaching a
+        little further left sees the whole character. Any other difference between the two reads is the
+        recogniser's answer to a crop resized differently, not new evidence, and is ignored."""
+        again = [i for i, (c, f) in enumerate(zip(cands, fits, strict=True)) if f and not isinstance(c, StackedBox)]
+        if not again:
+            return
+        wide = [cut_bands(crop_quad(bgr, widened_left(cands[i].quad, self.config.widen_left)))[0] for i in again]
+        for i, crop, read in zip(again, wide, self.engine.recognize(wide), strict=True):
+            fit, first = self._fit(read, countries, bands[i]), fits[i]
+            if fit and first and completes_left(first.text, fit.text) and fit.score >= first.score:
+                crops[i], reads[i], fits[i] = crop, read, fit
 
     def _fit(self, read: TextRead, countries: list[str], banded: bool = False) -> PlateFit | None:
         """The read fitted to the formats, or None when it is too short, a clock or price, or too unsure. A read
@@ -328,6 +363,26 @@ class PlateDetector(Detector):
         if looks_like_timestamp(fit.text) or looks_like_timestamp(read.text):
             return None
         return fit
+
+
+def completes_left(text: str, wide: str) -> bool:
+    """Whether ``wide`` is ``text`` with one character more before it or with another first character."""
+    if len(wide) == len(text) + 1:
+        return wide[1:] == text
+    return len(wide) == len(text) and wide[1:] == text[1:] and wide != text
+
+
+def widened_left(quad: np.ndarray, margin: float) -> np.ndarray:
+    """``quad`` (clockwise from top-left) grown by ``margin`` times its height at its left end."""
+    q = quad.astype(np.float32)
+    across = q[1] - q[0]
+    grow = margin * float(np.linalg.norm(q[3] - q[0])) * across / max(float(np.linalg.norm(across)), 1e-6)
+    return np.array([q[0] - grow, q[1], q[2], q[3] - grow], np.float32)
+
+
+def _plate_like(read: TextRead) -> bool:
+    """A read worth a second look: four or more characters with a digit, no clock or price mark."""
+    return not read.clock and len(read.text) >= 4 and any(c.isdigit() for c in read.text)
 
 
 def _place(box: TextBox, w: int, h: int) -> tuple[float, float, float, float]:
