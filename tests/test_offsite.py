@@ -204,6 +204,28 @@ def test_a_stalled_upload_does_not_hold_up_the_alarm_notifications(api: Any, ser
             conn.close()
 
 
+def test_a_copy_is_never_shown_sent_without_its_attempt(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                        clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy loop writes "sent" in the transaction that records the copy on the clip, before the sender writes
+    down the attempt: the same transaction counts the attempt, so the owner's list never shows a sent copy with
+    none (the state and the count as the status API reads them, at the moment between the two writes)."""
+    real = offsite.attempt
+    between: list[tuple[str, int]] = []
+
+    def look_after_the_copy(app: Any, row: Any) -> tuple[str, str | None]:
+        outcome = real(app, row)
+        between.extend((r.state, r.attempts) for r in _rows(app, row.account_id))
+        return outcome
+
+    monkeypatch.setattr(offsite, "attempt", look_after_the_copy)
+    bucket = s3.new_bucket()
+    a = api().register("offsite-attempts@example.com")
+    _bucket_on(a, s3.endpoint, bucket)
+    a.upload_analysed(a.upload_credentials(a.camera("Barn")["id"]), clip)
+    row = wait_outbox_state(server.core, a.id, "offsite", "sent")
+    assert between == [("sent", 1)] and row.attempts == 1
+
+
 def test_copies_given_up_after_a_long_outage_can_be_retried(api: Any, server: Any, s3: MotoS3,  # noqa: F811
                                                              clip: Path) -> None:
     server.core.settings.offsite.max_attempts = 2

@@ -502,7 +502,7 @@ def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
         if fresh is None:
             return None  # removed meanwhile (webhook deleted)
         now = utcnow()
-        fresh.attempts += 1
+        fresh.attempts = row.attempts + 1  # this attempt (an off-site copy may have recorded it already)
         fresh.last_attempt_at = now
         if error is not None:
             fresh.last_error = error[:300]

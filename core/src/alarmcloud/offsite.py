@@ -394,6 +394,9 @@ def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
             done = s.get(Outbox, row.id)
             if done is not None:
                 done.state = "sent"  # with the check: a swap from now on queues a new copy
+                # counted here as well, so nobody sees a sent copy without its attempt (``deliver_row`` then
+                # writes the same count)
+                done.attempts, done.last_attempt_at = row.attempts + 1, utcnow()
                 s.add(done)
             s.commit()
         log.info("clip %s copied off-site (%s)", clip.id, key.rsplit("/", 1)[-1])
