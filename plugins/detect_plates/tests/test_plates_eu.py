@@ -15,7 +15,14 @@ import numpy as np
 import pytest
 from alarmcloud.contracts import Finding
 from alarmcloud.testing import make_clip
-from alarmcloud_detect_plates.detector import StackedBox, band_beside, candidate_crop, cut_bands, stacked_pairs
+from alarmcloud_detect_plates.detector import (
+    StackedBox,
+    _bgr,
+    band_beside,
+    candidate_crop,
+    cut_bands,
+    stacked_pairs,
+)
 from alarmcloud_detect_plates.ocr import TextBox
 from PIL import Image
 
@@ -41,7 +48,7 @@ def _plate_crop(
     bg = Image.new("RGBA", (plate.width + 40, plate.height + 40), body)
     bg.alpha_composite(plate, (20, 20))
     img = bg.convert("RGB").resize((round(bg.width * height / bg.height), height), Image.LANCZOS)
-    return np.ascontiguousarray(np.asarray(img)[..., ::-1])
+    return _bgr(np.asarray(img))
 
 
 @needs_fonts

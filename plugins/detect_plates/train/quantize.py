@@ -33,6 +33,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "eval"))
 
+from alarmcloud_detect_plates.detector import _bgr  # noqa: E402
 from alarmcloud_detect_plates.ocr import (  # noqa: E402
     DET_MODEL,
     INT8_DET_MODEL,
@@ -63,8 +64,7 @@ class Views(CalibrationDataReader):
         self.i += 1
         img = Image.open(self.data / row["file"]).convert("RGB")
         rgb = photo_scene(img, "still", 1.0, box_of(row))(0, 0.0, w, h)
-        bgr = np.ascontiguousarray(rgb[..., ::-1])
-        small = sized(bgr, 960 / max(w, h))
+        small = sized(_bgr(rgb), 960 / max(w, h))
         print(f"  {self.i:3d}/{len(self.rows)} {row['file']} {w}x{h}", flush=True)
         return {"x": det_input(small)}
 
