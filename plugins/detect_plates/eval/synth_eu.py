@@ -28,7 +28,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from alarmcloud_detect_plates.detector import PlateDetector, PlatesConfig, _bgr, candidates
+from alarmcloud_detect_plates.detector import PlateDetector, _bgr, candidates
 from alarmcloud_detect_plates.ocr import crop_quad
 from clips import (
     MODES,
@@ -38,6 +38,7 @@ from clips import (
     analyse,
     box_of,
     camera_clip,
+    changed_config,
     char_accuracy,
     decode,
     default_data,
@@ -557,6 +558,7 @@ def main() -> None:
         "--grey", action="store_true", help="monochrome clips (night mode records grey: the band loses its colour)"
     )
     ap.add_argument("--two-line", action="store_true", help="two-line plates (340 x 220 mm, square rear plates)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a changed PlatesConfig field")
     ap.add_argument("--save", type=Path, help="folder to save the pasted photos in (for looking at them)")
     ap.add_argument(
         "--cache",
@@ -568,7 +570,7 @@ def main() -> None:
 
     countries = [c.strip().upper() for c in args.countries.split(",")]
     rows = load_rows(args.data, args.stride)
-    config = PlatesConfig()
+    config = changed_config(args.set)
     det = PlateDetector(config, engine=CachedEngine.of(args.cache / "ocr", config) if args.cache else None)
     results: dict[str, dict[str, list[str]]] = {m: {} for m in MODES}
     chars: dict[str, dict[str, list[float]]] = {m: {} for m in MODES}

@@ -52,11 +52,14 @@ class CountingEngine(OcrEngine):
         self.maps = 0
         self.reads = 0
         self.second: list[bool] = []
+        self.sides: list[int] = []
 
     def text_map(self, bgr: np.ndarray, scale: float, second: bool = False) -> TextMap:
         self.maps += 1
         self.second.append(second)
-        return super().text_map(bgr, scale, second)
+        tmap = super().text_map(bgr, scale, second)
+        self.sides.append(max(tmap.pred.shape))  # the longer side the detector saw
+        return tmap
 
     def recognize(self, crops: list[np.ndarray]) -> list[TextRead]:
         self.reads += 1
@@ -109,6 +112,19 @@ def test_easy_plate_gets_no_second_look(detector: PlateDetector, photo_clip: Cal
     # at the left (no second reads)
     assert counting.maps == len(frames.keyframes)
     assert counting.reads == 2 * len(frames.keyframes)
+
+
+def test_the_outer_keyframes_are_detected_smaller_and_the_plate_still_read(
+    detector: PlateDetector, photo_clip: Callable[..., Path]
+) -> None:
+    clip = photo_clip("br/HPM9362.jpg")
+    for config, sides in ((PlatesConfig(), [736, 960, 736]), (PlatesConfig(outer_detect_side=0), [960] * 3)):
+        counting = CountingEngine(detector.engine)
+        det = PlateDetector(config, engine=counting)
+        frames = _frames(det, clip)
+        assert len(frames.keyframes) == 3
+        assert [f.text for f in det.analyze(frames)] == ["HPM9362"]
+        assert counting.sides == sides  # the middle keyframe at detect_side, the others at outer_detect_side
 
 
 def test_the_second_look_runs_the_int8_detector_and_the_first_pass_the_float_one(detector: PlateDetector) -> None:
