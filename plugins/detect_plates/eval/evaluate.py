@@ -48,6 +48,17 @@ def negative_crop(img: Image.Image, box: tuple[float, float, float, float]) -> I
     return top if top.height >= bottom.height else bottom
 
 
+def monochrome(scene: Scene) -> Scene:
+    """``scene`` without its colour (ITU-R 601 luma in all three channels, as PIL's "L")."""
+
+    def grey(i: int, t: float, w: int, h: int) -> np.ndarray:
+        rgb = scene(i, t, w, h).astype(np.float32)
+        luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.repeat(np.clip(luma + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+    return grey
+
+
 def main() -> None:
     """Run the evaluation and print the results tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,6 +72,9 @@ def main() -> None:
     ap.add_argument(
         "--long-negatives", type=int, default=3, help="costliest plate-free views re-rendered as 18 s 1080p clips"
     )
+    ap.add_argument(
+        "--grey", action="store_true", help="monochrome clips, as a camera in night mode records (plate-free too)"
+    )
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a changed PlatesConfig field")
     ap.add_argument(
@@ -73,7 +87,7 @@ def main() -> None:
     cache = args.cache
 
     def cached(name: str, w: int, h: int, seconds: float) -> Path | None:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) + ("-grey" if args.grey else "")
         return cache / "clips" / f"{safe}-{w}x{h}-{seconds:g}s.mp4" if cache else None
 
     rows = load_rows(args.data, args.stride)
@@ -87,7 +101,7 @@ def main() -> None:
     cpu: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, row in enumerate(rows):
-            img = Image.open(args.data / row["file"]).convert("RGB")
+            img = Image.open(args.data / row["file"]).convert("L" if args.grey else "RGB").convert("RGB")
             box = box_of(row)
             motion = motions[n % len(motions)]
             clip = camera_clip(
@@ -116,12 +130,14 @@ def main() -> None:
             ("procedural-static", static_scene),
         ]
         for row in rows[:: max(1, len(rows) // max(1, args.negatives - 2))][: args.negatives - 2]:
-            img = Image.open(args.data / row["file"]).convert("RGB")
+            img = Image.open(args.data / row["file"]).convert("L" if args.grey else "RGB").convert("RGB")
             crop = negative_crop(img, box_of(row))
             negs.append((f"crop:{row['file']}", photo_scene(crop, "zoom", args.seconds)))
         false_reads = []
         neg_cpu: list[tuple[float, str, Scene]] = []
         for name, scene in negs:
+            if args.grey and name.startswith("procedural"):
+                scene = monochrome(scene)
             clip = camera_clip(
                 Path(tmp) / "n.mp4",
                 scene,
@@ -136,7 +152,7 @@ def main() -> None:
                 false_reads.append((name, [f.text for f in findings]))
                 print(f"READ IN PLATE-FREE CLIP {name}: {[(f.text, f.score) for f in findings]}", flush=True)
         # an 18 s 1080p clip (the product's alarm clip), slow zoom on the first photo
-        img = Image.open(args.data / rows[0]["file"]).convert("RGB")
+        img = Image.open(args.data / rows[0]["file"]).convert("L" if args.grey else "RGB").convert("RGB")
         clip = camera_clip(
             Path(tmp) / "l.mp4",
             photo_scene(img, "zoom", 18, box_of(rows[0])),
@@ -157,7 +173,8 @@ def main() -> None:
             print(f"plate-free 18 s 1080p {name}: {cpu18_free[-1]:.3f} CPU-s", flush=True)
 
     print()
-    print(f"photos: {len(rows)} ({args.width}x{args.height}, {args.seconds:g} s, 15 fps, still/zoom/pan)")
+    grey = ", monochrome" if args.grey else ""
+    print(f"photos: {len(rows)} ({args.width}x{args.height}{grey}, {args.seconds:g} s, 15 fps, still/zoom/pan)")
     print()
     print(f"| exact plate reads | {' | '.join(MODES)} |")
     print("|---|" + "---|" * len(MODES))

@@ -540,6 +540,17 @@ def raw_reads(det: PlateDetector, rgb: np.ndarray, place: tuple[float, float, fl
     return sorted(set(out), key=len, reverse=True)[:4]
 
 
+def row_photo(
+    data: Path, row: dict[str, str], n: int, seed: int, country: str, grey: bool = False, two_line: bool = False
+) -> tuple[PlateSpec, Image.Image, tuple[float, float, float, float]]:
+    """The ``n``-th evaluation photo with a random plate of ``country`` pasted in (seeded by ``seed`` and ``n``),
+    monochrome where ``grey``: the plate drawn, the photo and the plate's box in it."""
+    rng = np.random.default_rng([seed, n])
+    spec = random_plate(country, rng)
+    img, box = eu_photo(Image.open(data / row["file"]).convert("RGB"), box_of(row), spec, rng, two_line)
+    return spec, img.convert("L").convert("RGB") if grey else img, box
+
+
 def main() -> None:
     """Render, paste, clip, read, and print the results tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -579,12 +590,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n, row in enumerate(rows):
             country = countries[n % len(countries)]
-            rng = np.random.default_rng([args.seed, n])
-            spec = random_plate(country, rng)
-            photo = Image.open(args.data / row["file"]).convert("RGB")
-            img, box = eu_photo(photo, box_of(row), spec, rng, args.two_line)
-            if args.grey:
-                img = img.convert("L").convert("RGB")
+            spec, img, box = row_photo(args.data, row, n, args.seed, country, args.grey, args.two_line)
             if args.save:
                 args.save.mkdir(parents=True, exist_ok=True)
                 img.crop((box[0] - box[2], box[1] - 2 * box[3], box[0] + 2 * box[2], box[1] + 3 * box[3])).save(

@@ -21,6 +21,7 @@ from alarmcloud_detect_plates.detector import (
     band_beside,
     candidate_crop,
     cut_bands,
+    monochrome,
     stacked_pairs,
 )
 from alarmcloud_detect_plates.ocr import TextBox
@@ -28,6 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
 import synth_eu  # noqa: E402
+from clips import MOTIONS, load_rows  # noqa: E402
 
 needs_fonts = pytest.mark.skipif(
     not all(Path(f).is_file() for f in synth_eu.FONTS), reason=f"plate fonts not installed: {synth_eu.FONTS}"
@@ -92,6 +94,73 @@ def test_blue_characters_and_blue_plates_are_not_cut() -> None:
     banded = _lined_crop((20, 20, 20))
     banded[:, :16] = (153, 51, 0)
     assert cut_bands(banded)[0].shape[1] <= 200 - 16
+
+
+def _grey(crop: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+
+
+def test_a_frame_without_colour_is_monochrome() -> None:
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, size=(720, 1280, 3), dtype=np.uint8)
+    assert not monochrome(colour)
+    grey = _grey(colour)
+    assert monochrome(grey)
+    # the little chroma noise a night-mode camera's encoder leaves is still monochrome
+    assert monochrome(np.clip(grey.astype(np.int16) + rng.integers(-2, 3, size=grey.shape), 0, 255).astype(np.uint8))
+    # a grey scene with one coloured car (a tenth of the frame) is not
+    tinted = grey.copy()
+    tinted[:200, :460] = (30, 30, 200)
+    assert not monochrome(tinted)
+
+
+@needs_fonts
+@pytest.mark.parametrize("spec", [GERMAN, DUTCH, ITALIAN], ids=["DE", "NL", "IT"])
+def test_in_a_monochrome_frame_the_band_is_cut_as_a_dark_field(spec: synth_eu.PlateSpec) -> None:
+    """Night mode records grey: the band is no longer blue, only darker than the plate's field, with its sign
+    light in it."""
+    crop = _grey(_plate_crop(spec))
+    h, w = crop.shape[:2]
+    assert cut_bands(crop)[0].shape == crop.shape  # no blue: the colour rule finds no band
+    out, cut = cut_bands(crop, grey=True)
+    assert cut and 0.25 * h < (w - out.shape[1]) < 0.9 * h
+
+
+@needs_fonts
+@pytest.mark.parametrize(
+    "spec",
+    [
+        UK_YELLOW,
+        synth_eu.PlateSpec("UK", "MW12WMH", ("MW12", "WMH")),  # bold wide letters at both ends
+        synth_eu.PlateSpec("US", "7ABC123", ("7ABC123",)),
+    ],
+    ids=["UK", "UK-MW", "US"],
+)
+def test_in_a_monochrome_frame_a_plate_without_band_keeps_its_characters(spec: synth_eu.PlateSpec) -> None:
+    """The crop is the plate alone (as a text box that starts at its first character gives): a looser rule (a
+    dark share of 0.3 per column, 0.4 on average) cuts the "A" of the small yellow plate here."""
+    plate = synth_eu.render_plate(spec, np.random.default_rng(0), synth_eu.FONTS[0])
+    grey = np.asarray(plate.convert("L"))
+    for height in (48, 24, 16):  # a small plate's characters blur into dark blobs
+        small = cv2.resize(grey, (round(plate.width * height / plate.height), height), interpolation=cv2.INTER_AREA)
+        crop = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+        assert not cut_bands(crop, grey=True)[1], height
+
+
+@needs_fonts
+@pytest.mark.parametrize(("n", "country"), [(106, "PL"), (68, "IT")])
+def test_a_monochrome_clip_of_a_european_plate_reads_without_the_band_sign(
+    n: int, country: str, tmp_path: Path, plates_data: Path, run_clip: Callable[..., list[Finding]]
+) -> None:
+    """Two clips of the grey synthetic EU evaluation (``synth_eu.py --grey --stride 3 --seed 1``): a Polish plate
+    whose box was widened over the band ("PKRA30VU" before) and an Italian one whose right band's letter was
+    read ("HWG961CY")."""
+    rows = load_rows(plates_data, 3)
+    spec, img, box = synth_eu.row_photo(plates_data, rows[n], n, 1, country, grey=True)
+    scene = synth_eu.photo_scene(img, MOTIONS[n % len(MOTIONS)], 4, box)
+    clip = synth_eu.camera_clip(tmp_path / "grey.mp4", scene, 4, 1280, 720)
+    assert [f.text for f in run_clip(clip)] == [spec.text]
+    assert [f.text for f in run_clip(clip, {"countries": [country]})] == [spec.text]
 
 
 def _plate_clip(path: Path, plate: Image.Image, width: int, at: tuple[int, int]) -> Path:

@@ -51,6 +51,14 @@ BAND_COVER = 0.3
 BAND_MEAN = 0.4
 #: car body, frame or bumper the crop may show outside the band
 BAND_LEAD = 0.35
+#: in a monochrome frame (night mode) the band is a dark field: each of its columns is at least GREY_COVER dark
+#: (its country sign and stars are light), GREY_MEAN on average, and a light gap (the plate's field, under
+#: GREY_GAP dark) follows it before the first character
+GREY_COVER = 0.6
+GREY_MEAN = 0.7
+GREY_GAP = 0.45
+#: a frame whose colour spread (max - min of the channels) stays under this at its 99th percentile is monochrome
+GREY_SPREAD = 12
 #: OpenCV hue ranges of the EU band's blue and the Portuguese band's yellow
 BLUE = (95, 135)
 YELLOW = (18, 35)
@@ -313,7 +321,8 @@ class PlateDetector(Detector):
         h, w = bgr.shape[:2]
         cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
         seen.extend(_place(b, w, h) for b in cands)
-        cut = [candidate_crop(bgr, b) for b in cands]
+        grey = monochrome(bgr)
+        cut = [candidate_crop(bgr, b, grey) for b in cands]
         keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
         cands, crops = [cands[i] for i in keep], [cut[i][0] for i in keep]
         # the text detector often leaves the EU band out of the plate's box: look beside it as well
@@ -323,7 +332,7 @@ class PlateDetector(Detector):
         reads = self.engine.recognize(crops)
         fits = [self._fit(r, countries, b) for r, b in zip(reads, bands, strict=True)]
         if self.config.widen_left:
-            self._complete_left(bgr, cands, bands, crops, reads, fits, countries)
+            self._complete_left(bgr, cands, bands, crops, reads, fits, countries, grey)
         for box, crop, banded, read, fit in zip(cands, crops, bands, reads, fits, strict=True):
             place = _place(box, w, h)
             if fit is not None:
@@ -344,6 +353,7 @@ class PlateDetector(Detector):
         reads: list[TextRead],
         fits: list[PlateFit | None],
         countries: list[str],
+        grey: bool = False,
     ) -> None:
         """Read the one-line candidates whose read fits a format again from their crops widened at the left
         (``widen_left``), and put the wider crop, read and fit in place where its fit completes the first at
@@ -357,7 +367,7 @@ class PlateDetector(Detector):
         again = [i for i, (c, f) in enumerate(zip(cands, fits, strict=True)) if f and not isinstance(c, StackedBox)]
         if not again:
             return
-        wide = [cut_bands(crop_quad(bgr, widened_left(cands[i].quad, self.config.widen_left)))[0] for i in again]
+        wide = [cut_bands(crop_quad(bgr, widened_left(cands[i].quad, self.config.widen_left)), grey)[0] for i in again]
         for i, crop, read in zip(again, wide, self.engine.recognize(wide), strict=True):
             fit, first = self._fit(read, countries, bands[i]), fits[i]
             if fit and first and completes_left(first.text, fit.text) and fit.score >= first.score:
@@ -436,7 +446,7 @@ def band_countries(countries: list[str]) -> list[str]:
     return [c for c in countries if c not in BANDLESS] or countries
 
 
-def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
+def cut_bands(crop: np.ndarray, grey: bool = False) -> tuple[np.ndarray, bool]:
     """The crop without a blue band at its left or right end: the EU band (stars and the country's sign, "D",
     "NL") left of a European plate's text, the French and Italian band with the region's number at the right,
     and the Portuguese yellow band with the year and month at the right. No plate character is printed on such a
@@ -447,16 +457,23 @@ def cut_bands(crop: np.ndarray) -> tuple[np.ndarray, bool]:
     with up to ``BAND_LEAD`` crop heights of other colour (the car around the plate) outside it. A character
     stroke, even a blue one, is far narrower than the band, and the band borders the plate's light field (a
     plate whose whole field is blue keeps its margins). The flag says whether a band was cut.
+
+    In a ``grey`` (monochrome) frame the band has no colour left: it is a dark field with a light sign, as wide
+    as above, followed by a light gap (``_grey_band_end``).
     """
     h, w = crop.shape[:2]
     if crop.ndim != 3 or h < 8 or w < 3 * h:
         return crop, False
-    hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
-    cover = _cover(hsv, BLUE)
-    left = _band_end(cover, h)
-    right = w - _band_end(cover[::-1], h)
-    if right == w:  # a yellow band at the right end (Portugal); a yellow plate's own field is no band (too wide)
-        right = w - _band_end(_cover(hsv, YELLOW)[::-1], h)
+    if grey:
+        cover = _dark_cover(crop)
+        left, right = _grey_band_end(cover, h), w - _grey_band_end(cover[::-1], h)
+    else:
+        hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+        cover = _cover(hsv, BLUE)
+        left = _band_end(cover, h)
+        right = w - _band_end(cover[::-1], h)
+        if right == w:  # a yellow band at the right end (Portugal); a yellow plate's own field is no band
+            right = w - _band_end(_cover(hsv, YELLOW)[::-1], h)
     if right - left < 2.5 * h:
         return crop, False  # too little would be left: no plate with bands on both ends
     return crop[:, left:right], (left, right) != (0, w)
@@ -519,6 +536,46 @@ def _band_end(cover: np.ndarray, h: int) -> int:
     edge = end + int(0.1 * h)
     while end < min(len(cover), edge) and cover[end] > 0.05:
         end += 1
+    return end
+
+
+def monochrome(bgr: np.ndarray) -> bool:
+    """Whether a frame has no colour (a camera in night mode records grey): the spread of its channels stays
+    under ``GREY_SPREAD`` in 99 % of a sparse grid of its pixels."""
+    if bgr.ndim != 3:
+        return True
+    grid = bgr[::16, ::16].astype(np.int16)
+    return float(np.percentile(grid.max(axis=2) - grid.min(axis=2), 99)) < GREY_SPREAD
+
+
+def _dark_cover(crop: np.ndarray) -> np.ndarray:
+    """Each column's share of dark pixels: darker than midway between the crop's ink and its plate field (the
+    5th and 95th percentiles of its grey levels)."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    ink, field = np.percentile(grey, (5, 95))
+    if field - ink < 20:
+        return np.zeros(grey.shape[1])
+    return (grey < (ink + field) / 2).mean(axis=0)
+
+
+def _grey_band_end(cover: np.ndarray, h: int) -> int:
+    """Columns to cut at the start of ``cover`` (each column's dark share, ``_dark_cover``) in a monochrome
+    crop: up to the end of a dark band at least ``GREY_COVER`` dark in each column (``GREY_MEAN`` on average),
+    ``BAND_MIN`` to ``BAND_MAX`` crop heights wide, beginning within ``BAND_LEAD`` heights of the crop's end,
+    that a light gap follows (the plate's field before its first character). A character's stroke is narrower;
+    a whole dark character (a bold M blurred) has no gap of the field this close after its own dark columns."""
+    lead = int(BAND_LEAD * h)
+    start = next((i for i in range(min(len(cover), lead + 1)) if cover[i] >= GREY_COVER), None)
+    if start is None:
+        return 0
+    end = start
+    while end < len(cover) and cover[end] >= GREY_COVER:
+        end += 1
+    if not BAND_MIN * h <= end - start <= BAND_MAX * h or cover[start:end].mean() < GREY_MEAN:
+        return 0
+    gap = cover[end : end + max(1, int(0.04 * h))]
+    if gap.size == 0 or gap.max() >= GREY_GAP:
+        return 0
     return end
 
 
@@ -601,13 +658,13 @@ class StackedBox(TextBox):
     lines: tuple[TextBox, ...] = ()
 
 
-def candidate_crop(bgr: np.ndarray, box: TextBox) -> tuple[np.ndarray, bool]:
+def candidate_crop(bgr: np.ndarray, box: TextBox, grey: bool = False) -> tuple[np.ndarray, bool]:
     """The rectified crop of a candidate without its bands (``cut_bands``), and whether one was cut; a two-line
     plate's lines side by side at the bottom line's height, a gap of the plate's own colour between them (each
     line's band cut first: the band runs down the plate's whole left edge, its sign next to the second line)."""
     if not isinstance(box, StackedBox):
-        return cut_bands(crop_quad(bgr, box.quad))
-    (top, top_band), (bottom, bottom_band) = (cut_bands(crop_quad(bgr, line.quad)) for line in box.lines)
+        return cut_bands(crop_quad(bgr, box.quad), grey)
+    (top, top_band), (bottom, bottom_band) = (cut_bands(crop_quad(bgr, line.quad), grey) for line in box.lines)
     h = bottom.shape[0]
     top = cv2.resize(top, (max(1, round(top.shape[1] * h / top.shape[0])), h), interpolation=cv2.INTER_CUBIC)
     field = np.median(np.concatenate([top[:, :2], top[:, -2:], bottom[:, :2], bottom[:, -2:]], axis=1), axis=(0, 1))
