@@ -7,7 +7,8 @@ Every clip is analysed twice: with the default configuration (all countries) and
 photo's region, as an owner would: a country code (``us`` -> US, ``br`` -> BR, ``de`` -> DE) or a group of the
 detector (``eu`` -> every European format); a region the detector does not know falls back to all countries.
 Photos are split by a hash of the file name into a development part (two thirds; looked at while building the
-detector) and a held-out part (one third; only measured), and both are reported.
+detector) and a held-out part (one third; only measured), and both are reported. ``--grey`` makes every clip
+monochrome, as a camera in night mode records.
 """
 
 from __future__ import annotations

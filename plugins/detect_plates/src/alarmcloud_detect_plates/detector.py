@@ -517,16 +517,25 @@ def _cover(hsv: np.ndarray, hues: tuple[int, int]) -> np.ndarray:
     return cv2.inRange(hsv, (hues[0], 90, dark), (hues[1], 255, 255)).mean(axis=0) / 255.0
 
 
-def _band_end(cover: np.ndarray, h: int) -> int:
-    """Columns to cut at the start of ``cover`` (each column's blue share): up to the end of a band."""
+def _band_run(cover: np.ndarray, h: int, each: float, mean: float) -> int:
+    """The end of a run of columns at least ``each`` covered (``mean`` on average) that begins within
+    ``BAND_LEAD`` crop heights of the start of ``cover`` and is ``BAND_MIN`` to ``BAND_MAX`` heights wide, else 0."""
     lead = int(BAND_LEAD * h)
-    start = next((i for i in range(min(len(cover), lead + 1)) if cover[i] >= BAND_COVER), None)
+    start = next((i for i in range(min(len(cover), lead + 1)) if cover[i] >= each), None)
     if start is None:
         return 0
     end = start
-    while end < len(cover) and cover[end] >= BAND_COVER:
+    while end < len(cover) and cover[end] >= each:
         end += 1
-    if not BAND_MIN * h <= end - start <= BAND_MAX * h or cover[start:end].mean() < BAND_MEAN:
+    if not BAND_MIN * h <= end - start <= BAND_MAX * h or cover[start:end].mean() < mean:
+        return 0
+    return end
+
+
+def _band_end(cover: np.ndarray, h: int) -> int:
+    """Columns to cut at the start of ``cover`` (each column's blue share): up to the end of a band."""
+    end = _band_run(cover, h, BAND_COVER, BAND_MEAN)
+    if end == 0:
         return 0
     # a band borders the plate's light field (white, yellow), not more blue: a blue plate's margin is no band
     after = cover[end : end + max(1, int(0.5 * h))]
@@ -564,14 +573,8 @@ def _grey_band_end(cover: np.ndarray, h: int) -> int:
     ``BAND_MIN`` to ``BAND_MAX`` crop heights wide, beginning within ``BAND_LEAD`` heights of the crop's end,
     that a light gap follows (the plate's field before its first character). A character's stroke is narrower;
     a whole dark character (a bold M blurred) has no gap of the field this close after its own dark columns."""
-    lead = int(BAND_LEAD * h)
-    start = next((i for i in range(min(len(cover), lead + 1)) if cover[i] >= GREY_COVER), None)
-    if start is None:
-        return 0
-    end = start
-    while end < len(cover) and cover[end] >= GREY_COVER:
-        end += 1
-    if not BAND_MIN * h <= end - start <= BAND_MAX * h or cover[start:end].mean() < GREY_MEAN:
+    end = _band_run(cover, h, GREY_COVER, GREY_MEAN)
+    if end == 0:
         return 0
     gap = cover[end : end + max(1, int(0.04 * h))]
     if gap.size == 0 or gap.max() >= GREY_GAP:
