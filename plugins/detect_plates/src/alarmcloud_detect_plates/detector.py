@@ -571,8 +571,10 @@ def _grey_band_end(cover: np.ndarray, h: int) -> int:
     """Columns to cut at the start of ``cover`` (each column's dark share, ``_dark_cover``) in a monochrome
     crop: up to the end of a dark band at least ``GREY_COVER`` dark in each column (``GREY_MEAN`` on average),
     ``BAND_MIN`` to ``BAND_MAX`` crop heights wide, beginning within ``BAND_LEAD`` heights of the crop's end,
-    that a light gap follows (the plate's field before its first character). A character's stroke is narrower;
-    a whole dark character (a bold M blurred) has no gap of the field this close after its own dark columns."""
+    that a light gap follows (the plate's field before its first character). A character is dark over less of
+    the crop's height than the band, which spans the plate, and has light columns between its strokes; where the
+    blur merges the band with the first letter, the run ends inside the letter, no light gap follows, and
+    nothing is cut."""
     end = _band_run(cover, h, GREY_COVER, GREY_MEAN)
     if end == 0:
         return 0
