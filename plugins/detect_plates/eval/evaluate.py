@@ -49,7 +49,7 @@ def negative_crop(img: Image.Image, box: tuple[float, float, float, float]) -> I
     return top if top.height >= bottom.height else bottom
 
 
-def monochrome(scene: Scene) -> Scene:
+def grey_scene(scene: Scene) -> Scene:
     """``scene`` without its colour (ITU-R 601 luma in all three channels, as PIL's "L")."""
 
     def grey(i: int, t: float, w: int, h: int) -> np.ndarray:
@@ -91,6 +91,10 @@ def main() -> None:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) + ("-grey" if args.grey else "")
         return cache / "clips" / f"{safe}-{w}x{h}-{seconds:g}s.mp4" if cache else None
 
+    def photo(file: str) -> Image.Image:
+        """A labelled photo, monochrome with ``--grey``."""
+        return Image.open(args.data / file).convert("L" if args.grey else "RGB").convert("RGB")
+
     rows = load_rows(args.data, args.stride)
     rows = [r for r in rows if args.split in ("all", split_of(r["file"]))]
     config = changed_config(args.set)
@@ -102,7 +106,7 @@ def main() -> None:
     cpu: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, row in enumerate(rows):
-            img = Image.open(args.data / row["file"]).convert("L" if args.grey else "RGB").convert("RGB")
+            img = photo(row["file"])
             box = box_of(row)
             motion = motions[n % len(motions)]
             clip = camera_clip(
@@ -131,14 +135,14 @@ def main() -> None:
             ("procedural-static", static_scene),
         ]
         for row in rows[:: max(1, len(rows) // max(1, args.negatives - 2))][: args.negatives - 2]:
-            img = Image.open(args.data / row["file"]).convert("L" if args.grey else "RGB").convert("RGB")
+            img = photo(row["file"])
             crop = negative_crop(img, box_of(row))
             negs.append((f"crop:{row['file']}", photo_scene(crop, "zoom", args.seconds)))
         false_reads = []
         neg_cpu: list[tuple[float, str, Scene]] = []
         for name, scene in negs:
             if args.grey and name.startswith("procedural"):
-                scene = monochrome(scene)
+                scene = grey_scene(scene)
             clip = camera_clip(
                 Path(tmp) / "n.mp4",
                 scene,
@@ -153,7 +157,7 @@ def main() -> None:
                 false_reads.append((name, [f.text for f in findings]))
                 print(f"READ IN PLATE-FREE CLIP {name}: {[(f.text, f.score) for f in findings]}", flush=True)
         # an 18 s 1080p clip (the product's alarm clip), slow zoom on the first photo
-        img = Image.open(args.data / rows[0]["file"]).convert("L" if args.grey else "RGB").convert("RGB")
+        img = photo(rows[0]["file"])
         clip = camera_clip(
             Path(tmp) / "l.mp4",
             photo_scene(img, "zoom", 18, box_of(rows[0])),
