@@ -731,7 +731,10 @@ def test_deleting_asks_first(page: Any, site: Site) -> None:
     form = page.locator("form[data-method=DELETE]")
     form.get_by_label("Your password").fill("not my password")
     page.once("dialog", lambda d: d.accept())
-    form.get_by_role("button", name="Delete my account").click()
+    # the refusal itself is awaited first: a failure then says whether the request went out and what came back
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/me") and r.request.method == "DELETE") as refused:
+        form.get_by_role("button", name="Delete my account").click()
+    assert refused.value.status == 401
     form.get_by_role("alert").wait_for()
     form.get_by_label("Your password").fill(PASSWORD)
     page.once("dialog", lambda d: d.dismiss())
