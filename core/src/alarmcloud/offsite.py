@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import and_, bindparam, event, or_, tuple_, update
 from sqlmodel import Session, col, func, select
 
-from alarmcloud import crypto
+from alarmcloud import crypto, egress
 from alarmcloud.models import Account, Camera, Clip, FindingRow, Job, Outbox, aware, iso, utcnow
 
 if TYPE_CHECKING:
@@ -127,10 +127,10 @@ def make_store(app: AlarmCloud, acc: Account, secret: str) -> Any:
         return {"access_key_id": key_id, "secret_access_key": secret, "token": None, "expires_at": None}
 
     timeout = timedelta(seconds=app.settings.offsite.timeout_seconds)
-    # no proxy from the environment (HTTP(S)_PROXY would connect to the owner's host itself, past the address
-    # check): the client only skips those when given a proxy of its own, so it gets one that is never used (the
-    # endpoint's host is excluded from it; were it not, requests would fail against the discard port)
-    proxy = {"proxy_url": "http://127.0.0.1:9", "proxy_excludes": httpx.URL(endpoint).host}
+    # every connection goes through the process's egress proxy, which resolves the host, checks every address and
+    # connects to the checked one (the client resolving by itself would open the door to DNS rebinding); it also
+    # keeps proxies from the environment (HTTP(S)_PROXY) out, which would connect past the check
+    proxy = {"proxy_url": egress.PROXY.url_for(httpx.URL(endpoint), app.settings.notify.webhook_networks)}
     return S3Store(
         acc.offsite_bucket, config={"endpoint": endpoint, "region": acc.offsite_region or "us-east-1",
                                     "virtual_hosted_style_request": False},
@@ -150,6 +150,13 @@ def bucket_error(exc: BaseException, acc: Account) -> BucketError:
     message = m.group(1).strip() if (m := _MESSAGE.search(text)) else ""
     where = acc.offsite_endpoint or "the endpoint"
     said = f" ({code}: {message})" if code and message else f" ({code})" if code else ""
+    # the egress proxy's own answers (``egress``): the address is refused, or nothing answers there
+    if code == "EndpointNotAllowed":
+        return BucketError("cannot_connect", f"cannot connect to {where}: {message}")
+    if code == "EndpointUnreachable":
+        return BucketError("cannot_connect", f"cannot connect to {where}")
+    if code == "EndpointTimeout":
+        return BucketError("timeout", f"{where} did not answer within {_seconds(exc)}")
     if code == "NoSuchBucket":
         return BucketError("no_such_bucket", f"the bucket {acc.offsite_bucket!r} does not exist at {where}")
     if code in _DENIED:
