@@ -152,3 +152,32 @@ def test_equalize_lifts_a_faint_crop_to_recogniser_height() -> None:
     assert out.shape[0] == REC_HEIGHT and out.shape[2] == 3
     assert abs(out.shape[1] / out.shape[0] - crop.shape[1] / crop.shape[0]) < 0.1  # aspect kept
     assert _contrast(out) > 2 * _contrast(crop)
+
+
+def _line(text: str, height: int, width: int) -> np.ndarray:
+    """A dark text line on a light field, ``height`` x ``width`` pixels (BGR)."""
+    import cv2
+
+    crop = np.full((height, width, 3), 225, np.uint8)
+    scale = cv2.getFontScaleFromHeight(cv2.FONT_HERSHEY_SIMPLEX, int(height * 0.6), 3)
+    cv2.putText(crop, text, (6, int(height * 0.8)), cv2.FONT_HERSHEY_SIMPLEX, scale, (30, 30, 30), 3, cv2.LINE_AA)
+    return crop
+
+
+def test_a_crops_read_does_not_depend_on_the_other_crops_of_the_call(detector: PlateDetector) -> None:
+    """Each crop is padded to a width of its own: a plate read beside a truck's long lettering in the same frame
+    reads exactly as when it is read alone (padded to that lettering's width, its probabilities shifted)."""
+    from alarmcloud_detect_plates.ocr import REC_MIN_WIDTH, rec_width
+
+    plate, other = _line("KA 4521", 40, 150), _line("HGE 308", 36, 120)
+    long = _line("TRUCK RENTAL 1-800-555-0199", 40, 700)
+    assert rec_width(150 / 40) == rec_width(120 / 36) == REC_MIN_WIDTH and rec_width(700 / 40) > 2 * REC_MIN_WIDTH
+    alone = detector.engine.recognize([plate]) + detector.engine.recognize([other])
+    together = detector.engine.recognize([long, plate, other])
+    assert [r.text for r in alone] == ["KA4521", "HGE308"]
+    for a, b in zip(alone, together[1:], strict=True):
+        assert a.text == b.text
+        assert np.allclose(a.char_scores, b.char_scores, atol=1e-4), (a, b)
+        for da, db in zip(a.dists, b.dists, strict=True):
+            assert da.keys() == db.keys() and all(abs(da[k] - db[k]) < 1e-4 for k in da), (da, db)
+    assert together[0].text != together[1].text  # the long line was read too, as itself

@@ -21,6 +21,10 @@ REC_MODEL = "PP-OCRv6_rec_small.onnx"
 #: characters a plate reader may output; every other symbol of the 18,710-symbol dictionary is masked out
 PLATE_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REC_HEIGHT = 48
+#: the recogniser's least input width (PaddleOCR pads every line to 320 at least; narrower reads worse here)
+REC_MIN_WIDTH = 320
+#: longer lines are padded to a multiple of this (few distinct widths, so few batches)
+REC_WIDTH_STEP = 32
 #: alternatives kept per character for the format fit
 TOP_K = 6
 #: symbols of on-screen clocks and dates that no plate carries
@@ -179,18 +183,22 @@ class OcrEngine:
     # ------------------------------------------------------------ recognition
 
     def recognize(self, crops: list[np.ndarray]) -> list[TextRead]:
-        """Read one text line per BGR crop, batched by similar width."""
+        """Read one text line per BGR crop.
+
+        Each crop is scaled to ``REC_HEIGHT`` and padded to a width of its own (``rec_width``), so its read never
+        depends on the other crops of the call; crops of one width share a batch."""
         if not crops:
             return []
         out: list[TextRead | None] = [None] * len(crops)
-        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / max(1, crops[i].shape[0]))
-        for start in range(0, len(order), 8):
-            idx = order[start : start + 8]
-            ratios = [crops[i].shape[1] / max(1, crops[i].shape[0]) for i in idx]
-            width = int(REC_HEIGHT * max(max(ratios), 320 / REC_HEIGHT))
+        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
+        widths = [rec_width(r) for r in ratios]
+        order = sorted(range(len(crops)), key=lambda i: (widths[i], ratios[i]))
+        groups = [[i for i in order if widths[i] == w] for w in dict.fromkeys(widths[i] for i in order)]
+        for idx in (g[start : start + 8] for g in groups for start in range(0, len(g), 8)):
+            width = widths[idx[0]]
             batch = np.zeros((len(idx), 3, REC_HEIGHT, width), np.float32)
             for j, i in enumerate(idx):
-                rw = min(width, math.ceil(REC_HEIGHT * ratios[j]))
+                rw = min(width, math.ceil(REC_HEIGHT * ratios[i]))
                 img = cv2.resize(crops[i], (max(1, rw), REC_HEIGHT)).astype(np.float32)
                 batch[j, :, :, :rw] = (img / 127.5 - 1.0).transpose(2, 0, 1)
             probs = self.rec.run(None, {"x": batch})[0]
@@ -238,6 +246,14 @@ class OcrEngine:
         text = "".join(chars)
         clock = self._has_clock(probs.argmax(axis=1))
         return TextRead(text, float(np.mean(scores)) if scores else 0.0, tuple(scores), tuple(dists), clock)
+
+
+def rec_width(ratio: float) -> int:
+    """The recogniser's input width for a crop of aspect ``ratio``: ``REC_MIN_WIDTH`` (what PaddleOCR pads to),
+    or for a longer line its width at ``REC_HEIGHT`` rounded up to a multiple of ``REC_WIDTH_STEP``."""
+    if ratio * REC_HEIGHT <= REC_MIN_WIDTH:
+        return REC_MIN_WIDTH
+    return math.ceil(ratio * REC_HEIGHT / REC_WIDTH_STEP) * REC_WIDTH_STEP
 
 
 def _collapse(path: np.ndarray) -> list[int]:
