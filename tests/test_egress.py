@@ -148,6 +148,10 @@ def test_the_proxy_admits_only_its_endpoint_with_its_password() -> None:
         refused = _ask(port, get + _auth(strict) + b"\r\n")
         assert refused.startswith(b"HTTP/1.1 403 ") and b"not a public address" in refused, refused
         assert web.accepted == 0
+        for bad in (b"CONNECT [::1 HTTP/1.1\r\n", b"GET /b/k HTTP/1.1\r\n", b"GET https://127.0.0.1/ HTTP/1.1\r\n"):
+            answer = _ask(port, bad + _auth(url) + b"\r\n")
+            assert answer.startswith(b"HTTP/1.1 400 "), (bad, answer)
+        assert _ask(port, b"\x16\x03\x01 hello\r\n\r\n").startswith(b"HTTP/1.1 400 ")  # not HTTP at all
         huge = _ask(port, get + _auth(url) + b"X-Filler: " + b"a" * (egress.HEAD_LIMIT + 10))
         assert huge.startswith(b"HTTP/1.1 431 "), huge[:80]
     finally:

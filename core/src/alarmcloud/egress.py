@@ -150,7 +150,7 @@ class _Handler(socketserver.BaseRequestHandler):
         except Refused as exc:
             self._answer(client, exc)
             return
-        except (OSError, ConnectionError, ValueError):
+        except (OSError, ValueError, httpx.InvalidURL):  # the client went away, or sent no request at all
             return
         with upstream:
             if head is None:
@@ -161,8 +161,6 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _open(self, client: socket.socket) -> tuple[socket.socket, bytes | None]:
         """The connection to the checked address, and (plain http) the request to send on it first."""
-        from alarmcloud import notify, offsite
-
         head, rest = _read_head(client)
         first, *headers = head.split(b"\r\n")
         try:
@@ -172,6 +170,15 @@ class _Handler(socketserver.BaseRequestHandler):
         rule = self.server.proxy.rule(_password(headers))
         if rule is None:
             raise Refused(407, "Proxy Authentication Required", "this proxy serves the server's own S3 client")
+        try:
+            return self._connect(rule, method, target, version, headers, rest)
+        except httpx.InvalidURL:
+            raise Refused(400, "Bad Request", "not a valid request target") from None
+
+    def _connect(self, rule: Rule, method: str, target: str, version: str, headers: list[bytes],
+                 rest: bytes) -> tuple[socket.socket, bytes | None]:
+        from alarmcloud import notify, offsite
+
         if method == "CONNECT":
             host, port = _host_port(target, 443)
             forward = None
