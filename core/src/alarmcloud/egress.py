@@ -14,8 +14,8 @@ checked address itself:
   so every request is checked.
 
 Each store gets its own password for the proxy, which admits exactly its endpoint's host and port under its
-server's networks; a request for another host, or without a known password, is refused (407). The proxy listens
-on 127.0.0.1 only, on a port of its own, from the first store made in the process.
+server's networks; a request without a known password is refused (407), one for another host too (403). The
+proxy listens on 127.0.0.1 only, on a port of its own, from the first store made in the process.
 """
 
 from __future__ import annotations
