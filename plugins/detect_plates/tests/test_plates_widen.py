@@ -57,3 +57,25 @@ def test_a_plate_whose_first_character_the_box_cut_is_read_whole(
     [plate] = run_clip(clip)
     assert plate.text == "PJB7392"
     assert "BR" in plate.extra["countries"]
+
+
+def test_a_parked_cars_plate_is_widened_once_per_clip_not_in_every_keyframe(
+    detector: PlateDetector,
+    photo_clip: Callable[..., Path],
+    run_clip: Callable[..., list[Finding]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a parked car: every keyframe reads the same plate in the same place; its widened read (one recognition per
+    # keyframe) is no better in the first, so the later keyframes do not try it again
+    clip = photo_clip("br/JSP7678.jpg")
+    widened: list[np.ndarray] = []
+
+    def counted(quad: np.ndarray, margin: float) -> np.ndarray:
+        widened.append(quad)
+        return widened_left(quad, margin)
+
+    monkeypatch.setattr("alarmcloud_detect_plates.detector.widened_left", counted)
+    [plate] = run_clip(clip)
+    assert plate.text == "JSP7678"
+    assert plate.extra["reads"] == 3  # read in all three keyframes
+    assert len(widened) == 1

@@ -143,8 +143,10 @@ class PlatesConfig(BaseModel):
         return {"int8": self.int8, "int8_second_look": self.int8_second_look}
 
 
+#: a place in the view: (x0, y0, x1, y1) as fractions of the frame's width and height
+Place = tuple[float, float, float, float]
 #: a candidate crop worth a second read, its place (fractions of the frame) and whether it showed a band
-Doubtful = tuple[np.ndarray, tuple[float, float, float, float], bool]
+Doubtful = tuple[np.ndarray, Place, bool]
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,7 @@ class FrameLook:
     tmap: TextMap
     doubtful: list[Doubtful]
     #: places (fractions of the frame) of every candidate read
-    places: list[tuple[float, float, float, float]]
+    places: list[Place]
 
 
 class PlateDetector(Detector):
@@ -216,9 +218,11 @@ class PlateDetector(Detector):
         reads: list[PlateRead] = []
         looks: list[FrameLook] = []
         middle = len(frames.keyframes) // 2
+        # (text, place) of reads whose left-widened crop read the same: a later keyframe need not widen them again
+        widened: list[tuple[str, Place]] = []
         for i, frame in enumerate(frames.keyframes):
             side = self.config.outer_detect_side if i != middle and self.config.outer_detect_side else None
-            look = self.read_frame(frame.image, frame.time, countries, side)
+            look = self.read_frame(frame.image, frame.time, countries, side, widened)
             reads.extend(look.reads)
             looks.append(look)
         voted = votes(reads, countries)
@@ -258,13 +262,21 @@ class PlateDetector(Detector):
         codes = expand_countries(wanted if isinstance(wanted, str | list | tuple) and wanted else None)
         return codes or expand_countries(self.config.countries) or list(COUNTRY_FORMATS)
 
-    def read_frame(self, rgb: np.ndarray, time: float, countries: list[str], side: int | None = None) -> FrameLook:
+    def read_frame(
+        self,
+        rgb: np.ndarray,
+        time: float,
+        countries: list[str],
+        side: int | None = None,
+        widened: list[tuple[str, Place]] | None = None,
+    ) -> FrameLook:
         """All validated plate reads in one RGB frame, its text probability map (made at a longer side of
-        ``side``, default ``detect_side``) and its doubtful candidates."""
+        ``side``, default ``detect_side``) and its doubtful candidates. ``widened`` (shared by a clip's keyframes)
+        holds the reads whose left-widened crop read the same plate (see ``_complete_left``)."""
         bgr = _bgr(rgb)
         tmap = self.text_map(bgr, side=side)
-        places: list[tuple[float, float, float, float]] = []
-        reads, doubtful = self._read_boxes(bgr, self.engine.boxes(tmap), time, countries, places)
+        places: list[Place] = []
+        reads, doubtful = self._read_boxes(bgr, self.engine.boxes(tmap), time, countries, places, widened)
         return FrameLook(reads, bgr, tmap, doubtful, places)
 
     def text_map(self, bgr: np.ndarray, second: bool = False, side: int | None = None) -> TextMap:
@@ -312,7 +324,8 @@ class PlateDetector(Detector):
         boxes: list[TextBox],
         time: float,
         countries: list[str],
-        seen: list[tuple[float, float, float, float]],
+        seen: list[Place],
+        widened: list[tuple[str, Place]] | None = None,
     ) -> tuple[list[PlateRead], list[Doubtful]]:
         """Validated reads of the plate candidates among ``boxes`` (one per place), and the doubtful ones: a
         plate-like read (four or more characters with a digit, no clock or price mark) that fits no format or
@@ -332,7 +345,7 @@ class PlateDetector(Detector):
         reads = self.engine.recognize(crops)
         fits = [self._fit(r, countries, b) for r, b in zip(reads, bands, strict=True)]
         if self.config.widen_left:
-            self._complete_left(bgr, cands, bands, crops, reads, fits, countries, grey)
+            self._complete_left(bgr, cands, bands, crops, reads, fits, countries, grey, widened)
         for box, crop, banded, read, fit in zip(cands, crops, bands, reads, fits, strict=True):
             place = _place(box, w, h)
             if fit is not None:
@@ -354,6 +367,7 @@ class PlateDetector(Detector):
         fits: list[PlateFit | None],
         countries: list[str],
         grey: bool = False,
+        widened: list[tuple[str, Place]] | None = None,
     ) -> None:
         """Read the one-line candidates whose read fits a format again from their crops widened at the left
         (``widen_left``), and put the wider crop, read and fit in place where its fit completes the first at
@@ -363,15 +377,33 @@ class PlateDetector(Detector):
         a character under a seal or a bolt): the read then lacks it (``JB7392`` for ``PJB7392``) or takes its
         remaining strokes for another character (the right half of a ``4`` read as ``L``). A crop reaching a
         little further left sees the whole character. Any other difference between the two reads is the
-        recogniser's answer to a crop resized differently, not new evidence, and is ignored."""
-        again = [i for i, (c, f) in enumerate(zip(cands, fits, strict=True)) if f and not isinstance(c, StackedBox)]
+        recogniser's answer to a crop resized differently, not new evidence, and is ignored.
+
+        A read in ``widened`` (the same text in about the same place, IoU 0.5 or more) had its widened crop read
+        as the same plate in an earlier keyframe of the clip: its box cut nothing there, and a parked or slow
+        vehicle's plate is not read twice more for that in every keyframe. Reads whose widened crop read the same
+        here are added to it. A widened read that differed and lost (``LGLS168`` widened to a less sure
+        ``4GLS168``) is tried again in the next keyframe, where it may win."""
+        h, w = bgr.shape[:2]
+        places = [_place(c, w, h) for c in cands]
+        tried = widened if widened is not None else []
+        again = [
+            i
+            for i, (c, f) in enumerate(zip(cands, fits, strict=True))
+            if f
+            and not isinstance(c, StackedBox)
+            and not any(text == f.text and _iou(places[i], p) >= 0.5 for text, p in tried)
+        ]
         if not again:
             return
         wide = [cut_bands(crop_quad(bgr, widened_left(cands[i].quad, self.config.widen_left)), grey)[0] for i in again]
         for i, crop, read in zip(again, wide, self.engine.recognize(wide), strict=True):
             fit, first = self._fit(read, countries, bands[i]), fits[i]
-            if fit and first and completes_left(first.text, fit.text) and fit.score >= first.score:
+            assert first is not None
+            if fit and completes_left(first.text, fit.text) and fit.score >= first.score:
                 crops[i], reads[i], fits[i] = crop, read, fit
+            elif fit and fit.text == first.text:
+                tried.append((first.text, places[i]))
 
     def _fit(self, read: TextRead, countries: list[str], banded: bool = False) -> PlateFit | None:
         """The read fitted to the formats, or None when it is too short, a clock or price, or too unsure. A read
@@ -407,13 +439,13 @@ def _plate_like(read: TextRead) -> bool:
     return not read.clock and len(read.text) >= 4 and any(c.isdigit() for c in read.text)
 
 
-def _place(box: TextBox, w: int, h: int) -> tuple[float, float, float, float]:
+def _place(box: TextBox, w: int, h: int) -> Place:
     x1, y1 = box.quad.min(axis=0)
     x2, y2 = box.quad.max(axis=0)
     return (float(x1 / w), float(y1 / h), float(x2 / w), float(y2 / h))
 
 
-def _unseen(place: tuple[float, float, float, float], seen: list[tuple[float, float, float, float]]) -> bool:
+def _unseen(place: Place, seen: list[Place]) -> bool:
     """Whether no place in ``seen`` overlaps ``place`` by half or more (intersection over union)."""
     return all(_iou(place, s) < 0.5 for s in seen)
 
