@@ -399,7 +399,8 @@ class PlateDetector(Detector):
         wide = [cut_bands(crop_quad(bgr, widened_left(cands[i].quad, self.config.widen_left)), grey)[0] for i in again]
         for i, crop, read in zip(again, wide, self.engine.recognize(wide), strict=True):
             fit, first = self._fit(read, countries, bands[i]), fits[i]
-            assert first is not None
+            if first is None:  # (``again`` holds fitted reads only)
+                continue
             if fit and completes_left(first.text, fit.text) and fit.score >= first.score:
                 crops[i], reads[i], fits[i] = crop, read, fit
             elif fit and fit.text == first.text:
