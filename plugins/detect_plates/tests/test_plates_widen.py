@@ -65,8 +65,8 @@ def test_a_parked_cars_plate_is_widened_once_per_clip_not_in_every_keyframe(
     run_clip: Callable[..., list[Finding]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # a parked car: every keyframe reads the same plate in the same place; its widened read (one recognition per
-    # keyframe) is no better in the first, so the later keyframes do not try it again
+    # a parked car: every keyframe reads the same plate in the same place; its widened crop (one recognition per
+    # keyframe) reads the same plate in the first, so the later keyframes do not try it again
     clip = photo_clip("br/JSP7678.jpg")
     widened: list[np.ndarray] = []
 
