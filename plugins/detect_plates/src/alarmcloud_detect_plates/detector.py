@@ -332,12 +332,13 @@ class PlateDetector(Detector):
         scores under ``second_look_below``. Candidates in a place of ``seen`` are skipped; the places read are
         added to it."""
         h, w = bgr.shape[:2]
-        cands = [b for b in candidates(boxes, self.config.min_char_height, h) if _unseen(_place(b, w, h), seen)]
-        seen.extend(_place(b, w, h) for b in cands)
+        found = [(b, _place(b, w, h)) for b in candidates(boxes, self.config.min_char_height, h)]
+        found = [(b, p) for b, p in found if _unseen(p, seen)]
+        seen.extend(p for _, p in found)
         grey = monochrome(bgr)
-        cut = [candidate_crop(bgr, b, grey) for b in cands]
+        cut = [candidate_crop(bgr, b, grey) for b, _ in found]
         keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
-        cands, crops = [cands[i] for i in keep], [cut[i][0] for i in keep]
+        cands, places, crops = [found[i][0] for i in keep], [found[i][1] for i in keep], [cut[i][0] for i in keep]
         # the text detector often leaves the EU band out of the plate's box: look beside it as well
         bands = [cut[i][1] or band_beside(bgr, b) for i, b in zip(keep, cands, strict=True)]
         out: list[PlateRead] = []
@@ -345,9 +346,8 @@ class PlateDetector(Detector):
         reads = self.engine.recognize(crops)
         fits = [self._fit(r, countries, b) for r, b in zip(reads, bands, strict=True)]
         if self.config.widen_left:
-            self._complete_left(bgr, cands, bands, crops, reads, fits, countries, grey, widened)
-        for box, crop, banded, read, fit in zip(cands, crops, bands, reads, fits, strict=True):
-            place = _place(box, w, h)
+            self._complete_left(bgr, cands, places, bands, crops, reads, fits, countries, grey, widened)
+        for place, crop, banded, read, fit in zip(places, crops, bands, reads, fits, strict=True):
             if fit is not None:
                 out.append(PlateRead(fit.text, fit.country, fit.score, time, place, _kept(read, fit), banded))
                 log.debug("read %s (%s) %.3f raw=%s at %.2fs", fit.text, fit.country, fit.score, read.text, time)
@@ -361,6 +361,7 @@ class PlateDetector(Detector):
         self,
         bgr: np.ndarray,
         cands: list[TextBox],
+        places: list[Place],
         bands: list[bool],
         crops: list[np.ndarray],
         reads: list[TextRead],
@@ -384,8 +385,6 @@ class PlateDetector(Detector):
         vehicle's plate is not read twice more for that in every keyframe. Reads whose widened crop read the same
         here are added to it. A widened read that differed and lost (``LGLS168`` widened to a less sure
         ``4GLS168``) is tried again in the next keyframe, where it may win."""
-        h, w = bgr.shape[:2]
-        places = [_place(c, w, h) for c in cands]
         tried = widened if widened is not None else []
         again = [
             i
