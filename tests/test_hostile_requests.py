@@ -503,6 +503,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /api/v1/events/download": {"ids": ["<event_id>"], "count_only": True},
     "POST /api/v1/events/{event_id}/feedback": {"detector": "rain", "label": "not_rain"},
     "POST /api/v1/plates": {"text": "M-AB 120", "name": "Mine"},
+    "PATCH /api/v1/plates/{plate_id}": {"notify": True},  # as it is: the valid request changes nothing
     "POST /api/v1/webhooks": {"url": "ftp://127.0.0.1/hook"},
     "PATCH /api/v1/webhooks/{webhook_id}": {"only_real_alarms": True},
     "PATCH /api/v1/me/push": {"picture": False},

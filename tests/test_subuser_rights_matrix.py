@@ -101,7 +101,7 @@ OWNER_ONLY: set[str] = {
     "GET /api/v1/me/offsite", "PATCH /api/v1/me/offsite", "POST /api/v1/me/offsite/test",
     "POST /api/v1/me/offsite/retry", "POST /api/v1/me/offsite/backfill",
     # the account's known plates (names of people's cars, who is told about them): the owner's list
-    "GET /api/v1/plates", "POST /api/v1/plates", "DELETE /api/v1/plates/{plate_id}",
+    "GET /api/v1/plates", "POST /api/v1/plates", "PATCH /api/v1/plates/{plate_id}", "DELETE /api/v1/plates/{plate_id}",
     "GET /operator",  # operators only
 }
 
@@ -122,7 +122,7 @@ PERSONAL: set[str] = {
 #: listings and bulk reads: served, but with nothing of camera B (checked by the listing tests below)
 LISTINGS: set[str] = {
     "GET /api/v1/cameras", "GET /api/v1/events", "POST /api/v1/events/download", "GET /api/v1/series",
-    "GET /api/v1/storage", "GET /api/v1/stats", "GET /", "GET /cameras", "GET /storage",
+    "GET /api/v1/storage", "GET /api/v1/stats", "GET /", "GET /cameras", "GET /storage", "GET /plates",
 }
 
 #: not driven here, with the reason
@@ -162,6 +162,7 @@ BODIES: dict[str, Any] = {
     "PATCH /api/v1/me/offsite": {"prefix": "taken"},
     "POST /api/v1/me/offsite/backfill": {"camera_id": "<camera_id:B>"},
     "POST /api/v1/plates": {"text": "X-YZ 1", "name": "Mine"},
+    "PATCH /api/v1/plates/{plate_id}": {"name": "Theirs", "notify": False},
     "PATCH /api/v1/me": {"notify_email": False},
     "DELETE /api/v1/me": {"password": "not the password, sorry"},
     "POST /api/v1/tokens": {"name": "mine"},
@@ -512,6 +513,7 @@ LISTING_QUERIES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "GET /": [("page", {}), ("plate_B", {"plate": PLATE_B})],
     "GET /cameras": [("page", {})],
     "GET /storage": [("page", {})],
+    "GET /plates": [("page", {})],
 }
 
 LISTING_CASES = [pytest.param(right, op, q, id=f"{right}-list:{q}-{op}") for op, qs in LISTING_QUERIES.items()

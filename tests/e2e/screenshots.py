@@ -18,8 +18,8 @@ from uihelpers import MODEL, PASSWORD, browser, make_accepted_clip  # noqa: E402
 OUT = Path(__file__).resolve().parents[2] / "docs" / "img"
 SIZES = {"phone": (375, 812), "desktop": (1280, 800)}
 OPERATOR = "operator@example.org"
-PAGES = ("login", "timeline", "clip", "cameras", "camera", "storage", "notifications", "links", "consent", "privacy",
-         "account", "operator")
+PAGES = ("login", "timeline", "clip", "cameras", "camera", "storage", "plates", "notifications", "links", "consent",
+         "privacy", "account", "operator")
 
 
 def demo_history(core: object) -> None:
@@ -93,6 +93,15 @@ def extras(core: object, base: str) -> str:
         s.add(garden)
         s.commit()
         owner = s.exec(select(Account).where(Account.email == "demo@example.org")).one()
+        from alarmcloud.models import KnownPlate
+
+        driveway = s.exec(select(Camera).where(Camera.name == "Driveway")).first()
+        if driveway is not None:  # a camera that reads plates, and two known plates (one is the demo clip's)
+            driveway.detectors = {**(driveway.detectors or {}), "plates": True}
+            s.add(driveway)
+        s.add_all([KnownPlate(account_id=owner.id, text="BAC1234", name="Family car", notify=False),
+                   KnownPlate(account_id=owner.id, text="MXY77", name="Postal van")])
+        s.commit()
         ifttt, _ = oauth.add_client(s, "IFTTT", "ifttt", ["https://ifttt.com/channels/alarmcloud/authorize"],
                                     ["alarms:read", "cameras:control"])
         oauth.issue_tokens(s, owner.id, ifttt.id, ["alarms:read", "cameras:control"])
@@ -144,7 +153,8 @@ def take(out: Path = OUT) -> list[Path]:
             event_id = client.get("/api/v1/events").json()["items"][0]["id"]
             cam_id = client.get("/api/v1/cameras").json()["items"][0]["id"]
             paths = {"login": "/login", "timeline": "/", "clip": f"/events/{event_id}", "cameras": "/cameras",
-                     "camera": f"/cameras/{cam_id}", "storage": "/storage", "notifications": "/notifications",
+                     "camera": f"/cameras/{cam_id}", "storage": "/storage", "plates": "/plates",
+                     "notifications": "/notifications",
                      "links": "/links", "consent": consent, "privacy": "/privacy-center", "account": "/account",
                      "operator": "/operator"}
             assert tuple(paths) == PAGES

@@ -78,7 +78,8 @@ class Site:
                                                    "state": "xyz"})
         return {"timeline": "/", "clip": f"/events/{self.event_id}", "cameras": "/cameras",
                 "camera": f"/cameras/{self.camera_id}", "storage": "/storage", "notifications": "/notifications",
-                "links": "/links", "privacy": "/privacy-center", "account": "/account", "consent": consent,
+                "links": "/links", "privacy": "/privacy-center", "account": "/account", "plates": "/plates",
+                "consent": consent,
                 "not found": "/events/nope", "unknown address": "/no/such/page", "policy": "/privacy"}
 
 

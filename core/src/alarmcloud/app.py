@@ -421,7 +421,7 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/events/{event_id}/feedback", eventsapi.feedback, methods=["POST"]),
         R("/api/v1/series", eventsapi.list_series, methods=["GET"]),
         R("/api/v1/plates", eventsapi.known_plates, methods=["GET", "POST"]),
-        R("/api/v1/plates/{plate_id}", eventsapi.delete_known_plate, methods=["DELETE"]),
+        R("/api/v1/plates/{plate_id}", eventsapi.known_plate, methods=["PATCH", "DELETE"]),
         R("/api/v1/storage", storage.storage_status, methods=["GET"]),
         R("/api/v1/ingest/clips", ingest.ingest_http, methods=["POST"]),
         R("/-/health", health, methods=["GET"]),

@@ -408,52 +408,98 @@ async def _plates_owner(request: Request) -> User:
     return user
 
 
+#: known plates per account (a household's and a small business's cars and regular visitors fit many times over)
+MAX_KNOWN_PLATES = 500
+
+
+def _plate_json(row: KnownPlate) -> dict[str, Any]:
+    return {"id": row.id, "text": row.text, "name": row.name, "notify": row.notify}
+
+
 async def known_plates(request: Request) -> Response:
-    """GET: the account's known plates; POST ``{"text", "name", "notify"}`` adds one. The owner's list only."""
+    """GET: the account's known plates, sorted by name; POST ``{"text", "name", "notify"?}`` adds one (or renames
+    the plate of that text). The owner's list only."""
     user = await _plates_owner(request)
     app = core(request)
     if request.method == "POST":
         data = await json_body(request)
         only_fields(data, {"text", "name", "notify"})
         text = normalize_plate(field(data, "text", str, max_len=20))
-        name = field(data, "name", str, max_len=100)
+        name = _plate_name(data)
         notify = field(data, "notify", bool, required=False, default=True)
         if not text:
             raise ApiError(400, "invalid_field", "text must contain letters or digits")
 
         def _add(s: Session) -> KnownPlate:
             row = s.exec(select(KnownPlate).where(KnownPlate.account_id == user.tenant_id,
-                                                  KnownPlate.text == text)).first() or KnownPlate(
-                account_id=user.tenant_id, text=text, name=name)
+                                                  KnownPlate.text == text)).first()
+            if row is None:
+                count = s.exec(select(func.count()).select_from(KnownPlate).where(
+                    KnownPlate.account_id == user.tenant_id)).one()
+                if count >= MAX_KNOWN_PLATES:
+                    raise ApiError(409, "limit_reached", f"an account can keep at most {MAX_KNOWN_PLATES} "
+                                                         "known plates; delete some first")
+                row = KnownPlate(account_id=user.tenant_id, text=text, name=name)
             row.name, row.notify = name, notify
             s.add(row)
             s.commit()
             return row
 
         row = await app.db.run(_add)
-        return JSONResponse({"id": row.id, "text": row.text, "name": row.name, "notify": row.notify},
-                            status_code=201)
+        return JSONResponse(_plate_json(row), status_code=201)
     rows = await app.db.run(lambda s: s.exec(select(KnownPlate).where(
         KnownPlate.account_id == user.tenant_id)).all())
-    return JSONResponse({"items": [{"id": r.id, "text": r.text, "name": r.name, "notify": r.notify}
-                                   for r in rows]})
+    return JSONResponse({"items": [_plate_json(r) for r in sorted(rows, key=lambda r: (r.name.casefold(), r.text))]})
 
 
-async def delete_known_plate(request: Request) -> Response:
-    """Forget a known plate."""
+def _plate_name(data: dict[str, Any], required: bool = True) -> str:
+    """The ``name`` field: 1-100 characters that are not all blank, without control characters."""
+    name = field(data, "name", str, max_len=100, required=required, default="")
+    if (required or "name" in data) and not name.strip():
+        raise ApiError(400, "invalid_field", "name must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ApiError(400, "invalid_field", "name must not contain control characters")
+    return name.strip()
+
+
+async def known_plate(request: Request) -> Response:
+    """PATCH ``{"name"?, "notify"?}``: rename a known plate or change whether its reads are announced; DELETE:
+    forget it."""
     user = await _plates_owner(request)
     pid = request.path_params["plate_id"]
+    if request.method == "DELETE":
+        def _del(s: Session) -> None:
+            row = _plate_row(s, user, pid)
+            s.delete(row)
+            s.commit()
 
-    def _del(s: Session) -> None:
-        n = int_id(pid)
-        row = s.get(KnownPlate, n) if n is not None else None
-        if row is None or row.account_id != user.tenant_id:
-            raise ApiError(404, "not_found", "known plate not found")
-        s.delete(row)
+        await core(request).db.run(_del)
+        return Response(status_code=204)
+    data = await json_body(request)
+    only_fields(data, {"name", "notify"})
+    name = _plate_name(data, required=False) if "name" in data else None
+    notify = field(data, "notify", bool, required=False, default=None)
+
+    def _patch(s: Session) -> KnownPlate:
+        row = _plate_row(s, user, pid)
+        if name is not None:
+            row.name = name
+        if notify is not None:
+            row.notify = notify
+        s.add(row)
         s.commit()
+        return row
 
-    await core(request).db.run(_del)
-    return Response(status_code=204)
+    return JSONResponse(_plate_json(await core(request).db.run(_patch)))
+
+
+def _plate_row(s: Session, user: User, pid: str) -> KnownPlate:
+    """The account's known plate of id ``pid`` (404 for another account's or an unknown id)."""
+    n = int_id(pid)
+    row = s.get(KnownPlate, n) if n is not None else None
+    if row is None or row.account_id != user.tenant_id:
+        raise ApiError(404, "not_found", "known plate not found")
+    return row
 
 
 _ = os

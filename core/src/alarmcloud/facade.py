@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -18,7 +19,7 @@ from alarmcloud.auth import (
 )
 from alarmcloud.contracts import LiveStream
 from alarmcloud.errors import ApiError
-from alarmcloud.models import Account, Camera, PluginState, utcnow
+from alarmcloud.models import Account, Camera, KnownPlate, PluginState, utcnow
 from alarmcloud.services import (
     CameraSummary,
     CoreServices,
@@ -153,6 +154,19 @@ class Services(CoreServices):
             params = {k: v for k, v in {"camera_id": camera_id, "label": label,
                                         "verdict": "alarm" if real_alarms_only else None}.items() if v}
             return query_events(s, user, params, max(1, min(limit, 200)))[0]
+
+        return await self.app.db.run(_q)
+
+    async def silenced_plates(self, account_id: str, texts: Collection[str]) -> frozenset[str]:
+        from alarmcloud.notify import normalize_plate
+
+        def _q(s: Session) -> frozenset[str]:
+            user = _caller(s, account_id)
+            if user is None or not texts:
+                return frozenset()
+            off = set(s.exec(select(KnownPlate.text).where(KnownPlate.account_id == user.tenant_id,
+                                                           KnownPlate.notify == False)).all())  # noqa: E712
+            return frozenset(t for t in texts if normalize_plate(t) in off)
 
         return await self.app.db.run(_q)
 

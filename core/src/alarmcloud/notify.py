@@ -83,6 +83,11 @@ def known_plate(s: Session, account_id: str, text: str) -> dict[str, Any]:
     return {"known": row is not None, "name": row.name if row else None, "notify": row.notify if row else True}
 
 
+def known_plate_names(s: Session, account_id: str) -> dict[str, str]:
+    """The account's known plates: normalised text -> the owner's name for it."""
+    return {r.text: r.name for r in s.exec(select(KnownPlate).where(KnownPlate.account_id == account_id)).all()}
+
+
 # ---------------------------------------------------------------- webhook secrets and targets
 
 
@@ -275,9 +280,10 @@ def alarm_email(app: AlarmCloud, clip: Clip, cam: Camera | None) -> dict[str, An
     return {"subject": subject, "text": "\n".join(lines) + "\n", "event_id": clip.id}
 
 
-def alarm_push(app: AlarmCloud, clip: Clip, cam: Camera | None,
-               findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Title, text and link of the push for one analysed clip: camera name, verdict, time, plate (nothing more)."""
+def alarm_push(app: AlarmCloud, clip: Clip, cam: Camera | None, findings: list[dict[str, Any]] | None = None,
+               names: dict[str, str] | None = None) -> dict[str, Any]:
+    """Title, text and link of the push for one analysed clip: camera name, verdict, time, plate (nothing more);
+    ``names`` (normalised plate -> name, the owner's known plates) adds the name to a known plate."""
     name = _header_safe(cam.name if cam else "") or "camera"
     when = f"{clip.started_at:%Y-%m-%d %H:%M:%S} UTC"
     verdict = clip.verdict or "unknown"
@@ -290,7 +296,9 @@ def alarm_push(app: AlarmCloud, clip: Clip, cam: Camera | None,
             [f"{name} recorded a false alarm ({why}) at {when}."], ["information_source"], "low"
     plates = sorted({str(f["text"]) for f in findings or [] if f.get("label") == "plate" and f.get("text")})
     if plates:
-        lines.append("Plate: " + ", ".join(plates[:3]))
+        named = [f"{p} ({_header_safe(names[normalize_plate(p)], 100)})" if normalize_plate(p) in (names or {})
+                 else p for p in plates[:3]]
+        lines.append("Plate: " + ", ".join(named))
     return {"title": title, "message": "\n".join(lines), "tags": tags, "priority": priority,
             "click": f"{app.settings.public_url.rstrip('/')}/events/{clip.id}", "event_id": clip.id}
 
@@ -311,6 +319,9 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
             "camera_id": clip.camera_id, **payload,
             "thumbnail_url": f"{base}/api/v1/events/{clip.id}/thumbnail", "event_url": f"{base}/events/{clip.id}"}
     hooks = s.exec(select(Webhook).where(Webhook.account_id == acc.id).order_by(col(Webhook.created_at))).all()
+    # the owner's pushes name known plates ("Plate: MAB1234 (Family car)"); the list is the owner's, so a
+    # sub-user's pushes show the plate only, as the API does not show them the list either
+    names = known_plate_names(s, acc.id) if any(f.get("label") == "plate" for f in findings) else {}
     for h in hooks:
         if (DETECTIONS_READY in subscribed(h) and (real or not h.only_real_alarms)
                 and _cooldown_ok(s, acc, clip.camera_id, f"webhook:{h.id}")):
@@ -324,7 +335,7 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
             s.add(Outbox(account_id=person.id, kind="email", target=person.email, payload=payload))
         for channel, picture in _personal_channels(person):  # ntfy push, Telegram: the same message
             if (real or not person.notify_only_real) and _cooldown_ok(s, person, clip.camera_id, channel):
-                push = alarm_push(app, clip, cam, findings)
+                push = alarm_push(app, clip, cam, findings, names if person.id == acc.id else None)
                 if picture and clip.thumb_key:
                     push["picture"] = True  # read at sending time, like the e-mail's
                 s.add(Outbox(account_id=person.id, kind=channel, target=person.id, payload=push))

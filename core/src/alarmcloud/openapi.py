@@ -92,6 +92,14 @@ OFFSITE_BACKFILL_IN = {"type": "object", "additionalProperties": False, "descrip
                            "camera_id": {**STR, "description": "this camera's clips only"}}}
 
 
+PLATE_TEXT = {"type": "string", "maxLength": 20, "description": "the plate as written (\"M-AB 1234\"); stored "
+              "upper case without separators (\"MAB1234\")"}
+PLATE_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "description": "whose car (\"Family car\")"}
+PLATE_NOTIFY = {"type": "boolean", "description": "announce reads of this plate (the plate.recognised webhook "
+                "event, IFTTT's plate trigger); default true"}
+KNOWN_PLATE = _obj({"id": INT, "text": STR, "name": STR, "notify": BOOL})
+
+
 def _items(item: dict[str, Any]) -> dict[str, Any]:
     return _obj({"items": {"type": "array", "items": item}})
 
@@ -144,6 +152,15 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "request": {"type": "object", "additionalProperties": False, "properties": {
             "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL, "link": BOOL,
             **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")}}}},
+    ("GET", "/api/v1/plates"): {"status": 200, "response": _items(KNOWN_PLATE), "errors": [401, 403]},
+    ("POST", "/api/v1/plates"): {"status": 201, "request": _obj({"text": PLATE_TEXT, "name": PLATE_NAME},
+                                                                {"notify": PLATE_NOTIFY}),
+                                 "response": KNOWN_PLATE, "errors": [400, 401, 403, 409]},
+    ("PATCH", "/api/v1/plates/{plate_id}"): {"status": 200, "request": {"type": "object", "additionalProperties": False,
+                                                                        "properties": {"name": PLATE_NAME,
+                                                                                       "notify": PLATE_NOTIFY}},
+                                             "response": KNOWN_PLATE, "errors": [400, 401, 403, 404]},
+    ("DELETE", "/api/v1/plates/{plate_id}"): {"status": 204, "errors": [401, 403, 404]},
     ("GET", "/api/v1/downloads/{link_id}"): {"status": 200, "response_media": "application/zip",
                                              "errors": [401, 404, 410, 416]},
     ("POST", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 202, "response": MASK_JOB,

@@ -7,6 +7,7 @@ account id it acts for and enforces that account's rights, so a plugin cannot re
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +153,12 @@ class CoreServices(ABC):
         limit: int = 50,
     ) -> list[dict[str, Any]]:
         """Newest events first, in the public API shape."""
+
+    async def silenced_plates(self, account_id: str, texts: Collection[str]) -> frozenset[str]:
+        """Which of ``texts`` (plates as read, in any spelling: ``"M-AB 1234"``) are known plates of the account
+        whose reads the owner asked not to be announced (``notify`` off): plate triggers leave them out, as the
+        ``plate.recognised`` webhook event does."""
+        return frozenset()
 
     @abstractmethod
     async def storage(self, account_id: str) -> dict[str, Any]:

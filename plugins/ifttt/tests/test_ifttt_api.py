@@ -345,3 +345,35 @@ def test_an_oversized_body_is_a_413(srv: LiveServer) -> None:
                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["errors"][0]["message"]
     assert call(srv, token, "/triggers/new_alarm", {"triggerFields": {}}).status_code == 200
+
+
+def test_plates_the_owner_is_not_told_about_stay_out_of_the_plate_trigger(srv: LiveServer,
+                                                                          fake_realtime: FakeRealtime) -> None:
+    """A known plate saved with ``notify`` off (the owner's own car) fires no plate trigger: neither in the trigger's
+    list nor as a Realtime hint; other plates, and the alarms the clip raised, still do."""
+    from alarmcloud.events import PLATE_RECOGNISED
+    from alarmcloud.models import Camera, KnownPlate
+
+    data = setup(srv)
+    token, cam = data["accessToken"], data["samples"]["triggers"]["new_alarm"]["camera"]
+    call(srv, token, "/triggers/plate_recognised", {"trigger_identity": "ti-plates", "triggerFields": {}})
+    before = call(srv, token, "/triggers/plate_recognised", {"triggerFields": {}}).json()["data"]
+    own = before[0]["plate"]
+    core: Any = srv.core
+    with core.db.session() as s:
+        account_id = s.get(Camera, cam).account_id
+        s.add(KnownPlate(account_id=account_id, text="".join(c for c in own if c.isalnum()).upper(),
+                         name="Our car", notify=False))
+        s.commit()
+    after = call(srv, token, "/triggers/plate_recognised", {"triggerFields": {}}).json()["data"]
+    assert [p["plate"] for p in after] == [p["plate"] for p in before if p["plate"] != own] and after
+    assert len(call(srv, token, "/triggers/new_alarm", {"triggerFields": {"camera": cam}}).json()["data"]) == 3
+
+    core.emit_sync(Event(PLATE_RECOGNISED, account_id, None, {"text": own, "known": True, "notify": False}))
+    time.sleep(0.5)
+    assert fake_realtime.calls == []  # the owner's own car: no hint either
+    core.emit_sync(Event(PLATE_RECOGNISED, account_id, None, {"text": "KXY987", "known": False, "notify": True}))
+    deadline = time.monotonic() + 10
+    while not fake_realtime.calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_realtime.calls[0]["body"] == {"data": [{"trigger_identity": "ti-plates"}]}

@@ -34,6 +34,7 @@ def routes(core: AlarmCloud) -> list[BaseRoute]:
         R("/links", pages.links_page, methods=["GET"]),
         R("/account", pages.account_page, methods=["GET"]),
         R("/notifications", pages.notifications_page, methods=["GET"]),
+        R("/plates", pages.plates_page, methods=["GET"]),
         R("/privacy-center", pages.privacy_page, methods=["GET"]),
         R("/operator", pages.operator_page, methods=["GET"]),
         R("/api/v1/stats", charts.stats_endpoint, methods=["GET"]),

@@ -16,8 +16,9 @@ from alarmcloud import auth, twofactor
 from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json
 from alarmcloud.errors import ApiError
-from alarmcloud.eventsapi import load_event, query_events
-from alarmcloud.models import Camera, Clip, Rejection, iso
+from alarmcloud.eventsapi import MAX_KNOWN_PLATES, load_event, query_events
+from alarmcloud.models import Camera, Clip, KnownPlate, Rejection, iso
+from alarmcloud.notify import known_plate_names, normalize_plate
 from alarmcloud.specs import title_of
 from alarmcloud.units import human_bytes
 from alarmcloud.web import charts, operator
@@ -66,7 +67,7 @@ def when(value: str | None) -> str:
 
 
 _env.globals.update(verdict_badge=verdict_badge)
-_env.filters.update(bytes=human_bytes, when=when)
+_env.filters.update(bytes=human_bytes, when=when, plate_key=normalize_plate)
 
 
 async def page_user(request: Request) -> User | None:
@@ -91,7 +92,8 @@ def _titles(request: Request) -> dict[str, Any]:
         return title_of(specs.get(group, {}).get(name), name)
 
     return {"plugin_title": plugin_title, "detector_title": lambda name: plugin_title("detectors", name),
-            "brand_title": lambda name: plugin_title("cameras", name)}
+            "brand_title": lambda name: plugin_title("cameras", name),
+            "has_detector": lambda name: name in specs["detectors"]}
 
 
 def render(request: Request, name: str, user: User | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -156,12 +158,13 @@ async def account_page(request: Request) -> Response:
 # ---------------------------------------------------------------- timeline and clips
 
 
-def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Consecutive clips of one alarm series become one group (newest first within it)."""
+def _group_series(items: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
+    """Consecutive clips of one alarm series become one group (newest first within it); each clip's plates as
+    ``{"text", "name"}`` (``names``: the known plates' names, normalised text -> name)."""
     groups: list[dict[str, Any]] = []
     for it in items:
         plates = sorted({f["text"] for f in it["findings"] if f.get("text")})
-        it["plates"] = plates
+        it["plates"] = [{"text": p, "name": names.get(normalize_plate(p))} for p in plates]
         it["labels"] = sorted({f["label"] for f in it["findings"]})
         if groups and groups[-1]["series_id"] == it["series_id"]:
             groups[-1]["items"].append(it)
@@ -205,7 +208,7 @@ async def timeline(request: Request) -> Response:
         cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
         # the labels the installed detectors can produce (no scan over the account's findings)
         labels = sorted({label for spec in app.plugins.detector_specs.values() for label in spec.labels})
-        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels}
+        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels, "names": _names(s, user)}
 
     data = await app.db.run(_load)
     more_url = None
@@ -215,7 +218,7 @@ async def timeline(request: Request) -> Response:
             keep["tz"] = request.query_params["tz"]
         more_url = "/?" + urlencode({**keep, "cursor": data["cursor"],
                                      "partial": "1"})
-    ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
+    ctx = {"groups": _group_series(data["items"], data["names"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"], "verdicts": VERDICTS,
            "filtered": any(form.values())}
     if request.query_params.get("partial") == "1":
@@ -236,19 +239,47 @@ async def clip_page(request: Request) -> Response:
         except ApiError:
             return None
         ev["findings"].sort(key=lambda f: (f.get("time") is None, f.get("time") or 0))
+        names = _names(s, user)
         for f in ev["findings"]:  # the API leaves out what a finding does not have; the page asks for every key
             f.setdefault("time", None)
             f.setdefault("box", None)
             f.setdefault("text", None)
+            f["known_name"] = names.get(normalize_plate(f["text"])) if f["text"] else None
         # the API's rule (``eventsapi.delete_event``): the admin right on the event's camera
         may_delete = cam is not None and auth.camera_right(s, user, cam.id) == "admin"
-        return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_delete}
+        return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_delete,
+                "is_owner": user.account.owner_id is None}
 
     data = await app.db.run(_load)
     if data is None:
         return render(request, "error.html", user, status=404, title="Clip not found",
                       message="This clip does not exist or was deleted.")
     return render(request, "clip.html", user, **data)
+
+
+def _names(s: Session, user: User) -> dict[str, str]:
+    """The known plates' names for pages of the account's owner (normalised text -> name). The list is the
+    owner's: sub-users see plates without names, as the API does not show them the list either."""
+    return known_plate_names(s, user.tenant_id) if user.account.owner_id is None else {}
+
+
+async def plates_page(request: Request) -> Response:
+    """Known plates: the owner names the cars they know and chooses which are announced."""
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    app = auth.core(request)
+    is_owner = user.account.owner_id is None
+
+    def _load(s: Session) -> dict[str, Any]:
+        rows = s.exec(select(KnownPlate).where(KnownPlate.account_id == user.tenant_id)).all() if is_owner else []
+        reading = [c.name for c in auth.visible_cameras(s, user, Camera.name) if (c.detectors or {}).get("plates")]
+        return {"plates": sorted(rows, key=lambda r: (r.name.casefold(), r.text)), "reading": reading}
+
+    data = await app.db.run(_load)
+    prefill = normalize_plate(request.query_params.get("text", ""))[:20]
+    return render(request, "plates.html", user, is_owner=is_owner, prefill=prefill,
+                  limit=MAX_KNOWN_PLATES, **data)
 
 
 # ---------------------------------------------------------------- cameras

@@ -58,6 +58,8 @@ def _matches(trigger: str, fields: dict[str, Any], event: Event) -> bool:
     if trigger == "alarm_with_detection":
         labels = {f.get("label") for f in event.payload.get("findings", []) if isinstance(f, dict)}
         return fields.get("label") in labels
+    if trigger == "plate_recognised":
+        return event.payload.get("notify") is not False  # a known plate the owner is not told about
     return True
 
 

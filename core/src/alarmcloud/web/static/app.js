@@ -114,7 +114,11 @@
       const r = await api(form.dataset.method || "POST", form.dataset.api, formObject(form));
       busy(form, false);
       if (!r.ok) return showError(form, (r.status === 401 && form.dataset.wrongPassword) || r.message);
-      if (form.dataset.redirect) { location.assign(form.dataset.redirect); return; }
+      if (form.dataset.redirect) {
+        if (form.dataset.done) sessionStorage.setItem("ac-flash", form.dataset.done);
+        location.assign(form.dataset.redirect);
+        return;
+      }
       if (form.hasAttribute("data-reload")) { sessionStorage.setItem("ac-flash", form.dataset.done || ""); location.reload(); return; }
       if (form.dataset.done) flash(form.dataset.done);
       if (!form.hasAttribute("data-keep")) form.reset();
