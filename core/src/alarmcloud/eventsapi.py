@@ -21,7 +21,7 @@ from alarmcloud.auth import User, camera_for, core, require_user, visible_camera
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
 from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso
-from alarmcloud.notify import normalize_plate
+from alarmcloud.notify import known_plates_of, normalize_plate
 
 MAX_LIMIT = 200
 
@@ -447,15 +447,15 @@ async def known_plates(request: Request) -> Response:
 
         row = await app.db.run(_add)
         return JSONResponse(_plate_json(row), status_code=201)
-    rows = await app.db.run(lambda s: s.exec(select(KnownPlate).where(
-        KnownPlate.account_id == user.tenant_id)).all())
-    return JSONResponse({"items": [_plate_json(r) for r in sorted(rows, key=lambda r: (r.name.casefold(), r.text))]})
+    rows = await app.db.run(lambda s: known_plates_of(s, user.tenant_id))
+    return JSONResponse({"items": [_plate_json(r) for r in rows]})
 
 
 def _plate_name(data: dict[str, Any], required: bool = True) -> str:
-    """The ``name`` field: 1-100 characters that are not all blank, without control characters."""
+    """The ``name`` field: 1-100 characters that are not all blank, without control characters (``required``:
+    a body without it is a missing field; otherwise a null name is an empty one)."""
     name = field(data, "name", str, max_len=100, required=required, default="")
-    if (required or "name" in data) and not name.strip():
+    if not name.strip():
         raise ApiError(400, "invalid_field", "name must not be empty")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise ApiError(400, "invalid_field", "name must not contain control characters")

@@ -83,9 +83,15 @@ def known_plate(s: Session, account_id: str, text: str) -> dict[str, Any]:
     return {"known": row is not None, "name": row.name if row else None, "notify": row.notify if row else True}
 
 
+def known_plates_of(s: Session, account_id: str) -> list[KnownPlate]:
+    """The account's known plates, sorted by name (then text), as the API and the Plates page list them."""
+    rows = s.exec(select(KnownPlate).where(KnownPlate.account_id == account_id)).all()
+    return sorted(rows, key=lambda r: (r.name.casefold(), r.text))
+
+
 def known_plate_names(s: Session, account_id: str) -> dict[str, str]:
     """The account's known plates: normalised text -> the owner's name for it."""
-    return {r.text: r.name for r in s.exec(select(KnownPlate).where(KnownPlate.account_id == account_id)).all()}
+    return {r.text: r.name for r in known_plates_of(s, account_id)}
 
 
 # ---------------------------------------------------------------- webhook secrets and targets
@@ -296,9 +302,9 @@ def alarm_push(app: AlarmCloud, clip: Clip, cam: Camera | None, findings: list[d
             [f"{name} recorded a false alarm ({why}) at {when}."], ["information_source"], "low"
     plates = sorted({str(f["text"]) for f in findings or [] if f.get("label") == "plate" and f.get("text")})
     if plates:
-        named = [f"{p} ({_header_safe(names[normalize_plate(p)], 100)})" if normalize_plate(p) in (names or {})
-                 else p for p in plates[:3]]
-        lines.append("Plate: " + ", ".join(named))
+        known = [(names or {}).get(normalize_plate(p)) for p in plates[:3]]
+        lines.append("Plate: " + ", ".join(f"{p} ({_header_safe(n, 100)})" if n else p
+                                           for p, n in zip(plates[:3], known, strict=True)))
     return {"title": title, "message": "\n".join(lines), "tags": tags, "priority": priority,
             "click": f"{app.settings.public_url.rstrip('/')}/events/{clip.id}", "event_id": clip.id}
 

@@ -17,8 +17,8 @@ from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, load_event, query_events
-from alarmcloud.models import Camera, Clip, KnownPlate, Rejection, iso
-from alarmcloud.notify import known_plate_names, normalize_plate
+from alarmcloud.models import Camera, Clip, Rejection, iso
+from alarmcloud.notify import known_plate_names, known_plates_of, normalize_plate
 from alarmcloud.specs import title_of
 from alarmcloud.units import human_bytes
 from alarmcloud.web import charts, operator
@@ -272,9 +272,8 @@ async def plates_page(request: Request) -> Response:
     is_owner = user.account.owner_id is None
 
     def _load(s: Session) -> dict[str, Any]:
-        rows = s.exec(select(KnownPlate).where(KnownPlate.account_id == user.tenant_id)).all() if is_owner else []
         reading = [c.name for c in auth.visible_cameras(s, user, Camera.name) if (c.detectors or {}).get("plates")]
-        return {"plates": sorted(rows, key=lambda r: (r.name.casefold(), r.text)), "reading": reading}
+        return {"plates": known_plates_of(s, user.tenant_id) if is_owner else [], "reading": reading}
 
     data = await app.db.run(_load)
     prefill = normalize_plate(request.query_params.get("text", ""))[:20]
