@@ -3,14 +3,17 @@ the owner's pushes and pages, and nothing of the list for sub-users or other acc
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from alarmcloud import notify
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES
-from alarmcloud.models import Camera, Clip, KnownPlate, Outbox
-from alarmcloud.testing import test_settings
+from alarmcloud.models import Camera, Clip, FindingRow, KnownPlate, Outbox
+from alarmcloud.testing import LiveServer, settings_on, test_settings
 from sqlmodel import col, select
 
 PW = "another good pw"
@@ -29,12 +32,15 @@ def test_add_rename_silence_and_forget_a_known_plate(api: Any) -> None:
     assert r.status_code == 201, r.text
     car = r.json()
     assert car["text"] == "MAB1234" and car["name"] == "Family car" and car["notify"] is True
+    assert car["close_reads"] is True
     assert a.post("/api/v1/plates", json={"text": "B XY 77", "name": "anna", "notify": False}).status_code == 201
     listed = a.get("/api/v1/plates").json()["items"]
     assert [(p["name"], p["text"], p["notify"]) for p in listed] == [("anna", "BXY77", False),
                                                                      ("Family car", "MAB1234", True)]  # by name
+    r = a.patch(f"/api/v1/plates/{car['id']}", json={"close_reads": False})
+    assert r.status_code == 200 and r.json()["close_reads"] is False and r.json()["name"] == "Family car"
 
-    r = a.patch(f"/api/v1/plates/{car['id']}", json={"name": "Our car", "notify": False})
+    r = a.patch(f"/api/v1/plates/{car['id']}", json={"name": "Our car", "notify": False, "close_reads": True})
     assert r.status_code == 200 and r.json() == {**car, "name": "Our car", "notify": False}
     r = a.patch(f"/api/v1/plates/{car['id']}", json={"notify": True})  # one field: the other stays
     assert r.json()["name"] == "Our car" and r.json()["notify"] is True
@@ -42,7 +48,8 @@ def test_add_rename_silence_and_forget_a_known_plate(api: Any) -> None:
 
     for body, code in (({"name": "   "}, "invalid_field"), ({"name": "a\nb"}, "invalid_field"),
                        ({"name": None}, "invalid_field"), ({"name": "x" * 101}, "invalid_field"),
-                       ({"notify": "no"}, "invalid_field"), ({"text": "XY1"}, "unknown_field")):
+                       ({"notify": "no"}, "invalid_field"), ({"close_reads": 1}, "invalid_field"),
+                       ({"text": "XY1"}, "unknown_field")):
         r = a.patch(f"/api/v1/plates/{car['id']}", json=body)
         assert r.status_code == 400 and r.json()["error"]["code"] == code, (body, r.text)
     for body in ({"text": "MAB1234", "name": ""}, {"text": "--", "name": "x"}, {"text": "MAB1", "name": "a\x07"}):
@@ -63,7 +70,7 @@ def test_another_account_cannot_see_change_or_delete_the_list(api: Any) -> None:
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     assert b.post("/api/v1/plates", json={"text": "MAB1234", "name": "Theirs"}).status_code == 201  # their own row
     assert a.get("/api/v1/plates").json()["items"] == [{"id": pid, "text": "MAB1234", "name": "Family car",
-                                                        "notify": True}]
+                                                        "notify": True, "close_reads": True, "last_seen": None}]
 
 
 def test_the_list_is_bounded_and_saving_a_known_plate_again_still_works_at_the_limit(api: Any, server: Any) -> None:
@@ -114,8 +121,6 @@ def test_the_owners_pushes_name_known_plates_and_a_sub_users_do_not(api: Any, se
 
 
 def test_pages_name_known_plates_for_the_owner_only(api: Any, server: Any, clip: Path) -> None:
-    from alarmcloud.models import FindingRow
-
     owner = api().register("kp6@example.com")
     cam = owner.camera("Gate")
     owner.post("/api/v1/subusers", json={"email": "kp6-kid@example.com", "password": PW,
@@ -136,3 +141,113 @@ def test_pages_name_known_plates_for_the_owner_only(api: Any, server: Any, clip:
     page = kid.get("/plates")
     assert page.status_code == 200 and "The account owner keeps the list" in page.text
     assert "Uncle Bob" not in page.text and "Gate" in page.text  # the cameras that read plates, not the list
+
+
+def _book(*plates: tuple[str, str]) -> notify.PlateBook:
+    return notify.PlateBook([KnownPlate(id=i, account_id="a", text=t, name=n) for i, (t, n) in enumerate(plates, 1)])
+
+
+def test_a_read_one_character_off_is_the_known_plate_if_no_other_is_as_close() -> None:
+    book = _book(("MAB1234", "Family car"), ("BXY77", "Anna"), ("AB12", "Short"), ("KXY9871", "Van 1"),
+                 ("KXY9872", "Van 2"))
+    exact_only = notify.PlateBook([KnownPlate(id=1, account_id="a", text="MAB1234", name="Car", close_reads=False)])
+    assert exact_only.name("MAB1234") == "Car" and exact_only.match("MAB1Z34") == (None, False)
+    assert book.match("m-ab 1234")[1] is True and book.name("M AB 1234") == "Family car"
+    for read in ("MAB1Z34", "MAB234", "MAB12345", "NAB1234", "MAB123", "BXY7", "BXY771", "8XY77"):
+        row, exact = book.match(read)
+        assert row is not None and not exact, read
+    assert book.name("MAB1Z34") == "Family car" and book.name("BXY7") == "Anna"
+    # two characters off, a short plate one off, a read as close to two known plates: none of them
+    for read in ("MAB1Z3X", "AB1234X", "AB13", "AB1", "KXY9873", "KXY987", "", "XXXXXXX"):
+        assert book.match(read) == (None, False), read
+    assert book.name("AB12") == "Short" and book.name("KXY9872") == "Van 2"  # exact beats close
+    assert book.describe("MAB1Z34") == {"known": True, "name": "Family car", "notify": True, "known_plate_id": 1,
+                                        "known_text": "MAB1234", "match": "close"}
+    assert book.describe("KXY9873") == {"known": False, "name": None, "notify": True}
+
+
+def _read(core: Any, clip_id: str, account_id: str, text: str) -> None:
+    with core.db.session() as s:
+        s.add(FindingRow(clip_id=clip_id, account_id=account_id, detector="plates", label="plate", score=0.9,
+                         text=text, time=1.0))
+        s.commit()
+
+
+def test_a_close_read_names_the_plate_for_the_owner_and_silences_it_and_the_list_says_when_each_was_last_seen(
+        api: Any, server: Any, clip: Path) -> None:
+    core: Any = server.core
+    owner = api().register("kp7@example.com")
+    cam = owner.camera("Gate")
+    owner.post("/api/v1/subusers", json={"email": "kp7-kid@example.com", "password": PW,
+                                         "rights": {cam["id"]: "view"}})
+    kid = api().login("kp7-kid@example.com", PW)
+    car = owner.post("/api/v1/plates", json={"text": "MAB1234", "name": "Family car", "notify": False}).json()
+    van = owner.post("/api/v1/plates", json={"text": "KXY987", "name": "Postal van"}).json()
+    creds = owner.upload_credentials(cam["id"])
+    older, newer = (owner.upload_analysed(creds, clip)["id"] for _ in range(2))
+    with core.db.session() as s:  # a day apart, whatever order the uploads finished in
+        a, b = s.get(Clip, older), s.get(Clip, newer)
+        a.started_at = b.started_at - timedelta(days=1)
+        s.add(a)
+        s.commit()
+    _read(core, older, owner.id, "MAB1234")
+    _read(core, newer, owner.id, "MAB1Z34")  # the reader got one letter wrong
+
+    ev = owner.get(f"/api/v1/events/{newer}").json()
+    assert ev["findings"][0]["known_plate"] == {"id": car["id"], "name": "Family car", "match": "close"}
+    listed = {e["id"]: e for e in owner.get("/api/v1/events").json()["items"]}
+    assert listed[older]["findings"][0]["known_plate"]["match"] == "exact"
+    assert "known_plate" not in kid.get(f"/api/v1/events/{newer}").json()["findings"][0]  # the owner's list
+    assert all("known_plate" not in f for e in kid.get("/api/v1/events").json()["items"] for f in e["findings"])
+    assert "Family car" in owner.get(f"/events/{newer}").text and "Family car" not in kid.get(f"/events/{newer}").text
+    # silenced in integrations (IFTTT's plate trigger) like the exact text; the unknown plate is not
+    silenced = anyio.run(core.services.silenced_plates, owner.id, ["MAB1Z34", "M-AB 1234", "KXY987", "QQ1234"])
+    assert silenced == {"MAB1Z34", "M-AB 1234"}
+
+    # a plate whose neighbours are other cars: the owner switches close reads off, and only the exact text counts
+    assert owner.patch(f"/api/v1/plates/{car['id']}", json={"close_reads": False}).status_code == 200
+    assert "known_plate" not in owner.get(f"/api/v1/events/{newer}").json()["findings"][0]
+    assert anyio.run(core.services.silenced_plates, owner.id, ["MAB1Z34", "MAB1234"]) == {"MAB1234"}
+    assert owner.get("/api/v1/plates").json()["items"][0]["last_seen"]["event_id"] == older
+    assert owner.patch(f"/api/v1/plates/{car['id']}", json={"close_reads": True}).status_code == 200
+
+    # last seen: the newest clip with a read of the plate, close reads included; nothing for a plate never read
+    items = {p["text"]: p for p in owner.get("/api/v1/plates").json()["items"]}
+    assert items["MAB1234"]["last_seen"] == {"at": ev["started_at"], "event_id": newer, "camera_id": cam["id"],
+                                             "text": "MAB1Z34"}
+    assert items["KXY987"]["last_seen"] is None and van["id"] == items["KXY987"]["id"]
+    page = owner.get("/plates").text
+    assert f'href="/events/{newer}"' in page and "read as MAB1Z34" in page and "Not seen in your stored alarms" in page
+    # deleting a clip takes its reads along: the list falls back to the older clip, then to nothing
+    assert owner.delete(f"/api/v1/events/{newer}").status_code in (200, 204)
+    seen = owner.get("/api/v1/plates").json()["items"][0]["last_seen"]
+    assert seen["event_id"] == older and seen["text"] == "MAB1234"
+    assert owner.delete(f"/api/v1/events/{older}").status_code in (200, 204)
+    assert owner.get("/api/v1/plates").json()["items"][0]["last_seen"] is None
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_saving_the_same_new_plate_at_once_from_many_requests_keeps_one_row(database: str, tmp_path: Path) -> None:
+    """Two taps on "Add plate" (or two scripts) race on the same new text: every request is answered 201 and the
+    list holds the plate once, with one of the names (PostgreSQL runs them truly at once)."""
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with settings_on(database, tmp_path / "data") as st, LiveServer(st) as srv:
+        a = Api(srv.url).register("kp8@example.com")
+        for round_ in range(3):
+            codes: list[int] = []
+            start = threading.Barrier(8)
+            text = f"MAB12{round_}4"
+
+            def save(i: int, text: str = text, codes: list[int] = codes, start: threading.Barrier = start) -> None:
+                start.wait()  # one client: httpx opens a connection per concurrent request
+                codes.append(a.post("/api/v1/plates", json={"text": text, "name": f"car {i}"}).status_code)
+
+            threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert codes == [201] * 8, codes
+        items = a.get("/api/v1/plates").json()["items"]
+        assert sorted(p["text"] for p in items) == ["MAB1204", "MAB1214", "MAB1224"]

@@ -97,6 +97,7 @@ def test_known_and_unknown_plates_notify_search_and_privacy(
         ("plate.recognised", "MAB1234", True, "Family car"),
     ]
     assert {b["clip_id"] for b in got} == {ids["K XY 987"], ids["M AB 1234"]}
+    assert (got[1]["match"], got[1]["known_text"]) == ("exact", "MAB1234") and "match" not in got[0]
 
     # search by plate: the exact text in any spelling, one character off, nothing for other plates
     assert _search(a, "m-ab 1234") == [ids["M AB 1234"]]

@@ -13,6 +13,7 @@ from typing import Any
 import anyio.to_thread
 from sqlalchemy import exists, func, or_
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -21,27 +22,34 @@ from alarmcloud.auth import User, camera_for, core, require_user, visible_camera
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
 from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso
-from alarmcloud.notify import known_plates_of, normalize_plate
+from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate, one_character_off, plate_book
 
 MAX_LIMIT = 200
 
 
-def event_json(clip: Clip, findings: list[FindingRow], camera_name: str | None = None) -> dict[str, Any]:
+def event_json(clip: Clip, findings: list[FindingRow], camera_name: str | None = None,
+               book: PlateBook | None = None) -> dict[str, Any]:
+    """An event as the API shows it; with ``book`` (the owner's known plates) a plate finding of a known plate
+    says which: ``known_plate`` ``{"id", "name", "match"}``."""
     return {
         "id": clip.id, "camera_id": clip.camera_id, "camera_name": camera_name, "series_id": clip.series_id,
         "started_at": iso(clip.started_at), "received_at": iso(clip.received_at),
         "duration": clip.duration, "width": clip.width, "height": clip.height, "fps": clip.fps,
         "size_bytes": clip.size_bytes, "status": clip.status, "verdict": clip.verdict, "mover": clip.mover,
         "flags": clip.flags or [], "trigger": clip.trigger, "original_name": clip.original_name,
-        "findings": [_finding(f) for f in findings],
+        "findings": [_finding(f, book) for f in findings],
         "video_url": f"/api/v1/events/{clip.id}/video", "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
     }
 
 
-def _finding(f: FindingRow) -> dict[str, Any]:
+def _finding(f: FindingRow, book: PlateBook | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"detector": f.detector, "label": f.label, "score": round(f.score, 4)}
     if f.text is not None:
         out["text"] = f.text
+        if book is not None and f.label == "plate":
+            row, exact = book.match(f.text)
+            if row is not None:
+                out["known_plate"] = {"id": row.id, "name": row.name, "match": "exact" if exact else "close"}
     if f.time is not None:
         out["time"] = f.time
     if f.box is not None:
@@ -60,19 +68,6 @@ def _uncursor(value: str) -> tuple[datetime, str]:
         return (dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt), str(cid)
     except (ValueError, TypeError):
         raise ApiError(400, "invalid_cursor", "the cursor is invalid") from None
-
-
-def _levenshtein_le1(a: str, b: str) -> bool:
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
-    if len(a) > len(b):
-        a, b = b, a
-    i = 0
-    while i < len(a) and a[i] == b[i]:
-        i += 1
-    return a[i:] == b[i + 1:]
 
 
 #: a label/plate filter with at most this many matching findings reads those clips and sorts them; with more
@@ -104,9 +99,16 @@ def _with_findings(s: Session, q: Any, account_id: str, *conds: Any) -> Any:
     return q.where(exists().where(FindingRow.clip_id == Clip.id, *conds))
 
 
-def query_events(s: Session, user: User, params: dict[str, str], limit: int) -> tuple[list[dict[str, Any]],
-                                                                                     str | None]:
-    """One page of events, newest first (indexes: see the clips and findings models and bench/events)."""
+def owner_book(s: Session, user: User) -> PlateBook | None:
+    """The known plates, for the account's owner only: the list is the owner's, so sub-users see plates without
+    names (the API refuses them the list, 403)."""
+    return plate_book(s, user.tenant_id) if user.account.owner_id is None else None
+
+
+def query_events(s: Session, user: User, params: dict[str, str], limit: int,
+                 names: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of events, newest first (indexes: see the clips and findings models and bench/events);
+    ``names``: plate findings name the owner's known plates (for the owner)."""
     q = select(Clip).where(Clip.account_id == user.tenant_id)
     ids = visible_camera_ids(s, user)
     if ids is not None:
@@ -132,7 +134,7 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int) -> 
         q = _with_findings(s, q, user.tenant_id, FindingRow.label == params["label"])
     if params.get("plate"):
         wanted = normalize_plate(params["plate"])
-        matches = [t for t in _plate_texts(s, user.tenant_id) if _levenshtein_le1(normalize_plate(t), wanted)]
+        matches = [t for t in _plate_texts(s, user.tenant_id) if one_character_off(normalize_plate(t), wanted)]
         q = _with_findings(s, q, user.tenant_id, FindingRow.label == "plate", col(FindingRow.text).in_(matches))
     if params.get("cursor"):
         ts, cid = _uncursor(params["cursor"])
@@ -145,8 +147,9 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int) -> 
     if clips:
         for f in s.exec(select(FindingRow).where(col(FindingRow.clip_id).in_([c.id for c in clips]))).all():
             findings.setdefault(f.clip_id, []).append(f)
-    names = {c.id: c.name for c in s.exec(select(Camera).where(Camera.account_id == user.tenant_id)).all()}
-    items = [event_json(c, findings.get(c.id, []), names.get(c.camera_id)) for c in clips]
+    book = owner_book(s, user) if names and findings else None
+    cams = {c.id: c.name for c in s.exec(select(Camera).where(Camera.account_id == user.tenant_id)).all()}
+    items = [event_json(c, findings.get(c.id, []), cams.get(c.camera_id), book) for c in clips]
     return items, (_cursor(clips[-1]) if more and clips else None)
 
 
@@ -162,7 +165,7 @@ async def list_events(request: Request) -> Response:
     user = await require_user(request)
     limit = _limit(request)
     params = dict(request.query_params)
-    items, cursor = await core(request).db.run(lambda s: query_events(s, user, params, limit))
+    items, cursor = await core(request).db.run(lambda s: query_events(s, user, params, limit, names=True))
     return JSONResponse({"items": items, "next_cursor": cursor})
 
 
@@ -177,11 +180,13 @@ def clip_for(s: Session, user: User, clip_id: str) -> Clip:
 
 
 def load_event(s: Session, user: User, event_id: str) -> tuple[dict[str, Any], Camera | None]:
-    """One event as the API shows it (404 for another tenant's id), and its camera."""
+    """One event as the API shows it (404 for another tenant's id), and its camera; plate findings name the
+    owner's known plates for the owner."""
     clip = clip_for(s, user, event_id)
     findings = list(s.exec(select(FindingRow).where(FindingRow.clip_id == clip.id)).all())
     cam = s.get(Camera, clip.camera_id)
-    return event_json(clip, findings, cam.name if cam else None), cam
+    book = owner_book(s, user) if any(f.label == "plate" and f.text for f in findings) else None
+    return event_json(clip, findings, cam.name if cam else None, book), cam
 
 
 async def get_event(request: Request) -> Response:
@@ -412,21 +417,54 @@ async def _plates_owner(request: Request) -> User:
 MAX_KNOWN_PLATES = 500
 
 
-def _plate_json(row: KnownPlate) -> dict[str, Any]:
-    return {"id": row.id, "text": row.text, "name": row.name, "notify": row.notify}
+def _plate_json(row: KnownPlate, seen: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
+    out = {"id": row.id, "text": row.text, "name": row.name, "notify": row.notify, "close_reads": row.close_reads}
+    if seen is not None:
+        last = seen.get(row.id or 0)
+        out["last_seen"] = {**last, "at": iso(last["at"])} if last else None
+    return out
+
+
+def plates_last_seen(s: Session, account_id: str, book: PlateBook) -> dict[int, dict[str, Any]]:
+    """For each known plate read in a clip the account still keeps, its newest such clip: known plate id ->
+    ``{"at", "event_id", "camera_id", "text"}`` (``text``: the read, which may be one character off). Nothing is
+    stored for this: a deleted clip takes its reads along."""
+    owner = {t: row.id for t in _plate_texts(s, account_id) if (row := book.match(t)[0]) is not None}
+    if not owner:
+        return {}
+    newest = (select(FindingRow.text, func.max(Clip.started_at))
+              .join(Clip, col(Clip.id) == col(FindingRow.clip_id))
+              .where(FindingRow.account_id == account_id, FindingRow.label == "plate",
+                     col(FindingRow.text).in_(list(owner)))
+              .group_by(col(FindingRow.text)))
+    best: dict[int, tuple[str, datetime]] = {}
+    for text, at in s.exec(newest).all():
+        pid = owner[text]
+        if pid not in best or at > best[pid][1]:
+            best[pid] = (text, at)
+    out: dict[int, dict[str, Any]] = {}
+    for pid, (text, at) in best.items():
+        clip = s.exec(select(Clip).join(FindingRow, col(FindingRow.clip_id) == col(Clip.id))
+                      .where(FindingRow.account_id == account_id, FindingRow.label == "plate",
+                             FindingRow.text == text, Clip.started_at == at)
+                      .order_by(col(Clip.id).desc())).first()
+        if clip is not None:
+            out[pid] = {"at": clip.started_at, "event_id": clip.id, "camera_id": clip.camera_id, "text": text}
+    return out
 
 
 async def known_plates(request: Request) -> Response:
-    """GET: the account's known plates, sorted by name; POST ``{"text", "name", "notify"?}`` adds one (or renames
-    the plate of that text). The owner's list only."""
+    """GET: the account's known plates, sorted by name, each with when it was last seen; POST ``{"text", "name",
+    "notify"?, "close_reads"?}`` adds one (or renames the plate of that text). The owner's list only."""
     user = await _plates_owner(request)
     app = core(request)
     if request.method == "POST":
         data = await json_body(request)
-        only_fields(data, {"text", "name", "notify"})
+        only_fields(data, {"text", "name", "notify", "close_reads"})
         text = normalize_plate(field(data, "text", str, max_len=20))
         name = _plate_name(data)
         notify = field(data, "notify", bool, required=False, default=True)
+        close_reads = field(data, "close_reads", bool, required=False, default=True)
         if not text:
             raise ApiError(400, "invalid_field", "text must contain letters or digits")
 
@@ -440,15 +478,26 @@ async def known_plates(request: Request) -> Response:
                     raise ApiError(409, "limit_reached", f"an account can keep at most {MAX_KNOWN_PLATES} "
                                                          "known plates; delete some first")
                 row = KnownPlate(account_id=user.tenant_id, text=text, name=name)
-            row.name, row.notify = name, notify
+            row.name, row.notify, row.close_reads = name, notify, close_reads
             s.add(row)
             s.commit()
             return row
 
-        row = await app.db.run(_add)
+        def _save(s: Session) -> KnownPlate:
+            try:
+                return _add(s)
+            except IntegrityError:  # the same text saved at the same moment by another request: rename that one
+                s.rollback()
+                return _add(s)
+
+        row = await app.db.run(_save)
         return JSONResponse(_plate_json(row), status_code=201)
-    rows = await app.db.run(lambda s: known_plates_of(s, user.tenant_id))
-    return JSONResponse({"items": [_plate_json(r) for r in rows]})
+    def _list(s: Session) -> list[dict[str, Any]]:
+        rows = known_plates_of(s, user.tenant_id)
+        seen = plates_last_seen(s, user.tenant_id, PlateBook(rows))
+        return [_plate_json(r, seen) for r in rows]
+
+    return JSONResponse({"items": await app.db.run(_list)})
 
 
 def _plate_name(data: dict[str, Any], required: bool = True) -> str:
@@ -463,8 +512,8 @@ def _plate_name(data: dict[str, Any], required: bool = True) -> str:
 
 
 async def known_plate(request: Request) -> Response:
-    """PATCH ``{"name"?, "notify"?}``: rename a known plate or change whether its reads are announced; DELETE:
-    forget it."""
+    """PATCH ``{"name"?, "notify"?, "close_reads"?}``: rename a known plate, change whether its reads are
+    announced or whether a read one character off counts as it; DELETE: forget it."""
     user = await _plates_owner(request)
     pid = request.path_params["plate_id"]
     if request.method == "DELETE":
@@ -476,9 +525,10 @@ async def known_plate(request: Request) -> Response:
         await core(request).db.run(_del)
         return Response(status_code=204)
     data = await json_body(request)
-    only_fields(data, {"name", "notify"})
+    only_fields(data, {"name", "notify", "close_reads"})
     name = _plate_name(data, required=False) if "name" in data else None
     notify = field(data, "notify", bool, required=False, default=None)
+    close_reads = field(data, "close_reads", bool, required=False, default=None)
 
     def _patch(s: Session) -> KnownPlate:
         row = _plate_row(s, user, pid)
@@ -486,6 +536,8 @@ async def known_plate(request: Request) -> Response:
             row.name = name
         if notify is not None:
             row.notify = notify
+        if close_reads is not None:
+            row.close_reads = close_reads
         s.add(row)
         s.commit()
         return row

@@ -19,7 +19,7 @@ from alarmcloud.auth import (
 )
 from alarmcloud.contracts import LiveStream
 from alarmcloud.errors import ApiError
-from alarmcloud.models import Account, Camera, KnownPlate, PluginState, utcnow
+from alarmcloud.models import Account, Camera, PluginState, utcnow
 from alarmcloud.services import (
     CameraSummary,
     CoreServices,
@@ -158,15 +158,14 @@ class Services(CoreServices):
         return await self.app.db.run(_q)
 
     async def silenced_plates(self, account_id: str, texts: Collection[str]) -> frozenset[str]:
-        from alarmcloud.notify import normalize_plate
+        from alarmcloud.notify import plate_book
 
         def _q(s: Session) -> frozenset[str]:
             user = _caller(s, account_id)
             if user is None or not texts:
                 return frozenset()
-            off = set(s.exec(select(KnownPlate.text).where(KnownPlate.account_id == user.tenant_id,
-                                                           KnownPlate.notify == False)).all())  # noqa: E712
-            return frozenset(t for t in texts if normalize_plate(t) in off)
+            book = plate_book(s, user.tenant_id)  # a read one character off a silenced plate is silenced too
+            return frozenset(t for t in texts if (row := book.match(t)[0]) is not None and not row.notify)
 
         return await self.app.db.run(_q)
 

@@ -410,7 +410,11 @@ class KnownPlate(SQLModel, table=True):
     text: str = Field(max_length=20)
     name: str = Field(max_length=100)
     notify: bool = True
+    #: a read one character off counts as this plate (off for a plate whose neighbours are other cars)
+    close_reads: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+
+
 class TwoFactor(SQLModel, table=True):
     """An account's TOTP second factor (RFC 6238); ``enabled_at`` is None until a first code confirmed it."""
 

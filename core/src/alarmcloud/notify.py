@@ -77,10 +77,68 @@ def normalize_plate(text: str) -> str:
     return "".join(ch for ch in text.upper() if ch.isalnum())
 
 
-def known_plate(s: Session, account_id: str, text: str) -> dict[str, Any]:
-    row = s.exec(select(KnownPlate).where(KnownPlate.account_id == account_id,
-                                          KnownPlate.text == normalize_plate(text))).first()
-    return {"known": row is not None, "name": row.name if row else None, "notify": row.notify if row else True}
+def one_character_off(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by at most one wrong, missing or extra character (Levenshtein <= 1)."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i:] == b[i + 1:]
+
+
+def _one_left_out(text: str) -> set[str]:
+    return {text[:i] + text[i + 1:] for i in range(len(text))}
+
+
+#: a read one character off matches a known plate of at least this many characters (shorter ones only exactly:
+#: one character of four is too much of the plate to guess)
+CLOSE_MATCH_MIN_LENGTH = 5
+
+
+class PlateBook:
+    """An account's known plates, looked up by a read. The same text matches (spaces, dashes and case aside);
+    otherwise a read one character off (one wrong, missing or extra character, as a reader gets a letter wrong
+    in bad light) matches a known plate of 5 or more characters whose ``close_reads`` is on, if it is the only
+    known plate that close. A read close to two known plates matches neither."""
+
+    def __init__(self, rows: list[KnownPlate]) -> None:
+        self.rows = rows
+        self._by_text = {r.text: r for r in rows}
+        # every known plate under its text and each text with one character left out: a read one character off
+        # shares one of these keys with it (a lookup costs a few dict probes, not a pass over 500 plates)
+        self._near: dict[str, list[KnownPlate]] = {}
+        for r in rows:
+            if r.close_reads and len(r.text) >= CLOSE_MATCH_MIN_LENGTH:
+                for key in {r.text, *_one_left_out(r.text)}:
+                    self._near.setdefault(key, []).append(r)
+
+    def match(self, text: str) -> tuple[KnownPlate | None, bool]:
+        """The known plate a read belongs to, and whether the read is exact."""
+        key = normalize_plate(text)
+        row = self._by_text.get(key)
+        if row is not None or not key:
+            return row, row is not None
+        close = {id(r): r for k in (key, *_one_left_out(key)) for r in self._near.get(k, ())
+                 if one_character_off(r.text, key)}
+        return (next(iter(close.values())) if len(close) == 1 else None), False
+
+    def name(self, text: str) -> str | None:
+        row, _ = self.match(text)
+        return row.name if row is not None else None
+
+    def describe(self, text: str) -> dict[str, Any]:
+        """What an event or a finding says about a read: ``known``, ``name``, ``notify``, and for a known plate
+        ``known_plate_id``, ``known_text`` and ``match`` (``exact`` or ``close``: one character off)."""
+        row, exact = self.match(text)
+        if row is None:
+            return {"known": False, "name": None, "notify": True}
+        return {"known": True, "name": row.name, "notify": row.notify, "known_plate_id": row.id,
+                "known_text": row.text, "match": "exact" if exact else "close"}
 
 
 def known_plates_of(s: Session, account_id: str) -> list[KnownPlate]:
@@ -89,9 +147,8 @@ def known_plates_of(s: Session, account_id: str) -> list[KnownPlate]:
     return sorted(rows, key=lambda r: (r.name.casefold(), r.text))
 
 
-def known_plate_names(s: Session, account_id: str) -> dict[str, str]:
-    """The account's known plates: normalised text -> the owner's name for it."""
-    return {r.text: r.name for r in known_plates_of(s, account_id)}
+def plate_book(s: Session, account_id: str) -> PlateBook:
+    return PlateBook(known_plates_of(s, account_id))
 
 
 # ---------------------------------------------------------------- webhook secrets and targets
@@ -287,9 +344,9 @@ def alarm_email(app: AlarmCloud, clip: Clip, cam: Camera | None) -> dict[str, An
 
 
 def alarm_push(app: AlarmCloud, clip: Clip, cam: Camera | None, findings: list[dict[str, Any]] | None = None,
-               names: dict[str, str] | None = None) -> dict[str, Any]:
+               names: PlateBook | None = None) -> dict[str, Any]:
     """Title, text and link of the push for one analysed clip: camera name, verdict, time, plate (nothing more);
-    ``names`` (normalised plate -> name, the owner's known plates) adds the name to a known plate."""
+    ``names`` (the owner's known plates) adds the name to a known plate."""
     name = _header_safe(cam.name if cam else "") or "camera"
     when = f"{clip.started_at:%Y-%m-%d %H:%M:%S} UTC"
     verdict = clip.verdict or "unknown"
@@ -302,7 +359,7 @@ def alarm_push(app: AlarmCloud, clip: Clip, cam: Camera | None, findings: list[d
             [f"{name} recorded a false alarm ({why}) at {when}."], ["information_source"], "low"
     plates = sorted({str(f["text"]) for f in findings or [] if f.get("label") == "plate" and f.get("text")})
     if plates:
-        known = [(names or {}).get(normalize_plate(p)) for p in plates[:3]]
+        known = [names.name(p) if names else None for p in plates[:3]]
         lines.append("Plate: " + ", ".join(f"{p} ({_header_safe(n, 100)})" if n else p
                                            for p, n in zip(plates[:3], known, strict=True)))
     return {"title": title, "message": "\n".join(lines), "tags": tags, "priority": priority,
@@ -327,7 +384,7 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
     hooks = s.exec(select(Webhook).where(Webhook.account_id == acc.id).order_by(col(Webhook.created_at))).all()
     # the owner's pushes name known plates ("Plate: MAB1234 (Family car)"); the list is the owner's, so a
     # sub-user's pushes show the plate only, as the API does not show them the list either
-    names = known_plate_names(s, acc.id) if any(f.get("label") == "plate" for f in findings) else {}
+    names = plate_book(s, acc.id) if any(f.get("label") == "plate" for f in findings) else None
     for h in hooks:
         if (DETECTIONS_READY in subscribed(h) and (real or not h.only_real_alarms)
                 and _cooldown_ok(s, acc, clip.camera_id, f"webhook:{h.id}")):

@@ -43,7 +43,11 @@ CAMERA_IN = _obj({"name": STR, "brand": STR, "model": STR},
                   "p2p_id": STR, "username": STR, "password": STR, "port": INT,
                   "integrations_may_use_credentials": BOOL})
 FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
-               {"text": STR, "time": {"type": "number"}, "box": {"type": "array"}})
+               {"text": STR, "time": {"type": "number"}, "box": {"type": "array"},
+                "known_plate": {**_obj({"id": INT, "name": STR, "match": {"enum": ["exact", "close"]}}),
+                                "description": "a plate finding of one of the owner's known plates (for the owner "
+                                "only): the same text, or one character off (close) from a known plate of 5 or "
+                                "more characters that no other known plate is as close to"}})
 EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
               "findings": {"type": "array", "items": FINDING}})
 NNUM = {"type": ["number", "null"]}
@@ -97,7 +101,15 @@ PLATE_TEXT = {"type": "string", "maxLength": 20, "description": "the plate as wr
 PLATE_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "description": "whose car (\"Family car\")"}
 PLATE_NOTIFY = {"type": "boolean", "description": "announce reads of this plate (the plate.recognised webhook "
                 "event, IFTTT's plate trigger); default true"}
-KNOWN_PLATE = _obj({"id": INT, "text": STR, "name": STR, "notify": BOOL})
+PLATE_CLOSE_READS = {"type": "boolean", "description": "a read one character off (one wrong, missing or extra "
+                     "character) counts as this plate when it has 5 or more characters and no other known plate is "
+                     "as close; switch it off for a plate whose neighbours are other cars (a fleet's next number); "
+                     "default true"}
+KNOWN_PLATE = _obj({"id": INT, "text": STR, "name": STR, "notify": BOOL, "close_reads": BOOL},
+                   {"last_seen": {"oneOf": [{"type": "null"}, _obj(
+                       {"at": STR, "event_id": STR, "camera_id": STR, "text": STR})],
+                       "description": "the newest stored clip with a read of this plate (text: the read, which "
+                       "may be one character off); null when no stored clip has one. In the list only"}})
 
 
 def _items(item: dict[str, Any]) -> dict[str, Any]:
@@ -154,11 +166,14 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
             **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")}}}},
     ("GET", "/api/v1/plates"): {"status": 200, "response": _items(KNOWN_PLATE), "errors": [401, 403]},
     ("POST", "/api/v1/plates"): {"status": 201, "request": _obj({"text": PLATE_TEXT, "name": PLATE_NAME},
-                                                                {"notify": PLATE_NOTIFY}),
+                                                                {"notify": PLATE_NOTIFY,
+                                                                 "close_reads": PLATE_CLOSE_READS}),
                                  "response": KNOWN_PLATE, "errors": [400, 401, 403, 409]},
     ("PATCH", "/api/v1/plates/{plate_id}"): {"status": 200, "request": {"type": "object", "additionalProperties": False,
                                                                         "properties": {"name": PLATE_NAME,
-                                                                                       "notify": PLATE_NOTIFY}},
+                                                                                       "notify": PLATE_NOTIFY,
+                                                                                       "close_reads":
+                                                                                           PLATE_CLOSE_READS}},
                                              "response": KNOWN_PLATE, "errors": [400, 401, 403, 404]},
     ("DELETE", "/api/v1/plates/{plate_id}"): {"status": 204, "errors": [401, 403, 404]},
     ("GET", "/api/v1/downloads/{link_id}"): {"status": 200, "response_media": "application/zip",

@@ -171,11 +171,12 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
                    "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
                    "camera_name": cam.name if cam else None}
         events.insert(0, Event(DETECTIONS_READY, clip.account_id, clip.camera_id, payload))
+        book = None
         for f in analysis.findings:
             if f.label == "plate" and f.text:
+                book = book or notify.plate_book(s, clip.account_id)
                 events.append(Event(PLATE_RECOGNISED, clip.account_id, clip.camera_id,
-                                    {"clip_id": clip.id, "text": f.text, "score": f.score,
-                                     **notify.known_plate(s, clip.account_id, f.text)}))
+                                    {"clip_id": clip.id, "text": f.text, "score": f.score, **book.describe(f.text)}))
         notify.queue_notifications(app, s, clip, cam, payload)
         offsite.queue_copy(app, s, clip)  # the owner's own bucket, when they copy this kind of clip
         s.commit()

@@ -16,9 +16,9 @@ from alarmcloud import auth, twofactor
 from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json
 from alarmcloud.errors import ApiError
-from alarmcloud.eventsapi import MAX_KNOWN_PLATES, load_event, query_events
+from alarmcloud.eventsapi import MAX_KNOWN_PLATES, load_event, plates_last_seen, query_events
 from alarmcloud.models import Camera, Clip, Rejection, iso
-from alarmcloud.notify import known_plate_names, known_plates_of, normalize_plate
+from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate
 from alarmcloud.specs import title_of
 from alarmcloud.units import human_bytes
 from alarmcloud.web import charts, operator
@@ -158,13 +158,13 @@ async def account_page(request: Request) -> Response:
 # ---------------------------------------------------------------- timeline and clips
 
 
-def _group_series(items: list[dict[str, Any]], names: dict[str, str]) -> list[dict[str, Any]]:
+def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Consecutive clips of one alarm series become one group (newest first within it); each clip's plates as
-    ``{"text", "name"}`` (``names``: the known plates' names, normalised text -> name)."""
+    ``{"text", "name"}`` (the name of a known plate, which the events name for the owner only)."""
     groups: list[dict[str, Any]] = []
     for it in items:
-        plates = sorted({f["text"] for f in it["findings"] if f.get("text")})
-        it["plates"] = [{"text": p, "name": names.get(normalize_plate(p))} for p in plates]
+        names = {f["text"]: f.get("known_plate", {}).get("name") for f in it["findings"] if f.get("text")}
+        it["plates"] = [{"text": p, "name": names[p]} for p in sorted(names)]
         it["labels"] = sorted({f["label"] for f in it["findings"]})
         if groups and groups[-1]["series_id"] == it["series_id"]:
             groups[-1]["items"].append(it)
@@ -202,13 +202,13 @@ async def timeline(request: Request) -> Response:
 
     def _load(s: Session) -> dict[str, Any]:
         try:
-            items, cursor = query_events(s, user, params, PAGE_SIZE)
+            items, cursor = query_events(s, user, params, PAGE_SIZE, names=True)
         except ApiError:
             items, cursor = [], None
         cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
         # the labels the installed detectors can produce (no scan over the account's findings)
         labels = sorted({label for spec in app.plugins.detector_specs.values() for label in spec.labels})
-        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels, "names": _names(s, user)}
+        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels}
 
     data = await app.db.run(_load)
     more_url = None
@@ -218,7 +218,7 @@ async def timeline(request: Request) -> Response:
             keep["tz"] = request.query_params["tz"]
         more_url = "/?" + urlencode({**keep, "cursor": data["cursor"],
                                      "partial": "1"})
-    ctx = {"groups": _group_series(data["items"], data["names"]), "more_url": more_url, "form": form,
+    ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"], "verdicts": VERDICTS,
            "filtered": any(form.values())}
     if request.query_params.get("partial") == "1":
@@ -239,12 +239,11 @@ async def clip_page(request: Request) -> Response:
         except ApiError:
             return None
         ev["findings"].sort(key=lambda f: (f.get("time") is None, f.get("time") or 0))
-        names = _names(s, user)
         for f in ev["findings"]:  # the API leaves out what a finding does not have; the page asks for every key
             f.setdefault("time", None)
             f.setdefault("box", None)
             f.setdefault("text", None)
-            f["known_name"] = names.get(normalize_plate(f["text"])) if f["text"] else None
+            f["known_name"] = f.get("known_plate", {}).get("name")  # the owner's name for a known plate
         # the API's rule (``eventsapi.delete_event``): the admin right on the event's camera
         may_delete = cam is not None and auth.camera_right(s, user, cam.id) == "admin"
         return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_delete,
@@ -257,12 +256,6 @@ async def clip_page(request: Request) -> Response:
     return render(request, "clip.html", user, **data)
 
 
-def _names(s: Session, user: User) -> dict[str, str]:
-    """The known plates' names for pages of the account's owner (normalised text -> name). The list is the
-    owner's: sub-users see plates without names, as the API does not show them the list either."""
-    return known_plate_names(s, user.tenant_id) if user.account.owner_id is None else {}
-
-
 async def plates_page(request: Request) -> Response:
     """Known plates: the owner names the cars they know and chooses which are announced."""
     user = await page_user(request)
@@ -272,8 +265,16 @@ async def plates_page(request: Request) -> Response:
     is_owner = user.account.owner_id is None
 
     def _load(s: Session) -> dict[str, Any]:
-        reading = [c.name for c in auth.visible_cameras(s, user, Camera.name) if (c.detectors or {}).get("plates")]
-        return {"plates": known_plates_of(s, user.tenant_id) if is_owner else [], "reading": reading}
+        cams = auth.visible_cameras(s, user, Camera.name)
+        reading = [c.name for c in cams if (c.detectors or {}).get("plates")]
+        rows = known_plates_of(s, user.tenant_id) if is_owner else []
+        seen = plates_last_seen(s, user.tenant_id, PlateBook(rows)) if rows else {}
+        names = {c.id: c.name for c in cams}
+        plates = [{"id": r.id, "text": r.text, "name": r.name, "notify": r.notify, "close_reads": r.close_reads,
+                   "seen": {**seen[r.id], "at": iso(seen[r.id]["at"]),
+                            "camera": names.get(seen[r.id]["camera_id"], "a deleted camera")}
+                   if r.id in seen else None} for r in rows]
+        return {"plates": plates, "reading": reading}
 
     data = await app.db.run(_load)
     prefill = normalize_plate(request.query_params.get("text", ""))[:20]

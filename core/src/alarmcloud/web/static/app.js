@@ -577,8 +577,15 @@
       b.removeAttribute("data-pending-id");
       const meta = b.closest(".meta");
       if (meta) {
-        const plates = [...new Set((r.data.findings || []).filter((f) => f.text).map((f) => f.text))].sort();
-        plates.forEach((p) => meta.append(el("span", { className: "plate", textContent: p })));
+        // as the page draws them: each plate once, sorted, with the owner's name for a known plate beside it
+        const names = new Map();
+        (r.data.findings || []).filter((f) => f.text).forEach((f) => {
+          if (!names.get(f.text)) names.set(f.text, f.known_plate ? f.known_plate.name : "");
+        });
+        [...names.keys()].sort().forEach((p) => {
+          meta.append(el("span", { className: "plate", textContent: p }));
+          if (names.get(p)) meta.append(" ", el("span", { className: "plate-name", textContent: names.get(p) }));
+        });
       }
       const note = document.getElementById("analysis-done");
       if (note) note.hidden = false;
