@@ -251,3 +251,41 @@ def test_saving_the_same_new_plate_at_once_from_many_requests_keeps_one_row(data
             assert codes == [201] * 8, codes
         items = a.get("/api/v1/plates").json()["items"]
         assert sorted(p["text"] for p in items) == ["MAB1204", "MAB1214", "MAB1224"]
+
+
+def test_alarms_with_unknown_or_known_cars_for_the_owner(api: Any, server: Any, clip: Path) -> None:
+    """``plates=unknown``: the clips a stranger's car was read in (the owner's own cars left out, close reads of
+    them too); ``plates=known`` the others; the same in the alarms page's filter and the bulk download. The list
+    is the owner's: a sub-user's filter is refused."""
+    core: Any = server.core
+    owner = api().register("kp9@example.com")
+    cam = owner.camera("Gate")
+    owner.post("/api/v1/subusers", json={"email": "kp9-kid@example.com", "password": PW,
+                                         "rights": {cam["id"]: "view"}})
+    kid = api().login("kp9-kid@example.com", PW)
+    assert owner.post("/api/v1/plates", json={"text": "MAB1234", "name": "Family car"}).status_code == 201
+    creds = owner.upload_credentials(cam["id"])
+    own, own_misread, stranger, both, none = (owner.upload_analysed(creds, clip)["id"] for _ in range(5))
+    for clip_id, text in ((own, "MAB1234"), (own_misread, "MAB1Z34"), (stranger, "KXY987"), (both, "MAB1234"),
+                          (both, "QQ77AB")):
+        _read(core, clip_id, owner.id, text)
+
+    def ids(which: str, who: Any = owner) -> set[str]:
+        r = who.get("/api/v1/events", params={"plates": which})
+        assert r.status_code == 200, r.text
+        return {e["id"] for e in r.json()["items"]}
+
+    assert ids("unknown") == {stranger, both}
+    assert ids("known") == {own, own_misread, both}
+    assert none not in ids("unknown") | ids("known")
+    r = owner.get("/api/v1/events", params={"plates": "mine"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_field"
+    r = kid.get("/api/v1/events", params={"plates": "unknown"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    assert kid.get("/api/v1/events").status_code == 200  # the sub-user's other filters work as before
+
+    page = owner.get("/", params={"plates": "unknown"}).text
+    assert 'name="plates"' in page and f'data-event-id="{stranger}"' in page and f'data-event-id="{own}"' not in page
+    assert 'name="plates"' not in kid.get("/").text  # no such filter on a sub-user's page
+    r = owner.post("/api/v1/events/download", json={"plates": "unknown", "count_only": True})
+    assert r.status_code == 200 and r.json()["count"] == 2, r.text

@@ -105,6 +105,21 @@ def owner_book(s: Session, user: User) -> PlateBook | None:
     return plate_book(s, user.tenant_id) if user.account.owner_id is None else None
 
 
+#: the ``plates`` filter: clips with a read of a known plate, or of a plate the owner does not know
+PLATES_FILTER = ("known", "unknown")
+
+
+def _known_or_unknown(s: Session, user: User, which: str) -> list[str]:
+    """The account's distinct plate reads that are (``known``) or are not (``unknown``) one of the owner's known
+    plates, matched as everywhere else (one character off included). The owner's list: 403 for sub-users."""
+    if which not in PLATES_FILTER:
+        raise ApiError(400, "invalid_field", "plates must be known or unknown")
+    book = owner_book(s, user)
+    if book is None:
+        raise ApiError(403, "forbidden", "only the account owner filters by known plates")
+    return [t for t in _plate_texts(s, user.tenant_id) if (book.match(t)[0] is not None) == (which == "known")]
+
+
 def query_events(s: Session, user: User, params: dict[str, str], limit: int,
                  names: bool = False) -> tuple[list[dict[str, Any]], str | None]:
     """One page of events, newest first (indexes: see the clips and findings models and bench/events);
@@ -136,6 +151,9 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int,
         wanted = normalize_plate(params["plate"])
         matches = [t for t in _plate_texts(s, user.tenant_id) if one_character_off(normalize_plate(t), wanted)]
         q = _with_findings(s, q, user.tenant_id, FindingRow.label == "plate", col(FindingRow.text).in_(matches))
+    if params.get("plates"):
+        q = _with_findings(s, q, user.tenant_id, FindingRow.label == "plate",
+                           col(FindingRow.text).in_(_known_or_unknown(s, user, params["plates"])))
     if params.get("cursor"):
         ts, cid = _uncursor(params["cursor"])
         # the redundant ``started_at <= ts`` lets the database seek to the cursor instead of skipping earlier pages
@@ -161,7 +179,8 @@ def _limit(request: Request, default: int = 50) -> int:
 
 
 async def list_events(request: Request) -> Response:
-    """Events newest first. Filters: camera_id, since, until, label, verdict, plate (fuzzy), series_id."""
+    """Events newest first. Filters: camera_id, since, until, label, verdict, plate (fuzzy), plates (known or
+    unknown, the owner's), series_id."""
     user = await require_user(request)
     limit = _limit(request)
     params = dict(request.query_params)

@@ -163,7 +163,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "also": {201: _obj({"id": STR, "url": STR, "count": INT, "size": INT, "expires_at": STR})},
         "request": {"type": "object", "additionalProperties": False, "properties": {
             "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL, "link": BOOL,
-            **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")}}}},
+            **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")},
+            "plates": {"enum": ["known", "unknown"]}}}},
     ("GET", "/api/v1/plates"): {"status": 200, "response": _items(KNOWN_PLATE), "errors": [401, 403]},
     ("POST", "/api/v1/plates"): {"status": 201, "request": _obj({"text": PLATE_TEXT, "name": PLATE_NAME},
                                                                 {"notify": PLATE_NOTIFY,

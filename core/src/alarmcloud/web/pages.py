@@ -176,7 +176,7 @@ def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _filters(request: Request) -> tuple[dict[str, str], dict[str, str]]:
     """The form's filters, and the API parameters they mean (a day becomes since/until in UTC)."""
     qp = request.query_params
-    form = {k: qp.get(k, "").strip() for k in ("camera_id", "day", "label", "verdict", "plate")}
+    form = {k: qp.get(k, "").strip() for k in ("camera_id", "day", "label", "verdict", "plate", "plates")}
     params = {k: v for k, v in form.items() if v and k != "day"}
     if form["day"]:
         try:
@@ -220,7 +220,7 @@ async def timeline(request: Request) -> Response:
                                      "partial": "1"})
     ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"], "verdicts": VERDICTS,
-           "filtered": any(form.values())}
+           "filtered": any(form.values()), "is_owner": user.account.owner_id is None}
     if request.query_params.get("partial") == "1":
         return render(request, "_events.html", user, **ctx)
     return render(request, "timeline.html", user, **ctx)

@@ -601,7 +601,7 @@
     // the server: the day in this browser's time zone (tz: minutes, getTimezoneOffset)
     const q = new URLSearchParams(location.search);
     const out = {};
-    ["camera_id", "label", "verdict", "plate"].forEach((k) => { const v = (q.get(k) || "").trim(); if (v) out[k] = v; });
+    ["camera_id", "label", "verdict", "plate", "plates"].forEach((k) => { const v = (q.get(k) || "").trim(); if (v) out[k] = v; });
     const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec((q.get("day") || "").trim());
     if (m) {
       const raw = (q.get("tz") || "0").trim();
