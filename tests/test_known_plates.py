@@ -166,6 +166,16 @@ def test_a_read_one_character_off_is_the_known_plate_if_no_other_is_as_close() -
     assert book.describe("KXY9873") == {"known": False, "name": None, "notify": True}
 
 
+def _owner_and_sub_user(api: Any, tag: str) -> tuple[Any, dict[str, Any], Any]:
+    """An owner with the camera "Gate", and a sub-user who may view it."""
+    owner = api().register(f"{tag}@example.com")
+    cam = owner.camera("Gate")
+    r = owner.post("/api/v1/subusers", json={"email": f"{tag}-kid@example.com", "password": PW,
+                                             "rights": {cam["id"]: "view"}})
+    assert r.status_code == 201, r.text
+    return owner, cam, api().login(f"{tag}-kid@example.com", PW)
+
+
 def _read(core: Any, clip_id: str, account_id: str, text: str) -> None:
     with core.db.session() as s:
         s.add(FindingRow(clip_id=clip_id, account_id=account_id, detector="plates", label="plate", score=0.9,
@@ -176,11 +186,7 @@ def _read(core: Any, clip_id: str, account_id: str, text: str) -> None:
 def test_a_close_read_names_the_plate_for_the_owner_and_silences_it_and_the_list_says_when_each_was_last_seen(
         api: Any, server: Any, clip: Path) -> None:
     core: Any = server.core
-    owner = api().register("kp7@example.com")
-    cam = owner.camera("Gate")
-    owner.post("/api/v1/subusers", json={"email": "kp7-kid@example.com", "password": PW,
-                                         "rights": {cam["id"]: "view"}})
-    kid = api().login("kp7-kid@example.com", PW)
+    owner, cam, kid = _owner_and_sub_user(api, "kp7")
     car = owner.post("/api/v1/plates", json={"text": "MAB1234", "name": "Family car", "notify": False}).json()
     van = owner.post("/api/v1/plates", json={"text": "KXY987", "name": "Postal van"}).json()
     creds = owner.upload_credentials(cam["id"])
@@ -258,11 +264,7 @@ def test_alarms_with_unknown_or_known_cars_for_the_owner(api: Any, server: Any, 
     them too); ``plates=known`` the others; the same in the alarms page's filter and the bulk download. The list
     is the owner's: a sub-user's filter is refused."""
     core: Any = server.core
-    owner = api().register("kp9@example.com")
-    cam = owner.camera("Gate")
-    owner.post("/api/v1/subusers", json={"email": "kp9-kid@example.com", "password": PW,
-                                         "rights": {cam["id"]: "view"}})
-    kid = api().login("kp9-kid@example.com", PW)
+    owner, cam, kid = _owner_and_sub_user(api, "kp9")
     assert owner.post("/api/v1/plates", json={"text": "MAB1234", "name": "Family car"}).status_code == 201
     creds = owner.upload_credentials(cam["id"])
     own, own_misread, stranger, both, none = (owner.upload_analysed(creds, clip)["id"] for _ in range(5))
