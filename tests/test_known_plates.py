@@ -291,3 +291,6 @@ def test_alarms_with_unknown_or_known_cars_for_the_owner(api: Any, server: Any, 
     assert 'name="plates"' not in kid.get("/").text  # no such filter on a sub-user's page
     r = owner.post("/api/v1/events/download", json={"plates": "unknown", "count_only": True})
     assert r.status_code == 200 and r.json()["count"] == 2, r.text
+    pid = owner.get("/api/v1/plates").json()["items"][0]["id"]
+    assert owner.delete(f"/api/v1/plates/{pid}").status_code == 204  # no known plate left: every car is unknown
+    assert ids("unknown") == {own, own_misread, stranger, both} and ids("known") == set()
