@@ -294,3 +294,26 @@ def test_alarms_with_unknown_or_known_cars_for_the_owner(api: Any, server: Any, 
     pid = owner.get("/api/v1/plates").json()["items"][0]["id"]
     assert owner.delete(f"/api/v1/plates/{pid}").status_code == 204  # no known plate left: every car is unknown
     assert ids("unknown") == {own, own_misread, stranger, both} and ids("known") == set()
+
+
+def test_a_sub_users_links_hear_of_a_plate_without_the_owners_name_for_it(api: Any, server: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``plate.recognised`` goes to the integrations once more for each sub-user with a right on the camera (their
+    own IFTTT link): that copy says whether the plate is known and announced, never the owner's name or list."""
+    from alarmcloud.events import PLATE_RECOGNISED, Event
+
+    core: Any = server.core
+    owner, cam, kid = _owner_and_sub_user(api, "kp10")
+    heard: list[Event] = []
+
+    async def record(event: Event) -> None:
+        heard.append(event)
+
+    monkeypatch.setattr(core, "tell_integrations", record)
+    payload = {"clip_id": "c1", "text": "MAB1Z34", "score": 0.9,
+               **_book(("MAB1234", "Family car")).describe("MAB1Z34")}
+    anyio.run(core.emit, Event(PLATE_RECOGNISED, owner.id, cam["id"], payload))
+    (copy,) = heard
+    assert copy.account_id == kid.id and copy.payload == {"clip_id": "c1", "text": "MAB1Z34", "score": 0.9,
+                                                          "known": True, "name": None, "notify": True,
+                                                          "match": "close"}

@@ -65,6 +65,19 @@ _ALWAYS_DELIVERED = frozenset({ACCOUNT_DELETED, LINK_REVOKED})
 #: events on one camera that integrations turn into reports to a platform (Alexa, Google Home, IFTTT Realtime): the
 #: integrations also get a copy for each sub-user with a right on the camera, addressed to the sub-user's account
 _FOR_SUBUSERS = frozenset({DETECTIONS_READY, CAMERA_CHANGED, CAMERA_DELETED, PLATE_RECOGNISED})
+#: what a ``plate.recognised`` event tells of the owner's known plates (the owner's list): the sub-users' copies
+#: leave it out, as the API and the pages show sub-users plates without the owner's names for them ("known" and
+#: "notify" stay: a silenced plate stays silent on every link)
+_OWNER_ONLY_PLATE_KEYS = ("known_plate_id", "known_text")
+
+
+def _copy_for_subuser(event: Event, sub_id: str) -> Event:
+    payload = event.payload
+    if event.type == PLATE_RECOGNISED:
+        payload = {k: v for k, v in payload.items() if k not in _OWNER_ONLY_PLATE_KEYS} | {"name": None}
+    return dataclasses.replace(event, account_id=sub_id, payload=payload)
+
+
 #: sub-users' copies delivered at the same time (each integration call has its own time limit)
 _SUBUSER_CONCURRENCY = 4
 
@@ -181,7 +194,7 @@ class AlarmCloud:
 
         async def one(sub_id: str) -> None:
             async with limit:
-                await self.tell_integrations(dataclasses.replace(event, account_id=sub_id))
+                await self.tell_integrations(_copy_for_subuser(event, sub_id))
 
         async with anyio.create_task_group() as tg:
             for sub_id in subs:
