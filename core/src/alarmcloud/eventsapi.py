@@ -118,7 +118,7 @@ def _known_or_unknown(s: Session, user: User, which: str) -> Any:
     book = owner_book(s, user)
     if book is None:
         raise ApiError(403, "forbidden", "only the account owner filters by known plates")
-    known = [t for t in _plate_texts(s, user.tenant_id) if book.match(t)[0] is not None]
+    known = list(_known_reads(s, user.tenant_id, book))
     text = col(FindingRow.text)
     return text.in_(known) if which == "known" else and_(text.is_not(None), text.not_in(known))
 
@@ -439,19 +439,27 @@ async def _plates_owner(request: Request) -> User:
 MAX_KNOWN_PLATES = 500
 
 
-def _plate_json(row: KnownPlate, seen: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
-    out = {"id": row.id, "text": row.text, "name": row.name, "notify": row.notify, "close_reads": row.close_reads}
-    if seen is not None:
-        last = seen.get(row.id or 0)
-        out["last_seen"] = {**last, "at": iso(last["at"])} if last else None
-    return out
+def _plate_json(row: KnownPlate) -> dict[str, Any]:
+    return {"id": row.id, "text": row.text, "name": row.name, "notify": row.notify, "close_reads": row.close_reads}
 
 
-def plates_last_seen(s: Session, account_id: str, book: PlateBook) -> dict[int, dict[str, Any]]:
+def known_plates_listed(s: Session, account_id: str) -> list[dict[str, Any]]:
+    """The account's known plates as ``GET /plates`` lists them: sorted by name, each with ``last_seen``."""
+    rows = known_plates_of(s, account_id)
+    seen = _plates_last_seen(s, account_id, PlateBook(rows)) if rows else {}
+    return [{**_plate_json(r), "last_seen": seen.get(r.id or 0)} for r in rows]
+
+
+def _known_reads(s: Session, account_id: str, book: PlateBook) -> dict[str, int]:
+    """The account's distinct plate reads that are one of the known plates of ``book``: read -> known plate id."""
+    return {t: row.id or 0 for t in _plate_texts(s, account_id) if (row := book.match(t)[0]) is not None}
+
+
+def _plates_last_seen(s: Session, account_id: str, book: PlateBook) -> dict[int, dict[str, Any]]:
     """For each known plate read in a clip the account still keeps, its newest such clip: known plate id ->
     ``{"at", "event_id", "camera_id", "text"}`` (``text``: the read, which may be one character off). Nothing is
     stored for this: a deleted clip takes its reads along."""
-    owner = {t: row.id for t in _plate_texts(s, account_id) if (row := book.match(t)[0]) is not None}
+    owner = _known_reads(s, account_id, book)
     if not owner:
         return {}
     newest = (select(FindingRow.text, func.max(Clip.started_at))
@@ -471,7 +479,7 @@ def plates_last_seen(s: Session, account_id: str, book: PlateBook) -> dict[int, 
                              FindingRow.text == text, Clip.started_at == at)
                       .order_by(col(Clip.id).desc())).first()
         if clip is not None:
-            out[pid] = {"at": clip.started_at, "event_id": clip.id, "camera_id": clip.camera_id, "text": text}
+            out[pid] = {"at": iso(clip.started_at), "event_id": clip.id, "camera_id": clip.camera_id, "text": text}
     return out
 
 
@@ -514,12 +522,7 @@ async def known_plates(request: Request) -> Response:
 
         row = await app.db.run(_save)
         return JSONResponse(_plate_json(row), status_code=201)
-    def _list(s: Session) -> list[dict[str, Any]]:
-        rows = known_plates_of(s, user.tenant_id)
-        seen = plates_last_seen(s, user.tenant_id, PlateBook(rows))
-        return [_plate_json(r, seen) for r in rows]
-
-    return JSONResponse({"items": await app.db.run(_list)})
+    return JSONResponse({"items": await app.db.run(lambda s: known_plates_listed(s, user.tenant_id))})
 
 
 def _plate_name(data: dict[str, Any], required: bool = True) -> str:
@@ -552,14 +555,12 @@ async def known_plate(request: Request) -> Response:
     notify = field(data, "notify", bool, required=False, default=None)
     close_reads = field(data, "close_reads", bool, required=False, default=None)
 
+    changes = {k: v for k, v in (("name", name), ("notify", notify), ("close_reads", close_reads)) if v is not None}
+
     def _patch(s: Session) -> KnownPlate:
         row = _plate_row(s, user, pid)
-        if name is not None:
-            row.name = name
-        if notify is not None:
-            row.notify = notify
-        if close_reads is not None:
-            row.close_reads = close_reads
+        for key, value in changes.items():
+            setattr(row, key, value)
         s.add(row)
         s.commit()
         return row

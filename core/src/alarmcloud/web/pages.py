@@ -16,9 +16,9 @@ from alarmcloud import auth, twofactor
 from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json
 from alarmcloud.errors import ApiError
-from alarmcloud.eventsapi import MAX_KNOWN_PLATES, load_event, plates_last_seen, query_events
+from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
 from alarmcloud.models import Camera, Clip, Rejection, iso
-from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate
+from alarmcloud.notify import normalize_plate
 from alarmcloud.specs import title_of
 from alarmcloud.units import human_bytes
 from alarmcloud.web import charts, operator
@@ -267,13 +267,11 @@ async def plates_page(request: Request) -> Response:
     def _load(s: Session) -> dict[str, Any]:
         cams = auth.visible_cameras(s, user, Camera.name)
         reading = [c.name for c in cams if (c.detectors or {}).get("plates")]
-        rows = known_plates_of(s, user.tenant_id) if is_owner else []
-        seen = plates_last_seen(s, user.tenant_id, PlateBook(rows)) if rows else {}
+        plates = known_plates_listed(s, user.tenant_id) if is_owner else []
         names = {c.id: c.name for c in cams}
-        plates = [{"id": r.id, "text": r.text, "name": r.name, "notify": r.notify, "close_reads": r.close_reads,
-                   "seen": {**seen[r.id], "at": iso(seen[r.id]["at"]),
-                            "camera": names.get(seen[r.id]["camera_id"], "a deleted camera")}
-                   if r.id in seen else None} for r in rows]
+        for p in plates:  # the camera's name where the plate was last seen
+            if p["last_seen"]:
+                p["last_seen"]["camera"] = names.get(p["last_seen"]["camera_id"], "a deleted camera")
         return {"plates": plates, "reading": reading}
 
     data = await app.db.run(_load)

@@ -228,12 +228,12 @@ async def trigger(request: Request) -> Response:
         items = [_event_item(app, ev, {"label": str(fields["label"])}) for ev in evs]
     elif slug == "plate_recognised":
         evs = await services.list_events(p.account_id, label="plate", limit=limit)
-        reads = [f for ev in evs for f in ev.get("findings", []) if f.get("label") == "plate" and f.get("text")]
-        silenced = await services.silenced_plates(p.account_id, {str(f["text"]) for f in reads})
-        for ev in evs:  # known plates the owner is not told about (notify off) are left out
-            for n, f in enumerate(x for x in ev.get("findings", []) if x.get("label") == "plate" and x.get("text")):
-                if str(f["text"]) not in silenced:
-                    items.append(_event_item(app, ev, {"plate": f["text"]}, meta_id=f"{ev['id']}-{n}"))
+        reads = [(ev, n, str(f["text"])) for ev in evs for n, f in enumerate(
+            x for x in ev.get("findings", []) if x.get("label") == "plate" and x.get("text"))]
+        silenced = await services.silenced_plates(p.account_id, {text for _, _, text in reads})
+        # known plates the owner is not told about (notify off) are left out
+        items = [_event_item(app, ev, {"plate": text}, meta_id=f"{ev['id']}-{n}") for ev, n, text in reads
+                 if text not in silenced]
     else:  # storage_almost_full: a timeline the plugin keeps from storage.almost_full events
         rows = await services.get_state(PLUGIN, p.account_id, "storage_events") or []
         items = [{"used_percent": str(round(float(r.get("used_ratio", 0)) * 100)),
@@ -395,4 +395,3 @@ def routes() -> list[BaseRoute]:
         Route(f"{v1}/queries/{{slug}}", _wrap(query), methods=["POST"]),
         Route(f"{v1}/queries/{{slug}}/fields/{{field}}/options", _wrap(field_options), methods=["POST"]),
     ]
-
