@@ -232,31 +232,47 @@ def test_a_close_read_names_the_plate_for_the_owner_and_silences_it_and_the_list
     assert owner.get("/api/v1/plates").json()["items"][0]["last_seen"] is None
 
 
+def _save_at_once(a: Any, bodies: list[dict[str, Any]]) -> list[int]:
+    """POST every body to /plates at the same moment, one thread each; the status codes, sorted."""
+    codes: list[int] = []
+    start = threading.Barrier(len(bodies))
+
+    def save(body: dict[str, Any]) -> None:
+        start.wait()  # one client: httpx opens a connection per concurrent request
+        codes.append(a.post("/api/v1/plates", json=body).status_code)
+
+    threads = [threading.Thread(target=save, args=(body,)) for body in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(codes)
+
+
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_saving_the_same_new_plate_at_once_from_many_requests_keeps_one_row(database: str, tmp_path: Path) -> None:
+def test_saving_plates_at_once_from_many_requests_keeps_one_row_each_and_the_limit(database: str,
+                                                                                    tmp_path: Path) -> None:
     """Two taps on "Add plate" (or two scripts) race on the same new text: every request is answered 201 and the
-    list holds the plate once, with one of the names (PostgreSQL runs them truly at once)."""
+    list holds the plate once, with one of the names. Adds of different new texts at once, a few short of the
+    limit, fill the list exactly up to it and refuse the rest (PostgreSQL runs them truly at once)."""
     from tests.conftest import Api  # type: ignore[import-not-found]
 
     with settings_on(database, tmp_path / "data") as st, LiveServer(st) as srv:
         a = Api(srv.url).register("kp8@example.com")
         for round_ in range(3):
-            codes: list[int] = []
-            start = threading.Barrier(8)
             text = f"MAB12{round_}4"
-
-            def save(i: int, text: str = text, codes: list[int] = codes, start: threading.Barrier = start) -> None:
-                start.wait()  # one client: httpx opens a connection per concurrent request
-                codes.append(a.post("/api/v1/plates", json={"text": text, "name": f"car {i}"}).status_code)
-
-            threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            codes = _save_at_once(a, [{"text": text, "name": f"car {i}"} for i in range(8)])
             assert codes == [201] * 8, codes
         items = a.get("/api/v1/plates").json()["items"]
         assert sorted(p["text"] for p in items) == ["MAB1204", "MAB1214", "MAB1224"]
+
+        with srv.core.db.session() as s:  # three places left
+            s.add_all([KnownPlate(account_id=a.id, text=f"X{i:05d}", name=f"car {i}")
+                       for i in range(MAX_KNOWN_PLATES - 6)])
+            s.commit()
+        codes = _save_at_once(a, [{"text": f"NEW{i}99", "name": f"new {i}"} for i in range(8)])
+        assert codes == [201] * 3 + [409] * 5, codes
+        assert len(a.get("/api/v1/plates").json()["items"]) == MAX_KNOWN_PLATES
 
 
 def test_alarms_with_unknown_or_known_cars_for_the_owner(api: Any, server: Any, clip: Path) -> None:
