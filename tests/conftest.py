@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -105,6 +106,23 @@ class Api:
 
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.req("DELETE", path, **kw)
+
+    def post_at_once(self, path: str, bodies: list[dict[str, Any]]) -> list[int]:
+        """POST every body to ``path`` at the same moment, one thread each (httpx opens a connection per
+        concurrent request); the status codes, sorted."""
+        codes: list[int] = []
+        start = threading.Barrier(len(bodies))
+
+        def post(body: dict[str, Any]) -> None:
+            start.wait()
+            codes.append(self.post(path, json=body).status_code)
+
+        threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return sorted(codes)
 
     def camera(self, name: str = "Garage", model: str = CAMERA_MODEL, **extra: Any) -> dict[str, Any]:
         r = self.post("/api/v1/cameras", json={"name": name, "brand": "instar", "model": model, **extra})

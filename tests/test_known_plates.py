@@ -3,7 +3,6 @@ the owner's pushes and pages, and nothing of the list for sub-users or other acc
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -232,23 +231,6 @@ def test_a_close_read_names_the_plate_for_the_owner_and_silences_it_and_the_list
     assert owner.get("/api/v1/plates").json()["items"][0]["last_seen"] is None
 
 
-def _save_at_once(a: Any, bodies: list[dict[str, Any]]) -> list[int]:
-    """POST every body to /plates at the same moment, one thread each; the status codes, sorted."""
-    codes: list[int] = []
-    start = threading.Barrier(len(bodies))
-
-    def save(body: dict[str, Any]) -> None:
-        start.wait()  # one client: httpx opens a connection per concurrent request
-        codes.append(a.post("/api/v1/plates", json=body).status_code)
-
-    threads = [threading.Thread(target=save, args=(body,)) for body in bodies]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sorted(codes)
-
-
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_saving_plates_at_once_from_many_requests_keeps_one_row_each_and_the_limit(database: str,
                                                                                     tmp_path: Path) -> None:
@@ -261,7 +243,7 @@ def test_saving_plates_at_once_from_many_requests_keeps_one_row_each_and_the_lim
         a = Api(srv.url).register("kp8@example.com")
         for round_ in range(3):
             text = f"MAB12{round_}4"
-            codes = _save_at_once(a, [{"text": text, "name": f"car {i}"} for i in range(8)])
+            codes = a.post_at_once("/api/v1/plates", [{"text": text, "name": f"car {i}"} for i in range(8)])
             assert codes == [201] * 8, codes
         items = a.get("/api/v1/plates").json()["items"]
         assert sorted(p["text"] for p in items) == ["MAB1204", "MAB1214", "MAB1224"]
@@ -270,7 +252,7 @@ def test_saving_plates_at_once_from_many_requests_keeps_one_row_each_and_the_lim
             s.add_all([KnownPlate(account_id=a.id, text=f"X{i:05d}", name=f"car {i}")
                        for i in range(MAX_KNOWN_PLATES - 6)])
             s.commit()
-        codes = _save_at_once(a, [{"text": f"NEW{i}99", "name": f"new {i}"} for i in range(8)])
+        codes = a.post_at_once("/api/v1/plates", [{"text": f"NEW{i}99", "name": f"new {i}"} for i in range(8)])
         assert codes == [201] * 3 + [409] * 5, codes
         assert len(a.get("/api/v1/plates").json()["items"]) == MAX_KNOWN_PLATES
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from alarmcloud.models import Outbox, Webhook
-from alarmcloud.testing import static_scene, test_settings
+from alarmcloud.testing import LiveServer, settings_on, static_scene, test_settings
+from alarmcloud.webhooksapi import MAX_WEBHOOKS
 from sqlmodel import select
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +188,23 @@ def test_webhook_limit_per_account(api: Any, receiver: Any) -> None:
         _hook(a, f"{receiver.url}/{i}")
     r = a.post("/api/v1/webhooks", json={"url": receiver.url + "/11"})
     assert r.status_code == 409 and r.json()["error"]["code"] == "limit_reached"
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_webhooks_added_at_once_stop_at_the_limit(database: str, tmp_path: Path) -> None:
+    """Scripts adding webhooks at once, two short of the limit, get two added and the rest refused, never more
+    than the limit (PostgreSQL runs the requests truly at once)."""
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with settings_on(database, tmp_path / "data") as st:
+        st.notify.webhook_networks = ["127.0.0.0/8"]
+        with LiveServer(st) as srv:
+            a = Api(srv.url).register("wh10@example.com")
+            for i in range(MAX_WEBHOOKS - 2):
+                _hook(a, f"http://127.0.0.1:9/{i}")
+            codes = a.post_at_once("/api/v1/webhooks", [{"url": f"http://127.0.0.1:9/new{i}"} for i in range(6)])
+            assert codes == [201] * 2 + [409] * 4, codes
+            assert len(a.get("/api/v1/webhooks").json()["items"]) == MAX_WEBHOOKS
 
 
 def test_openapi_lists_the_webhook_endpoints(server: Any) -> None:

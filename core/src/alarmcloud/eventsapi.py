@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from alarmcloud.auth import User, camera_for, core, require_user, visible_camera_ids
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
-from alarmcloud.models import Account, Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso
+from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso, lock_account
 from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate, one_character_off, plate_book
 
 MAX_LIMIT = 200
@@ -502,9 +502,7 @@ async def known_plates(request: Request) -> Response:
             row = s.exec(select(KnownPlate).where(KnownPlate.account_id == user.tenant_id,
                                                   KnownPlate.text == text)).first()
             if row is None:
-                # the account row is locked while the list is counted and the plate added (PostgreSQL; SQLite's
-                # writes are serial anyway), so adds of different new texts at once never pass the limit together
-                s.exec(select(Account.id).where(Account.id == user.tenant_id).with_for_update()).first()
+                lock_account(s, user.tenant_id)  # adds of different new texts at once never pass the limit
                 count = s.exec(select(func.count()).select_from(KnownPlate).where(
                     KnownPlate.account_id == user.tenant_id)).one()
                 if count >= MAX_KNOWN_PLATES:

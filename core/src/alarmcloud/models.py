@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
 
 def utcnow() -> datetime:
@@ -435,6 +435,13 @@ class RecoveryCode(SQLModel, table=True):
     code_hash: str = Field(max_length=80)
     used_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+def lock_account(s: Session, account_id: str) -> None:
+    """Lock the account's row until the transaction ends (PostgreSQL; SQLite's writes are serial anyway), so a
+    count against a per-account limit and the insert after it run one request at a time: requests at once never
+    pass the limit together."""
+    s.exec(select(Account.id).where(Account.id == account_id).with_for_update()).first()
 
 
 from alarmcloud import oauth_models as _oauth_models  # noqa: E402,F401  (OAuth tables)

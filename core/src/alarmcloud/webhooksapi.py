@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 from alarmcloud import notify
 from alarmcloud.auth import User, core, require_user
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
-from alarmcloud.models import Outbox, Webhook, iso
+from alarmcloud.models import Outbox, Webhook, iso, lock_account
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -98,6 +98,7 @@ async def create_webhook(request: Request) -> Response:
     secret = notify.new_secret()
 
     def _create(s: Session) -> Webhook:
+        lock_account(s, user.tenant_id)  # webhooks added at once never pass the limit together
         n = s.exec(select(func.count()).select_from(Webhook).where(Webhook.account_id == user.tenant_id)).one()
         if n >= MAX_WEBHOOKS:
             raise ApiError(409, "limit_reached", f"an account can have at most {MAX_WEBHOOKS} webhooks")
