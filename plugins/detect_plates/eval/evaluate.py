@@ -8,7 +8,8 @@ photo's region, as an owner would: a country code (``us`` -> US, ``br`` -> BR, `
 detector (``eu`` -> every European format); a region the detector does not know falls back to all countries.
 Photos are split by a hash of the file name into a development part (two thirds; looked at while building the
 detector) and a held-out part (one third; only measured), and both are reported. ``--grey`` makes every clip
-monochrome, as a camera in night mode records.
+monochrome, as a camera in night mode records. Three labels that differ from what their photo shows are
+corrected (``clips.LABEL_ERRATA``); ``--labels-as-given`` compares with ``labels.csv`` as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from alarmcloud.testing import moving_box_scene, static_scene
 from alarmcloud_detect_plates.detector import PlateDetector
 from clips import (
+    LABEL_ERRATA,
     MODES,
     MOTIONS,
     CachedEngine,
@@ -76,6 +78,12 @@ def main() -> None:
     ap.add_argument(
         "--grey", action="store_true", help="monochrome clips, as a camera in night mode records (plate-free too)"
     )
+    ap.add_argument(
+        "--labels-as-given",
+        action="store_true",
+        help="compare with labels.csv as it is, without the corrections of clips.LABEL_ERRATA (three labels that "
+        "differ from what their photo shows)",
+    )
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a changed PlatesConfig field")
     ap.add_argument(
@@ -95,7 +103,9 @@ def main() -> None:
         """A labelled photo, monochrome with ``--grey``."""
         return Image.open(args.data / file).convert("L" if args.grey else "RGB").convert("RGB")
 
-    rows = load_rows(args.data, args.stride)
+    rows = load_rows(args.data, args.stride, errata=not args.labels_as_given)
+    corrected = [f"{r['file']} {LABEL_ERRATA[r['file']][0]} -> {r['plate']}" for r in rows
+                 if r["file"] in LABEL_ERRATA and r["plate"] == LABEL_ERRATA[r["file"]][1]]
     rows = [r for r in rows if args.split in ("all", split_of(r["file"]))]
     config = changed_config(args.set)
     det = PlateDetector(config, engine=CachedEngine.of(cache / "ocr", config) if cache else None)
@@ -180,6 +190,8 @@ def main() -> None:
     print()
     grey = ", monochrome" if args.grey else ""
     print(f"photos: {len(rows)} ({args.width}x{args.height}{grey}, {args.seconds:g} s, 15 fps, still/zoom/pan)")
+    if corrected:
+        print(f"labels corrected (clips.LABEL_ERRATA; see --labels-as-given): {', '.join(corrected)}")
     print()
     print(f"| exact plate reads | {' | '.join(MODES)} |")
     print("|---|" + "---|" * len(MODES))
