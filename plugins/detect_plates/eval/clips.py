@@ -33,8 +33,8 @@ def default_data() -> Path:
     return (base / "data" / "plates").resolve()
 
 
-#: labels of ``labels.csv`` that differ from what their photo plainly shows, found by looking at the photos of
-#: reads that "failed" (crops in the plates README, "Label errata"): file -> (label, what the plate shows). A
+#: labels of ``labels.csv`` that differ from what their photo plainly shows, found by looking at the labelled box
+#: of every read that "failed" (plates README, "Label errata"): file -> (label, what the plate shows). A
 #: correction applies only while the label is still the wrong one, so a fixed data set needs none.
 LABEL_ERRATA: dict[str, tuple[str, str]] = {
     "br/FZB9581.jpg": ("FZB9581", "FBZ9581"),  # the letters are F B Z (the file name repeats the wrong label)
