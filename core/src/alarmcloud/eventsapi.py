@@ -109,10 +109,11 @@ def owner_book(s: Session, user: User) -> PlateBook | None:
 PLATES_FILTER = ("known", "unknown")
 
 
-def _known_or_unknown(s: Session, user: User, which: str) -> Any:
+def _known_or_unknown(s: Session, user: User, which: str) -> tuple[Any, PlateBook]:
     """The condition on plate findings for reads that are (``known``) or are not (``unknown``) one of the owner's
-    known plates, matched as everywhere else (one character off included). The owner's list: 403 for sub-users.
-    Both sides name the known reads only (a few per known plate), never the account's many unknown ones."""
+    known plates, matched as everywhere else (one character off included), and the owner's known plates it was
+    worked out from. The owner's list: 403 for sub-users. Both sides name the known reads only (a few per known
+    plate), never the account's many unknown ones."""
     if which not in PLATES_FILTER:
         raise ApiError(400, "invalid_field", "plates must be known or unknown")
     book = owner_book(s, user)
@@ -120,7 +121,7 @@ def _known_or_unknown(s: Session, user: User, which: str) -> Any:
         raise ApiError(403, "forbidden", "only the account owner filters by known plates")
     known = list(_known_reads(s, user.tenant_id, book))
     text = col(FindingRow.text)
-    return text.in_(known) if which == "known" else and_(text.is_not(None), text.not_in(known))
+    return (text.in_(known) if which == "known" else and_(text.is_not(None), text.not_in(known))), book
 
 
 def query_events(s: Session, user: User, params: dict[str, str], limit: int,
@@ -154,9 +155,10 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int,
         wanted = normalize_plate(params["plate"])
         matches = [t for t in _plate_texts(s, user.tenant_id) if one_character_off(normalize_plate(t), wanted)]
         q = _with_findings(s, q, user.tenant_id, FindingRow.label == "plate", col(FindingRow.text).in_(matches))
+    book: PlateBook | None = None  # the owner's known plates, read once for the filter and the names
     if params.get("plates"):
-        q = _with_findings(s, q, user.tenant_id, FindingRow.label == "plate",
-                           _known_or_unknown(s, user, params["plates"]))
+        known_or_unknown, book = _known_or_unknown(s, user, params["plates"])
+        q = _with_findings(s, q, user.tenant_id, FindingRow.label == "plate", known_or_unknown)
     if params.get("cursor"):
         ts, cid = _uncursor(params["cursor"])
         # the redundant ``started_at <= ts`` lets the database seek to the cursor instead of skipping earlier pages
@@ -168,9 +170,10 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int,
     if clips:
         for f in s.exec(select(FindingRow).where(col(FindingRow.clip_id).in_([c.id for c in clips]))).all():
             findings.setdefault(f.clip_id, []).append(f)
-    book = owner_book(s, user) if names and findings else None
+    if names and findings and book is None:
+        book = owner_book(s, user)
     cams = {c.id: c.name for c in s.exec(select(Camera).where(Camera.account_id == user.tenant_id)).all()}
-    items = [event_json(c, findings.get(c.id, []), cams.get(c.camera_id), book) for c in clips]
+    items = [event_json(c, findings.get(c.id, []), cams.get(c.camera_id), book if names else None) for c in clips]
     return items, (_cursor(clips[-1]) if more and clips else None)
 
 
