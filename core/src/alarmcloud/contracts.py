@@ -42,6 +42,12 @@ class FrameRequest:
     ``windows``: for each position in ``window_at`` (fractions of the clip duration, 0..1) ``window_length``
     consecutive frames starting at the first frame at or after that position.
     ``width``/``height``: target size (give one to keep the aspect ratio; none for the native size).
+    ``distinct``: serve each window as consecutive *pictures*. Some cameras send every picture two or three times
+    (they keep the stream's frame rate while the sensor delivers less, e.g. with a longer exposure at night), and
+    re-encoded footage often repeats frames to reach a standard rate; a window of such a stream holds a picture and
+    its copy side by side, so nothing there changes for one frame only. With ``distinct`` the core recognises the
+    repeat period (2 or 3) from the window's first frames and serves every 2nd or 3rd frame, decoding up to three
+    times as many frames for such streams only (see ``alarmcloud.video.repeat_period``).
     """
 
     keyframes: bool = True
@@ -51,6 +57,7 @@ class FrameRequest:
     width: int | None = None
     height: int | None = None
     color: Literal["rgb", "gray"] = "rgb"
+    distinct: bool = False
 
 
 @dataclass(frozen=True)
