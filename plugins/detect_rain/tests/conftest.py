@@ -128,6 +128,12 @@ def clips(clip_dir: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def make_rain_scene() -> Callable[..., Scene]:
+    """``make_rain_scene(n_streaks, night)``: the rain scene of the standard clips, for tests that alter it."""
+    return rain_scene
+
+
+@pytest.fixture(scope="session")
 def frames_for() -> Callable[[RainDetector, Path], ClipFrames]:
     """``frames_for(detector, path)``: the ClipFrames the core pipeline serves the detector for ``path``."""
     return _frames_for

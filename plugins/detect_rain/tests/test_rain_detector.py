@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,30 @@ def test_rain_is_detected(detector: RainDetector, clips: dict[str, Path], name: 
     assert f.time is not None and f.time >= 0
     out = f.to_dict()
     assert set(out) == {"detector", "label", "score", "time"}
+
+
+@pytest.mark.parametrize("night", [False, True])
+def test_rain_from_a_camera_that_sends_every_picture_twice(detector: RainDetector, clip_dir: Path, night: bool,
+                                                           frames_for, make_rain_scene) -> None:
+    """A camera that keeps 30 fps while its sensor delivers 15 pictures (and footage re-encoded to a higher rate)
+    sends every picture twice: a drop then lasts two frames. The detector asks the core for distinct pictures."""
+    rain = make_rain_scene(1500 if night else 900, night=night)
+
+    def twice(i: int, t: float, w: int, h: int) -> np.ndarray:
+        return rain(i // 2, t, w, h)
+
+    path = clip_dir / f"rain_twice_{night}.mp4"
+    make_clip(path, seconds=5, width=640, height=360, fps=30, gop_seconds=1.0, scene=twice)
+    frames = frames_for(detector, path)
+    findings = detector.analyze(frames)
+    assert [f.label for f in findings] == ["rain"]
+    assert all(np.isclose(b.time - a.time, 1 / 15, atol=1e-3) for w in frames.windows for a, b in pairwise(w))
+    # the frames as sent hold each picture twice: drops last two frames and look less like rain (at night, where
+    # the encoder spreads each picture over both copies, not like rain at all)
+    (as_sent,) = decode(path, [replace(detector.frame_request(), distinct=False)])
+    assert detector.scores(as_sent)["clear"] > detector.scores(frames)["clear"]
+    if night:
+        assert detector.analyze(as_sent) == []
 
 
 @pytest.mark.parametrize("name", ["person", "vegetation", "static", "night_clear"])

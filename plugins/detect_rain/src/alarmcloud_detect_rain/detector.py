@@ -81,9 +81,9 @@ class RainDetector(Detector):
 
     @staticmethod
     def default_request(window_at: tuple[float, ...] = WINDOW_AT) -> FrameRequest:
-        """Short windows of consecutive grey frames at 640 px wide; no keyframes."""
+        """Short windows of consecutive grey pictures at 640 px wide (copies of a picture skipped); no keyframes."""
         return FrameRequest(
-            keyframes=False, window_at=window_at, window_length=WINDOW_LENGTH, width=WIDTH, color="gray"
+            keyframes=False, window_at=window_at, window_length=WINDOW_LENGTH, width=WIDTH, color="gray", distinct=True
         )
 
     def frame_request(self) -> FrameRequest:
