@@ -40,7 +40,9 @@ class FrameRequest:
 
     ``keyframes``: up to ``max_keyframes`` keyframes spread over the clip (cheap: no inter frames decoded).
     ``windows``: for each position in ``window_at`` (fractions of the clip duration, 0..1) ``window_length``
-    consecutive frames starting at the first frame at or after that position.
+    consecutive frames starting at the first keyframe at or after that position when one comes within a few seconds
+    (camera streams: nothing before it is decoded), else at the first frame at or after the position (streams with
+    keyframes far apart; see ``alarmcloud.video.window_plan``). Streams with B-frames are served in display order.
     ``width``/``height``: target size (give one to keep the aspect ratio; none for the native size).
     ``distinct``: serve each window as consecutive *pictures*. Some cameras send every picture two or three times
     (they keep the stream's frame rate while the sensor delivers less, e.g. with a longer exposure at night), and

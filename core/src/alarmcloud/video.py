@@ -111,6 +111,41 @@ def _duration(container: av.container.InputContainer, vs: av.video.stream.VideoS
     return 0.0
 
 
+#: a window starts at the first keyframe after its position when that keyframe comes within this many seconds (at
+#: most a quarter of the clip); camera streams (a keyframe every 1-4 s) are served so, decoding no frame before it
+MAX_KEYFRAME_WAIT = 4.0
+
+
+def keyframe_times(path: str | Path) -> list[float]:
+    """The times of the clip's keyframes, read from the packets (nothing is decoded)."""
+    with open_input(path) as container:
+        vs = container.streams.video[0]
+        tb = vs.time_base or Fraction(1, 90000)
+        return sorted(float(p.pts * tb) for p in container.demux(vs) if p.pts is not None and p.is_keyframe)
+
+
+def window_plan(positions: Sequence[float], duration: float, keys: Sequence[float]) -> list[tuple[float, float]]:
+    """Per window position (fraction of the clip): the keyframe to decode from and the time its frames begin.
+
+    A window begins at the first keyframe at or after its position, so nothing before it is decoded, when that
+    keyframe comes within ``MAX_KEYFRAME_WAIT`` seconds (and a quarter of the clip). In a stream with keyframes
+    far apart (exported or re-encoded footage: 10 s is common) or none left near the clip's end, the window begins
+    at its position instead, decoded from the keyframe before it; otherwise such windows would all fall on the same
+    late keyframe, or not exist.
+    """
+    wait = min(MAX_KEYFRAME_WAIT, 0.25 * duration)
+    plan = []
+    for pos in positions:
+        t = pos * duration
+        after = [k for k in keys if k >= t - 1e-6]
+        if after and after[0] - t <= wait:
+            plan.append((after[0], after[0]))
+        else:
+            before = [k for k in keys if k <= t + 1e-6]
+            plan.append((before[-1] if before else (keys[0] if keys else 0.0), t))
+    return plan
+
+
 def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe | None = None) -> list[ClipFrames]:
     """Decode one clip once and return one ``ClipFrames`` per request (same order)."""
     clip = clip or probe(path)
@@ -121,56 +156,58 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     # windows: union of all requested positions, each as long as the longest request needs
     positions = sorted({_position(a) for r in requests for a in r.window_at})
     win_len = max((r.window_length for r in requests if r.window_at), default=0)
-    starts = [p * duration for p in positions]
+    plan = window_plan(positions, duration, keyframe_times(path)) if positions else []
+    order = sorted(range(len(plan)), key=lambda i: plan[i][0])  # windows by the keyframe they decode from
     # windows some request wants as distinct pictures: checked for repeated frames once they are full
     distinct_len = max((r.window_length for r in requests if r.distinct and r.window_at), default=0)
     distinct_at = {positions.index(_position(a)) for r in requests if r.distinct for a in r.window_at}
     periods: dict[int, tuple[int, int] | None] = {}
 
     key_frames: list[tuple[float, av.VideoFrame]] = []
-    windows: dict[int, list[tuple[float, av.VideoFrame]]] = {i: [] for i in range(len(starts))}
+    windows: dict[int, list[tuple[float, av.VideoFrame]]] = {i: [] for i in range(len(plan))}
     with open_input(path) as container:
         vs = container.streams.video[0]
         cc = vs.codec_context
         cc.thread_type = "SLICE"  # frame threading delays output and gains nothing on keyframes
         tb = vs.time_base or Fraction(1, 90000)
-        active: dict[int, int] = {}  # window index -> packets still to decode
+        active: dict[int, int] = {}  # window index -> frames it needs
         next_window = 0
         chain_ok = False  # every packet since the last keyframe was decoded, so a P-frame may be decoded
+
+        def take(frames: Sequence[tuple[float, av.VideoFrame]]) -> None:
+            """Hand decoded frames (in presentation order) to the keyframe list and the open windows."""
+            for ft, frame in frames:
+                if frame.key_frame and want_key:
+                    key_frames.append((ft, frame))
+                for w in list(active):
+                    if ft < plan[w][1] - 1e-6 or len(windows[w]) >= active[w]:
+                        continue
+                    windows[w].append((ft, frame))
+                    if len(windows[w]) >= active[w] and w in distinct_at and w not in periods:
+                        periods[w] = period = repeat_period([_luma(f) for _, f in windows[w]])
+                        if period is not None:  # decode on until the window holds enough distinct pictures
+                            k, phase = period
+                            active[w] = phase + k * (distinct_len - 1) + 1
+                    if len(windows[w]) >= active[w]:
+                        del active[w]
+
         for packet in container.demux(vs):
             if packet.pts is None:
                 continue
             t = float(packet.pts * tb)
             is_key = bool(packet.is_keyframe)
             if is_key:
-                # a window starts at the first keyframe at or after its position
-                while next_window < len(starts) and starts[next_window] <= t + 1e-6:
-                    active[next_window] = win_len
+                while next_window < len(order) and plan[order[next_window]][0] <= t + 1e-6:
+                    active[order[next_window]] = win_len
                     next_window += 1
-            in_window = [w for w in active if is_key or chain_ok]
-            if not ((is_key and want_key) or in_window):
+            decode_it = (is_key and want_key) or (bool(active) and (is_key or chain_ok))
+            if not decode_it:
                 chain_ok = False
                 continue
-            for frame in cc.decode(packet):
-                ft = float(frame.pts * tb) if frame.pts is not None else t
-                if frame.key_frame and want_key:
-                    key_frames.append((ft, frame))
-                for w in in_window:
-                    windows[w].append((ft, frame))
+            take([(float(f.pts * tb) if f.pts is not None else t, f) for f in cc.decode(packet)])
             chain_ok = True
-            for w in in_window:
-                active[w] -= 1
-                if active[w] <= 0 and w in distinct_at and w not in periods:
-                    periods[w] = period = repeat_period([_luma(f) for _, f in windows[w]])
-                    if period is not None:  # decode on until the window holds enough distinct pictures
-                        k, phase = period
-                        active[w] = phase + k * (distinct_len - 1) + 1 - len(windows[w])
-                if active[w] <= 0:
-                    del active[w]
-        # camera streams have no reorder delay; flush anyway so no requested frame is lost
-        for frame in cc.decode(None):
-            if frame.key_frame and want_key and frame.pts is not None:
-                key_frames.append((float(frame.pts * tb), frame))
+        # camera streams have no reorder delay, but B-frames hold the last frames back: flush them
+        take([(float(f.pts * tb), f) for f in cc.decode(None) if f.pts is not None])
 
     out: list[ClipFrames] = []
     cache: dict[tuple[int, int | None, int | None, str], np.ndarray] = {}
