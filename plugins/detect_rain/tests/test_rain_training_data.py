@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from alarmcloud_detect_rain.features import FEATURE_NAMES
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 sys.path.insert(0, str(TRAIN))
@@ -58,3 +59,20 @@ def test_bitrate_capped_encoding_keeps_to_the_cap(tmp_path: Path) -> None:
     # 12 frames at 15 fps = 0.8 s; a one-second VBV buffer allows up to about twice the rate in so short a clip
     assert sizes[60] * 8 / 1000 < 2 * 60 * 0.8 * 2
     assert sizes[60] < sizes[0] / 2  # heavy rain at CRF 19 needs far more than 60 kbit/s
+
+
+def test_artefact_renders_keep_the_clip_and_add_only_their_artefact() -> None:
+    """``train/artefacts.py``: the OSD is burnt into the corners only and ticks once per second; a clip sent with
+    every picture twice still gives the detector all its windows (distinct pictures); every artefact analyses."""
+    from artefacts import ARTEFACTS, burn_osd, features_with
+
+    spec = replace(specs_for(2, 1, photo_list("eval"), 3)[0], kind="rain", intensity="heavy", size=(640, 360), fps=10)
+    blank = [np.zeros((360, 640, 3), np.uint8)] * 25
+    osd = np.stack(burn_osd(blank, spec.fps, spec.seed))
+    rows, cols = np.nonzero(osd.any(axis=(0, 3)))
+    assert rows.size and all((r < 60 and c < 320) or (r > 300 and c > 320) for r, c in zip(rows, cols, strict=True))
+    ticks = [i for i in range(1, len(osd)) if not np.array_equal(osd[i], osd[i - 1])]
+    assert ticks and all(i % spec.fps == 0 for i in ticks)
+    for artefact in ARTEFACTS:
+        x = features_with(spec, artefact)
+        assert x.shape == (3, len(FEATURE_NAMES)) and np.isfinite(x).all(), artefact
