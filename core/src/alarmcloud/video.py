@@ -1,7 +1,8 @@
-"""Probe and decode alarm clips with PyAV: one demux pass per clip serves every detector's frame request.
+"""Probe and decode alarm clips with PyAV: one decoding pass per clip serves every detector's frame request.
 
 Only the packets somebody asked for are decoded: keyframes (cheap, one per GOP) and short windows of consecutive
-frames that start at a keyframe. Camera streams have no B-frames, so a window decodes from its keyframe on.
+frames that start at a keyframe (camera streams: a keyframe every 1-4 s, no B-frames) or, where keyframes are far
+apart, at their position, decoded from the keyframe before it. B-frames are served in display order.
 """
 
 from __future__ import annotations
@@ -147,7 +148,11 @@ def window_plan(positions: Sequence[float], duration: float, keys: Sequence[floa
 
 
 def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe | None = None) -> list[ClipFrames]:
-    """Decode one clip once and return one ``ClipFrames`` per request (same order)."""
+    """Decode one clip once and return one ``ClipFrames`` per request (same order).
+
+    When windows are asked for, the keyframe times are read first (one pass over the packets, no decoding) to
+    place them (``window_plan``).
+    """
     clip = clip or probe(path)
     if not requests:
         return []
