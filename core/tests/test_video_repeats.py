@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ REQ = FrameRequest(keyframes=False, window_at=(0.3, 0.7), window_length=6, width
 @pytest.mark.parametrize("k", [2, 3])
 def test_a_stream_that_repeats_its_pictures_is_served_picture_by_picture(tmp_path: Path, k: int) -> None:
     clip = make_clip(tmp_path / "c.mp4", seconds=6, fps=SENSOR_FPS * k, gop_seconds=1, scene=_repeating(k))
-    plain, distinct = decode(clip, [REQ, FrameRequest(**{**REQ.__dict__, "distinct": True})])
+    plain, distinct = decode(clip, [REQ, replace(REQ, distinct=True)])
     for raw, served in zip(plain.windows, distinct.windows, strict=True):
         assert len(raw) == len(served) == 6
         # as sent: a picture and its copies side by side, nothing changes between copies
@@ -54,7 +55,7 @@ def test_a_stream_that_repeats_its_pictures_is_served_picture_by_picture(tmp_pat
 
 def test_a_stream_of_distinct_pictures_is_served_as_it_is(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "c.mp4", seconds=6, fps=SENSOR_FPS, gop_seconds=1, scene=_repeating(1))
-    plain, distinct = decode(clip, [REQ, FrameRequest(**{**REQ.__dict__, "distinct": True})])
+    plain, distinct = decode(clip, [REQ, replace(REQ, distinct=True)])
     assert [f.time for w in distinct.windows for f in w] == [f.time for w in plain.windows for f in w]
     for a, b in zip(plain.windows, distinct.windows, strict=True):
         assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))

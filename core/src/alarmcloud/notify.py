@@ -107,7 +107,6 @@ class PlateBook:
     known plate that close. A read close to two known plates matches neither."""
 
     def __init__(self, rows: list[KnownPlate]) -> None:
-        self.rows = rows
         self._by_text = {r.text: r for r in rows}
         # every known plate under its text and each text with one character left out: a read one character off
         # shares one of these keys with it (a lookup costs a few dict probes, not a pass over 500 plates)

@@ -68,24 +68,17 @@ def probe(path: str | Path) -> ClipProbe:
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         fps = float(rate) if rate else 0.0
         duration = _duration(container, vs)
-        keyframe_times: list[float] = []
-        packets = 0
         try:
-            for packet in container.demux(vs):
-                if packet.pts is None:
-                    continue
-                packets += 1
-                if packet.is_keyframe and packet.time_base is not None:
-                    keyframe_times.append(float(packet.pts * packet.time_base))
+            keys, packets = _scan_packets(container, vs)
         except av.error.FFmpegError as exc:
             raise ProbeError("corrupt_video", f"the video data is corrupt: {exc.__class__.__name__}") from None
         if packets == 0:
             raise ProbeError("no_video_frames", "the video stream holds no frames")
-        if not keyframe_times:
+        if not keys:
             raise ProbeError("no_keyframes", "the video stream has no keyframe")
         gop = None
-        if len(keyframe_times) > 1:
-            gop = (keyframe_times[-1] - keyframe_times[0]) / (len(keyframe_times) - 1)
+        if len(keys) > 1:
+            gop = (keys[-1] - keys[0]) / (len(keys) - 1)
         audio = container.streams.audio[0] if container.streams.audio else None
         return ClipProbe(
             container=fmt,
@@ -117,12 +110,23 @@ def _duration(container: av.container.InputContainer, vs: av.video.stream.VideoS
 MAX_KEYFRAME_WAIT = 4.0
 
 
+def _scan_packets(container: av.container.InputContainer, vs: av.video.stream.VideoStream) -> tuple[list[float], int]:
+    """The video stream's keyframe times and its number of timed packets, read from the packets (nothing decoded)."""
+    keys: list[float] = []
+    packets = 0
+    for packet in container.demux(vs):
+        if packet.pts is None:
+            continue
+        packets += 1
+        if packet.is_keyframe and packet.time_base is not None:
+            keys.append(float(packet.pts * packet.time_base))
+    return keys, packets
+
+
 def keyframe_times(path: str | Path) -> list[float]:
     """The times of the clip's keyframes, read from the packets (nothing is decoded)."""
     with open_input(path) as container:
-        vs = container.streams.video[0]
-        tb = vs.time_base or Fraction(1, 90000)
-        return sorted(float(p.pts * tb) for p in container.demux(vs) if p.pts is not None and p.is_keyframe)
+        return sorted(_scan_packets(container, container.streams.video[0])[0])
 
 
 def window_plan(positions: Sequence[float], duration: float, keys: Sequence[float]) -> list[tuple[float, float]]:
@@ -185,7 +189,7 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
                 if frame.key_frame and want_key:
                     key_frames.append((ft, frame))
                 for w in list(active):
-                    if ft < plan[w][1] - 1e-6 or len(windows[w]) >= active[w]:
+                    if ft < plan[w][1] - 1e-6:  # decoded on the way from the keyframe before the window
                         continue
                     windows[w].append((ft, frame))
                     if len(windows[w]) >= active[w] and w in distinct_at and w not in periods:
@@ -246,12 +250,17 @@ def _position(at: float) -> float:
 REPEAT_RATIO = 0.5
 
 
+def _luma_plane(frame: av.VideoFrame) -> np.ndarray:
+    """A view of the first plane (luma for YUV and grey frames), without the row padding."""
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+
+
 def _luma(frame: av.VideoFrame) -> np.ndarray:
     """The frame's brightness on a grid about 320 samples wide (no conversion for YUV frames)."""
     step = max(1, frame.width // 320)
     if frame.format.name.startswith(("yuv", "nv", "gray")):
-        plane = frame.planes[0]
-        y = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height : step, : frame.width : step]
+        y = _luma_plane(frame)[::step, ::step]
     else:
         y = frame.to_ndarray(format="gray")[::step, ::step]
     return y.astype(np.int16)
@@ -298,8 +307,7 @@ def _convert(
     if hit is not None:
         return hit
     if req.color == "gray" and w == frame.width and h == frame.height and frame.format.name.startswith("yuv"):
-        plane = frame.planes[0]
-        arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width].copy()
+        arr = _luma_plane(frame).copy()
     else:
         fmt = "gray" if req.color == "gray" else "rgb24"
         arr = frame.reformat(width=w, height=h, format=fmt, interpolation="FAST_BILINEAR").to_ndarray()
