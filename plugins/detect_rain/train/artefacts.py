@@ -20,6 +20,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -34,10 +35,9 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud.video import decode  # noqa: E402
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
-from alarmcloud_detect_rain.features import window_features  # noqa: E402
 from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
-from synth import DOMAINS, ClipSpec, encode, photo_list, render_frames  # noqa: E402
+from synth import DOMAINS, ClipSpec, encode, photo_list, preset_of, render_frames  # noqa: E402
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all")
 
@@ -73,8 +73,8 @@ def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
 
 
 def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
-    """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` (as the detector, it
-    skips a window shorter than 5 frames: the last one, when its pictures were repeated and the clip ends)."""
+    """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` (the detector skips a
+    window shorter than 5 frames: the last one, when its pictures were repeated and the clip ends)."""
     frames = render_frames(spec)
     fps, gop = spec.fps, spec.window_length
     if artefact in ("sharpen", "all"):
@@ -84,15 +84,20 @@ def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
         fps, gop = 2 * fps, 2 * gop  # the windows still start at keyframes
     if artefact in ("osd", "all"):
         frames = burn_osd(frames, fps, spec.seed)
-    preset = spec.preset or ("ultrafast" if spec.seed % 3 == 0 else "veryfast")
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame
     with tempfile.TemporaryDirectory(prefix="rain-artefact-") as tmp:
-        path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, preset, bitrate)
+        path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, preset_of(spec), bitrate)
         (cf,) = decode(path, [clip_request(spec)])
-    rows = [window_features([f.image for f in w]) for w in cf.windows if len(w) >= 5]
-    if not rows:
+    rows, _ = _detector().features(cf)
+    if not len(rows):
         raise ValueError(f"clip {spec.seed} ({artefact}): no window of 5 frames")
-    return np.stack(rows)
+    return rows
+
+
+@functools.cache
+def _detector() -> RainDetector:
+    """The shipped detector of this process (its feature rows skip short windows as in production)."""
+    return RainDetector()
 
 
 def _job(args: tuple[ClipSpec, str]) -> np.ndarray:

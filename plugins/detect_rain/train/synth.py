@@ -501,7 +501,11 @@ def encode(
     return path
 
 
+def preset_of(spec: ClipSpec) -> str:
+    """The clip's x264 preset: its own, or ultrafast / veryfast by seed."""
+    return spec.preset or ("ultrafast" if spec.seed % 3 == 0 else "veryfast")
+
+
 def render_clip(spec: ClipSpec, path: Path) -> Path:
     """Render and encode ``spec``; every window starts at a keyframe (GOP = window length)."""
-    preset = spec.preset or ("ultrafast" if spec.seed % 3 == 0 else "veryfast")
-    return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset, spec.bitrate)
+    return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset_of(spec), spec.bitrate)
