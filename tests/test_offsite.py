@@ -223,6 +223,10 @@ def test_a_copy_is_never_shown_sent_without_its_attempt(api: Any, server: Any, s
     _bucket_on(a, s3.endpoint, bucket)
     a.upload_analysed(a.upload_credentials(a.camera("Barn")["id"]), clip)
     row = wait_outbox_state(server.core, a.id, "offsite", "sent")
+    # the sender thread looks right after the copy; the row may read "sent" a moment before it has looked
+    deadline = time.monotonic() + 10
+    while not between and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert between == [("sent", 1)] and row.attempts == 1
 
 
