@@ -46,10 +46,10 @@ class FrameRequest:
     ``width``/``height``: target size (give one to keep the aspect ratio; none for the native size).
     ``distinct``: serve each window as consecutive *pictures*. Some cameras send every picture two or three times
     (they keep the stream's frame rate while the sensor delivers less, e.g. with a longer exposure at night), and
-    re-encoded footage often repeats frames to reach a standard rate; a window of such a stream holds a picture and
-    its copy side by side, so nothing there changes for one frame only. With ``distinct`` the core recognises the
-    repeat period (2 or 3) from the window's first frames and serves every 2nd or 3rd frame, decoding up to three
-    times as many frames for such streams only (see ``alarmcloud.video.repeat_period``).
+    footage converted to a standard rate repeats some pictures (20 -> 25 fps: every fourth twice); a window of such
+    a stream holds a picture and its copy side by side, so nothing there changes for one frame only. With
+    ``distinct`` the core recognises the copies from the window's first frames (``alarmcloud.video.copy_threshold``)
+    and leaves them out, decoding on, up to three times as many frames, for such streams only.
     """
 
     keyframes: bool = True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from fractions import Fraction
-from itertools import pairwise
+from itertools import groupby, pairwise
 from pathlib import Path
 
 import av
@@ -170,7 +170,9 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     # windows some request wants as distinct pictures: checked for repeated frames once they are full
     distinct_len = max((r.window_length for r in requests if r.distinct and r.window_at), default=0)
     distinct_at = {positions.index(_position(a)) for r in requests if r.distinct for a in r.window_at}
-    periods: dict[int, tuple[int, int] | None] = {}
+    # per such window, once checked: None (pictures as sent) or the change below which a frame is a copy, the
+    # frames that begin a picture and the last frame's luma
+    repeats: dict[int, tuple[float, list[int], np.ndarray] | None] = {}
 
     key_frames: list[tuple[float, av.VideoFrame]] = []
     windows: dict[int, list[tuple[float, av.VideoFrame]]] = {i: [] for i in range(len(plan))}
@@ -183,6 +185,31 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
         next_window = 0
         chain_ok = False  # every packet since the last keyframe was decoded, so a P-frame may be decoded
 
+        def track_pictures(w: int, frames: list[tuple[float, av.VideoFrame]]) -> None:
+            """Check a full window for repeated pictures; in one that repeats them, decode on (up to three times
+            as many frames) until it holds enough distinct pictures."""
+            state = repeats.get(w)
+            if w not in repeats:
+                if len(frames) < active[w]:
+                    return
+                lumas = [_luma(f) for _, f in frames]
+                threshold = copy_threshold(lumas)
+                repeats[w] = state = (
+                    None if threshold is None else (threshold, picture_starts(lumas, threshold), lumas[-1])
+                )
+                if state is not None:
+                    active[w] = max(3 * distinct_len, win_len)
+            elif state is not None:
+                threshold, starts, last = state
+                luma = _luma(frames[-1][1])
+                if float(np.square(luma - last, dtype=np.float32).mean()) + 1e-3 >= threshold:
+                    starts.append(len(frames) - 1)
+                repeats[w] = (threshold, starts, luma)
+            if state is not None and len(state[1]) >= distinct_len:
+                active[w] = max(len(frames), win_len)  # enough pictures: the window is full
+            elif state is not None and len(frames) >= active[w]:
+                repeats[w] = None  # not enough pictures in three times the frames (a step in brightness): as sent
+
         def take(frames: Sequence[tuple[float, av.VideoFrame]]) -> None:
             """Hand decoded frames (in presentation order) to the keyframe list and the open windows."""
             for ft, frame in frames:
@@ -192,11 +219,8 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
                     if ft < plan[w][1] - 1e-6:  # decoded on the way from the keyframe before the window
                         continue
                     windows[w].append((ft, frame))
-                    if len(windows[w]) >= active[w] and w in distinct_at and w not in periods:
-                        periods[w] = period = repeat_period([_luma(f) for _, f in windows[w]])
-                        if period is not None:  # decode on until the window holds enough distinct pictures
-                            k, phase = period
-                            active[w] = phase + k * (distinct_len - 1) + 1
+                    if w in distinct_at:
+                        track_pictures(w, windows[w])
                     if len(windows[w]) >= active[w]:
                         del active[w]
 
@@ -217,6 +241,9 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
             chain_ok = True
         # camera streams have no reorder delay, but B-frames hold the last frames back: flush them
         take([(float(f.pts * tb), f) for f in cc.decode(None) if f.pts is not None])
+    for w, state in repeats.items():
+        if state is not None and len(state[1]) < distinct_len:
+            repeats[w] = None  # the clip ended before enough pictures: the frames as sent, not a short window
 
     out: list[ClipFrames] = []
     cache: dict[tuple[int, int | None, int | None, str], np.ndarray] = {}
@@ -228,10 +255,9 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
         for pos in req.window_at:
             w = positions.index(_position(pos))
             frames = windows.get(w, [])
-            period = periods.get(w) if req.distinct else None
-            if period is not None:
-                k, phase = period
-                frames = frames[phase::k]
+            state = repeats.get(w) if req.distinct else None
+            if state is not None:
+                frames = [frames[i] for i in state[1]]
             frames = frames[: req.window_length]
             cf.windows.append([Frame(t, _convert(f, req, cache), keyframe=f.key_frame) for t, f in frames])
         out.append(cf)
@@ -243,11 +269,16 @@ def _position(at: float) -> float:
 
 
 #: a frame whose change (mean squared) from the previous one is below this share of the smallest change where a new
-#: picture begins is a copy. Measured on 6-frame windows of 60 synthetic rain, snow and clear camera clips (x264)
-#: sent with every picture 2 or 3 times: 82 % / 88 % of their windows are recognised; 3 % of the windows of the same
-#: clips sent normally are taken for repeats, which costs those some extra decoding and serves pictures 2 or 3
-#: frames apart
+#: picture begins is a copy
 REPEAT_RATIO = 0.5
+#: a window whose only copy is one frame (25 -> 30 fps repeats one picture in six frames) is taken for repeats only
+#: when that change is below this share of the smallest change into a new picture: ordinary footage often has one
+#: quiet frame among busy ones.
+#: Measured on the 6-frame windows of 60 synthetic rain, snow and clear camera clips (x264, 180 windows each): of
+#: the clips sent with every picture twice / three times 99 % / 91 % of the windows are recognised, of the clips
+#: converted to 25, 30 or 50 fps by repeating pictures 86 %, and 10 % of the windows of the clips sent normally are
+#: taken for repeats (which serves one of their frames less and decodes on for the next one)
+LONE_COPY_RATIO = 0.1
 
 
 def _luma_plane(frame: av.VideoFrame) -> np.ndarray:
@@ -266,27 +297,50 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return y.astype(np.int16)
 
 
-def repeat_period(lumas: Sequence[np.ndarray]) -> tuple[int, int] | None:
-    """``(k, phase)`` when consecutive frames repeat each picture ``k`` times (2 or 3), else ``None``.
+def _runs(flags: Sequence[bool], value: bool) -> list[int]:
+    """The lengths of the runs of ``value`` in ``flags``."""
+    return [len(list(g)) for v, g in groupby(flags) if v == value]
 
-    New pictures begin at the frames ``phase, phase + k, ...``: the change into each of them must be at least twice
-    any change between copies (an encoder refines a copy a little, so copies are rarely identical). A stream of
-    distinct pictures changes by about the same amount from frame to frame (noise, rain, movers) and is left alone.
+
+def _changes(lumas: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean squared change from each frame to the next (a little more than 0, so a ratio always exists)."""
+    return np.array([float(np.square(b - a, dtype=np.float32).mean()) for a, b in pairwise(lumas)]) + 1e-3
+
+
+def copy_threshold(lumas: Sequence[np.ndarray]) -> float | None:
+    """The change below which a frame is a copy of the one before, when the frames repeat their pictures; else None.
+
+    The frames' changes must fall into two groups, every change between copies less than ``REPEAT_RATIO`` times
+    every change into a new picture (an encoder refines a copy a little, so copies are rarely identical), and the
+    copies must fall as a repeating stream has them: every picture sent 2 or 3 times, or a rate conversion that
+    repeats some pictures (20 -> 25 fps: every fourth picture twice; copies one at a time, at least two of them or
+    one all but identical, see ``LONE_COPY_RATIO``) or all of them 2 or 3 times (10 -> 25 fps: new pictures one at
+    a time, copies at most two in a row). Of several such splits the one with the most copies counts (the copy
+    after a keyframe is often exact, the later ones refined). A stream of distinct pictures changes by about the
+    same amount from frame to frame (noise, rain, movers) and is left alone, and so is a flash in one frame (two
+    large changes side by side, the small ones in a row).
     """
     if len(lumas) < 4:
         return None
-    changes = np.array([float(np.square(b - a, dtype=np.float32).mean()) for a, b in pairwise(lumas)]) + 1e-3
-    best: tuple[float, int, int] | None = None
-    for k in (2, 3):
-        for phase in range(k):
-            new = [i - 1 for i in range(1, len(changes) + 1) if (i - phase) % k == 0]
-            copies = [i - 1 for i in range(1, len(changes) + 1) if (i - phase) % k]
-            if not new or not copies:
-                continue
-            ratio = float(changes[copies].max() / changes[new].min())
-            if ratio < REPEAT_RATIO and (best is None or ratio < best[0]):
-                best = (ratio, k, phase)
-    return None if best is None else (best[1], best[2])
+    changes = _changes(lumas)
+    ordered = np.sort(changes)
+    # the most copies a valid split finds: the copy after a keyframe is often exact, and a split below it alone
+    # would take the other copies (refined) for new pictures
+    for split in range(len(ordered) - 1, 0, -1):
+        low, high = float(ordered[split - 1]), float(ordered[split])
+        if low >= REPEAT_RATIO * high:
+            continue
+        copy = [bool(c <= low) for c in changes]
+        single, lone_new = max(_runs(copy, True)) == 1, max(_runs(copy, False)) == 1
+        if (single and (sum(copy) >= 2 or low < LONE_COPY_RATIO * high)) or (lone_new and max(_runs(copy, True)) <= 2):
+            return float(np.sqrt(low * high))
+    return None
+
+
+def picture_starts(lumas: Sequence[np.ndarray], threshold: float) -> list[int]:
+    """The frames that begin a new picture: the first, and each whose change from the one before is ``threshold``
+    or more."""
+    return [0] + [i + 1 for i, c in enumerate(_changes(lumas)) if c >= threshold]
 
 
 def _spread(items: list[tuple[float, av.VideoFrame]], n: int) -> list[tuple[float, av.VideoFrame]]:
