@@ -10,7 +10,11 @@ and the scores:
 - ``repeat``: every frame sent twice (a camera that keeps its stream's frame rate while its sensor delivers half,
   e.g. a longer exposure at night): rain lasts two frames instead of one;
 - ``sharpen``: in-camera edge enhancement (unsharp mask), which most camera pictures get before encoding;
-- ``all``: the three together.
+- ``all``: the three together;
+- ``convert``: footage converted to a higher standard frame rate by repeating the nearest picture, as converters and
+  NVRs do (10-20 fps to 25, 25 to 30, 30 to 50 fps): pictures are repeated irregularly (20 -> 25 fps: every fourth
+  picture twice);
+- ``blend``: the same conversion by blending the two nearest pictures (a drop fades over two frames).
 
 Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python plugins/detect_rain/train/artefacts.py \
@@ -39,7 +43,7 @@ from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
 from synth import DOMAINS, ClipSpec, encode, photo_list, preset_of, render_frames  # noqa: E402
 
-ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all")
+ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend")
 
 
 def burn_osd(frames: list[np.ndarray], fps: int, seed: int) -> list[np.ndarray]:
@@ -64,6 +68,29 @@ def burn_osd(frames: list[np.ndarray], fps: int, seed: int) -> list[np.ndarray]:
     return out
 
 
+def converted_rate(fps: int) -> int:
+    """The standard frame rate footage of ``fps`` is converted to (a rate it does not divide, where there is one)."""
+    return 25 if fps < 25 else 30 if fps == 25 else 50
+
+
+def convert_rate(frames: list[np.ndarray], fps: int, blend: bool) -> list[np.ndarray]:
+    """``frames`` at ``converted_rate(fps)``: each output frame is the nearest picture, or with ``blend`` the two
+    pictures around its time mixed by their distance (ffmpeg's ``fps`` and ``framerate`` filters)."""
+    out_fps = converted_rate(fps)
+    n = (len(frames) - 1) * out_fps // fps + 1
+    out = []
+    for j in range(n):
+        pos = j * fps / out_fps
+        i = int(pos)
+        frac = pos - i
+        if not blend or frac < 1e-6 or i + 1 >= len(frames):
+            out.append(frames[min(len(frames) - 1, round(pos))])
+        else:
+            mix = (1 - frac) * frames[i].astype(np.float32) + frac * frames[i + 1].astype(np.float32)
+            out.append(np.clip(mix + 0.5, 0, 255).astype(np.uint8))
+    return out
+
+
 def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     """In-camera edge enhancement: an unsharp mask of radius 1-2 px and 60-150 %."""
     rng = np.random.default_rng(seed + 29)
@@ -82,6 +109,9 @@ def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
     if artefact in ("repeat", "all"):
         frames = [f for f in frames for _ in range(2)]
         fps, gop = 2 * fps, 2 * gop  # the windows still start at keyframes
+    if artefact in ("convert", "blend"):
+        frames = convert_rate(frames, fps, blend=artefact == "blend")
+        fps, gop = converted_rate(fps), round(gop * converted_rate(fps) / fps)
     if artefact in ("osd", "all"):
         frames = burn_osd(frames, fps, spec.seed)
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame
