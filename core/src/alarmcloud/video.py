@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import groupby, pairwise
 from pathlib import Path
@@ -170,9 +171,8 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     # windows some request wants as distinct pictures: checked for repeated frames once they are full
     distinct_len = max((r.window_length for r in requests if r.distinct and r.window_at), default=0)
     distinct_at = {positions.index(_position(a)) for r in requests if r.distinct for a in r.window_at}
-    # per such window, once checked: None (pictures as sent) or the change below which a frame is a copy, the
-    # frames that begin a picture and the last frame's luma
-    repeats: dict[int, tuple[float, list[int], np.ndarray] | None] = {}
+    # per such window, once checked: None (pictures as sent) or where its pictures begin
+    repeats: dict[int, _Pictures | None] = {}
 
     key_frames: list[tuple[float, av.VideoFrame]] = []
     windows: dict[int, list[tuple[float, av.VideoFrame]]] = {i: [] for i in range(len(plan))}
@@ -195,17 +195,16 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
                 lumas = [_luma(f) for _, f in frames]
                 threshold = copy_threshold(lumas)
                 repeats[w] = state = (
-                    None if threshold is None else (threshold, picture_starts(lumas, threshold), lumas[-1])
+                    None if threshold is None else _Pictures(threshold, picture_starts(lumas, threshold), lumas[-1])
                 )
                 if state is not None:
                     active[w] = max(3 * distinct_len, win_len)
             elif state is not None:
-                threshold, starts, last = state
                 luma = _luma(frames[-1][1])
-                if float(np.square(luma - last, dtype=np.float32).mean()) + 1e-3 >= threshold:
-                    starts.append(len(frames) - 1)
-                repeats[w] = (threshold, starts, luma)
-            if state is not None and len(state[1]) >= distinct_len:
+                if _changes([state.last, luma])[0] >= state.threshold:
+                    state.starts.append(len(frames) - 1)
+                state.last = luma
+            if state is not None and len(state.starts) >= distinct_len:
                 active[w] = max(len(frames), win_len)  # enough pictures: the window is full
             elif state is not None and len(frames) >= active[w]:
                 repeats[w] = None  # not enough pictures in three times the frames (a step in brightness): as sent
@@ -242,7 +241,7 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
         # camera streams have no reorder delay, but B-frames hold the last frames back: flush them
         take([(float(f.pts * tb), f) for f in cc.decode(None) if f.pts is not None])
     for w, state in repeats.items():
-        if state is not None and len(state[1]) < distinct_len:
+        if state is not None and len(state.starts) < distinct_len:
             repeats[w] = None  # the clip ended before enough pictures: the frames as sent, not a short window
 
     out: list[ClipFrames] = []
@@ -257,7 +256,7 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
             frames = windows.get(w, [])
             state = repeats.get(w) if req.distinct else None
             if state is not None:
-                frames = [frames[i] for i in state[1]]
+                frames = [frames[i] for i in state.starts]
             frames = frames[: req.window_length]
             cf.windows.append([Frame(t, _convert(f, req, cache), keyframe=f.key_frame) for t, f in frames])
         out.append(cf)
@@ -331,10 +330,22 @@ def copy_threshold(lumas: Sequence[np.ndarray]) -> float | None:
         if low >= REPEAT_RATIO * high:
             continue
         copy = [bool(c <= low) for c in changes]
-        single, lone_new = max(_runs(copy, True)) == 1, max(_runs(copy, False)) == 1
-        if (single and (sum(copy) >= 2 or low < LONE_COPY_RATIO * high)) or (lone_new and max(_runs(copy, True)) <= 2):
+        longest_copies, longest_new = max(_runs(copy, True)), max(_runs(copy, False))
+        if (longest_copies == 1 and (sum(copy) >= 2 or low < LONE_COPY_RATIO * high)) or (
+            longest_new == 1 and longest_copies <= 2
+        ):
             return float(np.sqrt(low * high))
     return None
+
+
+@dataclass
+class _Pictures:
+    """A window that repeats pictures: the change below which a frame is a copy, the frames that begin a picture
+    and the luma of the window's last frame (what the next frame is compared with)."""
+
+    threshold: float
+    starts: list[int]
+    last: np.ndarray
 
 
 def picture_starts(lumas: Sequence[np.ndarray], threshold: float) -> list[int]:

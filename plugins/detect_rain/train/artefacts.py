@@ -101,7 +101,7 @@ def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
 
 def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
     """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` (the detector skips a
-    window shorter than 5 frames: the last one, when its pictures were repeated and the clip ends)."""
+    window shorter than 5 frames, which only a clip that ends within it has)."""
     frames = render_frames(spec)
     fps, gop = spec.fps, spec.window_length
     if artefact in ("sharpen", "all"):
