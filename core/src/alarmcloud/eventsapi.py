@@ -465,24 +465,22 @@ def _plates_last_seen(s: Session, account_id: str, book: PlateBook) -> dict[int,
     owner = _known_reads(s, account_id, book)
     if not owner:
         return {}
-    newest = (select(FindingRow.text, func.max(Clip.started_at))
+    # one query: per read text its newest clip (the higher clip id on a tie), numbered by a window function
+    ranked = (select(FindingRow.text, Clip.id, Clip.started_at, Clip.camera_id,
+                     func.row_number().over(partition_by=col(FindingRow.text),
+                                            order_by=(col(Clip.started_at).desc(), col(Clip.id).desc())).label("n"))
               .join(Clip, col(Clip.id) == col(FindingRow.clip_id))
               .where(FindingRow.account_id == account_id, FindingRow.label == "plate",
                      col(FindingRow.text).in_(list(owner)))
-              .group_by(col(FindingRow.text)))
-    best: dict[int, tuple[str, datetime]] = {}
-    for text, at in s.exec(newest).all():
-        pid = owner[text]
-        if pid not in best or at > best[pid][1]:
-            best[pid] = (text, at)
+              .subquery())
+    newest = select(ranked.c.text, ranked.c.id, ranked.c.started_at, ranked.c.camera_id).where(ranked.c.n == 1)
     out: dict[int, dict[str, Any]] = {}
-    for pid, (text, at) in best.items():
-        clip = s.exec(select(Clip).join(FindingRow, col(FindingRow.clip_id) == col(Clip.id))
-                      .where(FindingRow.account_id == account_id, FindingRow.label == "plate",
-                             FindingRow.text == text, Clip.started_at == at)
-                      .order_by(col(Clip.id).desc())).first()
-        if clip is not None:
-            out[pid] = {"at": iso(clip.started_at), "event_id": clip.id, "camera_id": clip.camera_id, "text": text}
+    best: dict[int, tuple[datetime, int]] = {}
+    for text, clip_id, at, camera_id in s.exec(newest).all():
+        pid = owner[text]
+        if pid not in best or (at, clip_id) > best[pid]:
+            best[pid] = (at, clip_id)
+            out[pid] = {"at": iso(at), "event_id": clip_id, "camera_id": camera_id, "text": text}
     return out
 
 
