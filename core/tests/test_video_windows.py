@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from alarmcloud import video
 from alarmcloud.contracts import FrameRequest
 from alarmcloud.testing import make_clip, moving_box_scene
 from alarmcloud.video import decode, keyframe_times, window_plan
@@ -77,6 +78,25 @@ def test_camera_streams_start_their_windows_at_keyframes(tmp_path: Path) -> None
     (cf,) = decode(path, [REQ])
     assert [w[0].time for w in cf.windows] == [6.0, 10.0, 16.0]
     assert all(w[0].keyframe for w in cf.windows)
+
+
+def test_a_clip_decoded_without_its_probe_reads_its_packets_once(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``alarmcloud detect`` and recalibration pass no probe: the probe's scan places the windows, with the same
+    result as a stored probe plus a scan of its own."""
+    path = make_clip(tmp_path / "cam.mp4", seconds=18, width=320, height=180, fps=15, gop_seconds=2.0)
+    clip = video.probe(path)
+    (with_probe,) = decode(path, [REQ], clip)
+    scans: list[str] = []
+    real_scan = video._scan_packets
+    monkeypatch.setattr(video, "_scan_packets", lambda c, vs: scans.append("scan") or real_scan(c, vs))
+    (alone,) = decode(path, [REQ])
+    assert scans == ["scan"]
+    assert [[f.time for f in w] for w in alone.windows] == [[f.time for f in w] for w in with_probe.windows]
+    assert [w[0].time for w in alone.windows] == [6.0, 10.0, 16.0]
+    scans.clear()
+    decode(path, [REQ], clip)  # a stored probe holds no keyframe times: one scan for them
+    assert scans == ["scan"]
 
 
 def test_window_plan() -> None:

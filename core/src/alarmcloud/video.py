@@ -49,7 +49,11 @@ class ProbeError(Exception):
 
 def probe(path: str | Path) -> ClipProbe:
     """Read container and stream facts; raises ``ProbeError`` for anything that is not a readable video."""
-    path = Path(path)
+    return _probe(Path(path))[0]
+
+
+def _probe(path: Path) -> tuple[ClipProbe, list[float]]:
+    """``probe`` and the keyframe times its packet scan read (sorted), for ``decode`` not to scan again."""
     size = path.stat().st_size
     if size == 0:
         raise ProbeError("empty_file", "the file is empty")
@@ -93,7 +97,7 @@ def probe(path: str | Path) -> ClipProbe:
             size_bytes=size,
             bit_rate=int(container.bit_rate) if container.bit_rate else None,
             keyframe_interval=round(gop, 3) if gop else None,
-        )
+        ), sorted(keys)
 
 
 def _duration(container: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float:
@@ -156,9 +160,11 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     """Decode one clip once and return one ``ClipFrames`` per request (same order).
 
     When windows are asked for, the keyframe times are read first (one pass over the packets, no decoding) to
-    place them (``window_plan``).
+    place them (``window_plan``); without ``clip``, the probe's own pass over the packets serves for that.
     """
-    clip = clip or probe(path)
+    keys = None
+    if clip is None:
+        clip, keys = _probe(Path(path))
     if not requests:
         return []
     duration = max(clip.duration, 0.001)
@@ -166,7 +172,9 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     # windows: union of all requested positions, each as long as the longest request needs
     positions = sorted({_position(a) for r in requests for a in r.window_at})
     win_len = max((r.window_length for r in requests if r.window_at), default=0)
-    plan = window_plan(positions, duration, keyframe_times(path)) if positions else []
+    if positions and keys is None:
+        keys = keyframe_times(path)
+    plan = window_plan(positions, duration, keys) if positions else []
     order = sorted(range(len(plan)), key=lambda i: plan[i][0])  # windows by the keyframe they decode from
     # windows some request wants as distinct pictures: checked for repeated frames once they are full
     distinct_len = max((r.window_length for r in requests if r.distinct and r.window_at), default=0)
