@@ -6,10 +6,13 @@ import shutil
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from alarmcloud_detect_rain import plugin
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector
-from alarmcloud_detect_rain.recalibrate import recalibrate
+from alarmcloud_detect_rain.detector import _SPIKE2, _SPIKE4, RainConfig, RainDetector
+from alarmcloud_detect_rain.features import FEATURE_NAMES
+from alarmcloud_detect_rain.onnx_io import MLPWeights
+from alarmcloud_detect_rain.recalibrate import choose_strength, recalibrate
 from click.testing import CliRunner
 
 
@@ -75,3 +78,58 @@ def test_snow_feedback_counts_as_weather(tmp_path: Path, clips: dict[str, Path])
                        not_snow=[clips["static"]], other=[clips["vegetation"]])
     report = recalibrate(samples, tmp_path / "m.onnx")
     assert (report.clips, report.rain_clips, report.not_rain_clips) == (4, 2, 2)  # "other" is not a label
+
+
+def _toy(label_from: int, clips_per_label: int = 30) -> tuple[MLPWeights, list[np.ndarray], np.ndarray]:
+    """A model whose output layer reads feature column 0 as rain, and clips labelled by column ``label_from``."""
+    n_f = len(FEATURE_NAMES)
+    a, b = [i for i in range(n_f) if i not in (_SPIKE2, _SPIKE4)][:2]
+    w1 = np.zeros((n_f, 4))
+    w1[a, 0], w1[a, 1], w1[b, 2], w1[b, 3] = 1, -1, 1, -1  # hidden: relu(+-x[a]), relu(+-x[b])
+    w2 = np.zeros((4, 3))
+    w2[0, 1], w2[1, 1] = 1, -1  # rain logit = x[a]; clear 0; snow far below
+    base = MLPWeights(np.zeros(n_f), np.ones(n_f), w1, np.zeros(4), w2, np.array([0.0, 0.0, -5.0]),
+                      {"classes": "clear,rain,snow"})
+    rng = np.random.default_rng(7)
+    weather = np.array([True] * clips_per_label + [False] * clips_per_label)
+    col = a if label_from == 0 else b
+    clips = []
+    for w in weather:
+        x = rng.normal(0, 1, (3, n_f))
+        x[:, [_SPIKE2, _SPIKE4]] = 0.0  # every window has transient brightening (not "quiet")
+        x[:, col] = np.abs(x[:, col]) + 0.3 if w else -np.abs(x[:, col]) - 0.3
+        clips.append(x)
+    return base, clips, weather
+
+
+def test_a_refit_is_used_only_when_it_predicts_held_back_feedback_better() -> None:
+    # the owners' labels follow something the output layer ignores: a refit learns it and is chosen
+    base, clips, weather = _toy(label_from=1)
+    choice = choose_strength(base, clips, weather, threshold=0.75)
+    assert choice.strength is not None and choice.folds == 5
+    assert choice.auc_base is not None and choice.auc_chosen is not None
+    assert choice.auc_base < 0.7 and choice.auc_chosen > 0.95
+    # the base model already ranks them right: no refit can do better, the base output layer is kept
+    base, clips, weather = _toy(label_from=0)
+    choice = choose_strength(base, clips, weather, threshold=0.75)
+    assert choice.strength is None and choice.auc_base == 1.0 and "no refit beat" in choice.reason
+    # too few clips of one label to check a refit at all
+    choice = choose_strength(base, clips[:40], weather[:40], threshold=0.75)
+    assert choice.strength is None and choice.folds == 0 and "fewer than 20 clips" in choice.reason
+
+
+def test_by_default_a_few_feedback_clips_keep_the_model_and_show_the_thresholds(
+        tmp_path: Path, clips: dict[str, Path], frames_for) -> None:
+    samples = _samples(tmp_path / "s", [clips["rain"], clips["night_rain"]], [clips["person"], clips["static"]])
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(_cli(), ["rain", "recalibrate", "--samples", str(samples), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "kept the base model's output layer: fewer than 20 clips of each label (weather 2, clear 2)" in result.output
+    # the feedback clips' recall and false positives per threshold, for the per-camera threshold option
+    assert "threshold  weather recall  clear false positives" in result.output
+    assert "       0.75          100.0 %                   0.0 %" in result.output
+    base, new = RainDetector(), RainDetector(RainConfig(model_path=out))
+    for name in ("rain", "person", "vegetation"):
+        assert new.scores(frames_for(new, clips[name])) == pytest.approx(base.scores(frames_for(base, clips[name])),
+                                                                          abs=1e-6)
+    assert "base output layer kept" in new.session.get_modelmeta().custom_metadata_map["recalibration"]

@@ -28,10 +28,13 @@ def rain() -> None:
               help="Where to write the new ONNX model; point [plugins.rain] model_path at it.")
 @click.option("--base", "base", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Model to start from (default: the shipped model).")
-@click.option("--strength", default=1.0, show_default=True, type=float,
-              help="How strongly the new model is held near the base model.")
+@click.option("--strength", default=None, type=float,
+              help="How strongly the refit output layer is held near the base model (1: weakly, 1000: closely). "
+              "Default: chosen by cross-validation on the feedback clips; when no refit predicts the held-back "
+              "clips better than the base model, or there are fewer than 10 clips of either label, the base "
+              "model's output layer is kept.")
 def recalibrate_cmd(samples: Path | None, data_dir: Path | None, config_file: Path | None, out: Path,
-                    base: Path | None, strength: float) -> None:
+                    base: Path | None, strength: float | None) -> None:
     """Recalibrate the rain model from clips owners released with a rain/snow or not_rain/not_snow label."""
     if samples is not None:
         _recalibrate(samples, out, base, strength)
@@ -49,7 +52,7 @@ def recalibrate_cmd(samples: Path | None, data_dir: Path | None, config_file: Pa
         raise click.ClickException(str(exc)) from None
 
 
-def _recalibrate(samples: Path, out: Path, base: Path | None, strength: float) -> None:
+def _recalibrate(samples: Path, out: Path, base: Path | None, strength: float | None) -> None:
     total = len(feedback_clips(samples))
     with Progress(TextColumn("[bold]decoding feedback clips"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn()) as progress:
@@ -63,4 +66,18 @@ def _recalibrate(samples: Path, out: Path, base: Path | None, strength: float) -
         f"recalibrated on {report.clips} clips (rain {report.rain_clips}, not_rain {report.not_rain_clips}, "
         f"skipped {report.skipped}); clip accuracy {report.accuracy_before:.3f} -> {report.accuracy_after:.3f}"
     )
+    choice = report.choice
+    if choice.strength is None:
+        click.echo(f"kept the base model's output layer: {choice.reason}"
+                   + (f" (AUC out of fold: base {choice.auc_base:.3f})" if choice.auc_base is not None else ""))
+    elif choice.auc_base is not None and choice.auc_chosen is not None:
+        click.echo(f"refit the output layer with strength {choice.strength:g}: AUC out of fold "
+                   f"{choice.auc_base:.3f} -> {choice.auc_chosen:.3f} over {choice.folds} folds")
+    else:
+        click.echo(f"refit the output layer with strength {choice.strength:g}")
+    click.echo("on the feedback clips (owners pick which clips they mark, so take these as a hint for the "
+               "per-camera threshold option, not as the detector's rates):")
+    click.echo("  threshold  weather recall  clear false positives")
+    for t, recall, fpr in report.by_threshold:
+        click.echo(f"  {t:9.2f}  {100 * recall:13.1f} %  {100 * fpr:20.1f} %")
     click.echo(f"wrote {report.out}; set [plugins.rain] model_path = \"{report.out}\" to use it")

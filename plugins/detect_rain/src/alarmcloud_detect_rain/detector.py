@@ -20,6 +20,14 @@ _SPIKE4 = FEATURE_NAMES.index("log_spike_4")
 _SPIKE2 = FEATURE_NAMES.index("log_spike2_8")
 #: log10 share of pixels below which a window has no transient brightening at all (< 1 in 30,000)
 _QUIET = -4.5
+
+
+def quiet_windows(x: np.ndarray) -> np.ndarray:
+    """Windows (rows of features ``x``) in which no pixel brightened for one or two frames: neither rain nor snow
+    can be present there, whatever a model extrapolates for such (out-of-distribution) input."""
+    return (x[:, _SPIKE4] < _QUIET) & (x[:, _SPIKE2] < _QUIET)
+
+
 #: where the frame windows start (fractions of the clip): the first two are those of the core's motion analysis
 #: (``alarmcloud.motion.REQUEST``) and the third falls on the same keyframe as its 0.85 in an 18 s clip with a 2 s
 #: or 4 s GOP, so the pipeline decodes these windows once for both; 0.8 rather than 0.85 keeps a third window in
@@ -103,9 +111,7 @@ class RainDetector(Detector):
     def window_probs(self, x: np.ndarray) -> np.ndarray:
         """Per-window class probabilities; windows without any transient brightening are clear by physics."""
         probs = self.session.run(None, {self._input: x.astype(np.float32)})[0]
-        # no pixel brightened for one or two frames: neither rain nor snow can be present, whatever the
-        # model extrapolates for such (out-of-distribution) input
-        quiet = (x[:, _SPIKE4] < _QUIET) & (x[:, _SPIKE2] < _QUIET)
+        quiet = quiet_windows(x)
         if quiet.any() and "clear" in self.classes:
             probs[quiet] = np.eye(len(self.classes))[self.classes.index("clear")]
         return probs
