@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from alarmcloud_detect_rain.recalibrate import feedback_clips, recalibrate
+from alarmcloud_detect_rain.recalibrate import MIN_CLIPS_TO_REFIT, feedback_clips, recalibrate
 
 
 @click.group("rain")
@@ -31,8 +31,8 @@ def rain() -> None:
 @click.option("--strength", default=None, type=float,
               help="How strongly the refit output layer is held near the base model (1: weakly, 1000: closely). "
               "Default: chosen by cross-validation on the feedback clips; when no refit predicts the held-back "
-              "clips better than the base model, or there are fewer than 10 clips of either label, the base "
-              "model's output layer is kept.")
+              f"clips better than the base model, or there are fewer than {MIN_CLIPS_TO_REFIT} clips of either label, "
+              "the base model's output layer is kept.")
 def recalibrate_cmd(samples: Path | None, data_dir: Path | None, config_file: Path | None, out: Path,
                     base: Path | None, strength: float | None) -> None:
     """Recalibrate the rain model from clips owners released with a rain/snow or not_rain/not_snow label."""
@@ -47,19 +47,21 @@ def recalibrate_cmd(samples: Path | None, data_dir: Path | None, config_file: Pa
     try:
         with TrainingArea(st.data_dir / "training", make_blob_store(st)).folder("rain") as folder:
             click.echo(f"released feedback clips of the deployment: {len(feedback_clips(folder))}")
-            _recalibrate(folder, out, base, strength)
+            threshold = st.plugin_settings("rain").get("threshold")  # the deployment's, checked for false positives
+            _recalibrate(folder, out, base, strength, None if threshold is None else float(threshold))
     except BlobStoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _recalibrate(samples: Path, out: Path, base: Path | None, strength: float | None) -> None:
+def _recalibrate(samples: Path, out: Path, base: Path | None, strength: float | None,
+                 threshold: float | None = None) -> None:
     total = len(feedback_clips(samples))
     with Progress(TextColumn("[bold]decoding feedback clips"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn()) as progress:
         task = progress.add_task("clips", total=total)
         try:
             report = recalibrate(samples, out, base_model_path=base, strength=strength,
-                                 on_clip=lambda _p: progress.advance(task))
+                                 on_clip=lambda _p: progress.advance(task), threshold=threshold)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(
