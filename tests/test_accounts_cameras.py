@@ -389,6 +389,8 @@ def test_openapi_covers_every_route_and_the_fixed_shapes_match_real_answers(api:
     a.wait_event(up.json()["event_id"])
     check("GET", "/api/v1/events", a.get("/api/v1/events"))
     check("GET", "/api/v1/events/{event_id}", a.get(f"/api/v1/events/{up.json()['event_id']}"))
+    check("POST", "/api/v1/events/{event_id}/feedback", a.post(f"/api/v1/events/{up.json()['event_id']}/feedback",
+                                                              json={"detector": "rain", "label": "not_rain"}))
     r = a.post("/api/v1/tokens", json={"name": "cli"})
     check("POST", "/api/v1/tokens", r)
     check("GET", "/api/v1/tokens", a.get("/api/v1/tokens"))

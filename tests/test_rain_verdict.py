@@ -123,6 +123,14 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
         assert r.status_code == 201 and r.json()["released"] is True, r.text
     r = a.post(f"/api/v1/events/{kept_private}/feedback", json={"detector": "rain", "label": "not_rain"})
     assert r.status_code == 201 and r.json()["released"] is False
+    # the rain the detector saw behind the walker, marked "not rain": the camera's threshold that would have left
+    # it unflagged is offered (the next 0.05 step above its score, none above 0.99), with the other marks' counts
+    score = next(f["score"] for f in a.get(f"/api/v1/events/{kept_private}").json()["findings"]
+                 if f["detector"] == "rain")
+    sg = r.json()["suggestion"]
+    assert (sg["detector"], sg["option"], sg["score"], sg["current"]) == ("rain", "threshold", score, 0.75), sg
+    assert (sg["value"] is None and score >= 0.95) or score < sg["value"] <= min(0.99, score + 0.05 + 1e-9), sg
+    assert (sg["marked_wrong"], sg["marked_right"]) == (3, 2), sg
     samples = Path(server.core.settings.data_dir) / "training" / "rain"
     assert {p.stem for p in (samples / "rain").glob("*.mp4")} == {labelled["rain"], labelled["rain2"]}
     assert {p.stem for p in (samples / "not_rain").glob("*.mp4")} == {labelled["person"], labelled["still"]}

@@ -292,7 +292,7 @@ async def upload_credentials(request: Request) -> Response:
         {"username": cam.upload_username, "password": password, **app.upload_endpoints()}, status_code=201)
 
 
-def _deployment_default(app: AlarmCloud, spec: DetectorSpec, opt: DetectorOption) -> Any:
+def deployment_default(app: AlarmCloud, spec: DetectorSpec, opt: DetectorOption) -> Any:
     """What a detector uses when a camera leaves ``opt`` unset: the spec's default, else the operator's setting."""
     if opt.default is not None:
         return opt.default
@@ -309,7 +309,7 @@ def detectors_json(app: AlarmCloud, cam: Camera) -> dict[str, Any]:
     """The camera's switches and options, and each available detector with the options it declares."""
     specs = app.plugins.detector_specs
     available = {name: {"title": title_of(spec, name), "labels": list(spec.labels), "description": spec.description,
-                        "options": [o.to_json(_deployment_default(app, spec, o)) for o in spec.options]}
+                        "options": [o.to_json(deployment_default(app, spec, o)) for o in spec.options]}
                  for name, spec in specs.items()}
     return {"enabled": {name: bool((cam.detectors or {}).get(name)) for name in specs}, "available": available,
             "options": cam.detector_options or {}}

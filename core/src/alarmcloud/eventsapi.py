@@ -23,6 +23,7 @@ from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
 from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso, lock_account
 from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate, one_character_off, plate_book
+from alarmcloud.tuning import threshold_suggestion
 
 MAX_LIMIT = 200
 
@@ -369,11 +370,18 @@ async def thumbnail(request: Request) -> Response:
     return Response(data, media_type="image/jpeg", headers=headers)
 
 
+#: labels every deployment takes (the rain detector's, and event-level marks); a detector's own labels come on top
+FEEDBACK_LABELS = ("rain", "not_rain", "snow", "not_snow", "plate_wrong", "false_alarm", "real_alarm")
+
+
 async def feedback(request: Request) -> Response:
     """Mark an event (e.g. ``{"detector": "rain", "label": "rain" | "not_rain", "release": true}``).
 
     With ``release`` the owner consents to the clip being used to improve the detector; the release is recorded
-    in the consent ledger and the clip is copied to the training area.
+    in the consent ledger and the clip is copied to the training area. Labels: ``rain``, ``not_rain``, ``snow``,
+    ``not_snow``, ``plate_wrong``, ``false_alarm``, ``real_alarm``, and any label of the named detector with or
+    without ``not_``. The answer's ``suggestion`` (``tuning.threshold_suggestion``) proposes the camera's
+    ``threshold`` that would have left an event marked ``not_*`` an alarm, or is null.
     """
     user = await require_user(request)
     app = core(request)
@@ -385,23 +393,25 @@ async def feedback(request: Request) -> Response:
     release = field(data, "release", bool, required=False, default=False)
     if release and user.account.owner_id is not None:
         raise ApiError(403, "forbidden", "only the account owner can release a recording")
-    if label not in ("rain", "not_rain", "snow", "not_snow", "plate_wrong", "false_alarm", "real_alarm"):
-        raise ApiError(400, "invalid_field", "label must be rain, not_rain, snow, not_snow, plate_wrong, "
-                                             "false_alarm or real_alarm")
+    spec = app.plugins.detector_specs.get(detector)
+    allowed = [*FEEDBACK_LABELS, *(f"{p}{lbl}" for lbl in (spec.labels if spec else ()) for p in ("", "not_")
+                                  if f"{p}{lbl}" not in FEEDBACK_LABELS)]
+    if label not in allowed:
+        raise ApiError(400, "invalid_field", "label must be one of " + ", ".join(allowed))
 
-    def _store(s: Session) -> Clip:
+    def _store(s: Session) -> tuple[Clip, dict[str, Any] | None]:
         clip = clip_for(s, user, eid)
         s.add(Feedback(account_id=user.tenant_id, clip_id=clip.id, detector=detector, label=label))
         if release:
             s.add(Consent(account_id=user.tenant_id, kind="clip_release", subject=clip.id,
                           purpose=f"improve the {detector} detector (label {label})"))
         s.commit()
-        return clip
+        return clip, threshold_suggestion(app, s, user, clip, detector, label)
 
-    clip = await app.db.run(_store)
+    clip, suggestion = await app.db.run(_store)
     if release:
         app.training.release(clip, detector, label)
-    return JSONResponse({"ok": True, "released": release}, status_code=201)
+    return JSONResponse({"ok": True, "released": release, "suggestion": suggestion}, status_code=201)
 
 
 async def list_series(request: Request) -> Response:

@@ -51,6 +51,17 @@ FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
 EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
               "findings": {"type": "array", "items": FINDING}})
 NNUM = {"type": ["number", "null"]}
+NINT = {"type": ["integer", "null"]}
+#: the answer to a ``not_*`` mark of an event a detector flagged (``tuning.threshold_suggestion``)
+SUGGESTION = {**_obj(
+    {"detector": STR, "camera_id": STR, "option": {"const": "threshold"}, "score": {"type": "number"},
+     "current": {"type": "number"}, "value": NNUM, "reason": NSTR, "marked_wrong": INT, "would_clear": NINT,
+     "marked_right": INT, "would_miss": NINT}),
+    "description": "The camera's threshold that would have left this event an alarm (the next step above its "
+    "score; null when none up to the option's maximum would, see reason), and what it would have done to the "
+    "camera's other events the owner marked for this detector: would_clear of marked_wrong would have stayed "
+    "alarms, would_miss of marked_right (confirmed) would no longer be flagged. Apply it with PUT "
+    "/api/v1/cameras/{camera_id}/detectors {\"options\": {detector: {\"threshold\": value}}}."}
 #: an option a detector declares for cameras (``DetectorOption``); ``default`` is the deployment default
 DETECTOR_OPTION = _obj(
     {"key": STR, "label": STR, "kind": {"enum": ["choices", "number"]}, "help": STR, "default": ANY},
@@ -158,6 +169,11 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/events"): {"status": 200, "response": _obj({"items": {"type": "array", "items": EVENT},
                                                                  "next_cursor": NSTR})},
     ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
+    ("POST", "/api/v1/events/{event_id}/feedback"): {
+        "status": 201, "errors": [400, 401, 403, 404],
+        "request": {**_obj({"label": STR}, {"detector": {**STR, "default": "rain"}, "release": BOOL}),
+                    "additionalProperties": False},
+        "response": _obj({"ok": BOOL, "released": BOOL, "suggestion": {"oneOf": [{"type": "null"}, SUGGESTION]}})},
     ("POST", "/api/v1/events/download"): {
         "status": 200, "response_media": "application/zip", "errors": [400, 401, 403, 404, 413],
         "also": {201: _obj({"id": STR, "url": STR, "count": INT, "size": INT, "expires_at": STR})},

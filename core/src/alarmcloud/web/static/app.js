@@ -146,6 +146,7 @@
       form.dataset.sent = label;
       const note = $(".sent", form) || form.appendChild(Object.assign(document.createElement("p"), { className: "sent" }));
       note.textContent = txt;
+      showTune($("[data-tune]"), r.data && r.data.suggestion);
     } else if (form.matches("[data-add-camera]")) {
       e.preventDefault();
       await addCamera(form);
@@ -155,6 +156,40 @@
     }
   }
   document.addEventListener("submit", onSubmit);
+
+  // after "Not rain" on a clip the detector called rain: offer the camera's threshold that keeps such clips alarms
+  function showTune(box, sg) {
+    if (!box) return;
+    box.hidden = !sg;
+    if (!sg) return;
+    const text = $("[data-tune-text]", box), apply = $("[data-tune-apply]", box);
+    const pct = (v) => Math.round(v * 100) + "%";
+    showError(box, "");
+    if (sg.value === null) {
+      text.textContent = sg.reason.charAt(0).toUpperCase() + sg.reason.slice(1) + ".";
+      apply.hidden = true;
+      return;
+    }
+    const clips = (n) => `${n} ${n === 1 ? "clip" : "clips"}`;
+    const parts = [];
+    if (sg.marked_wrong > 1) parts.push(`${sg.would_clear} of the ${clips(sg.marked_wrong)} you marked as not rain would have stayed alarms`);
+    if (sg.marked_right > 0) parts.push(`${sg.would_miss} of the ${clips(sg.marked_right)} you marked as rain would no longer have been called rain`);
+    const more = parts.length ? ` With it, on this camera ${parts.join("; ")}.` : "";
+    text.textContent = `The detector was ${pct(sg.score)} sure this clip was rain. Raise this camera's rain threshold ` +
+      `from ${pct(sg.current)} to ${pct(sg.value)}, so that clips like this one stay alarms?` + more;
+    apply.textContent = `Raise the threshold to ${pct(sg.value)}`;
+    apply.hidden = false;
+    apply.onclick = async () => {
+      apply.disabled = true;
+      const r = await api("PUT", `/api/v1/cameras/${encodeURIComponent(sg.camera_id)}/detectors`,
+                          { options: { [sg.detector]: { threshold: sg.value } } });
+      apply.disabled = false;
+      if (!r.ok) return showError(box, r.message);
+      apply.hidden = true;
+      text.textContent = `Done: this camera now calls a clip rain from ${pct(sg.value)} on. You can change it on the camera's page.`;
+      flash(`Rain threshold of this camera set to ${pct(sg.value)}.`);
+    };
+  }
 
   document.addEventListener("click", async (e) => {
     const t = e.target.closest("button, a");

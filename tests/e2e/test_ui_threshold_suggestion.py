@@ -1,0 +1,58 @@
+"""The clip page in a real browser: "Not rain" on a clip the detector called rain offers the camera's threshold that
+keeps such clips alarms; one click applies it, and the next such clip stays an alarm."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from uihelpers import browser, login, make_accepted_clip, opened_page, require_chromium, watch  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+
+def test_not_rain_offers_the_threshold_and_applies_it(tmp_path: Path) -> None:
+    require_chromium()
+    from alarmcloud.testing import LiveServer, test_settings
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+    from tests.test_threshold_suggestion import length_host  # type: ignore[import-not-found]
+
+    # a stand-in for the rain detector with known scores: a clip of N seconds scores N / 10
+    plugins = length_host("rain", ("rain", "snow"), maximum=0.99)
+    with LiveServer(test_settings(tmp_path / "data"), plugins=plugins) as srv, browser() as b:
+        a = Api(srv.url).register("tuner@example.org")
+        cam = a.camera("Garden")
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
+        creds = a.upload_credentials(cam["id"])
+        confirmed = a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120000.mp4", seconds=9))
+        assert a.post(f"/api/v1/events/{confirmed['id']}/feedback", json={"label": "rain"}).status_code == 201
+        wrong = a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120100.mp4", seconds=7))
+        assert [f["score"] for f in wrong["findings"]] == [0.7]
+
+        with opened_page(b, 1280, 900) as page:
+            _, errors = watch(page, srv.url)
+            login(page, srv.url, "tuner@example.org")
+            page.goto(f"{srv.url}/events/{wrong['id']}")
+            tune = page.locator("[data-tune]")
+            assert not tune.is_visible()
+            page.get_by_role("button", name="Not rain").click()
+            page.locator(".sent").get_by_text("marked as not rain").wait_for()
+            tune.wait_for(state="visible")
+            text = tune.inner_text()
+            assert "70% sure" in text and "from 50% to 75%" in text, text
+            assert "on this camera 0 of the 1 clip you marked as rain would no longer" in text, text
+            page.get_by_role("button", name="Raise the threshold to 75%").click()
+            tune.get_by_text("now calls a clip rain from 75%").wait_for()
+            assert errors == []
+
+        got = a.get(f"/api/v1/cameras/{cam['id']}/detectors").json()["options"]
+        assert got == {"rain": {"threshold": 0.75}}
+        # the next 7 s clip stays an alarm; the confirmed 9 s kind is still called rain
+        assert a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120200.mp4", seconds=7))[
+            "findings"] == []
+        again = a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120300.mp4", seconds=9))
+        assert [f["label"] for f in again["findings"]] == ["rain"]

@@ -1,0 +1,122 @@
+"""Marking an event a detector got wrong suggests the camera's threshold that would have kept it an alarm, over real
+HTTP with a real pipeline; the owner applies it and the next such clip stays an alarm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+from alarmcloud import ClipFrames, Detector, DetectorOption, DetectorSpec, Finding, FrameRequest, hookimpl
+from alarmcloud.openapi import SHAPES
+from alarmcloud.plugins import PluginHost
+from alarmcloud.testing import LiveServer, test_settings
+
+SUB_PASSWORD = "another good pw"
+FEEDBACK = SHAPES[("POST", "/api/v1/events/{event_id}/feedback")]
+
+
+class LengthDetector(Detector):
+    """Flags its first label with a score of the clip's length in tens of seconds (a 7 s clip scores 0.7), when the
+    score reaches the camera's ``threshold`` option (default 0.5), as the rain detector does with its probability."""
+
+    def __init__(self, name: str, labels: tuple[str, ...]) -> None:
+        self.name, self.labels = name, labels
+
+    def frame_request(self) -> FrameRequest:
+        return FrameRequest(max_keyframes=1, width=32, color="gray")
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        score = min(1.0, round(frames.probe.duration) / 10)
+        if score < float(frames.options.get("threshold", 0.5)):
+            return []
+        return [Finding(self.name, self.labels[0], score)]
+
+
+class LengthPlugin:
+    """A detector ``name`` (a ``LengthDetector``) with a per-camera ``threshold`` up to ``maximum``."""
+
+    def __init__(self, name: str, labels: tuple[str, ...], maximum: float) -> None:
+        self.name, self.labels, self.maximum = name, labels, maximum
+
+    @hookimpl
+    def register_detectors(self) -> list[DetectorSpec]:
+        return [DetectorSpec(self.name, lambda cfg: LengthDetector(self.name, self.labels), self.labels,
+                             "flags long clips", options=(
+            DetectorOption("threshold", "Threshold", "number", minimum=0.05, maximum=self.maximum, step=0.05,
+                           default=0.5),))]
+
+
+def length_host(name: str, labels: tuple[str, ...], maximum: float = 0.95) -> PluginHost:
+    """A plugin host with the INSTAR adapter and only a ``LengthPlugin`` detector."""
+    host = PluginHost({"cameras": ["instar"], "detectors": [], "integrations": []})
+    host.register(LengthPlugin(name, labels, maximum), f"test:{name}", name)
+    return host.load()
+
+
+def test_a_wrong_finding_suggests_the_threshold_that_keeps_it_an_alarm(
+    tmp_path: Path, make_test_clip: Callable[..., Path]
+) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",))) as srv:
+        a = Api(srv.url).register("tune@example.com")
+        cam = a.camera("Garden")
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"sky": True}).status_code == 200
+        creds = a.upload_credentials(cam["id"])
+
+        def event(seconds: int) -> dict[str, Any]:
+            return a.upload_analysed(creds, make_test_clip(f"sky{seconds}", seconds=seconds))
+
+        def mark(ev: dict[str, Any], label: str, user: Any = a) -> dict[str, Any]:
+            r = user.post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "sky", "label": label})
+            assert r.status_code == 201, r.text
+            jsonschema.validate(r.json(), FEEDBACK["response"])  # as the OpenAPI document says
+            return r.json()
+
+        e6, e7, e8, e9, e10 = (event(n) for n in (6, 7, 8, 9, 10))
+        assert [f["score"] for f in e8["findings"]] == [0.8]
+
+        # a confirmation or an event-level mark suggests nothing
+        assert mark(e9, "sky")["suggestion"] is None
+        assert mark(e7, "sky")["suggestion"] is None
+        assert mark(e6, "real_alarm")["suggestion"] is None
+
+        got = mark(e6, "not_sky")["suggestion"]
+        assert got == {"detector": "sky", "camera_id": cam["id"], "option": "threshold", "score": 0.6,
+                       "current": 0.5, "value": 0.65, "reason": None, "marked_wrong": 1, "would_clear": 1,
+                       "marked_right": 2, "would_miss": 0}
+
+        # the next wrong finding scored higher: its threshold would also drop the 0.7 event the owner confirmed
+        got = mark(e8, "not_sky")["suggestion"]
+        assert (got["value"], got["marked_wrong"], got["would_clear"], got["marked_right"], got["would_miss"]) == (
+            0.85, 2, 2, 2, 1)
+
+        # a sure finding: no allowed threshold lies above it
+        sure = mark(e10, "not_sky")["suggestion"]
+        assert sure["value"] is None and sure["would_clear"] is None and "sure" in sure["reason"]
+
+        # a sub-user who may not change the camera's detectors gets no suggestion (the mark is stored)
+        owner_sub = a.post("/api/v1/subusers", json={"email": "tune-sub@example.com", "password": SUB_PASSWORD,
+                                                     "rights": {cam["id"]: "view"}})
+        assert owner_sub.status_code == 201, owner_sub.text
+        helper = Api(srv.url).login("tune-sub@example.com", SUB_PASSWORD)
+        assert mark(e9, "not_sky", helper)["suggestion"] is None
+
+        # a label the detector does not have is refused, naming the ones it takes
+        r = a.post(f"/api/v1/events/{e9['id']}/feedback", json={"detector": "sky", "label": "not_cloud"})
+        assert r.status_code == 400 and "not_sky" in r.json()["error"]["message"]
+
+        # the owner applies the suggestion; the next 8 s clip stays an alarm, a 9 s clip is still flagged
+        r = a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"options": {"sky": {"threshold": got["value"]}}})
+        assert r.status_code == 200, r.text
+        assert a.upload_analysed(creds, make_test_clip("sky8", seconds=8))["findings"] == []
+        assert [f["score"] for f in a.upload_analysed(creds, make_test_clip("sky9", seconds=9))["findings"]] == [0.9]
+        # an event scored below the camera's threshold now needs no suggestion
+        assert mark(e6, "not_sky")["suggestion"] is None
+        # the document describes the endpoint
+        doc = httpx.get(srv.url + "/openapi.json").json()
+        op = doc["paths"]["/api/v1/events/{event_id}/feedback"]["post"]
+        assert "suggestion" in op["responses"]["201"]["content"]["application/json"]["schema"]["properties"]
