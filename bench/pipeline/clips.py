@@ -1,7 +1,9 @@
 """Camera-like benchmark clips: a real photo as the scene, a walking mover, optional rain, sensor noise.
 
 H.264 Main, no B-frames, one slice per frame, fixed 2 s GOP, libx264 ``veryfast`` at CRF 23 (a 1080p camera stream
-of a few Mbit/s). Rain streaks come from the rain plugin's training renderer (``plugins/detect_rain/train/synth.py``).
+of a few Mbit/s). With ``codec="h265"``: x265 ``veryfast``, no B-frames, the same GOP, CRF 28 (x265's quality equal
+to x264's 23) and 60 % of the bit-rate cap, as cameras of the 2K+/4K class send by default.
+Rain streaks come from the rain plugin's training renderer (``plugins/detect_rain/train/synth.py``).
 Clips are cached by name in the clip folder, so repeated runs measure the same files.
 """
 
@@ -28,6 +30,7 @@ KINDS = ("mover", "mover+rain", "rain")
 RAIN_POOL = 16
 #: camera bit-rate caps (VBV, kbit/s) by frame height
 MAXRATE = {1080: 4000, 720: 2000}
+CODECS = ("h264", "h265")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class ClipPlan:
     seconds: float = 18.0
     fps: int = 15
     gop_seconds: float = 2.0
+    codec: str = "h264"
 
 
 def photos() -> list[Path]:
@@ -49,11 +53,13 @@ def photos() -> list[Path]:
     return files
 
 
-def plan(n: int, resolution: str) -> list[ClipPlan]:
-    """``n`` clips of one resolution, each with another photo and the kinds cycled."""
+def plan(n: int, resolution: str, codec: str = "h264") -> list[ClipPlan]:
+    """``n`` clips of one resolution, each with another photo and the kinds cycled (H.265 clips show the same)."""
     files = photos()
-    return [ClipPlan(f"{resolution}_{i:02d}_{KINDS[i % len(KINDS)].replace('+', '_')}.mp4", SIZES[resolution],
-                     KINDS[i % len(KINDS)], files[(i * 37 + 11) % len(files)], seed=1000 + i) for i in range(n)]
+    suffix = "" if codec == "h264" else f"_{codec}"
+    return [ClipPlan(f"{resolution}_{i:02d}_{KINDS[i % len(KINDS)].replace('+', '_')}{suffix}.mp4", SIZES[resolution],
+                     KINDS[i % len(KINDS)], files[(i * 37 + 11) % len(files)], seed=1000 + i, codec=codec)
+            for i in range(n)]
 
 
 def _background(photo: Path, w: int, h: int) -> np.ndarray:
@@ -102,14 +108,21 @@ def render(p: ClipPlan, path: Path) -> Path:
     w, h = p.size
     tmp = path.with_suffix(".part")
     with av.open(str(tmp), mode="w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=p.fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         gop = round(p.gop_seconds * p.fps)
         rate = MAXRATE.get(h, 4000)
-        vs.codec_context.gop_size = gop
-        vs.codec_context.options = {"preset": "veryfast", "profile": "main", "tune": "zerolatency", "bf": "0",
-                                    "crf": "23", "sc_threshold": "0", "keyint_min": str(gop),
-                                    "x264-params": f"sliced-threads=0:slices=1:vbv-maxrate={rate}:vbv-bufsize={rate}"}
+        if p.codec == "h265":
+            vs = out.add_stream("libx265", rate=p.fps)
+            rate = rate * 6 // 10
+            vs.codec_context.options = {"preset": "veryfast", "x265-params": (
+                f"bframes=0:keyint={gop}:min-keyint={gop}:scenecut=0:crf=28:vbv-maxrate={rate}:vbv-bufsize={rate}"
+                ":log-level=error")}
+        else:
+            vs = out.add_stream("libx264", rate=p.fps)
+            vs.codec_context.gop_size = gop
+            vs.codec_context.options = {"preset": "veryfast", "profile": "main", "tune": "zerolatency", "bf": "0",
+                                        "crf": "23", "sc_threshold": "0", "keyint_min": str(gop), "x264-params":
+                                        f"sliced-threads=0:slices=1:vbv-maxrate={rate}:vbv-bufsize={rate}"}
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         for i, arr in enumerate(_frames(p)):
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
             frame.pts = i
@@ -122,13 +135,13 @@ def render(p: ClipPlan, path: Path) -> Path:
     return path
 
 
-def ensure(folder: Path, n: int, resolutions: list[str]) -> dict[str, list[Path]]:
+def ensure(folder: Path, n: int, resolutions: list[str], codec: str = "h264") -> dict[str, list[Path]]:
     """The clips of every resolution, rendered once into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, list[Path]] = {}
     for res in resolutions:
         out[res] = []
-        for p in plan(n, res):
+        for p in plan(n, res, codec):
             path = folder / p.name
             if not path.exists():
                 print(f"  rendering {p.name} ({p.photo.name}) ...", flush=True)

@@ -310,6 +310,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=6, help="clips per resolution (kinds cycle: mover, mover+rain, rain)")
     ap.add_argument("--resolutions", default="1080p,720p")
+    ap.add_argument("--codec", choices=cliplib.CODECS, default="h264",
+                    help="encode the clips as H.264 (most cameras) or H.265 (2K+/4K cameras)")
     ap.add_argument("--repeat", type=int, default=2, help="decode-once runs per clip and set (best is kept)")
     ap.add_argument("--naive-clips", type=int, default=3,
                     help="clips per resolution also run through the naive pipeline (slow: ~40 CPU-s per 1080p clip)")
@@ -323,7 +325,7 @@ def main() -> None:
 
     print(f"machine: {machine()}; load {load()}", flush=True)
     print(f"clips in {args.clip_dir} ...", flush=True)
-    files = cliplib.ensure(args.clip_dir, args.clips, resolutions)
+    files = cliplib.ensure(args.clip_dir, args.clips, resolutions, args.codec)
 
     host = PluginHost({"cameras": [], "integrations": [], "detectors": list(DETECTORS)}).load()
     dets: dict[str, Detector] = {}

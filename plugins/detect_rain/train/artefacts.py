@@ -15,6 +15,9 @@ and the scores:
   NVRs do (10-20 fps to 25, 25 to 30, 30 to 50 fps): pictures are repeated irregularly (20 -> 25 fps: every fourth
   picture twice);
 - ``blend``: the same conversion by blending the two nearest pictures (a drop fades over two frames).
+- ``hevc``: the clip encoded as H.265 instead of H.264, as cameras of the 2K+/4K class send by default: x265 with a
+  camera's settings (no B-frames, the same GOP), at the quality x265 calls equal to the render's x264 setting
+  (CRF + 5) or, for the bitrate-capped renders, with 60 % of the bits (what such cameras save by switching codec).
 
 Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python plugins/detect_rain/train/artefacts.py \
@@ -29,8 +32,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -43,7 +48,7 @@ from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
 from synth import DOMAINS, ClipSpec, encode, photo_list, preset_of, render_frames  # noqa: E402
 
-ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend")
+ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc")
 
 
 def burn_osd(frames: list[np.ndarray], fps: int, seed: int) -> list[np.ndarray]:
@@ -99,6 +104,30 @@ def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return [np.asarray(Image.fromarray(f).filter(flt)) for f in frames]
 
 
+def encode_hevc(frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, bitrate: int) -> Path:
+    """Encode like an H.265 camera: x265, no B-frames, fixed GOP, CRF ``crf`` + 5 or a 60 % bitrate cap (kbit/s)."""
+    h, w = frames[0].shape[:2]
+    params = f"bframes=0:keyint={gop}:min-keyint={gop}:scenecut=0:frame-threads=1:pools=none:log-level=error"
+    if bitrate:
+        rate = max(20, bitrate * 6 // 10)
+        params += f":bitrate={rate}:vbv-maxrate={rate}:vbv-bufsize={rate}"
+    else:
+        params += f":crf={crf + 5}"
+    with av.open(str(path), mode="w") as out:
+        vs = out.add_stream("libx265", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.options = {"preset": "veryfast", "x265-params": params}
+        for i, arr in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    return path
+
+
 def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
     """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` (the detector skips a
     window shorter than 5 frames, which only a clip that ends within it has)."""
@@ -116,7 +145,10 @@ def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
         frames = burn_osd(frames, fps, spec.seed)
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame
     with tempfile.TemporaryDirectory(prefix="rain-artefact-") as tmp:
-        path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, preset_of(spec), bitrate)
+        if artefact == "hevc":
+            path = encode_hevc(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, bitrate)
+        else:
+            path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, preset_of(spec), bitrate)
         (cf,) = decode(path, [clip_request(spec)])
     rows, _ = _detector().features(cf)
     if not len(rows):
