@@ -98,6 +98,11 @@ def test_a_wrong_finding_suggests_the_threshold_that_keeps_it_an_alarm(
         sure = mark(e10, "not_sky")["suggestion"]
         assert sure["value"] is None and sure["would_clear"] is None and "sure" in sure["reason"]
 
+        # the owner changes their mind on the 0.7 event: only an event's latest mark counts
+        again = mark(e7, "not_sky")["suggestion"]
+        assert (again["value"], again["marked_wrong"], again["would_clear"], again["marked_right"],
+                again["would_miss"]) == (0.75, 4, 2, 1, 0)
+
         # a sub-user who may not change the camera's detectors gets no suggestion (the mark is stored)
         owner_sub = a.post("/api/v1/subusers", json={"email": "tune-sub@example.com", "password": SUB_PASSWORD,
                                                      "rights": {cam["id"]: "view"}})

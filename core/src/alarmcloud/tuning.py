@@ -49,14 +49,22 @@ def _scores(s: Session, clip_ids: list[str], detector: str) -> dict[str, float]:
     return out
 
 
+#: the newest marks of a camera a suggestion counts (bounds the work of one mark on a camera marked for years)
+MAX_MARKS = 1000
+
+
 def _latest_marks(s: Session, account_id: str, camera_id: str, detector: str) -> dict[str, str]:
-    """The owner's latest mark per event of the camera for the detector: clip id -> label."""
+    """The account's latest mark per event of the camera for the detector, from its newest ``MAX_MARKS`` marks:
+    clip id -> label."""
     rows = s.exec(select(Feedback.clip_id, Feedback.label)
                   .join(Clip, col(Clip.id) == col(Feedback.clip_id))
                   .where(Feedback.account_id == account_id, Feedback.detector == detector,
                          Clip.camera_id == camera_id)
-                  .order_by(col(Feedback.id))).all()
-    return {cid: label for cid, label in rows}
+                  .order_by(col(Feedback.id).desc()).limit(MAX_MARKS)).all()
+    out: dict[str, str] = {}
+    for cid, label in rows:
+        out.setdefault(cid, label)  # newest first: the first mark seen of an event is its latest
+    return out
 
 
 def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, detector: str,
@@ -104,7 +112,7 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
         "current": float(current),
         "value": value,
         "reason": reason,
-        # of the camera's events the owner marked wrong / confirmed for this detector (latest mark per event)
+        # of the camera's events the account marked wrong / confirmed for this detector (latest mark per event)
         "marked_wrong": len(wrong),
         "would_clear": None if value is None else sum(1 for v in wrong if v is not None and v < value),
         "marked_right": len(confirmed),
