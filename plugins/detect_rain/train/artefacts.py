@@ -32,10 +32,8 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -104,30 +102,6 @@ def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return [np.asarray(Image.fromarray(f).filter(flt)) for f in frames]
 
 
-def encode_hevc(frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, bitrate: int) -> Path:
-    """Encode like an H.265 camera: x265, no B-frames, fixed GOP, CRF ``crf`` + 5 or a 60 % bitrate cap (kbit/s)."""
-    h, w = frames[0].shape[:2]
-    params = f"bframes=0:keyint={gop}:min-keyint={gop}:scenecut=0:frame-threads=1:pools=none:log-level=error"
-    if bitrate:
-        rate = max(20, bitrate * 6 // 10)
-        params += f":bitrate={rate}:vbv-maxrate={rate}:vbv-bufsize={rate}"
-    else:
-        params += f":crf={crf + 5}"
-    with av.open(str(path), mode="w") as out:
-        vs = out.add_stream("libx265", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.codec_context.options = {"preset": "veryfast", "x265-params": params}
-        for i, arr in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for packet in vs.encode(frame):
-                out.mux(packet)
-        for packet in vs.encode(None):
-            out.mux(packet)
-    return path
-
-
 def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
     """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` (the detector skips a
     window shorter than 5 frames, which only a clip that ends within it has)."""
@@ -145,8 +119,9 @@ def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
         frames = burn_osd(frames, fps, spec.seed)
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame
     with tempfile.TemporaryDirectory(prefix="rain-artefact-") as tmp:
-        if artefact == "hevc":
-            path = encode_hevc(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, bitrate)
+        if artefact == "hevc":  # x265's equal of the x264 CRF, or the 60 % of the bits H.265 cameras save
+            path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf + 5, "veryfast",
+                          max(20, bitrate * 6 // 10) if bitrate else 0, codec="libx265")
         else:
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, preset_of(spec), bitrate)
         (cf,) = decode(path, [clip_request(spec)])

@@ -468,28 +468,35 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
 
 
 def encode(
-    frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, preset: str = "veryfast", bitrate: int = 0
+    frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, preset: str = "veryfast", bitrate: int = 0,
+    codec: str = "libx264",
 ) -> Path:
-    """Encode like a camera: H.264, no B-frames, one slice, fixed GOP, given CRF or capped bitrate (kbit/s)."""
+    """Encode like a camera: H.264 (or ``codec="libx265"``: H.265), no B-frames, one slice, fixed GOP, given CRF or
+    capped bitrate (kbit/s)."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), mode="w") as out:
-        vs = out.add_stream("libx264", rate=fps)
+        vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.codec_context.gop_size = gop
-        vs.codec_context.options = {
-            "preset": preset,
-            "tune": "zerolatency",
-            "bf": "0",
-            "sc_threshold": "0",
-            "keyint_min": str(gop),
-            "x264-params": "sliced-threads=0:slices=1",
-        }
-        if bitrate:  # a camera's rate control: average bitrate with a one-second VBV buffer
-            vs.codec_context.bit_rate = bitrate * 1000
-            vs.codec_context.options |= {"maxrate": f"{bitrate}k", "bufsize": f"{bitrate}k"}
+        if codec == "libx265":  # the same camera settings in x265's own parameter string
+            params = f"bframes=0:keyint={gop}:min-keyint={gop}:scenecut=0:frame-threads=1:pools=none:log-level=error"
+            rate = f":bitrate={bitrate}:vbv-maxrate={bitrate}:vbv-bufsize={bitrate}" if bitrate else f":crf={crf}"
+            vs.codec_context.options = {"preset": preset, "x265-params": params + rate}
         else:
-            vs.codec_context.options |= {"crf": str(crf)}
-        vs.codec_context.thread_count = 1
+            vs.codec_context.gop_size = gop
+            vs.codec_context.options = {
+                "preset": preset,
+                "tune": "zerolatency",
+                "bf": "0",
+                "sc_threshold": "0",
+                "keyint_min": str(gop),
+                "x264-params": "sliced-threads=0:slices=1",
+            }
+            if bitrate:  # a camera's rate control: average bitrate with a one-second VBV buffer
+                vs.codec_context.bit_rate = bitrate * 1000
+                vs.codec_context.options |= {"maxrate": f"{bitrate}k", "bufsize": f"{bitrate}k"}
+            else:
+                vs.codec_context.options |= {"crf": str(crf)}
+            vs.codec_context.thread_count = 1
         for i, arr in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
             frame.pts = i
