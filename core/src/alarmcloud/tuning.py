@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from alarmcloud.auth import User, camera_for
+from alarmcloud.cameras import deployment_default
 from alarmcloud.errors import ApiError
 from alarmcloud.models import Clip, Feedback, FindingRow
 
@@ -86,8 +87,6 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
         cam = camera_for(s, user, clip.camera_id, "admin")
     except ApiError:
         return None
-    from alarmcloud.cameras import deployment_default
-
     current = ((cam.detector_options or {}).get(detector) or {}).get(OPTION)
     if current is None:
         current = deployment_default(app, spec, opt)
