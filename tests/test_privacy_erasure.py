@@ -222,3 +222,47 @@ def test_erasure_while_an_export_runs_leaves_no_copy(api: Any, server: LiveServe
             t.join(30)
     assert privacy.scan(core, [acc.id, a["camera"]["id"], a["event_id"], "racing@example.com"]) == []
     assert list(core.blobs.keys("exports")) == []
+
+
+def test_usage_flushed_while_an_erasure_is_in_flight_waits_and_leaves_no_row(
+    api: Any, server: LiveServer, privacy: Any, tmp_path: Path, settings: Any
+) -> None:
+    """PostgreSQL (several processes flush usage): an erasure has deleted the account's rows and not yet committed
+    when a usage flush comes with a request of that account and one of another. The flush waits for the erasure,
+    writes nothing for the erased account and the other account's usage all the same; the erasure commits."""
+    if not settings.database_url:
+        pytest.skip("row locks: SQLite runs one write transaction at a time")
+    import threading
+
+    from alarmcloud.privacy_erase import delete_account_data
+
+    core: Any = server.core
+    a = privacy.populate(api, tmp_path, "midway@example.com")
+    b = privacy.populate(api, tmp_path, "bystander@example.com")
+    core.usage.flush()
+    with core.db.session() as s:
+        before = s.exec(select(UsageHour).where(UsageHour.subject == f"account:{b['api'].id}")).one().requests
+    core.usage.add(a["api"].id, f"account:{a['api'].id}")
+    core.usage.add(b["api"].id, f"account:{b['api'].id}")
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            core.usage.flush()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    with core.db.session() as s:
+        delete_account_data(s, a["api"].id)  # the erasure's deletes, not committed yet
+        t = threading.Thread(target=flush)
+        t.start()
+        t.join(1.0)
+        assert t.is_alive()  # the flush waits for the erasure
+        s.commit()
+    t.join(30)
+    assert not t.is_alive() and errors == []
+    with core.db.session() as s:
+        assert s.get(Account, a["api"].id) is None
+        assert s.exec(select(UsageHour).where(UsageHour.account_id == a["api"].id)).all() == []
+        after = s.exec(select(UsageHour).where(UsageHour.subject == f"account:{b['api'].id}")).one().requests
+    assert after == before + 1

@@ -104,6 +104,10 @@ def delete_account_data(s: Session, account_id: str) -> tuple[list[str], list[st
     """Delete the rows of an account and its sub-users (the caller commits): their ids, their clips' ids, the blob
     keys of those clips' videos and thumbnails (``erase_blobs`` after the commit) and the rows deleted per table."""
     ids = _account_ids(s, account_id)
+    # lock the account rows first (PostgreSQL; SQLite transactions are serial): a writer that checks an account is
+    # live under a key-share lock (the usage flush) waits for this erasure, then sees the account gone, and one
+    # that got there first has committed its rows before this erasure reads what to delete
+    s.exec(select(Account.id).where(col(Account.id).in_(ids)).with_for_update()).all()
     clips = s.exec(select(Clip).where(col(Clip.account_id).in_(ids))).all()
     keys = [k for c in clips for k in (c.blob_key, c.thumb_key) if k]
     clip_ids = [c.id for c in clips]

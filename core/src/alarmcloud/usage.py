@@ -37,8 +37,11 @@ class UsageRecorder:
             return
         with self.app.db.session() as s:
             ids = {a for (_, _, a) in pending if a}
-            # an account erased meanwhile (its own DELETE request is counted after the erasure) leaves no row
-            live = set(s.exec(select(Account.id).where(col(Account.id).in_(ids))).all()) if ids else set()
+            # an account erased meanwhile (its own DELETE request is counted after the erasure) leaves no row; the
+            # key-share lock (PostgreSQL) waits for an erasure in flight (it locks the account first) and keeps the
+            # account until this commits, so no row is written for an account that is going
+            live = set(s.exec(select(Account.id).where(col(Account.id).in_(ids))
+                              .with_for_update(read=True, key_share=True)).all()) if ids else set()
             for (hour, subject, account_id), (n, bi, bo) in pending.items():
                 if account_id and account_id not in live:
                     continue
