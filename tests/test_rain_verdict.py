@@ -103,6 +103,10 @@ def test_rain_alone_is_a_false_alarm_but_rain_with_a_person_stays_an_alarm(
     assert person["verdict"] == "alarm" and person["findings"] == []
     still = a.upload_analysed(creds, rain_clips["still"])
     assert still["findings"] == [] and not still["verdict"].startswith("false_alarm:rain")
+    # the rain detector's score is stored with every event it looked at, below the threshold too
+    assert rain["scores"]["rain"] == rain["findings"][0]["score"]
+    assert set(person["scores"]) == set(still["scores"]) == {"rain"}
+    assert person["scores"]["rain"] < 0.75 and still["scores"]["rain"] < 0.75
 
     items = {e["id"]: e for e in a.get("/api/v1/events").json()["items"]}
     assert items[rain["id"]]["verdict"] == "false_alarm:rain" and items[both["id"]]["verdict"] == "alarm"

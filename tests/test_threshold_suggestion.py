@@ -1,5 +1,6 @@
-"""Marking an event a detector got wrong suggests the camera's threshold that would have kept it an alarm, over real
-HTTP with a real pipeline; the owner applies it and the next such clip stays an alarm."""
+"""Marking an event a detector got wrong suggests the camera's threshold that would have kept it an alarm, or that
+would have caught it when the detector missed it, over real HTTP with a real pipeline; the owner applies it and the
+next such clip stays an alarm, or is caught."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ FEEDBACK = SHAPES[("POST", "/api/v1/events/{event_id}/feedback")]
 
 class LengthDetector(Detector):
     """Flags its first label with a score of the clip's length in tens of seconds (a 7 s clip scores 0.7), when the
-    score reaches the camera's ``threshold`` option (default 0.5), as the rain detector does with its probability."""
+    score reaches the camera's ``threshold`` option (default 0.5), as the rain detector does with its probability;
+    reports the score also below it (``ClipFrames.score``)."""
 
     def __init__(self, name: str, labels: tuple[str, ...]) -> None:
         self.name, self.labels = name, labels
@@ -30,29 +32,30 @@ class LengthDetector(Detector):
 
     def analyze(self, frames: ClipFrames) -> list[Finding]:
         score = min(1.0, round(frames.probe.duration) / 10)
+        frames.score = score
         if score < float(frames.options.get("threshold", 0.5)):
             return []
         return [Finding(self.name, self.labels[0], score)]
 
 
 class LengthPlugin:
-    """A detector ``name`` (a ``LengthDetector``) with a per-camera ``threshold`` up to ``maximum``."""
+    """A detector ``name`` (a ``LengthDetector``) with a per-camera ``threshold`` from ``minimum`` to ``maximum``."""
 
-    def __init__(self, name: str, labels: tuple[str, ...], maximum: float) -> None:
-        self.name, self.labels, self.maximum = name, labels, maximum
+    def __init__(self, name: str, labels: tuple[str, ...], maximum: float, minimum: float) -> None:
+        self.name, self.labels, self.maximum, self.minimum = name, labels, maximum, minimum
 
     @hookimpl
     def register_detectors(self) -> list[DetectorSpec]:
         return [DetectorSpec(self.name, lambda cfg: LengthDetector(self.name, self.labels), self.labels,
                              "flags long clips", options=(
-            DetectorOption("threshold", "Threshold", "number", minimum=0.05, maximum=self.maximum, step=0.05,
-                           default=0.5),))]
+            DetectorOption("threshold", "Threshold", "number", minimum=self.minimum, maximum=self.maximum,
+                           step=0.05, default=0.5),))]
 
 
-def length_host(name: str, labels: tuple[str, ...], maximum: float = 0.95) -> PluginHost:
+def length_host(name: str, labels: tuple[str, ...], maximum: float = 0.95, minimum: float = 0.05) -> PluginHost:
     """A plugin host with the INSTAR adapter and only a ``LengthPlugin`` detector."""
     host = PluginHost({"cameras": ["instar"], "detectors": [], "integrations": []})
-    host.register(LengthPlugin(name, labels, maximum), f"test:{name}", name)
+    host.register(LengthPlugin(name, labels, maximum, minimum), f"test:{name}", name)
     return host.load()
 
 
@@ -85,9 +88,9 @@ def test_a_wrong_finding_suggests_the_threshold_that_keeps_it_an_alarm(
         assert mark(e6, "real_alarm")["suggestion"] is None
 
         got = mark(e6, "not_sky")["suggestion"]
-        assert got == {"detector": "sky", "camera_id": cam["id"], "option": "threshold", "score": 0.6,
-                       "current": 0.5, "value": 0.65, "reason": None, "marked_wrong": 1, "would_clear": 1,
-                       "marked_right": 2, "would_miss": 0}
+        assert got == {"detector": "sky", "camera_id": cam["id"], "option": "threshold", "direction": "raise",
+                       "score": 0.6, "current": 0.5, "value": 0.65, "reason": None, "marked_wrong": 1,
+                       "would_clear": 1, "would_flag": 0, "marked_right": 2, "would_miss": 0, "would_catch": 0}
 
         # the next wrong finding scored higher: its threshold would also drop the 0.7 event the owner confirmed
         got = mark(e8, "not_sky")["suggestion"]
@@ -125,3 +128,65 @@ def test_a_wrong_finding_suggests_the_threshold_that_keeps_it_an_alarm(
         doc = httpx.get(srv.url + "/openapi.json").json()
         op = doc["paths"]["/api/v1/events/{event_id}/feedback"]["post"]
         assert "suggestion" in op["responses"]["201"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_a_missed_event_marked_with_the_label_suggests_the_threshold_that_catches_it(
+    tmp_path: Path, make_test_clip: Callable[..., Path]
+) -> None:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",), minimum=0.15)) as srv:
+        a = Api(srv.url).register("lower@example.com")
+        cam = a.camera("Drive")
+        r = a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"sky": True, "options": {"sky": {"threshold": 0.85}}})
+        assert r.status_code == 200, r.text
+        creds = a.upload_credentials(cam["id"])
+
+        def event(seconds: int) -> dict[str, Any]:
+            return a.upload_analysed(creds, make_test_clip(f"sky{seconds}", seconds=seconds))
+
+        def mark(ev: dict[str, Any], label: str, user: Any = a) -> dict[str, Any]:
+            r = user.post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "sky", "label": label})
+            assert r.status_code == 201, r.text
+            jsonschema.validate(r.json(), FEEDBACK["response"])
+            return r.json()
+
+        e1, e4, e6, e7, e8, e9 = (event(n) for n in (1, 4, 6, 7, 8, 9))
+        # the score below the threshold is stored with the event and shown by the API
+        assert (e8["findings"], e8["scores"]) == ([], {"sky": 0.8})
+        assert [f["score"] for f in e9["findings"]] == [0.9] and e9["scores"] == {"sky": 0.9}
+        jsonschema.validate(e8, SHAPES[("GET", "/api/v1/events/{event_id}")]["response"])
+
+        # confirming a flagged event, or "not" on an event it did not flag, suggests nothing
+        assert mark(e9, "sky")["suggestion"] is None
+        assert mark(e6, "not_sky")["suggestion"] is None
+
+        got = mark(e8, "sky")["suggestion"]
+        assert got == {"detector": "sky", "camera_id": cam["id"], "option": "threshold", "direction": "lower",
+                       "score": 0.8, "current": 0.85, "value": 0.8, "reason": None, "marked_wrong": 1,
+                       "would_clear": 0, "would_flag": 0, "marked_right": 2, "would_miss": 0, "would_catch": 1}
+        # a lower miss: its threshold catches both, and would also flag the 0.6 event marked "not"
+        got = mark(e4, "sky")["suggestion"]
+        assert (got["value"], got["marked_right"], got["would_catch"], got["marked_wrong"], got["would_flag"]) == (
+            0.4, 3, 2, 1, 1)
+        got7 = mark(e7, "sky")["suggestion"]
+        assert (got7["value"], got7["would_catch"], got7["would_flag"]) == (0.7, 2, 0)  # 0.7 and 0.8, not the 0.6
+
+        # the detector saw almost nothing: no allowed threshold (from 0.15) would have caught it
+        faint = mark(e1, "sky")["suggestion"]
+        assert faint["value"] is None and faint["would_catch"] is None and "almost none" in faint["reason"]
+
+        # a sub-user who may only view the camera gets no suggestion
+        r = a.post("/api/v1/subusers", json={"email": "lower-sub@example.com", "password": SUB_PASSWORD,
+                                             "rights": {cam["id"]: "view"}})
+        assert r.status_code == 201, r.text
+        assert mark(e8, "sky", Api(srv.url).login("lower-sub@example.com", SUB_PASSWORD))["suggestion"] is None
+
+        # applied: the camera's threshold (0.4) now lies below the detector's own (0.5), and a new 4 s clip is
+        # flagged at 0.4 (the camera's threshold is the one that counts, both ways)
+        r = a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"options": {"sky": {"threshold": got["value"]}}})
+        assert r.status_code == 200, r.text
+        again = a.upload_analysed(creds, make_test_clip("sky4", seconds=4))
+        assert [f["score"] for f in again["findings"]] == [0.4]
+        # the missed event is now below no threshold: marking it again suggests nothing
+        assert mark(e4, "sky")["suggestion"] is None

@@ -1,5 +1,6 @@
 """The clip page in a real browser: "Not rain" on a clip the detector called rain offers the camera's threshold that
-keeps such clips alarms; one click applies it, and the next such clip stays an alarm."""
+keeps such clips alarms; one click applies it, and the next such clip stays an alarm. "This was rain" on a clip it
+then missed shows its score and offers the threshold that catches it."""
 
 from __future__ import annotations
 
@@ -52,7 +53,25 @@ def test_not_rain_offers_the_threshold_and_applies_it(tmp_path: Path) -> None:
         got = a.get(f"/api/v1/cameras/{cam['id']}/detectors").json()["options"]
         assert got == {"rain": {"threshold": 0.75}}
         # the next 7 s clip stays an alarm; the confirmed 9 s kind is still called rain
-        assert a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120200.mp4", seconds=7))[
-            "findings"] == []
+        missed = a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120200.mp4", seconds=7))
+        assert missed["findings"] == [] and missed["scores"] == {"rain": 0.7}
         again = a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120300.mp4", seconds=9))
         assert [f["label"] for f in again["findings"]] == ["rain"]
+
+        # the owner finds that clip was rain after all: the page shows how close it came, and offers to lower
+        with opened_page(b, 1280, 900) as page:
+            _, errors = watch(page, srv.url)
+            login(page, srv.url, "tuner@example.org")
+            page.goto(f"{srv.url}/events/{missed['id']}")
+            score = page.locator("[data-score=rain]")
+            assert "70% sure, below this camera's threshold" in score.inner_text()
+            tune = page.locator("[data-tune]")
+            page.get_by_role("button", name="This was rain").click()
+            tune.wait_for(state="visible")
+            text = tune.inner_text()
+            assert "Lower this camera's rain threshold from 75% to 70%" in text, text
+            assert "1 of the 1 clip you marked as not rain would have been called rain wrongly" in text, text
+            page.get_by_role("button", name="Lower the threshold to 70%").click()
+            tune.get_by_text("now calls a clip rain from 70%").wait_for()
+            assert errors == []
+        assert a.get(f"/api/v1/cameras/{cam['id']}/detectors").json()["options"] == {"rain": {"threshold": 0.7}}

@@ -271,16 +271,20 @@ def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, o
         for path in files:
             try:
                 res = analyze_file(host, path, names, opts)
-                out = {"file": str(path), "verdict": res.verdict, "findings": [f.to_dict() for f in res.findings]}
+                out = {"file": str(path), "verdict": res.verdict, "findings": [f.to_dict() for f in res.findings],
+                       "scores": res.scores}
             except (ProbeError, OSError) as exc:
                 failed += 1
-                out = {"file": str(path), "verdict": None, "findings": [], "error": str(exc)}
+                out = {"file": str(path), "verdict": None, "findings": [], "scores": {}, "error": str(exc)}
             bar.advance(task)
             if as_json:
                 click.echo(json.dumps(out))
             else:
                 found = ", ".join(f"{f['label']}{'=' + f['text'] if 'text' in f else ''} ({f['score']:.2f})"
                                   for f in out["findings"]) or "nothing found"
+                flagged = {f["detector"] for f in out["findings"]}
+                below = [f"{name} {score:.2f}" for name, score in out["scores"].items() if name not in flagged]
+                found += f"; below the threshold: {', '.join(below)}" if below else ""
                 click.echo(f"{path}: {out['verdict'] or 'error: ' + out.get('error', '')}  [{found}]")
     if failed:
         sys.exit(1)

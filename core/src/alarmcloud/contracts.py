@@ -80,6 +80,11 @@ class ClipFrames:
     windows: list[list[Frame]] = field(default_factory=list)
     #: per-camera settings of this detector chosen by the owner (e.g. {"countries": ["DE", "AT"]})
     options: dict[str, Any] = field(default_factory=dict)
+    #: set by ``Detector.analyze`` (optional): the clip's score that it compared with its threshold, also when the
+    #: score stayed below it and no finding came out. The core stores it with the event (``scores`` in the API), so
+    #: that an owner's mark on an event the detector missed can suggest the camera's threshold that would have
+    #: caught it (``alarmcloud.tuning``).
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,8 @@ class Detector(ABC):
     #: though something moved. Emit one only when the analysis found nothing else that moves: a missed burglar is
     #: far worse than a false alarm. Each of these labels should also be in ``false_alarm_labels``.
     mover_explaining_labels: ClassVar[frozenset[str]] = frozenset()
-    #: a finding is only emitted at or above this score
+    #: a finding is only emitted at or above this score; a camera's number option ``threshold`` (when the detector
+    #: declares one) replaces it for that camera's clips, lower or higher
     threshold: float = 0.5
 
     @abstractmethod

@@ -38,7 +38,7 @@ def event_json(clip: Clip, findings: list[FindingRow], camera_name: str | None =
         "duration": clip.duration, "width": clip.width, "height": clip.height, "fps": clip.fps,
         "size_bytes": clip.size_bytes, "status": clip.status, "verdict": clip.verdict, "mover": clip.mover,
         "flags": clip.flags or [], "trigger": clip.trigger, "original_name": clip.original_name,
-        "findings": [_finding(f, book) for f in findings],
+        "findings": [_finding(f, book) for f in findings], "scores": clip.scores or {},
         "video_url": f"/api/v1/events/{clip.id}/video", "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
     }
 
@@ -381,7 +381,8 @@ async def feedback(request: Request) -> Response:
     in the consent ledger and the clip is copied to the training area. Labels: ``rain``, ``not_rain``, ``snow``,
     ``not_snow``, ``plate_wrong``, ``false_alarm``, ``real_alarm``, and any label of the named detector with or
     without ``not_``. The answer's ``suggestion`` (``tuning.threshold_suggestion``) proposes the camera's
-    ``threshold`` that would have left an event marked ``not_*`` an alarm, or is null.
+    ``threshold`` that would have left an event marked ``not_*`` an alarm, or that would have flagged an event the
+    detector missed and the owner marked with its label, or is null.
     """
     user = await require_user(request)
     app = core(request)

@@ -201,6 +201,9 @@ class Clip(SQLModel, table=True):
     verdict: str | None = Field(default=None, max_length=64)
     mover: bool | None = None
     labels: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    #: per detector that reports one (``ClipFrames.score``), the score it compared with the camera's threshold, also
+    #: below it: {"rain": 0.42}; None before the analysis (or from none of the camera's detectors)
+    scores: dict[str, float] | None = Field(default=None, sa_column=Column(JSON))
     #: sha256 of the privacy masks painted into the stored video (``masks.masks_hash``); None: stored unmasked
     privacy_masks_hash: str | None = Field(default=None, max_length=64)
     #: the owner's bucket this clip was last copied to (``offsite.destination``: endpoint, bucket and prefix), None:

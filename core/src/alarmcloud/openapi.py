@@ -49,19 +49,27 @@ FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
                                 "only): the same text, or one character off (close) from a known plate of 5 or "
                                 "more characters that no other known plate is as close to"}})
 EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
-              "findings": {"type": "array", "items": FINDING}})
+              "findings": {"type": "array", "items": FINDING},
+              "scores": {"type": "object", "additionalProperties": {"type": "number"},
+                         "description": "per detector that reports one (the rain detector), the score it compared "
+                         "with the camera's threshold, also when it stayed below and no finding came out"}})
 NNUM = {"type": ["number", "null"]}
 NINT = {"type": ["integer", "null"]}
 #: the answer to a ``not_*`` mark of an event a detector flagged (``tuning.threshold_suggestion``)
 SUGGESTION = {**_obj(
-    {"detector": STR, "camera_id": STR, "option": {"const": "threshold"}, "score": {"type": "number"},
-     "current": {"type": "number"}, "value": NNUM, "reason": NSTR, "marked_wrong": INT, "would_clear": NINT,
-     "marked_right": INT, "would_miss": NINT}),
-    "description": "The camera's threshold that would have left this event an alarm (the next step above its "
-    "score; null when none up to the option's maximum would, see reason), and what it would have done to the "
-    "camera's other events the owner marked for this detector: would_clear of marked_wrong would have stayed "
-    "alarms, would_miss of marked_right (confirmed) would no longer be flagged. Apply it with PUT "
-    "/api/v1/cameras/{camera_id}/detectors {\"options\": {detector: {\"threshold\": value}}}."}
+    {"detector": STR, "camera_id": STR, "option": {"const": "threshold"}, "direction": {"enum": ["raise", "lower"]},
+     "score": {"type": "number"}, "current": {"type": "number"}, "value": NNUM, "reason": NSTR,
+     "marked_wrong": INT, "would_clear": NINT, "would_flag": NINT,
+     "marked_right": INT, "would_miss": NINT, "would_catch": NINT}),
+    "description": "raise (after a not_* mark of an event the detector flagged): the camera's threshold that would "
+    "have left this event an alarm, the next step above its score. lower (after a mark with the detector's label of "
+    "an event it did not flag, scored below the threshold): the threshold that would have flagged it, the highest "
+    "step at or below its score. value is null when no allowed threshold would (see reason). The counts say what "
+    "the value would have done to the camera's other events the owner marked for this detector: would_clear of "
+    "marked_wrong would have stayed alarms and would_miss of marked_right (confirmed) would no longer be flagged "
+    "(raise); would_catch of marked_right would have been flagged and would_flag of marked_wrong would have been "
+    "flagged wrongly (lower). Apply it with PUT /api/v1/cameras/{camera_id}/detectors "
+    "{\"options\": {detector: {\"threshold\": value}}}."}
 #: an option a detector declares for cameras (``DetectorOption``); ``default`` is the deployment default
 DETECTOR_OPTION = _obj(
     {"key": STR, "label": STR, "kind": {"enum": ["choices", "number"]}, "help": STR, "default": ANY},

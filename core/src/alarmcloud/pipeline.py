@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,8 @@ class Analysis:
     verdict: str = "alarm"
     errors: dict[str, str] = field(default_factory=dict)
     view: viewcheck.Measures | None = None
+    #: per detector that reports one (``ClipFrames.score``): the score it compared with its threshold
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def verdict_for(findings: list[Finding], mover: bool, detectors: list[Detector]) -> str:
@@ -73,6 +76,7 @@ def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[s
     clip = clip or probe(path)
     result = Analysis(probe=clip)
     detectors: list[Detector] = []
+    floors: list[float] = []
     for name in names:
         try:
             det = host.detector(name)
@@ -83,6 +87,7 @@ def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[s
         if det is None:
             raise KeyError(f"detector {name!r} is not enabled")
         detectors.append(det)
+        floors.append(_threshold(host, name, det, dict((options or {}).get(name, {}))))
     frames = decode(path, [motion.REQUEST, viewcheck.REQUEST, *[d.frame_request() for d in detectors]], clip)
     result.mover_score = motion.mover_score(frames[0])
     result.mover = result.mover_score >= MOVER_THRESHOLD
@@ -90,15 +95,40 @@ def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[s
         result.view = viewcheck.measure(frames[1])
     except Exception:  # the view check must never cost a clip its analysis
         log.exception("view measures failed")
-    for det, cf in zip(detectors, frames[2:], strict=True):
+    for det, floor, cf in zip(detectors, floors, frames[2:], strict=True):
         cf.options = dict((options or {}).get(det.name, {}))
+        cf.score = None
         try:
-            result.findings += [_plain(f) for f in det.analyze(cf) if f.score >= det.threshold]
+            result.findings += [_plain(f) for f in det.analyze(cf) if f.score >= floor]
         except Exception as exc:  # one broken detector must not hide the others' findings
             log.exception("detector %s failed", det.name)
             result.errors[det.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        score = _reported_score(cf.score)
+        if score is not None:
+            result.scores[det.name] = score
     result.verdict = verdict_for(result.findings, result.mover, detectors)
     return result
+
+
+def _threshold(host: PluginHost, name: str, det: Detector, options: dict[str, Any]) -> float:
+    """The score a finding of ``det`` must reach on this camera: the camera's number option ``threshold`` when the
+    detector declares one (the owner may set it below the deployment's default), else the detector's own."""
+    spec = host.detector_specs.get(name)
+    opt = spec.option("threshold") if spec is not None else None
+    value = options.get("threshold")
+    if opt is not None and opt.kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return det.threshold
+
+
+def _reported_score(value: Any) -> float | None:
+    """A detector's ``ClipFrames.score`` as stored (4 decimals), or None when it set none or not a finite number."""
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        return None
+    return round(score, 4) if math.isfinite(score) else None
 
 
 def _plain(f: Finding) -> Finding:
@@ -155,6 +185,7 @@ def process_job(app: AlarmCloud, job: jobs.Job) -> None:
         clip.verdict = analysis.verdict
         clip.mover = analysis.mover
         clip.labels = sorted({f.label for f in analysis.findings})
+        clip.scores = analysis.scores or None
         # the owner sees which detector could not look at this clip (the others' findings still count)
         clip.flags = [f for f in (clip.flags or []) if not f.startswith("detector_failed:")] + [
             f"detector_failed:{name}" for name in sorted(analysis.errors)]

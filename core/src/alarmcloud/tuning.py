@@ -1,16 +1,23 @@
-"""Per-camera threshold suggestions from the owner's marks on events.
+"""Per-camera threshold suggestions from the owner's marks on events, in both directions.
 
-When an owner marks an event ``not_<label>`` that a detector with a per-camera number option ``threshold`` flagged
-(the rain detector's weather probability), the answer to the mark suggests the camera's threshold that would have
-left this event an alarm: the next UI step above the finding's score. It comes with what that threshold would have
-done to the other events of the camera the owner marked for this detector, from the scores stored with their
-findings: how many events marked ``not_*`` it turns back into alarms, and how many events the owner confirmed (marked
-with one of the detector's labels) it would no longer flag. Nothing changes until the owner applies it
-(``PUT /api/v1/cameras/{id}/detectors``).
+For detectors with a per-camera number option ``threshold`` (the rain detector's weather probability):
 
-Why only from wrong findings: owners mark mostly the detector's mistakes, so their marks do not give the camera's
-rates; but a finding marked wrong has a stored score, and the threshold just above it is exactly what keeps such
-an event an alarm. An event the detector missed has no finding and so no score to go by.
+* **Raise.** When an owner marks an event ``not_<label>`` that the detector flagged, the answer to the mark suggests
+  the camera's threshold that would have left this event an alarm: the next UI step above the finding's score.
+* **Lower.** When an owner marks an event with one of the detector's labels (``rain``) that the detector did not
+  flag, and the detector reported the clip's score below the threshold (``ClipFrames.score``, stored as
+  ``Clip.scores``), the answer suggests the highest UI step at or below that score: the threshold that would have
+  flagged it.
+
+Each comes with what the threshold would have done, against the camera's current one, to the events of the camera
+the owner marked for this detector (each event's score: its finding's, else the one reported below the threshold).
+Raising: how many events marked ``not_*`` it turns back into alarms (``would_clear``), and how many events the owner
+confirmed it would no longer flag (``would_miss``). Lowering: how many confirmed events it would flag
+(``would_catch``), and how many events marked ``not_*`` it would flag wrongly (``would_flag``). Nothing changes until
+the owner applies it (``PUT /api/v1/cameras/{id}/detectors``).
+
+Why only from the marked event's own score: owners mark mostly the detector's mistakes, so their marks do not give
+the camera's rates; but a mistake has a stored score, and the step just past it is exactly what fixes such an event.
 """
 
 from __future__ import annotations
@@ -68,20 +75,49 @@ def _latest_marks(s: Session, account_id: str, camera_id: str, detector: str) ->
     return out
 
 
+def _clip_scores(s: Session, clip_ids: list[str], detector: str) -> dict[str, float]:
+    """Per clip, the score the detector reported below its threshold (``Clip.scores``; clips without one left out)."""
+    out: dict[str, float] = {}
+    for i in range(0, len(clip_ids), 500):
+        for cid, scores in s.exec(select(Clip.id, Clip.scores).where(col(Clip.id).in_(clip_ids[i:i + 500]))).all():
+            value = _reported(scores, detector)
+            if value is not None:
+                out[cid] = value
+    return out
+
+
+def _reported(scores: dict[str, Any] | None, detector: str) -> float | None:
+    value = (scores or {}).get(detector)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _step_at_or_below(score: float, step: float) -> float:
+    """The largest multiple of ``step`` at or below ``score``."""
+    return round(math.floor(score / step + 1e-9) * step, 6)
+
+
 def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, detector: str,
                          label: str) -> dict[str, Any] | None:
-    """The suggestion for a mark just stored (see the module), or None when there is none to make: the mark is not
-    ``not_*``, the detector declares no number ``threshold`` or did not flag the event, the event's score is below
-    the camera's threshold already, or the caller may not change the camera's detectors (``admin`` right).
+    """The suggestion for a mark just stored (see the module), or None when there is none to make: the detector
+    declares no number ``threshold``; a ``not_*`` mark of an event the detector did not flag, or flagged below the
+    camera's threshold already; a confirming mark of an event it flagged, or of one without a reported score, or
+    scored at or above the camera's threshold already; any other label; or the caller may not change the camera's
+    detectors (``admin`` right).
 
-    ``value`` is None when no allowed threshold lies above the score (the detector was sure): then ``reason`` says so.
+    ``value`` is None when no allowed threshold fixes the event (the detector was sure, or saw almost nothing):
+    then ``reason`` says so.
     """
     spec = app.plugins.detector_specs.get(detector)
     opt = spec.option(OPTION) if spec is not None else None
-    if spec is None or opt is None or opt.kind != "number" or not label.startswith("not_"):
+    if spec is None or opt is None or opt.kind != "number":
+        return None
+    raising = label.startswith("not_")
+    if not raising and label not in spec.labels:
         return None
     flagged = _scores(s, [clip.id], detector).get(clip.id)
-    if flagged is None:
+    # raising: the flagged event's finding; lowering: the score reported for an event the detector did not flag
+    score = flagged if raising else None if flagged is not None else _reported(clip.scores, detector)
+    if score is None:
         return None
     try:
         cam = camera_for(s, user, clip.camera_id, "admin")
@@ -90,30 +126,52 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
     current = ((cam.detector_options or {}).get(detector) or {}).get(OPTION)
     if current is None:
         current = deployment_default(app, spec, opt)
-    if current is None or flagged < float(current):
+    if current is None or (score < float(current)) == raising:
         return None
     step = opt.step or 0.01
-    value: float | None = _step_above(flagged, step, opt.minimum or 0.0)
+    value: float | None
     reason = None
-    if opt.maximum is not None and value is not None and value > opt.maximum:
-        value = None
-        reason = (f"the detector was sure of this event (score {flagged:.2f}): no threshold up to {opt.maximum:g} "
-                  "would have left it an alarm; releasing the clip helps improve the detector")
+    if raising:
+        value = _step_above(score, step, opt.minimum or 0.0)
+        if opt.maximum is not None and value > opt.maximum:
+            value = None
+            reason = (f"the detector was sure of this event (score {score:.2f}): no threshold up to "
+                      f"{opt.maximum:g} would have left it an alarm; releasing the clip helps improve the detector")
+    else:
+        value = _step_at_or_below(score, step)
+        if opt.maximum is not None:
+            value = min(value, opt.maximum)
+        if opt.minimum is not None and value < opt.minimum:
+            value = None
+            reason = (f"the detector saw almost none of it in this event (score {score:.2f}): no threshold down to "
+                      f"{opt.minimum:g} would have flagged it; releasing the clip helps improve the detector")
     marks = _latest_marks(s, user.tenant_id, cam.id, detector)
-    scores = _scores(s, list(marks), detector)
+    scores = _scores(s, list(marks), detector)  # what the threshold was compared with: a finding's score, or else
+    scores |= _clip_scores(s, [cid for cid in marks if cid not in scores], detector)  # the score reported below it
     wrong = [scores.get(cid) for cid, lbl in marks.items() if lbl.startswith("not_")]
     confirmed = [scores.get(cid) for cid, lbl in marks.items() if lbl in spec.labels]
+    # the events whose verdict the value changes: scored from the lower to (not including) the higher threshold
+    low, high = sorted((float(current), value if value is not None else 0.0))
+
+    def count(marked: list[float | None], applies: bool) -> int | None:
+        if value is None:
+            return None
+        return sum(1 for x in marked if x is not None and low <= x < high) if applies else 0
+
     return {
         "detector": detector,
         "camera_id": cam.id,
         "option": OPTION,
-        "score": round(flagged, 4),
+        "direction": "raise" if raising else "lower",
+        "score": round(score, 4),
         "current": float(current),
         "value": value,
         "reason": reason,
         # of the camera's events the account marked wrong / confirmed for this detector (latest mark per event)
         "marked_wrong": len(wrong),
-        "would_clear": None if value is None else sum(1 for v in wrong if v is not None and v < value),
+        "would_clear": count(wrong, raising),
+        "would_flag": count(wrong, not raising),
         "marked_right": len(confirmed),
-        "would_miss": None if value is None else sum(1 for v in confirmed if v is not None and v < value),
+        "would_miss": count(confirmed, raising),
+        "would_catch": count(confirmed, not raising),
     }

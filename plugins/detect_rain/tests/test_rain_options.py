@@ -44,3 +44,21 @@ def test_a_threshold_the_option_accepts_decides_the_finding(detector: RainDetect
     assert [f.label for f in detector.analyze(frames)] in (["rain"], ["snow"])
     frames.options = {opt.key: above}
     assert detector.analyze(frames) == []
+    # no finding, but the score it compared is reported for the event (an owner's "rain" mark can then lower it)
+    assert frames.score is not None and math.isclose(frames.score, weather, abs_tol=1e-6)
+
+
+def test_the_pipeline_lets_a_camera_threshold_below_the_deployments_flag(clips: dict[str, Path]) -> None:
+    """A camera's threshold below the deployment's (``[plugins.rain] threshold``) counts in the server's pipeline,
+    and the clip's score is reported either way."""
+    from alarmcloud.pipeline import analyze_file
+    from alarmcloud.plugins import PluginHost
+
+    host = PluginHost({"cameras": [], "detectors": ["rain"], "integrations": []},
+                      plugin_settings=lambda name: {"threshold": 0.95} if name == "rain" else {}).load()
+    plain = analyze_file(host, clips["vegetation"], ["rain"])
+    weather = plain.scores["rain"]
+    assert plain.findings == [] and 0.05 < weather < 0.95
+    lowered = analyze_file(host, clips["vegetation"], ["rain"], {"rain": {"threshold": 0.05}})
+    assert [(f.label, round(f.score, 4)) for f in lowered.findings] in ([("rain", weather)], [("snow", weather)])
+    assert lowered.scores == {"rain": weather}

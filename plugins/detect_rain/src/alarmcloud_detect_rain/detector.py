@@ -134,6 +134,7 @@ class RainDetector(Detector):
         mean = probs.mean(axis=0)
         by_class = dict(zip(self.classes, mean.tolist(), strict=True))
         weather = 1.0 - by_class.get("clear", 0.0)
+        frames.score = weather  # stored with the event also below the threshold (a missed rain's mark tunes it)
         if weather < threshold:
             return []
         label = "snow" if by_class.get("snow", 0.0) > by_class.get("rain", 0.0) else "rain"

@@ -18,7 +18,7 @@ PRIVACY = ProcessingRecord(
     purpose="tell whether an alarm was caused by rain or snow, so the owner is not woken by weather",
     recipients=(),
     retention="none beyond the finding: frames and features are discarded after analysis; only the label and "
-    "score are stored with the event",
+    "score are stored with the event (the score also when no finding came out), and deleted with it",
 )
 
 

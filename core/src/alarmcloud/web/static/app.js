@@ -157,7 +157,8 @@
   }
   document.addEventListener("submit", onSubmit);
 
-  // after "Not rain" on a clip the detector called rain: offer the camera's threshold that keeps such clips alarms
+  // after "Not rain" on a clip the detector called rain: offer the camera's threshold that keeps such clips alarms;
+  // after "This was rain" on a clip it did not call rain: offer the threshold that would have caught it
   function showTune(box, sg) {
     if (!box) return;
     box.hidden = !sg;
@@ -172,12 +173,20 @@
     }
     const clips = (n) => `${n} ${n === 1 ? "clip" : "clips"}`;
     const parts = [];
-    if (sg.marked_wrong > 1) parts.push(`${sg.would_clear} of the ${clips(sg.marked_wrong)} you marked as not rain would have stayed alarms`);
-    if (sg.marked_right > 0) parts.push(`${sg.would_miss} of the ${clips(sg.marked_right)} you marked as rain would no longer have been called rain`);
+    const lower = sg.direction === "lower";
+    if (lower) {
+      if (sg.marked_right > 1) parts.push(`${sg.would_catch} of the ${clips(sg.marked_right)} you marked as rain would have been called rain`);
+      if (sg.marked_wrong > 0) parts.push(`${sg.would_flag} of the ${clips(sg.marked_wrong)} you marked as not rain would have been called rain wrongly`);
+    } else {
+      if (sg.marked_wrong > 1) parts.push(`${sg.would_clear} of the ${clips(sg.marked_wrong)} you marked as not rain would have stayed alarms`);
+      if (sg.marked_right > 0) parts.push(`${sg.would_miss} of the ${clips(sg.marked_right)} you marked as rain would no longer have been called rain`);
+    }
     const more = parts.length ? ` With it, on this camera ${parts.join("; ")}.` : "";
-    text.textContent = `The detector was ${pct(sg.score)} sure this clip was rain. Raise this camera's rain threshold ` +
-      `from ${pct(sg.current)} to ${pct(sg.value)}, so that clips like this one stay alarms?` + more;
-    apply.textContent = `Raise the threshold to ${pct(sg.value)}`;
+    const verb = lower ? "Lower" : "Raise";
+    text.textContent = `The detector was ${pct(sg.score)} sure this clip was rain. ${verb} this camera's rain threshold ` +
+      `from ${pct(sg.current)} to ${pct(sg.value)}, so that clips like this one ` +
+      (lower ? "are called rain?" : "stay alarms?") + more;
+    apply.textContent = `${verb} the threshold to ${pct(sg.value)}`;
     apply.hidden = false;
     apply.onclick = async () => {
       apply.disabled = true;

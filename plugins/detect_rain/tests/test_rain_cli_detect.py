@@ -1,0 +1,50 @@
+"""``alarmcloud detect --detector rain clip.mp4 --json`` after the install, offline: the same pipeline as the server,
+one JSON object per clip with the verdict, the findings and the rain score (also below the threshold)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def detect(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "alarmcloud.cli", "detect", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "ALARMCLOUD_CONFIG": ""})
+
+
+def test_detect_json_gives_verdicts_findings_and_scores(clips: dict[str, Path], tmp_path: Path) -> None:
+    out = detect("--detector", "rain", clips["rain"], clips["vegetation"], "--json")
+    assert out.returncode == 0, out.stderr
+    rain, plants = (json.loads(line) for line in out.stdout.splitlines())
+    assert (rain["file"], rain["verdict"]) == (str(clips["rain"]), "false_alarm:rain")
+    (finding,) = rain["findings"]
+    assert finding["label"] == "rain" and finding["score"] >= 0.75
+    assert rain["scores"] == {"rain": finding["score"]}
+    # swaying plants: nothing found, and the score says how far below the threshold it stayed
+    assert plants["findings"] == [] and 0 < plants["scores"]["rain"] < 0.75
+
+    # a per-camera option works here too: with a threshold below the plants' score they count as rain
+    low = f"{max(0.05, plants['scores']['rain'] - 0.01):.2f}"
+    out = detect("-d", "rain", "--option", f"rain.threshold={low}", clips["vegetation"], "--json")
+    assert out.returncode == 0, out.stderr
+    got: dict[str, Any] = json.loads(out.stdout)
+    assert [f["label"] for f in got["findings"]] in (["rain"], ["snow"])
+
+    # the human form says the same
+    out = detect("-d", "rain", clips["vegetation"])
+    assert out.returncode == 0 and f"below the threshold: rain {plants['scores']['rain']:.2f}" in out.stdout
+
+
+def test_detect_names_what_is_wrong(clips: dict[str, Path], tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    out = detect("-d", "rain", "--json", broken, clips["rain"])
+    assert out.returncode == 1  # a clip that could not be read fails the run, the others are still analysed
+    bad, good = (json.loads(line) for line in out.stdout.splitlines())
+    assert bad["verdict"] is None and bad["error"] and good["verdict"] == "false_alarm:rain"
+    out = detect("-d", "nope", clips["rain"])
+    assert out.returncode == 2 and "unknown detector 'nope'" in out.stderr and "rain" in out.stderr
