@@ -169,6 +169,7 @@ def _populate(world: World, who: Client, ids: dict[str, str], clip: Path, n: int
     core: Any = world.server.core
     cam = who.call("POST", "/api/v1/cameras", 201, json={"name": "Garage", "brand": "instar", "model": CAMERA_MODEL})
     ids["camera_id"] = cam["id"]
+    ids["detector"] = "rain"  # a detector name in a path (its threshold's score levels)
     creds = who.call("POST", f"/api/v1/cameras/{cam['id']}/upload-credentials", 201)
     auth = base64.b64encode(f"{creds['username']}:{creds['password']}".encode()).decode()
     r = httpx.post(who.base + "/api/v1/ingest/clips", content=clip.read_bytes(), timeout=60,

@@ -68,6 +68,7 @@ CAMERA_OPS: dict[str, str] = {
     "DELETE /api/v1/cameras/{camera_id}": "owner",
     "POST /api/v1/cameras/{camera_id}/upload-credentials": "admin",
     "GET /api/v1/cameras/{camera_id}/detectors": "view",
+    "GET /api/v1/cameras/{camera_id}/detectors/{detector}/scores": "view",
     "PUT /api/v1/cameras/{camera_id}/detectors": "admin",
     "POST /api/v1/cameras/{camera_id}/actions": "control",
     "GET /api/v1/cameras/{camera_id}/live": "view",
@@ -304,6 +305,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                                                 "rights": {w.a["camera_id"]: right}})
             w.subs[right] = Client(srv.url).login(email, right)
             things.setdefault("subuser_id", sub["id"])  # the view sub-user (its own id is no target for others)
+        things["detector"] = "rain"  # a detector name in a path (its threshold's score levels)
         w.a.update(things)
         w.b.update(things)
         w.before = snapshot(w)

@@ -190,3 +190,56 @@ def test_a_missed_event_marked_with_the_label_suggests_the_threshold_that_catche
         assert [f["score"] for f in again["findings"]] == [0.4]
         # the missed event is now below no threshold: marking it again suggests nothing
         assert mark(e4, "sky")["suggestion"] is None
+
+
+def test_score_levels_say_what_a_threshold_would_flag_on_the_camera(
+    tmp_path: Path, make_test_clip: Callable[..., Path]
+) -> None:
+    from datetime import timedelta
+
+    from alarmcloud.models import Clip, utcnow
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",))) as srv:
+        a = Api(srv.url).register("levels@example.com")
+        cam = a.camera("Yard")
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"sky": True}).status_code == 200
+        creds = a.upload_credentials(cam["id"])
+        url = f"/api/v1/cameras/{cam['id']}/detectors/sky/scores"
+        assert a.get(url).json()["levels"] == []  # nothing analysed yet
+        e4, e6, e6b, e8, old = (a.upload_analysed(creds, make_test_clip(f"sky{n}", seconds=n)) for n in (4, 6, 6, 8, 9))
+        for ev, label in ((e6, "sky"), (e6, "not_sky"), (e8, "sky"), (e4, "sky")):  # e6: the latest mark counts
+            assert a.post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "sky", "label": label}).status_code == 201
+        with srv.core.db.session() as s:  # the 9 s clip was recorded 40 days ago
+            row = s.get(Clip, old["id"])
+            row.started_at = utcnow() - timedelta(days=40)
+            s.add(row)
+            s.commit()
+
+        r = a.get(url)
+        assert r.status_code == 200, r.text
+        got = r.json()
+        jsonschema.validate(got, SHAPES[("GET", "/api/v1/cameras/{camera_id}/detectors/{detector}/scores")]["response"])
+        assert got == {"detector": "sky", "camera_id": cam["id"], "option": "threshold", "current": 0.5, "days": 30,
+                       "clips": 4, "scored": 4, "levels": [
+                           {"score": 0.4, "clips": 1, "marked_right": 1, "marked_wrong": 0},  # below 0.5: missed
+                           {"score": 0.6, "clips": 2, "marked_right": 0, "marked_wrong": 1},
+                           {"score": 0.8, "clips": 1, "marked_right": 1, "marked_wrong": 0}]}
+        longer = a.get(url + "?days=60").json()
+        assert (longer["clips"], longer["levels"][-1]) == (5, {"score": 0.9, "clips": 1, "marked_right": 0,
+                                                               "marked_wrong": 0})
+        # the camera's own threshold is the one in use
+        r = a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"options": {"sky": {"threshold": 0.7}}})
+        assert r.status_code == 200, r.text
+        assert a.get(url).json()["current"] == 0.7
+
+        # bad input: a precise 400, another tenant's camera: 404
+        for query, code in (("?days=0", "invalid_field"), ("?days=367", "invalid_field"), ("?days=x", "invalid_field"),
+                            ("?days=99999999999", "invalid_field")):
+            r = a.get(url + query)
+            assert (r.status_code, r.json()["error"]["code"]) == (400, code), query
+        r = a.get(f"/api/v1/cameras/{cam['id']}/detectors/clouds/scores")
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "unknown_detector")
+        other = Api(srv.url).register("levels-other@example.com")
+        assert other.get(url).status_code == 404

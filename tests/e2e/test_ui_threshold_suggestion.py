@@ -1,6 +1,7 @@
 """The clip page in a real browser: "Not rain" on a clip the detector called rain offers the camera's threshold that
 keeps such clips alarms; one click applies it, and the next such clip stays an alarm. "This was rain" on a clip it
-then missed shows its score and offers the threshold that catches it."""
+then missed shows its score and offers the threshold that catches it. The camera page says what a threshold would
+flag before it is saved."""
 
 from __future__ import annotations
 
@@ -75,3 +76,44 @@ def test_not_rain_offers_the_threshold_and_applies_it(tmp_path: Path) -> None:
             tune.get_by_text("now calls a clip rain from 70%").wait_for()
             assert errors == []
         assert a.get(f"/api/v1/cameras/{cam['id']}/detectors").json()["options"] == {"rain": {"threshold": 0.7}}
+
+
+def test_the_camera_page_shows_what_a_threshold_would_flag_before_it_is_saved(tmp_path: Path) -> None:
+    require_chromium()
+    from alarmcloud.testing import LiveServer, test_settings
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+    from tests.test_threshold_suggestion import length_host  # type: ignore[import-not-found]
+
+    plugins = length_host("rain", ("rain", "snow"), maximum=0.99)
+    with LiveServer(test_settings(tmp_path / "data"), plugins=plugins) as srv, browser() as b:
+        a = Api(srv.url).register("preview@example.org")
+        cam = a.camera("Porch")
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
+        creds = a.upload_credentials(cam["id"])
+        events = [a.upload_analysed(creds, make_accepted_clip(tmp_path / f"A_20240101_12{n:02d}00.mp4", seconds=n))
+                  for n in (4, 6, 8)]  # scores 0.4, 0.6, 0.8
+        for ev, label in zip(events, ("rain", "not_rain", "rain"), strict=True):
+            assert a.post(f"/api/v1/events/{ev['id']}/feedback", json={"label": label}).status_code == 201
+
+        with opened_page(b, 1280, 900) as page:
+            _, errors = watch(page, srv.url)
+            login(page, srv.url, "preview@example.org")
+            page.goto(f"{srv.url}/cameras/{cam['id']}")
+            page.get_by_role("button", name="Options of Rain").click()
+            preview = page.locator("[data-threshold-preview]")
+            preview.wait_for(state="visible")
+            text = preview.inner_text()
+            assert text.startswith("At 50%, 2 of this camera's 3 clips of the last 30 days would count as rain or snow"), text
+            assert "1 of them you marked as wrong; 1 clip you confirmed would not." in text, text
+            page.locator("input[name=threshold]").fill("0.4")
+            page.locator("[data-threshold-preview]", has_text="At 40%").wait_for()
+            text = preview.inner_text()
+            assert "At 40%, 3 of this camera's 3 clips" in text and "(2 at the 50% in use)" in text, text
+            assert "confirmed would not" not in text, text
+            page.get_by_role("button", name="Save Rain options").click()
+            page.locator("[data-options-state]", has_text="Saved.").wait_for()
+            page.locator("[data-threshold-preview]", has_text="40%").filter(has_not_text="in use").wait_for()
+            assert preview.inner_text().startswith("At 40%, 3 of this camera's 3 clips"), preview.inner_text()
+            assert errors == []
+        assert a.get(f"/api/v1/cameras/{cam['id']}/detectors").json()["options"] == {"rain": {"threshold": 0.4}}

@@ -25,7 +25,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from alarmcloud import auth, cameras, crypto, db, download, eventsapi, ingest, notify, openapi, storage, subusers
+from alarmcloud import (
+    auth,
+    cameras,
+    crypto,
+    db,
+    download,
+    eventsapi,
+    ingest,
+    notify,
+    openapi,
+    storage,
+    subusers,
+    tuning,
+)
 from alarmcloud.blobstore import BlobStore, BlobStoreUnavailable, make_blob_store
 from alarmcloud.config import Settings
 from alarmcloud.errors import (
@@ -418,6 +431,7 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/cameras/{camera_id}/upload-credentials", cameras.upload_credentials, methods=["POST"]),
         R("/api/v1/cameras/{camera_id}/detectors", cameras.get_detectors, methods=["GET"]),
         R("/api/v1/cameras/{camera_id}/detectors", cameras.put_detectors, methods=["PUT"]),
+        R("/api/v1/cameras/{camera_id}/detectors/{detector}/scores", tuning.threshold_scores, methods=["GET"]),
         R("/api/v1/cameras/{camera_id}/actions", cameras.camera_action, methods=["POST"]),
         R("/api/v1/cameras/{camera_id}/live", cameras.live, methods=["GET"]),
         R("/api/v1/cameras/{camera_id}/snapshot", cameras.snapshot, methods=["GET"]),

@@ -70,6 +70,18 @@ SUGGESTION = {**_obj(
     "(raise); would_catch of marked_right would have been flagged and would_flag of marked_wrong would have been "
     "flagged wrongly (lower). Apply it with PUT /api/v1/cameras/{camera_id}/detectors "
     "{\"options\": {detector: {\"threshold\": value}}}."}
+#: how a camera's recent clips scored with a detector that has a ``threshold`` (``tuning.score_levels``)
+SCORE_LEVELS = {**_obj(
+    {"detector": STR, "camera_id": STR, "option": {"const": "threshold"}, "current": NNUM, "days": INT,
+     "clips": INT, "scored": INT,
+     "levels": {"type": "array", "items": _obj({"score": {"type": "number"}, "clips": INT, "marked_right": INT,
+                                                "marked_wrong": INT})}}),
+    "description": "The camera's clips analysed in the last days (query days, 1 to 366, default 30; the newest "
+    "10,000): clips, of which scored have a score of the detector (a finding's, else the one it reported below the "
+    "threshold), counted per level: the score rounded down to hundredths, with how many of them the owner's latest "
+    "mark confirmed (marked_right) or called wrong (marked_wrong). A threshold t flags the clips of the levels at or "
+    "above t; current is the camera's threshold now. 400 unknown_detector, or invalid_field for a detector without "
+    "a number option threshold or a bad days."}
 #: an option a detector declares for cameras (``DetectorOption``); ``default`` is the deployment default
 DETECTOR_OPTION = _obj(
     {"key": STR, "label": STR, "kind": {"enum": ["choices", "number"]}, "help": STR, "default": ANY},
@@ -165,6 +177,7 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/cameras/{camera_id}/upload-credentials"): {"status": 201, "response": _obj(
         {"username": STR, "password": STR, "http_url": STR, "ftp_host": STR, "ftp_port": INT}, {"ftps": BOOL})},
     ("GET", "/api/v1/cameras/{camera_id}/detectors"): {"status": 200, "response": DETECTORS},
+    ("GET", "/api/v1/cameras/{camera_id}/detectors/{detector}/scores"): {"status": 200, "response": SCORE_LEVELS},
     ("PUT", "/api/v1/cameras/{camera_id}/detectors"): {
         "status": 200, "request": {"type": "object", "properties": {"options": DETECTOR_OPTIONS_IN},
                                    "additionalProperties": BOOL},

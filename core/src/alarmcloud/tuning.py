@@ -16,6 +16,9 @@ confirmed it would no longer flag (``would_miss``). Lowering: how many confirmed
 (``would_catch``), and how many events marked ``not_*`` it would flag wrongly (``would_flag``). Nothing changes until
 the owner applies it (``PUT /api/v1/cameras/{id}/detectors``).
 
+Before an owner saves a threshold, ``score_levels`` (``GET /api/v1/cameras/{id}/detectors/{name}/scores``) says how
+the camera's recent clips scored, so the camera page can show what a value would flag.
+
 Why only from the marked event's own score: owners mark mostly the detector's mistakes, so their marks do not give
 the camera's rates; but a mistake has a stored score, and the step just past it is exactly what fixes such an event.
 """
@@ -23,14 +26,17 @@ the camera's rates; but a mistake has a stored score, and the step just past it 
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
-from alarmcloud.auth import User, camera_for
+from alarmcloud.auth import User, camera_for, core, require_user
 from alarmcloud.cameras import deployment_default
 from alarmcloud.errors import ApiError
-from alarmcloud.models import Clip, Feedback, FindingRow
+from alarmcloud.models import Clip, Feedback, FindingRow, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -175,3 +181,79 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
         "would_miss": count(confirmed, raising),
         "would_catch": count(confirmed, not raising),
     }
+
+
+#: the newest analysed clips of a camera that ``score_levels`` counts
+MAX_CLIPS = 10_000
+
+
+def _level(score: float) -> float:
+    """The score rounded down to hundredths: a threshold of two decimals flags a level's clips exactly when it is
+    at or below the level."""
+    return math.floor(score * 100 + 1e-6) / 100
+
+
+def score_levels(app: AlarmCloud, s: Session, user: User, camera_id: str, detector: str,
+                 days: int) -> dict[str, Any]:
+    """How the camera's clips of the last ``days`` scored with ``detector`` (a finding's score, else the score
+    reported below the threshold), by level of hundredths, with the owner's latest marks of them: the camera page
+    shows what a threshold would flag before it is saved. 400 for a detector without a number ``threshold``."""
+    cam = camera_for(s, user, camera_id)  # another tenant's camera: 404 whatever the detector
+    spec = app.plugins.detector_specs.get(detector)
+    if spec is None:
+        raise ApiError(400, "unknown_detector", f"no detector {detector!r} is enabled on this deployment")
+    opt = spec.option(OPTION)
+    if opt is None or opt.kind != "number":
+        raise ApiError(400, "invalid_field", f"detector {detector!r} has no number option {OPTION!r}")
+    current = ((cam.detector_options or {}).get(detector) or {}).get(OPTION)
+    if current is None:
+        current = deployment_default(app, spec, opt)
+    since = utcnow() - timedelta(days=days)
+    rows = s.exec(select(Clip.id, Clip.scores)
+                  .where(Clip.camera_id == cam.id, Clip.status == "done", col(Clip.started_at) >= since)
+                  .order_by(col(Clip.started_at).desc()).limit(MAX_CLIPS)).all()
+    ids = [cid for cid, _ in rows]
+    found: dict[str, float] = {}
+    marks: dict[str, str] = {}
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        found |= _scores(s, part, detector)
+        for cid, label in s.exec(select(Feedback.clip_id, Feedback.label)
+                                 .where(col(Feedback.clip_id).in_(part), Feedback.account_id == user.tenant_id,
+                                        Feedback.detector == detector)
+                                 .order_by(col(Feedback.id).desc())).all():
+            marks.setdefault(cid, label)  # newest first: an event's latest mark
+    levels: dict[float, list[int]] = {}
+    for cid, scores in rows:
+        score = found.get(cid)
+        if score is None:
+            score = _reported(scores, detector)
+        if score is None:
+            continue
+        level = levels.setdefault(_level(score), [0, 0, 0])
+        level[0] += 1
+        label = marks.get(cid, "")
+        level[1] += label in spec.labels
+        level[2] += label.startswith("not_")
+    return {
+        "detector": detector,
+        "camera_id": cam.id,
+        "option": OPTION,
+        "current": None if current is None else float(current),
+        "days": days,
+        "clips": len(rows),
+        "scored": sum(v[0] for v in levels.values()),
+        "levels": [{"score": k, "clips": v[0], "marked_right": v[1], "marked_wrong": v[2]}
+                   for k, v in sorted(levels.items())],
+    }
+
+
+async def threshold_scores(request: Request) -> Response:
+    """``GET /api/v1/cameras/{camera_id}/detectors/{detector}/scores?days=30``: ``score_levels``."""
+    user = await require_user(request)
+    app = core(request)
+    raw = request.query_params.get("days", "30")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw[:4]) <= 366 and len(raw) <= 3):
+        raise ApiError(400, "invalid_field", "days must be a whole number from 1 to 366")
+    cid, name, days = request.path_params["camera_id"], request.path_params["detector"], int(raw)
+    return JSONResponse(await app.db.run(lambda s: score_levels(app, s, user, cid, name, days)))

@@ -1336,6 +1336,45 @@
       });
     }
 
+    // a threshold option: how this camera's recent clips scored, so the owner sees what a value would flag
+    const preview = $("[data-threshold-preview]", form);
+    if (preview) {
+      const box = preview.closest("[data-option]");
+      const input = $("input[type=number]", box);
+      let data = null;
+      const pct = (v) => Math.round(v * 100) + "%";
+      const clips = (n) => `${n} ${n === 1 ? "clip" : "clips"}`;
+      const show = () => {
+        if (!data || !data.scored) { preview.hidden = true; return; }
+        const typed = input.value.trim() === "" ? null : Number(input.value);
+        const t = typed === null || Number.isNaN(typed) ? data.current : typed;
+        if (t === null || t === undefined) { preview.hidden = true; return; }
+        let flagged = 0, now = 0, wrong = 0, missed = 0;
+        for (const l of data.levels) {
+          const hit = l.score >= t - 1e-9;
+          if (hit) { flagged += l.clips; wrong += l.marked_wrong; }
+          else missed += l.marked_right;
+          if (data.current !== null && l.score >= data.current - 1e-9) now += l.clips;
+        }
+        const parts = [`At ${pct(t)}, ${flagged} of this camera's ${clips(data.scored)} of the last ${data.days} days ` +
+          `would count as ${preview.dataset.found}` +
+          (data.current !== null && Math.abs(t - data.current) > 1e-9 ? ` (${now} at the ${pct(data.current)} in use)` : "")];
+        if (wrong) parts.push(`${wrong} of them you marked as wrong`);
+        if (missed) parts.push(`${clips(missed)} you confirmed would not`);
+        preview.textContent = parts.join("; ") + ".";
+        preview.hidden = false;
+      };
+      input.addEventListener("input", show);
+      $("[data-option-reset]", box).addEventListener("click", show);
+      const load = () => api("GET", preview.dataset.thresholdPreview).then((r) => { if (r.ok) { data = r.data; show(); } });
+      // read the scores when the owner opens the options (a busy camera's month takes a moment to count)
+      const panel = form.closest("[id]");
+      const toggle = panel && document.querySelector(`[aria-controls="${panel.id}"]`);
+      if (toggle && panel.hidden) toggle.addEventListener("click", () => { if (!data) load(); });
+      else load();
+      form.addEventListener("options-saved", load);  // the threshold in use changed
+    }
+
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       say("");
@@ -1366,6 +1405,7 @@
       $("[data-options-summary]", form.closest(".detector")).textContent = parts.join("; ");
       saved = snapshot();
       state.textContent = "Saved.";
+      form.dispatchEvent(new CustomEvent("options-saved"));
     });
   }
 
