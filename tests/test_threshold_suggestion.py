@@ -4,7 +4,9 @@ next such clip stays an alarm, or is caught."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,26 +61,51 @@ def length_host(name: str, labels: tuple[str, ...], maximum: float = 0.95, minim
     return host.load()
 
 
+@dataclass
+class SkyCamera:
+    """A live server with a ``LengthDetector`` named ``sky`` on one camera of one account."""
+
+    srv: LiveServer
+    api: Any
+    cam: dict[str, Any]
+    creds: dict[str, Any]
+    clip: Callable[..., Path]
+
+    def event(self, seconds: int) -> dict[str, Any]:
+        """Upload a clip of ``seconds`` (it scores seconds / 10) and return its analysed event."""
+        return self.api.upload_analysed(self.creds, self.clip(f"sky{seconds}", seconds=seconds))
+
+    def mark(self, ev: dict[str, Any], label: str, user: Any = None) -> dict[str, Any]:
+        """Mark ``ev`` (as the owner, or ``user``): the 201 answer, checked against the OpenAPI shape."""
+        r = (user or self.api).post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "sky", "label": label})
+        assert r.status_code == 201, r.text
+        jsonschema.validate(r.json(), FEEDBACK["response"])  # as the OpenAPI document says
+        return r.json()
+
+
+@contextmanager
+def sky_camera(tmp_path: Path, clip: Callable[..., Path], email: str, threshold: float | None = None,
+               minimum: float = 0.05) -> Iterator[SkyCamera]:
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",), minimum=minimum)) as srv:
+        a = Api(srv.url).register(email)
+        cam = a.camera("Garden")
+        body: dict[str, Any] = {"sky": True}
+        if threshold is not None:
+            body["options"] = {"sky": {"threshold": threshold}}
+        r = a.put(f"/api/v1/cameras/{cam['id']}/detectors", json=body)
+        assert r.status_code == 200, r.text
+        yield SkyCamera(srv, a, cam, a.upload_credentials(cam["id"]), clip)
+
+
 def test_a_wrong_finding_suggests_the_threshold_that_keeps_it_an_alarm(
     tmp_path: Path, make_test_clip: Callable[..., Path]
 ) -> None:
     from tests.conftest import Api  # type: ignore[import-not-found]
 
-    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",))) as srv:
-        a = Api(srv.url).register("tune@example.com")
-        cam = a.camera("Garden")
-        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"sky": True}).status_code == 200
-        creds = a.upload_credentials(cam["id"])
-
-        def event(seconds: int) -> dict[str, Any]:
-            return a.upload_analysed(creds, make_test_clip(f"sky{seconds}", seconds=seconds))
-
-        def mark(ev: dict[str, Any], label: str, user: Any = a) -> dict[str, Any]:
-            r = user.post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "sky", "label": label})
-            assert r.status_code == 201, r.text
-            jsonschema.validate(r.json(), FEEDBACK["response"])  # as the OpenAPI document says
-            return r.json()
-
+    with sky_camera(tmp_path, make_test_clip, "tune@example.com") as sky:
+        srv, a, cam, creds, event, mark = sky.srv, sky.api, sky.cam, sky.creds, sky.event, sky.mark
         e6, e7, e8, e9, e10 = (event(n) for n in (6, 7, 8, 9, 10))
         assert [f["score"] for f in e8["findings"]] == [0.8]
 
@@ -135,22 +162,8 @@ def test_a_missed_event_marked_with_the_label_suggests_the_threshold_that_catche
 ) -> None:
     from tests.conftest import Api  # type: ignore[import-not-found]
 
-    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",), minimum=0.15)) as srv:
-        a = Api(srv.url).register("lower@example.com")
-        cam = a.camera("Drive")
-        r = a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"sky": True, "options": {"sky": {"threshold": 0.85}}})
-        assert r.status_code == 200, r.text
-        creds = a.upload_credentials(cam["id"])
-
-        def event(seconds: int) -> dict[str, Any]:
-            return a.upload_analysed(creds, make_test_clip(f"sky{seconds}", seconds=seconds))
-
-        def mark(ev: dict[str, Any], label: str, user: Any = a) -> dict[str, Any]:
-            r = user.post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "sky", "label": label})
-            assert r.status_code == 201, r.text
-            jsonschema.validate(r.json(), FEEDBACK["response"])
-            return r.json()
-
+    with sky_camera(tmp_path, make_test_clip, "lower@example.com", threshold=0.85, minimum=0.15) as sky:
+        srv, a, cam, creds, event, mark = sky.srv, sky.api, sky.cam, sky.creds, sky.event, sky.mark
         e1, e4, e6, e7, e8, e9 = (event(n) for n in (1, 4, 6, 7, 8, 9))
         # the score below the threshold is stored with the event and shown by the API
         assert (e8["findings"], e8["scores"]) == ([], {"sky": 0.8})
@@ -201,16 +214,13 @@ def test_score_levels_say_what_a_threshold_would_flag_on_the_camera(
 
     from tests.conftest import Api  # type: ignore[import-not-found]
 
-    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",))) as srv:
-        a = Api(srv.url).register("levels@example.com")
-        cam = a.camera("Yard")
-        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"sky": True}).status_code == 200
-        creds = a.upload_credentials(cam["id"])
+    with sky_camera(tmp_path, make_test_clip, "levels@example.com") as sky:
+        srv, a, cam = sky.srv, sky.api, sky.cam
         url = f"/api/v1/cameras/{cam['id']}/detectors/sky/scores"
         assert a.get(url).json()["levels"] == []  # nothing analysed yet
-        e4, e6, e6b, e8, old = (a.upload_analysed(creds, make_test_clip(f"sky{n}", seconds=n)) for n in (4, 6, 6, 8, 9))
+        e4, e6, _, e8, old = (sky.event(n) for n in (4, 6, 6, 8, 9))
         for ev, label in ((e6, "sky"), (e6, "not_sky"), (e8, "sky"), (e4, "sky")):  # e6: the latest mark counts
-            assert a.post(f"/api/v1/events/{ev['id']}/feedback", json={"detector": "sky", "label": label}).status_code == 201
+            sky.mark(ev, label)
         with srv.core.db.session() as s:  # the 9 s clip was recorded 40 days ago
             row = s.get(Clip, old["id"])
             row.started_at = utcnow() - timedelta(days=40)
