@@ -148,7 +148,8 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
         if opt.maximum is not None:
             value = min(value, opt.maximum)
         if opt.minimum is not None and value < opt.minimum:
-            value = None
+            value = float(opt.minimum) if score >= opt.minimum else None  # a minimum off the step grid
+        if value is None:
             reason = (f"the detector saw almost none of it in this event (score {score:.2f}): no threshold down to "
                       f"{opt.minimum:g} would have flagged it; releasing the clip helps improve the detector")
     marks = _latest_marks(s, user.tenant_id, cam.id, detector)
