@@ -36,10 +36,11 @@ from starlette.responses import JSONResponse, Response
 from alarmcloud.auth import User, camera_for, core, require_user
 from alarmcloud.cameras import deployment_default
 from alarmcloud.errors import ApiError
-from alarmcloud.models import Clip, Feedback, FindingRow, utcnow
+from alarmcloud.models import Camera, Clip, Feedback, FindingRow, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
+    from alarmcloud.specs import DetectorOption, DetectorSpec
 
 #: the per-camera option a suggestion is about
 OPTION = "threshold"
@@ -51,15 +52,34 @@ def _step_above(score: float, step: float, minimum: float) -> float:
     return round(max(minimum, k * step), 6)
 
 
+#: clip ids per ``IN (...)`` query
+CHUNK = 500
+
+
 def _scores(s: Session, clip_ids: list[str], detector: str) -> dict[str, float]:
     """Per clip, the highest score of the detector's findings (clips without one are left out)."""
     out: dict[str, float] = {}
-    if not clip_ids:
-        return out
-    rows = s.exec(select(FindingRow.clip_id, FindingRow.score)
-                  .where(col(FindingRow.clip_id).in_(clip_ids), FindingRow.detector == detector)).all()
-    for cid, score in rows:
-        out[cid] = max(out.get(cid, 0.0), float(score))
+    for i in range(0, len(clip_ids), CHUNK):
+        rows = s.exec(select(FindingRow.clip_id, FindingRow.score)
+                      .where(col(FindingRow.clip_id).in_(clip_ids[i:i + CHUNK]), FindingRow.detector == detector)).all()
+        for cid, score in rows:
+            out[cid] = max(out.get(cid, 0.0), float(score))
+    return out
+
+
+def _reported(scores: dict[str, Any] | None, detector: str) -> float | None:
+    """The detector's score in a clip's ``Clip.scores`` (reported also below the threshold), or None."""
+    value = (scores or {}).get(detector)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _event_scores(s: Session, reported: dict[str, dict[str, Any] | None], detector: str) -> dict[str, float]:
+    """Per clip of ``reported`` (clip id -> its ``Clip.scores``), the score the threshold was compared with: its
+    findings' highest, else the one the detector reported below the threshold (clips with neither left out)."""
+    out = _scores(s, list(reported), detector)
+    for cid, scores in reported.items():
+        if cid not in out and (value := _reported(scores, detector)) is not None:
+            out[cid] = value
     return out
 
 
@@ -67,34 +87,31 @@ def _scores(s: Session, clip_ids: list[str], detector: str) -> dict[str, float]:
 MAX_MARKS = 1000
 
 
-def _latest_marks(s: Session, account_id: str, camera_id: str, detector: str) -> dict[str, str]:
-    """The account's latest mark per event of the camera for the detector, from its newest ``MAX_MARKS`` marks:
-    clip id -> label."""
-    rows = s.exec(select(Feedback.clip_id, Feedback.label)
-                  .join(Clip, col(Clip.id) == col(Feedback.clip_id))
-                  .where(Feedback.account_id == account_id, Feedback.detector == detector,
-                         Clip.camera_id == camera_id)
-                  .order_by(col(Feedback.id).desc()).limit(MAX_MARKS)).all()
-    out: dict[str, str] = {}
-    for cid, label in rows:
-        out.setdefault(cid, label)  # newest first: the first mark seen of an event is its latest
+def _latest_marks(s: Session, account_id: str, detector: str, *where: Any,
+                  limit: int | None = None) -> dict[str, tuple[str, dict[str, Any] | None]]:
+    """The account's latest mark for the detector per event matching ``where`` (of its newest ``limit`` marks):
+    clip id -> (label, the clip's ``Clip.scores``)."""
+    q = (select(Feedback.clip_id, Feedback.label, Clip.scores)
+         .join(Clip, col(Clip.id) == col(Feedback.clip_id))
+         .where(Feedback.account_id == account_id, Feedback.detector == detector, *where)
+         .order_by(col(Feedback.id).desc()))
+    out: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    for cid, label, scores in s.exec(q if limit is None else q.limit(limit)).all():
+        out.setdefault(cid, (label, scores))  # newest first: the first mark seen of an event is its latest
     return out
 
 
-def _clip_scores(s: Session, clip_ids: list[str], detector: str) -> dict[str, float]:
-    """Per clip, the score the detector reported below its threshold (``Clip.scores``; clips without one left out)."""
-    out: dict[str, float] = {}
-    for i in range(0, len(clip_ids), 500):
-        for cid, scores in s.exec(select(Clip.id, Clip.scores).where(col(Clip.id).in_(clip_ids[i:i + 500]))).all():
-            value = _reported(scores, detector)
-            if value is not None:
-                out[cid] = value
-    return out
+def _threshold_option(app: AlarmCloud, detector: str) -> tuple[DetectorSpec, DetectorOption] | None:
+    """The detector's spec and its number option ``threshold``, or None when it has none (or is not enabled)."""
+    spec = app.plugins.detector_specs.get(detector)
+    opt = spec.option(OPTION) if spec is not None else None
+    return (spec, opt) if spec is not None and opt is not None and opt.kind == "number" else None
 
 
-def _reported(scores: dict[str, Any] | None, detector: str) -> float | None:
-    value = (scores or {}).get(detector)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _current(app: AlarmCloud, cam: Camera, detector: str, spec: DetectorSpec, opt: DetectorOption) -> Any:
+    """The camera's threshold in use: its own, else the deployment default (None when there is neither)."""
+    current = ((cam.detector_options or {}).get(detector) or {}).get(OPTION)
+    return deployment_default(app, spec, opt) if current is None else current
 
 
 def _step_at_or_below(score: float, step: float) -> float:
@@ -113,10 +130,10 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
     ``value`` is None when no allowed threshold fixes the event (the detector was sure, or saw almost nothing):
     then ``reason`` says so.
     """
-    spec = app.plugins.detector_specs.get(detector)
-    opt = spec.option(OPTION) if spec is not None else None
-    if spec is None or opt is None or opt.kind != "number":
+    declared = _threshold_option(app, detector)
+    if declared is None:
         return None
+    spec, opt = declared
     raising = label.startswith("not_")
     if not raising and label not in spec.labels:
         return None
@@ -129,9 +146,7 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
         cam = camera_for(s, user, clip.camera_id, "admin")
     except ApiError:
         return None
-    current = ((cam.detector_options or {}).get(detector) or {}).get(OPTION)
-    if current is None:
-        current = deployment_default(app, spec, opt)
+    current = _current(app, cam, detector, spec, opt)
     if current is None or (score < float(current)) == raising:
         return None
     step = opt.step or 0.01
@@ -152,11 +167,10 @@ def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, de
         if value is None:
             reason = (f"the detector saw almost none of it in this event (score {score:.2f}): no threshold down to "
                       f"{opt.minimum:g} would have flagged it; releasing the clip helps improve the detector")
-    marks = _latest_marks(s, user.tenant_id, cam.id, detector)
-    scores = _scores(s, list(marks), detector)  # what the threshold was compared with: a finding's score, or else
-    scores |= _clip_scores(s, [cid for cid in marks if cid not in scores], detector)  # the score reported below it
-    wrong = [scores.get(cid) for cid, lbl in marks.items() if lbl.startswith("not_")]
-    confirmed = [scores.get(cid) for cid, lbl in marks.items() if lbl in spec.labels]
+    marks = _latest_marks(s, user.tenant_id, detector, Clip.camera_id == cam.id, limit=MAX_MARKS)
+    scores = _event_scores(s, {cid: reported for cid, (_, reported) in marks.items()}, detector)
+    wrong = [scores.get(cid) for cid, (lbl, _) in marks.items() if lbl.startswith("not_")]
+    confirmed = [scores.get(cid) for cid, (lbl, _) in marks.items() if lbl in spec.labels]
     # the events whose verdict the value changes: scored from the lower to (not including) the higher threshold
     low, high = sorted((float(current), value if value is not None else 0.0))
 
@@ -200,40 +214,26 @@ def score_levels(app: AlarmCloud, s: Session, user: User, camera_id: str, detect
     reported below the threshold), by level of hundredths, with the owner's latest marks of them: the camera page
     shows what a threshold would flag before it is saved. 400 for a detector without a number ``threshold``."""
     cam = camera_for(s, user, camera_id)  # another tenant's camera: 404 whatever the detector
-    spec = app.plugins.detector_specs.get(detector)
-    if spec is None:
+    if detector not in app.plugins.detector_specs:
         raise ApiError(400, "unknown_detector", f"no detector {detector!r} is enabled on this deployment")
-    opt = spec.option(OPTION)
-    if opt is None or opt.kind != "number":
+    declared = _threshold_option(app, detector)
+    if declared is None:
         raise ApiError(400, "invalid_field", f"detector {detector!r} has no number option {OPTION!r}")
-    current = ((cam.detector_options or {}).get(detector) or {}).get(OPTION)
-    if current is None:
-        current = deployment_default(app, spec, opt)
+    spec, opt = declared
+    current = _current(app, cam, detector, spec, opt)
     since = utcnow() - timedelta(days=days)
-    rows = s.exec(select(Clip.id, Clip.scores)
-                  .where(Clip.camera_id == cam.id, Clip.status == "done", col(Clip.started_at) >= since)
-                  .order_by(col(Clip.started_at).desc()).limit(MAX_CLIPS)).all()
-    ids = [cid for cid, _ in rows]
-    found: dict[str, float] = {}
-    marks: dict[str, str] = {}
-    for i in range(0, len(ids), 500):
-        part = ids[i:i + 500]
-        found |= _scores(s, part, detector)
-        for cid, label in s.exec(select(Feedback.clip_id, Feedback.label)
-                                 .where(col(Feedback.clip_id).in_(part), Feedback.account_id == user.tenant_id,
-                                        Feedback.detector == detector)
-                                 .order_by(col(Feedback.id).desc())).all():
-            marks.setdefault(cid, label)  # newest first: an event's latest mark
+    reported = dict(s.exec(select(Clip.id, Clip.scores)
+                           .where(Clip.camera_id == cam.id, Clip.status == "done", col(Clip.started_at) >= since)
+                           .order_by(col(Clip.started_at).desc()).limit(MAX_CLIPS)).all())
+    ids = list(reported)
+    marks: dict[str, tuple[str, dict[str, Any] | None]] = {}
+    for i in range(0, len(ids), CHUNK):
+        marks |= _latest_marks(s, user.tenant_id, detector, col(Feedback.clip_id).in_(ids[i:i + CHUNK]))
     levels: dict[float, list[int]] = {}
-    for cid, scores in rows:
-        score = found.get(cid)
-        if score is None:
-            score = _reported(scores, detector)
-        if score is None:
-            continue
+    for cid, score in _event_scores(s, reported, detector).items():
         level = levels.setdefault(_level(score), [0, 0, 0])
         level[0] += 1
-        label = marks.get(cid, "")
+        label = marks.get(cid, ("", None))[0]
         level[1] += label in spec.labels
         level[2] += label.startswith("not_")
     return {
@@ -242,7 +242,7 @@ def score_levels(app: AlarmCloud, s: Session, user: User, camera_id: str, detect
         "option": OPTION,
         "current": None if current is None else float(current),
         "days": days,
-        "clips": len(rows),
+        "clips": len(reported),
         "scored": sum(v[0] for v in levels.values()),
         "levels": [{"score": k, "clips": v[0], "marked_right": v[1], "marked_wrong": v[2]}
                    for k, v in sorted(levels.items())],
@@ -254,7 +254,7 @@ async def threshold_scores(request: Request) -> Response:
     user = await require_user(request)
     app = core(request)
     raw = request.query_params.get("days", "30")
-    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw[:4]) <= 366 and len(raw) <= 3):
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= 366):
         raise ApiError(400, "invalid_field", "days must be a whole number from 1 to 366")
     cid, name, days = request.path_params["camera_id"], request.path_params["detector"], int(raw)
     return JSONResponse(await app.db.run(lambda s: score_levels(app, s, user, cid, name, days)))
