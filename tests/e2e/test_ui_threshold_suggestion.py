@@ -6,7 +6,10 @@ flag before it is saved."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,20 +19,26 @@ from uihelpers import browser, login, make_accepted_clip, opened_page, require_c
 pytestmark = pytest.mark.browser
 
 
-def test_not_rain_offers_the_threshold_and_applies_it(tmp_path: Path) -> None:
+@contextmanager
+def rain_camera(tmp_path: Path, email: str, name: str) -> Iterator[tuple[Any, Any, Any, dict[str, Any], Any]]:
+    """A server whose "rain" detector is a stand-in with known scores (a clip of N seconds scores N / 10), a browser,
+    and an account with one camera that runs it: (server, browser, api, camera, upload credentials)."""
     require_chromium()
     from alarmcloud.testing import LiveServer, test_settings
 
     from tests.conftest import Api  # type: ignore[import-not-found]
     from tests.test_threshold_suggestion import length_host  # type: ignore[import-not-found]
 
-    # a stand-in for the rain detector with known scores: a clip of N seconds scores N / 10
     plugins = length_host("rain", ("rain", "snow"), maximum=0.99)
     with LiveServer(test_settings(tmp_path / "data"), plugins=plugins) as srv, browser() as b:
-        a = Api(srv.url).register("tuner@example.org")
-        cam = a.camera("Garden")
+        a = Api(srv.url).register(email)
+        cam = a.camera(name)
         assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
-        creds = a.upload_credentials(cam["id"])
+        yield srv, b, a, cam, a.upload_credentials(cam["id"])
+
+
+def test_not_rain_offers_the_threshold_and_applies_it(tmp_path: Path) -> None:
+    with rain_camera(tmp_path, "tuner@example.org", "Garden") as (srv, b, a, cam, creds):
         confirmed = a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120000.mp4", seconds=9))
         assert a.post(f"/api/v1/events/{confirmed['id']}/feedback", json={"label": "rain"}).status_code == 201
         wrong = a.upload_analysed(creds, make_accepted_clip(tmp_path / "A_20240101_120100.mp4", seconds=7))
@@ -79,18 +88,7 @@ def test_not_rain_offers_the_threshold_and_applies_it(tmp_path: Path) -> None:
 
 
 def test_the_camera_page_shows_what_a_threshold_would_flag_before_it_is_saved(tmp_path: Path) -> None:
-    require_chromium()
-    from alarmcloud.testing import LiveServer, test_settings
-
-    from tests.conftest import Api  # type: ignore[import-not-found]
-    from tests.test_threshold_suggestion import length_host  # type: ignore[import-not-found]
-
-    plugins = length_host("rain", ("rain", "snow"), maximum=0.99)
-    with LiveServer(test_settings(tmp_path / "data"), plugins=plugins) as srv, browser() as b:
-        a = Api(srv.url).register("preview@example.org")
-        cam = a.camera("Porch")
-        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True}).status_code == 200
-        creds = a.upload_credentials(cam["id"])
+    with rain_camera(tmp_path, "preview@example.org", "Porch") as (srv, b, a, cam, creds):
         events = [a.upload_analysed(creds, make_accepted_clip(tmp_path / f"A_20240101_12{n:02d}00.mp4", seconds=n))
                   for n in (4, 6, 8)]  # scores 0.4, 0.6, 0.8
         for ev, label in zip(events, ("rain", "not_rain", "rain"), strict=True):
