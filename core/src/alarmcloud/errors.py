@@ -55,8 +55,40 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 
 async def server_error_handler(request: Request, exc: Exception) -> Response:
+    race = database_race(exc)
+    if race is not None:
+        # the transaction was rolled back: nothing of the request was saved, and the client can tell what to do
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, race[1], exc.__class__.__name__)
+        return error_response(*race)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "internal server error")
+
+
+#: what a request that lost a race with another transaction is told (its own transaction was rolled back)
+CONFLICT = ("something this request refers to was changed or deleted at the same moment (for example the camera or "
+            "the account); nothing was saved: reload and try again")
+BUSY = "the database is busy with a conflicting change; nothing was saved: try again in a moment"
+
+
+def database_race(exc: BaseException) -> tuple[int, str, str, dict[str, str] | None] | None:
+    """409 ``conflict`` for a request whose rows another transaction deleted or changed first (a foreign key or
+    unique key that no longer holds, a row gone under an update), 503 ``busy`` (with ``Retry-After``) for a
+    deadlock, a serialization failure or a locked SQLite file; None for anything else (a bug: 500)."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+    from sqlalchemy.orm.exc import StaleDataError
+
+    if isinstance(exc, StaleDataError):
+        return 409, "conflict", CONFLICT, None
+    if not isinstance(exc, DBAPIError):
+        return None
+    state = str(getattr(exc.orig, "sqlstate", "") or "")  # PostgreSQL (psycopg)
+    text = str(exc.orig).lower()
+    if isinstance(exc, IntegrityError) and (state in ("23503", "23505") or text.startswith(
+            ("foreign key constraint failed", "unique constraint failed"))):
+        return 409, "conflict", CONFLICT, None
+    if state in ("40P01", "40001") or text.startswith("database is locked"):
+        return 503, "busy", BUSY, {"Retry-After": "1"}
+    return None
 
 
 async def json_body(request: Request, max_bytes: int = MAX_JSON_BYTES, *, optional: bool = False) -> dict[str, Any]:

@@ -209,9 +209,15 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     evicted: list[str] = []
     try:
         with app.db.session() as s:
-            acc = s.get(Account, account_id)
-            cam = s.get(Camera, camera_id)
-            assert acc is not None and cam is not None
+            # key-share locks (PostgreSQL): an erasure or a camera deletion that began first is waited for and
+            # then seen as gone; one that comes later waits for this clip and deletes it with the rest
+            acc = s.exec(select(Account).where(Account.id == account_id)
+                         .with_for_update(read=True, key_share=True)).first()
+            cam = s.exec(select(Camera).where(Camera.id == camera_id)
+                         .with_for_update(read=True, key_share=True)).first()
+            if acc is None or cam is None:
+                raise Rejected("unknown_camera", "the camera was deleted while its clip was being checked; "
+                               "nothing was stored", 404)
             quota = quota_bytes(st, acc)
             if size > quota:
                 raise Rejected("over_quota", "the clip is larger than the account's whole quota", 413)

@@ -242,6 +242,10 @@ _ERRORS = {400: "Invalid request", 401: "Not logged in", 403: "Forbidden (e.g. m
            422: "Invalid value (e.g. privacy masks outside the frame); nothing was changed"}
 
 
+_SERVER_ERRORS = ("503 `busy` (the database broke a deadlock or was locked) or `storage_unavailable` (the clip store "
+                  "cannot be reached): nothing was saved, try again after `Retry-After`; 500 `internal_error`")
+
+
 def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
     doc = (route.endpoint.__doc__ or "").strip()
     shape = SHAPES.get((method, path), {})
@@ -256,7 +260,8 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else route.name, "description": doc,
         "operationId": f"{method.lower()}_{route.name}",
         "tags": [path.split("/")[3] if path.startswith("/api/v1/") else path.split("/")[1] or "root"],
-        "responses": {status: ok, "4XX": {"description": "Error", "content": {"application/json": {"schema": ERROR}}}},
+        "responses": {status: ok, "4XX": {"description": "Error", "content": {"application/json": {"schema": ERROR}}},
+                      "5XX": {"description": _SERVER_ERRORS, "content": {"application/json": {"schema": ERROR}}}},
     }
     for code, schema in shape.get("also", {}).items():  # a second success answer (e.g. 201 instead of a file)
         op["responses"][str(code)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}

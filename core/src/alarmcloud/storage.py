@@ -55,6 +55,12 @@ def delete_camera_rows(s: Session, camera_id: str) -> list[str]:
     keys: list[str] = []
     for clip in s.exec(select(Clip).where(Clip.camera_id == camera_id)).all():
         keys += delete_clip_rows(s, clip)
+    # then the camera row (PostgreSQL; clips before the camera, the order of the detection write-back): an upload
+    # storing a clip of it holds a key-share lock, so this waits for that clip and the second pass deletes it
+    # too; an upload that comes later waits for this deletion and then finds the camera gone
+    s.exec(select(Camera.id).where(Camera.id == camera_id).with_for_update()).first()
+    for clip in s.exec(select(Clip).where(Clip.camera_id == camera_id)).all():
+        keys += delete_clip_rows(s, clip)
     s.exec(delete(Rejection).where(Rejection.camera_id == camera_id))  # type: ignore[arg-type]
     s.exec(delete(CameraRight).where(CameraRight.camera_id == camera_id))  # type: ignore[arg-type]
     s.exec(delete(Series).where(Series.camera_id == camera_id))  # type: ignore[arg-type]

@@ -284,7 +284,9 @@ def update(app: AlarmCloud, s: Session, cam: Camera, m: Measures | None, clip_id
         return []  # a re-analysed clip was counted when it arrived
     clip = s.get(Clip, clip_id)
     s.flush()
-    s.refresh(cam, with_for_update=True)  # two workers finishing clips of one camera must not lose a sample
+    # two workers finishing clips of one camera must not lose a sample; FOR NO KEY UPDATE (PostgreSQL): an upload
+    # of the camera holds a key-share lock on it while it stores a clip, and may wait for this clip to evict it
+    s.refresh(cam, with_for_update={"key_share": True})
     view = ViewState(cam.view_state or "learning", cam.view_reason, cam.view_light, dict(cam.view_data or {}))
     before = _payload(cam)
     change = step(view, m, aware(clip.started_at).timestamp() if clip is not None else None)
@@ -311,7 +313,7 @@ def _payload(cam: Camera) -> dict[str, Any]:
 def dismiss(s: Session, cam: Camera) -> Event | None:
     """The owner dismissed the notice: forget the baseline and learn the view anew (a ``restored`` event if it was
     obstructed)."""
-    s.refresh(cam, with_for_update=True)
+    s.refresh(cam, with_for_update={"key_share": True})
     event = None
     if cam.view_state == "obstructed":
         event = Event(CAMERA_VIEW_RESTORED, cam.account_id, cam.id,
