@@ -26,14 +26,14 @@ class LengthDetector(Detector):
     score reaches the camera's ``threshold`` option (default 0.5), as the rain detector does with its probability;
     reports the score also below it (``ClipFrames.score``)."""
 
-    def __init__(self, name: str, labels: tuple[str, ...]) -> None:
-        self.name, self.labels = name, labels
+    def __init__(self, name: str, labels: tuple[str, ...], offset: float = 0.0) -> None:
+        self.name, self.labels, self.offset = name, labels, offset
 
     def frame_request(self) -> FrameRequest:
         return FrameRequest(max_keyframes=1, width=32, color="gray")
 
     def analyze(self, frames: ClipFrames) -> list[Finding]:
-        score = min(1.0, round(frames.probe.duration) / 10)
+        score = min(1.0, round(frames.probe.duration) / 10) + self.offset
         frames.score = score
         if score < float(frames.options.get("threshold", 0.5)):
             return []
@@ -43,21 +43,23 @@ class LengthDetector(Detector):
 class LengthPlugin:
     """A detector ``name`` (a ``LengthDetector``) with a per-camera ``threshold`` from ``minimum`` to ``maximum``."""
 
-    def __init__(self, name: str, labels: tuple[str, ...], maximum: float, minimum: float) -> None:
-        self.name, self.labels, self.maximum, self.minimum = name, labels, maximum, minimum
+    def __init__(self, name: str, labels: tuple[str, ...], maximum: float, minimum: float,
+                 offset: float = 0.0) -> None:
+        self.name, self.labels, self.maximum, self.minimum, self.offset = name, labels, maximum, minimum, offset
 
     @hookimpl
     def register_detectors(self) -> list[DetectorSpec]:
-        return [DetectorSpec(self.name, lambda cfg: LengthDetector(self.name, self.labels), self.labels,
+        return [DetectorSpec(self.name, lambda cfg: LengthDetector(self.name, self.labels, self.offset), self.labels,
                              "flags long clips", options=(
             DetectorOption("threshold", "Threshold", "number", minimum=self.minimum, maximum=self.maximum,
                            step=0.05, default=0.5),))]
 
 
-def length_host(name: str, labels: tuple[str, ...], maximum: float = 0.95, minimum: float = 0.05) -> PluginHost:
-    """A plugin host with the INSTAR adapter and only a ``LengthPlugin`` detector."""
+def length_host(name: str, labels: tuple[str, ...], maximum: float = 0.95, minimum: float = 0.05,
+                offset: float = 0.0) -> PluginHost:
+    """A plugin host with the INSTAR adapter and only a ``LengthPlugin`` detector (scores moved by ``offset``)."""
     host = PluginHost({"cameras": ["instar"], "detectors": [], "integrations": []})
-    host.register(LengthPlugin(name, labels, maximum, minimum), f"test:{name}", name)
+    host.register(LengthPlugin(name, labels, maximum, minimum, offset), f"test:{name}", name)
     return host.load()
 
 
@@ -85,10 +87,11 @@ class SkyCamera:
 
 @contextmanager
 def sky_camera(tmp_path: Path, clip: Callable[..., Path], email: str, threshold: float | None = None,
-               minimum: float = 0.05) -> Iterator[SkyCamera]:
+               minimum: float = 0.05, offset: float = 0.0) -> Iterator[SkyCamera]:
     from tests.conftest import Api  # type: ignore[import-not-found]
 
-    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",), minimum=minimum)) as srv:
+    with LiveServer(test_settings(tmp_path / "data"), plugins=length_host("sky", ("sky",), minimum=minimum,
+                                                                                 offset=offset)) as srv:
         a = Api(srv.url).register(email)
         cam = a.camera("Garden")
         body: dict[str, Any] = {"sky": True}
@@ -203,6 +206,26 @@ def test_a_missed_event_marked_with_the_label_suggests_the_threshold_that_catche
         assert [f["score"] for f in again["findings"]] == [0.4]
         # the missed event is now below no threshold: marking it again suggests nothing
         assert mark(e4, "sky")["suggestion"] is None
+
+
+def test_a_score_just_under_a_step_gets_the_offer_that_catches_it(
+    tmp_path: Path, make_test_clip: Callable[..., Path]
+) -> None:
+    """The detector scored a missed clip 0.69996, shown as 0.7 (4 places, like findings). The offer is 0.65, not
+    0.70, at which the next such clip would still be missed: applied, it catches that clip."""
+    with sky_camera(tmp_path, make_test_clip, "hair@example.com", threshold=0.85, offset=-0.00004) as sky:
+        a, cam = sky.api, sky.cam
+        missed = sky.event(7)
+        assert (missed["findings"], missed["scores"]) == ([], {"sky": 0.7})
+        got = sky.mark(missed, "sky")["suggestion"]
+        assert (got["direction"], got["score"], got["value"], got["would_catch"]) == ("lower", 0.7, 0.65, 1)
+        # the preview counts it at 69%, not 70%
+        levels = a.get(f"/api/v1/cameras/{cam['id']}/detectors/sky/scores").json()["levels"]
+        assert [lv["score"] for lv in levels] == [0.69]
+        r = a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"options": {"sky": {"threshold": got["value"]}}})
+        assert r.status_code == 200, r.text
+        caught = sky.event(7)
+        assert [f["label"] for f in caught["findings"]] == ["sky"]
 
 
 def test_score_levels_say_what_a_threshold_would_flag_on_the_camera(

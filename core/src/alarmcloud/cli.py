@@ -244,7 +244,7 @@ def plugins(config_file: Path | None, as_json: bool) -> None:
 def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, options: tuple[str, ...],
            config_file: Path | None) -> None:
     """Run detectors on local clips with the same pipeline as the server (decode once, verdict)."""
-    from alarmcloud.pipeline import analyze_file
+    from alarmcloud.pipeline import analyze_file, shown_scores
     from alarmcloud.plugins import PluginHost
     from alarmcloud.video import ProbeError
 
@@ -272,7 +272,7 @@ def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, o
             try:
                 res = analyze_file(host, path, names, opts)
                 out = {"file": str(path), "verdict": res.verdict, "findings": [f.to_dict() for f in res.findings],
-                       "scores": res.scores}
+                       "scores": shown_scores(res.scores)}
             except (ProbeError, OSError) as exc:
                 failed += 1
                 out = {"file": str(path), "verdict": None, "findings": [], "scores": {}, "error": str(exc)}

@@ -23,6 +23,7 @@ from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
 from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso, lock_account
 from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate, one_character_off, plate_book
+from alarmcloud.pipeline import shown_scores
 from alarmcloud.tuning import threshold_suggestion
 
 MAX_LIMIT = 200
@@ -38,7 +39,7 @@ def event_json(clip: Clip, findings: list[FindingRow], camera_name: str | None =
         "duration": clip.duration, "width": clip.width, "height": clip.height, "fps": clip.fps,
         "size_bytes": clip.size_bytes, "status": clip.status, "verdict": clip.verdict, "mover": clip.mover,
         "flags": clip.flags or [], "trigger": clip.trigger, "original_name": clip.original_name,
-        "findings": [_finding(f, book) for f in findings], "scores": clip.scores or {},
+        "findings": [_finding(f, book) for f in findings], "scores": shown_scores(clip.scores),
         "video_url": f"/api/v1/events/{clip.id}/video", "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
     }
 

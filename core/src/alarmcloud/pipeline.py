@@ -123,12 +123,19 @@ def _threshold(host: PluginHost, name: str, det: Detector, options: dict[str, An
 
 
 def _reported_score(value: Any) -> float | None:
-    """A detector's ``ClipFrames.score`` as stored (4 decimals), or None when it set none or not a finite number."""
+    """A detector's ``ClipFrames.score`` as stored, or None when it set none or not a finite number. Stored as it
+    is, not rounded: a threshold offered from it must flag the clip (0.69996 rounded to 0.7 would offer 0.7, which
+    misses it); the API shows it rounded to 4 places, like findings."""
     try:
         score = float(value)
     except (TypeError, ValueError):
         return None
-    return round(score, 4) if math.isfinite(score) else None
+    return score if math.isfinite(score) else None
+
+
+def shown_scores(scores: dict[str, Any] | None) -> dict[str, float]:
+    """A clip's reported scores as the API and ``alarmcloud detect`` show them: 4 decimals, like findings."""
+    return {name: round(float(v), 4) for name, v in (scores or {}).items()}
 
 
 def _plain(f: Finding) -> Finding:

@@ -46,10 +46,23 @@ if TYPE_CHECKING:
 OPTION = "threshold"
 
 
+def _grid(k: int, step: float) -> float:
+    """``k`` steps as the threshold an owner saves (a short decimal such as 0.7, not 0.7000000000000001)."""
+    return round(k * step, 6)
+
+
+def _step_at_or_below(score: float, step: float) -> float:
+    """The largest multiple of ``step`` at or below ``score``, compared as the detector compares its threshold: a
+    score of 0.69999 gets 0.65, not 0.7, which would still miss it."""
+    k = math.floor(score / step + 1e-9)  # 0.7 / 0.05 is 13.999999999999998
+    while _grid(k, step) > score:
+        k -= 1
+    return _grid(k, step)
+
+
 def _step_above(score: float, step: float, minimum: float) -> float:
     """The smallest multiple of ``step`` (at least ``minimum``) strictly above ``score``."""
-    k = math.floor(score / step + 1e-9) + 1
-    return round(max(minimum, k * step), 6)
+    return round(max(minimum, _grid(round(_step_at_or_below(score, step) / step) + 1, step)), 6)
 
 
 #: clip ids per ``IN (...)`` query
@@ -112,11 +125,6 @@ def _current(app: AlarmCloud, cam: Camera, detector: str, spec: DetectorSpec, op
     """The camera's threshold in use: its own, else the deployment default (None when there is neither)."""
     current = ((cam.detector_options or {}).get(detector) or {}).get(OPTION)
     return deployment_default(app, spec, opt) if current is None else current
-
-
-def _step_at_or_below(score: float, step: float) -> float:
-    """The largest multiple of ``step`` at or below ``score``."""
-    return round(math.floor(score / step + 1e-9) * step, 6)
 
 
 def threshold_suggestion(app: AlarmCloud, s: Session, user: User, clip: Clip, detector: str,
@@ -205,7 +213,7 @@ MAX_CLIPS = 10_000
 def _level(score: float) -> float:
     """The score rounded down to hundredths: a threshold of two decimals flags a level's clips exactly when it is
     at or below the level."""
-    return math.floor(score * 100 + 1e-6) / 100
+    return _step_at_or_below(score, 0.01)
 
 
 def score_levels(app: AlarmCloud, s: Session, user: User, camera_id: str, detector: str,
