@@ -20,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from alarmcloud import ingest, jobs
-from alarmcloud.models import Camera, Clip
+from alarmcloud.models import Account, Camera, Clip, FindingRow
 from alarmcloud.privacy_erase import delete_account_data
 from alarmcloud.testing import LiveServer, settings_on
 from sqlmodel import select
@@ -194,3 +194,30 @@ def test_a_request_whose_account_is_erased_under_it_gets_409(owner: Any, server:
     with core.db.engine.connect() as c:
         assert c.execute(sa.text("SELECT count(*) FROM api_tokens")).scalar() == 0
     assert httpx.get(server.url + "/-/health").status_code == 200
+
+
+def test_an_erasure_that_deadlocks_with_a_detection_write_back_starts_again(
+    owner: Any, server: LiveServer, settings: Any, kit: Any
+) -> None:
+    """A worker writing back a clip's findings holds the clip row and needs the account's key share; the erasure
+    holds the account and waits for the clip. PostgreSQL rolls back the one that waited first, the erasure: it starts
+    again once the write-back has committed and deletes its rows too (it used to answer 500, then 503)."""
+    _postgres_only(settings)
+    a, cam, creds, clip = owner
+    core: Any = server.core
+    ev = a.upload_analysed(creds, clip)
+    with core.db.session() as s:
+        held = s.get(Clip, ev["id"], with_for_update=True)  # the write-back's first step
+        assert held is not None
+        t, out = _in_thread(lambda: a.delete("/api/v1/me", json={"password": "correct horse battery staple"}))
+        _wait_for_lock_wait(core)  # the erasure waits for the clip
+        s.add(FindingRow(clip_id=held.id, account_id=held.account_id, detector="rain", label="rain", score=0.9))
+        s.flush()  # waits for the account until the database breaks the deadlock
+        s.commit()
+    t.join(60)
+    r = out[0]
+    assert isinstance(r, httpx.Response) and r.status_code == 200, out
+    with core.db.session() as s:
+        assert s.get(Account, a.id) is None
+        assert s.exec(select(FindingRow).where(FindingRow.account_id == a.id)).all() == []
+    _assert_nothing_stored(core, kit, cam["id"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
 from alarmcloud import erasures, events
+from alarmcloud.errors import database_race
 from alarmcloud.models import (
     AccessLog,
     Account,
@@ -147,13 +149,28 @@ def _emit_deleted(core: AlarmCloud, ids: list[str]) -> None:
             log.exception("account.deleted hooks failed")
 
 
+#: attempts of an erasure's transaction that PostgreSQL picked to break a deadlock
+ERASE_ATTEMPTS = 4
+
+
 def _erase_data(core: AlarmCloud, account_id: str) -> dict[str, Any]:
-    with core.db.session() as s:
-        ids, clip_ids, keys, counts = delete_account_data(s, account_id)
-        # the ids go to the erasure register before the commit (a restore of an older backup erases them again);
-        # a register that cannot be written stops the erasure here, before anything is deleted
-        with erasures.recorded(core.settings, "account", ids):
-            s.commit()
+    for attempt in range(1, ERASE_ATTEMPTS + 1):
+        try:
+            with core.db.session() as s:
+                ids, clip_ids, keys, counts = delete_account_data(s, account_id)
+                # the ids go to the erasure register before the commit (a restore of an older backup erases them
+                # again); a register that cannot be written stops the erasure here, before anything is deleted
+                with erasures.recorded(core.settings, "account", ids):
+                    s.commit()
+            break
+        except sa.exc.DBAPIError as exc:
+            # a detection write-back of one of the account's clips holds the clip and waits for the account, which
+            # this holds: the database rolls one of the two back; the erasure, which must happen, starts again
+            race = database_race(exc)
+            if race is None or race[1] != "busy" or attempt == ERASE_ATTEMPTS:
+                raise
+            log.warning("account erasure lost a deadlock (attempt %d of %d), trying again", attempt, ERASE_ATTEMPTS)
+            time.sleep(0.1 * attempt)
     blobs = erase_blobs(core.blobs, core.training, ids, clip_ids, keys)
     for aid in ids:
         core.forget_upload_login(aid)
