@@ -51,18 +51,23 @@ def _grid(k: int, step: float) -> float:
     return round(k * step, 6)
 
 
-def _step_at_or_below(score: float, step: float) -> float:
-    """The largest multiple of ``step`` at or below ``score``, compared as the detector compares its threshold: a
-    score of 0.69999 gets 0.65, not 0.7, which would still miss it."""
+def _steps_at_or_below(score: float, step: float) -> int:
+    """How many ``step``s the largest grid threshold at or below ``score`` is, compared as the detector compares its
+    threshold: a score of 0.69999 gets 0.65, not 0.7, which would still miss it."""
     k = math.floor(score / step + 1e-9)  # 0.7 / 0.05 is 13.999999999999998
     while _grid(k, step) > score:
         k -= 1
-    return _grid(k, step)
+    return k
+
+
+def _step_at_or_below(score: float, step: float) -> float:
+    """The largest multiple of ``step`` at or below ``score`` (see ``_steps_at_or_below``)."""
+    return _grid(_steps_at_or_below(score, step), step)
 
 
 def _step_above(score: float, step: float, minimum: float) -> float:
     """The smallest multiple of ``step`` (at least ``minimum``) strictly above ``score``."""
-    return round(max(minimum, _grid(round(_step_at_or_below(score, step) / step) + 1, step)), 6)
+    return round(max(minimum, _grid(_steps_at_or_below(score, step) + 1, step)), 6)
 
 
 #: clip ids per ``IN (...)`` query
