@@ -11,7 +11,6 @@ SQLite runs one write transaction at a time).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 from alarmcloud import ingest, jobs
 from alarmcloud.models import Account, Camera, Clip, FindingRow
 from alarmcloud.privacy_erase import delete_account_data
-from alarmcloud.testing import LiveServer, settings_on
+from alarmcloud.testing import LiveServer, settings_on, wait_for_lock_wait
 from sqlmodel import select
 
 BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -58,15 +57,6 @@ def _in_thread(fn: Callable[[], httpx.Response]) -> tuple[threading.Thread, list
     t = threading.Thread(target=_run)
     t.start()
     return t, out
-
-
-def _wait_for_lock_wait(core: Any, timeout: float = 30.0) -> None:
-    """Until some transaction of the test database waits for a row lock."""
-    deadline = time.monotonic() + timeout
-    with core.db.engine.connect() as c:
-        while c.execute(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar() == 0:
-            assert time.monotonic() < deadline, "nothing ever waited for a lock"
-            time.sleep(0.05)
 
 
 def _assert_nothing_stored(core: Any, kit: Any, camera_id: str) -> None:
@@ -126,7 +116,7 @@ def test_upload_during_an_account_erasure_waits_and_stores_nothing(
     with core.db.session() as s:
         delete_account_data(s, a.id)  # the erasure's deletes, not committed yet
         erasing.set()
-        _wait_for_lock_wait(core)
+        wait_for_lock_wait(core.db)
         assert t.is_alive()
         s.commit()
     t.join(60)
@@ -160,7 +150,7 @@ def test_camera_deleted_while_an_upload_stores_its_clip(
     upload, up = _in_thread(lambda: a.upload(creds, clip))
     assert inside.wait(60)
     deletion, gone = _in_thread(lambda: a.delete(f"/api/v1/cameras/{cam['id']}"))
-    _wait_for_lock_wait(core)
+    wait_for_lock_wait(core.db)
     assert deletion.is_alive()
     go.set()
     upload.join(60)
@@ -184,7 +174,7 @@ def test_a_request_whose_account_is_erased_under_it_gets_409(owner: Any, server:
     with core.db.session() as s:
         delete_account_data(s, a.id)
         t, out = _in_thread(lambda: a.post("/api/v1/tokens", json={"name": "script"}))
-        _wait_for_lock_wait(core)
+        wait_for_lock_wait(core.db)
         s.commit()
     t.join(60)
     r = out[0]
@@ -210,7 +200,7 @@ def test_an_erasure_that_deadlocks_with_a_detection_write_back_starts_again(
         held = s.get(Clip, ev["id"], with_for_update=True)  # the write-back's first step
         assert held is not None
         t, out = _in_thread(lambda: a.delete("/api/v1/me", json={"password": "correct horse battery staple"}))
-        _wait_for_lock_wait(core)  # the erasure waits for the clip
+        wait_for_lock_wait(core.db)  # the erasure waits for the clip
         s.add(FindingRow(clip_id=held.id, account_id=held.account_id, detector="rain", label="rain", score=0.9))
         s.flush()  # waits for the account until the database breaks the deadlock
         s.commit()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alarmcloud.testing import LiveServer, make_clip, settings_on
+from alarmcloud.testing import LiveServer, make_clip, settings_on, wait_for_lock_wait
 
 from tests.test_privacy_masks import MASKS, H, W, bright_clip, bright_scene  # type: ignore[import-not-found]
 from tests.test_privacy_masks_apply import GardenPlugin  # type: ignore[import-not-found]
@@ -96,16 +96,7 @@ class Rig:
         if not self.is_pg:
             time.sleep(0.3)
             return
-        import sqlalchemy as sa
-
-        deadline = time.monotonic() + HANG
-        while True:
-            with self.core.db.engine.connect() as watch:  # a new transaction each time: fresh statistics
-                if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                         "AND datname = current_database()")).scalar():
-                    return
-            assert time.monotonic() < deadline, "the second transaction never waited for the first"
-            time.sleep(0.02)
+        wait_for_lock_wait(self.core.db, HANG, "the second transaction never waited for the first")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 from alarmcloud import ClipFrames, Detector, DetectorSpec, Finding, FrameRequest, hookimpl
-from alarmcloud.testing import LiveServer, make_clip, settings_on
+from alarmcloud.testing import LiveServer, make_clip, settings_on, wait_for_lock_wait
 
 from tests.test_privacy_masks import (  # type: ignore[import-not-found]
     MASKS,
@@ -548,7 +548,6 @@ def test_the_swap_waits_for_a_detection_write_back_in_flight_and_drops_its_maske
     clip: the swap waits for that commit and then removes the plate read in the masked area."""
     if not settings.database_url:
         pytest.skip("row locks: SQLite runs one write transaction at a time")
-    import sqlalchemy as sa
     from alarmcloud import masks_apply
     from alarmcloud.models import Clip, FindingRow
 
@@ -578,14 +577,8 @@ def test_the_swap_waits_for_a_detection_write_back_in_flight_and_drops_its_maske
             s.add(clip)
             s.flush()
             swap.start()
-            deadline = time.monotonic() + 120
-            while True:  # until the mask job waits for this transaction's row lock
-                with core.db.engine.connect() as watch:  # a new transaction each time: a fresh statistics snapshot
-                    if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                             "AND datname = current_database()")).scalar():
-                        break
-                assert swap.is_alive() and time.monotonic() < deadline, outcome
-                time.sleep(0.05)
+            # until the mask job waits for this transaction's row lock
+            wait_for_lock_wait(core.db, 120, outcome, swap.is_alive)
             s.commit()
         swap.join(120)
         assert outcome == ["done"]

@@ -285,6 +285,26 @@ def settings_on(database: str, data_dir: Path, **overrides: object) -> Iterator[
         yield test_settings(data_dir, database_url=url, **overrides)
 
 
+def wait_for_lock_wait(db: object, timeout: float = 60.0, message: object = "no transaction ever waited for a lock",
+                       alive: Callable[[], bool] = lambda: True) -> None:
+    """Until a transaction of ``db``'s PostgreSQL database (an ``alarmcloud.db.Database``) waits for a row lock: a
+    test that forces an interleaving holds one transaction open until the other has come to its lock. Fails with
+    ``message`` (shown as it is then: a list the other side appends to shows what it returned) after ``timeout``
+    seconds, or as soon as ``alive()`` is false (the other side ended instead)."""
+    import time
+
+    import sqlalchemy as sa
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with db.engine.connect() as watch:  # type: ignore[attr-defined]  # a new transaction: fresh statistics
+            if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                     "AND datname = current_database()")).scalar():
+                return
+        assert alive() and time.monotonic() < deadline, message
+        time.sleep(0.02)
+
+
 # ---------------------------------------------------------------- a CoreServices double for integration plugins
 
 import copy  # noqa: E402 - this section was appended
