@@ -71,6 +71,8 @@ FEATURE_NAMES: tuple[str, ...] = (
 _EPS = 1e-5
 _GRID = (6, 8)  # rows, cols of the spatial-spread grid
 _MAX_SHIFT = 5  # pixels of camera shake undone at analysis width
+_OVERLAY_TOLERANCE = 8  # grey levels a burnt-in text pixel may vary by over a window (compression)
+_OVERLAY_WHITE, _OVERLAY_DARK = 180, 60  # grey levels of an overlay's text and outline after compression
 
 
 def _logd(mask_sum: float, total: float) -> float:
@@ -110,8 +112,41 @@ def _best_shifts(p: np.ndarray, ref: np.ndarray, m: int) -> list[int]:
     return (errs.argmin(axis=-1) - m).tolist()
 
 
-def _stabilise(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Undo whole-pixel camera shake (wind, a pole swaying) against the middle frame via row/column profiles."""
+def _grow(a: np.ndarray) -> np.ndarray:
+    """``a`` grown by one pixel in all eight directions."""
+    g = a.copy()
+    g[1:] |= a[:-1]
+    g[:-1] |= a[1:]
+    out = g.copy()
+    out[:, 1:] |= g[:, :-1]
+    out[:, :-1] |= g[:, 1:]
+    return out
+
+
+def _overlay(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """Pixels of a burnt-in overlay (the camera's date/time line and name): white text with a dark outline that
+    is the same in every frame. Found as still white pixels next to still dark ones, grown by one pixel
+    (compression blurs the outline)."""
+    raw = np.stack([np.asarray(f) for f in frames])
+    if raw.ndim == 4:  # RGB input: its luma, as the analysis sees it
+        raw = np.clip(raw @ np.array([0.299, 0.587, 0.114], dtype=np.float32), 0, 255).astype(np.uint8)
+    static = (raw.max(axis=0) - raw.min(axis=0)) <= _OVERLAY_TOLERANCE
+    mid = raw[raw.shape[0] // 2]
+    white = static & (mid >= _OVERLAY_WHITE)
+    dark = static & (mid <= _OVERLAY_DARK)
+    if not (white.any() and dark.any()):
+        return np.zeros(mid.shape, np.bool_)
+    text = (white & _grow(dark)) | (dark & _grow(white))
+    return _grow(text) if text.any() else text
+
+
+def _stabilise(x: np.ndarray, raw: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+    """Undo whole-pixel camera shake (wind, a pole swaying) against the middle frame via row/column profiles.
+
+    A burnt-in overlay in the window's ``raw`` frames (see ``_overlay``) did not shake, so the stabilised frames
+    move it instead; wherever a frame shows a text pixel after its shift, every frame is held at the middle
+    frame's value (no change there, so no spike where the text went).
+    """
     m = _MAX_SHIFT
     t, h, w = x.shape
     rows, cols = x.mean(axis=2), x.mean(axis=1)
@@ -119,6 +154,12 @@ def _stabilise(x: np.ndarray) -> tuple[np.ndarray, float]:
     if not any(dy or dx for dy, dx in shifts):
         return x, 0.0
     out = np.stack([f[m + dy : h - m + dy, m + dx : w - m + dx] for f, (dy, dx) in zip(x, shifts, strict=True)])
+    text = _overlay(raw) if raw is not None else None
+    if text is not None and text.any():
+        moved = np.zeros(out.shape[1:], np.bool_)
+        for dy, dx in shifts:
+            moved |= text[m + dy : h - m + dy, m + dx : w - m + dx]
+        out[:, moved] = out[t // 2][moved]
     return out, float(np.mean([abs(dy) + abs(dx) for dy, dx in shifts]))
 
 
@@ -271,7 +312,7 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     stds = np.sqrt(var) + 1e-3
     x *= (stds.mean() / stds)[:, None, None]
     # a shaking camera moves every edge for one frame, which looks like streaks everywhere
-    x, shake = _stabilise(x)
+    x, shake = _stabilise(x, frames[: len(x)])
     t, h, w = x.shape
     total_px = float(h * w)
 
