@@ -73,6 +73,7 @@ _GRID = (6, 8)  # rows, cols of the spatial-spread grid
 _MAX_SHIFT = 5  # pixels of camera shake undone at analysis width
 _OVERLAY_TOLERANCE = 8  # grey levels a burnt-in text pixel may vary by over a window (compression)
 _OVERLAY_WHITE, _OVERLAY_DARK = 180, 60  # grey levels of an overlay's text and outline after compression
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB input: the luma the analysis uses
 
 
 def _logd(mask_sum: float, total: float) -> float:
@@ -129,7 +130,7 @@ def _overlay(frames: Sequence[np.ndarray]) -> np.ndarray:
     (compression blurs the outline)."""
     raw = np.stack([np.asarray(f) for f in frames])
     if raw.ndim == 4:  # RGB input: its luma, as the analysis sees it
-        raw = np.clip(raw @ np.array([0.299, 0.587, 0.114], dtype=np.float32), 0, 255).astype(np.uint8)
+        raw = np.clip(raw @ _LUMA, 0, 255).astype(np.uint8)
     static = (raw.max(axis=0) - raw.min(axis=0)) <= _OVERLAY_TOLERANCE
     mid = raw[raw.shape[0] // 2]
     white = static & (mid >= _OVERLAY_WHITE)
@@ -140,7 +141,7 @@ def _overlay(frames: Sequence[np.ndarray]) -> np.ndarray:
     return _grow(text) if text.any() else text
 
 
-def _stabilise(x: np.ndarray, raw: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, float]:
+def _stabilise(x: np.ndarray, raw: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
     """Undo whole-pixel camera shake (wind, a pole swaying) against the middle frame via row/column profiles.
 
     A burnt-in overlay in the window's ``raw`` frames (see ``_overlay``) did not shake, so the stabilised frames
@@ -154,8 +155,8 @@ def _stabilise(x: np.ndarray, raw: Sequence[np.ndarray] | None = None) -> tuple[
     if not any(dy or dx for dy, dx in shifts):
         return x, 0.0
     out = np.stack([f[m + dy : h - m + dy, m + dx : w - m + dx] for f, (dy, dx) in zip(x, shifts, strict=True)])
-    text = _overlay(raw) if raw is not None else None
-    if text is not None and text.any():
+    text = _overlay(raw)
+    if text.any():
         moved = np.zeros(out.shape[1:], np.bool_)
         for dy, dx in shifts:
             moved |= text[m + dy : h - m + dy, m + dx : w - m + dx]
@@ -301,7 +302,7 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     for i, f in enumerate(frames[:WINDOW_LENGTH]):
         x[i] = f
     if x.ndim == 4:  # tolerate RGB input: luma only
-        x = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        x = x @ _LUMA
     # automatic gain control and lightning change every pixel at once: cancel per-frame offset and gain
     means = x.mean(axis=(1, 2))
     flicker = float(np.abs(np.diff(means)).max() / (means.mean() + 1.0))
