@@ -12,7 +12,7 @@ from alarmcloud_detect_rain import plugin
 from alarmcloud_detect_rain.detector import _SPIKE2, _SPIKE4, RainConfig, RainDetector
 from alarmcloud_detect_rain.features import FEATURE_NAMES
 from alarmcloud_detect_rain.onnx_io import MLPWeights
-from alarmcloud_detect_rain.recalibrate import choose_strength, recalibrate
+from alarmcloud_detect_rain.recalibrate import FeedbackClip, choose_strength, recalibrate
 from click.testing import CliRunner
 
 
@@ -80,7 +80,7 @@ def test_snow_feedback_counts_as_weather(tmp_path: Path, clips: dict[str, Path])
     assert (report.clips, report.rain_clips, report.not_rain_clips) == (4, 2, 2)  # "other" is not a label
 
 
-def _toy(label_from: int, clips_per_label: int = 30) -> tuple[MLPWeights, list[np.ndarray], np.ndarray]:
+def _toy(label_from: int, clips_per_label: int = 30) -> tuple[MLPWeights, list[FeedbackClip], np.ndarray]:
     """A model whose output layer reads feature column 0 as rain, and clips labelled by column ``label_from``."""
     n_f = len(FEATURE_NAMES)
     a, b = [i for i in range(n_f) if i not in (_SPIKE2, _SPIKE4)][:2]
@@ -98,7 +98,7 @@ def _toy(label_from: int, clips_per_label: int = 30) -> tuple[MLPWeights, list[n
         x = rng.normal(0, 1, (3, n_f))
         x[:, [_SPIKE2, _SPIKE4]] = 0.0  # every window has transient brightening (not "quiet")
         x[:, col] = np.abs(x[:, col]) + 0.3 if w else -np.abs(x[:, col]) - 0.3
-        clips.append(x)
+        clips.append(FeedbackClip(x))
     return base, clips, weather
 
 

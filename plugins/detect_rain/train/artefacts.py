@@ -152,6 +152,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--save", type=Path, default=None, help="keep the features (.npz); read back if it exists")
+    ap.add_argument("--no-shift", action="store_true", help="score H.265 clips without the model's score shift")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model) if args.model else None)
     thr = det.threshold if args.threshold is None else args.threshold
@@ -175,7 +176,10 @@ def main() -> None:
                      **{f"{a}_n": np.array([len(x) for x in f]) for a, f in feats.items()})
     weather = np.array([s.kind != "clear" for s in specs])
     night = np.array([s.night for s in specs])
-    scores = {a: np.array([1 - det.window_probs(x).mean(axis=0)[0] for x in feats[a]]) for a in args.artefacts}
+    # scored as the detector does: an H.265 clip's weather score moved by the model's shift for it (if it has one)
+    scores = {a: np.array([det.calibrated(det.weather(det.window_probs(x)), "hevc" if a == "hevc" else "h264",
+                                          {} if args.no_shift else det.score_shift) for x in feats[a]])
+              for a in args.artefacts}
     print(f"{len(specs)} clips of seed {args.seed} ({args.domain}): {weather.sum()} weather, {(~weather).sum()} "
           f"clear; threshold {thr}; rendered in {time.time() - t0:.0f} s\n")
     print("| artefact | AUC | weather recall (day / night) | clear FPR (day / night) | median score change, "

@@ -26,14 +26,14 @@ sys.path.insert(0, str(HERE))
 from alarmcloud_detect_rain.detector import RainConfig, default_model_path  # noqa: E402
 from alarmcloud_detect_rain.mlp import refit_head  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import MLPWeights, read_mlp  # noqa: E402
-from alarmcloud_detect_rain.recalibrate import auc, choose_strength, clip_score  # noqa: E402
+from alarmcloud_detect_rain.recalibrate import FeedbackClip, auc, choose_strength, clip_score  # noqa: E402
 from dataset import build, specs_for  # noqa: E402
 from synth import DOMAINS, photo_list  # noqa: E402
 
 
 def clip_scores(model: MLPWeights, feats: list[np.ndarray]) -> np.ndarray:
-    """The detector's clip scores (mean weather probability over the clip's windows)."""
-    return np.array([clip_score(model, f) for f in feats])
+    """The detector's clip scores (mean weather probability over the clip's windows; all renders are H.264)."""
+    return np.array([clip_score(model, FeedbackClip(f)) for f in feats])
 
 
 def recall_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
@@ -116,7 +116,8 @@ def main() -> None:
             for method in args.method:
                 strength: float | None = float(method.split(":")[1]) if method != "auto" else None
                 if strength is None:
-                    strength = choose_strength(base, [feats[i] for i in idx], weather[idx], args.threshold).strength
+                    strength = choose_strength(base, [FeedbackClip(feats[i]) for i in idx], weather[idx],
+                                               args.threshold).strength
                     chosen.append(strength)
                 new = base if strength is None else refit_head(base, x, y, l2_to_base=strength)
                 rows.setdefault(method, []).append(score(new, test_feats, weather[rest], args.threshold))

@@ -47,21 +47,25 @@ def recalibrate_cmd(samples: Path | None, data_dir: Path | None, config_file: Pa
     try:
         with TrainingArea(st.data_dir / "training", make_blob_store(st)).folder("rain") as folder:
             click.echo(f"released feedback clips of the deployment: {len(feedback_clips(folder))}")
-            threshold = st.plugin_settings("rain").get("threshold")  # the deployment's, checked for false positives
-            _recalibrate(folder, out, base, strength, None if threshold is None else float(threshold))
+            rain = st.plugin_settings("rain")
+            threshold = rain.get("threshold")  # the deployment's, checked for false positives
+            shift = rain.get("score_shift")  # the deployment's per-codec shift, if it replaces the model's
+            _recalibrate(folder, out, base, strength, None if threshold is None else float(threshold),
+                         None if shift is None else {str(k): float(v) for k, v in shift.items()})
     except BlobStoreUnavailable as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _recalibrate(samples: Path, out: Path, base: Path | None, strength: float | None,
-                 threshold: float | None = None) -> None:
+                 threshold: float | None = None, score_shift: dict[str, float] | None = None) -> None:
     total = len(feedback_clips(samples))
     with Progress(TextColumn("[bold]decoding feedback clips"), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn()) as progress:
         task = progress.add_task("clips", total=total)
         try:
             report = recalibrate(samples, out, base_model_path=base, strength=strength,
-                                 on_clip=lambda _p: progress.advance(task), threshold=threshold)
+                                 on_clip=lambda _p: progress.advance(task), threshold=threshold,
+                                 score_shift=score_shift)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(

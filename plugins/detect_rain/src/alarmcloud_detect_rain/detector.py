@@ -35,6 +35,15 @@ def quiet_windows(x: np.ndarray) -> np.ndarray:
 WINDOW_AT = (0.25, 0.55, 0.8)
 
 
+def parse_shifts(text: str) -> dict[str, float]:
+    """``"hevc:1.5,vp9:0.8"`` (model metadata ``score_shift``) -> {codec: shift in log-odds}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        codec, _, value = part.partition(":")
+        out[codec.strip()] = float(value)
+    return out
+
+
 def default_model_path() -> Path:
     """The model shipped inside the package."""
     return Path(str(resources.files("alarmcloud_detect_rain") / "models" / MODEL_FILE))
@@ -55,6 +64,12 @@ class RainConfig(BaseModel):
         WINDOW_AT, description="Where the frame windows start, as fractions of the clip duration."
     )
     threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads (the MLP is tiny: keep 1).")
+    score_shift: dict[str, float] | None = Field(
+        None,
+        description="Per video codec (as the probe names it, e.g. hevc), log-odds added to a clip's weather score "
+        "before the threshold, instead of the model's own (`score_shift` in its metadata, measured by "
+        "train/codec_calibration.py); {hevc = 0} turns the H.265 shift off.",
+    )
 
 
 class RainDetector(Detector):
@@ -84,6 +99,9 @@ class RainDetector(Detector):
         if n_in != len(FEATURE_NAMES):
             raise ValueError(f"{self.model_path} expects {n_in} features, not {len(FEATURE_NAMES)}")
         self.classes = tuple(meta.get("classes", "clear,rain,snow").split(","))
+        self.score_shift = parse_shifts(meta.get("score_shift", ""))
+        if self.config.score_shift is not None:
+            self.score_shift = dict(self.config.score_shift)
         self._input = self.session.get_inputs()[0].name
         log.info("rain model %s loaded (classes %s)", self.model_path, ",".join(self.classes))
 
@@ -116,6 +134,21 @@ class RainDetector(Detector):
             probs[quiet] = np.eye(len(self.classes))[self.classes.index("clear")]
         return probs
 
+    def weather(self, probs: np.ndarray) -> float:
+        """The clip's weather probability from its windows' class probabilities (1 - their mean 'clear')."""
+        clear = float(probs.mean(axis=0)[self.classes.index("clear")]) if "clear" in self.classes else 0.0
+        return 1.0 - clear
+
+    @staticmethod
+    def calibrated(weather: float, codec: str | None, shifts: dict[str, float]) -> float:
+        """``weather`` moved by the codec's shift in log-odds (``score_shift`` in the model metadata, measured by
+        ``train/codec_calibration.py``): the model learnt from H.264, and H.265 gives weather and clear clips alike
+        lower scores; shifted, a threshold lets through as many clear clips of either codec."""
+        shift = shifts.get(codec or "", 0.0)
+        if not shift or weather <= 0.0 or weather >= 1.0:
+            return weather
+        return float(1.0 / (1.0 + np.exp(-(np.log(weather / (1.0 - weather)) + shift))))
+
     def scores(self, frames: ClipFrames) -> dict[str, float]:
         """Class probabilities for the clip: the mean over its windows (rain persists, distractors flicker)."""
         x, _ = self.features(frames)
@@ -133,7 +166,7 @@ class RainDetector(Detector):
         probs = self.window_probs(x)
         mean = probs.mean(axis=0)
         by_class = dict(zip(self.classes, mean.tolist(), strict=True))
-        weather = 1.0 - by_class.get("clear", 0.0)
+        weather = self.calibrated(self.weather(probs), frames.probe.video_codec, self.score_shift)
         frames.score = weather  # stored with the event also below the threshold (a missed rain's mark tunes it)
         if weather < threshold:
             return []

@@ -15,6 +15,7 @@ from alarmcloud_detect_rain.detector import (
     RainConfig,
     RainDetector,
     default_model_path,
+    parse_shifts,
     quiet_windows,
 )
 from alarmcloud_detect_rain.features import window_features
@@ -45,12 +46,24 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(wins / (len(pos) * len(neg)))
 
 
-def clip_score(model: MLPWeights, x: np.ndarray) -> float:
-    """The detector's weather score of one clip from its windows' features ``x`` (the mean weather probability;
-    a window without any transient brightening is clear, as in ``RainDetector.window_probs``)."""
-    weather = 1 - model.predict(x.astype(np.float64))[:, 0]
-    weather[quiet_windows(x)] = 0.0
-    return float(weather.mean())
+@dataclass(frozen=True)
+class FeedbackClip:
+    """One released clip: its windows' features and its video codec (the score shift depends on it)."""
+
+    x: np.ndarray
+    codec: str | None = None
+
+
+def clip_score(model: MLPWeights, clip: FeedbackClip, shifts: dict[str, float] | None = None) -> float:
+    """The detector's weather score of one clip from its windows' features (the mean weather probability, a window
+    without any transient brightening clear, as in ``RainDetector.window_probs``), moved by the score shift for the
+    clip's codec as ``RainDetector.analyze`` does (``shifts``: the deployment's ``score_shift``, default the
+    model's own)."""
+    weather = 1 - model.predict(clip.x.astype(np.float64))[:, 0]
+    weather[quiet_windows(clip.x)] = 0.0
+    if shifts is None:
+        shifts = parse_shifts(model.metadata.get("score_shift", ""))
+    return RainDetector.calibrated(float(weather.mean()), clip.codec, shifts)
 
 
 @dataclass(frozen=True)
@@ -64,8 +77,9 @@ class StrengthChoice:
     reason: str = ""
 
 
-def choose_strength(base: MLPWeights, clips: list[np.ndarray], weather: np.ndarray, threshold: float,
-                    folds: int = 5, repeats: int = 3, seed: int = 0) -> StrengthChoice:
+def choose_strength(base: MLPWeights, clips: list[FeedbackClip], weather: np.ndarray, threshold: float,
+                    folds: int = 5, repeats: int = 3, seed: int = 0,
+                    shifts: dict[str, float] | None = None) -> StrengthChoice:
     """Pick the refit strength by clip-grouped, stratified cross-validation on the feedback clips themselves.
 
     Each of ``STRENGTHS`` is refit on all folds but one and scores the clips of that fold (``repeats`` times with
@@ -94,14 +108,14 @@ def choose_strength(base: MLPWeights, clips: list[np.ndarray], weather: np.ndarr
         oof = np.empty(len(clips))
         for f in range(k):
             train = np.flatnonzero(fold != f)
-            x = np.concatenate([clips[i] for i in train]).astype(np.float64)
-            y = np.concatenate([np.full(len(clips[i]), weather[i]) for i in train])
+            x = np.concatenate([clips[i].x for i in train]).astype(np.float64)
+            y = np.concatenate([np.full(len(clips[i].x), weather[i]) for i in train])
             model = refit_head(base, x, y, l2_to_base=strength)
             for i in np.flatnonzero(fold == f):
-                oof[i] = clip_score(model, clips[i])
+                oof[i] = clip_score(model, clips[i], shifts)
         return rate(oof)
 
-    auc_base, fpr_base = rate(np.array([clip_score(base, c) for c in clips]))
+    auc_base, fpr_base = rate(np.array([clip_score(base, c, shifts) for c in clips]))
     best: tuple[float, float] | None = None
     for strength in STRENGTHS:
         auc_s, fpr_s = np.mean([out_of_fold(strength, fold) for fold in splits], axis=0)
@@ -143,6 +157,7 @@ def recalibrate(
     strength: float | None = None,
     on_clip: Callable[[Path], None] | None = None,
     threshold: float | None = None,
+    score_shift: dict[str, float] | None = None,
 ) -> RecalibrationReport:
     """Refit the model's output layer on released clips and write a new ONNX model to ``out_model_path``.
 
@@ -150,12 +165,13 @@ def recalibrate(
     exactly those seen in production. ``strength`` scales how strongly the new weights are held near the base;
     None (the default) lets cross-validation on the feedback choose it, and keeps the base model's output layer
     when no refit does better than it out of fold (``choose_strength``; ``threshold``: the detector's, default
-    the shipped setting). The model is written either way, with what was done in its metadata.
+    the shipped setting; ``score_shift``: the detector's per-codec shift, default the model's own). The model is
+    written either way, with what was done in its metadata.
     """
     base_path = Path(base_model_path or default_model_path())
     base = read_mlp(base_path)
     request = RainDetector.default_request(window_at)
-    clips: list[np.ndarray] = []
+    clips: list[FeedbackClip] = []
     labels: list[bool] = []
     skipped = 0
     for path, is_rain in feedback_clips(samples_dir):
@@ -166,7 +182,7 @@ def recalibrate(
             log.warning("skipping feedback clip %s: %s", path.name, exc)
             rows = []
         if rows:
-            clips.append(np.stack(rows))
+            clips.append(FeedbackClip(np.stack(rows), frames.probe.video_codec))
             labels.append(is_rain)
         else:
             skipped += 1
@@ -180,21 +196,23 @@ def recalibrate(
             f"not_rain={counts[False]} in {samples_dir}"
         )
     if strength is None:
-        choice = choose_strength(base, clips, weather, RainConfig().threshold if threshold is None else threshold)
+        choice = choose_strength(base, clips, weather, RainConfig().threshold if threshold is None else threshold,
+                                 shifts=score_shift)
     else:
         choice = StrengthChoice(strength, 0, reason="given")
     if choice.strength is None:
         new = MLPWeights(base.mean, base.scale, base.w1, base.b1, base.w2, base.b2, dict(base.metadata))
     else:
-        x = np.concatenate(clips).astype(np.float64)
-        y = np.concatenate([np.full(len(c), w) for c, w in zip(clips, weather, strict=True)])
+        x = np.concatenate([c.x for c in clips]).astype(np.float64)
+        y = np.concatenate([np.full(len(c.x), w) for c, w in zip(clips, weather, strict=True)])
         new = refit_head(base, x, y, l2_to_base=choice.strength)
 
     def clip_accuracy(model: MLPWeights) -> float:
-        return float(np.mean([(clip_score(model, c) >= 0.5) == w for c, w in zip(clips, weather, strict=True)]))
+        return float(np.mean([(clip_score(model, c, score_shift) >= 0.5) == w
+                              for c, w in zip(clips, weather, strict=True)]))
 
     before, after = clip_accuracy(base), clip_accuracy(new)
-    scores = np.array([clip_score(new, c) for c in clips])
+    scores = np.array([clip_score(new, c, score_shift) for c in clips])
     by_threshold = tuple((t, float(np.mean(scores[weather] >= t)), float(np.mean(scores[~weather] >= t)))
                          for t in np.round(np.arange(0.5, 0.951, 0.05), 2))
     new.metadata["recalibrated_from"] = f"{base_path.name} + {len(clips)} feedback clips"

@@ -1,0 +1,102 @@
+"""Put H.265 scores on the H.264 scale: the score shift per codec, measured on separate calibration clips.
+
+The model was trained on H.264 clips only. x265 smooths faint streaks and sensor noise alike, so the model ranks
+H.265 clips as well as H.264 ones but gives both classes lower weather scores: at the one threshold it calls fewer
+H.265 clips weather and has fewer false positives. This script renders clips of train.py's calibration set (seed
+101, the training photos, 3 windows, clips no fit has seen) once as H.264 and once as H.265 (``artefacts.py``'s
+``hevc``: a camera's x265 settings), scores both with the model and finds, per codec, the weather score that
+``--target-fpr`` of the clear clips reach (the same rate the shipped threshold was chosen for). The difference of
+the two in log-odds is the shift the detector adds to an H.265 clip's weather score, so that the shipped threshold
+(and an owner's per-camera one) lets through as many clear H.265 clips as clear H.264 ones. With ``--write`` the
+shift goes into the model's metadata (``score_shift``); the weights stay as they are.
+
+Usage (from the repository root):
+    OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python \
+        plugins/detect_rain/train/codec_calibration.py --clips 600 --save /tmp/rain-codec-calib.npz --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector, default_model_path  # noqa: E402
+from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp  # noqa: E402
+from artefacts import _job  # noqa: E402
+from dataset import specs_for  # noqa: E402
+from evaluate import _rate  # noqa: E402
+from synth import photo_list  # noqa: E402
+
+#: the codec name the core's probe reports (``ClipProbe.video_codec``) for the ``hevc`` artefact
+CODEC = "hevc"
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return float(np.log(p / (1 - p)))
+
+
+def clear_quantile(scores: np.ndarray, fpr: float) -> float:
+    """The weather score that a share ``fpr`` of the clear clips reach (linear interpolation between clips)."""
+    return float(np.quantile(scores, 1.0 - fpr))
+
+
+def main() -> None:
+    """Render, score, print per codec what the shipped threshold does with and without the shift."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=101, help="train.py's calibration set (no fit has seen it)")
+    ap.add_argument("--target-fpr", type=float, default=0.04, help="the FPR the shipped threshold was chosen for")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--save", type=Path, default=None, help="keep the features (.npz); read back if it exists")
+    ap.add_argument("--write", action="store_true", help="write the shift into the model's metadata")
+    args = ap.parse_args()
+    if args.seed in (1, 2, 3):
+        ap.error("seeds 1, 2 and 3 are the training, held-out and stress sets")
+    specs = specs_for(args.seed, args.clips, photo_list("train"), 3)
+    t0 = time.time()
+    feats: dict[str, list[np.ndarray]] = {}
+    if args.save and args.save.exists():
+        with np.load(args.save) as z:
+            if len(z["plain_n"]) == len(specs):
+                feats = {a: np.split(z[a], np.cumsum(z[f"{a}_n"])[:-1]) for a in ("plain", "hevc")}
+    if not feats:
+        with ProcessPoolExecutor(max(1, args.workers)) as pool:
+            rows = list(pool.map(_job, [(s, a) for a in ("plain", "hevc") for s in specs], chunksize=4))
+        feats = {"plain": rows[: len(specs)], "hevc": rows[len(specs):]}
+        if args.save:
+            np.savez(args.save, **{a: np.concatenate(f) for a, f in feats.items()},
+                     **{f"{a}_n": np.array([len(x) for x in f]) for a, f in feats.items()})
+    det = RainDetector(RainConfig(model_path=args.model))
+    raw = {a: np.array([det.weather(det.window_probs(x)) for x in f]) for a, f in feats.items()}
+    weather = np.array([s.kind != "clear" for s in specs])
+    q = {a: clear_quantile(raw[a][~weather], args.target_fpr) for a in raw}
+    shift = round(_logit(q["plain"]) - _logit(q["hevc"]), 2)
+    print(f"{len(specs)} clips of seed {args.seed}: {weather.sum()} weather, {(~weather).sum()} clear "
+          f"({time.time() - t0:.0f} s)")
+    print(f"score reached by {args.target_fpr:.0%} of the clear clips: H.264 {q['plain']:.3f}, H.265 {q['hevc']:.3f}"
+          f" -> H.265 shift {shift:+.2f} in log-odds\n")
+    thr = det.threshold
+    print(f"| codec | weather recall at {thr} | clear FPR at {thr} |")
+    print("|---|---|---|")
+    shifted = np.array([det.calibrated(p, CODEC, {CODEC: shift}) for p in raw["hevc"]])
+    for name, p in (("H.264", raw["plain"]), ("H.265", raw["hevc"]), ("H.265, shifted", shifted)):
+        print(f"| {name} | {_rate(list(p[weather] >= thr))} | {_rate(list(p[~weather] >= thr))} |")
+    if args.write:
+        w = read_mlp(args.model)
+        w.metadata["score_shift"] = f"{CODEC}:{shift:.2f}"
+        write_mlp(args.model, w)
+        print(f"\nwrote score_shift {w.metadata['score_shift']} into {args.model}")
+
+
+if __name__ == "__main__":
+    main()
