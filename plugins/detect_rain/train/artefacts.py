@@ -46,7 +46,7 @@ from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
 from synth import DOMAINS, ClipSpec, encode, photo_list, preset_of, render_frames  # noqa: E402
 
-ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc")
+ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes")
 
 
 def burn_osd(frames: list[np.ndarray], fps: int, seed: int) -> list[np.ndarray]:
@@ -119,11 +119,13 @@ def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
         frames = burn_osd(frames, fps, spec.seed)
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame
     with tempfile.TemporaryDirectory(prefix="rain-artefact-") as tmp:
-        if artefact == "hevc":  # x265's equal of the x264 CRF, or the 60 % of the bits H.265 cameras save
+        bframes = 3 if artefact.endswith("bframes") else 0
+        if artefact.startswith("hevc"):  # x265's equal of the x264 CRF, or the 60 % of the bits H.265 cameras save
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf + 5, "veryfast",
-                          max(20, bitrate * 6 // 10) if bitrate else 0, codec="libx265")
+                          max(20, bitrate * 6 // 10) if bitrate else 0, codec="libx265", bframes=bframes)
         else:
-            path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, preset_of(spec), bitrate)
+            path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, "medium" if bframes else preset_of(spec),
+                          bitrate, bframes=bframes)
         (cf,) = decode(path, [clip_request(spec)])
     rows, _ = _detector().features(cf)
     if not len(rows):
@@ -177,7 +179,7 @@ def main() -> None:
     weather = np.array([s.kind != "clear" for s in specs])
     night = np.array([s.night for s in specs])
     # scored as the detector does: an H.265 clip's weather score moved by the model's shift for it (if it has one)
-    scores = {a: np.array([det.calibrated(det.weather(det.window_probs(x)), "hevc" if a == "hevc" else "h264",
+    scores = {a: np.array([det.calibrated(det.weather(det.window_probs(x)), "hevc" if a.startswith("hevc") else "h264",
                                           {} if args.no_shift else det.score_shift) for x in feats[a]])
               for a in args.artefacts}
     print(f"{len(specs)} clips of seed {args.seed} ({args.domain}): {weather.sum()} weather, {(~weather).sum()} "

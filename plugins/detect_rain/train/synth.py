@@ -470,27 +470,31 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
 def encode(
     frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, preset: str = "veryfast", bitrate: int = 0,
     codec: str = "libx264",
+    bframes: int = 0,
 ) -> Path:
     """Encode like a camera: H.264 (or ``codec="libx265"``: H.265), no B-frames, one slice, fixed GOP, given CRF or
-    capped bitrate (kbit/s)."""
+    capped bitrate (kbit/s). ``bframes``: up to that many B-frames in a row, as desktop encoders and video sites
+    (not cameras) use."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         if codec == "libx265":  # the same camera settings in x265's own parameter string
-            params = f"bframes=0:keyint={gop}:min-keyint={gop}:scenecut=0:frame-threads=1:pools=none:log-level=error"
+            params = (f"bframes={bframes}:keyint={gop}:min-keyint={gop}:scenecut=0:frame-threads=1:pools=none"
+                      ":log-level=error")
             rate = f":bitrate={bitrate}:vbv-maxrate={bitrate}:vbv-bufsize={bitrate}" if bitrate else f":crf={crf}"
             vs.codec_context.options = {"preset": preset, "x265-params": params + rate}
         else:
             vs.codec_context.gop_size = gop
             vs.codec_context.options = {
                 "preset": preset,
-                "tune": "zerolatency",
-                "bf": "0",
+                "bf": str(bframes),
                 "sc_threshold": "0",
                 "keyint_min": str(gop),
                 "x264-params": "sliced-threads=0:slices=1",
             }
+            if not bframes:  # a camera's low-latency stream (which has no B-frames)
+                vs.codec_context.options |= {"tune": "zerolatency"}
             if bitrate:  # a camera's rate control: average bitrate with a one-second VBV buffer
                 vs.codec_context.bit_rate = bitrate * 1000
                 vs.codec_context.options |= {"maxrate": f"{bitrate}k", "bufsize": f"{bitrate}k"}
