@@ -62,8 +62,9 @@ def test_an_h265_rain_clip_below_the_threshold_is_found_like_its_h264_twin(
     assert found.label == "rain" and found.score >= detector.threshold
     assert h264.probe.video_codec == "h264" and h264.score == pytest.approx(1 - detector.scores(h264)["clear"])
 
-    # without the shift (as before it was measured) the H.265 twin scores below the threshold: a missed rain alarm
-    unshifted = RainDetector(RainConfig(score_shift={"hevc": 0.0}))
+    # without the shift (as before it was measured) the H.265 twin scores below the threshold: a missed rain alarm;
+    # turned off the way an operator would, in the config file (``[plugins.rain] score_shift = {hevc = 0.0}``)
+    unshifted = RainDetector(RainConfig.model_validate({"score_shift": {"hevc": 0.0}}))
     hevc = _frames(unshifted, twins["hevc"])
     assert hevc.probe.video_codec == "hevc"
     assert unshifted.analyze(hevc) == [] and hevc.score is not None and hevc.score < 0.75
@@ -83,6 +84,8 @@ def test_an_h265_rain_clip_below_the_threshold_is_found_like_its_h264_twin(
 def test_the_shift_moves_only_its_codec_and_never_past_certainty() -> None:
     shifts = parse_shifts(" hevc:1.05, vp9:-0.5 ")
     assert shifts == {"hevc": 1.05, "vp9": -0.5} and parse_shifts("") == {}
+    with pytest.raises(ValueError, match="codec:number"):
+        parse_shifts("hevc")
     calibrated = RainDetector.calibrated
     assert calibrated(0.5, "h264", shifts) == 0.5 and calibrated(0.5, None, shifts) == 0.5
     assert calibrated(0.5, "hevc", shifts) == pytest.approx(1 / (1 + np.exp(-1.05)))

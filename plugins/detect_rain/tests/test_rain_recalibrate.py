@@ -58,6 +58,7 @@ def test_feedback_moves_the_model_toward_owner_labels(tmp_path: Path, clips: dic
     after = 1 - new.scores(frames_for(new, clips["vegetation"]))["clear"]
     assert after > before + 0.1
     assert report.accuracy_after >= report.accuracy_before
+    assert new.score_shift == base.score_shift and "hevc" in new.score_shift  # the H.265 shift goes along
 
 
 def test_too_few_samples_is_an_error(tmp_path: Path, clips: dict[str, Path]) -> None:

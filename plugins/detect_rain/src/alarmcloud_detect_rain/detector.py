@@ -40,7 +40,10 @@ def parse_shifts(text: str) -> dict[str, float]:
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         codec, _, value = part.partition(":")
-        out[codec.strip()] = float(value)
+        try:
+            out[codec.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"score_shift {text!r}: expected codec:number pairs such as 'hevc:1.05'") from None
     return out
 
 
