@@ -37,7 +37,7 @@ WINDOW_AT = (0.25, 0.55, 0.8)
 
 def parse_shifts(text: str) -> dict[str, float]:
     """``"hevc:1.5,vp9:0.8"`` (model metadata ``score_shift``) -> {codec: shift in log-odds}."""
-    out = {}
+    out: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         codec, _, value = part.partition(":")
         try:
