@@ -18,6 +18,9 @@ and the scores:
 - ``hevc``: the clip encoded as H.265 instead of H.264, as cameras of the 2K+/4K class send by default: x265 with a
   camera's settings (no B-frames, the same GOP), at the quality x265 calls equal to the render's x264 setting
   (CRF + 5) or, for the bitrate-capped renders, with 60 % of the bits (what such cameras save by switching codec).
+  Scored as the detector scores it: moved by the model's H.265 score shift (``--no-shift``: without it).
+- ``bframes`` / ``hevc-bframes``: encoded as desktop encoders and video sites do, with up to 3 B-frames in a row
+  (x264 ``medium`` without the low-latency tuning, or x265 as for ``hevc``); cameras send no B-frames.
 
 Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python plugins/detect_rain/train/artefacts.py \
