@@ -146,6 +146,30 @@ def _job(args: tuple[ClipSpec, str]) -> np.ndarray:
     return features_with(*args)
 
 
+def artefact_features(specs: list[ClipSpec], artefacts: list[str], save: Path | None = None,
+                      workers: int = 2) -> dict[str, list[np.ndarray]]:
+    """Per artefact, each clip's feature rows (``features_with``), rendered in parallel; with ``save`` kept in that
+    .npz (per artefact all rows and each clip's number of windows) and read back from it for the artefacts it holds
+    for as many clips."""
+    feats: dict[str, list[np.ndarray]] = {}
+    if save and save.exists():
+        with np.load(save) as z:
+            for a in artefacts:
+                if f"{a}_n" in z.files and len(z[f"{a}_n"]) == len(specs):
+                    feats[a] = np.split(z[a], np.cumsum(z[f"{a}_n"])[:-1])
+    todo = [a for a in artefacts if a not in feats]
+    if todo:
+        jobs = [(s, a) for a in todo for s in specs]
+        with ProcessPoolExecutor(max(1, workers)) as pool:
+            rows = list(pool.map(_job, jobs, chunksize=4))
+        for k, a in enumerate(todo):
+            feats[a] = rows[k * len(specs):(k + 1) * len(specs)]
+        if save:
+            np.savez(save, **{a: np.concatenate(f) for a, f in feats.items()},
+                     **{f"{a}_n": np.array([len(x) for x in f]) for a, f in feats.items()})
+    return feats
+
+
 def main() -> None:
     """Print one row per artefact: AUC, recall and FPR at the threshold, and how the scores moved."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -162,23 +186,8 @@ def main() -> None:
     det = RainDetector(RainConfig(model_path=args.model) if args.model else None)
     thr = det.threshold if args.threshold is None else args.threshold
     specs = specs_for(args.seed, args.clips, photo_list("eval"), 3, args.domain)
-    feats: dict[str, list[np.ndarray]] = {}
-    if args.save and args.save.exists():  # per artefact: all rows, and each clip's number of windows
-        with np.load(args.save) as z:
-            for a in args.artefacts:
-                if f"{a}_n" in z.files and len(z[f"{a}_n"]) == len(specs):
-                    feats[a] = np.split(z[a], np.cumsum(z[f"{a}_n"])[:-1])
-    todo = [a for a in args.artefacts if a not in feats]
     t0 = time.time()
-    if todo:
-        jobs = [(s, a) for a in todo for s in specs]
-        with ProcessPoolExecutor(max(1, args.workers)) as pool:
-            rows = list(pool.map(_job, jobs, chunksize=4))
-        for k, a in enumerate(todo):
-            feats[a] = rows[k * len(specs):(k + 1) * len(specs)]
-        if args.save:
-            np.savez(args.save, **{a: np.concatenate(f) for a, f in feats.items()},
-                     **{f"{a}_n": np.array([len(x) for x in f]) for a, f in feats.items()})
+    feats = artefact_features(specs, args.artefacts, args.save, args.workers)
     weather = np.array([s.kind != "clear" for s in specs])
     night = np.array([s.night for s in specs])
     # scored as the detector does: an H.265 clip's weather score moved by the model's shift for it (if it has one)

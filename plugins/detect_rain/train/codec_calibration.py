@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +27,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector, default_model_path  # noqa: E402
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector, default_model_path, logit  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp  # noqa: E402
-from artefacts import _job  # noqa: E402
+from artefacts import artefact_features  # noqa: E402
 from dataset import specs_for  # noqa: E402
 from evaluate import _rate  # noqa: E402
 from synth import photo_list  # noqa: E402
@@ -40,8 +39,7 @@ CODEC = "hevc"
 
 
 def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return float(np.log(p / (1 - p)))
+    return logit(min(max(p, 1e-6), 1 - 1e-6))
 
 
 def clear_quantile(scores: np.ndarray, fpr: float) -> float:
@@ -64,18 +62,7 @@ def main() -> None:
         ap.error("seeds 1, 2 and 3 are the training, held-out and stress sets")
     specs = specs_for(args.seed, args.clips, photo_list("train"), 3)
     t0 = time.time()
-    feats: dict[str, list[np.ndarray]] = {}
-    if args.save and args.save.exists():
-        with np.load(args.save) as z:
-            if len(z["plain_n"]) == len(specs):
-                feats = {a: np.split(z[a], np.cumsum(z[f"{a}_n"])[:-1]) for a in ("plain", "hevc")}
-    if not feats:
-        with ProcessPoolExecutor(max(1, args.workers)) as pool:
-            rows = list(pool.map(_job, [(s, a) for a in ("plain", "hevc") for s in specs], chunksize=4))
-        feats = {"plain": rows[: len(specs)], "hevc": rows[len(specs):]}
-        if args.save:
-            np.savez(args.save, **{a: np.concatenate(f) for a, f in feats.items()},
-                     **{f"{a}_n": np.array([len(x) for x in f]) for a, f in feats.items()})
+    feats = artefact_features(specs, ["plain", "hevc"], args.save, args.workers)
     det = RainDetector(RainConfig(model_path=args.model))
     raw = {a: np.array([det.weather(det.window_probs(x)) for x in f]) for a, f in feats.items()}
     weather = np.array([s.kind != "clear" for s in specs])

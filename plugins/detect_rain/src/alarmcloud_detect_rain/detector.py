@@ -47,6 +47,11 @@ def parse_shifts(text: str) -> dict[str, float]:
     return out
 
 
+def logit(p: float) -> float:
+    """log(p / (1 - p)) for 0 < p < 1."""
+    return float(np.log(p / (1.0 - p)))
+
+
 def default_model_path() -> Path:
     """The model shipped inside the package."""
     return Path(str(resources.files("alarmcloud_detect_rain") / "models" / MODEL_FILE))
@@ -150,7 +155,7 @@ class RainDetector(Detector):
         shift = shifts.get(codec or "", 0.0)
         if not shift or weather <= 0.0 or weather >= 1.0:
             return weather
-        return float(1.0 / (1.0 + np.exp(-(np.log(weather / (1.0 - weather)) + shift))))
+        return float(1.0 / (1.0 + np.exp(-(logit(weather) + shift))))
 
     def scores(self, frames: ClipFrames) -> dict[str, float]:
         """Class probabilities for the clip: the mean over its windows (rain persists, distractors flicker)."""

@@ -61,9 +61,12 @@ def clip_score(model: MLPWeights, clip: FeedbackClip, shifts: dict[str, float] |
     model's own)."""
     weather = 1 - model.predict(clip.x.astype(np.float64))[:, 0]
     weather[quiet_windows(clip.x)] = 0.0
-    if shifts is None:
-        shifts = parse_shifts(model.metadata.get("score_shift", ""))
-    return RainDetector.calibrated(float(weather.mean()), clip.codec, shifts)
+    return RainDetector.calibrated(float(weather.mean()), clip.codec, model_shifts(model) if shifts is None else shifts)
+
+
+def model_shifts(model: MLPWeights) -> dict[str, float]:
+    """The per-codec score shift in ``model``'s metadata (``score_shift``; none: {})."""
+    return parse_shifts(model.metadata.get("score_shift", ""))
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ def choose_strength(base: MLPWeights, clips: list[FeedbackClip], weather: np.nda
     of fold is not used: measured on footage unlike the training renders, refitting every time made the detector
     worse (``train/recalibration_eval.py``).
     """
+    if shifts is None:  # refits keep the base model's metadata, and with it its shift
+        shifts = model_shifts(base)
     pos = np.flatnonzero(weather)
     neg = np.flatnonzero(~weather)
     if min(len(pos), len(neg)) < MIN_CLIPS_TO_REFIT:
@@ -195,6 +200,8 @@ def recalibrate(
             f"need at least {min_per_class} usable clips per label, got rain={counts[True]} "
             f"not_rain={counts[False]} in {samples_dir}"
         )
+    if score_shift is None:  # the written model keeps the base model's metadata, and with it its shift
+        score_shift = model_shifts(base)
     if strength is None:
         choice = choose_strength(base, clips, weather, RainConfig().threshold if threshold is None else threshold,
                                  shifts=score_shift)
