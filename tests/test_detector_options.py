@@ -46,7 +46,7 @@ def test_the_bundled_detectors_declare_their_options_with_the_deployment_default
     threshold = rain["threshold"]
     assert (threshold["kind"], threshold["minimum"], threshold["maximum"], threshold["step"]) == (
         "number", 0.05, 0.99, 0.05)
-    assert threshold["default"] == 0.75  # RainConfig's default
+    assert threshold["default"] == 0.75  # the shipped model's threshold
     assert got["options"] == {} and got["enabled"] == {"insects": False, "plates": False, "rain": False}
     # the answer is what the OpenAPI document says it is
     doc = httpx.get(server.url + "/openapi.json").json()
@@ -71,6 +71,24 @@ def test_operator_settings_are_the_deployment_default(tmp_path: Path) -> None:
         got = detectors(a, cam["id"])
     assert got["available"]["rain"]["options"][0]["default"] == 0.6
     assert got["available"]["plates"]["options"][0]["default"] == ["NL", "DE"]
+
+
+def test_a_rain_model_with_its_own_threshold_is_the_deployment_default(tmp_path: Path) -> None:
+    """An operator who points [plugins.rain] model_path at a model trained with another threshold, and sets no
+    threshold, sees the model's as the cameras' default (the detector uses it: the rain plugin's tests)."""
+    from alarmcloud_detect_rain.detector import default_model_path
+    from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    w = read_mlp(default_model_path())
+    w.metadata["threshold"] = "0.65"
+    st: Any = test_settings(tmp_path / "data")
+    st.plugin = {"rain": {"model_path": str(write_mlp(tmp_path / "rain.onnx", w))}}
+    with LiveServer(st) as srv:
+        a = Api(srv.url).register("model-threshold@example.com")
+        got = detectors(a, a.camera("Gate")["id"])
+    assert got["available"]["rain"]["options"][0]["default"] == 0.65
 
 
 def test_valid_options_round_trip_merge_and_reset(api: Any) -> None:

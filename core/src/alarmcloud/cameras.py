@@ -293,16 +293,21 @@ async def upload_credentials(request: Request) -> Response:
 
 
 def deployment_default(app: AlarmCloud, spec: DetectorSpec, opt: DetectorOption) -> Any:
-    """What a detector uses when a camera leaves ``opt`` unset: the spec's default, else the operator's setting."""
+    """What a detector uses when a camera leaves ``opt`` unset: the spec's default, else the operator's setting,
+    else (a setting the operator left to the detector, such as a threshold that comes with its model) the value
+    the built detector holds under that name."""
     if opt.default is not None:
         return opt.default
     if spec.config_model is None or opt.key not in spec.config_model.model_fields:
         return None
     try:
         config = spec.config_model(**app.settings.plugin_settings(spec.name))
-    except Exception:  # a broken [plugins.<name>] table is reported where the detector is built
+        value = getattr(config, opt.key)
+        if value is None:
+            value = getattr(app.plugins.detector(spec.name), opt.key, None)
+    except Exception:  # a broken [plugins.<name>] table or model is reported where the detector is built
         return None
-    return to_jsonable_python(getattr(config, opt.key))
+    return to_jsonable_python(value)
 
 
 def detectors_json(app: AlarmCloud, cam: Camera) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alarmcloud.specs import DetectorOption
 from alarmcloud_detect_rain import plugin
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector
+from alarmcloud_detect_rain.detector import RainDetector
 
 
 def threshold_option() -> DetectorOption:
@@ -18,12 +18,12 @@ def threshold_option() -> DetectorOption:
     return opt
 
 
-def test_the_threshold_option_is_a_sane_number_range() -> None:
+def test_the_threshold_option_is_a_sane_number_range(detector: RainDetector) -> None:
     opt = threshold_option()
     assert (opt.kind, opt.minimum, opt.maximum, opt.step) == ("number", 0.05, 0.99, 0.05)
     assert opt.label and opt.help and not opt.choices
-    # the deployment default lies in the range, on the UI's step grid
-    default = RainConfig.model_fields["threshold"].default
+    # the deployment default (the shipped model's) lies in the range, on the UI's step grid
+    default = detector.threshold
     assert opt.minimum <= default <= opt.maximum
     assert math.isclose(round(default / opt.step) * opt.step, default)
     assert opt.validate(0.8) == 0.8

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import click
 import pytest
 from alarmcloud_detect_rain import plugin
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector, default_model_path
+from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp
 from pydantic import ValidationError
 
 
@@ -50,3 +52,24 @@ def test_bad_model_path_fails_loudly(tmp_path) -> None:  # type: ignore[no-untyp
     bad.write_bytes(b"not a model")
     with pytest.raises(Exception):  # noqa: B017 - onnxruntime raises its own error types
         RainDetector(RainConfig(model_path=bad))
+
+
+def _model_with(tmp_path: Path, metadata: dict[str, str]) -> Path:
+    w = read_mlp(default_model_path())
+    w.metadata.update(metadata)
+    return write_mlp(tmp_path / "model.onnx", w)
+
+
+def test_a_model_brings_its_own_threshold(tmp_path: Path) -> None:
+    """train.py writes the threshold it chose into the model: an operator who points model_path at such a model
+    gets that threshold unless the config names another one."""
+    assert RainDetector().threshold == 0.75  # the shipped model's metadata
+    path = _model_with(tmp_path, {"threshold": "0.60"})
+    assert RainDetector(RainConfig(model_path=path)).threshold == 0.6
+    assert RainDetector(RainConfig(model_path=path, threshold=0.9)).threshold == 0.9
+    unnamed = read_mlp(default_model_path())
+    del unnamed.metadata["threshold"]
+    assert RainDetector(RainConfig(model_path=write_mlp(tmp_path / "old.onnx", unnamed))).threshold == 0.75
+    broken = _model_with(tmp_path, {"threshold": "high"})
+    with pytest.raises(ValueError, match="threshold 'high' in its metadata is not a number from 0 to 1"):
+        RainDetector(RainConfig(model_path=broken))

@@ -23,7 +23,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from alarmcloud_detect_rain.detector import RainConfig, default_model_path  # noqa: E402
+from alarmcloud_detect_rain.detector import default_model_path, model_threshold  # noqa: E402
 from alarmcloud_detect_rain.mlp import refit_head  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import MLPWeights, read_mlp  # noqa: E402
 from alarmcloud_detect_rain.recalibrate import FeedbackClip, auc, choose_strength, clip_score  # noqa: E402
@@ -76,10 +76,12 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=20, help="random deployments per feedback size")
     ap.add_argument("--method", nargs="+", default=["auto", "head:1"],
                     help="auto (recalibrate's default) or head:STRENGTH (recalibrate --strength STRENGTH)")
-    ap.add_argument("--threshold", type=float, default=RainConfig().threshold)
+    ap.add_argument("--threshold", type=float, default=None, help="default: the base model's own")
     args = ap.parse_args()
 
     base = read_mlp(args.model or default_model_path())
+    if args.threshold is None:
+        args.threshold = model_threshold(base.metadata, args.model or "the shipped model")
     if args.artefact:
         specs = specs_for(args.seed, args.clips, photo_list("eval"), 3, args.domain)
         with np.load(args.artefact[0]) as z:

@@ -47,6 +47,25 @@ def parse_shifts(text: str) -> dict[str, float]:
     return out
 
 
+#: the threshold of a model whose metadata names none
+DEFAULT_THRESHOLD = 0.75
+
+
+def model_threshold(metadata: dict[str, str], source: object = "the model") -> float:
+    """The threshold a model was made for: ``threshold`` in its metadata (train.py writes the lowest with at most
+    4 % false positives out of fold; recalibration keeps the base model's), else ``DEFAULT_THRESHOLD``."""
+    text = metadata.get("threshold")
+    if text is None:
+        return DEFAULT_THRESHOLD
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{source}: threshold {text!r} in its metadata is not a number from 0 to 1")
+    return value
+
+
 def logit(p: float) -> float:
     """log(p / (1 - p)) for 0 < p < 1."""
     return float(np.log(p / (1.0 - p)))
@@ -60,8 +79,9 @@ def default_model_path() -> Path:
 class RainConfig(BaseModel):
     """Settings of the rain detector (``[plugins.rain]`` in the config file)."""
 
-    threshold: float = Field(
-        0.75, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this."
+    threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this. "
+        "Default: the model's own (`threshold` in its metadata, chosen by train.py; 0.75 for the shipped model)."
     )
     model_path: Path | None = Field(
         None,
@@ -89,7 +109,6 @@ class RainDetector(Detector):
 
     def __init__(self, config: RainConfig | None = None) -> None:
         self.config = config or RainConfig()
-        self.threshold = self.config.threshold
         self.model_path = Path(self.config.model_path or default_model_path())
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.config.threads
@@ -107,6 +126,8 @@ class RainDetector(Detector):
         if n_in != len(FEATURE_NAMES):
             raise ValueError(f"{self.model_path} expects {n_in} features, not {len(FEATURE_NAMES)}")
         self.classes = tuple(meta.get("classes", "clear,rain,snow").split(","))
+        self.threshold = (model_threshold(meta, self.model_path) if self.config.threshold is None
+                          else self.config.threshold)
         self.score_shift = parse_shifts(meta.get("score_shift", ""))
         if self.config.score_shift is not None:
             self.score_shift = dict(self.config.score_shift)

@@ -12,9 +12,9 @@ from alarmcloud.video import ProbeError, decode
 
 from alarmcloud_detect_rain.detector import (
     WINDOW_AT,
-    RainConfig,
     RainDetector,
     default_model_path,
+    model_threshold,
     parse_shifts,
     quiet_windows,
 )
@@ -170,7 +170,7 @@ def recalibrate(
     exactly those seen in production. ``strength`` scales how strongly the new weights are held near the base;
     None (the default) lets cross-validation on the feedback choose it, and keeps the base model's output layer
     when no refit does better than it out of fold (``choose_strength``; ``threshold``: the detector's, default
-    the shipped setting; ``score_shift``: the detector's per-codec shift, default the model's own). The model is
+    the base model's own; ``score_shift``: the detector's per-codec shift, default the model's own). The model is
     written either way, with what was done in its metadata.
     """
     base_path = Path(base_model_path or default_model_path())
@@ -202,9 +202,10 @@ def recalibrate(
         )
     if score_shift is None:  # the written model keeps the base model's metadata, and with it its shift
         score_shift = model_shifts(base)
+    if threshold is None:
+        threshold = model_threshold(base.metadata, base_path)
     if strength is None:
-        choice = choose_strength(base, clips, weather, RainConfig().threshold if threshold is None else threshold,
-                                 shifts=score_shift)
+        choice = choose_strength(base, clips, weather, threshold, shifts=score_shift)
     else:
         choice = StrengthChoice(strength, 0, reason="given")
     if choice.strength is None:
