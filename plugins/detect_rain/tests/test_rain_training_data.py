@@ -13,7 +13,8 @@ from alarmcloud_detect_rain.features import FEATURE_NAMES
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 sys.path.insert(0, str(TRAIN))
 
-from dataset import specs_for  # noqa: E402
+from alarmcloud.video import decode  # noqa: E402
+from dataset import build, clip_request, specs_for  # noqa: E402
 from synth import ClipSpec, photo_list, render_clip, render_frames  # noqa: E402
 
 
@@ -48,6 +49,25 @@ def test_the_same_spec_renders_the_same_clip(domain: str) -> None:
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     other = render_frames(ClipSpec(**{**asdict(spec), "seed": spec.seed + 1}))
     assert not np.array_equal(a[0], other[0])
+
+
+def test_training_clips_are_decoded_as_sent(tmp_path: Path) -> None:
+    """The renderer never sends a picture twice, so train.py decodes its clips as sent: the core's check for
+    repeated pictures takes this rain clip with camera shake for one and would leave frames out of its first window.
+    A frame cache records how it was decoded, and one of the other kind is refused."""
+    spec = specs_for(1, 40, [], 2)[39]
+    path = render_clip(spec, tmp_path / "clip.mp4")
+    (sent,) = decode(path, [clip_request(spec, as_sent=True)])
+    (served,) = decode(path, [clip_request(spec)])
+
+    def consecutive(window: list) -> bool:  # type: ignore[type-arg]
+        return bool(np.allclose(np.diff([f.time for f in window]), 1 / spec.fps))
+
+    assert len(sent.windows) == 2 and all(len(w) == 6 and consecutive(w) for w in sent.windows)
+    assert not consecutive(served.windows[0])  # what training on the detector's request would have learnt from
+    build(1, 1, [], windows=2, workers=1, frames=tmp_path / "cache", as_sent=True)
+    with pytest.raises(ValueError, match="holds frames as sent, not the detector windows"):
+        build(1, 1, [], windows=2, workers=1, frames=tmp_path / "cache")
 
 
 def test_bitrate_capped_encoding_keeps_to_the_cap(tmp_path: Path) -> None:

@@ -8,6 +8,9 @@ Several training sets (other seeds, the same renderer and training photos) are j
 ``--seed 1 4 --clips 1000 1000 --frames /tmp/rain3-frames-train /tmp/rain-frames-train-seed4``. With one set
 the command writes the same file as before this option existed.
 
+The training clips are decoded as sent (``dataset.build(as_sent=True)``): the renderer never sends a picture twice,
+so the core's check for repeated pictures could only take frames away from them.
+
 The threshold shipped as the detector default is chosen on clips no fit has seen: by default on out-of-fold
 scores of the training set (``--folds`` clip-grouped folds, each scored by a fit without it), or with
 ``--calib-clips N`` on a separate calibration set rendered like production (3 windows per clip, training photos,
@@ -95,7 +98,7 @@ def main() -> None:
     items = []
     for i, (seed, clips) in enumerate(zip(args.seed, args.clips, strict=True)):
         items += build(seed, clips, photo_list("train"), windows=2, workers=args.workers,
-                       frames=None if args.frames is None else args.frames[i])
+                       frames=None if args.frames is None else args.frames[i], as_sent=True)
     feats = np.stack([f for f, _ in items])  # clips x windows x F
     kinds = np.array([CLASSES.index(s.kind) for _, s in items])
     log.info("%d clips ready in %.0f s (classes %s)", len(items), time.time() - t0, np.bincount(kinds).tolist())
