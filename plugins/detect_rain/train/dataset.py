@@ -64,12 +64,6 @@ def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
         return list(pool.map(fn, items, chunksize=4))
 
 
-def _cache_as_sent(folder: Path) -> bool:
-    """Whether a frame cache holds its clips' frames as sent (caches that do not say hold the detector's windows)."""
-    done_file = folder / "done.json"
-    return bool(json.loads(done_file.read_text()).get("as_sent", False)) if done_file.exists() else False
-
-
 def render_frames(specs: list[ClipSpec], folder: Path, workers: int = 2, as_sent: bool = False) -> np.memmap:
     """Render every spec and keep the decoded windows in ``folder/frames.u8`` (resumable, a memmap)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,10 +133,13 @@ def build(
     specs = specs_for(seed, n, photos, windows, domain)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
-    if (frames / "done.json").exists() and _cache_as_sent(frames) != as_sent:
-        raise ValueError(f"{frames} holds {'frames as sent' if _cache_as_sent(frames) else 'the detector windows'}"
-                         f", not {'frames as sent' if as_sent else 'the detector windows'}: use another folder")
-    if not (frames / "done.json").exists() or json.loads((frames / "done.json").read_text())["done"] < n:
+    done_file = frames / "done.json"
+    state = json.loads(done_file.read_text()) if done_file.exists() else None
+    # a cache that does not say how it was decoded holds the detector's windows
+    if state is not None and bool(state.get("as_sent", False)) != as_sent:
+        kinds = {True: "frames as sent", False: "the detector windows"}
+        raise ValueError(f"{frames} holds {kinds[not as_sent]}, not {kinds[as_sent]}: use another folder")
+    if state is None or state["done"] < n:
         render_frames(specs, frames, workers, as_sent)
     feats, cached = cached_features(frames, workers)
     if [asdict(s) for s in cached] != [asdict(s) for s in specs]:
