@@ -46,7 +46,7 @@ def test_the_bundled_detectors_declare_their_options_with_the_deployment_default
     threshold = rain["threshold"]
     assert (threshold["kind"], threshold["minimum"], threshold["maximum"], threshold["step"]) == (
         "number", 0.05, 0.99, 0.05)
-    assert threshold["default"] == 0.75  # the shipped model's threshold
+    assert threshold["default"] == 0.65  # the shipped MLP and CNN pair's threshold
     assert got["options"] == {} and got["enabled"] == {"insects": False, "plates": False, "rain": False}
     # the answer is what the OpenAPI document says it is
     doc = httpx.get(server.url + "/openapi.json").json()

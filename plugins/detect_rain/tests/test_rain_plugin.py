@@ -63,7 +63,7 @@ def _model_with(tmp_path: Path, metadata: dict[str, str]) -> Path:
 def test_a_model_brings_its_own_threshold(tmp_path: Path) -> None:
     """train.py writes the threshold it chose into the model: an operator who points model_path at such a model
     gets that threshold unless the config names another one."""
-    assert RainDetector().threshold == 0.75  # the shipped model's metadata
+    assert RainDetector(RainConfig(cnn_weight=0)).threshold == 0.75  # the shipped MLP's metadata, used alone
     path = _model_with(tmp_path, {"threshold": "0.60"})
     assert RainDetector(RainConfig(model_path=path)).threshold == 0.6
     assert RainDetector(RainConfig(model_path=path, threshold=0.9)).threshold == 0.9

@@ -50,14 +50,14 @@ def best_of(fn: Callable[[], Any], repeat: int) -> float:
     return best
 
 
-def heavy_clips(folder: Path, features: Callable[[list[np.ndarray]], np.ndarray], repeat: int) -> list[float]:
+def heavy_clips(folder: Path, analyse: Callable[[list[np.ndarray]], object], repeat: int) -> list[float]:
     """Analysis CPU-s (all windows of a clip) of the heavy-rain and noisiest-night clips of a frame cache."""
     mm, specs = load_frames(folder)
     out = []
     for i, s in enumerate(specs):
         if (s.kind == "rain" and s.intensity == "heavy") or (s.night and s.noise > 10):
             windows = [np.array(w) for w in mm[i]]
-            out.append(best_of(lambda ws=windows: [features(list(w)) for w in ws], repeat))
+            out.append(best_of(lambda ws=windows: analyse(ws), repeat))
     return out
 
 
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--clips", type=Path, nargs="*", default=[], help="video files to decode and analyse")
     ap.add_argument("--features", type=Path, default=None, help="another features.py to time instead")
     ap.add_argument("--window-at", type=float, nargs="+", default=None, help="other window positions (fractions)")
+    ap.add_argument("--cnn-weight", type=float, default=None, help="0: time the MLP alone (default: as shipped)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per measurement; the least time is kept")
     args = ap.parse_args()
     if args.features:
@@ -75,13 +76,25 @@ def main() -> None:
         assert spec and spec.loader
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        rain_detector.window_features = mod.window_features  # the detector calls it by this name
-    det = RainDetector(RainConfig(window_at=tuple(args.window_at)) if args.window_at else None)
+        rain_detector.window_features = mod.window_features  # the MLP's features alone (no CNN maps)
+        rain_detector.window_analysis = lambda frames, maps=False: (mod.window_features(frames), None)
+    det = RainDetector(RainConfig(**({"window_at": tuple(args.window_at)} if args.window_at else {}),
+                                  cnn_weight=args.cnn_weight))
+
+    def analyse(windows: list[np.ndarray]) -> object:
+        """What ``analyze`` computes for these windows: features (and maps), the MLP and the CNN if fused."""
+        if args.features:
+            x = np.stack([rain_detector.window_features(list(w)) for w in windows])
+            return det.window_probs(x)
+        out = [rain_detector.window_analysis(list(w), maps=det.cnn is not None) for w in windows]
+        x = np.stack([f for f, _ in out])
+        return det.window_probs(x), det.cnn_probs(x, [m for _, m in out if m is not None])
+
     dec, an = time_1080p(det)
     print(f"18 s 1080p 15 fps test clip: decode of the 3 windows {dec:.3f} CPU-s, analysis {an:.3f} CPU-s, "
           f"total {dec + an:.3f}")
     if args.frames:
-        t = heavy_clips(args.frames, rain_detector.window_features, args.repeat)
+        t = heavy_clips(args.frames, analyse, args.repeat)
         print(f"heavy-rain / noisiest-night clips of {args.frames}: n={len(t)}, analysis CPU-s median "
               f"{np.median(t):.3f}, 90th percentile {np.percentile(t, 90):.3f}, max {max(t):.3f}")
     if args.clips:

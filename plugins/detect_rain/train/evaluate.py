@@ -23,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
-from dataset import build  # noqa: E402
+from alarmcloud_detect_rain.features import window_analysis  # noqa: E402
+from dataset import build, load_frames  # noqa: E402
 from synth import DISTRACTORS, DOMAINS, photo_list  # noqa: E402
 
 
@@ -65,11 +66,14 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--save", type=Path, default=None, help="also save the held-out features (.npz)")
     ap.add_argument("--threshold", type=float, default=None)
+    ap.add_argument("--cnn-weight", type=float, default=None, help="0: the MLP alone (default: as the detector)")
     ap.add_argument("--frames", type=Path, default=None, help="cache folder for the decoded windows (resumable)")
     ap.add_argument("--domain", choices=DOMAINS, default="train", help="stress: conditions the training never sees")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
-    det = RainDetector(RainConfig(model_path=args.model) if args.model else None)
+    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
+    if det.cnn is not None and args.frames is None:
+        ap.error("the CNN reads the decoded windows: give --frames (or --cnn-weight 0 for the MLP alone)")
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
     items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
@@ -77,9 +81,11 @@ def main() -> None:
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
-    for feats, spec in items:
-        probs = det.window_probs(feats).mean(axis=0)
-        rows.append((spec, float(1 - probs[0]), float(probs[2] > probs[1])))
+    windows = load_frames(args.frames)[0] if det.cnn is not None else None
+    for i, (feats, spec) in enumerate(items):
+        maps = [] if windows is None else [window_analysis(list(w), maps=True)[1] for w in windows[i]]
+        weather, by_class, _ = det.combine(feats, maps)
+        rows.append((spec, weather, float(by_class["snow"] > by_class["rain"])))
     print(
         f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"

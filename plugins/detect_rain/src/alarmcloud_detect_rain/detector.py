@@ -1,4 +1,5 @@
-"""The rain/snow detector: a few short grey frame windows -> physical features -> shipped ONNX MLP."""
+"""The rain/snow detector: a few short grey frame windows -> physical features -> shipped ONNX MLP, fused in log-odds
+with a small CNN over the windows' brightening maps (shipped too)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,20 @@ import onnxruntime as ort
 from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
 from pydantic import BaseModel, Field
 
-from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, WIDTH, WINDOW_LENGTH, window_features
+from alarmcloud_detect_rain.features import (
+    FEATURE_NAMES,
+    FEATURE_VERSION,
+    MAP_FRAMES,
+    WIDTH,
+    WINDOW_LENGTH,
+    window_analysis,
+)
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "rain_mlp.onnx"
+#: the spike-map CNN (train/train_cnn.py), fused with the shipped MLP
+CNN_FILE = "rain_cnn.onnx"
 _SPIKE4 = FEATURE_NAMES.index("log_spike_4")
 _SPIKE2 = FEATURE_NAMES.index("log_spike2_8")
 #: log10 share of pixels below which a window has no transient brightening at all (< 1 in 30,000)
@@ -71,9 +81,16 @@ def logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
-def default_model_path() -> Path:
-    """The model shipped inside the package."""
-    return Path(str(resources.files("alarmcloud_detect_rain") / "models" / MODEL_FILE))
+def default_model_path(name: str = MODEL_FILE) -> Path:
+    """A model shipped inside the package (default: the feature MLP)."""
+    return Path(str(resources.files("alarmcloud_detect_rain") / "models" / name))
+
+
+def fuse(mlp: float, cnn: float, weight: float) -> float:
+    """The clip's weather score from the MLP's and the CNN's: ``sigmoid((1 - weight) logit(mlp) + weight
+    logit(cnn))`` (each clipped to 1e-6 .. 1 - 1e-6)."""
+    a, b = (min(max(p, 1e-6), 1 - 1e-6) for p in (mlp, cnn))
+    return float(1.0 / (1.0 + np.exp(-((1 - weight) * logit(a) + weight * logit(b)))))
 
 
 class RainConfig(BaseModel):
@@ -81,7 +98,9 @@ class RainConfig(BaseModel):
 
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Emit a rain/snow finding when the weather probability reaches this. "
-        "Default: the model's own (`threshold` in its metadata, chosen by train.py; 0.75 for the shipped model)."
+        "Default: the model's own (`threshold` in its metadata: with the CNN fused, the CNN's, chosen by "
+        "train_cnn.py, 0.65 for the shipped pair; without it the MLP's, chosen by train.py, 0.75 for the shipped "
+        "MLP)."
     )
     model_path: Path | None = Field(
         None,
@@ -90,6 +109,15 @@ class RainConfig(BaseModel):
     )
     window_at: tuple[float, ...] = Field(
         WINDOW_AT, description="Where the frame windows start, as fractions of the clip duration."
+    )
+    cnn_path: Path | None = Field(
+        None, description="Spike-map CNN to fuse with the MLP instead of the shipped one (train/train_cnn.py)."
+    )
+    cnn_weight: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Weight of the CNN in the fused log-odds; 0 turns it off (the MLP alone, as before it "
+        "shipped). Default: the CNN's own (`fusion_weight` in its metadata, 0.5 shipped) with the shipped MLP, "
+        "0 with a `model_path` of your own (a recalibrated MLP is measured and thresholded alone).",
     )
     threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads (the MLP is tiny: keep 1).")
     score_shift: dict[str, float] | None = Field(
@@ -126,13 +154,44 @@ class RainDetector(Detector):
         if n_in != len(FEATURE_NAMES):
             raise ValueError(f"{self.model_path} expects {n_in} features, not {len(FEATURE_NAMES)}")
         self.classes = tuple(meta.get("classes", "clear,rain,snow").split(","))
-        self.threshold = (model_threshold(meta, self.model_path) if self.config.threshold is None
-                          else self.config.threshold)
+        self.cnn, self.cnn_weight, cnn_meta = self._load_cnn(opts)
+        own = cnn_meta if self.cnn is not None else meta
+        self.threshold = (model_threshold(own, self.cnn_path if self.cnn is not None else self.model_path)
+                          if self.config.threshold is None else self.config.threshold)
         self.score_shift = parse_shifts(meta.get("score_shift", ""))
         if self.config.score_shift is not None:
             self.score_shift = dict(self.config.score_shift)
         self._input = self.session.get_inputs()[0].name
-        log.info("rain model %s loaded (classes %s)", self.model_path, ",".join(self.classes))
+        log.info("rain model %s loaded (classes %s)%s", self.model_path, ",".join(self.classes),
+                 f", fused with {self.cnn_path} (weight {self.cnn_weight:g})" if self.cnn is not None else "")
+
+    def _load_cnn(self, opts: ort.SessionOptions) -> tuple[ort.InferenceSession | None, float, dict[str, str]]:
+        """The spike-map CNN session, its weight and metadata; (None, 0, {}) when it is off."""
+        self.cnn_path = Path(self.config.cnn_path or default_model_path(CNN_FILE))
+        weight = self.config.cnn_weight
+        if weight is None and self.config.model_path is not None and self.config.cnn_path is None:
+            weight = 0.0  # an MLP of the operator's own is used alone unless a CNN weight is set
+        if weight == 0.0:
+            return None, 0.0, {}
+        session = ort.InferenceSession(str(self.cnn_path), opts, providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+        inputs = session.get_inputs()
+        if meta.get("input") != "brightening maps" or len(inputs) != 1 or inputs[0].shape[1] != MAP_FRAMES:
+            raise ValueError(f"{self.cnn_path} is not a spike-map CNN of this plugin (train/train_cnn.py writes one)")
+        if meta.get("feature_version", FEATURE_VERSION) != FEATURE_VERSION:
+            raise ValueError(f"{self.cnn_path} was trained on feature version {meta.get('feature_version')}, this "
+                             f"plugin computes version {FEATURE_VERSION}")
+        if tuple(meta.get("classes", "clear,rain,snow").split(",")) != self.classes:
+            raise ValueError(f"{self.cnn_path} has other classes than {self.model_path}")
+        if weight is None:
+            try:
+                weight = float(meta.get("fusion_weight", "0.5"))
+            except ValueError:
+                weight = float("nan")
+            if not 0.0 < weight <= 1.0:
+                raise ValueError(f"{self.cnn_path}: fusion_weight {meta.get('fusion_weight')!r} in its metadata is "
+                                 "not a number above 0 and at most 1")
+        return session, weight, meta
 
     @staticmethod
     def default_request(window_at: tuple[float, ...] = WINDOW_AT) -> FrameRequest:
@@ -147,26 +206,71 @@ class RainDetector(Detector):
 
     def features(self, frames: ClipFrames) -> tuple[np.ndarray, list[float]]:
         """Feature rows (windows x F) and each window's start time; windows shorter than 5 frames are skipped."""
-        rows, times = [], []
+        x, _, times = self.analysis(frames, maps=False)
+        return x, times
+
+    def analysis(self, frames: ClipFrames, maps: bool = True) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+        """Feature rows (windows x F), each window's brightening maps (with ``maps``) and start time; windows
+        shorter than 5 frames are skipped."""
+        rows, window_maps, times = [], [], []
         for window in frames.windows:
             if len(window) < 5:
                 continue
-            rows.append(window_features([f.image for f in window]))
+            row, m = window_analysis([f.image for f in window], maps=maps)
+            rows.append(row)
+            if m is not None:
+                window_maps.append(m)
             times.append(window[0].time)
-        return (np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), np.float32)), times
+        return (np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), np.float32)), window_maps, times
 
-    def window_probs(self, x: np.ndarray) -> np.ndarray:
-        """Per-window class probabilities; windows without any transient brightening are clear by physics."""
-        probs = self.session.run(None, {self._input: x.astype(np.float32)})[0]
+    def _clear_when_quiet(self, probs: np.ndarray, x: np.ndarray) -> np.ndarray:
         quiet = quiet_windows(x)
         if quiet.any() and "clear" in self.classes:
             probs[quiet] = np.eye(len(self.classes))[self.classes.index("clear")]
         return probs
 
+    def window_probs(self, x: np.ndarray) -> np.ndarray:
+        """Per-window class probabilities of the MLP; windows without any transient brightening are clear by
+        physics."""
+        return self._clear_when_quiet(self.session.run(None, {self._input: x.astype(np.float32)})[0], x)
+
+    def cnn_probs(self, x: np.ndarray, window_maps: list[np.ndarray]) -> np.ndarray | None:
+        """Per-window class probabilities of the CNN (quiet windows clear, as for the MLP); None when it is off."""
+        if self.cnn is None or not window_maps:
+            return None
+        probs = self.cnn.run(None, {"maps": np.stack(window_maps).astype(np.float32)})[0]
+        return self._clear_when_quiet(probs, x)
+
     def weather(self, probs: np.ndarray) -> float:
         """The clip's weather probability from its windows' class probabilities (1 - their mean 'clear')."""
         clear = float(probs.mean(axis=0)[self.classes.index("clear")]) if "clear" in self.classes else 0.0
         return 1.0 - clear
+
+    def _clip(self, frames: ClipFrames) -> tuple[float, dict[str, float], int, list[float]] | None:
+        """``combine`` of the clip's usable windows and their start times; None without a usable window."""
+        x, window_maps, times = self.analysis(frames, maps=self.cnn is not None)
+        if not len(x):
+            return None
+        return (*self.combine(x, window_maps), times)
+
+    def combine(self, x: np.ndarray, window_maps: list[np.ndarray]) -> tuple[float, dict[str, float], int]:
+        """The clip's (uncalibrated) weather score, class probabilities and most weather-like window from its
+        windows' features and maps. With the CNN fused, the weather score is ``fuse(mlp, cnn, weight)`` and the
+        rain/snow split is the MLP's, scaled to it."""
+        probs = self.window_probs(x)
+        weather = self.weather(probs)
+        per_window = 1.0 - probs[:, self.classes.index("clear")] if "clear" in self.classes else probs.sum(axis=1)
+        by_class = dict(zip(self.classes, probs.mean(axis=0).tolist(), strict=True))
+        cnn = self.cnn_probs(x, window_maps)
+        if cnn is not None:
+            weather = fuse(weather, self.weather(cnn), self.cnn_weight)
+            per_window = per_window + 1.0 - cnn[:, self.classes.index("clear")]
+            kinds = [c for c in self.classes if c != "clear"]
+            total = sum(by_class[c] for c in kinds)
+            by_class = {c: (1.0 - weather if c == "clear" else
+                            weather * (by_class[c] / total if total > 0 else 1.0 / len(kinds)))
+                        for c in self.classes}
+        return weather, by_class, int(np.argmax(per_window))
 
     @staticmethod
     def calibrated(weather: float, codec: str | None, shifts: dict[str, float]) -> float:
@@ -179,34 +283,31 @@ class RainDetector(Detector):
         return float(1.0 / (1.0 + np.exp(-(logit(weather) + shift))))
 
     def scores(self, frames: ClipFrames) -> dict[str, float]:
-        """Class probabilities for the clip: the mean over its windows (rain persists, distractors flicker)."""
-        x, _ = self.features(frames)
-        if not len(x):
+        """Class probabilities for the clip: the mean over its windows (rain persists, distractors flicker), with
+        the CNN fused as in ``analyze`` (before the codec's shift)."""
+        clip = self._clip(frames)
+        if clip is None:
             return {c: 1.0 if c == "clear" else 0.0 for c in self.classes}
-        probs = self.window_probs(x).mean(axis=0)
-        return {c: float(p) for c, p in zip(self.classes, probs, strict=True)}
+        return clip[1]
 
     def analyze(self, frames: ClipFrames) -> list[Finding]:
         """One finding (rain or snow, whichever is likelier) when the weather probability reaches the threshold."""
         threshold = float(frames.options.get("threshold", self.threshold))
-        x, times = self.features(frames)
-        if not len(x):
+        clip = self._clip(frames)
+        if clip is None:
             return []
-        probs = self.window_probs(x)
-        mean = probs.mean(axis=0)
-        by_class = dict(zip(self.classes, mean.tolist(), strict=True))
-        weather = self.calibrated(self.weather(probs), frames.probe.video_codec, self.score_shift)
+        raw, by_class, best, times = clip
+        weather = self.calibrated(raw, frames.probe.video_codec, self.score_shift)
         frames.score = weather  # stored with the event also below the threshold (a missed rain's mark tunes it)
         if weather < threshold:
             return []
         label = "snow" if by_class.get("snow", 0.0) > by_class.get("rain", 0.0) else "rain"
-        best = int(np.argmax(1.0 - probs[:, self.classes.index("clear")]))
         return [
             Finding(
                 detector=self.name,
                 label=label,
                 score=weather,
                 time=times[best],
-                extra={k: round(v, 4) for k, v in by_class.items()} | {"windows": len(x)},
+                extra={k: round(v, 4) for k, v in by_class.items()} | {"windows": len(times)},
             )
         ]

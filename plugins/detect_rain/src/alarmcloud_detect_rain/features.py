@@ -295,6 +295,17 @@ def _line_filter_features(spike: np.ndarray) -> list[float]:
 
 def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     """Feature vector (float32, ``len(FEATURE_NAMES)``) of one window of >= 5 grey uint8 frames."""
+    return window_analysis(frames)[0]
+
+
+def window_analysis(frames: Sequence[np.ndarray], maps: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The feature vector of one window of >= 5 grey uint8 frames and, with ``maps``, its brightening maps.
+
+    The maps (float16, ``MAP_FRAMES`` x H-10 x W-10) are the one-frame brightening of the window's middle frames
+    (brighter than both neighbours, after the offset/gain and shake correction of the features) in units of the
+    window's noise, clipped to -8..16, without the 5-pixel margin the shake correction may crop: the input of the
+    spike-map CNN (``detector.RainDetector``).
+    """
     if len(frames) < 5:
         raise ValueError(f"need at least 5 consecutive frames, got {len(frames)}")
     first = np.asarray(frames[0])
@@ -313,6 +324,7 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
     stds = np.sqrt(var) + 1e-3
     x *= (stds.mean() / stds)[:, None, None]
     # a shaking camera moves every edge for one frame, which looks like streaks everywhere
+    uncropped = x.shape[1:]
     x, shake = _stabilise(x, frames[: len(x)])
     t, h, w = x.shape
     total_px = float(h * w)
@@ -465,4 +477,17 @@ def window_features(frames: Sequence[np.ndarray]) -> np.ndarray:
         flat_share,
         *_line_filter_features(spike),
     ]
-    return np.asarray(feats, dtype=np.float32)
+    return np.asarray(feats, dtype=np.float32), (_maps(spike, absd, x.shape[1:] == uncropped) if maps else None)
+
+
+#: brightening maps per window (the 4 middle frames of a 6-frame window)
+MAP_FRAMES = WINDOW_LENGTH - 2
+
+
+def _maps(spike: np.ndarray, absd: np.ndarray, uncropped: bool) -> np.ndarray:
+    """``spike`` without the shake correction's margin, in units of the noise of that area (see window_analysis)."""
+    if uncropped:  # the stabiliser crops the margin only when it shifts: crop the same for every window
+        m = _MAX_SHIFT
+        spike, absd = spike[:, m:-m, m:-m], absd[:, m:-m, m:-m]
+    sigma = float(_median(absd[:, ::4, ::4].ravel())) * 1.4826 / np.sqrt(2.0) + 0.25
+    return np.clip(spike / sigma, -8.0, 16.0).astype(np.float16)

@@ -1,0 +1,90 @@
+"""The spike-map CNN shipped with the MLP: its input, the fusion, and which model's threshold applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from alarmcloud_detect_rain.detector import (
+    CNN_FILE,
+    RainConfig,
+    RainDetector,
+    default_model_path,
+    fuse,
+    model_threshold,
+)
+from alarmcloud_detect_rain.features import MAP_FRAMES, window_analysis, window_features
+from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp
+
+
+@pytest.fixture(scope="module")
+def mlp_alone() -> RainDetector:
+    return RainDetector(RainConfig(cnn_weight=0))
+
+
+def test_the_shipped_pair_is_fused_at_its_own_threshold(detector: RainDetector, mlp_alone: RainDetector) -> None:
+    assert default_model_path(CNN_FILE).is_file() and default_model_path(CNN_FILE).stat().st_size < 500_000
+    meta = detector.cnn.get_modelmeta().custom_metadata_map  # type: ignore[union-attr]
+    assert detector.cnn_weight == float(meta["fusion_weight"]) == 0.5
+    assert detector.threshold == model_threshold(meta) == 0.65  # chosen out of fold for the fused score
+    assert mlp_alone.cnn is None and mlp_alone.threshold == 0.75  # the MLP's own, as before the CNN shipped
+
+
+def test_the_maps_come_from_the_features_own_pass(clips: dict[str, Path], frames_for, detector) -> None:  # type: ignore[no-untyped-def]
+    window = [f.image for f in frames_for(detector, clips["rain"]).windows[0]]
+    feats, maps = window_analysis(window, maps=True)
+    assert np.array_equal(feats, window_features(window))  # asking for the maps changes no feature
+    assert maps is not None and maps.dtype == np.float16 and maps.shape == (MAP_FRAMES, 350, 630)
+    assert window_analysis(window)[1] is None
+    # the shake correction crops a 5-pixel margin when it shifts: the maps have that size either way
+    shaken = [np.roll(f, (2 * (i % 2), 3 * (i % 2)), axis=(0, 1)) for i, f in enumerate(window)]
+    assert window_analysis(shaken, maps=True)[1].shape == maps.shape  # type: ignore[union-attr]
+    # a drop brightens a pixel for one frame: many map pixels far above the noise in rain, hardly any when static
+    static = [f.image for f in frames_for(detector, clips["static"]).windows[0]]
+    rainy, still = (float((window_analysis(w, maps=True)[1] > 4).mean()) for w in (window, static))  # type: ignore[operator]
+    assert rainy > 0.005 and still < rainy / 10
+
+
+def test_the_cnn_alone_ranks_rain_above_every_clear_clip(clips: dict[str, Path], frames_for) -> None:  # type: ignore[no-untyped-def]
+    cnn_only = RainDetector(RainConfig(cnn_weight=1.0))
+    score = {name: 1.0 - cnn_only.scores(frames_for(cnn_only, path))["clear"] for name, path in clips.items()}
+    rain = min(score["rain"], score["night_rain"])
+    clear = max(score[n] for n in ("person", "vegetation", "static", "night_clear"))
+    assert rain > 0.65 and rain - clear > 0.3, score
+
+
+def test_the_clip_score_is_the_fusion_of_both_models(detector: RainDetector, mlp_alone: RainDetector,
+                                                     clips: dict[str, Path], frames_for) -> None:  # type: ignore[no-untyped-def]
+    frames = frames_for(detector, clips["night_rain"])
+    cnn_only = RainDetector(RainConfig(cnn_weight=1.0))
+    mlp, cnn = (1.0 - d.scores(frames)["clear"] for d in (mlp_alone, cnn_only))
+    fused = detector.scores(frames)
+    assert 1.0 - fused["clear"] == pytest.approx(fuse(mlp, cnn, 0.5), abs=1e-6)
+    assert sum(fused.values()) == pytest.approx(1.0, abs=1e-6)
+    (finding,) = detector.analyze(frames)
+    assert finding.score == pytest.approx(1.0 - fused["clear"], abs=1e-6) and finding.extra["windows"] == 3
+    assert fuse(0.9, 0.2, 0.0) == pytest.approx(0.9) and fuse(0.9, 0.2, 1.0) == pytest.approx(0.2)
+    assert fuse(0.8, 0.8, 0.5) == pytest.approx(0.8) and fuse(1.0, 0.0, 0.5) == pytest.approx(0.5)
+
+
+def test_an_operators_own_mlp_is_used_alone_unless_a_cnn_weight_is_set(tmp_path: Path) -> None:
+    """A recalibrated MLP (``model_path``) was measured and given its threshold alone, so it runs alone; naming a
+    CNN weight fuses it with the shipped CNN at the CNN's threshold."""
+    w = read_mlp(default_model_path())
+    w.metadata["threshold"] = "0.70"
+    own = write_mlp(tmp_path / "own.onnx", w)
+    alone = RainDetector(RainConfig(model_path=own))
+    assert alone.cnn is None and alone.threshold == 0.7
+    fused = RainDetector(RainConfig(model_path=own, cnn_weight=0.3))
+    assert fused.cnn is not None and fused.cnn_weight == 0.3 and fused.threshold == 0.65
+    assert RainDetector(RainConfig(model_path=own, cnn_weight=0.3, threshold=0.8)).threshold == 0.8
+
+
+def test_a_file_that_is_not_a_spike_map_cnn_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is not a spike-map CNN of this plugin"):
+        RainDetector(RainConfig(cnn_path=default_model_path()))
+    missing = tmp_path / "missing.onnx"
+    with pytest.raises(Exception, match="missing.onnx"):  # onnxruntime raises its own error types
+        RainDetector(RainConfig(cnn_path=missing))
+    assert RainDetector(RainConfig(cnn_path=missing, cnn_weight=0)).cnn is None  # off: never read
