@@ -89,7 +89,7 @@ def test_an_out_of_range_number_shows_the_error_and_stores_nothing(chromium: Any
         page.keyboard.press("Enter")  # the options open from the keyboard
         assert toggle.get_attribute("aria-expanded") == "true"
         threshold = card.get_by_label("Rain / snow threshold")
-        assert threshold.input_value() == "" and threshold.get_attribute("placeholder") == "deployment default (0.75)"
+        assert threshold.input_value() == "" and threshold.get_attribute("placeholder") == "deployment default (0.65)"
         threshold.fill("1.5")
         card.get_by_role("button", name="Save Rain and snow options").click()
         alert = card.get_by_role("alert")
