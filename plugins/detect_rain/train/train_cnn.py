@@ -104,6 +104,8 @@ def fit_cnn(maps: np.ndarray, kinds: np.ndarray, ids: np.ndarray, seed: int, epo
     loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(counts.sum() / (len(CLASSES) * counts)))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-3)
     per_epoch = len(pairs) // batch
+    if per_epoch == 0:
+        raise ValueError(f"{len(pairs)} training windows do not fill one batch of {batch}: use more clips")
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * per_epoch)
     net.train()
     for _ in range(epochs):
