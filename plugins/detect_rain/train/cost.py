@@ -82,13 +82,10 @@ def main() -> None:
                                   cnn_weight=args.cnn_weight))
 
     def analyse(windows: list[np.ndarray]) -> object:
-        """What ``analyze`` computes for these windows: features (and maps), the MLP and the CNN if fused."""
-        if args.features:
-            x = np.stack([rain_detector.window_features(list(w)) for w in windows])
-            return det.window_probs(x)
+        """What ``analyze`` computes for these windows: features (and maps), the MLP and the CNN if fused (with
+        ``--features`` the other features.py gives no maps, so the MLP alone)."""
         out = [rain_detector.window_analysis(list(w), maps=det.cnn is not None) for w in windows]
-        x = np.stack([f for f, _ in out])
-        return det.window_probs(x), det.cnn_probs(x, [m for _, m in out if m is not None])
+        return det.combine(np.stack([f for f, _ in out]), [m for _, m in out if m is not None])
 
     dec, an = time_1080p(det)
     print(f"18 s 1080p 15 fps test clip: decode of the 3 windows {dec:.3f} CPU-s, analysis {an:.3f} CPU-s, "

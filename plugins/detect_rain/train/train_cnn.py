@@ -33,7 +33,7 @@ import torch.nn as nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from alarmcloud_detect_rain.detector import CNN_FILE  # noqa: E402
+from alarmcloud_detect_rain.detector import CNN_FILE, fuse  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, MAP_FRAMES, window_analysis  # noqa: E402
 from dataset import CLASSES, build, load_frames  # noqa: E402
 from synth import photo_list  # noqa: E402
@@ -130,14 +130,6 @@ def cnn_clip_scores(net: SpikeMapNet, maps: np.ndarray, ids: np.ndarray) -> np.n
     """Clip weather score as in the detector: 1 - the mean p(clear) over the clip's whole windows."""
     return np.array([1.0 - float(torch.softmax(net(torch.from_numpy(maps[i].astype(np.float32))), 1)[:, 0].mean())
                      for i in ids])
-
-
-def fuse(mlp: np.ndarray, cnn: np.ndarray, weight: float) -> np.ndarray:
-    """The detector's fusion of two clip scores in log-odds."""
-    def lg(p: np.ndarray) -> np.ndarray:
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return np.log(p / (1 - p))
-    return 1.0 / (1.0 + np.exp(-((1 - weight) * lg(mlp) + weight * lg(cnn))))
 
 
 def main() -> None:

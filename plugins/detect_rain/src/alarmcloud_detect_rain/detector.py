@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
+from numpy.typing import ArrayLike
 from pydantic import BaseModel, Field
 
 from alarmcloud_detect_rain.features import (
@@ -86,11 +87,11 @@ def default_model_path(name: str = MODEL_FILE) -> Path:
     return Path(str(resources.files("alarmcloud_detect_rain") / "models" / name))
 
 
-def fuse(mlp: float, cnn: float, weight: float) -> float:
+def fuse(mlp: ArrayLike, cnn: ArrayLike, weight: float) -> np.ndarray:
     """The clip's weather score from the MLP's and the CNN's: ``sigmoid((1 - weight) logit(mlp) + weight
-    logit(cnn))`` (each clipped to 1e-6 .. 1 - 1e-6)."""
-    a, b = (min(max(p, 1e-6), 1 - 1e-6) for p in (mlp, cnn))
-    return float(1.0 / (1.0 + np.exp(-((1 - weight) * logit(a) + weight * logit(b)))))
+    logit(cnn))`` (each clipped to 1e-6 .. 1 - 1e-6); element-wise for arrays of clip scores (train_cnn.py)."""
+    a, b = (np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6) for p in (mlp, cnn))
+    return 1.0 / (1.0 + np.exp(-((1 - weight) * np.log(a / (1 - a)) + weight * np.log(b / (1 - b)))))
 
 
 class RainConfig(BaseModel):
@@ -263,7 +264,7 @@ class RainDetector(Detector):
         by_class = dict(zip(self.classes, probs.mean(axis=0).tolist(), strict=True))
         cnn = self.cnn_probs(x, window_maps)
         if cnn is not None:
-            weather = fuse(weather, self.weather(cnn), self.cnn_weight)
+            weather = float(fuse(weather, self.weather(cnn), self.cnn_weight))
             per_window = per_window + 1.0 - cnn[:, self.classes.index("clear")]
             kinds = [c for c in self.classes if c != "clear"]
             total = sum(by_class[c] for c in kinds)
