@@ -138,8 +138,8 @@ def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
 
 @functools.cache
 def _detector() -> RainDetector:
-    """The shipped detector of this process (its feature rows skip short windows as in production)."""
-    return RainDetector()
+    """The shipped MLP of this process (its feature rows skip short windows as in production)."""
+    return RainDetector(RainConfig(cnn_weight=0))
 
 
 def _job(args: tuple[ClipSpec, str]) -> np.ndarray:
@@ -183,7 +183,8 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="keep the features (.npz); read back if it exists")
     ap.add_argument("--no-shift", action="store_true", help="score H.265 clips without the model's score shift")
     args = ap.parse_args()
-    det = RainDetector(RainConfig(model_path=args.model) if args.model else None)
+    # these tables score the MLP alone (features, no brightening maps): its own threshold, not the fused one
+    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=0))
     thr = det.threshold if args.threshold is None else args.threshold
     specs = specs_for(args.seed, args.clips, photo_list("eval"), 3, args.domain)
     t0 = time.time()

@@ -63,7 +63,7 @@ def main() -> None:
     specs = specs_for(args.seed, args.clips, photo_list("train"), 3)
     t0 = time.time()
     feats = artefact_features(specs, ["plain", "hevc"], args.save, args.workers)
-    det = RainDetector(RainConfig(model_path=args.model))
+    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=0))  # the MLP's shift, at the MLP's threshold
     raw = {a: np.array([det.weather(det.window_probs(x)) for x in f]) for a, f in feats.items()}
     weather = np.array([s.kind != "clear" for s in specs])
     q = {a: clear_quantile(raw[a][~weather], args.target_fpr) for a in raw}
