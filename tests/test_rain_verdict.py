@@ -150,6 +150,7 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
     assert out.returncode == 0, out.stdout + out.stderr
     assert "released feedback clips of the deployment: 4" in out.stdout
     assert "recalibrated on 4 clips (rain 2, not_rain 2" in out.stdout
+    assert "the detector fuses it with the CNN at weight 0.5" in out.stdout
     assert model.exists()
 
     # a deployment pointed at the new model by configuration alone analyses clips with it
@@ -166,6 +167,8 @@ def test_owner_feedback_recalibrates_the_model_a_server_then_uses(
         assert det is not None and Path(det.model_path) == model
         meta = det.session.get_modelmeta().custom_metadata_map
         assert "4 feedback clips" in meta["recalibrated_from"]
+        # measured fused, run fused: recalibrating does not silently drop the CNN the deployment ran before
+        assert det.cnn is not None and det.cnn_weight == 0.5 and det.threshold == 0.65
         b = api_at(srv2.url).register("rain-model@example.com")
         creds2 = _camera_with_rain(b)
         assert b.upload_analysed(creds2, rain_clips["rain"])["verdict"] == "false_alarm:rain"

@@ -68,9 +68,10 @@ def test_the_clip_score_is_the_fusion_of_both_models(detector: RainDetector, mlp
     assert fuse(0.8, 0.8, 0.5) == pytest.approx(0.8) and fuse(1.0, 0.0, 0.5) == pytest.approx(0.5)
 
 
-def test_an_operators_own_mlp_is_used_alone_unless_a_cnn_weight_is_set(tmp_path: Path) -> None:
-    """A recalibrated MLP (``model_path``) was measured and given its threshold alone, so it runs alone; naming a
-    CNN weight fuses it with the shipped CNN at the CNN's threshold."""
+def test_an_operators_own_mlp_is_fused_as_its_metadata_says(tmp_path: Path) -> None:
+    """A model of the operator's own (``model_path``) runs fused with the CNN weight `alarmcloud rain recalibrate`
+    measured it with (``cnn_weight`` in its metadata), alone without one (a recalibration of an older release, at
+    its own threshold); a configured CNN weight always wins."""
     w = read_mlp(default_model_path())
     w.metadata["threshold"] = "0.70"
     own = write_mlp(tmp_path / "own.onnx", w)
@@ -79,6 +80,18 @@ def test_an_operators_own_mlp_is_used_alone_unless_a_cnn_weight_is_set(tmp_path:
     fused = RainDetector(RainConfig(model_path=own, cnn_weight=0.3))
     assert fused.cnn is not None and fused.cnn_weight == 0.3 and fused.threshold == 0.65
     assert RainDetector(RainConfig(model_path=own, cnn_weight=0.3, threshold=0.8)).threshold == 0.8
+    w.metadata["cnn_weight"] = "0.4"
+    recalibrated = RainDetector(RainConfig(model_path=write_mlp(tmp_path / "recal.onnx", w)))
+    assert recalibrated.cnn is not None and recalibrated.cnn_weight == 0.4 and recalibrated.threshold == 0.65
+    assert RainDetector(RainConfig(model_path=tmp_path / "recal.onnx", cnn_weight=0)).cnn is None
+    w.metadata["cnn_weight"] = "0"
+    assert RainDetector(RainConfig(model_path=write_mlp(tmp_path / "recal0.onnx", w))).cnn is None
+    w.metadata["cnn_weight"] = "lots"
+    with pytest.raises(ValueError, match="cnn_weight 'lots' in its metadata is not a number from 0 to 1"):
+        RainDetector(RainConfig(model_path=write_mlp(tmp_path / "bad.onnx", w)))
+    # the shipped MLP named by its path is the shipped MLP: fused by the CNN's own weight
+    shipped = RainDetector(RainConfig(model_path=default_model_path()))
+    assert shipped.cnn is not None and shipped.cnn_weight == 0.5
 
 
 def test_a_file_that_is_not_a_spike_map_cnn_is_refused(tmp_path: Path) -> None:
@@ -88,3 +101,23 @@ def test_a_file_that_is_not_a_spike_map_cnn_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="missing.onnx"):  # onnxruntime raises its own error types
         RainDetector(RainConfig(cnn_path=missing))
     assert RainDetector(RainConfig(cnn_path=missing, cnn_weight=0)).cnn is None  # off: never read
+
+
+def test_the_fused_score_takes_the_cnns_codec_shift_where_it_has_one(tmp_path: Path) -> None:
+    """``codec_calibration.py --write`` puts the shift measured for the fused score into the CNN's metadata
+    (``onnx_io.set_metadata``, the network untouched); the detector uses it when fused, the MLP's alone."""
+    from alarmcloud_detect_rain.onnx_io import read_metadata, set_metadata
+
+    cnn = tmp_path / "cnn.onnx"
+    cnn.write_bytes(default_model_path(CNN_FILE).read_bytes())
+    before = read_metadata(cnn)
+    assert "score_shift" not in before  # the shipped pair: the MLP's shift for both
+    assert RainDetector(RainConfig(cnn_path=cnn)).score_shift == RainDetector(RainConfig(cnn_weight=0)).score_shift
+    set_metadata(cnn, {"score_shift": "hevc:0.30", "threshold": "0.6"})
+    assert read_metadata(cnn) == before | {"score_shift": "hevc:0.30", "threshold": "0.6"}
+    fused = RainDetector(RainConfig(cnn_path=cnn))
+    assert fused.score_shift == {"hevc": 0.3} and fused.threshold == 0.6
+    assert RainDetector(RainConfig(cnn_path=cnn, cnn_weight=0)).score_shift["hevc"] > 0.3  # the MLP's own
+    maps = np.random.default_rng(0).uniform(-2, 8, (2, MAP_FRAMES, 350, 630)).astype(np.float32)
+    shipped = RainDetector()
+    assert np.array_equal(fused.cnn.run(None, {"maps": maps})[0], shipped.cnn.run(None, {"maps": maps})[0])

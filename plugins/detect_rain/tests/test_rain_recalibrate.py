@@ -40,9 +40,13 @@ def test_command_writes_a_model_the_detector_loads(tmp_path: Path, clips: dict[s
     result = CliRunner().invoke(_cli(), ["rain", "recalibrate", "--samples", str(samples), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "recalibrated on 5 clips" in result.output
+    assert "scored fused with the spike-map CNN (weight 0.5); refits checked at threshold 0.65" in result.output
+    assert "the detector fuses it with the CNN at weight 0.5, as measured here" in result.output
     assert out.exists()
     det = RainDetector(RainConfig(model_path=out))
     assert det.model_path == out
+    # pointed at by model_path alone, it runs as it was measured: fused, at the fused threshold
+    assert det.cnn is not None and det.cnn_weight == 0.5 and det.threshold == 0.65
     assert det.analyze(frames_for(det, clips["rain"]))
     assert det.analyze(frames_for(det, clips["person"])) == []
 
@@ -53,8 +57,9 @@ def test_feedback_moves_the_model_toward_owner_labels(tmp_path: Path, clips: dic
     out = tmp_path / "m.onnx"
     report = recalibrate(samples, out, strength=0.01)
     assert report.clips == 4 and report.rain_clips == 2 and report.not_rain_clips == 2
-    # the base MLP (without the CNN: a model_path of the operator's own runs alone) and the kept copy score alike
-    base, new = RainDetector(RainConfig(cnn_weight=0)), RainDetector(RainConfig(model_path=out))
+    # both fused with the shipped CNN, as the detector runs them
+    base, new = RainDetector(), RainDetector(RainConfig(model_path=out))
+    assert new.cnn is not None
     before = 1 - base.scores(frames_for(base, clips["vegetation"]))["clear"]
     after = 1 - new.scores(frames_for(new, clips["vegetation"]))["clear"]
     assert after > before + 0.1
@@ -130,9 +135,30 @@ def test_by_default_a_few_feedback_clips_keep_the_model_and_show_the_thresholds(
     # the feedback clips' recall and false positives per threshold, for the per-camera threshold option
     assert "threshold  weather recall  clear false positives" in result.output
     assert "       0.75          100.0 %                   0.0 %" in result.output
-    # the base MLP (without the CNN: a model_path of the operator's own runs alone) and the kept copy score alike
-    base, new = RainDetector(RainConfig(cnn_weight=0)), RainDetector(RainConfig(model_path=out))
+    # the deployment's detector before (the shipped pair) and after (model_path = the kept copy) scores alike:
+    # recalibrating with too little feedback changes nothing, the CNN included
+    base, new = RainDetector(), RainDetector(RainConfig(model_path=out))
     for name in ("rain", "person", "vegetation"):
         assert new.scores(frames_for(new, clips[name])) == pytest.approx(base.scores(frames_for(base, clips[name])),
                                                                           abs=1e-6)
-    assert "base output layer kept" in new.session.get_modelmeta().custom_metadata_map["recalibration"]
+    meta = new.session.get_modelmeta().custom_metadata_map
+    assert "base output layer kept" in meta["recalibration"]
+    assert meta["cnn_weight"] == "0.5" and meta["recalibrated_with_cnn"].startswith("rain_cnn.onnx sha256:")
+    assert new.threshold == base.threshold == 0.65
+
+
+def test_cnn_weight_0_recalibrates_the_mlp_alone(tmp_path: Path, clips: dict[str, Path], frames_for) -> None:
+    samples = _samples(tmp_path / "s", [clips["rain"], clips["night_rain"]], [clips["person"], clips["static"]])
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(_cli(), ["rain", "recalibrate", "--samples", str(samples), "--out", str(out),
+                                         "--cnn-weight", "0"])
+    assert result.exit_code == 0, result.output
+    assert "scored with the MLP alone (the CNN is off); refits checked at threshold 0.75" in result.output
+    assert "(the detector runs it alone)" in result.output
+    base, new = RainDetector(RainConfig(cnn_weight=0)), RainDetector(RainConfig(model_path=out))
+    assert new.cnn is None and new.threshold == 0.75
+    assert new.scores(frames_for(new, clips["rain"])) == pytest.approx(base.scores(frames_for(base, clips["rain"])),
+                                                                       abs=1e-6)
+    bad = CliRunner().invoke(_cli(), ["rain", "recalibrate", "--samples", str(samples), "--out", str(out),
+                                      "--cnn-weight", "2"])
+    assert bad.exit_code == 2 and "--cnn-weight" in bad.output

@@ -94,6 +94,20 @@ def fuse(mlp: ArrayLike, cnn: ArrayLike, weight: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-((1 - weight) * np.log(a / (1 - a)) + weight * np.log(b / (1 - b)))))
 
 
+def _weight_in(meta: dict[str, str], key: str, source: object, default: float) -> float:
+    """A CNN weight in a model's metadata (``default`` without ``key``): a number from 0 to 1."""
+    text = meta.get(key)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{source}: {key} {text!r} in its metadata is not a number from 0 to 1")
+    return value
+
+
 class RainConfig(BaseModel):
     """Settings of the rain detector (``[plugins.rain]`` in the config file)."""
 
@@ -117,8 +131,9 @@ class RainConfig(BaseModel):
     cnn_weight: float | None = Field(
         None, ge=0.0, le=1.0,
         description="Weight of the CNN in the fused log-odds; 0 turns it off (the MLP alone, as before it "
-        "shipped). Default: the CNN's own (`fusion_weight` in its metadata, 0.5 shipped) with the shipped MLP, "
-        "0 with a `model_path` of your own (a recalibrated MLP is measured and thresholded alone).",
+        "shipped). Default: the CNN's own (`fusion_weight` in its metadata, 0.5 shipped) with the shipped MLP; "
+        "with a `model_path` of your own the weight `alarmcloud rain recalibrate` measured it with (`cnn_weight` "
+        "in its metadata), 0 for a model without one (a recalibration of an older release).",
     )
     threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads (the MLP is tiny: keep 1).")
     score_shift: dict[str, float] | None = Field(
@@ -159,7 +174,9 @@ class RainDetector(Detector):
         own = cnn_meta if self.cnn is not None else meta
         self.threshold = (model_threshold(own, self.cnn_path if self.cnn is not None else self.model_path)
                           if self.config.threshold is None else self.config.threshold)
-        self.score_shift = parse_shifts(meta.get("score_shift", ""))
+        # the shift measured for the score the detector thresholds: the fused one's (in the CNN's metadata) when
+        # the CNN is on and has one, else the MLP's
+        self.score_shift = parse_shifts(own.get("score_shift", meta.get("score_shift", "")))
         if self.config.score_shift is not None:
             self.score_shift = dict(self.config.score_shift)
         self._input = self.session.get_inputs()[0].name
@@ -170,8 +187,11 @@ class RainDetector(Detector):
         """The spike-map CNN session, its weight and metadata; (None, 0, {}) when it is off."""
         self.cnn_path = Path(self.config.cnn_path or default_model_path(CNN_FILE))
         weight = self.config.cnn_weight
-        if weight is None and self.config.model_path is not None and self.config.cnn_path is None:
-            weight = 0.0  # an MLP of the operator's own is used alone unless a CNN weight is set
+        own_mlp = self.model_path.resolve() != default_model_path().resolve()
+        if weight is None and self.config.cnn_path is None and own_mlp:
+            # an MLP of the operator's own: fused as `alarmcloud rain recalibrate` measured it (the CNN weight in
+            # its metadata), else (a recalibration of an older release, a model trained apart) alone
+            weight = _weight_in(self.session.get_modelmeta().custom_metadata_map, "cnn_weight", self.model_path, 0.0)
         if weight == 0.0:
             return None, 0.0, {}
         session = ort.InferenceSession(str(self.cnn_path), opts, providers=["CPUExecutionProvider"])
@@ -185,13 +205,9 @@ class RainDetector(Detector):
         if tuple(meta.get("classes", "clear,rain,snow").split(",")) != self.classes:
             raise ValueError(f"{self.cnn_path} has other classes than {self.model_path}")
         if weight is None:
-            try:
-                weight = float(meta.get("fusion_weight", "0.5"))
-            except ValueError:
-                weight = float("nan")
-            if not 0.0 < weight <= 1.0:
-                raise ValueError(f"{self.cnn_path}: fusion_weight {meta.get('fusion_weight')!r} in its metadata is "
-                                 "not a number above 0 and at most 1")
+            weight = _weight_in(meta, "fusion_weight", self.cnn_path, 0.5)
+            if weight == 0.0:
+                raise ValueError(f"{self.cnn_path}: fusion_weight 0 in its metadata turns the CNN off")
         return session, weight, meta
 
     @staticmethod

@@ -196,11 +196,8 @@ def read_mlp(path: str | Path) -> MLPWeights:
                         elif tno == 9 and isinstance(tval, bytes):
                             raw = tval
                     tensors[name] = np.frombuffer(raw, dtype="<f4").reshape(dims).astype(np.float64)
-        elif fno == 14 and isinstance(val, bytes):
-            entry = {k: v for k, _, v in _parse(val)}
-            key, value = entry.get(1, b""), entry.get(2, b"")
-            if isinstance(key, bytes) and isinstance(value, bytes):
-                meta[key.decode()] = value.decode()
+        elif fno == 14 and (entry := _metadata_entry(val)):
+            meta[entry[0]] = entry[1]
     missing = {"mean", "inv_scale", "w1", "b1", "w2", "b2"} - tensors.keys()
     if missing:
         raise ValueError(f"{path} is not a rain MLP model (missing {sorted(missing)})")
@@ -213,3 +210,42 @@ def read_mlp(path: str | Path) -> MLPWeights:
         b2=tensors["b2"].ravel(),
         metadata=meta,
     )
+
+
+def _metadata_entry(val: int | bytes) -> tuple[str, str] | None:
+    if not isinstance(val, bytes):
+        return None
+    entry = {k: v for k, _, v in _parse(val)}
+    key, value = entry.get(1, b""), entry.get(2, b"")
+    return (key.decode(), value.decode()) if isinstance(key, bytes) and isinstance(value, bytes) else None
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata (``metadata_props``) of any ONNX model file."""
+    return dict(e for fno, _, val in _parse(Path(path).read_bytes()) if fno == 14 and (e := _metadata_entry(val)))
+
+
+def set_metadata(path: str | Path, updates: dict[str, str]) -> Path:
+    """Set metadata keys of any ONNX model file (the spike-map CNN too), keeping every other field byte for byte;
+    written atomically like ``write_mlp``."""
+    path = Path(path)
+    out = b""
+    for fno, wire, val in _parse(path.read_bytes()):
+        entry = _metadata_entry(val) if fno == 14 else None
+        if entry is not None and entry[0] in updates:
+            continue  # replaced below
+        if wire == 0:
+            assert isinstance(val, int)
+            out += _int(fno, val)
+        elif wire == 2:
+            assert isinstance(val, bytes)
+            out += _bytes(fno, val)
+        else:
+            assert isinstance(val, bytes)
+            out += _key(fno, wire) + val
+    for k, v in updates.items():
+        out += _bytes(14, _str(1, k) + _str(2, v))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(out)
+    tmp.replace(path)
+    return path

@@ -1,7 +1,12 @@
-"""Recalibrate the rain model from clips that owners released with a rain/snow or not_rain/not_snow label."""
+"""Recalibrate the rain model from clips that owners released with a rain/snow or not_rain/not_snow label.
+
+The recalibrated MLP is measured, and its output layer refit, as the detector will run it: fused with the
+spike-map CNN (which stays as shipped) unless the CNN is off. The CNN weight goes into the written model's metadata
+(``cnn_weight``), so a deployment pointed at it fuses it the same way without further settings."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +17,12 @@ from alarmcloud.video import ProbeError, decode
 
 from alarmcloud_detect_rain.detector import (
     WINDOW_AT,
+    RainConfig,
     RainDetector,
-    default_model_path,
-    model_threshold,
+    fuse,
     parse_shifts,
     quiet_windows,
 )
-from alarmcloud_detect_rain.features import window_features
 from alarmcloud_detect_rain.mlp import refit_head
 from alarmcloud_detect_rain.onnx_io import MLPWeights, read_mlp, write_mlp
 
@@ -48,20 +52,26 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class FeedbackClip:
-    """One released clip: its windows' features and its video codec (the score shift depends on it)."""
+    """One released clip: its windows' features, its video codec (the score shift depends on it) and the spike-map
+    CNN's weather score of it (None: not fused; the CNN is not refit, so its score is fixed)."""
 
     x: np.ndarray
     codec: str | None = None
+    cnn: float | None = None
 
 
-def clip_score(model: MLPWeights, clip: FeedbackClip, shifts: dict[str, float] | None = None) -> float:
+def clip_score(model: MLPWeights, clip: FeedbackClip, shifts: dict[str, float] | None = None,
+               cnn_weight: float = 0.0) -> float:
     """The detector's weather score of one clip from its windows' features (the mean weather probability, a window
-    without any transient brightening clear, as in ``RainDetector.window_probs``), moved by the score shift for the
-    clip's codec as ``RainDetector.analyze`` does (``shifts``: the deployment's ``score_shift``, default the
-    model's own)."""
+    without any transient brightening clear, as in ``RainDetector.window_probs``), fused with the clip's CNN score
+    at ``cnn_weight`` (0: the MLP alone) and moved by the score shift for the clip's codec as
+    ``RainDetector.analyze`` does (``shifts``: the deployment's ``score_shift``, default the model's own)."""
     weather = 1 - model.predict(clip.x.astype(np.float64))[:, 0]
     weather[quiet_windows(clip.x)] = 0.0
-    return RainDetector.calibrated(float(weather.mean()), clip.codec, model_shifts(model) if shifts is None else shifts)
+    score = float(weather.mean())
+    if cnn_weight > 0.0 and clip.cnn is not None:
+        score = float(fuse(score, clip.cnn, cnn_weight))
+    return RainDetector.calibrated(score, clip.codec, model_shifts(model) if shifts is None else shifts)
 
 
 def model_shifts(model: MLPWeights) -> dict[str, float]:
@@ -82,13 +92,13 @@ class StrengthChoice:
 
 def choose_strength(base: MLPWeights, clips: list[FeedbackClip], weather: np.ndarray, threshold: float,
                     folds: int = 5, repeats: int = 3, seed: int = 0,
-                    shifts: dict[str, float] | None = None) -> StrengthChoice:
+                    shifts: dict[str, float] | None = None, cnn_weight: float = 0.0) -> StrengthChoice:
     """Pick the refit strength by clip-grouped, stratified cross-validation on the feedback clips themselves.
 
     Each of ``STRENGTHS`` is refit on all folds but one and scores the clips of that fold (``repeats`` times with
     other folds, averaged); the base model scores every clip as it is. A refit that does not beat the base model out
     of fold is not used: measured on footage unlike the training renders, refitting every time made the detector
-    worse (``train/recalibration_eval.py``).
+    worse (``train/recalibration_eval.py``). Clips are scored as ``clip_score`` does (fused at ``cnn_weight``).
     """
     if shifts is None:  # refits keep the base model's metadata, and with it its shift
         shifts = model_shifts(base)
@@ -117,10 +127,10 @@ def choose_strength(base: MLPWeights, clips: list[FeedbackClip], weather: np.nda
             y = np.concatenate([np.full(len(clips[i].x), weather[i]) for i in train])
             model = refit_head(base, x, y, l2_to_base=strength)
             for i in np.flatnonzero(fold == f):
-                oof[i] = clip_score(model, clips[i], shifts)
+                oof[i] = clip_score(model, clips[i], shifts, cnn_weight)
         return rate(oof)
 
-    auc_base, fpr_base = rate(np.array([clip_score(base, c, shifts) for c in clips]))
+    auc_base, fpr_base = rate(np.array([clip_score(base, c, shifts, cnn_weight) for c in clips]))
     best: tuple[float, float] | None = None
     for strength in STRENGTHS:
         auc_s, fpr_s = np.mean([out_of_fold(strength, fold) for fold in splits], axis=0)
@@ -145,6 +155,10 @@ class RecalibrationReport:
     choice: StrengthChoice
     #: (threshold, weather recall, clear false-positive rate) of the written model on the feedback clips
     by_threshold: tuple[tuple[float, float, float], ...] = ()
+    #: the CNN weight the clips were scored with and the written model carries (0: the MLP alone)
+    cnn_weight: float = 0.0
+    #: the threshold the refit was checked at (the detector's)
+    threshold: float = 0.75
 
 
 def feedback_clips(samples_dir: str | Path) -> list[tuple[Path, bool]]:
@@ -163,31 +177,38 @@ def recalibrate(
     on_clip: Callable[[Path], None] | None = None,
     threshold: float | None = None,
     score_shift: dict[str, float] | None = None,
+    cnn_path: str | Path | None = None,
+    cnn_weight: float | None = None,
 ) -> RecalibrationReport:
     """Refit the model's output layer on released clips and write a new ONNX model to ``out_model_path``.
 
     Clips are decoded through the core pipeline with the detector's own frame request, so the features are
-    exactly those seen in production. ``strength`` scales how strongly the new weights are held near the base;
-    None (the default) lets cross-validation on the feedback choose it, and keeps the base model's output layer
-    when no refit does better than it out of fold (``choose_strength``; ``threshold``: the detector's, default
-    the base model's own; ``score_shift``: the detector's per-codec shift, default the model's own). The model is
-    written either way, with what was done in its metadata.
+    exactly those seen in production, and scored as the detector configured with ``base_model_path``,
+    ``cnn_path`` and ``cnn_weight`` (``RainConfig``'s meaning: by default the shipped MLP fused with the shipped
+    CNN) scores them; only the MLP's output layer is refit. ``strength`` scales how strongly the new weights are
+    held near the base; None (the default) lets cross-validation on the feedback choose it, and keeps the base
+    model's output layer when no refit does better than it out of fold (``choose_strength``; ``threshold``: the
+    detector's, default its own; ``score_shift``: the detector's per-codec shift, default its own). The model is
+    written either way, with what was done and the CNN weight in its metadata.
     """
-    base_path = Path(base_model_path or default_model_path())
+    det = RainDetector(RainConfig(model_path=base_model_path, cnn_path=cnn_path, cnn_weight=cnn_weight,
+                                  window_at=window_at))
+    base_path = det.model_path
     base = read_mlp(base_path)
-    request = RainDetector.default_request(window_at)
+    request = det.frame_request()
     clips: list[FeedbackClip] = []
     labels: list[bool] = []
     skipped = 0
     for path, is_rain in feedback_clips(samples_dir):
         try:
             (frames,) = decode(path, [request])
-            rows = [window_features([f.image for f in w]) for w in frames.windows if len(w) >= 5]
+            x, maps, _ = det.analysis(frames, maps=det.cnn is not None)
         except (ProbeError, OSError, ValueError) as exc:
             log.warning("skipping feedback clip %s: %s", path.name, exc)
-            rows = []
-        if rows:
-            clips.append(FeedbackClip(np.stack(rows), frames.probe.video_codec))
+            x, maps = np.zeros((0, 0)), []
+        if len(x):
+            cnn = det.cnn_probs(x, maps)
+            clips.append(FeedbackClip(x, frames.probe.video_codec, None if cnn is None else det.weather(cnn)))
             labels.append(is_rain)
         else:
             skipped += 1
@@ -200,12 +221,13 @@ def recalibrate(
             f"need at least {min_per_class} usable clips per label, got rain={counts[True]} "
             f"not_rain={counts[False]} in {samples_dir}"
         )
-    if score_shift is None:  # the written model keeps the base model's metadata, and with it its shift
-        score_shift = model_shifts(base)
+    if score_shift is None:  # the detector's: the written model keeps the base model's metadata, the CNN its own
+        score_shift = det.score_shift
     if threshold is None:
-        threshold = model_threshold(base.metadata, base_path)
+        threshold = det.threshold
+    weight = det.cnn_weight if det.cnn is not None else 0.0
     if strength is None:
-        choice = choose_strength(base, clips, weather, threshold, shifts=score_shift)
+        choice = choose_strength(base, clips, weather, threshold, shifts=score_shift, cnn_weight=weight)
     else:
         choice = StrengthChoice(strength, 0, reason="given")
     if choice.strength is None:
@@ -216,18 +238,25 @@ def recalibrate(
         new = refit_head(base, x, y, l2_to_base=choice.strength)
 
     def clip_accuracy(model: MLPWeights) -> float:
-        return float(np.mean([(clip_score(model, c, score_shift) >= 0.5) == w
+        return float(np.mean([(clip_score(model, c, score_shift, weight) >= 0.5) == w
                               for c, w in zip(clips, weather, strict=True)]))
 
     before, after = clip_accuracy(base), clip_accuracy(new)
-    scores = np.array([clip_score(new, c, score_shift) for c in clips])
+    scores = np.array([clip_score(new, c, score_shift, weight) for c in clips])
     by_threshold = tuple((t, float(np.mean(scores[weather] >= t)), float(np.mean(scores[~weather] >= t)))
                          for t in np.round(np.arange(0.5, 0.951, 0.05), 2))
     new.metadata["recalibrated_from"] = f"{base_path.name} + {len(clips)} feedback clips"
     new.metadata["recalibration"] = ("base output layer kept: " + choice.reason if choice.strength is None
                                      else f"output layer refit, strength {choice.strength:g} ({choice.reason})")
+    # the detector reads this back: a deployment pointed at the new model fuses it as it was measured here
+    new.metadata["cnn_weight"] = f"{weight:g}"
+    if det.cnn is not None:
+        digest = hashlib.sha256(det.cnn_path.read_bytes()).hexdigest()[:12]
+        new.metadata["recalibrated_with_cnn"] = f"{det.cnn_path.name} sha256:{digest}"
+    else:
+        new.metadata.pop("recalibrated_with_cnn", None)
     out = write_mlp(out_model_path, new)
     log.info("recalibrated on %d clips: %s; accuracy %.3f -> %.3f, wrote %s", len(clips),
              new.metadata["recalibration"], before, after, out)
     return RecalibrationReport(len(clips), counts[True], counts[False], skipped, before, after, out, choice,
-                               by_threshold)
+                               by_threshold, weight, threshold)
