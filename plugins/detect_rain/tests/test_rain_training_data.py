@@ -83,8 +83,9 @@ def test_bitrate_capped_encoding_keeps_to_the_cap(tmp_path: Path) -> None:
 
 def test_artefact_renders_keep_the_clip_and_add_only_their_artefact() -> None:
     """``train/artefacts.py``: the OSD is burnt into the corners only and ticks once per second; a clip sent with
-    every picture twice still gives the detector all its windows (distinct pictures); every artefact analyses."""
-    from artefacts import ARTEFACTS, burn_osd, features_with
+    every picture twice still gives the detector all its windows (distinct pictures); every artefact analyses, the
+    spike-map CNN's clip score included."""
+    from artefacts import ARTEFACTS, analysis_with, burn_osd
 
     spec = replace(specs_for(2, 1, photo_list("eval"), 3)[0], kind="rain", intensity="heavy", size=(640, 360), fps=10)
     blank = [np.zeros((360, 640, 3), np.uint8)] * 25
@@ -94,5 +95,6 @@ def test_artefact_renders_keep_the_clip_and_add_only_their_artefact() -> None:
     ticks = [i for i in range(1, len(osd)) if not np.array_equal(osd[i], osd[i - 1])]
     assert ticks and all(i % spec.fps == 0 for i in ticks)
     for artefact in ARTEFACTS:
-        x = features_with(spec, artefact)
+        x, cnn = analysis_with(spec, artefact)
         assert x.shape == (3, len(FEATURE_NAMES)) and np.isfinite(x).all(), artefact
+        assert 0.0 <= cnn <= 1.0, artefact

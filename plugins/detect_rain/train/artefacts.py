@@ -22,6 +22,9 @@ and the scores:
 - ``bframes`` / ``hevc-bframes``: encoded as desktop encoders and video sites do, with up to 3 B-frames in a row
   (x264 ``medium`` without the low-latency tuning, or x265 as for ``hevc``); cameras send no B-frames.
 
+Scored as the detector is configured: the MLP fused with the spike-map CNN at the CNN's threshold, or with
+``--cnn-weight 0`` the MLP alone at its own (the tables of the rain README before the CNN shipped).
+
 Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python plugins/detect_rain/train/artefacts.py \
         --clips 120 --save /tmp/rain-artefacts.npz
@@ -44,7 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from alarmcloud.video import decode  # noqa: E402
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector, fuse  # noqa: E402
 from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
 from synth import DOMAINS, ClipSpec, encode, photo_list, preset_of, render_frames  # noqa: E402
@@ -105,9 +108,10 @@ def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return [np.asarray(Image.fromarray(f).filter(flt)) for f in frames]
 
 
-def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
-    """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` (the detector skips a
-    window shorter than 5 frames, which only a clip that ends within it has)."""
+def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
+    """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` and the spike-map CNN's
+    weather score of the clip (the detector skips a window shorter than 5 frames, which only a clip that ends within
+    it has)."""
     frames = render_frames(spec)
     fps, gop = spec.fps, spec.window_length
     if artefact in ("sharpen", "all"):
@@ -130,44 +134,56 @@ def features_with(spec: ClipSpec, artefact: str) -> np.ndarray:
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, "medium" if bframes else preset_of(spec),
                           bitrate, bframes=bframes)
         (cf,) = decode(path, [clip_request(spec)])
-    rows, _ = _detector().features(cf)
+    det = _detector()
+    rows, maps, _ = det.analysis(cf, maps=True)
     if not len(rows):
         raise ValueError(f"clip {spec.seed} ({artefact}): no window of 5 frames")
-    return rows
+    cnn = det.cnn_probs(rows, maps)
+    assert cnn is not None
+    return rows, det.weather(cnn)
 
 
 @functools.cache
 def _detector() -> RainDetector:
-    """The shipped MLP of this process (its feature rows skip short windows as in production)."""
-    return RainDetector(RainConfig(cnn_weight=0))
+    """The shipped MLP and CNN of this process (its feature rows skip short windows as in production)."""
+    return RainDetector(RainConfig(cnn_weight=0.5))  # any weight above 0: only the CNN's own scores are kept
 
 
-def _job(args: tuple[ClipSpec, str]) -> np.ndarray:
-    return features_with(*args)
+def _job(args: tuple[ClipSpec, str]) -> tuple[np.ndarray, float]:
+    return analysis_with(*args)
 
 
 def artefact_features(specs: list[ClipSpec], artefacts: list[str], save: Path | None = None,
-                      workers: int = 2) -> dict[str, list[np.ndarray]]:
-    """Per artefact, each clip's feature rows (``features_with``), rendered in parallel; with ``save`` kept in that
-    .npz (per artefact all rows and each clip's number of windows) and read back from it for the artefacts it holds
-    for as many clips."""
-    feats: dict[str, list[np.ndarray]] = {}
+                      workers: int = 2) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
+    """Per artefact, each clip's feature rows and the CNN's weather score of each clip (``analysis_with``), rendered
+    in parallel; with ``save`` kept in that .npz (per artefact all rows, each clip's number of windows and CNN score)
+    and read back from it for the artefacts it holds for as many clips."""
+    feats: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
     if save and save.exists():
         with np.load(save) as z:
             for a in artefacts:
-                if f"{a}_n" in z.files and len(z[f"{a}_n"]) == len(specs):
-                    feats[a] = np.split(z[a], np.cumsum(z[f"{a}_n"])[:-1])
+                if f"{a}_cnn" in z.files and len(z[f"{a}_n"]) == len(specs):
+                    feats[a] = (np.split(z[a], np.cumsum(z[f"{a}_n"])[:-1]), z[f"{a}_cnn"])
     todo = [a for a in artefacts if a not in feats]
     if todo:
         jobs = [(s, a) for a in todo for s in specs]
         with ProcessPoolExecutor(max(1, workers)) as pool:
-            rows = list(pool.map(_job, jobs, chunksize=4))
+            out = list(pool.map(_job, jobs, chunksize=4))
         for k, a in enumerate(todo):
-            feats[a] = rows[k * len(specs):(k + 1) * len(specs)]
+            part = out[k * len(specs):(k + 1) * len(specs)]
+            feats[a] = ([r for r, _ in part], np.array([c for _, c in part]))
         if save:
-            np.savez(save, **{a: np.concatenate(f) for a, f in feats.items()},
-                     **{f"{a}_n": np.array([len(x) for x in f]) for a, f in feats.items()})
+            np.savez(save, **{a: np.concatenate(f) for a, (f, _) in feats.items()},
+                     **{f"{a}_n": np.array([len(x) for x in f]) for a, (f, _) in feats.items()},
+                     **{f"{a}_cnn": c for a, (_, c) in feats.items()})
     return feats
+
+
+def clip_weather(det: RainDetector, rows: np.ndarray, cnn_weather: float) -> float:
+    """The clip's weather score as ``det`` computes it before the codec's shift: the MLP's, fused with the CNN's
+    when ``det`` has the CNN on."""
+    mlp = det.weather(det.window_probs(rows))
+    return float(fuse(mlp, cnn_weather, det.cnn_weight)) if det.cnn is not None else mlp
 
 
 def main() -> None:
@@ -182,9 +198,10 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--save", type=Path, default=None, help="keep the features (.npz); read back if it exists")
     ap.add_argument("--no-shift", action="store_true", help="score H.265 clips without the model's score shift")
+    ap.add_argument("--cnn-weight", type=float, default=None,
+                    help="the CNN's weight in the fused score (default: the detector's own; 0: the MLP alone)")
     args = ap.parse_args()
-    # these tables score the MLP alone (features, no brightening maps): its own threshold, not the fused one
-    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=0))
+    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
     thr = det.threshold if args.threshold is None else args.threshold
     specs = specs_for(args.seed, args.clips, photo_list("eval"), 3, args.domain)
     t0 = time.time()
@@ -192,8 +209,9 @@ def main() -> None:
     weather = np.array([s.kind != "clear" for s in specs])
     night = np.array([s.night for s in specs])
     # scored as the detector does: an H.265 clip's weather score moved by the model's shift for it (if it has one)
-    scores = {a: np.array([det.calibrated(det.weather(det.window_probs(x)), "hevc" if a.startswith("hevc") else "h264",
-                                          {} if args.no_shift else det.score_shift) for x in feats[a]])
+    scores = {a: np.array([det.calibrated(clip_weather(det, x, c), "hevc" if a.startswith("hevc") else "h264",
+                                          {} if args.no_shift else det.score_shift)
+                           for x, c in zip(*feats[a], strict=True)])
               for a in args.artefacts}
     print(f"{len(specs)} clips of seed {args.seed} ({args.domain}): {weather.sum()} weather, {(~weather).sum()} "
           f"clear; threshold {thr}; rendered in {time.time() - t0:.0f} s\n")

@@ -7,8 +7,10 @@ H.265 clips weather and has fewer false positives. This script renders clips of 
 ``hevc``: a camera's x265 settings), scores both with the model and finds, per codec, the weather score that
 ``--target-fpr`` of the clear clips reach (the same rate the shipped threshold was chosen for). The difference of
 the two in log-odds is the shift the detector adds to an H.265 clip's weather score, so that the shipped threshold
-(and an owner's per-camera one) lets through as many clear H.265 clips as clear H.264 ones. With ``--write`` the
-shift goes into the model's metadata (``score_shift``); the weights stay as they are.
+(and an owner's per-camera one) lets through as many clear H.265 clips as clear H.264 ones. The score is the
+detector's as configured: the MLP fused with the spike-map CNN (its shift then goes into the CNN's metadata, which
+the detector reads when fused), or with ``--cnn-weight 0`` the MLP alone (into the MLP's). With ``--write`` the
+shift goes into that model's metadata (``score_shift``); the weights stay as they are.
 
 Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python \
@@ -27,9 +29,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector, default_model_path, logit  # noqa: E402
-from alarmcloud_detect_rain.onnx_io import read_mlp, write_mlp  # noqa: E402
-from artefacts import artefact_features  # noqa: E402
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector, logit  # noqa: E402
+from alarmcloud_detect_rain.onnx_io import set_metadata  # noqa: E402
+from artefacts import artefact_features, clip_weather  # noqa: E402
 from dataset import specs_for  # noqa: E402
 from evaluate import _rate  # noqa: E402
 from synth import photo_list  # noqa: E402
@@ -54,7 +56,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=101, help="train.py's calibration set (no fit has seen it)")
     ap.add_argument("--target-fpr", type=float, default=0.04, help="the FPR the shipped threshold was chosen for")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--model", type=Path, default=default_model_path())
+    ap.add_argument("--model", type=Path, default=None, help="the MLP (default: the shipped one)")
+    ap.add_argument("--cnn-weight", type=float, default=None,
+                    help="the CNN's weight in the fused score (default: the detector's own; 0: the MLP alone)")
     ap.add_argument("--save", type=Path, default=None, help="keep the features (.npz); read back if it exists")
     ap.add_argument("--write", action="store_true", help="write the shift into the model's metadata")
     args = ap.parse_args()
@@ -63,11 +67,13 @@ def main() -> None:
     specs = specs_for(args.seed, args.clips, photo_list("train"), 3)
     t0 = time.time()
     feats = artefact_features(specs, ["plain", "hevc"], args.save, args.workers)
-    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=0))  # the MLP's shift, at the MLP's threshold
-    raw = {a: np.array([det.weather(det.window_probs(x)) for x in f]) for a, f in feats.items()}
+    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
+    raw = {a: np.array([clip_weather(det, x, c) for x, c in zip(*f, strict=True)]) for a, f in feats.items()}
     weather = np.array([s.kind != "clear" for s in specs])
     q = {a: clear_quantile(raw[a][~weather], args.target_fpr) for a in raw}
     shift = round(_logit(q["plain"]) - _logit(q["hevc"]), 2)
+    scored = f"fused with the CNN (weight {det.cnn_weight:g})" if det.cnn is not None else "the MLP alone"
+    print(f"scored: {scored}, threshold {det.threshold}")
     print(f"{len(specs)} clips of seed {args.seed}: {weather.sum()} weather, {(~weather).sum()} clear "
           f"({time.time() - t0:.0f} s)")
     print(f"score reached by {args.target_fpr:.0%} of the clear clips: H.264 {q['plain']:.3f}, H.265 {q['hevc']:.3f}"
@@ -76,13 +82,15 @@ def main() -> None:
     print(f"| codec | weather recall at {thr} | clear FPR at {thr} |")
     print("|---|---|---|")
     shifted = np.array([det.calibrated(p, CODEC, {CODEC: shift}) for p in raw["hevc"]])
-    for name, p in (("H.264", raw["plain"]), ("H.265", raw["hevc"]), ("H.265, shifted", shifted)):
+    current = np.array([det.calibrated(p, CODEC, det.score_shift) for p in raw["hevc"]])
+    rows = [("H.264", raw["plain"]), ("H.265", raw["hevc"]), (f"H.265, shifted {shift:+.2f}", shifted),
+            (f"H.265, the detector's shift now ({det.score_shift.get(CODEC, 0):+.2f})", current)]
+    for name, p in rows:
         print(f"| {name} | {_rate(list(p[weather] >= thr))} | {_rate(list(p[~weather] >= thr))} |")
     if args.write:
-        w = read_mlp(args.model)
-        w.metadata["score_shift"] = f"{CODEC}:{shift:.2f}"
-        write_mlp(args.model, w)
-        print(f"\nwrote score_shift {w.metadata['score_shift']} into {args.model}")
+        target = det.cnn_path if det.cnn is not None else det.model_path
+        set_metadata(target, {"score_shift": f"{CODEC}:{shift:.2f}"})
+        print(f"\nwrote score_shift {CODEC}:{shift:.2f} into {target}")
 
 
 if __name__ == "__main__":
