@@ -110,8 +110,10 @@ def test_the_fused_score_takes_the_cnns_codec_shift_where_it_has_one(tmp_path: P
 
     cnn = tmp_path / "cnn.onnx"
     cnn.write_bytes(default_model_path(CNN_FILE).read_bytes())
+    assert read_metadata(cnn)["score_shift"] == "hevc:0.75"  # the shipped CNN's, measured for the fused score
+    set_metadata(cnn, {"score_shift": None})  # a CNN without a shift of its own: the MLP's for both
     before = read_metadata(cnn)
-    assert "score_shift" not in before  # the shipped pair: the MLP's shift for both
+    assert "score_shift" not in before
     assert RainDetector(RainConfig(cnn_path=cnn)).score_shift == RainDetector(RainConfig(cnn_weight=0)).score_shift
     set_metadata(cnn, {"score_shift": "hevc:0.30", "threshold": "0.6"})
     assert read_metadata(cnn) == before | {"score_shift": "hevc:0.30", "threshold": "0.6"}

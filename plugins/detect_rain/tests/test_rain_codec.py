@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from alarmcloud.contracts import ClipFrames
 from alarmcloud.video import decode
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector, parse_shifts
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector, fuse, parse_shifts
 from alarmcloud_detect_rain.features import FEATURE_NAMES
-from alarmcloud_detect_rain.onnx_io import read_mlp
+from alarmcloud_detect_rain.onnx_io import read_metadata, read_mlp
 from alarmcloud_detect_rain.recalibrate import FeedbackClip, clip_score
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
@@ -49,10 +49,15 @@ def _frames(detector: RainDetector, path: Path, **options: float) -> ClipFrames:
     return cf
 
 
-def test_the_shipped_model_carries_a_measured_h265_shift(detector: RainDetector) -> None:
+def test_the_shipped_models_carry_a_measured_h265_shift(detector: RainDetector) -> None:
+    """codec_calibration.py measured the shift per score the detector thresholds: +0.75 for the fused score (in
+    the CNN's metadata), +1.05 for the MLP alone (in the MLP's); the CNN smooths less with x265 than the features."""
     shift = detector.score_shift
-    assert set(shift) == {"hevc"} and 0.5 < shift["hevc"] < 2.0  # codec_calibration.py measured +1.05
-    assert read_mlp(detector.model_path).metadata["score_shift"] == f"hevc:{shift['hevc']:.2f}"
+    assert set(shift) == {"hevc"} and 0.5 < shift["hevc"] < 2.0
+    assert read_metadata(detector.cnn_path)["score_shift"] == f"hevc:{shift['hevc']:.2f}"
+    alone = RainDetector(RainConfig(cnn_weight=0)).score_shift
+    assert set(alone) == {"hevc"} and read_mlp(detector.model_path).metadata["score_shift"] == f"hevc:{alone['hevc']:.2f}"
+    assert alone["hevc"] > shift["hevc"]
 
 
 def test_an_h265_rain_clip_below_the_threshold_is_found_like_its_h264_twin(
@@ -68,7 +73,7 @@ def test_an_h265_rain_clip_below_the_threshold_is_found_like_its_h264_twin(
     unshifted = RainDetector(RainConfig.model_validate({"score_shift": {"hevc": 0.0}}))
     hevc = _frames(unshifted, twins["hevc"])
     assert hevc.probe.video_codec == "hevc"
-    assert unshifted.analyze(hevc) == [] and hevc.score is not None and hevc.score < 0.75
+    assert unshifted.analyze(hevc) == [] and hevc.score is not None and hevc.score < detector.threshold
     raw = hevc.score
 
     hevc = _frames(detector, twins["hevc"])
@@ -101,7 +106,11 @@ def test_recalibration_scores_released_h265_clips_as_the_detector_does(detector:
     x = np.zeros((3, len(FEATURE_NAMES)))  # mean features: windows with some transient brightening
     x += base.mean
     h264, hevc = clip_score(base, FeedbackClip(x, "h264")), clip_score(base, FeedbackClip(x, "hevc"))
-    assert 0.0 < h264 < 1.0 and hevc == pytest.approx(RainDetector.calibrated(h264, "hevc", detector.score_shift))
+    alone = RainDetector(RainConfig(cnn_weight=0))  # without the CNN: the MLP's own shift
+    assert 0.0 < h264 < 1.0 and hevc == pytest.approx(RainDetector.calibrated(h264, "hevc", alone.score_shift))
     assert hevc > h264
+    # fused, as `alarmcloud rain recalibrate` scores them by default: the fused score moved by the fused shift
+    fused = clip_score(base, FeedbackClip(x, "hevc", cnn=0.6), detector.score_shift, detector.cnn_weight)
+    assert fused == pytest.approx(RainDetector.calibrated(float(fuse(h264, 0.6, 0.5)), "hevc", detector.score_shift))
     # a deployment that replaced the shift (``[plugins.rain] score_shift``) gets its own in the recalibration table
     assert clip_score(base, FeedbackClip(x, "hevc"), {"hevc": 0.0}) == h264

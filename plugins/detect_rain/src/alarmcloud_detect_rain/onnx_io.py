@@ -225,9 +225,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     return dict(e for fno, _, val in _parse(Path(path).read_bytes()) if fno == 14 and (e := _metadata_entry(val)))
 
 
-def set_metadata(path: str | Path, updates: dict[str, str]) -> Path:
-    """Set metadata keys of any ONNX model file (the spike-map CNN too), keeping every other field byte for byte;
-    written atomically like ``write_mlp``."""
+def set_metadata(path: str | Path, updates: dict[str, str | None]) -> Path:
+    """Set (a value) or remove (None) metadata keys of any ONNX model file (the spike-map CNN too), keeping every
+    other field byte for byte; written atomically like ``write_mlp``."""
     path = Path(path)
     out = b""
     for fno, wire, val in _parse(path.read_bytes()):
@@ -244,7 +244,8 @@ def set_metadata(path: str | Path, updates: dict[str, str]) -> Path:
             assert isinstance(val, bytes)
             out += _key(fno, wire) + val
     for k, v in updates.items():
-        out += _bytes(14, _str(1, k) + _str(2, v))
+        if v is not None:
+            out += _bytes(14, _str(1, k) + _str(2, v))
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(out)
     tmp.replace(path)
