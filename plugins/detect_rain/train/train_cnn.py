@@ -14,7 +14,9 @@ scores of the feature MLP (train.py's fit, fit seed = the first seed) and of the
 folds are fused as ``sigmoid((1 - w) logit(mlp) + w logit(cnn))``, and the threshold is the lowest (0.05 steps) with
 at most ``--target-fpr`` false positives. The held-out sets of ``evaluate.py`` are never used for a decision.
 About 15 min for the folds and 3 min for the final fit on 2 cores; ``--skip-oof`` with ``--threshold`` and
-``--weight`` fits only the final model.
+``--weight`` fits only the final model. ``--extra SEED CLIPS FRAMES`` trains every fold's CNN and the final one on
+more clips of another seed as well (the folds, the MLP and the threshold stay on ``--seed``'s clips); tried with
+2,000 seed-4 clips, not shipped (rain README).
 """
 
 from __future__ import annotations
@@ -78,17 +80,22 @@ def _analyse(args: tuple[str, int, tuple[int, ...]]) -> tuple[np.ndarray, np.nda
     return np.stack([m for _, m in out]), np.stack([f for f, _ in out])
 
 
-def maps_and_features(folder: Path, workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Brightening maps (clips x windows x 4 x H x W, float16), features and class ids of a frame cache."""
-    mm, specs = load_frames(folder)
-    _, k, _, h, w = mm.shape
-    maps = np.empty((len(specs), k, MAP_FRAMES, h - 10, w - 10), np.float16)
-    feats = np.empty((len(specs), k, len(FEATURE_NAMES)), np.float32)
-    jobs = [(str(folder / "frames.u8"), i, mm.shape) for i in range(len(specs))]
+def maps_and_features(folders: list[Path], workers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Brightening maps (clips x windows x 4 x H x W, float16), features and class ids of frame caches (one array
+    for all, filled in place: the maps of 3,000 clips take 10.6 GB)."""
+    caches = [load_frames(folder) for folder in folders]
+    _, k, _, h, w = caches[0][0].shape
+    if any(mm.shape[1:] != caches[0][0].shape[1:] for mm, _ in caches):
+        raise ValueError("the frame caches have windows of different sizes or counts")
+    total = sum(len(specs) for _, specs in caches)
+    maps = np.empty((total, k, MAP_FRAMES, h - 10, w - 10), np.float16)
+    feats = np.empty((total, k, len(FEATURE_NAMES)), np.float32)
+    jobs = [(str(folder / "frames.u8"), i, mm.shape) for folder, (mm, specs) in zip(folders, caches, strict=True)
+            for i in range(len(specs))]
     with ProcessPoolExecutor(max(1, workers)) as pool:
         for i, (m, f) in enumerate(pool.map(_analyse, jobs, chunksize=8)):
             maps[i], feats[i] = m, f
-    return maps, feats, np.array([CLASSES.index(s.kind) for s in specs])
+    return maps, feats, np.array([CLASSES.index(s.kind) for _, specs in caches for s in specs])
 
 
 def fit_cnn(maps: np.ndarray, kinds: np.ndarray, ids: np.ndarray, seed: int, epochs: int,
@@ -137,12 +144,16 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1, help="training set seed (never 2, 3); also the fit seed")
     ap.add_argument("--frames", type=Path, required=True, help="frame cache folder (rendered as sent if missing)")
+    ap.add_argument("--extra", nargs=3, action="append", default=[], metavar=("SEED", "CLIPS", "FRAMES"),
+                    help="more training clips of another seed (never 2, 3), cached in FRAMES: the CNN trains on them "
+                    "in every fold and in the final fit; the folds, the MLP and the threshold stay on --seed's clips")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5], help="fusion weights tried out of fold")
     ap.add_argument("--target-fpr", type=float, default=0.04)
     ap.add_argument("--skip-oof", action="store_true", help="fit only the final model (needs --threshold)")
+    ap.add_argument("--save-oof", type=Path, default=None, help="keep the out-of-fold MLP and CNN scores (.npz)")
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--out", type=Path, default=HERE.parent / "src" / "alarmcloud_detect_rain" / "models" / CNN_FILE)
     args = ap.parse_args()
@@ -151,23 +162,31 @@ def main() -> None:
         ap.error("seeds 2 and 3 are the held-out and stress sets of evaluate.py")
     if args.skip_oof and (args.threshold is None or len(args.weights) != 1):
         ap.error("--skip-oof needs --threshold and one --weights value")
+    extra = [(int(seed), int(clips), Path(folder)) for seed, clips, folder in args.extra]
+    if any(seed in (2, 3, args.seed) for seed, _, _ in extra):
+        ap.error("--extra seeds must differ from --seed and from the held-out and stress sets (2, 3)")
     torch.set_num_threads(max(1, args.workers))
     t0 = time.time()
-    build(args.seed, args.clips, photo_list("train"), windows=2, workers=args.workers, frames=args.frames,
-          as_sent=True)
-    maps, feats, kinds = maps_and_features(args.frames, args.workers)
+    for seed, clips, folder in [(args.seed, args.clips, args.frames), *extra]:
+        build(seed, clips, photo_list("train"), windows=2, workers=args.workers, frames=folder, as_sent=True)
+    maps, feats, kinds = maps_and_features([args.frames, *(f for _, _, f in extra)], args.workers)
     log.info("%d clips' maps ready in %.0f s", len(kinds), time.time() - t0)
     weight, thr = args.weights[0], args.threshold
     if not args.skip_oof:
-        n = len(kinds)
+        # the folds: --seed's clips; the --extra ones (after them) train every fold's CNN
+        n = len(load_frames(args.frames)[1])
+        more = np.arange(n, len(kinds))
         fold = np.arange(n) % args.folds
         s_mlp, s_cnn = np.zeros(n), np.zeros(n)
         for j in range(args.folds):
             tr, te = np.where(fold != j)[0], np.where(fold == j)[0]
             s_mlp[te] = clip_scores(fit(feats[tr], kinds[tr], 32, 1e-3, args.seed, 1500, 4), feats[te])
-            s_cnn[te] = cnn_clip_scores(fit_cnn(maps, kinds, tr, args.seed + j, args.epochs), maps, te)
+            net = fit_cnn(maps, kinds, np.concatenate([tr, more]), args.seed + j, args.epochs)
+            s_cnn[te] = cnn_clip_scores(net, maps, te)
             log.info("fold %d of %d done (%.0f s)", j + 1, args.folds, time.time() - t0)
-        is_w = kinds > 0
+        is_w = kinds[:n] > 0
+        if args.save_oof:
+            np.savez(args.save_oof, mlp=s_mlp, cnn=s_cnn, kinds=kinds[:n])
         best = None
         for w in args.weights:
             s = fuse(s_mlp, s_cnn, w)
@@ -193,8 +212,9 @@ def main() -> None:
         "input": "brightening maps",
         "fusion_weight": f"{weight:.2f}",
         "threshold": f"{thr:.2f}",
-        "trained_on": f"synthetic clips={args.clips} seed={args.seed} channels={'-'.join(map(str, CHANNELS))} "
-        f"epochs={args.epochs}",
+        "trained_on": f"synthetic clips={args.clips} seed={args.seed}"
+        + "".join(f" + clips={c} seed={s}" for s, c, _ in extra)
+        + f" channels={'-'.join(map(str, CHANNELS))} epochs={args.epochs}",
     }.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(args.out))
