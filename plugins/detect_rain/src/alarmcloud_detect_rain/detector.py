@@ -62,19 +62,24 @@ def parse_shifts(text: str) -> dict[str, float]:
 DEFAULT_THRESHOLD = 0.75
 
 
-def model_threshold(metadata: dict[str, str], source: object = "the model") -> float:
-    """The threshold a model was made for: ``threshold`` in its metadata (train.py writes the lowest with at most
-    4 % false positives out of fold; recalibration keeps the base model's), else ``DEFAULT_THRESHOLD``."""
-    text = metadata.get("threshold")
+def metadata_fraction(meta: dict[str, str], key: str, source: object, default: float) -> float:
+    """A number from 0 to 1 in a model's metadata (a threshold, a CNN weight); ``default`` without ``key``."""
+    text = meta.get(key)
     if text is None:
-        return DEFAULT_THRESHOLD
+        return default
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{source}: threshold {text!r} in its metadata is not a number from 0 to 1")
+        raise ValueError(f"{source}: {key} {text!r} in its metadata is not a number from 0 to 1")
     return value
+
+
+def model_threshold(metadata: dict[str, str], source: object = "the model") -> float:
+    """The threshold a model was made for: ``threshold`` in its metadata (train.py writes the lowest with at most
+    4 % false positives out of fold; recalibration keeps the base model's), else ``DEFAULT_THRESHOLD``."""
+    return metadata_fraction(metadata, "threshold", source, DEFAULT_THRESHOLD)
 
 
 def logit(p: float) -> float:
@@ -92,20 +97,6 @@ def fuse(mlp: ArrayLike, cnn: ArrayLike, weight: float) -> np.ndarray:
     logit(cnn))`` (each clipped to 1e-6 .. 1 - 1e-6); element-wise for arrays of clip scores (train_cnn.py)."""
     a, b = (np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6) for p in (mlp, cnn))
     return 1.0 / (1.0 + np.exp(-((1 - weight) * np.log(a / (1 - a)) + weight * np.log(b / (1 - b)))))
-
-
-def _weight_in(meta: dict[str, str], key: str, source: object, default: float) -> float:
-    """A CNN weight in a model's metadata (``default`` without ``key``): a number from 0 to 1."""
-    text = meta.get(key)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{source}: {key} {text!r} in its metadata is not a number from 0 to 1")
-    return value
 
 
 class RainConfig(BaseModel):
@@ -191,7 +182,8 @@ class RainDetector(Detector):
         if weight is None and self.config.cnn_path is None and own_mlp:
             # an MLP of the operator's own: fused as `alarmcloud rain recalibrate` measured it (the CNN weight in
             # its metadata), else (a recalibration of an older release, a model trained apart) alone
-            weight = _weight_in(self.session.get_modelmeta().custom_metadata_map, "cnn_weight", self.model_path, 0.0)
+            own_meta = self.session.get_modelmeta().custom_metadata_map
+            weight = metadata_fraction(own_meta, "cnn_weight", self.model_path, 0.0)
         if weight == 0.0:
             return None, 0.0, {}
         session = ort.InferenceSession(str(self.cnn_path), opts, providers=["CPUExecutionProvider"])
@@ -205,7 +197,7 @@ class RainDetector(Detector):
         if tuple(meta.get("classes", "clear,rain,snow").split(",")) != self.classes:
             raise ValueError(f"{self.cnn_path} has other classes than {self.model_path}")
         if weight is None:
-            weight = _weight_in(meta, "fusion_weight", self.cnn_path, 0.5)
+            weight = metadata_fraction(meta, "fusion_weight", self.cnn_path, 0.5)
             if weight == 0.0:
                 raise ValueError(f"{self.cnn_path}: fusion_weight 0 in its metadata turns the CNN off")
         return session, weight, meta
