@@ -76,7 +76,7 @@ def main() -> None:
         assert spec and spec.loader
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        rain_detector.window_features = mod.window_features  # the MLP's features alone (no CNN maps)
+        # the detector computes features through window_analysis; the other features.py gives no CNN maps
         rain_detector.window_analysis = lambda frames, maps=False: (mod.window_features(frames), None)
     det = RainDetector(RainConfig(**({"window_at": tuple(args.window_at)} if args.window_at else {}),
                                   cnn_weight=args.cnn_weight))

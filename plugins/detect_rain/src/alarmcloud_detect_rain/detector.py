@@ -161,7 +161,7 @@ class RainDetector(Detector):
         if n_in != len(FEATURE_NAMES):
             raise ValueError(f"{self.model_path} expects {n_in} features, not {len(FEATURE_NAMES)}")
         self.classes = tuple(meta.get("classes", "clear,rain,snow").split(","))
-        self.cnn, self.cnn_weight, cnn_meta = self._load_cnn(opts)
+        self.cnn, self.cnn_weight, cnn_meta = self._load_cnn(opts, meta)
         own = cnn_meta if self.cnn is not None else meta
         self.threshold = (model_threshold(own, self.cnn_path if self.cnn is not None else self.model_path)
                           if self.config.threshold is None else self.config.threshold)
@@ -174,16 +174,17 @@ class RainDetector(Detector):
         log.info("rain model %s loaded (classes %s)%s", self.model_path, ",".join(self.classes),
                  f", fused with {self.cnn_path} (weight {self.cnn_weight:g})" if self.cnn is not None else "")
 
-    def _load_cnn(self, opts: ort.SessionOptions) -> tuple[ort.InferenceSession | None, float, dict[str, str]]:
-        """The spike-map CNN session, its weight and metadata; (None, 0, {}) when it is off."""
+    def _load_cnn(self, opts: ort.SessionOptions,
+                  mlp_meta: dict[str, str]) -> tuple[ort.InferenceSession | None, float, dict[str, str]]:
+        """The spike-map CNN session, its weight and metadata; (None, 0, {}) when it is off (``mlp_meta``: the
+        MLP's metadata)."""
         self.cnn_path = Path(self.config.cnn_path or default_model_path(CNN_FILE))
         weight = self.config.cnn_weight
         own_mlp = self.model_path.resolve() != default_model_path().resolve()
         if weight is None and self.config.cnn_path is None and own_mlp:
             # an MLP of the operator's own: fused as `alarmcloud rain recalibrate` measured it (the CNN weight in
             # its metadata), else (a recalibration of an older release, a model trained apart) alone
-            own_meta = self.session.get_modelmeta().custom_metadata_map
-            weight = metadata_fraction(own_meta, "cnn_weight", self.model_path, 0.0)
+            weight = metadata_fraction(mlp_meta, "cnn_weight", self.model_path, 0.0)
         if weight == 0.0:
             return None, 0.0, {}
         session = ort.InferenceSession(str(self.cnn_path), opts, providers=["CPUExecutionProvider"])
