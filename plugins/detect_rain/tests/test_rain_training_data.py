@@ -15,7 +15,7 @@ sys.path.insert(0, str(TRAIN))
 
 from alarmcloud.video import decode  # noqa: E402
 from dataset import build, clip_request, specs_for  # noqa: E402
-from synth import ClipSpec, photo_list, render_clip, render_frames  # noqa: E402
+from synth import ClipSpec, photo_list, procedural_background, render_clip, render_frames  # noqa: E402
 
 
 def test_held_out_sets_use_other_clips_photos_and_camera_conditions() -> None:
@@ -25,7 +25,8 @@ def test_held_out_sets_use_other_clips_photos_and_camera_conditions() -> None:
     calib = specs_for(101, 100, photos_train, 3)
     held_out = specs_for(2, 100, photos_eval, 3)
     stress = specs_for(3, 300, photos_eval, 3, domain="stress")
-    seeds = [{s.seed for s in group} for group in (train, calib, held_out, stress)]
+    drawn = specs_for(5, 100, photos_eval, 3, drawn=1.0)  # the drawn-scenes set (README)
+    seeds = [{s.seed for s in group} for group in (train, calib, held_out, stress, drawn)]
     assert sum(len(s) for s in seeds) == len(set().union(*seeds))  # no clip is drawn twice
     assert not {s.photo for s in train if s.photo} & {s.photo for s in held_out + stress if s.photo}
     # the stress set draws from renderer paths and camera parameters the training never uses
@@ -49,6 +50,38 @@ def test_the_same_spec_renders_the_same_clip(domain: str) -> None:
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     other = render_frames(ClipSpec(**{**asdict(spec), "seed": spec.seed + 1}))
     assert not np.array_equal(a[0], other[0])
+
+
+def test_drawn_scenes_change_only_the_background() -> None:
+    """``--drawn-scenes``: a share of the clips gets a drawn garden / drive / street view; every other part of
+    every clip (and which clips the seed draws) stays the same, so a run with and without them is an ablation."""
+    plain = specs_for(1, 200, photo_list("train"), 2)
+    mixed = specs_for(1, 200, photo_list("train"), 2, drawn=0.35)
+    assert [replace(s, scene="") for s in mixed] == plain
+    share = sum(s.scene == "drawn" for s in mixed) / len(mixed)
+    assert 0.25 < share < 0.45
+    spec = next(s for s in mixed if s.scene == "drawn" and s.kind == "clear" and s.size == (640, 360)
+                and not s.distractors)
+    a, b = render_frames(spec), render_frames(ClipSpec(**asdict(spec)))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[0], render_frames(replace(spec, scene=""))[0])
+
+
+def test_drawn_scenes_carry_the_fine_texture_the_procedural_ones_lack() -> None:
+    """What the drawn views are for: lawns, gravel, leaves, tiles and fences give far more pixel-to-pixel
+    contrast than the smooth procedural scenes (measured on the grey picture, as the detector sees it)."""
+    from scenes import drawn_background
+
+    def fine_contrast(rgb: np.ndarray) -> float:
+        g = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return float(np.median(np.abs(np.diff(g, axis=1))))
+
+    drawn = [drawn_background(np.random.default_rng(i), 640, 360) for i in range(6)]
+    procedural = [procedural_background(np.random.default_rng(i), 640, 360) for i in range(6)]
+    for bg in drawn:
+        assert bg.shape == (360, 640, 3) and bg.min() >= 0 and bg.max() <= 255
+    assert np.array_equal(drawn[0], drawn_background(np.random.default_rng(0), 640, 360))
+    assert np.median([fine_contrast(b) for b in drawn]) > 2 * np.median([fine_contrast(b) for b in procedural])
 
 
 def test_training_clips_are_decoded_as_sent(tmp_path: Path) -> None:

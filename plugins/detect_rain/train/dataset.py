@@ -22,6 +22,8 @@ from alarmcloud_detect_rain.features import WIDTH, WINDOW_LENGTH, window_feature
 from synth import ClipSpec, random_spec, render_clip
 
 CLASSES = ("clear", "rain", "snow")
+#: the seeds of evaluate.py's sets (held-out, stress, drawn scenes): never a training seed
+EVAL_SEEDS = (2, 3, 5)
 HEIGHT = WIDTH * 9 // 16  # every rendered size is 16:9
 
 
@@ -50,10 +52,17 @@ def features_of(windows: np.ndarray) -> np.ndarray:
     return np.stack([window_features(list(w)) for w in windows])
 
 
-def specs_for(seed: int, n: int, photos: list[Path], windows: int, domain: str = "train") -> list[ClipSpec]:
-    """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs)."""
+def specs_for(
+    seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0
+) -> list[ClipSpec]:
+    """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs).
+
+    ``drawn``: the share of clips whose background is a drawn garden / drive / street view (``scenes.py``). Which
+    clips is decided from each clip's own seed, so every other part of every clip stays as without it."""
     rng = np.random.default_rng(seed)
-    return [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
+    specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
+    return [replace(s, scene="drawn") if drawn and np.random.default_rng([s.seed, 7]).random() < drawn else s
+            for s in specs]
 
 
 def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
@@ -123,14 +132,16 @@ def build(
     frames: Path | None = None,
     domain: str = "train",
     as_sent: bool = False,
+    drawn: float = 0.0,
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there.
 
     ``as_sent`` decodes every frame as the clip holds it instead of asking the core for distinct pictures, as
     train.py does: the renderer never sends a picture twice, so there that check can only take a frame away from a
     window it mistakes for a repeat (3.6 % of the seed-1 training windows). Evaluation keeps the detector's request.
+    ``drawn``: see ``specs_for``.
     """
-    specs = specs_for(seed, n, photos, windows, domain)
+    specs = specs_for(seed, n, photos, windows, domain, drawn)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
     done_file = frames / "done.json"

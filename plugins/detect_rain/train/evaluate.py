@@ -67,17 +67,20 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="also save the held-out features (.npz)")
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--cnn-weight", type=float, default=None, help="0: the MLP alone (default: as the detector)")
+    ap.add_argument("--cnn", type=Path, default=None, help="the spike-map CNN (default: the shipped one)")
     ap.add_argument("--frames", type=Path, default=None, help="cache folder for the decoded windows (resumable)")
     ap.add_argument("--domain", choices=DOMAINS, default="train", help="stress: conditions the training never sees")
+    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
+                    help="share of clips on drawn garden / drive / street views (scenes.py); 1: all")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
-    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
+    det = RainDetector(RainConfig(model_path=args.model, cnn_path=args.cnn, cnn_weight=args.cnn_weight))
     if det.cnn is not None and args.frames is None:
         ap.error("the CNN reads the decoded windows: give --frames (or --cnn-weight 0 for the MLP alone)")
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
     items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
-                  domain=args.domain)
+                  domain=args.domain, drawn=args.drawn_scenes)
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
@@ -87,7 +90,8 @@ def main() -> None:
         weather, by_class, _ = det.combine(feats, maps)
         rows.append((spec, weather, float(by_class["snow"] > by_class["rain"])))
     print(
-        f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos, threshold {thr}, "
+        f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos"
+        f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )
     weather = [s for s, _, _ in rows if s.kind != "clear"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image, ImageFilter
+from scenes import drawn_background
 
 PLATES = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "plates"
 DISTRACTORS = ("movers", "vegetation", "headlights", "insects", "flicker", "shake", "lens_drops")
@@ -50,6 +51,7 @@ class ClipSpec:
     gust: float = 0.0  # std of the per-frame change of the rain angle (wind gusts), radians
     defocus: float = 0.0  # share of streaks that are out-of-focus drops right in front of the lens
     lamp_boost: float = 0.0  # night: drops in the IR lamp's cone shine up to (1 + lamp_boost) times brighter
+    scene: str = ""  # "drawn": a drawn garden / drive / street view (scenes.py) replaces the photo or procedural one
 
 
 def photo_list(split: str) -> list[Path]:
@@ -430,6 +432,8 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     rng = np.random.default_rng(spec.seed)
     w, h = spec.size
     bg = photo_background(rng, spec.photo, w, h) if spec.photo else procedural_background(rng, w, h)
+    if spec.scene == "drawn":  # drawn from its own generator: everything else in the clip stays the same
+        bg = drawn_background(np.random.default_rng([spec.seed, 5]), w, h)
     lamp = np.ones((h, w), np.float32)
     if spec.night:
         bg, lamp = to_night(rng, bg)

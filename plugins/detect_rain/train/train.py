@@ -34,7 +34,7 @@ from alarmcloud_detect_rain.detector import default_model_path  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_VERSION  # noqa: E402
 from alarmcloud_detect_rain.mlp import fit_mlp, merge_ensemble  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import MLPWeights, write_mlp  # noqa: E402
-from dataset import CLASSES, build  # noqa: E402
+from dataset import CLASSES, EVAL_SEEDS, build  # noqa: E402
 from synth import photo_list  # noqa: E402
 
 log = logging.getLogger("train")
@@ -74,7 +74,7 @@ def main() -> None:
     """Render the training set, validate, fit on everything, write the ONNX model."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--clips", type=int, nargs="+", default=[1000], help="clips per training set")
-    ap.add_argument("--seed", type=int, nargs="+", default=[1], help="one seed per training set (never 2, 3)")
+    ap.add_argument("--seed", type=int, nargs="+", default=[1], help="one seed per training set (never 2, 3, 5)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=default_model_path())
     ap.add_argument("--hidden", type=int, default=32)
@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--frames", type=Path, nargs="+", default=None,
                     help="cache folder for the decoded windows (resumable), one per training set")
     ap.add_argument("--folds", type=int, default=5, help="clip-grouped folds for the out-of-fold threshold")
+    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
+                    help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
     ap.add_argument("--calib-clips", type=int, default=0,
                     help="choose the threshold on this many separate 3-window clips instead of out-of-fold scores")
     ap.add_argument("--calib-frames", type=Path, default=None, help="cache folder for the calibration windows")
@@ -93,12 +95,13 @@ def main() -> None:
     t0 = time.time()
     if len(args.clips) != len(args.seed) or (args.frames is not None and len(args.frames) != len(args.seed)):
         ap.error("give one --clips (and one --frames) value per --seed")
-    if {2, 3} & set(args.seed):
-        ap.error("seeds 2 and 3 are the held-out and stress sets of evaluate.py")
+    if set(EVAL_SEEDS) & set(args.seed):
+        ap.error("seeds 2, 3 and 5 are the held-out, stress and drawn-scenes sets of evaluate.py")
     items = []
     for i, (seed, clips) in enumerate(zip(args.seed, args.clips, strict=True)):
         items += build(seed, clips, photo_list("train"), windows=2, workers=args.workers,
-                       frames=None if args.frames is None else args.frames[i], as_sent=True)
+                       frames=None if args.frames is None else args.frames[i], as_sent=True,
+                       drawn=args.drawn_scenes)
     feats = np.stack([f for f, _ in items])  # clips x windows x F
     kinds = np.array([CLASSES.index(s.kind) for _, s in items])
     log.info("%d clips ready in %.0f s (classes %s)", len(items), time.time() - t0, np.bincount(kinds).tolist())

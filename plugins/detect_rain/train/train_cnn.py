@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import CNN_FILE, fuse  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, MAP_FRAMES, window_analysis  # noqa: E402
-from dataset import CLASSES, build, load_frames  # noqa: E402
+from dataset import CLASSES, EVAL_SEEDS, build, load_frames  # noqa: E402
 from synth import photo_list  # noqa: E402
 from train import clip_scores, fit, threshold_for  # noqa: E402
 
@@ -142,11 +142,14 @@ def cnn_clip_scores(net: SpikeMapNet, maps: np.ndarray, ids: np.ndarray) -> np.n
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=1, help="training set seed (never 2, 3); also the fit seed")
+    ap.add_argument("--seed", type=int, default=1, help="training set seed (never 2, 3, 5); also the fit seed")
     ap.add_argument("--frames", type=Path, required=True, help="frame cache folder (rendered as sent if missing)")
     ap.add_argument("--extra", nargs=3, action="append", default=[], metavar=("SEED", "CLIPS", "FRAMES"),
-                    help="more training clips of another seed (never 2, 3), cached in FRAMES: the CNN trains on them "
-                    "in every fold and in the final fit; the folds, the MLP and the threshold stay on --seed's clips")
+                    help="more training clips of another seed (never 2, 3, 5), cached in FRAMES: the CNN trains on "
+                    "them in every fold and in the final fit; the folds, the MLP and the threshold stay on --seed's "
+                    "clips")
+    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
+                    help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--folds", type=int, default=5)
@@ -158,17 +161,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE.parent / "src" / "alarmcloud_detect_rain" / "models" / CNN_FILE)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.seed in (2, 3):
-        ap.error("seeds 2 and 3 are the held-out and stress sets of evaluate.py")
+    if args.seed in EVAL_SEEDS:
+        ap.error("seeds 2, 3 and 5 are the held-out, stress and drawn-scenes sets of evaluate.py")
     if args.skip_oof and (args.threshold is None or len(args.weights) != 1):
         ap.error("--skip-oof needs --threshold and one --weights value")
     extra = [(int(seed), int(clips), Path(folder)) for seed, clips, folder in args.extra]
-    if any(seed in (2, 3, args.seed) for seed, _, _ in extra):
-        ap.error("--extra seeds must differ from --seed and from the held-out and stress sets (2, 3)")
+    if any(seed in (*EVAL_SEEDS, args.seed) for seed, _, _ in extra):
+        ap.error("--extra seeds must differ from --seed and from evaluate.py's sets (2, 3, 5)")
     torch.set_num_threads(max(1, args.workers))
     t0 = time.time()
     for seed, clips, folder in [(args.seed, args.clips, args.frames), *extra]:
-        build(seed, clips, photo_list("train"), windows=2, workers=args.workers, frames=folder, as_sent=True)
+        build(seed, clips, photo_list("train"), windows=2, workers=args.workers, frames=folder, as_sent=True,
+              drawn=args.drawn_scenes)
     maps, feats, kinds = maps_and_features([args.frames, *(f for _, _, f in extra)], args.workers)
     log.info("%d clips' maps ready in %.0f s", len(kinds), time.time() - t0)
     weight, thr = args.weights[0], args.threshold
