@@ -97,7 +97,7 @@ def main() -> None:
     weather = [s for s, _, _ in rows if s.kind != "clear"]
     pos = np.array([p for s, p, _ in rows if s.kind != "clear"])
     neg = np.array([p for s, p, _ in rows if s.kind == "clear"])
-    print(f"AUC weather vs clear: {_auc(pos, neg):.3f}; weather clips {len(weather)}, clear clips {len(neg)}\n")
+    print(f"AUC weather vs clear: {_auc(pos, neg):.4f}; weather clips {len(weather)}, clear clips {len(neg)}\n")
     print("| weather | intensity | day recall | night recall |")
     print("|---|---|---|---|")
     for kind in ("rain", "snow"):
