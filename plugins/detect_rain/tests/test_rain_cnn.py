@@ -123,3 +123,37 @@ def test_the_fused_score_takes_the_cnns_codec_shift_where_it_has_one(tmp_path: P
     maps = np.random.default_rng(0).uniform(-2, 8, (2, MAP_FRAMES, 350, 630)).astype(np.float32)
     shipped = RainDetector()
     assert np.array_equal(fused.cnn.run(None, {"maps": maps})[0], shipped.cnn.run(None, {"maps": maps})[0])
+
+
+def test_a_recalibrated_mlp_fused_with_another_cnn_is_flagged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`alarmcloud rain recalibrate` records the network of the CNN it measured the fusion with; a deployment that
+    later fuses the model with another network (an upgrade shipped a new CNN) still runs, but says so and what to
+    do. Metadata written into the CNN (a threshold, a codec shift) is not another network."""
+    import logging
+
+    from alarmcloud_detect_rain.detector import CNN_NETWORK_KEY
+    from alarmcloud_detect_rain.onnx_io import network_digest, set_metadata
+
+    cnn = tmp_path / "cnn.onnx"
+    cnn.write_bytes(default_model_path(CNN_FILE).read_bytes())
+    set_metadata(cnn, {"score_shift": "hevc:0.5", "threshold": "0.7"})
+    assert network_digest(cnn) == network_digest(default_model_path(CNN_FILE))
+    w = read_mlp(default_model_path())
+    w.metadata |= {"cnn_weight": "0.5", CNN_NETWORK_KEY: network_digest(cnn)[:16]}
+    own = write_mlp(tmp_path / "recal.onnx", w)
+    caplog.set_level(logging.WARNING, logger="alarmcloud_detect_rain.detector")
+    RainDetector(RainConfig(model_path=own))
+    RainDetector(RainConfig(model_path=own, cnn_path=cnn))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # another network: one bit of one weight flipped (the middle of the file is the weights' raw float data, so
+    # the file stays a valid model)
+    other = tmp_path / "other.onnx"
+    data = bytearray(cnn.read_bytes())
+    data[len(data) // 2] ^= 1
+    other.write_bytes(bytes(data))
+    assert network_digest(other) != network_digest(cnn)
+    det = RainDetector(RainConfig(model_path=own, cnn_path=other))
+    assert det.cnn is not None and det.cnn_weight == 0.5  # it still runs
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "recalibrated fused with another spike-map CNN" in warning and "other.onnx" in warning
+    assert "run `alarmcloud rain recalibrate` again" in warning

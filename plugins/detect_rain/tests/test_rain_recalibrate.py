@@ -9,9 +9,17 @@ import click
 import numpy as np
 import pytest
 from alarmcloud_detect_rain import plugin
-from alarmcloud_detect_rain.detector import _SPIKE2, _SPIKE4, RainConfig, RainDetector
+from alarmcloud_detect_rain.detector import (
+    _SPIKE2,
+    _SPIKE4,
+    CNN_FILE,
+    CNN_NETWORK_KEY,
+    RainConfig,
+    RainDetector,
+    default_model_path,
+)
 from alarmcloud_detect_rain.features import FEATURE_NAMES
-from alarmcloud_detect_rain.onnx_io import MLPWeights
+from alarmcloud_detect_rain.onnx_io import MLPWeights, network_digest
 from alarmcloud_detect_rain.recalibrate import FeedbackClip, choose_strength, recalibrate
 from click.testing import CliRunner
 
@@ -144,6 +152,8 @@ def test_by_default_a_few_feedback_clips_keep_the_model_and_show_the_thresholds(
     meta = new.session.get_modelmeta().custom_metadata_map
     assert "base output layer kept" in meta["recalibration"]
     assert meta["cnn_weight"] == "0.5" and meta["recalibrated_with_cnn"].startswith("rain_cnn.onnx sha256:")
+    # the network it was measured with, which the detector checks the configured CNN against
+    assert meta[CNN_NETWORK_KEY] == network_digest(default_model_path(CNN_FILE))[:16]
     assert new.threshold == base.threshold == 0.65
 
 
@@ -157,6 +167,7 @@ def test_cnn_weight_0_recalibrates_the_mlp_alone(tmp_path: Path, clips: dict[str
     assert "(the detector runs it alone)" in result.output
     base, new = RainDetector(RainConfig(cnn_weight=0)), RainDetector(RainConfig(model_path=out))
     assert new.cnn is None and new.threshold == 0.75
+    assert CNN_NETWORK_KEY not in new.session.get_modelmeta().custom_metadata_map
     assert new.scores(frames_for(new, clips["rain"])) == pytest.approx(base.scores(frames_for(base, clips["rain"])),
                                                                        abs=1e-6)
     bad = CliRunner().invoke(_cli(), ["rain", "recalibrate", "--samples", str(samples), "--out", str(out),

@@ -21,12 +21,15 @@ from alarmcloud_detect_rain.features import (
     WINDOW_LENGTH,
     window_analysis,
 )
+from alarmcloud_detect_rain.onnx_io import network_digest
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "rain_mlp.onnx"
 #: the spike-map CNN (train/train_cnn.py), fused with the shipped MLP
 CNN_FILE = "rain_cnn.onnx"
+#: a recalibrated MLP's metadata: the first 16 hex digits of ``network_digest`` of the CNN it was measured with
+CNN_NETWORK_KEY = "cnn_network_sha256"
 _SPIKE4 = FEATURE_NAMES.index("log_spike_4")
 _SPIKE2 = FEATURE_NAMES.index("log_spike2_8")
 #: log10 share of pixels below which a window has no transient brightening at all (< 1 in 30,000)
@@ -201,6 +204,14 @@ class RainDetector(Detector):
             weight = metadata_fraction(meta, "fusion_weight", self.cnn_path, 0.5)
             if weight == 0.0:
                 raise ValueError(f"{self.cnn_path}: fusion_weight 0 in its metadata turns the CNN off")
+        measured_with = mlp_meta.get(CNN_NETWORK_KEY)
+        if measured_with and not network_digest(self.cnn_path).startswith(measured_with):
+            # still a valid model of this feature version, so it runs, but the refit and the threshold table
+            # `alarmcloud rain recalibrate` printed were measured fused with another network (e.g. an upgrade
+            # shipped a new CNN)
+            log.warning("rain model %s was recalibrated fused with another spike-map CNN (network sha256:%s…) than "
+                        "%s: its scores and threshold were measured with that one; run `alarmcloud rain recalibrate` "
+                        "again", self.model_path, measured_with, self.cnn_path)
         return session, weight, meta
 
     @staticmethod

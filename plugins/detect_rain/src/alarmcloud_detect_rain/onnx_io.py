@@ -6,6 +6,7 @@ protobuf fields this model uses are implemented (ModelProto, GraphProto, NodePro
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +224,16 @@ def _metadata_entry(val: int | bytes) -> tuple[str, str] | None:
 def read_metadata(path: str | Path) -> dict[str, str]:
     """The metadata (``metadata_props``) of any ONNX model file."""
     return dict(e for fno, _, val in _parse(Path(path).read_bytes()) if fno == 14 and (e := _metadata_entry(val)))
+
+
+def network_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of the model's network alone: its graph (structure and weights), not its metadata, so a
+    threshold or score shift written into the file (``set_metadata``) keeps the digest."""
+    graphs = [val for fno, wire, val in _parse(Path(path).read_bytes()) if fno == 7 and wire == 2]
+    if len(graphs) != 1:
+        raise ValueError(f"{path} is not an ONNX model with one graph")
+    assert isinstance(graphs[0], bytes)
+    return hashlib.sha256(graphs[0]).hexdigest()
 
 
 def set_metadata(path: str | Path, updates: dict[str, str | None]) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 from alarmcloud.video import ProbeError, decode
 
 from alarmcloud_detect_rain.detector import (
+    CNN_NETWORK_KEY,
     WINDOW_AT,
     RainConfig,
     RainDetector,
@@ -24,7 +25,7 @@ from alarmcloud_detect_rain.detector import (
     quiet_windows,
 )
 from alarmcloud_detect_rain.mlp import refit_head
-from alarmcloud_detect_rain.onnx_io import MLPWeights, read_mlp, write_mlp
+from alarmcloud_detect_rain.onnx_io import MLPWeights, network_digest, read_mlp, write_mlp
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +251,14 @@ def recalibrate(
                                      else f"output layer refit, strength {choice.strength:g} ({choice.reason})")
     # the detector reads this back: a deployment pointed at the new model fuses it as it was measured here
     new.metadata["cnn_weight"] = f"{weight:g}"
+    # and checks that it is fused with the same network (a later release may ship another CNN)
     if det.cnn is not None:
         digest = hashlib.sha256(det.cnn_path.read_bytes()).hexdigest()[:12]
         new.metadata["recalibrated_with_cnn"] = f"{det.cnn_path.name} sha256:{digest}"
+        new.metadata[CNN_NETWORK_KEY] = network_digest(det.cnn_path)[:16]
     else:
         new.metadata.pop("recalibrated_with_cnn", None)
+        new.metadata.pop(CNN_NETWORK_KEY, None)
     out = write_mlp(out_model_path, new)
     log.info("recalibrated on %d clips: %s; accuracy %.3f -> %.3f, wrote %s", len(clips),
              new.metadata["recalibration"], before, after, out)
