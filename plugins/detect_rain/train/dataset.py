@@ -22,7 +22,8 @@ from alarmcloud_detect_rain.features import WIDTH, WINDOW_LENGTH, window_feature
 from synth import ClipSpec, random_spec, render_clip
 
 CLASSES = ("clear", "rain", "snow")
-#: the seeds of evaluate.py's sets (held-out, stress, drawn scenes): never a training seed
+#: the seeds of the evaluation sets, never a training seed: 2 held-out, 3 stress, 5 drawn scenes (and, in the stress
+#: domain, the set of recalibration_eval.py's measurements)
 EVAL_SEEDS = (2, 3, 5)
 HEIGHT = WIDTH * 9 // 16  # every rendered size is 16:9
 

@@ -4,7 +4,9 @@ The stress set (seed 3, ``--domain stress``) stands in for a deployment whose ca
 (shot and row noise, refracting drops, 5 / 8 / 24 fps; see the README). Each split plays one deployment: ``N``
 clips, drawn at random, are the owners' released feedback; the output layer is refit on them exactly as
 ``recalibrate()`` does (``refit_head`` on the windows' features, weather = rain or snow); the shipped model and the
-recalibrated one are then scored on the **other** clips of the set, which the refit never saw.
+recalibrated one are then scored on the **other** clips of the set, which the refit never saw. Clips are scored as
+the detector runs: fused with the spike-map CNN's clip score at the detector's weight (``--cnn-weight 0``: the MLP
+alone), which a refit of the MLP's output layer does not change.
 
 Usage (from the repository root; the cache is the one ``evaluate.py`` fills):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src .venv/bin/python \
@@ -23,17 +25,38 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from alarmcloud_detect_rain.detector import default_model_path, model_threshold  # noqa: E402
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
+from alarmcloud_detect_rain.features import window_analysis  # noqa: E402
 from alarmcloud_detect_rain.mlp import refit_head  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import MLPWeights, read_mlp  # noqa: E402
-from alarmcloud_detect_rain.recalibrate import FeedbackClip, auc, choose_strength, clip_score  # noqa: E402
-from dataset import build, specs_for  # noqa: E402
+from alarmcloud_detect_rain.recalibrate import (  # noqa: E402
+    MIN_AUC_GAIN,
+    FeedbackClip,
+    auc,
+    choose_strength,
+    clip_score,
+)
+from dataset import build, load_frames, specs_for  # noqa: E402
 from synth import DOMAINS, photo_list  # noqa: E402
 
 
-def clip_scores(model: MLPWeights, feats: list[np.ndarray]) -> np.ndarray:
-    """The detector's clip scores (mean weather probability over the clip's windows; all renders are H.264)."""
-    return np.array([clip_score(model, FeedbackClip(f)) for f in feats])
+def clip_scores(model: MLPWeights, clips: list[FeedbackClip], cnn_weight: float) -> np.ndarray:
+    """The detector's clip scores (mean weather probability over the clip's windows, fused with the CNN's at
+    ``cnn_weight``; all renders are H.264)."""
+    return np.array([clip_score(model, c, cnn_weight=cnn_weight) for c in clips])
+
+
+def cnn_scores(det: RainDetector, frames: Path, feats: list[np.ndarray]) -> list[float | None]:
+    """The CNN's weather score of every cached clip (None each when the detector runs the MLP alone)."""
+    if det.cnn is None:
+        return [None] * len(feats)
+    windows = load_frames(frames)[0]
+    out: list[float | None] = []
+    for i, x in enumerate(feats):
+        probs = det.cnn_probs(x, [window_analysis(list(w), maps=True)[1] for w in windows[i]])
+        assert probs is not None
+        out.append(det.weather(probs))
+    return out
 
 
 def recall_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
@@ -43,8 +66,9 @@ def recall_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
     return float(np.mean(pos > thr))
 
 
-def score(model: MLPWeights, feats: list[np.ndarray], weather: np.ndarray, thr: float) -> dict[str, float]:
-    s = clip_scores(model, feats)
+def score(model: MLPWeights, clips: list[FeedbackClip], weather: np.ndarray, thr: float,
+          cnn_weight: float) -> dict[str, float]:
+    s = clip_scores(model, clips, cnn_weight)
     pos, neg = s[weather], s[~weather]
     return {
         "auc": auc(pos, neg),
@@ -75,17 +99,26 @@ def main() -> None:
     ap.add_argument("--feedback", type=int, nargs="+", default=[10, 20, 40, 80], help="feedback clips per split")
     ap.add_argument("--splits", type=int, default=20, help="random deployments per feedback size")
     ap.add_argument("--method", nargs="+", default=["auto", "head:1"],
-                    help="auto (recalibrate's default) or head:STRENGTH (recalibrate --strength STRENGTH)")
-    ap.add_argument("--threshold", type=float, default=None, help="default: the base model's own")
+                    help="auto (recalibrate's default), auto:GAIN (the same with another least out-of-fold AUC gain) "
+                    "or head:STRENGTH (recalibrate --strength STRENGTH)")
+    ap.add_argument("--threshold", type=float, default=None, help="default: the detector's own")
+    ap.add_argument("--cnn-weight", type=float, default=None,
+                    help="the CNN's weight in the fused score (default: the detector's own; 0: the MLP alone)")
     args = ap.parse_args()
 
-    base = read_mlp(args.model or default_model_path())
+    det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
+    base = read_mlp(det.model_path)
+    weight = det.cnn_weight if det.cnn is not None else 0.0
     if args.threshold is None:
-        args.threshold = model_threshold(base.metadata, args.model or "the shipped model")
+        args.threshold = det.threshold
     if args.artefact:
         specs = specs_for(args.seed, args.clips, photo_list("eval"), 3, args.domain)
+        name = args.artefact[1]
         with np.load(args.artefact[0]) as z:
-            feats = np.split(z[args.artefact[1]], np.cumsum(z[f"{args.artefact[1]}_n"])[:-1])
+            feats = np.split(z[name], np.cumsum(z[f"{name}_n"])[:-1])
+            if weight and f"{name}_cnn" not in z.files:
+                raise SystemExit(f"{args.artefact[0]} has no CNN scores for {name}: save it again with artefacts.py")
+            cnn = [float(c) for c in z[f"{name}_cnn"]] if weight else [None] * len(feats)
         if len(feats) != len(specs):
             raise SystemExit(f"{args.artefact[0]} holds {len(feats)} clips, not --clips {args.clips}")
     else:
@@ -94,8 +127,12 @@ def main() -> None:
         items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers,
                       frames=args.frames, domain=args.domain)
         feats, specs = [f for f, _ in items], [spec for _, spec in items]
+        cnn = cnn_scores(det, args.frames, feats)
+    clips = [FeedbackClip(f, cnn=c) for f, c in zip(feats, cnn, strict=True)]
     weather = np.array([spec.kind != "clear" for spec in specs])
-    whole = score(base, feats, weather, args.threshold)
+    whole = score(base, clips, weather, args.threshold, weight)
+    how = f"fused with the spike-map CNN (weight {weight:g})" if weight else "with the MLP alone"
+    print(f"scored {how}; threshold {args.threshold}")
     print(f"{len(feats)} clips (seed {args.seed}, domain {args.domain}), {weather.sum()} weather, "
           f"{(~weather).sum()} clear; base model on all of them: AUC {whole['auc']:.3f}, recall "
           f"{100 * whole['recall']:.1f} %, FPR {100 * whole['fpr']:.1f} % at {args.threshold}, recall at 5 % FPR "
@@ -108,21 +145,23 @@ def main() -> None:
         rng = np.random.default_rng(1000 + n)
         splits = [draw_feedback(rng, weather, n) for _ in range(args.splits)]
         rows: dict[str, list[dict[str, float]]] = {}
-        chosen: list[float | None] = []
+        chosen: dict[str, list[float | None]] = {}
         for idx in splits:
             rest = np.setdiff1d(np.arange(len(feats)), idx)
-            test_feats = [feats[i] for i in rest]
-            rows.setdefault("shipped", []).append(score(base, test_feats, weather[rest], args.threshold))
+            test_clips = [clips[i] for i in rest]
+            rows.setdefault("shipped", []).append(score(base, test_clips, weather[rest], args.threshold, weight))
             x = np.concatenate([feats[i] for i in idx]).astype(np.float64)
             y = np.concatenate([np.full(len(feats[i]), weather[i]) for i in idx])
             for method in args.method:
-                strength: float | None = float(method.split(":")[1]) if method != "auto" else None
-                if strength is None:
-                    strength = choose_strength(base, [FeedbackClip(feats[i]) for i in idx], weather[idx],
-                                               args.threshold).strength
-                    chosen.append(strength)
+                auto = method.startswith("auto")
+                strength: float | None = None if auto else float(method.split(":")[1])
+                if auto:
+                    gain = float(method.split(":")[1]) if ":" in method else MIN_AUC_GAIN
+                    strength = choose_strength(base, [clips[i] for i in idx], weather[idx], args.threshold,
+                                               cnn_weight=weight, min_auc_gain=gain).strength
+                    chosen.setdefault(method, []).append(strength)
                 new = base if strength is None else refit_head(base, x, y, l2_to_base=strength)
-                rows.setdefault(method, []).append(score(new, test_feats, weather[rest], args.threshold))
+                rows.setdefault(method, []).append(score(new, test_clips, weather[rest], args.threshold, weight))
         for name, results in rows.items():
             cells = []
             for key, pct in (("auc", False), ("recall", True), ("fpr", True), ("recall@5", True)):
@@ -131,8 +170,8 @@ def main() -> None:
                 unit = " %" if pct else ""
                 cells.append(f"{fmt.format(vals.mean())}{unit} ({fmt.format(vals.min())}–{fmt.format(vals.max())})")
             label = name
-            if name == "auto":
-                label += f" (refit in {sum(c is not None for c in chosen)} of {len(chosen)})"
+            if name.startswith("auto"):
+                label += f" (refit in {sum(c is not None for c in chosen[name])} of {len(chosen[name])})"
             print(f"| {n} | {label} | " + " | ".join(cells) + " |")
         sys.stdout.flush()
 

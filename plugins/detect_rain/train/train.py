@@ -96,7 +96,7 @@ def main() -> None:
     if len(args.clips) != len(args.seed) or (args.frames is not None and len(args.frames) != len(args.seed)):
         ap.error("give one --clips (and one --frames) value per --seed")
     if set(EVAL_SEEDS) & set(args.seed):
-        ap.error("seeds 2, 3 and 5 are the held-out, stress and drawn-scenes sets of evaluate.py")
+        ap.error("seeds 2, 3 and 5 are evaluation sets (held-out, stress, drawn scenes / recalibration)")
     items = []
     for i, (seed, clips) in enumerate(zip(args.seed, args.clips, strict=True)):
         items += build(seed, clips, photo_list("train"), windows=2, workers=args.workers,

@@ -162,7 +162,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.seed in EVAL_SEEDS:
-        ap.error("seeds 2, 3 and 5 are the held-out, stress and drawn-scenes sets of evaluate.py")
+        ap.error("seeds 2, 3 and 5 are evaluation sets (held-out, stress, drawn scenes / recalibration)")
     if args.skip_oof and (args.threshold is None or len(args.weights) != 1):
         ap.error("--skip-oof needs --threshold and one --weights value")
     extra = [(int(seed), int(clips), Path(folder)) for seed, clips, folder in args.extra]

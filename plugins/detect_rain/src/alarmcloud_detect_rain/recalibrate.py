@@ -93,7 +93,8 @@ class StrengthChoice:
 
 def choose_strength(base: MLPWeights, clips: list[FeedbackClip], weather: np.ndarray, threshold: float,
                     folds: int = 5, repeats: int = 3, seed: int = 0,
-                    shifts: dict[str, float] | None = None, cnn_weight: float = 0.0) -> StrengthChoice:
+                    shifts: dict[str, float] | None = None, cnn_weight: float = 0.0,
+                    min_auc_gain: float = MIN_AUC_GAIN) -> StrengthChoice:
     """Pick the refit strength by clip-grouped, stratified cross-validation on the feedback clips themselves.
 
     Each of ``STRENGTHS`` is refit on all folds but one and scores the clips of that fold (``repeats`` times with
@@ -135,7 +136,7 @@ def choose_strength(base: MLPWeights, clips: list[FeedbackClip], weather: np.nda
     best: tuple[float, float] | None = None
     for strength in STRENGTHS:
         auc_s, fpr_s = np.mean([out_of_fold(strength, fold) for fold in splits], axis=0)
-        if auc_s >= auc_base + MIN_AUC_GAIN and fpr_s <= max(fpr_base, MAX_FPR) and (best is None or auc_s > best[1]):
+        if auc_s >= auc_base + min_auc_gain and fpr_s <= max(fpr_base, MAX_FPR) and (best is None or auc_s > best[1]):
             best = (strength, float(auc_s))
     if best is None:
         return StrengthChoice(None, k, auc_base, None, "no refit beat the base model out of fold")
