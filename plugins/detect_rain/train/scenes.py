@@ -125,7 +125,13 @@ def _leaves(rng: np.random.Generator, d: ImageDraw.ImageDraw, cx: float, cy: flo
     a = rng.uniform(0, 2 * np.pi, count)
     xs, ys = cx + rx * r * np.cos(a), cy + ry * r * np.sin(a)
     light = 0.55 + 0.6 * (1 - (ys - (cy - ry)) / (2 * ry + 1e-6)) * rng.uniform(0.6, 1.0, count) + 0.25 * r
-    for x, y, s, lt in zip(xs, ys, leaf * rng.uniform(0.5, 1.5, count), light, strict=True):
+    _paint_leaves(rng, d, xs, ys, light, leaf, base)
+
+
+def _paint_leaves(rng: np.random.Generator, d: ImageDraw.ImageDraw, xs: np.ndarray, ys: np.ndarray,
+                  light: np.ndarray, leaf: float, base: np.ndarray) -> None:
+    """One small ellipse per leaf, about ``leaf`` pixels wide, its colour ``base`` times its ``light``."""
+    for x, y, s, lt in zip(xs, ys, leaf * rng.uniform(0.5, 1.5, len(xs)), light, strict=True):
         c = np.clip(base * lt * rng.uniform(0.8, 1.2), 0, 255).astype(int)
         d.ellipse([x - s, y - s * 0.6, x + s, y + s * 0.6], fill=(int(c[0]), int(c[1]), int(c[2])))
 
@@ -151,9 +157,7 @@ def _hedge(rng: np.random.Generator, d: ImageDraw.ImageDraw, x0: float, x1: floa
     count = int(min(20000, 0.8 * (x1 - x0) * height / leaf))
     xs, ys = rng.uniform(x0, x1, count), ground - height * rng.random(count) ** 0.8
     light = 0.6 + 0.6 * (ground - ys) / height * rng.uniform(0.6, 1.0, count)
-    for x, y, s, lt in zip(xs, ys, leaf * rng.uniform(0.5, 1.5, count), light, strict=True):
-        c = np.clip(base * lt * rng.uniform(0.8, 1.2), 0, 255).astype(int)
-        d.ellipse([x - s, y - s * 0.6, x + s, y + s * 0.6], fill=(int(c[0]), int(c[1]), int(c[2])))
+    _paint_leaves(rng, d, xs, ys, light, leaf, base)
 
 
 def _house(rng: np.random.Generator, d: ImageDraw.ImageDraw, x: float, ground: float, scale: float) -> None:
