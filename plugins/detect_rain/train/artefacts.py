@@ -138,9 +138,9 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     rows, maps, _ = det.analysis(cf, maps=True)
     if not len(rows):
         raise ValueError(f"clip {spec.seed} ({artefact}): no window of 5 frames")
-    cnn = det.cnn_probs(rows, maps)
+    cnn = det.cnn_weather(rows, maps)
     assert cnn is not None
-    return rows, det.weather(cnn)
+    return rows, cnn
 
 
 @functools.cache

@@ -51,12 +51,8 @@ def cnn_scores(det: RainDetector, frames: Path, feats: list[np.ndarray]) -> list
     if det.cnn is None:
         return [None] * len(feats)
     windows = load_frames(frames)[0]
-    out: list[float | None] = []
-    for i, x in enumerate(feats):
-        probs = det.cnn_probs(x, [window_analysis(list(w), maps=True)[1] for w in windows[i]])
-        assert probs is not None
-        out.append(det.weather(probs))
-    return out
+    return [det.cnn_weather(x, [window_analysis(list(w), maps=True)[1] for w in windows[i]])
+            for i, x in enumerate(feats)]
 
 
 def recall_at_fpr(pos: np.ndarray, neg: np.ndarray, fpr: float) -> float:
@@ -108,7 +104,7 @@ def main() -> None:
 
     det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
     base = read_mlp(det.model_path)
-    weight = det.cnn_weight if det.cnn is not None else 0.0
+    weight = det.cnn_weight  # 0 when the CNN is off
     if args.threshold is None:
         args.threshold = det.threshold
     if args.artefact:

@@ -262,6 +262,11 @@ class RainDetector(Detector):
         probs = self.cnn.run(None, {"maps": np.stack(window_maps).astype(np.float32)})[0]
         return self._clear_when_quiet(probs, x)
 
+    def cnn_weather(self, x: np.ndarray, window_maps: list[np.ndarray]) -> float | None:
+        """The CNN's weather score of a clip from its windows' features and maps; None when the CNN is off."""
+        probs = self.cnn_probs(x, window_maps)
+        return None if probs is None else self.weather(probs)
+
     def weather(self, probs: np.ndarray) -> float:
         """The clip's weather probability from its windows' class probabilities (1 - their mean 'clear')."""
         clear = float(probs.mean(axis=0)[self.classes.index("clear")]) if "clear" in self.classes else 0.0

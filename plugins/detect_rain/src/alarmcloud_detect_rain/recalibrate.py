@@ -209,8 +209,7 @@ def recalibrate(
             log.warning("skipping feedback clip %s: %s", path.name, exc)
             x, maps = np.zeros((0, 0)), []
         if len(x):
-            cnn = det.cnn_probs(x, maps)
-            clips.append(FeedbackClip(x, frames.probe.video_codec, None if cnn is None else det.weather(cnn)))
+            clips.append(FeedbackClip(x, frames.probe.video_codec, det.cnn_weather(x, maps)))
             labels.append(is_rain)
         else:
             skipped += 1
@@ -227,7 +226,7 @@ def recalibrate(
         score_shift = det.score_shift
     if threshold is None:
         threshold = det.threshold
-    weight = det.cnn_weight if det.cnn is not None else 0.0
+    weight = det.cnn_weight  # 0 when the CNN is off
     if strength is None:
         choice = choose_strength(base, clips, weather, threshold, shifts=score_shift, cnn_weight=weight)
     else:
