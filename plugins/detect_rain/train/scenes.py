@@ -66,7 +66,7 @@ def _surface(rng: np.random.Generator, kind: str, h: int, w: int, horizon: int) 
         im = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
         d = ImageDraw.Draw(im)
         n = int(h * w / rng.uniform(60, 200))
-        ys = rng.uniform(0, h, n) ** 1.0
+        ys = rng.uniform(0, h, n)
         xs = rng.uniform(0, w, n)
         dep = _depth(ys, horizon, h)
         lens = (2 + 10 * dep * rng.uniform(0.5, 1.5, n))
