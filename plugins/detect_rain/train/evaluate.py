@@ -160,6 +160,16 @@ def main() -> None:
         if not groups[name][False] and not groups[name][True]:
             continue
         print(f"| {name} | {_rate(groups[name][False])} | {_rate(groups[name][True])} |")
+    print("\n| source picture (analysed 640 px wide) | weather recall day | night | clear FPR day | night | AUC |")
+    print("|---|---|---|---|---|---|")
+    for size in sorted({s.size for s, _, _ in rows}):
+        same = [(s, p) for s, p, _ in rows if s.size == size]
+        cells = [_rate([p >= thr for s, p in same if (s.kind != "clear") == weather and s.night == night])
+                 for weather in (True, False) for night in (False, True)]
+        pos = np.array([p for s, p in same if s.kind != "clear"])
+        neg = np.array([p for s, p in same if s.kind == "clear"])
+        auc = f"{_auc(pos, neg):.3f}" if len(pos) and len(neg) else "–"
+        print(f"| {size[0]} x {size[1]} | {' | '.join(cells)} | {auc} |")
     print("\n| threshold | weather recall (all) | rain medium+heavy recall | clear FPR (all) |")
     print("|---|---|---|---|")
     for t in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
