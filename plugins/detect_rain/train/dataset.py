@@ -25,6 +25,8 @@ CLASSES = ("clear", "rain", "snow")
 #: the seeds of the evaluation sets, never a training seed: 2 held-out, 3 stress, 5 drawn scenes (and, in the stress
 #: domain, the set of recalibration_eval.py's measurements)
 EVAL_SEEDS = (2, 3, 5)
+#: why train.py and train_cnn.py refuse them
+EVAL_SEEDS_ERROR = "seeds 2, 3 and 5 are evaluation sets (held-out, stress, drawn scenes / recalibration)"
 HEIGHT = WIDTH * 9 // 16  # every rendered size is 16:9
 
 

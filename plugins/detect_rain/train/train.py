@@ -34,7 +34,7 @@ from alarmcloud_detect_rain.detector import default_model_path  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_VERSION  # noqa: E402
 from alarmcloud_detect_rain.mlp import fit_mlp, merge_ensemble  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import MLPWeights, write_mlp  # noqa: E402
-from dataset import CLASSES, EVAL_SEEDS, build  # noqa: E402
+from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, build  # noqa: E402
 from synth import photo_list  # noqa: E402
 
 log = logging.getLogger("train")
@@ -96,7 +96,7 @@ def main() -> None:
     if len(args.clips) != len(args.seed) or (args.frames is not None and len(args.frames) != len(args.seed)):
         ap.error("give one --clips (and one --frames) value per --seed")
     if set(EVAL_SEEDS) & set(args.seed):
-        ap.error("seeds 2, 3 and 5 are evaluation sets (held-out, stress, drawn scenes / recalibration)")
+        ap.error(EVAL_SEEDS_ERROR)
     items = []
     for i, (seed, clips) in enumerate(zip(args.seed, args.clips, strict=True)):
         items += build(seed, clips, photo_list("train"), windows=2, workers=args.workers,

@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import CNN_FILE, fuse  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, MAP_FRAMES, window_analysis  # noqa: E402
-from dataset import CLASSES, EVAL_SEEDS, build, load_frames  # noqa: E402
+from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, build, load_frames  # noqa: E402
 from synth import photo_list  # noqa: E402
 from train import clip_scores, fit, threshold_for  # noqa: E402
 
@@ -162,7 +162,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.seed in EVAL_SEEDS:
-        ap.error("seeds 2, 3 and 5 are evaluation sets (held-out, stress, drawn scenes / recalibration)")
+        ap.error(EVAL_SEEDS_ERROR)
     if args.skip_oof and (args.threshold is None or len(args.weights) != 1):
         ap.error("--skip-oof needs --threshold and one --weights value")
     extra = [(int(seed), int(clips), Path(folder)) for seed, clips, folder in args.extra]
