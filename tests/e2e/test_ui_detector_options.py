@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,34 @@ def test_a_viewer_sees_the_options_but_cannot_change_them(chromium: Any, site: S
         assert all(sw.is_disabled() for sw in card.get_by_role("switch").all())
         assert "admin right" in card.inner_text()
     c.put(f"/api/v1/cameras/{site.camera_id}/detectors", json={"options": {"plates": None}})
+
+
+def test_a_camera_sending_its_sub_stream_is_told_to_send_the_main_stream(chromium: Any, site: Site) -> None:
+    c = owner_api(site)
+    assert c.put(f"/api/v1/cameras/{site.camera_id}/detectors", json={"rain": True, "plates": False}).status_code == 200
+    source = c.get(f"/api/v1/cameras/{site.camera_id}/detectors").json()["source"]
+    assert source["width"] == 640  # the seeded demo camera uploads 640 x 352 clips
+    with opened_page(chromium, 1280, 900) as page:
+        login(page, site.url, OWNER)
+        page.goto(f"{site.url}/cameras/{site.camera_id}")
+        card = page.locator("#detectors")
+        rain = card.locator("[data-advice-for=rain]")
+        assert rain.is_visible() and rain.get_attribute("role") == "note"
+        assert rain.inner_text() == (
+            f"Rain and snow is measured to work well on clips at least 960 px wide; this camera's last "
+            f"{source['clips']} clips are 640 × 352, probably its sub-stream. Set the camera to record and upload its "
+            "alarm videos from its main (full-resolution) stream.")
+        plates = card.locator("[data-advice-for=plates]")
+        assert plates.count() == 1 and not plates.is_visible()  # plates are off here: no advice shown for them
+        assert card.locator("[data-advice-for=insects]").count() == 0  # any picture size will do for insects
+        # switching shows and hides it at once, without a reload
+        card.get_by_role("switch", name=re.compile("Rain and snow")).uncheck()
+        page.get_by_text("Rain and snow detection switched off.").wait_for()
+        assert not rain.is_visible()
+        card.get_by_role("switch", name=re.compile("Licence plates")).check()
+        page.get_by_text("Licence plates detection switched on.").wait_for()
+        assert plates.is_visible() and plates.inner_text().startswith("Licence plates is measured to work well")
+        page.reload()
+        assert not card.locator("[data-advice-for=rain]").is_visible()
+        assert card.locator("[data-advice-for=plates]").is_visible()
+    c.put(f"/api/v1/cameras/{site.camera_id}/detectors", json={"rain": True, "plates": False})

@@ -9,7 +9,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -19,7 +19,7 @@ from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, Ca
 from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.events import CAMERA_CHANGED, CAMERA_DELETED, Event
 from alarmcloud.masks import validate_masks
-from alarmcloud.models import Camera, CameraRight, Rejection, iso
+from alarmcloud.models import Camera, CameraRight, Clip, Rejection, iso
 from alarmcloud.netutil import AddressNotAllowed, check_camera_address
 from alarmcloud.specs import DetectorOption, DetectorSpec, title_of
 
@@ -310,14 +310,46 @@ def deployment_default(app: AlarmCloud, spec: DetectorSpec, opt: DetectorOption)
     return to_jsonable_python(value)
 
 
-def detectors_json(app: AlarmCloud, cam: Camera) -> dict[str, Any]:
-    """The camera's switches and options, and each available detector with the options it declares."""
+#: how many of a camera's latest clips tell what it uploads
+SOURCE_CLIPS = 5
+
+
+def upload_source(s: Session, camera_id: str) -> dict[str, Any] | None:
+    """The picture size the camera uploads: the widest of its last ``SOURCE_CLIPS`` clips, with how many were looked
+    at; None before its first clip. The widest, so one main-stream clip among sub-stream ones counts as main stream
+    (a camera that sends both is not told it sends only the small one)."""
+    rows = s.exec(select(Clip.width, Clip.height).where(Clip.camera_id == camera_id, col(Clip.width) > 0).order_by(
+        col(Clip.started_at).desc()).limit(SOURCE_CLIPS)).all()
+    if not rows:
+        return None
+    width, height = max(rows)
+    return {"width": width, "height": height, "clips": len(rows)}
+
+
+def source_advice(title: str, min_width: int, source: dict[str, Any]) -> str:
+    """What to tell the owner of a camera whose clips are narrower than a detector's ``min_source_width``."""
+    last = "last clip" if source["clips"] == 1 else f"last {source['clips']} clips"
+    return (f"{title} is measured to work well on clips at least {min_width} px wide; this camera's {last} "
+            f"{'is' if source['clips'] == 1 else 'are'} {source['width']} × {source['height']}, probably its "
+            "sub-stream. Set the camera to record and upload its alarm videos from its main (full-resolution) "
+            "stream.")
+
+
+def detectors_json(app: AlarmCloud, cam: Camera, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The camera's switches and options, each available detector with the options it declares, what the camera
+    uploads (``source``, from ``upload_source``) and advice for each switched-on detector that needs wider clips."""
     specs = app.plugins.detector_specs
     available = {name: {"title": title_of(spec, name), "labels": list(spec.labels), "description": spec.description,
-                        "options": [o.to_json(deployment_default(app, spec, o)) for o in spec.options]}
+                        "options": [o.to_json(deployment_default(app, spec, o)) for o in spec.options],
+                        "min_source_width": spec.min_source_width}
                  for name, spec in specs.items()}
-    return {"enabled": {name: bool((cam.detectors or {}).get(name)) for name in specs}, "available": available,
-            "options": cam.detector_options or {}}
+    enabled = {name: bool((cam.detectors or {}).get(name)) for name in specs}
+    advice = [{"detector": name, "code": "source_too_narrow", "min_source_width": spec.min_source_width,
+               "message": source_advice(title_of(spec, name), spec.min_source_width, source)}
+              for name, spec in specs.items()
+              if source is not None and enabled[name] and source["width"] < spec.min_source_width]
+    return {"enabled": enabled, "available": available, "options": cam.detector_options or {}, "source": source,
+            "advice": advice}
 
 
 async def get_detectors(request: Request) -> Response:
@@ -326,12 +358,16 @@ async def get_detectors(request: Request) -> Response:
     ``available.<name>.options`` lists the per-camera options a detector declares: ``key``, ``label``, ``kind``
     (``choices``: a list of ``choices[].value``; ``number``: ``minimum``..``maximum``, UI ``step``), ``help`` and
     ``default`` (the deployment default that applies while the camera leaves the option unset).
+    ``available.<name>.min_source_width`` is the narrowest picture the detector's measured accuracy holds for (0:
+    any); ``source`` is what the camera uploads (the widest of its last 5 clips; null before the first), and
+    ``advice`` has one entry (``source_too_narrow``) per switched-on detector whose clips from this camera are
+    narrower than that.
     """
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
-    cam = await app.db.run(lambda s: camera_for(s, user, cid))
-    return JSONResponse(detectors_json(app, cam))
+    cam, source = await app.db.run(lambda s: (camera_for(s, user, cid), upload_source(s, cid)))
+    return JSONResponse(detectors_json(app, cam, source))
 
 
 def _merged_options(specs: dict[str, DetectorSpec], stored: dict[str, Any], options: Any) -> dict[str, Any]:
@@ -392,18 +428,18 @@ async def put_detectors(request: Request) -> Response:
         if not isinstance(value, bool):
             raise ApiError(400, "invalid_field", f"detector {name!r} must be true or false")
 
-    def _put(s: Session) -> Camera:
+    def _put(s: Session) -> tuple[Camera, dict[str, Any] | None]:
         cam = camera_for(s, user, cid, "admin")
         if options is not None:
             cam.detector_options = _merged_options(specs, cam.detector_options or {}, options)
         cam.detectors = {**(cam.detectors or {}), **data}
         s.add(cam)
         s.commit()
-        return cam
+        return cam, upload_source(s, cid)
 
-    cam = await app.db.run(_put)
+    cam, source = await app.db.run(_put)
     await app.emit(Event(CAMERA_CHANGED, user.tenant_id, cam.id, {"change": "detectors"}))
-    return JSONResponse(detectors_json(app, cam))
+    return JSONResponse(detectors_json(app, cam, source))
 
 
 def camera_access(app: AlarmCloud, cam: Camera) -> CameraAccess:

@@ -272,10 +272,12 @@ def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, o
             try:
                 res = analyze_file(host, path, names, opts)
                 out = {"file": str(path), "verdict": res.verdict, "findings": [f.to_dict() for f in res.findings],
-                       "scores": shown_scores(res.scores)}
+                       "scores": shown_scores(res.scores),
+                       "advice": narrow_clip_advice(host, names, res.probe.width, res.probe.height)}
             except (ProbeError, OSError) as exc:
                 failed += 1
-                out = {"file": str(path), "verdict": None, "findings": [], "scores": {}, "error": str(exc)}
+                out = {"file": str(path), "verdict": None, "findings": [], "scores": {}, "advice": [],
+                       "error": str(exc)}
             bar.advance(task)
             if as_json:
                 click.echo(json.dumps(out))
@@ -286,8 +288,24 @@ def detect(detectors: tuple[str, ...], files: tuple[Path, ...], as_json: bool, o
                 below = [f"{name} {score:.2f}" for name, score in out["scores"].items() if name not in flagged]
                 found += f"; below the threshold: {', '.join(below)}" if below else ""
                 click.echo(f"{path}: {out['verdict'] or 'error: ' + out.get('error', '')}  [{found}]")
+                for item in out["advice"]:
+                    click.echo(f"  note: {item['message']}")
     if failed:
         sys.exit(1)
+
+
+def narrow_clip_advice(host: Any, names: list[str], width: int, height: int) -> list[dict[str, Any]]:
+    """For each detector run whose measured accuracy needs wider pictures than this clip's: a note saying so."""
+    from alarmcloud.specs import title_of
+
+    out = []
+    for name in names:
+        spec = host.detector_specs[name]
+        if 0 < width < spec.min_source_width:
+            out.append({"detector": name, "code": "source_too_narrow", "min_source_width": spec.min_source_width,
+                        "message": f"{title_of(spec, name)} is measured to work well on clips at least "
+                                   f"{spec.min_source_width} px wide; this clip is {width} × {height}"})
+    return out
 
 
 @main.command()

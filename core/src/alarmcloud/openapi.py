@@ -99,7 +99,16 @@ DETECTORS = _obj({
 }, {"available": {"type": "object", "additionalProperties": _obj(
     {"title": {**STR, "description": "The detector's name as people read it (\"Licence plates\")"},
      "labels": {"type": "array", "items": STR}, "description": STR,
-     "options": {"type": "array", "items": DETECTOR_OPTION}})}})
+     "options": {"type": "array", "items": DETECTOR_OPTION}},
+    {"min_source_width": {**INT, "description": "The narrowest uploaded picture (px) the detector's measured "
+                          "accuracy holds for; 0: any"}})},
+    "source": {"type": ["object", "null"], "description": "What the camera uploads: the widest picture of its last "
+               "clips (clips: how many were looked at, at most 5); null before its first clip",
+               "properties": {"width": INT, "height": INT, "clips": INT}, "required": ["width", "height", "clips"]},
+    "advice": {"type": "array", "description": "Per switched-on detector whose clips from this camera are narrower "
+               "than its min_source_width: what the owner should change", "items": _obj(
+                   {"detector": STR, "code": {"enum": ["source_too_narrow"]}, "min_source_width": INT,
+                    "message": STR})}})
 ACTIONS = ["motion_detection", "alarm_email", "go_to_preset", "alarm_area", "area_sensitivity"]
 RIGHTS = {"type": "object", "additionalProperties": {"enum": ["view", "control", "admin"]}}
 #: a camera's latest privacy-mask apply job (``masks_apply.job_json``); state "none": no job yet

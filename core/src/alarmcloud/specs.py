@@ -109,12 +109,17 @@ class DetectorSpec:
     """Per-camera settings owners may change; detectors without any accept any options object (API only)."""
     title: str = ""
     """The name people read in the web UI ("Licence plates"); empty: the entry name, humanised (see ``title_of``)."""
+    min_source_width: int = 0
+    """The narrowest uploaded picture (px) the detector's measured accuracy holds for; 0: any. A camera that has the
+    detector on and sends narrower clips (a sub-stream) gets an advice on its page and in ``GET .../detectors``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
         keys = [o.key for o in self.options]
         if len(set(keys)) != len(keys):
             raise ValueError(f"detector {self.name!r}: option keys must be unique")
+        if self.min_source_width < 0:
+            raise ValueError(f"detector {self.name!r}: min_source_width must be 0 (any) or a width in pixels")
 
     def option(self, key: str) -> DetectorOption | None:
         """The declared option ``key``, or None."""

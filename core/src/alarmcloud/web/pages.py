@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from alarmcloud import auth, twofactor
 from alarmcloud.auth import User
-from alarmcloud.cameras import camera_json, detectors_json
+from alarmcloud.cameras import camera_json, detectors_json, source_advice, upload_source
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
 from alarmcloud.models import Camera, Clip, Rejection, iso
@@ -355,7 +355,8 @@ async def camera_page(request: Request) -> Response:
                 col(Clip.started_at).desc()).limit(1)).first()
         frame = thumb or latest
         admin = auth.camera_right(s, user, cid) == "admin"
-        return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam), "can_admin": admin,
+        return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam, upload_source(s, cid)),
+                "can_admin": admin,
                 "last_clip": {"id": latest.id, "at": iso(latest.started_at)} if latest else None,
                 "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
                 "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,
@@ -368,8 +369,12 @@ async def camera_page(request: Request) -> Response:
                       message="This camera does not exist or you may not see it.")
     cam = data["camera"]
     state = data.pop("detector_state")
+    source = state["source"]
     detectors = [{"name": n, "title": title_of(app.plugins.detector_specs.get(n), n),
                   "description": d["description"], "labels": d["labels"], "on": state["enabled"][n],
+                  # shown while the detector is on (app.js shows or hides it when the owner switches it)
+                  "advice": source_advice(title_of(app.plugins.detector_specs.get(n), n), d["min_source_width"], source)
+                  if source is not None and source["width"] < d["min_source_width"] else None,
                   "options": [_option_view(o, (state["options"].get(n) or {}).get(o["key"])) for o in d["options"]]}
                  for n, d in sorted(state["available"].items(), key=lambda i: title_of(
                      app.plugins.detector_specs.get(i[0]), i[0]).lower())]

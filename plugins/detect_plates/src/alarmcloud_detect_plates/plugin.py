@@ -56,5 +56,7 @@ def register_detectors() -> list[DetectorSpec]:
             config_model=PlatesConfig,
             privacy=PRIVACY,
             options=(countries_option(),),
+            # the text detector found the plate line in 56 of 56 real photos at 960 px, 49 of 56 at 640 px
+            min_source_width=960,
         )
     ]

@@ -331,6 +331,9 @@
       el.disabled = false;
       if (!r.ok) { el.checked = !el.checked; return flash(r.message, "bad"); }
       el.closest("label").querySelector(".state").textContent = el.checked ? "on" : "off";
+      // a detector that needs wider clips than this camera sends: its advice shows while it is on
+      const advice = el.closest(".detector").querySelector("[data-advice-for]");
+      if (advice) advice.hidden = !el.checked;
       flash((el.dataset.title || el.dataset.detector) + " detection switched " + (el.checked ? "on" : "off") + ".");
     } else if (el.matches("[data-brand]")) {
       fillModels(el);

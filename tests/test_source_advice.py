@@ -1,0 +1,106 @@
+"""A detector that needs wider clips than a camera sends says so: ``min_source_width`` on its spec, ``source`` and
+``advice`` in ``GET/PUT .../detectors`` (over real HTTP, checked against the OpenAPI document)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from alarmcloud import ClipFrames, Detector, DetectorSpec, Finding, FrameRequest, hookimpl
+from alarmcloud.plugins import PluginHost
+from alarmcloud.testing import LiveServer, test_settings
+
+
+class Quiet(Detector):
+    name = "wide"
+    labels = ("thing",)
+
+    def frame_request(self) -> FrameRequest:
+        return FrameRequest(keyframes=True, max_keyframes=1, width=64)
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        return []
+
+
+class SizePlugin:
+    @hookimpl
+    def register_detectors(self) -> list[DetectorSpec]:
+        return [DetectorSpec("wide", lambda cfg: Quiet(), ("thing",), "needs main-stream clips", title="Wide eyes",
+                             min_source_width=960),
+                DetectorSpec("any", lambda cfg: Quiet(), ("thing",), "works on any size")]
+
+
+def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
+        tmp_path: Path, make_test_clip: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from alarmcloud import cameras
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    monkeypatch.setattr(cameras, "SOURCE_CLIPS", 2)  # the last 2 clips instead of 5: fewer uploads
+    host = PluginHost({"cameras": ["instar"], "detectors": [], "integrations": []})
+    host.register(SizePlugin(), "test:size", "size")
+    with LiveServer(test_settings(tmp_path / "data"), plugins=host.load()) as srv:
+        schema = httpx.get(srv.url + "/openapi.json").json()["paths"]["/api/v1/cameras/{camera_id}/detectors"]
+        get_schema = schema["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        a = Api(srv.url).register("sizes@example.com")
+        cam = a.camera("Gate")
+        url = f"/api/v1/cameras/{cam['id']}/detectors"
+
+        def state() -> dict[str, Any]:
+            r = a.get(url)
+            assert r.status_code == 200, r.text
+            jsonschema.validate(r.json(), get_schema)
+            return r.json()
+
+        got = state()  # before the first clip nothing is known, so nothing is advised
+        assert got["source"] is None and got["advice"] == []
+        assert got["available"]["wide"]["min_source_width"] == 960 and got["available"]["any"]["min_source_width"] == 0
+        creds = a.upload_credentials(cam["id"])
+        a.upload_analysed(creds, make_test_clip("sub1", seconds=2, width=640, height=352))
+        got = state()
+        assert got["source"] == {"width": 640, "height": 352, "clips": 1}
+        assert got["advice"] == []  # the detector is off: nothing to change for it
+
+        r = a.put(url, json={"wide": True, "any": True})
+        assert r.status_code == 200 and r.json()["source"] == {"width": 640, "height": 352, "clips": 1}
+        (advice,) = r.json()["advice"]  # the PUT's answer already has it (the page switches it on and off)
+        assert (advice["detector"], advice["code"], advice["min_source_width"]) == ("wide", "source_too_narrow", 960)
+        assert advice["message"].startswith("Wide eyes is measured to work well on clips at least 960 px wide; "
+                                            "this camera's last clip is 640 × 352")
+        assert "main (full-resolution) stream" in advice["message"]
+        assert state()["advice"] == [advice]
+
+        # (same durations: a clip's start is its arrival less its length, and the last clips are the latest starts)
+        # one main-stream clip among the last ones: the camera sends wide clips, so no advice
+        a.upload_analysed(creds, make_test_clip("main", seconds=2, width=1280, height=720))
+        got = state()
+        assert got["source"] == {"width": 1280, "height": 720, "clips": 2} and got["advice"] == []
+        a.upload_analysed(creds, make_test_clip("sub2", seconds=2, fps=12, width=640, height=352))
+        assert state()["advice"] == []  # the 1280 px clip is still one of the last 2
+        a.upload_analysed(creds, make_test_clip("sub3", seconds=2, fps=10, width=640, height=352))
+        got = state()
+        assert got["source"] == {"width": 640, "height": 352, "clips": 2}
+        assert [x["detector"] for x in got["advice"]] == ["wide"] and "last 2 clips are 640 × 352" in \
+            got["advice"][0]["message"]
+
+        # switched off again: the advice goes with it
+        assert a.put(url, json={"wide": False}).json()["advice"] == []
+        # another account never learns what this camera sends
+        other = Api(srv.url).register("other@example.com")
+        r = other.get(url)
+        assert r.status_code == 404 and "source" not in r.text
+
+
+def test_a_plugin_cannot_declare_a_negative_width() -> None:
+    with pytest.raises(ValueError, match="min_source_width"):
+        DetectorSpec("d", lambda cfg: Quiet(), ("d",), "d", min_source_width=-1)
+
+
+def test_the_bundled_rain_and_plates_detectors_ask_for_960_px() -> None:
+    host = PluginHost({"cameras": [], "detectors": ["rain", "plates"], "integrations": []}).load()
+    assert {n: s.min_source_width for n, s in host.detector_specs.items()} == {"rain": 960, "insects": 0,
+                                                                                "plates": 960}
