@@ -131,3 +131,27 @@ def test_artefact_renders_keep_the_clip_and_add_only_their_artefact() -> None:
         x, cnn = analysis_with(spec, artefact)
         assert x.shape == (3, len(FEATURE_NAMES)) and np.isfinite(x).all(), artefact
         assert 0.0 <= cnn <= 1.0, artefact
+
+
+def test_sub_stream_renders_scale_the_sensor_picture_down_in_the_camera(tmp_path: Path) -> None:
+    """``--substream``: only the 640 x 360 clips change, rendered at 1920 x 1080 and scaled down before encoding, so
+    the sensor noise reaches the clip averaged, as a camera's own scaler averages it in a real sub-stream."""
+    import json
+
+    from dataset import SUBSTREAM_SENSOR, load_frames
+
+    plain = specs_for(2, 60, photo_list("eval"), 1)
+    sub = specs_for(2, 60, photo_list("eval"), 1, substream=True)
+    assert [replace(s, sensor=(0, 0)) for s in sub] == plain
+    assert all((s.sensor == SUBSTREAM_SENSOR) == (s.size == (640, 360)) for s in sub)
+    spec = replace(next(s for s in sub if s.size == (640, 360)), kind="clear", distractors=(), night=True, noise=10.0,
+                   noise_kind="gauss", tnr=0.0)
+    native, scaled = render_frames(replace(spec, sensor=(0, 0))), render_frames(spec)
+    assert scaled[0].shape == native[0].shape == (360, 640, 3)
+    # frame-to-frame change of a still scene is the noise: the scaler averages about 3 x 3 sensor pixels
+    flicker = [float(np.std(f[1].astype(np.float32) - f[0])) for f in (native, scaled)]
+    assert flicker[1] < 0.5 * flicker[0]
+    # a frame cache keeps the sensor size (its specs.json holds lists; the cache check compares tuples)
+    (tmp_path / "specs.json").write_text(json.dumps([asdict(spec)]))
+    np.zeros((1, 1, 6, 360, 640), np.uint8).tofile(tmp_path / "frames.u8")
+    assert asdict(load_frames(tmp_path)[1][0]) == asdict(spec)

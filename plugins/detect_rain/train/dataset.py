@@ -28,6 +28,8 @@ EVAL_SEEDS = (2, 3, 5)
 #: why train.py and train_cnn.py refuse them
 EVAL_SEEDS_ERROR = "seeds 2, 3 and 5 are evaluation sets (held-out, stress, drawn scenes / recalibration)"
 HEIGHT = WIDTH * 9 // 16  # every rendered size is 16:9
+#: the sensor a 640 x 360 sub-stream is scaled down from (``specs_for(substream=True)``)
+SUBSTREAM_SENSOR = (1920, 1080)
 
 
 def clip_request(spec: ClipSpec, as_sent: bool = False) -> FrameRequest:
@@ -56,16 +58,20 @@ def features_of(windows: np.ndarray) -> np.ndarray:
 
 
 def specs_for(
-    seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0
+    seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0,
+    substream: bool = False,
 ) -> list[ClipSpec]:
     """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs).
 
     ``drawn``: the share of clips whose background is a drawn garden / drive / street view (``scenes.py``). Which
-    clips is decided from each clip's own seed, so every other part of every clip stays as without it."""
+    clips is decided from each clip's own seed, so every other part of every clip stays as without it.
+    ``substream``: the 640 x 360 clips become a camera's sub-stream of a 1920 x 1080 sensor (rendered at that size,
+    scaled down in the camera before encoding); every other clip and every drawn parameter stays the same."""
     rng = np.random.default_rng(seed)
     specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
-    return [replace(s, scene="drawn") if drawn and np.random.default_rng([s.seed, 7]).random() < drawn else s
-            for s in specs]
+    specs = [replace(s, scene="drawn") if drawn and np.random.default_rng([s.seed, 7]).random() < drawn else s
+             for s in specs]
+    return [replace(s, sensor=SUBSTREAM_SENSOR) if substream and s.size == (640, 360) else s for s in specs]
 
 
 def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
@@ -102,7 +108,8 @@ def render_frames(specs: list[ClipSpec], folder: Path, workers: int = 2, as_sent
 
 def load_frames(folder: Path) -> tuple[np.memmap, list[ClipSpec]]:
     """The cached windows and their specs."""
-    specs = [ClipSpec(**{**d, "distractors": tuple(d["distractors"]), "size": tuple(d["size"])})
+    specs = [ClipSpec(**{**d, "distractors": tuple(d["distractors"]), "size": tuple(d["size"]),
+                         "sensor": tuple(d.get("sensor", (0, 0)))})
              for d in json.loads((folder / "specs.json").read_text())]
     shape = (len(specs), specs[0].windows, WINDOW_LENGTH, HEIGHT, WIDTH)
     return np.memmap(folder / "frames.u8", dtype=np.uint8, mode="r", shape=shape), specs
@@ -136,15 +143,16 @@ def build(
     domain: str = "train",
     as_sent: bool = False,
     drawn: float = 0.0,
+    substream: bool = False,
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there.
 
     ``as_sent`` decodes every frame as the clip holds it instead of asking the core for distinct pictures, as
     train.py does: the renderer never sends a picture twice, so there that check can only take a frame away from a
     window it mistakes for a repeat (3.6 % of the seed-1 training windows). Evaluation keeps the detector's request.
-    ``drawn``: see ``specs_for``.
+    ``drawn``, ``substream``: see ``specs_for``.
     """
-    specs = specs_for(seed, n, photos, windows, domain, drawn)
+    specs = specs_for(seed, n, photos, windows, domain, drawn, substream)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
     done_file = frames / "done.json"

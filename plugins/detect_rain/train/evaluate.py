@@ -6,6 +6,7 @@ Usage (from the repository root):
     # the stress set: renderer code paths and camera parameters the training never uses
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py \
         --clips 200 --seed 3 --domain stress --frames /tmp/rain3-frames-stress
+    # the same sets with their 640 x 360 clips made as a camera makes a sub-stream (--substream, own --frames folder)
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def main() -> None:
     ap.add_argument("--domain", choices=DOMAINS, default="train", help="stress: conditions the training never sees")
     ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
                     help="share of clips on drawn garden / drive / street views (scenes.py); 1: all")
+    ap.add_argument("--substream", action="store_true",
+                    help="render the 640 x 360 clips as a camera's sub-stream: at 1920 x 1080, scaled down in the "
+                         "camera before encoding (the other clips stay as they are)")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model, cnn_path=args.cnn, cnn_weight=args.cnn_weight))
@@ -80,7 +84,7 @@ def main() -> None:
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
     items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
-                  domain=args.domain, drawn=args.drawn_scenes)
+                  domain=args.domain, drawn=args.drawn_scenes, substream=args.substream)
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
@@ -91,7 +95,8 @@ def main() -> None:
         rows.append((spec, weather, float(by_class["snow"] > by_class["rain"])))
     print(
         f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos"
-        f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}, threshold {thr}, "
+        f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}"
+        f"{', 640 x 360 as sub-streams of 1920 x 1080' if args.substream else ''}, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )
     weather = [s for s, _, _ in rows if s.kind != "clear"]

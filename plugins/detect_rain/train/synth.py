@@ -52,6 +52,9 @@ class ClipSpec:
     defocus: float = 0.0  # share of streaks that are out-of-focus drops right in front of the lens
     lamp_boost: float = 0.0  # night: drops in the IR lamp's cone shine up to (1 + lamp_boost) times brighter
     scene: str = ""  # "drawn": a drawn garden / drive / street view (scenes.py) replaces the photo or procedural one
+    # (0, 0): the scene is rendered at ``size``. Else a camera's sub-stream: rendered (noise and 3DNR included) at
+    # this sensor size and scaled down to ``size`` in the camera before encoding, as an ISP's scaler does
+    sensor: tuple[int, int] = (0, 0)
 
 
 def photo_list(split: str) -> list[Path]:
@@ -430,7 +433,7 @@ def add_noise(rng: np.random.Generator, img: np.ndarray, spec: ClipSpec) -> np.n
 def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     """All frames of the clip as RGB uint8 arrays."""
     rng = np.random.default_rng(spec.seed)
-    w, h = spec.size
+    w, h = spec.sensor if spec.sensor != (0, 0) else spec.size
     bg = photo_background(rng, spec.photo, w, h) if spec.photo else procedural_background(rng, w, h)
     if spec.scene == "drawn":  # drawn from its own generator: everything else in the clip stays the same
         bg = drawn_background(np.random.default_rng([spec.seed, 5]), w, h)
@@ -467,7 +470,10 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
             k = spec.tnr * np.exp(-((d / (3.0 * spec.noise + 6.0)) ** 2))
             img = img - k * d
         prev = img
-        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+        out = np.clip(img, 0, 255).astype(np.uint8)
+        if (w, h) != spec.size:  # the camera's scaler (antialiased: it averages neighbouring sensor pixels)
+            out = np.asarray(Image.fromarray(out).resize(spec.size, Image.BILINEAR))
+        frames.append(out)
     return frames
 
 
