@@ -73,6 +73,10 @@ def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
                                             "this camera's last clip is 640 × 352")
         assert "main (full-resolution) stream" in advice["message"]
         assert state()["advice"] == [advice]
+        # the camera list says it too, in one line, for the detectors that need more (not for "any")
+        listing = a.get("/cameras").text
+        assert (f'data-advice-camera="{cam["id"]}">Clips are 640 × 352, probably the sub-stream: Wide eyes needs '
+                "the main stream.") in listing
 
         # (same durations: a clip's start is its arrival less its length, and the last clips are the latest starts)
         # one main-stream clip among the last ones: the camera sends wide clips, so no advice
@@ -81,6 +85,7 @@ def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
         assert got["source"] == {"width": 1280, "height": 720, "clips": 2} and got["advice"] == []
         a.upload_analysed(creds, make_test_clip("sub2", seconds=2, fps=12, width=640, height=352))
         assert state()["advice"] == []  # the 1280 px clip is still one of the last 2
+        assert "data-advice-camera" not in a.get("/cameras").text
         a.upload_analysed(creds, make_test_clip("sub3", seconds=2, fps=10, width=640, height=352))
         got = state()
         assert got["source"] == {"width": 640, "height": 352, "clips": 2}
@@ -89,6 +94,7 @@ def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
 
         # switched off again: the advice goes with it
         assert a.put(url, json={"wide": False}).json()["advice"] == []
+        assert "data-advice-camera" not in a.get("/cameras").text
         # another account never learns what this camera sends
         other = Api(srv.url).register("other@example.com")
         r = other.get(url)

@@ -305,8 +305,16 @@ async def cameras_page(request: Request) -> Response:
         ids = [c["id"] for c in cams]
         last = dict(s.exec(select(Clip.camera_id, func.max(Clip.started_at)).where(
             col(Clip.camera_id).in_(ids)).group_by(Clip.camera_id)).all()) if ids else {}
+        specs = app.plugins.detector_specs
         for c in cams:
             c["last_clip_at"] = iso(last[c["id"]]) if last.get(c["id"]) else None
+            # switched-on detectors that need wider clips than the camera sends (its page says what to change)
+            needs = {n: specs[n].min_source_width for n, on in (c["detectors"] or {}).items()
+                     if on and n in specs and specs[n].min_source_width}
+            source = upload_source(s, c["id"]) if needs and c["last_clip_at"] else None
+            c["narrow_for"] = sorted(title_of(specs[n], n) for n, w in needs.items()
+                                     if source is not None and source["width"] < w)
+            c["source"] = source
         return cams
 
     return render(request, "cameras.html", user, cameras=await app.db.run(_load), catalogue=_catalogue(request),
