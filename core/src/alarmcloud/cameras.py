@@ -344,10 +344,9 @@ def detectors_json(app: AlarmCloud, cam: Camera, source: dict[str, Any] | None =
                         "min_source_width": spec.min_source_width}
                  for name, spec in specs.items()}
     enabled = {name: bool((cam.detectors or {}).get(name)) for name in specs}
-    advice = [{"detector": name, "code": "source_too_narrow", "min_source_width": spec.min_source_width,
-               "message": source_advice(title_of(spec, name), spec.min_source_width, source)}
+    advice = [spec.source_advice(source_advice(title_of(spec, name), spec.min_source_width, source))
               for name, spec in specs.items()
-              if source is not None and enabled[name] and source["width"] < spec.min_source_width]
+              if source is not None and enabled[name] and spec.too_narrow(source["width"])]
     return {"enabled": enabled, "available": available, "options": cam.detector_options or {}, "source": source,
             "advice": advice}
 

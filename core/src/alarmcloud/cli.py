@@ -301,10 +301,9 @@ def narrow_clip_advice(host: Any, names: list[str], width: int, height: int) -> 
     out = []
     for name in names:
         spec = host.detector_specs[name]
-        if 0 < width < spec.min_source_width:
-            out.append({"detector": name, "code": "source_too_narrow", "min_source_width": spec.min_source_width,
-                        "message": f"{title_of(spec, name)} is measured to work well on clips at least "
-                                   f"{spec.min_source_width} px wide; this clip is {width} × {height}"})
+        if spec.too_narrow(width):
+            out.append(spec.source_advice(f"{title_of(spec, name)} is measured to work well on clips at least "
+                                          f"{spec.min_source_width} px wide; this clip is {width} × {height}"))
     return out
 
 

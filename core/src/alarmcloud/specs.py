@@ -125,6 +125,15 @@ class DetectorSpec:
         """The declared option ``key``, or None."""
         return next((o for o in self.options if o.key == key), None)
 
+    def too_narrow(self, width: int) -> bool:
+        """Whether pictures ``width`` px wide (0: not known) are narrower than the detector's accuracy holds for."""
+        return 0 < width < self.min_source_width
+
+    def source_advice(self, message: str) -> dict[str, Any]:
+        """The ``source_too_narrow`` advice entry (``GET .../detectors``, ``alarmcloud detect --json``)."""
+        return {"detector": self.name, "code": "source_too_narrow", "min_source_width": self.min_source_width,
+                "message": message}
+
 
 @dataclass(frozen=True)
 class CameraAdapterSpec:

@@ -309,11 +309,11 @@ async def cameras_page(request: Request) -> Response:
         for c in cams:
             c["last_clip_at"] = iso(last[c["id"]]) if last.get(c["id"]) else None
             # switched-on detectors that need wider clips than the camera sends (its page says what to change)
-            needs = {n: specs[n].min_source_width for n, on in (c["detectors"] or {}).items()
-                     if on and n in specs and specs[n].min_source_width}
+            needs = [specs[n] for n, on in (c["detectors"] or {}).items()
+                     if on and n in specs and specs[n].min_source_width]
             source = upload_source(s, c["id"]) if needs and c["last_clip_at"] else None
-            c["narrow_for"] = sorted(title_of(specs[n], n) for n, w in needs.items()
-                                     if source is not None and source["width"] < w)
+            c["narrow_for"] = sorted(title_of(spec, spec.name) for spec in needs
+                                     if source is not None and spec.too_narrow(source["width"]))
             c["source"] = source
         return cams
 
@@ -381,8 +381,8 @@ async def camera_page(request: Request) -> Response:
     detectors = [{"name": n, "title": title_of(app.plugins.detector_specs.get(n), n),
                   "description": d["description"], "labels": d["labels"], "on": state["enabled"][n],
                   # shown while the detector is on (app.js shows or hides it when the owner switches it)
-                  "advice": source_advice(title_of(app.plugins.detector_specs.get(n), n), d["min_source_width"], source)
-                  if source is not None and source["width"] < d["min_source_width"] else None,
+                  "advice": source_advice(d["title"], d["min_source_width"], source)
+                  if source is not None and app.plugins.detector_specs[n].too_narrow(source["width"]) else None,
                   "options": [_option_view(o, (state["options"].get(n) or {}).get(o["key"])) for o in d["options"]]}
                  for n, d in sorted(state["available"].items(), key=lambda i: title_of(
                      app.plugins.detector_specs.get(i[0]), i[0]).lower())]
