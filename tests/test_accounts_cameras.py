@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -337,6 +338,29 @@ def test_serve_trusts_forwarded_https_only_from_configured_proxies(tmp_path: Pat
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def test_serve_keeps_an_idle_connection_open_past_uvicorns_five_seconds(tmp_path: Path) -> None:
+    """A client (or a proxy's upstream pool) that pauses between two requests reuses its connection safely.
+
+    With uvicorn's 5 s the server closed idle connections while clients still held them; a request sent just then
+    failed with "connection reset by peer".
+    """
+    proc, url = _serve(tmp_path / "keepalive", {})
+    conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+    try:
+        conn.request("GET", "/-/health")
+        assert conn.getresponse().read() and conn.sock is not None
+        first = conn.sock
+        time.sleep(6.5)  # past uvicorn's default of 5 s
+        conn.request("GET", "/-/health")  # a closed connection: RemoteDisconnected here, or a new socket
+        r = conn.getresponse()
+        assert r.status == 200 and json.loads(r.read())["status"] == "ok"
+        assert conn.sock is first
+        conn.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_openapi_covers_every_route_and_the_fixed_shapes_match_real_answers(api: Any, server: LiveServer,

@@ -457,6 +457,11 @@ def api_routes() -> list[BaseRoute]:
     ]
 
 
+#: seconds an idle keep-alive connection stays open (uvicorn's default is 5). Longer than the idle timeout of a
+#: reverse proxy's upstream pool (nginx and most load balancers: 60 s) and than a client's pause between two requests,
+#: so the server never closes a connection just as a request goes out on it (the client sees "connection reset").
+KEEP_ALIVE_S = 75
+
 #: core feature modules; each may define ``routes(core) -> list[BaseRoute]`` and ``MIDDLEWARE`` (a list)
 FEATURE_MODULES = ["alarmcloud.oauth", "alarmcloud.privacy", "alarmcloud.webhooksapi", "alarmcloud.pushapi",
                    "alarmcloud.offsiteapi", "alarmcloud.twofactor", "alarmcloud.masks_apply", "alarmcloud.web"]

@@ -56,7 +56,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
     """Run the API, web UI, detection workers and FTP ingest (migrates the database first)."""
     import uvicorn
 
-    from alarmcloud.app import create_app
+    from alarmcloud.app import KEEP_ALIVE_S, create_app
 
     setup_logging(log_level)
     overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
@@ -83,7 +83,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, config_file
     # X-Forwarded-For/-Proto count only from the proxies the operator named (client networks, Secure cookies)
     uvicorn.run(app, host=st.host, port=st.port, log_level=log_level.lower(), access_log=False,
                 proxy_headers=bool(st.forwarded_allow_ips), forwarded_allow_ips=st.forwarded_allow_ips or None,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 def _bracket(host: str) -> str:

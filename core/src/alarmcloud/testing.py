@@ -164,7 +164,7 @@ class LiveServer:
 
         import uvicorn
 
-        from alarmcloud.app import create_app
+        from alarmcloud.app import KEEP_ALIVE_S, create_app
 
         app = create_app(self.settings, **self.create_kwargs)  # type: ignore[arg-type]
         self.app = app
@@ -173,7 +173,7 @@ class LiveServer:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=2)
+                                timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE_S)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
