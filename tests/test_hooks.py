@@ -179,7 +179,7 @@ def test_hook_register_integrations(tmp_path: Path, make_test_clip: Any) -> None
         cam = a.post("/api/v1/cameras", json={"name": "t", "brand": "toy", "model": "any"}).json()
         r = a.upload(a.upload_credentials(cam["id"]), make_test_clip("toy", seconds=4))
         a.wait_event(r.json()["event_id"])
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
         while "detections.ready" not in plugin.integration.events and time.monotonic() < deadline:
             time.sleep(0.05)
     assert {"camera.changed", "clip.stored", "detections.ready"} <= set(plugin.integration.events)

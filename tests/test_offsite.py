@@ -189,7 +189,7 @@ def test_a_stalled_upload_does_not_hold_up_the_alarm_notifications(api: Any, ser
         assert a.post("/api/v1/webhooks", json={"url": receiver.url + "/hook"}).status_code == 201
         assert a.patch("/api/v1/me", json={"notify_cooldown_seconds": 0}).status_code == 200
         ev = a.upload_analysed(a.upload_credentials(a.camera("Porch")["id"]), clip)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
         while time.monotonic() < deadline and not held:
             time.sleep(0.05)
         assert held, "the copy started"
@@ -224,7 +224,7 @@ def test_a_copy_is_never_shown_sent_without_its_attempt(api: Any, server: Any, s
     a.upload_analysed(a.upload_credentials(a.camera("Barn")["id"]), clip)
     row = wait_outbox_state(server.core, a.id, "offsite", "sent")
     # the sender thread looks right after the copy; the row may read "sent" a moment before it has looked
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
     while not between and time.monotonic() < deadline:
         time.sleep(0.02)
     assert between == [("sent", 1)] and row.attempts == 1
@@ -741,7 +741,7 @@ def test_switched_off_by_the_operator_the_copy_loop_reads_nothing(settings: Any)
     event.listen(Engine, "before_cursor_execute", record)
     try:
         with LiveServer(settings) as srv:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
             while time.monotonic() < deadline and [r.state for r in _rows(srv.core, account_id)] != ["skipped"]:
                 time.sleep(0.05)
             assert [r.state for r in _rows(srv.core, account_id)] == ["skipped"]

@@ -244,7 +244,7 @@ def test_hook_handle_event_isolates_a_raising_plugin(tmp_path: Path, api: Any, c
         r = a.upload(a.upload_credentials(cam["id"]), clip)
         ev = a.wait_event(r.json()["event_id"])
         assert ev["verdict"] == "alarm"  # the pipeline went on
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
         while DETECTIONS_READY not in recorder.seen and time.monotonic() < deadline:
             time.sleep(0.05)
     assert DETECTIONS_READY in recorder.seen

@@ -139,7 +139,7 @@ def test_the_local_address_refuses_a_url_and_enables_the_controls(page: Any, sit
     field.fill("192.168.1.20")
     form.get_by_role("button", name="Save").click()
     page.wait_for_load_state("networkidle")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
     while not api.get(f"/api/v1/cameras/{cam['id']}").json()["has_address"] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert api.get(f"/api/v1/cameras/{cam['id']}").json()["has_address"] is True

@@ -115,9 +115,9 @@ def _threshold(host: PluginHost, name: str, det: Detector, options: dict[str, An
     """The score a finding of ``det`` must reach on this camera: the camera's number option ``threshold`` when the
     detector declares one (the owner may set it below the deployment's default), else the detector's own."""
     spec = host.detector_specs.get(name)
-    opt = spec.option("threshold") if spec is not None else None
     value = options.get("threshold")
-    if opt is not None and opt.kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+    if spec is not None and spec.threshold_option() is not None and isinstance(value, int | float) \
+            and not isinstance(value, bool):
         return float(value)
     return det.threshold
 

@@ -125,6 +125,11 @@ class DetectorSpec:
         """The declared option ``key``, or None."""
         return next((o for o in self.options if o.key == key), None)
 
+    def threshold_option(self) -> DetectorOption | None:
+        """The number option ``threshold`` (a camera's own threshold, below the deployment's default), or None."""
+        opt = self.option("threshold")
+        return opt if opt is not None and opt.kind == "number" else None
+
     def too_narrow(self, width: int) -> bool:
         """Whether pictures ``width`` px wide (0: not known) are narrower than the detector's accuracy holds for."""
         return 0 < width < self.min_source_width

@@ -150,7 +150,7 @@ def test_realtime_notification_for_known_trigger_identities(srv: LiveServer, fak
         account_id = s.get(Camera, cam).account_id
     event = Event(DETECTIONS_READY, account_id, cam, {"verdict": "alarm", "findings": [{"label": "rain"}]})
     core.emit_sync(event)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
     while not fake_realtime.calls and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake_realtime.calls, "no realtime notification"
@@ -204,7 +204,7 @@ def test_trigger_identity_delete_stops_realtime(srv: LiveServer, fake_realtime: 
     with core.db.session() as s:
         account_id = s.get(Camera, cam).account_id
     core.emit_sync(Event(DETECTIONS_READY, account_id, cam, {"verdict": "alarm", "findings": []}))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
     while not fake_realtime.calls and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [c["body"] for c in fake_realtime.calls] == [{"data": [{"trigger_identity": "ti-b"}]}]
@@ -296,7 +296,7 @@ def test_realtime_does_not_hold_up_the_event_fan_out(tmp_path: Path) -> None:
         event = Event(DETECTIONS_READY, account_id, cam, {"verdict": "alarm", "findings": []})
         done = asyncio.run_coroutine_threadsafe(plugin.handle_event(core, event), core.loop)
         done.result(timeout=10)  # returned although IFTTT has not answered
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
         while not got and time.monotonic() < deadline:
             time.sleep(0.05)
         assert got == [{"data": [{"trigger_identity": "ti-x"}]}] and not release.is_set()
@@ -374,7 +374,7 @@ def test_plates_the_owner_is_not_told_about_stay_out_of_the_plate_trigger(srv: L
     time.sleep(0.5)
     assert fake_realtime.calls == []  # the owner's own car: no hint either
     core.emit_sync(Event(PLATE_RECOGNISED, account_id, None, {"text": "KXY987", "known": False, "notify": True}))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # returns as soon as it happens; room for a loaded CI machine
     while not fake_realtime.calls and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake_realtime.calls[0]["body"] == {"data": [{"trigger_identity": "ti-plates"}]}
