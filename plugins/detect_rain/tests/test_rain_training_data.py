@@ -155,3 +155,22 @@ def test_sub_stream_renders_scale_the_sensor_picture_down_in_the_camera(tmp_path
     (tmp_path / "specs.json").write_text(json.dumps([asdict(spec)]))
     np.zeros((1, 1, 6, 360, 640), np.uint8).tofile(tmp_path / "frames.u8")
     assert asdict(load_frames(tmp_path)[1][0]) == asdict(spec)
+
+
+def test_other_picture_shapes_change_only_the_shape(tmp_path: Path) -> None:
+    """``evaluate.py --aspect 4:3``: the same clips with 4:3 pictures at the same widths and, under a bitrate cap,
+    the same bits per pixel; their frame cache holds the 640 x 480 pictures the detector is served."""
+    from dataset import analysis_height, load_frames
+
+    plain = specs_for(2, 60, photo_list("eval"), 1)
+    shaped = specs_for(2, 60, photo_list("eval"), 1, aspect=(4, 3))
+    assert [replace(s, size=p.size, bitrate=p.bitrate) for s, p in zip(shaped, plain, strict=True)] == plain
+    assert all(s.size[0] == p.size[0] and 3 * s.size[0] == 4 * s.size[1] for s, p in zip(shaped, plain, strict=True))
+    capped = [(s, p) for s, p in zip(shaped, plain, strict=True) if p.bitrate]
+    assert capped and all(np.isclose(s.bitrate * p.size[1], p.bitrate * s.size[1], rtol=0.01) for s, p in capped)
+    # portrait (3:4): 1280 x 1708, not 1706, so that every width is served 640 x 854 (one shape per frame cache)
+    assert {analysis_height(s) for s in specs_for(3, 200, photo_list("eval"), 1, "stress", aspect=(3, 4))} == {854}
+    build(2, 1, photo_list("eval"), windows=1, workers=1, frames=tmp_path / "cache", aspect=(4, 3))
+    frames, specs = load_frames(tmp_path / "cache")
+    assert frames.shape[-2:] == (480, 640) and frames[0].any()
+    assert asdict(specs[0]) == asdict(shaped[0])

@@ -27,7 +27,8 @@ CLASSES = ("clear", "rain", "snow")
 EVAL_SEEDS = (2, 3, 5)
 #: why train.py and train_cnn.py refuse them
 EVAL_SEEDS_ERROR = "seeds 2, 3 and 5 are evaluation sets (held-out, stress, drawn scenes / recalibration)"
-HEIGHT = WIDTH * 9 // 16  # every rendered size is 16:9
+#: the picture shape the renderer draws unless ``specs_for(aspect=...)`` says otherwise (16:9)
+ASPECT = (16, 9)
 #: the sensor a 640 x 360 sub-stream is scaled down from (``specs_for(substream=True)``)
 SUBSTREAM_SENSOR = (1920, 1080)
 
@@ -52,6 +53,31 @@ def clip_windows(spec: ClipSpec, as_sent: bool = False) -> np.ndarray:
     return np.stack([np.stack([f.image for f in w[:WINDOW_LENGTH]]) for w in cf.windows])
 
 
+def analysis_height(spec: ClipSpec) -> int:
+    """The height of the detector's pictures of this clip (the core scales to ``WIDTH`` and an even height)."""
+    w, h = spec.size
+    return max(2, round(h * WIDTH / w / 2) * 2)
+
+
+def with_aspect(spec: ClipSpec, aspect: tuple[int, int]) -> ClipSpec:
+    """``spec`` with its picture reshaped to ``aspect`` (width : height) at the same width, the bitrate cap scaled
+    with the area (the same bits per pixel); every other drawn parameter stays. A sub-stream's sensor is reshaped
+    alike."""
+    def even(v: float) -> int:
+        return max(2, round(v / 2) * 2)
+
+    def shaped(size: tuple[int, int]) -> tuple[int, int]:
+        # the even height nearest the aspect at which the core's scaling gives every width the same analysis
+        # height (a frame cache holds pictures of one shape; 1280 x 1706 would be served 640 x 852, not 854)
+        w, target = size[0], even(WIDTH * aspect[1] / aspect[0])
+        h = even(w * aspect[1] / aspect[0])
+        return w, min(range(h - 8, h + 10, 2), key=lambda v: (even(v * WIDTH / w) != target, abs(v - h)))
+
+    size = shaped(spec.size)
+    bitrate = round(spec.bitrate * size[1] / spec.size[1]) if spec.bitrate else 0
+    return replace(spec, size=size, bitrate=bitrate, sensor=shaped(spec.sensor) if spec.sensor != (0, 0) else (0, 0))
+
+
 def features_of(windows: np.ndarray) -> np.ndarray:
     """Feature rows (windows x F) of one clip's decoded windows."""
     return np.stack([window_features(list(w)) for w in windows])
@@ -59,19 +85,22 @@ def features_of(windows: np.ndarray) -> np.ndarray:
 
 def specs_for(
     seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0,
-    substream: bool = False,
+    substream: bool = False, aspect: tuple[int, int] = ASPECT,
 ) -> list[ClipSpec]:
     """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs).
 
     ``drawn``: the share of clips whose background is a drawn garden / drive / street view (``scenes.py``). Which
     clips is decided from each clip's own seed, so every other part of every clip stays as without it.
     ``substream``: the 640 x 360 clips become a camera's sub-stream of a 1920 x 1080 sensor (rendered at that size,
-    scaled down in the camera before encoding); every other clip and every drawn parameter stays the same."""
+    scaled down in the camera before encoding); every other clip and every drawn parameter stays the same.
+    ``aspect``: the pictures' shape (width : height, e.g. 4:3 cameras and their 640 x 480 sub-streams), see
+    ``with_aspect``; the default is the renderer's 16:9."""
     rng = np.random.default_rng(seed)
     specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
     specs = [replace(s, scene="drawn") if drawn and np.random.default_rng([s.seed, 7]).random() < drawn else s
              for s in specs]
-    return [replace(s, sensor=SUBSTREAM_SENSOR) if substream and s.size == (640, 360) else s for s in specs]
+    specs = [replace(s, sensor=SUBSTREAM_SENSOR) if substream and s.size == (640, 360) else s for s in specs]
+    return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]
 
 
 def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
@@ -82,11 +111,19 @@ def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
         return list(pool.map(fn, items, chunksize=4))
 
 
+def _height(specs: list[ClipSpec]) -> int:
+    """The one analysis height of a cached set (a cache holds pictures of one shape)."""
+    heights = {analysis_height(s) for s in specs}
+    if len(heights) != 1:
+        raise ValueError(f"a frame cache holds pictures of one shape, these clips give heights {sorted(heights)}")
+    return heights.pop()
+
+
 def render_frames(specs: list[ClipSpec], folder: Path, workers: int = 2, as_sent: bool = False) -> np.memmap:
     """Render every spec and keep the decoded windows in ``folder/frames.u8`` (resumable, a memmap)."""
     folder.mkdir(parents=True, exist_ok=True)
     w = specs[0].windows
-    shape = (len(specs), w, WINDOW_LENGTH, HEIGHT, WIDTH)
+    shape = (len(specs), w, WINDOW_LENGTH, _height(specs), WIDTH)
     path = folder / "frames.u8"
     done_file = folder / "done.json"
     done = json.loads(done_file.read_text())["done"] if done_file.exists() else 0
@@ -111,7 +148,7 @@ def load_frames(folder: Path) -> tuple[np.memmap, list[ClipSpec]]:
     specs = [ClipSpec(**{**d, "distractors": tuple(d["distractors"]), "size": tuple(d["size"]),
                          "sensor": tuple(d.get("sensor", (0, 0)))})
              for d in json.loads((folder / "specs.json").read_text())]
-    shape = (len(specs), specs[0].windows, WINDOW_LENGTH, HEIGHT, WIDTH)
+    shape = (len(specs), specs[0].windows, WINDOW_LENGTH, _height(specs), WIDTH)
     return np.memmap(folder / "frames.u8", dtype=np.uint8, mode="r", shape=shape), specs
 
 
@@ -144,15 +181,16 @@ def build(
     as_sent: bool = False,
     drawn: float = 0.0,
     substream: bool = False,
+    aspect: tuple[int, int] = ASPECT,
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there.
 
     ``as_sent`` decodes every frame as the clip holds it instead of asking the core for distinct pictures, as
     train.py does: the renderer never sends a picture twice, so there that check can only take a frame away from a
     window it mistakes for a repeat (3.6 % of the seed-1 training windows). Evaluation keeps the detector's request.
-    ``drawn``, ``substream``: see ``specs_for``.
+    ``drawn``, ``substream``, ``aspect``: see ``specs_for``.
     """
-    specs = specs_for(seed, n, photos, windows, domain, drawn, substream)
+    specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
     done_file = frames / "done.json"

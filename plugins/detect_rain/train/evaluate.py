@@ -7,6 +7,7 @@ Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src .venv/bin/python plugins/detect_rain/train/evaluate.py \
         --clips 200 --seed 3 --domain stress --frames /tmp/rain3-frames-stress
     # the same sets with their 640 x 360 clips made as a camera makes a sub-stream (--substream, own --frames folder)
+    # the same sets with 4:3 pictures (640 x 480 ... 1920 x 1440) instead of 16:9 (--aspect 4:3, own --frames folder)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
 from alarmcloud_detect_rain.features import window_analysis  # noqa: E402
-from dataset import build, load_frames  # noqa: E402
+from dataset import ASPECT, build, load_frames  # noqa: E402
 from synth import DISTRACTORS, DOMAINS, photo_list  # noqa: E402
 
 
@@ -58,6 +59,16 @@ def time_1080p(det: RainDetector) -> tuple[float, float]:
     return best_dec, best_an
 
 
+def _aspect(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give width:height, e.g. 4:3") from None
+    if not (w > 0 and h > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: both sides must be positive")
+    return w, h
+
+
 def main() -> None:
     """Print a markdown results table."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -76,6 +87,8 @@ def main() -> None:
     ap.add_argument("--substream", action="store_true",
                     help="render the 640 x 360 clips as a camera's sub-stream: at 1920 x 1080, scaled down in the "
                          "camera before encoding (the other clips stay as they are)")
+    ap.add_argument("--aspect", type=_aspect, default=ASPECT, metavar="W:H",
+                    help="the pictures' shape at the drawn widths, e.g. 4:3 (default 16:9, as the training renders)")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model, cnn_path=args.cnn, cnn_weight=args.cnn_weight))
@@ -84,7 +97,7 @@ def main() -> None:
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
     items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
-                  domain=args.domain, drawn=args.drawn_scenes, substream=args.substream)
+                  domain=args.domain, drawn=args.drawn_scenes, substream=args.substream, aspect=args.aspect)
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
@@ -96,7 +109,8 @@ def main() -> None:
     print(
         f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos"
         f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}"
-        f"{', 640 x 360 as sub-streams of 1920 x 1080' if args.substream else ''}, threshold {thr}, "
+        f"{', 640 x 360 as sub-streams of 1920 x 1080' if args.substream else ''}"
+        f"{f', pictures {args.aspect[0]}:{args.aspect[1]}' if args.aspect != ASPECT else ''}, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )
     weather = [s for s, _, _ in rows if s.kind != "clear"]
