@@ -11,7 +11,9 @@ import httpx
 import jsonschema
 import pytest
 from alarmcloud import ClipFrames, Detector, DetectorSpec, Finding, FrameRequest, hookimpl
+from alarmcloud.contracts import CameraAdapter, ClipValidation, LiveStream
 from alarmcloud.plugins import PluginHost
+from alarmcloud.specs import CameraAdapterSpec
 from alarmcloud.testing import LiveServer, test_settings
 
 
@@ -26,7 +28,29 @@ class Quiet(Detector):
         return []
 
 
+class DoorBell(CameraAdapter):
+    """A brand whose cameras send portrait pictures (no model list: any model name, any clip)."""
+
+    brand = "bell"
+
+    def models(self) -> list[Any]:
+        return []
+
+    def validate_clip(self, model: str, probe: Any) -> ClipValidation:
+        return ClipValidation.ok()
+
+    async def control(self, camera: Any, action: str, value: Any, area: int | None = None) -> None:
+        return None
+
+    def live_stream(self, camera: Any) -> LiveStream:
+        return LiveStream(rtsp_main=f"rtsp://{camera.address}/live")
+
+
 class SizePlugin:
+    @hookimpl
+    def register_camera_adapters(self) -> list[CameraAdapterSpec]:
+        return [CameraAdapterSpec("bell", lambda cfg: DoorBell(), "door bells")]
+
     @hookimpl
     def register_detectors(self) -> list[DetectorSpec]:
         return [DetectorSpec("wide", lambda cfg: Quiet(), ("thing",), "needs main-stream clips", title="Wide eyes",
@@ -95,6 +119,16 @@ def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
         # switched off again: the advice goes with it
         assert a.put(url, json={"wide": False}).json()["advice"] == []
         assert "data-advice-camera" not in a.get("/cameras").text
+        # a door bell's portrait picture that narrow may be its main stream: not called a sub-stream
+        bell = a.post("/api/v1/cameras", json={"name": "Door", "brand": "bell", "model": "Bell"}).json()
+        a.upload_analysed(a.upload_credentials(bell["id"]), make_test_clip("door", seconds=2, width=720, height=1280))
+        (advice,) = a.put(f"/api/v1/cameras/{bell['id']}/detectors", json={"wide": True}).json()["advice"]
+        assert advice["message"].startswith("Wide eyes is measured to work well on clips at least 960 px wide; this "
+                                            "camera's last clip is 720 × 1280, a narrow portrait picture. If that is "
+                                            "not the camera's main (full-resolution) stream")
+        assert "sub-stream" not in advice["message"]
+        assert (f'data-advice-camera="{bell["id"]}">Clips are 720 × 1280, a narrow portrait picture: Wide eyes needs '
+                "wider clips.") in a.get("/cameras").text
         # another account never learns what this camera sends
         other = Api(srv.url).register("other@example.com")
         r = other.get(url)

@@ -329,10 +329,14 @@ def upload_source(s: Session, camera_id: str) -> dict[str, Any] | None:
 def source_advice(title: str, min_width: int, source: dict[str, Any]) -> str:
     """What to tell the owner of a camera whose clips are narrower than a detector's ``min_source_width``."""
     last = "last clip" if source["clips"] == 1 else f"last {source['clips']} clips"
-    return (f"{title} is measured to work well on clips at least {min_width} px wide; this camera's {last} "
-            f"{'is' if source['clips'] == 1 else 'are'} {source['width']} × {source['height']}, probably its "
-            "sub-stream. Set the camera to record and upload its alarm videos from its main (full-resolution) "
-            "stream.")
+    said = (f"{title} is measured to work well on clips at least {min_width} px wide; this camera's {last} "
+            f"{'is' if source['clips'] == 1 else 'are'} {source['width']} × {source['height']}")
+    if source["height"] > source["width"]:  # a corridor or door-bell view: narrow may well be its main stream
+        return (f"{said}, a narrow portrait picture. If that is not the camera's main (full-resolution) stream, set "
+                "the camera to record and upload its alarm videos from it; if it is, expect the detector to be "
+                "less accurate on this camera.")
+    return (f"{said}, probably its sub-stream. Set the camera to record and upload its alarm videos from its main "
+            "(full-resolution) stream.")
 
 
 def detectors_json(app: AlarmCloud, cam: Camera, source: dict[str, Any] | None = None) -> dict[str, Any]:
