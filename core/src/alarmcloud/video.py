@@ -87,13 +87,14 @@ def _probe(path: Path) -> tuple[ClipProbe, list[float]]:
         audio = container.streams.audio[0] if container.streams.audio else None
         return ClipProbe(
             container=fmt,
-            video_codec=cc.name,
+            # the codec's name, not the decoder's: an AV1 stream decoded by dav1d is "av1", not "libdav1d"
+            video_codec=cc.codec.canonical_name,
             width=width,
             height=height,
             fps=round(fps, 3),
             duration=round(duration, 3),
             has_audio=audio is not None,
-            audio_codec=audio.codec_context.name if audio is not None else None,
+            audio_codec=audio.codec_context.codec.canonical_name if audio is not None else None,
             size_bytes=size,
             bit_rate=int(container.bit_rate) if container.bit_rate else None,
             keyframe_interval=round(gop, 3) if gop else None,
