@@ -110,7 +110,7 @@ def test_the_fused_score_takes_the_cnns_codec_shift_where_it_has_one(tmp_path: P
 
     cnn = tmp_path / "cnn.onnx"
     cnn.write_bytes(default_model_path(CNN_FILE).read_bytes())
-    assert read_metadata(cnn)["score_shift"] == "hevc:0.75"  # the shipped CNN's, measured for the fused score
+    assert read_metadata(cnn)["score_shift"] == "av1:0.51,hevc:0.75"  # the shipped CNN's, measured for the fused score
     set_metadata(cnn, {"score_shift": None})  # a CNN without a shift of its own: the MLP's for both
     before = read_metadata(cnn)
     assert "score_shift" not in before

@@ -1,4 +1,5 @@
-"""H.265 cameras: the model learnt from H.264 clips, and x265 gives rain and clear clips alike lower weather scores.
+"""H.265 cameras (and AV1 footage): the model learnt from H.264 clips, and x265 gives rain and clear clips alike lower
+weather scores.
 
 The detector moves an H.265 clip's score by the shift in the model's metadata (``score_shift``, measured by
 ``train/codec_calibration.py``), so that one threshold lets through as many clear clips of either codec, and a rain
@@ -23,6 +24,7 @@ from alarmcloud_detect_rain.recalibrate import FeedbackClip, clip_score
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 sys.path.insert(0, str(TRAIN))
 
+from artefacts import SITE_CRF_OFFSET  # noqa: E402
 from dataset import specs_for  # noqa: E402
 from synth import encode, preset_of, render_frames  # noqa: E402
 
@@ -31,7 +33,7 @@ from synth import encode, preset_of, render_frames  # noqa: E402
 def twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Medium daytime rain over a drawn scene (a clip of the renderer's seed 101 without photos, so it is the same
     wherever the tests run; 48 frames at 30 fps, 640x360) encoded by a camera as H.264 and as H.265 (x265 with a
-    camera's settings at the quality x265 calls equal: CRF + 5)."""
+    camera's settings at the quality x265 calls equal: CRF + 5) and as AV1 (SVT-AV1 as a video site encodes)."""
     spec = replace(specs_for(101, 315, [], 3)[314], windows=8)
     assert (spec.kind, spec.intensity, spec.night, spec.bitrate) == ("rain", "medium", False, 0)
     frames = render_frames(spec)
@@ -40,6 +42,8 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "h264": encode(frames, folder / "h264.mp4", spec.fps, spec.window_length, spec.crf, preset_of(spec)),
         "hevc": encode(frames, folder / "hevc.mp4", spec.fps, spec.window_length, spec.crf + 5, "veryfast",
                        codec="libx265"),
+        "av1": encode(frames, folder / "av1.mp4", spec.fps, spec.window_length, spec.crf + SITE_CRF_OFFSET,
+                      codec="libsvtav1"),
     }
 
 
@@ -53,8 +57,8 @@ def test_the_shipped_models_carry_a_measured_h265_shift(detector: RainDetector) 
     """codec_calibration.py measured the shift per score the detector thresholds: +0.75 for the fused score (in
     the CNN's metadata), +1.05 for the MLP alone (in the MLP's); the CNN smooths less with x265 than the features."""
     shift = detector.score_shift
-    assert set(shift) == {"hevc"} and 0.5 < shift["hevc"] < 2.0
-    assert read_metadata(detector.cnn_path)["score_shift"] == f"hevc:{shift['hevc']:.2f}"
+    assert set(shift) == {"hevc", "av1"} and 0.5 < shift["hevc"] < 2.0 and 0.2 < shift["av1"] < 2.0
+    assert read_metadata(detector.cnn_path)["score_shift"] == f"av1:{shift['av1']:.2f},hevc:{shift['hevc']:.2f}"
     alone = RainDetector(RainConfig(cnn_weight=0)).score_shift
     assert set(alone) == {"hevc"} and read_mlp(detector.model_path).metadata["score_shift"] == f"hevc:{alone['hevc']:.2f}"
     assert alone["hevc"] > shift["hevc"]
@@ -85,6 +89,24 @@ def test_an_h265_rain_clip_below_the_threshold_is_found_like_its_h264_twin(
     # a camera's own threshold is compared with the shifted score as well
     strict = _frames(detector, twins["hevc"], threshold=0.95)
     assert detector.analyze(strict) == [] and strict.score == pytest.approx(found.score)
+
+
+def test_an_av1_clip_from_a_video_site_is_named_and_shifted_as_av1(detector: RainDetector,
+                                                                    twins: dict[str, Path]) -> None:
+    """Footage downloaded from a video site is VP9 or AV1. The probe names an AV1 clip ``av1`` (not the name of the
+    decoder, dav1d), so the fused score's AV1 shift (measured as the H.265 one, ``codec_calibration.py --codec av1``)
+    moves its score; an operator turns it off per codec in the config file."""
+    av1 = twins["av1"]
+    unshifted = RainDetector(RainConfig.model_validate({"score_shift": {"hevc": 0.75, "av1": 0.0}}))
+    plain = _frames(unshifted, av1)
+    assert plain.probe.video_codec == "av1"
+    unshifted.analyze(plain)
+    raw = plain.score
+    assert raw is not None and 0.0 < raw < 1.0
+    shifted = _frames(detector, av1)
+    detector.analyze(shifted)
+    assert shifted.score == pytest.approx(1 / (1 + np.exp(-(np.log(raw / (1 - raw)) + detector.score_shift["av1"]))))
+    assert shifted.score > raw
 
 
 def test_the_shift_moves_only_its_codec_and_never_past_certainty() -> None:

@@ -18,9 +18,12 @@ and the scores:
 - ``hevc``: the clip encoded as H.265 instead of H.264, as cameras of the 2K+/4K class send by default: x265 with a
   camera's settings (no B-frames, the same GOP), at the quality x265 calls equal to the render's x264 setting
   (CRF + 5) or, for the bitrate-capped renders, with 60 % of the bits (what such cameras save by switching codec).
-  Scored as the detector scores it: moved by the model's H.265 score shift (``--no-shift``: without it).
+  Scored as the detector scores it: moved by the model's score shift for the codec (``--no-shift``: without it).
 - ``bframes`` / ``hevc-bframes``: encoded as desktop encoders and video sites do, with up to 3 B-frames in a row
   (x264 ``medium`` without the low-latency tuning, or x265 as for ``hevc``); cameras send no B-frames.
+- ``vp9`` / ``av1``: the clip encoded as VP9 (libvpx) or AV1 (SVT-AV1) as a video site serves footage, with hidden
+  reference frames and pictures coded out of order, the same GOP, at CRF + 14 on the encoder's 0-63 scale or the
+  same capped bitrate (footage downloaded from a video site is one of these two).
 
 Scored as the detector is configured: the MLP fused with the spike-map CNN at the CNN's threshold, or with
 ``--cnn-weight 0`` the MLP alone at its own (the tables of the rain README before the CNN shipped).
@@ -52,7 +55,12 @@ from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
 from synth import DOMAINS, ClipSpec, encode, photo_list, preset_of, render_frames  # noqa: E402
 
-ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes")
+ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
+             "vp9", "av1")
+#: the encoder of each video-site codec artefact
+SITE_CODECS = {"vp9": "libvpx-vp9", "av1": "libsvtav1"}
+#: the CRF of those encoders (0-63) above a render's x264 CRF: about the same PSNR (measured, README)
+SITE_CRF_OFFSET = 14
 
 
 def burn_osd(frames: list[np.ndarray], fps: int, seed: int) -> list[np.ndarray]:
@@ -108,6 +116,11 @@ def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return [np.asarray(Image.fromarray(f).filter(flt)) for f in frames]
 
 
+def codec_of(artefact: str) -> str:
+    """The codec name the core's probe reports for clips of ``artefact`` (what a codec's score shift is keyed by)."""
+    return "hevc" if artefact.startswith("hevc") else artefact if artefact in SITE_CODECS else "h264"
+
+
 def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` and the spike-map CNN's
     weather score of the clip (the detector skips a window shorter than 5 frames, which only a clip that ends within
@@ -127,7 +140,10 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame
     with tempfile.TemporaryDirectory(prefix="rain-artefact-") as tmp:
         bframes = 3 if artefact.endswith("bframes") else 0
-        if artefact.startswith("hevc"):  # x265's equal of the x264 CRF, or the 60 % of the bits H.265 cameras save
+        if artefact in SITE_CODECS:
+            path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf + SITE_CRF_OFFSET, bitrate=bitrate,
+                          codec=SITE_CODECS[artefact])
+        elif artefact.startswith("hevc"):  # x265's equal of the x264 CRF, or the 60 % of the bits H.265 cameras save
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf + 5, "veryfast",
                           max(20, bitrate * 6 // 10) if bitrate else 0, codec="libx265", bframes=bframes)
         else:
@@ -197,7 +213,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--save", type=Path, default=None, help="keep the features (.npz); read back if it exists")
-    ap.add_argument("--no-shift", action="store_true", help="score H.265 clips without the model's score shift")
+    ap.add_argument("--no-shift", action="store_true", help="score every codec without the model's score shifts")
     ap.add_argument("--cnn-weight", type=float, default=None,
                     help="the CNN's weight in the fused score (default: the detector's own; 0: the MLP alone)")
     args = ap.parse_args()
@@ -208,9 +224,9 @@ def main() -> None:
     feats = artefact_features(specs, args.artefacts, args.save, args.workers)
     weather = np.array([s.kind != "clear" for s in specs])
     night = np.array([s.night for s in specs])
-    # scored as the detector does: an H.265 clip's weather score moved by the model's shift for it (if it has one)
-    scores = {a: np.array([det.calibrated(clip_weather(det, x, c), "hevc" if a.startswith("hevc") else "h264",
-                                          {} if args.no_shift else det.score_shift)
+    # scored as the detector does: a clip's weather score moved by the model's shift for its codec (if it has one)
+    shifts = {} if args.no_shift else det.score_shift
+    scores = {a: np.array([det.calibrated(clip_weather(det, x, c), codec_of(a), shifts)
                            for x, c in zip(*feats[a], strict=True)])
               for a in args.artefacts}
     print(f"{len(specs)} clips of seed {args.seed} ({args.domain}): {weather.sum()} weather, {(~weather).sum()} "

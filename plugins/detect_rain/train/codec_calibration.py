@@ -1,4 +1,4 @@
-"""Put H.265 scores on the H.264 scale: the score shift per codec, measured on separate calibration clips.
+"""Put H.265 (or AV1) scores on the H.264 scale: the score shift per codec, measured on separate calibration clips.
 
 The model was trained on H.264 clips only. x265 smooths faint streaks and sensor noise alike, so the model ranks
 H.265 clips as well as H.264 ones but gives both classes lower weather scores: at the one threshold it calls fewer
@@ -15,6 +15,8 @@ shift goes into that model's metadata (``score_shift``); the weights stay as the
 Usage (from the repository root):
     OMP_NUM_THREADS=1 PYTHONPATH=plugins/detect_rain/src nice .venv/bin/python \
         plugins/detect_rain/train/codec_calibration.py --clips 600 --save /tmp/rain-codec-calib.npz --write
+    # AV1 (``artefacts.py``'s ``av1``: SVT-AV1 as a video site encodes), written next to the H.265 shift
+    ... codec_calibration.py --codec av1 --clips 600 --save /tmp/rain-codec-calib.npz --write
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from dataset import specs_for  # noqa: E402
 from evaluate import _rate  # noqa: E402
 from synth import photo_list  # noqa: E402
 
-#: the codec name the core's probe reports (``ClipProbe.video_codec``) for the ``hevc`` artefact
-CODEC = "hevc"
+#: per codec the core's probe names (``ClipProbe.video_codec``): the ``artefacts.py`` artefact that renders it and
+#: how tables name it
+CODECS = {"hevc": ("hevc", "H.265"), "av1": ("av1", "AV1")}
 
 
 def _logit(p: float) -> float:
@@ -60,37 +63,42 @@ def main() -> None:
     ap.add_argument("--cnn-weight", type=float, default=None,
                     help="the CNN's weight in the fused score (default: the detector's own; 0: the MLP alone)")
     ap.add_argument("--save", type=Path, default=None, help="keep the features (.npz); read back if it exists")
-    ap.add_argument("--write", action="store_true", help="write the shift into the model's metadata")
+    ap.add_argument("--codec", choices=sorted(CODECS), default="hevc", help="the codec to put on the H.264 scale")
+    ap.add_argument("--write", action="store_true",
+                    help="write the shift into the model's metadata (the other codecs' shifts stay)")
     args = ap.parse_args()
     if args.seed in (1, 2, 3):
         ap.error("seeds 1, 2 and 3 are the training, held-out and stress sets")
     specs = specs_for(args.seed, args.clips, photo_list("train"), 3)
     t0 = time.time()
-    feats = artefact_features(specs, ["plain", "hevc"], args.save, args.workers)
+    codec, (artefact, title) = args.codec, CODECS[args.codec]
+    feats = artefact_features(specs, ["plain", artefact], args.save, args.workers)
     det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
     raw = {a: np.array([clip_weather(det, x, c) for x, c in zip(*f, strict=True)]) for a, f in feats.items()}
     weather = np.array([s.kind != "clear" for s in specs])
     q = {a: clear_quantile(raw[a][~weather], args.target_fpr) for a in raw}
-    shift = round(_logit(q["plain"]) - _logit(q["hevc"]), 2)
+    shift = round(_logit(q["plain"]) - _logit(q[artefact]), 2)
     scored = f"fused with the CNN (weight {det.cnn_weight:g})" if det.cnn is not None else "the MLP alone"
     print(f"scored: {scored}, threshold {det.threshold}")
     print(f"{len(specs)} clips of seed {args.seed}: {weather.sum()} weather, {(~weather).sum()} clear "
           f"({time.time() - t0:.0f} s)")
-    print(f"score reached by {args.target_fpr:.0%} of the clear clips: H.264 {q['plain']:.3f}, H.265 {q['hevc']:.3f}"
-          f" -> H.265 shift {shift:+.2f} in log-odds\n")
+    print(f"score reached by {args.target_fpr:.0%} of the clear clips: H.264 {q['plain']:.3f}, {title} "
+          f"{q[artefact]:.3f} -> {title} shift {shift:+.2f} in log-odds\n")
     thr = det.threshold
     print(f"| codec | weather recall at {thr} | clear FPR at {thr} |")
     print("|---|---|---|")
-    shifted = np.array([det.calibrated(p, CODEC, {CODEC: shift}) for p in raw["hevc"]])
-    current = np.array([det.calibrated(p, CODEC, det.score_shift) for p in raw["hevc"]])
-    rows = [("H.264", raw["plain"]), ("H.265", raw["hevc"]), (f"H.265, shifted {shift:+.2f}", shifted),
-            (f"H.265, the detector's shift now ({det.score_shift.get(CODEC, 0):+.2f})", current)]
+    shifted = np.array([det.calibrated(p, codec, {codec: shift}) for p in raw[artefact]])
+    current = np.array([det.calibrated(p, codec, det.score_shift) for p in raw[artefact]])
+    rows = [("H.264", raw["plain"]), (title, raw[artefact]), (f"{title}, shifted {shift:+.2f}", shifted),
+            (f"{title}, the detector's shift now ({det.score_shift.get(codec, 0):+.2f})", current)]
     for name, p in rows:
         print(f"| {name} | {_rate(list(p[weather] >= thr))} | {_rate(list(p[~weather] >= thr))} |")
     if args.write:
         target = det.cnn_path if det.cnn is not None else det.model_path
-        set_metadata(target, {"score_shift": f"{CODEC}:{shift:.2f}"})
-        print(f"\nwrote score_shift {CODEC}:{shift:.2f} into {target}")
+        shifts = {**det.score_shift, codec: shift}  # the target model's own shifts: this config sets none
+        text = ",".join(f"{c}:{v:.2f}" for c, v in sorted(shifts.items()))
+        set_metadata(target, {"score_shift": text})
+        print(f"\nwrote score_shift {text} into {target}")
 
 
 if __name__ == "__main__":

@@ -484,12 +484,25 @@ def encode(
 ) -> Path:
     """Encode like a camera: H.264 (or ``codec="libx265"``: H.265), no B-frames, one slice, fixed GOP, given CRF or
     capped bitrate (kbit/s). ``bframes``: up to that many B-frames in a row, as desktop encoders and video sites
-    (not cameras) use."""
+    (not cameras) use. ``codec="libvpx-vp9"`` / ``"libsvtav1"``: VP9 / AV1 as a video site encodes them (hidden
+    reference frames, pictures coded out of order), at ``crf`` on the encoder's own 0-63 scale or ``bitrate``, with
+    the same GOP."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        if codec == "libx265":  # the same camera settings in x265's own parameter string
+        if codec in ("libvpx-vp9", "libsvtav1"):
+            vs.codec_context.gop_size = gop
+            if codec == "libvpx-vp9":
+                vs.codec_context.options = {"deadline": "good", "cpu-used": "5", "row-mt": "1", "lag-in-frames": "16",
+                                            "auto-alt-ref": "1", "keyint_min": str(gop)}
+            else:
+                vs.codec_context.options = {"preset": "10", "svtav1-params": f"keyint={gop}:scd=0:lp=1:log-level=1"}
+            if bitrate:
+                vs.codec_context.bit_rate = bitrate * 1000
+            else:
+                vs.codec_context.options |= {"crf": str(min(63, crf))} | ({"b": "0"} if codec == "libvpx-vp9" else {})
+        elif codec == "libx265":  # the same camera settings in x265's own parameter string
             params = (f"bframes={bframes}:keyint={gop}:min-keyint={gop}:scenecut=0:frame-threads=1:pools=none"
                       ":log-level=error")
             rate = f":bitrate={bitrate}:vbv-maxrate={bitrate}:vbv-bufsize={bitrate}" if bitrate else f":crf={crf}"

@@ -132,7 +132,7 @@ class RainConfig(BaseModel):
     threads: int = Field(1, ge=1, le=8, description="onnxruntime intra-op threads (the MLP is tiny: keep 1).")
     score_shift: dict[str, float] | None = Field(
         None,
-        description="Per video codec (as the probe names it, e.g. hevc), log-odds added to a clip's weather score "
+        description="Per video codec (as the probe names it: hevc, av1), log-odds added to a clip's weather score "
         "before the threshold, instead of the model's own (`score_shift` in its metadata, measured by "
         "train/codec_calibration.py); {hevc = 0} turns the H.265 shift off.",
     )
