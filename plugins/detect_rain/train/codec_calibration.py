@@ -31,8 +31,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from alarmcloud_detect_rain.detector import RainConfig, RainDetector, logit  # noqa: E402
-from alarmcloud_detect_rain.onnx_io import set_metadata  # noqa: E402
+from alarmcloud_detect_rain.detector import RainConfig, RainDetector, logit, parse_shifts  # noqa: E402
+from alarmcloud_detect_rain.onnx_io import read_metadata, set_metadata  # noqa: E402
 from artefacts import artefact_features, clip_weather  # noqa: E402
 from dataset import specs_for  # noqa: E402
 from evaluate import _rate  # noqa: E402
@@ -95,7 +95,8 @@ def main() -> None:
         print(f"| {name} | {_rate(list(p[weather] >= thr))} | {_rate(list(p[~weather] >= thr))} |")
     if args.write:
         target = det.cnn_path if det.cnn is not None else det.model_path
-        shifts = {**det.score_shift, codec: shift}  # the target model's own shifts: this config sets none
+        # the target file's own shifts (not the detector's, which falls back to the MLP's when the CNN has none)
+        shifts = {**parse_shifts(read_metadata(target).get("score_shift", "")), codec: shift}
         text = ",".join(f"{c}:{v:.2f}" for c, v in sorted(shifts.items()))
         set_metadata(target, {"score_shift": text})
         print(f"\nwrote score_shift {text} into {target}")
