@@ -122,8 +122,9 @@ def _latest_marks(s: Session, account_id: str, detector: str, *where: Any,
 def _threshold_option(app: AlarmCloud, detector: str) -> tuple[DetectorSpec, DetectorOption] | None:
     """The detector's spec and its number option ``threshold``, or None when it has none (or is not enabled)."""
     spec = app.plugins.detector_specs.get(detector)
-    opt = spec.threshold_option() if spec is not None else None
-    return (spec, opt) if spec is not None and opt is not None else None
+    if spec is None or (opt := spec.threshold_option()) is None:
+        return None
+    return spec, opt
 
 
 def _current(app: AlarmCloud, cam: Camera, detector: str, spec: DetectorSpec, opt: DetectorOption) -> Any:

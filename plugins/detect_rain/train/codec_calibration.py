@@ -38,9 +38,9 @@ from dataset import specs_for  # noqa: E402
 from evaluate import _rate  # noqa: E402
 from synth import photo_list  # noqa: E402
 
-#: per codec the core's probe names (``ClipProbe.video_codec``): the ``artefacts.py`` artefact that renders it and
-#: how tables name it
-CODECS = {"hevc": ("hevc", "H.265"), "av1": ("av1", "AV1")}
+#: the codecs a shift can be measured for, as the core's probe names them (``ClipProbe.video_codec``, also the name
+#: of the ``artefacts.py`` artefact that renders them), and how the tables name them
+CODECS = {"hevc": "H.265", "av1": "AV1"}
 
 
 def _logit(p: float) -> float:
@@ -71,25 +71,25 @@ def main() -> None:
         ap.error("seeds 1, 2 and 3 are the training, held-out and stress sets")
     specs = specs_for(args.seed, args.clips, photo_list("train"), 3)
     t0 = time.time()
-    codec, (artefact, title) = args.codec, CODECS[args.codec]
-    feats = artefact_features(specs, ["plain", artefact], args.save, args.workers)
+    codec, title = args.codec, CODECS[args.codec]
+    feats = artefact_features(specs, ["plain", codec], args.save, args.workers)
     det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
     raw = {a: np.array([clip_weather(det, x, c) for x, c in zip(*f, strict=True)]) for a, f in feats.items()}
     weather = np.array([s.kind != "clear" for s in specs])
     q = {a: clear_quantile(raw[a][~weather], args.target_fpr) for a in raw}
-    shift = round(_logit(q["plain"]) - _logit(q[artefact]), 2)
+    shift = round(_logit(q["plain"]) - _logit(q[codec]), 2)
     scored = f"fused with the CNN (weight {det.cnn_weight:g})" if det.cnn is not None else "the MLP alone"
     print(f"scored: {scored}, threshold {det.threshold}")
     print(f"{len(specs)} clips of seed {args.seed}: {weather.sum()} weather, {(~weather).sum()} clear "
           f"({time.time() - t0:.0f} s)")
     print(f"score reached by {args.target_fpr:.0%} of the clear clips: H.264 {q['plain']:.3f}, {title} "
-          f"{q[artefact]:.3f} -> {title} shift {shift:+.2f} in log-odds\n")
+          f"{q[codec]:.3f} -> {title} shift {shift:+.2f} in log-odds\n")
     thr = det.threshold
     print(f"| codec | weather recall at {thr} | clear FPR at {thr} |")
     print("|---|---|---|")
-    shifted = np.array([det.calibrated(p, codec, {codec: shift}) for p in raw[artefact]])
-    current = np.array([det.calibrated(p, codec, det.score_shift) for p in raw[artefact]])
-    rows = [("H.264", raw["plain"]), (title, raw[artefact]), (f"{title}, shifted {shift:+.2f}", shifted),
+    shifted = np.array([det.calibrated(p, codec, {codec: shift}) for p in raw[codec]])
+    current = np.array([det.calibrated(p, codec, det.score_shift) for p in raw[codec]])
+    rows = [("H.264", raw["plain"]), (title, raw[codec]), (f"{title}, shifted {shift:+.2f}", shifted),
             (f"{title}, the detector's shift now ({det.score_shift.get(codec, 0):+.2f})", current)]
     for name, p in rows:
         print(f"| {name} | {_rate(list(p[weather] >= thr))} | {_rate(list(p[~weather] >= thr))} |")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from alarmcloud.contracts import FrameRequest
-from alarmcloud.video import decode
+from alarmcloud.video import _target_size, decode
 from alarmcloud_detect_rain.detector import RainDetector
 from alarmcloud_detect_rain.features import WIDTH, WINDOW_LENGTH, window_features
 from synth import ClipSpec, random_spec, render_clip
@@ -54,24 +54,23 @@ def clip_windows(spec: ClipSpec, as_sent: bool = False) -> np.ndarray:
 
 
 def analysis_height(spec: ClipSpec) -> int:
-    """The height of the detector's pictures of this clip (the core scales to ``WIDTH`` and an even height)."""
-    w, h = spec.size
-    return max(2, round(h * WIDTH / w / 2) * 2)
+    """The height of the detector's pictures of this clip: what the core serves ``WIDTH`` px wide."""
+    return _target_size(*spec.size, WIDTH, None)[1]
 
 
 def with_aspect(spec: ClipSpec, aspect: tuple[int, int]) -> ClipSpec:
     """``spec`` with its picture reshaped to ``aspect`` (width : height) at the same width, the bitrate cap scaled
     with the area (the same bits per pixel); every other drawn parameter stays. A sub-stream's sensor is reshaped
     alike."""
-    def even(v: float) -> int:
-        return max(2, round(v / 2) * 2)
+    target = _target_size(*aspect, WIDTH, None)[1]
 
     def shaped(size: tuple[int, int]) -> tuple[int, int]:
         # the even height nearest the aspect at which the core's scaling gives every width the same analysis
         # height (a frame cache holds pictures of one shape; 1280 x 1706 would be served 640 x 852, not 854)
-        w, target = size[0], even(WIDTH * aspect[1] / aspect[0])
-        h = even(w * aspect[1] / aspect[0])
-        return w, min(range(h - 8, h + 10, 2), key=lambda v: (even(v * WIDTH / w) != target, abs(v - h)))
+        w = size[0]
+        h = max(2, round(w * aspect[1] / aspect[0] / 2) * 2)
+        return w, min(range(h - 8, h + 10, 2), key=lambda v: (_target_size(w, v, WIDTH, None)[1] != target,
+                                                               abs(v - h)))
 
     size = shaped(spec.size)
     bitrate = round(spec.bitrate * size[1] / spec.size[1]) if spec.bitrate else 0

@@ -497,7 +497,7 @@ def encode(
                 vs.codec_context.options = {"deadline": "good", "cpu-used": "5", "row-mt": "1", "lag-in-frames": "16",
                                             "auto-alt-ref": "1", "keyint_min": str(gop)}
             else:
-                vs.codec_context.options = {"preset": "10", "svtav1-params": f"keyint={gop}:scd=0:lp=1:log-level=1"}
+                vs.codec_context.options = {"preset": "10", "svtav1-params": f"keyint={gop}:scd=0:lp=1"}
             if bitrate:
                 vs.codec_context.bit_rate = bitrate * 1000
             else:
