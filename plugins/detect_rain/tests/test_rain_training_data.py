@@ -174,3 +174,70 @@ def test_other_picture_shapes_change_only_the_shape(tmp_path: Path) -> None:
     frames, specs = load_frames(tmp_path / "cache")
     assert frames.shape[-2:] == (480, 640) and frames[0].any()
     assert asdict(specs[0]) == asdict(shaped[0])
+
+
+def _streak_lean(diff: np.ndarray) -> float:
+    """The mean lean of the streaks of a one-frame difference picture off the vertical (degrees, positive: their
+    lower end to the right), from its structure tensor."""
+    gy, gx = np.gradient(np.clip(diff, 0, None))
+    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    # the dominant gradient is across the streaks, at this angle from the x axis (y down); the streaks are at right
+    # angles to it, so a streak whose lower end is to the right has its gradient turned the other way
+    return float(-np.degrees(0.5 * np.arctan2(2 * jxy, jxx - jyy)))
+
+
+def test_tilted_cameras_see_rain_converge_below_the_picture() -> None:
+    """``evaluate.py --tilt``: the same clips seen by cameras looking down 15-45 degrees; the streaks of the picture's
+    left half lean the other way from those of its right half (towards the vanishing point of the vertical), where a
+    level camera's streaks all fall the same way; a level camera's clips are drawn as before."""
+    from dataset import TILT_RANGE
+
+    plain = specs_for(2, 60, photo_list("eval"), 1)
+    tilted = specs_for(2, 60, photo_list("eval"), 1, tilt=True)
+    assert [replace(s, tilt=0.0) for s in tilted] == plain
+    assert all(TILT_RANGE[0] <= s.tilt <= TILT_RANGE[1] for s in tilted) and len({s.tilt for s in tilted}) > 30
+    spec = ClipSpec(seed=11, kind="rain", intensity="heavy", size=(640, 360), noise=0.0)
+    leans = {}
+    for tilt in (0.0, 30.0):
+        frames = [f.astype(np.float32).mean(axis=2) for f in render_frames(replace(spec, tilt=tilt))]
+        diffs = [b - a for a, b in zip(frames, frames[1:], strict=False)]
+        leans[tilt] = [np.mean([_streak_lean(d[:, half]) for d in diffs])
+                       for half in (slice(0, 320), slice(320, 640))]
+    assert abs(leans[0.0][0] - leans[0.0][1]) < 3 and abs(np.mean(leans[0.0])) > 10  # this clip's wind
+    assert leans[30.0][0] - leans[30.0][1] > 20  # the left half leans further right than the right half
+    assert abs(np.mean(leans[30.0]) - np.mean(leans[0.0])) < 5  # and the wind still blows the same way
+    # snow falls towards the same point: the same flakes, moved otherwise
+    snow = replace(spec, kind="snow")
+    level, looking_down = render_frames(snow), render_frames(replace(snow, tilt=30.0))
+    assert np.array_equal(level[0], looking_down[0]) and not np.array_equal(level[-1], looking_down[-1])
+
+
+def test_wide_angle_lenses_bend_straight_lines_and_keep_the_centre() -> None:
+    """``evaluate.py --lens``: the same clips through wide-angle to fisheye lenses. ``FisheyeWarp`` keeps one canvas
+    pixel per picture pixel at the centre, bends a straight line off the centre outwards (barrel distortion: its
+    middle further out than its ends), squeezes the edges and leaves no pixel of the picture dark."""
+    from dataset import LENS_RANGE
+    from synth import FisheyeWarp
+
+    plain = specs_for(2, 60, photo_list("eval"), 1)
+    lensed = specs_for(2, 60, photo_list("eval"), 1, lens=True)
+    assert [replace(s, lens=0.0) for s in lensed] == plain
+    assert all(LENS_RANGE[0] <= s.lens <= LENS_RANGE[1] for s in lensed)
+    warp = FisheyeWarp(640, 360, 65.0)
+    cw, ch = warp.canvas
+    assert cw > 640 * 1.5 and ch > 360 * 1.5
+    canvas = np.zeros((ch, cw, 1), np.float32)
+    canvas[:, cw // 2 + 200] = 255.0  # a vertical line 200 canvas pixels right of the centre
+    canvas[ch // 2, cw // 2 + 20] = 255.0  # and a dot 20 pixels right of it (at the centre's scale)
+    picture = warp(canvas)[..., 0]
+    assert picture.shape == (360, 640) and np.isfinite(picture).all()
+    row = picture[180, 330:400]
+    assert abs(330 + int(np.argmax(row)) - (320 + 20)) <= 1  # the centre keeps its scale
+    xs = [int(np.argmax(picture[y, 360:])) + 360 for y in (5, 180, 354)]  # right of the dot
+    assert xs[1] > xs[0] + 10 and xs[1] > xs[2] + 10  # bowed outwards
+    assert xs[1] < 320 + 200  # and pulled in: the lens squeezes the scene away from its centre
+    assert (warp.cover > 0).all()
+    # a clip through the lens: the camera's picture size, the same every time
+    spec = ClipSpec(seed=4, kind="rain", intensity="medium", size=(640, 360), lens=60.0)
+    a, b = render_frames(spec), render_frames(spec)
+    assert a[0].shape == (360, 640, 3) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

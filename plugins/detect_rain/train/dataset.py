@@ -31,6 +31,11 @@ EVAL_SEEDS_ERROR = "seeds 2, 3 and 5 are evaluation sets (held-out, stress, draw
 ASPECT = (16, 9)
 #: the sensor a 640 x 360 sub-stream is scaled down from (``specs_for(substream=True)``)
 SUBSTREAM_SENSOR = (1920, 1080)
+#: how far cameras mounted on a wall or under the eaves look down (degrees; ``specs_for(tilt=True)``)
+TILT_RANGE = (15.0, 45.0)
+#: the half-diagonal fields of view of wide-angle to fisheye lenses (degrees; ``specs_for(lens=True)``): 100-140
+#: degrees across the diagonal
+LENS_RANGE = (50.0, 70.0)
 
 
 def clip_request(spec: ClipSpec, as_sent: bool = False) -> FrameRequest:
@@ -84,7 +89,7 @@ def features_of(windows: np.ndarray) -> np.ndarray:
 
 def specs_for(
     seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0,
-    substream: bool = False, aspect: tuple[int, int] = ASPECT,
+    substream: bool = False, aspect: tuple[int, int] = ASPECT, tilt: bool = False, lens: bool = False,
 ) -> list[ClipSpec]:
     """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs).
 
@@ -93,12 +98,22 @@ def specs_for(
     ``substream``: the 640 x 360 clips become a camera's sub-stream of a 1920 x 1080 sensor (rendered at that size,
     scaled down in the camera before encoding); every other clip and every drawn parameter stays the same.
     ``aspect``: the pictures' shape (width : height, e.g. 4:3 cameras and their 640 x 480 sub-streams), see
-    ``with_aspect``; the default is the renderer's 16:9."""
+    ``with_aspect``; the default is the renderer's 16:9.
+    ``tilt``: every camera looks down by 15-45 degrees (drawn from each clip's own seed), so the rain and snow of a
+    clip converge on the vanishing point of the vertical below the picture; everything else stays.
+    ``lens``: every camera has a wide-angle to fisheye lens (``synth.FisheyeWarp``, 100-140 degrees across the
+    diagonal, drawn from each clip's own seed); everything else stays."""
     rng = np.random.default_rng(seed)
     specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
     specs = [replace(s, scene="drawn") if drawn and np.random.default_rng([s.seed, 7]).random() < drawn else s
              for s in specs]
     specs = [replace(s, sensor=SUBSTREAM_SENSOR) if substream and s.size == (640, 360) else s for s in specs]
+    if tilt:
+        specs = [replace(s, tilt=round(float(np.random.default_rng([s.seed, 11]).uniform(*TILT_RANGE)), 1))
+                 for s in specs]
+    if lens:
+        specs = [replace(s, lens=round(float(np.random.default_rng([s.seed, 13]).uniform(*LENS_RANGE)), 1))
+                 for s in specs]
     return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]
 
 
@@ -181,15 +196,17 @@ def build(
     drawn: float = 0.0,
     substream: bool = False,
     aspect: tuple[int, int] = ASPECT,
+    tilt: bool = False,
+    lens: bool = False,
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there.
 
     ``as_sent`` decodes every frame as the clip holds it instead of asking the core for distinct pictures, as
     train.py does: the renderer never sends a picture twice, so there that check can only take a frame away from a
     window it mistakes for a repeat (3.6 % of the seed-1 training windows). Evaluation keeps the detector's request.
-    ``drawn``, ``substream``, ``aspect``: see ``specs_for``.
+    ``drawn``, ``substream``, ``aspect``, ``tilt``, ``lens``: see ``specs_for``.
     """
-    specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect)
+    specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect, tilt, lens)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
     done_file = frames / "done.json"

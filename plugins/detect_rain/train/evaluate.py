@@ -89,6 +89,12 @@ def main() -> None:
                          "camera before encoding (the other clips stay as they are)")
     ap.add_argument("--aspect", type=_aspect, default=ASPECT, metavar="W:H",
                     help="the pictures' shape at the drawn widths, e.g. 4:3 (default 16:9, as the training renders)")
+    ap.add_argument("--tilt", action="store_true",
+                    help="every camera looks down by 15-45 degrees, so rain and snow converge on the vanishing point "
+                         "of the vertical below the picture (the training renders level cameras)")
+    ap.add_argument("--lens", action="store_true",
+                    help="every camera has a wide-angle to fisheye lens, 100-140 degrees across the diagonal "
+                         "(the training renders rectilinear pictures)")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model, cnn_path=args.cnn, cnn_weight=args.cnn_weight))
@@ -97,7 +103,8 @@ def main() -> None:
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
     items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
-                  domain=args.domain, drawn=args.drawn_scenes, substream=args.substream, aspect=args.aspect)
+                  domain=args.domain, drawn=args.drawn_scenes, substream=args.substream, aspect=args.aspect,
+                  tilt=args.tilt, lens=args.lens)
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
@@ -110,7 +117,9 @@ def main() -> None:
         f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos"
         f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}"
         f"{', 640 x 360 as sub-streams of 1920 x 1080' if args.substream else ''}"
-        f"{f', pictures {args.aspect[0]}:{args.aspect[1]}' if args.aspect != ASPECT else ''}, threshold {thr}, "
+        f"{f', pictures {args.aspect[0]}:{args.aspect[1]}' if args.aspect != ASPECT else ''}"
+        f"{', cameras looking down 15-45 degrees' if args.tilt else ''}"
+        f"{', wide-angle to fisheye lenses (100-140 degrees diagonal)' if args.lens else ''}, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )
     weather = [s for s, _, _ in rows if s.kind != "clear"]

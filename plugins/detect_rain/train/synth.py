@@ -55,6 +55,78 @@ class ClipSpec:
     # (0, 0): the scene is rendered at ``size``. Else a camera's sub-stream: rendered (noise and 3DNR included) at
     # this sensor size and scaled down to ``size`` in the camera before encoding, as an ISP's scaler does
     sensor: tuple[int, int] = (0, 0)
+    # degrees the camera looks down (0: level). Falling rain and snow then converge on the vanishing point of the
+    # vertical below the picture (a lens of TILT_HFOV), as from every camera mounted high: streaks lean outwards
+    # towards the picture's top corners instead of all falling the same way
+    tilt: float = 0.0
+    # the half-diagonal field of view (degrees) of a wide-angle or fisheye lens (0: a rectilinear lens): the scene is
+    # drawn on a larger rectilinear canvas and mapped through an equidistant fisheye projection (``FisheyeWarp``)
+    lens: float = 0.0
+
+
+#: the horizontal field of view (degrees) of the lens a tilted view is drawn for (2.8-4 mm on a 1/2.8" sensor)
+TILT_HFOV = 90.0
+
+
+def vanishing_point(spec: ClipSpec, h: int, w: int, lean: float = 0.0) -> tuple[float, float] | None:
+    """Where the streaks of a tilted camera's picture converge (x, y in pixels, below the picture), for rain that
+    falls ``lean`` radians off the vertical in the picture plane (wind); None for a level camera."""
+    if not spec.tilt:
+        return None
+    f = w / 2 / math.tan(math.radians(TILT_HFOV / 2))
+    phi = math.radians(spec.tilt)
+    return w / 2 + f * math.tan(lean) / math.sin(phi), h / 2 + f / math.tan(phi)
+
+
+def pixel_scale(spec: ClipSpec, w: int) -> float:
+    """How many pixels something drawn for a 640 px wide picture spans in a ``w`` px wide one: ``w / 640``; on a
+    lens's larger canvas (``FisheyeWarp``) the sensor's width / 640, since at the lens's centre a canvas pixel is a
+    picture pixel (streaks, flakes and movers keep their size there and shrink towards the edges)."""
+    return (spec.sensor if spec.sensor != (0, 0) else spec.size)[0] / 640.0 if spec.lens else w / 640.0
+
+
+class FisheyeWarp:
+    """An equidistant fisheye lens (image radius proportional to the angle off the axis) of ``half_diagonal``
+    degrees: maps a rectilinear canvas (``canvas``, the scene as a pinhole camera of the same diagonal field of view
+    sees it) onto a ``w`` x ``h`` picture. The canvas is as much larger as keeps the picture's centre at one canvas
+    pixel per picture pixel; towards the edges the lens squeezes more of the scene into each pixel (barrel
+    distortion), and each picture pixel averages the canvas pixels that land in it (bilinear splatting), as a lens
+    integrates light rather than sampling it. Straight lines off the centre, falling rain among them, bend."""
+
+    def __init__(self, w: int, h: int, half_diagonal: float) -> None:
+        tmax = math.radians(half_diagonal)
+        k = math.tan(tmax) / tmax
+        cw, ch = round(w * k / 2) * 2, round(h * k / 2) * 2
+        self.canvas, self.size = (cw, ch), (w, h)
+        yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+        xu, yu = xx + 0.5 - cw / 2, yy + 0.5 - ch / 2
+        ru = np.hypot(xu, yu)
+        theta = np.arctan(ru * (math.tan(tmax) / (math.hypot(cw, ch) / 2)))
+        rd = theta * (math.hypot(w, h) / 2 / tmax)
+        scale = rd / np.maximum(ru, 1e-6)
+        xo, yo = xu * scale + w / 2 - 0.5, yu * scale + h / 2 - 0.5  # where each canvas pixel's centre lands
+        x0, y0 = np.floor(xo), np.floor(yo)
+        fx, fy = xo - x0, yo - y0
+        src, dst, wts = [], [], []
+        flat = np.arange(cw * ch, dtype=np.int32).reshape(ch, cw)
+        for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            x, y = x0 + dx, y0 + dy
+            ok = (x >= 0) & (x < w) & (y >= 0) & (y < h) & (wt > 0)
+            src.append(flat[ok])
+            dst.append((y[ok] * w + x[ok]).astype(np.int32))
+            wts.append(wt[ok].astype(np.float32))
+        self.src, self.dst, self.wts = np.concatenate(src), np.concatenate(dst), np.concatenate(wts)
+        self.cover = np.bincount(self.dst, self.wts, minlength=w * h)
+        if not (self.cover > 0).all():
+            raise ValueError(f"a {half_diagonal} degree lens leaves pixels of the {w} x {h} picture uncovered")
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        """The picture (h x w x 3 float32) the lens makes of a canvas (ch x cw x 3)."""
+        w, h = self.size
+        flat = img.reshape(-1, img.shape[2])
+        out = np.stack([np.bincount(self.dst, self.wts * flat[self.src, c], minlength=w * h)
+                        for c in range(flat.shape[1])], axis=1)
+        return (out / self.cover[:, None]).astype(np.float32).reshape(h, w, -1)
 
 
 def photo_list(split: str) -> list[Path]:
@@ -212,7 +284,8 @@ def _blur(a: np.ndarray, sigma: float, points: bool = False) -> np.ndarray:
 def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: float) -> np.ndarray:
     """One frame of rain streaks as an alpha map (three depth layers, independent per frame)."""
     lo, hi = INTENSITY[spec.intensity]
-    scale = w / 640.0
+    scale = pixel_scale(spec, w)
+    vp = vanishing_point(spec, h, w, math.pi / 2 - angle)  # th = pi / 2 - lean: lean > 0 falls to the right
     n_total = int(rng.uniform(lo, hi) * (w * h) / (640 * 360))
     alpha = np.zeros((h, w), np.float32)
     layers = [
@@ -229,6 +302,8 @@ def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: 
         a = rng.uniform(a_lo, a_hi, n)
         th = angle + rng.normal(0, 0.05, n)
         x0, y0 = rng.uniform(-20, w + 20, n), rng.uniform(-40, h, n)
+        if vp is not None:  # towards the vanishing point (the same draws: a level camera's clip stays the same)
+            th = th - angle + np.arctan2(vp[1] - y0, vp[0] - x0)
         k = int(max(2, np.ceil(length.max())))
         s = np.arange(k, dtype=np.float32)[None, :]
         keep = s < length[:, None]
@@ -246,7 +321,7 @@ class Snow:
         lo, hi = SNOW_COUNT[spec.intensity]
         n = int(rng.uniform(lo, hi) * (w * h) / (640 * 360))
         self.rng, self.h, self.w = rng, h, w
-        self.scale = w / 640.0
+        self.scale = pixel_scale(spec, w)
         self.layer = rng.choice(3, n, p=[0.55, 0.35, 0.10])
         self.x, self.y = rng.uniform(0, w, n), rng.uniform(0, h, n)
         speed = np.array([0.8, 2.0, 5.0])[self.layer] * rng.uniform(0.5, 1.6, n) * self.scale * 15 / spec.fps
@@ -255,6 +330,7 @@ class Snow:
         self.phase = rng.uniform(0, 2 * np.pi, n)
         self.a = rng.uniform(0.3, 0.9, n)
         self.size = rng.uniform(0.7, 1.5)  # wet snow: big flakes; powder: small
+        self.vp = vanishing_point(spec, h, w)
 
     def step(self, i: int) -> np.ndarray:
         """Alpha map of frame ``i`` and advance the flakes."""
@@ -268,8 +344,12 @@ class Snow:
                 pts = 0.5 * (pts + _splat(self.h, self.w, np.round(self.x[m]), y0 + np.round(self.vy[m] / 2),
                                           self.a[m]))
             alpha += _blur(pts, sigma * self.scale * self.size, points=True) * (0.8 if layer else 1.0)
-        self.x = (self.x + self.vx + 0.6 * np.sin(self.phase + 0.5 * i) * self.scale) % self.w
-        self.y = (self.y + self.vy) % self.h
+        vx, vy = self.vx, self.vy
+        if self.vp is not None:  # a tilted camera: each flake falls towards the vanishing point of the vertical
+            b = np.arctan2(self.vp[0] - self.x, self.vp[1] - self.y)
+            vx, vy = vx * np.cos(b) + vy * np.sin(b), vy * np.cos(b) - vx * np.sin(b)
+        self.x = (self.x + vx + 0.6 * np.sin(self.phase + 0.5 * i) * self.scale) % self.w
+        self.y = (self.y + vy) % self.h
         return np.clip(alpha, 0, 0.9)
 
 
@@ -281,7 +361,7 @@ class Distractors:
 
     def __init__(self, rng: np.random.Generator, h: int, w: int, spec: ClipSpec, bg: np.ndarray) -> None:
         self.rng, self.h, self.w, self.spec = rng, h, w, spec
-        s = w / 640.0
+        s = pixel_scale(spec, w)
         self.movers = []
         if "movers" in spec.distractors:
             for _ in range(int(rng.integers(1, 4))):
@@ -362,7 +442,7 @@ class LensDrops:
     slide down, and in the rain a new one may land during the clip."""
 
     def __init__(self, rng: np.random.Generator, h: int, w: int, spec: ClipSpec) -> None:
-        s = w / 640.0
+        s = pixel_scale(spec, w)
         n = int(rng.integers(1, 9))
         self.h, self.w = h, w
         self.sigma = float(rng.uniform(3, 8)) * s
@@ -434,6 +514,9 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     """All frames of the clip as RGB uint8 arrays."""
     rng = np.random.default_rng(spec.seed)
     w, h = spec.sensor if spec.sensor != (0, 0) else spec.size
+    warp = FisheyeWarp(w, h, spec.lens) if spec.lens else None
+    if warp is not None:  # everything in front of the lens is drawn on its larger canvas; the sensor is w x h
+        w, h = warp.canvas
     bg = photo_background(rng, spec.photo, w, h) if spec.photo else procedural_background(rng, w, h)
     if spec.scene == "drawn":  # drawn from its own generator: everything else in the clip stays the same
         bg = drawn_background(np.random.default_rng([spec.seed, 5]), w, h)
@@ -462,6 +545,8 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
             img = img * (1 - a[..., None]) + drop_light * a[..., None]
         if lens is not None:
             img = lens.apply(img, i)
+        if warp is not None:
+            img = warp(img)
         img = add_noise(rng, img, spec)
         if spec.tnr and prev is not None:
             # motion-adaptive temporal noise reduction: small changes (noise, faint streaks) are blended
@@ -471,7 +556,7 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
             img = img - k * d
         prev = img
         out = np.clip(img, 0, 255).astype(np.uint8)
-        if (w, h) != spec.size:  # the camera's scaler (antialiased: it averages neighbouring sensor pixels)
+        if out.shape[1::-1] != spec.size:  # the camera's scaler (antialiased: it averages neighbouring sensor pixels)
             out = np.asarray(Image.fromarray(out).resize(spec.size, Image.BILINEAR))
         frames.append(out)
     return frames
