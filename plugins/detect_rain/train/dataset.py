@@ -87,6 +87,12 @@ def features_of(windows: np.ndarray) -> np.ndarray:
     return np.stack([window_features(list(w)) for w in windows])
 
 
+def _per_clip(spec: ClipSpec, stream: int, bounds: tuple[float, float]) -> float:
+    """A value in ``bounds`` (to 0.1) drawn from the clip's own seed and ``stream``, so that adding it to a set
+    leaves every other draw of every clip as it was."""
+    return round(float(np.random.default_rng([spec.seed, stream]).uniform(*bounds)), 1)
+
+
 def specs_for(
     seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0,
     substream: bool = False, aspect: tuple[int, int] = ASPECT, tilt: bool = False, lens: bool = False,
@@ -109,11 +115,9 @@ def specs_for(
              for s in specs]
     specs = [replace(s, sensor=SUBSTREAM_SENSOR) if substream and s.size == (640, 360) else s for s in specs]
     if tilt:
-        specs = [replace(s, tilt=round(float(np.random.default_rng([s.seed, 11]).uniform(*TILT_RANGE)), 1))
-                 for s in specs]
+        specs = [replace(s, tilt=_per_clip(s, 11, TILT_RANGE)) for s in specs]
     if lens:
-        specs = [replace(s, lens=round(float(np.random.default_rng([s.seed, 13]).uniform(*LENS_RANGE)), 1))
-                 for s in specs]
+        specs = [replace(s, lens=_per_clip(s, 13, LENS_RANGE)) for s in specs]
     return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
 from alarmcloud_detect_rain.features import window_analysis  # noqa: E402
-from dataset import ASPECT, build, load_frames  # noqa: E402
+from dataset import ASPECT, LENS_RANGE, TILT_RANGE, build, load_frames  # noqa: E402
 from synth import DISTRACTORS, DOMAINS, photo_list  # noqa: E402
 
 
@@ -57,6 +57,11 @@ def time_1080p(det: RainDetector) -> tuple[float, float]:
             t2 = time.process_time()
             best_dec, best_an = min(best_dec, t1 - t0), min(best_an, t2 - t1)
     return best_dec, best_an
+
+
+#: the ranges ``--tilt`` and ``--lens`` draw from, as printed (a lens's diagonal is twice its half-diagonal)
+TILTED = f"{TILT_RANGE[0]:g}-{TILT_RANGE[1]:g}"
+LENSES = f"{2 * LENS_RANGE[0]:g}-{2 * LENS_RANGE[1]:g}"
 
 
 def _aspect(text: str) -> tuple[int, int]:
@@ -90,10 +95,10 @@ def main() -> None:
     ap.add_argument("--aspect", type=_aspect, default=ASPECT, metavar="W:H",
                     help="the pictures' shape at the drawn widths, e.g. 4:3 (default 16:9, as the training renders)")
     ap.add_argument("--tilt", action="store_true",
-                    help="every camera looks down by 15-45 degrees, so rain and snow converge on the vanishing point "
-                         "of the vertical below the picture (the training renders level cameras)")
+                    help=f"every camera looks down by {TILTED} degrees, so rain and snow converge on the vanishing "
+                         "point of the vertical below the picture (the training renders level cameras)")
     ap.add_argument("--lens", action="store_true",
-                    help="every camera has a wide-angle to fisheye lens, 100-140 degrees across the diagonal "
+                    help=f"every camera has a wide-angle to fisheye lens, {LENSES} degrees across the diagonal "
                          "(the training renders rectilinear pictures)")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
@@ -118,8 +123,8 @@ def main() -> None:
         f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}"
         f"{', 640 x 360 as sub-streams of 1920 x 1080' if args.substream else ''}"
         f"{f', pictures {args.aspect[0]}:{args.aspect[1]}' if args.aspect != ASPECT else ''}"
-        f"{', cameras looking down 15-45 degrees' if args.tilt else ''}"
-        f"{', wide-angle to fisheye lenses (100-140 degrees diagonal)' if args.lens else ''}, threshold {thr}, "
+        f"{f', cameras looking down {TILTED} degrees' if args.tilt else ''}"
+        f"{f', wide-angle to fisheye lenses ({LENSES} degrees diagonal)' if args.lens else ''}, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )
     weather = [s for s, _, _ in rows if s.kind != "clear"]
