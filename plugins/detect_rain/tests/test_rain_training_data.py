@@ -193,9 +193,13 @@ def test_tilted_cameras_see_rain_converge_below_the_picture() -> None:
     from dataset import TILT_RANGE
 
     plain = specs_for(2, 60, photo_list("eval"), 1)
-    tilted = specs_for(2, 60, photo_list("eval"), 1, tilt=True)
+    tilted = specs_for(2, 60, photo_list("eval"), 1, tilt=1)
     assert [replace(s, tilt=0.0) for s in tilted] == plain
     assert all(TILT_RANGE[0] <= s.tilt <= TILT_RANGE[1] for s in tilted) and len({s.tilt for s in tilted}) > 30
+    # ``train.py --tilt SHARE``: that share of the cameras, each one looking down as far as in the set of all
+    share = specs_for(2, 60, photo_list("eval"), 1, tilt=0.35)
+    assert 12 <= sum(s.tilt > 0 for s in share) <= 30
+    assert all(s == (t if s.tilt else p) for s, t, p in zip(share, tilted, plain, strict=True))
     spec = ClipSpec(seed=11, kind="rain", intensity="heavy", size=(640, 360), noise=0.0)
     leans = {}
     for tilt in (0.0, 30.0):

@@ -31,7 +31,7 @@ EVAL_SEEDS_ERROR = "seeds 2, 3 and 5 are evaluation sets (held-out, stress, draw
 ASPECT = (16, 9)
 #: the sensor a 640 x 360 sub-stream is scaled down from (``specs_for(substream=True)``)
 SUBSTREAM_SENSOR = (1920, 1080)
-#: how far cameras mounted on a wall or under the eaves look down (degrees; ``specs_for(tilt=True)``)
+#: how far cameras mounted on a wall or under the eaves look down (degrees; ``specs_for(tilt=1)``)
 TILT_RANGE = (15.0, 45.0)
 #: the half-diagonal fields of view of wide-angle to fisheye lenses (degrees; ``specs_for(lens=True)``): 100-140
 #: degrees across the diagonal
@@ -95,7 +95,7 @@ def _per_clip(spec: ClipSpec, stream: int, bounds: tuple[float, float]) -> float
 
 def specs_for(
     seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0,
-    substream: bool = False, aspect: tuple[int, int] = ASPECT, tilt: bool = False, lens: bool = False,
+    substream: bool = False, aspect: tuple[int, int] = ASPECT, tilt: float = 0.0, lens: bool = False,
 ) -> list[ClipSpec]:
     """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs).
 
@@ -105,8 +105,9 @@ def specs_for(
     scaled down in the camera before encoding); every other clip and every drawn parameter stays the same.
     ``aspect``: the pictures' shape (width : height, e.g. 4:3 cameras and their 640 x 480 sub-streams), see
     ``with_aspect``; the default is the renderer's 16:9.
-    ``tilt``: every camera looks down by 15-45 degrees (drawn from each clip's own seed), so the rain and snow of a
-    clip converge on the vanishing point of the vertical below the picture; everything else stays.
+    ``tilt``: the share of cameras that look down by 15-45 degrees (1: every camera; which clips and how far, both
+    drawn from each clip's own seed), so the rain and snow of such a clip converge on the vanishing point of the
+    vertical below the picture; everything else stays.
     ``lens``: every camera has a wide-angle to fisheye lens (``synth.FisheyeWarp``, 100-140 degrees across the
     diagonal, drawn from each clip's own seed); everything else stays."""
     rng = np.random.default_rng(seed)
@@ -115,7 +116,8 @@ def specs_for(
              for s in specs]
     specs = [replace(s, sensor=SUBSTREAM_SENSOR) if substream and s.size == (640, 360) else s for s in specs]
     if tilt:
-        specs = [replace(s, tilt=_per_clip(s, 11, TILT_RANGE)) for s in specs]
+        specs = [replace(s, tilt=_per_clip(s, 11, TILT_RANGE)) if np.random.default_rng([s.seed, 17]).random() < tilt
+                 else s for s in specs]
     if lens:
         specs = [replace(s, lens=_per_clip(s, 13, LENS_RANGE)) for s in specs]
     return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]
@@ -200,7 +202,7 @@ def build(
     drawn: float = 0.0,
     substream: bool = False,
     aspect: tuple[int, int] = ASPECT,
-    tilt: bool = False,
+    tilt: float = 0.0,
     lens: bool = False,
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there.

@@ -94,9 +94,10 @@ def main() -> None:
                          "camera before encoding (the other clips stay as they are)")
     ap.add_argument("--aspect", type=_aspect, default=ASPECT, metavar="W:H",
                     help="the pictures' shape at the drawn widths, e.g. 4:3 (default 16:9, as the training renders)")
-    ap.add_argument("--tilt", action="store_true",
-                    help=f"every camera looks down by {TILTED} degrees, so rain and snow converge on the vanishing "
-                         "point of the vertical below the picture (the training renders level cameras)")
+    ap.add_argument("--tilt", type=float, nargs="?", const=1.0, default=0.0, metavar="SHARE",
+                    help=f"every camera (or this share of them) looks down by {TILTED} degrees, so rain and snow "
+                         "converge on the vanishing point of the vertical below the picture (the shipped model was "
+                         "trained on level cameras)")
     ap.add_argument("--lens", action="store_true",
                     help=f"every camera has a wide-angle to fisheye lens, {LENSES} degrees across the diagonal "
                          "(the training renders rectilinear pictures)")
@@ -123,7 +124,8 @@ def main() -> None:
         f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}"
         f"{', 640 x 360 as sub-streams of 1920 x 1080' if args.substream else ''}"
         f"{f', pictures {args.aspect[0]}:{args.aspect[1]}' if args.aspect != ASPECT else ''}"
-        f"{f', cameras looking down {TILTED} degrees' if args.tilt else ''}"
+        f"{f', cameras looking down {TILTED} degrees' if args.tilt >= 1 else ''}"
+        f"{f', {args.tilt:.0%} of cameras looking down {TILTED} degrees' if 0 < args.tilt < 1 else ''}"
         f"{f', wide-angle to fisheye lenses ({LENSES} degrees diagonal)' if args.lens else ''}, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )

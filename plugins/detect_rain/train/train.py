@@ -87,6 +87,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5, help="clip-grouped folds for the out-of-fold threshold")
     ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
                     help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
+    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE",
+                    help="share of training cameras that look down by 15-45 degrees (rain and snow converge on the "
+                         "vanishing point below the picture); 0: none")
     ap.add_argument("--calib-clips", type=int, default=0,
                     help="choose the threshold on this many separate 3-window clips instead of out-of-fold scores")
     ap.add_argument("--calib-frames", type=Path, default=None, help="cache folder for the calibration windows")
@@ -101,7 +104,7 @@ def main() -> None:
     for i, (seed, clips) in enumerate(zip(args.seed, args.clips, strict=True)):
         items += build(seed, clips, photo_list("train"), windows=2, workers=args.workers,
                        frames=None if args.frames is None else args.frames[i], as_sent=True,
-                       drawn=args.drawn_scenes)
+                       drawn=args.drawn_scenes, tilt=args.tilt)
     feats = np.stack([f for f, _ in items])  # clips x windows x F
     kinds = np.array([CLASSES.index(s.kind) for _, s in items])
     log.info("%d clips ready in %.0f s (classes %s)", len(items), time.time() - t0, np.bincount(kinds).tolist())
@@ -138,7 +141,7 @@ def main() -> None:
         "classes": ",".join(CLASSES),
         "trained_on": f"synthetic clips={'+'.join(map(str, args.clips))} seed={'+'.join(map(str, args.seed))} "
         f"hidden={args.hidden}x{args.members} "
-        f"l2={args.l2}",
+        f"l2={args.l2}" + (f" tilt={args.tilt:g}" if args.tilt else ""),
         "threshold": f"{thr:.2f}",
     }
     write_mlp(args.out, w)

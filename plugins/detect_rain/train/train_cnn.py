@@ -150,6 +150,9 @@ def main() -> None:
                     "clips")
     ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
                     help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
+    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE",
+                    help="share of training cameras that look down by 15-45 degrees (rain and snow converge on the "
+                         "vanishing point below the picture); 0: none")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--folds", type=int, default=5)
@@ -172,7 +175,7 @@ def main() -> None:
     t0 = time.time()
     for seed, clips, folder in [(args.seed, args.clips, args.frames), *extra]:
         build(seed, clips, photo_list("train"), windows=2, workers=args.workers, frames=folder, as_sent=True,
-              drawn=args.drawn_scenes)
+              drawn=args.drawn_scenes, tilt=args.tilt)
     maps, feats, kinds = maps_and_features([args.frames, *(f for _, _, f in extra)], args.workers)
     log.info("%d clips' maps ready in %.0f s", len(kinds), time.time() - t0)
     weight, thr = args.weights[0], args.threshold
@@ -218,7 +221,8 @@ def main() -> None:
         "threshold": f"{thr:.2f}",
         "trained_on": f"synthetic clips={args.clips} seed={args.seed}"
         + "".join(f" + clips={c} seed={s}" for s, c, _ in extra)
-        + f" channels={'-'.join(map(str, CHANNELS))} epochs={args.epochs}",
+        + f" channels={'-'.join(map(str, CHANNELS))} epochs={args.epochs}"
+        + (f" tilt={args.tilt:g}" if args.tilt else ""),
     }.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(args.out))
