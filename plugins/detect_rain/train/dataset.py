@@ -33,6 +33,9 @@ ASPECT = (16, 9)
 SUBSTREAM_SENSOR = (1920, 1080)
 #: how far cameras mounted on a wall or under the eaves look down (degrees; ``specs_for(tilt=1)``)
 TILT_RANGE = (15.0, 45.0)
+#: the help of train.py's and train_cnn.py's ``--tilt SHARE``
+TILT_SHARE_HELP = (f"share of training cameras that look down by {TILT_RANGE[0]:g}-{TILT_RANGE[1]:g} degrees (rain and "
+                   "snow converge on the vanishing point below the picture); 0: none")
 #: the half-diagonal fields of view of wide-angle to fisheye lenses (degrees; ``specs_for(lens=True)``): 100-140
 #: degrees across the diagonal
 LENS_RANGE = (50.0, 70.0)
@@ -87,6 +90,12 @@ def features_of(windows: np.ndarray) -> np.ndarray:
     return np.stack([window_features(list(w)) for w in windows])
 
 
+def _picked(spec: ClipSpec, stream: int, share: float) -> bool:
+    """Whether the clip is among ``share`` of a set, drawn from its own seed and ``stream`` (the same clips every
+    time, every other draw of every clip as it was)."""
+    return bool(share) and np.random.default_rng([spec.seed, stream]).random() < share
+
+
 def _per_clip(spec: ClipSpec, stream: int, bounds: tuple[float, float]) -> float:
     """A value in ``bounds`` (to 0.1) drawn from the clip's own seed and ``stream``, so that adding it to a set
     leaves every other draw of every clip as it was."""
@@ -112,12 +121,9 @@ def specs_for(
     diagonal, drawn from each clip's own seed); everything else stays."""
     rng = np.random.default_rng(seed)
     specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
-    specs = [replace(s, scene="drawn") if drawn and np.random.default_rng([s.seed, 7]).random() < drawn else s
-             for s in specs]
+    specs = [replace(s, scene="drawn") if _picked(s, 7, drawn) else s for s in specs]
     specs = [replace(s, sensor=SUBSTREAM_SENSOR) if substream and s.size == (640, 360) else s for s in specs]
-    if tilt:
-        specs = [replace(s, tilt=_per_clip(s, 11, TILT_RANGE)) if np.random.default_rng([s.seed, 17]).random() < tilt
-                 else s for s in specs]
+    specs = [replace(s, tilt=_per_clip(s, 11, TILT_RANGE)) if _picked(s, 17, tilt) else s for s in specs]
     if lens:
         specs = [replace(s, lens=_per_clip(s, 13, LENS_RANGE)) for s in specs]
     return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]

@@ -34,7 +34,7 @@ from alarmcloud_detect_rain.detector import default_model_path  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_VERSION  # noqa: E402
 from alarmcloud_detect_rain.mlp import fit_mlp, merge_ensemble  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import MLPWeights, write_mlp  # noqa: E402
-from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, build  # noqa: E402
+from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, TILT_SHARE_HELP, build  # noqa: E402
 from synth import photo_list  # noqa: E402
 
 log = logging.getLogger("train")
@@ -87,9 +87,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=5, help="clip-grouped folds for the out-of-fold threshold")
     ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
                     help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
-    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE",
-                    help="share of training cameras that look down by 15-45 degrees (rain and snow converge on the "
-                         "vanishing point below the picture); 0: none")
+    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE", help=TILT_SHARE_HELP)
     ap.add_argument("--calib-clips", type=int, default=0,
                     help="choose the threshold on this many separate 3-window clips instead of out-of-fold scores")
     ap.add_argument("--calib-frames", type=Path, default=None, help="cache folder for the calibration windows")

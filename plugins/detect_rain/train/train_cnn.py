@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import CNN_FILE, fuse  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, MAP_FRAMES, window_analysis  # noqa: E402
-from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, build, load_frames  # noqa: E402
+from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, TILT_SHARE_HELP, build, load_frames  # noqa: E402
 from synth import photo_list  # noqa: E402
 from train import clip_scores, fit, threshold_for  # noqa: E402
 
@@ -150,9 +150,7 @@ def main() -> None:
                     "clips")
     ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
                     help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
-    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE",
-                    help="share of training cameras that look down by 15-45 degrees (rain and snow converge on the "
-                         "vanishing point below the picture); 0: none")
+    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE", help=TILT_SHARE_HELP)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--folds", type=int, default=5)
