@@ -24,9 +24,8 @@ from alarmcloud_detect_rain.recalibrate import FeedbackClip, clip_score
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 sys.path.insert(0, str(TRAIN))
 
-from artefacts import SITE_CRF_OFFSET  # noqa: E402
 from dataset import specs_for  # noqa: E402
-from synth import encode, preset_of, render_frames  # noqa: E402
+from synth import SITE_CRF_OFFSET, encode, preset_of, render_frames  # noqa: E402
 
 
 @pytest.fixture(scope="module")

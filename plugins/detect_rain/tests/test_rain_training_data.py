@@ -216,6 +216,27 @@ def test_tilted_cameras_see_rain_converge_below_the_picture() -> None:
     assert np.array_equal(level[0], looking_down[0]) and not np.array_equal(level[-1], looking_down[-1])
 
 
+def test_clips_sent_as_av1_are_the_same_pictures_re_encoded(tmp_path: Path) -> None:
+    """``train.py --av1 SHARE`` / ``evaluate.py --av1``: that share of the clips (all, given alone) is sent as AV1 as a
+    video site re-encodes footage; which clips is drawn from each clip's own seed, every other draw stays. The
+    detector's windows still start at the clip's keyframes, and show the same pictures, smoothed by AV1's filters."""
+    from alarmcloud.video import probe
+    from dataset import clip_windows
+
+    plain = specs_for(2, 60, photo_list("eval"), 1)
+    av1 = specs_for(2, 60, photo_list("eval"), 1, av1=1)
+    assert av1 == [replace(s, codec="av1") for s in plain]
+    share = specs_for(2, 60, photo_list("eval"), 1, av1=0.3)
+    assert 8 <= sum(s.codec == "av1" for s in share) <= 28
+    assert all(s == (a if s.codec else p) for s, a, p in zip(share, av1, plain, strict=True))
+    spec = ClipSpec(seed=12, kind="rain", intensity="heavy", size=(640, 360), windows=2)
+    assert probe(render_clip(replace(spec, codec="av1"), tmp_path / "av1.mp4")).video_codec == "av1"
+    h264, sent_as_av1 = clip_windows(spec, as_sent=True), clip_windows(replace(spec, codec="av1"), as_sent=True)
+    assert h264.shape == sent_as_av1.shape
+    diff = np.abs(h264.astype(np.float32) - sent_as_av1)
+    assert 0.1 < diff.mean() < 6  # re-encoded, not another picture
+
+
 def test_wide_angle_lenses_bend_straight_lines_and_keep_the_centre() -> None:
     """``evaluate.py --lens``: the same clips through wide-angle to fisheye lenses. ``FisheyeWarp`` keeps one canvas
     pixel per picture pixel at the centre, bends a straight line off the centre outwards (barrel distortion: its

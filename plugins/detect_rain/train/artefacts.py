@@ -53,14 +53,19 @@ from alarmcloud.video import decode  # noqa: E402
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector, fuse  # noqa: E402
 from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
-from synth import DOMAINS, ClipSpec, encode, photo_list, preset_of, render_frames  # noqa: E402
+from synth import (  # noqa: E402
+    DOMAINS,
+    SITE_CODECS,
+    SITE_CRF_OFFSET,
+    ClipSpec,
+    encode,
+    photo_list,
+    preset_of,
+    render_frames,
+)
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
              "vp9", "av1")
-#: the encoder of each video-site codec artefact
-SITE_CODECS = {"vp9": "libvpx-vp9", "av1": "libsvtav1"}
-#: the CRF of those encoders (0-63) above a render's x264 CRF: about the same PSNR (measured, README)
-SITE_CRF_OFFSET = 14
 
 
 def burn_osd(frames: list[np.ndarray], fps: int, seed: int) -> list[np.ndarray]:

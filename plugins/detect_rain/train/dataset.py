@@ -36,6 +36,11 @@ TILT_RANGE = (15.0, 45.0)
 #: the help of train.py's and train_cnn.py's ``--tilt SHARE``
 TILT_SHARE_HELP = (f"share of training cameras that look down by {TILT_RANGE[0]:g}-{TILT_RANGE[1]:g} degrees (rain and "
                    "snow converge on the vanishing point below the picture); 0: none")
+#: the help of train.py's and train_cnn.py's ``--drawn-scenes SHARE``
+DRAWN_SHARE_HELP = "share of training clips on drawn garden / drive / street views (scenes.py); 0: none"
+#: the help of train.py's and train_cnn.py's ``--av1 SHARE``
+AV1_SHARE_HELP = ("share of training clips sent as AV1, re-encoded as a video site does (SVT-AV1, its loop filters "
+                  "smooth faint streaks); 0: none")
 #: the half-diagonal fields of view of wide-angle to fisheye lenses (degrees; ``specs_for(lens=True)``): 100-140
 #: degrees across the diagonal
 LENS_RANGE = (50.0, 70.0)
@@ -105,6 +110,7 @@ def _per_clip(spec: ClipSpec, stream: int, bounds: tuple[float, float]) -> float
 def specs_for(
     seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0,
     substream: bool = False, aspect: tuple[int, int] = ASPECT, tilt: float = 0.0, lens: bool = False,
+    av1: float = 0.0,
 ) -> list[ClipSpec]:
     """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs).
 
@@ -118,7 +124,9 @@ def specs_for(
     drawn from each clip's own seed), so the rain and snow of such a clip converge on the vanishing point of the
     vertical below the picture; everything else stays.
     ``lens``: every camera has a wide-angle to fisheye lens (``synth.FisheyeWarp``, 100-140 degrees across the
-    diagonal, drawn from each clip's own seed); everything else stays."""
+    diagonal, drawn from each clip's own seed); everything else stays.
+    ``av1``: the share of clips sent as AV1 (``ClipSpec.codec``: re-encoded as footage downloaded from a video site
+    is; 1: every clip; which clips drawn from each clip's own seed); the pictures stay the same."""
     rng = np.random.default_rng(seed)
     specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
     specs = [replace(s, scene="drawn") if _picked(s, 7, drawn) else s for s in specs]
@@ -126,6 +134,7 @@ def specs_for(
     specs = [replace(s, tilt=_per_clip(s, 11, TILT_RANGE)) if _picked(s, 17, tilt) else s for s in specs]
     if lens:
         specs = [replace(s, lens=_per_clip(s, 13, LENS_RANGE)) for s in specs]
+    specs = [replace(s, codec="av1") if _picked(s, 19, av1) else s for s in specs]
     return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]
 
 
@@ -210,15 +219,16 @@ def build(
     aspect: tuple[int, int] = ASPECT,
     tilt: float = 0.0,
     lens: bool = False,
+    av1: float = 0.0,
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there.
 
     ``as_sent`` decodes every frame as the clip holds it instead of asking the core for distinct pictures, as
     train.py does: the renderer never sends a picture twice, so there that check can only take a frame away from a
     window it mistakes for a repeat (3.6 % of the seed-1 training windows). Evaluation keeps the detector's request.
-    ``drawn``, ``substream``, ``aspect``, ``tilt``, ``lens``: see ``specs_for``.
+    ``drawn``, ``substream``, ``aspect``, ``tilt``, ``lens``, ``av1``: see ``specs_for``.
     """
-    specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect, tilt, lens)
+    specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect, tilt, lens, av1)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
     done_file = frames / "done.json"

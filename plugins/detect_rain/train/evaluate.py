@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--lens", action="store_true",
                     help=f"every camera has a wide-angle to fisheye lens, {LENSES} degrees across the diagonal "
                          "(the training renders rectilinear pictures)")
+    ap.add_argument("--av1", type=float, nargs="?", const=1.0, default=0.0, metavar="SHARE",
+                    help="send the clips as AV1, re-encoded as a video site does (alone: every clip; a share: that "
+                    "many, drawn from each clip's own seed; own --frames folder), scored with the model's AV1 shift")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model, cnn_path=args.cnn, cnn_weight=args.cnn_weight))
@@ -110,7 +113,7 @@ def main() -> None:
     t0 = time.time()
     items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
                   domain=args.domain, drawn=args.drawn_scenes, substream=args.substream, aspect=args.aspect,
-                  tilt=args.tilt, lens=args.lens)
+                  tilt=args.tilt, lens=args.lens, av1=args.av1)
     if args.save:
         np.savez(args.save, x=np.concatenate([f for f, _ in items]))
     rows = []
@@ -118,7 +121,9 @@ def main() -> None:
     for i, (feats, spec) in enumerate(items):
         maps = [] if windows is None else [window_analysis(list(w), maps=True)[1] for w in windows[i]]
         weather, by_class, _ = det.combine(feats, maps)
+        weather = det.calibrated(weather, spec.codec, det.score_shift)  # the probe names an AV1 clip "av1"
         rows.append((spec, weather, float(by_class["snow"] > by_class["rain"])))
+    av1_shift = det.score_shift.get("av1", 0.0)
     print(
         f"held-out set: {len(rows)} clips, seed {args.seed}, domain {args.domain}, eval photos"
         f"{f', drawn scenes {args.drawn_scenes:g}' if args.drawn_scenes else ''}"
@@ -126,7 +131,8 @@ def main() -> None:
         f"{f', pictures {args.aspect[0]}:{args.aspect[1]}' if args.aspect != ASPECT else ''}"
         f"{f', cameras looking down {TILTED} degrees' if args.tilt >= 1 else ''}"
         f"{f', {args.tilt:.0%} of cameras looking down {TILTED} degrees' if 0 < args.tilt < 1 else ''}"
-        f"{f', wide-angle to fisheye lenses ({LENSES} degrees diagonal)' if args.lens else ''}, threshold {thr}, "
+        f"{f', wide-angle to fisheye lenses ({LENSES} degrees diagonal)' if args.lens else ''}"
+        f"{f', {args.av1:.0%} sent as AV1 (score shift {av1_shift:+g})' if args.av1 else ''}, threshold {thr}, "
         f"rendered in {time.time() - t0:.0f} s\n"
     )
     weather = [s for s, _, _ in rows if s.kind != "clear"]

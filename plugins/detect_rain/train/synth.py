@@ -62,7 +62,15 @@ class ClipSpec:
     # the half-diagonal field of view (degrees) of a wide-angle or fisheye lens (0: a rectilinear lens): the scene is
     # drawn on a larger rectilinear canvas and mapped through an equidistant fisheye projection (``FisheyeWarp``)
     lens: float = 0.0
+    # "" : encoded as a camera sends it (H.264, see ``encode``). A video site's codec (a key of ``SITE_CODECS``, e.g.
+    # "av1"): the clip as footage downloaded from a site is, re-encoded at ``crf + SITE_CRF_OFFSET`` or ``bitrate``
+    codec: str = ""
 
+
+#: the encoder of each video-site codec a clip can be sent as (``ClipSpec.codec``, artefacts.py's site artefacts)
+SITE_CODECS = {"vp9": "libvpx-vp9", "av1": "libsvtav1"}
+#: the CRF of those encoders (0-63) above a render's x264 CRF: about the same PSNR (measured, rain README)
+SITE_CRF_OFFSET = 14
 
 #: the horizontal field of view (degrees) of the lens a tilted view is drawn for (2.8-4 mm on a 1/2.8" sensor)
 TILT_HFOV = 90.0
@@ -627,4 +635,7 @@ def preset_of(spec: ClipSpec) -> str:
 
 def render_clip(spec: ClipSpec, path: Path) -> Path:
     """Render and encode ``spec``; every window starts at a keyframe (GOP = window length)."""
+    if spec.codec:
+        return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf + SITE_CRF_OFFSET,
+                      bitrate=spec.bitrate, codec=SITE_CODECS[spec.codec])
     return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset_of(spec), spec.bitrate)

@@ -37,7 +37,16 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import CNN_FILE, fuse  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, MAP_FRAMES, window_analysis  # noqa: E402
-from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, TILT_SHARE_HELP, build, load_frames  # noqa: E402
+from dataset import (  # noqa: E402
+    AV1_SHARE_HELP,
+    CLASSES,
+    DRAWN_SHARE_HELP,
+    EVAL_SEEDS,
+    EVAL_SEEDS_ERROR,
+    TILT_SHARE_HELP,
+    build,
+    load_frames,
+)
 from synth import photo_list  # noqa: E402
 from train import clip_scores, fit, threshold_for  # noqa: E402
 
@@ -148,9 +157,9 @@ def main() -> None:
                     help="more training clips of another seed (never 2, 3, 5), cached in FRAMES: the CNN trains on "
                     "them in every fold and in the final fit; the folds, the MLP and the threshold stay on --seed's "
                     "clips")
-    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
-                    help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
+    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE", help=DRAWN_SHARE_HELP)
     ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE", help=TILT_SHARE_HELP)
+    ap.add_argument("--av1", type=float, default=0.0, metavar="SHARE", help=AV1_SHARE_HELP)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--folds", type=int, default=5)
@@ -173,7 +182,7 @@ def main() -> None:
     t0 = time.time()
     for seed, clips, folder in [(args.seed, args.clips, args.frames), *extra]:
         build(seed, clips, photo_list("train"), windows=2, workers=args.workers, frames=folder, as_sent=True,
-              drawn=args.drawn_scenes, tilt=args.tilt)
+              drawn=args.drawn_scenes, tilt=args.tilt, av1=args.av1)
     maps, feats, kinds = maps_and_features([args.frames, *(f for _, _, f in extra)], args.workers)
     log.info("%d clips' maps ready in %.0f s", len(kinds), time.time() - t0)
     weight, thr = args.weights[0], args.threshold
@@ -220,7 +229,7 @@ def main() -> None:
         "trained_on": f"synthetic clips={args.clips} seed={args.seed}"
         + "".join(f" + clips={c} seed={s}" for s, c, _ in extra)
         + f" channels={'-'.join(map(str, CHANNELS))} epochs={args.epochs}"
-        + (f" tilt={args.tilt:g}" if args.tilt else ""),
+        + (f" tilt={args.tilt:g}" if args.tilt else "") + (f" av1={args.av1:g}" if args.av1 else ""),
     }.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(args.out))
