@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -266,3 +267,11 @@ def test_wide_angle_lenses_bend_straight_lines_and_keep_the_centre() -> None:
     spec = ClipSpec(seed=4, kind="rain", intensity="medium", size=(640, 360), lens=60.0)
     a, b = render_frames(spec), render_frames(spec)
     assert a[0].shape == (360, 640, 3) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    # a camera that also looks down: the rain converges on the vertical as the lens sees it, 90 - tilt degrees below
+    # the axis (the canvas spans the lens's field of view, not the level pictures' TILT_HFOV)
+    from synth import vanishing_point
+
+    tmax = math.radians(65.0)
+    x, y = vanishing_point(replace(spec, lens=65.0, tilt=30.0), ch, cw) or (0.0, 0.0)
+    below = math.degrees(math.atan(math.hypot(x - cw / 2, y - ch / 2) * math.tan(tmax) / (math.hypot(cw, ch) / 2)))
+    assert x == cw / 2 and below == pytest.approx(90.0 - 30.0, abs=0.01)

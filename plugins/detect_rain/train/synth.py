@@ -78,10 +78,15 @@ TILT_HFOV = 90.0
 
 def vanishing_point(spec: ClipSpec, h: int, w: int, lean: float = 0.0) -> tuple[float, float] | None:
     """Where the streaks of a tilted camera's picture converge (x, y in pixels, below the picture), for rain that
-    falls ``lean`` radians off the vertical in the picture plane (wind); None for a level camera."""
+    falls ``lean`` radians off the vertical in the picture plane (wind); None for a level camera. With a wide-angle
+    lens, ``h`` x ``w`` is the lens's rectilinear canvas (``FisheyeWarp``), whose diagonal spans the lens's field of
+    view; else the picture, drawn for a lens of ``TILT_HFOV`` across."""
     if not spec.tilt:
         return None
-    f = w / 2 / math.tan(math.radians(TILT_HFOV / 2))
+    if spec.lens:
+        f = math.hypot(w, h) / 2 / math.tan(math.radians(spec.lens))
+    else:
+        f = w / 2 / math.tan(math.radians(TILT_HFOV / 2))
     phi = math.radians(spec.tilt)
     return w / 2 + f * math.tan(lean) / math.sin(phi), h / 2 + f / math.tan(phi)
 
