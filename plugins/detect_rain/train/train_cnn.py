@@ -156,7 +156,7 @@ def main() -> None:
     ap.add_argument("--extra", nargs=3, action="append", default=[], metavar=("SEED", "CLIPS", "FRAMES"),
                     help="more training clips of another seed (never 2, 3, 5), cached in FRAMES: the CNN trains on "
                     "them in every fold and in the final fit; the folds, the MLP and the threshold stay on --seed's "
-                    "clips")
+                    "clips. Rendered with the same --drawn-scenes, --tilt and --av1 shares as --seed's")
     ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE", help=DRAWN_SHARE_HELP)
     ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE", help=TILT_SHARE_HELP)
     ap.add_argument("--av1", type=float, default=0.0, metavar="SHARE", help=AV1_SHARE_HELP)
