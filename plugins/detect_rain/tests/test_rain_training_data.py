@@ -104,6 +104,27 @@ def test_training_clips_are_decoded_as_sent(tmp_path: Path) -> None:
         build(1, 1, [], windows=2, workers=1, frames=tmp_path / "cache")
 
 
+def test_evaluate_scores_a_cached_set_with_and_without_the_cnn(tmp_path: Path) -> None:
+    """``evaluate.py`` renders a held-out set into its ``--frames`` cache once and prints the results table; with the
+    CNN on it analyses each window once for both the features and the CNN's maps, and those features are the ones
+    the MLP alone is scored on (``--save``)."""
+    import subprocess
+
+    def run(*extra: str) -> str:
+        cmd = [sys.executable, str(TRAIN / "evaluate.py"), "--clips", "6", "--seed", "2", "--workers", "2",
+               "--frames", str(tmp_path / "frames"), "--no-timing", *extra]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    fused = run("--save", str(tmp_path / "fused.npz"))
+    alone = run("--cnn-weight", "0", "--save", str(tmp_path / "alone.npz"))
+    assert "held-out set: 6 clips" in fused and "threshold 0.65" in fused and "threshold 0.75" in alone
+    assert "AUC weather vs clear" in fused and "| rain | heavy |" in alone
+    with np.load(tmp_path / "fused.npz") as a, np.load(tmp_path / "alone.npz") as b:
+        assert a["x"].shape == (6 * 3, len(FEATURE_NAMES)) and np.array_equal(a["x"], b["x"])
+
+
 def test_bitrate_capped_encoding_keeps_to_the_cap(tmp_path: Path) -> None:
     base = ClipSpec(seed=11, kind="rain", intensity="heavy", windows=2, fps=15)
     sizes = {}

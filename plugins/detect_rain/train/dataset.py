@@ -231,15 +231,22 @@ def build(
     specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect, tilt, lens, av1)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
+    cached = cache(specs, frames, workers, as_sent)
+    return list(zip(cached_features(frames, workers)[0], cached, strict=True))
+
+
+def cache(specs: list[ClipSpec], frames: Path, workers: int = 2, as_sent: bool = False) -> list[ClipSpec]:
+    """Make sure ``frames`` holds the decoded windows of ``specs`` (rendering what is missing, see ``build``) and
+    return its specs; a folder that holds other clips, or windows decoded the other way, is refused."""
     done_file = frames / "done.json"
     state = json.loads(done_file.read_text()) if done_file.exists() else None
     # a cache that does not say how it was decoded holds the detector's windows
     if state is not None and bool(state.get("as_sent", False)) != as_sent:
         kinds = {True: "frames as sent", False: "the detector windows"}
         raise ValueError(f"{frames} holds {kinds[not as_sent]}, not {kinds[as_sent]}: use another folder")
-    if state is None or state["done"] < n:
+    if state is None or state["done"] < len(specs):
         render_frames(specs, frames, workers, as_sent)
-    feats, cached = cached_features(frames, workers)
+    cached = load_frames(frames)[1]
     if [asdict(s) for s in cached] != [asdict(s) for s in specs]:
         raise ValueError(f"{frames} holds another set of clips (seed / count / renderer changed)")
-    return list(zip(feats, cached, strict=True))
+    return cached

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
 from alarmcloud_detect_rain.features import window_analysis  # noqa: E402
-from dataset import ASPECT, LENS_RANGE, TILT_RANGE, build, load_frames  # noqa: E402
+from dataset import ASPECT, LENS_RANGE, TILT_RANGE, build, cache, load_frames, specs_for  # noqa: E402
 from synth import DISTRACTORS, DOMAINS, photo_list  # noqa: E402
 
 
@@ -74,6 +75,26 @@ def _aspect(text: str) -> tuple[int, int]:
     return w, h
 
 
+_worker: dict[str, object] = {}
+
+
+def _open(config: tuple[Path | None, Path | None, float | None], frames: Path) -> None:
+    """A worker's detector and frame cache (``_scored``)."""
+    model, cnn, weight = config
+    _worker["det"] = RainDetector(RainConfig(model_path=model, cnn_path=cnn, cnn_weight=weight))
+    _worker["windows"] = load_frames(frames)[0]
+
+
+def _scored(i: int) -> tuple[np.ndarray, float, dict[str, float]]:
+    """Clip ``i`` of the worker's cache: its feature rows, weather score (before the codec's shift) and class scores."""
+    det, windows = _worker["det"], _worker["windows"]
+    assert isinstance(det, RainDetector) and isinstance(windows, np.ndarray)
+    analysed = [window_analysis(list(w), maps=True) for w in windows[i]]
+    feats = np.stack([f for f, _ in analysed])
+    weather, by_class, _ = det.combine(feats, [m for _, m in analysed if m is not None])
+    return feats, weather, by_class
+
+
 def main() -> None:
     """Print a markdown results table."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -111,16 +132,23 @@ def main() -> None:
         ap.error("the CNN reads the decoded windows: give --frames (or --cnn-weight 0 for the MLP alone)")
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
-    items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
-                  domain=args.domain, drawn=args.drawn_scenes, substream=args.substream, aspect=args.aspect,
-                  tilt=args.tilt, lens=args.lens, av1=args.av1)
+    variants = dict(domain=args.domain, drawn=args.drawn_scenes, substream=args.substream, aspect=args.aspect,
+                    tilt=args.tilt, lens=args.lens, av1=args.av1)
+    if det.cnn is None:
+        items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
+                      **variants)
+        specs = [spec for _, spec in items]
+        scored = [(feats, *det.combine(feats, [])[:2]) for feats, _ in items]
+    else:  # the CNN reads each window's maps: one pass per window gives them and the features, clips in parallel
+        assert args.frames is not None
+        specs = cache(specs_for(args.seed, args.clips, photo_list("eval"), 3, **variants), args.frames, args.workers)
+        config = (args.model, args.cnn, args.cnn_weight)
+        with ProcessPoolExecutor(max(1, args.workers), initializer=_open, initargs=(config, args.frames)) as pool:
+            scored = list(pool.map(_scored, range(len(specs)), chunksize=8))
     if args.save:
-        np.savez(args.save, x=np.concatenate([f for f, _ in items]))
+        np.savez(args.save, x=np.concatenate([feats for feats, _, _ in scored]))
     rows = []
-    windows = load_frames(args.frames)[0] if det.cnn is not None else None
-    for i, (feats, spec) in enumerate(items):
-        maps = [] if windows is None else [window_analysis(list(w), maps=True)[1] for w in windows[i]]
-        weather, by_class, _ = det.combine(feats, maps)
+    for spec, (_, weather, by_class) in zip(specs, scored, strict=True):
         weather = det.calibrated(weather, spec.codec, det.score_shift)  # the probe names an AV1 clip "av1"
         rows.append((spec, weather, float(by_class["snow"] > by_class["rain"])))
     av1_shift = det.score_shift.get("av1", 0.0)
