@@ -44,8 +44,9 @@ from dataset import (  # noqa: E402
     EVAL_SEEDS,
     EVAL_SEEDS_ERROR,
     TILT_SHARE_HELP,
-    build,
+    cache,
     load_frames,
+    specs_for,
 )
 from synth import photo_list  # noqa: E402
 from train import clip_scores, fit, threshold_for  # noqa: E402
@@ -181,8 +182,8 @@ def main() -> None:
     torch.set_num_threads(max(1, args.workers))
     t0 = time.time()
     for seed, clips, folder in [(args.seed, args.clips, args.frames), *extra]:
-        build(seed, clips, photo_list("train"), windows=2, workers=args.workers, frames=folder, as_sent=True,
-              drawn=args.drawn_scenes, tilt=args.tilt, av1=args.av1)
+        cache(specs_for(seed, clips, photo_list("train"), 2, drawn=args.drawn_scenes, tilt=args.tilt, av1=args.av1),
+              folder, args.workers, as_sent=True)  # rendered if missing; maps_and_features computes the features
     maps, feats, kinds = maps_and_features([args.frames, *(f for _, _, f in extra)], args.workers)
     log.info("%d clips' maps ready in %.0f s", len(kinds), time.time() - t0)
     weight, thr = args.weights[0], args.threshold
