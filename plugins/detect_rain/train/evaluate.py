@@ -8,6 +8,7 @@ Usage (from the repository root):
         --clips 200 --seed 3 --domain stress --frames /tmp/rain3-frames-stress
     # the same sets with their 640 x 360 clips made as a camera makes a sub-stream (--substream, own --frames folder)
     # the same sets with 4:3 pictures (640 x 480 ... 1920 x 1440) instead of 16:9 (--aspect 4:3, own --frames folder)
+    # the same sets as footage re-encoded by a video site (--av1, own --frames folder; scored with the AV1 shift)
 """
 
 from __future__ import annotations
