@@ -25,7 +25,7 @@ TRAIN = Path(__file__).resolve().parents[1] / "train"
 sys.path.insert(0, str(TRAIN))
 
 from dataset import specs_for  # noqa: E402
-from synth import SITE_CRF_OFFSET, encode, preset_of, render_frames  # noqa: E402
+from synth import encode, preset_of, render_frames, site_encode  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,7 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "h264": encode(frames, folder / "h264.mp4", spec.fps, spec.window_length, spec.crf, preset_of(spec)),
         "hevc": encode(frames, folder / "hevc.mp4", spec.fps, spec.window_length, spec.crf + 5, "veryfast",
                        codec="libx265"),
-        "av1": encode(frames, folder / "av1.mp4", spec.fps, spec.window_length, spec.crf + SITE_CRF_OFFSET,
-                      codec="libsvtav1"),
+        "av1": site_encode(frames, folder / "av1.mp4", spec.fps, spec.window_length, spec.crf, 0, "av1"),
     }
 
 

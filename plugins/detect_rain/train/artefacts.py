@@ -56,12 +56,12 @@ from evaluate import _auc, _rate  # noqa: E402
 from synth import (  # noqa: E402
     DOMAINS,
     SITE_CODECS,
-    SITE_CRF_OFFSET,
     ClipSpec,
     encode,
     photo_list,
     preset_of,
     render_frames,
+    site_encode,
 )
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
@@ -146,8 +146,7 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     with tempfile.TemporaryDirectory(prefix="rain-artefact-") as tmp:
         bframes = 3 if artefact.endswith("bframes") else 0
         if artefact in SITE_CODECS:
-            path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf + SITE_CRF_OFFSET, bitrate=bitrate,
-                          codec=SITE_CODECS[artefact])
+            path = site_encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, bitrate, artefact)
         elif artefact.startswith("hevc"):  # x265's equal of the x264 CRF, or the 60 % of the bits H.265 cameras save
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf + 5, "veryfast",
                           max(20, bitrate * 6 // 10) if bitrate else 0, codec="libx265", bframes=bframes)

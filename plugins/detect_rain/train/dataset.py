@@ -6,6 +6,7 @@ feature change then needs no new rendering, and the same seed always gives the s
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import os
@@ -33,14 +34,6 @@ ASPECT = (16, 9)
 SUBSTREAM_SENSOR = (1920, 1080)
 #: how far cameras mounted on a wall or under the eaves look down (degrees; ``specs_for(tilt=1)``)
 TILT_RANGE = (15.0, 45.0)
-#: the help of train.py's and train_cnn.py's ``--tilt SHARE``
-TILT_SHARE_HELP = (f"share of training cameras that look down by {TILT_RANGE[0]:g}-{TILT_RANGE[1]:g} degrees (rain and "
-                   "snow converge on the vanishing point below the picture); 0: none")
-#: the help of train.py's and train_cnn.py's ``--drawn-scenes SHARE``
-DRAWN_SHARE_HELP = "share of training clips on drawn garden / drive / street views (scenes.py); 0: none"
-#: the help of train.py's and train_cnn.py's ``--av1 SHARE``
-AV1_SHARE_HELP = ("share of training clips sent as AV1, re-encoded as a video site does (SVT-AV1, its loop filters "
-                  "smooth faint streaks); 0: none")
 #: the half-diagonal fields of view of wide-angle to fisheye lenses (degrees; ``specs_for(lens=True)``): 100-140
 #: degrees across the diagonal
 LENS_RANGE = (50.0, 70.0)
@@ -136,6 +129,29 @@ def specs_for(
         specs = [replace(s, lens=_per_clip(s, 13, LENS_RANGE)) for s in specs]
     specs = [replace(s, codec="av1") if _picked(s, 19, av1) else s for s in specs]
     return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]
+
+
+def add_share_options(ap: argparse.ArgumentParser) -> None:
+    """train.py's and train_cnn.py's ``--drawn-scenes``, ``--tilt`` and ``--av1``: shares of the training set drawn
+    otherwise (``specs_for``); ``shares`` reads them back."""
+    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE",
+                    help="share of training clips on drawn garden / drive / street views (scenes.py); 0: none")
+    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE",
+                    help=f"share of training cameras that look down by {TILT_RANGE[0]:g}-{TILT_RANGE[1]:g} degrees "
+                    "(rain and snow converge on the vanishing point below the picture); 0: none")
+    ap.add_argument("--av1", type=float, default=0.0, metavar="SHARE",
+                    help="share of training clips sent as AV1, re-encoded as a video site does (SVT-AV1, its loop "
+                    "filters smooth faint streaks); 0: none")
+
+
+def shares(args: argparse.Namespace) -> dict[str, float]:
+    """The ``add_share_options`` values as ``specs_for`` / ``build`` keywords."""
+    return {"drawn": args.drawn_scenes, "tilt": args.tilt, "av1": args.av1}
+
+
+def shares_note(args: argparse.Namespace) -> str:
+    """What a model's ``trained_on`` metadata records of them (the tilt and AV1 shares, where given)."""
+    return (f" tilt={args.tilt:g}" if args.tilt else "") + (f" av1={args.av1:g}" if args.av1 else "")
 
 
 def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]

@@ -633,6 +633,12 @@ def encode(
     return path
 
 
+def site_encode(frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, bitrate: int, site: str) -> Path:
+    """``frames`` re-encoded as a video site serves footage (``site``: a key of ``SITE_CODECS``), at the quality of the
+    render's x264 ``crf`` (``crf + SITE_CRF_OFFSET`` on the encoder's scale) or the same capped ``bitrate``."""
+    return encode(frames, path, fps, gop, crf + SITE_CRF_OFFSET, bitrate=bitrate, codec=SITE_CODECS[site])
+
+
 def preset_of(spec: ClipSpec) -> str:
     """The clip's x264 preset: its own, or ultrafast / veryfast by seed."""
     return spec.preset or ("ultrafast" if spec.seed % 3 == 0 else "veryfast")
@@ -641,6 +647,5 @@ def preset_of(spec: ClipSpec) -> str:
 def render_clip(spec: ClipSpec, path: Path) -> Path:
     """Render and encode ``spec``; every window starts at a keyframe (GOP = window length)."""
     if spec.codec:
-        return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf + SITE_CRF_OFFSET,
-                      bitrate=spec.bitrate, codec=SITE_CODECS[spec.codec])
+        return site_encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, spec.bitrate, spec.codec)
     return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset_of(spec), spec.bitrate)

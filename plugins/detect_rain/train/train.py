@@ -34,7 +34,7 @@ from alarmcloud_detect_rain.detector import default_model_path  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_VERSION  # noqa: E402
 from alarmcloud_detect_rain.mlp import fit_mlp, merge_ensemble  # noqa: E402
 from alarmcloud_detect_rain.onnx_io import MLPWeights, write_mlp  # noqa: E402
-from dataset import AV1_SHARE_HELP, CLASSES, DRAWN_SHARE_HELP, EVAL_SEEDS, EVAL_SEEDS_ERROR, TILT_SHARE_HELP, build  # noqa: E402
+from dataset import CLASSES, EVAL_SEEDS, EVAL_SEEDS_ERROR, add_share_options, build, shares, shares_note  # noqa: E402
 from synth import photo_list  # noqa: E402
 
 log = logging.getLogger("train")
@@ -85,9 +85,7 @@ def main() -> None:
     ap.add_argument("--frames", type=Path, nargs="+", default=None,
                     help="cache folder for the decoded windows (resumable), one per training set")
     ap.add_argument("--folds", type=int, default=5, help="clip-grouped folds for the out-of-fold threshold")
-    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE", help=DRAWN_SHARE_HELP)
-    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE", help=TILT_SHARE_HELP)
-    ap.add_argument("--av1", type=float, default=0.0, metavar="SHARE", help=AV1_SHARE_HELP)
+    add_share_options(ap)
     ap.add_argument("--calib-clips", type=int, default=0,
                     help="choose the threshold on this many separate 3-window clips instead of out-of-fold scores")
     ap.add_argument("--calib-frames", type=Path, default=None, help="cache folder for the calibration windows")
@@ -102,7 +100,7 @@ def main() -> None:
     for i, (seed, clips) in enumerate(zip(args.seed, args.clips, strict=True)):
         items += build(seed, clips, photo_list("train"), windows=2, workers=args.workers,
                        frames=None if args.frames is None else args.frames[i], as_sent=True,
-                       drawn=args.drawn_scenes, tilt=args.tilt, av1=args.av1)
+                       **shares(args))
     feats = np.stack([f for f, _ in items])  # clips x windows x F
     kinds = np.array([CLASSES.index(s.kind) for _, s in items])
     log.info("%d clips ready in %.0f s (classes %s)", len(items), time.time() - t0, np.bincount(kinds).tolist())
@@ -139,7 +137,7 @@ def main() -> None:
         "classes": ",".join(CLASSES),
         "trained_on": f"synthetic clips={'+'.join(map(str, args.clips))} seed={'+'.join(map(str, args.seed))} "
         f"hidden={args.hidden}x{args.members} "
-        f"l2={args.l2}" + (f" tilt={args.tilt:g}" if args.tilt else "") + (f" av1={args.av1:g}" if args.av1 else ""),
+        f"l2={args.l2}" + shares_note(args),
         "threshold": f"{thr:.2f}",
     }
     write_mlp(args.out, w)

@@ -38,14 +38,14 @@ sys.path.insert(0, str(HERE))
 from alarmcloud_detect_rain.detector import CNN_FILE, fuse  # noqa: E402
 from alarmcloud_detect_rain.features import FEATURE_NAMES, FEATURE_VERSION, MAP_FRAMES, window_analysis  # noqa: E402
 from dataset import (  # noqa: E402
-    AV1_SHARE_HELP,
     CLASSES,
-    DRAWN_SHARE_HELP,
     EVAL_SEEDS,
     EVAL_SEEDS_ERROR,
-    TILT_SHARE_HELP,
+    add_share_options,
     cache,
     load_frames,
+    shares,
+    shares_note,
     specs_for,
 )
 from synth import photo_list  # noqa: E402
@@ -158,9 +158,7 @@ def main() -> None:
                     help="more training clips of another seed (never 2, 3, 5), cached in FRAMES: the CNN trains on "
                     "them in every fold and in the final fit; the folds, the MLP and the threshold stay on --seed's "
                     "clips. Rendered with the same --drawn-scenes, --tilt and --av1 shares as --seed's")
-    ap.add_argument("--drawn-scenes", type=float, default=0.0, metavar="SHARE", help=DRAWN_SHARE_HELP)
-    ap.add_argument("--tilt", type=float, default=0.0, metavar="SHARE", help=TILT_SHARE_HELP)
-    ap.add_argument("--av1", type=float, default=0.0, metavar="SHARE", help=AV1_SHARE_HELP)
+    add_share_options(ap)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--folds", type=int, default=5)
@@ -182,8 +180,8 @@ def main() -> None:
     torch.set_num_threads(max(1, args.workers))
     t0 = time.time()
     for seed, clips, folder in [(args.seed, args.clips, args.frames), *extra]:
-        cache(specs_for(seed, clips, photo_list("train"), 2, drawn=args.drawn_scenes, tilt=args.tilt, av1=args.av1),
-              folder, args.workers, as_sent=True)  # rendered if missing; maps_and_features computes the features
+        # rendered if missing; maps_and_features computes the features
+        cache(specs_for(seed, clips, photo_list("train"), 2, **shares(args)), folder, args.workers, as_sent=True)
     maps, feats, kinds = maps_and_features([args.frames, *(f for _, _, f in extra)], args.workers)
     log.info("%d clips' maps ready in %.0f s", len(kinds), time.time() - t0)
     weight, thr = args.weights[0], args.threshold
@@ -230,7 +228,7 @@ def main() -> None:
         "trained_on": f"synthetic clips={args.clips} seed={args.seed}"
         + "".join(f" + clips={c} seed={s}" for s, c, _ in extra)
         + f" channels={'-'.join(map(str, CHANNELS))} epochs={args.epochs}"
-        + (f" tilt={args.tilt:g}" if args.tilt else "") + (f" av1={args.av1:g}" if args.av1 else ""),
+        + shares_note(args),
     }.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(args.out))
