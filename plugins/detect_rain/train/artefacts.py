@@ -24,6 +24,10 @@ and the scores:
 - ``vp9`` / ``av1``: the clip encoded as VP9 (libvpx) or AV1 (SVT-AV1) as a video site serves footage, with hidden
   reference frames and pictures coded out of order, the same GOP, at CRF + 14 on the encoder's 0-63 scale or the
   same capped bitrate (footage downloaded from a video site is one of these two).
+- ``pan``: a PTZ camera turning while it records (to a preset, on patrol) or a hand-held camera: the picture pans
+  by 1-12 px per frame at 640 px wide, a third of the clips with some tilt, back and forth across the scene (three
+  quarters of it in view, scaled up to the clip's size with a bicubic filter, so the steps are not whole pixels);
+  ``zoom`` is the same view held still, the baseline ``pan`` is to be read against.
 
 Scored as the detector is configured: the MLP fused with the spike-map CNN at the CNN's threshold, or with
 ``--cnn-weight 0`` the MLP alone at its own (the tables of the rain README before the CNN shipped).
@@ -65,7 +69,9 @@ from synth import (  # noqa: E402
 )
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
-             "vp9", "av1")
+             "vp9", "av1", "zoom", "pan")
+#: the part of the scene a panning camera's picture shows (``pan_frames``)
+PAN_VIEW = 0.75
 
 
 def burn_osd(frames: list[np.ndarray], fps: int, seed: int) -> list[np.ndarray]:
@@ -113,6 +119,32 @@ def convert_rate(frames: list[np.ndarray], fps: int, blend: bool) -> list[np.nda
     return out
 
 
+def _bounce(pos: float, span: float) -> float:
+    """``pos`` folded back and forth into 0..``span`` (a camera that pans to one side, then back)."""
+    pos %= 2 * span
+    return pos if pos <= span else 2 * span - pos
+
+
+def pan_frames(frames: list[np.ndarray], seed: int, speed: float | None = None) -> list[np.ndarray]:
+    """``frames`` as a camera that pans (and sometimes tilts) while recording sends them: each frame shows
+    ``PAN_VIEW`` of the scene, moved by ``speed`` px per frame at 640 px wide (drawn from 1-12 per clip when None, 0
+    for the still ``zoom`` view), scaled up to the frame's size."""
+    rng = np.random.default_rng(seed + 31)
+    h, w = frames[0].shape[:2]
+    scale = w / 640.0
+    v = float(rng.uniform(1.0, 12.0)) if speed is None else speed
+    v *= scale * (1 if rng.random() < 0.5 else -1)
+    vy = v * float(rng.uniform(0.1, 0.5)) if rng.random() < 1 / 3 else 0.0
+    cw, ch = w * PAN_VIEW, h * PAN_VIEW
+    x0, y0 = float(rng.uniform(0, w - cw)), float(rng.uniform(0, h - ch))
+    out = []
+    for t, f in enumerate(frames):
+        x, y = _bounce(x0 + v * t, w - cw), _bounce(y0 + vy * t, h - ch)
+        out.append(np.asarray(Image.fromarray(f).transform((w, h), Image.Transform.EXTENT, (x, y, x + cw, y + ch),
+                                                           Image.Resampling.BICUBIC)))
+    return out
+
+
 def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     """In-camera edge enhancement: an unsharp mask of radius 1-2 px and 60-150 %."""
     rng = np.random.default_rng(seed + 29)
@@ -140,6 +172,8 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     if artefact in ("convert", "blend"):
         frames = convert_rate(frames, fps, blend=artefact == "blend")
         fps, gop = converted_rate(fps), round(gop * converted_rate(fps) / fps)
+    if artefact in ("zoom", "pan"):
+        frames = pan_frames(frames, spec.seed, 0.0 if artefact == "zoom" else None)
     if artefact in ("osd", "all"):
         frames = burn_osd(frames, fps, spec.seed)
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame

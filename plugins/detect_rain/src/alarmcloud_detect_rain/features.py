@@ -71,6 +71,8 @@ FEATURE_NAMES: tuple[str, ...] = (
 _EPS = 1e-5
 _GRID = (6, 8)  # rows, cols of the spatial-spread grid
 _MAX_SHIFT = 5  # pixels of camera shake undone at analysis width
+_MAX_PAN = 64  # pixels a panning camera's frames may move against the middle one (10 % of the width)
+_PAN_GAIN = 0.8  # a wider shift counts as a pan when it leaves at most this share of the frames' difference
 _OVERLAY_TOLERANCE = 8  # grey levels a burnt-in text pixel may vary by over a window (compression)
 _OVERLAY_WHITE, _OVERLAY_DARK = 180, 60  # grey levels of an overlay's text and outline after compression
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB input: the luma the analysis uses
@@ -104,13 +106,45 @@ def _median(a: np.ndarray) -> np.ndarray:
     return (part[..., :k].max(axis=-1) + hi) / 2  # the mean of the two middle elements, in a's dtype
 
 
+def _shift_errors(p: np.ndarray, ref: np.ndarray, m: int) -> np.ndarray:
+    """Per profile (row of ``p``) and shift ``d`` (-m..m) the mean absolute difference of ``p[i + d]`` and
+    ``ref[i]``."""
+    n = len(ref)
+    shifted = np.lib.stride_tricks.sliding_window_view(p, n - 2 * m, axis=-1)  # (frames, 2m + 1, n - 2m)
+    return np.abs(shifted - ref[m : n - m]).mean(axis=-1)
+
+
 def _best_shifts(p: np.ndarray, ref: np.ndarray, m: int) -> list[int]:
     """Per profile (row of ``p``) the integer shift ``d`` (|d| <= m) with ``p[i + d] ~ ref[i]``: how far the
     frame's content moved (the first of equally good shifts)."""
-    n = len(ref)
-    shifted = np.lib.stride_tricks.sliding_window_view(p, n - 2 * m, axis=-1)  # (frames, 2m + 1, n - 2m)
-    errs = np.abs(shifted - ref[m : n - m]).mean(axis=-1)
-    return (errs.argmin(axis=-1) - m).tolist()
+    return (_shift_errors(p, ref, m).argmin(axis=-1) - m).tolist()
+
+
+def _fine_shifts(p: np.ndarray, ref: np.ndarray, m: int) -> np.ndarray:
+    """``_best_shifts`` to a fraction of a pixel: the minimum of the parabola through the best shift's error and
+    its neighbours' (a pan moves the picture by fractions of a pixel)."""
+    errs = _shift_errors(p, ref, m)
+    k = errs.argmin(axis=-1)
+    inner = np.clip(k, 1, 2 * m - 1)
+    rows = np.arange(len(k))
+    e0, e1, e2 = errs[rows, inner - 1], errs[rows, inner], errs[rows, inner + 1]
+    curve = e0 - 2 * e1 + e2
+    frac = np.where((k == inner) & (curve > 0), 0.5 * (e0 - e2) / np.maximum(curve, 1e-9), 0.0)
+    return k - m + np.clip(frac, -0.5, 0.5)
+
+
+def _moved(f: np.ndarray, margin: tuple[int, int], dy: float, dx: float) -> np.ndarray:
+    """``f`` inside ``margin``, moved by ``dy`` / ``dx`` pixels (bilinear between whole pixels)."""
+    (h, w), (my, mx) = f.shape, margin
+    iy, ix = int(np.floor(dy)), int(np.floor(dx))
+    fy, fx = dy - iy, dx - ix
+    out = np.zeros((h - 2 * my, w - 2 * mx), np.float32)
+    for oy, wy in ((0, 1 - fy), (1, fy)):
+        for ox, wx in ((0, 1 - fx), (1, fx)):
+            if wy * wx:
+                y0, x0 = my + iy + oy, mx + ix + ox
+                out += np.float32(wy * wx) * f[y0 : y0 + h - 2 * my, x0 : x0 + w - 2 * mx]
+    return out
 
 
 def _grow(a: np.ndarray) -> np.ndarray:
@@ -141,8 +175,27 @@ def _overlay(frames: Sequence[np.ndarray]) -> np.ndarray:
     return _grow(text) if text.any() else text
 
 
+def _misfit(x: np.ndarray, dys: list[int], dxs: list[int], frames: list[int], margin: tuple[int, int]) -> float:
+    """Mean absolute difference of ``frames`` shifted by ``dys`` / ``dxs`` from the middle frame, inside ``margin``
+    (every 4th pixel)."""
+    t, h, w = x.shape
+    my, mx = margin
+    mid = x[t // 2, my : h - my : 4, mx : w - mx : 4]
+    return float(np.mean([np.abs(x[i, my + dys[i] : h - my + dys[i] : 4, mx + dxs[i] : w - mx + dxs[i] : 4] - mid)
+                          .mean() for i in frames]))
+
+
 def _stabilise(x: np.ndarray, raw: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
-    """Undo whole-pixel camera shake (wind, a pole swaying) against the middle frame via row/column profiles.
+    """Undo whole-pixel camera shake (wind, a pole swaying) and pans against the middle frame via row/column
+    profiles.
+
+    Shake is searched within ``_MAX_SHIFT`` pixels. A frame found at that limit may have moved further, as a
+    panning or tilting camera's do (a PTZ camera turning to a preset, a hand-held camera): that axis is searched
+    again up to ``_MAX_PAN``, and the wider shifts are kept when the picture agrees (the frames whose shift changed
+    differ from the middle frame by at most ``_PAN_GAIN`` of what they did), so a large mover that pulled the
+    profiles does not move the still scene. Such frames are moved to a fraction of a pixel (bilinear), cropped to
+    what all of them see and their offset and gain measured again there; the shake reported is then how far they
+    stray from a steady turn, the range the model was trained on.
 
     A burnt-in overlay in the window's ``raw`` frames (see ``_overlay``) did not shake, so the stabilised frames
     move it instead; wherever a frame shows a text pixel after its shift, every frame is held at the middle
@@ -151,17 +204,42 @@ def _stabilise(x: np.ndarray, raw: Sequence[np.ndarray]) -> tuple[np.ndarray, fl
     m = _MAX_SHIFT
     t, h, w = x.shape
     rows, cols = x.mean(axis=2), x.mean(axis=1)
-    shifts = list(zip(_best_shifts(rows, rows[t // 2], m), _best_shifts(cols, cols[t // 2], m), strict=True))
-    if not any(dy or dx for dy, dx in shifts):
-        return x, 0.0
-    out = np.stack([f[m + dy : h - m + dy, m + dx : w - m + dx] for f, (dy, dx) in zip(x, shifts, strict=True)])
+    dys, dxs = _best_shifts(rows, rows[t // 2], m), _best_shifts(cols, cols[t // 2], m)
+    # an axis whose search hit its limit (moved further than shake, or a mover pulled the profile) is searched wider
+    reach = (min(_MAX_PAN, h // 4) if m in np.abs(dys) else m, min(_MAX_PAN, w // 4) if m in np.abs(dxs) else m)
+    pan = False
+    if reach != (m, m):
+        wide = _best_shifts(rows, rows[t // 2], reach[0]), _best_shifts(cols, cols[t // 2], reach[1])
+        changed = [i for i in range(t) if (wide[0][i], wide[1][i]) != (dys[i], dxs[i])]
+        both = max(map(abs, wide[0] + dys)), max(map(abs, wide[1] + dxs))  # the part every frame sees either way
+        pan = bool(changed) and _misfit(x, *wide, changed, both) < _PAN_GAIN * _misfit(x, dys, dxs, changed, both)
+    if pan:  # the whole picture agrees: a pan, undone to a fraction of a pixel
+        fy, fx = _fine_shifts(rows, rows[t // 2], reach[0]), _fine_shifts(cols, cols[t // 2], reach[1])
+        my, mx = int(np.ceil(np.abs(fy).max())) + 1, int(np.ceil(np.abs(fx).max())) + 1
+        my, mx = max(m, my), max(m, mx)
+        out = np.stack([_moved(f, (my, mx), dy, dx) for f, dy, dx in zip(x, fy, fx, strict=True)])
+        # each frame's offset and gain were measured on a different view: measure them again on the common one
+        out -= out.mean(axis=(1, 2))[:, None, None]
+        stds = out.std(axis=(1, 2)) + 1e-3
+        out *= (stds.mean() / stds)[:, None, None]
+        tt = np.arange(t) - t // 2  # the shake on top of the pan: how far the frames stray from a steady turn
+        stray = np.abs(fy - np.polyval(np.polyfit(tt, fy, 1), tt)) + np.abs(fx - np.polyval(np.polyfit(tt, fx, 1), tt))
+        shifts = list(zip(np.round(fy).astype(int).tolist(), np.round(fx).astype(int).tolist(), strict=True))
+        shake = float(stray.mean())
+    else:
+        shifts = list(zip(dys, dxs, strict=True))
+        if not any(dy or dx for dy, dx in shifts):
+            return x, 0.0
+        my, mx = m, m
+        out = np.stack([f[m + dy : h - m + dy, m + dx : w - m + dx] for f, (dy, dx) in zip(x, shifts, strict=True)])
+        shake = float(np.mean([abs(dy) + abs(dx) for dy, dx in shifts]))
     text = _overlay(raw)
     if text.any():
         moved = np.zeros(out.shape[1:], np.bool_)
         for dy, dx in shifts:
-            moved |= text[m + dy : h - m + dy, m + dx : w - m + dx]
+            moved |= text[my + dy : h - my + dy, mx + dx : w - mx + dx]
         out[:, moved] = out[t // 2][moved]
-    return out, float(np.mean([abs(dy) + abs(dx) for dy, dx in shifts]))
+    return out, shake
 
 
 #: 8-pixel line segments built by three shift-and-add steps (offsets dy, dx): vertical, about 16 and 30 degrees
@@ -477,17 +555,22 @@ def window_analysis(frames: Sequence[np.ndarray], maps: bool = False) -> tuple[n
         flat_share,
         *_line_filter_features(spike),
     ]
-    return np.asarray(feats, dtype=np.float32), (_maps(spike, absd, x.shape[1:] == uncropped) if maps else None)
+    return np.asarray(feats, dtype=np.float32), (_maps(spike, absd, uncropped) if maps else None)
 
 
 #: brightening maps per window (the 4 middle frames of a 6-frame window)
 MAP_FRAMES = WINDOW_LENGTH - 2
 
 
-def _maps(spike: np.ndarray, absd: np.ndarray, uncropped: bool) -> np.ndarray:
-    """``spike`` without the shake correction's margin, in units of the noise of that area (see window_analysis)."""
-    if uncropped:  # the stabiliser crops the margin only when it shifts: crop the same for every window
-        m = _MAX_SHIFT
+def _maps(spike: np.ndarray, absd: np.ndarray, full: tuple[int, ...]) -> np.ndarray:
+    """``spike`` without the shake correction's margin, in units of the noise of that area (see window_analysis);
+    a pan's wider crop is padded back with zeros (no brightening), so every window's maps have one shape."""
+    m = _MAX_SHIFT
+    if spike.shape[1:] == full:  # the stabiliser crops the margin only when it shifts: crop the same for every window
         spike, absd = spike[:, m:-m, m:-m], absd[:, m:-m, m:-m]
     sigma = float(_median(absd[:, ::4, ::4].ravel())) * 1.4826 / np.sqrt(2.0) + 0.25
-    return np.clip(spike / sigma, -8.0, 16.0).astype(np.float16)
+    out = np.clip(spike / sigma, -8.0, 16.0).astype(np.float16)
+    py, px = (full[0] - 2 * m - out.shape[1]) // 2, (full[1] - 2 * m - out.shape[2]) // 2
+    if py or px:
+        out = np.pad(out, ((0, 0), (py, py), (px, px)))
+    return out
