@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from alarmcloud_detect_rain.features import FEATURE_NAMES, WINDOW_LENGTH, window_analysis, window_features
+from PIL import Image, ImageDraw, ImageFont
 
 H, W = 360, 640
 SPIKES = FEATURE_NAMES.index("log_spike_8")
@@ -85,3 +86,26 @@ def test_a_large_mover_on_a_still_scene_is_not_taken_for_a_pan() -> None:
     would move the whole still scene instead. The pan is only kept when the whole picture agrees."""
     with_van = window_features(_window((0, 0), 0, mover=True))
     assert with_van[SHAKE] <= 2  # not moved by the van's 12 px per frame
+
+
+def _with_clock(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The camera's date/time line and name burnt in: the same pixels in every frame while the scene pans."""
+    font = ImageFont.load_default(size=16)
+    out = []
+    for f in frames:
+        img = Image.fromarray(f)
+        draw = ImageDraw.Draw(img)
+        draw.text((16, 12), "2026-11-25 21:04:05", font=font, fill=255, stroke_width=1, stroke_fill=0)
+        draw.text((W - 16, H - 12), "Carport", font=font, fill=255, stroke_width=1, stroke_fill=0, anchor="rs")
+        out.append(np.asarray(img))
+    return out
+
+
+@pytest.mark.parametrize("step", [(0, 8), (4, 9)])
+@pytest.mark.parametrize("streaks", [0, 400])
+def test_burnt_in_text_on_a_panning_camera_adds_no_rain_evidence(step: tuple[int, int], streaks: int) -> None:
+    """Undoing the pan moves the text, which did not pan, by up to 45 pixels; it is held still there."""
+    plain = window_features(_window(step, streaks))
+    with_text = window_features(_with_clock(_window(step, streaks)))
+    for k in (SPIKES, MATCHED):
+        assert abs(with_text[k] - plain[k]) < 0.2, (FEATURE_NAMES[k], plain[k], with_text[k])
