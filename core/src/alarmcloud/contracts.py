@@ -50,6 +50,10 @@ class FrameRequest:
     a stream holds a picture and its copy side by side, so nothing there changes for one frame only. With
     ``distinct`` the core recognises the copies from the window's first frames (``alarmcloud.video.copy_threshold``)
     and leaves them out, decoding on, up to three times as many frames, for such streams only.
+    ``one_field``: from an interlaced stream (each frame two fields taken half a frame apart and woven line by line:
+    analogue cameras' recorders, 1080i cameras) serve each frame's top field alone, scaled to the frame's size.
+    Scaling the woven frame mixes the two moments: a moving edge combs, and a rain streak of one field shows on
+    every other line, at half strength once scaled. Progressive streams are served as they are.
     """
 
     keyframes: bool = True
@@ -60,6 +64,7 @@ class FrameRequest:
     height: int | None = None
     color: Literal["rgb", "gray"] = "rgb"
     distinct: bool = False
+    one_field: bool = False
 
 
 @dataclass(frozen=True)

@@ -374,13 +374,22 @@ def _spread(items: list[tuple[float, av.VideoFrame]], n: int) -> list[tuple[floa
 def _convert(
     frame: av.VideoFrame, req: FrameRequest, cache: dict[tuple[int, int | None, int | None, str], np.ndarray]
 ) -> np.ndarray:
-    """Scale and convert a frame once per (frame, size, colour), shared by every request that wants it."""
+    """Scale and convert a frame once per (frame, size, colour, field), shared by every request that wants it."""
     w, h = _target_size(frame.width, frame.height, req.width, req.height)
-    key = (id(frame), w, h, req.color)
+    field = req.one_field and frame.interlaced_frame
+    key = (id(frame), w, h, req.color + ("/field" if field else ""))
     hit = cache.get(key)
     if hit is not None:
         return hit
-    if req.color == "gray" and w == frame.width and h == frame.height and frame.format.name.startswith("yuv"):
+    if field:  # the top field alone (every other line), scaled to the frame's size
+        fmt = "gray" if req.color == "gray" else "rgb24"
+        rows = (_luma_plane(frame) if fmt == "gray" and frame.format.name.startswith("yuv")
+                else frame.to_ndarray(format=fmt))[::2]
+        top = av.VideoFrame.from_ndarray(np.ascontiguousarray(rows), format=fmt)
+        arr = top.reformat(width=w, height=h, interpolation="FAST_BILINEAR").to_ndarray()
+        if fmt == "gray" and arr.ndim == 3:
+            arr = arr[..., 0]
+    elif req.color == "gray" and w == frame.width and h == frame.height and frame.format.name.startswith("yuv"):
         arr = _luma_plane(frame).copy()
     else:
         fmt = "gray" if req.color == "gray" else "rgb24"

@@ -24,6 +24,8 @@ def test_contract(detector: RainDetector) -> None:
     req = detector.frame_request()
     assert req.color == "gray" and not req.keyframes
     assert req.window_length == WINDOW_LENGTH >= 5 and len(req.window_at) == 3
+    # a streak lasts one field: interlaced frames are served as their top field (measured in the README)
+    assert req.distinct and req.one_field
 
 
 def test_windows_are_decoded_once_with_the_motion_analysis(tmp_path: Path) -> None:

@@ -28,6 +28,12 @@ and the scores:
   by 1-12 px per frame at 640 px wide, a third of the clips with some tilt, back and forth across the scene (three
   quarters of it in view, scaled up to the clip's size with a bicubic filter, so the steps are not whole pixels);
   ``zoom`` is the same view held still, the baseline ``pan`` is to be read against.
+- ``interlace``: an interlaced camera's (or an analogue camera's recorder's) pictures: each frame woven from two
+  fields taken half a frame apart, the even lines from the first and the odd lines from the second (rendered at
+  twice the frame rate, so each field's streaks are as long as its exposure; the other distractors then move twice
+  as fast), coded as interlaced H.264 (two fields, top first), so the decoder flags the frames interlaced; a rain
+  streak of one field shows on every other line only. ``interlace-weave``: the same woven frames coded as
+  progressive H.264, as an editor's re-encode sends them (not flagged).
 
 Scored as the detector is configured: the MLP fused with the spike-map CNN at the CNN's threshold, or with
 ``--cnn-weight 0`` the MLP alone at its own (the tables of the rain README before the CNN shipped).
@@ -40,6 +46,7 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 import tempfile
@@ -69,7 +76,7 @@ from synth import (  # noqa: E402
 )
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
-             "vp9", "av1", "zoom", "pan")
+             "vp9", "av1", "zoom", "pan", "interlace", "interlace-weave")
 #: the part of the scene a panning camera's picture shows (``pan_frames``)
 PAN_VIEW = 0.75
 
@@ -145,6 +152,18 @@ def pan_frames(frames: list[np.ndarray], seed: int, speed: float | None = None) 
     return out
 
 
+def interlaced_frames(spec: ClipSpec) -> list[np.ndarray]:
+    """The clip's frames woven from fields: ``spec`` rendered at twice its frame rate (and twice its frames), the
+    even lines of each frame from one field and the odd lines from the next."""
+    fields = render_frames(dataclasses.replace(spec, fps=2 * spec.fps, window_length=2 * spec.window_length))
+    out = []
+    for top, bottom in zip(fields[::2], fields[1::2], strict=True):
+        frame = top.copy()
+        frame[1::2] = bottom[1::2]
+        out.append(frame)
+    return out
+
+
 def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     """In-camera edge enhancement: an unsharp mask of radius 1-2 px and 60-150 %."""
     rng = np.random.default_rng(seed + 29)
@@ -162,7 +181,7 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` and the spike-map CNN's
     weather score of the clip (the detector skips a window shorter than 5 frames, which only a clip that ends within
     it has)."""
-    frames = render_frames(spec)
+    frames = interlaced_frames(spec) if artefact.startswith("interlace") else render_frames(spec)
     fps, gop = spec.fps, spec.window_length
     if artefact in ("sharpen", "all"):
         frames = sharpen(frames, spec.seed)
@@ -186,7 +205,7 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
                           max(20, bitrate * 6 // 10) if bitrate else 0, codec="libx265", bframes=bframes)
         else:
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, "medium" if bframes else preset_of(spec),
-                          bitrate, bframes=bframes)
+                          bitrate, bframes=bframes, interlaced=artefact == "interlace")
         (cf,) = decode(path, [clip_request(spec)])
     det = _detector()
     rows, maps, _ = det.analysis(cf, maps=True)

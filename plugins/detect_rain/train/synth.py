@@ -579,12 +579,14 @@ def encode(
     frames: list[np.ndarray], path: Path, fps: int, gop: int, crf: int, preset: str = "veryfast", bitrate: int = 0,
     codec: str = "libx264",
     bframes: int = 0,
+    interlaced: bool = False,
 ) -> Path:
     """Encode like a camera: H.264 (or ``codec="libx265"``: H.265), no B-frames, one slice, fixed GOP, given CRF or
     capped bitrate (kbit/s). ``bframes``: up to that many B-frames in a row, as desktop encoders and video sites
     (not cameras) use. ``codec="libvpx-vp9"`` / ``"libsvtav1"``: VP9 / AV1 as a video site encodes them (hidden
     reference frames, pictures coded out of order), at ``crf`` on the encoder's own 0-63 scale or ``bitrate``, with
-    the same GOP."""
+    the same GOP. ``interlaced``: x264 codes each frame as two fields, top first (an interlaced camera or an
+    analogue camera's recorder; the decoder then flags every frame interlaced)."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream(codec, rate=fps)
@@ -612,7 +614,7 @@ def encode(
                 "bf": str(bframes),
                 "sc_threshold": "0",
                 "keyint_min": str(gop),
-                "x264-params": "sliced-threads=0:slices=1",
+                "x264-params": "sliced-threads=0:slices=1" + (":interlaced=1:tff=1" if interlaced else ""),
             }
             if not bframes:  # a camera's low-latency stream (which has no B-frames)
                 vs.codec_context.options |= {"tune": "zerolatency"}

@@ -216,10 +216,10 @@ class RainDetector(Detector):
 
     @staticmethod
     def default_request(window_at: tuple[float, ...] = WINDOW_AT) -> FrameRequest:
-        """Short windows of consecutive grey pictures at 640 px wide (copies of a picture skipped); no keyframes."""
-        return FrameRequest(
-            keyframes=False, window_at=window_at, window_length=WINDOW_LENGTH, width=WIDTH, color="gray", distinct=True
-        )
+        """Short windows of consecutive grey pictures at 640 px wide (copies of a picture skipped; of an interlaced
+        stream, each frame's first field alone: a streak lasts one field); no keyframes."""
+        return FrameRequest(keyframes=False, window_at=window_at, window_length=WINDOW_LENGTH, width=WIDTH,
+                            color="gray", distinct=True, one_field=True)
 
     def frame_request(self) -> FrameRequest:
         """The frames this detector needs from every clip."""
