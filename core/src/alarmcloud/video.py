@@ -381,18 +381,14 @@ def _convert(
     hit = cache.get(key)
     if hit is not None:
         return hit
-    if field:  # the top field alone (every other line), scaled to the frame's size
-        fmt = "gray" if req.color == "gray" else "rgb24"
-        rows = (_luma_plane(frame) if fmt == "gray" and frame.format.name.startswith("yuv")
-                else frame.to_ndarray(format=fmt))[::2]
-        top = av.VideoFrame.from_ndarray(np.ascontiguousarray(rows), format=fmt)
-        arr = top.reformat(width=w, height=h, interpolation="FAST_BILINEAR").to_ndarray()
-        if fmt == "gray" and arr.ndim == 3:
-            arr = arr[..., 0]
-    elif req.color == "gray" and w == frame.width and h == frame.height and frame.format.name.startswith("yuv"):
+    fmt = "gray" if req.color == "gray" else "rgb24"
+    yuv = frame.format.name.startswith("yuv")
+    if not field and fmt == "gray" and w == frame.width and h == frame.height and yuv:
         arr = _luma_plane(frame).copy()
     else:
-        fmt = "gray" if req.color == "gray" else "rgb24"
+        if field:  # the top field alone (every other line), scaled to the frame's size
+            rows = (_luma_plane(frame) if fmt == "gray" and yuv else frame.to_ndarray(format=fmt))[::2]
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rows), format=fmt)
         arr = frame.reformat(width=w, height=h, format=fmt, interpolation="FAST_BILINEAR").to_ndarray()
         if fmt == "gray" and arr.ndim == 3:
             arr = arr[..., 0]

@@ -106,6 +106,19 @@ def _median(a: np.ndarray) -> np.ndarray:
     return (part[..., :k].max(axis=-1) + hi) / 2  # the mean of the two middle elements, in a's dtype
 
 
+def _cancel_offset_gain(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Give every frame of ``x`` (in place) mean 0 and the window's mean spread; returns the frames' means and
+    spreads (standard deviations) before."""
+    means = x.mean(axis=(1, 2))
+    x -= means[:, None, None]
+    # x.std(axis=(1, 2)) step by step, reusing the centred frames (numpy's own sequence of operations)
+    var = np.add.reduce(np.square(x), axis=(1, 2))
+    np.true_divide(var, np.intp(x.shape[1] * x.shape[2]), out=var, casting="unsafe")
+    stds = np.sqrt(var) + 1e-3
+    x *= (stds.mean() / stds)[:, None, None]
+    return means, stds
+
+
 def _shift_errors(p: np.ndarray, ref: np.ndarray, m: int) -> np.ndarray:
     """Per profile (row of ``p``) and shift ``d`` (-m..m) the mean absolute difference of ``p[i + d]`` and
     ``ref[i]``."""
@@ -120,10 +133,10 @@ def _best_shifts(p: np.ndarray, ref: np.ndarray, m: int) -> list[int]:
     return (_shift_errors(p, ref, m).argmin(axis=-1) - m).tolist()
 
 
-def _fine_shifts(p: np.ndarray, ref: np.ndarray, m: int) -> np.ndarray:
-    """``_best_shifts`` to a fraction of a pixel: the minimum of the parabola through the best shift's error and
-    its neighbours' (a pan moves the picture by fractions of a pixel)."""
-    errs = _shift_errors(p, ref, m)
+def _fine_shifts(errs: np.ndarray) -> np.ndarray:
+    """The shifts of ``_shift_errors``' ``errs`` to a fraction of a pixel: the minimum of the parabola through the
+    best shift's error and its neighbours' (a pan moves the picture by fractions of a pixel)."""
+    m = errs.shape[-1] // 2
     k = errs.argmin(axis=-1)
     inner = np.clip(k, 1, 2 * m - 1)
     rows = np.arange(len(k))
@@ -209,19 +222,17 @@ def _stabilise(x: np.ndarray, raw: Sequence[np.ndarray]) -> tuple[np.ndarray, fl
     reach = (min(_MAX_PAN, h // 4) if m in np.abs(dys) else m, min(_MAX_PAN, w // 4) if m in np.abs(dxs) else m)
     pan = False
     if reach != (m, m):
-        wide = _best_shifts(rows, rows[t // 2], reach[0]), _best_shifts(cols, cols[t // 2], reach[1])
+        errs = _shift_errors(rows, rows[t // 2], reach[0]), _shift_errors(cols, cols[t // 2], reach[1])
+        wide = (errs[0].argmin(axis=-1) - reach[0]).tolist(), (errs[1].argmin(axis=-1) - reach[1]).tolist()
         changed = [i for i in range(t) if (wide[0][i], wide[1][i]) != (dys[i], dxs[i])]
         both = max(map(abs, wide[0] + dys)), max(map(abs, wide[1] + dxs))  # the part every frame sees either way
         pan = bool(changed) and _misfit(x, *wide, changed, both) < _PAN_GAIN * _misfit(x, dys, dxs, changed, both)
     if pan:  # the whole picture agrees: a pan, undone to a fraction of a pixel
-        fy, fx = _fine_shifts(rows, rows[t // 2], reach[0]), _fine_shifts(cols, cols[t // 2], reach[1])
+        fy, fx = _fine_shifts(errs[0]), _fine_shifts(errs[1])
         my, mx = int(np.ceil(np.abs(fy).max())) + 1, int(np.ceil(np.abs(fx).max())) + 1
         my, mx = max(m, my), max(m, mx)
         out = np.stack([_moved(f, (my, mx), dy, dx) for f, dy, dx in zip(x, fy, fx, strict=True)])
-        # each frame's offset and gain were measured on a different view: measure them again on the common one
-        out -= out.mean(axis=(1, 2))[:, None, None]
-        stds = out.std(axis=(1, 2)) + 1e-3
-        out *= (stds.mean() / stds)[:, None, None]
+        _cancel_offset_gain(out)  # each frame's were measured on a different view: again on the common one
         tt = np.arange(t) - t // 2  # the shake on top of the pan: how far the frames stray from a steady turn
         stray = np.abs(fy - np.polyval(np.polyfit(tt, fy, 1), tt)) + np.abs(fx - np.polyval(np.polyfit(tt, fx, 1), tt))
         shifts = list(zip(np.round(fy).astype(int).tolist(), np.round(fx).astype(int).tolist(), strict=True))
@@ -393,14 +404,8 @@ def window_analysis(frames: Sequence[np.ndarray], maps: bool = False) -> tuple[n
     if x.ndim == 4:  # tolerate RGB input: luma only
         x = x @ _LUMA
     # automatic gain control and lightning change every pixel at once: cancel per-frame offset and gain
-    means = x.mean(axis=(1, 2))
+    means, stds = _cancel_offset_gain(x)
     flicker = float(np.abs(np.diff(means)).max() / (means.mean() + 1.0))
-    x -= means[:, None, None]
-    # x.std(axis=(1, 2)) step by step, reusing the centred frames (numpy's own sequence of operations)
-    var = np.add.reduce(np.square(x), axis=(1, 2))
-    np.true_divide(var, np.intp(x.shape[1] * x.shape[2]), out=var, casting="unsafe")
-    stds = np.sqrt(var) + 1e-3
-    x *= (stds.mean() / stds)[:, None, None]
     # a shaking camera moves every edge for one frame, which looks like streaks everywhere
     uncropped = x.shape[1:]
     x, shake = _stabilise(x, frames[: len(x)])
