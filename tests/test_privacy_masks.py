@@ -165,6 +165,50 @@ def test_g711_audio_of_a_camera_is_kept_unchanged_when_masking(api: Any, server:
     assert clip.codec == "h264"
 
 
+def turned_clip(path: Path, seconds: int = 3, fps: int = 10) -> Path:
+    """A phone's portrait video: the pictures as shown are H wide and W high; stored turned a quarter
+    counter-clockwise (W x H) with a display matrix that turns them a quarter clockwise, as phones store them."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        vs.codec_context.gop_size = 2 * fps
+        vs.codec_context.options = {"preset": "ultrafast", "bf": "0", "sc_threshold": "0"}
+        vs.set_display_rotation(-90)  # shown turned clockwise
+        for i in range(seconds * fps):
+            coded = np.ascontiguousarray(np.rot90(bright_scene(i, i / fps, H, W), 1))
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")))
+        out.mux(vs.encode(None))
+    return path
+
+
+def test_a_portrait_phone_video_is_masked_where_the_owner_sees_the_areas(api: Any, server: LiveServer,
+                                                                          tmp_path: Path) -> None:
+    """The masks are drawn on the picture as shown; a clip whose container turns its pictures for showing is
+    masked there (not where the same fractions of the coded picture lie), and the stored copy is shown the same way."""
+    from PIL import Image
+
+    a, cam, creds = setup_camera(api, "portrait@example.com")
+    upload = turned_clip(tmp_path / "portrait.mp4")
+    r = a.upload(creds, upload)
+    assert r.status_code == 201, r.text
+    path, _ = stored_clip(server.core, r.json()["clip_id"])
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    assert frames and all(f.rotation == -90 for f in frames)  # still shown turned clockwise
+    shown = [np.rot90(f.to_ndarray(format="rgb24").astype(np.int16), -1) for f in frames]
+    original = [np.rot90(f.astype(np.int16), -1) for f in decoded(upload)]
+    inside, outside = regions(H, W)  # the picture as shown: H wide, W high
+    assert shown[0].shape[:2] == inside.shape
+    assert min(float(f[inside].mean()) for f in original) > 140
+    assert max(float(f[inside].max()) for f in shown) <= 12
+    assert max(float(np.abs(m - o)[outside].mean()) for m, o in zip(shown, original, strict=True)) < 4.0
+    thumb = a.get(f"/api/v1/events/{r.json()['event_id']}/thumbnail")  # upright, as the owner sees the clip
+    img = np.asarray(Image.open(io.BytesIO(thumb.content)).convert("RGB")).astype(np.int16)
+    assert img.shape[0] > img.shape[1]
+    t_inside, t_outside = regions(img.shape[1], img.shape[0], inset=4)
+    assert img[t_inside].max() <= 25 and img[t_outside].mean() > 140
+
+
 def test_camera_snapshot_is_not_used_as_thumbnail_of_a_masked_camera(api: Any, server: LiveServer,
                                                                      tmp_path: Path) -> None:
     """A camera-sent JPEG shows the masked area: the thumbnail is made from the masked video instead."""

@@ -82,6 +82,22 @@ def pixel_rects(masks: list[list[float]], width: int, height: int) -> list[tuple
     return rects
 
 
+def coded_masks(masks: list[list[float]], turn: tuple[bool, bool, bool]) -> list[list[float]]:
+    """``masks``, drawn on the picture as players show it, on the picture as coded (``video.orientation``: a
+    clip whose container says to show it turned or mirrored)."""
+    transpose, flip_rows, flip_cols = turn
+    out = []
+    for x0, y0, x1, y1 in masks:  # undo the shown picture's steps, the last first
+        if flip_cols:
+            x0, x1 = 1.0 - x1, 1.0 - x0
+        if flip_rows:
+            y0, y1 = 1.0 - y1, 1.0 - y0
+        if transpose:
+            x0, y0, x1, y1 = y0, x0, y1, x1
+        out.append([x0, y0, x1, y1])
+    return out
+
+
 def _paint(frame: Any, rects: list[tuple[int, int, int, int]]) -> None:
     """Paint the rectangles black in a yuv420p frame, in place (Y=16, U=V=128: black in limited range)."""
     import numpy as np
@@ -94,31 +110,45 @@ def _paint(frame: Any, rects: list[tuple[int, int, int, int]]) -> None:
 
 
 def mask_clip(src: Path, dst: Path, masks: list[list[float]], threads: int = 2) -> dict[str, Any]:
-    """Decode ``src``, paint the masks, encode H.264 to ``dst`` (same size, frame times); copy audio packets."""
+    """Decode ``src``, paint the masks, encode H.264 to ``dst`` (same size, frame times); copy audio packets.
+
+    The masks are fractions of the picture as players show it: a clip whose container says to show it turned or
+    mirrored (a phone's portrait video) is masked where the owner sees the area, and ``dst`` says the same.
+    """
     import av
 
-    from alarmcloud.video import open_input
+    from alarmcloud.video import first_orientation, open_input
 
+    try:
+        turn = first_orientation(src)
+    except av.error.FFmpegError as exc:
+        raise ProbeError("corrupt_video", f"the video data is corrupt: {exc.__class__.__name__}") from None
     with open_input(src) as inp:
         ias = inp.streams.audio[0] if inp.streams.audio else None
         # G.711 / G.726 camera audio cannot go into MP4; QuickTime (the same ISO file family) holds it unchanged
         fmt = "mp4" if ias is None or ias.codec_context.name in MP4_AUDIO else "mov"
         with av.open(str(dst), mode="w", format=fmt) as out:
-            return _mask_streams(inp, out, ias, masks, threads)
+            return _mask_streams(inp, out, ias, masks, threads, turn)
 
 
-def _mask_streams(inp: Any, out: Any, ias: Any, masks: list[list[float]], threads: int) -> dict[str, Any]:
+def _mask_streams(inp: Any, out: Any, ias: Any, masks: list[list[float]], threads: int,
+                  turn: tuple[bool, bool, bool]) -> dict[str, Any]:
     import av
+
+    from alarmcloud.video import DISPLAY_ROTATION
 
     ivs = inp.streams.video[0]
     icc = ivs.codec_context
     icc.thread_count = threads
     width, height = int(icc.width), int(icc.height)
-    rects = pixel_rects(masks, width, height)
+    rects = pixel_rects(coded_masks(masks, turn), width, height)
     rate = ivs.average_rate or ivs.guessed_rate or ivs.base_rate or Fraction(15)
     tb = ivs.time_base or Fraction(1, 90000)
     ovs = out.add_stream("libx264", rate=rate)
     ovs.width, ovs.height, ovs.pix_fmt = width, height, "yuv420p"
+    if turn in DISPLAY_ROTATION:  # the masked copy is shown as the upload was
+        degrees, hflip, vflip = DISPLAY_ROTATION[turn]
+        ovs.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
     ovs.time_base = tb
     occ = ovs.codec_context
     occ.time_base = tb

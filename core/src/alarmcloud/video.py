@@ -374,13 +374,16 @@ def _spread(items: list[tuple[float, av.VideoFrame]], n: int) -> list[tuple[floa
 def _convert(
     frame: av.VideoFrame, req: FrameRequest, cache: dict[tuple[int, int | None, int | None, str], np.ndarray]
 ) -> np.ndarray:
-    """Scale and convert a frame once per (frame, size, colour, field), shared by every request that wants it."""
-    w, h = _target_size(frame.width, frame.height, req.width, req.height)
+    """Scale and convert a frame once per (frame, size, colour, field), shared by every request that wants it; a
+    frame its container says to show turned or mirrored (``orientation``) is served as shown, ``req``'s size too."""
+    turn = orientation(frame)
+    w, h = _target_size(*_shown(frame.width, frame.height, turn), req.width, req.height)
     field = req.one_field and frame.interlaced_frame
     key = (id(frame), w, h, req.color + ("/field" if field else ""))
     hit = cache.get(key)
     if hit is not None:
         return hit
+    w, h = _shown(w, h, turn)  # the size to scale the coded picture to
     fmt = "gray" if req.color == "gray" else "rgb24"
     yuv = frame.format.name.startswith("yuv")
     if not field and fmt == "gray" and w == frame.width and h == frame.height and yuv:
@@ -392,8 +395,72 @@ def _convert(
         arr = frame.reformat(width=w, height=h, format=fmt, interpolation="FAST_BILINEAR").to_ndarray()
         if fmt == "gray" and arr.ndim == 3:
             arr = arr[..., 0]
-    cache[key] = arr
+    cache[key] = arr = as_shown(arr, turn)
     return arr
+
+
+#: how a picture is shown: transposed (rows become columns), then flipped upside down, then left to right
+Orientation = tuple[bool, bool, bool]
+UPRIGHT: Orientation = (False, False, False)
+
+
+def orientation(frame: av.VideoFrame) -> Orientation:
+    """How a player shows ``frame``: from the display matrix its container carries (a phone stores video filmed
+    upright turned, with a matrix that turns it back; a camera mounted on its side may too), in quarter turns and
+    mirrorings as FFmpeg's own player applies them; ``UPRIGHT`` without one, or for one that turns the picture by
+    another angle."""
+    matrix = frame.side_data.get("DISPLAYMATRIX")
+    if matrix is None:
+        return UPRIGHT
+    m = np.frombuffer(bytes(matrix), np.int32)
+    theta = -frame.rotation % 360  # clockwise degrees, as FFmpeg's autorotate reads it
+    if theta == 90:  # turned clockwise; transposed alone where the matrix mirrors too
+        return (True, False, bool(m[3] <= 0))
+    if theta == 270:  # turned counter-clockwise; also flipped both ways where the matrix mirrors
+        return (True, True, bool(m[3] < 0))
+    if theta in (0, 180):
+        return (False, bool(m[4] < 0), bool(m[0] < 0))
+    return UPRIGHT
+
+
+#: ``VideoStream.set_display_rotation`` arguments (counter-clockwise degrees, then mirrored left to right / upside
+#: down) that make a player show a coded picture as each ``Orientation`` does
+DISPLAY_ROTATION: dict[Orientation, tuple[int, bool, bool]] = {
+    (True, False, True): (-90, False, False),  # turned clockwise
+    (True, True, False): (90, False, False),  # turned counter-clockwise
+    (False, True, True): (180, False, False),
+    (False, False, True): (0, True, False),
+    (False, True, False): (0, False, True),
+    (True, False, False): (90, False, True),  # transposed
+    (True, True, True): (-90, False, True),  # transposed the other way (across the other diagonal)
+}
+
+
+def first_orientation(path: str | Path) -> Orientation:
+    """``orientation`` of the clip's first frame (``UPRIGHT`` for a clip without a decodable one)."""
+    with open_input(path) as container:
+        for frame in container.decode(container.streams.video[0]):
+            return orientation(frame)
+    return UPRIGHT
+
+
+def as_shown(arr: np.ndarray, turn: Orientation) -> np.ndarray:
+    """``arr`` (rows x columns [x channels]) as ``turn`` shows it (a contiguous array; ``arr`` itself when upright)."""
+    if turn == UPRIGHT:
+        return arr
+    transpose, flip_rows, flip_cols = turn
+    if transpose:
+        arr = arr.swapaxes(0, 1)
+    if flip_rows:
+        arr = arr[::-1]
+    if flip_cols:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+def _shown(width: int, height: int, turn: Orientation) -> tuple[int, int]:
+    """A ``width`` x ``height`` picture's size as ``turn`` shows it (the other way round when transposed)."""
+    return (height, width) if turn[0] else (width, height)
 
 
 def _target_size(src_w: int, src_h: int, width: int | None, height: int | None) -> tuple[int, int]:
@@ -407,15 +474,20 @@ def _target_size(src_w: int, src_h: int, width: int | None, height: int | None) 
 
 
 def thumbnail_jpeg(path: str | Path, width: int = 480) -> bytes:
-    """A JPEG of the clip's first keyframe, ``width`` pixels wide."""
+    """A JPEG of the clip's first keyframe as players show it (``orientation``), ``width`` pixels wide."""
     import io
+
+    from PIL import Image
 
     with open_input(path) as container:
         vs = container.streams.video[0]
         vs.codec_context.skip_frame = "NONKEY"
         for frame in container.decode(vs):
-            w, h = _target_size(frame.width, frame.height, width, None)
+            turn = orientation(frame)  # shown as players show the clip
+            w, h = _shown(*_target_size(*_shown(frame.width, frame.height, turn), width, None), turn)
             img = frame.to_image(width=w, height=h)
+            if turn != UPRIGHT:
+                img = Image.fromarray(as_shown(np.asarray(img), turn))
             buf = io.BytesIO()
             img.save(buf, format="JPEG", quality=80)
             return buf.getvalue()

@@ -1,0 +1,102 @@
+"""Clips whose container says to show them turned or mirrored are served as players show them.
+
+A phone stores video filmed upright as landscape pictures and a display matrix that turns them back (a camera
+mounted on its side may do the same); players, browsers among them, follow the matrix. The core serves the frames of
+such a clip, and its thumbnail, as shown: a detector sees rain fall down and a plate the right way round.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from alarmcloud.contracts import FrameRequest
+from alarmcloud.video import decode, probe, thumbnail_jpeg
+from PIL import Image
+
+#: the picture as shown: 96 wide, 160 high (portrait, as a phone filmed it)
+SW, SH = 96, 160
+
+#: (counter-clockwise degrees, mirrored left to right, upside down) as ``VideoStream.set_display_rotation`` takes
+#: them: every orientation a display matrix can give in quarter turns
+CASES = [(0, False, False), (90, False, False), (180, False, False), (-90, False, False),
+         (0, True, False), (0, False, True), (90, True, False), (90, False, True)]
+
+
+def _shown() -> np.ndarray:
+    """A dark picture with a white block at the top left and a grey one at the top right: whether it is turned or
+    mirrored shows in where the two blocks are."""
+    img = np.full((SH, SW, 3), 20, np.uint8)
+    img[:24, :32] = 235
+    img[:24, -32:] = 128
+    return img
+
+
+def _coded(degrees: int, hflip: bool, vflip: bool) -> np.ndarray:
+    """The picture to store so that a player shows ``_shown()``: the display matrix turns the coded picture
+    ``degrees`` counter-clockwise and then mirrors it, so the coded picture is the shown one mirrored back and
+    turned back."""
+    img = _shown()
+    if vflip:
+        img = img[::-1]
+    if hflip:
+        img = img[:, ::-1]
+    return np.ascontiguousarray(np.rot90(img, -degrees // 90))
+
+
+def _clip(path: Path, degrees: int, hflip: bool, vflip: bool) -> Path:
+    coded = _coded(degrees, hflip, vflip)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.height, vs.width = coded.shape[:2]
+        vs.pix_fmt = "yuv420p"
+        vs.codec_context.gop_size = 10
+        vs.codec_context.options = {"preset": "veryfast", "crf": "12"}
+        if degrees or hflip or vflip:
+            vs.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        for _ in range(20):
+            for packet in vs.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    return path
+
+
+def _assert_as_shown(img: np.ndarray) -> None:
+    """``img`` (grey or RGB, any size) shows the white block top left, the grey one top right, dark below."""
+    g = img.astype(np.float32) if img.ndim == 2 else img.astype(np.float32).mean(axis=2)
+    h, w = g.shape
+    top_left = g[: h * 24 // SH, : w * 32 // SW]
+    top_right = g[: h * 24 // SH, w - w * 32 // SW:]
+    assert top_left.mean() > 200, "the white block is not at the top left"
+    assert 100 < top_right.mean() < 160, "the grey block is not at the top right"
+    assert g[h // 2:].mean() < 40, "the bottom half is not dark"
+
+
+@pytest.mark.parametrize("degrees,hflip,vflip", CASES)
+def test_frames_are_served_as_a_player_shows_them(tmp_path: Path, degrees: int, hflip: bool, vflip: bool) -> None:
+    path = _clip(tmp_path / "clip.mp4", degrees, hflip, vflip)
+    full, gray, small = decode(path, [
+        FrameRequest(keyframes=True, color="rgb", window_at=(0.5,), window_length=3),
+        FrameRequest(keyframes=True, color="gray"),
+        FrameRequest(keyframes=True, color="gray", width=48),
+    ])
+    assert full.windows and len(full.windows[0]) == 3
+    for frame in [*full.keyframes, *full.windows[0], *gray.keyframes]:
+        assert frame.image.shape[:2] == (SH, SW)
+        _assert_as_shown(frame.image)
+    for frame in small.keyframes:  # the requested width is the width as shown
+        assert frame.image.shape == (80, 48)
+        _assert_as_shown(frame.image)
+    thumb = np.asarray(Image.open(io.BytesIO(thumbnail_jpeg(path, width=48))).convert("L"))
+    assert thumb.shape == (80, 48)
+    _assert_as_shown(thumb)
+
+
+def test_probe_reports_the_size_as_coded(tmp_path: Path) -> None:
+    """The probe's width and height are the coded picture's (what a camera model's resolutions list)."""
+    p = probe(_clip(tmp_path / "clip.mp4", 90, False, False))
+    assert (p.width, p.height) == (SH, SW)
