@@ -34,6 +34,23 @@ and the scores:
   as fast), coded as interlaced H.264 (two fields, top first), so the decoder flags the frames interlaced; a rain
   streak of one field shows on every other line only. ``interlace-weave``: the same woven frames coded as
   progressive H.264, as an editor's re-encode sends them (not flagged).
+- ``shutter``: daylight rain through a short exposure (5-30 % of the frame time, as a camera's auto exposure sets
+  it outdoors by day): each drop falls a shorter way while the shutter is open, so its streak is shorter and, the
+  drop covering each pixel for a larger share of the exposure, more opaque (night clips, exposed for the whole frame
+  time, are unchanged; so are clear clips).
+- ``splash``: rain hitting the ground below a horizon (35-70 % down the picture): small bright crowns, one frame
+  each (a third fading over a second), larger towards the bottom of the picture, 0.2-1 splashes per streak (clear
+  and snow clips unchanged).
+- ``ircut``: a day camera switching to night vision inside the first window, as at dusk (and a common cause of
+  alarms): the infra-red cut filter leaves the light path and the IR lamp comes on, so from one frame to the next
+  the picture turns grey, foliage bright (it reflects infra-red), the lamp's cone lit, noisier, and the auto
+  exposure overshoots and settles over a few frames; the later windows are in the night look (night clips
+  unchanged).
+- ``rotated``: the pictures stored turned a quarter clockwise with a display matrix that turns them back, as a
+  phone stores video filmed upright (and cameras mounted on their side): players show them upright.
+- ``web``: strands of spider silk in front of the lens at night, lit by the IR lamp right beside them (a classic
+  cause of night alarms): 1-4 bright, out-of-focus curved threads hanging from the picture's edge, their free ends
+  swaying 2-12 px per frame in the wind (day clips unchanged).
 
 Scored as the detector is configured: the MLP fused with the spike-map CNN at the CNN's threshold, or with
 ``--cnn-weight 0`` the MLP alone at its own (the tables of the rain README before the CNN shipped).
@@ -76,7 +93,8 @@ from synth import (  # noqa: E402
 )
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
-             "vp9", "av1", "zoom", "pan", "interlace", "interlace-weave")
+             "vp9", "av1", "zoom", "pan", "interlace", "interlace-weave", "shutter", "splash", "ircut",
+             "web", "rotated")
 #: the part of the scene a panning camera's picture shows (``pan_frames``)
 PAN_VIEW = 0.75
 
@@ -164,6 +182,75 @@ def interlaced_frames(spec: ClipSpec) -> list[np.ndarray]:
     return out
 
 
+def with_weather_extras(spec: ClipSpec, artefact: str) -> ClipSpec:
+    """``spec`` with the renderer's ``shutter`` (a day clip's exposure as a share of the frame time, log-uniform in
+    0.05-0.3) or ``splash`` (splashes per rain streak, 0.2-1) for those artefacts; else ``spec`` itself."""
+    rng = np.random.default_rng(spec.seed + 37)
+    if artefact == "shutter" and not spec.night:
+        return dataclasses.replace(spec, extra={**spec.extra, "shutter": float(np.exp(rng.uniform(np.log(0.05),
+                                                                                                   np.log(0.3))))})
+    if artefact == "splash":
+        return dataclasses.replace(spec, extra={**spec.extra, "splash": float(rng.uniform(0.2, 1.0))})
+    return spec
+
+
+def ir_switch(frames: list[np.ndarray], seed: int, window_length: int) -> list[np.ndarray]:
+    """A day camera's ``frames`` switching to night vision at a frame inside the first window (1 to
+    ``window_length`` - 2): grey from there on, foliage bright, the IR lamp's cone lit, more sensor noise, and the
+    auto exposure's overshoot (-40 % to +80 %) settling over 1-4 frames."""
+    rng = np.random.default_rng(seed + 41)
+    h, w = frames[0].shape[:2]
+    k = int(rng.integers(1, window_length - 1))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.4, 0.8)
+    lamp = np.exp(-(((xx - cx) / (w * 0.6)) ** 2 + ((yy - cy) / (h * 0.7)) ** 2))
+    level, overshoot, settle = rng.uniform(0.5, 1.1), rng.uniform(-0.4, 0.8), rng.uniform(1.0, 4.0)
+    noise = rng.uniform(2.0, 6.0)
+    out = frames[:k]
+    for t, f in enumerate(frames[k:]):
+        rgb = f.astype(np.float32)
+        foliage = np.clip((rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])) / 40, 0, 1)
+        g = rgb @ np.array([0.3, 0.59, 0.11], dtype=np.float32) * (1 + 0.8 * foliage)
+        g = g * level * (0.35 + 0.65 * lamp) * (1 + overshoot * np.exp(-t / settle))
+        g = np.clip(g + rng.normal(0, noise, (h, w)), 0, 255).astype(np.uint8)
+        out.append(np.repeat(g[..., None], 3, axis=2))
+    return out
+
+
+def spider_web(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Night ``frames`` with 1-4 glowing strands of silk in front of the lens: each a curve from a point on the
+    picture's edge, 0.2-0.6 of the picture's height long, 1-3 px out of focus at 640 px wide, 60-180 grey levels
+    bright at its core, its free end swaying (a damped random walk, 2-12 px per frame at 640 px wide)."""
+    rng = np.random.default_rng(seed + 43)
+    h, w = frames[0].shape[:2]
+    s = w / 640.0
+    strands = []
+    for _ in range(int(rng.integers(1, 5))):
+        top = rng.random() < 0.6
+        anchor = np.array([rng.uniform(0, w), 0.0] if top else [rng.choice([0.0, w - 1.0]), rng.uniform(0, h / 2)])
+        ang, length = rng.uniform(0.3, 2.8), rng.uniform(0.2, 0.6) * h
+        strands.append(dict(anchor=anchor, end=anchor + length * np.array([np.cos(ang), np.sin(ang)]),
+                            bend=rng.normal(0, 0.15 * length, 2), v=np.zeros(2), step=rng.uniform(2, 12) * s,
+                            sigma=rng.uniform(1, 3) * s, amp=rng.uniform(60, 180)))
+    t = np.linspace(0, 1, 2 * h)[:, None]
+    out = []
+    for f in frames:
+        glow = np.zeros((h, w), np.float32)
+        for st in strands:
+            st["v"] = 0.6 * st["v"] + rng.normal(0, st["step"], 2)
+            st["end"] = st["end"] + st["v"]
+            mid = (st["anchor"] + st["end"]) / 2 + st["bend"]
+            pts = (1 - t) ** 2 * st["anchor"] + 2 * t * (1 - t) * mid + t**2 * st["end"]
+            xs, ys = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+            ok = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+            line = np.zeros((h, w), np.uint8)
+            line[ys[ok], xs[ok]] = 255
+            blurred = np.asarray(Image.fromarray(line).filter(ImageFilter.GaussianBlur(st["sigma"])), np.float32)
+            glow += blurred / 255 * st["amp"] * np.sqrt(2 * np.pi) * st["sigma"]  # a line's peak kept after blur
+        out.append(np.clip(f.astype(np.float32) + glow[..., None], 0, 255).astype(np.uint8))
+    return out
+
+
 def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     """In-camera edge enhancement: an unsharp mask of radius 1-2 px and 60-150 %."""
     rng = np.random.default_rng(seed + 29)
@@ -181,8 +268,13 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     """Feature rows of the detector's decoded windows of ``spec`` rendered with ``artefact`` and the spike-map CNN's
     weather score of the clip (the detector skips a window shorter than 5 frames, which only a clip that ends within
     it has)."""
-    frames = interlaced_frames(spec) if artefact.startswith("interlace") else render_frames(spec)
+    frames = (interlaced_frames(spec) if artefact.startswith("interlace")
+              else render_frames(with_weather_extras(spec, artefact)))
     fps, gop = spec.fps, spec.window_length
+    if artefact == "web" and spec.night:
+        frames = spider_web(frames, spec.seed)
+    if artefact == "ircut" and not spec.night:
+        frames = ir_switch(frames, spec.seed, spec.window_length)
     if artefact in ("sharpen", "all"):
         frames = sharpen(frames, spec.seed)
     if artefact in ("repeat", "all"):
@@ -195,6 +287,8 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
         frames = pan_frames(frames, spec.seed, 0.0 if artefact == "zoom" else None)
     if artefact in ("osd", "all"):
         frames = burn_osd(frames, fps, spec.seed)
+    if artefact == "rotated":
+        frames = [np.ascontiguousarray(np.rot90(f, -1)) for f in frames]
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame
     with tempfile.TemporaryDirectory(prefix="rain-artefact-") as tmp:
         bframes = 3 if artefact.endswith("bframes") else 0
@@ -205,7 +299,8 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
                           max(20, bitrate * 6 // 10) if bitrate else 0, codec="libx265", bframes=bframes)
         else:
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, "medium" if bframes else preset_of(spec),
-                          bitrate, bframes=bframes, interlaced=artefact == "interlace")
+                          bitrate, bframes=bframes, interlaced=artefact == "interlace",
+                          rotation=90 if artefact == "rotated" else 0)
         (cf,) = decode(path, [clip_request(spec)])
     det = _detector()
     rows, maps, _ = det.analysis(cf, maps=True)
@@ -266,6 +361,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--domain", choices=DOMAINS, default="train")
     ap.add_argument("--artefacts", nargs="+", choices=ARTEFACTS, default=list(ARTEFACTS))
+    ap.add_argument("--night", action="store_true", help="only the night clips among the first N")
+    ap.add_argument("--clear", action="store_true", help="only the clear clips among the first N")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--threshold", type=float, default=None)
@@ -276,7 +373,8 @@ def main() -> None:
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model, cnn_weight=args.cnn_weight))
     thr = det.threshold if args.threshold is None else args.threshold
-    specs = specs_for(args.seed, args.clips, photo_list("eval"), 3, args.domain)
+    specs = [s for s in specs_for(args.seed, args.clips, photo_list("eval"), 3, args.domain)
+             if (s.night or not args.night) and (s.kind == "clear" or not args.clear)]
     t0 = time.time()
     feats = artefact_features(specs, args.artefacts, args.save, args.workers)
     weather = np.array([s.kind != "clear" for s in specs])
@@ -286,7 +384,9 @@ def main() -> None:
     scores = {a: np.array([det.calibrated(clip_weather(det, x, c), codec_of(a), shifts)
                            for x, c in zip(*feats[a], strict=True)])
               for a in args.artefacts}
-    print(f"{len(specs)} clips of seed {args.seed} ({args.domain}): {weather.sum()} weather, {(~weather).sum()} "
+    print(f"{len(specs)} clips of seed {args.seed} ({args.domain}"
+          f"{', night only' if args.night else ''}{', clear only' if args.clear else ''}): {weather.sum()} weather, "
+          f"{(~weather).sum()} "
           f"clear; threshold {thr}; rendered in {time.time() - t0:.0f} s\n")
     print("| artefact | AUC | weather recall (day / night) | clear FPR (day / night) | median score change, "
           "weather / clear | decisions changed |")
@@ -299,11 +399,12 @@ def main() -> None:
         if base is None or a == "plain":
             moved, changed = "–", "–"
         else:
-            moved = f"{np.median(p[weather] - base[weather]):+.3f} / {np.median(p[~weather] - base[~weather]):+.3f}"
+            moved = " / ".join(f"{np.median(p[m] - base[m]):+.3f}" if m.any() else "–" for m in (weather, ~weather))
             lost = int(((base >= thr) & (p < thr) & weather).sum())
             gained_fp = int(((base < thr) & (p >= thr) & ~weather).sum())
             changed = f"{lost} weather clips lost, {gained_fp} clear clips now weather"
-        print(f"| {a} | {_auc(p[weather], p[~weather]):.3f} | {_rate(list(p[weather] >= thr))} ({rec}) | "
+        auc = f"{_auc(p[weather], p[~weather]):.3f}" if weather.any() and (~weather).any() else "–"
+        print(f"| {a} | {auc} | {_rate(list(p[weather] >= thr))} ({rec}) | "
               f"{_rate(list(p[~weather] >= thr))} ({fpr}) | {moved} | {changed} |")
 
 

@@ -309,10 +309,15 @@ def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: 
     ]
     if spec.defocus:  # drops right in front of the lens: huge, very faint, far out of focus
         layers.append((spec.defocus, (60, 220), (0.02, 0.08), float(rng.uniform(4, 9))))
+    shutter = spec.extra.get("shutter", 1.0)
     for share, (l_lo, l_hi), (a_lo, a_hi), sigma in layers:
         n = max(1, int(n_total * share))
         length = rng.uniform(l_lo, l_hi, n) * scale * spec.speed * 15 / spec.fps
         a = rng.uniform(a_lo, a_hi, n)
+        if shutter < 1:  # a shorter exposure: the drop's own extent plus a shorter way fallen, the same light
+            size = np.minimum(length, 1 + 2 * sigma * scale)
+            short = shutter * (length - size) + size
+            length, a = short, np.minimum(0.9, a * length / short)
         th = angle + rng.normal(0, 0.05, n)
         x0, y0 = rng.uniform(-20, w + 20, n), rng.uniform(-40, h, n)
         if vp is not None:  # towards the vanishing point (the same draws: a level camera's clip stays the same)
@@ -494,6 +499,39 @@ class LensDrops:
         return img * (1 - mask[..., None]) + inner * mask[..., None]
 
 
+class Splashes:
+    """Drops hitting the ground below the horizon: each a small bright crown, flatter than high, seen for one frame
+    (a third for two, fading), larger the nearer the camera; ``factor`` splashes per rain streak of the frame."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, spec: ClipSpec, factor: float) -> None:
+        lo, hi = INTENSITY[spec.intensity]
+        self.rng, self.h, self.w = rng, h, w
+        self.n = int(rng.uniform(lo, hi) * factor * (w * h) / (640 * 360))
+        self.horizon = float(rng.uniform(0.35, 0.7)) * h
+        self.scale = pixel_scale(spec, w)
+        self.left: np.ndarray = np.zeros((h, w), np.float32)  # the fading second frame of the last splashes
+
+    def step(self, i: int) -> np.ndarray:
+        """The alpha map of frame ``i``'s splashes (independent per frame, apart from the fading ones)."""
+        rng, h, w = self.rng, self.h, self.w
+        # more of the ground is near the bottom of the picture; nearer splashes are larger and fewer per pixel
+        depth = rng.random(self.n) ** 0.7
+        ys = self.horizon + depth * (h - self.horizon)
+        xs = rng.uniform(0, w, self.n)
+        r = (0.3 + 2.2 * depth) * self.scale
+        a = rng.uniform(0.15, 0.6, self.n)
+        fading = rng.random(self.n) < 1 / 3
+        maps = []
+        for wts in (a, a * fading * 0.4):
+            alpha = np.zeros((h, w), np.float32)
+            for dx in (-1.0, -0.5, 0.0, 0.5, 1.0):  # a crown twice as wide as high
+                alpha += _splat(h, w, np.round(xs + dx * 1.6 * r), np.round(ys - 0.4 * r * (1 - abs(dx))), wts / 3)
+            maps.append(_blur(alpha, 0.6 * self.scale, points=True))
+        out = np.clip(maps[0] + self.left, 0, 0.85)
+        self.left = maps[1]
+        return out
+
+
 def drop_radiance(rng: np.random.Generator, spec: ClipSpec, bg: np.ndarray) -> np.ndarray | float:
     """What a drop shows: a constant radiance, or (``refract``) the scene above it, blurred, flipped and lifted."""
     if spec.drop_model != "refract":
@@ -541,6 +579,9 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     angle = math.pi / 2 + rng.normal(0, 0.3)  # rain falls down, tilted by wind
     snow = Snow(rng, h, w, spec) if spec.kind == "snow" else None
     drop_light = drop_radiance(rng, spec, bg)
+    # its own generator: a clip without splashes draws the same as before they existed
+    splashes = (Splashes(np.random.default_rng([spec.seed, 11]), h, w, spec, spec.extra["splash"])
+                if spec.kind == "rain" and spec.extra.get("splash") else None)
     if isinstance(drop_light, np.ndarray):
         drop_light = drop_light[..., None] if drop_light.ndim == 2 else drop_light
     lit = (0.25 + 0.75 * lamp) * (1 + spec.lamp_boost * lamp**2)  # drops are only lit near the IR lamp
@@ -555,6 +596,9 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
             a = rain_alpha(rng, h, w, spec, angle) if snow is None else snow.step(i)
             if spec.night:
                 a = np.clip(a * lit, 0, 0.95)
+            img = img * (1 - a[..., None]) + drop_light * a[..., None]
+        if splashes is not None:
+            a = splashes.step(i) * (lit if spec.night else 1.0)
             img = img * (1 - a[..., None]) + drop_light * a[..., None]
         if lens is not None:
             img = lens.apply(img, i)
@@ -580,17 +624,21 @@ def encode(
     codec: str = "libx264",
     bframes: int = 0,
     interlaced: bool = False,
+    rotation: int = 0,
 ) -> Path:
     """Encode like a camera: H.264 (or ``codec="libx265"``: H.265), no B-frames, one slice, fixed GOP, given CRF or
     capped bitrate (kbit/s). ``bframes``: up to that many B-frames in a row, as desktop encoders and video sites
     (not cameras) use. ``codec="libvpx-vp9"`` / ``"libsvtav1"``: VP9 / AV1 as a video site encodes them (hidden
     reference frames, pictures coded out of order), at ``crf`` on the encoder's own 0-63 scale or ``bitrate``, with
     the same GOP. ``interlaced``: x264 codes each frame as two fields, top first (an interlaced camera or an
-    analogue camera's recorder; the decoder then flags every frame interlaced)."""
+    analogue camera's recorder; the decoder then flags every frame interlaced). ``rotation``: the container's
+    display matrix turns the pictures that many degrees counter-clockwise to show them (a phone's portrait video)."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream(codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        if rotation:
+            vs.set_display_rotation(rotation)
         if codec in ("libvpx-vp9", "libsvtav1"):
             vs.codec_context.gop_size = gop
             if codec == "libvpx-vp9":
