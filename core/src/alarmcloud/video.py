@@ -290,19 +290,24 @@ LONE_COPY_RATIO = 0.1
 
 
 def _luma_plane(frame: av.VideoFrame) -> np.ndarray:
-    """A view of the first plane (luma for YUV and grey frames), without the row padding."""
+    """A view of the first plane (luma for YUV and grey frames), without the row padding; 8-bit frames only
+    (``_plain_luma``)."""
     plane = frame.planes[0]
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
 
 
+def _plain_luma(frame: av.VideoFrame) -> bool:
+    """Whether the frame's first plane is its luma in 8 bits (YUV, NV12/21 and grey frames; not 10-bit video such as
+    an HDR phone's, whose samples take two bytes each)."""
+    fmt = frame.format
+    return fmt.name.startswith(("yuv", "nv", "gray")) and fmt.components[0].bits == 8
+
+
 def _luma(frame: av.VideoFrame) -> np.ndarray:
-    """The frame's brightness on a grid about 320 samples wide (no conversion for YUV frames)."""
+    """The frame's brightness on a grid about 320 samples wide (no conversion for 8-bit YUV frames)."""
     step = max(1, frame.width // 320)
-    if frame.format.name.startswith(("yuv", "nv", "gray")):
-        y = _luma_plane(frame)[::step, ::step]
-    else:
-        y = frame.to_ndarray(format="gray")[::step, ::step]
-    return y.astype(np.int16)
+    y = _luma_plane(frame) if _plain_luma(frame) else frame.to_ndarray(format="gray")
+    return y[::step, ::step].astype(np.int16)
 
 
 def _runs(flags: Sequence[bool], value: bool) -> list[int]:
@@ -385,7 +390,7 @@ def _convert(
         return hit
     w, h = _shown(w, h, turn)  # the size to scale the coded picture to
     fmt = "gray" if req.color == "gray" else "rgb24"
-    yuv = frame.format.name.startswith("yuv")
+    yuv = frame.format.name.startswith("yuv") and _plain_luma(frame)
     if not field and fmt == "gray" and w == frame.width and h == frame.height and yuv:
         arr = _luma_plane(frame).copy()
     else:
