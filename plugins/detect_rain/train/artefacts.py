@@ -48,6 +48,9 @@ and the scores:
   unchanged).
 - ``rotated``: the pictures stored turned a quarter clockwise with a display matrix that turns them back, as a
   phone stores video filmed upright (and cameras mounted on their side): players show them upright.
+- ``pillarbox`` / ``letterbox``: black bars burnt into the picture, as exports and edited footage carry them: the
+  middle 4:3 of the scene between bars left and right (an eighth of the width each), or the scene squeezed between
+  bars above and below (an eighth of the height each, as a wide picture shown in a taller frame).
 - ``web``: strands of spider silk in front of the lens at night, lit by the IR lamp right beside them (a classic
   cause of night alarms): 1-4 bright, out-of-focus curved threads hanging from the picture's edge, their free ends
   swaying 2-12 px per frame in the wind (day clips unchanged).
@@ -94,7 +97,7 @@ from synth import (  # noqa: E402
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
              "vp9", "av1", "zoom", "pan", "interlace", "interlace-weave", "shutter", "splash", "ircut",
-             "web", "rotated")
+             "web", "rotated", "pillarbox", "letterbox")
 #: the part of the scene a panning camera's picture shows (``pan_frames``)
 PAN_VIEW = 0.75
 
@@ -251,6 +254,24 @@ def spider_web(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return out
 
 
+def bars(frames: list[np.ndarray], sides: bool) -> list[np.ndarray]:
+    """``frames`` with black bars of an eighth of the picture: with ``sides`` the middle three quarters of the
+    scene (4:3 of a 16:9 picture) between bars left and right, else the whole scene squeezed between bars above and
+    below."""
+    h, w = frames[0].shape[:2]
+    out = []
+    for f in frames:
+        frame = np.zeros_like(f)
+        if sides:
+            b = w // 8 // 2 * 2
+            frame[:, b:w - b] = f[:, b:w - b]
+        else:
+            b = h // 8 // 2 * 2
+            frame[b:h - b] = np.asarray(Image.fromarray(f).resize((w, h - 2 * b), Image.Resampling.BILINEAR))
+        out.append(frame)
+    return out
+
+
 def sharpen(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     """In-camera edge enhancement: an unsharp mask of radius 1-2 px and 60-150 %."""
     rng = np.random.default_rng(seed + 29)
@@ -287,6 +308,8 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
         frames = pan_frames(frames, spec.seed, 0.0 if artefact == "zoom" else None)
     if artefact in ("osd", "all"):
         frames = burn_osd(frames, fps, spec.seed)
+    if artefact in ("pillarbox", "letterbox"):
+        frames = bars(frames, sides=artefact == "pillarbox")
     if artefact == "rotated":
         frames = [np.ascontiguousarray(np.rot90(f, -1)) for f in frames]
     bitrate = spec.bitrate * fps // spec.fps  # the same bits per sent frame

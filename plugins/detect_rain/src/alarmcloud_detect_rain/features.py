@@ -73,6 +73,10 @@ _GRID = (6, 8)  # rows, cols of the spatial-spread grid
 _MAX_SHIFT = 5  # pixels of camera shake undone at analysis width
 _MAX_PAN = 64  # pixels a panning camera's frames may move against the middle one (10 % of the width)
 _PAN_GAIN = 0.8  # a wider shift counts as a pan when it leaves at most this share of the frames' difference
+_BAR_LEVEL = 24.0  # grey levels a black bar may show (limited-range video's black is 16)
+_BAR_RANGE = 2.0  # grey levels a bar's pixel may vary by over a window (compression)
+_MIN_BAR = 4  # rows or columns: a thinner dark band is not taken for a bar
+_BAR_KEEP = 0.5  # the bars must leave at least this share of the picture's height and width
 _OVERLAY_TOLERANCE = 8  # grey levels a burnt-in text pixel may vary by over a window (compression)
 _OVERLAY_WHITE, _OVERLAY_DARK = 180, 60  # grey levels of an overlay's text and outline after compression
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # RGB input: the luma the analysis uses
@@ -168,6 +172,35 @@ def _grow(a: np.ndarray) -> np.ndarray:
     out = g.copy()
     out[:, 1:] |= g[:, :-1]
     out[:, :-1] |= g[:, 1:]
+    return out
+
+
+def _bars(x: np.ndarray) -> tuple[int, int, int, int]:
+    """Rows at the top and bottom and columns at the left and right of ``x`` (frames x H x W, grey levels) that are
+    black bars: no brighter than ``_BAR_LEVEL`` and unchanged (within ``_BAR_RANGE``) in every frame, all along.
+    None (zeros) unless the bars leave at least ``_BAR_KEEP`` of each side; a band thinner than ``_MIN_BAR`` is not
+    taken for one."""
+    t, h, w = x.shape
+    first = x[0]
+    if min(first[0].max(), first[-1].max(), first[:, 0].max(), first[:, -1].max()) > _BAR_LEVEL:
+        return 0, 0, 0, 0  # no edge of the picture is dark all along (most windows): no bar
+    hi, lo = x.max(axis=0), x.min(axis=0)
+    dead = (hi <= _BAR_LEVEL) & (hi - lo <= _BAR_RANGE)
+
+    def run(flags: np.ndarray, from_end: bool, axis: int) -> int:
+        seq = flags[::-1] if from_end else flags
+        n = int(np.argmin(seq)) if not seq.all() else seq.size
+        if n < _MIN_BAR:
+            return 0
+        band = slice(flags.size - n, None) if from_end else slice(0, n)
+        brightest, darkest = (hi[band], lo[band]) if axis == 0 else (hi[:, band], lo[:, band])
+        # one level all over, as a drawn bar is (a dark sky that a starved encoder froze still has texture)
+        return n if float(brightest.max() - darkest.min()) <= 2 * _BAR_RANGE else 0
+
+    rows, cols = dead.all(axis=1), dead.all(axis=0)
+    out = run(rows, False, 0), run(rows, True, 0), run(cols, False, 1), run(cols, True, 1)
+    if h - out[0] - out[1] < _BAR_KEEP * h or w - out[2] - out[3] < _BAR_KEEP * w:
+        return 0, 0, 0, 0
     return out
 
 
@@ -403,6 +436,13 @@ def window_analysis(frames: Sequence[np.ndarray], maps: bool = False) -> tuple[n
         x[i] = f
     if x.ndim == 4:  # tolerate RGB input: luma only
         x = x @ _LUMA
+    # black bars burnt into the picture (an export's or an edit's letterbox or pillarbox) hold no evidence and would
+    # dilute the spread over the picture: the analysis sees the picture between them
+    bars = _bars(x)
+    if any(bars):
+        top, bottom, left, right = bars
+        x = x[:, top : x.shape[1] - bottom, left : x.shape[2] - right].copy()
+        frames = [np.asarray(f)[top : first.shape[0] - bottom, left : first.shape[1] - right] for f in frames]
     # automatic gain control and lightning change every pixel at once: cancel per-frame offset and gain
     means, stds = _cancel_offset_gain(x)
     flicker = float(np.abs(np.diff(means)).max() / (means.mean() + 1.0))
@@ -560,7 +600,12 @@ def window_analysis(frames: Sequence[np.ndarray], maps: bool = False) -> tuple[n
         flat_share,
         *_line_filter_features(spike),
     ]
-    return np.asarray(feats, dtype=np.float32), (_maps(spike, absd, uncropped) if maps else None)
+    window_maps = None
+    if maps:
+        window_maps = _maps(spike, absd, uncropped)
+        if any(bars):  # where the bars were, no brightening: every window's maps keep one shape
+            window_maps = np.pad(window_maps, ((0, 0), (bars[0], bars[1]), (bars[2], bars[3])))
+    return np.asarray(feats, dtype=np.float32), window_maps
 
 
 #: brightening maps per window (the 4 middle frames of a 6-frame window)
