@@ -85,6 +85,7 @@ def test_frames_are_served_as_a_player_shows_them(tmp_path: Path, degrees: int, 
         FrameRequest(keyframes=True, color="gray", width=48),
     ])
     assert full.windows and len(full.windows[0]) == 3
+    assert (full.probe.width, full.probe.height) == (SW, SH)  # what detectors are told: the size as shown
     for frame in [*full.keyframes, *full.windows[0], *gray.keyframes]:
         assert frame.image.shape[:2] == (SH, SW)
         _assert_as_shown(frame.image)
@@ -97,6 +98,7 @@ def test_frames_are_served_as_a_player_shows_them(tmp_path: Path, degrees: int, 
 
 
 def test_probe_reports_the_size_as_coded(tmp_path: Path) -> None:
-    """The probe's width and height are the coded picture's (what a camera model's resolutions list)."""
+    """The probe of an upload (it reads no picture) gives the coded picture's width and height, what a camera
+    model's resolutions list; the frames' own probe gives the size as shown (above)."""
     p = probe(_clip(tmp_path / "clip.mp4", 90, False, False))
     assert (p.width, p.height) == (SH, SW)

@@ -89,6 +89,7 @@ def analyze_file(host: PluginHost, path: Path, names: list[str], options: dict[s
         detectors.append(det)
         floors.append(_threshold(host, name, det, dict((options or {}).get(name, {}))))
     frames = decode(path, [motion.REQUEST, viewcheck.REQUEST, *[d.frame_request() for d in detectors]], clip)
+    result.probe = frames[0].probe  # the size as the frames are shown (a turned clip's the other way round)
     result.mover_score = motion.mover_score(frames[0])
     result.mover = result.mover_score >= MOVER_THRESHOLD
     try:

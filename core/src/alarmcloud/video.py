@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import groupby, pairwise
 from pathlib import Path
@@ -255,6 +255,9 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
 
     out: list[ClipFrames] = []
     cache: dict[tuple[int, int | None, int | None, str], np.ndarray] = {}
+    decoded = [f for _, f in key_frames] + [f for frames in windows.values() for _, f in frames]
+    if decoded and orientation(decoded[0])[0]:  # served turned: the probe the detectors get says the size as shown
+        clip = replace(clip, width=clip.height, height=clip.width)
     for req in requests:
         cf = ClipFrames(probe=clip)
         if req.keyframes and key_frames:

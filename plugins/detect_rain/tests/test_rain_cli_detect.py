@@ -57,6 +57,38 @@ def test_detect_has_no_advice_for_a_main_stream_clip(tmp_path: Path) -> None:
     assert out.returncode == 0 and "note:" not in out.stdout
 
 
+def _turned(src: Path, dst: Path) -> Path:
+    """``src`` stored as a phone stores video: each picture turned a quarter clockwise, with a display matrix that
+    turns it back for showing (players, and the core, show it as ``src`` is)."""
+    import av
+    import numpy as np
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        ivs = inp.streams.video[0]
+        vs = out.add_stream("libx264", rate=ivs.average_rate)
+        vs.width, vs.height, vs.pix_fmt = ivs.codec_context.height, ivs.codec_context.width, "yuv420p"
+        vs.codec_context.gop_size = 30
+        vs.codec_context.options = {"bf": "0", "crf": "18"}
+        vs.set_display_rotation(90)
+        for frame in inp.decode(ivs):
+            turned = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), -1))
+            for packet in vs.encode(av.VideoFrame.from_ndarray(turned, format="rgb24")):
+                out.mux(packet)
+        for packet in vs.encode():
+            out.mux(packet)
+    return dst
+
+
+def test_a_clip_stored_turned_is_analysed_and_described_as_shown(clips: dict[str, Path], tmp_path: Path) -> None:
+    """Rain in a clip whose container turns its pictures for showing falls down the picture the detector sees, and
+    the advice gives the size as shown (the coded pictures are 360 wide and 640 high)."""
+    out = detect("--detector", "rain", _turned(clips["rain"], tmp_path / "turned.mp4"), "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["verdict"] == "false_alarm:rain" and got["findings"][0]["score"] >= 0.75
+    assert got["advice"][0]["message"].endswith("this clip is 640 × 360")
+
+
 def test_detect_names_what_is_wrong(clips: dict[str, Path], tmp_path: Path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
