@@ -51,6 +51,12 @@ and the scores:
 - ``pillarbox`` / ``letterbox``: black bars burnt into the picture, as exports and edited footage carry them: the
   middle 4:3 of the scene between bars left and right (an eighth of the width each), or the scene squeezed between
   bars above and below (an eighth of the height each, as a wide picture shown in a taller frame).
+- ``pulse``: a hardware encoder's rate control as many cameras have it: each keyframe coded much finer than the
+  frames after it (x264 ``ipratio=3``), every frame at one quantiser whatever its content (``qcomp=0``, no adaptive
+  quantisation, no macroblock tree), so the picture sharpens at every keyframe and coarsens after it (the windows
+  start at keyframes).
+- ``wet``: a car driving past on a wet road at night (rain or after it): its headlights and, below them, their
+  reflection on the wet surface, a column that shimmers from frame to frame as the water's surface moves.
 - ``web``: strands of spider silk in front of the lens at night, lit by the IR lamp right beside them (a classic
   cause of night alarms): 1-4 bright, out-of-focus curved threads hanging from the picture's edge, their free ends
   swaying 2-12 px per frame in the wind (day clips unchanged).
@@ -97,7 +103,8 @@ from synth import (  # noqa: E402
 
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
              "vp9", "av1", "zoom", "pan", "interlace", "interlace-weave", "shutter", "splash", "ircut",
-             "web", "rotated", "pillarbox", "letterbox")
+             "web", "rotated", "pillarbox", "letterbox", "pulse",
+             "wet")
 #: the part of the scene a panning camera's picture shows (``pan_frames``)
 PAN_VIEW = 0.75
 
@@ -254,6 +261,33 @@ def spider_web(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
     return out
 
 
+def wet_road(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    """Night ``frames`` with a car passing on a wet road: two headlights (6-14 px at 640 px wide) moving 8-30 px per
+    frame along a line in the lower half, each with its reflection below it: a column 40-140 px long and as wide as
+    the light, 30-70 % as bright, broken into ripples whose brightness changes every frame."""
+    rng = np.random.default_rng(seed + 47)
+    h, w = frames[0].shape[:2]
+    s = w / 640.0
+    y = rng.uniform(0.5, 0.8) * h
+    v = rng.uniform(8, 30) * s * (1 if rng.random() < 0.5 else -1)
+    x0 = rng.uniform(0, w)
+    r, gap = rng.uniform(3, 7) * s, rng.uniform(25, 60) * s
+    length, bright, share = rng.uniform(40, 140) * s, rng.uniform(120, 220), rng.uniform(0.3, 0.7)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for t, f in enumerate(frames):
+        light = np.zeros((h, w), np.float32)
+        for cx in (x0 + v * t, x0 + v * t + gap):
+            light += bright * np.exp(-((xx - cx) ** 2 + (yy - y) ** 2) / (2 * r * r))
+            below = (yy > y + 2 * r) & (yy < y + 2 * r + length) & (np.abs(xx - cx) < 2 * r)
+            ripples = rng.uniform(0.2, 1.0, size=(int(length / (2 * s)) + 2, 1))  # a new ripple pattern each frame
+            rows = np.clip(((yy - y - 2 * r) / (2 * s)).astype(int), 0, len(ripples) - 1)
+            fade = np.clip(1 - (yy - y - 2 * r) / length, 0, 1)
+            light += below * bright * share * ripples[rows, 0] * fade * np.exp(-((xx - cx) ** 2) / (2 * r * r))
+        out.append(np.clip(f.astype(np.float32) + light[..., None], 0, 255).astype(np.uint8))
+    return out
+
+
 def bars(frames: list[np.ndarray], sides: bool) -> list[np.ndarray]:
     """``frames`` with black bars of an eighth of the picture: with ``sides`` the middle three quarters of the
     scene (4:3 of a 16:9 picture) between bars left and right, else the whole scene squeezed between bars above and
@@ -292,6 +326,8 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
     frames = (interlaced_frames(spec) if artefact.startswith("interlace")
               else render_frames(with_weather_extras(spec, artefact)))
     fps, gop = spec.fps, spec.window_length
+    if artefact == "wet" and spec.night:
+        frames = wet_road(frames, spec.seed)
     if artefact == "web" and spec.night:
         frames = spider_web(frames, spec.seed)
     if artefact == "ircut" and not spec.night:
@@ -323,7 +359,8 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
         else:
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, "medium" if bframes else preset_of(spec),
                           bitrate, bframes=bframes, interlaced=artefact == "interlace",
-                          rotation=90 if artefact == "rotated" else 0)
+                          rotation=90 if artefact == "rotated" else 0,
+                          x264_params="ipratio=3:qcomp=0:aq-mode=0:mbtree=0" if artefact == "pulse" else "")
         (cf,) = decode(path, [clip_request(spec)])
     det = _detector()
     rows, maps, _ = det.analysis(cf, maps=True)

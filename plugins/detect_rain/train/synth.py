@@ -625,6 +625,7 @@ def encode(
     bframes: int = 0,
     interlaced: bool = False,
     rotation: int = 0,
+    x264_params: str = "",
 ) -> Path:
     """Encode like a camera: H.264 (or ``codec="libx265"``: H.265), no B-frames, one slice, fixed GOP, given CRF or
     capped bitrate (kbit/s). ``bframes``: up to that many B-frames in a row, as desktop encoders and video sites
@@ -632,7 +633,8 @@ def encode(
     reference frames, pictures coded out of order), at ``crf`` on the encoder's own 0-63 scale or ``bitrate``, with
     the same GOP. ``interlaced``: x264 codes each frame as two fields, top first (an interlaced camera or an
     analogue camera's recorder; the decoder then flags every frame interlaced). ``rotation``: the container's
-    display matrix turns the pictures that many degrees counter-clockwise to show them (a phone's portrait video)."""
+    display matrix turns the pictures that many degrees counter-clockwise to show them (a phone's portrait video).
+    ``x264_params``: more of x264's own parameters (``key=value:...``), appended to the camera's."""
     h, w = frames[0].shape[:2]
     with av.open(str(path), mode="w") as out:
         vs = out.add_stream(codec, rate=fps)
@@ -662,7 +664,8 @@ def encode(
                 "bf": str(bframes),
                 "sc_threshold": "0",
                 "keyint_min": str(gop),
-                "x264-params": "sliced-threads=0:slices=1" + (":interlaced=1:tff=1" if interlaced else ""),
+                "x264-params": "sliced-threads=0:slices=1" + (":interlaced=1:tff=1" if interlaced else "")
+                + (f":{x264_params}" if x264_params else ""),
             }
             if not bframes:  # a camera's low-latency stream (which has no B-frames)
                 vs.codec_context.options |= {"tune": "zerolatency"}
