@@ -54,7 +54,8 @@ and the scores:
 - ``pulse``: a hardware encoder's rate control as many cameras have it: each keyframe coded much finer than the
   frames after it (x264 ``ipratio=3``), every frame at one quantiser whatever its content (``qcomp=0``, no adaptive
   quantisation, no macroblock tree), so the picture sharpens at every keyframe and coarsens after it (the windows
-  start at keyframes).
+  start at keyframes). ``cbr``: the same without the keyframes' extra quality (x264's own ratio, 1.4: 3
+  quantiser steps, about what camera encoders use between keyframes and the frames after them).
 - ``wet``: a car driving past on a wet road at night (rain or after it): its headlights and, below them, their
   reflection on the wet surface, a column that shimmers from frame to frame as the water's surface moves.
 - ``web``: strands of spider silk in front of the lens at night, lit by the IR lamp right beside them (a classic
@@ -104,7 +105,10 @@ from synth import (  # noqa: E402
 ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "hevc", "bframes", "hevc-bframes",
              "vp9", "av1", "zoom", "pan", "interlace", "interlace-weave", "shutter", "splash", "ircut",
              "web", "rotated", "pillarbox", "letterbox", "pulse",
-             "wet")
+             "cbr", "wet")
+#: x264 parameters of the rate-control artefacts: one quantiser per frame whatever it shows, no adaptive quantisation,
+#: no macroblock tree; ``pulse`` also codes each keyframe much finer than the frames after it
+RATE_CONTROL = {"pulse": "ipratio=3:qcomp=0:aq-mode=0:mbtree=0", "cbr": "qcomp=0:aq-mode=0:mbtree=0"}
 #: the part of the scene a panning camera's picture shows (``pan_frames``)
 PAN_VIEW = 0.75
 
@@ -360,7 +364,7 @@ def analysis_with(spec: ClipSpec, artefact: str) -> tuple[np.ndarray, float]:
             path = encode(frames, Path(tmp) / "clip.mp4", fps, gop, spec.crf, "medium" if bframes else preset_of(spec),
                           bitrate, bframes=bframes, interlaced=artefact == "interlace",
                           rotation=90 if artefact == "rotated" else 0,
-                          x264_params="ipratio=3:qcomp=0:aq-mode=0:mbtree=0" if artefact == "pulse" else "")
+                          x264_params=RATE_CONTROL.get(artefact, ""))
         (cf,) = decode(path, [clip_request(spec)])
     det = _detector()
     rows, maps, _ = det.analysis(cf, maps=True)
