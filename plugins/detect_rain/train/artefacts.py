@@ -93,6 +93,7 @@ from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
 from synth import (  # noqa: E402
     DOMAINS,
+    RATE_CONTROL,
     SITE_CODECS,
     ClipSpec,
     encode,
@@ -106,9 +107,6 @@ ARTEFACTS = ("plain", "osd", "repeat", "sharpen", "all", "convert", "blend", "he
              "vp9", "av1", "zoom", "pan", "interlace", "interlace-weave", "shutter", "splash", "ircut",
              "web", "rotated", "pillarbox", "letterbox", "pulse",
              "cbr", "wet")
-#: x264 parameters of the rate-control artefacts: one quantiser per frame whatever it shows, no adaptive quantisation,
-#: no macroblock tree; ``pulse`` also codes each keyframe much finer than the frames after it
-RATE_CONTROL = {"pulse": "ipratio=3:qcomp=0:aq-mode=0:mbtree=0", "cbr": "qcomp=0:aq-mode=0:mbtree=0"}
 #: the part of the scene a panning camera's picture shows (``pan_frames``)
 PAN_VIEW = 0.75
 

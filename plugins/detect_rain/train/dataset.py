@@ -103,7 +103,7 @@ def _per_clip(spec: ClipSpec, stream: int, bounds: tuple[float, float]) -> float
 def specs_for(
     seed: int, n: int, photos: list[Path], windows: int, domain: str = "train", drawn: float = 0.0,
     substream: bool = False, aspect: tuple[int, int] = ASPECT, tilt: float = 0.0, lens: bool = False,
-    av1: float = 0.0,
+    av1: float = 0.0, cbr: float = 0.0,
 ) -> list[ClipSpec]:
     """The ``n`` clip specs drawn from ``seed`` (the same seed always gives the same specs).
 
@@ -119,7 +119,10 @@ def specs_for(
     ``lens``: every camera has a wide-angle to fisheye lens (``synth.FisheyeWarp``, 100-140 degrees across the
     diagonal, drawn from each clip's own seed); everything else stays.
     ``av1``: the share of clips sent as AV1 (``ClipSpec.codec``: re-encoded as footage downloaded from a video site
-    is; 1: every clip; which clips drawn from each clip's own seed); the pictures stay the same."""
+    is; 1: every clip; which clips drawn from each clip's own seed); the pictures stay the same.
+    ``cbr``: the share of the camera-coded (H.264) clips coded with a camera encoder's rate control
+    (``synth.RATE_CONTROL["cbr"]``: one quantiser per frame whatever it shows; which clips drawn from each clip's own
+    seed); the pictures stay the same."""
     rng = np.random.default_rng(seed)
     specs = [random_spec(rng, seed * 1_000_003 + i, photos, windows, domain) for i in range(n)]
     specs = [replace(s, scene="drawn") if _picked(s, 7, drawn) else s for s in specs]
@@ -128,6 +131,7 @@ def specs_for(
     if lens:
         specs = [replace(s, lens=_per_clip(s, 13, LENS_RANGE)) for s in specs]
     specs = [replace(s, codec="av1") if _picked(s, 19, av1) else s for s in specs]
+    specs = [replace(s, rate_control="cbr") if not s.codec and _picked(s, 23, cbr) else s for s in specs]
     return specs if aspect == ASPECT else [with_aspect(s, aspect) for s in specs]
 
 
@@ -142,16 +146,20 @@ def add_share_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--av1", type=float, default=0.0, metavar="SHARE",
                     help="share of training clips sent as AV1, re-encoded as a video site does (SVT-AV1, its loop "
                     "filters smooth faint streaks); 0: none")
+    ap.add_argument("--cbr", type=float, default=0.0, metavar="SHARE",
+                    help="share of training clips coded with a camera encoder's rate control (one quantiser per "
+                    "frame whatever it shows: busy rainy frames coarser); 0: none")
 
 
 def shares(args: argparse.Namespace) -> dict[str, float]:
     """The ``add_share_options`` values as ``specs_for`` / ``build`` keywords."""
-    return {"drawn": args.drawn_scenes, "tilt": args.tilt, "av1": args.av1}
+    return {"drawn": args.drawn_scenes, "tilt": args.tilt, "av1": args.av1, "cbr": args.cbr}
 
 
 def shares_note(args: argparse.Namespace) -> str:
     """What a model's ``trained_on`` metadata records of them (the tilt and AV1 shares, where given)."""
-    return (f" tilt={args.tilt:g}" if args.tilt else "") + (f" av1={args.av1:g}" if args.av1 else "")
+    return ((f" tilt={args.tilt:g}" if args.tilt else "") + (f" av1={args.av1:g}" if args.av1 else "")
+            + (f" cbr={args.cbr:g}" if args.cbr else ""))
 
 
 def _map(fn, items: list, workers: int) -> list:  # type: ignore[no-untyped-def]
@@ -236,15 +244,16 @@ def build(
     tilt: float = 0.0,
     lens: bool = False,
     av1: float = 0.0,
+    cbr: float = 0.0,
 ) -> list[tuple[np.ndarray, ClipSpec]]:
     """Features of ``n`` clips drawn from ``seed``; with ``frames`` the decoded windows are cached there.
 
     ``as_sent`` decodes every frame as the clip holds it instead of asking the core for distinct pictures, as
     train.py does: the renderer never sends a picture twice, so there that check can only take a frame away from a
     window it mistakes for a repeat (3.6 % of the seed-1 training windows). Evaluation keeps the detector's request.
-    ``drawn``, ``substream``, ``aspect``, ``tilt``, ``lens``, ``av1``: see ``specs_for``.
+    ``drawn``, ``substream``, ``aspect``, ``tilt``, ``lens``, ``av1``, ``cbr``: see ``specs_for``.
     """
-    specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect, tilt, lens, av1)
+    specs = specs_for(seed, n, photos, windows, domain, drawn, substream, aspect, tilt, lens, av1, cbr)
     if frames is None:
         return _map(functools.partial(_clip_features, as_sent=as_sent), specs, workers)
     cached = cache(specs, frames, workers, as_sent)

@@ -126,6 +126,10 @@ def main() -> None:
     ap.add_argument("--av1", type=float, nargs="?", const=1.0, default=0.0, metavar="SHARE",
                     help="send the clips as AV1, re-encoded as a video site does (alone: every clip; a share: that "
                     "many, drawn from each clip's own seed; own --frames folder), scored with the model's AV1 shift")
+    ap.add_argument("--cbr", type=float, nargs="?", const=1.0, default=0.0, metavar="SHARE",
+                    help="code the clips with a camera encoder's rate control, one quantiser per frame whatever it "
+                    "shows (alone: every clip; a share: that many, drawn from each clip's own seed; own --frames "
+                    "folder)")
     ap.add_argument("--no-timing", action="store_true", help="skip the 1080p CPU timing")
     args = ap.parse_args()
     det = RainDetector(RainConfig(model_path=args.model, cnn_path=args.cnn, cnn_weight=args.cnn_weight))
@@ -134,7 +138,7 @@ def main() -> None:
     thr = det.threshold if args.threshold is None else args.threshold
     t0 = time.time()
     variants = dict(domain=args.domain, drawn=args.drawn_scenes, substream=args.substream, aspect=args.aspect,
-                    tilt=args.tilt, lens=args.lens, av1=args.av1)
+                    tilt=args.tilt, lens=args.lens, av1=args.av1, cbr=args.cbr)
     if det.cnn is None:
         items = build(args.seed, args.clips, photo_list("eval"), windows=3, workers=args.workers, frames=args.frames,
                       **variants)

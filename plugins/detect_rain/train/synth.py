@@ -65,7 +65,15 @@ class ClipSpec:
     # "" : encoded as a camera sends it (H.264, see ``encode``). A video site's codec (a key of ``SITE_CODECS``, e.g.
     # "av1"): the clip as footage downloaded from a site is, re-encoded at ``crf + SITE_CRF_OFFSET`` or ``bitrate``
     codec: str = ""
+    # "" : x264's rate control as the renders always had it (CRF or a VBV cap, qcomp 0.6). A key of ``RATE_CONTROL``:
+    # a camera encoder's, one quantiser per frame whatever it shows ("cbr"), keyframes much finer too ("pulse")
+    rate_control: str = ""
 
+
+#: x264 parameters of a camera encoder's rate control (``ClipSpec.rate_control``, artefacts.py's ``cbr`` and
+#: ``pulse``): one quantiser per frame whatever it shows, no adaptive quantisation, no macroblock tree; ``pulse`` also
+#: codes each keyframe much finer than the frames after it (about 9.5 quantiser steps against x264's 3)
+RATE_CONTROL = {"pulse": "ipratio=3:qcomp=0:aq-mode=0:mbtree=0", "cbr": "qcomp=0:aq-mode=0:mbtree=0"}
 
 #: the encoder of each video-site codec a clip can be sent as (``ClipSpec.codec``, artefacts.py's site artefacts)
 SITE_CODECS = {"vp9": "libvpx-vp9", "av1": "libsvtav1"}
@@ -701,4 +709,5 @@ def render_clip(spec: ClipSpec, path: Path) -> Path:
     """Render and encode ``spec``; every window starts at a keyframe (GOP = window length)."""
     if spec.codec:
         return site_encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, spec.bitrate, spec.codec)
-    return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset_of(spec), spec.bitrate)
+    return encode(render_frames(spec), path, spec.fps, spec.window_length, spec.crf, preset_of(spec), spec.bitrate,
+                  x264_params=RATE_CONTROL.get(spec.rate_control, ""))
