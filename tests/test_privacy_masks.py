@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from alarmcloud.testing import LiveServer, make_clip, postgres_database, settings_on
+from alarmcloud.testing import LiveServer, make_clip, postgres_database, settings_on, write_frames
 
 BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 W, H = 320, 176
@@ -154,9 +154,7 @@ def g711_clip(path: Path, seconds: int = 3, fps: int = 10) -> Path:
 def test_g711_audio_of_a_camera_is_kept_unchanged_when_masking(api: Any, server: LiveServer, tmp_path: Path) -> None:
     a, cam, creds = setup_camera(api, "g711@example.com")
     upload = g711_clip(tmp_path / "g711.mp4")
-    r = a.upload(creds, upload)
-    assert r.status_code == 201, r.text
-    path, clip = stored_clip(server.core, r.json()["clip_id"])
+    _, path, clip = upload_stored(server, a, creds, upload)
     with av.open(str(path)) as c:
         assert c.streams.audio[0].codec_context.name == "pcm_alaw"
     assert audio_packets(path) == audio_packets(upload) != []
@@ -168,17 +166,16 @@ def test_g711_audio_of_a_camera_is_kept_unchanged_when_masking(api: Any, server:
 def turned_clip(path: Path, seconds: int = 3, fps: int = 10) -> Path:
     """A phone's portrait video: the pictures as shown are H wide and W high; stored turned a quarter
     counter-clockwise (W x H) with a display matrix that turns them a quarter clockwise, as phones store them."""
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        vs.codec_context.gop_size = 2 * fps
-        vs.codec_context.options = {"preset": "ultrafast", "bf": "0", "sc_threshold": "0"}
-        vs.set_display_rotation(-90)  # shown turned clockwise
-        for i in range(seconds * fps):
-            coded = np.ascontiguousarray(np.rot90(bright_scene(i, i / fps, H, W), 1))
-            out.mux(vs.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")))
-        out.mux(vs.encode(None))
-    return path
+    frames = (np.ascontiguousarray(np.rot90(bright_scene(i, i / fps, H, W), 1)) for i in range(seconds * fps))
+    return write_frames(path, frames, fps=fps, gop=2 * fps, rotation=(-90, False, False),
+                        options={"preset": "ultrafast", "bf": "0", "sc_threshold": "0"})
+
+
+def upload_stored(server: LiveServer, a: Any, creds: dict[str, Any], upload: Path) -> tuple[dict[str, Any], Path, Any]:
+    """Upload a clip as the camera; the answer, the stored file and its clip row."""
+    r = a.upload(creds, upload)
+    assert r.status_code == 201, r.text
+    return r.json(), *stored_clip(server.core, r.json()["clip_id"])
 
 
 def test_a_portrait_phone_video_is_masked_where_the_owner_sees_the_areas(api: Any, server: LiveServer,
@@ -189,9 +186,7 @@ def test_a_portrait_phone_video_is_masked_where_the_owner_sees_the_areas(api: An
 
     a, cam, creds = setup_camera(api, "portrait@example.com")
     upload = turned_clip(tmp_path / "portrait.mp4")
-    r = a.upload(creds, upload)
-    assert r.status_code == 201, r.text
-    path, _ = stored_clip(server.core, r.json()["clip_id"])
+    answer, path, _ = upload_stored(server, a, creds, upload)
     with av.open(str(path)) as c:
         frames = list(c.decode(video=0))
     assert frames and all(f.rotation == -90 for f in frames)  # still shown turned clockwise
@@ -202,7 +197,7 @@ def test_a_portrait_phone_video_is_masked_where_the_owner_sees_the_areas(api: An
     assert min(float(f[inside].mean()) for f in original) > 140
     assert max(float(f[inside].max()) for f in shown) <= 12
     assert max(float(np.abs(m - o)[outside].mean()) for m, o in zip(shown, original, strict=True)) < 4.0
-    thumb = a.get(f"/api/v1/events/{r.json()['event_id']}/thumbnail")  # upright, as the owner sees the clip
+    thumb = a.get(f"/api/v1/events/{answer['event_id']}/thumbnail")  # upright, as the owner sees the clip
     img = np.asarray(Image.open(io.BytesIO(thumb.content)).convert("RGB")).astype(np.int16)
     assert img.shape[0] > img.shape[1]
     t_inside, t_outside = regions(img.shape[1], img.shape[0], inset=4)

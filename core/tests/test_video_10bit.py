@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 from alarmcloud.contracts import FrameRequest
+from alarmcloud.testing import write_frames
 from alarmcloud.video import decode
 
 W, H = 96, 64
@@ -26,17 +27,8 @@ def _picture() -> np.ndarray:
 
 
 def _clip(path: Path, codec: str) -> Path:
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream(codec, rate=10)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p10le"
-        vs.codec_context.gop_size = 10
-        vs.codec_context.options = {"x265-params": "log-level=error"} if codec == "libx265" else {"bf": "0"}
-        for _ in range(20):
-            for packet in vs.encode(av.VideoFrame.from_ndarray(_picture(), format="rgb24")):
-                out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-    return path
+    options = {"x265-params": "log-level=error"} if codec == "libx265" else {"bf": "0"}
+    return write_frames(path, [_picture()] * 20, codec=codec, pix_fmt="yuv420p10le", options=options)
 
 
 @pytest.mark.parametrize("codec", ["libx264", "libx265"])

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from alarmcloud.contracts import FrameRequest
+from alarmcloud.testing import write_frames
 from alarmcloud.video import decode
 
 W, H = 320, 180
@@ -30,18 +30,8 @@ def _woven(i: int) -> np.ndarray:
 
 
 def _clip(path: Path, interlaced: bool) -> Path:
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=10)
-        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
-        vs.codec_context.gop_size = 10
-        vs.codec_context.options = {"preset": "veryfast", "crf": "12",
-                                    "x264-params": "interlaced=1:tff=1" if interlaced else "interlaced=0"}
-        for i in range(20):
-            for packet in vs.encode(av.VideoFrame.from_ndarray(_woven(i), format="rgb24")):
-                out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-    return path
+    return write_frames(path, (_woven(i) for i in range(20)), options={
+        "preset": "veryfast", "crf": "12", "x264-params": "interlaced=1:tff=1" if interlaced else "interlaced=0"})
 
 
 def _comb(img: np.ndarray) -> float:

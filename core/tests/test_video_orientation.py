@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from alarmcloud.contracts import FrameRequest
+from alarmcloud.testing import write_frames
 from alarmcloud.video import decode, probe, thumbnail_jpeg
 from PIL import Image
 
@@ -49,20 +49,8 @@ def _coded(degrees: int, hflip: bool, vflip: bool) -> np.ndarray:
 
 def _clip(path: Path, degrees: int, hflip: bool, vflip: bool) -> Path:
     coded = _coded(degrees, hflip, vflip)
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("libx264", rate=10)
-        vs.height, vs.width = coded.shape[:2]
-        vs.pix_fmt = "yuv420p"
-        vs.codec_context.gop_size = 10
-        vs.codec_context.options = {"preset": "veryfast", "crf": "12"}
-        if degrees or hflip or vflip:
-            vs.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
-        for _ in range(20):
-            for packet in vs.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
-                out.mux(packet)
-        for packet in vs.encode():
-            out.mux(packet)
-    return path
+    return write_frames(path, [coded] * 20, options={"preset": "veryfast", "crf": "12"},
+                        rotation=(degrees, hflip, vflip) if degrees or hflip or vflip else None)
 
 
 def _assert_as_shown(img: np.ndarray) -> None:
