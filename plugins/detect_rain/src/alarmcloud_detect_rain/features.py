@@ -177,9 +177,9 @@ def _grow(a: np.ndarray) -> np.ndarray:
 
 def _bars(x: np.ndarray) -> tuple[int, int, int, int]:
     """Rows at the top and bottom and columns at the left and right of ``x`` (frames x H x W, grey levels) that are
-    black bars: no brighter than ``_BAR_LEVEL`` and unchanged (within ``_BAR_RANGE``) in every frame, all along.
-    None (zeros) unless the bars leave at least ``_BAR_KEEP`` of each side; a band thinner than ``_MIN_BAR`` is not
-    taken for one."""
+    black bars: no brighter than ``_BAR_LEVEL``, unchanged (within ``_BAR_RANGE``) in every frame, all along, and of
+    one level all over. All four are 0 unless the bars leave at least ``_BAR_KEEP`` of the height and of the width; a
+    band thinner than ``_MIN_BAR`` is not taken for one."""
     t, h, w = x.shape
     first = x[0]
     if min(first[0].max(), first[-1].max(), first[:, 0].max(), first[:, -1].max()) > _BAR_LEVEL:
