@@ -93,10 +93,12 @@ from dataset import clip_request, specs_for  # noqa: E402
 from evaluate import _auc, _rate  # noqa: E402
 from synth import (  # noqa: E402
     DOMAINS,
+    NIGHT_GREY,
     RATE_CONTROL,
     SITE_CODECS,
     ClipSpec,
     encode,
+    lamp_map,
     photo_list,
     preset_of,
     render_frames,
@@ -213,16 +215,14 @@ def ir_switch(frames: list[np.ndarray], seed: int, window_length: int) -> list[n
     rng = np.random.default_rng(seed + 41)
     h, w = frames[0].shape[:2]
     k = int(rng.integers(1, window_length - 1))
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.4, 0.8)
-    lamp = np.exp(-(((xx - cx) / (w * 0.6)) ** 2 + ((yy - cy) / (h * 0.7)) ** 2))
+    lamp = lamp_map(rng, h, w)
     level, overshoot, settle = rng.uniform(0.5, 1.1), rng.uniform(-0.4, 0.8), rng.uniform(1.0, 4.0)
     noise = rng.uniform(2.0, 6.0)
     out = frames[:k]
     for t, f in enumerate(frames[k:]):
         rgb = f.astype(np.float32)
         foliage = np.clip((rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])) / 40, 0, 1)
-        g = rgb @ np.array([0.3, 0.59, 0.11], dtype=np.float32) * (1 + 0.8 * foliage)
+        g = rgb @ NIGHT_GREY * (1 + 0.8 * foliage)
         g = g * level * (0.35 + 0.65 * lamp) * (1 + overshoot * np.exp(-t / settle))
         g = np.clip(g + rng.normal(0, noise, (h, w)), 0, 255).astype(np.uint8)
         out.append(np.repeat(g[..., None], 3, axis=2))

@@ -270,13 +270,23 @@ def photo_background(rng: np.random.Generator, path: str, w: int, h: int) -> np.
     return np.clip((arr - 128) * rng.uniform(0.6, 1.2) + 128 + rng.uniform(-40, 30), 0, 255)
 
 
+#: the grey a camera's night vision makes of an RGB picture
+NIGHT_GREY = np.array([0.3, 0.59, 0.11], dtype=np.float32)
+
+
+def lamp_map(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """How brightly the camera's IR lamp lights each pixel (1 at the centre of its cone, drawn somewhat below the
+    picture's middle, falling off towards the edges)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.4, 0.8)
+    return np.exp(-(((xx - cx) / (w * 0.6)) ** 2 + ((yy - cy) / (h * 0.7)) ** 2))
+
+
 def to_night(rng: np.random.Generator, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Infra-red night look: grey, dark, low contrast, lit by the camera's IR lamp (returns image, lamp map)."""
     h, w = rgb.shape[:2]
-    g = rgb @ np.array([0.3, 0.59, 0.11], dtype=np.float32)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    cx, cy = w * rng.uniform(0.35, 0.65), h * rng.uniform(0.4, 0.8)
-    lamp = np.exp(-(((xx - cx) / (w * 0.6)) ** 2 + ((yy - cy) / (h * 0.7)) ** 2))
+    g = rgb @ NIGHT_GREY
+    lamp = lamp_map(rng, h, w)
     g = g * rng.uniform(0.25, 0.7) * (0.3 + 0.7 * lamp) + rng.uniform(5, 25)
     return np.repeat(g[:, :, None], 3, axis=2), lamp
 
