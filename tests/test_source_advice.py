@@ -16,6 +16,9 @@ from alarmcloud.plugins import PluginHost
 from alarmcloud.specs import CameraAdapterSpec
 from alarmcloud.testing import LiveServer, test_settings
 
+#: the probes detectors were given and cameras validated, in order
+SEEN: dict[str, list[Any]] = {"detector": [], "camera": []}
+
 
 class Quiet(Detector):
     name = "wide"
@@ -25,6 +28,7 @@ class Quiet(Detector):
         return FrameRequest(keyframes=True, max_keyframes=1, width=64)
 
     def analyze(self, frames: ClipFrames) -> list[Finding]:
+        SEEN["detector"].append((frames.probe, [f.image.shape for f in frames.keyframes]))
         return []
 
 
@@ -37,6 +41,7 @@ class DoorBell(CameraAdapter):
         return []
 
     def validate_clip(self, model: str, probe: Any) -> ClipValidation:
+        SEEN["camera"].append(probe)
         return ClipValidation.ok()
 
     async def control(self, camera: Any, action: str, value: Any, area: int | None = None) -> None:
@@ -133,6 +138,39 @@ def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
         other = Api(srv.url).register("other@example.com")
         r = other.get(url)
         assert r.status_code == 404 and "source" not in r.text
+
+
+def test_a_clip_stored_turned_counts_as_the_picture_players_show(tmp_path: Path) -> None:
+    """A phone's portrait video (and a camera mounted on its side) stores landscape pictures with a display matrix
+    that turns them: the event, the camera's source and its advice give the size as shown (720 wide, a narrow
+    portrait picture), the detector is told it too, and the camera plugin validates the size its encoder made."""
+    import numpy as np
+    from alarmcloud.testing import write_frames
+
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    coded = [np.full((720, 1280, 3), 40 + 8 * i, np.uint8) for i in range(10)]
+    clip = write_frames(tmp_path / "phone.mp4", coded, fps=5, gop=5, rotation=(-90, False, False),
+                        options={"preset": "ultrafast"})
+    host = PluginHost({"cameras": [], "detectors": [], "integrations": []})
+    host.register(SizePlugin(), "test:size", "size")
+    SEEN["detector"].clear()
+    SEEN["camera"].clear()
+    with LiveServer(test_settings(tmp_path / "data"), plugins=host.load()) as srv:
+        a = Api(srv.url).register("phone@example.com")
+        cam = a.post("/api/v1/cameras", json={"name": "Door", "brand": "bell", "model": "Phone"}).json()
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"wide": True}).status_code == 200
+        event = a.upload_analysed(a.upload_credentials(cam["id"]), clip)
+        assert (event["width"], event["height"]) == (720, 1280)
+        got = a.get(f"/api/v1/cameras/{cam['id']}/detectors").json()
+        assert got["source"] == {"width": 720, "height": 1280, "clips": 1}
+        (advice,) = got["advice"]
+        assert "this camera's last clip is 720 × 1280, a narrow portrait picture" in advice["message"]
+    (validated,) = SEEN["camera"]
+    assert (validated.width, validated.height, validated.turned) == (1280, 720, True)
+    (told, shapes) = SEEN["detector"][-1]
+    assert (told.width, told.height, told.turned) == (720, 1280, False)
+    assert shapes == [(114, 64, 3)]  # 64 wide as shown: the picture is served upright
 
 
 def test_a_plugin_cannot_declare_a_negative_width() -> None:

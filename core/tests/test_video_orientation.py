@@ -85,8 +85,21 @@ def test_frames_are_served_as_a_player_shows_them(tmp_path: Path, degrees: int, 
     _assert_as_shown(thumb)
 
 
-def test_probe_reports_the_size_as_coded(tmp_path: Path) -> None:
-    """The probe of an upload (it reads no picture) gives the coded picture's width and height, what a camera
-    model's resolutions list; the frames' own probe gives the size as shown (above)."""
-    p = probe(_clip(tmp_path / "clip.mp4", 90, False, False))
-    assert (p.width, p.height) == (SH, SW)
+@pytest.mark.parametrize("degrees,hflip,vflip", CASES)
+def test_the_probe_gives_the_coded_size_and_whether_it_is_shown_turned(tmp_path: Path, degrees: int, hflip: bool,
+                                                                       vflip: bool) -> None:
+    """The probe of an upload gives the coded picture's width and height (what a camera model's resolutions list)
+    and ``turned``; ``as_shown`` (stored with the clip, told to detectors) the size as players show it, also when
+    the probe is handed to ``decode`` (as ``alarmcloud detect`` and the pipeline do)."""
+    path = _clip(tmp_path / "clip.mp4", degrees, hflip, vflip)
+    p = probe(path)
+    across = degrees in (90, -90)
+    assert p.turned == across
+    assert (p.width, p.height) == ((SH, SW) if across else (SW, SH))
+    assert (p.as_shown().width, p.as_shown().height, p.as_shown().turned) == (SW, SH, False)
+    (given,) = decode(path, [FrameRequest(keyframes=True, color="gray")], p)
+    assert (given.probe.width, given.probe.height) == (SW, SH)
+    assert given.keyframes[0].image.shape == (SH, SW)
+    # a stored clip's probe already says the size as shown: it is not turned a second time
+    (stored,) = decode(path, [FrameRequest(keyframes=True, color="gray")], p.as_shown())
+    assert (stored.probe.width, stored.probe.height) == (SW, SH)

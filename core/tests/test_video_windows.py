@@ -89,7 +89,7 @@ def test_a_clip_decoded_without_its_probe_reads_its_packets_once(tmp_path: Path,
     (with_probe,) = decode(path, [REQ], clip)
     scans: list[str] = []
     real_scan = video._scan_packets
-    monkeypatch.setattr(video, "_scan_packets", lambda c, vs: scans.append("scan") or real_scan(c, vs))
+    monkeypatch.setattr(video, "_scan_packets", lambda c, vs, **kw: scans.append("scan") or real_scan(c, vs, **kw))
     (alone,) = decode(path, [REQ])
     assert scans == ["scan"]
     assert [[f.time for f in w] for w in alone.windows] == [[f.time for f in w] for w in with_probe.windows]

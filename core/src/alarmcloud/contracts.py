@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -32,6 +32,15 @@ class ClipProbe:
     size_bytes: int = 0
     bit_rate: int | None = None
     keyframe_interval: float | None = None
+    #: ``width`` and ``height`` are the coded picture's (what a camera's encoder makes), which players show turned a
+    #: quarter (the container's display matrix: a phone's portrait video, a camera mounted on its side)
+    turned: bool = False
+
+    def as_shown(self) -> ClipProbe:
+        """This probe with the picture's size as players show it (``turned`` False)."""
+        if not self.turned:
+            return self
+        return replace(self, width=self.height, height=self.width, turned=False)
 
 
 @dataclass(frozen=True)

@@ -233,9 +233,10 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
                 trigger = {"trigger": trigger[:100]}
             series = _series_for(s, cam, started, started + timedelta(seconds=probe.duration),
                                  st.ingest.series_gap_seconds)
+            shown = probe.as_shown()  # the owner sees (and the detectors get) a turned clip the other way round
             clip = Clip(id=clip_id, account_id=account_id, camera_id=camera_id, series_id=series.id,
                         blob_key=blob_key, thumb_key=thumb_key, size_bytes=size, started_at=started,
-                        received_at=now, duration=probe.duration, width=probe.width, height=probe.height,
+                        received_at=now, duration=probe.duration, width=shown.width, height=shown.height,
                         fps=probe.fps, codec="h264" if masks else probe.video_codec or "",  # masked: re-encoded
                         original_name=meta.get("original_name") or None,
                         trigger=trigger if isinstance(trigger, dict) else None, flags=flags,

@@ -190,7 +190,7 @@ class Clip(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     received_at: datetime = Field(default_factory=utcnow)
     duration: float = 0.0
-    width: int = 0
+    width: int = 0  # the picture as players show it (a turned clip's coded height)
     height: int = 0
     fps: float = 0.0
     codec: str = Field(default="", max_length=20)

@@ -103,7 +103,7 @@ DETECTORS = _obj({
     {"min_source_width": {**INT, "description": "The narrowest uploaded picture (px) the detector's measured "
                           "accuracy holds for; 0: any"}})},
     "source": {"type": ["object", "null"], "description": "What the camera uploads: the widest picture of its last "
-               "clips (clips: how many were looked at, at most 5); null before its first clip",
+               "clips, as players show it (clips: how many were looked at, at most 5); null before its first clip",
                "properties": {"width": INT, "height": INT, "clips": INT}, "required": ["width", "height", "clips"]},
     "advice": {"type": "array", "description": "Per switched-on detector whose clips from this camera are narrower "
                "than its min_source_width: what the owner should change", "items": _obj(

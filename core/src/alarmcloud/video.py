@@ -48,12 +48,15 @@ class ProbeError(Exception):
 
 
 def probe(path: str | Path) -> ClipProbe:
-    """Read container and stream facts; raises ``ProbeError`` for anything that is not a readable video."""
-    return _probe(Path(path))[0]
+    """Read container and stream facts, and whether players show the pictures turned (``ClipProbe.turned``: the
+    ``orientation`` of the first frame, the one frame decoded); raises ``ProbeError`` for anything that is not a
+    readable video."""
+    return _probe(Path(path), turned=True)[0]
 
 
-def _probe(path: Path) -> tuple[ClipProbe, list[float]]:
-    """``probe`` and the keyframe times its packet scan read (sorted), for ``decode`` not to scan again."""
+def _probe(path: Path, turned: bool = False) -> tuple[ClipProbe, list[float]]:
+    """``probe`` and the keyframe times its packet scan read (sorted), for ``decode`` not to scan again; ``turned``
+    is left False (nothing decoded) unless asked for."""
     size = path.stat().st_size
     if size == 0:
         raise ProbeError("empty_file", "the file is empty")
@@ -74,7 +77,7 @@ def _probe(path: Path) -> tuple[ClipProbe, list[float]]:
         fps = float(rate) if rate else 0.0
         duration = _duration(container, vs)
         try:
-            keys, packets = _scan_packets(container, vs)
+            keys, packets, first = _scan_packets(container, vs, first_frame=turned)
         except av.error.FFmpegError as exc:
             raise ProbeError("corrupt_video", f"the video data is corrupt: {exc.__class__.__name__}") from None
         if packets == 0:
@@ -98,6 +101,7 @@ def _probe(path: Path) -> tuple[ClipProbe, list[float]]:
             size_bytes=size,
             bit_rate=int(container.bit_rate) if container.bit_rate else None,
             keyframe_interval=round(gop, 3) if gop else None,
+            turned=first is not None and orientation(first)[0],
         ), sorted(keys)
 
 
@@ -116,17 +120,35 @@ def _duration(container: av.container.InputContainer, vs: av.video.stream.VideoS
 MAX_KEYFRAME_WAIT = 4.0
 
 
-def _scan_packets(container: av.container.InputContainer, vs: av.video.stream.VideoStream) -> tuple[list[float], int]:
-    """The video stream's keyframe times and its number of timed packets, read from the packets (nothing decoded)."""
+#: ``_scan_packets`` gives up looking for the first frame after this many packets from the first keyframe on
+FIRST_FRAME_PACKETS = 16
+
+
+def _scan_packets(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
+                  first_frame: bool = False) -> tuple[list[float], int, av.VideoFrame | None]:
+    """The video stream's keyframe times and its number of timed packets, read from the packets, and with
+    ``first_frame`` the first frame decoded from the first keyframe on (None when none decodes within
+    ``FIRST_FRAME_PACKETS`` packets; nothing else is decoded)."""
     keys: list[float] = []
     packets = 0
+    first: av.VideoFrame | None = None
+    tries = FIRST_FRAME_PACKETS if first_frame else 0
+    cc = vs.codec_context
     for packet in container.demux(vs):
         if packet.pts is None:
             continue
         packets += 1
         if packet.is_keyframe and packet.time_base is not None:
             keys.append(float(packet.pts * packet.time_base))
-    return keys, packets
+        if tries and keys:  # from the first keyframe on: a stream may begin with frames that reference nothing
+            tries -= 1
+            try:
+                first = next(iter(cc.decode(packet)), None)
+            except av.error.FFmpegError:  # an undecodable picture is the decoders' business, not the probe's
+                tries = 0
+            if first is not None:
+                tries = 0
+    return keys, packets, first
 
 
 def keyframe_times(path: str | Path) -> list[float]:
@@ -164,7 +186,8 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     place them (``window_plan``); without ``clip``, the probe's own pass over the packets serves for that.
     """
     keys = None
-    if clip is None:
+    own_probe = clip is None  # it does not know whether the pictures are shown turned: the decoded frames tell
+    if own_probe:
         clip, keys = _probe(Path(path))
     if not requests:
         return []
@@ -256,8 +279,9 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     out: list[ClipFrames] = []
     cache: dict[tuple[int, int | None, int | None, str], np.ndarray] = {}
     decoded = [f for _, f in key_frames] + [f for frames in windows.values() for _, f in frames]
-    if decoded and orientation(decoded[0])[0]:  # served turned: the probe the detectors get says the size as shown
-        clip = replace(clip, width=clip.height, height=clip.width)
+    if own_probe and decoded and orientation(decoded[0])[0]:
+        clip = replace(clip, turned=True)
+    clip = clip.as_shown()  # the frames are served as shown, and so is the size the detectors are told
     for req in requests:
         cf = ClipFrames(probe=clip)
         if req.keyframes and key_frames:
