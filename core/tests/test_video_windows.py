@@ -36,8 +36,8 @@ def _encode(path: Path, seconds: float, options: dict[str, str]) -> Path:
 
 
 def _luma(frame: av.VideoFrame) -> np.ndarray:
-    plane = frame.planes[0]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width].copy()
+    """The frame as FFmpeg's scaler makes a grey picture of it (full range: 0 black, 255 white)."""
+    return frame.to_ndarray(format="gray")
 
 
 def _all_frames(path: Path) -> dict[float, np.ndarray]:

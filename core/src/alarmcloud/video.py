@@ -323,6 +323,35 @@ def _luma_plane(frame: av.VideoFrame) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
 
 
+#: video-range luma (16 black .. 235 white) to a full-range grey level (0 .. 255) as FFmpeg's scaler maps it
+_STRETCH: np.ndarray | None = None
+
+
+def _stretch() -> np.ndarray:
+    """``_STRETCH``, read from the scaler itself on first use (a grey picture at another size comes from it)."""
+    global _STRETCH
+    if _STRETCH is None:
+        frame = av.VideoFrame(256, 2, "yuv420p")
+        for i, plane in enumerate(frame.planes):
+            np.frombuffer(plane, np.uint8)[:] = 128
+            if i == 0:
+                np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:2, :256] = np.arange(256, dtype=np.uint8)
+        frame.color_range = 1  # video (MPEG) range
+        _STRETCH = frame.reformat(format="gray").to_ndarray()[0].copy()
+    return _STRETCH
+
+
+def _grey(frame: av.VideoFrame) -> np.ndarray:
+    """An 8-bit YUV frame's luma as the grey picture the scaler makes of it (0 black, 255 white; a new array):
+    video-range luma (most cameras') stretched, full-range luma (``yuvj`` formats, or flagged JPEG range) as it is.
+    Without the stretch, a grey picture served at the clip's own size would have 219/255 of the contrast of one
+    served at any other size."""
+    y = _luma_plane(frame)
+    if frame.format.name.startswith("yuvj") or frame.color_range == 2:  # AVCOL_RANGE_JPEG
+        return y.copy()
+    return np.take(_stretch(), y)
+
+
 def _plain_luma(frame: av.VideoFrame) -> bool:
     """Whether the frame's first plane is its luma in 8 bits (YUV, NV12/21 and grey frames; not 10-bit video such as
     an HDR phone's, whose samples take two bytes each)."""
@@ -419,10 +448,10 @@ def _convert(
     fmt = "gray" if req.color == "gray" else "rgb24"
     yuv = frame.format.name.startswith("yuv") and _plain_luma(frame)
     if not field and fmt == "gray" and w == frame.width and h == frame.height and yuv:
-        arr = _luma_plane(frame).copy()
+        arr = _grey(frame)
     else:
         if field:  # the top field alone (every other line), scaled to the frame's size
-            rows = (_luma_plane(frame) if fmt == "gray" and yuv else frame.to_ndarray(format=fmt))[::2]
+            rows = (_grey(frame) if fmt == "gray" and yuv else frame.to_ndarray(format=fmt))[::2]
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rows), format=fmt)
         arr = frame.reformat(width=w, height=h, format=fmt, interpolation="FAST_BILINEAR").to_ndarray()
         if fmt == "gray" and arr.ndim == 3:
