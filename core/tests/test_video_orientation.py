@@ -8,6 +8,7 @@ such a clip, and its thumbnail, as shown: a detector sees rain fall down and a p
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,6 @@ def test_the_probe_gives_the_coded_size_and_whether_it_is_shown_turned(tmp_path:
     # a stored clip's probe already says the size as shown: it is not turned a second time
     (stored,) = decode(path, [FrameRequest(keyframes=True, color="gray")], p.as_shown())
     assert (stored.probe.width, stored.probe.height) == (SW, SH)
+    # one that says the coded size without ``turned`` (a clip stored before the probe said it) is told as shown too
+    (older,) = decode(path, [FrameRequest(keyframes=True, color="gray")], replace(p, turned=False))
+    assert (older.probe.width, older.probe.height) == (SW, SH)

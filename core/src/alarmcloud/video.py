@@ -186,8 +186,7 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     place them (``window_plan``); without ``clip``, the probe's own pass over the packets serves for that.
     """
     keys = None
-    own_probe = clip is None  # it does not know whether the pictures are shown turned: the decoded frames tell
-    if own_probe:
+    if clip is None:
         clip, keys = _probe(Path(path))
     if not requests:
         return []
@@ -279,7 +278,9 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     out: list[ClipFrames] = []
     cache: dict[tuple[int, int | None, int | None, str], np.ndarray] = {}
     decoded = [f for _, f in key_frames] + [f for frames in windows.values() for _, f in frames]
-    if own_probe and decoded and orientation(decoded[0])[0]:
+    first = decoded[0] if decoded else None
+    if not clip.turned and first is not None and orientation(first)[0] and (clip.width, clip.height) == (
+            first.width, first.height):  # a probe that read no picture (its own, a clip stored before 2026-11-25)
         clip = replace(clip, turned=True)
     clip = clip.as_shown()  # the frames are served as shown, and so is the size the detectors are told
     for req in requests:
