@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from alarmcloud.contracts import FrameRequest
 from alarmcloud.testing import write_frames
-from alarmcloud.video import decode, probe, thumbnail_jpeg
+from alarmcloud.video import decode, probe, probe_and_first_frame, thumbnail_jpeg
 from PIL import Image
 
 #: the picture as shown: 96 wide, 160 high (portrait, as a phone filmed it)
@@ -107,3 +107,14 @@ def test_the_probe_gives_the_coded_size_and_whether_it_is_shown_turned(tmp_path:
     # one that says the coded size without ``turned`` (a clip stored before the probe said it) is told as shown too
     (older,) = decode(path, [FrameRequest(keyframes=True, color="gray")], replace(p, turned=False))
     assert (older.probe.width, older.probe.height) == (SW, SH)
+
+
+@pytest.mark.parametrize("degrees,hflip,vflip", [(0, False, False), (-90, False, False), (90, True, False)])
+def test_the_upload_thumbnail_from_the_probes_frame_is_the_first_keyframes(tmp_path: Path, degrees: int, hflip: bool,
+                                                                           vflip: bool) -> None:
+    """The probe child makes the thumbnail from the frame the probe decoded (B-frames here): the same JPEG, byte for
+    byte, as decoding the first keyframe again."""
+    path = _clip(tmp_path / "clip.mp4", degrees, hflip, vflip)
+    p, first = probe_and_first_frame(path)
+    assert first is not None and first.key_frame and p == probe(path)
+    assert thumbnail_jpeg(path, width=48, first=first) == thumbnail_jpeg(path, width=48)

@@ -77,18 +77,18 @@ def safe_probe(path: Path, timeout: float = 20.0, memory_mb: int = 1024,
 
 
 def _main(argv: list[str]) -> int:
-    from alarmcloud.video import probe
+    from alarmcloud.video import probe_and_first_frame
 
     try:
-        result = probe(Path(argv[1]))
+        result, first = probe_and_first_frame(Path(argv[1]))
     except ProbeError as exc:
         sys.stdout.write(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
         return 2
     if len(argv) > 2:
         from alarmcloud.video import thumbnail_jpeg
 
-        try:
-            Path(argv[2]).write_bytes(thumbnail_jpeg(Path(argv[1])))
+        try:  # from the frame the probe decoded: the first keyframe is not decoded twice
+            Path(argv[2]).write_bytes(thumbnail_jpeg(Path(argv[1]), first=first))
         except Exception:  # a clip without a decodable keyframe is still a clip; it just has no thumbnail
             pass
     sys.stdout.write(json.dumps(asdict(result)))

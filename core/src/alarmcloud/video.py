@@ -51,12 +51,19 @@ def probe(path: str | Path) -> ClipProbe:
     """Read container and stream facts, and whether players show the pictures turned (``ClipProbe.turned``: the
     ``orientation`` of the first frame, the one frame decoded); raises ``ProbeError`` for anything that is not a
     readable video."""
-    return _probe(Path(path), turned=True)[0]
+    return probe_and_first_frame(path)[0]
 
 
-def _probe(path: Path, turned: bool = False) -> tuple[ClipProbe, list[float]]:
-    """``probe`` and the keyframe times its packet scan read (sorted), for ``decode`` not to scan again; ``turned``
-    is left False (nothing decoded) unless asked for."""
+def probe_and_first_frame(path: str | Path) -> tuple[ClipProbe, av.VideoFrame | None]:
+    """``probe`` and the frame it decoded (None when none decoded), for a thumbnail (``thumbnail_jpeg``) without
+    decoding it again."""
+    clip, _, first = _probe(Path(path), turned=True)
+    return clip, first
+
+
+def _probe(path: Path, turned: bool = False) -> tuple[ClipProbe, list[float], av.VideoFrame | None]:
+    """``probe``, the keyframe times its packet scan read (sorted), for ``decode`` not to scan again, and the first
+    frame; ``turned`` is left False and no frame decoded unless asked for."""
     size = path.stat().st_size
     if size == 0:
         raise ProbeError("empty_file", "the file is empty")
@@ -102,7 +109,7 @@ def _probe(path: Path, turned: bool = False) -> tuple[ClipProbe, list[float]]:
             bit_rate=int(container.bit_rate) if container.bit_rate else None,
             keyframe_interval=round(gop, 3) if gop else None,
             turned=first is not None and orientation(first)[0],
-        ), sorted(keys)
+        ), sorted(keys), first
 
 
 def _duration(container: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float:
@@ -187,7 +194,7 @@ def decode(path: str | Path, requests: Sequence[FrameRequest], clip: ClipProbe |
     """
     keys = None
     if clip is None:
-        clip, keys = _probe(Path(path))
+        clip, keys, _ = _probe(Path(path))
     if not requests:
         return []
     duration = max(clip.duration, 0.001)
@@ -535,22 +542,30 @@ def _target_size(src_w: int, src_h: int, width: int | None, height: int | None) 
     return src_w, src_h
 
 
-def thumbnail_jpeg(path: str | Path, width: int = 480) -> bytes:
-    """A JPEG of the clip's first keyframe as players show it (``orientation``), ``width`` pixels wide."""
-    import io
-
-    from PIL import Image
-
+def thumbnail_jpeg(path: str | Path, width: int = 480, first: av.VideoFrame | None = None) -> bytes:
+    """A JPEG of the clip's first keyframe as players show it (``orientation``), ``width`` pixels wide; made from
+    ``first`` (``probe_and_first_frame``'s) when that is a keyframe, else decoded from ``path``."""
+    if first is not None and first.key_frame:
+        return _jpeg(first, width)
     with open_input(path) as container:
         vs = container.streams.video[0]
         vs.codec_context.skip_frame = "NONKEY"
         for frame in container.decode(vs):
-            turn = orientation(frame)  # shown as players show the clip
-            w, h = _shown(*_target_size(*_shown(frame.width, frame.height, turn), width, None), turn)
-            img = frame.to_image(width=w, height=h)
-            if turn != UPRIGHT:
-                img = Image.fromarray(as_shown(np.asarray(img), turn))
-            buf = io.BytesIO()
-            img.save(buf, format="JPEG", quality=80)
-            return buf.getvalue()
+            return _jpeg(frame, width)
     raise ProbeError("no_video_frames", "no frame to make a thumbnail from")
+
+
+def _jpeg(frame: av.VideoFrame, width: int) -> bytes:
+    """``frame`` as players show it, ``width`` pixels wide, as a JPEG."""
+    import io
+
+    from PIL import Image
+
+    turn = orientation(frame)
+    w, h = _shown(*_target_size(*_shown(frame.width, frame.height, turn), width, None), turn)
+    img = frame.to_image(width=w, height=h)
+    if turn != UPRIGHT:
+        img = Image.fromarray(as_shown(np.asarray(img), turn))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
