@@ -102,6 +102,7 @@ from synth import (  # noqa: E402
     photo_list,
     preset_of,
     render_frames,
+    silk_glow,
     site_encode,
 )
 
@@ -244,7 +245,6 @@ def spider_web(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
         strands.append(dict(anchor=anchor, end=anchor + length * np.array([np.cos(ang), np.sin(ang)]),
                             bend=rng.normal(0, 0.15 * length, 2), v=np.zeros(2), step=rng.uniform(2, 12) * s,
                             sigma=rng.uniform(1, 3) * s, amp=rng.uniform(60, 180)))
-    t = np.linspace(0, 1, 2 * h)[:, None]
     out = []
     for f in frames:
         glow = np.zeros((h, w), np.float32)
@@ -252,13 +252,7 @@ def spider_web(frames: list[np.ndarray], seed: int) -> list[np.ndarray]:
             st["v"] = 0.6 * st["v"] + rng.normal(0, st["step"], 2)
             st["end"] = st["end"] + st["v"]
             mid = (st["anchor"] + st["end"]) / 2 + st["bend"]
-            pts = (1 - t) ** 2 * st["anchor"] + 2 * t * (1 - t) * mid + t**2 * st["end"]
-            xs, ys = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
-            ok = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
-            line = np.zeros((h, w), np.uint8)
-            line[ys[ok], xs[ok]] = 255
-            blurred = np.asarray(Image.fromarray(line).filter(ImageFilter.GaussianBlur(st["sigma"])), np.float32)
-            glow += blurred / 255 * st["amp"] * np.sqrt(2 * np.pi) * st["sigma"]  # a line's peak kept after blur
+            glow += silk_glow(h, w, st["anchor"], mid, st["end"], st["sigma"], st["amp"])
         out.append(np.clip(f.astype(np.float32) + glow[..., None], 0, 255).astype(np.uint8))
     return out
 

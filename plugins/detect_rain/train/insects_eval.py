@@ -1,4 +1,5 @@
-"""Night IR clips with moths, people, cars and rain through the real pipeline: verdicts per kind and detector set.
+"""Night IR clips with moths, spider silk, people, cars and rain through the real pipeline: verdicts per kind and
+detector set.
 
 Usage (from the repository root; nice on a shared machine):
     OMP_NUM_THREADS=1 nice .venv/bin/python plugins/detect_rain/train/insects_eval.py --per-kind 12 --seed 7 \\
@@ -11,6 +12,7 @@ heuristic was tuned on; the README table uses seeds the tuning never saw (``--se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections import Counter, defaultdict
@@ -26,8 +28,9 @@ from alarmcloud.plugins import PluginHost  # noqa: E402
 from night_synth import KINDS, photo_list, random_night_spec, render_night  # noqa: E402
 
 
-def clips(cache: Path, seed: int, per_kind: int, kinds: list[str]) -> list[tuple[str, Path, dict]]:
-    """Render (or reuse) ``per_kind`` clips of every kind; returns (kind, path, spec summary)."""
+def clips(cache: Path, seed: int, per_kind: int, kinds: list[str], silk: bool = True) -> list[tuple[str, Path, dict]]:
+    """Render (or reuse) ``per_kind`` clips of every kind; returns (kind, path, spec summary). ``silk=False``: the
+    clips of the kinds with spider silk as the same scenes without it (``<seed>-<kind>-<i>-nosilk.mp4``)."""
     cache.mkdir(parents=True, exist_ok=True)
     photos = photo_list("eval" if seed % 2 else "train")
     out = []
@@ -37,6 +40,10 @@ def clips(cache: Path, seed: int, per_kind: int, kinds: list[str]) -> list[tuple
             rng = np.random.default_rng([seed, i, KINDS.index(kind)])
             spec = random_night_spec(rng, seed * 100_000 + i * 100 + KINDS.index(kind), photos, kind)
             path = cache / f"{seed}-{kind}-{i}.mp4"
+            if not silk:
+                if not spec.webs:
+                    continue
+                spec, path = dataclasses.replace(spec, webs=0), path.with_name(f"{path.stem}-nosilk.mp4")
             if not path.exists():
                 render_night(spec, path)
             out.append((kind, path, {"near": spec.near, "far": spec.far, "noise": round(spec.noise, 1)}))
@@ -81,6 +88,9 @@ def main() -> None:
     ap.add_argument("--detectors", nargs="*", default=["", "rain", "rain,insects"],
                     help='detector sets, comma-separated ("" = motion analysis only)')
     ap.add_argument("--json", type=Path, help="write every clip's result here")
+    ap.add_argument("--against-no-silk", action="store_true",
+                    help="also run the clips with spider silk rendered without it, and list every clip that is an "
+                    "alarm without the silk but not with it (a mover the silk's explanation would hide)")
     ap.add_argument("--cost", action="store_true", help="only time the detector on an 18 s 1080p clip")
     args = ap.parse_args()
     if args.cost:
@@ -110,6 +120,21 @@ def main() -> None:
             ms = np.array(movers[kind])
             shares = " | ".join(f"{100 * verdicts[kind][v] / n:.0f} %" for v in all_v)
             print(f"| {kind} | {n} | {np.median(ms):.2f} ({ms.min():.2f}-{ms.max():.2f}) | {shares} |")
+    if args.against_no_silk:
+        without = clips(args.cache, args.seed, args.per_kind, kinds, silk=False)
+        bare = {p.name.replace("-nosilk", ""): p for _, p, _ in without}
+        for dset in args.detectors:
+            names = [n for n in dset.split(",") if n]
+            alarms, hidden = 0, []
+            for r in dump:
+                if r["detectors"] != names or r["file"] not in bare:
+                    continue
+                if analyze_file(host, bare[r["file"]], names).verdict == "alarm":
+                    alarms += 1
+                    if r["verdict"] != "alarm":
+                        hidden.append(f"{r['file']} ({r['verdict']})")
+            print(f"\ndetectors: {', '.join(names) or '(motion analysis only)'}: {alarms} clips with silk are alarms "
+                  f"without it; {len(hidden)} of them not with it{': ' + ', '.join(hidden) if hidden else ''}")
     if args.json:
         args.json.write_text(json.dumps(dump, indent=1))
 

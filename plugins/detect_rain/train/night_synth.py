@@ -1,4 +1,5 @@
-"""Render whole night IR alarm clips: moths at the IR lamp, far small insects, a walking person or a car, rain.
+"""Render whole night IR alarm clips: moths at the IR lamp, far small insects, spider silk in front of the lens, a
+walking person or a car, rain.
 
 Unlike ``synth.py`` (a few short windows for the rain model) these are full clips (18 s by default) that go
 through the core pipeline as a camera sends them, so the motion analysis, the keyframes and the verdict are real.
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 from alarmcloud.testing import make_clip
-from synth import ClipSpec, photo_background, photo_list, procedural_background, rain_alpha, to_night
+from synth import ClipSpec, photo_background, photo_list, procedural_background, rain_alpha, silk_glow, to_night
 
+#: new kinds go at the end: a clip's generator is seeded with its kind's index
 KINDS = ("clear", "insects", "insects_person", "insects_car", "person", "car", "rain", "rain_insects", "lights",
-         "insects_lights")
+         "insects_lights", "web", "web_person", "web_car", "web_lights", "web_insects")
 
 
 @dataclass
@@ -36,6 +38,7 @@ class NightSpec:
     mover: str = ""  # person | car
     rain: int = 0  # rain streaks per 640x360 frame
     agc: bool = False  # the camera's gain jumps now and then
+    webs: int = 0  # strands of spider silk in front of the lens, swaying in the wind
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -59,6 +62,7 @@ def random_night_spec(rng: np.random.Generator, seed: int, photos: list[Path], k
         mover="person" if "person" in kind else ("car" if "car" in kind else ("lights" if "lights" in kind else "")),
         rain=int(rng.uniform(300, 1500)) if "rain" in kind else 0,
         agc=bool(rng.random() < 0.2),
+        webs=int(rng.integers(1, 5)) if "web" in kind else 0,
     )
 
 
@@ -121,6 +125,44 @@ class _Moth:
                 acc += np.exp(-(d**2) / (r * r))
         flap = self.rng.uniform(0.7, 1.15)  # wing beats change what the lamp lights
         img[y0:y1, x0:x1] += (self.amp * flap * acc / 3)[..., None]
+
+
+class _Strand:
+    """A strand of spider silk hanging in front of the lens, lit by the IR lamp beside it: a curve from a point on
+    the picture's edge (60 % the top, where the camera's housing is), 0.2-0.7 of the picture's height long, 1-3 px out
+    of focus at 640 px wide, 60-200 grey levels at its core. Its free end sways on a damped spring (period 0.4-2 s)
+    driven by the wind, calm for a while and then in gusts, 3-40 px from its rest at 640 px wide."""
+
+    def __init__(self, rng: np.random.Generator, w: int, h: int, fps: int) -> None:
+        s = w / 640.0
+        self.rng, self.w, self.h = rng, w, h
+        top = rng.random() < 0.6
+        self.anchor = np.array([rng.uniform(0, w), -rng.uniform(0, 10) * s] if top
+                               else [rng.choice([0.0, w - 1.0]), rng.uniform(0, h * 0.6)])
+        ang = rng.uniform(0.3, 2.8) if top else (rng.uniform(-0.8, 1.2) if self.anchor[0] == 0 else
+                                                 math.pi - rng.uniform(-0.8, 1.2))
+        length = rng.uniform(0.2, 0.7) * h
+        self.rest = self.anchor + length * np.array([math.cos(ang), math.sin(ang)])
+        self.bend = rng.normal(0, 0.12 * length, 2)
+        self.end, self.v = self.rest.copy(), np.zeros(2)
+        period = rng.uniform(0.4, 2.0) * fps  # frames
+        self.k, self.damp = (2 * math.pi / period) ** 2, rng.uniform(0.05, 0.2)
+        self.wind = rng.uniform(0.3, 2.5) * s  # px/frame^2 of push in a gust
+        self.calm = rng.uniform(0.0, 0.6)  # share of the time the air is still
+        self.sigma, self.amp = rng.uniform(1.0, 3.0) * s, rng.uniform(60, 200)
+        self.gust = False
+
+    def step(self) -> None:
+        rng = self.rng
+        if rng.random() < 0.03:  # the wind turns on or off now and then
+            self.gust = rng.random() > self.calm
+        push = rng.normal(0, self.wind if self.gust else 0.1 * self.wind, 2)
+        self.v = (1 - self.damp) * self.v - self.k * (self.end - self.rest) + push
+        self.end = self.end + self.v
+
+    def draw(self, img: np.ndarray) -> None:
+        mid = (self.anchor + self.end) / 2 + self.bend
+        img += silk_glow(self.h, self.w, self.anchor, mid, self.end, self.sigma, self.amp)[..., None]
 
 
 class _Walker:
@@ -210,6 +252,8 @@ def night_scene(spec: NightSpec):  # noqa: ANN201 - a make_clip scene
     angle = math.pi / 2 + rng.normal(0, 0.3)
     drop = float(rng.uniform(120, 255))
     gains = np.where(rng.random(4096) < 0.1, rng.uniform(0.8, 1.25, 4096), 1.0) if spec.agc else np.ones(4096)
+    silk_rng = np.random.default_rng([spec.seed, 43])  # its own generator: the other kinds render as before
+    strands = [_Strand(silk_rng, w, h, spec.fps) for _ in range(spec.webs)]
 
     def draw(i: int, t: float, width: int, height: int) -> np.ndarray:
         img = bg.copy()
@@ -218,6 +262,9 @@ def night_scene(spec: NightSpec):  # noqa: ANN201 - a make_clip scene
         for m in moths:
             m.step(i)
             m.draw(img, i, xx, yy)
+        for st in strands:
+            st.step()
+            st.draw(img)
         if spec.rain:
             a = np.clip(rain_alpha(rng, h, w, rain_spec, angle) * (0.25 + 0.75 * lamp), 0, 0.95)
             img = img * (1 - a[..., None]) + drop * a[..., None]

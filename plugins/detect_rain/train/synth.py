@@ -550,6 +550,20 @@ class Splashes:
         return out
 
 
+def silk_glow(h: int, w: int, anchor: np.ndarray, mid: np.ndarray, end: np.ndarray, sigma: float,
+              amp: float) -> np.ndarray:
+    """The light of one strand of spider silk lit by the IR lamp: a quadratic curve from ``anchor`` through
+    (toward) ``mid`` to ``end``, blurred by ``sigma`` pixels (out of focus), ``amp`` grey levels at its core."""
+    t = np.linspace(0, 1, 2 * h)[:, None]
+    pts = (1 - t) ** 2 * anchor + 2 * t * (1 - t) * mid + t**2 * end
+    xs, ys = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+    ok = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
+    line = np.zeros((h, w), np.uint8)
+    line[ys[ok], xs[ok]] = 255
+    blurred = np.asarray(Image.fromarray(line).filter(ImageFilter.GaussianBlur(sigma)), np.float32)
+    return blurred / 255 * amp * np.sqrt(2 * np.pi) * sigma  # a line's peak kept after the blur
+
+
 def drop_radiance(rng: np.random.Generator, spec: ClipSpec, bg: np.ndarray) -> np.ndarray | float:
     """What a drop shows: a constant radiance, or (``refract``) the scene above it, blurred, flipped and lifted."""
     if spec.drop_model != "refract":
