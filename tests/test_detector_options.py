@@ -35,7 +35,7 @@ def test_the_bundled_detectors_declare_their_options_with_the_deployment_default
     plates = {o["key"]: o for o in got["available"]["plates"]["options"]}
     rain = {o["key"]: o for o in got["available"]["rain"]["options"]}
     assert got["available"]["plates"]["title"] == "Licence plates"  # what an app shows beside the switch
-    assert got["available"]["insects"]["title"] == "Insects at the IR lamp"
+    assert got["available"]["insects"]["title"] == "Insects and spider webs at the IR lamp"
     countries = plates["countries"]
     assert countries["kind"] == "choices" and "misreads" in countries["help"]
     codes = [c["value"] for c in countries["choices"]]

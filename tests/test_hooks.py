@@ -223,8 +223,8 @@ def _check_table(rows: list[dict[str, Any]]) -> None:
     misspelled = by_key[("integrations", "misspelled")]  # check_pending: an unknown hook name fails the plugin
     assert not misspelled["loaded"] and "unknown hook 'startpu'" in misspelled["error"]
     # each row says what its plugin added, by the name people read: the rain plugin brings two detectors
-    assert by_key[("detectors", "rain")]["provides"] == [{"name": "rain", "title": "Rain and snow"},
-                                                         {"name": "insects", "title": "Insects at the IR lamp"}]
+    assert by_key[("detectors", "rain")]["provides"] == [
+        {"name": "rain", "title": "Rain and snow"}, {"name": "insects", "title": "Insects and spider webs at the IR lamp"}]
     assert by_key[("cameras", "instar")]["provides"] == [{"name": "instar", "title": "INSTAR"}]
     assert broken["provides"] == [] and misspelled["provides"] == []
 
@@ -245,7 +245,8 @@ def test_plugin_status_cli_shows_bundled_loaded_and_broken_failed(tmp_path: Path
     table = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "plugins"], env={**env, "COLUMNS": "200"},
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "broken" in table.stdout and "libfoo.so.3" in table.stdout and "google_home" in table.stdout
-    assert "Insects at the IR lamp (insects)" in table.stdout and "Google Home (google_home)" in table.stdout
+    assert "Insects and spider webs at the IR lamp (insects)" in table.stdout
+    assert "Google Home (google_home)" in table.stdout
     # serve refuses to start with a broken enabled plugin: one clear line, no traceback
     out = subprocess.run([sys.executable, "-m", "alarmcloud.cli", "serve", "--data-dir", str(tmp_path / "data"),
                           "--port", "0", "--ftp-port", "0"], env=env, cwd=tmp_path, capture_output=True, text=True,

@@ -291,7 +291,8 @@ def test_detectors_brands_and_plugins_show_their_titles_not_entry_names(page: An
         names = [rows.nth(i).locator("td").nth(1).inner_text().split("\n") for i in range(rows.count())]
     assert ["Licence plates", "plates"] in names and ["Google Home", "google_home"] in names
     assert ["IFTTT", "ifttt"] in names and ["INSTAR", "instar"] in names
-    assert ["Rain and snow", "Insects at the IR lamp", "rain"] in names  # one plugin, both of its detectors
+    # one plugin, both of its detectors
+    assert ["Rain and snow", "Insects and spider webs at the IR lamp", "rain"] in names
 
 
 def test_the_day_filter_label_lines_up_with_the_other_filter_labels(chromium: Any, site: Site) -> None:

@@ -175,8 +175,8 @@ def test_without_the_insect_detector_moths_are_alarms(host: PluginHost, night_cl
 def test_hook_registers_the_insect_detector() -> None:
     specs = {s.name: s for s in plugin.register_detectors()}
     spec = specs["insects"]
-    assert spec.labels == ("insect",)
+    assert spec.labels == ("insect", "web")
     det = spec.factory(None)
     assert isinstance(det, InsectDetector)
-    assert det.mover_explaining_labels == {"insect"} <= det.false_alarm_labels
+    assert det.mover_explaining_labels == {"insect", "web"} <= det.false_alarm_labels
     assert spec.privacy is not None and "none beyond the finding" in spec.privacy.retention

@@ -31,6 +31,7 @@ VERDICTS: dict[str, tuple[str, str]] = {
     "false_alarm:rain": ("Rain", "rain"),
     "false_alarm:snow": ("Snow", "rain"),
     "false_alarm:insect": ("Insects", "rain"),
+    "false_alarm:web": ("Spider web", "rain"),
     "false_alarm:no_motion": ("No motion", "quiet"),
     "analysis_failed": ("Analysis failed", "failed"),
 }

@@ -24,8 +24,8 @@ PRIVACY = ProcessingRecord(
 
 INSECT_PRIVACY = ProcessingRecord(
     data=("video frames of the alarm clip (its keyframes, downscaled to 320 px)",),
-    purpose="tell whether the only thing moving in a night clip were insects at the camera's infrared lamp, so the "
-    "owner is not woken by moths",
+    purpose="tell whether the only thing moving in a night clip were insects at the camera's infrared lamp or "
+    "spider silk in front of its lens, so the owner is not woken by moths and webs",
     recipients=(),
     retention="none beyond the finding: frames are discarded after analysis; only the label and score are stored "
     "with the event",
@@ -53,7 +53,7 @@ THRESHOLD = DetectorOption(
 
 @hookimpl
 def register_detectors() -> list[DetectorSpec]:
-    """The rain / snow detector and the insects-at-the-IR-lamp detector."""
+    """The rain / snow detector and the insects-and-spider-webs-at-the-IR-lamp detector."""
     return [
         DetectorSpec(
             name="rain",
@@ -71,11 +71,11 @@ def register_detectors() -> list[DetectorSpec]:
         ),
         DetectorSpec(
             name="insects",
-            title="Insects at the IR lamp",
+            title="Insects and spider webs at the IR lamp",
             factory=lambda config: InsectDetector(),
             labels=InsectDetector.labels,
-            description="Night false alarms caused only by moths or other insects at the infrared lamp (a person "
-            "or a car among them keeps the alarm).",
+            description="Night false alarms caused only by moths or other insects at the infrared lamp, or by "
+            "spider silk swaying in front of the lens (a person or a car among them keeps the alarm).",
             privacy=INSECT_PRIVACY,
         ),
     ]

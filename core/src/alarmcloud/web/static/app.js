@@ -604,7 +604,7 @@
 
   function badgeFor(verdict, status) {
     const known = { "alarm": ["Real alarm", "alarm"], "false_alarm:rain": ["Rain", "rain"], "false_alarm:snow": ["Snow", "rain"],
-                    "false_alarm:insect": ["Insects", "rain"], "false_alarm:no_motion": ["No motion", "quiet"], "analysis_failed": ["Analysis failed", "failed"] };
+                    "false_alarm:insect": ["Insects", "rain"], "false_alarm:web": ["Spider web", "rain"], "false_alarm:no_motion": ["No motion", "quiet"], "analysis_failed": ["Analysis failed", "failed"] };
     if (!verdict) return status === "skipped" ? ["Skipped", "pending"] : ["Analysing…", "pending"];
     if (known[verdict]) return known[verdict];
     if (verdict.startsWith("false_alarm:")) return ["False alarm: " + verdict.split(":")[1].replace(/_/g, " "), "quiet"];
