@@ -23,12 +23,14 @@ One region that is anything else (a person, a car's outline) and nothing is repo
 
 **Spider silk** swaying in front of the lens glows in the lamp's light too, but as a thin line, not a glow: the
 motion analysis sees each place the strand swings to as a change against the background, mostly a mover. A change
-region also counts as explained when it lies on a **strand** (``strand_cells``): a thin line of changed pixels
-(at most ``STRAND_WIDTH`` px across, holes of a pixel closed; its 4x4 cells at most two across), long
-(``STRAND_LENGTH`` px and ``STRAND_ELONGATION`` times its width) and brighter than the background, or a thin fragment
-that reaches within ``STRAND_REACH`` cells of one. A person, however fragmented against the night, is a quarter as
-wide as tall; a far one is too short. The clip is then reported as ``web`` (and ``insect`` when glows were found
-as well).
+region also counts as explained when it lies on a **strand** (``strand_cells``): a thin line of brightening (at
+most ``STRAND_WIDTH`` px across, holes of a pixel closed; its 4x4 cells at most two across), long
+(``STRAND_LENGTH`` px and ``STRAND_ELONGATION`` times its width), with the thin pieces that continue it
+(``_continues``); and only where a strand of a keyframe at least ``ANCHOR_SECONDS`` away hangs too
+(``_anchored``): silk sways about one place for the whole clip, a walker's thin sliver moves on. Small fine-grid
+regions where the clip's silk hangs are bits of it (``_in_zone``). A person, however fragmented against the night,
+is about a quarter as wide as tall; a far one is too short. The clip is then reported as ``web`` (and ``insect``
+when glows were found as well).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class Region:
     sharp_share: float  # share of the region's rim where the change rises steeply (an outline)
     outline: float  # pixels of steep change (> ``OUTLINE_STEEP``) per pixel of the perimeter of a disc as large
     box: tuple[float, float, float, float]  # fractions of the frame
-    center: tuple[float, float] = (0.0, 0.0)  # change-weighted centre, pixels at 320 px
+    center: tuple[float, float] = (0.0, 0.0)  # change-weighted centre (on a strand: plain), pixels at 320 px
     cell: int = CELL  # the grid it was found on (pixels at 320 px)
     span: tuple[int, int, int, int] = (0, 0, 0, 0)  # its cells: left, top, right, bottom (pixels at 320 px)
     strand: bool = False  # it lies on a strand of spider silk (``strand_cells``)
@@ -260,8 +262,9 @@ def strand_cells(d: np.ndarray) -> np.ndarray:
     """The fine-grid cells (``FINE_CELL`` px at 320 px) of one frame's change ``d`` that lie on strands of spider
     silk: 8-connected brightenings of two or more cells that are thin (``STRAND_WIDTH``, ``STRAND_CELLS_ACROSS``)
     and long (``STRAND_LENGTH``, ``STRAND_ELONGATION``), and thin brightenings or darkenings (where a strand of the
-    background was) that reach within ``STRAND_REACH`` cells of those. Brightening and darkening are looked at
-    apart: a strand that swung a little is a bright line beside a dark one, which together are no thin line."""
+    background was) that reach within ``STRAND_REACH`` cells of those and continue them (``_continues``).
+    Brightening and darkening are looked at apart: a strand that swung a little is a bright line beside a dark
+    one, which together are no thin line."""
     c = FINE_CELL
     h, w = d.shape
     h2, w2 = h // c * c, w // c * c
@@ -300,7 +303,7 @@ def strand_cells(d: np.ndarray) -> np.ndarray:
             break
         for comp in joined:
             on |= comp
-        thin = [comp for comp in thin if not (comp & on).any() and not any(comp is j for j in joined)]
+        thin = [comp for comp in thin if not (comp & on).any()]
     return on
 
 
@@ -406,7 +409,8 @@ def regions(frames: ClipFrames) -> list[Region]:
 
 
 def keyframe_regions(frames: ClipFrames) -> list[list[Region]]:
-    """The change regions of each keyframe (``[]`` with fewer than 3 keyframes)."""
+    """The change regions of each keyframe (``[]`` with fewer than 3 keyframes); ``strand`` on anchored strands
+    (``causes`` marks the small bits where the silk hangs as well)."""
     return _key_regions(frames)[0]
 
 
