@@ -18,7 +18,7 @@ from synth import ClipSpec, photo_background, photo_list, procedural_background,
 
 #: new kinds go at the end: a clip's generator is seeded with its kind's index
 KINDS = ("clear", "insects", "insects_person", "insects_car", "person", "car", "rain", "rain_insects", "lights",
-         "insects_lights", "web", "web_person", "web_car", "web_lights", "web_insects")
+         "insects_lights", "web", "web_person", "web_car", "web_lights", "web_insects", "web_rain")
 
 
 @dataclass
