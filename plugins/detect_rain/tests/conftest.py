@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from alarmcloud.contracts import ClipFrames
+from alarmcloud.plugins import PluginHost
 from alarmcloud.testing import make_clip
 from alarmcloud.video import decode
 from alarmcloud_detect_rain.detector import RainDetector
+from alarmcloud_detect_rain.insects import REQUEST as INSECT_REQUEST
 
 Scene = Callable[[int, float, int, int], np.ndarray]
 
@@ -137,3 +139,32 @@ def make_rain_scene() -> Callable[..., Scene]:
 def frames_for() -> Callable[[RainDetector, Path], ClipFrames]:
     """``frames_for(detector, path)``: the ClipFrames the core pipeline serves the detector for ``path``."""
     return _frames_for
+
+
+@pytest.fixture(scope="session")
+def host() -> PluginHost:
+    """A plugin host with every installed detector (this plugin's ``rain`` and ``insects``)."""
+    return PluginHost({"cameras": [], "detectors": None, "integrations": []}).load()
+
+
+def _night_clips(folder: Path, scenes: dict[str, Scene]) -> dict[str, Path]:
+    return {name: make_clip(folder / f"{name}.mp4", seconds=8, width=640, height=360, fps=10, gop_seconds=1.0,
+                            scene=scene) for name, scene in scenes.items()}
+
+
+@pytest.fixture(scope="session")
+def night_clips_of() -> Callable[[Path, dict[str, Scene]], dict[str, Path]]:
+    """``night_clips_of(folder, scenes)``: one 8 s 640x360 clip per scene at 10 fps with a keyframe every second (8
+    keyframes), as the insects detector's tests use them."""
+    return _night_clips
+
+
+def _insect_frames(path: Path) -> ClipFrames:
+    (cf,) = decode(path, [INSECT_REQUEST])
+    return cf
+
+
+@pytest.fixture(scope="session")
+def insect_frames() -> Callable[[Path], ClipFrames]:
+    """``insect_frames(path)``: the ClipFrames the core pipeline serves the insects detector for ``path``."""
+    return _insect_frames

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alarmcloud.contracts import ClipFrames
 from alarmcloud.plugins import PluginHost
 from alarmcloud.testing import make_clip
-from alarmcloud.video import decode
 from alarmcloud_detect_rain import plugin
 from alarmcloud_detect_rain.insects import (
     FINE_CELL,
-    REQUEST,
     InsectDetector,
     Region,
     headlight_pair,
@@ -24,6 +23,7 @@ from alarmcloud_detect_rain.insects import (
 )
 
 Scene = Callable[[int, float, int, int], np.ndarray]
+FramesOf = Callable[[Path], ClipFrames]
 
 
 def _night_background(w: int, h: int) -> np.ndarray:
@@ -66,57 +66,47 @@ def night_scene(moths: int = 2, person: bool = False, colour: bool = False, seed
 
 
 @pytest.fixture(scope="module")
-def night_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def night_clips(tmp_path_factory: pytest.TempPathFactory, night_clips_of: Callable[..., dict[str, Path]]
+                ) -> dict[str, Path]:
     """8 s 640x360 clips at 10 fps with a keyframe every second (8 keyframes)."""
-    d = tmp_path_factory.mktemp("insects")
-    scenes = {"moths": night_scene(2, seed=1), "moths_person": night_scene(2, person=True, seed=2),
-              "person": night_scene(0, person=True, seed=3), "clear": night_scene(0, seed=4),
-              "moths_day": night_scene(2, colour=True, seed=5), "moths_headlight": night_scene(2, seed=6, headlight=True)}
-    return {name: make_clip(d / f"{name}.mp4", seconds=8, width=640, height=360, fps=10, gop_seconds=1.0, scene=s)
-            for name, s in scenes.items()}
+    return night_clips_of(tmp_path_factory.mktemp("insects"), {
+        "moths": night_scene(2, seed=1), "moths_person": night_scene(2, person=True, seed=2),
+        "person": night_scene(0, person=True, seed=3), "clear": night_scene(0, seed=4),
+        "moths_day": night_scene(2, colour=True, seed=5), "moths_headlight": night_scene(2, seed=6, headlight=True)})
 
 
-@pytest.fixture(scope="module")
-def host() -> PluginHost:
-    return PluginHost({"cameras": [], "detectors": None, "integrations": []}).load()
-
-
-def _frames(path: Path):  # type: ignore[no-untyped-def]
-    (cf,) = decode(path, [REQUEST])
-    return cf
-
-
-def test_moth_glows_are_explained(night_clips: dict[str, Path]) -> None:
-    score, regions = insect_score(_frames(night_clips["moths"]))
+def test_moth_glows_are_explained(night_clips: dict[str, Path], insect_frames: FramesOf) -> None:
+    score, regions = insect_score(insect_frames(night_clips["moths"]))
     assert score >= 0.5
     assert regions and all(r.insect_like() for r in regions)
-    (finding,) = InsectDetector().analyze(_frames(night_clips["moths"]))
+    (finding,) = InsectDetector().analyze(insect_frames(night_clips["moths"]))
     assert finding.label == "insect" and finding.detector == "insects" and finding.box is not None
 
 
-def test_person_among_moths_is_not_explained(night_clips: dict[str, Path]) -> None:
+def test_person_among_moths_is_not_explained(night_clips: dict[str, Path], insect_frames: FramesOf) -> None:
     for name in ("moths_person", "person"):
-        score, regions = insect_score(_frames(night_clips[name]))
+        score, regions = insect_score(insect_frames(night_clips[name]))
         assert score == 0.0, name
         assert any(not r.insect_like() for r in regions), name  # the person's outline
-        assert InsectDetector().analyze(_frames(night_clips[name])) == []
+        assert InsectDetector().analyze(insect_frames(night_clips[name])) == []
 
 
-def test_a_small_person_among_moths_is_not_explained(host: PluginHost, tmp_path: Path) -> None:
+def test_a_small_person_among_moths_is_not_explained(host: PluginHost, tmp_path: Path, insect_frames: FramesOf) -> None:
     """A person of 5 % of the picture's height is a mover to the motion analysis (its 4 px grid at 320 px) but
     fills no cell of the coarse grid: judged on its own, their outline keeps the alarm."""
     from alarmcloud.pipeline import analyze_file
 
     path = make_clip(tmp_path / "small.mp4", seconds=8, width=640, height=360, fps=10, gop_seconds=1.0,
                      scene=night_scene(2, person=True, seed=7, person_height=0.05))
-    score, found = insect_score(_frames(path))
+    score, found = insect_score(insect_frames(path))
     assert score == 0.0
     assert any(r.cell == FINE_CELL and not r.insect_like() for r in found)
     assert analyze_file(host, path, ["rain", "insects"]).verdict == "alarm"
 
 
-def test_a_headlight_driving_among_moths_is_not_explained(night_clips: dict[str, Path]) -> None:
-    frames = _frames(night_clips["moths_headlight"])
+def test_a_headlight_driving_among_moths_is_not_explained(night_clips: dict[str, Path],
+                                                          insect_frames: FramesOf) -> None:
+    frames = insect_frames(night_clips["moths_headlight"])
     assert any(steady_mover(w) for w in window_regions(frames))  # the glow that keeps its course
     assert InsectDetector().analyze(frames) == []
 
@@ -141,11 +131,12 @@ def test_two_alike_glows_side_by_side_are_headlights() -> None:
     assert not headlight_pair([_glow(0, 100, 80), _glow(0, 140, 80, cells=20, peak=200)])  # unlike
 
 
-def test_day_pictures_and_still_nights_have_no_insect_finding(night_clips: dict[str, Path]) -> None:
-    assert not is_infrared(_frames(night_clips["moths_day"]))
-    assert is_infrared(_frames(night_clips["moths"]))
-    assert InsectDetector().analyze(_frames(night_clips["moths_day"])) == []
-    assert InsectDetector().analyze(_frames(night_clips["clear"])) == []
+def test_day_pictures_and_still_nights_have_no_insect_finding(night_clips: dict[str, Path],
+                                                              insect_frames: FramesOf) -> None:
+    assert not is_infrared(insect_frames(night_clips["moths_day"]))
+    assert is_infrared(insect_frames(night_clips["moths"]))
+    assert InsectDetector().analyze(insect_frames(night_clips["moths_day"])) == []
+    assert InsectDetector().analyze(insect_frames(night_clips["clear"])) == []
 
 
 @pytest.mark.parametrize(("name", "verdict"), [

@@ -7,13 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alarmcloud.contracts import ClipFrames
 from alarmcloud.pipeline import analyze_file
 from alarmcloud.plugins import PluginHost
-from alarmcloud.testing import make_clip
-from alarmcloud.video import decode
 from alarmcloud_detect_rain.insects import (
     FINE_CELL,
-    REQUEST,
     InsectDetector,
     _background,
     _grey,
@@ -22,6 +20,7 @@ from alarmcloud_detect_rain.insects import (
 )
 
 Scene = Callable[[int, float, int, int], np.ndarray]
+FramesOf = Callable[[Path], ClipFrames]
 
 
 def _line(h: int, w: int, x0: float, y0: float, x1: float, y1: float, sigma: float, amp: float) -> np.ndarray:
@@ -54,64 +53,53 @@ def web_scene(strands: int = 2, person_height: float = 0.0, colour: bool = False
             pw = max(3, int(ph * person_width))
             x, y = int(30 + 6 * i) % (w - pw), int(h * 0.9) - ph
             img[y : y + ph, x : x + pw] = 150
-        img = img + noise.normal(0, 3, (h, w))
-        out = np.repeat(np.clip(img, 0, 255)[..., None], 3, axis=2)
-        if colour:  # a day picture: colour in it
-            out = out * np.array([1.0, 0.85, 0.6])
-        return np.clip(out, 0, 255).astype(np.uint8)
+        grey = np.clip(img + noise.normal(0, 3, (h, w)), 0, 255)
+        tint = (1.0, 0.85, 0.6) if colour else (1.0, 1.0, 1.0)  # a day picture has colour in it
+        return np.stack([grey * k for k in tint], axis=2).astype(np.uint8)
 
     return draw
 
 
 @pytest.fixture(scope="module")
-def web_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def web_clips(tmp_path_factory: pytest.TempPathFactory, night_clips_of: Callable[..., dict[str, Path]]
+              ) -> dict[str, Path]:
     """8 s 640x360 clips at 10 fps with a keyframe every second (8 keyframes)."""
-    d = tmp_path_factory.mktemp("webs")
-    scenes = {"web": web_scene(2, seed=1), "web_person": web_scene(2, person_height=1 / 3, seed=2),
-              "web_small_person": web_scene(1, person_height=0.12, seed=3), "web_day": web_scene(2, colour=True, seed=4),
-              "web_far_person": web_scene(2, person_height=0.06, seed=6),  # 2-3 fine cells, as small as bits of silk
-              # a walker of whom only a sliver differs from the night behind: 4 px by 29 at 320 px, as thin as silk
-              "sliver": web_scene(0, person_height=0.16, person_width=0.14, seed=5)}
-    return {name: make_clip(d / f"{name}.mp4", seconds=8, width=640, height=360, fps=10, gop_seconds=1.0, scene=s)
-            for name, s in scenes.items()}
+    return night_clips_of(tmp_path_factory.mktemp("webs"), {
+        "web": web_scene(2, seed=1), "web_person": web_scene(2, person_height=1 / 3, seed=2),
+        "web_small_person": web_scene(1, person_height=0.12, seed=3), "web_day": web_scene(2, colour=True, seed=4),
+        "web_far_person": web_scene(2, person_height=0.06, seed=6),  # 2-3 fine cells, as small as bits of silk
+        # a walker of whom only a sliver differs from the night behind: 4 px by 29 at 320 px, as thin as silk
+        "sliver": web_scene(0, person_height=0.16, person_width=0.14, seed=5)})
 
 
-@pytest.fixture(scope="module")
-def host() -> PluginHost:
-    return PluginHost({"cameras": [], "detectors": None, "integrations": []}).load()
-
-
-def _frames(path: Path):  # type: ignore[no-untyped-def]
-    (cf,) = decode(path, [REQUEST])
-    return cf
-
-
-def test_swaying_silk_fires_the_motion_analysis_and_is_explained(host: PluginHost, web_clips: dict[str, Path]) -> None:
+def test_swaying_silk_fires_the_motion_analysis_and_is_explained(host: PluginHost, web_clips: dict[str, Path],
+                                                                 insect_frames: FramesOf) -> None:
     without = analyze_file(host, web_clips["web"], ["rain"])
     assert without.mover and without.verdict == "alarm"  # what owners get without the detector: a night alarm
-    scores, found = causes(_frames(web_clips["web"]))
+    scores, found = causes(insect_frames(web_clips["web"]))
     assert set(scores) == {"web"} and scores["web"] >= 0.9  # 0.5 + half the share of the regions on strands
     assert found and all(r.strand for r in found if r.cell > FINE_CELL)  # what the motion analysis sees is silk
-    (finding,) = InsectDetector().analyze(_frames(web_clips["web"]))
+    (finding,) = InsectDetector().analyze(insect_frames(web_clips["web"]))
     assert finding.label == "web" and finding.detector == "insects" and finding.box is not None
     assert analyze_file(host, web_clips["web"], ["rain", "insects"]).verdict == "false_alarm:web"
 
 
 @pytest.mark.parametrize("name", ["web_person", "web_small_person", "web_far_person"])
 def test_a_person_walking_under_the_web_keeps_the_alarm(host: PluginHost, web_clips: dict[str, Path],
-                                                        name: str) -> None:
-    scores, found = causes(_frames(web_clips[name]))
+                                                        name: str, insect_frames: FramesOf) -> None:
+    scores, found = causes(insect_frames(web_clips[name]))
     assert scores == {}
     assert any(not r.strand for r in found)  # the person is no strand, however thin a 12 % figure is, and a 6 %
     # one is only taken for a bit of silk where it passes right under the strands
-    assert InsectDetector().analyze(_frames(web_clips[name])) == []
+    assert InsectDetector().analyze(insect_frames(web_clips[name])) == []
     assert analyze_file(host, web_clips[name], ["rain", "insects"]).verdict == "alarm"
 
 
-def test_a_walkers_thin_sliver_is_no_strand_because_it_moves_on(host: PluginHost, web_clips: dict[str, Path]) -> None:
+def test_a_walkers_thin_sliver_is_no_strand_because_it_moves_on(host: PluginHost, web_clips: dict[str, Path],
+                                                                insect_frames: FramesOf) -> None:
     """Thin and long enough to be silk in every keyframe, but never where it was a second before: silk hangs from
     one place the whole clip (``_anchored``)."""
-    frames = _frames(web_clips["sliver"])
+    frames = insect_frames(web_clips["sliver"])
     bg = _background(frames)
     assert bg is not None
     thin = [strand_cells(_grey(f.image) - bg).any() for f in frames.keyframes]
@@ -121,8 +109,9 @@ def test_a_walkers_thin_sliver_is_no_strand_because_it_moves_on(host: PluginHost
     assert analyze_file(host, web_clips["sliver"], ["rain", "insects"]).verdict == "alarm"
 
 
-def test_day_pictures_are_never_explained(host: PluginHost, web_clips: dict[str, Path]) -> None:
-    assert InsectDetector().analyze(_frames(web_clips["web_day"])) == []
+def test_day_pictures_are_never_explained(host: PluginHost, web_clips: dict[str, Path],
+                                          insect_frames: FramesOf) -> None:
+    assert InsectDetector().analyze(insect_frames(web_clips["web_day"])) == []
     assert analyze_file(host, web_clips["web_day"], ["rain", "insects"]).verdict == "alarm"
 
 
