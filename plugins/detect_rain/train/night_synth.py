@@ -131,7 +131,8 @@ class _Strand:
     """A strand of spider silk hanging in front of the lens, lit by the IR lamp beside it: a curve from a point on
     the picture's edge (60 % the top, where the camera's housing is), 0.2-0.7 of the picture's height long, 1-3 px out
     of focus at 640 px wide, 60-200 grey levels at its core. Its free end sways on a damped spring (period 0.4-2 s)
-    driven by the wind, calm for a while and then in gusts, 3-40 px from its rest at 640 px wide."""
+    driven by the wind, calm for a while and then in gusts: swinging out to 4-28 px from its rest at 640 px wide
+    (10th-90th percentile of the strands; 1-58 px)."""
 
     def __init__(self, rng: np.random.Generator, w: int, h: int, fps: int) -> None:
         s = w / 640.0
