@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -112,12 +112,19 @@ class DetectorSpec:
     min_source_width: int = 0
     """The narrowest uploaded picture (px) the detector's measured accuracy holds for; 0: any. A camera that has the
     detector on and sends narrower clips (a sub-stream) gets an advice on its page and in ``GET .../detectors``."""
+    verdict_titles: Mapping[str, str] = field(default_factory=dict)
+    """The words the web UI shows for the verdict ``false_alarm:<label>`` of each of its labels that can be a cause
+    (``{"web": "Spider web"}``); a label left out reads "False alarm: <label>"."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
+        object.__setattr__(self, "verdict_titles", dict(self.verdict_titles))
         keys = [o.key for o in self.options]
         if len(set(keys)) != len(keys):
             raise ValueError(f"detector {self.name!r}: option keys must be unique")
+        unknown = sorted(set(self.verdict_titles) - set(self.labels))
+        if unknown:
+            raise ValueError(f"detector {self.name!r}: verdict_titles name labels it does not have: {unknown}")
         if self.min_source_width < 0:
             raise ValueError(f"detector {self.name!r}: min_source_width must be 0 (any) or a width in pixels")
 

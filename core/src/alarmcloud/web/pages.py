@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,22 +21,29 @@ from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
 from alarmcloud.models import Camera, Clip, Rejection, iso
 from alarmcloud.notify import normalize_plate
-from alarmcloud.specs import title_of
+from alarmcloud.specs import DetectorSpec, title_of
 from alarmcloud.units import human_bytes
 from alarmcloud.web import charts, operator
 
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
                           autoescape=jinja2.select_autoescape(("html",)), trim_blocks=True, lstrip_blocks=True)
 
-VERDICTS: dict[str, tuple[str, str]] = {
+#: the verdicts the core itself makes, as (text, badge class); detectors name their own false-alarm causes
+#: (``DetectorSpec.verdict_titles``, see ``verdict_names``)
+CORE_VERDICTS: dict[str, tuple[str, str]] = {
     "alarm": ("Real alarm", "alarm"),
-    "false_alarm:rain": ("Rain", "rain"),
-    "false_alarm:snow": ("Snow", "rain"),
-    "false_alarm:insect": ("Insects", "rain"),
-    "false_alarm:web": ("Spider web", "rain"),
     "false_alarm:no_motion": ("No motion", "quiet"),
     "analysis_failed": ("Analysis failed", "failed"),
 }
+
+
+def verdict_names(specs: Mapping[str, DetectorSpec] | None) -> dict[str, tuple[str, str]]:
+    """Every verdict the web UI has words for: the core's and those the loaded detectors name, "Real alarm" first
+    (the order of the timeline's verdict filter)."""
+    named = {f"false_alarm:{label}": (text, "rain") for spec in (specs or {}).values()
+             for label, text in spec.verdict_titles.items()}
+    return {"alarm": CORE_VERDICTS["alarm"], **{v: t for v, t in named.items() if v not in CORE_VERDICTS},
+            **{v: t for v, t in CORE_VERDICTS.items() if v != "alarm"}}
 PAGE_SIZE = 24
 WEBHOOK_EVENT_LABELS = [
     ("detections.ready", "Clip analysed (verdict)"), ("clip.stored", "Clip received"),
@@ -46,11 +55,13 @@ WEBHOOK_EVENT_LABELS = [
 ]
 
 
-def verdict_badge(verdict: str | None, status: str | None = None) -> dict[str, str]:
+def verdict_badge(verdict: str | None, status: str | None = None,
+                  names: Mapping[str, tuple[str, str]] = CORE_VERDICTS) -> dict[str, str]:
+    """Text and class of a clip's verdict badge; ``names``: ``verdict_names`` of the deployment's detectors."""
     if verdict is None:
         return {"text": "Skipped" if status == "skipped" else "Analysing…", "cls": "pending"}
-    if verdict in VERDICTS:
-        text, cls = VERDICTS[verdict]
+    if verdict in names:
+        text, cls = names[verdict]
         return {"text": text, "cls": cls}
     if verdict.startswith("false_alarm:"):
         return {"text": "False alarm: " + verdict.split(":", 1)[1].replace("_", " "), "cls": "quiet"}
@@ -67,7 +78,6 @@ def when(value: str | None) -> str:
         return value
 
 
-_env.globals.update(verdict_badge=verdict_badge)
 _env.filters.update(bytes=human_bytes, when=when, plate_key=normalize_plate)
 
 
@@ -92,9 +102,11 @@ def _titles(request: Request) -> dict[str, Any]:
     def plugin_title(group: str, name: str) -> str:
         return title_of(specs.get(group, {}).get(name), name)
 
+    names = verdict_names(specs["detectors"])
     return {"plugin_title": plugin_title, "detector_title": lambda name: plugin_title("detectors", name),
             "brand_title": lambda name: plugin_title("cameras", name),
-            "has_detector": lambda name: name in specs["detectors"]}
+            "has_detector": lambda name: name in specs["detectors"],
+            "verdicts": names, "verdict_badge": functools.partial(verdict_badge, names=names)}
 
 
 def render(request: Request, name: str, user: User | None = None, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -220,7 +232,7 @@ async def timeline(request: Request) -> Response:
         more_url = "/?" + urlencode({**keep, "cursor": data["cursor"],
                                      "partial": "1"})
     ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
-           "cameras": data["cameras"], "labels": data["labels"], "verdicts": VERDICTS,
+           "cameras": data["cameras"], "labels": data["labels"],
            "filtered": any(form.values()), "is_owner": user.account.owner_id is None}
     if request.query_params.get("partial") == "1":
         return render(request, "_events.html", user, **ctx)

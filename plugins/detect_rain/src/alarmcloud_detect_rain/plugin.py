@@ -68,6 +68,7 @@ def register_detectors() -> list[DetectorSpec]:
             # (README: "Where the errors are"); a sub-stream the camera averages down from its sensor measured 97 % at
             # 1 %, but whether a camera averages or skips pixels is not documented, so the main stream is asked for
             min_source_width=960,
+            verdict_titles={"rain": "Rain", "snow": "Snow"},
         ),
         DetectorSpec(
             name="insects",
@@ -77,6 +78,7 @@ def register_detectors() -> list[DetectorSpec]:
             description="Night false alarms caused only by moths or other insects at the infrared lamp, or by "
             "spider silk swaying in front of the lens (a person or a car among them keeps the alarm).",
             privacy=INSECT_PRIVACY,
+            verdict_titles={"insect": "Insects", "web": "Spider web"},
         ),
     ]
 

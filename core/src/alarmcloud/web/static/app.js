@@ -602,11 +602,14 @@
   }, { rootMargin: "400px" }) : null;
   function watchMore(root) { if (moreObserver) $$("[data-more]", root).forEach((b) => moreObserver.observe(b)); }
 
+  // the server's words for every verdict it knows: the core's and those the deployment's detectors name
+  const knownVerdicts = (() => {
+    const el = document.getElementById("verdict-names");
+    try { return el ? JSON.parse(el.textContent) : {}; } catch (e) { return {}; }
+  })();
   function badgeFor(verdict, status) {
-    const known = { "alarm": ["Real alarm", "alarm"], "false_alarm:rain": ["Rain", "rain"], "false_alarm:snow": ["Snow", "rain"],
-                    "false_alarm:insect": ["Insects", "rain"], "false_alarm:web": ["Spider web", "rain"], "false_alarm:no_motion": ["No motion", "quiet"], "analysis_failed": ["Analysis failed", "failed"] };
     if (!verdict) return status === "skipped" ? ["Skipped", "pending"] : ["Analysing…", "pending"];
-    if (known[verdict]) return known[verdict];
+    if (Object.prototype.hasOwnProperty.call(knownVerdicts, verdict)) return knownVerdicts[verdict];
     if (verdict.startsWith("false_alarm:")) return ["False alarm: " + verdict.split(":")[1].replace(/_/g, " "), "quiet"];
     return [verdict.replace(/_/g, " "), "quiet"];
   }
