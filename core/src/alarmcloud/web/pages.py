@@ -44,6 +44,8 @@ def verdict_names(specs: Mapping[str, DetectorSpec] | None) -> dict[str, tuple[s
              for label, text in spec.verdict_titles.items()}
     return {"alarm": CORE_VERDICTS["alarm"], **{v: t for v, t in named.items() if v not in CORE_VERDICTS},
             **{v: t for v, t in CORE_VERDICTS.items() if v != "alarm"}}
+
+
 PAGE_SIZE = 24
 WEBHOOK_EVENT_LABELS = [
     ("detections.ready", "Clip analysed (verdict)"), ("clip.stored", "Clip received"),

@@ -164,14 +164,16 @@ def _moved(f: np.ndarray, margin: tuple[int, int], dy: float, dx: float) -> np.n
     return out
 
 
-def _grow(a: np.ndarray) -> np.ndarray:
-    """``a`` grown by one pixel in all eight directions."""
+def grow(a: np.ndarray, diagonal: bool = True) -> np.ndarray:
+    """The boolean ``a`` grown by one pixel in all eight directions (``diagonal=False``: the four beside it);
+    nothing grows in from outside the array."""
     g = a.copy()
     g[1:] |= a[:-1]
     g[:-1] |= a[1:]
-    out = g.copy()
-    out[:, 1:] |= g[:, :-1]
-    out[:, :-1] |= g[:, 1:]
+    out = g.copy() if diagonal else g
+    src = g if diagonal else a
+    out[:, 1:] |= src[:, :-1]
+    out[:, :-1] |= src[:, 1:]
     return out
 
 
@@ -217,8 +219,8 @@ def _overlay(frames: Sequence[np.ndarray]) -> np.ndarray:
     dark = static & (mid <= _OVERLAY_DARK)
     if not (white.any() and dark.any()):
         return np.zeros(mid.shape, np.bool_)
-    text = (white & _grow(dark)) | (dark & _grow(white))
-    return _grow(text) if text.any() else text
+    text = (white & grow(dark)) | (dark & grow(white))
+    return grow(text) if text.any() else text
 
 
 def _misfit(x: np.ndarray, dys: list[int], dxs: list[int], frames: list[int], margin: tuple[int, int]) -> float:

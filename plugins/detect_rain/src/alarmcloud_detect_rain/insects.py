@@ -42,6 +42,8 @@ import numpy as np
 from alarmcloud import motion
 from alarmcloud.contracts import ClipFrames, Detector, Finding, FrameRequest
 
+from alarmcloud_detect_rain.features import grow
+
 #: the motion analysis's 10 keyframes and its three windows of 5 consecutive frames (decoded for it anyway); 320 px
 #: so an outline is still within about a pixel, in colour to tell infrared (grey) pictures from day pictures; the
 #: first, middle and last keyframes are shared with the core's view check
@@ -199,7 +201,7 @@ def _frame_regions(t: float, d: np.ndarray, on: np.ndarray | None = None) -> lis
     coarse grid, and those of two or more cells of the fine grid whose centre is outside all of them; each marked
     ``strand`` when most of its changed pixels lie on (a cell beside) the strand cells ``on`` (fine grid)."""
     if on is not None and on.any():
-        near = _grow(on, _EIGHT)
+        near = grow(on)
         on_px = np.zeros(d.shape, bool)
         on_px[:near.shape[0] * FINE_CELL, :near.shape[1] * FINE_CELL] = np.repeat(
             np.repeat(near, FINE_CELL, axis=0), FINE_CELL, axis=1)
@@ -226,35 +228,25 @@ def _anchored(on: np.ndarray, t: float, keyed: list[tuple[float, np.ndarray]]) -
         return out
     near = others
     for _ in range(ANCHOR_REACH):
-        near = _grow(near, _EIGHT)
+        near = grow(near)
     for comp in _components(on, diagonal=True):
         if (comp & near).sum() >= ANCHOR_SHARE * comp.sum():
             out |= comp
     return out
 
 
-def _grow(m: np.ndarray, steps: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """``m`` dilated by one step in each of ``steps`` (and kept)."""
-    out = m.copy()
-    h, w = m.shape
-    for dy, dx in steps:
-        out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] |= m[max(0, -dy):h + min(0, -dy),
-                                                                        max(0, -dx):w + min(0, -dx)]
-    return out
-
-
-def _shrink(m: np.ndarray, steps: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """``m`` eroded by one step in each of ``steps`` (the picture's border counts as set)."""
-    return ~_grow(~m, steps)
+def _shrink(m: np.ndarray, diagonal: bool = False) -> np.ndarray:
+    """``m`` eroded by one step (the picture's border counts as set)."""
+    return ~grow(~m, diagonal)
 
 
 def _across(m: np.ndarray, close: bool = False) -> float:
     """How many pixels (cells) across ``m`` is (``close``: holes of one closed first): ``2 / (1 - share that
     survives an erosion)``, exact for a band of even width (2 for a line one or two across)."""
     if close:
-        m = _shrink(_grow(m, _FOUR), _FOUR) | m
+        m = _shrink(grow(m, diagonal=False)) | m
     n = int(m.sum())
-    inner = int(_shrink(m, _FOUR).sum()) if n else 0
+    inner = int(_shrink(m).sum()) if n else 0
     return 2.0 / max(1.0 - inner / max(n, 1), 0.05)
 
 
@@ -297,7 +289,7 @@ def strand_cells(d: np.ndarray) -> np.ndarray:
     while on.any() and thin:
         near = on
         for _ in range(STRAND_REACH):
-            near = _grow(near, _EIGHT)
+            near = grow(near)
         joined = [comp for comp in thin if (comp & near).any() and _continues(on, comp)]
         if not joined:
             break
@@ -321,8 +313,10 @@ def _continues(on: np.ndarray, comp: np.ndarray) -> bool:
     (``STRAND_FRAGMENT_ELONGATION``), at most ``STRAND_ANGLE`` degrees from the strand's direction there, its centre
     within ``STRAND_OFFSET`` cells of the strand's line? A person or a lamp's glow beside a strand is not."""
     fy, fx = np.nonzero(comp)
+    if len(fy) < 2:
+        return False
     centre, direction, long = _axis(fy, fx)
-    if len(fy) < 2 or long < STRAND_FRAGMENT_ELONGATION:
+    if long < STRAND_FRAGMENT_ELONGATION:
         return False
     sy, sx = np.nonzero(on)
     close = np.hypot(sy - centre[1], sx - centre[0]) <= STRAND_REACH + 4 + len(fy) / 2
@@ -363,15 +357,16 @@ def _grid_regions(t: float, d: np.ndarray, cell: int, on_strand: np.ndarray | No
         mask = np.abs(patch) > CHANGE
         span = (int(xs.min()) * cell, int(ys.min()) * cell, (int(xs.max()) + 1) * cell, (int(ys.max()) + 1) * cell)
         if on_strand is not None:
-            sy0, sx0 = span[1], span[0]
-            own = changed[sy0:span[3], sx0:span[2]] & np.repeat(
+            sx0, sy0, sx1, sy1 = span
+            own = changed[sy0:sy1, sx0:sx1] & np.repeat(
                 np.repeat(comp[ys.min():ys.max() + 1, xs.min():xs.max() + 1], cell, axis=0), cell, axis=1)
-            if on_strand[sy0:span[3], sx0:span[2]][own].mean() >= STRAND_SHARE:
+            if on_strand[sy0:sy1, sx0:sx1][own].mean() >= STRAND_SHARE:
                 # on a strand: where it is and how bright; the glow measures are not needed
                 yy, xx = np.nonzero(own)
-                out.append(Region(time=float(t), cells=n, peak=float(np.abs(d[sy0:span[3], sx0:span[2]][own]).max()),
-                                  bright_share=float((d[sy0:span[3], sx0:span[2]][own] > 0).mean()), edge_width=0.0,
-                                  sharp_share=1.0, outline=0.0, box=(x0 / w, y0 / h, x1 / w, y1 / h),
+                seen = d[sy0:sy1, sx0:sx1][own]
+                out.append(Region(time=float(t), cells=n, peak=float(np.abs(seen).max()),
+                                  bright_share=float((seen > 0).mean()), edge_width=0.0, sharp_share=1.0, outline=0.0,
+                                  box=(x0 / w, y0 / h, x1 / w, y1 / h),
                                   center=(float(xx.mean() + sx0), float(yy.mean() + sy0)), cell=cell, span=span,
                                   strand=True))
                 continue
@@ -599,7 +594,7 @@ def _web_zone(strands_of_keys: _Strands) -> np.ndarray | None:
     if zone is None or not zone.any():
         return None
     for _ in range(ZONE_REACH):
-        zone = _grow(zone, _EIGHT)
+        zone = grow(zone)
     return zone
 
 
