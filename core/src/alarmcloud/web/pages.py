@@ -46,6 +46,34 @@ def verdict_names(specs: Mapping[str, DetectorSpec] | None) -> dict[str, tuple[s
             **{v: t for v, t in CORE_VERDICTS.items() if v != "alarm"}}
 
 
+def stored_causes(s: Session, user: User, limit: int = 40) -> list[str]:
+    """The false-alarm causes (``false_alarm:<label>``) the clips the user may see carry, in order: one index lookup
+    per cause (``ix_clips_account_verdict_started``), not a scan of the account's clips. The timeline's verdict
+    filter adds those no loaded detector names, so that the clips of a detector since removed can still be found."""
+    found: list[str] = []
+    last = "false_alarm:"
+    ids = auth.visible_camera_ids(s, user)
+    while len(found) < limit:
+        # the next verdict in the index's order (whatever the database's collation), false alarms only
+        q = select(Clip.verdict).where(Clip.account_id == user.tenant_id, col(Clip.verdict) > last,
+                                       col(Clip.verdict).like("false_alarm:%"))
+        verdict = s.exec(q.order_by(col(Clip.verdict)).limit(1)).first()
+        if verdict is None:
+            break
+        last = verdict
+        if ids is None or s.exec(q.where(Clip.verdict == verdict, col(Clip.camera_id).in_(ids)).limit(1)).first():
+            found.append(verdict)
+    return found
+
+
+def filter_verdicts(names: Mapping[str, tuple[str, str]], stored: list[str]) -> dict[str, str]:
+    """The timeline's verdict filter: ``names`` (``verdict_names``) in their order, the stored causes no detector
+    names now (as their badge reads) before the core's own "No motion" and "Analysis failed"."""
+    extra = {v: verdict_badge(v, names=names)["text"] for v in stored if v not in names}
+    first = {v: text for v, (text, _) in names.items() if v not in CORE_VERDICTS or v == "alarm"}
+    return first | extra | {v: text for v, (text, _) in names.items() if v in CORE_VERDICTS and v != "alarm"}
+
+
 PAGE_SIZE = 24
 WEBHOOK_EVENT_LABELS = [
     ("detections.ready", "Clip analysed (verdict)"), ("clip.stored", "Clip received"),
@@ -223,7 +251,8 @@ async def timeline(request: Request) -> Response:
         cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
         # the labels the installed detectors can produce (no scan over the account's findings)
         labels = sorted({label for spec in app.plugins.detector_specs.values() for label in spec.labels})
-        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels}
+        stored = [] if request.query_params.get("partial") == "1" else stored_causes(s, user)
+        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels, "stored": stored}
 
     data = await app.db.run(_load)
     more_url = None
@@ -235,6 +264,7 @@ async def timeline(request: Request) -> Response:
                                      "partial": "1"})
     ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"],
+           "filter_verdicts": filter_verdicts(verdict_names(app.plugins.detector_specs), data["stored"]),
            "filtered": any(form.values()), "is_owner": user.account.owner_id is None}
     if request.query_params.get("partial") == "1":
         return render(request, "_events.html", user, **ctx)

@@ -1,0 +1,124 @@
+"""The timeline's verdict filter offers the false-alarm causes stored on the clips someone may see, also those no
+loaded detector names any more (a plugin since removed), so that such clips can still be found by their cause."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alarmcloud import db
+from alarmcloud.auth import User
+from alarmcloud.models import Account, Camera, CameraRight, Clip, Series
+from alarmcloud.testing import LiveServer, postgres_database
+from alarmcloud.web.pages import CORE_VERDICTS, filter_verdicts, stored_causes
+
+
+def options(page: str) -> dict[str, str]:
+    """The verdict filter's options of a timeline page: value -> the words shown."""
+    select = re.search(r'<select name="verdict" id="f-verdict">(.*?)</select>', page, re.S)
+    assert select, page[:500]
+    return {v: html.unescape(t) for v, t in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>',
+                                                        select.group(1))}
+
+
+def set_verdict(server: LiveServer, event_id: str, verdict: str) -> None:
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        clip = s.get(Clip, event_id)
+        clip.verdict = verdict
+        s.add(clip)
+        s.commit()
+
+
+def test_a_removed_detectors_cause_stays_in_the_filter(server: LiveServer, api: Any, clip: Path) -> None:
+    owner = api().register("causes@example.com")
+    shed, gate = owner.camera("Shed"), owner.camera("Gate")
+    fog = owner.upload_analysed(owner.upload_credentials(shed["id"]), clip)
+    smoke = owner.upload_analysed(owner.upload_credentials(gate["id"]), clip)
+    set_verdict(server, fog["id"], "false_alarm:fog")  # found by a fog detector that is no longer installed
+    set_verdict(server, smoke["id"], "false_alarm:smoke")
+    r = owner.post("/api/v1/subusers", json={"email": "gate@example.com", "password": "another good pw",
+                                             "rights": {gate["id"]: "view"}})
+    assert r.status_code == 201, r.text
+
+    seen = options(owner.get("/").text)
+    assert seen["false_alarm:fog"] == "False alarm: fog" and seen["false_alarm:smoke"] == "False alarm: smoke"
+    # after the causes detectors name, before the core's own (the order of verdict_names)
+    order = list(seen)
+    assert order[1] == "alarm" and order.index("false_alarm:fog") < order.index("false_alarm:no_motion")
+    assert order[-1] == "false_alarm"  # "Any false alarm" stays last
+    # choosing it finds the clip
+    page = owner.get("/?verdict=false_alarm:fog").text
+    assert f'data-event-id="{fog["id"]}"' in page and f'data-event-id="{smoke["id"]}"' not in page
+    assert 'value="false_alarm:fog" selected' in page
+
+    # a sub-user is offered the causes of the cameras it may see only
+    sub = api().login("gate@example.com", "another good pw")
+    seen = options(sub.get("/").text)
+    assert "false_alarm:smoke" in seen and "false_alarm:fog" not in seen
+    # another account is offered neither
+    stranger = api().register("stranger@example.com")
+    seen = options(stranger.get("/").text)
+    assert "false_alarm:fog" not in seen and "false_alarm:smoke" not in seen
+    assert "alarm" in seen and "false_alarm:no_motion" in seen
+
+
+def test_the_filter_keeps_the_named_causes_first_and_each_once() -> None:
+    names = {"alarm": CORE_VERDICTS["alarm"], "false_alarm:rain": ("Rain", "rain"),
+             **{v: t for v, t in CORE_VERDICTS.items() if v != "alarm"}}
+    got = filter_verdicts(names, ["false_alarm:fog", "false_alarm:no_motion", "false_alarm:rain"])
+    assert got == {"alarm": "Real alarm", "false_alarm:rain": "Rain", "false_alarm:fog": "False alarm: fog",
+                   "false_alarm:no_motion": "No motion", "analysis_failed": "Analysis failed"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Database]:
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path / 'causes.db'}" if request.param == "sqlite"
+               else stack.enter_context(postgres_database("ac_causes_")))
+        db.migrate(url)
+        database = db.Database(url)
+        try:
+            yield database
+        finally:
+            database.dispose()
+
+
+def test_stored_causes_on_both_databases(database: db.Database) -> None:
+    """Every false-alarm cause once, in order, whatever else the account's clips carry; none of another account's;
+    a sub-user's only from its cameras; ``limit`` bounds the lookups."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    with database.session() as s:
+        owner, other = Account(email="o@example.com", password_hash="x"), Account(email="x@example.com",
+                                                                                  password_hash="x")
+        s.add_all([owner, other])
+        s.flush()
+        sub = Account(email="s@example.com", password_hash="x", owner_id=owner.id)
+        cams = [Camera(account_id=owner.id, name=f"c{i}", brand="b", model="m") for i in range(2)]
+        other_cam = Camera(account_id=other.id, name="x", brand="b", model="m")
+        s.add_all([sub, *cams, other_cam])
+        s.flush()
+        s.add(CameraRight(account_id=sub.id, camera_id=cams[1].id, right="view"))
+        verdicts = [(cams[0], v) for v in ("false_alarm:web", "alarm", "false_alarm:rain", "analysis_failed",
+                                           "false_alarm:rain", None, "false_alarm:fog")]
+        verdicts += [(cams[1], "false_alarm:snow"), (other_cam, "false_alarm:moth")]
+        for i, (cam, verdict) in enumerate(verdicts):
+            ser = Series(account_id=cam.account_id, camera_id=cam.id, started_at=t0, ended_at=t0)
+            s.add(ser)
+            s.flush()
+            s.add(Clip(account_id=cam.account_id, camera_id=cam.id, series_id=ser.id, blob_key=f"k{i}",
+                       started_at=t0, verdict=verdict, status="done"))
+        s.commit()
+        owner_user, sub_user = User(account=owner, via="session"), User(account=sub, via="session")
+        other_user = User(account=other, via="session")
+    with database.session() as s:
+        assert stored_causes(s, owner_user) == ["false_alarm:fog", "false_alarm:rain", "false_alarm:snow",
+                                                "false_alarm:web"]
+        assert stored_causes(s, owner_user, limit=2) == ["false_alarm:fog", "false_alarm:rain"]
+        assert stored_causes(s, sub_user) == ["false_alarm:snow"]
+        assert stored_causes(s, other_user) == ["false_alarm:moth"]
