@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from alarmcloud import db
 from alarmcloud.auth import User
-from alarmcloud.models import Account, Camera, CameraRight, Clip, Series
+from alarmcloud.models import Account, Camera, CameraRight, Clip, FindingRow, Series
 from alarmcloud.testing import LiveServer, postgres_database
-from alarmcloud.web.pages import CORE_VERDICTS, filter_verdicts, stored_causes
+from alarmcloud.web.pages import CORE_VERDICTS, filter_verdicts, stored_causes, stored_labels
 
 
 def options(page: str) -> dict[str, str]:
@@ -42,6 +42,9 @@ def test_a_removed_detectors_cause_stays_in_the_filter(server: LiveServer, api: 
     smoke = owner.upload_analysed(owner.upload_credentials(gate["id"]), clip)
     set_verdict(server, fog["id"], "false_alarm:fog")  # found by a fog detector that is no longer installed
     set_verdict(server, smoke["id"], "false_alarm:smoke")
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        s.add(FindingRow(clip_id=fog["id"], account_id=owner.id, detector="fog", label="fog", score=0.9))
+        s.commit()
     r = owner.post("/api/v1/subusers", json={"email": "gate@example.com", "password": "another good pw",
                                              "rights": {gate["id"]: "view"}})
     assert r.status_code == 201, r.text
@@ -56,15 +59,21 @@ def test_a_removed_detectors_cause_stays_in_the_filter(server: LiveServer, api: 
     page = owner.get("/?verdict=false_alarm:fog").text
     assert f'data-event-id="{fog["id"]}"' in page and f'data-event-id="{smoke["id"]}"' not in page
     assert 'value="false_alarm:fog" selected' in page
+    # the label filter offers the removed detector's label too, and finds its clip by it
+    assert "<option>fog</option>" in owner.get("/").text
+    page = owner.get("/?label=fog").text
+    assert f'data-event-id="{fog["id"]}"' in page and f'data-event-id="{smoke["id"]}"' not in page
 
     # a sub-user is offered the causes of the cameras it may see only
     sub = api().login("gate@example.com", "another good pw")
-    seen = options(sub.get("/").text)
-    assert "false_alarm:smoke" in seen and "false_alarm:fog" not in seen
+    page = sub.get("/").text
+    seen = options(page)
+    assert "false_alarm:smoke" in seen and "false_alarm:fog" not in seen and "<option>fog</option>" not in page
     # another account is offered neither
     stranger = api().register("stranger@example.com")
-    seen = options(stranger.get("/").text)
-    assert "false_alarm:fog" not in seen and "false_alarm:smoke" not in seen
+    page = stranger.get("/").text
+    seen = options(page)
+    assert "<option>fog</option>" not in page and "false_alarm:fog" not in seen and "false_alarm:smoke" not in seen
     assert "alarm" in seen and "false_alarm:no_motion" in seen
 
 
@@ -89,9 +98,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Data
             database.dispose()
 
 
-def test_stored_causes_on_both_databases(database: db.Database) -> None:
-    """Every false-alarm cause once, in order, whatever else the account's clips carry; none of another account's;
-    a sub-user's only from its cameras; ``limit`` bounds the lookups."""
+def test_stored_causes_and_labels_on_both_databases(database: db.Database) -> None:
+    """Every false-alarm cause and finding label once, in order, whatever else the account's clips carry; none of
+    another account's; a sub-user's only from its cameras; ``known`` ones left out; ``limit`` bounds the lookups."""
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     with database.session() as s:
         owner, other = Account(email="o@example.com", password_hash="x"), Account(email="x@example.com",
@@ -111,8 +120,13 @@ def test_stored_causes_on_both_databases(database: db.Database) -> None:
             ser = Series(account_id=cam.account_id, camera_id=cam.id, started_at=t0, ended_at=t0)
             s.add(ser)
             s.flush()
-            s.add(Clip(account_id=cam.account_id, camera_id=cam.id, series_id=ser.id, blob_key=f"k{i}",
-                       started_at=t0, verdict=verdict, status="done"))
+            clip = Clip(account_id=cam.account_id, camera_id=cam.id, series_id=ser.id, blob_key=f"k{i}",
+                        started_at=t0, verdict=verdict, status="done")
+            s.add(clip)
+            s.flush()
+            labels = {cams[0].id: ("person", "plate")[: i % 3], cams[1].id: ("deer",), other_cam.id: ("moth",)}
+            for label in labels[cam.id]:
+                s.add(FindingRow(clip_id=clip.id, account_id=cam.account_id, detector="d", label=label, score=0.5))
         s.commit()
         owner_user, sub_user = User(account=owner, via="session"), User(account=sub, via="session")
         other_user = User(account=other, via="session")
@@ -122,3 +136,9 @@ def test_stored_causes_on_both_databases(database: db.Database) -> None:
         assert stored_causes(s, owner_user, limit=2) == ["false_alarm:fog", "false_alarm:rain"]
         assert stored_causes(s, sub_user) == ["false_alarm:snow"]
         assert stored_causes(s, other_user) == ["false_alarm:moth"]
+        assert stored_causes(s, owner_user, known=frozenset({"false_alarm:rain"})) == [
+            "false_alarm:fog", "false_alarm:snow", "false_alarm:web"]
+        assert stored_labels(s, owner_user) == ["deer", "person", "plate"]
+        assert stored_labels(s, owner_user, known=frozenset({"person"})) == ["deer", "plate"]
+        assert stored_labels(s, sub_user) == ["deer"]
+        assert stored_labels(s, other_user) == ["moth"]

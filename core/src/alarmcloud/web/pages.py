@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json, source_advice, upload_source
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
-from alarmcloud.models import Camera, Clip, Rejection, iso
+from alarmcloud.models import Camera, Clip, FindingRow, Rejection, iso
 from alarmcloud.notify import normalize_plate
 from alarmcloud.specs import DetectorSpec, title_of
 from alarmcloud.units import human_bytes
@@ -46,24 +46,45 @@ def verdict_names(specs: Mapping[str, DetectorSpec] | None) -> dict[str, tuple[s
             **{v: t for v, t in CORE_VERDICTS.items() if v != "alarm"}}
 
 
-def stored_causes(s: Session, user: User, limit: int = 40) -> list[str]:
-    """The false-alarm causes (``false_alarm:<label>``) the clips the user may see carry, in order: one index lookup
-    per cause (``ix_clips_account_verdict_started``), not a scan of the account's clips. The timeline's verdict
-    filter adds those no loaded detector names, so that the clips of a detector since removed can still be found."""
+def _distinct(s: Session, column: Any, where: list[Any], visible: Callable[[Any], Any] | None, limit: int,
+              after: str = "", known: frozenset[str] = frozenset()) -> list[str]:
+    """The distinct values of ``column`` after ``after`` in the rows ``where`` selects that are not ``known``, in
+    order, by a loose index scan: one lookup of the next value per value (an index on the ``where`` equality columns
+    then ``column``), not a scan of the rows. ``visible(value)``: a query whose first row says the value is on a row
+    the caller may see (None: all are)."""
     found: list[str] = []
-    last = "false_alarm:"
-    ids = auth.visible_camera_ids(s, user)
-    while len(found) < limit:
-        # the next verdict in the index's order (whatever the database's collation), false alarms only
-        q = select(Clip.verdict).where(Clip.account_id == user.tenant_id, col(Clip.verdict) > last,
-                                       col(Clip.verdict).like("false_alarm:%"))
-        verdict = s.exec(q.order_by(col(Clip.verdict)).limit(1)).first()
-        if verdict is None:
+    last = after
+    for _ in range(limit + len(known)):
+        # the next value in the index's order, whatever the database's collation
+        value = None if len(found) >= limit else s.exec(
+            select(column).where(*where, column > last).order_by(column).limit(1)).first()
+        if value is None:
             break
-        last = verdict
-        if ids is None or s.exec(q.where(Clip.verdict == verdict, col(Clip.camera_id).in_(ids)).limit(1)).first():
-            found.append(verdict)
+        last = value
+        if value not in known and (visible is None or s.exec(visible(value).limit(1)).first() is not None):
+            found.append(value)
     return found
+
+
+def stored_causes(s: Session, user: User, limit: int = 40, known: frozenset[str] = frozenset()) -> list[str]:
+    """The false-alarm causes (``false_alarm:<label>``) the clips the user may see carry, other than ``known``, in
+    order, one index lookup per cause (``ix_clips_account_verdict_started``). The timeline's verdict filter adds
+    those no loaded detector names, so that the clips of a detector since removed can still be found by their
+    cause."""
+    ids = auth.visible_camera_ids(s, user)
+    mine = [Clip.account_id == user.tenant_id, col(Clip.verdict).like("false_alarm:%")]
+    return _distinct(s, col(Clip.verdict), mine, None if ids is None else lambda v: select(Clip.id).where(
+        *mine, Clip.verdict == v, col(Clip.camera_id).in_(ids)), limit, "false_alarm:", known)
+
+
+def stored_labels(s: Session, user: User, limit: int = 40, known: frozenset[str] = frozenset()) -> list[str]:
+    """The finding labels on the clips the user may see, other than ``known``, in order, one index lookup per label
+    (``ix_findings_account_label_text``): the label filter offers those of a detector since removed too."""
+    ids = auth.visible_camera_ids(s, user)
+    mine = [FindingRow.account_id == user.tenant_id]
+    return _distinct(s, col(FindingRow.label), mine, None if ids is None else lambda v: select(FindingRow.id).join(
+        Clip, col(Clip.id) == FindingRow.clip_id).where(*mine, FindingRow.label == v, col(Clip.camera_id).in_(ids)),
+        limit, known=known)
 
 
 def filter_verdicts(names: Mapping[str, tuple[str, str]], stored: list[str]) -> dict[str, str]:
@@ -250,9 +271,13 @@ async def timeline(request: Request) -> Response:
             items, cursor = [], None
         cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
         # the labels the installed detectors can produce (no scan over the account's findings)
-        labels = sorted({label for spec in app.plugins.detector_specs.values() for label in spec.labels})
-        stored = [] if request.query_params.get("partial") == "1" else stored_causes(s, user)
-        return {"items": items, "cursor": cursor, "cameras": cams, "labels": labels, "stored": stored}
+        if request.query_params.get("partial") == "1":  # the next page of clips: no filter form
+            return {"items": items, "cursor": cursor, "cameras": cams, "labels": [], "stored": []}
+        # the labels the installed detectors can produce and those stored on the clips (a detector since removed)
+        labels = frozenset(label for spec in app.plugins.detector_specs.values() for label in spec.labels)
+        named = frozenset(verdict_names(app.plugins.detector_specs))
+        return {"items": items, "cursor": cursor, "cameras": cams, "stored": stored_causes(s, user, known=named),
+                "labels": sorted(labels | set(stored_labels(s, user, known=labels)))}
 
     data = await app.db.run(_load)
     more_url = None
