@@ -99,6 +99,22 @@ def cases() -> list[Case]:
     for _ in range(3):
         seed += 1
         out.append(Case("insects night", seed, "720p", "night", distractor="insects"))
+    # a person walking in the rain (added later: the cases above keep their seeds)
+    for light in ("day", "night"):
+        for inten in ("light", "medium", "heavy"):
+            for h in (0.08, 0.20):
+                for _ in range(2):
+                    seed += 1
+                    out.append(Case(f"person {light} in rain", seed, "720p", light, h, 1.4, weather="rain",
+                                    intensity=inten))
+    # swaying plants and gain changes in the rain, without a mover
+    for light in ("day", "night"):
+        for dis in ("vegetation", "flicker"):
+            for inten in ("medium", "heavy"):
+                for _ in range(2):
+                    seed += 1
+                    out.append(Case(f"{dis} {light} in {inten} rain", seed, "720p", light, weather="rain",
+                                    intensity=inten, distractor=dis))
     return out
 
 
@@ -246,8 +262,10 @@ def table(scores: dict[Case, float], width: int | None) -> str:
     rows: dict[tuple[str, str, float], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c, s in scores.items():
         if c.mover:
-            rows[(c.light, c.size, c.speed)][c.height].append(s)
-    for (light, size, speed), by_h in sorted(rows.items(), key=lambda kv: (kv[0][1] != "720p", kv[0])):
+            light = f"{c.light}, {c.intensity} rain" if c.weather else c.light
+            rows[(light, c.size, c.speed)][c.height].append(s)
+    for (light, size, speed), by_h in sorted(rows.items(), key=lambda kv: (kv[0][1] != "720p", "rain" in kv[0][0],
+                                                                            kv[0])):
         cells = []
         for h in heights:
             v = by_h.get(h)
@@ -307,8 +325,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rev", help="score alarmcloud/motion.py as of this git revision instead of as it is (cost: "
                     "time both)")
+    ap.add_argument("--match", default="", help="only the cases whose name holds this text (e.g. 'in rain')")
+    ap.add_argument("--no-movers", action="store_true", help="only the cases without a mover")
     args = ap.parse_args()
-    all_cases = cases()
+    all_cases = [c for c in cases() if args.match in c.name and not (args.no_movers and c.mover)]
     if args.what == "render":
         CACHE.mkdir(parents=True, exist_ok=True)
         todo = [c for c in all_cases if not (CACHE / f"{_key(c)}.npz").exists()]
