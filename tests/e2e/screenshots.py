@@ -22,8 +22,9 @@ PAGES = ("login", "timeline", "clip", "cameras", "camera", "storage", "plates", 
          "privacy", "account", "operator")
 
 
-def demo_history(core: object) -> None:
-    """Spread the clips over the last days with mixed verdicts and a plate, so the charts show something."""
+def demo_history(core: object, written: bool = True) -> None:
+    """Spread the clips over the last days so the charts show something; ``written``: also give the small test
+    clips mixed verdicts and a plate (the demo scenes of ``take`` keep what the detectors said)."""
     from datetime import timedelta
 
     from alarmcloud.models import Clip, FindingRow, utcnow
@@ -33,11 +34,12 @@ def demo_history(core: object) -> None:
     with core.db.session() as s:  # type: ignore[attr-defined]
         clips = s.exec(select(Clip).order_by(Clip.received_at)).all()
         for i, clip in enumerate(clips):
-            clip.verdict = verdicts[i % len(verdicts)]
-            clip.status = "done"
+            if written:
+                clip.verdict = verdicts[i % len(verdicts)]
+                clip.status = "done"
             clip.started_at = utcnow() - timedelta(days=(len(clips) - 1 - i) * 2, minutes=i)
             s.add(clip)
-        if clips:
+        if clips and written:
             s.add(FindingRow(clip_id=clips[-1].id, account_id=clips[-1].account_id, detector="plates",
                              label="plate", score=0.93, text="B AC 1234", time=1.2,
                              box=[0.40, 0.60, 0.62, 0.70]))
@@ -46,30 +48,44 @@ def demo_history(core: object) -> None:
         s.commit()
 
 
-def seed(base: str, tmp: Path) -> tuple[httpx.Client, str]:
-    """An account with two cameras and a few analysed clips."""
+def seed(base: str, tmp: Path, scenes: bool = False) -> tuple[httpx.Client, dict[str, str]]:
+    """An account with two cameras and a few analysed clips: small test clips, or with ``scenes`` the demo scenes
+    (``demo_scenes``: the drive by day with the rain and plate detectors on, the garden at night with rain and
+    insects). Returns the client and the event ids by clip name (``Driveway0``..., or the scenes' kinds)."""
     c = httpx.Client(base_url=base, timeout=60)
     c.post("/api/v1/auth/register", json={"email": "demo@example.org", "password": PASSWORD})
     c.post("/api/v1/auth/login", json={"email": "demo@example.org", "password": PASSWORD})
     c.headers["X-CSRF-Token"] = c.cookies["ac_csrf"]
-    event_id = ""
-    for name in ("Driveway", "Garden"):
+    if scenes:
+        import demo_scenes
+
+        plan = {"Driveway": [(kind, lambda p, k=kind, n=n: demo_scenes.render(k, n, p, False))
+                             for kind, n in demo_scenes.DAY],
+                "Garden": [(kind, lambda p, k=kind, n=n: demo_scenes.render(k, n, p, True))
+                           for kind, n in demo_scenes.NIGHT]}
+        switches = {"Driveway": {"rain": True, "plates": True}, "Garden": {"rain": True, "insects": True}}
+    else:
+        plan = {name: [(f"{name}{i}", lambda p, i=i: make_accepted_clip(p, seconds=4 + i))
+                       for i in range(3 if name == "Driveway" else 2)] for name in ("Driveway", "Garden")}
+        switches = {"Driveway": {"rain": True}, "Garden": {"rain": True}}
+    events: dict[str, str] = {}
+    for name, clips in plan.items():
         cam = c.post("/api/v1/cameras", json={"name": name, "brand": "instar", "model": MODEL}).json()
-        c.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"rain": True})
+        c.put(f"/api/v1/cameras/{cam['id']}/detectors", json=switches[name])
         creds = c.post(f"/api/v1/cameras/{cam['id']}/upload-credentials").json()
-        for i in range(3 if name == "Driveway" else 2):
-            clip = make_accepted_clip(tmp / f"{name}{i}.mp4", seconds=4 + i)
+        for clip_name, make in clips:
+            clip = make(tmp / f"{clip_name}.mp4")
             r = httpx.post(base + "/api/v1/ingest/clips", content=clip.read_bytes(), timeout=60,
                            auth=(creds["username"], creds["password"]), headers={"Content-Type": "video/mp4"})
             r.raise_for_status()
-            event_id = event_id or r.json()["event_id"]
-    deadline = time.monotonic() + 60
+            events[clip_name] = r.json()["event_id"]
+    deadline = time.monotonic() + (300 if scenes else 60)
     while time.monotonic() < deadline:
         items = c.get("/api/v1/events").json()["items"]
         if all(it["status"] != "pending" for it in items):
             break
         time.sleep(0.5)
-    return c, event_id
+    return c, events
 
 
 def extras(core: object, base: str) -> str:
@@ -146,11 +162,13 @@ def take(out: Path = OUT) -> list[Path]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         with LiveServer(test_settings(tmp / "data")) as srv, browser() as b:
-            client, event_id = seed(srv.url, tmp)
-            demo_history(srv.core)
+            client, events = seed(srv.url, tmp, scenes=True)
+            demo_history(srv.core, written=False)
             consent = extras(srv.core, srv.url)
             demo_offsite(srv.core)
-            event_id = client.get("/api/v1/events").json()["items"][0]["id"]
+            event_id = events["car"]  # the clip page: a car pulling in, its plate read and known
+            findings = client.get(f"/api/v1/events/{event_id}").json()["findings"]
+            seek = next((f["time"] for f in findings if f["label"] == "plate" and f.get("time")), 1.2)
             cam_id = client.get("/api/v1/cameras").json()["items"][0]["id"]
             paths = {"login": "/login", "timeline": "/", "clip": f"/events/{event_id}", "cameras": "/cameras",
                      "camera": f"/cameras/{cam_id}", "storage": "/storage", "plates": "/plates",
@@ -171,9 +189,9 @@ def take(out: Path = OUT) -> list[Path]:
                     page.goto(srv.url + path)
                     page.wait_for_load_state("networkidle")
                     if name == "clip":  # the first frame, not the buffering spinner
-                        page.evaluate("""() => new Promise((ok) => { const v = document.querySelector('#player');
+                        page.evaluate("""(at) => new Promise((ok) => { const v = document.querySelector('#player');
                             v.muted = true; v.addEventListener('seeked', () => { v.pause(); ok(); }, { once: true });
-                            v.play().then(() => { v.pause(); v.currentTime = 1.2; }); })""")
+                            v.play().then(() => { v.pause(); v.currentTime = at; }); })""", seek)
                         page.wait_for_timeout(500)
                     target = out / f"{name}-{size}.png"
                     page.screenshot(path=str(target), full_page=True)

@@ -238,11 +238,15 @@ class _Walker:
             img[ly0:ly1, lx0:lx1] += (220 * np.exp(-d2 / 400.0))[..., None]
 
 
-def night_scene(spec: NightSpec):  # noqa: ANN201 - a make_clip scene
-    """The ``make_clip`` scene of ``spec`` (stateful: frames must be drawn in order)."""
+def night_scene(spec: NightSpec, background: np.ndarray | None = None):  # noqa: ANN201 - a make_clip scene
+    """The ``make_clip`` scene of ``spec`` (stateful: frames must be drawn in order); ``background``: an RGB view
+    (float 0..255, the clip's size) instead of the spec's photo or a procedural one."""
     rng = np.random.default_rng(spec.seed)
     w, h = spec.size
-    bg = photo_background(rng, spec.photo, w, h) if spec.photo else procedural_background(rng, w, h)
+    if background is not None:
+        bg = background
+    else:
+        bg = photo_background(rng, spec.photo, w, h) if spec.photo else procedural_background(rng, w, h)
     bg, lamp = to_night(rng, bg)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     moths = [_Moth(rng, w, h, spec.fps, spec.seconds, True) for _ in range(spec.near)]
