@@ -6,7 +6,6 @@ newest first), so each filter is checked with both; pages are walked with the cu
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,9 +14,9 @@ from typing import Any
 import pytest
 from alarmcloud import db, eventsapi
 from alarmcloud.auth import User
-from alarmcloud.models import Account, Camera, CameraRight, Clip, FindingRow, Series
+from alarmcloud.models import Clip, FindingRow, Series
 from alarmcloud.notify import normalize_plate
-from alarmcloud.testing import postgres_database
+from alarmcloud.testing import migrated_database, two_tenants
 
 PLATES = ["M AB 1234", "M AB 1235", "B XY 77", "HH Q 9", "K LM 400"]
 VERDICTS = ["alarm", "false_alarm:rain", "false_alarm:no_motion", None]
@@ -25,17 +24,8 @@ VERDICTS = ["alarm", "false_alarm:rain", "false_alarm:no_motion", None]
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[db.Database]:
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path_factory.mktemp('events') / 'events.db'}"
-        else:
-            url = stack.enter_context(postgres_database("ac_events_"))
-        db.migrate(url)
-        database = db.Database(url)
-        try:
-            yield database
-        finally:
-            database.dispose()
+    with migrated_database(request.param, tmp_path_factory.mktemp("events") / "events.db", "ac_events_") as database:
+        yield database
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +37,7 @@ class World:
     def __init__(self, database: db.Database) -> None:
         rng = random.Random(7)
         with database.session() as s:
-            owner, other = Account(email="o@example.com", password_hash="x"), Account(email="x@example.com",
-                                                                                      password_hash="x")
-            s.add_all([owner, other])
-            s.flush()
-            sub = Account(email="s@example.com", password_hash="x", owner_id=owner.id)
-            s.add(sub)
-            cams = [Camera(account_id=owner.id, name=f"c{i}", brand="b", model="m") for i in range(3)]
-            other_cam = Camera(account_id=other.id, name="x", brand="b", model="m")
-            s.add_all([*cams, other_cam])
-            s.flush()
-            s.add(CameraRight(account_id=sub.id, camera_id=cams[2].id, right="view"))
+            owner, other, sub, cams, other_cam = two_tenants(s, cameras=3)  # the sub-user sees cams[2]
             self.clips: list[dict[str, Any]] = []
             t0 = datetime(2025, 3, 1, tzinfo=UTC)
             for i in range(140):

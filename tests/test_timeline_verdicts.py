@@ -3,7 +3,6 @@ loaded detector names any more (a plugin since removed), so that such clips can 
 
 from __future__ import annotations
 
-import contextlib
 import html
 import re
 from collections.abc import Iterator
@@ -14,8 +13,8 @@ from typing import Any
 import pytest
 from alarmcloud import db
 from alarmcloud.auth import User
-from alarmcloud.models import Account, Camera, CameraRight, Clip, FindingRow, Series
-from alarmcloud.testing import LiveServer, postgres_database
+from alarmcloud.models import Clip, FindingRow, Series
+from alarmcloud.testing import LiveServer, migrated_database, two_tenants
 from alarmcloud.web.pages import CORE_VERDICTS, filter_verdicts, stored_causes, stored_labels
 
 
@@ -87,15 +86,8 @@ def test_the_filter_keeps_the_named_causes_first_and_each_once() -> None:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Database]:
-    with contextlib.ExitStack() as stack:
-        url = (f"sqlite:///{tmp_path / 'causes.db'}" if request.param == "sqlite"
-               else stack.enter_context(postgres_database("ac_causes_")))
-        db.migrate(url)
-        database = db.Database(url)
-        try:
-            yield database
-        finally:
-            database.dispose()
+    with migrated_database(request.param, tmp_path / "causes.db", "ac_causes_") as database:
+        yield database
 
 
 def test_stored_causes_and_labels_on_both_databases(database: db.Database) -> None:
@@ -103,16 +95,7 @@ def test_stored_causes_and_labels_on_both_databases(database: db.Database) -> No
     another account's; a sub-user's only from its cameras; ``known`` ones left out; ``limit`` bounds the lookups."""
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     with database.session() as s:
-        owner, other = Account(email="o@example.com", password_hash="x"), Account(email="x@example.com",
-                                                                                  password_hash="x")
-        s.add_all([owner, other])
-        s.flush()
-        sub = Account(email="s@example.com", password_hash="x", owner_id=owner.id)
-        cams = [Camera(account_id=owner.id, name=f"c{i}", brand="b", model="m") for i in range(2)]
-        other_cam = Camera(account_id=other.id, name="x", brand="b", model="m")
-        s.add_all([sub, *cams, other_cam])
-        s.flush()
-        s.add(CameraRight(account_id=sub.id, camera_id=cams[1].id, right="view"))
+        owner, other, sub, cams, other_cam = two_tenants(s, cameras=2)  # the sub-user sees cams[1]
         verdicts = [(cams[0], v) for v in ("false_alarm:web", "alarm", "false_alarm:rain", "analysis_failed",
                                            "false_alarm:rain", None, "false_alarm:fog")]
         verdicts += [(cams[1], "false_alarm:snow"), (other_cam, "false_alarm:moth")]

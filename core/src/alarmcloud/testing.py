@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -10,9 +11,16 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from alarmcloud.db import Database
+    from alarmcloud.models import Account, Camera
 
 Scene = Callable[[int, float, int, int], np.ndarray]
 
@@ -294,6 +302,44 @@ def postgres_database(prefix: str = "ac_t_") -> Iterator[str]:
         with admin.connect() as c:
             c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@contextmanager
+def migrated_database(database: str, sqlite_file: Path, prefix: str = "ac_t_") -> Iterator[Database]:
+    """An ``alarmcloud.db.Database`` with the schema, on ``"sqlite"`` (``sqlite_file``) or on a new PostgreSQL
+    database (``postgres_database``, named with ``prefix``); disposed after. For fixtures with ``params=["sqlite",
+    "postgres"]`` that work on the tables directly."""
+    from alarmcloud import db
+
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{sqlite_file}" if database == "sqlite"
+               else stack.enter_context(postgres_database(prefix)))
+        db.migrate(url)
+        found = db.Database(url)
+        try:
+            yield found
+        finally:
+            found.dispose()
+
+
+def two_tenants(s: Session, cameras: int) -> tuple[Account, Account, Account, list[Camera], Camera]:
+    """For tests of who may see what: an owner with ``cameras`` cameras, another tenant with one, and a sub-user of
+    the owner with the ``view`` right on the owner's last camera (o@, x@, s@example.com), flushed. Returns (owner,
+    other, sub-user, the owner's cameras, the other's camera)."""
+    from alarmcloud.models import Account, Camera, CameraRight
+
+    owner, other = Account(email="o@example.com", password_hash="x"), Account(email="x@example.com",
+                                                                              password_hash="x")
+    s.add_all([owner, other])
+    s.flush()
+    sub = Account(email="s@example.com", password_hash="x", owner_id=owner.id)
+    cams = [Camera(account_id=owner.id, name=f"c{i}", brand="b", model="m") for i in range(cameras)]
+    other_cam = Camera(account_id=other.id, name="x", brand="b", model="m")
+    s.add_all([sub, *cams, other_cam])
+    s.flush()
+    s.add(CameraRight(account_id=sub.id, camera_id=cams[-1].id, right="view"))
+    s.flush()
+    return owner, other, sub, cams, other_cam
 
 
 @contextmanager
