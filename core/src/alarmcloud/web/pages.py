@@ -270,10 +270,10 @@ async def timeline(request: Request) -> Response:
         except ApiError:
             items, cursor = [], None
         cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
-        # the labels the installed detectors can produce (no scan over the account's findings)
         if request.query_params.get("partial") == "1":  # the next page of clips: no filter form
             return {"items": items, "cursor": cursor, "cameras": cams, "labels": [], "stored": []}
-        # the labels the installed detectors can produce and those stored on the clips (a detector since removed)
+        # the labels and causes the installed detectors give, and those stored on the clips one may see (of a
+        # detector since removed): one index lookup per stored value, no scan over the account's clips or findings
         labels = frozenset(label for spec in app.plugins.detector_specs.values() for label in spec.labels)
         named = frozenset(verdict_names(app.plugins.detector_specs))
         return {"items": items, "cursor": cursor, "cameras": cams, "stored": stored_causes(s, user, known=named),
