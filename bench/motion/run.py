@@ -115,6 +115,11 @@ def cases() -> list[Case]:
                     seed += 1
                     out.append(Case(f"{dis} {light} in {inten} rain", seed, "720p", light, weather="rain",
                                     intensity=inten, distractor=dis))
+    # light that changes and moves, without a mover: a cloud's shadow crossing, dusk falling (added last)
+    for dis in ("shadow", "dusk"):
+        for k in range(3):
+            seed += 1
+            out.append(Case(f"{dis} day", seed, "1080p" if k == 2 else "720p", "day", distractor=dis))
     return out
 
 
@@ -157,6 +162,7 @@ def _scene(case: Case):  # noqa: ANN202 - a make_clip scene
             walker.grey = float(max(5.0, local - 12))
         walker.tex = rng.uniform(0.85, 1.15, (8, 4))
     moths = [_Moth(rng, w, h, FPS, SECONDS, False) for _ in range(12)] if case.distractor == "insects" else []
+    light = _light_change(np.random.default_rng([case.seed, 3]), case.distractor, w, h)
     snow = Snow(rng, h, w, spec) if case.weather == "snow" else None
     angle = math.pi / 2 + rng.normal(0, 0.3)
     drop = float(rng.uniform(120, 255))
@@ -178,6 +184,8 @@ def _scene(case: Case):  # noqa: ANN202 - a make_clip scene
             walker.draw(img, i, xx, yy)
         for m in moths:
             m.draw(img, i, xx, yy)
+        if light is not None:
+            img = img * light(i / FPS)[..., None]
         if case.weather == "rain":
             a = rain_alpha(rng, h, w, spec, angle)
         if a is not None:
@@ -189,6 +197,24 @@ def _scene(case: Case):  # noqa: ANN202 - a make_clip scene
         return out
 
     return draw
+
+
+def _light_change(rng: np.random.Generator, kind: str, w: int, h: int):  # noqa: ANN202 - t -> gain map
+    """``shadow``: a cloud's soft shadow (25-45 % darker, its edge blurred over a fifth of the picture) crossing at
+    3-8 % of the width per second; ``dusk``: the light falling by 20-35 % over the clip, the sky (top) twice as
+    fast as the ground. None for other kinds."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if kind == "shadow":
+        depth, soft = rng.uniform(0.25, 0.45), rng.uniform(0.15, 0.25) * w
+        speed, angle = rng.uniform(0.03, 0.08) * w, rng.uniform(-0.5, 0.5)
+        along = xx * math.cos(angle) + yy * math.sin(angle)
+        start = float(rng.uniform(-0.3, 0.3) * w)
+        return lambda t: 1 - depth / (1 + np.exp(-(along - start - speed * t) / (soft / 4)))
+    if kind == "dusk":
+        fall = rng.uniform(0.2, 0.35)
+        sky = 1 + (yy < rng.uniform(0.2, 0.5) * h)
+        return lambda t: 1 - fall * sky / 2 * t / SECONDS
+    return None
 
 
 def _key(case: Case) -> str:

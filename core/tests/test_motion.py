@@ -209,6 +209,31 @@ def test_a_light_that_comes_on_in_heavy_rain_is_no_mover() -> None:
     assert through_rain(clip, np.median(np.stack([k.image for k in clip.keyframes]), axis=0)) == 0.0
 
 
+def test_a_dark_figure_on_a_dark_night_is_a_mover() -> None:
+    """A figure 18 grey levels darker than the scene, with sensor noise of 6: under the 30 levels of the pixel tests
+    (0.00 before), but each window's median picture, whose cells average the noise away, shows it."""
+    for seed in range(2):
+        bg = _night(seed)
+        rng = np.random.default_rng(40 + seed)
+        clip = _clip(lambda t, i, bg=bg, rng=rng: _noisy(_person(bg, t + i / 15, 0.12, 1.4, 12), rng, 6.0))
+        assert mover_score(clip) >= MOVER_THRESHOLD, seed
+
+
+def test_dusk_is_no_mover() -> None:
+    """Dusk, the light falling by a third over the clip and the sky twice as fast as the ground, is no mover, also
+    for the median pictures' cell test, which sees changes of a third of the pixel tests' size."""
+    bg = _night(5) + 60  # a grey day
+    rng = np.random.default_rng(15)
+    sky = 1 + (np.arange(H2)[:, None] < 50)
+
+    def frame(t: float, i: int) -> np.ndarray:
+        return _noisy(bg * (1 - 0.35 * sky / 2 * (t + i / 15) / 18), rng)
+
+    clip = _clip(frame)
+    assert mover_score(clip) < MOVER_THRESHOLD
+    assert through_rain(clip, np.median(np.stack([k.image for k in clip.keyframes]), axis=0)) == 0.0
+
+
 def test_heavy_snow_is_no_mover() -> None:
     """Big flakes that drift down a few pixels per frame: every one is a small change that moves on."""
     bg = _night(3)
