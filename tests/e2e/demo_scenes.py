@@ -29,7 +29,8 @@ from synth_eu import PlateSpec, render_plate  # noqa: E402
 SIZE = (1280, 720)
 FPS = 15
 SECONDS = 18.0
-#: the drawn views (scenes.drawn_background's seeds): the drive (a house, a fence, two parked cars) and the garden
+#: the drawn views (scenes.drawn_background's seeds, drawn at the clips' size): the drive (a parked car, a hedge) and
+#: the garden (a house, trees, a fence)
 DRIVE, GARDEN = 7, 5
 #: (kind, seed) of each demo clip, in upload order per camera: the day clips for "Driveway", the night ones for
 #: "Garden"; each verdict is the pipeline's own
