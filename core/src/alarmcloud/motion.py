@@ -33,11 +33,15 @@ def _mask(a: np.ndarray, b: np.ndarray, thresh: int = 25) -> np.ndarray:
     return np.abs(a.astype(np.int16) - b.astype(np.int16)) > thresh
 
 
-def _cells(mask: np.ndarray, fill: float = 0.35) -> np.ndarray:
-    h, w = mask.shape
+def _cell_means(a: np.ndarray) -> np.ndarray:
+    """The mean of ``a`` over each ``CELL`` x ``CELL`` cell (a partial cell at the edge left out)."""
+    h, w = a.shape
     h2, w2 = h // CELL * CELL, w // CELL * CELL
-    m = mask[:h2, :w2].reshape(h2 // CELL, CELL, w2 // CELL, CELL).mean(axis=(1, 3))
-    return m >= fill
+    return a[:h2, :w2].reshape(h2 // CELL, CELL, w2 // CELL, CELL).mean(axis=(1, 3))
+
+
+def _cells(mask: np.ndarray, fill: float = 0.35) -> np.ndarray:
+    return _cell_means(mask) >= fill
 
 
 def _blobs(cells: np.ndarray) -> list[Blob]:
@@ -86,13 +90,6 @@ def _dominant(cells: np.ndarray) -> Blob | None:
 #: a cell of a window's median picture whose mean differs from the background by more than this (grey levels)
 #: changed: noise averages out over the cell's 16 pixels, so a figure far fainter than ``_mask``'s 30 levels shows
 STILL_CELL_LEVELS = 10
-
-
-def _cell_means(a: np.ndarray) -> np.ndarray:
-    """The mean of ``a`` over each ``CELL`` x ``CELL`` cell."""
-    h, w = a.shape
-    h2, w2 = h // CELL * CELL, w // CELL * CELL
-    return a[:h2, :w2].reshape(h2 // CELL, CELL, w2 // CELL, CELL).mean(axis=(1, 3))
 
 
 def _apart(a: Blob, b: Blob) -> bool:
