@@ -10,6 +10,7 @@ screenshots show what the detectors really say about such clips: no verdict or f
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from night_synth import NightSpec, night_scene  # noqa: E402
 from PIL import Image  # noqa: E402
 from scenes import drawn_background  # noqa: E402
 from synth import ClipSpec, rain_alpha  # noqa: E402
-from synth_eu import PlateSpec, render_plate  # noqa: E402
+from synth_eu import FONTS, PlateSpec, render_plate  # noqa: E402
 
 SIZE = (1280, 720)
 FPS = 15
@@ -38,6 +39,15 @@ DAY = (("person", 11), ("rain", 12), ("rain_person", 13), ("car", 14))
 #: the car's plate (Berlin; the screenshots' known plate "Family car")
 PLATE = PlateSpec("DE", "BAC1234", ("B", "|", "AC", "1234"), band="D")
 NIGHT = (("insects", 23), ("web", 22), ("insects_person", 24))
+
+
+@functools.lru_cache(maxsize=2)
+def _view(seed: int) -> np.ndarray:
+    """The drawn view of ``seed`` at the clips' size (drawn once: each scene copies it or makes a new picture of it;
+    read-only)."""
+    view = drawn_background(np.random.default_rng(seed), *SIZE)
+    view.flags.writeable = False
+    return view
 
 
 class _Person:
@@ -76,8 +86,7 @@ class _Car:
     def __init__(self, rng: np.random.Generator, w: int, h: int) -> None:
         self.w, self.h = w, h
         self.paint = rng.uniform([90, 10, 10], [160, 40, 40])  # a red car
-        plate = render_plate(PLATE, np.random.default_rng(1), "/usr/share/fonts/truetype/dejavu/"
-                             "DejaVuSansCondensed-Bold.ttf")
+        plate = render_plate(PLATE, np.random.default_rng(1), FONTS[0])  # DejaVu Sans Condensed Bold
         self.plate = plate.convert("RGB")
 
     def draw(self, img: np.ndarray, i: int, xx: np.ndarray, yy: np.ndarray) -> None:
@@ -107,9 +116,9 @@ class _Car:
 def day_scene(kind: str, seed: int) -> Callable[[int, float, int, int], np.ndarray]:
     """A ``make_clip`` scene of the drive by day: ``person``, ``rain``, ``rain_person`` or ``car``."""
     w, h = SIZE
-    bg = drawn_background(np.random.default_rng(DRIVE), w, h)
+    bg = _view(DRIVE)
     rng = np.random.default_rng(seed)
-    person = _Person(rng, w, h) if "person" in kind else _Car(rng, w, h) if kind == "car" else None
+    mover = _Person(rng, w, h) if "person" in kind else _Car(rng, w, h) if kind == "car" else None
     rain = ClipSpec(seed=seed, kind="rain", intensity="medium", fps=FPS) if "rain" in kind else None
     angle = math.pi / 2 + rng.normal(0, 0.15)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -118,8 +127,8 @@ def day_scene(kind: str, seed: int) -> Callable[[int, float, int, int], np.ndarr
         img = bg.copy()
         if rain is not None:
             img *= 0.8  # an overcast, rainy day
-        if person is not None:
-            person.draw(img, i, xx, yy)
+        if mover is not None:
+            mover.draw(img, i, xx, yy)
         if rain is not None:
             a = np.clip(rain_alpha(rng, h, w, rain, angle), 0, 0.9)
             img = img * (1 - a[..., None]) + 200 * a[..., None]
@@ -139,8 +148,5 @@ def night_spec(kind: str, seed: int) -> NightSpec:
 
 def render(kind: str, seed: int, path: Path, night: bool) -> Path:
     """One demo clip, encoded as a camera sends it (H.264, 2 s GOP, no B-frames)."""
-    if night:
-        scene = night_scene(night_spec(kind, seed), drawn_background(np.random.default_rng(GARDEN), *SIZE))
-    else:
-        scene = day_scene(kind, seed)
+    scene = night_scene(night_spec(kind, seed), _view(GARDEN)) if night else day_scene(kind, seed)
     return make_clip(path, seconds=SECONDS, width=SIZE[0], height=SIZE[1], fps=FPS, scene=scene)
