@@ -55,9 +55,10 @@ def _distinct(s: Session, column: Any, where: list[Any], visible: Callable[[Any]
     found: list[str] = []
     last = after
     for _ in range(limit + len(known)):
+        if len(found) >= limit:
+            break
         # the next value in the index's order, whatever the database's collation
-        value = None if len(found) >= limit else s.exec(
-            select(column).where(*where, column > last).order_by(column).limit(1)).first()
+        value = s.exec(select(column).where(*where, column > last).order_by(column).limit(1)).first()
         if value is None:
             break
         last = value
