@@ -164,16 +164,19 @@ def _moved(f: np.ndarray, margin: tuple[int, int], dy: float, dx: float) -> np.n
     return out
 
 
-def grow(a: np.ndarray, diagonal: bool = True) -> np.ndarray:
-    """The boolean ``a`` grown by one pixel in all eight directions (``diagonal=False``: the four beside it);
-    nothing grows in from outside the array."""
-    g = a.copy()
-    g[1:] |= a[:-1]
-    g[:-1] |= a[1:]
-    out = g.copy() if diagonal else g
-    src = g if diagonal else a
-    out[:, 1:] |= src[:, :-1]
-    out[:, :-1] |= src[:, 1:]
+def grow(a: np.ndarray, diagonal: bool = True, steps: int = 1) -> np.ndarray:
+    """The boolean ``a`` grown by ``steps`` pixels in all eight directions (``diagonal=False``: the four beside it,
+    step by step); nothing grows in from outside the array."""
+    out = a
+    for _ in range(steps):
+        a = out
+        g = a.copy()
+        g[1:] |= a[:-1]
+        g[:-1] |= a[1:]
+        out = g.copy() if diagonal else g
+        src = g if diagonal else a
+        out[:, 1:] |= src[:, :-1]
+        out[:, :-1] |= src[:, 1:]
     return out
 
 

@@ -226,9 +226,7 @@ def _anchored(on: np.ndarray, t: float, keyed: list[tuple[float, np.ndarray]]) -
     out = np.zeros_like(on)
     if not others.any():
         return out
-    near = others
-    for _ in range(ANCHOR_REACH):
-        near = grow(near)
+    near = grow(others, steps=ANCHOR_REACH)
     for comp in _components(on, diagonal=True):
         if (comp & near).sum() >= ANCHOR_SHARE * comp.sum():
             out |= comp
@@ -287,9 +285,7 @@ def strand_cells(d: np.ndarray) -> np.ndarray:
     # a faint strand breaks up into pieces: thin ones that reach within STRAND_REACH cells of it and continue it
     # (or run beside it: the background's strand) belong to it, and bring the next ones within reach
     while on.any() and thin:
-        near = on
-        for _ in range(STRAND_REACH):
-            near = grow(near)
+        near = grow(on, steps=STRAND_REACH)
         joined = [comp for comp in thin if (comp & near).any() and _continues(on, comp)]
         if not joined:
             break
@@ -593,9 +589,7 @@ def _web_zone(strands_of_keys: _Strands) -> np.ndarray | None:
         zone = on.copy() if zone is None else zone | on
     if zone is None or not zone.any():
         return None
-    for _ in range(ZONE_REACH):
-        zone = grow(zone)
-    return zone
+    return grow(zone, steps=ZONE_REACH)
 
 
 def _in_zone(found: list[Region], zone: np.ndarray | None) -> list[Region]:
