@@ -160,6 +160,18 @@ _FOUR = ((1, 0), (-1, 0), (0, 1), (0, -1))
 _EIGHT = (*_FOUR, (1, 1), (1, -1), (-1, 1), (-1, -1))
 
 
+def _filled(changed: np.ndarray, cell: int) -> np.ndarray:
+    """The ``cell`` x ``cell`` cells of the boolean picture ``changed`` of which at least ``FILL`` changed (a partial
+    cell at the edge left out)."""
+    h2, w2 = changed.shape[0] // cell * cell, changed.shape[1] // cell * cell
+    return changed[:h2, :w2].reshape(h2 // cell, cell, w2 // cell, cell).mean(axis=(1, 3)) >= FILL
+
+
+def _pixels(cells: np.ndarray, cell: int) -> np.ndarray:
+    """Each cell of ``cells`` as its ``cell`` x ``cell`` pixels."""
+    return np.repeat(np.repeat(cells, cell, axis=0), cell, axis=1)
+
+
 def _components(cells: np.ndarray, diagonal: bool = False) -> list[np.ndarray]:
     """4-connected (``diagonal``: 8-connected) components of a small boolean grid, each as a boolean mask."""
     labels = np.zeros(cells.shape, np.int32)
@@ -203,8 +215,7 @@ def _frame_regions(t: float, d: np.ndarray, on: np.ndarray | None = None) -> lis
     if on is not None and on.any():
         near = grow(on)
         on_px = np.zeros(d.shape, bool)
-        on_px[:near.shape[0] * FINE_CELL, :near.shape[1] * FINE_CELL] = np.repeat(
-            np.repeat(near, FINE_CELL, axis=0), FINE_CELL, axis=1)
+        on_px[:near.shape[0] * FINE_CELL, :near.shape[1] * FINE_CELL] = _pixels(near, FINE_CELL)
     else:
         on_px = None
     coarse = _grid_regions(t, d, CELL, on_px)
@@ -261,7 +272,7 @@ def strand_cells(d: np.ndarray) -> np.ndarray:
     on = np.zeros((h2 // c, w2 // c), bool)
     thin: list[np.ndarray] = []
     for changed, seeds in ((d[:h2, :w2] > CHANGE, True), (d[:h2, :w2] < -CHANGE, False)):
-        cells = changed.reshape(h2 // c, c, w2 // c, c).mean(axis=(1, 3)) >= FILL
+        cells = _filled(changed, c)
         if cells.sum() < 2:
             continue
         for comp in _components(cells, diagonal=True):
@@ -273,7 +284,7 @@ def strand_cells(d: np.ndarray) -> np.ndarray:
             own = comp[y0:y1, x0:x1]
             if _across(own) > STRAND_CELLS_ACROSS:
                 continue
-            m = changed[y0 * c:y1 * c, x0 * c:x1 * c] & np.repeat(np.repeat(own, c, axis=0), c, axis=1)
+            m = changed[y0 * c:y1 * c, x0 * c:x1 * c] & _pixels(own, c)
             width = _across(m, close=True)
             if width > STRAND_WIDTH:
                 continue
@@ -334,10 +345,8 @@ def _grid_regions(t: float, d: np.ndarray, cell: int, on_strand: np.ndarray | No
     """The change regions of two or more ``cell`` x ``cell`` cells of one frame's change ``d``; ``strand`` where
     most of a region's changed pixels are ``on_strand``."""
     h, w = d.shape
-    h2, w2 = h // cell * cell, w // cell * cell
     changed = np.abs(d) > CHANGE
-    fill = changed[:h2, :w2].reshape(h2 // cell, cell, w2 // cell, cell).mean(axis=(1, 3))
-    cells = fill >= FILL
+    cells = _filled(changed, cell)
     if cells.sum() < 2:
         return []
     out: list[Region] = []
@@ -354,8 +363,7 @@ def _grid_regions(t: float, d: np.ndarray, cell: int, on_strand: np.ndarray | No
         span = (int(xs.min()) * cell, int(ys.min()) * cell, (int(xs.max()) + 1) * cell, (int(ys.max()) + 1) * cell)
         if on_strand is not None:
             sx0, sy0, sx1, sy1 = span
-            own = changed[sy0:sy1, sx0:sx1] & np.repeat(
-                np.repeat(comp[ys.min():ys.max() + 1, xs.min():xs.max() + 1], cell, axis=0), cell, axis=1)
+            own = changed[sy0:sy1, sx0:sx1] & _pixels(comp[ys.min():ys.max() + 1, xs.min():xs.max() + 1], cell)
             if on_strand[sy0:sy1, sx0:sx1][own].mean() >= STRAND_SHARE:
                 # on a strand: where it is and how bright; the glow measures are not needed
                 yy, xx = np.nonzero(own)
