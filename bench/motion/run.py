@@ -120,6 +120,11 @@ def cases() -> list[Case]:
         for k in range(3):
             seed += 1
             out.append(Case(f"{dis} day", seed, "1080p" if k == 2 else "720p", "day", distractor=dis))
+    # light at night without a mover: a car's headlights sweeping across the scene, a lamp coming on (added last)
+    for dis in ("headlights", "lamp"):
+        for k in range(3):
+            seed += 1
+            out.append(Case(f"{dis} night", seed, "1080p" if k == 2 else "720p", "night", distractor=dis))
     return out
 
 
@@ -137,6 +142,10 @@ def _scene(case: Case):  # noqa: ANN202 - a make_clip scene
     spec = ClipSpec(seed=case.seed, kind=case.weather or "clear", intensity=case.intensity, night=night, size=(w, h),
                     fps=FPS, distractors=(case.distractor,) if case.distractor in ("vegetation", "flicker") else ())
     dis = Distractors(rng, h, w, spec, rgb) if spec.distractors else None
+    # the camera's gain changes (AGC) scale all the light the sensor gets and its noise, rain included
+    gains = np.ones(1)
+    if dis is not None and case.distractor == "flicker":
+        gains, dis.gains = dis.gains, np.ones_like(dis.gains)
     grey = rgb.mean(axis=2, keepdims=True).astype(np.float32)
     noise = case.noise or (6.0 if night else 2.0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -191,7 +200,7 @@ def _scene(case: Case):  # noqa: ANN202 - a make_clip scene
         if a is not None:
             a = np.clip(a * lit, 0, 0.95)[..., None]
             img = img * (1 - a) + drop * a
-        img = img + rng.normal(0, noise, (h, w, 1)).astype(np.float32)
+        img = (img + rng.normal(0, noise, (h, w, 1)).astype(np.float32)) * gains[i % len(gains)]
         out = np.repeat(np.clip(img, 0, 255).astype(np.uint8), 3, axis=2)
         last[:] = [out]
         return out
@@ -202,7 +211,8 @@ def _scene(case: Case):  # noqa: ANN202 - a make_clip scene
 def _light_change(rng: np.random.Generator, kind: str, w: int, h: int):  # noqa: ANN202 - t -> gain map
     """``shadow``: a cloud's soft shadow (25-45 % darker, its edge blurred over a fifth of the picture) crossing at
     3-8 % of the width per second; ``dusk``: the light falling by 20-35 % over the clip, the sky (top) twice as
-    fast as the ground. None for other kinds."""
+    fast as the ground; ``headlights``: a soft pool of light (1.5-3 times as bright at its middle) sweeping across
+    the picture in 2-4 s; ``lamp``: such a pool that appears, where a lamp comes on. None for other kinds."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == "shadow":
         depth, soft = rng.uniform(0.25, 0.45), rng.uniform(0.15, 0.25) * w
@@ -214,6 +224,20 @@ def _light_change(rng: np.random.Generator, kind: str, w: int, h: int):  # noqa:
         fall = rng.uniform(0.2, 0.35)
         sky = 1 + (yy < rng.uniform(0.2, 0.5) * h)
         return lambda t: 1 - fall * sky / 2 * t / SECONDS
+    if kind in ("headlights", "lamp"):
+        # a pool of light on the ground and walls, 1.5-3 times as bright at its middle, soft-edged
+        boost, rx, ry = rng.uniform(0.5, 2.0), rng.uniform(0.15, 0.3) * w, rng.uniform(0.15, 0.3) * h
+        cy, start = rng.uniform(0.4, 0.8) * h, rng.uniform(2, SECONDS - 6)
+
+        def pool(cx: float) -> np.ndarray:
+            return 1 + boost * np.exp(-(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2))
+
+        if kind == "headlights":  # a car turning in the street: the pool sweeps across the picture in 2-4 s
+            sweep = rng.uniform(2, 4)
+            direction = rng.choice([-1, 1])
+            return lambda t: pool(w / 2 + direction * (w / 2 + rx) * np.clip(2 * (t - start) / sweep - 1, -1, 1))
+        lit = pool(rng.uniform(0.2, 0.8) * w)  # a lamp by the door that comes on and stays on
+        return lambda t: lit if t >= start else np.ones_like(lit)
     return None
 
 

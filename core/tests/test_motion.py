@@ -106,6 +106,48 @@ def test_quick_crossing_seen_in_two_keyframes_is_a_mover() -> None:
     assert mover_score(_clip(lambda t, i: bg, key)) >= MOVER_THRESHOLD
 
 
+def test_a_walker_seen_only_in_part_on_a_steady_course_is_a_mover() -> None:
+    """Of someone in a coat as dark as the scene behind only the legs show: an object two cells high, 12 cells further
+    on in each of three keyframes. That is faster than a walker two cells high can go (``_linked``), so it was no
+    mover (0.00); three keyframes on one straight course at a steady speed make one."""
+    bg = _background()
+
+    def key(t: float, i: int) -> np.ndarray:
+        img = bg.copy()
+        k = round(t / 2)
+        if k in (1, 2, 3):
+            img[60:68, 48 * k - 40:48 * k - 32] = 20
+        return img
+
+    assert mover_score(_clip(lambda t, i: bg, key)) >= MOVER_THRESHOLD
+
+    def scattered(t: float, i: int) -> np.ndarray:  # the same objects off course: back and forth
+        img = bg.copy()
+        k = round(t / 2)
+        if k in (1, 2, 3):
+            x = (8, 56, 20)[k - 1]
+            img[60:68, x:x + 8] = 20
+        return img
+
+    assert mover_score(_clip(lambda t, i: bg, scattered)) < MOVER_THRESHOLD
+
+
+def test_a_small_dark_figure_on_a_plain_wall_is_no_light_change() -> None:
+    """A figure of four cells, evenly darker than the plain wall it passes: each of its cells is the wall's cell made
+    darker, as a shadow would be. Too small to tell; it stays an object and its steps make a mover (0.00 when such
+    small objects were taken for light)."""
+    rng = np.random.default_rng(19)
+    wall = np.full((H, W), 110.0)
+
+    def frame(t: float, i: int) -> np.ndarray:
+        img = wall.copy()
+        x = 40 + 4 * round(t / 2)
+        img[60:68, x:x + 8] = 60
+        return _noisy(img, rng)
+
+    assert mover_score(_clip(frame, frame)) >= MOVER_THRESHOLD
+
+
 def test_one_keyframe_flash_is_no_mover() -> None:
     bg = _background()
 
@@ -113,6 +155,28 @@ def test_one_keyframe_flash_is_no_mover() -> None:
         return bg if round(t / 2) != 4 else _lit_rain(bg, np.random.default_rng(5), 30)
 
     assert mover_score(_clip(lambda t, i: bg, key)) < MOVER_THRESHOLD
+
+
+def test_a_car_seen_in_one_keyframe_is_a_mover() -> None:
+    """A car passing between two keyframes at speed is in one keyframe only (GOP 2 s) and in none of the short
+    windows: a big object whose cells all changed to the last pixel is a mover on its own (0.17 before). Near rain
+    streaks over the same box fill their cells by half, and stay no mover."""
+    bg = _background()
+
+    def car(t: float, i: int) -> np.ndarray:
+        img = bg.copy()
+        if round(t / 2) == 4:
+            img[50:62, 60:100] = 215
+        return img
+
+    def streaks(t: float, i: int) -> np.ndarray:
+        img = bg.copy()
+        if round(t / 2) == 4:
+            img[50:62, 60:100:2] = 215  # streaks a pixel wide, a pixel apart
+        return img
+
+    assert mover_score(_clip(lambda t, i: bg, car)) >= MOVER_THRESHOLD
+    assert mover_score(_clip(lambda t, i: bg, streaks)) < MOVER_THRESHOLD
 
 
 # --- frames as the analysis requests them (320 px wide): small movers and heavy weather ----------------------------
@@ -232,6 +296,71 @@ def test_dusk_is_no_mover() -> None:
     clip = _clip(frame)
     assert mover_score(clip) < MOVER_THRESHOLD
     assert through_rain(clip, np.median(np.stack([k.image for k in clip.keyframes]), axis=0)) == 0.0
+
+
+def test_the_cameras_gain_changes_in_the_rain_are_no_mover() -> None:
+    """Auto exposure hunting in the rain: the camera's gain jumps by up to a quarter between pictures, within windows
+    and between keyframes, and scales all it sees (rain and noise too). A bright wall changes by more than the pixel
+    tests' levels each time, the darker rest does not: without bringing each picture back to its reference's level
+    the wall was a big object in several keyframes and in lasting change of a window (a mover, 1.00)."""
+    rng = np.random.default_rng(16)
+    bg = _night(6) + 40
+    bg[20:100, 100:220] = 180 + rng.normal(0, 6, (80, 120))  # a lit wall
+    jumps = {1: 1.25, 3: 0.8, 5: 1.2, 8: 0.8}
+
+    def gain(t: float, i: int) -> float:
+        if i == 0:
+            return jumps.get(round(t / 2.0), 1.0) if t % 2.0 == 0 else 1.0
+        return (1.25, 0.8, 1.2)[int(t // 5.4) % 3] if i >= 2 else 1.0
+
+    def frame(t: float, i: int) -> np.ndarray:
+        return (_noisy(_rain(bg, rng, 60), rng) * gain(t, i)).clip(0, 255).astype(np.uint8)
+
+    clip = _clip(frame)
+    assert mover_score(clip) < MOVER_THRESHOLD
+    # someone walking past the wall through the same gain jumps is still a mover
+    moving = _clip(lambda t, i: (_noisy(_rain(_person(bg, t + i / 15, 0.12, 1.0, 160), rng, 60), rng)
+                                 * gain(t, i)).clip(0, 255).astype(np.uint8))
+    assert mover_score(moving) >= MOVER_THRESHOLD
+
+
+def test_lamp_lit_streaks_near_each_other_in_two_keyframes_are_no_mover() -> None:
+    """At night the IR lamp lights the drops near it, so the brightest streak of one keyframe and of the next are
+    often a few cells apart, where a small walker could have stepped in 2 s (0.67, a mover, before). A small object
+    counts from the keyframes alone where it lies on one path in three keyframes in a row (a walker that small
+    crosses slower than that); two keyframes no longer do."""
+    bg = _night(9).astype(np.uint8)
+    rng = np.random.default_rng(18)
+
+    def key(t: float, i: int) -> np.ndarray:
+        img = bg.copy()
+        k = round(t / 2)
+        if k in (4, 5):
+            x = 148 if k == 4 else 156
+            for j in range(16):  # a streak 2 px wide, a little slanted
+                img[60 + j, x + j // 8:x + j // 8 + 2] = 200
+        return _noisy(img, rng)
+
+    assert mover_score(_clip(lambda t, i: _noisy(bg, rng), key)) < MOVER_THRESHOLD
+
+
+def _cloud_shadow(t: float) -> np.ndarray:
+    """A cloud's soft shadow, 40 % darker, its edge blurred over a sixth of the picture, moving at 5 % of the width
+    per second: the picture dark at first, then the light coming in from the left."""
+    x = np.arange(W2, dtype=np.float64)[None, :]
+    return 1 - 0.4 / (1 + np.exp(-(x - 0.05 * W2 * t + 60) / (0.15 * W2 / 4)))
+
+
+def test_a_cloud_shadow_crossing_the_picture_is_no_mover() -> None:
+    """The shadow darkens a big part of the picture in some keyframes and of some windows' median pictures: a big
+    object in several keyframes, a mover (1.00) before the check that the changed pixels are the scene's own, each
+    cell of it darker. A slow person who walks through the same light (found from the keyframes) is still a mover."""
+    bg = _night(7) + 80  # a textured grey day
+    rng = np.random.default_rng(17)
+    clip = _clip(lambda t, i: _noisy(bg * _cloud_shadow(t + i / 15), rng))
+    assert mover_score(clip) < MOVER_THRESHOLD
+    moving = _clip(lambda t, i: _noisy(_person(bg, t, 0.12, 0.5, 20) * _cloud_shadow(t + i / 15), rng))
+    assert mover_score(moving) >= MOVER_THRESHOLD
 
 
 def test_heavy_snow_is_no_mover() -> None:
