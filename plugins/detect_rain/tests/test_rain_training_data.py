@@ -296,3 +296,33 @@ def test_wide_angle_lenses_bend_straight_lines_and_keep_the_centre() -> None:
     x, y = vanishing_point(replace(spec, lens=65.0, tilt=30.0), ch, cw) or (0.0, 0.0)
     below = math.degrees(math.atan(math.hypot(x - cw / 2, y - ch / 2) * math.tan(tmax) / (math.hypot(cw, ch) / 2)))
     assert x == cw / 2 and below == pytest.approx(90.0 - 30.0, abs=0.01)
+
+
+def test_a_steady_shower_keeps_one_rate_and_the_rest_of_the_clip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``steady_eval.py``: a steady shower draws one rate per clip and each picture's number of streaks as a Poisson
+    draw of it (as drawn, each picture draws its own from the intensity's whole band); nothing else of the clip
+    changes, so the two renders are scored clip against clip."""
+    import synth
+    from steady_eval import steady
+
+    spec = next(s for s in specs_for(2, 80, photo_list("eval"), 2)
+                if s.kind == "rain" and s.intensity == "heavy" and s.size == (640, 360))
+    counts: list[float | None] = []
+    use_counts = True
+    rain_alpha = synth.rain_alpha
+
+    def spy(rng, h, w, spec, angle, count=None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        counts.append(count)
+        return rain_alpha(rng, h, w, spec, angle, count if use_counts else None)
+
+    monkeypatch.setattr(synth, "rain_alpha", spy)
+    drawn = render_frames(spec)
+    assert counts == [None] * len(drawn)
+    counts.clear()
+    render_frames(steady(spec))
+    rates = np.array(counts, dtype=float)
+    lo, hi = synth.INTENSITY["heavy"]
+    assert len(rates) == len(drawn) and lo <= rates.mean() <= hi
+    assert rates.std() < 4 * np.sqrt(rates.mean())  # one rate: Poisson spread only, not the band's 600-2,500
+    use_counts = False  # the steady render with the band's own draws is the clip as drawn, picture for picture
+    assert all(np.array_equal(x, y) for x, y in zip(render_frames(steady(spec)), drawn, strict=True))

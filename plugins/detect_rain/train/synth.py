@@ -41,6 +41,8 @@ class ClipSpec:
     tnr: float = 0.0  # camera temporal noise reduction strength (0 = off), motion-adaptive like 3DNR
     windows: int = 2
     window_length: int = 6
+    # renderer variants: "shutter", "splash" (artefacts.py), "steady" (a steady shower: one rate per clip, each
+    # picture's streak count a Poisson draw of it; steady_eval.py)
     extra: dict[str, float] = field(default_factory=dict)
     domain: str = "train"
     bitrate: int = 0  # kbit/s with a VBV cap (starved hardware-like rate control); 0: constant quality (crf)
@@ -312,12 +314,16 @@ def _blur(a: np.ndarray, sigma: float, points: bool = False) -> np.ndarray:
     return out * gain
 
 
-def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: float) -> np.ndarray:
-    """One frame of rain streaks as an alpha map (three depth layers, independent per frame)."""
+def rain_alpha(rng: np.random.Generator, h: int, w: int, spec: ClipSpec, angle: float,
+               count: float | None = None) -> np.ndarray:
+    """One frame of rain streaks as an alpha map (three depth layers, independent per frame). The number of streaks
+    (per 640 x 360) is drawn anew from the intensity's band, or ``count`` (the draw is made all the same, so the
+    rest of the frame stays as it was)."""
     lo, hi = INTENSITY[spec.intensity]
     scale = pixel_scale(spec, w)
     vp = vanishing_point(spec, h, w, math.pi / 2 - angle)  # th = pi / 2 - lean: lean > 0 falls to the right
-    n_total = int(rng.uniform(lo, hi) * (w * h) / (640 * 360))
+    drawn = rng.uniform(lo, hi)
+    n_total = int((drawn if count is None else count) * (w * h) / (640 * 360))
     alpha = np.zeros((h, w), np.float32)
     layers = [
         # far: short, thin, faint; mid; near: long, wide, blurred
@@ -614,6 +620,9 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
     # its own generator: a clip without splashes draws the same as before they existed
     splashes = (Splashes(np.random.default_rng([spec.seed, 11]), h, w, spec, spec.extra["splash"])
                 if spec.kind == "rain" and spec.extra.get("splash") else None)
+    # a steady shower: one rate for the clip, each frame's count a Poisson draw of it (own generator, as above)
+    steady = (np.random.default_rng([spec.seed, 29]) if spec.kind == "rain" and spec.extra.get("steady") else None)
+    rate = float(steady.uniform(*INTENSITY[spec.intensity])) if steady is not None else 0.0
     if isinstance(drop_light, np.ndarray):
         drop_light = drop_light[..., None] if drop_light.ndim == 2 else drop_light
     lit = (0.25 + 0.75 * lamp) * (1 + spec.lamp_boost * lamp**2)  # drops are only lit near the IR lamp
@@ -625,7 +634,8 @@ def render_frames(spec: ClipSpec) -> list[np.ndarray]:
         if spec.kind != "clear":
             if spec.gust:
                 angle += rng.normal(0, spec.gust)
-            a = rain_alpha(rng, h, w, spec, angle) if snow is None else snow.step(i)
+            count = float(steady.poisson(rate)) if steady is not None else None
+            a = rain_alpha(rng, h, w, spec, angle, count) if snow is None else snow.step(i)
             if spec.night:
                 a = np.clip(a * lit, 0, 0.95)
             img = img * (1 - a[..., None]) + drop_light * a[..., None]

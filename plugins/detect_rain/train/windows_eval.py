@@ -24,8 +24,8 @@ sys.path.insert(0, str(HERE))
 
 from alarmcloud_detect_rain.detector import RainConfig, RainDetector  # noqa: E402
 from alarmcloud_detect_rain.features import window_analysis  # noqa: E402
-from dataset import cache, load_frames, specs_for  # noqa: E402
-from evaluate import _auc  # noqa: E402
+from dataset import cache, specs_for  # noqa: E402
+from evaluate import _auc, _open, _worker  # noqa: E402
 from synth import DOMAINS, photo_list  # noqa: E402
 
 #: the windows each clip score is made of (the six are 6-frame blocks back to back, each starting at a keyframe)
@@ -33,12 +33,6 @@ CHOICES = {"3 windows (1st, 3rd, 5th)": (0, 2, 4), "3 windows (2nd, 4th, 6th)": 
            "6 windows": (0, 1, 2, 3, 4, 5)}
 #: pictures narrower than this are "small" (the sets' 640 x 360 clips)
 SMALL = 960
-_worker: dict[str, object] = {}
-
-
-def _open(frames: Path) -> None:
-    _worker["det"] = RainDetector(RainConfig())
-    _worker["windows"] = load_frames(frames)[0]
 
 
 def _scores(i: int) -> dict[str, float]:
@@ -70,7 +64,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     specs = cache(specs_for(args.seed, args.clips, photo_list("eval"), 6, args.domain), args.frames, args.workers)
-    with ProcessPoolExecutor(max(1, args.workers), initializer=_open, initargs=(args.frames,)) as pool:
+    shipped = (None, None, None)  # evaluate.py's worker set-up with the shipped models
+    with ProcessPoolExecutor(max(1, args.workers), initializer=_open, initargs=(shipped, args.frames)) as pool:
         scored = list(pool.map(_scores, range(len(specs)), chunksize=8))
     det = RainDetector(RainConfig())
     thr = det.threshold
