@@ -265,7 +265,8 @@ def test_alarm_clip_reaches_the_receiver_signed_after_the_verdict(api: Any, serv
     assert body["thumbnail_url"] == f"{public}/api/v1/events/{event_id}/thumbnail"
     thumb = a.get(body["thumbnail_url"].removeprefix(public))
     assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
-    (d,) = _deliveries(a, hook["id"])
+    # the receiver has the request a moment before the worker writes down its answer
+    (d,) = _wait_deliveries(a, hook["id"], lambda items: items[0]["state"] != "queued")
     assert d["state"] == "sent" and d["attempts"] == 1 and d["event_id"] == event_id and d["last_error"] is None
 
 
