@@ -1,4 +1,4 @@
-"""CPU cost of opening a clip, with and without FFmpeg's stream-info decode (``alarmcloud.video.open_input``).
+"""CPU cost of opening a clip, with and without FFmpeg's stream-info decode (``alarmcloud.clipprobe.open_input``).
 
 Also checks that probe, decode and thumbnail give identical results both ways.
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from alarmcloud import video
+from alarmcloud import clipprobe, video
 from alarmcloud.contracts import FrameRequest
 from alarmcloud.testing import make_clip
 
@@ -39,7 +39,7 @@ def open_cpu(opener, path: Path, repeat: int) -> float:  # type: ignore[no-untyp
 
 
 def results(opener, path: Path):  # type: ignore[no-untyped-def]
-    video.open_input = opener
+    video.open_input = clipprobe.open_input = opener  # decode opens through video's name, probe through its own
     try:
         p = video.probe(path)
         frames = video.decode(path, REQUESTS, p)
@@ -48,10 +48,10 @@ def results(opener, path: Path):  # type: ignore[no-untyped-def]
         ]
         return p, images, video.thumbnail_jpeg(path)
     finally:
-        video.open_input = fast_open
+        video.open_input = clipprobe.open_input = fast_open
 
 
-fast_open = video.open_input
+fast_open = clipprobe.open_input
 
 
 def main() -> None:

@@ -1,13 +1,18 @@
-"""The probe names a clip's codecs as the codec, not as the decoder PyAV picked for it."""
+"""The probe names a clip's codecs as the codec, not as the decoder PyAV picked for it; the limited child that probes
+every upload starts without numpy or Pillow."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from alarmcloud.contracts import FrameRequest
+from alarmcloud.contracts import ClipProbe, FrameRequest
+from alarmcloud.safeprobe import child_args, safe_probe
 from alarmcloud.testing import make_clip
 from alarmcloud.video import decode, probe
+from PIL import Image
 
 
 @pytest.mark.parametrize(("encoder", "suffix", "name"), [
@@ -30,3 +35,20 @@ def test_the_probe_names_the_codec_and_the_clip_decodes(tmp_path: Path, encoder:
 def test_the_audio_codec_is_named_alike(tmp_path: Path) -> None:
     clip = probe(make_clip(tmp_path / "a.mp4", seconds=1, width=160, height=96, audio=True))
     assert clip.has_audio and clip.audio_codec == "aac"
+
+
+def test_the_upload_probe_child_imports_no_numpy(tmp_path: Path) -> None:
+    """Every upload starts a new Python process to probe the clip and make its thumbnail (``safeprobe``): importing
+    numpy there cost some 0.3 CPU-s an upload and Pillow 0.1, more than the probe's own work
+    (``bench/ingest/RESULTS.md``)."""
+    path = make_clip(tmp_path / "clip.mp4", seconds=2, width=320, height=176, fps=10, gop_seconds=1.0)
+    thumb = tmp_path / "thumb.jpg"
+    args = child_args("alarmcloud.safeprobe", str(path), str(thumb))
+    run = subprocess.run([args[0], "-X", "importtime", *args[1:]], capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "alarmcloud.clipprobe" in imported and "av" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("numpy", "PIL")}  # FFmpeg makes the JPEG
+    assert ClipProbe(**json.loads(run.stdout)) == safe_probe(path) == probe(path)  # the child's answer is the probe's
+    with Image.open(thumb) as img:
+        assert img.format == "JPEG" and img.size == (480, 264) and img.info["jfif_density"] == (1, 1)
+    assert b"Lavc" not in thumb.read_bytes()  # no comment naming the server's FFmpeg version

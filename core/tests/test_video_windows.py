@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from alarmcloud import video
+from alarmcloud import clipprobe, video
 from alarmcloud.contracts import FrameRequest
 from alarmcloud.testing import make_clip, moving_box_scene
 from alarmcloud.video import decode, keyframe_times, window_plan
@@ -88,8 +88,8 @@ def test_a_clip_decoded_without_its_probe_reads_its_packets_once(tmp_path: Path,
     clip = video.probe(path)
     (with_probe,) = decode(path, [REQ], clip)
     scans: list[str] = []
-    real_scan = video._scan_packets
-    monkeypatch.setattr(video, "_scan_packets", lambda c, vs, **kw: scans.append("scan") or real_scan(c, vs, **kw))
+    real_scan = clipprobe._scan_packets
+    monkeypatch.setattr(clipprobe, "_scan_packets", lambda c, vs, **kw: scans.append("scan") or real_scan(c, vs, **kw))
     (alone,) = decode(path, [REQ])
     assert scans == ["scan"]
     assert [[f.time for f in w] for w in alone.windows] == [[f.time for f in w] for w in with_probe.windows]

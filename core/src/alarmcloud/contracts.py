@@ -8,11 +8,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from alarmcloud.events import Event
+
+if TYPE_CHECKING:  # numpy only names a type here: the probe child (``clipprobe``) runs without it
+    import numpy as np
 
 # ---------------------------------------------------------------- clips and frames
 

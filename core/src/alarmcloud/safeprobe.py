@@ -12,8 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from alarmcloud.clipprobe import ProbeError
 from alarmcloud.contracts import ClipProbe
-from alarmcloud.video import ProbeError
 
 
 def _limits(memory_mb: int, cpu_seconds: int) -> None:
@@ -77,7 +77,7 @@ def safe_probe(path: Path, timeout: float = 20.0, memory_mb: int = 1024,
 
 
 def _main(argv: list[str]) -> int:
-    from alarmcloud.video import probe_and_first_frame
+    from alarmcloud.clipprobe import probe_and_first_frame
 
     try:
         result, first = probe_and_first_frame(Path(argv[1]))
@@ -85,7 +85,7 @@ def _main(argv: list[str]) -> int:
         sys.stdout.write(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
         return 2
     if len(argv) > 2:
-        from alarmcloud.video import thumbnail_jpeg
+        from alarmcloud.clipprobe import thumbnail_jpeg
 
         try:  # from the frame the probe decoded: the first keyframe is not decoded twice
             Path(argv[2]).write_bytes(thumbnail_jpeg(Path(argv[1]), first=first))

@@ -17,151 +17,38 @@ from pathlib import Path
 import av
 import numpy as np
 
+# probing, orientation and thumbnails live in the numpy-free ``clipprobe`` (the probe child imports it alone); they
+# are this module's names too
+from alarmcloud.clipprobe import (
+    DISPLAY_ROTATION,
+    UPRIGHT,
+    Orientation,
+    ProbeError,
+    _probe,
+    _shown,
+    _target_size,
+    first_orientation,
+    keyframe_times,
+    open_input,
+    orientation,
+    probe,
+    probe_and_first_frame,
+    thumbnail_jpeg,
+)
 from alarmcloud.contracts import ClipFrames, ClipProbe, Frame, FrameRequest
 
+__all__ = [
+    "DISPLAY_ROTATION", "MAX_KEYFRAME_WAIT", "UPRIGHT", "ClipProbe", "Orientation", "ProbeError", "as_shown",
+    "copy_threshold", "decode", "first_orientation", "keyframe_times", "open_input", "orientation", "picture_starts",
+    "probe", "probe_and_first_frame", "thumbnail_jpeg", "window_plan",
+]
+
 log = logging.getLogger(__name__)
-
-
-def open_input(path: str | Path) -> av.container.InputContainer:
-    """Open a clip for reading without decoding a frame to find its stream facts.
-
-    FFmpeg's stream-info search decodes the first frame of every stream to fill in facts the container already
-    holds for camera clips (up to about 20 ms of CPU per open of 1080p H.264); ``skip_frame=all`` lets the search parse
-    without decoding. PyAV decodes with a codec context of its own, so frames are unaffected. Should a stream's
-    frame size be missing without that decode, the clip is opened again the usual way.
-    """
-    container = av.open(str(path), metadata_errors="ignore", stream_options=[{"skip_frame": "all"}])
-    vs = container.streams.video[0] if container.streams.video else None
-    if vs is None or (vs.codec_context.width and vs.codec_context.height):
-        return container
-    container.close()
-    return av.open(str(path), metadata_errors="ignore")
-
-
-class ProbeError(Exception):
-    """The file is not a video the core can read; ``code`` names why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def probe(path: str | Path) -> ClipProbe:
-    """Read container and stream facts, and whether players show the pictures turned (``ClipProbe.turned``: the
-    ``orientation`` of the first frame, the one frame decoded); raises ``ProbeError`` for anything that is not a
-    readable video."""
-    return probe_and_first_frame(path)[0]
-
-
-def probe_and_first_frame(path: str | Path) -> tuple[ClipProbe, av.VideoFrame | None]:
-    """``probe`` and the frame it decoded (None when none decoded), for a thumbnail (``thumbnail_jpeg``) without
-    decoding it again."""
-    clip, _, first = _probe(Path(path), turned=True)
-    return clip, first
-
-
-def _probe(path: Path, turned: bool = False) -> tuple[ClipProbe, list[float], av.VideoFrame | None]:
-    """``probe``, the keyframe times its packet scan read (sorted), for ``decode`` not to scan again, and the first
-    frame; ``turned`` is left False and no frame decoded unless asked for."""
-    size = path.stat().st_size
-    if size == 0:
-        raise ProbeError("empty_file", "the file is empty")
-    try:
-        container = open_input(path)
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise ProbeError("not_a_video", f"not a readable video container: {exc.__class__.__name__}") from None
-    with container:
-        fmt = container.format.name or ""
-        if not container.streams.video:
-            raise ProbeError("no_video_stream", "the file has no video stream")
-        vs = container.streams.video[0]
-        cc = vs.codec_context
-        width, height = int(cc.width or 0), int(cc.height or 0)
-        if width <= 0 or height <= 0:
-            raise ProbeError("bad_video_stream", "the video stream has no frame size")
-        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
-        fps = float(rate) if rate else 0.0
-        duration = _duration(container, vs)
-        try:
-            keys, packets, first = _scan_packets(container, vs, first_frame=turned)
-        except av.error.FFmpegError as exc:
-            raise ProbeError("corrupt_video", f"the video data is corrupt: {exc.__class__.__name__}") from None
-        if packets == 0:
-            raise ProbeError("no_video_frames", "the video stream holds no frames")
-        if not keys:
-            raise ProbeError("no_keyframes", "the video stream has no keyframe")
-        gop = None
-        if len(keys) > 1:
-            gop = (keys[-1] - keys[0]) / (len(keys) - 1)
-        audio = container.streams.audio[0] if container.streams.audio else None
-        return ClipProbe(
-            container=fmt,
-            # the codec's name, not the decoder's: an AV1 stream decoded by dav1d is "av1", not "libdav1d"
-            video_codec=cc.codec.canonical_name,
-            width=width,
-            height=height,
-            fps=round(fps, 3),
-            duration=round(duration, 3),
-            has_audio=audio is not None,
-            audio_codec=audio.codec_context.codec.canonical_name if audio is not None else None,
-            size_bytes=size,
-            bit_rate=int(container.bit_rate) if container.bit_rate else None,
-            keyframe_interval=round(gop, 3) if gop else None,
-            turned=first is not None and orientation(first)[0],
-        ), sorted(keys), first
-
-
-def _duration(container: av.container.InputContainer, vs: av.video.stream.VideoStream) -> float:
-    if vs.duration is not None and vs.time_base is not None:
-        return float(vs.duration * vs.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    if vs.frames and vs.average_rate:
-        return vs.frames / float(vs.average_rate)
-    return 0.0
 
 
 #: a window starts at the first keyframe after its position when that keyframe comes within this many seconds (at
 #: most a quarter of the clip); camera streams (a keyframe every 1-4 s) are served so, decoding no frame before it
 MAX_KEYFRAME_WAIT = 4.0
-
-
-#: ``_scan_packets`` gives up looking for the first frame after this many packets from the first keyframe on
-FIRST_FRAME_PACKETS = 16
-
-
-def _scan_packets(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
-                  first_frame: bool = False) -> tuple[list[float], int, av.VideoFrame | None]:
-    """The video stream's keyframe times and its number of timed packets, read from the packets, and with
-    ``first_frame`` the first frame decoded from the first keyframe on (None when none decodes within
-    ``FIRST_FRAME_PACKETS`` packets; nothing else is decoded)."""
-    keys: list[float] = []
-    packets = 0
-    first: av.VideoFrame | None = None
-    tries = FIRST_FRAME_PACKETS if first_frame else 0
-    cc = vs.codec_context
-    for packet in container.demux(vs):
-        if packet.pts is None:
-            continue
-        packets += 1
-        if packet.is_keyframe and packet.time_base is not None:
-            keys.append(float(packet.pts * packet.time_base))
-        if tries and keys:  # from the first keyframe on: a stream may begin with frames that reference nothing
-            tries -= 1
-            try:
-                first = next(iter(cc.decode(packet)), None)
-            except av.error.FFmpegError:  # an undecodable picture is the decoders' business, not the probe's
-                tries = 0
-            if first is not None:
-                tries = 0
-    return keys, packets, first
-
-
-def keyframe_times(path: str | Path) -> list[float]:
-    """The times of the clip's keyframes, read from the packets (nothing is decoded)."""
-    with open_input(path) as container:
-        return sorted(_scan_packets(container, container.streams.video[0])[0])
 
 
 def window_plan(positions: Sequence[float], duration: float, keys: Sequence[float]) -> list[tuple[float, float]]:
@@ -468,51 +355,6 @@ def _convert(
     return arr
 
 
-#: how a picture is shown: transposed (rows become columns), then flipped upside down, then left to right
-Orientation = tuple[bool, bool, bool]
-UPRIGHT: Orientation = (False, False, False)
-
-
-def orientation(frame: av.VideoFrame) -> Orientation:
-    """How a player shows ``frame``: from the display matrix its container carries (a phone stores video filmed
-    upright turned, with a matrix that turns it back; a camera mounted on its side may too), in quarter turns and
-    mirrorings as FFmpeg's own player applies them; ``UPRIGHT`` without one, or for one that turns the picture by
-    another angle."""
-    matrix = frame.side_data.get("DISPLAYMATRIX")
-    if matrix is None:
-        return UPRIGHT
-    m = np.frombuffer(bytes(matrix), np.int32)
-    theta = -frame.rotation % 360  # clockwise degrees, as FFmpeg's autorotate reads it
-    if theta == 90:  # turned clockwise; transposed alone where the matrix mirrors too
-        return (True, False, bool(m[3] <= 0))
-    if theta == 270:  # turned counter-clockwise; also flipped both ways where the matrix mirrors
-        return (True, True, bool(m[3] < 0))
-    if theta in (0, 180):
-        return (False, bool(m[4] < 0), bool(m[0] < 0))
-    return UPRIGHT
-
-
-#: ``VideoStream.set_display_rotation`` arguments (counter-clockwise degrees, then mirrored left to right / upside
-#: down) that make a player show a coded picture as each ``Orientation`` does
-DISPLAY_ROTATION: dict[Orientation, tuple[int, bool, bool]] = {
-    (True, False, True): (-90, False, False),  # turned clockwise
-    (True, True, False): (90, False, False),  # turned counter-clockwise
-    (False, True, True): (180, False, False),
-    (False, False, True): (0, True, False),
-    (False, True, False): (0, False, True),
-    (True, False, False): (90, False, True),  # transposed
-    (True, True, True): (-90, False, True),  # transposed the other way (across the other diagonal)
-}
-
-
-def first_orientation(path: str | Path) -> Orientation:
-    """``orientation`` of the clip's first frame (``UPRIGHT`` for a clip without a decodable one)."""
-    with open_input(path) as container:
-        for frame in container.decode(container.streams.video[0]):
-            return orientation(frame)
-    return UPRIGHT
-
-
 def as_shown(arr: np.ndarray, turn: Orientation) -> np.ndarray:
     """``arr`` (rows x columns [x channels]) as ``turn`` shows it (a contiguous array; ``arr`` itself when upright)."""
     if turn == UPRIGHT:
@@ -527,45 +369,3 @@ def as_shown(arr: np.ndarray, turn: Orientation) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _shown(width: int, height: int, turn: Orientation) -> tuple[int, int]:
-    """A ``width`` x ``height`` picture's size as ``turn`` shows it (the other way round when transposed)."""
-    return (height, width) if turn[0] else (width, height)
-
-
-def _target_size(src_w: int, src_h: int, width: int | None, height: int | None) -> tuple[int, int]:
-    if width and height:
-        return width, height
-    if width:
-        return width, max(2, round(src_h * width / src_w / 2) * 2)
-    if height:
-        return max(2, round(src_w * height / src_h / 2) * 2), height
-    return src_w, src_h
-
-
-def thumbnail_jpeg(path: str | Path, width: int = 480, first: av.VideoFrame | None = None) -> bytes:
-    """A JPEG of the clip's first keyframe as players show it (``orientation``), ``width`` pixels wide; made from
-    ``first`` (``probe_and_first_frame``'s) when that is a keyframe, else decoded from ``path``."""
-    if first is not None and first.key_frame:
-        return _jpeg(first, width)
-    with open_input(path) as container:
-        vs = container.streams.video[0]
-        vs.codec_context.skip_frame = "NONKEY"
-        for frame in container.decode(vs):
-            return _jpeg(frame, width)
-    raise ProbeError("no_video_frames", "no frame to make a thumbnail from")
-
-
-def _jpeg(frame: av.VideoFrame, width: int) -> bytes:
-    """``frame`` as players show it, ``width`` pixels wide, as a JPEG."""
-    import io
-
-    from PIL import Image
-
-    turn = orientation(frame)
-    w, h = _shown(*_target_size(*_shown(frame.width, frame.height, turn), width, None), turn)
-    img = frame.to_image(width=w, height=h)
-    if turn != UPRIGHT:
-        img = Image.fromarray(as_shown(np.asarray(img), turn))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=80)
-    return buf.getvalue()
