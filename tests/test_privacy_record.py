@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +104,67 @@ def test_retention_of_clips_plates_and_exports(api: Any, server: LiveServer, pri
         assert s.exec(select(FindingRow).where(FindingRow.label == "plate")).all() == []
         assert s.exec(select(PluginState).where(PluginState.plugin == "privacy")).all() == []  # the job row too
         assert s.get(Clip, b["event_id"]) is not None  # within its retention
+
+
+def _upload_recorded(a: Any, creds: dict[str, Any], clip: Path, recorded: str) -> tuple[str, datetime]:
+    """Upload ``clip`` with the camera's ``X-Recorded-At``; its event id and the start time the server stored."""
+    r = a.upload(creds, clip, **{"X-Recorded-At": recorded})
+    assert r.status_code == 201, r.text
+    event_id = r.json()["event_id"]
+    return event_id, datetime.fromisoformat(a.get(f"/api/v1/events/{event_id}").json()["started_at"])
+
+
+def test_a_camera_whose_clock_runs_ahead_cannot_keep_its_clips_past_retention(api: Any, server: LiveServer,
+                                                                             clip: Path) -> None:
+    """A camera whose clock runs years ahead (never set, a wrong time zone) says its clips were recorded in 2099:
+    believed, they would top the timeline and outlive the retention period. Such a clip is placed at its arrival; a
+    clock a minute fast is believed. A clip stored with a time ahead (before this check) is deleted by retention once
+    the server has held it for the retention period, and its plate reads once held for the plate period."""
+    core: Any = server.core
+    a = api().register("clock-ahead@example.com")
+    creds = a.upload_credentials(a.camera("Gate")["id"])
+    before = utcnow()
+    ahead, started = _upload_recorded(a, creds, clip, "2099-01-01T00:00:00Z")
+    assert before - timedelta(seconds=30) <= started <= utcnow()  # the arrival less the clip's 18 s
+    fast = (utcnow() + timedelta(minutes=1)).replace(microsecond=0)
+    believed, started = _upload_recorded(a, creds, clip, fast.isoformat())
+    assert started == fast
+
+    days = core.settings.storage.retention_days
+    core.settings.privacy.plates_days = 3
+    with core.db.session() as s:  # as stored before the check, and held by the server past both periods
+        row = s.get(Clip, ahead)
+        row.started_at = datetime(2099, 1, 1, tzinfo=UTC)
+        row.received_at = utcnow() - timedelta(days=days + 1)
+        s.add(row)
+        kept = s.get(Clip, believed)  # within the clip retention, past the plate period, its time still ahead
+        kept.started_at = datetime(2099, 1, 1, tzinfo=UTC)
+        kept.received_at = utcnow() - timedelta(days=5)
+        s.add(kept)
+        s.add(FindingRow(clip_id=believed, account_id=a.id, detector="plates", label="plate", score=0.9, text="K1"))
+        s.commit()
+    report = run_retention(core)
+    assert (report["clips"], report["plates"]) == (1, 1)
+    assert a.get(f"/api/v1/events/{ahead}").status_code == 404
+    assert a.get(f"/api/v1/events/{believed}").status_code == 200
+    with core.db.session() as s:
+        assert s.exec(select(FindingRow).where(FindingRow.label == "plate")).all() == []
+
+
+def test_a_camera_whose_clock_was_reset_does_not_lose_its_new_clips_to_retention(api: Any, server: LiveServer,
+                                                                                clip: Path) -> None:
+    """A camera that lost power and has no time server starts at 1970: believed, its new alarm would be deleted by
+    the next retention run and never show on the timeline's first page. A recording time older than the account
+    keeps clips is taken for such a clock (the arrival is used); a clip the camera held back for days is believed."""
+    core: Any = server.core
+    a = api().register("clock-reset@example.com")
+    creds = a.upload_credentials(a.camera("Gate")["id"])
+    before = utcnow()
+    reset, started = _upload_recorded(a, creds, clip, "1970-01-01T00:00:00Z")
+    assert before - timedelta(seconds=30) <= started <= utcnow()
+    held = (utcnow() - timedelta(days=core.settings.storage.retention_days - 2)).replace(microsecond=0)
+    backlog, started = _upload_recorded(a, creds, clip, held.isoformat())
+    assert started == held
+    assert [e["id"] for e in a.get("/api/v1/events").json()["items"]] == [reset, backlog]  # the new one first
+    assert run_retention(core)["clips"] == 0
+    assert a.get(f"/api/v1/events/{reset}").status_code == 200 and a.get(f"/api/v1/events/{backlog}").status_code == 200

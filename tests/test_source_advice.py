@@ -107,7 +107,7 @@ def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
         assert (f'data-advice-camera="{cam["id"]}">Clips are 640 × 352, probably the sub-stream: Wide eyes needs '
                 "the main stream.") in listing
 
-        # (same durations: a clip's start is its arrival less its length, and the last clips are the latest starts)
+        # the last clips are the last to arrive
         # one main-stream clip among the last ones: the camera sends wide clips, so no advice
         a.upload_analysed(creds, make_test_clip("main", seconds=2, width=1280, height=720))
         got = state()
@@ -120,6 +120,19 @@ def test_a_camera_sending_narrow_clips_is_told_to_use_its_main_stream(
         assert got["source"] == {"width": 640, "height": 352, "clips": 2}
         assert [x["detector"] for x in got["advice"]] == ["wide"] and "last 2 clips are 640 × 352" in \
             got["advice"][0]["message"]
+
+        # the owner sets the camera to its main stream, and the camera's clock was reset on the way: its new clips
+        # say 2001; they are still its last clips
+        r = a.upload(creds, make_test_clip("main", seconds=2, width=1280, height=720),
+                     **{"X-Recorded-At": "2001-01-01T00:00:00Z"})
+        assert r.status_code == 201, r.text
+        a.wait_event(r.json()["event_id"])
+        got = state()
+        assert got["source"] == {"width": 1280, "height": 720, "clips": 2} and got["advice"] == []
+        assert "data-advice-camera" not in a.get("/cameras").text
+        a.upload_analysed(creds, make_test_clip("sub4", seconds=2, fps=11, width=640, height=352))
+        a.upload_analysed(creds, make_test_clip("sub5", seconds=2, fps=9, width=640, height=352))
+        assert [x["detector"] for x in state()["advice"]] == ["wide"]
 
         # switched off again: the advice goes with it
         assert a.put(url, json={"wide": False}).json()["advice"] == []

@@ -318,8 +318,9 @@ def upload_source(s: Session, camera_id: str) -> dict[str, Any] | None:
     """The picture size the camera uploads: the widest of its last ``SOURCE_CLIPS`` clips, with how many were looked
     at; None before its first clip. The widest, so one main-stream clip among sub-stream ones counts as main stream
     (a camera that sends both is not told it sends only the small one)."""
+    # the last to arrive, not the latest recording times: a camera whose clock was reset sends new clips from 2001
     rows = s.exec(select(Clip.width, Clip.height).where(Clip.camera_id == camera_id, col(Clip.width) > 0).order_by(
-        col(Clip.started_at).desc()).limit(SOURCE_CLIPS)).all()
+        col(Clip.received_at).desc()).limit(SOURCE_CLIPS)).all()
     if not rows:
         return None
     width, height = max(rows)

@@ -24,7 +24,7 @@ from alarmcloud.events import CLIP_STORED, Event
 from alarmcloud.masks import masks_hash, safe_mask
 from alarmcloud.models import Account, Camera, Clip, Rejection, Series, new_id, utcnow
 from alarmcloud.safeprobe import safe_probe
-from alarmcloud.storage import almost_full_event, make_room, quota_bytes, used_bytes
+from alarmcloud.storage import almost_full_event, make_room, quota_bytes, retention_days, used_bytes
 from alarmcloud.video import ProbeError
 
 if TYPE_CHECKING:
@@ -50,6 +50,10 @@ class IngestResult:
     event_id: str
     series_id: str
     verdict: str | None = None
+
+
+#: a clip said to be recorded later than this after it arrived comes from a camera whose clock runs ahead
+CLOCK_AHEAD = timedelta(minutes=5)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -145,6 +149,7 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
             raise Rejected("unknown_camera", "camera not found", 404)
         brand, model, account_id = cam.brand, cam.model, cam.account_id
         masks = list(cam.privacy_masks or [])
+        retention = timedelta(days=retention_days(st, s.get(Account, account_id)))
     if masks:
         thumbnail = None  # a camera's own snapshot would show the masked areas: the thumbnail comes from the result
     try:
@@ -193,7 +198,21 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
     blob_key = f"{account_id}/{camera_id}/{clip_id}.mp4"
     thumb_key = f"{account_id}/{camera_id}/{clip_id}.jpg" if thumbnail else None
     now = utcnow()
-    started = recorded_at or (now - timedelta(seconds=probe.duration))
+    started = now - timedelta(seconds=probe.duration)
+    if recorded_at is not None and recorded_at > now + CLOCK_AHEAD:
+        # a clip cannot end after it arrived: the camera's clock runs ahead (unset, a wrong time zone). Believed, its
+        # clips would sit at the top of the timeline and outlive the retention period and the quota's eviction order
+        log.warning("camera %s: the clip says it was recorded at %s, after it arrived (%s): its clock runs ahead, "
+                    "the arrival time is used", camera_id, recorded_at.isoformat(), now.isoformat())
+    elif recorded_at is not None and recorded_at < now - retention:
+        # older than the account keeps clips: a clock reset to 1970 or 2000 (a camera that lost power and has no
+        # time server). Believed, the new alarm would be deleted by the next retention run and never show on the
+        # timeline's first page; the camera is sending what it just recorded
+        log.warning("camera %s: the clip says it was recorded at %s, longer before it arrived (%s) than clips are "
+                    "kept: its clock is wrong, the arrival time is used", camera_id, recorded_at.isoformat(),
+                    now.isoformat())
+    elif recorded_at is not None:
+        started = recorded_at
     try:
         size = app.blobs.put_file(blob_key, path)  # the move is atomic; an orphan blob is swept at start-up
     finally:

@@ -26,7 +26,7 @@ from alarmcloud.models import (
     iso,
     utcnow,
 )
-from alarmcloud.storage import delete_clip_rows
+from alarmcloud.storage import delete_clip_rows, expired_clips, retention_days
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud, TrainingArea
@@ -268,9 +268,7 @@ def run_retention(core: AlarmCloud, dry_run: bool = False) -> dict[str, Any]:
         # clips = events: per account retention days or the default
         n_clips = 0
         for acc in s.exec(select(Account)).all():
-            days = acc.retention_days or st.storage.retention_days
-            cutoff = now - timedelta(days=days)
-            for clip in s.exec(select(Clip).where(Clip.account_id == acc.id, Clip.started_at < cutoff)).all():
+            for clip in expired_clips(s, acc.id, retention_days(st, acc), now):
                 n_clips += 1
                 if not dry_run:
                     keys += delete_clip_rows(s, clip)
@@ -282,7 +280,8 @@ def run_retention(core: AlarmCloud, dry_run: bool = False) -> dict[str, Any]:
         if cfg.plates_days is not None:
             cutoff = now - timedelta(days=cfg.plates_days)
             q = (select(FindingRow.id).join(Clip, col(Clip.id) == FindingRow.clip_id)
-                 .where(FindingRow.label == "plate", Clip.started_at < cutoff))
+                 .where(FindingRow.label == "plate", sa.or_(col(Clip.started_at) < cutoff,
+                                                             col(Clip.received_at) < cutoff)))
             plate_ids = list(s.exec(q).all())
             n_plates = len(plate_ids)
             if plate_ids and not dry_run:

@@ -6,8 +6,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func
-from sqlmodel import Session, select
+from sqlalchemy import delete, func, or_
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -80,6 +80,11 @@ def quota_bytes(settings: Settings, account: Account | None) -> int:
     return (account.quota_bytes if account is not None else None) or settings.storage.quota_bytes
 
 
+def retention_days(settings: Settings, account: Account | None) -> int:
+    """How many days the account keeps its clips: its own setting, else the deployment's."""
+    return (account.retention_days if account is not None else None) or settings.storage.retention_days
+
+
 def almost_full_event(settings: Settings, account_id: str, used_before: int, used_after: int,
                       quota: int) -> Event | None:
     """``storage.almost_full`` when a change of the stored bytes crosses the threshold (once per crossing, not for
@@ -106,8 +111,11 @@ def make_room(s: Session, account: Account, incoming: int, quota: int) -> list[s
 
 
 def expired_clips(s: Session, account_id: str, retention_days: int, now: datetime | None = None) -> list[Clip]:
+    """The account's clips recorded, or received by the server, more than ``retention_days`` ago (the server's own
+    time too: a camera whose clock ran ahead cannot keep its clips past the retention period)."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    return list(s.exec(select(Clip).where(Clip.account_id == account_id, Clip.started_at < cutoff)).all())
+    return list(s.exec(select(Clip).where(Clip.account_id == account_id,
+                                          or_(col(Clip.started_at) < cutoff, col(Clip.received_at) < cutoff))).all())
 
 
 class StorageService:
@@ -150,9 +158,8 @@ class StorageService:
         the per-camera rows cover those cameras only; quota, used and free bytes stay the account's (the space is
         shared: one figure, no camera, clip or name of the others)."""
         acc = s.get(Account, account_id)
-        st = self.app.settings.storage
         quota = quota_bytes(self.app.settings, acc)
-        days = (acc.retention_days if acc and acc.retention_days else None) or st.retention_days
+        days = retention_days(self.app.settings, acc)
         rows = s.exec(select(Clip.camera_id, func.count(), func.coalesce(func.sum(Clip.size_bytes), 0),
                              func.min(Clip.started_at)).where(Clip.account_id == account_id)
                       .group_by(Clip.camera_id)).all()
