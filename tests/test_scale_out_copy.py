@@ -93,7 +93,6 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         export = a.get(info["download_url"]).content
         assert "account.json" in zipfile.ZipFile(io.BytesIO(export)).namelist()
         thumb = a.get(f"/api/v1/events/{events[0]['id']}/thumbnail").content
-    srv.core.db.dispose()  # type: ignore[attr-defined]  # a stopped server: no connection left open
     assert (data / "erasures.jsonl").is_file() and (data / "training").is_dir()
     return {"settings": st, "data": data, "totp": totp, "camera": cam, "creds": creds, "events": events[:2],
             "clips": clips, "hook_secret": hook.json()["secret"], "webhook_id": hook.json()["id"], "token": token,
@@ -238,9 +237,8 @@ def test_refuses_a_running_source_and_a_target_with_another_key(source: dict[str
                                                                 s3: MotoS3, pg_url: str) -> None:  # noqa: F811
     db.migrate(pg_url)
     dst, toml, bucket = _target(tmp_path, s3, pg_url)
-    with LiveServer(source["settings"]) as srv:
+    with LiveServer(source["settings"]):
         r = _copy(source["data"], toml)
-    srv.core.db.dispose()  # type: ignore[attr-defined]
     assert r.exit_code != 0 and "is in use" in r.output and "stop the server" in r.output, r.output
 
     other, toml2, bucket2 = _target(tmp_path / "k", s3, pg_url, secret_key=crypto.generate_key())

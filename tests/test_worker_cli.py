@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,8 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 from alarmcloud import ClipFrames, Detector, DetectorSpec, Finding, FrameRequest, hookimpl
+from alarmcloud.models import Clip, Job
 from alarmcloud.plugins import PluginHost
+from alarmcloud.scaleout import locked_source
 from alarmcloud.testing import LiveServer, test_settings
+from sqlmodel import select
 
 
 class NumpyDetector(Detector):
@@ -76,6 +80,58 @@ def test_numpy_findings_stored_and_a_broken_detector_does_not_block_the_others(t
     assert ev["findings"][0]["box"] == pytest.approx([0.1, 0.2, 0.5, 0.6])
     assert "detector_failed:broken" in ev["flags"]
     assert ev["verdict"] == "alarm"
+
+
+class SlowDetector(Detector):
+    """Takes 1.5 s a clip and says when it has begun."""
+
+    name = "slow"
+    labels = ("thing",)
+
+    def __init__(self, started: threading.Event) -> None:
+        self.started = started
+
+    def frame_request(self) -> FrameRequest:
+        return FrameRequest(max_keyframes=1, width=64, color="gray")
+
+    def analyze(self, frames: ClipFrames) -> list[Finding]:
+        self.started.set()
+        time.sleep(1.5)
+        return [Finding("slow", "thing", 0.9, time=frames.keyframes[0].time)]
+
+
+class SlowPlugin:
+    def __init__(self) -> None:
+        self.started = threading.Event()
+
+    @hookimpl
+    def register_detectors(self) -> list[DetectorSpec]:
+        return [DetectorSpec("slow", lambda cfg: SlowDetector(self.started), ("thing",), "takes its time")]
+
+
+def test_stopping_the_server_lets_the_running_analysis_finish_and_leaves_no_connection_open(
+        tmp_path: Path, make_test_clip: Any) -> None:
+    """Stopped while a detector runs, ``serve`` finishes that job before it ends (the verdict is there, not left to
+    the job's lease), and keeps no database connection: a stopped deployment can be copied or restored at once."""
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    plugin = SlowPlugin()
+    host = PluginHost({"cameras": None, "detectors": [], "integrations": []})
+    host.register(plugin, "test:slow", "slow")
+    st = test_settings(tmp_path / "data", database_url=None)
+    with LiveServer(st, plugins=host.load()) as srv:
+        a = Api(srv.url).register("stop@example.com")
+        cam = a.camera("Drive")
+        assert a.put(f"/api/v1/cameras/{cam['id']}/detectors", json={"slow": True}).status_code == 200
+        r = a.upload(a.upload_credentials(cam["id"]), make_test_clip("slow", seconds=4))
+        assert r.status_code == 201, r.text
+        assert plugin.started.wait(60), "the detector never ran"
+    with locked_source(st.data_dir / "alarmcloud.db"):  # fails if a connection of the stopped server is still open
+        pass
+    with srv.core.db.session() as s:  # type: ignore[attr-defined]
+        clip = s.get(Clip, r.json()["event_id"])
+        job = s.exec(select(Job).where(Job.clip_id == r.json()["event_id"])).one()
+    assert job.state == "done" and clip is not None and clip.status == "done" and clip.verdict == "alarm"
 
 
 def _children(pid: int) -> list[int]:

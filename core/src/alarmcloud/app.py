@@ -67,6 +67,9 @@ log = logging.getLogger(__name__)
 SWEEP_KEY = "orphan_sweep"
 #: in a shared store, a blob without a clip row is an orphan only when it is older than this
 ORPHAN_GRACE_SECONDS = 600.0
+#: on shutdown, how long the server's workers get to finish the jobs they hold (a detector run takes about a second;
+#: container runtimes kill after 10 s)
+WORKER_STOP_S = 8.0
 
 
 def _sweep_marker(s: Any) -> PluginState | None:
@@ -180,6 +183,7 @@ class AlarmCloud:
         self.services = Services(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[Any] = []
+        self._worker_threads: list[threading.Thread] = []
         self.extra: dict[str, Any] = {}  # plugins may keep per-deployment objects here
 
     # ---------------------------------------------------------------- events
@@ -349,9 +353,25 @@ class AlarmCloud:
         for i in range(count):
             w = Worker(self, name=f"serve-{i}")
             self._workers.append(w)
-            threading.Thread(target=w.run_forever, args=(stop,), name=f"alarmcloud-worker-{i}",
-                             daemon=True).start()
+            t = threading.Thread(target=w.run_forever, args=(stop,), name=f"alarmcloud-worker-{i}", daemon=True)
+            t.start()
+            self._worker_threads.append(t)
         return stop
+
+    def stop_workers(self, stop: threading.Event, timeout: float = WORKER_STOP_S) -> None:
+        """Stop the workers of ``start_workers``: each finishes the job it holds (``timeout`` seconds for all).
+
+        A job still running after that is left to its lease: the next worker to start takes it up again."""
+        stop.set()
+        self.wake_workers()
+        deadline = time.monotonic() + timeout
+        for t in self._worker_threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        busy = [t.name for t in self._worker_threads if t.is_alive()]
+        if busy:
+            log.warning("stopping with %s still at a job after %.0f s: it runs again once its lease ends",
+                        ", ".join(busy), timeout)
+        self._worker_threads = [t for t in self._worker_threads if t.is_alive()]
 
 
 # -------------------------------------------------------------------- core endpoints
@@ -526,7 +546,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
                 yield
             finally:
                 tg.cancel_scope.cancel()
-        stop.set()
+        await anyio.to_thread.run_sync(core.stop_workers, stop)
         if ftp_server is not None:
             await anyio.to_thread.run_sync(ftp_server.stop)
         for mod in feature_modules:
@@ -535,6 +555,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         await anyio.to_thread.run_sync(core.usage.flush)
         await core.plugins.call_each("shutdown", app=core)
         core.loop = None
+        core.db.dispose()  # no connection of this server stays open (a stopped deployment can be copied at once)
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ApiError: api_error_handler, HTTPException: http_error_handler, BlobStoreUnavailable: storage_error_handler,
