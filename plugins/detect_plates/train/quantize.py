@@ -7,13 +7,17 @@ Usage (from the repository root; needs ``onnx``, see ``requirements.txt``):
 The float model's weights are the rapidocr wheel's (``PP-OCRv6_det_small.onnx``, Apache-2.0, PaddleOCR); this
 script changes only their number format. It converts the model to opset 17, and quantises it statically (QDQ,
 int8 weights per output channel, uint8 activations), all but the head's two transposed convolutions, which draw
-the probability map and stay float (they cost almost nothing, and the map's values decide the boxes). The
+the probability map and stay float (they cost almost nothing, and the map's values decide the boxes). The weights
+use 7 of the 8 bits (``reduce_range``): on x86 CPUs without VNNI (AVX2 only: many servers, AMD before Zen 4)
+onnxruntime multiplies uint8 by int8 in pairs summed into 16 bits, which overflow with full-range weights, so the
+same file drew another map there than on a CPU with VNNI (a faint plate found on one and not the other). The
 activations' ranges are calibrated on camera views of the *dev* photos of the labelled plate set (the held-out
 third is never seen), as the detector takes them: 1280x720 and 1920x1080 views scaled to ``detect_side`` 960.
 The result is written into the package (``models/PP-OCRv6_det_small_int8.onnx``): the second look's detections
 run on it by default (``PlatesConfig.int8_second_look``), every detection with ``int8``. The run is
 deterministic: the same data and package versions give the same file (onnx 1.23.2, onnxruntime 1.31.1, rapidocr
-3.10.0: sha256 1668ca1d...8d3d9b, 2.9 MB, in about 20 s).
+3.10.0: sha256 5245593f...45920a, 2.9 MB, in about 25 s; ``--full-range``: 1668ca1d...8d3d9b, the file shipped
+before 2026-11-26).
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ def main() -> None:
     ap.add_argument("--keep-first", type=int, default=0, help="first convolutions left float")
     ap.add_argument("--keep-last", type=int, default=2, help="last convolutions (the head) left float")
     ap.add_argument("--out", type=Path, default=package_models() / INT8_DET_MODEL)
+    ap.add_argument("--full-range", action="store_true",
+                    help="8-bit weights (7-bit by default: without VNNI, x86 CPUs saturate on full-range int8)")
     args = ap.parse_args()
     reader = Views(args.data, args.count)
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,6 +104,7 @@ def main() -> None:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=keep,
+            reduce_range=not args.full_range,
         )
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")
 
