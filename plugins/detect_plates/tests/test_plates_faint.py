@@ -36,6 +36,20 @@ def test_a_plate_bleached_by_the_sun_is_read(detector: PlateDetector) -> None:
     assert without.analyze(_bright_scene_with_faint_plate("M AB 1234", 15)) == []
 
 
+
+def test_a_faint_plate_the_first_pass_boxed_but_found_too_flat_is_read(detector: PlateDetector) -> None:
+    """The first pass may box a faint plate and drop its crop as too flat to read; that place stays open to the
+    faint search, which reads it equalised (it was skipped as a place already read)."""
+    frames = _bright_scene_with_faint_plate("M AB 1234", 18)
+    middle = frames.keyframes[1]
+    look = detector.read_frame(middle.image, middle.time, ["DE"])
+    assert look.reads == [] and look.doubtful == []  # boxed (below), but nothing read there
+    boxed = detector.engine.boxes(look.tmap)
+    assert any(b.quad[:, 0].min() < 900 < b.quad[:, 0].max() and b.quad[:, 1].min() < 690 < b.quad[:, 1].max()
+               for b in boxed)
+    [finding] = detector.analyze(frames)
+    assert finding.text == "MAB1234"
+
 def test_a_flat_frame_stays_without_a_read(detector: PlateDetector) -> None:
     # equalising lifts noise as well as faint text: a featureless wall with sensor noise must give no plate
     rng = np.random.default_rng(3)

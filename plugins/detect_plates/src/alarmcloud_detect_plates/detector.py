@@ -334,10 +334,11 @@ class PlateDetector(Detector):
         h, w = bgr.shape[:2]
         found = [(b, _place(b, w, h)) for b in candidates(boxes, self.config.min_char_height, h)]
         found = [(b, p) for b, p in found if _unseen(p, seen)]
-        seen.extend(p for _, p in found)
         grey = monochrome(bgr)
         cut = [candidate_crop(bgr, b, grey) for b, _ in found]
         keep = [i for i, (c, _) in enumerate(cut) if _contrast(c) >= 20]
+        # a place whose crop was too flat to read stays open to the faint search (it reads it equalised)
+        seen.extend(found[i][1] for i in keep)
         cands, places, crops = [found[i][0] for i in keep], [found[i][1] for i in keep], [cut[i][0] for i in keep]
         # the text detector often leaves the EU band out of the plate's box: look beside it as well
         bands = [cut[i][1] or band_beside(bgr, b) for i, b in zip(keep, cands, strict=True)]
