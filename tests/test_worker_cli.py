@@ -134,6 +134,29 @@ def test_stopping_the_server_lets_the_running_analysis_finish_and_leaves_no_conn
     assert job.state == "done" and clip is not None and clip.status == "done" and clip.verdict == "alarm"
 
 
+
+def test_a_stopped_server_keeps_no_connection_and_no_thread_of_its_own(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """A connection something still holds when the server stops (a session left open, a thread that outlived it) is
+    closed all the same, and the access log's writer thread ends with the server: nothing of a stopped server opens
+    its SQLite file again."""
+    from tests.conftest import Api  # type: ignore[import-not-found]
+
+    st = test_settings(tmp_path / "data", database_url=None)
+    with LiveServer(st) as srv:
+        Api(srv.url).register("left@example.com")  # a request: the access log's writer starts
+        held = srv.core.db.engine.raw_connection()  # type: ignore[attr-defined]  # checked out, never returned
+        held.cursor().execute("SELECT count(*) FROM accounts").fetchone()  # no transaction stays open
+        writer = srv.core.extra["privacy.access_log"]  # type: ignore[attr-defined]
+        assert writer._thread.is_alive()
+    with locked_source(st.data_dir / "alarmcloud.db"):
+        pass
+    assert not writer._thread.is_alive()
+    assert "closed 1 database connection(s) still in use at shutdown" in caplog.text
+    with pytest.raises(Exception, match="closed"):
+        held.cursor().execute("SELECT 1")
+
+
 def _children(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():

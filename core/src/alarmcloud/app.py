@@ -555,7 +555,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         await anyio.to_thread.run_sync(core.usage.flush)
         await core.plugins.call_each("shutdown", app=core)
         core.loop = None
-        core.db.dispose()  # no connection of this server stays open (a stopped deployment can be copied at once)
+        core.db.close()  # no connection of this server stays open (a stopped deployment can be copied at once)
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ApiError: api_error_handler, HTTPException: http_error_handler, BlobStoreUnavailable: storage_error_handler,

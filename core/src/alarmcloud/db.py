@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from alembic import command
@@ -76,6 +76,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = url.startswith("sqlite")
+        #: the SQLite connections the engine opened and has not closed (``close`` closes those still checked out)
+        self._open: dict[int, Any] = {}
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", lambda conn, _rec: self._open.__setitem__(id(conn), conn))
+            for closed in ("close", "close_detached"):
+                event.listen(self.engine, closed, lambda conn, *_: self._open.pop(id(conn), None))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -91,3 +97,18 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def close(self) -> None:
+        """Close every connection of this database, also those still checked out (a server that stops: a thread
+        that outlived it, or a session it left open, must not keep the SQLite file open, for a copy or restore of
+        the stopped deployment locks it). The engine opens new connections if it is used again."""
+        self.engine.dispose()
+        left = list(self._open.values())
+        self._open.clear()
+        for conn in left:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing at shutdown: nothing left to do with it
+                pass
+        if left:
+            log.warning("closed %d database connection(s) still in use at shutdown", len(left))

@@ -307,12 +307,12 @@ def on_startup(app: AlarmCloud) -> None:
 
 
 def on_shutdown(app: AlarmCloud) -> None:
-    """Write the access-log rows still buffered in memory before the process ends."""
+    """Write the access-log rows still buffered in memory and stop the thread that writes them."""
     from alarmcloud.privacy_log import AccessLogWriter
 
     writer = app.extra.get("privacy.access_log")
     if isinstance(writer, AccessLogWriter):
-        writer.flush()
+        writer.close()  # it stays in place: a request ending after this adds its row to no new thread
 
 
 def routes(app: AlarmCloud) -> list[BaseRoute]:

@@ -139,6 +139,7 @@ class AccessLogWriter:
         self._rows: list[AccessLog] = []
         self._last = time.monotonic()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="alarmcloud-accesslog", daemon=True)
         self._thread.start()
 
@@ -158,10 +159,20 @@ class AccessLogWriter:
         self.core.usage.flush()
         return len(rows)
 
+    def close(self) -> None:
+        """Stop the thread and write what is buffered (the server stops: nothing of it may touch the database
+        later)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.flush()
+
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
+            if self._stop.is_set():
+                return  # close() writes the rest
             try:
                 self.flush()
             except Exception:
