@@ -312,7 +312,7 @@ def on_shutdown(app: AlarmCloud) -> None:
 
     writer = app.extra.get("privacy.access_log")
     if isinstance(writer, AccessLogWriter):
-        writer.close()  # it stays in place: a request ending after this adds its row to no new thread
+        writer.close()  # it stays in place: a row of a request ending later is kept unwritten (no new thread)
 
 
 def routes(app: AlarmCloud) -> list[BaseRoute]:
