@@ -26,7 +26,7 @@ from alarmcloud.models import (
     iso,
     utcnow,
 )
-from alarmcloud.storage import delete_clip_rows, expired_clips, retention_days
+from alarmcloud.storage import delete_clip_rows, expired_clips, kept_since_before, retention_days
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud, TrainingArea
@@ -280,8 +280,7 @@ def run_retention(core: AlarmCloud, dry_run: bool = False) -> dict[str, Any]:
         if cfg.plates_days is not None:
             cutoff = now - timedelta(days=cfg.plates_days)
             q = (select(FindingRow.id).join(Clip, col(Clip.id) == FindingRow.clip_id)
-                 .where(FindingRow.label == "plate", sa.or_(col(Clip.started_at) < cutoff,
-                                                             col(Clip.received_at) < cutoff)))
+                 .where(FindingRow.label == "plate", kept_since_before(cutoff)))
             plate_ids = list(s.exec(q).all())
             n_plates = len(plate_ids)
             if plate_ids and not dry_run:

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import ColumnElement, delete, func, or_
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -110,12 +110,16 @@ def make_room(s: Session, account: Account, incoming: int, quota: int) -> list[s
     return keys
 
 
+def kept_since_before(cutoff: datetime) -> ColumnElement[bool]:
+    """Clips recorded, or received by the server, before ``cutoff``: what retention deletes (the server's own time
+    too: a camera whose clock ran ahead cannot keep its clips, or their plate reads, past the retention period)."""
+    return or_(col(Clip.started_at) < cutoff, col(Clip.received_at) < cutoff)
+
+
 def expired_clips(s: Session, account_id: str, retention_days: int, now: datetime | None = None) -> list[Clip]:
-    """The account's clips recorded, or received by the server, more than ``retention_days`` ago (the server's own
-    time too: a camera whose clock ran ahead cannot keep its clips past the retention period)."""
+    """The account's clips recorded, or received, more than ``retention_days`` ago (``kept_since_before``)."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    return list(s.exec(select(Clip).where(Clip.account_id == account_id,
-                                          or_(col(Clip.started_at) < cutoff, col(Clip.received_at) < cutoff))).all())
+    return list(s.exec(select(Clip).where(Clip.account_id == account_id, kept_since_before(cutoff))).all())
 
 
 class StorageService:
