@@ -457,7 +457,17 @@ READS = {
     "GET /api/v1/series": {"limit"},
     "GET /api/v1/webhooks/{webhook_id}/deliveries": {"limit"},
     "GET /api/v1/stats": {"days"},
+    "GET /api/v1/cameras/{camera_id}/detectors/{detector}/scores": {"days"},
 }
+
+
+def test_the_parameters_checked_here_are_declared_in_the_document() -> None:
+    for k, names in READS.items():
+        method, path = k.split(" ", 1)
+        params = DOC["paths"][path][method.lower()].get("parameters", [])
+        assert names <= {p["name"] for p in params if p["in"] == "query"}, k
+
+
 #: values a reader may accept (clamped or a valid filter that matches nothing)
 ACCEPTABLE = {"limit_huge", "limit_zero", "nul_filters", "long_filters", "since_edge_of_time"}
 

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from alarmcloud.notify import WEBHOOK_EVENTS
+
 ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
     "code": {"type": "string"}, "message": {"type": "string"}}, "required": ["code", "message"]}}}
 
@@ -152,6 +154,76 @@ KNOWN_PLATE = _obj({"id": INT, "text": STR, "name": STR, "notify": BOOL, "close_
                        "may be one character off); null when no stored clip has one. In the list only"}})
 
 
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _header(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "schema": schema or STR, "description": description}
+
+
+TIME_IN = {"type": "string", "description": "ISO 8601 (2026-05-01T12:00:00Z; no zone: UTC) or Unix seconds"}
+#: the filters of ``GET /api/v1/events`` (``eventsapi.query_events``), ``limit`` and ``cursor`` apart
+EVENT_FILTERS = [
+    _query("camera_id", STR, "one camera's events"),
+    _query("since", TIME_IN, "events that started at or after this time"),
+    _query("until", TIME_IN, "events that started before this time"),
+    _query("label", STR, "events with a finding of this label (rain, plate, insect, ...)"),
+    _query("verdict", STR, "alarm, no_motion, failed, a cause such as false_alarm:rain, or false_alarm: every "
+           "cause"),
+    _query("plate", STR, "events with a plate read up to one character off this text (letters and digits, any "
+           "case)"),
+    _query("plates", {"enum": ["known", "unknown"]}, "events with a read of one of the owner's known plates, or "
+           "with a read that is none of them (the owner only: 403 for sub-users)"),
+    _query("series_id", STR, "the events of one alarm series"),
+]
+#: a video or archive answered whole (200) or in part (206) for a ``Range`` request
+RANGE = _header("Range", "one byte range, bytes=START-END (or START- / -SUFFIX): 206 with that part; 416 when "
+                "it lies beyond the end")
+IF_NONE_MATCH = _header("If-None-Match", "the ETag of a copy the client holds: 304 while the file is unchanged")
+PARTIAL = "Partial content: the part of the file the Range asked for"
+NOT_MODIFIED = "Not modified: If-None-Match matched the ETag (no body)"
+DELIVERY = _obj({"id": INT, "event_type": NSTR, "event_id": NSTR, "state": {"enum": ["queued", "sent", "dead"]},
+                 "attempts": INT, "last_error": NSTR, "created_at": NSTR, "last_attempt_at": NSTR,
+                 "next_attempt_at": NSTR})
+WEBHOOK_EVENT_NAMES = list(WEBHOOK_EVENTS)
+WEBHOOK = _obj({"id": STR, "url": STR, "events": {"type": "array", "items": {"enum": WEBHOOK_EVENT_NAMES}},
+                "only_real_alarms": BOOL, "created_at": STR})
+WEBHOOK_IN = {"type": "object", "additionalProperties": False, "properties": {
+    "url": {**STR, "description": "https URL of the receiver (http for a receiver on the deployment's own "
+            "network only where the operator allows it)"},
+    "events": {"type": "array", "items": {"enum": WEBHOOK_EVENT_NAMES},
+               "description": "the event types to deliver (default: detections.ready)"},
+    "only_real_alarms": BOOL}}
+PROFILE = _obj({"id": STR, "email": STR, "role": {"enum": ["user", "operator"]}, "owner_id": NSTR,
+                "restricted": BOOL, "created_at": STR, "notify_email": BOOL, "notify_only_real": BOOL,
+                "notify_email_picture": BOOL, "notify_cooldown_seconds": INT, "pending_email": NSTR})
+PUSH_DELIVERY = _obj({"id": INT, "test": BOOL, "event_id": NSTR, "title": NSTR,
+                      "state": {"enum": ["queued", "sent", "dead", "skipped"]}, "attempts": INT, "last_error": NSTR,
+                      "created_at": NSTR, "last_attempt_at": NSTR, "next_attempt_at": NSTR})
+_NOTIFY_COMMON = {"enabled": BOOL, "has_token": BOOL, "picture": BOOL, "only_real": BOOL, "cooldown_seconds": INT,
+                  "deliveries": {"type": "array", "items": PUSH_DELIVERY}}
+PUSH = _obj({**_NOTIFY_COMMON, "url": NSTR})
+TELEGRAM = _obj({**_NOTIFY_COMMON, "chat_id": NSTR, "problem": NSTR})
+STORAGE = _obj({"quota_bytes": INT, "used_bytes": INT, "free_bytes": INT, "used_ratio": {"type": "number"},
+                "retention_days": INT, "clip_count": INT, "oldest_clip": NSTR,
+                "per_camera": {"type": "array", "items": _obj({"camera_id": STR, "name": NSTR, "clips": INT,
+                                                                "bytes": INT, "oldest_clip": NSTR})}})
+SERIES = _obj({"id": STR, "camera_id": STR, "started_at": STR, "ended_at": STR, "clip_count": INT,
+               "clips": {"type": "array", "items": _obj({"id": STR, "started_at": STR, "verdict": NSTR,
+                                                          "duration": {"type": ["number", "null"]}})}})
+CONSENT = _obj({"id": INT, "kind": STR, "subject": NSTR, "purpose": NSTR, "created_at": STR, "withdrawn_at": NSTR})
+EXPORT_STARTED = _obj({"id": STR, "state": {"enum": ["running"]}, "url": STR})
+HEALTH = _obj({"status": {"enum": ["ok", "degraded"]}, "checks": {
+    "type": "object", "additionalProperties": BOOL, "description": "database, storage (S3 only) and each plugin's "
+    "own checks; 503 when one fails"}})
+LIMIT_EVENTS = _query("limit", {**INT, "minimum": 1, "maximum": 200, "default": 50}, "at most this many events")
+RECORDED_AT = ("when the camera recorded the clip; believed from the account's retention before arrival to 5 "
+               "minutes after it")
+TRIGGER = "what set off the alarm (the camera's word: motion, pir, audio, ...)"
+ORIGINAL_NAME = "the file name the camera gave the clip"
+
+
 def _items(item: dict[str, Any]) -> dict[str, Any]:
     return _obj({"items": {"type": "array", "items": item}})
 
@@ -186,7 +258,10 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/cameras/{camera_id}/upload-credentials"): {"status": 201, "response": _obj(
         {"username": STR, "password": STR, "http_url": STR, "ftp_host": STR, "ftp_port": INT}, {"ftps": BOOL})},
     ("GET", "/api/v1/cameras/{camera_id}/detectors"): {"status": 200, "response": DETECTORS},
-    ("GET", "/api/v1/cameras/{camera_id}/detectors/{detector}/scores"): {"status": 200, "response": SCORE_LEVELS},
+    ("GET", "/api/v1/cameras/{camera_id}/detectors/{detector}/scores"): {
+        "status": 200, "response": SCORE_LEVELS, "query": [
+            _query("days", {**INT, "minimum": 1, "maximum": 366, "default": 30}, "the clips of the last this many "
+                   "days")]},
     ("PUT", "/api/v1/cameras/{camera_id}/detectors"): {
         "status": 200, "request": {"type": "object", "properties": {"options": DETECTOR_OPTIONS_IN},
                                    "additionalProperties": BOOL},
@@ -195,9 +270,137 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "status": 200, "request": _obj({"action": {"enum": ACTIONS}, "value": ANY}, {"area": INT}),
         "response": _obj({"ok": BOOL, "action": STR, "value": ANY})},
     ("POST", "/api/v1/ingest/clips"): {"status": 201, "media": "video/mp4", "security": "cameraUpload",
-                                       "response": _obj({"clip_id": STR, "event_id": STR}, {"series_id": NSTR})},
+                                       "response": _obj({"clip_id": STR, "event_id": STR}, {"series_id": NSTR}),
+                                       "query": [_query("recorded_at", TIME_IN, RECORDED_AT),
+                                                 _query("trigger", STR, TRIGGER),
+                                                 _query("original_name", STR, ORIGINAL_NAME)],
+                                       "headers": [_header("X-Recorded-At", RECORDED_AT, TIME_IN),
+                                                   _header("X-Trigger", TRIGGER),
+                                                   _header("X-File-Name", ORIGINAL_NAME)]},
     ("GET", "/api/v1/events"): {"status": 200, "response": _obj({"items": {"type": "array", "items": EVENT},
-                                                                 "next_cursor": NSTR})},
+                                                                 "next_cursor": NSTR}),
+                                "query": [*EVENT_FILTERS, _query("cursor", STR, "next_cursor of the page before, "
+                                                                 "with the same filters"), LIMIT_EVENTS]},
+    ("DELETE", "/api/v1/events/{event_id}"): {"status": 204, "errors": [401, 403, 404]},
+    ("GET", "/api/v1/events/{event_id}/video"): {
+        "status": 200, "response_media": "video/mp4", "headers": [RANGE, IF_NONE_MATCH],
+        "media_also": {206: PARTIAL, 304: NOT_MODIFIED}, "errors": [401, 404, 416]},
+    ("GET", "/api/v1/events/{event_id}/thumbnail"): {
+        "status": 200, "response_media": "image/jpeg", "headers": [IF_NONE_MATCH],
+        "media_also": {304: NOT_MODIFIED}, "errors": [401, 404]},
+    ("GET", "/api/v1/series"): {"status": 200, "response": _items(SERIES), "query": [
+        _query("camera_id", STR, "one camera's series"),
+        _query("limit", {**INT, "minimum": 1, "maximum": 200, "default": 20}, "at most this many series")]},
+    ("GET", "/api/v1/storage"): {"status": 200, "response": STORAGE},
+    ("GET", "/api/v1/stats"): {"status": 200, "query": [_query("days", {**INT, "minimum": 1, "maximum": 366,
+                                                                         "default": 14}, "the last this many days")],
+                               "response": _obj({"days": {"type": "array", "items": _obj(
+                                   {"day": STR, "clips": INT, "alarms": INT, "false_alarms": INT,
+                                    "false_alarm_rate": NNUM})}}), "errors": [400, 401]},
+    ("GET", "/api/v1/me"): {"status": 200, "response": {**PROFILE, "properties": {
+        **PROFILE["properties"], "csrf_token": {**STR, "description": "send it as X-CSRF-Token with every change "
+                                               "made with the session cookie"}}}},
+    ("PATCH", "/api/v1/me"): {"status": 200, "response": PROFILE, "errors": [400, 401, 403, 409],
+                              "request": {"type": "object", "additionalProperties": False, "properties": {
+                                  "email": STR, "password": {**STR, "minLength": 10},
+                                  "current_password": {**STR, "description": "needed to change email or password"},
+                                  "code": {**STR, "description": "a two-step verification code, where it is on"},
+                                  "notify_email": BOOL, "notify_only_real": BOOL, "notify_email_picture": BOOL,
+                                  "notify_cooldown_seconds": {**INT, "minimum": 0, "maximum": 86400},
+                                  "restricted": BOOL}}},
+    ("DELETE", "/api/v1/me"): {"status": 200, "errors": [400, 401, 403],
+                               "request": _obj({"password": STR}, {"code": STR}),
+                               "response": _obj({"deleted": BOOL, "accounts": INT})},
+    ("GET", "/api/v1/me/consents"): {"status": 200, "response": _items(CONSENT)},
+    ("DELETE", "/api/v1/me/consents/{consent_id}"): {"status": 200, "errors": [401, 404], "response": {
+        **CONSENT, "properties": {**CONSENT["properties"], "training_copies_removed": INT}}},
+    ("GET", "/api/v1/me/links"): {"status": 200, "response": _items(_obj(
+        {"client_id": STR, "name": STR, "integration": NSTR, "scopes": {"type": "array", "items": STR},
+         "linked_at": STR}))},
+    ("DELETE", "/api/v1/me/links/{client_id}"): {"status": 204, "errors": [401, 404]},
+    ("GET", "/api/v1/me/export"): {"status": 200, "response_media": "application/zip"},
+    ("POST", "/api/v1/me/exports"): {"status": 202, "response": EXPORT_STARTED},
+    ("GET", "/api/v1/me/exports/{export_id}"): {
+        "status": 200, "errors": [401, 404, 409, 416], "headers": [RANGE],
+        "query": [_query("download", {"enum": ["1"]}, "1: the finished ZIP itself (as Accept: application/zip); "
+                         "409 not_ready before it is done")],
+        "response": _obj({"id": STR, "state": {"enum": ["running", "done", "failed"]}},
+                         {"progress": {"type": "number"}, "clips_done": INT, "clips_total": INT, "size": INT,
+                          "download_url": STR, "error": STR})},
+    ("GET", "/api/v1/me/2fa"): {"status": 200, "response": _obj({"enabled": BOOL, "pending": BOOL,
+                                                                 "recovery_codes_left": INT})},
+    ("POST", "/api/v1/me/2fa"): {"status": 201, "errors": [401, 403, 409],
+                                 "response": _obj({"secret": STR, "otpauth_uri": STR, "qr_svg": STR})},
+    ("POST", "/api/v1/me/2fa/confirm"): {"status": 200, "errors": [400, 401, 403, 409],
+                                         "request": _obj({"code": STR, "password": STR}),
+                                         "response": _obj({"enabled": BOOL, "recovery_codes": {
+                                             "type": "array", "items": STR}})},
+    ("POST", "/api/v1/me/2fa/disable"): {"status": 204, "errors": [400, 401, 403],
+                                         "request": _obj({"password": STR, "code": {
+                                             **STR, "description": "a code of the app or an unused recovery code"}})},
+    ("GET", "/api/v1/me/push"): {"status": 200, "response": PUSH},
+    ("PATCH", "/api/v1/me/push"): {"status": 200, "response": PUSH, "errors": [400, 401, 403],
+                                   "request": {"type": "object", "additionalProperties": False, "properties": {
+                                       "enabled": BOOL, "url": NSTR, "token": NSTR, "picture": BOOL}}},
+    ("POST", "/api/v1/me/push/test"): {"status": 201, "response": PUSH_DELIVERY, "errors": [401, 403, 409]},
+    ("GET", "/api/v1/me/telegram"): {"status": 200, "response": TELEGRAM},
+    ("PATCH", "/api/v1/me/telegram"): {"status": 200, "response": TELEGRAM, "errors": [400, 401, 403],
+                                       "request": {"type": "object", "additionalProperties": False, "properties": {
+                                           "enabled": BOOL, "token": NSTR, "chat_id": {"type": ["string", "integer",
+                                                                                               "null"]},
+                                           "picture": BOOL}}},
+    ("POST", "/api/v1/me/telegram/test"): {"status": 201, "response": PUSH_DELIVERY, "errors": [401, 403, 409]},
+    ("GET", "/api/v1/webhooks"): {"status": 200, "response": _items(WEBHOOK), "errors": [401, 403]},
+    ("POST", "/api/v1/webhooks"): {"status": 201, "errors": [400, 401, 403, 409],
+                                   "request": {**WEBHOOK_IN, "required": ["url"]},
+                                   "response": {**WEBHOOK, "required": [*WEBHOOK["required"], "secret"],
+                                                "properties": {**WEBHOOK["properties"], "secret": {
+                                                    **STR, "description": "the signing secret: shown only now"}}}},
+    ("GET", "/api/v1/webhooks/{webhook_id}"): {"status": 200, "response": WEBHOOK, "errors": [401, 403, 404]},
+    ("PATCH", "/api/v1/webhooks/{webhook_id}"): {
+        "status": 200, "errors": [400, 401, 403, 404],
+        "request": {**WEBHOOK_IN, "properties": {**WEBHOOK_IN["properties"], "rotate_secret": BOOL}},
+        "response": {**WEBHOOK, "properties": {**WEBHOOK["properties"], "secret": {
+            **STR, "description": "a new signing secret, after rotate_secret only"}}}},
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): {"status": 204, "errors": [401, 403, 404]},
+    ("POST", "/api/v1/webhooks/{webhook_id}/test"): {"status": 201, "response": DELIVERY,
+                                                     "errors": [401, 403, 404]},
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): {
+        "status": 200, "response": _items(DELIVERY), "errors": [400, 401, 403, 404],
+        "query": [_query("limit", {**INT, "minimum": 1, "maximum": 100, "default": 20}, "at most this many")]},
+    ("POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): {
+        "status": 202, "response": DELIVERY, "errors": [401, 403, 404, 409]},
+    ("GET", "/api/v1/cameras/{camera_id}/rejections"): {"status": 200, "response": _items(_obj(
+        {"at": STR, "code": STR, "message": STR})), "errors": [401, 404]},
+    ("GET", "/api/v1/cameras/{camera_id}/snapshot"): {"status": 200, "response_media": "image/jpeg",
+                                                      "errors": [401, 403, 404]},
+    ("GET", "/api/v1/cameras/{camera_id}/live"): {"status": 200, "errors": [401, 403, 404], "response": _obj(
+        {"rtsp_main": NSTR, "rtsp_sub": NSTR, "rtsp_third": NSTR, "snapshot_url": STR})},
+    ("POST", "/api/v1/cameras/{camera_id}/setup"): {"status": 200, "errors": [401, 403, 404],
+                                                    "response": _obj({"ok": BOOL, "configured": ANY})},
+    ("POST", "/api/v1/auth/login/second-factor"): {
+        "status": 200, "errors": [400, 401, 429], "request": _obj({"pending_token": STR, "code": STR}),
+        "response": _obj({"id": STR, "email": STR, "role": STR, "csrf_token": STR})},
+    ("POST", "/api/v1/me/email/confirm"): {"status": 200, "errors": [400, 404, 409],
+                                           "request": _obj({"token": STR}), "response": PROFILE},
+    ("POST", "/api/v1/me/telegram/chats"): {
+        "status": 200, "errors": [400, 401, 403, 409, 502], "body_optional": True,
+        "request": {"type": "object", "additionalProperties": False, "properties": {"token": NSTR}},
+        "response": _obj({"chats": {"type": "array", "items": _obj({"chat_id": STR, "type": STR, "title": STR})}})},
+    ("GET", "/api/v1/camera-models"): {"status": 200, "response": _obj({"brands": {
+        "type": "object", "description": "per camera brand (plugin): its models", "additionalProperties": {
+            "type": "array", "items": _obj({
+                "name": STR, "generation": STR, "resolutions": {"type": "array", "items": {
+                    "type": "array", "items": INT, "minItems": 2, "maxItems": 2}},
+                "codecs": {"type": "array", "items": STR}, "frame_rates": {"type": "array", "items": {
+                    "type": "number"}}, "ptz": BOOL, "pir": BOOL})}}})},
+    ("GET", "/api/v1/admin/clips/{clip_id}/video"): {"status": 200, "response_media": "video/mp4",
+                                                     "errors": [401, 403, 404]},
+    ("PUT", "/api/v1/operator/cameras/{camera_id}/fair-use"): {
+        "status": 200, "errors": [400, 401, 403, 404], "response": CAMERA,
+        "request": _obj({"override": {"enum": [None, "normal", "low_priority"]}})},
+    ("GET", "/-/health"): {"status": 200, "response": HEALTH, "also": {503: HEALTH}},
+    ("GET", "/metrics"): {"status": 200, "response_media": "text/plain"},
     ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
     ("POST", "/api/v1/events/{event_id}/feedback"): {
         "status": 201, "errors": [400, 401, 403, 404],
@@ -224,6 +427,7 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                              "response": KNOWN_PLATE, "errors": [400, 401, 403, 404]},
     ("DELETE", "/api/v1/plates/{plate_id}"): {"status": 204, "errors": [401, 403, 404]},
     ("GET", "/api/v1/downloads/{link_id}"): {"status": 200, "response_media": "application/zip",
+                                             "headers": [RANGE], "media_also": {206: PARTIAL},
                                              "errors": [401, 404, 410, 416]},
     ("POST", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 202, "response": MASK_JOB,
                                                                   "errors": [401, 403, 404, 409]},
@@ -251,6 +455,9 @@ _ERRORS = {400: "Invalid request", 401: "Not logged in", 403: "Forbidden (e.g. m
            422: "Invalid value (e.g. privacy masks outside the frame); nothing was changed"}
 
 
+#: path prefixes of everything that is not a web UI page (HTML)
+NOT_PAGES = ("/api/", "/oauth/", "/-/", "/plugins/", "/.well-known/", "/metrics", "/openapi.json")
+
 _SERVER_ERRORS = ("503 `busy` (the database broke a deadlock or was locked) or `storage_unavailable` (the clip store "
                   "cannot be reached): nothing was saved, try again after `Retry-After`; 500 `internal_error`")
 
@@ -265,21 +472,31 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
     if "response_media" in shape:
         ok["content"] = {shape["response_media"]: {"schema": {"type": "string",
                                                               "contentMediaType": shape["response_media"]}}}
+    page = method == "GET" and not path.startswith(NOT_PAGES)
+    if page and "response_media" not in shape:
+        ok["content"] = {"text/html": {"schema": {"type": "string", "contentMediaType": "text/html"}}}
     op: dict[str, Any] = {
         "summary": doc.splitlines()[0] if doc else route.name, "description": doc,
         "operationId": f"{method.lower()}_{route.name}",
-        "tags": [path.split("/")[3] if path.startswith("/api/v1/") else path.split("/")[1] or "root"],
+        "tags": ["web-ui" if page else path.split("/")[3] if path.startswith("/api/v1/")
+                 else path.split("/")[1] or "root"],
         "responses": {status: ok, "4XX": {"description": "Error", "content": {"application/json": {"schema": ERROR}}},
                       "5XX": {"description": _SERVER_ERRORS, "content": {"application/json": {"schema": ERROR}}}},
     }
     for code, schema in shape.get("also", {}).items():  # a second success answer (e.g. 201 instead of a file)
         op["responses"][str(code)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
+    if page:
+        op["responses"]["303"] = {"description": "See other (Location): to /login where the page needs a login, "
+                                                 "away from the login and sign-up pages for someone logged in"}
+    for code, text in shape.get("media_also", {}).items():  # 206 (a part of the file) / 304 (no body)
+        op["responses"][str(code)] = {"description": text, **({"content": ok["content"]} if code == 206 else {})}
     for code in shape.get("errors", ()):
         op["responses"][str(code)] = {"description": _ERRORS.get(code, "Error"),
                                       "content": {"application/json": {"schema": ERROR}}}
-    params = re.findall(r"{(\w+)}", path)
+    params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+              for p in re.findall(r"{(\w+)}", path)] + shape.get("query", []) + shape.get("headers", [])
     if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+        op["parameters"] = params
     if "media" in shape:
         op["requestBody"] = {"required": True, "content": {shape["media"]: {
             "schema": {"type": "string", "contentMediaType": shape["media"]}}}}
@@ -303,6 +520,8 @@ def build(routes: list[Any], prefix: str = "") -> dict[str, Any]:
         path = prefix + route.path
         for method in sorted((route.methods or set()) - {"HEAD"}):
             paths.setdefault(path, {})[method.lower()] = _operation(method, path, route)
+    if not prefix:
+        _unique_ids(paths)
     return {"openapi": "3.1.0", "info": {"title": "alarmcloud API", "version": "1",
                                          "description": "Camera alarm cloud API; errors are "
                                                         "{\"error\": {\"code\", \"message\"}}."},
@@ -311,6 +530,19 @@ def build(routes: list[Any], prefix: str = "") -> dict[str, Any]:
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "cameraUpload": {"type": "http", "scheme": "basic"}}},
             "paths": paths}
+
+
+def _unique_ids(paths: dict[str, Any]) -> None:
+    """Operation ids must be unique (client generators name functions by them): where two endpoints share a
+    function name (two plugins' ``status``), each such operation is named by its method and path instead."""
+    ops = [op for ops in paths.values() for op in ops.values()]
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op["operationId"]] = counts.get(op["operationId"], 0) + 1
+    for path, by_method in paths.items():
+        for method, op in by_method.items():
+            if counts[op["operationId"]] > 1:
+                op["operationId"] = method + "_" + "_".join(re.findall(r"[A-Za-z0-9]+", path))
 
 
 async def endpoint(request: Request) -> Response:
