@@ -217,6 +217,15 @@ EXPORT_STARTED = _obj({"id": STR, "state": {"enum": ["running"]}, "url": STR})
 HEALTH = _obj({"status": {"enum": ["ok", "degraded"]}, "checks": {
     "type": "object", "additionalProperties": BOOL, "description": "database, storage (S3 only) and each plugin's "
     "own checks; 503 when one fails"}})
+#: RFC 6749 section 4.1.1 with PKCE (RFC 7636): the platform's request to link an account
+OAUTH_AUTHORIZE = [
+    _query("response_type", {"enum": ["code"]}, "code"), _query("client_id", STR, "the platform's client id"),
+    _query("redirect_uri", STR, "one of the client's registered redirect URIs"),
+    _query("scope", STR, "space-separated scopes (see scopes_supported)"),
+    _query("state", STR, "returned to the client unchanged"),
+    _query("code_challenge", STR, "PKCE challenge"), _query("code_challenge_method", {"enum": ["S256"]}, "S256")]
+#: RFC 6749 section 5.2
+OAUTH_ERROR = _obj({"error": STR}, {"error_description": STR})
 LIMIT_EVENTS = _query("limit", {**INT, "minimum": 1, "maximum": 200, "default": 50}, "at most this many events")
 RECORDED_AT = ("when the camera recorded the clip; believed from the account's retention before arrival to 5 "
                "minutes after it")
@@ -399,6 +408,30 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/operator/cameras/{camera_id}/fair-use"): {
         "status": 200, "errors": [400, 401, 403, 404], "response": CAMERA,
         "request": _obj({"override": {"enum": [None, "normal", "low_priority"]}})},
+    ("GET", "/.well-known/oauth-authorization-server"): {"status": 200, "response": _obj({
+        "issuer": STR, "authorization_endpoint": STR, "token_endpoint": STR, "revocation_endpoint": STR,
+        "scopes_supported": {"type": "array", "items": STR}, "response_types_supported": {"type": "array",
+                                                                                          "items": STR},
+        "grant_types_supported": {"type": "array", "items": STR},
+        "code_challenge_methods_supported": {"type": "array", "items": STR},
+        "token_endpoint_auth_methods_supported": {"type": "array", "items": STR}})},
+    ("GET", "/oauth/authorize"): {"status": 200, "response_media": "text/html", "query": OAUTH_AUTHORIZE,
+                                  "media_also": {302: "Found: back to the client's redirect_uri with an error "
+                                                      "(the request was invalid)",
+                                                 303: "See other: to /login first, without a session"}},
+    ("POST", "/oauth/authorize"): {"status": 303, "query": OAUTH_AUTHORIZE, "form": _obj(
+        {"csrf_token": STR, "decision": {"enum": ["approve", "deny"]}}),
+        "media_also": {401: "Not logged in (an HTML page)", 403: "The form expired (an HTML page)"}},
+    ("POST", "/oauth/token"): {"status": 200, "oauth_errors": True, "form": _obj(
+        {"grant_type": {"enum": ["authorization_code", "refresh_token"]}},
+        {"code": STR, "redirect_uri": STR, "code_verifier": {**STR, "description": "PKCE (S256)"},
+         "refresh_token": STR, "client_id": STR, "client_secret": {
+             **STR, "description": "or HTTP Basic (client_secret_basic)"}}),
+        "response": _obj({"access_token": STR, "token_type": {"enum": ["Bearer"]}, "expires_in": INT,
+                          "refresh_token": STR, "scope": STR})},
+    ("POST", "/oauth/revoke"): {"status": 200, "oauth_errors": True, "form": _obj(
+        {"token": STR}, {"token_type_hint": {"enum": ["access_token", "refresh_token"]}, "client_id": STR,
+                         "client_secret": STR})},
     ("GET", "/-/health"): {"status": 200, "response": HEALTH, "also": {503: HEALTH}},
     ("GET", "/metrics"): {"status": 200, "response_media": "text/plain"},
     ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
@@ -483,6 +516,9 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
         "responses": {status: ok, "4XX": {"description": "Error", "content": {"application/json": {"schema": ERROR}}},
                       "5XX": {"description": _SERVER_ERRORS, "content": {"application/json": {"schema": ERROR}}}},
     }
+    if shape.get("oauth_errors"):  # the OAuth endpoints answer errors as RFC 6749 says, not as the API does
+        op["responses"]["4XX"] = {"description": "OAuth error (RFC 6749 section 5.2)",
+                                  "content": {"application/json": {"schema": OAUTH_ERROR}}}
     for code, schema in shape.get("also", {}).items():  # a second success answer (e.g. 201 instead of a file)
         op["responses"][str(code)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     if page:
@@ -497,7 +533,10 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
               for p in re.findall(r"{(\w+)}", path)] + shape.get("query", []) + shape.get("headers", [])
     if params:
         op["parameters"] = params
-    if "media" in shape:
+    if "form" in shape:
+        op["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {
+            "schema": shape["form"]}}}
+    elif "media" in shape:
         op["requestBody"] = {"required": True, "content": {shape["media"]: {
             "schema": {"type": "string", "contentMediaType": shape["media"]}}}}
     elif method in ("POST", "PUT", "PATCH"):
