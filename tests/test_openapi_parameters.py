@@ -224,6 +224,8 @@ def test_real_answers_match_the_documented_statuses_and_schemas(
         ("GET", "/api/v1/camera-models", "/api/v1/camera-models", {}),
         ("POST", "/api/v1/me/telegram/chats", "/api/v1/me/telegram/chats", {}),  # 409: no bot token yet
         ("GET", "/-/health", "/-/health", {}),
+        ("GET", "/-/plugins", "/-/plugins", {}),
+        ("GET", "/api/v1/privacy/processing", "/api/v1/privacy/processing", {}),
         ("GET", "/metrics", "/metrics", {}),
         ("GET", "/login", "/login", {}),
         ("GET", "/.well-known/oauth-authorization-server", "/.well-known/oauth-authorization-server", {}),

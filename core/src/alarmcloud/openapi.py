@@ -432,6 +432,18 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/oauth/revoke"): {"status": 200, "oauth_errors": True, "form": _obj(
         {"token": STR}, {"token_type_hint": {"enum": ["access_token", "refresh_token"]}, "client_id": STR,
                          "client_secret": STR})},
+    ("GET", "/api/v1/privacy/processing"): {"status": 200, "response": _obj({"activities": {
+        "type": "array", "description": "the record of processing activities (GDPR Art. 30): the core's and every "
+        "loaded plugin's", "items": _obj(
+            {"name": STR, "source": STR, "data": {"type": "array", "items": STR}, "purpose": STR,
+             "recipients": {"type": "array", "items": STR}, "retention": STR, "legal_basis": STR},
+            {"kind": {"enum": ["detector", "camera", "integration"]}, "description": STR,
+             "declared": {**BOOL, "description": "false: a plugin that declared no record (shown, so that it is "
+                          "not missed)"}})}})},
+    ("GET", "/-/plugins"): {"status": 200, "response": _obj({"plugins": {"type": "array", "items": _obj(
+        {"group": STR, "name": STR, "distribution": NSTR, "version": NSTR, "installed": BOOL, "enabled": BOOL,
+         "loaded": BOOL, "error": NSTR, "hook_errors": INT},
+        {"provides": {"type": "array", "items": _obj({"name": STR, "title": STR})}})}})},
     ("GET", "/-/health"): {"status": 200, "response": HEALTH, "also": {503: HEALTH}},
     ("GET", "/metrics"): {"status": 200, "response_media": "text/plain"},
     ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
@@ -519,6 +531,10 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
     if shape.get("oauth_errors"):  # the OAuth endpoints answer errors as RFC 6749 says, not as the API does
         op["responses"]["4XX"] = {"description": "OAuth error (RFC 6749 section 5.2)",
                                   "content": {"application/json": {"schema": OAUTH_ERROR}}}
+    if path.startswith("/plugins/"):  # a platform's endpoint (IFTTT, Alexa, Google, a camera's alarm server)
+        for code in ("4XX", "5XX"):
+            op["responses"][code] = {"description": "Error, in the form the platform the plugin serves expects "
+                                                    "(see the plugin's documentation)"}
     for code, schema in shape.get("also", {}).items():  # a second success answer (e.g. 201 instead of a file)
         op["responses"][str(code)] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     if page:
