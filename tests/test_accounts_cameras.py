@@ -160,6 +160,48 @@ def test_api_tokens_shown_once_and_revocable(api: Any, server: LiveServer) -> No
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
 
 
+def test_api_tokens_are_listed_newest_first_and_capped_at_twenty_live_ones(api: Any, server: LiveServer) -> None:
+    from alarmcloud.auth import MAX_TOKENS
+
+    a = api().register("many-tokens@example.com")
+    made = [a.post("/api/v1/tokens", json={"name": f"script {i}"}).json() for i in range(MAX_TOKENS)]
+    assert all("token" in m for m in made)
+    r = a.post("/api/v1/tokens", json={"name": "one too many"})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "limit_reached"
+    assert len(a.get("/api/v1/tokens").json()["items"]) == MAX_TOKENS  # nothing half-made
+    # revoking one makes room; revoked tokens stay in the list (marked), after the live ones' newer ones
+    first = a.get("/api/v1/tokens").json()["items"][-1]
+    assert first["name"] == "script 0"
+    assert a.delete(f"/api/v1/tokens/{first['id']}").status_code == 204
+    r = a.post("/api/v1/tokens", json={"name": "room again"})
+    assert r.status_code == 201
+    items = a.get("/api/v1/tokens").json()["items"]
+    assert items[0]["name"] == "room again" and len(items) == MAX_TOKENS + 1
+    assert [i["revoked"] for i in items].count(True) == 1
+    # the account page lists the live ones only, newest first, and never a token itself
+    page = a.get("/account").text
+    assert "room again" in page and "script 1<" in page and "script 0<" not in page
+    assert page.index("room again") < page.index("script 19<") < page.index("script 1<")
+    assert not any(m["token"] in page for m in made)
+    # another person's limit is their own
+    b = api().register("few-tokens@example.com")
+    assert b.post("/api/v1/tokens", json={"name": "mine"}).status_code == 201
+
+
+def test_revoking_a_token_again_keeps_when_it_was_revoked(api: Any, server: LiveServer) -> None:
+    from alarmcloud.models import ApiToken
+
+    a = api().register("twice@example.com")
+    tid = a.post("/api/v1/tokens", json={"name": "x"}).json()["id"]
+    assert a.delete(f"/api/v1/tokens/{tid}").status_code == 204
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        first = s.get(ApiToken, tid).revoked_at  # type: ignore[union-attr]
+    time.sleep(0.01)
+    assert a.delete(f"/api/v1/tokens/{tid}").status_code == 204
+    with server.core.db.session() as s:  # type: ignore[attr-defined]
+        assert s.get(ApiToken, tid).revoked_at == first  # type: ignore[union-attr]
+
+
 def test_subuser_rights(api: Any) -> None:
     owner = api().register("owner2@example.com")
     cam1 = owner.camera("Front")

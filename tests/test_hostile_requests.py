@@ -80,7 +80,7 @@ PUBLIC = {
     "POST /api/v1/auth/register", "POST /api/v1/auth/login", "POST /api/v1/auth/login/second-factor",
     "POST /api/v1/me/email/confirm", "GET /api/v1/camera-models", "GET /-/health", "GET /-/plugins", "GET /metrics",
     "GET /openapi.json", "GET /.well-known/oauth-authorization-server", "GET /api/v1/privacy/processing",
-    "GET /privacy", "GET /login", "GET /signup", "GET /plugins/ifttt/ifttt/v1/status",
+    "GET /privacy", "GET /login", "GET /signup", "GET /plugins/ifttt/ifttt/v1/status", "GET /api-docs",
     "POST /api/v1/auth/logout",  # without a session there is nothing to end: 204
 }
 

@@ -133,7 +133,7 @@ SKIP: dict[str, str] = {
     "GET /api/v1/camera-models": "public", "GET /-/health": "public", "GET /-/plugins": "public",
     "GET /metrics": "public", "GET /openapi.json": "public", "GET /.well-known/oauth-authorization-server": "public",
     "GET /api/v1/privacy/processing": "public", "GET /privacy": "public", "GET /login": "public",
-    "GET /signup": "public",
+    "GET /signup": "public", "GET /api-docs": "public",
     "POST /api/v1/auth/logout": "ends the caller's own session",
     "POST /api/v1/ingest/clips": "camera upload credentials, not a person",
     "GET /plugins/instar/alarm": "camera credentials", "POST /plugins/instar/alarm": "camera credentials",

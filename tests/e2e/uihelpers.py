@@ -80,7 +80,8 @@ class Site:
                 "camera": f"/cameras/{self.camera_id}", "storage": "/storage", "notifications": "/notifications",
                 "links": "/links", "privacy": "/privacy-center", "account": "/account", "plates": "/plates",
                 "consent": consent,
-                "not found": "/events/nope", "unknown address": "/no/such/page", "policy": "/privacy"}
+                "not found": "/events/nope", "unknown address": "/no/such/page", "policy": "/privacy",
+                "api reference": "/api-docs"}
 
 
 def login(page: Any, base: str, email: str) -> None:

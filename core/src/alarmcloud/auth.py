@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -384,8 +384,27 @@ async def logout(request: Request) -> Response:
     return response
 
 
+#: live (not revoked) API tokens one person may hold: enough for every script, not a table without end
+MAX_TOKENS = 20
+
+
+def token_json(r: ApiToken) -> dict[str, Any]:
+    return {"id": r.id, "name": r.name, "created_at": iso(r.created_at),
+            "last_used_at": iso(r.last_used_at) if r.last_used_at else None, "revoked": r.revoked_at is not None}
+
+
+def token_list(s: Session, account_id: str, revoked: bool = False) -> list[dict[str, Any]]:
+    """The person's API tokens, newest first (never the token itself); the revoked ones too where ``revoked``."""
+    q = select(ApiToken).where(ApiToken.account_id == account_id)
+    if not revoked:
+        q = q.where(col(ApiToken.revoked_at).is_(None))
+    return [token_json(r) for r in s.exec(q.order_by(col(ApiToken.created_at).desc(), col(ApiToken.id))).all()]
+
+
 async def create_token(request: Request) -> Response:
-    """Create a personal API token (shown once)."""
+    """Create a personal API token (shown once).
+
+    409 ``limit_reached`` with 20 live tokens: revoke one first."""
     user = await require_user(request)
     data = await json_body(request)
     only_fields(data, {"name"})
@@ -393,6 +412,11 @@ async def create_token(request: Request) -> Response:
     token = "act_" + crypto.new_token(32)
 
     def _store(s: Session) -> ApiToken:
+        live = s.exec(select(func.count()).select_from(ApiToken).where(
+            ApiToken.account_id == user.id, col(ApiToken.revoked_at).is_(None))).one()
+        if live >= MAX_TOKENS:
+            raise ApiError(409, "limit_reached", f"you have {MAX_TOKENS} API tokens already; revoke one you no "
+                                                 "longer use first")
         row = ApiToken(account_id=user.id, name=name, token_hash=crypto.token_hash(token))
         s.add(row)
         s.commit()
@@ -403,14 +427,9 @@ async def create_token(request: Request) -> Response:
 
 
 async def list_tokens(request: Request) -> Response:
-    """The caller's API tokens (never the token itself)."""
+    """The caller's API tokens, newest first, revoked ones included (never the token itself)."""
     user = await require_user(request)
-    rows = await core(request).db.run(
-        lambda s: s.exec(select(ApiToken).where(ApiToken.account_id == user.id)).all())
-    return JSONResponse({"items": [
-        {"id": r.id, "name": r.name, "created_at": iso(r.created_at),
-         "last_used_at": iso(r.last_used_at) if r.last_used_at else None,
-         "revoked": r.revoked_at is not None} for r in rows]})
+    return JSONResponse({"items": await core(request).db.run(lambda s: token_list(s, user.id, revoked=True))})
 
 
 async def revoke_token(request: Request) -> Response:
@@ -422,7 +441,7 @@ async def revoke_token(request: Request) -> Response:
         row = s.get(ApiToken, token_id)
         if row is None or row.account_id != user.id:
             raise ApiError(404, "not_found", "token not found")
-        row.revoked_at = utcnow()
+        row.revoked_at = row.revoked_at or utcnow()  # revoking again keeps the first time
         s.add(row)
         s.commit()
 

@@ -6,6 +6,7 @@ response schemas and status codes from ``SHAPES``; a test checks real answers ag
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 
@@ -246,9 +247,12 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/auth/logout"): {"status": 204},
     ("GET", "/api/v1/tokens"): {"status": 200, "response": _items(_obj(
         {"id": STR, "name": STR, "created_at": STR, "last_used_at": NSTR, "revoked": BOOL}))},
-    ("POST", "/api/v1/tokens"): {"status": 201, "request": _obj({"name": STR}),
-                                 "response": _obj({"id": STR, "name": STR, "token": STR})},
-    ("DELETE", "/api/v1/tokens/{token_id}"): {"status": 204},
+    ("POST", "/api/v1/tokens"): {"status": 201, "request": _obj({"name": {**STR, "maxLength": 100}}),
+                                 "errors": [400, 401, 403, 409],
+                                 "response": _obj({"id": STR, "name": STR, "token": {
+                                     **STR, "description": "send it as Authorization: Bearer <token>; shown only "
+                                     "now"}})},
+    ("DELETE", "/api/v1/tokens/{token_id}"): {"status": 204, "errors": [401, 403, 404]},
     ("GET", "/api/v1/subusers"): {"status": 200, "response": _items(_obj({"id": STR, "email": STR,
                                                                           "rights": RIGHTS}))},
     ("POST", "/api/v1/subusers"): {"status": 201, "request": _obj({**CREDENTIALS["properties"]}, {"rights": RIGHTS}),
@@ -507,8 +511,20 @@ _SERVER_ERRORS = ("503 `busy` (the database broke a deadlock or was locked) or `
                   "cannot be reached): nothing was saved, try again after `Retry-After`; 500 `internal_error`")
 
 
+def _prose(docstring: str) -> str:
+    """A docstring as text: its hard-wrapped lines joined into paragraphs (blank lines between them kept)."""
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(docstring))
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs).strip()
+
+
+def _summary(text: str) -> str:
+    """The first sentence of ``text`` (a summary is one short line)."""
+    first = re.split(r"(?<!e\.g)(?<!i\.e)\.\s+(?=[A-Z(`])", text.split("\n\n")[0], maxsplit=1)[0]
+    return first.rstrip(".")
+
+
 def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
-    doc = (route.endpoint.__doc__ or "").strip()
+    doc = _prose(route.endpoint.__doc__ or "")
     shape = SHAPES.get((method, path), {})
     status = str(shape.get("status", 200))
     ok: dict[str, Any] = {"description": "No content" if status == "204" else "OK"}
@@ -521,7 +537,7 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
     if page and "response_media" not in shape:
         ok["content"] = {"text/html": {"schema": {"type": "string", "contentMediaType": "text/html"}}}
     op: dict[str, Any] = {
-        "summary": doc.splitlines()[0] if doc else route.name, "description": doc,
+        "summary": _summary(doc) if doc else route.name, "description": doc,
         "operationId": f"{method.lower()}_{route.name}",
         "tags": ["web-ui" if page else path.split("/")[3] if path.startswith("/api/v1/")
                  else path.split("/")[1] or "root"],

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from alarmcloud.web import charts, operator, pages
+from alarmcloud.web import apidocs, charts, operator, pages
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -37,6 +37,7 @@ def routes(core: AlarmCloud) -> list[BaseRoute]:
         R("/plates", pages.plates_page, methods=["GET"]),
         R("/privacy-center", pages.privacy_page, methods=["GET"]),
         R("/operator", pages.operator_page, methods=["GET"]),
+        R("/api-docs", apidocs.api_docs_page, methods=["GET"]),
         R("/api/v1/stats", charts.stats_endpoint, methods=["GET"]),
         R("/api/v1/operator/cameras/{camera_id}/fair-use", operator.set_fair_use, methods=["PUT"]),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),

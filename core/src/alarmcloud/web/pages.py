@@ -216,8 +216,11 @@ async def account_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
-    two_factor = await auth.core(request).db.run(lambda s: twofactor.summary(s, user.id))
-    return render(request, "account.html", user, two_factor=two_factor)
+    app = auth.core(request)
+    two_factor = await app.db.run(lambda s: twofactor.summary(s, user.id))
+    tokens = await app.db.run(lambda s: auth.token_list(s, user.id))
+    return render(request, "account.html", user, two_factor=two_factor, tokens=tokens,
+                  api_base=app.settings.public_url.rstrip("/"))
 
 
 # ---------------------------------------------------------------- timeline and clips

@@ -1694,3 +1694,98 @@ window.alarmcloud.card = (function () {
                                     : "The bucket works: " + d.message + ".", "ok"]);
   });
 })();
+
+// ------------------------------------------------------------ API tokens (account page)
+(function () {
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const { api } = window.alarmcloud;
+
+  function say(form, text) {
+    const el = $(".error", form);
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  function cell(content) {
+    const td = document.createElement("td");
+    td.append(content);
+    return td;
+  }
+
+  function time(iso) {
+    const t = document.createElement("time");
+    t.setAttribute("datetime", iso);
+    const d = new Date(iso);
+    t.textContent = isNaN(d) ? iso : d.toLocaleString();
+    t.title = iso;
+    return t;
+  }
+
+  function row(token) {
+    const tr = document.createElement("tr");
+    tr.dataset.tokenRow = token.id;
+    const btn = document.createElement("button");
+    btn.type = "button";
+    btn.textContent = "Revoke";
+    btn.dataset.tokenRevoke = token.id;
+    btn.dataset.name = token.name;
+    btn.setAttribute("aria-label", "Revoke the token " + token.name);
+    tr.append(cell(token.name), cell(time(token.created_at)), cell("never"), cell(btn));
+    return tr;
+  }
+
+  function listShown(box) {
+    const any = !!$("tbody tr", box);
+    $("[data-tokens-table]", box).hidden = !any;
+    $("[data-tokens-none]", box).hidden = any;
+  }
+
+  document.addEventListener("submit", async (e) => {
+    const form = e.target;
+    if (!form.matches("[data-token-create]")) return;
+    e.preventDefault();
+    say(form, "");
+    const box = form.closest("[data-tokens]");
+    const name = form.elements.name.value.trim();
+    if (!name) { say(form, "Give the token a name, so that you know later what uses it."); return; }
+    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    const r = await api("POST", "/api/v1/tokens", { name });
+    form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+    if (!r.ok) { say(form, r.message); return; }
+    form.reset();
+    $("tbody", box).prepend(row({ id: r.data.id, name: r.data.name, created_at: new Date().toISOString() }));
+    listShown(box);
+    const shown = $("[data-token-new]", box);
+    $("[data-token-value]", shown).textContent = r.data.token;
+    const example = $("[data-token-example]", shown);
+    const base = example.dataset.base || location.origin;
+    example.textContent = "curl -H 'Authorization: Bearer " + r.data.token + "' '" + base + "/api/v1/events?limit=5'";
+    shown.hidden = false;
+    $("h3", shown).focus();
+  });
+
+  document.addEventListener("click", async (e) => {
+    const btn = e.target.closest("button[data-token-revoke]");
+    if (!btn) return;
+    if (!confirm("Revoke the token \u201c" + btn.dataset.name + "\u201d? Whatever uses it stops working at once.")) return;
+    btn.disabled = true;
+    const r = await api("DELETE", "/api/v1/tokens/" + encodeURIComponent(btn.dataset.tokenRevoke));
+    if (!r.ok && r.status !== 404) {  // 404: already revoked elsewhere
+      btn.disabled = false;
+      const box = btn.closest("[data-tokens]");
+      say($("[data-token-create]", box), r.message);
+      return;
+    }
+    const box = btn.closest("[data-tokens]");
+    btn.closest("tr").remove();
+    const shown = $("[data-token-new]", box);
+    shown.hidden = true;  // a token shown for copying may be the one just revoked
+    listShown(box);
+    const flash = $(".flash");
+    if (flash) {
+      flash.textContent = "Token \u201c" + btn.dataset.name + "\u201d revoked.";
+      flash.className = "flash ok";
+      flash.hidden = false;
+    }
+  });
+})();
