@@ -6,9 +6,11 @@ and nothing from other sites (no Swagger UI from a CDN): offline installs and th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +28,14 @@ TAG_TITLES = {"events": "Events and clips", "cameras": "Cameras", "ingest": "Upl
               "-": "Health and plugins", "metrics": "Metrics", "openapi.json": "This reference"}
 
 
+def prose(text: str) -> Markup:
+    """Docstring text as HTML: escaped, with its ``code`` marks (reStructuredText's double backticks, or single
+    ones) as <code>."""
+    html = str(escape(text))
+    html = re.sub(r"``(.+?)``", r"<code>\1</code>", html)
+    return Markup(re.sub(r"(?<![\w`])`([^`\n]+?)`(?![\w`])", r"<code>\1</code>", html))
+
+
 @dataclass
 class Field:
     """One field of a JSON body or answer, as the page lists it."""
@@ -33,7 +43,7 @@ class Field:
     name: str
     type: str
     required: bool
-    description: str = ""
+    description: Markup = Markup("")
     children: list[Field] = field(default_factory=list)
 
 
@@ -80,9 +90,16 @@ def fields_of(schema: dict[str, Any] | None, depth: int = 0) -> list[Field]:
     required = set(schema.get("required", []))
     out = []
     for name, sub in (schema.get("properties") or {}).items():
-        out.append(Field(name, type_of(sub), name in required, sub.get("description", ""),
+        out.append(Field(name, type_of(sub), name in required, prose(sub.get("description", "")),
                          fields_of(sub, depth + 1) if depth < 2 else []))
     return out
+
+
+def _after(description: str, summary: str) -> str:
+    """The description without the summary it starts with (the page shows the summary above it)."""
+    if description.startswith(summary):
+        return description[len(summary):].lstrip(".").strip()
+    return description
 
 
 def operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,15 +114,17 @@ def operations(doc: dict[str, Any]) -> list[dict[str, Any]]:
             body = op.get("requestBody", {}).get("content", {})
             media, body_schema = next(iter(body.items()), (None, {}))
             responses = []
-            for code, answer in op["responses"].items():
+            # by status, each range (4XX) after the codes it holds
+            for code, answer in sorted(op["responses"].items(), key=lambda kv: (kv[0][0], "X" in kv[0], kv[0])):
                 content = answer.get("content", {})
                 kind, schema = next(iter(content.items()), (None, {}))
-                responses.append({"code": code, "description": answer.get("description", ""), "media": kind,
+                responses.append({"code": code, "description": prose(answer.get("description", "")), "media": kind,
                                   "fields": fields_of(schema.get("schema")) if kind == "application/json" else []})
             groups.setdefault(tag, []).append({
-                "id": op["operationId"], "method": method.upper(), "path": path, "summary": op["summary"],
-                "description": op["description"] if op["description"] != op["summary"] else "",
-                "parameters": [{**p, "type": type_of(p.get("schema", {}))} for p in op.get("parameters", [])],
+                "id": op["operationId"], "method": method.upper(), "path": path, "summary": prose(op["summary"]),
+                "description": prose(_after(op["description"], op["summary"])),
+                "parameters": [{**p, "type": type_of(p.get("schema", {})), "description": prose(
+                    p.get("description", ""))} for p in op.get("parameters", [])],
                 "body_media": media, "body_required": op.get("requestBody", {}).get("required", False),
                 "body": fields_of((body_schema or {}).get("schema")) if media in (
                     "application/json", "application/x-www-form-urlencoded") else [],
