@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import PASSWORD, browser, opened_page, require_chromium, watch  # noqa: E402
+from uihelpers import PASSWORD, browser, login, opened_page, require_chromium, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -29,12 +29,7 @@ def test_make_a_token_use_it_from_a_script_and_revoke_it(tmp_path: Path) -> None
                           json={"email": EMAIL, "password": PASSWORD}).status_code == 201
         outside, errors = watch(page, srv.url)
         page.on("dialog", lambda d: d.accept())  # "Revoke the token …?"
-        page.goto(srv.url + "/login")
-        page.get_by_label("E-mail address").fill(EMAIL)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_url(srv.url + "/")
-
+        login(page, srv.url, EMAIL)
         page.goto(srv.url + "/account")
         card = page.locator("#api-tokens")
         assert card.get_by_text("No API tokens.").is_visible()
