@@ -44,9 +44,23 @@ def test_make_a_token_use_it_from_a_script_and_revoke_it(tmp_path: Path) -> None
         found = page.evaluate(AUDIT_JS)
         assert not found, found
 
-        # a script uses it: it sees the account's events, and the card shows when it was last used
+        # read only unless switched off: a script sees the account's events and changes nothing
+        assert card.get_by_role("row", name="Home Assistant").get_by_role("cell", name="read", exact=True).is_visible()
         r = httpx.get(srv.url + "/api/v1/events", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 200 and r.json()["items"] == []
+        r = httpx.post(srv.url + "/api/v1/cameras", headers={"Authorization": f"Bearer {token}"},
+                       json={"name": "Gate", "brand": "instar", "model": "IN-9008 Full HD"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "read_only_token"
+        # one with "Read only" switched off may change things
+        card.get_by_label("Name of the new token").fill("Backup script")
+        card.get_by_label("Read only").uncheck()
+        card.get_by_role("button", name="Create a token").click()
+        card.get_by_role("row", name="Backup script").get_by_role("cell", name="read and change").wait_for()
+        full = card.locator("[data-token-value]").inner_text()
+        assert full != token
+        r = httpx.post(srv.url + "/api/v1/cameras", headers={"Authorization": f"Bearer {full}"},
+                       json={"name": "Gate", "brand": "instar", "model": "IN-9008 Full HD"})
+        assert r.status_code == 201, r.text
         page.reload()
         row = page.locator("#api-tokens").get_by_role("row", name="Home Assistant")
         assert "never" not in row.inner_text()
@@ -54,11 +68,12 @@ def test_make_a_token_use_it_from_a_script_and_revoke_it(tmp_path: Path) -> None
 
         # revoked on the page: the script is refused at once, and the token is gone from the list
         row.get_by_role("button", name="Revoke the token Home Assistant").click()
-        page.locator("#api-tokens").get_by_text("No API tokens.").wait_for(state="visible")
+        page.locator("#api-tokens").get_by_role("row", name="Home Assistant").wait_for(state="detached")
         r = httpx.get(srv.url + "/api/v1/events", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_token"
         page.reload()
-        assert page.locator("#api-tokens").get_by_text("No API tokens.").is_visible()
+        rows = page.locator("#api-tokens tbody tr")
+        assert rows.count() == 1 and "Backup script" in rows.inner_text()
         assert not outside and not errors, (outside, errors)
 
 

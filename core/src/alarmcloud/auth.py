@@ -41,6 +41,8 @@ class User:
     via: str  # session | token
     token_id: str | None = None
     csrf_token: str | None = None
+    #: a read-only API token: unsafe methods answer 403 ``read_only_token``
+    read_only: bool = False
 
     @property
     def id(self) -> str:
@@ -154,7 +156,7 @@ def _token_user(s: Session, token: str) -> User | None:
         s.add(row)
         s.add(account)
         s.commit()
-    return User(account, "token", token_id=row.id)
+    return User(account, "token", token_id=row.id, read_only=row.read_only)
 
 
 async def optional_user(request: Request) -> User | None:
@@ -182,9 +184,13 @@ async def signed_in_user(request: Request) -> User:
     return user
 
 
-def check_csrf(request: Request, user: User, sent: str | None = None) -> None:
+def check_csrf(request: Request, user: User, sent: str | None = None, reads: bool = False) -> None:
     """For cookie sessions, unsafe methods need the CSRF token: the header X-CSRF-Token or, where an endpoint
-    also takes a plain form post, ``sent`` (the token from a form field)."""
+    also takes a plain form post, ``sent`` (the token from a form field). A read-only API token may use safe
+    methods only, and a POST that only reads (``reads``: a ZIP of chosen clips)."""
+    if user.read_only and request.method not in SAFE_METHODS and not reads:
+        raise ApiError(403, "read_only_token", "this API token may only read (GET); make a token with full access "
+                                               "on the account page to change anything")
     if user.via == "session" and request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER) or sent
         if not sent or not user.csrf_token or not crypto.constant_eq(sent, user.csrf_token):
@@ -389,7 +395,7 @@ MAX_TOKENS = 20
 
 
 def token_json(r: ApiToken) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name, "created_at": iso(r.created_at),
+    return {"id": r.id, "name": r.name, "read_only": r.read_only, "created_at": iso(r.created_at),
             "last_used_at": iso(r.last_used_at) if r.last_used_at else None, "revoked": r.revoked_at is not None}
 
 
@@ -402,13 +408,14 @@ def token_list(s: Session, account_id: str, revoked: bool = False) -> list[dict[
 
 
 async def create_token(request: Request) -> Response:
-    """Create a personal API token (shown once).
+    """Create a personal API token (shown once); ``"read_only": true`` makes one that may only read (GET).
 
     409 ``limit_reached`` with 20 live tokens: revoke one first."""
     user = await require_user(request)
     data = await json_body(request)
-    only_fields(data, {"name"})
+    only_fields(data, {"name", "read_only"})
     name = field(data, "name", str, max_len=100).strip() or "token"
+    read_only = bool(field(data, "read_only", bool, required=False))
     token = "act_" + crypto.new_token(32)
 
     def _store(s: Session) -> ApiToken:
@@ -417,13 +424,14 @@ async def create_token(request: Request) -> Response:
         if live >= MAX_TOKENS:
             raise ApiError(409, "limit_reached", f"you have {MAX_TOKENS} API tokens already; revoke one you no "
                                                  "longer use first")
-        row = ApiToken(account_id=user.id, name=name, token_hash=crypto.token_hash(token))
+        row = ApiToken(account_id=user.id, name=name, token_hash=crypto.token_hash(token), read_only=read_only)
         s.add(row)
         s.commit()
         return row
 
     row = await core(request).db.run(_store)
-    return JSONResponse({"id": row.id, "name": row.name, "token": token}, status_code=201)
+    return JSONResponse({"id": row.id, "name": row.name, "read_only": row.read_only, "token": token},
+                        status_code=201)
 
 
 async def list_tokens(request: Request) -> Response:

@@ -114,7 +114,7 @@ async def _caller_and_body(request: Request) -> tuple[User, dict[str, Any]]:
             body["ids"] = [i for v in form["ids"] for i in v.split(",") if i.strip()]
     else:
         body = {}
-    check_csrf(request, user, sent)
+    check_csrf(request, user, sent, reads=True)  # the body only chooses clips to read
     if ctype != "application/x-www-form-urlencoded":
         body = await json_body(request, MAX_BODY)
     return user, body

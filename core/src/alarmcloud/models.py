@@ -109,6 +109,8 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    #: GET (and HEAD) only: a tool that shows events, clips and storage cannot change or delete anything
+    read_only: bool = False
 
 
 class CameraRight(SQLModel, table=True):

@@ -227,6 +227,8 @@ OAUTH_AUTHORIZE = [
     _query("code_challenge", STR, "PKCE challenge"), _query("code_challenge_method", {"enum": ["S256"]}, "S256")]
 #: RFC 6749 section 5.2
 OAUTH_ERROR = _obj({"error": STR}, {"error_description": STR})
+TOKEN_READ_ONLY = {**BOOL, "default": False, "description": "true: the token may only read (GET and HEAD, and "
+                   "POST /api/v1/events/download); anything else answers 403 read_only_token"}
 LIMIT_EVENTS = _query("limit", {**INT, "minimum": 1, "maximum": 200, "default": 50}, "at most this many events")
 RECORDED_AT = ("when the camera recorded the clip; believed from the account's retention before arrival to 5 "
                "minutes after it")
@@ -246,10 +248,11 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                      "response": _obj({"id": STR, "email": STR, "role": STR, "csrf_token": STR})},
     ("POST", "/api/v1/auth/logout"): {"status": 204},
     ("GET", "/api/v1/tokens"): {"status": 200, "response": _items(_obj(
-        {"id": STR, "name": STR, "created_at": STR, "last_used_at": NSTR, "revoked": BOOL}))},
-    ("POST", "/api/v1/tokens"): {"status": 201, "request": _obj({"name": {**STR, "maxLength": 100}}),
-                                 "errors": [400, 401, 403, 409],
-                                 "response": _obj({"id": STR, "name": STR, "token": {
+        {"id": STR, "name": STR, "read_only": BOOL, "created_at": STR, "last_used_at": NSTR, "revoked": BOOL}))},
+    ("POST", "/api/v1/tokens"): {"status": 201, "errors": [400, 401, 403, 409],
+                                 "request": {**_obj({"name": {**STR, "maxLength": 100}},
+                                                    {"read_only": TOKEN_READ_ONLY}), "additionalProperties": False},
+                                 "response": _obj({"id": STR, "name": STR, "read_only": BOOL, "token": {
                                      **STR, "description": "send it as Authorization: Bearer <token>; shown only "
                                      "now"}})},
     ("DELETE", "/api/v1/tokens/{token_id}"): {"status": 204, "errors": [401, 403, 404]},

@@ -1730,7 +1730,12 @@ window.alarmcloud.card = (function () {
     btn.dataset.tokenRevoke = token.id;
     btn.dataset.name = token.name;
     btn.setAttribute("aria-label", "Revoke the token " + token.name);
-    tr.append(cell(token.name), cell(time(token.created_at)), cell("never"), cell(btn));
+    const made = document.createElement("span");
+    made.className = "muted";
+    made.append("made ", time(token.created_at));
+    const name = cell(token.name);
+    name.append(document.createElement("br"), made);
+    tr.append(name, cell(token.read_only ? "read" : "read and change"), cell("never"), cell(btn));
     return tr;
   }
 
@@ -1749,11 +1754,12 @@ window.alarmcloud.card = (function () {
     const name = form.elements.name.value.trim();
     if (!name) { say(form, "Give the token a name, so that you know later what uses it."); return; }
     form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
-    const r = await api("POST", "/api/v1/tokens", { name });
+    const r = await api("POST", "/api/v1/tokens", { name, read_only: form.elements.read_only.checked });
     form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
     if (!r.ok) { say(form, r.message); return; }
     form.reset();
-    $("tbody", box).prepend(row({ id: r.data.id, name: r.data.name, created_at: new Date().toISOString() }));
+    $("tbody", box).prepend(row({ id: r.data.id, name: r.data.name, read_only: r.data.read_only,
+                                  created_at: new Date().toISOString() }));
     listShown(box);
     const shown = $("[data-token-new]", box);
     $("[data-token-value]", shown).textContent = r.data.token;
