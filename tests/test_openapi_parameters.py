@@ -152,7 +152,9 @@ def test_pages_are_html_and_files_carry_their_media_type() -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, httpx.Client, dict[str, str]]]:
-    with LiveServer(test_settings(tmp_path_factory.mktemp("openapi") / "data")) as srv, httpx.Client(
+    settings: Any = test_settings(tmp_path_factory.mktemp("openapi") / "data")
+    settings.notify.webhook_networks = ["127.0.0.0/8"]  # the webhook below points at loopback
+    with LiveServer(settings) as srv, httpx.Client(
             base_url=srv.url, timeout=60) as c:
         yield from _world(srv, c, tmp_path_factory)
 
@@ -219,12 +221,14 @@ def test_real_answers_match_the_documented_statuses_and_schemas(
                                          "/api/v1/camera-models", "/-/health", "/-/plugins",
                                          "/api/v1/privacy/processing", "/metrics", "/login",
                                          "/.well-known/oauth-authorization-server")],
-        ("POST", "/api/v1/me/telegram/chats", {}),  # 409: no bot token yet
-        ("POST", "/oauth/token", {"data": {"grant_type": "authorization_code", "code": "x"}}),
-        ("GET", "/api/v1/events/{event_id}", {"url": "/api/v1/events/nope"}),  # 404 with the API's error
+        ("POST", "/api/v1/me/telegram/chats", {"error": 409}),  # no bot token yet
+        ("POST", "/oauth/token", {"data": {"grant_type": "authorization_code", "code": "x"}, "error": 401}),
+        ("GET", "/api/v1/events/{event_id}", {"url": "/api/v1/events/nope", "error": 404}),  # the API's error
     ]:
-        url = kw.pop("url", path.format(**ids))
-        _check(doc, method, path, c.request(method, url, **kw))
+        url, error = kw.pop("url", path.format(**ids)), kw.pop("error", None)
+        r = c.request(method, url, **kw)
+        assert r.status_code == error if error else r.status_code < 400, (method, url, r.status_code, r.text[:200])
+        _check(doc, method, path, r)
     r = c.get(f"/api/v1/events/{eid}/thumbnail")
     _check(doc, "GET", "/api/v1/events/{event_id}/thumbnail", c.get(
         f"/api/v1/events/{eid}/thumbnail", headers={"If-None-Match": r.headers["etag"]}))
@@ -246,5 +250,26 @@ def test_real_answers_match_the_documented_statuses_and_schemas(
     assert z.status_code == 200 and z.content[:2] == b"PK"
     # two-step verification: enrol answers 201 with the secret
     _check(doc, "POST", "/api/v1/me/2fa", c.post("/api/v1/me/2fa"))
+    # a webhook's life: made (201 with its secret), read, changed, tested (201), its deliveries, sent again (202),
+    # removed (204)
+    r = c.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["clip.stored"]})
+    assert r.status_code == 201, r.text
+    _check(doc, "POST", "/api/v1/webhooks", r)
+    hook = f"/api/v1/webhooks/{r.json()['id']}"
+    _check(doc, "GET", "/api/v1/webhooks/{webhook_id}", c.get(hook))
+    _check(doc, "PATCH", "/api/v1/webhooks/{webhook_id}", c.patch(hook, json={"rotate_secret": True}))
+    r = c.post(hook + "/test")
+    assert r.status_code == 201, r.text
+    _check(doc, "POST", "/api/v1/webhooks/{webhook_id}/test", r)
+    _check(doc, "GET", "/api/v1/webhooks/{webhook_id}/deliveries", c.get(hook + "/deliveries", params={"limit": 5}))
+    _check(doc, "POST", "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+           c.post(f"{hook}/deliveries/{r.json()['id']}/redeliver"))
+    _check(doc, "DELETE", "/api/v1/webhooks/{webhook_id}", c.delete(hook))
+    # tokens: made (201), listed, revoked (204)
+    r = c.post("/api/v1/tokens", json={"name": "doc", "read_only": True})
+    assert r.status_code == 201, r.text
+    _check(doc, "POST", "/api/v1/tokens", r)
+    _check(doc, "GET", "/api/v1/tokens", c.get("/api/v1/tokens"))
+    _check(doc, "DELETE", "/api/v1/tokens/{token_id}", c.delete(f"/api/v1/tokens/{r.json()['id']}"))
     # deleting an event answers 204 (it used to be documented as 200)
     _check(doc, "DELETE", "/api/v1/events/{event_id}", c.delete(f"/api/v1/events/{eid}"))

@@ -170,8 +170,8 @@ EVENT_FILTERS = [
     _query("since", TIME_IN, "events that started at or after this time"),
     _query("until", TIME_IN, "events that started before this time"),
     _query("label", STR, "events with a finding of this label (rain, plate, insect, ...)"),
-    _query("verdict", STR, "alarm, no_motion, failed, a cause such as false_alarm:rain, or false_alarm: every "
-           "cause"),
+    _query("verdict", STR, "alarm, false_alarm:no_motion, analysis_failed, a detector's cause such as "
+           "false_alarm:rain, or false_alarm: every false-alarm cause"),
     _query("plate", STR, "events with a plate read up to one character off this text (letters and digits, any "
            "case)"),
     _query("plates", {"enum": ["known", "unknown"]}, "events with a read of one of the owner's known plates, or "
@@ -191,8 +191,9 @@ WEBHOOK_EVENT_NAMES = list(WEBHOOK_EVENTS)
 WEBHOOK = _obj({"id": STR, "url": STR, "events": {"type": "array", "items": {"enum": WEBHOOK_EVENT_NAMES}},
                 "only_real_alarms": BOOL, "created_at": STR})
 WEBHOOK_IN = {"type": "object", "additionalProperties": False, "properties": {
-    "url": {**STR, "description": "https URL of the receiver (http for a receiver on the deployment's own "
-            "network only where the operator allows it)"},
+    "url": {**STR, "maxLength": 500, "description": "the receiver's http(s) URL, without user name or password; "
+            "its host must resolve to public addresses (loopback, private and link-local networks only where the "
+            "operator allows them: notify.webhook_networks)"},
     "events": {"type": "array", "items": {"enum": WEBHOOK_EVENT_NAMES},
                "description": "the event types to deliver (default: detections.ready)"},
     "only_real_alarms": BOOL}}
