@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from alarmcloud.testing import LiveServer, make_clip, test_settings
+from alarmcloud.testing import LiveServer, make_clip, openapi_document, test_settings
 
 PASSWORD = "correct horse battery staple"
 CAMERA_MODEL = "IN-9008 Full HD"
@@ -31,17 +30,7 @@ MAX_JSON = 1024 * 1024  # errors.json_body's cap
 # ---------------------------------------------------------------- the operations (from the app's OpenAPI document)
 
 
-def _document() -> dict[str, Any]:
-    """The OpenAPI document of an app built like the live server's (no database needed to build it)."""
-    from alarmcloud import openapi
-    from alarmcloud.app import create_app
-
-    with tempfile.TemporaryDirectory(prefix="ac-openapi-") as tmp:
-        app = create_app(test_settings(Path(tmp) / "data"), run_migrations=False)  # type: ignore[arg-type]
-        return openapi.build(list(app.routes))
-
-
-DOC = _document()
+DOC: dict[str, Any] = openapi_document()  # the app's own, as /openapi.json serves it
 OPS: list[tuple[str, str]] = [(m.upper(), p) for p, ops in DOC["paths"].items() for m in ops]
 
 

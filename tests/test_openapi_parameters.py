@@ -11,49 +11,33 @@ from __future__ import annotations
 
 import ast
 import inspect
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import httpx
 import jsonschema
 import pytest
-from alarmcloud.testing import LiveServer, test_settings
+from alarmcloud import openapi
+from alarmcloud.testing import LiveServer, app_routes, test_settings
 from starlette.routing import Mount, Route
 
 
-def _app_routes() -> list[tuple[str, str, Callable[..., Any]]]:
-    from alarmcloud.app import create_app
-
-    with tempfile.TemporaryDirectory(prefix="ac-openapi-") as tmp:
-        app = create_app(test_settings(Path(tmp) / "data"), run_migrations=False)  # type: ignore[arg-type]
-
-    def walk(rs: list[Any], prefix: str = "") -> Iterator[tuple[str, str, Callable[..., Any]]]:
-        for r in rs:
-            if isinstance(r, Mount):
-                yield from walk(list(r.routes), prefix + r.path)
-            elif isinstance(r, Route):
-                for m in sorted((r.methods or set()) - {"HEAD"}):
-                    yield m, prefix + r.path, r.endpoint
-
-    return list(walk(list(app.routes)))
+def _endpoints(rs: list[Any], prefix: str = "") -> Iterator[tuple[str, str, Callable[..., Any]]]:
+    """(method, path, endpoint function) of every route, mounted ones with their prefix."""
+    for r in rs:
+        if isinstance(r, Mount):
+            yield from _endpoints(list(r.routes), prefix + r.path)
+        elif isinstance(r, Route):
+            for m in sorted((r.methods or set()) - {"HEAD"}):
+                yield m, prefix + r.path, r.endpoint
 
 
-def _document() -> dict[str, Any]:
-    from alarmcloud import openapi
-    from alarmcloud.app import create_app
-
-    with tempfile.TemporaryDirectory(prefix="ac-openapi-") as tmp:
-        app = create_app(test_settings(Path(tmp) / "data"), run_migrations=False)  # type: ignore[arg-type]
-        return openapi.build(list(app.routes))
-
-
-ROUTES = _app_routes()
-DOC = _document()
+TABLE = app_routes()
+ROUTES = list(_endpoints(TABLE))
+DOC = openapi.build(TABLE)  # the app's own document, as /openapi.json serves it
 API = [(m, p, fn) for m, p, fn in ROUTES if p.startswith("/api/")]
 
 

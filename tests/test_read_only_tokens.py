@@ -8,26 +8,15 @@ the one POST that only reads (a ZIP of chosen clips) works.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from alarmcloud.testing import LiveServer, test_settings
+from alarmcloud.testing import LiveServer, openapi_document
 
-
-def _document() -> dict[str, Any]:
-    from alarmcloud import openapi
-    from alarmcloud.app import create_app
-
-    with tempfile.TemporaryDirectory(prefix="ac-openapi-") as tmp:
-        app = create_app(test_settings(Path(tmp) / "data"), run_migrations=False)  # type: ignore[arg-type]
-        return openapi.build(list(app.routes))
-
-
-DOC = _document()
+DOC: dict[str, Any] = openapi_document()  # the app's own, as /openapi.json serves it
 #: operations that do not run as a person with a token, with the reason
 NOT_A_PERSON = {
     "POST /api/v1/auth/register": "makes an account (no token involved)",

@@ -22,7 +22,6 @@ import base64
 import io
 import json
 import re
-import tempfile
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from alarmcloud.testing import LiveServer, make_clip, test_settings
+from alarmcloud.testing import LiveServer, make_clip, openapi_document, test_settings
 
 PASSWORD = "correct horse battery staple"
 CAMERA_MODEL = "IN-9008 Full HD"
@@ -46,16 +45,7 @@ PLATE_A, PLATE_B = "MAA111", "MBB222"
 # ---------------------------------------------------------------- the operations (from the app's OpenAPI document)
 
 
-def _document() -> dict[str, Any]:
-    from alarmcloud import openapi
-    from alarmcloud.app import create_app
-
-    with tempfile.TemporaryDirectory(prefix="ac-openapi-") as tmp:
-        app = create_app(test_settings(Path(tmp) / "data"), run_migrations=False)  # type: ignore[arg-type]
-        return openapi.build(list(app.routes))
-
-
-DOC = _document()
+DOC: dict[str, Any] = openapi_document()  # the app's own, as /openapi.json serves it
 OPS: list[str] = [f"{m.upper()} {p}" for p, ops in DOC["paths"].items() for m in ops]
 
 #: path parameters that name something of camera A or B

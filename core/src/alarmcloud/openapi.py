@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections import Counter
 from typing import Any
 
 from starlette.requests import Request
@@ -22,6 +23,15 @@ ERROR = {"type": "object", "properties": {"error": {"type": "object", "propertie
 
 def _obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"type": "object", "properties": {**required, **(optional or {})}, "required": list(required)}
+
+
+def _extended(schema: dict[str, Any], required: dict[str, Any] | None = None,
+              optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An object ``schema`` with more properties: ``required`` ones (added to its required list) and ``optional``."""
+    out = {**schema, "properties": {**schema["properties"], **(required or {}), **(optional or {})}}
+    if required:
+        out["required"] = [*schema.get("required", []), *required]
+    return out
 
 
 STR, INT, BOOL, ANY = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {}
@@ -314,9 +324,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                "response": _obj({"days": {"type": "array", "items": _obj(
                                    {"day": STR, "clips": INT, "alarms": INT, "false_alarms": INT,
                                     "false_alarm_rate": NNUM})}}), "errors": [400, 401]},
-    ("GET", "/api/v1/me"): {"status": 200, "response": {**PROFILE, "properties": {
-        **PROFILE["properties"], "csrf_token": {**STR, "description": "send it as X-CSRF-Token with every change "
-                                               "made with the session cookie"}}}},
+    ("GET", "/api/v1/me"): {"status": 200, "response": _extended(PROFILE, optional={"csrf_token": {
+        **STR, "description": "send it as X-CSRF-Token with every change made with the session cookie"}})},
     ("PATCH", "/api/v1/me"): {"status": 200, "response": PROFILE, "errors": [400, 401, 403, 409],
                               "request": {"type": "object", "additionalProperties": False, "properties": {
                                   "email": STR, "password": {**STR, "minLength": 10},
@@ -329,8 +338,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                "request": _obj({"password": STR}, {"code": STR}),
                                "response": _obj({"deleted": BOOL, "accounts": INT})},
     ("GET", "/api/v1/me/consents"): {"status": 200, "response": _items(CONSENT)},
-    ("DELETE", "/api/v1/me/consents/{consent_id}"): {"status": 200, "errors": [401, 404], "response": {
-        **CONSENT, "properties": {**CONSENT["properties"], "training_copies_removed": INT}}},
+    ("DELETE", "/api/v1/me/consents/{consent_id}"): {"status": 200, "errors": [401, 404], "response": _extended(
+        CONSENT, optional={"training_copies_removed": INT})},
     ("GET", "/api/v1/me/links"): {"status": 200, "response": _items(_obj(
         {"client_id": STR, "name": STR, "integration": NSTR, "scopes": {"type": "array", "items": STR},
          "linked_at": STR}))},
@@ -370,15 +379,14 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/webhooks"): {"status": 200, "response": _items(WEBHOOK), "errors": [401, 403]},
     ("POST", "/api/v1/webhooks"): {"status": 201, "errors": [400, 401, 403, 409],
                                    "request": {**WEBHOOK_IN, "required": ["url"]},
-                                   "response": {**WEBHOOK, "required": [*WEBHOOK["required"], "secret"],
-                                                "properties": {**WEBHOOK["properties"], "secret": {
-                                                    **STR, "description": "the signing secret: shown only now"}}}},
+                                   "response": _extended(WEBHOOK, required={"secret": {
+                                       **STR, "description": "the signing secret: shown only now"}})},
     ("GET", "/api/v1/webhooks/{webhook_id}"): {"status": 200, "response": WEBHOOK, "errors": [401, 403, 404]},
     ("PATCH", "/api/v1/webhooks/{webhook_id}"): {
         "status": 200, "errors": [400, 401, 403, 404],
-        "request": {**WEBHOOK_IN, "properties": {**WEBHOOK_IN["properties"], "rotate_secret": BOOL}},
-        "response": {**WEBHOOK, "properties": {**WEBHOOK["properties"], "secret": {
-            **STR, "description": "a new signing secret, after rotate_secret only"}}}},
+        "request": _extended(WEBHOOK_IN, optional={"rotate_secret": BOOL}),
+        "response": _extended(WEBHOOK, optional={"secret": {
+            **STR, "description": "a new signing secret, after rotate_secret only"}})},
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): {"status": 204, "errors": [401, 403, 404]},
     ("POST", "/api/v1/webhooks/{webhook_id}/test"): {"status": 201, "response": DELIVERY,
                                                      "errors": [401, 403, 404]},
@@ -495,9 +503,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/me/offsite/retry"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404, 409]},
     ("POST", "/api/v1/me/offsite/backfill"): {
         "status": 200, "errors": [400, 401, 403, 404, 409], "request": OFFSITE_BACKFILL_IN, "body_optional": True,
-        "response": {**OFFSITE, "required": [*OFFSITE["required"], "queued"],
-                     "properties": {**OFFSITE["properties"], "queued": {**INT, "description": "copies queued now "
-                                    "(0 when every matching clip has one already)"}}}},
+        "response": _extended(OFFSITE, required={"queued": {**INT, "description": "copies queued now (0 when every "
+                                                                  "matching clip has one already)"}})},
 }
 
 
@@ -610,10 +617,7 @@ def build(routes: list[Any], prefix: str = "") -> dict[str, Any]:
 def _unique_ids(paths: dict[str, Any]) -> None:
     """Operation ids must be unique (client generators name functions by them): where two endpoints share a
     function name (two plugins' ``status``), each such operation is named by its method and path instead."""
-    ops = [op for ops in paths.values() for op in ops.values()]
-    counts: dict[str, int] = {}
-    for op in ops:
-        counts[op["operationId"]] = counts.get(op["operationId"], 0) + 1
+    counts = Counter(op["operationId"] for ops in paths.values() for op in ops.values())
     for path, by_method in paths.items():
         for method, op in by_method.items():
             if counts[op["operationId"]] > 1:

@@ -222,6 +222,23 @@ class LiveServer:
         self.thread.join(timeout=15)
 
 
+def app_routes() -> list[object]:
+    """The route table of an app built like the live server's, core and installed plugins (no database needed)."""
+    import tempfile
+
+    from alarmcloud.app import create_app
+
+    with tempfile.TemporaryDirectory(prefix="ac-openapi-") as tmp:
+        return list(create_app(test_settings(Path(tmp) / "data"), run_migrations=False).routes)  # type: ignore[arg-type]
+
+
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document such an app serves at ``/openapi.json``."""
+    from alarmcloud import openapi
+
+    return openapi.build(app_routes())
+
+
 def test_settings(data_dir: Path, **overrides: object) -> object:
     """Settings for tests: a temp data dir, FTP off, fast workers; ``ALARMCLOUD_TEST_DATABASE_URL`` if set.
 
