@@ -415,7 +415,7 @@ async def create_token(request: Request) -> Response:
     data = await json_body(request)
     only_fields(data, {"name", "read_only"})
     name = field(data, "name", str, max_len=100).strip() or "token"
-    read_only = bool(field(data, "read_only", bool, required=False))
+    read_only = field(data, "read_only", bool, required=False, default=False)
     token = "act_" + crypto.new_token(32)
 
     def _store(s: Session) -> ApiToken:

@@ -217,8 +217,7 @@ async def account_page(request: Request) -> Response:
     if user is None:
         return to_login(request)
     app = auth.core(request)
-    two_factor = await app.db.run(lambda s: twofactor.summary(s, user.id))
-    tokens = await app.db.run(lambda s: auth.token_list(s, user.id))
+    two_factor, tokens = await app.db.run(lambda s: (twofactor.summary(s, user.id), auth.token_list(s, user.id)))
     return render(request, "account.html", user, two_factor=two_factor, tokens=tokens,
                   api_base=app.settings.public_url.rstrip("/"))
 

@@ -75,6 +75,8 @@
     });
   }
 
+  Object.assign(window.alarmcloud, { flash, showError, busy, localTimes });
+
   // thumbnails or snapshots that fail to load get a placeholder
   document.addEventListener("error", (e) => {
     const img = e.target;
@@ -1698,27 +1700,12 @@ window.alarmcloud.card = (function () {
 // ------------------------------------------------------------ API tokens (account page)
 (function () {
   const $ = (sel, root) => (root || document).querySelector(sel);
-  const { api } = window.alarmcloud;
+  const { api, flash, showError, busy, localTimes } = window.alarmcloud;
 
-  function say(form, text) {
-    const el = $(".error", form);
-    el.textContent = text;
-    el.hidden = !text;
-  }
-
-  function cell(content) {
+  function cell(...content) {
     const td = document.createElement("td");
-    td.append(content);
+    td.append(...content);
     return td;
-  }
-
-  function time(iso) {
-    const t = document.createElement("time");
-    t.setAttribute("datetime", iso);
-    const d = new Date(iso);
-    t.textContent = isNaN(d) ? iso : d.toLocaleString();
-    t.title = iso;
-    return t;
   }
 
   function row(token) {
@@ -1732,10 +1719,12 @@ window.alarmcloud.card = (function () {
     btn.setAttribute("aria-label", "Revoke the token " + token.name);
     const made = document.createElement("span");
     made.className = "muted";
-    made.append("made ", time(token.created_at));
-    const name = cell(token.name);
-    name.append(document.createElement("br"), made);
-    tr.append(name, cell(token.read_only ? "read" : "read and change"), cell("never"), cell(btn));
+    const time = document.createElement("time");
+    time.setAttribute("datetime", token.created_at);
+    made.append("made ", time);
+    tr.append(cell(token.name, document.createElement("br"), made),
+              cell(token.read_only ? "read" : "read and change"), cell("never"), cell(btn));
+    localTimes(tr);
     return tr;
   }
 
@@ -1749,14 +1738,14 @@ window.alarmcloud.card = (function () {
     const form = e.target;
     if (!form.matches("[data-token-create]")) return;
     e.preventDefault();
-    say(form, "");
+    showError(form, "");
     const box = form.closest("[data-tokens]");
     const name = form.elements.name.value.trim();
-    if (!name) { say(form, "Give the token a name, so that you know later what uses it."); return; }
-    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    if (!name) { showError(form, "Give the token a name, so that you know later what uses it."); return; }
+    busy(form, true);
     const r = await api("POST", "/api/v1/tokens", { name, read_only: form.elements.read_only.checked });
-    form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
-    if (!r.ok) { say(form, r.message); return; }
+    busy(form, false);
+    if (!r.ok) { showError(form, r.message); return; }
     form.reset();
     $("tbody", box).prepend(row({ id: r.data.id, name: r.data.name, read_only: r.data.read_only,
                                   created_at: new Date().toISOString() }));
@@ -1774,24 +1763,17 @@ window.alarmcloud.card = (function () {
     const btn = e.target.closest("button[data-token-revoke]");
     if (!btn) return;
     if (!confirm("Revoke the token \u201c" + btn.dataset.name + "\u201d? Whatever uses it stops working at once.")) return;
+    const box = btn.closest("[data-tokens]");
     btn.disabled = true;
     const r = await api("DELETE", "/api/v1/tokens/" + encodeURIComponent(btn.dataset.tokenRevoke));
     if (!r.ok && r.status !== 404) {  // 404: already revoked elsewhere
       btn.disabled = false;
-      const box = btn.closest("[data-tokens]");
-      say($("[data-token-create]", box), r.message);
+      showError($("[data-token-create]", box), r.message);
       return;
     }
-    const box = btn.closest("[data-tokens]");
     btn.closest("tr").remove();
-    const shown = $("[data-token-new]", box);
-    shown.hidden = true;  // a token shown for copying may be the one just revoked
+    $("[data-token-new]", box).hidden = true;  // a token shown for copying may be the one just revoked
     listShown(box);
-    const flash = $(".flash");
-    if (flash) {
-      flash.textContent = "Token \u201c" + btn.dataset.name + "\u201d revoked.";
-      flash.className = "flash ok";
-      flash.hidden = false;
-    }
+    flash("Token \u201c" + btn.dataset.name + "\u201d revoked.");
   });
 })();
