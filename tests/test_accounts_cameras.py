@@ -188,6 +188,19 @@ def test_api_tokens_are_listed_newest_first_and_capped_at_twenty_live_ones(api: 
     assert b.post("/api/v1/tokens", json={"name": "mine"}).status_code == 201
 
 
+def test_api_tokens_created_at_once_stop_at_the_limit(api: Any, server: LiveServer) -> None:
+    """Scripts creating tokens at once, two short of the limit, get two and the rest refused, never more live tokens
+    than the limit (PostgreSQL runs the requests truly at once)."""
+    from alarmcloud.auth import MAX_TOKENS
+
+    a = api().register("tokens-at-once@example.com")
+    for i in range(MAX_TOKENS - 2):
+        assert a.post("/api/v1/tokens", json={"name": f"script {i}"}).status_code == 201
+    codes = a.post_at_once("/api/v1/tokens", [{"name": f"at once {i}"} for i in range(6)])
+    assert codes == [201] * 2 + [409] * 4, codes
+    assert len(a.get("/api/v1/tokens").json()["items"]) == MAX_TOKENS
+
+
 def test_revoking_a_token_again_keeps_when_it_was_revoked(api: Any, server: LiveServer) -> None:
     from alarmcloud.models import ApiToken
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
 from alarmcloud.errors import ApiError, field, json_body, only_fields
-from alarmcloud.models import Account, ApiToken, Camera, CameraRight, SessionRow, iso, utcnow
+from alarmcloud.models import Account, ApiToken, Camera, CameraRight, SessionRow, iso, lock_account, utcnow
 from alarmcloud.netutil import client_prefix
 
 if TYPE_CHECKING:
@@ -419,6 +419,7 @@ async def create_token(request: Request) -> Response:
     token = "act_" + crypto.new_token(32)
 
     def _store(s: Session) -> ApiToken:
+        lock_account(s, user.tenant_id)  # tokens created at once never pass the limit together
         live = s.exec(select(func.count()).select_from(ApiToken).where(
             ApiToken.account_id == user.id, col(ApiToken.revoked_at).is_(None))).one()
         if live >= MAX_TOKENS:
