@@ -24,20 +24,48 @@ PAGES = ("login", "timeline", "clip", "cameras", "camera", "storage", "plates", 
 
 def demo_history(core: object, written: bool = True) -> None:
     """Spread the clips over the last days so the charts show something; ``written``: also give the small test
-    clips mixed verdicts and a plate (the demo scenes of ``take`` keep what the detectors said)."""
+    clips mixed verdicts and a plate (the demo scenes of ``take`` keep what the detectors said).
+
+    The newest series stays a series of clips one after another, as a camera sends them while motion goes on; every
+    older clip, moved to a day of its own, becomes an alarm of its own (a series never spans days)."""
     from datetime import timedelta
 
-    from alarmcloud.models import Clip, FindingRow, utcnow
+    from alarmcloud.models import Clip, FindingRow, Series, utcnow
     from sqlmodel import select
 
     verdicts = ["alarm", "false_alarm:rain", "alarm", "false_alarm:no_motion", "false_alarm:rain"]
     with core.db.session() as s:  # type: ignore[attr-defined]
         clips = s.exec(select(Clip).order_by(Clip.received_at)).all()
+        newest = clips[-1].series_id if clips else ""
+        kept = [c for c in clips if c.series_id == newest]
+        moved = [c for c in clips if c.series_id != newest]
+        now = utcnow()
+        emptied = {c.series_id for c in moved}
+        singles = []
+        for i, clip in enumerate(moved):
+            clip.started_at = now - timedelta(days=(len(moved) - i) * 2, minutes=i)
+            singles.append(Series(account_id=clip.account_id, camera_id=clip.camera_id, started_at=clip.started_at,
+                                  ended_at=clip.started_at + timedelta(seconds=clip.duration), clip_count=1))
+        s.add_all(singles)
+        s.flush()  # the new series exist before a clip points at one
+        for clip, series in zip(moved, singles, strict=True):
+            clip.series_id = series.id
+            s.add(clip)
+        s.flush()
+        for sid in emptied:
+            s.delete(s.get(Series, sid))
+        for k, clip in enumerate(kept):
+            clip.started_at = now - timedelta(minutes=30) + timedelta(seconds=20 * k)
+        if kept:
+            series = s.get(Series, newest)
+            series.started_at = kept[0].started_at
+            series.ended_at = kept[-1].started_at + timedelta(seconds=kept[-1].duration)
+            series.clip_count = len(kept)
+            s.add(series)
         for i, clip in enumerate(clips):
             if written:
                 clip.verdict = verdicts[i % len(verdicts)]
                 clip.status = "done"
-            clip.started_at = utcnow() - timedelta(days=(len(clips) - 1 - i) * 2, minutes=i)
             s.add(clip)
         if clips and written:
             s.add(FindingRow(clip_id=clips[-1].id, account_id=clips[-1].account_id, detector="plates",

@@ -226,17 +226,25 @@ async def account_page(request: Request) -> Response:
 
 
 def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Consecutive clips of one alarm series become one group (newest first within it); each clip's plates as
-    ``{"text", "name"}`` (the name of a known plate, which the events name for the owner only)."""
-    groups: list[dict[str, Any]] = []
+    """Consecutive clips of one alarm series become one group (newest first within it), ``"series": True``; the
+    alarms between series that are a clip of their own share one group (``"series": False``), so they fill the
+    rows of one grid instead of a row each. Each clip's plates as ``{"text", "name"}`` (the name of a known
+    plate, which the events name for the owner only)."""
+    runs: list[list[dict[str, Any]]] = []
     for it in items:
         names = {f["text"]: f.get("known_plate", {}).get("name") for f in it["findings"] if f.get("text")}
         it["plates"] = [{"text": p, "name": names[p]} for p in sorted(names)]
         it["labels"] = sorted({f["label"] for f in it["findings"]})
-        if groups and groups[-1]["series_id"] == it["series_id"]:
-            groups[-1]["items"].append(it)
+        if runs and runs[-1][0]["series_id"] == it["series_id"]:
+            runs[-1].append(it)
         else:
-            groups.append({"series_id": it["series_id"], "items": [it]})
+            runs.append([it])
+    groups: list[dict[str, Any]] = []
+    for run in runs:
+        if len(run) == 1 and groups and not groups[-1]["series"]:
+            groups[-1]["items"].append(run[0])
+        else:
+            groups.append({"series": len(run) > 1, "items": run})
     return groups
 
 
