@@ -26,13 +26,19 @@ def test_findings_without_a_time_or_box_show_as_whole_clip(server: LiveServer, a
     assert "whole clip" in page.text
 
 
-def test_the_delete_button_is_shown_only_to_those_who_may_delete(api: Any, clip: Path) -> None:
-    """Deleting a clip needs the admin right on its camera: the owner and an admin sub-user see the button, view
-    and control sub-users do not (the API refuses them with 403)."""
+def test_the_delete_and_keep_buttons_are_shown_only_to_those_who_may_use_them(api: Any, clip: Path) -> None:
+    """Deleting or keeping a clip needs the admin right on its camera: the owner and an admin sub-user see the
+    buttons, view and control sub-users do not (the API refuses them with 403)."""
     owner = api().register("rights@example.com")
     cam = owner.camera()
     ev = owner.upload_analysed(owner.upload_credentials(cam["id"]), clip)
-    seen: dict[str, bool] = {"owner": "Delete this clip" in owner.get(f"/events/{ev['id']}").text}
+
+    def shown(page: str) -> bool:
+        delete, keep = "Delete this clip" in page, "Keep this clip" in page
+        assert delete == keep, (delete, keep)
+        return delete
+
+    seen: dict[str, bool] = {"owner": shown(owner.get(f"/events/{ev['id']}").text)}
     for right in ("view", "control", "admin"):
         email = f"{right}@example.com"
         r = owner.post("/api/v1/subusers", json={"email": email, "password": "another good pw",
@@ -41,5 +47,5 @@ def test_the_delete_button_is_shown_only_to_those_who_may_delete(api: Any, clip:
         sub = api().login(email, "another good pw")
         page = sub.get(f"/events/{ev['id']}")
         assert page.status_code == 200, page.text[:300]
-        seen[right] = "Delete this clip" in page.text
+        seen[right] = shown(page.text)
     assert seen == {"owner": True, "view": False, "control": False, "admin": True}

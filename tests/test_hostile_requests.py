@@ -502,6 +502,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /api/v1/cameras/{camera_id}/actions": {"action": "motion_detection", "value": True},
     "POST /api/v1/events/download": {"ids": ["<event_id>"], "count_only": True},
     "POST /api/v1/events/{event_id}/feedback": {"detector": "rain", "label": "not_rain"},
+    "PATCH /api/v1/events/{event_id}": {"kept": False},  # as it is: the owner keeps no clip
     "POST /api/v1/plates": {"text": "M-AB 120", "name": "Mine"},
     "PATCH /api/v1/plates/{plate_id}": {"notify": True},  # as it is: the valid request changes nothing
     "POST /api/v1/webhooks": {"url": "ftp://127.0.0.1/hook"},

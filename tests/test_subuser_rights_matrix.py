@@ -71,6 +71,8 @@ CAMERA_OPS: dict[str, str] = {
     "GET /api/v1/events/{event_id}": "view",
     # deleting a clip changes what the camera recorded: "view reads the camera, its events and videos"
     "DELETE /api/v1/events/{event_id}": "admin",
+    # keeping a clip decides what stays stored (and fills the account's storage): as deleting it
+    "PATCH /api/v1/events/{event_id}": "admin",
     "GET /api/v1/events/{event_id}/video": "view",
     "GET /api/v1/events/{event_id}/thumbnail": "view",
     "POST /api/v1/events/{event_id}/feedback": "view",
@@ -144,6 +146,7 @@ BODIES: dict[str, Any] = {
     "PUT /api/v1/cameras/{camera_id}/detectors": {"options": {}},
     "POST /api/v1/cameras/{camera_id}/actions": {"action": "motion_detection", "value": True},
     "POST /api/v1/events/{event_id}/feedback": {"detector": "rain", "label": "not_rain"},
+    "PATCH /api/v1/events/{event_id}": {"kept": False},
     "PUT /api/v1/operator/cameras/{camera_id}/fair-use": {"override": None},
     "POST /api/v1/cameras": {"name": "Porch", "brand": "instar", "model": CAMERA_MODEL},
     "POST /api/v1/subusers": {"email": "<new_email>", "password": PASSWORD, "rights": {"<camera_id:A>": "view"}},

@@ -462,6 +462,7 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/events/download", download.download_events, methods=["POST"]),
         R("/api/v1/downloads/{link_id}", download.fetch_link, methods=["GET", "HEAD"]),
         R("/api/v1/events/{event_id}", eventsapi.get_event, methods=["GET"]),
+        R("/api/v1/events/{event_id}", eventsapi.update_event, methods=["PATCH"]),
         R("/api/v1/events/{event_id}", eventsapi.delete_event, methods=["DELETE"]),
         R("/api/v1/events/{event_id}/video", eventsapi.video, methods=["GET", "HEAD"]),
         R("/api/v1/events/{event_id}/thumbnail", eventsapi.thumbnail, methods=["GET"]),

@@ -150,6 +150,11 @@ class StorageConfig(BaseModel):
     retention_days: int = Field(30, description="Default days a clip is kept")
     almost_full_ratio: float = Field(0.9, description="Raise storage.almost_full above this share of the quota")
     download_max_clips: int = Field(500, ge=1, description="Most clips in one bulk download of events (more: 413)")
+    kept_max_ratio: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Share of an account's quota its kept clips may fill (clips the owner keeps past the retention "
+                    "period and out of the quota's eviction); the rest stays free for new alarms. 0: no clip can be "
+                    "kept")
 
     @model_validator(mode="after")
     def _check_backend(self) -> StorageConfig:

@@ -21,9 +21,22 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from alarmcloud.auth import User, camera_for, core, require_user, visible_camera_ids
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
-from alarmcloud.models import Camera, Clip, Consent, Feedback, FindingRow, KnownPlate, Series, iso, lock_account
+from alarmcloud.models import (
+    Account,
+    Camera,
+    Clip,
+    Consent,
+    Feedback,
+    FindingRow,
+    KnownPlate,
+    Series,
+    iso,
+    lock_account,
+    utcnow,
+)
 from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate, one_character_off, plate_book
 from alarmcloud.pipeline import shown_scores
+from alarmcloud.storage import kept_bytes, kept_limit_bytes
 from alarmcloud.tuning import threshold_suggestion
 
 MAX_LIMIT = 200
@@ -40,6 +53,7 @@ def event_json(clip: Clip, findings: list[FindingRow], camera_name: str | None =
         "size_bytes": clip.size_bytes, "status": clip.status, "verdict": clip.verdict, "mover": clip.mover,
         "flags": clip.flags or [], "trigger": clip.trigger, "original_name": clip.original_name,
         "findings": [_finding(f, book) for f in findings], "scores": shown_scores(clip.scores),
+        "kept": clip.kept_at is not None, "kept_at": iso(clip.kept_at) if clip.kept_at else None,
         "video_url": f"/api/v1/events/{clip.id}/video", "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
     }
 
@@ -146,6 +160,11 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int,
         q = q.where(Clip.started_at >= since)
     if until:
         q = q.where(Clip.started_at < until)
+    kept = params.get("kept")
+    if kept not in (None, "", "true", "false"):
+        raise ApiError(400, "invalid_kept", "kept must be true or false")
+    if kept:
+        q = q.where(col(Clip.kept_at).is_not(None) if kept == "true" else col(Clip.kept_at).is_(None))
     verdict = params.get("verdict")
     if verdict == "false_alarm":
         q = q.where(col(Clip.verdict).like("false_alarm:%"))
@@ -188,7 +207,7 @@ def _limit(request: Request, default: int = 50) -> int:
 
 async def list_events(request: Request) -> Response:
     """Events newest first. Filters: camera_id, since, until, label, verdict, plate (fuzzy), plates (known or
-    unknown, the owner's), series_id."""
+    unknown, the owner's), series_id, kept."""
     user = await require_user(request)
     limit = _limit(request)
     params = dict(request.query_params)
@@ -239,6 +258,42 @@ async def delete_event(request: Request) -> Response:
     await app.db.run(_check)
     await app.storage.delete_clip(eid)
     return Response(status_code=204)
+
+
+async def update_event(request: Request) -> Response:
+    """Keep an event (``{"kept": true}``): retention and the quota's eviction leave its clip alone until
+    ``{"kept": false}``; deleting it, its camera or the account still deletes it. Needs the ``admin`` right on the
+    event's camera (it decides what stays stored). Kept clips may fill ``storage.kept_max_ratio`` of the quota
+    (default half), so new alarms always find room: 409 ``keep_limit`` beyond it."""
+    user = await require_user(request)
+    app = core(request)
+    eid = request.path_params["event_id"]
+    data = await json_body(request)
+    only_fields(data, {"kept"})
+    keep = field(data, "kept", bool)
+
+    def _save(s: Session) -> dict[str, Any]:
+        clip = clip_for(s, user, eid)  # 404 for an event of a camera the caller has no right on
+        camera_for(s, user, clip.camera_id, "admin")
+        lock_account(s, user.tenant_id)  # keeps at once never pass the limit together
+        clip = s.get(Clip, eid, with_for_update=True, populate_existing=True)
+        if clip is None:  # deleted meanwhile
+            raise ApiError(404, "not_found", "event not found")
+        if keep and clip.kept_at is None:
+            limit = kept_limit_bytes(app.settings, s.get(Account, user.tenant_id))
+            already = kept_bytes(s, user.tenant_id)
+            if already + clip.size_bytes > limit:
+                raise ApiError(409, "keep_limit", f"kept clips may fill {limit / 1e6:.0f} MB of your storage and "
+                                                  f"{already / 1e6:.0f} MB are kept; stop keeping or delete some "
+                                                  "first")
+            clip.kept_at = utcnow()
+        elif not keep:
+            clip.kept_at = None
+        s.add(clip)
+        s.commit()
+        return load_event(s, user, eid)[0]
+
+    return JSONResponse(await app.db.run(_save))
 
 
 _RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits only

@@ -211,6 +211,10 @@ class Clip(SQLModel, table=True):
     #: the owner's bucket this clip was last copied to (``offsite.destination``: endpoint, bucket and prefix), None:
     #: never; a backfill copies the clips whose copy is not in the bucket set now
     offsite_copy: str | None = Field(default=None, max_length=32)
+    #: when the owner chose to keep the clip (``PATCH /api/v1/events/{id}``): retention and the quota's eviction leave
+    #: it alone until they stop keeping it; None: it goes when its time comes. Deleting it, its camera or the
+    #: account deletes it all the same
+    kept_at: datetime | None = None
 
 
 class FindingRow(SQLModel, table=True):

@@ -65,7 +65,10 @@ EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
               "findings": {"type": "array", "items": FINDING},
               "scores": {"type": "object", "additionalProperties": {"type": "number"},
                          "description": "per detector that reports one (the rain detector), the score it compared "
-                         "with the camera's threshold, also when it stayed below and no finding came out"}})
+                         "with the camera's threshold, also when it stayed below and no finding came out"},
+              "kept": {**BOOL, "description": "the owner keeps the clip: retention and the quota's eviction leave it "
+                       "alone (PATCH the event)"},
+              "kept_at": {"type": ["string", "null"], "description": "since when it is kept"}})
 NNUM = {"type": ["number", "null"]}
 NINT = {"type": ["integer", "null"]}
 #: the answer to a ``not_*`` mark of an event a detector flagged (``tuning.threshold_suggestion``)
@@ -187,6 +190,8 @@ EVENT_FILTERS = [
     _query("plates", {"enum": ["known", "unknown"]}, "events with a read of one of the owner's known plates, or "
            "with a read that is none of them (the owner only: 403 for sub-users)"),
     _query("series_id", STR, "the events of one alarm series"),
+    _query("kept", {"enum": ["true", "false"]}, "true: the events the owner keeps (past the retention period and out "
+           "of the quota's eviction); false: the others"),
 ]
 #: a video or archive answered whole (200) or in part (206) for a ``Range`` request
 RANGE = _header("Range", "one byte range, bytes=START-END (or START- / -SUFFIX): 206 with that part; 416 when "
@@ -219,8 +224,10 @@ PUSH = _obj({**_NOTIFY_COMMON, "url": NSTR})
 TELEGRAM = _obj({**_NOTIFY_COMMON, "chat_id": NSTR, "problem": NSTR})
 STORAGE = _obj({"quota_bytes": INT, "used_bytes": INT, "free_bytes": INT, "used_ratio": {"type": "number"},
                 "retention_days": INT, "clip_count": INT, "oldest_clip": NSTR,
+                "kept_count": INT, "kept_bytes": INT, "kept_limit_bytes": INT,
                 "per_camera": {"type": "array", "items": _obj({"camera_id": STR, "name": NSTR, "clips": INT,
-                                                                "bytes": INT, "oldest_clip": NSTR})}})
+                                                                "bytes": INT, "oldest_clip": NSTR,
+                                                                "kept_clips": INT, "kept_bytes": INT})}})
 SERIES = _obj({"id": STR, "camera_id": STR, "started_at": STR, "ended_at": STR, "clip_count": INT,
                "clips": {"type": "array", "items": _obj({"id": STR, "started_at": STR, "verdict": NSTR,
                                                           "duration": {"type": ["number", "null"]}})}})
@@ -308,6 +315,9 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                                                  "next_cursor": NSTR}),
                                 "query": [*EVENT_FILTERS, _query("cursor", STR, "next_cursor of the page before, "
                                                                  "with the same filters"), LIMIT_EVENTS]},
+    ("PATCH", "/api/v1/events/{event_id}"): {
+        "status": 200, "request": {**_obj({"kept": BOOL}), "additionalProperties": False}, "response": EVENT,
+        "errors": [400, 401, 403, 404, 409]},
     ("DELETE", "/api/v1/events/{event_id}"): {"status": 204, "errors": [401, 403, 404]},
     ("GET", "/api/v1/events/{event_id}/video"): {
         "status": 200, "response_media": "video/mp4", "headers": [RANGE, IF_NONE_MATCH],
@@ -474,7 +484,7 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "request": {"type": "object", "additionalProperties": False, "properties": {
             "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL, "link": BOOL,
             **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")},
-            "plates": {"enum": ["known", "unknown"]}}}},
+            "plates": {"enum": ["known", "unknown"]}, "kept": {"oneOf": [BOOL, {"enum": ["true", "false"]}]}}}},
     ("GET", "/api/v1/plates"): {"status": 200, "response": _items(KNOWN_PLATE), "errors": [401, 403]},
     ("POST", "/api/v1/plates"): {"status": 201, "request": _obj({"text": PLATE_TEXT, "name": PLATE_NAME},
                                                                 {"notify": PLATE_NOTIFY,

@@ -25,7 +25,8 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
         {"name": "core: alarm clips and events", "source": "core",
          "data": ["video recordings", "snapshots", "detections", "plate reads"],
          "purpose": "store and analyse alarm recordings of the customer's cameras", "recipients": [],
-         "retention": f"{st.storage.retention_days} days by default (configurable per account); plate reads "
+         "retention": f"{st.storage.retention_days} days by default (configurable per account), a clip the "
+                      "customer keeps until they let it go or delete it; plate reads "
                       + (f"{p.plates_days} days" if p.plates_days is not None else "with their clip"),
          "legal_basis": contract},
         {"name": "core: camera credentials", "source": "core",

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, delete, func, or_
+from sqlalchemy import ColumnElement, case, delete, func, or_
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -96,12 +96,25 @@ def almost_full_event(settings: Settings, account_id: str, used_before: int, use
         "used_ratio": round(used_after / quota, 4), "used_bytes": used_after, "quota_bytes": quota})
 
 
+def kept_bytes(s: Session, account_id: str) -> int:
+    """Bytes of the clips the account keeps (``Clip.kept_at``)."""
+    total = s.exec(select(func.coalesce(func.sum(Clip.size_bytes), 0)).where(
+        Clip.account_id == account_id, col(Clip.kept_at).is_not(None))).one()
+    return int(total)
+
+
+def kept_limit_bytes(settings: Settings, account: Account | None) -> int:
+    """How many bytes of kept clips the account may have: ``storage.kept_max_ratio`` of its quota."""
+    return int(settings.storage.kept_max_ratio * quota_bytes(settings, account))
+
+
 def make_room(s: Session, account: Account, incoming: int, quota: int) -> list[str]:
-    """Evict the account's oldest clips until ``incoming`` bytes fit; returns blob keys to delete after commit."""
+    """Evict the account's oldest clips, never a kept one, until ``incoming`` bytes fit; returns blob keys to delete
+    after commit."""
     keys: list[str] = []
     used = used_bytes(s, account.id)
     while used + incoming > quota:
-        oldest = s.exec(select(Clip).where(Clip.account_id == account.id).order_by(
+        oldest = s.exec(select(Clip).where(Clip.account_id == account.id, col(Clip.kept_at).is_(None)).order_by(
             Clip.started_at, Clip.id).limit(1)).first()
         if oldest is None:
             break
@@ -117,9 +130,11 @@ def kept_since_before(cutoff: datetime) -> ColumnElement[bool]:
 
 
 def expired_clips(s: Session, account_id: str, retention_days: int, now: datetime | None = None) -> list[Clip]:
-    """The account's clips recorded, or received, more than ``retention_days`` ago (``kept_since_before``)."""
+    """The account's clips recorded, or received, more than ``retention_days`` ago (``kept_since_before``), but
+    those the owner keeps."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    return list(s.exec(select(Clip).where(Clip.account_id == account_id, kept_since_before(cutoff))).all())
+    return list(s.exec(select(Clip).where(Clip.account_id == account_id, kept_since_before(cutoff),
+                                          col(Clip.kept_at).is_(None))).all())
 
 
 class StorageService:
@@ -164,20 +179,25 @@ class StorageService:
         acc = s.get(Account, account_id)
         quota = quota_bytes(self.app.settings, acc)
         days = retention_days(self.app.settings, acc)
+        kept = col(Clip.kept_at).is_not(None)
         rows = s.exec(select(Clip.camera_id, func.count(), func.coalesce(func.sum(Clip.size_bytes), 0),
-                             func.min(Clip.started_at)).where(Clip.account_id == account_id)
-                      .group_by(Clip.camera_id)).all()
+                             func.min(Clip.started_at), func.count(Clip.kept_at),
+                             func.coalesce(func.sum(case((kept, Clip.size_bytes), else_=0)), 0))
+                      .where(Clip.account_id == account_id).group_by(Clip.camera_id)).all()
         names = {c.id: c.name for c in s.exec(select(Camera).where(Camera.account_id == account_id)).all()}
         per_camera = [{"camera_id": cid, "name": names.get(cid), "clips": int(n), "bytes": int(b),
-                       "oldest_clip": iso(o) if o else None} for cid, n, b, o in rows]
+                       "oldest_clip": iso(o) if o else None, "kept_clips": int(kn), "kept_bytes": int(kb)}
+                      for cid, n, b, o, kn, kb in rows]
         used = sum(p["bytes"] for p in per_camera)
+        kept_used = sum(p["kept_bytes"] for p in per_camera)
         if camera_ids is not None:
             per_camera = [p for p in per_camera if p["camera_id"] in camera_ids]
         oldest = min((p["oldest_clip"] for p in per_camera if p["oldest_clip"]), default=None)
         return {"quota_bytes": quota, "used_bytes": used, "free_bytes": max(0, quota - used),
                 "used_ratio": round(used / quota, 4) if quota else 0.0, "retention_days": days,
                 "clip_count": sum(p["clips"] for p in per_camera), "oldest_clip": oldest,
-                "per_camera": per_camera}
+                "kept_count": sum(p["kept_clips"] for p in per_camera), "kept_bytes": kept_used,
+                "kept_limit_bytes": kept_limit_bytes(self.app.settings, acc), "per_camera": per_camera}
 
 
 async def storage_status(request: Request) -> Response:

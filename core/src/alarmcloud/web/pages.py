@@ -19,9 +19,10 @@ from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json, source_advice, upload_source
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
-from alarmcloud.models import Camera, Clip, FindingRow, Rejection, iso
+from alarmcloud.models import Account, Camera, Clip, FindingRow, Rejection, iso
 from alarmcloud.notify import normalize_plate
 from alarmcloud.specs import DetectorSpec, title_of
+from alarmcloud.storage import kept_bytes, kept_limit_bytes, retention_days
 from alarmcloud.units import human_bytes
 from alarmcloud.web import charts, operator
 
@@ -251,7 +252,7 @@ def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _filters(request: Request) -> tuple[dict[str, str], dict[str, str]]:
     """The form's filters, and the API parameters they mean (a day becomes since/until in UTC)."""
     qp = request.query_params
-    form = {k: qp.get(k, "").strip() for k in ("camera_id", "day", "label", "verdict", "plate", "plates")}
+    form = {k: qp.get(k, "").strip() for k in ("camera_id", "day", "label", "verdict", "plate", "plates", "kept")}
     params = {k: v for k, v in form.items() if v and k != "day"}
     if form["day"]:
         try:
@@ -325,10 +326,15 @@ async def clip_page(request: Request) -> Response:
             f.setdefault("box", None)
             f.setdefault("text", None)
             f["known_name"] = f.get("known_plate", {}).get("name")  # the owner's name for a known plate
-        # the API's rule (``eventsapi.delete_event``): the admin right on the event's camera
+        # the API's rule (``eventsapi.delete_event``, ``update_event``): the admin right on the event's camera
         may_delete = cam is not None and auth.camera_right(s, user, cam.id) == "admin"
+        keep = None
+        if may_delete:
+            acc = s.get(Account, user.tenant_id)
+            keep = {"days": retention_days(app.settings, acc), "limit": kept_limit_bytes(app.settings, acc),
+                    "used": kept_bytes(s, user.tenant_id)}
         return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_delete,
-                "is_owner": user.account.owner_id is None}
+                "keep": keep, "is_owner": user.account.owner_id is None}
 
     data = await app.db.run(_load)
     if data is None:

@@ -236,6 +236,12 @@
       const r = await api("DELETE", t.dataset.delete);
       if (!r.ok) return flash(r.message, "bad");
       if (t.dataset.redirect) location.assign(t.dataset.redirect);
+    } else if (t.matches("[data-keep]")) {
+      t.disabled = true;
+      const r = await api("PATCH", t.dataset.keep, { kept: t.dataset.kept === "true" });
+      t.disabled = false;
+      if (!r.ok) return flash(r.message, "bad");
+      location.reload();  // the card, the badge of kept clips and the use come from the server
     } else if (t.matches("[data-copy]")) {
       const src = document.getElementById(t.dataset.copy);
       const text = src.value !== undefined ? src.value : src.textContent;
@@ -653,7 +659,7 @@
     // the server: the day in this browser's time zone (tz: minutes, getTimezoneOffset)
     const q = new URLSearchParams(location.search);
     const out = {};
-    ["camera_id", "label", "verdict", "plate", "plates"].forEach((k) => { const v = (q.get(k) || "").trim(); if (v) out[k] = v; });
+    ["camera_id", "label", "verdict", "plate", "plates", "kept"].forEach((k) => { const v = (q.get(k) || "").trim(); if (v) out[k] = v; });
     const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec((q.get("day") || "").trim());
     if (m) {
       const raw = (q.get("tz") || "0").trim();
