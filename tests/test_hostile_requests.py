@@ -507,6 +507,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "PATCH /api/v1/plates/{plate_id}": {"notify": True},  # as it is: the valid request changes nothing
     "POST /api/v1/webhooks": {"url": "ftp://127.0.0.1/hook"},
     "PATCH /api/v1/webhooks/{webhook_id}": {"only_real_alarms": True},
+    "PUT /api/v1/me/snooze": {"minutes": 60, "camera_id": "<other:camera_id>"},  # refused: not the owner's camera
     "PATCH /api/v1/me/push": {"picture": False},
     "PATCH /api/v1/me/telegram": {"picture": False},
     "PATCH /api/v1/me/offsite": {"prefix": ""},

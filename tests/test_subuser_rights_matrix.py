@@ -105,6 +105,7 @@ PERSONAL: set[str] = {
     "GET /api/v1/me/links", "DELETE /api/v1/me/links/{client_id}",
     "GET /api/v1/me/export", "POST /api/v1/me/exports", "GET /api/v1/me/exports/{export_id}",
     "GET /api/v1/me/push", "PATCH /api/v1/me/push", "GET /api/v1/me/telegram", "PATCH /api/v1/me/telegram",
+    "GET /api/v1/me/snooze", "PUT /api/v1/me/snooze", "DELETE /api/v1/me/snooze",
     "GET /api/v1/me/2fa", "POST /api/v1/me/2fa",
     # the consent ledger: the caller's own (releases of recordings are the owner's; integration grants each person's)
     "GET /api/v1/me/consents", "DELETE /api/v1/me/consents/{consent_id}",
@@ -160,6 +161,7 @@ BODIES: dict[str, Any] = {
     "PATCH /api/v1/me": {"notify_email": False},
     "DELETE /api/v1/me": {"password": "not the password, sorry"},
     "POST /api/v1/tokens": {"name": "mine"},
+    "PUT /api/v1/me/snooze": {"minutes": 60, "camera_id": "<camera_id:A>"},
     "PATCH /api/v1/me/push": {"picture": False},
     "PATCH /api/v1/me/telegram": {"picture": False},
 }

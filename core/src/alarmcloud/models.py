@@ -68,6 +68,9 @@ class Account(SQLModel, table=True):
     notify_telegram_token_enc: str | None = Field(default=None, max_length=500)
     #: the message is the clip's picture with the text as caption (off by default: the picture then goes to Telegram)
     notify_telegram_picture: bool = False
+    #: the person's alarm messages (e-mail, push, Telegram) are snoozed until a time (ISO 8601, UTC): "*" for every
+    #: camera, else per camera id (``snooze``); webhooks and linked services are not
+    notify_snoozes: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     #: off-site copies of clips into the owner's own S3-compatible bucket (``offsite``; owners only)
     offsite_enabled: bool = False
     #: the bucket's endpoint URL (checked like webhook URLs: https, public addresses unless the operator allows)

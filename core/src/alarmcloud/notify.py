@@ -54,6 +54,7 @@ from alarmcloud.models import (
     iso,
     utcnow,
 )
+from alarmcloud.snooze import snoozed
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -389,6 +390,8 @@ def queue_notifications(app: AlarmCloud, s: Session, clip: Clip, cam: Camera | N
                 and _cooldown_ok(s, acc, clip.camera_id, f"webhook:{h.id}")):
             s.add(Outbox(account_id=acc.id, kind="webhook", target=h.id, payload=body))
     for person in _people(s, acc, clip.camera_id):  # each by their own e-mail and push settings
+        if snoozed(person, clip.camera_id):
+            continue  # the person silenced this camera, or every camera, for a while (``snooze``)
         if (person.notify_email and (real or not person.notify_only_real)
                 and _cooldown_ok(s, person, clip.camera_id, "email")):
             payload = alarm_email(app, clip, cam)

@@ -231,6 +231,10 @@ STORAGE = _obj({"quota_bytes": INT, "used_bytes": INT, "free_bytes": INT, "used_
 SERIES = _obj({"id": STR, "camera_id": STR, "started_at": STR, "ended_at": STR, "clip_count": INT,
                "clips": {"type": "array", "items": _obj({"id": STR, "started_at": STR, "verdict": NSTR,
                                                           "duration": {"type": ["number", "null"]}})}})
+SNOOZE = {**_obj({"all": NSTR, "cameras": {"type": "array", "items": _obj({"camera_id": STR, "name": STR,
+                                                                             "until": STR})}}),
+          "description": "the person's alarm messages (e-mail, push, Telegram) snoozed until a time (UTC): for every "
+          "camera (all) and per camera; webhooks and linked services are not snoozed"}
 CONSENT = _obj({"id": INT, "kind": STR, "subject": NSTR, "purpose": NSTR, "created_at": STR, "withdrawn_at": NSTR})
 EXPORT_STARTED = _obj({"id": STR, "state": {"enum": ["running"]}, "url": STR})
 HEALTH = _obj({"status": {"enum": ["ok", "degraded"]}, "checks": {
@@ -374,6 +378,15 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/me/2fa/disable"): {"status": 204, "errors": [400, 401, 403],
                                          "request": _obj({"password": STR, "code": {
                                              **STR, "description": "a code of the app or an unused recovery code"}})},
+    ("GET", "/api/v1/me/snooze"): {"status": 200, "response": SNOOZE},
+    ("PUT", "/api/v1/me/snooze"): {
+        "status": 200, "response": SNOOZE, "errors": [400, 401, 403, 404],
+        "request": {**_obj({"minutes": {**INT, "minimum": 1, "maximum": 10080}},
+                           {"camera_id": {**STR, "description": "one camera's messages; without: every camera's"}}),
+                    "additionalProperties": False}},
+    ("DELETE", "/api/v1/me/snooze"): {"status": 200, "response": SNOOZE, "errors": [400, 401, 403, 404], "query": [
+        _query("camera_id", STR, "end this camera's snooze only (all: the one for every camera); without: every "
+               "snooze")]},
     ("GET", "/api/v1/me/push"): {"status": 200, "response": PUSH},
     ("PATCH", "/api/v1/me/push"): {"status": 200, "response": PUSH, "errors": [400, 401, 403],
                                    "request": {"type": "object", "additionalProperties": False, "properties": {

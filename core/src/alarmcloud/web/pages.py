@@ -21,6 +21,7 @@ from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
 from alarmcloud.models import Account, Camera, Clip, FindingRow, Rejection, iso
 from alarmcloud.notify import normalize_plate
+from alarmcloud.snooze import snooze_json
 from alarmcloud.specs import DetectorSpec, title_of
 from alarmcloud.storage import kept_bytes, kept_limit_bytes, retention_days
 from alarmcloud.units import human_bytes
@@ -209,8 +210,14 @@ async def notifications_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
+
+    def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
+        return snooze_json(s, user), cams
+
+    snooze, cameras = await auth.core(request).db.run(_load)
     return render(request, "notifications.html", user, account=user.account, is_owner=user.account.owner_id is None,
-                  events=WEBHOOK_EVENT_LABELS)
+                  events=WEBHOOK_EVENT_LABELS, snooze=snooze, cameras=cameras)
 
 
 async def account_page(request: Request) -> Response:

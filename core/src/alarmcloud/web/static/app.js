@@ -149,6 +149,23 @@
       const note = $(".sent", form) || form.appendChild(Object.assign(document.createElement("p"), { className: "sent" }));
       note.textContent = txt;
       showTune($("[data-tune]"), r.data && r.data.suggestion);
+    } else if (form.matches("[data-snooze]")) {
+      e.preventDefault();
+      const pick = (e.submitter && e.submitter.value) || "60";
+      let minutes = Number(pick);
+      if (pick === "morning") {  // the next 7:00 in this browser's time zone
+        const now = new Date(), at = new Date(now);
+        at.setHours(7, 0, 0, 0);
+        if (at <= now) at.setDate(at.getDate() + 1);
+        minutes = Math.max(1, Math.ceil((at - now) / 60000));
+      }
+      const body = { minutes };
+      if (form.elements.camera_id.value) body.camera_id = form.elements.camera_id.value;
+      busy(form, true);
+      const r = await api("PUT", "/api/v1/me/snooze", body);
+      busy(form, false);
+      if (!r.ok) return showError(form, r.message);
+      location.reload();
     } else if (form.matches("[data-add-camera]")) {
       e.preventDefault();
       await addCamera(form);
@@ -236,6 +253,12 @@
       const r = await api("DELETE", t.dataset.delete);
       if (!r.ok) return flash(r.message, "bad");
       if (t.dataset.redirect) location.assign(t.dataset.redirect);
+    } else if (t.matches("[data-unsnooze]")) {
+      t.disabled = true;
+      const r = await api("DELETE", "/api/v1/me/snooze?camera_id=" + encodeURIComponent(t.dataset.unsnooze));
+      t.disabled = false;
+      if (!r.ok) return flash(r.message, "bad");
+      location.reload();
     } else if (t.matches("[data-keep]")) {
       t.disabled = true;
       const r = await api("PATCH", t.dataset.keep, { kept: t.dataset.kept === "true" });
