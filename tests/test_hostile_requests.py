@@ -166,6 +166,7 @@ def _populate(world: World, who: Client, ids: dict[str, str], clip: Path, n: int
     assert r.status_code == 201, r.text
     ids["event_id"] = ids["clip_id"] = r.json()["event_id"]
     ids["token_id"] = who.call("POST", "/api/v1/tokens", 201, json={"name": "script"})["id"]
+    ids["session_id"] = who.call("GET", "/api/v1/me/sessions", 200)["items"][0]["id"]  # its signed-in session
     ids["subuser_id"] = who.call("POST", "/api/v1/subusers", 201, json={
         "email": f"helper{n}@example.com", "password": PASSWORD, "rights": {cam["id"]: "view"}})["id"]
     ids["plate_id"] = str(who.call("POST", "/api/v1/plates", 201, json={"text": "M-AB 12" + str(n),
@@ -315,7 +316,7 @@ def test_the_served_document_is_the_one_tested(world: World) -> None:
 
 #: path parameters that name something a tenant owns (another tenant's id must answer like a missing one)
 TENANT_IDS = {"token_id", "subuser_id", "camera_id", "link_id", "event_id", "plate_id", "client_id", "export_id",
-              "consent_id", "clip_id", "webhook_id", "delivery_id"}
+              "consent_id", "clip_id", "webhook_id", "delivery_id", "session_id"}
 
 BAD_IDS = {
     "missing": None,  # an id of the right form that names nothing

@@ -106,6 +106,7 @@ PERSONAL: set[str] = {
     "GET /api/v1/me/export", "POST /api/v1/me/exports", "GET /api/v1/me/exports/{export_id}",
     "GET /api/v1/me/push", "PATCH /api/v1/me/push", "GET /api/v1/me/telegram", "PATCH /api/v1/me/telegram",
     "GET /api/v1/me/snooze", "PUT /api/v1/me/snooze", "DELETE /api/v1/me/snooze",
+    "GET /api/v1/me/sessions", "DELETE /api/v1/me/sessions/{session_id}",
     "GET /api/v1/me/2fa", "POST /api/v1/me/2fa",
     # the consent ledger: the caller's own (releases of recordings are the owner's; integration grants each person's)
     "GET /api/v1/me/consents", "DELETE /api/v1/me/consents/{consent_id}",
@@ -128,6 +129,7 @@ SKIP: dict[str, str] = {
     "GET /api/v1/privacy/processing": "public", "GET /privacy": "public", "GET /login": "public",
     "GET /signup": "public", "GET /api-docs": "public",
     "POST /api/v1/auth/logout": "ends the caller's own session",
+    "DELETE /api/v1/me/sessions": "ends the caller's own other sessions",
     "POST /api/v1/ingest/clips": "camera upload credentials, not a person",
     "GET /plugins/instar/alarm": "camera credentials", "POST /plugins/instar/alarm": "camera credentials",
     "POST /api/v1/me/push/test": "external (push server)", "POST /api/v1/me/telegram/test": "external (Telegram)",
@@ -243,6 +245,7 @@ def _owner_things(w: World, core: Any) -> dict[str, str]:
 
     o = w.owner
     ids: dict[str, str] = {"token_id": o.call("POST", "/api/v1/tokens", 201, json={"name": "script"})["id"]}
+    ids["session_id"] = o.call("GET", "/api/v1/me/sessions", 200)["items"][0]["id"]
     ids["plate_id"] = str(o.call("POST", "/api/v1/plates", 201, json={"text": "M-OO 1", "name": "Mine"})["id"])
     ids["webhook_id"] = o.call("POST", "/api/v1/webhooks", 201, json={"url": "http://127.0.0.1:9/hook"})["id"]
     with core.db.session() as s:

@@ -43,6 +43,8 @@ class User:
     csrf_token: str | None = None
     #: a read-only API token: unsafe methods answer 403 ``read_only_token``
     read_only: bool = False
+    #: the session's row key (``SessionRow.id_hash``) when the caller came with a session cookie
+    session_id: str | None = None
 
     @property
     def id(self) -> str:
@@ -139,7 +141,7 @@ def _session_user(s: Session, app: AlarmCloud, cookie: str) -> User | None:
         s.add(row)
         s.add(account)
         s.commit()
-    return User(account, "session", csrf_token=row.csrf_token)
+    return User(account, "session", csrf_token=row.csrf_token, session_id=row.id_hash)
 
 
 def _token_user(s: Session, token: str) -> User | None:
@@ -289,8 +291,10 @@ async def start_session(app: AlarmCloud, account_id: str, response: Response, re
     cookie = crypto.new_token(32)  # 256-bit random id; nothing personal in it
     csrf = crypto.new_token(24)
 
+    device = device_label(request.headers.get("user-agent", "")) if request is not None else None
+
     def _store(s: Session) -> None:
-        s.add(SessionRow(id_hash=crypto.token_hash(cookie), account_id=account_id, csrf_token=csrf))
+        s.add(SessionRow(id_hash=crypto.token_hash(cookie), account_id=account_id, csrf_token=csrf, device=device))
         s.commit()
 
     await app.db.run(_store)
@@ -303,6 +307,25 @@ async def start_session(app: AlarmCloud, account_id: str, response: Response, re
     response.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, httponly=False, samesite="lax", secure=secure,
                         path="/")
     return csrf
+
+
+#: browsers by the first User-Agent token that names them (Edge and Opera say "Chrome" too, so they come first)
+_BROWSERS = (("Edg/", "Edge"), ("EdgA/", "Edge"), ("OPR/", "Opera"), ("SamsungBrowser/", "Samsung Internet"),
+             ("Firefox/", "Firefox"), ("FxiOS/", "Firefox"), ("CriOS/", "Chrome"), ("Chrome/", "Chrome"),
+             ("Safari/", "Safari"))
+_SYSTEMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+            ("Mac OS X", "macOS"), ("Macintosh", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"))
+
+
+def device_label(user_agent: str) -> str | None:
+    """A coarse name of the browser and system a session was started from ("Firefox on Android"), so a person can
+    tell their devices apart in the list of sessions; the User-Agent itself (versions and all) is not stored."""
+    ua = user_agent[:512]
+    browser = next((name for token, name in _BROWSERS if token in ua), None)
+    system = next((name for token, name in _SYSTEMS if token in ua), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or None
 
 
 def login_limit_keys(request: Request, email: str) -> tuple[tuple[str, str], tuple[str, str]]:

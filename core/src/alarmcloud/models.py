@@ -101,6 +101,8 @@ class SessionRow(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     last_seen_at: datetime = Field(default_factory=utcnow)
+    #: the browser and system it was started from, coarse ("Firefox on Android", ``auth.device_label``); None: unknown
+    device: str | None = Field(default=None, max_length=60)
 
 
 class ApiToken(SQLModel, table=True):

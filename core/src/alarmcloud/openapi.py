@@ -231,6 +231,7 @@ STORAGE = _obj({"quota_bytes": INT, "used_bytes": INT, "free_bytes": INT, "used_
 SERIES = _obj({"id": STR, "camera_id": STR, "started_at": STR, "ended_at": STR, "clip_count": INT,
                "clips": {"type": "array", "items": _obj({"id": STR, "started_at": STR, "verdict": NSTR,
                                                           "duration": {"type": ["number", "null"]}})}})
+SIGNED_IN = _obj({"id": STR, "device": NSTR, "created_at": STR, "last_seen_at": STR, "current": BOOL})
 SNOOZE = {**_obj({"all": NSTR, "cameras": {"type": "array", "items": _obj({"camera_id": STR, "name": STR,
                                                                              "until": STR})}}),
           "description": "the person's alarm messages (e-mail, push, Telegram) snoozed until a time (UTC): for every "
@@ -378,6 +379,9 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/me/2fa/disable"): {"status": 204, "errors": [400, 401, 403],
                                          "request": _obj({"password": STR, "code": {
                                              **STR, "description": "a code of the app or an unused recovery code"}})},
+    ("GET", "/api/v1/me/sessions"): {"status": 200, "response": _items(SIGNED_IN)},
+    ("DELETE", "/api/v1/me/sessions"): {"status": 200, "response": _obj({"ended": INT})},
+    ("DELETE", "/api/v1/me/sessions/{session_id}"): {"status": 204, "errors": [401, 403, 404]},
     ("GET", "/api/v1/me/snooze"): {"status": 200, "response": SNOOZE},
     ("PUT", "/api/v1/me/snooze"): {
         "status": 200, "response": SNOOZE, "errors": [400, 401, 403, 404],

@@ -19,7 +19,8 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
          "purpose": "login and necessary account information", "recipients": [],
          "retention": f"until the account is deleted; inactive accounts after {p.inactive_days} days "
                       f"plus a {p.inactive_grace_days}-day notice period", "legal_basis": contract},
-        {"name": "core: session cookie", "source": "core", "data": ["random session id"],
+        {"name": "core: session cookie", "source": "core",
+         "data": ["random session id", "browser and system, coarse (for the list of signed-in devices)"],
          "purpose": "keep the customer logged in", "recipients": [],
          "retention": f"at most {st.session_absolute_days} days", "legal_basis": contract},
         {"name": "core: alarm clips and events", "source": "core",

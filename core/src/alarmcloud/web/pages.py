@@ -21,6 +21,7 @@ from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
 from alarmcloud.models import Account, Camera, Clip, FindingRow, Rejection, iso
 from alarmcloud.notify import normalize_plate
+from alarmcloud.sessionsapi import session_list
 from alarmcloud.snooze import snooze_json
 from alarmcloud.specs import DetectorSpec, title_of
 from alarmcloud.storage import kept_bytes, kept_limit_bytes, retention_days
@@ -225,8 +226,9 @@ async def account_page(request: Request) -> Response:
     if user is None:
         return to_login(request)
     app = auth.core(request)
-    two_factor, tokens = await app.db.run(lambda s: (twofactor.summary(s, user.id), auth.token_list(s, user.id)))
-    return render(request, "account.html", user, two_factor=two_factor, tokens=tokens,
+    two_factor, tokens, sessions = await app.db.run(lambda s: (
+        twofactor.summary(s, user.id), auth.token_list(s, user.id), session_list(s, request, user)))
+    return render(request, "account.html", user, two_factor=two_factor, tokens=tokens, sessions=sessions,
                   api_base=app.settings.public_url.rstrip("/"))
 
 

@@ -1726,9 +1726,10 @@ window.alarmcloud.card = (function () {
   });
 })();
 
-// ------------------------------------------------------------ API tokens (account page)
+// ------------------------------------------------------------ API tokens and signed-in devices (account page)
 (function () {
   const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
   const { api, flash, showError, busy, localTimes } = window.alarmcloud;
 
   function cell(...content) {
@@ -1786,6 +1787,32 @@ window.alarmcloud.card = (function () {
     example.textContent = "curl -H 'Authorization: Bearer " + r.data.token + "' '" + base + "/api/v1/events?limit=5'";
     shown.hidden = false;
     $("h3", shown).focus();
+  });
+
+  // ------------------------------------------------------------ account: signed-in devices
+  document.addEventListener("click", async (e) => {
+    const btn = e.target.closest("button[data-session-end], button[data-sessions-end-others]");
+    if (!btn) return;
+    const box = btn.closest("[data-sessions]");
+    if (btn.matches("[data-sessions-end-others]")) {
+      if (!confirm("Sign out every other device? They need your password (and code) to sign in again.")) return;
+      btn.disabled = true;
+      const r = await api("DELETE", "/api/v1/me/sessions");
+      btn.disabled = false;
+      if (!r.ok) return flash(r.message, "bad");
+      $$("tr[data-session-row]:not([data-current])", box).forEach((tr) => tr.remove());
+      $("[data-sessions-others]", box).hidden = true;
+      return flash(r.data.ended === 1 ? "Signed out 1 other device." : "Signed out " + r.data.ended + " other devices.");
+    }
+    const current = btn.hasAttribute("data-current");
+    if (current && !confirm("Sign out here?")) return;
+    btn.disabled = true;
+    const r = await api("DELETE", "/api/v1/me/sessions/" + encodeURIComponent(btn.dataset.sessionEnd));
+    if (!r.ok && r.status !== 404) { btn.disabled = false; return flash(r.message, "bad"); }  // 404: ended meanwhile
+    if (current) return location.assign("/login");
+    btn.closest("tr").remove();
+    $("[data-sessions-others]", box).hidden = $$("tr[data-session-row]", box).length < 2;
+    flash("Signed out.");
   });
 
   document.addEventListener("click", async (e) => {
