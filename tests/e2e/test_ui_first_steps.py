@@ -303,7 +303,7 @@ def test_the_day_filter_label_lines_up_with_the_other_filter_labels(chromium: An
         with opened_page(chromium, width, height) as page:
             login(page, site.url, OWNER)
             fields = page.evaluate(measure)
-            assert [f["name"] for f in fields] == ["Camera", "Day", "Label", "Verdict", "Plate", "Cars"]  # the owner
+            assert [f["name"] for f in fields] == ["Camera", "Day", "Label", "Verdict", "Plate", "Cars", "Kept"]  # the owner
             day = next(f for f in fields if f["name"] == "Day")
             row = [f for f in fields if abs(f["bottom"] - day["bottom"]) < 2 and f is not day]
             assert row, fields  # Day shares its row with other filters (Camera on a phone, all on a desktop)

@@ -34,6 +34,7 @@ def camera_json(cam: Camera) -> dict[str, Any]:
     return {
         "id": cam.id,
         "name": cam.name,
+        "site": cam.site,
         "brand": cam.brand,
         "model": cam.model,
         "port": cam.port,
@@ -111,10 +112,18 @@ def _check_brand_model(app: AlarmCloud, brand: str, model: str) -> str:
 
 
 #: the fields of a camera a request may set (``privacy_masks`` only on an existing camera)
-CAMERA_FIELDS = {"name", "brand", "model", "host", "p2p_id", "username", "password", "port",
+CAMERA_FIELDS = {"name", "site", "brand", "model", "host", "p2p_id", "username", "password", "port",
                  "integrations_may_use_credentials"}
 #: the fields ``PATCH /cameras/{id}`` may change: all but the brand, and the privacy masks
 CAMERA_PATCH_FIELDS = (CAMERA_FIELDS - {"brand"}) | {"privacy_masks"}
+
+
+def _site(data: dict[str, Any]) -> str | None:
+    """The ``site`` field: a name of at most 60 characters; empty or null: no site."""
+    value = field(data, "site", str, required=False, max_len=60)
+    if value is None:
+        return None
+    return " ".join(value.split()) or None  # spaces at the ends and twice in a row do not make another site
 
 
 async def create_camera(request: Request) -> Response:
@@ -131,7 +140,7 @@ async def create_camera(request: Request) -> Response:
     if not name:
         raise ApiError(400, "invalid_field", "field 'name' must not be empty")
     model = _check_brand_model(app, brand, model)
-    cam = Camera(account_id=user.id, name=name, brand=brand, model=model)
+    cam = Camera(account_id=user.id, name=name, brand=brand, model=model, site=_site(data))
     _secret_fields(app, cam, data)
 
     def _store(s: Session) -> Camera:
@@ -163,7 +172,8 @@ async def get_camera(request: Request) -> Response:
 
 
 async def update_camera(request: Request) -> Response:
-    """Change name, model, address, credentials or privacy masks (the brand is fixed when a camera is added)."""
+    """Change name, site, model, address, credentials or privacy masks (the brand is fixed when a camera is
+    added)."""
     user = await require_user(request)
     app = core(request)
     cid = request.path_params["camera_id"]
@@ -178,6 +188,8 @@ async def update_camera(request: Request) -> Response:
         cam = camera_for(s, user, cid, "admin")
         if "name" in data:
             cam.name = field(data, "name", str, max_len=100).strip() or cam.name
+        if "site" in data:
+            cam.site = _site(data)
         if "model" in data:
             model = field(data, "model", str, max_len=100)
             cam.model = _check_brand_model(app, cam.brand, model)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
 
 #: the filters of ``GET /api/v1/events`` a download accepts
-FILTERS = ("camera_id", "since", "until", "label", "verdict", "plate", "plates", "kept")
+FILTERS = ("camera_id", "site", "since", "until", "label", "verdict", "plate", "plates", "kept")
 #: every field a request body may have
 FIELDS = {"ids", "all", "count_only", "link", *FILTERS}
 #: a form post (the web UI's download button) may also carry the CSRF token as a field
@@ -153,7 +153,7 @@ def _selection(body: dict[str, Any], max_clips: int) -> tuple[list[str] | None, 
         return ids, filters
     if not filters and not body.get("all"):
         raise ApiError(400, "no_selection", "choose events: send ids, filters (camera_id, since, until, label, "
-                                            "verdict, plate, plates, kept) or \"all\": true")
+                                            "verdict, plate, plates, kept, site) or \"all\": true")
     return None, filters
 
 

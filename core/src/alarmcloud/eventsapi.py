@@ -152,6 +152,9 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int,
         q = q.where(Clip.camera_id == params["camera_id"])
     if params.get("series_id"):
         q = q.where(Clip.series_id == params["series_id"])
+    if params.get("site"):  # the cameras of one site (the caller's own: a sub-user's stay within theirs, above)
+        q = q.where(col(Clip.camera_id).in_(select(Camera.id).where(Camera.account_id == user.tenant_id,
+                                                                    Camera.site == params["site"])))
     try:
         since, until = parse_time(params.get("since")), parse_time(params.get("until"))
     except Rejected as exc:
@@ -206,7 +209,7 @@ def _limit(request: Request, default: int = 50) -> int:
 
 
 async def list_events(request: Request) -> Response:
-    """Events newest first. Filters: camera_id, since, until, label, verdict, plate (fuzzy), plates (known or
+    """Events newest first. Filters: camera_id, site, since, until, label, verdict, plate (fuzzy), plates (known or
     unknown, the owner's), series_id, kept."""
     user = await require_user(request)
     limit = _limit(request)

@@ -134,6 +134,9 @@ class Camera(SQLModel, table=True):
     name: str = Field(max_length=100)
     brand: str = Field(max_length=50)
     model: str = Field(max_length=100)
+    #: the owner's name for where the camera is ("Home", "Farm"): cameras of one site are listed together and the
+    #: timeline filters by it; None: no site
+    site: str | None = Field(default=None, max_length=60)
     host_enc: str | None = Field(default=None, sa_column=Column(Text))
     port: int = 80
     p2p_id_enc: str | None = Field(default=None, sa_column=Column(Text))

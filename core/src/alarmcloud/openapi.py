@@ -46,14 +46,17 @@ VIEW = _obj({"state": {"enum": ["learning", "ok", "obstructed"]}, "reason": {
     "enum": ["blurred", "covered", "overexposed", "view_changed", None]}, "since": NSTR},
     {"light": {"enum": ["day", "night", None]}, "message": NSTR,
      "baseline": {"type": "object", "additionalProperties": INT}, "baseline_min": INT})
-CAMERA = _obj({"id": STR, "name": STR, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
+SITE = {"type": ["string", "null"], "maxLength": 60,
+        "description": "the owner's name for where the camera is (Home, Farm): groups cameras, filters alarms; "
+        "empty or null: none"}
+CAMERA = _obj({"id": STR, "name": STR, "site": SITE, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
                "has_p2p_id": BOOL, "has_credentials": BOOL, "upload_username": NSTR,
                "detectors": {"type": "object", "additionalProperties": BOOL}, "privacy_masks": MASKS,
                "view": VIEW, "created_at": STR})
 CAMERA_IN = _obj({"name": STR, "brand": STR, "model": STR},
                  {"host": {"type": "string", "maxLength": 255,
                            "description": "the camera's local IP address or host name only (no scheme, port or path)"},
-                  "p2p_id": STR, "username": STR, "password": STR, "port": INT,
+                  "p2p_id": STR, "username": STR, "password": STR, "port": INT, "site": SITE,
                   "integrations_may_use_credentials": BOOL})
 FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
                {"text": STR, "time": {"type": "number"}, "box": {"type": "array"},
@@ -180,6 +183,7 @@ TIME_IN = {"type": "string", "description": "ISO 8601 (2026-05-01T12:00:00Z; no 
 #: the filters of ``GET /api/v1/events`` (``eventsapi.query_events``), ``limit`` and ``cursor`` apart
 EVENT_FILTERS = [
     _query("camera_id", STR, "one camera's events"),
+    _query("site", STR, "the events of the cameras of one site (the cameras' site field)"),
     _query("since", TIME_IN, "events that started at or after this time"),
     _query("until", TIME_IN, "events that started before this time"),
     _query("label", STR, "events with a finding of this label (rain, plate, insect, ...)"),
@@ -500,7 +504,7 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "also": {201: _obj({"id": STR, "url": STR, "count": INT, "size": INT, "expires_at": STR})},
         "request": {"type": "object", "additionalProperties": False, "properties": {
             "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL, "link": BOOL,
-            **{k: STR for k in ("camera_id", "since", "until", "label", "verdict", "plate")},
+            **{k: STR for k in ("camera_id", "site", "since", "until", "label", "verdict", "plate")},
             "plates": {"enum": ["known", "unknown"]}, "kept": {"oneOf": [BOOL, {"enum": ["true", "false"]}]}}}},
     ("GET", "/api/v1/plates"): {"status": 200, "response": _items(KNOWN_PLATE), "errors": [401, 403]},
     ("POST", "/api/v1/plates"): {"status": 201, "request": _obj({"text": PLATE_TEXT, "name": PLATE_NAME},

@@ -261,7 +261,8 @@ def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _filters(request: Request) -> tuple[dict[str, str], dict[str, str]]:
     """The form's filters, and the API parameters they mean (a day becomes since/until in UTC)."""
     qp = request.query_params
-    form = {k: qp.get(k, "").strip() for k in ("camera_id", "day", "label", "verdict", "plate", "plates", "kept")}
+    form = {k: qp.get(k, "").strip() for k in ("camera_id", "site", "day", "label", "verdict", "plate", "plates",
+                                                 "kept")}
     params = {k: v for k, v in form.items() if v and k != "day"}
     if form["day"]:
         try:
@@ -290,7 +291,8 @@ async def timeline(request: Request) -> Response:
             items, cursor = query_events(s, user, params, PAGE_SIZE, names=True)
         except ApiError:
             items, cursor = [], None
-        cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
+        visible = auth.visible_cameras(s, user, Camera.name)
+        cams = [{"id": c.id, "name": c.name, "site": c.site} for c in visible]
         if request.query_params.get("partial") == "1":  # the next page of clips: no filter form
             return {"items": items, "cursor": cursor, "cameras": cams, "labels": [], "stored": []}
         # the labels and causes the installed detectors give, and those stored on the clips one may see (of a
@@ -310,6 +312,7 @@ async def timeline(request: Request) -> Response:
                                      "partial": "1"})
     ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"],
+           "sites": sorted({c["site"] for c in data["cameras"] if c["site"]}, key=str.casefold),
            "filter_verdicts": filter_verdicts(verdict_names(app.plugins.detector_specs), data["stored"]),
            "filtered": any(form.values()), "is_owner": user.account.owner_id is None}
     if request.query_params.get("partial") == "1":
@@ -389,6 +392,20 @@ def _catalogue(request: Request) -> dict[str, list[str]]:
     return out
 
 
+def visible_sites(s: Session, user: User) -> list[str]:
+    """The sites of the cameras one may see (``Camera.site``), by name."""
+    return sorted({c.site for c in auth.visible_cameras(s, user, Camera.name) if c.site}, key=str.casefold)
+
+
+def site_groups(cams: list[dict[str, Any]]) -> list[tuple[str | None, list[dict[str, Any]]]]:
+    """Cameras by site, sites by name, the cameras without one last; one group without a name when no camera has a
+    site."""
+    sites = sorted({c["site"] for c in cams if c["site"]}, key=str.casefold)
+    groups = [(site, [c for c in cams if c["site"] == site]) for site in sites]
+    rest = [c for c in cams if not c["site"]]
+    return groups + ([(None, rest)] if rest else [])
+
+
 async def cameras_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
@@ -413,8 +430,10 @@ async def cameras_page(request: Request) -> Response:
             c["source"] = source
         return cams
 
-    return render(request, "cameras.html", user, cameras=await app.db.run(_load), catalogue=_catalogue(request),
-                  can_add=user.account.owner_id is None)
+    cams = await app.db.run(_load)
+    return render(request, "cameras.html", user, cameras=cams, groups=site_groups(cams),
+                  sites=sorted({c["site"] for c in cams if c["site"]}, key=str.casefold),
+                  catalogue=_catalogue(request), can_add=user.account.owner_id is None)
 
 
 def option_summary(opt: dict[str, Any], value: Any) -> str:
@@ -460,7 +479,7 @@ async def camera_page(request: Request) -> Response:
         frame = thumb or latest
         admin = auth.camera_right(s, user, cid) == "admin"
         return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam, upload_source(s, cid)),
-                "can_admin": admin,
+                "can_admin": admin, "sites": visible_sites(s, user),
                 "last_clip": {"id": latest.id, "at": iso(latest.started_at)} if latest else None,
                 "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
                 "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,

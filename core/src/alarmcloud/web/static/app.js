@@ -60,7 +60,7 @@
       if (!el.name || el.disabled || el.type === "submit" || el.type === "button") continue;
       if (el.type === "checkbox") out[el.name] = el.checked;
       else if (el.type === "number") { if (el.value !== "") out[el.name] = Number(el.value); }
-      else if (el.value !== "" || el.required) out[el.name] = el.value;
+      else if (el.value !== "" || el.required || el.hasAttribute("data-send-empty")) out[el.name] = el.value;
     }
     return out;
   }
@@ -682,7 +682,7 @@
     // the server: the day in this browser's time zone (tz: minutes, getTimezoneOffset)
     const q = new URLSearchParams(location.search);
     const out = {};
-    ["camera_id", "label", "verdict", "plate", "plates", "kept"].forEach((k) => { const v = (q.get(k) || "").trim(); if (v) out[k] = v; });
+    ["camera_id", "site", "label", "verdict", "plate", "plates", "kept"].forEach((k) => { const v = (q.get(k) || "").trim(); if (v) out[k] = v; });
     const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec((q.get("day") || "").trim());
     if (m) {
       const raw = (q.get("tz") || "0").trim();
