@@ -38,6 +38,7 @@ from alarmcloud.notify import PlateBook, known_plates_of, normalize_plate, one_c
 from alarmcloud.pipeline import shown_scores
 from alarmcloud.storage import kept_bytes, kept_limit_bytes
 from alarmcloud.tuning import threshold_suggestion
+from alarmcloud.units import human_bytes
 
 MAX_LIMIT = 200
 
@@ -286,8 +287,8 @@ async def update_event(request: Request) -> Response:
             limit = kept_limit_bytes(app.settings, s.get(Account, user.tenant_id))
             already = kept_bytes(s, user.tenant_id)
             if already + clip.size_bytes > limit:
-                raise ApiError(409, "keep_limit", f"kept clips may fill {limit / 1e6:.0f} MB of your storage and "
-                                                  f"{already / 1e6:.0f} MB are kept; stop keeping or delete some "
+                raise ApiError(409, "keep_limit", f"kept clips may fill {human_bytes(limit)} of your storage and "
+                                                  f"{human_bytes(already)} are kept; stop keeping or delete some "
                                                   "first")
             clip.kept_at = utcnow()
         elif not keep:
