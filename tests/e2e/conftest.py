@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OPERATOR, OWNER, PASSWORD, REDIRECT, Site, browser, require_chromium  # noqa: E402
+from uihelpers import OPERATOR, OWNER, PASSWORD, REDIRECT, Site, browser, opened_page, require_chromium  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +97,10 @@ def chromium(site: Site) -> Iterator[Any]:
     # browser is open, and the anyio tests of other modules of the process could not start theirs
     with browser() as b:
         yield b
+
+
+@pytest.fixture
+def desktop(chromium: Any, site: Site) -> Iterator[Any]:
+    """A fresh page of a desktop browser window (1280 x 800) on the module's site."""
+    with opened_page(chromium, 1280, 800) as pg:
+        yield pg

@@ -13,11 +13,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OPERATOR, OWNER, Site, login  # noqa: E402
+from uihelpers import AUDIT_JS, OPERATOR, OWNER, Site, login  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 
 
 class Recorder:

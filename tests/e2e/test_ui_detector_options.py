@@ -10,11 +10,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, PASSWORD, Site, login, opened_page, owner_api  # noqa: E402
+from uihelpers import AUDIT_JS, OWNER, PASSWORD, Site, login, opened_page, owner_api  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 
 
 def stored(site: Site, camera_id: str) -> dict[str, Any]:

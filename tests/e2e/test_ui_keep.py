@@ -11,17 +11,9 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, PASSWORD, Site, login, opened_page, watch  # noqa: E402
+from uihelpers import AUDIT_JS, OWNER, PASSWORD, Site, login, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
-
-
-@pytest.fixture
-def page(chromium: Any, site: Site) -> Any:
-    with opened_page(chromium, 1280, 800) as pg:
-        yield pg
 
 
 def _kept(site: Site, event_id: str) -> bool:
@@ -41,7 +33,8 @@ def _quota(site: Site, quota: int | None) -> None:
         s.commit()
 
 
-def test_keep_a_clip_find_it_and_let_it_go(page: Any, site: Site) -> None:
+def test_keep_a_clip_find_it_and_let_it_go(desktop: Any, site: Site) -> None:
+    page = desktop
     outside, errors = watch(page, site.url)
     login(page, site.url, OWNER)
     page.goto(f"{site.url}/events/{site.event_id}")

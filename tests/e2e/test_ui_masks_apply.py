@@ -17,13 +17,12 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import MODEL, PASSWORD, browser, login, make_accepted_clip, opened_page, require_chromium  # noqa: E402
+from uihelpers import AUDIT_JS, MODEL, PASSWORD, browser, login, make_accepted_clip, opened_page, require_chromium  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 OWNER = "owner.apply@example.org"
 VIEWER = "viewer.apply@example.org"
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 PENDING_TWO = "2 clips stored without the current masks"
 # mean brightness of the picture's top-left quarter (the mask below), read back from the card's <img>
 QUARTER_MEAN = """(img) => {

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, Site, login, opened_page, owner_api, watch  # noqa: E402
+from uihelpers import AUDIT_JS, OWNER, Site, login, opened_page, owner_api, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 SECRET = "ui-secret-access-key-4711"
 
 

@@ -10,11 +10,10 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import PASSWORD, browser, login, opened_page, require_chromium, watch  # noqa: E402
+from uihelpers import AUDIT_JS, PASSWORD, browser, login, opened_page, require_chromium, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 EMAIL = "two-devices@example.org"
 PHONE = "Mozilla/5.0 (Android 14; Mobile; rv:133.0) Gecko/133.0 Firefox/133.0"
 LAPTOP = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "

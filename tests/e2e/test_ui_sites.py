@@ -10,17 +10,9 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, Site, login, opened_page, watch  # noqa: E402
+from uihelpers import AUDIT_JS, OWNER, Site, login, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
-
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
-
-
-@pytest.fixture
-def page(chromium: Any, site: Site) -> Any:
-    with opened_page(chromium, 1280, 800) as pg:
-        yield pg
 
 
 def _save_site(page: Any, site: Site, value: str) -> None:
@@ -31,7 +23,8 @@ def _save_site(page: Any, site: Site, value: str) -> None:
     page.get_by_text("Camera saved.").wait_for()
 
 
-def test_put_a_camera_at_a_site_and_filter_by_it(page: Any, site: Site) -> None:
+def test_put_a_camera_at_a_site_and_filter_by_it(desktop: Any, site: Site) -> None:
+    page = desktop
     outside, errors = watch(page, site.url)
     login(page, site.url, OWNER)
     _save_site(page, site, "Holiday home")

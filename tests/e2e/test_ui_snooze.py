@@ -13,11 +13,10 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, PASSWORD, Site, login, opened_page, watch  # noqa: E402
+from uihelpers import AUDIT_JS, OWNER, PASSWORD, Site, login, opened_page, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 ZONE = "Europe/Berlin"
 
 

@@ -11,11 +11,10 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import PASSWORD, browser, login, opened_page, require_chromium, watch  # noqa: E402
+from uihelpers import AUDIT_JS, PASSWORD, browser, login, opened_page, require_chromium, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 EMAIL = "scripts@example.org"
 
 

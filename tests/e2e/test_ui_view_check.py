@@ -10,10 +10,9 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import OWNER, PASSWORD, Site, login, opened_page, watch  # noqa: E402
+from uihelpers import AUDIT_JS, OWNER, PASSWORD, Site, login, opened_page, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
-AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 
 
 def test_obstructed_camera_shows_the_notice_and_dismiss_clears_it(chromium: Any, site: Site) -> None:

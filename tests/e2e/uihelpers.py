@@ -17,6 +17,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 MODEL = "IN-9008 Full HD"  # accepts 640x352 H.264 sub-stream clips
 PASSWORD = "correct horse battery staple"
 OWNER = "demo@example.org"
+#: the accessibility and layout audit every page must pass (``page.evaluate(AUDIT_JS)`` lists what it finds)
+AUDIT_JS = (Path(__file__).parent / "audit.js").read_text()
 OPERATOR = "operator@example.org"
 REDIRECT = "https://example.com/callback"
 
