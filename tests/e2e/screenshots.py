@@ -195,6 +195,9 @@ def take(out: Path = OUT) -> list[Path]:
             consent = extras(srv.core, srv.url)
             demo_offsite(srv.core)
             event_id = events["car"]  # the clip page: a car pulling in, its plate read and known
+            client.patch(f"/api/v1/events/{events['rain_person']}", json={"kept": True}).raise_for_status()
+            garden = next(c["id"] for c in client.get("/api/v1/cameras").json()["items"] if c["name"] == "Garden")
+            client.put("/api/v1/me/snooze", json={"minutes": 90, "camera_id": garden}).raise_for_status()
             findings = client.get(f"/api/v1/events/{event_id}").json()["findings"]
             seek = next((f["time"] for f in findings if f["label"] == "plate" and f.get("time")), 1.2)
             cam_id = client.get("/api/v1/cameras").json()["items"][0]["id"]

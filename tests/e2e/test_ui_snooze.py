@@ -38,7 +38,7 @@ def test_snooze_a_camera_and_every_camera_then_resume(page: Any, site: Site) -> 
     page.goto(site.url + "/notifications")
     card = page.locator("#snooze")
     assert "Not snoozed" in card.inner_text()
-    card.get_by_label("Snooze").select_option(label="Garden")
+    card.get_by_label("Messages about").select_option(label="Garden")
     card.get_by_role("button", name="For 1 hour").click()
     card.locator("li", has_text="Garden").wait_for()
     state = _snooze(site)
@@ -47,7 +47,7 @@ def test_snooze_a_camera_and_every_camera_then_resume(page: Any, site: Site) -> 
     assert not found, found
 
     # every camera until 7:00 where the person is
-    card.get_by_label("Snooze").select_option(label="every camera")
+    card.get_by_label("Messages about").select_option(label="every camera")
     card.get_by_role("button", name="Until 7:00").click()
     card.locator("li", has_text="Every camera").wait_for()
     until = datetime.fromisoformat(_snooze(site)["all"]).astimezone(ZoneInfo(ZONE))
