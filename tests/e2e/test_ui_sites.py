@@ -1,5 +1,5 @@
-"""Camera sites in a real browser: the owner puts a camera at a site on its page, finds the cameras listed by site
-and the alarms filtered by it, then takes the site away again."""
+"""A camera's page in a real browser: the owner puts the camera at a site and finds the cameras listed by site and
+the alarms filtered by it, then takes the site away again; and asks to be told when the camera falls silent."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from uihelpers import AUDIT_JS, OWNER, Site, login, watch  # noqa: E402
+from uihelpers import AUDIT_JS, OWNER, PASSWORD, Site, login, watch  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -50,3 +51,22 @@ def test_put_a_camera_at_a_site_and_filter_by_it(desktop: Any, site: Site) -> No
     page.goto(site.url + "/")
     assert page.get_by_label("Site").count() == 0
     assert not outside and not errors, (outside, errors)
+
+
+def test_ask_to_be_told_when_a_camera_falls_silent(desktop: Any, site: Site) -> None:
+    page = desktop
+    login(page, site.url, OWNER)
+
+    def setting() -> Any:
+        with httpx.Client(base_url=site.url, timeout=30) as c:
+            assert c.post("/api/v1/auth/login", json={"email": OWNER, "password": PASSWORD}).status_code == 200
+            return c.get(f"/api/v1/cameras/{site.camera_id}").json()["silent_after_days"]
+
+    for value, expected in (("3", 3), ("", None)):  # then empty: never
+        page.goto(f"{site.url}/cameras/{site.camera_id}")
+        form = page.locator("form[data-silence]")
+        form.get_by_label("Tell me when it sends no clip for").fill(value)
+        form.get_by_role("button", name="Save").click()
+        page.get_by_text("Saved.").wait_for()
+        assert setting() == expected
+        assert page.locator("form[data-silence] input").input_value() == value

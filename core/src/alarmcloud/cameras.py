@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from alarmcloud import crypto, erasures, viewcheck
+from alarmcloud import crypto, erasures, silence, viewcheck
 from alarmcloud.auth import User, camera_for, core, require_user, visible_cameras
 from alarmcloud.contracts import CAMERA_ACTIONS, CameraAccess, CameraAdapter, CameraError, UploadTarget
 from alarmcloud.errors import ApiError, field, json_body, only_fields
@@ -35,6 +35,8 @@ def camera_json(cam: Camera) -> dict[str, Any]:
         "id": cam.id,
         "name": cam.name,
         "site": cam.site,
+        "silent_after_days": cam.silent_after_days,
+        "silent_notified_at": iso(cam.silent_notified_at) if cam.silent_notified_at else None,
         "brand": cam.brand,
         "model": cam.model,
         "port": cam.port,
@@ -113,7 +115,7 @@ def _check_brand_model(app: AlarmCloud, brand: str, model: str) -> str:
 
 #: the fields of a camera a request may set (``privacy_masks`` only on an existing camera)
 CAMERA_FIELDS = {"name", "site", "brand", "model", "host", "p2p_id", "username", "password", "port",
-                 "integrations_may_use_credentials"}
+                 "integrations_may_use_credentials", "silent_after_days"}
 #: the fields ``PATCH /cameras/{id}`` may change: all but the brand, and the privacy masks
 CAMERA_PATCH_FIELDS = (CAMERA_FIELDS - {"brand"}) | {"privacy_masks"}
 
@@ -124,6 +126,15 @@ def _site(data: dict[str, Any]) -> str | None:
     if value is None:
         return None
     return " ".join(value.split()) or None  # spaces at the ends and twice in a row do not make another site
+
+
+def _silent_after(data: dict[str, Any]) -> int | None:
+    """The ``silent_after_days`` field: 1 to 30 days, or null (no notice)."""
+    days = field(data, "silent_after_days", int, required=False)
+    if days is not None and (isinstance(days, bool) or not 1 <= days <= silence.MAX_DAYS):
+        raise ApiError(400, "invalid_field", f"silent_after_days must be a whole number of days from 1 to "
+                                             f"{silence.MAX_DAYS}, or null")
+    return days  # type: ignore[no-any-return]
 
 
 async def create_camera(request: Request) -> Response:
@@ -140,7 +151,8 @@ async def create_camera(request: Request) -> Response:
     if not name:
         raise ApiError(400, "invalid_field", "field 'name' must not be empty")
     model = _check_brand_model(app, brand, model)
-    cam = Camera(account_id=user.id, name=name, brand=brand, model=model, site=_site(data))
+    cam = Camera(account_id=user.id, name=name, brand=brand, model=model, site=_site(data),
+                 silent_after_days=_silent_after(data))
     _secret_fields(app, cam, data)
 
     def _store(s: Session) -> Camera:
@@ -190,6 +202,10 @@ async def update_camera(request: Request) -> Response:
             cam.name = field(data, "name", str, max_len=100).strip() or cam.name
         if "site" in data:
             cam.site = _site(data)
+        if "silent_after_days" in data:
+            days = _silent_after(data)
+            if days != cam.silent_after_days:
+                cam.silent_after_days, cam.silent_notified_at = days, None  # a new setting: told anew
         if "model" in data:
             model = field(data, "model", str, max_len=100)
             cam.model = _check_brand_model(app, cam.brand, model)

@@ -137,6 +137,11 @@ class Camera(SQLModel, table=True):
     #: the owner's name for where the camera is ("Home", "Farm"): cameras of one site are listed together and the
     #: timeline filters by it; None: no site
     site: str | None = Field(default=None, max_length=60)
+    #: tell the camera's people when it sends no clip for this many days (``silence``: power, network or upload
+    #: settings gone); None: never
+    silent_after_days: int | None = None
+    #: when they were told that it fell silent; cleared by its next clip
+    silent_notified_at: datetime | None = None
     host_enc: str | None = Field(default=None, sa_column=Column(Text))
     port: int = 80
     p2p_id_enc: str | None = Field(default=None, sa_column=Column(Text))

@@ -32,6 +32,7 @@ from alarmcloud.events import (
     CAMERA_CHANGED,
     CAMERA_DELETED,
     CAMERA_FAIR_USE_CHANGED,
+    CAMERA_SILENT,
     CAMERA_VIEW_OBSTRUCTED,
     CAMERA_VIEW_RESTORED,
     CLIP_STORED,
@@ -66,7 +67,8 @@ DELIVERY_HEADER = "X-Alarmcloud-Delivery"
 TEST_EVENT = "webhook.test"
 #: event types a webhook can subscribe to; ``detections.ready`` honours cooldown and "only real alarms"
 WEBHOOK_EVENTS = (DETECTIONS_READY, CLIP_STORED, PLATE_RECOGNISED, CAMERA_CHANGED, CAMERA_DELETED,
-                  CAMERA_FAIR_USE_CHANGED, CAMERA_VIEW_OBSTRUCTED, CAMERA_VIEW_RESTORED, STORAGE_ALMOST_FULL)
+                  CAMERA_FAIR_USE_CHANGED, CAMERA_VIEW_OBSTRUCTED, CAMERA_VIEW_RESTORED, CAMERA_SILENT,
+                  STORAGE_ALMOST_FULL)
 DEFAULT_EVENTS = (DETECTIONS_READY,)
 #: rows per target in one delivery round, so one slow receiver cannot hold up everyone else's alarms
 PER_TARGET = 2
@@ -438,10 +440,12 @@ def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
 VIEW_NOTICE_QUIET_SECONDS = 24 * 3600
 
 
-def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, text: str) -> bool:
-    """Tell that the camera's view looks obstructed (``viewcheck``): addressed like alarm notifications, to the
-    owner and every sub-user with a right on this camera, by e-mail, push and Telegram as each of them chose, each
-    person at most once per quiet period (one notice, on every channel they use)."""
+def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, text: str,
+                      what: str = "view") -> bool:
+    """Tell that the camera's view looks obstructed (``viewcheck``), or, ``what="silent"``, that it sent no clip for
+    a while (``silence``): addressed like alarm notifications, to the owner and every sub-user with a right on this
+    camera, by e-mail, push and Telegram as each of them chose, each person at most once per quiet period and kind
+    (one notice, on every channel they use)."""
     acc = s.get(Account, cam.account_id)
     if acc is None:
         return False
@@ -449,7 +453,7 @@ def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, te
     for person in _people(s, acc, cam.id):
         email = person.notify_email
         channels = [channel for channel, _ in _personal_channels(person)]
-        if not (email or channels) or not _quiet_ok(s, person, f"view_notified:{cam.id}",
+        if not (email or channels) or not _quiet_ok(s, person, f"{what}_notified:{cam.id}",
                                                      VIEW_NOTICE_QUIET_SECONDS):
             continue
         if email:

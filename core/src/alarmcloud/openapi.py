@@ -49,7 +49,12 @@ VIEW = _obj({"state": {"enum": ["learning", "ok", "obstructed"]}, "reason": {
 SITE = {"type": ["string", "null"], "maxLength": 60,
         "description": "the owner's name for where the camera is (Home, Farm): groups cameras, filters alarms; "
         "empty or null: none"}
-CAMERA = _obj({"id": STR, "name": STR, "site": SITE, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
+SILENT_AFTER = {"type": ["integer", "null"], "minimum": 1, "maximum": 30,
+                "description": "tell the camera's people when it sends no clip for this many days (power, network or "
+                "upload settings gone); null: never"}
+CAMERA = _obj({"id": STR, "name": STR, "site": SITE, "silent_after_days": SILENT_AFTER,
+               "silent_notified_at": {**NSTR, "description": "when they were told it fell silent; its next clip "
+                                      "clears it"}, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
                "has_p2p_id": BOOL, "has_credentials": BOOL, "upload_username": NSTR,
                "detectors": {"type": "object", "additionalProperties": BOOL}, "privacy_masks": MASKS,
                "view": VIEW, "created_at": STR})
@@ -57,6 +62,7 @@ CAMERA_IN = _obj({"name": STR, "brand": STR, "model": STR},
                  {"host": {"type": "string", "maxLength": 255,
                            "description": "the camera's local IP address or host name only (no scheme, port or path)"},
                   "p2p_id": STR, "username": STR, "password": STR, "port": INT, "site": SITE,
+                  "silent_after_days": SILENT_AFTER,
                   "integrations_may_use_credentials": BOOL})
 FINDING = _obj({"detector": STR, "label": STR, "score": {"type": "number"}},
                {"text": STR, "time": {"type": "number"}, "box": {"type": "array"},

@@ -105,6 +105,7 @@ WEBHOOK_EVENT_LABELS = [
     ("plate.recognised", "Licence plate read"), ("camera.fair_use_changed", "Fair-use state changed"),
     ("camera.view_obstructed", "Camera view obstructed (check the lens)"),
     ("camera.view_restored", "Camera view clear again"),
+    ("camera.silent", "Camera sent no clip for a while"),
     ("camera.changed", "Camera changed"), ("camera.deleted", "Camera removed"),
     ("storage.almost_full", "Storage almost full"),
 ]

@@ -59,7 +59,10 @@
     for (const el of form.elements) {
       if (!el.name || el.disabled || el.type === "submit" || el.type === "button") continue;
       if (el.type === "checkbox") out[el.name] = el.checked;
-      else if (el.type === "number") { if (el.value !== "") out[el.name] = Number(el.value); }
+      else if (el.type === "number") {
+        if (el.value !== "") out[el.name] = Number(el.value);
+        else if (el.hasAttribute("data-send-empty")) out[el.name] = null;  // empty clears the setting
+      }
       else if (el.value !== "" || el.required || el.hasAttribute("data-send-empty")) out[el.name] = el.value;
     }
     return out;
