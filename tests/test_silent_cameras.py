@@ -46,6 +46,7 @@ def _age(core: Any, camera_id: str, days: float) -> None:
             s.add(clip)
         cam = s.get(Camera, camera_id)
         cam.created_at = then
+        cam.last_clip_at = then if cam.last_clip_at else None
         s.add(cam)
         s.commit()
 
@@ -79,7 +80,8 @@ def test_a_camera_that_falls_silent_is_told_once_until_its_next_clip(server: Any
         time.sleep(0.05)
     assert _rows(core, cam["id"]) == sorted([(owner.id, "email"), (family.id, "email"), (owner.id, "webhook")])
     with core.db.session() as s:
-        mail = s.exec(select(Outbox).where(Outbox.account_id == owner.id, Outbox.kind == "email")).all()[-1]
+        (mail,) = [m for m in s.exec(select(Outbox).where(Outbox.account_id == owner.id, Outbox.kind == "email"))
+                   if "sent no" in m.payload["subject"]]
     assert mail.payload["subject"] == "Camera Porch has sent no clip for 3 days"
     assert "power and network" in mail.payload["text"] and f"/cameras/{cam['id']}" in mail.payload["text"]
     shown = owner.get(f"/api/v1/cameras/{cam['id']}").json()
@@ -111,3 +113,40 @@ def test_the_setting_is_checked_and_cleared(server: Any, api: Any) -> None:
     new = owner.camera("Barn", silent_after_days=1)
     assert silence.check(server.core) == []
     assert silence.check(server.core, now=utcnow() + timedelta(days=1, minutes=1)) == [new["id"]]
+
+
+def test_the_upgrade_fills_in_when_each_camera_last_sent_a_clip(tmp_path: Path) -> None:
+    """Cameras with clips before the upgrade that adds ``last_clip_at`` are not taken for silent ones."""
+    from alarmcloud import db
+    from alarmcloud.app import AlarmCloud
+    from alarmcloud.models import Account, Series, aware
+    from alembic import command
+    from sqlalchemy import text
+
+    st = test_settings(tmp_path / "data")
+    db.migrate(st.db_url)
+    core = AlarmCloud(st)
+    then = utcnow() - timedelta(hours=5)
+    with core.db.session() as s:
+        acc = Account(email="before@example.com", password_hash="x")
+        s.add(acc)
+        s.flush()
+        used, unused = (Camera(account_id=acc.id, name=n, brand="instar", model="IN-9008") for n in ("A", "B"))
+        s.add_all([used, unused])
+        s.flush()
+        series = Series(account_id=acc.id, camera_id=used.id, started_at=then, ended_at=then)
+        s.add(series)
+        s.flush()
+        s.add_all([Clip(account_id=acc.id, camera_id=used.id, series_id=series.id, blob_key=f"k{n}",
+                        received_at=then + timedelta(minutes=n)) for n in range(3)])
+        s.commit()
+        ids = used.id, unused.id
+    core.db.dispose()
+    command.downgrade(db.alembic_config(st.db_url), "0023")  # as before the upgrade
+    db.migrate(st.db_url)
+    core = AlarmCloud(st)
+    with core.db.session() as s:
+        got = dict(s.execute(text("SELECT id, last_clip_at FROM cameras")).all())
+        assert got[ids[1]] is None
+        assert aware(s.get(Camera, ids[0]).last_clip_at) == then + timedelta(minutes=2)
+    core.db.dispose()

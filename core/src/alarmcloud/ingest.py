@@ -260,7 +260,7 @@ def ingest_file(app: AlarmCloud, camera_id: str, path: Path, meta: dict[str, Any
                         original_name=meta.get("original_name") or None,
                         trigger=trigger if isinstance(trigger, dict) else None, flags=flags,
                         privacy_masks_hash=masks_hash(masks))
-            cam.silent_notified_at = None  # a camera told silent is back (``silence``)
+            cam.silent_notified_at, cam.last_clip_at = None, now  # a camera told silent is back (``silence``)
             if acc.restricted:
                 clip.status = "skipped"  # GDPR Art. 18: stored, never processed
             s.add(clip)

@@ -142,6 +142,8 @@ class Camera(SQLModel, table=True):
     silent_after_days: int | None = None
     #: when they were told that it fell silent; cleared by its next clip
     silent_notified_at: datetime | None = None
+    #: when its latest clip arrived (set by ingest), so the silence check reads cameras, not their clips
+    last_clip_at: datetime | None = None
     host_enc: str | None = Field(default=None, sa_column=Column(Text))
     port: int = 80
     p2p_id_enc: str | None = Field(default=None, sa_column=Column(Text))

@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import func
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from alarmcloud.events import CAMERA_SILENT, Event
-from alarmcloud.models import Camera, Clip, aware, iso, utcnow
+from alarmcloud.models import Camera, aware, iso, utcnow
 from alarmcloud.notify import queue_view_notice
 
 if TYPE_CHECKING:
@@ -27,12 +26,6 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL = 600.0
 #: the longest silence a camera may be watched for
 MAX_DAYS = 30
-
-
-def last_clip_at(s: Session, camera_id: str) -> datetime | None:
-    """When the camera's latest clip arrived."""
-    at = s.exec(select(func.max(Clip.received_at)).where(Clip.camera_id == camera_id)).one()
-    return aware(at) if at is not None else None
 
 
 def _notice(app: AlarmCloud, cam: Camera, last: datetime | None, days: int) -> tuple[str, str]:
@@ -50,16 +43,18 @@ def _notice(app: AlarmCloud, cam: Camera, last: datetime | None, days: int) -> t
 def check(app: AlarmCloud, now: datetime | None = None) -> list[str]:
     """Tell the people of every watched camera that fell silent and was not told about it yet; the ids told."""
     now = now or utcnow()
-    with app.db.session() as s:
-        ids = list(s.exec(select(Camera.id).where(col(Camera.silent_after_days).is_not(None))).all())
+    with app.db.session() as s:  # one read of the cameras table; only those due are locked and looked at
+        rows = s.exec(select(Camera.id, Camera.silent_after_days, Camera.last_clip_at, Camera.created_at).where(
+            col(Camera.silent_after_days).is_not(None), col(Camera.silent_notified_at).is_(None))).all()
+    due = [cid for cid, days, last, created in rows if now - aware(last or created) >= timedelta(days=days)]
     told: list[str] = []
-    for cid in ids:
+    for cid in due:
         with app.db.session() as s:
             # locked: two servers looking at once tell the camera's people once
             cam = s.get(Camera, cid, with_for_update=True, populate_existing=True)
             if cam is None or not cam.silent_after_days or cam.silent_notified_at is not None:
                 continue
-            last = last_clip_at(s, cid)
+            last = aware(cam.last_clip_at) if cam.last_clip_at else None
             quiet = now - (last or aware(cam.created_at))
             if quiet < timedelta(days=cam.silent_after_days):
                 continue

@@ -1,4 +1,4 @@
-"""Cameras: silent_after_days and silent_notified_at, a notice when a camera sends no clip for a while
+"""Cameras: silent_after_days, silent_notified_at and last_clip_at, a notice when a camera sends no clip for a while
 
 Revision ID: 0024
 Revises: 0023
@@ -21,9 +21,14 @@ def upgrade() -> None:
     with op.batch_alter_table('cameras', schema=None) as batch_op:
         batch_op.add_column(sa.Column('silent_after_days', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('silent_notified_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('last_clip_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    # the cameras that have clips already: when the latest arrived
+    op.execute("UPDATE cameras SET last_clip_at = (SELECT max(clips.received_at) FROM clips "
+               "WHERE clips.camera_id = cameras.id)")
 
 
 def downgrade() -> None:
     with op.batch_alter_table('cameras', schema=None) as batch_op:
+        batch_op.drop_column('last_clip_at')
         batch_op.drop_column('silent_notified_at')
         batch_op.drop_column('silent_after_days')
