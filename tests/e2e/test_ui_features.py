@@ -380,7 +380,7 @@ def test_camera_connection_controls_snapshot_and_setup(page: Any, site: Site) ->
         login(page, site.url, OWNER)
         page.goto(site.url + f"/cameras/{cam['id']}")
         assert page.get_by_role("button", name="Take snapshot").is_disabled()
-        form = page.locator("form[data-method=PATCH]")
+        form = page.locator("form[data-connection]")
         form.get_by_label("Local address").fill("127.0.0.1")
         form.get_by_label("HTTP port").fill(str(fake.port))
         form.get_by_label("Camera user name").fill("admin")

@@ -127,7 +127,7 @@ def test_the_local_address_refuses_a_url_and_enables_the_controls(page: Any, sit
     controls = page.locator("section.card").filter(has=page.get_by_role("heading", name="Controls"))
     assert "Enter the camera's local address under Connection to use the controls." in controls.inner_text()
     assert controls.get_by_role("group", name="Motion detection").get_by_role("button", name="On").is_disabled()
-    form = page.locator("form[data-method=PATCH]")
+    form = page.locator("form[data-connection]")
     field = form.get_by_label("Local address")
     field.fill("http://192.168.1.20/")
     form.get_by_role("button", name="Save").click()
