@@ -55,8 +55,8 @@ def test_snooze_a_camera_and_every_camera_then_resume(page: Any, site: Site) -> 
     assert "7:0" in card.locator("li", has_text="Every camera").inner_text()  # shown in the person's time zone
 
     card.get_by_role("button", name="Resume", exact=True).click()  # every camera's
-    page.wait_for_function("!document.querySelector('#snooze li') || "
-                           "!document.querySelector('#snooze').innerText.includes('Every camera')")
+    card.locator("li", has_text="Every camera").wait_for(state="detached")  # the page shows the rest again
+    card.locator("li", has_text="Garden").wait_for()
     assert _snooze(site)["all"] is None
     card.get_by_role("button", name="Resume Garden").click()
     page.get_by_text("Not snoozed").wait_for()
