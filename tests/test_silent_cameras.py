@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alarmcloud import silence
 from alarmcloud.models import Camera, Clip, Outbox, utcnow
-from alarmcloud.testing import test_settings
+from alarmcloud.testing import loopback_settings, test_settings
 from sqlmodel import select
 
 from tests.conftest import PASSWORD  # type: ignore[import-not-found]
@@ -19,9 +19,7 @@ from tests.conftest import PASSWORD  # type: ignore[import-not-found]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Any:
-    st = test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
-    st.notify.webhook_networks = ["127.0.0.0/8"]
-    return st
+    return loopback_settings(tmp_path / "data")
 
 
 def _rows(core: Any, camera_id: str) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from alarmcloud.models import Account, Outbox
-from alarmcloud.testing import test_settings
+from alarmcloud.testing import loopback_settings
 from sqlmodel import select
 
 from tests.conftest import PASSWORD  # type: ignore[import-not-found]
@@ -18,9 +18,7 @@ from tests.conftest import PASSWORD  # type: ignore[import-not-found]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Any:
-    st = test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"])
-    st.notify.webhook_networks = ["127.0.0.0/8"]
-    return st
+    return loopback_settings(tmp_path / "data")
 
 
 def _messages(core: Any, clip_id: str) -> set[tuple[str, str]]:

@@ -260,6 +260,14 @@ def test_settings(data_dir: Path, **overrides: object) -> object:
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
+def loopback_settings(data_dir: Path, **overrides: object) -> object:
+    """``test_settings`` whose cameras may upload from, and whose webhooks and push servers may be, on this computer
+    (loopback: the tests' cameras and stand-in receivers)."""
+    st: Any = test_settings(data_dir, camera_networks=["127.0.0.0/8"], **overrides)
+    st.notify.webhook_networks = ["127.0.0.0/8"]
+    return st
+
+
 @functools.lru_cache(maxsize=1)
 def sqlite_without_fsync() -> None:
     """Open every SQLite database of this process with ``PRAGMA synchronous=OFF`` (tests only).
