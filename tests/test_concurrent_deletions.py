@@ -199,8 +199,11 @@ def test_an_erasure_that_deadlocks_with_a_detection_write_back_starts_again(
     with core.db.session() as s:
         held = s.get(Clip, ev["id"], with_for_update=True)  # the write-back's first step
         assert held is not None
+        mine = s.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
         t, out = _in_thread(lambda: a.delete("/api/v1/me", json={"password": "correct horse battery staple"}))
-        wait_for_lock_wait(core.db)  # the erasure waits for the clip
+        # the erasure waits for the clip (for this transaction: a moment's wait on a background task's row would let
+        # this side's deadlock check come first)
+        wait_for_lock_wait(core.db, blocked_by=mine)
         s.add(FindingRow(clip_id=held.id, account_id=held.account_id, detector="rain", label="rain", score=0.9))
         s.flush()  # waits for the account until the database breaks the deadlock
         s.commit()

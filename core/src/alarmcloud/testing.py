@@ -381,11 +381,13 @@ def settings_on(database: str, data_dir: Path, **overrides: object) -> Iterator[
 
 
 def wait_for_lock_wait(db: object, timeout: float = 60.0, message: object = "no transaction ever waited for a lock",
-                       alive: Callable[[], bool] = lambda: True) -> None:
+                       alive: Callable[[], bool] = lambda: True, blocked_by: int | None = None) -> None:
     """Until a transaction of ``db``'s PostgreSQL database (an ``alarmcloud.db.Database``) waits for a row lock: a
-    test that forces an interleaving holds one transaction open until the other has come to its lock. Fails with
-    ``message`` (shown as it is then: a list the other side appends to shows what it returned) after ``timeout``
-    seconds, or as soon as ``alive()`` is false (the other side ended instead)."""
+    test that forces an interleaving holds one transaction open until the other has come to its lock. With
+    ``blocked_by`` (a backend's ``pg_backend_pid()``), a lock that backend holds: a short wait on another lock (a
+    background task's row) does not count. Fails with ``message`` (shown as it is then: a list the other side
+    appends to shows what it returned) after ``timeout`` seconds, or as soon as ``alive()`` is false (the other side
+    ended instead)."""
     import time
 
     import sqlalchemy as sa
@@ -394,7 +396,9 @@ def wait_for_lock_wait(db: object, timeout: float = 60.0, message: object = "no 
     while True:
         with db.engine.connect() as watch:  # type: ignore[attr-defined]  # a new transaction: fresh statistics
             if watch.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                     "AND datname = current_database()")).scalar():
+                                     "AND datname = current_database() AND (CAST(:by AS integer) IS NULL "
+                                     "OR CAST(:by AS integer) = ANY(pg_blocking_pids(pid)))"),
+                             {"by": blocked_by}).scalar():
                 return
         assert alive() and time.monotonic() < deadline, message
         time.sleep(0.02)
