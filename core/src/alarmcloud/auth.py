@@ -6,7 +6,7 @@ import re
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, func, select
@@ -15,11 +15,12 @@ from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
 from alarmcloud.errors import ApiError, field, json_body, only_fields
-from alarmcloud.models import Account, ApiToken, Camera, CameraRight, SessionRow, iso, lock_account, utcnow
+from alarmcloud.models import Account, ApiToken, Camera, CameraRight, SessionRow, aware, iso, lock_account, utcnow
 from alarmcloud.netutil import client_prefix
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
+    from alarmcloud.config import Settings
 
 SESSION_COOKIE = "ac_session"
 CSRF_COOKIE = "ac_csrf"
@@ -121,14 +122,18 @@ def validate_credentials(data: dict[str, Any]) -> tuple[str, str]:
 # ---------------------------------------------------------------- resolving the caller
 
 
+def session_expired(row: SessionRow, st: Settings, now: datetime) -> bool:
+    """Whether a session has run out: ``session_absolute_days`` after login, ``session_idle_minutes`` unused."""
+    return (now - aware(row.created_at) > timedelta(days=st.session_absolute_days)
+            or now - aware(row.last_seen_at) > timedelta(minutes=st.session_idle_minutes))
+
+
 def _session_user(s: Session, app: AlarmCloud, cookie: str) -> User | None:
     row = s.get(SessionRow, crypto.token_hash(cookie))
     if row is None:
         return None
     now = utcnow()
-    st = app.settings
-    if (now - row.created_at > timedelta(days=st.session_absolute_days)
-            or now - row.last_seen_at > timedelta(minutes=st.session_idle_minutes)):
+    if session_expired(row, app.settings, now):
         s.delete(row)
         s.commit()
         return None

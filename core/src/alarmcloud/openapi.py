@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from alarmcloud import silence, snooze
 from alarmcloud.notify import WEBHOOK_EVENTS
 
 ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
@@ -49,7 +50,7 @@ VIEW = _obj({"state": {"enum": ["learning", "ok", "obstructed"]}, "reason": {
 SITE = {"type": ["string", "null"], "maxLength": 60,
         "description": "the owner's name for where the camera is (Home, Farm): groups cameras, filters alarms; "
         "empty or null: none"}
-SILENT_AFTER = {"type": ["integer", "null"], "minimum": 1, "maximum": 30,
+SILENT_AFTER = {"type": ["integer", "null"], "minimum": 1, "maximum": silence.MAX_DAYS,
                 "description": "tell the camera's people when it sends no clip for this many days (power, network or "
                 "upload settings gone); null: never"}
 CAMERA = _obj({"id": STR, "name": STR, "site": SITE, "silent_after_days": SILENT_AFTER,
@@ -395,7 +396,7 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/me/snooze"): {"status": 200, "response": SNOOZE},
     ("PUT", "/api/v1/me/snooze"): {
         "status": 200, "response": SNOOZE, "errors": [400, 401, 403, 404],
-        "request": {**_obj({"minutes": {**INT, "minimum": 1, "maximum": 10080}},
+        "request": {**_obj({"minutes": {**INT, "minimum": 1, "maximum": snooze.MAX_MINUTES}},
                            {"camera_id": {**STR, "description": "one camera's messages; without: every camera's"}}),
                     "additionalProperties": False}},
     ("DELETE", "/api/v1/me/snooze"): {"status": 200, "response": SNOOZE, "errors": [400, 401, 403, 404], "query": [

@@ -4,7 +4,6 @@ signing one, or every other one, out: a lost phone, a shared computer, a passwor
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -12,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud.auth import CSRF_COOKIE, SESSION_COOKIE, User, core, require_user
+from alarmcloud.auth import CSRF_COOKIE, SESSION_COOKIE, User, core, require_user, session_expired
 from alarmcloud.errors import ApiError
 from alarmcloud.models import SessionRow, aware, iso, utcnow
 
@@ -24,11 +23,9 @@ _ID = re.compile(f"[0-9a-f]{{{ID_LEN}}}")
 
 def _live(s: Session, request: Request, user: User) -> list[SessionRow]:
     """The person's sessions that have not run out, the current one first, then the last active first."""
-    st = core(request).settings
-    now = utcnow()
+    st, now = core(request).settings, utcnow()
     rows = [r for r in s.exec(select(SessionRow).where(SessionRow.account_id == user.id)).all()
-            if now - aware(r.created_at) <= timedelta(days=st.session_absolute_days)
-            and now - aware(r.last_seen_at) <= timedelta(minutes=st.session_idle_minutes)]
+            if not session_expired(r, st, now)]
     return sorted(rows, key=lambda r: (r.id_hash != user.session_id, -aware(r.last_seen_at).timestamp()))
 
 

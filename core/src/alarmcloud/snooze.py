@@ -45,13 +45,15 @@ def snoozed(person: Account, camera_id: str, now: datetime | None = None) -> boo
     return ALL in on or camera_id in on
 
 
-def snooze_json(s: Session, user: User) -> dict[str, Any]:
+def snooze_json(s: Session, user: User, visible: list[Camera] | None = None) -> dict[str, Any]:
     """``{"all": until or null, "cameras": [{camera_id, name, until}]}``: the caller's snoozes that have not ended,
-    of the cameras they may see, by camera name."""
+    of the cameras they may see (``visible``, by name, when the caller has read them already), by camera name."""
     person = s.get(Account, user.id)
     assert person is not None
     on = active(person)
-    cams = [c for c in visible_cameras(s, user, Camera.name) if c.id in on]
+    if visible is None:
+        visible = visible_cameras(s, user, Camera.name)
+    cams = [c for c in visible if c.id in on]
     return {"all": iso(on[ALL]) if ALL in on else None,
             "cameras": [{"camera_id": c.id, "name": c.name, "until": iso(on[c.id])} for c in cams]}
 

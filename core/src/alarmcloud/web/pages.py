@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -214,8 +214,8 @@ async def notifications_page(request: Request) -> Response:
         return to_login(request)
 
     def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, str]]]:
-        cams = [{"id": c.id, "name": c.name} for c in auth.visible_cameras(s, user, Camera.name)]
-        return snooze_json(s, user), cams
+        visible = auth.visible_cameras(s, user, Camera.name)
+        return snooze_json(s, user, visible), [{"id": c.id, "name": c.name} for c in visible]
 
     snooze, cameras = await auth.core(request).db.run(_load)
     return render(request, "notifications.html", user, account=user.account, is_owner=user.account.owner_id is None,
@@ -313,7 +313,7 @@ async def timeline(request: Request) -> Response:
                                      "partial": "1"})
     ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"],
-           "sites": sorted({c["site"] for c in data["cameras"] if c["site"]}, key=str.casefold),
+           "sites": site_names(c["site"] for c in data["cameras"]),
            "filter_verdicts": filter_verdicts(verdict_names(app.plugins.detector_specs), data["stored"]),
            "filtered": any(form.values()), "is_owner": user.account.owner_id is None}
     if request.query_params.get("partial") == "1":
@@ -395,14 +395,18 @@ def _catalogue(request: Request) -> dict[str, list[str]]:
 
 def visible_sites(s: Session, user: User) -> list[str]:
     """The sites of the cameras one may see (``Camera.site``), by name."""
-    return sorted({c.site for c in auth.visible_cameras(s, user, Camera.name) if c.site}, key=str.casefold)
+    return site_names(c.site for c in auth.visible_cameras(s, user, Camera.name))
+
+
+def site_names(sites: Iterable[str | None]) -> list[str]:
+    """The sites named, each once, by name (any case)."""
+    return sorted({site for site in sites if site}, key=str.casefold)
 
 
 def site_groups(cams: list[dict[str, Any]]) -> list[tuple[str | None, list[dict[str, Any]]]]:
     """Cameras by site, sites by name, the cameras without one last; one group without a name when no camera has a
     site."""
-    sites = sorted({c["site"] for c in cams if c["site"]}, key=str.casefold)
-    groups = [(site, [c for c in cams if c["site"] == site]) for site in sites]
+    groups = [(site, [c for c in cams if c["site"] == site]) for site in site_names(c["site"] for c in cams)]
     rest = [c for c in cams if not c["site"]]
     return groups + ([(None, rest)] if rest else [])
 
@@ -433,7 +437,7 @@ async def cameras_page(request: Request) -> Response:
 
     cams = await app.db.run(_load)
     return render(request, "cameras.html", user, cameras=cams, groups=site_groups(cams),
-                  sites=sorted({c["site"] for c in cams if c["site"]}, key=str.casefold),
+                  sites=site_names(c["site"] for c in cams),
                   catalogue=_catalogue(request), can_add=user.account.owner_id is None)
 
 
