@@ -4,13 +4,13 @@ told again."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alarmcloud import silence
-from alarmcloud.models import Camera, Clip, Outbox, utcnow
+from alarmcloud.models import Camera, Clip, Outbox, iso, utcnow
 from alarmcloud.testing import loopback_settings, test_settings
 from sqlmodel import select
 
@@ -65,7 +65,13 @@ def test_a_camera_that_falls_silent_is_told_once_until_its_next_clip(server: Any
     assert r.status_code == 201, r.text
     family = api().login("family@example.com")
     assert family.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
+    before = utcnow()
     owner.upload_analysed(owner.upload_credentials(cam["id"]), clip)
+    # the camera says when its latest clip arrived
+    arrived = datetime.fromisoformat(owner.get(f"/api/v1/cameras/{cam['id']}").json()["last_clip_at"])
+    assert before <= arrived <= utcnow()
+    assert owner.get(f"/api/v1/cameras/{quiet['id']}").json()["last_clip_at"] is None
+    assert f'<time datetime="{iso(arrived)}">' in owner.get("/cameras").text
 
     assert silence.check(core) == []  # a clip just now: not silent
     _age(core, cam["id"], 1.5)

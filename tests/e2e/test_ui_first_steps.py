@@ -81,15 +81,16 @@ def test_a_camera_says_whether_it_has_sent_a_clip_yet(page: Any, site: Site) -> 
     deadline = time.monotonic() + 60
     while api.get(f"/api/v1/events/{event_id}").json()["status"] == "pending" and time.monotonic() < deadline:
         time.sleep(0.3)
-    started = api.get(f"/api/v1/events/{event_id}").json()["started_at"]
+    arrived = api.get(f"/api/v1/cameras/{cam['id']}").json()["last_clip_at"]  # arrival, not recording time
 
     page.goto(site.url + "/cameras")
     card = page.locator(".cam-list li").filter(has=page.get_by_role("heading", name="Shed"))
     assert "No clip received yet" not in card.inner_text()
-    assert card.locator("[data-last-clip] time").get_attribute("datetime") == started
+    assert card.locator("[data-last-clip] time").get_attribute("datetime") == arrived
     page.goto(site.url + f"/cameras/{cam['id']}")
     link = page.locator("[data-last-clip]").get_by_role("link")
     assert "Last clip received:" in page.locator("[data-last-clip]").inner_text()
+    assert page.locator("[data-last-clip] time").get_attribute("datetime") == arrived
     link.click()
     page.wait_for_url(re.compile(f"/events/{event_id}$"))
     # the clip page says why nothing was found, and where to change that

@@ -37,6 +37,7 @@ def camera_json(cam: Camera) -> dict[str, Any]:
         "site": cam.site,
         "silent_after_days": cam.silent_after_days,
         "silent_notified_at": iso(cam.silent_notified_at) if cam.silent_notified_at else None,
+        "last_clip_at": iso(cam.last_clip_at) if cam.last_clip_at else None,
         "brand": cam.brand,
         "model": cam.model,
         "port": cam.port,

@@ -55,7 +55,10 @@ SILENT_AFTER = {"type": ["integer", "null"], "minimum": 1, "maximum": silence.MA
                 "upload settings gone); null: never"}
 CAMERA = _obj({"id": STR, "name": STR, "site": SITE, "silent_after_days": SILENT_AFTER,
                "silent_notified_at": {**NSTR, "description": "when they were told it fell silent; its next clip "
-                                      "clears it"}, "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
+                                      "clears it"},
+               "last_clip_at": {**NSTR, "description": "when the server last stored a clip of the camera (its "
+                                "arrival, not its recording time); null: none yet"},
+               "brand": STR, "model": STR, "port": INT, "has_address": BOOL,
                "has_p2p_id": BOOL, "has_credentials": BOOL, "upload_username": NSTR,
                "detectors": {"type": "object", "additionalProperties": BOOL}, "privacy_masks": MASKS,
                "view": VIEW, "created_at": STR})

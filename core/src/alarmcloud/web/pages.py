@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import jinja2
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -419,13 +419,8 @@ async def cameras_page(request: Request) -> Response:
 
     def _load(s: Session) -> list[dict[str, Any]]:
         cams = [camera_json(c) for c in auth.visible_cameras(s, user, Camera.name)]
-        # when each camera last sent a clip: tells a new owner whether the upload settings work
-        ids = [c["id"] for c in cams]
-        last = dict(s.exec(select(Clip.camera_id, func.max(Clip.started_at)).where(
-            col(Clip.camera_id).in_(ids)).group_by(Clip.camera_id)).all()) if ids else {}
         specs = app.plugins.detector_specs
-        for c in cams:
-            c["last_clip_at"] = iso(last[c["id"]]) if last.get(c["id"]) else None
+        for c in cams:  # ``last_clip_at`` (arrival) tells a new owner whether the upload settings work
             # switched-on detectors that need wider clips than the camera sends (its page says what to change)
             needs = [specs[n] for n, on in (c["detectors"] or {}).items()
                      if on and n in specs and specs[n].min_source_width]
@@ -476,8 +471,8 @@ async def camera_page(request: Request) -> Response:
             return None
         rej = s.exec(select(Rejection).where(Rejection.camera_id == cid).order_by(
             col(Rejection.at).desc()).limit(20)).all()
-        latest = s.exec(select(Clip).where(Clip.camera_id == cid).order_by(
-            col(Clip.started_at).desc()).limit(1)).first()
+        latest = s.exec(select(Clip).where(Clip.camera_id == cid).order_by(  # the latest to arrive
+            col(Clip.received_at).desc()).limit(1)).first()
         thumb = latest if latest is not None and latest.thumb_key else s.exec(
             select(Clip).where(Clip.camera_id == cid, col(Clip.thumb_key).is_not(None)).order_by(
                 col(Clip.started_at).desc()).limit(1)).first()
@@ -485,7 +480,7 @@ async def camera_page(request: Request) -> Response:
         admin = auth.camera_right(s, user, cid) == "admin"
         return {"camera": camera_json(cam), "detector_state": detectors_json(app, cam, upload_source(s, cid)),
                 "can_admin": admin, "sites": visible_sites(s, user),
-                "last_clip": {"id": latest.id, "at": iso(latest.started_at)} if latest else None,
+                "last_clip": {"id": latest.id, "at": iso(latest.received_at)} if latest else None,
                 "rejections": [{"at": iso(r.at), "code": r.code, "message": r.message} for r in rej],
                 "masks": {"thumbnail": f"/api/v1/events/{thumb.id}/thumbnail" if thumb else None,
                           "size": (frame.width, frame.height) if frame and frame.width and frame.height else None,
