@@ -171,6 +171,7 @@ def _populate(world: World, who: Client, ids: dict[str, str], clip: Path, n: int
         "email": f"helper{n}@example.com", "password": PASSWORD, "rights": {cam["id"]: "view"}})["id"]
     ids["plate_id"] = str(who.call("POST", "/api/v1/plates", 201, json={"text": "M-AB 12" + str(n),
                                                                          "name": "Mine"})["id"])
+    ids["case_id"] = who.call("POST", "/api/v1/cases", 201, json={"name": "Break-in"})["id"]  # no clip: kept none
     ids["webhook_id"] = who.call("POST", "/api/v1/webhooks", 201, json={"url": f"http://127.0.0.1:9/hook{n}"})["id"]
     ids["delivery_id"] = _outbox_row(core, who.id, ids["webhook_id"])
     ids["export_id"] = who.call("POST", "/api/v1/me/exports", 202)["id"]
@@ -316,7 +317,7 @@ def test_the_served_document_is_the_one_tested(world: World) -> None:
 
 #: path parameters that name something a tenant owns (another tenant's id must answer like a missing one)
 TENANT_IDS = {"token_id", "subuser_id", "camera_id", "link_id", "event_id", "plate_id", "client_id", "export_id",
-              "consent_id", "clip_id", "webhook_id", "delivery_id", "session_id"}
+              "consent_id", "clip_id", "webhook_id", "delivery_id", "session_id", "case_id"}
 
 BAD_IDS = {
     "missing": None,  # an id of the right form that names nothing
@@ -505,6 +506,9 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /api/v1/events/{event_id}/feedback": {"detector": "rain", "label": "not_rain"},
     "PATCH /api/v1/events/{event_id}": {"kept": False},  # as it is: the owner keeps no clip
     "POST /api/v1/plates": {"text": "M-AB 120", "name": "Mine"},
+    "POST /api/v1/cases": {"name": "Break-in"},  # a new case, without clips (none is kept)
+    "PATCH /api/v1/cases/{case_id}": {"notes": ""},  # as it is
+    "POST /api/v1/cases/{case_id}/events": {"event_ids": ["<other:event_id>"]},  # refused: another tenant's clip
     "PATCH /api/v1/plates/{plate_id}": {"notify": True},  # as it is: the valid request changes nothing
     "POST /api/v1/webhooks": {"url": "ftp://127.0.0.1/hook"},
     "PATCH /api/v1/webhooks/{webhook_id}": {"only_real_alarms": True},

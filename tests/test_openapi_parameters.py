@@ -102,7 +102,8 @@ def test_the_code_reading_finds_the_event_filters_and_the_upload_tags() -> None:
     """The reader above finds what it must (else the test above could pass on an operation it cannot read)."""
     by_key = {f"{m} {p}": fn for m, p, fn in API}
     assert query_reads(by_key["GET /api/v1/events"]) == {
-        "camera_id", "site", "series_id", "since", "until", "verdict", "label", "plate", "plates", "kept", "cursor", "limit"}
+        "camera_id", "site", "series_id", "since", "until", "verdict", "label", "plate", "plates", "kept", "case_id",
+        "cursor", "limit"}
     assert query_reads(by_key["POST /api/v1/ingest/clips"]) == {"recorded_at", "trigger", "original_name"}
     assert query_reads(by_key["GET /api/v1/webhooks/{webhook_id}/deliveries"]) == {"limit"}
     assert query_reads(by_key["GET /api/v1/me/exports/{export_id}"]) == {"download"}

@@ -95,6 +95,11 @@ OWNER_ONLY: set[str] = {
     "POST /api/v1/me/offsite/retry", "POST /api/v1/me/offsite/backfill",
     # the account's known plates (names of people's cars, who is told about them): the owner's list
     "GET /api/v1/plates", "POST /api/v1/plates", "PATCH /api/v1/plates/{plate_id}", "DELETE /api/v1/plates/{plate_id}",
+    # cases: the owner's collections of clips of any camera (evidence of an incident)
+    "GET /api/v1/cases", "POST /api/v1/cases", "GET /api/v1/cases/{case_id}", "PATCH /api/v1/cases/{case_id}",
+    "DELETE /api/v1/cases/{case_id}", "POST /api/v1/cases/{case_id}/events",
+    "DELETE /api/v1/cases/{case_id}/events/{event_id}", "GET /api/v1/cases/{case_id}/download",
+    "GET /cases", "GET /cases/{case_id}",
     "GET /operator",  # operators only
 }
 
@@ -160,6 +165,9 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/me/offsite/backfill": {"camera_id": "<camera_id:B>"},
     "POST /api/v1/plates": {"text": "X-YZ 1", "name": "Mine"},
     "PATCH /api/v1/plates/{plate_id}": {"name": "Theirs", "notify": False},
+    "POST /api/v1/cases": {"name": "Theirs"},
+    "PATCH /api/v1/cases/{case_id}": {"notes": "theirs"},
+    "POST /api/v1/cases/{case_id}/events": {"event_ids": ["0" * 32]},
     "PATCH /api/v1/me": {"notify_email": False},
     "DELETE /api/v1/me": {"password": "not the password, sorry"},
     "POST /api/v1/tokens": {"name": "mine"},
@@ -248,6 +256,7 @@ def _owner_things(w: World, core: Any) -> dict[str, str]:
     ids["session_id"] = o.call("GET", "/api/v1/me/sessions", 200)["items"][0]["id"]
     ids["plate_id"] = str(o.call("POST", "/api/v1/plates", 201, json={"text": "M-OO 1", "name": "Mine"})["id"])
     ids["webhook_id"] = o.call("POST", "/api/v1/webhooks", 201, json={"url": "http://127.0.0.1:9/hook"})["id"]
+    ids["case_id"] = o.call("POST", "/api/v1/cases", 201, json={"name": "Break-in"})["id"]
     with core.db.session() as s:
         row = Outbox(account_id=o.id, kind="webhook", target=ids["webhook_id"], state="sent",
                      payload={"type": "webhook.test", "event_id": None})

@@ -81,6 +81,7 @@ class Site:
         return {"timeline": "/", "clip": f"/events/{self.event_id}", "cameras": "/cameras",
                 "camera": f"/cameras/{self.camera_id}", "storage": "/storage", "notifications": "/notifications",
                 "links": "/links", "privacy": "/privacy-center", "account": "/account", "plates": "/plates",
+                "cases": "/cases",
                 "consent": consent,
                 "not found": "/events/nope", "unknown address": "/no/such/page", "policy": "/privacy",
                 "api reference": "/api-docs"}

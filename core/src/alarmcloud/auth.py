@@ -212,6 +212,15 @@ async def require_user(request: Request) -> User:
     return user
 
 
+async def require_owner(request: Request, manages: str) -> User:
+    """The account owner, or 403 ``forbidden`` "only the account owner manages ``manages``" for a sub-user (what
+    covers every camera of the account is more than a sub-user's per-camera rights)."""
+    user = await require_user(request)
+    if user.account.owner_id is not None:
+        raise ApiError(403, "forbidden", f"only the account owner manages {manages}")
+    return user
+
+
 async def require_operator(request: Request) -> User:
     user = await require_user(request)
     if not user.is_operator:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
 
 #: the filters of ``GET /api/v1/events`` a download accepts
-FILTERS = ("camera_id", "site", "since", "until", "label", "verdict", "plate", "plates", "kept")
+FILTERS = ("camera_id", "site", "since", "until", "label", "verdict", "plate", "plates", "kept", "case_id")
 #: every field a request body may have
 FIELDS = {"ids", "all", "count_only", "link", *FILTERS}
 #: a form post (the web UI's download button) may also carry the CSRF token as a field
@@ -153,11 +153,11 @@ def _selection(body: dict[str, Any], max_clips: int) -> tuple[list[str] | None, 
         return ids, filters
     if not filters and not body.get("all"):
         raise ApiError(400, "no_selection", "choose events: send ids, filters (camera_id, since, until, label, "
-                                            "verdict, plate, plates, kept, site) or \"all\": true")
+                                            "verdict, plate, plates, kept, site, case_id) or \"all\": true")
     return None, filters
 
 
-def _rows(s: Session, user: User, ids: list[str] | None, filters: dict[str, str],
+def rows_for(s: Session, user: User, ids: list[str] | None, filters: dict[str, str],
           max_clips: int) -> list[dict[str, Any]]:
     """The chosen clips, oldest first, with what ``events.json`` says about them (404 for any id the caller may
     not see, 413 above the limit)."""
@@ -199,8 +199,9 @@ def _index(rows: list[dict[str, Any]], exported_at: datetime) -> bytes:
                       indent=1, ensure_ascii=False).encode()
 
 
-def _archive(app: AlarmCloud, rows: list[dict[str, Any]], exported_at: datetime) -> tuple[SizedZip, bytes]:
-    """The ZIP of ``rows`` laid out (each row with a stored video gets ``file`` and ``size``), and its index."""
+def lay_out(app: AlarmCloud, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each row (``rows_for``) with a stored video its ``file`` name in the archive and its ``size``; returns
+    those rows (a row whose video is gone keeps ``size`` None)."""
     present = []
     sizes = app.blobs.sizes(r["blob_key"] for r in rows if r["blob_key"])  # one request each with S3, in parallel
     for r in rows:
@@ -209,26 +210,38 @@ def _archive(app: AlarmCloud, rows: list[dict[str, Any]], exported_at: datetime)
             present.append(r)
     for r, name in zip(present, file_names(present), strict=True):
         r["file"] = name
-    index = _index(rows, exported_at)
-    members = [SizedMember("events.json", len(index), lambda: io.BytesIO(index))]
+    return present
+
+
+def sized_zip(app: AlarmCloud, first: list[tuple[str, bytes]], present: list[dict[str, Any]],
+              when: datetime) -> SizedZip:
+    """The ZIP of the small files ``first`` (name, bytes), then the videos of ``present`` (``lay_out``)."""
+    members = [SizedMember(name, len(data), lambda data=data: io.BytesIO(data)) for name, data in first]
     members += [SizedMember(r["file"], r["size"], lambda key=r["blob_key"]: app.blobs.open(key)) for r in present]
-    return SizedZip(members, exported_at), index
+    return SizedZip(members, when)
 
 
-def _counted(app: AlarmCloud, user: User, pieces: Iterator[bytes], total: int) -> Iterator[bytes]:
+def _archive(app: AlarmCloud, rows: list[dict[str, Any]], exported_at: datetime) -> tuple[SizedZip, bytes]:
+    """The ZIP of ``rows`` laid out (each row with a stored video gets ``file`` and ``size``), and its index."""
+    present = lay_out(app, rows)
+    index = _index(rows, exported_at)
+    return sized_zip(app, [("events.json", index)], present, exported_at), index
+
+
+def counted(app: AlarmCloud, user: User, pieces: Iterator[bytes], total: int) -> Iterator[bytes]:
     """``pieces`` (``total`` bytes), with the bytes sent counted as the account's download traffic (also when the
     client leaves early). A full download is counted before its last piece goes out: the client may be done before
     this generator is closed."""
-    sent, counted = 0, False
+    sent, done = 0, False
     try:
         for piece in pieces:
             sent += len(piece)
             if sent >= total:
                 app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
-                counted = True
+                done = True
             yield piece
     finally:
-        if not counted:
+        if not done:
             app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
 
 
@@ -247,7 +260,7 @@ async def download_events(request: Request) -> Response:
     app = core(request)
     max_clips = app.settings.storage.download_max_clips
     ids, filters = _selection(body, max_clips)
-    rows = await app.db.run(lambda s: _rows(s, user, ids, filters, max_clips))
+    rows = await app.db.run(lambda s: rows_for(s, user, ids, filters, max_clips))
     if body.get("count_only"):
         return JSONResponse({"count": len(rows), "max_clips": max_clips})
     now = utcnow().replace(microsecond=0)
@@ -270,7 +283,7 @@ async def download_events(request: Request) -> Response:
         return JSONResponse({"id": link.id, "url": f"/api/v1/downloads/{link.id}", "count": count,
                              "size": archive.size, "expires_at": iso(link.expires_at)}, status_code=201)
     name = f"alarmcloud-events-{now:%Y%m%d-%H%M%S}.zip"
-    return StreamingResponse(_counted(app, user, archive.pieces(), archive.size), media_type="application/zip",
+    return StreamingResponse(counted(app, user, archive.pieces(), archive.size), media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{name}"',
                                       "Content-Length": str(archive.size), "Cache-Control": "no-store",
                                       "X-Clip-Count": str(count)})
@@ -296,7 +309,7 @@ async def fetch_link(request: Request) -> Response:
 
     def _current(s: Session) -> list[dict[str, Any]]:
         try:
-            return _rows(s, user, ids, {}, len(ids))
+            return rows_for(s, user, ids, {}, len(ids))
         except ApiError:
             return []
 
@@ -317,5 +330,5 @@ async def fetch_link(request: Request) -> Response:
     start, end, status = asked
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/zip")
-    return StreamingResponse(_counted(app, user, archive.pieces(start, end + 1), end + 1 - start), status_code=status,
+    return StreamingResponse(counted(app, user, archive.pieces(start, end + 1), end + 1 - start), status_code=status,
                              media_type="application/zip", headers=headers)

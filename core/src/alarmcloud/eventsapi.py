@@ -18,12 +18,13 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from alarmcloud.auth import User, camera_for, core, require_user, visible_camera_ids
+from alarmcloud.auth import User, camera_for, core, require_owner, require_user, visible_camera_ids
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
 from alarmcloud.models import (
     Account,
     Camera,
+    Case,
     Clip,
     Consent,
     Feedback,
@@ -55,6 +56,7 @@ def event_json(clip: Clip, findings: list[FindingRow], camera_name: str | None =
         "flags": clip.flags or [], "trigger": clip.trigger, "original_name": clip.original_name,
         "findings": [_finding(f, book) for f in findings], "scores": shown_scores(clip.scores),
         "kept": clip.kept_at is not None, "kept_at": iso(clip.kept_at) if clip.kept_at else None,
+        "case_id": clip.case_id,
         "video_url": f"/api/v1/events/{clip.id}/video", "thumbnail_url": f"/api/v1/events/{clip.id}/thumbnail",
     }
 
@@ -169,6 +171,8 @@ def query_events(s: Session, user: User, params: dict[str, str], limit: int,
         raise ApiError(400, "invalid_kept", "kept must be true or false")
     if kept:
         q = q.where(col(Clip.kept_at).is_not(None) if kept == "true" else col(Clip.kept_at).is_(None))
+    if params.get("case_id"):  # the clips of one of the owner's cases
+        q = q.where(Clip.case_id == params["case_id"])
     verdict = params.get("verdict")
     if verdict == "false_alarm":
         q = q.where(col(Clip.verdict).like("false_alarm:%"))
@@ -211,7 +215,7 @@ def _limit(request: Request, default: int = 50) -> int:
 
 async def list_events(request: Request) -> Response:
     """Events newest first. Filters: camera_id, site, since, until, label, verdict, plate (fuzzy), plates (known or
-    unknown, the owner's), series_id, kept."""
+    unknown, the owner's), series_id, kept, case_id."""
     user = await require_user(request)
     limit = _limit(request)
     params = dict(request.query_params)
@@ -268,7 +272,8 @@ async def update_event(request: Request) -> Response:
     """Keep an event (``{"kept": true}``): retention and the quota's eviction leave its clip alone until
     ``{"kept": false}``; deleting it, its camera or the account still deletes it. Needs the ``admin`` right on the
     event's camera (it decides what stays stored). Kept clips may fill ``storage.kept_max_ratio`` of the quota
-    (default half), so new alarms always find room: 409 ``keep_limit`` beyond it."""
+    (default half), so new alarms always find room: 409 ``keep_limit`` beyond it. A clip in one of the owner's
+    cases stays kept while it is there (409 ``in_case``)."""
     user = await require_user(request)
     app = core(request)
     eid = request.path_params["event_id"]
@@ -292,6 +297,10 @@ async def update_event(request: Request) -> Response:
                                                   "first")
             clip.kept_at = utcnow()
         elif not keep:
+            if clip.case_id is not None:  # evidence of a case stays until the owner takes it out of the case
+                case = s.get(Case, clip.case_id)
+                raise ApiError(409, "in_case", f"this clip is in the case “{case.name if case else ''}”: it is kept "
+                                               "while it is there; take it out of the case first")
             clip.kept_at = None
         s.add(clip)
         s.commit()
@@ -503,10 +512,7 @@ async def list_series(request: Request) -> Response:
 async def _plates_owner(request: Request) -> User:
     """The account owner: known plates (people's cars by name, and who is told about them) are the owner's list,
     refused to sub-users like the other account settings (403)."""
-    user = await require_user(request)
-    if user.account.owner_id is not None:
-        raise ApiError(403, "forbidden", "only the account owner manages known plates")
-    return user
+    return await require_owner(request, "known plates")
 
 
 #: known plates per account (a household's and a small business's cars and regular visitors fit many times over)
@@ -564,7 +570,7 @@ async def known_plates(request: Request) -> Response:
         data = await json_body(request)
         only_fields(data, {"text", "name", "notify", "close_reads"})
         text = normalize_plate(field(data, "text", str, max_len=20))
-        name = _plate_name(data)
+        name = display_name(data)
         notify = field(data, "notify", bool, required=False, default=True)
         close_reads = field(data, "close_reads", bool, required=False, default=True)
         if not text:
@@ -598,7 +604,7 @@ async def known_plates(request: Request) -> Response:
     return JSONResponse({"items": await app.db.run(lambda s: known_plates_listed(s, user.tenant_id))})
 
 
-def _plate_name(data: dict[str, Any], required: bool = True) -> str:
+def display_name(data: dict[str, Any], required: bool = True) -> str:
     """The ``name`` field: 1-100 characters that are not all blank, without control characters (``required``:
     a body without it is a missing field; otherwise a null name is an empty one)."""
     name = field(data, "name", str, max_len=100, required=required, default="")
@@ -624,7 +630,7 @@ async def known_plate(request: Request) -> Response:
         return Response(status_code=204)
     data = await json_body(request)
     only_fields(data, {"name", "notify", "close_reads"})
-    name = _plate_name(data, required=False) if "name" in data else None
+    name = display_name(data, required=False) if "name" in data else None
     notify = field(data, "notify", bool, required=False, default=None)
     close_reads = field(data, "close_reads", bool, required=False, default=None)
 

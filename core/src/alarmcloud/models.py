@@ -230,6 +230,23 @@ class Clip(SQLModel, table=True):
     #: it alone until they stop keeping it; None: it goes when its time comes. Deleting it, its camera or the
     #: account deletes it all the same
     kept_at: datetime | None = None
+    #: the owner's case (``cases``) the clip belongs to; a clip in a case is kept (``kept_at`` set) while it is there
+    case_id: str | None = Field(default=None, foreign_key="cases.id", index=True, max_length=32)
+
+
+class Case(SQLModel, table=True):
+    """The owner's collection of the clips of one incident (a break-in, a damaged car): a name, notes, and its clips,
+    kept while they are in it, downloaded together with a checksum file."""
+
+    __tablename__ = "cases"
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=32)
+    name: str = Field(max_length=100)
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    #: when the case was last downloaded (the owner sees what they handed over already); None: never
+    exported_at: datetime | None = None
 
 
 class FindingRow(SQLModel, table=True):

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from alarmcloud import silence, snooze
+from alarmcloud import cases, silence, snooze
 from alarmcloud.notify import WEBHOOK_EVENTS
 
 ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
@@ -81,7 +81,9 @@ EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
                          "with the camera's threshold, also when it stayed below and no finding came out"},
               "kept": {**BOOL, "description": "the owner keeps the clip: retention and the quota's eviction leave it "
                        "alone (PATCH the event)"},
-              "kept_at": {"type": ["string", "null"], "description": "since when it is kept"}})
+              "kept_at": {"type": ["string", "null"], "description": "since when it is kept"},
+              "case_id": {"type": ["string", "null"], "description": "the owner's case the clip is in (kept while "
+                          "it is there); null: none"}})
 NNUM = {"type": ["number", "null"]}
 NINT = {"type": ["integer", "null"]}
 #: the answer to a ``not_*`` mark of an event a detector flagged (``tuning.threshold_suggestion``)
@@ -206,6 +208,7 @@ EVENT_FILTERS = [
     _query("series_id", STR, "the events of one alarm series"),
     _query("kept", {"enum": ["true", "false"]}, "true: the events the owner keeps (past the retention period and out "
            "of the quota's eviction); false: the others"),
+    _query("case_id", STR, "the events of one of the owner's cases"),
 ]
 #: a video or archive answered whole (200) or in part (206) for a ``Range`` request
 RANGE = _header("Range", "one byte range, bytes=START-END (or START- / -SUFFIX): 206 with that part; 416 when "
@@ -271,6 +274,17 @@ RECORDED_AT = ("when the camera recorded the clip; believed from the account's r
                "minutes after it")
 TRIGGER = "what set off the alarm (the camera's word: motion, pir, audio, ...)"
 ORIGINAL_NAME = "the file name the camera gave the clip"
+CASE_NAME = {"type": "string", "minLength": 1, "maxLength": 100, "description": "the incident (\"Break-in 3 "
+             "November\")"}
+CASE_NOTES = {"type": "string", "maxLength": cases.MAX_NOTES, "description": "what happened, a police reference "
+              "(line breaks kept)"}
+CASE_EVENT_IDS = {"type": "array", "items": STR, "description": "events to put into the case (all or none); their "
+                  "clips are kept while they are in it"}
+CASE = _obj({"id": STR, "name": STR, "notes": STR, "created_at": STR, "updated_at": STR,
+             "exported_at": {**NSTR, "description": "when the case was last downloaded; null: never"},
+             "event_count": INT, "size_bytes": INT, "first_at": NSTR, "last_at": NSTR,
+             "camera_ids": {"type": "array", "items": STR}})
+CASE_DETAIL = _extended(CASE, {"events": {"type": "array", "items": EVENT, "description": "oldest first"}})
 
 
 def _items(item: dict[str, Any]) -> dict[str, Any]:
@@ -514,7 +528,7 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "also": {201: _obj({"id": STR, "url": STR, "count": INT, "size": INT, "expires_at": STR})},
         "request": {"type": "object", "additionalProperties": False, "properties": {
             "ids": {"type": "array", "items": STR, "minItems": 1}, "all": BOOL, "count_only": BOOL, "link": BOOL,
-            **{k: STR for k in ("camera_id", "site", "since", "until", "label", "verdict", "plate")},
+            **{k: STR for k in ("camera_id", "site", "since", "until", "label", "verdict", "plate", "case_id")},
             "plates": {"enum": ["known", "unknown"]}, "kept": {"oneOf": [BOOL, {"enum": ["true", "false"]}]}}}},
     ("GET", "/api/v1/plates"): {"status": 200, "response": _items(KNOWN_PLATE), "errors": [401, 403]},
     ("POST", "/api/v1/plates"): {"status": 201, "request": _obj({"text": PLATE_TEXT, "name": PLATE_NAME},
@@ -528,6 +542,22 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                                                                            PLATE_CLOSE_READS}},
                                              "response": KNOWN_PLATE, "errors": [400, 401, 403, 404]},
     ("DELETE", "/api/v1/plates/{plate_id}"): {"status": 204, "errors": [401, 403, 404]},
+    ("GET", "/api/v1/cases"): {"status": 200, "response": _items(CASE), "errors": [401, 403]},
+    ("POST", "/api/v1/cases"): {"status": 201, "request": {**_obj({"name": CASE_NAME}, {
+        "notes": CASE_NOTES, "event_ids": CASE_EVENT_IDS}), "additionalProperties": False},
+        "response": CASE_DETAIL, "errors": [400, 401, 403, 404, 409]},
+    ("GET", "/api/v1/cases/{case_id}"): {"status": 200, "response": CASE_DETAIL, "errors": [401, 403, 404]},
+    ("PATCH", "/api/v1/cases/{case_id}"): {"status": 200, "request": {**_obj({}, {
+        "name": CASE_NAME, "notes": CASE_NOTES}), "additionalProperties": False}, "response": CASE_DETAIL,
+        "errors": [400, 401, 403, 404]},
+    ("DELETE", "/api/v1/cases/{case_id}"): {"status": 204, "errors": [401, 403, 404]},
+    ("POST", "/api/v1/cases/{case_id}/events"): {"status": 200, "request": {**_obj({"event_ids": {
+        **CASE_EVENT_IDS, "minItems": 1}}), "additionalProperties": False}, "response": CASE_DETAIL,
+        "errors": [400, 401, 403, 404, 409]},
+    ("DELETE", "/api/v1/cases/{case_id}/events/{event_id}"): {"status": 200, "response": CASE_DETAIL,
+                                                               "errors": [401, 403, 404]},
+    ("GET", "/api/v1/cases/{case_id}/download"): {"status": 200, "response_media": "application/zip",
+                                                  "errors": [401, 403, 404, 409]},
     ("GET", "/api/v1/downloads/{link_id}"): {"status": 200, "response_media": "application/zip",
                                              "headers": [RANGE], "media_also": {206: PARTIAL},
                                              "errors": [401, 404, 410, 416]},

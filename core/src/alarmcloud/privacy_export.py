@@ -34,7 +34,7 @@ SECRET_COLUMNS = {"password_hash", "pending_email_token_hash", "token_hash", "id
                   "client_secret_hash", "code_hash", "access_hash", "refresh_hash"}
 #: friendly section names for the tables of ``account.json``
 SECTIONS = {"accounts": "profile", "cameras": "cameras", "clips": "events", "findings": "findings",
-            "known_plates": "plates", "feedback": "feedback", "consents": "consents",
+            "known_plates": "plates", "cases": "cases", "feedback": "feedback", "consents": "consents",
             "plugin_state": "plugin_state", "usage_hours": "usage"}
 
 

@@ -24,10 +24,12 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
          "purpose": "keep the customer logged in", "recipients": [],
          "retention": f"at most {st.session_absolute_days} days", "legal_basis": contract},
         {"name": "core: alarm clips and events", "source": "core",
-         "data": ["video recordings", "snapshots", "detections", "plate reads"],
+         "data": ["video recordings", "snapshots", "detections", "plate reads",
+                  "cases: the owner's names and notes for incidents and the clips in them"],
          "purpose": "store and analyse alarm recordings of the customer's cameras", "recipients": [],
          "retention": f"{st.storage.retention_days} days by default (configurable per account), a clip the "
-                      "customer keeps until they let it go or delete it; plate reads "
+                      "customer keeps (or puts into a case) until they let it go or delete it, a case until "
+                      "the owner deletes it; plate reads "
                       + (f"{p.plates_days} days" if p.plates_days is not None else "with their clip"),
          "legal_basis": contract},
         {"name": "core: camera credentials", "source": "core",

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from alarmcloud import notify
-from alarmcloud.auth import User, core, require_user
+from alarmcloud.auth import User, core, require_owner
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.models import Outbox, Webhook, iso, lock_account
 
@@ -38,11 +38,7 @@ def delivery_json(row: Outbox) -> dict[str, Any]:
 
 
 async def _owner(request: Request) -> User:
-    user = await require_user(request)
-    if user.account.owner_id is not None:
-        # a webhook gets every camera's events: more than a sub-user's per-camera rights allow
-        raise ApiError(403, "forbidden", "only the account owner manages webhooks")
-    return user
+    return await require_owner(request, "webhooks")  # a webhook gets every camera's events
 
 
 def _hook_for(s: Session, user: User, hook_id: str) -> Webhook:

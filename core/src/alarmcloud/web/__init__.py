@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from alarmcloud.web import apidocs, charts, operator, pages
+from alarmcloud.web import apidocs, casepages, charts, operator, pages
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -35,6 +35,8 @@ def routes(core: AlarmCloud) -> list[BaseRoute]:
         R("/account", pages.account_page, methods=["GET"]),
         R("/notifications", pages.notifications_page, methods=["GET"]),
         R("/plates", pages.plates_page, methods=["GET"]),
+        R("/cases", casepages.cases_page, methods=["GET"]),
+        R("/cases/{case_id}", casepages.case_page, methods=["GET"]),
         R("/privacy-center", pages.privacy_page, methods=["GET"]),
         R("/operator", pages.operator_page, methods=["GET"]),
         R("/api-docs", apidocs.api_docs_page, methods=["GET"]),

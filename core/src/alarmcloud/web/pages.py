@@ -17,9 +17,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from alarmcloud import auth, twofactor
 from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json, source_advice, upload_source
+from alarmcloud.cases import case_choices
 from alarmcloud.errors import ApiError
 from alarmcloud.eventsapi import MAX_KNOWN_PLATES, known_plates_listed, load_event, query_events
-from alarmcloud.models import Account, Camera, Clip, FindingRow, Rejection, iso
+from alarmcloud.models import Account, Camera, Case, Clip, FindingRow, Rejection, iso
 from alarmcloud.notify import normalize_plate
 from alarmcloud.sessionsapi import session_list
 from alarmcloud.snooze import snooze_json
@@ -236,7 +237,7 @@ async def account_page(request: Request) -> Response:
 # ---------------------------------------------------------------- timeline and clips
 
 
-def _group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def group_series(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Consecutive clips of one alarm series become one group (newest first within it), ``"series": True``; the
     alarms between series that are a clip of their own share one group (``"series": False``), so they fill the
     rows of one grid instead of a row each. Each clip's plates as ``{"text", "name"}`` (the name of a known
@@ -301,7 +302,8 @@ async def timeline(request: Request) -> Response:
         labels = frozenset(label for spec in app.plugins.detector_specs.values() for label in spec.labels)
         named = frozenset(verdict_names(app.plugins.detector_specs))
         return {"items": items, "cursor": cursor, "cameras": cams, "stored": stored_causes(s, user, known=named),
-                "labels": sorted(labels | set(stored_labels(s, user, known=labels)))}
+                "labels": sorted(labels | set(stored_labels(s, user, known=labels))),
+                "cases": case_choices(s, user)}
 
     data = await app.db.run(_load)
     more_url = None
@@ -311,11 +313,12 @@ async def timeline(request: Request) -> Response:
             keep["tz"] = request.query_params["tz"]
         more_url = "/?" + urlencode({**keep, "cursor": data["cursor"],
                                      "partial": "1"})
-    ctx = {"groups": _group_series(data["items"]), "more_url": more_url, "form": form,
+    ctx = {"groups": group_series(data["items"]), "more_url": more_url, "form": form,
            "cameras": data["cameras"], "labels": data["labels"],
            "sites": site_names(c["site"] for c in data["cameras"]),
            "filter_verdicts": filter_verdicts(verdict_names(app.plugins.detector_specs), data["stored"]),
-           "filtered": any(form.values()), "is_owner": user.account.owner_id is None}
+           "filtered": any(form.values()), "is_owner": user.account.owner_id is None,
+           "cases": data.get("cases")}
     if request.query_params.get("partial") == "1":
         return render(request, "_events.html", user, **ctx)
     return render(request, "timeline.html", user, **ctx)
@@ -346,8 +349,11 @@ async def clip_page(request: Request) -> Response:
             acc = s.get(Account, user.tenant_id)
             keep = {"days": retention_days(app.settings, acc), "limit": kept_limit_bytes(app.settings, acc),
                     "used": kept_bytes(s, user.tenant_id)}
+        case = s.get(Case, ev["case_id"]) if ev["case_id"] else None
         return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_delete,
-                "keep": keep, "is_owner": user.account.owner_id is None}
+                "keep": keep, "is_owner": user.account.owner_id is None,
+                "cases": case_choices(s, user) if may_delete else None,
+                "case": {"id": case.id, "name": case.name} if case else None}
 
     data = await app.db.run(_load)
     if data is None:

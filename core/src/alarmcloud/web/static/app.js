@@ -268,6 +268,9 @@
       t.disabled = false;
       if (!r.ok) return flash(r.message, "bad");
       location.reload();  // the card, the badge of kept clips and the use come from the server
+    } else if (t.matches("[data-add-to-case]")) {
+      const ids = t.dataset.addToCase ? [t.dataset.addToCase] : $$("[data-pick]").filter((b) => b.checked).map((b) => b.value);
+      if (ids.length) addToCase(t, ids);
     } else if (t.matches("[data-copy]")) {
       const src = document.getElementById(t.dataset.copy);
       const text = src.value !== undefined ? src.value : src.textContent;
@@ -706,6 +709,29 @@
     return (i === 0 ? String(Math.round(n)) : n.toFixed(1).replace(/\.0$/, "")) + " " + units[i];
   }
 
+  // cases: put clips into a chosen case, or into a new one named in the picker; then show the case
+  async function addToCase(button, ids) {
+    const box = button.closest("[data-case-picker]");
+    const target = $("[data-case-target]", box).value;
+    const nameEl = $("[data-case-name]", box);
+    const name = nameEl.value.trim();
+    if (!target && !name) { nameEl.focus(); return flash("Name the new case first.", "bad"); }
+    button.disabled = true;
+    const r = target ? await api("POST", "/api/v1/cases/" + encodeURIComponent(target) + "/events", { event_ids: ids })
+      : await api("POST", "/api/v1/cases", { name, event_ids: ids });
+    button.disabled = false;
+    if (!r.ok) return flash(r.message, "bad");
+    sessionStorage.setItem("ac-flash", (ids.length === 1 ? "Clip added" : ids.length + " clips added") + " to the case.");
+    location.assign("/cases/" + encodeURIComponent(r.data.id));
+  }
+  document.addEventListener("change", (e) => {
+    const sel = e.target;
+    if (!sel.matches || !sel.matches("[data-case-target]")) return;
+    const field = $("[data-case-new]", sel.closest("[data-case-picker]"));
+    field.hidden = sel.value !== "";
+    if (!field.hidden) $("input", field).focus();
+  });
+
   function setupBulk() {
     const bar = $("[data-bulk]");
     if (!bar) return;
@@ -721,6 +747,8 @@
       const total = picks().length;
       selBtn.textContent = "Download selected (" + n + ")";
       selBtn.disabled = n === 0;
+      const toCase = $("[data-add-to-case]", bar);
+      if (toCase) toCase.disabled = n === 0;
       all.checked = n > 0 && n === total;
       all.indeterminate = n > 0 && n < total;
     }

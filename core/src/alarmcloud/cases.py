@@ -1,0 +1,311 @@
+"""Cases: the owner's collections of the clips of one incident (a break-in, a damaged car, a parcel gone).
+
+A case has a name and notes; its clips are kept while they are in it (``Clip.kept_at``: retention and the quota's
+eviction leave them alone, within the same share of the quota as other kept clips) and cannot be let go on the clip
+until they are taken out of the case. A clip is in at most one case. ``GET /api/v1/cases/{id}/download`` streams the
+case as one ZIP for the police or an insurer: ``case.json`` (the name, the notes, every clip with its camera, time,
+verdict, findings and the SHA-256 of its video), ``SHA256SUMS`` (``sha256sum -c`` checks the videos) and the videos;
+the case then says when it was last downloaded. Cases are the owner's (sub-users: 403): a case spans every camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from alarmcloud.auth import User, core, require_owner
+from alarmcloud.download import counted, lay_out, rows_for, safe_name, sized_zip
+from alarmcloud.errors import ApiError, field, json_body, only_fields
+from alarmcloud.eventsapi import display_name, query_events
+from alarmcloud.models import Account, Case, Clip, aware, iso, lock_account, utcnow
+from alarmcloud.storage import kept_bytes, kept_limit_bytes
+from alarmcloud.units import human_bytes
+
+if TYPE_CHECKING:
+    from alarmcloud.app import AlarmCloud
+
+#: cases per account
+MAX_CASES = 200
+#: characters of a case's notes
+MAX_NOTES = 5000
+
+
+def _notes(data: dict[str, Any]) -> str:
+    notes = field(data, "notes", str, required=False, default="", max_len=MAX_NOTES)
+    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in notes):
+        raise ApiError(400, "invalid_field", "notes must not contain control characters other than line breaks "
+                                             "and tabs")
+    return notes.replace("\r\n", "\n").strip()
+
+
+def _event_ids(data: dict[str, Any], required: bool) -> list[str]:
+    ids = data.get("event_ids")
+    if ids is None and not required:
+        return []
+    if not isinstance(ids, list) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids) or (
+            required and not ids):
+        raise ApiError(400, "invalid_field", "event_ids must be a list of event ids"
+                       + (" (at least one)" if required else ""))
+    return list(dict.fromkeys(ids))
+
+
+def case_json(s: Session, case: Case) -> dict[str, Any]:
+    """A case with what its clips add up to (count, bytes, first and last recording, cameras)."""
+    count, size, first, last = s.exec(select(func.count(col(Clip.id)), func.coalesce(func.sum(Clip.size_bytes), 0),
+                                             func.min(Clip.started_at), func.max(Clip.started_at)).where(
+        Clip.case_id == case.id)).one()
+    cameras = sorted(s.exec(select(Clip.camera_id).where(Clip.case_id == case.id).distinct()).all())
+    return {"id": case.id, "name": case.name, "notes": case.notes, "created_at": iso(case.created_at),
+            "updated_at": iso(case.updated_at), "exported_at": iso(case.exported_at) if case.exported_at else None,
+            "event_count": int(count), "size_bytes": int(size), "first_at": iso(aware(first)) if first else None,
+            "last_at": iso(aware(last)) if last else None, "camera_ids": cameras}
+
+
+def case_for(s: Session, user: User, case_id: str, lock: bool = False) -> Case:
+    """The caller's case, or 404 (another account's too)."""
+    if len(case_id) > 32:
+        case = None
+    elif lock:
+        case = s.get(Case, case_id, with_for_update=True, populate_existing=True)
+    else:
+        case = s.get(Case, case_id)
+    if case is None or case.account_id != user.tenant_id:
+        raise ApiError(404, "not_found", "case not found")
+    return case
+
+
+def case_detail(s: Session, user: User, case: Case) -> dict[str, Any]:
+    """The case and its events, oldest first (the order of what happened)."""
+    out = case_json(s, case)
+    items, _ = query_events(s, user, {"case_id": case.id}, MAX_CASE_EVENTS_SHOWN, names=True)
+    out["events"] = items[::-1]
+    return out
+
+
+def case_choices(s: Session, user: User) -> list[dict[str, str]] | None:
+    """The owner's cases to put clips into (newest first); None for a sub-user (cases are the owner's)."""
+    if user.account.owner_id is not None:
+        return None
+    rows = s.exec(select(Case.id, Case.name).where(Case.account_id == user.tenant_id).order_by(
+        col(Case.created_at).desc(), col(Case.id))).all()
+    return [{"id": i, "name": n} for i, n in rows]
+
+
+#: events ``GET /cases/{id}`` lists (a case holds at most ``storage.download_max_clips``: one download)
+MAX_CASE_EVENTS_SHOWN = 10_000
+
+
+def add_events(s: Session, app: AlarmCloud, user: User, case: Case, ids: list[str]) -> None:
+    """Put the clips ``ids`` into ``case`` and keep them: all or none. 404 for an id of no clip of the account;
+    409 ``in_another_case``, ``case_full`` (more than one download's clips) or ``keep_limit`` (the kept share)."""
+    lock_account(s, user.tenant_id)  # adds at once never pass the limits together
+    clips = list(s.exec(select(Clip).where(col(Clip.id).in_(ids), Clip.account_id == user.tenant_id)
+                        .with_for_update()).all())
+    if len(clips) != len(ids):
+        raise ApiError(404, "not_found", "event not found (one or more of the ids)")
+    elsewhere = sorted({c.case_id for c in clips if c.case_id not in (None, case.id)})
+    if elsewhere:
+        names = ", ".join(f"“{other.name}”" for other in (s.get(Case, cid) for cid in elsewhere) if other)
+        raise ApiError(409, "in_another_case", f"a clip is in another case already ({names}): take it out there "
+                                               "first")
+    new = [c for c in clips if c.case_id is None]
+    most = app.settings.storage.download_max_clips
+    has = s.exec(select(func.count(col(Clip.id))).where(Clip.case_id == case.id)).one()
+    if has + len(new) > most:
+        raise ApiError(409, "case_full", f"a case holds at most {most} clips (one download); it has {has}")
+    to_keep = sum(c.size_bytes for c in new if c.kept_at is None)
+    if to_keep:
+        limit = kept_limit_bytes(app.settings, s.get(Account, user.tenant_id))
+        already = kept_bytes(s, user.tenant_id)
+        if already + to_keep > limit:
+            raise ApiError(409, "keep_limit", f"clips in cases are kept, and kept clips may fill {human_bytes(limit)} "
+                                              f"of your storage; {human_bytes(already)} are kept and these would "
+                                              f"add {human_bytes(to_keep)}: stop keeping or delete some first")
+    now = utcnow()
+    for c in new:
+        c.case_id = case.id
+        c.kept_at = c.kept_at or now
+        s.add(c)
+    case.updated_at = now
+    s.add(case)
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+async def cases(request: Request) -> Response:
+    """GET: the owner's cases, newest first. POST ``{"name", "notes"?, "event_ids"?}``: a new case (201), with
+    those events in it (kept)."""
+    user = await require_owner(request, "cases")
+    app = core(request)
+    if request.method == "GET":
+        def _list(s: Session) -> list[dict[str, Any]]:
+            rows = s.exec(select(Case).where(Case.account_id == user.tenant_id).order_by(
+                col(Case.created_at).desc(), col(Case.id))).all()
+            return [case_json(s, c) for c in rows]
+
+        return JSONResponse({"items": await app.db.run(_list)})
+    data = await json_body(request)
+    only_fields(data, {"name", "notes", "event_ids"})
+    name, notes, ids = display_name(data), _notes(data), _event_ids(data, required=False)
+
+    def _add(s: Session) -> dict[str, Any]:
+        lock_account(s, user.tenant_id)
+        n = s.exec(select(func.count(col(Case.id))).where(Case.account_id == user.tenant_id)).one()
+        if n >= MAX_CASES:
+            raise ApiError(409, "case_limit", f"at most {MAX_CASES} cases per account: delete one you closed")
+        case = Case(account_id=user.tenant_id, name=name, notes=notes)
+        s.add(case)
+        s.flush()
+        if ids:
+            add_events(s, app, user, case, ids)
+        s.commit()
+        return case_detail(s, user, case)
+
+    return JSONResponse(await app.db.run(_add), status_code=201)
+
+
+async def one_case(request: Request) -> Response:
+    """GET: the case and its events (oldest first). PATCH ``{"name"?, "notes"?}``. DELETE: the case goes; its
+    clips leave it and stay kept (let them go on each clip, or delete them)."""
+    user = await require_owner(request, "cases")
+    app = core(request)
+    cid = request.path_params["case_id"]
+    if request.method == "GET":
+        return JSONResponse(await app.db.run(lambda s: case_detail(s, user, case_for(s, user, cid))))
+    if request.method == "DELETE":
+        def _delete(s: Session) -> None:
+            case = case_for(s, user, cid, lock=True)
+            s.execute(update(Clip).where(col(Clip.case_id) == case.id).values(case_id=None))
+            s.delete(case)
+            s.commit()
+
+        await app.db.run(_delete)
+        return Response(status_code=204)
+    data = await json_body(request)
+    only_fields(data, {"name", "notes"})
+    name = display_name(data) if "name" in data else None
+    notes = _notes(data) if "notes" in data else None
+
+    def _save(s: Session) -> dict[str, Any]:
+        case = case_for(s, user, cid, lock=True)
+        case.name = name if name is not None else case.name
+        case.notes = notes if notes is not None else case.notes
+        case.updated_at = utcnow()
+        s.add(case)
+        s.commit()
+        return case_detail(s, user, case)
+
+    return JSONResponse(await app.db.run(_save))
+
+
+async def case_events(request: Request) -> Response:
+    """POST ``{"event_ids": [...]}``: put events into the case (they are kept from then on; all or none)."""
+    user = await require_owner(request, "cases")
+    app = core(request)
+    cid = request.path_params["case_id"]
+    data = await json_body(request)
+    only_fields(data, {"event_ids"})
+    ids = _event_ids(data, required=True)
+
+    def _add(s: Session) -> dict[str, Any]:
+        case = case_for(s, user, cid, lock=True)
+        add_events(s, app, user, case, ids)
+        s.commit()
+        return case_detail(s, user, case)
+
+    return JSONResponse(await app.db.run(_add))
+
+
+async def case_event(request: Request) -> Response:
+    """DELETE: take the event out of the case; its clip stays kept (``PATCH /events/{id} {"kept": false}`` lets it
+    go)."""
+    user = await require_owner(request, "cases")
+    app = core(request)
+    cid, eid = request.path_params["case_id"], request.path_params["event_id"]
+
+    def _remove(s: Session) -> dict[str, Any]:
+        case = case_for(s, user, cid, lock=True)
+        clip = s.get(Clip, eid, with_for_update=True, populate_existing=True) if len(eid) <= 32 else None
+        if clip is None or clip.case_id != case.id:
+            raise ApiError(404, "not_found", "the event is not in this case")
+        clip.case_id = None
+        case.updated_at = utcnow()
+        s.add(clip)
+        s.add(case)
+        s.commit()
+        return case_detail(s, user, case)
+
+    return JSONResponse(await app.db.run(_remove))
+
+
+def _manifest(case: dict[str, Any], rows: list[dict[str, Any]], events: dict[str, dict[str, Any]],
+              exported_at: datetime) -> bytes:
+    """``case.json``: the case and, per clip, what the server knows and the SHA-256 of the file."""
+    clips = [{**{k: events[r["id"]].get(k) for k in ("id", "camera_id", "camera_name", "started_at", "received_at",
+                                                      "duration", "verdict", "findings", "original_name")},
+              "file": r.get("file"), "sha256": r.get("sha256"), "size_bytes": r.get("size")} for r in rows]
+    body = {"format": "alarmcloud-case/1", "exported_at": iso(exported_at),
+            "case": {k: case[k] for k in ("id", "name", "notes", "created_at", "updated_at")}, "clips": clips}
+    return json.dumps(body, indent=1, ensure_ascii=False).encode()
+
+
+def _hash_videos(app: AlarmCloud, present: list[dict[str, Any]]) -> None:
+    for r in present:
+        h = hashlib.sha256()
+        with app.blobs.open(r["blob_key"]) as fh:
+            while piece := fh.read(1 << 20):
+                h.update(piece)
+        r["sha256"] = h.hexdigest()
+
+
+async def download_case(request: Request) -> Response:
+    """The case as one ZIP, streamed with its length known: ``case.json``, ``SHA256SUMS`` and the videos as
+    ``<camera>/<UTC time>_<verdict>.mp4``. The case's ``exported_at`` says when (the owner sees what they handed
+    over). 409 ``empty_case`` for a case without clips."""
+    user = await require_owner(request, "cases")
+    app = core(request)
+    cid = request.path_params["case_id"]
+
+    def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        detail = case_detail(s, user, case_for(s, user, cid))
+        ids = [e["id"] for e in detail["events"]]
+        if not ids:
+            raise ApiError(409, "empty_case", "the case has no clips yet: add some from their clip pages")
+        return detail, rows_for(s, user, ids, {}, len(ids))
+
+    detail, rows = await app.db.run(_load)
+    now = utcnow().replace(microsecond=0)
+
+    def _build() -> Any:
+        present = lay_out(app, rows)
+        _hash_videos(app, present)  # read once more: a checksum file travels with the evidence
+        events = {e["id"]: e for e in detail["events"]}
+        sums = "".join(f"{r['sha256']}  {r['file']}\n" for r in present).encode()
+        return sized_zip(app, [("case.json", _manifest(detail, rows, events, now)), ("SHA256SUMS", sums)],
+                         present, now)
+
+    archive = await asyncio.to_thread(_build)
+
+    def _mark(s: Session) -> None:
+        case = s.get(Case, cid)
+        if case is not None:
+            case.exported_at = now
+            s.add(case)
+            s.commit()
+
+    await app.db.run(_mark)
+    stem = safe_name(detail["name"], "", 60).encode("ascii", "ignore").decode().replace(" ", "-") or "case"
+    name = f"case-{stem}-{now:%Y%m%d}.zip"  # an ASCII header; the case's own name is in case.json
+    return StreamingResponse(counted(app, user, archive.pieces(), archive.size), media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                      "Content-Length": str(archive.size), "Cache-Control": "no-store",
+                                      "X-Clip-Count": str(len(archive.members) - 2)})

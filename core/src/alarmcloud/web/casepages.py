@@ -1,0 +1,63 @@
+"""The web pages of cases (``alarmcloud.cases``): the owner's list of cases and one case with its clips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from alarmcloud import auth
+from alarmcloud.auth import User
+from alarmcloud.cases import MAX_CASES, MAX_NOTES, case_detail, case_for, case_json
+from alarmcloud.errors import ApiError
+from alarmcloud.models import Case
+from alarmcloud.web.pages import group_series, page_user, render, to_login
+
+
+def _not_owner(request: Request, user: User) -> Response:
+    return render(request, "error.html", user, status=403, title="Cases are the account owner's",
+                  message="The account owner collects clips into cases. Ask them to share a case's download "
+                          "with you.")
+
+
+async def cases_page(request: Request) -> Response:
+    """The owner's cases, and a form for a new one."""
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    if user.account.owner_id is not None:
+        return _not_owner(request, user)
+    app = auth.core(request)
+
+    def _load(s: Session) -> list[dict[str, Any]]:
+        rows = s.exec(select(Case).where(Case.account_id == user.tenant_id).order_by(
+            col(Case.created_at).desc(), col(Case.id))).all()
+        return [case_json(s, c) for c in rows]
+
+    return render(request, "cases.html", user, cases=await app.db.run(_load), limit=MAX_CASES)
+
+
+async def case_page(request: Request) -> Response:
+    """One case: its name and notes, its clips, its download."""
+    user = await page_user(request)
+    if user is None:
+        return to_login(request)
+    if user.account.owner_id is not None:
+        return _not_owner(request, user)
+    app = auth.core(request)
+    cid = request.path_params["case_id"]
+
+    def _load(s: Session) -> dict[str, Any] | None:
+        try:
+            return case_detail(s, user, case_for(s, user, cid))
+        except ApiError:
+            return None
+
+    case = await app.db.run(_load)
+    if case is None:
+        return render(request, "error.html", user, status=404, title="Case not found",
+                      message="This case does not exist or was deleted.")
+    return render(request, "case.html", user, case=case, groups=group_series(case["events"]),
+                  notes_max=MAX_NOTES)

@@ -1,0 +1,239 @@
+"""Cases: the owner collects the clips of one incident from any camera, with notes; they are kept while they are in
+the case, and the case downloads as one ZIP with a checksum file whoever receives it can verify."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alarmcloud import cases
+from alarmcloud.models import Account, Case, Clip
+from alarmcloud.privacy import run_retention
+from alarmcloud.storage import expired_clips, make_room
+from alarmcloud.testing import LiveServer, settings_on
+
+from tests.conftest import PASSWORD, stored_files  # type: ignore[import-not-found]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Every test here runs on SQLite and on a fresh database of a real PostgreSQL server."""
+    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        yield st
+
+
+def _alarms(owner: Any, clip: Path, camera: str, hours_ago: list[float]) -> list[str]:
+    """A camera's alarms recorded ``hours_ago``; their event ids in that order."""
+    cam = owner.camera(camera)
+    creds = owner.upload_credentials(cam["id"])
+    now = datetime.now(UTC).replace(microsecond=0)
+    ids = []
+    for h in hours_ago:
+        r = owner.upload(creds, clip, **{"X-Recorded-At": (now - timedelta(hours=h)).isoformat()})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["event_id"])
+    return ids
+
+
+def _error(r: Any, status: int, code: str) -> str:
+    assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+    return str(r.json()["error"]["message"])
+
+
+def _ago(core: Any, clip_id: str, days: float) -> None:
+    with core.db.session() as s:
+        clip = s.get(Clip, clip_id)
+        clip.started_at = clip.received_at = datetime.now(UTC) - timedelta(days=days)
+        s.add(clip)
+        s.commit()
+
+
+def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer, api: Any, clip: Path) -> None:
+    core: Any = server.core
+    owner = api().register("victim@example.com")
+    gate_old, gate_new = _alarms(owner, clip, "Gate", [3, 1])
+    (door,) = _alarms(owner, clip, "Door", [2])
+
+    r = owner.post("/api/v1/cases", json={"name": "  Break-in 3 November ", "notes": "Police ref. 2026/1234\r\nBack door",
+                                          "event_ids": [gate_new, door, gate_new]})
+    assert r.status_code == 201, r.text
+    case = r.json()
+    assert case["name"] == "Break-in 3 November" and case["notes"] == "Police ref. 2026/1234\nBack door"
+    assert case["event_count"] == 2 and [e["id"] for e in case["events"]] == [door, gate_new]  # oldest first
+    assert case["exported_at"] is None and len(case["camera_ids"]) == 2
+    assert case["size_bytes"] == sum(e["size_bytes"] for e in case["events"])
+    # its clips are kept while they are in it, and the events say which case
+    for eid in (gate_new, door):
+        ev = owner.get(f"/api/v1/events/{eid}").json()
+        assert ev["kept"] is True and ev["case_id"] == case["id"]
+    assert owner.get(f"/api/v1/events/{gate_old}").json()["case_id"] is None
+    assert [e["id"] for e in owner.get(f"/api/v1/events?case_id={case['id']}").json()["items"]] == [gate_new, door]
+    assert [c["id"] for c in owner.get("/api/v1/cases").json()["items"]] == [case["id"]]
+
+    # retention and the quota's eviction pass them by; the clip outside the case goes
+    for eid, days in ((gate_old, 90.3), (door, 90.2), (gate_new, 90.1)):  # in the order they were recorded
+        _ago(core, eid, days)
+    with core.db.session() as s:
+        assert [c.id for c in expired_clips(s, owner.id, 30)] == [gate_old]
+        make_room(s, s.get(Account, owner.id), 10**12, 1)  # room for more than there is: only what may go goes
+        s.commit()
+    assert owner.get(f"/api/v1/events/{gate_old}").status_code == 404
+    assert owner.get(f"/api/v1/events/{door}").status_code == 200
+    run_retention(core)
+    assert owner.get(f"/api/v1/events/{gate_new}").status_code == 200
+
+    # a clip in a case cannot be let go on its own: it is taken out of the case first
+    message = _error(owner.patch(f"/api/v1/events/{door}", json={"kept": False}), 409, "in_case")
+    assert "Break-in 3 November" in message
+    assert owner.get(f"/api/v1/events/{door}").json()["kept"] is True
+
+    # the download: case.json, SHA256SUMS and the videos, whose checksums match what is stored
+    r = owner.get(f"/api/v1/cases/{case['id']}/download")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert int(r.headers["content-length"]) == len(r.content)
+    assert r.headers["content-disposition"].startswith('attachment; filename="case-Break-in-3-November-')
+    z = zipfile.ZipFile(io.BytesIO(r.content))
+    assert z.testzip() is None
+    manifest = json.loads(z.read("case.json"))
+    assert manifest["format"] == "alarmcloud-case/1"
+    assert manifest["case"]["name"] == "Break-in 3 November" and manifest["case"]["notes"].startswith("Police")
+    assert [c["id"] for c in manifest["clips"]] == [door, gate_new]
+    assert {c["camera_name"] for c in manifest["clips"]} == {"Door", "Gate"}
+    sums = dict(line.split("  ", 1)[::-1] for line in z.read("SHA256SUMS").decode().splitlines())
+    assert set(sums) == {c["file"] for c in manifest["clips"]} and len(sums) == 2
+    with core.db.session() as s:
+        for c in manifest["clips"]:
+            stored = s.get(Clip, c["id"])
+            with core.blobs.open(stored.blob_key) as fh:
+                digest = hashlib.sha256(fh.read()).hexdigest()
+            assert c["sha256"] == sums[c["file"]] == digest == hashlib.sha256(z.read(c["file"])).hexdigest()
+    assert owner.get(f"/api/v1/cases/{case['id']}").json()["exported_at"] is not None  # handed over once
+
+    # taking a clip out keeps it (then it may be let go); deleting the case keeps the rest
+    r = owner.delete(f"/api/v1/cases/{case['id']}/events/{door}")
+    assert r.status_code == 200 and [e["id"] for e in r.json()["events"]] == [gate_new]
+    assert owner.get(f"/api/v1/events/{door}").json()["case_id"] is None
+    assert owner.get(f"/api/v1/events/{door}").json()["kept"] is True
+    assert owner.patch(f"/api/v1/events/{door}", json={"kept": False}).json()["kept"] is False
+    _error(owner.delete(f"/api/v1/cases/{case['id']}/events/{door}"), 404, "not_found")  # not in it now
+    assert owner.delete(f"/api/v1/cases/{case['id']}").status_code == 204
+    _error(owner.get(f"/api/v1/cases/{case['id']}"), 404, "not_found")
+    ev = owner.get(f"/api/v1/events/{gate_new}").json()
+    assert ev["case_id"] is None and ev["kept"] is True
+
+
+def test_adding_is_all_or_nothing_within_the_limits(server: LiveServer, api: Any, clip: Path) -> None:
+    core: Any = server.core
+    owner = api().register("collector@example.com")
+    a, b, c = _alarms(owner, clip, "Yard", [3, 2, 1])
+    first = owner.post("/api/v1/cases", json={"name": "Fence"}).json()
+    assert first["event_count"] == 0 and first["events"] == [] and first["first_at"] is None
+    second = owner.post("/api/v1/cases", json={"name": "Car"}, ).json()
+    assert owner.post(f"/api/v1/cases/{first['id']}/events", json={"event_ids": [a]}).status_code == 200
+    # a clip is in one case at a time; nothing of the request is done
+    message = _error(owner.post(f"/api/v1/cases/{second['id']}/events", json={"event_ids": [b, a]}), 409,
+                     "in_another_case")
+    assert "Fence" in message
+    assert owner.get(f"/api/v1/events/{b}").json()["kept"] is False
+    # an id that is no clip of the account
+    _error(owner.post(f"/api/v1/cases/{second['id']}/events", json={"event_ids": [b, "f" * 32]}), 404, "not_found")
+    assert owner.get(f"/api/v1/events/{b}").json()["case_id"] is None
+    # adding again what is in it changes nothing
+    again = owner.post(f"/api/v1/cases/{first['id']}/events", json={"event_ids": [a]}).json()
+    assert again["event_count"] == 1
+    # the kept share of the quota holds for clips in cases too
+    size = owner.get(f"/api/v1/events/{a}").json()["size_bytes"]
+    with core.db.session() as s:
+        acc = s.get(Account, owner.id)
+        acc.quota_bytes = int(2.5 * size)  # kept clips may fill 1.25 clips: a is kept already
+        s.add(acc)
+        s.commit()
+    message = _error(owner.post(f"/api/v1/cases/{second['id']}/events", json={"event_ids": [b, c]}), 409,
+                     "keep_limit")
+    assert "stop keeping or delete some" in message
+    assert owner.get(f"/api/v1/cases/{second['id']}").json()["event_count"] == 0
+    assert [owner.get(f"/api/v1/events/{e}").json()["kept"] for e in (b, c)] == [False, False]
+    # a case holds one download's clips
+    core.settings.storage.download_max_clips = 1
+    try:
+        _error(owner.post(f"/api/v1/cases/{first['id']}/events", json={"event_ids": [b]}), 409, "case_full")
+    finally:
+        core.settings.storage.download_max_clips = 500
+    # and an account has at most so many cases
+    old, cases.MAX_CASES = cases.MAX_CASES, 2
+    try:
+        _error(owner.post("/api/v1/cases", json={"name": "Third"}), 409, "case_limit")
+    finally:
+        cases.MAX_CASES = old
+    # an empty case has nothing to download
+    _error(owner.get(f"/api/v1/cases/{second['id']}/download"), 409, "empty_case")
+
+
+def test_bodies_other_accounts_and_sub_users_are_refused(server: LiveServer, api: Any, clip: Path) -> None:
+    owner = api().register("careful@example.com")
+    (eid,) = _alarms(owner, clip, "Porch", [1])
+    case = owner.post("/api/v1/cases", json={"name": "Parcel", "event_ids": [eid]}).json()
+    for body, code in [({}, "missing_field"), ({"name": " "}, "invalid_field"), ({"name": "a\tb"}, "invalid_field"),
+                       ({"name": "x" * 101}, "invalid_field"), ({"name": "N", "notes": "a\x1bb"}, "invalid_field"),
+                       ({"name": "N", "notes": "x" * 5001}, "invalid_field"), ({"name": "N", "event_ids": eid},
+                                                                                "invalid_field"),
+                       ({"name": "N", "colour": "red"}, "unknown_field")]:
+        _error(owner.post("/api/v1/cases", json=body), 400, code)
+    _error(owner.post(f"/api/v1/cases/{case['id']}/events", json={"event_ids": []}), 400, "invalid_field")
+    _error(owner.patch(f"/api/v1/cases/{case['id']}", json={"name": ""}), 400, "invalid_field")
+    r = owner.patch(f"/api/v1/cases/{case['id']}", json={"notes": "Stolen from the porch"})
+    assert r.status_code == 200 and r.json()["notes"] == "Stolen from the porch" and r.json()["name"] == "Parcel"
+    assert len(owner.get("/api/v1/cases").json()["items"]) == 1  # the refused bodies made no case
+
+    # another account: its ids answer like missing ones, its clips cannot be added
+    stranger = api().register("stranger-cases@example.com")
+    (theirs,) = _alarms(stranger, clip, "Shed", [1])
+    for method, path, body in [("GET", "", None), ("PATCH", "", {"notes": "mine"}), ("DELETE", "", None),
+                               ("POST", "/events", {"event_ids": [theirs]}), ("GET", "/download", None),
+                               ("DELETE", f"/events/{eid}", None)]:
+        r = stranger.req(method, f"/api/v1/cases/{case['id']}{path}", json=body)
+        _error(r, 404, "not_found")
+    assert stranger.get("/api/v1/cases").json()["items"] == []
+    _error(owner.post(f"/api/v1/cases/{case['id']}/events", json={"event_ids": [theirs]}), 404, "not_found")
+    assert stranger.get(f"/api/v1/events/{theirs}").json()["case_id"] is None
+
+    # a sub-user, even with every right on the camera, does not manage cases (they span the account)
+    cam_id = owner.get(f"/api/v1/events/{eid}").json()["camera_id"]
+    r = owner.post("/api/v1/subusers", json={"email": "helper-cases@example.com", "password": PASSWORD,
+                                             "rights": {cam_id: "admin"}})
+    assert r.status_code == 201, r.text
+    helper = api().login("helper-cases@example.com")
+    _error(helper.get("/api/v1/cases"), 403, "forbidden")
+    _error(helper.post("/api/v1/cases", json={"name": "Mine"}), 403, "forbidden")
+    _error(helper.patch(f"/api/v1/events/{eid}", json={"kept": False}), 409, "in_case")  # the evidence stays
+    assert helper.get("/cases").status_code == 403
+
+
+def test_deleting_clips_cameras_and_the_account_with_cases(server: LiveServer, api: Any, clip: Path) -> None:
+    core: Any = server.core
+    owner = api().register("moving-out@example.com")
+    a, b = _alarms(owner, clip, "Drive", [2, 1])
+    (c,) = _alarms(owner, clip, "Side", [1])
+    case = owner.post("/api/v1/cases", json={"name": "Scratched car", "event_ids": [a, b, c]}).json()
+    # a clip in a case can still be deleted (the owner decides); the case shows the rest
+    assert owner.delete(f"/api/v1/events/{a}").status_code == 204
+    assert owner.get(f"/api/v1/cases/{case['id']}").json()["event_count"] == 2
+    side = owner.get(f"/api/v1/events/{c}").json()["camera_id"]
+    assert owner.delete(f"/api/v1/cameras/{side}").status_code == 204
+    assert [e["id"] for e in owner.get(f"/api/v1/cases/{case['id']}").json()["events"]] == [b]
+    # the data export holds the case; erasing the account erases it with its clips
+    r = owner.get("/api/v1/me/export")
+    assert r.status_code == 200
+    account = json.loads(zipfile.ZipFile(io.BytesIO(r.content)).read("account.json"))
+    assert [x["name"] for x in account["cases"]] == ["Scratched car"]
+    assert owner.delete("/api/v1/me", json={"password": PASSWORD}).status_code == 200
+    with core.db.session() as s:
+        assert s.get(Case, case["id"]) is None and s.get(Clip, b) is None
+    assert not any(b in f for f in stored_files(core))
