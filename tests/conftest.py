@@ -116,14 +116,18 @@ class Api:
     def post_at_once(self, path: str, bodies: list[dict[str, Any]]) -> list[int]:
         """POST every body to ``path`` at the same moment, one thread each (httpx opens a connection per
         concurrent request); the status codes, sorted."""
-        codes: list[int] = []
-        start = threading.Barrier(len(bodies))
+        return self.posts_at_once([(path, body) for body in bodies])
 
-        def post(body: dict[str, Any]) -> None:
+    def posts_at_once(self, requests: list[tuple[str, dict[str, Any]]]) -> list[int]:
+        """POST each (path, body) at the same moment, one thread each; the status codes, sorted."""
+        codes: list[int] = []
+        start = threading.Barrier(len(requests))
+
+        def post(path: str, body: dict[str, Any]) -> None:
             start.wait()
             codes.append(self.post(path, json=body).status_code)
 
-        threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+        threads = [threading.Thread(target=post, args=req) for req in requests]
         for t in threads:
             t.start()
         for t in threads:

@@ -237,3 +237,24 @@ def test_deleting_clips_cameras_and_the_account_with_cases(server: LiveServer, a
     with core.db.session() as s:
         assert s.get(Case, case["id"]) is None and s.get(Clip, b) is None
     assert not any(b in f for f in stored_files(core))
+
+
+def test_adds_at_once_never_pass_the_kept_share_together(server: LiveServer, api: Any, clip: Path) -> None:
+    """Two requests putting different clips into two cases at the same moment: the account's row lock makes one wait
+    for the other, so the second sees the first's kept clip (PostgreSQL runs them truly at once)."""
+    core: Any = server.core
+    owner = api().register("twice@example.com")
+    a, b = _alarms(owner, clip, "Gate", [2, 1])
+    first = owner.post("/api/v1/cases", json={"name": "Front"}).json()
+    second = owner.post("/api/v1/cases", json={"name": "Back"}).json()  # two cases: no shared case row to wait on
+    size = owner.get(f"/api/v1/events/{a}").json()["size_bytes"]
+    with core.db.session() as s:
+        acc = s.get(Account, owner.id)
+        acc.quota_bytes = int(3 * size)  # kept clips may fill 1.5 clips: one of the two
+        s.add(acc)
+        s.commit()
+    statuses = owner.posts_at_once([(f"/api/v1/cases/{first['id']}/events", {"event_ids": [a]}),
+                                    (f"/api/v1/cases/{second['id']}/events", {"event_ids": [b]})])
+    assert sorted(statuses) == [200, 409]
+    assert sum(owner.get(f"/api/v1/cases/{c['id']}").json()["event_count"] for c in (first, second)) == 1
+    assert sum(owner.get(f"/api/v1/events/{e}").json()["kept"] for e in (a, b)) == 1

@@ -70,10 +70,12 @@ def case_json(s: Session, case: Case) -> dict[str, Any]:
 
 
 def case_for(s: Session, user: User, case_id: str, lock: bool = False) -> Case:
-    """The caller's case, or 404 (another account's too)."""
+    """The caller's case, or 404 (another account's too); ``lock``: locked until the transaction ends, after the
+    account's row (``lock_account``: the order every change of a case and an erasure take them in)."""
     if len(case_id) > 32:
         case = None
     elif lock:
+        lock_account(s, user.tenant_id)
         case = s.get(Case, case_id, with_for_update=True, populate_existing=True)
     else:
         case = s.get(Case, case_id)

@@ -481,8 +481,10 @@ class RecoveryCode(SQLModel, table=True):
 def lock_account(s: Session, account_id: str) -> None:
     """Lock the account's row until the transaction ends (PostgreSQL; SQLite's writes are serial anyway), so a
     count against a per-account limit and the insert after it run one request at a time: requests at once never
-    pass the limit together."""
-    s.exec(select(Account.id).where(Account.id == account_id).with_for_update()).first()
+    pass the limit together. ``FOR NO KEY UPDATE``: it does not wait for, or hold up, the key-share locks that
+    inserting a row referencing the account takes (a detection's write-back, an upload), so a limit check that then
+    locks a clip cannot deadlock with the write-back of that clip."""
+    s.exec(select(Account.id).where(Account.id == account_id).with_for_update(key_share=True)).first()
 
 
 from alarmcloud import oauth_models as _oauth_models  # noqa: E402,F401  (OAuth tables)
