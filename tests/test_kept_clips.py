@@ -129,6 +129,15 @@ def test_kept_clips_fill_at_most_their_share_of_the_quota(server: LiveServer, ap
         assert r.status_code == 409 and r.json()["error"]["code"] == "keep_limit"
     finally:
         core.settings.storage.kept_max_ratio = 0.5
+    # the operator makes the storage smaller than what is kept: the storage page says so, and a new alarm is still
+    # stored, in the room of the clips not kept
+    assert "data-kept-over" not in owner.get("/storage").text
+    _set_account(core, owner.id, quota_bytes=int(1.5 * size))
+    assert "Kept clips fill more than their share" in owner.get("/storage").text
+    (c,) = _alarms(owner, clip, [0.5])
+    assert owner.get(f"/api/v1/events/{a}").status_code == 404  # the clip not kept made room
+    assert owner.get(f"/api/v1/events/{b}").json()["kept"] is True
+    assert owner.get(f"/api/v1/events/{c}").status_code == 200
 
 
 def test_keeping_needs_the_admin_right_and_a_valid_body(server: LiveServer, api: Any, clip: Path) -> None:

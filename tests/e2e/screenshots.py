@@ -18,8 +18,8 @@ from uihelpers import MODEL, PASSWORD, browser, make_accepted_clip  # noqa: E402
 OUT = Path(__file__).resolve().parents[2] / "docs" / "img"
 SIZES = {"phone": (375, 812), "desktop": (1280, 800)}
 OPERATOR = "operator@example.org"
-PAGES = ("login", "timeline", "clip", "cameras", "camera", "storage", "plates", "notifications", "links", "consent",
-         "privacy", "account", "operator")
+PAGES = ("login", "timeline", "clip", "case", "cameras", "camera", "storage", "plates", "notifications", "links",
+         "consent", "privacy", "account", "operator")
 
 
 def demo_history(core: object, written: bool = True) -> None:
@@ -196,12 +196,17 @@ def take(out: Path = OUT) -> list[Path]:
             demo_offsite(srv.core)
             event_id = events["car"]  # the clip page: a car pulling in, its plate read and known
             client.patch(f"/api/v1/events/{events['rain_person']}", json={"kept": True}).raise_for_status()
+            case = client.post("/api/v1/cases", json={
+                "name": "Parcel gone, 21 November", "event_ids": [events["person"], event_id],
+                "notes": "The parcel left at the door at 10:40 was gone by noon.\nPolice reference 2026/48213."})
+            case.raise_for_status()
             garden = next(c["id"] for c in client.get("/api/v1/cameras").json()["items"] if c["name"] == "Garden")
             client.put("/api/v1/me/snooze", json={"minutes": 90, "camera_id": garden}).raise_for_status()
             findings = client.get(f"/api/v1/events/{event_id}").json()["findings"]
             seek = next((f["time"] for f in findings if f["label"] == "plate" and f.get("time")), 1.2)
             cam_id = client.get("/api/v1/cameras").json()["items"][0]["id"]
-            paths = {"login": "/login", "timeline": "/", "clip": f"/events/{event_id}", "cameras": "/cameras",
+            paths = {"login": "/login", "timeline": "/", "clip": f"/events/{event_id}",
+                     "case": f"/cases/{case.json()['id']}", "cameras": "/cameras",
                      "camera": f"/cameras/{cam_id}", "storage": "/storage", "plates": "/plates",
                      "notifications": "/notifications",
                      "links": "/links", "consent": consent, "privacy": "/privacy-center", "account": "/account",
