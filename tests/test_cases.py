@@ -101,6 +101,8 @@ def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer,
     assert r.headers["content-disposition"].startswith('attachment; filename="case-Break-in-3-November-')
     z = zipfile.ZipFile(io.BytesIO(r.content))
     assert z.testzip() is None
+    # the videos first, each read once as it is sent; the files that name their checksums after them
+    assert z.namelist()[-2:] == ["case.json", "SHA256SUMS"] and len(z.namelist()) == 4
     manifest = json.loads(z.read("case.json"))
     assert manifest["format"] == "alarmcloud-case/1"
     assert manifest["case"]["name"] == "Break-in 3 November" and manifest["case"]["notes"].startswith("Police")

@@ -3,8 +3,8 @@
 A case has a name and notes; its clips are kept while they are in it (``Clip.kept_at``: retention and the quota's
 eviction leave them alone, within the same share of the quota as other kept clips) and cannot be let go on the clip
 until they are taken out of the case. A clip is in at most one case. ``GET /api/v1/cases/{id}/download`` streams the
-case as one ZIP for the police or an insurer: ``case.json`` (the name, the notes, every clip with its camera, time,
-verdict, findings and the SHA-256 of its video), ``SHA256SUMS`` (``sha256sum -c`` checks the videos) and the videos;
+case as one ZIP for the police or an insurer: the videos, ``case.json`` (the name, the notes, every clip with its
+camera, time, verdict, findings and the SHA-256 of its video) and ``SHA256SUMS`` (``sha256sum -c`` checks them);
 the case then says when it was last downloaded. Cases are the owner's (sub-users: 403): a case spans every camera.
 """
 
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
+import secrets
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
@@ -22,12 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from alarmcloud.auth import User, core, require_owner
-from alarmcloud.download import counted, lay_out, rows_for, safe_name, sized_zip
+from alarmcloud.download import counted, lay_out, rows_for, safe_name
 from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.eventsapi import display_name, query_events
 from alarmcloud.models import Account, Case, Clip, aware, iso, lock_account, utcnow
 from alarmcloud.storage import kept_bytes, kept_limit_bytes
 from alarmcloud.units import human_bytes
+from alarmcloud.zipstream import SizedMember, SizedZip
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -251,7 +255,8 @@ async def case_event(request: Request) -> Response:
 
 def _manifest(case: dict[str, Any], rows: list[dict[str, Any]], events: dict[str, dict[str, Any]],
               exported_at: datetime) -> bytes:
-    """``case.json``: the case and, per clip, what the server knows and the SHA-256 of the file."""
+    """``case.json``: the case and, per clip, what the server knows and the SHA-256 of the file (here still the
+    row's ``sha256`` stand-in: ``_HashedTail`` puts the digest in its place)."""
     clips = [{**{k: events[r["id"]].get(k) for k in ("id", "camera_id", "camera_name", "started_at", "received_at",
                                                       "duration", "verdict", "findings", "original_name")},
               "file": r.get("file"), "sha256": r.get("sha256"), "size_bytes": r.get("size")} for r in rows]
@@ -260,19 +265,61 @@ def _manifest(case: dict[str, Any], rows: list[dict[str, Any]], events: dict[str
     return json.dumps(body, indent=1, ensure_ascii=False).encode()
 
 
-def _hash_videos(app: AlarmCloud, present: list[dict[str, Any]]) -> None:
-    for r in present:
-        h = hashlib.sha256()
-        with app.blobs.open(r["blob_key"]) as fh:
-            while piece := fh.read(1 << 20):
-                h.update(piece)
-        r["sha256"] = h.hexdigest()
+class _Hashing:
+    """A stored video opened for the ZIP: what is read from it goes into ``digest`` too."""
+
+    def __init__(self, fh: BinaryIO, digest: Any) -> None:
+        self.fh, self.digest = fh, digest
+
+    def read(self, n: int = -1) -> bytes:
+        piece = self.fh.read(n)
+        self.digest.update(piece)
+        return piece
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        raise io.UnsupportedOperation("a case's video is read from its start")  # its digest needs every byte
+
+    def __enter__(self) -> _Hashing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+
+
+class _HashedTail:
+    """The videos' SHA-256 digests are taken as the ZIP streams them (each video is read once, and the first byte
+    goes out at once, not after every video was read): ``case.json`` and ``SHA256SUMS`` come last, laid out with a
+    64-character stand-in per video (their sizes are known up front) that is replaced by the digest when they are
+    written."""
+
+    def __init__(self, app: AlarmCloud, present: list[dict[str, Any]]) -> None:
+        self.app = app
+        self.stand_in = {r["file"]: secrets.token_hex(32) for r in present}  # as long as a hex SHA-256
+        self.digests: dict[str, Any] = {}
+        for r in present:
+            r["sha256"] = self.stand_in[r["file"]]
+
+    def opener(self, r: dict[str, Any]) -> Callable[[], BinaryIO]:
+        def _open() -> BinaryIO:
+            digest = self.digests[r["file"]] = hashlib.sha256()
+            return _Hashing(self.app.blobs.open(r["blob_key"]), digest)  # type: ignore[return-value]
+        return _open
+
+    def filled(self, laid_out: bytes) -> Callable[[], BinaryIO]:
+        def _open() -> BinaryIO:
+            text = laid_out.decode()
+            for file, stand_in in self.stand_in.items():
+                if file not in self.digests:
+                    raise ValueError(f"{file}: not read before the checksums")
+                text = text.replace(stand_in, self.digests[file].hexdigest())
+            return io.BytesIO(text.encode())
+        return _open
 
 
 async def download_case(request: Request) -> Response:
-    """The case as one ZIP, streamed with its length known: ``case.json``, ``SHA256SUMS`` and the videos as
-    ``<camera>/<UTC time>_<verdict>.mp4``. The case's ``exported_at`` says when (the owner sees what they handed
-    over). 409 ``empty_case`` for a case without clips."""
+    """The case as one ZIP, streamed with its length known: the videos as ``<camera>/<UTC time>_<verdict>.mp4``,
+    then ``case.json`` and ``SHA256SUMS`` (``_HashedTail``). The case's ``exported_at`` says when (the owner sees
+    what they handed over). 409 ``empty_case`` for a case without clips."""
     user = await require_owner(request, "cases")
     app = core(request)
     cid = request.path_params["case_id"]
@@ -287,13 +334,15 @@ async def download_case(request: Request) -> Response:
     detail, rows = await app.db.run(_load)
     now = utcnow().replace(microsecond=0)
 
-    def _build() -> Any:
+    def _build() -> SizedZip:
         present = lay_out(app, rows)
-        _hash_videos(app, present)  # read once more: a checksum file travels with the evidence
-        events = {e["id"]: e for e in detail["events"]}
+        tail = _HashedTail(app, present)
+        manifest = _manifest(detail, rows, {e["id"]: e for e in detail["events"]}, now)
         sums = "".join(f"{r['sha256']}  {r['file']}\n" for r in present).encode()
-        return sized_zip(app, [("case.json", _manifest(detail, rows, events, now)), ("SHA256SUMS", sums)],
-                         present, now)
+        members = [SizedMember(r["file"], r["size"], tail.opener(r)) for r in present]
+        members += [SizedMember("case.json", len(manifest), tail.filled(manifest)),
+                    SizedMember("SHA256SUMS", len(sums), tail.filled(sums))]
+        return SizedZip(members, now)
 
     archive = await asyncio.to_thread(_build)
 

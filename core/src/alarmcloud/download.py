@@ -213,19 +213,13 @@ def lay_out(app: AlarmCloud, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     return present
 
 
-def sized_zip(app: AlarmCloud, first: list[tuple[str, bytes]], present: list[dict[str, Any]],
-              when: datetime) -> SizedZip:
-    """The ZIP of the small files ``first`` (name, bytes), then the videos of ``present`` (``lay_out``)."""
-    members = [SizedMember(name, len(data), lambda data=data: io.BytesIO(data)) for name, data in first]
-    members += [SizedMember(r["file"], r["size"], lambda key=r["blob_key"]: app.blobs.open(key)) for r in present]
-    return SizedZip(members, when)
-
-
 def _archive(app: AlarmCloud, rows: list[dict[str, Any]], exported_at: datetime) -> tuple[SizedZip, bytes]:
     """The ZIP of ``rows`` laid out (each row with a stored video gets ``file`` and ``size``), and its index."""
     present = lay_out(app, rows)
     index = _index(rows, exported_at)
-    return sized_zip(app, [("events.json", index)], present, exported_at), index
+    members = [SizedMember("events.json", len(index), lambda: io.BytesIO(index))]
+    members += [SizedMember(r["file"], r["size"], lambda key=r["blob_key"]: app.blobs.open(key)) for r in present]
+    return SizedZip(members, exported_at), index
 
 
 def counted(app: AlarmCloud, user: User, pieces: Iterator[bytes], total: int) -> Iterator[bytes]:
