@@ -150,6 +150,9 @@ def test_adding_is_all_or_nothing_within_the_limits(server: LiveServer, api: Any
     # adding again what is in it changes nothing
     again = owner.post(f"/api/v1/cases/{first['id']}/events", json={"event_ids": [a]}).json()
     assert again["event_count"] == 1
+    listed = owner.get("/api/v1/cases").json()["items"]  # newest first, each with its own sums
+    assert [(c["name"], c["event_count"], c["size_bytes"] > 0) for c in listed] == [("Car", 0, False),
+                                                                                    ("Fence", 1, True)]
     # the kept share of the quota holds for clips in cases too
     size = owner.get(f"/api/v1/events/{a}").json()["size_bytes"]
     with core.db.session() as s:

@@ -61,16 +61,34 @@ def _event_ids(data: dict[str, Any], required: bool) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def case_json(s: Session, case: Case) -> dict[str, Any]:
-    """A case with what its clips add up to (count, bytes, first and last recording, cameras)."""
-    count, size, first, last = s.exec(select(func.count(col(Clip.id)), func.coalesce(func.sum(Clip.size_bytes), 0),
-                                             func.min(Clip.started_at), func.max(Clip.started_at)).where(
-        Clip.case_id == case.id)).one()
-    cameras = sorted(s.exec(select(Clip.camera_id).where(Clip.case_id == case.id).distinct()).all())
-    return {"id": case.id, "name": case.name, "notes": case.notes, "created_at": iso(case.created_at),
-            "updated_at": iso(case.updated_at), "exported_at": iso(case.exported_at) if case.exported_at else None,
-            "event_count": int(count), "size_bytes": int(size), "first_at": iso(aware(first)) if first else None,
-            "last_at": iso(aware(last)) if last else None, "camera_ids": cameras}
+def cases_json(s: Session, cases: list[Case]) -> list[dict[str, Any]]:
+    """Cases with what their clips add up to (count, bytes, first and last recording, cameras): two queries for
+    any number of cases."""
+    ids = [c.id for c in cases]
+    sums = {row[0]: row[1:] for row in s.exec(select(
+        Clip.case_id, func.count(col(Clip.id)), func.coalesce(func.sum(Clip.size_bytes), 0),
+        func.min(Clip.started_at), func.max(Clip.started_at)).where(col(Clip.case_id).in_(ids)).group_by(
+        Clip.case_id)).all()} if ids else {}
+    cameras: dict[str, list[str]] = {}
+    for case_id, camera_id in (s.exec(select(Clip.case_id, Clip.camera_id).where(col(Clip.case_id).in_(ids))
+                                      .distinct()).all() if ids else []):
+        cameras.setdefault(str(case_id), []).append(camera_id)
+    out = []
+    for case in cases:
+        count, size, first, last = sums.get(case.id, (0, 0, None, None))
+        out.append({"id": case.id, "name": case.name, "notes": case.notes, "created_at": iso(case.created_at),
+                    "updated_at": iso(case.updated_at),
+                    "exported_at": iso(case.exported_at) if case.exported_at else None,
+                    "event_count": int(count), "size_bytes": int(size),
+                    "first_at": iso(aware(first)) if first else None, "last_at": iso(aware(last)) if last else None,
+                    "camera_ids": sorted(cameras.get(case.id, []))})
+    return out
+
+
+def owner_cases(s: Session, user: User) -> list[dict[str, Any]]:
+    """The caller's cases, newest first, as ``cases_json``."""
+    return cases_json(s, list(s.exec(select(Case).where(Case.account_id == user.tenant_id).order_by(
+        col(Case.created_at).desc(), col(Case.id))).all()))
 
 
 def case_for(s: Session, user: User, case_id: str, lock: bool = False) -> Case:
@@ -90,7 +108,7 @@ def case_for(s: Session, user: User, case_id: str, lock: bool = False) -> Case:
 
 def case_detail(s: Session, user: User, case: Case) -> dict[str, Any]:
     """The case and its events, oldest first (the order of what happened)."""
-    out = case_json(s, case)
+    (out,) = cases_json(s, [case])
     items, _ = query_events(s, user, {"case_id": case.id}, MAX_CASE_EVENTS_SHOWN, names=True)
     out["events"] = items[::-1]
     return out
@@ -153,12 +171,7 @@ async def cases(request: Request) -> Response:
     user = await require_owner(request, "cases")
     app = core(request)
     if request.method == "GET":
-        def _list(s: Session) -> list[dict[str, Any]]:
-            rows = s.exec(select(Case).where(Case.account_id == user.tenant_id).order_by(
-                col(Case.created_at).desc(), col(Case.id))).all()
-            return [case_json(s, c) for c in rows]
-
-        return JSONResponse({"items": await app.db.run(_list)})
+        return JSONResponse({"items": await app.db.run(lambda s: owner_cases(s, user))})
     data = await json_body(request)
     only_fields(data, {"name", "notes", "event_ids"})
     name, notes, ids = display_name(data), _notes(data), _event_ids(data, required=False)

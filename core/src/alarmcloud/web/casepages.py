@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
 from alarmcloud import auth
 from alarmcloud.auth import User
-from alarmcloud.cases import MAX_CASES, MAX_NOTES, case_detail, case_for, case_json
+from alarmcloud.cases import MAX_CASES, MAX_NOTES, case_detail, case_for, owner_cases
 from alarmcloud.errors import ApiError
-from alarmcloud.models import Case
 from alarmcloud.web.pages import group_series, page_user, render, to_login
 
 
@@ -31,12 +30,8 @@ async def cases_page(request: Request) -> Response:
         return _not_owner(request, user)
     app = auth.core(request)
 
-    def _load(s: Session) -> list[dict[str, Any]]:
-        rows = s.exec(select(Case).where(Case.account_id == user.tenant_id).order_by(
-            col(Case.created_at).desc(), col(Case.id))).all()
-        return [case_json(s, c) for c in rows]
-
-    return render(request, "cases.html", user, cases=await app.db.run(_load), limit=MAX_CASES)
+    return render(request, "cases.html", user, cases=await app.db.run(lambda s: owner_cases(s, user)),
+                  limit=MAX_CASES)
 
 
 async def case_page(request: Request) -> Response:
