@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alarmcloud import cases
 from alarmcloud.models import Account, Case, Clip
@@ -202,7 +203,8 @@ def test_bodies_other_accounts_and_sub_users_are_refused(server: LiveServer, api
     (theirs,) = _alarms(stranger, clip, "Shed", [1])
     for method, path, body in [("GET", "", None), ("PATCH", "", {"notes": "mine"}), ("DELETE", "", None),
                                ("POST", "/events", {"event_ids": [theirs]}), ("GET", "/download", None),
-                               ("DELETE", f"/events/{eid}", None)]:
+                               ("DELETE", f"/events/{eid}", None), ("POST", "/share", {"days": 7}),
+                               ("DELETE", "/share", None)]:
         r = stranger.req(method, f"/api/v1/cases/{case['id']}{path}", json=body)
         _error(r, 404, "not_found")
     assert stranger.get("/api/v1/cases").json()["items"] == []
@@ -263,3 +265,78 @@ def test_adds_at_once_never_pass_the_kept_share_together(server: LiveServer, api
     assert sorted(statuses) == [200, 409]
     assert sum(owner.get(f"/api/v1/cases/{c['id']}").json()["event_count"] for c in (first, second)) == 1
     assert sum(owner.get(f"/api/v1/events/{e}").json()["kept"] for e in (a, b)) == 1
+
+
+def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer, api: Any, clip: Path) -> None:
+    core: Any = server.core
+    owner = api().register("shares@example.com")
+    a, b = _alarms(owner, clip, "Door", [2, 1])
+    case = owner.post("/api/v1/cases", json={"name": "Parcel gone", "notes": "Police ref. 77/2026",
+                                             "event_ids": [a, b]}).json()
+    assert case["share"] is None
+    for body in ({"days": 0}, {"days": 31}, {"days": "7"}, {"days": 7, "public": True}):
+        assert owner.post(f"/api/v1/cases/{case['id']}/share", json=body).status_code == 400, body
+    r = owner.post(f"/api/v1/cases/{case['id']}/share", json={"days": 7})
+    assert r.status_code == 201, r.text
+    link = r.json()
+    token = link["url"].rsplit("/", 1)[-1]
+    expires = datetime.fromisoformat(link["expires_at"])
+    assert timedelta(days=6, hours=23) < expires - datetime.now(UTC) <= timedelta(days=7)
+    assert link["page_url"].endswith(f"/shared/{token}")
+    shown = owner.get(f"/api/v1/cases/{case['id']}").json()["share"]
+    assert shown["expires_at"] == link["expires_at"] and shown["fetches"] == 0 and shown["expired"] is False
+    assert token not in owner.get("/api/v1/cases").text and token not in owner.get(f"/cases/{case['id']}").text
+
+    with httpx.Client(base_url=server.url, timeout=60) as anyone:  # no account, no cookie
+        page = anyone.get(f"/shared/{token}")
+        assert page.status_code == 200 and page.headers["x-robots-tag"] == "noindex"
+        assert "Parcel gone" in page.text and "Police ref. 77/2026" in page.text
+        assert f'href="/api/v1/shared-cases/{token}"' in page.text
+        r = anyone.get(f"/api/v1/shared-cases/{token}")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+        z = zipfile.ZipFile(io.BytesIO(r.content))
+        manifest = json.loads(z.read("case.json"))
+        assert [c["id"] for c in manifest["clips"]] == [a, b]
+        for line in z.read("SHA256SUMS").decode().splitlines():
+            digest, file = line.split("  ", 1)
+            assert hashlib.sha256(z.read(file)).hexdigest() == digest
+        shown = owner.get(f"/api/v1/cases/{case['id']}").json()
+        assert shown["share"]["fetches"] == 1 and shown["share"]["last_fetch_at"] == shown["exported_at"]
+        # a wrong or partial token names nothing
+        for wrong in (token[:-1], "x" * 100, token + "x"):
+            assert anyone.get(f"/api/v1/shared-cases/{wrong}").status_code == 404
+        assert anyone.get(f"/shared/{token[:-1]}").status_code == 404
+
+        # a new link replaces the one sent before
+        again = owner.post(f"/api/v1/cases/{case['id']}/share", json={}).json()  # the default: 7 days
+        new = again["url"].rsplit("/", 1)[-1]
+        assert anyone.get(f"/api/v1/shared-cases/{token}").status_code == 404
+        assert anyone.get(f"/api/v1/shared-cases/{new}").status_code == 200
+        # after its time: 410, the page says so
+        with core.db.session() as s:
+            row = s.get(Case, case["id"])
+            row.share_expires_at = datetime.now(UTC) - timedelta(minutes=1)
+            s.add(row)
+            s.commit()
+        _error(anyone.get(f"/api/v1/shared-cases/{new}"), 410, "link_expired")
+        assert anyone.get(f"/shared/{new}").status_code == 410
+        assert owner.get(f"/api/v1/cases/{case['id']}").json()["share"]["expired"] is True
+        # stopped: nothing is served, and the case no longer says it is shared
+        third = owner.post(f"/api/v1/cases/{case['id']}/share", json={"days": 1}).json()["url"].rsplit("/", 1)[-1]
+        assert owner.delete(f"/api/v1/cases/{case['id']}/share").status_code == 204
+        _error(anyone.get(f"/api/v1/shared-cases/{third}"), 404, "not_found")
+        assert owner.get(f"/api/v1/cases/{case['id']}").json()["share"] is None
+        # the operator can switch links off: none is made, none serves
+        fifth = owner.post(f"/api/v1/cases/{case['id']}/share", json={"days": 1}).json()["url"].rsplit("/", 1)[-1]
+        core.settings.privacy.case_links = False
+        try:
+            _error(owner.post(f"/api/v1/cases/{case['id']}/share", json={}), 404, "not_available")
+            assert anyone.get(f"/api/v1/shared-cases/{fifth}").status_code == 404
+            assert 'id="share"' not in owner.get(f"/cases/{case['id']}").text
+        finally:
+            core.settings.privacy.case_links = True
+        assert anyone.get(f"/api/v1/shared-cases/{fifth}").status_code == 200
+        # a deleted case takes its link with it
+        fourth = owner.post(f"/api/v1/cases/{case['id']}/share", json={"days": 1}).json()["url"].rsplit("/", 1)[-1]
+        assert owner.delete(f"/api/v1/cases/{case['id']}").status_code == 204
+        assert anyone.get(f"/api/v1/shared-cases/{fourth}").status_code == 404

@@ -71,6 +71,7 @@ PUBLIC = {
     "GET /openapi.json", "GET /.well-known/oauth-authorization-server", "GET /api/v1/privacy/processing",
     "GET /privacy", "GET /login", "GET /signup", "GET /plugins/ifttt/ifttt/v1/status", "GET /api-docs",
     "POST /api/v1/auth/logout",  # without a session there is nothing to end: 204
+    "GET /api/v1/shared-cases/{token}", "GET /shared/{token}",  # a case's link: the token is the key
 }
 
 #: web pages (HTML): without a session they send the browser to the sign-in page
@@ -509,6 +510,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /api/v1/cases": {"name": "Break-in"},  # a new case, without clips (none is kept)
     "PATCH /api/v1/cases/{case_id}": {"notes": ""},  # as it is
     "POST /api/v1/cases/{case_id}/events": {"event_ids": ["<other:event_id>"]},  # refused: another tenant's clip
+    "POST /api/v1/cases/{case_id}/share": {"days": 0},  # refused: out of range (a link made would end the last)
     "PATCH /api/v1/plates/{plate_id}": {"notify": True},  # as it is: the valid request changes nothing
     "POST /api/v1/webhooks": {"url": "ftp://127.0.0.1/hook"},
     "PATCH /api/v1/webhooks/{webhook_id}": {"only_real_alarms": True},

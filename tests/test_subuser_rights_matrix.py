@@ -99,6 +99,7 @@ OWNER_ONLY: set[str] = {
     "GET /api/v1/cases", "POST /api/v1/cases", "GET /api/v1/cases/{case_id}", "PATCH /api/v1/cases/{case_id}",
     "DELETE /api/v1/cases/{case_id}", "POST /api/v1/cases/{case_id}/events",
     "DELETE /api/v1/cases/{case_id}/events/{event_id}", "GET /api/v1/cases/{case_id}/download",
+    "POST /api/v1/cases/{case_id}/share", "DELETE /api/v1/cases/{case_id}/share",
     "GET /cases", "GET /cases/{case_id}",
     "GET /operator",  # operators only
 }
@@ -133,6 +134,8 @@ SKIP: dict[str, str] = {
     "GET /metrics": "public", "GET /openapi.json": "public", "GET /.well-known/oauth-authorization-server": "public",
     "GET /api/v1/privacy/processing": "public", "GET /privacy": "public", "GET /login": "public",
     "GET /signup": "public", "GET /api-docs": "public",
+    "GET /api/v1/shared-cases/{token}": "public: a case's link, the token is the key (tests/test_cases.py)",
+    "GET /shared/{token}": "public: a case's link, the token is the key (tests/test_cases.py)",
     "POST /api/v1/auth/logout": "ends the caller's own session",
     "DELETE /api/v1/me/sessions": "ends the caller's own other sessions",
     "POST /api/v1/ingest/clips": "camera upload credentials, not a person",
@@ -168,6 +171,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/cases": {"name": "Theirs"},
     "PATCH /api/v1/cases/{case_id}": {"notes": "theirs"},
     "POST /api/v1/cases/{case_id}/events": {"event_ids": ["0" * 32]},
+    "POST /api/v1/cases/{case_id}/share": {"days": 7},
     "PATCH /api/v1/me": {"notify_email": False},
     "DELETE /api/v1/me": {"password": "not the password, sorry"},
     "POST /api/v1/tokens": {"name": "mine"},

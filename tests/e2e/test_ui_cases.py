@@ -1,6 +1,7 @@
 """Cases in a real browser: the owner selects alarm clips on the timeline and puts them into a new case, writes
 the police's reference into its notes, adds one more clip from its page, downloads the case as a ZIP with a checksum
-file, takes a clip out and deletes the case; the clips stay kept throughout."""
+file, shares it with a link that someone without an account opens, takes a clip out and deletes the case; the clips
+stay kept throughout."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -79,6 +81,33 @@ def test_collect_clips_into_a_case_and_download_it(desktop: Any, site: Site, tmp
         assert hashlib.sha256(z.read(file)).hexdigest() == digest
     page.reload()
     assert "Last downloaded" in page.locator("[data-exported]").inner_text()
+
+    # share it with a link: shown once; someone without an account opens it and downloads the clips
+    share = page.locator("#share")
+    share.get_by_role("button", name="Create link").click()
+    box = share.get_by_label("The link (shown once: copy it now)")
+    box.wait_for()
+    path = urlparse(box.input_value()).path
+    assert path.startswith("/shared/")
+    stranger = page.context.browser.new_context()
+    try:
+        other = stranger.new_page()
+        other.goto(site.url + path)
+        assert other.locator("h1").inner_text() == "Break-in 3 November"
+        assert "Police reference 2026/1234" in other.locator("[data-notes]").inner_text()
+        found = other.evaluate(AUDIT_JS)
+        assert not found, found
+        with other.expect_download() as shared:
+            other.get_by_role("link", name="Download the clips (ZIP)").click()
+        shared.value.save_as(tmp_path / "shared.zip")
+        assert len(json.loads(zipfile.ZipFile(tmp_path / "shared.zip").read("case.json"))["clips"]) == 3
+    finally:
+        stranger.close()
+    page.reload()
+    assert "downloaded 1 time through the link" in page.locator("[data-share-state]").inner_text()
+    page.once("dialog", lambda d: d.accept())
+    share.get_by_role("button", name="Stop sharing").click()
+    page.wait_for_function("() => !document.querySelector('[data-share-state]')")
 
     # take one out: it stays kept; the list of cases counts the rest
     page.get_by_role("button", name="Take out the clip").first.click()

@@ -474,6 +474,8 @@ def api_routes() -> list[BaseRoute]:
         R("/api/v1/cases/{case_id}/events", cases.case_events, methods=["POST"]),
         R("/api/v1/cases/{case_id}/events/{event_id}", cases.case_event, methods=["DELETE"]),
         R("/api/v1/cases/{case_id}/download", cases.download_case, methods=["GET"]),
+        R("/api/v1/cases/{case_id}/share", cases.case_share, methods=["POST", "DELETE"]),
+        R("/api/v1/shared-cases/{token}", cases.download_shared, methods=["GET"]),
         R("/api/v1/plates", eventsapi.known_plates, methods=["GET", "POST"]),
         R("/api/v1/plates/{plate_id}", eventsapi.known_plate, methods=["PATCH", "DELETE"]),
         R("/api/v1/storage", storage.storage_status, methods=["GET"]),

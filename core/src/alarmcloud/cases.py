@@ -16,7 +16,7 @@ import io
 import json
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import func, update
@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from alarmcloud import crypto
 from alarmcloud.auth import User, core, require_owner
 from alarmcloud.download import counted, lay_out, rows_for, safe_name
 from alarmcloud.errors import ApiError, field, json_body, only_fields
@@ -81,7 +82,7 @@ def cases_json(s: Session, cases: list[Case]) -> list[dict[str, Any]]:
                     "exported_at": iso(case.exported_at) if case.exported_at else None,
                     "event_count": int(count), "size_bytes": int(size),
                     "first_at": iso(aware(first)) if first else None, "last_at": iso(aware(last)) if last else None,
-                    "camera_ids": sorted(cameras.get(case.id, []))})
+                    "camera_ids": sorted(cameras.get(case.id, [])), "share": share_json(case)})
     return out
 
 
@@ -329,20 +330,17 @@ class _HashedTail:
         return _open
 
 
-async def download_case(request: Request) -> Response:
+async def _send_case(app: AlarmCloud, owner: User, case_id: str, fetched: Callable[[Case, datetime], None]) -> Response:
     """The case as one ZIP, streamed with its length known: the videos as ``<camera>/<UTC time>_<verdict>.mp4``,
-    then ``case.json`` and ``SHA256SUMS`` (``_HashedTail``). The case's ``exported_at`` says when (the owner sees
-    what they handed over). 409 ``empty_case`` for a case without clips."""
-    user = await require_owner(request, "cases")
-    app = core(request)
-    cid = request.path_params["case_id"]
+    then ``case.json`` and ``SHA256SUMS`` (``_HashedTail``); ``fetched`` records the hand-over on the case. 409
+    ``empty_case`` for a case without clips."""
 
     def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        detail = case_detail(s, user, case_for(s, user, cid))
+        detail = case_detail(s, owner, case_for(s, owner, case_id))
         ids = [e["id"] for e in detail["events"]]
         if not ids:
             raise ApiError(409, "empty_case", "the case has no clips yet: add some from their clip pages")
-        return detail, rows_for(s, user, ids, {}, len(ids))
+        return detail, rows_for(s, owner, ids, {}, len(ids))
 
     detail, rows = await app.db.run(_load)
     now = utcnow().replace(microsecond=0)
@@ -360,16 +358,114 @@ async def download_case(request: Request) -> Response:
     archive = await asyncio.to_thread(_build)
 
     def _mark(s: Session) -> None:
-        case = s.get(Case, cid)
+        case = s.get(Case, case_id, with_for_update=True)
         if case is not None:
-            case.exported_at = now
+            fetched(case, now)
             s.add(case)
             s.commit()
 
     await app.db.run(_mark)
     stem = safe_name(detail["name"], "", 60).encode("ascii", "ignore").decode().replace(" ", "-") or "case"
     name = f"case-{stem}-{now:%Y%m%d}.zip"  # an ASCII header; the case's own name is in case.json
-    return StreamingResponse(counted(app, user, archive.pieces(), archive.size), media_type="application/zip",
+    return StreamingResponse(counted(app, owner.tenant_id, archive.pieces(), archive.size),
+                             media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{name}"',
                                       "Content-Length": str(archive.size), "Cache-Control": "no-store",
                                       "X-Clip-Count": str(len(archive.members) - 2)})
+
+
+async def download_case(request: Request) -> Response:
+    """The case as one ZIP (``_send_case``); the case's ``exported_at`` says when (the owner sees what they handed
+    over)."""
+    user = await require_owner(request, "cases")
+
+    def _fetched(case: Case, now: datetime) -> None:
+        case.exported_at = now
+
+    return await _send_case(core(request), user, request.path_params["case_id"], _fetched)
+
+
+# ---------------------------------------------------------------- sharing by link
+
+#: the longest a case's link serves, and how long when the owner does not say
+MAX_SHARE_DAYS = 30
+DEFAULT_SHARE_DAYS = 7
+
+
+def share_json(case: Case, now: datetime | None = None) -> dict[str, Any] | None:
+    """The case's link for someone without an account (never its token: shown once), or None."""
+    if case.share_hash is None or case.share_expires_at is None:
+        return None
+    return {"created_at": iso(case.share_created_at) if case.share_created_at else None,
+            "expires_at": iso(case.share_expires_at), "expired": aware(case.share_expires_at) <= (now or utcnow()),
+            "fetches": case.share_fetches,
+            "last_fetch_at": iso(case.share_last_fetch_at) if case.share_last_fetch_at else None}
+
+
+async def case_share(request: Request) -> Response:
+    """POST ``{"days"?}``: a link that serves the case's ZIP to whoever has it, without an account, for ``days``
+    (1-30, default 7): 201 ``{"url", "page_url", "expires_at"}``, shown once (only its hash is stored); a new link
+    replaces the case's earlier one. DELETE: the link stops serving (204)."""
+    user = await require_owner(request, "cases")
+    app = core(request)
+    cid = request.path_params["case_id"]
+    if request.method == "POST" and not app.settings.privacy.case_links:
+        raise ApiError(404, "not_available", "links to cases are switched off on this server")
+    if request.method == "DELETE":
+        def _stop(s: Session) -> None:
+            case = case_for(s, user, cid, lock=True)
+            case.share_hash = case.share_created_at = case.share_expires_at = case.share_last_fetch_at = None
+            case.share_fetches = 0
+            s.add(case)
+            s.commit()
+
+        await app.db.run(_stop)
+        return Response(status_code=204)
+    data = await json_body(request)  # {} for the default
+    only_fields(data, {"days"})
+    days = field(data, "days", int, required=False, default=DEFAULT_SHARE_DAYS)
+    if not 1 <= days <= MAX_SHARE_DAYS:
+        raise ApiError(400, "invalid_field", f"days must be 1 to {MAX_SHARE_DAYS}")
+    token = secrets.token_urlsafe(32)
+
+    def _share(s: Session) -> dict[str, Any]:
+        case = case_for(s, user, cid, lock=True)
+        now = utcnow().replace(microsecond=0)
+        case.share_hash, case.share_created_at = crypto.token_hash(token), now
+        case.share_expires_at, case.share_fetches, case.share_last_fetch_at = now + timedelta(days=days), 0, None
+        s.add(case)
+        s.commit()
+        return {"expires_at": iso(case.share_expires_at)}
+
+    out = await app.db.run(_share)
+    base = app.settings.public_url.rstrip("/")
+    return JSONResponse({"url": f"{base}/api/v1/shared-cases/{token}", "page_url": f"{base}/shared/{token}", **out},
+                        status_code=201)
+
+
+def shared_case(s: Session, app: AlarmCloud, token: str) -> tuple[Case, User]:
+    """The case a link's token names and its owner (as the caller its clips are read for): 404 for a token that
+    names none (stopped, replaced, the case deleted, links switched off), 410 ``link_expired`` after its time."""
+    if not app.settings.privacy.case_links:
+        raise ApiError(404, "not_found", "links to cases are switched off on this server")
+    case = s.exec(select(Case).where(Case.share_hash == crypto.token_hash(token))).first() if (
+        0 < len(token) <= 64) else None
+    owner = s.get(Account, case.account_id) if case is not None else None
+    if case is None or owner is None or case.share_expires_at is None:
+        raise ApiError(404, "not_found", "no case is shared with this link (it was stopped or replaced)")
+    if aware(case.share_expires_at) <= utcnow():
+        raise ApiError(410, "link_expired", "this link has expired: ask for a new one")
+    return case, User(owner, "share")
+
+
+async def download_shared(request: Request) -> Response:
+    """``GET /api/v1/shared-cases/{token}``: the case's ZIP for whoever has the link (no account): counted as the
+    owner's download traffic; the case counts the fetch."""
+    app = core(request)
+    case, owner = await app.db.run(lambda s: shared_case(s, app, request.path_params["token"]))
+
+    def _fetched(row: Case, now: datetime) -> None:
+        row.share_fetches += 1
+        row.share_last_fetch_at = row.exported_at = now
+
+    return await _send_case(app, owner, case.id, _fetched)

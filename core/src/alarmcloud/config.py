@@ -240,6 +240,9 @@ class PrivacyConfig(BaseModel):
     inactive_grace_days: int = Field(30, description="Days between the notice and the deletion")
     export_days: int = Field(7, description="Finished exports are deleted after this many days")
     plates_days: int | None = Field(None, description="Plate reads are deleted after this many days (None: with clip)")
+    case_links: bool = Field(True, description="Owners may share a case (its notes and clips) with a link that needs "
+                                               "no account, for at most 30 days; false: no new links, and links "
+                                               "made before serve nothing")
     erasure_register: Path | None = Field(
         None, description="Append-only file of the ids of erased accounts and deleted clips and cameras, replayed by "
                           "`alarmcloud restore` onto older backups (docs/backup.md); default "

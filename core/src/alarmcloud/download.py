@@ -222,7 +222,7 @@ def _archive(app: AlarmCloud, rows: list[dict[str, Any]], exported_at: datetime)
     return SizedZip(members, exported_at), index
 
 
-def counted(app: AlarmCloud, user: User, pieces: Iterator[bytes], total: int) -> Iterator[bytes]:
+def counted(app: AlarmCloud, account_id: str, pieces: Iterator[bytes], total: int) -> Iterator[bytes]:
     """``pieces`` (``total`` bytes), with the bytes sent counted as the account's download traffic (also when the
     client leaves early). A full download is counted before its last piece goes out: the client may be done before
     this generator is closed."""
@@ -231,12 +231,12 @@ def counted(app: AlarmCloud, user: User, pieces: Iterator[bytes], total: int) ->
         for piece in pieces:
             sent += len(piece)
             if sent >= total:
-                app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
+                app.usage.add(account_id=account_id, subject=f"account:{account_id}", bytes_out=sent)
                 done = True
             yield piece
     finally:
         if not done:
-            app.usage.add(account_id=user.tenant_id, subject=f"account:{user.tenant_id}", bytes_out=sent)
+            app.usage.add(account_id=account_id, subject=f"account:{account_id}", bytes_out=sent)
 
 
 async def download_events(request: Request) -> Response:
@@ -277,7 +277,7 @@ async def download_events(request: Request) -> Response:
         return JSONResponse({"id": link.id, "url": f"/api/v1/downloads/{link.id}", "count": count,
                              "size": archive.size, "expires_at": iso(link.expires_at)}, status_code=201)
     name = f"alarmcloud-events-{now:%Y%m%d-%H%M%S}.zip"
-    return StreamingResponse(counted(app, user, archive.pieces(), archive.size), media_type="application/zip",
+    return StreamingResponse(counted(app, user.tenant_id, archive.pieces(), archive.size), media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{name}"',
                                       "Content-Length": str(archive.size), "Cache-Control": "no-store",
                                       "X-Clip-Count": str(count)})
@@ -324,5 +324,5 @@ async def fetch_link(request: Request) -> Response:
     start, end, status = asked
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/zip")
-    return StreamingResponse(counted(app, user, archive.pieces(start, end + 1), end + 1 - start), status_code=status,
-                             media_type="application/zip", headers=headers)
+    return StreamingResponse(counted(app, user.tenant_id, archive.pieces(start, end + 1), end + 1 - start),
+                             status_code=status, media_type="application/zip", headers=headers)

@@ -247,6 +247,13 @@ class Case(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     #: when the case was last downloaded (the owner sees what they handed over already); None: never
     exported_at: datetime | None = None
+    #: the owner's link for someone without an account (the police, an insurer): the SHA-256 of its token, until
+    #: when it serves, how often it was fetched; None: not shared
+    share_hash: str | None = Field(default=None, max_length=64, unique=True)
+    share_created_at: datetime | None = None
+    share_expires_at: datetime | None = None
+    share_fetches: int = 0
+    share_last_fetch_at: datetime | None = None
 
 
 class FindingRow(SQLModel, table=True):

@@ -280,10 +280,13 @@ CASE_NOTES = {"type": "string", "maxLength": cases.MAX_NOTES, "description": "wh
               "(line breaks kept)"}
 CASE_EVENT_IDS = {"type": "array", "items": STR, "description": "events to put into the case (all or none); their "
                   "clips are kept while they are in it"}
+CASE_SHARE = {"oneOf": [{"type": "null"}, _obj({"created_at": STR, "expires_at": STR, "expired": BOOL,
+                                                 "fetches": INT, "last_fetch_at": NSTR})],
+              "description": "the case's link for someone without an account (never its token); null: not shared"}
 CASE = _obj({"id": STR, "name": STR, "notes": STR, "created_at": STR, "updated_at": STR,
              "exported_at": {**NSTR, "description": "when the case was last downloaded; null: never"},
              "event_count": INT, "size_bytes": INT, "first_at": NSTR, "last_at": NSTR,
-             "camera_ids": {"type": "array", "items": STR}})
+             "camera_ids": {"type": "array", "items": STR}, "share": CASE_SHARE})
 CASE_DETAIL = _extended(CASE, {"events": {"type": "array", "items": EVENT, "description": "oldest first"}})
 
 
@@ -558,6 +561,16 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
                                                                "errors": [401, 403, 404]},
     ("GET", "/api/v1/cases/{case_id}/download"): {"status": 200, "response_media": "application/zip",
                                                   "errors": [401, 403, 404, 409]},
+    ("POST", "/api/v1/cases/{case_id}/share"): {
+        "status": 201,
+        "request": {**_obj({}, {"days": {"type": "integer", "minimum": 1, "maximum": cases.MAX_SHARE_DAYS,
+                                         "default": cases.DEFAULT_SHARE_DAYS}}), "additionalProperties": False},
+        "response": _obj({"url": {**STR, "description": "the ZIP, for whoever has the link (shown once)"},
+                          "page_url": {**STR, "description": "a page with the case and its download"},
+                          "expires_at": STR}), "errors": [400, 401, 403, 404]},
+    ("DELETE", "/api/v1/cases/{case_id}/share"): {"status": 204, "errors": [401, 403, 404]},
+    ("GET", "/api/v1/shared-cases/{token}"): {"status": 200, "response_media": "application/zip", "security": None,
+                                              "errors": [404, 409, 410]},
     ("GET", "/api/v1/downloads/{link_id}"): {"status": 200, "response_media": "application/zip",
                                              "headers": [RANGE], "media_also": {206: PARTIAL},
                                              "errors": [401, 404, 410, 416]},
@@ -657,7 +670,7 @@ def _operation(method: str, path: str, route: Route) -> dict[str, Any]:
         op["requestBody"] = {"required": "request" in shape and not shape.get("body_optional"),
                              "content": {"application/json": {"schema": shape.get("request", {"type": "object"})}}}
     if "security" in shape:
-        op["security"] = [{shape["security"]: []}]
+        op["security"] = [{shape["security"]: []}] if shape["security"] else []  # None: no login at all
     return op
 
 

@@ -25,8 +25,10 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
          "retention": f"at most {st.session_absolute_days} days", "legal_basis": contract},
         {"name": "core: alarm clips and events", "source": "core",
          "data": ["video recordings", "snapshots", "detections", "plate reads",
-                  "cases: the owner's names and notes for incidents and the clips in them"],
-         "purpose": "store and analyse alarm recordings of the customer's cameras", "recipients": [],
+                  "cases: the owner's names and notes for incidents and the clips in them",
+                  "links the owner made to share a case (hash of the link, expiry, how often it was fetched)"],
+         "purpose": "store and analyse alarm recordings of the customer's cameras",
+         "recipients": ["whoever the customer gives a link to one of their cases"],
          "retention": f"{st.storage.retention_days} days by default (configurable per account), a clip the "
                       "customer keeps (or puts into a case) until they let it go or delete it, a case until "
                       "the owner deletes it; plate reads "

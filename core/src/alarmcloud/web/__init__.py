@@ -37,6 +37,7 @@ def routes(core: AlarmCloud) -> list[BaseRoute]:
         R("/plates", pages.plates_page, methods=["GET"]),
         R("/cases", casepages.cases_page, methods=["GET"]),
         R("/cases/{case_id}", casepages.case_page, methods=["GET"]),
+        R("/shared/{token}", casepages.shared_page, methods=["GET"]),
         R("/privacy-center", pages.privacy_page, methods=["GET"]),
         R("/operator", pages.operator_page, methods=["GET"]),
         R("/api-docs", apidocs.api_docs_page, methods=["GET"]),

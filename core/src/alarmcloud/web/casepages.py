@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from alarmcloud import auth
 from alarmcloud.auth import User
-from alarmcloud.cases import MAX_CASES, MAX_NOTES, case_detail, case_for, owner_cases
+from alarmcloud.cases import MAX_CASES, MAX_NOTES, case_detail, case_for, owner_cases, shared_case
 from alarmcloud.errors import ApiError
 from alarmcloud.web.pages import group_series, page_user, render, to_login
 
@@ -55,4 +55,31 @@ async def case_page(request: Request) -> Response:
         return render(request, "error.html", user, status=404, title="Case not found",
                       message="This case does not exist or was deleted.")
     return render(request, "case.html", user, case=case, groups=group_series(case["events"]),
-                  notes_max=MAX_NOTES)
+                  notes_max=MAX_NOTES, share_links=app.settings.privacy.case_links)
+
+
+async def shared_page(request: Request) -> Response:
+    """What a case's link shows someone without an account: the case, its notes and its download."""
+    app = auth.core(request)
+    token = request.path_params["token"]
+
+    def _load(s: Session) -> dict[str, Any] | str:
+        try:
+            case, owner = shared_case(s, app, token)
+        except ApiError as exc:
+            return exc.code
+        return case_detail(s, owner, case)
+
+    case = await app.db.run(_load)
+    user = await page_user(request)  # the nav of a signed-in visitor; the page is the same for everyone
+    if isinstance(case, str):
+        expired = case == "link_expired"
+        response = render(request, "error.html", user, status=410 if expired else 404,
+                          title="This link has expired" if expired else "Nothing is shared with this link",
+                          message="Ask whoever sent it for a new link." if expired else
+                          "The link was stopped or replaced, or it is not complete. Ask whoever sent it for a new one.")
+    else:
+        response = render(request, "shared_case.html", user, case=case, token=token,
+                          camera_names=sorted({e["camera_name"] or "Camera" for e in case["events"]}))
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response

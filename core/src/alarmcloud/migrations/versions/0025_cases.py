@@ -1,4 +1,4 @@
-"""Cases: the owner's collections of the clips of one incident (clips.case_id)
+"""Cases: the owner's collections of the clips of one incident (clips.case_id), shared by link
 
 Revision ID: 0025
 Revises: 0024
@@ -27,8 +27,14 @@ def upgrade() -> None:
         sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column('exported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column('share_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column('share_created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column('share_expires_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column('share_fetches', sa.Integer(), nullable=False),
+        sa.Column('share_last_fetch_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(['account_id'], ['accounts.id']),
         sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('share_hash'),
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_account_id'), ['account_id'], unique=False)
