@@ -176,6 +176,59 @@ def api(server: LiveServer) -> Callable[[], Api]:
 # ---------------------------------------------------------------- ingest (HTTP, FTP, crash) helpers
 
 
+#: a fixture's params: SQLite, and a fresh database of a real PostgreSQL server (marked ``postgres``)
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def settings_on_both_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """Settings on the database ``request.param`` names (``BOTH_DATABASES``), cameras on loopback allowed; a module
+    runs every test on both with ``settings = pytest.fixture(params=BOTH_DATABASES, name="settings")(this)``."""
+    from alarmcloud.testing import settings_on
+
+    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        yield st
+
+
+def recorded_alarms(owner: Api, clip: Path, hours_ago: list[float], camera: str = "Gate") -> list[str]:
+    """A new camera's alarms, the clip uploaded as recorded ``hours_ago``; their event ids in that order."""
+    from datetime import UTC, datetime, timedelta
+
+    cam = owner.camera(camera)
+    creds = owner.upload_credentials(cam["id"])
+    now = datetime.now(UTC).replace(microsecond=0)
+    ids = []
+    for h in hours_ago:
+        r = owner.upload(creds, clip, **{"X-Recorded-At": (now - timedelta(hours=h)).isoformat()})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["event_id"])
+    return ids
+
+
+def set_account(core: Any, account_id: str, **values: Any) -> None:
+    """Set columns of an account's row (a quota, a retention the operator chose)."""
+    from alarmcloud.models import Account
+
+    with core.db.session() as s:
+        acc = s.get(Account, account_id)
+        for k, v in values.items():
+            setattr(acc, k, v)
+        s.add(acc)
+        s.commit()
+
+
+def age_clip(core: Any, clip_id: str, days: float) -> None:
+    """Make a clip look recorded and received ``days`` ago."""
+    from datetime import UTC, datetime, timedelta
+
+    from alarmcloud.models import Clip
+
+    with core.db.session() as s:
+        clip = s.get(Clip, clip_id)
+        clip.started_at = clip.received_at = datetime.now(UTC) - timedelta(days=days)
+        s.add(clip)
+        s.commit()
+
+
 def stored_files(core: Any) -> list[str]:
     """Every file under the blob store, staging included (relative paths)."""
     root = Path(core.blobs.root)

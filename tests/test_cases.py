@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,29 +17,20 @@ from alarmcloud import cases
 from alarmcloud.models import Account, Case, Clip
 from alarmcloud.privacy import run_retention
 from alarmcloud.storage import expired_clips, make_room
-from alarmcloud.testing import LiveServer, settings_on
+from alarmcloud.testing import LiveServer
 
-from tests.conftest import PASSWORD, stored_files  # type: ignore[import-not-found]
+from tests.conftest import (  # type: ignore[import-not-found]
+    BOTH_DATABASES,
+    PASSWORD,
+    age_clip,
+    recorded_alarms,
+    set_account,
+    settings_on_both_databases,
+    stored_files,
+)
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """Every test here runs on SQLite and on a fresh database of a real PostgreSQL server."""
-    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
-        yield st
-
-
-def _alarms(owner: Any, clip: Path, camera: str, hours_ago: list[float]) -> list[str]:
-    """A camera's alarms recorded ``hours_ago``; their event ids in that order."""
-    cam = owner.camera(camera)
-    creds = owner.upload_credentials(cam["id"])
-    now = datetime.now(UTC).replace(microsecond=0)
-    ids = []
-    for h in hours_ago:
-        r = owner.upload(creds, clip, **{"X-Recorded-At": (now - timedelta(hours=h)).isoformat()})
-        assert r.status_code == 201, r.text
-        ids.append(r.json()["event_id"])
-    return ids
+#: every test here runs on SQLite and on a fresh database of a real PostgreSQL server
+settings = pytest.fixture(params=BOTH_DATABASES, name="settings")(settings_on_both_databases)
 
 
 def _error(r: Any, status: int, code: str) -> str:
@@ -48,19 +38,11 @@ def _error(r: Any, status: int, code: str) -> str:
     return str(r.json()["error"]["message"])
 
 
-def _ago(core: Any, clip_id: str, days: float) -> None:
-    with core.db.session() as s:
-        clip = s.get(Clip, clip_id)
-        clip.started_at = clip.received_at = datetime.now(UTC) - timedelta(days=days)
-        s.add(clip)
-        s.commit()
-
-
 def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer, api: Any, clip: Path) -> None:
     core: Any = server.core
     owner = api().register("victim@example.com")
-    gate_old, gate_new = _alarms(owner, clip, "Gate", [3, 1])
-    (door,) = _alarms(owner, clip, "Door", [2])
+    gate_old, gate_new = recorded_alarms(owner, clip, [3, 1], "Gate")
+    (door,) = recorded_alarms(owner, clip, [2], "Door")
 
     r = owner.post("/api/v1/cases", json={"name": "  Break-in 3 November ", "notes": "Police ref. 2026/1234\r\nBack door",
                                           "event_ids": [gate_new, door, gate_new]})
@@ -80,7 +62,7 @@ def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer,
 
     # retention and the quota's eviction pass them by; the clip outside the case goes
     for eid, days in ((gate_old, 90.3), (door, 90.2), (gate_new, 90.1)):  # in the order they were recorded
-        _ago(core, eid, days)
+        age_clip(core, eid, days)
     with core.db.session() as s:
         assert [c.id for c in expired_clips(s, owner.id, 30)] == [gate_old]
         make_room(s, s.get(Account, owner.id), 10**12, 1)  # room for more than there is: only what may go goes
@@ -135,7 +117,7 @@ def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer,
 def test_adding_is_all_or_nothing_within_the_limits(server: LiveServer, api: Any, clip: Path) -> None:
     core: Any = server.core
     owner = api().register("collector@example.com")
-    a, b, c = _alarms(owner, clip, "Yard", [3, 2, 1])
+    a, b, c = recorded_alarms(owner, clip, [3, 2, 1], "Yard")
     first = owner.post("/api/v1/cases", json={"name": "Fence"}).json()
     assert first["event_count"] == 0 and first["events"] == [] and first["first_at"] is None
     second = owner.post("/api/v1/cases", json={"name": "Car"}, ).json()
@@ -156,11 +138,7 @@ def test_adding_is_all_or_nothing_within_the_limits(server: LiveServer, api: Any
                                                                                     ("Fence", 1, True)]
     # the kept share of the quota holds for clips in cases too
     size = owner.get(f"/api/v1/events/{a}").json()["size_bytes"]
-    with core.db.session() as s:
-        acc = s.get(Account, owner.id)
-        acc.quota_bytes = int(2.5 * size)  # kept clips may fill 1.25 clips: a is kept already
-        s.add(acc)
-        s.commit()
+    set_account(core, owner.id, quota_bytes=int(2.5 * size))  # kept clips may fill 1.25 clips: a is kept already
     message = _error(owner.post(f"/api/v1/cases/{second['id']}/events", json={"event_ids": [b, c]}), 409,
                      "keep_limit")
     assert "stop keeping or delete some" in message
@@ -184,7 +162,7 @@ def test_adding_is_all_or_nothing_within_the_limits(server: LiveServer, api: Any
 
 def test_bodies_other_accounts_and_sub_users_are_refused(server: LiveServer, api: Any, clip: Path) -> None:
     owner = api().register("careful@example.com")
-    (eid,) = _alarms(owner, clip, "Porch", [1])
+    (eid,) = recorded_alarms(owner, clip, [1], "Porch")
     case = owner.post("/api/v1/cases", json={"name": "Parcel", "event_ids": [eid]}).json()
     for body, code in [({}, "missing_field"), ({"name": " "}, "invalid_field"), ({"name": "a\tb"}, "invalid_field"),
                        ({"name": "x" * 101}, "invalid_field"), ({"name": "N", "notes": "a\x1bb"}, "invalid_field"),
@@ -200,7 +178,7 @@ def test_bodies_other_accounts_and_sub_users_are_refused(server: LiveServer, api
 
     # another account: its ids answer like missing ones, its clips cannot be added
     stranger = api().register("stranger-cases@example.com")
-    (theirs,) = _alarms(stranger, clip, "Shed", [1])
+    (theirs,) = recorded_alarms(stranger, clip, [1], "Shed")
     for method, path, body in [("GET", "", None), ("PATCH", "", {"notes": "mine"}), ("DELETE", "", None),
                                ("POST", "/events", {"event_ids": [theirs]}), ("GET", "/download", None),
                                ("DELETE", f"/events/{eid}", None), ("POST", "/share", {"days": 7}),
@@ -226,8 +204,8 @@ def test_bodies_other_accounts_and_sub_users_are_refused(server: LiveServer, api
 def test_deleting_clips_cameras_and_the_account_with_cases(server: LiveServer, api: Any, clip: Path) -> None:
     core: Any = server.core
     owner = api().register("moving-out@example.com")
-    a, b = _alarms(owner, clip, "Drive", [2, 1])
-    (c,) = _alarms(owner, clip, "Side", [1])
+    a, b = recorded_alarms(owner, clip, [2, 1], "Drive")
+    (c,) = recorded_alarms(owner, clip, [1], "Side")
     case = owner.post("/api/v1/cases", json={"name": "Scratched car", "event_ids": [a, b, c]}).json()
     # a clip in a case can still be deleted (the owner decides); the case shows the rest
     assert owner.delete(f"/api/v1/events/{a}").status_code == 204
@@ -251,15 +229,11 @@ def test_adds_at_once_never_pass_the_kept_share_together(server: LiveServer, api
     for the other, so the second sees the first's kept clip (PostgreSQL runs them truly at once)."""
     core: Any = server.core
     owner = api().register("twice@example.com")
-    a, b = _alarms(owner, clip, "Gate", [2, 1])
+    a, b = recorded_alarms(owner, clip, [2, 1], "Gate")
     first = owner.post("/api/v1/cases", json={"name": "Front"}).json()
     second = owner.post("/api/v1/cases", json={"name": "Back"}).json()  # two cases: no shared case row to wait on
     size = owner.get(f"/api/v1/events/{a}").json()["size_bytes"]
-    with core.db.session() as s:
-        acc = s.get(Account, owner.id)
-        acc.quota_bytes = int(3 * size)  # kept clips may fill 1.5 clips: one of the two
-        s.add(acc)
-        s.commit()
+    set_account(core, owner.id, quota_bytes=int(3 * size))  # kept clips may fill 1.5 clips: one of the two
     statuses = owner.posts_at_once([(f"/api/v1/cases/{first['id']}/events", {"event_ids": [a]}),
                                     (f"/api/v1/cases/{second['id']}/events", {"event_ids": [b]})])
     assert sorted(statuses) == [200, 409]
@@ -270,7 +244,7 @@ def test_adds_at_once_never_pass_the_kept_share_together(server: LiveServer, api
 def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer, api: Any, clip: Path) -> None:
     core: Any = server.core
     owner = api().register("shares@example.com")
-    a, b = _alarms(owner, clip, "Door", [2, 1])
+    a, b = recorded_alarms(owner, clip, [2, 1], "Door")
     case = owner.post("/api/v1/cases", json={"name": "Parcel gone", "notes": "Police ref. 77/2026",
                                              "event_ids": [a, b]}).json()
     assert case["share"] is None

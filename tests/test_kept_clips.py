@@ -4,55 +4,26 @@ deletes it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alarmcloud.models import Account, Clip
+from alarmcloud.models import Clip
 from alarmcloud.privacy import run_retention
-from alarmcloud.testing import LiveServer, settings_on
+from alarmcloud.testing import LiveServer
 
-from tests.conftest import PASSWORD, stored_files  # type: ignore[import-not-found]
+from tests.conftest import (  # type: ignore[import-not-found]
+    BOTH_DATABASES,
+    PASSWORD,
+    age_clip,
+    recorded_alarms,
+    set_account,
+    settings_on_both_databases,
+    stored_files,
+)
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """Every test here runs on SQLite and on a fresh database of a real PostgreSQL server."""
-    with settings_on(request.param, tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
-        yield st
-
-
-def _alarms(owner: Any, clip: Path, hours_ago: list[float]) -> list[str]:
-    """One camera's alarms recorded ``hours_ago``; their event ids in that order."""
-    cam = owner.camera("Gate")
-    creds = owner.upload_credentials(cam["id"])
-    now = datetime.now(UTC).replace(microsecond=0)
-    ids = []
-    for h in hours_ago:
-        r = owner.upload(creds, clip, **{"X-Recorded-At": (now - timedelta(hours=h)).isoformat()})
-        assert r.status_code == 201, r.text
-        ids.append(r.json()["event_id"])
-    return ids
-
-
-def _set_account(core: Any, account_id: str, **values: Any) -> None:
-    with core.db.session() as s:
-        acc = s.get(Account, account_id)
-        for k, v in values.items():
-            setattr(acc, k, v)
-        s.add(acc)
-        s.commit()
-
-
-def _age(core: Any, clip_id: str, days: float) -> None:
-    """Make a clip look recorded and received ``days`` ago."""
-    with core.db.session() as s:
-        clip = s.get(Clip, clip_id)
-        clip.started_at = clip.received_at = datetime.now(UTC) - timedelta(days=days)
-        s.add(clip)
-        s.commit()
+#: every test here runs on SQLite and on a fresh database of a real PostgreSQL server
+settings = pytest.fixture(params=BOTH_DATABASES, name="settings")(settings_on_both_databases)
 
 
 def _ids(owner: Any, query: str = "") -> list[str]:
@@ -65,7 +36,7 @@ def test_a_kept_clip_outlives_eviction_and_retention_until_it_is_let_go(server: 
                                                                         clip: Path) -> None:
     core: Any = server.core
     owner = api().register("keeper@example.com")
-    old, mid, new = _alarms(owner, clip, [3, 2, 1])
+    old, mid, new = recorded_alarms(owner, clip, [3, 2, 1])
     r = owner.patch(f"/api/v1/events/{old}", json={"kept": True})
     assert r.status_code == 200, r.text
     assert r.json()["id"] == old and r.json()["kept"] is True and r.json()["kept_at"]
@@ -85,15 +56,15 @@ def test_a_kept_clip_outlives_eviction_and_retention_until_it_is_let_go(server: 
     assert st["per_camera"][0]["kept_clips"] == 1 and st["per_camera"][0]["kept_bytes"] == size
 
     # room for three clips: the next alarm evicts the oldest clip that is not kept
-    _set_account(core, owner.id, quota_bytes=3 * size + 100)
+    set_account(core, owner.id, quota_bytes=3 * size + 100)
     assert owner.get("/api/v1/storage").json()["kept_limit_bytes"] == (3 * size + 100) // 2
-    (newest,) = _alarms(owner, clip, [0.5])
+    (newest,) = recorded_alarms(owner, clip, [0.5])
     assert _ids(owner) == [newest, new, old]  # mid went, the older kept one stayed
     assert not any(mid in f for f in stored_files(core))
 
     # retention: clips older than the account keeps them go, but the kept one
-    _age(core, old, 40)
-    _age(core, new, 40)
+    age_clip(core, old, 40)
+    age_clip(core, new, 40)
     report = run_retention(core)
     assert report["clips"] == 1
     assert _ids(owner) == [newest, old]
@@ -111,9 +82,9 @@ def test_a_kept_clip_outlives_eviction_and_retention_until_it_is_let_go(server: 
 def test_kept_clips_fill_at_most_their_share_of_the_quota(server: LiveServer, api: Any, clip: Path) -> None:
     core: Any = server.core
     owner = api().register("hoarder@example.com")
-    a, b = _alarms(owner, clip, [2, 1])
+    a, b = recorded_alarms(owner, clip, [2, 1])
     size = owner.get(f"/api/v1/events/{a}").json()["size_bytes"]
-    _set_account(core, owner.id, quota_bytes=int(2.5 * size))  # kept clips may fill 1.25 clips' worth
+    set_account(core, owner.id, quota_bytes=int(2.5 * size))  # kept clips may fill 1.25 clips' worth
     assert owner.patch(f"/api/v1/events/{a}", json={"kept": True}).status_code == 200
     r = owner.patch(f"/api/v1/events/{b}", json={"kept": True})
     assert r.status_code == 409 and r.json()["error"]["code"] == "keep_limit"
@@ -132,9 +103,9 @@ def test_kept_clips_fill_at_most_their_share_of_the_quota(server: LiveServer, ap
     # the operator makes the storage smaller than what is kept: the storage page says so, and a new alarm is still
     # stored, in the room of the clips not kept
     assert "data-kept-over" not in owner.get("/storage").text
-    _set_account(core, owner.id, quota_bytes=int(1.5 * size))
+    set_account(core, owner.id, quota_bytes=int(1.5 * size))
     assert "Kept clips fill more than their share" in owner.get("/storage").text
-    (c,) = _alarms(owner, clip, [0.5])
+    (c,) = recorded_alarms(owner, clip, [0.5])
     assert owner.get(f"/api/v1/events/{a}").status_code == 404  # the clip not kept made room
     assert owner.get(f"/api/v1/events/{b}").json()["kept"] is True
     assert owner.get(f"/api/v1/events/{c}").status_code == 200
@@ -142,7 +113,7 @@ def test_kept_clips_fill_at_most_their_share_of_the_quota(server: LiveServer, ap
 
 def test_keeping_needs_the_admin_right_and_a_valid_body(server: LiveServer, api: Any, clip: Path) -> None:
     owner = api().register("keeps-own@example.com")
-    (eid,) = _alarms(owner, clip, [1])
+    (eid,) = recorded_alarms(owner, clip, [1])
     cam_id = owner.get(f"/api/v1/events/{eid}").json()["camera_id"]
     for body, code in [({}, "missing_field"), ({"kept": "yes"}, "invalid_field"), ({"kept": 1}, "invalid_field"),
                        ({"kept": True, "forever": True}, "unknown_field")]:
@@ -170,7 +141,7 @@ def test_keeping_needs_the_admin_right_and_a_valid_body(server: LiveServer, api:
 def test_deleting_a_kept_clip_or_the_account_deletes_it(server: LiveServer, api: Any, clip: Path) -> None:
     core: Any = server.core
     owner = api().register("leaving@example.com")
-    a, b = _alarms(owner, clip, [2, 1])
+    a, b = recorded_alarms(owner, clip, [2, 1])
     for eid in (a, b):
         assert owner.patch(f"/api/v1/events/{eid}", json={"kept": True}).status_code == 200
     assert owner.delete(f"/api/v1/events/{a}").status_code == 204

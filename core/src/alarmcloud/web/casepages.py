@@ -21,26 +21,31 @@ def _not_owner(request: Request, user: User) -> Response:
                           "with you.")
 
 
-async def cases_page(request: Request) -> Response:
-    """The owner's cases, and a form for a new one."""
+async def _owner(request: Request) -> User | Response:
+    """The signed-in owner, or the page to show instead (the login for no one, a 403 page for a sub-user)."""
     user = await page_user(request)
     if user is None:
         return to_login(request)
     if user.account.owner_id is not None:
         return _not_owner(request, user)
-    app = auth.core(request)
+    return user
 
+
+async def cases_page(request: Request) -> Response:
+    """The owner's cases, and a form for a new one."""
+    user = await _owner(request)
+    if isinstance(user, Response):
+        return user
+    app = auth.core(request)
     return render(request, "cases.html", user, cases=await app.db.run(lambda s: owner_cases(s, user)),
                   limit=MAX_CASES)
 
 
 async def case_page(request: Request) -> Response:
     """One case: its name and notes, its clips, its download."""
-    user = await page_user(request)
-    if user is None:
-        return to_login(request)
-    if user.account.owner_id is not None:
-        return _not_owner(request, user)
+    user = await _owner(request)
+    if isinstance(user, Response):
+        return user
     app = auth.core(request)
     cid = request.path_params["case_id"]
 
