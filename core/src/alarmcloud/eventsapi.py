@@ -299,8 +299,10 @@ async def update_event(request: Request) -> Response:
         elif not keep:
             if clip.case_id is not None:  # evidence of a case stays until the owner takes it out of the case
                 case = s.get(Case, clip.case_id)
-                raise ApiError(409, "in_case", f"this clip is in the case “{case.name if case else ''}”: it is kept "
-                                               "while it is there; take it out of the case first")
+                which = (f"the case “{case.name}”" if case and user.account.owner_id is None  # a sub-user: no name
+                         else "one of the account owner's cases")
+                raise ApiError(409, "in_case", f"this clip is in {which}: it is kept while it is there; take it out "
+                                               "of the case first")
             clip.kept_at = None
         s.add(clip)
         s.commit()
