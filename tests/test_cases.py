@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from alarmcloud import cases
-from alarmcloud.models import Account, Case, Clip
+from alarmcloud.models import Account, Case, Clip, Outbox
 from alarmcloud.privacy import run_retention
 from alarmcloud.storage import expired_clips, make_room
 from alarmcloud.testing import LiveServer
+from sqlmodel import select
 
 from tests.conftest import (  # type: ignore[import-not-found]
     BOTH_DATABASES,
@@ -244,6 +245,12 @@ def test_adds_at_once_never_pass_the_kept_share_together(server: LiveServer, api
     assert sum(owner.get(f"/api/v1/events/{e}").json()["kept"] for e in (a, b)) == 1
 
 
+def _share_mails(core: Any, account_id: str) -> list[Outbox]:
+    with core.db.session() as s:
+        return [m for m in s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == "email"))
+                if "through its link" in m.payload["subject"]]
+
+
 def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer, api: Any, clip: Path) -> None:
     core: Any = server.core
     owner = api().register("shares@example.com")
@@ -279,6 +286,13 @@ def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer
             assert hashlib.sha256(z.read(file)).hexdigest() == digest
         shown = owner.get(f"/api/v1/cases/{case['id']}").json()
         assert shown["share"]["fetches"] == 1 and shown["share"]["last_fetch_at"] == shown["exported_at"]
+        # the owner is told by e-mail of the link's first use (not of every one)
+        assert anyone.get(f"/api/v1/shared-cases/{token}").status_code == 200
+        assert owner.get(f"/api/v1/cases/{case['id']}").json()["share"]["fetches"] == 2
+        (mail,) = _share_mails(core, owner.id)
+        assert mail.target == "shares@example.com"
+        assert mail.payload["subject"] == "Your case Parcel gone was downloaded through its link"
+        assert f"/cases/{case['id']}" in mail.payload["text"] and "stop sharing" in mail.payload["text"]
         # a wrong or partial token names nothing
         for wrong in (token[:-1], "x" * 100, token + "x"):
             assert anyone.get(f"/api/v1/shared-cases/{wrong}").status_code == 404
@@ -289,6 +303,7 @@ def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer
         new = again["url"].rsplit("/", 1)[-1]
         assert anyone.get(f"/api/v1/shared-cases/{token}").status_code == 404
         assert anyone.get(f"/api/v1/shared-cases/{new}").status_code == 200
+        assert len(_share_mails(core, owner.id)) == 2  # a new link's first use is told again
         # after its time: 410, the page says so
         with core.db.session() as s:
             row = s.get(Case, case["id"])

@@ -30,6 +30,7 @@ from alarmcloud.download import counted, lay_out, rows_for, safe_name
 from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.eventsapi import display_name, query_events
 from alarmcloud.models import Account, Case, Clip, aware, iso, lock_account, utcnow
+from alarmcloud.notify import queue_share_notice
 from alarmcloud.storage import kept_bytes, kept_limit_bytes
 from alarmcloud.units import human_bytes
 from alarmcloud.zipstream import SizedMember, SizedZip
@@ -330,7 +331,8 @@ class _HashedTail:
         return _open
 
 
-async def _send_case(app: AlarmCloud, owner: User, case_id: str, fetched: Callable[[Case, datetime], None]) -> Response:
+async def _send_case(app: AlarmCloud, owner: User, case_id: str,
+                     fetched: Callable[[Session, Case, datetime], None]) -> Response:
     """The case as one ZIP, streamed with its length known: the videos as ``<camera>/<UTC time>_<verdict>.mp4``,
     then ``case.json`` and ``SHA256SUMS`` (``_HashedTail``); ``fetched`` records the hand-over on the case. 409
     ``empty_case`` for a case without clips."""
@@ -360,7 +362,7 @@ async def _send_case(app: AlarmCloud, owner: User, case_id: str, fetched: Callab
     def _mark(s: Session) -> None:
         case = s.get(Case, case_id, with_for_update=True)
         if case is not None:
-            fetched(case, now)
+            fetched(s, case, now)
             s.add(case)
             s.commit()
 
@@ -379,7 +381,7 @@ async def download_case(request: Request) -> Response:
     over)."""
     user = await require_owner(request, "cases")
 
-    def _fetched(case: Case, now: datetime) -> None:
+    def _fetched(s: Session, case: Case, now: datetime) -> None:
         case.exported_at = now
 
     return await _send_case(core(request), user, request.path_params["case_id"], _fetched)
@@ -464,8 +466,10 @@ async def download_shared(request: Request) -> Response:
     app = core(request)
     case, owner = await app.db.run(lambda s: shared_case(s, app, request.path_params["token"]))
 
-    def _fetched(row: Case, now: datetime) -> None:
+    def _fetched(s: Session, row: Case, now: datetime) -> None:
         row.share_fetches += 1
         row.share_last_fetch_at = row.exported_at = now
+        if row.share_fetches == 1:  # the first use of this link: the owner hears of it
+            queue_share_notice(app, s, row.account_id, row.id, row.name)
 
     return await _send_case(app, owner, case.id, _fetched)

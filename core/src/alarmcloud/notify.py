@@ -436,6 +436,20 @@ def queue_admin_notice(app: AlarmCloud, s: Session, cam: Camera) -> None:
         "text": f"{cam.fair_use_reason}.\nCheck the camera's detection areas and sensitivity.\n"}))
 
 
+def queue_share_notice(app: AlarmCloud, s: Session, account_id: str, case_id: str, case_name: str) -> None:
+    """Tell the owner by e-mail that a case's link was used for the first time (necessary account information,
+    like the fair-use notice: a link that got into the wrong hands shows here, and the case page stops it)."""
+    acc = s.get(Account, account_id)
+    if acc is None:
+        return
+    url = f"{app.settings.public_url.rstrip('/')}/cases/{case_id}"
+    s.add(Outbox(account_id=acc.id, kind="email", target=acc.email, payload={
+        "subject": f"Your case {_header_safe(case_name, 150)} was downloaded through its link",
+        "text": f"The clips of your case \"{case_name}\" were downloaded through the link you made for it, for the "
+                "first time. Further downloads through this link are counted on the case's page, without another "
+                f"e-mail.\n\nIf you did not give the link to anyone, stop sharing on the case's page: {url}\n"}))
+
+
 #: at most one view-check e-mail per camera in this time, however often its view comes and goes
 VIEW_NOTICE_QUIET_SECONDS = 24 * 3600
 
