@@ -202,6 +202,13 @@ def test_bodies_other_accounts_and_sub_users_are_refused(server: LiveServer, api
     _error(helper.post("/api/v1/cases", json={"name": "Mine"}), 403, "forbidden")
     message = _error(helper.patch(f"/api/v1/events/{eid}", json={"kept": False}), 409, "in_case")  # it stays
     assert "one of the account owner's cases" in message and "Parcel" not in message  # the owner's words stay theirs
+    # nor delete it: the owner decides about the evidence; the clip page offers neither, and names no case
+    message = _error(helper.delete(f"/api/v1/events/{eid}"), 409, "in_case")
+    assert "only the owner can delete it" in message
+    page = helper.get(f"/events/{eid}").text
+    assert "In one of the account owner's cases" in page and "Parcel" not in page
+    assert "Delete this clip" not in page and "Stop keeping" not in page
+    assert "Delete this clip" in owner.get(f"/events/{eid}").text  # the owner may
     assert helper.get("/cases").status_code == 403
 
 

@@ -254,7 +254,8 @@ async def get_event(request: Request) -> Response:
 
 async def delete_event(request: Request) -> Response:
     """Delete an event: its clip, thumbnail and findings. Needs the ``admin`` right on the event's camera (``view``
-    reads events, ``control`` runs actions; deleting a recording changes what the camera recorded)."""
+    reads events, ``control`` runs actions; deleting a recording changes what the camera recorded); a clip in one of
+    the owner's cases only the owner deletes (409 ``in_case`` for a sub-user)."""
     user = await require_user(request)
     app = core(request)
     eid = request.path_params["event_id"]
@@ -262,6 +263,9 @@ async def delete_event(request: Request) -> Response:
     def _check(s: Session) -> None:
         clip = clip_for(s, user, eid)  # 404 for an event of a camera the caller has no right on
         camera_for(s, user, clip.camera_id, "admin")
+        if clip.case_id is not None and user.account.owner_id is not None:  # the owner's evidence: theirs to delete
+            raise ApiError(409, "in_case", "this clip is in one of the account owner's cases: only the owner can "
+                                           "delete it")
 
     await app.db.run(_check)
     await app.storage.delete_clip(eid)

@@ -344,13 +344,15 @@ async def clip_page(request: Request) -> Response:
             f["known_name"] = f.get("known_plate", {}).get("name")  # the owner's name for a known plate
         # the API's rule (``eventsapi.delete_event``, ``update_event``): the admin right on the event's camera
         may_delete = cam is not None and auth.camera_right(s, user, cam.id) == "admin"
+        # a clip in one of the owner's cases: only the owner deletes it (``delete_event``)
+        may_remove = may_delete and (ev["case_id"] is None or user.account.owner_id is None)
         keep = None
         if may_delete:
             acc = s.get(Account, user.tenant_id)
             keep = {"days": retention_days(app.settings, acc), "limit": kept_limit_bytes(app.settings, acc),
                     "used": kept_bytes(s, user.tenant_id)}
-        case = s.get(Case, ev["case_id"]) if ev["case_id"] else None
-        return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_delete,
+        case = s.get(Case, ev["case_id"]) if ev["case_id"] and user.account.owner_id is None else None
+        return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_remove,
                 "keep": keep, "is_owner": user.account.owner_id is None,
                 "cases": case_choices(s, user) if may_delete else None,
                 "case": {"id": case.id, "name": case.name} if case else None}
