@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +40,8 @@ def _error(r: Any, status: int, code: str) -> str:
     return str(r.json()["error"]["message"])
 
 
-def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer, api: Any, clip: Path) -> None:
+def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer, api: Any, clip: Path,
+                                                             tmp_path: Path) -> None:
     core: Any = server.core
     owner = api().register("victim@example.com")
     gate_old, gate_new = recorded_alarms(owner, clip, [3, 1], "Gate")
@@ -103,6 +105,10 @@ def test_a_case_keeps_its_clips_and_downloads_with_checksums(server: LiveServer,
                 digest = hashlib.sha256(fh.read()).hexdigest()
             assert c["sha256"] == sums[c["file"]] == digest == hashlib.sha256(z.read(c["file"])).hexdigest()
     assert owner.get(f"/api/v1/cases/{case['id']}").json()["exported_at"] is not None  # handed over once
+    # whoever receives it checks it with the usual tool, as docs/api.md shows
+    z.extractall(tmp_path / "case")
+    checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "case", capture_output=True, text=True)
+    assert checked.returncode == 0 and checked.stdout.count(": OK") == 2, checked.stdout + checked.stderr
 
     # taking a clip out keeps it (then it may be let go); deleting the case keeps the rest
     r = owner.delete(f"/api/v1/cases/{case['id']}/events/{door}")
