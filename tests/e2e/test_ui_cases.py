@@ -59,6 +59,7 @@ def test_collect_clips_into_a_case_and_download_it(desktop: Any, site: Site, tmp
     keep = page.locator("#keep")
     assert keep.get_by_label("Case", exact=True).input_value() == case_id
     assert not keep.get_by_label("Name of the new case").is_visible()
+    assert keep.locator("[data-case-series]").count() == 0  # an alarm of one clip: no series to add with it
     keep.get_by_role("button", name="Add to case").click()
     page.wait_for_url(f"**/cases/{case_id}")
     assert page.locator("[data-case-clips] a.event").count() == 3
@@ -127,5 +128,30 @@ def test_collect_clips_into_a_case_and_download_it(desktop: Any, site: Site, tmp
     for eid in (first, second, third):
         ev = api.get(f"/api/v1/events/{eid}").json()
         assert ev["kept"] is True and ev["case_id"] is None
+        assert api.patch(f"/api/v1/events/{eid}", json={"kept": False}).status_code == 200
+    assert not outside and not errors, (outside, errors)
+
+
+def test_a_clip_goes_into_a_case_with_its_whole_alarm_series(desktop: Any, site: Site) -> None:
+    page = desktop
+    outside, errors = watch(page, site.url)
+    api = owner_api(site)
+    newest = api.get("/api/v1/events").json()["items"][0]
+    series = [e["id"] for e in api.get(f"/api/v1/events?series_id={newest['series_id']}").json()["items"]]
+    assert len(series) >= 2  # the demo's newest alarm is a series of clips
+    login(page, site.url, OWNER)
+    page.goto(f"{site.url}/events/{newest['id']}")
+    keep = page.locator("#keep")
+    whole = keep.get_by_label(f"With the other {len(series) - 1} clip")
+    assert whole.is_checked()  # the whole series unless the owner unticks it
+    keep.get_by_label("Name of the new case").fill("Series")
+    keep.get_by_role("button", name="Add to case").click()
+    page.wait_for_url("**/cases/*")
+    case_id = page.url.rsplit("/", 1)[-1]
+    shown = [a.get_attribute("data-event-id") for a in page.locator("[data-case-clips] a.event").all()]
+    assert sorted(shown) == sorted(series)
+    # the site is shared by this module's tests: leave no case and no kept clip behind
+    assert api.delete(f"/api/v1/cases/{case_id}").status_code == 204
+    for eid in series:
         assert api.patch(f"/api/v1/events/{eid}", json={"kept": False}).status_code == 200
     assert not outside and not errors, (outside, errors)

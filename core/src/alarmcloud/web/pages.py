@@ -355,6 +355,9 @@ async def clip_page(request: Request) -> Response:
         return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_remove,
                 "keep": keep, "is_owner": user.account.owner_id is None,
                 "cases": case_choices(s, user) if may_delete else None,
+                # the clips of its alarm series, which the owner may put into a case with it
+                "series_ids": list(s.exec(select(Clip.id).where(Clip.series_id == ev["series_id"]).order_by(
+                    col(Clip.started_at), col(Clip.id))).all()) if may_delete and ev["series_id"] else [],
                 "case": {"id": case.id, "name": case.name} if case else None}
 
     data = await app.db.run(_load)

@@ -724,6 +724,8 @@
   // cases: put clips into a chosen case, or into a new one named in the picker; then show the case
   async function addToCase(button, ids) {
     const box = button.closest("[data-case-picker]");
+    const series = $("[data-case-series]", box);
+    if (series && series.checked) ids = series.dataset.caseSeries.split(",");  // the clip's whole alarm series
     const target = $("[data-case-target]", box).value;
     const nameEl = $("[data-case-name]", box);
     const name = nameEl.value.trim();
