@@ -101,6 +101,39 @@ def test_a_camera_that_falls_silent_is_told_once_until_its_next_clip(server: Any
     assert silence.check(core, now=utcnow() + timedelta(days=1)) == [cam["id"]]  # a day on: past the quiet period
 
 
+def test_a_camera_whose_uploads_are_refused_is_told_why(server: Any, api: Any, clip: Path, tmp_path: Path) -> None:
+    """A camera that uploads what cannot be stored is silent too, and the notice says why its uploads are refused
+    (not to check power and network); webhooks get the latest refusal."""
+    import time
+
+    core = server.core
+    owner = api().register("refused@example.com")
+    assert owner.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
+    r = owner.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["camera.silent"]})
+    assert r.status_code == 201, r.text
+    cam = owner.camera("Shed", silent_after_days=1)
+    creds = owner.upload_credentials(cam["id"])
+    owner.upload_analysed(creds, clip)
+    _age(core, cam["id"], 3)
+    bad = tmp_path / "not-a-video.mp4"
+    bad.write_bytes(b"this is no video" * 100)
+    r = owner.upload(creds, bad)
+    assert r.status_code >= 400, r.text  # refused, recorded with its reason
+    code = r.json()["error"]["code"]
+    assert silence.check(core) == [cam["id"]]
+    deadline = time.monotonic() + 10  # the webhook row is queued by the event, on the server's loop
+    while len(_rows(core, cam["id"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with core.db.session() as s:
+        rows = s.exec(select(Outbox).where(Outbox.account_id == owner.id)).all()
+    (mail,) = [m for m in rows if m.kind == "email" and "sent no" in m.payload["subject"]]
+    (hook,) = [m for m in rows if m.kind == "webhook" and m.payload.get("type") == "camera.silent"]
+    assert mail.payload["subject"] == "Camera Shed has sent no clip that could be stored for 3 days"
+    assert "its uploads are refused" in mail.payload["text"] and f"({code})" in mail.payload["text"]
+    assert "power and network" not in mail.payload["text"]
+    assert hook.payload["last_refused"]["code"] == code and hook.payload["last_refused"]["message"]
+
+
 def test_the_setting_is_checked_and_cleared(server: Any, api: Any) -> None:
     owner = api().register("settings@example.com")
     cam = owner.camera("Gate")

@@ -14,7 +14,7 @@ import anyio.to_thread
 from sqlmodel import col, select
 
 from alarmcloud.events import CAMERA_SILENT, Event
-from alarmcloud.models import Camera, aware, iso, utcnow
+from alarmcloud.models import Camera, Rejection, aware, iso, utcnow
 from alarmcloud.notify import queue_view_notice
 
 if TYPE_CHECKING:
@@ -28,15 +28,21 @@ CHECK_INTERVAL = 600.0
 MAX_DAYS = 30
 
 
-def _notice(app: AlarmCloud, cam: Camera, last: datetime | None, days: int) -> tuple[str, str]:
+def _notice(app: AlarmCloud, cam: Camera, last: datetime | None, days: int,
+            refused: Rejection | None) -> tuple[str, str]:
     base = app.settings.public_url.rstrip("/")
     since = f"since {last:%Y-%m-%d %H:%M} UTC" if last else "since it was added"
     subject = f"Camera {cam.name} has sent no clip for {days} day{'s' if days != 1 else ''}"
-    text = (f"Camera {cam.name} has sent no alarm clip {since}.\n\n"
-            "Check that it has power and network, and that its alarm upload settings still point to this cloud "
-            "(a reset camera forgets them). You asked to be told after "
-            f"{cam.silent_after_days} day{'s' if cam.silent_after_days != 1 else ''} without a clip; change that on "
-            f"the camera's page: {base}/cameras/{cam.id}\n")
+    if refused is not None:  # it does send, but what it sends is refused: the reason is what to fix
+        subject = f"Camera {cam.name} has sent no clip that could be stored for {days} day{'s' if days != 1 else ''}"
+        cause = (f"It does upload, but its uploads are refused; the latest, at {aware(refused.at):%Y-%m-%d %H:%M} "
+                 f"UTC: {refused.message} ({refused.code}). The camera's page lists its refused uploads.")
+    else:
+        cause = ("Check that it has power and network, and that its alarm upload settings still point to this "
+                 "cloud (a reset camera forgets them).")
+    text = (f"Camera {cam.name} has sent no alarm clip that could be stored {since}.\n\n{cause} You asked to be "
+            f"told after {cam.silent_after_days} day{'s' if cam.silent_after_days != 1 else ''} without a clip; "
+            f"change that on the camera's page: {base}/cameras/{cam.id}\n")
     return subject, text
 
 
@@ -59,13 +65,18 @@ def check(app: AlarmCloud, now: datetime | None = None) -> list[str]:
             if quiet < timedelta(days=cam.silent_after_days):
                 continue
             cam.silent_notified_at = now
-            subject, text = _notice(app, cam, last, quiet.days)
+            refused = s.exec(select(Rejection).where(Rejection.camera_id == cam.id,
+                                                     Rejection.at >= (last or aware(cam.created_at)))
+                             .order_by(col(Rejection.at).desc()).limit(1)).first()
+            subject, text = _notice(app, cam, last, quiet.days, refused)
             queue_view_notice(app, s, cam, subject, text, what="silent")
             s.add(cam)
             s.commit()
             event = Event(CAMERA_SILENT, cam.account_id, cam.id,
                           {"last_clip_at": iso(last) if last else None, "days": quiet.days,
-                           "silent_after_days": cam.silent_after_days})
+                           "silent_after_days": cam.silent_after_days,
+                           "last_refused": {"at": iso(refused.at), "code": refused.code, "message": refused.message}
+                           if refused is not None else None})
         told.append(cid)
         app.emit_sync(event)
     return told
