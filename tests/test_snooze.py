@@ -92,6 +92,54 @@ def test_a_snooze_silences_the_persons_messages_only_and_ends_by_itself(server: 
     assert (owner.id, "email") in _messages(core, at_yard)
 
 
+def _missed(core: Any, account_id: str) -> list[dict[str, Any]]:
+    """The messages that counted the alarms of an ended snooze (payloads, oldest first)."""
+    with core.db.session() as s:
+        rows = s.exec(select(Outbox).where(Outbox.account_id == account_id).order_by(Outbox.id)).all()
+        return [r.payload for r in rows if str(r.payload.get("subject", "")).startswith("While snoozed")]
+
+
+def test_the_end_of_a_snooze_tells_the_alarms_missed(server: Any, api: Any, clip: Path) -> None:
+    from alarmcloud import snooze
+
+    core = server.core
+    owner = api().register("back@example.com")
+    assert owner.patch("/api/v1/me", json={"notify_email": True, "notify_cooldown_seconds": 0}).status_code == 200
+    gate, yard = owner.camera("Gate"), owner.camera("Yard")
+    creds = {c["id"]: owner.upload_credentials(c["id"]) for c in (gate, yard)}
+    r = owner.post("/api/v1/subusers", json={"email": "partner@example.com", "password": PASSWORD,
+                                             "rights": {yard["id"]: "view"}})
+    assert r.status_code == 201, r.text
+    partner = api().login("partner@example.com")
+    assert partner.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
+
+    # resumed by hand: one message counts what came meanwhile, per camera
+    assert owner.put("/api/v1/me/snooze", json={"minutes": 60}).status_code == 200
+    assert partner.put("/api/v1/me/snooze", json={"minutes": 60}).status_code == 200
+    _alarm(owner, gate, creds[gate["id"]], clip)
+    _alarm(owner, gate, creds[gate["id"]], clip)
+    _alarm(owner, yard, creds[yard["id"]], clip)
+    assert _missed(core, owner.id) == []  # nothing while it lasts
+    assert owner.put("/api/v1/me/snooze", json={"minutes": 90}).status_code == 200  # longer: the count goes on
+    assert owner.delete("/api/v1/me/snooze").status_code == 200
+    (told,) = _missed(core, owner.id)
+    assert told["subject"] == "While snoozed: 3 alarms"
+    assert "about every camera" in told["text"] and "(Gate: 2, Yard: 1)" in told["text"]
+    # a snooze without alarms ends without a message
+    assert owner.put("/api/v1/me/snooze", json={"minutes": 5, "camera_id": yard["id"]}).status_code == 200
+    assert owner.delete(f"/api/v1/me/snooze?camera_id={yard['id']}").status_code == 200
+    assert len(_missed(core, owner.id)) == 1
+
+    # ended by itself: the server's look every minute tells it, once; a sub-user hears of their cameras only
+    assert snooze.check(core) == 0  # the partner's has not ended yet
+    assert snooze.check(core, now=datetime.now(UTC) + timedelta(minutes=61)) == 1
+    (told,) = _missed(core, partner.id)
+    assert told["subject"] == "While snoozed: 1 alarm" and "(Yard: 1)" in told["text"] and "Gate" not in told["text"]
+    assert partner.get("/api/v1/me/snooze").json() == {"all": None, "cameras": []}
+    assert snooze.check(core, now=datetime.now(UTC) + timedelta(minutes=62)) == 0
+    assert len(_missed(core, partner.id)) == 1
+
+
 def test_snooze_requests_are_checked(server: Any, api: Any) -> None:
     owner = api().register("careful@example.com")
     mine, theirs = owner.camera("Porch"), api().register("other@example.com").camera("Shed")

@@ -465,21 +465,27 @@ def queue_view_notice(app: AlarmCloud, s: Session, cam: Camera, subject: str, te
         return False
     queued = False
     for person in _people(s, acc, cam.id):
-        email = person.notify_email
-        channels = [channel for channel, _ in _personal_channels(person)]
-        if not (email or channels) or not _quiet_ok(s, person, f"{what}_notified:{cam.id}",
-                                                     VIEW_NOTICE_QUIET_SECONDS):
+        if not (person.notify_email or _personal_channels(person)) or not _quiet_ok(
+                s, person, f"{what}_notified:{cam.id}", VIEW_NOTICE_QUIET_SECONDS):
             continue
-        if email:
-            s.add(Outbox(account_id=person.id, kind="email", target=person.email,
-                         payload={"subject": _header_safe(subject, 200), "text": text}))
-        base = app.settings.public_url.rstrip("/")
-        for channel in channels:
-            s.add(Outbox(account_id=person.id, kind=channel, target=person.id,
-                         payload={"title": _header_safe(subject, 200), "message": text.split("\n\n")[0],
-                                  "tags": ["warning"], "priority": "default", "click": f"{base}/cameras"}))
-        queued = True
+        queued = queue_personal_message(app, s, person, subject, text, "/cameras", ["warning"]) or queued
     return queued
+
+
+def queue_personal_message(app: AlarmCloud, s: Session, person: Account, subject: str, text: str, click: str,
+                           tags: list[str] | None = None) -> bool:
+    """One message to a person on every channel they chose (e-mail, push, Telegram): the whole ``text`` by e-mail,
+    its first paragraph elsewhere, opening ``click`` (a path of the web UI); False when they chose none."""
+    channels = [channel for channel, _ in _personal_channels(person)]
+    if person.notify_email:
+        s.add(Outbox(account_id=person.id, kind="email", target=person.email,
+                     payload={"subject": _header_safe(subject, 200), "text": text}))
+    base = app.settings.public_url.rstrip("/")
+    for channel in channels:
+        s.add(Outbox(account_id=person.id, kind=channel, target=person.id,
+                     payload={"title": _header_safe(subject, 200), "message": text.split("\n\n")[0],
+                              "tags": tags or [], "priority": "default", "click": f"{base}{click}"}))
+    return bool(person.notify_email or channels)
 
 
 async def queue_event(app: AlarmCloud, event: Event) -> None:
