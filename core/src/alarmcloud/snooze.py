@@ -41,10 +41,12 @@ def _time(value: Any) -> datetime | None:
         return None
 
 
-def _spans(person: Account) -> dict[str, tuple[datetime | None, datetime]]:
-    """Every stored snooze, ended or not: "*" or a camera id -> (from, until), aware UTC (from None when unknown)."""
+def _spans(person: Account | dict[str, Any] | None) -> dict[str, tuple[datetime | None, datetime]]:
+    """Every stored snooze of a person (or of their ``notify_snoozes``), ended or not: "*" or a camera id ->
+    (from, until), aware UTC (from None when unknown)."""
+    stored = person.notify_snoozes if isinstance(person, Account) else person
     out = {}
-    for key, value in (person.notify_snoozes or {}).items():
+    for key, value in (stored or {}).items():
         start, until = (_time(value.get("from")), _time(value.get("until"))) if isinstance(value, dict) else (
             None, _time(value))
         if until is not None:
@@ -102,7 +104,8 @@ def finish(app: AlarmCloud, s: Session, person: Account, keys: list[str], now: d
     s.add(person)
 
 
-def ended(person: Account, now: datetime) -> list[str]:
+def ended(person: Account | dict[str, Any] | None, now: datetime) -> list[str]:
+    """The person's snoozes (keys) that have ended by ``now`` and are still stored."""
     return [key for key, (_, until) in _spans(person).items() if until <= now]
 
 
@@ -113,9 +116,9 @@ CHECK_INTERVAL = 60.0
 def check(app: AlarmCloud, now: datetime | None = None) -> int:
     """Finish every snooze that has ended (its message of missed alarms); the number of people told or cleared."""
     now = now or utcnow()
-    with app.db.session() as s:
-        ids = [a.id for a in s.exec(select(Account).where(col(Account.notify_snoozes).is_not(None))).all()
-               if ended(a, now)]
+    with app.db.session() as s:  # two columns of the accounts that have snoozes; only those with one ended are locked
+        rows = s.exec(select(Account.id, Account.notify_snoozes).where(col(Account.notify_snoozes).is_not(None)))
+        ids = [i for i, snoozes in rows.all() if ended(snoozes, now)]
     for account_id in ids:
         with app.db.session() as s:
             person = s.get(Account, account_id, with_for_update=True, populate_existing=True)  # once, also with two
