@@ -84,9 +84,9 @@ def _told(app: AlarmCloud, s: Session, person: Account, key: str, start: datetim
     which = "every camera" if key == ALL else f"camera {cams[key]}"
     per = ", ".join(f"{cams[c]}: {n}" for c, n in sorted(counts.items(), key=lambda kv: (-kv[1], cams[kv[0]])))
     subject = f"While snoozed: {total} alarm{'s' if total != 1 else ''}"
-    text = (f"Your alarm messages about {which} were snoozed from {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC "
-            f"({end:%Y-%m-%d} at the end). Meanwhile {total} real alarm{'s were' if total != 1 else ' was'} "
-            f"recorded ({per}).\n\nSee them: {app.settings.public_url.rstrip('/')}/\n")
+    text = (f"Your alarm messages about {which} were snoozed from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} "
+            f"UTC. Meanwhile {total} real alarm{'s were' if total != 1 else ' was'} recorded ({per}).\n\n"
+            f"See them: {app.settings.public_url.rstrip('/')}/\n")
     from alarmcloud.notify import queue_personal_message  # notify reads the snoozes: imported when used
 
     return queue_personal_message(app, s, person, subject, text, "/")
