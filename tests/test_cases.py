@@ -306,6 +306,12 @@ def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer
         assert mail.target == "shares@example.com"
         assert mail.payload["subject"] == "Your case Parcel gone was downloaded through its link"
         assert f"/cases/{case['id']}" in mail.payload["text"] and "stop sharing" in mail.payload["text"]
+        # the operator sees which accounts share by link, and how much
+        operator = api().register("op-links@example.com")
+        set_account(core, operator.id, role="operator")
+        users = operator.get("/operator").text.split("<h2>Users</h2>", 1)[1]
+        row = next(r for r in users.split("<tr>") if "shares@example.com" in r)
+        assert "<td data-links>1 (2 downloads)</td>" in row
         # a wrong or partial token names nothing
         for wrong in (token[:-1], "x" * 100, token + "x"):
             assert anyone.get(f"/api/v1/shared-cases/{wrong}").status_code == 404
