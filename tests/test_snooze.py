@@ -41,12 +41,17 @@ def _until(answer: str | None) -> float:
     return (datetime.fromisoformat(answer) - datetime.now(UTC)).total_seconds() / 60
 
 
-def test_a_snooze_silences_the_persons_messages_only_and_ends_by_itself(server: Any, api: Any, clip: Path) -> None:
-    core = server.core
-    owner = api().register("snoozer@example.com")
+def _owner_of_two_cameras(api: Any, email: str) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """An owner told of every alarm by e-mail (no quiet time), cameras Gate and Yard, their upload logins by id."""
+    owner = api().register(email)
     assert owner.patch("/api/v1/me", json={"notify_email": True, "notify_cooldown_seconds": 0}).status_code == 200
     gate, yard = owner.camera("Gate"), owner.camera("Yard")
-    creds = {c["id"]: owner.upload_credentials(c["id"]) for c in (gate, yard)}
+    return owner, gate, yard, {c["id"]: owner.upload_credentials(c["id"]) for c in (gate, yard)}
+
+
+def test_a_snooze_silences_the_persons_messages_only_and_ends_by_itself(server: Any, api: Any, clip: Path) -> None:
+    core = server.core
+    owner, gate, yard, creds = _owner_of_two_cameras(api, "snoozer@example.com")
     r = owner.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"})
     assert r.status_code == 201, r.text
     r = owner.post("/api/v1/subusers", json={"email": "kid@example.com", "password": PASSWORD,
@@ -103,10 +108,7 @@ def test_the_end_of_a_snooze_tells_the_alarms_missed(server: Any, api: Any, clip
     from alarmcloud import snooze
 
     core = server.core
-    owner = api().register("back@example.com")
-    assert owner.patch("/api/v1/me", json={"notify_email": True, "notify_cooldown_seconds": 0}).status_code == 200
-    gate, yard = owner.camera("Gate"), owner.camera("Yard")
-    creds = {c["id"]: owner.upload_credentials(c["id"]) for c in (gate, yard)}
+    owner, gate, yard, creds = _owner_of_two_cameras(api, "back@example.com")
     r = owner.post("/api/v1/subusers", json={"email": "partner@example.com", "password": PASSWORD,
                                              "rights": {yard["id"]: "view"}})
     assert r.status_code == 201, r.text
