@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import io
 import json
+import re
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -301,6 +302,9 @@ class _Hashing:
         self.fh.close()
 
 
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+
+
 class _HashedTail:
     """The videos' SHA-256 digests are taken as the ZIP streams them (each video is read once, and the first byte
     goes out at once, not after every video was read): ``case.json`` and ``SHA256SUMS`` come last, laid out with a
@@ -322,12 +326,13 @@ class _HashedTail:
 
     def filled(self, laid_out: bytes) -> Callable[[], BinaryIO]:
         def _open() -> BinaryIO:
-            text = laid_out.decode()
-            for file, stand_in in self.stand_in.items():
-                if file not in self.digests:
-                    raise ValueError(f"{file}: not read before the checksums")
-                text = text.replace(stand_in, self.digests[file].hexdigest())
-            return io.BytesIO(text.encode())
+            missing = sorted(set(self.stand_in) - set(self.digests))
+            if missing:
+                raise ValueError(f"{missing[0]}: not read before the checksums")
+            digest = {stand_in.encode(): self.digests[file].hexdigest().encode()
+                      for file, stand_in in self.stand_in.items()}
+            # one pass over the file; 64 hex digits that are no stand-in (in the notes) stay as they are
+            return io.BytesIO(_HEX64.sub(lambda m: digest.get(m.group(), m.group()), laid_out))
         return _open
 
 
