@@ -352,12 +352,12 @@ async def clip_page(request: Request) -> Response:
             keep = {"days": retention_days(app.settings, acc), "limit": kept_limit_bytes(app.settings, acc),
                     "used": kept_bytes(s, user.tenant_id)}
         case = s.get(Case, ev["case_id"]) if ev["case_id"] and user.account.owner_id is None else None
+        cases = case_choices(s, user) if may_delete else None  # None: a sub-user (cases are the owner's)
+        # the clips of its alarm series, which the owner's picker offers to put into a case with it
+        series_ids = list(s.exec(select(Clip.id).where(Clip.series_id == ev["series_id"]).order_by(
+            col(Clip.started_at), col(Clip.id))).all()) if cases is not None and not ev["case_id"] else []
         return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_remove,
-                "keep": keep, "is_owner": user.account.owner_id is None,
-                "cases": case_choices(s, user) if may_delete else None,
-                # the clips of its alarm series, which the owner may put into a case with it
-                "series_ids": list(s.exec(select(Clip.id).where(Clip.series_id == ev["series_id"]).order_by(
-                    col(Clip.started_at), col(Clip.id))).all()) if may_delete and ev["series_id"] else [],
+                "keep": keep, "is_owner": user.account.owner_id is None, "cases": cases, "series_ids": series_ids,
                 "case": {"id": case.id, "name": case.name} if case else None}
 
     data = await app.db.run(_load)
