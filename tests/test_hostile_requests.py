@@ -55,6 +55,7 @@ NO_JSON_BODY: dict[str, str] = {
     "POST /api/v1/me/telegram/chats": "asks Telegram (external)",
     "POST /api/v1/me/offsite/test": "writes to the owner's bucket (external)",
     "POST /api/v1/me/offsite/retry": "queues the off-site copies again",
+    "POST /api/v1/me/offsite/sftp-key": "makes a new SSH key for the SFTP copies",
     "POST /api/v1/me/2fa": "starts two-step enrolment",
     "POST /api/v1/cameras/{camera_id}/privacy-masks/apply": "starts a privacy-mask job",
     "POST /oauth/authorize": "an HTML form post (form fields, not JSON)",

@@ -1,5 +1,6 @@
 """The storage page's off-site copies card in a real browser: enter the bucket, test it (the bucket's own error,
-then success), see the copies' status, copy the clips stored before; the secret key is never shown again."""
+then success), see the copies' status, copy the clips stored before; the secret key is never shown again. An SFTP
+server instead: the key to add on the server, the first test trusting the server's host key, the copies on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from uihelpers import AUDIT_JS, OWNER, Site, login, opened_page, owner_api, watch  # noqa: E402
+
+from tests.sftpserver import SshServer, sshd  # type: ignore[import-not-found]  # noqa: E402, F401
 
 pytestmark = pytest.mark.browser
 SECRET = "ui-secret-access-key-4711"
@@ -34,7 +37,7 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             page.goto(site.url + "/storage")
             card = page.locator("#offsite")
             card.get_by_text("does not delete its copy").wait_for()  # the copies are the owner's
-            card.get_by_label("Copy new clips to my bucket").check()
+            card.get_by_label("Copy new clips to my storage").check()
             assert card.get_by_label("What to copy").input_value() == "alarms"  # the default
             card.get_by_label("Endpoint").fill(s3.endpoint)
             card.get_by_label("Region").fill("us-east-1")
@@ -42,15 +45,15 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             card.get_by_label("Folder").fill("home")
             card.get_by_label("Access key id").fill(ACCESS_KEY)
             card.get_by_label("Secret access key").fill(SECRET)
-            card.get_by_role("button", name="Test the bucket").click()
+            card.get_by_role("button", name="Test the connection").click()
             result = card.get_by_role("status")
             result.filter(has_text="'not-there-bucket' does not exist").wait_for()
             assert card.get_by_label("Secret access key").input_value() == ""  # saved, never shown again
 
             card.locator("input[name=bucket]").fill(bucket)
-            card.get_by_role("button", name="Test the bucket").click()
+            card.get_by_role("button", name="Test the connection").click()
             result.filter(has_text="The bucket works").wait_for()
-            card.get_by_role("button", name="Apply bucket settings").click()
+            card.get_by_role("button", name="Apply", exact=True).click()
             result.filter(has_text="new clips are copied").wait_for()
 
             with core.db.session() as s:  # a clip of the owner's was judged an alarm: its copy is queued
@@ -68,10 +71,10 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             card = page.locator("#offsite")
             card.locator("[data-offsite-status]").filter(has_text="Last copy:").wait_for()
             assert not card.get_by_role("alert").is_visible()
-            assert card.get_by_label("Copy new clips to my bucket").is_checked()
+            assert card.get_by_label("Copy new clips to my storage").is_checked()
             assert card.locator("input[name=bucket]").input_value() == bucket
             card.get_by_label("What to copy").select_option("all")
-            card.get_by_role("button", name="Apply bucket settings").click()
+            card.get_by_role("button", name="Apply", exact=True).click()
             result.filter(has_text="new clips are copied").wait_for()
             assert "a key is saved" in (card.get_by_label("Secret access key").get_attribute("placeholder") or "")
             assert SECRET not in page.content()
@@ -118,3 +121,71 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
     finally:
         core.settings.offsite.allow_http = False
         s3.stop()
+
+
+def test_an_sftp_server_with_this_servers_key(chromium: Any, site: Site, sshd: SshServer) -> None:  # noqa: F811
+    from alarmcloud.models import Account, Outbox
+    from sqlmodel import select
+
+    core: Any = site.core
+    owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
+    try:
+        with opened_page(chromium, 1280, 1600) as page:
+            outside, errors = watch(page, site.url)
+            login(page, site.url, OWNER)
+            page.goto(site.url + "/storage")
+            card = page.locator("#offsite")
+            assert not card.locator("input[name=sftp_host]").is_visible()  # the bucket's fields first
+            card.get_by_label("SFTP server (a NAS, a storage box)").check()
+            assert not card.get_by_label("Endpoint").is_visible()
+            card.locator("input[name=sftp_host]").fill("127.0.0.1")
+            card.get_by_label("Port").fill(str(sshd.port))
+            card.get_by_label("User name").fill(sshd.user)
+            card.get_by_label("Folder").fill("nas/cams")
+            card.get_by_label("Copy new clips to my storage").check()
+            card.get_by_role("button", name="Apply", exact=True).click()
+            result = card.get_by_role("status")
+            result.filter(has_text="test the connection first").wait_for()  # the host key is not trusted yet
+
+            card.get_by_role("button", name="Test the connection").click()
+            result.filter(has_text="refused this server's key").wait_for()  # not on the server yet
+            key = card.get_by_label("This server's key").input_value()
+            assert key.startswith("ssh-ed25519 ") and key == owner_api(site).get(
+                "/api/v1/me/offsite").json()["sftp_public_key"]
+            sshd.authorize(key)  # what the owner does on their server
+
+            card.get_by_role("button", name="Test the connection").click()
+            result.filter(has_text="New clips are copied").wait_for()
+            fingerprint = next(w for w in sshd.fingerprint().split() if w.startswith("SHA256:"))
+            assert fingerprint in result.inner_text()  # to compare with the server's own
+            assert card.get_by_label("Trusted host key").input_value() == f"ssh-ed25519 {fingerprint}"
+            assert card.get_by_label("Copy new clips to my storage").is_checked()
+            state = owner_api(site).get("/api/v1/me/offsite").json()
+            assert state["enabled"] is True and state["kind"] == "sftp"
+            assert state["sftp_host_key"] == f"ssh-ed25519 {fingerprint}"
+
+            with core.db.session() as s:  # a clip of the owner's was judged an alarm: its copy is queued
+                owner = s.exec(select(Account).where(Account.email == OWNER)).one()
+                s.add(Outbox(account_id=owner.id, kind="offsite", target=f"offsite:{owner.id}",
+                             payload={"clip_id": site.event_id}))
+                s.commit()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any(f.endswith(f"{site.event_id}.json") for f in sshd.files()):
+                time.sleep(0.1)
+            files = sshd.files()  # (copies of stored clips queued before, if any, go to the server now too)
+            mine = [f for f in files if site.event_id in f]
+            assert len(mine) == 2 and all(f.startswith("nas/cams/") for f in files), files
+
+            page.reload()
+            card = page.locator("#offsite")
+            card.locator("[data-offsite-status]").filter(has_text="Last copy:").wait_for()
+            assert card.get_by_label("SFTP server (a NAS, a storage box)").is_checked()
+            assert card.get_by_label("This server's key").input_value() == key
+            page.once("dialog", lambda d: d.accept())
+            card.get_by_role("button", name="Make a new key").click()
+            result.filter(has_text="A new key is made").wait_for()
+            assert card.get_by_label("This server's key").input_value() not in ("", key)
+            assert page.evaluate(AUDIT_JS) == []
+            assert outside == [] and errors == []
+    finally:
+        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})

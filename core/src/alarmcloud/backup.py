@@ -33,7 +33,7 @@ import click
 from alarmcloud import erasures
 from alarmcloud.blobstore import fsync_dir
 from alarmcloud.cli_common import config_option, console, progress, settings_from, setup_logging
-from alarmcloud.models import iso_seconds
+from alarmcloud.models import ACCOUNT_SECRETS, iso_seconds
 from alarmcloud.units import human_bytes
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,8 @@ def read_snapshot(path: Path) -> _Snapshot:
                 exports.append(blob)
         kids: set[str] = set()
         for sql in ("SELECT host_enc, p2p_id_enc, username_enc, password_enc FROM cameras",
-                    "SELECT secret FROM webhooks", "SELECT secret_enc FROM two_factor"):
+                    "SELECT secret FROM webhooks", "SELECT secret_enc FROM two_factor",
+                    f"SELECT {', '.join(ACCOUNT_SECRETS.values())} FROM accounts"):
             for row in _rows(con, sql):
                 kids.update(k for v in row if (k := _kid(v)))
         accounts = _rows(con, "SELECT count(*) FROM accounts")
@@ -376,8 +377,8 @@ def _add_member(tar: tarfile.TarFile, m: _Planned) -> dict[str, Any] | None:
               help="The server's data directory (SQLite database, local blobs, key file).")
 @config_option
 @click.option("--include-keys/--no-keys", default=False, show_default=True,
-              help="Put data_dir/secret.key (decrypts camera passwords, webhook and two-step secrets) into the "
-                   "backup. Default: not, so a copied backup does not also unlock those secrets; keep the key "
+              help="Put data_dir/secret.key (decrypts camera passwords, webhook and two-step secrets, off-site keys) "
+                   "into the backup. Default: not, so a copied backup does not also unlock those secrets; keep the key "
                    "file safe elsewhere (restore --key-file).")
 @click.option("--blobs-only", is_flag=True,
               help="Only the blob store and key file, not the database (PostgreSQL: pg_dump first, then this).")
@@ -410,5 +411,5 @@ def backup_command(dest: Path, data_dir: Path | None, config_file: Path | None, 
                f"{result.seconds:.1f} s, {keys}{missing}")
     if not m["keys_included"] and m["key_ids"]:
         console.print(f"[yellow]the key file is not in the backup: keep a copy of {Path(st.data_dir) / KEY_NAME} "
-                      "apart from it (restore --key-file), else the camera passwords, webhook and two-step secrets "
-                      "of this backup cannot be restored[/]")
+                      "apart from it (restore --key-file), else the camera passwords, webhook and two-step secrets, "
+                      "notification tokens and off-site keys of this backup cannot be restored[/]")

@@ -86,12 +86,25 @@ class Account(SQLModel, table=True):
     offsite_scope: str = Field(default="alarms", max_length=16)
     #: when the latest copy arrived in the bucket
     offsite_last_copy_at: datetime | None = None
+    #: where the copies go: ``s3`` (the bucket above) or ``sftp`` (the owner's SFTP server, ``offsite_sftp``)
+    offsite_kind: str = Field(default="s3", max_length=8)
+    #: the SFTP server: host name or address (checked like webhook hosts), port (22 when None), user name
+    offsite_sftp_host: str | None = Field(default=None, max_length=253)
+    offsite_sftp_port: int | None = None
+    offsite_sftp_user: str | None = Field(default=None, max_length=64)
+    #: the server's host key this server trusts (``<key type> SHA256:<fingerprint>``, or the fingerprint alone as the
+    #: owner entered it): recorded by the first connection test, a different key refuses every copy
+    offsite_sftp_host_key: str | None = Field(default=None, max_length=120)
+    #: the account's own SSH key (Ed25519, made by this server): its public line for the owner's authorized_keys, and
+    #: the private key encrypted (SecretBox, context "sftp:<account_id>"); never returned nor exported
+    offsite_sftp_public_key: str | None = Field(default=None, max_length=200)
+    offsite_sftp_key_enc: str | None = Field(default=None, max_length=1000)
 
 
 #: a person's channel credentials: channel -> the ``Account`` column holding it encrypted (SecretBox, context
 #: "<channel>:<account id>"; ``notify.seal_account_secret``/``open_account_secret``, rotated by ``keys rotate``)
 ACCOUNT_SECRETS = {"push": "notify_push_token_enc", "telegram": "notify_telegram_token_enc",
-                   "offsite": "offsite_secret_key_enc"}
+                   "offsite": "offsite_secret_key_enc", "sftp": "offsite_sftp_key_enc"}
 
 
 class SessionRow(SQLModel, table=True):

@@ -1,18 +1,20 @@
 """Off-site copies, the owner's settings: their S3-compatible bucket (endpoint, region, bucket, prefix, access key
-id, secret key: stored encrypted, never returned), what to copy, on/off, a bucket test and the copies' status.
-Sub-users can neither see nor change them."""
+id, secret key: stored encrypted, never returned) or their SFTP server (host, port, user, folder, the trusted host
+key; the account's own SSH key, whose public line is shown), what to copy, on/off, a connection test and the
+copies' status. Sub-users can neither see nor change them."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
+import httpx
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import notify, offsite
+from alarmcloud import notify, offsite, offsite_sftp
 from alarmcloud.auth import User, core, require_user
 from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account
@@ -20,15 +22,21 @@ from alarmcloud.models import Account
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
 
-FIELDS = {"enabled", "endpoint", "region", "bucket", "prefix", "access_key_id", "secret_key", "scope"}
+#: what each kind needs before the copies can be on (removing one switches them off)
+NEEDED = {offsite.S3: ("offsite_endpoint", "offsite_bucket", "offsite_access_key_id", "offsite_secret_key_enc"),
+          offsite.SFTP: ("offsite_sftp_host", "offsite_sftp_user", "offsite_sftp_host_key")}
+FIELDS = {"enabled", "kind", "endpoint", "region", "bucket", "prefix", "access_key_id", "secret_key", "scope",
+          "sftp_host", "sftp_port", "sftp_user", "sftp_host_key"}
 
 
 def offsite_json(s: Session, a: Account) -> dict[str, Any]:
     """The owner's settings (the secret key only as ``has_secret_key``) and the copies' status."""
     return {"enabled": a.offsite_enabled, "endpoint": a.offsite_endpoint, "region": a.offsite_region,
             "bucket": a.offsite_bucket, "prefix": a.offsite_prefix or "", "access_key_id": a.offsite_access_key_id,
-            "has_secret_key": bool(a.offsite_secret_key_enc), "scope": a.offsite_scope,
-            **offsite.status(s, a)}
+            "has_secret_key": bool(a.offsite_secret_key_enc), "scope": a.offsite_scope, "kind": a.offsite_kind,
+            "sftp_host": a.offsite_sftp_host, "sftp_port": a.offsite_sftp_port or offsite_sftp.DEFAULT_PORT,
+            "sftp_user": a.offsite_sftp_user, "sftp_host_key": a.offsite_sftp_host_key,
+            "sftp_public_key": a.offsite_sftp_public_key, **offsite.status(s, a)}
 
 
 async def _owner(request: Request) -> tuple[User, AlarmCloud]:
@@ -108,37 +116,101 @@ async def update_offsite(request: Request) -> Response:
             raise ApiError(400, "invalid_field", "field 'scope' must be 'alarms' (clips whose verdict is an alarm) "
                                                  "or 'all' (every clip)")
         changes["offsite_scope"] = scope
-    needed = ("offsite_endpoint", "offsite_bucket", "offsite_access_key_id", "offsite_secret_key_enc")
-    if any(k in changes and changes[k] is None for k in needed):
-        changes["offsite_enabled"] = False
+    changes.update(await _sftp_changes(app, data))
     enabled = field(data, "enabled", bool, required=False)
-    if enabled is not None:
-        changes["offsite_enabled"] = enabled and changes.get("offsite_enabled", True)
 
     def _update(s: Session) -> dict[str, Any]:
         acc = s.get(Account, user.id)
         assert acc is not None
+        # removing what the chosen kind needs switches the copies off (an empty field that was empty removes nothing)
+        off = any(k in changes and changes[k] is None and getattr(acc, k)
+                  for k in NEEDED[changes.get("offsite_kind", acc.offsite_kind)])
         moved = notify.url_origin(changes.get("offsite_endpoint")) != notify.url_origin(acc.offsite_endpoint)
         if "offsite_endpoint" in changes and "offsite_secret_key_enc" not in changes and moved \
                 and acc.offsite_endpoint:
             changes["offsite_secret_key_enc"] = None  # the key signs for the server it was given for only
-            if enabled is not True:
-                changes["offsite_enabled"] = False  # until the key is entered again
+            off = off or (enabled is not True and acc.offsite_kind == offsite.S3)  # until the key is entered again
+        server_moved = any(k in changes and changes[k] != getattr(acc, k)
+                           for k in ("offsite_sftp_host", "offsite_sftp_port"))
+        if server_moved and acc.offsite_sftp_host_key and \
+                changes.get("offsite_sftp_host_key", acc.offsite_sftp_host_key) == acc.offsite_sftp_host_key:
+            changes["offsite_sftp_host_key"] = None  # another server: its key is trusted anew
+            off = off or enabled is not True  # until it is tested
+        if changes.get("offsite_kind", acc.offsite_kind) != acc.offsite_kind and enabled is not True:
+            off = True  # the other kind is switched on by itself
+        if enabled is not None:
+            changes["offsite_enabled"] = enabled and not off
+        elif off:
+            changes["offsite_enabled"] = False
         for k, v in changes.items():
             setattr(acc, k, v)
+        if acc.offsite_kind == offsite.SFTP and not acc.offsite_sftp_key_enc:
+            acc.offsite_sftp_key_enc, acc.offsite_sftp_public_key = offsite_sftp.new_key(app, acc.id)
         if acc.offsite_enabled and not offsite.configured(acc):
-            missing = [name for name, attr in (("endpoint", "offsite_endpoint"), ("bucket", "offsite_bucket"),
-                                               ("access_key_id", "offsite_access_key_id"),
-                                               ("secret_key", "offsite_secret_key_enc")) if not getattr(acc, attr)]
-            again = " (a new endpoint needs the secret key again)" if "secret_key" in missing and \
-                "offsite_endpoint" in changes else ""
-            raise ApiError(400, "missing_field", f"set {', '.join(repr(m) for m in missing)} to switch off-site "
-                                                 f"copies on{again}")
+            raise ApiError(400, "missing_field", _missing(acc, changes))
         s.add(acc)
         s.commit()
         return offsite_json(s, acc)
 
     return JSONResponse(await app.db.run(_update))
+
+
+async def _sftp_changes(app: AlarmCloud, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of the kind and the SFTP server, checked (the host also resolved: only allowed addresses)."""
+    changes: dict[str, Any] = {}
+    if "kind" in data:
+        kind = field(data, "kind", str, required=False)
+        if kind not in offsite.KINDS:
+            raise ApiError(400, "invalid_field", "field 'kind' must be 's3' (an S3-compatible bucket) or 'sftp' "
+                                                 "(an SFTP server)")
+        changes["offsite_kind"] = kind
+    if "sftp_host" in data:
+        host = _text(data, "sftp_host", 255)
+        if host is not None:
+            try:
+                host = offsite_sftp.check_host(host)
+            except ValueError as exc:
+                raise ApiError(400, "invalid_field", f"field 'sftp_host': {exc}") from None
+            try:
+                await anyio.to_thread.run_sync(lambda: notify.resolve_target(
+                    httpx.URL(scheme="http", host=host, port=offsite_sftp.DEFAULT_PORT),
+                    app.settings.notify.webhook_networks, offsite_sftp.WHAT))
+            except notify.TargetNotAllowed as exc:
+                raise ApiError(400, "invalid_host", str(exc)) from None
+        changes["offsite_sftp_host"] = host
+    if "sftp_port" in data:
+        port = field(data, "sftp_port", int, required=False)
+        if port is not None and not 0 < port < 65536:
+            raise ApiError(400, "invalid_field", "field 'sftp_port' must be between 1 and 65535 (SFTP: 22)")
+        changes["offsite_sftp_port"] = None if port in (None, offsite_sftp.DEFAULT_PORT) else port
+    if "sftp_user" in data:
+        changes["offsite_sftp_user"] = _matching(data, "sftp_user", 64, offsite_sftp.USER_RE,
+                                                 "the user name on the SFTP server (letters, digits, '.', '_', "
+                                                 "'-', '@')")
+    if "sftp_host_key" in data:
+        text = _text(data, "sftp_host_key", 300)
+        try:
+            changes["offsite_sftp_host_key"] = offsite_sftp.check_host_key(text) if text else None
+        except ValueError as exc:
+            raise ApiError(400, "invalid_field", f"field 'sftp_host_key': {exc}") from None
+    return changes
+
+
+def _missing(acc: Account, changes: dict[str, Any]) -> str:
+    """What is still missing to switch the copies on, in words."""
+    if acc.offsite_kind == offsite.SFTP:
+        missing = [name for name, attr in (("sftp_host", "offsite_sftp_host"), ("sftp_user", "offsite_sftp_user"))
+                   if not getattr(acc, attr)]
+        if missing:
+            return f"set {', '.join(repr(m) for m in missing)} to switch off-site copies on"
+        return ("test the connection first (POST /api/v1/me/offsite/test records the SFTP server's host key) or set "
+                "'sftp_host_key' to its fingerprint, to switch off-site copies on")
+    missing = [name for name, attr in (("endpoint", "offsite_endpoint"), ("bucket", "offsite_bucket"),
+                                       ("access_key_id", "offsite_access_key_id"),
+                                       ("secret_key", "offsite_secret_key_enc")) if not getattr(acc, attr)]
+    again = " (a new endpoint needs the secret key again)" if "secret_key" in missing and \
+        "offsite_endpoint" in changes else ""
+    return f"set {', '.join(repr(m) for m in missing)} to switch off-site copies on{again}"
 
 
 async def test_offsite(request: Request) -> Response:
@@ -148,6 +220,8 @@ async def test_offsite(request: Request) -> Response:
     ``bucket_error``; ``invalid_url`` for an endpoint this server may not reach)."""
     user, app = await _owner(request)
     acc = await app.db.run(lambda s: s.get(Account, user.id))
+    if acc is not None and acc.offsite_kind == offsite.SFTP:
+        return await _test_sftp(app, acc)
     if acc is None or not offsite.configured(acc):
         raise ApiError(409, "not_configured", "save the endpoint, bucket, access key id and secret key first")
     try:
@@ -162,6 +236,58 @@ async def test_offsite(request: Request) -> Response:
     return JSONResponse({"ok": True, "deleted": False,
                          "message": f"wrote {key} in bucket {acc.offsite_bucket}; this key may not delete it (good: "
                                     "whoever holds the key cannot delete your copies either), remove it yourself"})
+
+
+async def _test_sftp(app: AlarmCloud, acc: Account) -> Response:
+    """Log in, write a small file into the folder and delete it; the first test trusts the host key it sees
+    (``host_key_new``: compare it with the server's own, ``ssh-keygen -lf``)."""
+    if not (acc.offsite_sftp_host and acc.offsite_sftp_user and acc.offsite_sftp_key_enc):
+        raise ApiError(409, "not_configured", "save the SFTP server's host and user name first")
+    try:
+        path, deleted, seen = await anyio.to_thread.run_sync(offsite_sftp.test_server, app, acc)
+    except notify.TargetNotAllowed as exc:
+        raise ApiError(400, "invalid_host", str(exc)) from None
+    except offsite.BucketError as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
+    new = not acc.offsite_sftp_host_key
+
+    def _trust(s: Session) -> bool:
+        fresh = s.get(Account, acc.id, with_for_update=True)
+        assert fresh is not None
+        same = (fresh.offsite_sftp_host, fresh.offsite_sftp_port) == (acc.offsite_sftp_host, acc.offsite_sftp_port)
+        if not same or fresh.offsite_sftp_host_key:
+            return False  # changed meanwhile: this test's key is not the one to trust
+        fresh.offsite_sftp_host_key = seen
+        s.add(fresh)
+        s.commit()
+        return True
+
+    trusted = await app.db.run(_trust) if new else False
+    where = offsite_sftp.where(acc)
+    said = (f"wrote and deleted {path} on {where}" if deleted else
+            f"wrote {path} on {where}; this user may not delete it (good: whoever holds the key cannot delete your "
+            "copies either), remove it yourself")
+    if trusted:
+        said += f". The server's host key {seen} is trusted from now on: compare it with the server's own " \
+                "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
+    return JSONResponse({"ok": True, "deleted": deleted, "message": said, "host_key": seen,
+                         "host_key_new": trusted})
+
+
+async def new_sftp_key(request: Request) -> Response:
+    """Make a new SSH key for the SFTP copies (the old one stops working here at once): put its public line into
+    ``~/.ssh/authorized_keys`` on the server instead of the old one. Answers with the settings."""
+    user, app = await _owner(request)
+
+    def _new(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        acc.offsite_sftp_key_enc, acc.offsite_sftp_public_key = offsite_sftp.new_key(app, acc.id)
+        s.add(acc)
+        s.commit()
+        return offsite_json(s, acc)
+
+    return JSONResponse(await app.db.run(_new))
 
 
 async def retry_offsite(request: Request) -> Response:
@@ -224,6 +350,7 @@ def routes(app: AlarmCloud) -> list[BaseRoute]:
         Route("/api/v1/me/offsite", get_offsite, methods=["GET"]),
         Route("/api/v1/me/offsite", update_offsite, methods=["PATCH"]),
         Route("/api/v1/me/offsite/test", test_offsite, methods=["POST"]),
+        Route("/api/v1/me/offsite/sftp-key", new_sftp_key, methods=["POST"]),
         Route("/api/v1/me/offsite/retry", retry_offsite, methods=["POST"]),
         Route("/api/v1/me/offsite/backfill", backfill_offsite, methods=["POST"]),
     ]

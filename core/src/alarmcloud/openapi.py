@@ -151,15 +151,34 @@ MASK_JOB = _obj({"job_id": NSTR, "state": {"enum": ["none", "queued", "running",
 #: off-site copies into the owner's own bucket (``offsiteapi``): settings (never the secret key) and status
 OFFSITE_COPY = _obj({"clip_id": STR, "state": {"enum": ["queued", "sent", "dead", "skipped"]}, "attempts": INT,
                      "last_error": NSTR}, {"created_at": NSTR, "last_attempt_at": NSTR, "next_attempt_at": NSTR})
-OFFSITE = _obj({"enabled": BOOL, "endpoint": NSTR, "region": NSTR, "bucket": NSTR, "prefix": STR,
-                "access_key_id": NSTR, "has_secret_key": BOOL, "scope": {"enum": ["alarms", "all"]},
+OFFSITE_KIND = {"enum": ["s3", "sftp"], "description": "where the copies go: s3 (an S3-compatible bucket: endpoint, "
+                "region, bucket, access key) or sftp (an SFTP server: sftp_host, sftp_port, sftp_user; the prefix is "
+                "the folder from the login's start folder)"}
+OFFSITE = _obj({"enabled": BOOL, "kind": OFFSITE_KIND, "endpoint": NSTR, "region": NSTR, "bucket": NSTR,
+                "prefix": STR, "access_key_id": NSTR, "has_secret_key": BOOL, "scope": {"enum": ["alarms", "all"]},
+                "sftp_host": NSTR, "sftp_port": INT, "sftp_user": NSTR,
+                "sftp_host_key": {**NSTR, "description": "the SFTP server's trusted host key ('ssh-ed25519 "
+                                  "SHA256:...'); null until the first connection test records it"},
+                "sftp_public_key": {**NSTR, "description": "this account's SSH public key: the line to add to "
+                                    "~/.ssh/authorized_keys on the SFTP server (null until the kind is sftp)"},
                 "last_copy_at": NSTR, "last_error": NSTR, "waiting": INT, "given_up": INT,
                 "copies": {"type": "array", "items": OFFSITE_COPY}})
 OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
-    "enabled": BOOL, "endpoint": {**NSTR, "description": "https URL of the S3-compatible server (no path)"},
+    "enabled": BOOL, "kind": OFFSITE_KIND,
+    "endpoint": {**NSTR, "description": "https URL of the S3-compatible server (no path)"},
     "region": NSTR, "bucket": NSTR, "prefix": NSTR, "access_key_id": NSTR,
     "secret_key": {**NSTR, "description": "stored encrypted, never returned; empty or null removes it"},
-    "scope": {"enum": ["alarms", "all"]}}}
+    "scope": {"enum": ["alarms", "all"]},
+    "sftp_host": {**NSTR, "description": "host name or IP address of the SFTP server (a new host or port forgets "
+                  "the trusted host key)"},
+    "sftp_port": {**NINT, "description": "1-65535; null: 22"},
+    "sftp_user": {**NSTR, "description": "the user name on the SFTP server"},
+    "sftp_host_key": {**NSTR, "description": "the server's host key fingerprint as `ssh-keygen -lf` prints it "
+                      "(SHA256:...), to trust it before the first test; null forgets it (the next test trusts the "
+                      "key it sees)"}}}
+OFFSITE_TEST = _obj({"ok": BOOL, "deleted": BOOL, "message": STR},
+                    {"host_key": {**STR, "description": "SFTP: the host key the server showed"},
+                     "host_key_new": {**BOOL, "description": "SFTP: no key was trusted yet and this one is now"}})
 
 OFFSITE_BACKFILL_IN = {"type": "object", "additionalProperties": False, "description": "optional; no body: every "
                        "clip that matches the scope", "properties": {
@@ -583,7 +602,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/me/offsite"): {"status": 200, "request": OFFSITE_IN, "response": OFFSITE,
                                       "errors": [400, 401, 403, 404]},
     ("POST", "/api/v1/me/offsite/test"): {"status": 200, "errors": [400, 401, 403, 404, 409],
-                                          "response": _obj({"ok": BOOL, "deleted": BOOL, "message": STR})},
+                                          "response": OFFSITE_TEST},
+    ("POST", "/api/v1/me/offsite/sftp-key"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404]},
     ("POST", "/api/v1/me/offsite/retry"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404, 409]},
     ("POST", "/api/v1/me/offsite/backfill"): {
         "status": 200, "errors": [400, 401, 403, 404, 409], "request": OFFSITE_BACKFILL_IN, "body_optional": True,

@@ -1711,17 +1711,44 @@ window.alarmcloud.card = (function () {
     if (d.waiting) form.offsiteTimer = setTimeout(() => refresh(form), 15000);
   }
 
-  async function save(form) {
-    const body = { enabled: form.elements.enabled.checked, scope: form.elements.scope.value };
-    ["endpoint", "region", "bucket", "prefix", "access_key_id"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
-    const secret = {};
-    readToken(form, secret);
-    if ("token" in secret) body.secret_key = secret.token;
+  function kindOf(form) { return form.elements.kind.value === "sftp" ? "sftp" : "s3"; }
+
+  // the fields of the chosen kind only: the other kind's settings stay as they are
+  function showKind(form) {
+    const kind = kindOf(form);
+    form.querySelectorAll("[data-offsite-kind]").forEach((el) => { el.hidden = el.dataset.offsiteKind !== kind; });
+  }
+
+  // what the server holds now (the SFTP key and the trusted host key are the server's)
+  function showSftp(form, d) {
+    form.elements.sftp_public_key.value = d.sftp_public_key || "";
+    form.elements.sftp_host_key.value = d.sftp_host_key || "";
+    form.querySelector("[data-offsite-copy-key]").hidden = !d.sftp_public_key;
+    form.querySelector("[data-offsite-new-key]").hidden = !d.sftp_public_key;
+  }
+
+  async function save(form, forTest) {
+    const kind = kindOf(form);
+    const body = { enabled: form.elements.enabled.checked, scope: form.elements.scope.value, kind: kind,
+                   prefix: form.elements.prefix.value.trim() };
+    if (kind === "sftp") {
+      ["sftp_host", "sftp_user", "sftp_host_key"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
+      const port = form.elements.sftp_port.value.trim();
+      body.sftp_port = port ? Number(port) : null;
+      // the first test trusts the server's host key: the copies are switched on after it (see the test button)
+      if (forTest && !body.sftp_host_key) delete body.enabled;
+    } else {
+      ["endpoint", "region", "bucket", "access_key_id"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
+      const secret = {};
+      readToken(form, secret);
+      if ("token" in secret) body.secret_key = secret.token;
+    }
     const r = await api("PATCH", "/api/v1/me/offsite", body);
     if (!r.ok) { say(form, r.message, "error"); return null; }
     tokenSaved(form, r.data.has_secret_key, "[data-offsite-remove-token]", "not set");
     form.elements.token.placeholder = r.data.has_secret_key ? "a key is saved; type a new one to replace it" : "not set";
-    form.elements.enabled.checked = r.data.enabled;
+    if ("enabled" in body) form.elements.enabled.checked = r.data.enabled;  // else kept for after the test
+    showSftp(form, r.data);
     showStatus(form, r.data);
     return r.data;
   }
@@ -1736,7 +1763,11 @@ window.alarmcloud.card = (function () {
     if (form) refresh(form);
   });
 
-  onSubmit("[data-offsite]", save, "Bucket settings saved; new clips are copied.", "Bucket settings saved; copies are off.");
+  onSubmit("[data-offsite]", save, "Saved; new clips are copied.", "Saved; copies are off.");
+
+  document.addEventListener("change", (e) => {
+    if (e.target.matches("form[data-offsite] input[name=kind]")) showKind(e.target.form);
+  });
 
   document.addEventListener("click", async (e) => {
     const again = e.target.closest("button[data-offsite-retry]");
@@ -1762,12 +1793,45 @@ window.alarmcloud.card = (function () {
                   : "Every stored clip that matches has its copy already (or is queued): nothing new to copy.", "ok");
       return;
     }
+    const copy = e.target.closest("button[data-offsite-copy-key]");
+    if (copy) {
+      const form = copy.closest("form");
+      const text = form.elements.sftp_public_key;
+      text.select();
+      try {
+        await navigator.clipboard.writeText(text.value);
+        say(form, "The key is copied: add it as one line to ~/.ssh/authorized_keys on your server.", "ok");
+      } catch (err) {
+        say(form, "Select the key and copy it yourself (this browser did not let the page copy).", "");
+      }
+      return;
+    }
+    const renew = e.target.closest("button[data-offsite-new-key]");
+    if (renew) {
+      const form = renew.closest("form");
+      if (!confirm("Make a new key? The copies stop until you replace the old key's line in authorized_keys on your server with the new one.")) return;
+      const r = await api("POST", "/api/v1/me/offsite/sftp-key", {});
+      if (!r.ok) { say(form, r.message, "error"); return; }
+      showSftp(form, r.data);
+      say(form, "A new key is made: put it into authorized_keys on your server instead of the old one.", "ok");
+      return;
+    }
     const btn = e.target.closest("button[data-offsite-test]");
     if (!btn) return;
     const form = btn.closest("form");
-    await runTest(form, "Writing a test object to the bucket…", save, "/api/v1/me/offsite/test",
-                  (d) => [d.deleted ? "The bucket works: a test object was written and deleted again."
-                                    : "The bucket works: " + d.message + ".", "ok"]);
+    const sftp = kindOf(form) === "sftp";
+    const wanted = form.elements.enabled.checked;
+    const d = await runTest(form, sftp ? "Logging in to the SFTP server…" : "Writing a test object to the bucket…",
+                            (f) => save(f, true), "/api/v1/me/offsite/test",
+                            (d) => [sftp ? "The SFTP server works: " + d.message + "."
+                                         : d.deleted ? "The bucket works: a test object was written and deleted again."
+                                                     : "The bucket works: " + d.message + ".", "ok"]);
+    if (d && d.host_key) form.elements.sftp_host_key.value = d.host_key;
+    if (d && d.host_key_new && wanted) {  // now that the server's key is trusted, the copies can be switched on
+      form.elements.enabled.checked = true;
+      const on = await save(form);
+      if (on) say(form, "The SFTP server works: " + d.message + ". New clips are copied.", "ok");
+    }
   });
 })();
 
