@@ -22,6 +22,8 @@ from alarmcloud.testing import test_settings
 from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
 from tests.s3server import bucket_on_loopback  # type: ignore[import-not-found]
 from tests.sftpserver import SshServer, sshd  # type: ignore[import-not-found]  # noqa: F401
+from tests.test_offsite_masks import _masked_areas, _set_masks, garden_clip  # type: ignore[import-not-found]  # noqa: F401
+from tests.test_privacy_masks import MASKS, stored_clip  # type: ignore[import-not-found]
 
 FOLDER = "cams/home"
 
@@ -302,6 +304,12 @@ def test_clips_stored_before_are_copied_once(api: Any, server: Any, sshd: SshSer
     creds = a.upload_credentials(a.camera("Porch")["id"])
     old = [a.upload_analysed(creds, clip) for _ in range(2)]  # before the copies were on
     _ready(a, sshd)
+    # what an interrupted earlier copy of the first clip left: half a part file, and a video cut short (a copy
+    # made by hand, say) without its sidecar: neither counts as a copy
+    first = sshd.root / _expected_path(old[0], "Porch")
+    first.parent.mkdir(parents=True)
+    first.with_name(f".{first.name}.part").write_bytes(clip.read_bytes()[:1000])
+    first.write_bytes(clip.read_bytes()[:5000])
     r = a.post("/api/v1/me/offsite/backfill")
     assert r.status_code == 200 and r.json()["queued"] == 2, r.text
     _wait(lambda: all(row.state == "sent" for row in outbox_rows(server.core, a.id, "offsite")),
@@ -309,5 +317,92 @@ def test_clips_stored_before_are_copied_once(api: Any, server: Any, sshd: SshSer
     assert [row.state for row in outbox_rows(server.core, a.id, "offsite")] == ["sent", "sent"]
     expected = sorted(p for ev in old for p in (_expected_path(ev, "Porch"),
                                                 _expected_path(ev, "Porch")[:-4] + ".json"))
-    assert sshd.files() == expected
+    assert sshd.files() == expected  # the part file became the copy
+    assert first.read_bytes() == clip.read_bytes()
     assert a.post("/api/v1/me/offsite/backfill").json()["queued"] == 0
+
+
+def test_masks_applied_later_replace_the_copy_on_the_server(api: Any, server: Any, sshd: SshServer,  # noqa: F811
+                                                            garden_clip: Path) -> None:  # noqa: F811
+    a = api().register("sftp10@example.com")
+    _ready(a, sshd)
+    cam = a.camera("Street side")
+    ev = a.upload_analysed(a.upload_credentials(cam["id"]), garden_clip)
+    assert ev["verdict"] == "alarm", ev
+    wait_outbox_state(server.core, a.id, "offsite", "sent")
+    video = _expected_path(ev, "Street side")
+    inside, _ = _masked_areas(sshd.read(video), MASKS)
+    assert inside > 140  # the neighbour's garden is in the copy
+
+    _set_masks(a, cam, MASKS)  # the neighbour complains: masks set and applied to the stored clips
+    _wait(lambda: [(r.payload.get("masked"), r.state) for r in outbox_rows(server.core, a.id, "offsite")][-1]
+          == (True, "sent"), "the masked copy did not arrive")
+    path, _ = stored_clip(server.core, ev["id"])
+    copy = sshd.read(video)
+    assert copy == path.read_bytes() != garden_clip.read_bytes()  # the masked clip, in the same place
+    inside, outside = _masked_areas(copy, MASKS)
+    assert inside <= 12 and outside > 140
+    assert sshd.files() == sorted([video, video[:-4] + ".json"])  # replaced, no part file left
+
+
+def test_the_owner_is_told_once_when_the_copies_do_not_arrive(api: Any, server: Any, sshd: SshServer,  # noqa: F811
+                                                              clip: Path) -> None:
+    from datetime import timedelta
+
+    from alarmcloud import offsite
+    from alarmcloud.models import Outbox, utcnow
+
+    core = server.core
+    a = api().register("sftp11@example.com")
+    assert a.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
+    _ready(a, sshd)
+    creds = a.upload_credentials(a.camera("Gate")["id"])
+    a.upload_analysed(creds, clip)
+    wait_outbox_state(core, a.id, "offsite", "sent")
+    sshd.stop()  # the NAS is switched off
+    a.upload_analysed(creds, clip)
+    _wait(lambda: outbox_rows(core, a.id, "offsite")[-1].attempts >= offsite.FAILING_ATTEMPTS,
+          "the copy was not tried three times")
+    assert offsite.check_failing(core) == []  # a fresh failure is retried without a word
+
+    def an_hour_ago() -> None:  # the copy failing since, and the last copy before that
+        with core.db.session() as s:
+            row = s.get(Outbox, outbox_rows(core, a.id, "offsite")[-1].id)
+            acc = s.get(Account, a.id)
+            assert row is not None and acc is not None
+            row.created_at = utcnow() - timedelta(hours=2)
+            acc.offsite_last_copy_at = utcnow() - timedelta(hours=3)
+            s.add_all([row, acc])
+            s.commit()
+
+    an_hour_ago()
+    mails = len(outbox_rows(core, a.id, "email"))
+    assert offsite.check_failing(core) == [a.id]
+    mail = outbox_rows(core, a.id, "email")[-1]
+    assert len(outbox_rows(core, a.id, "email")) == mails + 1
+    assert mail.payload["subject"] == "Off-site copies are not arriving"
+    assert f"cannot connect to 127.0.0.1:{sshd.port}" in mail.payload["text"]
+    assert "/storage#offsite" in mail.payload["text"] and "waiting" in mail.payload["text"]
+    assert offsite.check_failing(core) == []  # once per outage
+    assert offsite.check_failing(core, utcnow() + timedelta(days=3)) == []  # also when it lasts (no copy came)
+
+    # a copy arrives again, then the next outage: told again, but not within a day of the last notice
+    with core.db.session() as s:
+        acc = s.get(Account, a.id)
+        assert acc is not None
+        acc.offsite_last_copy_at = utcnow()
+        s.add(acc)
+        s.commit()
+    an_hour_ago()
+    with core.db.session() as s:
+        acc = s.get(Account, a.id)
+        assert acc is not None
+        acc.offsite_last_copy_at = utcnow() - timedelta(hours=1, minutes=30)  # after the notice, before now - 1 h
+        acc.offsite_failing_notified_at = utcnow() - timedelta(hours=2)
+        s.add(acc)
+        s.commit()
+    assert offsite.check_failing(core) == []  # the last notice is less than a day old
+    assert offsite.check_failing(core, utcnow() + timedelta(days=1)) == [a.id]
+    # switched off: nothing to tell
+    assert a.patch("/api/v1/me/offsite", json={"enabled": False}).status_code == 200
+    assert offsite.check_failing(core, utcnow() + timedelta(days=5)) == []

@@ -219,8 +219,8 @@ class OffsiteConfig(BaseModel):
                                             "nothing is queued and waiting copies are skipped)")
     allow_http: bool = Field(False, description="Allow plain-http bucket endpoints (the access key's signatures and "
                                                 "the clips then cross the network unencrypted); https otherwise")
-    timeout_seconds: float = Field(120.0, description="Time limit for one request to a bucket (a part of an upload)",
-                                   gt=0)
+    timeout_seconds: float = Field(120.0, description="Time limit for one request to a bucket (a part of an upload) "
+                                   "or one answer of an SFTP server", gt=0)
     max_attempts: int = Field(24, description="Attempts to copy one clip before it is given up", ge=1)
     retry_max_seconds: float = Field(3600.0, description="Longest wait between two attempts (the backoff of "
                                                          "notify.retry_base_seconds doubles up to this)", gt=0)

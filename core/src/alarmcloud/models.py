@@ -99,6 +99,8 @@ class Account(SQLModel, table=True):
     #: the private key encrypted (SecretBox, context "sftp:<account_id>"); never returned nor exported
     offsite_sftp_public_key: str | None = Field(default=None, max_length=200)
     offsite_sftp_key_enc: str | None = Field(default=None, max_length=1000)
+    #: when the owner was last told that the copies do not arrive (``offsite.check_failing``)
+    offsite_failing_notified_at: datetime | None = None
 
 
 #: a person's channel credentials: channel -> the ``Account`` column holding it encrypted (SecretBox, context

@@ -556,6 +556,75 @@ def status(s: Session, acc: Account) -> dict[str, Any]:
                        for r in recent]}
 
 
+#: the owner is told when copies have failed this long with no copy arriving (``check_failing``)
+FAILING_NOTICE_SECONDS = 3600.0
+#: failed attempts of a copy before it counts as failing (a short hiccup is retried without a word)
+FAILING_ATTEMPTS = 3
+#: at most one such notice per account in this time (a single broken clip among arriving copies)
+FAILING_NOTICE_QUIET = timedelta(days=1)
+
+
+def _where(acc: Account) -> str:
+    if acc.offsite_kind == SFTP:
+        from alarmcloud import offsite_sftp
+
+        return f"your SFTP server {offsite_sftp.where(acc)}"
+    return f"your bucket {acc.offsite_bucket} at {acc.offsite_endpoint}"
+
+
+def check_failing(app: AlarmCloud, now: datetime | None = None) -> list[str]:
+    """Tell each owner whose copies do not arrive: a copy failed ``FAILING_ATTEMPTS`` times or more, none arrived
+    for ``FAILING_NOTICE_SECONDS`` and the failing copy is at least that old. Once per outage (again only after a
+    copy arrived meanwhile) and at most once per ``FAILING_NOTICE_QUIET``; by e-mail, push and Telegram as the
+    owner chose. The ids of the accounts told."""
+    from alarmcloud import notify
+
+    if not app.settings.offsite.enabled:
+        return []
+    now = now or utcnow()
+    since = now - timedelta(seconds=FAILING_NOTICE_SECONDS)
+    with app.db.session() as s:
+        candidates = s.exec(select(Outbox.account_id).where(
+            Outbox.kind == KIND, col(Outbox.state).in_(COPY_STATES), col(Outbox.last_error).is_not(None),
+            Outbox.attempts >= FAILING_ATTEMPTS, col(Outbox.created_at) <= since).distinct()).all()
+    told: list[str] = []
+    for account_id in candidates:
+        with app.db.session() as s:
+            # locked: two servers looking at once tell the owner once
+            acc = s.get(Account, account_id, with_for_update=True, populate_existing=True)
+            if acc is None or not acc.offsite_enabled or not configured(acc):
+                continue
+            last = aware(acc.offsite_last_copy_at) if acc.offsite_last_copy_at else None
+            told_at = aware(acc.offsite_failing_notified_at) if acc.offsite_failing_notified_at else None
+            if (last is not None and last > since) or (told_at is not None and (
+                    last is None or told_at > last or now - told_at < FAILING_NOTICE_QUIET)):
+                continue
+            mine = (Outbox.account_id == acc.id, Outbox.kind == KIND)
+            failing = s.exec(select(Outbox).where(*mine, col(Outbox.state).in_(COPY_STATES),
+                                                  col(Outbox.last_error).is_not(None))
+                             .order_by(col(Outbox.last_attempt_at).desc()).limit(1)).first()
+            waiting = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "queued")).one()
+            given_up = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "dead")).one()
+            if failing is None:
+                continue
+            base = app.settings.public_url.rstrip("/")
+            arrived = f"The last copy arrived {last:%Y-%m-%d %H:%M} UTC." if last else "No copy has arrived yet."
+            counts = f"{waiting} cop{'y is' if waiting == 1 else 'ies are'} waiting" + (
+                f" and {given_up} {'was' if given_up == 1 else 'were'} given up" if given_up else "")
+            text = (f"The off-site copies of your clips to {_where(acc)} are not arriving: {failing.last_error}\n\n"
+                    f"{arrived} {counts}; waiting copies are tried again by themselves, given-up ones with "
+                    f"\"Retry given-up copies\". Check the settings and test the connection on the Storage page: "
+                    f"{base}/storage#offsite\n")
+            notify.queue_personal_message(app, s, acc, "Off-site copies are not arriving", text, "/storage",
+                                          ["warning"])
+            acc.offsite_failing_notified_at = now
+            s.add(acc)
+            s.commit()
+        log.warning("account %s told that its off-site copies are not arriving", account_id)
+        told.append(account_id)
+    return told
+
+
 def lease(app: AlarmCloud) -> timedelta:
     """How long a claimed copy is this sender's: a large clip takes several requests."""
     return timedelta(seconds=app.settings.offsite.timeout_seconds * 4 + 60)

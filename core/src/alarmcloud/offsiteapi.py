@@ -5,6 +5,7 @@ copies' status. Sub-users can neither see nor change them."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 #: what each kind needs before the copies can be on (removing one switches them off)
 NEEDED = {offsite.S3: ("offsite_endpoint", "offsite_bucket", "offsite_access_key_id", "offsite_secret_key_enc"),
           offsite.SFTP: ("offsite_sftp_host", "offsite_sftp_user", "offsite_sftp_host_key")}
+log = logging.getLogger(__name__)
 FIELDS = {"enabled", "kind", "endpoint", "region", "bucket", "prefix", "access_key_id", "secret_key", "scope",
           "sftp_host", "sftp_port", "sftp_user", "sftp_host_key"}
 
@@ -342,6 +344,22 @@ async def backfill_offsite(request: Request) -> Response:
         return offsite_json(s, acc)
 
     return JSONResponse({"queued": queued, **await app.db.run(_state)})
+
+
+#: seconds between two looks for copies that do not arrive (``offsite.check_failing``)
+CHECK_INTERVAL = 600.0
+
+
+async def background(app: AlarmCloud) -> None:
+    """Tell owners whose copies do not arrive, every ``CHECK_INTERVAL`` seconds while the server runs."""
+    if not app.settings.offsite.enabled:
+        return
+    while True:
+        await anyio.sleep(CHECK_INTERVAL)
+        try:
+            await anyio.to_thread.run_sync(offsite.check_failing, app)
+        except Exception:
+            log.exception("off-site failure check failed")
 
 
 def routes(app: AlarmCloud) -> list[BaseRoute]:

@@ -1,4 +1,5 @@
-"""Off-site copies to the owner's SFTP server: accounts.offsite_kind and the SFTP settings
+"""Off-site copies to the owner's SFTP server: accounts.offsite_kind and the SFTP settings; when the owner was last
+told that the copies do not arrive (accounts.offsite_failing_notified_at)
 
 Revision ID: 0026
 Revises: 0025
@@ -32,10 +33,12 @@ def upgrade() -> None:
                                       nullable=True))
         batch_op.add_column(sa.Column('offsite_sftp_key_enc', sqlmodel.sql.sqltypes.AutoString(length=1000),
                                       nullable=True))
+        batch_op.add_column(sa.Column('offsite_failing_notified_at', sqlmodel.sql.sqltypes.UTCDateTime(),
+                                      nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        for name in ('offsite_sftp_key_enc', 'offsite_sftp_public_key', 'offsite_sftp_host_key',
+        for name in ('offsite_failing_notified_at', 'offsite_sftp_key_enc', 'offsite_sftp_public_key', 'offsite_sftp_host_key',
                      'offsite_sftp_user', 'offsite_sftp_port', 'offsite_sftp_host', 'offsite_kind'):
             batch_op.drop_column(name)
