@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import subprocess
+import threading
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -262,6 +263,49 @@ def _share_mails(core: Any, account_id: str) -> list[Outbox]:
     with core.db.session() as s:
         return [m for m in s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == "email"))
                 if "through its link" in m.payload["subject"]]
+
+
+def test_a_link_serves_as_many_downloads_as_it_allows(server: LiveServer, api: Any, clip: Path) -> None:
+    owner = api().register("capped-link@example.com")
+    a, b = recorded_alarms(owner, clip, [2, 1], "Gate")
+    case = owner.post("/api/v1/cases", json={"name": "Scratched car", "event_ids": [a, b]}).json()
+    url = f"/api/v1/cases/{case['id']}/share"
+    for body in ({"max_downloads": 0}, {"max_downloads": 101}, {"max_downloads": "3"}):
+        _error(owner.post(url, json=body), 400, "invalid_field")
+    assert owner.post(url, json={}).json()["max_downloads"] == cases.DEFAULT_SHARE_FETCHES  # the default: 10
+    link = owner.post(url, json={"days": 3, "max_downloads": 2}).json()
+    assert link["max_downloads"] == 2
+    token = link["url"].rsplit("/", 1)[-1]
+    with httpx.Client(base_url=server.url, timeout=60) as anyone:
+        assert "for 2 more downloads" in anyone.get(f"/shared/{token}").text
+        assert anyone.get(f"/api/v1/shared-cases/{token}").status_code == 200
+        assert "for 1 more download;" in anyone.get(f"/shared/{token}").text
+        assert anyone.get(f"/api/v1/shared-cases/{token}").status_code == 200
+        message = _error(anyone.get(f"/api/v1/shared-cases/{token}"), 410, "link_used_up")
+        assert "downloaded 2 times" in message
+        page = anyone.get(f"/shared/{token}")
+        assert page.status_code == 410 and "as often as it allows" in page.text
+    share = owner.get(f"/api/v1/cases/{case['id']}").json()["share"]
+    assert share["fetches"] == 2 and share["max_downloads"] == 2 and share["used_up"] is True
+    assert "as often as it allows" in owner.get(f"/cases/{case['id']}").text  # the owner's page says so
+
+    # downloads at once never pass the limit together: one of three starts
+    token = owner.post(url, json={"max_downloads": 1}).json()["url"].rsplit("/", 1)[-1]
+    statuses: list[int] = []
+    start = threading.Barrier(3)
+
+    def fetch() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as someone:
+            start.wait()
+            statuses.append(someone.get(f"/api/v1/shared-cases/{token}").status_code)
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200, 410, 410], statuses
+    assert owner.get(f"/api/v1/cases/{case['id']}").json()["share"]["fetches"] == 1
 
 
 def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer, api: Any, clip: Path) -> None:

@@ -85,6 +85,7 @@ def test_collect_clips_into_a_case_and_download_it(desktop: Any, site: Site, tmp
 
     # share it with a link: shown once; someone without an account opens it and downloads the clips
     share = page.locator("#share")
+    share.get_by_label("Downloads allowed").fill("1")  # one download: then the link is used up
     share.get_by_role("button", name="Create link").click()
     box = share.get_by_label("The link (shown once: copy it now)")
     box.wait_for()
@@ -102,10 +103,12 @@ def test_collect_clips_into_a_case_and_download_it(desktop: Any, site: Site, tmp
             other.get_by_role("link", name="Download the clips (ZIP)").click()
         shared.value.save_as(tmp_path / "shared.zip")
         assert len(json.loads(zipfile.ZipFile(tmp_path / "shared.zip").read("case.json"))["clips"]) == 3
+        other.reload()
+        assert "as often as it allows" in other.locator("main").inner_text()
     finally:
         stranger.close()
     page.reload()
-    assert "downloaded 1 time through the link" in page.locator("[data-share-state]").inner_text()
+    assert "downloaded 1 time, as often as it allows" in page.locator("[data-share-state]").inner_text()
     page.once("dialog", lambda d: d.accept())
     share.get_by_role("button", name="Stop sharing").click()
     page.wait_for_function("() => !document.querySelector('[data-share-state]')")

@@ -397,6 +397,10 @@ async def download_case(request: Request) -> Response:
 #: the longest a case's link serves, and how long when the owner does not say
 MAX_SHARE_DAYS = 30
 DEFAULT_SHARE_DAYS = 7
+#: the most downloads a link may allow, and how many when the owner does not say (a link that got out cannot cost
+#: the owner's traffic without end)
+MAX_SHARE_FETCHES = 100
+DEFAULT_SHARE_FETCHES = 10
 
 
 def share_json(case: Case, now: datetime | None = None) -> dict[str, Any] | None:
@@ -405,14 +409,16 @@ def share_json(case: Case, now: datetime | None = None) -> dict[str, Any] | None
         return None
     return {"created_at": iso(case.share_created_at) if case.share_created_at else None,
             "expires_at": iso(case.share_expires_at), "expired": aware(case.share_expires_at) <= (now or utcnow()),
-            "fetches": case.share_fetches,
+            "fetches": case.share_fetches, "max_downloads": case.share_max_fetches,
+            "used_up": case.share_max_fetches is not None and case.share_fetches >= case.share_max_fetches,
             "last_fetch_at": iso(case.share_last_fetch_at) if case.share_last_fetch_at else None}
 
 
 async def case_share(request: Request) -> Response:
-    """POST ``{"days"?}``: a link that serves the case's ZIP to whoever has it, without an account, for ``days``
-    (1-30, default 7): 201 ``{"url", "page_url", "expires_at"}``, shown once (only its hash is stored); a new link
-    replaces the case's earlier one. DELETE: the link stops serving (204)."""
+    """POST ``{"days"?, "max_downloads"?}``: a link that serves the case's ZIP to whoever has it, without an
+    account, for ``days`` (1-30, default 7) and ``max_downloads`` downloads (1-100, default 10): 201 ``{"url",
+    "page_url", "expires_at", "max_downloads"}``, shown once (only its hash is stored); a new link replaces the
+    case's earlier one. DELETE: the link stops serving (204)."""
     user = await require_owner(request, "cases")
     app = core(request)
     cid = request.path_params["case_id"]
@@ -422,17 +428,20 @@ async def case_share(request: Request) -> Response:
         def _stop(s: Session) -> None:
             case = case_for(s, user, cid, lock=True)
             case.share_hash = case.share_created_at = case.share_expires_at = case.share_last_fetch_at = None
-            case.share_fetches = 0
+            case.share_fetches, case.share_max_fetches = 0, None
             s.add(case)
             s.commit()
 
         await app.db.run(_stop)
         return Response(status_code=204)
     data = await json_body(request)  # {} for the default
-    only_fields(data, {"days"})
+    only_fields(data, {"days", "max_downloads"})
     days = field(data, "days", int, required=False, default=DEFAULT_SHARE_DAYS)
     if not 1 <= days <= MAX_SHARE_DAYS:
         raise ApiError(400, "invalid_field", f"days must be 1 to {MAX_SHARE_DAYS}")
+    downloads = field(data, "max_downloads", int, required=False, default=DEFAULT_SHARE_FETCHES)
+    if not 1 <= downloads <= MAX_SHARE_FETCHES:
+        raise ApiError(400, "invalid_field", f"max_downloads must be 1 to {MAX_SHARE_FETCHES}")
     token = secrets.token_urlsafe(32)
 
     def _share(s: Session) -> dict[str, Any]:
@@ -440,9 +449,10 @@ async def case_share(request: Request) -> Response:
         now = utcnow().replace(microsecond=0)
         case.share_hash, case.share_created_at = crypto.token_hash(token), now
         case.share_expires_at, case.share_fetches, case.share_last_fetch_at = now + timedelta(days=days), 0, None
+        case.share_max_fetches = downloads
         s.add(case)
         s.commit()
-        return {"expires_at": iso(case.share_expires_at)}
+        return {"expires_at": iso(case.share_expires_at), "max_downloads": downloads}
 
     out = await app.db.run(_share)
     base = app.settings.public_url.rstrip("/")
@@ -462,7 +472,15 @@ def shared_case(s: Session, app: AlarmCloud, token: str) -> tuple[Case, User]:
         raise ApiError(404, "not_found", "no case is shared with this link (it was stopped or replaced)")
     if aware(case.share_expires_at) <= utcnow():
         raise ApiError(410, "link_expired", "this link has expired: ask for a new one")
+    used_up(case)
     return case, User(owner, "share")
+
+
+def used_up(case: Case) -> None:
+    """410 ``link_used_up`` once the link was downloaded as often as it allows."""
+    if case.share_max_fetches is not None and case.share_fetches >= case.share_max_fetches:
+        raise ApiError(410, "link_used_up", f"this link was downloaded {case.share_fetches} times, as often as it "
+                                            "allows: ask for a new one")
 
 
 async def download_shared(request: Request) -> Response:
@@ -472,6 +490,9 @@ async def download_shared(request: Request) -> Response:
     case, owner = await app.db.run(lambda s: shared_case(s, app, request.path_params["token"]))
 
     def _fetched(s: Session, row: Case, now: datetime) -> None:
+        if row.share_hash != case.share_hash:
+            raise ApiError(404, "not_found", "no case is shared with this link (it was stopped or replaced)")
+        used_up(row)  # again with the case locked: downloads at once never pass the limit together
         row.share_fetches += 1
         row.share_last_fetch_at = row.exported_at = now
         if row.share_fetches == 1:  # the first use of this link: the owner hears of it

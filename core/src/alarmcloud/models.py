@@ -268,6 +268,8 @@ class Case(SQLModel, table=True):
     share_created_at: datetime | None = None
     share_expires_at: datetime | None = None
     share_fetches: int = 0
+    #: how many downloads the link allows (None: no limit, links made before there was one)
+    share_max_fetches: int | None = None
     share_last_fetch_at: datetime | None = None
 
 

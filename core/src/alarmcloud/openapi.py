@@ -300,7 +300,11 @@ CASE_NOTES = {"type": "string", "maxLength": cases.MAX_NOTES, "description": "wh
 CASE_EVENT_IDS = {"type": "array", "items": STR, "description": "events to put into the case (all or none); their "
                   "clips are kept while they are in it"}
 CASE_SHARE = {"oneOf": [{"type": "null"}, _obj({"created_at": STR, "expires_at": STR, "expired": BOOL,
-                                                 "fetches": INT, "last_fetch_at": NSTR})],
+                                                 "fetches": INT, "last_fetch_at": NSTR,
+                                                 "max_downloads": {**NINT, "description": "how many downloads the "
+                                                                   "link allows (null: no limit)"},
+                                                 "used_up": {**BOOL, "description": "downloaded as often as it "
+                                                             "allows: it serves nothing more"}})],
               "description": "the case's link for someone without an account (never its token); null: not shared"}
 CASE = _obj({"id": STR, "name": STR, "notes": STR, "created_at": STR, "updated_at": STR,
              "exported_at": {**NSTR, "description": "when the case was last downloaded; null: never"},
@@ -583,10 +587,14 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/cases/{case_id}/share"): {
         "status": 201,
         "request": {**_obj({}, {"days": {"type": "integer", "minimum": 1, "maximum": cases.MAX_SHARE_DAYS,
-                                         "default": cases.DEFAULT_SHARE_DAYS}}), "additionalProperties": False},
+                                         "default": cases.DEFAULT_SHARE_DAYS},
+                                "max_downloads": {"type": "integer", "minimum": 1, "maximum": cases.MAX_SHARE_FETCHES,
+                                                  "default": cases.DEFAULT_SHARE_FETCHES,
+                                                  "description": "downloads of the ZIP the link allows"}}),
+                    "additionalProperties": False},
         "response": _obj({"url": {**STR, "description": "the ZIP, for whoever has the link (shown once)"},
                           "page_url": {**STR, "description": "a page with the case and its download"},
-                          "expires_at": STR}), "errors": [400, 401, 403, 404]},
+                          "expires_at": STR, "max_downloads": INT}), "errors": [400, 401, 403, 404]},
     ("DELETE", "/api/v1/cases/{case_id}/share"): {"status": 204, "errors": [401, 403, 404]},
     ("GET", "/api/v1/shared-cases/{token}"): {"status": 200, "response_media": "application/zip", "security": None,
                                               "errors": [404, 409, 410]},

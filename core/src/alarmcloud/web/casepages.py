@@ -78,9 +78,11 @@ async def shared_page(request: Request) -> Response:
     case = await app.db.run(_load)
     user = await page_user(request)  # the nav of a signed-in visitor; the page is the same for everyone
     if isinstance(case, str):
-        expired = case == "link_expired"
-        response = render(request, "error.html", user, status=410 if expired else 404,
-                          title="This link has expired" if expired else "Nothing is shared with this link",
+        expired = case in ("link_expired", "link_used_up")
+        title = {"link_expired": "This link has expired",
+                 "link_used_up": "This link was downloaded as often as it allows"}.get(case,
+                                                                                    "Nothing is shared with this link")
+        response = render(request, "error.html", user, status=410 if expired else 404, title=title,
                           message="Ask whoever sent it for a new link." if expired else
                           "The link was stopped or replaced, or it is not complete. Ask whoever sent it for a new one.")
     else:

@@ -275,14 +275,16 @@
       const card = t.closest("section");
       if ($("[data-share-state]", card) && !confirm("Make a new link? The one you sent before stops working.")) return;
       t.disabled = true;
-      const r = await api("POST", t.dataset.share, { days: Number($("[data-share-days]", card).value) });
+      const r = await api("POST", t.dataset.share, { days: Number($("[data-share-days]", card).value),
+                                                     max_downloads: Number($("[data-share-downloads]", card).value) });
       t.disabled = false;
       if (!r.ok) return flash(r.message, "bad");
       const made = $("[data-share-made]", card);
       $("[data-share-url]", made).value = r.data.page_url;  // on the server's public address, as its e-mails
       made.hidden = false;
       $("[data-share-url]", made).select();
-      flash("Link made: it works until " + new Date(r.data.expires_at).toLocaleString() + ".");
+      flash("Link made: it works until " + new Date(r.data.expires_at).toLocaleString() + " for " +
+            r.data.max_downloads + (r.data.max_downloads === 1 ? " download." : " downloads."));
     } else if (t.matches("[data-copy]")) {
       const src = document.getElementById(t.dataset.copy);
       const text = src.value !== undefined ? src.value : src.textContent;
