@@ -355,6 +355,8 @@ def test_the_owner_is_told_once_when_the_copies_do_not_arrive(api: Any, server: 
     core = server.core
     a = api().register("sftp11@example.com")
     assert a.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
+    hook = a.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["offsite.failing"]})
+    assert hook.status_code == 201, hook.text  # a home automation that wants to know too
     _ready(a, sshd)
     creds = a.upload_credentials(a.camera("Gate")["id"])
     a.upload_analysed(creds, clip)
@@ -383,6 +385,11 @@ def test_the_owner_is_told_once_when_the_copies_do_not_arrive(api: Any, server: 
     assert mail.payload["subject"] == "Off-site copies are not arriving"
     assert f"cannot connect to 127.0.0.1:{sshd.port}" in mail.payload["text"]
     assert "/storage#offsite" in mail.payload["text"] and "waiting" in mail.payload["text"]
+    _wait(lambda: bool(outbox_rows(core, a.id, "webhook")), "no webhook delivery was queued")
+    (delivery,) = outbox_rows(core, a.id, "webhook")
+    assert delivery.payload["type"] == "offsite.failing" and delivery.payload["kind"] == "sftp"
+    assert f"cannot connect to 127.0.0.1:{sshd.port}" in delivery.payload["last_error"]
+    assert delivery.payload["waiting"] + delivery.payload["given_up"] == 1 and delivery.payload["last_copy_at"]
     assert offsite.check_failing(core) == []  # once per outage
     assert offsite.check_failing(core, utcnow() + timedelta(days=3)) == []  # also when it lasts (no copy came)
 

@@ -16,6 +16,7 @@ CAMERA_VIEW_RESTORED = "camera.view_restored"
 CAMERA_SILENT = "camera.silent"
 PLATE_RECOGNISED = "plate.recognised"
 STORAGE_ALMOST_FULL = "storage.almost_full"
+OFFSITE_FAILING = "offsite.failing"
 ACCOUNT_DELETED = "account.deleted"
 LINK_REVOKED = "link.revoked"
 

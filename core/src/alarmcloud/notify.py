@@ -37,6 +37,7 @@ from alarmcloud.events import (
     CAMERA_VIEW_RESTORED,
     CLIP_STORED,
     DETECTIONS_READY,
+    OFFSITE_FAILING,
     PLATE_RECOGNISED,
     STORAGE_ALMOST_FULL,
     Event,
@@ -68,7 +69,7 @@ TEST_EVENT = "webhook.test"
 #: event types a webhook can subscribe to; ``detections.ready`` honours cooldown and "only real alarms"
 WEBHOOK_EVENTS = (DETECTIONS_READY, CLIP_STORED, PLATE_RECOGNISED, CAMERA_CHANGED, CAMERA_DELETED,
                   CAMERA_FAIR_USE_CHANGED, CAMERA_VIEW_OBSTRUCTED, CAMERA_VIEW_RESTORED, CAMERA_SILENT,
-                  STORAGE_ALMOST_FULL)
+                  STORAGE_ALMOST_FULL, OFFSITE_FAILING)
 DEFAULT_EVENTS = (DETECTIONS_READY,)
 #: rows per target in one delivery round, so one slow receiver cannot hold up everyone else's alarms
 PER_TARGET = 2

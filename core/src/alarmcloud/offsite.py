@@ -26,6 +26,7 @@ from sqlalchemy import and_, bindparam, event, or_, tuple_, update
 from sqlmodel import Session, col, func, select
 
 from alarmcloud import crypto, egress
+from alarmcloud.events import OFFSITE_FAILING, Event
 from alarmcloud.models import Account, Camera, Clip, FindingRow, Job, Outbox, aware, iso, utcnow
 
 if TYPE_CHECKING:
@@ -620,8 +621,12 @@ def check_failing(app: AlarmCloud, now: datetime | None = None) -> list[str]:
             acc.offsite_failing_notified_at = now
             s.add(acc)
             s.commit()
+            event = Event(OFFSITE_FAILING, acc.id, None, {
+                "kind": acc.offsite_kind, "last_error": failing.last_error, "waiting": int(waiting),
+                "given_up": int(given_up), "last_copy_at": iso(last) if last else None})
         log.warning("account %s told that its off-site copies are not arriving", account_id)
         told.append(account_id)
+        app.emit_sync(event)  # webhooks subscribed to offsite.failing
     return told
 
 

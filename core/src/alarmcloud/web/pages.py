@@ -109,6 +109,7 @@ WEBHOOK_EVENT_LABELS = [
     ("camera.silent", "Camera sent no clip for a while"),
     ("camera.changed", "Camera changed"), ("camera.deleted", "Camera removed"),
     ("storage.almost_full", "Storage almost full"),
+    ("offsite.failing", "Off-site copies not arriving"),
 ]
 
 
