@@ -187,7 +187,7 @@ def connect(app: AlarmCloud, acc: Account, trust_new: bool = False) -> Iterator[
 def _login(app: AlarmCloud, acc: Account, transport: paramiko.Transport, timeout: float, there: str) -> Connection:
     import paramiko
 
-    try:
+    with _server_errors(acc, logging_in=True, late=f"did not answer within {timeout:g} s"):
         pinned = acc.offsite_sftp_host_key or ""
         kind = pinned.rpartition(" ")[0]
         if kind:  # the server is asked for the trusted key's type only, whatever else it holds
@@ -226,30 +226,35 @@ def _login(app: AlarmCloud, acc: Account, transport: paramiko.Transport, timeout
         if channel is not None:
             channel.settimeout(timeout)
         return Connection(transport, sftp, seen)
+
+
+@contextlib.contextmanager
+def _server_errors(acc: Account, logging_in: bool = False, late: str = "stopped answering") -> Iterator[None]:
+    """The server's failures as ``BucketError``: no answer in time, a broken (or never made) SSH connection, and,
+    once logged in, an SFTP answer about a file (``file_error``)."""
+    import paramiko
+
+    there = _host_port(acc)
+    try:
+        yield
     except BucketError:
         raise
     except TimeoutError:
-        raise BucketError("timeout", f"{there} did not answer within {timeout:g} s") from None
-    except (paramiko.SSHException, EOFError, OSError) as exc:
-        raise BucketError("cannot_connect", f"the SSH connection to {there} failed: "
-                          f"{str(exc)[:200] or type(exc).__name__}") from None
+        raise BucketError("timeout", f"{there} {late}") from None
+    except (paramiko.SSHException, EOFError, ConnectionError) as exc:
+        raise BucketError("cannot_connect", f"the SSH connection to {there} "
+                          f"{'failed' if logging_in else 'broke'}: {str(exc)[:200] or type(exc).__name__}") from None
+    except OSError as exc:
+        if logging_in:
+            raise BucketError("cannot_connect", f"the SSH connection to {there} failed: "
+                              f"{str(exc)[:200] or type(exc).__name__}") from None
+        raise file_error(exc, acc) from None
 
 
 def remote(acc: Account, fn: Any, *args: Any) -> Any:
     """Call ``fn`` on the server: its failures (a file answer, a broken connection) as ``BucketError``."""
-    import paramiko
-
-    try:
+    with _server_errors(acc):
         return fn(*args)
-    except BucketError:
-        raise
-    except TimeoutError:
-        raise BucketError("timeout", f"{_host_port(acc)} stopped answering") from None
-    except (paramiko.SSHException, EOFError, ConnectionError) as exc:
-        raise BucketError("cannot_connect", f"the SSH connection to {_host_port(acc)} broke: "
-                          f"{str(exc)[:200] or type(exc).__name__}") from None
-    except OSError as exc:
-        raise file_error(exc, acc) from None
 
 
 def file_error(exc: OSError, acc: Account) -> BucketError:

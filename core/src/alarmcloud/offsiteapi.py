@@ -68,6 +68,13 @@ def _text(data: dict[str, Any], name: str, max_len: int) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+def _choice(data: dict[str, Any], name: str, choices: tuple[str, ...], what: str) -> str:
+    value = field(data, name, str, required=False)
+    if value not in choices:
+        raise ApiError(400, "invalid_field", f"field {name!r} {what}")
+    return value
+
+
 def _matching(data: dict[str, Any], name: str, max_len: int, pattern: Any, what: str) -> str | None:
     value = _text(data, name, max_len)
     if value is not None and not pattern.fullmatch(value):
@@ -113,11 +120,8 @@ async def update_offsite(request: Request) -> Response:
         secret = _matching(data, "secret_key", 200, offsite.SECRET_RE, "the secret access key, without spaces")
         changes["offsite_secret_key_enc"] = offsite.seal_secret(app, user.id, secret) if secret else None
     if "scope" in data:
-        scope = field(data, "scope", str, required=False)
-        if scope not in offsite.SCOPES:
-            raise ApiError(400, "invalid_field", "field 'scope' must be 'alarms' (clips whose verdict is an alarm) "
-                                                 "or 'all' (every clip)")
-        changes["offsite_scope"] = scope
+        changes["offsite_scope"] = _choice(data, "scope", offsite.SCOPES, "must be 'alarms' (clips whose verdict "
+                                                                          "is an alarm) or 'all' (every clip)")
     changes.update(await _sftp_changes(app, data))
     enabled = field(data, "enabled", bool, required=False)
 
@@ -161,11 +165,8 @@ async def _sftp_changes(app: AlarmCloud, data: dict[str, Any]) -> dict[str, Any]
     """The fields of the kind and the SFTP server, checked (the host also resolved: only allowed addresses)."""
     changes: dict[str, Any] = {}
     if "kind" in data:
-        kind = field(data, "kind", str, required=False)
-        if kind not in offsite.KINDS:
-            raise ApiError(400, "invalid_field", "field 'kind' must be 's3' (an S3-compatible bucket) or 'sftp' "
-                                                 "(an SFTP server)")
-        changes["offsite_kind"] = kind
+        changes["offsite_kind"] = _choice(data, "kind", offsite.KINDS, "must be 's3' (an S3-compatible bucket) or "
+                                                                       "'sftp' (an SFTP server)")
     if "sftp_host" in data:
         host = _text(data, "sftp_host", 255)
         if host is not None:
