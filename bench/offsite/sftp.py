@@ -1,0 +1,95 @@
+"""Copying clips to an SFTP server (``offsite_sftp.copy_clip``): time and memory per clip.
+
+    uv run python bench/offsite/sftp.py [--sizes 2,20,100] [--runs 3]
+
+Starts OpenSSH's ``sshd`` on loopback (Debian: openssh-server; the SFTP tests' server, ``tests/sftpserver.py``),
+makes one account with its key authorized and the host key trusted, stores one clip of each size (random bytes:
+nothing compresses them on the way) and copies each ``--runs`` times as the copy loop does: log in, make the
+folders, write the video and its sidecar under part names, rename them into place. Prints, per size, the median time
+of a copy, the rate and the peak growth of the process's resident memory (``ru_maxrss``) so far in the run (the
+clips are written and checked in 1 MiB pieces, so it is the copies' own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from alarmcloud import db, offsite_sftp  # noqa: E402
+from alarmcloud.app import AlarmCloud  # noqa: E402
+from alarmcloud.models import Account, Clip, new_id  # noqa: E402
+from alarmcloud.testing import test_settings  # noqa: E402
+
+from tests.sftpserver import SshServer  # noqa: E402
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="2,20,100", help="clip sizes in MiB, comma separated")
+    parser.add_argument("--runs", type=int, default=3, help="copies of each clip")
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as d:
+        st: Any = test_settings(Path(d) / "data")
+        st.notify.webhook_networks = ["127.0.0.0/8"]
+        db.migrate(st.db_url)
+        core = AlarmCloud(st)
+        server = SshServer(Path(d) / "sshd")
+        server.start()
+        try:
+            acc = Account(id=new_id(), email="bench@example.com", password_hash="x", offsite_kind="sftp",
+                          offsite_enabled=True, offsite_sftp_host="127.0.0.1", offsite_sftp_port=server.port,
+                          offsite_sftp_user=server.user, offsite_prefix="bench")
+            acc.offsite_sftp_key_enc, acc.offsite_sftp_public_key = offsite_sftp.new_key(core, acc.id)
+            server.authorize(acc.offsite_sftp_public_key)
+            _, _, acc.offsite_sftp_host_key = offsite_sftp.test_server(core, acc)  # trusted, as the first test
+            base = _rss_mib()
+            print(f"sshd {server.port}, {os.cpu_count()} CPUs; resident memory before {base:.0f} MiB")
+            print(f"| clip | copy (median of {args.runs}) | rate | resident memory growth |")
+            print("|---|---|---|---|")
+            for mib in sizes:
+                key = f"bench/{mib}.mp4"
+                src, digest = Path(d) / f"{mib}.mp4", hashlib.sha256()
+                with src.open("wb") as f:  # in pieces: the benchmark's own buffers stay out of the memory measured
+                    for _ in range(mib):
+                        piece = os.urandom(1024 * 1024)
+                        digest.update(piece)
+                        f.write(piece)
+                core.blobs.put_file(key, src)
+                clip = Clip(id=new_id(), account_id=acc.id, camera_id="cam", series_id="s", blob_key=key,
+                            size_bytes=mib * 1024 * 1024, status="done", verdict="alarm",
+                            started_at=datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+                times = []
+                for _ in range(args.runs):
+                    t = time.perf_counter()
+                    path = offsite_sftp.copy_clip(core, acc, clip, None, [])
+                    times.append(time.perf_counter() - t)
+                copied = hashlib.sha256()
+                with (server.root / path).open("rb") as f:
+                    while piece := f.read(1024 * 1024):
+                        copied.update(piece)
+                assert copied.digest() == digest.digest()
+                took = statistics.median(times)
+                print(f"| {mib} MiB | {took:.2f} s | {mib / took:.0f} MiB/s | {_rss_mib() - base:.0f} MiB |")
+        finally:
+            server.stop()
+            core.db.close()
+
+
+if __name__ == "__main__":
+    main()
