@@ -89,6 +89,8 @@ FOCUSABLE_JS = """() => Array.from(document.querySelectorAll(
     'textarea, video[controls], [tabindex]:not([tabindex="-1"])'))
   .filter((el) => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
                     return r.width > 0 && r.height > 0 && st.visibility !== "hidden" && !el.closest("[hidden]"); })
+  .filter((el, i, all) => el.type !== "radio" ||  // a radio group is one Tab stop (arrow keys move inside it)
+          all.findIndex((o) => o.type === "radio" && o.name === el.name && o.form === el.form) === i)
   .map((el) => el.tagName + " " + (el.textContent || el.name || "").trim().slice(0, 30))"""
 
 
