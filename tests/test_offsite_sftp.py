@@ -64,6 +64,16 @@ def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _metric(server: Any, sample: str) -> float:
+    """One sample of the server's Prometheus metrics (0 when it has none yet)."""
+    import httpx
+
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _sha256_part(lf_line: str) -> str:
     return next(w for w in lf_line.split() if w.startswith("SHA256:"))
 
@@ -103,11 +113,16 @@ def test_an_alarm_clip_lands_on_the_owners_sftp_server(api: Any, server: Any, ss
 
     state = a.patch("/api/v1/me/offsite", json={"enabled": True}).json()
     assert state["enabled"] is True
+    sent_before = _metric(server, 'alarmcloud_deliveries_total{kind="offsite",outcome="sent"}')
     creds = a.upload_credentials(a.camera("Front door / porch")["id"])
     ev = a.upload_analysed(creds, clip)
     assert ev["verdict"] == "alarm"
     row = wait_outbox_state(server.core, a.id, "offsite", "sent")
     assert row.attempts == 1
+    # the operator's monitoring counts it
+    _wait(lambda: _metric(server, 'alarmcloud_deliveries_total{kind="offsite",outcome="sent"}') == sent_before + 1,
+          "the copy was not counted")
+    assert _metric(server, 'alarmcloud_delivery_seconds_count{kind="offsite"}') >= 1
     video = _expected_path(ev, "Front door _ porch")
     assert sshd.files() == sorted([video, video[:-4] + ".json"])  # no part files left behind
     stored = a.get(f"/api/v1/events/{ev['id']}/video").content

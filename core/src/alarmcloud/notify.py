@@ -23,6 +23,7 @@ from email.utils import make_msgid
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from prometheus_client import Counter, Histogram
 from sqlalchemy import delete, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
@@ -586,9 +587,20 @@ def _attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
     return "sent", None
 
 
+#: the kinds of outbox rows (the metrics' labels)
+KINDS = ("webhook", "email", "push", "telegram", offsite.KIND)
+#: every attempt of an outbox row: ``kind`` webhook | email | push | telegram | offsite, ``outcome`` sent | failed
+#: (tried again later) | dead (given up) | skipped
+DELIVERIES = Counter("alarmcloud_deliveries_total", "Delivery attempts (notifications, off-site copies) by outcome",
+                     ["kind", "outcome"])
+DELIVERY_SECONDS = Histogram("alarmcloud_delivery_seconds", "Seconds per delivery attempt", ["kind"],
+                             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+
+
 def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
     """Attempt one claimed row and record the outcome (retry with backoff, dead after max_attempts)."""
     delay: float | None = None
+    started = time.monotonic()
     try:
         outcome, error = _attempt(app, row)
     except RetryAfter as exc:  # the receiver said when to come back (Telegram's 429 ``retry_after``)
@@ -621,6 +633,9 @@ def deliver_row(app: AlarmCloud, row: Outbox) -> Outbox | None:
             fresh.state = outcome
         s.add(fresh)
         s.commit()
+    kind = row.kind if row.kind in KINDS else "other"  # bounded labels
+    DELIVERY_SECONDS.labels(kind).observe(time.monotonic() - started)
+    DELIVERIES.labels(kind, "failed" if fresh.state == "queued" else fresh.state).inc()
     return fresh
 
 
