@@ -19,7 +19,7 @@ from alarmcloud.models import Account
 from alarmcloud.openapi import SHAPES
 from alarmcloud.testing import test_settings
 
-from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
+from tests.conftest import outbox_rows, set_account, wait_outbox_state  # type: ignore[import-not-found]
 from tests.s3server import bucket_on_loopback  # type: ignore[import-not-found]
 from tests.sftpserver import SshServer, sshd  # type: ignore[import-not-found]  # noqa: F401
 from tests.test_offsite_masks import _masked_areas, _set_masks, garden_clip  # type: ignore[import-not-found]  # noqa: F401
@@ -406,6 +406,14 @@ def test_the_owner_is_told_once_when_the_copies_do_not_arrive(api: Any, server: 
     assert f"cannot connect to 127.0.0.1:{sshd.port}" in delivery.payload["last_error"]
     assert delivery.payload["waiting"] + delivery.payload["given_up"] == 1 and delivery.payload["last_copy_at"]
     assert offsite.check_failing(core) == []  # once per outage
+    # the operator sees whose copies do not arrive (where to, not the address)
+    operator = api().register("op-sftp@example.com")
+    set_account(core, operator.id, role="operator")
+    users = operator.get("/operator").text.split("<h2>Users</h2>", 1)[1]
+    row = next(r for r in users.split("<tr>") if "sftp11@example.com" in r)
+    cell = row.split("<td data-offsite>", 1)[1].split("</td>", 1)[0]
+    assert cell.startswith("SFTP server: ") and ("1 waiting" in cell or "1 given up" in cell), cell
+    assert "last copy" in cell and "127.0.0.1" not in row
     assert offsite.check_failing(core, utcnow() + timedelta(days=3)) == []  # also when it lasts (no copy came)
 
     # a copy arrives again, then the next outage: told again, but not within a day of the last notice

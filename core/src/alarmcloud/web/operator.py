@@ -9,25 +9,37 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from alarmcloud import offsite
 from alarmcloud.auth import core, require_operator
 from alarmcloud.cameras import camera_json
 from alarmcloud.errors import ApiError, json_body, only_fields
-from alarmcloud.models import Account, Camera, Case, Clip, iso, utcnow
+from alarmcloud.models import Account, Camera, Case, Clip, Outbox, iso, utcnow
 
 OVERRIDES = (None, "normal", "low_priority")
 
 
 def overview(s: Session) -> dict[str, Any]:
-    """Accounts with camera, clip and shared-link counts; cameras that are not in the normal fair-use state first."""
+    """Accounts with camera, clip and shared-link counts and their off-site copies' state; cameras that are not in
+    the normal fair-use state first."""
     cams = {aid: n for aid, n in s.exec(select(Camera.account_id, func.count()).group_by(Camera.account_id)).all()}
     clips = {aid: n for aid, n in s.exec(select(Clip.account_id, func.count()).group_by(Clip.account_id)).all()}
     # cases shared by a link that needs no account (a link anyone holding it can download): how many, how often used
     links = {aid: (n, int(used or 0)) for aid, n, used in s.exec(
         select(Case.account_id, func.count(), func.sum(Case.share_fetches)).where(
             col(Case.share_expires_at) > utcnow()).group_by(Case.account_id)).all()}
+    # off-site copies: where to (not the address), how many wait and were given up: an owner's bucket or NAS away
+    copies: dict[str, dict[str, int]] = {}
+    for aid, state, n in s.exec(select(Outbox.account_id, Outbox.state, func.count()).where(
+            Outbox.kind == offsite.KIND, col(Outbox.state).in_(offsite.COPY_STATES))
+            .group_by(Outbox.account_id, Outbox.state)).all():
+        copies.setdefault(aid, {})[state] = n
     users = [{"id": a.id, "email": a.email, "role": a.role, "sub_user": a.owner_id is not None,
               "restricted": a.restricted, "created_at": iso(a.created_at), "last_active_at": iso(a.last_active_at),
-              "cameras": cams.get(a.id, 0), "clips": clips.get(a.id, 0), "links": links.get(a.id, (0, 0))}
+              "cameras": cams.get(a.id, 0), "clips": clips.get(a.id, 0), "links": links.get(a.id, (0, 0)),
+              "offsite": {"kind": a.offsite_kind, "waiting": copies.get(a.id, {}).get("queued", 0),
+                          "given_up": copies.get(a.id, {}).get("dead", 0),
+                          "last_copy_at": iso(a.offsite_last_copy_at) if a.offsite_last_copy_at else None}
+              if a.offsite_enabled else None}
              for a in s.exec(select(Account).order_by(col(Account.created_at).desc()).limit(500)).all()]
     emails = {u["id"]: u["email"] for u in users}
     rows = s.exec(select(Camera).order_by(col(Camera.created_at).desc()).limit(500)).all()
