@@ -27,8 +27,9 @@ def _free_port() -> int:
 class SshServer:
     """``user`` logs in with a key listed by ``authorize``; ``root`` is the folder its SFTP session starts in."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, deny: str = "") -> None:
         self.base = base
+        self.deny = deny  # SFTP requests the server refuses (internal-sftp -P), e.g. "remove": a user that cannot delete
         self.root = base / "home"
         self.root.mkdir(parents=True)
         self.user = getpass.getuser()
@@ -72,7 +73,7 @@ PubkeyAuthentication yes
 PermitRootLogin prohibit-password
 LogLevel ERROR
 Subsystem sftp internal-sftp
-ForceCommand internal-sftp -d {self.root}
+ForceCommand internal-sftp -d {self.root}{f" -P {self.deny}" if self.deny else ""}
 """)
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation folder

@@ -436,3 +436,37 @@ def test_the_owner_is_told_once_when_the_copies_do_not_arrive(api: Any, server: 
     # switched off: nothing to tell
     assert a.patch("/api/v1/me/offsite", json={"enabled": False}).status_code == 200
     assert offsite.check_failing(core, utcnow() + timedelta(days=5)) == []
+
+
+def test_a_user_that_may_not_delete_is_the_safer_one_and_copies_still_replace(
+        api: Any, server: Any, sshd: SshServer, clip: Path) -> None:  # noqa: F811
+    sshd.stop()
+    sshd.deny = "remove"  # the server refuses every delete of this user (a thief with the key cannot either)
+    sshd.start()
+    a = api().register("sftp12@example.com")
+    sshd.authorize(_server_on(a, sshd)["sftp_public_key"])
+    r = a.post("/api/v1/me/offsite/test")
+    assert r.status_code == 200 and r.json()["deleted"] is False, r.text
+    assert "may not delete it" in r.json()["message"]
+    (left,) = sshd.files()  # the test file stays, named in the message
+    assert left.startswith(f"{FOLDER}/.alarmcloud-test-") and left in r.json()["message"]
+    assert a.patch("/api/v1/me/offsite", json={"enabled": True}).json()["enabled"] is True
+    ev = a.upload_analysed(a.upload_credentials(a.camera("Gate")["id"]), clip)
+    wait_outbox_state(server.core, a.id, "offsite", "sent")
+    video = _expected_path(ev, "Gate")
+    assert sshd.read(video) == clip.read_bytes()
+    # a copy made again (a backfill after a change of folder and back, masks applied) replaces the file by renaming
+    # its part file over it: no delete needed
+    (sshd.root / video).write_bytes(b"an older copy")
+    with server.core.db.session() as s:
+        from alarmcloud.models import Clip
+
+        row = s.get(Clip, ev["id"])
+        assert row is not None
+        row.offsite_copy = None  # as if copied elsewhere before
+        s.add(row)
+        s.commit()
+    assert a.post("/api/v1/me/offsite/backfill").json()["queued"] == 1
+    _wait(lambda: outbox_rows(server.core, a.id, "offsite")[-1].state == "sent", "the copy was not made again")
+    assert sshd.read(video) == clip.read_bytes()
+    assert not [f for f in sshd.files() if f.endswith(".part")]
