@@ -803,7 +803,8 @@ def test_the_record_of_processing_names_the_owners_bucket_as_a_recipient(server:
     acts = httpx.get(server.url + "/api/v1/privacy/processing").json()["activities"]
     (act,) = [a for a in acts if a["name"] == "core: off-site copies"]
     assert act["recipients"] == ["the S3-compatible storage the account owner chose (their own bucket)",
-                                 "the SFTP server the account owner chose (their own, e.g. a NAS)"]
+                                 "the SFTP server the account owner chose (their own, e.g. a NAS)",
+                                 "the WebDAV server the account owner chose (their own, e.g. Nextcloud)"]
     assert any("secret key (encrypted)" in d for d in act["data"]) and "not deleted" in act["retention"]
 
 

@@ -1,6 +1,7 @@
 """The storage page's off-site copies card in a real browser: enter the bucket, test it (the bucket's own error,
 then success), see the copies' status, copy the clips stored before; the secret key is never shown again. An SFTP
-server instead: the key to add on the server, the first test trusting the server's host key, the copies on."""
+server instead: the key to add on the server, the first test trusting the server's host key, the copies on. A
+WebDAV folder (Nextcloud): URL, user and app password, tested, the password never shown again."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from uihelpers import AUDIT_JS, OWNER, Site, login, opened_page, owner_api, watch  # noqa: E402
 
 from tests.sftpserver import SshServer, sshd  # type: ignore[import-not-found]  # noqa: E402, F401
+from tests.webdavserver import PASSWORD, USER, DavServer, webdav  # type: ignore[import-not-found]  # noqa: E402, F401
 
 pytestmark = pytest.mark.browser
 SECRET = "ui-secret-access-key-4711"
@@ -42,7 +44,7 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
             card.get_by_label("Endpoint").fill(s3.endpoint)
             card.get_by_label("Region").fill("us-east-1")
             card.locator("input[name=bucket]").fill("not-there-bucket")
-            card.get_by_label("Folder").fill("home")
+            card.locator("input[name=prefix]").fill("home")
             card.get_by_label("Access key id").fill(ACCESS_KEY)
             card.get_by_label("Secret access key").fill(SECRET)
             card.get_by_role("button", name="Test the connection").click()
@@ -140,8 +142,8 @@ def test_an_sftp_server_with_this_servers_key(chromium: Any, site: Site, sshd: S
             assert not card.get_by_label("Endpoint").is_visible()
             card.locator("input[name=sftp_host]").fill("127.0.0.1")
             card.get_by_label("Port").fill(str(sshd.port))
-            card.get_by_label("User name").fill(sshd.user)
-            card.get_by_label("Folder").fill("nas/cams")
+            card.locator("input[name=sftp_user]").fill(sshd.user)
+            card.locator("input[name=prefix]").fill("nas/cams")
             card.get_by_label("Copy new clips to my storage").check()
             card.get_by_role("button", name="Apply", exact=True).click()
             result = card.get_by_role("status")
@@ -189,3 +191,43 @@ def test_an_sftp_server_with_this_servers_key(chromium: Any, site: Site, sshd: S
             assert outside == [] and errors == []
     finally:
         owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
+
+
+def test_a_webdav_folder_with_an_app_password(chromium: Any, site: Site, webdav: DavServer) -> None:  # noqa: F811
+    core: Any = site.core
+    owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
+    core.settings.offsite.allow_http = True  # the stand-in server speaks plain http on loopback
+    try:
+        with opened_page(chromium, 1280, 1600) as page:
+            outside, errors = watch(page, site.url)
+            login(page, site.url, OWNER)
+            page.goto(site.url + "/storage")
+            card = page.locator("#offsite")
+            card.get_by_label("WebDAV folder (Nextcloud, ownCloud)").check()
+            assert not card.get_by_label("Endpoint").is_visible()
+            card.get_by_label("WebDAV URL").fill(webdav.url)
+            card.get_by_label("WebDAV user name").fill(USER)
+            card.get_by_label("WebDAV password").fill("a-wrong-one")
+            card.locator("input[name=prefix]").fill("cams")
+            card.get_by_label("Copy new clips to my storage").check()
+            card.get_by_role("button", name="Test the connection").click()
+            result = card.get_by_role("status")
+            result.filter(has_text="refused the user name or password").wait_for()
+            assert card.get_by_label("WebDAV password").input_value() == ""  # saved, never shown again
+            card.get_by_label("WebDAV password").fill(PASSWORD)
+            card.get_by_role("button", name="Test the connection").click()
+            result.filter(has_text="The WebDAV folder works").wait_for()
+            assert "a password is saved" in (card.get_by_label("WebDAV password").get_attribute("placeholder") or "")
+            assert (webdav.root / "cams").is_dir() and webdav.files() == []
+            state = owner_api(site).get("/api/v1/me/offsite").json()
+            assert state["kind"] == "webdav" and state["enabled"] is True and state["webdav_user"] == USER
+            assert PASSWORD not in page.content()
+            page.reload()
+            card = page.locator("#offsite")
+            assert card.get_by_label("WebDAV folder (Nextcloud, ownCloud)").is_checked()
+            assert card.get_by_label("WebDAV URL").input_value() == webdav.url
+            assert page.evaluate(AUDIT_JS) == []
+            assert outside == [] and errors == []
+    finally:
+        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
+        core.settings.offsite.allow_http = False

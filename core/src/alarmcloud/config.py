@@ -217,10 +217,11 @@ class OffsiteConfig(BaseModel):
 
     enabled: bool = Field(True, description="Offer off-site copies to account owners (false: the settings are hidden, "
                                             "nothing is queued and waiting copies are skipped)")
-    allow_http: bool = Field(False, description="Allow plain-http bucket endpoints (the access key's signatures and "
-                                                "the clips then cross the network unencrypted); https otherwise")
+    allow_http: bool = Field(False, description="Allow plain-http bucket endpoints and WebDAV URLs (signatures, "
+                                                "passwords and the clips then cross the network unencrypted); https "
+                                                "otherwise")
     timeout_seconds: float = Field(120.0, description="Time limit for one request to a bucket (a part of an upload) "
-                                   "or one answer of an SFTP server", gt=0)
+                                   "or a WebDAV server, or one answer of an SFTP server", gt=0)
     max_attempts: int = Field(24, description="Attempts to copy one clip before it is given up", ge=1)
     retry_max_seconds: float = Field(3600.0, description="Longest wait between two attempts (the backoff of "
                                                          "notify.retry_base_seconds doubles up to this)", gt=0)

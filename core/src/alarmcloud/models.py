@@ -86,7 +86,8 @@ class Account(SQLModel, table=True):
     offsite_scope: str = Field(default="alarms", max_length=16)
     #: when the latest copy arrived in the bucket
     offsite_last_copy_at: datetime | None = None
-    #: where the copies go: ``s3`` (the bucket above) or ``sftp`` (the owner's SFTP server, ``offsite_sftp``)
+    #: where the copies go: ``s3`` (the bucket above), ``sftp`` (the owner's SFTP server, ``offsite_sftp``) or
+    #: ``webdav`` (``offsite_webdav``)
     offsite_kind: str = Field(default="s3", max_length=8)
     #: the SFTP server: host name or address (checked like webhook hosts), port (22 when None), user name
     offsite_sftp_host: str | None = Field(default=None, max_length=253)
@@ -99,6 +100,12 @@ class Account(SQLModel, table=True):
     #: the private key encrypted (SecretBox, context "sftp:<account_id>"); never returned nor exported
     offsite_sftp_public_key: str | None = Field(default=None, max_length=200)
     offsite_sftp_key_enc: str | None = Field(default=None, max_length=1000)
+    #: a WebDAV server (``offsite_webdav``: Nextcloud, ownCloud, a NAS): the folder's URL (checked like webhook
+    #: URLs), the user name and the (app) password, encrypted (SecretBox, context "webdav:<account_id>"); never
+    #: returned nor exported
+    offsite_webdav_url: str | None = Field(default=None, max_length=500)
+    offsite_webdav_user: str | None = Field(default=None, max_length=128)
+    offsite_webdav_password_enc: str | None = Field(default=None, max_length=500)
     #: when the owner was last told that the copies do not arrive (``offsite.check_failing``)
     offsite_failing_notified_at: datetime | None = None
 
@@ -106,7 +113,8 @@ class Account(SQLModel, table=True):
 #: a person's channel credentials: channel -> the ``Account`` column holding it encrypted (SecretBox, context
 #: "<channel>:<account id>"; ``notify.seal_account_secret``/``open_account_secret``, rotated by ``keys rotate``)
 ACCOUNT_SECRETS = {"push": "notify_push_token_enc", "telegram": "notify_telegram_token_enc",
-                   "offsite": "offsite_secret_key_enc", "sftp": "offsite_sftp_key_enc"}
+                   "offsite": "offsite_secret_key_enc", "sftp": "offsite_sftp_key_enc",
+                   "webdav": "offsite_webdav_password_enc"}
 
 
 class SessionRow(SQLModel, table=True):

@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 KIND = "offsite"
 #: what the owner may choose to copy
 SCOPES = ("alarms", "all")
-#: where the copies go: an S3-compatible bucket, or an SFTP server (``offsite_sftp``)
-S3, SFTP = "s3", "sftp"
-KINDS = (S3, SFTP)
+#: where the copies go: an S3-compatible bucket, an SFTP server (``offsite_sftp``) or a WebDAV server
+#: (``offsite_webdav``)
+S3, SFTP, WEBDAV = "s3", "sftp", "webdav"
+KINDS = (S3, SFTP, WEBDAV)
 #: clips larger than this are uploaded in parts of this size (S3 parts are at least 5 MiB, except the last)
 PART_SIZE = 8 * 1024 * 1024
 WHAT = "bucket endpoint"
@@ -98,6 +99,8 @@ def destination(acc: Account) -> str:
     if acc.offsite_kind == SFTP:
         where = "\n".join((SFTP, acc.offsite_sftp_user or "", acc.offsite_sftp_host or "",
                            str(acc.offsite_sftp_port or 22), folder))
+    elif acc.offsite_kind == WEBDAV:
+        where = "\n".join((WEBDAV, acc.offsite_webdav_url or "", folder))
     else:  # as before SFTP came: copies made then still count as made
         where = "\n".join((acc.offsite_endpoint or "", acc.offsite_bucket or "", folder))
     return hashlib.sha256(where.encode()).hexdigest()[:32]
@@ -109,6 +112,10 @@ def configured(acc: Account) -> bool:
         from alarmcloud import offsite_sftp
 
         return offsite_sftp.configured(acc)
+    if acc.offsite_kind == WEBDAV:
+        from alarmcloud import offsite_webdav
+
+        return offsite_webdav.configured(acc)
     return bool(acc.offsite_endpoint and acc.offsite_bucket and acc.offsite_access_key_id
                 and acc.offsite_secret_key_enc)
 
@@ -254,15 +261,20 @@ def _already_there(store: Any, key: str, size: int) -> bool:
 def copy_clip(app: AlarmCloud, acc: Account, secret: str, clip: Clip, cam: Camera | None,
               findings: list[FindingRow], unless_there: bool = False) -> str:
     """Upload the stored video as it is (in parts when large), then its sidecar; the video's key (to an SFTP
-    server: ``offsite_sftp.copy_clip``, ``secret`` unused). The same clip
-    always goes to the same key, so a retried copy replaces, never duplicates. ``unless_there``: nothing is
-    uploaded when the bucket already holds the complete copy (a clip copied before, queued again by a backfill)."""
+    server: ``offsite_sftp.copy_clip``, to a WebDAV server ``offsite_webdav.copy_clip``, ``secret`` unused). The
+    same clip always goes to the same key, so a retried copy replaces, never duplicates. ``unless_there``: nothing
+    is uploaded when the bucket already holds the complete copy (a clip copied before, queued again by a
+    backfill)."""
     import obstore
 
     if acc.offsite_kind == SFTP:
         from alarmcloud import offsite_sftp
 
         return offsite_sftp.copy_clip(app, acc, clip, cam, findings, unless_there=unless_there)
+    if acc.offsite_kind == WEBDAV:
+        from alarmcloud import offsite_webdav
+
+        return offsite_webdav.copy_clip(app, acc, clip, cam, findings, unless_there=unless_there)
     check_endpoint(app, acc.offsite_endpoint or "")
     store = _store(app, acc, secret)
     key = object_key(acc, cam, clip)
@@ -570,6 +582,8 @@ def _where(acc: Account) -> str:
         from alarmcloud import offsite_sftp
 
         return f"your SFTP server {offsite_sftp.where(acc)}"
+    if acc.offsite_kind == WEBDAV:
+        return f"your WebDAV folder {acc.offsite_webdav_url}"
     return f"your bucket {acc.offsite_bucket} at {acc.offsite_endpoint}"
 
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import notify, offsite, offsite_sftp
+from alarmcloud import notify, offsite, offsite_sftp, offsite_webdav
 from alarmcloud.auth import User, core, require_user
 from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
 #: what each kind needs before the copies can be on (removing one switches them off)
 NEEDED = {offsite.S3: ("offsite_endpoint", "offsite_bucket", "offsite_access_key_id", "offsite_secret_key_enc"),
-          offsite.SFTP: ("offsite_sftp_host", "offsite_sftp_user", "offsite_sftp_host_key")}
+          offsite.SFTP: ("offsite_sftp_host", "offsite_sftp_user", "offsite_sftp_host_key"),
+          offsite.WEBDAV: ("offsite_webdav_url", "offsite_webdav_user", "offsite_webdav_password_enc")}
 log = logging.getLogger(__name__)
 FIELDS = {"enabled", "kind", "endpoint", "region", "bucket", "prefix", "access_key_id", "secret_key", "scope",
-          "sftp_host", "sftp_port", "sftp_user", "sftp_host_key"}
+          "sftp_host", "sftp_port", "sftp_user", "sftp_host_key", "webdav_url", "webdav_user", "webdav_password"}
 
 
 def offsite_json(s: Session, a: Account) -> dict[str, Any]:
@@ -38,7 +39,9 @@ def offsite_json(s: Session, a: Account) -> dict[str, Any]:
             "has_secret_key": bool(a.offsite_secret_key_enc), "scope": a.offsite_scope, "kind": a.offsite_kind,
             "sftp_host": a.offsite_sftp_host, "sftp_port": a.offsite_sftp_port or offsite_sftp.DEFAULT_PORT,
             "sftp_user": a.offsite_sftp_user, "sftp_host_key": a.offsite_sftp_host_key,
-            "sftp_public_key": a.offsite_sftp_public_key, **offsite.status(s, a)}
+            "sftp_public_key": a.offsite_sftp_public_key, "webdav_url": a.offsite_webdav_url,
+            "webdav_user": a.offsite_webdav_user, "has_webdav_password": bool(a.offsite_webdav_password_enc),
+            **offsite.status(s, a)}
 
 
 async def _owner(request: Request) -> tuple[User, AlarmCloud]:
@@ -122,7 +125,7 @@ async def update_offsite(request: Request) -> Response:
     if "scope" in data:
         changes["offsite_scope"] = _choice(data, "scope", offsite.SCOPES, "must be 'alarms' (clips whose verdict "
                                                                           "is an alarm) or 'all' (every clip)")
-    changes.update(await _sftp_changes(app, data))
+    changes.update(await _server_changes(app, user.id, data))
     enabled = field(data, "enabled", bool, required=False)
 
     def _update(s: Session) -> dict[str, Any]:
@@ -136,6 +139,11 @@ async def update_offsite(request: Request) -> Response:
                 and acc.offsite_endpoint:
             changes["offsite_secret_key_enc"] = None  # the key signs for the server it was given for only
             off = off or (enabled is not True and acc.offsite_kind == offsite.S3)  # until the key is entered again
+        dav_moved = notify.url_origin(changes.get("offsite_webdav_url")) != notify.url_origin(acc.offsite_webdav_url)
+        if "offsite_webdav_url" in changes and "offsite_webdav_password_enc" not in changes and dav_moved \
+                and acc.offsite_webdav_url:
+            changes["offsite_webdav_password_enc"] = None  # the password goes to the server it was given for only
+            off = off or (enabled is not True and acc.offsite_kind == offsite.WEBDAV)
         server_moved = any(k in changes and changes[k] != getattr(acc, k)
                            for k in ("offsite_sftp_host", "offsite_sftp_port"))
         if server_moved and acc.offsite_sftp_host_key and \
@@ -161,8 +169,9 @@ async def update_offsite(request: Request) -> Response:
     return JSONResponse(await app.db.run(_update))
 
 
-async def _sftp_changes(app: AlarmCloud, data: dict[str, Any]) -> dict[str, Any]:
-    """The fields of the kind and the SFTP server, checked (the host also resolved: only allowed addresses)."""
+async def _server_changes(app: AlarmCloud, user_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields of the kind, the SFTP and the WebDAV server, checked (hosts also resolved: only allowed
+    addresses; the WebDAV password sealed)."""
     changes: dict[str, Any] = {}
     if "kind" in data:
         changes["offsite_kind"] = _choice(data, "kind", offsite.KINDS, "must be 's3' (an S3-compatible bucket) or "
@@ -190,6 +199,22 @@ async def _sftp_changes(app: AlarmCloud, data: dict[str, Any]) -> dict[str, Any]
         changes["offsite_sftp_user"] = _matching(data, "sftp_user", 64, offsite_sftp.USER_RE,
                                                  "the user name on the SFTP server (letters, digits, '.', '_', "
                                                  "'-', '@')")
+    if "webdav_url" in data:
+        url = _text(data, "webdav_url", 500)
+        if url is not None:
+            try:
+                await anyio.to_thread.run_sync(offsite_webdav.check_url, app, url)  # resolving blocks
+            except notify.TargetNotAllowed as exc:
+                raise ApiError(400, "invalid_url", str(exc)) from None
+        changes["offsite_webdav_url"] = url
+    if "webdav_user" in data:
+        changes["offsite_webdav_user"] = _matching(data, "webdav_user", 128, offsite.ACCESS_KEY_RE,
+                                                   "the user name on the WebDAV server, without spaces")
+    if "webdav_password" in data:
+        password = _matching(data, "webdav_password", 200, offsite.SECRET_RE,
+                             "the (app) password, without spaces")
+        changes["offsite_webdav_password_enc"] = notify.seal_account_secret(
+            app, offsite_webdav.KIND, user_id, password) if password else None
     if "sftp_host_key" in data:
         text = _text(data, "sftp_host_key", 300)
         try:
@@ -208,6 +233,14 @@ def _missing(acc: Account, changes: dict[str, Any]) -> str:
             return f"set {', '.join(repr(m) for m in missing)} to switch off-site copies on"
         return ("test the connection first (POST /api/v1/me/offsite/test records the SFTP server's host key) or set "
                 "'sftp_host_key' to its fingerprint, to switch off-site copies on")
+    if acc.offsite_kind == offsite.WEBDAV:
+        missing = [name for name, attr in (("webdav_url", "offsite_webdav_url"),
+                                           ("webdav_user", "offsite_webdav_user"),
+                                           ("webdav_password", "offsite_webdav_password_enc"))
+                   if not getattr(acc, attr)]
+        again = " (a new server needs the password again)" if "webdav_password" in missing and \
+            "offsite_webdav_url" in changes else ""
+        return f"set {', '.join(repr(m) for m in missing)} to switch off-site copies on{again}"
     missing = [name for name, attr in (("endpoint", "offsite_endpoint"), ("bucket", "offsite_bucket"),
                                        ("access_key_id", "offsite_access_key_id"),
                                        ("secret_key", "offsite_secret_key_enc")) if not getattr(acc, attr)]
@@ -225,6 +258,8 @@ async def test_offsite(request: Request) -> Response:
     acc = await app.db.run(lambda s: s.get(Account, user.id))
     if acc is not None and acc.offsite_kind == offsite.SFTP:
         return await _test_sftp(app, acc)
+    if acc is not None and acc.offsite_kind == offsite.WEBDAV:
+        return await _test_webdav(app, acc)
     if acc is None or not offsite.configured(acc):
         raise ApiError(409, "not_configured", "save the endpoint, bucket, access key id and secret key first")
     try:
@@ -275,6 +310,22 @@ async def _test_sftp(app: AlarmCloud, acc: Account) -> Response:
                 "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
     return JSONResponse({"ok": True, "deleted": deleted, "message": said, "host_key": seen,
                          "host_key_new": trusted})
+
+
+async def _test_webdav(app: AlarmCloud, acc: Account) -> Response:
+    """Make the folder, write a small file into it and delete it again."""
+    if not offsite_webdav.configured(acc):
+        raise ApiError(409, "not_configured", "save the WebDAV URL, user name and password first")
+    try:
+        path, deleted = await anyio.to_thread.run_sync(offsite_webdav.test_server, app, acc)
+    except notify.TargetNotAllowed as exc:
+        raise ApiError(400, "invalid_url", str(exc)) from None
+    except offsite.BucketError as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
+    said = (f"wrote and deleted {path} in {acc.offsite_webdav_url}" if deleted else
+            f"wrote {path} in {acc.offsite_webdav_url}; this user may not delete it (good: whoever holds the "
+            "password cannot delete your copies either), remove it yourself")
+    return JSONResponse({"ok": True, "deleted": deleted, "message": said})
 
 
 async def new_sftp_key(request: Request) -> Response:

@@ -151,9 +151,10 @@ MASK_JOB = _obj({"job_id": NSTR, "state": {"enum": ["none", "queued", "running",
 #: off-site copies into the owner's own bucket (``offsiteapi``): settings (never the secret key) and status
 OFFSITE_COPY = _obj({"clip_id": STR, "state": {"enum": ["queued", "sent", "dead", "skipped"]}, "attempts": INT,
                      "last_error": NSTR}, {"created_at": NSTR, "last_attempt_at": NSTR, "next_attempt_at": NSTR})
-OFFSITE_KIND = {"enum": ["s3", "sftp"], "description": "where the copies go: s3 (an S3-compatible bucket: endpoint, "
-                "region, bucket, access key) or sftp (an SFTP server: sftp_host, sftp_port, sftp_user; the prefix is "
-                "the folder from the login's start folder)"}
+OFFSITE_KIND = {"enum": ["s3", "sftp", "webdav"], "description": "where the copies go: s3 (an S3-compatible "
+                "bucket: endpoint, region, bucket, access key), sftp (an SFTP server: sftp_host, sftp_port, "
+                "sftp_user; the prefix is the folder from the login's start folder) or webdav (a WebDAV folder, "
+                "Nextcloud: webdav_url, webdav_user, webdav_password; the prefix is a folder inside it)"}
 OFFSITE = _obj({"enabled": BOOL, "kind": OFFSITE_KIND, "endpoint": NSTR, "region": NSTR, "bucket": NSTR,
                 "prefix": STR, "access_key_id": NSTR, "has_secret_key": BOOL, "scope": {"enum": ["alarms", "all"]},
                 "sftp_host": NSTR, "sftp_port": INT, "sftp_user": NSTR,
@@ -161,6 +162,7 @@ OFFSITE = _obj({"enabled": BOOL, "kind": OFFSITE_KIND, "endpoint": NSTR, "region
                                   "SHA256:...'); null until the first connection test records it"},
                 "sftp_public_key": {**NSTR, "description": "this account's SSH public key: the line to add to "
                                     "~/.ssh/authorized_keys on the SFTP server (null until the kind is sftp)"},
+                "webdav_url": NSTR, "webdav_user": NSTR, "has_webdav_password": BOOL,
                 "last_copy_at": NSTR, "last_error": NSTR, "waiting": INT, "given_up": INT,
                 "copies": {"type": "array", "items": OFFSITE_COPY}})
 OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
@@ -175,7 +177,12 @@ OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
     "sftp_user": {**NSTR, "description": "the user name on the SFTP server"},
     "sftp_host_key": {**NSTR, "description": "the server's host key fingerprint as `ssh-keygen -lf` prints it "
                       "(SHA256:...), to trust it before the first test; null forgets it (the next test trusts the "
-                      "key it sees)"}}}
+                      "key it sees)"},
+    "webdav_url": {**NSTR, "description": "the WebDAV folder's https URL, e.g. https://cloud.example.net/remote.php/"
+                   "dav/files/anna/ (a new host drops the saved password)"},
+    "webdav_user": NSTR,
+    "webdav_password": {**NSTR, "description": "the password (Nextcloud: an app password); stored encrypted, never "
+                        "returned; empty or null removes it"}}}
 OFFSITE_TEST = _obj({"ok": BOOL, "deleted": BOOL, "message": STR},
                     {"host_key": {**STR, "description": "SFTP: the host key the server showed"},
                      "host_key_new": {**BOOL, "description": "SFTP: no key was trusted yet and this one is now"}})

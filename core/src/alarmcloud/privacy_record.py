@@ -71,11 +71,13 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
                      "camera name, time, verdict and findings (plate reads included) beside each clip",
                      "the owner's bucket address, access key id and secret key (encrypted)",
                      "or the owner's SFTP server: host, port, user name, its trusted host key, and the account's "
-                     "own SSH key (the private half encrypted)"],
+                     "own SSH key (the private half encrypted)",
+                     "or the owner's WebDAV folder: its URL, user name and password (encrypted)"],
             "purpose": "keep a copy of the owner's clips in the owner's own storage, safe when the cameras or "
                        "the recorder are taken",
             "recipients": ["the S3-compatible storage the account owner chose (their own bucket)",
-                           "the SFTP server the account owner chose (their own, e.g. a NAS)"],
+                           "the SFTP server the account owner chose (their own, e.g. a NAS)",
+                           "the WebDAV server the account owner chose (their own, e.g. Nextcloud)"],
             "retention": "copy jobs as deliveries; settings until the account is deleted; the copies in the "
                          "owner's bucket or on their server are the owner's and are not deleted by this service",
             "legal_basis": contract}] if st.offsite.enabled else []),

@@ -1,5 +1,5 @@
-"""Off-site copies to the owner's SFTP server: accounts.offsite_kind and the SFTP settings; when the owner was last
-told that the copies do not arrive (accounts.offsite_failing_notified_at)
+"""Off-site copies to the owner's SFTP or WebDAV server: accounts.offsite_kind, the SFTP and WebDAV settings; when
+the owner was last told that the copies do not arrive (accounts.offsite_failing_notified_at)
 
 Revision ID: 0026
 Revises: 0025
@@ -35,10 +35,17 @@ def upgrade() -> None:
                                       nullable=True))
         batch_op.add_column(sa.Column('offsite_failing_notified_at', sqlmodel.sql.sqltypes.UTCDateTime(),
                                       nullable=True))
+        batch_op.add_column(sa.Column('offsite_webdav_url', sqlmodel.sql.sqltypes.AutoString(length=500),
+                                      nullable=True))
+        batch_op.add_column(sa.Column('offsite_webdav_user', sqlmodel.sql.sqltypes.AutoString(length=128),
+                                      nullable=True))
+        batch_op.add_column(sa.Column('offsite_webdav_password_enc', sqlmodel.sql.sqltypes.AutoString(length=500),
+                                      nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        for name in ('offsite_failing_notified_at', 'offsite_sftp_key_enc', 'offsite_sftp_public_key', 'offsite_sftp_host_key',
+        for name in ('offsite_webdav_password_enc', 'offsite_webdav_user', 'offsite_webdav_url',
+                     'offsite_failing_notified_at', 'offsite_sftp_key_enc', 'offsite_sftp_public_key', 'offsite_sftp_host_key',
                      'offsite_sftp_user', 'offsite_sftp_port', 'offsite_sftp_host', 'offsite_kind'):
             batch_op.drop_column(name)

@@ -1713,7 +1713,7 @@ window.alarmcloud.card = (function () {
     if (d.waiting) form.offsiteTimer = setTimeout(() => refresh(form), 15000);
   }
 
-  function kindOf(form) { return form.elements.kind.value === "sftp" ? "sftp" : "s3"; }
+  function kindOf(form) { const k = form.elements.kind.value; return k === "sftp" || k === "webdav" ? k : "s3"; }
 
   // the fields of the chosen kind only: the other kind's settings stay as they are
   function showKind(form) {
@@ -1739,6 +1739,10 @@ window.alarmcloud.card = (function () {
       body.sftp_port = port ? Number(port) : null;
       // the first test trusts the server's host key: the copies are switched on after it (see the test button)
       if (forTest && !body.sftp_host_key) delete body.enabled;
+    } else if (kind === "webdav") {
+      ["webdav_url", "webdav_user"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
+      const password = form.elements.webdav_password.value.trim();
+      if (password) body.webdav_password = password;
     } else {
       ["endpoint", "region", "bucket", "access_key_id"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
       const secret = {};
@@ -1751,6 +1755,9 @@ window.alarmcloud.card = (function () {
     form.elements.token.placeholder = r.data.has_secret_key ? "a key is saved; type a new one to replace it" : "not set";
     if ("enabled" in body) form.elements.enabled.checked = r.data.enabled;  // else kept for after the test
     showSftp(form, r.data);
+    form.elements.webdav_password.value = "";  // never shown again
+    form.elements.webdav_password.placeholder = r.data.has_webdav_password
+      ? "a password is saved; type a new one to replace it" : "not set";
     showStatus(form, r.data);
     return r.data;
   }
@@ -1823,9 +1830,11 @@ window.alarmcloud.card = (function () {
     const form = btn.closest("form");
     const sftp = kindOf(form) === "sftp";
     const wanted = form.elements.enabled.checked;
-    const d = await runTest(form, sftp ? "Logging in to the SFTP server…" : "Writing a test object to the bucket…",
+    const d = await runTest(form, sftp ? "Logging in to the SFTP server…" : kindOf(form) === "webdav"
+                              ? "Writing a test file to the WebDAV folder…" : "Writing a test object to the bucket…",
                             (f) => save(f, true), "/api/v1/me/offsite/test",
                             (d) => [sftp ? "The SFTP server works: " + d.message + "."
+                                         : kindOf(form) === "webdav" ? "The WebDAV folder works: " + d.message + "."
                                          : d.deleted ? "The bucket works: a test object was written and deleted again."
                                                      : "The bucket works: " + d.message + ".", "ok"]);
     if (d && d.host_key) form.elements.sftp_host_key.value = d.host_key;
