@@ -1,9 +1,11 @@
-"""Copying clips to an SFTP server (``offsite_sftp.copy_clip``): time and memory per clip.
+"""Copying clips to an SFTP server (``offsite_sftp.copy_clip``) or a WebDAV folder (``offsite_webdav``): time and
+memory per clip.
 
-    uv run python bench/offsite/sftp.py [--sizes 2,20,100] [--runs 3]
+    uv run python bench/offsite/servers.py [--kind sftp|webdav] [--sizes 2,20,100] [--runs 3]
 
-Starts OpenSSH's ``sshd`` on loopback (Debian: openssh-server; the SFTP tests' server, ``tests/sftpserver.py``),
-makes one account with its key authorized and the host key trusted, stores one clip of each size (random bytes:
+Starts OpenSSH's ``sshd`` on loopback (Debian: openssh-server; the SFTP tests' server, ``tests/sftpserver.py``) or
+WsgiDAV (the WebDAV tests' server, ``tests/webdavserver.py``), makes one account with its key authorized and the
+host key trusted (or its user and password), stores one clip of each size (random bytes:
 nothing compresses them on the way) and copies each ``--runs`` times as the copy loop does: log in, make the
 folders, write the video and its sidecar under part names, rename them into place. Prints, per size, the median time
 of a copy, the rate and the peak growth of the process's resident memory (``ru_maxrss``) so far in the run (the
@@ -26,12 +28,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from alarmcloud import db, offsite_sftp  # noqa: E402
+from alarmcloud import db, notify, offsite_sftp, offsite_webdav  # noqa: E402
 from alarmcloud.app import AlarmCloud  # noqa: E402
 from alarmcloud.models import Account, Clip, new_id  # noqa: E402
 from alarmcloud.testing import test_settings  # noqa: E402
 
 from tests.sftpserver import SshServer  # noqa: E402
+from tests.webdavserver import PASSWORD, USER, DavServer  # noqa: E402
 
 
 def _rss_mib() -> float:
@@ -42,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="2,20,100", help="clip sizes in MiB, comma separated")
     parser.add_argument("--runs", type=int, default=3, help="copies of each clip")
+    parser.add_argument("--kind", choices=("sftp", "webdav"), default="sftp", help="where the copies go")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as d:
@@ -49,17 +53,27 @@ def main() -> None:
         st.notify.webhook_networks = ["127.0.0.0/8"]
         db.migrate(st.db_url)
         core = AlarmCloud(st)
-        server = SshServer(Path(d) / "sshd")
-        server.start()
-        try:
-            acc = Account(id=new_id(), email="bench@example.com", password_hash="x", offsite_kind="sftp",
-                          offsite_enabled=True, offsite_sftp_host="127.0.0.1", offsite_sftp_port=server.port,
-                          offsite_sftp_user=server.user, offsite_prefix="bench")
+        st.offsite.allow_http = True  # the WebDAV stand-in speaks plain http on loopback
+        server: Any
+        acc = Account(id=new_id(), email="bench@example.com", password_hash="x", offsite_kind=args.kind,
+                      offsite_enabled=True, offsite_prefix="bench")
+        if args.kind == "sftp":
+            server = SshServer(Path(d) / "sshd")
+            server.start()
+            acc.offsite_sftp_host, acc.offsite_sftp_port, acc.offsite_sftp_user = "127.0.0.1", server.port, server.user
             acc.offsite_sftp_key_enc, acc.offsite_sftp_public_key = offsite_sftp.new_key(core, acc.id)
             server.authorize(acc.offsite_sftp_public_key)
             _, _, acc.offsite_sftp_host_key = offsite_sftp.test_server(core, acc)  # trusted, as the first test
+            copy = offsite_sftp.copy_clip
+        else:
+            server = DavServer(Path(d) / "webdav")
+            acc.offsite_webdav_url, acc.offsite_webdav_user = server.url, USER
+            acc.offsite_webdav_password_enc = notify.seal_account_secret(core, "webdav", acc.id, PASSWORD)
+            copy = offsite_webdav.copy_clip
+        try:
             base = _rss_mib()
-            print(f"sshd {server.port}, {os.cpu_count()} CPUs; resident memory before {base:.0f} MiB")
+            print(f"{args.kind} server on port {server.port}, {os.cpu_count()} CPUs; resident memory before "
+                  f"{base:.0f} MiB")
             print(f"| clip | copy (median of {args.runs}) | rate | resident memory growth |")
             print("|---|---|---|---|")
             for mib in sizes:
@@ -77,7 +91,7 @@ def main() -> None:
                 times = []
                 for _ in range(args.runs):
                     t = time.perf_counter()
-                    path = offsite_sftp.copy_clip(core, acc, clip, None, [])
+                    path = copy(core, acc, clip, None, [])
                     times.append(time.perf_counter() - t)
                 copied = hashlib.sha256()
                 with (server.root / path).open("rb") as f:
