@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,17 @@ def test_set_up_test_and_watch_the_copies(chromium: Any, site: Site) -> None:
         s3.stop()
 
 
+@contextmanager
+def _storage_card(chromium: Any, site: Site) -> Iterator[tuple[Any, Any, list[str], list[str]]]:
+    """The owner's storage page in a tall window: the page, the off-site card, requests that left the site and
+    script errors (``watch``)."""
+    with opened_page(chromium, 1280, 1600) as page:
+        outside, errors = watch(page, site.url)
+        login(page, site.url, OWNER)
+        page.goto(site.url + "/storage")
+        yield page, page.locator("#offsite"), outside, errors
+
+
 def test_an_sftp_server_with_this_servers_key(chromium: Any, site: Site, sshd: SshServer) -> None:  # noqa: F811
     from alarmcloud.models import Account, Outbox
     from sqlmodel import select
@@ -132,11 +145,7 @@ def test_an_sftp_server_with_this_servers_key(chromium: Any, site: Site, sshd: S
     core: Any = site.core
     owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
     try:
-        with opened_page(chromium, 1280, 1600) as page:
-            outside, errors = watch(page, site.url)
-            login(page, site.url, OWNER)
-            page.goto(site.url + "/storage")
-            card = page.locator("#offsite")
+        with _storage_card(chromium, site) as (page, card, outside, errors):
             assert not card.locator("input[name=sftp_host]").is_visible()  # the bucket's fields first
             card.get_by_label("SFTP server (a NAS, a storage box)").check()
             assert not card.get_by_label("Endpoint").is_visible()
@@ -198,11 +207,7 @@ def test_a_webdav_folder_with_an_app_password(chromium: Any, site: Site, webdav:
     owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
     core.settings.offsite.allow_http = True  # the stand-in server speaks plain http on loopback
     try:
-        with opened_page(chromium, 1280, 1600) as page:
-            outside, errors = watch(page, site.url)
-            login(page, site.url, OWNER)
-            page.goto(site.url + "/storage")
-            card = page.locator("#offsite")
+        with _storage_card(chromium, site) as (page, card, outside, errors):
             card.get_by_label("WebDAV folder (Nextcloud, ownCloud)").check()
             assert not card.get_by_label("Endpoint").is_visible()
             card.get_by_label("WebDAV URL").fill(webdav.url)

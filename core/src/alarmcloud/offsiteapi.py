@@ -71,6 +71,19 @@ def _text(data: dict[str, Any], name: str, max_len: int) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
+async def _url(app: AlarmCloud, data: dict[str, Any], name: str, check: Any, strip: str = "") -> str | None:
+    """A URL field checked by ``check(app, url)`` (the address rules; resolving blocks: in a thread); 400
+    ``invalid_url`` with the reason."""
+    url = _text(data, name, 500)
+    if url is not None:
+        url = url.rstrip(strip) if strip else url
+        try:
+            await anyio.to_thread.run_sync(check, app, url)
+        except notify.TargetNotAllowed as exc:
+            raise ApiError(400, "invalid_url", str(exc)) from None
+    return url
+
+
 def _choice(data: dict[str, Any], name: str, choices: tuple[str, ...], what: str) -> str:
     value = field(data, name, str, required=False)
     if value not in choices:
@@ -96,14 +109,7 @@ async def update_offsite(request: Request) -> Response:
     only_fields(data, FIELDS)
     changes: dict[str, Any] = {}
     if "endpoint" in data:
-        endpoint = _text(data, "endpoint", 500)
-        if endpoint is not None:
-            endpoint = endpoint.rstrip("/")
-            try:
-                await anyio.to_thread.run_sync(offsite.check_endpoint, app, endpoint)  # resolving blocks
-            except notify.TargetNotAllowed as exc:
-                raise ApiError(400, "invalid_url", str(exc)) from None
-        changes["offsite_endpoint"] = endpoint
+        changes["offsite_endpoint"] = await _url(app, data, "endpoint", offsite.check_endpoint, strip="/")
     if "region" in data:
         changes["offsite_region"] = _matching(data, "region", 64, offsite.REGION_RE,
                                               "a region name like eu-central-1 (letters, digits, '-', '_')")
@@ -200,13 +206,7 @@ async def _server_changes(app: AlarmCloud, user_id: str, data: dict[str, Any]) -
                                                  "the user name on the SFTP server (letters, digits, '.', '_', "
                                                  "'-', '@')")
     if "webdav_url" in data:
-        url = _text(data, "webdav_url", 500)
-        if url is not None:
-            try:
-                await anyio.to_thread.run_sync(offsite_webdav.check_url, app, url)  # resolving blocks
-            except notify.TargetNotAllowed as exc:
-                raise ApiError(400, "invalid_url", str(exc)) from None
-        changes["offsite_webdav_url"] = url
+        changes["offsite_webdav_url"] = await _url(app, data, "webdav_url", offsite_webdav.check_url)
     if "webdav_user" in data:
         changes["offsite_webdav_user"] = _matching(data, "webdav_user", 128, offsite.ACCESS_KEY_RE,
                                                    "the user name on the WebDAV server, without spaces")
