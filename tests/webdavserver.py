@@ -1,6 +1,6 @@
 """A real WebDAV server on loopback for the WebDAV off-site copies: WsgiDAV (a WebDAV server in Python, class 1 and
 2) serving a temp folder under ``/remote.php/dav/files/anna/`` (where Nextcloud serves a user's files), with a user
-name and password, on cheroot."""
+name and password, on cheroot; like Nextcloud it refuses files named ``*.part``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ class DavServer:
             "simple_dc": {"user_mapping": {"*": {USER: {"password": PASSWORD}}}},
             "verbose": 1, "logging": {"enable_loggers": []}, "lock_storage": True,
         })
-        self._server = wsgi.Server(("127.0.0.1", self.port), app)
+        self._server = wsgi.Server(("127.0.0.1", self.port), _like_nextcloud(app))
         self._server.prepare()
         self._thread = threading.Thread(target=self._server.serve, daemon=True)
         self._thread.start()
@@ -49,6 +50,24 @@ class DavServer:
 
     def read(self, rel: str) -> bytes:
         return (self.root / rel).read_bytes()
+
+
+#: file name endings Nextcloud and ownCloud refuse to take (``isValidFileName``: their own uploads use them)
+REFUSED_ENDINGS = (".part", ".filepart")
+
+
+def _like_nextcloud(app: Any) -> Any:
+    """Refuse what Nextcloud refuses: a PUT or MOVE to a name ending in ``.part`` or ``.filepart`` (400)."""
+
+    def refusing(environ: dict[str, Any], start_response: Any) -> Any:
+        names = [environ.get("PATH_INFO", "")] if environ["REQUEST_METHOD"] == "PUT" else \
+            [environ.get("HTTP_DESTINATION", "")] if environ["REQUEST_METHOD"] == "MOVE" else []
+        if any(n.rstrip("/").endswith(REFUSED_ENDINGS) for n in names):
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"File name is a reserved word"]
+        return app(environ, start_response)
+
+    return refusing
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ name and a password (best an app password that can be revoked on its own); the p
 never returned. The URL follows the webhook address rules (https unless the operator allows http, public addresses
 only unless the operator lists the network, no user info) and every request goes to the address checked for it
 (resolved once per copy; no redirects, no proxies from the environment), with the TLS certificate checked against
-the host name. Each file is written under a hidden ``.<name>.part`` name (``PUT``) and moved into place (``MOVE``
-with ``Overwrite: T``) when complete, so an interrupted copy never leaves a file that looks whole; the folders are
-made with ``MKCOL``; the layout is the bucket's (``offsite.object_key``).
+the host name. Each file is written under a hidden ``.<name>.uploading`` name (``PUT``; Nextcloud refuses names
+ending in ``.part``) and moved into place (``MOVE`` with ``Overwrite: T``) when complete, so an interrupted copy
+never leaves a file that looks whole; the folders are made with ``MKCOL``; the layout is the bucket's
+(``offsite.object_key``).
 """
 
 from __future__ import annotations
@@ -133,10 +134,15 @@ def _makedirs(dav: Dav, folder: str) -> None:
         dav.request("MKCOL", path + "/", (201, 405), "make the folder")
 
 
+#: the ending of a file while it is uploaded: not ``.part`` or ``.filepart``, which Nextcloud and ownCloud refuse
+#: (their own uploads use them)
+UPLOADING = ".uploading"
+
+
 def _put(dav: Dav, source: Any, path: str) -> None:
-    """``PUT`` under a hidden part name, then ``MOVE`` it over ``path``."""
+    """``PUT`` under a hidden name while uploading, then ``MOVE`` it over ``path``."""
     folder, _, name = path.rpartition("/")
-    part = f"{folder}/.{name}.part" if folder else f".{name}.part"
+    part = f"{folder}/.{name}{UPLOADING}" if folder else f".{name}{UPLOADING}"
     dav.request("PUT", part, (200, 201, 204), "write", content=source)
     destination = str(dav.url(path))
     dav.request("MOVE", part, (201, 204), "move into place", headers={"Destination": destination,
