@@ -41,6 +41,9 @@ def setup_logging(level: str = "INFO") -> None:
 
     install_record_scrubber()  # workers too: no full IP, e-mail address or token in any log line
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the SSH client of the SFTP copies says "Connected", "Authentication successful" for every copy: its warnings
+    # and errors only (a copy's outcome is logged by alarmcloud.offsite)
+    logging.getLogger("paramiko").setLevel(max(logging.WARNING, logging.getLogger().getEffectiveLevel()))
 
 
 def progress() -> Progress:
