@@ -77,8 +77,9 @@ ForceCommand internal-sftp -d {self.root}{f" -P {self.deny}" if self.deny else "
 """)
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation folder
-        self._proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
-                                      stderr=open(self.base / "sshd.log", "ab"))  # noqa: SIM115
+        with (self.base / "sshd.log").open("ab") as log:  # the child keeps its own copy of the descriptor
+            self._proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+                                          stderr=log)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
