@@ -142,6 +142,7 @@ def test_an_alarm_clip_lands_on_the_owners_sftp_server(api: Any, server: Any, ss
 def test_a_server_with_another_host_key_gets_nothing(api: Any, server: Any, sshd: SshServer,  # noqa: F811
                                                      clip: Path) -> None:
     a = api().register("sftp2@example.com")
+    assert a.patch("/api/v1/me", json={"notify_email": True}).status_code == 200
     _ready(a, sshd)
     trusted = a.get("/api/v1/me/offsite").json()["sftp_host_key"]
     creds = a.upload_credentials(a.camera("Gate")["id"])
@@ -156,6 +157,16 @@ def test_a_server_with_another_host_key_gets_nothing(api: Any, server: Any, sshd
     assert rows[-1].payload["clip_id"] == ev["id"] and rows[-1].state == "queued"
     assert "another host key" in (rows[-1].last_error or "") and trusted in (rows[-1].last_error or "")
     assert sshd.files() == before  # not a byte went there
+    # the owner is told at once (someone may be in between), not after an hour of failures; once
+    def notices() -> list[Any]:
+        return [m for m in outbox_rows(server.core, a.id, "email") if "Off-site" in m.payload["subject"]]
+
+    _wait(lambda: bool(notices()), "the owner was not told")
+    (mail,) = notices()
+    assert mail.payload["subject"] == "Off-site copies stopped: the server showed another host key"
+    assert "another host key" in mail.payload["text"] and "/storage#offsite" in mail.payload["text"]
+    _wait(lambda: outbox_rows(server.core, a.id, "offsite")[-1].attempts >= 3, "the copy was not retried")
+    assert len(notices()) == 1
     r = a.post("/api/v1/me/offsite/test")
     assert r.status_code == 400 and r.json()["error"]["code"] == "host_key_changed", r.text
     assert sshd.files() == before and a.get("/api/v1/me/offsite").json()["sftp_host_key"] == trusted

@@ -410,6 +410,8 @@ def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
         try:
             key = copy_clip(app, acc, open_secret(app, acc), clip, cam, findings, unless_there=unless_there)
         except BucketError as exc:
+            if exc.code == "host_key_changed":
+                tell_host_key_changed(app, acc.id, str(exc))
             return "failed", str(exc)
         except FileNotFoundError:
             if _swapped(app, clip):
@@ -592,8 +594,6 @@ def check_failing(app: AlarmCloud, now: datetime | None = None) -> list[str]:
     for ``FAILING_NOTICE_SECONDS`` and the failing copy is at least that old. Once per outage (again only after a
     copy arrived meanwhile) and at most once per ``FAILING_NOTICE_QUIET``; by e-mail, push and Telegram as the
     owner chose. The ids of the accounts told."""
-    from alarmcloud import notify
-
     if not app.settings.offsite.enabled:
         return []
     now = now or utcnow()
@@ -602,46 +602,63 @@ def check_failing(app: AlarmCloud, now: datetime | None = None) -> list[str]:
         candidates = s.exec(select(Outbox.account_id).where(
             Outbox.kind == KIND, col(Outbox.state).in_(COPY_STATES), col(Outbox.last_error).is_not(None),
             Outbox.attempts >= FAILING_ATTEMPTS, col(Outbox.created_at) <= since).distinct()).all()
-    told: list[str] = []
-    for account_id in candidates:
-        with app.db.session() as s:
-            # locked: two servers looking at once tell the owner once
-            acc = s.get(Account, account_id, with_for_update=True, populate_existing=True)
-            if acc is None or not acc.offsite_enabled or not configured(acc):
-                continue
-            last = aware(acc.offsite_last_copy_at) if acc.offsite_last_copy_at else None
-            told_at = aware(acc.offsite_failing_notified_at) if acc.offsite_failing_notified_at else None
-            if (last is not None and last > since) or (told_at is not None and (
-                    last is None or told_at > last or now - told_at < FAILING_NOTICE_QUIET)):
-                continue
-            mine = (Outbox.account_id == acc.id, Outbox.kind == KIND)
-            failing = s.exec(select(Outbox).where(*mine, col(Outbox.state).in_(COPY_STATES),
-                                                  col(Outbox.last_error).is_not(None))
+    return [account_id for account_id in candidates if _tell(app, account_id, now)]
+
+
+def tell_host_key_changed(app: AlarmCloud, account_id: str, error: str) -> bool:
+    """A copy met another host key than the trusted one (someone in between, or the server set up again): the owner
+    is told at once, not after an hour of failures; once per outage."""
+    return _tell(app, account_id, utcnow(), error=error,
+                 subject="Off-site copies stopped: the server showed another host key")
+
+
+def _tell(app: AlarmCloud, account_id: str, now: datetime, error: str | None = None,
+          subject: str = "Off-site copies are not arriving") -> bool:
+    """The notice of ``check_failing`` (``error``: at once, about this error: ``tell_host_key_changed``); True
+    when the owner was told now."""
+    from alarmcloud import notify
+
+    since = now - timedelta(seconds=FAILING_NOTICE_SECONDS)
+    with app.db.session() as s:
+        # locked: two servers looking at once tell the owner once
+        acc = s.get(Account, account_id, with_for_update=True, populate_existing=True)
+        if acc is None or not acc.offsite_enabled or not configured(acc):
+            return False
+        last = aware(acc.offsite_last_copy_at) if acc.offsite_last_copy_at else None
+        told_at = aware(acc.offsite_failing_notified_at) if acc.offsite_failing_notified_at else None
+        if told_at is not None and (last is None or told_at > last):
+            return False  # told of this outage already
+        if error is None and ((last is not None and last > since) or (
+                told_at is not None and now - told_at < FAILING_NOTICE_QUIET)):
+            return False
+        mine = (Outbox.account_id == acc.id, Outbox.kind == KIND)
+        if error is None:
+            failing = s.exec(select(Outbox.last_error).where(*mine, col(Outbox.state).in_(COPY_STATES),
+                                                             col(Outbox.last_error).is_not(None))
                              .order_by(col(Outbox.last_attempt_at).desc()).limit(1)).first()
-            waiting = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "queued")).one()
-            given_up = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "dead")).one()
             if failing is None:
-                continue
-            base = app.settings.public_url.rstrip("/")
-            arrived = f"The last copy arrived {last:%Y-%m-%d %H:%M} UTC." if last else "No copy has arrived yet."
-            counts = f"{waiting} cop{'y is' if waiting == 1 else 'ies are'} waiting" + (
-                f" and {given_up} {'was' if given_up == 1 else 'were'} given up" if given_up else "")
-            text = (f"The off-site copies of your clips to {_where(acc)} are not arriving: {failing.last_error}\n\n"
-                    f"{arrived} {counts}; waiting copies are tried again by themselves, given-up ones with "
-                    f"\"Retry given-up copies\". Check the settings and test the connection on the Storage page: "
-                    f"{base}/storage#offsite\n")
-            notify.queue_personal_message(app, s, acc, "Off-site copies are not arriving", text, "/storage",
-                                          ["warning"])
-            acc.offsite_failing_notified_at = now
-            s.add(acc)
-            s.commit()
-            event = Event(OFFSITE_FAILING, acc.id, None, {
-                "kind": acc.offsite_kind, "last_error": failing.last_error, "waiting": int(waiting),
-                "given_up": int(given_up), "last_copy_at": iso(last) if last else None})
-        log.warning("account %s told that its off-site copies are not arriving", account_id)
-        told.append(account_id)
-        app.emit_sync(event)  # webhooks subscribed to offsite.failing
-    return told
+                return False
+            error = str(failing)
+        waiting = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "queued")).one()
+        given_up = s.exec(select(func.count()).select_from(Outbox).where(*mine, Outbox.state == "dead")).one()
+        base = app.settings.public_url.rstrip("/")
+        arrived = f"The last copy arrived {last:%Y-%m-%d %H:%M} UTC." if last else "No copy has arrived yet."
+        counts = f"{waiting} cop{'y is' if waiting == 1 else 'ies are'} waiting" + (
+            f" and {given_up} {'was' if given_up == 1 else 'were'} given up" if given_up else "")
+        text = (f"The off-site copies of your clips to {_where(acc)} are not arriving: {error}\n\n"
+                f"{arrived} {counts}; waiting copies are tried again by themselves, given-up ones with "
+                f"\"Retry given-up copies\". Check the settings and test the connection on the Storage page: "
+                f"{base}/storage#offsite\n")
+        notify.queue_personal_message(app, s, acc, subject, text, "/storage", ["warning"])
+        acc.offsite_failing_notified_at = now
+        s.add(acc)
+        s.commit()
+        event = Event(OFFSITE_FAILING, acc.id, None, {
+            "kind": acc.offsite_kind, "last_error": error, "waiting": int(waiting), "given_up": int(given_up),
+            "last_copy_at": iso(last) if last else None})
+    log.warning("account %s told that its off-site copies are not arriving", account_id)
+    app.emit_sync(event)  # webhooks subscribed to offsite.failing
+    return True
 
 
 def lease(app: AlarmCloud) -> timedelta:
