@@ -249,15 +249,24 @@ def _pinned(app: AlarmCloud, url: str, what: str, method: str, body: bytes,
     """``method`` to the checked address of ``url`` (pinned: DNS cannot change it afterwards); the response."""
     u = parse_webhook_url(url, what)
     ip = resolve_target(u, app.settings.notify.webhook_networks, what)
-    host = u.raw_host.decode("ascii")
-    ext: dict[str, Any] = {}
-    if u.scheme == "https" and not _is_ip(host):
-        ext["sni_hostname"] = host  # TLS name and certificate check use the host name, not the pinned IP
-    # no proxies from the environment and no redirects: both would bypass the address check
-    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
-    with client, client.stream(method, u.copy_with(host=ip), content=body,
-                               headers={"Host": u.netloc.decode("ascii"), **headers}, extensions=ext) as r:
+    target, host_header, ext = pinned_request(u, ip)
+    with direct_client(app.settings.notify.timeout_seconds) as client, client.stream(
+            method, target, content=body, headers={**host_header, **headers}, extensions=ext) as r:
         yield r
+
+
+def direct_client(timeout: float | httpx.Timeout, **kwargs: Any) -> httpx.Client:
+    """A client without proxies from the environment and without redirects: for requests to checked addresses
+    (``pinned_request``) both would bypass the check."""
+    return httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout, **kwargs)
+
+
+def pinned_request(u: httpx.URL, ip: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """``u`` sent to its checked address ``ip``: the URL with the address, its ``Host`` header, and the request
+    extensions (https: the TLS name and the certificate check use the host name, not the address)."""
+    host = u.raw_host.decode("ascii")
+    ext = {"sni_hostname": host} if u.scheme == "https" and not _is_ip(host) else {}
+    return u.copy_with(host=ip), {"Host": u.netloc.decode("ascii")}, ext
 
 
 def seal_account_secret(app: AlarmCloud, channel: str, account_id: str, secret: str) -> str | None:
@@ -847,7 +856,7 @@ def telegram_call(app: AlarmCloud, token: str, method: str, data: dict[str, Any]
         raise TelegramError(0, "the bot token is not valid")
     url = f"{app.settings.notify.telegram_api_url.rstrip('/')}/bot{token}/{method}"
     # the operator's Bot API address (not a customer's): no address check, but no proxies and no redirects either
-    client = httpx.Client(trust_env=False, follow_redirects=False, timeout=app.settings.notify.timeout_seconds)
+    client = direct_client(app.settings.notify.timeout_seconds)
     try:
         with client:
             if files:

@@ -63,15 +63,9 @@ class Dav:
         self.acc = acc
         self.base, self.ip = check_url(app, acc.offsite_webdav_url or "")
         self.host = self.base.raw_host.decode("ascii")
-        self.ext: dict[str, Any] = {}
-        if self.base.scheme == "https" and not notify._is_ip(self.host):
-            self.ext["sni_hostname"] = self.host  # TLS name and certificate check use the host name
-        password = notify.open_account_secret(app, acc, KIND)
-        # no proxies from the environment and no redirects: both would bypass the address check
-        self.client = httpx.Client(trust_env=False, follow_redirects=False, auth=(acc.offsite_webdav_user or "",
-                                                                                  password),
-                                   timeout=httpx.Timeout(app.settings.offsite.timeout_seconds,
-                                                         connect=min(10.0, app.settings.offsite.timeout_seconds)))
+        timeout = app.settings.offsite.timeout_seconds
+        self.client = notify.direct_client(httpx.Timeout(timeout, connect=min(10.0, timeout)), auth=(
+            acc.offsite_webdav_user or "", notify.open_account_secret(app, acc, KIND)))
 
     def url(self, path: str) -> httpx.URL:
         """The URL of ``path`` (relative, '/'-separated) inside the folder, as the server names it."""
@@ -80,12 +74,10 @@ class Dav:
 
     def request(self, method: str, path: str, ok: tuple[int, ...], what: str, **kwargs: Any) -> httpx.Response:
         """``method`` on ``path`` at the checked address; a status outside ``ok`` as ``BucketError``."""
-        target = self.url(path)
-        headers = {"Host": target.netloc.decode("ascii"), "User-Agent": "alarmcloud-offsite/1",
-                   **kwargs.pop("headers", {})}
+        target, host_header, ext = notify.pinned_request(self.url(path), self.ip)
+        headers = {**host_header, "User-Agent": "alarmcloud-offsite/1", **kwargs.pop("headers", {})}
         try:
-            r = self.client.request(method, target.copy_with(host=self.ip), headers=headers, extensions=self.ext,
-                                    **kwargs)
+            r = self.client.request(method, target, headers=headers, extensions=ext, **kwargs)
         except httpx.TimeoutException:
             raise BucketError("timeout", f"{self.host} did not answer in time") from None
         except httpx.HTTPError as exc:
