@@ -224,29 +224,23 @@ async def _server_changes(app: AlarmCloud, user_id: str, data: dict[str, Any]) -
     return changes
 
 
+#: a kind whose secret goes only to the server it was given for: the field that moves it elsewhere, and the words
+#: of ``_missing`` when the secret was dropped by such a move
+MOVES_SECRET = {offsite.S3: ("offsite_endpoint", "a new endpoint needs the secret key again"),
+                offsite.WEBDAV: ("offsite_webdav_url", "a new server needs the password again")}
+
+
 def _missing(acc: Account, changes: dict[str, Any]) -> str:
-    """What is still missing to switch the copies on, in words."""
-    if acc.offsite_kind == offsite.SFTP:
-        missing = [name for name, attr in (("sftp_host", "offsite_sftp_host"), ("sftp_user", "offsite_sftp_user"))
-                   if not getattr(acc, attr)]
-        if missing:
-            return f"set {', '.join(repr(m) for m in missing)} to switch off-site copies on"
+    """What is still missing to switch the copies on, in words (``NEEDED``, named as the fields are)."""
+    needed = NEEDED[acc.offsite_kind]
+    missing = [attr for attr in needed if not getattr(acc, attr)]
+    if missing == ["offsite_sftp_host_key"]:
         return ("test the connection first (POST /api/v1/me/offsite/test records the SFTP server's host key) or set "
                 "'sftp_host_key' to its fingerprint, to switch off-site copies on")
-    if acc.offsite_kind == offsite.WEBDAV:
-        missing = [name for name, attr in (("webdav_url", "offsite_webdav_url"),
-                                           ("webdav_user", "offsite_webdav_user"),
-                                           ("webdav_password", "offsite_webdav_password_enc"))
-                   if not getattr(acc, attr)]
-        again = " (a new server needs the password again)" if "webdav_password" in missing and \
-            "offsite_webdav_url" in changes else ""
-        return f"set {', '.join(repr(m) for m in missing)} to switch off-site copies on{again}"
-    missing = [name for name, attr in (("endpoint", "offsite_endpoint"), ("bucket", "offsite_bucket"),
-                                       ("access_key_id", "offsite_access_key_id"),
-                                       ("secret_key", "offsite_secret_key_enc")) if not getattr(acc, attr)]
-    again = " (a new endpoint needs the secret key again)" if "secret_key" in missing and \
-        "offsite_endpoint" in changes else ""
-    return f"set {', '.join(repr(m) for m in missing)} to switch off-site copies on{again}"
+    names = [attr.removeprefix("offsite_").removesuffix("_enc") for attr in missing if attr != "offsite_sftp_host_key"]
+    moved, again = MOVES_SECRET.get(acc.offsite_kind, ("", ""))
+    said = f" ({again})" if moved in changes and needed[-1] in missing else ""
+    return f"set {', '.join(repr(n) for n in names)} to switch off-site copies on{said}"
 
 
 async def test_offsite(request: Request) -> Response:
@@ -262,18 +256,28 @@ async def test_offsite(request: Request) -> Response:
         return await _test_webdav(app, acc)
     if acc is None or not offsite.configured(acc):
         raise ApiError(409, "not_configured", "save the endpoint, bucket, access key id and secret key first")
+    key, deleted = await _run_test("invalid_url", offsite.test_bucket, app, acc, offsite.open_secret(app, acc))
+    return JSONResponse({"ok": True, "deleted": deleted,
+                         "message": _wrote(key, f"in bucket {acc.offsite_bucket}", deleted, "key", "key")})
+
+
+async def _run_test(refused: str, test: Any, *args: Any) -> Any:
+    """A destination's test in a thread (it connects and waits): a refused address as 400 ``refused``, the
+    server's error as 400 with its code."""
     try:
-        key, deleted = await anyio.to_thread.run_sync(offsite.test_bucket, app, acc, offsite.open_secret(app, acc))
+        return await anyio.to_thread.run_sync(test, *args)
     except notify.TargetNotAllowed as exc:
-        raise ApiError(400, "invalid_url", str(exc)) from None
+        raise ApiError(400, refused, str(exc)) from None
     except offsite.BucketError as exc:
         raise ApiError(400, exc.code, str(exc)) from None
+
+
+def _wrote(path: str, where: str, deleted: bool, who: str, secret: str) -> str:
+    """What a test wrote, and whether ``who`` (the key, the user) could delete it again."""
     if deleted:
-        return JSONResponse({"ok": True, "deleted": True,
-                             "message": f"wrote and deleted {key} in bucket {acc.offsite_bucket}"})
-    return JSONResponse({"ok": True, "deleted": False,
-                         "message": f"wrote {key} in bucket {acc.offsite_bucket}; this key may not delete it (good: "
-                                    "whoever holds the key cannot delete your copies either), remove it yourself"})
+        return f"wrote and deleted {path} {where}"
+    return (f"wrote {path} {where}; this {who} may not delete it (good: whoever holds the {secret} cannot delete your "
+            "copies either), remove it yourself")
 
 
 async def _test_sftp(app: AlarmCloud, acc: Account) -> Response:
@@ -281,12 +285,7 @@ async def _test_sftp(app: AlarmCloud, acc: Account) -> Response:
     (``host_key_new``: compare it with the server's own, ``ssh-keygen -lf``)."""
     if not (acc.offsite_sftp_host and acc.offsite_sftp_user and acc.offsite_sftp_key_enc):
         raise ApiError(409, "not_configured", "save the SFTP server's host and user name first")
-    try:
-        path, deleted, seen = await anyio.to_thread.run_sync(offsite_sftp.test_server, app, acc)
-    except notify.TargetNotAllowed as exc:
-        raise ApiError(400, "invalid_host", str(exc)) from None
-    except offsite.BucketError as exc:
-        raise ApiError(400, exc.code, str(exc)) from None
+    path, deleted, seen = await _run_test("invalid_host", offsite_sftp.test_server, app, acc)
     new = not acc.offsite_sftp_host_key
 
     def _trust(s: Session) -> bool:
@@ -301,10 +300,7 @@ async def _test_sftp(app: AlarmCloud, acc: Account) -> Response:
         return True
 
     trusted = await app.db.run(_trust) if new else False
-    where = offsite_sftp.where(acc)
-    said = (f"wrote and deleted {path} on {where}" if deleted else
-            f"wrote {path} on {where}; this user may not delete it (good: whoever holds the key cannot delete your "
-            "copies either), remove it yourself")
+    said = _wrote(path, f"on {offsite_sftp.where(acc)}", deleted, "user", "key")
     if trusted:
         said += f". The server's host key {seen} is trusted from now on: compare it with the server's own " \
                 "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
@@ -316,16 +312,9 @@ async def _test_webdav(app: AlarmCloud, acc: Account) -> Response:
     """Make the folder, write a small file into it and delete it again."""
     if not offsite_webdav.configured(acc):
         raise ApiError(409, "not_configured", "save the WebDAV URL, user name and password first")
-    try:
-        path, deleted = await anyio.to_thread.run_sync(offsite_webdav.test_server, app, acc)
-    except notify.TargetNotAllowed as exc:
-        raise ApiError(400, "invalid_url", str(exc)) from None
-    except offsite.BucketError as exc:
-        raise ApiError(400, exc.code, str(exc)) from None
-    said = (f"wrote and deleted {path} in {acc.offsite_webdav_url}" if deleted else
-            f"wrote {path} in {acc.offsite_webdav_url}; this user may not delete it (good: whoever holds the "
-            "password cannot delete your copies either), remove it yourself")
-    return JSONResponse({"ok": True, "deleted": deleted, "message": said})
+    path, deleted = await _run_test("invalid_url", offsite_webdav.test_server, app, acc)
+    return JSONResponse({"ok": True, "deleted": deleted,
+                         "message": _wrote(path, f"in {acc.offsite_webdav_url}", deleted, "user", "password")})
 
 
 async def new_sftp_key(request: Request) -> Response:
