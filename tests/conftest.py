@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import ssl
 import threading
 import time
@@ -467,6 +468,13 @@ def mailbox() -> Iterator[Any]:
     finally:
         controller.stop()
 
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def outbox_rows(core: Any, account_id: str, kind: str) -> list[Any]:

@@ -14,14 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port  # type: ignore[import-not-found]
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class SshServer:
@@ -33,7 +29,7 @@ class SshServer:
         self.root = base / "home"
         self.root.mkdir(parents=True)
         self.user = getpass.getuser()
-        self.port = _free_port()
+        self.port = free_port()
         self.keys = base / "authorized_keys"
         self.keys.write_text("")
         self.host_key = base / "host_ed25519"

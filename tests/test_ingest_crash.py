@@ -18,13 +18,9 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.conftest import free_port  # type: ignore[import-not-found]
+
 ALARMCLOUD = Path(sys.executable).with_name("alarmcloud")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Serve:
@@ -61,7 +57,7 @@ class Serve:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
-    srv = Serve(tmp_path / "data", _free_port())
+    srv = Serve(tmp_path / "data", free_port())
     yield srv
     if srv.proc is not None and srv.proc.poll() is None:  # type: ignore[attr-defined]
         srv.kill9()
@@ -123,7 +119,7 @@ def test_kill_9_mid_upload(serve: Serve, api_at: Any, kit: Any, tmp_path: Path) 
 
 def test_serve_ftp_kill_9_mid_upload(serve: Serve, api_at: Any, kit: Any, tmp_path: Path) -> None:
     """``serve`` runs the FTP server; a camera's FTP upload cut by kill -9 leaves nothing, the retry lands."""
-    serve.ftp_port = _free_port()
+    serve.ftp_port = free_port()
     serve.start()
     client = api_at(serve.url).register("ftpcrash@example.com")
     cam = client.camera("Drive")

@@ -16,6 +16,8 @@ from alarmcloud.ftp import FtpIngestServer, start_ftp_server
 from alarmcloud.testing import LiveServer
 from alarmcloud.video import thumbnail_jpeg
 
+from tests.conftest import free_port  # type: ignore[import-not-found]
+
 K: Any = None
 
 
@@ -227,19 +229,13 @@ def test_two_ftp_servers_in_one_process_do_not_disturb_each_other(server: LiveSe
         second.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_starts_ftp_on_the_http_address_by_default(settings: Any, caplog: pytest.LogCaptureFixture,
                                                          tmp_path: Path) -> None:
     """A first start listens on loopback only, FTP included (FTP listened on every network address before)."""
     from tests.conftest import Api  # type: ignore[import-not-found]
 
     assert settings.host == "127.0.0.1" and settings.ftp.host is None
-    settings.ftp.port = _free_port()
+    settings.ftp.port = free_port()
     settings.ftp.passive_ports = ""
     caplog.set_level("INFO", logger="alarmcloud.ftp")
     with LiveServer(settings, ftp=True) as srv:

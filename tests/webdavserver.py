@@ -4,13 +4,14 @@ name and password, on cheroot; like Nextcloud it refuses files named ``*.part``.
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import free_port  # type: ignore[import-not-found]
 
 USER, PASSWORD = "anna", "app-password-4711"
 PREFIX = "/remote.php/dav/files/anna"
@@ -25,9 +26,7 @@ class DavServer:
 
         self.root = base / "files"
         self.root.mkdir(parents=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{PREFIX}/"
         app = WsgiDAVApp({
             "provider_mapping": {PREFIX: str(self.root)},
