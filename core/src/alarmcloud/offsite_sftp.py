@@ -89,6 +89,13 @@ def check_host_key(text: str) -> str:
     return f"{key_type} SHA256:{m.group(1)}" if key_type else f"SHA256:{m.group(1)}"
 
 
+def resolve(app: AlarmCloud, host: str, port: int = DEFAULT_PORT) -> str:
+    """The address to connect to: the host resolved once, every address allowed by the webhook rules
+    (``notify.resolve_target``). Raises ``notify.TargetNotAllowed``."""
+    return notify.resolve_target(httpx.URL(scheme="http", host=host, port=port),
+                                 app.settings.notify.webhook_networks, WHAT)
+
+
 def configured(acc: Account) -> bool:
     """Host, user name, the account's key and the trusted host key are all there."""
     return bool(acc.offsite_sftp_host and acc.offsite_sftp_user and acc.offsite_sftp_key_enc
@@ -156,9 +163,8 @@ def connect(app: AlarmCloud, acc: Account, trust_new: bool = False) -> Iterator[
     one (``trust_new``: none trusted yet, any key is accepted and shown), the account's key. Raises
     ``BucketError`` (codes as in ``offsite.BucketError``, and ``host_key_changed``, ``host_key_unknown``) or
     ``notify.TargetNotAllowed``. Errors of the body pass through as they are (``remote`` turns the server's)."""
-    host, port = acc.offsite_sftp_host or "", acc.offsite_sftp_port or DEFAULT_PORT
-    ip = notify.resolve_target(httpx.URL(scheme="http", host=host, port=port),
-                               app.settings.notify.webhook_networks, WHAT)
+    port = acc.offsite_sftp_port or DEFAULT_PORT
+    ip = resolve(app, acc.offsite_sftp_host or "", port)
     timeout = float(app.settings.offsite.timeout_seconds)
     there = _host_port(acc)
     if not acc.offsite_sftp_host_key and not trust_new:

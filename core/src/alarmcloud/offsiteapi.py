@@ -9,7 +9,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import httpx
 from sqlmodel import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -190,9 +189,7 @@ async def _server_changes(app: AlarmCloud, user_id: str, data: dict[str, Any]) -
             except ValueError as exc:
                 raise ApiError(400, "invalid_field", f"field 'sftp_host': {exc}") from None
             try:
-                await anyio.to_thread.run_sync(lambda: notify.resolve_target(
-                    httpx.URL(scheme="http", host=host, port=offsite_sftp.DEFAULT_PORT),
-                    app.settings.notify.webhook_networks, offsite_sftp.WHAT))
+                await anyio.to_thread.run_sync(offsite_sftp.resolve, app, host)  # resolving blocks
             except notify.TargetNotAllowed as exc:
                 raise ApiError(400, "invalid_host", str(exc)) from None
         changes["offsite_sftp_host"] = host
