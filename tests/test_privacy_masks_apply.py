@@ -247,9 +247,10 @@ def test_full_range_yuvj420p_camera_video_is_stored_masked(api: Any, server: Liv
 
 
 def test_a_job_cut_by_kill_9_resumes_after_restart_and_loses_nothing(api_at: Any, tmp_path: Path) -> None:
-    from tests.test_ingest_crash import Serve, _free_port  # type: ignore[import-not-found]
+    from tests.conftest import free_port  # type: ignore[import-not-found]
+    from tests.test_ingest_crash import Serve  # type: ignore[import-not-found]
 
-    srv = Serve(tmp_path / "data", _free_port())
+    srv = Serve(tmp_path / "data", free_port())
     try:
         _kill_scenario(srv, api_at, tmp_path)
     finally:
