@@ -520,6 +520,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "PATCH /api/v1/me/telegram": {"picture": False},
     "PATCH /api/v1/me/offsite": {"prefix": ""},
     "POST /api/v1/me/offsite/backfill": {"camera_id": "<other:camera_id>"},
+    "POST /api/v1/me/offsite/prune": {"dry_run": True},  # refused: no days to keep set
     "POST /api/v1/me/2fa/confirm": {"code": "123456", "password": PASSWORD},
     "POST /api/v1/me/2fa/disable": {"code": "123456", "password": PASSWORD},
     "PUT /api/v1/operator/cameras/{camera_id}/fair-use": {"override": None},

@@ -108,6 +108,14 @@ class Account(SQLModel, table=True):
     offsite_webdav_password_enc: str | None = Field(default=None, max_length=500)
     #: when the owner was last told that the copies do not arrive (``offsite.check_failing``)
     offsite_failing_notified_at: datetime | None = None
+    #: copies older than this many days are deleted from the owner's storage (``offsite_prune``; the copies of kept
+    #: clips stay); None: every copy is kept
+    offsite_keep_days: int | None = None
+    #: when old copies were last deleted (or that run began), how many files it deleted, and its error (None: it
+    #: went through)
+    offsite_pruned_at: datetime | None = None
+    offsite_prune_deleted: int | None = None
+    offsite_prune_error: str | None = Field(default=None, max_length=500)
 
 
 #: a person's channel credentials: channel -> the ``Account`` column holding it encrypted (SecretBox, context

@@ -407,6 +407,10 @@ def attempt(app: AlarmCloud, row: Outbox) -> tuple[str, str | None]:
             return "skipped", "off-site copies were switched off"
         if clip is None or clip.account_id != acc.id or not clip.blob_key:
             return "skipped", "the clip was deleted before it was copied"
+        from alarmcloud import offsite_prune
+
+        if offsite_prune.too_old(acc, clip):  # its copy would be deleted as an old one at once
+            return "skipped", f"the clip is older than the {acc.offsite_keep_days} days of copies kept"
         try:
             key = copy_clip(app, acc, open_secret(app, acc), clip, cam, findings, unless_there=unless_there)
         except BucketError as exc:
@@ -508,6 +512,12 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
                 q = q.where(or_(col(Clip.verdict).startswith("alarm"), failed))
             if since is not None:
                 q = q.where(Clip.started_at >= since)
+            if acc.offsite_keep_days:  # not the clips whose copies would be deleted as old ones (but kept clips)
+                from alarmcloud import offsite_prune
+
+                first = offsite_prune.first_kept_day(acc.offsite_keep_days)
+                q = q.where(or_(Clip.started_at >= datetime(first.year, first.month, first.day, tzinfo=UTC),
+                                col(Clip.kept_at).is_not(None)))
             if camera_id is not None:
                 q = q.where(Clip.camera_id == camera_id)
             # not copied to the bucket set now (never, or to another bucket or prefix before)

@@ -193,7 +193,7 @@ def connect(app: AlarmCloud, acc: Account, trust_new: bool = False) -> Iterator[
 def _login(app: AlarmCloud, acc: Account, transport: paramiko.Transport, timeout: float, there: str) -> Connection:
     import paramiko
 
-    with _server_errors(acc, logging_in=True, late=f"did not answer within {timeout:g} s"):
+    with server_errors(acc, logging_in=True, late=f"did not answer within {timeout:g} s"):
         pinned = acc.offsite_sftp_host_key or ""
         kind = pinned.rpartition(" ")[0]
         if kind:  # the server is asked for the trusted key's type only, whatever else it holds
@@ -235,7 +235,7 @@ def _login(app: AlarmCloud, acc: Account, transport: paramiko.Transport, timeout
 
 
 @contextlib.contextmanager
-def _server_errors(acc: Account, logging_in: bool = False, late: str = "stopped answering") -> Iterator[None]:
+def server_errors(acc: Account, logging_in: bool = False, late: str = "stopped answering") -> Iterator[None]:
     """The server's failures as ``BucketError``: no answer in time, a broken (or never made) SSH connection, and,
     once logged in, an SFTP answer about a file (``file_error``)."""
     import paramiko
@@ -259,7 +259,7 @@ def _server_errors(acc: Account, logging_in: bool = False, late: str = "stopped 
 
 def remote(acc: Account, fn: Any, *args: Any) -> Any:
     """Call ``fn`` on the server: its failures (a file answer, a broken connection) as ``BucketError``."""
-    with _server_errors(acc):
+    with server_errors(acc):
         return fn(*args)
 
 

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import notify, offsite, offsite_sftp, offsite_webdav
+from alarmcloud import notify, offsite, offsite_prune, offsite_sftp, offsite_webdav
 from alarmcloud.auth import User, core, require_user
 from alarmcloud.errors import ApiError, field, json_body, only_fields
-from alarmcloud.models import Account
+from alarmcloud.models import Account, iso
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -28,7 +28,8 @@ NEEDED = {offsite.S3: ("offsite_endpoint", "offsite_bucket", "offsite_access_key
           offsite.WEBDAV: ("offsite_webdav_url", "offsite_webdav_user", "offsite_webdav_password_enc")}
 log = logging.getLogger(__name__)
 FIELDS = {"enabled", "kind", "endpoint", "region", "bucket", "prefix", "access_key_id", "secret_key", "scope",
-          "sftp_host", "sftp_port", "sftp_user", "sftp_host_key", "webdav_url", "webdav_user", "webdav_password"}
+          "sftp_host", "sftp_port", "sftp_user", "sftp_host_key", "webdav_url", "webdav_user", "webdav_password",
+          "keep_days"}
 
 
 def offsite_json(s: Session, a: Account) -> dict[str, Any]:
@@ -40,7 +41,15 @@ def offsite_json(s: Session, a: Account) -> dict[str, Any]:
             "sftp_user": a.offsite_sftp_user, "sftp_host_key": a.offsite_sftp_host_key,
             "sftp_public_key": a.offsite_sftp_public_key, "webdav_url": a.offsite_webdav_url,
             "webdav_user": a.offsite_webdav_user, "has_webdav_password": bool(a.offsite_webdav_password_enc),
-            **offsite.status(s, a)}
+            "keep_days": a.offsite_keep_days, "prune": _prune_json(a), **offsite.status(s, a)}
+
+
+def _prune_json(a: Account) -> dict[str, Any] | None:
+    """The last run that deleted old copies: when, how many files, its error; None before the first."""
+    if not a.offsite_keep_days or a.offsite_pruned_at is None:
+        return None
+    return {"last_at": iso(a.offsite_pruned_at), "deleted_files": a.offsite_prune_deleted,
+            "error": a.offsite_prune_error}
 
 
 async def _owner(request: Request) -> tuple[User, AlarmCloud]:
@@ -131,6 +140,12 @@ async def update_offsite(request: Request) -> Response:
         changes["offsite_scope"] = _choice(data, "scope", offsite.SCOPES, "must be 'alarms' (clips whose verdict "
                                                                           "is an alarm) or 'all' (every clip)")
     changes.update(await _server_changes(app, user.id, data))
+    if "keep_days" in data:
+        try:
+            changes["offsite_keep_days"] = offsite_prune.check_keep_days(field(data, "keep_days", int,
+                                                                               required=False))
+        except ValueError as exc:
+            raise ApiError(400, "invalid_field", f"field 'keep_days': {exc}") from None
     enabled = field(data, "enabled", bool, required=False)
 
     def _update(s: Session) -> dict[str, Any]:
@@ -161,6 +176,10 @@ async def update_offsite(request: Request) -> Response:
             changes["offsite_enabled"] = enabled and not off
         elif off:
             changes["offsite_enabled"] = False
+        if changes.get("offsite_keep_days", acc.offsite_keep_days) != acc.offsite_keep_days:
+            # the next look (within minutes) deletes what the new setting no longer keeps; the last run's result
+            # was about the old one
+            changes.update(offsite_pruned_at=None, offsite_prune_deleted=None, offsite_prune_error=None)
         for k, v in changes.items():
             setattr(acc, k, v)
         if acc.offsite_kind == offsite.SFTP and not acc.offsite_sftp_key_enc:
@@ -384,20 +403,47 @@ async def backfill_offsite(request: Request) -> Response:
     return JSONResponse({"queued": queued, **await app.db.run(_state)})
 
 
-#: seconds between two looks for copies that do not arrive (``offsite.check_failing``)
+async def prune_offsite(request: Request) -> Response:
+    """Delete the copies older than ``keep_days`` now (``offsite_prune``: only the files alarmcloud wrote, never the
+    copies of kept clips); ``{"dry_run": true}`` only counts them. Answers what was (or would be) deleted, with the
+    settings and status; 409 ``not_configured`` without ``keep_days`` or a saved destination, 400 with the
+    server's error (``access_denied`` for a key or user that may not delete)."""
+    user, app = await _owner(request)
+    data = await json_body(request, max_bytes=4096, optional=True)
+    only_fields(data, {"dry_run"})
+    dry_run = bool(field(data, "dry_run", bool, required=False, default=False))
+    try:
+        result = await _run_test("invalid_url", offsite_prune.run, app, user.id, dry_run)
+    except ApiError as exc:
+        if exc.code == "not_configured":
+            raise ApiError(409, "not_configured", exc.message) from None
+        raise
+
+    def _state(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id)
+        assert acc is not None
+        return offsite_json(s, acc)
+
+    return JSONResponse({"result": result.as_json(), **await app.db.run(_state)})
+
+
+#: seconds between two looks for copies that do not arrive (``offsite.check_failing``) and for old copies to
+#: delete (``offsite_prune.run_due``: once a day per account)
 CHECK_INTERVAL = 600.0
 
 
 async def background(app: AlarmCloud) -> None:
-    """Tell owners whose copies do not arrive, every ``CHECK_INTERVAL`` seconds while the server runs."""
+    """Tell owners whose copies do not arrive, and delete old copies where owners asked for it, every
+    ``CHECK_INTERVAL`` seconds while the server runs."""
     if not app.settings.offsite.enabled:
         return
     while True:
         await anyio.sleep(CHECK_INTERVAL)
-        try:
-            await anyio.to_thread.run_sync(offsite.check_failing, app)
-        except Exception:
-            log.exception("off-site failure check failed")
+        for job, what in ((offsite.check_failing, "failure check"), (offsite_prune.run_due, "deletion of old copies")):
+            try:
+                await anyio.to_thread.run_sync(job, app)
+            except Exception:
+                log.exception("off-site %s failed", what)
 
 
 def routes(app: AlarmCloud) -> list[BaseRoute]:
@@ -409,4 +455,5 @@ def routes(app: AlarmCloud) -> list[BaseRoute]:
         Route("/api/v1/me/offsite/sftp-key", new_sftp_key, methods=["POST"]),
         Route("/api/v1/me/offsite/retry", retry_offsite, methods=["POST"]),
         Route("/api/v1/me/offsite/backfill", backfill_offsite, methods=["POST"]),
+        Route("/api/v1/me/offsite/prune", prune_offsite, methods=["POST"]),
     ]

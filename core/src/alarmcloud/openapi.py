@@ -163,6 +163,12 @@ OFFSITE = _obj({"enabled": BOOL, "kind": OFFSITE_KIND, "endpoint": NSTR, "region
                 "sftp_public_key": {**NSTR, "description": "this account's SSH public key: the line to add to "
                                     "~/.ssh/authorized_keys on the SFTP server (null until the kind is sftp)"},
                 "webdav_url": NSTR, "webdav_user": NSTR, "has_webdav_password": BOOL,
+                "keep_days": {**NINT, "description": "copies older than this many days are deleted from the "
+                              "storage once a day (never those of kept clips); null: every copy is kept"},
+                "prune": {"oneOf": [{"type": "null"}, _obj({"last_at": STR, "deleted_files": NINT,
+                                                            "error": NSTR})],
+                          "description": "the last deletion of old copies: when, how many files, its error (null "
+                          "when it went through); null before the first or without keep_days"},
                 "last_copy_at": NSTR, "last_error": NSTR, "waiting": INT, "given_up": INT,
                 "copies": {"type": "array", "items": OFFSITE_COPY}})
 OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
@@ -182,7 +188,10 @@ OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
                    "dav/files/anna/ (a new host drops the saved password)"},
     "webdav_user": NSTR,
     "webdav_password": {**NSTR, "description": "the password (Nextcloud: an app password); stored encrypted, never "
-                        "returned; empty or null removes it"}}}
+                        "returned; empty or null removes it"},
+    "keep_days": {**NINT, "description": "1-3650: delete copies older than this many days (the day folders before "
+                  "it, in UTC; the copies of kept clips stay, and nothing but the files alarmcloud wrote is "
+                  "deleted); null: keep every copy"}}}
 OFFSITE_TEST = _obj({"ok": BOOL, "deleted": BOOL, "message": STR},
                     {"host_key": {**STR, "description": "SFTP: the host key the server showed"},
                      "host_key_new": {**BOOL, "description": "SFTP: no key was trusted yet and this one is now"}})
@@ -191,6 +200,16 @@ OFFSITE_BACKFILL_IN = {"type": "object", "additionalProperties": False, "descrip
                        "clip that matches the scope", "properties": {
                            "since": {**STR, "description": "ISO 8601 date or time: clips from then on"},
                            "camera_id": {**STR, "description": "this camera's clips only"}}}
+
+OFFSITE_PRUNE_IN = {"type": "object", "additionalProperties": False, "description": "optional", "properties": {
+    "dry_run": {**BOOL, "description": "only count what would be deleted"}}}
+OFFSITE_PRUNED = _obj({"before": {**STR, "description": "the first day (UTC) whose copies are kept"},
+                       "dry_run": BOOL, "deleted_clips": {**INT, "description": "videos deleted"},
+                       "deleted_files": {**INT, "description": "files deleted: videos, sidecars, parts of broken-off "
+                                         "uploads"},
+                       "deleted_bytes": INT, "kept_clips": {**INT, "description": "old copies of kept clips, left "
+                                                            "there"},
+                       "folders_removed": INT})
 
 
 PLATE_TEXT = {"type": "string", "maxLength": 20, "description": "the plate as written (\"M-AB 1234\"); stored "
@@ -624,6 +643,9 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         "status": 200, "errors": [400, 401, 403, 404, 409], "request": OFFSITE_BACKFILL_IN, "body_optional": True,
         "response": _extended(OFFSITE, required={"queued": {**INT, "description": "copies queued now (0 when every "
                                                                   "matching clip has one already)"}})},
+    ("POST", "/api/v1/me/offsite/prune"): {
+        "status": 200, "errors": [400, 401, 403, 404, 409], "request": OFFSITE_PRUNE_IN, "body_optional": True,
+        "response": _extended(OFFSITE, required={"result": OFFSITE_PRUNED})},
 }
 
 
