@@ -236,3 +236,47 @@ def test_a_webdav_folder_with_an_app_password(chromium: Any, site: Site, webdav:
     finally:
         owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
         core.settings.offsite.allow_http = False
+
+
+def test_old_copies_are_deleted_after_the_days_kept(chromium: Any, site: Site, webdav: DavServer) -> None:  # noqa: F811
+    core: Any = site.core
+    core.settings.offsite.allow_http = True
+    r = owner_api(site).patch("/api/v1/me/offsite", json={
+        "kind": "webdav", "webdav_url": webdav.url, "webdav_user": USER, "webdav_password": PASSWORD,
+        "prefix": "cams", "enabled": True, "keep_days": None})
+    assert r.status_code == 200, r.text
+    old = webdav.root / "cams" / "Porch" / "2020" / "03" / "01"
+    old.mkdir(parents=True)
+    for name in ("20200301T080000Z-0123456789abcdef0123456789abcdef.mp4",
+                 "20200301T080000Z-0123456789abcdef0123456789abcdef.json"):
+        (old / name).write_bytes(b"x" * 2000)
+    (old / "notes.txt").write_text("the owner's own file")
+    try:
+        with _storage_card(chromium, site) as (page, card, outside, errors):
+            assert not card.get_by_role("button", name="Delete old copies now").is_visible()  # no days set yet
+            card.locator("input[name=keep_days]").fill("30")
+            card.get_by_role("button", name="Apply", exact=True).click()
+            result = card.get_by_role("status")
+            result.filter(has_text="new clips are copied").wait_for()
+            card.locator("[data-offsite-prune-status]").filter(
+                has_text="older than 30 days are deleted once a day").wait_for()
+            asked: list[str] = []
+            page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+            card.get_by_role("button", name="Delete old copies now").click()
+            result.filter(has_text="Nothing was deleted").wait_for()
+            assert "the copies of 1 clip (2 files, 3.9 KB) from before" in asked[0]
+            assert len(list(old.iterdir())) == 3
+            page.once("dialog", lambda d: d.accept())
+            card.get_by_role("button", name="Delete old copies now").click()
+            result.filter(has_text="Deleted the copies of 1 clip from before").wait_for()
+            assert [p.name for p in old.iterdir()] == ["notes.txt"]  # the owner's own file stays
+            card.locator("[data-offsite-prune-status]").filter(has_text="2 files deleted").wait_for()
+            page.reload()
+            card = page.locator("#offsite")
+            assert card.locator("input[name=keep_days]").input_value() == "30"
+            card.locator("[data-offsite-prune-status]").filter(has_text="2 files deleted").wait_for()
+            assert page.evaluate(AUDIT_JS) == []
+            assert outside == [] and errors == []
+    finally:
+        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3", "keep_days": None})
+        core.settings.offsite.allow_http = False

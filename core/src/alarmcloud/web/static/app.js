@@ -722,6 +722,7 @@
     while (n >= 1000 && i < units.length - 1) { n /= 1024; i += 1; }
     return (i === 0 ? String(Math.round(n)) : n.toFixed(1).replace(/\.0$/, "")) + " " + units[i];
   }
+  window.alarmcloud.sizeText = sizeText;
 
   // cases: put clips into a chosen case, or into a new one named in the picker; then show the case
   async function addToCase(button, ids) {
@@ -1709,8 +1710,21 @@ window.alarmcloud.card = (function () {
     form.querySelector("[data-offsite-retry]").hidden = !d.given_up;
     form.querySelector("[data-offsite-backfill]").hidden = !d.enabled;
     form.querySelector("[data-offsite-backfill-hint]").hidden = !d.enabled;
+    showPrune(form, d);
     clearTimeout(form.offsiteTimer);  // while copies wait, the count goes down on its own
     if (d.waiting) form.offsiteTimer = setTimeout(() => refresh(form), 15000);
+  }
+
+  // deleting old copies: the saved number of days, the last run, and the button that runs it now
+  function showPrune(form, d) {
+    const line = form.querySelector("[data-offsite-prune-status]");
+    const p = d.prune;
+    line.textContent = !d.keep_days ? "" : !p ? "Copies older than " + d.keep_days + " days are deleted once a day."
+      : p.error ? "Old copies could not be deleted (" + when(p.last_at) + "): " + p.error
+      : "Old copies last looked for " + when(p.last_at) + ": " + (p.deleted_files ? p.deleted_files + " files deleted." : "none to delete.");
+    line.classList.toggle("error", Boolean(d.keep_days && p && p.error));
+    line.hidden = !d.keep_days;
+    form.querySelector("[data-offsite-prune]").hidden = !d.keep_days;
   }
 
   function kindOf(form) { const k = form.elements.kind.value; return k === "sftp" || k === "webdav" ? k : "s3"; }
@@ -1731,8 +1745,9 @@ window.alarmcloud.card = (function () {
 
   async function save(form, forTest) {
     const kind = kindOf(form);
+    const days = form.elements.keep_days.value.trim();
     const body = { enabled: form.elements.enabled.checked, scope: form.elements.scope.value, kind: kind,
-                   prefix: form.elements.prefix.value.trim() };
+                   prefix: form.elements.prefix.value.trim(), keep_days: days ? Number(days) : null };
     if (kind === "sftp") {
       ["sftp_host", "sftp_user", "sftp_host_key"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
       const port = form.elements.sftp_port.value.trim();
@@ -1800,6 +1815,36 @@ window.alarmcloud.card = (function () {
       const n = r.data.queued;
       say(form, n ? n + (n === 1 ? " stored clip is" : " stored clips are") + " queued for copying."
                   : "Every stored clip that matches has its copy already (or is queued): nothing new to copy.", "ok");
+      return;
+    }
+    const prune = e.target.closest("button[data-offsite-prune]");
+    if (prune) {
+      const form = prune.closest("form");
+      prune.disabled = true;
+      say(form, "Looking for old copies…", "");
+      const look = await api("POST", "/api/v1/me/offsite/prune", { dry_run: true });
+      if (!look.ok) { prune.disabled = false; say(form, look.message, "error"); return; }
+      const c = look.data.result;
+      const kept = c.kept_clips ? " The copies of " + c.kept_clips + (c.kept_clips === 1 ? " clip" : " clips") + " you keep stay." : "";
+      if (!c.deleted_files) {
+        prune.disabled = false;
+        say(form, "No copies from before " + c.before + " to delete." + kept, "ok");
+        return;
+      }
+      const what = c.deleted_clips + (c.deleted_clips === 1 ? " clip" : " clips") + " (" + c.deleted_files + " files, " +
+                   window.alarmcloud.sizeText(c.deleted_bytes) + ")";
+      if (!confirm("Delete the copies of " + what + " from before " + c.before + " from your storage? This cannot be undone." + kept)) {
+        prune.disabled = false;
+        say(form, "Nothing was deleted.", "");
+        return;
+      }
+      say(form, "Deleting old copies…", "");
+      const r = await api("POST", "/api/v1/me/offsite/prune", {});
+      prune.disabled = false;
+      if (!r.ok) { say(form, r.message, "error"); refresh(form); return; }
+      showStatus(form, r.data);
+      const n = r.data.result.deleted_clips;
+      say(form, "Deleted the copies of " + n + (n === 1 ? " clip" : " clips") + " from before " + r.data.result.before + "." + kept, "ok");
       return;
     }
     const copy = e.target.closest("button[data-offsite-copy-key]");
