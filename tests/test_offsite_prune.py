@@ -4,8 +4,9 @@ through the real upload API and the detectors; copies leave through the durable 
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from alarmcloud import offsite_prune
 from alarmcloud.models import Account, Clip, utcnow
 from alarmcloud.openapi import SHAPES
-from alarmcloud.testing import test_settings
+from alarmcloud.testing import settings_on
 
 from tests.conftest import outbox_rows, set_account  # type: ignore[import-not-found]
 from tests.s3server import ACCESS_KEY, REGION, MotoS3, bucket_on_loopback, s3  # type: ignore[import-not-found]  # noqa: F401
@@ -28,8 +29,10 @@ OLD_ID = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Any:
-    return bucket_on_loopback(test_settings(tmp_path / "data", camera_networks=["127.0.0.0/8"]))
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """SQLite; a test parametrized with ``settings`` "postgres" runs on PostgreSQL."""
+    with settings_on(getattr(request, "param", "sqlite"), tmp_path / "data", camera_networks=["127.0.0.0/8"]) as st:
+        yield bucket_on_loopback(st)
 
 
 @dataclass
@@ -116,19 +119,20 @@ def test_old_copies_go_and_kept_clips_and_the_owners_files_stay(api: Any, server
     state = _switch_on(a, dest, keep_days=30)
     assert state["keep_days"] == 30 and state["prune"] is None
     jsonschema.validate(state, SHAPES[("PATCH", "/api/v1/me/offsite")]["response"])
-    creds = a.upload_credentials(a.camera("Garden")["id"])
+    creds = a.upload_credentials(a.camera("Garden shed")["id"])
     kept, other = a.upload_analysed(creds, clip), a.upload_analysed(creds, clip)
     _wait_sent(server.core, a.id, 2)
     assert a.patch(f"/api/v1/events/{kept['id']}", json={"kept": True}).status_code == 200
-    new = sorted(p for ev in (kept, other) for p in (_path(ev, "Garden"), _path(ev, "Garden")[:-4] + ".json"))
+    new = sorted(p for ev in (kept, other)
+                 for p in (_path(ev, "Garden shed"), _path(ev, "Garden shed")[:-4] + ".json"))
     assert dest.files() == new
 
     # what older copies look like there: a video with its sidecar, an upload that broke off, and the owner's own
-    old_day = "Garden/2020/01/05"
+    old_day = "Garden shed/2020/01/05"
     ours = [f"{old_day}/20200105T101010Z-{OLD_ID}.mp4", f"{old_day}/20200105T101010Z-{OLD_ID}.json",
             f"{old_day}/.20200105T111111Z-{OLD_ID}.mp4.part", f"Porch/2021/12/31/20211231T235959Z-{OLD_ID}.mp4"]
-    theirs = ["Garden/2020/02/03/holiday.jpg", "Garden/misc/20200105T101010Z-x.mp4",
-              "Garden/2020/01/06/20200105T101010Z-y.mp4"]  # another day's name in this day's folder: not ours
+    theirs = ["Garden shed/2020/02/03/holiday.jpg", "Garden shed/misc/20200105T101010Z-x.mp4",
+              "Garden shed/2020/01/06/20200105T101010Z-y.mp4"]  # another day's name in this day's folder: not ours
     for rel in ours + theirs:
         dest.put(rel, b"x" * 1000)
 
@@ -147,13 +151,13 @@ def test_old_copies_go_and_kept_clips_and_the_owners_files_stay(api: Any, server
     assert r.json()["prune"]["deleted_files"] == 4 and r.json()["prune"]["error"] is None
     if dest.kind != "s3":  # emptied day, month and year folders went; those with the owner's files stay
         assert old_day not in dest.folders() and "Porch/2021" not in dest.folders() and "Porch" in dest.folders()
-        assert "Garden/2020/02/03" in dest.folders() and "Garden/2020/01/06" in dest.folders()
+        assert "Garden shed/2020/02/03" in dest.folders() and "Garden shed/2020/01/06" in dest.folders()
         assert r.json()["result"]["folders_removed"] == 4  # 2020/01/05; 2021/12/31, 2021/12 and 2021 of Porch
 
     # the daily run, 40 days on: this month's copies are old now, but the kept clip's stays
     later = utcnow() + timedelta(days=40)
     assert offsite_prune.run_due(server.core, now=later) == [a.id]
-    assert dest.files() == sorted([_path(kept, "Garden"), _path(kept, "Garden")[:-4] + ".json"] + theirs)
+    assert dest.files() == sorted([_path(kept, "Garden shed"), _path(kept, "Garden shed")[:-4] + ".json"] + theirs)
     assert offsite_prune.run_due(server.core, now=later + timedelta(hours=1)) == []  # once a day
     prune = a.get("/api/v1/me/offsite").json()["prune"]
     assert prune["deleted_files"] == 2 and prune["error"] is None
@@ -189,6 +193,7 @@ def test_a_user_that_may_not_delete_is_told_and_nothing_goes(api: Any, server: A
     assert "delete" in a.get("/api/v1/me/offsite").json()["prune"]["error"] and sshd.files() == [old]
 
 
+@pytest.mark.parametrize("settings", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 def test_keep_days_is_checked_and_a_new_value_runs_soon(api: Any, server: Any, s3: MotoS3) -> None:  # noqa: F811
     a = api().register("prune-checks@example.com")
     before = a.get("/api/v1/me/offsite").json()
@@ -208,6 +213,20 @@ def test_keep_days_is_checked_and_a_new_value_runs_soon(api: Any, server: Any, s
                                             "enabled": True, "keep_days": 14})
     assert r.status_code == 200 and r.json()["keep_days"] == 14, r.text
     now = utcnow()
+    # two server processes looking at once: one of them gets the day's run
+    start, won = threading.Barrier(4), []
+
+    def claim() -> None:
+        start.wait()
+        won.append(offsite_prune._claim(server.core, a.id, now - timedelta(minutes=1)))
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(won) == [False, False, False, True]
+    set_account(server.core, a.id, offsite_pruned_at=None)
     assert offsite_prune.run_due(server.core, now=now) == [a.id]
     assert offsite_prune.run_due(server.core, now=now + timedelta(minutes=10)) == []
     # another number of days: the next look (within minutes) runs again, not a day later
