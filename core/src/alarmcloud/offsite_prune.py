@@ -77,8 +77,8 @@ class Tree(Protocol):
     def list(self, path: str) -> list[Entry]:
         """The folder's entries; none when it does not exist."""
 
-    def delete(self, path: str) -> None:
-        """Delete a file; one already gone is fine."""
+    def delete(self, paths: list[str]) -> None:
+        """Delete files; one already gone is fine."""
 
     def remove_folder(self, path: str) -> bool:
         """Remove the folder when it is empty (True: removed)."""
@@ -121,11 +121,11 @@ class _Bucket:
         return [Entry(p.rstrip("/").rsplit("/", 1)[-1], True) for p in found["common_prefixes"]] + [
             Entry(str(o["path"]).rsplit("/", 1)[-1], False, int(o["size"])) for o in found["objects"]]
 
-    def delete(self, path: str) -> None:
+    def delete(self, paths: list[str]) -> None:
         import obstore
 
-        with self._errors():
-            obstore.delete(self.store, self._key(path))  # S3 answers a missing key as deleted
+        with self._errors():  # S3's DeleteObjects, 1,000 keys a request; a missing key counts as deleted
+            obstore.delete(self.store, [self._key(p) for p in paths])
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -165,14 +165,15 @@ class _Sftp:
         return [Entry(a.filename, a.st_mode is not None and stat.S_ISDIR(a.st_mode), int(a.st_size or 0))
                 for a in attrs]
 
-    def delete(self, path: str) -> None:
-        try:
-            self.sftp.remove(self._path(path))
-        except FileNotFoundError:
-            pass
-        except PermissionError as exc:
-            raise BucketError("access_denied", f"the SFTP server does not let {self.user!r} delete "
-                                               f"{self._path(path)}: {exc.strerror or exc}") from None
+    def delete(self, paths: list[str]) -> None:
+        for path in paths:
+            try:
+                self.sftp.remove(self._path(path))
+            except FileNotFoundError:
+                pass
+            except PermissionError as exc:
+                raise BucketError("access_denied", f"the SFTP server does not let {self.user!r} delete "
+                                                   f"{self._path(path)}: {exc.strerror or exc}") from None
 
     def remove_folder(self, path: str) -> bool:
         try:
@@ -217,8 +218,9 @@ class _Dav:
             entries.append(Entry(where.rsplit("/", 1)[-1], is_dir, int(size) if size.isdigit() else 0))
         return entries
 
-    def delete(self, path: str) -> None:
-        self.dav.request("DELETE", self._path(path), (200, 204, 404), "delete")
+    def delete(self, paths: list[str]) -> None:
+        for path in paths:
+            self.dav.request("DELETE", self._path(path), (200, 204, 404), "delete")
 
     def remove_folder(self, path: str) -> bool:
         if self.list(path):  # DELETE takes a folder with everything in it: only an empty one
@@ -313,18 +315,13 @@ def _day(app: AlarmCloud, acc: Account, tree: Tree, folder: str, when: date, res
     kept = _kept(app, acc.id, {m.group(3) for _, m in ours})
     result.kept_clips += len({m.group(3) for _, m in ours if m.group(3) in kept and m.group(4) == "mp4"
                               and not m.group(5)})
-    gone = 0
-    for entry, m in ours:
-        if m.group(3) in kept:
-            continue
-        if not result.dry_run:
-            tree.delete(f"{folder}/{entry.name}")
-        gone += 1
-        result.deleted_files += 1
-        result.deleted_bytes += entry.size
-        if m.group(4) == "mp4" and not m.group(5):
-            result.deleted_clips += 1
-    if gone == len(entries) and entries and not result.dry_run and tree.remove_folder(folder):
+    gone = [(entry, m) for entry, m in ours if m.group(3) not in kept]
+    if gone and not result.dry_run:
+        tree.delete([f"{folder}/{entry.name}" for entry, _ in gone])
+    result.deleted_files += len(gone)
+    result.deleted_bytes += sum(entry.size for entry, _ in gone)
+    result.deleted_clips += sum(1 for _, m in gone if m.group(4) == "mp4" and not m.group(5))
+    if len(gone) == len(entries) and entries and not result.dry_run and tree.remove_folder(folder):
         result.folders_removed += 1
         return True
     return False
