@@ -1087,3 +1087,74 @@ def test_copies_queued_before_the_upgrade_are_found_on_postgres(tmp_path: Path) 
 
     with postgres_database("ac_offsite_") as url:
         _upgrade_keeps_waiting_copies(url, tmp_path)
+
+
+def test_each_clip_says_where_its_copy_stands_and_one_more_can_be_copied(api: Any, server: Any, s3: MotoS3,  # noqa: F811
+                                                                          clip: Path, make_test_clip: Any) -> None:
+    bucket = s3.new_bucket()
+    a = api().register("offsite-clip@example.com")
+    creds = a.upload_credentials(a.camera("Garden")["id"])
+    before = a.upload_analysed(creds, clip)
+    shown = a.get(f"/api/v1/events/{before['id']}").json()
+    assert shown["offsite"] is None  # no copies set up
+    jsonschema.validate(shown, SHAPES[("GET", "/api/v1/events/{event_id}")]["response"])
+    _bucket_on(a, s3.endpoint, bucket)
+    r = a.get(f"/api/v1/events/{before['id']}")
+    assert r.json()["offsite"]["state"] == "none" and bucket in r.json()["offsite"]["where"]
+    assert "stored before the copies were switched on" in a.get(f"/events/{before['id']}").text
+
+    real = a.upload_analysed(creds, clip)
+    wait_outbox_state(server.core, a.id, "offsite", "sent")
+    shown = a.get(f"/api/v1/events/{real['id']}").json()
+    assert shown["offsite"]["state"] == "copied" and shown["offsite"]["last_error"] is None
+    jsonschema.validate(shown, SHAPES[("GET", "/api/v1/events/{event_id}")]["response"])
+    page = a.get(f"/events/{real['id']}").text
+    assert f"Copied to your bucket {bucket}" in page and "Copy this clip" not in page
+
+    # a false alarm is not copied under "alarms only"; the owner copies this one anyway
+    quiet = a.upload_analysed(creds, make_test_clip("still", seconds=18, fps=15, scene=static_scene))
+    assert quiet["verdict"] == "false_alarm:no_motion"
+    assert a.get(f"/api/v1/events/{quiet['id']}").json()["offsite"]["state"] == "none"
+    page = a.get(f"/events/{quiet['id']}").text
+    assert "only alarms are copied" in page and "Copy this clip" in page
+    r = a.post("/api/v1/me/offsite/backfill", json={"event_id": quiet["id"]})
+    assert r.status_code == 200 and r.json()["queued"] == 1, r.text
+    jsonschema.validate(r.json(), SHAPES[("POST", "/api/v1/me/offsite/backfill")]["response"])
+    deadline = time.monotonic() + 30
+    while a.get(f"/api/v1/events/{quiet['id']}").json()["offsite"]["state"] != "copied":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert _expected_key(quiet, "Garden") in s3.keys(bucket)
+    assert a.post("/api/v1/me/offsite/backfill", json={"event_id": quiet["id"]}).json()["queued"] == 0
+
+    for body, status, code in [({"event_id": quiet["id"], "camera_id": real["camera_id"]}, 400, "invalid_field"),
+                               ({"event_id": "0" * 32}, 404, "not_found"), ({"event_id": 5}, 400, "invalid_field")]:
+        r = a.post("/api/v1/me/offsite/backfill", json=body)
+        assert r.status_code == status and r.json()["error"]["code"] == code, (body, r.text)
+    b = api().register("offsite-clip-other@example.com")
+    _bucket_on(b, s3.endpoint, s3.new_bucket())
+    r = b.post("/api/v1/me/offsite/backfill", json={"event_id": real["id"]})  # another tenant's clip
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
+
+    # the bucket goes away: the next copy waits, with the bucket's error
+    assert a.patch("/api/v1/me/offsite", json={"bucket": "no-such-bucket-here"}).status_code == 200
+    assert a.get(f"/api/v1/events/{real['id']}").json()["offsite"]["copied_elsewhere"] is True
+    assert a.post("/api/v1/me/offsite/backfill", json={"event_id": real["id"]}).json()["queued"] == 1
+    deadline = time.monotonic() + 30
+    while not (a.get(f"/api/v1/events/{real['id']}").json()["offsite"]["last_error"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    state = a.get(f"/api/v1/events/{real['id']}").json()["offsite"]
+    assert state["state"] == "waiting" and state["attempts"] >= 1 and "does not exist" in state["last_error"]
+    assert state["next_attempt_at"] is not None
+    assert "Waiting to be copied" in a.get(f"/events/{real['id']}").text
+
+    # a sub-user sees the clip, not the owner's copies
+    r = a.post("/api/v1/subusers", json={"email": "offsite-clip-kid@example.com", "password": PW,
+                                         "rights": {real["camera_id"]: "view"}})
+    assert r.status_code == 201, r.text
+    kid = api().login("offsite-clip-kid@example.com", PW)
+    assert kid.get(f"/api/v1/events/{real['id']}").json()["offsite"] is None
+    assert "Off-site copy" not in kid.get(f"/events/{real['id']}").text
+    r = kid.post("/api/v1/me/offsite/backfill", json={"event_id": real["id"]})
+    assert r.status_code == 403, r.text

@@ -280,3 +280,39 @@ def test_old_copies_are_deleted_after_the_days_kept(chromium: Any, site: Site, w
     finally:
         owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3", "keep_days": None})
         core.settings.offsite.allow_http = False
+
+
+def test_a_clip_page_says_where_its_copy_stands(chromium: Any, site: Site) -> None:
+    from tests.s3server import ACCESS_KEY, MotoS3  # type: ignore[import-not-found]
+
+    s3 = MotoS3()
+    bucket = s3.new_bucket()
+    core: Any = site.core
+    core.settings.offsite.allow_http = True
+    r = owner_api(site).patch("/api/v1/me/offsite", json={
+        "kind": "s3", "endpoint": s3.endpoint, "region": "us-east-1", "bucket": bucket, "prefix": "clips",
+        "access_key_id": ACCESS_KEY, "secret_key": SECRET, "enabled": True})
+    assert r.status_code == 200, r.text
+    try:
+        with opened_page(chromium, 1280, 1400) as page:
+            outside, errors = watch(page, site.url)
+            login(page, site.url, OWNER)
+            page.goto(f"{site.url}/events/{site.event_id}")
+            card = page.locator("#offsite-copy")
+            card.locator("[data-offsite-state=none]").wait_for()  # not copied (stored before, or not an alarm)
+            assert "Not copied to your bucket" in card.inner_text()
+            card.get_by_role("button", name="Copy this clip").click()
+            deadline = time.monotonic() + 30
+            while not page.locator("#offsite-copy [data-offsite-state=copied]").count():
+                assert time.monotonic() < deadline, page.locator("#offsite-copy").inner_text()
+                time.sleep(0.3)
+                page.reload()
+            assert f"Copied to your bucket {bucket}" in page.locator("#offsite-copy").inner_text()
+            assert not page.locator("#offsite-copy").get_by_role("button").count()
+            assert any(site.event_id in k for k in s3.keys(bucket))
+            assert page.evaluate(AUDIT_JS) == []
+            assert outside == [] and errors == []
+    finally:
+        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False})
+        core.settings.offsite.allow_http = False
+        s3.stop()

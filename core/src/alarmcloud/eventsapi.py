@@ -243,13 +243,29 @@ def load_event(s: Session, user: User, event_id: str) -> tuple[dict[str, Any], C
     return event_json(clip, findings, cam.name if cam else None, book), cam
 
 
+def offsite_of(app: Any, s: Session, user: User, event_id: str) -> dict[str, Any] | None:
+    """For the account owner, where the clip's off-site copy stands (``offsite.clip_status``); None for sub-users
+    (the copies are the owner's) and while the copies are not set up."""
+    from alarmcloud import offsite
+
+    if not app.settings.offsite.enabled or user.account.owner_id is not None:
+        return None
+    acc, clip = s.get(Account, user.id), s.get(Clip, event_id)
+    return offsite.clip_status(s, acc, clip) if acc is not None and clip is not None else None
+
+
 async def get_event(request: Request) -> Response:
-    """One event with its findings."""
+    """One event with its findings; for the account owner ``offsite``: where its off-site copy stands."""
     user = await require_user(request)
+    app = core(request)
     eid = request.path_params["event_id"]
 
-    event, _ = await core(request).db.run(lambda s: load_event(s, user, eid))
-    return JSONResponse(event)
+    def _load(s: Session) -> dict[str, Any]:
+        event, _ = load_event(s, user, eid)
+        event["offsite"] = offsite_of(app, s, user, event["id"])
+        return event
+
+    return JSONResponse(await app.db.run(_load))
 
 
 async def delete_event(request: Request) -> Response:

@@ -545,6 +545,17 @@ def backfill(app: AlarmCloud, account_id: str, since: datetime | None = None, ca
     return queued
 
 
+def queue_one(app: AlarmCloud, s: Session, acc: Account, clip: Clip) -> bool:
+    """Queue a copy of this one clip now, whatever "What to copy" says (the owner asked for it): False when it is
+    copied to the destination set now already, or its copy is waiting (the caller commits)."""
+    if clip.offsite_copy == destination(acc) or clip.id in waiting(s, [clip.id]):
+        return False
+    s.add(Outbox(account_id=acc.id, kind=KIND, target=target(acc.id), clip_id=clip.id,
+                 payload={"clip_id": clip.id, "backfill": True}, available_at=utcnow()))
+    wake_after_commit(app, s)
+    return True
+
+
 def retry_given_up(app: AlarmCloud, s: Session, account_id: str) -> int:
     """Queue the account's given-up copies again from their first attempt (the caller commits); how many."""
     rows = s.exec(select(Outbox).where(Outbox.account_id == account_id, Outbox.kind == KIND,
@@ -579,6 +590,27 @@ def status(s: Session, acc: Account) -> dict[str, Any]:
                         "last_attempt_at": iso(r.last_attempt_at) if r.last_attempt_at else None,
                         "next_attempt_at": iso(r.available_at) if r.state == "queued" else None}
                        for r in recent]}
+
+
+def clip_status(s: Session, acc: Account, clip: Clip) -> dict[str, Any] | None:
+    """Where this clip's off-site copy stands, for its owner: ``state`` ``copied`` (to the destination set now),
+    ``waiting`` (queued, with its attempts, last error and next attempt), ``given_up``, ``skipped`` (why in
+    ``last_error``), or ``none`` (no copy: outside "What to copy", or copied only to an earlier destination,
+    ``copied_elsewhere``); ``where`` names the destination. None while the copies are not set up."""
+    if not configured(acc):
+        return None
+    out: dict[str, Any] = {"state": "none", "where": _where(acc), "attempts": 0, "last_error": None,
+                           "next_attempt_at": None, "copied_elsewhere": False}
+    row = s.exec(select(Outbox).where(Outbox.clip_id == clip.id, Outbox.kind == KIND)
+                 .order_by(col(Outbox.id).desc()).limit(1)).first()
+    if row is not None and row.state in ("queued", "dead", "skipped"):
+        out.update(state={"queued": "waiting", "dead": "given_up"}.get(row.state, row.state),
+                   attempts=row.attempts, last_error=row.last_error,
+                   next_attempt_at=iso(row.available_at) if row.state == "queued" else None)
+    if clip.offsite_copy and clip.offsite_copy == destination(acc) and out["state"] != "waiting":
+        out.update(state="copied", last_error=None)  # a re-copy (masks) waiting says so instead
+    out["copied_elsewhere"] = bool(clip.offsite_copy) and clip.offsite_copy != destination(acc)
+    return out
 
 
 #: the owner is told when copies have failed this long with no copy arriving (``check_failing``)

@@ -369,13 +369,16 @@ async def retry_offsite(request: Request) -> Response:
 async def backfill_offsite(request: Request) -> Response:
     """Copy the clips already stored: queue one copy for each clip that matches ``scope`` and has none yet (queued,
     sent or given up), oldest first; optional ``since`` (ISO 8601: clips from then on) and ``camera_id``. Calling
-    it again queues nothing new. Answers ``{"queued": n}`` with the settings and status (``waiting`` counts down)."""
+    it again queues nothing new. Answers ``{"queued": n}`` with the settings and status (``waiting`` counts down).
+    ``event_id`` alone: copy that one clip now, whatever ``scope`` says (once analysed)."""
     from alarmcloud.ingest import Rejected, parse_time
     from alarmcloud.models import Camera
 
     user, app = await _owner(request)
     data = await json_body(request, max_bytes=4096, optional=True)  # no body: every clip
-    only_fields(data, {"since", "camera_id"})
+    only_fields(data, {"since", "camera_id", "event_id"})
+    if "event_id" in data:
+        return await _copy_one(app, user, data)
     try:
         since = parse_time(field(data, "since", str, required=False, max_len=40))
     except Rejected:
@@ -425,6 +428,37 @@ async def prune_offsite(request: Request) -> Response:
         return offsite_json(s, acc)
 
     return JSONResponse({"result": result.as_json(), **await app.db.run(_state)})
+
+
+async def _copy_one(app: AlarmCloud, user: User, data: dict[str, Any]) -> Response:
+    """``backfill`` of one clip: 404 for a clip that is not the owner's, 409 ``not_analysed`` while it is analysed,
+    ``too_old`` when its copy would be deleted as an old one at once."""
+    from alarmcloud.models import Clip
+
+    if len(data) > 1:
+        raise ApiError(400, "invalid_field", "'event_id' copies one clip: send it without 'since' and 'camera_id'")
+    event_id = field(data, "event_id", str, max_len=32)
+
+    def _queue(s: Session) -> dict[str, Any]:
+        acc = s.get(Account, user.id, with_for_update=True)
+        assert acc is not None
+        if not acc.offsite_enabled or not offsite.configured(acc):
+            raise ApiError(409, "not_enabled", "switch the off-site copies on first")
+        clip = s.get(Clip, event_id)
+        if clip is None or clip.account_id != user.id or not clip.blob_key:
+            raise ApiError(404, "not_found", "no such event")
+        if clip.status not in ("done", "failed"):  # pending, or skipped (stored while processing was restricted)
+            raise ApiError(409, "not_analysed", "the clip is still being analysed: copy it when its verdict is in"
+                           if clip.status == "pending" else "the clip was stored without analysis (processing was "
+                           "restricted) and is not copied")
+        if offsite_prune.too_old(acc, clip):
+            raise ApiError(409, "too_old", f"the clip is older than the {acc.offsite_keep_days} days of copies kept "
+                                           "(its copy would be deleted at once): keep the clip, or keep copies longer")
+        queued = offsite.queue_one(app, s, acc, clip)
+        s.commit()
+        return {"queued": int(queued), **offsite_json(s, acc)}
+
+    return JSONResponse(await app.db.run(_queue))
 
 
 #: seconds between two looks for copies that do not arrive (``offsite.check_failing``) and for old copies to

@@ -86,6 +86,15 @@ EVENT = _obj({"id": STR, "camera_id": STR, "started_at": STR, "verdict": NSTR,
                           "it is there); null: none"}})
 NNUM = {"type": ["number", "null"]}
 NINT = {"type": ["integer", "null"]}
+#: where a clip's off-site copy stands (``offsite.clip_status``), in ``GET /events/{id}`` for the account owner
+OFFSITE_CLIP = {"oneOf": [{"type": "null"}, _obj({
+    "state": {"enum": ["copied", "waiting", "given_up", "skipped", "none"]},
+    "where": {**STR, "description": "the destination set now, in words"},
+    "attempts": INT, "last_error": NSTR, "next_attempt_at": NSTR,
+    "copied_elsewhere": {**BOOL, "description": "a copy was made to an earlier destination"}})],
+    "description": "the account owner only (null for sub-users, and while off-site copies are not set up): "
+    "copied to the destination set now; waiting (with its attempts, last error and next attempt); given_up; "
+    "skipped (why in last_error); none (outside what is copied, or before the copies were on)"}
 #: the answer to a ``not_*`` mark of an event a detector flagged (``tuning.threshold_suggestion``)
 SUGGESTION = {**_obj(
     {"detector": STR, "camera_id": STR, "option": {"const": "threshold"}, "direction": {"enum": ["raise", "lower"]},
@@ -199,7 +208,9 @@ OFFSITE_TEST = _obj({"ok": BOOL, "deleted": BOOL, "message": STR},
 OFFSITE_BACKFILL_IN = {"type": "object", "additionalProperties": False, "description": "optional; no body: every "
                        "clip that matches the scope", "properties": {
                            "since": {**STR, "description": "ISO 8601 date or time: clips from then on"},
-                           "camera_id": {**STR, "description": "this camera's clips only"}}}
+                           "camera_id": {**STR, "description": "this camera's clips only"},
+                           "event_id": {**STR, "description": "this one clip only, whatever the scope says (alone, "
+                                        "without since and camera_id)"}}}
 
 OFFSITE_PRUNE_IN = {"type": "object", "additionalProperties": False, "description": "optional", "properties": {
     "dry_run": {**BOOL, "description": "only count what would be deleted"}}}
@@ -569,7 +580,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
         {"provides": {"type": "array", "items": _obj({"name": STR, "title": STR})}})}})},
     ("GET", "/-/health"): {"status": 200, "response": HEALTH, "also": {503: HEALTH}},
     ("GET", "/metrics"): {"status": 200, "response_media": "text/plain"},
-    ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": EVENT},
+    ("GET", "/api/v1/events/{event_id}"): {"status": 200, "response": _extended(EVENT, required={
+        "offsite": OFFSITE_CLIP})},
     ("POST", "/api/v1/events/{event_id}/feedback"): {
         "status": 201, "errors": [400, 401, 403, 404],
         "request": {**_obj({"label": STR}, {"detector": {**STR, "default": "rain"}, "release": BOOL}),

@@ -357,7 +357,10 @@ async def clip_page(request: Request) -> Response:
         # the clips of its alarm series, which the owner's picker offers to put into a case with it
         series_ids = list(s.exec(select(Clip.id).where(Clip.series_id == ev["series_id"]).order_by(
             col(Clip.started_at), col(Clip.id))).all()) if cases is not None and not ev["case_id"] else []
+        from alarmcloud.eventsapi import offsite_of
+
         return {"event": ev, "detectors": (cam.detectors or {}) if cam else {}, "may_delete": may_remove,
+                "offsite": offsite_of(app, s, user, ev["id"]), "offsite_scope": user.account.offsite_scope,
                 "keep": keep, "is_owner": user.account.owner_id is None, "cases": cases, "series_ids": series_ids,
                 "case": {"id": case.id, "name": case.name} if case else None}
 

@@ -268,6 +268,11 @@
       t.disabled = false;
       if (!r.ok) return flash(r.message, "bad");
       location.reload();  // the card, the badge of kept clips and the use come from the server
+    } else if (t.matches("[data-offsite-copy]")) {
+      t.disabled = true;
+      const r = await api("POST", "/api/v1/me/offsite/backfill", { event_id: t.dataset.offsiteCopy });
+      if (!r.ok) { t.disabled = false; return flash(r.message, "bad"); }
+      location.reload();  // the card says where the copy stands now
     } else if (t.matches("[data-add-to-case]")) {
       const ids = t.dataset.addToCase ? [t.dataset.addToCase] : $$("[data-pick]").filter((b) => b.checked).map((b) => b.value);
       if (ids.length) addToCase(t, ids);
