@@ -125,3 +125,44 @@ def test_switch_on_log_out_and_log_in_with_a_code(tmp_path: Path) -> None:
         assert not audit, "\n".join(f"{k}: {v}" for k, v in audit.items())
         assert not outside, f"third-party requests: {outside}"
         assert not errors, errors
+
+
+def test_a_server_that_requires_it_sends_a_new_owner_to_set_it_up(tmp_path: Path) -> None:
+    require_chromium()
+    from alarmcloud import twofactor
+    from alarmcloud.testing import LiveServer, test_settings
+
+    with LiveServer(test_settings(tmp_path / "data", two_factor_required="owners")) as srv, browser() as b:
+        ctx = b.new_context(viewport={"width": 390, "height": 844})
+        page = ctx.new_page()
+        page.set_default_timeout(15_000)
+        outside, errors = watch(page, srv.url)
+        audit: dict[str, list[str]] = {}
+
+        page.goto(srv.url + "/signup")
+        page.get_by_label("E-mail address").fill(EMAIL)
+        page.locator("input[name=password]").fill(PASSWORD)
+        page.get_by_role("button", name="Sign up").click()
+        page.wait_for_url(re.compile(r"/account\?setup=two-factor"))  # signed up: straight to setting it up
+        page.get_by_role("heading", name="Set up two-step verification to continue").wait_for()
+        assert not page.get_by_role("heading", name="API tokens").count()
+        _audit(page, "account: setup required", audit)
+        page.goto(srv.url + "/cameras")  # every other page leads back here
+        page.wait_for_url(re.compile(r"/account\?setup=two-factor"))
+
+        page.get_by_role("button", name="Switch on two-step verification").click()
+        page.get_by_role("img", name="QR code with your authenticator key").locator("svg").wait_for(state="visible")
+        secret = page.locator("[data-twofactor-secret]").inner_text().replace(" ", "")
+        page.get_by_label("Enter the 6-digit code the app shows").fill(twofactor.totp(secret))
+        page.get_by_label("Your password, to confirm it is you").fill(PASSWORD)
+        page.get_by_role("button", name="Confirm and switch on").click()
+        page.locator("[data-twofactor-codes]").wait_for(state="visible")
+        page.get_by_role("link", name="Continue").click()
+        page.wait_for_url(srv.url + "/")
+        page.goto(srv.url + "/cameras")
+        page.wait_for_url(srv.url + "/cameras")
+        _audit(page, "cameras after setup", audit)
+        ctx.close()
+        assert not audit, "\n".join(f"{k}: {v}" for k, v in audit.items())
+        assert not outside, f"third-party requests: {outside}"
+        assert not errors, errors

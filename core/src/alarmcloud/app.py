@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from alarmcloud import (
@@ -40,6 +40,7 @@ from alarmcloud import (
     subusers,
     tuning,
 )
+from alarmcloud.auth import TwoFactorFirst
 from alarmcloud.blobstore import BlobStore, BlobStoreUnavailable, make_blob_store
 from alarmcloud.config import Settings
 from alarmcloud.errors import (
@@ -569,7 +570,7 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         ApiError: api_error_handler, HTTPException: http_error_handler, BlobStoreUnavailable: storage_error_handler,
-        Exception: server_error_handler})
+        TwoFactorFirst: two_factor_first_handler, Exception: server_error_handler})
     app.state.alarmcloud = core
     for mw in MIDDLEWARE:
         app.add_middleware(mw)
@@ -577,6 +578,12 @@ def create_app(settings: Settings, plugins: PluginHost | None = None, run_migrat
         for mw in getattr(mod, "MIDDLEWARE", ()):
             app.add_middleware(mw)
     return app
+
+
+async def two_factor_first_handler(request: Request, exc: Exception) -> Response:
+    """A page asked for by someone who must set up two-step verification first: to the account page, where it is
+    set up (``two_factor_required``)."""
+    return RedirectResponse("/account?setup=two-factor#two-factor", status_code=303)
 
 
 async def storage_error_handler(request: Request, exc: Exception) -> Response:

@@ -15,7 +15,18 @@ from starlette.responses import JSONResponse, Response
 
 from alarmcloud import crypto
 from alarmcloud.errors import ApiError, field, json_body, only_fields
-from alarmcloud.models import Account, ApiToken, Camera, CameraRight, SessionRow, aware, iso, lock_account, utcnow
+from alarmcloud.models import (
+    Account,
+    ApiToken,
+    Camera,
+    CameraRight,
+    SessionRow,
+    TwoFactor,
+    aware,
+    iso,
+    lock_account,
+    utcnow,
+)
 from alarmcloud.netutil import client_prefix
 
 if TYPE_CHECKING:
@@ -46,6 +57,9 @@ class User:
     read_only: bool = False
     #: the session's row key (``SessionRow.id_hash``) when the caller came with a session cookie
     session_id: str | None = None
+    #: the server requires two-step verification of this person (``two_factor_required``) and it is not on yet:
+    #: only setting it up is allowed (``check_two_factor``)
+    needs_two_factor: bool = False
 
     @property
     def id(self) -> str:
@@ -128,6 +142,44 @@ def session_expired(row: SessionRow, st: Settings, now: datetime) -> bool:
             or now - aware(row.last_seen_at) > timedelta(minutes=st.session_idle_minutes))
 
 
+def two_factor_required(st: Settings, account: Account) -> bool:
+    """The server requires two-step verification of this person (``two_factor_required``: operators; owners,
+    operators too; everyone)."""
+    rule = st.two_factor_required
+    if rule == "everyone":
+        return True
+    if rule == "owners":
+        return account.owner_id is None or account.role == "operator"
+    return rule == "operators" and account.role == "operator"
+
+
+def needs_two_factor(s: Session, st: Settings, account: Account) -> bool:
+    """The server requires two-step verification of this person and it is not on."""
+    if not two_factor_required(st, account):
+        return False
+    row = s.get(TwoFactor, account.id)
+    return row is None or row.enabled_at is None
+
+
+#: what a person whose two-step verification the server requires may do before it is on: read who they are, set
+#: it up, log out
+ENROL_OPERATIONS = {("GET", "/api/v1/me"), ("GET", "/api/v1/me/2fa"), ("POST", "/api/v1/me/2fa"),
+                    ("POST", "/api/v1/me/2fa/confirm"), ("POST", "/api/v1/auth/logout")}
+
+
+class TwoFactorFirst(Exception):
+    """A page asked for by someone who must set up two-step verification first: the app sends them to it."""
+
+
+def check_two_factor(request: Request, user: User) -> None:
+    """403 ``two_factor_required`` for anything but ``ENROL_OPERATIONS`` while the person must set up two-step
+    verification (the server requires it and it is not on)."""
+    if user.needs_two_factor and (request.method, request.url.path) not in ENROL_OPERATIONS:
+        raise ApiError(403, "two_factor_required", "this server requires two-step verification for your account: "
+                                                   "set it up first (account page, or POST /api/v1/me/2fa and "
+                                                   "POST /api/v1/me/2fa/confirm)")
+
+
 def _session_user(s: Session, app: AlarmCloud, cookie: str) -> User | None:
     row = s.get(SessionRow, crypto.token_hash(cookie))
     if row is None:
@@ -146,10 +198,11 @@ def _session_user(s: Session, app: AlarmCloud, cookie: str) -> User | None:
         s.add(row)
         s.add(account)
         s.commit()
-    return User(account, "session", csrf_token=row.csrf_token, session_id=row.id_hash)
+    return User(account, "session", csrf_token=row.csrf_token, session_id=row.id_hash,
+                needs_two_factor=needs_two_factor(s, app.settings, account))
 
 
-def _token_user(s: Session, token: str) -> User | None:
+def _token_user(s: Session, app: AlarmCloud, token: str) -> User | None:
     row = s.exec(select(ApiToken).where(ApiToken.token_hash == crypto.token_hash(token))).first()
     if row is None or row.revoked_at is not None:
         return None
@@ -163,7 +216,8 @@ def _token_user(s: Session, token: str) -> User | None:
         s.add(row)
         s.add(account)
         s.commit()
-    return User(account, "token", token_id=row.id, read_only=row.read_only)
+    return User(account, "token", token_id=row.id, read_only=row.read_only,
+                needs_two_factor=needs_two_factor(s, app.settings, account))
 
 
 async def optional_user(request: Request) -> User | None:
@@ -171,7 +225,7 @@ async def optional_user(request: Request) -> User | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip()
-        user = await app.db.run(lambda s: _token_user(s, token))
+        user = await app.db.run(lambda s: _token_user(s, app, token))
         if user is None:
             raise ApiError(401, "invalid_token", "the bearer token is invalid or revoked",
                            {"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -183,11 +237,13 @@ async def optional_user(request: Request) -> User | None:
 
 
 async def signed_in_user(request: Request) -> User:
-    """The caller, or 401 (no CSRF check yet: see ``check_csrf``; most endpoints want ``require_user``)."""
+    """The caller, or 401 (no CSRF check yet: see ``check_csrf``; most endpoints want ``require_user``); 403
+    ``two_factor_required`` while the person must set up two-step verification first (``check_two_factor``)."""
     user = await optional_user(request)
     if user is None:
         raise ApiError(401, "unauthorized", "log in or send a bearer token",
                        {"WWW-Authenticate": 'Bearer realm="alarmcloud"'})
+    check_two_factor(request, user)
     return user
 
 

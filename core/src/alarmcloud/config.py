@@ -282,6 +282,10 @@ class Settings(BaseSettings):
     )
     session_idle_minutes: int = Field(60 * 24 * 7, description="Sessions end after this much inactivity")
     session_absolute_days: int = Field(30, description="Sessions end this long after login")
+    two_factor_required: Literal["nobody", "operators", "owners", "everyone"] = Field(
+        "nobody", description="Who must use two-step verification: operators; owners (account owners and "
+                              "operators); everyone (sub-users too). Someone without it is sent to the account "
+                              "page to set it up before anything else (the API answers 403 two_factor_required)")
     login_attempts: int = Field(5, description="Failed logins per e-mail and network per window before 429")
     login_window_seconds: int = Field(900, description="Login rate-limit window")
     camera_networks: CidrList = Field(

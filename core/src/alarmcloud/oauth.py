@@ -656,6 +656,11 @@ async def authorize(request: Request) -> Response:
             nxt = request.url.path + ("?" + request.url.query if request.url.query else "")
             return RedirectResponse("/login?next=" + quote(nxt, safe=""), status_code=303)
         return _page("Not logged in", "<p>Your session ended; log in and try again.</p>", status=401)
+    if user.needs_two_factor:  # no account is linked before the two-step verification the server requires
+        if request.method == "GET":
+            return RedirectResponse("/account?setup=two-factor#two-factor", status_code=303)
+        return _page("Cannot link", "<p>This server requires two-step verification for your account: set it up "
+                     "on the account page first, then link again.</p>", status=403)
     form = await _form(request) if request.method == "POST" else {}
     if request.method == "POST":
         sent = (form.get("csrf_token") or [""])[0]

@@ -137,5 +137,5 @@ async def api_docs_page(request: Request) -> Response:
     """The API reference (no login needed, like ``/openapi.json``)."""
     doc = openapi.build(list(request.app.routes))
     core = request.app.state.alarmcloud
-    return render(request, "api_docs.html", await page_user(request), groups=operations(doc),
+    return render(request, "api_docs.html", await page_user(request, gate=False), groups=operations(doc),
                   base=core.settings.public_url.rstrip("/"), count=sum(len(ops) for ops in doc["paths"].values()))

@@ -76,7 +76,7 @@ async def shared_page(request: Request) -> Response:
         return case_detail(s, owner, case)
 
     case = await app.db.run(_load)
-    user = await page_user(request)  # the nav of a signed-in visitor; the page is the same for everyone
+    user = await page_user(request, gate=False)  # the nav of a signed-in visitor; the page is the same for everyone
     if isinstance(case, str):
         expired = case in ("link_expired", "link_used_up")
         title = {"link_expired": "This link has expired",

@@ -139,11 +139,17 @@ def when(value: str | None) -> str:
 _env.filters.update(bytes=human_bytes, when=when, plate_key=normalize_plate)
 
 
-async def page_user(request: Request) -> User | None:
+async def page_user(request: Request, gate: bool = True) -> User | None:
+    """The signed-in visitor, or None. Someone who must set up two-step verification first (the server requires
+    it) is sent to the account page from every other page (``auth.TwoFactorFirst``); ``gate=False`` for pages
+    that show the same to everyone (an error, a shared case)."""
     try:
-        return await auth.optional_user(request)
+        user = await auth.optional_user(request)
     except ApiError:
         return None
+    if gate and user is not None and user.needs_two_factor and request.url.path != "/account":
+        raise auth.TwoFactorFirst()
+    return user
 
 
 def to_login(request: Request) -> Response:
@@ -184,7 +190,8 @@ ERROR_TEXTS = {404: ("Page not found", "There is no page at this address. It may
 async def error_page(request: Request, status: int, detail: str | None = None) -> Response:
     """An HTTP error (unknown address, wrong method) for a browser, as a page of the UI."""
     title, message = ERROR_TEXTS.get(status, (f"Error {status}", detail or "Something went wrong."))
-    return render(request, "error.html", await page_user(request), status=status, title=title, message=message)
+    return render(request, "error.html", await page_user(request, gate=False), status=status, title=title,
+                  message=message)
 
 
 def _safe_next(raw: str | None) -> str:
@@ -231,8 +238,10 @@ async def account_page(request: Request) -> Response:
     app = auth.core(request)
     two_factor, tokens, sessions = await app.db.run(lambda s: (
         twofactor.summary(s, user.id), auth.token_list(s, user.id), session_list(s, request, user)))
+    # the server requires two-step verification of this person: ``required``; not on yet: only setting it up
     return render(request, "account.html", user, two_factor=two_factor, tokens=tokens, sessions=sessions,
-                  api_base=app.settings.public_url.rstrip("/"))
+                  api_base=app.settings.public_url.rstrip("/"), setup_required=user.needs_two_factor,
+                  required=auth.two_factor_required(app.settings, user.account))
 
 
 # ---------------------------------------------------------------- timeline and clips
