@@ -17,7 +17,7 @@ from alarmcloud.models import Account, Clip
 from alarmcloud.openapi import SHAPES
 from alarmcloud.testing import test_settings
 
-from tests.conftest import outbox_rows, wait_outbox_state  # type: ignore[import-not-found]
+from tests.conftest import outbox_rows, set_account, wait_outbox_state  # type: ignore[import-not-found]
 from tests.s3server import bucket_on_loopback  # type: ignore[import-not-found]
 from tests.webdavserver import PASSWORD, USER, DavServer, webdav  # type: ignore[import-not-found]  # noqa: F401
 
@@ -76,6 +76,11 @@ def test_an_alarm_clip_lands_in_the_owners_webdav_folder(api: Any, server: Any, 
     wait_outbox_state(server.core, a.id, "offsite", "sent")
     assert webdav.read(video) == clip.read_bytes() and len(webdav.files()) == 2
     assert a.post("/api/v1/me/offsite/backfill").json()["queued"] == 0
+    op = api().register("dav1-operator@example.com")  # the operator sees where the copies go, not the address
+    set_account(server.core, op.id, role="operator")
+    users = op.get("/operator").text.split("<h2>Users</h2>", 1)[1]
+    row = next(r for r in users.split("<tr>") if "dav1@example.com" in r)
+    assert row.split("<td data-offsite>", 1)[1].startswith("WebDAV folder") and webdav.url not in row
 
 
 def test_a_wrong_password_and_a_wrong_folder_are_told(api: Any, server: Any, webdav: DavServer) -> None:  # noqa: F811

@@ -105,3 +105,25 @@ def test_switching_it_off_asks_for_it_again_at_once(api: Any, server: Any) -> No
     assert r.status_code == 200, r.text
     assert a.get("/api/v1/cameras").status_code == 200
     assert secret != r.json()["recovery_codes"][0]
+
+
+def test_the_operator_sees_who_has_it_on(api: Any, server: Any) -> None:
+    op = api().register("op-2fa@example.com")
+    set_account(server.core, op.id, role="operator")
+    owner = api().register("owner-2fa@example.com")
+    cam = owner.camera("Porch")
+    assert owner.post("/api/v1/subusers", json={"email": "kid-2fa@example.com", "password": PASSWORD,
+                                                "rights": {cam["id"]: "view"}}).status_code == 201
+    _enable(op)
+    server.core.settings.two_factor_required = "owners"
+
+    def cell(email: str) -> str:
+        users = op.get("/operator").text.split("<h2>Users</h2>", 1)[1]
+        row = next(r for r in users.split("<tr>") if email in r)
+        return row.split("<td data-two-factor>", 1)[1].split("</td>", 1)[0]
+
+    assert cell("op-2fa@example.com") == "on"
+    assert cell("owner-2fa@example.com") == "<strong>off (required)</strong>"
+    assert cell("kid-2fa@example.com") == "off"  # a sub-user: not required of them under "owners"
+    _enable(owner)
+    assert cell("owner-2fa@example.com") == "on"

@@ -10,15 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from alarmcloud import offsite
-from alarmcloud.auth import core, require_operator
+from alarmcloud.auth import core, require_operator, two_factor_required
 from alarmcloud.cameras import camera_json
+from alarmcloud.config import Settings
 from alarmcloud.errors import ApiError, json_body, only_fields
-from alarmcloud.models import Account, Camera, Case, Clip, Outbox, iso, utcnow
+from alarmcloud.models import Account, Camera, Case, Clip, Outbox, TwoFactor, iso, utcnow
 
 OVERRIDES = (None, "normal", "low_priority")
 
 
-def overview(s: Session) -> dict[str, Any]:
+def overview(s: Session, settings: Settings | None = None) -> dict[str, Any]:
     """Accounts with camera, clip and shared-link counts and their off-site copies' state; cameras that are not in
     the normal fair-use state first."""
     cams = {aid: n for aid, n in s.exec(select(Camera.account_id, func.count()).group_by(Camera.account_id)).all()}
@@ -33,7 +34,11 @@ def overview(s: Session) -> dict[str, Any]:
             Outbox.kind == offsite.KIND, col(Outbox.state).in_(offsite.COPY_STATES))
             .group_by(Outbox.account_id, Outbox.state)).all():
         copies.setdefault(aid, {})[state] = n
+    # two-step verification: who has it on (the operator may require it: ``two_factor_required``)
+    on = set(s.exec(select(TwoFactor.account_id).where(col(TwoFactor.enabled_at).is_not(None))).all())
     users = [{"id": a.id, "email": a.email, "role": a.role, "sub_user": a.owner_id is not None,
+              "two_factor": a.id in on,
+              "two_factor_required": settings is not None and two_factor_required(settings, a),
               "restricted": a.restricted, "created_at": iso(a.created_at), "last_active_at": iso(a.last_active_at),
               "cameras": cams.get(a.id, 0), "clips": clips.get(a.id, 0), "links": links.get(a.id, (0, 0)),
               "offsite": {"kind": a.offsite_kind, "waiting": copies.get(a.id, {}).get("queued", 0),

@@ -593,5 +593,5 @@ async def operator_page(request: Request) -> Response:
         return render(request, "error.html", user, status=403, title="Operators only",
                       message="This page is for the people who run this deployment.")
     app = auth.core(request)
-    data = await app.db.run(operator.overview)
+    data = await app.db.run(lambda s: operator.overview(s, app.settings))
     return render(request, "operator.html", user, plugins=app.plugins.status_table(), **data)
