@@ -46,9 +46,11 @@ class Destination:
     files: Callable[[], list[str]]
     folders: Callable[[], list[str]]
     ready: Callable[[dict[str, Any]], None]
+    read: Callable[[str], bytes]
 
 
 def _on_disk(root: Path) -> tuple[Callable[[str, bytes], None], Callable[[], list[str]], Callable[[], list[str]]]:
+    """put, files, folders of a server's disk below ``FOLDER``."""
     base = root / FOLDER
 
     def put(rel: str, data: bytes) -> None:
@@ -78,14 +80,15 @@ def dest(request: Any) -> Destination:
 
         return Destination("s3", {"endpoint": moto.endpoint, "region": REGION, "bucket": bucket,
                                   "access_key_id": ACCESS_KEY, "secret_key": "alarmcloud-test-secret"},
-                           put, files, lambda: [], lambda state: None)
+                           put, files, lambda: [], lambda state: None, lambda rel: moto.read(bucket, f"{FOLDER}/{rel}"))
     if request.param == "sftp":
         srv: SshServer = request.getfixturevalue("sshd")
         return Destination("sftp", {"sftp_host": "127.0.0.1", "sftp_port": srv.port, "sftp_user": srv.user},
-                           *_on_disk(srv.root), lambda state: srv.authorize(state["sftp_public_key"]))
+                           *_on_disk(srv.root), lambda state: srv.authorize(state["sftp_public_key"]),
+                           lambda rel: (srv.root / FOLDER / rel).read_bytes())
     dav: DavServer = request.getfixturevalue("webdav")
     return Destination("webdav", {"webdav_url": dav.url, "webdav_user": USER, "webdav_password": PASSWORD},
-                       *_on_disk(dav.root), lambda state: None)
+                       *_on_disk(dav.root), lambda state: None, lambda rel: (dav.root / FOLDER / rel).read_bytes())
 
 
 def _switch_on(a: Any, dest: Destination, **extra: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from uihelpers import AUDIT_JS, OWNER, Site, login, opened_page, owner_api, watch  # noqa: E402
 
+from tests.agekeys import age_key  # type: ignore[import-not-found]  # noqa: E402, F401
 from tests.sftpserver import SshServer, sshd  # type: ignore[import-not-found]  # noqa: E402, F401
 from tests.webdavserver import PASSWORD, USER, DavServer, webdav  # type: ignore[import-not-found]  # noqa: E402, F401
 
@@ -316,3 +317,56 @@ def test_a_clip_page_says_where_its_copy_stands(chromium: Any, site: Site) -> No
         owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False})
         core.settings.offsite.allow_http = False
         s3.stop()
+
+
+def test_copies_encrypted_to_the_owners_age_key(chromium: Any, site: Site, webdav: DavServer,  # noqa: F811
+                                                age_key: Any) -> None:  # noqa: F811
+    from alarmcloud.models import Account, Outbox
+    from sqlmodel import select
+
+    core: Any = site.core
+    core.settings.offsite.allow_http = True
+    r = owner_api(site).patch("/api/v1/me/offsite", json={
+        "kind": "webdav", "webdav_url": webdav.url, "webdav_user": USER, "webdav_password": PASSWORD,
+        "prefix": "sealed", "enabled": True, "encrypt_to": None})
+    assert r.status_code == 200, r.text
+    secret = next(line for line in age_key.identity.read_text().splitlines() if line.startswith("AGE-SECRET"))
+    try:
+        with _storage_card(chromium, site) as (page, card, outside, errors):
+            field = card.locator("input[name=encrypt_to]")
+            field.fill(secret)  # the wrong half: refused, never stored
+            card.get_by_role("button", name="Apply", exact=True).click()
+            card.get_by_role("status").filter(has_text="stays with you").wait_for()
+            assert owner_api(site).get("/api/v1/me/offsite").json()["encrypt_to"] is None
+            field.fill(age_key.public)
+            card.get_by_role("button", name="Apply", exact=True).click()
+            card.get_by_role("status").filter(has_text="new clips are copied").wait_for()
+            assert owner_api(site).get("/api/v1/me/offsite").json()["encrypt_to"] == age_key.public
+            with core.db.session() as s:
+                owner = s.exec(select(Account).where(Account.email == OWNER)).one()
+                s.add(Outbox(account_id=owner.id, kind="offsite", target=f"offsite:{owner.id}",
+                             payload={"clip_id": site.event_id}))
+                s.commit()
+            deadline = time.monotonic() + 30
+            while len(webdav.files()) < 2:
+                assert time.monotonic() < deadline, webdav.files()
+                time.sleep(0.1)
+            video = next(f for f in webdav.files() if f.endswith(".mp4.age"))
+            with core.blobs.open(_blob_key(core, site.event_id)) as stored:
+                assert age_key.decrypt(webdav.read(video)) == stored.read()
+            page.reload()
+            assert page.locator("#offsite input[name=encrypt_to]").input_value() == age_key.public
+            assert page.evaluate(AUDIT_JS) == []
+            assert outside == [] and errors == []
+    finally:
+        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3", "encrypt_to": None})
+        core.settings.offsite.allow_http = False
+
+
+def _blob_key(core: Any, clip_id: str) -> str:
+    from alarmcloud.models import Clip
+
+    with core.db.session() as s:
+        clip = s.get(Clip, clip_id)
+        assert clip is not None
+        return clip.blob_key

@@ -116,6 +116,8 @@ class Account(SQLModel, table=True):
     offsite_pruned_at: datetime | None = None
     offsite_prune_deleted: int | None = None
     offsite_prune_error: str | None = Field(default=None, max_length=500)
+    #: an age public key (``age1…``): the copies are encrypted to it before they leave (``agecrypt``); None: plain
+    offsite_age_recipient: str | None = Field(default=None, max_length=100)
 
 
 #: a person's channel credentials: channel -> the ``Account`` column holding it encrypted (SecretBox, context

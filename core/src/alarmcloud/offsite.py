@@ -12,13 +12,16 @@ delete its copy. Privacy masks applied to a stored clip later replace its copy w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import anyio
 import httpx
@@ -103,6 +106,8 @@ def destination(acc: Account) -> str:
         where = "\n".join((WEBDAV, acc.offsite_webdav_url or "", folder))
     else:  # as before SFTP came: copies made then still count as made
         where = "\n".join((acc.offsite_endpoint or "", acc.offsite_bucket or "", folder))
+    if acc.offsite_age_recipient:  # encrypted copies are other files (.age) than plain ones
+        where += "\nage:" + acc.offsite_age_recipient
     return hashlib.sha256(where.encode()).hexdigest()[:32]
 
 
@@ -232,6 +237,52 @@ def object_key(acc: Account, cam: Camera | None, clip: Clip) -> str:
     return f"{prefix}/{key}" if prefix else key
 
 
+def recipient(acc: Account) -> bytes | None:
+    """The owner's age public key the copies are encrypted to (``agecrypt``), or None: plain copies."""
+    from alarmcloud import agecrypt
+
+    return agecrypt.parse_recipient(acc.offsite_age_recipient) if acc.offsite_age_recipient else None
+
+
+def copy_names(acc: Account, cam: Camera | None, clip: Clip) -> tuple[str, str]:
+    """The keys (paths) of the clip's video and sidecar: ``object_key`` and its ``.json``, each ending in ``.age``
+    when the owner's copies are encrypted."""
+    video = object_key(acc, cam, clip)
+    end = ".age" if acc.offsite_age_recipient else ""
+    return video + end, video[:-len(".mp4")] + ".json" + end
+
+
+def copy_size(acc: Account, size: int) -> int:
+    """The size of a copied file of ``size`` bytes: encrypted, or as it is."""
+    from alarmcloud import agecrypt
+
+    return agecrypt.encrypted_size(size) if acc.offsite_age_recipient else size
+
+
+def sealed_sidecar(acc: Account, doc: bytes) -> bytes:
+    """The sidecar as written: encrypted to the owner's key, or as it is."""
+    from alarmcloud import agecrypt
+
+    key = recipient(acc)
+    return agecrypt.encrypt(doc, key) if key else doc
+
+
+@contextlib.contextmanager
+def video_source(acc: Account, path: Path) -> Iterator[tuple[BinaryIO, int]]:
+    """The stored video opened for a copy, and the size of what is read from it: encrypted to the owner's key
+    (``agecrypt.Encrypting``, streamed), or the file as it is."""
+    from alarmcloud import agecrypt
+
+    size = path.stat().st_size
+    key = recipient(acc)
+    with path.open("rb") as f:
+        if key is None:
+            yield f, size
+        else:
+            stream = agecrypt.Encrypting(f, size, key)
+            yield stream, stream.length  # type: ignore[misc]
+
+
 def sidecar(clip: Clip, cam: Camera | None, findings: list[FindingRow], video_key: str, size: int) -> bytes:
     """The JSON written beside the video: camera, time, verdict, findings. ``analysis``: ``done``, or ``failed``
     (no verdict: ``verdict`` is null)."""
@@ -246,14 +297,15 @@ def sidecar(clip: Clip, cam: Camera | None, findings: list[FindingRow], video_ke
     return json.dumps(doc, indent=1).encode()
 
 
-def _already_there(store: Any, key: str, size: int) -> bool:
-    """The bucket holds this video at its size and its sidecar (written after it): a complete copy. False when
-    either is missing or the key may not read (a key that may only write: then the copy is simply made again)."""
+def _already_there(store: Any, key: str, side: str, size: int) -> bool:
+    """The bucket holds this video at its size (``copy_size``) and its sidecar (written after it): a complete copy.
+    False when either is missing or the key may not read (a key that may only write: then the copy is simply made
+    again)."""
     import obstore
     from obstore.exceptions import BaseError
 
     try:
-        return int(obstore.head(store, key)["size"]) == size and bool(obstore.head(store, key[:-4] + ".json"))
+        return int(obstore.head(store, key)["size"]) == size and bool(obstore.head(store, side))
     except (BaseError, OSError, KeyError, TypeError, ValueError):
         return False
 
@@ -277,15 +329,24 @@ def copy_clip(app: AlarmCloud, acc: Account, secret: str, clip: Clip, cam: Camer
         return offsite_webdav.copy_clip(app, acc, clip, cam, findings, unless_there=unless_there)
     check_endpoint(app, acc.offsite_endpoint or "")
     store = _store(app, acc, secret)
-    key = object_key(acc, cam, clip)
-    if unless_there and _already_there(store, key, app.blobs.size(clip.blob_key)):  # before reading the blob
-        return key
+    key, side = copy_names(acc, cam, clip)
+    if unless_there and _already_there(store, key, side, copy_size(acc, app.blobs.size(clip.blob_key))):
+        return key  # before reading the blob
+    sealed = bool(acc.offsite_age_recipient)
+    kind = {"Content-Type": "application/octet-stream" if sealed else "video/mp4"}
     with app.blobs.local_file(clip.blob_key) as path:
         size = path.stat().st_size
-        _call(acc, obstore.put, store, key, path, use_multipart=size > PART_SIZE, chunk_size=PART_SIZE,
-              max_concurrency=2, attributes={"Content-Type": "video/mp4"})
-    _call(acc, obstore.put, store, key[:-len(".mp4")] + ".json", sidecar(clip, cam, findings, key, size),
-          use_multipart=False, attributes={"Content-Type": "application/json"})
+        if not sealed:
+            _call(acc, obstore.put, store, key, path, use_multipart=size > PART_SIZE, chunk_size=PART_SIZE,
+                  max_concurrency=2, attributes=kind)
+        else:
+            with video_source(acc, path) as (stream, length):  # encrypted as it is sent
+                body = stream.read() if length <= PART_SIZE else iter(stream)
+                _call(acc, obstore.put, store, key, body, use_multipart=length > PART_SIZE, chunk_size=PART_SIZE,
+                      max_concurrency=2, attributes=kind)
+    _call(acc, obstore.put, store, side, sealed_sidecar(acc, sidecar(clip, cam, findings, key, size)),
+          use_multipart=False, attributes={"Content-Type": "application/octet-stream" if sealed
+                                           else "application/json"})
     return key
 
 

@@ -39,9 +39,11 @@ log = logging.getLogger(__name__)
 KEEP_DAYS_MAX = 3650
 #: how often old copies are looked for per account
 INTERVAL = timedelta(days=1)
-#: a file alarmcloud wrote: ``<YYYYMMDD>T<HHMMSS>Z-<clip id>.mp4`` or ``.json``, and the hidden part file of an
-#: interrupted upload (``.<name>.part`` on an SFTP server, ``.<name>.uploading`` in a WebDAV folder)
-NAME_RE = re.compile(r"(\.?)(\d{8})T\d{6}Z-([A-Za-z0-9_-]{1,64})\.(mp4|json)(\.part|\.uploading)?")
+#: a file alarmcloud wrote: ``<YYYYMMDD>T<HHMMSS>Z-<clip id>.mp4`` or ``.json`` (``.age`` after it when encrypted),
+#: and the hidden part file of an interrupted upload (``.<name>.part`` on an SFTP server, ``.<name>.uploading`` in a
+#: WebDAV folder)
+NAME_RE = re.compile(r"\.?(?P<day>\d{8})T\d{6}Z-(?P<clip>[A-Za-z0-9_-]{1,64})\.(?P<ext>mp4|json)(?:\.age)?"
+                     r"(?P<part>\.part|\.uploading)?")
 #: the most a WebDAV folder listing may be (a day folder of many cameras' clips is far smaller)
 LISTING_MAX_BYTES = 32 * 1024 * 1024
 DAV = "{DAV:}"
@@ -311,16 +313,16 @@ def _day(app: AlarmCloud, acc: Account, tree: Tree, folder: str, when: date, res
     """One day folder: delete our files but a kept clip's; True when the folder was removed."""
     entries = tree.list(folder)
     ours = [(e, m) for e in entries if not e.is_dir and (m := NAME_RE.fullmatch(e.name)) is not None
-            and m.group(2) == f"{when:%Y%m%d}"]
-    kept = _kept(app, acc.id, {m.group(3) for _, m in ours})
-    result.kept_clips += len({m.group(3) for _, m in ours if m.group(3) in kept and m.group(4) == "mp4"
-                              and not m.group(5)})
-    gone = [(entry, m) for entry, m in ours if m.group(3) not in kept]
+            and m["day"] == f"{when:%Y%m%d}"]
+    kept = _kept(app, acc.id, {m["clip"] for _, m in ours})
+    result.kept_clips += len({m["clip"] for _, m in ours if m["clip"] in kept and m["ext"] == "mp4"
+                              and not m["part"]})
+    gone = [(entry, m) for entry, m in ours if m["clip"] not in kept]
     if gone and not result.dry_run:
         tree.delete([f"{folder}/{entry.name}" for entry, _ in gone])
     result.deleted_files += len(gone)
     result.deleted_bytes += sum(entry.size for entry, _ in gone)
-    result.deleted_clips += sum(1 for _, m in gone if m.group(4) == "mp4" and not m.group(5))
+    result.deleted_clips += sum(1 for _, m in gone if m["ext"] == "mp4" and not m["part"])
     if len(gone) == len(entries) and entries and not result.dry_run and tree.remove_folder(folder):
         result.folders_removed += 1
         return True

@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from alarmcloud import crypto, notify
-from alarmcloud.offsite import BucketError, check_prefix, object_key, sidecar
+from alarmcloud.offsite import (
+    BucketError,
+    check_prefix,
+    copy_names,
+    copy_size,
+    sealed_sidecar,
+    sidecar,
+    video_source,
+)
 
 if TYPE_CHECKING:
     import paramiko
@@ -321,27 +329,29 @@ def _put(sftp: paramiko.SFTPClient, source: Any, path: str, size: int) -> None:
         sftp.rename(part, path)
 
 
-def _already_there(sftp: paramiko.SFTPClient, path: str, size: int) -> bool:
+def _already_there(sftp: paramiko.SFTPClient, path: str, side: str, size: int) -> bool:
     try:
-        return sftp.stat(path).st_size == size and sftp.stat(path[:-4] + ".json") is not None
+        return sftp.stat(path).st_size == size and sftp.stat(side) is not None
     except OSError:
         return False
 
 
 def copy_clip(app: AlarmCloud, acc: Account, clip: Clip, cam: Camera | None, findings: list[FindingRow],
               unless_there: bool = False) -> str:
-    """Upload the stored video, then its sidecar (as ``offsite.copy_clip``); the video's path. A local video gone
-    meanwhile raises ``FileNotFoundError`` (``offsite.attempt`` decides)."""
-    path = object_key(acc, cam, clip)
+    """Upload the stored video, then its sidecar (as ``offsite.copy_clip``, encrypted when the owner gave an age
+    key); the video's path. A local video gone meanwhile raises ``FileNotFoundError`` (``offsite.attempt``
+    decides)."""
+    path, side = copy_names(acc, cam, clip)
     with connect(app, acc) as conn:
-        if unless_there and remote(acc, _already_there, conn.sftp, path, app.blobs.size(clip.blob_key)):
+        if unless_there and remote(acc, _already_there, conn.sftp, path, side,
+                                   copy_size(acc, app.blobs.size(clip.blob_key))):
             return path
         remote(acc, _makedirs, conn.sftp, path.rpartition("/")[0])
-        with app.blobs.local_file(clip.blob_key) as local, Path(local).open("rb") as f:
+        with app.blobs.local_file(clip.blob_key) as local, video_source(acc, Path(local)) as (source, length):
             size = local.stat().st_size
-            remote(acc, _put, conn.sftp, f, path, size)
-        doc = sidecar(clip, cam, findings, path, size)
-        remote(acc, _put, conn.sftp, io.BytesIO(doc), path[:-len(".mp4")] + ".json", len(doc))
+            remote(acc, _put, conn.sftp, source, path, length)
+        doc = sealed_sidecar(acc, sidecar(clip, cam, findings, path, size))
+        remote(acc, _put, conn.sftp, io.BytesIO(doc), side, len(doc))
     return path
 
 

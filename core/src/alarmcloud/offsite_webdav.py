@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 
 from alarmcloud import crypto, notify
-from alarmcloud.offsite import BucketError, check_prefix, object_key, sidecar
+from alarmcloud.offsite import BucketError, check_prefix, copy_names, copy_size, sealed_sidecar, sidecar, video_source
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -131,20 +131,22 @@ def _makedirs(dav: Dav, folder: str) -> None:
 UPLOADING = ".uploading"
 
 
-def _put(dav: Dav, source: Any, path: str) -> None:
-    """``PUT`` under a hidden name while uploading, then ``MOVE`` it over ``path``."""
+def _put(dav: Dav, source: Any, path: str, length: int | None = None) -> None:
+    """``PUT`` under a hidden name while uploading, then ``MOVE`` it over ``path``; ``length``: of a stream that
+    does not say (an encrypted one)."""
     folder, _, name = path.rpartition("/")
     part = f"{folder}/.{name}{UPLOADING}" if folder else f".{name}{UPLOADING}"
-    dav.request("PUT", part, (200, 201, 204), "write", content=source)
+    headers = {"Content-Length": str(length)} if length is not None else {}
+    dav.request("PUT", part, (200, 201, 204), "write", content=source, headers=headers)
     destination = str(dav.url(path))
     dav.request("MOVE", part, (201, 204), "move into place", headers={"Destination": destination,
                                                                        "Overwrite": "T"})
 
 
-def _already_there(dav: Dav, path: str, size: int) -> bool:
+def _already_there(dav: Dav, path: str, side: str, size: int) -> bool:
     try:
         video = dav.request("HEAD", path, (200,), "read")
-        dav.request("HEAD", path[:-4] + ".json", (200,), "read")
+        dav.request("HEAD", side, (200,), "read")
     except BucketError:
         return False
     return video.headers.get("content-length") == str(size)
@@ -152,17 +154,18 @@ def _already_there(dav: Dav, path: str, size: int) -> bool:
 
 def copy_clip(app: AlarmCloud, acc: Account, clip: Clip, cam: Camera | None, findings: list[FindingRow],
               unless_there: bool = False) -> str:
-    """Upload the stored video, then its sidecar (as ``offsite.copy_clip``); the video's path. A local video gone
-    meanwhile raises ``FileNotFoundError`` (``offsite.attempt`` decides)."""
-    path = object_key(acc, cam, clip)
+    """Upload the stored video, then its sidecar (as ``offsite.copy_clip``, encrypted when the owner gave an age
+    key); the video's path. A local video gone meanwhile raises ``FileNotFoundError`` (``offsite.attempt``
+    decides)."""
+    path, side = copy_names(acc, cam, clip)
     with connect(app, acc) as dav:
-        if unless_there and _already_there(dav, path, app.blobs.size(clip.blob_key)):
+        if unless_there and _already_there(dav, path, side, copy_size(acc, app.blobs.size(clip.blob_key))):
             return path
         _makedirs(dav, path.rpartition("/")[0])
-        with app.blobs.local_file(clip.blob_key) as local, Path(local).open("rb") as f:
+        with app.blobs.local_file(clip.blob_key) as local, video_source(acc, Path(local)) as (source, length):
             size = local.stat().st_size
-            _put(dav, f, path)
-        _put(dav, sidecar(clip, cam, findings, path, size), path[:-len(".mp4")] + ".json")
+            _put(dav, source, path, length if acc.offsite_age_recipient else None)
+        _put(dav, sealed_sidecar(acc, sidecar(clip, cam, findings, path, size)), side)
     return path
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from alarmcloud import notify, offsite, offsite_prune, offsite_sftp, offsite_webdav
+from alarmcloud import agecrypt, notify, offsite, offsite_prune, offsite_sftp, offsite_webdav
 from alarmcloud.auth import User, core, require_user
 from alarmcloud.errors import ApiError, field, json_body, only_fields
 from alarmcloud.models import Account, iso
@@ -29,7 +29,7 @@ NEEDED = {offsite.S3: ("offsite_endpoint", "offsite_bucket", "offsite_access_key
 log = logging.getLogger(__name__)
 FIELDS = {"enabled", "kind", "endpoint", "region", "bucket", "prefix", "access_key_id", "secret_key", "scope",
           "sftp_host", "sftp_port", "sftp_user", "sftp_host_key", "webdav_url", "webdav_user", "webdav_password",
-          "keep_days"}
+          "keep_days", "encrypt_to"}
 
 
 def offsite_json(s: Session, a: Account) -> dict[str, Any]:
@@ -41,7 +41,8 @@ def offsite_json(s: Session, a: Account) -> dict[str, Any]:
             "sftp_user": a.offsite_sftp_user, "sftp_host_key": a.offsite_sftp_host_key,
             "sftp_public_key": a.offsite_sftp_public_key, "webdav_url": a.offsite_webdav_url,
             "webdav_user": a.offsite_webdav_user, "has_webdav_password": bool(a.offsite_webdav_password_enc),
-            "keep_days": a.offsite_keep_days, "prune": _prune_json(a), **offsite.status(s, a)}
+            "keep_days": a.offsite_keep_days, "prune": _prune_json(a), "encrypt_to": a.offsite_age_recipient,
+            **offsite.status(s, a)}
 
 
 def _prune_json(a: Account) -> dict[str, Any] | None:
@@ -146,6 +147,13 @@ async def update_offsite(request: Request) -> Response:
                                                                                required=False))
         except ValueError as exc:
             raise ApiError(400, "invalid_field", f"field 'keep_days': {exc}") from None
+    if "encrypt_to" in data:
+        key = _text(data, "encrypt_to", 100)
+        try:
+            changes["offsite_age_recipient"] = agecrypt.bech32_encode("age", agecrypt.parse_recipient(key)) \
+                if key else None
+        except ValueError as exc:
+            raise ApiError(400, "invalid_field", f"field 'encrypt_to': {exc}") from None
     enabled = field(data, "enabled", bool, required=False)
 
     def _update(s: Session) -> dict[str, Any]:

@@ -172,6 +172,8 @@ OFFSITE = _obj({"enabled": BOOL, "kind": OFFSITE_KIND, "endpoint": NSTR, "region
                 "sftp_public_key": {**NSTR, "description": "this account's SSH public key: the line to add to "
                                     "~/.ssh/authorized_keys on the SFTP server (null until the kind is sftp)"},
                 "webdav_url": NSTR, "webdav_user": NSTR, "has_webdav_password": BOOL,
+                "encrypt_to": {**NSTR, "description": "the owner's age public key (age1...): copies and "
+                               "sidecars are encrypted to it before they leave (names end in .age); null: plain"},
                 "keep_days": {**NINT, "description": "copies older than this many days are deleted from the "
                               "storage once a day (never those of kept clips); null: every copy is kept"},
                 "prune": {"oneOf": [{"type": "null"}, _obj({"last_at": STR, "deleted_files": NINT,
@@ -198,6 +200,9 @@ OFFSITE_IN = {"type": "object", "additionalProperties": False, "properties": {
     "webdav_user": NSTR,
     "webdav_password": {**NSTR, "description": "the password (Nextcloud: an app password); stored encrypted, never "
                         "returned; empty or null removes it"},
+    "encrypt_to": {**NSTR, "description": "an age public key (age1..., from age-keygen): every copy and sidecar is "
+                   "encrypted to it before it leaves (age -d -i key.txt opens them; the secret key never comes "
+                   "here); empty or null: plain copies"},
     "keep_days": {**NINT, "description": "1-3650: delete copies older than this many days (the day folders before "
                   "it, in UTC; the copies of kept clips stay, and nothing but the files alarmcloud wrote is "
                   "deleted); null: keep every copy"}}}

@@ -1752,7 +1752,8 @@ window.alarmcloud.card = (function () {
     const kind = kindOf(form);
     const days = form.elements.keep_days.value.trim();
     const body = { enabled: form.elements.enabled.checked, scope: form.elements.scope.value, kind: kind,
-                   prefix: form.elements.prefix.value.trim(), keep_days: days ? Number(days) : null };
+                   prefix: form.elements.prefix.value.trim(), keep_days: days ? Number(days) : null,
+                   encrypt_to: form.elements.encrypt_to.value.trim() || null };
     if (kind === "sftp") {
       ["sftp_host", "sftp_user", "sftp_host_key"].forEach((k) => { body[k] = form.elements[k].value.trim(); });
       const port = form.elements.sftp_port.value.trim();
@@ -1775,6 +1776,7 @@ window.alarmcloud.card = (function () {
     form.elements.token.placeholder = r.data.has_secret_key ? "a key is saved; type a new one to replace it" : "not set";
     if ("enabled" in body) form.elements.enabled.checked = r.data.enabled;  // else kept for after the test
     showSftp(form, r.data);
+    form.elements.encrypt_to.value = r.data.encrypt_to || "";  // as age-keygen prints it
     form.elements.webdav_password.value = "";  // never shown again
     form.elements.webdav_password.placeholder = r.data.has_webdav_password
       ? "a password is saved; type a new one to replace it" : "not set";
