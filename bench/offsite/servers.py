@@ -1,7 +1,7 @@
 """Copying clips to an SFTP server (``offsite_sftp.copy_clip``) or a WebDAV folder (``offsite_webdav``): time and
 memory per clip.
 
-    uv run python bench/offsite/servers.py [--kind sftp|webdav] [--sizes 2,20,100] [--runs 3]
+    uv run python bench/offsite/servers.py [--kind sftp|webdav] [--sizes 2,20,100] [--runs 3] [--age]
 
 Starts OpenSSH's ``sshd`` on loopback (Debian: openssh-server; the SFTP tests' server, ``tests/sftpserver.py``) or
 WsgiDAV (the WebDAV tests' server, ``tests/webdavserver.py``), makes one account with its key authorized and the
@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from alarmcloud import db, notify, offsite_sftp, offsite_webdav  # noqa: E402
+from alarmcloud import agecrypt, db, notify, offsite_sftp, offsite_webdav  # noqa: E402
 from alarmcloud.app import AlarmCloud  # noqa: E402
 from alarmcloud.models import Account, Clip, new_id  # noqa: E402
 from alarmcloud.testing import test_settings  # noqa: E402
@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2,20,100", help="clip sizes in MiB, comma separated")
     parser.add_argument("--runs", type=int, default=3, help="copies of each clip")
     parser.add_argument("--kind", choices=("sftp", "webdav"), default="sftp", help="where the copies go")
+    parser.add_argument("--age", action="store_true", help="encrypt the copies to an age key (encrypt_to)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as d:
@@ -57,6 +58,11 @@ def main() -> None:
         server: Any
         acc = Account(id=new_id(), email="bench@example.com", password_hash="x", offsite_kind=args.kind,
                       offsite_enabled=True, offsite_prefix="bench")
+        if args.age:  # a key pair made here; only its public half is the account's
+            from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+            secret = X25519PrivateKey.generate()
+            acc.offsite_age_recipient = agecrypt.bech32_encode("age", secret.public_key().public_bytes_raw())
         if args.kind == "sftp":
             server = SshServer(Path(d) / "sshd")
             server.start()
@@ -72,7 +78,8 @@ def main() -> None:
             copy = offsite_webdav.copy_clip
         try:
             base = _rss_mib()
-            print(f"{args.kind} server on port {server.port}, {os.cpu_count()} CPUs; resident memory before "
+            sealed = " (copies encrypted to an age key)" if args.age else ""
+            print(f"{args.kind} server{sealed} on port {server.port}, {os.cpu_count()} CPUs; resident memory before "
                   f"{base:.0f} MiB")
             print(f"| clip | copy (median of {args.runs}) | rate | resident memory growth |")
             print("|---|---|---|---|")
@@ -93,11 +100,14 @@ def main() -> None:
                     t = time.perf_counter()
                     path = copy(core, acc, clip, None, [])
                     times.append(time.perf_counter() - t)
-                copied = hashlib.sha256()
-                with (server.root / path).open("rb") as f:
-                    while piece := f.read(1024 * 1024):
-                        copied.update(piece)
-                assert copied.digest() == digest.digest()
+                if args.age:
+                    assert (server.root / path).stat().st_size == agecrypt.encrypted_size(mib * 1024 * 1024)
+                else:
+                    copied = hashlib.sha256()
+                    with (server.root / path).open("rb") as f:
+                        while piece := f.read(1024 * 1024):
+                            copied.update(piece)
+                    assert copied.digest() == digest.digest()
                 took = statistics.median(times)
                 print(f"| {mib} MiB | {took:.2f} s | {mib / took:.0f} MiB/s | {_rss_mib() - base:.0f} MiB |")
         finally:
