@@ -48,6 +48,9 @@ def test_copies_leave_encrypted_and_open_with_the_owners_key(api: Any, server: A
     doc = json.loads(age_key.decrypt(dest.read(side)))
     assert doc["clip_id"] == ev["id"] and doc["verdict"] == "alarm" and doc["video"] == video.rsplit("/", 1)[1]
     assert b"Porch" not in dest.read(side) and b"alarm" not in dest.read(side)
+    shown = a.get(f"/api/v1/events/{ev['id']}").json()["offsite"]
+    assert shown["state"] == "copied" and shown["encrypted"] is True
+    assert "encrypted to your age key" in a.get(f"/events/{ev['id']}").text
 
     # copied again by a backfill: the copy there is complete (its encrypted size), so it is left as it is
     with server.core.db.session() as s:

@@ -657,11 +657,13 @@ def clip_status(s: Session, acc: Account, clip: Clip) -> dict[str, Any] | None:
     """Where this clip's off-site copy stands, for its owner: ``state`` ``copied`` (to the destination set now),
     ``waiting`` (queued, with its attempts, last error and next attempt), ``given_up``, ``skipped`` (why in
     ``last_error``), or ``none`` (no copy: outside "What to copy", or copied only to an earlier destination,
-    ``copied_elsewhere``); ``where`` names the destination. None while the copies are not set up."""
+    ``copied_elsewhere``); ``where`` names the destination, ``encrypted``: copies go encrypted to the owner's age
+    key. None while the copies are not set up."""
     if not configured(acc):
         return None
     out: dict[str, Any] = {"state": "none", "where": _where(acc), "attempts": 0, "last_error": None,
-                           "next_attempt_at": None, "copied_elsewhere": False}
+                           "next_attempt_at": None, "copied_elsewhere": False,
+                           "encrypted": bool(acc.offsite_age_recipient)}
     row = s.exec(select(Outbox).where(Outbox.clip_id == clip.id, Outbox.kind == KIND)
                  .order_by(col(Outbox.id).desc()).limit(1)).first()
     if row is not None and row.state in ("queued", "dead", "skipped"):

@@ -91,7 +91,8 @@ OFFSITE_CLIP = {"oneOf": [{"type": "null"}, _obj({
     "state": {"enum": ["copied", "waiting", "given_up", "skipped", "none"]},
     "where": {**STR, "description": "the destination set now, in words"},
     "attempts": INT, "last_error": NSTR, "next_attempt_at": NSTR,
-    "copied_elsewhere": {**BOOL, "description": "a copy was made to an earlier destination"}})],
+    "copied_elsewhere": {**BOOL, "description": "a copy was made to an earlier destination"},
+    "encrypted": {**BOOL, "description": "copies go encrypted to the owner's age key (encrypt_to)"}})],
     "description": "the account owner only (null for sub-users, and while off-site copies are not set up): "
     "copied to the destination set now; waiting (with its attempts, last error and next attempt); given_up; "
     "skipped (why in last_error); none (outside what is copied, or before the copies were on)"}
