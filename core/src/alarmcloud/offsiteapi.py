@@ -423,8 +423,10 @@ async def prune_offsite(request: Request) -> Response:
     data = await json_body(request, max_bytes=4096, optional=True)
     only_fields(data, {"dry_run"})
     dry_run = bool(field(data, "dry_run", bool, required=False, default=False))
+    acc = await app.db.run(lambda s: s.get(Account, user.id))
+    refused = "invalid_host" if acc is not None and acc.offsite_kind == offsite.SFTP else "invalid_url"
     try:
-        result = await _run_test("invalid_url", offsite_prune.run, app, user.id, dry_run)
+        result = await _run_test(refused, offsite_prune.run, app, user.id, dry_run)
     except ApiError as exc:
         if exc.code == "not_configured":
             raise ApiError(409, "not_configured", exc.message) from None
