@@ -765,7 +765,11 @@ def build(routes: list[Any], prefix: str = "") -> dict[str, Any]:
         _unique_ids(paths)
     return {"openapi": "3.1.0", "info": {"title": "alarmcloud API", "version": "1",
                                          "description": "Camera alarm cloud API; errors are "
-                                                        "{\"error\": {\"code\", \"message\"}}."},
+                                                        "{\"error\": {\"code\", \"message\"}}. Where the "
+                                                        "operator requires two-step verification and the caller "
+                                                        "has not set it up, every call but GET /api/v1/me, the "
+                                                        "/api/v1/me/2fa setup and logging out answers 403 "
+                                                        "two_factor_required."},
             "components": {"securitySchemes": {
                 "session": {"type": "apiKey", "in": "cookie", "name": "ac_session"},
                 "bearer": {"type": "http", "scheme": "bearer"},
