@@ -395,3 +395,37 @@ def test_a_link_serves_the_case_to_someone_without_an_account(server: LiveServer
         fourth = owner.post(f"/api/v1/cases/{case['id']}/share", json={"days": 1}).json()["url"].rsplit("/", 1)[-1]
         assert owner.delete(f"/api/v1/cases/{case['id']}").status_code == 204
         assert anyone.get(f"/api/v1/shared-cases/{fourth}").status_code == 404
+
+
+def test_a_case_download_resumes_where_it_broke_off(server: LiveServer, api: Any, clip: Path) -> None:
+    owner = api().register("resume-case@example.com")
+    gate, door = recorded_alarms(owner, clip, [2, 1], "Gate")
+    assert all(owner.wait_event(e)["status"] == "done" for e in (gate, door))  # the verdicts name the files
+    case = owner.post("/api/v1/cases", json={"name": "Shed", "event_ids": [gate, door]}).json()
+    url = f"/api/v1/cases/{case['id']}/download"
+    whole = owner.get(url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    etag, data = whole.headers["etag"], whole.content
+    exported = owner.get(f"/api/v1/cases/{case['id']}").json()["exported_at"]
+    z = zipfile.ZipFile(io.BytesIO(data))
+    first = z.infolist()[0]
+    manifest_at = z.getinfo("case.json").header_offset
+    # broke off inside a video, at the checksums, inside the central directory: the rest fits byte for byte
+    for start in (1, first.header_offset + 40 + first.file_size // 2, manifest_at + 100,
+                  z.getinfo("SHA256SUMS").header_offset + 70, len(data) - 30):
+        r = owner.get(url, headers={"Range": f"bytes={start}-", "If-Range": etag})
+        assert r.status_code == 206, start
+        assert r.headers["content-range"] == f"bytes {start}-{len(data) - 1}/{len(data)}"
+        assert r.content == data[start:], start
+    r = owner.get(url, headers={"Range": "bytes=100-199"})  # curl -C - sends no If-Range: the same ZIP
+    assert r.status_code == 206 and r.content == data[100:200]
+    r = owner.get(url, headers={"Range": f"bytes={len(data)}-"})
+    assert r.status_code == 416
+    assert owner.get(f"/api/v1/cases/{case['id']}").json()["exported_at"] == exported  # one download, resumed
+
+    # the case changed since the first part: If-Range gets the whole new ZIP, not a part that would not fit
+    assert owner.patch(f"/api/v1/cases/{case['id']}", json={"notes": "Police ref. 77"}).status_code == 200
+    r = owner.get(url, headers={"Range": "bytes=1000-", "If-Range": etag})
+    assert r.status_code == 200 and r.headers["etag"] != etag
+    again = zipfile.ZipFile(io.BytesIO(r.content))
+    assert again.testzip() is None and json.loads(again.read("case.json"))["case"]["notes"] == "Police ref. 77"

@@ -29,7 +29,7 @@ from alarmcloud import crypto
 from alarmcloud.auth import User, core, require_owner
 from alarmcloud.download import counted, lay_out, rows_for, safe_name
 from alarmcloud.errors import ApiError, field, json_body, only_fields
-from alarmcloud.eventsapi import display_name, query_events
+from alarmcloud.eventsapi import display_name, query_events, ranged
 from alarmcloud.models import Account, Case, Clip, aware, iso, lock_account, utcnow
 from alarmcloud.notify import queue_share_notice
 from alarmcloud.storage import kept_bytes, kept_limit_bytes
@@ -282,24 +282,34 @@ def _manifest(case: dict[str, Any], rows: list[dict[str, Any]], events: dict[str
 
 
 class _Hashing:
-    """A stored video opened for the ZIP: what is read from it goes into ``digest`` too."""
+    """A stored video opened for the ZIP: what is read from it goes into a SHA-256 too, which ``done`` gets when
+    every one of its ``size`` bytes was read (a resumed download reads only a part of some videos)."""
 
-    def __init__(self, fh: BinaryIO, digest: Any) -> None:
-        self.fh, self.digest = fh, digest
+    def __init__(self, fh: BinaryIO, size: int, done: Callable[[Any], None]) -> None:
+        self.fh, self.size, self.done = fh, size, done
+        self.digest, self.pos = hashlib.sha256(), 0
 
     def read(self, n: int = -1) -> bytes:
         piece = self.fh.read(n)
         self.digest.update(piece)
+        self.pos += len(piece)
         return piece
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        raise io.UnsupportedOperation("a case's video is read from its start")  # its digest needs every byte
+        """Forward only (a resumed download starting inside this video): the bytes before are read and hashed."""
+        if whence != 0 or offset < self.pos:
+            raise io.UnsupportedOperation("a case's video is read from its start")  # its digest needs every byte
+        while self.pos < offset and self.read(min(1024 * 1024, offset - self.pos)):
+            pass
+        return self.pos
 
     def __enter__(self) -> _Hashing:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.fh.close()
+        if self.pos == self.size and exc[0] is None:
+            self.done(self.digest)
 
 
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
@@ -315,20 +325,25 @@ class _HashedTail:
         self.app = app
         self.stand_in = {r["file"]: secrets.token_hex(32) for r in present}  # as long as a hex SHA-256
         self.digests: dict[str, Any] = {}
+        self.present = present
         for r in present:
             r["sha256"] = self.stand_in[r["file"]]
 
     def opener(self, r: dict[str, Any]) -> Callable[[], BinaryIO]:
         def _open() -> BinaryIO:
-            digest = self.digests[r["file"]] = hashlib.sha256()
-            return _Hashing(self.app.blobs.open(r["blob_key"]), digest)  # type: ignore[return-value]
+            return _Hashing(self.app.blobs.open(r["blob_key"]), r["size"],  # type: ignore[return-value]
+                            lambda digest: self.digests.__setitem__(r["file"], digest))
         return _open
 
     def filled(self, laid_out: bytes) -> Callable[[], BinaryIO]:
         def _open() -> BinaryIO:
-            missing = sorted(set(self.stand_in) - set(self.digests))
-            if missing:
-                raise ValueError(f"{missing[0]}: not read before the checksums")
+            for r in self.present:  # a resumed download that starts after a video: read it for its digest
+                if r["file"] not in self.digests:
+                    with self.opener(r)() as fh:
+                        while fh.read(1024 * 1024):
+                            pass
+                if r["file"] not in self.digests:
+                    raise ValueError(f"{r['file']}: its size changed since the archive was laid out")
             digest = {stand_in.encode(): self.digests[file].hexdigest().encode()
                       for file, stand_in in self.stand_in.items()}
             # one pass over the file; 64 hex digits that are no stand-in (in the notes) stay as they are
@@ -337,48 +352,69 @@ class _HashedTail:
 
 
 async def _send_case(app: AlarmCloud, owner: User, case_id: str,
-                     fetched: Callable[[Session, Case, datetime], None]) -> Response:
+                     fetched: Callable[[Session, Case, datetime], None], request: Request | None = None) -> Response:
     """The case as one ZIP, streamed with its length known: the videos as ``<camera>/<UTC time>_<verdict>.mp4``,
     then ``case.json`` and ``SHA256SUMS`` (``_HashedTail``); ``fetched`` records the hand-over on the case. 409
-    ``empty_case`` for a case without clips."""
+    ``empty_case`` for a case without clips.
 
-    def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        detail = case_detail(s, owner, case_for(s, owner, case_id))
+    With ``request`` (the owner's own download) it serves HTTP ``Range``: a download that broke off resumes where it
+    stopped. The ZIP is laid out again exactly as the last download's (its time is the case's ``exported_at``, which
+    only a whole download sets) and its ETag names the case's content and that time, so a resume with ``If-Range``
+    after the case changed gets the whole new ZIP instead of a part that would not fit."""
+
+    def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, Any]], datetime | None]:
+        case = case_for(s, owner, case_id)
+        detail = case_detail(s, owner, case)
         ids = [e["id"] for e in detail["events"]]
         if not ids:
             raise ApiError(409, "empty_case", "the case has no clips yet: add some from their clip pages")
-        return detail, rows_for(s, owner, ids, {}, len(ids))
+        return detail, rows_for(s, owner, ids, {}, len(ids)), aware(case.exported_at) if case.exported_at else None
 
-    detail, rows = await app.db.run(_load)
-    now = utcnow().replace(microsecond=0)
+    detail, rows, last = await app.db.run(_load)
+    resume = request is not None and bool(request.headers.get("range")) and last is not None
+    now = last if resume and last is not None else utcnow().replace(microsecond=0)
 
-    def _build() -> SizedZip:
+    def _build(when: datetime) -> tuple[SizedZip, str]:
         present = lay_out(app, rows)
         tail = _HashedTail(app, present)
-        manifest = _manifest(detail, rows, {e["id"]: e for e in detail["events"]}, now)
+        manifest = _manifest(detail, rows, {e["id"]: e for e in detail["events"]}, when)
         sums = "".join(f"{r['sha256']}  {r['file']}\n" for r in present).encode()
         members = [SizedMember(r["file"], r["size"], tail.opener(r)) for r in present]
         members += [SizedMember("case.json", len(manifest), tail.filled(manifest)),
                     SizedMember("SHA256SUMS", len(sums), tail.filled(sums))]
-        return SizedZip(members, now)
+        content = json.dumps([case_id, {k: detail[k] for k in ("name", "notes", "updated_at")}, iso(when),
+                              [(r["id"], r["file"], r["blob_key"], r["size"]) for r in present]])
+        return SizedZip(members, when), '"case-' + hashlib.sha256(content.encode()).hexdigest()[:40] + '"'
 
-    archive = await asyncio.to_thread(_build)
+    archive, etag = await asyncio.to_thread(_build, now)
+    headers = {"Cache-Control": "no-store", "X-Clip-Count": str(len(archive.members) - 2)}
+    start, end, status = 0, archive.size - 1, 200
+    if request is not None:
+        headers.update({"Accept-Ranges": "bytes", "ETag": etag})
+        asked = ranged(request, etag, archive.size, headers) if resume else (0, archive.size - 1, 200)
+        if isinstance(asked, Response):
+            return asked
+        start, end, status = asked
+        if status == 200 and resume:  # the case changed since (If-Range): the whole ZIP as it is now
+            now = utcnow().replace(microsecond=0)
+            archive, etag = await asyncio.to_thread(_build, now)
+            start, end, headers["ETag"] = 0, archive.size - 1, etag
+    headers["Content-Length"] = str(end + 1 - start)
 
-    def _mark(s: Session) -> None:
-        case = s.get(Case, case_id, with_for_update=True)
-        if case is not None:
-            fetched(s, case, now)
-            s.add(case)
-            s.commit()
+    if status == 200:  # a whole download is a hand-over; a resumed one is the same download
+        def _mark(s: Session) -> None:
+            case = s.get(Case, case_id, with_for_update=True)
+            if case is not None:
+                fetched(s, case, now)
+                s.add(case)
+                s.commit()
 
-    await app.db.run(_mark)
+        await app.db.run(_mark)
     stem = safe_name(detail["name"], "", 60).encode("ascii", "ignore").decode().replace(" ", "-") or "case"
     name = f"case-{stem}-{now:%Y%m%d}.zip"  # an ASCII header; the case's own name is in case.json
-    return StreamingResponse(counted(app, owner.tenant_id, archive.pieces(), archive.size),
-                             media_type="application/zip",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                      "Content-Length": str(archive.size), "Cache-Control": "no-store",
-                                      "X-Clip-Count": str(len(archive.members) - 2)})
+    headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return StreamingResponse(counted(app, owner.tenant_id, archive.pieces(start, end + 1), end + 1 - start),
+                             status_code=status, media_type="application/zip", headers=headers)
 
 
 async def download_case(request: Request) -> Response:
@@ -389,7 +425,7 @@ async def download_case(request: Request) -> Response:
     def _fetched(s: Session, case: Case, now: datetime) -> None:
         case.exported_at = now
 
-    return await _send_case(core(request), user, request.path_params["case_id"], _fetched)
+    return await _send_case(core(request), user, request.path_params["case_id"], _fetched, request)
 
 
 # ---------------------------------------------------------------- sharing by link

@@ -627,7 +627,8 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/api/v1/cases/{case_id}/events/{event_id}"): {"status": 200, "response": CASE_DETAIL,
                                                                "errors": [401, 403, 404]},
     ("GET", "/api/v1/cases/{case_id}/download"): {"status": 200, "response_media": "application/zip",
-                                                  "errors": [401, 403, 404, 409]},
+                                                  "headers": [RANGE], "media_also": {206: PARTIAL},
+                                                  "errors": [401, 403, 404, 409, 416]},
     ("POST", "/api/v1/cases/{case_id}/share"): {
         "status": 201,
         "request": {**_obj({}, {"days": {"type": "integer", "minimum": 1, "maximum": cases.MAX_SHARE_DAYS,
