@@ -477,6 +477,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def forget_offsite_copy(core: Any, clip_id: str) -> None:
+    """As if the clip's off-site copy had been made elsewhere before: a backfill queues it again."""
+    from alarmcloud.models import Clip
+
+    with core.db.session() as s:
+        row = s.get(Clip, clip_id)
+        assert row is not None
+        row.offsite_copy = None
+        s.add(row)
+        s.commit()
+
+
 def outbox_rows(core: Any, account_id: str, kind: str) -> list[Any]:
     """The person's outbox rows of one channel (``push``, ``telegram``, ...), oldest first."""
     from alarmcloud.models import Outbox

@@ -16,6 +16,7 @@ from alarmcloud import agecrypt, offsite
 from alarmcloud.models import Account, Clip, new_id
 
 from tests.agekeys import AgeKey, age_key  # type: ignore[import-not-found]  # noqa: F401
+from tests.conftest import forget_offsite_copy  # type: ignore[import-not-found]
 from tests.s3server import ACCESS_KEY, REGION, MotoS3, s3  # type: ignore[import-not-found]  # noqa: F401
 from tests.sftpserver import sshd  # type: ignore[import-not-found]  # noqa: F401
 from tests.test_offsite_prune import (  # type: ignore[import-not-found]  # noqa: F401
@@ -53,12 +54,7 @@ def test_copies_leave_encrypted_and_open_with_the_owners_key(api: Any, server: A
     assert "encrypted to your age key" in a.get(f"/events/{ev['id']}").text
 
     # copied again by a backfill: the copy there is complete (its encrypted size), so it is left as it is
-    with server.core.db.session() as s:
-        row = s.get(Clip, ev["id"])
-        assert row is not None
-        row.offsite_copy = None
-        s.add(row)
-        s.commit()
+    forget_offsite_copy(server.core, ev["id"])
     assert a.post("/api/v1/me/offsite/backfill").json()["queued"] == 1
     _wait_sent(server.core, a.id, 2)
     assert dest.read(video) == sealed  # a new upload would differ (a new file key every time)

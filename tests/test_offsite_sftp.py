@@ -19,7 +19,7 @@ from alarmcloud.models import Account
 from alarmcloud.openapi import SHAPES
 from alarmcloud.testing import test_settings
 
-from tests.conftest import outbox_rows, set_account, wait_outbox_state  # type: ignore[import-not-found]
+from tests.conftest import forget_offsite_copy, outbox_rows, set_account, wait_outbox_state  # type: ignore[import-not-found]
 from tests.s3server import bucket_on_loopback  # type: ignore[import-not-found]
 from tests.sftpserver import SshServer, sshd  # type: ignore[import-not-found]  # noqa: F401
 from tests.test_offsite_masks import _masked_areas, _set_masks, garden_clip  # type: ignore[import-not-found]  # noqa: F401
@@ -469,14 +469,7 @@ def test_a_user_that_may_not_delete_is_the_safer_one_and_copies_still_replace(
     # a copy made again (a backfill after a change of folder and back, masks applied) replaces the file by renaming
     # its part file over it: no delete needed
     (sshd.root / video).write_bytes(b"an older copy")
-    with server.core.db.session() as s:
-        from alarmcloud.models import Clip
-
-        row = s.get(Clip, ev["id"])
-        assert row is not None
-        row.offsite_copy = None  # as if copied elsewhere before
-        s.add(row)
-        s.commit()
+    forget_offsite_copy(server.core, ev["id"])
     assert a.post("/api/v1/me/offsite/backfill").json()["queued"] == 1
     _wait(lambda: outbox_rows(server.core, a.id, "offsite")[-1].state == "sent", "the copy was not made again")
     assert sshd.read(video) == clip.read_bytes()

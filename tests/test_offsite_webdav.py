@@ -13,11 +13,11 @@ from typing import Any
 
 import jsonschema
 import pytest
-from alarmcloud.models import Account, Clip
+from alarmcloud.models import Account
 from alarmcloud.openapi import SHAPES
 from alarmcloud.testing import test_settings
 
-from tests.conftest import outbox_rows, set_account, wait_outbox_state  # type: ignore[import-not-found]
+from tests.conftest import forget_offsite_copy, outbox_rows, set_account, wait_outbox_state  # type: ignore[import-not-found]
 from tests.s3server import bucket_on_loopback  # type: ignore[import-not-found]
 from tests.webdavserver import PASSWORD, USER, DavServer, webdav  # type: ignore[import-not-found]  # noqa: F401
 
@@ -66,12 +66,7 @@ def test_an_alarm_clip_lands_in_the_owners_webdav_folder(api: Any, server: Any, 
 
     # copied again (a backfill after the folder was copied elsewhere): the older file is replaced by the MOVE
     (webdav.root / video).write_bytes(b"an older copy")
-    with server.core.db.session() as s:
-        row = s.get(Clip, ev["id"])
-        assert row is not None
-        row.offsite_copy = None
-        s.add(row)
-        s.commit()
+    forget_offsite_copy(server.core, ev["id"])
     assert a.post("/api/v1/me/offsite/backfill").json()["queued"] == 1
     wait_outbox_state(server.core, a.id, "offsite", "sent")
     assert webdav.read(video) == clip.read_bytes() and len(webdav.files()) == 2

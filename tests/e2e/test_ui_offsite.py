@@ -139,6 +139,14 @@ def _storage_card(chromium: Any, site: Site) -> Iterator[tuple[Any, Any, list[st
         yield page, page.locator("#offsite"), outside, errors
 
 
+def _reset_offsite(site: Site) -> None:
+    """The copies back to off (to a bucket, every copy kept, none encrypted) and plain http refused again, for the
+    tests that follow on the same site."""
+    owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3", "keep_days": None,
+                                                      "encrypt_to": None})
+    site.core.settings.offsite.allow_http = False  # type: ignore[attr-defined]
+
+
 def test_an_sftp_server_with_this_servers_key(chromium: Any, site: Site, sshd: SshServer) -> None:  # noqa: F811
     from alarmcloud.models import Account, Outbox
     from sqlmodel import select
@@ -235,17 +243,22 @@ def test_a_webdav_folder_with_an_app_password(chromium: Any, site: Site, webdav:
             assert page.evaluate(AUDIT_JS) == []
             assert outside == [] and errors == []
     finally:
-        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3"})
-        core.settings.offsite.allow_http = False
+        _reset_offsite(site)
 
 
-def test_old_copies_are_deleted_after_the_days_kept(chromium: Any, site: Site, webdav: DavServer) -> None:  # noqa: F811
+def _webdav_on(site: Site, dav: DavServer, folder: str) -> Any:
+    """The owner's copies on, into ``folder`` of the stand-in WebDAV server (plain http on loopback); the core."""
     core: Any = site.core
     core.settings.offsite.allow_http = True
     r = owner_api(site).patch("/api/v1/me/offsite", json={
-        "kind": "webdav", "webdav_url": webdav.url, "webdav_user": USER, "webdav_password": PASSWORD,
-        "prefix": "cams", "enabled": True, "keep_days": None})
+        "kind": "webdav", "webdav_url": dav.url, "webdav_user": USER, "webdav_password": PASSWORD,
+        "prefix": folder, "enabled": True, "keep_days": None, "encrypt_to": None})
     assert r.status_code == 200, r.text
+    return core
+
+
+def test_old_copies_are_deleted_after_the_days_kept(chromium: Any, site: Site, webdav: DavServer) -> None:  # noqa: F811
+    _webdav_on(site, webdav, "cams")
     old = webdav.root / "cams" / "Porch" / "2020" / "03" / "01"
     old.mkdir(parents=True)
     for name in ("20200301T080000Z-0123456789abcdef0123456789abcdef.mp4",
@@ -279,8 +292,7 @@ def test_old_copies_are_deleted_after_the_days_kept(chromium: Any, site: Site, w
             assert page.evaluate(AUDIT_JS) == []
             assert outside == [] and errors == []
     finally:
-        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3", "keep_days": None})
-        core.settings.offsite.allow_http = False
+        _reset_offsite(site)
 
 
 def test_a_clip_page_says_where_its_copy_stands(chromium: Any, site: Site) -> None:
@@ -314,8 +326,7 @@ def test_a_clip_page_says_where_its_copy_stands(chromium: Any, site: Site) -> No
             assert page.evaluate(AUDIT_JS) == []
             assert outside == [] and errors == []
     finally:
-        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False})
-        core.settings.offsite.allow_http = False
+        _reset_offsite(site)
         s3.stop()
 
 
@@ -324,12 +335,7 @@ def test_copies_encrypted_to_the_owners_age_key(chromium: Any, site: Site, webda
     from alarmcloud.models import Account, Outbox
     from sqlmodel import select
 
-    core: Any = site.core
-    core.settings.offsite.allow_http = True
-    r = owner_api(site).patch("/api/v1/me/offsite", json={
-        "kind": "webdav", "webdav_url": webdav.url, "webdav_user": USER, "webdav_password": PASSWORD,
-        "prefix": "sealed", "enabled": True, "encrypt_to": None})
-    assert r.status_code == 200, r.text
+    core = _webdav_on(site, webdav, "sealed")
     secret = next(line for line in age_key.identity.read_text().splitlines() if line.startswith("AGE-SECRET"))
     try:
         with _storage_card(chromium, site) as (page, card, outside, errors):
@@ -359,8 +365,7 @@ def test_copies_encrypted_to_the_owners_age_key(chromium: Any, site: Site, webda
             assert page.evaluate(AUDIT_JS) == []
             assert outside == [] and errors == []
     finally:
-        owner_api(site).patch("/api/v1/me/offsite", json={"enabled": False, "kind": "s3", "encrypt_to": None})
-        core.settings.offsite.allow_http = False
+        _reset_offsite(site)
 
 
 def _blob_key(core: Any, clip_id: str) -> str:
