@@ -93,7 +93,7 @@ OWNER_ONLY: set[str] = {
     "POST /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
     "GET /api/v1/me/offsite", "PATCH /api/v1/me/offsite", "POST /api/v1/me/offsite/test",
     "POST /api/v1/me/offsite/retry", "POST /api/v1/me/offsite/backfill", "POST /api/v1/me/offsite/sftp-key",
-    "POST /api/v1/me/offsite/prune",
+    "POST /api/v1/me/offsite/prune", "GET /api/v1/me/clip-access",
     # the account's known plates (names of people's cars, who is told about them): the owner's list
     "GET /api/v1/plates", "POST /api/v1/plates", "PATCH /api/v1/plates/{plate_id}", "DELETE /api/v1/plates/{plate_id}",
     # cases: the owner's collections of clips of any camera (evidence of an incident)

@@ -495,7 +495,7 @@ KEEP_ALIVE_S = 75
 #: core feature modules; each may define ``routes(core) -> list[BaseRoute]`` and ``MIDDLEWARE`` (a list)
 FEATURE_MODULES = ["alarmcloud.oauth", "alarmcloud.privacy", "alarmcloud.webhooksapi", "alarmcloud.pushapi",
                    "alarmcloud.snooze", "alarmcloud.sessionsapi", "alarmcloud.offsiteapi", "alarmcloud.twofactor",
-                   "alarmcloud.masks_apply", "alarmcloud.silence", "alarmcloud.web"]
+                   "alarmcloud.masks_apply", "alarmcloud.silence", "alarmcloud.clipaccess", "alarmcloud.web"]
 
 #: extra route factories the core's own feature modules add (privacy, oauth, web UI): fn(app) -> routes
 ROUTE_FACTORIES: list[Any] = []

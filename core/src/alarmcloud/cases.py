@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from alarmcloud import crypto
+from alarmcloud import clipaccess, crypto
 from alarmcloud.auth import User, core, require_owner
 from alarmcloud.download import counted, lay_out, rows_for, safe_name
 from alarmcloud.errors import ApiError, field, json_body, only_fields
@@ -352,15 +352,16 @@ class _HashedTail:
 
 
 async def _send_case(app: AlarmCloud, owner: User, case_id: str,
-                     fetched: Callable[[Session, Case, datetime], None], request: Request | None = None) -> Response:
+                     fetched: Callable[[Session, Case, datetime], None], request: Request,
+                     shared: bool = False) -> Response:
     """The case as one ZIP, streamed with its length known: the videos as ``<camera>/<UTC time>_<verdict>.mp4``,
     then ``case.json`` and ``SHA256SUMS`` (``_HashedTail``); ``fetched`` records the hand-over on the case. 409
     ``empty_case`` for a case without clips.
 
-    With ``request`` (the owner's own download) it serves HTTP ``Range``: a download that broke off resumes where it
-    stopped. The ZIP is laid out again exactly as the last download's (its time is the case's ``exported_at``, which
-    only a whole download sets) and its ETag names the case's content and that time, so a resume with ``If-Range``
-    after the case changed gets the whole new ZIP instead of a part that would not fit."""
+    The owner's own download (not ``shared``: through the case's link) serves HTTP ``Range``: a download that broke
+    off resumes where it stopped. The ZIP is laid out again exactly as the last download's (its time is the case's
+    ``exported_at``, which only a whole download sets) and its ETag names the case's content and that time, so a
+    resume with ``If-Range`` after the case changed gets the whole new ZIP instead of a part that would not fit."""
 
     def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, Any]], datetime | None]:
         case = case_for(s, owner, case_id)
@@ -371,7 +372,7 @@ async def _send_case(app: AlarmCloud, owner: User, case_id: str,
         return detail, rows_for(s, owner, ids, {}, len(ids)), aware(case.exported_at) if case.exported_at else None
 
     detail, rows, last = await app.db.run(_load)
-    resume = request is not None and bool(request.headers.get("range")) and last is not None
+    resume = not shared and bool(request.headers.get("range")) and last is not None
     now = last if resume and last is not None else utcnow().replace(microsecond=0)
 
     def _build(when: datetime) -> tuple[SizedZip, str]:
@@ -389,7 +390,7 @@ async def _send_case(app: AlarmCloud, owner: User, case_id: str,
     archive, etag = await asyncio.to_thread(_build, now)
     headers = {"Cache-Control": "no-store", "X-Clip-Count": str(len(archive.members) - 2)}
     start, end, status = 0, archive.size - 1, 200
-    if request is not None:
+    if not shared:
         headers.update({"Accept-Ranges": "bytes", "ETag": etag})
         asked = ranged(request, etag, archive.size, headers) if resume else (0, archive.size - 1, 200)
         if isinstance(asked, Response):
@@ -410,6 +411,9 @@ async def _send_case(app: AlarmCloud, owner: User, case_id: str,
                 s.commit()
 
         await app.db.run(_mark)
+        # the owner sees who fetched it (the owner, or someone with the link)
+        await clipaccess.record(app, request, None if shared else owner, "case", case_id,
+                                clips=len(archive.members) - 2, tenant_id=owner.tenant_id)
     stem = safe_name(detail["name"], "", 60).encode("ascii", "ignore").decode().replace(" ", "-") or "case"
     name = f"case-{stem}-{now:%Y%m%d}.zip"  # an ASCII header; the case's own name is in case.json
     headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -534,4 +538,4 @@ async def download_shared(request: Request) -> Response:
         if row.share_fetches == 1:  # the first use of this link: the owner hears of it
             queue_share_notice(app, s, row.account_id, row.id, row.name)
 
-    return await _send_case(app, owner, case.id, _fetched)
+    return await _send_case(app, owner, case.id, _fetched, request, shared=True)

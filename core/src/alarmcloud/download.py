@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from alarmcloud import clipaccess
 from alarmcloud.auth import User, check_csrf, core, require_user, signed_in_user, visible_camera_ids
 from alarmcloud.errors import ApiError, json_body
 from alarmcloud.eventsapi import query_events, ranged
@@ -277,6 +278,7 @@ async def download_events(request: Request) -> Response:
         return JSONResponse({"id": link.id, "url": f"/api/v1/downloads/{link.id}", "count": count,
                              "size": archive.size, "expires_at": iso(link.expires_at)}, status_code=201)
     name = f"alarmcloud-events-{now:%Y%m%d-%H%M%S}.zip"
+    await clipaccess.record(app, request, user, "clips", rows[0]["id"] if rows else "", clips=count)
     return StreamingResponse(counted(app, user.tenant_id, archive.pieces(), archive.size), media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{name}"',
                                       "Content-Length": str(archive.size), "Cache-Control": "no-store",
@@ -324,5 +326,7 @@ async def fetch_link(request: Request) -> Response:
     start, end, status = asked
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type="application/zip")
+    if start == 0:  # a resumed part is the same download
+        await clipaccess.record(app, request, user, "clips", link.id, clips=len(archive.members) - 1)
     return StreamingResponse(counted(app, user.tenant_id, archive.pieces(start, end + 1), end + 1 - start),
                              status_code=status, media_type="application/zip", headers=headers)

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from alarmcloud import clipaccess
 from alarmcloud.auth import User, camera_for, core, require_owner, require_user, visible_camera_ids
 from alarmcloud.errors import ApiError, field, int_id, json_body, only_fields
 from alarmcloud.ingest import Rejected, parse_time
@@ -433,6 +434,11 @@ async def video(request: Request) -> Response:
     if request.method == "HEAD":
         fh.close()
         return Response(status_code=status, headers=headers)
+    try:  # the owner sees who played it (once per person and clip in a while: a player asks for many ranges)
+        await clipaccess.record(app, request, user, "video", request.path_params["event_id"])
+    except Exception:
+        fh.close()
+        raise
 
     def _chunks():  # type: ignore[no-untyped-def]
         with fh:

@@ -469,6 +469,26 @@ class UsageHour(SQLModel, table=True):
     bytes_out: int = 0
 
 
+class ClipAccess(SQLModel, table=True):
+    """Who opened the account's clips (``clipaccess``): a video played, clips or a case downloaded, a case fetched
+    through its link. Shown to the account owner; kept at most ``privacy.access_log_days`` days."""
+
+    __tablename__ = "clip_access"
+    __table_args__ = (Index("ix_clip_access_account_at", "account_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    #: the account whose clips were opened (the owner's; a sub-user opens its owner's)
+    account_id: str = Field(foreign_key="accounts.id", max_length=32)
+    #: who: the owner or a sub-user; None: someone with a case's link
+    user_id: str | None = Field(default=None, max_length=32)
+    via: str = Field(max_length=16)  # session | token | link
+    what: str = Field(max_length=16)  # video | clips | case
+    #: the clip (video), the download link or first clip (clips), the case (case)
+    object_id: str = Field(max_length=32)
+    clips: int = 1
+    ip_prefix: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
 class AccessLog(SQLModel, table=True):
     """Access data without persons: truncated IPs, no tokens, kept at most 90 days."""
 

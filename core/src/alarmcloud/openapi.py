@@ -158,6 +158,17 @@ MASK_JOB = _obj({"job_id": NSTR, "state": {"enum": ["none", "queued", "running",
                  "failures": {"type": "array", "items": _obj({"clip_id": STR, "code": STR, "message": STR})}},
                 {"camera_id": STR, "masks": MASKS, "created_at": STR, "finished_at": NSTR, "error": NSTR,
                  "storage": _obj({"used_bytes": INT, "quota_bytes": INT, "over_quota_bytes": INT})})
+#: who opened the account's clips (``clipaccess``), for the owner
+CLIP_ACCESS = _obj({"id": INT, "at": STR, "who": {"enum": ["owner", "sub_user", "link"]},
+                    "email": {**NSTR, "description": "the sub-user's e-mail address"},
+                    "via": {"enum": ["session", "token", "link"], "description": "the web UI or an app (session), an "
+                            "API token, or a case's link"},
+                    "what": {"enum": ["video", "clips", "case"], "description": "a clip's video played, clips "
+                             "downloaded (a ZIP), a case downloaded"},
+                    "object_id": {**STR, "description": "the clip (video), the first clip or download link "
+                                  "(clips), the case (case)"},
+                    "case_name": NSTR, "clips": INT,
+                    "network": {**STR, "description": "where from: the address truncated (IPv4 /24, IPv6 /48)"}})
 #: off-site copies into the owner's own bucket (``offsiteapi``): settings (never the secret key) and status
 OFFSITE_COPY = _obj({"clip_id": STR, "state": {"enum": ["queued", "sent", "dead", "skipped"]}, "attempts": INT,
                      "last_error": NSTR}, {"created_at": NSTR, "last_attempt_at": NSTR, "next_attempt_at": NSTR})
@@ -651,6 +662,11 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/cameras/{camera_id}/privacy-masks/apply"): {"status": 200, "response": MASK_JOB},
     ("POST", "/api/v1/cameras/{camera_id}/view/dismiss"): {"status": 200, "response": VIEW,
                                                            "errors": [401, 403, 404]},
+    ("GET", "/api/v1/me/clip-access"): {
+        "status": 200, "errors": [400, 401, 403],
+        "query": [_query("limit", {**INT, "minimum": 1, "maximum": 200, "default": 50}, "at most this many rows"),
+                  _query("before", INT, "next_before of the page before: the rows after it")],
+        "response": _obj({"items": {"type": "array", "items": CLIP_ACCESS}, "next_before": NINT})},
     ("GET", "/api/v1/me/offsite"): {"status": 200, "response": OFFSITE, "errors": [401, 403, 404]},
     ("PATCH", "/api/v1/me/offsite"): {"status": 200, "request": OFFSITE_IN, "response": OFFSITE,
                                       "errors": [400, 401, 403, 404]},

@@ -17,6 +17,7 @@ from alarmcloud.models import (
     AccessLog,
     Account,
     Clip,
+    ClipAccess,
     DownloadLink,
     FindingRow,
     Outbox,
@@ -292,6 +293,11 @@ def run_retention(core: AlarmCloud, dry_run: bool = False) -> dict[str, Any]:
         report["access_log"] = s.execute(sa.select(sa.func.count()).select_from(AccessLog).where(cond)).scalar_one()
         if not dry_run:
             s.execute(sa.delete(AccessLog).where(cond))
+        # who opened the clips (shown to the owner): as long as the access data
+        cond = ClipAccess.at < cutoff  # type: ignore[operator]
+        report["clip_access"] = s.execute(sa.select(sa.func.count()).select_from(ClipAccess).where(cond)).scalar_one()
+        if not dry_run:
+            s.execute(sa.delete(ClipAccess).where(cond))
         # download links that ran out (they name clips; a new link also removes them)
         cond = DownloadLink.expires_at < now  # type: ignore[operator]
         report["download_links"] = s.execute(

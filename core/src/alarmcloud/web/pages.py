@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from alarmcloud import auth, twofactor
+from alarmcloud import auth, clipaccess, twofactor
 from alarmcloud.auth import User
 from alarmcloud.cameras import camera_json, detectors_json, source_advice, upload_source
 from alarmcloud.cases import case_choices
@@ -581,8 +581,15 @@ async def privacy_page(request: Request) -> Response:
     user = await page_user(request)
     if user is None:
         return to_login(request)
-    two_factor = await auth.core(request).db.run(lambda s: twofactor.summary(s, user.id))
-    return render(request, "privacy.html", user, two_factor=two_factor)
+    app = auth.core(request)
+
+    def _load(s: Session) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+        owner = s.get(Account, user.id) if user.account.owner_id is None else None  # the owner's record only
+        return twofactor.summary(s, user.id), clipaccess.recent(s, owner) if owner is not None else None
+
+    two_factor, access = await app.db.run(_load)
+    return render(request, "privacy.html", user, two_factor=two_factor, clip_access=access,
+                  access_days=min(app.settings.privacy.access_log_days, 90))
 
 
 async def operator_page(request: Request) -> Response:
