@@ -43,6 +43,12 @@ def core_activities(core: AlarmCloud) -> list[dict[str, Any]]:
          "purpose": "operation and security of the service", "recipients": [],
          "retention": f"{min(p.access_log_days, 90)} days",
          "legal_basis": "legitimate interest (Art. 6(1)(f) GDPR)"},
+        {"name": "core: who opened the clips", "source": "core",
+         "data": ["who opened a clip, clips or a case (the owner, a sub-user, a case's link)", "how (app, API "
+                  "token, link)", "the clip's or case's id", "IP address truncated to /24 (IPv4) or /48 (IPv6)",
+                  "time"],
+         "purpose": "show the account owner who opened their clips", "recipients": ["the account owner"],
+         "retention": f"{min(p.access_log_days, 90)} days", "legal_basis": contract},
         {"name": "core: usage statistics", "source": "core",
          "data": ["requests and bytes per API key, camera and hour"],
          "purpose": "statistics and billing", "recipients": [], "retention": "until the account is deleted",
