@@ -282,7 +282,8 @@ async def test_offsite(request: Request) -> Response:
         raise ApiError(409, "not_configured", "save the endpoint, bucket, access key id and secret key first")
     key, deleted = await _run_test("invalid_url", offsite.test_bucket, app, acc, offsite.open_secret(app, acc))
     return JSONResponse({"ok": True, "deleted": deleted,
-                         "message": _wrote(key, f"in bucket {acc.offsite_bucket}", deleted, "key", "key")})
+                         "message": _wrote(key, f"in bucket {acc.offsite_bucket}", deleted, "key", "key",
+                                                     acc.offsite_keep_days)})
 
 
 async def _run_test(refused: str, test: Any, *args: Any) -> Any:
@@ -296,12 +297,18 @@ async def _run_test(refused: str, test: Any, *args: Any) -> Any:
         raise ApiError(400, exc.code, str(exc)) from None
 
 
-def _wrote(path: str, where: str, deleted: bool, who: str, secret: str) -> str:
-    """What a test wrote, and whether ``who`` (the key, the user) could delete it again."""
+def _wrote(path: str, where: str, deleted: bool, who: str, secret: str, keep_days: int | None = None) -> str:
+    """What a test wrote, and whether ``who`` (the key, the user) could delete it again (which "Keep copies for"
+    needs)."""
     if deleted:
         return f"wrote and deleted {path} {where}"
-    return (f"wrote {path} {where}; this {who} may not delete it (good: whoever holds the {secret} cannot delete your "
-            "copies either), remove it yourself")
+    said = (f"wrote {path} {where}; this {who} may not delete it (good: whoever holds the {secret} cannot delete "
+            "your copies either), remove it yourself")
+    if keep_days:
+        rules = " (or the bucket's lifecycle rules)" if who == "key" else ""
+        said += (f"; but then copies older than {keep_days} days cannot be deleted here either: empty \"Keep copies "
+                 f"for\" or use a {who} that may delete{rules}")
+    return said
 
 
 async def _test_sftp(app: AlarmCloud, acc: Account) -> Response:
@@ -324,7 +331,7 @@ async def _test_sftp(app: AlarmCloud, acc: Account) -> Response:
         return True
 
     trusted = await app.db.run(_trust) if new else False
-    said = _wrote(path, f"on {offsite_sftp.where(acc)}", deleted, "user", "key")
+    said = _wrote(path, f"on {offsite_sftp.where(acc)}", deleted, "user", "key", acc.offsite_keep_days)
     if trusted:
         said += f". The server's host key {seen} is trusted from now on: compare it with the server's own " \
                 "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)"
@@ -338,7 +345,8 @@ async def _test_webdav(app: AlarmCloud, acc: Account) -> Response:
         raise ApiError(409, "not_configured", "save the WebDAV URL, user name and password first")
     path, deleted = await _run_test("invalid_url", offsite_webdav.test_server, app, acc)
     return JSONResponse({"ok": True, "deleted": deleted,
-                         "message": _wrote(path, f"in {acc.offsite_webdav_url}", deleted, "user", "password")})
+                         "message": _wrote(path, f"in {acc.offsite_webdav_url}", deleted, "user", "password",
+                                                 acc.offsite_keep_days)})
 
 
 async def new_sftp_key(request: Request) -> Response:
