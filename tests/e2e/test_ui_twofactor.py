@@ -166,3 +166,51 @@ def test_a_server_that_requires_it_sends_a_new_owner_to_set_it_up(tmp_path: Path
         assert not audit, "\n".join(f"{k}: {v}" for k, v in audit.items())
         assert not outside, f"third-party requests: {outside}"
         assert not errors, errors
+
+
+def test_the_required_setup_asks_for_the_code_from_the_email(tmp_path: Path) -> None:
+    require_chromium()
+    from aiosmtpd.controller import Controller
+    from alarmcloud import twofactor
+    from alarmcloud.testing import LiveServer, test_settings
+
+    from tests.test_notify import Mailbox  # type: ignore[import-not-found]
+
+    box = Mailbox()
+    smtp = Controller(box, hostname="127.0.0.1", port=box.port)
+    smtp.start()
+    st: Any = test_settings(tmp_path / "data", two_factor_required="everyone")
+    st.smtp.host, st.smtp.port = "127.0.0.1", box.port
+    try:
+        with LiveServer(st) as srv, browser() as b:
+            assert httpx.post(srv.url + "/api/v1/auth/register",
+                              json={"email": EMAIL, "password": PASSWORD}).status_code == 201
+            page = b.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.set_default_timeout(15_000)
+            outside, errors = watch(page, srv.url)
+            page.goto(srv.url + "/login")
+            page.get_by_label("E-mail address").fill(EMAIL)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(re.compile(r"/account\?setup=two-factor"))
+            page.get_by_role("button", name="Switch on two-step verification").click()
+            page.get_by_role("img", name="QR code with your authenticator key").locator("svg").wait_for()
+            secret = page.locator("[data-twofactor-secret]").inner_text().replace(" ", "")
+            mailed_field = page.get_by_label("The code from the e-mail we just sent you")
+            mailed_field.wait_for()
+            mailed = re.search(r"(\d{4}) (\d{4})", box.wait(1)[0].get_content())
+            assert mailed
+            page.get_by_label("Enter the 6-digit code the app shows").fill(twofactor.totp(secret))
+            page.get_by_label("Your password, to confirm it is you").fill(PASSWORD)
+            mailed_field.fill("0000 0000" if mailed.group(0) != "0000 0000" else "1111 1111")
+            page.get_by_role("button", name="Confirm and switch on").click()
+            page.get_by_text("The code from the e-mail is wrong").wait_for()
+            mailed_field.fill(mailed.group(0))
+            page.get_by_role("button", name="Confirm and switch on").click()
+            page.locator("[data-twofactor-codes]").wait_for(state="visible")
+            assert page.evaluate(AUDIT_JS) == []
+            page.get_by_role("link", name="Continue").click()
+            page.wait_for_url(srv.url + "/")
+            assert not outside and not errors, (outside, errors)
+    finally:
+        smtp.stop()

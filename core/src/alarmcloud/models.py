@@ -527,6 +527,9 @@ class TwoFactor(SQLModel, table=True):
     enabled_at: datetime | None = None
     last_step: int = 0  # the last accepted time step: a code is never accepted twice
     created_at: datetime = Field(default_factory=utcnow)
+    #: where the server requires two-step verification, the enrolment is also confirmed with a code sent to the
+    #: account's e-mail address (its SHA-256; None: none asked)
+    email_code_hash: str | None = Field(default=None, max_length=64)
 
 
 class RecoveryCode(SQLModel, table=True):

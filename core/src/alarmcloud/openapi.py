@@ -479,9 +479,15 @@ SHAPES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/me/2fa"): {"status": 200, "response": _obj({"enabled": BOOL, "pending": BOOL,
                                                                  "recovery_codes_left": INT})},
     ("POST", "/api/v1/me/2fa"): {"status": 201, "errors": [401, 403, 409],
-                                 "response": _obj({"secret": STR, "otpauth_uri": STR, "qr_svg": STR})},
+                                 "response": _obj({"secret": STR, "otpauth_uri": STR, "qr_svg": STR,
+                                                   "email_code_sent": {**BOOL, "description": "the server requires "
+                                                                       "two-step verification of this person: a code "
+                                                                       "went to the account's e-mail address, which "
+                                                                       "the confirmation needs too"}})},
     ("POST", "/api/v1/me/2fa/confirm"): {"status": 200, "errors": [400, 401, 403, 409],
-                                         "request": _obj({"code": STR, "password": STR}),
+                                         "request": _obj({"code": STR, "password": STR}, {
+                                             "email_code": {**STR, "description": "the code of the e-mail, when "
+                                                            "email_code_sent was true (400 invalid_email_code)"}}),
                                          "response": _obj({"enabled": BOOL, "recovery_codes": {
                                              "type": "array", "items": STR}})},
     ("POST", "/api/v1/me/2fa/disable"): {"status": 204, "errors": [400, 401, 403],

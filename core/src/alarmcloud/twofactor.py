@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from alarmcloud import auth, crypto
 from alarmcloud.errors import ApiError, field, json_body, only_fields
-from alarmcloud.models import Account, RecoveryCode, SessionRow, TwoFactor, utcnow
+from alarmcloud.models import Account, Outbox, RecoveryCode, SessionRow, TwoFactor, utcnow
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -266,12 +266,17 @@ async def status(request: Request) -> Response:
 
 async def enrol(request: Request) -> Response:
     """Start enrolment: a new secret (shown now, stored encrypted) with its otpauth:// URI and QR code (SVG).
-    Two-step verification is on only after ``POST /api/v1/me/2fa/confirm`` with a first code. 409 if it is on."""
+    Two-step verification is on only after ``POST /api/v1/me/2fa/confirm`` with a first code. 409 if it is on.
+
+    Where the server requires it of this person (``two_factor_required``) and can send e-mail, a code also goes to
+    the account's e-mail address (``email_code_sent``), which the confirmation needs too: someone who learnt the
+    password before its owner set this up cannot set it up in their place."""
     user = await auth.require_user(request)
     app = auth.core(request)
     secret = new_secret()
+    code = f"{secrets.randbelow(10**8):08d}"
 
-    def _store(s: Session) -> None:
+    def _store(s: Session) -> bool:
         row = s.get(TwoFactor, user.id)
         if row is not None and row.enabled_at is not None:
             raise ApiError(409, "already_enabled", "two-step verification is already on; switch it off first")
@@ -280,12 +285,23 @@ async def enrol(request: Request) -> Response:
         row.secret_enc = app.secret_box.encrypt(secret, _context(user.id)) or ""
         row.last_step = 0
         row.created_at = utcnow()
+        mail = bool(app.settings.smtp.host) and auth.two_factor_required(app.settings, user.account)
+        row.email_code_hash = crypto.token_hash(code) if mail else None
         s.add(row)
+        if mail:
+            s.add(Outbox(account_id=user.id, kind="email", target=user.account.email, payload={
+                "subject": "Your code to set up two-step verification",
+                "text": f"Someone is setting up two-step verification for your alarmcloud account. If it is you, "
+                        f"enter this code with the first code of your authenticator app:\n\n"
+                        f"{code[:4]} {code[4:]}\n\nIf it is not you, someone knows your password: change it "
+                        f"({app.settings.public_url.rstrip('/')}/account) and tell the operator.\n"}))
         s.commit()
+        return mail
 
-    await app.db.run(_store)
+    mailed = await app.db.run(_store)
     uri = otpauth_uri(secret, user.account.email)
-    return JSONResponse({"secret": secret, "otpauth_uri": uri, "qr_svg": qr_svg(uri)}, status_code=201)
+    return JSONResponse({"secret": secret, "otpauth_uri": uri, "qr_svg": qr_svg(uri), "email_code_sent": mailed},
+                        status_code=201)
 
 
 async def confirm(request: Request) -> Response:
@@ -298,9 +314,11 @@ async def confirm(request: Request) -> Response:
     user = await auth.require_user(request)
     app = auth.core(request)
     data = await json_body(request)
-    only_fields(data, {"code", "password"})
+    only_fields(data, {"code", "password", "email_code"})
     code = field(data, "code", str, max_len=40)
     password = field(data, "password", str, max_len=1024)
+    email_code = "".join(ch for ch in field(data, "email_code", str, required=False, default="", max_len=40)
+                         if ch.isdigit())
     check_limit(app, request, user.account.email)
     if not await crypto.verify_password_async(user.account.password_hash, password):
         count_failure(app, request, user.account.email)
@@ -308,14 +326,20 @@ async def confirm(request: Request) -> Response:
     cookie = request.cookies.get("ac_session")
     codes = [new_recovery_code() for _ in range(RECOVERY_CODES)]
 
-    def _confirm(s: Session) -> bool:
+    def _confirm(s: Session) -> bool | None:
         row = s.get(TwoFactor, user.id)
         if row is None:
             raise ApiError(409, "not_enrolled", "start with POST /api/v1/me/2fa")
         if row.enabled_at is not None:
             raise ApiError(409, "already_enabled", "two-step verification is already on")
+        if row.email_code_hash is not None and not crypto.constant_eq(crypto.token_hash(email_code),
+                                                                      row.email_code_hash):
+            return None  # the e-mailed code: missing or wrong
         if verify_code(s, app, user.id, code, recovery=False) is None:
             return False
+        row = s.get(TwoFactor, user.id)
+        assert row is not None
+        row.email_code_hash = None
         row = s.get(TwoFactor, user.id)
         assert row is not None
         row.enabled_at = utcnow()
@@ -331,7 +355,11 @@ async def confirm(request: Request) -> Response:
         s.commit()
         return True
 
-    if not await app.db.run(_confirm):
+    confirmed = await app.db.run(_confirm)
+    if confirmed is None:
+        count_failure(app, request, user.account.email)
+        raise ApiError(400, "invalid_email_code", "the code from the e-mail is missing or wrong (field 'email_code')")
+    if not confirmed:
         count_failure(app, request, user.account.email)
         raise ApiError(400, "invalid_code", "that code is wrong; check the clock of your phone and try again")
     return JSONResponse({"enabled": True, "recovery_codes": codes})
