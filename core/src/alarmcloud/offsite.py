@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import anyio
 import httpx
@@ -281,6 +282,36 @@ def video_source(acc: Account, path: Path) -> Iterator[tuple[BinaryIO, int]]:
         else:
             stream = agecrypt.Encrypting(f, size, key)
             yield stream, stream.length  # type: ignore[misc]
+
+
+class Files(Protocol):
+    """A file server's connection as ``copy_files`` uses it (an SFTP server, a WebDAV folder)."""
+
+    def there(self, path: str, side: str, size: int) -> bool:
+        """The video at ``path`` has ``size`` bytes and its sidecar ``side`` is there: a complete copy."""
+
+    def makedirs(self, folder: str) -> None:
+        """Every folder of ``folder`` exists."""
+
+    def put(self, source: BinaryIO, path: str, length: int) -> None:
+        """``length`` bytes of ``source`` written to ``path``, never seen half-written there."""
+
+
+def copy_files(app: AlarmCloud, acc: Account, clip: Clip, cam: Camera | None, findings: list[FindingRow],
+               files: Files, unless_there: bool = False) -> str:
+    """The copy to a file server: the video (encrypted when the owner gave an age key), then its sidecar, into the
+    layout's folder; the video's path (``unless_there``: nothing when the complete copy is there). A local video
+    gone meanwhile raises ``FileNotFoundError`` (``attempt`` decides)."""
+    path, side = copy_names(acc, cam, clip)
+    if unless_there and files.there(path, side, copy_size(acc, app.blobs.size(clip.blob_key))):
+        return path
+    files.makedirs(path.rpartition("/")[0])
+    with app.blobs.local_file(clip.blob_key) as local, video_source(acc, Path(local)) as (source, length):
+        size = local.stat().st_size
+        files.put(source, path, length)
+    doc = sealed_sidecar(acc, sidecar(clip, cam, findings, path, size))
+    files.put(io.BytesIO(doc), side, len(doc))
+    return path
 
 
 def sidecar(clip: Clip, cam: Camera | None, findings: list[FindingRow], video_key: str, size: int) -> bytes:

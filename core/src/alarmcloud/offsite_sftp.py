@@ -23,21 +23,12 @@ import logging
 import re
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from alarmcloud import crypto, notify
-from alarmcloud.offsite import (
-    BucketError,
-    check_prefix,
-    copy_names,
-    copy_size,
-    sealed_sidecar,
-    sidecar,
-    video_source,
-)
+from alarmcloud.offsite import BucketError, check_prefix, copy_files
 
 if TYPE_CHECKING:
     import paramiko
@@ -336,23 +327,27 @@ def _already_there(sftp: paramiko.SFTPClient, path: str, side: str, size: int) -
         return False
 
 
+class _Files:
+    """The logged-in SFTP session as ``offsite.copy_files`` uses it (the server's failures as ``BucketError``)."""
+
+    def __init__(self, acc: Account, sftp: paramiko.SFTPClient) -> None:
+        self.acc, self.sftp = acc, sftp
+
+    def there(self, path: str, side: str, size: int) -> bool:
+        return bool(remote(self.acc, _already_there, self.sftp, path, side, size))
+
+    def makedirs(self, folder: str) -> None:
+        remote(self.acc, _makedirs, self.sftp, folder)
+
+    def put(self, source: Any, path: str, length: int) -> None:
+        remote(self.acc, _put, self.sftp, source, path, length)
+
+
 def copy_clip(app: AlarmCloud, acc: Account, clip: Clip, cam: Camera | None, findings: list[FindingRow],
               unless_there: bool = False) -> str:
-    """Upload the stored video, then its sidecar (as ``offsite.copy_clip``, encrypted when the owner gave an age
-    key); the video's path. A local video gone meanwhile raises ``FileNotFoundError`` (``offsite.attempt``
-    decides)."""
-    path, side = copy_names(acc, cam, clip)
+    """Log in and copy (``offsite.copy_files``); the video's path."""
     with connect(app, acc) as conn:
-        if unless_there and remote(acc, _already_there, conn.sftp, path, side,
-                                   copy_size(acc, app.blobs.size(clip.blob_key))):
-            return path
-        remote(acc, _makedirs, conn.sftp, path.rpartition("/")[0])
-        with app.blobs.local_file(clip.blob_key) as local, video_source(acc, Path(local)) as (source, length):
-            size = local.stat().st_size
-            remote(acc, _put, conn.sftp, source, path, length)
-        doc = sealed_sidecar(acc, sidecar(clip, cam, findings, path, size))
-        remote(acc, _put, conn.sftp, io.BytesIO(doc), side, len(doc))
-    return path
+        return copy_files(app, acc, clip, cam, findings, _Files(acc, conn.sftp), unless_there)
 
 
 def test_server(app: AlarmCloud, acc: Account) -> tuple[str, bool, str]:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from alarmcloud import crypto, notify
-from alarmcloud.offsite import BucketError, check_prefix, copy_names, copy_size, sealed_sidecar, sidecar, video_source
+from alarmcloud.offsite import BucketError, check_prefix, copy_files
 
 if TYPE_CHECKING:
     from alarmcloud.app import AlarmCloud
@@ -131,13 +130,11 @@ def _makedirs(dav: Dav, folder: str) -> None:
 UPLOADING = ".uploading"
 
 
-def _put(dav: Dav, source: Any, path: str, length: int | None = None) -> None:
-    """``PUT`` under a hidden name while uploading, then ``MOVE`` it over ``path``; ``length``: of a stream that
-    does not say (an encrypted one)."""
+def _put(dav: Dav, source: Any, path: str, length: int) -> None:
+    """``PUT`` ``length`` bytes under a hidden name while uploading, then ``MOVE`` it over ``path``."""
     folder, _, name = path.rpartition("/")
     part = f"{folder}/.{name}{UPLOADING}" if folder else f".{name}{UPLOADING}"
-    headers = {"Content-Length": str(length)} if length is not None else {}
-    dav.request("PUT", part, (200, 201, 204), "write", content=source, headers=headers)
+    dav.request("PUT", part, (200, 201, 204), "write", content=source, headers={"Content-Length": str(length)})
     destination = str(dav.url(path))
     dav.request("MOVE", part, (201, 204), "move into place", headers={"Destination": destination,
                                                                        "Overwrite": "T"})
@@ -152,21 +149,27 @@ def _already_there(dav: Dav, path: str, side: str, size: int) -> bool:
     return video.headers.get("content-length") == str(size)
 
 
+class _Files:
+    """The folder as ``offsite.copy_files`` uses it."""
+
+    def __init__(self, dav: Dav) -> None:
+        self.dav = dav
+
+    def there(self, path: str, side: str, size: int) -> bool:
+        return _already_there(self.dav, path, side, size)
+
+    def makedirs(self, folder: str) -> None:
+        _makedirs(self.dav, folder)
+
+    def put(self, source: Any, path: str, length: int) -> None:
+        _put(self.dav, source, path, length)
+
+
 def copy_clip(app: AlarmCloud, acc: Account, clip: Clip, cam: Camera | None, findings: list[FindingRow],
               unless_there: bool = False) -> str:
-    """Upload the stored video, then its sidecar (as ``offsite.copy_clip``, encrypted when the owner gave an age
-    key); the video's path. A local video gone meanwhile raises ``FileNotFoundError`` (``offsite.attempt``
-    decides)."""
-    path, side = copy_names(acc, cam, clip)
+    """Copy into the folder (``offsite.copy_files``); the video's path."""
     with connect(app, acc) as dav:
-        if unless_there and _already_there(dav, path, side, copy_size(acc, app.blobs.size(clip.blob_key))):
-            return path
-        _makedirs(dav, path.rpartition("/")[0])
-        with app.blobs.local_file(clip.blob_key) as local, video_source(acc, Path(local)) as (source, length):
-            size = local.stat().st_size
-            _put(dav, source, path, length if acc.offsite_age_recipient else None)
-        _put(dav, sealed_sidecar(acc, sidecar(clip, cam, findings, path, size)), side)
-    return path
+        return copy_files(app, acc, clip, cam, findings, _Files(dav), unless_there)
 
 
 def test_server(app: AlarmCloud, acc: Account) -> tuple[str, bool]:
